@@ -1,0 +1,5 @@
+"""``python -m digitlab`` runs the command line."""
+
+from digitlab.cli import main
+
+main()

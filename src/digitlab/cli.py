@@ -1,0 +1,127 @@
+"""The command line: parses, calls the library, prints. No logic of its own.
+
+Every error a person can cause is a :class:`~digitlab.errors.DigitlabError`; :func:`main`
+prints it as one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from digitlab.errors import DigitlabError
+
+app = typer.Typer(
+    help="digitlab: train, evaluate, explain and serve handwritten-digit classifiers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DatasetOpt = typer.Option("digits", "--dataset", "-d", help="Dataset name: digits (bundled 8x8) or mnist.")
+ModelOpt = typer.Option("logreg", "--model", "-m", help="Model name from the zoo (see `digitlab models`).")
+SeedOpt = typer.Option(42, "--seed", help="Seed for the split and the model; same seed, same numbers.")
+ParamOpt = typer.Option(None, "--param", "-p", help="Model parameter NAME=VALUE, e.g. --param C=10 (repeatable).")
+LimitOpt = typer.Option(None, "--limit", min=1, help="Train on a stratified subset of N images.")
+
+
+def _status(message: str):
+    return console.status(message, spinner="dots")
+
+
+@app.command()
+def run(
+    dataset: str = DatasetOpt,
+    model: str = ModelOpt,
+    seed: int = SeedOpt,
+    test_size: Optional[float] = typer.Option(
+        None, "--test-size", help="Fraction held out for testing (digits only; default 0.2)."),
+    limit: Optional[int] = LimitOpt,
+    param: Optional[List[str]] = ParamOpt,
+    out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder that receives the run folder."),
+) -> None:
+    """Run the whole lesson: load, preprocess, train, evaluate, draw, and write report.html."""
+    from digitlab.models import parse_params
+    from digitlab.pipeline import run_pipeline
+
+    params = parse_params(param or [])
+    with _status("starting") as status:
+        result = run_pipeline(
+            dataset, model, seed=seed, test_size=test_size, limit=limit, params=params, out=out,
+            step=lambda text: status.update(f"{text}…"),
+        )
+    m = result.metrics
+    table = Table(title=f"{model} on {dataset}", show_header=False, title_justify="left")
+    table.add_row("Accuracy", f"[bold]{m.accuracy:.2%}[/]")
+    table.add_row("Errors", f"{m.n_errors} of {m.n_test:,}")
+    table.add_row("95% CI (Wilson)", f"{m.ci_low:.2%} – {m.ci_high:.2%}")
+    table.add_row("Train time", f"{result.record.fitted.train_seconds:.2f} s")
+    table.add_row("Run folder", escape(str(result.folder)))
+    console.print(table)
+    console.print(f"Report: [link=file://{result.report.resolve()}]{escape(str(result.report))}[/link]")
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Option(..., "--model", "-m", help="A run folder, or the model file in it."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Evaluate on another dataset of the same image size."),
+) -> None:
+    """Reload a saved model and recompute its test metrics; say whether they match the run's."""
+    from digitlab.reproduce import reevaluate
+
+    with _status("evaluating…"):
+        outcome = reevaluate(model, dataset=dataset)
+    m = outcome.metrics
+    console.print(f"{escape(outcome.model_id)} on {outcome.dataset}: accuracy [bold]{m.accuracy:.2%}[/], "
+                  f"{m.n_errors} errors of {m.n_test:,}, 95% CI {m.ci_low:.2%} – {m.ci_high:.2%}")
+    if outcome.recorded is None:
+        console.print("No metrics.json beside the model to compare with.")
+    elif outcome.matches:
+        console.print("[green]Matches the run's metrics.json exactly.[/]")
+    else:
+        console.print(f"[red]Differs from the run's metrics.json:[/] {', '.join(outcome.differences)}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def models() -> None:
+    """List the models in the zoo."""
+    from digitlab.models import MODELS
+
+    table = Table("name", "model", "needs")
+    for spec in MODELS.values():
+        table.add_row(spec.name, spec.summary, spec.needs or "")
+    console.print(table)
+
+
+def _register_subcommands() -> None:
+    try:  # TEMP until cli_data lands
+        from digitlab.cli_data import data_app
+    except ModuleNotFoundError:
+        return
+    app.add_typer(data_app, name="data")
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    """Entry point of the ``digitlab`` console script."""
+    try:
+        app()
+    except DigitlabError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,119 @@
+"""Datasets: the registry of names, and :func:`load_dataset` that returns a :class:`Dataset`.
+
+Examples
+--------
+>>> from digitlab.data import load_dataset
+>>> load_dataset("digits").n_test
+360
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from digitlab.data.dataset import Dataset
+from digitlab.errors import DigitlabError
+
+__all__ = ["Dataset", "DATASETS", "DatasetInfo", "load_dataset", "stratified_subset"]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the registry knows about one dataset."""
+
+    name: str
+    summary: str
+    image_shape: tuple[int, int]
+    official_split: bool
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "digits": DatasetInfo("digits", "scikit-learn's bundled 8x8 digits (1,797 images, offline)", (8, 8), False),
+    "mnist": DatasetInfo("mnist", "MNIST, 28x28, official 60,000 / 10,000 split", (28, 28), True),
+}
+
+
+def _loader(name: str) -> Callable[..., Dataset]:
+    if name == "digits":
+        from digitlab.data.digits import load_digits
+
+        return load_digits
+    from digitlab.data.mnist import load_mnist
+
+    return load_mnist
+
+
+def load_dataset(
+    name: str = "digits",
+    *,
+    test_size: float | None = None,
+    seed: int = 42,
+    limit: int | None = None,
+) -> Dataset:
+    """Load a dataset by registry name.
+
+    Parameters
+    ----------
+    name : {"digits", "mnist"}
+    test_size : float, optional
+        Fraction held out for testing, for datasets without an official split (default 0.2).
+    seed : int
+        Seed of the random split and of ``limit``'s subset.
+    limit : int, optional
+        Keep a stratified subset of this many training images.
+
+    Examples
+    --------
+    >>> load_dataset("digits", test_size=0.5).n_test
+    899
+    """
+    if name not in DATASETS:
+        raise DigitlabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    info = DATASETS[name]
+    if test_size is not None and not 0.0 < test_size < 1.0:
+        raise DigitlabError(f"--test-size must be between 0 and 1 (exclusive), got {test_size}")
+    if info.official_split:
+        if test_size is not None:
+            raise DigitlabError(
+                f"{name} has an official train/test split; drop --test-size (it applies to digits only)"
+            )
+        dataset = _loader(name)()
+    else:
+        dataset = _loader(name)(test_size=0.2 if test_size is None else test_size, seed=seed)
+    if limit is not None:
+        dataset = stratified_subset(dataset, limit, seed=seed)
+    return dataset
+
+
+def stratified_subset(dataset: Dataset, limit: int, *, seed: int = 42) -> Dataset:
+    """Keep ``limit`` training images with the same class proportions; the test part is unchanged.
+
+    Examples
+    --------
+    >>> small = stratified_subset(load_dataset("digits"), 200)
+    >>> small.n_train, small.n_test
+    (200, 360)
+    """
+    n_classes = len(np.unique(dataset.train_labels))
+    if limit >= dataset.n_train:
+        return dataset
+    if limit < n_classes:
+        raise DigitlabError(f"--limit must be at least {n_classes} (one image per class), got {limit}")
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(
+        np.arange(dataset.n_train), train_size=limit, stratify=dataset.train_labels, random_state=seed
+    )
+    keep = np.sort(keep)
+    return Dataset(
+        name=dataset.name,
+        train_images=dataset.train_images[keep],
+        train_labels=dataset.train_labels[keep],
+        test_images=dataset.test_images,
+        test_labels=dataset.test_labels,
+        pixel_max=dataset.pixel_max,
+        split={**dataset.split, "limit": limit, "limit_seed": seed},
+    )

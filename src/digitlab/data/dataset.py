@@ -1,0 +1,74 @@
+"""The one value that flows through the pipeline: a :class:`Dataset`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Digit images split into a training and a test part.
+
+    Every loader returns one; every later step takes one. Nothing downstream knows where
+    the data came from.
+
+    Parameters
+    ----------
+    name : str
+        Registry name, e.g. ``"digits"`` or ``"mnist"``.
+    train_images, test_images : ndarray of uint8, shape (N, H, W)
+        Pixel values from 0 (paper) to ``pixel_max`` (ink).
+    train_labels, test_labels : ndarray of int64, shape (N,)
+        The digit shown, 0-9.
+    pixel_max : int
+        The largest pixel value the source uses: 16 for the 8x8 digits, 255 for MNIST.
+    split : dict
+        How the split was made, e.g. ``{"kind": "random", "test_size": 0.2, "seed": 42}``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> images = np.zeros((4, 8, 8), dtype=np.uint8)
+    >>> ds = Dataset("toy", images[:3], np.array([0, 1, 2]), images[3:], np.array([3]), 16)
+    >>> ds.image_shape, ds.n_train, ds.n_test
+    ((8, 8), 3, 1)
+    """
+
+    name: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    pixel_max: int
+    split: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for part in ("train", "test"):
+            images = getattr(self, f"{part}_images")
+            labels = getattr(self, f"{part}_labels")
+            if images.dtype != np.uint8 or images.ndim != 3:
+                raise ValueError(f"{part}_images must be uint8 N×H×W, got {images.dtype} {images.shape}")
+            if labels.ndim != 1 or len(labels) != len(images):
+                raise ValueError(f"{part}_labels must be 1-D with one label per image")
+        if self.train_images.shape[1:] != self.test_images.shape[1:]:
+            raise ValueError("train and test images differ in size")
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """Height and width of one image."""
+        return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train_labels)
+
+    @property
+    def n_test(self) -> int:
+        return len(self.test_labels)
+
+    @property
+    def classes(self) -> np.ndarray:
+        """The digits present in the data, sorted."""
+        return np.unique(np.concatenate([self.train_labels, self.test_labels]))

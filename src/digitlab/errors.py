@@ -1,0 +1,16 @@
+"""The one exception type for problems a person can fix."""
+
+
+class DigitlabError(Exception):
+    """Something the user can fix: a bad path, an unknown name, a corrupt file.
+
+    The CLI prints the message as one line and exits with code 2; the web API answers 4xx.
+    The message says what is wrong and what to do.
+
+    Examples
+    --------
+    >>> raise DigitlabError("unknown model 'lgoreg'; choose one of: logreg, svm")
+    Traceback (most recent call last):
+    ...
+    digitlab.errors.DigitlabError: unknown model 'lgoreg'; choose one of: logreg, svm
+    """

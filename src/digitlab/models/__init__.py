@@ -1,0 +1,120 @@
+"""The model zoo: a registry from name to a factory of scikit-learn-compatible estimators.
+
+Every model takes the features of :mod:`digitlab.preprocess` (N×D floats in [0, 1]) and
+follows scikit-learn's estimator contract, so evaluation, reports, saving and serving never
+ask which kind of model they hold.
+
+Adding a model is a few lines in :mod:`digitlab.models.classic` (or a module of its own)::
+
+    @register("ridge", "Ridge classifier")
+    def _ridge(dataset: str, seed: int):
+        return RidgeClassifier()
+
+Examples
+--------
+>>> from digitlab.models import make_model
+>>> make_model("logreg", params={"C": 0.5}).get_params()["C"]
+0.5
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from digitlab.errors import DigitlabError
+
+__all__ = ["MODELS", "ModelSpec", "register", "make_model", "parse_params"]
+
+Factory = Callable[[str, int], Any]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its name, a one-line summary, and the factory ``(dataset, seed) -> estimator``."""
+
+    name: str
+    summary: str
+    factory: Factory
+    needs: str | None = None  # an optional extra the model needs, e.g. "torch"
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(name: str, summary: str, needs: str | None = None) -> Callable[[Factory], Factory]:
+    """Decorator that adds a factory to :data:`MODELS` under ``name``."""
+
+    def decorate(factory: Factory) -> Factory:
+        MODELS[name] = ModelSpec(name, summary, factory, needs)
+        return factory
+
+    return decorate
+
+
+def make_model(
+    name: str, *, dataset: str = "digits", seed: int = 42, params: dict[str, Any] | None = None
+) -> Any:
+    """Build an unfitted estimator by registry name, with the defaults for ``dataset``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MODELS`.
+    dataset : str
+        Dataset name; some defaults differ between the 8x8 digits and MNIST.
+    seed : int
+        Seed for any randomness in the model.
+    params : dict, optional
+        Hyper-parameters that override the defaults (``set_params`` names).
+    """
+    if name not in MODELS:
+        raise DigitlabError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    spec = MODELS[name]
+    if spec.needs:
+        import importlib.util
+
+        if importlib.util.find_spec(spec.needs) is None:
+            raise DigitlabError(
+                f"model {name!r} needs {spec.needs}, which is not installed; "
+                f"run `pip install 'digitlab[cnn]'` (or `make demo`)"
+            )
+    model = spec.factory(dataset, seed)
+    if params:
+        valid = model.get_params()
+        unknown = sorted(set(params) - set(valid))
+        if unknown:
+            raise DigitlabError(
+                f"model {name!r} has no parameter {', '.join(unknown)}; "
+                f"valid ones: {', '.join(sorted(k for k in valid if '__' not in k))}"
+            )
+        model.set_params(**params)
+    return model
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """Parse ``["C=10", "kernel=rbf", "hidden_layer_sizes=(128, 64)"]`` into a dict.
+
+    Values are Python literals when they parse as one, else plain strings.
+
+    Examples
+    --------
+    >>> parse_params(["C=10", "kernel=rbf", "layers=(128, 64)", "flag=None"])
+    {'C': 10, 'kernel': 'rbf', 'layers': (128, 64), 'flag': None}
+    """
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise DigitlabError(f"--param expects NAME=VALUE, got {pair!r}")
+        try:
+            value = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            value = raw.strip()
+        params[key.strip()] = value
+    return params
+
+
+# Registering happens on import of the modules that define models.
+from digitlab.models import classic  # noqa: E402,F401

@@ -1,0 +1,45 @@
+"""Classic scikit-learn models, with defaults per dataset.
+
+Each factory takes ``(dataset, seed)`` and returns an unfitted estimator.
+"""
+
+from __future__ import annotations
+
+from digitlab.models import register
+
+
+@register("logreg", "Logistic regression (the lesson's model)")
+def logreg(dataset: str, seed: int):
+    """The lesson's exact model: ``LogisticRegression(max_iter=1000, random_state=42)``."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=1000, random_state=seed)
+
+
+@register("svm", "Support-vector machine, RBF kernel")
+def svm(dataset: str, seed: int):
+    from sklearn.svm import SVC
+
+    return SVC(kernel="rbf", C=10.0, gamma="scale", probability=True, random_state=seed)
+
+
+@register("knn", "k-nearest neighbours (distance-weighted)")
+def knn(dataset: str, seed: int):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    return KNeighborsClassifier(n_neighbors=4 if dataset == "mnist" else 3, weights="distance")
+
+
+@register("forest", "Random forest")
+def forest(dataset: str, seed: int):
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=300, n_jobs=-1, random_state=seed)
+
+
+@register("mlp", "Multi-layer perceptron")
+def mlp(dataset: str, seed: int):
+    from sklearn.neural_network import MLPClassifier
+
+    hidden = (256,) if dataset == "mnist" else (128,)
+    return MLPClassifier(hidden_layer_sizes=hidden, alpha=1e-4, max_iter=200, early_stopping=False, random_state=seed)

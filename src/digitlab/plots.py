@@ -1,0 +1,173 @@
+"""Phase 5: figures from data and metrics. Nothing here computes a metric.
+
+Every function draws one figure and writes it as a PNG (atomically) to ``path``.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> from digitlab.data import load_dataset
+>>> ds = load_dataset("digits")
+>>> out = pathlib.Path(tempfile.mkdtemp()) / "samples.png"
+>>> plot_samples(ds.train_images, ds.train_labels, out).exists()
+True
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from digitlab.evaluate import Metrics  # noqa: E402
+from digitlab.fileio import atomic_path  # noqa: E402
+
+DPI = 100
+INK = "gray_r"  # ink dark on light paper, as a person writes
+
+
+def _save(fig: "plt.Figure", path: Path) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _image_grid(
+    images: np.ndarray, titles: Sequence[str], title: str, columns: int = 8, title_colors: Sequence[str] | None = None
+) -> "plt.Figure":
+    count = max(len(images), 1)
+    columns = min(columns, count)
+    rows = int(np.ceil(count / columns))
+    title_lines = max((t.count("\n") + 1 for t in titles), default=1)
+    row_height = 1.35 + 0.22 * title_lines
+    fig, axes = plt.subplots(rows, columns, figsize=(1.35 * columns, row_height * rows + 0.5), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index < len(images):
+            ax.imshow(images[index], cmap=INK, interpolation="nearest")
+            color = title_colors[index] if title_colors else "black"
+            ax.set_title(titles[index], fontsize=9, color=color)
+    fig.suptitle(title, fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def plot_samples(images: np.ndarray, labels: np.ndarray, path: Path, count: int = 24) -> Path:
+    """A grid of the first ``count`` images, each titled with its label."""
+    count = min(count, len(images))
+    fig = _image_grid(images[:count], [f"label {int(y)}" for y in labels[:count]], "Sample training images")
+    return _save(fig, path)
+
+
+def plot_class_distribution(train_labels: np.ndarray, test_labels: np.ndarray, path: Path) -> Path:
+    """Side-by-side bars: images per digit in the training and test parts."""
+    digits = np.arange(10)
+    train_counts = np.bincount(train_labels, minlength=10)[:10]
+    test_counts = np.bincount(test_labels, minlength=10)[:10]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.bar(digits - 0.2, train_counts, width=0.4, label=f"train ({train_counts.sum():,})", color="#4c72b0")
+    ax.bar(digits + 0.2, test_counts, width=0.4, label=f"test ({test_counts.sum():,})", color="#dd8452")
+    ax.set_xticks(digits)
+    ax.set_xlabel("Digit")
+    ax.set_ylabel("Number of images")
+    ax.set_title("Class distribution")
+    ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_confusion(metrics: Metrics, path: Path) -> Path:
+    """Confusion-matrix heatmap with the count in every cell (rows: true, columns: predicted)."""
+    matrix = np.asarray(metrics.confusion)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    shown = ax.imshow(matrix, cmap="Blues")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    fontsize = 9 if matrix.max() < 1000 else 7
+    for (row, col), count in np.ndenumerate(matrix):
+        ax.text(col, row, f"{count}", ha="center", va="center", fontsize=fontsize,
+                color="white" if count > threshold else "black")
+    ticks = np.arange(matrix.shape[0])
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    ax.set_xlabel("Predicted digit")
+    ax.set_ylabel("True digit")
+    ax.set_title(f"Confusion matrix — {metrics.n_errors} errors in {metrics.n_test:,}")
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="Images")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_misclassified(
+    images: np.ndarray,
+    true_labels: np.ndarray,
+    predicted: np.ndarray,
+    confidence: np.ndarray,
+    path: Path,
+    count: int = 24,
+) -> Path:
+    """The misclassified test images, most confident mistakes first, titled true / predicted / confidence."""
+    wrong = np.flatnonzero(true_labels != predicted)
+    if len(wrong) == 0:
+        fig, ax = plt.subplots(figsize=(5, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No misclassified test images", ha="center", va="center", fontsize=12)
+        return _save(fig, path)
+    order = wrong[np.argsort(-np.nan_to_num(confidence[wrong], nan=0.0), kind="stable")][:count]
+    titles = []
+    for i in order:
+        conf = "" if np.isnan(confidence[i]) else f" ({confidence[i]:.0%})"
+        titles.append(f"true {true_labels[i]}\npred {predicted[i]}{conf}")
+    fig = _image_grid(images[order], titles, f"Misclassified test images ({len(wrong)} in all)",
+                      title_colors=["#b22222"] * len(order))
+    return _save(fig, path)
+
+
+def plot_weights(coef: np.ndarray, image_shape: tuple[int, int], path: Path) -> Path:
+    """For a linear model, each digit's weights as an image: red pixels vote for it, blue against."""
+    fig, axes = plt.subplots(2, 5, figsize=(9, 4.4))
+    limit = float(np.abs(coef).max()) or 1.0
+    for digit, ax in enumerate(axes.flat):
+        shown = ax.imshow(coef[digit].reshape(image_shape), cmap="RdBu_r", vmin=-limit, vmax=limit,
+                          interpolation="nearest")
+        ax.set_title(f"digit {digit}")
+        ax.axis("off")
+    fig.suptitle("What the model looks for: learned weights per digit (red = evidence for)")
+    fig.colorbar(shown, ax=axes, fraction=0.025, pad=0.02, label="Weight")
+    return _save(fig, path)
+
+
+def plot_per_class_errors(metrics: Metrics, path: Path) -> Path:
+    """Error rate per true digit, with the count of errors on each bar."""
+    confusion = np.asarray(metrics.confusion)
+    support = confusion.sum(axis=1)
+    errors = support - np.diag(confusion)
+    rate = np.divide(errors, support, out=np.zeros(len(support), dtype=float), where=support > 0)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    bars = ax.bar(np.arange(len(rate)), rate * 100, color="#c44e52")
+    for bar, count in zip(bars, errors):
+        ax.annotate(f"{count}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", fontsize=9, xytext=(0, 2), textcoords="offset points")
+    ax.set_xticks(np.arange(len(rate)))
+    ax.set_xlabel("True digit")
+    ax.set_ylabel("Error rate (%)")
+    ax.set_title("Errors per digit (count on each bar)")
+    ax.set_ylim(0, max(rate.max() * 100 * 1.25, 1.0))
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_mean_images(images: np.ndarray, labels: np.ndarray, path: Path) -> Path:
+    """The mean image of each digit."""
+    means = np.stack([images[labels == d].mean(axis=0) if np.any(labels == d) else np.zeros(images.shape[1:])
+                      for d in range(10)])
+    fig = _image_grid(means, [f"digit {d}" for d in range(10)], "Mean image per digit", columns=10)
+    return _save(fig, path)

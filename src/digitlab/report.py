@@ -1,0 +1,203 @@
+"""Assemble a run folder: metrics.json, predictions.csv, figures, the model, report.html.
+
+The folder is written under a temporary name and renamed at the end, so a run that fails
+half-way leaves nothing that looks like a finished run.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from digitlab.data.dataset import Dataset
+from digitlab.errors import DigitlabError
+from digitlab.evaluate import Metrics, Predictions
+from digitlab.fileio import write_text_atomic
+from digitlab.train import FittedModel
+
+FIGURES = {
+    "samples": "Sample training images",
+    "class_distribution": "Class distribution",
+    "confusion_matrix": "Confusion matrix",
+    "per_class_errors": "Errors per digit",
+    "misclassified": "Misclassified examples",
+    "weights": "Learned weights per digit",
+}
+
+
+@dataclass
+class RunRecord:
+    """Everything a finished run folder holds, before it is written."""
+
+    dataset: Dataset
+    fitted: FittedModel
+    predictions: Predictions
+    metrics: Metrics
+    started: datetime
+
+
+def check_writable(out: Path) -> None:
+    """Fail early, with one line, when ``out`` cannot hold a run folder."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DigitlabError(f"--out {out}: exists and is not a folder; choose a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".probe-", delete=True)
+        probe.close()
+    except OSError as exc:
+        raise DigitlabError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose a writable folder") from None
+
+
+def run_name(record: RunRecord) -> str:
+    stamp = record.started.strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{record.dataset.name}-{record.fitted.name}"
+
+
+def metrics_document(record: RunRecord, run_id: str) -> dict[str, Any]:
+    """The content of ``metrics.json``."""
+    from digitlab.store import library_versions
+
+    ds, fitted, m = record.dataset, record.fitted, record.metrics
+    return {
+        "run": run_id,
+        "created": record.started.isoformat(timespec="seconds"),
+        "dataset": ds.name,
+        "split": ds.split,
+        "n_train": ds.n_train,
+        "n_test": ds.n_test,
+        "image_shape": list(ds.image_shape),
+        "pixel_max": ds.pixel_max,
+        "model": fitted.name,
+        "params": fitted.params,
+        "param_overrides": {k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
+                            for k, v in fitted.overrides.items()},
+        "seed": fitted.seed,
+        "accuracy": m.accuracy,
+        "n_errors": m.n_errors,
+        "ci95": [m.ci_low, m.ci_high],
+        "macro_precision": m.macro_precision,
+        "macro_recall": m.macro_recall,
+        "macro_f1": m.macro_f1,
+        "per_class": [vars(c) for c in m.per_class],
+        "confusion": m.confusion,
+        "train_seconds": fitted.train_seconds,
+        "predict_seconds": record.predictions.seconds,
+        "versions": library_versions(),
+    }
+
+
+def write_predictions_csv(path: Path, record: RunRecord) -> None:
+    """One row per test image: index, true label, predicted label, confidence, ten probabilities."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    proba = record.predictions.probabilities
+    header = ["index", "true", "predicted", "confidence"]
+    if proba is not None:
+        header += [f"p{d}" for d in range(proba.shape[1])]
+    writer.writerow(header)
+    confidence = record.predictions.confidence
+    for i, (true, pred) in enumerate(zip(record.dataset.test_labels, record.predictions.labels)):
+        row: list[Any] = [i, int(true), int(pred), "" if np.isnan(confidence[i]) else f"{confidence[i]:.6f}"]
+        if proba is not None:
+            row += [f"{p:.6f}" for p in proba[i]]
+        writer.writerow(row)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def draw_figures(record: RunRecord, folder: Path, step: Callable[[str], None] = lambda _: None) -> dict[str, Path]:
+    """Draw every figure of the report into ``folder``; return name → path."""
+    from digitlab import plots
+
+    ds, pred = record.dataset, record.predictions
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    step("figures: samples")
+    paths["samples"] = plots.plot_samples(ds.train_images, ds.train_labels, folder / "samples.png")
+    paths["class_distribution"] = plots.plot_class_distribution(
+        ds.train_labels, ds.test_labels, folder / "class_distribution.png")
+    step("figures: confusion matrix")
+    paths["confusion_matrix"] = plots.plot_confusion(record.metrics, folder / "confusion_matrix.png")
+    paths["per_class_errors"] = plots.plot_per_class_errors(record.metrics, folder / "per_class_errors.png")
+    step("figures: misclassified")
+    paths["misclassified"] = plots.plot_misclassified(
+        ds.test_images, ds.test_labels, pred.labels, pred.confidence, folder / "misclassified.png")
+    coef = getattr(record.fitted.model, "coef_", None)
+    if coef is not None and np.ndim(coef) == 2 and coef.shape == (10, int(np.prod(ds.image_shape))):
+        step("figures: weights")
+        paths["weights"] = plots.plot_weights(np.asarray(coef), ds.image_shape, folder / "weights.png")
+    return paths
+
+
+def render_report(record: RunRecord, doc: dict[str, Any], figures: dict[str, Path]) -> str:
+    """The self-contained report.html: figures embedded as data URIs, no network needed."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("digitlab", "templates"), autoescape=select_autoescape())
+    images = {name: "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+              for name, path in figures.items()}
+    return env.get_template("report.html.j2").render(
+        doc=doc, m=record.metrics, images=images, titles=FIGURES, ds=record.dataset,
+        criteria=success_criteria(record),
+    )
+
+
+def success_criteria(record: RunRecord) -> list[tuple[str, bool, str]]:
+    """The lesson's success criteria, each with whether this run meets it and the evidence."""
+    m = record.metrics
+    return [
+        ("Load dataset successfully", True, f"{record.dataset.n_train + record.dataset.n_test:,} images of {record.dataset.image_shape[0]}×{record.dataset.image_shape[1]}"),
+        ("Preprocess images (normalization)", True, f"pixels ÷ {record.dataset.pixel_max} → [0, 1]"),
+        ("Train model without errors", True, f"{record.fitted.name} in {record.fitted.train_seconds:.2f} s"),
+        ("Achieve >90% test accuracy", m.accuracy > 0.90, f"{m.accuracy:.2%}"),
+        ("Create confusion matrix", True, "Phase 4 below"),
+        ("Visualize misclassified examples", True, f"{m.n_errors} shown in Phase 5" if m.n_errors <= 24 else f"24 of {m.n_errors} in Phase 5"),
+        ("Write clean, documented code", True, "the digitlab library and its tests"),
+    ]
+
+
+def write_run(record: RunRecord, out: Path, step: Callable[[str], None] = lambda _: None) -> Path:
+    """Write the run folder under ``out`` atomically; return its final path."""
+    from digitlab.store import save_model
+
+    out = Path(out)
+    check_writable(out)
+    name = run_name(record)
+    final = out / name
+    suffix = 2
+    while final.exists():
+        final = out / f"{name}-{suffix}"
+        suffix += 1
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=out))
+    try:
+        doc = metrics_document(record, final.name)
+        write_text_atomic(staging / "metrics.json", json.dumps(doc, indent=2) + "\n")
+        write_predictions_csv(staging / "predictions.csv", record)
+        figures = draw_figures(record, staging / "figures", step)
+        step("saving model")
+        card_metrics = {"accuracy": record.metrics.accuracy, "n_errors": record.metrics.n_errors,
+                        "n_test": record.metrics.n_test, "ci95": [record.metrics.ci_low, record.metrics.ci_high]}
+        save_model(record.fitted, record.dataset, staging, metrics=card_metrics)
+        step("writing report")
+        write_text_atomic(staging / "report.html", render_report(record, doc, figures))
+        os.chmod(staging, 0o755)
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,66 @@
+"""Reload a saved model and check that it reproduces its run's metrics exactly."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from digitlab.data import DATASETS, load_dataset
+from digitlab.errors import DigitlabError
+from digitlab.evaluate import Metrics, compute_metrics, predict_test
+from digitlab.store import load_model
+
+COMPARED = ("accuracy", "n_errors", "ci95", "confusion", "per_class", "macro_precision", "macro_recall", "macro_f1")
+
+
+@dataclass
+class Reevaluation:
+    model_id: str
+    dataset: str
+    metrics: Metrics
+    recorded: dict[str, Any] | None
+    differences: list[str] = field(default_factory=list)
+
+    @property
+    def matches(self) -> bool:
+        return self.recorded is not None and not self.differences
+
+
+def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
+    """Load the model at ``path``, rebuild its test split, and recompute the metrics.
+
+    With ``dataset`` other than the model's own, the comparison with ``metrics.json`` is skipped.
+    """
+    loaded = load_model(Path(path))
+    card = loaded.card
+    name = dataset or card["dataset"]
+    if name not in DATASETS:
+        raise DigitlabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    if tuple(DATASETS[name].image_shape) != loaded.image_shape:
+        raise DigitlabError(
+            f"the model takes {loaded.image_shape[0]}×{loaded.image_shape[1]} images but {name} has "
+            f"{DATASETS[name].image_shape[0]}×{DATASETS[name].image_shape[1]}; choose a dataset of the same size")
+    split = card.get("split", {})
+    if name == card["dataset"] and split.get("kind") == "random":
+        data = load_dataset(name, test_size=split["test_size"], seed=split["seed"])
+    else:
+        data = load_dataset(name)
+    predictions = predict_test(loaded.model, data)
+    metrics = compute_metrics(data.test_labels, predictions.labels, labels=list(range(10)))
+    recorded = None
+    metrics_file = loaded.path.parent / "metrics.json"
+    if name == card["dataset"] and metrics_file.is_file():
+        recorded = json.loads(metrics_file.read_text(encoding="utf-8"))
+    differences = []
+    if recorded is not None:
+        now = _comparable(metrics)
+        differences = [key for key in COMPARED if recorded.get(key) != now[key]]
+    return Reevaluation(loaded.id, name, metrics, recorded, differences)
+
+
+def _comparable(metrics: Metrics) -> dict[str, Any]:
+    doc = metrics.to_dict()
+    doc["ci95"] = [metrics.ci_low, metrics.ci_high]
+    return json.loads(json.dumps(doc))

@@ -1,0 +1,235 @@
+"""Save and load models without pickle, each beside a JSON model card.
+
+A saved model is two files in one folder:
+
+- ``model.skops`` (scikit-learn models, loaded with skops' trusted types only) or
+  ``model.safetensors`` (the PyTorch CNN: plain tensors, nothing that can run code);
+- ``model.json``, the model card: what the model is, how its input was prepared, the data it
+  saw, its test metrics, library versions, and the SHA-256 of the weights file.
+
+Loading refuses a file whose checksum does not match its card, a pickle in disguise, and any
+type outside the trusted set, with one clear line, before anything in the file is run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from digitlab.data.dataset import Dataset
+from digitlab.errors import DigitlabError
+from digitlab.fileio import atomic_path, write_text_atomic
+from digitlab.train import FittedModel
+
+CARD_NAME = "model.json"
+FORMATS = {"skops": "model.skops", "safetensors": "model.safetensors"}
+PREPROCESSING = "pixels / pixel_max as float32, flattened row by row (digitlab.preprocess.to_features)"
+
+
+@dataclass
+class LoadedModel:
+    """A model read back from disk, with its card."""
+
+    model: Any
+    card: dict[str, Any]
+    path: Path  # the weights file
+
+    @property
+    def id(self) -> str:
+        return self.card["id"]
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return tuple(self.card["image_shape"])  # type: ignore[return-value]
+
+    @property
+    def pixel_max(self) -> int:
+        return int(self.card["pixel_max"])
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 hex digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape a model's numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for name in ("digitlab", "numpy", "scikit-learn", "skops", "torch", "safetensors"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return versions
+
+
+def save_model(
+    fitted: FittedModel, dataset: Dataset, folder: Path, metrics: dict[str, Any] | None = None
+) -> Path:
+    """Write ``fitted`` into ``folder`` as weights + ``model.json``; return the card's path.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from digitlab.data import load_dataset
+    >>> from digitlab.train import train
+    >>> ds = load_dataset("digits")
+    >>> card = save_model(train("logreg", ds), ds, pathlib.Path(tempfile.mkdtemp()))
+    >>> load_model(card).card["model"]
+    'logreg'
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = fitted.model
+    fmt = "safetensors" if hasattr(model, "export_tensors") else "skops"
+    weights = folder / FORMATS[fmt]
+    with atomic_path(weights) as tmp:
+        if fmt == "safetensors":
+            from safetensors.numpy import save_file
+
+            save_file(model.export_tensors(), str(tmp))
+        else:
+            import skops.io as sio
+
+            sio.dump(model, tmp)
+    digest = sha256_file(weights)
+    card = {
+        "id": f"{fitted.name}-{dataset.name}-{digest[:12]}",
+        "model": fitted.name,
+        "estimator": f"{type(model).__module__}.{type(model).__qualname__}",
+        "format": fmt,
+        "file": weights.name,
+        "sha256": digest,
+        "size_bytes": weights.stat().st_size,
+        "params": fitted.params,
+        "seed": fitted.seed,
+        "dataset": dataset.name,
+        "split": dataset.split,
+        "n_train": dataset.n_train,
+        "image_shape": list(dataset.image_shape),
+        "pixel_max": dataset.pixel_max,
+        "preprocessing": PREPROCESSING,
+        "classes": [int(c) for c in getattr(model, "classes_", range(10))],
+        "metrics": metrics or {},
+        "train_seconds": fitted.train_seconds,
+        "versions": library_versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    card_path = folder / CARD_NAME
+    write_text_atomic(card_path, json.dumps(card, indent=2) + "\n")
+    return card_path
+
+
+def _card_path(path: Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise DigitlabError(f"{path}: no such file or folder; give a run folder or its model.json")
+    if path.is_dir():
+        card = path / CARD_NAME
+        if not card.is_file():
+            raise DigitlabError(f"{path}: no {CARD_NAME} in this folder; give a run folder made by `digitlab run`")
+        return card
+    if path.name == CARD_NAME or path.suffix == ".json":
+        return path
+    card = path.with_name(CARD_NAME)
+    if not card.is_file():
+        raise DigitlabError(f"{path}: no model card ({CARD_NAME}) beside it; digitlab loads only models it saved")
+    return card
+
+
+def read_card(path: Path) -> tuple[dict[str, Any], Path]:
+    """Read and check a model card; return it and the path of its weights file."""
+    card_path = _card_path(path)
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DigitlabError(f"{card_path}: not a readable model card ({exc.__class__.__name__})") from None
+    required = {"format", "file", "sha256", "model", "image_shape", "pixel_max", "params"}
+    if not isinstance(card, dict) or not required <= set(card):
+        raise DigitlabError(f"{card_path}: not a digitlab model card (missing {', '.join(sorted(required - set(card or {})))})")
+    if card["format"] not in FORMATS or card["file"] != FORMATS[card["format"]]:
+        raise DigitlabError(f"{card_path}: unknown model format {card['format']!r}; expected skops or safetensors")
+    weights = card_path.with_name(card["file"])
+    if not weights.is_file():
+        raise DigitlabError(f"{weights}: model file is missing")
+    return card, weights
+
+
+def load_model(path: Path) -> LoadedModel:
+    """Load a model saved by :func:`save_model`, refusing anything that could run code.
+
+    ``path`` may be a run folder, its ``model.json``, or the weights file in it.
+    """
+    card, weights = read_card(path)
+    actual = sha256_file(weights)
+    if actual != card["sha256"]:
+        raise DigitlabError(
+            f"{weights}: checksum {actual[:16]}… does not match its model card ({card['sha256'][:16]}…); "
+            "the file was changed or damaged — retrain or restore it"
+        )
+    if card["format"] == "skops":
+        model = _load_skops(weights)
+    else:
+        model = _load_safetensors(weights, card)
+    return LoadedModel(model=model, card=card, path=weights)
+
+
+def _load_skops(weights: Path) -> Any:
+    import zipfile
+
+    import skops.io as sio
+
+    if not zipfile.is_zipfile(weights):
+        raise DigitlabError(f"{weights}: not a skops file (refusing to load it: it may be a pickle)")
+    try:
+        untrusted = sio.get_untrusted_types(file=weights)
+    except Exception as exc:  # skops raises several kinds on a malformed archive
+        raise DigitlabError(f"{weights}: not a valid skops file ({exc.__class__.__name__})") from None
+    if untrusted:
+        raise DigitlabError(
+            f"{weights}: refusing to load types that are not trusted: {', '.join(untrusted)}"
+        )
+    try:
+        return sio.load(weights)
+    except Exception as exc:
+        raise DigitlabError(f"{weights}: could not load the model ({exc.__class__.__name__}: {exc})") from None
+
+
+def _load_safetensors(weights: Path, card: dict[str, Any]) -> Any:
+    from digitlab.models import MODELS, make_model
+
+    if card["model"] not in MODELS:
+        raise DigitlabError(f"{weights}: unknown model {card['model']!r} in its card")
+    estimator = make_model(card["model"], dataset=card.get("dataset", "digits"))
+    if not hasattr(type(estimator), "from_tensors"):
+        raise DigitlabError(f"{weights}: model {card['model']!r} is not stored as tensors")
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DigitlabError(f"{weights}: not a valid safetensors file ({exc})") from None
+    return type(estimator).from_tensors(card["params"], tensors)
+
+
+def find_latest_model(runs_dir: Path = Path("runs")) -> Path | None:
+    """The newest run folder under ``runs_dir`` that holds a model card, or None."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return None
+    candidates = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / CARD_NAME).is_file()]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda p: ((p / CARD_NAME).stat().st_mtime, p.name))
