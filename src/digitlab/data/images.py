@@ -1,0 +1,466 @@
+"""A person's own digit image, read safely and prepared the way the training data was made.
+
+Two steps, both used by every path that takes a picture (``digitlab predict``, the web page,
+the REST API):
+
+1. :func:`read_image` decodes bytes or a file with explicit limits (5 MiB, 4096×4096 pixels,
+   PNG / JPEG / BMP / GIF / WebP / TIFF only) and turns every failure into one
+   :class:`~digitlab.errors.DigitlabError` line.
+2. :func:`prepare_digit` converts any picture of one digit into a model input:
+
+   - grayscale (a transparent background counts as paper);
+   - ink vs paper decided from the border, so dark-on-light is inverted to MNIST's
+     light-on-dark;
+   - faint background removed, contrast stretched;
+   - cropped to the ink's bounding box;
+   - for 28×28 (MNIST): the longer side scaled to 20 px, anti-aliased, keeping the aspect
+     ratio, pasted into 28×28 so that the centre of mass sits at the centre;
+   - for 8×8 (scikit-learn's digits, made from 32×32 bitmaps by counting "on" pixels in 4×4
+     blocks): the ink fitted into 32×32, made binary and counted per block, 0..16.
+
+A blank picture is an error ("no ink found"), never a guess.
+
+Examples
+--------
+>>> import numpy as np
+>>> paper = np.full((100, 60), 255, dtype=np.uint8)     # white paper
+>>> paper[20:80, 25:35] = 0                              # one dark stroke: a "1"
+>>> digit = prepare_digit(paper)
+>>> digit.shape, digit.dtype, int(digit.max())
+((28, 28), dtype('uint8'), 255)
+>>> int(digit[0].max()), int(digit[14, 14])               # paper is 0, ink is bright
+(0, 255)
+>>> prepare_digit(paper, (8, 8), 16).shape             # scikit-learn's 8x8 digits, 0..16
+(8, 8)
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from digitlab.errors import DigitlabError
+
+__all__ = [
+    "MAX_BYTES",
+    "MAX_SIDE",
+    "FORMATS",
+    "read_image",
+    "prepare_digit",
+    "prepare_pixels",
+]
+
+MAX_BYTES = 5 * 1024 * 1024
+"""Largest image file accepted, in bytes (5 MiB)."""
+
+MAX_SIDE = 4096
+"""Largest width or height accepted, in pixels."""
+
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
+"""Pillow format names :func:`read_image` decodes; anything else is refused unread."""
+
+# Decompression bombs: Pillow's own guard, set explicitly to our limit. Pillow warns above
+# it and refuses above twice it; read_image refuses anything over MAX_SIDE either way.
+Image.MAX_IMAGE_PIXELS = MAX_SIDE * MAX_SIDE
+
+_WORK_SIDE = 1024  # larger pictures are box-averaged down to this before any float work
+_FAINT = 0.2  # ink fainter than this (after contrast stretch) is background
+_MIN_CONTRAST = 0.08  # ink must differ from paper by this much of the full range
+_EDGE_MASS = 0.01  # bounding box: drop border rows/columns holding < 1% of the busiest one's ink
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_image(source: bytes | bytearray | str | Path) -> Image.Image:
+    """Decode an image from bytes or a file, refusing anything unsafe or unreadable.
+
+    Parameters
+    ----------
+    source : bytes or path
+        The encoded file (PNG, JPEG, BMP, GIF, WebP or TIFF), or its path.
+
+    Returns
+    -------
+    PIL.Image.Image
+        Fully decoded (``load()`` has run), first frame of animations, EXIF rotation applied.
+
+    Raises
+    ------
+    DigitlabError
+        Empty, over :data:`MAX_BYTES`, not an image, another format, over
+        :data:`MAX_SIDE` in width or height, or truncated / corrupt.
+
+    Examples
+    --------
+    >>> import io
+    >>> from PIL import Image
+    >>> buffer = io.BytesIO()
+    >>> Image.new("L", (40, 30), 255).save(buffer, "PNG")
+    >>> read_image(buffer.getvalue()).size
+    (40, 30)
+    >>> read_image(b"hello")
+    Traceback (most recent call last):
+    ...
+    digitlab.errors.DigitlabError: not an image: send a PNG, JPEG, BMP, GIF, WebP or TIFF file
+    """
+    data = _read_bytes(source)
+    try:
+        image = Image.open(io.BytesIO(data), formats=FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DigitlabError(_too_large_message(None)) from None
+    except Exception:
+        raise DigitlabError("not an image: send a PNG, JPEG, BMP, GIF, WebP or TIFF file") from None
+    if image.width > MAX_SIDE or image.height > MAX_SIDE:
+        raise DigitlabError(_too_large_message(image.size))
+    if image.width < 1 or image.height < 1:
+        raise DigitlabError(f"the image is {image.width}×{image.height} pixels; it has no pixels to read")
+    try:
+        image.load()
+    except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, EOFError, ...
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DigitlabError(
+            f"the {image.format} image is truncated or corrupt ({detail}); save it again and retry"
+        ) from None
+    try:
+        image = ImageOps.exif_transpose(image) or image
+    except Exception:  # a broken EXIF block is no reason to refuse the picture
+        pass
+    return image
+
+
+def _read_bytes(source: bytes | bytearray | str | Path) -> bytes:
+    """The encoded bytes of ``source``, checked for emptiness and size."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise DigitlabError(f"no image file at {path}; check the path")
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise DigitlabError(_too_many_bytes_message(size))
+        data = path.read_bytes()
+    else:
+        raise DigitlabError(f"cannot read an image from a {type(source).__name__}; pass bytes or a path")
+    if not data:
+        raise DigitlabError("the image is empty (0 bytes); send a PNG, JPEG, BMP, GIF, WebP or TIFF file")
+    if len(data) > MAX_BYTES:
+        raise DigitlabError(_too_many_bytes_message(len(data)))
+    return data
+
+
+def _too_many_bytes_message(size: int) -> str:
+    return f"the image is {size / 2**20:.1f} MiB; the limit is 5 MiB, send a smaller file"
+
+
+def _too_large_message(size: tuple[int, int] | None) -> str:
+    shown = f"{size[0]}×{size[1]} pixels" if size else "too large to decode safely"
+    return f"the image is {shown}; the limit is {MAX_SIDE}×{MAX_SIDE}, scale it down and retry"
+
+
+# ---------------------------------------------------------------------------------------------
+# Preparing
+
+
+def prepare_digit(
+    image: Image.Image | np.ndarray,
+    image_shape: tuple[int, int] = (28, 28),
+    pixel_max: int = 255,
+) -> np.ndarray:
+    """Turn a picture of one digit into the model input its training data would have held.
+
+    Parameters
+    ----------
+    image : PIL image or ndarray
+        Any mode Pillow reads (L, RGB, RGBA, LA, P, I;16, I, F, 1, CMYK, ...), or an array
+        H×W, H×W×1, H×W×3 (RGB) or H×W×4 (RGBA) of any numeric dtype. Ink may be dark on
+        light or light on dark; a transparent background counts as paper.
+    image_shape : (int, int)
+        The model's input size: ``(28, 28)`` for MNIST, ``(8, 8)`` for scikit-learn's digits.
+    pixel_max : int
+        The brightest ink value: 255 for MNIST, 16 for the 8×8 digits.
+
+    Returns
+    -------
+    ndarray of uint8, shape ``image_shape``
+        Ink bright (up to ``pixel_max``) on a 0 background.
+
+    Raises
+    ------
+    DigitlabError
+        The picture is blank ("no ink found") or the array cannot be an image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> canvas = np.zeros((280, 280), dtype=np.uint8)
+    >>> canvas[40:240, 130:150] = 255                 # light stroke on dark, far from centred
+    >>> out = prepare_digit(canvas)
+    >>> out.shape, int(out.max())
+    ((28, 28), 255)
+    >>> prepare_digit(np.full((50, 50), 200, dtype=np.uint8))
+    Traceback (most recent call last):
+    ...
+    digitlab.errors.DigitlabError: no ink found: the image is blank; draw or photograph one digit
+    """
+    height, width = _check_shape(image_shape)
+    if pixel_max < 1 or pixel_max > 255:
+        raise DigitlabError(f"pixel_max must be between 1 and 255, got {pixel_max}")
+    gray, alpha = _to_gray(image)
+    ink = _ink_map(gray, alpha)
+    ink = _crop_to_ink(ink)
+    if (height, width) == (8, 8):
+        out = _optdigits_style(ink)
+    else:
+        out = _mnist_style(ink, height, width)
+    return np.rint(out * pixel_max).clip(0, pixel_max).astype(np.uint8)
+
+
+def _check_shape(image_shape: Any) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in image_shape)
+    except (TypeError, ValueError):
+        raise DigitlabError(f"image_shape must be (height, width), got {image_shape!r}") from None
+    if height < 8 or width < 8:
+        raise DigitlabError(f"image_shape must be at least 8×8, got {height}×{width}")
+    return height, width
+
+
+def _to_gray(image: Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Grayscale in [0, 1] and alpha in [0, 1] (None when fully opaque), at most _WORK_SIDE."""
+    if isinstance(image, Image.Image):
+        return _gray_from_pil(image)
+    if isinstance(image, np.ndarray):
+        return _gray_from_array(image)
+    raise DigitlabError(f"cannot prepare a {type(image).__name__}; pass a PIL image or a numpy array")
+
+
+def _gray_from_pil(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    mode = image.mode
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode in ("PA", "RGBa", "La"):
+        image = image.convert("RGBA")
+    elif mode == "1":
+        image = image.convert("L")
+    elif mode.startswith("I;16") or mode == "I":
+        image = image.convert("I")
+    elif mode not in ("L", "LA", "RGB", "RGBA", "F"):
+        image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+    image = _shrink(image)
+    if image.mode == "I" or image.mode == "F":
+        return _gray_from_array(np.asarray(image))
+    data = np.asarray(image, dtype=np.float32) / np.float32(255)
+    if image.mode == "L":
+        return data, None
+    if image.mode == "LA":
+        return data[..., 0], _alpha_or_none(data[..., 1])
+    rgb = data[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return rgb, (_alpha_or_none(data[..., 3]) if image.mode == "RGBA" else None)
+
+
+def _gray_from_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise DigitlabError(f"an image array must be H×W, H×W×3 or H×W×4, got shape {array.shape}")
+    if array.shape[0] < 1 or array.shape[1] < 1:
+        raise DigitlabError(f"the image array has no pixels (shape {array.shape})")
+    if array.dtype.kind not in "biuf":
+        raise DigitlabError(f"an image array must hold numbers, got dtype {array.dtype}")
+    data = array.astype(np.float32)
+    if not np.isfinite(data).all():
+        raise DigitlabError("the image array holds NaN or infinite values; pass finite pixel values")
+    data = np.clip(data, 0, None) / np.float32(_full_scale(array))
+    np.clip(data, 0, 1, out=data)
+    if max(data.shape[:2]) > _WORK_SIDE:
+        data = _shrink_array(data)
+    if data.ndim == 2:
+        return data, None
+    gray = data[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return gray, (_alpha_or_none(data[..., 3]) if data.shape[2] == 4 else None)
+
+
+def _full_scale(array: np.ndarray) -> float:
+    """The value that means "white": the dtype's range, or the smallest common bit depth that fits."""
+    if array.dtype.kind == "b":
+        return 1.0
+    if array.dtype == np.uint8:
+        return 255.0
+    top = float(np.nanmax(array)) if array.size else 0.0
+    if array.dtype.kind == "f" and top <= 1.0:
+        return 1.0
+    for scale in (255.0, 1023.0, 4095.0, 16383.0, 65535.0):  # 8, 10, 12, 14, 16 bits
+        if top <= scale:
+            return scale
+    return top
+
+
+def _alpha_or_none(alpha: np.ndarray) -> np.ndarray | None:
+    return None if alpha.min() >= 1.0 else alpha
+
+
+def _shrink(image: Image.Image) -> Image.Image:
+    """Box-average a large picture so its longer side is at most _WORK_SIDE (keeps thin strokes)."""
+    factor = -(-max(image.size) // _WORK_SIDE)
+    return image.reduce(factor) if factor > 1 else image
+
+
+def _shrink_array(data: np.ndarray) -> np.ndarray:
+    factor = -(-max(data.shape[:2]) // _WORK_SIDE)
+    channels = [data] if data.ndim == 2 else [data[..., c] for c in range(data.shape[2])]
+    small = [np.asarray(Image.fromarray(np.ascontiguousarray(c), "F").reduce(factor)) for c in channels]
+    return small[0] if data.ndim == 2 else np.stack(small, axis=-1)
+
+
+def _ink_map(gray: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """Ink strength in [0, 1] on a 0 background: polarity decided, contrast stretched, faint removed."""
+    if alpha is not None:
+        gray = _flatten_alpha(gray, alpha)
+    paper = float(np.median(_border(gray)))
+    low, high = float(gray.min()), float(gray.max())
+    if paper - low > high - paper:  # paper is the light side: dark ink on light paper
+        gray, paper = 1.0 - gray, 1.0 - paper
+    contrast = float(gray.max()) - paper
+    if contrast < _MIN_CONTRAST:
+        raise DigitlabError("no ink found: the image is blank; draw or photograph one digit")
+    ink = (gray - paper) / contrast
+    ink = (ink - _FAINT) / (1.0 - _FAINT)
+    return np.clip(ink, 0.0, 1.0, out=ink)
+
+
+def _flatten_alpha(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Lay a picture with transparency on paper of the opposite shade to its opaque strokes."""
+    weight = float(alpha.sum())
+    if weight <= 0.0:
+        raise DigitlabError("no ink found: the image is fully transparent; draw or photograph one digit")
+    ink_shade = float((gray * alpha).sum()) / weight
+    paper = 1.0 if ink_shade < 0.5 else 0.0
+    return alpha * gray + (1.0 - alpha) * paper
+
+
+def _border(gray: np.ndarray) -> np.ndarray:
+    """The outer ring of pixels, about 3% of the shorter side thick (at least one pixel)."""
+    h, w = gray.shape
+    t = max(1, round(0.03 * min(h, w)))
+    if 2 * t >= min(h, w):
+        return gray.ravel()
+    return np.concatenate([gray[:t].ravel(), gray[-t:].ravel(), gray[t:-t, :t].ravel(), gray[t:-t, -t:].ravel()])
+
+
+def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    """The ink's bounding box; stray specks at the edges (<1% of the busiest row/column) ignored."""
+    rows, cols = ink.sum(axis=1), ink.sum(axis=0)
+    if rows.max() <= 0.0 or ink.sum() < 0.5:
+        raise DigitlabError("no ink found: the image is blank; draw or photograph one digit")
+    keep_r = np.flatnonzero(rows > _EDGE_MASS * rows.max())
+    keep_c = np.flatnonzero(cols > _EDGE_MASS * cols.max())
+    return ink[keep_r[0] : keep_r[-1] + 1, keep_c[0] : keep_c[-1] + 1]
+
+
+def _resize(ink: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Anti-aliased resize of a float map: area average when shrinking, bilinear when growing."""
+    if ink.shape == (height, width):
+        return ink.copy()
+    shrinking = height <= ink.shape[0] and width <= ink.shape[1]
+    method = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    resized = Image.fromarray(np.ascontiguousarray(ink, dtype=np.float32), "F").resize((width, height), method)
+    return np.clip(np.asarray(resized), 0.0, 1.0)
+
+
+def _fit(shape: tuple[int, int], box: int) -> tuple[int, int]:
+    """Height and width of ``shape`` scaled so its longer side is ``box``."""
+    h, w = shape
+    scale = box / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def _mnist_style(ink: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Longer side to 20/28 of the frame, then centre of mass to the frame's centre (integer shift)."""
+    box = max(1, round(min(height, width) * 20 / 28))
+    digit = _resize(ink, *_fit(ink.shape, box))
+    digit /= max(float(digit.max()), 1e-6)
+    ys, xs = np.indices(digit.shape)
+    mass = float(digit.sum())
+    cy, cx = float((ys * digit).sum()) / mass, float((xs * digit).sum()) / mass
+    top, left = int(round(height / 2 - cy)), int(round(width / 2 - cx))
+    return _paste(digit, height, width, top, left)
+
+
+def _optdigits_style(ink: np.ndarray) -> np.ndarray:
+    """scikit-learn's 8×8 digits: the ink fitted into 32×32, binary, "on" pixels counted per 4×4 block."""
+    digit = _resize(ink, *_fit(ink.shape, 32))
+    digit = digit >= 0.5 * max(float(digit.max()), 1e-6)
+    top, left = (32 - digit.shape[0]) // 2, (32 - digit.shape[1]) // 2
+    bitmap = _paste(digit.astype(np.float32), 32, 32, top, left)
+    return bitmap.reshape(8, 4, 8, 4).sum(axis=(1, 3)) / 16.0
+
+
+def _paste(digit: np.ndarray, height: int, width: int, top: int, left: int) -> np.ndarray:
+    """Place ``digit`` at (top, left) in a zero frame, clipping whatever falls outside."""
+    frame = np.zeros((height, width), dtype=np.float32)
+    h, w = digit.shape
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + h, height), min(left + w, width)
+    if y1 > y0 and x1 > x0:
+        frame[y0:y1, x0:x1] = digit[y0 - top : y1 - top, x0 - left : x1 - left]
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# The JSON path
+
+
+def prepare_pixels(pixels: Any, shape: tuple[int, int] = (28, 28)) -> np.ndarray:
+    """Validate a grid of pixel values (e.g. the API's JSON ``"pixels"``) into a uint8 image.
+
+    Parameters
+    ----------
+    pixels : nested list or ndarray
+        ``shape`` rows of numbers from 0 to 255 (fractions are rounded).
+    shape : (int, int)
+        The size expected, 28×28 by default.
+
+    Returns
+    -------
+    ndarray of uint8, shape ``shape``
+        Ready for :func:`prepare_digit`, which centres it and decides ink vs paper.
+
+    Examples
+    --------
+    >>> prepare_pixels([[0] * 28] * 28).shape
+    (28, 28)
+    >>> prepare_pixels([[0, 1], [2, 300]], shape=(2, 2))
+    Traceback (most recent call last):
+    ...
+    digitlab.errors.DigitlabError: pixels must be between 0 and 255; found 300 at row 1, column 1
+    """
+    rows, cols = shape
+    wanted = f"pixels must be {rows} rows of {cols} numbers from 0 to 255"
+    try:
+        array = np.asarray(pixels)
+    except (ValueError, TypeError):
+        raise DigitlabError(f"{wanted}; the rows differ in length") from None
+    if array.dtype == object or array.dtype.kind not in "iuf":
+        kind = "rows differ in length or hold non-numbers" if array.dtype == object else f"got {array.dtype.name} values"
+        raise DigitlabError(f"{wanted}; {kind}")
+    if array.shape != (rows, cols):
+        raise DigitlabError(f"{wanted}; got shape {'×'.join(map(str, array.shape)) or 'a single number'}")
+    values = array.astype(np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise DigitlabError(f"pixels must be finite numbers; found {array[r, c]} at row {r}, column {c}")
+    outside = (values < 0) | (values > 255)
+    if outside.any():
+        r, c = np.argwhere(outside)[0]
+        shown = int(values[r, c]) if float(values[r, c]).is_integer() else float(values[r, c])
+        raise DigitlabError(f"pixels must be between 0 and 255; found {shown} at row {r}, column {c}")
+    return np.rint(values).astype(np.uint8)
+

@@ -1,0 +1,352 @@
+"""Reading and preparing a person's own digit image (digitlab.data.images), on synthetic pictures."""
+
+from __future__ import annotations
+
+import io
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digitlab.data.images import MAX_BYTES, MAX_SIDE, prepare_digit, prepare_pixels, read_image
+from digitlab.errors import DigitlabError
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic pictures
+
+
+def draw_seven(size: tuple[int, int] = (300, 400), offset=(0, 0), dark_on_light=True, scale=1.0) -> Image.Image:
+    """A thick-stroked "7" (240 px tall at scale 1) in grayscale, on a canvas of ``size`` (width, height)."""
+    paper, ink = (255, 0) if dark_on_light else (0, 255)
+    image = Image.new("L", size, paper)
+    cx, cy = size[0] / 2 + offset[0], size[1] / 2 + offset[1]
+    points = [(cx + scale * x, cy + scale * y) for x, y in [(-75, -120), (75, -120), (-15, 120)]]
+    ImageDraw.Draw(image).line(points, fill=ink, width=round(28 * scale), joint="curve")
+    return image
+
+
+def centre_of_mass(array: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.indices(array.shape)
+    mass = array.astype(float).sum()
+    return float((ys * array).sum() / mass), float((xs * array).sum() / mass)
+
+
+def bbox(array: np.ndarray) -> tuple[int, int]:
+    rows, cols = np.flatnonzero(array.any(axis=1)), np.flatnonzero(array.any(axis=0))
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two prepared images."""
+    a, b = a.astype(float).ravel(), b.astype(float).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+# ---------------------------------------------------------------------------------------------
+# MNIST-style preparation
+
+
+def test_output_is_mnist_like_uint8_bright_ink_on_black():
+    out = prepare_digit(draw_seven())
+    assert out.shape == (28, 28) and out.dtype == np.uint8
+    assert out.max() == 255
+    assert out[0].max() == out[:, 0].max() == out[:, -1].max() == 0  # (a 7's tail may reach the bottom)
+
+
+@pytest.mark.parametrize("offset", [(0, 0), (-60, -100), (70, 90)])
+def test_centre_of_mass_lands_at_the_centre_and_longer_side_is_20(offset):
+    out = prepare_digit(draw_seven(size=(600, 700), offset=offset))
+    cy, cx = centre_of_mass(out)
+    assert abs(cy - 14) <= 0.75 and abs(cx - 14) <= 0.75
+    assert max(bbox(out)) in (20, 21)  # 20 px plus at most one anti-aliasing pixel of shift
+
+
+def test_position_and_canvas_size_do_not_matter():
+    a = prepare_digit(draw_seven(size=(300, 400)))
+    b = prepare_digit(draw_seven(size=(900, 800), offset=(-200, 150)))
+    assert similarity(a, b) > 0.97
+
+
+def test_aspect_ratio_is_kept():
+    one = Image.new("L", (500, 500), 255)
+    ImageDraw.Draw(one).rectangle([240, 50, 265, 450], fill=0)  # 26 wide, 401 tall
+    out = prepare_digit(one)
+    h, w = bbox(out)
+    assert h == 20 and w <= 3
+
+
+def test_dark_on_light_is_inverted_to_light_on_dark():
+    dark = prepare_digit(draw_seven(dark_on_light=True))
+    light = prepare_digit(draw_seven(dark_on_light=False))
+    assert np.abs(dark.astype(int) - light.astype(int)).max() <= 2
+
+
+def test_faint_background_and_grey_paper_are_removed():
+    seven = np.asarray(draw_seven(), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    # grey paper (200), a shading gradient and noise; ink at about 40
+    shaded = 40 + (seven / 255) * 160 + np.linspace(0, 25, seven.shape[1])[None, :]
+    shaded += rng.normal(0, 4, seven.shape)
+    out = prepare_digit(np.clip(shaded, 0, 255).astype(np.uint8))
+    clean = prepare_digit(draw_seven())
+    assert similarity(out, clean) > 0.97
+    assert np.count_nonzero(out) <= 1.1 * np.count_nonzero(clean)  # no specks of paper left
+
+
+def test_jpeg_photo_of_the_digit_prepares_like_the_clean_one():
+    photo = read_image(encode(draw_seven().convert("RGB"), "JPEG", quality=60))
+    assert similarity(prepare_digit(photo), prepare_digit(draw_seven())) > 0.98
+
+
+def test_transparent_background_counts_as_paper_whatever_its_hidden_colour():
+    seven = np.asarray(draw_seven(dark_on_light=False))  # 255 where the stroke is
+    reference = prepare_digit(draw_seven())
+    for rgb in (0, 255):  # black strokes; transparent pixels black or white underneath
+        rgba = np.zeros(seven.shape + (4,), dtype=np.uint8)
+        rgba[..., :3] = np.where(seven[..., None] > 0, 0, rgb)
+        rgba[..., 3] = seven
+        out = prepare_digit(Image.fromarray(rgba, "RGBA"))
+        assert similarity(out, reference) > 0.99
+    white_strokes = np.zeros(seven.shape + (4,), dtype=np.uint8)
+    white_strokes[..., :3] = 255
+    white_strokes[..., 3] = seven
+    assert similarity(prepare_digit(Image.fromarray(white_strokes, "RGBA")), reference) > 0.99
+
+
+def test_fully_transparent_image_is_blank():
+    with pytest.raises(DigitlabError, match="no ink found"):
+        prepare_digit(Image.new("RGBA", (100, 100), (0, 0, 0, 0)))
+
+
+@pytest.mark.parametrize("bits", [16, 12])
+def test_16_bit_grayscale(bits):
+    seven = np.asarray(draw_seven(), dtype=np.uint32)
+    scaled = (seven * (2**bits - 1) // 255).astype(np.uint16)
+    image = Image.fromarray(scaled)  # mode I;16
+    assert image.mode == "I;16"
+    png = read_image(encode(image, "PNG"))
+    for candidate in (image, png, scaled):
+        assert similarity(prepare_digit(candidate), prepare_digit(draw_seven())) > 0.99
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I", "F"])
+def test_every_pillow_mode(mode):
+    seven = draw_seven()
+    out = prepare_digit(seven.convert(mode))
+    assert similarity(out, prepare_digit(seven)) > 0.97
+
+
+def test_palette_image_with_transparency():
+    seven = np.asarray(draw_seven(dark_on_light=False)) > 0
+    image = Image.new("P", (seven.shape[1], seven.shape[0]), 0)
+    image.putpalette([255, 255, 255, 0, 0, 0] + [0] * 762)  # 0 = white (transparent), 1 = black
+    image.putdata(seven.ravel().astype(np.uint8).tolist())
+    image.info["transparency"] = 0
+    gif = read_image(encode(image, "GIF", transparency=0))
+    assert similarity(prepare_digit(gif), prepare_digit(draw_seven())) > 0.97
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (5, 4), (1, 2)])
+def test_tiny_inputs(shape):
+    tiny = np.zeros(shape, dtype=np.uint8)
+    tiny[shape[0] // 2, :] = 255
+    tiny[:, shape[1] // 2] = 255
+    tiny[0, 0] = 0
+    out = prepare_digit(tiny)
+    assert out.shape == (28, 28) and out.max() == 255
+    cy, cx = centre_of_mass(out)
+    assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1
+
+
+def test_huge_input_is_fine_and_quick():
+    import time
+
+    big = draw_seven(size=(MAX_SIDE, MAX_SIDE), scale=10)
+    data = encode(big, "PNG")
+    start = time.perf_counter()
+    out = prepare_digit(read_image(data))
+    assert time.perf_counter() - start < 5
+    assert similarity(out, prepare_digit(draw_seven())) > 0.97
+
+
+def test_thin_strokes_on_a_huge_canvas_survive_the_shrink():
+    image = Image.new("L", (4000, 3000), 255)
+    ImageDraw.Draw(image).line([(1500, 800), (2500, 800), (1800, 2200)], fill=0, width=4)
+    out = prepare_digit(image)
+    assert out.max() == 255 and max(bbox(out)) in (20, 21)
+
+
+@pytest.mark.parametrize(
+    "picture",
+    [
+        np.zeros((28, 28), dtype=np.uint8),
+        np.full((280, 280), 255, dtype=np.uint8),
+        np.full((1, 1), 7, dtype=np.uint8),
+        (np.random.default_rng(1).normal(200, 2, (100, 100))).clip(0, 255).astype(np.uint8),
+    ],
+    ids=["black", "white", "one-pixel", "faint-noise"],
+)
+def test_blank_is_an_error_not_a_guess(picture):
+    with pytest.raises(DigitlabError, match="no ink found"):
+        prepare_digit(picture)
+
+
+def test_bad_arrays():
+    with pytest.raises(DigitlabError, match="H×W"):
+        prepare_digit(np.zeros((2, 3, 4, 5)))
+    with pytest.raises(DigitlabError, match="NaN"):
+        prepare_digit(np.full((10, 10), np.nan))
+    with pytest.raises(DigitlabError, match="numbers"):
+        prepare_digit(np.array([["a", "b"]]))
+    with pytest.raises(DigitlabError, match="PIL image or a numpy array"):
+        prepare_digit([[0, 1], [1, 0]])  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# 8×8 (scikit-learn digits) preparation
+
+
+def test_8x8_looks_like_scikit_learn_digits():
+    out = prepare_digit(draw_seven(), (8, 8), 16)
+    assert out.shape == (8, 8) and out.dtype == np.uint8 and out.max() == 16
+    rows = np.flatnonzero(out.any(axis=1))
+    assert rows[0] == 0 and rows[-1] == 7  # tall digits fill the height, as in the dataset
+    assert out[:, 0].max() == 0 and out[:, -1].max() == 0  # and leave side margins
+
+
+def test_8x8_round_trip_of_real_digits_keeps_them_recognisable():
+    """Blow scikit-learn's own test digits up into dark-on-light pictures; prepare; classify."""
+    from sklearn.linear_model import LogisticRegression
+
+    from digitlab.data import load_dataset
+
+    ds = load_dataset("digits")
+    model = LogisticRegression(max_iter=1000).fit(ds.train_images.reshape(ds.n_train, -1) / 16, ds.train_labels)
+    pictures = [
+        255 - np.asarray(Image.fromarray((img * 15).astype(np.uint8)).resize((64, 64), Image.Resampling.BILINEAR))
+        for img in ds.test_images
+    ]
+    prepared = np.stack([prepare_digit(p, (8, 8), 16) for p in pictures])
+    accuracy = (model.predict(prepared.reshape(len(prepared), -1) / 16) == ds.test_labels).mean()
+    assert accuracy > 0.85
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading files safely
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF"])
+def test_reads_every_accepted_format(fmt, tmp_path):
+    image = draw_seven().convert("RGB")
+    data = encode(image, fmt)
+    assert read_image(data).size == image.size
+    path = tmp_path / f"seven.{fmt.lower()}"
+    path.write_bytes(data)
+    assert similarity(prepare_digit(read_image(path)), prepare_digit(draw_seven())) > 0.97
+    assert read_image(str(path)).size == image.size
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty"),
+        (b"this is not an image at all", "not an image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image"),
+        (encode(Image.new("L", (8, 8)), "PPM"), "not an image"),  # a format we do not take
+    ],
+    ids=["empty", "text", "png-signature-only", "ppm"],
+)
+def test_unreadable_bytes(data, message):
+    with pytest.raises(DigitlabError, match=message):
+        read_image(data)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF"])
+def test_truncated_files_fail_cleanly(fmt):
+    rng = np.random.default_rng(0)
+    data = encode(Image.fromarray(rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)), fmt)
+    with pytest.raises(DigitlabError) as info:
+        read_image(data[: len(data) // 2])
+    assert "\n" not in str(info.value)
+
+
+def test_too_many_bytes():
+    with pytest.raises(DigitlabError, match="limit is 5 MiB"):
+        read_image(b"\x89PNG" + b"\x00" * MAX_BYTES)
+
+
+def test_too_many_bytes_on_disk(tmp_path):
+    path = tmp_path / "big.png"
+    path.write_bytes(b"\x00" * (MAX_BYTES + 1))
+    with pytest.raises(DigitlabError, match="limit is 5 MiB"):
+        read_image(path)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims ``width``×``height`` (a decompression bomb's header) with tiny data."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([1, 0, 0, 0, 0])  # 1-bit gray
+    rows = zlib.compress(b"\x00" * ((width + 7) // 8 + 1) * 1, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize("size", [(MAX_SIDE + 1, 10), (10, MAX_SIDE + 1), (5000, 5000), (100_000, 100_000)])
+def test_too_many_pixels_is_refused_before_decoding(size):
+    with pytest.raises(DigitlabError, match="limit is 4096×4096"):
+        read_image(_png_header_only(*size))
+
+
+def test_pillow_limit_is_set_explicitly():
+    import digitlab.data.images  # noqa: F401
+
+    assert Image.MAX_IMAGE_PIXELS == MAX_SIDE * MAX_SIDE
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DigitlabError, match="no image file"):
+        read_image(tmp_path / "nope.png")
+
+
+# ---------------------------------------------------------------------------------------------
+# The JSON pixel grid
+
+
+def test_prepare_pixels_accepts_ints_and_floats():
+    grid = np.zeros((28, 28))
+    grid[5:20, 12:15] = 254.6
+    out = prepare_pixels(grid.tolist())
+    assert out.dtype == np.uint8 and out.max() == 255
+    assert prepare_pixels(np.zeros((28, 28), dtype=int)).shape == (28, 28)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "message"),
+    [
+        ([[0] * 28] * 27, "got shape 27×28"),
+        ([[0] * 27] * 28, "got shape 28×27"),
+        ([0] * 784, "got shape 784"),
+        (5, "a single number"),
+        ([[0] * 28] * 27 + [[0] * 27], "rows differ"),
+        ([["a"] * 28] * 28, "str"),
+        ([[float("nan")] * 28] * 28, "finite"),
+        ([[float("inf")] * 28] * 28, "finite"),
+        ([[0] * 28] * 27 + [[0] * 27 + [256]], "found 256 at row 27, column 27"),
+        ([[-1] * 28] * 28, "found -1"),
+        ([[None] * 28] * 28, "non-numbers"),
+    ],
+)
+def test_prepare_pixels_refuses_bad_grids(pixels, message):
+    with pytest.raises(DigitlabError, match=message):
+        prepare_pixels(pixels)
