@@ -350,3 +350,13 @@ def test_prepare_pixels_accepts_ints_and_floats():
 def test_prepare_pixels_refuses_bad_grids(pixels, message):
     with pytest.raises(DigitlabError, match=message):
         prepare_pixels(pixels)
+
+
+def test_fine_pen_strokes_are_widened_to_the_training_data_stroke():
+    fine, thick = Image.new("L", (600, 600), 255), Image.new("L", (600, 600), 255)
+    ImageDraw.Draw(fine).line([(300, 60), (300, 540)], fill=0, width=4)
+    ImageDraw.Draw(thick).line([(300, 60), (300, 540)], fill=0, width=60)
+    mnist = prepare_digit(fine)
+    assert 2 <= bbox(mnist)[1] <= 4 and mnist.max() == 255  # about MNIST's 2 px, not a hairline
+    assert (prepare_digit(fine, (8, 8), 16) > 0).any(axis=0).sum() >= 2
+    assert abs(bbox(mnist)[1] - bbox(prepare_digit(thick))[1]) <= 1  # as wide as a thick pen's

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from digitlab.errors import DigitlabError
 
@@ -216,9 +216,12 @@ def prepare_digit(
     ink = _ink_map(gray, alpha)
     ink = _crop_to_ink(ink)
     if (height, width) == (8, 8):
+        ink = _thicken(ink, box=32, min_width=4.5, target_width=6.0)
         out = _optdigits_style(ink)
     else:
-        out = _mnist_style(ink, height, width)
+        box = max(1, round(min(height, width) * 20 / 28))
+        ink = _thicken(ink, box=box, min_width=box * 0.075, target_width=box * 0.1)
+        out = _mnist_style(ink, box, height, width)
     return np.rint(out * pixel_max).clip(0, pixel_max).astype(np.uint8)
 
 
@@ -381,9 +384,38 @@ def _fit(shape: tuple[int, int], box: int) -> tuple[int, int]:
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-def _mnist_style(ink: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Longer side to 20/28 of the frame, then centre of mass to the frame's centre (integer shift)."""
-    box = max(1, round(min(height, width) * 20 / 28))
+def _stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width of a binary picture: its area over half the length of its outline."""
+    m = mask.astype(np.int8)
+    outline = (
+        np.abs(np.diff(m, axis=0)).sum() + np.abs(np.diff(m, axis=1)).sum()
+        + m[0].sum() + m[-1].sum() + m[:, 0].sum() + m[:, -1].sum()
+    )
+    return float(m.sum()) / max(float(outline) / 2, 1.0)
+
+
+def _thicken(ink: np.ndarray, box: int, min_width: float, target_width: float) -> np.ndarray:
+    """Strokes thinner than ``min_width`` (in pixels once the ink fits ``box``) widened to ``target_width``.
+
+    MNIST's strokes are about 2 px wide in its 20 px box, the 8×8 digits' 4-8 px of 32; a fine
+    pen on a large canvas would otherwise shrink to a faint hairline. Thick strokes pass untouched.
+    """
+    zoom = 4  # measure and widen at four times the final resolution
+    detail = _resize(ink, *_fit(ink.shape, box * zoom))
+    detail /= max(float(detail.max()), 1e-6)
+    width = _stroke_width(detail >= 0.3) / zoom
+    if width >= min_width:
+        return ink
+    grow = max(1, round((target_width - width) * zoom / 2))
+    pad = np.pad(detail, grow)
+    wider = Image.fromarray(pad, "F")
+    for _ in range(grow):
+        wider = wider.filter(ImageFilter.MaxFilter(3))
+    return _crop_to_ink(np.asarray(wider))
+
+
+def _mnist_style(ink: np.ndarray, box: int, height: int, width: int) -> np.ndarray:
+    """Longer side to ``box`` (20 of 28), then centre of mass to the frame's centre (integer shift)."""
     digit = _resize(ink, *_fit(ink.shape, box))
     digit /= max(float(digit.max()), 1e-6)
     ys, xs = np.indices(digit.shape)

@@ -1,0 +1,199 @@
+"""Predict digits in a person's own pictures: the library behind ``digitlab predict`` and the web app.
+
+One picture goes through the same steps everywhere::
+
+    read_image(bytes or path)  ──►  prepare_digit(image, card's shape)  ──►  predict_images(model, card, ...)
+      (data.images: safe decode)      (MNIST-style centring, or 8×8 0..16)     (top-3, ten probabilities, unsure)
+
+Examples
+--------
+>>> import numpy as np
+>>> from digitlab.data import load_dataset
+>>> from digitlab.train import train
+>>> ds = load_dataset("digits")
+>>> model = train("logreg", ds).model
+>>> card = {"id": "logreg-digits-demo", "image_shape": [8, 8], "pixel_max": 16}
+>>> [p] = predict_images(model, card, ds.test_images[:1])
+>>> p.digit == ds.test_labels[0], len(p.probabilities), len(p.top)
+(np.True_, 10, 3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from digitlab.data.images import prepare_digit, read_image
+from digitlab.errors import DigitlabError
+from digitlab.preprocess import to_features
+
+__all__ = [
+    "MIN_CONFIDENCE",
+    "Prediction",
+    "features_of",
+    "predict_images",
+    "prepare_for",
+    "predict_source",
+]
+
+MIN_CONFIDENCE = 0.5
+"""Below this top probability a prediction is flagged ``unsure``."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a model says about one picture.
+
+    Attributes
+    ----------
+    digit : int
+        The most probable digit.
+    probability : float
+        Its probability.
+    top : list of (digit, probability)
+        The ``top_k`` most probable digits, most probable first.
+    probabilities : list of float
+        All ten probabilities; index ``d`` is digit ``d`` (0 for digits the model never saw).
+    unsure : bool
+        True when ``probability < min_confidence``.
+    model_id : str
+        The ``id`` of the model card.
+    """
+
+    digit: int
+    probability: float
+    top: list[tuple[int, float]]
+    probabilities: list[float]
+    unsure: bool
+    model_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict; ``top`` as ``[{"digit": d, "probability": p}, ...]``."""
+        data = asdict(self)
+        data["top"] = [{"digit": d, "probability": p} for d, p in self.top]
+        return data
+
+
+def features_of(prepared: np.ndarray, pixel_max: int) -> np.ndarray:
+    """Model features of prepared image(s) (H×W or N×H×W), exactly as the models were trained.
+
+    Examples
+    --------
+    >>> features_of(np.full((8, 8), 16, dtype=np.uint8), 16).shape
+    (1, 64)
+    """
+    prepared = np.asarray(prepared)
+    if prepared.ndim == 2:
+        prepared = prepared[None]
+    return to_features(prepared, pixel_max)
+
+
+def prepare_for(card: Mapping[str, Any], image: Any) -> np.ndarray:
+    """Prepare a PIL image or array for the model described by ``card`` (its shape and pixel maximum).
+
+    Examples
+    --------
+    >>> stroke = np.zeros((100, 100), dtype=np.uint8); stroke[10:90, 45:55] = 255
+    >>> prepare_for({"image_shape": [8, 8], "pixel_max": 16}, stroke).shape
+    (8, 8)
+    """
+    shape = tuple(card.get("image_shape", (28, 28)))
+    return prepare_digit(image, shape, int(card.get("pixel_max", 255)))  # type: ignore[arg-type]
+
+
+def predict_images(
+    model: Any,
+    card: Mapping[str, Any],
+    prepared: np.ndarray,
+    *,
+    top_k: int = 3,
+    min_confidence: float = MIN_CONFIDENCE,
+) -> list[Prediction]:
+    """Predict prepared images (N×H×W uint8, from :func:`~digitlab.data.images.prepare_digit`).
+
+    Parameters
+    ----------
+    model : estimator
+        Fitted, with ``predict_proba`` and ``classes_`` (or at least ``predict``).
+    card : mapping
+        The model card: ``image_shape``, ``pixel_max`` and ``id`` are used.
+    prepared : ndarray of uint8, shape (N, H, W) or (H, W)
+    top_k : int
+        How many (digit, probability) pairs ``top`` holds.
+    min_confidence : float
+        A top probability below this marks the prediction ``unsure``.
+
+    Returns
+    -------
+    list of Prediction
+        One per image, in order.
+    """
+    prepared = np.asarray(prepared)
+    if prepared.ndim == 2:
+        prepared = prepared[None]
+    expected = tuple(card.get("image_shape", prepared.shape[1:]))
+    if prepared.ndim != 3 or prepared.shape[1:] != expected:
+        raise DigitlabError(
+            f"the model takes {expected[0]}×{expected[1]} images, got {'×'.join(map(str, prepared.shape[1:]))}; "
+            "prepare pictures with prepare_for(card, image)"
+        )
+    probabilities = _ten_probabilities(model, features_of(prepared, int(card.get("pixel_max", 255))))
+    model_id = str(card.get("id", "unknown"))
+    return [_one(row, top_k, min_confidence, model_id) for row in probabilities]
+
+
+def _ten_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
+    """N×10 probabilities, column ``d`` for digit ``d``, whatever subset of digits the model knows."""
+    out = np.zeros((len(features), 10), dtype=np.float64)
+    if hasattr(model, "predict_proba"):
+        proba = np.asarray(model.predict_proba(features), dtype=np.float64)
+        classes = np.asarray(model.classes_).astype(int)
+        out[:, classes] = proba
+    else:  # a model without probabilities: all mass on its answer
+        out[np.arange(len(features)), np.asarray(model.predict(features)).astype(int)] = 1.0
+    return out
+
+
+def _one(row: np.ndarray, top_k: int, min_confidence: float, model_id: str) -> Prediction:
+    order = np.argsort(-row, kind="stable")[: max(1, top_k)]
+    best = int(order[0])
+    return Prediction(
+        digit=best,
+        probability=float(row[best]),
+        top=[(int(d), float(row[d])) for d in order],
+        probabilities=[float(p) for p in row],
+        unsure=bool(row[best] < min_confidence),
+        model_id=model_id,
+    )
+
+
+def predict_source(
+    model: Any,
+    card: Mapping[str, Any],
+    source: bytes | str | Path,
+    *,
+    top_k: int = 3,
+    min_confidence: float = MIN_CONFIDENCE,
+) -> tuple[Prediction, np.ndarray]:
+    """Read, prepare and predict one picture file or its bytes; also return the prepared input.
+
+    Examples
+    --------
+    >>> import io
+    >>> from PIL import Image, ImageDraw
+    >>> from digitlab.data import load_dataset
+    >>> from digitlab.train import train
+    >>> picture = Image.new("L", (200, 200), 255)
+    >>> ImageDraw.Draw(picture).line([(100, 20), (100, 180)], fill=0, width=18)
+    >>> buffer = io.BytesIO(); picture.save(buffer, "PNG")
+    >>> model = train("logreg", load_dataset("digits")).model
+    >>> prediction, seen = predict_source(model, {"image_shape": [8, 8], "pixel_max": 16}, buffer.getvalue())
+    >>> prediction.digit, seen.shape
+    (1, (8, 8))
+    """
+    prepared = prepare_for(card, read_image(source))
+    [prediction] = predict_images(model, card, prepared, top_k=top_k, min_confidence=min_confidence)
+    return prediction, prepared

@@ -1,0 +1,109 @@
+"""Prediction from prepared pictures (digitlab.predict)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digitlab.data import load_dataset
+from digitlab.errors import DigitlabError
+from digitlab.predict import Prediction, features_of, predict_images, predict_source, prepare_for
+from digitlab.train import train
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def logreg(digits):
+    model = train("logreg", digits).model
+    card = {"id": "logreg-digits-test", "image_shape": [8, 8], "pixel_max": 16}
+    return model, card
+
+
+def test_predictions_match_the_model(digits, logreg):
+    model, card = logreg
+    predictions = predict_images(model, card, digits.test_images[:50])
+    assert [p.digit for p in predictions] == model.predict(features_of(digits.test_images[:50], 16)).tolist()
+    for p in predictions:
+        assert isinstance(p, Prediction)
+        assert len(p.probabilities) == 10 and abs(sum(p.probabilities) - 1) < 1e-6
+        assert [d for d, _ in p.top] == list(np.argsort(p.probabilities)[::-1][:3])
+        assert p.top[0] == (p.digit, p.probability)
+        assert p.probability >= p.top[1][1] >= p.top[2][1]
+        assert p.unsure == (p.probability < 0.5)
+        assert p.model_id == "logreg-digits-test"
+
+
+def test_single_image_and_top_k_and_threshold(digits, logreg):
+    model, card = logreg
+    [p] = predict_images(model, card, digits.test_images[0], top_k=5, min_confidence=1.01)
+    assert len(p.top) == 5 and p.unsure
+
+
+def test_to_dict_is_json_ready(digits, logreg):
+    import json
+
+    model, card = logreg
+    [p] = predict_images(model, card, digits.test_images[:1])
+    data = json.loads(json.dumps(p.to_dict()))
+    assert set(data) == {"digit", "probability", "top", "probabilities", "unsure", "model_id"}
+    assert data["top"][0] == {"digit": p.digit, "probability": p.probability}
+
+
+def test_models_that_know_only_some_digits_still_give_ten_probabilities(digits):
+    from sklearn.linear_model import LogisticRegression
+
+    keep = np.isin(digits.train_labels, [3, 7])
+    model = LogisticRegression(max_iter=500).fit(features_of(digits.train_images[keep], 16), digits.train_labels[keep])
+    [p] = predict_images(model, {"image_shape": [8, 8], "pixel_max": 16}, digits.test_images[:1])
+    assert p.digit in (3, 7) and len(p.probabilities) == 10
+    assert sum(p.probabilities[d] for d in (3, 7)) == pytest.approx(1.0)
+
+
+def test_models_without_probabilities(digits):
+    from sklearn.svm import LinearSVC
+
+    model = LinearSVC().fit(features_of(digits.train_images, 16), digits.train_labels)
+    [p] = predict_images(model, {"image_shape": [8, 8], "pixel_max": 16}, digits.test_images[:1])
+    assert p.probability == 1.0 and sum(p.probabilities) == 1.0
+
+
+def test_wrong_input_size_is_a_clear_error(logreg):
+    model, card = logreg
+    with pytest.raises(DigitlabError, match="takes 8×8 images, got 28×28"):
+        predict_images(model, card, np.zeros((1, 28, 28), dtype=np.uint8))
+
+
+def test_prepare_for_uses_the_card():
+    stroke = np.zeros((100, 100), dtype=np.uint8)
+    stroke[10:90, 40:60] = 255
+    assert prepare_for({"image_shape": [28, 28], "pixel_max": 255}, stroke).shape == (28, 28)
+    small = prepare_for({"image_shape": [8, 8], "pixel_max": 16}, stroke)
+    assert small.shape == (8, 8) and small.max() <= 16
+
+
+def test_predict_source_reads_prepares_and_predicts(logreg, tmp_path):
+    model, card = logreg
+    picture = Image.new("RGB", (300, 300), "white")
+    ImageDraw.Draw(picture).line([(150, 30), (150, 270)], fill="black", width=40)
+    path = tmp_path / "one.jpg"
+    picture.save(path, "JPEG")
+    prediction, seen = predict_source(model, card, path)
+    assert prediction.digit == 1 and seen.shape == (8, 8)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    assert predict_source(model, card, buffer.getvalue())[0].digit == 1
+
+
+def test_predict_source_on_a_blank_picture(logreg):
+    model, card = logreg
+    buffer = io.BytesIO()
+    Image.new("L", (50, 50), 255).save(buffer, "PNG")
+    with pytest.raises(DigitlabError, match="no ink found"):
+        predict_source(model, card, buffer.getvalue())
