@@ -46,6 +46,7 @@ from PIL import Image, ImageFilter, ImageOps
 from digitlab.errors import DigitlabError
 
 __all__ = [
+    "ImageTooLargeError",
     "MAX_BYTES",
     "MAX_SIDE",
     "FORMATS",
@@ -62,6 +63,12 @@ MAX_SIDE = 4096
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 """Pillow format names :func:`read_image` decodes; anything else is refused unread."""
+
+
+
+class ImageTooLargeError(DigitlabError):
+    """The file is over :data:`MAX_BYTES` or the picture over :data:`MAX_SIDE` (HTTP 413 in the API)."""
+
 
 # Decompression bombs: Pillow's own guard, set explicitly to our limit. Pillow warns above
 # it and refuses above twice it; read_image refuses anything over MAX_SIDE either way.
@@ -113,11 +120,11 @@ def read_image(source: bytes | bytearray | str | Path) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data), formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DigitlabError(_too_large_message(None)) from None
+        raise ImageTooLargeError(_too_large_message(None)) from None
     except Exception:
         raise DigitlabError("not an image: send a PNG, JPEG, BMP, GIF, WebP or TIFF file") from None
     if image.width > MAX_SIDE or image.height > MAX_SIDE:
-        raise DigitlabError(_too_large_message(image.size))
+        raise ImageTooLargeError(_too_large_message(image.size))
     if image.width < 1 or image.height < 1:
         raise DigitlabError(f"the image is {image.width}×{image.height} pixels; it has no pixels to read")
     try:
@@ -144,14 +151,14 @@ def _read_bytes(source: bytes | bytearray | str | Path) -> bytes:
             raise DigitlabError(f"no image file at {path}; check the path")
         size = path.stat().st_size
         if size > MAX_BYTES:
-            raise DigitlabError(_too_many_bytes_message(size))
+            raise ImageTooLargeError(_too_many_bytes_message(size))
         data = path.read_bytes()
     else:
         raise DigitlabError(f"cannot read an image from a {type(source).__name__}; pass bytes or a path")
     if not data:
         raise DigitlabError("the image is empty (0 bytes); send a PNG, JPEG, BMP, GIF, WebP or TIFF file")
     if len(data) > MAX_BYTES:
-        raise DigitlabError(_too_many_bytes_message(len(data)))
+        raise ImageTooLargeError(_too_many_bytes_message(len(data)))
     return data
 
 

@@ -1,0 +1,7 @@
+"""The web app: ``digitlab serve`` runs :func:`digitlab.serve.app.create_app` on uvicorn.
+
+The page (``static/``: plain HTML, CSS and JavaScript, nothing from the network) lets a person
+draw a digit and watch the model's ten probabilities change while they draw; the REST API
+(``/api/predict``, ``/api/models``, ``/healthz``, docs at ``/docs``) serves the same predictions
+to programs. FastAPI and uvicorn come with ``pip install 'digitlab[serve]'``.
+"""

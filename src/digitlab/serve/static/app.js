@@ -1,0 +1,286 @@
+// digitlab drawing page: pointer-event canvas, live prediction, ten probability bars.
+// Plain JavaScript, no libraries, nothing fetched from outside this server.
+"use strict";
+
+const pad = document.getElementById("pad");
+const ctx = pad.getContext("2d");
+const view = document.getElementById("input-view");
+const viewCtx = view.getContext("2d");
+const $ = (id) => document.getElementById(id);
+
+// MNIST strokes are about 2 px in a 20 px box, a tenth of the digit's height. A digit drawn
+// across ~70% of this 400 px canvas is ~280 px tall, so a 26 px round brush looks the part.
+const BRUSH = 26;
+const PAPER = "#ffffff";
+const INK = "#000000";
+const MIN_INTERVAL_MS = 80; // at most ~12 predictions a second while drawing
+
+let strokes = []; // each: array of {x, y} in canvas pixels
+let current = null; // the stroke being drawn
+let picture = null; // an uploaded ImageBitmap shown under the strokes
+let inFlight = false;
+let dirty = false;
+let lastSent = 0;
+let generation = 0; // bumps on clear, so late answers for an old drawing are dropped
+
+// ---- drawing ------------------------------------------------------------------------------
+
+function paper() {
+  ctx.fillStyle = PAPER;
+  ctx.fillRect(0, 0, pad.width, pad.height);
+  if (picture) {
+    const scale = Math.min(pad.width / picture.width, pad.height / picture.height);
+    const w = picture.width * scale;
+    const h = picture.height * scale;
+    ctx.drawImage(picture, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+  }
+}
+
+function drawStroke(points) {
+  ctx.strokeStyle = INK;
+  ctx.fillStyle = INK;
+  ctx.lineWidth = BRUSH;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  if (points.length === 1) {
+    ctx.beginPath();
+    ctx.arc(points[0].x, points[0].y, BRUSH / 2, 0, 2 * Math.PI);
+    ctx.fill();
+    return;
+  }
+  ctx.beginPath();
+  ctx.moveTo(points[0].x, points[0].y);
+  for (let i = 1; i < points.length - 1; i++) {
+    const mx = (points[i].x + points[i + 1].x) / 2;
+    const my = (points[i].y + points[i + 1].y) / 2;
+    ctx.quadraticCurveTo(points[i].x, points[i].y, mx, my); // smooth through midpoints
+  }
+  const last = points[points.length - 1];
+  ctx.lineTo(last.x, last.y);
+  ctx.stroke();
+}
+
+function redraw() {
+  paper();
+  for (const s of strokes) drawStroke(s);
+  if (current) drawStroke(current);
+}
+
+function position(event) {
+  const box = pad.getBoundingClientRect();
+  return {
+    x: ((event.clientX - box.left) / box.width) * pad.width,
+    y: ((event.clientY - box.top) / box.height) * pad.height,
+  };
+}
+
+pad.addEventListener("pointerdown", (event) => {
+  if (event.button !== 0 && event.pointerType === "mouse") return;
+  event.preventDefault();
+  pad.setPointerCapture(event.pointerId);
+  current = [position(event)];
+  redraw();
+  schedule();
+});
+
+pad.addEventListener("pointermove", (event) => {
+  if (!current) return;
+  event.preventDefault();
+  const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
+  for (const e of events.length ? events : [event]) current.push(position(e));
+  redraw();
+  schedule();
+});
+
+function endStroke(event) {
+  if (!current) return;
+  if (event && pad.hasPointerCapture(event.pointerId)) pad.releasePointerCapture(event.pointerId);
+  strokes.push(current);
+  current = null;
+  redraw();
+  schedule(true);
+}
+pad.addEventListener("pointerup", endStroke);
+pad.addEventListener("pointercancel", endStroke);
+
+function undo() {
+  if (current) return;
+  if (strokes.length) strokes.pop();
+  else picture = null;
+  redraw();
+  if (strokes.length || picture) schedule(true);
+  else reset();
+}
+
+function clearAll() {
+  strokes = [];
+  current = null;
+  picture = null;
+  redraw();
+  reset();
+}
+
+$("undo").addEventListener("click", undo);
+$("clear").addEventListener("click", clearAll);
+document.addEventListener("keydown", (event) => {
+  if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
+    event.preventDefault();
+    undo();
+  } else if (event.key === "Escape") {
+    clearAll();
+  }
+});
+
+// ---- talking to the server ----------------------------------------------------------------
+
+function schedule(now = false) {
+  dirty = true;
+  const wait = now ? 0 : Math.max(0, MIN_INTERVAL_MS - (performance.now() - lastSent));
+  setTimeout(pump, wait);
+}
+
+async function pump() {
+  if (inFlight || !dirty) return;
+  if (!strokes.length && !current && !picture) return;
+  dirty = false;
+  inFlight = true;
+  lastSent = performance.now();
+  const sentFor = generation;
+  try {
+    const blob = await new Promise((resolve) => pad.toBlob(resolve, "image/png"));
+    const answer = await send(blob, "drawing.png");
+    if (sentFor === generation) show(answer);
+  } finally {
+    inFlight = false;
+    if (dirty) schedule();
+  }
+}
+
+async function send(blob, name) {
+  const form = new FormData();
+  form.append("image", blob, name);
+  try {
+    const response = await fetch("/api/predict", { method: "POST", body: form });
+    const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+    if (!response.ok) return { error: body.error || `HTTP ${response.status}` };
+    return body;
+  } catch (err) {
+    return { error: `the server did not answer (${err.message})` };
+  }
+}
+
+$("upload").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  event.target.value = "";
+  if (!file) return;
+  generation++;
+  strokes = [];
+  current = null;
+  try {
+    picture = await createImageBitmap(file);
+  } catch {
+    picture = null; // the browser cannot show it; the server may still read it (e.g. TIFF)
+  }
+  redraw();
+  status(`Reading ${file.name}…`);
+  const answer = await send(file, file.name);
+  show(answer, file.name);
+});
+
+// ---- showing the answer -------------------------------------------------------------------
+
+const bars = [];
+for (let d = 0; d < 10; d++) {
+  const li = document.createElement("li");
+  li.dataset.digit = String(d);
+  li.innerHTML = `<span class="label">${d}</span><span class="track"><span class="bar" data-digit="${d}"></span></span><span class="pct">–</span>`;
+  $("bars").appendChild(li);
+  bars.push(li);
+}
+
+function status(text, isError = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("error", isError);
+}
+
+function reset() {
+  generation++;
+  dirty = false;
+  $("prediction").textContent = "?";
+  $("prediction").classList.remove("is-unsure");
+  $("confidence").textContent = "Draw a digit";
+  $("unsure").hidden = true;
+  for (const li of bars) {
+    li.classList.remove("top");
+    li.querySelector(".bar").style.width = "0%";
+    li.querySelector(".pct").textContent = "–";
+  }
+  viewCtx.fillStyle = "#000";
+  viewCtx.fillRect(0, 0, view.width, view.height);
+  status("");
+}
+
+function show(answer, source) {
+  if (answer.error) {
+    status(answer.error, true);
+    return;
+  }
+  $("prediction").textContent = String(answer.digit);
+  $("prediction").classList.toggle("is-unsure", answer.unsure);
+  $("confidence").textContent = `${(100 * answer.probability).toFixed(1)}% sure`;
+  const others = answer.top.slice(1, 3).map((t) => t.digit).join(" or ");
+  $("unsure").hidden = !answer.unsure;
+  $("unsure").textContent = `not sure — maybe ${others}`;
+  answer.probabilities.forEach((p, d) => {
+    const li = bars[d];
+    li.classList.toggle("top", d === answer.digit);
+    li.querySelector(".bar").style.width = `${(100 * p).toFixed(1)}%`;
+    li.querySelector(".pct").textContent = `${(100 * p).toFixed(1)}%`;
+  });
+  showInput(answer.input, answer.pixel_max);
+  status(`${source ? source + ": " : ""}answered in ${answer.milliseconds.toFixed(1)} ms by ${answer.model_id}`);
+}
+
+function showInput(rows, pixelMax) {
+  const h = rows.length;
+  const w = rows[0].length;
+  $("input-size").textContent = `${h}×${w}`;
+  const small = new ImageData(w, h);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const v = Math.round((255 * rows[y][x]) / pixelMax);
+      const i = 4 * (y * w + x);
+      small.data[i] = small.data[i + 1] = small.data[i + 2] = v;
+      small.data[i + 3] = 255;
+    }
+  }
+  const tmp = document.createElement("canvas");
+  tmp.width = w;
+  tmp.height = h;
+  tmp.getContext("2d").putImageData(small, 0, 0);
+  viewCtx.imageSmoothingEnabled = false;
+  viewCtx.drawImage(tmp, 0, 0, view.width, view.height);
+}
+
+// ---- the model ----------------------------------------------------------------------------
+
+async function loadModel() {
+  try {
+    const info = await (await fetch("/api/models")).json();
+    const active = info.models.find((m) => m.active) || info.models[0];
+    $("model-name").textContent = `${active.model} on ${active.dataset}`;
+    $("model-accuracy").textContent =
+      active.accuracy == null ? "unknown" : `${(100 * active.accuracy).toFixed(2)}%`;
+    $("model-id").textContent = active.id;
+    if (info.notice) {
+      $("notice").textContent = info.notice;
+      $("notice").hidden = false;
+    }
+  } catch (err) {
+    status(`could not read the model list (${err.message})`, true);
+  }
+}
+
+redraw();
+reset();
+loadModel();

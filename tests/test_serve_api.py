@@ -1,0 +1,347 @@
+"""The REST API (digitlab.serve.app) with FastAPI's TestClient: every endpoint, every bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+pytest.importorskip("fastapi")
+pytest.importorskip("multipart")  # python-multipart
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from digitlab.data.dataset import Dataset  # noqa: E402
+from digitlab.data.images import MAX_BYTES, MAX_SIDE  # noqa: E402
+from digitlab.errors import DigitlabError  # noqa: E402
+from digitlab.serve.app import STATIC, create_app  # noqa: E402
+from digitlab.store import save_model  # noqa: E402
+from digitlab.train import train  # noqa: E402
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures: two small saved models, 8×8 and 28×28
+
+
+def _mnist_like() -> Dataset:
+    """scikit-learn's digits prepared MNIST-style at 28×28, 0..255: a stand-in for MNIST, no download."""
+    from digitlab.data import load_dataset
+    from digitlab.data.images import prepare_digit
+
+    small = load_dataset("digits")
+
+    def grow(images: np.ndarray) -> np.ndarray:
+        return np.stack([prepare_digit((img * 15).astype(np.uint8).repeat(4, 0).repeat(4, 1)) for img in images])
+
+    return Dataset("mnist-like", grow(small.train_images), small.train_labels,
+                   grow(small.test_images), small.test_labels, 255, {"kind": "test"})
+
+
+@pytest.fixture(scope="module")
+def mnist_like() -> Dataset:
+    return _mnist_like()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, mnist_like) -> Path:
+    from digitlab.data import load_dataset
+
+    root = tmp_path_factory.mktemp("runs")
+    digits = load_dataset("digits")
+    save_model(train("logreg", digits), digits, root / "a-digits-logreg", metrics={"accuracy": 0.9667})
+    # k-nearest neighbours: fits instantly on 784 features, where logistic regression takes ~10 s here
+    save_model(train("knn", mnist_like), mnist_like, root / "b-mnist-like-knn", metrics={"accuracy": 0.95})
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(runs) -> TestClient:
+    """Serves the 28×28 model (the newest run)."""
+    with TestClient(create_app(runs / "b-mnist-like-knn", runs)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def client8(runs) -> TestClient:
+    with TestClient(create_app(runs / "a-digits-logreg", runs)) as c:
+        yield c
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures
+
+
+def png(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def drawn_one(size: int = 400) -> Image.Image:
+    image = Image.new("L", (size, size), 255)
+    ImageDraw.Draw(image).line([(size / 2, size * 0.15), (size / 2, size * 0.85)], fill=0, width=size // 14)
+    return image
+
+
+def one_pixels() -> list[list[int]]:
+    grid = np.zeros((28, 28), dtype=int)
+    grid[4:24, 13:16] = 255
+    return grid.tolist()
+
+
+def assert_prediction(body: dict, shape: tuple[int, int]) -> None:
+    assert set(body) >= {"digit", "probability", "top", "probabilities", "unsure", "model_id", "input"}
+    assert 0 <= body["digit"] <= 9
+    assert len(body["probabilities"]) == 10 and abs(sum(body["probabilities"]) - 1) < 1e-6
+    assert body["top"][0] == {"digit": body["digit"], "probability": body["probability"]}
+    assert len(body["top"]) == 3
+    assert body["unsure"] == (body["probability"] < 0.5)
+    assert np.asarray(body["input"]).shape == shape
+
+
+def assert_healthy(client: TestClient) -> None:
+    """The next request after a bad one is served normally."""
+    good = client.post("/api/predict", files={"image": ("one.png", png(drawn_one()), "image/png")})
+    assert good.status_code == 200, good.text
+
+
+# ---------------------------------------------------------------------------------------------
+# Endpoints
+
+
+def test_healthz(client):
+    assert client.get("/healthz").json() == {"status": "ok", "model_id": client.app.state.served.loaded.id}
+
+
+def test_models_lists_the_active_one_and_the_others(client):
+    body = client.get("/api/models").json()
+    assert body["notice"] is None
+    active = [m for m in body["models"] if m["active"]]
+    assert len(active) == 1 and active[0]["id"] == body["active"]
+    assert active[0]["image_shape"] == [28, 28] and active[0]["accuracy"] == 0.95
+    assert {m["dataset"] for m in body["models"]} == {"digits", "mnist-like"}
+    assert {m["model"] for m in body["models"]} == {"logreg", "knn"}
+
+
+def picture_of(image: np.ndarray) -> bytes:
+    """A 28×28 light-on-dark digit as a 280×280 dark-on-light PNG, as a person might draw it."""
+    big = Image.fromarray(255 - image).resize((280, 280), Image.Resampling.BILINEAR)
+    return png(big)
+
+
+def test_predict_multipart_image(client, mnist_like):
+    model = client.app.state.served.loaded.model
+    for i in range(5):
+        image = mnist_like.test_images[i]
+        expected = int(model.predict(image.reshape(1, -1) / 255.0)[0])
+        response = client.post("/api/predict", files={"image": ("digit.png", picture_of(image), "image/png")})
+        assert response.status_code == 200
+        body = response.json()
+        assert_prediction(body, (28, 28))
+        assert body["digit"] == expected and body["pixel_max"] == 255
+        assert body["model_id"] == client.app.state.served.loaded.id
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF"])
+def test_predict_every_format(client, fmt):
+    data = png(drawn_one().convert("RGB"), fmt)
+    response = client.post("/api/predict", files={"image": (f"one.{fmt.lower()}", data, "application/octet-stream")})
+    assert response.status_code == 200, response.text
+    assert_prediction(response.json(), (28, 28))
+
+
+def test_predict_raw_image_body(client):
+    response = client.post("/api/predict", content=png(drawn_one()), headers={"content-type": "image/png"})
+    assert response.status_code == 200
+    assert_prediction(response.json(), (28, 28))
+
+
+def test_predict_json_pixels(client, mnist_like):
+    model = client.app.state.served.loaded.model
+    image = mnist_like.test_images[7]
+    response = client.post("/api/predict?top_k=5", json={"pixels": image.tolist()})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["digit"] == int(model.predict(image.reshape(1, -1) / 255.0)[0]) and len(body["top"]) == 5
+    assert np.abs(np.asarray(body["input"]) - image).mean() < 10  # already prepared: nearly unchanged
+
+
+def test_predict_with_an_8x8_model(client8):
+    response = client8.post("/api/predict", files={"image": ("one.png", png(drawn_one()), "image/png")})
+    body = response.json()
+    assert_prediction(body, (8, 8))
+    assert body["digit"] == 1 and body["pixel_max"] == 16
+    assert client8.post("/api/predict", json={"pixels": one_pixels()}).json()["digit"] == 1
+
+
+def test_page_and_static_files_are_served_and_offline(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="pad"' in page.text and "/static/app.js" in page.text
+    for name in ("app.js", "style.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+    for path in STATIC.iterdir():  # nothing from a CDN: the page must work offline
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", path.read_text()), path.name
+
+
+def test_openapi_documents_both_request_bodies(client):
+    schema = client.get("/openapi.json").json()
+    body = schema["paths"]["/api/predict"]["post"]["requestBody"]["content"]
+    assert {"multipart/form-data", "application/json"} <= set(body)
+    assert {"/api/models", "/healthz"} <= set(schema["paths"])
+    assert client.get("/docs").status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: 4xx with {"error": ...}, never a 500, and the next request is fine
+
+
+def _header_only_png(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([1, 0, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def _truncated_png() -> bytes:
+    rng = np.random.default_rng(0)
+    data = png(Image.fromarray(rng.integers(0, 255, (300, 300), dtype=np.uint8)))
+    return data[: len(data) // 2]
+
+
+def _file(data: bytes, name: str = "x.png", kind: str = "image/png") -> dict:
+    return {"files": {"image": (name, data, kind)}}
+
+
+BAD_REQUESTS = {
+    "non-image bytes": (_file(b"GIF89a but not really" * 10), 400, "not an image"),
+    "text file": (_file(b"hello world", "x.txt", "text/plain"), 400, "not an image"),
+    "empty file": (_file(b""), 400, "empty"),
+    "truncated png": (_file(_truncated_png()), 400, "truncated"),
+    "over 4096x4096": (_file(_header_only_png(MAX_SIDE + 1, 64)), 413, "4096×4096"),
+    "decompression bomb": (_file(_header_only_png(60_000, 60_000)), 413, "4096×4096"),
+    "blank canvas": (_file(png(Image.new("RGBA", (400, 400), (0, 0, 0, 0)))), 422, "no ink found"),
+    "blank white": (_file(png(Image.new("L", (400, 400), 255))), 422, "no ink found"),
+    "form without a file": ({"content": b'--xyz\r\nContent-Disposition: form-data; name="image"\r\n\r\n'
+                                         b"not a file\r\n--xyz--\r\n",
+                             "headers": {"content-type": "multipart/form-data; boundary=xyz"}}, 400, "no file"),
+    "form urlencoded": ({"data": {"image": "not a file"}}, 415, "x-www-form-urlencoded"),
+    "empty multipart body": ({"content": b"", "headers": {"content-type": "multipart/form-data; boundary=x"}},
+                             400, "empty"),
+    "garbage multipart": ({"content": b"garbage", "headers": {"content-type": "multipart/form-data; boundary=x"}},
+                          400, "malformed multipart"),
+    "empty body": ({"content": b""}, 400, "empty"),
+    "no content type": ({"content": b"abc"}, 415, "Content-Type"),
+    "unsupported type": ({"content": b"abc", "headers": {"content-type": "text/plain"}}, 415, "text/plain"),
+    "empty raw image": ({"content": b"", "headers": {"content-type": "image/png"}}, 400, "empty"),
+    "empty json": ({"content": b"", "headers": {"content-type": "application/json"}}, 400, "empty"),
+    "invalid json": ({"content": b"{pixels:", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+    "json not an object": ({"json": [1, 2, 3]}, 422, '"pixels"'),
+    "json without pixels": ({"json": {"image": []}}, 422, '"pixels"'),
+    "pixels wrong shape": ({"json": {"pixels": [[0] * 28] * 27}}, 422, "27×28"),
+    "pixels flat": ({"json": {"pixels": [0] * 784}}, 422, "got shape 784"),
+    "pixels ragged": ({"json": {"pixels": [[0] * 28] * 27 + [[0] * 3]}}, 422, "rows differ"),
+    "pixels strings": ({"json": {"pixels": [["0"] * 28] * 28}}, 422, "28 rows of 28 numbers"),
+    "pixels null": ({"json": {"pixels": None}}, 422, "28 rows of 28 numbers"),
+    "pixels NaN": ({"content": json.dumps({"pixels": [[float("nan")] * 28] * 28}).encode(),
+                    "headers": {"content-type": "application/json"}}, 422, "finite"),
+    "pixels Infinity": ({"content": b'{"pixels": [' + b",".join([b"[" + b",".join([b"Infinity"] * 28) + b"]"] * 28) + b"]}",
+                         "headers": {"content-type": "application/json"}}, 422, "finite"),
+    "pixels over 255": ({"json": {"pixels": [[0] * 28] * 27 + [[0] * 27 + [256]]}}, 422, "between 0 and 255"),
+    "pixels negative": ({"json": {"pixels": [[-5] * 28] * 28}}, 422, "between 0 and 255"),
+    "pixels blank": ({"json": {"pixels": [[0] * 28] * 28}}, 422, "no ink found"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS), ids=list(BAD_REQUESTS))
+def test_bad_input_is_a_4xx_json_error_and_the_service_goes_on(client, case):
+    kwargs, status, message = BAD_REQUESTS[case]
+    response = client.post("/api/predict", **kwargs)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert message in error and "\n" not in error
+    assert_healthy(client)
+
+
+def test_over_5_mib_declared(client):
+    data = b"\x89PNG\r\n\x1a\n" + bytes(MAX_BYTES + 100 * 1024)
+    response = client.post("/api/predict", **_file(data))
+    assert response.status_code == 413 and "5 MiB" in response.json()["error"]
+    assert_healthy(client)
+
+
+def test_over_5_mib_file_inside_a_small_envelope(client):
+    data = b"\x89PNG\r\n\x1a\n" + bytes(MAX_BYTES + 10)  # body under MAX_BODY, file over 5 MiB
+    response = client.post("/api/predict", **_file(data))
+    assert response.status_code == 413 and "5 MiB" in response.json()["error"]
+
+
+def test_over_5_mib_streamed_without_a_length_is_cut_off(client):
+    sent = []
+
+    def chunks():
+        for _ in range(64):  # 8 MiB in 128 KiB pieces
+            sent.append(1)
+            yield bytes(128 * 1024)
+
+    response = client.post("/api/predict", content=chunks(), headers={"content-type": "image/png"})
+    assert response.status_code == 413 and "5 MiB" in response.json()["error"]
+    assert_healthy(client)
+
+
+@pytest.mark.parametrize("query", ["top_k=0", "top_k=11", "top_k=three"])
+def test_bad_query_parameters(client, query):
+    response = client.post(f"/api/predict?{query}", json={"pixels": one_pixels()})
+    assert response.status_code == 422 and response.json()["error"].startswith("top_k")
+
+
+def test_unknown_path_and_wrong_method_are_json(client):
+    missing = client.get("/api/nothing")
+    assert missing.status_code == 404 and "no such page" in missing.json()["error"]
+    wrong = client.get("/api/predict")
+    assert wrong.status_code == 405 and "GET" in wrong.json()["error"]
+
+
+def test_many_bad_requests_in_a_row_never_give_500(client):
+    rng = np.random.default_rng(0)
+    for i in range(50):
+        junk = rng.integers(0, 256, int(rng.integers(0, 4000)), dtype=np.uint8).tobytes()
+        if i % 2:
+            junk = b"\x89PNG\r\n\x1a\n" + junk
+        response = client.post("/api/predict", **_file(junk))
+        assert 400 <= response.status_code < 500
+    assert_healthy(client)
+
+
+# ---------------------------------------------------------------------------------------------
+# Start-up
+
+
+def test_no_model_yet_trains_the_default_and_says_so(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="digitlab.serve"):
+        app = create_app(None, tmp_path / "runs")
+    assert any("training the default" in r.getMessage() for r in caplog.records)
+    with TestClient(app) as c:
+        info = c.get("/api/models").json()
+        assert info["notice"] and "trained the default" in info["notice"]
+        assert info["models"][0]["accuracy"] > 0.9
+        assert c.post("/api/predict", json={"pixels": one_pixels()}).json()["digit"] == 1
+    assert (tmp_path / "runs").is_dir()
+
+
+def test_newest_run_is_served_by_default(runs):
+    app = create_app(None, runs)
+    assert app.state.served.loaded.card["dataset"] in ("digits", "mnist-like")
+
+
+def test_a_bad_model_path_is_one_clear_error(tmp_path):
+    with pytest.raises(DigitlabError, match="no such file"):
+        create_app(tmp_path / "missing", tmp_path)
