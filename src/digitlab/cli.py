@@ -105,10 +105,8 @@ def models() -> None:
 
 
 def _register_subcommands() -> None:
-    try:  # TEMP until cli_data lands
-        from digitlab.cli_data import data_app
-    except ModuleNotFoundError:
-        return
+    from digitlab.cli_data import data_app
+
     app.add_typer(data_app, name="data")
 
 

@@ -40,22 +40,47 @@ def _save(fig: "plt.Figure", path: Path) -> Path:
 
 
 def _image_grid(
-    images: np.ndarray, titles: Sequence[str], title: str, columns: int = 8, title_colors: Sequence[str] | None = None
+    images: np.ndarray,
+    titles: Sequence[str],
+    title: str,
+    columns: int = 8,
+    title_colors: Sequence[str] | None = None,
+    cmap: str = INK,
+    limits: tuple[float, float] | None = None,
 ) -> "plt.Figure":
+    """Tile ``images`` into one picture with a caption above each tile.
+
+    One axes for the whole grid (not one per image) keeps drawing fast for large grids.
+    """
     count = max(len(images), 1)
     columns = min(columns, count)
     rows = int(np.ceil(count / columns))
+    height, width = images.shape[1:3] if len(images) else (8, 8)
+    pad = max(1, width // 4)
     title_lines = max((t.count("\n") + 1 for t in titles), default=1)
-    row_height = 1.35 + 0.22 * title_lines
-    fig, axes = plt.subplots(rows, columns, figsize=(1.35 * columns, row_height * rows + 0.5), squeeze=False)
-    for index, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if index < len(images):
-            ax.imshow(images[index], cmap=INK, interpolation="nearest")
-            color = title_colors[index] if title_colors else "black"
-            ax.set_title(titles[index], fontsize=9, color=color)
-    fig.suptitle(title, fontsize=12)
-    fig.tight_layout()
+    pixels_per_inch = (width + pad) / 1.35  # each cell is 1.35 inches wide
+    caption = int(np.ceil((0.06 + 0.16 * title_lines) * pixels_per_inch))  # room for the caption
+    cell_h, cell_w = height + caption + pad, width + pad
+    canvas = np.full((rows * cell_h, columns * cell_w), np.nan)
+    if limits is None:
+        limits = (0.0, (float(np.max(images)) if len(images) else 0.0) or 1.0)
+    for index, image in enumerate(images):
+        row, col = divmod(index, columns)
+        top, left = row * cell_h + caption, col * cell_w
+        canvas[top:top + height, left:left + width] = image
+    fig_w = 1.35 * columns
+    fig_h = fig_w * canvas.shape[0] / canvas.shape[1] + 0.45
+    fig = plt.figure(figsize=(fig_w, fig_h))
+    ax = fig.add_axes((0, 0, 1, (fig_h - 0.45) / fig_h))
+    colormap = plt.get_cmap(cmap).with_extremes(bad="white")
+    ax.imshow(canvas, cmap=colormap, vmin=limits[0], vmax=limits[1], interpolation="nearest")
+    ax.axis("off")
+    for index, text in enumerate(titles):
+        row, col = divmod(index, columns)
+        color = title_colors[index] if title_colors else "black"
+        ax.text(col * cell_w + width / 2 - 0.5, row * cell_h + caption - 0.6, text, ha="center", va="bottom",
+                fontsize=9, color=color, linespacing=1.1)
+    fig.suptitle(title, fontsize=12, y=1 - 0.1 / fig_h)
     return fig
 
 
@@ -132,15 +157,13 @@ def plot_misclassified(
 
 def plot_weights(coef: np.ndarray, image_shape: tuple[int, int], path: Path) -> Path:
     """For a linear model, each digit's weights as an image: red pixels vote for it, blue against."""
-    fig, axes = plt.subplots(2, 5, figsize=(9, 4.4))
     limit = float(np.abs(coef).max()) or 1.0
-    for digit, ax in enumerate(axes.flat):
-        shown = ax.imshow(coef[digit].reshape(image_shape), cmap="RdBu_r", vmin=-limit, vmax=limit,
-                          interpolation="nearest")
-        ax.set_title(f"digit {digit}")
-        ax.axis("off")
-    fig.suptitle("What the model looks for: learned weights per digit (red = evidence for)")
-    fig.colorbar(shown, ax=axes, fraction=0.025, pad=0.02, label="Weight")
+    weights = np.asarray(coef).reshape(-1, *image_shape)
+    fig = _image_grid(weights, [f"digit {d}" for d in range(len(weights))],
+                      "What the model looks for: weights per digit (red = evidence for, blue = against)",
+                      columns=5, cmap="RdBu_r", limits=(-limit, limit))
+    ax = fig.axes[0]
+    fig.colorbar(ax.images[0], ax=ax, fraction=0.025, pad=0.01, label="Weight")
     return _save(fig, path)
 
 

@@ -2,8 +2,12 @@
 
 A saved model is two files in one folder:
 
-- ``model.skops`` (scikit-learn models, loaded with skops' trusted types only) or
-  ``model.safetensors`` (the PyTorch CNN: plain tensors, nothing that can run code);
+- ``model.safetensors``: plain tensors, nothing that can run code. Used for the PyTorch CNN and
+  for every scikit-learn model whose learned state is only arrays and plain values (logistic
+  regression, SVM): the card lists each attribute, and loading rebuilds the registry's estimator
+  and sets them. This also spares the seconds skops spends importing all of scikit-learn.
+- ``model.skops`` for the other scikit-learn models (trees, neighbours), loaded with skops'
+  trusted types only;
 - ``model.json``, the model card: what the model is, how its input was prepared, the data it
   saw, its test metrics, library versions, and the SHA-256 of the weights file.
 
@@ -74,6 +78,64 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def split_array_state(model: Any, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Split a fitted estimator's learned state into arrays and JSON values, or None if it holds objects.
+
+    Returns ``(arrays, state)``: ``arrays`` maps attribute name → numeric ndarray; ``state`` maps every
+    learned attribute to ``{"kind": "array"}`` or ``{"kind": "json"|"tuple"|"float64", "value": ...}``.
+    """
+    import numpy as np
+
+    if any(not (v is None or isinstance(v, (bool, int, float, str, list))) for v in params.values()):
+        return None
+    arrays: dict[str, Any] = {}
+    state: dict[str, Any] = {}
+    for name, value in vars(model).items():
+        if name in params:
+            continue
+        if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            arrays[name] = np.ascontiguousarray(value)
+            state[name] = {"kind": "array"}
+        elif isinstance(value, np.floating):
+            state[name] = {"kind": "float64", "value": float(value)}
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            state[name] = {"kind": "json", "value": value}
+        elif isinstance(value, tuple) and all(isinstance(v, (int, float, str)) for v in value):
+            state[name] = {"kind": "tuple", "value": list(value)}
+        else:
+            return None
+    return arrays, state
+
+
+def _restore_array_state(estimator: Any, params: dict[str, Any], state: dict[str, Any],
+                         tensors: dict[str, Any], weights: Path) -> Any:
+    """Rebuild a fitted estimator from its card's params and state and the file's arrays."""
+    import numpy as np
+
+    try:
+        estimator.set_params(**params)
+    except (ValueError, TypeError) as exc:
+        raise DigitlabError(f"{weights}: the card's parameters do not fit the model ({exc})") from None
+    if set(tensors) != {n for n, s in state.items() if s.get("kind") == "array"}:
+        raise DigitlabError(f"{weights}: the tensors in the file do not match the state listed in its card")
+    for name, entry in state.items():
+        if not name.isidentifier() or name.startswith("__") or not isinstance(entry, dict):
+            raise DigitlabError(f"{weights}: the card lists an invalid attribute {name!r}")
+        kind = entry.get("kind")
+        if kind == "array":
+            value = tensors[name]
+        elif kind == "float64":
+            value = np.float64(entry["value"])
+        elif kind == "tuple":
+            value = tuple(entry["value"])
+        elif kind == "json" and (entry["value"] is None or isinstance(entry["value"], (bool, int, float, str))):
+            value = entry["value"]
+        else:
+            raise DigitlabError(f"{weights}: the card lists attribute {name!r} of unknown kind {kind!r}")
+        setattr(estimator, name, value)
+    return estimator
+
+
 def save_model(
     fitted: FittedModel, dataset: Dataset, folder: Path, metrics: dict[str, Any] | None = None
 ) -> Path:
@@ -92,13 +154,20 @@ def save_model(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model = fitted.model
-    fmt = "safetensors" if hasattr(model, "export_tensors") else "skops"
+    state = None
+    if hasattr(model, "export_tensors"):
+        fmt, tensors = "safetensors", model.export_tensors()
+    else:
+        split = split_array_state(model, fitted.params)
+        fmt = "skops" if split is None else "safetensors"
+        if split is not None:
+            tensors, state = split
     weights = folder / FORMATS[fmt]
     with atomic_path(weights) as tmp:
         if fmt == "safetensors":
             from safetensors.numpy import save_file
 
-            save_file(model.export_tensors(), str(tmp))
+            save_file(tensors, str(tmp))
         else:
             import skops.io as sio
 
@@ -113,6 +182,7 @@ def save_model(
         "sha256": digest,
         "size_bytes": weights.stat().st_size,
         "params": fitted.params,
+        **({"state": state} if state is not None else {}),
         "seed": fitted.seed,
         "dataset": dataset.name,
         "split": dataset.split,
@@ -212,8 +282,6 @@ def _load_safetensors(weights: Path, card: dict[str, Any]) -> Any:
     if card["model"] not in MODELS:
         raise DigitlabError(f"{weights}: unknown model {card['model']!r} in its card")
     estimator = make_model(card["model"], dataset=card.get("dataset", "digits"))
-    if not hasattr(type(estimator), "from_tensors"):
-        raise DigitlabError(f"{weights}: model {card['model']!r} is not stored as tensors")
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
@@ -221,7 +289,11 @@ def _load_safetensors(weights: Path, card: dict[str, Any]) -> Any:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise DigitlabError(f"{weights}: not a valid safetensors file ({exc})") from None
-    return type(estimator).from_tensors(card["params"], tensors)
+    if hasattr(type(estimator), "from_tensors"):
+        return type(estimator).from_tensors(card["params"], tensors)
+    if not isinstance(card.get("state"), dict):
+        raise DigitlabError(f"{weights}: the model card lists no state for model {card['model']!r}")
+    return _restore_array_state(estimator, card["params"], card["state"], tensors, weights)
 
 
 def find_latest_model(runs_dir: Path = Path("runs")) -> Path | None:

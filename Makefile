@@ -1,0 +1,44 @@
+# digitlab — the verbs a newcomer types.
+#   make demo   create .venv, install digitlab, run the lesson's pipeline on the bundled digits
+#   make test   install the dev extras too, run every test
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# This build of PyTorch is a CPU wheel already on disk on the project's machines; any torch>=2.2 works.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo test install dev bench clean help
+
+help:
+	@echo "make demo   - set up .venv and run the whole pipeline on the bundled 8x8 digits"
+	@echo "make test   - set up .venv with the dev extras and run the test suite"
+	@echo "make bench  - run the benchmarks in benchmarks/"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[cnn,serve]"
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e ".[cnn,serve,dev]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	$(BIN)/digitlab run
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/bench_run.py
+
+clean:
+	rm -rf $(VENV) runs build dist src/*.egg-info .pytest_cache

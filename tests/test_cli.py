@@ -1,0 +1,93 @@
+"""The real command line: one command runs the lesson; bad input gets one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from conftest import run_cli
+
+
+def test_run_prints_summary_and_writes_report(tmp_path):
+    result = run_cli("run", "--out", str(tmp_path / "runs"))
+    assert result.returncode == 0, result.stderr
+    assert "96.67%" in result.stdout
+    assert "12 of 360" in result.stdout
+    assert "report.html" in result.stdout
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert (folder / "report.html").is_file()
+
+
+def test_evaluate_reproduces_the_run_exactly(lesson_run):
+    result = run_cli("evaluate", "--model", str(lesson_run.folder))
+    assert result.returncode == 0, result.stderr
+    assert "96.67%" in result.stdout and "Matches the run's metrics.json exactly" in result.stdout
+    result = run_cli("evaluate", "--model", str(lesson_run.folder / "model.safetensors"))
+    assert result.returncode == 0 and "exactly" in result.stdout
+
+
+def test_evaluate_reports_a_changed_metrics_file(lesson_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(lesson_run.folder, copy)
+    doc = json.loads((copy / "metrics.json").read_text())
+    doc["n_errors"] = 3
+    (copy / "metrics.json").write_text(json.dumps(doc))
+    result = run_cli("evaluate", "--model", str(copy))
+    assert result.returncode == 1
+    assert "n_errors" in result.stdout
+
+
+def test_models_lists_the_zoo():
+    result = run_cli("models")
+    assert result.returncode == 0
+    for name in ("logreg", "svm", "knn", "forest", "mlp"):
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--dataset", "nope"], "unknown dataset 'nope'"),
+        (["run", "--model", "lgoreg"], "unknown model 'lgoreg'"),
+        (["run", "--test-size", "1.5"], "--test-size must be between 0 and 1"),
+        (["run", "--test-size", "0"], "--test-size must be between 0 and 1"),
+        (["run", "--param", "C"], "--param expects NAME=VALUE"),
+        (["run", "--param", "bogus=1"], "has no parameter bogus"),
+        (["evaluate", "--model", "/nonexistent/run"], "no such file or folder"),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_2(tmp_path, args, message):
+    out = tmp_path / "runs"
+    result = run_cli(*args, "--out", str(out)) if args[0] == "run" else run_cli(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_unwritable_out_is_refused(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run_cli("run", "--out", str(blocker / "runs"))
+    assert result.returncode == 2
+    assert "cannot write there" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("run", "--out", str(blocker))
+    assert result.returncode == 2 and "is not a folder" in result.stderr
+
+
+def test_a_file_that_is_not_a_model_is_refused(tmp_path):
+    picture = tmp_path / "photo.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n")
+    result = run_cli("evaluate", "--model", str(picture))
+    assert result.returncode == 2
+    assert "no model card" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_python_dash_m_and_help():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("run", "evaluate", "models"):
+        assert command in result.stdout

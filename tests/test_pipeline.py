@@ -1,0 +1,143 @@
+"""The lesson's pipeline end to end: exact numbers, run folder, report, reproducibility."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+
+from digitlab.data import load_dataset
+from digitlab.errors import DigitlabError
+from digitlab.evaluate import compute_metrics, wilson_interval
+from digitlab.pipeline import run_pipeline
+
+VOLATILE = {"run", "created", "train_seconds", "predict_seconds", "versions"}
+
+
+def test_lesson_result_is_exact(lesson_run):
+    m = lesson_run.metrics
+    assert m.n_test == 360
+    assert m.n_errors == 12
+    assert f"{m.accuracy:.2%}" == "96.67%"
+
+
+def test_dataset_matches_lesson_split():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    _, x_test, _, y_test = train_test_split(digits.data, digits.target, test_size=0.2, random_state=42)
+    ds = load_dataset("digits")
+    assert ds.train_images.dtype == np.uint8 and ds.image_shape == (8, 8) and ds.pixel_max == 16
+    np.testing.assert_array_equal(ds.test_images.reshape(360, -1), x_test)
+    np.testing.assert_array_equal(ds.test_labels, y_test)
+
+
+def test_run_folder_holds_everything(lesson_run):
+    folder = lesson_run.folder
+    assert re.fullmatch(r"\d{8}T\d{6}Z-digits-logreg", folder.name)
+    for name in ("metrics.json", "predictions.csv", "model.json", "model.safetensors", "report.html"):
+        assert (folder / name).is_file(), name
+    figures = {p.name for p in (folder / "figures").iterdir()}
+    assert figures == {"samples.png", "class_distribution.png", "confusion_matrix.png",
+                       "per_class_errors.png", "misclassified.png", "weights.png"}
+    for png in (folder / "figures").iterdir():
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_metrics_json_has_the_numbers(lesson_run):
+    doc = json.loads((lesson_run.folder / "metrics.json").read_text())
+    assert doc["dataset"] == "digits" and doc["model"] == "logreg" and doc["seed"] == 42
+    assert doc["n_errors"] == 12 and doc["accuracy"] == pytest.approx(348 / 360)
+    assert doc["params"]["max_iter"] == 1000 and doc["params"]["random_state"] == 42
+    assert doc["ci95"][0] < doc["accuracy"] < doc["ci95"][1]
+    assert len(doc["per_class"]) == 10 and sum(c["support"] for c in doc["per_class"]) == 360
+    assert np.trace(np.array(doc["confusion"])) == 348
+    assert doc["train_seconds"] > 0 and doc["predict_seconds"] > 0
+    assert {"numpy", "scikit-learn", "python"} <= set(doc["versions"])
+
+
+def test_predictions_csv_agrees_with_metrics(lesson_run):
+    with open(lesson_run.folder / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 360
+    wrong = sum(row["true"] != row["predicted"] for row in rows)
+    assert wrong == 12
+    probabilities = np.array([[float(row[f"p{d}"]) for d in range(10)] for row in rows])
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_report_is_self_contained_and_walks_the_phases(lesson_run):
+    html = (lesson_run.folder / "report.html").read_text()
+    for phase in range(1, 6):
+        assert f"Phase {phase}" in html
+    assert "96.67%" in html
+    assert html.count("data:image/png;base64,") == 6
+    assert not re.search(r"""(src|href)=["']https?://""", html), "report must open with no network"
+
+
+def test_same_seed_gives_identical_numbers(tmp_path, lesson_run):
+    again = run_pipeline("digits", "logreg", out=tmp_path)
+    first = json.loads((lesson_run.folder / "metrics.json").read_text())
+    second = json.loads((again.folder / "metrics.json").read_text())
+    assert {k: v for k, v in first.items() if k not in VOLATILE} == {k: v for k, v in second.items() if k not in VOLATILE}
+    assert (lesson_run.folder / "predictions.csv").read_text() == (again.folder / "predictions.csv").read_text()
+
+
+def test_another_seed_changes_the_split(tmp_path):
+    other = run_pipeline("digits", "logreg", seed=7, out=tmp_path)
+    assert other.metrics.n_test == 360
+    assert json.loads((other.folder / "metrics.json").read_text())["split"]["seed"] == 7
+
+
+def test_failed_run_leaves_no_folder(tmp_path, monkeypatch):
+    from digitlab import plots
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(plots, "plot_confusion", broken)
+    with pytest.raises(RuntimeError):
+        run_pipeline("digits", "logreg", out=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wilson_interval_known_value():
+    # 348/360 at 95%: textbook Wilson bounds
+    low, high = wilson_interval(348, 360)
+    assert low == pytest.approx(0.94265, abs=1e-4)
+    assert high == pytest.approx(0.98083, abs=1e-4)
+    assert wilson_interval(10, 10)[1] == pytest.approx(1.0)
+    assert wilson_interval(0, 10)[0] == pytest.approx(0.0)
+
+
+def test_per_class_scores_match_sklearn():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 10, 500)
+    y_pred = np.where(rng.random(500) < 0.8, y_true, rng.integers(0, 10, 500))
+    m = compute_metrics(y_true, y_pred, labels=list(range(10)))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=list(range(10)), zero_division=0)
+    np.testing.assert_allclose([c.precision for c in m.per_class], p)
+    np.testing.assert_allclose([c.recall for c in m.per_class], r)
+    np.testing.assert_allclose([c.f1 for c in m.per_class], f)
+    assert m.macro_f1 == pytest.approx(f.mean())
+    assert m.n_errors == int((y_true != y_pred).sum())
+
+
+@pytest.mark.parametrize("test_size", [0.0, 1.0, -0.2, 1.5])
+def test_invalid_test_size_is_refused(test_size):
+    with pytest.raises(DigitlabError, match="test-size"):
+        load_dataset("digits", test_size=test_size)
+
+
+def test_stratified_limit_keeps_class_balance():
+    ds = load_dataset("digits", limit=500)
+    assert ds.n_train == 500 and ds.n_test == 360
+    counts = np.bincount(ds.train_labels, minlength=10)
+    assert counts.min() >= 45 and counts.max() <= 56

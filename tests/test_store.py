@@ -1,0 +1,164 @@
+"""Model files: round trip, and refusal of anything that could run code."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digitlab.errors import DigitlabError
+from digitlab.preprocess import test_features as features_of_test_part  # (a library name, not a test)
+from digitlab.store import load_model, sha256_file
+
+SENTINEL = Path("/tmp/digitlab-test-sentinel-should-not-exist")
+
+
+class Payload:
+    """An object whose unpickling or reconstruction would leave a trace on disk."""
+
+    def __reduce__(self):
+        return (SENTINEL.touch, ())
+
+    def __setstate__(self, state):
+        SENTINEL.touch()
+
+
+@pytest.fixture(scope="module")
+def knn_folder(tmp_path_factory) -> Path:
+    """A saved k-nearest-neighbours model: its learned state holds a tree object, so it goes through skops."""
+    from digitlab.data import load_dataset
+    from digitlab.store import save_model
+    from digitlab.train import train
+
+    ds = load_dataset("digits", limit=300)
+    folder = tmp_path_factory.mktemp("knn")
+    save_model(train("knn", ds), ds, folder)
+    return folder
+
+
+@pytest.fixture()
+def run_copy(lesson_run, tmp_path) -> Path:
+    """A copy of the lesson's run folder (logistic regression, stored as safetensors)."""
+    target = tmp_path / lesson_run.folder.name
+    shutil.copytree(lesson_run.folder, target)
+    SENTINEL.unlink(missing_ok=True)
+    yield target
+    SENTINEL.unlink(missing_ok=True)
+
+
+@pytest.fixture()
+def skops_copy(knn_folder, tmp_path) -> Path:
+    target = tmp_path / "knn"
+    shutil.copytree(knn_folder, target)
+    SENTINEL.unlink(missing_ok=True)
+    yield target
+    SENTINEL.unlink(missing_ok=True)
+
+
+def _reseal(folder: Path, **card_changes) -> None:
+    """Make the card's checksum match whatever the weights file now holds (an attacker can do this too)."""
+    card = json.loads((folder / "model.json").read_text())
+    card.update(card_changes)
+    card["sha256"] = sha256_file(folder / card["file"])
+    (folder / "model.json").write_text(json.dumps(card))
+
+
+def test_round_trip_gives_identical_predictions(lesson_run):
+    loaded = load_model(lesson_run.folder)
+    features, _ = features_of_test_part(lesson_run.record.dataset)
+    np.testing.assert_array_equal(loaded.model.predict_proba(features),
+                                  lesson_run.record.fitted.model.predict_proba(features))
+    assert loaded.card["model"] == "logreg" and loaded.image_shape == (8, 8) and loaded.pixel_max == 16
+
+
+def test_logistic_regression_is_stored_as_safetensors(lesson_run):
+    card = json.loads((lesson_run.folder / "model.json").read_text())
+    assert card["format"] == "safetensors" and card["file"] == "model.safetensors"
+    assert card["state"]["coef_"] == {"kind": "array"}
+
+
+def test_skops_round_trip(knn_folder):
+    from digitlab.data import load_dataset
+
+    loaded = load_model(knn_folder)
+    assert loaded.path.name == "model.skops"
+    features, labels = features_of_test_part(load_dataset("digits"))
+    assert loaded.model.score(features, labels) > 0.9
+
+
+@pytest.mark.parametrize("target", ["folder", "model.json", "model.safetensors"])
+def test_any_path_into_the_run_loads(lesson_run, target):
+    path = lesson_run.folder if target == "folder" else lesson_run.folder / target
+    assert load_model(path).card["dataset"] == "digits"
+
+
+def test_pickle_payload_as_skops_is_refused_and_never_runs(skops_copy):
+    (skops_copy / "model.skops").write_bytes(pickle.dumps(Payload()))
+    _reseal(skops_copy)
+    with pytest.raises(DigitlabError, match="not a skops file"):
+        load_model(skops_copy)
+    assert not SENTINEL.exists()
+
+
+def test_pickle_payload_as_safetensors_is_refused_and_never_runs(run_copy):
+    (run_copy / "model.safetensors").write_bytes(pickle.dumps(Payload()))
+    _reseal(run_copy)
+    with pytest.raises(DigitlabError, match="not a valid safetensors file"):
+        load_model(run_copy)
+    assert not SENTINEL.exists()
+
+
+def test_untrusted_type_is_refused_and_never_runs(skops_copy):
+    import skops.io as sio
+
+    sio.dump({"model": Payload()}, skops_copy / "model.skops")
+    _reseal(skops_copy)
+    with pytest.raises(DigitlabError, match="not trusted"):
+        load_model(skops_copy)
+    assert not SENTINEL.exists()
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "model.skops"])
+def test_checksum_mismatch_is_refused(run_copy, skops_copy, name):
+    folder = run_copy if name == "model.safetensors" else skops_copy
+    data = bytearray((folder / name).read_bytes())
+    data[-10] ^= 0xFF
+    (folder / name).write_bytes(bytes(data))
+    with pytest.raises(DigitlabError, match="does not match its model card"):
+        load_model(folder)
+
+
+def test_card_cannot_set_dunder_attributes(run_copy):
+    card = json.loads((run_copy / "model.json").read_text())
+    state = {**card["state"], "__class__": {"kind": "json", "value": "x"}}
+    _reseal(run_copy, state=state)
+    with pytest.raises(DigitlabError, match="invalid attribute"):
+        load_model(run_copy)
+
+
+def test_foreign_tensor_is_refused(run_copy):
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(run_copy / "model.safetensors"))
+    tensors["extra"] = np.zeros(3)
+    save_file(tensors, str(run_copy / "model.safetensors"))
+    _reseal(run_copy)
+    with pytest.raises(DigitlabError, match="do not match the state"):
+        load_model(run_copy)
+
+
+def test_a_bare_file_without_card_is_refused(tmp_path):
+    stray = tmp_path / "model.skops"
+    stray.write_bytes(b"anything")
+    with pytest.raises(DigitlabError, match="no model card"):
+        load_model(stray)
+
+
+def test_garbage_card_is_refused(run_copy):
+    (run_copy / "model.json").write_text("{not json")
+    with pytest.raises(DigitlabError, match="not a readable model card"):
+        load_model(run_copy)
