@@ -94,6 +94,46 @@ def evaluate(
 
 
 @app.command()
+def compare(
+    models: str = typer.Option("logreg,knn,svm,forest", "--models", "-m", help="Comma-separated model names."),
+    dataset: str = DatasetOpt,
+    seed: int = SeedOpt,
+    test_size: Optional[float] = typer.Option(None, "--test-size", help="Fraction held out (digits only)."),
+    limit: Optional[int] = LimitOpt,
+    param: Optional[List[str]] = typer.Option(
+        None, "--param", "-p", help="MODEL.NAME=VALUE for one model, e.g. --param svm.C=5 (repeatable)."),
+    out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder that receives the comparison folder."),
+) -> None:
+    """Train several models on the same split; print a leaderboard and write compare.html."""
+    from digitlab.compare import compare_models
+    from digitlab.models import parse_params
+
+    names = [name.strip() for name in models.split(",") if name.strip()]
+    if not names:
+        raise DigitlabError("--models is empty; give names such as logreg,knn,svm")
+    per_model: dict[str, dict] = {}
+    for key, value in parse_params(param or []).items():
+        model, dot, name = key.partition(".")
+        if not dot or model not in names:
+            raise DigitlabError(f"--param {key}=…: write MODEL.NAME=VALUE with MODEL one of {', '.join(names)}")
+        per_model.setdefault(model, {})[name] = value
+    with _status("starting") as status:
+        board = compare_models(names, dataset, seed=seed, test_size=test_size, limit=limit, params=per_model,
+                               out=out, step=lambda text: status.update(f"{text}…"))
+    table = Table("#", "model", "accuracy", "95% CI", "errors", "train s", "predict img/s", "size",
+                  title=f"Leaderboard on {dataset}", title_justify="left")
+    for rank, r in enumerate(board.rows, 1):
+        table.add_row(str(rank), r.model, f"{r.accuracy:.2%}", f"{r.ci_low:.2%} – {r.ci_high:.2%}", str(r.n_errors),
+                      f"{r.train_seconds:.2f}", f"{r.predict_images_per_second:,.0f}", f"{r.model_bytes / 1000:,.0f} KB")
+    console.print(table)
+    if board.mcnemar:
+        t = board.mcnemar
+        console.print(f"McNemar {t.first} vs {t.second}: {t.only_first_right} vs {t.only_second_right} "
+                      f"discordant images — {t.verdict}")
+    console.print(f"Leaderboard: {escape(str(board.folder / 'compare.html'))}")
+
+
+@app.command()
 def models() -> None:
     """List the models in the zoo."""
     from digitlab.models import MODELS

@@ -85,3 +85,24 @@ def info(
         )
         table.add_row(*(escape(cell) for cell in cells))
     Console(soft_wrap=False).print(table)
+
+
+@data_app.command("show")
+def show(
+    name: str = typer.Argument("digits", help="Dataset to picture: digits or mnist."),
+    out: Path = typer.Option(Path("reports/figures"), "--out", "-o", help="Folder for the PNG files."),
+) -> None:
+    """Write a sample grid, the class distribution and the mean image per digit as PNG files."""
+    from digitlab import plots
+    from digitlab.data import load_dataset
+    from digitlab.report import check_writable
+
+    check_writable(out)
+    dataset = load_dataset(name)
+    written = [
+        plots.plot_samples(dataset.train_images, dataset.train_labels, out / f"{name}-samples.png", count=32),
+        plots.plot_class_distribution(dataset.train_labels, dataset.test_labels, out / f"{name}-class-distribution.png"),
+        plots.plot_mean_images(dataset.train_images, dataset.train_labels, out / f"{name}-mean-images.png"),
+    ]
+    for path in written:
+        typer.echo(f"wrote {path}")

@@ -111,10 +111,15 @@ def plot_class_distribution(train_labels: np.ndarray, test_labels: np.ndarray, p
 
 def plot_confusion(metrics: Metrics, path: Path) -> Path:
     """Confusion-matrix heatmap with the count in every cell (rows: true, columns: predicted)."""
+    from matplotlib.colors import LogNorm
+
     matrix = np.asarray(metrics.confusion)
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
-    shown = ax.imshow(matrix, cmap="Blues")
-    threshold = matrix.max() / 2 if matrix.size else 0
+    # a log colour scale, so that a handful of mistakes shows beside a diagonal of thousands
+    peak = max(int(matrix.max()), 2)
+    shown = ax.imshow(np.ma.masked_equal(matrix, 0), cmap=plt.get_cmap("Blues").with_extremes(bad="white"),
+                      norm=LogNorm(vmin=1, vmax=peak))
+    threshold = np.sqrt(peak) * 2
     fontsize = 9 if matrix.max() < 1000 else 7
     for (row, col), count in np.ndenumerate(matrix):
         ax.text(col, row, f"{count}", ha="center", va="center", fontsize=fontsize,
@@ -125,7 +130,7 @@ def plot_confusion(metrics: Metrics, path: Path) -> Path:
     ax.set_xlabel("Predicted digit")
     ax.set_ylabel("True digit")
     ax.set_title(f"Confusion matrix — {metrics.n_errors} errors in {metrics.n_test:,}")
-    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="Images")
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="Images (log scale)")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -157,7 +162,7 @@ def plot_misclassified(
 
 def plot_weights(coef: np.ndarray, image_shape: tuple[int, int], path: Path) -> Path:
     """For a linear model, each digit's weights as an image: red pixels vote for it, blue against."""
-    limit = float(np.abs(coef).max()) or 1.0
+    limit = float(np.percentile(np.abs(coef), 99.5)) or 1.0  # a few extreme pixels must not wash out the rest
     weights = np.asarray(coef).reshape(-1, *image_shape)
     fig = _image_grid(weights, [f"digit {d}" for d in range(len(weights))],
                       "What the model looks for: weights per digit (red = evidence for, blue = against)",
@@ -193,4 +198,26 @@ def plot_mean_images(images: np.ndarray, labels: np.ndarray, path: Path) -> Path
     means = np.stack([images[labels == d].mean(axis=0) if np.any(labels == d) else np.zeros(images.shape[1:])
                       for d in range(10)])
     fig = _image_grid(means, [f"digit {d}" for d in range(10)], "Mean image per digit", columns=10)
+    return _save(fig, path)
+
+
+def plot_leaderboard(names: Sequence[str], accuracy: Sequence[float], intervals: Sequence[tuple[float, float]],
+                     path: Path) -> Path:
+    """Horizontal bars of test accuracy per model, best on top, with 95% confidence intervals."""
+    acc = np.asarray(accuracy) * 100
+    low = acc - np.array([lo for lo, _ in intervals]) * 100
+    high = np.array([hi for _, hi in intervals]) * 100 - acc
+    fig, ax = plt.subplots(figsize=(7, 0.55 * len(names) + 1.4))
+    positions = np.arange(len(names))[::-1]
+    ax.barh(positions, acc, xerr=[low, high], color="#4c72b0", capsize=4)
+    for y, value in zip(positions, acc):
+        ax.text(value, y + 0.3, f" {value:.2f}%", va="center", fontsize=9)
+    ax.set_yticks(positions)
+    ax.set_yticklabels(names)
+    floor = max(0.0, float((acc - low).min()) - 2)
+    ax.set_xlim(floor, 100)
+    ax.set_xlabel("Test accuracy (%), with 95% confidence interval")
+    ax.set_title("Model comparison")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
     return _save(fig, path)

@@ -83,6 +83,9 @@ def make_model(
     model = spec.factory(dataset, seed)
     if params:
         valid = model.get_params()
+        # a wrapped estimator's own parameters may be given plainly: C for estimator__C
+        params = {key if key in valid or f"estimator__{key}" not in valid else f"estimator__{key}": value
+                  for key, value in params.items()}
         unknown = sorted(set(params) - set(valid))
         if unknown:
             raise DigitlabError(

@@ -16,11 +16,17 @@ def logreg(dataset: str, seed: int):
     return LogisticRegression(max_iter=1000, random_state=seed)
 
 
-@register("svm", "Support-vector machine, RBF kernel")
+@register("svm", "Support-vector machine, RBF kernel (probabilities by sigmoid calibration)")
 def svm(dataset: str, seed: int):
+    """An RBF SVC wrapped for probabilities, as scikit-learn recommends (``SVC(probability=True)`` is deprecated).
+
+    Its parameters are nested: ``estimator__C``; ``make_model`` also accepts plain ``C``.
+    """
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import SVC
 
-    return SVC(kernel="rbf", C=10.0, gamma="scale", probability=True, random_state=seed)
+    return CalibratedClassifierCV(SVC(kernel="rbf", C=10.0, gamma="scale", random_state=seed),
+                                  method="sigmoid", ensemble=False, cv=3)
 
 
 @register("knn", "k-nearest neighbours (distance-weighted)")

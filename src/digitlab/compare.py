@@ -1,0 +1,167 @@
+"""Train several models on the same split and rank them: a leaderboard with a significance test.
+
+Examples
+--------
+>>> import tempfile
+>>> board = compare_models(["logreg", "knn"], "digits", out=tempfile.mkdtemp())
+>>> [row.model for row in board.rows][0]
+'knn'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from digitlab.data import load_dataset
+from digitlab.evaluate import compute_metrics, predict_test
+from digitlab.fileio import write_text_atomic
+from digitlab.report import check_writable, now_utc
+from digitlab.train import train
+
+
+@dataclass
+class Row:
+    """One model's line on the leaderboard."""
+
+    model: str
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    n_errors: int
+    n_test: int
+    train_seconds: float
+    predict_images_per_second: float
+    model_bytes: int
+
+
+@dataclass
+class McNemar:
+    """McNemar's exact test between two models' right/wrong answers on the same test images."""
+
+    first: str
+    second: str
+    only_first_right: int
+    only_second_right: int
+    p_value: float
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < 0.05
+
+    @property
+    def verdict(self) -> str:
+        if self.significant:
+            return f"the gap is real (p = {self.p_value:.3g} < 0.05)"
+        return f"the gap may be chance (p = {self.p_value:.3g} ≥ 0.05)"
+
+
+@dataclass
+class Leaderboard:
+    dataset: str
+    rows: list[Row]
+    mcnemar: McNemar | None
+    folder: Path
+
+
+def mcnemar_exact(right_a: np.ndarray, right_b: np.ndarray) -> tuple[int, int, float]:
+    """Counts of discordant pairs and the two-sided exact (binomial) McNemar p-value.
+
+    Examples
+    --------
+    >>> mcnemar_exact(np.array([1, 1, 1, 0]), np.array([1, 0, 0, 0]))
+    (2, 0, 0.5)
+    """
+    b = int(np.sum(right_a & ~right_b))
+    c = int(np.sum(~right_a & right_b))
+    n = b + c
+    if n == 0:
+        return b, c, 1.0
+    k = min(b, c)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return b, c, min(1.0, 2 * tail)
+
+
+def compare_models(
+    names: list[str],
+    dataset: str = "digits",
+    *,
+    seed: int = 42,
+    test_size: float | None = None,
+    limit: int | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
+    out: Path | str = "runs",
+    step: Callable[[str], None] = lambda _: None,
+) -> Leaderboard:
+    """Train each model on one split, rank by accuracy, and write ``compare.html`` in a new folder."""
+    from digitlab.models import make_model
+    from digitlab.store import save_model
+
+    out = Path(out)
+    check_writable(out)
+    for name in names:
+        make_model(name, dataset=dataset, seed=seed, params=(params or {}).get(name))
+    started = now_utc()
+    data = load_dataset(dataset, test_size=test_size, seed=seed, limit=limit)
+    final = out / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{dataset}-compare"
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=out))
+    try:
+        rows, right = [], {}
+        for name in names:
+            step(f"training {name}")
+            fitted = train(name, data, seed=seed, params=(params or {}).get(name))
+            step(f"evaluating {name}")
+            predictions = predict_test(fitted.model, data)
+            metrics = compute_metrics(data.test_labels, predictions.labels, labels=list(range(10)))
+            save_model(fitted, data, staging / name)
+            size = sum(p.stat().st_size for p in (staging / name).iterdir())
+            rows.append(Row(name, metrics.accuracy, metrics.ci_low, metrics.ci_high, metrics.n_errors,
+                            metrics.n_test, fitted.train_seconds,
+                            data.n_test / max(predictions.seconds, 1e-9), size))
+            right[name] = predictions.labels == data.test_labels
+        rows.sort(key=lambda r: (-r.accuracy, r.train_seconds))
+        test = None
+        if len(rows) >= 2:
+            b, c, p = mcnemar_exact(right[rows[0].model], right[rows[1].model])
+            test = McNemar(rows[0].model, rows[1].model, b, c, p)
+        board = Leaderboard(dataset, rows, test, final)
+        step("writing leaderboard")
+        _write(board, staging, data.n_train)
+        os.chmod(staging, 0o755)
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return board
+
+
+def _write(board: Leaderboard, folder: Path, n_train: int) -> None:
+    import base64
+
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    from digitlab import plots
+
+    doc = {
+        "dataset": board.dataset,
+        "n_train": n_train,
+        "rows": [asdict(r) for r in board.rows],
+        "mcnemar": None if board.mcnemar is None else {**asdict(board.mcnemar), "verdict": board.mcnemar.verdict},
+    }
+    write_text_atomic(folder / "leaderboard.json", json.dumps(doc, indent=2) + "\n")
+    chart = plots.plot_leaderboard([r.model for r in board.rows], [r.accuracy for r in board.rows],
+                                   [(r.ci_low, r.ci_high) for r in board.rows], folder / "leaderboard.png")
+    env = Environment(loader=PackageLoader("digitlab", "templates"), autoescape=select_autoescape())
+    html = env.get_template("compare.html.j2").render(
+        doc=doc, board=board,
+        chart="data:image/png;base64," + base64.b64encode(chart.read_bytes()).decode("ascii"))
+    write_text_atomic(folder / "compare.html", html)
