@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from digitlab.data.images import prepare_digit, read_image
+from digitlab.data.images import WORK_SIDE, prepare_digit, read_image
 from digitlab.errors import DigitlabError
 from digitlab.preprocess import to_features
 
@@ -194,6 +194,6 @@ def predict_source(
     >>> prediction.digit, seen.shape
     (1, (8, 8))
     """
-    prepared = prepare_for(card, read_image(source))
+    prepared = prepare_for(card, read_image(source, draft=WORK_SIDE))
     [prediction] = predict_images(model, card, prepared, top_k=top_k, min_confidence=min_confidence)
     return prediction, prepared

@@ -38,7 +38,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from digitlab.data.images import MAX_BYTES, ImageTooLargeError, prepare_pixels, read_image
+from digitlab.data.images import MAX_BYTES, WORK_SIDE, ImageTooLargeError, prepare_pixels, read_image
 from digitlab.errors import DigitlabError
 from digitlab.predict import predict_images, prepare_for
 from digitlab.store import CARD_NAME, LoadedModel, find_latest_model, load_model
@@ -314,7 +314,7 @@ def _add_routes(app: FastAPI) -> None:
 def _predict_sync(loaded: LoadedModel, kind: str, payload: Any, top_k: int) -> dict[str, Any]:
     """Decode, prepare and predict (CPU work, run off the event loop)."""
     if kind == "image":
-        image: Any = read_image(payload)
+        image: Any = read_image(payload, draft=WORK_SIDE)
     else:
         try:
             image = prepare_pixels(payload)
