@@ -91,3 +91,41 @@ def test_python_dash_m_and_help():
     assert result.returncode == 0
     for command in ("run", "evaluate", "models"):
         assert command in result.stdout
+
+
+def _draw_one(path):
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGB", (300, 300), "white")
+    ImageDraw.Draw(picture).line([(150, 40), (150, 260)], fill="black", width=25)
+    picture.save(path)
+
+
+def test_predict_goes_on_after_a_bad_file(lesson_run, tmp_path):
+    _draw_one(tmp_path / "one.jpg")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    prepared = tmp_path / "seen"
+    result = run_cli("predict", "--model", str(lesson_run.folder), str(tmp_path / "broken.png"),
+                     str(tmp_path / "one.jpg"), "--json", "--save-prepared", str(prepared))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    doc = json.loads(result.stdout)
+    bad, good = doc["predictions"]
+    assert "error" in bad and "broken.png" in bad["error"]
+    assert good["digit"] == 1 and len(good["probabilities"]) == 10 and len(good["top"]) == 3
+    from PIL import Image
+
+    assert Image.open(good["prepared"]).size == (8, 8)
+
+
+def test_predict_uses_the_newest_run_and_says_so(lesson_run, tmp_path):
+    _draw_one(tmp_path / "one.png")
+    result = run_cli("predict", "--runs", str(lesson_run.folder.parent), str(tmp_path / "one.png"))
+    assert result.returncode == 0, result.stderr
+    assert "using the newest model" in result.stderr and lesson_run.folder.name in result.stderr
+    assert "one.png: 1" in result.stdout
+
+
+def test_predict_without_any_model_says_what_to_do(tmp_path):
+    result = run_cli("predict", "--runs", str(tmp_path / "empty"), "x.png")
+    assert result.returncode == 2 and "run `digitlab run` first" in result.stderr

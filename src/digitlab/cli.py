@@ -134,6 +134,85 @@ def compare(
 
 
 @app.command()
+def predict(
+    images: List[Path] = typer.Argument(..., help="Picture files: PNG, JPEG, BMP, GIF, WebP or TIFF."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="A run folder or model file (default: newest in runs/)."),
+    runs: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the newest model."),
+    min_confidence: float = typer.Option(0.5, "--min-confidence", min=0.0, max=1.0,
+                                         help="Mark a prediction unsure below this probability."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+    save_prepared: Optional[Path] = typer.Option(None, "--save-prepared",
+                                                 help="Write the input the model saw, as PNG, into this folder."),
+) -> None:
+    """Predict the digit in your own pictures: top 3 with probabilities, and an unsure mark."""
+    from digitlab.predict import predict_source
+    from digitlab.store import find_latest_model, load_model
+
+    if model is None:
+        model = find_latest_model(runs)
+        if model is None:
+            raise DigitlabError(f"no trained model in {runs}/; run `digitlab run` first or pass --model PATH")
+        err_console.print(f"using the newest model: {escape(str(model))}")
+    loaded = load_model(model)
+    if save_prepared is not None:
+        from digitlab.report import check_writable
+
+        check_writable(save_prepared)
+    results, failed = [], 0
+    for image in images:
+        try:
+            prediction, prepared = predict_source(loaded.model, loaded.card, image, min_confidence=min_confidence)
+        except DigitlabError as exc:
+            failed += 1
+            message = str(exc) if str(image) in str(exc) else f"{image}: {exc}"
+            err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+            results.append({"image": str(image), "error": message})
+            continue
+        entry = {"image": str(image), **prediction.to_dict()}
+        if save_prepared is not None:
+            entry["prepared"] = str(_save_prepared(prepared, loaded.pixel_max, save_prepared / f"{image.stem}-prepared.png"))
+        results.append(entry)
+        if not as_json:
+            top = "  ".join(f"{d}: {p:.1%}" for d, p in prediction.top)
+            mark = "  [yellow]unsure[/]" if prediction.unsure else ""
+            console.print(f"{escape(str(image))}: [bold]{prediction.digit}[/]  ({top}){mark}")
+    if as_json:
+        typer.echo(json.dumps({"model": loaded.id, "predictions": results}, indent=2))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _save_prepared(prepared, pixel_max: int, path: Path) -> Path:
+    """Write the model's input as a grayscale PNG (white ink on black, as the model sees it)."""
+    import numpy as np
+    from PIL import Image
+
+    from digitlab.fileio import atomic_path
+
+    pixels = (np.asarray(prepared, dtype=np.float64) * (255.0 / pixel_max)).round().astype(np.uint8)
+    with atomic_path(path) as tmp:
+        Image.fromarray(pixels, mode="L").save(tmp, format="PNG")
+    return path
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="A run folder or model file (default: newest in runs/)."),
+    runs: Path = typer.Option(Path("runs"), "--runs", help="Where models are found (and the default one is trained)."),
+) -> None:
+    """Serve the drawing page and the REST API (POST /api/predict, GET /api/models, /docs)."""
+    import uvicorn
+
+    from digitlab.serve.app import create_app
+
+    application = create_app(model, runs)
+    console.print(f"digitlab is serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@app.command()
 def models() -> None:
     """List the models in the zoo."""
     from digitlab.models import MODELS
