@@ -103,7 +103,8 @@ def plot_class_distribution(train_labels: np.ndarray, test_labels: np.ndarray, p
     ax.set_xlabel("Digit")
     ax.set_ylabel("Number of images")
     ax.set_title("Class distribution")
-    ax.legend(frameon=False)
+    ax.set_ylim(0, max(train_counts.max(), test_counts.max()) * 1.22)  # headroom for the legend
+    ax.legend(frameon=False, loc="upper center", ncol=2)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return _save(fig, path)
