@@ -27,3 +27,29 @@ def lesson_run(tmp_path_factory):
     from digitlab.pipeline import run_pipeline
 
     return run_pipeline("digits", "logreg", out=tmp_path_factory.mktemp("runs"))
+
+
+def mnist_source() -> Path | None:
+    """The folder with the four real MNIST files: $DIGITLAB_MNIST_SOURCE, else ../shared/data/mnist."""
+    env = os.environ.get("DIGITLAB_MNIST_SOURCE")
+    folder = Path(env) if env else REPO.parent / "shared" / "data" / "mnist"
+    return folder if folder.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def real_mnist(tmp_path_factory):
+    """Real MNIST fetched (with checksums) into a private cache, $DIGITLAB_DATA pointing at it."""
+    source = mnist_source()
+    if source is None:
+        pytest.skip("the real MNIST files are absent (set $DIGITLAB_MNIST_SOURCE or provide ../shared/data/mnist)")
+    from digitlab.data.mnist import fetch_mnist
+
+    cache_root = tmp_path_factory.mktemp("digitlab-data")
+    fetch_mnist(source, cache=cache_root / "mnist", log=lambda line: None)
+    previous = os.environ.get("DIGITLAB_DATA")
+    os.environ["DIGITLAB_DATA"] = str(cache_root)
+    yield cache_root
+    if previous is None:
+        os.environ.pop("DIGITLAB_DATA", None)
+    else:
+        os.environ["DIGITLAB_DATA"] = previous
