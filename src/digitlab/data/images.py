@@ -276,13 +276,15 @@ def _gray_from_pil(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     image = _shrink(image)
     if image.mode == "I" or image.mode == "F":
         return _gray_from_array(np.asarray(image))
-    data = np.asarray(image, dtype=np.float32) / np.float32(255)
+    if image.mode == "RGB":
+        image = image.convert("L")  # ITU-R 601 luma, in C
+    elif image.mode == "RGBA":
+        image = image.convert("LA")
+    data = np.asarray(image, dtype=np.float32)
+    data *= np.float32(1 / 255)
     if image.mode == "L":
         return data, None
-    if image.mode == "LA":
-        return data[..., 0], _alpha_or_none(data[..., 1])
-    rgb = data[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return rgb, (_alpha_or_none(data[..., 3]) if image.mode == "RGBA" else None)
+    return data[..., 0], _alpha_or_none(data[..., 1])
 
 
 def _gray_from_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
