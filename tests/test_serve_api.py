@@ -345,3 +345,13 @@ def test_newest_run_is_served_by_default(runs):
 def test_a_bad_model_path_is_one_clear_error(tmp_path):
     with pytest.raises(DigitlabError, match="no such file"):
         create_app(tmp_path / "missing", tmp_path)
+
+
+def test_docs_work_offline(client):
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "https://" not in page.text  # Swagger UI from the app itself, no CDN
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert asset in page.text
+        path = page.text.split(asset)[0].rsplit('"', 1)[-1] + asset
+        assert client.get(path).status_code == 200

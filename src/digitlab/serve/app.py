@@ -162,7 +162,9 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs")) ->
     _ensure_logging()
     served = _load_or_train(model_path, Path(runs_dir))
     _tune_threads(served.loaded)
-    app = FastAPI(
+    from fastapi_offline import FastAPIOffline  # /docs with Swagger UI served locally: works offline
+
+    app = FastAPIOffline(
         title="digitlab",
         summary="Handwritten-digit recognition: draw a digit, or POST an image or 28×28 pixels.",
         version=_version(),
