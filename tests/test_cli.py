@@ -129,3 +129,17 @@ def test_predict_uses_the_newest_run_and_says_so(lesson_run, tmp_path):
 def test_predict_without_any_model_says_what_to_do(tmp_path):
     result = run_cli("predict", "--runs", str(tmp_path / "empty"), "x.png")
     assert result.returncode == 2 and "run `digitlab run` first" in result.stderr
+
+
+def test_validation_split_is_reported(tmp_path):
+    result = run_cli("run", "--validation", "0.2", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "Validation accuracy" in result.stdout
+    (folder,) = tmp_path.iterdir()
+    doc = json.loads((folder / "metrics.json").read_text())
+    assert doc["n_train"] == 1149 and doc["split"]["validation"] == 0.2 and 0.9 < doc["validation_accuracy"] <= 1
+
+
+def test_cnn_options_are_refused_for_other_models(tmp_path):
+    result = run_cli("run", "--model", "knn", "--time-budget", "5", "--out", str(tmp_path))
+    assert result.returncode == 2 and "--time-budget applies to the cnn model only" in result.stderr

@@ -6,6 +6,7 @@ prints it as one line and exits with code 2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -39,6 +40,23 @@ def _status(message: str):
     return console.status(message, spinner="dots")
 
 
+def _training_options(model: str, **options) -> dict:
+    """Turn --device / --time-budget / --target-accuracy into model parameters, for models that have them."""
+    from digitlab.models import make_model
+
+    given = {name: value for name, value in options.items() if value is not None}
+    accepted = make_model(model).get_params()
+    unsupported = [name for name in given if name not in accepted]
+    if unsupported:
+        flags = ", ".join("--" + name.replace("_", "-") for name in unsupported)
+        raise DigitlabError(f"{flags} applies to the cnn model only, not {model!r}")
+    if "target_accuracy" in given and "validation_fraction" in accepted:
+        given.setdefault("validation_fraction", 0.1)
+    if "verbose" in accepted and sys.stdout.isatty():
+        given["verbose"] = True
+    return given
+
+
 @app.command()
 def run(
     dataset: str = DatasetOpt,
@@ -47,7 +65,14 @@ def run(
     test_size: Optional[float] = typer.Option(
         None, "--test-size", help="Fraction held out for testing (digits only; default 0.2)."),
     limit: Optional[int] = LimitOpt,
+    validation: Optional[float] = typer.Option(
+        None, "--validation", help="Carve this fraction of the training images out as a validation split."),
     param: Optional[List[str]] = ParamOpt,
+    device: Optional[str] = typer.Option(None, "--device", help="cnn: auto, cpu or cuda."),
+    time_budget: Optional[float] = typer.Option(
+        None, "--time-budget", min=0.1, help="cnn: seconds of training; the schedule is fitted to them."),
+    target_accuracy: Optional[float] = typer.Option(
+        None, "--target-accuracy", min=0.0, max=1.0, help="cnn: stop once validation accuracy reaches this."),
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder that receives the run folder."),
 ) -> None:
     """Run the whole lesson: load, preprocess, train, evaluate, draw, and write report.html."""
@@ -55,10 +80,13 @@ def run(
     from digitlab.pipeline import run_pipeline
 
     params = parse_params(param or [])
-    with _status("starting") as status:
+    params.update(_training_options(model, device=device, time_budget=time_budget, target_accuracy=target_accuracy))
+    live_bar = "verbose" in params  # the model draws its own progress bar; a spinner would fight it
+    with (contextlib.nullcontext() if live_bar else _status("starting")) as status:
         result = run_pipeline(
-            dataset, model, seed=seed, test_size=test_size, limit=limit, params=params, out=out,
-            step=lambda text: status.update(f"{text}…"),
+            dataset, model, seed=seed, test_size=test_size, limit=limit, validation=validation,
+            params=params, out=out,
+            step=(lambda text: console.print(f"{text}…")) if live_bar else (lambda text: status.update(f"{text}…")),
         )
     m = result.metrics
     table = Table(title=f"{model} on {dataset}", show_header=False, title_justify="left")
@@ -66,6 +94,8 @@ def run(
     table.add_row("Errors", f"{m.n_errors} of {m.n_test:,}")
     table.add_row("95% CI (Wilson)", f"{m.ci_low:.2%} – {m.ci_high:.2%}")
     table.add_row("Train time", f"{result.record.fitted.train_seconds:.2f} s")
+    if result.validation_accuracy is not None:
+        table.add_row("Validation accuracy", f"{result.validation_accuracy:.2%}")
     table.add_row("Run folder", escape(str(result.folder)))
     console.print(table)
     console.print(f"Report: [link=file://{result.report.resolve()}]{escape(str(result.report))}[/link]")

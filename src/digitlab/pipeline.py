@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from digitlab.data import load_dataset
+from digitlab.data import load_dataset, split_validation
+from digitlab.preprocess import to_features
 from digitlab.evaluate import Metrics, compute_metrics, predict_test
 from digitlab.report import RunRecord, check_writable, now_utc, write_run
 from digitlab.train import train
@@ -25,6 +26,7 @@ class RunResult:
     folder: Path
     metrics: Metrics
     record: RunRecord
+    validation_accuracy: float | None = None
 
     @property
     def report(self) -> Path:
@@ -38,6 +40,7 @@ def run_pipeline(
     seed: int = 42,
     test_size: float | None = None,
     limit: int | None = None,
+    validation: float | None = None,
     params: dict[str, Any] | None = None,
     out: Path | str = "runs",
     step: Callable[[str], None] = lambda _: None,
@@ -51,11 +54,20 @@ def run_pipeline(
     started = now_utc()
     step(f"loading {dataset}")
     data = load_dataset(dataset, test_size=test_size, seed=seed, limit=limit)
+    held_out = None
+    if validation is not None:
+        data, held_out = split_validation(data, validation, seed=seed)
     step(f"training {model} on {data.n_train:,} images")
     fitted = train(model, data, seed=seed, params=params)
+    validation_accuracy = None
+    if held_out is not None:
+        step("validating")
+        val_images, val_labels = held_out
+        validation_accuracy = float(fitted.model.score(to_features(val_images, data.pixel_max), val_labels))
     step("evaluating")
     predictions = predict_test(fitted.model, data)
     metrics = compute_metrics(data.test_labels, predictions.labels, labels=list(range(10)))
-    record = RunRecord(dataset=data, fitted=fitted, predictions=predictions, metrics=metrics, started=started)
+    record = RunRecord(dataset=data, fitted=fitted, predictions=predictions, metrics=metrics, started=started,
+                       validation_accuracy=validation_accuracy)
     folder = write_run(record, out, step)
-    return RunResult(folder=folder, metrics=metrics, record=record)
+    return RunResult(folder=folder, metrics=metrics, record=record, validation_accuracy=validation_accuracy)

@@ -45,6 +45,7 @@ class RunRecord:
     predictions: Predictions
     metrics: Metrics
     started: datetime
+    validation_accuracy: float | None = None
 
 
 def check_writable(out: Path) -> None:
@@ -92,6 +93,7 @@ def metrics_document(record: RunRecord, run_id: str) -> dict[str, Any]:
         "macro_f1": m.macro_f1,
         "per_class": [vars(c) for c in m.per_class],
         "confusion": m.confusion,
+        "validation_accuracy": record.validation_accuracy,
         "train_seconds": fitted.train_seconds,
         "predict_seconds": record.predictions.seconds,
         "versions": library_versions(),

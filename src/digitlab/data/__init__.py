@@ -17,7 +17,7 @@ import numpy as np
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 
-__all__ = ["Dataset", "DATASETS", "DatasetInfo", "load_dataset", "stratified_subset"]
+__all__ = ["Dataset", "DATASETS", "DatasetInfo", "load_dataset", "split_validation", "stratified_subset"]
 
 
 @dataclass(frozen=True)
@@ -117,3 +117,34 @@ def stratified_subset(dataset: Dataset, limit: int, *, seed: int = 42) -> Datase
         pixel_max=dataset.pixel_max,
         split={**dataset.split, "limit": limit, "limit_seed": seed},
     )
+
+
+def split_validation(dataset: Dataset, fraction: float, *, seed: int = 42) -> tuple[Dataset, tuple[np.ndarray, np.ndarray]]:
+    """Carve a stratified validation split out of the training part.
+
+    Returns the dataset with the smaller training part, and ``(images, labels)`` of the validation split.
+
+    Examples
+    --------
+    >>> train_part, (val_images, val_labels) = split_validation(load_dataset("digits"), 0.25)
+    >>> train_part.n_train, len(val_labels)
+    (1077, 360)
+    """
+    if not 0.0 < fraction < 1.0:
+        raise DigitlabError(f"--validation must be between 0 and 1 (exclusive), got {fraction}")
+    from sklearn.model_selection import train_test_split
+
+    keep, held = train_test_split(
+        np.arange(dataset.n_train), test_size=fraction, stratify=dataset.train_labels, random_state=seed
+    )
+    keep, held = np.sort(keep), np.sort(held)
+    smaller = Dataset(
+        name=dataset.name,
+        train_images=dataset.train_images[keep],
+        train_labels=dataset.train_labels[keep],
+        test_images=dataset.test_images,
+        test_labels=dataset.test_labels,
+        pixel_max=dataset.pixel_max,
+        split={**dataset.split, "validation": fraction},
+    )
+    return smaller, (dataset.train_images[held], dataset.train_labels[held])
