@@ -12,7 +12,8 @@ import pytest
 
 from digitlab.errors import DigitlabError
 from digitlab.preprocess import test_features as features_of_test_part  # (a library name, not a test)
-from digitlab.store import load_model, sha256_file
+from digitlab.fileio import sha256_file
+from digitlab.store import load_model
 
 SENTINEL = Path("/tmp/digitlab-test-sentinel-should-not-exist")
 

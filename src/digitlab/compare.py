@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -24,7 +20,7 @@ import numpy as np
 
 from digitlab.data import load_dataset
 from digitlab.evaluate import compute_metrics, predict_test
-from digitlab.fileio import write_text_atomic
+from digitlab.fileio import atomic_folder, write_text_atomic
 from digitlab.report import check_writable, now_utc
 from digitlab.train import train
 
@@ -113,8 +109,7 @@ def compare_models(
     started = now_utc()
     data = load_dataset(dataset, test_size=test_size, seed=seed, limit=limit)
     final = out / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{dataset}-compare"
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=out))
-    try:
+    with atomic_folder(final) as staging:
         rows, right = [], {}
         for name in names:
             step(f"training {name}")
@@ -136,11 +131,6 @@ def compare_models(
         board = Leaderboard(dataset, rows, test, final)
         step("writing leaderboard")
         _write(board, staging, data.n_train)
-        os.chmod(staging, 0o755)
-        os.rename(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return board
 
 

@@ -10,8 +10,6 @@ import base64
 import csv
 import io
 import json
-import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,7 +21,7 @@ import numpy as np
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.evaluate import Metrics, Predictions
-from digitlab.fileio import write_text_atomic
+from digitlab.fileio import atomic_folder, write_text_atomic
 from digitlab.train import FittedModel
 
 FIGURES = {
@@ -181,8 +179,7 @@ def write_run(record: RunRecord, out: Path, step: Callable[[str], None] = lambda
     while final.exists():
         final = out / f"{name}-{suffix}"
         suffix += 1
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=out))
-    try:
+    with atomic_folder(final) as staging:
         doc = metrics_document(record, final.name)
         write_text_atomic(staging / "metrics.json", json.dumps(doc, indent=2) + "\n")
         write_predictions_csv(staging / "predictions.csv", record)
@@ -193,11 +190,6 @@ def write_run(record: RunRecord, out: Path, step: Callable[[str], None] = lambda
         save_model(record.fitted, record.dataset, staging, metrics=card_metrics)
         step("writing report")
         write_text_atomic(staging / "report.html", render_report(record, doc, figures))
-        os.chmod(staging, 0o755)
-        os.rename(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return final
 
 

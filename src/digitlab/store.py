@@ -17,7 +17,6 @@ type outside the trusted set, with one clear line, before anything in the file i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any
 
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
-from digitlab.fileio import atomic_path, write_text_atomic
+from digitlab.fileio import atomic_path, sha256_file, write_text_atomic
 from digitlab.train import FittedModel
 
 CARD_NAME = "model.json"
@@ -54,15 +53,6 @@ class LoadedModel:
     @property
     def pixel_max(self) -> int:
         return int(self.card["pixel_max"])
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 hex digest of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def library_versions() -> dict[str, str]:

