@@ -121,3 +121,4 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
 
 # Registering happens on import of the modules that define models.
 from digitlab.models import classic  # noqa: E402,F401
+from digitlab.models import cnn  # noqa: E402,F401

@@ -1,0 +1,175 @@
+"""Fast checks of the CNN estimator: tiny networks, a few short epochs, CPU only."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from sklearn.base import clone  # noqa: E402
+
+from digitlab.data import load_dataset  # noqa: E402
+from digitlab.errors import DigitlabError  # noqa: E402
+from digitlab.models import make_model  # noqa: E402
+from digitlab.models.cnn import CNNClassifier  # noqa: E402
+from digitlab import preprocess  # noqa: E402  (its test_features would look like a test)
+
+SMALL = dict(epochs=6, width=8, batch_size=64, device="cpu", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    ds = load_dataset("digits")
+    return (*preprocess.train_features(ds), *preprocess.test_features(ds))
+
+
+@pytest.fixture(scope="module")
+def fitted(digits):
+    X, y, _, _ = digits
+    return CNNClassifier(**SMALL).fit(X, y)
+
+
+def test_learns_8x8_digits(fitted, digits):
+    _, _, X_test, y_test = digits
+    assert fitted.score(X_test, y_test) > 0.8  # chance is 0.1
+    assert fitted.classes_.tolist() == list(range(10))
+    assert fitted.n_features_in_ == 64 and fitted.image_shape_ == (8, 8)
+    proba = fitted.predict_proba(X_test[:5])
+    assert proba.shape == (5, 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert fitted.n_iter_ == SMALL["epochs"] and fitted.stop_reason_ == "epochs"
+
+
+def test_learns_28x28_images(digits):
+    X, y, _, _ = digits
+    # The 8x8 digits blown up 3x and padded to MNIST's 28x28.
+    big = np.pad(np.kron(X[:600].reshape(-1, 8, 8), np.ones((3, 3), np.float32)), ((0, 0), (2, 2), (2, 2)))
+    big = big.reshape(len(big), -1)
+    model = CNNClassifier(epochs=3, width=4, batch_size=32, device="cpu", random_state=0).fit(big, y[:600])
+    assert model.image_shape_ == (28, 28)
+    assert model.score(big, y[:600]) > 0.5
+
+
+def test_params_round_trip_through_clone(fitted):
+    params = fitted.get_params()
+    assert params["width"] == SMALL["width"] and params["epochs"] == SMALL["epochs"]
+    copy = clone(fitted)
+    assert copy.get_params() == params
+    assert not hasattr(copy, "module_")
+    copy.set_params(width=16, tta=True)
+    assert copy.get_params()["width"] == 16 and fitted.width == SMALL["width"]
+
+
+def test_export_from_tensors_gives_identical_predictions(fitted, digits):
+    _, _, X_test, _ = digits
+    tensors = fitted.export_tensors()
+    assert {"classes", "image_shape", "conv1.weight", "fc.weight"} <= set(tensors)
+    assert all(isinstance(v, np.ndarray) for v in tensors.values())
+    loaded = CNNClassifier.from_tensors(fitted.get_params(), tensors)
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), fitted.predict_proba(X_test))
+    np.testing.assert_array_equal(loaded.classes_, fitted.classes_)
+
+
+def test_safetensors_file_round_trip(fitted, digits, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    _, _, X_test, _ = digits
+    save_file(fitted.export_tensors(), str(tmp_path / "model.safetensors"))
+    params = json.loads(json.dumps(fitted.get_params()))  # as a JSON model card gives them back
+    loaded = CNNClassifier.from_tensors(params, load_file(str(tmp_path / "model.safetensors")))
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), fitted.predict_proba(X_test))
+    np.testing.assert_array_equal(loaded.predict(X_test), fitted.predict(X_test))
+
+
+def _one_line_error(params, tensors) -> str:
+    with pytest.raises(DigitlabError) as info:
+        CNNClassifier.from_tensors(params, tensors)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_wrong_shape_is_refused(fitted):
+    tensors = fitted.export_tensors()
+    tensors["conv2.weight"] = tensors["conv2.weight"][:, :3]
+    assert "conv2.weight" in _one_line_error(fitted.get_params(), tensors)
+    # A file for another width does not fit this width's network either.
+    assert "shape" in _one_line_error({**fitted.get_params(), "width": 16}, fitted.export_tensors())
+
+
+def test_foreign_or_missing_tensor_is_refused(fitted):
+    tensors = fitted.export_tensors()
+    tensors["evil.payload"] = np.zeros(3, dtype=np.float32)
+    assert "evil.payload" in _one_line_error(fitted.get_params(), tensors)
+    tensors = fitted.export_tensors()
+    del tensors["bn2.running_var"]
+    assert "bn2.running_var" in _one_line_error(fitted.get_params(), tensors)
+    tensors = fitted.export_tensors()
+    del tensors["classes"]
+    assert "classes" in _one_line_error(fitted.get_params(), tensors)
+    assert "unknown parameter" in _one_line_error({**fitted.get_params(), "depth": 3}, fitted.export_tensors())
+
+
+def test_same_seed_same_model(digits):
+    X, y, X_test, _ = digits
+    params = dict(SMALL, epochs=2)
+    a = CNNClassifier(**params).fit(X, y).predict_proba(X_test)
+    b = CNNClassifier(**params).fit(X, y).predict_proba(X_test)
+    c = CNNClassifier(**dict(params, random_state=1)).fit(X, y).predict_proba(X_test)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_time_budget_stops_training(digits):
+    X, y, X_test, y_test = digits
+    start = time.perf_counter()
+    model = CNNClassifier(epochs=10_000, width=8, time_budget=1.5, device="cpu", random_state=0).fit(X, y)
+    seconds = time.perf_counter() - start
+    assert model.stop_reason_ == "time_budget"
+    assert seconds < 5.0
+    assert np.isfinite(model.history_[-1]["loss"])
+    assert model.score(X_test, y_test) > 0.5  # finished with an annealed learning rate, not cut off
+
+
+def test_target_accuracy_stops_early(digits):
+    X, y, _, _ = digits
+    model = CNNClassifier(
+        epochs=200, width=8, validation_fraction=0.2, target_accuracy=0.8, device="cpu", random_state=0
+    ).fit(X, y)
+    assert model.stop_reason_ == "target_accuracy"
+    assert model.n_iter_ < 200
+    assert model.history_[-1]["val_accuracy"] >= 0.8
+
+
+def test_progress_bar_runs(digits, capsys):
+    X, y, _, _ = digits
+    CNNClassifier(epochs=1, width=4, validation_fraction=0.2, verbose=True, device="cpu", random_state=0).fit(X, y)
+
+
+def test_bad_inputs_give_one_clear_line(fitted, digits):
+    X, y, _, _ = digits
+    with pytest.raises(DigitlabError, match="square"):
+        CNNClassifier(**SMALL).fit(X[:, :60], y)
+    with pytest.raises(DigitlabError, match="64 features"):
+        fitted.predict(np.zeros((1, 784), dtype=np.float32))
+    with pytest.raises(DigitlabError, match="validation_fraction"):
+        CNNClassifier(target_accuracy=0.9).fit(X, y)
+
+
+def test_registry_defaults_per_dataset():
+    digits_model = make_model("cnn", dataset="digits", seed=7)
+    mnist_model = make_model("cnn", dataset="mnist", seed=7)
+    assert isinstance(digits_model, CNNClassifier) and digits_model.random_state == 7
+    assert mnist_model.get_params() != digits_model.get_params()
+    assert make_model("cnn", params={"epochs": 3}).epochs == 3
+
+
+def test_importing_the_zoo_does_not_import_torch():
+    code = "import sys, digitlab.models; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
