@@ -34,7 +34,7 @@ INK = "gray_r"  # ink dark on light paper, as a person writes
 def _save(fig: "plt.Figure", path: Path) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=DPI)
     plt.close(fig)
     return path
 
@@ -47,6 +47,7 @@ def _image_grid(
     title_colors: Sequence[str] | None = None,
     cmap: str = INK,
     limits: tuple[float, float] | None = None,
+    colorbar: str | None = None,
 ) -> "plt.Figure":
     """Tile ``images`` into one picture with a caption above each tile.
 
@@ -68,13 +69,18 @@ def _image_grid(
         row, col = divmod(index, columns)
         top, left = row * cell_h + caption, col * cell_w
         canvas[top:top + height, left:left + width] = image
-    fig_w = 1.35 * columns
-    fig_h = fig_w * canvas.shape[0] / canvas.shape[1] + 0.45
+    grid_w = 1.35 * columns
+    bar_w = 1.0 if colorbar else 0.0  # inches kept on the right for a colour bar and its label
+    fig_w = grid_w + bar_w
+    fig_h = grid_w * canvas.shape[0] / canvas.shape[1] + 0.45
     fig = plt.figure(figsize=(fig_w, fig_h))
-    ax = fig.add_axes((0, 0, 1, (fig_h - 0.45) / fig_h))
+    ax = fig.add_axes((0, 0, grid_w / fig_w, (fig_h - 0.45) / fig_h))
     colormap = plt.get_cmap(cmap).with_extremes(bad="white")
-    ax.imshow(canvas, cmap=colormap, vmin=limits[0], vmax=limits[1], interpolation="nearest")
+    shown = ax.imshow(canvas, cmap=colormap, vmin=limits[0], vmax=limits[1], interpolation="nearest")
     ax.axis("off")
+    if colorbar:
+        bar = fig.add_axes(((grid_w + 0.1) / fig_w, 0.08, 0.15 / fig_w, (fig_h - 0.45) / fig_h - 0.16))
+        fig.colorbar(shown, cax=bar, label=colorbar)
     for index, text in enumerate(titles):
         row, col = divmod(index, columns)
         color = title_colors[index] if title_colors else "black"
@@ -111,7 +117,7 @@ def plot_class_distribution(train_labels: np.ndarray, test_labels: np.ndarray, p
 
 
 def plot_confusion(metrics: Metrics, path: Path) -> Path:
-    """Confusion-matrix heatmap with the count in every cell (rows: true, columns: predicted)."""
+    """Confusion-matrix heatmap with the count in every non-empty cell (rows: true, columns: predicted)."""
     from matplotlib.colors import LogNorm
 
     matrix = np.asarray(metrics.confusion)
@@ -123,6 +129,8 @@ def plot_confusion(metrics: Metrics, path: Path) -> Path:
     threshold = np.sqrt(peak) * 2
     fontsize = 9 if matrix.max() < 1000 else 7
     for (row, col), count in np.ndenumerate(matrix):
+        if count == 0:
+            continue  # an empty (white) cell: no image went there
         ax.text(col, row, f"{count}", ha="center", va="center", fontsize=fontsize,
                 color="white" if count > threshold else "black")
     ticks = np.arange(matrix.shape[0])
@@ -130,7 +138,7 @@ def plot_confusion(metrics: Metrics, path: Path) -> Path:
     ax.set_yticks(ticks)
     ax.set_xlabel("Predicted digit")
     ax.set_ylabel("True digit")
-    ax.set_title(f"Confusion matrix — {metrics.n_errors} errors in {metrics.n_test:,}")
+    ax.set_title(f"Confusion matrix — {metrics.n_errors} errors in {metrics.n_test:,} (blank cells: none)")
     fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="Images (log scale)")
     fig.tight_layout()
     return _save(fig, path)
@@ -166,10 +174,8 @@ def plot_weights(coef: np.ndarray, image_shape: tuple[int, int], path: Path) -> 
     limit = float(np.percentile(np.abs(coef), 99.5)) or 1.0  # a few extreme pixels must not wash out the rest
     weights = np.asarray(coef).reshape(-1, *image_shape)
     fig = _image_grid(weights, [f"digit {d}" for d in range(len(weights))],
-                      "What the model looks for: weights per digit (red = evidence for, blue = against)",
-                      columns=5, cmap="RdBu_r", limits=(-limit, limit))
-    ax = fig.axes[0]
-    fig.colorbar(ax.images[0], ax=ax, fraction=0.025, pad=0.01, label="Weight")
+                      "What the model looks for: red pixels count for the digit, blue against",
+                      columns=5, cmap="RdBu_r", limits=(-limit, limit), colorbar="Weight")
     return _save(fig, path)
 
 
