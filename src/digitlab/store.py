@@ -4,9 +4,9 @@ A saved model is two files in one folder:
 
 - ``model.safetensors``: plain tensors, nothing that can run code. Used for the PyTorch CNN and
   for every scikit-learn model whose learned state is only arrays and plain values (logistic
-  regression, SVM): the card lists each attribute, and loading rebuilds the registry's estimator
+  regression): the card lists each attribute, and loading rebuilds the registry's estimator
   and sets them. This also spares the seconds skops spends importing all of scikit-learn.
-- ``model.skops`` for the other scikit-learn models (trees, neighbours), loaded with skops'
+- ``model.skops`` for the other scikit-learn models (SVM, forest, k-NN, MLP), loaded with skops'
   trusted types only;
 - ``model.json``, the model card: what the model is, how its input was prepared, the data it
   saw, its test metrics, library versions, and the SHA-256 of the weights file.
