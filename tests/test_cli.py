@@ -143,3 +143,16 @@ def test_validation_split_is_reported(tmp_path):
 def test_cnn_options_are_refused_for_other_models(tmp_path):
     result = run_cli("run", "--model", "knn", "--time-budget", "5", "--out", str(tmp_path))
     assert result.returncode == 2 and "--time-budget applies to the cnn model only" in result.stderr
+
+
+FAST_PARAMS = {"mlp": ["--param", "max_iter=50"], "cnn": ["--param", "epochs=15"], "forest": ["--param", "n_estimators=30"]}
+
+
+@pytest.mark.parametrize("model", ["logreg", "svm", "knn", "forest", "mlp", "cnn"])
+def test_every_registry_name_works_through_run(model, tmp_path):
+    result = run_cli("run", "--model", model, "--limit", "500", *FAST_PARAMS.get(model, []), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    (folder,) = tmp_path.iterdir()
+    doc = json.loads((folder / "metrics.json").read_text())
+    assert doc["model"] == model and doc["accuracy"] > 0.8
+    assert run_cli("evaluate", "--model", str(folder)).returncode == 0

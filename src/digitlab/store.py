@@ -30,6 +30,14 @@ from digitlab.fileio import atomic_path, sha256_file, write_text_atomic
 from digitlab.train import FittedModel
 
 CARD_NAME = "model.json"
+# scikit-learn's own helper types that the zoo's models hold, beyond skops' default trusted set.
+# They are plain data holders; anything else a skops file names is refused.
+TRUSTED_SKLEARN_TYPES = frozenset({
+    "sklearn.calibration._CalibratedClassifier",  # svm: the calibrated SVC
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",  # mlp
+    "sklearn.tree._tree.Tree",  # forest
+})
 FORMATS = {"skops": "model.skops", "safetensors": "model.safetensors"}
 PREPROCESSING = "pixels / pixel_max as float32, flattened row by row (digitlab.preprocess.to_features)"
 
@@ -256,12 +264,13 @@ def _load_skops(weights: Path) -> Any:
         untrusted = sio.get_untrusted_types(file=weights)
     except Exception as exc:  # skops raises several kinds on a malformed archive
         raise DigitlabError(f"{weights}: not a valid skops file ({exc.__class__.__name__})") from None
-    if untrusted:
+    refused = [name for name in untrusted if name not in TRUSTED_SKLEARN_TYPES]
+    if refused:
         raise DigitlabError(
-            f"{weights}: refusing to load types that are not trusted: {', '.join(untrusted)}"
+            f"{weights}: refusing to load types that are not trusted: {', '.join(refused)}"
         )
     try:
-        return sio.load(weights)
+        return sio.load(weights, trusted=list(untrusted))
     except Exception as exc:
         raise DigitlabError(f"{weights}: could not load the model ({exc.__class__.__name__}: {exc})") from None
 
