@@ -37,6 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from digitlab.models import make_model  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_inference import time_model as inference  # noqa: E402  (images/s batched, ms for one image)
+
 TARGET = 0.99
 LONG_RECIPE = dict(width=32, augment=2.0, distort=0.1, lr=0.2, epochs=100)
 
@@ -170,26 +173,6 @@ def ours(X, y, X_test, y_test, budget: float, seed: int, **params):
     return model, seconds, acc, acc_tta
 
 
-def inference(model, X_test, repeats: int = 5) -> tuple[float, float]:
-    """Median images/s of predict_proba on the whole test set, median ms of predict on one image."""
-    model.predict_proba(X_test[:256])  # warm up
-    rates = []
-    for _ in range(repeats):
-        tick = time.perf_counter()
-        model.predict_proba(X_test)
-        rates.append(len(X_test) / (time.perf_counter() - tick))
-    one = X_test[:1]
-    for _ in range(20):
-        model.predict(one)
-    times = []
-    for i in range(300):
-        row = X_test[i : i + 1]
-        tick = time.perf_counter()
-        model.predict(row)
-        times.append(time.perf_counter() - tick)
-    return statistics.median(rates), 1000 * statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small budgets, 1/6 of the baseline data")
@@ -260,14 +243,14 @@ def main() -> None:
         elif first_ours and last:
             print(f"  ratio (example / ours): > {last / first_ours:.1f}x")
 
-    rate, ms = inference(model_20, X_test)
+    rate, ms = inference(model_20, X_test, repeats=5)
     print(f"\ninference (CNN of the last budget, no TTA): {rate:,.0f} images/s in batches; {ms:.2f} ms for one image")
 
     if args.long:
         print(f"\nthe 99.5% recipe {LONG_RECIPE} with time_budget={args.long_budget:.0f}:")
         model, seconds, acc, acc_tta = ours(X, y, X_test, y_test, args.long_budget, args.seed, **LONG_RECIPE)
         print(f"  train {seconds:.0f} s, {model.n_iter_} epochs: test acc {acc:.4f}, with TTA {acc_tta:.4f}")
-        rate, ms = inference(model, X_test)
+        rate, ms = inference(model, X_test, repeats=5)
         print(f"  inference: {rate:,.0f} images/s in batches; {ms:.2f} ms for one image")
 
 
