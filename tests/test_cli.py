@@ -55,6 +55,7 @@ def test_models_lists_the_zoo():
         (["run", "--test-size", "0"], "--test-size must be between 0 and 1"),
         (["run", "--param", "C"], "--param expects NAME=VALUE"),
         (["run", "--param", "bogus=1"], "has no parameter bogus"),
+        (["run", "--param", "max_iter=-3"], "'max_iter' parameter of LogisticRegression must be an int"),
         (["evaluate", "--model", "/nonexistent/run"], "no such file or folder"),
     ],
 )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from digitlab.data.dataset import Dataset
+from digitlab.errors import DigitlabError
 from digitlab.models import make_model
 from digitlab.preprocess import train_features
 
@@ -35,10 +36,15 @@ def train(
     >>> fitted.model.classes_.tolist()
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
     """
+    from sklearn.utils._param_validation import InvalidParameterError
+
     model = make_model(name, dataset=dataset.name, seed=seed, params=params)
     features, labels = train_features(dataset)
     start = time.perf_counter()
-    model.fit(features, labels)
+    try:
+        model.fit(features, labels)
+    except InvalidParameterError as exc:  # scikit-learn checks parameter values when fitting
+        raise DigitlabError(f"model {name!r}: {exc}") from None
     seconds = time.perf_counter() - start
     return FittedModel(
         name=name,
