@@ -163,3 +163,83 @@ def test_garbage_card_is_refused(run_copy):
     (run_copy / "model.json").write_text("{not json")
     with pytest.raises(DigitlabError, match="not a readable model card"):
         load_model(run_copy)
+
+
+def _forest_with_a_lying_tree(folder: Path) -> None:
+    """Save a small forest, then point one tree's first node far outside its arrays (a crafted file)."""
+    import skops.io as sio
+    from sklearn.tree._tree import Tree
+
+    from digitlab.data import load_dataset
+    from digitlab.store import save_model
+    from digitlab.train import train
+
+    ds = load_dataset("digits", limit=300)
+    save_model(train("forest", ds, params={"n_estimators": 2}), ds, folder)
+    model = load_model(folder).model
+    honest = model.estimators_[0].tree_
+    state = honest.__getstate__()
+    nodes = state["nodes"].copy()
+    nodes["left_child"][0] = 10**12  # predict would read memory far outside the array
+    state["nodes"] = nodes
+    evil = Tree(honest.n_features, np.array(honest.n_classes, dtype=np.intp), honest.n_outputs)
+    evil.__setstate__(state)
+    model.estimators_[0].tree_ = evil
+    sio.dump(model, folder / "model.skops")
+    _reseal(folder)
+
+
+def test_a_tree_with_out_of_range_nodes_is_refused(tmp_path):
+    folder = tmp_path / "forest"
+    _forest_with_a_lying_tree(folder)
+    with pytest.raises(DigitlabError, match="node indices out of range"):
+        load_model(folder)
+
+
+def test_a_file_holding_another_model_than_its_card_is_refused(skops_copy):
+    import skops.io as sio
+    from sklearn.dummy import DummyClassifier
+
+    from digitlab.data import load_dataset
+
+    ds = load_dataset("digits")
+    impostor = DummyClassifier(strategy="constant", constant=7).fit(ds.train_images.reshape(len(ds.train_images), -1) / 16, ds.train_labels)
+    sio.dump(impostor, skops_copy / "model.skops")
+    _reseal(skops_copy)
+    with pytest.raises(DigitlabError, match="holds a DummyClassifier"):
+        load_model(skops_copy)
+
+
+@pytest.mark.parametrize("change", [
+    {"format": ["skops"]}, {"image_shape": 8}, {"pixel_max": "x"}, {"sha256": 5}, {"split": [1]},
+    {"params": None}, {"dataset": ["digits"]},
+])
+def test_a_card_with_wrong_types_is_refused(run_copy, change):
+    card = json.loads((run_copy / "model.json").read_text())
+    card.update(change)
+    (run_copy / "model.json").write_text(json.dumps(card))
+    with pytest.raises(DigitlabError, match="model card"):
+        load_model(run_copy)
+
+
+@pytest.mark.parametrize("name, entry", [
+    ("predict_proba", {"kind": "json", "value": 1}),  # a method, not learned state
+    ("coef_", {"kind": "json"}),  # no value
+    ("n_iter_", {"kind": "float64", "value": "abc"}),
+])
+def test_a_card_cannot_plant_bad_state(run_copy, name, entry):
+    card = json.loads((run_copy / "model.json").read_text())
+    _reseal(run_copy, state={**card["state"], name: entry})
+    with pytest.raises(DigitlabError):
+        load_model(run_copy)
+
+
+def test_weights_of_the_wrong_size_are_refused(run_copy):
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(run_copy / "model.safetensors"))
+    tensors["coef_"] = tensors["coef_"][:, :3].copy()
+    save_file(tensors, str(run_copy / "model.safetensors"))
+    _reseal(run_copy)
+    with pytest.raises(DigitlabError, match="does not work on 8×8 images"):
+        load_model(run_copy)

@@ -117,19 +117,21 @@ def _restore_array_state(estimator: Any, params: dict[str, Any], state: dict[str
     if set(tensors) != {n for n, s in state.items() if s.get("kind") == "array"}:
         raise DigitlabError(f"{weights}: the tensors in the file do not match the state listed in its card")
     for name, entry in state.items():
-        if not name.isidentifier() or name.startswith("__") or not isinstance(entry, dict):
+        # learned attributes only: a name scikit-learn gives fitted state, never one of the class's own
+        learned = name.endswith("_") or (name.startswith("_") and not name.startswith("__"))
+        if not (name.isidentifier() and learned and not hasattr(type(estimator), name) and isinstance(entry, dict)):
             raise DigitlabError(f"{weights}: the card lists an invalid attribute {name!r}")
-        kind = entry.get("kind")
+        kind, value = entry.get("kind"), entry.get("value")
         if kind == "array":
             value = tensors[name]
-        elif kind == "float64":
-            value = np.float64(entry["value"])
-        elif kind == "tuple":
-            value = tuple(entry["value"])
-        elif kind == "json" and (entry["value"] is None or isinstance(entry["value"], (bool, int, float, str))):
-            value = entry["value"]
+        elif kind == "float64" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = np.float64(value)
+        elif kind == "tuple" and isinstance(value, list) and all(isinstance(v, (int, float, str)) for v in value):
+            value = tuple(value)
+        elif kind == "json" and "value" in entry and (value is None or isinstance(value, (bool, int, float, str))):
+            pass
         else:
-            raise DigitlabError(f"{weights}: the card lists attribute {name!r} of unknown kind {kind!r}")
+            raise DigitlabError(f"{weights}: the card lists attribute {name!r} with a bad kind or value")
         setattr(estimator, name, value)
     return estimator
 
@@ -216,6 +218,29 @@ def _card_path(path: Path) -> Path:
     return card
 
 
+def _check_card_types(card: dict[str, Any], card_path: Path) -> None:
+    """Refuse a card whose fields have the wrong types before anything relies on them."""
+    def bad(field: str, expected: str) -> DigitlabError:
+        return DigitlabError(f"{card_path}: field {field!r} of the model card must be {expected}; the card is damaged")
+
+    for field in ("format", "file", "sha256", "model"):
+        if not isinstance(card[field], str):
+            raise bad(field, "a string")
+    if not isinstance(card.get("dataset", ""), str):
+        raise bad("dataset", "a string")
+    shape = card["image_shape"]
+    if not (isinstance(shape, list) and len(shape) == 2 and all(type(v) is int and 1 <= v <= 4096 for v in shape)):
+        raise bad("image_shape", "two positive integers")
+    if not (type(card["pixel_max"]) is int and 1 <= card["pixel_max"] <= 255):
+        raise bad("pixel_max", "an integer from 1 to 255")
+    if not isinstance(card["params"], dict):
+        raise bad("params", "an object")
+    if not isinstance(card.get("split", {}), dict):
+        raise bad("split", "an object")
+    if not isinstance(card.get("metrics", {}), dict):
+        raise bad("metrics", "an object")
+
+
 def read_card(path: Path) -> tuple[dict[str, Any], Path]:
     """Read and check a model card; return it and the path of its weights file."""
     card_path = _card_path(path)
@@ -223,9 +248,10 @@ def read_card(path: Path) -> tuple[dict[str, Any], Path]:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DigitlabError(f"{card_path}: not a readable model card ({exc.__class__.__name__})") from None
-    required = {"format", "file", "sha256", "model", "image_shape", "pixel_max", "params"}
+    required = {"format", "file", "sha256", "model", "dataset", "image_shape", "pixel_max", "params"}
     if not isinstance(card, dict) or not required <= set(card):
         raise DigitlabError(f"{card_path}: not a digitlab model card (missing {', '.join(sorted(required - set(card or {})))})")
+    _check_card_types(card, card_path)
     if card["format"] not in FORMATS or card["file"] != FORMATS[card["format"]]:
         raise DigitlabError(f"{card_path}: unknown model format {card['format']!r}; expected skops or safetensors")
     weights = card_path.with_name(card["file"])
@@ -250,7 +276,60 @@ def load_model(path: Path) -> LoadedModel:
         model = _load_skops(weights)
     else:
         model = _load_safetensors(weights, card)
+    _check_loaded(model, card, weights)
     return LoadedModel(model=model, card=card, path=weights)
+
+
+def _check_loaded(model: Any, card: dict[str, Any], weights: Path) -> None:
+    """The file must hold the model its card names, with sound trees, answering for the card's image size."""
+    import numpy as np
+
+    from digitlab.models import MODELS, make_model
+
+    if card["model"] not in MODELS:
+        raise DigitlabError(f"{weights}: unknown model {card['model']!r} in its card")
+    expected = type(make_model(card["model"], dataset=card.get("dataset", "digits")))
+    if type(model) is not expected:
+        raise DigitlabError(f"{weights}: holds a {type(model).__name__}, but its card says {card['model']!r} "
+                            f"({expected.__name__}); refusing it")
+    _check_trees(model, weights)
+    pixels = int(np.prod(card["image_shape"]))
+    try:
+        proba = model.predict_proba(np.zeros((1, pixels), dtype=np.float32))
+    except (ValueError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
+        raise DigitlabError(f"{weights}: the model does not work on {card['image_shape'][0]}×"
+                            f"{card['image_shape'][1]} images as its card says ({type(exc).__name__})") from None
+    if np.shape(proba) != (1, len(getattr(model, "classes_", []))):
+        raise DigitlabError(f"{weights}: the model's output does not match its classes; the file is damaged")
+
+
+def _check_trees(model: Any, weights: Path) -> None:
+    """Bounds-check every decision tree's node arrays: scikit-learn follows them without checks at predict.
+
+    skops does not trust ``sklearn.tree._tree.Tree`` by default for exactly this reason; digitlab trusts it
+    only after this check.
+    """
+    import numpy as np
+
+    estimators = [model, *getattr(model, "estimators_", [])]
+    n_features = getattr(model, "n_features_in_", None)
+    for estimator in estimators:
+        tree = getattr(estimator, "tree_", None)
+        if tree is None:
+            continue
+        n = int(tree.node_count)
+        left, right = np.asarray(tree.children_left), np.asarray(tree.children_right)
+        feature = np.asarray(tree.feature)
+        leaf = left == -1
+        sound = (
+            len(left) == len(right) == len(feature) == n
+            and np.array_equal(leaf, right == -1)
+            and np.all((left[~leaf] > 0) & (left[~leaf] < n) & (right[~leaf] > 0) & (right[~leaf] < n))
+            and (n_features is None or np.all((feature[~leaf] >= 0) & (feature[~leaf] < n_features)))
+            and np.asarray(tree.value).shape[0] == n
+        )
+        if not sound:
+            raise DigitlabError(f"{weights}: a decision tree in the file has node indices out of range; refusing it")
 
 
 def _load_skops(weights: Path) -> Any:
@@ -281,6 +360,9 @@ def _load_safetensors(weights: Path, card: dict[str, Any]) -> Any:
     if card["model"] not in MODELS:
         raise DigitlabError(f"{weights}: unknown model {card['model']!r} in its card")
     estimator = make_model(card["model"], dataset=card.get("dataset", "digits"))
+    params = dict(card["params"])
+    if "device" in params:
+        params["device"] = "auto"  # a model trained on a GPU loads on a laptop
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
@@ -289,10 +371,10 @@ def _load_safetensors(weights: Path, card: dict[str, Any]) -> Any:
     except (SafetensorError, OSError, ValueError) as exc:
         raise DigitlabError(f"{weights}: not a valid safetensors file ({exc})") from None
     if hasattr(type(estimator), "from_tensors"):
-        return type(estimator).from_tensors(card["params"], tensors)
+        return type(estimator).from_tensors(params, tensors)
     if not isinstance(card.get("state"), dict):
         raise DigitlabError(f"{weights}: the model card lists no state for model {card['model']!r}")
-    return _restore_array_state(estimator, card["params"], card["state"], tensors, weights)
+    return _restore_array_state(estimator, params, card["state"], tensors, weights)
 
 
 def find_latest_model(runs_dir: Path = Path("runs")) -> Path | None:
