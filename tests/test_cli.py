@@ -157,3 +157,24 @@ def test_every_registry_name_works_through_run(model, tmp_path):
     doc = json.loads((folder / "metrics.json").read_text())
     assert doc["model"] == model and doc["accuracy"] > 0.8
     assert run_cli("evaluate", "--model", str(folder)).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seed", "-1"], "--seed must be from 0"),
+        (["--test-size", "0.999"], "cannot be trained on this data"),
+        (["--validation", "0.001"], "too few training images"),
+        (["--model", "knn", "--param", "n_neighbors=5000"], "cannot predict the test images"),
+        (["--param", "penalty=l1"], "cannot be trained on this data"),
+    ],
+)
+def test_values_the_model_rejects_are_one_line(tmp_path, args, message):
+    result = run_cli("run", *args, "--out", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_serve_refuses_an_address_it_cannot_use():
+    result = run_cli("serve", "--host", "999.1.1.1")
+    assert result.returncode == 2 and "cannot listen on 999.1.1.1:8000" in result.stderr

@@ -355,3 +355,10 @@ def test_docs_work_offline(client):
         assert asset in page.text
         path = page.text.split(asset)[0].rsplit('"', 1)[-1] + asset
         assert client.get(path).status_code == 200
+
+
+def test_deeply_nested_json_is_a_400(client):
+    body = b'{"pixels":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = client.post("/api/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "nested too deeply" in response.json()["error"]
+    assert_healthy(client)

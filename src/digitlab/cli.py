@@ -187,7 +187,7 @@ def predict(
     if save_prepared is not None:
         from digitlab.report import check_writable
 
-        check_writable(save_prepared)
+        check_writable(save_prepared, "--save-prepared")
     results, failed = [], 0
     for image in images:
         try:
@@ -200,7 +200,10 @@ def predict(
             continue
         entry = {"image": str(image), **prediction.to_dict()}
         if save_prepared is not None:
-            entry["prepared"] = str(_save_prepared(prepared, loaded.pixel_max, save_prepared / f"{image.stem}-prepared.png"))
+            name = f"{image.stem}-prepared.png"
+            if images.count(image) > 1 or [i.stem for i in images].count(image.stem) > 1:
+                name = f"{len(results) + 1:03d}-{image.stem}-prepared.png"  # two pictures with one name
+            entry["prepared"] = str(_save_prepared(prepared, loaded.pixel_max, save_prepared / name))
         results.append(entry)
         if not as_json:
             top = "  ".join(f"{d}: {p:.1%}" for d, p in prediction.top)
@@ -209,7 +212,7 @@ def predict(
     if as_json:
         typer.echo(json.dumps({"model": loaded.id, "predictions": results}, indent=2))
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(1)  # as issue 5 asks: one line per bad picture, the others answered, exit 1
 
 
 def _save_prepared(prepared, pixel_max: int, path: Path) -> Path:
@@ -233,10 +236,19 @@ def serve(
     runs: Path = typer.Option(Path("runs"), "--runs", help="Where models are found (and the default one is trained)."),
 ) -> None:
     """Serve the drawing page and the REST API (POST /api/predict, GET /api/models, /docs)."""
+    import socket
+
     import uvicorn
 
     from digitlab.serve.app import create_app
 
+    try:  # a bad address or a busy port is one clear line, before any model work
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, port))
+    except OSError as exc:
+        raise DigitlabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                            "choose another --port or --host") from None
     application = create_app(model, runs)
     console.print(f"digitlab is serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(application, host=host, port=port, log_level="info")

@@ -109,7 +109,8 @@ def compare_models(
     started = now_utc()
     data = load_dataset(dataset, test_size=test_size, seed=seed, limit=limit)
     final = out / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{dataset}-compare"
-    with atomic_folder(final) as staging:
+    with atomic_folder(final) as staged:
+        staging = staged.path
         rows, right = [], {}
         for name in names:
             step(f"training {name}")
@@ -131,6 +132,7 @@ def compare_models(
         board = Leaderboard(dataset, rows, test, final)
         step("writing leaderboard")
         _write(board, staging, data.n_train)
+    board.folder = staged.final
     return board
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from digitlab.data.dataset import Dataset
+from digitlab.errors import DigitlabError
 from digitlab.preprocess import test_features
 
 
@@ -129,12 +130,15 @@ def predict_test(model: Any, dataset: Dataset) -> Predictions:
     """Predict the test part, timing it; probabilities when the model offers them."""
     features, _ = test_features(dataset)
     start = time.perf_counter()
-    if hasattr(model, "predict_proba"):
-        proba = np.asarray(model.predict_proba(features))
-        labels = np.asarray(model.classes_)[proba.argmax(axis=1)]
-    else:
-        proba = None
-        labels = np.asarray(model.predict(features))
+    try:
+        if hasattr(model, "predict_proba"):
+            proba = np.asarray(model.predict_proba(features))
+            labels = np.asarray(model.classes_)[proba.argmax(axis=1)]
+        else:
+            proba = None
+            labels = np.asarray(model.predict(features))
+    except ValueError as exc:  # e.g. k-NN asked for more neighbours than it has images
+        raise DigitlabError(f"the model cannot predict the test images: {exc}") from None
     return Predictions(labels=labels, probabilities=proba, seconds=time.perf_counter() - start)
 
 

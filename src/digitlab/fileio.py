@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import itertools
 import os
 import shutil
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -65,29 +68,47 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
         handle.write(text)
 
 
-@contextmanager
-def atomic_folder(final: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a hidden staging folder beside ``final``; rename it to ``final`` when the block succeeds.
+@dataclass
+class StagedFolder:
+    """A folder being written (``path``) and where it lands when done (``final``)."""
 
-    On any error the staging folder is removed, so nothing half-written is ever visible as ``final``.
+    path: Path
+    final: Path
+
+
+@contextmanager
+def atomic_folder(final: str | os.PathLike[str]) -> Iterator[StagedFolder]:
+    """Write into a hidden staging folder beside ``final``; rename it into place when the block succeeds.
+
+    On any error the staging folder is removed, so nothing half-written is ever visible. When another
+    process took ``final`` meanwhile, the folder lands at ``final-2``, ``final-3``, ... (see ``.final``).
 
     Examples
     --------
     >>> import tempfile, pathlib
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "run-1"
-    >>> with atomic_folder(target) as staging:
-    ...     _ = (staging / "metrics.json").write_text("{}")
-    >>> sorted(p.name for p in target.iterdir())
-    ['metrics.json']
+    >>> with atomic_folder(target) as staged:
+    ...     _ = (staged.path / "metrics.json").write_text("{}")
+    >>> staged.final == target, sorted(p.name for p in target.iterdir())
+    (True, ['metrics.json'])
     """
     final = Path(final)
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    staged = StagedFolder(Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent)), final)
     try:
-        yield staging
-        os.chmod(staging, 0o777 & ~_UMASK)
-        os.rename(staging, final)
+        yield staged
+        os.chmod(staged.path, 0o777 & ~_UMASK)
+        for attempt in itertools.count(1):
+            candidate = final if attempt == 1 else final.with_name(f"{final.name}-{attempt}")
+            try:
+                os.rename(staged.path, candidate)
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+                continue
+            staged.final = candidate
+            break
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staged.path, ignore_errors=True)
         raise
 
 

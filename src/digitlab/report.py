@@ -46,17 +46,17 @@ class RunRecord:
     validation_accuracy: float | None = None
 
 
-def check_writable(out: Path) -> None:
+def check_writable(out: Path, option: str = "--out") -> None:
     """Fail early, with one line, when ``out`` cannot hold a run folder."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise DigitlabError(f"--out {out}: exists and is not a folder; choose a folder")
+        raise DigitlabError(f"{option} {out}: exists and is not a folder; choose a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=out, prefix=".probe-", delete=True)
         probe.close()
     except OSError as exc:
-        raise DigitlabError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose a writable folder") from None
+        raise DigitlabError(f"{option} {out}: cannot write there ({exc.strerror or exc}); choose a writable folder") from None
 
 
 def run_name(record: RunRecord) -> str:
@@ -179,7 +179,8 @@ def write_run(record: RunRecord, out: Path, step: Callable[[str], None] = lambda
     while final.exists():
         final = out / f"{name}-{suffix}"
         suffix += 1
-    with atomic_folder(final) as staging:
+    with atomic_folder(final) as staged:
+        staging = staged.path
         doc = metrics_document(record, final.name)
         write_text_atomic(staging / "metrics.json", json.dumps(doc, indent=2) + "\n")
         write_predictions_csv(staging / "predictions.csv", record)
@@ -190,7 +191,7 @@ def write_run(record: RunRecord, out: Path, step: Callable[[str], None] = lambda
         save_model(record.fitted, record.dataset, staging, metrics=card_metrics)
         step("writing report")
         write_text_atomic(staging / "report.html", render_report(record, doc, figures))
-    return final
+    return staged.final
 
 
 def now_utc() -> datetime:

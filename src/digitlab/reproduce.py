@@ -44,7 +44,11 @@ def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
             f"{DATASETS[name].image_shape[0]}×{DATASETS[name].image_shape[1]}; choose a dataset of the same size")
     split = card.get("split", {})
     if name == card["dataset"] and split.get("kind") == "random":
-        data = load_dataset(name, test_size=split["test_size"], seed=split["seed"])
+        test_size, seed = split.get("test_size"), split.get("seed")
+        if not isinstance(test_size, float) or type(seed) is not int:
+            raise DigitlabError(f"{loaded.path.parent}: the model card's split lacks a test_size and seed; "
+                                "cannot rebuild the test images")
+        data = load_dataset(name, test_size=test_size, seed=seed)
     else:
         data = load_dataset(name)
     predictions = predict_test(loaded.model, data)
@@ -52,7 +56,12 @@ def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
     recorded = None
     metrics_file = loaded.path.parent / "metrics.json"
     if name == card["dataset"] and metrics_file.is_file():
-        recorded = json.loads(metrics_file.read_text(encoding="utf-8"))
+        try:
+            recorded = json.loads(metrics_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            recorded = {}
+        if not isinstance(recorded, dict):
+            recorded = {}
     differences = []
     if recorded is not None:
         now = _comparable(metrics)

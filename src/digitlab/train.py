@@ -45,6 +45,8 @@ def train(
         model.fit(features, labels)
     except InvalidParameterError as exc:  # scikit-learn checks parameter values when fitting
         raise DigitlabError(f"model {name!r}: {exc}") from None
+    except ValueError as exc:  # a combination of parameters and data the model cannot fit
+        raise DigitlabError(f"model {name!r} cannot be trained on this data: {exc}") from None
     seconds = time.perf_counter() - start
     return FittedModel(
         name=name,

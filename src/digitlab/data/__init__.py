@@ -72,6 +72,8 @@ def load_dataset(
     """
     if name not in DATASETS:
         raise DigitlabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    if not 0 <= seed < 2**32:
+        raise DigitlabError(f"--seed must be from 0 to {2**32 - 1}, got {seed}")
     info = DATASETS[name]
     if test_size is not None and not 0.0 < test_size < 1.0:
         raise DigitlabError(f"--test-size must be between 0 and 1 (exclusive), got {test_size}")
@@ -104,9 +106,12 @@ def stratified_subset(dataset: Dataset, limit: int, *, seed: int = 42) -> Datase
         raise DigitlabError(f"--limit must be at least {n_classes} (one image per class), got {limit}")
     from sklearn.model_selection import train_test_split
 
-    keep, _ = train_test_split(
-        np.arange(dataset.n_train), train_size=limit, stratify=dataset.train_labels, random_state=seed
-    )
+    try:
+        keep, _ = train_test_split(
+            np.arange(dataset.n_train), train_size=limit, stratify=dataset.train_labels, random_state=seed
+        )
+    except ValueError as exc:
+        raise DigitlabError(f"--limit {limit}: cannot keep every digit in a subset that small ({exc})") from None
     return _keep_training(dataset, np.sort(keep), {"limit": limit, "limit_seed": seed})
 
 
@@ -138,8 +143,12 @@ def split_validation(dataset: Dataset, fraction: float, *, seed: int = 42) -> tu
         raise DigitlabError(f"--validation must be between 0 and 1 (exclusive), got {fraction}")
     from sklearn.model_selection import train_test_split
 
-    keep, held = train_test_split(
-        np.arange(dataset.n_train), test_size=fraction, stratify=dataset.train_labels, random_state=seed
-    )
+    try:
+        keep, held = train_test_split(
+            np.arange(dataset.n_train), test_size=fraction, stratify=dataset.train_labels, random_state=seed
+        )
+    except ValueError as exc:
+        raise DigitlabError(f"--validation {fraction}: too few training images for a stratified split ({exc}); "
+                            "use a larger fraction or more images") from None
     held = np.sort(held)
     return _keep_training(dataset, np.sort(keep), {"validation": fraction}), (dataset.train_images[held], dataset.train_labels[held])

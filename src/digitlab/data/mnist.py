@@ -393,7 +393,11 @@ def fetch_mnist(
     if _read_manifest(cache) is not None and _checksums_hold(cache):
         log(f"MNIST is already in {cache} and its checksums hold")
         return cache
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DigitlabError(f"cannot create the cache folder {cache} ({exc.strerror or exc}); "
+                            "point $DIGITLAB_DATA at a writable folder") from None
     (cache / MANIFEST).unlink(missing_ok=True)
     _remove_stale_staging(cache)
     downloads = cache / "downloads"

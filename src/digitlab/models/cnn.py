@@ -362,6 +362,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         if classes.ndim != 1 or len(classes) < 2:
             raise DigitlabError(f"CNN weights file has classes of shape {classes.shape}; expected a list of labels")
         side = _side_of(shape[0] * shape[1])
+        first = np.shape(tensors.get("conv1.weight"))
+        if first[:1] != (model.width,):  # check before building: a lying width could ask for gigabytes
+            raise DigitlabError(f"CNN tensor 'conv1.weight' has shape {first}, but the card says width={model.width}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             net = _build_net(side, model.width, len(classes))

@@ -409,6 +409,8 @@ async def _pixels_from_json(request: Request) -> Any:
         raise ApiError(400, "the request body is empty; send JSON {\"pixels\": 28×28 numbers from 0 to 255}")
     try:
         document = json.loads(body)
+    except RecursionError:
+        raise ApiError(400, "the JSON body is nested too deeply; send {\"pixels\": 28×28 numbers}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise ApiError(400, f"the body is not valid JSON{where}; send {{\"pixels\": 28×28 numbers}}") from None
@@ -449,5 +451,8 @@ def _list_models(served: _Served) -> list[dict[str, Any]]:
             except (OSError, ValueError):
                 continue
             if isinstance(card, dict):
-                listed.append(_summary(card, folder, False))
+                try:
+                    listed.append(_summary(card, folder, False))
+                except (TypeError, ValueError, AttributeError):
+                    continue  # a damaged card is not listed; loading it would refuse it too
     return listed
