@@ -127,7 +127,7 @@ def plot_confusion(metrics: Metrics, path: Path) -> Path:
     shown = ax.imshow(np.ma.masked_equal(matrix, 0), cmap=plt.get_cmap("Blues").with_extremes(bad="white"),
                       norm=LogNorm(vmin=1, vmax=peak))
     threshold = np.sqrt(peak) * 2
-    fontsize = 9 if matrix.max() < 1000 else 7
+    fontsize = 9 if matrix.max() < 1000 else 8
     for (row, col), count in np.ndenumerate(matrix):
         if count == 0:
             continue  # an empty (white) cell: no image went there
@@ -138,8 +138,11 @@ def plot_confusion(metrics: Metrics, path: Path) -> Path:
     ax.set_yticks(ticks)
     ax.set_xlabel("Predicted digit")
     ax.set_ylabel("True digit")
-    ax.set_title(f"Confusion matrix — {metrics.n_errors} errors in {metrics.n_test:,} (blank cells: none)")
-    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="Images (log scale)")
+    ax.set_title(f"Confusion matrix — {metrics.n_errors:,} errors in {metrics.n_test:,}")
+    from matplotlib.ticker import FuncFormatter
+
+    bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="Images (log colour scale; blank cell = 0)")
+    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     fig.tight_layout()
     return _save(fig, path)
 
@@ -162,7 +165,7 @@ def plot_misclassified(
     order = wrong[np.argsort(-np.nan_to_num(confidence[wrong], nan=0.0), kind="stable")][:count]
     titles = []
     for i in order:
-        conf = "" if np.isnan(confidence[i]) else f" ({confidence[i]:.0%})"
+        conf = "" if np.isnan(confidence[i]) else f" ({confidence[i]:.1%})"
         titles.append(f"true {true_labels[i]}\npred {predicted[i]}{conf}")
     fig = _image_grid(images[order], titles, f"Misclassified test images ({len(wrong)} in all)",
                       title_colors=["#b22222"] * len(order))
@@ -210,21 +213,26 @@ def plot_mean_images(images: np.ndarray, labels: np.ndarray, path: Path) -> Path
 
 def plot_leaderboard(names: Sequence[str], accuracy: Sequence[float], intervals: Sequence[tuple[float, float]],
                      path: Path) -> Path:
-    """Horizontal bars of test accuracy per model, best on top, with 95% confidence intervals."""
+    """Test accuracy per model, best on top, as points with their 95% confidence intervals.
+
+    Points, not bars: the axis starts near the lowest interval, and a bar's length would then exaggerate
+    the gaps; overlapping intervals show at a glance which differences may be chance.
+    """
     acc = np.asarray(accuracy) * 100
     low = acc - np.array([lo for lo, _ in intervals]) * 100
     high = np.array([hi for _, hi in intervals]) * 100 - acc
     fig, ax = plt.subplots(figsize=(7, 0.55 * len(names) + 1.4))
     positions = np.arange(len(names))[::-1]
-    ax.barh(positions, acc, xerr=[low, high], color="#4c72b0", capsize=4)
+    ax.errorbar(acc, positions, xerr=[low, high], fmt="o", color="#4c72b0", capsize=4, markersize=7)
     for y, value in zip(positions, acc):
-        ax.text(value, y + 0.3, f" {value:.2f}%", va="center", fontsize=9)
+        ax.annotate(f"{value:.2f}%", (value, y), xytext=(0, 7), textcoords="offset points", ha="center", fontsize=9)
     ax.set_yticks(positions)
     ax.set_yticklabels(names)
-    floor = max(0.0, float((acc - low).min()) - 2)
-    ax.set_xlim(floor, 100)
+    ax.set_ylim(-0.6, len(names) - 0.4)
+    ax.set_xlim(max(0.0, float((acc - low).min()) - 1), min(100.5, float((acc + high).max()) + 1))
     ax.set_xlabel("Test accuracy (%), with 95% confidence interval")
-    ax.set_title("Model comparison")
+    ax.set_title("Model comparison (overlapping intervals: the gap may be chance)")
+    ax.grid(axis="x", alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return _save(fig, path)

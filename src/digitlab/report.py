@@ -140,7 +140,7 @@ def draw_figures(record: RunRecord, folder: Path, step: Callable[[str], None] = 
     return paths
 
 
-def render_report(record: RunRecord, doc: dict[str, Any], figures: dict[str, Path]) -> str:
+def render_report(record: RunRecord, doc: dict[str, Any], figures: dict[str, Path], folder: Path) -> str:
     """The self-contained report.html: figures embedded as data URIs, no network needed."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -149,7 +149,8 @@ def render_report(record: RunRecord, doc: dict[str, Any], figures: dict[str, Pat
               for name, path in figures.items()}
     return env.get_template("report.html.j2").render(
         doc=doc, m=record.metrics, images=images, titles=FIGURES, ds=record.dataset,
-        criteria=success_criteria(record),
+        criteria=success_criteria(record), folder=str(folder),
+        takes_pictures=hasattr(record.fitted.model, "image_shape_"),
     )
 
 
@@ -157,7 +158,7 @@ def success_criteria(record: RunRecord) -> list[tuple[str, bool, str]]:
     """The lesson's success criteria, each with whether this run meets it and the evidence."""
     m = record.metrics
     return [
-        ("Load dataset successfully", True, f"{record.dataset.n_train + record.dataset.n_test:,} images of {record.dataset.image_shape[0]}×{record.dataset.image_shape[1]}"),
+        ("Load dataset successfully", True, f"{record.dataset.n_train:,} training and {record.dataset.n_test:,} test images of {record.dataset.image_shape[0]}×{record.dataset.image_shape[1]}"),
         ("Preprocess images (normalization)", True, f"pixels ÷ {record.dataset.pixel_max} → [0, 1]"),
         ("Train model without errors", True, f"{record.fitted.name} in {record.fitted.train_seconds:.2f} s"),
         ("Achieve >90% test accuracy", m.accuracy > 0.90, f"{m.accuracy:.2%}"),
@@ -190,7 +191,7 @@ def write_run(record: RunRecord, out: Path, step: Callable[[str], None] = lambda
                         "n_test": record.metrics.n_test, "ci95": [record.metrics.ci_low, record.metrics.ci_high]}
         save_model(record.fitted, record.dataset, staging, metrics=card_metrics)
         step("writing report")
-        write_text_atomic(staging / "report.html", render_report(record, doc, figures))
+        write_text_atomic(staging / "report.html", render_report(record, doc, figures, final))
     return staged.final
 
 

@@ -204,7 +204,7 @@ def save_model(
 def _card_path(path: Path) -> Path:
     path = Path(path)
     if not path.exists():
-        raise DigitlabError(f"{path}: no such file or folder; give a run folder or its model.json")
+        raise DigitlabError(f"{path}: no such file or folder; give a run folder (e.g. runs/<name>) or a file in it")
     if path.is_dir():
         card = path / CARD_NAME
         if not card.is_file():
