@@ -272,6 +272,7 @@ async function loadModel() {
     $("model-accuracy").textContent =
       active.accuracy == null ? "unknown" : `${(100 * active.accuracy).toFixed(2)}%`;
     $("model-id").textContent = active.id;
+    $("input-size").textContent = `${active.image_shape[0]}×${active.image_shape[1]}`;
     if (info.notice) {
       $("notice").textContent = info.notice;
       $("notice").hidden = false;
