@@ -8,10 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from digitlab.card import ModelCard
 from digitlab.data import load_dataset
 from digitlab.errors import DigitlabError
 from digitlab.predict import Prediction, features_of, predict_images, predict_source, prepare_for
 from digitlab.train import train
+
+
+DIGITS_CARD = ModelCard(model="logreg", dataset="digits", image_shape=(8, 8), pixel_max=16)
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +26,7 @@ def digits():
 @pytest.fixture(scope="module")
 def logreg(digits):
     model = train("logreg", digits).model
-    card = {"id": "logreg-digits-test", "image_shape": [8, 8], "pixel_max": 16}
+    card = ModelCard(id="logreg-digits-test", model="logreg", dataset="digits", image_shape=(8, 8), pixel_max=16)
     return model, card
 
 
@@ -61,7 +65,7 @@ def test_models_that_know_only_some_digits_still_give_ten_probabilities(digits):
 
     keep = np.isin(digits.train_labels, [3, 7])
     model = LogisticRegression(max_iter=500).fit(features_of(digits.train_images[keep], 16), digits.train_labels[keep])
-    [p] = predict_images(model, {"image_shape": [8, 8], "pixel_max": 16}, digits.test_images[:1])
+    [p] = predict_images(model, DIGITS_CARD, digits.test_images[:1])
     assert p.digit in (3, 7) and len(p.probabilities) == 10
     assert sum(p.probabilities[d] for d in (3, 7)) == pytest.approx(1.0)
 
@@ -70,7 +74,7 @@ def test_models_without_probabilities(digits):
     from sklearn.svm import LinearSVC
 
     model = LinearSVC().fit(features_of(digits.train_images, 16), digits.train_labels)
-    [p] = predict_images(model, {"image_shape": [8, 8], "pixel_max": 16}, digits.test_images[:1])
+    [p] = predict_images(model, DIGITS_CARD, digits.test_images[:1])
     assert p.probability == 1.0 and sum(p.probabilities) == 1.0
 
 
@@ -83,8 +87,9 @@ def test_wrong_input_size_is_a_clear_error(logreg):
 def test_prepare_for_uses_the_card():
     stroke = np.zeros((100, 100), dtype=np.uint8)
     stroke[10:90, 40:60] = 255
-    assert prepare_for({"image_shape": [28, 28], "pixel_max": 255}, stroke).shape == (28, 28)
-    small = prepare_for({"image_shape": [8, 8], "pixel_max": 16}, stroke)
+    assert prepare_for(ModelCard(model="cnn", dataset="mnist", image_shape=(28, 28), pixel_max=255),
+                       stroke).shape == (28, 28)
+    small = prepare_for(ModelCard(model="logreg", dataset="digits", image_shape=(8, 8), pixel_max=16), stroke)
     assert small.shape == (8, 8) and small.max() <= 16
 
 

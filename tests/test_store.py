@@ -73,7 +73,7 @@ def test_round_trip_gives_identical_predictions(lesson_run):
     features, _ = features_of_test_part(lesson_run.record.dataset)
     np.testing.assert_array_equal(loaded.model.predict_proba(features),
                                   lesson_run.record.fitted.model.predict_proba(features))
-    assert loaded.card["model"] == "logreg" and loaded.image_shape == (8, 8) and loaded.pixel_max == 16
+    assert loaded.card.model == "logreg" and loaded.image_shape == (8, 8) and loaded.pixel_max == 16
 
 
 def test_logistic_regression_is_stored_as_safetensors(lesson_run):
@@ -94,7 +94,7 @@ def test_skops_round_trip(knn_folder):
 @pytest.mark.parametrize("target", ["folder", "model.json", "model.safetensors"])
 def test_any_path_into_the_run_loads(lesson_run, target):
     path = lesson_run.folder if target == "folder" else lesson_run.folder / target
-    assert load_model(path).card["dataset"] == "digits"
+    assert load_model(path).card.dataset == "digits"
 
 
 def test_pickle_payload_as_skops_is_refused_and_never_runs(skops_copy):

@@ -12,7 +12,7 @@ Examples
 >>> from digitlab.train import train
 >>> ds = load_dataset("digits")
 >>> model = train("logreg", ds).model
->>> card = {"id": "logreg-digits-demo", "image_shape": [8, 8], "pixel_max": 16}
+>>> card = ModelCard(id="logreg-digits-demo", model="logreg", dataset="digits", image_shape=(8, 8), pixel_max=16)
 >>> [p] = predict_images(model, card, ds.test_images[:1])
 >>> p.digit == ds.test_labels[0], len(p.probabilities), len(p.top)
 (np.True_, 10, 3)
@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
+from digitlab.card import ModelCard
 from digitlab.data.images import WORK_SIDE, prepare_digit, read_image
 from digitlab.errors import DigitlabError
 from digitlab.preprocess import to_features
@@ -91,22 +92,21 @@ def features_of(prepared: np.ndarray, pixel_max: int) -> np.ndarray:
     return to_features(prepared, pixel_max)
 
 
-def prepare_for(card: Mapping[str, Any], image: Any) -> np.ndarray:
+def prepare_for(card: ModelCard, image: Any) -> np.ndarray:
     """Prepare a PIL image or array for the model described by ``card`` (its shape and pixel maximum).
 
     Examples
     --------
     >>> stroke = np.zeros((100, 100), dtype=np.uint8); stroke[10:90, 45:55] = 255
-    >>> prepare_for({"image_shape": [8, 8], "pixel_max": 16}, stroke).shape
+    >>> prepare_for(ModelCard(model="logreg", dataset="digits", image_shape=(8, 8), pixel_max=16), stroke).shape
     (8, 8)
     """
-    shape = tuple(card.get("image_shape", (28, 28)))
-    return prepare_digit(image, shape, int(card.get("pixel_max", 255)))  # type: ignore[arg-type]
+    return prepare_digit(image, card.image_shape, card.pixel_max)
 
 
 def predict_images(
     model: Any,
-    card: Mapping[str, Any],
+    card: ModelCard,
     prepared: np.ndarray,
     *,
     top_k: int = 3,
@@ -118,8 +118,8 @@ def predict_images(
     ----------
     model : estimator
         Fitted, with ``predict_proba`` and ``classes_`` (or at least ``predict``).
-    card : mapping
-        The model card: ``image_shape``, ``pixel_max`` and ``id`` are used.
+    card : ModelCard
+        The model's card: ``image_shape``, ``pixel_max`` and ``id`` are used.
     prepared : ndarray of uint8, shape (N, H, W) or (H, W)
     top_k : int
         How many (digit, probability) pairs ``top`` holds.
@@ -134,15 +134,14 @@ def predict_images(
     prepared = np.asarray(prepared)
     if prepared.ndim == 2:
         prepared = prepared[None]
-    expected = tuple(card.get("image_shape", prepared.shape[1:]))
+    expected = card.image_shape
     if prepared.ndim != 3 or prepared.shape[1:] != expected:
         raise DigitlabError(
             f"the model takes {expected[0]}×{expected[1]} images, got {'×'.join(map(str, prepared.shape[1:]))}; "
             "prepare pictures with prepare_for(card, image)"
         )
-    probabilities = _ten_probabilities(model, features_of(prepared, int(card.get("pixel_max", 255))))
-    model_id = str(card.get("id", "unknown"))
-    return [_one(row, top_k, min_confidence, model_id) for row in probabilities]
+    probabilities = _ten_probabilities(model, features_of(prepared, card.pixel_max))
+    return [_one(row, top_k, min_confidence, card.id) for row in probabilities]
 
 
 def _ten_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
@@ -172,7 +171,7 @@ def _one(row: np.ndarray, top_k: int, min_confidence: float, model_id: str) -> P
 
 def predict_source(
     model: Any,
-    card: Mapping[str, Any],
+    card: ModelCard,
     source: bytes | str | Path,
     *,
     top_k: int = 3,
@@ -190,7 +189,8 @@ def predict_source(
     >>> ImageDraw.Draw(picture).line([(100, 20), (100, 180)], fill=0, width=18)
     >>> buffer = io.BytesIO(); picture.save(buffer, "PNG")
     >>> model = train("logreg", load_dataset("digits")).model
-    >>> prediction, seen = predict_source(model, {"image_shape": [8, 8], "pixel_max": 16}, buffer.getvalue())
+    >>> card = ModelCard(model="logreg", dataset="digits", image_shape=(8, 8), pixel_max=16)
+    >>> prediction, seen = predict_source(model, card, buffer.getvalue())
     >>> prediction.digit, seen.shape
     (1, (8, 8))
     """

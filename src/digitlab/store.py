@@ -17,19 +17,20 @@ type outside the trusted set, with one clear line, before anything in the file i
 
 from __future__ import annotations
 
-import json
 import platform
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from digitlab.card import CARD_NAME, FORMATS, ModelCard
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.fileio import atomic_path, sha256_file, write_text_atomic
 from digitlab.train import FittedModel
 
-CARD_NAME = "model.json"
+__all__ = ["LoadedModel", "ModelCard", "load_model", "read_card", "save_model"]
+
 # scikit-learn's own helper types that the zoo's models hold, beyond skops' default trusted set.
 # They are plain data holders; anything else a skops file names is refused.
 TRUSTED_SKLEARN_TYPES = frozenset({
@@ -38,8 +39,6 @@ TRUSTED_SKLEARN_TYPES = frozenset({
     "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",  # mlp
     "sklearn.tree._tree.Tree",  # forest
 })
-FORMATS = {"skops": "model.skops", "safetensors": "model.safetensors"}
-PREPROCESSING = "pixels / pixel_max as float32, flattened row by row (digitlab.preprocess.to_features)"
 
 
 @dataclass
@@ -47,20 +46,20 @@ class LoadedModel:
     """A model read back from disk, with its card."""
 
     model: Any
-    card: dict[str, Any]
+    card: ModelCard
     path: Path  # the weights file
 
     @property
     def id(self) -> str:
-        return self.card["id"]
+        return self.card.id
 
     @property
     def image_shape(self) -> tuple[int, int]:
-        return tuple(self.card["image_shape"])  # type: ignore[return-value]
+        return self.card.image_shape
 
     @property
     def pixel_max(self) -> int:
-        return int(self.card["pixel_max"])
+        return self.card.pixel_max
 
 
 def library_versions() -> dict[str, str]:
@@ -148,7 +147,7 @@ def save_model(
     >>> from digitlab.train import train
     >>> ds = load_dataset("digits")
     >>> card = save_model(train("logreg", ds), ds, pathlib.Path(tempfile.mkdtemp()))
-    >>> load_model(card).card["model"]
+    >>> load_model(card).card.model
     'logreg'
     """
     folder = Path(folder)
@@ -173,31 +172,30 @@ def save_model(
 
             sio.dump(model, tmp)
     digest = sha256_file(weights)
-    card = {
-        "id": f"{fitted.name}-{dataset.name}-{digest[:12]}",
-        "model": fitted.name,
-        "estimator": f"{type(model).__module__}.{type(model).__qualname__}",
-        "format": fmt,
-        "file": weights.name,
-        "sha256": digest,
-        "size_bytes": weights.stat().st_size,
-        "params": fitted.params,
-        **({"state": state} if state is not None else {}),
-        "seed": fitted.seed,
-        "dataset": dataset.name,
-        "split": dataset.split,
-        "n_train": dataset.n_train,
-        "image_shape": list(dataset.image_shape),
-        "pixel_max": dataset.pixel_max,
-        "preprocessing": PREPROCESSING,
-        "classes": [int(c) for c in getattr(model, "classes_", range(10))],
-        "metrics": metrics or {},
-        "train_seconds": fitted.train_seconds,
-        "versions": library_versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    card = ModelCard(
+        id=f"{fitted.name}-{dataset.name}-{digest[:12]}",
+        model=fitted.name,
+        estimator=f"{type(model).__module__}.{type(model).__qualname__}",
+        format=fmt,
+        file=weights.name,
+        sha256=digest,
+        size_bytes=weights.stat().st_size,
+        params=fitted.params,
+        state=state,
+        seed=fitted.seed,
+        dataset=dataset.name,
+        split=dataset.split,
+        n_train=dataset.n_train,
+        image_shape=dataset.image_shape,
+        pixel_max=dataset.pixel_max,
+        classes=tuple(int(c) for c in getattr(model, "classes_", range(10))),
+        metrics=metrics or {},
+        train_seconds=fitted.train_seconds,
+        versions=library_versions(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
     card_path = folder / CARD_NAME
-    write_text_atomic(card_path, json.dumps(card, indent=2) + "\n")
+    write_text_atomic(card_path, card.to_json())
     return card_path
 
 
@@ -218,43 +216,11 @@ def _card_path(path: Path) -> Path:
     return card
 
 
-def _check_card_types(card: dict[str, Any], card_path: Path) -> None:
-    """Refuse a card whose fields have the wrong types before anything relies on them."""
-    def bad(field: str, expected: str) -> DigitlabError:
-        return DigitlabError(f"{card_path}: field {field!r} of the model card must be {expected}; the card is damaged")
-
-    for field in ("format", "file", "sha256", "model"):
-        if not isinstance(card[field], str):
-            raise bad(field, "a string")
-    if not isinstance(card.get("dataset", ""), str):
-        raise bad("dataset", "a string")
-    shape = card["image_shape"]
-    if not (isinstance(shape, list) and len(shape) == 2 and all(type(v) is int and 1 <= v <= 4096 for v in shape)):
-        raise bad("image_shape", "two positive integers")
-    if not (type(card["pixel_max"]) is int and 1 <= card["pixel_max"] <= 255):
-        raise bad("pixel_max", "an integer from 1 to 255")
-    if not isinstance(card["params"], dict):
-        raise bad("params", "an object")
-    if not isinstance(card.get("split", {}), dict):
-        raise bad("split", "an object")
-    if not isinstance(card.get("metrics", {}), dict):
-        raise bad("metrics", "an object")
-
-
-def read_card(path: Path) -> tuple[dict[str, Any], Path]:
+def read_card(path: Path) -> tuple[ModelCard, Path]:
     """Read and check a model card; return it and the path of its weights file."""
     card_path = _card_path(path)
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DigitlabError(f"{card_path}: not a readable model card ({exc.__class__.__name__})") from None
-    required = {"format", "file", "sha256", "model", "dataset", "image_shape", "pixel_max", "params"}
-    if not isinstance(card, dict) or not required <= set(card):
-        raise DigitlabError(f"{card_path}: not a digitlab model card (missing {', '.join(sorted(required - set(card or {})))})")
-    _check_card_types(card, card_path)
-    if card["format"] not in FORMATS or card["file"] != FORMATS[card["format"]]:
-        raise DigitlabError(f"{card_path}: unknown model format {card['format']!r}; expected skops or safetensors")
-    weights = card_path.with_name(card["file"])
+    card = ModelCard.from_file(card_path)
+    weights = card_path.with_name(card.file)
     if not weights.is_file():
         raise DigitlabError(f"{weights}: model file is missing")
     return card, weights
@@ -267,12 +233,12 @@ def load_model(path: Path) -> LoadedModel:
     """
     card, weights = read_card(path)
     actual = sha256_file(weights)
-    if actual != card["sha256"]:
+    if actual != card.sha256:
         raise DigitlabError(
-            f"{weights}: checksum {actual[:16]}… does not match its model card ({card['sha256'][:16]}…); "
+            f"{weights}: checksum {actual[:16]}… does not match its model card ({card.sha256[:16]}…); "
             "the file was changed or damaged — retrain or restore it"
         )
-    if card["format"] == "skops":
+    if card.format == "skops":
         model = _load_skops(weights)
     else:
         model = _load_safetensors(weights, card)
@@ -280,25 +246,24 @@ def load_model(path: Path) -> LoadedModel:
     return LoadedModel(model=model, card=card, path=weights)
 
 
-def _check_loaded(model: Any, card: dict[str, Any], weights: Path) -> None:
+def _check_loaded(model: Any, card: ModelCard, weights: Path) -> None:
     """The file must hold the model its card names, with sound trees, answering for the card's image size."""
     import numpy as np
 
     from digitlab.models import MODELS, make_model
 
-    if card["model"] not in MODELS:
-        raise DigitlabError(f"{weights}: unknown model {card['model']!r} in its card")
-    expected = type(make_model(card["model"], dataset=card.get("dataset", "digits")))
+    if card.model not in MODELS:
+        raise DigitlabError(f"{weights}: unknown model {card.model!r} in its card")
+    expected = type(make_model(card.model, dataset=card.dataset))
     if type(model) is not expected:
-        raise DigitlabError(f"{weights}: holds a {type(model).__name__}, but its card says {card['model']!r} "
+        raise DigitlabError(f"{weights}: holds a {type(model).__name__}, but its card says {card.model!r} "
                             f"({expected.__name__}); refusing it")
     _check_trees(model, weights)
-    pixels = int(np.prod(card["image_shape"]))
     try:
-        proba = model.predict_proba(np.zeros((1, pixels), dtype=np.float32))
+        proba = model.predict_proba(np.zeros((1, card.n_pixels), dtype=np.float32))
     except (ValueError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
-        raise DigitlabError(f"{weights}: the model does not work on {card['image_shape'][0]}×"
-                            f"{card['image_shape'][1]} images as its card says ({type(exc).__name__})") from None
+        raise DigitlabError(f"{weights}: the model does not work on {card.image_shape[0]}×"
+                            f"{card.image_shape[1]} images as its card says ({type(exc).__name__})") from None
     if np.shape(proba) != (1, len(getattr(model, "classes_", []))):
         raise DigitlabError(f"{weights}: the model's output does not match its classes; the file is damaged")
 
@@ -354,13 +319,13 @@ def _load_skops(weights: Path) -> Any:
         raise DigitlabError(f"{weights}: could not load the model ({exc.__class__.__name__}: {exc})") from None
 
 
-def _load_safetensors(weights: Path, card: dict[str, Any]) -> Any:
+def _load_safetensors(weights: Path, card: ModelCard) -> Any:
     from digitlab.models import MODELS, make_model
 
-    if card["model"] not in MODELS:
-        raise DigitlabError(f"{weights}: unknown model {card['model']!r} in its card")
-    estimator = make_model(card["model"], dataset=card.get("dataset", "digits"))
-    params = dict(card["params"])
+    if card.model not in MODELS:
+        raise DigitlabError(f"{weights}: unknown model {card.model!r} in its card")
+    estimator = make_model(card.model, dataset=card.dataset)
+    params = dict(card.params)
     if "device" in params:
         params["device"] = "auto"  # a model trained on a GPU loads on a laptop
     from safetensors import SafetensorError
@@ -372,17 +337,6 @@ def _load_safetensors(weights: Path, card: dict[str, Any]) -> Any:
         raise DigitlabError(f"{weights}: not a valid safetensors file ({exc})") from None
     if hasattr(type(estimator), "from_tensors"):
         return type(estimator).from_tensors(params, tensors)
-    if not isinstance(card.get("state"), dict):
-        raise DigitlabError(f"{weights}: the model card lists no state for model {card['model']!r}")
-    return _restore_array_state(estimator, params, card["state"], tensors, weights)
-
-
-def find_latest_model(runs_dir: Path = Path("runs")) -> Path | None:
-    """The newest run folder under ``runs_dir`` that holds a model card, or None."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        return None
-    candidates = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / CARD_NAME).is_file()]
-    if not candidates:
-        return None
-    return max(candidates, key=lambda p: ((p / CARD_NAME).stat().st_mtime, p.name))
+    if card.state is None:
+        raise DigitlabError(f"{weights}: the model card lists no state for model {card.model!r}")
+    return _restore_array_state(estimator, params, card.state, tensors, weights)
