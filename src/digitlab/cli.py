@@ -150,11 +150,13 @@ def compare(
     with _status("starting") as status:
         board = compare_models(names, dataset, seed=seed, test_size=test_size, limit=limit, params=per_model,
                                out=out, step=lambda text: status.update(f"{text}…"))
+    from rich.filesize import decimal
+
     table = Table("#", "model", "accuracy", "95% CI", "errors", "train s", "predict img/s", "size",
                   title=f"Leaderboard on {dataset}", title_justify="left")
     for rank, r in enumerate(board.rows, 1):
         table.add_row(str(rank), r.model, f"{r.accuracy:.2%}", f"{r.ci_low:.2%} – {r.ci_high:.2%}", str(r.n_errors),
-                      f"{r.train_seconds:.2f}", f"{r.predict_images_per_second:,.0f}", f"{r.model_bytes / 1000:,.0f} KB")
+                      f"{r.train_seconds:.2f}", f"{r.predict_images_per_second:,.0f}", decimal(r.model_bytes))
     console.print(table)
     if board.mcnemar:
         t = board.mcnemar
@@ -176,7 +178,8 @@ def predict(
 ) -> None:
     """Predict the digit in your own pictures: top 3 with probabilities, and an unsure mark."""
     from digitlab.predict import predict_source
-    from digitlab.store import find_latest_model, load_model
+    from digitlab.runs import find_latest_model
+    from digitlab.store import load_model
 
     if model is None:
         model = find_latest_model(runs)
@@ -185,7 +188,7 @@ def predict(
         err_console.print(f"using the newest model: {escape(str(model))}")
     loaded = load_model(model)
     if save_prepared is not None:
-        from digitlab.report import check_writable
+        from digitlab.runs import check_writable
 
         check_writable(save_prepared, "--save-prepared")
     results, failed = [], 0

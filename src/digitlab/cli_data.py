@@ -44,16 +44,6 @@ def fetch(
     typer.echo("MNIST is ready: load it with `--dataset mnist`")
 
 
-def _size(size_bytes: int | None) -> str:
-    if size_bytes is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if size_bytes < 1000 or unit == "GB":
-            return f"{size_bytes:.0f} {unit}" if unit == "B" else f"{size_bytes:.1f} {unit}"
-        size_bytes /= 1000
-    return ""  # unreachable
-
-
 def _checks(ok: bool | None, present: bool) -> str:
     if ok is None:
         return "n/a" if present else "-"
@@ -65,6 +55,7 @@ def info(
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Re-hash the cached files (about 0.2 s)."),
 ) -> None:
     """Every dataset digitlab knows: present or not, where, its size, and whether its checksums hold."""
+    from rich import filesize
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -79,7 +70,7 @@ def info(
             row["name"],
             "yes" if row["present"] else "no",
             row["path"] or "-",
-            _size(row["size_bytes"]),
+            "-" if row["size_bytes"] is None else filesize.decimal(row["size_bytes"]),
             _checks(row["checksums_ok"], row["present"]),
             row["summary"],
         )
@@ -95,7 +86,7 @@ def show(
     """Write a sample grid, the class distribution and the mean image per digit as PNG files."""
     from digitlab import plots
     from digitlab.data import load_dataset
-    from digitlab.report import check_writable
+    from digitlab.runs import check_writable
 
     check_writable(out)
     dataset = load_dataset(name)

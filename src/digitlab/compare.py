@@ -11,7 +11,6 @@ Examples
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -19,9 +18,10 @@ from typing import Any, Callable
 import numpy as np
 
 from digitlab.data import load_dataset
-from digitlab.evaluate import compute_metrics, predict_test
+from digitlab.evaluate import evaluate_on_test
 from digitlab.fileio import atomic_folder, write_text_atomic
-from digitlab.report import check_writable, now_utc
+from digitlab.pages import embed_png, render
+from digitlab.runs import check_writable, now_utc, run_stamp
 from digitlab.train import train
 
 
@@ -52,10 +52,12 @@ class McNemar:
 
     @property
     def significant(self) -> bool:
+        """True when p < 0.05."""
         return self.p_value < 0.05
 
     @property
     def verdict(self) -> str:
+        """One sentence saying whether the gap between the two is likely real."""
         if self.significant:
             return f"the gap is real (p = {self.p_value:.3g} < 0.05)"
         return f"the gap may be chance (p = {self.p_value:.3g} ≥ 0.05)"
@@ -63,6 +65,8 @@ class McNemar:
 
 @dataclass
 class Leaderboard:
+    """The ranked rows, the test between the top two, and the folder holding compare.html."""
+
     dataset: str
     rows: list[Row]
     mcnemar: McNemar | None
@@ -77,14 +81,13 @@ def mcnemar_exact(right_a: np.ndarray, right_b: np.ndarray) -> tuple[int, int, f
     >>> mcnemar_exact(np.array([1, 1, 1, 0]), np.array([1, 0, 0, 0]))
     (2, 0, 0.5)
     """
+    from scipy.stats import binomtest
+
     b = int(np.sum(right_a & ~right_b))
     c = int(np.sum(~right_a & right_b))
-    n = b + c
-    if n == 0:
+    if b + c == 0:
         return b, c, 1.0
-    k = min(b, c)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return b, c, min(1.0, 2 * tail)
+    return b, c, float(binomtest(b, b + c, 0.5).pvalue)
 
 
 def compare_models(
@@ -108,7 +111,7 @@ def compare_models(
         make_model(name, dataset=dataset, seed=seed, params=(params or {}).get(name))
     started = now_utc()
     data = load_dataset(dataset, test_size=test_size, seed=seed, limit=limit)
-    final = out / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{dataset}-compare"
+    final = out / f"{run_stamp(started)}-{dataset}-compare"
     with atomic_folder(final) as staged:
         staging = staged.path
         rows, right = [], {}
@@ -116,8 +119,7 @@ def compare_models(
             step(f"training {name}")
             fitted = train(name, data, seed=seed, params=(params or {}).get(name))
             step(f"evaluating {name}")
-            predictions = predict_test(fitted.model, data)
-            metrics = compute_metrics(data.test_labels, predictions.labels, labels=list(range(10)))
+            predictions, metrics = evaluate_on_test(fitted.model, data)
             save_model(fitted, data, staging / name)
             size = sum(p.stat().st_size for p in (staging / name).iterdir())
             rows.append(Row(name, metrics.accuracy, metrics.ci_low, metrics.ci_high, metrics.n_errors,
@@ -137,10 +139,6 @@ def compare_models(
 
 
 def _write(board: Leaderboard, folder: Path, n_train: int) -> None:
-    import base64
-
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
     from digitlab import plots
 
     doc = {
@@ -152,8 +150,4 @@ def _write(board: Leaderboard, folder: Path, n_train: int) -> None:
     write_text_atomic(folder / "leaderboard.json", json.dumps(doc, indent=2) + "\n")
     chart = plots.plot_leaderboard([r.model for r in board.rows], [r.accuracy for r in board.rows],
                                    [(r.ci_low, r.ci_high) for r in board.rows], folder / "leaderboard.png")
-    env = Environment(loader=PackageLoader("digitlab", "templates"), autoescape=select_autoescape())
-    html = env.get_template("compare.html.j2").render(
-        doc=doc, board=board,
-        chart="data:image/png;base64," + base64.b64encode(chart.read_bytes()).decode("ascii"))
-    write_text_atomic(folder / "compare.html", html)
+    write_text_atomic(folder / "compare.html", render("compare.html.j2", doc=doc, board=board, chart=embed_png(chart)))

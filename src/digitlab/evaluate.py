@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -12,6 +11,9 @@ import numpy as np
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.preprocess import test_features
+
+DIGITS = list(range(10))
+"""The classes every report scores, whether or not a model or a test part holds all of them."""
 
 
 @dataclass(frozen=True)
@@ -44,31 +46,22 @@ class Metrics:
         """Plain JSON-ready dict."""
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Metrics":
-        fields = {**data, "per_class": [ClassScores(**c) for c in data["per_class"]]}
-        return cls(**fields)
-
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a proportion ``successes / n``.
+    """Wilson score interval for a proportion ``successes / n`` (SciPy's ``binomtest``).
 
     Examples
     --------
     >>> low, high = wilson_interval(348, 360)
     >>> round(low, 4), round(high, 4)
-    (0.9425, 0.981)
+    (0.9426, 0.9808)
     """
     if n <= 0:
         return 0.0, 1.0
-    from statistics import NormalDist
+    from scipy.stats import binomtest
 
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    interval = binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[int] | None = None) -> Metrics:
@@ -142,6 +135,12 @@ def predict_test(model: Any, dataset: Dataset) -> Predictions:
     return Predictions(labels=labels, probabilities=proba, seconds=time.perf_counter() - start)
 
 
+def evaluate_on_test(model: Any, dataset: Dataset) -> tuple[Predictions, Metrics]:
+    """Predict the test part and score it over the ten digits: the predictions and their :class:`Metrics`."""
+    predictions = predict_test(model, dataset)
+    return predictions, compute_metrics(dataset.test_labels, predictions.labels, labels=DIGITS)
+
+
 def evaluate_model(model: Any, dataset: Dataset) -> Metrics:
     """Predict the test part and compute :class:`Metrics`.
 
@@ -153,5 +152,4 @@ def evaluate_model(model: Any, dataset: Dataset) -> Metrics:
     >>> evaluate_model(train("logreg", ds).model, ds).n_errors
     12
     """
-    predictions = predict_test(model, dataset)
-    return compute_metrics(dataset.test_labels, predictions.labels, labels=list(range(10)))
+    return evaluate_on_test(model, dataset)[1]

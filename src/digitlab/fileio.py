@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import errno
+import fcntl
 import hashlib
 import itertools
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,12 +57,6 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs) -> Iter
             yield handle
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_open(path, "wb") as handle:
-        handle.write(data)
-
-
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_open(path, "w", encoding="utf-8") as handle:
@@ -76,12 +71,21 @@ class StagedFolder:
     final: Path
 
 
+STAGING_PREFIX = ".tmp-"
+_LOCK = ".lock"
+_UNLOCKED_GRACE_S = 60.0  # a staging folder whose writer has not locked it yet is that young
+
+
 @contextmanager
 def atomic_folder(final: str | os.PathLike[str]) -> Iterator[StagedFolder]:
     """Write into a hidden staging folder beside ``final``; rename it into place when the block succeeds.
 
-    On any error the staging folder is removed, so nothing half-written is ever visible. When another
-    process took ``final`` meanwhile, the folder lands at ``final-2``, ``final-3``, ... (see ``.final``).
+    The final name is decided when the staging folder is made, before the block runs: when
+    ``final`` (or another writer's staging for it) exists, the folder is ``final-2``, ``final-3``, ...
+    (``staged.final`` says which), so whatever the block writes can name its folder. On any error
+    the staging folder is removed, so nothing half-written is ever visible. The writing process
+    holds a lock on the staging folder while it lives; a folder left by a killed writer is removed
+    by the next ``atomic_folder`` in the same place (:func:`remove_stale_staging`).
 
     Examples
     --------
@@ -93,29 +97,98 @@ def atomic_folder(final: str | os.PathLike[str]) -> Iterator[StagedFolder]:
     (True, ['metrics.json'])
     """
     final = Path(final)
-    staged = StagedFolder(Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent)), final)
+    remove_stale_staging(final.parent)
+    staged, lock = _reserve(final)
     try:
         yield staged
         os.chmod(staged.path, 0o777 & ~_UMASK)
-        for attempt in itertools.count(1):
-            candidate = final if attempt == 1 else final.with_name(f"{final.name}-{attempt}")
-            try:
-                os.rename(staged.path, candidate)
-            except OSError as exc:
-                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                    raise
-                continue
-            staged.final = candidate
-            break
+        os.rename(staged.path, staged.final)  # no one else can take this name: we hold its staging folder
+        (staged.final / _LOCK).unlink(missing_ok=True)
     except BaseException:
         shutil.rmtree(staged.path, ignore_errors=True)
         raise
+    finally:
+        os.close(lock)
+
+
+@contextmanager
+def scratch_folder(parent: str | os.PathLike[str], prefix: str) -> Iterator[Path]:
+    """A hidden, locked working folder in ``parent``, removed on exit (or by the next call after a kill)."""
+    remove_stale_staging(parent, prefix)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    lock = _lock_new(folder)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.close(lock)
+
+
+def _reserve(final: Path) -> tuple[StagedFolder, int]:
+    """Make ``.tmp-<name>`` for the first free name among final, final-2, ...; return it locked."""
+    for attempt in itertools.count(1):
+        candidate = final if attempt == 1 else final.with_name(f"{final.name}-{attempt}")
+        staging = candidate.with_name(STAGING_PREFIX + candidate.name)
+        if candidate.exists():
+            continue
+        try:
+            os.mkdir(staging)
+        except FileExistsError:
+            continue  # another writer is making this name (or a stale one the next cleanup removes)
+        lock = _lock_new(staging)
+        if candidate.exists():  # a writer renamed it into place between our two looks
+            os.close(lock)
+            shutil.rmtree(staging, ignore_errors=True)
+            continue
+        return StagedFolder(staging, candidate), lock
+    raise AssertionError("unreachable")
+
+
+def _lock_new(folder: Path) -> int:
+    """Create ``folder/.lock`` already locked (locked under a temporary name, then renamed)."""
+    tmp = folder / f"{_LOCK}.{os.getpid()}"
+    fd = os.open(tmp, os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.replace(tmp, folder / _LOCK)
+    return fd
+
+
+def remove_stale_staging(parent: str | os.PathLike[str], prefix: str = STAGING_PREFIX) -> list[Path]:
+    """Remove the staging folders under ``parent`` whose writing process is gone; never a live one.
+
+    A writer holds an exclusive lock on its folder's ``.lock`` for as long as it runs; the kernel
+    drops it when the process dies, however it dies. Returns the folders removed.
+    """
+    removed = []
+    for trash in Path(parent).glob(".stale-*"):  # a cleaner was killed while deleting: finish its job
+        shutil.rmtree(trash, ignore_errors=True)
+    for folder in Path(parent).glob(prefix + "*"):
+        try:
+            if folder.is_dir() and _is_abandoned(folder):
+                trash = folder.with_name(f".stale-{os.getpid()}-{folder.name}")
+                os.rename(folder, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+                removed.append(folder)
+        except OSError:
+            continue  # gone already, or not ours to remove
+    return removed
+
+
+def _is_abandoned(folder: Path) -> bool:
+    try:
+        fd = os.open(folder / _LOCK, os.O_RDWR)
+    except FileNotFoundError:  # never locked: its writer died at once, or is starting this instant
+        return time.time() - folder.stat().st_mtime > _UNLOCKED_GRACE_S
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # its writer is alive
+    finally:
+        os.close(fd)
+    return True
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
+    """SHA-256 hex digest of a file."""
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()

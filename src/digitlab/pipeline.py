@@ -16,13 +16,16 @@ from typing import Any, Callable
 
 from digitlab.data import load_dataset, split_validation
 from digitlab.preprocess import to_features
-from digitlab.evaluate import Metrics, compute_metrics, predict_test
-from digitlab.report import RunRecord, check_writable, now_utc, write_run
+from digitlab.evaluate import Metrics, evaluate_on_test
+from digitlab.report import RunRecord, write_run
+from digitlab.runs import check_writable, now_utc
 from digitlab.train import train
 
 
 @dataclass
 class RunResult:
+    """A finished run: its folder, test metrics, everything it wrote, and the validation accuracy if asked."""
+
     folder: Path
     metrics: Metrics
     record: RunRecord
@@ -30,6 +33,7 @@ class RunResult:
 
     @property
     def report(self) -> Path:
+        """The run's report.html."""
         return self.folder / "report.html"
 
 
@@ -65,8 +69,7 @@ def run_pipeline(
         val_images, val_labels = held_out
         validation_accuracy = float(fitted.model.score(to_features(val_images, data.pixel_max), val_labels))
     step("evaluating")
-    predictions = predict_test(fitted.model, data)
-    metrics = compute_metrics(data.test_labels, predictions.labels, labels=list(range(10)))
+    predictions, metrics = evaluate_on_test(fitted.model, data)
     record = RunRecord(dataset=data, fitted=fitted, predictions=predictions, metrics=metrics, started=started,
                        validation_accuracy=validation_accuracy)
     folder = write_run(record, out, step)

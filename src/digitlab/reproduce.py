@@ -9,7 +9,7 @@ from typing import Any
 
 from digitlab.data import DATASETS, load_dataset
 from digitlab.errors import DigitlabError
-from digitlab.evaluate import Metrics, compute_metrics, predict_test
+from digitlab.evaluate import Metrics, evaluate_on_test
 from digitlab.store import load_model
 
 COMPARED = ("accuracy", "n_errors", "ci95", "confusion", "per_class", "macro_precision", "macro_recall", "macro_f1")
@@ -17,6 +17,8 @@ COMPARED = ("accuracy", "n_errors", "ci95", "confusion", "per_class", "macro_pre
 
 @dataclass
 class Reevaluation:
+    """A saved model's metrics recomputed, and how they compare with its run's ``metrics.json``."""
+
     model_id: str
     dataset: str
     metrics: Metrics
@@ -25,6 +27,7 @@ class Reevaluation:
 
     @property
     def matches(self) -> bool:
+        """True when there was a ``metrics.json`` and every compared value is identical."""
         return self.recorded is not None and not self.differences
 
 
@@ -35,15 +38,15 @@ def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
     """
     loaded = load_model(Path(path))
     card = loaded.card
-    name = dataset or card["dataset"]
+    name = dataset or card.dataset
     if name not in DATASETS:
         raise DigitlabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     if tuple(DATASETS[name].image_shape) != loaded.image_shape:
         raise DigitlabError(
             f"the model takes {loaded.image_shape[0]}×{loaded.image_shape[1]} images but {name} has "
             f"{DATASETS[name].image_shape[0]}×{DATASETS[name].image_shape[1]}; choose a dataset of the same size")
-    split = card.get("split", {})
-    if name == card["dataset"] and split.get("kind") == "random":
+    split = card.split
+    if name == card.dataset and split.get("kind") == "random":
         test_size, seed = split.get("test_size"), split.get("seed")
         if not isinstance(test_size, float) or type(seed) is not int:
             raise DigitlabError(f"{loaded.path.parent}: the model card's split lacks a test_size and seed; "
@@ -51,11 +54,10 @@ def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
         data = load_dataset(name, test_size=test_size, seed=seed)
     else:
         data = load_dataset(name)
-    predictions = predict_test(loaded.model, data)
-    metrics = compute_metrics(data.test_labels, predictions.labels, labels=list(range(10)))
+    metrics = evaluate_on_test(loaded.model, data)[1]
     recorded = None
     metrics_file = loaded.path.parent / "metrics.json"
-    if name == card["dataset"] and metrics_file.is_file():
+    if name == card.dataset and metrics_file.is_file():
         try:
             recorded = json.loads(metrics_file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError):

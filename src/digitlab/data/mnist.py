@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Callable
 
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
-from digitlab.fileio import sha256_file, write_text_atomic
+from digitlab.fileio import scratch_folder, sha256_file, write_text_atomic
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,7 +70,6 @@ FETCH_COMMAND = "digitlab data fetch mnist"
 
 _MAX_MEMBER_BYTES = 64 * 2**20  # the .pkl.gz is 17 MB
 _MAX_PICKLE_BYTES = 256 * 2**20  # it unpacks to 220 MB
-_STALE_STAGING_S = 3600
 
 
 class _Skipped(Exception):
@@ -321,16 +320,6 @@ def _stage_from_network(staging: Path, downloads: Path, log: Callable[[str], Non
 # ----------------------------------------------------------------------------- fetch
 
 
-def _remove_stale_staging(cache: Path) -> None:
-    now = time.time()
-    for folder in cache.glob(".fetch-*"):
-        try:
-            if now - folder.stat().st_mtime > _STALE_STAGING_S:
-                shutil.rmtree(folder, ignore_errors=True)
-        except OSError:
-            pass
-
-
 def _install(staging: Path, cache: Path, source: str) -> None:
     """Move the verified files into the cache, then write the manifest last."""
 
@@ -399,11 +388,9 @@ def fetch_mnist(
         raise DigitlabError(f"cannot create the cache folder {cache} ({exc.strerror or exc}); "
                             "point $DIGITLAB_DATA at a writable folder") from None
     (cache / MANIFEST).unlink(missing_ok=True)
-    _remove_stale_staging(cache)
     downloads = cache / "downloads"
     try:
-        with tempfile.TemporaryDirectory(prefix=".fetch-", dir=cache) as folder:
-            staging = Path(folder)
+        with scratch_folder(cache, ".fetch-") as staging:
             if source_dir is not None:
                 source = _stage_from_dir(Path(source_dir).expanduser(), staging, log)
             else:

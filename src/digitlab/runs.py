@@ -1,0 +1,58 @@
+"""Run folders: where they go, what they are called, and finding the newest.
+
+A run is a folder under ``runs/`` (or ``--out``) named ``<UTC time>-<dataset>-<model>``, written
+atomically by :func:`digitlab.fileio.atomic_folder`. This module holds the small helpers every
+command that writes or reads run folders shares.
+
+Examples
+--------
+>>> from datetime import datetime, timezone
+>>> run_stamp(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+'20260102T030405Z'
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from digitlab.card import CARD_NAME
+from digitlab.errors import DigitlabError
+
+__all__ = ["check_writable", "find_latest_model", "now_utc", "run_stamp"]
+
+
+def now_utc() -> datetime:
+    """The current time in UTC: runs are named and stamped with it."""
+    return datetime.now(timezone.utc)
+
+
+def run_stamp(when: datetime) -> str:
+    """The time part of a run folder's name, e.g. ``20260102T030405Z``."""
+    return when.strftime("%Y%m%dT%H%M%SZ")
+
+
+def check_writable(out: Path, option: str = "--out") -> None:
+    """Fail early, with one line, when ``out`` cannot hold a run folder."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DigitlabError(f"{option} {out}: exists and is not a folder; choose a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".probe-", delete=True)
+        probe.close()
+    except OSError as exc:
+        raise DigitlabError(f"{option} {out}: cannot write there ({exc.strerror or exc}); choose a writable folder") from None
+
+
+def find_latest_model(runs_dir: Path = Path("runs")) -> Path | None:
+    """The newest run folder under ``runs_dir`` that holds a model card, or None."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return None
+    candidates = [p for p in runs_dir.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / CARD_NAME).is_file()]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda p: ((p / CARD_NAME).stat().st_mtime, p.name))
