@@ -243,3 +243,26 @@ def test_weights_of_the_wrong_size_are_refused(run_copy):
     _reseal(run_copy)
     with pytest.raises(DigitlabError, match="does not work on 8×8 images"):
         load_model(run_copy)
+
+
+def test_a_zip_bomb_is_refused_at_once(skops_copy):
+    """A 1 MB file whose schema.json inflates to 1 GiB: refused from the zip's directory, in well under a second."""
+    import resource
+    import time
+    import zipfile
+
+    bomb = skops_copy / "model.skops"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        with archive.open("schema.json", "w", force_zip64=True) as member:
+            chunk = b" " * (1 << 20)
+            for _ in range(1024):
+                member.write(chunk)
+    assert bomb.stat().st_size < 2 << 20
+    _reseal(skops_copy)
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    with pytest.raises(DigitlabError, match="zip bomb"):
+        load_model(skops_copy)
+    assert time.perf_counter() - start < 1.0
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
+    assert grown_kib < 200 * 1024

@@ -7,6 +7,7 @@ prints it as one line and exits with code 2.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import sys
 from pathlib import Path
@@ -286,12 +287,40 @@ def main() -> None:
     except DigitlabError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         code = 2
+    except OSError as exc:  # a full disk, a read-only folder, a file without permission: the person can fix it
+        err_console.print(f"[bold red]error:[/] {escape(describe_os_error(exc))}", soft_wrap=True)
+        code = 2
     except KeyboardInterrupt:
         err_console.print("interrupted")
         code = 130
     else:
         code = 0
     _exit_now(code)
+
+
+_OS_ADVICE = {
+    errno.ENOSPC: "the disk is full; free some space or choose another folder (--out)",
+    errno.EDQUOT: "the disk quota is used up; free some space or choose another folder (--out)",
+    errno.EROFS: "the file system is read-only; choose another folder (--out)",
+    errno.EACCES: "permission denied; check the permissions or choose another path",
+    errno.EPERM: "operation not permitted; check the permissions or choose another path",
+    errno.ENOENT: "no such file or folder",
+    errno.EISDIR: "is a folder, not a file",
+    errno.EMFILE: "too many open files; close some programs and try again",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an operating-system error a person can fix: where, what, and what to do.
+
+    Examples
+    --------
+    >>> describe_os_error(OSError(errno.ENOSPC, "No space left on device", "runs/x/report.html"))
+    'runs/x/report.html: the disk is full; free some space or choose another folder (--out)'
+    """
+    what = _OS_ADVICE.get(exc.errno) or (exc.strerror or str(exc)).rstrip(".").lower()
+    where = exc.filename if exc.filename is not None else None
+    return f"{where}: {what}" if where else what
 
 
 def _exit_now(code: int | str | None) -> None:

@@ -297,13 +297,16 @@ def _check_trees(model: Any, weights: Path) -> None:
             raise DigitlabError(f"{weights}: a decision tree in the file has node indices out of range; refusing it")
 
 
-def _load_skops(weights: Path) -> Any:
-    import zipfile
+MAX_INFLATION = 100
+"""A skops member may unpack to at most this many times its packed size (plus 1 MiB): skops stores
+arrays uncompressed, so only a zip bomb comes near."""
+MAX_UNPACKED_BYTES = 4 << 30
 
+
+def _load_skops(weights: Path) -> Any:
     import skops.io as sio
 
-    if not zipfile.is_zipfile(weights):
-        raise DigitlabError(f"{weights}: not a skops file (refusing to load it: it may be a pickle)")
+    _check_zip_sizes(weights)
     try:
         untrusted = sio.get_untrusted_types(file=weights)
     except Exception as exc:  # skops raises several kinds on a malformed archive
@@ -317,6 +320,28 @@ def _load_skops(weights: Path) -> Any:
         return sio.load(weights, trusted=list(untrusted))
     except Exception as exc:
         raise DigitlabError(f"{weights}: could not load the model ({exc.__class__.__name__}: {exc})") from None
+
+
+def _check_zip_sizes(weights: Path) -> None:
+    """Refuse a file that is not a zip, or whose members would unpack far beyond their packed size.
+
+    Reads only the zip's directory; Python's zipfile then stops any member at its declared size.
+    """
+    import zipfile
+
+    if not zipfile.is_zipfile(weights):
+        raise DigitlabError(f"{weights}: not a skops file (refusing to load it: it may be a pickle)")
+    try:
+        with zipfile.ZipFile(weights) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise DigitlabError(f"{weights}: not a valid skops file ({exc.__class__.__name__})") from None
+    for member in members:
+        if member.file_size > MAX_INFLATION * member.compress_size + (1 << 20):
+            raise DigitlabError(f"{weights}: member {member.filename!r} would unpack from "
+                                f"{member.compress_size:,} to {member.file_size:,} bytes; refusing a zip bomb")
+    if sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
+        raise DigitlabError(f"{weights}: unpacks to more than {MAX_UNPACKED_BYTES >> 30} GiB; refusing it")
 
 
 def _load_safetensors(weights: Path, card: ModelCard) -> Any:

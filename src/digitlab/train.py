@@ -47,6 +47,12 @@ def train(
         raise DigitlabError(f"model {name!r}: {exc}") from None
     except ValueError as exc:  # a combination of parameters and data the model cannot fit
         raise DigitlabError(f"model {name!r} cannot be trained on this data: {exc}") from None
+    except (MemoryError, RuntimeError) as exc:
+        # PyTorch reports an impossible allocation (say width=100000) as a RuntimeError
+        if not isinstance(exc, MemoryError) and "alloc" not in str(exc).lower() and "memory" not in str(exc).lower():
+            raise
+        raise DigitlabError(f"model {name!r} needs more memory than this machine has with these parameters; "
+                            "choose smaller ones (e.g. a smaller width or batch size)") from None
     seconds = time.perf_counter() - start
     return FittedModel(
         name=name,
