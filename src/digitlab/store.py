@@ -51,14 +51,17 @@ class LoadedModel:
 
     @property
     def id(self) -> str:
+        """The card's id, ``<model>-<dataset>-<checksum prefix>``."""
         return self.card.id
 
     @property
     def image_shape(self) -> tuple[int, int]:
+        """Height and width of the images the model takes."""
         return self.card.image_shape
 
     @property
     def pixel_max(self) -> int:
+        """Brightest pixel value of the model's input."""
         return self.card.pixel_max
 
 

@@ -62,10 +62,12 @@ class Dataset:
 
     @property
     def n_train(self) -> int:
+        """Number of training images."""
         return len(self.train_labels)
 
     @property
     def n_test(self) -> int:
+        """Number of test images."""
         return len(self.test_labels)
 
     @property

@@ -74,6 +74,7 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
         self.source = source
 
     def find_class(self, module: str, name: str) -> Any:
+        """Resolve ``module.name`` only if it is one of NumPy's array-reconstruction names."""
         get = ALLOWED_NAMES.get((module, name))
         if get is None:
             raise DigitlabError(
@@ -83,6 +84,7 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
         return get()
 
     def persistent_load(self, pid: Any) -> Any:
+        """Refuse persistent ids: NumPy's pickles never use them."""
         raise DigitlabError(f"{self.source}: the pickle uses persistent ids; refusing to load it")
 
 
