@@ -10,7 +10,7 @@ attributes, never ``dict.get`` with a default.
 
 Examples
 --------
->>> card = ModelCard(model="logreg", dataset="digits", image_shape=(8, 8), pixel_max=16)
+>>> card = ModelCard(model="logreg", dataset="digits", image_shape=(8, 8), pixel_max=16, sha256="0" * 64)
 >>> card.image_shape, card.n_pixels
 ((8, 8), 64)
 >>> ModelCard.from_json(card.to_json()) == card
