@@ -178,3 +178,15 @@ def test_values_the_model_rejects_are_one_line(tmp_path, args, message):
 def test_serve_refuses_an_address_it_cannot_use():
     result = run_cli("serve", "--host", "999.1.1.1")
     assert result.returncode == 2 and "cannot listen on 999.1.1.1:8000" in result.stderr
+
+
+def test_serve_without_a_trained_model_names_the_command_that_trains_one(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a free port, so the message is about the model, not the address
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run_cli("serve", "--port", str(port), "--runs", str(tmp_path / "runs"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no trained model" in result.stderr and "digitlab run --dataset mnist --model cnn" in result.stderr
+    assert not (tmp_path / "runs").exists()

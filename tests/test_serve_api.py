@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from digitlab.data.dataset import Dataset  # noqa: E402
 from digitlab.data.images import MAX_BYTES, MAX_SIDE  # noqa: E402
 from digitlab.errors import DigitlabError  # noqa: E402
 from digitlab.serve.app import STATIC, create_app  # noqa: E402
-from digitlab.store import save_model  # noqa: E402
+from digitlab.store import load_model, save_model  # noqa: E402
 from digitlab.train import train  # noqa: E402
 
 
@@ -121,7 +123,7 @@ def test_healthz(client):
 
 def test_models_lists_the_active_one_and_the_others(client):
     body = client.get("/api/models").json()
-    assert body["notice"] is None
+    assert set(body) == {"active", "models"}
     active = [m for m in body["models"] if m["active"]]
     assert len(active) == 1 and active[0]["id"] == body["active"]
     assert active[0]["image_shape"] == [28, 28] and active[0]["accuracy"] == 0.95
@@ -190,12 +192,50 @@ def test_page_and_static_files_are_served_and_offline(client):
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", path.read_text()), path.name
 
 
-def test_openapi_documents_both_request_bodies(client):
+def test_openapi_documents_every_request_body(client):
     schema = client.get("/openapi.json").json()
-    body = schema["paths"]["/api/predict"]["post"]["requestBody"]["content"]
-    assert {"multipart/form-data", "application/json"} <= set(body)
+
+    def body_of(path: str) -> dict:
+        return schema["paths"][path]["post"]["requestBody"]["content"]
+
+    def resolve(node: dict) -> dict:
+        return schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[-1]] if "$ref" in node else node
+
+    form = resolve(body_of("/api/predict")["multipart/form-data"]["schema"])
+    assert form["required"] == ["image"] and form["properties"]["image"]["type"] == "string"
+    assert form["properties"]["image"].get("format") == "binary" or form["properties"]["image"].get(
+        "contentMediaType") == "application/octet-stream"
+    pixels = resolve(body_of("/api/predict/pixels")["application/json"]["schema"])
+    assert pixels["required"] == ["pixels"]
+    assert pixels["properties"]["pixels"]["minItems"] == pixels["properties"]["pixels"]["maxItems"] == 28
+    assert body_of("/api/predict/image")["image/*"]["schema"]["type"] == "string"
+    for path in ("/api/predict", "/api/predict/pixels", "/api/predict/image"):
+        responses = schema["paths"][path]["post"]["responses"]
+        assert {"200", "400", "413", "415", "422"} <= set(responses)
+        assert responses["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
     assert {"/api/models", "/healthz"} <= set(schema["paths"])
+    assert "notice" not in schema["components"]["schemas"]["ModelsResponse"]["properties"]
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/predict", "/api/predict/pixels", "/api/predict/image"])
+def test_every_body_works_on_its_documented_route_and_on_api_predict(client8, path):
+    sent = {"/api/predict": {"files": {"image": ("one.png", png(drawn_one()), "image/png")}},
+            "/api/predict/pixels": {"json": {"pixels": one_pixels()}},
+            "/api/predict/image": {"content": png(drawn_one()), "headers": {"content-type": "image/png"}}}[path]
+    for url in {path, "/api/predict"}:
+        response = client8.post(url + "?top_k=3", **sent)
+        assert response.status_code == 200, response.text
+        assert response.json()["digit"] == 1
+
+
+@pytest.mark.parametrize(("path", "kwargs", "expected"), [
+    ("/api/predict/pixels", {"files": {"image": ("one.png", b"x", "image/png")}}, "multipart/form-data"),
+    ("/api/predict/image", {"json": {"pixels": []}}, "application/json"),
+])
+def test_a_route_refuses_another_routes_body(client, path, kwargs, expected):
+    response = client.post(path, **kwargs)
+    assert response.status_code == 415 and expected in response.json()["error"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,6 +337,38 @@ def test_over_5_mib_streamed_without_a_length_is_cut_off(client):
     assert_healthy(client)
 
 
+@pytest.mark.parametrize(("content_type", "start"), [
+    (b"multipart/form-data; boundary=x",
+     b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n\x89PNG\r\n'),
+    (b"application/json", b'{"pixels": [[0, 0, '),
+    (b"image/png", b"\x89PNG\r\n\x1a\n"),
+], ids=["multipart", "json", "raw"])
+def test_a_client_hanging_up_mid_body_is_no_error(client, caplog, content_type, start):
+    import anyio
+
+    parts = iter([{"type": "http.request", "body": start, "more_body": True}])
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return next(parts, {"type": "http.disconnect"})
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/api/predict", "raw_path": b"/api/predict", "root_path": "",
+             "query_string": b"", "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+             "headers": [(b"content-type", content_type), (b"content-length", b"4000")]}
+    with caplog.at_level("DEBUG"), caplog.at_level("DEBUG", logger="digitlab.serve"):
+        anyio.run(client.app, scope, receive, send)
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"][0] < 500
+    noisy = [r for r in caplog.records if r.levelname != "DEBUG" or r.exc_info]
+    assert not noisy, [r.getMessage() for r in noisy]
+    said = [r.getMessage() for r in caplog.records if r.name == "digitlab.serve"]
+    assert len(said) == 1 and "closed the connection" in said[0]
+    assert_healthy(client)
+
+
 @pytest.mark.parametrize("query", ["top_k=0", "top_k=11", "top_k=three"])
 def test_bad_query_parameters(client, query):
     response = client.post(f"/api/predict?{query}", json={"pixels": one_pixels()})
@@ -325,21 +397,37 @@ def test_many_bad_requests_in_a_row_never_give_500(client):
 # Start-up
 
 
-def test_no_model_yet_trains_the_default_and_says_so(tmp_path, caplog):
-    with caplog.at_level("WARNING", logger="digitlab.serve"):
-        app = create_app(None, tmp_path / "runs")
-    assert any("training the default" in r.getMessage() for r in caplog.records)
-    with TestClient(app) as c:
-        info = c.get("/api/models").json()
-        assert info["notice"] and "trained the default" in info["notice"]
-        assert info["models"][0]["accuracy"] > 0.9
+def test_no_model_yet_is_one_clear_error_naming_the_command(tmp_path):
+    with pytest.raises(DigitlabError) as caught:
+        create_app(None, tmp_path / "runs")
+    message = str(caught.value)
+    assert "no trained model" in message and "\n" not in message
+    assert f"`digitlab run --out {tmp_path / 'runs'}`" in message
+    assert f"`digitlab run --dataset mnist --model cnn --out {tmp_path / 'runs'}`" in message
+    assert not (tmp_path / "runs").exists()  # serving never trains
+
+
+def test_a_model_trained_first_is_then_served(tmp_path):
+    from digitlab.pipeline import run_pipeline
+
+    result = run_pipeline("digits", "logreg", out=tmp_path / "runs")
+    with TestClient(create_app(None, tmp_path / "runs")) as c:
+        assert c.get("/healthz").json()["model_id"] == load_model(result.folder).id
         assert c.post("/api/predict", json={"pixels": one_pixels()}).json()["digit"] == 1
-    assert (tmp_path / "runs").is_dir()
+
+
+def test_serving_logistic_regression_imports_neither_training_nor_torch(runs):
+    code = ("import sys; from pathlib import Path; from digitlab.serve.app import create_app; "
+            f"create_app(Path({str(runs / 'a-digits-logreg')!r}), Path({str(runs)!r})); "
+            "print(sorted(m for m in ('torch', 'digitlab.pipeline') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_newest_run_is_served_by_default(runs):
     app = create_app(None, runs)
-    assert app.state.served.loaded.card["dataset"] in ("digits", "mnist-like")
+    assert app.state.served.loaded.path.parent.name in ("a-digits-logreg", "b-mnist-like-knn")
 
 
 def test_a_bad_model_path_is_one_clear_error(tmp_path):

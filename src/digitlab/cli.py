@@ -237,7 +237,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A run folder or model file (default: newest in runs/)."),
-    runs: Path = typer.Option(Path("runs"), "--runs", help="Where models are found (and the default one is trained)."),
+    runs: Path = typer.Option(Path("runs"), "--runs", help="Where the newest model is found."),
 ) -> None:
     """Serve the drawing page and the REST API (POST /api/predict, GET /api/models, /docs)."""
     import socket

@@ -2,6 +2,7 @@
 
 The page (``static/``: plain HTML, CSS and JavaScript, nothing from the network) lets a person
 draw a digit and watch the model's ten probabilities change while they draw; the REST API
-(``/api/predict``, ``/api/models``, ``/healthz``, docs at ``/docs``) serves the same predictions
+(``/api/predict`` for an uploaded image, ``/api/predict/pixels`` for a 28×28 grid,
+``/api/predict/image`` for a bare image body, ``/api/models``, ``/healthz``, docs at ``/docs``) serves the same predictions
 to programs. FastAPI and uvicorn come with ``pip install 'digitlab[serve]'``.
 """

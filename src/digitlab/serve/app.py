@@ -2,14 +2,18 @@
 
 Routes
 ------
-``GET /``                 the drawing page (plain HTML/CSS/JS from ``static/``, works offline)
-``POST /api/predict``     multipart ``image`` file, or JSON ``{"pixels": 28×28 numbers 0-255}``
-``GET /api/models``       the model being served and the other saved models under ``runs_dir``
-``GET /healthz``          liveness and the model id
-``GET /docs``             OpenAPI docs (``/openapi.json`` is the schema)
+``GET /``                     the drawing page (plain HTML/CSS/JS from ``static/``, works offline)
+``POST /api/predict``         multipart ``image`` file (what the page sends)
+``POST /api/predict/pixels``  JSON ``{"pixels": 28×28 numbers 0-255}``
+``POST /api/predict/image``   the image file itself as the body (``Content-Type: image/png``, ...)
+``GET /api/models``           the model being served and the other saved models under ``runs_dir``
+``GET /healthz``              liveness and the model id
+``GET /docs``                 OpenAPI docs (``/openapi.json`` is the schema)
 
-Every mistake a client can make is answered 4xx with ``{"error": "one line"}``; the next request
-is served normally.
+FastAPI parses and documents each body; :mod:`digitlab.serve.limits` checks sizes and Content-Types
+before that, and also lets ``/api/predict`` take a JSON or bare-image body. Every mistake a client
+can make is answered 4xx with ``{"error": "one line"}`` (:mod:`digitlab.serve.errors`); the next
+request is served normally.
 
 Examples
 --------
@@ -27,118 +31,38 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Annotated, Any
 
 import numpy as np
-from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Body, FastAPI, File, Query, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from digitlab.data.images import MAX_BYTES, WORK_SIDE, ImageTooLargeError, prepare_pixels, read_image
+from digitlab.card import CARD_NAME, ModelCard
+from digitlab.data.images import WORK_SIDE, read_image
 from digitlab.errors import DigitlabError
 from digitlab.predict import predict_images, prepare_for
-from digitlab.store import CARD_NAME, LoadedModel, find_latest_model, load_model
+from digitlab.runs import find_latest_model
+from digitlab.serve.errors import ApiError, install_error_handlers
+from digitlab.serve.limits import FORM, IMAGE, MAX_BODY, PIXELS, PredictBodies
+from digitlab.serve.schemas import ErrorResponse, ModelsResponse, PixelsBody, PredictResponse
+from digitlab.store import LoadedModel, load_model
 
 __all__ = ["create_app", "app_from_env", "MAX_BODY"]
 
 STATIC = Path(__file__).parent / "static"
-MAX_BODY = MAX_BYTES + 64 * 1024
-"""Largest request body read: a 5 MiB image plus room for the multipart envelope."""
-
-DEFAULT_DATASET, DEFAULT_MODEL = "digits", "logreg"
 log = logging.getLogger("digitlab.serve")
 
-
-class ApiError(Exception):
-    """A client mistake with its HTTP status; answered as ``{"error": message}``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-# ---------------------------------------------------------------------------------------------
-# Schemas (for the OpenAPI docs; responses are built as plain dicts)
-
-
-class TopDigit(BaseModel):
-    digit: int = Field(ge=0, le=9)
-    probability: float
-
-
-class PredictResponse(BaseModel):
-    digit: int = Field(ge=0, le=9, description="The most probable digit.")
-    probability: float = Field(description="Its probability.")
-    top: list[TopDigit] = Field(description="The top_k digits, most probable first.")
-    probabilities: list[float] = Field(description="All ten probabilities; index d is digit d.")
-    unsure: bool = Field(description="True when the top probability is below min_confidence (0.5).")
-    model_id: str = Field(description="The id of the model card that answered.")
-    input: list[list[int]] = Field(description="The prepared image the model saw (H×W, 0..pixel_max).")
-    pixel_max: int = Field(description="Brightest value of `input`: 255 for MNIST models, 16 for 8×8 ones.")
-    milliseconds: float = Field(description="Server time spent on this prediction.")
-
-
-class PixelsBody(BaseModel):
-    pixels: list[list[float]] = Field(description="28 rows of 28 numbers from 0 to 255, any polarity.")
-
-
-class ErrorResponse(BaseModel):
-    error: str = Field(description="What was wrong, in one line.")
-
-
-class ModelInfo(BaseModel):
-    id: str
-    model: str
-    dataset: str
-    image_shape: list[int]
-    pixel_max: int
-    accuracy: float | None
-    path: str
-    active: bool
-
-
-class ModelsResponse(BaseModel):
-    active: str
-    notice: str | None = Field(description="Set when the server had to train a model at start-up.")
-    models: list[ModelInfo]
-
-
-_ERRORS = {status: {"model": ErrorResponse} for status in (400, 413, 415, 422)}
-
-_PREDICT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {"image": {"type": "string", "format": "binary",
-                                             "description": "PNG, JPEG, BMP, GIF, WebP or TIFF; at most 5 MiB "
-                                                            "and 4096×4096 pixels"}},
-                }
-            },
-            "application/json": {"schema": PixelsBody.model_json_schema()},
-        },
-    }
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# The app
+_ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorResponse} for status in (400, 413, 415, 422)}
+TopK = Annotated[int, Query(ge=1, le=10, description="How many digits `top` lists.")]
 
 
 @dataclass
 class _Served:
-    """The model being served and what the page says about it."""
+    """The model being served, and where the other saved models are."""
 
     loaded: LoadedModel
-    notice: str | None
     runs_dir: Path
 
 
@@ -149,19 +73,19 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs")) ->
     ----------
     model_path : Path, optional
         A run folder, its ``model.json`` or the weights file. When None, the newest run under
-        ``runs_dir`` is served; when there is none, the default model (logreg on the 8×8 digits,
-        a few seconds) is trained into ``runs_dir`` first, and the log and the page say so.
+        ``runs_dir`` is served.
     runs_dir : Path
         Where saved runs live; listed by ``GET /api/models``.
 
     Raises
     ------
     DigitlabError
-        ``model_path`` is missing, corrupt or not a digitlab model.
+        ``model_path`` is missing, corrupt or not a digitlab model; or it is None and there is
+        no saved model under ``runs_dir`` (the message names the command that trains one).
     """
     _ensure_logging()
-    served = _load_or_train(model_path, Path(runs_dir))
-    _tune_threads(served.loaded)
+    served = _Served(_load(model_path, Path(runs_dir)), Path(runs_dir))
+    _tune_threads(served.loaded.model)
     from fastapi_offline import FastAPIOffline  # /docs with Swagger UI served locally: works offline
 
     app = FastAPIOffline(
@@ -170,7 +94,8 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs")) ->
         version=_version(),
     )
     app.state.served = served
-    _install_error_handlers(app)
+    app.add_middleware(PredictBodies)
+    install_error_handlers(app)
     _add_routes(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
@@ -199,76 +124,35 @@ def _ensure_logging() -> None:
     log.setLevel(logging.INFO)
 
 
-def _load_or_train(model_path: Path | None, runs_dir: Path) -> _Served:
+def _load(model_path: Path | None, runs_dir: Path) -> LoadedModel:
+    """The model at ``model_path``, else the newest under ``runs_dir``; serving never trains one."""
     if model_path is not None:
         loaded = load_model(Path(model_path))
         log.info("serving %s from %s", loaded.id, loaded.path)
-        return _Served(loaded, None, runs_dir)
+        return loaded
     latest = find_latest_model(runs_dir)
-    if latest is not None:
-        loaded = load_model(latest)
-        log.info("serving the newest run's model %s from %s", loaded.id, loaded.path)
-        return _Served(loaded, None, runs_dir)
-    from digitlab.pipeline import run_pipeline
-
-    log.warning("no trained model under %s: training the default (%s on %s) now, a few seconds…",
-                runs_dir, DEFAULT_MODEL, DEFAULT_DATASET)
-    start = time.perf_counter()
-    result = run_pipeline(DEFAULT_DATASET, DEFAULT_MODEL, out=runs_dir)
-    loaded = load_model(result.folder)
-    notice = (f"No model was trained yet, so the server trained the default ({DEFAULT_MODEL} on the "
-              f"{DEFAULT_DATASET} dataset, {time.perf_counter() - start:.0f} s) when it started. "
-              f"For the MNIST CNN run `digitlab run --dataset mnist --model cnn`.")
-    log.warning("trained %s (test accuracy %.2f%%) into %s", loaded.id,
-                100 * result.metrics.accuracy, result.folder)
-    return _Served(loaded, notice, runs_dir)
+    if latest is None:
+        out = "" if runs_dir == Path("runs") else f" --out {runs_dir}"
+        raise DigitlabError(
+            f"no trained model under {runs_dir}/ to serve; train one first with `digitlab run{out}` "
+            f"(logistic regression on the 8×8 digits, seconds) or `digitlab run --dataset mnist --model cnn{out}` "
+            "(the better MNIST model), or pass --model RUN_FOLDER"
+        )
+    loaded = load_model(latest)
+    log.info("serving the newest run's model %s from %s", loaded.id, loaded.path)
+    return loaded
 
 
-def _tune_threads(loaded: LoadedModel) -> None:
-    """One intra-op thread per request for PyTorch models: requests already run side by side."""
-    if "torch" in type(loaded.model).__module__ or loaded.card.get("format") == "safetensors":
-        try:
-            import torch
+def _tune_threads(model: Any) -> None:
+    """One intra-op thread per request for the PyTorch CNN: requests already run side by side.
 
-            torch.set_num_threads(1)
-        except ImportError:  # pragma: no cover - a safetensors model always comes with torch
-            pass
+    Only the CNN needs torch; for the scikit-learn models torch is never imported.
+    """
+    if not type(model).__module__.startswith("digitlab.models.cnn"):
+        return
+    import torch  # already imported: loading the CNN needed it
 
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.message)
-
-    @app.exception_handler(DigitlabError)
-    async def _digitlab_error(request: Request, exc: DigitlabError) -> JSONResponse:
-        return _error(413 if isinstance(exc, ImageTooLargeError) else 400, str(exc))
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body"))
-            problems.append(f"{where}: {err.get('msg', 'invalid')}" if where else err.get("msg", "invalid"))
-        return _error(422, "; ".join(problems) or "invalid request")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
-        if exc.status_code == 404:
-            message = f"no such page: {request.url.path}; see /docs for the API"
-        elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}; see /docs"
-        return _error(exc.status_code, message, headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:  # a bug, not bad input
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _error(500, "internal error; the server log has the details")
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status, headers=headers)
+    torch.set_num_threads(1)
 
 
 def _add_routes(app: FastAPI) -> None:
@@ -289,39 +173,52 @@ def _add_routes(app: FastAPI) -> None:
     async def models() -> dict[str, Any]:
         """The model being served (``active``) and the other saved models under the runs folder."""
         served: _Served = app.state.served
-        return {"active": served.loaded.id, "notice": served.notice, "models": _list_models(served)}
+        return {"active": served.loaded.id, "models": _list_models(served)}
 
-    @app.post(
-        "/api/predict",
-        summary="Predict the digit in an image or a 28×28 pixel grid",
-        response_model=PredictResponse,
-        responses=_ERRORS,
-        openapi_extra=_PREDICT_BODY,
-    )
+    _add_predict_routes(app)
+
+
+def _add_predict_routes(app: FastAPI) -> None:
+    predicts = {"response_model": PredictResponse, "responses": _ERRORS}
+
+    @app.post(FORM, summary="Predict the digit in an uploaded image", **predicts)
     async def predict(
-        request: Request,
-        top_k: int = Query(3, ge=1, le=10, description="How many digits `top` lists."),
+        image: Annotated[UploadFile, File(description="PNG, JPEG, BMP, GIF, WebP or TIFF; at most 5 MiB and "
+                                                      "4096×4096 pixels")],
+        top_k: TopK = 3,
     ) -> JSONResponse:
-        """Send ``multipart/form-data`` with an ``image`` file (PNG, JPEG, BMP, GIF, WebP, TIFF; ≤ 5 MiB,
-        ≤ 4096×4096), or ``application/json`` ``{"pixels": [[...28 numbers 0-255...] × 28]}``. Either is
-        prepared like MNIST (ink vs paper decided, cropped, scaled, centred) before the model sees it."""
-        start = time.perf_counter()
-        kind, payload = await _read_payload(request)
-        served: _Served = app.state.served
-        result = await run_in_threadpool(_predict_sync, served.loaded, kind, payload, top_k)
-        result["milliseconds"] = round((time.perf_counter() - start) * 1000, 3)
-        return JSONResponse(result)
+        """What the drawing page sends: ``multipart/form-data`` with the picture in an ``image`` file
+        field. It is prepared like MNIST (ink vs paper decided, cropped, scaled, centred) before the
+        model sees it. A JSON or bare-image body posted here is answered as by ``/api/predict/pixels``
+        or ``/api/predict/image``."""
+        return await _answer(app.state.served.loaded, await image.read(), top_k)
+
+    @app.post(PIXELS, summary="Predict the digit in a 28×28 grid of pixels", **predicts)
+    async def predict_pixels(body: PixelsBody, top_k: TopK = 3) -> JSONResponse:
+        """``{"pixels": [[...28 numbers 0-255...] × 28]}``, prepared like MNIST before the model sees it."""
+        return await _answer(app.state.served.loaded, np.asarray(body.pixels, dtype=np.uint8), top_k)
+
+    @app.post(IMAGE, summary="Predict the digit in an image sent as the body", **predicts)
+    async def predict_image(
+        image: Annotated[bytes, Body(media_type="image/*", description="The image file itself: PNG, JPEG, "
+                                     "BMP, GIF, WebP or TIFF; at most 5 MiB and 4096×4096 pixels")],
+        top_k: TopK = 3,
+    ) -> JSONResponse:
+        """The file as the whole body, e.g. ``curl --data-binary @digit.png -H 'Content-Type: image/png'``
+        (``application/octet-stream`` is read too)."""
+        return await _answer(app.state.served.loaded, image, top_k)
 
 
-def _predict_sync(loaded: LoadedModel, kind: str, payload: Any, top_k: int) -> dict[str, Any]:
-    """Decode, prepare and predict (CPU work, run off the event loop)."""
-    if kind == "image":
-        image: Any = read_image(payload, draft=WORK_SIDE)
-    else:
-        try:
-            image = prepare_pixels(payload)
-        except DigitlabError as exc:
-            raise ApiError(422, str(exc)) from None
+async def _answer(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int) -> JSONResponse:
+    start = time.perf_counter()
+    result = await run_in_threadpool(_predict_sync, loaded, source, top_k)
+    result["milliseconds"] = round((time.perf_counter() - start) * 1000, 3)
+    return JSONResponse(result)
+
+
+def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int) -> dict[str, Any]:
+    """Decode (an encoded file), prepare and predict: CPU work, run off the event loop."""
+    image: Any = read_image(source, draft=WORK_SIDE) if isinstance(source, bytes) else source
     try:
         prepared = prepare_for(loaded.card, image)
     except DigitlabError as exc:
@@ -334,125 +231,34 @@ def _predict_sync(loaded: LoadedModel, kind: str, payload: Any, top_k: int) -> d
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading the request body within limits
-
-
-async def _read_payload(request: Request) -> tuple[str, Any]:
-    """``("image", bytes)`` or ``("pixels", grid)`` from the body, never reading past MAX_BODY."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise ApiError(413, f"the request body is {int(declared) / 2**20:.1f} MiB; the limit is 5 MiB "
-                            "for an image, send a smaller file")
-    if content_type == "multipart/form-data":
-        return "image", await _image_from_form(request)
-    if content_type == "application/json" or content_type.endswith("+json"):
-        return "pixels", await _pixels_from_json(request)
-    if content_type.startswith("image/") or content_type == "application/octet-stream":
-        body = await _body(request)
-        if not body:
-            raise ApiError(400, "the request body is empty; send an image file")
-        return "image", body
-    if not content_type:
-        body = await _body(request)
-        raise ApiError(400 if not body else 415, "the request body is empty; send multipart/form-data with an "
-                       "`image` file, or JSON {\"pixels\": 28×28 numbers}" if not body else
-                       "no Content-Type; send multipart/form-data with an `image` file, or JSON {\"pixels\": ...}")
-    raise ApiError(415, f"cannot read a {content_type} body; send multipart/form-data with an `image` file, "
-                        "or JSON {\"pixels\": 28×28 numbers}")
-
-
-async def _body(request: Request) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise ApiError(413, "the request body is over 5 MiB; send a smaller image")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _image_from_form(request: Request) -> bytes:
-    from starlette.datastructures import UploadFile
-    from starlette.formparsers import MultiPartException, MultiPartParser
-
-    body = await _body(request)
-    if not body:
-        raise ApiError(400, "the request body is empty; send multipart/form-data with an `image` file")
-
-    async def replay() -> AsyncIterator[bytes]:
-        yield body
-
-    parser = MultiPartParser(request.headers, replay(), max_files=4, max_fields=16, max_part_size=MAX_BYTES)
-    try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        raise ApiError(400, f"malformed multipart body ({exc.message}); send one `image` file field") from None
-    except Exception as exc:  # python-multipart raises its own types on garbage
-        raise ApiError(400, f"malformed multipart body ({type(exc).__name__}); send one `image` file field") from None
-    try:
-        files = [v for v in form.values() if isinstance(v, UploadFile)]
-        upload = form.get("image") if isinstance(form.get("image"), UploadFile) else (files[0] if files else None)
-        if upload is None:
-            raise ApiError(400, "no file in the form; send the picture in a file field named `image`")
-        data = await upload.read()
-    finally:
-        await form.close()
-    if not data:
-        raise ApiError(400, "the uploaded image is empty (0 bytes); choose a PNG, JPEG, BMP, GIF, WebP or TIFF file")
-    return data
-
-
-async def _pixels_from_json(request: Request) -> Any:
-    body = await _body(request)
-    if not body.strip():
-        raise ApiError(400, "the request body is empty; send JSON {\"pixels\": 28×28 numbers from 0 to 255}")
-    try:
-        document = json.loads(body)
-    except RecursionError:
-        raise ApiError(400, "the JSON body is nested too deeply; send {\"pixels\": 28×28 numbers}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise ApiError(400, f"the body is not valid JSON{where}; send {{\"pixels\": 28×28 numbers}}") from None
-    if not isinstance(document, dict) or "pixels" not in document:
-        raise ApiError(422, "the JSON body needs a \"pixels\" key holding 28 rows of 28 numbers from 0 to 255")
-    return document["pixels"]
-
-
-# ---------------------------------------------------------------------------------------------
 # The models listing
 
 
-def _summary(card: dict[str, Any], path: Path, active: bool) -> dict[str, Any]:
-    accuracy = (card.get("metrics") or {}).get("accuracy")
+def _summary(card: ModelCard, folder: Path, active: bool) -> dict[str, Any]:
     return {
-        "id": str(card.get("id", path.parent.name)),
-        "model": str(card.get("model", "?")),
-        "dataset": str(card.get("dataset", "?")),
-        "image_shape": [int(v) for v in card.get("image_shape", [0, 0])],
-        "pixel_max": int(card.get("pixel_max", 0)),
-        "accuracy": float(accuracy) if isinstance(accuracy, (int, float)) else None,
-        "path": str(path),
+        "id": card.id,
+        "model": card.model,
+        "dataset": card.dataset,
+        "image_shape": list(card.image_shape),
+        "pixel_max": card.pixel_max,
+        "accuracy": card.accuracy,
+        "path": str(folder),
         "active": active,
     }
 
 
 def _list_models(served: _Served) -> list[dict[str, Any]]:
+    """The served model first, then every other run folder whose card reads (hidden staging folders are not runs)."""
     active = served.loaded
     listed = [_summary(active.card, active.path.parent, True)]
     seen = {active.path.parent.resolve()}
     if served.runs_dir.is_dir():
         for folder in sorted(served.runs_dir.iterdir(), reverse=True):
             card_path = folder / CARD_NAME
-            if folder.resolve() in seen or not card_path.is_file():
+            if folder.name.startswith(".") or folder.resolve() in seen or not card_path.is_file():
                 continue
             try:
-                card = json.loads(card_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(card, dict):
-                try:
-                    listed.append(_summary(card, folder, False))
-                except (TypeError, ValueError, AttributeError):
-                    continue  # a damaged card is not listed; loading it would refuse it too
+                listed.append(_summary(ModelCard.from_file(card_path), folder, False))
+            except DigitlabError:
+                continue  # a damaged card is not listed; loading it would refuse it too
     return listed

@@ -273,10 +273,6 @@ async function loadModel() {
       active.accuracy == null ? "unknown" : `${(100 * active.accuracy).toFixed(2)}%`;
     $("model-id").textContent = active.id;
     $("input-size").textContent = `${active.image_shape[0]}×${active.image_shape[1]}`;
-    if (info.notice) {
-      $("notice").textContent = info.notice;
-      $("notice").hidden = false;
-    }
   } catch (err) {
     status(`could not read the model list (${err.message})`, true);
   }

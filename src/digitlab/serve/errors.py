@@ -1,0 +1,129 @@
+"""One-line JSON errors: every mistake a client can make is answered 4xx ``{"error": "..."}``.
+
+FastAPI and Starlette parse the request bodies (:mod:`digitlab.serve.app`); their generic answers
+("Field required", "There was an error parsing the body") become here a line that says what to
+send instead. A client that hangs up in the middle of its body is a normal event: one debug line,
+no traceback. Anything else unexpected is a bug: a 500 and the traceback in the server log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+
+from digitlab.data.images import ImageTooLargeError
+from digitlab.errors import DigitlabError
+from digitlab.serve.limits import FORM, PIXELS, WANTED
+
+__all__ = ["ApiError", "error_response", "install_error_handlers"]
+
+log = logging.getLogger("digitlab.serve")
+
+NEEDS_PIXELS = 'the JSON body needs a "pixels" key holding 28 rows of 28 numbers from 0 to 255'
+NO_FILE = "no file in the form; send the picture in a file field named `image`"
+
+
+class ApiError(Exception):
+    """A client mistake with its HTTP status; answered as ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """``{"error": message}`` on one line, with ``status``."""
+    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every exception a request can raise as :func:`error_response`."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.message)
+
+    @app.exception_handler(DigitlabError)
+    async def _digitlab_error(request: Request, exc: DigitlabError) -> JSONResponse:
+        return error_response(413 if isinstance(exc, ImageTooLargeError) else 400, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        answers = [_explain(err, exc.body, request.url.path) for err in exc.errors()]
+        messages = list(dict.fromkeys(message for _, message in answers))  # unique, in order
+        return error_response(answers[0][0] if answers else 422, "; ".join(messages) or "invalid request")
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, ClientDisconnect):  # FastAPI wraps it while reading the body
+            return _client_gone(request)
+        message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        if exc.status_code == 400 and request.url.path in WANTED:  # the body could not be parsed
+            message = _unreadable(request.url.path, exc)
+        elif exc.status_code == 404:
+            message = f"no such page: {request.url.path}; see /docs for the API"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}; see /docs"
+        return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _disconnect(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        return _client_gone(request)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:  # a bug, not bad input
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error; the server log has the details")
+
+
+def _client_gone(request: Request) -> JSONResponse:
+    """The client hung up before its body was read: nobody reads the answer, nothing went wrong."""
+    log.debug("the client closed the connection during %s %s", request.method, request.url.path)
+    return error_response(400, "the client closed the connection before sending the whole body")
+
+
+def _explain(err: dict[str, Any], body: Any, path: str) -> tuple[int, str]:
+    """Status and one line for one of pydantic's validation errors."""
+    loc, kind = tuple(err.get("loc", ())), err.get("type")
+    if kind == "json_invalid":  # FastAPI puts the character offset last in loc
+        return 400, f"the body is not valid JSON{_position(body, loc[-1])}; send {{\"pixels\": 28×28 numbers}}"
+    if loc == ("body",) and kind == "missing":  # a chunked body with no bytes in it
+        return 400, f"the request body is empty; send {WANTED.get(path, 'a body')}"
+    if loc[:2] == ("body", "image"):
+        return 400, NO_FILE
+    if loc[:2] == ("body", "pixels") and kind == "value_error":  # PixelsBody's check says what is wrong
+        return 422, str(err.get("ctx", {}).get("error", err.get("msg", "invalid")))
+    if loc[:1] == ("body",):
+        return 422, NEEDS_PIXELS
+    where = ".".join(str(part) for part in loc if part not in ("query", "body"))
+    message = err.get("msg", "invalid")
+    return 422, f"{where}: {message}" if where else message
+
+
+def _position(document: Any, offset: Any) -> str:
+    if not isinstance(document, str) or not isinstance(offset, int):
+        return ""
+    line = document.count("\n", 0, offset) + 1
+    column = offset - document.rfind("\n", 0, offset)
+    return f" at line {line}, column {column}"
+
+
+def _unreadable(path: str, exc: HTTPException) -> str:
+    """Why FastAPI or Starlette could not parse a predict route's body, in one line."""
+    cause = exc.__cause__
+    reason = type(cause).__name__ if cause is not None else str(exc.detail).rstrip(".")
+    if isinstance(cause, RecursionError):
+        return 'the JSON body is nested too deeply; send {"pixels": 28×28 numbers}'
+    if path == PIXELS:
+        return f'the body is not valid JSON ({reason}); send {{"pixels": 28×28 numbers}}'
+    if path == FORM:
+        return f"malformed multipart body ({reason}); send one `image` file field"
+    return f"could not read the request body ({reason}); send {WANTED[path]}"

@@ -1,0 +1,84 @@
+"""The API's request and response bodies, declared once: FastAPI validates and documents them.
+
+Examples
+--------
+>>> PixelsBody(pixels=[[0] * 28] * 28).pixels[0][:3]
+[0.0, 0.0, 0.0]
+>>> from pydantic import ValidationError
+>>> try:
+...     PixelsBody(pixels=[[0] * 28] * 27)
+... except ValidationError as exc:
+...     print(exc.errors()[0]["msg"])
+Value error, pixels must be 28 rows of 28 numbers from 0 to 255; got shape 27×28
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from digitlab.data.images import prepare_pixels
+from digitlab.errors import DigitlabError
+
+__all__ = ["ErrorResponse", "ModelInfo", "ModelsResponse", "PixelsBody", "PredictResponse", "TopDigit"]
+
+GreyLevel = Annotated[float, Field(ge=0, le=255)]
+Row = Annotated[list[GreyLevel], Field(min_length=28, max_length=28)]
+
+
+class PixelsBody(BaseModel):
+    """The body of `POST /api/predict/pixels`."""
+
+    pixels: Annotated[list[Row], Field(
+        min_length=28, max_length=28,
+        description="28 rows of 28 numbers from 0 to 255, either polarity (ink light or dark); "
+                    "fractions are rounded. Cropped, scaled and centred like MNIST before the model sees it.",
+    )]
+
+    @field_validator("pixels", mode="before")
+    @classmethod
+    def _a_28_by_28_grid(cls, value: Any) -> list[list[int]]:
+        """One line that says what is wrong (shape, ragged rows, non-numbers, NaN, range) first;
+        the type above then only documents the grid in ``/openapi.json``."""
+        try:
+            return prepare_pixels(value).tolist()
+        except DigitlabError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class TopDigit(BaseModel):
+    digit: int = Field(ge=0, le=9)
+    probability: float
+
+
+class PredictResponse(BaseModel):
+    digit: int = Field(ge=0, le=9, description="The most probable digit.")
+    probability: float = Field(description="Its probability.")
+    top: list[TopDigit] = Field(description="The top_k digits, most probable first.")
+    probabilities: list[float] = Field(description="All ten probabilities; index d is digit d.")
+    unsure: bool = Field(description="True when the top probability is below min_confidence (0.5).")
+    model_id: str = Field(description="The id of the model card that answered.")
+    input: list[list[int]] = Field(description="The prepared image the model saw (H×W, 0..pixel_max).")
+    pixel_max: int = Field(description="Brightest value of `input`: 255 for MNIST models, 16 for 8×8 ones.")
+    milliseconds: float = Field(description="Server time spent on this prediction.")
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="What was wrong, in one line.")
+
+
+class ModelInfo(BaseModel):
+    id: str
+    model: str
+    dataset: str
+    image_shape: list[int]
+    pixel_max: int
+    accuracy: float | None
+    path: str
+    active: bool
+
+
+class ModelsResponse(BaseModel):
+    active: str = Field(description="The id of the model being served.")
+    models: list[ModelInfo] = Field(description="The model being served first, then the others under the runs folder.")
