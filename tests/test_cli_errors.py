@@ -53,3 +53,55 @@ def test_describe_os_error_without_a_file():
         "too many open files; close some programs and try again")
     assert describe_os_error(OSError(errno.ENOTCONN, "Transport endpoint is not connected")) == (
         "transport endpoint is not connected")
+
+
+def _damaged(lesson_run, tmp_path, text_change) -> str:
+    import shutil
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(lesson_run.folder, folder)
+    card = folder / "model.json"
+    card.write_text(text_change(card.read_text()))
+    return str(folder)
+
+
+DAMAGE = {
+    "infinite shape": lambda text: text.replace('"image_shape": [\n    8,', '"image_shape": [\n    Infinity,'),
+    "nested card": lambda text: text[:-2] + ', "metrics": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "file outside": lambda text: text.replace('"file": "model.safetensors"', '"file": "../../etc/passwd"'),
+    "not json": lambda text: text[:20],
+}
+
+
+@pytest.mark.parametrize("command, damage, message", [
+    ("evaluate", "infinite shape", "not a readable model card"), ("evaluate", "nested card", "nested too deeply"),
+    ("evaluate", "file outside", "field 'file'"), ("predict", "not json", "not a readable model card"),
+    ("predict", "nested card", "nested too deeply"),
+])
+def test_a_damaged_card_is_one_line(lesson_run, tmp_path, command, damage, message):
+    from conftest import run_cli
+
+    folder = _damaged(lesson_run, tmp_path, DAMAGE[damage])
+    args = ["evaluate", "--model", folder] if command == "evaluate" else ["predict", "--model", folder, "x.png"]
+    result = run_cli(*args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["data", "fetch", "nope"], "unknown dataset 'nope'"),
+    (["data", "fetch", "mnist", "--from", "/nonexistent/folder"], "/nonexistent/folder"),
+    (["data", "show", "nope"], "unknown dataset 'nope'"),
+    (["compare", "--models", ","], "--models is empty"),
+    (["compare", "--models", "logreg", "--param", "svm.C=1"], "MODEL.NAME=VALUE"),
+    (["run", "--limit", "5"], "--limit must be at least 10"),
+])
+def test_more_bad_commands_are_one_line(tmp_path, args, message):
+    from conftest import run_cli
+
+    result = run_cli(*args, env={"DIGITLAB_DATA": str(tmp_path / "data")}, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error:") and message in lines[-1], result.stderr
+    assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
