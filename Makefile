@@ -7,12 +7,15 @@ BIN := $(VENV)/bin
 # This build of PyTorch is a CPU wheel already on disk on the project's machines; any torch>=2.2 works.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test install dev bench clean help
+FUZZ_SECONDS ?= 60
+
+.PHONY: demo test install dev bench fuzz clean help
 
 help:
 	@echo "make demo   - set up .venv and run the whole pipeline on the bundled 8x8 digits"
 	@echo "make test   - set up .venv with the dev extras and run the test suite"
 	@echo "make bench  - run the benchmarks in benchmarks/"
+	@echo "make fuzz   - run each fuzz target for FUZZ_SECONDS (default 60) s; crashes land in fuzz-output/"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +40,15 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
 
+$(VENV)/.installed-fuzz: pyproject.toml $(VENV)/.installed-dev
+	$(BIN)/python -m pip install -q -e ".[cnn,serve,dev,fuzz]"
+	@touch $@
+
+fuzz: $(VENV)/.installed-fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python fuzz/run.py
+
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_run.py
 
 clean:
-	rm -rf $(VENV) runs build dist src/*.egg-info .pytest_cache
+	rm -rf $(VENV) runs build dist src/*.egg-info .pytest_cache .hypothesis fuzz-output

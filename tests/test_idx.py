@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from digitlab.data.idx import (
+    MAX_DIMS,
     MAX_PAYLOAD_BYTES,
     read_idx,
     read_idx_bytes,
@@ -212,6 +213,45 @@ def test_padded_by_one_byte(tmp_path, suffix):
 def test_header_declaring_more_than_the_limit(tmp_path, suffix):
     data = _header(0x0E, 65535, 65535, 65535) + bytes(8)
     _fails(_write(tmp_path / f"f{suffix}", data), "limit")
+
+
+def test_empty_dimension_beside_huge_ones_is_a_clear_error(tmp_path, suffix):
+    """Issue 9: ``00 00 08 03 | 0 | FFFFFFFF | FFFFFFFF`` declares 0 data bytes, so the length
+    checks pass; NumPy's reshape then raised a raw ``ValueError: array is too big``."""
+    data = bytes.fromhex("00000803" "00000000" "FFFFFFFF" "FFFFFFFF")
+    assert len(data) == 16
+    _fails(_write(tmp_path / f"f{suffix}", data), "shape (0, 4294967295, 4294967295)", "limit")
+    with pytest.raises(DigitlabError, match="shape"):
+        read_idx_bytes(tmp_path / f"f{suffix}")
+
+
+def test_sixty_five_dimensions_is_a_clear_error(tmp_path, suffix):
+    """Issue 9: 65 dimensions (NumPy holds at most 64) failed in the reshape the same way."""
+    data = _header(0x08, *([1] * 64), 0)
+    _fails(_write(tmp_path / f"f{suffix}", data), "65 dimensions", f"1 to {MAX_DIMS}")
+
+
+@pytest.mark.parametrize("ndim", [MAX_DIMS + 1, 255])
+def test_too_many_dimensions_is_refused_before_they_are_read(tmp_path, suffix, ndim):
+    data = bytes([0, 0, 0x08, ndim]) + b"\x00\x00\x00\x01"  # the rest of the dimensions never came
+    _fails(_write(tmp_path / f"f{suffix}", data), f"{ndim} dimensions")
+
+
+@pytest.mark.parametrize("shape", [(0, 2**31, 2), (2**16, 0, 2**16, 2), (1, 0, 2**32 - 1)])
+def test_empty_arrays_must_still_have_a_sane_shape(tmp_path, suffix, shape):
+    _fails(_write(tmp_path / f"f{suffix}", _header(0x08, *shape)), "empty dimension", "limit")
+
+
+def test_empty_arrays_with_a_sane_shape_still_read(tmp_path, suffix):
+    path = _write(tmp_path / f"f{suffix}", _header(0x0E, 0, 28, 28))
+    back = read_idx(path)
+    assert back.shape == (0, 28, 28) and back.dtype == np.float64
+
+
+def test_writer_refuses_what_the_reader_would(tmp_path):
+    with pytest.raises(DigitlabError, match=f"1 to {MAX_DIMS} dimensions"):
+        write_idx(tmp_path / "five", np.zeros((1,) * (MAX_DIMS + 1), dtype=np.uint8))
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("shape", [(60000, 150, 150), (40000, 40000)])

@@ -4,8 +4,10 @@ An IDX file is a 4-byte magic number (two zero bytes, a type code, the number of
 dimensions), one big-endian ``uint32`` per dimension, then the values, big-endian, in C order.
 The reader checks every part of that and that the payload is exactly as long as the header
 says; a fault becomes one :class:`~digitlab.errors.DigitlabError` line naming the file.
-It never allocates memory from what the header claims: raw files are measured first, and
-gzipped ones are decompressed in chunks, at most one byte past the declared length.
+It never allocates memory from what the header claims: the shape is checked first (at most
+:data:`MAX_DIMS` dimensions, spanning at most :data:`MAX_PAYLOAD_BYTES` even where one of them
+is 0), raw files are measured, and gzipped ones are decompressed in chunks, at most one byte
+past the declared length.
 
 Examples
 --------
@@ -45,6 +47,9 @@ TYPE_CODES: dict[int, np.dtype] = {
 }
 #: The largest payload the reader accepts (guards against gzip bombs with an honest header).
 MAX_PAYLOAD_BYTES = 2**31
+#: The most dimensions the reader and writer accept (MNIST uses 1 for labels and 3 for images;
+#: 4 leaves room for N×H×W×C).
+MAX_DIMS = 4
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
 
@@ -78,6 +83,32 @@ class IdxHeader:
         return struct.pack(f">BBBB{ndim}I", 0, 0, _type_code(self.dtype), ndim, *self.shape)
 
 
+def _shape_problem(shape: tuple[int, ...], dtype: np.dtype) -> str | None:
+    """Why ``shape`` of ``dtype`` cannot be an IDX array, or None when it can.
+
+    The one check shared by the reader (before anything is allocated or reshaped) and the
+    writer (so it never writes a file the reader refuses). Sizes are Python ints, so nothing
+    overflows. A dimension of 0 makes the payload empty, but the other dimensions still count:
+    ``(0, 4294967295, 4294967295)`` is refused, because no real array has that shape and NumPy
+    cannot even describe it.
+    """
+    if not 1 <= len(shape) <= MAX_DIMS:
+        return f"{len(shape)} dimensions (IDX arrays here have 1 to {MAX_DIMS})"
+    payload = prod(shape) * dtype.itemsize
+    if payload > MAX_PAYLOAD_BYTES:
+        return (
+            f"{payload:,} data bytes (shape {tuple(shape)}), "
+            f"more than the {MAX_PAYLOAD_BYTES:,}-byte limit"
+        )
+    span = prod(max(d, 1) for d in shape) * dtype.itemsize
+    if span > MAX_PAYLOAD_BYTES:
+        return (
+            f"shape {tuple(shape)}: an empty dimension beside others spanning {span:,} bytes, "
+            f"more than the {MAX_PAYLOAD_BYTES:,}-byte limit"
+        )
+    return None
+
+
 def _fault(path: Path, message: str) -> DigitlabError:
     return DigitlabError(f"{path}: {message}; it is not a valid IDX file (get a fresh copy)")
 
@@ -102,16 +133,13 @@ def _read_header(stream: BinaryIO, path: Path) -> IdxHeader:
     if type_code not in TYPE_CODES:
         known = ", ".join(f"0x{code:02X}" for code in TYPE_CODES)
         raise _fault(path, f"unknown type code 0x{type_code:02X} (known: {known})")
-    if ndim == 0:
-        raise _fault(path, "the header declares 0 dimensions")
+    if not 1 <= ndim <= MAX_DIMS:  # before reading the dimensions: 255 of them is a lie
+        raise _fault(path, f"the header declares {ndim} dimensions (IDX arrays here have 1 to {MAX_DIMS})")
     shape = struct.unpack(f">{ndim}I", _read_exact(stream, 4 * ndim, path, "header"))
     header = IdxHeader(TYPE_CODES[type_code], tuple(shape), 4 + 4 * ndim)
-    if header.payload_bytes > MAX_PAYLOAD_BYTES:
-        raise _fault(
-            path,
-            f"the header declares {header.payload_bytes:,} data bytes (shape {header.shape}), "
-            f"more than the {MAX_PAYLOAD_BYTES:,}-byte limit",
-        )
+    problem = _shape_problem(header.shape, header.dtype)
+    if problem:
+        raise _fault(path, f"the header declares {problem}")
     return header
 
 
@@ -301,7 +329,8 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
     path : path-like
         Destination. The file appears whole or not at all.
     array : array-like
-        uint8, int8, int16, int32, float32 or float64, at least one dimension.
+        uint8, int8, int16, int32, float32 or float64, 1 to :data:`MAX_DIMS` dimensions,
+        at most :data:`MAX_PAYLOAD_BYTES` of data.
 
     Examples
     --------
@@ -312,9 +341,12 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
     b'\\x00\\x00\\x08\\x01\\x00\\x00\\x00\\x01\\x07'
     """
     array = np.asarray(array)
-    if array.ndim == 0 or array.ndim > 255:
-        raise DigitlabError(f"IDX holds arrays of 1 to 255 dimensions, not {array.ndim}")
+    if not 1 <= array.ndim <= MAX_DIMS:
+        raise DigitlabError(f"IDX holds arrays of 1 to {MAX_DIMS} dimensions, not {array.ndim}")
     dtype = TYPE_CODES[_type_code(array.dtype)]
+    problem = _shape_problem(array.shape, dtype)
+    if problem:  # the reader would refuse the file
+        raise DigitlabError(f"IDX cannot hold this array: it has {problem}")
     header = IdxHeader(dtype, tuple(array.shape), 4 + 4 * array.ndim).to_bytes()
     payload = np.ascontiguousarray(array, dtype=dtype).tobytes()
     path = Path(path)

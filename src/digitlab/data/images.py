@@ -263,16 +263,13 @@ def _to_gray(image: Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarray | 
 
 def _gray_from_pil(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     mode = image.mode
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    elif mode in ("PA", "RGBa", "La"):
-        image = image.convert("RGBA")
-    elif mode == "1":
-        image = image.convert("L")
-    elif mode.startswith("I;16") or mode == "I":
-        image = image.convert("I")
-    elif mode not in ("L", "LA", "RGB", "RGBA", "F"):
-        image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+    try:
+        image = _known_mode(image)
+    except (ValueError, OSError) as exc:  # a mode Pillow cannot convert, or a lazy image that fails to load
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DigitlabError(
+            f"cannot read a picture in Pillow mode {mode} ({detail}); save it as RGB or grayscale and retry"
+        ) from None
     image = _shrink(image)
     if image.mode == "I" or image.mode == "F":
         return _gray_from_array(np.asarray(image))
@@ -287,6 +284,24 @@ def _gray_from_pil(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     return data[..., 0], _alpha_or_none(data[..., 1])
 
 
+def _known_mode(image: Image.Image) -> Image.Image:
+    """The picture in one of L, LA, RGB, RGBA, I or F."""
+    mode = image.mode
+    if mode == "P":
+        return image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if mode == "La":  # premultiplied alpha (a TIFF with "associated" alpha): Pillow converts it only to LA
+        return image.convert("LA")
+    if mode in ("PA", "RGBa"):
+        return image.convert("RGBA")
+    if mode == "1":
+        return image.convert("L")
+    if mode.startswith("I;") or mode == "I":
+        return image.convert("I")
+    if mode not in ("L", "LA", "RGB", "RGBA", "F"):
+        return image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX
+    return image
+
+
 def _gray_from_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
@@ -296,10 +311,12 @@ def _gray_from_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         raise DigitlabError(f"the image array has no pixels (shape {array.shape})")
     if array.dtype.kind not in "biuf":
         raise DigitlabError(f"an image array must hold numbers, got dtype {array.dtype}")
-    data = array.astype(np.float32)
-    if not np.isfinite(data).all():
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise DigitlabError("the image array holds NaN or infinite values; pass finite pixel values")
-    data = np.clip(data, 0, None) / np.float32(_full_scale(array))
+    if array.dtype.kind == "f" and array.dtype.itemsize > 4:  # scaled first: 1e300 is finite, float32(1e300) not
+        data = (np.clip(array, 0, None) / _full_scale(array)).astype(np.float32)
+    else:
+        data = np.clip(array.astype(np.float32), 0, None) / np.float32(_full_scale(array))
     np.clip(data, 0, 1, out=data)
     if max(data.shape[:2]) > _WORK_SIDE:
         data = _shrink_array(data)
@@ -503,6 +520,8 @@ def prepare_pixels(pixels: Any, shape: tuple[int, int] = (28, 28)) -> np.ndarray
         raise DigitlabError(f"{wanted}; {kind}")
     if array.shape != (rows, cols):
         raise DigitlabError(f"{wanted}; got shape {'×'.join(map(str, array.shape)) or 'a single number'}")
+    if isinstance(pixels, (list, tuple)):  # NumPy silently reads a JSON true or false as 1 or 0
+        _refuse_booleans(pixels)
     values = array.astype(np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
@@ -515,3 +534,11 @@ def prepare_pixels(pixels: Any, shape: tuple[int, int] = (28, 28)) -> np.ndarray
         raise DigitlabError(f"pixels must be between 0 and 255; found {shown} at row {r}, column {c}")
     return np.rint(values).astype(np.uint8)
 
+
+def _refuse_booleans(grid: Any) -> None:
+    """Refuse a true/false among the numbers of a list of rows that NumPy has read as rows×columns."""
+    for r, row in enumerate(grid):
+        for c, value in enumerate(row if isinstance(row, (list, tuple)) else np.asarray(row).ravel()):
+            if isinstance(value, (bool, np.bool_)):
+                shown = "true" if value else "false"
+                raise DigitlabError(f"pixels must be numbers, not true or false; found {shown} at row {r}, column {c}")
