@@ -216,12 +216,34 @@ def pixels_seeds() -> Seeds:
     yield from seeds.items()
 
 
+def card_seeds() -> Seeds:
+    """Inputs for ``fuzz_card.py``: real model cards that digitlab wrote, and near misses of them."""
+    import tempfile
+
+    from digitlab.data import load_dataset
+    from digitlab.store import save_model
+    from digitlab.train import train
+
+    data = load_dataset("digits", limit=200)
+    with tempfile.TemporaryDirectory() as folder:
+        for name in ("logreg", "knn"):  # a safetensors card with its state, and a skops card
+            card = save_model(train(name, data), data, Path(folder) / name).read_bytes()
+            yield f"{name}.json", card
+    doc = json.loads(card)
+    near = {"image_shape": [10**9, 8], "pixel_max": 0, "file": "../model.skops", "sha256": "x",
+            "metrics": {"accuracy": 2}, "classes": [True], "params": []}
+    for key, value in near.items():
+        yield f"knn-bad-{key}.json", _json({**doc, key: value})
+    yield "infinity.json", card.replace(b'"pixel_max": 16', b'"pixel_max": Infinity')
+    yield "nested.json", b'{"params":' + b"[" * 64 + b"]" * 64 + b"}"
+
+
 #: target name -> seed maker. A target without an entry starts from an empty corpus.
 SEEDS: dict[str, Callable[[], Seeds]] = {
     "idx": idx_seeds,
     "image": image_seeds,
     "pixels": pixels_seeds,
-    # "card": card_seeds,  # the model card target (fuzz/fuzz_card.py): real cards saved by digitlab
+    "card": card_seeds,
 }
 
 
