@@ -44,7 +44,7 @@ def test_a_card_with_only_the_required_fields_loads(run_copy):
 
 
 def test_unknown_fields_from_a_newer_digitlab_are_ignored(run_copy):
-    doc = {**_card(run_copy), "calibration": {"temperature": 0.5}}
+    doc = {**_card(run_copy), "explanations": {"saliency": "integrated gradients"}}
     (run_copy / "model.json").write_text(json.dumps(doc))
     assert load_model(run_copy).card.model == "logreg"
 

@@ -165,7 +165,7 @@ def test_every_registry_name_works_through_run(model, tmp_path):
         (["--seed", "-1"], "--seed must be from 0"),
         (["--test-size", "0.999"], "cannot be trained on this data"),
         (["--validation", "0.001"], "too few training images"),
-        (["--model", "knn", "--param", "n_neighbors=5000"], "cannot predict the test images"),
+        (["--model", "knn", "--param", "n_neighbors=5000"], "n_neighbors = 5000"),
         (["--param", "penalty=l1"], "cannot be trained on this data"),
     ],
 )

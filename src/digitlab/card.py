@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from digitlab.calibrate import Calibration
 from digitlab.errors import DigitlabError
 
 __all__ = ["CARD_NAME", "FORMATS", "MAX_CARD_BYTES", "ModelCard", "PREPROCESSING"]
@@ -67,7 +68,10 @@ class ModelCard:
     seed, split, n_train, classes
         How it was trained.
     metrics : dict
-        Test metrics recorded at training (``accuracy``, ``n_errors``, ``n_test``, ``ci95``).
+        Test metrics recorded at training (``accuracy``, ``n_errors``, ``n_test``, ``ci95``, ``ece``, ...).
+    calibration : Calibration or None
+        The temperature and "unsure" threshold fitted on held-out images; None for a model saved
+        before digitlab calibrated (its probabilities are used as they are).
     train_seconds, versions, created, estimator, preprocessing
         Provenance.
     """
@@ -88,6 +92,7 @@ class ModelCard:
     n_train: int | None = None
     classes: tuple[int, ...] = tuple(range(10))
     metrics: dict[str, Any] = field(default_factory=dict)
+    calibration: Calibration | None = None
     train_seconds: float | None = None
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
@@ -109,8 +114,9 @@ class ModelCard:
         """The card as indented JSON, the way ``model.json`` holds it."""
         doc = dataclasses.asdict(self)
         doc["image_shape"], doc["classes"] = list(self.image_shape), list(self.classes)
-        if self.state is None:
-            del doc["state"]
+        for name in ("state", "calibration"):
+            if doc[name] is None:
+                del doc[name]
         return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 
     @classmethod
@@ -154,6 +160,8 @@ class ModelCard:
         values["image_shape"] = tuple(values["image_shape"])
         if "classes" in values:
             values["classes"] = tuple(values["classes"])
+        if values.get("calibration") is not None:
+            values["calibration"] = Calibration.from_dict(values["calibration"], where)
         values.setdefault("id", f"{values['model']}-{values['dataset']}-{values['sha256'][:12]}")
         return cls(**values)
 

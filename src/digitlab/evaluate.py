@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from digitlab.calibrate import apply_temperature, brier_score, expected_calibration_error, log_loss
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.preprocess import test_features
@@ -41,6 +42,11 @@ class Metrics:
     macro_precision: float
     macro_recall: float
     macro_f1: float
+    ece: float | None = None  # expected calibration error of the (calibrated) probabilities, 15 bins
+    nll: float | None = None  # mean negative log-likelihood of the true digit
+    brier: float | None = None  # mean squared error of the probabilities against the one-hot truth
+    ece_uncalibrated: float | None = None  # the same two before the temperature, for comparison
+    nll_uncalibrated: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -64,8 +70,10 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return float(interval.low), float(interval.high)
 
 
-def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[int] | None = None) -> Metrics:
-    """Accuracy, error count, Wilson 95% CI, confusion matrix and per-class scores.
+def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[int] | None = None,
+                    predictions: "Predictions | None" = None) -> Metrics:
+    """Accuracy, error count, Wilson 95% CI, confusion matrix, per-class scores; with ``predictions``
+    that carry probabilities, also the calibration measures (ECE, NLL, Brier) after and before the temperature.
 
     Examples
     --------
@@ -90,6 +98,7 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[int] | 
         for d, p, r, f, s in zip(labels, precision, recall, f1, support)
     ]
     return Metrics(
+        **_calibration_measures(y_true, predictions),
         accuracy=correct / n if n else 0.0,
         n_test=n,
         n_errors=n - correct,
@@ -103,13 +112,26 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[int] | 
     )
 
 
+def _calibration_measures(y_true: np.ndarray, predictions: "Predictions | None") -> dict[str, float]:
+    if predictions is None or predictions.probabilities is None or len(y_true) == 0:
+        return {}
+    known = np.isin(y_true, predictions.classes)
+    y_index = np.searchsorted(predictions.classes, y_true[known])
+    after, before = predictions.probabilities[known], predictions.uncalibrated[known]
+    return {"ece": expected_calibration_error(after, y_index), "nll": log_loss(after, y_index),
+            "brier": brier_score(after, y_index), "ece_uncalibrated": expected_calibration_error(before, y_index),
+            "nll_uncalibrated": log_loss(before, y_index)}
+
+
 @dataclass
 class Predictions:
     """A model's output on the test part."""
 
     labels: np.ndarray  # predicted digit per image
-    probabilities: np.ndarray | None  # N×10, or None when the model has no predict_proba
+    probabilities: np.ndarray | None  # N×classes after the temperature, or None without predict_proba
     seconds: float
+    uncalibrated: np.ndarray | None = None  # the model's own probabilities, before the temperature
+    classes: np.ndarray | None = None  # the label of each probability column
 
     @property
     def confidence(self) -> np.ndarray:
@@ -119,26 +141,25 @@ class Predictions:
         return self.probabilities.max(axis=1)
 
 
-def predict_test(model: Any, dataset: Dataset) -> Predictions:
-    """Predict the test part, timing it; probabilities when the model offers them."""
+def predict_test(model: Any, dataset: Dataset, temperature: float = 1.0) -> Predictions:
+    """Predict the test part, timing it; probabilities (divided by ``temperature``) when the model offers them."""
     features, _ = test_features(dataset)
     start = time.perf_counter()
     try:
-        if hasattr(model, "predict_proba"):
-            proba = np.asarray(model.predict_proba(features))
-            labels = np.asarray(model.classes_)[proba.argmax(axis=1)]
-        else:
-            proba = None
-            labels = np.asarray(model.predict(features))
+        if not hasattr(model, "predict_proba"):
+            return Predictions(np.asarray(model.predict(features)), None, time.perf_counter() - start)
+        raw = np.asarray(model.predict_proba(features))
+        proba = apply_temperature(raw, temperature)
+        classes = np.asarray(model.classes_)
     except ValueError as exc:  # e.g. k-NN asked for more neighbours than it has images
         raise DigitlabError(f"the model cannot predict the test images: {exc}") from None
-    return Predictions(labels=labels, probabilities=proba, seconds=time.perf_counter() - start)
+    return Predictions(classes[proba.argmax(axis=1)], proba, time.perf_counter() - start, raw, classes)
 
 
-def evaluate_on_test(model: Any, dataset: Dataset) -> tuple[Predictions, Metrics]:
+def evaluate_on_test(model: Any, dataset: Dataset, temperature: float = 1.0) -> tuple[Predictions, Metrics]:
     """Predict the test part and score it over the ten digits: the predictions and their :class:`Metrics`."""
-    predictions = predict_test(model, dataset)
-    return predictions, compute_metrics(dataset.test_labels, predictions.labels, labels=DIGITS)
+    predictions = predict_test(model, dataset, temperature)
+    return predictions, compute_metrics(dataset.test_labels, predictions.labels, DIGITS, predictions)
 
 
 def evaluate_model(model: Any, dataset: Dataset) -> Metrics:

@@ -19,7 +19,7 @@ from digitlab.preprocess import to_features
 from digitlab.evaluate import Metrics, evaluate_on_test
 from digitlab.report import RunRecord, write_run
 from digitlab.runs import check_writable, now_utc
-from digitlab.train import train
+from digitlab.train import calibrate, calibration_split, train
 
 
 @dataclass
@@ -59,17 +59,20 @@ def run_pipeline(
     step(f"loading {dataset}")
     data = load_dataset(dataset, test_size=test_size, seed=seed, limit=limit)
     held_out = None
-    if validation is not None:
-        data, held_out = split_validation(data, validation, seed=seed)
+    fraction = validation if validation is not None else calibration_split(data)
+    if fraction is not None:  # asked for, or the training part is large: calibrate on a held-out share
+        data, held_out = split_validation(data, fraction, seed=seed)
     step(f"training {model} on {data.n_train:,} images")
     fitted = train(model, data, seed=seed, params=params)
     validation_accuracy = None
-    if held_out is not None:
+    if validation is not None:
         step("validating")
         val_images, val_labels = held_out
         validation_accuracy = float(fitted.model.score(to_features(val_images, data.pixel_max), val_labels))
+    step("calibrating")
+    fitted.calibration = calibrate(fitted, data, held_out)
     step("evaluating")
-    predictions, metrics = evaluate_on_test(fitted.model, data)
+    predictions, metrics = evaluate_on_test(fitted.model, data, fitted.temperature)
     record = RunRecord(dataset=data, fitted=fitted, predictions=predictions, metrics=metrics, started=started,
                        validation_accuracy=validation_accuracy)
     folder = write_run(record, out, step)

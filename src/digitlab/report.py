@@ -75,6 +75,12 @@ def metrics_document(record: RunRecord, run_id: str) -> dict[str, Any]:
         "macro_precision": m.macro_precision,
         "macro_recall": m.macro_recall,
         "macro_f1": m.macro_f1,
+        "ece": m.ece,
+        "nll": m.nll,
+        "brier": m.brier,
+        "ece_uncalibrated": m.ece_uncalibrated,
+        "nll_uncalibrated": m.nll_uncalibrated,
+        "calibration": None if fitted.calibration is None else fitted.calibration.to_dict(),
         "per_class": [vars(c) for c in m.per_class],
         "confusion": m.confusion,
         "validation_accuracy": record.validation_accuracy,
@@ -173,8 +179,9 @@ def write_run(record: RunRecord, out: Path, step: Callable[[str], None] = lambda
         write_predictions_csv(staging / "predictions.csv", record)
         figures = draw_figures(record, staging / "figures", step)
         step("saving model")
-        card_metrics = {"accuracy": record.metrics.accuracy, "n_errors": record.metrics.n_errors,
-                        "n_test": record.metrics.n_test, "ci95": [record.metrics.ci_low, record.metrics.ci_high]}
+        m = record.metrics
+        card_metrics = {"accuracy": m.accuracy, "n_errors": m.n_errors, "n_test": m.n_test,
+                        "ci95": [m.ci_low, m.ci_high], "ece": m.ece}
         save_model(record.fitted, record.dataset, staging, metrics=card_metrics)
         step("writing report")
         write_text_atomic(staging / "report.html", render_report(record, doc, figures, final))

@@ -12,6 +12,7 @@ from digitlab.errors import DigitlabError
 from digitlab.evaluate import Metrics, evaluate_on_test
 from digitlab.store import load_model
 
+CALIBRATION = ("ece", "nll", "brier")
 COMPARED = ("accuracy", "n_errors", "ci95", "confusion", "per_class", "macro_precision", "macro_recall", "macro_f1")
 
 
@@ -54,7 +55,7 @@ def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
         data = load_dataset(name, test_size=test_size, seed=seed)
     else:
         data = load_dataset(name)
-    metrics = evaluate_on_test(loaded.model, data)[1]
+    metrics = evaluate_on_test(loaded.model, data, loaded.temperature)[1]
     recorded = None
     metrics_file = loaded.path.parent / "metrics.json"
     if name == card.dataset and metrics_file.is_file():
@@ -68,6 +69,8 @@ def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
     if recorded is not None:
         now = _comparable(metrics)
         differences = [key for key in COMPARED if recorded.get(key) != now[key]]
+        # calibration measures, where the run recorded them (runs before calibration did not)
+        differences += [key for key in CALIBRATION if key in recorded and recorded[key] != now[key]]
     return Reevaluation(loaded.id, name, metrics, recorded, differences)
 
 

@@ -60,6 +60,11 @@ class LoadedModel:
         return self.card.image_shape
 
     @property
+    def temperature(self) -> float:
+        """The card's calibration temperature, or 1 for a model saved uncalibrated."""
+        return 1.0 if self.card.calibration is None else self.card.calibration.temperature
+
+    @property
     def pixel_max(self) -> int:
         """Brightest pixel value of the model's input."""
         return self.card.pixel_max
@@ -193,6 +198,7 @@ def save_model(
         pixel_max=dataset.pixel_max,
         classes=tuple(int(c) for c in getattr(model, "classes_", range(10))),
         metrics=metrics or {},
+        calibration=fitted.calibration,
         train_seconds=fitted.train_seconds,
         versions=library_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),

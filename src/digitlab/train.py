@@ -6,10 +6,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from digitlab.calibrate import Calibration, choose_threshold, expected_calibration_error, fit_temperature
+from digitlab.calibrate import apply_temperature
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.models import make_model
-from digitlab.preprocess import train_features
+from digitlab.preprocess import to_features, train_features
+
+CV_LIMIT = 10_000
+"""Up to this many training images, calibration uses 3-fold out-of-fold probabilities of the whole
+training part; above it, a held-out 10% (see :func:`calibration_split`)."""
 
 
 @dataclass
@@ -22,6 +30,12 @@ class FittedModel:
     seed: int
     train_seconds: float
     overrides: dict[str, Any] = field(default_factory=dict)
+    calibration: Calibration | None = None
+
+    @property
+    def temperature(self) -> float:
+        """The fitted temperature, or 1 for an uncalibrated model."""
+        return 1.0 if self.calibration is None else self.calibration.temperature
 
 
 def train(
@@ -75,3 +89,57 @@ def _plain_params(model: Any) -> dict[str, Any]:
         else:
             out[key] = repr(value)
     return out
+
+
+def calibration_split(dataset: Dataset) -> float | None:
+    """The share of training images to hold out for calibration: None (out-of-fold) up to CV_LIMIT, else 0.1."""
+    return None if dataset.n_train <= CV_LIMIT else 0.1
+
+
+def calibrate(fitted: FittedModel, dataset: Dataset,
+              held_out: tuple[np.ndarray, np.ndarray] | None = None) -> Calibration | None:
+    """Fit the temperature and the "unsure" threshold on images the model did not train on.
+
+    With ``held_out`` (images, labels carved from the training part before fitting) the fitted model
+    predicts them. Without, the model's recipe is refitted on three folds of the training part and each
+    fold's images are predicted by the model that did not see them (the final model keeps all the
+    data, so the lesson's numbers do not move). A model without ``predict_proba`` returns None.
+    """
+    if not hasattr(fitted.model, "predict_proba"):
+        return None
+    classes = np.asarray(fitted.model.classes_)
+    if held_out is not None:
+        images, labels = held_out
+        proba = np.asarray(fitted.model.predict_proba(to_features(images, dataset.pixel_max)))
+        where = f"{len(labels):,} training images held out before fitting"
+    else:
+        proba, labels = _out_of_fold(fitted, dataset)
+        where = f"out-of-fold predictions of the {len(labels):,} training images (3 folds)"
+    known = np.isin(labels, classes)
+    proba, y_index = proba[known], np.searchsorted(classes, labels[known])
+    if len(y_index) < 10:
+        return None
+    temperature = fit_temperature(proba, y_index)
+    scaled = apply_temperature(proba, temperature)
+    threshold, coverage, accuracy = choose_threshold(scaled.max(axis=1), scaled.argmax(axis=1) == y_index)
+    return Calibration(
+        temperature=temperature, unsure_below=threshold, kept_accuracy=accuracy, coverage=coverage,
+        ece_before=expected_calibration_error(proba, y_index), ece_after=expected_calibration_error(scaled, y_index),
+        held_out=where, n_held_out=int(len(y_index)),
+    )
+
+
+def _out_of_fold(fitted: FittedModel, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    features, labels = train_features(dataset)
+    model = clone(fitted.model)
+    if "verbose" in model.get_params():
+        model.set_params(verbose=False)  # one progress bar per fold would only confuse
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=fitted.seed)
+    try:
+        proba = cross_val_predict(model, features, labels, cv=folds, method="predict_proba")
+    except ValueError as exc:  # a digit with fewer than three images
+        raise DigitlabError(f"cannot calibrate {fitted.name!r}: {exc}") from None
+    return np.asarray(proba), np.asarray(labels)

@@ -1,0 +1,137 @@
+"""The non-digit pictures (digitlab.data.nondigits): MNIST form, every kind, reproducible, a test part kept unseen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+from digitlab.data import nondigits
+from digitlab.data.nondigits import (
+    ALL_KINDS,
+    LETTERS,
+    LOOKALIKE_LETTERS,
+    SYMBOLS,
+    font_files,
+    make_nondigits,
+)
+from digitlab.errors import InvalidValueError
+
+N = 60  # ten of each kind
+
+
+@pytest.fixture(scope="module")
+def parts():
+    return {split: make_nondigits(N, seed=0, split=split) for split in ("train", "test")}
+
+
+def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.indices(image.shape)
+    mass = image.astype(float).sum()
+    return float((ys * image).sum() / mass), float((xs * image).sum() / mass)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_shapes_dtype_and_range(parts, split):
+    images, kinds = parts[split]
+    assert images.shape == (N, 28, 28) and images.dtype == np.uint8
+    assert kinds.shape == (N,) and kinds.dtype.kind == "U"
+    assert int(images.min()) == 0 and int(images.max()) == 255
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_every_kind_present_in_equal_shares(parts, split):
+    _, kinds = parts[split]
+    names, counts = np.unique(kinds, return_counts=True)
+    assert sorted(names) == sorted(ALL_KINDS)
+    assert set(counts) == {N // len(ALL_KINDS)}
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_every_picture_has_ink_in_mnist_form(parts, split):
+    """As prepare_digit makes them: light ink on black, about 20 px, centre of mass at the centre."""
+    images, kinds = parts[split]
+    for image, kind in zip(images, kinds):
+        assert image.max() > 100, kind
+        assert (image > 25).sum() >= 12, kind  # more than a speck
+        cy, cx = centre_of_mass(image)
+        assert abs(cy - 14) <= 1.0 and abs(cx - 14) <= 1.0, (kind, cy, cx)
+        rows, cols = np.flatnonzero(image.max(axis=1) > 25), np.flatnonzero(image.max(axis=0) > 25)
+        assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 <= 22, kind
+        assert image[[0, -1]].max() < 64 and image[:, [0, -1]].max() < 64, kind  # black around the ink
+
+
+def test_same_seed_same_pictures_other_seed_other_pictures(parts):
+    images, kinds = make_nondigits(N, seed=0, split="train")
+    assert np.array_equal(images, parts["train"][0]) and np.array_equal(kinds, parts["train"][1])
+    other, _ = make_nondigits(N, seed=1, split="train")
+    assert not np.array_equal(other, images)
+
+
+def test_a_picture_does_not_depend_on_how_many_are_asked_for():
+    few, _ = make_nondigits(4, seed=3, kinds=("letter", "pair"))
+    more, _ = make_nondigits(10, seed=3, kinds=("letter", "pair"))
+    assert {image.tobytes() for image in few} <= {image.tobytes() for image in more}
+
+
+def test_train_and_test_share_no_picture(parts):
+    train = {image.tobytes() for image in parts["train"][0]}
+    test = {image.tobytes() for image in parts["test"][0]}
+    assert not train & test
+
+
+def test_train_and_test_use_disjoint_fonts_letters_and_symbols():
+    assert not set(font_files("train")) & set(font_files("test"))
+    assert not set(LETTERS["train"]) & set(LETTERS["test"])
+    assert not set(SYMBOLS["train"]) & set(SYMBOLS["test"])
+    assert not set(LOOKALIKE_LETTERS) & set(LETTERS["train"] + LETTERS["test"])
+    assert set("OoIlZzSsBbgqGT") <= set(LOOKALIKE_LETTERS)
+
+
+def test_test_part_uses_only_fonts_shipped_with_matplotlib():
+    bundled = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    fonts = font_files("test")
+    assert len(fonts) >= 4 and all(path.parent == bundled and path.is_file() for path in fonts)
+    a, _ = make_nondigits(12, seed=5, split="test", system_fonts=True)
+    b, _ = make_nondigits(12, seed=5, split="test", system_fonts=False)
+    assert np.array_equal(a, b)
+
+
+def test_works_without_system_fonts(monkeypatch, tmp_path):
+    """A fresh CI machine may have no /usr/share/fonts: the train part falls back to matplotlib's."""
+    nondigits._fonts.cache_clear()
+    nondigits._system_fonts.cache_clear()
+    monkeypatch.setattr(nondigits, "_SYSTEM_DIR", tmp_path / "absent")
+    try:
+        fonts = font_files("train")
+        assert fonts and all(path.is_relative_to(matplotlib.get_data_path()) for path in fonts)
+        with_system_off, _ = make_nondigits(6, seed=2, kinds=("letter",), system_fonts=False)
+        images, _ = make_nondigits(6, seed=2, kinds=("letter",))
+        assert np.array_equal(images, with_system_off)
+    finally:
+        nondigits._fonts.cache_clear()
+        nondigits._system_fonts.cache_clear()
+
+
+def test_a_subset_of_kinds_and_no_pictures():
+    images, kinds = make_nondigits(5, seed=0, kinds=("noise", "shape"))
+    assert images.shape == (5, 28, 28) and sorted(kinds) == ["noise"] * 3 + ["shape"] * 2
+    images, kinds = make_nondigits(0, seed=0)
+    assert images.shape == (0, 28, 28) and kinds.shape == (0,)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"n": -1, "seed": 0}, "n must be"),
+        ({"n": 2, "seed": -1}, "seed must be"),
+        ({"n": 2, "seed": 0, "kinds": ("letter", "digit")}, "kinds must be"),
+        ({"n": 2, "seed": 0, "kinds": ()}, "kinds must be"),
+        ({"n": 2, "seed": 0, "split": "validation"}, "split must be"),
+    ],
+)
+def test_bad_arguments_are_one_clear_error(arguments, message):
+    with pytest.raises(InvalidValueError, match=message):
+        make_nondigits(**arguments)
