@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("torch")
 
 from sklearn.base import clone  # noqa: E402
+from sklearn.exceptions import NotFittedError  # noqa: E402
 
 from digitlab.data import load_dataset  # noqa: E402
 from digitlab.errors import DigitlabError  # noqa: E402
@@ -150,16 +151,59 @@ def test_target_accuracy_stops_early(digits):
 def test_progress_bar_runs(digits, capsys):
     X, y, _, _ = digits
     CNNClassifier(epochs=1, width=4, validation_fraction=0.2, verbose=True, device="cpu", random_state=0).fit(X, y)
+    out = capsys.readouterr().out
+    assert "CNN" in out and "epoch 1/1" in out and "val acc 0." in out
+
+
+def test_saved_names_are_the_networks_plus_classes_and_image_shape(fitted):
+    bn_parts = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    layers = [f"conv{i}.weight" for i in (1, 2, 3)] + [f"bn{i}.{part}" for i in (1, 2, 3) for part in bn_parts]
+    assert sorted(fitted.export_tensors()) == sorted([*layers, "fc.weight", "fc.bias", "classes", "image_shape"])
+
+
+def test_rows_that_are_not_square_are_zero_padded_images(digits):
+    X, y, X_test, _ = digits
+    params = dict(SMALL, epochs=1)
+    short = CNNClassifier(**params).fit(X[:, :60], y)
+    assert short.n_features_in_ == 60 and short.image_shape_ == (8, 8)
+    # Exactly the model of 8x8 images whose last four pixels are blank.
+    blanked = X.copy()
+    blanked[:, 60:] = 0
+    full = CNNClassifier(**params).fit(blanked, y)
+    blanked_test = X_test.copy()
+    blanked_test[:, 60:] = 0
+    np.testing.assert_array_equal(short.predict_proba(X_test[:, :60]), full.predict_proba(blanked_test))
+    # It saves and loads with its feature count.
+    tensors = short.export_tensors()
+    assert tensors["n_features_in"].tolist() == [60]
+    loaded = CNNClassifier.from_tensors(short.get_params(), tensors)
+    assert loaded.n_features_in_ == 60
+    np.testing.assert_array_equal(loaded.predict_proba(X_test[:, :60]), short.predict_proba(X_test[:, :60]))
+    tensors["n_features_in"] = np.asarray([65])  # more than 8x8 holds
+    assert "65 features" in _one_line_error(short.get_params(), tensors)
+
+
+def test_small_inputs_become_8x8_images(digits):
+    X, y, _, _ = digits
+    model = CNNClassifier(**dict(SMALL, epochs=1)).fit(X[:, 26:30], y)  # 4 features
+    assert model.n_features_in_ == 4 and model.image_shape_ == (8, 8)
+    assert model.predict(X[:3, 26:30]).shape == (3,)
 
 
 def test_bad_inputs_give_one_clear_line(fitted, digits):
     X, y, _, _ = digits
-    with pytest.raises(DigitlabError, match="square"):
-        CNNClassifier(**SMALL).fit(X[:, :60], y)
-    with pytest.raises(DigitlabError, match="64 features"):
+    with pytest.raises(DigitlabError, match="64 features") as info:
         fitted.predict(np.zeros((1, 784), dtype=np.float32))
-    with pytest.raises(DigitlabError, match="validation_fraction"):
+    assert isinstance(info.value, ValueError)  # what scikit-learn's contract names
+    with pytest.raises(DigitlabError, match="validation_fraction") as info:
         CNNClassifier(target_accuracy=0.9).fit(X, y)
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(DigitlabError, match="epochs"):
+        CNNClassifier(epochs=0).fit(X, y)
+    with pytest.raises(DigitlabError, match="2 classes"):
+        CNNClassifier(**SMALL).fit(X[:5], np.ones(5, dtype=int))
+    with pytest.raises(NotFittedError):
+        CNNClassifier().predict(X[:1])
 
 
 def test_registry_defaults_per_dataset():

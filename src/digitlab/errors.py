@@ -1,4 +1,4 @@
-"""The one exception type for problems a person can fix."""
+"""The exceptions for problems a person can fix."""
 
 
 class DigitlabError(Exception):
@@ -13,4 +13,17 @@ class DigitlabError(Exception):
     Traceback (most recent call last):
     ...
     digitlab.errors.DigitlabError: unknown model 'lgoreg'; choose one of: logreg, svm
+    """
+
+
+class InvalidValueError(DigitlabError, ValueError):
+    """A value that cannot be used: a parameter out of range, data of the wrong shape.
+
+    Both a :class:`DigitlabError` (the CLI prints one line) and the ``ValueError`` that
+    scikit-learn's estimator contract names for bad parameters and bad data.
+
+    Examples
+    --------
+    >>> isinstance(InvalidValueError("epochs must be a positive integer, got 0"), ValueError)
+    True
     """

@@ -11,7 +11,7 @@ import numpy as np
 from digitlab.calibrate import Calibration, choose_threshold, expected_calibration_error, fit_temperature
 from digitlab.calibrate import apply_temperature
 from digitlab.data.dataset import Dataset
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, InvalidValueError
 from digitlab.models import make_model
 from digitlab.preprocess import to_features, train_features
 
@@ -57,7 +57,7 @@ def train(
     start = time.perf_counter()
     try:
         model.fit(features, labels)
-    except InvalidParameterError as exc:  # scikit-learn checks parameter values when fitting
+    except (InvalidParameterError, InvalidValueError) as exc:  # parameter values checked when fitting
         raise DigitlabError(f"model {name!r}: {exc}") from None
     except ValueError as exc:  # a combination of parameters and data the model cannot fit
         raise DigitlabError(f"model {name!r} cannot be trained on this data: {exc}") from None

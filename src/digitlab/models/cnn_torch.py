@@ -1,0 +1,345 @@
+"""The CNN's PyTorch side: the network, its augmentation, one training epoch, prediction.
+
+The network is three stages of ``conv 3x3 → BatchNorm → ReLU → max-pool 2x2`` with
+``width``, ``2·width`` and ``4·width`` channels, then one linear layer. The same code
+serves the 8x8 digits (8 → 4 → 2 → 1 pixels) and MNIST (28 → 14 → 7 → 3).
+
+Training keeps the whole training set in one tensor on the device and works batch by batch:
+a shuffled index, a random affine warp of the batch (shift, rotation, scale), one
+forward/backward pass; no per-image Python. The learning rate follows a one-cycle schedule
+(warm up, then anneal to zero); under a time budget the schedule runs on the clock, so
+training ends on time *and* with the learning rate annealed.
+
+:class:`digitlab.models.cnn.CNNClassifier` holds the scikit-learn side and imports this
+module only when it fits or predicts, so ``import digitlab.models`` works without PyTorch.
+Read it in order: the network, the schedule and the clock, augmentation, where tensors
+live, then :func:`train_one_epoch` and :func:`predict_proba`, and finally loading weights.
+
+Examples
+--------
+>>> net = build_net(side=8, width=4, n_classes=10)
+>>> net(torch.zeros(2, 1, 8, 8)).shape
+torch.Size([2, 10])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import threading
+import time
+from collections import OrderedDict
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from digitlab.errors import DigitlabError
+
+PREDICT_BATCH = 2048  # images per forward pass when predicting
+
+# ---------------------------------------------------------------- the network
+
+
+def build_net(side: int, width: int, n_classes: int, seed: int = 0) -> nn.Sequential:
+    """conv-BN-ReLU-pool three times (width, 2·width, 4·width channels), then one linear layer.
+
+    The weights are drawn from ``seed`` without touching PyTorch's global random state.
+    """
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    channels, size = 1, side
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for i, out in enumerate((width, 2 * width, 4 * width), start=1):
+            layers[f"conv{i}"] = nn.Conv2d(channels, out, 3, padding=1, bias=False)
+            layers[f"bn{i}"] = nn.BatchNorm2d(out)
+            layers[f"relu{i}"] = nn.ReLU(inplace=True)
+            layers[f"pool{i}"] = nn.MaxPool2d(2)
+            channels, size = out, size // 2
+        layers["flatten"] = nn.Flatten()
+        layers["fc"] = nn.Linear(channels * size * size, n_classes)
+    return nn.Sequential(layers)
+
+
+def make_optimizer(net: nn.Module, lr: float, weight_decay: float) -> torch.optim.SGD:
+    """SGD with Nesterov momentum 0.9; weight decay on conv/linear weights only; a slower linear head.
+
+    The head's learning rate is scaled by 16 / fan-in: one SGD step moves a logit by about
+    lr x |features|², so a wide head (576 inputs at 28x28) would otherwise blow up the first
+    steps. Each group keeps its ``lr_scale`` for :func:`train_one_epoch`.
+    """
+    conv, head, no_decay = [], [], []
+    for name, param in net.named_parameters():
+        if name.startswith("fc."):
+            (head if param.ndim > 1 else no_decay).append(param)
+        else:
+            (conv if param.ndim > 1 else no_decay).append(param)
+    groups = [
+        {"params": conv, "weight_decay": weight_decay, "lr_scale": 1.0},
+        {"params": head, "weight_decay": weight_decay, "lr_scale": min(1.0, 16.0 / net.fc.in_features)},
+        {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
+    ]
+    return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+
+
+def fuse_bn(net: nn.Module) -> nn.Module:
+    """A copy of the trained network for inference, BatchNorm folded into the convolutions."""
+    fused = copy.deepcopy(net).eval()
+    for name, module in list(fused.named_children()):
+        if name.startswith("conv"):
+            bn = "bn" + name[len("conv") :]
+            setattr(fused, name, fuse_conv_bn_eval(module, getattr(fused, bn)))
+            setattr(fused, bn, nn.Identity())
+    return fused
+
+
+# --------------------------------------------------- the schedule and the clock
+
+
+def one_cycle(frac: float, peak: float, warmup: float = 0.2) -> float:
+    """Learning rate at ``frac`` (0..1) of training: linear warm-up from peak/25, cosine down to 0."""
+    if frac < warmup:
+        return peak * (0.04 + 0.96 * frac / warmup)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (frac - warmup) / (1.0 - warmup))))
+
+
+class Clock:
+    """How far along training is, from 0 to 1: by steps, or by the clock when a time budget binds.
+
+    Under a budget, the steps still to come are estimated from the recent seconds per step
+    (the first steps, which warm up PyTorch, do not count), so the learning-rate schedule
+    stretches or shrinks to end when the budget does.
+    """
+
+    def __init__(self, total_steps: int, time_budget: float | None, start: float):
+        self.total_steps = max(total_steps, 1)
+        self.budget = time_budget
+        self.start = start
+        self.step = 0
+        self._last = time.perf_counter()
+        self._per_step: float | None = None
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        seconds, self._last = now - self._last, now
+        self.step += 1
+        if self.step > 2:  # skip the warm-up steps
+            self._per_step = seconds if self._per_step is None else 0.9 * self._per_step + 0.1 * seconds
+
+    def progress(self) -> float:
+        frac = self.step / self.total_steps
+        if self.budget is None:
+            return frac
+        remaining = self.budget - (time.perf_counter() - self.start)
+        if remaining <= 0:
+            return 1.0
+        if self._per_step is None:
+            return frac
+        return max(frac, self.step / (self.step + remaining / self._per_step))
+
+
+# ---------------------------------------------------------------- augmentation
+
+
+def warp(x: torch.Tensor, shift: float, distort: float, gen: torch.Generator) -> torch.Tensor:
+    """Random affine warp of a batch N x 1 x H x W: shift up to ``shift`` px, rotate/scale by ``distort``.
+
+    One ``affine_grid``/``grid_sample`` call for the whole batch, on its device: no per-image Python.
+    """
+    n, side = x.shape[0], x.shape[-1]
+    r = torch.rand(n, 4, generator=gen) * 2 - 1  # uniform in [-1, 1]
+    angle = r[:, 0] * distort
+    scale = 1.0 + r[:, 1] * distort
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    t = r[:, 2:] * (2.0 * shift / side)  # shift in the [-1, 1] coordinates of affine_grid
+    theta = torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
+    theta = theta.to(device=x.device, dtype=x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Shift a batch by whole pixels, filling with zeros (paper)."""
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (1, 1, 1, 1))
+    return padded[..., 1 - dy : 1 - dy + h, 1 - dx : 1 - dx + w]
+
+
+# ------------------------------------------------------- where tensors live
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` → CUDA when PyTorch sees a GPU, else the CPU."""
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise DigitlabError("device='cuda' was asked for, but PyTorch sees no CUDA GPU; use device='cpu'")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def place(net: nn.Module, device: torch.device) -> nn.Module:
+    """Move the network to ``device``, in channels-last memory (faster on CPU's oneDNN and on CUDA)."""
+    return net.to(device=device, memory_format=torch.channels_last)
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """A batch in the memory layout the network expects."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (tensor cores); plain fp32 on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+_THREADS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def threads_for(n_images: int, device: torch.device):
+    """One CPU thread for a few images: waking a second thread costs more than it saves,
+    and on a busy machine it can stall a single prediction for 100 ms."""
+    if device.type != "cpu" or n_images > 16:
+        yield
+        return
+    with _THREADS_LOCK:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+
+def as_images(X: np.ndarray, side: int) -> np.ndarray:
+    """Rows of float32 features as images N x 1 x side x side; a shorter row is zero-padded at its end."""
+    n, d = X.shape
+    if d == side * side and X.flags.c_contiguous and X.flags.writeable:
+        return X.reshape(n, 1, side, side)  # no copy
+    images = np.zeros((n, side * side), dtype=np.float32)
+    images[:, :d] = X
+    return images.reshape(n, 1, side, side)
+
+
+def to_tensors(images: np.ndarray, labels: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images N x 1 x H x W and integer labels as tensors on ``device``: the whole set stays there."""
+    return torch.from_numpy(images).to(device), torch.from_numpy(labels.astype(np.int64)).to(device)
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """The generator behind the shuffling and the augmentation."""
+    return torch.Generator().manual_seed(seed)
+
+
+# ---------------------------------------------------------- train and predict
+
+
+def train_one_epoch(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    batch_size: int,
+    peak_lr: float,
+    clock: Clock,
+    gen: torch.Generator,
+    augment: float = 0.0,
+    distort: float = 0.0,
+    label_smoothing: float = 0.0,
+    on_step: Callable[[float], None] = lambda frac: None,
+) -> tuple[float, int]:
+    """One shuffled pass over ``x``, ``y`` (on the device); stops early when the clock says training is over.
+
+    Returns the mean loss and the number of steps taken (``len(x) // batch_size`` for a whole epoch).
+    """
+    net.train()
+    order = torch.randperm(len(x), generator=gen).to(x.device)  # shuffle an index, not the data
+    loss_sum = torch.zeros((), device=x.device)
+    done = 0
+    for b in range(len(x) // batch_size):
+        frac = clock.progress()
+        if frac >= 1.0:
+            break
+        for group in optimizer.param_groups:  # one-cycle schedule, set every step
+            group["lr"] = one_cycle(frac, peak_lr) * group["lr_scale"]
+        idx = order[b * batch_size : (b + 1) * batch_size]
+        xb, yb = x[idx], y[idx]
+        if augment > 0 or distort > 0:
+            xb = warp(xb, augment, distort, gen)
+        with autocast(x.device):
+            loss = F.cross_entropy(net(channels_last(xb)), yb, label_smoothing=label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach()  # summed on the device: no GPU sync per step
+        done += 1
+        clock.tick()
+        on_step(clock.progress())
+    return (float(loss_sum.item()) / done if done else float("nan")), done
+
+
+def predict_proba(net: nn.Module, images: np.ndarray, device: torch.device, tta: bool) -> np.ndarray:
+    """Softmax probabilities for images N x 1 x H x W (numpy), in large batches, without autograd.
+
+    With ``tta``, the average over the image and its four one-pixel shifts.
+    """
+    net.eval()
+    images = torch.from_numpy(images)
+    out = []
+    with threads_for(len(images), device), torch.inference_mode(), autocast(device):
+        for i in range(0, len(images), PREDICT_BATCH):
+            xb = images[i : i + PREDICT_BATCH].to(device)
+            if tta:  # test-time augmentation: 5x the work for a steadier answer
+                views = [xb] + [shift(xb, dy, dx) for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+                proba = sum(torch.softmax(net(channels_last(v)).float(), dim=1) for v in views) / len(views)
+            else:
+                proba = torch.softmax(net(channels_last(xb)).float(), dim=1)
+            out.append(proba.cpu())
+    return torch.cat(out).numpy()
+
+
+# --------------------------------------------------------------- saved weights
+
+
+def state_arrays(net: nn.Module) -> dict[str, np.ndarray]:
+    """The network's ``state_dict`` as numpy arrays under its own names (``conv1.weight``, ...)."""
+    return {name: t.detach().cpu().contiguous().numpy().copy() for name, t in net.state_dict().items()}
+
+
+def load_net(tensors: dict[str, np.ndarray], side: int, width: int, n_classes: int) -> nn.Module:
+    """A network for ``side`` x ``side`` images with exactly the weights in ``tensors``.
+
+    Refuses, with a :class:`~digitlab.errors.DigitlabError`, a foreign or missing tensor, or
+    one of the wrong shape or kind.
+    """
+    first = np.shape(tensors.get("conv1.weight"))
+    if first[:1] != (width,):  # check before building: a lying width could ask for gigabytes
+        raise DigitlabError(f"CNN tensor 'conv1.weight' has shape {first}, but the card says width={width}")
+    net = build_net(side, width, n_classes)
+    expected = net.state_dict()
+    foreign = sorted(set(tensors) - set(expected))
+    if foreign:
+        raise DigitlabError(f"CNN weights file has foreign tensor(s): {', '.join(foreign)}")
+    missing = sorted(set(expected) - set(tensors))
+    if missing:
+        raise DigitlabError(f"CNN weights file lacks tensor(s): {', '.join(missing)}")
+    state = {}
+    for name, ref in expected.items():
+        array = np.asarray(tensors[name])
+        if tuple(array.shape) != tuple(ref.shape):
+            raise DigitlabError(
+                f"CNN tensor {name!r} has shape {tuple(array.shape)}, expected {tuple(ref.shape)} "
+                f"(width={width}, {side}x{side} images, {n_classes} classes)"
+            )
+        if array.dtype.kind != ("i" if ref.dtype == torch.int64 else "f"):
+            raise DigitlabError(f"CNN tensor {name!r} has dtype {array.dtype}, expected {ref.dtype}")
+        state[name] = torch.from_numpy(np.ascontiguousarray(array)).to(ref.dtype)
+    net.load_state_dict(state, strict=True)
+    return net
