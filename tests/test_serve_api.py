@@ -211,7 +211,7 @@ def test_openapi_documents_every_request_body(client):
     assert body_of("/api/predict/image")["image/*"]["schema"]["type"] == "string"
     for path in ("/api/predict", "/api/predict/pixels", "/api/predict/image"):
         responses = schema["paths"][path]["post"]["responses"]
-        assert {"200", "400", "413", "415", "422"} <= set(responses)
+        assert {"200", "400", "408", "413", "415", "422", "503"} <= set(responses)
         assert responses["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
     assert {"/api/models", "/healthz"} <= set(schema["paths"])
     assert "notice" not in schema["components"]["schemas"]["ModelsResponse"]["properties"]
@@ -319,9 +319,11 @@ def test_over_5_mib_declared(client):
 
 
 def test_over_5_mib_file_inside_a_small_envelope(client):
-    data = b"\x89PNG\r\n\x1a\n" + bytes(MAX_BYTES + 10)  # body under MAX_BODY, file over 5 MiB
+    data = b"\x89PNG\r\n\x1a\n" + bytes(MAX_BYTES + 6)  # body under MAX_BODY, file 14 bytes over 5 MiB
     response = client.post("/api/predict", **_file(data))
-    assert response.status_code == 413 and "5 MiB" in response.json()["error"]
+    error = response.json()["error"]
+    assert response.status_code == 413 and "5 MiB" in error
+    assert f"{MAX_BYTES + 14:,} bytes" in error and "5.0 MiB" not in error  # not "5.0 MiB; the limit is 5 MiB"
 
 
 def test_over_5_mib_streamed_without_a_length_is_cut_off(client):

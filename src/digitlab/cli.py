@@ -242,9 +242,9 @@ def serve(
     """Serve the drawing page and the REST API (POST /api/predict, GET /api/models, /docs)."""
     import socket
 
-    import uvicorn
-
     from digitlab.serve.app import create_app
+    from digitlab.serve.budget import ServeLimits
+    from digitlab.serve.connections import run_server
 
     try:  # a bad address or a busy port is one clear line, before any model work
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
@@ -253,9 +253,10 @@ def serve(
     except OSError as exc:
         raise DigitlabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
                             "choose another --port or --host") from None
-    application = create_app(model, runs)
+    limits = ServeLimits()  # how much it decodes, reads and keeps open at once: sized for a laptop
+    application = create_app(model, runs, limits)
     console.print(f"digitlab is serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    run_server(application, host, port, limits)
 
 
 @app.command()

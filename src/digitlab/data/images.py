@@ -145,7 +145,7 @@ def read_image(source: bytes | bytearray | str | Path, *, draft: int | None = No
             f"the {image.format} image is truncated or corrupt ({detail}); save it again and retry"
         ) from None
     try:
-        image = ImageOps.exif_transpose(image) or image
+        ImageOps.exif_transpose(image, in_place=True)  # not a copy: that would double a large picture's memory
     except Exception:  # a broken EXIF block is no reason to refuse the picture
         pass
     return image
@@ -173,6 +173,9 @@ def _read_bytes(source: bytes | bytearray | str | Path) -> bytes:
 
 
 def _too_many_bytes_message(size: int) -> str:
+    """Sizes in MiB; in bytes when, rounded, the two would look equal ("5.0 MiB; the limit is 5 MiB")."""
+    if f"{size / 2**20:.1f}" == f"{MAX_BYTES / 2**20:.1f}":
+        return f"the image is {size:,} bytes; the limit is 5 MiB ({MAX_BYTES:,} bytes), send a smaller file"
     return f"the image is {size / 2**20:.1f} MiB; the limit is 5 MiB, send a smaller file"
 
 

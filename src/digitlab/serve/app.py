@@ -13,7 +13,9 @@ Routes
 FastAPI parses and documents each body; :mod:`digitlab.serve.limits` checks sizes and Content-Types
 before that, and also lets ``/api/predict`` take a JSON or bare-image body. Every mistake a client
 can make is answered 4xx with ``{"error": "one line"}`` (:mod:`digitlab.serve.errors`); the next
-request is served normally.
+request is served normally. What the server takes on at once is bounded (:mod:`digitlab.serve.budget`):
+a picture is decoded only when its pixels fit the decode budget, else the answer is 503 with
+``Retry-After``; ``digitlab serve`` adds the connection limits (:mod:`digitlab.serve.connections`).
 
 Examples
 --------
@@ -44,8 +46,10 @@ from digitlab.data.images import WORK_SIDE, read_image
 from digitlab.errors import DigitlabError
 from digitlab.predict import predict_images, prepare_for
 from digitlab.runs import find_latest_model
+from digitlab.serve.budget import DecodeGate, ServeLimits
 from digitlab.serve.errors import ApiError, install_error_handlers
 from digitlab.serve.limits import FORM, IMAGE, MAX_BODY, PIXELS, PredictBodies
+from digitlab.serve.memory import tune_allocator
 from digitlab.serve.schemas import ErrorResponse, ModelsResponse, PixelsBody, PredictResponse
 from digitlab.store import LoadedModel, load_model
 
@@ -54,7 +58,9 @@ __all__ = ["create_app", "app_from_env", "MAX_BODY"]
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("digitlab.serve")
 
-_ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorResponse} for status in (400, 413, 415, 422)}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 408, 413, 415, 422, 503)
+}
 TopK = Annotated[int, Query(ge=1, le=10, description="How many digits `top` lists.")]
 
 
@@ -66,7 +72,8 @@ class _Served:
     runs_dir: Path
 
 
-def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs")) -> FastAPI:
+def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
+               limits: ServeLimits | None = None) -> FastAPI:
     """Build the app around one saved model.
 
     Parameters
@@ -76,6 +83,9 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs")) ->
         ``runs_dir`` is served.
     runs_dir : Path
         Where saved runs live; listed by ``GET /api/models``.
+    limits : ServeLimits, optional
+        How much the app decodes and reads at once, and how long it waits for a body; the defaults
+        suit a laptop.
 
     Raises
     ------
@@ -84,6 +94,8 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs")) ->
         no saved model under ``runs_dir`` (the message names the command that trains one).
     """
     _ensure_logging()
+    limits = limits or ServeLimits()
+    tune_allocator()  # large decodes give their memory back when freed
     served = _Served(_load(model_path, Path(runs_dir)), Path(runs_dir))
     _tune_threads(served.loaded.model)
     from fastapi_offline import FastAPIOffline  # /docs with Swagger UI served locally: works offline
@@ -94,7 +106,8 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs")) ->
         version=_version(),
     )
     app.state.served = served
-    app.add_middleware(PredictBodies)
+    app.state.gate = DecodeGate(limits)
+    app.add_middleware(PredictBodies, limits=limits)
     install_error_handlers(app)
     _add_routes(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -191,12 +204,12 @@ def _add_predict_routes(app: FastAPI) -> None:
         field. It is prepared like MNIST (ink vs paper decided, cropped, scaled, centred) before the
         model sees it. A JSON or bare-image body posted here is answered as by ``/api/predict/pixels``
         or ``/api/predict/image``."""
-        return await _answer(app.state.served.loaded, await image.read(), top_k)
+        return await _answer(app, await image.read(), top_k)
 
     @app.post(PIXELS, summary="Predict the digit in a 28×28 grid of pixels", **predicts)
     async def predict_pixels(body: PixelsBody, top_k: TopK = 3) -> JSONResponse:
         """``{"pixels": [[...28 numbers 0-255...] × 28]}``, prepared like MNIST before the model sees it."""
-        return await _answer(app.state.served.loaded, np.asarray(body.pixels, dtype=np.uint8), top_k)
+        return await _answer(app, np.asarray(body.pixels, dtype=np.uint8), top_k)
 
     @app.post(IMAGE, summary="Predict the digit in an image sent as the body", **predicts)
     async def predict_image(
@@ -206,28 +219,38 @@ def _add_predict_routes(app: FastAPI) -> None:
     ) -> JSONResponse:
         """The file as the whole body, e.g. ``curl --data-binary @digit.png -H 'Content-Type: image/png'``
         (``application/octet-stream`` is read too)."""
-        return await _answer(app.state.served.loaded, image, top_k)
+        return await _answer(app, image, top_k)
 
 
-async def _answer(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int) -> JSONResponse:
+async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int) -> JSONResponse:
+    """Predict in a worker thread once the decode gate gives a turn (503 when it does not)."""
     start = time.perf_counter()
-    result = await run_in_threadpool(_predict_sync, loaded, source, top_k)
+    gate: DecodeGate = app.state.gate
+    async with gate.turn():
+        result = await run_in_threadpool(_predict_sync, app.state.served.loaded, source, top_k, gate)
     result["milliseconds"] = round((time.perf_counter() - start) * 1000, 3)
     return JSONResponse(result)
 
 
-def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int) -> dict[str, Any]:
-    """Decode (an encoded file), prepare and predict: CPU work, run off the event loop."""
-    image: Any = read_image(source, draft=WORK_SIDE) if isinstance(source, bytes) else source
-    try:
-        prepared = prepare_for(loaded.card, image)
-    except DigitlabError as exc:
-        raise ApiError(422, str(exc)) from None
+def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, gate: DecodeGate) -> dict[str, Any]:
+    """Decode (an encoded file, within the pixel budget), prepare and predict: CPU work, off the event loop."""
+    if isinstance(source, bytes):
+        with gate.decoding(source):  # the decoded picture and its copies live only inside
+            prepared = _prepare(loaded, read_image(source, draft=WORK_SIDE))
+    else:
+        prepared = _prepare(loaded, source)
     [prediction] = predict_images(loaded.model, loaded.card, prepared, top_k=top_k)
     out = prediction.to_dict()
     out["input"] = prepared.tolist()
     out["pixel_max"] = loaded.pixel_max
     return out
+
+
+def _prepare(loaded: LoadedModel, image: Any) -> np.ndarray:
+    try:
+        return prepare_for(loaded.card, image)
+    except DigitlabError as exc:
+        raise ApiError(422, str(exc)) from None
 
 
 # ---------------------------------------------------------------------------------------------

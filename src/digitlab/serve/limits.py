@@ -12,6 +12,11 @@ body sent without one (chunked) is cut off with 413 as soon as it passes it. It 
 body 400 and a Content-Type the route cannot read 415. And it lets one URL take all three
 kinds: a JSON or bare-image body posted to ``/api/predict`` goes on to the route that reads it.
 
+It also bounds what bodies cost the server as a whole (:class:`~digitlab.serve.budget.ServeLimits`):
+all requests together hold at most ``body_bytes`` of body (503 with ``Retry-After`` beyond), and a
+body that stops arriving for ``body_idle_s`` (or takes longer than ``body_total_s``) is answered
+408 and its connection closed. A client that hangs up mid-body is a normal event, not an error.
+
 Examples
 --------
 >>> route_for("application/json"), route_for("image/png"), route_for("text/plain")
@@ -20,14 +25,16 @@ Examples
 
 from __future__ import annotations
 
+import anyio
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitlab.data.images import MAX_BYTES
+from digitlab.serve.budget import Budget, Busy, ServeLimits
 
-__all__ = ["FORM", "IMAGE", "MAX_BODY", "PIXELS", "PredictBodies", "WANTED", "route_for"]
+__all__ = ["BodyReader", "FORM", "IMAGE", "MAX_BODY", "PIXELS", "PredictBodies", "WANTED", "route_for"]
 
 MAX_BODY = MAX_BYTES + 64 * 1024
 """Largest request body read: a 5 MiB image plus room for the multipart envelope."""
@@ -53,10 +60,12 @@ def route_for(content_type: str) -> str | None:
 
 
 class PredictBodies:
-    """ASGI middleware: size limits, empty bodies and Content-Types of the predict routes."""
+    """ASGI middleware: size limits, empty bodies and Content-Types of the predict routes; the body budget."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, limits: ServeLimits | None = None) -> None:
         self.app = app
+        self.limits = limits or ServeLimits()
+        self.bodies = Budget(self.limits.body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in WANTED:
@@ -67,12 +76,17 @@ class PredictBodies:
         refusal = _refusal(scope["path"], content_type, headers.get("content-length"))
         if refusal is not None:
             status, message = refusal
-            await JSONResponse({"error": message}, status_code=status)(scope, receive, send)
+            close = {"Connection": "close"} if status == 413 else None  # do not read the rest of it
+            await JSONResponse({"error": message}, status_code=status, headers=close)(scope, receive, send)
             return
         target = route_for(content_type)
         if scope["path"] == FORM and target != FORM:  # JSON or a bare image sent to the page's URL
             scope = {**scope, "path": target, "raw_path": str(target).encode()}
-        await self.app(scope, _within_limit(receive), send)
+        body = BodyReader(receive, self.limits, self.bodies)
+        try:
+            await self.app(scope, body.receive, send)
+        finally:
+            body.release()
 
 
 def _refusal(path: str, content_type: str, declared: str | None) -> tuple[int, str] | None:
@@ -90,17 +104,56 @@ def _refusal(path: str, content_type: str, declared: str | None) -> tuple[int, s
     return None
 
 
-def _within_limit(receive: Receive) -> Receive:
-    """``receive`` that raises 413 once the body passes :data:`MAX_BODY`, whatever its headers said."""
-    size = 0
+class BodyReader:
+    """``receive`` for one request body: its size limit, its share of the body budget, its timeouts.
 
-    async def receive_within_limit() -> Message:
-        nonlocal size
-        message = await receive()
+    FastAPI passes an HTTPException raised while it reads the body on as it is, so each refusal
+    here becomes its JSON answer: 413 past :data:`MAX_BODY`, 503 when the bodies of all requests
+    together would pass ``body_bytes``, 408 when the client stops sending. Every one closes the
+    connection, whose unread rest cannot carry another request.
+    """
+
+    def __init__(self, receive: Receive, limits: ServeLimits, bodies: Budget) -> None:
+        self._receive = receive
+        self.limits = limits
+        self.bodies = bodies
+        self.size = 0  # bytes received, all held against ``bodies`` until release()
+        self.complete = False
+        self.deadline: float | None = None
+
+    async def receive(self) -> Message:
+        if self.complete:  # after the body: only a disconnect can come, with no deadline
+            return await self._receive()
+        now = anyio.current_time()
+        if self.deadline is None:
+            self.deadline = now + self.limits.body_total_s
+        message = None
+        with anyio.move_on_after(max(0.0, min(self.limits.body_idle_s, self.deadline - now))):
+            message = await self._receive()
+        if message is None:
+            raise HTTPException(408, self._too_slow(now), headers={"Connection": "close"})
         if message["type"] == "http.request":
-            size += len(message.get("body", b""))
-            if size > MAX_BODY:  # FastAPI passes an HTTPException from reading the body on as it is
-                raise HTTPException(413, "the request body is over 5 MiB; send a smaller image")
+            self._hold(len(message.get("body", b"")))
+            self.complete = not message.get("more_body", False)
         return message
 
-    return receive_within_limit
+    def _hold(self, chunk: int) -> None:
+        if self.size + chunk > MAX_BODY:
+            raise HTTPException(413, "the request body is over 5 MiB; send a smaller image",
+                                headers={"Connection": "close"})
+        if not self.bodies.take(chunk):
+            raise Busy(f"the server is reading many uploads at once ({self.bodies.total // 2**20} MiB of request "
+                       "bodies); retry in a moment", self.limits.retry_after_s, close=True)
+        self.size += chunk
+
+    def _too_slow(self, now: float) -> str:
+        if self.deadline is not None and self.deadline - now <= self.limits.body_idle_s:
+            return (f"the request body took longer than {self.limits.body_total_s:g} s to arrive; "
+                    "send it in one go, or a smaller file")
+        return (f"the request body stopped arriving (nothing for {self.limits.body_idle_s:g} s after "
+                f"{self.size:,} bytes); send the whole body at once")
+
+    def release(self) -> None:
+        """Give the body's bytes back to the budget (the request is over)."""
+        self.bodies.give(self.size)
+        self.size = 0

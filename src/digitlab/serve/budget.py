@@ -1,0 +1,175 @@
+"""How much work the server takes on at once, and the 503 it answers beyond that.
+
+A picture costs memory for its pixels, not its file size: a 76 KB PNG of 4096×4096 RGBA decodes to
+64 MB, and preparing it briefly needs about as much again. Every prediction therefore passes
+:class:`DecodeGate` before its picture is decoded:
+
+- a **turn**: at most ``decode_slots`` predictions work at once (they are CPU work); the others wait
+  up to ``slot_wait_s`` for one, holding only their encoded bytes (which the body budget bounds);
+- **pixels**: the image header is read first (Pillow's ``Image.open`` is lazy: it reads the size and
+  nothing else), and the picture takes width × height from a budget of ``decode_pixels`` shared by
+  every decode running; one that does not fit now is answered 503 with ``Retry-After`` at once,
+  instead of queueing its memory.
+
+:class:`ServeLimits` holds every such number of the server in one place: these, the request-body
+budget and timeouts (:mod:`digitlab.serve.limits`) and the connection limits
+(:mod:`digitlab.serve.connections`).
+
+Examples
+--------
+>>> budget = Budget(100)
+>>> budget.take(60), budget.take(60), budget.in_use
+(True, False, 60)
+>>> budget.give(60)
+>>> budget.in_use
+0
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+
+import anyio
+from PIL import Image
+from starlette.exceptions import HTTPException
+
+from digitlab.data.images import FORMATS, MAX_SIDE
+from digitlab.serve.memory import give_back_memory
+
+__all__ = ["Budget", "Busy", "DecodeGate", "ServeLimits", "pixels_to_decode"]
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """Every bound of the server: how much it decodes, reads and keeps open at once, and for how long.
+
+    The defaults suit a laptop: about 300 MB for decoding at the worst, 64 MiB of request bodies,
+    and no client can hold a connection without sending for more than ``header_s``/``body_idle_s``.
+    """
+
+    decode_slots: int = max(2, os.cpu_count() or 2)
+    """Predictions working at once (decoding, preparing, predicting): the CPU."""
+    decode_pixels: int = 2 * MAX_SIDE * MAX_SIDE
+    """Pixels being decoded at once, all requests together: two 4096×4096 pictures (≈ 8 bytes each at the worst)."""
+    slot_wait_s: float = 5.0
+    """How long a prediction waits for its turn before the answer is 503."""
+    body_bytes: int = 64 * 2**20
+    """Request bodies held in memory at once, all requests together."""
+    body_idle_s: float = 10.0
+    """A body that stops arriving for this long is answered 408 and its connection closed."""
+    body_total_s: float = 60.0
+    """The longest a whole body may take to arrive (408 after it)."""
+    header_s: float = 10.0
+    """A connection whose request headers are not complete this long after it opened, or after its
+    last answer, is closed."""
+    keep_alive_s: int = 5
+    """An idle keep-alive connection is closed after this (uvicorn's ``timeout_keep_alive``)."""
+    max_connections: int | None = None
+    """Open connections; None: from the open-file limit (:func:`digitlab.serve.connections.connection_limit`)."""
+    retry_after_s: int = 1
+    """The ``Retry-After`` of a 503: a decode takes about half a second at the largest size."""
+
+
+class Busy(HTTPException):
+    """The server is at one of its budgets: 503 with ``Retry-After``; the client should retry."""
+
+    def __init__(self, message: str, retry_after: int = 1, close: bool = False) -> None:
+        headers = {"Retry-After": str(retry_after)}
+        if close:  # the body was not read: the connection cannot carry another request
+            headers["Connection"] = "close"
+        super().__init__(503, message, headers=headers)
+
+
+class Budget:
+    """A total that requests take from and give back; ``take`` never waits (thread-safe)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.in_use = 0
+        self._lock = threading.Lock()
+
+    def take(self, amount: int) -> bool:
+        """Take ``amount`` if it fits now; False (and nothing taken) if not."""
+        with self._lock:
+            if self.in_use + amount > self.total:
+                return False
+            self.in_use += amount
+            return True
+
+    def give(self, amount: int) -> None:
+        """Give back what :meth:`take` took."""
+        with self._lock:
+            self.in_use -= amount
+
+
+class DecodeGate:
+    """Turns (how many predictions work at once) and pixels (how much they decode at once)."""
+
+    def __init__(self, limits: ServeLimits) -> None:
+        self.limits = limits
+        self.turns = anyio.Semaphore(limits.decode_slots)
+        self.pixels = Budget(limits.decode_pixels)
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Wait up to ``slot_wait_s`` for a turn; :class:`Busy` if none came."""
+        acquired = False
+        with anyio.move_on_after(self.limits.slot_wait_s):  # only the wait: never the work itself
+            await self.turns.acquire()
+            acquired = True
+        if not acquired:
+            raise Busy(f"the server is busy: {self.limits.decode_slots} predictions are running and more are "
+                       "waiting; retry in a moment", self.limits.retry_after_s)
+        try:
+            yield
+        finally:
+            self.turns.release()
+
+    @contextmanager
+    def decoding(self, data: bytes) -> Iterator[int]:
+        """Hold the pixels of the picture in ``data`` while it is decoded and prepared (in a worker thread).
+
+        :class:`Busy` at once when they do not fit beside the decodes already running.
+        """
+        cost = pixels_to_decode(data)
+        if not self.pixels.take(cost):
+            raise Busy(f"the server is decoding other large pictures ({self.pixels.in_use:,} of "
+                       f"{self.pixels.total:,} pixels at once); retry in a moment or send a smaller picture",
+                       self.limits.retry_after_s)
+        try:
+            yield cost
+        finally:
+            self.pixels.give(cost)
+            if cost >= _BIG:
+                give_back_memory()
+
+
+_BIG = 1024 * 1024  # pixels: after a decode this large, hand the freed memory back to the system
+
+
+def pixels_to_decode(data: bytes) -> int:
+    """Width × height from the image header, without decoding.
+
+    0 for bytes Pillow cannot open and for a size :func:`~digitlab.data.images.read_image` refuses
+    before decoding: neither decodes anything.
+
+    Examples
+    --------
+    >>> buffer = io.BytesIO()
+    >>> Image.new("RGBA", (300, 200)).save(buffer, "PNG")
+    >>> pixels_to_decode(buffer.getvalue()), pixels_to_decode(b"not an image")
+    (60000, 0)
+    """
+    try:
+        with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+            width, height = image.size
+    except Exception:  # not an image, or Pillow's own decompression-bomb refusal
+        return 0
+    if width > MAX_SIDE or height > MAX_SIDE:
+        return 0
+    return width * height

@@ -1,0 +1,195 @@
+"""What a connection may hold on the server: uvicorn's own limits, and the few it lacks.
+
+uvicorn bounds an idle keep-alive connection (``timeout_keep_alive``) and the headers' size on its
+h11 parser (``h11_max_incomplete_event_size``), but not the time a client takes to send its headers,
+nor their size on the httptools parser, nor how many connections are open: a client that connects
+and sends nothing, or half a header, held its connection forever. :func:`guarded` wraps uvicorn's
+HTTP protocol with those three:
+
+- a **header deadline**: a connection whose request headers are not complete ``header_s`` after it
+  opened, or after its last answer, is closed (with a 408 if it had started a request);
+- a **header size**: more than :data:`HEADER_BYTES` before the headers end is answered 431 and closed;
+- a **connection limit**: past ``max_connections``, a new connection closes the oldest one that is
+  only waiting for headers (a slow or vanished client), so ``/healthz`` and real clients still get
+  in; only when every connection is busy with a request is the new one refused.
+
+The body has its own timeouts in :mod:`digitlab.serve.limits`. :func:`uvicorn_settings` gathers
+everything passed to uvicorn, and :func:`run_server` is what ``digitlab serve`` runs. Closing a
+stalled connection is a normal event: nothing is logged per connection, at most one line a minute
+while the limit is being reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import logging
+import resource
+import time
+from collections import OrderedDict
+from typing import Any
+
+from digitlab.serve.budget import ServeLimits
+
+__all__ = ["HEADER_BYTES", "connection_limit", "guarded", "raise_open_file_limit", "run_server", "uvicorn_settings"]
+
+HEADER_BYTES = 64 * 1024
+"""Largest request line plus headers read (uvicorn's h11 parser allows 16 KiB; httptools has no limit)."""
+_RESERVED_FILES = 256  # open files kept free for the model, the log, the threads
+_WANTED_FILES = 16_384 + _RESERVED_FILES
+log = logging.getLogger("digitlab.serve")
+
+
+def run_server(application: Any, host: str, port: int, limits: ServeLimits) -> None:
+    """Serve ``application`` (from :func:`~digitlab.serve.app.create_app`) on uvicorn within ``limits``."""
+    import uvicorn
+
+    raise_open_file_limit()
+    gc.collect()
+    gc.freeze()  # the model and the imports live as long as the server: the collector need not walk them again
+    uvicorn.run(application, host=host, port=port, log_level="info", **uvicorn_settings(limits))
+
+
+def raise_open_file_limit(wanted: int = _WANTED_FILES) -> int:
+    """Raise this process's soft open-file limit towards ``wanted`` (never above the hard one); the new soft limit.
+
+    Linux laptops start processes at 1,024 open files, each connection takes one.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):  # e.g. macOS refuses more than its per-process maximum
+            pass
+    return soft
+
+
+def connection_limit(limits: ServeLimits) -> int:
+    """Open connections allowed: ``limits.max_connections``, else what the open-file limit leaves."""
+    if limits.max_connections is not None:
+        return limits.max_connections
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    files = _WANTED_FILES if soft == resource.RLIM_INFINITY else soft
+    return max(64, min(files, _WANTED_FILES) - _RESERVED_FILES)
+
+
+def uvicorn_settings(limits: ServeLimits) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.run``/``uvicorn.Config``: the guarded protocol and uvicorn's own limits."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    cap = connection_limit(limits)
+    return {
+        "http": guarded(AutoHTTPProtocol, limits, cap),
+        "timeout_keep_alive": limits.keep_alive_s,
+        "h11_max_incomplete_event_size": HEADER_BYTES,
+        # uvicorn answers 503 to every request once connections or running requests reach this; above
+        # our own cap it only acts on requests still running after their client left.
+        "limit_concurrency": cap + 2 * limits.decode_slots + 64,
+        "backlog": 2048,
+    }
+
+
+def guarded(base: type[asyncio.Protocol], limits: ServeLimits, cap: int) -> type[asyncio.Protocol]:
+    """``base`` (uvicorn's httptools or h11 protocol) with the header deadline, header size and connection limit."""
+    return type(f"Guarded{base.__name__}", (_Guarded, base), {"guard": _Guard(limits, cap)})
+
+
+class _Guard:
+    """What the connections of one server share: the limits, who waits for headers, the limit's counts."""
+
+    def __init__(self, limits: ServeLimits, cap: int) -> None:
+        self.limits, self.cap = limits, cap
+        self.waiting: OrderedDict[_Guarded, None] = OrderedDict()  # waiting for headers, oldest first
+        self.evicted = self.refused = 0
+        self.reported: float | None = None
+
+    def make_room(self) -> bool:
+        """Close the connection that has waited longest for headers; False when none is waiting."""
+        made = bool(self.waiting)
+        if made:
+            victim, _ = self.waiting.popitem(last=False)
+            victim.stop_waiting()
+            victim.transport.close()
+            self.evicted += 1
+        else:
+            self.refused += 1
+        now = time.monotonic()
+        if self.reported is None or now - self.reported >= 60.0:  # one line a minute at most
+            log.warning("connection limit (%d) reached: closed %d connections still waiting for their headers "
+                        "and refused %d new ones", self.cap, self.evicted, self.refused)
+            self.reported, self.evicted, self.refused = now, 0, 0
+        return made
+
+
+class _Guarded:
+    """Mixed in before uvicorn's protocol class: the header deadline, the header size, the connection limit."""
+
+    guard: _Guard
+    _timer: asyncio.TimerHandle | None = None
+    _armed_for: Any = None  # the request (uvicorn's cycle) that was current when waiting began
+    _header_bytes = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        if len(self.connections) > self.guard.cap and not self.guard.make_room():
+            self.transport.close()
+            return
+        self.await_headers()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)  # type: ignore[misc]
+        if self.cycle is not self._armed_for:  # the headers are complete: a request has started
+            self.stop_waiting()
+        elif self in self.guard.waiting and not self.transport.is_closing():  # still in the headers
+            self._header_bytes += len(data)
+            if self._header_bytes > HEADER_BYTES:
+                self._refuse(431, f"the request headers are over {HEADER_BYTES // 1024} KiB; "
+                             "send fewer or shorter ones")
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            self.await_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stop_waiting()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def await_headers(self) -> None:
+        """Start the header deadline: the next request's headers must be complete within ``header_s``."""
+        self.stop_waiting()
+        self._armed_for, self._header_bytes = self.cycle, 0
+        self.guard.waiting[self] = None
+        self._timer = self.loop.call_later(self.guard.limits.header_s, self._headers_overdue)
+
+    def stop_waiting(self) -> None:
+        self.guard.waiting.pop(self, None)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _headers_overdue(self) -> None:
+        self._timer = None
+        if self in self.guard.waiting and self.cycle is self._armed_for:
+            if self._header_bytes:
+                self._refuse(408, f"the request headers did not arrive within {self.guard.limits.header_s:g} s")
+            else:
+                self.transport.close()  # idle: nothing to answer
+        self.guard.waiting.pop(self, None)
+
+    def _refuse(self, status: int, message: str) -> None:
+        self.stop_waiting()
+        self.transport.write(_plain_response(status, message))
+        self.transport.close()
+
+
+_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+
+
+def _plain_response(status: int, message: str) -> bytes:
+    body = json.dumps({"error": message}).encode()
+    head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+    return head % (status, _REASONS[status], len(body)) + body
