@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 
 FUZZ_SECONDS ?= 60
+API_FUZZ_CASES ?= 400
 
 .PHONY: demo test install dev bench fuzz clean help
 
@@ -46,6 +47,7 @@ $(VENV)/.installed-fuzz: pyproject.toml $(VENV)/.installed-dev
 
 fuzz: $(VENV)/.installed-fuzz
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python fuzz/run.py
+	DIGITLAB_API_FUZZ_CASES=$(API_FUZZ_CASES) DIGITLAB_API_FUZZ_SEED=random $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_api_fuzz.py
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_run.py
