@@ -56,7 +56,7 @@ def test_to_dict_is_json_ready(digits, logreg):
     model, card = logreg
     [p] = predict_images(model, card, digits.test_images[:1])
     data = json.loads(json.dumps(p.to_dict()))
-    assert set(data) == {"digit", "probability", "top", "probabilities", "unsure", "model_id"}
+    assert set(data) == {"digit", "probability", "top", "probabilities", "unsure", "model_id", "calibrated"}
     assert data["top"][0] == {"digit": p.digit, "probability": p.probability}
 
 
@@ -112,3 +112,23 @@ def test_predict_source_on_a_blank_picture(logreg):
     Image.new("L", (50, 50), 255).save(buffer, "PNG")
     with pytest.raises(DigitlabError, match="no ink found"):
         predict_source(model, card, buffer.getvalue())
+
+
+def test_a_calibrated_card_applies_its_temperature_and_threshold(digits, logreg):
+    from dataclasses import replace
+
+    from digitlab.calibrate import Calibration, apply_temperature
+    from digitlab.preprocess import to_features
+
+    model, card = logreg
+    calibration = Calibration(temperature=0.5, unsure_below=0.97, kept_accuracy=0.996, coverage=0.9,
+                              ece_before=0.08, ece_after=0.01, held_out="test", n_held_out=100)
+    calibrated = replace(card, calibration=calibration)
+    images = digits.test_images[:40]
+    raw = model.predict_proba(to_features(images, 16))
+    expected = apply_temperature(raw, 0.5)
+    predictions = predict_images(model, calibrated, images)
+    np.testing.assert_allclose([p.probabilities for p in predictions], expected)
+    assert [p.digit for p in predictions] == raw.argmax(axis=1).tolist()  # the temperature never changes the answer
+    assert all(p.calibrated for p in predictions) and not any(p.calibrated for p in predict_images(model, card, images))
+    assert [p.unsure for p in predictions] == (expected.max(axis=1) < 0.97).tolist()

@@ -171,8 +171,10 @@ def predict(
     images: List[Path] = typer.Argument(..., help="Picture files: PNG, JPEG, BMP, GIF, WebP or TIFF."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A run folder or model file (default: newest in runs/)."),
     runs: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the newest model."),
-    min_confidence: float = typer.Option(0.5, "--min-confidence", min=0.0, max=1.0,
-                                         help="Mark a prediction unsure below this probability."),
+    min_confidence: Optional[float] = typer.Option(
+        None, "--min-confidence", min=0.0, max=1.0,
+        help="Mark a prediction unsure below this probability (default: the model's own threshold, "
+             "chosen on held-out images; 0.5 for a model saved without calibration)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
     save_prepared: Optional[Path] = typer.Option(None, "--save-prepared",
                                                  help="Write the input the model saw, as PNG, into this folder."),
@@ -188,6 +190,9 @@ def predict(
             raise DigitlabError(f"no trained model in {runs}/; run `digitlab run` first or pass --model PATH")
         err_console.print(f"using the newest model: {escape(str(model))}")
     loaded = load_model(model)
+    if loaded.card.calibration is None:
+        err_console.print("note: this model was saved before digitlab calibrated its models; its percentages "
+                          "are its own (often over- or under-confident) — retrain it for calibrated ones")
     if save_prepared is not None:
         from digitlab.runs import check_writable
 

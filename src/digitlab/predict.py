@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from digitlab.calibrate import apply_temperature
 from digitlab.card import ModelCard
 from digitlab.data.images import WORK_SIDE, prepare_digit, read_image
 from digitlab.errors import DigitlabError
@@ -37,11 +38,18 @@ __all__ = [
     "features_of",
     "predict_images",
     "prepare_for",
+    "unsure_threshold",
     "predict_source",
 ]
 
 MIN_CONFIDENCE = 0.5
-"""Below this top probability a prediction is flagged ``unsure``."""
+"""Below this top probability a prediction is flagged ``unsure``, for a model saved without calibration.
+A calibrated model's card holds its own threshold (:func:`unsure_threshold`)."""
+
+
+def unsure_threshold(card: ModelCard) -> float:
+    """The card's "unsure" threshold, chosen on held-out images; :data:`MIN_CONFIDENCE` without one."""
+    return MIN_CONFIDENCE if card.calibration is None else card.calibration.unsure_below
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,9 @@ class Prediction:
         All ten probabilities; index ``d`` is digit ``d`` (0 for digits the model never saw).
     unsure : bool
         True when ``probability < min_confidence``.
+    calibrated : bool
+        True when the probabilities went through the card's temperature (False for models saved
+        before digitlab calibrated: their percentages are the model's own, often over- or under-confident).
     model_id : str
         The ``id`` of the model card.
     """
@@ -70,6 +81,7 @@ class Prediction:
     probabilities: list[float]
     unsure: bool
     model_id: str
+    calibrated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict; ``top`` as ``[{"digit": d, "probability": p}, ...]``."""
@@ -110,7 +122,7 @@ def predict_images(
     prepared: np.ndarray,
     *,
     top_k: int = 3,
-    min_confidence: float = MIN_CONFIDENCE,
+    min_confidence: float | None = None,
 ) -> list[Prediction]:
     """Predict prepared images (N×H×W uint8, from :func:`~digitlab.data.images.prepare_digit`).
 
@@ -123,8 +135,8 @@ def predict_images(
     prepared : ndarray of uint8, shape (N, H, W) or (H, W)
     top_k : int
         How many (digit, probability) pairs ``top`` holds.
-    min_confidence : float
-        A top probability below this marks the prediction ``unsure``.
+    min_confidence : float, optional
+        A top probability below this marks the prediction ``unsure``; default: the card's threshold.
 
     Returns
     -------
@@ -140,15 +152,17 @@ def predict_images(
             f"the model takes {expected[0]}×{expected[1]} images, got {'×'.join(map(str, prepared.shape[1:]))}; "
             "prepare pictures with prepare_for(card, image)"
         )
-    probabilities = _ten_probabilities(model, features_of(prepared, card.pixel_max))
-    return [_one(row, top_k, min_confidence, card.id) for row in probabilities]
+    temperature = 1.0 if card.calibration is None else card.calibration.temperature
+    probabilities = _ten_probabilities(model, features_of(prepared, card.pixel_max), temperature)
+    threshold = unsure_threshold(card) if min_confidence is None else min_confidence
+    return [_one(row, top_k, threshold, card.id, card.calibration is not None) for row in probabilities]
 
 
-def _ten_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
-    """N×10 probabilities, column ``d`` for digit ``d``, whatever subset of digits the model knows."""
+def _ten_probabilities(model: Any, features: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """N×10 probabilities (after ``temperature``), column ``d`` for digit ``d``, whatever digits the model knows."""
     out = np.zeros((len(features), 10), dtype=np.float64)
     if hasattr(model, "predict_proba"):
-        proba = np.asarray(model.predict_proba(features), dtype=np.float64)
+        proba = apply_temperature(model.predict_proba(features), temperature)
         classes = np.asarray(model.classes_).astype(int)
         out[:, classes] = proba
     else:  # a model without probabilities: all mass on its answer
@@ -156,7 +170,7 @@ def _ten_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
     return out
 
 
-def _one(row: np.ndarray, top_k: int, min_confidence: float, model_id: str) -> Prediction:
+def _one(row: np.ndarray, top_k: int, min_confidence: float, model_id: str, calibrated: bool) -> Prediction:
     order = np.argsort(-row, kind="stable")[: max(1, top_k)]
     best = int(order[0])
     return Prediction(
@@ -166,6 +180,7 @@ def _one(row: np.ndarray, top_k: int, min_confidence: float, model_id: str) -> P
         probabilities=[float(p) for p in row],
         unsure=bool(row[best] < min_confidence),
         model_id=model_id,
+        calibrated=calibrated,
     )
 
 
@@ -175,7 +190,7 @@ def predict_source(
     source: bytes | str | Path,
     *,
     top_k: int = 3,
-    min_confidence: float = MIN_CONFIDENCE,
+    min_confidence: float | None = None,
 ) -> tuple[Prediction, np.ndarray]:
     """Read, prepare and predict one picture file or its bytes; also return the prepared input.
 
