@@ -19,7 +19,7 @@ def test_run_on_a_stratified_mnist_subset(real_mnist, tmp_path):
     assert doc["split"] == {"kind": "official", "limit": 2000, "limit_seed": 42}
     assert result.metrics.accuracy > 0.85
     html = (result.folder / "report.html").read_text()
-    assert "official split" in html and html.count("data:image/png;base64,") == 6
+    assert "official split" in html and html.count("data:image/png;base64,") == 8
 
 
 def test_cli_refuses_test_size_on_the_official_split(real_mnist, tmp_path):

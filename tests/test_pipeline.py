@@ -43,7 +43,8 @@ def test_run_folder_holds_everything(lesson_run):
         assert (folder / name).is_file(), name
     figures = {p.name for p in (folder / "figures").iterdir()}
     assert figures == {"samples.png", "class_distribution.png", "confusion_matrix.png",
-                       "per_class_errors.png", "misclassified.png", "weights.png"}
+                       "per_class_errors.png", "misclassified.png", "weights.png",
+                       "reliability.png", "risk_coverage.png"}
     for png in (folder / "figures").iterdir():
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".tmp")]
@@ -76,7 +77,7 @@ def test_report_is_self_contained_and_walks_the_phases(lesson_run):
     for phase in range(1, 6):
         assert f"Phase {phase}" in html
     assert "96.67%" in html
-    assert html.count("data:image/png;base64,") == 6
+    assert html.count("data:image/png;base64,") == 8
     assert not re.search(r"""(src|href)=["']https?://""", html), "report must open with no network"
 
 
@@ -141,3 +142,43 @@ def test_stratified_limit_keeps_class_balance():
     assert ds.n_train == 500 and ds.n_test == 360
     counts = np.bincount(ds.train_labels, minlength=10)
     assert counts.min() >= 45 and counts.max() <= 56
+
+
+def test_report_shows_calibration(lesson_run):
+    folder = lesson_run.folder
+    doc = json.loads((folder / "metrics.json").read_text())
+    calibration = doc["calibration"]
+    assert calibration is not None and calibration["temperature"] > 0
+    assert doc["ece"] < doc["ece_uncalibrated"] or max(doc["ece"], doc["ece_uncalibrated"]) < 0.02
+    for name in ("reliability.png", "risk_coverage.png"):
+        assert (folder / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (folder / "report.html").read_text()
+    assert "How sure is it, really?" in html
+    assert f"T = {calibration['temperature']:.3f}" in html
+    assert calibration["held_out"] in html
+    # the sentence's numbers come from the test images at the held-out threshold
+    rows = list(csv.DictReader(open(folder / "predictions.csv", newline="")))
+    confidence = np.array([float(r["confidence"]) for r in rows])
+    right = np.array([r["true"] == r["predicted"] for r in rows])
+    kept = confidence >= calibration["unsure_below"] - 1e-6  # the CSV rounds to six decimals
+    sentence = (f"At the 'unsure' threshold of {calibration['unsure_below']:.1%} (the lowest at which the held-out "
+                f"answers were at least 99.5% right),\nthe model answers {kept.mean():.1%} of the test images and "
+                f"is right on {right[kept].mean():.1%} of them")
+    assert sentence in html
+    assert html.count("data:image/png;base64,") == len(list((folder / "figures").iterdir()))
+
+
+def test_report_without_probabilities_says_so_in_one_line(tmp_path, lesson_run):
+    from dataclasses import replace
+
+    from digitlab.report import draw_figures, metrics_document, render_report
+
+    shared = lesson_run.record
+    record = replace(shared, fitted=replace(shared.fitted, calibration=None),
+                     predictions=replace(shared.predictions, probabilities=None, uncalibrated=None))
+    figures = draw_figures(record, tmp_path / "figures")
+    assert "reliability" not in figures and "risk_coverage" not in figures
+    html = render_report(record, metrics_document(record, "x"), figures, tmp_path)
+    assert "How sure is it, really?" in html and "no <code>predict_proba</code>" in html
+    assert "rescaled by one number" not in html
+    assert html.count("data:image/png;base64,") == len(figures)

@@ -236,3 +236,97 @@ def plot_leaderboard(names: Sequence[str], accuracy: Sequence[float], intervals:
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _reliability_panel(top: "plt.Axes", bottom: "plt.Axes", bins: Sequence[dict], title: str) -> None:
+    """One reliability diagram: accuracy per confidence bin above, the images per bin below."""
+    low = np.array([b["low"] for b in bins]) * 100
+    width = np.array([b["high"] - b["low"] for b in bins]) * 100
+    accuracy = np.array([b["accuracy"] for b in bins]) * 100
+    confidence = np.array([b["confidence"] for b in bins]) * 100
+    counts = np.array([b["count"] for b in bins])
+    top.plot([0, 100], [0, 100], ls="--", color="#7b8794", lw=1, label="perfectly calibrated")
+    top.bar(low, accuracy, width=width, align="edge", color="#4c72b0", alpha=0.35, edgecolor="#4c72b0",
+            label="accuracy in the bin")
+    top.plot(confidence, accuracy, "o-", color="#4c72b0", markersize=5, lw=1.2,
+             label="mean confidence → accuracy")
+    top.set_xlim(0, 100)
+    top.set_ylim(0, 102)
+    top.set_ylabel("Accuracy (%)")
+    top.set_title(title, fontsize=11)
+    top.legend(frameon=False, loc="upper left", fontsize=8.5)
+    top.grid(alpha=0.25)
+    top.tick_params(labelbottom=False)
+    top.spines[["top", "right"]].set_visible(False)
+    bars = bottom.bar(low, counts, width=width, align="edge", color="#dd8452", edgecolor="white")
+    for bar, count in zip(bars, counts):
+        bottom.annotate(f"{count:,}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+                        va="bottom", fontsize=7.5, xytext=(0, 1), textcoords="offset points")
+    bottom.set_yscale("log")  # one bin near 100% holds most images; a log scale keeps the others visible
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    bottom.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
+    bottom.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    bottom.set_xlim(0, 100)
+    bottom.set_xlabel("Confidence: the top probability (%)")
+    bottom.set_ylabel("Images")
+    bottom.spines[["top", "right"]].set_visible(False)
+
+
+def plot_reliability(before_bins: Sequence[dict], after_bins: Sequence[dict], path: Path,
+                     ece: tuple[float, float] | None = None) -> Path:
+    """Reliability diagrams before and after the temperature, side by side, with the images per bin below.
+
+    ``before_bins`` and ``after_bins`` are :func:`digitlab.calibrate.reliability_bins` tables; ``ece``
+    (before, after), when given, goes into the panel titles. A calibrated model's points lie on the diagonal.
+    """
+    fig, axes = plt.subplots(2, 2, figsize=(10, 5.6), sharex="col", gridspec_kw={"height_ratios": [3, 1]})
+    names = ("Before the temperature", "After the temperature")
+    for col, (bins, name) in enumerate(zip((before_bins, after_bins), names)):
+        title = name if ece is None else f"{name} (ECE {ece[col]:.1%})"
+        _reliability_panel(axes[0, col], axes[1, col], bins, title)
+    peak = max([b["count"] for b in (*before_bins, *after_bins)], default=1)
+    for ax in axes[1]:
+        ax.set_ylim(0.4, peak * 5)  # the same scale below both panels; a bin of one image still shows
+    fig.suptitle("Reliability: is the model right as often as it says it is sure?", fontsize=12)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_risk_coverage(coverage: np.ndarray, accuracy: np.ndarray,
+                       threshold_point: tuple[float, float, float] | None, path: Path,
+                       target: float | None = None) -> Path:
+    """Accuracy of the answers kept against the share kept, most confident first.
+
+    ``coverage`` and ``accuracy`` come from :func:`digitlab.calibrate.risk_coverage`;
+    ``threshold_point`` is ``(threshold, coverage, accuracy)`` of the chosen "unsure" threshold, marked;
+    ``target``, when given, is drawn as the accuracy the threshold was chosen to reach.
+    """
+    coverage = np.asarray(coverage, dtype=float) * 100
+    accuracy = np.asarray(accuracy, dtype=float) * 100
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.plot(coverage, accuracy, color="#4c72b0", lw=1.8, label="kept answers, most confident first")
+    # the first few points rest on one or two images; start the axis where the curve settles
+    settled = accuracy[coverage >= 5] if np.any(coverage >= 5) else accuracy
+    bottom = float(settled.min()) if len(settled) else 0.0
+    if target is not None:
+        ax.axhline(target * 100, ls=":", color="#7b8794", lw=1.2, label=f"{target:.1%} right (the rule, held out)")
+        bottom = min(bottom, target * 100)
+    if threshold_point is not None:
+        threshold, kept, right = threshold_point
+        ax.plot([kept * 100], [right * 100], "o", color="#c44e52", markersize=8, zorder=3,
+                label=f"'unsure' below {threshold:.1%}")
+        ax.annotate(f"keeps {kept:.1%}, {right:.1%} right", (kept * 100, right * 100), xytext=(-10, -18),
+                    textcoords="offset points", ha="right", va="top", fontsize=9, color="#c44e52")
+        bottom = min(bottom, right * 100)
+    span = max(100.0 - bottom, 1.0)
+    ax.set_ylim(max(0.0, bottom - 0.15 * span), 100 + 0.08 * span)
+    ax.set_xlim(0, 101)
+    ax.set_xlabel("Share of test images answered (%)")
+    ax.set_ylabel("Accuracy of those answers (%)")
+    ax.set_title("Risk–coverage: answer fewer, be right more often")
+    ax.legend(frameon=False, loc="lower left", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return _save(fig, path)

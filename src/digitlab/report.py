@@ -30,6 +30,8 @@ FIGURES = {
     "per_class_errors": "Errors per digit",
     "misclassified": "Misclassified examples",
     "weights": "Learned weights per digit",
+    "reliability": "Reliability before and after the temperature",
+    "risk_coverage": "Risk–coverage: accuracy of the answers kept",
 }
 
 
@@ -129,7 +131,48 @@ def draw_figures(record: RunRecord, folder: Path, step: Callable[[str], None] = 
     if coef is not None and np.ndim(coef) == 2 and coef.shape == (10, int(np.prod(ds.image_shape))):
         step("figures: weights")
         paths["weights"] = plots.plot_weights(np.asarray(coef), ds.image_shape, folder / "weights.png")
+    if pred.probabilities is not None:
+        step("figures: calibration")
+        from digitlab.calibrate import TARGET_ACCURACY, reliability_bins, risk_coverage
+
+        known = np.isin(ds.test_labels, pred.classes)
+        y_index = np.searchsorted(pred.classes, ds.test_labels[known])
+        m = record.metrics
+        ece = None if m.ece is None or m.ece_uncalibrated is None else (m.ece_uncalibrated, m.ece)
+        paths["reliability"] = plots.plot_reliability(
+            reliability_bins(pred.uncalibrated[known], y_index), reliability_bins(pred.probabilities[known], y_index),
+            folder / "reliability.png", ece=ece)
+        _, coverage, accuracy = risk_coverage(pred.confidence, pred.labels == ds.test_labels)
+        unsure = unsure_on_test(record)
+        point = None if unsure is None else (unsure["threshold"], unsure["coverage"], unsure["accuracy"])
+        paths["risk_coverage"] = plots.plot_risk_coverage(
+            coverage, accuracy, point, folder / "risk_coverage.png",
+            target=None if unsure is None else TARGET_ACCURACY)
     return paths
+
+
+def unsure_on_test(record: RunRecord) -> dict[str, float] | None:
+    """The calibration's "unsure" threshold applied to the test images: the share answered and how often right.
+
+    Answers with a (calibrated) confidence at or above ``unsure_below`` are kept. None when the run has
+    no calibration or no probabilities.
+    """
+    calibration, pred = record.fitted.calibration, record.predictions
+    if calibration is None or pred.probabilities is None or len(pred.labels) == 0:
+        return None
+    kept = pred.confidence >= calibration.unsure_below
+    right = pred.labels[kept] == record.dataset.test_labels[kept]
+    return {"threshold": calibration.unsure_below, "coverage": float(kept.mean()), "n_kept": int(kept.sum()),
+            "accuracy": float(right.mean()) if kept.any() else 0.0, "n_right": int(right.sum())}
+
+
+def temperature_in_words(temperature: float) -> str:
+    """How the temperature changed the probabilities, for the report: softened, sharpened or left as they were."""
+    if abs(temperature - 1.0) < 0.01:
+        return "left almost as they were: the model's own probabilities were already about right"
+    if temperature > 1.0:
+        return "softened: the model was over-confident, so its probabilities are pulled towards each other"
+    return "sharpened: the model was under-confident, so its top probability is pushed up"
 
 
 def render_report(record: RunRecord, doc: dict[str, Any], figures: dict[str, Path], folder: Path) -> str:
@@ -140,6 +183,9 @@ def render_report(record: RunRecord, doc: dict[str, Any], figures: dict[str, Pat
         doc=doc, m=record.metrics, images=images, titles=FIGURES, ds=record.dataset,
         criteria=success_criteria(record), folder=str(folder),
         takes_pictures=hasattr(record.fitted.model, "image_shape_"),
+        calibration=record.fitted.calibration, unsure=unsure_on_test(record),
+        temperature_words=None if record.fitted.calibration is None
+        else temperature_in_words(record.fitted.calibration.temperature),
     )
 
 
