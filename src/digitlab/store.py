@@ -160,26 +160,9 @@ def save_model(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    model = fitted.model
-    state = None
-    if hasattr(model, "export_tensors"):
-        fmt, tensors = "safetensors", model.export_tensors()
-    else:
-        split = split_array_state(model, fitted.params)
-        fmt = "skops" if split is None else "safetensors"
-        if split is not None:
-            tensors, state = split
-    weights = folder / FORMATS[fmt]
-    with atomic_path(weights) as tmp:
-        if fmt == "safetensors":
-            from safetensors.numpy import save_file
-
-            save_file(tensors, str(tmp))
-        else:
-            import skops.io as sio
-
-            sio.dump(model, tmp)
+    fmt, weights, state = _write_weights(fitted, folder)
     digest = sha256_file(weights)
+    model = fitted.model
     card = ModelCard(
         id=f"{fitted.name}-{dataset.name}-{digest[:12]}",
         model=fitted.name,
@@ -206,6 +189,29 @@ def save_model(
     card_path = folder / CARD_NAME
     write_text_atomic(card_path, card.to_json())
     return card_path
+
+
+def _write_weights(fitted: FittedModel, folder: Path) -> tuple[str, Path, dict[str, Any] | None]:
+    """Write the weights file atomically: safetensors for array state, else skops. Return format, path, state."""
+    model, state = fitted.model, None
+    if hasattr(model, "export_tensors"):
+        fmt, tensors = "safetensors", model.export_tensors()
+    else:
+        split = split_array_state(model, fitted.params)
+        fmt = "skops" if split is None else "safetensors"
+        if split is not None:
+            tensors, state = split
+    weights = folder / FORMATS[fmt]
+    with atomic_path(weights) as tmp:
+        if fmt == "safetensors":
+            from safetensors.numpy import save_file
+
+            save_file(tensors, str(tmp))
+        else:
+            import skops.io as sio
+
+            sio.dump(model, tmp)
+    return fmt, weights, state
 
 
 def _card_path(path: Path) -> Path:

@@ -336,6 +336,7 @@ def _install(staging: Path, cache: Path, source: str) -> None:
     os.chmod(cache / MANIFEST, 0o644)
 
 
+# fetch_mnist runs past 60 lines by its numpydoc docstring; its code is about 25 lines.
 def fetch_mnist(
     source_dir: Path | None = None,
     *,
