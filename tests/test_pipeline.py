@@ -182,3 +182,11 @@ def test_report_without_probabilities_says_so_in_one_line(tmp_path, lesson_run):
     assert "How sure is it, really?" in html and "no <code>predict_proba</code>" in html
     assert "rescaled by one number" not in html
     assert html.count("data:image/png;base64,") == len(figures)
+
+
+def test_every_public_function_and_class_has_a_docstring():
+    """The report's "documented code" criterion is computed from the source; keep it a real ✓."""
+    from digitlab.pages import docstring_coverage
+
+    documented, total = docstring_coverage()
+    assert total > 150 and documented == total

@@ -124,6 +124,7 @@ class Clock:
         self._per_step: float | None = None
 
     def tick(self) -> None:
+        """Count one finished step and update the recent seconds per step."""
         now = time.perf_counter()
         seconds, self._last = now - self._last, now
         self.step += 1
@@ -131,6 +132,7 @@ class Clock:
             self._per_step = seconds if self._per_step is None else 0.9 * self._per_step + 0.1 * seconds
 
     def progress(self) -> float:
+        """How far along training is, from 0 to 1."""
         frac = self.step / self.total_steps
         if self.budget is None:
             return frac

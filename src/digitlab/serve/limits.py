@@ -122,6 +122,7 @@ class BodyReader:
         self.deadline: float | None = None
 
     async def receive(self) -> Message:
+        """The next chunk of the body, within the size, byte-budget and time limits."""
         if self.complete:  # after the body: only a disconnect can come, with no deadline
             return await self._receive()
         now = anyio.current_time()

@@ -48,11 +48,15 @@ class PixelsBody(BaseModel):
 
 
 class TopDigit(BaseModel):
+    """One of the most probable digits."""
+
     digit: int = Field(ge=0, le=9)
     probability: float
 
 
 class PredictResponse(BaseModel):
+    """What the model says about one picture."""
+
     digit: int = Field(ge=0, le=9, description="The most probable digit.")
     probability: float = Field(description="Its probability.")
     top: list[TopDigit] = Field(description="The top_k digits, most probable first.")
@@ -69,10 +73,14 @@ class PredictResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    """Every 4xx and 5xx answer."""
+
     error: str = Field(description="What was wrong, in one line.")
 
 
 class ModelInfo(BaseModel):
+    """One saved model."""
+
     id: str
     model: str
     dataset: str
@@ -84,5 +92,7 @@ class ModelInfo(BaseModel):
 
 
 class ModelsResponse(BaseModel):
+    """The model being served and the other saved ones."""
+
     active: str = Field(description="The id of the model being served.")
     models: list[ModelInfo] = Field(description="The model being served first, then the others under the runs folder.")
