@@ -94,3 +94,14 @@ def test_a_huge_card_is_refused_without_reading_it_all(run_copy):
         handle.write(b" " * (MAX_CARD_BYTES + 10))
     with pytest.raises(DigitlabError, match="far too large"):
         load_model(run_copy)
+
+
+@pytest.mark.parametrize("change", [
+    {"train_seconds": 10**400}, {"metrics": {"accuracy": 10**400}}, {"state": {"coef_": 5}},
+])
+def test_huge_integers_and_bad_state_entries_are_one_line(run_copy, change):
+    text = json.dumps({**_card(run_copy), **change})
+    (run_copy / "model.json").write_text(text)
+    with pytest.raises(DigitlabError) as info:
+        load_model(run_copy)
+    assert "\n" not in str(info.value)

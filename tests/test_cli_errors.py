@@ -24,7 +24,7 @@ FAIL_WRITING = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("name, says", [
-    ("ENOSPC", "the disk is full; free some space or choose another folder (--out)"),
+    ("ENOSPC", "the disk is full; free some space or choose another folder (--out, $DIGITLAB_DATA)"),
     ("EROFS", "the file system is read-only"),
     ("EACCES", "permission denied"),
 ])

@@ -125,7 +125,7 @@ class ModelCard:
         if len(text) > MAX_CARD_BYTES:
             raise DigitlabError(f"{where}: {len(text):,} bytes is far too large for a model card; the card is damaged")
         try:
-            doc = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+            doc = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)
         except RecursionError:
             raise DigitlabError(f"{where}: the model card is nested too deeply; the card is damaged") from None
         except (ValueError, UnicodeDecodeError) as exc:
@@ -189,8 +189,9 @@ def _check_fields(doc: dict[str, Any], where: str) -> None:
     for name in ("params", "split", "metrics", "versions"):
         if name in doc and not isinstance(doc[name], dict):
             raise bad(name, "an object")
-    if doc.get("state") is not None and not isinstance(doc["state"], dict):
-        raise bad("state", "an object")
+    state = doc.get("state")
+    if state is not None and not (isinstance(state, dict) and all(isinstance(v, dict) for v in state.values())):
+        raise bad("state", "an object of objects")
     for name in ("size_bytes", "n_train", "seed"):
         if doc.get(name) is not None and not _is_int(doc[name], 0, 2**63):
             raise bad(name, "a non-negative integer")
@@ -211,6 +212,12 @@ def _is_number(value: Any) -> bool:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number a model card holds")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 19:  # beyond 64 bits: not a number a card holds, and float() would overflow
+        raise ValueError(f"an integer of {len(text)} digits is out of range")
+    return int(text)
 
 
 def _finite_float(text: str) -> float:

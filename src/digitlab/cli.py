@@ -293,6 +293,8 @@ def main() -> None:
     except DigitlabError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         code = 2
+    except BrokenPipeError:  # the reader went away (`digitlab predict ... | head`): nothing to say
+        code = 141
     except OSError as exc:  # a full disk, a read-only folder, a file without permission: the person can fix it
         err_console.print(f"[bold red]error:[/] {escape(describe_os_error(exc))}", soft_wrap=True)
         code = 2
@@ -305,9 +307,9 @@ def main() -> None:
 
 
 _OS_ADVICE = {
-    errno.ENOSPC: "the disk is full; free some space or choose another folder (--out)",
-    errno.EDQUOT: "the disk quota is used up; free some space or choose another folder (--out)",
-    errno.EROFS: "the file system is read-only; choose another folder (--out)",
+    errno.ENOSPC: "the disk is full; free some space or choose another folder (--out, $DIGITLAB_DATA)",
+    errno.EDQUOT: "the disk quota is used up; free some space or choose another folder (--out, $DIGITLAB_DATA)",
+    errno.EROFS: "the file system is read-only; choose another folder (--out, $DIGITLAB_DATA)",
     errno.EACCES: "permission denied; check the permissions or choose another path",
     errno.EPERM: "operation not permitted; check the permissions or choose another path",
     errno.ENOENT: "no such file or folder",
@@ -322,9 +324,9 @@ def describe_os_error(exc: OSError) -> str:
     Examples
     --------
     >>> describe_os_error(OSError(errno.ENOSPC, "No space left on device", "runs/x/report.html"))
-    'runs/x/report.html: the disk is full; free some space or choose another folder (--out)'
+    'runs/x/report.html: the disk is full; free some space or choose another folder (--out, $DIGITLAB_DATA)'
     """
-    what = _OS_ADVICE.get(exc.errno) or (exc.strerror or str(exc)).rstrip(".").lower()
+    what = _OS_ADVICE.get(exc.errno) or (exc.strerror or str(exc) or type(exc).__name__).rstrip(".").lower()
     where = exc.filename if exc.filename is not None else None
     return f"{where}: {what}" if where else what
 
@@ -341,6 +343,9 @@ def _exit_now(code: int | str | None) -> None:
     if isinstance(code, str):  # sys.exit("message") prints the message and means failure
         print(code, file=sys.stderr)
         code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # the reader is gone or the stream closed: nothing to flush to
+            pass
     os._exit(code or 0)

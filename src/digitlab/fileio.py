@@ -102,8 +102,8 @@ def atomic_folder(final: str | os.PathLike[str]) -> Iterator[StagedFolder]:
     try:
         yield staged
         os.chmod(staged.path, 0o777 & ~_UMASK)
+        (staged.path / _LOCK).unlink()  # the open handle keeps the lock; the finished folder has no .lock
         os.rename(staged.path, staged.final)  # no one else can take this name: we hold its staging folder
-        (staged.final / _LOCK).unlink(missing_ok=True)
     except BaseException:
         shutil.rmtree(staged.path, ignore_errors=True)
         raise
@@ -116,7 +116,11 @@ def scratch_folder(parent: str | os.PathLike[str], prefix: str) -> Iterator[Path
     """A hidden, locked working folder in ``parent``, removed on exit (or by the next call after a kill)."""
     remove_stale_staging(parent, prefix)
     folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    lock = _lock_new(folder)
+    try:
+        lock = _lock_new(folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     try:
         yield folder
     finally:
@@ -135,7 +139,11 @@ def _reserve(final: Path) -> tuple[StagedFolder, int]:
             os.mkdir(staging)
         except FileExistsError:
             continue  # another writer is making this name (or a stale one the next cleanup removes)
-        lock = _lock_new(staging)
+        try:
+            lock = _lock_new(staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         if candidate.exists():  # a writer renamed it into place between our two looks
             os.close(lock)
             shutil.rmtree(staging, ignore_errors=True)
@@ -148,8 +156,13 @@ def _lock_new(folder: Path) -> int:
     """Create ``folder/.lock`` already locked (locked under a temporary name, then renamed)."""
     tmp = folder / f"{_LOCK}.{os.getpid()}"
     fd = os.open(tmp, os.O_CREAT | os.O_RDWR, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    os.replace(tmp, folder / _LOCK)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.replace(tmp, folder / _LOCK)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
     return fd
 
 
@@ -164,27 +177,39 @@ def remove_stale_staging(parent: str | os.PathLike[str], prefix: str = STAGING_P
         shutil.rmtree(trash, ignore_errors=True)
     for folder in Path(parent).glob(prefix + "*"):
         try:
-            if folder.is_dir() and _is_abandoned(folder):
-                trash = folder.with_name(f".stale-{os.getpid()}-{folder.name}")
-                os.rename(folder, trash)
-                shutil.rmtree(trash, ignore_errors=True)
+            if folder.is_dir() and _move_if_abandoned(folder):
                 removed.append(folder)
         except OSError:
             continue  # gone already, or not ours to remove
     return removed
 
 
-def _is_abandoned(folder: Path) -> bool:
+def _move_if_abandoned(folder: Path) -> bool:
+    """Rename an abandoned staging folder out of the way and delete it, holding its lock throughout.
+
+    Holding the dead writer's lock while renaming means no second cleaner can act on the same folder,
+    and the inode check means a new writer's folder of the same name is never mistaken for it.
+    """
     try:
         fd = os.open(folder / _LOCK, os.O_RDWR)
     except FileNotFoundError:  # never locked: its writer died at once, or is starting this instant
-        return time.time() - folder.stat().st_mtime > _UNLOCKED_GRACE_S
+        fd = None
+        if time.time() - folder.stat().st_mtime <= _UNLOCKED_GRACE_S:
+            return False
+    trash = folder.with_name(f".stale-{os.getpid()}-{folder.name}")
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False  # its writer is alive
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # its writer is alive
+            if os.fstat(fd).st_ino != os.stat(folder / _LOCK).st_ino:
+                return False  # another cleaner removed it and a new writer took the name
+        os.rename(folder, trash)
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
+    shutil.rmtree(trash, ignore_errors=True)
     return True
 
 

@@ -70,7 +70,7 @@ def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
         now = _comparable(metrics)
         differences = [key for key in COMPARED if recorded.get(key) != now[key]]
         # calibration measures, where the run recorded them (runs before calibration did not)
-        differences += [key for key in CALIBRATION if key in recorded and recorded[key] != now[key]]
+        differences += [key for key in CALIBRATION if key in recorded and not _close(recorded[key], now[key])]
     return Reevaluation(loaded.id, name, metrics, recorded, differences)
 
 
@@ -78,3 +78,12 @@ def _comparable(metrics: Metrics) -> dict[str, Any]:
     doc = metrics.to_dict()
     doc["ci95"] = [metrics.ci_low, metrics.ci_high]
     return json.loads(json.dumps(doc))
+
+
+def _close(recorded: Any, now: Any) -> bool:
+    """Calibration measures sum many floats: equal to 1e-9, not to the last bit, across machines."""
+    import math
+
+    if isinstance(recorded, (int, float)) and isinstance(now, (int, float)):
+        return math.isclose(recorded, now, rel_tol=1e-9, abs_tol=1e-12)
+    return recorded == now
