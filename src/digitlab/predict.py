@@ -73,6 +73,9 @@ class Prediction:
         before digitlab calibrated: their percentages are the model's own, often over- or under-confident).
     model_id : str
         The ``id`` of the model card.
+    kind : {"digit", "unsure", "not_a_digit"}
+        How to show the answer: a digit; "unsure" (a digit, but not sure which: show the top two);
+        "not_a_digit" (the picture does not look like a digit at all: show no digit).
     """
 
     digit: int
@@ -82,6 +85,7 @@ class Prediction:
     unsure: bool
     model_id: str
     calibrated: bool = False
+    kind: str = "digit"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict; ``top`` as ``[{"digit": d, "probability": p}, ...]``."""
@@ -181,6 +185,7 @@ def _one(row: np.ndarray, top_k: int, min_confidence: float, model_id: str, cali
         unsure=bool(row[best] < min_confidence),
         model_id=model_id,
         calibrated=calibrated,
+        kind="unsure" if row[best] < min_confidence else "digit",
     )
 
 

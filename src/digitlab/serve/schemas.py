@@ -14,7 +14,7 @@ Value error, pixels must be 28 rows of 28 numbers from 0 to 255; got shape 27×2
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -67,6 +67,9 @@ class PredictResponse(BaseModel):
     model_id: str = Field(description="The id of the model card that answered.")
     calibrated: bool = Field(description="True when the probabilities went through the model's fitted "
                                          "temperature; False for a model saved before digitlab calibrated.")
+    kind: Literal["digit", "unsure", "not_a_digit"] = Field(
+        description="How to show the answer: 'digit'; 'unsure' (a digit, but the top probability is under the "
+                    "threshold: show the top two); 'not_a_digit' (the picture does not look like a digit: show none).")
     input: list[list[int]] = Field(description="The prepared image the model saw (H×W, 0..pixel_max).")
     pixel_max: int = Field(description="Brightest value of `input`: 255 for MNIST models, 16 for 8×8 ones.")
     milliseconds: float = Field(description="Server time spent on this prediction.")
