@@ -170,7 +170,7 @@ def main() -> int:
 
     loaded = load_model(args.model)
     card = loaded.card
-    if tuple(card["image_shape"]) != (28, 28):
+    if card.image_shape != (28, 28):
         sys.exit("bench_handwriting: give an MNIST (28×28) model")
     rng = np.random.default_rng(args.seed)
     mnist = load_dataset("mnist")
@@ -208,8 +208,8 @@ def main() -> int:
         mask = np.array([keep(r) for r in rows])
         return float(correct[mask].mean()), int(mask.sum())
 
-    report = {"model_id": card["id"], "baseline_mnist_test": baseline, "groups": {}}
-    print(f"model {card['id']}: {len(rows):,} drawn pictures in {seconds:.1f} s "
+    report = {"model_id": card.id, "baseline_mnist_test": baseline, "groups": {}}
+    print(f"model {card.id}: {len(rows):,} drawn pictures in {seconds:.1f} s "
           f"({1000 * seconds / len(rows):.1f} ms each to draw, encode, read and prepare)")
     print(f"{'group':34s} {'accuracy':>9s} {'n':>6s}  ratio to MNIST test ({baseline:.2%})")
     groups = {

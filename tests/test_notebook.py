@@ -20,3 +20,22 @@ def test_walkthrough_notebook_executes(tmp_path):
     images = sum("image/png" in out.get("data", {}) for cell in notebook.cells
                  if cell.cell_type == "code" for out in cell.get("outputs", []))
     assert images >= 5
+
+
+def _run(name: str, tmp_path: Path):
+    notebook = nbformat.read(NOTEBOOK.parent / name, as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.get("outputs", [])]
+    return "".join(out.get("text", "") for out in outputs), sum("image/png" in out.get("data", {}) for out in outputs)
+
+
+def test_confidence_notebook_executes_and_shows_what_it_claims(tmp_path):
+    import re
+
+    text, images = _run("02-can-i-trust-the-confidence.ipynb", tmp_path)
+    assert images == 3, text  # reliability before/after, risk-coverage, non-digits
+    before, after = (float(v) for v in re.search(r"calibration error: ([\d.]+)% before, ([\d.]+)% after", text).groups())
+    assert after < before and after <= 2.0, text
+    unseen = float(re.search(r"unseen non-digits called 'not a digit': ([\d.]+)%", text).group(1))
+    digits = float(re.search(r"test digits called 'not a digit': ([\d.]+)%", text).group(1))
+    assert unseen >= 80 and digits <= 3, text

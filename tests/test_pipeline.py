@@ -39,12 +39,13 @@ def test_dataset_matches_lesson_split():
 def test_run_folder_holds_everything(lesson_run):
     folder = lesson_run.folder
     assert re.fullmatch(r"\d{8}T\d{6}Z-digits-logreg", folder.name)
-    for name in ("metrics.json", "predictions.csv", "model.json", "model.safetensors", "report.html"):
+    for name in ("metrics.json", "predictions.csv", "model.json", "model.safetensors", "notdigit.safetensors",
+                 "report.html"):
         assert (folder / name).is_file(), name
     figures = {p.name for p in (folder / "figures").iterdir()}
     assert figures == {"samples.png", "class_distribution.png", "confusion_matrix.png",
                        "per_class_errors.png", "misclassified.png", "weights.png",
-                       "reliability.png", "risk_coverage.png"}
+                       "reliability.png", "risk_coverage.png", "not_a_digit.png"}
     for png in (folder / "figures").iterdir():
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".tmp")]
@@ -77,7 +78,7 @@ def test_report_is_self_contained_and_walks_the_phases(lesson_run):
     for phase in range(1, 6):
         assert f"Phase {phase}" in html
     assert "96.67%" in html
-    assert html.count("data:image/png;base64,") == 8
+    assert html.count("data:image/png;base64,") == 9
     assert not re.search(r"""(src|href)=["']https?://""", html), "report must open with no network"
 
 
@@ -190,3 +191,15 @@ def test_every_public_function_and_class_has_a_docstring():
 
     documented, total = docstring_coverage()
     assert total > 150 and documented == total
+
+
+def test_report_shows_the_not_a_digit_check(lesson_run):
+    doc = json.loads((lesson_run.folder / "metrics.json").read_text())
+    check = doc["not_a_digit"]
+    assert check["n_unseen_nondigits"] == 600 and set(check["per_kind"]) == {
+        "letter", "symbol", "scribble", "shape", "noise", "pair"}
+    assert check["unseen_nondigits_flagged"] >= 0.8 and check["test_digits_flagged"] <= 0.03
+    html = (lesson_run.folder / "report.html").read_text()
+    assert "Is it a digit at all?" in html
+    assert f"<td>{check['unseen_nondigits_flagged'] * 100:.1f}%</td>" in html
+    assert f"<td>{check['test_digits_flagged'] * 100:.2f}%</td>" in html

@@ -56,7 +56,7 @@ def test_to_dict_is_json_ready(digits, logreg):
     model, card = logreg
     [p] = predict_images(model, card, digits.test_images[:1])
     data = json.loads(json.dumps(p.to_dict()))
-    assert set(data) == {"digit", "probability", "top", "probabilities", "unsure", "model_id", "calibrated", "kind"}
+    assert set(data) == {"digit", "probability", "top", "probabilities", "unsure", "model_id", "calibrated", "kind", "nondigit_score"}
     assert data["kind"] == ("unsure" if p.unsure else "digit")
     assert data["top"][0] == {"digit": p.digit, "probability": p.probability}
 

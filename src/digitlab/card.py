@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from digitlab.calibrate import Calibration
+from digitlab.notdigit import NotDigitCheck
 from digitlab.errors import DigitlabError
 
 __all__ = ["CARD_NAME", "FORMATS", "MAX_CARD_BYTES", "ModelCard", "PREPROCESSING"]
@@ -72,6 +73,9 @@ class ModelCard:
     calibration : Calibration or None
         The temperature and "unsure" threshold fitted on held-out images; None for a model saved
         before digitlab calibrated (its probabilities are used as they are).
+    not_a_digit : NotDigitCheck or None
+        The digit-or-not detector saved beside the model and its threshold; None for a model saved
+        before digitlab had one (its answers are never "not a digit").
     train_seconds, versions, created, estimator, preprocessing
         Provenance.
     """
@@ -93,6 +97,7 @@ class ModelCard:
     classes: tuple[int, ...] = tuple(range(10))
     metrics: dict[str, Any] = field(default_factory=dict)
     calibration: Calibration | None = None
+    not_a_digit: NotDigitCheck | None = None
     train_seconds: float | None = None
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
@@ -114,7 +119,7 @@ class ModelCard:
         """The card as indented JSON, the way ``model.json`` holds it."""
         doc = dataclasses.asdict(self)
         doc["image_shape"], doc["classes"] = list(self.image_shape), list(self.classes)
-        for name in ("state", "calibration"):
+        for name in ("state", "calibration", "not_a_digit"):
             if doc[name] is None:
                 del doc[name]
         return json.dumps(doc, indent=2, allow_nan=False) + "\n"
@@ -162,6 +167,8 @@ class ModelCard:
             values["classes"] = tuple(values["classes"])
         if values.get("calibration") is not None:
             values["calibration"] = Calibration.from_dict(values["calibration"], where)
+        if values.get("not_a_digit") is not None:
+            values["not_a_digit"] = NotDigitCheck.from_dict(values["not_a_digit"], where)
         values.setdefault("id", f"{values['model']}-{values['dataset']}-{values['sha256'][:12]}")
         return cls(**values)
 

@@ -200,7 +200,8 @@ def predict(
     results, failed = [], 0
     for image in images:
         try:
-            prediction, prepared = predict_source(loaded.model, loaded.card, image, min_confidence=min_confidence)
+            prediction, prepared = predict_source(loaded.model, loaded.card, image, min_confidence=min_confidence,
+                                                  detector=loaded.detector)
         except DigitlabError as exc:
             failed += 1
             message = str(exc) if str(image) in str(exc) else f"{image}: {exc}"
@@ -215,13 +216,22 @@ def predict(
             entry["prepared"] = str(_save_prepared(prepared, loaded.pixel_max, save_prepared / name))
         results.append(entry)
         if not as_json:
-            top = "  ".join(f"{d}: {p:.1%}" for d, p in prediction.top)
-            mark = "  [yellow]unsure[/]" if prediction.unsure else ""
-            console.print(f"{escape(str(image))}: [bold]{prediction.digit}[/]  ({top}){mark}")
+            console.print(f"{escape(str(image))}: {_answer_line(prediction)}")
     if as_json:
         typer.echo(json.dumps({"model": loaded.id, "predictions": results}, indent=2))
     if failed:
         raise typer.Exit(1)  # as issue 5 asks: one line per bad picture, the others answered, exit 1
+
+
+def _answer_line(prediction) -> str:
+    """One prediction as the terminal shows it: the digit and top 3, or why there is no sure digit."""
+    top = "  ".join(f"{d}: {p:.1%}" for d, p in prediction.top)
+    if prediction.kind == "not_a_digit":
+        return f"[bold magenta]not a digit[/]  (it would guess {top})"
+    if prediction.kind == "unsure":
+        guesses = " or a ".join(str(d) for d, _ in prediction.top[:2])
+        return f"[bold yellow]unsure[/] — is it a {guesses}?  ({top})"
+    return f"[bold]{prediction.digit}[/]  ({top})"
 
 
 def _save_prepared(prepared, pixel_max: int, path: Path) -> Path:

@@ -162,6 +162,68 @@ def evaluate_on_test(model: Any, dataset: Dataset, temperature: float = 1.0) -> 
     return predictions, compute_metrics(dataset.test_labels, predictions.labels, DIGITS, predictions)
 
 
+UNSEEN_NONDIGITS = 600
+"""Unseen non-digits (``make_nondigits(split="test")``) each run's detector is measured on."""
+UNSEEN_SEED = 1
+
+
+@dataclass(frozen=True)
+class NotDigitResult:
+    """How a run's not-a-digit detector does on pictures it never met.
+
+    Attributes
+    ----------
+    test_digits_flagged : float
+        Share of the test digits it calls "not a digit".
+    nondigits_flagged : float
+        Share of :data:`UNSEEN_NONDIGITS` unseen non-digits it calls "not a digit".
+    per_kind : dict
+        The same share per kind of non-digit.
+    images, kinds, guesses, guess_probability, flagged : ndarray
+        The unseen non-digits themselves, their kinds, the classifier's digit and its (calibrated)
+        probability for each, and the detector's flag: for the report's figure.
+    """
+
+    test_digits_flagged: float
+    nondigits_flagged: float
+    per_kind: dict[str, float]
+    images: np.ndarray
+    kinds: np.ndarray
+    guesses: np.ndarray
+    guess_probability: np.ndarray
+    flagged: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures for ``metrics.json`` (no pictures)."""
+        return {"test_digits_flagged": self.test_digits_flagged, "unseen_nondigits_flagged": self.nondigits_flagged,
+                "n_unseen_nondigits": int(len(self.flagged)), "per_kind": self.per_kind}
+
+
+def evaluate_not_a_digit(detector: Any, model: Any, dataset: Dataset, predictions: Predictions,
+                         temperature: float = 1.0) -> NotDigitResult:
+    """Measure ``detector`` on the test digits (``predictions``: the model's on them) and on unseen
+    non-digits; also what the classifier alone would say to each non-digit."""
+    from digitlab.data.nondigits import nondigit_kinds
+    from digitlab.notdigit import nondigit_images
+    from digitlab.preprocess import to_features
+
+    images = nondigit_images(UNSEEN_NONDIGITS, dataset.image_shape, dataset.pixel_max, split="test", seed=UNSEEN_SEED)
+    kinds = nondigit_kinds(UNSEEN_NONDIGITS, seed=UNSEEN_SEED, split="test")
+    features = to_features(images, dataset.pixel_max)
+    if hasattr(model, "predict_proba"):
+        proba = apply_temperature(model.predict_proba(features), temperature)
+        guesses, probability = np.asarray(model.classes_)[proba.argmax(axis=1)], proba.max(axis=1)
+    else:
+        guesses, probability = np.asarray(model.predict(features)), np.full(len(features), np.nan)
+        proba = np.ones((len(features), 1))  # no probabilities: as sure as can be, entropy 0
+    flagged = detector.flags(features, proba)
+    test_proba = predictions.probabilities if predictions.probabilities is not None else np.ones((len(predictions.labels), 1))
+    test_flagged = detector.flags(test_features(dataset)[0], test_proba)
+    per_kind = {str(k): float(flagged[kinds == k].mean()) for k in dict.fromkeys(kinds.tolist())}
+    return NotDigitResult(float(test_flagged.mean()), float(flagged.mean()), per_kind, images, kinds,
+                          guesses, probability, flagged)
+
+
 def evaluate_model(model: Any, dataset: Dataset) -> Metrics:
     """Predict the test part and compute :class:`Metrics`.
 

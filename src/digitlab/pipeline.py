@@ -16,10 +16,11 @@ from typing import Any, Callable
 
 from digitlab.data import load_dataset, split_validation
 from digitlab.preprocess import to_features
-from digitlab.evaluate import Metrics, evaluate_on_test
+from digitlab.evaluate import Metrics, evaluate_not_a_digit, evaluate_on_test
+from digitlab.notdigit import fit_detector
 from digitlab.report import RunRecord, write_run
 from digitlab.runs import check_writable, now_utc
-from digitlab.train import calibrate, calibration_split, train
+from digitlab.train import calibrate, calibration_split, held_out_predictions, train
 
 
 @dataclass
@@ -70,10 +71,14 @@ def run_pipeline(
         val_images, val_labels = held_out
         validation_accuracy = float(fitted.model.score(to_features(val_images, data.pixel_max), val_labels))
     step("calibrating")
-    fitted.calibration = calibrate(fitted, data, held_out)
+    held = held_out_predictions(fitted, data, held_out)
+    fitted.calibration = calibrate(fitted, data, predictions=held)
+    step("teaching the not-a-digit detector")
+    fitted.detector = fit_detector(data, fitted.model, held, temperature=fitted.temperature, seed=seed)
     step("evaluating")
     predictions, metrics = evaluate_on_test(fitted.model, data, fitted.temperature)
+    not_a_digit = evaluate_not_a_digit(fitted.detector, fitted.model, data, predictions, fitted.temperature)
     record = RunRecord(dataset=data, fitted=fitted, predictions=predictions, metrics=metrics, started=started,
-                       validation_accuracy=validation_accuracy)
+                       validation_accuracy=validation_accuracy, not_a_digit=not_a_digit)
     folder = write_run(record, out, step)
     return RunResult(folder=folder, metrics=metrics, record=record, validation_accuracy=validation_accuracy)

@@ -172,6 +172,26 @@ def plot_misclassified(
     return _save(fig, path)
 
 
+def plot_nondigits(images: np.ndarray, guesses: np.ndarray, probability: np.ndarray, flagged: np.ndarray,
+                   path: Path, count: int = 16) -> Path:
+    """Unseen non-digits: what the classifier alone would answer, and whether the detector caught them.
+
+    Caught ones are captioned in green, missed ones in red; the missed ones come first so a reader
+    sees the detector's failures, not only its successes.
+    """
+    missed, caught = np.flatnonzero(~flagged), np.flatnonzero(flagged)
+    take = min(len(missed), count // 2)
+    order = np.r_[missed[:take], caught[:count - take]][:count]
+    titles, colors = [], []
+    for i in order:
+        guess = f"alone: {guesses[i]}" + ("" if np.isnan(probability[i]) else f" {probability[i]:.0%}")
+        titles.append(guess + ("\nnot a digit ✓" if flagged[i] else "\nmissed"))
+        colors.append("#1b7837" if flagged[i] else "#b22222")
+    fig = _image_grid(images[order], titles, f"Pictures that are not digits ({flagged.mean():.0%} of {len(flagged)} "
+                      "unseen ones caught)", title_colors=colors)
+    return _save(fig, path)
+
+
 def plot_weights(coef: np.ndarray, image_shape: tuple[int, int], path: Path) -> Path:
     """For a linear model, each digit's weights as an image: red pixels vote for it, blue against."""
     limit = float(np.percentile(np.abs(coef), 99.5)) or 1.0  # a few extreme pixels must not wash out the rest

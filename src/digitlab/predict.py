@@ -20,7 +20,7 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from digitlab.calibrate import apply_temperature
 from digitlab.card import ModelCard
 from digitlab.data.images import WORK_SIDE, prepare_digit, read_image
 from digitlab.errors import DigitlabError
+from digitlab.notdigit import NotDigitDetector
 from digitlab.preprocess import to_features
 
 __all__ = [
@@ -75,7 +76,10 @@ class Prediction:
         The ``id`` of the model card.
     kind : {"digit", "unsure", "not_a_digit"}
         How to show the answer: a digit; "unsure" (a digit, but not sure which: show the top two);
-        "not_a_digit" (the picture does not look like a digit at all: show no digit).
+        "not_a_digit" (the detector says the picture is not a digit at all: show no digit).
+    nondigit_score : float or None
+        The not-a-digit detector's score (0..1; above the card's threshold means "not a digit");
+        None when the model was saved without a detector or none was given.
     """
 
     digit: int
@@ -86,6 +90,7 @@ class Prediction:
     model_id: str
     calibrated: bool = False
     kind: str = "digit"
+    nondigit_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict; ``top`` as ``[{"digit": d, "probability": p}, ...]``."""
@@ -127,6 +132,7 @@ def predict_images(
     *,
     top_k: int = 3,
     min_confidence: float | None = None,
+    detector: NotDigitDetector | None = None,
 ) -> list[Prediction]:
     """Predict prepared images (N×H×W uint8, from :func:`~digitlab.data.images.prepare_digit`).
 
@@ -141,6 +147,8 @@ def predict_images(
         How many (digit, probability) pairs ``top`` holds.
     min_confidence : float, optional
         A top probability below this marks the prediction ``unsure``; default: the card's threshold.
+    detector : NotDigitDetector, optional
+        The run's digit-or-not detector (``LoadedModel.detector``); its flag makes the kind "not_a_digit".
 
     Returns
     -------
@@ -157,9 +165,15 @@ def predict_images(
             "prepare pictures with prepare_for(card, image)"
         )
     temperature = 1.0 if card.calibration is None else card.calibration.temperature
-    probabilities = _ten_probabilities(model, features_of(prepared, card.pixel_max), temperature)
+    features = features_of(prepared, card.pixel_max)
+    probabilities = _ten_probabilities(model, features, temperature)
     threshold = unsure_threshold(card) if min_confidence is None else min_confidence
-    return [_one(row, top_k, threshold, card.id, card.calibration is not None) for row in probabilities]
+    predictions = [_one(row, top_k, threshold, card.id, card.calibration is not None) for row in probabilities]
+    if detector is None:
+        return predictions
+    scores = detector.scores(features, probabilities).tolist()
+    return [replace(p, nondigit_score=s, kind="not_a_digit" if s > detector.threshold else p.kind)
+            for p, s in zip(predictions, scores)]
 
 
 def _ten_probabilities(model: Any, features: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -196,6 +210,7 @@ def predict_source(
     *,
     top_k: int = 3,
     min_confidence: float | None = None,
+    detector: NotDigitDetector | None = None,
 ) -> tuple[Prediction, np.ndarray]:
     """Read, prepare and predict one picture file or its bytes; also return the prepared input.
 
@@ -215,5 +230,6 @@ def predict_source(
     (1, (8, 8))
     """
     prepared = prepare_for(card, read_image(source, draft=WORK_SIDE))
-    [prediction] = predict_images(model, card, prepared, top_k=top_k, min_confidence=min_confidence)
+    [prediction] = predict_images(model, card, prepared, top_k=top_k, min_confidence=min_confidence,
+                                  detector=detector)
     return prediction, prepared

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from digitlab.data.dataset import Dataset
-from digitlab.evaluate import Metrics, Predictions
+from digitlab.evaluate import Metrics, NotDigitResult, Predictions
 from digitlab.fileio import atomic_folder, write_text_atomic
 from digitlab.pages import docstring_coverage, embed_png, render
 from digitlab.runs import check_writable, run_stamp
@@ -32,6 +32,7 @@ FIGURES = {
     "weights": "Learned weights per digit",
     "reliability": "Reliability before and after the temperature",
     "risk_coverage": "Risk–coverage: accuracy of the answers kept",
+    "not_a_digit": "Pictures that are not digits",
 }
 
 
@@ -45,6 +46,7 @@ class RunRecord:
     metrics: Metrics
     started: datetime
     validation_accuracy: float | None = None
+    not_a_digit: NotDigitResult | None = None
 
 
 def run_name(record: RunRecord) -> str:
@@ -83,6 +85,9 @@ def metrics_document(record: RunRecord, run_id: str) -> dict[str, Any]:
         "ece_uncalibrated": m.ece_uncalibrated,
         "nll_uncalibrated": m.nll_uncalibrated,
         "calibration": None if fitted.calibration is None else fitted.calibration.to_dict(),
+        "not_a_digit": None if record.not_a_digit is None else {
+            "threshold": fitted.detector.threshold, "held_out_digits_flagged": fitted.detector.digits_flagged,
+            "held_out_nondigits_flagged": fitted.detector.nondigits_flagged, **record.not_a_digit.to_dict()},
         "per_class": [vars(c) for c in m.per_class],
         "confusion": m.confusion,
         "validation_accuracy": record.validation_accuracy,
@@ -148,6 +153,10 @@ def draw_figures(record: RunRecord, folder: Path, step: Callable[[str], None] = 
         paths["risk_coverage"] = plots.plot_risk_coverage(
             coverage, accuracy, point, folder / "risk_coverage.png",
             target=None if unsure is None else TARGET_ACCURACY)
+    if record.not_a_digit is not None:
+        r = record.not_a_digit
+        paths["not_a_digit"] = plots.plot_nondigits(r.images, r.guesses, r.guess_probability, r.flagged,
+                                                    folder / "not_a_digit.png")
     return paths
 
 
@@ -184,6 +193,7 @@ def render_report(record: RunRecord, doc: dict[str, Any], figures: dict[str, Pat
         criteria=success_criteria(record), folder=str(folder),
         takes_pictures=hasattr(record.fitted.model, "image_shape_"),
         calibration=record.fitted.calibration, unsure=unsure_on_test(record),
+        detector=record.fitted.detector, not_a_digit=record.not_a_digit,
         temperature_words=None if record.fitted.calibration is None
         else temperature_in_words(record.fitted.calibration.temperature),
     )

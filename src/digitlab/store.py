@@ -11,6 +11,9 @@ A saved model is two files in one folder:
 - ``model.json``, the model card: what the model is, how its input was prepared, the data it
   saw, its test metrics, library versions, and the SHA-256 of the weights file.
 
+Beside them, ``notdigit.safetensors`` holds the run's digit-or-not detector
+(:mod:`digitlab.notdigit`), listed with its own checksum and threshold in the card's ``not_a_digit``.
+
 Loading refuses a file whose checksum does not match its card, a pickle in disguise, and any
 type outside the trusted set, with one clear line, before anything in the file is run.
 """
@@ -27,6 +30,7 @@ from digitlab.card import CARD_NAME, FORMATS, ModelCard
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.fileio import atomic_path, sha256_file, write_text_atomic
+from digitlab.notdigit import DETECTOR_FILE, NotDigitCheck, NotDigitDetector
 from digitlab.train import FittedModel
 
 __all__ = ["LoadedModel", "ModelCard", "load_model", "read_card", "save_model"]
@@ -48,6 +52,7 @@ class LoadedModel:
     model: Any
     card: ModelCard
     path: Path  # the weights file
+    detector: NotDigitDetector | None = None  # None for a model saved before digitlab had one
 
     @property
     def id(self) -> str:
@@ -162,6 +167,7 @@ def save_model(
     folder.mkdir(parents=True, exist_ok=True)
     fmt, weights, state = _write_weights(fitted, folder)
     digest = sha256_file(weights)
+    not_a_digit = None if fitted.detector is None else _write_detector(fitted.detector, folder)
     model = fitted.model
     card = ModelCard(
         id=f"{fitted.name}-{dataset.name}-{digest[:12]}",
@@ -182,6 +188,7 @@ def save_model(
         classes=tuple(int(c) for c in getattr(model, "classes_", range(10))),
         metrics=metrics or {},
         calibration=fitted.calibration,
+        not_a_digit=not_a_digit,
         train_seconds=fitted.train_seconds,
         versions=library_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -212,6 +219,40 @@ def _write_weights(fitted: FittedModel, folder: Path) -> tuple[str, Path, dict[s
 
             sio.dump(model, tmp)
     return fmt, weights, state
+
+
+def _write_detector(detector: NotDigitDetector, folder: Path) -> NotDigitCheck:
+    """Write the detector's weights atomically; return the card's entry for them."""
+    from safetensors.numpy import save_file
+
+    path = folder / DETECTOR_FILE
+    with atomic_path(path) as tmp:
+        save_file(detector.to_tensors(), str(tmp))
+    return NotDigitCheck(
+        file=DETECTOR_FILE, sha256=sha256_file(path), threshold=detector.threshold,
+        digits_flagged=detector.digits_flagged, nondigits_flagged=detector.nondigits_flagged,
+        n_digits=detector.n_digits, n_nondigits=detector.n_nondigits,
+    )
+
+
+def _load_detector(card: ModelCard, folder: Path) -> NotDigitDetector | None:
+    """The detector the card lists, checksum-verified; None when the card lists none."""
+    check = card.not_a_digit
+    if check is None:
+        return None
+    path = folder / check.file
+    if not path.is_file():
+        raise DigitlabError(f"{path}: the not-a-digit detector its card lists is missing; retrain or restore it")
+    if sha256_file(path) != check.sha256:
+        raise DigitlabError(f"{path}: checksum does not match its model card; the file was changed or damaged")
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DigitlabError(f"{path}: not a valid safetensors file ({exc})") from None
+    return NotDigitDetector.from_tensors(tensors, check.threshold, card.n_pixels, str(path))
 
 
 def _card_path(path: Path) -> Path:
@@ -258,7 +299,7 @@ def load_model(path: Path) -> LoadedModel:
     else:
         model = _load_safetensors(weights, card)
     _check_loaded(model, card, weights)
-    return LoadedModel(model=model, card=card, path=weights)
+    return LoadedModel(model=model, card=card, path=weights, detector=_load_detector(card, weights.parent))
 
 
 def _check_loaded(model: Any, card: ModelCard, weights: Path) -> None:

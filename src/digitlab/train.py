@@ -13,6 +13,7 @@ from digitlab.calibrate import apply_temperature
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError, InvalidValueError
 from digitlab.models import make_model
+from digitlab.notdigit import NotDigitDetector
 from digitlab.preprocess import to_features, train_features
 
 CV_LIMIT = 10_000
@@ -31,6 +32,7 @@ class FittedModel:
     train_seconds: float
     overrides: dict[str, Any] = field(default_factory=dict)
     calibration: Calibration | None = None
+    detector: NotDigitDetector | None = None
 
     @property
     def temperature(self) -> float:
@@ -96,27 +98,64 @@ def calibration_split(dataset: Dataset) -> float | None:
     return None if dataset.n_train <= CV_LIMIT else 0.1
 
 
-def calibrate(fitted: FittedModel, dataset: Dataset,
-              held_out: tuple[np.ndarray, np.ndarray] | None = None) -> Calibration | None:
-    """Fit the temperature and the "unsure" threshold on images the model did not train on.
+@dataclass(frozen=True)
+class HeldOut:
+    """Images the model did not train on, with its probabilities for them (before any temperature).
+
+    Attributes
+    ----------
+    images, labels : ndarray
+        The images (N×H×W) and their true digits.
+    proba : ndarray
+        N×classes probabilities from a model that had not seen each image.
+    out_of_fold : bool
+        True when the images are the whole training part predicted fold by fold (the final model
+        did train on them), False for a part held out before fitting.
+    where : str
+        The same in words, for the report.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    proba: np.ndarray
+    out_of_fold: bool
+    where: str
+
+
+def held_out_predictions(fitted: FittedModel, dataset: Dataset,
+                         held_out: tuple[np.ndarray, np.ndarray] | None = None) -> HeldOut | None:
+    """The model's probabilities on images it did not train on; None for a model without ``predict_proba``.
 
     With ``held_out`` (images, labels carved from the training part before fitting) the fitted model
     predicts them. Without, the model's recipe is refitted on three folds of the training part and each
     fold's images are predicted by the model that did not see them (the final model keeps all the
-    data, so the lesson's numbers do not move). A model without ``predict_proba`` returns None.
+    data, so the lesson's numbers do not move).
     """
     if not hasattr(fitted.model, "predict_proba"):
         return None
-    classes = np.asarray(fitted.model.classes_)
     if held_out is not None:
         images, labels = held_out
         proba = np.asarray(fitted.model.predict_proba(to_features(images, dataset.pixel_max)))
-        where = f"{len(labels):,} training images held out before fitting"
-    else:
-        proba, labels = _out_of_fold(fitted, dataset)
-        where = f"out-of-fold predictions of the {len(labels):,} training images (3 folds)"
-    known = np.isin(labels, classes)
-    proba, y_index = proba[known], np.searchsorted(classes, labels[known])
+        return HeldOut(images, labels, proba, False, f"{len(labels):,} training images held out before fitting")
+    proba, labels = _out_of_fold(fitted, dataset)
+    return HeldOut(dataset.train_images, labels, proba, True,
+                   f"out-of-fold predictions of the {len(labels):,} training images (3 folds)")
+
+
+def calibrate(fitted: FittedModel, dataset: Dataset, held_out: tuple[np.ndarray, np.ndarray] | None = None,
+              *, predictions: HeldOut | None = None) -> Calibration | None:
+    """Fit the temperature and the "unsure" threshold on images the model did not train on.
+
+    ``predictions`` (from :func:`held_out_predictions`) saves predicting them again; otherwise they are
+    made from ``held_out`` as that function does. A model without ``predict_proba`` returns None.
+    """
+    if predictions is None:
+        predictions = held_out_predictions(fitted, dataset, held_out)
+    if predictions is None:
+        return None
+    classes = np.asarray(fitted.model.classes_)
+    known = np.isin(predictions.labels, classes)
+    proba, y_index = predictions.proba[known], np.searchsorted(classes, predictions.labels[known])
     if len(y_index) < 10:
         return None
     temperature = fit_temperature(proba, y_index)
@@ -125,7 +164,7 @@ def calibrate(fitted: FittedModel, dataset: Dataset,
     return Calibration(
         temperature=temperature, unsure_below=threshold, kept_accuracy=accuracy, coverage=coverage,
         ece_before=expected_calibration_error(proba, y_index), ece_after=expected_calibration_error(scaled, y_index),
-        held_out=where, n_held_out=int(len(y_index)),
+        held_out=predictions.where, n_held_out=int(len(y_index)),
     )
 
 

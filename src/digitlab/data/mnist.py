@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from digitlab.data.cache import data_root
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.fileio import scratch_folder, sha256_file, write_text_atomic
@@ -90,12 +91,7 @@ def cache_dir() -> Path:
     PosixPath('/tmp/dl-data/mnist')
     >>> del os.environ["DIGITLAB_DATA"]
     """
-    root = os.environ.get("DIGITLAB_DATA")
-    if not root:
-        import platformdirs
-
-        root = platformdirs.user_cache_dir("digitlab")
-    return Path(root).expanduser() / "mnist"
+    return data_root() / "mnist"
 
 
 def _read_manifest(cache: Path) -> dict | None:

@@ -74,7 +74,8 @@ from PIL import Image, ImageDraw, ImageFont
 from digitlab.data.images import prepare_digit
 from digitlab.errors import DigitlabError, InvalidValueError
 
-__all__ = ["ALL_KINDS", "SPLITS", "LOOKALIKE_LETTERS", "LETTERS", "SYMBOLS", "make_nondigits", "font_files"]
+__all__ = ["ALL_KINDS", "SPLITS", "LOOKALIKE_LETTERS", "LETTERS", "SYMBOLS", "make_nondigits", "nondigit_kinds",
+           "font_files"]
 
 ALL_KINDS: tuple[str, ...] = ("letter", "symbol", "scribble", "shape", "noise", "pair")
 """Every kind of non-digit :func:`make_nondigits` draws."""
@@ -116,8 +117,10 @@ def make_nondigits(
     kinds: tuple[str, ...] = ALL_KINDS,
     split: str = "train",
     system_fonts: bool = True,
+    image_shape: tuple[int, int] = (28, 28),
+    pixel_max: int = 255,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Draw ``n`` pictures that are not one digit, in MNIST form.
+    """Draw ``n`` pictures that are not one digit, in MNIST form (or another dataset's).
 
     Parameters
     ----------
@@ -133,11 +136,14 @@ def make_nondigits(
         streams than the train part (see the module's notes), so it stays unseen.
     system_fonts : bool
         Let the train part also use fonts under ``/usr/share/fonts`` (ignored for test).
+    image_shape, pixel_max
+        The form to prepare each picture in, as :func:`~digitlab.data.images.prepare_digit` takes
+        them: ``(28, 28), 255`` for MNIST, ``(8, 8), 16`` for scikit-learn's 8×8 digits.
 
     Returns
     -------
-    images : ndarray of uint8, shape (n, 28, 28)
-        Light ink (max 255) on black, prepared by :func:`~digitlab.data.images.prepare_digit`.
+    images : ndarray of uint8, shape (n, *image_shape)
+        Light ink (max ``pixel_max``) on black, prepared by :func:`~digitlab.data.images.prepare_digit`.
     kinds : ndarray of str, shape (n,)
         The kind of each picture.
 
@@ -146,23 +152,41 @@ def make_nondigits(
     >>> images, kinds = make_nondigits(6, seed=1, kinds=("letter", "shape"), split="test")
     >>> images.shape, sorted(set(kinds.tolist()))
     ((6, 28, 28), ['letter', 'shape'])
+    >>> small, _ = make_nondigits(2, seed=1, image_shape=(8, 8), pixel_max=16)
+    >>> small.shape, int(small.max())
+    ((2, 8, 8), 16)
     """
     n, seed, kinds = _check(n, seed, kinds, split)
     split_id = SPLITS.index(split)
-    counts = [n // len(kinds) + (i < n % len(kinds)) for i in range(len(kinds))]
-    images = np.empty((n, 28, 28), dtype=np.uint8)
-    labels = np.empty(n, dtype="<U8")
+    images = np.empty((n, *image_shape), dtype=np.uint8)
     at = 0
-    for kind, count in zip(kinds, counts):
+    for kind, count in zip(kinds, _counts(n, kinds)):
         draw = _DRAWERS[kind]
         kind_id = ALL_KINDS.index(kind)
         for index in range(count):
             rng = np.random.default_rng([seed, split_id, kind_id, index])
-            images[at] = _prepared(draw, rng, split, system_fonts)
-            labels[at] = kind
+            images[at] = _prepared(draw, rng, split, system_fonts, image_shape, pixel_max)
             at += 1
     order = np.random.default_rng([seed, split_id]).permutation(n)
-    return images[order], labels[order]
+    return images[order], nondigit_kinds(n, seed=seed, kinds=kinds, split=split)
+
+
+def nondigit_kinds(n: int, *, seed: int, kinds: tuple[str, ...] = ALL_KINDS, split: str = "train") -> np.ndarray:
+    """The kinds :func:`make_nondigits` returns for the same arguments, without drawing anything.
+
+    Examples
+    --------
+    >>> nondigit_kinds(12, seed=0).tolist() == make_nondigits(12, seed=0)[1].tolist()
+    True
+    """
+    n, seed, kinds = _check(n, seed, kinds, split)
+    labels = np.repeat(np.array(kinds, dtype="<U8"), _counts(n, kinds))
+    return labels[np.random.default_rng([seed, SPLITS.index(split)]).permutation(n)]
+
+
+def _counts(n: int, kinds: tuple[str, ...]) -> list[int]:
+    """``n`` shared among ``kinds`` as evenly as possible, the first kinds one more when it does not divide."""
+    return [n // len(kinds) + (i < n % len(kinds)) for i in range(len(kinds))]
 
 
 def font_files(split: str, *, system_fonts: bool = True) -> tuple[Path, ...]:
@@ -196,12 +220,13 @@ def _check(n: object, seed: object, kinds: object, split: object) -> tuple[int, 
     return int(n), int(seed), kinds
 
 
-def _prepared(draw: Callable, rng: np.random.Generator, split: str, system: bool) -> np.ndarray:
+def _prepared(draw: Callable, rng: np.random.Generator, split: str, system: bool,
+              image_shape: tuple[int, int], pixel_max: int) -> np.ndarray:
     """Draw until the preparation finds ink (a near-blank noise page can be refused), then prepare."""
     for _ in range(_MAX_TRIES):
         picture = draw(rng, split, system)
         try:
-            return prepare_digit(np.asarray(picture), (28, 28), 255)
+            return prepare_digit(np.asarray(picture), image_shape, pixel_max)
         except DigitlabError:
             continue
     raise RuntimeError(f"{draw.__name__} drew {_MAX_TRIES} blank pictures in a row")  # a bug, not bad input

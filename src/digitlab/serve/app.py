@@ -239,7 +239,7 @@ def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, g
             prepared = _prepare(loaded, read_image(source, draft=WORK_SIDE))
     else:
         prepared = _prepare(loaded, source)
-    [prediction] = predict_images(loaded.model, loaded.card, prepared, top_k=top_k)
+    [prediction] = predict_images(loaded.model, loaded.card, prepared, top_k=top_k, detector=loaded.detector)
     out = prediction.to_dict()
     out["input"] = prepared.tolist()
     out["pixel_max"] = loaded.pixel_max

@@ -70,6 +70,9 @@ class PredictResponse(BaseModel):
     kind: Literal["digit", "unsure", "not_a_digit"] = Field(
         description="How to show the answer: 'digit'; 'unsure' (a digit, but the top probability is under the "
                     "threshold: show the top two); 'not_a_digit' (the picture does not look like a digit: show none).")
+    nondigit_score: float | None = Field(
+        description="The not-a-digit detector's score, 0..1 (above the model's threshold: 'not_a_digit'); "
+                    "null for a model saved without a detector.")
     input: list[list[int]] = Field(description="The prepared image the model saw (H×W, 0..pixel_max).")
     pixel_max: int = Field(description="Brightest value of `input`: 255 for MNIST models, 16 for 8×8 ones.")
     milliseconds: float = Field(description="Server time spent on this prediction.")

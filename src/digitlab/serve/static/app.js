@@ -207,7 +207,7 @@ function reset() {
   generation++;
   dirty = false;
   $("prediction").textContent = "?";
-  $("prediction").classList.remove("is-unsure");
+  $("prediction").classList.remove("is-unsure", "is-not-digit");
   $("confidence").textContent = "Draw a digit";
   $("unsure").hidden = true;
   for (const li of bars) {
@@ -225,12 +225,26 @@ function show(answer, source) {
     status(answer.error, true);
     return;
   }
-  $("prediction").textContent = String(answer.digit);
-  $("prediction").classList.toggle("is-unsure", answer.unsure);
-  $("confidence").textContent = `${(100 * answer.probability).toFixed(1)}% sure`;
-  const others = answer.top.slice(1, 3).map((t) => t.digit).join(" or ");
-  $("unsure").hidden = !answer.unsure;
-  $("unsure").textContent = `not sure — maybe ${others}`;
+  const pct = (p) => `${(100 * p).toFixed(1)}%`;
+  const kind = answer.kind || (answer.unsure ? "unsure" : "digit");
+  $("prediction").classList.toggle("is-unsure", kind === "unsure");
+  $("prediction").classList.toggle("is-not-digit", kind === "not_a_digit");
+  $("unsure").hidden = kind === "digit" && answer.calibrated;
+  if (kind === "not_a_digit") {
+    // The detector says this is not a digit: no big number, however sure the classifier would be.
+    $("prediction").textContent = "✗";
+    $("confidence").textContent = "That doesn't look like a digit";
+    $("unsure").textContent = "Draw one digit, large, in the middle";
+  } else if (kind === "unsure") {
+    const [first, second] = answer.top;
+    $("prediction").textContent = "?";
+    $("confidence").textContent = second ? `Not sure — is it a ${first.digit} or a ${second.digit}?` : "Not sure";
+    $("unsure").textContent = answer.top.slice(0, 2).map((t) => `${t.digit}: ${pct(t.probability)}`).join(" · ");
+  } else {
+    $("prediction").textContent = String(answer.digit);
+    $("confidence").textContent = `${pct(answer.probability)} sure`;
+    $("unsure").textContent = "the model's own score: this model was saved without calibration";
+  }
   answer.probabilities.forEach((p, d) => {
     const li = bars[d];
     li.classList.toggle("top", d === answer.digit);

@@ -1,0 +1,333 @@
+"""Is it a digit at all? A small network that tells digits from non-digits, stored beside the model.
+
+A digit classifier answers one of ten digits for anything it is shown, so a scribble, a letter or a
+smiley gets a digit, often a confident one. Its own confidence is a weak alarm: it was trained to
+choose among digits and never saw anything else (``benchmarks/bench_notdigit.py`` measures its top
+probability and entropy against this module's detector on the same pictures). So each run trains a
+second, small model on exactly the question "digit or not?": the run's own training digits against
+pictures that are not one digit (:func:`~digitlab.data.nondigits.make_nondigits`: letters, symbols,
+scribbles, shapes, near-blank noise, two digits side by side), prepared the same way.
+
+The detector is scikit-learn's :class:`~sklearn.neural_network.MLPClassifier` (one hidden layer) on
+the same pixel features the zoo's models take. Its logit and the entropy of the classifier's
+calibrated probabilities are combined by a logistic regression fitted on pictures neither model
+trained on (the classifier's held-out digits, a fifth of the non-digits): the two disagree on
+different pictures, so together they catch more. The threshold is the lowest score that flags at
+most :data:`FLAG_RATE` of those held-out digits; the card records how many held-out non-digits it
+flags. At prediction time the MLP's own weight arrays (``coefs_``, ``intercepts_``) are evaluated in
+NumPy: the same numbers as ``predict_proba`` without its per-call checks.
+
+Examples
+--------
+>>> from digitlab.data import load_dataset
+>>> from digitlab.train import train
+>>> digits = load_dataset("digits")
+>>> detector = fit_detector(digits, train("logreg", digits).model, seed=0, n_nondigits=600)
+>>> detector.threshold < 1.0, detector.digits_flagged <= FLAG_RATE
+(True, True)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from digitlab.data.dataset import Dataset
+from digitlab.errors import DigitlabError
+
+if TYPE_CHECKING:
+    from digitlab.train import HeldOut
+
+__all__ = ["DETECTOR_FILE", "FLAG_RATE", "HIDDEN", "NotDigitCheck", "NotDigitDetector", "entropy", "fit_detector",
+           "nondigit_images"]
+
+DETECTOR_FILE = "notdigit.safetensors"
+FLAG_RATE = 0.005
+"""The most held-out digits the threshold may flag as "not a digit" (0.5%)."""
+HIDDEN = 256
+"""Units in the detector's hidden layer."""
+MAX_DIGITS = 20_000
+"""At most this many training digits (a stratified-enough random subset) teach the detector."""
+NONDIGIT_SEED = 0
+"""Seed of the non-digit pictures: the same pictures for every run, so they are generated once and cached."""
+HELD_OUT = 0.2
+
+
+@dataclass(frozen=True)
+class NotDigitDetector:
+    """A fitted digit-or-not detector: a one-hidden-layer network and its threshold.
+
+    Attributes
+    ----------
+    weights, biases : tuple of ndarray
+        The MLP's ``coefs_`` and ``intercepts_`` (float32): features → ReLU hidden layer → one logit.
+    stack : ndarray
+        ``[a, b, c]``: the score is ``sigmoid(a · MLP logit + b · entropy of the classifier's
+        probabilities + c)``, fitted by logistic regression on held-out pictures.
+    threshold : float
+        A score above it means "not a digit".
+    digits_flagged, nondigits_flagged : float
+        On held-out pictures: the share of digits and of non-digits the threshold flags.
+    n_digits, n_nondigits : int
+        How many digits and non-digits taught it (held-out ones not counted).
+    """
+
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+    stack: np.ndarray
+    threshold: float
+    digits_flagged: float = float("nan")
+    nondigits_flagged: float = float("nan")
+    n_digits: int = 0
+    n_nondigits: int = 0
+
+    def scores(self, features: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        """Probability that each picture is not a digit.
+
+        Parameters
+        ----------
+        features : ndarray, shape (N, D)
+            Pixel features, as the models take them (:func:`~digitlab.preprocess.to_features`).
+        proba : ndarray, shape (N, classes)
+            The classifier's (calibrated) probabilities for the same pictures.
+
+        Examples
+        --------
+        >>> d = NotDigitDetector((np.ones((2, 1), np.float32), np.ones((1, 1), np.float32)),
+        ...                      (np.zeros(1, np.float32), np.zeros(1, np.float32)), np.array([1.0, 0.0, 0.0]), 0.5)
+        >>> sure = np.array([[1.0, 0.0], [1.0, 0.0]])
+        >>> d.scores(np.array([[0.0, 0.0], [1.0, 1.0]]), sure).round(3).tolist()
+        [0.5, 0.881]
+        """
+        a, b, c = self.stack
+        return 1.0 / (1.0 + np.exp(-(a * self.logits(features) + b * entropy(proba) + c)))
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """The MLP's own "not a digit" logit for each row of pixel features."""
+        hidden = np.asarray(features, dtype=np.float32)
+        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+            hidden = np.maximum(hidden @ w + b, 0.0)
+        return (hidden @ self.weights[-1] + self.biases[-1])[:, 0].astype(np.float64)
+
+    def flags(self, features: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        """True for each picture whose score is above the threshold."""
+        return self.scores(features, proba) > self.threshold
+
+    def to_tensors(self) -> dict[str, np.ndarray]:
+        """The weights as named arrays, for a safetensors file."""
+        tensors = {f"weight{i}": w for i, w in enumerate(self.weights)}
+        tensors.update({f"bias{i}": b for i, b in enumerate(self.biases)})
+        tensors["stack"] = np.asarray(self.stack, dtype=np.float64)
+        return tensors
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, np.ndarray], threshold: float, n_features: int,
+                     where: str = DETECTOR_FILE) -> "NotDigitDetector":
+        """Rebuild a detector from :meth:`to_tensors`' arrays, checking every shape; one clear line if wrong."""
+        layers = (len(tensors) - 1) // 2
+        names = {f"{kind}{i}" for kind in ("weight", "bias") for i in range(layers)} | {"stack"}
+        if layers < 1 or set(tensors) != names:
+            raise DigitlabError(f"{where}: not a digit detector (unexpected tensors {sorted(tensors)[:4]})")
+        weights = tuple(np.asarray(tensors[f"weight{i}"], dtype=np.float32) for i in range(layers))
+        biases = tuple(np.asarray(tensors[f"bias{i}"], dtype=np.float32) for i in range(layers))
+        width = n_features
+        for w, b in zip(weights, biases):
+            if w.ndim != 2 or w.shape[0] != width or b.shape != (w.shape[1],) or not np.isfinite(w).all():
+                raise DigitlabError(f"{where}: the detector's weights do not fit {n_features} input features")
+            width = w.shape[1]
+        if width != 1:
+            raise DigitlabError(f"{where}: the detector must end in one output, not {width}")
+        stack = np.asarray(tensors["stack"], dtype=np.float64)
+        if stack.shape != (3,) or not np.isfinite(stack).all():
+            raise DigitlabError(f"{where}: the detector's stacking weights are damaged")
+        return cls(weights, biases, stack, float(threshold))
+
+
+@dataclass(frozen=True)
+class NotDigitCheck:
+    """The model card's ``not_a_digit`` entry: the detector's file, its threshold, and how it did.
+
+    Attributes
+    ----------
+    file, sha256 : str
+        The detector's weights beside the card (:data:`DETECTOR_FILE`) and their SHA-256.
+    threshold : float
+        A score above it means "not a digit".
+    digits_flagged, nondigits_flagged : float
+        On pictures held out of the detector's training: the share of digits and of non-digits flagged.
+    n_digits, n_nondigits : int
+        How many digits and non-digits taught it.
+    """
+
+    file: str
+    sha256: str
+    threshold: float
+    digits_flagged: float
+    nondigits_flagged: float
+    n_digits: int
+    n_nondigits: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values, for the model card."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: Any, where: str = "model card") -> "NotDigitCheck":
+        """Validate the card's ``not_a_digit`` object; one clear line naming the first bad field."""
+        def bad(field: str, expected: str) -> DigitlabError:
+            return DigitlabError(f"{where}: not_a_digit field {field!r} must be {expected}; the card is damaged")
+
+        if not isinstance(doc, dict):
+            raise bad("not_a_digit", "an object")
+        if doc.get("file") != DETECTOR_FILE:
+            raise bad("file", repr(DETECTOR_FILE))
+        if not (isinstance(doc.get("sha256"), str) and re.fullmatch(r"[0-9a-f]{64}", doc["sha256"])):
+            raise bad("sha256", "64 lowercase hex digits")
+        for name in ("threshold", "digits_flagged", "nondigits_flagged"):
+            value = doc.get(name)
+            if type(value) not in (int, float) or not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise bad(name, "a number from 0 to 1")
+        for name in ("n_digits", "n_nondigits"):
+            if type(doc.get(name)) is not int or doc[name] < 0:
+                raise bad(name, "a non-negative integer")
+        return cls(**{name: doc[name] for name in cls.__dataclass_fields__})
+
+
+def fit_detector(dataset: Dataset, model: Any, held: "HeldOut | None" = None, *, temperature: float = 1.0,
+                 seed: int = 42, n_nondigits: int | None = None) -> NotDigitDetector:
+    """Train a digit-or-not detector for ``model``, a classifier of ``dataset``'s images.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Its training digits (up to :data:`MAX_DIGITS`) are the "digit" class; its image shape and
+        pixel maximum set the form the non-digits are prepared in.
+    model : estimator
+        The fitted classifier; its probabilities (after ``temperature``) are the second input of the score.
+    held : HeldOut, optional
+        The classifier's predictions on images it did not train on (:func:`digitlab.train.held_out_predictions`):
+        the score's weights and threshold are fitted on them (a fifth of them when they are out-of-fold,
+        the rest teaching the MLP). Without, a fifth of the training digits is held out of the MLP and the
+        classifier's own answers on them are used.
+    temperature : float
+        The classifier's calibration temperature.
+    seed : int
+        Seed of the digit subset, the held-out split and the network's initial weights.
+    n_nondigits : int, optional
+        How many non-digit pictures (default: as many as digits). They are the same for every run
+        (:data:`NONDIGIT_SEED`), cached after the first (:func:`nondigit_images`).
+
+    Returns
+    -------
+    NotDigitDetector
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    from digitlab.calibrate import apply_temperature
+    from digitlab.preprocess import to_features
+
+    rng = np.random.default_rng(seed)
+    pixel_max = dataset.pixel_max
+    digits = dataset.train_images
+    if held is not None and not held.out_of_fold:  # the classifier never saw them: all of them judge the score
+        held_images, held_proba = held.images, held.proba
+    else:
+        mask = _held_out_mask(len(digits), rng)
+        held_images = digits[mask]
+        held_proba = held.proba[mask] if held is not None else _proba(model, to_features(held_images, pixel_max))
+        digits = digits[~mask]
+    if len(digits) > MAX_DIGITS:
+        digits = digits[np.sort(rng.choice(len(digits), MAX_DIGITS, replace=False))]
+    others = to_features(nondigit_images(n_nondigits or len(digits), dataset.image_shape, pixel_max), pixel_max)
+    held_others = _held_out_mask(len(others), rng)
+    x = np.concatenate([to_features(digits, pixel_max), others[~held_others]])
+    y = np.r_[np.zeros(len(digits), int), np.ones((~held_others).sum(), int)]
+    mlp = MLPClassifier((HIDDEN,), early_stopping=True, random_state=seed).fit(x, y)
+    plain = NotDigitDetector(tuple(w.astype(np.float32) for w in mlp.coefs_),
+                             tuple(b.astype(np.float32) for b in mlp.intercepts_), np.array([1.0, 0.0, 0.0]), 1.0)
+    x_held = to_features(held_images, pixel_max)
+    inputs = np.r_[
+        np.c_[plain.logits(x_held), entropy(apply_temperature(held_proba, temperature))],
+        np.c_[plain.logits(others[held_others]), entropy(apply_temperature(_proba(model, others[held_others]), temperature))],
+    ]
+    is_other = np.r_[np.zeros(len(x_held), int), np.ones(held_others.sum(), int)]
+    stacker = LogisticRegression(class_weight="balanced").fit(inputs, is_other)
+    stack = np.r_[stacker.coef_[0], stacker.intercept_]
+    scores = 1.0 / (1.0 + np.exp(-(inputs @ stack[:2] + stack[2])))
+    digit_scores, other_scores = scores[is_other == 0], scores[is_other == 1]
+    threshold = float(np.quantile(digit_scores, 1.0 - FLAG_RATE, method="higher"))
+    return NotDigitDetector(
+        plain.weights, plain.biases, stack, threshold,
+        digits_flagged=float((digit_scores > threshold).mean()),
+        nondigits_flagged=float((other_scores > threshold).mean()),
+        n_digits=len(digits), n_nondigits=int((~held_others).sum()),
+    )
+
+
+def entropy(proba: np.ndarray) -> np.ndarray:
+    """Entropy (nats) of each row of probabilities: 0 when sure of one class, log(10) when all are equal.
+
+    Examples
+    --------
+    >>> entropy(np.array([[1.0, 0.0], [0.5, 0.5]])).round(3).tolist()
+    [0.0, 0.693]
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    return -(proba * np.log(np.clip(proba, 1e-12, 1.0))).sum(axis=1)
+
+
+def _proba(model: Any, features: np.ndarray) -> np.ndarray:
+    """The classifier's probabilities, or its answers as one-hot rows for a model without them."""
+    if hasattr(model, "predict_proba"):
+        return np.asarray(model.predict_proba(features))
+    answers = np.asarray(model.predict(features))
+    return (answers[:, None] == np.unique(answers)[None, :]).astype(float)
+
+
+def _held_out_mask(n: int, rng: np.random.Generator) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[rng.choice(n, max(1, round(n * HELD_OUT)), replace=False)] = True
+    return mask
+
+
+def nondigit_images(n: int, image_shape: tuple[int, int], pixel_max: int, *, split: str = "train",
+                    seed: int = NONDIGIT_SEED) -> np.ndarray:
+    """``n`` non-digits of ``split`` in the given form, drawn once and then read from the data cache.
+
+    The pictures depend only on the arguments (system fonts are not used, so every machine draws
+    the same ones); the cache file is written atomically, so two runs drawing at once both end with
+    a whole file. Their kinds are ``make_nondigits(n, seed=seed, split=split)[1]``.
+    """
+    from digitlab.data.cache import data_root
+    from digitlab.data.nondigits import make_nondigits
+    from digitlab.fileio import atomic_path
+
+    name = f"{split}-{seed}-{n}-{image_shape[0]}x{image_shape[1]}-{pixel_max}.npy"
+    path = data_root() / "nondigits" / name
+    try:
+        images = np.load(path, allow_pickle=False)
+        if images.shape == (n, *image_shape) and images.dtype == np.uint8:
+            return images
+    except (OSError, ValueError):
+        pass
+    images, _ = make_nondigits(n, seed=seed, split=split, system_fonts=False,
+                               image_shape=image_shape, pixel_max=pixel_max)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, images, allow_pickle=False)
+    except OSError:
+        pass  # a read-only or full cache costs only the time to draw them again next run
+    return images
+
+
+def detector_path(folder: Path) -> Path:
+    """Where a run folder keeps its detector."""
+    return Path(folder) / DETECTOR_FILE

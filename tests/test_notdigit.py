@@ -1,0 +1,146 @@
+"""The not-a-digit detector: trained with each run, stored beside the model, used by every answer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from digitlab.calibrate import apply_temperature
+from digitlab.card import ModelCard
+from digitlab.data import load_dataset
+from digitlab.data.nondigits import make_nondigits
+from digitlab.errors import DigitlabError
+from digitlab.notdigit import DETECTOR_FILE, FLAG_RATE, NotDigitDetector
+from digitlab.predict import features_of, predict_images
+from digitlab.store import load_model
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def loaded(lesson_run):
+    return load_model(lesson_run.folder)
+
+
+def test_the_run_saves_a_detector_and_its_card_entry(lesson_run, loaded):
+    check = loaded.card.not_a_digit
+    assert (lesson_run.folder / DETECTOR_FILE).is_file() and check.file == DETECTOR_FILE
+    assert check.digits_flagged <= FLAG_RATE and check.nondigits_flagged >= 0.8
+    assert isinstance(loaded.detector, NotDigitDetector) and loaded.detector.threshold == check.threshold
+
+
+def test_unseen_nondigits_are_flagged_and_test_digits_are_not(loaded):
+    digits = load_dataset("digits")
+    others, kinds = make_nondigits(120, seed=3, split="test", image_shape=(8, 8), pixel_max=16)
+    def flags(images):
+        features = features_of(images, 16)
+        proba = apply_temperature(loaded.model.predict_proba(features), loaded.temperature)
+        return loaded.detector.flags(features, proba)
+
+    flagged_others, flagged_digits = flags(others), flags(digits.test_images)
+    assert flagged_others.mean() >= 0.8, {k: flagged_others[kinds == k].mean() for k in set(kinds)}
+    assert flagged_digits.mean() <= 0.02
+
+
+def test_a_rendered_letter_is_not_a_digit_and_a_digit_is(loaded):
+    letters, _ = make_nondigits(6, seed=0, kinds=("letter",), split="test", image_shape=(8, 8), pixel_max=16)
+    answers = predict_images(loaded.model, loaded.card, letters, detector=loaded.detector)
+    assert sum(a.kind == "not_a_digit" for a in answers) >= 5
+    assert all(0.0 <= a.nondigit_score <= 1.0 for a in answers)
+    digit = predict_images(loaded.model, loaded.card, load_dataset("digits").test_images[:1], detector=loaded.detector)[0]
+    assert digit.kind == "digit" and digit.nondigit_score < loaded.detector.threshold
+
+
+def test_without_a_detector_no_answer_is_not_a_digit(loaded):
+    letters, _ = make_nondigits(6, seed=0, kinds=("letter",), split="test", image_shape=(8, 8), pixel_max=16)
+    answers = predict_images(loaded.model, loaded.card, letters)
+    assert all(a.kind != "not_a_digit" and a.nondigit_score is None for a in answers)
+
+
+def _copy(run, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(run.folder, folder)
+    return folder
+
+
+def test_a_card_from_before_the_detector_loads_without_one(lesson_run, tmp_path):
+    folder = _copy(lesson_run, tmp_path)
+    doc = json.loads((folder / "model.json").read_text())
+    del doc["not_a_digit"]
+    (folder / "model.json").write_text(json.dumps(doc))
+    (folder / DETECTOR_FILE).unlink()
+    assert load_model(folder).detector is None
+
+
+def test_a_changed_or_missing_detector_is_refused_in_one_line(lesson_run, tmp_path):
+    folder = _copy(lesson_run, tmp_path)
+    data = bytearray((folder / DETECTOR_FILE).read_bytes())
+    data[-5] ^= 0xFF
+    (folder / DETECTOR_FILE).write_bytes(bytes(data))
+    with pytest.raises(DigitlabError, match="checksum does not match"):
+        load_model(folder)
+    (folder / DETECTOR_FILE).unlink()
+    with pytest.raises(DigitlabError, match="detector its card lists is missing"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("threshold", -0.1, "a number from 0 to 1"),
+    ("threshold", "high", "a number from 0 to 1"),
+    ("sha256", "abc", "64 lowercase hex"),
+    ("file", "../model.safetensors", "notdigit.safetensors"),
+    ("n_digits", -1, "non-negative integer"),
+])
+def test_a_damaged_card_entry_is_refused_in_one_line(loaded, field, value, message):
+    doc = json.loads(loaded.card.to_json())
+    doc["not_a_digit"][field] = value
+    with pytest.raises(DigitlabError, match=message) as info:
+        ModelCard.from_dict(doc)
+    assert "\n" not in str(info.value)
+
+
+def test_weights_of_the_wrong_shape_are_refused(loaded):
+    tensors = loaded.detector.to_tensors()
+    tensors["weight0"] = tensors["weight0"][:10]
+    with pytest.raises(DigitlabError, match="do not fit 64 input features"):
+        NotDigitDetector.from_tensors(tensors, 0.5, 64)
+
+
+def _hash_sign(path):
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (200, 200), 255)
+    draw = ImageDraw.Draw(image)
+    for at in (60, 120):
+        draw.line([(at, 20), (at, 180)], fill=0, width=14)
+        draw.line([(20, at), (180, at)], fill=0, width=14)
+    image.save(path)
+    return path
+
+
+def test_the_api_answers_kind_and_score(lesson_run, tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from digitlab.serve.app import create_app
+
+    picture = _hash_sign(tmp_path / "hash.png").read_bytes()
+    with TestClient(create_app(lesson_run.folder, lesson_run.folder.parent)) as client:
+        answer = client.post("/api/predict/image", content=picture, headers={"content-type": "image/png"}).json()
+        assert answer["kind"] == "not_a_digit" and answer["nondigit_score"] > 0.5
+        pixels = load_dataset("digits").test_images[0].repeat(3, 0).repeat(3, 1) * 15  # 24×24, 0..240
+        padded = np.pad(pixels, 2).tolist()
+        answer = client.post("/api/predict/pixels", json={"pixels": padded}).json()
+        assert answer["kind"] in ("digit", "unsure") and answer["nondigit_score"] is not None
+
+
+def test_predict_json_carries_kind_and_score(lesson_run, tmp_path):
+    picture = _hash_sign(tmp_path / "hash.png")
+    result = run_cli("predict", str(picture), "--model", str(lesson_run.folder), "--json")
+    assert result.returncode == 0, result.stderr
+    [answer] = json.loads(result.stdout)["predictions"]
+    assert answer["kind"] == "not_a_digit" and answer["nondigit_score"] > 0.5
+    result = run_cli("predict", str(picture), "--model", str(lesson_run.folder))
+    assert "not a digit" in result.stdout
