@@ -287,8 +287,10 @@ def models() -> None:
 
 def _register_subcommands() -> None:
     from digitlab.cli_data import data_app
+    from digitlab.cli_export import export
 
     app.add_typer(data_app, name="data")
+    app.command("export")(export)
 
 
 _register_subcommands()

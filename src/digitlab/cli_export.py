@@ -1,0 +1,51 @@
+"""``digitlab export``: a saved run's model as an ONNX file, checked against the estimator first.
+
+The main CLI registers :func:`export` as a command and turns a :class:`~digitlab.errors.DigitlabError`
+into one line and exit code 2. Heavy imports stay inside the command so that ``digitlab --help``
+starts fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from digitlab.errors import DigitlabError
+
+__all__ = ["FORMATS", "export"]
+
+FORMATS = ("onnx",)
+"""Formats ``digitlab export`` writes."""
+
+
+def export(
+    model: Optional[Path] = typer.Option(
+        None, "--model", "-m", help="A run folder or model file (default: newest in runs/)."),
+    runs: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the newest model."),
+    fmt: str = typer.Option("onnx", "--format", "-f", help="Export format: onnx."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="The file to write (default: model.onnx in the run folder); its card is <out>.json."),
+) -> None:
+    """Export a saved model to ONNX; refuse to write it unless ONNX Runtime matches the model on the test set."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from digitlab.runs import find_latest_model
+
+    console, err_console = Console(), Console(stderr=True)
+    if fmt not in FORMATS:
+        raise DigitlabError(f"--format {fmt!r}: digitlab exports to {', '.join(FORMATS)}")
+    if model is None:
+        model = find_latest_model(runs)
+        if model is None:
+            raise DigitlabError(f"no trained model in {runs}/; run `digitlab run` first or pass --model PATH")
+        err_console.print(f"using the newest model: {escape(str(model))}", soft_wrap=True)
+    from digitlab.export import export_onnx
+
+    with console.status("exporting and checking on the test set…", spinner="dots"):
+        result = export_onnx(model, out)
+    console.print(escape(result.parity.describe()), soft_wrap=True)
+    console.print(f"wrote {escape(str(result.path))} ({result.card.size_bytes:,} bytes) "
+                  f"and its card {escape(str(result.card_path))}", soft_wrap=True)

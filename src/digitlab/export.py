@@ -1,0 +1,552 @@
+"""Export a saved run's model to ONNX, checked against the estimator on the run's whole test set.
+
+ONNX is a graph format that runs without digitlab, scikit-learn or PyTorch (ONNX Runtime, in C, C#,
+Java, JavaScript, ...) and, like safetensors, cannot run code when it is loaded. :func:`export_onnx`
+writes ``model.onnx`` beside the run's model (or where ``out`` says) and its card ``model.onnx.json``:
+
+- the CNN through ``torch.onnx.export`` (the ``torch.export``-based exporter, which needs
+  ``onnxscript``), in eval mode with BatchNorm folded into the convolutions
+  (:func:`digitlab.models.cnn_torch.fuse_bn`) and the test-time augmentation its ``predict_proba``
+  applies (the image and its four one-pixel shifts, as one batch of five);
+- k-nearest neighbours as a graph written here (distances in float64, ``TopK``, the same
+  distance weights as scikit-learn): skl2onnx 1.20 turns ``weights="distance"`` into equal weights
+  (onnx/sklearn-onnx#1214), which moves probabilities by up to 0.04 on the digits;
+- every other zoo model (logistic regression, the calibrated SVM, the forest, the MLP) through
+  skl2onnx, probabilities as a plain float tensor (no ZipMap).
+
+Every graph has the same contract, stated in the file's ``metadata_props``: input ``features``
+(float32 ``[batch, H·W]``, pixels / ``pixel_max`` flattened row by row: the graph takes the scaled
+features every digitlab model takes, not raw pixels); outputs ``label`` (int64 ``[batch]``) and
+``probabilities`` (float32 ``[batch, n_classes]``, columns in the order of ``classes``). The
+probabilities are the model's own, before calibration: the card's temperature is recorded in the
+metadata and applied outside the graph (:func:`digitlab.calibrate.apply_temperature`, as
+:func:`digitlab.predict.predict_images` does), so the ONNX model answers exactly what the estimator's
+``predict_proba`` answers and one file serves both calibrated and raw use.
+
+Before anything is written, the graph runs in ONNX Runtime on the run's whole test set beside the
+estimator. The export is refused (:class:`~digitlab.errors.DigitlabError`, nothing on disk) when the
+two pick a different class on more than 0.01% of the images, or when a probability differs by more
+than 1e-4 (the CNN) or 1e-3 (the other models).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab.card import ModelCard
+from digitlab.data import load_dataset
+from digitlab.data.dataset import Dataset
+from digitlab.errors import DigitlabError
+from digitlab.onnx_model import INPUT, ONNX_FORMAT, OUTPUTS, OnnxModel, onnx_card_path
+
+__all__ = [
+    "MAX_PROBABILITY_GAP", "MIN_AGREEMENT", "OPSET", "ExportResult", "Parity", "check_parity", "export_onnx",
+    "run_dataset", "to_onnx",
+]
+
+OPSET = 18
+"""ONNX operator set of every graph (ONNX Runtime ≥ 1.14 runs it)."""
+ML_OPSET = 3
+"""Operator set of the ``ai.onnx.ml`` domain (scikit-learn's trees, linear and SVM operators)."""
+MIN_AGREEMENT = 0.9999
+"""Least share of test images on which ONNX Runtime and the estimator pick the same class."""
+MAX_PROBABILITY_GAP = {"cnn": 1e-4}
+"""Largest |Δprobability| allowed between ONNX Runtime and the estimator, per model (others: 1e-3)."""
+DEFAULT_PROBABILITY_GAP = 1e-3
+TTA_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
+"""The CNN's test-time augmentation: the one-pixel shifts :func:`digitlab.models.cnn_torch.predict_proba`
+averages with the image itself."""
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How closely ONNX Runtime reproduces the estimator on a set of images.
+
+    Attributes
+    ----------
+    n_images : int
+        Images compared.
+    n_disagree : int
+        Images on which the two pick a different class (argmax of the probabilities).
+    max_abs_diff : float
+        Largest absolute difference between any two probabilities.
+    """
+
+    n_images: int
+    n_disagree: int
+    max_abs_diff: float
+
+    @property
+    def agreement(self) -> float:
+        """Share of images on which both pick the same class."""
+        return 1.0 - self.n_disagree / self.n_images if self.n_images else 1.0
+
+    def describe(self) -> str:
+        """One line: images, identical argmax share, max |Δp|.
+
+        Examples
+        --------
+        >>> Parity(10_000, 0, 2.4e-7).describe()
+        'parity on 10,000 test images: identical argmax on 100.00% (0 differ), max |Δp| 2.4e-07'
+        """
+        return (f"parity on {self.n_images:,} test images: identical argmax on {self.agreement:.2%} "
+                f"({self.n_disagree:,} differ), max |Δp| {self.max_abs_diff:.1e}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values, for the card."""
+        return {**dataclasses.asdict(self), "agreement": self.agreement}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_onnx` wrote.
+
+    Attributes
+    ----------
+    path : Path
+        The ONNX file.
+    card_path : Path
+        Its card, ``<path>.json``.
+    card : ModelCard
+        The card's contents.
+    parity : Parity
+        ONNX Runtime against the estimator on the run's test set.
+    """
+
+    path: Path
+    card_path: Path
+    card: ModelCard
+    parity: Parity
+
+
+# ----------------------------------------------------------------- conversion
+
+
+def to_onnx(model: Any, card: ModelCard) -> Any:
+    """Convert a fitted zoo estimator to an ``onnx.ModelProto`` with digitlab's contract in its metadata.
+
+    Parameters
+    ----------
+    model : estimator
+        Fitted: a :class:`~digitlab.models.cnn.CNNClassifier` or one of the zoo's scikit-learn models.
+    card : ModelCard
+        The model's card: the input contract (image shape, pixel scale, classes), id and temperature.
+
+    Returns
+    -------
+    onnx.ModelProto
+        Input ``features`` with a dynamic batch axis; outputs ``label`` and ``probabilities``.
+
+    Raises
+    ------
+    DigitlabError
+        One line naming the model and why, when it cannot be converted.
+    """
+    _need("onnx")
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from digitlab.models.cnn import CNNClassifier
+
+    n_features = int(getattr(model, "n_features_in_", card.n_pixels))
+    if n_features != card.n_pixels:
+        raise DigitlabError(f"{card.model}: the model takes {n_features} features but its card says "
+                            f"{card.image_shape[0]}×{card.image_shape[1]} images")
+    if isinstance(model, CNNClassifier):
+        proto = _cnn_to_onnx(model, card)
+    elif isinstance(model, KNeighborsClassifier):
+        proto = _knn_to_onnx(model, card, n_features)
+    else:
+        proto = _sklearn_to_onnx(model, card, n_features)
+    _name_batch_axis(proto, card)
+    _add_contract(proto, model, card)
+    return proto
+
+
+def _need(*modules: str) -> None:
+    import importlib.util
+
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise DigitlabError(f"ONNX export needs {', '.join(missing)}, which is not installed; "
+                            "run `pip install 'digitlab[onnx]'`")
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the exporters' progress lines, deprecation warnings and log messages."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def _cnn_to_onnx(model: Any, card: ModelCard) -> Any:
+    """The CNN's ``predict_proba`` as a graph: BatchNorm folded, TTA as one batch, softmax, argmax."""
+    _need("torch", "onnxscript")
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from digitlab.models import cnn_torch as ct
+
+    side = model.image_shape_[0]
+    n_features, n_classes = int(model.n_features_in_), len(model.classes_)
+    net = ct.fuse_bn(model.module_).cpu().to(memory_format=torch.contiguous_format).eval()
+    tta = bool(model.tta)
+
+    class Graph(nn.Module):
+        """Features in, (label, probabilities) out: what ``CNNClassifier.predict_proba`` computes."""
+
+        def __init__(self):
+            super().__init__()
+            self.net = net
+            self.register_buffer("classes", torch.as_tensor(np.asarray(model.classes_, dtype=np.int64)))
+
+        def forward(self, features):
+            if n_features < side * side:  # rows zero-padded to a square, as cnn_torch.as_images does
+                features = F.pad(features, (0, side * side - n_features))
+            x = features.reshape(-1, 1, side, side)
+            if tta:
+                views = torch.cat([x] + [ct.shift(x, dy, dx) for dy, dx in TTA_SHIFTS])
+                proba = torch.softmax(self.net(views), dim=1).reshape(1 + len(TTA_SHIFTS), -1, n_classes).mean(0)
+            else:
+                proba = torch.softmax(self.net(x), dim=1)
+            return self.classes[proba.argmax(dim=1)], proba
+
+    example = torch.zeros(2, n_features)  # 2, not 1: torch.export would fix a batch axis of size 1
+    try:
+        with _quiet(), torch.inference_mode(False), torch.no_grad():
+            program = torch.onnx.export(
+                Graph().eval(), (example,), input_names=[INPUT], output_names=list(OUTPUTS), opset_version=OPSET,
+                dynamo=True, dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), optimize=True, verbose=False,
+            )
+        return program.model_proto
+    except Exception as exc:  # the exporter raises many kinds; each means "cannot convert"
+        raise DigitlabError(f"{card.model}: torch.onnx.export cannot convert the CNN ({_first_line(exc)})") from None
+
+
+def _sklearn_to_onnx(model: Any, card: ModelCard, n_features: int) -> Any:
+    """A scikit-learn classifier through skl2onnx: float32 input, probabilities as a tensor (ZipMap off)."""
+    _need("skl2onnx")
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    try:
+        with _quiet():
+            proto = convert_sklearn(
+                model, initial_types=[(INPUT, FloatTensorType([None, n_features]))],
+                options={id(model): {"zipmap": False}}, target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET},
+            )
+    except Exception as exc:  # skl2onnx raises RuntimeError, NotImplementedError, its own kinds...
+        raise DigitlabError(f"{card.model}: skl2onnx cannot convert a {type(model).__name__} "
+                            f"({_first_line(exc)})") from None
+    names = [output.name for output in proto.graph.output]
+    if names != list(OUTPUTS):
+        raise DigitlabError(f"{card.model}: skl2onnx gave outputs {names}, not {list(OUTPUTS)}; cannot export it")
+    return proto
+
+
+def _knn_to_onnx(model: Any, card: ModelCard, n_features: int) -> Any:
+    """k-nearest neighbours as a graph: scikit-learn's euclidean distances, ``TopK``, its weights and vote.
+
+    Distances are computed in float64 as ``|x|² - 2 x·y + |y|²`` (scikit-learn's own method); a
+    neighbour at distance 0 takes all the weight of its row, as in scikit-learn. The graph holds the
+    training images (float32, cast to float64 once when ONNX Runtime loads it).
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    metric = model.effective_metric_
+    if metric != "euclidean" or model.weights not in ("uniform", "distance"):
+        raise DigitlabError(f"{card.model}: only euclidean k-NN with uniform or distance weights converts to "
+                            f"ONNX, not metric={metric!r}, weights={model.weights!r}")
+    train = np.asarray(model._fit_X, dtype=np.float32)  # scikit-learn keeps the training rows here
+    labels = np.asarray(model._y, dtype=np.int64)  # ...and their class indices here
+    k, n_classes = int(model.n_neighbors), len(model.classes_)
+    if train.ndim != 2 or labels.ndim != 1 or train.shape[1] != n_features or k > len(train):
+        raise DigitlabError(f"{card.model}: the fitted k-NN's training data is not one label per row; cannot export it")
+    train64 = train.astype(np.float64)
+    D, F, I = TensorProto.DOUBLE, TensorProto.FLOAT, TensorProto.INT64
+    init = [
+        numpy_helper.from_array(np.ascontiguousarray(train.T), "train_t"),
+        numpy_helper.from_array(np.einsum("ij,ij->i", train64, train64), "train_sq"),
+        numpy_helper.from_array(labels, "train_labels"),
+        numpy_helper.from_array(np.asarray(model.classes_, dtype=np.int64), "classes"),
+        numpy_helper.from_array(np.asarray([k], dtype=np.int64), "k"),
+        numpy_helper.from_array(np.asarray([1], dtype=np.int64), "axis1"),
+        numpy_helper.from_array(np.asarray([2], dtype=np.int64), "axis2"),
+        numpy_helper.from_array(np.asarray(-2.0), "minus_two"),
+        numpy_helper.from_array(np.asarray(0.0), "zero"),
+        numpy_helper.from_array(np.arange(n_classes, dtype=np.int64), "class_index"),
+    ]
+    node = helper.make_node
+    nodes = [
+        node("Cast", [INPUT], ["x"], to=D),
+        node("Cast", ["train_t"], ["y_t"], to=D),
+        node("MatMul", ["x", "y_t"], ["xy"]),
+        node("Mul", ["x", "x"], ["x2"]),
+        node("ReduceSum", ["x2", "axis1"], ["x_sq"], keepdims=1),
+        node("Mul", ["xy", "minus_two"], ["m2xy"]),
+        node("Add", ["m2xy", "x_sq"], ["d2a"]),
+        node("Add", ["d2a", "train_sq"], ["d2b"]),
+        node("Max", ["d2b", "zero"], ["d2"]),
+        node("TopK", ["d2", "k"], ["near_d2", "near"], axis=-1, largest=0, sorted=1),
+        node("Gather", ["train_labels", "near"], ["near_labels"], axis=0),
+        node("Unsqueeze", ["near_labels", "axis2"], ["near_labels3"]),
+        node("Equal", ["near_labels3", "class_index"], ["is_class"]),
+        node("Cast", ["is_class"], ["votes"], to=D),  # one-hot: [batch, k, classes]
+    ]
+    if model.weights == "distance":
+        nodes += [
+            node("Sqrt", ["near_d2"], ["dist"]),
+            node("Equal", ["dist", "zero"], ["at_zero"]),
+            node("Cast", ["at_zero"], ["at_zero_d"], to=D),
+            node("ReduceMax", ["at_zero_d", "axis1"], ["row_has_zero"], keepdims=1),
+            node("Cast", ["row_has_zero"], ["row_has_zero_b"], to=TensorProto.BOOL),
+            node("Reciprocal", ["dist"], ["inverse"]),
+            node("Where", ["row_has_zero_b", "at_zero_d", "inverse"], ["weights"]),
+            node("Unsqueeze", ["weights", "axis2"], ["weights3"]),
+            node("Mul", ["votes", "weights3"], ["weighted"]),
+        ]
+        votes = "weighted"
+    else:
+        votes = "votes"
+    nodes += [
+        node("ReduceSum", [votes, "axis1"], ["score"], keepdims=0),
+        node("ReduceSum", ["score", "axis1"], ["total"], keepdims=1),
+        node("Div", ["score", "total"], ["proba"]),
+        node("Cast", ["proba"], [OUTPUTS[1]], to=F),
+        node("ArgMax", ["proba"], ["best"], axis=1, keepdims=0),
+        node("Gather", ["classes", "best"], [OUTPUTS[0]], axis=0),
+    ]
+    graph = helper.make_graph(
+        nodes, "digitlab_knn", [helper.make_tensor_value_info(INPUT, F, ["batch", n_features])],
+        [helper.make_tensor_value_info(OUTPUTS[0], I, ["batch"]),
+         helper.make_tensor_value_info(OUTPUTS[1], F, ["batch", n_classes])],
+        initializer=init,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    proto.ir_version = 8  # what ONNX Runtime ≥ 1.14 reads
+    return proto
+
+
+def _name_batch_axis(proto: Any, card: ModelCard) -> None:
+    """Call the first axis of the input and outputs ``batch``; refuse a graph whose batch size is fixed."""
+    dims = [value.type.tensor_type.shape.dim for value in (*proto.graph.input, *proto.graph.output)]
+    if not all(len(d) >= 1 for d in dims) or any(d[0].HasField("dim_value") for d in dims):
+        raise DigitlabError(f"{card.model}: the exported graph has a fixed batch size; cannot export it")
+    for d in dims:
+        d[0].dim_param = "batch"
+
+
+def _add_contract(proto: Any, model: Any, card: ModelCard) -> None:
+    """Write the input contract into the graph's ``metadata_props`` (all strings)."""
+    from onnx import helper
+
+    from digitlab import __version__
+
+    props = {
+        "digitlab_contract": "1",
+        "model_card_id": card.id,
+        "model": card.model,
+        "dataset": card.dataset,
+        "estimator": card.estimator or f"{type(model).__module__}.{type(model).__qualname__}",
+        "source_sha256": card.sha256,
+        "image_shape": json.dumps(list(card.image_shape)),
+        "pixel_max": str(card.pixel_max),
+        "classes": json.dumps([int(c) for c in card.classes]),
+        "input": f"{INPUT}: float32 [batch, {card.n_pixels}]: raw pixels (0..{card.pixel_max}) divided by "
+                 f"pixel_max={card.pixel_max}, flattened row by row; the graph does not scale pixels",
+        "preprocessing": card.preprocessing,
+        "outputs": f"{OUTPUTS[0]}: int64 [batch], the most probable class; {OUTPUTS[1]}: float32 "
+                   "[batch, n_classes], columns in the order of classes, before the calibration temperature",
+        "temperature_applied": "outside the graph: digitlab.calibrate.apply_temperature(probabilities, temperature)",
+    }
+    if getattr(model, "tta", False):
+        props["test_time_augmentation"] = ("in the graph: the mean of the probabilities of the image and its four "
+                                           "one-pixel shifts")
+    if card.calibration is not None:
+        props["temperature"] = repr(float(card.calibration.temperature))
+        props["unsure_below"] = repr(float(card.calibration.unsure_below))
+    helper.set_model_props(proto, props)
+    proto.producer_name, proto.producer_version = "digitlab", __version__
+    proto.doc_string = f"digitlab {card.model} on {card.dataset} ({card.id}); see metadata_props for the input contract"
+
+
+# --------------------------------------------------------------------- parity
+
+
+def check_parity(estimator: Any, onnx_model: OnnxModel, features: np.ndarray) -> Parity:
+    """Compare the estimator's and ONNX Runtime's probabilities on ``features``.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Fitted, with ``predict_proba``.
+    onnx_model : OnnxModel
+        Its export.
+    features : ndarray of shape (n, n_features)
+
+    Returns
+    -------
+    Parity
+        Images compared, images where the argmax differs, the largest |Δprobability|.
+    """
+    expected = np.asarray(estimator.predict_proba(features), dtype=np.float64)
+    got = np.asarray(onnx_model.predict_proba(features), dtype=np.float64)
+    if expected.shape != got.shape:
+        raise DigitlabError(f"ONNX Runtime gave probabilities of shape {got.shape}, the estimator {expected.shape}")
+    n_disagree = int(np.sum(expected.argmax(axis=1) != got.argmax(axis=1)))
+    gap = float(np.max(np.abs(expected - got))) if expected.size else 0.0
+    if not np.isfinite(gap):
+        gap = float("inf")
+    return Parity(n_images=len(features), n_disagree=n_disagree, max_abs_diff=gap)
+
+
+def run_dataset(card: ModelCard) -> Dataset:
+    """The dataset a card names, split as the run split it: its test part is the run's test set."""
+    split = card.split
+    if split.get("kind") == "random":
+        test_size, seed = split.get("test_size"), split.get("seed")
+        if not isinstance(test_size, float) or type(seed) is not int:
+            raise DigitlabError(f"model {card.id}: the card's split lacks a test_size and seed; "
+                                "cannot rebuild the test images")
+        return load_dataset(card.dataset, test_size=test_size, seed=seed)
+    return load_dataset(card.dataset)
+
+
+# --------------------------------------------------------------------- export
+
+
+def export_onnx(run: str | Path, out: str | Path | None = None, *, threads: int = 0) -> ExportResult:
+    """Export the model of a saved run to ONNX, after checking it against the estimator.
+
+    Parameters
+    ----------
+    run : path
+        A run folder, its ``model.json``, or the model file in it.
+    out : path, optional
+        The ``.onnx`` file to write; default ``model.onnx`` in the run folder. Its card is written
+        beside it as ``<out>.json``.
+    threads : int
+        ONNX Runtime's intra-op threads for the parity check (0: every core).
+
+    Returns
+    -------
+    ExportResult
+        The paths written, the card, and the parity figures.
+
+    Raises
+    ------
+    DigitlabError
+        One line, with nothing written, when the run cannot be read, the model cannot be converted,
+        or ONNX Runtime disagrees with the estimator beyond :data:`MIN_AGREEMENT` /
+        :data:`MAX_PROBABILITY_GAP`.
+    """
+    from digitlab.fileio import atomic_path
+    from digitlab.preprocess import test_features
+    from digitlab.store import load_model
+
+    if out is not None:
+        _check_out(Path(out))
+    loaded = load_model(Path(run))
+    source = loaded.card
+    out = loaded.path.parent / "model.onnx" if out is None else Path(out)
+    _check_out(out)
+    _need("onnxruntime")
+
+    estimator = _on_cpu(loaded.model)
+    proto = to_onnx(estimator, source)
+    data = proto.SerializeToString()
+    features, _ = test_features(run_dataset(source))
+    parity = check_parity(estimator, OnnxModel(data, threads=threads, where=f"{source.model} export"), features)
+    bound = MAX_PROBABILITY_GAP.get(source.model, DEFAULT_PROBABILITY_GAP)
+    if parity.agreement < MIN_AGREEMENT or not parity.max_abs_diff <= bound:
+        raise DigitlabError(
+            f"{source.model}: ONNX Runtime disagrees with the estimator on the test set — identical argmax on "
+            f"{parity.agreement:.2%} ({parity.n_disagree:,} of {parity.n_images:,} differ; at least "
+            f"{MIN_AGREEMENT:.2%} needed), max |Δp| {parity.max_abs_diff:.1e} (at most {bound:.0e}); "
+            f"refusing to write {out}")
+
+    card = dataclasses.replace(
+        source, format=ONNX_FORMAT, file=out.name, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
+        state=None, versions={**source.versions, **_onnx_versions(source.model)},
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    doc = json.loads(card.to_json())
+    doc["onnx"] = {  # beyond ModelCard's fields: read by people, ignored by ModelCard.from_dict
+        "source": {"file": source.file, "format": source.format, "sha256": source.sha256},
+        "opset": OPSET, "input": INPUT, "outputs": list(OUTPUTS), "parity": parity.to_dict(),
+        "temperature": "applied outside the graph (digitlab.calibrate.apply_temperature)",
+    }
+    card_path = onnx_card_path(out)
+    with atomic_path(out) as tmp_onnx, atomic_path(card_path) as tmp_card:
+        tmp_onnx.write_bytes(data)
+        tmp_card.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return ExportResult(path=out, card_path=card_path, card=card, parity=parity)
+
+
+def _on_cpu(model: Any) -> Any:
+    """The estimator as it predicts on the CPU: a CNN loaded onto a GPU predicts there in bf16, which is
+    not what the float32 graph computes, so parity is checked against (and exported from) a CPU copy."""
+    from digitlab.models.cnn import CNNClassifier
+
+    if not isinstance(model, CNNClassifier) or model.device == "cpu":
+        return model
+    from digitlab.models import cnn_torch as ct
+
+    if ct.resolve_device(model.device).type == "cpu":
+        return model
+    return CNNClassifier.from_tensors({**model.get_params(), "device": "cpu"}, model.export_tensors())
+
+
+def _check_out(out: Path) -> None:
+    """Fail early, with one line, when ``out`` cannot be the ONNX file to write."""
+    from digitlab.runs import check_writable
+
+    if out.suffix != ".onnx":
+        raise DigitlabError(f"--out {out}: an ONNX file's name ends in .onnx; "
+                            f"choose e.g. {out.with_suffix('.onnx').name}")
+    if out.is_dir():
+        raise DigitlabError(f"--out {out}: is a folder; give a file name ending in .onnx")
+    if not out.parent.is_dir():
+        raise DigitlabError(f"--out {out}: the folder {out.parent} does not exist; create it or choose another")
+    check_writable(out.parent, "--out")
+
+
+def _onnx_versions(model: str) -> dict[str, str]:
+    """Versions of the libraries that made and checked the graph."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ("onnx", "onnxruntime", "onnxscript", "torch") if model == "cnn" else ("onnx", "onnxruntime", "skl2onnx")
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return versions
+
+
+def _first_line(exc: BaseException) -> str:
+    """``Kind: first line of the message``, short enough for one line of output."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
