@@ -1,0 +1,250 @@
+"""How well does ``digitlab read`` read whole handwritten numbers, and how fast?
+
+Pictures the model never saw, made reproducibly by :mod:`digitlab.data.numbers`, sent through what
+``digitlab read`` does (PNG or JPEG bytes → ``read_image`` → ``read_number``):
+
+- ``4 digits, gaps``: numbers of four MNIST *test* digits, random sizes, slants, baselines and gaps;
+- ``1-8 digits, gaps``: the same with one to eight digits;
+- ``pairs, boxes overlap``: two MNIST test digits whose ink boxes overlap by 0-15% of a digit's width;
+- ``pairs, ink touching``: two MNIST test digits pushed together until their ink touches, then
+  0-15% of a digit's width further;
+- ``drawn, pen templates``: 2-6 digits drawn with a thick pen from the stroke templates of
+  ``bench_handwriting.py``, 80-300 px tall, dark on light and light on dark, half as JPEG photos;
+- ``drawn, redrawn MNIST``: the same with MNIST test digits blown up into pen strokes.
+
+For each: the whole number right (``?`` counts as wrong), the whole number right by the model's
+best guesses (``?`` replaced by the digit it stands for), per-digit accuracy (digits of the true
+number read right, aligned by longest common subsequence), and how often the digit count is wrong.
+The baseline, in the same run, is the model's accuracy on the same MNIST test digits as they come
+(28×28), and ``0.993**4``-style bounds are printed beside the 4-digit figures.
+
+Latency: ``read_image`` + ``read_number`` on one 1,000×300 PNG of a drawn number, the median of many
+runs after the model is loaded; the baseline is ``predict_source`` (one digit) in the same process.
+
+Usage::
+
+    python benchmarks/bench_read.py --model runs/<mnist-cnn-run> [--n 1000] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_handwriting import draw_template, redraw_mnist, render  # noqa: E402
+from digitlab.data.images import WORK_SIDE, read_image  # noqa: E402
+from digitlab.data.numbers import NumberPicture, drawn_number, mnist_number  # noqa: E402
+from digitlab.predict import predict_images, predict_source, prepare_for  # noqa: E402
+from digitlab.read import count_marks, read_number  # noqa: E402
+
+CONDITIONS = ["4 digits, gaps", "1-8 digits, gaps", "pairs, boxes overlap", "pairs, ink touching",
+              "drawn, pen templates", "drawn, redrawn MNIST"]
+TARGETS = {  # condition: (measure, target)
+    "4 digits, gaps": ("guess_right", 0.96),
+    "pairs, boxes overlap": ("guess_right", 0.85),
+    "pairs, ink touching": ("guess_right", 0.85),
+    "drawn, pen templates": ("guess_right", 0.95),
+    "drawn, redrawn MNIST": ("guess_right", 0.95),
+}
+COUNT_WRONG_TARGET = 0.005  # for "4 digits, gaps"
+LATENCY_TARGET_MS = 50.0
+
+
+def _lcs(a: str, b: str) -> int:
+    """Length of the longest common subsequence: digits of ``b`` read right, in order, in ``a``."""
+    row = [0] * (len(b) + 1)
+    for x in a:
+        previous = 0
+        for j, y in enumerate(b, 1):
+            previous, row[j] = row[j], previous + 1 if x == y else max(row[j], row[j - 1])
+    return row[-1]
+
+
+def _png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _as_photo(picture: NumberPicture, rng: np.random.Generator) -> bytes:
+    """The drawn picture as a phone photo (bench_handwriting's ``render``: uneven light, blur, noise, JPEG)."""
+    gray = picture.image.astype(np.float32)
+    ink = np.abs(gray - np.median(gray[0])) / max(float(np.abs(gray - np.median(gray[0])).max()), 1.0)
+    return render(ink, picture.dark_on_light, True, rng)
+
+
+def _pictures(condition: str, n: int, rng: np.random.Generator, images: np.ndarray, labels: np.ndarray):
+    """``n`` (bytes, true text) pairs of one condition."""
+    by_digit = [images[labels == d] for d in range(10)]
+
+    def redrawn(digit: int, r: np.random.Generator) -> np.ndarray:
+        return redraw_mnist(by_digit[digit][r.integers(len(by_digit[digit]))], r)
+
+    for _ in range(n):
+        photo = False
+        if condition == "4 digits, gaps":
+            picture = mnist_number(images, labels, rng, n_digits=4)
+        elif condition == "1-8 digits, gaps":
+            picture = mnist_number(images, labels, rng, n_digits=int(rng.integers(1, 9)))
+        elif condition == "pairs, boxes overlap":
+            picture = mnist_number(images, labels, rng, n_digits=2, join="overlap")
+        elif condition == "pairs, ink touching":
+            picture = mnist_number(images, labels, rng, n_digits=2, join="touch")
+        else:
+            draw = draw_template if condition == "drawn, pen templates" else redrawn
+            picture = drawn_number(rng, draw, n_digits=int(rng.integers(2, 7)))
+            photo = bool(rng.integers(2))
+        yield (_as_photo(picture, rng) if photo else _png(picture.image)), picture, photo
+
+
+def _read_true_boxes(model, card, image: Image.Image, picture: NumberPicture) -> str:
+    """The baseline: each digit read alone from its true box (widened a little), as ``digitlab predict`` would."""
+    scale = image.width / picture.image.shape[1]  # a large JPEG is decoded smaller (read_image's draft)
+    crops = []
+    for box in picture.boxes:
+        x0, y0, x1, y1 = (round(v * scale) for v in box)
+        m = 2 + (y1 - y0) // 20
+        crops.append(prepare_for(card, image.crop((max(0, x0 - m), max(0, y0 - m), x1 + m, y1 + m))))
+    return "".join(str(p.digit) for p in predict_images(model, card, np.stack(crops)))
+
+
+def _measure(model, card, condition: str, n: int, rng, images, labels, examples: Path, keep: int) -> dict:
+    rows, alone = [], []
+    for i, (data, picture, photo) in enumerate(_pictures(condition, n, rng, images, labels)):
+        truth = picture.text
+        image = read_image(data, draft=WORK_SIDE)
+        reading = read_number(model, card, image)
+        guess = "".join(str(d.digit) for d in reading.digits)
+        rows.append((truth, reading.text.replace(" ", ""), guess, photo))
+        alone.append(_read_true_boxes(model, card, image, picture) == truth)
+        if i < keep:
+            slug = condition.replace(", ", "-").replace(" ", "-")
+            name = f"{slug}-{i:03d}-{truth}-read-{reading.text.replace(' ', '_')}"
+            (examples / f"{name}.{'jpg' if photo else 'png'}").write_bytes(data)
+    digits = sum(len(t) for t, *_ in rows)
+    result = {
+        "n": len(rows),
+        "text_right": float(np.mean([t == s for t, s, _, _ in rows])),
+        "guess_right": float(np.mean([t == g for t, _, g, _ in rows])),
+        "true_boxes_right": float(np.mean(alone)),
+        "per_digit": sum(_lcs(s, t) for t, s, _, _ in rows) / digits,
+        "per_digit_guess": sum(_lcs(g, t) for t, _, g, _ in rows) / digits,
+        "count_wrong": float(np.mean([len(t) != len(g) for t, _, g, _ in rows])),
+        "doubtful_digits": sum(s.count("?") for _, s, _, _ in rows) / digits,
+    }
+    photos = [r for r in rows if r[3]]
+    if photos:
+        result["guess_right_photos"] = float(np.mean([t == g for t, _, g, _ in photos]))
+    return result
+
+
+def _latency(model, card, rng, repeats: int, out: Path) -> dict:
+    """Median milliseconds of read_image + read_number on a 1000×300 PNG, of count_marks on it (decoded),
+    and of one-digit predict_source."""
+    picture = drawn_number(rng, draw_template, n_digits=5, dark_on_light=True)
+    image = Image.fromarray(picture.image)
+    image.thumbnail((1000, 300))
+    canvas = Image.new("L", (1000, 300), int(picture.image[0, 0]))
+    canvas.paste(image, ((1000 - image.width) // 2, (300 - image.height) // 2))
+    number = _png(np.asarray(canvas))
+    (out / "read-latency-1000x300.png").write_bytes(number)
+    one = _png(drawn_number(rng, draw_template, n_digits=1, dark_on_light=True).image)
+
+    def median_ms(work) -> float:
+        work()  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - start)
+        return 1000 * float(np.median(times))
+
+    read_ms = median_ms(lambda: read_number(model, card, read_image(number, draft=WORK_SIDE)))
+    predict_ms = median_ms(lambda: predict_source(model, card, one))
+    decoded = read_image(number)
+    count_ms = median_ms(lambda: count_marks(decoded))
+    text = read_number(model, card, decoded).text
+    return {"picture": "1000x300 PNG, 5 drawn digits", "truth": picture.text, "read": text,
+            "read_ms": read_ms, "one_digit_predict_ms": predict_ms, "count_marks_ms": count_ms}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True, help="run folder of an MNIST model (28×28)")
+    parser.add_argument("--n", type=int, default=1000, help="pictures per condition")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=200, help="timed reads of the 1000×300 picture")
+    parser.add_argument("--conditions", default=None, help="comma-separated starts of condition names, e.g. 4,pairs")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-output")
+    parser.add_argument("--save-examples", type=int, default=20, help="pictures of each condition kept for a look")
+    args = parser.parse_args()
+
+    from digitlab.data import load_dataset
+    from digitlab.store import load_model
+
+    loaded = load_model(args.model)
+    card = loaded.card
+    if card.image_shape != (28, 28):
+        sys.exit("bench_read: give an MNIST (28×28) model")
+    mnist = load_dataset("mnist")
+    images, labels = mnist.test_images, mnist.test_labels
+    examples = args.out / "read-examples"
+    examples.mkdir(parents=True, exist_ok=True)
+
+    base = predict_images(loaded.model, card, images)
+    baseline = float(np.mean([p.digit for p in base] == labels))
+    conditions = CONDITIONS
+    if args.conditions:
+        conditions = [c for c in conditions if any(c.startswith(w.strip()) for w in args.conditions.split(","))]
+    report = {"model_id": card.id, "baseline_mnist_test": baseline, "conditions": {}}
+    print(f"model {card.id}: MNIST test digits as they come {baseline:.2%} (so 4 digits at most ≈ {baseline**4:.2%})")
+    print(f"{'condition':24s} {'n':>5s} {'number':>8s} {'by guess':>9s} {'boxes':>7s} {'ratio':>6s} {'digit':>7s} "
+          f"{'count!':>7s} {'?':>6s}  target")
+    passed = True
+    for condition in conditions:
+        rng = np.random.default_rng([args.seed, CONDITIONS.index(condition)])  # a subset draws the same pictures
+        start = time.perf_counter()
+        r = _measure(loaded.model, card, condition, args.n, rng, images, labels, examples, args.save_examples)
+        r["seconds"] = time.perf_counter() - start
+        report["conditions"][condition] = r
+        target = ""
+        if condition in TARGETS:
+            measure, goal = TARGETS[condition]
+            ok = r[measure] >= goal and (condition != "4 digits, gaps" or r["count_wrong"] <= COUNT_WRONG_TARGET)
+            passed &= ok
+            count = ", count ≤ 0.5%" if condition == "4 digits, gaps" else ""
+            target = f"{'PASS' if ok else 'FAIL'} (≥ {goal:.0%}{count})"
+        ratio = r["guess_right"] / max(r["true_boxes_right"], 1e-9)
+        print(f"{condition:24s} {r['n']:5d} {r['text_right']:8.2%} {r['guess_right']:9.2%} "
+              f"{r['true_boxes_right']:7.2%} x{ratio:5.3f} {r['per_digit_guess']:7.2%} "
+              f"{r['count_wrong']:7.2%} {r['doubtful_digits']:6.2%}  {target}")
+    latency = _latency(loaded.model, card, np.random.default_rng([args.seed, 99]), args.repeats, args.out)
+    report["latency"] = latency
+    ok = latency["read_ms"] <= LATENCY_TARGET_MS
+    passed &= ok
+    print(f"latency: read_image + read_number on one 1000×300 PNG: {latency['read_ms']:.1f} ms median "
+          f"(one digit through predict_source: {latency['one_digit_predict_ms']:.1f} ms, "
+          f"x{latency['read_ms'] / latency['one_digit_predict_ms']:.1f}); read {latency['read']!r} "
+          f"for {latency['truth']!r}  {'PASS' if ok else 'FAIL'} (≤ {LATENCY_TARGET_MS:.0f} ms); "
+          f"count_marks on it: {latency['count_marks_ms']:.1f} ms")
+    report["command"] = " ".join([Path(sys.executable).name, *sys.argv])
+    (args.out / "bench_read.json").write_text(json.dumps(report, indent=2) + "\n")
+    print("number: the whole number right (? counts wrong); by guess: right by the best guesses; boxes: the baseline, "
+          "each digit read alone from its true box; ratio: by guess / boxes; digit: per-digit accuracy by guess; "
+          "count!: digit count wrong; ?: digits shown as ?")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

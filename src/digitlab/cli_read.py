@@ -1,0 +1,90 @@
+"""``digitlab read``: the whole number in each picture, digit by digit.
+
+The main CLI registers :func:`read` as a command and turns a :class:`~digitlab.errors.DigitlabError`
+into one line and exit code 2. As ``digitlab predict`` does, a picture that cannot be read gets one
+line of its own, the others are still answered, and the exit code is 1. Heavy imports stay inside
+the command so that ``digitlab --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from digitlab.errors import DigitlabError
+
+
+def read(
+    images: List[Path] = typer.Argument(..., help="Pictures of numbers: PNG, JPEG, BMP, GIF, WebP or TIFF."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", "-m", help="A run folder or model file (default: newest in runs/)."),
+    runs: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the newest model."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines: each digit's box and top 3 too."),
+    save_prepared: Optional[Path] = typer.Option(
+        None, "--save-prepared", help="Write each digit as the model saw it, as PNG, into this folder."),
+) -> None:
+    """Read whole handwritten numbers: find the digits in each picture and read them left to right.
+
+    A digit the model is not sure of shows as ? in the number, with its two most likely readings.
+    """
+    from rich.markup import escape
+
+    from digitlab.cli import _save_prepared, console, err_console
+    from digitlab.data.images import WORK_SIDE, read_image
+    from digitlab.read import read_number
+    from digitlab.runs import find_latest_model
+    from digitlab.store import load_model
+
+    if model is None:
+        model = find_latest_model(runs)
+        if model is None:
+            raise DigitlabError(f"no trained model in {runs}/; run `digitlab run` first or pass --model PATH")
+        err_console.print(f"using the newest model: {escape(str(model))}")
+    loaded = load_model(model)
+    if loaded.card.calibration is None:
+        err_console.print("note: this model was saved before digitlab calibrated its models; its percentages "
+                          "are its own (often over- or under-confident) — retrain it for calibrated ones")
+    if save_prepared is not None:
+        from digitlab.runs import check_writable
+
+        check_writable(save_prepared, "--save-prepared")
+    results, failed = [], 0
+    for n, image in enumerate(images, 1):
+        try:
+            reading = read_number(loaded.model, loaded.card, read_image(image, draft=WORK_SIDE),
+                                  detector=getattr(loaded, "detector", None))
+        except DigitlabError as exc:
+            failed += 1
+            message = str(exc) if str(image) in str(exc) else f"{image}: {exc}"
+            err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+            results.append({"image": str(image), "error": message})
+            continue
+        entry = {"image": str(image), **reading.to_dict()}
+        if save_prepared is not None:
+            stem = image.stem if [i.stem for i in images].count(image.stem) == 1 else f"{n:03d}-{image.stem}"
+            for k, (digit, data) in enumerate(zip(reading.digits, entry["digits"]), 1):
+                path = save_prepared / f"{stem}-digit{k:02d}.png"
+                data["prepared"] = str(_save_prepared(digit.prepared, loaded.pixel_max, path))
+        results.append(entry)
+        if not as_json:
+            console.print(f"{escape(str(image))}: [bold]{escape(reading.text)}[/]  ({_digits_line(reading)})"
+                          + (f"  [yellow]{reading.doubtful} doubtful[/]" if reading.doubtful else ""),
+                          soft_wrap=True)
+    if as_json:
+        typer.echo(json.dumps({"model": loaded.id, "readings": results}, indent=2))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _digits_line(reading) -> str:
+    """Each digit and its confidence: ``4 99.8%``, or ``? 7 61% / 1 30%`` for a doubtful one."""
+    parts = []
+    for digit in reading.digits:
+        if digit.kind == "digit":
+            parts.append(f"{digit.digit} {digit.probability:.1%}")
+        else:
+            parts.append("[yellow]?[/] " + " / ".join(f"{d} {p:.0%}" for d, p in digit.top[:2]))
+    return ", ".join(parts)

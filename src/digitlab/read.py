@@ -1,0 +1,265 @@
+"""Read a whole handwritten number: find its digits, read each, in order.
+
+The library behind ``digitlab read``::
+
+    picture ──► ink_of ──► find_marks ──► prepare_for ──► predict_images ──► cut wide marks? ──► NumberReading
+               (ink vs paper,  (pieces      (each mark    (all marks in    (cuts from the ink's
+                faint removed)  merged,      the MNIST     one batch)       profile; the surest
+                                ordered)     way)                           halves win)
+
+A mark may be two touching digits when it is wider than :data:`WIDE` times its line's digit height
+(and, on a line of three marks or more, 1.5 times their median width). Its cuts are read, and the
+one whose less sure half is surest wins; it is taken when the model is surer of the two halves than
+of the whole, by a margin that shrinks as the mark gets wider (in log-odds, ``6 × (1.2 - width /
+height)``, below zero past 1.2), and always for a mark wider than :data:`TOO_WIDE` heights. Each half is
+looked at again, for three digits or more run together. A digit whose prediction is not a plain
+``"digit"`` (unsure, or not a digit at all) shows as ``?`` in the text.
+
+Examples
+--------
+>>> import numpy as np
+>>> from PIL import Image, ImageDraw
+>>> from digitlab.data import load_dataset
+>>> from digitlab.train import train
+>>> from digitlab.card import ModelCard
+>>> model = train("logreg", load_dataset("digits")).model
+>>> card = ModelCard(model="logreg", dataset="digits", image_shape=(8, 8), pixel_max=16)
+>>> picture = Image.new("L", (300, 120), 255)
+>>> draw = ImageDraw.Draw(picture)
+>>> draw.line([(60, 15), (60, 105)], fill=0, width=12); draw.line([(200, 15), (200, 105)], fill=0, width=12)
+>>> reading = read_number(model, card, picture)
+>>> len(reading.digits), [d.box for d in reading.digits]
+(2, [(55, 15, 67, 106), (195, 15, 207, 106)])
+>>> count_marks(picture)
+2
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from digitlab.card import ModelCard
+from digitlab.errors import DigitlabError
+from digitlab.predict import Prediction, predict_images, prepare_for
+from digitlab.segment import Box, Ink, Mark, digit_input, find_marks, ink_of, split_candidates
+
+__all__ = ["DigitReading", "NumberReading", "read_number", "count_marks", "WIDE", "TOO_WIDE"]
+
+WIDE = 0.8
+"""A mark wider than this many times its line's digit height may be two touching digits: cuts are tried."""
+
+TOO_WIDE = 2.0
+"""A mark wider than this many times its line's digit height is never one digit: it is always cut."""
+
+_WIDER = 1.5  # on a line of three marks or more, a mark 1.5 times the median width may be two digits
+_HALF_HEIGHT = 0.6  # each half of a cut must be at least 60% of a digit's height
+_EVIDENCE, _EVEN = 6.0, 1.2  # cut when the halves' log-odds beat the whole's by 6 × (1.2 - width/height)
+_MAX_DEPTH = 3  # a mark is cut at most three times deep: up to 8 digits run together
+
+
+@dataclass(frozen=True)
+class DigitReading:
+    """One digit found in the picture, and what the model read there.
+
+    Attributes
+    ----------
+    box : (int, int, int, int)
+        ``(x0, y0, x1, y1)`` in the picture's own pixels, right and bottom excluded.
+    digit : int
+        The most probable digit.
+    probability : float
+        Its (calibrated) probability.
+    top : tuple of (digit, probability)
+        The three most probable digits.
+    kind : str
+        The prediction's kind: ``"digit"``, ``"unsure"`` or ``"not_a_digit"``; anything but
+        ``"digit"`` is shown as ``?``.
+    line : int
+        The line it is on, 0 for the top one.
+    prepared : ndarray
+        The model's input for it (28×28 for MNIST), as :func:`~digitlab.predict.prepare_for` made it.
+    """
+
+    box: Box
+    digit: int
+    probability: float
+    top: tuple[tuple[int, float], ...]
+    kind: str
+    line: int = 0
+    prepared: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def shown(self) -> str:
+        """The digit as the text shows it: ``"7"``, or ``"?"`` when it is not a sure digit."""
+        return str(self.digit) if self.kind == "digit" else "?"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (without the prepared input)."""
+        return {"digit": self.digit, "shown": self.shown, "probability": self.probability, "kind": self.kind,
+                "box": list(self.box), "line": self.line,
+                "top": [{"digit": d, "probability": p} for d, p in self.top]}
+
+
+@dataclass(frozen=True)
+class NumberReading:
+    """A whole number read from one picture.
+
+    Attributes
+    ----------
+    text : str
+        The digits in reading order, ``?`` for a doubtful one; lines separated by a space
+        (``"4071"``, ``"12 34"``).
+    digits : tuple of DigitReading
+        Each digit, in the same order.
+    model_id : str
+        The ``id`` of the model card.
+    """
+
+    text: str
+    digits: tuple[DigitReading, ...]
+    model_id: str
+
+    @property
+    def doubtful(self) -> int:
+        """How many digits show as ``?``."""
+        return sum(d.kind != "digit" for d in self.digits)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return {"text": self.text, "model_id": self.model_id, "digits": [d.to_dict() for d in self.digits]}
+
+
+def count_marks(image: Any) -> int:
+    """How many separate marks a picture holds: cheap (no model), for "one digit, or several?".
+
+    Pieces of one digit (a 5's flag) count once, specks not at all, and digits that touch count
+    as one mark, so a result above 1 means the picture surely holds several digits or symbols.
+
+    Parameters
+    ----------
+    image : PIL image or ndarray
+        Anything :func:`~digitlab.data.images.prepare_digit` accepts.
+
+    Returns
+    -------
+    int
+        0 for a blank picture.
+
+    Examples
+    --------
+    >>> paper = np.full((50, 120), 255, dtype=np.uint8)
+    >>> paper[10:40, 20:26] = 0; paper[10:40, 80:86] = 0
+    >>> count_marks(paper), count_marks(np.full((50, 50), 255, dtype=np.uint8))
+    (2, 0)
+    """
+    try:
+        ink = ink_of(image)
+    except DigitlabError as exc:
+        if str(exc).startswith("no ink found"):
+            return 0
+        raise
+    return len(find_marks(ink))
+
+
+def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None) -> NumberReading:
+    """Find the digits in a picture of a handwritten number and read them in order.
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted digitlab model (``predict_proba``), e.g. ``load_model(path).model``.
+    card : ModelCard
+        Its card: the input shape, pixel maximum, calibration and "unsure" threshold.
+    image : PIL image or ndarray
+        Anything :func:`~digitlab.data.images.prepare_digit` accepts; digits on one or more lines.
+    detector : optional
+        The run's not-a-digit detector (``LoadedModel.detector``), passed on to
+        :func:`~digitlab.predict.predict_images`: a mark it flags shows as ``?``.
+
+    Returns
+    -------
+    NumberReading
+
+    Raises
+    ------
+    DigitlabError
+        The picture is blank or cannot be an image, or holds more than
+        :data:`~digitlab.segment.MAX_MARKS` marks.
+    """
+    ink = ink_of(image)
+    marks = find_marks(ink)
+    if not marks:
+        raise DigitlabError("no ink found: the image is blank; write or photograph a number")
+    lines = _line_sizes(marks)
+    predict = _Predictor(model, card, ink, {} if detector is None else {"detector": detector})
+    found: list[tuple[Mark, Prediction, np.ndarray]] = []
+    for mark, single in zip(marks, predict(marks)):
+        found += _read_mark(predict, mark, single, lines[mark.line], depth=0)
+    digits = tuple(
+        DigitReading(box=ink.to_picture(mark.box), digit=p.digit, probability=p.probability,
+                     top=tuple(p.top), kind=p.kind, line=mark.line, prepared=prepared)
+        for mark, p, prepared in found
+    )
+    text = " ".join("".join(d.shown for d in digits if d.line == n) for n in range(digits[-1].line + 1))
+    return NumberReading(text=text, digits=digits, model_id=card.id)
+
+
+@dataclass(frozen=True)
+class _Line:
+    """The size of one digit on a line: the median height of its marks, and their median width
+    when the line has enough marks for a median to mean something (three or more)."""
+
+    height: float
+    width: float | None
+
+
+def _line_sizes(marks: list[Mark]) -> dict[int, _Line]:
+    sizes: dict[int, _Line] = {}
+    for line in {m.line for m in marks}:
+        on_line = [m for m in marks if m.line == line]
+        width = float(np.median([m.width for m in on_line])) if len(on_line) >= 3 else None
+        sizes[line] = _Line(height=float(np.median([m.height for m in on_line])), width=width)
+    return sizes
+
+
+@dataclass(frozen=True)
+class _Predictor:
+    """Marks of one picture → (prediction, prepared input), each prepared the model's way, in one batch."""
+
+    model: Any
+    card: ModelCard
+    ink: Ink
+    options: dict
+
+    def __call__(self, marks: list[Mark]) -> list[tuple[Prediction, np.ndarray]]:
+        prepared = np.stack([prepare_for(self.card, digit_input(self.ink, m)) for m in marks])
+        return list(zip(predict_images(self.model, self.card, prepared, **self.options), prepared))
+
+
+def _read_mark(predict: _Predictor, mark: Mark, single: tuple[Prediction, np.ndarray], line: _Line,
+               depth: int) -> list[tuple[Mark, Prediction, np.ndarray]]:
+    """The mark read as one digit or, if it is too wide for one, as the best pair of halves (recursively)."""
+    keep = [(mark, *single)]
+    wide = mark.width > WIDE * line.height and (line.width is None or mark.width > _WIDER * line.width)
+    if not wide or depth >= _MAX_DEPTH:
+        return keep
+    pairs = [(a, b) for a, b in split_candidates(mark) if min(a.height, b.height) >= _HALF_HEIGHT * line.height]
+    if not pairs:
+        return keep
+    read = predict([half for pair in pairs for half in pair])
+    scores = [min(_log_odds(read[2 * k][0]), _log_odds(read[2 * k + 1][0])) for k in range(len(pairs))]
+    best = int(np.argmax(scores))
+    evidence = scores[best] - _log_odds(single[0])
+    if mark.width <= TOO_WIDE * line.height and evidence <= _EVIDENCE * (_EVEN - mark.width / line.height):
+        return keep
+    (left, right), (lp, rp) = pairs[best], (read[2 * best], read[2 * best + 1])
+    return _read_mark(predict, left, lp, line, depth + 1) + _read_mark(predict, right, rp, line, depth + 1)
+
+
+def _log_odds(prediction: Prediction) -> float:
+    """How sure the model is of a digit: the log-odds of its top probability."""
+    p = min(max(prediction.probability, 1e-6), 1 - 1e-6)
+    return float(np.log(p / (1 - p)))

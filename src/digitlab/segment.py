@@ -1,0 +1,411 @@
+"""Find the separate marks in a picture of a handwritten number, in reading order.
+
+The geometry behind :func:`digitlab.read.read_number`; nothing here asks a model.
+
+1. :func:`ink_of`: the picture as an ink map, exactly as :func:`~digitlab.data.images.prepare_digit`
+   sees it (grayscale, ink vs paper decided from the border, faint background removed), at most
+   1024 px on its longer side.
+2. :func:`find_marks`: the ink's connected pieces (:func:`scipy.ndimage.label`, 8-connected), dust
+   dropped; pieces that sit one above the other (a 5's detached flag, a 4 drawn in two strokes)
+   merged; specks far smaller than the digits dropped; short fragments of a broken stroke joined to
+   the digit next to them; marks grouped into lines, ordered left to right, lines top to bottom.
+3. :func:`split_candidates`: ways to cut a mark that may be two touching digits: where the column
+   ink profile is lowest or changes most steeply, along the path down that crosses the least ink,
+   and between its pieces. The caller keeps the cut whose halves a model reads most confidently.
+4. :func:`digit_input`: one mark's ink alone, ready for :func:`digitlab.predict.prepare_for`.
+
+Examples
+--------
+>>> import numpy as np
+>>> paper = np.full((60, 200), 255, dtype=np.uint8)
+>>> paper[10:50, 20:28] = 0              # a "1"
+>>> paper[10:50, 80:110] = 0; paper[18:42, 88:102] = 255     # a "0"
+>>> marks = find_marks(ink_of(paper))
+>>> [m.box for m in marks]
+[(20, 10, 28, 50), (80, 10, 110, 50)]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from digitlab.data.images import _FAINT, _ink_map, _to_gray
+from digitlab.errors import DigitlabError
+
+__all__ = ["Box", "Ink", "Mark", "ink_of", "find_marks", "split_candidates", "digit_input", "MAX_MARKS"]
+
+Box = tuple[int, int, int, int]
+"""``(x0, y0, x1, y1)``: left, top, right, bottom, the right and bottom ends excluded (as Pillow's crop)."""
+
+MAX_MARKS = 64
+"""More marks than this is not a number; the picture is refused rather than read slowly."""
+
+_INK = 0.1  # an ink-map pixel above this belongs to a mark
+_DUST = 0.02  # pieces with less ink than 2% of the heaviest piece are dust
+_MAX_PIECES = 400  # in a noisy photo only the heaviest pieces are looked at
+_OVERLAP = 0.5  # pieces overlapping horizontally by half the narrower one's width are one digit...
+_GAP = 0.3  # ...when the vertical gap between them is under 30% of a digit's height...
+_TALLEST = 1.4  # ...and together they are at most 1.4 digit heights tall
+_SAME_LINE = 0.5  # a mark is on a line when half its height lies within the line's rows
+_SPECK = 0.25  # a mark whose longer side is under 25% of the tallest mark's height is a speck
+_FRAGMENT = 0.5  # a mark under half a digit's height is a fragment of a digit...
+_NEAR = 0.2  # ...and belongs to the nearest digit closer than 20% of a digit's height
+_CENTRE = (0.2, 0.8)  # cuts at the thinnest ink, and cut paths, lie between 20% and 80% of a mark's width
+_THINNEST = 0.1  # cuts where the ink changes steeply leave a tenth of the mark's height on either side
+_CUTS = 4  # at most this many straight cuts, and as many path cuts, per mark
+_STEEP = 2  # and this many where the profile changes most steeply
+_SIDESTEP = 0.25  # a cut path pays this (in pixels of ink) for each pixel it moves sideways
+
+
+@dataclass(frozen=True)
+class Ink:
+    """A picture as ink strength in [0, 1] (0 is paper), and its scale to the picture's pixels.
+
+    Attributes
+    ----------
+    map : ndarray of float32, shape (H, W)
+        Light ink on a 0 background, faint background removed.
+    size : (int, int)
+        The picture's own width and height, in pixels.
+    """
+
+    map: np.ndarray = field(repr=False, compare=False)
+    size: tuple[int, int]
+
+    def to_picture(self, box: Box) -> Box:
+        """A box in ink-map pixels as a box in the picture's own pixels.
+
+        Examples
+        --------
+        >>> Ink(np.zeros((50, 100), np.float32), size=(200, 100)).to_picture((10, 5, 20, 15))
+        (20, 10, 40, 30)
+        """
+        sx, sy = self.size[0] / self.map.shape[1], self.size[1] / self.map.shape[0]
+        x0, y0, x1, y1 = box
+        return (int(x0 * sx), int(y0 * sy), min(self.size[0], round(x1 * sx)), min(self.size[1], round(y1 * sy)))
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One mark on the paper, perhaps a digit: where it is, and which ink pixels are its own.
+
+    Attributes
+    ----------
+    box : Box
+        Its bounding box, in ink-map pixels.
+    mask : ndarray of bool, shape (y1 - y0, x1 - x0)
+        Its own pixels inside the box (a neighbour's ink reaching into the box is not).
+    pieces : int
+        How many connected pieces it is made of.
+    line : int
+        Its line, 0 for the top one.
+    """
+
+    box: Box
+    mask: np.ndarray = field(repr=False, compare=False)
+    pieces: int = 1
+    line: int = 0
+
+    @property
+    def width(self) -> int:
+        """Width of the box, in ink-map pixels."""
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> int:
+        """Height of the box, in ink-map pixels."""
+        return self.box[3] - self.box[1]
+
+
+def ink_of(image: Any) -> Ink:
+    """The ink of any picture :func:`~digitlab.data.images.prepare_digit` accepts.
+
+    Parameters
+    ----------
+    image : PIL image or ndarray
+        Dark ink on light paper or light on dark, any mode or dtype ``prepare_digit`` takes.
+
+    Returns
+    -------
+    Ink
+
+    Raises
+    ------
+    DigitlabError
+        The picture is blank, or cannot be an image.
+
+    Examples
+    --------
+    >>> paper = np.full((30, 90), 255, dtype=np.uint8); paper[5:25, 40:45] = 0
+    >>> ink = ink_of(paper)
+    >>> ink.size, float(ink.map.max()), float(ink.map[0, 0])
+    ((90, 30), 1.0, 0.0)
+    """
+    size = image.size if hasattr(image, "size") and not isinstance(image, np.ndarray) else None
+    gray, alpha = _to_gray(image)
+    if size is None:
+        size = (int(image.shape[1]), int(image.shape[0]))
+    try:
+        ink = _ink_map(gray, alpha)
+    except DigitlabError:
+        raise DigitlabError("no ink found: the image is blank; write or photograph a number") from None
+    return Ink(map=ink.astype(np.float32, copy=False), size=(int(size[0]), int(size[1])))
+
+
+def find_marks(ink: Ink) -> list[Mark]:
+    """The separate marks of ``ink``, in reading order: lines top to bottom, each left to right.
+
+    Returns
+    -------
+    list of Mark
+        Empty when no pixel is clearly ink.
+
+    Raises
+    ------
+    DigitlabError
+        More than :data:`MAX_MARKS` marks: a page of text or a texture, not a number.
+
+    Examples
+    --------
+    >>> paper = np.zeros((100, 100), dtype=np.uint8)
+    >>> paper[10:40, 20:25] = paper[10:40, 60:65] = 255     # "1 1" on the first line
+    >>> paper[60:90, 40:45] = 255                           # "1" on the second
+    >>> [(m.line, m.box[0]) for m in find_marks(ink_of(paper))]
+    [(0, 20), (0, 60), (1, 40)]
+    """
+    labels, count = ndimage.label(ink.map > _INK, structure=np.ones((3, 3), dtype=bool))
+    if count == 0:
+        return []
+    mass = ndimage.sum_labels(ink.map, labels, np.arange(1, count + 1))
+    keep = np.flatnonzero(mass >= _DUST * mass.max())
+    keep = keep[np.argsort(-mass[keep], kind="stable")][:_MAX_PIECES] + 1
+    slices = ndimage.find_objects(labels)
+    boxes = {int(i): _box(slices[i - 1]) for i in keep}
+    heights = np.array([box[3] - box[1] for box in boxes.values()])
+    typical = float(np.median(heights[heights >= 0.5 * heights.max()]))  # most digits are one piece
+    groups = [(group, _union([boxes[i] for i in group])) for group in _merge_stacked(boxes, typical)]
+    tallest = max(box[3] - box[1] for _, box in groups)
+    groups = [(group, box) for group, box in groups if max(box[2] - box[0], box[3] - box[1]) >= _SPECK * tallest]
+    groups = _attach_fragments(groups)
+    if len(groups) > MAX_MARKS:
+        raise _too_many(len(groups))
+    marks = [Mark(box, np.isin(labels[box[1] : box[3], box[0] : box[2]], group), len(group)) for group, box in groups]
+    return _reading_order(marks)
+
+
+def _too_many(count: int) -> DigitlabError:
+    return DigitlabError(f"found {count} separate marks; digitlab reads up to {MAX_MARKS} digits in one "
+                         "picture: crop the picture to the number")
+
+
+def _box(slices: tuple[slice, slice]) -> Box:
+    rows, cols = slices
+    return (cols.start, rows.start, cols.stop, rows.stop)
+
+
+def _merge_stacked(boxes: dict[int, Box], typical: float) -> list[list[int]]:
+    """Group piece labels whose boxes overlap horizontally and nearly touch vertically, and together
+    are no taller than one digit can be (union-find); ``typical`` is a digit's height."""
+    parent = {i: i for i in boxes}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    items = sorted(boxes.items(), key=lambda item: item[1][0])
+    for n, (i, a) in enumerate(items):
+        for j, b in items[n + 1 :]:
+            if b[0] >= a[2]:
+                break  # sorted by left edge: no later box overlaps ``a`` horizontally
+            overlap = min(a[2], b[2]) - b[0]
+            gap = max(a[1], b[1]) - min(a[3], b[3])
+            height = max(a[3], b[3]) - min(a[1], b[1])
+            if overlap >= _OVERLAP * min(a[2] - a[0], b[2] - b[0]) and gap <= _GAP * typical \
+                    and height <= _TALLEST * typical:
+                parent[root(j)] = root(i)
+    groups: dict[int, list[int]] = {}
+    for i in boxes:
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
+
+
+def _union(boxes: list[Box]) -> Box:
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def _attach_fragments(groups: list[tuple[list[int], Box]]) -> list[tuple[list[int], Box]]:
+    """Join each fragment (far shorter than a digit: a stroke left over from a broken digit) to the
+    nearest full-height mark, when that one is close."""
+    heights = np.array([box[3] - box[1] for _, box in groups])
+    typical = float(np.median(heights[heights >= 0.5 * heights.max()]))
+    whole = [n for n, h in enumerate(heights) if h >= _FRAGMENT * typical]
+    joined = {n: (list(group), box) for n, (group, box) in enumerate(groups) if n in whole}
+    for n, (group, box) in enumerate(groups):
+        if n in joined:
+            continue
+        distances = [_distance(box, groups[m][1]) for m in whole]
+        nearest = whole[int(np.argmin(distances))]
+        if min(distances) <= _NEAR * typical:
+            ids, other = joined[nearest]
+            joined[nearest] = (ids + group, _union([other, box]))
+        else:
+            joined[n] = (group, box)
+    return list(joined.values())
+
+
+def _distance(a: Box, b: Box) -> float:
+    """The gap between two boxes (0 when they touch or overlap)."""
+    dx = max(0, max(a[0], b[0]) - min(a[2], b[2]))
+    dy = max(0, max(a[1], b[1]) - min(a[3], b[3]))
+    return float(np.hypot(dx, dy))
+
+
+def _reading_order(marks: list[Mark]) -> list[Mark]:
+    """Marks grouped into lines (by shared rows), lines top to bottom, each left to right.
+
+    The tallest marks are placed first, so that whole digits, not a stray stroke, decide the lines.
+    """
+    lines: list[list[Mark]] = []
+    for mark in sorted(marks, key=lambda m: -m.height):
+        for line in lines:
+            top, bottom = min(m.box[1] for m in line), max(m.box[3] for m in line)
+            shared = min(bottom, mark.box[3]) - max(top, mark.box[1])
+            if shared >= _SAME_LINE * mark.height:
+                line.append(mark)
+                break
+        else:
+            lines.append([mark])
+    lines.sort(key=lambda line: float(np.mean([m.box[1] + m.box[3] for m in line])))
+    return [Mark(m.box, m.mask, m.pieces, n) for n, line in enumerate(lines)
+            for m in sorted(line, key=lambda m: m.box[0] + m.box[2])]
+
+
+def split_candidates(mark: Mark) -> list[tuple[Mark, Mark]]:
+    """Ways to cut ``mark`` into a left and a right digit, each half trimmed to its own ink.
+
+    Three kinds of cut:
+
+    - straight down, at the lowest points of the column ink profile between 20% and 80% of the
+      width (where two touching digits meet, the ink is often thinnest), and where the profile
+      changes most steeply, anywhere that leaves a tenth of the mark's height on either side (a
+      "1" standing against a "0");
+    - along a path from top to bottom that crosses the least ink, moving at most one pixel
+      sideways per row (two slanted or overlapping digits are not parted by a straight line),
+      ending between 20% and 80% of the width;
+    - for a mark of several pieces, between the pieces ordered by their centres.
+
+    Examples
+    --------
+    >>> paper = np.zeros((40, 70), dtype=np.uint8)
+    >>> paper[5:35, 10:30] = 255; paper[5:35, 40:60] = 255; paper[18:22, 30:40] = 255   # two blocks joined
+    >>> [mark] = find_marks(ink_of(paper))
+    >>> left, right = split_candidates(mark)[0]
+    >>> left.box, right.box
+    ((10, 5, 35, 35), (35, 5, 60, 35))
+    """
+    edge = max(2, int(_THINNEST * mark.height))  # the widest zone: a "1" may be cut off either end
+    lo, hi = max(edge, int(_CENTRE[0] * mark.width)), min(mark.width - edge, int(_CENTRE[1] * mark.width)) + 1
+    if mark.width - 2 * edge < 0 or hi <= lo:
+        return []
+    cuts = _column_cuts(mark.mask, lo, hi, edge) + _path_cuts(mark.mask, lo, hi)
+    columns = np.arange(mark.width)[None, :]
+    halves = [mark.mask & (columns < cut[:, None]) for cut in cuts]
+    if mark.pieces > 1:
+        labels, count = ndimage.label(mark.mask, structure=np.ones((3, 3), dtype=bool))
+        centres = [c[1] for c in ndimage.center_of_mass(mark.mask, labels, np.arange(1, count + 1))]
+        order = np.argsort(centres, kind="stable") + 1
+        halves += [np.isin(labels, order[:k]) for k in range(1, count)]
+    pairs = []
+    for left in halves:
+        a, b = _trimmed(left, mark), _trimmed(mark.mask & ~left, mark)
+        if a is not None and b is not None:
+            pairs.append((a, b))
+    return pairs
+
+
+def _distinct(order: np.ndarray, spacing: int) -> list[int]:
+    """The first :data:`_CUTS` columns of ``order`` at least ``spacing`` apart."""
+    taken: list[int] = []
+    for column in order:
+        if all(abs(int(column) - t) >= spacing for t in taken):
+            taken.append(int(column))
+            if len(taken) == _CUTS:
+                break
+    return taken
+
+
+def _column_cuts(mask: np.ndarray, lo: int, hi: int, edge: int) -> list[np.ndarray]:
+    """Straight cuts (one column per row) where the column ink profile is lowest between ``lo`` and ``hi``
+    (the central one first among equals), and where it changes most steeply at least ``edge`` from the ends."""
+    height, width = mask.shape
+    profile = ndimage.uniform_filter1d(mask.sum(axis=0).astype(np.float32), size=3)
+    columns = np.arange(lo, hi)
+    thinnest = columns[np.lexsort((np.abs(columns - width / 2), profile[lo:hi]))]
+    columns = np.arange(edge, width - edge + 1)
+    change = np.abs(profile[edge : width - edge + 1] - profile[edge - 1 : width - edge])
+    steepest = columns[np.argsort(-change, kind="stable")]
+    spacing = max(2, width // 10)
+    cuts = _distinct(thinnest, spacing) + _distinct(steepest, spacing)[:_STEEP]
+    return [np.full(height, c) for c in dict.fromkeys(cuts)]
+
+
+def _path_cuts(mask: np.ndarray, lo: int, hi: int) -> list[np.ndarray]:
+    """Cuts along top-to-bottom paths crossing the least ink (dynamic programming, one step per row)."""
+    height = mask.shape[0]
+    cost = mask[:, lo:hi].astype(np.float32)
+    total = cost.copy()
+    step = np.zeros(cost.shape, dtype=np.int8)  # -1, 0 or +1: where the path came from in the row above
+    for y in range(1, height):
+        above = total[y - 1]
+        options = np.stack([np.r_[np.inf, above[:-1]] + _SIDESTEP, above, np.r_[above[1:], np.inf] + _SIDESTEP])
+        choice = options.argmin(axis=0)
+        total[y] += options[choice, np.arange(len(above))]
+        step[y] = choice - 1
+    columns = np.arange(hi - lo)
+    order = columns[np.lexsort((np.abs(columns + lo - mask.shape[1] / 2), total[-1]))]
+    cuts = []
+    for end in _distinct(order, max(2, mask.shape[1] // 10)):
+        path = np.empty(height, dtype=np.int64)
+        path[-1] = end
+        for y in range(height - 1, 0, -1):
+            path[y - 1] = path[y] + step[y, path[y]]
+        cuts.append(path + lo)
+    return cuts
+
+
+def _trimmed(mask: np.ndarray, mark: Mark) -> Mark | None:
+    """The part ``mask`` of ``mark`` as a mark of its own, its box trimmed to its ink; None if empty."""
+    x0, y0 = mark.box[:2]
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return None
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    pieces = ndimage.label(mask[r0:r1, c0:c1], structure=np.ones((3, 3), dtype=bool))[1]
+    return Mark((x0 + c0, y0 + r0, x0 + c1, y0 + r1), mask[r0:r1, c0:c1], pieces, mark.line)
+
+
+def digit_input(ink: Ink, mark: Mark) -> np.ndarray:
+    """The mark's own ink, alone on a margin of paper, for :func:`digitlab.predict.prepare_for`.
+
+    Ink that is not the mark's (a neighbour reaching into its box) is left out. The values are put
+    back on the scale ``prepare_digit`` expects of a picture, so that its own faint-background step
+    gives back exactly this ink.
+
+    Examples
+    --------
+    >>> paper = np.zeros((40, 40), dtype=np.uint8); paper[5:35, 18:22] = 255
+    >>> ink = ink_of(paper)
+    >>> [mark] = find_marks(ink)
+    >>> digit_input(ink, mark).shape
+    (36, 10)
+    """
+    x0, y0, x1, y1 = mark.box
+    crop = np.where(mark.mask, _FAINT + (1.0 - _FAINT) * ink.map[y0:y1, x0:x1], 0.0).astype(np.float32)
+    margin = 2 + max(mark.width, mark.height) // 20
+    return np.pad(crop, margin)

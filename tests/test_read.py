@@ -1,0 +1,280 @@
+"""Reading whole numbers: finding the digits (known boxes), their order, the generator, ``digitlab read``.
+
+Pictures are drawn here with Pillow, each digit on a layer of its own first, so that its true box
+is the box of its own ink. Tests that need the real MNIST files are marked ``mnist``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from conftest import run_cli
+from digitlab.card import ModelCard
+from digitlab.data.numbers import drawn_number, mnist_number
+from digitlab.errors import DigitlabError
+from digitlab.read import count_marks, read_number
+from digitlab.segment import MAX_MARKS, find_marks, ink_of, split_candidates
+
+PEN = 8
+
+# Digits as pen strokes in a 40×60 box: each a list of strokes, each a list of points.
+STROKES = {
+    "1": [[(20, 0), (20, 60)]],
+    "7": [[(0, 4), (40, 4), (14, 60)]],
+    "2": [[(2, 12), (20, 2), (38, 14), (4, 56), (40, 56)]],
+    "4 in two strokes": [[(26, 0), (2, 38), (40, 38)], [(30, 48), (30, 60)]],  # the stem does not reach the bar
+    "5 with a detached flag": [[(12, 2), (40, 2)], [(8, 12), (6, 28), (30, 30), (38, 45), (24, 58), (2, 54)]],
+}
+
+
+def _layer(size: tuple[int, int], strokes, x: int, y: int) -> np.ndarray:
+    image = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(image)
+    for stroke in strokes:
+        draw.line([(x + px, y + py) for px, py in stroke], fill=0, width=PEN, joint="curve")
+    return np.asarray(image)
+
+
+def _zero(size: tuple[int, int], x: int, y: int) -> np.ndarray:
+    image = Image.new("L", size, 255)
+    ImageDraw.Draw(image).ellipse([x, y, x + 40, y + 60], outline=0, width=PEN)
+    return np.asarray(image)
+
+
+def _picture(size: tuple[int, int], digits: list[tuple[str, int, int]]) -> tuple[np.ndarray, list[tuple]]:
+    """Dark digits on white paper, and each digit's true box (x0, y0, x1, y1) from its own ink."""
+    layers = [_zero(size, x, y) if name == "0" else _layer(size, STROKES[name], x, y) for name, x, y in digits]
+    boxes = []
+    for layer in layers:
+        rows, cols = np.flatnonzero((layer < 128).any(axis=1)), np.flatnonzero((layer < 128).any(axis=0))
+        boxes.append((int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1))
+    return np.minimum.reduce(layers), boxes
+
+
+def _boxes(picture: np.ndarray) -> list[tuple]:
+    return [m.box for m in find_marks(ink_of(picture))]
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """The lesson's logistic regression on the bundled 8×8 digits, saved as a run would save it (a second)."""
+    from digitlab.data import load_dataset
+    from digitlab.store import save_model
+    from digitlab.train import train
+
+    digits = load_dataset("digits")
+    folder = tmp_path_factory.mktemp("runs") / "digits-logreg"
+    save_model(train("logreg", digits), digits, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def digits_model(saved_model):
+    from digitlab.store import load_model
+
+    loaded = load_model(saved_model)
+    return loaded.model, loaded.card
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the digits
+
+
+def test_separate_digits_are_found_with_their_boxes_left_to_right():
+    picture, truth = _picture((320, 100), [("7", 200, 20), ("1", 30, 20), ("0", 100, 20), ("2", 260, 20)])
+    truth.sort()
+    assert _boxes(picture) == truth
+    assert count_marks(picture) == 4
+
+
+def test_one_digit_is_one_mark_and_light_ink_on_dark_works_the_same():
+    picture, truth = _picture((120, 120), [("2", 40, 30)])
+    assert _boxes(picture) == truth
+    assert _boxes(255 - picture) == truth
+    assert count_marks(Image.fromarray(picture).convert("RGB")) == 1
+
+
+@pytest.mark.parametrize("name", ["4 in two strokes", "5 with a detached flag"])
+def test_pieces_of_one_digit_that_do_not_touch_are_one_mark(name):
+    picture, truth = _picture((200, 100), [("1", 20, 20), (name, 90, 20), ("7", 150, 20)])
+    marks = find_marks(ink_of(picture))
+    assert [m.box for m in marks] == truth
+    assert marks[1].pieces == 2
+
+
+def test_specks_of_noise_are_dropped():
+    picture, truth = _picture((260, 110), [("1", 30, 25), ("0", 110, 25), ("7", 190, 25)])
+    noisy = picture.copy()
+    rng = np.random.default_rng(0)
+    for x, y in zip(rng.integers(0, 260, 40), rng.integers(0, 110, 40)):  # dust: single pixels
+        noisy[y, x] = 0
+    noisy[5:8, 240:243] = 0  # and two small specks in the corners
+    noisy[98:102, 10:14] = 0
+    assert _boxes(noisy) == truth
+
+
+def test_two_lines_are_read_top_to_bottom_each_left_to_right(digits_model):
+    picture, truth = _picture((220, 200), [("0", 120, 110), ("1", 20, 20), ("2", 20, 110), ("7", 120, 25)])
+    marks = find_marks(ink_of(picture))
+    assert [m.line for m in marks] == [0, 0, 1, 1]
+    assert [m.box for m in marks] == [truth[1], truth[3], truth[2], truth[0]]
+    reading = read_number(*digits_model, picture)
+    assert [d.line for d in reading.digits] == [0, 0, 1, 1]
+    assert len(reading.text) == 5 and reading.text[2] == " "
+
+
+def test_touching_digits_can_be_cut_where_they_meet():
+    picture, truth = _picture((200, 100), [("1", 40, 20), ("0", 64, 20)])  # the 1 touches the 0
+    [mark] = find_marks(ink_of(picture))
+    cuts = [(left.box, right.box) for left, right in split_candidates(mark)]
+    assert any(abs(left[2] - truth[0][2]) <= 2 and abs(right[0] - truth[1][0]) <= 2 for left, right in cuts)
+
+
+def test_a_mark_far_too_wide_for_one_digit_is_always_cut(digits_model):
+    picture, _ = _picture((300, 100), [("0", 30, 20), ("0", 66, 20), ("0", 102, 20), ("0", 138, 20)])
+    assert count_marks(picture) == 1  # four zeros run together: one mark, 4.3 times as wide as tall
+    assert len(read_number(*digits_model, picture).digits) >= 2
+
+
+def test_no_ink_is_one_clear_error(digits_model):
+    blank = np.full((100, 300), 230, dtype=np.uint8)
+    with pytest.raises(DigitlabError, match="^no ink found: the image is blank; write or photograph a number$"):
+        read_number(*digits_model, blank)
+    assert count_marks(blank) == 0
+    with pytest.raises(DigitlabError, match="image array must hold numbers"):
+        count_marks(np.array([["a"]]))
+
+
+def test_a_texture_is_refused_not_read_slowly():
+    dots = np.full((400, 400), 255, dtype=np.uint8)
+    dots[5::12, 5::12] = 0  # 1,089 equal dots
+    dots[6::12, 5::12] = 0
+    with pytest.raises(DigitlabError, match=f"up to {MAX_MARKS} digits"):
+        find_marks(ink_of(dots))
+
+
+def test_reading_gives_boxes_top_three_and_a_mark_for_doubtful_digits(digits_model):
+    picture, truth = _picture((260, 100), [("1", 30, 20), ("7", 110, 20), ("0", 190, 20)])
+    reading = read_number(*digits_model, picture)
+    assert [d.box for d in reading.digits] == truth
+    assert reading.text == "".join(d.shown for d in reading.digits)
+    for digit in reading.digits:
+        assert len(digit.top) == 3 and digit.top[0] == (digit.digit, digit.probability)
+        assert digit.shown == (str(digit.digit) if digit.kind == "digit" else "?")
+        assert digit.prepared.shape == (8, 8)
+    doc = reading.to_dict()
+    assert json.loads(json.dumps(doc))["digits"][0]["box"] == list(truth[0])
+
+
+def test_boxes_are_in_the_pictures_own_pixels_when_it_is_worked_on_smaller():
+    picture, truth = _picture((320, 100), [("1", 30, 20), ("0", 100, 20)])
+    big = np.asarray(Image.fromarray(picture).resize((3200, 1000), Image.Resampling.NEAREST))
+    for found, true in zip(_boxes(big), truth):
+        assert all(abs(a - 10 * b) <= 10 for a, b in zip(ink_of(big).to_picture(found), true))
+
+
+# ---------------------------------------------------------------------------------------------
+# The generator
+
+
+def _bar(digit: int, rng: np.random.Generator) -> np.ndarray:
+    ink = np.zeros((100, 60), dtype=np.float32)
+    ink[5:95, 25:35] = 1.0
+    ink[5:15, 10:50] = digit / 9  # something that differs per digit
+    return ink
+
+
+def test_drawn_numbers_are_reproducible_and_their_boxes_are_found():
+    first = [drawn_number(np.random.default_rng(7), _bar, n_digits=n) for n in (2, 4, 6)]
+    again = [drawn_number(np.random.default_rng(7), _bar, n_digits=n) for n in (2, 4, 6)]
+    for a, b in zip(first, again):
+        assert a.text == b.text and a.boxes == b.boxes and (a.image == b.image).all()
+    for picture in first:
+        assert len(picture.text) == len(picture.boxes)
+        ink = ink_of(picture.image)  # pictures over 1,024 px wide are worked on at half size
+        found = [ink.to_picture(m.box) for m in find_marks(ink)]
+        assert len(found) == len(picture.boxes)
+        for f, t in zip(found, picture.boxes):
+            assert max(abs(a - b) for a, b in zip(f, t)) <= 4
+
+
+def test_the_generator_refuses_bad_requests():
+    images, labels = np.zeros((3, 28, 28), dtype=np.uint8), np.zeros(3, dtype=np.uint8)
+    with pytest.raises(DigitlabError, match="join must be one of"):
+        mnist_number(images, labels, np.random.default_rng(0), join="glued")
+    with pytest.raises(DigitlabError, match="at least 2"):
+        mnist_number(images, labels, np.random.default_rng(0), n_digits=1, join="touch")
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line
+
+
+def test_cli_reads_good_pictures_and_gives_one_line_per_bad_one(saved_model, tmp_path):
+    picture, _ = _picture((260, 100), [("1", 30, 20), ("7", 110, 20), ("0", 190, 20)])
+    Image.fromarray(picture).save(tmp_path / "number.png")
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    Image.new("L", (200, 80), 255).save(tmp_path / "blank.png")
+    files = [str(tmp_path / name) for name in ("number.png", "broken.png", "blank.png")]
+    result = run_cli("read", "--model", str(saved_model), *files, "--save-prepared", str(tmp_path / "seen"))
+    assert result.returncode == 1, result.stderr
+    assert "number.png: " in result.stdout and "%" in result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and "Traceback" not in result.stderr
+    assert "broken.png: not an image" in errors[0] and "blank.png: no ink found" in errors[1]
+    assert sorted(p.name for p in (tmp_path / "seen").iterdir()) == [f"number-digit0{k}.png" for k in (1, 2, 3)]
+
+    result = run_cli("read", "--model", str(saved_model), files[0], "--json")
+    assert result.returncode == 0, result.stderr
+    [reading] = json.loads(result.stdout)["readings"]
+    assert len(reading["text"]) == 3 and len(reading["digits"]) == 3
+    assert all(len(d["box"]) == 4 and len(d["top"]) == 3 for d in reading["digits"])
+
+
+def test_cli_bad_model_is_one_line_and_exit_code_2(tmp_path):
+    result = run_cli("read", "--model", str(tmp_path / "nowhere"), str(tmp_path / "x.png"))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error:") and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Real MNIST digits
+
+
+@pytest.fixture(scope="module")
+def mnist_reader(real_mnist):
+    from digitlab.data import load_dataset
+    from digitlab.train import train
+
+    dataset = load_dataset("mnist", limit=3000)  # 3,000 training images; all 10,000 test images
+    model = train("logreg", dataset, params={"max_iter": 200}).model
+    card = ModelCard(id="logreg-mnist-read", model="logreg", dataset="mnist", image_shape=(28, 28), pixel_max=255)
+    return model, card, dataset
+
+
+@pytest.mark.mnist
+def test_numbers_of_mnist_test_digits_are_found_and_read(mnist_reader):
+    model, card, mnist = mnist_reader
+    rng = np.random.default_rng(0)
+    pictures = [mnist_number(mnist.test_images, mnist.test_labels, rng, n_digits=3) for _ in range(20)]
+    found = [[m.box for m in find_marks(ink_of(p.image))] for p in pictures]
+    assert sum(len(f) == 3 for f in found) >= 19
+    readings = [read_number(model, card, p.image) for p in pictures]
+    right = sum(str(d.digit) == t for r, p in zip(readings, pictures) for d, t in zip(r.digits, p.text))
+    assert right >= 0.8 * 60
+
+
+@pytest.mark.mnist
+def test_touching_mnist_pairs_touch_within_the_limit_and_are_mostly_cut(mnist_reader):
+    model, card, mnist = mnist_reader
+    rng = np.random.default_rng(1)
+    pictures = [mnist_number(mnist.test_images, mnist.test_labels, rng, n_digits=2, join="touch") for _ in range(20)]
+    for p in pictures:
+        (a0, _, a1, _), (b0, _, b1, _) = p.boxes
+        assert a1 - b0 <= 0.15 * ((a1 - a0) + (b1 - b0)) / 2 + 1
+    assert sum(count_marks(p.image) == 1 for p in pictures) >= 15  # the ink touches: one mark
+    assert sum(len(read_number(model, card, p.image).digits) == 2 for p in pictures) >= 12
