@@ -278,3 +278,16 @@ def test_touching_mnist_pairs_touch_within_the_limit_and_are_mostly_cut(mnist_re
         assert a1 - b0 <= 0.15 * ((a1 - a0) + (b1 - b0)) / 2 + 1
     assert sum(count_marks(p.image) == 1 for p in pictures) >= 15  # the ink touches: one mark
     assert sum(len(read_number(model, card, p.image).digits) == 2 for p in pictures) >= 12
+
+
+def test_predict_on_a_picture_of_several_digits_points_to_read(saved_model, tmp_path):
+    picture, _ = _picture((260, 100), [("2", 30, 20), ("7", 150, 20)])
+    Image.fromarray(picture).save(tmp_path / "27.png")
+    one, _ = _picture((120, 100), [("2", 30, 20)])
+    Image.fromarray(one).save(tmp_path / "2.png")
+    result = run_cli("predict", "--model", str(saved_model), str(tmp_path / "27.png"), str(tmp_path / "2.png"))
+    assert result.returncode == 0, result.stderr
+    assert "holds 2 separate marks" in result.stdout and f"digitlab read {tmp_path / '27.png'}" in result.stdout
+    assert result.stdout.count("separate marks") == 1
+    result = run_cli("predict", "--model", str(saved_model), str(tmp_path / "27.png"), str(tmp_path / "2.png"), "--json")
+    assert [p["marks"] for p in json.loads(result.stdout)["predictions"]] == [2, 1]

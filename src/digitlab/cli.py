@@ -180,7 +180,9 @@ def predict(
                                                  help="Write the input the model saw, as PNG, into this folder."),
 ) -> None:
     """Predict the digit in your own pictures: top 3 with probabilities, and an unsure mark."""
-    from digitlab.predict import predict_source
+    from digitlab.data.images import WORK_SIDE, read_image
+    from digitlab.predict import predict_images, prepare_for
+    from digitlab.read import count_marks
     from digitlab.runs import find_latest_model
     from digitlab.store import load_model
 
@@ -200,15 +202,18 @@ def predict(
     results, failed = [], 0
     for image in images:
         try:
-            prediction, prepared = predict_source(loaded.model, loaded.card, image, min_confidence=min_confidence,
-                                                  detector=loaded.detector)
+            picture = read_image(image, draft=WORK_SIDE)
+            prepared = prepare_for(loaded.card, picture)
+            [prediction] = predict_images(loaded.model, loaded.card, prepared, min_confidence=min_confidence,
+                                          detector=loaded.detector)
+            marks = count_marks(picture)
         except DigitlabError as exc:
             failed += 1
             message = str(exc) if str(image) in str(exc) else f"{image}: {exc}"
             err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
             results.append({"image": str(image), "error": message})
             continue
-        entry = {"image": str(image), **prediction.to_dict()}
+        entry = {"image": str(image), **prediction.to_dict(), "marks": marks}
         if save_prepared is not None:
             name = f"{image.stem}-prepared.png"
             if images.count(image) > 1 or [i.stem for i in images].count(image.stem) > 1:
@@ -217,6 +222,9 @@ def predict(
         results.append(entry)
         if not as_json:
             console.print(f"{escape(str(image))}: {_answer_line(prediction)}")
+            if marks > 1:
+                console.print(f"  [yellow]this picture holds {marks} separate marks, so maybe several digits: "
+                              f"`digitlab read {escape(str(image))}` reads whole numbers[/]", soft_wrap=True)
     if as_json:
         typer.echo(json.dumps({"model": loaded.id, "predictions": results}, indent=2))
     if failed:
