@@ -133,6 +133,9 @@ def test_drawing_a_one_shows_the_prediction_and_the_bars(page):
     assert page.locator("#model-accuracy").inner_text() == "96.67%"
     assert page.locator("#prediction").inner_text() == "?"
 
+    sent = []
+    page.on("request", lambda r: sent.append((r.url, r.headers.get("content-type")))
+            if "/api/predict" in r.url else None)
     _stroke(page, [(0.5, 0.12), (0.5, 0.88)])
     page.wait_for_function("document.getElementById('prediction').textContent !== '?'")
     page.wait_for_function("!document.getElementById('status').textContent.startsWith('Reading')")
@@ -151,6 +154,13 @@ def test_drawing_a_one_shows_the_prediction_and_the_bars(page):
         return bright;
     }""")
     assert seen > 0  # the 8×8 input the model saw is drawn
+    # the page sends its drawing shrunk to 112 px, as the PNG body itself, and asks for the input echo
+    assert sent
+    url, content_type = sent[-1]
+    assert url.endswith("/api/predict?input=true") and content_type == "image/png"
+    kind, width, height = page.evaluate("""async () => {
+        const b = await shrunk(); const m = await createImageBitmap(b); return [b.type, m.width, m.height]; }""")
+    assert (kind, width, height) == ("image/png", 112, 112)
     page.screenshot(path=str(OUTPUT / "page-one.png"), full_page=True)
 
 

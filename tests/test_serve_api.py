@@ -97,14 +97,18 @@ def one_pixels() -> list[list[int]]:
     return grid.tolist()
 
 
-def assert_prediction(body: dict, shape: tuple[int, int]) -> None:
-    assert set(body) >= {"digit", "probability", "top", "probabilities", "unsure", "model_id", "input"}
+def assert_prediction(body: dict, shape: tuple[int, int] | None) -> None:
+    """``shape``: the ``input`` echo's, asked for with ``?input=true``; None: not asked for, so absent."""
+    assert set(body) >= {"digit", "probability", "top", "probabilities", "unsure", "model_id"}
     assert 0 <= body["digit"] <= 9
     assert len(body["probabilities"]) == 10 and abs(sum(body["probabilities"]) - 1) < 1e-6
     assert body["top"][0] == {"digit": body["digit"], "probability": body["probability"]}
     assert len(body["top"]) == 3
     assert body["unsure"] == (body["probability"] < 0.5)
-    assert np.asarray(body["input"]).shape == shape
+    if shape is None:
+        assert "input" not in body
+    else:
+        assert np.asarray(body["input"]).shape == shape
 
 
 def assert_healthy(client: TestClient) -> None:
@@ -118,7 +122,8 @@ def assert_healthy(client: TestClient) -> None:
 
 
 def test_healthz(client):
-    assert client.get("/healthz").json() == {"status": "ok", "model_id": client.app.state.served.loaded.id}
+    served = client.app.state.served
+    assert client.get("/healthz").json() == {"status": "ok", "model_id": served.loaded.id, "engine": served.engine}
 
 
 def test_models_lists_the_active_one_and_the_others(client):
@@ -142,7 +147,8 @@ def test_predict_multipart_image(client, mnist_like):
     for i in range(5):
         image = mnist_like.test_images[i]
         expected = int(model.predict(image.reshape(1, -1) / 255.0)[0])
-        response = client.post("/api/predict", files={"image": ("digit.png", picture_of(image), "image/png")})
+        response = client.post("/api/predict?input=true",
+                               files={"image": ("digit.png", picture_of(image), "image/png")})
         assert response.status_code == 200
         body = response.json()
         assert_prediction(body, (28, 28))
@@ -155,19 +161,21 @@ def test_predict_every_format(client, fmt):
     data = png(drawn_one().convert("RGB"), fmt)
     response = client.post("/api/predict", files={"image": (f"one.{fmt.lower()}", data, "application/octet-stream")})
     assert response.status_code == 200, response.text
-    assert_prediction(response.json(), (28, 28))
+    assert_prediction(response.json(), None)
 
 
 def test_predict_raw_image_body(client):
     response = client.post("/api/predict", content=png(drawn_one()), headers={"content-type": "image/png"})
     assert response.status_code == 200
+    assert_prediction(response.json(), None)
+    response = client.post("/api/predict?input=true", content=png(drawn_one()), headers={"content-type": "image/png"})
     assert_prediction(response.json(), (28, 28))
 
 
 def test_predict_json_pixels(client, mnist_like):
     model = client.app.state.served.loaded.model
     image = mnist_like.test_images[7]
-    response = client.post("/api/predict?top_k=5", json={"pixels": image.tolist()})
+    response = client.post("/api/predict?top_k=5&input=true", json={"pixels": image.tolist()})
     assert response.status_code == 200
     body = response.json()
     assert body["digit"] == int(model.predict(image.reshape(1, -1) / 255.0)[0]) and len(body["top"]) == 5
@@ -175,7 +183,7 @@ def test_predict_json_pixels(client, mnist_like):
 
 
 def test_predict_with_an_8x8_model(client8):
-    response = client8.post("/api/predict", files={"image": ("one.png", png(drawn_one()), "image/png")})
+    response = client8.post("/api/predict?input=1", files={"image": ("one.png", png(drawn_one()), "image/png")})
     body = response.json()
     assert_prediction(body, (8, 8))
     assert body["digit"] == 1 and body["pixel_max"] == 16

@@ -261,13 +261,21 @@ def serve(
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A run folder or model file (default: newest in runs/)."),
     runs: Path = typer.Option(Path("runs"), "--runs", help="Where the newest model is found."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", "-w", min=1, max=256,
+        help="Server processes sharing the port (default: this machine's cores); each answers requests on its own core."),
 ) -> None:
-    """Serve the drawing page and the REST API (POST /api/predict, GET /api/models, /docs)."""
+    """Serve the drawing page and the REST API (POST /api/predict, GET /api/models, /docs).
+
+    The model runs on ONNX Runtime where it is installed (its model.onnx is exported beside it once, or
+    reused); set DIGITLAB_SERVE_ONNX=0 to serve the estimator itself.
+    """
     import socket
 
     from digitlab.serve.app import create_app
     from digitlab.serve.budget import ServeLimits
     from digitlab.serve.connections import run_server
+    from digitlab.serve.workers import default_workers, run_workers
 
     try:  # a bad address or a busy port is one clear line, before any model work
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
@@ -277,9 +285,14 @@ def serve(
         raise DigitlabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
                             "choose another --port or --host") from None
     limits = ServeLimits()  # how much it decodes, reads and keeps open at once: sized for a laptop
-    application = create_app(model, runs, limits)
-    console.print(f"digitlab is serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
-    run_server(application, host, port, limits)
+    application = create_app(model, runs, limits)  # reads the model (and exports it to ONNX) once, here
+    workers = workers or default_workers()
+    console.print(f"digitlab is serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)"
+                  f"  with {workers} worker process{'es' if workers > 1 else ''}")
+    if workers == 1:
+        run_server(application, host, port, limits)
+    else:
+        run_workers(application, application.state.served.loaded.path, runs, host, port, limits, workers)
 
 
 @app.command()

@@ -9,5 +9,7 @@ serves the same predictions to programs. FastAPI and uvicorn come with ``pip ins
 What the server takes on at once is bounded in one place, :class:`~digitlab.serve.budget.ServeLimits`:
 decodes (:mod:`~digitlab.serve.budget`), request bodies (:mod:`~digitlab.serve.limits`) and
 connections (:mod:`~digitlab.serve.connections`); past a bound the answer is 503 with ``Retry-After``,
-408 or 431, never a growing queue.
+408 or 431, never a growing queue. Those bounds hold per process: ``digitlab serve --workers N``
+(:mod:`~digitlab.serve.workers`, default one per core) runs N of them on one port. The model runs on
+ONNX Runtime where it is installed, the estimator where not (:mod:`~digitlab.serve.engine`).
 """

@@ -7,13 +7,15 @@ Routes
 ``POST /api/predict/pixels``  JSON ``{"pixels": 28×28 numbers 0-255}``
 ``POST /api/predict/image``   the image file itself as the body (``Content-Type: image/png``, ...)
 ``GET /api/models``           the model being served and the other saved models under ``runs_dir``
-``GET /healthz``              liveness and the model id
+``GET /healthz``              liveness, the model id and what runs it (``onnxruntime`` or ``estimator``)
 ``GET /docs``                 OpenAPI docs (``/openapi.json`` is the schema)
 
 FastAPI parses and documents each body; :mod:`digitlab.serve.limits` checks sizes and Content-Types
 before that, and also lets ``/api/predict`` take a JSON or bare-image body. Every mistake a client
 can make is answered 4xx with ``{"error": "one line"}`` (:mod:`digitlab.serve.errors`); the next
-request is served normally. What the server takes on at once is bounded (:mod:`digitlab.serve.budget`):
+request is served normally. Answers leave out the 28×28 ``input`` the model saw unless asked for
+(``?input=true``: the drawing page asks, since it shows it). The model runs on ONNX Runtime where it
+can (:mod:`digitlab.serve.engine`). What the server takes on at once is bounded (:mod:`digitlab.serve.budget`):
 a picture is decoded only when its pixels fit the decode budget, else the answer is 503 with
 ``Retry-After``; ``digitlab serve`` adds the connection limits (:mod:`digitlab.serve.connections`).
 
@@ -46,7 +48,8 @@ from digitlab.data.images import WORK_SIDE, read_image
 from digitlab.errors import DigitlabError
 from digitlab.predict import predict_images, prepare_for
 from digitlab.runs import find_latest_model
-from digitlab.serve.budget import DecodeGate, ServeLimits
+from digitlab.serve.budget import DecodeGate, ServeLimits, pixels_to_decode
+from digitlab.serve.engine import serving_model
 from digitlab.serve.errors import ApiError, install_error_handlers
 from digitlab.serve.limits import FORM, IMAGE, MAX_BODY, PIXELS, PredictBodies
 from digitlab.serve.memory import tune_allocator
@@ -62,6 +65,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 408, 413, 415, 422, 503)
 }
 TopK = Annotated[int, Query(ge=1, le=10, description="How many digits `top` lists.")]
+WithInput = Annotated[bool, Query(alias="input", description="Also answer the prepared image the model saw "
+                                                              "(`input`, H×W); left out by default.")]
 
 
 @dataclass
@@ -70,10 +75,11 @@ class _Served:
 
     loaded: LoadedModel
     runs_dir: Path
+    engine: str = "estimator"  # what runs the forward pass: "onnxruntime" or "estimator"
 
 
 def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
-               limits: ServeLimits | None = None) -> FastAPI:
+               limits: ServeLimits | None = None, *, onnx: bool | None = None) -> FastAPI:
     """Build the app around one saved model.
 
     Parameters
@@ -86,6 +92,10 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
     limits : ServeLimits, optional
         How much the app decodes and reads at once, and how long it waits for a body; the defaults
         suit a laptop.
+    onnx : bool, optional
+        Run the model on ONNX Runtime (its ``model.onnx``, reused or exported; the estimator, with a
+        log line, where that cannot be); False: the estimator. Default: True unless
+        ``$DIGITLAB_SERVE_ONNX`` is ``0`` (:func:`digitlab.serve.engine.serving_model`).
 
     Raises
     ------
@@ -96,7 +106,8 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
     _ensure_logging()
     limits = limits or ServeLimits()
     tune_allocator()  # large decodes give their memory back when freed
-    served = _Served(_load(model_path, Path(runs_dir)), Path(runs_dir))
+    loaded, engine = serving_model(_load(model_path, Path(runs_dir)), onnx=onnx)
+    served = _Served(loaded, Path(runs_dir), engine)
     _tune_threads(served.loaded.model)
     from fastapi_offline import FastAPIOffline  # /docs with Swagger UI served locally: works offline
 
@@ -179,8 +190,9 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict[str, str]:
-        """``{"status": "ok", "model_id": ...}`` while the server can answer."""
-        return {"status": "ok", "model_id": app.state.served.loaded.id}
+        """``{"status": "ok", "model_id": ..., "engine": "onnxruntime" | "estimator"}`` while the server can answer."""
+        served: _Served = app.state.served
+        return {"status": "ok", "model_id": served.loaded.id, "engine": served.engine}
 
     @app.get("/api/models", summary="Models", response_model=ModelsResponse)
     async def models() -> dict[str, Any]:
@@ -199,40 +211,63 @@ def _add_predict_routes(app: FastAPI) -> None:
         image: Annotated[UploadFile, File(description="PNG, JPEG, BMP, GIF, WebP or TIFF; at most 5 MiB and "
                                                       "4096×4096 pixels")],
         top_k: TopK = 3,
+        with_input: WithInput = False,
     ) -> JSONResponse:
         """What the drawing page sends: ``multipart/form-data`` with the picture in an ``image`` file
         field. It is prepared like MNIST (ink vs paper decided, cropped, scaled, centred) before the
         model sees it. A JSON or bare-image body posted here is answered as by ``/api/predict/pixels``
         or ``/api/predict/image``."""
-        return await _answer(app, await image.read(), top_k)
+        return await _answer(app, await image.read(), top_k, with_input)
 
     @app.post(PIXELS, summary="Predict the digit in a 28×28 grid of pixels", **predicts)
-    async def predict_pixels(body: PixelsBody, top_k: TopK = 3) -> JSONResponse:
+    async def predict_pixels(body: PixelsBody, top_k: TopK = 3, with_input: WithInput = False) -> JSONResponse:
         """``{"pixels": [[...28 numbers 0-255...] × 28]}``, prepared like MNIST before the model sees it."""
-        return await _answer(app, np.asarray(body.pixels, dtype=np.uint8), top_k)
+        return await _answer(app, np.asarray(body.pixels, dtype=np.uint8), top_k, with_input)
 
     @app.post(IMAGE, summary="Predict the digit in an image sent as the body", **predicts)
     async def predict_image(
         image: Annotated[bytes, Body(media_type="image/*", description="The image file itself: PNG, JPEG, "
                                      "BMP, GIF, WebP or TIFF; at most 5 MiB and 4096×4096 pixels")],
         top_k: TopK = 3,
+        with_input: WithInput = False,
     ) -> JSONResponse:
         """The file as the whole body, e.g. ``curl --data-binary @digit.png -H 'Content-Type: image/png'``
         (``application/octet-stream`` is read too)."""
-        return await _answer(app, image, top_k)
+        return await _answer(app, image, top_k, with_input)
 
 
-async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int) -> JSONResponse:
-    """Predict in a worker thread once the decode gate gives a turn (503 when it does not)."""
+INLINE_PIXELS = 400 * 400
+"""A picture this small (the page's drawing is 112×112) is decoded and predicted on the event loop itself:
+about a millisecond of work, where handing it to a worker thread and back costs a fair part of that and
+makes the two threads take turns at the GIL. Larger ones go to a worker thread, so the loop keeps
+answering while they decode."""
+INLINE_BYTES = 256 * 1024
+
+
+def _small(source: bytes | np.ndarray) -> bool:
+    """True for a 28×28 grid and for an encoded picture of at most :data:`INLINE_PIXELS` pixels."""
+    if not isinstance(source, bytes):
+        return True
+    return len(source) <= INLINE_BYTES and 0 < pixels_to_decode(source) <= INLINE_PIXELS
+
+
+async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int, with_input: bool = False) -> JSONResponse:
+    """Predict once the decode gate gives a turn (503 when it does not): a small picture on the event loop,
+    a larger one in a worker thread."""
     start = time.perf_counter()
     gate: DecodeGate = app.state.gate
+    loaded = app.state.served.loaded
     async with gate.turn():
-        result = await run_in_threadpool(_predict_sync, app.state.served.loaded, source, top_k, gate)
+        if _small(source):
+            result = _predict_sync(loaded, source, top_k, gate, with_input)
+        else:
+            result = await run_in_threadpool(_predict_sync, loaded, source, top_k, gate, with_input)
     result["milliseconds"] = round((time.perf_counter() - start) * 1000, 3)
     return JSONResponse(result)
 
 
-def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, gate: DecodeGate) -> dict[str, Any]:
+def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, gate: DecodeGate,
+                  with_input: bool = False) -> dict[str, Any]:
     """Decode (an encoded file, within the pixel budget), prepare and predict: CPU work, off the event loop."""
     if isinstance(source, bytes):
         with gate.decoding(source):  # the decoded picture and its copies live only inside
@@ -241,7 +276,8 @@ def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, g
         prepared = _prepare(loaded, source)
     [prediction] = predict_images(loaded.model, loaded.card, prepared, top_k=top_k, detector=loaded.detector)
     out = prediction.to_dict()
-    out["input"] = prepared.tolist()
+    if with_input:
+        out["input"] = prepared.tolist()
     out["pixel_max"] = loaded.pixel_max
     return out
 

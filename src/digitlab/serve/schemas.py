@@ -73,7 +73,9 @@ class PredictResponse(BaseModel):
     nondigit_score: float | None = Field(
         description="The not-a-digit detector's score, 0..1 (above the model's threshold: 'not_a_digit'); "
                     "null for a model saved without a detector.")
-    input: list[list[int]] = Field(description="The prepared image the model saw (H×W, 0..pixel_max).")
+    input: list[list[int]] | None = Field(
+        default=None, description="The prepared image the model saw (H×W, 0..pixel_max); only when the request "
+                                  "asks for it with `?input=true`, else absent.")
     pixel_max: int = Field(description="Brightest value of `input`: 255 for MNIST models, 16 for 8×8 ones.")
     milliseconds: float = Field(description="Server time spent on this prediction.")
 

@@ -1,0 +1,115 @@
+"""What runs the served model's forward pass: ONNX Runtime when it can, else the estimator itself.
+
+ONNX Runtime runs a small model at batch 1 with a fraction of eager PyTorch's (or scikit-learn's
+validation) per-call overhead. :func:`serving_model` swaps only the *model* of a loaded run for its
+ONNX export (:class:`~digitlab.onnx_model.OnnxModel`); the card (classes, calibration temperature,
+"unsure" threshold) and the not-a-digit detector stay the estimator's, so every answer goes through the
+same :func:`digitlab.predict.predict_images` as before.
+
+The ONNX file is ``model.onnx`` in the run folder. An existing one is reused when its card's checksum
+matches the file and the file was exported from this very model (the graph's ``source_sha256`` is the
+model's checksum); otherwise :func:`digitlab.export.export_onnx` writes it, after its parity check on the
+run's test set. Where the export cannot be made (ONNX Runtime missing, a model that does not convert, a
+dataset that cannot be rebuilt, a read-only run folder), the estimator serves and one log line says why.
+
+Examples
+--------
+>>> from digitlab.store import load_model                        # doctest: +SKIP
+>>> served, engine = serving_model(load_model(Path("runs/x")))  # doctest: +SKIP
+>>> engine                                                       # doctest: +SKIP
+'onnxruntime'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import logging
+import os
+from pathlib import Path
+
+from digitlab.errors import DigitlabError
+from digitlab.store import LoadedModel
+
+__all__ = ["ENGINES", "ONNX_ENV", "onnx_available", "serving_model"]
+
+ENGINES = ("onnxruntime", "estimator")
+"""What :func:`serving_model` may answer: the model runs in ONNX Runtime, or as the estimator itself."""
+ONNX_ENV = "DIGITLAB_SERVE_ONNX"
+"""Set to ``0`` to serve the estimator even where ONNX Runtime is installed (``1``/unset: use it)."""
+ONNX_NAME = "model.onnx"
+
+log = logging.getLogger("digitlab.serve")
+
+
+def onnx_available() -> bool:
+    """True when ``onnxruntime`` can be imported (a ``None`` entry in ``sys.modules`` hides it)."""
+    import sys
+
+    if "onnxruntime" in sys.modules:
+        return sys.modules["onnxruntime"] is not None
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def serving_model(loaded: LoadedModel, *, onnx: bool | None = None) -> tuple[LoadedModel, str]:
+    """The run to serve, with its model on ONNX Runtime where possible.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+        The run's estimator, card and detector (:func:`digitlab.store.load_model`).
+    onnx : bool, optional
+        True: use ONNX Runtime (falling back, with a log line, where it cannot); False: the estimator;
+        None (default): True unless ``$DIGITLAB_SERVE_ONNX`` is ``0``.
+
+    Returns
+    -------
+    (LoadedModel, str)
+        ``loaded`` with ``model`` replaced by an :class:`~digitlab.onnx_model.OnnxModel` (card, path and
+        detector unchanged), and ``"onnxruntime"``; or ``loaded`` itself and ``"estimator"``.
+    """
+    if onnx is None:
+        onnx = os.environ.get(ONNX_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    if not onnx:
+        return loaded, "estimator"
+    if not onnx_available():
+        log.info("serving %s on the estimator: onnxruntime is not installed (pip install 'digitlab[serve]')",
+                 loaded.id)
+        return loaded, "estimator"
+    try:
+        model, how = _onnx_model(loaded)
+    except DigitlabError as exc:
+        log.warning("serving %s on the estimator: no ONNX export (%s)", loaded.id, str(exc).splitlines()[0])
+        return loaded, "estimator"
+    except OSError as exc:  # e.g. a read-only run folder
+        log.warning("serving %s on the estimator: cannot write its ONNX export (%s)", loaded.id,
+                    exc.strerror or exc)
+        return loaded, "estimator"
+    log.info("serving %s on ONNX Runtime (%s %s)", loaded.id, how, model.where)
+    return dataclasses.replace(loaded, model=model), "onnxruntime"
+
+
+def _onnx_model(loaded: LoadedModel):
+    """The run's ``model.onnx`` in ONNX Runtime (one intra-op thread): reused when valid, else exported."""
+    from digitlab.onnx_model import load_onnx
+
+    path = Path(loaded.path).parent / ONNX_NAME
+    if path.is_file():
+        try:
+            reused = load_onnx(path, threads=1)
+            if _same_model(reused, loaded):
+                return reused.model, "reusing"
+        except DigitlabError as exc:
+            log.info("%s: not reusable (%s); exporting it again", path, str(exc).splitlines()[0])
+    from digitlab.export import export_onnx
+
+    export_onnx(loaded.path, path, threads=1)
+    return load_onnx(path, threads=1).model, "exported"
+
+
+def _same_model(onnx: LoadedModel, loaded: LoadedModel) -> bool:
+    """The ONNX file was exported from this very model file (not an older one trained in the same folder)."""
+    return (onnx.card.id == loaded.card.id
+            and onnx.model.metadata.get("source_sha256") == loaded.card.sha256
+            and onnx.card.image_shape == loaded.card.image_shape
+            and onnx.card.classes == loaded.card.classes)

@@ -1,0 +1,120 @@
+"""Several server processes on one port: ``digitlab serve --workers N``.
+
+Python runs one request's CPU work at a time per process, so a machine with N cores answers up to N
+times as many predictions with N processes. The app is stateless (every request carries its whole
+picture), so the processes share nothing but the listening socket: this process binds it, serves on it
+itself, and starts N - 1 more Python processes that inherit it (the kernel hands each new connection to
+one of them). Each worker builds its own app with :func:`~digitlab.serve.app.create_app`; the first one,
+here, exports the ONNX file, so the others only reuse it.
+
+A worker that finds its parent gone (killed, not stopped) stops too; stopping this process (Ctrl-C,
+SIGTERM) stops the others.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from digitlab.serve.budget import ServeLimits
+
+__all__ = ["default_workers", "run_workers"]
+
+log = logging.getLogger("digitlab.serve")
+_FD_ENV = "DIGITLAB_SERVE_FD"
+_PARENT_ENV = "DIGITLAB_SERVE_PARENT"
+
+
+def default_workers() -> int:
+    """The cores this process may use (its CPU affinity where the OS tells it, else the core count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def run_workers(application: Any, model: Path, runs: Path, host: str, port: int, limits: ServeLimits,
+                workers: int) -> None:
+    """Serve ``application`` here and in ``workers - 1`` more processes, all on ``host:port``.
+
+    Parameters
+    ----------
+    application : FastAPI
+        This process's app (:func:`~digitlab.serve.app.create_app`), already built: the model is read
+        and its ONNX export made before any other worker starts.
+    model : Path
+        The model file the app serves; every worker serves the same.
+    runs : Path
+        The runs folder (``GET /api/models``).
+    """
+    import uvicorn
+
+    from digitlab.serve.connections import raise_open_file_limit, uvicorn_settings
+
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    children = [_start_worker(sock, model, runs) for _ in range(workers - 1)]
+    log.info("started %d worker process(es) beside this one: pids %s", len(children),
+             ", ".join(str(c.pid) for c in children) or "none")
+    raise_open_file_limit()
+    gc.collect()
+    gc.freeze()
+    try:
+        config = uvicorn.Config(application, log_level="info", **uvicorn_settings(limits))
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        sock.close()
+
+
+def _start_worker(sock: socket.socket, model: Path, runs: Path) -> subprocess.Popen:
+    env = {**os.environ, _FD_ENV: str(sock.fileno()), _PARENT_ENV: str(os.getpid()),
+           "DIGITLAB_MODEL": str(Path(model).resolve()), "DIGITLAB_RUNS": str(runs)}
+    code = "from digitlab.serve.workers import _worker_main; _worker_main()"
+    return subprocess.Popen([sys.executable, "-c", code], env=env, pass_fds=(sock.fileno(),))
+
+
+def _worker_main() -> None:
+    """A worker process: build the app from the environment and serve on the inherited socket."""
+    import uvicorn
+
+    from digitlab.serve.app import app_from_env
+    from digitlab.serve.connections import raise_open_file_limit, uvicorn_settings
+
+    sock = socket.socket(fileno=int(os.environ[_FD_ENV]))
+    parent = int(os.environ[_PARENT_ENV])
+    application = app_from_env()
+    raise_open_file_limit()
+    gc.collect()
+    gc.freeze()
+    server = uvicorn.Server(uvicorn.Config(application, log_level="warning", **uvicorn_settings(ServeLimits())))
+
+    def watch_parent() -> None:
+        while not server.should_exit:
+            if os.getppid() != parent:
+                server.should_exit = True
+            time.sleep(1)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    server.run(sockets=[sock])

@@ -1,0 +1,173 @@
+"""Serving on ONNX Runtime (digitlab.serve.engine): same answers as the estimator, clean fallbacks."""
+
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+pytest.importorskip("fastapi")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("skl2onnx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from digitlab.onnx_model import OnnxModel  # noqa: E402
+from digitlab.serve.app import create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """Two runs on the 8×8 digits: logistic regression with its not-a-digit detector, and k-NN."""
+    from digitlab.pipeline import run_pipeline
+
+    root = tmp_path_factory.mktemp("runs")
+    run_pipeline("digits", "logreg", out=root)
+    run_pipeline("digits", "knn", out=root)
+    return root
+
+
+def _folders(runs: Path) -> list[Path]:
+    return sorted(p for p in runs.iterdir() if p.is_dir() and (p / "model.json").is_file())
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def pictures() -> list[bytes]:
+    """Digits from the test set drawn large, a stroke, a blank page and a scribble (not a digit)."""
+    from digitlab.data import load_dataset
+
+    digits = load_dataset("digits")
+    out = [png(Image.fromarray(255 - (img * 15).astype(np.uint8)).resize((112, 112), Image.Resampling.NEAREST))
+           for img in digits.test_images[:25]]
+    one = Image.new("L", (400, 400), 255)
+    ImageDraw.Draw(one).line([(200, 60), (200, 340)], fill=0, width=28)
+    scribble = Image.new("L", (400, 400), 255)
+    rng = np.random.default_rng(0)
+    ImageDraw.Draw(scribble).line([tuple(p) for p in rng.integers(0, 400, (40, 2)).tolist()], fill=0, width=6)
+    return out + [png(one), png(scribble), png(Image.new("L", (50, 50), 255))]
+
+
+def answers(client: TestClient, bodies: list[bytes]) -> list[dict]:
+    got = []
+    for body in bodies:
+        response = client.post("/api/predict?input=true", content=body, headers={"content-type": "image/png"})
+        assert response.status_code in (200, 422), response.text
+        got.append(response.json())
+    return got
+
+
+def test_onnx_answers_as_the_estimator_does(runs):
+    bodies = pictures()
+    for folder in _folders(runs):
+        with TestClient(create_app(folder, runs, onnx=True)) as fast, \
+                TestClient(create_app(folder, runs, onnx=False)) as slow:
+            assert fast.get("/healthz").json()["engine"] == "onnxruntime"
+            assert slow.get("/healthz").json()["engine"] == "estimator"
+            assert isinstance(fast.app.state.served.loaded.model, OnnxModel)
+            # the card and the not-a-digit detector are the run's own, whichever engine runs the model
+            assert fast.app.state.served.loaded.card == slow.app.state.served.loaded.card
+            assert (fast.app.state.served.loaded.detector is None) == (slow.app.state.served.loaded.detector is None)
+            kinds = set()
+            for a, b in zip(answers(fast, bodies), answers(slow, bodies)):
+                if "error" in b:
+                    assert a == b
+                    continue
+                kinds.add(b["kind"])
+                same = ("kind", "digit", "unsure", "input")
+                assert [a[k] for k in same] == [b[k] for k in same]
+                assert [t["digit"] for t in a["top"]] == [t["digit"] for t in b["top"]]
+                assert np.allclose(a["probabilities"], b["probabilities"], atol=1e-3)
+                assert (a["nondigit_score"] is None) == (b["nondigit_score"] is None)
+                if b["nondigit_score"] is not None:  # the detector reads the probabilities too: float32 vs float64
+                    assert abs(a["nondigit_score"] - b["nondigit_score"]) < 1e-4
+            assert {"digit", "not_a_digit"} <= kinds  # the detector's answers too, through the ONNX model
+            pixels = np.zeros((28, 28), dtype=int)
+            pixels[4:24, 13:16] = 255
+            for c in (fast, slow):
+                assert c.post("/api/predict", json={"pixels": pixels.tolist()}).json()["digit"] == 1
+
+
+def test_a_valid_export_is_reused_and_a_changed_one_made_again(runs, caplog):
+    folder = _folders(runs)[0]
+    create_app(folder, runs, onnx=True)
+    onnx = folder / "model.onnx"
+    stamp = onnx.stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="digitlab.serve"):
+        assert create_app(folder, runs, onnx=True).state.served.engine == "onnxruntime"
+    assert onnx.stat().st_mtime_ns == stamp and "reusing" in caplog.text
+    onnx.write_bytes(onnx.read_bytes()[:-10])  # truncated: its card's checksum no longer matches
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="digitlab.serve"):
+        app = create_app(folder, runs, onnx=True)
+    assert app.state.served.engine == "onnxruntime" and "exported" in caplog.text
+    with TestClient(app) as c:
+        answer = c.post("/api/predict", content=pictures()[-3], headers={"content-type": "image/png"}).json()
+        assert answer["digit"] == 1
+
+
+def test_without_onnxruntime_the_estimator_serves_with_one_log_line(runs):
+    folder = _folders(runs)[0]
+    code = (
+        "import sys; sys.modules['onnxruntime'] = None\n"  # hidden: `import onnxruntime` raises ImportError
+        "from pathlib import Path; from fastapi.testclient import TestClient\n"
+        "from digitlab.serve.app import create_app\n"
+        f"app = create_app(Path({str(folder)!r}), Path({str(runs)!r}))\n"
+        "c = TestClient(app)\n"
+        "print(c.get('/healthz').json()['engine'])\n"
+        "grid = [[255 if 4 <= y < 24 and 13 <= x < 16 else 0 for x in range(28)] for y in range(28)]\n"
+        "print(c.post('/api/predict', json={'pixels': grid}).json()['digit'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["estimator", "1"]
+    lines = [line for line in done.stderr.splitlines() if "onnxruntime is not installed" in line]
+    assert len(lines) == 1, done.stderr
+
+
+def test_a_model_that_cannot_be_exported_falls_back(tmp_path, caplog):
+    """A run whose test set cannot be rebuilt (its dataset is not a registered one) cannot pass the parity check."""
+    from digitlab.data import load_dataset
+    from digitlab.data.dataset import Dataset
+    from digitlab.store import save_model
+    from digitlab.train import train
+
+    d = load_dataset("digits")
+    odd = Dataset("my-own-digits", d.train_images, d.train_labels, d.test_images, d.test_labels, 16, {"kind": "test"})
+    save_model(train("logreg", odd), odd, tmp_path / "run", metrics={"accuracy": 0.9})
+    with caplog.at_level(logging.INFO, logger="digitlab.serve"):
+        app = create_app(tmp_path / "run", tmp_path, onnx=True)
+    assert app.state.served.engine == "estimator"
+    assert "on the estimator: no ONNX export" in caplog.text
+    assert not (tmp_path / "run" / "model.onnx").exists()
+    with TestClient(app) as c:
+        assert c.get("/healthz").json()["engine"] == "estimator"
+
+
+def test_the_environment_can_turn_onnx_off(runs, monkeypatch):
+    monkeypatch.setenv("DIGITLAB_SERVE_ONNX", "0")
+    assert create_app(_folders(runs)[0], runs).state.served.engine == "estimator"
+
+
+def test_input_only_when_asked(runs):
+    with TestClient(create_app(_folders(runs)[0], runs)) as c:
+        body = pictures()[-3]
+        for url, shape in (("/api/predict", None), ("/api/predict?input=false", None),
+                           ("/api/predict?input=true", (8, 8)), ("/api/predict/image?input=true", (8, 8))):
+            answer = c.post(url, content=body, headers={"content-type": "image/png"}).json()
+            assert answer["digit"] == 1
+            assert (np.asarray(answer["input"]).shape if "input" in answer else None) == shape
+        form = c.post("/api/predict", files={"image": ("one.png", body, "image/png")}).json()
+        assert "input" not in form and form["digit"] == 1
+        bad = c.post("/api/predict?input=maybe", content=body, headers={"content-type": "image/png"})
+        assert bad.status_code == 422 and "error" in bad.json()
