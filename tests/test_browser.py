@@ -1,7 +1,9 @@
 """A real browser draws on the page: Playwright (Python) driving Debian's chromium package.
 
 The test starts the real app on uvicorn on a free loopback port, draws a digit with the mouse,
-and checks the prediction and the ten bars. Screenshots go to ``test-output/browser/``.
+and checks the prediction and the ten bars; in the page's number mode it writes "1 7" and checks
+the number and the two boxes; with a run that has a not-a-digit detector it checks the page's
+honest wording ("That doesn't look like a digit"). Screenshots go to ``test-output/browser/``.
 Chromium is installed with apt when it is missing (the machine runs as root); Playwright's
 own browser download is not used.
 """
@@ -58,18 +60,34 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The real app, logistic regression on the 8×8 digits, on uvicorn in a background thread."""
-    import uvicorn
-
     from digitlab.data import load_dataset
-    from digitlab.serve.app import create_app
     from digitlab.store import save_model
     from digitlab.train import train
 
     runs = tmp_path_factory.mktemp("runs")
     digits = load_dataset("digits")
     save_model(train("logreg", digits), digits, runs / "digits-logreg", metrics={"accuracy": 0.9667})
+    yield from _serve(runs / "digits-logreg", runs)
+
+
+@pytest.fixture(scope="module")
+def detector_server(tmp_path_factory):
+    """A whole run (``run_pipeline``): calibrated, with its not-a-digit detector, served the same way."""
+    from digitlab.pipeline import run_pipeline
+
+    runs = tmp_path_factory.mktemp("pipeline-runs")
+    result = run_pipeline("digits", "logreg", out=runs)
+    assert (result.folder / "notdigit.safetensors").is_file()
+    yield from _serve(result.folder, runs)
+
+
+def _serve(model, runs):
+    import uvicorn
+
+    from digitlab.serve.app import create_app
+
     port = _free_port()
-    config = uvicorn.Config(create_app(runs / "digits-logreg", runs), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(create_app(model, runs), host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -96,12 +114,21 @@ def browser():
 
 @pytest.fixture
 def page(browser, server):
+    yield from _open(browser, server)
+
+
+@pytest.fixture
+def detector_page(browser, detector_server):
+    yield from _open(browser, detector_server)
+
+
+def _open(browser, url):
     context = browser.new_context(viewport={"width": 1000, "height": 800})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(server)
+    page.goto(url)
     page.wait_for_function("document.getElementById('model-name').textContent !== '…'")
     yield page
     context.close()
@@ -189,3 +216,80 @@ def test_touch_like_pointer_and_blank_canvas_never_errors(page):
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_function("document.getElementById('prediction').textContent !== '?'")
     assert "error" not in (page.locator("#status").get_attribute("class") or "")
+
+
+def test_number_mode_reads_one_seven_and_boxes_each_digit(page):
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    sent = []
+    page.on("request", lambda r: sent.append((r.url, r.headers.get("content-type"))) if "/api/" in r.url else None)
+    page.check("#mode-number")
+    size = page.evaluate("[document.getElementById('pad').width, document.getElementById('pad').height]")
+    assert size == [800, 300]
+    box = page.locator("#pad").bounding_box()
+    assert box["width"] > 2.5 * box["height"]  # drawn wide on the page too
+    assert page.locator("#digit-result").is_hidden() and page.locator("#number-result").is_visible()
+
+    _stroke(page, [(0.25, 0.15), (0.25, 0.85)])  # "1"
+    _stroke(page, [(0.55, 0.18), (0.72, 0.18), (0.6, 0.85)])  # "7", well apart
+    page.wait_for_function("document.querySelectorAll('#boxes .box').length === 2"
+                           " && document.getElementById('number').textContent.length === 2")
+    page.wait_for_timeout(300)  # let a last in-flight answer land
+    assert page.locator("#boxes .box").count() == 2
+    number = page.locator("#number").inner_text()
+    assert len(number) == 2 and all(ch.isdigit() or ch == "?" for ch in number)
+    assert "error" not in (page.locator("#number-status").get_attribute("class") or "")
+    labels = page.locator("#boxes .box .conf").all_inner_texts()
+    assert len(labels) == 2 and all("%" in label for label in labels)
+    # each box lies around its stroke, on the canvas, left to right
+    boxes = [b.bounding_box() for b in page.locator("#boxes .box").all()]
+    assert boxes[0]["x"] < box["x"] + 0.25 * box["width"] < boxes[0]["x"] + boxes[0]["width"]
+    assert boxes[1]["x"] < box["x"] + 0.62 * box["width"] < boxes[1]["x"] + boxes[1]["width"]
+    assert all(box["y"] - 2 <= b["y"] and b["y"] + b["height"] <= box["y"] + box["height"] + 2 for b in boxes)
+    reads = [(url, kind) for url, kind in sent if "/api/read" in url]
+    assert reads and reads[-1] == (reads[-1][0], "image/png") and reads[-1][0].endswith("/api/read")
+    assert not any("/api/predict" in url for url, _ in sent)
+    page.screenshot(path=str(OUTPUT / "page-number-17.png"), full_page=True)
+
+    page.click("#clear")
+    assert page.locator("#boxes .box").count() == 0
+    page.check("#mode-digit")  # back to one digit: the square canvas and the bars
+    assert page.evaluate("document.getElementById('pad').width") == 400
+    _stroke(page, [(0.5, 0.12), (0.5, 0.88)])
+    page.wait_for_function("document.getElementById('prediction').textContent !== '?'")
+    assert page.locator("#prediction").inner_text() == "1"
+
+
+def test_a_hash_is_not_a_digit_and_a_one_is(detector_page):
+    page = detector_page
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    for stroke in ([(0.38, 0.1), (0.38, 0.9)], [(0.62, 0.1), (0.62, 0.9)],
+                   [(0.1, 0.38), (0.9, 0.38)], [(0.1, 0.62), (0.9, 0.62)]):  # "#"
+        _stroke(page, stroke)
+    page.wait_for_function("document.getElementById('confidence').textContent !== 'Draw a digit'")
+    page.wait_for_timeout(400)  # the answer for the whole '#'
+    assert page.locator("#confidence").inner_text() == "That doesn't look like a digit"
+    assert page.locator("#prediction").inner_text() == "✗"
+    page.screenshot(path=str(OUTPUT / "page-hash-not-a-digit.png"), full_page=True)
+
+    page.click("#clear")
+    assert page.locator("#confidence").inner_text() == "Draw a digit"
+    _stroke(page, [(0.5, 0.12), (0.5, 0.88)])
+    page.wait_for_function("document.getElementById('confidence').textContent !== 'Draw a digit'")
+    page.wait_for_timeout(400)
+    text = page.locator("#confidence").inner_text()
+    assert text.endswith("% sure") or text.startswith("Not sure"), text
+    page.screenshot(path=str(OUTPUT / "page-one-calibrated.png"), full_page=True)
+
+    # the number mode marks the '#' beside a '1' as doubtful: a '?' in the number and a dashed box
+    page.click("#clear")
+    page.check("#mode-number")
+    _stroke(page, [(0.15, 0.15), (0.15, 0.85)])  # "1"
+    for stroke in ([(0.45, 0.1), (0.45, 0.9)], [(0.55, 0.1), (0.55, 0.9)],
+                   [(0.38, 0.38), (0.62, 0.38)], [(0.38, 0.62), (0.62, 0.62)]):  # "#"
+        _stroke(page, stroke)
+    page.wait_for_function("document.querySelectorAll('#boxes .box').length === 2"
+                           " && document.getElementById('number').textContent === '1?'")
+    assert page.locator("#boxes .box.doubtful").count() == 1
+    assert page.locator("#boxes .box.doubtful .conf").inner_text() == "? · not a digit"
+    assert "doubtful" in page.locator("#number-note").inner_text()
+    page.screenshot(path=str(OUTPUT / "page-number-doubtful.png"), full_page=True)

@@ -280,7 +280,7 @@ def entropy(proba: np.ndarray) -> np.ndarray:
     [0.0, 0.693]
     """
     proba = np.asarray(proba, dtype=np.float64)
-    return -(proba * np.log(np.clip(proba, 1e-12, 1.0))).sum(axis=1)
+    return 0.0 - (proba * np.log(np.clip(proba, 1e-12, 1.0))).sum(axis=1)  # 0.0 - x: no "-0.0" for a sure row
 
 
 def _proba(model: Any, features: np.ndarray) -> np.ndarray:

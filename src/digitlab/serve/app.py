@@ -6,6 +6,8 @@ Routes
 ``POST /api/predict``         multipart ``image`` file (what the page sends)
 ``POST /api/predict/pixels``  JSON ``{"pixels": 28×28 numbers 0-255}``
 ``POST /api/predict/image``   the image file itself as the body (``Content-Type: image/png``, ...)
+``POST /api/read``            a whole number: the same pictures (multipart ``image`` or the file as the body);
+                              the text and each digit's box, digit, probability, top 3 and kind
 ``GET /api/models``           the model being served and the other saved models under ``runs_dir``
 ``GET /healthz``              liveness, the model id and what runs it (``onnxruntime`` or ``estimator``)
 ``GET /docs``                 OpenAPI docs (``/openapi.json`` is the schema)
@@ -51,9 +53,9 @@ from digitlab.runs import find_latest_model
 from digitlab.serve.budget import DecodeGate, ServeLimits, pixels_to_decode
 from digitlab.serve.engine import serving_model
 from digitlab.serve.errors import ApiError, install_error_handlers
-from digitlab.serve.limits import FORM, IMAGE, MAX_BODY, PIXELS, PredictBodies
+from digitlab.serve.limits import FORM, IMAGE, MAX_BODY, PIXELS, READ, READ_IMAGE, PredictBodies
 from digitlab.serve.memory import tune_allocator
-from digitlab.serve.schemas import ErrorResponse, ModelsResponse, PixelsBody, PredictResponse
+from digitlab.serve.schemas import ErrorResponse, ModelsResponse, PixelsBody, PredictResponse, ReadResponse
 from digitlab.store import LoadedModel, load_model
 
 __all__ = ["create_app", "app_from_env", "MAX_BODY"]
@@ -201,6 +203,7 @@ def _add_routes(app: FastAPI) -> None:
         return {"active": served.loaded.id, "models": _list_models(served)}
 
     _add_predict_routes(app)
+    _add_read_routes(app)
 
 
 def _add_predict_routes(app: FastAPI) -> None:
@@ -234,6 +237,83 @@ def _add_predict_routes(app: FastAPI) -> None:
         """The file as the whole body, e.g. ``curl --data-binary @digit.png -H 'Content-Type: image/png'``
         (``application/octet-stream`` is read too)."""
         return await _answer(app, image, top_k, with_input)
+
+
+def _add_read_routes(app: FastAPI) -> None:
+    reads = {"response_model": ReadResponse, "responses": _ERRORS}
+
+    @app.post(READ, summary="Read a whole handwritten number in an uploaded image", **reads)
+    async def read(
+        image: Annotated[UploadFile, File(description="PNG, JPEG, BMP, GIF, WebP or TIFF; at most 5 MiB and "
+                                                      "4096×4096 pixels")],
+    ) -> JSONResponse:
+        """Find the digits in a picture of a number (one or more lines), read each, in order.
+        ``multipart/form-data`` with the picture in an ``image`` file field; the image file itself as
+        the body (``Content-Type: image/png``, ...) is read too. Each digit's ``box`` is in the
+        picture's own pixels; a digit the model is unsure of, or that is not a digit, shows as ``?``
+        in ``text``. A blank picture, or one with more marks than a number has, is answered 422."""
+        return await _read_answer(app, await image.read())
+
+    @app.post(READ_IMAGE, summary="Read a whole number in an image sent as the body", **reads)
+    async def read_image_body(
+        image: Annotated[bytes, Body(media_type="image/*", description="The image file itself: PNG, JPEG, "
+                                     "BMP, GIF, WebP or TIFF; at most 5 MiB and 4096×4096 pixels")],
+    ) -> JSONResponse:
+        """The file as the whole body, e.g. ``curl --data-binary @number.png -H 'Content-Type: image/png'``;
+        what ``POST /api/read`` does with a bare-image body."""
+        return await _read_answer(app, image)
+
+
+async def _read_answer(app: FastAPI, source: bytes) -> JSONResponse:
+    """Read the number once the decode gate gives a turn (503 when it does not), in a worker thread:
+    finding and reading several digits is more work than one prediction."""
+    start = time.perf_counter()
+    gate: DecodeGate = app.state.gate
+    loaded = app.state.served.loaded
+    async with gate.turn():
+        result = await run_in_threadpool(_read_sync, loaded, source, gate)
+    result["milliseconds"] = round((time.perf_counter() - start) * 1000, 3)
+    return JSONResponse(result)
+
+
+def _read_sync(loaded: LoadedModel, source: bytes, gate: DecodeGate) -> dict[str, Any]:
+    """Decode (within the pixel budget), find and read the digits; boxes in the picture's own pixels."""
+    from digitlab.read import read_number
+
+    with gate.decoding(source):
+        picture = read_image(source, draft=WORK_SIDE)
+        try:
+            reading = read_number(loaded.model, loaded.card, picture, detector=loaded.detector)
+        except DigitlabError as exc:  # no ink, too many marks: the picture is readable, its content is not
+            raise ApiError(422, str(exc)) from None
+    width, height = _full_size(source, picture.size)
+    sx, sy = width / picture.size[0], height / picture.size[1]
+    digits = []
+    for digit in reading.digits:
+        out = digit.to_dict()
+        x0, y0, x1, y1 = digit.box
+        out["box"] = [int(x0 * sx), int(y0 * sy), min(width, round(x1 * sx)), min(height, round(y1 * sy))]
+        digits.append(out)
+    return {"text": reading.text, "digits": digits, "width": width, "height": height, "model_id": reading.model_id}
+
+
+def _full_size(source: bytes, decoded: tuple[int, int]) -> tuple[int, int]:
+    """The picture's own size, EXIF rotation applied: larger than ``decoded`` when a big JPEG was decoded at a
+    reduced scale (``draft``), else ``decoded`` itself."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(source)) as header:
+            width, height = header.size
+            if header.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated a quarter turn
+                width, height = height, width
+    except Exception:  # noqa: BLE001 - it decoded once already; keep the decoded frame
+        return decoded
+    if (width, height) == decoded or width < decoded[0] or height < decoded[1]:
+        return decoded
+    return width, height
 
 
 INLINE_PIXELS = 400 * 400

@@ -6,6 +6,9 @@ Three routes read three kinds of body (FastAPI parses and documents each one):
 - ``POST /api/predict/pixels``: ``application/json`` ``{"pixels": 28×28 numbers}``;
 - ``POST /api/predict/image``: the image file itself (``image/png``, ``image/jpeg``, ...).
 
+``POST /api/read`` (a whole number) takes the same pictures: a multipart ``image`` file, or the
+image file itself as the body, which goes on to ``/api/read/image``.
+
 :class:`PredictBodies`, a small ASGI middleware in front of them, makes sure no request holds
 more than :data:`MAX_BODY` in memory: a ``Content-Length`` over it is answered 413 at once, and a
 body sent without one (chunked) is cut off with 413 as soon as it passes it. It answers an empty
@@ -34,7 +37,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from digitlab.data.images import MAX_BYTES
 from digitlab.serve.budget import Budget, Busy, ServeLimits
 
-__all__ = ["BodyReader", "FORM", "IMAGE", "MAX_BODY", "PIXELS", "PredictBodies", "WANTED", "route_for"]
+__all__ = ["BodyReader", "FORM", "IMAGE", "MAX_BODY", "PIXELS", "PredictBodies", "READ", "READ_IMAGE", "WANTED",
+           "route_for"]
 
 MAX_BODY = MAX_BYTES + 64 * 1024
 """Largest request body read: a 5 MiB image plus room for the multipart envelope."""
@@ -46,6 +50,29 @@ WANTED = {
     IMAGE: "the image file itself, with a Content-Type such as image/png",
 }
 """Each predict route, and what to send it (for the error messages)."""
+
+READ, READ_IMAGE = "/api/read", "/api/read/image"
+WANTED[READ] = "multipart/form-data with an `image` file, or the image file itself (Content-Type image/png, ...)"
+WANTED[READ_IMAGE] = WANTED[IMAGE]
+
+_ENTRIES = {FORM: {FORM: FORM, PIXELS: PIXELS, IMAGE: IMAGE}, READ: {FORM: READ, IMAGE: READ_IMAGE}}
+"""The URLs that take several kinds of body: the kind (as :func:`route_for` names it) → the route that reads it."""
+_KIND = {PIXELS: PIXELS, IMAGE: IMAGE, READ_IMAGE: IMAGE}
+"""The URLs that take one kind of body, and that kind."""
+
+
+def destination(path: str, content_type: str) -> str | None:
+    """The route that reads a body of this media type posted to ``path``; None when none does.
+
+    >>> destination("/api/read", "image/png"), destination("/api/read", "application/json")
+    ('/api/read/image', None)
+    """
+    kind = route_for(content_type)
+    if kind is None:
+        return None
+    if path in _ENTRIES:
+        return _ENTRIES[path].get(kind)
+    return path if _KIND.get(path) == kind else None
 
 
 def route_for(content_type: str) -> str | None:
@@ -79,8 +106,8 @@ class PredictBodies:
             close = {"Connection": "close"} if status == 413 else None  # do not read the rest of it
             await JSONResponse({"error": message}, status_code=status, headers=close)(scope, receive, send)
             return
-        target = route_for(content_type)
-        if scope["path"] == FORM and target != FORM:  # JSON or a bare image sent to the page's URL
+        target = destination(scope["path"], content_type)
+        if target is not None and target != scope["path"]:  # JSON or a bare image sent to a form's URL
             scope = {**scope, "path": target, "raw_path": str(target).encode()}
         body = BodyReader(receive, self.limits, self.bodies)
         try:
@@ -98,8 +125,7 @@ def _refusal(path: str, content_type: str, declared: str | None) -> tuple[int, s
         return 400, f"the request body is empty; send {WANTED[path]}"
     if not content_type:
         return 415, f"no Content-Type; send {WANTED[path]}"
-    target = route_for(content_type)
-    if target is None or (path != FORM and target != path):
+    if destination(path, content_type) is None:
         return 415, f"cannot read a {content_type} body here; send {WANTED[path]}"
     return None
 

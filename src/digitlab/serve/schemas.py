@@ -21,7 +21,8 @@ from pydantic import BaseModel, Field, field_validator
 from digitlab.data.images import prepare_pixels
 from digitlab.errors import DigitlabError
 
-__all__ = ["ErrorResponse", "ModelInfo", "ModelsResponse", "PixelsBody", "PredictResponse", "TopDigit"]
+__all__ = ["ErrorResponse", "ModelInfo", "ModelsResponse", "PixelsBody", "PredictResponse", "ReadDigit",
+           "ReadResponse", "TopDigit"]
 
 GreyLevel = Annotated[float, Field(ge=0, le=255)]
 Row = Annotated[list[GreyLevel], Field(min_length=28, max_length=28)]
@@ -78,6 +79,34 @@ class PredictResponse(BaseModel):
                                   "asks for it with `?input=true`, else absent.")
     pixel_max: int = Field(description="Brightest value of `input`: 255 for MNIST models, 16 for 8×8 ones.")
     milliseconds: float = Field(description="Server time spent on this prediction.")
+
+
+class ReadDigit(BaseModel):
+    """One digit found in the picture, and what the model read there."""
+
+    box: list[int] = Field(min_length=4, max_length=4,
+                           description="[x0, y0, x1, y1] in the picture's own pixels (right and bottom excluded).")
+    digit: int = Field(ge=0, le=9, description="The most probable digit.")
+    shown: str = Field(description="How the number text shows it: the digit, or '?' when kind is not 'digit'.")
+    probability: float = Field(description="Its (calibrated) probability.")
+    top: list[TopDigit] = Field(description="The three most probable digits, most probable first.")
+    kind: Literal["digit", "unsure", "not_a_digit"] = Field(
+        description="'digit'; 'unsure' (top probability under the model's threshold); 'not_a_digit' (the mark "
+                    "does not look like a digit). Anything but 'digit' is shown as '?'.")
+    line: int = Field(ge=0, description="The line it is on, 0 for the top one.")
+
+
+class ReadResponse(BaseModel):
+    """A whole number read from one picture."""
+
+    text: str = Field(description="The digits in reading order, '?' for a doubtful one; lines separated by a "
+                                  "space (e.g. '4071', '12 34').")
+    digits: list[ReadDigit] = Field(description="Each digit found, in reading order: lines top to bottom, "
+                                                "each left to right.")
+    width: int = Field(description="The picture's width in pixels (the boxes' frame).")
+    height: int = Field(description="The picture's height in pixels.")
+    model_id: str = Field(description="The id of the model card that answered.")
+    milliseconds: float = Field(description="Server time spent reading the picture.")
 
 
 class ErrorResponse(BaseModel):

@@ -1,4 +1,5 @@
-// digitlab drawing page: pointer-event canvas, live prediction, ten probability bars.
+// digitlab drawing page: pointer-event canvas, live prediction, ten probability bars; a "Number" mode
+// with a wider canvas that reads a whole number (POST /api/read) and boxes each digit found.
 // Plain JavaScript, no libraries, nothing fetched from outside this server.
 "use strict";
 
@@ -28,17 +29,32 @@ let inFlight = false;
 let dirty = false;
 let lastSent = 0;
 let generation = 0; // bumps on clear, so late answers for an old drawing are dropped
+let mode = "digit"; // "digit": one digit, live; "number": a whole number, read when the pen lifts
+
+// Number mode: an 800×300 canvas, sent at half size (400×150): digits drawn ~200 px tall arrive
+// ~100 px tall, plenty for the server to find and prepare each one.
+const NUMBER_CANVAS = { width: 800, height: 300 };
+const DIGIT_CANVAS = { width: 400, height: 400 };
+const NUMBER_SEND_SCALE = 0.5;
+const wide = document.createElement("canvas");
+const wideCtx = wide.getContext("2d");
 
 // ---- drawing ------------------------------------------------------------------------------
+
+// Where an uploaded picture lies on the canvas (fitted, centred), in canvas pixels.
+function placement(width, height) {
+  const scale = Math.min(pad.width / width, pad.height / height);
+  const w = width * scale;
+  const h = height * scale;
+  return { x: (pad.width - w) / 2, y: (pad.height - h) / 2, w, h };
+}
 
 function paper() {
   ctx.fillStyle = PAPER;
   ctx.fillRect(0, 0, pad.width, pad.height);
   if (picture) {
-    const scale = Math.min(pad.width / picture.width, pad.height / picture.height);
-    const w = picture.width * scale;
-    const h = picture.height * scale;
-    ctx.drawImage(picture, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+    const at = placement(picture.width, picture.height);
+    ctx.drawImage(picture, at.x, at.y, at.w, at.h);
   }
 }
 
@@ -86,7 +102,7 @@ pad.addEventListener("pointerdown", (event) => {
   pad.setPointerCapture(event.pointerId);
   current = [position(event)];
   redraw();
-  schedule();
+  if (mode === "digit") schedule(); // a number is read when the pen lifts
 });
 
 pad.addEventListener("pointermove", (event) => {
@@ -95,7 +111,7 @@ pad.addEventListener("pointermove", (event) => {
   const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
   for (const e of events.length ? events : [event]) current.push(position(e));
   redraw();
-  schedule();
+  if (mode === "digit") schedule();
 });
 
 function endStroke(event) {
@@ -153,8 +169,13 @@ async function pump() {
   lastSent = performance.now();
   const sentFor = generation;
   try {
-    const answer = await send(await shrunk());
-    if (sentFor === generation) show(answer);
+    if (mode === "number") {
+      const answer = await sendNumber(await shrunkWide());
+      if (sentFor === generation) showNumber(answer);
+    } else {
+      const answer = await send(await shrunk());
+      if (sentFor === generation) show(answer);
+    }
   } finally {
     inFlight = false;
     if (dirty) schedule();
@@ -171,6 +192,40 @@ async function shrunk() {
   smallCtx.drawImage(pad, 0, 0, SEND_SIDE, SEND_SIDE);
   smallCtx.filter = "none";
   return new Promise((resolve) => small.toBlob(resolve, "image/png"));
+}
+
+// Number mode: the wide drawing at half size, grey, as a PNG blob.
+async function shrunkWide() {
+  wide.width = Math.round(pad.width * NUMBER_SEND_SCALE);
+  wide.height = Math.round(pad.height * NUMBER_SEND_SCALE);
+  wideCtx.imageSmoothingEnabled = true;
+  wideCtx.imageSmoothingQuality = "high";
+  wideCtx.fillStyle = PAPER;
+  wideCtx.fillRect(0, 0, wide.width, wide.height);
+  wideCtx.filter = "grayscale(1)";
+  wideCtx.drawImage(pad, 0, 0, wide.width, wide.height);
+  wideCtx.filter = "none";
+  return new Promise((resolve) => wide.toBlob(resolve, "image/png"));
+}
+
+// POST /api/read: the drawing as the PNG body, an uploaded file as a multipart form.
+async function sendNumber(blob, name) {
+  let request;
+  if (name === undefined) {
+    request = { method: "POST", body: blob, headers: { "Content-Type": "image/png" } };
+  } else {
+    const form = new FormData();
+    form.append("image", blob, name);
+    request = { method: "POST", body: form };
+  }
+  try {
+    const response = await fetch("/api/read", request);
+    const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+    if (!response.ok) return { error: body.error || `HTTP ${response.status}` };
+    return body;
+  } catch (err) {
+    return { error: `the server did not answer (${err.message})` };
+  }
 }
 
 // A drawing goes as the PNG body itself; an uploaded file (any format) as a multipart form with its
@@ -208,8 +263,14 @@ $("upload").addEventListener("change", async (event) => {
   }
   redraw();
   status(`Reading ${file.name}…`);
-  const answer = await send(file, file.name);
-  show(answer, file.name);
+  const sentFor = generation;
+  if (mode === "number") {
+    const answer = await sendNumber(file, file.name);
+    if (sentFor === generation) showNumber(answer, file.name);
+  } else {
+    const answer = await send(file, file.name);
+    if (sentFor === generation) show(answer, file.name);
+  }
 });
 
 // ---- showing the answer -------------------------------------------------------------------
@@ -224,8 +285,9 @@ for (let d = 0; d < 10; d++) {
 }
 
 function status(text, isError = false) {
-  $("status").textContent = text;
-  $("status").classList.toggle("error", isError);
+  const line = $(mode === "number" ? "number-status" : "status");
+  line.textContent = text;
+  line.classList.toggle("error", isError);
 }
 
 function reset() {
@@ -235,6 +297,7 @@ function reset() {
   $("prediction").classList.remove("is-unsure", "is-not-digit");
   $("confidence").textContent = "Draw a digit";
   $("unsure").hidden = true;
+  $("bars").classList.remove("faded");
   for (const li of bars) {
     li.classList.remove("top");
     li.querySelector(".bar").style.width = "0%";
@@ -242,6 +305,9 @@ function reset() {
   }
   viewCtx.fillStyle = "#000";
   viewCtx.fillRect(0, 0, view.width, view.height);
+  $("number").textContent = "…";
+  $("number-note").textContent = "Draw a number, digits side by side";
+  $("boxes").replaceChildren();
   status("");
 }
 
@@ -259,7 +325,7 @@ function show(answer, source) {
     // The detector says this is not a digit: no big number, however sure the classifier would be.
     $("prediction").textContent = "✗";
     $("confidence").textContent = "That doesn't look like a digit";
-    $("unsure").textContent = "Draw one digit, large, in the middle";
+    $("unsure").textContent = "Draw one digit, large, in the middle (the faded bars: what a digit model alone would guess)";
   } else if (kind === "unsure") {
     const [first, second] = answer.top;
     $("prediction").textContent = "?";
@@ -270,15 +336,92 @@ function show(answer, source) {
     $("confidence").textContent = `${pct(answer.probability)} sure`;
     $("unsure").textContent = "the model's own score: this model was saved without calibration";
   }
+  // Not a digit: the bars fade (they are only what the digit model alone would guess) and none stands out.
+  $("bars").classList.toggle("faded", kind === "not_a_digit");
   answer.probabilities.forEach((p, d) => {
     const li = bars[d];
-    li.classList.toggle("top", d === answer.digit);
+    li.classList.toggle("top", d === answer.digit && kind !== "not_a_digit");
     li.querySelector(".bar").style.width = `${(100 * p).toFixed(1)}%`;
     li.querySelector(".pct").textContent = `${(100 * p).toFixed(1)}%`;
   });
   if (answer.input) showInput(answer.input, answer.pixel_max);
   status(`${source ? source + ": " : ""}answered in ${answer.milliseconds.toFixed(1)} ms by ${answer.model_id}`);
 }
+
+// Number mode: the number big, and on the canvas a box around each digit found with its confidence
+// under it; a doubtful digit (unsure, or not a digit) is a "?".
+function showNumber(answer, source) {
+  const boxes = $("boxes");
+  if (answer.error) {
+    boxes.replaceChildren();
+    $("number").textContent = "…";
+    $("number-note").textContent = "Draw a number, digits side by side";
+    status(answer.error, true);
+    return;
+  }
+  const pct = (p) => `${Math.round(100 * p)}%`;
+  const number = $("number");
+  number.replaceChildren();
+  for (const ch of answer.text) {
+    const span = document.createElement("span");
+    span.textContent = ch;
+    if (ch === "?") span.className = "doubtful";
+    number.appendChild(span);
+  }
+  const doubtful = answer.digits.filter((d) => d.kind !== "digit").length;
+  const count = answer.digits.length;
+  $("number-note").textContent = doubtful
+    ? `${count} mark${count === 1 ? "" : "s"} found · ${doubtful} doubtful (?)`
+    : `${count} digit${count === 1 ? "" : "s"} found`;
+  // the boxes are in the sent picture's pixels: a drawing fills the canvas, an upload lies fitted in it
+  const at = picture && source ? placement(answer.width, answer.height) : { x: 0, y: 0, w: pad.width, h: pad.height };
+  const sx = at.w / answer.width;
+  const sy = at.h / answer.height;
+  boxes.replaceChildren(...answer.digits.map((d) => {
+    const [x0, y0, x1, y1] = d.box;
+    const div = document.createElement("div");
+    div.className = d.kind === "digit" ? "box" : "box doubtful";
+    div.style.left = `${(100 * (at.x + x0 * sx)) / pad.width}%`;
+    div.style.top = `${(100 * (at.y + y0 * sy)) / pad.height}%`;
+    div.style.width = `${(100 * (x1 - x0) * sx) / pad.width}%`;
+    div.style.height = `${(100 * (y1 - y0) * sy) / pad.height}%`;
+    const label = document.createElement("span");
+    label.className = "conf";
+    // a mark the detector rejects gets no digit at all, however sure the classifier would be
+    label.textContent = d.kind === "digit" ? `${d.digit} · ${pct(d.probability)}`
+      : d.kind === "not_a_digit" ? "? · not a digit"
+      : `? · ${d.top.slice(0, 2).map((t) => `${t.digit} ${pct(t.probability)}`).join(" or ")}`;
+    div.title = d.kind === "not_a_digit" ? "does not look like a digit" : d.kind === "unsure" ? "not sure" : "";
+    div.appendChild(label);
+    return div;
+  }));
+  status(`${source ? source + ": " : ""}read in ${answer.milliseconds.toFixed(1)} ms by ${answer.model_id}`);
+}
+
+// ---- the mode -----------------------------------------------------------------------------
+
+function setMode(next) {
+  if (next === mode) return;
+  clearAll(); // status() and reset() clear the old mode's answer first
+  mode = next;
+  const size = mode === "number" ? NUMBER_CANVAS : DIGIT_CANVAS;
+  pad.width = size.width;
+  pad.height = size.height;
+  document.body.classList.toggle("number-mode", mode === "number");
+  $("digit-result").hidden = mode === "number";
+  $("number-result").hidden = mode !== "number";
+  $("hint").textContent = mode === "number"
+    ? "Write a number, digits side by side (a second line below is read too). It is read when the pen lifts."
+    : "Draw one digit, large, in the middle. The prediction follows your pen.";
+  pad.setAttribute("aria-label", mode === "number"
+    ? "Drawing canvas: write a number with the mouse, a finger or a pen"
+    : "Drawing canvas: draw one digit with the mouse, a finger or a pen");
+  redraw();
+  reset();
+}
+
+$("mode-digit").addEventListener("change", () => setMode("digit"));
+$("mode-number").addEventListener("change", () => setMode("number"));
 
 function showInput(rows, pixelMax) {
   const h = rows.length;
