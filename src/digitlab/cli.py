@@ -308,10 +308,12 @@ def models() -> None:
 
 def _register_subcommands() -> None:
     from digitlab.cli_data import data_app
+    from digitlab.cli_explain import explain
     from digitlab.cli_export import export
     from digitlab.cli_read import read
 
     app.add_typer(data_app, name="data")
+    app.command("explain")(explain)
     app.command("export")(export)
     app.command("read")(read)
 

@@ -1,0 +1,177 @@
+"""The figures of ``explain.html``: one PNG each, written atomically.
+
+Figures that hold many small images draw them as one tiled canvas on one axes (as
+:mod:`digitlab.plots` does) so a page of 44 saliency groups still draws in well under a second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from digitlab.explain.robustness import Perturbation, RobustnessCurve  # noqa: E402
+from digitlab.fileio import atomic_path  # noqa: E402
+
+__all__ = ["overlay", "plot_feature_maps", "plot_filters", "plot_robustness", "plot_saliency"]
+
+DPI = 100
+FOR, AGAINST = np.array([0.84, 0.15, 0.16]), np.array([0.12, 0.35, 0.75])  # red: for the answer; blue: against
+
+
+def _save(fig: "plt.Figure", path: Path) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def overlay(image: np.ndarray, saliency: np.ndarray | None, pixel_max: float) -> np.ndarray:
+    """An RGB picture: the digit in light grey, the saliency over it (red for, blue against).
+
+    The map is scaled by its own 99th percentile of absolute values, so each picture uses the whole
+    colour range; without a map, the digit in dark grey.
+    """
+    ink = np.clip(np.asarray(image, dtype=np.float64) / pixel_max, 0, 1)
+    if saliency is None:
+        grey = 1 - 0.85 * ink
+        return np.repeat(grey[..., None], 3, axis=2)
+    base = np.repeat((1 - 0.35 * ink)[..., None], 3, axis=2)
+    scale = np.percentile(np.abs(saliency), 99) or float(np.max(np.abs(saliency))) or 1.0
+    s = np.clip(np.asarray(saliency) / scale, -1, 1)
+    strength = np.abs(s)[..., None]
+    colour = np.where(s[..., None] >= 0, FOR, AGAINST)
+    return (1 - strength) * base + strength * colour
+
+
+def plot_saliency(images: np.ndarray, titles: Sequence[str], wrong: Sequence[bool],
+                  maps: Sequence[tuple[str, np.ndarray]], pixel_max: float, path: Path, groups_per_row: int = 4) -> Path:
+    """Groups of tiles — the picture, then each saliency map over it — titled with true → predicted."""
+    n = len(images)
+    tiles = 1 + len(maps)
+    height, width = images.shape[1:3] if n else (8, 8)
+    pad = max(1, width // 6)
+    caption = max(3, int(round(height * 0.45)))
+    label = max(2, int(round(height * 0.3)))
+    group_w = tiles * (width + pad) + 2 * pad
+    rows = max(1, int(np.ceil(n / groups_per_row)))
+    cell_h = caption + height + label + pad
+    canvas = np.ones((rows * cell_h, groups_per_row * group_w, 3))
+    for i in range(n):
+        r, c = divmod(i, groups_per_row)
+        top, left = r * cell_h + caption, c * group_w
+        pictures = [overlay(images[i], None, pixel_max)] + [overlay(images[i], m[i], pixel_max) for _, m in maps]
+        for k, picture in enumerate(pictures):
+            x = left + k * (width + pad)
+            canvas[top:top + height, x:x + width] = picture
+    inches_per_pixel = 0.95 / (width + pad)
+    fig_w = canvas.shape[1] * inches_per_pixel
+    fig_h = canvas.shape[0] * inches_per_pixel + 0.7
+    fig = plt.figure(figsize=(fig_w, fig_h))
+    ax = fig.add_axes((0, 0, 1, (fig_h - 0.7) / fig_h))
+    ax.imshow(canvas, interpolation="nearest")
+    ax.axis("off")
+    names = ["picture"] + [name for name, _ in maps]
+    for i in range(n):
+        r, c = divmod(i, groups_per_row)
+        top, left = r * cell_h + caption, c * group_w
+        centre = left + (tiles * (width + pad) - pad) / 2 - 0.5
+        ax.text(centre, top - 0.6, titles[i], ha="center", va="bottom", fontsize=10,
+                color="#b42318" if wrong[i] else "black", fontweight="bold" if wrong[i] else "normal")
+        for k, name in enumerate(names):
+            ax.text(left + k * (width + pad) + width / 2 - 0.5, top + height - 0.3, name, ha="center", va="top",
+                    fontsize=7, color="#52606d")
+    fig.suptitle("What the model looks at: red pixels speak for its answer, blue against it",
+                 fontsize=13, y=1 - 0.12 / fig_h)
+    return _save(fig, path)
+
+
+def plot_robustness(perturbation: Perturbation, curves: Sequence[RobustnessCurve], examples: np.ndarray,
+                    pixel_max: float, path: Path) -> Path:
+    """Accuracy against the amount of ``perturbation``, one line per model, the changed example under each level."""
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    order = np.argsort(perturbation.levels)  # ``examples`` follow the perturbation's own order
+    levels = np.asarray(perturbation.levels, dtype=float)[order]
+    fig, ax = plt.subplots(figsize=(8.0, 4.4))
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.9, bottom=0.33)
+    markers = "osD^v<>"
+    for k, curve in enumerate(curves):
+        ax.plot(curve.levels, np.asarray(curve.accuracy) * 100, marker=markers[k % len(markers)], linewidth=2,
+                label=curve.model)
+    ax.set_ylim(0, 101)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_xlabel(perturbation.label, labelpad=52)
+    ax.set_xticks(levels)
+    ax.set_xticklabels([f"{v:g}" for v in levels])
+    ax.axhline(10, color="#9aa5b1", linestyle=":", linewidth=1)
+    ax.text(levels[-1], 11, "chance", ha="right", va="bottom", fontsize=8, color="#7b8794")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=9)
+    ax.set_title(f"How it fails: {perturbation.name}", fontsize=13)
+    side = examples.shape[-1]
+    zoom = 34.0 / side
+    for level, image in zip(levels, examples[order]):
+        grey = 1 - np.clip(image / pixel_max, 0, 1)
+        box = OffsetImage(np.repeat(grey[..., None], 3, axis=2), zoom=zoom, interpolation="nearest")
+        ax.add_artist(AnnotationBbox(box, (level, 0), xycoords=("data", "axes fraction"), xybox=(0, -38),
+                                     boxcoords="offset points", frameon=True, pad=0.1,
+                                     bboxprops={"edgecolor": "#d9e2ec"}))
+    return _save(fig, path)
+
+
+def _tile(maps: np.ndarray, columns: int) -> np.ndarray:
+    """C×H×W maps in a grid with one-pixel gaps of NaN (drawn white)."""
+    count, height, width = maps.shape
+    columns = min(columns, count)
+    rows = int(np.ceil(count / columns))
+    canvas = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1), np.nan)
+    for i, m in enumerate(maps):
+        r, c = divmod(i, columns)
+        canvas[r * (height + 1):r * (height + 1) + height, c * (width + 1):c * (width + 1) + width] = m
+    return canvas
+
+
+def plot_filters(filters: np.ndarray, path: Path) -> Path:
+    """The first convolution's 3×3 kernels: red adds where the picture is bright, blue subtracts."""
+    columns = 8
+    canvas = _tile(filters, columns)
+    limit = float(np.max(np.abs(filters))) or 1.0
+    fig = plt.figure(figsize=(7.0, 0.5 + 7.0 * canvas.shape[0] / canvas.shape[1]))
+    ax = fig.add_axes((0.02, 0.03, 0.82, 0.94 - 0.55 / fig.get_figheight()))
+    shown = ax.imshow(canvas, cmap=plt.get_cmap("RdBu_r").with_extremes(bad="white"), vmin=-limit, vmax=limit,
+                      interpolation="nearest")
+    ax.axis("off")
+    bar = fig.add_axes((0.88, 0.1, 0.025, 0.7))
+    fig.colorbar(shown, cax=bar, label="weight")
+    fig.suptitle(f"The {len(filters)} filters of the first layer (3×3 pixels each)", fontsize=12)
+    return _save(fig, path)
+
+
+def plot_feature_maps(image: np.ndarray, maps: Sequence[tuple[str, np.ndarray]], pixel_max: float,
+                      title: str, path: Path) -> Path:
+    """The chosen image, then each block's activations (one small map per channel, brighter = stronger)."""
+    fig, axes = plt.subplots(1, 1 + len(maps), figsize=(3.0 + 4.0 * len(maps), 4.4),
+                             gridspec_kw={"width_ratios": [0.6] + [1.0] * len(maps)})
+    axes = np.atleast_1d(axes)
+    axes[0].imshow(np.clip(image / pixel_max, 0, 1), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    axes[0].set_title("input", fontsize=10)
+    axes[0].axis("off")
+    for ax, (name, activations) in zip(axes[1:], maps):
+        columns = int(np.ceil(np.sqrt(len(activations))))
+        canvas = _tile(activations / (float(activations.max()) or 1.0), columns)
+        ax.imshow(canvas, cmap=plt.get_cmap("magma").with_extremes(bad="white"), vmin=0, vmax=1,
+                  interpolation="nearest")
+        ax.set_title(f"{name}\n{activations.shape[0]} maps of {activations.shape[1]}×{activations.shape[2]}",
+                     fontsize=10)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=12)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return _save(fig, path)

@@ -1,0 +1,247 @@
+"""``explain.html``: every explanation of one saved model on one self-contained page.
+
+:func:`explain_run` loads a saved run, rebuilds its exact test split (as :mod:`digitlab.reproduce`
+does), computes the saliency maps, robustness curves and the map of what the model learned,
+draws the figures into ``explain-figures/`` and writes ``explain.html`` (figures embedded as
+``data:`` URIs, the map as inline SVG; no network) and ``explain.json`` (the numbers), each
+file atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from digitlab.data import DATASETS, load_dataset
+from digitlab.data.dataset import Dataset
+from digitlab.errors import DigitlabError
+from digitlab.explain.model import Explainable
+
+__all__ = ["ExplainResult", "explain_run", "load_explainable", "rebuild_test_split"]
+
+FIGURE_FOLDER = "explain-figures"
+
+
+@dataclass
+class ExplainResult:
+    """What :func:`explain_run` wrote and how long each part took."""
+
+    html: Path
+    figures: dict[str, Path]
+    seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def rebuild_test_split(loaded: Any) -> Dataset:
+    """The dataset a saved model was tested on, with the very same test images.
+
+    Raises :class:`~digitlab.errors.DigitlabError` when the card does not say how to rebuild it.
+    """
+    card = loaded.card
+    if card.dataset not in DATASETS:
+        raise DigitlabError(f"{loaded.path.parent}: the model was trained on {card.dataset!r}, which this "
+                            f"digitlab cannot load; it knows {', '.join(DATASETS)}")
+    split = card.split or {}
+    if split.get("kind") == "random":
+        test_size, seed = split.get("test_size"), split.get("seed")
+        if not isinstance(test_size, float) or type(seed) is not int:
+            raise DigitlabError(f"{loaded.path.parent}: the model card's split lacks a test_size and seed; "
+                                "cannot rebuild the test images to explain")
+        return load_dataset(card.dataset, test_size=test_size, seed=seed)
+    return load_dataset(card.dataset)
+
+
+def load_explainable(path: Path) -> tuple[Explainable, Any]:
+    """Load a run folder or model file as an :class:`Explainable`, with the loaded model (card and all)."""
+    from digitlab.store import load_model
+
+    path = Path(path)
+    if not path.exists():
+        raise DigitlabError(f"--model {path}: no such run folder or model file")
+    loaded = load_model(path)
+    name = f"{loaded.card.model} ({loaded.path.parent.name})"
+    return Explainable(loaded.model, loaded.pixel_max, tuple(loaded.image_shape), name, loaded.temperature), loaded
+
+
+def _captum_available() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("captum") is not None
+
+
+def explain_run(
+    model_path: Path,
+    compare: Sequence[Path] = (),
+    out: Path | None = None,
+    *,
+    n_robustness: int = 1000,
+    n_map: int = 1500,
+    max_errors: int = 24,
+    per_digit: int = 2,
+    n_check: int = 100,
+    seed: int = 0,
+    step: Callable[[str], None] = lambda _: None,
+) -> ExplainResult:
+    """Explain the saved model at ``model_path``; write ``explain.html`` and its figures into ``out``.
+
+    Parameters
+    ----------
+    model_path : Path
+        A run folder, its ``model.json`` or the weights file.
+    compare : sequence of Path
+        Other saved models (same image size) drawn on the same robustness axes.
+    out : Path, optional
+        Where to write; by default the model's run folder.
+    n_robustness : int
+        Test images (a seeded, stratified subset) each perturbation is measured on.
+    n_map : int
+        Test images (a seeded, stratified subset) in the t-SNE map.
+    max_errors, per_digit : int
+        Saliency maps for at most ``max_errors`` misclassified images and ``per_digit`` correct ones per digit.
+    n_check : int
+        Test images (stratified, seeded; the correctly classified ones are used) for the deletion check
+        of each saliency method (:func:`digitlab.explain.saliency.deletion_check`).
+    seed : int
+        Seed of the subsets, the noise, the distortions and t-SNE.
+    step : callable
+        Called with a short description as each part starts (for a progress line).
+
+    Returns
+    -------
+    ExplainResult
+    """
+    from digitlab.explain import embedding, figures, robustness, saliency
+    from digitlab.fileio import write_text_atomic
+    from digitlab.pages import embed_png, render
+    from digitlab.runs import check_writable
+
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+    notes: list[str] = []
+    model, loaded = load_explainable(model_path)
+    others = [load_explainable(p)[0] for p in compare]
+    for other in others:
+        if other.image_shape != model.image_shape:
+            raise DigitlabError(f"--compare {other.name}: it takes {other.image_shape[0]}×{other.image_shape[1]} "
+                                f"images but the explained model takes {model.image_shape[0]}×{model.image_shape[1]}; "
+                                "compare models of the same dataset")
+    out = Path(out) if out is not None else loaded.path.parent
+    check_writable(out)
+    folder = out / FIGURE_FOLDER
+    folder.mkdir(exist_ok=True)
+
+    step("rebuilding the test images")
+    data = rebuild_test_split(loaded)
+    images, labels = data.test_images, np.asarray(data.test_labels).astype(int)
+    pmax = model.pixel_max
+    predicted = model.predict(images)
+    wrong = np.flatnonzero(predicted != labels)
+    confidence = np.ones(len(labels))  # only the mistakes' confidence orders anything: the surest first
+    confidence[wrong] = model.proba(images[wrong])[np.arange(len(wrong)), predicted[wrong]]
+    accuracy = float(np.mean(predicted == labels))
+    seconds["load and predict"] = time.perf_counter() - started
+    paths: dict[str, Path] = {}
+
+    # ---------------------------------------------------------------- what it looks at
+    t = time.perf_counter()
+    step("saliency maps")
+    chosen = saliency.choose_examples(labels, predicted, confidence, max_errors=max_errors, per_digit=per_digit)
+    chosen_proba = model.proba(images[chosen])
+    targets = predicted[chosen]
+    maps: list[tuple[str, np.ndarray]] = []
+    if model.is_cnn and not _captum_available():
+        notes.append("Captum is not installed (pip install 'digitlab[explain]'), so the CNN is shown with occlusion only.")
+    else:
+        method, gradient = saliency.gradient_saliency(model, images[chosen], targets)
+        if gradient is not None:
+            maps.append((method, gradient))
+    maps.append(("occlusion", saliency.occlusion(model, images[chosen], targets)))
+    sure = chosen_proba[np.arange(len(chosen)), predicted[chosen]]
+    titles = [f"{labels[i]} → {predicted[i]} ({p:.0%})" if labels[i] != predicted[i] else f"{labels[i]} ({p:.0%})"
+              for i, p in zip(chosen, sure)]
+    paths["saliency"] = figures.plot_saliency(images[chosen], titles, list(labels[chosen] != predicted[chosen]),
+                                              maps, pmax, folder / "saliency.png")
+    n_wrong = int(np.sum(labels != predicted))
+    step("saliency check: deleting the most salient pixels")
+    check = robustness.stratified_indices(labels, n_check, seed)
+    check = check[predicted[check] == labels[check]]
+    deletion = []
+    for name, _ in maps:
+        if name == "occlusion":
+            check_maps = saliency.occlusion(model, images[check], labels[check])
+        else:
+            check_maps = saliency.gradient_saliency(model, images[check], labels[check])[1]
+        after_salient, after_random = saliency.deletion_check(model, images[check], labels[check], check_maps,
+                                                              seed=seed)
+        deletion.append({"method": name, "n_images": int(len(check)), "salient": after_salient,
+                         "random": after_random})
+    seconds["saliency"] = time.perf_counter() - t
+
+    # ---------------------------------------------------------------- how it fails
+    t = time.perf_counter()
+    subset = robustness.stratified_indices(labels, n_robustness, seed)
+    sub_images, sub_labels = images[subset].astype(np.float64), labels[subset]
+    example = sub_images[int(np.flatnonzero(predicted[subset] == sub_labels)[0]) if np.any(
+        predicted[subset] == sub_labels) else 0][None]
+    curves: dict[str, list] = {}
+    for name, perturbation in robustness.PERTURBATIONS.items():
+        step(f"robustness: {name}")
+        curves[name] = [robustness.robustness_curve(m, sub_images * (m.pixel_max / pmax), sub_labels, perturbation,
+                                                    seed=seed) for m in [model, *others]]
+        examples = np.concatenate([perturbation.apply(example, level, pixel_max=pmax, seed=seed)
+                                   for level in perturbation.levels])
+        paths[f"robustness_{name}"] = figures.plot_robustness(perturbation, curves[name], examples, pmax,
+                                                              folder / f"robustness_{name}.png")
+    seconds["robustness"] = time.perf_counter() - t
+
+    # ---------------------------------------------------------------- what it learned
+    t = time.perf_counter()
+    step("t-SNE map")
+    shown = robustness.stratified_indices(labels, n_map, seed)
+    feature_name, feats = embedding.model_features(model, images[shown])
+    points = embedding.tsne_map(feats, seed)
+    columns = 40
+    svg = embedding.svg_map(points, labels[shown], predicted[shown], sprite_columns=columns, tile=model.image_shape[1])
+    sprite = embedding.sprite_uri(images[shown], pmax, columns)
+    seconds["t-SNE map"] = time.perf_counter() - t
+    t = time.perf_counter()
+    layer_view = None
+    if model.is_cnn:
+        step("filters and feature maps")
+        paths["filters"] = figures.plot_filters(embedding.first_layer_filters(model), folder / "filters.png")
+        right = [i for i in chosen if labels[i] == predicted[i]]
+        one = int(right[0] if right else chosen[0])
+        layer_view = {"index": one, "label": int(labels[one])}
+        paths["feature_maps"] = figures.plot_feature_maps(
+            images[one].astype(np.float64), embedding.feature_maps(model, images[one]), pmax,
+            f"What each layer of the CNN computes for test image {one} (a {labels[one]})", folder / "feature_maps.png")
+    seconds["filters and feature maps"] = time.perf_counter() - t
+
+    # ---------------------------------------------------------------- the page
+    step("writing explain.html")
+    seconds["total"] = time.perf_counter() - started
+    doc = {
+        "model": model.name, "model_id": loaded.id, "dataset": data.name, "n_test": int(len(labels)),
+        "accuracy": accuracy, "n_errors": n_wrong, "compared": [m.name for m in others],
+        "saliency": {"methods": [name for name, _ in maps], "images": [int(i) for i in chosen],
+                     "targets": [int(v) for v in targets], "deletion_check": deletion},
+        "robustness": {"n_images": int(len(subset)), "seed": seed,
+                       "curves": [c.to_dict() for cs in curves.values() for c in cs]},
+        "map": {"features": feature_name, "n_images": int(len(shown)), "method": "t-SNE (PCA to 50 first)"},
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+    }
+    html = render(
+        "explain.html.j2", doc=doc, images={k: embed_png(p) for k, p in paths.items()},
+        perturbations=robustness.PERTURBATIONS, curves=curves, svg=svg, sprite=sprite, tile=model.image_shape[1],
+        colours=embedding.DIGIT_COLOURS, layer_view=layer_view, notes=notes, is_cnn=model.is_cnn,
+        methods=[name for name, _ in maps], n_wrong=n_wrong, n_shown_wrong=int(min(n_wrong, max_errors)),
+        per_digit=per_digit, folder=str(out), width=getattr(model.model, "width", None),
+    )
+    write_text_atomic(out / "explain.json", json.dumps(doc, indent=2) + "\n")
+    write_text_atomic(out / "explain.html", html)
+    return ExplainResult(out / "explain.html", paths, seconds, notes)

@@ -1,0 +1,263 @@
+"""``digitlab explain``: saliency, robustness, the t-SNE map and the page, on the 8×8 digits.
+
+Small real models only (logistic regression and a 4-epoch, width-8 CNN), saved with the real
+store, so the whole file runs in well under a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from digitlab.data import load_dataset
+from digitlab.explain import embedding, robustness, saliency
+from digitlab.explain.model import Explainable
+from digitlab.explain.page import explain_run
+from digitlab.preprocess import to_features
+from digitlab.store import save_model
+from digitlab.train import train
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "digitlab"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def logreg_run(digits, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("logreg-run")
+    save_model(train("logreg", digits), digits, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cnn_run(digits, tmp_path_factory):
+    pytest.importorskip("torch")
+    pytest.importorskip("captum")
+    folder = tmp_path_factory.mktemp("cnn-run")
+    fitted = train("cnn", digits, params={"epochs": 4, "width": 8, "tta": False})
+    save_model(fitted, digits, folder)
+    return folder, fitted
+
+
+def _explainable(model, ds, name="m"):
+    return Explainable(model, ds.pixel_max, ds.image_shape, name)
+
+
+# ------------------------------------------------------------------ saliency
+
+
+def test_saliency_maps_have_the_image_shape_and_are_finite(digits, logreg_run, cnn_run):
+    images, labels = digits.test_images[:6], digits.test_labels[:6]
+    linear = _explainable(train("logreg", digits).model, digits)
+    cnn = _explainable(cnn_run[1].model, digits)
+    maps = [saliency.weight_times_input(linear, images, labels), saliency.occlusion(linear, images, labels),
+            saliency.integrated_gradients(cnn, images, labels), saliency.occlusion(cnn, images, labels)]
+    for m in maps:
+        assert m.shape == images.shape
+        assert np.all(np.isfinite(m))
+    assert saliency.gradient_saliency(cnn, images, labels)[0] == "Integrated Gradients"
+    assert saliency.gradient_saliency(linear, images, labels)[0] == "weight × input"
+
+
+def test_occluding_the_ink_lowers_the_true_digits_probability(digits):
+    model = _explainable(train("logreg", digits).model, digits)
+    images, labels = digits.test_images[:40], digits.test_labels[:40]
+    right = model.predict(images) == labels
+    maps = saliency.occlusion(model, images[right], labels[right])
+    ink = images[right] > 0
+    assert maps[ink].mean() > 0  # covering ink costs the true digit probability, on average
+    assert maps[ink].mean() > maps[~ink].mean()
+
+
+def test_saliency_of_a_model_that_reads_one_region_stays_in_that_region(digits):
+    from sklearn.linear_model import LogisticRegression
+
+    region = np.zeros(digits.image_shape, dtype=bool)
+    region[:, :4] = True  # the left half only
+    features = to_features(digits.train_images, digits.pixel_max) * region.ravel()
+    fitted = LogisticRegression(max_iter=500).fit(features, digits.train_labels)
+    model = _explainable(fitted, digits)
+    images, labels = digits.test_images[:10], digits.test_labels[:10]
+    for m in (saliency.weight_times_input(model, images, labels),
+              saliency.occlusion(model, images, labels, patch=2, stride=1)):
+        mass = np.abs(m)
+        near = region.copy()
+        near[:, 4] = True  # a 2-pixel patch at the border covers one column beyond the region
+        assert mass[:, ~near].sum() <= 1e-9 * max(mass.sum(), 1)
+        assert mass[:, region].sum() > 0
+
+
+def test_deleting_the_most_salient_ink_hurts_more_than_random_ink(digits):
+    model = _explainable(train("logreg", digits).model, digits)
+    images, labels = digits.test_images[:120], digits.test_labels[:120]
+    right = model.predict(images) == labels
+    images, labels = images[right], labels[right]
+    maps = saliency.weight_times_input(model, images, labels)
+    after_salient, after_random = saliency.deletion_check(model, images, labels, maps, fraction=0.2, seed=0)
+    assert after_salient < after_random
+
+
+def test_choose_examples_takes_mistakes_then_correct_ones_per_digit():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    predicted = np.array([0, 1, 0, 1, 0, 1])
+    chosen = saliency.choose_examples(labels, predicted, np.array([.9, .6, .9, .9, .8, .9]), max_errors=1, per_digit=1)
+    assert chosen.tolist() == [4, 0, 3]
+
+
+# ------------------------------------------------------------------ robustness
+
+
+def test_robustness_at_zero_equals_plain_accuracy_on_the_subset(digits):
+    model = _explainable(train("logreg", digits).model, digits)
+    subset = robustness.stratified_indices(digits.test_labels, 150, seed=0)
+    images, labels = digits.test_images[subset], digits.test_labels[subset]
+    plain = float(np.mean(model.model.predict(to_features(images, digits.pixel_max)) == labels))
+    for perturbation in robustness.PERTURBATIONS.values():
+        curve = robustness.robustness_curve(model, images, labels, perturbation, seed=0)
+        assert curve.accuracy[curve.levels.index(perturbation.levels[0])] == plain, perturbation.name
+        assert curve.levels == sorted(perturbation.levels)
+        assert len(curve.accuracy) == len(perturbation.levels)
+        changed = perturbation.apply(images, perturbation.levels[-1], pixel_max=digits.pixel_max, seed=0)
+        assert changed.shape == images.shape and changed.min() >= 0 and changed.max() <= digits.pixel_max
+    rotated = robustness.robustness_curve(model, images, labels, robustness.PERTURBATIONS["rotation"])
+    assert rotated.accuracy[-1] < rotated.accuracy[0] - 0.3  # 45° hurts a model that saw only upright digits
+
+
+def test_perturbations_are_seeded(digits):
+    images = digits.test_images[:5]
+    for name in ("noise", "elastic"):
+        p = robustness.PERTURBATIONS[name]
+        a = p.apply(images, p.levels[-1], pixel_max=16, seed=3)
+        assert np.array_equal(a, p.apply(images, p.levels[-1], pixel_max=16, seed=3))
+        assert not np.array_equal(a, p.apply(images, p.levels[-1], pixel_max=16, seed=4))
+
+
+# ------------------------------------------------------------------ what it learned
+
+
+def test_tsne_svg_has_one_point_per_image_and_errors_ringed(digits):
+    n = 60
+    model = _explainable(train("logreg", digits).model, digits)
+    name, feats = embedding.model_features(model, digits.test_images[:n])
+    assert name == "pixels" and feats.shape == (n, 64)
+    points = embedding.tsne_map(feats, seed=0)
+    assert points.shape == (n, 2) and np.all(np.isfinite(points))
+    labels, predicted = digits.test_labels[:n], model.predict(digits.test_images[:n])
+    svg = embedding.svg_map(points, labels, predicted, sprite_columns=10, tile=8)
+    assert svg.count("<circle") == n
+    assert svg.count('stroke="#000"') == int(np.sum(labels != predicted))
+
+
+def test_cnn_features_filters_and_feature_maps(digits, cnn_run):
+    model = _explainable(cnn_run[1].model, digits)
+    name, feats = embedding.model_features(model, digits.test_images[:5])
+    assert "penultimate" in name and feats.shape == (5, 4 * 8 * 1 * 1)
+    assert embedding.first_layer_filters(model).shape == (8, 3, 3)
+    maps = embedding.feature_maps(model, digits.test_images[0])
+    assert [m.shape for _, m in maps] == [(8, 8, 8), (16, 4, 4), (32, 2, 2)]
+
+
+# ------------------------------------------------------------------ the page and the CLI
+
+
+def _check_page(html: str, n_figures: int, n_points: int) -> None:
+    assert len(re.findall(r'<img src="data:image/png;base64,', html)) == n_figures
+    assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', html)  # nothing from the network
+    assert html.count("<circle") == n_points
+
+
+def test_explain_page_for_logreg(logreg_run, tmp_path, digits):
+    result = explain_run(logreg_run, out=tmp_path, n_robustness=120, n_map=100)
+    assert result.html == tmp_path / "explain.html"
+    assert set(result.figures) == {"saliency", *(f"robustness_{n}" for n in robustness.PERTURBATIONS)}
+    assert all(p.is_file() and p.parent == tmp_path / "explain-figures" for p in result.figures.values())
+    _check_page(result.html.read_text(encoding="utf-8"), len(result.figures), 100)
+    doc = json.loads((tmp_path / "explain.json").read_text())
+    assert doc["saliency"]["methods"] == ["weight × input", "occlusion"]
+    assert doc["robustness"]["n_images"] == 120
+    assert [d["method"] for d in doc["saliency"]["deletion_check"]] == ["weight × input", "occlusion"]
+    assert not any(p.name.endswith(".part") for p in tmp_path.rglob("*"))
+
+
+def test_explain_page_for_the_cnn_with_a_comparison(cnn_run, logreg_run, tmp_path):
+    folder, _ = cnn_run
+    result = explain_run(folder, compare=[logreg_run], out=tmp_path, n_robustness=100, n_map=80)
+    assert {"filters", "feature_maps"} <= set(result.figures)
+    html = result.html.read_text(encoding="utf-8")
+    _check_page(html, len(result.figures), 80)
+    assert "Integrated Gradients" in html
+    doc = json.loads((tmp_path / "explain.json").read_text())
+    assert len(doc["robustness"]["curves"]) == 2 * len(robustness.PERTURBATIONS)  # both models, same axes
+
+
+def test_cli_explain_writes_the_page(logreg_run, tmp_path):
+    done = run_cli("explain", "--model", str(logreg_run), "--out", str(tmp_path),
+                   "--robustness-images", "100", "--map-images", "80")
+    assert done.returncode == 0, done.stderr
+    assert "wrote" in done.stdout and (tmp_path / "explain.html").is_file()
+
+
+@pytest.mark.parametrize("problem", ["missing", "old card", "other size"])
+def test_cli_explain_bad_input_is_one_line_and_exit_2(problem, logreg_run, tmp_path, digits):
+    import shutil
+
+    args = ["explain", "--out", str(tmp_path / "out")]
+    if problem == "missing":
+        args += ["--model", str(tmp_path / "nope")]
+    elif problem == "old card":  # a card from before digitlab recorded how it split the data
+        old = tmp_path / "old"
+        shutil.copytree(logreg_run, old)
+        card = json.loads((old / "model.json").read_text())
+        card["split"] = {"kind": "random"}
+        (old / "model.json").write_text(json.dumps(card))
+        args += ["--model", str(old)]
+    else:
+        args += ["--model", str(logreg_run), "--compare", str(_mnist_sized_run(tmp_path))]
+    done = run_cli(*args)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out" / "explain.html").exists()
+
+
+def _mnist_sized_run(tmp_path: Path) -> Path:
+    """A real logreg saved with a 28×28 card: trained on the digits padded to 28×28."""
+    from dataclasses import replace
+
+    ds = load_dataset("digits")
+    pad = lambda a: np.pad(a, ((0, 0), (10, 10), (10, 10)))  # noqa: E731
+    big = replace(ds, train_images=pad(ds.train_images), test_images=pad(ds.test_images))
+    folder = tmp_path / "big"
+    save_model(train("logreg", big), big, folder)
+    return folder
+
+
+# ------------------------------------------------------------------ documentation
+
+
+def test_every_public_definition_in_explain_has_a_docstring():
+    files = sorted((SRC / "explain").glob("*.py")) + [SRC / "cli_explain.py"]
+    missing = []
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if ast.get_docstring(tree) is None:
+            missing.append(f"{path.name}: module")
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                if ast.get_docstring(node) is None:
+                    missing.append(f"{path.name}: {node.name}")
+                if isinstance(node, ast.ClassDef):
+                    missing += [f"{path.name}: {node.name}.{m.name}" for m in node.body
+                                if isinstance(m, ast.FunctionDef) and not m.name.startswith("_")
+                                and ast.get_docstring(m) is None]
+    assert not missing
