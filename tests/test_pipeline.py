@@ -203,3 +203,8 @@ def test_report_shows_the_not_a_digit_check(lesson_run):
     assert "Is it a digit at all?" in html
     assert f"<td>{check['unseen_nondigits_flagged'] * 100:.1f}%</td>" in html
     assert f"<td>{check['test_digits_flagged'] * 100:.2f}%</td>" in html
+
+
+def test_report_points_to_explain(lesson_run):
+    html = (lesson_run.folder / "report.html").read_text()
+    assert f"digitlab explain --model {lesson_run.folder}" in html and 'href="explain.html"' in html
