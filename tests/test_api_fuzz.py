@@ -2,7 +2,7 @@
 and the documented body on every 200.
 
 Each POST operation in ``/openapi.json`` gets ``DIGITLAB_API_FUZZ_CASES`` generated requests (default
-100: about 300 in all for ``make test``, in about 15 s), valid and invalid ones; the GET operations take
+100: about 500 in all for ``make test``), valid and invalid ones; the GET operations take
 no parameters, so one case each. ``DIGITLAB_API_FUZZ_SEED`` (default 0) fixes the cases; ``random``
 explores new ones each run. Requests go through the ASGI app in-process, or to a running server at
 ``DIGITLAB_API_FUZZ_URL``::
@@ -30,7 +30,8 @@ from digitlab.serve.app import create_app  # noqa: E402
 CASES = int(os.environ.get("DIGITLAB_API_FUZZ_CASES", "100"))
 SEED = os.environ.get("DIGITLAB_API_FUZZ_SEED", "0")
 OPERATIONS = [("GET", "/healthz"), ("GET", "/api/models"), ("POST", "/api/predict"),
-              ("POST", "/api/predict/pixels"), ("POST", "/api/predict/image")]
+              ("POST", "/api/predict/pixels"), ("POST", "/api/predict/image"),
+              ("POST", "/api/read"), ("POST", "/api/read/image")]
 
 
 @pytest.fixture(scope="module")
