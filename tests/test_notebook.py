@@ -39,3 +39,16 @@ def test_confidence_notebook_executes_and_shows_what_it_claims(tmp_path):
     unseen = float(re.search(r"unseen non-digits called 'not a digit': ([\d.]+)%", text).group(1))
     digits = float(re.search(r"test digits called 'not a digit': ([\d.]+)%", text).group(1))
     assert unseen >= 80 and digits <= 3, text
+
+
+def test_why_notebook_shows_each_view_and_a_saliency_that_passes_its_check(tmp_path):
+    import re
+
+    text, images = _run("04-why-the-model-decides.ipynb", tmp_path)
+    assert images == 6, text  # saliency, rotation, t-SNE, filters, feature maps, learning
+    for method in ("Integrated Gradients", "occlusion"):
+        salient, random_ink = (int(v) for v in re.search(
+            rf"CNN, {method}: accuracy after deleting the most salient ink (\d+)%, random ink (\d+)%", text).groups())
+        assert salient < random_ink - 20, text  # the maps point at pixels that matter
+    sizes = [float(v) for v in re.findall(r"learning curve: \d+ training images -> ([\d.]+)%", text)]
+    assert len(sizes) == 5 and sizes[-1] > sizes[0], text
