@@ -158,7 +158,19 @@ def test_progress_bar_runs(digits, capsys):
 def test_saved_names_are_the_networks_plus_classes_and_image_shape(fitted):
     bn_parts = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
     layers = [f"conv{i}.weight" for i in (1, 2, 3)] + [f"bn{i}.{part}" for i in (1, 2, 3) for part in bn_parts]
-    assert sorted(fitted.export_tensors()) == sorted([*layers, "fc.weight", "fc.bias", "classes", "image_shape"])
+    assert sorted(fitted.export_tensors()) == sorted([*layers, "fc.weight", "fc.bias", "classes", "image_shape",
+                                                      "history"])
+
+
+def test_the_training_history_is_saved_and_loaded_with_the_weights(fitted):
+    again = CNNClassifier.from_tensors(fitted.get_params(), fitted.export_tensors())
+    assert again.history_ == fitted.history_
+    assert again.n_iter_ == len(fitted.history_) > 0
+    tensors = fitted.export_tensors()
+    del tensors["history"]  # a file saved before the history was kept
+    assert CNNClassifier.from_tensors(fitted.get_params(), tensors).history_ == []
+    tensors["history"] = np.zeros((2, 3))
+    assert "training history" in _one_line_error(fitted.get_params(), tensors)
 
 
 def test_rows_that_are_not_square_are_zero_padded_images(digits):

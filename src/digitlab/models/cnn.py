@@ -28,6 +28,8 @@ __all__ = ["CNNClassifier"]
 MIN_SIDE = 8  # three 2x2 poolings leave at least one pixel
 _META = ("classes", "image_shape")  # tensors saved beside the network's state dict
 _N_FEATURES = "n_features_in"  # saved too, only when the images were padded to a square
+_HISTORY = "history"  # saved too: one row per epoch, columns _HISTORY_COLUMNS (NaN: not measured)
+_HISTORY_COLUMNS = ("epoch", "loss", "val_accuracy", "seconds")
 
 
 class CNNClassifier(ClassifierMixin, BaseEstimator):
@@ -83,7 +85,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     module_ : torch.nn.Module
         The trained network, in eval mode.
     history_ : list of dict
-        Per epoch: ``epoch``, ``loss``, ``val_accuracy`` (or None), ``seconds``.
+        One record per epoch: ``epoch``, ``loss``, ``val_accuracy`` (None without a validation part),
+        ``seconds`` since fitting began. Saved with the weights, so a loaded model has it too.
     n_iter_ : int
         Epochs run (the last may be partial when the time budget ended it).
     stop_reason_ : str
@@ -266,6 +269,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         tensors["image_shape"] = np.asarray(self.image_shape_, dtype=np.int64)
         if self.n_features_in_ != self.image_shape_[0] * self.image_shape_[1]:
             tensors[_N_FEATURES] = np.asarray([self.n_features_in_], dtype=np.int64)
+        if self.history_:
+            tensors[_HISTORY] = np.asarray([[np.nan if r.get(c) is None else r[c] for c in _HISTORY_COLUMNS]
+                                            for r in self.history_], dtype=np.float64)
         return tensors
 
     @classmethod
@@ -289,13 +295,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         classes = np.asarray(tensors["classes"])
         if classes.ndim != 1 or len(classes) < 2:
             raise DigitlabError(f"CNN weights file has classes of shape {classes.shape}; expected a list of labels")
-        weights = {name: array for name, array in tensors.items() if name not in (*_META, _N_FEATURES)}
+        weights = {name: array for name, array in tensors.items() if name not in (*_META, _N_FEATURES, _HISTORY)}
         net = ct.load_net(weights, side, model.width, len(classes))
         model._device = ct.resolve_device(model.device)
         model.module_ = ct.place(net, model._device).eval()
         model._inference_net = ct.fuse_bn(model.module_)
         model.classes_, model.n_features_in_, model.image_shape_ = classes, n_features, (side, side)
-        model.history_, model.n_iter_, model.stop_reason_ = [], 0, "loaded"
+        model.history_ = _history_from(tensors.get(_HISTORY))
+        model.n_iter_, model.stop_reason_ = len(model.history_), "loaded"
         return model
 
 
@@ -331,6 +338,17 @@ def _split(y_index: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray,
 
 
 # ------------------------------------------------------------- registry
+
+
+def _history_from(table: np.ndarray | None) -> list[dict[str, Any]]:
+    """The per-epoch records saved by :meth:`CNNClassifier.export_tensors` (none in files saved before them)."""
+    if table is None:
+        return []
+    table = np.asarray(table, dtype=np.float64)
+    if table.ndim != 2 or table.shape[1] != len(_HISTORY_COLUMNS) or len(table) > 100_000:
+        raise DigitlabError(f"CNN weights file has a training history of shape {table.shape}; the file is damaged")
+    return [{c: (None if np.isnan(v) else (int(v) if c == "epoch" else float(v)))
+             for c, v in zip(_HISTORY_COLUMNS, row)} for row in table]
 
 
 @register("cnn", "Convolutional network (PyTorch)", needs="torch")
