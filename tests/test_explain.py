@@ -178,7 +178,7 @@ def _check_page(html: str, n_figures: int, n_points: int) -> None:
 def test_explain_page_for_logreg(logreg_run, tmp_path, digits):
     result = explain_run(logreg_run, out=tmp_path, n_robustness=120, n_map=100)
     assert result.html == tmp_path / "explain.html"
-    assert set(result.figures) == {"saliency", *(f"robustness_{n}" for n in robustness.PERTURBATIONS)}
+    assert set(result.figures) == {"saliency", "learning_curve", *(f"robustness_{n}" for n in robustness.PERTURBATIONS)}
     assert all(p.is_file() and p.parent == tmp_path / "explain-figures" for p in result.figures.values())
     _check_page(result.html.read_text(encoding="utf-8"), len(result.figures), 100)
     doc = json.loads((tmp_path / "explain.json").read_text())
@@ -186,17 +186,21 @@ def test_explain_page_for_logreg(logreg_run, tmp_path, digits):
     assert doc["robustness"]["n_images"] == 120
     assert [d["method"] for d in doc["saliency"]["deletion_check"]] == ["weight × input", "occlusion"]
     assert not any(p.name.endswith(".part") for p in tmp_path.rglob("*"))
+    curve = doc["learning"]["learning_curve"]  # would more data help? the recipe refitted at growing sizes
+    assert len(curve["sizes"]) == 5 and curve["sizes"] == sorted(curve["sizes"]) and curve["mean"][-1] > curve["mean"][0]
 
 
 def test_explain_page_for_the_cnn_with_a_comparison(cnn_run, logreg_run, tmp_path):
     folder, _ = cnn_run
     result = explain_run(folder, compare=[logreg_run], out=tmp_path, n_robustness=100, n_map=80)
-    assert {"filters", "feature_maps"} <= set(result.figures)
+    assert {"filters", "feature_maps", "history"} <= set(result.figures)
     html = result.html.read_text(encoding="utf-8")
+    assert "How it learned" in html and "digitlab sweep --models cnn" in html
     _check_page(html, len(result.figures), 80)
     assert "Integrated Gradients" in html
     doc = json.loads((tmp_path / "explain.json").read_text())
     assert len(doc["robustness"]["curves"]) == 2 * len(robustness.PERTURBATIONS)  # both models, same axes
+    assert len(doc["learning"]["history"]) >= 1 and doc["learning"]["learning_curve"] is None
 
 
 def test_cli_explain_writes_the_page(logreg_run, tmp_path):

@@ -222,6 +222,20 @@ def explain_run(
             f"What each layer of the CNN computes for test image {one} (a {labels[one]})", folder / "feature_maps.png")
     seconds["filters and feature maps"] = time.perf_counter() - t
 
+    # ---------------------------------------------------------------- how it learned
+    t = time.perf_counter()
+    step("how it learned")
+    from digitlab.explain import learning
+
+    history = list(getattr(model.model, "history_", []) or [])
+    curve = None
+    if history:
+        paths["history"] = learning.plot_history(history, folder / "history.png")
+    if not model.is_cnn:
+        curve = learning.learning_curve_of(model.model, data.train_images, data.train_labels, pmax, seed=seed)
+        paths["learning_curve"] = learning.plot_learning_curve(curve, model.name, folder / "learning_curve.png")
+    seconds["how it learned"] = time.perf_counter() - t
+
     # ---------------------------------------------------------------- the page
     step("writing explain.html")
     seconds["total"] = time.perf_counter() - started
@@ -233,6 +247,7 @@ def explain_run(
         "robustness": {"n_images": int(len(subset)), "seed": seed,
                        "curves": [c.to_dict() for cs in curves.values() for c in cs]},
         "map": {"features": feature_name, "n_images": int(len(shown)), "method": "t-SNE (PCA to 50 first)"},
+        "learning": {"history": history, "learning_curve": None if curve is None else curve.to_dict()},
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
     }
     html = render(
@@ -241,6 +256,7 @@ def explain_run(
         colours=embedding.DIGIT_COLOURS, layer_view=layer_view, notes=notes, is_cnn=model.is_cnn,
         methods=[name for name, _ in maps], n_wrong=n_wrong, n_shown_wrong=int(min(n_wrong, max_errors)),
         per_digit=per_digit, folder=str(out), width=getattr(model.model, "width", None),
+        curve=curve, history=history,
     )
     write_text_atomic(out / "explain.json", json.dumps(doc, indent=2) + "\n")
     write_text_atomic(out / "explain.html", html)

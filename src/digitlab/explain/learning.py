@@ -1,0 +1,118 @@
+"""How a model learned: the CNN's loss (and validation accuracy) epoch by epoch, and a learning curve.
+
+The learning curve answers "would more data help?": the model's recipe (its saved parameters) is
+trained again on growing stratified subsets of the training images and scored on held-out folds
+with scikit-learn's :func:`~sklearn.model_selection.learning_curve`. Still rising at the right edge
+means yes. For the CNN, retraining at several sizes does not fit in ``digitlab explain``'s time, so
+the page shows its training history instead and points to ``digitlab sweep --limit`` for the curve.
+
+Examples
+--------
+>>> from digitlab.data import load_dataset
+>>> from digitlab.train import train
+>>> ds = load_dataset("digits")
+>>> curve = learning_curve_of(train("logreg", ds).model, ds.train_images, ds.train_labels, ds.pixel_max,
+...                           max_images=600, seed=0)
+>>> len(curve.sizes) == len(curve.mean) == 5, bool(curve.mean[-1] > curve.mean[0])
+(True, True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["LearningCurve", "learning_curve_of", "plot_history", "plot_learning_curve"]
+
+FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    """Cross-validated accuracy at growing training-set sizes.
+
+    Attributes
+    ----------
+    sizes : list of int
+        Training images at each point.
+    mean, low, high : list of float
+        Mean, lowest and highest accuracy over the folds at each size.
+    n_images : int
+        Training images the curve was drawn from (a stratified subset when the set is large).
+    """
+
+    sizes: list[int]
+    mean: list[float]
+    low: list[float]
+    high: list[float]
+    n_images: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values."""
+        return {"sizes": self.sizes, "mean": self.mean, "low": self.low, "high": self.high, "n_images": self.n_images}
+
+
+def learning_curve_of(model: Any, images: np.ndarray, labels: np.ndarray, pixel_max: int, *,
+                      max_images: int = 3000, folds: int = 3, seed: int = 0) -> LearningCurve:
+    """The learning curve of ``model``'s recipe (a fresh clone per fit) on up to ``max_images`` training images."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, learning_curve
+
+    from digitlab.explain.robustness import stratified_indices
+    from digitlab.preprocess import to_features
+
+    labels = np.asarray(labels)
+    if len(labels) > max_images:
+        keep = stratified_indices(labels, max_images, seed)
+        images, labels = images[keep], labels[keep]
+    sizes, _, scores = learning_curve(
+        clone(model), to_features(images, pixel_max), labels, train_sizes=list(FRACTIONS),
+        cv=StratifiedKFold(folds, shuffle=True, random_state=seed), n_jobs=1)
+    return LearningCurve([int(s) for s in sizes], scores.mean(axis=1).tolist(), scores.min(axis=1).tolist(),
+                         scores.max(axis=1).tolist(), int(len(labels)))
+
+
+def plot_learning_curve(curve: LearningCurve, name: str, path: Path) -> Path:
+    """Accuracy against the number of training images, the spread over folds shaded."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    ax.plot(curve.sizes, np.asarray(curve.mean) * 100, marker="o", color="#2f6fb0", label=f"{name}, mean of the folds")
+    ax.fill_between(curve.sizes, np.asarray(curve.low) * 100, np.asarray(curve.high) * 100, color="#2f6fb0",
+                    alpha=0.18, label="lowest to highest fold")
+    ax.set_xlabel("training images")
+    ax.set_ylabel("accuracy on held-out folds (%)")
+    ax.set_title("Would more data help? Accuracy as the training set grows")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_history(history: Sequence[dict[str, Any]], path: Path) -> Path:
+    """The CNN's training loss per epoch, and its validation accuracy where it was measured."""
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    ax.plot(epochs, [r["loss"] for r in history], marker="o", color="#b45309", label="training loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (label-smoothed)")
+    ax.set_title("How the CNN learned, epoch by epoch")
+    ax.grid(alpha=0.3)
+    measured = [(r["epoch"], r["val_accuracy"]) for r in history if r.get("val_accuracy") is not None]
+    if measured:
+        right = ax.twinx()
+        right.plot(*zip(*[(e, a * 100) for e, a in measured]), marker="s", color="#2f6fb0", label="validation accuracy")
+        right.set_ylabel("validation accuracy (%)")
+        right.legend(loc="center right", fontsize=9)
+    ax.legend(loc="upper right", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
