@@ -2,7 +2,8 @@
 
 The test starts the real app on uvicorn on a free loopback port, draws a digit with the mouse,
 and checks the prediction and the ten bars; in the page's number mode it writes "1 7" and checks
-the number and the two boxes; with a run that has a not-a-digit detector it checks the page's
+the number and the two boxes; with "Show what it looks at" on (a small CNN) it checks the saliency overlay
+and the first layer's strip; with a run that has a not-a-digit detector it checks the page's
 honest wording ("That doesn't look like a digit"). Screenshots go to ``test-output/browser/``.
 Chromium is installed with apt when it is missing (the machine runs as root); Playwright's
 own browser download is not used.
@@ -81,6 +82,21 @@ def detector_server(tmp_path_factory):
     yield from _serve(result.folder, runs)
 
 
+@pytest.fixture(scope="module")
+def cnn_server(tmp_path_factory):
+    """A small CNN on the 8×8 digits (2 s of training): the page's first-layer strip needs a CNN."""
+    pytest.importorskip("torch")
+    pytest.importorskip("captum")
+    from digitlab.data import load_dataset
+    from digitlab.store import save_model
+    from digitlab.train import train
+
+    runs = tmp_path_factory.mktemp("cnn-runs")
+    digits = load_dataset("digits")
+    save_model(train("cnn", digits, params={"time_budget": 2}), digits, runs / "digits-cnn", metrics={"accuracy": 0.9})
+    yield from _serve(runs / "digits-cnn", runs)
+
+
 def _serve(model, runs):
     import uvicorn
 
@@ -115,6 +131,11 @@ def browser():
 @pytest.fixture
 def page(browser, server):
     yield from _open(browser, server)
+
+
+@pytest.fixture
+def cnn_page(browser, cnn_server):
+    yield from _open(browser, cnn_server)
 
 
 @pytest.fixture
@@ -293,3 +314,47 @@ def test_a_hash_is_not_a_digit_and_a_one_is(detector_page):
     assert page.locator("#boxes .box.doubtful .conf").inner_text() == "? · not a digit"
     assert "doubtful" in page.locator("#number-note").inner_text()
     page.screenshot(path=str(OUTPUT / "page-number-doubtful.png"), full_page=True)
+
+
+OVERLAY_COLOURS = """() => {
+    const c = document.getElementById('saliency-view');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let red = 0, blue = 0;
+    for (let i = 0; i < d.length; i += 4) {
+        if (d[i + 3] === 0) continue;
+        if (d[i] > 150 && d[i + 2] < 100) red++;
+        else if (d[i + 2] > 150 && d[i] < 100) blue++;
+    }
+    return [red, blue];
+}"""
+
+
+def test_show_what_it_looks_at_overlays_the_map_and_the_first_layer(cnn_page):
+    page = cnn_page
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    sent = []
+    page.on("request", lambda r: sent.append(r.url) if "/api/predict" in r.url else None)
+    assert page.locator("#saliency-view").is_hidden() and page.locator("#activations").is_hidden()
+    page.check("#explain")
+    _stroke(page, [(0.25, 0.2), (0.75, 0.2), (0.4, 0.85)])
+    # a CNN trained for 2 s may be unsure ("?"): wait for an answer, whatever it says
+    page.wait_for_function("document.getElementById('status').textContent.includes('answered')")
+    page.wait_for_function("!document.getElementById('saliency-view').hidden")
+    page.wait_for_timeout(400)  # let a last in-flight answer land
+    assert sent and all(url.endswith("?input=true&explain=true") for url in sent)
+    red, blue = page.evaluate(OVERLAY_COLOURS)
+    assert red + blue > 0 and red > 0  # the map is drawn over what the model saw, red for the answer
+    assert page.locator("#saliency-legend").is_visible()
+    assert page.locator("#activations").is_visible()
+    strip = page.eval_on_selector_all("#activation-strip canvas", "cs => cs.map(c => [c.width, c.height])")
+    assert 1 <= len(strip) <= 8 and all(w == h and w > 1 for w, h in strip)
+    page.screenshot(path=str(OUTPUT / "page-explain-cnn.png"), full_page=True)
+
+    # off again: the overlay and the strip go, and the next request does not ask for them
+    page.uncheck("#explain")
+    assert page.locator("#saliency-view").is_hidden() and page.locator("#activations").is_hidden()
+    sent.clear()
+    _stroke(page, [(0.3, 0.55), (0.7, 0.55)])
+    page.wait_for_timeout(500)
+    assert sent and all(url.endswith("/api/predict?input=true") for url in sent)
+    assert page.locator("#saliency-view").is_hidden()

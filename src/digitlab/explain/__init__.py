@@ -10,9 +10,11 @@ draws the figures and writes ``explain.html``.
   or thickened, blurred, made noisy or distorted.
 - :mod:`digitlab.explain.embedding` — a t-SNE map of the test images as the model sees them, the
   CNN's first-layer filters and its feature maps.
+- :mod:`digitlab.explain.learning` — the CNN's loss per epoch and a learning curve ("would more data help?").
+- :mod:`digitlab.explain.live` — one picture's saliency and first-layer activations, fast enough for the page.
 - :mod:`digitlab.explain.page` — the figures and the self-contained ``explain.html``.
 """
 
 from __future__ import annotations
 
-__all__ = ["embedding", "model", "page", "robustness", "saliency"]
+__all__ = ["embedding", "learning", "live", "model", "page", "robustness", "saliency"]

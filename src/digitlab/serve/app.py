@@ -69,6 +69,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 TopK = Annotated[int, Query(ge=1, le=10, description="How many digits `top` lists.")]
 WithInput = Annotated[bool, Query(alias="input", description="Also answer the prepared image the model saw "
                                                               "(`input`, H×W); left out by default.")]
+Explain = Annotated[bool, Query(description="Also answer what the model looks at: `saliency` (H×W, −1..1: "
+                                            "positive for the answer, negative against it), `saliency_method` and, "
+                                            "for the CNN, `activations` (its first layer's maps, small 0..255 "
+                                            "grids); left out by default.")]
 
 
 @dataclass
@@ -78,6 +82,7 @@ class _Served:
     loaded: LoadedModel
     runs_dir: Path
     engine: str = "estimator"  # what runs the forward pass: "onnxruntime" or "estimator"
+    estimator: Any = None  # the fitted estimator itself, even when ONNX Runtime serves: ?explain=true needs it
 
 
 def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
@@ -108,9 +113,10 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
     _ensure_logging()
     limits = limits or ServeLimits()
     tune_allocator()  # large decodes give their memory back when freed
-    loaded, engine = serving_model(_load(model_path, Path(runs_dir)), onnx=onnx)
-    served = _Served(loaded, Path(runs_dir), engine)
-    _tune_threads(served.loaded.model)
+    original = _load(model_path, Path(runs_dir))
+    loaded, engine = serving_model(original, onnx=onnx)
+    served = _Served(loaded, Path(runs_dir), engine, original.model)
+    _tune_threads(served.estimator)  # the estimator: ?explain=true runs the CNN in PyTorch even under ONNX Runtime
     from fastapi_offline import FastAPIOffline  # /docs with Swagger UI served locally: works offline
 
     app = FastAPIOffline(
@@ -215,17 +221,19 @@ def _add_predict_routes(app: FastAPI) -> None:
                                                       "4096×4096 pixels")],
         top_k: TopK = 3,
         with_input: WithInput = False,
+        explain: Explain = False,
     ) -> JSONResponse:
         """What the drawing page sends: ``multipart/form-data`` with the picture in an ``image`` file
         field. It is prepared like MNIST (ink vs paper decided, cropped, scaled, centred) before the
         model sees it. A JSON or bare-image body posted here is answered as by ``/api/predict/pixels``
         or ``/api/predict/image``."""
-        return await _answer(app, await image.read(), top_k, with_input)
+        return await _answer(app, await image.read(), top_k, with_input, explain)
 
     @app.post(PIXELS, summary="Predict the digit in a 28×28 grid of pixels", **predicts)
-    async def predict_pixels(body: PixelsBody, top_k: TopK = 3, with_input: WithInput = False) -> JSONResponse:
+    async def predict_pixels(body: PixelsBody, top_k: TopK = 3, with_input: WithInput = False,
+                             explain: Explain = False) -> JSONResponse:
         """``{"pixels": [[...28 numbers 0-255...] × 28]}``, prepared like MNIST before the model sees it."""
-        return await _answer(app, np.asarray(body.pixels, dtype=np.uint8), top_k, with_input)
+        return await _answer(app, np.asarray(body.pixels, dtype=np.uint8), top_k, with_input, explain)
 
     @app.post(IMAGE, summary="Predict the digit in an image sent as the body", **predicts)
     async def predict_image(
@@ -233,10 +241,11 @@ def _add_predict_routes(app: FastAPI) -> None:
                                      "BMP, GIF, WebP or TIFF; at most 5 MiB and 4096×4096 pixels")],
         top_k: TopK = 3,
         with_input: WithInput = False,
+        explain: Explain = False,
     ) -> JSONResponse:
         """The file as the whole body, e.g. ``curl --data-binary @digit.png -H 'Content-Type: image/png'``
         (``application/octet-stream`` is read too)."""
-        return await _answer(app, image, top_k, with_input)
+        return await _answer(app, image, top_k, with_input, explain)
 
 
 def _add_read_routes(app: FastAPI) -> None:
@@ -331,14 +340,19 @@ def _small(source: bytes | np.ndarray) -> bool:
     return len(source) <= INLINE_BYTES and 0 < pixels_to_decode(source) <= INLINE_PIXELS
 
 
-async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int, with_input: bool = False) -> JSONResponse:
+async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int, with_input: bool = False,
+                  explain: bool = False) -> JSONResponse:
     """Predict once the decode gate gives a turn (503 when it does not): a small picture on the event loop,
-    a larger one in a worker thread."""
+    a larger one in a worker thread; with ``explain``, always in a worker thread (a saliency map is
+    milliseconds of CPU work)."""
     start = time.perf_counter()
     gate: DecodeGate = app.state.gate
-    loaded = app.state.served.loaded
+    served: _Served = app.state.served
+    loaded = served.loaded
     async with gate.turn():
-        if _small(source):
+        if explain:
+            result = await run_in_threadpool(_explained_sync, served, source, top_k, gate, with_input)
+        elif _small(source):
             result = _predict_sync(loaded, source, top_k, gate, with_input)
         else:
             result = await run_in_threadpool(_predict_sync, loaded, source, top_k, gate, with_input)
@@ -347,8 +361,10 @@ async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int, with_inp
 
 
 def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, gate: DecodeGate,
-                  with_input: bool = False) -> dict[str, Any]:
-    """Decode (an encoded file, within the pixel budget), prepare and predict: CPU work, off the event loop."""
+                  with_input: bool = False, keep: list | None = None) -> dict[str, Any]:
+    """Decode (an encoded file, within the pixel budget), prepare and predict: CPU work, off the event loop.
+
+    ``keep``, when given, receives the prepared image (for :func:`_explained_sync`)."""
     if isinstance(source, bytes):
         with gate.decoding(source):  # the decoded picture and its copies live only inside
             prepared = _prepare(loaded, read_image(source, draft=WORK_SIDE))
@@ -359,6 +375,22 @@ def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, g
     if with_input:
         out["input"] = prepared.tolist()
     out["pixel_max"] = loaded.pixel_max
+    if keep is not None:
+        keep.append(prepared)
+    return out
+
+
+def _explained_sync(served: _Served, source: bytes | np.ndarray, top_k: int, gate: DecodeGate,
+                    with_input: bool) -> dict[str, Any]:
+    """The prediction, and what the estimator looks at for its answer (:func:`digitlab.explain.live.explain_one`)."""
+    from digitlab.explain.live import explain_one
+    from digitlab.explain.model import Explainable
+
+    keep: list[np.ndarray] = []
+    out = _predict_sync(served.loaded, source, top_k, gate, with_input, keep)
+    card = served.loaded.card
+    model = Explainable(served.estimator, card.pixel_max, tuple(card.image_shape), card.id)
+    out.update(explain_one(model, keep[0], int(out["digit"])).to_dict())
     return out
 
 

@@ -78,6 +78,17 @@ class PredictResponse(BaseModel):
         default=None, description="The prepared image the model saw (H×W, 0..pixel_max); only when the request "
                                   "asks for it with `?input=true`, else absent.")
     pixel_max: int = Field(description="Brightest value of `input`: 255 for MNIST models, 16 for 8×8 ones.")
+    saliency: list[list[float]] | None = Field(
+        default=None, description="What the model looks at (only with `?explain=true`, else absent): H×W, the "
+                                  "prepared image's shape, signed and scaled to −1..1 — positive where a pixel "
+                                  "speaks for the answer, negative against it; null for a model without a fast map.")
+    saliency_method: str | None = Field(
+        default=None, description="How `saliency` was made: 'Integrated Gradients' (the CNN), 'weight × input' "
+                                  "(linear models), or null (no fast map for this model); only with `?explain=true`.")
+    activations: list[list[list[int]]] | None = Field(
+        default=None, description="The CNN's first convolution layer for this picture (only with `?explain=true`; "
+                                  "null for other models): its most active channels, each a small 2-D grid of "
+                                  "0..255 (14×14 for 28×28 input).")
     milliseconds: float = Field(description="Server time spent on this prediction.")
 
 

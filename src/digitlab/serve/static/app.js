@@ -240,7 +240,9 @@ async function send(blob, name) {
     request = { method: "POST", body: form };
   }
   try {
-    const response = await fetch("/api/predict?input=true", request);
+    // explain=true only while the toggle is on: the map and the first layer cost the server a few ms
+    const query = explainOn() ? "?input=true&explain=true" : "?input=true";
+    const response = await fetch(`/api/predict${query}`, request);
     const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
     if (!response.ok) return { error: body.error || `HTTP ${response.status}` };
     return body;
@@ -305,6 +307,7 @@ function reset() {
   }
   viewCtx.fillStyle = "#000";
   viewCtx.fillRect(0, 0, view.width, view.height);
+  showExplanation({});
   $("number").textContent = "…";
   $("number-note").textContent = "Draw a number, digits side by side";
   $("boxes").replaceChildren();
@@ -345,6 +348,7 @@ function show(answer, source) {
     li.querySelector(".pct").textContent = `${(100 * p).toFixed(1)}%`;
   });
   if (answer.input) showInput(answer.input, answer.pixel_max);
+  showExplanation(answer);
   status(`${source ? source + ": " : ""}answered in ${answer.milliseconds.toFixed(1)} ms by ${answer.model_id}`);
 }
 
@@ -443,6 +447,68 @@ function showInput(rows, pixelMax) {
   viewCtx.imageSmoothingEnabled = false;
   viewCtx.drawImage(tmp, 0, 0, view.width, view.height);
 }
+
+// ---- what it looks at (issue 13) -----------------------------------------------------------
+// With the toggle on, each prediction also asks for `saliency` (H×W, −1..1) and, for a CNN, `activations`
+// (its first layer's maps, 0..255): the map is laid over "what the model saw", red where a pixel speaks
+// for the answer and blue where it speaks against it; the first layer is a strip of small squares.
+
+const overlay = $("saliency-view");
+const overlayCtx = overlay.getContext("2d");
+const explainOn = () => $("explain").checked;
+
+function showExplanation(answer) {
+  const map = explainOn() ? answer.saliency : null;
+  overlayCtx.clearRect(0, 0, overlay.width, overlay.height);
+  overlay.hidden = !map;
+  $("saliency-legend").hidden = !explainOn();
+  $("saliency-method").textContent = !explainOn() || answer.saliency_method === undefined ? ""
+    : answer.saliency_method ? ` (${answer.saliency_method})` : " (no fast map for this model)";
+  if (map) {
+    const h = map.length;
+    const w = map[0].length;
+    const img = new ImageData(w, h);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const v = map[y][x];
+        const i = 4 * (y * w + x);
+        const [r, g, b] = v >= 0 ? [239, 38, 38] : [37, 99, 235];
+        img.data[i] = r;
+        img.data[i + 1] = g;
+        img.data[i + 2] = b;
+        // faint values fade out; the strongest pixels are nearly opaque
+        img.data[i + 3] = Math.abs(v) < 0.05 ? 0 : Math.round(230 * Math.min(1, Math.sqrt(Math.abs(v))));
+      }
+    }
+    const tmp = document.createElement("canvas");
+    tmp.width = w;
+    tmp.height = h;
+    tmp.getContext("2d").putImageData(img, 0, 0);
+    overlayCtx.imageSmoothingEnabled = false;
+    overlayCtx.drawImage(tmp, 0, 0, overlay.width, overlay.height);
+  }
+  const maps = explainOn() && answer.activations ? answer.activations : [];
+  $("activations").hidden = !maps.length;
+  $("activation-strip").replaceChildren(...maps.map((grid, k) => {
+    const c = document.createElement("canvas");
+    c.width = grid[0].length;
+    c.height = grid.length;
+    c.title = `first-layer filter ${k + 1}`;
+    const img = new ImageData(c.width, c.height);
+    grid.forEach((row, y) => row.forEach((v, x) => {
+      const i = 4 * (y * c.width + x);
+      img.data[i] = img.data[i + 1] = img.data[i + 2] = v;
+      img.data[i + 3] = 255;
+    }));
+    c.getContext("2d").putImageData(img, 0, 0);
+    return c;
+  }));
+}
+
+$("explain").addEventListener("change", () => {
+  showExplanation({});
+  if (mode === "digit" && (strokes.length || picture)) schedule(true); // ask again, with or without the map
+});
 
 // ---- the model ----------------------------------------------------------------------------
 
