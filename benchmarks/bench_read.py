@@ -119,12 +119,13 @@ def _read_true_boxes(model, card, image: Image.Image, picture: NumberPicture) ->
     return "".join(str(p.digit) for p in predict_images(model, card, np.stack(crops)))
 
 
-def _measure(model, card, condition: str, n: int, rng, images, labels, examples: Path, keep: int) -> dict:
+def _measure(model, card, condition: str, n: int, rng, images, labels, examples: Path, keep: int,
+             detector=None) -> dict:
     rows, alone = [], []
     for i, (data, picture, photo) in enumerate(_pictures(condition, n, rng, images, labels)):
         truth = picture.text
         image = read_image(data, draft=WORK_SIDE)
-        reading = read_number(model, card, image)
+        reading = read_number(model, card, image, detector=detector)
         guess = "".join(str(d.digit) for d in reading.digits)
         rows.append((truth, reading.text.replace(" ", ""), guess, photo))
         alone.append(_read_true_boxes(model, card, image, picture) == truth)
@@ -149,7 +150,7 @@ def _measure(model, card, condition: str, n: int, rng, images, labels, examples:
     return result
 
 
-def _latency(model, card, rng, repeats: int, out: Path) -> dict:
+def _latency(model, card, rng, repeats: int, out: Path, detector=None) -> dict:
     """Median milliseconds of read_image + read_number on a 1000×300 PNG, of count_marks on it (decoded),
     and of one-digit predict_source."""
     picture = drawn_number(rng, draw_template, n_digits=5, dark_on_light=True)
@@ -170,11 +171,11 @@ def _latency(model, card, rng, repeats: int, out: Path) -> dict:
             times.append(time.perf_counter() - start)
         return 1000 * float(np.median(times))
 
-    read_ms = median_ms(lambda: read_number(model, card, read_image(number, draft=WORK_SIDE)))
+    read_ms = median_ms(lambda: read_number(model, card, read_image(number, draft=WORK_SIDE), detector=detector))
     predict_ms = median_ms(lambda: predict_source(model, card, one))
     decoded = read_image(number)
     count_ms = median_ms(lambda: count_marks(decoded))
-    text = read_number(model, card, decoded).text
+    text = read_number(model, card, decoded, detector=detector).text
     return {"picture": "1000x300 PNG, 5 drawn digits", "truth": picture.text, "read": text,
             "read_ms": read_ms, "one_digit_predict_ms": predict_ms, "count_marks_ms": count_ms}
 
@@ -215,7 +216,8 @@ def main() -> int:
     for condition in conditions:
         rng = np.random.default_rng([args.seed, CONDITIONS.index(condition)])  # a subset draws the same pictures
         start = time.perf_counter()
-        r = _measure(loaded.model, card, condition, args.n, rng, images, labels, examples, args.save_examples)
+        r = _measure(loaded.model, card, condition, args.n, rng, images, labels, examples, args.save_examples,
+                     detector=loaded.detector)  # as `digitlab read` does: its not-a-digit detector too
         r["seconds"] = time.perf_counter() - start
         report["conditions"][condition] = r
         target = ""
@@ -229,7 +231,8 @@ def main() -> int:
         print(f"{condition:24s} {r['n']:5d} {r['text_right']:8.2%} {r['guess_right']:9.2%} "
               f"{r['true_boxes_right']:7.2%} x{ratio:5.3f} {r['per_digit_guess']:7.2%} "
               f"{r['count_wrong']:7.2%} {r['doubtful_digits']:6.2%}  {target}")
-    latency = _latency(loaded.model, card, np.random.default_rng([args.seed, 99]), args.repeats, args.out)
+    latency = _latency(loaded.model, card, np.random.default_rng([args.seed, 99]), args.repeats, args.out,
+                       detector=loaded.detector)
     report["latency"] = latency
     ok = latency["read_ms"] <= LATENCY_TARGET_MS
     passed &= ok

@@ -265,3 +265,13 @@ def test_every_public_definition_in_explain_has_a_docstring():
                                 if isinstance(m, ast.FunctionDef) and not m.name.startswith("_")
                                 and ast.get_docstring(m) is None]
     assert not missing
+
+
+def test_a_run_folder_named_like_markup_shows_as_text(logreg_run, tmp_path):
+    import shutil
+
+    folder = tmp_path / 'x"><img src=x onerror=alert(1)>'
+    shutil.copytree(logreg_run, folder)
+    result = explain_run(folder, out=tmp_path / "out", n_robustness=60, n_map=40)
+    html = result.html.read_text(encoding="utf-8")
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html

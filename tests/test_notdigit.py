@@ -144,3 +144,19 @@ def test_predict_json_carries_kind_and_score(lesson_run, tmp_path):
     assert answer["kind"] == "not_a_digit" and answer["nondigit_score"] > 0.5
     result = run_cli("predict", str(picture), "--model", str(lesson_run.folder))
     assert "not a digit" in result.stdout
+
+
+def test_a_detector_with_nan_biases_is_refused(loaded):
+    tensors = loaded.detector.to_tensors()
+    tensors["bias0"] = np.full_like(tensors["bias0"], np.nan)
+    with pytest.raises(DigitlabError, match="do not fit"):
+        NotDigitDetector.from_tensors(tensors, 0.5, 64)
+
+
+def test_too_few_training_digits_make_no_detector_and_the_report_says_so(tmp_path):
+    from digitlab.pipeline import run_pipeline
+
+    result = run_pipeline("digits", "logreg", limit=300, out=tmp_path)  # 60 held out: fewer than MIN_HELD_DIGITS
+    assert not (result.folder / DETECTOR_FILE).exists() and load_model(result.folder).detector is None
+    assert json.loads((result.folder / "metrics.json").read_text())["not_a_digit"] is None
+    assert "This run has no" in (result.folder / "report.html").read_text()

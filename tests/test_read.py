@@ -291,3 +291,33 @@ def test_predict_on_a_picture_of_several_digits_points_to_read(saved_model, tmp_
     assert result.stdout.count("separate marks") == 1
     result = run_cli("predict", "--model", str(saved_model), str(tmp_path / "27.png"), str(tmp_path / "2.png"), "--json")
     assert [p["marks"] for p in json.loads(result.stdout)["predictions"]] == [2, 1]
+
+
+def test_a_picture_built_to_make_splitting_expensive_is_refused_quickly(digits_model):
+    """32 lines of long zigzags: each mark is far too wide, so every cut is tried; a budget bounds the work."""
+    import time
+
+    model, card = digits_model
+    image = Image.new("L", (1024, 1024), 255)
+    draw = ImageDraw.Draw(image)
+    for row in range(32):
+        for col in range(2):
+            x0, y0 = col * 512 + 6, row * 32 + 3
+            draw.line([(x0 + x, y0 + 13 + 12 * np.sin(x / 2.5)) for x in range(500)], fill=0, width=2)
+    start = time.perf_counter()
+    with pytest.raises(DigitlabError, match="reads up to 64 digits") as info:
+        read_number(model, card, np.asarray(image))
+    assert time.perf_counter() - start < 10 and "\n" not in str(info.value)
+
+
+def test_predict_on_a_picture_of_very_many_marks_still_answers(saved_model, tmp_path):
+    image = Image.new("L", (400, 400), 255)
+    draw = ImageDraw.Draw(image)
+    for y in range(10):
+        for x in range(10):
+            draw.ellipse([20 + 36 * x, 20 + 36 * y, 32 + 36 * x, 32 + 36 * y], fill=0)
+    image.save(tmp_path / "dots.png")
+    result = run_cli("predict", "--model", str(saved_model), str(tmp_path / "dots.png"), "--json")
+    assert result.returncode == 0, result.stderr
+    [answer] = json.loads(result.stdout)["predictions"]
+    assert answer["marks"] is None and "digit" in answer

@@ -206,13 +206,16 @@ def predict(
             prepared = prepare_for(loaded.card, picture)
             [prediction] = predict_images(loaded.model, loaded.card, prepared, min_confidence=min_confidence,
                                           detector=loaded.detector)
-            marks = count_marks(picture)
         except DigitlabError as exc:
             failed += 1
             message = str(exc) if str(image) in str(exc) else f"{image}: {exc}"
             err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
             results.append({"image": str(image), "error": message})
             continue
+        try:
+            marks: int | None = count_marks(picture)
+        except DigitlabError:  # more marks than digitlab would read: many, whatever the count
+            marks = None
         entry = {"image": str(image), **prediction.to_dict(), "marks": marks}
         if save_prepared is not None:
             name = f"{image.stem}-prepared.png"
@@ -222,8 +225,8 @@ def predict(
         results.append(entry)
         if not as_json:
             console.print(f"{escape(str(image))}: {_answer_line(prediction)}")
-            if marks > 1:
-                console.print(f"  [yellow]this picture holds {marks} separate marks, so maybe several digits: "
+            if marks is None or marks > 1:
+                console.print(f"  [yellow]this picture holds {marks or 'many'} separate marks, so maybe several digits: "
                               f"`digitlab read {escape(str(image))}` reads whole numbers[/]", soft_wrap=True)
     if as_json:
         typer.echo(json.dumps({"model": loaded.id, "predictions": results}, indent=2))

@@ -498,7 +498,9 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, threads: int 
         "temperature": "applied outside the graph (digitlab.calibrate.apply_temperature)",
     }
     card_path = onnx_card_path(out)
-    with atomic_path(out) as tmp_onnx, atomic_path(card_path) as tmp_card:
+    # the inner block is renamed first: the graph lands, then its card, which is the commit point (a kill
+    # between the two leaves the old card beside a new graph, refused by its checksum and exported again)
+    with atomic_path(card_path) as tmp_card, atomic_path(out) as tmp_onnx:
         tmp_onnx.write_bytes(data)
         tmp_card.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return ExportResult(path=out, card_path=card_path, card=card, parity=parity)

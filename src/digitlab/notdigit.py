@@ -138,7 +138,8 @@ class NotDigitDetector:
         biases = tuple(np.asarray(tensors[f"bias{i}"], dtype=np.float32) for i in range(layers))
         width = n_features
         for w, b in zip(weights, biases):
-            if w.ndim != 2 or w.shape[0] != width or b.shape != (w.shape[1],) or not np.isfinite(w).all():
+            if (w.ndim != 2 or w.shape[0] != width or b.shape != (w.shape[1],) or not np.isfinite(w).all()
+                    or not np.isfinite(b).all()):
                 raise DigitlabError(f"{where}: the detector's weights do not fit {n_features} input features")
             width = w.shape[1]
         if width != 1:
@@ -199,8 +200,12 @@ class NotDigitCheck:
         return cls(**{name: doc[name] for name in cls.__dataclass_fields__})
 
 
+MIN_HELD_DIGITS = math.ceil(1 / FLAG_RATE)
+"""Fewer held-out digits than this and a threshold that flags :data:`FLAG_RATE` of them means nothing: no detector."""
+
+
 def fit_detector(dataset: Dataset, model: Any, held: "HeldOut | None" = None, *, temperature: float = 1.0,
-                 seed: int = 42, n_nondigits: int | None = None) -> NotDigitDetector:
+                 seed: int = 42, n_nondigits: int | None = None) -> NotDigitDetector | None:
     """Train a digit-or-not detector for ``model``, a classifier of ``dataset``'s images.
 
     Parameters
@@ -225,7 +230,8 @@ def fit_detector(dataset: Dataset, model: Any, held: "HeldOut | None" = None, *,
 
     Returns
     -------
-    NotDigitDetector
+    NotDigitDetector or None
+        None when too few digits would be held out to set the threshold (:data:`MIN_HELD_DIGITS`).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
@@ -243,6 +249,8 @@ def fit_detector(dataset: Dataset, model: Any, held: "HeldOut | None" = None, *,
         held_images = digits[mask]
         held_proba = held.proba[mask] if held is not None else _proba(model, to_features(held_images, pixel_max))
         digits = digits[~mask]
+    if len(held_images) < MIN_HELD_DIGITS:
+        return None
     if len(digits) > MAX_DIGITS:
         digits = digits[np.sort(rng.choice(len(digits), MAX_DIGITS, replace=False))]
     others = to_features(nondigit_images(n_nondigits or len(digits), dataset.image_shape, pixel_max), pixel_max)

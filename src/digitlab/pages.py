@@ -27,9 +27,11 @@ __all__ = ["docstring_coverage", "embed_png", "render"]
 
 @lru_cache(maxsize=1)
 def _environment():
-    from jinja2 import Environment, PackageLoader, select_autoescape
+    from jinja2 import Environment, PackageLoader
 
-    return Environment(loader=PackageLoader("digitlab", "templates"), autoescape=select_autoescape())
+    # every template is HTML (``*.html.j2``): escape every value, so a run folder named
+    # ``x"><script>…`` shows as text; markup we build ourselves (the t-SNE SVG) is marked ``|safe``
+    return Environment(loader=PackageLoader("digitlab", "templates"), autoescape=True)
 
 
 def render(template: str, **context: Any) -> str:

@@ -77,7 +77,8 @@ def run_pipeline(
     fitted.detector = fit_detector(data, fitted.model, held, temperature=fitted.temperature, seed=seed)
     step("evaluating")
     predictions, metrics = evaluate_on_test(fitted.model, data, fitted.temperature)
-    not_a_digit = evaluate_not_a_digit(fitted.detector, fitted.model, data, predictions, fitted.temperature)
+    not_a_digit = None if fitted.detector is None else evaluate_not_a_digit(
+        fitted.detector, fitted.model, data, predictions, fitted.temperature)
     record = RunRecord(dataset=data, fitted=fitted, predictions=predictions, metrics=metrics, started=started,
                        validation_accuracy=validation_accuracy, not_a_digit=not_a_digit)
     folder = write_run(record, out, step)

@@ -44,7 +44,7 @@ import numpy as np
 from digitlab.card import ModelCard
 from digitlab.errors import DigitlabError
 from digitlab.predict import Prediction, predict_images, prepare_for
-from digitlab.segment import Box, Ink, Mark, digit_input, find_marks, ink_of, split_candidates
+from digitlab.segment import MAX_MARKS, Box, Ink, Mark, digit_input, find_marks, ink_of, split_candidates
 
 __all__ = ["DigitReading", "NumberReading", "read_number", "count_marks", "WIDE", "TOO_WIDE"]
 
@@ -58,6 +58,8 @@ _WIDER = 1.5  # on a line of three marks or more, a mark 1.5 times the median wi
 _HALF_HEIGHT = 0.6  # each half of a cut must be at least 60% of a digit's height
 _EVIDENCE, _EVEN = 6.0, 1.2  # cut when the halves' log-odds beat the whole's by 6 × (1.2 - width/height)
 _MAX_DEPTH = 3  # a mark is cut at most three times deep: up to 8 digits run together
+_MAX_CUTS = 6  # candidate cuts tried per mark
+_MAX_HALVES = 4 * MAX_MARKS  # halves predicted per picture: splitting stops there, so no picture costs more
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,9 @@ def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None
     found: list[tuple[Mark, Prediction, np.ndarray]] = []
     for mark, single in zip(marks, predict(marks)):
         found += _read_mark(predict, mark, single, lines[mark.line], depth=0)
+    if len(found) > MAX_MARKS:
+        raise DigitlabError(f"found {len(found)} digits once touching ones were cut apart; digitlab reads up to "
+                            f"{MAX_MARKS} digits in one picture: crop it to the number")
     digits = tuple(
         DigitReading(box=ink.to_picture(mark.box), digit=p.digit, probability=p.probability,
                      top=tuple(p.top), kind=p.kind, line=mark.line, prepared=prepared)
@@ -225,16 +230,19 @@ def _line_sizes(marks: list[Mark]) -> dict[int, _Line]:
     return sizes
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Predictor:
-    """Marks of one picture → (prediction, prepared input), each prepared the model's way, in one batch."""
+    """Marks of one picture → (prediction, prepared input), each prepared the model's way, in one batch;
+    ``predicted`` counts the images, so that splitting can stop at :data:`_MAX_HALVES`."""
 
     model: Any
     card: ModelCard
     ink: Ink
     options: dict
+    predicted: int = 0
 
     def __call__(self, marks: list[Mark]) -> list[tuple[Prediction, np.ndarray]]:
+        self.predicted += len(marks)
         prepared = np.stack([prepare_for(self.card, digit_input(self.ink, m)) for m in marks])
         return list(zip(predict_images(self.model, self.card, prepared, **self.options), prepared))
 
@@ -247,7 +255,8 @@ def _read_mark(predict: _Predictor, mark: Mark, single: tuple[Prediction, np.nda
     if not wide or depth >= _MAX_DEPTH:
         return keep
     pairs = [(a, b) for a, b in split_candidates(mark) if min(a.height, b.height) >= _HALF_HEIGHT * line.height]
-    if not pairs:
+    pairs = pairs[:_MAX_CUTS]
+    if not pairs or predict.predicted + 2 * len(pairs) > _MAX_HALVES:  # the picture's budget is spent
         return keep
     read = predict([half for pair in pairs for half in pair])
     scores = [min(_log_odds(read[2 * k][0]), _log_odds(read[2 * k + 1][0])) for k in range(len(pairs))]
