@@ -95,13 +95,16 @@ def plot_learning_curve(curve: LearningCurve, name: str, path: Path) -> Path:
 
 
 def plot_history(history: Sequence[dict[str, Any]], path: Path) -> Path:
-    """The CNN's training loss per epoch, and its validation accuracy where it was measured."""
+    """The CNN's training loss per epoch (validation accuracy where measured), the learning rate beneath."""
     import matplotlib.pyplot as plt
 
     epochs = [r["epoch"] for r in history]
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    rates = [r.get("lr") for r in history]
+    with_lr = all(v is not None for v in rates)
+    fig, axes = plt.subplots(2 if with_lr else 1, 1, figsize=(6.4, 5.2 if with_lr else 3.8), sharex=True,
+                             gridspec_kw={"height_ratios": [3, 1.3]} if with_lr else None)
+    ax = axes[0] if with_lr else axes
     ax.plot(epochs, [r["loss"] for r in history], marker="o", color="#b45309", label="training loss")
-    ax.set_xlabel("epoch")
     ax.set_ylabel("training loss (label-smoothed)")
     ax.set_title("How the CNN learned, epoch by epoch")
     ax.grid(alpha=0.3)
@@ -112,6 +115,12 @@ def plot_history(history: Sequence[dict[str, Any]], path: Path) -> Path:
         right.set_ylabel("validation accuracy (%)")
         right.legend(loc="center right", fontsize=9)
     ax.legend(loc="upper right", fontsize=9)
+    if with_lr:
+        axes[1].plot(epochs, rates, marker=".", color="#52606d")
+        axes[1].set_ylabel("learning rate")
+        axes[1].grid(alpha=0.3)
+        axes[1].set_title("the one-cycle schedule: warm up, then anneal", fontsize=9)
+    (axes[1] if with_lr else ax).set_xlabel("epoch")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -29,7 +29,7 @@ MIN_SIDE = 8  # three 2x2 poolings leave at least one pixel
 _META = ("classes", "image_shape")  # tensors saved beside the network's state dict
 _N_FEATURES = "n_features_in"  # saved too, only when the images were padded to a square
 _HISTORY = "history"  # saved too: one row per epoch, columns _HISTORY_COLUMNS (NaN: not measured)
-_HISTORY_COLUMNS = ("epoch", "loss", "val_accuracy", "seconds")
+_HISTORY_COLUMNS = ("epoch", "loss", "val_accuracy", "seconds", "lr")
 
 
 class CNNClassifier(ClassifierMixin, BaseEstimator):
@@ -86,7 +86,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         The trained network, in eval mode.
     history_ : list of dict
         One record per epoch: ``epoch``, ``loss``, ``val_accuracy`` (None without a validation part),
-        ``seconds`` since fitting began. Saved with the weights, so a loaded model has it too.
+        ``seconds`` since fitting began, ``lr`` (the learning rate at the epoch's end). Saved with the weights, so a loaded model has it too.
     n_iter_ : int
         Epochs run (the last may be partial when the time budget ended it).
     stop_reason_ : str
@@ -194,7 +194,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                     proba = ct.predict_proba(net, images[val_idx], device, self.tta)
                     val_accuracy = float(np.mean(proba.argmax(axis=1) == y_index[val_idx]))
                 record = {"epoch": epoch, "loss": loss, "val_accuracy": val_accuracy,
-                          "seconds": round(time.perf_counter() - start, 3)}
+                          "seconds": round(time.perf_counter() - start, 3),
+                          "lr": float(optimizer.param_groups[0]["lr"])}  # where the one-cycle schedule ended the epoch
                 self.history_.append(record)
                 bar.epoch(record)
                 reason = self._stop_reason(steps == steps_per_epoch, val_accuracy, clock)
@@ -345,10 +346,11 @@ def _history_from(table: np.ndarray | None) -> list[dict[str, Any]]:
     if table is None:
         return []
     table = np.asarray(table, dtype=np.float64)
-    if table.ndim != 2 or table.shape[1] != len(_HISTORY_COLUMNS) or len(table) > 100_000:
+    if table.ndim != 2 or table.shape[1] not in (4, len(_HISTORY_COLUMNS)) or len(table) > 100_000:
         raise DigitlabError(f"CNN weights file has a training history of shape {table.shape}; the file is damaged")
-    return [{c: (None if np.isnan(v) else (int(v) if c == "epoch" else float(v)))
-             for c, v in zip(_HISTORY_COLUMNS, row)} for row in table]
+    columns = _HISTORY_COLUMNS[:table.shape[1]]  # four columns: saved before the learning rate was kept
+    return [{c: (None if np.isnan(v) else (int(v) if c == "epoch" else float(v))) for c, v in zip(columns, row)}
+            for row in table]
 
 
 @register("cnn", "Convolutional network (PyTorch)", needs="torch")
