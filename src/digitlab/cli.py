@@ -314,11 +314,13 @@ def _register_subcommands() -> None:
     from digitlab.cli_explain import explain
     from digitlab.cli_export import export
     from digitlab.cli_read import read
+    from digitlab.cli_sweep import sweep
 
     app.add_typer(data_app, name="data")
     app.command("explain")(explain)
     app.command("export")(export)
     app.command("read")(read)
+    app.command("sweep")(sweep)
 
 
 _register_subcommands()

@@ -1,0 +1,177 @@
+"""``digitlab sweep``: models × parameter grid × seeds (× training-set sizes), on Dask when installed.
+
+The main CLI registers :func:`sweep` as a command and turns a :class:`~digitlab.errors.DigitlabError`
+into one line and exit code 2. The heavy imports stay inside the command.
+
+Examples
+--------
+>>> parse_grid(["svm.C=1,10", "mlp.hidden_layer_sizes=(64,),(128, 64)"], ["svm", "mlp"])
+{'svm': {'C': [1, 10]}, 'mlp': {'hidden_layer_sizes': [(64,), (128, 64)]}}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from digitlab.errors import DigitlabError
+
+
+def _split_top(text: str) -> list[str]:
+    """Split at commas outside brackets and quotes: ``"(1, 2),3"`` → ``["(1, 2)", "3"]``."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_grid(pairs: list[str], models: list[str]) -> dict[str, dict[str, list[Any]]]:
+    """Parse ``MODEL.NAME=V1,V2`` options into ``{model: {name: [values]}}``; values as in ``compare``.
+
+    Parameters
+    ----------
+    pairs : list of str
+        The ``--param`` options; a name given twice gets the values of both.
+    models : list of str
+        The swept models; every ``MODEL`` must be one of them.
+    """
+    from digitlab.models import parse_params
+
+    grid: dict[str, dict[str, list[Any]]] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        model, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name or model not in models:
+            raise DigitlabError(f"--param {pair!r}: write MODEL.NAME=V1,V2 with MODEL one of {', '.join(models)}")
+        values = [parse_params([f"{name}={piece}"])[name] for piece in _split_top(raw)]
+        if not values:
+            raise DigitlabError(f"--param {pair!r} has no values")
+        grid.setdefault(model, {}).setdefault(name, []).extend(v for v in values
+                                                                if v not in grid[model].get(name, []))
+    return grid
+
+
+def _ints(text: str | None, option: str, minimum: int) -> list[int]:
+    try:
+        values = [int(p) for p in (text or "").split(",") if p.strip()]
+    except ValueError:
+        raise DigitlabError(f"{option} expects whole numbers separated by commas, got {text!r}") from None
+    if any(v < minimum for v in values) or (text is not None and not values):
+        raise DigitlabError(f"{option} expects whole numbers ≥ {minimum} separated by commas, got {text!r}")
+    return list(dict.fromkeys(values))
+
+
+def sweep(
+    dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset name: digits (bundled 8x8) or mnist."),
+    models: str = typer.Option("logreg,knn", "--models", "-m", help="Comma-separated model names."),
+    seeds: str = typer.Option("0,1,2,3,4", "--seeds", help="Comma-separated seeds (split, subset and model)."),
+    param: Optional[List[str]] = typer.Option(
+        None, "--param", "-p", help="MODEL.NAME=V1,V2: values to sweep for one model, e.g. svm.C=1,10 (repeatable)."),
+    limit: Optional[str] = typer.Option(None, "--limit", help="Comma-separated training-set sizes (learning curve)."),
+    out: Path = typer.Option(Path("sweeps"), "--out", "-o", help="Folder that receives the sweep folder."),
+    name: Optional[str] = typer.Option(
+        None, "--name", help="Sweep name; given, rerunning resumes the newest <out>/<stamp>-NAME "
+                    "(default: DATASET-sweep, a new folder each time)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="A sweep folder to finish: done cells are skipped."),
+    scheduler: str = typer.Option("local", "--scheduler", help="local (a LocalCluster) or tcp://HOST:PORT."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes of the local cluster "
+                                                                         "(default: one per core)."),
+    keep_models: bool = typer.Option(False, "--keep-models", help="Keep every cell's model, not just the best "
+                                                                  "of each configuration."),
+) -> None:
+    """Train every model × parameter value × seed (× --limit size) as tasks on Dask; summarize over seeds.
+
+    Writes cells/<id>.json per cell, results.csv and sweep.html; rerun with the same --name (or --resume DIR)
+    to finish an interrupted sweep: done cells are skipped.
+    """
+    import json
+    import math
+
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Column, Table
+
+    from digitlab.cli import console, err_console
+    from digitlab.data import DATASETS
+    from digitlab.models import make_model
+    from digitlab.runs import check_writable, now_utc, run_stamp
+    from digitlab.sweep import SweepPlan, find_sweep, plan_cells, run_sweep
+    from digitlab.sweep_report import load_results, prune_models, summarize, write_report
+
+    names = list(dict.fromkeys(n.strip() for n in models.split(",") if n.strip()))
+    if not names:
+        raise DigitlabError("--models is empty; give names such as logreg,knn,svm")
+    if dataset not in DATASETS:
+        raise DigitlabError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}")
+    if not (scheduler == "local" or scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://"))):
+        raise DigitlabError(f"--scheduler expects local or tcp://HOST:PORT, got {scheduler!r}")
+    seed_list = _ints(seeds, "--seeds", 0)
+    limits: list[int | None] = _ints(limit, "--limit", 1) if limit is not None else [None]
+    grid = parse_grid(param or [], names)
+    for model in names:  # unknown models and parameter names fail now, in one line; bad values fail in their cell
+        make_model(model, dataset=dataset, params={k: v[0] for k, v in grid.get(model, {}).items()})
+    cells = plan_cells(names, grid, seed_list, limits)
+
+    sweep_name = name or f"{dataset}-sweep"
+    if any(ch in sweep_name for ch in "/\\") or sweep_name.startswith("."):
+        raise DigitlabError(f"--name must be a plain folder name, got {sweep_name!r}")
+    folder = resume if resume is not None else (find_sweep(out, sweep_name) if name else None)
+    if resume is not None and not (resume / "sweep.json").is_file():
+        raise DigitlabError(f"--resume {resume}: not a sweep folder (no sweep.json)")
+    if folder is None:
+        check_writable(out)
+        folder = out / f"{run_stamp(now_utc())}-{sweep_name}"
+        folder.mkdir(parents=True)
+    else:
+        previous = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
+        if previous.get("dataset") != dataset:
+            raise DigitlabError(f"{folder} is a sweep on {previous.get('dataset')!r}, not {dataset!r}")
+    from digitlab.fileio import write_text_atomic
+
+    write_text_atomic(folder / "sweep.json", json.dumps(
+        {"dataset": dataset, "models": names, "grid": {m: {k: [repr(v) for v in vs] for k, vs in g.items()}
+                                                       for m, g in grid.items()},
+         "seeds": seed_list, "limits": limits, "cells": [c.cell_id for c in cells]}, indent=1) + "\n")
+    plan = SweepPlan(dataset, cells, folder)
+
+    with Progress(TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as progress:
+        task = progress.add_task("cells", total=len(cells), completed=len(plan.done()))
+        summary = run_sweep(plan, scheduler=scheduler, workers=workers,
+                            say=lambda text: progress.console.print(escape(text), soft_wrap=True),
+                            advance=lambda n: progress.advance(task, n))
+
+    rows = load_results(folder, [c.cell_id for c in cells])
+    summaries = summarize(rows)
+    paths = write_report(folder, dataset, rows, summaries)
+    if not keep_models:
+        prune_models(folder, summaries)
+
+    table = Table("", Column("configuration", no_wrap=True), "mean accuracy", "± sd", "95% interval", "n", "failed",
+                  title=f"Sweep on {dataset}: {len(cells)} cells ({summary['ran']} run, {summary['skipped']} resumed)",
+                  title_justify="left")
+    for s in summaries:
+        spread = "—" if math.isnan(s.sd) else f"{s.sd:.2%}"
+        interval = "—" if math.isnan(s.ci_low) else f"{s.ci_low:.2%} – {s.ci_high:.2%}"
+        table.add_row("★" if s.best else "", escape(s.config), f"{s.mean:.2%}" if s.n else "—", spread, interval,
+                      str(s.n), str(s.n_failed) if s.n_failed else "", style="bold green" if s.best else None)
+    console.print(table)
+    for r in rows:
+        if r.get("error"):
+            err_console.print(f"[red]failed:[/] {escape(r['config'])} seed {r['seed']}: {escape(str(r['error']))}",
+                              soft_wrap=True)
+    console.print(f"Results: {escape(str(paths['csv']))}")
+    console.print(f"Sweep page: {escape(str(paths['html']))}")

@@ -1,0 +1,299 @@
+"""Sweeps: models × parameter grid × seeds (× training-set sizes), each cell one task on Dask.
+
+A sweep is a folder ``<out>/<UTC stamp>-<name>/`` holding ``sweep.json`` (the plan), one small JSON
+file per finished cell in ``cells/``, and, once the cells are done, ``results.csv`` and ``sweep.html``
+(see :mod:`digitlab.sweep_report`). Each cell trains one model and evaluates it on the test part; its
+JSON is written atomically, so an interrupted sweep leaves only finished cells and the next run with
+the same folder skips them.
+
+Cells run on a :class:`distributed.Client`: a ``LocalCluster`` of worker processes by default, or an
+existing cluster at ``tcp://HOST:PORT``. Tasks carry only the cell's description; each worker loads the
+dataset from its own cache once (the 8×8 digits are bundled, MNIST is read from the local cache) and
+keeps it for later cells. Without ``dask[distributed]`` installed the cells run one after another in
+this process.
+
+Examples
+--------
+>>> cells = plan_cells(["logreg", "knn"], {"knn": {"n_neighbors": [1, 3]}}, seeds=[0, 1])
+>>> len(cells), cells[0].model, cells[-1].params
+(6, 'logreg', {'n_neighbors': 3})
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+from digitlab.errors import DigitlabError
+from digitlab.fileio import write_text_atomic
+
+__all__ = ["Cell", "SweepPlan", "cell_result", "find_sweep", "have_dask", "plan_cells", "run_cell", "run_sweep"]
+
+NO_DASK = ("dask is not installed: running the cells one at a time in this process; "
+           "`pip install 'digitlab[cluster]'` runs them in parallel")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One task of a sweep: a model with its parameters, a seed and a training-set size."""
+
+    model: str
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
+    seed: int = 0
+    limit: int | None = None
+
+    @property
+    def cell_id(self) -> str:
+        """A stable 12-character hash of model, parameters, seed and limit (the cell's file name)."""
+        text = json.dumps([self.model, sorted((k, repr(v)) for k, v in self.params.items()), self.seed,
+                           self.limit])
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def config(self) -> str:
+        """The configuration this cell belongs to: everything but the seed, e.g. ``svm C=10 limit=500``."""
+        parts = [self.model] + [f"{k}={v!r}" for k, v in sorted(self.params.items())]
+        if self.limit is not None:
+            parts.append(f"limit={self.limit}")
+        return " ".join(parts)
+
+
+@dataclass
+class SweepPlan:
+    """What a sweep runs: the dataset, the cells, the folder they are written to, and whether each cell
+    saves its model (under ``models/<cell-id>/``; the report later keeps only the best of each configuration)."""
+
+    dataset: str
+    cells: list[Cell]
+    folder: Path
+    save_models: bool = True
+
+    def done(self) -> set[str]:
+        """Ids of the cells whose result file already exists."""
+        return {c.cell_id for c in self.cells if (self.folder / "cells" / f"{c.cell_id}.json").exists()}
+
+
+def plan_cells(models: list[str], grid: dict[str, dict[str, list[Any]]] | None = None,
+               seeds: list[int] = (0,), limits: list[int | None] = (None,)) -> list[Cell]:
+    """Every combination of model, that model's parameter values, seed and limit, in a stable order.
+
+    Parameters
+    ----------
+    models : list of str
+        Registry names.
+    grid : dict, optional
+        ``{model: {parameter: [values]}}``; a model absent here runs with its defaults.
+    seeds : list of int
+        Seeds of the split, the ``limit`` subset and the model.
+    limits : list of int or None
+        Training-set sizes (``None``: all of it).
+
+    Returns
+    -------
+    list of Cell
+    """
+    cells = []
+    for model in models:
+        axes = (grid or {}).get(model, {})
+        names = sorted(axes)
+        for values in itertools.product(*(axes[n] for n in names)):
+            for limit in limits:
+                for seed in seeds:
+                    cells.append(Cell(model, dict(zip(names, values)), seed, limit))
+    return cells
+
+
+def have_dask() -> bool:
+    """True when ``distributed`` can be imported."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=8)
+def _dataset(name: str, seed: int, limit: int | None):
+    # loaded once per worker process and kept: tasks carry names, never arrays
+    from digitlab.data import load_dataset
+
+    return load_dataset(name, seed=seed, limit=limit)
+
+
+def cell_result(cell: Cell, dataset: str, keep_model: Path | None = None) -> dict[str, Any]:
+    """Train and evaluate one cell; a failure becomes ``{"error": "..."}`` in the result, not an exception.
+
+    Parameters
+    ----------
+    cell : Cell
+    dataset : str
+        Registry name of the dataset, loaded from this process's cache.
+    keep_model : Path, optional
+        Save the fitted model into this folder.
+
+    Returns
+    -------
+    dict
+        The JSON-ready result: the cell, accuracy and its interval, errors, timings, the process id.
+    """
+    result: dict[str, Any] = {"cell_id": cell.cell_id, "config": cell.config, "model": cell.model,
+                              "params": cell.params, "seed": cell.seed, "limit": cell.limit, "dataset": dataset,
+                              "pid": os.getpid()}
+    import warnings
+
+    caught: list[warnings.WarningMessage] = []
+    try:
+        from digitlab.evaluate import evaluate_on_test
+        from digitlab.train import train
+
+        data = _dataset(dataset, cell.seed, cell.limit)
+        with warnings.catch_warnings(record=True) as caught:  # kept in the result, not printed by each worker
+            warnings.simplefilter("always")
+            fitted = train(cell.model, data, seed=cell.seed, params=cell.params)
+            _, metrics = evaluate_on_test(fitted.model, data)
+        result.update(accuracy=metrics.accuracy, ci_low=metrics.ci_low, ci_high=metrics.ci_high,
+                      n_errors=metrics.n_errors, n_test=metrics.n_test, n_train=data.n_train,
+                      train_seconds=round(fitted.train_seconds, 4), error=None)
+        if keep_model is not None:
+            from digitlab.fileio import atomic_folder
+            from digitlab.store import save_model
+
+            keep_model.parent.mkdir(parents=True, exist_ok=True)
+            if not keep_model.exists():
+                with atomic_folder(keep_model) as staged:
+                    save_model(fitted, data, staged.path)
+    except Exception as exc:  # noqa: BLE001 - one bad cell must not stop the sweep
+        result.update(accuracy=None, error=f"{type(exc).__name__}: {exc}" if not isinstance(exc, DigitlabError)
+                      else str(exc))
+    result["warnings"] = list(dict.fromkeys(f"{w.category.__name__}: {str(w.message).splitlines()[0]}"
+                                            for w in caught))[:5]
+    result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return result
+
+
+def run_cell(cell: Cell, dataset: str, folder: str, keep_models: bool = True) -> dict[str, Any]:
+    """The task sent to a worker: compute one cell and write ``cells/<cell-id>.json`` atomically.
+
+    Parameters
+    ----------
+    cell : Cell
+    dataset : str
+    folder : str
+        The sweep folder, as a path the worker can write to (shared by all workers).
+    keep_models : bool
+        Save the fitted model under ``models/<cell-id>/``.
+
+    Returns
+    -------
+    dict
+        The result written to the cell's file.
+    """
+    folder = Path(folder)
+    result = cell_result(cell, dataset, folder / "models" / cell.cell_id if keep_models else None)
+    (folder / "cells").mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / "cells" / f"{cell.cell_id}.json", json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def find_sweep(out: Path, name: str) -> Path | None:
+    """The newest sweep folder ``<out>/<stamp>-<name>``, or None."""
+    found = sorted(p for p in Path(out).glob(f"*-{name}") if (p / "sweep.json").is_file()
+                   and p.name.split("-", 1) == [p.name.split("-", 1)[0], name] and p.name[:8].isdigit())
+    return found[-1] if found else None
+
+
+def run_sweep(plan: SweepPlan, *, scheduler: str = "local", workers: int | None = None,
+              say: Callable[[str], None] = print,
+              advance: Callable[[int], None] = lambda _: None) -> dict[str, Any]:
+    """Run the cells of ``plan`` not yet done, on Dask when installed, else one by one here.
+
+    Parameters
+    ----------
+    plan : SweepPlan
+    scheduler : str
+        ``"local"`` for a new ``LocalCluster``, or a scheduler address such as ``tcp://host:8786``.
+    workers : int, optional
+        Worker processes of the local cluster (default: one per core).
+    say : callable
+        Receives one-line messages (the dashboard address, the serial fallback).
+    advance : callable
+        Called with 1 as each cell finishes (for a progress bar).
+
+    Returns
+    -------
+    dict
+        ``{"ran": n, "skipped": n, "mode": "dask" | "serial" | "none"}``.
+    """
+    done = plan.done()
+    todo = [c for c in plan.cells if c.cell_id not in done]
+    (plan.folder / "cells").mkdir(parents=True, exist_ok=True)
+    summary = {"ran": len(todo), "skipped": len(done), "mode": "none"}
+    if not todo:
+        return summary
+    keep = plan.save_models
+    if not have_dask():
+        if scheduler != "local":
+            raise DigitlabError(f"--scheduler {scheduler} needs dask; `pip install 'digitlab[cluster]'`")
+        say(NO_DASK)
+        summary["mode"] = "serial"
+        for cell in todo:
+            run_cell(cell, plan.dataset, str(plan.folder), keep)
+            advance(1)
+        return summary
+    summary["mode"] = "dask"
+    _run_on_dask(plan, todo, scheduler, workers, say, advance, keep)
+    return summary
+
+
+def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int | None,
+                 say: Callable[[str], None], advance: Callable[[int], None], keep: bool) -> None:
+    import logging
+
+    from distributed import Client, LocalCluster, as_completed
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    cluster = None
+    try:
+        if scheduler == "local":
+            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0", silence_logs=logging.ERROR)
+            client = Client(cluster)
+        else:
+            try:
+                client = Client(scheduler, timeout="10s")
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise DigitlabError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    except BaseException:
+        if cluster is not None:
+            cluster.close()
+        raise
+    try:
+        link = getattr(client, "dashboard_link", None)
+        if link:
+            say(f"Dask dashboard: {link}")
+        futures = [client.submit(run_cell, cell, plan.dataset, str(plan.folder.resolve()), keep,
+                                 key=f"cell-{cell.cell_id}", retries=2, pure=False) for cell in todo]
+        try:
+            for future in as_completed(futures):
+                if future.status == "error":  # the task itself failed (a worker died too often)
+                    cell = todo[futures.index(future)]
+                    result = {"cell_id": cell.cell_id, "config": cell.config, "model": cell.model,
+                              "params": cell.params, "seed": cell.seed, "limit": cell.limit,
+                              "dataset": plan.dataset, "accuracy": None, "error": repr(future.exception())}
+                    write_text_atomic(plan.folder / "cells" / f"{cell.cell_id}.json",
+                                      json.dumps(result, indent=1) + "\n")
+                advance(1)
+        except BaseException:
+            client.cancel(futures)
+            raise
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

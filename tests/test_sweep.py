@@ -1,0 +1,130 @@
+"""``digitlab sweep``: cells on a real two-process LocalCluster, resume, a failing cell, the serial fallback,
+and a worker killed mid-sweep."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+pytest.importorskip("distributed")
+
+SWEEP = ["sweep", "--dataset", "digits", "--models", "logreg,knn", "--seeds", "0,1", "--limit", "150",
+         "--param", "knn.n_neighbors=0,3"]
+
+
+def _rows(folder: Path) -> list[dict]:
+    with open(folder / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _only(out: Path) -> Path:
+    (folder,) = [p for p in out.iterdir() if p.is_dir()]
+    return folder
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweeps")
+    done = run_cli(*SWEEP, "--workers", "2", "--out", str(out), "--name", "t", timeout=120)
+    assert done.returncode == 0, done.stderr
+    return out, done
+
+
+def test_sweep_on_a_local_cluster_writes_the_table(swept):
+    out, done = swept
+    folder = _only(out)
+    rows = _rows(folder)
+    assert len(rows) == 6 and {r["model"] for r in rows} == {"logreg", "knn"}
+    assert {r["seed"] for r in rows} == {"0", "1"} and {r["limit"] for r in rows} == {"150"}
+    ok = [r for r in rows if not r["error"]]
+    assert len(ok) == 4 and all(0.5 < float(r["accuracy"]) <= 1 for r in ok)
+    pids = {json.loads(p.read_text())["pid"] for p in (folder / "cells").glob("*.json")}
+    assert os.getpid() not in pids  # the cells ran in worker processes
+    html = (folder / "sweep.html").read_text()
+    assert "knn n_neighbors=3 limit=150" in html and "★" in html and html.count("data:image/png;base64,") >= 2
+    assert "Dask dashboard" in done.stderr or "Dask dashboard" in done.stdout
+    assert "95% interval" in done.stdout and "★" in done.stdout
+    # only the best cell of each configuration keeps its model
+    assert len(list((folder / "models").iterdir())) == 2
+
+
+def test_a_failing_cell_is_recorded_and_the_others_complete(swept):
+    folder = _only(swept[0])
+    failed = [r for r in _rows(folder) if r["error"]]
+    assert len(failed) == 2 and all(json.loads(r["params"]) == {"n_neighbors": 0} for r in failed)
+    assert all("n_neighbors" in r["error"] and r["accuracy"] == "" for r in failed)
+
+
+def test_rerunning_resumes_and_skips_done_cells(swept):
+    out, _ = swept
+    folder = _only(out)
+    before = {p.name: p.stat().st_mtime_ns for p in (folder / "cells").glob("*.json")}
+    (folder / "cells" / sorted(before)[0]).unlink()  # as if the sweep had been interrupted before this cell
+    again = run_cli(*SWEEP, "--workers", "2", "--out", str(out), "--name", "t", timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "1 run, 5 resumed" in again.stdout
+    after = {p.name: p.stat().st_mtime_ns for p in (folder / "cells").glob("*.json")}
+    assert set(after) == set(before)
+    assert sum(after[k] != before[k] for k in before) == 1 and len(_rows(folder)) == 6
+
+
+def test_without_dask_the_cells_run_serially_and_say_so(tmp_path):
+    code = ("import sys; sys.modules['distributed'] = None; from digitlab.cli import main; "
+            f"sys.argv = ['digitlab', *{SWEEP!r}, '--seeds', '0', '--out', {str(tmp_path)!r}]; main()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    assert "dask is not installed" in done.stderr and "digitlab[cluster]" in done.stderr
+    rows = _rows(_only(tmp_path))
+    assert len(rows) == 3 and sum(not r["error"] for r in rows) == 2
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    done = run_cli("sweep", "--models", "logreg", "--param", "svm.C=1", "--out", str(tmp_path))
+    assert done.returncode == 2 and "MODEL.NAME" in done.stderr and "Traceback" not in done.stderr
+    done = run_cli("sweep", "--models", "logreg", "--seeds", "a,b", "--out", str(tmp_path))
+    assert done.returncode == 2 and "--seeds" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_killed_worker_has_its_cell_retried_with_identical_results(tmp_path):
+    from distributed import Client, LocalCluster
+
+    from digitlab.sweep import SweepPlan, plan_cells, run_cell, run_sweep
+
+    cells = plan_cells(["logreg"], None, seeds=list(range(6)), limits=[300])
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as watcher:
+        killed = []
+
+        def kill_a_busy_worker(_):
+            if killed:
+                return
+            pids = watcher.run(os.getpid)
+            busy = [addr for addr, keys in watcher.processing().items() if keys]
+            if busy:
+                pid = pids[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+        plan = SweepPlan("digits", cells, tmp_path / "disturbed")
+        summary = run_sweep(plan, scheduler=cluster.scheduler_address, say=lambda _: None, advance=kill_a_busy_worker)
+    assert killed and summary["ran"] == 6
+    for cell in cells:  # the undisturbed reference, in this process
+        run_cell(cell, "digits", str(tmp_path / "calm"), keep_models=False)
+
+    def accuracies(folder):
+        return {p.name: (json.loads(p.read_text())["accuracy"], json.loads(p.read_text())["error"])
+                for p in (folder / "cells").glob("*.json")}
+
+    disturbed = accuracies(tmp_path / "disturbed")
+    assert len(disturbed) == 6 and disturbed == accuracies(tmp_path / "calm")
