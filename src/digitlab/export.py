@@ -422,15 +422,10 @@ def check_parity(estimator: Any, onnx_model: OnnxModel, features: np.ndarray) ->
 
 
 def run_dataset(card: ModelCard) -> Dataset:
-    """The dataset a card names, split as the run split it: its test part is the run's test set."""
-    split = card.split
-    if split.get("kind") == "random":
-        test_size, seed = split.get("test_size"), split.get("seed")
-        if not isinstance(test_size, float) or type(seed) is not int:
-            raise DigitlabError(f"model {card.id}: the card's split lacks a test_size and seed; "
-                                "cannot rebuild the test images")
-        return load_dataset(card.dataset, test_size=test_size, seed=seed)
-    return load_dataset(card.dataset)
+    """The dataset a card names, split as the run split it (:func:`digitlab.reproduce.run_dataset`)."""
+    from digitlab.reproduce import run_dataset as rebuild
+
+    return rebuild(card, f"model {card.id}")
 
 
 # --------------------------------------------------------------------- export

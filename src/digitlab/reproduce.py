@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from digitlab.card import ModelCard
 from digitlab.data import DATASETS, load_dataset
+from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.evaluate import Metrics, evaluate_on_test
 from digitlab.store import load_model
@@ -32,6 +34,24 @@ class Reevaluation:
         return self.recorded is not None and not self.differences
 
 
+def run_dataset(card: ModelCard, where: str = "model card") -> Dataset:
+    """The dataset a card names, split as its run split it: the test part is the run's own test set.
+
+    Raises :class:`~digitlab.errors.DigitlabError` (naming ``where``) when the card does not say how.
+    """
+    if card.dataset not in DATASETS:
+        raise DigitlabError(f"{where}: the model was trained on {card.dataset!r}, which this digitlab cannot "
+                            f"load; it knows {', '.join(DATASETS)}")
+    split = card.split or {}
+    if split.get("kind") == "random":
+        test_size, seed = split.get("test_size"), split.get("seed")
+        if not isinstance(test_size, float) or type(seed) is not int:
+            raise DigitlabError(f"{where}: the model card's split lacks a test_size and seed; "
+                                "cannot rebuild the test images")
+        return load_dataset(card.dataset, test_size=test_size, seed=seed)
+    return load_dataset(card.dataset)
+
+
 def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
     """Load the model at ``path``, rebuild its test split, and recompute the metrics.
 
@@ -46,15 +66,7 @@ def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
         raise DigitlabError(
             f"the model takes {loaded.image_shape[0]}×{loaded.image_shape[1]} images but {name} has "
             f"{DATASETS[name].image_shape[0]}×{DATASETS[name].image_shape[1]}; choose a dataset of the same size")
-    split = card.split
-    if name == card.dataset and split.get("kind") == "random":
-        test_size, seed = split.get("test_size"), split.get("seed")
-        if not isinstance(test_size, float) or type(seed) is not int:
-            raise DigitlabError(f"{loaded.path.parent}: the model card's split lacks a test_size and seed; "
-                                "cannot rebuild the test images")
-        data = load_dataset(name, test_size=test_size, seed=seed)
-    else:
-        data = load_dataset(name)
+    data = run_dataset(card, str(loaded.path.parent)) if name == card.dataset else load_dataset(name)
     metrics = evaluate_on_test(loaded.model, data, loaded.temperature)[1]
     recorded = None
     metrics_file = loaded.path.parent / "metrics.json"

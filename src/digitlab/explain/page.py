@@ -17,7 +17,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from digitlab.data import DATASETS, load_dataset
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.explain.model import Explainable
@@ -38,22 +37,11 @@ class ExplainResult:
 
 
 def rebuild_test_split(loaded: Any) -> Dataset:
-    """The dataset a saved model was tested on, with the very same test images.
+    """The dataset a saved model was tested on, with the very same test images
+    (:func:`digitlab.reproduce.run_dataset`); one clear line when the card does not say how."""
+    from digitlab.reproduce import run_dataset
 
-    Raises :class:`~digitlab.errors.DigitlabError` when the card does not say how to rebuild it.
-    """
-    card = loaded.card
-    if card.dataset not in DATASETS:
-        raise DigitlabError(f"{loaded.path.parent}: the model was trained on {card.dataset!r}, which this "
-                            f"digitlab cannot load; it knows {', '.join(DATASETS)}")
-    split = card.split or {}
-    if split.get("kind") == "random":
-        test_size, seed = split.get("test_size"), split.get("seed")
-        if not isinstance(test_size, float) or type(seed) is not int:
-            raise DigitlabError(f"{loaded.path.parent}: the model card's split lacks a test_size and seed; "
-                                "cannot rebuild the test images to explain")
-        return load_dataset(card.dataset, test_size=test_size, seed=seed)
-    return load_dataset(card.dataset)
+    return run_dataset(loaded.card, str(loaded.path.parent))
 
 
 def load_explainable(path: Path) -> tuple[Explainable, Any]:
