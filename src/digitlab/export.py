@@ -46,7 +46,6 @@ from typing import Any
 import numpy as np
 
 from digitlab.card import ModelCard
-from digitlab.data import load_dataset
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.onnx_model import INPUT, ONNX_FORMAT, OUTPUTS, OnnxModel, onnx_card_path

@@ -31,7 +31,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
