@@ -183,14 +183,10 @@ def predict(
     from digitlab.data.images import WORK_SIDE, read_image
     from digitlab.predict import predict_images, prepare_for
     from digitlab.read import count_marks
-    from digitlab.runs import find_latest_model
+    from digitlab.runs import model_or_newest
     from digitlab.store import load_model
 
-    if model is None:
-        model = find_latest_model(runs)
-        if model is None:
-            raise DigitlabError(f"no trained model in {runs}/; run `digitlab run` first or pass --model PATH")
-        err_console.print(f"using the newest model: {escape(str(model))}")
+    model = model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True))
     loaded = load_model(model)
     if loaded.card.calibration is None:
         err_console.print("note: this model was saved before digitlab calibrated its models; its percentages "

@@ -34,14 +34,10 @@ def explain(
     from rich.console import Console
     from rich.markup import escape
 
-    from digitlab.runs import find_latest_model
+    from digitlab.runs import model_or_newest
 
     console, err_console = Console(), Console(stderr=True)
-    if model is None:
-        model = find_latest_model(runs)
-        if model is None:
-            raise DigitlabError(f"no trained model in {runs}/; run `digitlab run` first or pass --model PATH")
-        err_console.print(f"using the newest model: {escape(str(model))}", soft_wrap=True)
+    model = model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True))
     for path in [model, *(compare or [])]:
         if not Path(path).exists():
             raise DigitlabError(f"{path}: no such run folder or model file")

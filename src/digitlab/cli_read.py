@@ -35,14 +35,10 @@ def read(
     from digitlab.cli import _save_prepared, console, err_console
     from digitlab.data.images import WORK_SIDE, read_image
     from digitlab.read import read_number
-    from digitlab.runs import find_latest_model
+    from digitlab.runs import model_or_newest
     from digitlab.store import load_model
 
-    if model is None:
-        model = find_latest_model(runs)
-        if model is None:
-            raise DigitlabError(f"no trained model in {runs}/; run `digitlab run` first or pass --model PATH")
-        err_console.print(f"using the newest model: {escape(str(model))}")
+    model = model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True))
     loaded = load_model(model)
     if loaded.card.calibration is None:
         err_console.print("note: this model was saved before digitlab calibrated its models; its percentages "

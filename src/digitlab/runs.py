@@ -16,11 +16,12 @@ from __future__ import annotations
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from digitlab.card import CARD_NAME
 from digitlab.errors import DigitlabError
 
-__all__ = ["check_writable", "find_latest_model", "now_utc", "run_stamp"]
+__all__ = ["check_writable", "find_latest_model", "model_or_newest", "now_utc", "run_stamp"]
 
 
 def now_utc() -> datetime:
@@ -56,3 +57,15 @@ def find_latest_model(runs_dir: Path = Path("runs")) -> Path | None:
     if not candidates:
         return None
     return max(candidates, key=lambda p: ((p / CARD_NAME).stat().st_mtime, p.name))
+
+
+def model_or_newest(model: Path | None, runs_dir: Path, say: Callable[[str], None] = lambda _: None) -> Path:
+    """``model`` when given, else the newest run under ``runs_dir`` (and ``say`` names it); one clear
+    line when there is none: what every command taking ``--model`` does."""
+    if model is not None:
+        return Path(model)
+    newest = find_latest_model(runs_dir)
+    if newest is None:
+        raise DigitlabError(f"no trained model in {runs_dir}/; run `digitlab run` first or pass --model PATH")
+    say(f"using the newest model: {newest}")
+    return newest
