@@ -8,7 +8,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from digitlab.data import doodles
+from digitlab.data import fonts as font_files_module
 from digitlab.data.nondigits import (
     ALL_KINDS,
     LETTERS,
@@ -101,9 +101,9 @@ def test_test_part_uses_only_fonts_shipped_with_matplotlib():
 
 def test_works_without_system_fonts(monkeypatch, tmp_path):
     """A fresh CI machine may have no /usr/share/fonts: the train part falls back to matplotlib's."""
-    doodles._fonts.cache_clear()
-    doodles._system_fonts.cache_clear()
-    monkeypatch.setattr(doodles, "_SYSTEM_DIR", tmp_path / "absent")
+    font_files_module.fonts.cache_clear()
+    font_files_module.system_fonts.cache_clear()
+    monkeypatch.setattr(font_files_module, "SYSTEM_DIR", tmp_path / "absent")
     try:
         fonts = font_files("train")
         assert fonts and all(path.is_relative_to(matplotlib.get_data_path()) for path in fonts)
@@ -111,8 +111,8 @@ def test_works_without_system_fonts(monkeypatch, tmp_path):
         images, _ = make_nondigits(6, seed=2, kinds=("letter",))
         assert np.array_equal(images, with_system_off)
     finally:
-        doodles._fonts.cache_clear()
-        doodles._system_fonts.cache_clear()
+        font_files_module.fonts.cache_clear()
+        font_files_module.system_fonts.cache_clear()
 
 
 def test_a_subset_of_kinds_and_no_pictures():

@@ -10,13 +10,14 @@ dark ink on white paper; the ``"test"`` split uses other fonts, letters, symbols
 from __future__ import annotations
 
 import math
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
+
+from digitlab.data.fonts import font, pick_font
 
 __all__ = ["CANVAS", "DRAWERS", "LETTERS", "LOOKALIKE_LETTERS", "SYMBOLS"]
 
@@ -43,82 +44,6 @@ CANVAS = 112
 _PAPER, _INK = 255, 0
 
 # ---------------------------------------------------------------------------------------------
-# Fonts, found offline
-
-_BUNDLED = {  # matplotlib's own files (mpl-data/fonts/ttf), by part
-    "train": (
-        "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf",
-        "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSansMono-Oblique.ttf",
-        "DejaVuSansMono-BoldOblique.ttf", "cmss10.ttf", "cmtt10.ttf",
-    ),
-    "test": (
-        "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSerif-BoldItalic.ttf",
-        "STIXGeneral.ttf", "STIXGeneralBol.ttf", "STIXGeneralItalic.ttf", "STIXGeneralBolIta.ttf",
-        "cmr10.ttf", "cmti10.ttf", "cmb10.ttf",
-    ),
-}
-_TEX_ENCODED = ("cm",)  # Computer Modern files map ASCII letters and digits, but not symbols, to themselves
-_SYSTEM_DIR = Path("/usr/share/fonts")
-_SYSTEM_SKIP = ("serif", "math", "symbol", "emoji", "ding", "wingding", "webding")
-
-
-@lru_cache(maxsize=None)
-def _fonts(split: str, *, symbols: bool, system: bool) -> tuple[Path, ...]:
-    import matplotlib
-
-    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-    files = [folder / name for name in _BUNDLED[split] if (folder / name).is_file()]
-    if symbols:
-        files = [f for f in files if not f.name.startswith(_TEX_ENCODED)]
-    if split == "train" and system:
-        known = {f.name for part in _BUNDLED.values() for f in map(Path, part)}
-        files += [f for f in _system_fonts() if f.name not in known]
-    if not files:  # matplotlib is a dependency; its fonts missing means a broken install
-        raise RuntimeError(f"no fonts found in {folder}; reinstall matplotlib")
-    return tuple(files)
-
-
-@lru_cache(maxsize=1)
-def _system_fonts() -> tuple[Path, ...]:
-    """TrueType / OpenType files under /usr/share/fonts, sorted; none when the folder is absent."""
-    if not _SYSTEM_DIR.is_dir():
-        return ()
-    found = []
-    for root, _dirs, names in os.walk(_SYSTEM_DIR):
-        for name in names:
-            lower = name.lower()
-            if lower.endswith((".ttf", ".otf")) and not any(word in lower for word in _SYSTEM_SKIP):
-                found.append(Path(root) / name)
-    return tuple(sorted(found))
-
-
-@lru_cache(maxsize=None)
-def _charmap(path: Path) -> frozenset[int]:
-    """The code points a font has glyphs for (empty when FreeType cannot read it)."""
-    from matplotlib.ft2font import FT2Font
-
-    try:
-        return frozenset(FT2Font(str(path)).get_charmap())
-    except (OSError, RuntimeError, ValueError):
-        return frozenset()
-
-
-@lru_cache(maxsize=None)
-def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(path), size)
-
-
-def _pick_font(rng: np.random.Generator, split: str, text: str, *, symbols: bool, system: bool) -> Path:
-    """A font of the split that has every character of ``text`` (the bundled ones always do)."""
-    fonts = _fonts(split, symbols=symbols, system=system)
-    for _ in range(20):
-        path = fonts[rng.integers(len(fonts))]
-        if all(ord(c) in _charmap(path) for c in text):
-            return path
-    return fonts[0]  # DejaVu: every character drawn here is in it
-
-
-# ---------------------------------------------------------------------------------------------
 # Drawing helpers: dark ink on white paper, like a drawing
 
 
@@ -139,8 +64,8 @@ def _typed(text: str, path: Path, rng: np.random.Generator, *, height: float) ->
     size = int(round(height / 4)) * 4  # sizes in steps of 4 px, so fonts are loaded once each
     image, draw = _paper()
     for _ in range(8):
-        font = _font(path, size)
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font, anchor="mm")
+        face = font(path, size)
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=face, anchor="mm")
         if max(right - left, bottom - top) <= CANVAS * 0.68 or size <= 16:
             break
         size -= 8
@@ -151,7 +76,7 @@ def _typed(text: str, path: Path, rng: np.random.Generator, *, height: float) ->
     stroke = int(rng.integers(0, int(extent * (0.02 if bold else 0.04)) + 1))
     left, top, right, bottom = left - stroke, top - stroke, right + stroke, bottom + stroke
     centre = (CANVAS / 2 - (left + right) / 2, CANVAS / 2 - (top + bottom) / 2)
-    draw.text(centre, text, fill=_INK, font=font, anchor="mm", stroke_width=stroke, stroke_fill=_INK)
+    draw.text(centre, text, fill=_INK, font=face, anchor="mm", stroke_width=stroke, stroke_fill=_INK)
     return image
 
 
@@ -214,7 +139,7 @@ def _crossings(strokes: list[np.ndarray]) -> int:
 def _letter(rng: np.random.Generator, split: str, system: bool) -> Image.Image:
     letters = LETTERS[split]
     char = letters[rng.integers(len(letters))]
-    path = _pick_font(rng, split, char, symbols=False, system=system)
+    path = pick_font(rng, split, char, symbols=False, system=system)
     height = rng.uniform(56, 92)
     return _tilt(_typed(char, path, rng, height=height), rng, 15)
 
@@ -223,7 +148,7 @@ def _symbol(rng: np.random.Generator, split: str, system: bool) -> Image.Image:
     if rng.random() < 0.5:
         symbols = SYMBOLS[split]
         char = symbols[rng.integers(len(symbols))]
-        path = _pick_font(rng, split, char, symbols=True, system=system)
+        path = pick_font(rng, split, char, symbols=True, system=system)
         return _tilt(_typed(char, path, rng, height=rng.uniform(60, 96)), rng, 15)
     drawn = (_face, _arrow, _star, _heart)
     return _tilt(drawn[rng.integers(len(drawn))](rng, split), rng, 12)
@@ -494,7 +419,7 @@ def _pair(rng: np.random.Generator, split: str, system: bool) -> Image.Image:
     """Two digits side by side: typed in one of the split's fonts, or two handwritten 8×8 digits."""
     if rng.random() < 0.6:
         text = "".join(str(d) for d in rng.integers(0, 10, 2))
-        path = _pick_font(rng, split, text, symbols=False, system=system)
+        path = pick_font(rng, split, text, symbols=False, system=system)
         return _tilt(_typed(text, path, rng, height=rng.uniform(44, 64)), rng, 10)
     images = _handwritten_digits()
     first = 0 if split == "train" else 1

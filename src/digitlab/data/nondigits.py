@@ -67,7 +67,8 @@ from typing import Callable
 
 import numpy as np
 
-from digitlab.data.doodles import CANVAS, DRAWERS, LETTERS, LOOKALIKE_LETTERS, SYMBOLS, _fonts
+from digitlab.data.doodles import CANVAS, DRAWERS, LETTERS, LOOKALIKE_LETTERS, SYMBOLS
+from digitlab.data.fonts import fonts
 from digitlab.data.images import prepare_digit
 from digitlab.errors import DigitlabError, InvalidValueError
 
@@ -176,7 +177,7 @@ def font_files(split: str, *, system_fonts: bool = True) -> tuple[Path, ...]:
     """
     if split not in SPLITS:
         raise InvalidValueError(f"split must be 'train' or 'test', got {split!r}")
-    return _fonts(split, symbols=False, system=system_fonts)
+    return fonts(split, symbols=False, system=system_fonts)
 
 
 def _check(n: object, seed: object, kinds: object, split: object) -> tuple[int, int, tuple[str, ...]]:
