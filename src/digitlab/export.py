@@ -165,7 +165,9 @@ def to_onnx(model: Any, card: ModelCard) -> Any:
     if isinstance(model, CNNClassifier):
         proto = _cnn_to_onnx(model, card)
     elif isinstance(model, KNeighborsClassifier):
-        proto = _knn_to_onnx(model, card, n_features)
+        from digitlab.export_knn import knn_to_onnx
+
+        proto = knn_to_onnx(model, card, n_features, OPSET)
     else:
         proto = _sklearn_to_onnx(model, card, n_features)
     _name_batch_axis(proto, card)
@@ -261,89 +263,6 @@ def _sklearn_to_onnx(model: Any, card: ModelCard, n_features: int) -> Any:
     names = [output.name for output in proto.graph.output]
     if names != list(OUTPUTS):
         raise DigitlabError(f"{card.model}: skl2onnx gave outputs {names}, not {list(OUTPUTS)}; cannot export it")
-    return proto
-
-
-def _knn_to_onnx(model: Any, card: ModelCard, n_features: int) -> Any:
-    """k-nearest neighbours as a graph: scikit-learn's euclidean distances, ``TopK``, its weights and vote.
-
-    Distances are computed in float64 as ``|x|² - 2 x·y + |y|²`` (scikit-learn's own method); a
-    neighbour at distance 0 takes all the weight of its row, as in scikit-learn. The graph holds the
-    training images (float32, cast to float64 once when ONNX Runtime loads it).
-    """
-    from onnx import TensorProto, helper, numpy_helper
-
-    metric = model.effective_metric_
-    if metric != "euclidean" or model.weights not in ("uniform", "distance"):
-        raise DigitlabError(f"{card.model}: only euclidean k-NN with uniform or distance weights converts to "
-                            f"ONNX, not metric={metric!r}, weights={model.weights!r}")
-    train = np.asarray(model._fit_X, dtype=np.float32)  # scikit-learn keeps the training rows here
-    labels = np.asarray(model._y, dtype=np.int64)  # ...and their class indices here
-    k, n_classes = int(model.n_neighbors), len(model.classes_)
-    if train.ndim != 2 or labels.ndim != 1 or train.shape[1] != n_features or k > len(train):
-        raise DigitlabError(f"{card.model}: the fitted k-NN's training data is not one label per row; cannot export it")
-    train64 = train.astype(np.float64)
-    D, F, I = TensorProto.DOUBLE, TensorProto.FLOAT, TensorProto.INT64
-    init = [
-        numpy_helper.from_array(np.ascontiguousarray(train.T), "train_t"),
-        numpy_helper.from_array(np.einsum("ij,ij->i", train64, train64), "train_sq"),
-        numpy_helper.from_array(labels, "train_labels"),
-        numpy_helper.from_array(np.asarray(model.classes_, dtype=np.int64), "classes"),
-        numpy_helper.from_array(np.asarray([k], dtype=np.int64), "k"),
-        numpy_helper.from_array(np.asarray([1], dtype=np.int64), "axis1"),
-        numpy_helper.from_array(np.asarray([2], dtype=np.int64), "axis2"),
-        numpy_helper.from_array(np.asarray(-2.0), "minus_two"),
-        numpy_helper.from_array(np.asarray(0.0), "zero"),
-        numpy_helper.from_array(np.arange(n_classes, dtype=np.int64), "class_index"),
-    ]
-    node = helper.make_node
-    nodes = [
-        node("Cast", [INPUT], ["x"], to=D),
-        node("Cast", ["train_t"], ["y_t"], to=D),
-        node("MatMul", ["x", "y_t"], ["xy"]),
-        node("Mul", ["x", "x"], ["x2"]),
-        node("ReduceSum", ["x2", "axis1"], ["x_sq"], keepdims=1),
-        node("Mul", ["xy", "minus_two"], ["m2xy"]),
-        node("Add", ["m2xy", "x_sq"], ["d2a"]),
-        node("Add", ["d2a", "train_sq"], ["d2b"]),
-        node("Max", ["d2b", "zero"], ["d2"]),
-        node("TopK", ["d2", "k"], ["near_d2", "near"], axis=-1, largest=0, sorted=1),
-        node("Gather", ["train_labels", "near"], ["near_labels"], axis=0),
-        node("Unsqueeze", ["near_labels", "axis2"], ["near_labels3"]),
-        node("Equal", ["near_labels3", "class_index"], ["is_class"]),
-        node("Cast", ["is_class"], ["votes"], to=D),  # one-hot: [batch, k, classes]
-    ]
-    if model.weights == "distance":
-        nodes += [
-            node("Sqrt", ["near_d2"], ["dist"]),
-            node("Equal", ["dist", "zero"], ["at_zero"]),
-            node("Cast", ["at_zero"], ["at_zero_d"], to=D),
-            node("ReduceMax", ["at_zero_d", "axis1"], ["row_has_zero"], keepdims=1),
-            node("Cast", ["row_has_zero"], ["row_has_zero_b"], to=TensorProto.BOOL),
-            node("Reciprocal", ["dist"], ["inverse"]),
-            node("Where", ["row_has_zero_b", "at_zero_d", "inverse"], ["weights"]),
-            node("Unsqueeze", ["weights", "axis2"], ["weights3"]),
-            node("Mul", ["votes", "weights3"], ["weighted"]),
-        ]
-        votes = "weighted"
-    else:
-        votes = "votes"
-    nodes += [
-        node("ReduceSum", [votes, "axis1"], ["score"], keepdims=0),
-        node("ReduceSum", ["score", "axis1"], ["total"], keepdims=1),
-        node("Div", ["score", "total"], ["proba"]),
-        node("Cast", ["proba"], [OUTPUTS[1]], to=F),
-        node("ArgMax", ["proba"], ["best"], axis=1, keepdims=0),
-        node("Gather", ["classes", "best"], [OUTPUTS[0]], axis=0),
-    ]
-    graph = helper.make_graph(
-        nodes, "digitlab_knn", [helper.make_tensor_value_info(INPUT, F, ["batch", n_features])],
-        [helper.make_tensor_value_info(OUTPUTS[0], I, ["batch"]),
-         helper.make_tensor_value_info(OUTPUTS[1], F, ["batch", n_classes])],
-        initializer=init,
-    )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    proto.ir_version = 8  # what ONNX Runtime ≥ 1.14 reads
     return proto
 
 
@@ -480,6 +399,18 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, threads: int 
             f"{MIN_AGREEMENT:.2%} needed), max |Δp| {parity.max_abs_diff:.1e} (at most {bound:.0e}); "
             f"refusing to write {out}")
 
+    card, doc = _onnx_card(source, out, data, parity)
+    card_path = onnx_card_path(out)
+    # the inner block is renamed first: the graph lands, then its card, which is the commit point (a kill
+    # between the two leaves the old card beside a new graph, refused by its checksum and exported again)
+    with atomic_path(card_path) as tmp_card, atomic_path(out) as tmp_onnx:
+        tmp_onnx.write_bytes(data)
+        tmp_card.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return ExportResult(path=out, card_path=card_path, card=card, parity=parity)
+
+
+def _onnx_card(source: ModelCard, out: Path, data: bytes, parity: Parity) -> tuple[ModelCard, dict[str, Any]]:
+    """The exported file's card (the run's, with the ONNX file's name, checksum and size) and its JSON."""
     card = dataclasses.replace(
         source, format=ONNX_FORMAT, file=out.name, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
         state=None, versions={**source.versions, **_onnx_versions(source.model)},
@@ -491,13 +422,7 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, threads: int 
         "opset": OPSET, "input": INPUT, "outputs": list(OUTPUTS), "parity": parity.to_dict(),
         "temperature": "applied outside the graph (digitlab.calibrate.apply_temperature)",
     }
-    card_path = onnx_card_path(out)
-    # the inner block is renamed first: the graph lands, then its card, which is the commit point (a kill
-    # between the two leaves the old card beside a new graph, refused by its checksum and exported again)
-    with atomic_path(card_path) as tmp_card, atomic_path(out) as tmp_onnx:
-        tmp_onnx.write_bytes(data)
-        tmp_card.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    return ExportResult(path=out, card_path=card_path, card=card, parity=parity)
+    return card, doc
 
 
 def _on_cpu(model: Any) -> Any:
