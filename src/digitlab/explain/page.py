@@ -103,39 +103,46 @@ def explain_run(
     -------
     ExplainResult
     """
-    from digitlab.explain import embedding, figures, robustness, saliency
-    from digitlab.fileio import write_text_atomic
-    from digitlab.pages import embed_png, render
-    from digitlab.runs import check_writable
-
     started = time.perf_counter()
-    seconds: dict[str, float] = {}
-    notes: list[str] = []
-    model, loaded = load_explainable(model_path)
-    others = [load_explainable(p)[0] for p in compare]
-    for other in others:
-        if other.image_shape != model.image_shape:
-            raise DigitlabError(f"--compare {other.name}: it takes {other.image_shape[0]}×{other.image_shape[1]} "
-                                f"images but the explained model takes {model.image_shape[0]}×{model.image_shape[1]}; "
-                                "compare models of the same dataset")
-    out = Path(out) if out is not None else loaded.path.parent
-    check_writable(out)
-    folder = out / FIGURE_FOLDER
-    folder.mkdir(exist_ok=True)
+    job, loaded, out = _start(model_path, compare, out, seed, step)
+    accuracy = float(np.mean(job.predicted == job.labels))
+    job.seconds["load and predict"] = time.perf_counter() - started
+    looks = _what_it_looks_at(job, max_errors, per_digit, n_check)  # chosen images, targets, maps, ...
+    fails = _how_it_fails(job, n_robustness)
+    learned = _what_it_learned(job, n_map, chosen=looks[0])
+    how = _how_it_learned(job)
+    step("writing explain.html")
+    job.seconds["total"] = time.perf_counter() - started
+    _write_page(job, loaded, out, accuracy, looks, fails, learned, how, max_errors, per_digit)
+    return ExplainResult(out / "explain.html", job.paths, job.seconds, job.notes)
 
-    step("rebuilding the test images")
-    data = rebuild_test_split(loaded)
-    images, labels = data.test_images, np.asarray(data.test_labels).astype(int)
-    pmax = model.pixel_max
-    predicted = model.predict(images)
-    wrong = np.flatnonzero(predicted != labels)
-    confidence = np.ones(len(labels))  # only the mistakes' confidence orders anything: the surest first
-    confidence[wrong] = model.proba(images[wrong])[np.arange(len(wrong)), predicted[wrong]]
-    accuracy = float(np.mean(predicted == labels))
-    seconds["load and predict"] = time.perf_counter() - started
-    paths: dict[str, Path] = {}
 
-    # ---------------------------------------------------------------- what it looks at
+@dataclass
+class _Job:
+    """What every part of the page reads: the model, its test images and answers, where figures go."""
+
+    model: Explainable
+    others: list
+    data: Dataset
+    images: np.ndarray
+    labels: np.ndarray
+    predicted: np.ndarray
+    confidence: np.ndarray
+    pmax: int
+    folder: Path
+    seed: int
+    step: Callable[[str], None]
+    paths: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+
+def _what_it_looks_at(job: _Job, max_errors: int, per_digit: int, n_check: int):
+    """Saliency maps for the chosen images, and the deletion check of each method."""
+    from digitlab.explain import figures, robustness, saliency
+
+    model, images, labels, predicted, confidence = job.model, job.images, job.labels, job.predicted, job.confidence
+    pmax, folder, seed, step, paths, seconds, notes = job.pmax, job.folder, job.seed, job.step, job.paths, job.seconds, job.notes
     t = time.perf_counter()
     step("saliency maps")
     chosen = saliency.choose_examples(labels, predicted, confidence, max_errors=max_errors, per_digit=per_digit)
@@ -169,8 +176,15 @@ def explain_run(
         deletion.append({"method": name, "n_images": int(len(check)), "salient": after_salient,
                          "random": after_random})
     seconds["saliency"] = time.perf_counter() - t
+    return chosen, targets, maps, deletion, n_wrong
 
-    # ---------------------------------------------------------------- how it fails
+
+def _how_it_fails(job: _Job, n_robustness: int):
+    """Robustness curves of every compared model, one figure per perturbation."""
+    from digitlab.explain import figures, robustness
+
+    model, others, images, labels, predicted = job.model, job.others, job.images, job.labels, job.predicted
+    pmax, folder, seed, step, paths, seconds = job.pmax, job.folder, job.seed, job.step, job.paths, job.seconds
     t = time.perf_counter()
     subset = robustness.stratified_indices(labels, n_robustness, seed)
     sub_images, sub_labels = images[subset].astype(np.float64), labels[subset]
@@ -186,8 +200,15 @@ def explain_run(
         paths[f"robustness_{name}"] = figures.plot_robustness(perturbation, curves[name], examples, pmax,
                                                               folder / f"robustness_{name}.png")
     seconds["robustness"] = time.perf_counter() - t
+    return subset, curves
 
-    # ---------------------------------------------------------------- what it learned
+
+def _what_it_learned(job: _Job, n_map: int, chosen: np.ndarray):
+    """The t-SNE map (as SVG and its image sprite); the CNN's filters and feature maps."""
+    from digitlab.explain import embedding, figures, robustness
+
+    model, images, labels, predicted = job.model, job.images, job.labels, job.predicted
+    pmax, folder, seed, step, paths, seconds = job.pmax, job.folder, job.seed, job.step, job.paths, job.seconds
     t = time.perf_counter()
     step("t-SNE map")
     shown = robustness.stratified_indices(labels, n_map, seed)
@@ -209,8 +230,13 @@ def explain_run(
             images[one].astype(np.float64), embedding.feature_maps(model, images[one]), pmax,
             f"What each layer of the CNN computes for test image {one} (a {labels[one]})", folder / "feature_maps.png")
     seconds["filters and feature maps"] = time.perf_counter() - t
+    return shown, feature_name, svg, sprite, layer_view
 
-    # ---------------------------------------------------------------- how it learned
+
+def _how_it_learned(job: _Job):
+    """The CNN's training history, or a learning curve for the other models."""
+    model, data, pmax, folder, seed, step = job.model, job.data, job.pmax, job.folder, job.seed, job.step
+    paths, seconds = job.paths, job.seconds
     t = time.perf_counter()
     step("how it learned")
     from digitlab.explain import learning
@@ -223,10 +249,47 @@ def explain_run(
         curve = learning.learning_curve_of(model.model, data.train_images, data.train_labels, pmax, seed=seed)
         paths["learning_curve"] = learning.plot_learning_curve(curve, model.name, folder / "learning_curve.png")
     seconds["how it learned"] = time.perf_counter() - t
+    return history, curve
 
-    # ---------------------------------------------------------------- the page
-    step("writing explain.html")
-    seconds["total"] = time.perf_counter() - started
+
+def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: int,
+           step: Callable[[str], None]) -> tuple[_Job, Any, Path]:
+    """Load the model (and those compared), rebuild its test images, predict them; the folder to write."""
+    from digitlab.runs import check_writable
+
+    model, loaded = load_explainable(model_path)
+    others = [load_explainable(p)[0] for p in compare]
+    for other in others:
+        if other.image_shape != model.image_shape:
+            raise DigitlabError(f"--compare {other.name}: it takes {other.image_shape[0]}×{other.image_shape[1]} "
+                                f"images but the explained model takes {model.image_shape[0]}×{model.image_shape[1]}; "
+                                "compare models of the same dataset")
+    out = Path(out) if out is not None else loaded.path.parent
+    check_writable(out)
+    folder = out / FIGURE_FOLDER
+    folder.mkdir(exist_ok=True)
+
+    step("rebuilding the test images")
+    data = rebuild_test_split(loaded)
+    images, labels = data.test_images, np.asarray(data.test_labels).astype(int)
+    predicted = model.predict(images)
+    wrong = np.flatnonzero(predicted != labels)
+    confidence = np.ones(len(labels))  # only the mistakes' confidence orders anything: the surest first
+    confidence[wrong] = model.proba(images[wrong])[np.arange(len(wrong)), predicted[wrong]]
+    job = _Job(model, others, data, images, labels, predicted, confidence, model.pixel_max, folder, seed, step)
+    return job, loaded, out
+
+def _write_page(job: _Job, loaded: Any, out: Path, accuracy: float, looks: tuple, fails: tuple, learned: tuple,
+                how: tuple, max_errors: int, per_digit: int) -> None:
+    """``explain.json`` and ``explain.html`` from what each part found, both written atomically."""
+    from digitlab.explain import embedding, robustness
+    from digitlab.fileio import write_text_atomic
+    from digitlab.pages import embed_png, render
+
+    (chosen, targets, maps, deletion, n_wrong), (subset, curves) = looks, fails
+    (shown, feature_name, svg, sprite, layer_view), (history, curve) = learned, how
+    model, others, data, labels, paths, seconds, seed = (job.model, job.others, job.data, job.labels, job.paths,
+                                                          job.seconds, job.seed)
     doc = {
         "model": model.name, "model_id": loaded.id, "dataset": data.name, "n_test": int(len(labels)),
         "accuracy": accuracy, "n_errors": n_wrong, "compared": [m.name for m in others],
@@ -241,11 +304,10 @@ def explain_run(
     html = render(
         "explain.html.j2", doc=doc, images={k: embed_png(p) for k, p in paths.items()},
         perturbations=robustness.PERTURBATIONS, curves=curves, svg=svg, sprite=sprite, tile=model.image_shape[1],
-        colours=embedding.DIGIT_COLOURS, layer_view=layer_view, notes=notes, is_cnn=model.is_cnn,
+        colours=embedding.DIGIT_COLOURS, layer_view=layer_view, notes=job.notes, is_cnn=model.is_cnn,
         methods=[name for name, _ in maps], n_wrong=n_wrong, n_shown_wrong=int(min(n_wrong, max_errors)),
         per_digit=per_digit, folder=str(out), width=getattr(model.model, "width", None),
         curve=curve, history=history,
     )
     write_text_atomic(out / "explain.json", json.dumps(doc, indent=2) + "\n")
     write_text_atomic(out / "explain.html", html)
-    return ExplainResult(out / "explain.html", paths, seconds, notes)
