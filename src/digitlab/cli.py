@@ -188,9 +188,7 @@ def predict(
 
     model = model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True))
     loaded = load_model(model)
-    if loaded.card.calibration is None:
-        err_console.print("note: this model was saved before digitlab calibrated its models; its percentages "
-                          "are its own (often over- or under-confident) — retrain it for calibrated ones")
+    _say_if_uncalibrated(loaded)
     if save_prepared is not None:
         from digitlab.runs import check_writable
 
@@ -228,6 +226,13 @@ def predict(
         typer.echo(json.dumps({"model": loaded.id, "predictions": results}, indent=2))
     if failed:
         raise typer.Exit(1)  # as issue 5 asks: one line per bad picture, the others answered, exit 1
+
+
+def _say_if_uncalibrated(loaded) -> None:
+    """One note on stderr when a model was saved before digitlab calibrated its models."""
+    if loaded.card.calibration is None:
+        err_console.print("note: this model was saved before digitlab calibrated its models; its percentages "
+                          "are its own (often over- or under-confident) — retrain it for calibrated ones")
 
 
 def _answer_line(prediction) -> str:

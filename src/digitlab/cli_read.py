@@ -32,7 +32,7 @@ def read(
     """
     from rich.markup import escape
 
-    from digitlab.cli import _save_prepared, console, err_console
+    from digitlab.cli import _save_prepared, _say_if_uncalibrated, console, err_console
     from digitlab.data.images import WORK_SIDE, read_image
     from digitlab.read import read_number
     from digitlab.runs import model_or_newest
@@ -40,9 +40,7 @@ def read(
 
     model = model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True))
     loaded = load_model(model)
-    if loaded.card.calibration is None:
-        err_console.print("note: this model was saved before digitlab calibrated its models; its percentages "
-                          "are its own (often over- or under-confident) — retrain it for calibrated ones")
+    _say_if_uncalibrated(loaded)
     if save_prepared is not None:
         from digitlab.runs import check_writable
 

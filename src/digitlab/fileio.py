@@ -217,3 +217,14 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     """SHA-256 hex digest of a file."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def save_figure(fig, path: str | os.PathLike[str], dpi: int = 100) -> Path:
+    """Write a Matplotlib figure as PNG atomically, then close it; return the path."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+    return path

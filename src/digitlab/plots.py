@@ -25,18 +25,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from digitlab.evaluate import Metrics  # noqa: E402
-from digitlab.fileio import atomic_path  # noqa: E402
+from digitlab.fileio import save_figure  # noqa: E402
 
 DPI = 100
 INK = "gray_r"  # ink dark on light paper, as a person writes
 
 
 def _save(fig: "plt.Figure", path: Path) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, DPI)
 
 
 def _image_grid(

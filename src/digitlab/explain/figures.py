@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from digitlab.explain.robustness import Perturbation, RobustnessCurve  # noqa: E402
-from digitlab.fileio import atomic_path  # noqa: E402
+from digitlab.fileio import save_figure  # noqa: E402
 
 __all__ = ["overlay", "plot_feature_maps", "plot_filters", "plot_robustness", "plot_saliency"]
 
@@ -26,11 +26,7 @@ FOR, AGAINST = np.array([0.84, 0.15, 0.16]), np.array([0.12, 0.35, 0.75])  # red
 
 
 def _save(fig: "plt.Figure", path: Path) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, DPI)
 
 
 def overlay(image: np.ndarray, saliency: np.ndarray | None, pixel_max: float) -> np.ndarray:

@@ -25,6 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from digitlab.fileio import save_figure
+
 __all__ = ["LearningCurve", "learning_curve_of", "plot_history", "plot_learning_curve"]
 
 FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)
@@ -89,9 +91,7 @@ def plot_learning_curve(curve: LearningCurve, name: str, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, 110)
 
 
 def plot_history(history: Sequence[dict[str, Any]], path: Path) -> Path:
@@ -122,6 +122,4 @@ def plot_history(history: Sequence[dict[str, Any]], path: Path) -> Path:
         axes[1].set_title("the one-cycle schedule: warm up, then anneal", fontsize=9)
     (axes[1] if with_lr else ax).set_xlabel("epoch")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, 110)
