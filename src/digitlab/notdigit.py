@@ -234,32 +234,20 @@ def fit_detector(dataset: Dataset, model: Any, held: "HeldOut | None" = None, *,
         None when too few digits would be held out to set the threshold (:data:`MIN_HELD_DIGITS`).
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.neural_network import MLPClassifier
 
     from digitlab.calibrate import apply_temperature
     from digitlab.preprocess import to_features
 
     rng = np.random.default_rng(seed)
     pixel_max = dataset.pixel_max
-    digits = dataset.train_images
-    if held is not None and not held.out_of_fold:  # the classifier never saw them: all of them judge the score
-        held_images, held_proba = held.images, held.proba
-    else:
-        mask = _held_out_mask(len(digits), rng)
-        held_images = digits[mask]
-        held_proba = held.proba[mask] if held is not None else _proba(model, to_features(held_images, pixel_max))
-        digits = digits[~mask]
+    digits, held_images, held_proba = _split_digits(dataset, model, held, rng)
     if len(held_images) < MIN_HELD_DIGITS:
         return None
     if len(digits) > MAX_DIGITS:
         digits = digits[np.sort(rng.choice(len(digits), MAX_DIGITS, replace=False))]
     others = to_features(nondigit_images(n_nondigits or len(digits), dataset.image_shape, pixel_max), pixel_max)
     held_others = _held_out_mask(len(others), rng)
-    x = np.concatenate([to_features(digits, pixel_max), others[~held_others]])
-    y = np.r_[np.zeros(len(digits), int), np.ones((~held_others).sum(), int)]
-    mlp = MLPClassifier((HIDDEN,), early_stopping=True, random_state=seed).fit(x, y)
-    plain = NotDigitDetector(tuple(w.astype(np.float32) for w in mlp.coefs_),
-                             tuple(b.astype(np.float32) for b in mlp.intercepts_), np.array([1.0, 0.0, 0.0]), 1.0)
+    plain = _fit_mlp(to_features(digits, pixel_max), others[~held_others], seed)
     x_held = to_features(held_images, pixel_max)
     inputs = np.r_[
         np.c_[plain.logits(x_held), entropy(apply_temperature(held_proba, temperature))],
@@ -268,7 +256,7 @@ def fit_detector(dataset: Dataset, model: Any, held: "HeldOut | None" = None, *,
     is_other = np.r_[np.zeros(len(x_held), int), np.ones(held_others.sum(), int)]
     stacker = LogisticRegression(class_weight="balanced").fit(inputs, is_other)
     stack = np.r_[stacker.coef_[0], stacker.intercept_]
-    scores = 1.0 / (1.0 + np.exp(-(inputs @ stack[:2] + stack[2])))
+    scores = stacker.predict_proba(inputs)[:, 1]  # the same sigmoid(a·logit + b·entropy + c) the detector computes
     digit_scores, other_scores = scores[is_other == 0], scores[is_other == 1]
     threshold = float(np.quantile(digit_scores, 1.0 - FLAG_RATE, method="higher"))
     return NotDigitDetector(
@@ -277,6 +265,31 @@ def fit_detector(dataset: Dataset, model: Any, held: "HeldOut | None" = None, *,
         nondigits_flagged=float((other_scores > threshold).mean()),
         n_digits=len(digits), n_nondigits=int((~held_others).sum()),
     )
+
+
+def _split_digits(dataset: Dataset, model: Any, held: "HeldOut | None",
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The digits that teach the MLP, and the held-out ones (with the classifier's probabilities) that judge it."""
+    from digitlab.preprocess import to_features
+
+    digits = dataset.train_images
+    if held is not None and not held.out_of_fold:  # the classifier never saw them: all of them judge the score
+        return digits, held.images, held.proba
+    mask = _held_out_mask(len(digits), rng)
+    held_images = digits[mask]
+    held_proba = held.proba[mask] if held is not None else _proba(model, to_features(held_images, dataset.pixel_max))
+    return digits[~mask], held_images, held_proba
+
+
+def _fit_mlp(digits: np.ndarray, others: np.ndarray, seed: int) -> NotDigitDetector:
+    """The MLP on pixel features (digits 0, non-digits 1), as a detector whose score is its plain sigmoid."""
+    from sklearn.neural_network import MLPClassifier
+
+    x = np.concatenate([digits, others])
+    y = np.r_[np.zeros(len(digits), int), np.ones(len(others), int)]
+    mlp = MLPClassifier((HIDDEN,), early_stopping=True, random_state=seed).fit(x, y)
+    return NotDigitDetector(tuple(w.astype(np.float32) for w in mlp.coefs_),
+                            tuple(b.astype(np.float32) for b in mlp.intercepts_), np.array([1.0, 0.0, 0.0]), 1.0)
 
 
 def entropy(proba: np.ndarray) -> np.ndarray:
