@@ -97,19 +97,38 @@ def sweep(
     Writes cells/<id>.json per cell, results.csv and sweep.html; rerun with the same --name (or --resume DIR)
     to finish an interrupted sweep: done cells are skipped.
     """
-    import json
-    import math
-
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Column, Table
 
     from digitlab.cli import console, err_console
+    from digitlab.sweep import SweepPlan, run_sweep
+    from digitlab.sweep_report import load_results, prune_models, summarize, write_report
+
+    names, grid, cells, seed_list, limits = _plan(dataset, models, seeds, param, limit, scheduler)
+    folder = _sweep_folder(dataset, names, grid, cells, seed_list, limits, out, name, resume)
+    plan = SweepPlan(dataset, cells, folder)
+    with Progress(TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as progress:
+        task = progress.add_task("cells", total=len(cells), completed=len(plan.done()))
+        summary = run_sweep(plan, scheduler=scheduler, workers=workers,
+                            say=lambda text: progress.console.print(escape(text), soft_wrap=True),
+                            advance=lambda n: progress.advance(task, n))
+
+    rows = load_results(folder, [c.cell_id for c in cells])
+    summaries = summarize(rows)
+    paths = write_report(folder, dataset, rows, summaries)
+    if not keep_models:
+        prune_models(folder, summaries)
+    _print_table(dataset, len(cells), summary, summaries, rows)
+    console.print(f"Results: {escape(str(paths['csv']))}")
+    console.print(f"Sweep page: {escape(str(paths['html']))}")
+
+
+def _plan(dataset: str, models: str, seeds: str, param: list[str] | None, limit: str | None, scheduler: str):
+    """The options checked and turned into the cells to run; one clear line for anything wrong."""
     from digitlab.data import DATASETS
     from digitlab.models import make_model
-    from digitlab.runs import check_writable, now_utc, run_stamp
-    from digitlab.sweep import SweepPlan, find_sweep, plan_cells, run_sweep
-    from digitlab.sweep_report import load_results, prune_models, summarize, write_report
+    from digitlab.sweep import plan_cells
 
     names = list(dict.fromkeys(n.strip() for n in models.split(",") if n.strip()))
     if not names:
@@ -123,7 +142,17 @@ def sweep(
     grid = parse_grid(param or [], names)
     for model in names:  # unknown models and parameter names fail now, in one line; bad values fail in their cell
         make_model(model, dataset=dataset, params={k: v[0] for k, v in grid.get(model, {}).items()})
-    cells = plan_cells(names, grid, seed_list, limits)
+    return names, grid, plan_cells(names, grid, seed_list, limits), seed_list, limits
+
+
+def _sweep_folder(dataset: str, names: list[str], grid: dict, cells: list, seed_list: list[int], limits: list,
+                  out: Path, name: str | None, resume: Path | None) -> Path:
+    """The folder to (re)use: --resume, the newest one of --name, or a new one; its sweep.json (re)written."""
+    import json
+
+    from digitlab.fileio import write_text_atomic
+    from digitlab.runs import check_writable, now_utc, run_stamp
+    from digitlab.sweep import find_sweep
 
     sweep_name = name or f"{dataset}-sweep"
     if any(ch in sweep_name for ch in "/\\") or sweep_name.startswith("."):
@@ -139,29 +168,24 @@ def sweep(
         previous = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
         if previous.get("dataset") != dataset:
             raise DigitlabError(f"{folder} is a sweep on {previous.get('dataset')!r}, not {dataset!r}")
-    from digitlab.fileio import write_text_atomic
-
     write_text_atomic(folder / "sweep.json", json.dumps(
         {"dataset": dataset, "models": names, "grid": {m: {k: [repr(v) for v in vs] for k, vs in g.items()}
                                                        for m, g in grid.items()},
          "seeds": seed_list, "limits": limits, "cells": [c.cell_id for c in cells]}, indent=1) + "\n")
-    plan = SweepPlan(dataset, cells, folder)
+    return folder
 
-    with Progress(TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as progress:
-        task = progress.add_task("cells", total=len(cells), completed=len(plan.done()))
-        summary = run_sweep(plan, scheduler=scheduler, workers=workers,
-                            say=lambda text: progress.console.print(escape(text), soft_wrap=True),
-                            advance=lambda n: progress.advance(task, n))
 
-    rows = load_results(folder, [c.cell_id for c in cells])
-    summaries = summarize(rows)
-    paths = write_report(folder, dataset, rows, summaries)
-    if not keep_models:
-        prune_models(folder, summaries)
+def _print_table(dataset: str, n_cells: int, summary: dict, summaries: list, rows: list) -> None:
+    """Mean ± sd and the 95% interval per configuration, the best starred; then each failed cell."""
+    import math
+
+    from rich.markup import escape
+    from rich.table import Column, Table
+
+    from digitlab.cli import console, err_console
 
     table = Table("", Column("configuration", no_wrap=True), "mean accuracy", "± sd", "95% interval", "n", "failed",
-                  title=f"Sweep on {dataset}: {len(cells)} cells ({summary['ran']} run, {summary['skipped']} resumed)",
+                  title=f"Sweep on {dataset}: {n_cells} cells ({summary['ran']} run, {summary['skipped']} resumed)",
                   title_justify="left")
     for s in summaries:
         spread = "—" if math.isnan(s.sd) else f"{s.sd:.2%}"
@@ -173,5 +197,3 @@ def sweep(
         if r.get("error"):
             err_console.print(f"[red]failed:[/] {escape(r['config'])} seed {r['seed']}: {escape(str(r['error']))}",
                               soft_wrap=True)
-    console.print(f"Results: {escape(str(paths['csv']))}")
-    console.print(f"Sweep page: {escape(str(paths['html']))}")
