@@ -134,9 +134,17 @@ def mnist_number(
     digits = [one_digit() for _ in range(n_digits)]
     height = float(np.median([ink.shape[0] for _, ink in digits]))
     joined = int(rng.integers(0, n_digits - 1)) if join != "gap" else -1
+    lefts, tops = _place(digits, join, joined, height, one_digit, rng)
+    return _compose([ink for _, ink in digits], [str(d) for d, _ in digits], lefts, tops, height, rng, dark_on_light)
+
+
+def _place(digits: list, join: str, joined: int, height: float, one_digit, rng: np.random.Generator
+           ) -> tuple[list[int], list[int]]:
+    """Left and top of each digit: gaps, except the pair after ``joined`` (overlapping or touching; for
+    "touch" the right-hand digit is drawn again, in place in ``digits``, until its ink can meet the left one's)."""
     lefts: list[int] = []
     tops: list[int] = []
-    for n in range(n_digits):
+    for n in range(len(digits)):
         top = int(round(height / 2 - digits[n][1].shape[0] / 2 + rng.uniform(-0.1, 0.1) * height))
         if n == 0:
             x = 0
@@ -155,7 +163,7 @@ def mnist_number(
             x = lefts[-1] + previous.shape[1] - step - int(rng.integers(0, limit - step + 1))
         lefts.append(x)
         tops.append(top)
-    return _compose([ink for _, ink in digits], [str(d) for d, _ in digits], lefts, tops, height, rng, dark_on_light)
+    return lefts, tops
 
 
 def drawn_number(
