@@ -64,7 +64,6 @@ MIN_AGREEMENT = 0.9999
 MAX_PROBABILITY_GAP = {"cnn": 1e-4}
 """Largest |Δprobability| allowed between ONNX Runtime and the estimator, per model (others: 1e-3)."""
 DEFAULT_PROBABILITY_GAP = 1e-3
-TTA_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
 """The CNN's test-time augmentation: the one-pixel shifts :func:`digitlab.models.cnn_torch.predict_proba`
 averages with the image itself."""
 
@@ -163,7 +162,9 @@ def to_onnx(model: Any, card: ModelCard) -> Any:
         raise DigitlabError(f"{card.model}: the model takes {n_features} features but its card says "
                             f"{card.image_shape[0]}×{card.image_shape[1]} images")
     if isinstance(model, CNNClassifier):
-        proto = _cnn_to_onnx(model, card)
+        from digitlab.export_cnn import cnn_to_onnx
+
+        proto = cnn_to_onnx(model, card)
     elif isinstance(model, KNeighborsClassifier):
         from digitlab.export_knn import knn_to_onnx
 
@@ -198,51 +199,6 @@ def _quiet():
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
-
-
-def _cnn_to_onnx(model: Any, card: ModelCard) -> Any:
-    """The CNN's ``predict_proba`` as a graph: BatchNorm folded, TTA as one batch, softmax, argmax."""
-    _need("torch", "onnxscript")
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    from digitlab.models import cnn_torch as ct
-
-    side = model.image_shape_[0]
-    n_features, n_classes = int(model.n_features_in_), len(model.classes_)
-    net = ct.fuse_bn(model.module_).cpu().to(memory_format=torch.contiguous_format).eval()
-    tta = bool(model.tta)
-
-    class Graph(nn.Module):
-        """Features in, (label, probabilities) out: what ``CNNClassifier.predict_proba`` computes."""
-
-        def __init__(self):
-            super().__init__()
-            self.net = net
-            self.register_buffer("classes", torch.as_tensor(np.asarray(model.classes_, dtype=np.int64)))
-
-        def forward(self, features):
-            if n_features < side * side:  # rows zero-padded to a square, as cnn_torch.as_images does
-                features = F.pad(features, (0, side * side - n_features))
-            x = features.reshape(-1, 1, side, side)
-            if tta:
-                views = torch.cat([x] + [ct.shift(x, dy, dx) for dy, dx in TTA_SHIFTS])
-                proba = torch.softmax(self.net(views), dim=1).reshape(1 + len(TTA_SHIFTS), -1, n_classes).mean(0)
-            else:
-                proba = torch.softmax(self.net(x), dim=1)
-            return self.classes[proba.argmax(dim=1)], proba
-
-    example = torch.zeros(2, n_features)  # 2, not 1: torch.export would fix a batch axis of size 1
-    try:
-        with _quiet(), torch.inference_mode(False), torch.no_grad():
-            program = torch.onnx.export(
-                Graph().eval(), (example,), input_names=[INPUT], output_names=list(OUTPUTS), opset_version=OPSET,
-                dynamo=True, dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), optimize=True, verbose=False,
-            )
-        return program.model_proto
-    except Exception as exc:  # the exporter raises many kinds; each means "cannot convert"
-        raise DigitlabError(f"{card.model}: torch.onnx.export cannot convert the CNN ({_first_line(exc)})") from None
 
 
 def _sklearn_to_onnx(model: Any, card: ModelCard, n_features: int) -> Any:

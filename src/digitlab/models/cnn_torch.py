@@ -164,6 +164,10 @@ def warp(x: torch.Tensor, shift: float, distort: float, gen: torch.Generator) ->
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+TTA_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
+"""Test-time augmentation: the image and these four one-pixel shifts (rows, columns), probabilities averaged."""
+
+
 def shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """Shift a batch by whole pixels, filling with zeros (paper)."""
     h, w = x.shape[-2:]
@@ -299,7 +303,7 @@ def predict_proba(net: nn.Module, images: np.ndarray, device: torch.device, tta:
         for i in range(0, len(images), PREDICT_BATCH):
             xb = images[i : i + PREDICT_BATCH].to(device)
             if tta:  # test-time augmentation: 5x the work for a steadier answer
-                views = [xb] + [shift(xb, dy, dx) for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+                views = [xb] + [shift(xb, dy, dx) for dy, dx in TTA_SHIFTS]
                 proba = sum(torch.softmax(net(channels_last(v)).float(), dim=1) for v in views) / len(views)
             else:
                 proba = torch.softmax(net(channels_last(xb)).float(), dim=1)
