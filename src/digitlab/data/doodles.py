@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from digitlab.data.fonts import font, pick_font
+from digitlab.data.strokes import crossings, smooth
 
 __all__ = ["CANVAS", "DRAWERS", "LETTERS", "LOOKALIKE_LETTERS", "SYMBOLS"]
 
@@ -100,36 +101,6 @@ def _polygon(draw: ImageDraw.ImageDraw, points: np.ndarray, filled: bool, width:
     else:
         closed = np.vstack([points, points[:2]])  # one extra segment so the first corner is joined too
         draw.line(_xy(closed), fill=_INK, width=width, joint="curve")
-
-
-def _smooth(points: np.ndarray, rounds: int = 3) -> np.ndarray:
-    """Chaikin corner cutting: a polyline through ``points`` becomes a smooth curve."""
-    for _ in range(rounds):
-        q = 0.75 * points[:-1] + 0.25 * points[1:]
-        r = 0.25 * points[:-1] + 0.75 * points[1:]
-        points = np.vstack([points[:1], np.stack([q, r], axis=1).reshape(-1, 2), points[-1:]])
-    return points
-
-
-def _crossings(strokes: list[np.ndarray]) -> int:
-    """How many times the strokes (polylines) cross themselves and each other."""
-    segments = np.concatenate([np.stack([s[:-1], s[1:]], axis=1) for s in strokes])
-    owner = np.concatenate([np.full(len(s) - 1, i) for i, s in enumerate(strokes)])
-    step = np.concatenate([np.arange(len(s) - 1) for s in strokes])
-    a, b = segments[:, 0], segments[:, 1]
-    d = b - a
-
-    def cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
-
-    ab = a[None, :, :] - a[:, None, :]
-    denom = cross(d[:, None, :], d[None, :, :])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = cross(ab, d[None, :, :]) / denom
-        u = cross(ab, d[:, None, :]) / denom
-    hit = (denom != 0) & (t > 0) & (t < 1) & (u > 0) & (u < 1)
-    neighbours = (owner[:, None] == owner[None, :]) & (np.abs(step[:, None] - step[None, :]) <= 1)
-    return int(np.triu(hit & ~neighbours, 1).sum())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,8 +205,8 @@ def _scribble(rng: np.random.Generator, split: str, system: bool) -> Image.Image
     while True:
         n_strokes = int(rng.integers(1, 5))
         turns = rng.multinomial(int(rng.integers(12, 19)), np.ones(n_strokes) / n_strokes)
-        strokes = [_smooth(rng.uniform(14, CANVAS - 14, size=(max(t, 3), 2))) for t in turns]
-        if _crossings(strokes) >= 5:
+        strokes = [smooth(rng.uniform(14, CANVAS - 14, size=(max(t, 3), 2))) for t in turns]
+        if crossings(strokes) >= 5:
             break
     width, height = np.ptp(np.concatenate(strokes), axis=0)
     if height > width:
@@ -369,7 +340,7 @@ def _blob(draw: ImageDraw.ImageDraw, rng: np.random.Generator) -> None:
     t = np.sort(rng.uniform(0, 2 * math.pi, k))
     r = rng.uniform(18, 46, k)
     vertices = np.stack([CANVAS / 2 + r * np.cos(t), CANVAS / 2 + r * np.sin(t)], axis=1)
-    draw.polygon(_xy(_smooth(np.vstack([vertices, vertices[:1]]), 2)), fill=_INK)
+    draw.polygon(_xy(smooth(np.vstack([vertices, vertices[:1]]), 2)), fill=_INK)
 
 
 def _wave(draw: ImageDraw.ImageDraw, rng: np.random.Generator) -> None:
