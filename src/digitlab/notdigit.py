@@ -238,8 +238,7 @@ def fit_detector(dataset: Dataset, model: Any, held: "HeldOut | None" = None, *,
     from digitlab.calibrate import apply_temperature
     from digitlab.preprocess import to_features
 
-    rng = np.random.default_rng(seed)
-    pixel_max = dataset.pixel_max
+    rng, pixel_max = np.random.default_rng(seed), dataset.pixel_max
     digits, held_images, held_proba = _split_digits(dataset, model, held, rng)
     if len(held_images) < MIN_HELD_DIGITS:
         return None
