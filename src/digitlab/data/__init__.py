@@ -57,7 +57,8 @@ def load_dataset(
 
     Parameters
     ----------
-    name : {"digits", "mnist"}
+    name : str
+        "digits", "mnist", or the name of a handwriting set (see :mod:`digitlab.data.handwriting`).
     test_size : float, optional
         Fraction held out for testing, for datasets without an official split (default 0.2).
     seed : int
@@ -70,10 +71,11 @@ def load_dataset(
     >>> load_dataset("digits", test_size=0.5).n_test
     899
     """
-    if name not in DATASETS:
-        raise DigitlabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     if not 0 <= seed < 2**32:
         raise DigitlabError(f"--seed must be from 0 to {2**32 - 1}, got {seed}")
+    if name not in DATASETS:
+        dataset = _handwriting(name, test_size, seed)
+        return dataset if limit is None else stratified_subset(dataset, limit, seed=seed)
     info = DATASETS[name]
     if test_size is not None and not 0.0 < test_size < 1.0:
         raise DigitlabError(f"--test-size must be between 0 and 1 (exclusive), got {test_size}")
@@ -88,6 +90,18 @@ def load_dataset(
     if limit is not None:
         dataset = stratified_subset(dataset, limit, seed=seed)
     return dataset
+
+
+def _handwriting(name: str, test_size: float | None, seed: int) -> Dataset:
+    """A handwriting set (see :mod:`digitlab.data.handwriting`), or the one-line error for an unknown name."""
+    from digitlab.data.handwriting import list_sets
+    from digitlab.data.handwriting_io import load_handwriting
+
+    if name not in list_sets():
+        sets = list_sets()
+        mine = f"; your handwriting sets: {', '.join(sets)}" if sets else ""
+        raise DigitlabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}{mine}")
+    return load_handwriting(name, test_size=test_size, seed=seed)
 
 
 def stratified_subset(dataset: Dataset, limit: int, *, seed: int = 42) -> Dataset:

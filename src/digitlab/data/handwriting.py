@@ -1,0 +1,367 @@
+"""A person's (or a class's) own handwritten digits, kept on disk like a real dataset.
+
+One folder per set under the data cache (``$DIGITLAB_DATA/handwriting/<name>/``)::
+
+    index.json            every sample: id, label, writer, source, when, SHA-256 of the original
+    originals/<id>.<ext>  the picture as it arrived (the page's PNG, a photo, an imported file)
+    prepared/<id>.png     its 28×28 MNIST form (ink bright), with the sample's record in a text chunk
+
+How nothing is lost: a sample's two files are written (each to a temporary name, then renamed)
+before the index names it, and the index is only ever replaced whole, by a rename, under an
+exclusive lock on ``.lock`` — so two writers take turns, a kill leaves either the old index or the
+new one, and files of a save that never reached the index are ignored. A damaged index is reported
+in one line and the samples are read back from the records in their prepared files.
+
+Examples
+--------
+>>> import io, os, tempfile
+>>> from PIL import Image, ImageDraw
+>>> os.environ["DIGITLAB_DATA"] = tempfile.mkdtemp()
+>>> picture = Image.new("L", (100, 100), 255)
+>>> ImageDraw.Draw(picture).line([(50, 15), (50, 85)], fill=0, width=9)
+>>> buffer = io.BytesIO(); picture.save(buffer, "PNG")
+>>> mine = HandwritingSet.open("mine", create=True)
+>>> sample, added = mine.add(buffer.getvalue(), 1, writer="ada", source="drawn")
+>>> added, sample.label, [s.writer for s in mine.samples()]
+(True, 1, ['ada'])
+>>> mine.add(buffer.getvalue(), 1, writer="ada", source="drawn")[1]  # the same picture again
+False
+>>> mine.images()[0].shape
+(1, 28, 28)
+>>> del os.environ["DIGITLAB_DATA"]
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from digitlab.data.cache import data_root
+from digitlab.errors import DigitlabError
+from digitlab.fileio import atomic_path
+
+__all__ = ["HandwritingSet", "Sample", "SOURCES", "check_set_name", "check_writer", "handwriting_root", "list_sets"]
+
+SOURCES = ("drawn", "photo", "import")
+"""Where a sample came from: the drawing page, a photo sent to the page, ``digitlab data import``."""
+
+RESERVED = ("digits", "mnist")
+NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+WRITER_MAX = 64
+INDEX = "index.json"
+FORMAT = "digitlab-handwriting"
+_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}")
+_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "BMP": "bmp", "GIF": "gif", "WEBP": "webp", "TIFF": "tif"}
+
+
+def handwriting_root() -> Path:
+    """The folder holding every handwriting set: ``<data cache>/handwriting``."""
+    return data_root() / "handwriting"
+
+
+def check_set_name(name: str) -> str:
+    """Return ``name`` if it can name a handwriting set, else raise a one-line error.
+
+    Examples
+    --------
+    >>> check_set_name("class-7b")
+    'class-7b'
+    >>> check_set_name("../etc")
+    Traceback (most recent call last):
+    ...
+    digitlab.errors.DigitlabError: '../etc' cannot name a handwriting set: use 1-64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit
+    """
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise DigitlabError(f"{str(name)[:80]!r} cannot name a handwriting set: use 1-64 lowercase letters, digits, "
+                            "'.', '_' or '-', starting with a letter or digit")
+    if name in RESERVED:
+        raise DigitlabError(f"{name!r} is a built-in dataset; choose another name for your handwriting set")
+    return name
+
+
+def check_writer(writer: str | None) -> str | None:
+    """Return a writer's name stripped (None when empty), or raise a one-line error.
+
+    Examples
+    --------
+    >>> check_writer("  Ada L. ")
+    'Ada L.'
+    >>> check_writer("a/b")
+    Traceback (most recent call last):
+    ...
+    digitlab.errors.DigitlabError: a writer's name cannot contain '/', '\\' or control characters; use letters, digits and spaces
+    """
+    if writer is None:
+        return None
+    if not isinstance(writer, str):
+        raise DigitlabError("a writer's name must be text")
+    writer = writer.strip()
+    if len(writer) > WRITER_MAX:
+        raise DigitlabError(f"a writer's name can be at most {WRITER_MAX} characters, got {len(writer):,}")
+    if any(ch in "/\\" or not ch.isprintable() for ch in writer):
+        raise DigitlabError("a writer's name cannot contain '/', '\\' or control characters; "
+                            "use letters, digits and spaces")
+    return writer or None
+
+
+def list_sets() -> list[str]:
+    """Names of the handwriting sets present in the data cache, sorted."""
+    root = handwriting_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and NAME.fullmatch(p.name) and p.name not in RESERVED)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One saved digit: its id, true label, writer, source, UTC time, and the original's SHA-256 and file."""
+
+    id: str
+    label: int
+    writer: str | None
+    source: str
+    created: str
+    sha256: str
+    original: str  # path of the original picture, relative to the set's folder
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> "Sample":
+        """Read a record back, refusing anything malformed (``ValueError``)."""
+        sample = cls(**{key: doc[key] for key in cls.__dataclass_fields__})
+        if not (isinstance(sample.id, str) and _ID.fullmatch(sample.id)):
+            raise ValueError("bad id")
+        if type(sample.label) is not int or not 0 <= sample.label <= 9:
+            raise ValueError("bad label")
+        if sample.source not in SOURCES or not isinstance(sample.created, str) or not isinstance(sample.sha256, str):
+            raise ValueError("bad source, time or checksum")
+        if sample.writer is not None and check_writer(sample.writer) != sample.writer:
+            raise ValueError("bad writer")
+        if not (isinstance(sample.original, str) and re.fullmatch(rf"originals/{sample.id}\.[a-z]+", sample.original)):
+            raise ValueError("bad original path")
+        return sample
+
+
+class HandwritingSet:
+    """A handwriting set's folder: add, remove and read samples (see the module's notes on safety).
+
+    ``problems`` lists, one line each, what the last read found wrong (a damaged index, a missing file);
+    the samples that could be read are returned all the same.
+    """
+
+    def __init__(self, name: str, folder: Path):
+        self.name, self.folder = name, folder
+        self.problems: list[str] = []
+
+    @classmethod
+    def open(cls, name: str, *, create: bool = False) -> "HandwritingSet":
+        """The set called ``name``; with ``create``, make its folder if it is new."""
+        folder = handwriting_root() / check_set_name(name)
+        if create:
+            for sub in ("originals", "prepared"):
+                (folder / sub).mkdir(parents=True, exist_ok=True)
+        elif not folder.is_dir():
+            known = ", ".join(list_sets()) or "none yet"
+            raise DigitlabError(f"no handwriting set called {name!r} (sets present: {known}); collect one with "
+                                f"`digitlab serve --collect {name}` or `digitlab data import {name} PICTURES...`")
+        return cls(name, folder)
+
+    # ------------------------------------------------------------------------------ reading
+
+    def samples(self) -> list[Sample]:
+        """Every sample the index names whose files are present, oldest first."""
+        with self._lock(shared=True):
+            return self._intact(self._read_index())
+
+    def images(self, samples: list[Sample] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The prepared 28×28 images (uint8, N×28×28, ink bright) and labels of ``samples`` (default: all)."""
+        samples = self.samples() if samples is None else samples
+        images = np.zeros((len(samples), 28, 28), dtype=np.uint8)
+        for i, sample in enumerate(samples):
+            images[i] = self._prepared(sample)
+        return images, np.array([s.label for s in samples], dtype=np.int64)
+
+    def original_bytes(self, sample: Sample) -> bytes:
+        """The picture as it arrived."""
+        return (self.folder / sample.original).read_bytes()
+
+    # ------------------------------------------------------------------------------ writing
+
+    def add(self, picture: bytes, label: int, *, writer: str | None = None, source: str = "import",
+            prepared: np.ndarray | None = None) -> tuple[Sample, bool]:
+        """Save a picture of the digit ``label``; return the sample and whether it was new.
+
+        An exact copy (same SHA-256) of a picture already in the set is not saved again: the existing
+        sample comes back with ``False``. ``prepared`` (the picture's 28×28 MNIST form) is computed
+        with :func:`~digitlab.data.images.prepare_digit` when not given. Nothing is written unless
+        the whole sample is; a picture without ink is refused.
+        """
+        label, writer = _check_label(label), check_writer(writer)
+        if source not in SOURCES:
+            raise DigitlabError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+        image, prepared = _decode(picture, prepared)
+        sha = hashlib.sha256(picture).hexdigest()
+        now = datetime.now(timezone.utc)
+        sample_id = f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+        ext = _EXTENSIONS.get(image.format or "", "bin")
+        sample = Sample(sample_id, label, writer, source, now.isoformat(timespec="seconds"), sha,
+                        f"originals/{sample_id}.{ext}")
+        with self._lock():
+            entries = self._read_index()
+            existing = next((s for s in entries if s.sha256 == sha), None)
+            if existing is not None:
+                return existing, False
+            try:
+                self._write_files(sample, picture, prepared)
+                self._write_index([*entries, sample])
+                self.problems = []  # a damaged index, if it was, is whole again
+            except OSError as exc:
+                self._remove_files(sample)
+                raise _disk_error(exc, "saving the sample") from None
+        return sample, True
+
+    def remove(self, sample_id: str) -> Sample:
+        """Delete one sample (the index first, then its files); raise if the set has no such sample."""
+        with self._lock():
+            entries = self._read_index()
+            found = next((s for s in entries if s.id == sample_id), None)
+            if found is None:
+                raise DigitlabError(f"handwriting set {self.name!r} has no sample {str(sample_id)[:40]!r}")
+            try:
+                self._write_index([s for s in entries if s.id != sample_id])
+                self.problems = []
+            except OSError as exc:
+                raise _disk_error(exc, "removing the sample") from None
+            self._remove_files(found)
+        return found
+
+    # ------------------------------------------------------------------------------ internals
+
+    @contextmanager
+    def _lock(self, shared: bool = False) -> Iterator[None]:
+        """An advisory lock on ``.lock``: exclusive for writers, shared for readers (released on exit or death)."""
+        if not self.folder.is_dir():
+            raise DigitlabError(f"handwriting set {self.name!r} was deleted while in use ({self.folder})")
+        fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _read_index(self) -> list[Sample]:
+        """The index's samples; when it is damaged, the records kept in the prepared files instead."""
+        self.problems = []
+        path = self.folder / INDEX
+        if not path.exists():
+            return self._rebuild() if any((self.folder / "prepared").glob("*.png")) else []
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("samples"), list):
+                raise ValueError("not a digitlab handwriting index")
+            return [Sample.from_dict(entry) for entry in doc["samples"]]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            found = self._rebuild()
+            self.problems.append(f"{path} is damaged ({str(exc)[:80] or type(exc).__name__}); read {len(found)} "
+                                 "samples from their prepared files instead (the next save rewrites the index)")
+            return found
+
+    def _rebuild(self) -> list[Sample]:
+        """Samples recovered from the records in ``prepared/*.png`` whose original is present."""
+        found = []
+        for path in sorted((self.folder / "prepared").glob("*.png")):
+            try:
+                with Image.open(path, formats=["PNG"]) as image:
+                    sample = Sample.from_dict(json.loads(image.text["digitlab"]))
+            except Exception:  # a file we cannot read back is skipped, like a torn save
+                continue
+            if (self.folder / sample.original).is_file():
+                found.append(sample)
+        return sorted(found, key=lambda s: s.id)
+
+    def _intact(self, entries: list[Sample]) -> list[Sample]:
+        """``entries`` whose two files are present; each missing one becomes a problem line."""
+        intact = []
+        for sample in entries:
+            if (self.folder / sample.original).is_file() and (self.folder / "prepared" / f"{sample.id}.png").is_file():
+                intact.append(sample)
+            else:
+                self.problems.append(f"sample {sample.id} ({sample.label}) is in the index but its files are "
+                                     "missing; skipped")
+        return intact
+
+    def _prepared(self, sample: Sample) -> np.ndarray:
+        path = self.folder / "prepared" / f"{sample.id}.png"
+        try:
+            with Image.open(path, formats=["PNG"]) as image:
+                array = np.asarray(image.convert("L"))
+        except Exception:
+            raise DigitlabError(f"{path} is damaged; remove the sample with "
+                                f"`digitlab data remove {self.name} {sample.id}`") from None
+        if array.shape != (28, 28):
+            raise DigitlabError(f"{path} is {array.shape[1]}×{array.shape[0]}, not 28×28; remove the sample")
+        return array
+
+    def _write_files(self, sample: Sample, picture: bytes, prepared: np.ndarray) -> None:
+        with atomic_path(self.folder / sample.original) as tmp:
+            tmp.write_bytes(picture)
+        info = PngImagePlugin.PngInfo()
+        info.add_text("digitlab", json.dumps(asdict(sample)))
+        with atomic_path(self.folder / "prepared" / f"{sample.id}.png") as tmp:
+            Image.fromarray(prepared, "L").save(tmp, "PNG", pnginfo=info)
+
+    def _write_index(self, entries: list[Sample]) -> None:
+        doc = {"format": FORMAT, "version": 1, "name": self.name, "samples": [asdict(s) for s in entries]}
+        with atomic_path(self.folder / INDEX) as tmp:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                json.dump(doc, handle, indent=1)
+                handle.flush()
+                os.fsync(handle.fileno())  # the new index is on disk before it replaces the old one
+
+    def _remove_files(self, sample: Sample) -> None:
+        for path in (self.folder / "prepared" / f"{sample.id}.png", self.folder / sample.original):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
+def _check_label(label: object) -> int:
+    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= int(label) <= 9:
+        raise DigitlabError(f"a label must be a digit from 0 to 9, got {str(label)[:20]!r}")
+    return int(label)
+
+
+def _decode(picture: bytes, prepared: np.ndarray | None) -> tuple[Image.Image, np.ndarray]:
+    """The picture decoded (refusing anything unsafe) and its 28×28 form (refusing a picture without ink)."""
+    from digitlab.data.images import WORK_SIDE, prepare_digit, read_image
+
+    if not isinstance(picture, (bytes, bytearray)):
+        raise DigitlabError("a sample's picture must be the bytes of an image file")
+    image = read_image(bytes(picture), draft=WORK_SIDE)
+    if prepared is None:
+        prepared = prepare_digit(image, (28, 28), 255)
+    prepared = np.asarray(prepared)
+    if prepared.shape != (28, 28) or prepared.dtype != np.uint8:
+        raise DigitlabError(f"a prepared sample must be 28×28 uint8, got {prepared.dtype} {prepared.shape}")
+    if not prepared.any():
+        raise DigitlabError("no ink found: the picture is blank; draw or photograph one digit")
+    return image, prepared
+
+
+def _disk_error(exc: OSError, doing: str) -> DigitlabError:
+    import errno
+
+    why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else (exc.strerror or str(exc))
+    return DigitlabError(f"{why} while {doing}; nothing was changed — free some space and try again")

@@ -1,0 +1,189 @@
+"""A handwriting set as a :class:`Dataset` (split by writer), imported from pictures, exported as IDX.
+
+Examples
+--------
+>>> import io, os, tempfile
+>>> from PIL import Image, ImageDraw
+>>> os.environ["DIGITLAB_DATA"] = tempfile.mkdtemp()
+>>> folder = Path(tempfile.mkdtemp())
+>>> for digit in range(10):
+...     for k in range(2):
+...         picture = Image.new("L", (60, 60), 255)
+...         ImageDraw.Draw(picture).text((20 + k, 20), str(digit), fill=0)
+...         _ = (folder / f"{digit}-{k}.png").write_bytes(_png(picture))
+>>> summary = import_pictures("mine", [folder], writer="ada")
+>>> summary.added, summary.duplicates, summary.failures
+(20, 0, [])
+>>> data = load_handwriting("mine", test_size=0.5)
+>>> data.n_train, data.n_test, data.split["kind"]
+(10, 10, 'stratified')
+>>> del os.environ["DIGITLAB_DATA"]
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from digitlab.data.dataset import Dataset
+from digitlab.data.handwriting import HandwritingSet, Sample, check_writer
+from digitlab.errors import DigitlabError
+
+__all__ = ["ImportSummary", "export_idx", "import_pictures", "load_handwriting", "split_samples", "writer_of"]
+
+DEFAULT_TEST_SIZE = 0.2
+PICTURES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+NO_NAME = "(no name)"
+
+
+def writer_of(sample: Sample) -> str:
+    """The writer a sample counts for in splits and tables (unnamed samples share one)."""
+    return sample.writer or NO_NAME
+
+
+def split_samples(samples: list[Sample], *, test_size: float | None = None,
+                  seed: int = 42) -> tuple[list[Sample], list[Sample], dict]:
+    """Split samples into training and test parts; return them and the split's record.
+
+    With two writers or more, whole writers go to one side (``GroupShuffleSplit``): the test writers
+    are never seen in training. With one writer, a seeded split stratified by digit (plain random when
+    some digit has a single sample).
+    """
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+    test_size = DEFAULT_TEST_SIZE if test_size is None else test_size
+    if not 0.0 < test_size < 1.0:
+        raise DigitlabError(f"--test-size must be between 0 and 1 (exclusive), got {test_size}")
+    if len(samples) < 2:
+        raise DigitlabError(f"a handwriting set needs at least 2 samples to split into training and test, "
+                            f"it has {len(samples)}")
+    writers = np.array([writer_of(s) for s in samples])
+    index = np.arange(len(samples))
+    if len(set(writers)) >= 2:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+        train, test = next(splitter.split(index, groups=writers))
+        record = {"kind": "by-writer", "test_size": test_size, "seed": seed,
+                  "test_writers": sorted(set(writers[test].tolist()))}
+    else:
+        labels = np.array([s.label for s in samples])
+        stratify = labels if np.bincount(labels).min(initial=2) >= 2 and len(set(labels)) * 2 <= len(samples) else None
+        n_test = max(1, round(test_size * len(samples)))
+        if stratify is not None:
+            n_test = max(n_test, len(set(labels)))
+        train, test = train_test_split(index, test_size=n_test, stratify=stratify, random_state=seed)
+        record = {"kind": "stratified" if stratify is not None else "random-by-sample", "test_size": test_size,
+                  "seed": seed}
+    return [samples[i] for i in sorted(train)], [samples[i] for i in sorted(test)], record
+
+
+def load_handwriting(name: str, *, test_size: float | None = None, seed: int = 42) -> Dataset:
+    """The handwriting set ``name`` as a :class:`Dataset` of 28×28 images (see :func:`split_samples`).
+
+    Problems found while reading (a damaged index, missing files) are in ``split["problems"]``.
+    """
+    store = HandwritingSet.open(name)
+    samples = store.samples()
+    train, test, record = split_samples(samples, test_size=test_size, seed=seed)
+    train_images, train_labels = store.images(train)
+    test_images, test_labels = store.images(test)
+    if store.problems:
+        record["problems"] = list(store.problems)
+    record["n_samples"] = len(samples)
+    return Dataset(name, train_images, train_labels, test_images, test_labels, 255, record)
+
+
+@dataclass
+class ImportSummary:
+    """What ``digitlab data import`` did: counts, and one line per picture that did not go in."""
+
+    added: int = 0
+    duplicates: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def label_from_path(path: Path) -> int | None:
+    """The digit a picture shows, from its folder (``3/abc.jpg``) or its file name's first digit.
+
+    Examples
+    --------
+    >>> label_from_path(Path("photos/3/img_0042.jpg")), label_from_path(Path("7-ada.png"))
+    (3, 7)
+    >>> label_from_path(Path("scan.png")) is None
+    True
+    """
+    if re.fullmatch(r"[0-9]", path.parent.name):
+        return int(path.parent.name)
+    match = re.search(r"[0-9]", path.stem)
+    return int(match.group()) if match else None
+
+
+def import_pictures(name: str, paths: Iterable[Path], *, writer: str | None = None, source: str = "import",
+                    log: Callable[[str], None] = lambda line: None) -> ImportSummary:
+    """Add pictures (files, or folders searched recursively) to the set ``name``, creating it if new.
+
+    A picture that cannot be read or labelled is one line in ``failures`` and the rest go in; exact
+    duplicates of pictures already in the set are skipped and counted.
+    """
+    writer = check_writer(writer)
+    store = HandwritingSet.open(name, create=True)
+    summary = ImportSummary()
+    for path in _pictures(paths, summary):
+        label = label_from_path(path)
+        if label is None:
+            summary.failures.append(f"{path}: no digit in its folder or file name to label it by (e.g. 3/abc.jpg)")
+            continue
+        try:
+            _, added = store.add(path.read_bytes(), label, writer=writer, source=source)
+        except OSError as exc:
+            summary.failures.append(f"{path}: cannot read it ({exc.strerror or exc})")
+            continue
+        except DigitlabError as exc:
+            if "nothing was changed" in str(exc):  # the disk is full: every later picture would fail too
+                raise
+            summary.failures.append(f"{path}: {exc}")
+            continue
+        summary.added += added
+        summary.duplicates += not added
+        log(f"{path} → {label}" if added else f"{path}: already in the set, skipped")
+    return summary
+
+
+def _pictures(paths: Iterable[Path], summary: ImportSummary) -> list[Path]:
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PICTURES)
+        elif path.is_file():
+            found.append(path)
+        else:
+            summary.failures.append(f"{path}: no such file or folder")
+    return found
+
+
+def export_idx(name: str, folder: Path, *, test_size: float | None = None, seed: int = 42,
+               gzip: bool = False) -> list[Path]:
+    """Write the set's split as the four MNIST-format IDX files (MNIST's file names) into ``folder``."""
+    from digitlab.data.idx import write_idx
+
+    data = load_handwriting(name, test_size=test_size, seed=seed)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = (data.train_images, data.train_labels.astype(np.uint8), data.test_images, data.test_labels.astype(np.uint8))
+    written = []
+    for file_name, array in zip(IDX_NAMES, arrays):
+        path = folder / (file_name + (".gz" if gzip else ""))
+        write_idx(path, array)
+        written.append(path)
+    return written
+
+
+def _png(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()

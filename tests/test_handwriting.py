@@ -1,0 +1,266 @@
+"""The handwriting store: bad input, damaged files, two writers at once, kills mid-save, a full disk."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digitlab.data import load_dataset
+from digitlab.data.handwriting import HandwritingSet, check_set_name, list_sets
+from digitlab.data.handwriting_io import export_idx, import_pictures, load_handwriting, split_samples, writer_of
+from digitlab.data.idx import read_images, read_labels
+from digitlab.errors import DigitlabError
+
+
+def picture(digit: int, variant: int = 0, size: int = 120) -> bytes:
+    """A PNG of a stroke drawing standing in for the digit (its shape varies with ``variant``)."""
+    rng = random.Random(digit * 1000 + variant)
+    image = Image.new("L", (size, size), 255)
+    draw = ImageDraw.Draw(image)
+    points = [(rng.randint(20, size - 20), rng.randint(15, size - 15)) for _ in range(3 + digit % 4)]
+    draw.line(points, fill=0, width=8)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITLAB_DATA", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def test_add_read_remove(data_dir):
+    store = HandwritingSet.open("mine", create=True)
+    first, added = store.add(picture(3), 3, writer="Ada", source="drawn")
+    assert added and first.label == 3 and first.writer == "Ada" and first.source == "drawn"
+    again, added = store.add(picture(3), 3, writer="Ada")
+    assert not added and again == first
+    store.add(picture(5), 5)
+    assert [s.label for s in store.samples()] == [3, 5]
+    images, labels = store.images()
+    assert images.shape == (2, 28, 28) and images.dtype == np.uint8 and labels.tolist() == [3, 5]
+    assert store.original_bytes(first) == picture(3)
+    assert store.remove(first.id) == first
+    assert [s.label for s in store.samples()] == [5]
+    assert not (data_dir / "handwriting" / "mine" / first.original).exists()
+    with pytest.raises(DigitlabError, match="has no sample"):
+        store.remove(first.id)
+    assert list_sets() == ["mine"]
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda s: s.add(_blank(), 3), "no ink found"),
+    (lambda s: s.add(picture(1), 10), "a label must be a digit from 0 to 9"),
+    (lambda s: s.add(picture(1), "3"), "a label must be a digit from 0 to 9"),
+    (lambda s: s.add(picture(1), True), "a label must be a digit from 0 to 9"),
+    (lambda s: s.add(picture(1), 1, writer="../../etc"), "cannot contain '/'"),
+    (lambda s: s.add(picture(1), 1, writer="x" * 10_000), "at most 64 characters, got 10,000"),
+    (lambda s: s.add(picture(1), 1, writer="a\nb"), "control characters"),
+    (lambda s: s.add(b"not an image", 1), "not an image"),
+    (lambda s: s.add(b"\x89PNG" + b"\0" * (6 << 20), 1), "the limit is 5 MiB"),
+    (lambda s: s.add(picture(1), 1, source="web"), "source must be one of"),
+])
+def test_bad_input_is_refused_and_nothing_is_written(data_dir, call, message):
+    store = HandwritingSet.open("mine", create=True)
+    with pytest.raises(DigitlabError, match=message):
+        call(store)
+    assert store.samples() == []
+    assert not [p for p in (data_dir / "handwriting" / "mine").rglob("*") if p.is_file() and p.name != ".lock"]
+
+
+def _blank() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (50, 50), 255).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name", ["../x", "Mine", "", "a" * 65, "mnist", "digits", "a/b", ".hidden"])
+def test_bad_set_names(data_dir, name):
+    with pytest.raises(DigitlabError):
+        check_set_name(name)
+    with pytest.raises(DigitlabError):
+        HandwritingSet.open(name, create=True)
+    assert not (data_dir / "handwriting").exists() or list_sets() == []
+
+
+def test_unknown_set_says_how_to_make_one(data_dir):
+    with pytest.raises(DigitlabError, match="digitlab serve --collect class-7b"):
+        HandwritingSet.open("class-7b")
+    with pytest.raises(DigitlabError, match="unknown dataset 'class-7b'"):
+        load_dataset("class-7b")
+
+
+def test_damaged_index_is_one_line_and_intact_samples_still_load(data_dir):
+    store = HandwritingSet.open("mine", create=True)
+    for digit in range(4):
+        store.add(picture(digit), digit, writer="ada")
+    index = data_dir / "handwriting" / "mine" / "index.json"
+    index.write_text(index.read_text()[:100])  # torn by hand
+    (data_dir / "handwriting" / "mine" / "prepared" / "garbage.png").write_bytes(b"junk")
+    assert sorted(s.label for s in store.samples()) == [0, 1, 2, 3]
+    assert len(store.problems) == 1 and "index.json is damaged" in store.problems[0]
+    data = load_dataset("mine", test_size=0.5)
+    assert data.n_train + data.n_test == 4 and "problems" in data.split
+    store.add(picture(7), 7)  # the next save writes a whole index again
+    assert json.loads(index.read_text())["samples"][-1]["label"] == 7 and not store.problems
+
+
+def test_a_sample_with_missing_files_is_skipped_and_reported(data_dir):
+    store = HandwritingSet.open("mine", create=True)
+    gone, _ = store.add(picture(1), 1)
+    store.add(picture(2), 2)
+    (data_dir / "handwriting" / "mine" / gone.original).unlink()
+    assert [s.label for s in store.samples()] == [2]
+    assert "files are missing" in store.problems[0]
+
+
+def test_writer_split_never_puts_a_writer_on_both_sides(data_dir):
+    store = HandwritingSet.open("class", create=True)
+    for w in range(6):
+        for digit in range(10):
+            store.add(picture(digit, variant=w), digit, writer=f"student {w}")
+    samples = store.samples()
+    for seed in range(5):
+        train, test, record = split_samples(samples, test_size=0.5, seed=seed)
+        train_writers, test_writers = {writer_of(s) for s in train}, {writer_of(s) for s in test}
+        assert not train_writers & test_writers and len(test_writers) == 3 and record["kind"] == "by-writer"
+        assert sorted(test_writers) == record["test_writers"]
+    data = load_dataset("class", test_size=0.5, seed=1)
+    assert data.split["kind"] == "by-writer" and data.n_train == data.n_test == 30
+
+
+def test_one_writer_gets_a_seeded_stratified_split(data_dir):
+    store = HandwritingSet.open("mine", create=True)
+    for digit in range(10):
+        for variant in range(4):
+            store.add(picture(digit, variant), digit)
+    a, b = load_handwriting("mine", test_size=0.25, seed=3), load_handwriting("mine", test_size=0.25, seed=3)
+    assert np.array_equal(a.test_images, b.test_images) and a.split["kind"] == "stratified"
+    assert sorted(a.test_labels.tolist()) == list(range(10))  # one of each digit held out
+
+
+def test_import_export_reload_identical(data_dir, tmp_path):
+    photos = tmp_path / "photos"
+    for digit in range(10):
+        (photos / str(digit)).mkdir(parents=True)
+        for k in range(3):
+            (photos / str(digit) / f"img{k}.png").write_bytes(picture(digit, k))
+    (photos / "3" / "copy.png").write_bytes(picture(3, 0))  # an exact duplicate
+    (photos / "4" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (tmp_path / "scan.png").write_bytes(picture(1))  # no digit to label it by
+    summary = import_pictures("mine", [photos, tmp_path / "scan.png", tmp_path / "nowhere"], writer="ada")
+    assert (summary.added, summary.duplicates, len(summary.failures)) == (30, 1, 3)
+    assert any("broken.png: not an image" in line for line in summary.failures)
+    data = load_handwriting("mine", seed=0)
+    written = export_idx("mine", tmp_path / "idx", seed=0)
+    assert [p.name for p in written] == ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    assert np.array_equal(read_images(written[0]), data.train_images)
+    assert np.array_equal(read_labels(written[1]), data.train_labels)
+    assert np.array_equal(read_images(written[2]), data.test_images)
+    assert np.array_equal(read_labels(written[3]), data.test_labels)
+    again = import_pictures("mine", [photos])
+    assert (again.added, again.duplicates) == (0, 31)  # copy.png too
+
+
+# ------------------------------------------------------------------- other processes
+
+SAVER = textwrap.dedent("""
+    import io, sys, random
+    from PIL import Image, ImageDraw
+    from digitlab.data.handwriting import HandwritingSet
+    store = HandwritingSet.open(sys.argv[1], create=True)
+    start, count = int(sys.argv[2]), int(sys.argv[3])
+    for i in range(start, start + count):
+        rng = random.Random(i)
+        image = Image.new("L", (90, 90), 255)
+        ImageDraw.Draw(image).line([(rng.randint(10, 80), rng.randint(10, 80)) for _ in range(4)], fill=0, width=7)
+        buffer = io.BytesIO(); image.save(buffer, "PNG")
+        store.add(buffer.getvalue(), i % 10, writer=f"w{start}")
+        print(i, flush=True)
+""")
+
+
+def _saver(name: str, start: int, count: int, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", SAVER, name, str(start), str(count)],
+                            stdout=subprocess.PIPE, text=True, env=dict(os.environ), **kwargs)
+
+
+def test_two_writers_at_once_lose_nothing(data_dir):
+    a, b = _saver("class", 0, 40), _saver("class", 1000, 40)
+    assert a.wait(120) == 0 and b.wait(120) == 0
+    samples = HandwritingSet.open("class").samples()
+    assert len(samples) == 80 and {s.writer for s in samples} == {"w0", "w1000"}
+
+
+def test_kills_mid_save_never_tear_the_set(data_dir):
+    saved_before = 0
+    for attempt in range(4):
+        child = _saver("mine", attempt * 100, 100)
+        time.sleep(random.Random(attempt).uniform(0.6, 1.5))  # after imports, somewhere in the saving
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        store = HandwritingSet.open("mine")
+        samples = store.samples()
+        assert not store.problems  # the index is whole and every sample it names has its files
+        assert len(samples) >= saved_before
+        images, labels = store.images()
+        assert len(images) == len(samples) and images.any(axis=(1, 2)).all()
+        saved_before = len(samples)
+    assert saved_before > 0
+    store.add(picture(9), 9)  # and it takes the next sample
+
+
+def test_a_save_that_dies_before_the_index_leaves_nothing_visible(data_dir):
+    HandwritingSet.open("mine", create=True).add(picture(1), 1)
+    script = SAVER.replace("store.add(buffer.getvalue()",
+                           "import os; store._write_index = lambda entries: os._exit(9); store.add(buffer.getvalue()")
+    child = subprocess.run([sys.executable, "-c", script, "mine", "0", "1"], env=dict(os.environ))
+    assert child.returncode == 9
+    folder = data_dir / "handwriting" / "mine"
+    assert len(list((folder / "prepared").glob("*.png"))) == 2  # the dead save's files are there…
+    samples = HandwritingSet.open("mine").samples()
+    assert [s.label for s in samples] == [1]  # …but not in the set
+
+
+@pytest.mark.parametrize("limit", [300, 1_200])  # the picture does not fit / the picture fits, the index does not
+def test_disk_full_while_saving_changes_nothing(data_dir, limit):
+    store = HandwritingSet.open("mine", create=True)
+    for digit in range(6):
+        store.add(picture(digit), digit, writer="a fairly long writer name to make the index grow")
+    index = data_dir / "handwriting" / "mine" / "index.json"
+    before = index.read_bytes()
+    script = textwrap.dedent(f"""
+        import resource, signal, sys
+        from digitlab.data.handwriting import HandwritingSet
+        from digitlab.errors import DigitlabError
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG, like a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+        try:
+            HandwritingSet.open("mine").add(open(sys.argv[1], "rb").read(), 8)
+        except DigitlabError as exc:
+            print(exc); sys.exit(2)
+    """)
+    big = data_dir.parent / "big.png"
+    big.write_bytes(picture(8, size=400 if limit == 300 else 120))
+    assert len(big.read_bytes()) > 300 and (limit == 300 or len(big.read_bytes()) < 1_200 < len(before))
+    child = subprocess.run([sys.executable, "-c", script, str(big)], env=dict(os.environ), capture_output=True, text=True)
+    assert child.returncode == 2, child.stderr
+    assert "the disk is full while saving the sample; nothing was changed" in child.stdout
+    assert index.read_bytes() == before
+    assert len(store.samples()) == 6 and not store.problems
+    assert len(list((data_dir / "handwriting" / "mine" / "prepared").glob("*"))) == 6
+    assert not [p for p in (data_dir / "handwriting" / "mine").rglob("*.part")]
