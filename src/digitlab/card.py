@@ -78,6 +78,9 @@ class ModelCard:
         before digitlab had one (its answers are never "not a digit").
     train_seconds, versions, created, estimator, preprocessing
         Provenance.
+    finetuned_from : dict or None
+        For a model fine-tuned to a handwriting set (``digitlab finetune``): the base model's id and
+        folder, and how it was fine-tuned; None otherwise.
     """
 
     model: str
@@ -103,6 +106,7 @@ class ModelCard:
     created: str = ""
     estimator: str = ""
     preprocessing: str = PREPROCESSING
+    finetuned_from: dict[str, Any] | None = None
 
     @property
     def n_pixels(self) -> int:
@@ -119,7 +123,7 @@ class ModelCard:
         """The card as indented JSON, the way ``model.json`` holds it."""
         doc = dataclasses.asdict(self)
         doc["image_shape"], doc["classes"] = list(self.image_shape), list(self.classes)
-        for name in ("state", "calibration", "not_a_digit"):
+        for name in ("state", "calibration", "not_a_digit", "finetuned_from"):
             if doc[name] is None:
                 del doc[name]
         return json.dumps(doc, indent=2, allow_nan=False) + "\n"
@@ -196,6 +200,8 @@ def _check_fields(doc: dict[str, Any], where: str) -> None:
     for name in ("params", "split", "metrics", "versions"):
         if name in doc and not isinstance(doc[name], dict):
             raise bad(name, "an object")
+    if doc.get("finetuned_from") is not None and not isinstance(doc["finetuned_from"], dict):
+        raise bad("finetuned_from", "an object")
     state = doc.get("state")
     if state is not None and not (isinstance(state, dict) and all(isinstance(v, dict) for v in state.values())):
         raise bad("state", "an object of objects")

@@ -105,10 +105,27 @@ def run(
 @app.command()
 def evaluate(
     model: Path = typer.Option(..., "--model", "-m", help="A run folder, or the model file in it."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Evaluate on another dataset of the same image size."),
+    dataset: Optional[str] = typer.Option(
+        None, "--dataset", "-d", help="Evaluate on another dataset of the same image size, or on a handwriting set."),
+    out: Path = typer.Option(Path("reports"), "--out", "-o", help="Where a handwriting set's report goes."),
 ) -> None:
-    """Reload a saved model and recompute its test metrics; say whether they match the run's."""
+    """Reload a saved model and recompute its test metrics; say whether they match the run's.
+
+    With --dataset naming a handwriting set (`digitlab data info` lists them): accuracy on every sample
+    (on the held-out part for a model fine-tuned to it), per writer, and a report of the mistakes.
+    """
+    from digitlab.data import DATASETS
     from digitlab.reproduce import reevaluate
+
+    if dataset is not None and dataset not in DATASETS:
+        from digitlab.cli_handwriting import evaluate_on_handwriting
+        from digitlab.data.handwriting import list_sets
+
+        if dataset not in list_sets():
+            mine = f"; your handwriting sets: {', '.join(list_sets())}" if list_sets() else ""
+            raise DigitlabError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}{mine}")
+        evaluate_on_handwriting(model, dataset, out)
+        return
 
     with _status("evaluating…"):
         outcome = reevaluate(model, dataset=dataset)

@@ -8,14 +8,15 @@ inside the commands so that ``digitlab --help`` starts fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
+import numpy as np
 import typer
 
 from digitlab.errors import DigitlabError
 
 data_app = typer.Typer(
-    help="Datasets: fetch MNIST into the cache, and list what is present.",
+    help="Datasets: fetch MNIST into the cache, your own handwriting sets (import, export, remove), what is present.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -76,11 +77,40 @@ def info(
         )
         table.add_row(*(escape(cell) for cell in cells))
     Console(soft_wrap=False).print(table)
+    _handwriting_table(Console(soft_wrap=False))
+
+
+def _handwriting_table(console) -> None:
+    """One row per handwriting set: counts per digit and per writer, and what is wrong with it."""
+    from collections import Counter
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from digitlab.data.handwriting import HandwritingSet, handwriting_root, list_sets
+    from digitlab.data.handwriting_io import writer_of
+
+    names = list_sets()
+    if not names:
+        console.print(f"No handwriting sets yet in {escape(str(handwriting_root()))}: collect one with "
+                      "`digitlab serve --collect NAME` or `digitlab data import NAME PICTURES...`")
+        return
+    table = Table(title="handwriting sets (load with --dataset NAME)")
+    for column in ("set", "samples", *map(str, range(10)), "writers", "problems"):
+        table.add_column(column, overflow="fold")
+    for name in names:
+        store = HandwritingSet.open(name)
+        samples = store.samples()
+        digits, writers = Counter(s.label for s in samples), Counter(writer_of(s) for s in samples)
+        shown = ", ".join(f"{w} {n}" for w, n in sorted(writers.items())[:8]) + (" …" if len(writers) > 8 else "")
+        table.add_row(escape(name), f"{len(samples):,}", *(str(digits[d]) for d in range(10)),
+                      escape(shown or "-"), escape("; ".join(store.problems) or "-"))
+    console.print(table)
 
 
 @data_app.command("show")
 def show(
-    name: str = typer.Argument("digits", help="Dataset to picture: digits or mnist."),
+    name: str = typer.Argument("digits", help="Dataset to picture: digits, mnist or a handwriting set."),
     out: Path = typer.Option(Path("reports/figures"), "--out", "-o", help="Folder for the PNG files."),
 ) -> None:
     """Write a sample grid, the class distribution and the mean image per digit as PNG files."""
@@ -90,10 +120,70 @@ def show(
 
     check_writable(out)
     dataset = load_dataset(name)
+    images, labels = dataset.train_images, dataset.train_labels
+    if name not in ("digits", "mnist"):  # a handwriting set: up to 10 samples of each digit, in order
+        images = np.concatenate([dataset.train_images, dataset.test_images])
+        labels = np.concatenate([dataset.train_labels, dataset.test_labels])
+        keep = np.concatenate([np.flatnonzero(labels == d)[:10] for d in range(10)])
+        images, labels = images[keep], labels[keep]
     written = [
-        plots.plot_samples(dataset.train_images, dataset.train_labels, out / f"{name}-samples.png", count=32),
+        plots.plot_samples(images, labels, out / f"{name}-samples.png", count=min(len(labels), 100)),
         plots.plot_class_distribution(dataset.train_labels, dataset.test_labels, out / f"{name}-class-distribution.png"),
         plots.plot_mean_images(dataset.train_images, dataset.train_labels, out / f"{name}-mean-images.png"),
     ]
     for path in written:
         typer.echo(f"wrote {path}")
+
+
+@data_app.command("import")
+def import_(
+    name: str = typer.Argument(..., help="The handwriting set to add to (made if new), e.g. mine or class-7b."),
+    paths: List[Path] = typer.Argument(..., help="Pictures, or folders of them (3/abc.jpg or 3-abc.png: labelled 3)."),
+    writer: Optional[str] = typer.Option(None, "--writer", help="Whose handwriting these are."),
+) -> None:
+    """Add photos or scans of single digits to a handwriting set, each labelled by its folder or file name.
+
+    A picture that cannot be read or labelled is one line and the rest go in; exact copies of
+    pictures already in the set are skipped and counted.
+    """
+    from digitlab.data.handwriting_io import import_pictures
+
+    summary = import_pictures(name, paths, writer=writer, source="photo")
+    for line in summary.failures:
+        typer.echo(f"skipped {line}", err=True)
+    typer.echo(f"{name}: added {summary.added:,} pictures, skipped {summary.duplicates:,} already in the set, "
+               f"{len(summary.failures):,} could not be used")
+    if summary.added == 0 and summary.failures:
+        raise typer.Exit(2)
+
+
+@data_app.command("export")
+def export(
+    name: str = typer.Argument(..., help="The handwriting set to export."),
+    folder: Path = typer.Argument(..., help="Where to write the four files."),
+    format: str = typer.Option("idx", "--format", help="File format: idx (MNIST's own)."),
+    test_size: Optional[float] = typer.Option(None, "--test-size", help="Share held out for testing (default 0.2)."),
+    seed: int = typer.Option(42, "--seed", min=0, help="Seed of the split."),
+    gzip: bool = typer.Option(False, "--gzip", help="Gzip the files, as MNIST is distributed."),
+) -> None:
+    """Write a handwriting set as the four MNIST-format IDX files (split by writer), loadable anywhere MNIST is."""
+    from digitlab.data.handwriting_io import export_idx
+    from digitlab.runs import check_writable
+
+    if format != "idx":
+        raise DigitlabError(f"--format {format!r} is not known; the format is: idx")
+    check_writable(folder)
+    for path in export_idx(name, folder, test_size=test_size, seed=seed, gzip=gzip):
+        typer.echo(f"wrote {path}")
+
+
+@data_app.command("remove")
+def remove(
+    name: str = typer.Argument(..., help="The handwriting set."),
+    sample: str = typer.Argument(..., help="The sample's id (see the set's index.json or the page's Undo)."),
+) -> None:
+    """Delete one sample from a handwriting set."""
+    from digitlab.data.handwriting import HandwritingSet
+
+    removed = HandwritingSet.open(name).remove(sample)
+    typer.echo(f"removed sample {removed.id} (a {removed.label}) from {name}")

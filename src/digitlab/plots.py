@@ -330,3 +330,63 @@ def plot_risk_coverage(coverage: np.ndarray, accuracy: np.ndarray,
     ax.spines[["top", "right"]].set_visible(False)
     fig.subplots_adjust(left=0.11, right=0.97, top=0.91, bottom=0.13)  # fixed: no extra layout pass
     return _save(fig, path)
+
+
+def plot_per_writer(writers: Sequence[str], accuracy: Sequence[Sequence[float]],
+                    intervals: Sequence[Sequence[tuple[float, float]]], series: Sequence[str], path: Path) -> Path:
+    """Accuracy per writer with 95% intervals, one colour per series (e.g. before / after fine-tuning)."""
+    colors = ("#8c8c8c", "#4c72b0", "#55a868")
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(writers) * max(1, len(series)) + 1.5))
+    positions = np.arange(len(writers))[::-1].astype(float)
+    offsets = np.linspace(-0.18, 0.18, len(series)) if len(series) > 1 else [0.0]
+    for k, (name, acc, ci) in enumerate(zip(series, accuracy, intervals)):
+        acc = np.asarray(acc) * 100
+        err = [acc - np.array([lo for lo, _ in ci]) * 100, np.array([hi for _, hi in ci]) * 100 - acc]
+        ax.errorbar(acc, positions + offsets[k], xerr=err, fmt="o", capsize=3, color=colors[k % 3], label=name)
+        for y, value in zip(positions + offsets[k], acc):
+            ax.annotate(f"{value:.0f}%", (value, y), xytext=(6, -3), textcoords="offset points", fontsize=8)
+    ax.set_yticks(positions)
+    ax.set_yticklabels([w[:24] for w in writers])
+    ax.set_xlim(0, 104)
+    ax.set_xlabel("Accuracy (%), with 95% confidence interval")
+    ax.set_title("Accuracy per writer")
+    if len(series) > 1:
+        ax.legend(loc="lower left", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_sample_mistakes(originals: Sequence[np.ndarray], prepared: np.ndarray, titles: Sequence[str],
+                         path: Path, total: int) -> Path:
+    """Each misclassified sample as the picture that arrived (left) beside what the model saw (right).
+
+    ``originals`` are grayscale pictures with the ink bright (any size); ``prepared`` the 28×28 inputs.
+    """
+    if len(titles) == 0:
+        fig, ax = plt.subplots(figsize=(5, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No misclassified samples", ha="center", va="center", fontsize=12)
+        return _save(fig, path)
+    from PIL import Image
+
+    columns = min(5, len(titles))
+    rows = int(np.ceil(len(titles) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.0 * columns, 1.55 * rows + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, original, seen, text in zip(axes.flat, originals, prepared, titles):
+        picture = Image.fromarray(np.asarray(original, dtype=np.uint8))
+        picture.thumbnail((56, 56))
+        left = np.zeros((56, 56))
+        top, offset = (56 - picture.height) // 2, (56 - picture.width) // 2
+        left[top:top + picture.height, offset:offset + picture.width] = np.asarray(picture)
+        right = np.kron(np.asarray(seen, dtype=float), np.ones((2, 2)))
+        tile = np.hstack([left, np.full((56, 6), np.nan), right])
+        ax.imshow(tile, cmap=plt.get_cmap(INK).with_extremes(bad="#9aa5b1"), vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(text, fontsize=9, color="#b22222", linespacing=1.1)
+    fig.suptitle(f"Misclassified samples ({total} in all): as it arrived (left), what the model saw (right)",
+                 fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)

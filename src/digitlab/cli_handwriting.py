@@ -1,0 +1,65 @@
+"""``digitlab evaluate --dataset NAME`` on a handwriting set, and ``digitlab finetune``.
+
+Both print a short summary and write a page: the evaluation into ``--out`` (default ``reports/``),
+the fine-tuned model as a new run folder whose report shows before → after.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+console = Console()
+
+
+def evaluate_on_handwriting(model: Path, name: str, out: Path) -> Path:
+    """Score the model at ``model`` on the handwriting set ``name``, print it, write its page; return the page."""
+    from digitlab.data.handwriting import HandwritingSet
+    from digitlab.fileio import atomic_folder
+    from digitlab.handwriting_eval import samples_to_score, score_samples
+    from digitlab.report_handwriting import write_evaluation
+    from digitlab.runs import check_writable, now_utc, run_stamp
+    from digitlab.store import load_model
+
+    check_writable(out)
+    store = HandwritingSet.open(name)
+    loaded = load_model(Path(model))
+    _check_size(loaded, name)
+    samples, part = samples_to_score(store, loaded.card)
+    score = score_samples(loaded.model, loaded.temperature, store, samples, model_id=loaded.id, part=part)
+    with atomic_folder(out / f"{run_stamp(now_utc())}-{loaded.id}-on-{name}") as staged:
+        write_evaluation(score, store, staged.path)
+    print_score(score)
+    for line in store.problems:
+        console.print(f"[yellow]{escape(line)}[/]")
+    page = staged.final / "report.html"
+    console.print(f"Report: [link=file://{page.resolve()}]{escape(str(page))}[/link]")
+    return page
+
+
+def print_score(score, before=None) -> None:
+    """The accuracy and the per-writer table (with a before column when given)."""
+    m = score.metrics
+    console.print(f"{escape(score.model_id)} on {escape(score.set_name)} ({escape(score.part)}): "
+                  f"accuracy [bold]{m.accuracy:.1%}[/], {m.n_errors} errors of {m.n_test:,}, "
+                  f"95% CI {m.ci_low:.1%} – {m.ci_high:.1%}")
+    table = Table("writer", "samples", *(["before"] if before else []), "accuracy" if not before else "after")
+    earlier = {row.writer: row for row in before.writers} if before else {}
+    for row in score.writers:
+        cells = [escape(row.writer), str(row.n)]
+        if before:
+            cells.append(f"{earlier[row.writer].accuracy:.1%}")
+        table.add_row(*cells, f"{row.accuracy:.1%} ({row.errors} wrong)")
+    console.print(table)
+
+
+def _check_size(loaded, name: str) -> None:
+    from digitlab.errors import DigitlabError
+
+    if tuple(loaded.image_shape) != (28, 28):
+        shape = "×".join(map(str, loaded.image_shape))
+        raise DigitlabError(f"the model takes {shape} images but handwriting set {name!r} holds 28×28 ones; "
+                            "use a model trained on MNIST (`digitlab run --dataset mnist --model cnn`)")

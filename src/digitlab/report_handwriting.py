@@ -1,0 +1,93 @@
+"""The page for a model measured on a handwriting set (``digitlab evaluate``), or before → after (``digitlab finetune``).
+
+One template, ``handwriting.html.j2``, shows one score or two side by side: accuracy with its 95%
+interval, McNemar's test between the two, MNIST test accuracy when measured, accuracy per writer,
+the confusion matrix and the mistakes as the picture that arrived beside what the model saw.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import numpy as np
+
+from digitlab import plots
+from digitlab.compare import McNemar, mcnemar_exact
+from digitlab.data.handwriting import HandwritingSet
+from digitlab.fileio import write_text_atomic
+from digitlab.handwriting_eval import SetScore
+from digitlab.pages import embed_png, render
+
+__all__ = ["draw_handwriting_figures", "mcnemar_between", "render_handwriting", "write_evaluation"]
+
+MISTAKES_SHOWN = 20
+
+
+def mcnemar_between(before: SetScore, after: SetScore) -> McNemar:
+    """McNemar's exact test between two scores of the same samples."""
+    truth = np.array([s.label for s in after.samples])
+    b, c, p = mcnemar_exact(before.predictions.labels == truth, after.predictions.labels == truth)
+    return McNemar("before", "after", b, c, p)
+
+
+def draw_handwriting_figures(scores: list[SetScore], store: HandwritingSet, folder: Path,
+                             series: list[str]) -> dict[str, Path]:
+    """Per-writer accuracy (every score), and the confusion matrix and mistakes of the last score."""
+    folder.mkdir(parents=True, exist_ok=True)
+    last = scores[-1]
+    writers = [row.writer for row in last.writers]
+    rows = [{row.writer: row for row in score.writers} for score in scores]
+    figures = {
+        "writers": plots.plot_per_writer(
+            writers, [[r[w].accuracy for w in writers] for r in rows],
+            [[(r[w].ci_low, r[w].ci_high) for w in writers] for r in rows], series, folder / "per_writer.png"),
+        "confusion": plots.plot_confusion(last.metrics, folder / "confusion.png"),
+    }
+    truth = np.array([s.label for s in last.samples])
+    wrong = np.flatnonzero(last.predictions.labels != truth)
+    order = wrong[np.argsort(-np.nan_to_num(last.predictions.confidence[wrong]), kind="stable")][:MISTAKES_SHOWN]
+    originals, titles = [], []
+    for i in order:
+        sample = last.samples[i]
+        originals.append(_ink_bright(store.original_bytes(sample)))
+        confidence = last.predictions.confidence[i]
+        sure = "" if np.isnan(confidence) else f" ({confidence:.0%})"
+        titles.append(f"{sample.label} read as {last.predictions.labels[i]}{sure}\n{(sample.writer or '')[:14]}")
+    figures["mistakes"] = plots.plot_sample_mistakes(originals, last.images[order], titles,
+                                                     folder / "mistakes.png", total=len(wrong))
+    return figures
+
+
+def render_handwriting(scores: list[SetScore], series: list[str], figures: dict[str, Path], *,
+                       title: str, mcnemar: McNemar | None = None, mnist: list[dict] | None = None,
+                       notes: list[str] | None = None) -> str:
+    """The page's HTML (figures embedded, so it opens from disk)."""
+    writers = [row.writer for row in scores[-1].writers]
+    table = [[next(r for r in score.writers if r.writer == w) for score in scores] for w in writers]
+    return render("handwriting.html.j2", title=title, scores=list(zip(series, scores)), writers=list(zip(writers, table)),
+                  mcnemar=mcnemar, mnist=mnist or [], notes=notes or [],
+                  figures={name: embed_png(path) for name, path in figures.items()})
+
+
+def write_evaluation(score: SetScore, store: HandwritingSet, folder: Path) -> Path:
+    """Write ``report.html``, ``metrics.json`` and ``figures/`` of one model on one set into ``folder``."""
+    figures = draw_handwriting_figures([score], store, folder / "figures", ["this model"])
+    write_text_atomic(folder / "metrics.json", json.dumps(score.to_dict(), indent=2) + "\n")
+    page = render_handwriting([score], [score.model_id], figures,
+                              title=f"{score.model_id} on your handwriting: {score.set_name}",
+                              notes=list(store.problems))
+    write_text_atomic(folder / "report.html", page)
+    return folder / "report.html"
+
+
+def _ink_bright(data: bytes) -> np.ndarray:
+    """A picture as grayscale with the ink bright, whatever its polarity (light paper is the usual)."""
+    from digitlab.data.images import read_image
+
+    try:
+        gray = np.asarray(read_image(data).convert("L"), dtype=np.uint8)
+    except Exception:  # a picture that no longer decodes shows as blank, not as a crash
+        return np.zeros((28, 28), dtype=np.uint8)
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return 255 - gray if border.mean() > 127 else gray
+
