@@ -117,6 +117,11 @@ def evaluate(
     from digitlab.data import DATASETS
     from digitlab.reproduce import reevaluate
 
+    if dataset is None:  # a model trained or fine-tuned on a handwriting set is measured on it
+        from digitlab.store import read_card
+
+        dataset = read_card(model)[0].dataset
+        dataset = None if dataset in DATASETS else dataset
     if dataset is not None and dataset not in DATASETS:
         from digitlab.cli_handwriting import evaluate_on_handwriting
         from digitlab.data.handwriting import list_sets
@@ -331,12 +336,14 @@ def _register_subcommands() -> None:
     from digitlab.cli_data import data_app
     from digitlab.cli_explain import explain
     from digitlab.cli_export import export
+    from digitlab.cli_handwriting import finetune
     from digitlab.cli_read import read
     from digitlab.cli_sweep import sweep
 
     app.add_typer(data_app, name="data")
     app.command("explain")(explain)
     app.command("export")(export)
+    app.command("finetune")(finetune)
     app.command("read")(read)
     app.command("sweep")(sweep)
 
