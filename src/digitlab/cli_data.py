@@ -120,14 +120,14 @@ def show(
 
     check_writable(out)
     dataset = load_dataset(name)
-    images, labels = dataset.train_images, dataset.train_labels
+    images, labels, title = dataset.train_images, dataset.train_labels, "Sample training images"
     if name not in ("digits", "mnist"):  # a handwriting set: up to 10 samples of each digit, in order
         images = np.concatenate([dataset.train_images, dataset.test_images])
         labels = np.concatenate([dataset.train_labels, dataset.test_labels])
         keep = np.concatenate([np.flatnonzero(labels == d)[:10] for d in range(10)])
-        images, labels = images[keep], labels[keep]
+        images, labels, title = images[keep], labels[keep], f"Samples of {name} (up to 10 of each digit)"
     written = [
-        plots.plot_samples(images, labels, out / f"{name}-samples.png", count=min(len(labels), 100)),
+        plots.plot_samples(images, labels, out / f"{name}-samples.png", count=min(len(labels), 100), title=title),
         plots.plot_class_distribution(dataset.train_labels, dataset.test_labels, out / f"{name}-class-distribution.png"),
         plots.plot_mean_images(dataset.train_images, dataset.train_labels, out / f"{name}-mean-images.png"),
     ]

@@ -7,7 +7,9 @@ the fine-tuned model as a new run folder whose report shows before → after.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -63,3 +65,31 @@ def _check_size(loaded, name: str) -> None:
         shape = "×".join(map(str, loaded.image_shape))
         raise DigitlabError(f"the model takes {shape} images but handwriting set {name!r} holds 28×28 ones; "
                             "use a model trained on MNIST (`digitlab run --dataset mnist --model cnn`)")
+
+
+def finetune(
+    model: Path = typer.Option(..., "--model", "-m", help="A run folder (or its model file) of a 28×28 model, e.g. the MNIST CNN."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="The handwriting set to fine-tune to (`digitlab data info`)."),
+    out: Path = typer.Option(Path("runs"), "--out", "-o", help="Where the new run folder goes."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the split and the fine-tuning."),
+    test_size: Optional[float] = typer.Option(
+        None, "--test-size", help="Share of the set (of its writers, when it has several) held out to measure (default 0.2)."),
+) -> None:
+    """Fine-tune a saved model to your handwriting; write a new run whose report shows before → after.
+
+    The set's training part (whole writers when it has several) is learned with MNIST replayed beside it,
+    so the model does not forget MNIST; both models are measured on the held-out part and on MNIST's test set.
+    """
+    from digitlab.finetune_run import finetune_run
+
+    with console.status("fine-tuning…") as status:
+        result = finetune_run(model, dataset, out=out, seed=seed, test_size=test_size,
+                              step=lambda text: status.update(f"{text}…"))
+    b, a = result.before.metrics, result.after.metrics
+    console.print(f"Fine-tuned on {result.n_train:,} samples of {escape(dataset)} in {result.seconds:.1f} s.")
+    console.print(f"On {escape(result.after.part)}: {b.accuracy:.1%} → [bold]{a.accuracy:.1%}[/] "
+                  f"({b.n_errors} → {a.n_errors} errors); McNemar: {escape(result.mcnemar.verdict)}")
+    console.print(f"On MNIST's test set: {result.mnist_before.accuracy:.2%} → {result.mnist_after.accuracy:.2%}")
+    print_score(result.after, before=result.before)
+    page = result.folder / "report.html"
+    console.print(f"New run: {escape(str(result.folder))}\nReport: [link=file://{page.resolve()}]{escape(str(page))}[/link]")

@@ -86,10 +86,11 @@ def _image_grid(
     return fig
 
 
-def plot_samples(images: np.ndarray, labels: np.ndarray, path: Path, count: int = 24) -> Path:
+def plot_samples(images: np.ndarray, labels: np.ndarray, path: Path, count: int = 24,
+                 title: str = "Sample training images") -> Path:
     """A grid of the first ``count`` images, each titled with its label."""
     count = min(count, len(images))
-    fig = _image_grid(images[:count], [f"label {int(y)}" for y in labels[:count]], "Sample training images")
+    fig = _image_grid(images[:count], [f"label {int(y)}" for y in labels[:count]], title)
     return _save(fig, path)
 
 

@@ -60,12 +60,12 @@ def draw_handwriting_figures(scores: list[SetScore], store: HandwritingSet, fold
 
 def render_handwriting(scores: list[SetScore], series: list[str], figures: dict[str, Path], *,
                        title: str, mcnemar: McNemar | None = None, mnist: list[dict] | None = None,
-                       notes: list[str] | None = None) -> str:
+                       notes: list[str] | None = None, info: list[str] | None = None) -> str:
     """The page's HTML (figures embedded, so it opens from disk)."""
     writers = [row.writer for row in scores[-1].writers]
     table = [[next(r for r in score.writers if r.writer == w) for score in scores] for w in writers]
     return render("handwriting.html.j2", title=title, scores=list(zip(series, scores)), writers=list(zip(writers, table)),
-                  mcnemar=mcnemar, mnist=mnist or [], notes=notes or [],
+                  mcnemar=mcnemar, mnist=mnist or [], notes=notes or [], info=info or [],
                   figures={name: embed_png(path) for name, path in figures.items()})
 
 

@@ -20,6 +20,7 @@ type outside the trusted set, with one clear line, before anything in the file i
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -149,9 +150,12 @@ def _restore_array_state(estimator: Any, params: dict[str, Any], state: dict[str
 
 
 def save_model(
-    fitted: FittedModel, dataset: Dataset, folder: Path, metrics: dict[str, Any] | None = None
+    fitted: FittedModel, dataset: Dataset, folder: Path, metrics: dict[str, Any] | None = None,
+    finetuned_from: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``fitted`` into ``folder`` as weights + ``model.json``; return the card's path.
+
+    ``finetuned_from`` is the card's record of the base model for a fine-tuned one (``digitlab finetune``).
 
     Examples
     --------
@@ -192,6 +196,7 @@ def save_model(
         train_seconds=fitted.train_seconds,
         versions=library_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        finetuned_from=finetuned_from,
     )
     card_path = folder / CARD_NAME
     write_text_atomic(card_path, card.to_json())
@@ -252,7 +257,10 @@ def _load_detector(card: ModelCard, folder: Path) -> NotDigitDetector | None:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise DigitlabError(f"{path}: not a valid safetensors file ({exc})") from None
-    return NotDigitDetector.from_tensors(tensors, check.threshold, card.n_pixels, str(path))
+    detector = NotDigitDetector.from_tensors(tensors, check.threshold, card.n_pixels, str(path))
+    # with how it did when trained, as the card recorded: a model saved again (fine-tuned) keeps the figures
+    return dataclasses.replace(detector, digits_flagged=check.digits_flagged, nondigits_flagged=check.nondigits_flagged,
+                               n_digits=check.n_digits, n_nondigits=check.n_nondigits)
 
 
 def _card_path(path: Path) -> Path:

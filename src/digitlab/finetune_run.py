@@ -1,0 +1,134 @@
+"""``digitlab finetune``: a saved MNIST model fine-tuned to a handwriting set, written as a new run.
+
+The set is split (by writer when it has two or more, see :func:`~digitlab.data.handwriting_io.split_samples`);
+the model learns from the training part with MNIST replayed beside it (as many MNIST images as the base
+model trained on, chosen by its seed; at most :data:`CLASSIC_REPLAY` for a classic model, which is
+refitted) so that it does not forget; both models are
+then measured on the held-out part and on MNIST's test set. The run folder holds the new model
+(its card names the base model, the samples it trained on and the writers), ``metrics.json`` and a
+``report.html`` showing before → after with McNemar's test.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from digitlab.compare import McNemar
+from digitlab.data import load_dataset, stratified_subset
+from digitlab.data.dataset import Dataset
+from digitlab.data.handwriting import HandwritingSet
+from digitlab.data.handwriting_io import split_samples, writer_of
+from digitlab.errors import DigitlabError
+from digitlab.evaluate import Metrics, evaluate_on_test
+from digitlab.fileio import atomic_folder, write_text_atomic
+from digitlab.finetune import finetune_model
+from digitlab.handwriting_eval import SetScore, score_samples
+from digitlab.runs import check_writable, now_utc, run_stamp
+from digitlab.store import load_model, save_model
+from digitlab.train import FittedModel
+
+__all__ = ["CLASSIC_REPLAY", "FinetuneResult", "finetune_run"]
+
+CLASSIC_REPLAY = 10_000
+"""A classic model is refitted from scratch: on at most this many MNIST images beside the set (an SVM on all
+60,000 would take hours on a laptop). The CNN continues from its weights and draws from all of them."""
+
+
+@dataclass
+class FinetuneResult:
+    """Before and after on the held-out part and on MNIST, the test between them, and the new run."""
+
+    folder: Path
+    before: SetScore
+    after: SetScore
+    mnist_before: Metrics
+    mnist_after: Metrics
+    mcnemar: McNemar
+    seconds: float
+    n_train: int
+
+
+def finetune_run(model: Path, name: str, *, out: Path = Path("runs"), seed: int = 0, test_size: float | None = None,
+                 step: Callable[[str], None] = lambda _: None) -> FinetuneResult:
+    """Fine-tune the model at ``model`` to the handwriting set ``name`` and write the new run under ``out``."""
+    from digitlab.finetune import check_enough
+    from digitlab.report_handwriting import mcnemar_between
+
+    check_writable(out)
+    base = load_model(Path(model))
+    if tuple(base.image_shape) != (28, 28):
+        raise DigitlabError(f"{base.id} takes {base.image_shape[0]}×{base.image_shape[1]} images; fine-tuning "
+                            "needs a model of 28×28 digits (`digitlab run --dataset mnist --model cnn`)")
+    store = HandwritingSet.open(name)
+    train, test, split = split_samples(store.samples(), test_size=test_size, seed=seed)
+    images, labels = store.images(train)
+    try:
+        check_enough(labels)
+    except DigitlabError as exc:
+        raise DigitlabError(f"{name} (its training part, {len(train)} samples): {exc}") from None
+    step("loading MNIST to replay")
+    mnist = load_dataset("mnist")
+    size = min(base.card.n_train or mnist.n_train, mnist.n_train if base.card.model == "cnn" else CLASSIC_REPLAY)
+    replay = stratified_subset(mnist, size, seed=base.card.seed or 0)
+    step(f"fine-tuning {base.card.model} on {len(train):,} samples of {name}")
+    start = time.perf_counter()
+    tuned = finetune_model(base.model, images, labels, replay=(replay.train_images, replay.train_labels), seed=seed)
+    seconds = time.perf_counter() - start
+    step("measuring before and after")
+    part = f"the held-out part: {len(test):,} samples" + (" by writers the model never trained on"
+                                                           if split["kind"] == "by-writer" else "")
+    before = score_samples(base.model, base.temperature, store, test, model_id=base.id, part=part)
+    after = score_samples(tuned, base.temperature, store, test, model_id="fine-tuned", part=part)
+    mnist_before = evaluate_on_test(base.model, mnist, base.temperature)[1]
+    mnist_after = evaluate_on_test(tuned, mnist, base.temperature)[1]
+    result = FinetuneResult(Path(), before, after, mnist_before, mnist_after, mcnemar_between(before, after),
+                            seconds, len(train))
+    fitted = FittedModel(base.card.model, tuned, dict(base.card.params), seed, seconds,
+                         calibration=base.card.calibration, detector=base.detector)
+    provenance = {"base": base.id, "base_folder": str(base.path.parent), "set": name, "seconds": round(seconds, 3),
+                  "trained_on": [s.id for s in train], "replay": replay.n_train,
+                  "train_writers": sorted({writer_of(s) for s in train}) if split["kind"] == "by-writer" else None}
+    data = Dataset(name, images, labels, after.images, np.array([s.label for s in test], dtype=np.int64), 255, split)
+    step("writing the run")
+    result.folder = _write(result, fitted, data, provenance, store, out)
+    return result
+
+
+def _write(result: FinetuneResult, fitted: FittedModel, data: Dataset, provenance: dict[str, Any],
+           store: HandwritingSet, out: Path) -> Path:
+    from digitlab.report_handwriting import draw_handwriting_figures, render_handwriting
+
+    after = result.after
+    with atomic_folder(Path(out) / f"{run_stamp(now_utc())}-{data.name}-{fitted.name}-finetuned") as staged:
+        m = after.metrics
+        card_metrics = {"accuracy": m.accuracy, "n_errors": m.n_errors, "n_test": m.n_test,
+                        "ci95": [m.ci_low, m.ci_high], "ece": m.ece}
+        save_model(fitted, data, staged.path, metrics=card_metrics, finetuned_from=provenance)
+        after.model_id = load_model(staged.path).id
+        mnist = [{"name": f"before ({result.before.model_id})", **result.mnist_before.to_dict()},
+                 {"name": f"after ({after.model_id})", **result.mnist_after.to_dict()}]
+        doc = {"run": staged.final.name, "before": result.before.to_dict(), "after": after.to_dict(),
+               "mcnemar": result.mcnemar.__dict__, "mnist": [{k: row[k] for k in ("name", "accuracy", "n_errors", "n_test")}
+                                                             for row in mnist],
+               "finetune": {k: v for k, v in provenance.items() if k != "trained_on"}}
+        write_text_atomic(staged.path / "metrics.json", json.dumps(doc, indent=2) + "\n")
+        series = ["before", "after"]
+        figures = draw_handwriting_figures([result.before, after], store, staged.path / "figures", series)
+        page = render_handwriting([result.before, after], series, figures, mcnemar=result.mcnemar, mnist=mnist,
+                                  title=f"{fitted.name} fine-tuned to {data.name}: before → after",
+                                  notes=store.problems, info=[_calibration_note(fitted)])
+        write_text_atomic(staged.path / "report.html", page)
+    return staged.final
+
+
+def _calibration_note(fitted: FittedModel) -> str:
+    if fitted.calibration is None:
+        return "The base model was saved uncalibrated; so is this one."
+    return (f"Percentages use the base model's calibration (temperature {fitted.calibration.temperature:.2f}), "
+            "fitted on MNIST; with few samples of your own it is not refitted.")

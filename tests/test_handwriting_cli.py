@@ -1,0 +1,127 @@
+"""``digitlab data import/info/show/export/remove``, ``evaluate --dataset SET`` and ``finetune``, as a person runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from digitlab.card import ModelCard
+from digitlab.data.handwriting import HandwritingSet
+from digitlab.data.idx import read_images, read_labels
+from digitlab.data.writers import WRITERS, writer_samples
+
+pytestmark = pytest.mark.mnist
+
+
+@pytest.fixture(scope="module")
+def env(real_mnist, tmp_path_factory):
+    """$DIGITLAB_DATA with real MNIST, a handwriting set 'class' by three synthetic writers, and a small MNIST run."""
+    from digitlab.data import load_dataset
+    from digitlab.store import save_model
+    from digitlab.train import calibrate, train
+
+    mnist = load_dataset("mnist", limit=1000)  # a small model, calibrated and saved as a run would save it
+    fitted = train("logreg", mnist, params={"max_iter": 100})
+    fitted.calibration = calibrate(fitted, mnist)
+    folder = tmp_path_factory.mktemp("hw-runs") / "mnist-logreg"
+    save_model(fitted, mnist, folder)
+    photos = tmp_path_factory.mktemp("photos")
+    for w in WRITERS[:3]:
+        samples = writer_samples(w, per_digit=4, seed=0)
+        for i, (picture, label) in enumerate(zip(samples.pictures, samples.labels)):
+            (photos / w.name / str(label)).mkdir(parents=True, exist_ok=True)
+            (photos / w.name / str(label) / f"{i}.png").write_bytes(picture)
+    return {"DIGITLAB_DATA": str(real_mnist)}, folder, photos
+
+
+def test_import_info_show_export_remove(env, tmp_path):
+    variables, _, photos = env
+    for w in WRITERS[:3]:
+        result = run_cli("data", "import", "class", str(photos / w.name), "--writer", w.name, env=variables)
+        assert result.returncode == 0 and "added 40 pictures, skipped 0" in result.stdout, result.stderr
+    again = run_cli("data", "import", "class", str(photos / WRITERS[0].name), env=variables)
+    assert "added 0 pictures, skipped 40 already in the set" in again.stdout
+    (tmp_path / "7-bad.png").write_bytes(b"not a picture")
+    bad = run_cli("data", "import", "class", str(tmp_path / "7-bad.png"), env=variables)
+    assert bad.returncode == 2 and "7-bad.png: not an image" in bad.stderr and "Traceback" not in bad.stderr
+    info = run_cli("data", "info", "--no-verify", env=variables)
+    assert "class" in info.stdout and "120" in info.stdout and "anna 40" in info.stdout
+    shown = run_cli("data", "show", "class", "--out", str(tmp_path / "fig"), env=variables)
+    assert shown.returncode == 0 and (tmp_path / "fig" / "class-samples.png").stat().st_size > 10_000
+    exported = run_cli("data", "export", "class", str(tmp_path / "idx"), "--format", "idx", "--test-size", "0.3",
+                       env=variables)
+    assert exported.returncode == 0, exported.stderr
+    train, test = read_labels(tmp_path / "idx" / "train-labels-idx1-ubyte"), read_labels(tmp_path / "idx" / "t10k-labels-idx1-ubyte")
+    assert (len(train), len(test)) == (80, 40)  # whole writers: two train, one test
+    assert read_images(tmp_path / "idx" / "t10k-images-idx3-ubyte").shape == (40, 28, 28)
+    os.environ["DIGITLAB_DATA"] = variables["DIGITLAB_DATA"]
+    sample = HandwritingSet.open("class").samples()[0]
+    removed = run_cli("data", "remove", "class", sample.id, env=variables)
+    assert removed.returncode == 0 and f"removed sample {sample.id}" in removed.stdout
+    assert len(HandwritingSet.open("class").samples()) == 119
+    assert run_cli("data", "remove", "class", sample.id, env=variables).returncode == 2
+
+
+def test_evaluate_on_a_handwriting_set(env, tmp_path):
+    variables, run, photos = env
+    run_cli("data", "import", "solo", str(photos / WRITERS[1].name), "--writer", "bruno", env=variables)
+    result = run_cli("evaluate", "--model", str(run), "--dataset", "solo", "--out", str(tmp_path), env=variables)
+    assert result.returncode == 0, result.stderr
+    assert "on solo (all 40 samples): accuracy" in " ".join(result.stdout.split())
+    (page,) = tmp_path.glob("*-on-solo/report.html")
+    doc = json.loads((page.parent / "metrics.json").read_text())
+    assert doc["n_test"] == 40 and [row["writer"] for row in doc["per_writer"]] == ["bruno"]
+    assert doc["per_writer"][0]["errors"] == doc["n_errors"]
+    html = page.read_text()
+    assert "Per writer" in html and html.count("data:image/png;base64,") == 3
+    assert (page.parent / "figures" / "mistakes.png").is_file()
+    unknown = run_cli("evaluate", "--model", str(run), "--dataset", "nope", env=variables)
+    assert unknown.returncode == 2 and "your handwriting sets: " in unknown.stderr and "solo" in unknown.stderr
+
+
+def test_finetune_writes_a_run_measured_on_writers_it_never_saw(env, tmp_path):
+    variables, run, photos = env
+    for w in WRITERS[:3]:
+        run_cli("data", "import", "trio", str(photos / w.name), "--writer", w.name, env=variables)
+    result = run_cli("finetune", "--model", str(run), "--dataset", "trio", "--out", str(tmp_path), "--test-size", "0.3",
+                     env=variables)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "Fine-tuned on 80 samples of trio" in text and "McNemar" in text and "On MNIST's test set" in text
+    (folder,) = tmp_path.glob("*-trio-logreg-finetuned")
+    card = ModelCard.from_file(folder / "model.json")
+    tuned = card.finetuned_from
+    assert card.dataset == "trio" and tuned["set"] == "trio" and len(tuned["trained_on"]) == 80
+    assert len(tuned["train_writers"]) == 2 and card.calibration is not None
+    doc = json.loads((folder / "metrics.json").read_text())
+    held_out = {row["writer"] for row in doc["after"]["per_writer"]}
+    assert len(held_out) == 1 and not held_out & set(tuned["train_writers"])
+    assert doc["before"]["n_test"] == doc["after"]["n_test"] == 40 and len(doc["mnist"]) == 2
+    html = (folder / "report.html").read_text()
+    assert "before → after" in html and "McNemar" in html and "Did it forget MNIST?" in html
+    # the new run is measured on the writers it never saw, by default
+    again = run_cli("evaluate", "--model", str(folder), "--out", str(tmp_path / "eval"), env=variables)
+    assert again.returncode == 0 and "never trained on" in " ".join(again.stdout.split()), again.stderr
+    assert f"{doc['after']['accuracy']:.1%}" in again.stdout
+
+
+def test_finetune_refuses_a_set_too_small(env, tmp_path):
+    variables, run, photos = env
+    one = next((photos / WRITERS[0].name / "3").iterdir())
+    run_cli("data", "import", "tiny", str(one), env=variables)
+    run_cli("data", "import", "tiny", str(next((photos / WRITERS[1].name / "3").iterdir())), env=variables)
+    result = run_cli("finetune", "--model", str(run), "--dataset", "tiny", "--out", str(tmp_path), env=variables)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "at least" in result.stderr and "of each digit" in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_finetune_refuses_an_8x8_model(env, lesson_run, tmp_path):
+    variables, _, _ = env
+    result = run_cli("finetune", "--model", str(lesson_run.folder), "--dataset", "class", env=variables)
+    assert result.returncode == 2 and "takes 8×8 images" in result.stderr
