@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01-lesson-walkthrough.ipynb"
@@ -52,3 +53,18 @@ def test_why_notebook_shows_each_view_and_a_saliency_that_passes_its_check(tmp_p
         assert salient < random_ink - 20, text  # the maps point at pixels that matter
     sizes = [float(v) for v in re.findall(r"learning curve: \d+ training images -> ([\d.]+)%", text)]
     assert len(sizes) == 5 and sizes[-1] > sizes[0], text
+
+
+@pytest.mark.mnist
+def test_handwriting_notebook_collects_measures_and_fine_tunes(real_mnist, tmp_path):
+    import re
+
+    text, images = _run("03-your-handwriting.ipynb", tmp_path)
+    assert images == 2, text  # the class's samples, the mistakes beside their originals
+    assert "600 samples by 3 writers" in text, text
+    name, before, after = re.search(r"(\w+): error on their held-out samples ([\d.]+)% before, ([\d.]+)% after", text).groups()
+    assert float(after) <= float(before) / 2, text  # at least halved
+    mnist_before, mnist_after = (float(v) for v in re.search(
+        r"MNIST test accuracy: ([\d.]+)% before, ([\d.]+)% after", text).groups())
+    assert mnist_after >= mnist_before - 0.5, text
+    assert float(re.search(r"p = ([\d.e-]+)", text).group(1)) < 0.05, text
