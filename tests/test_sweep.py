@@ -128,3 +128,61 @@ def test_a_killed_worker_has_its_cell_retried_with_identical_results(tmp_path):
 
     disturbed = accuracies(tmp_path / "disturbed")
     assert len(disturbed) == 6 and disturbed == accuracies(tmp_path / "calm")
+
+
+def test_workers_without_the_data_get_it_scattered_once(tmp_path):
+    """A real cluster (``dask scheduler`` and ``dask worker`` processes) whose workers' data folder is empty:
+    the client's handwriting set is scattered to them, and the numbers equal a serial run's."""
+    import socket
+    import time
+
+    from digitlab.data.handwriting import HandwritingSet
+    from digitlab.data.writers import WRITERS, writer_samples
+
+    mine = tmp_path / "client-data"
+    os.environ["DIGITLAB_DATA"] = str(mine)
+    try:
+        store = HandwritingSet.open("class", create=True)
+        for w in WRITERS[:2]:
+            samples = writer_samples(w, per_digit=6, seed=0)
+            for picture, label, image in zip(samples.pictures, samples.labels, samples.images):
+                store.add(picture, int(label), writer=w.name, prepared=image)
+    finally:
+        del os.environ["DIGITLAB_DATA"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dask = Path(sys.executable).parent / "dask"
+    empty = {**os.environ, "DIGITLAB_DATA": str(tmp_path / "worker-data")}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                  "--no-dashboard"], env=empty, **quiet)
+    workers = [subprocess.Popen([str(dask), "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",
+                                 "--no-dashboard", "--nworkers", "1"], env=empty, **quiet) for _ in range(2)]
+    try:
+        from distributed import Client
+
+        with Client(f"tcp://127.0.0.1:{port}", timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        args = ["sweep", "--dataset", "class", "--models", "logreg", "--seeds", "0,1", "--name", "hw"]
+        done = run_cli(*args, "--scheduler", f"tcp://127.0.0.1:{port}", "--out", str(tmp_path / "cluster"),
+                       env={"DIGITLAB_DATA": str(mine)}, timeout=180)
+        assert done.returncode == 0, done.stderr
+        assert "2 of 2 Dask workers have no copy of class: sending it to the cluster once" in done.stdout + done.stderr
+        code = ("import sys; sys.modules['distributed'] = None; from digitlab.cli import main; "
+                f"sys.argv = ['digitlab', *{args!r}, '--out', {str(tmp_path / 'serial')!r}]; main()")
+        serial = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                                env={**os.environ, "DIGITLAB_DATA": str(mine)})
+        assert serial.returncode == 0 and "dask is not installed" in serial.stderr, serial.stderr
+    finally:
+        for process in [*workers, scheduler]:
+            process.terminate()
+        for process in [*workers, scheduler]:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    clustered, alone = _rows(_only(tmp_path / "cluster")), _rows(_only(tmp_path / "serial"))
+    assert len(clustered) == 2 and not any(r["error"] for r in clustered)
+    assert [(r["cell_id"], r["accuracy"]) for r in clustered] == [(r["cell_id"], r["accuracy"]) for r in alone]
+    assert not (tmp_path / "worker-data" / "handwriting").exists()  # the workers never had the set

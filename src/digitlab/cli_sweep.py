@@ -75,7 +75,7 @@ def _ints(text: str | None, option: str, minimum: int) -> list[int]:
 
 
 def sweep(
-    dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset name: digits (bundled 8x8) or mnist."),
+    dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset name: digits (bundled 8x8), mnist, or a handwriting set."),
     models: str = typer.Option("logreg,knn", "--models", "-m", help="Comma-separated model names."),
     seeds: str = typer.Option("0,1,2,3,4", "--seeds", help="Comma-separated seeds (split, subset and model)."),
     param: Optional[List[str]] = typer.Option(
@@ -134,7 +134,11 @@ def _plan(dataset: str, models: str, seeds: str, param: list[str] | None, limit:
     if not names:
         raise DigitlabError("--models is empty; give names such as logreg,knn,svm")
     if dataset not in DATASETS:
-        raise DigitlabError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}")
+        from digitlab.data.handwriting import list_sets
+
+        if dataset not in list_sets():
+            mine = f"; your handwriting sets: {', '.join(list_sets())}" if list_sets() else ""
+            raise DigitlabError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}{mine}")
     if not (scheduler == "local" or scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://"))):
         raise DigitlabError(f"--scheduler expects local or tcp://HOST:PORT, got {scheduler!r}")
     seed_list = _ints(seeds, "--seeds", 0)

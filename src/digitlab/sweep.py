@@ -9,8 +9,9 @@ the same folder skips them.
 Cells run on a :class:`distributed.Client`: a ``LocalCluster`` of worker processes by default, or an
 existing cluster at ``tcp://HOST:PORT``. Tasks carry only the cell's description; each worker loads the
 dataset from its own cache once (the 8×8 digits are bundled, MNIST is read from the local cache) and
-keeps it for later cells. Without ``dask[distributed]`` installed the cells run one after another in
-this process.
+keeps it for later cells. When a worker has no copy (a cluster on other machines without MNIST or your
+handwriting set in their cache), the dataset is loaded here and scattered to every worker once, and the
+tasks refer to it. Without ``dask[distributed]`` installed the cells run one after another in this process.
 
 Examples
 --------
@@ -127,7 +128,23 @@ def _dataset(name: str, seed: int, limit: int | None):
     return load_dataset(name, seed=seed, limit=limit)
 
 
-def cell_result(cell: Cell, dataset: str, keep_model: Path | None = None) -> dict[str, Any]:
+def can_load(dataset: str) -> bool:
+    """True when this process can load ``dataset`` from its own cache (run on each worker)."""
+    try:
+        _dataset(dataset, 0, None)
+    except DigitlabError:
+        return False
+    return True
+
+
+def _from_shipped(data, cell: Cell):
+    """The cell's dataset from a copy scattered by the client: the seed's split, then its ``limit`` subset."""
+    from digitlab.data import stratified_subset
+
+    return data if cell.limit is None else stratified_subset(data, cell.limit, seed=cell.seed)
+
+
+def cell_result(cell: Cell, dataset: str, keep_model: Path | None = None, data: Any = None) -> dict[str, Any]:
     """Train and evaluate one cell; a failure becomes ``{"error": "..."}`` in the result, not an exception.
 
     Parameters
@@ -137,6 +154,9 @@ def cell_result(cell: Cell, dataset: str, keep_model: Path | None = None) -> dic
         Registry name of the dataset, loaded from this process's cache.
     keep_model : Path, optional
         Save the fitted model into this folder.
+    data : Dataset, optional
+        The dataset as split for ``cell.seed``, scattered by the client; None loads it from this
+        process's cache.
 
     Returns
     -------
@@ -153,7 +173,7 @@ def cell_result(cell: Cell, dataset: str, keep_model: Path | None = None) -> dic
         from digitlab.evaluate import evaluate_on_test
         from digitlab.train import train
 
-        data = _dataset(dataset, cell.seed, cell.limit)
+        data = _dataset(dataset, cell.seed, cell.limit) if data is None else _from_shipped(data, cell)
         with warnings.catch_warnings(record=True) as caught:  # kept in the result, not printed by each worker
             warnings.simplefilter("always")
             fitted = train(cell.model, data, seed=cell.seed, params=cell.params)
@@ -178,7 +198,7 @@ def cell_result(cell: Cell, dataset: str, keep_model: Path | None = None) -> dic
     return result
 
 
-def run_cell(cell: Cell, dataset: str, folder: str, keep_models: bool = True) -> dict[str, Any]:
+def run_cell(cell: Cell, dataset: str, folder: str, keep_models: bool = True, data: Any = None) -> dict[str, Any]:
     """The task sent to a worker: compute one cell and write ``cells/<cell-id>.json`` atomically.
 
     Parameters
@@ -189,6 +209,8 @@ def run_cell(cell: Cell, dataset: str, folder: str, keep_models: bool = True) ->
         The sweep folder, as a path the worker can write to (shared by all workers).
     keep_models : bool
         Save the fitted model under ``models/<cell-id>/``.
+    data : Dataset, optional
+        See :func:`cell_result`.
 
     Returns
     -------
@@ -196,7 +218,7 @@ def run_cell(cell: Cell, dataset: str, folder: str, keep_models: bool = True) ->
         The result written to the cell's file.
     """
     folder = Path(folder)
-    result = cell_result(cell, dataset, folder / "models" / cell.cell_id if keep_models else None)
+    result = cell_result(cell, dataset, folder / "models" / cell.cell_id if keep_models else None, data)
     (folder / "cells").mkdir(parents=True, exist_ok=True)
     write_text_atomic(folder / "cells" / f"{cell.cell_id}.json", json.dumps(result, indent=1) + "\n")
     return result
@@ -278,7 +300,9 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
         link = getattr(client, "dashboard_link", None)
         if link:
             say(f"Dask dashboard: {link}")
+        shipped = _ship_if_needed(client, plan.dataset, todo, say)
         futures = [client.submit(run_cell, cell, plan.dataset, str(plan.folder.resolve()), keep,
+                                 shipped.get(_split_key(plan.dataset, cell.seed)),
                                  key=f"cell-{cell.cell_id}", retries=2, pure=False) for cell in todo]
         try:
             for future in as_completed(futures):
@@ -297,3 +321,27 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _split_key(dataset: str, seed: int) -> int | None:
+    """Seeds that give the same split share one copy: every seed for an official split."""
+    from digitlab.data import DATASETS
+
+    return None if dataset in DATASETS and DATASETS[dataset].official_split else seed
+
+
+def _ship_if_needed(client, dataset: str, todo: list[Cell], say: Callable[[str], None]) -> dict[int | None, Any]:
+    """Scatter the dataset to every worker once (one copy per distinct split) unless all can load it themselves."""
+    from digitlab.data import load_dataset
+
+    able = client.run(can_load, dataset)  # {worker address: bool}, run once on each worker
+    if all(able.values()):
+        return {}
+    say(f"{sum(not ok for ok in able.values())} of {len(able)} Dask workers have no copy of {dataset}: "
+        "sending it to the cluster once")
+    shipped: dict[int | None, Any] = {}
+    for seed in sorted({cell.seed for cell in todo}):
+        key = _split_key(dataset, seed)
+        if key not in shipped:
+            shipped[key] = client.scatter(load_dataset(dataset, seed=seed), broadcast=True, hash=False)
+    return shipped
