@@ -89,6 +89,8 @@ def run(
             params=params, out=out,
             step=(lambda text: console.print(f"{text}…")) if live_bar else (lambda text: status.update(f"{text}…")),
         )
+    if result is None:  # a torchrun rank other than 0: rank 0 prints
+        return
     m = result.metrics
     table = Table(title=f"{model} on {dataset}", show_header=False, title_justify="left")
     table.add_row("Accuracy", f"[bold]{m.accuracy:.2%}[/]")

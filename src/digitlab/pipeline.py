@@ -49,13 +49,22 @@ def run_pipeline(
     params: dict[str, Any] | None = None,
     out: Path | str = "runs",
     step: Callable[[str], None] = lambda _: None,
-) -> RunResult:
-    """Run the five phases and write a run folder under ``out``; ``step`` hears each phase's name."""
-    from digitlab.models import make_model
+) -> RunResult | None:
+    """Run the five phases and write a run folder under ``out``; ``step`` hears each phase's name.
+
+    Under ``torchrun`` every process loads the data and they train the CNN together (see
+    :mod:`digitlab.models.ddp`); then rank 0 alone calibrates, evaluates and writes the run,
+    and the other ranks return None at once.
+    """
+    from digitlab.models import ddp, make_model
 
     out = Path(out)
     check_writable(out)
-    make_model(model, dataset=dataset, seed=seed, params=params)  # fail fast on a bad name or parameter
+    estimator = make_model(model, dataset=dataset, seed=seed, params=params)  # fail fast on a bad name or parameter
+    world = ddp.world()  # None without torchrun
+    if world is not None:
+        _check_distributed(model, estimator)
+        step = step if world.rank == 0 else (lambda _: None)
     started = now_utc()
     step(f"loading {dataset}")
     data = load_dataset(dataset, test_size=test_size, seed=seed, limit=limit)
@@ -64,7 +73,10 @@ def run_pipeline(
     if fraction is not None:  # asked for, or the training part is large: calibrate on a held-out share
         data, held_out = split_validation(data, fraction, seed=seed)
     step(f"training {model} on {data.n_train:,} images")
-    fitted = train(model, data, seed=seed, params=params)
+    with ddp.session(world):  # without torchrun: nothing
+        fitted = train(model, data, seed=seed, params=params)
+    if world is not None and world.rank != 0:
+        return None  # rank 0 holds the same weights and does the rest, with no other rank to wait for
     validation_accuracy = None
     if validation is not None:
         step("validating")
@@ -83,3 +95,12 @@ def run_pipeline(
                        validation_accuracy=validation_accuracy, not_a_digit=not_a_digit)
     folder = write_run(record, out, step)
     return RunResult(folder=folder, metrics=metrics, record=record, validation_accuracy=validation_accuracy)
+
+
+def _check_distributed(name: str, estimator: Any) -> None:
+    """Refuse, in one line, a model that cannot train under ``torchrun`` (all but the CNN)."""
+    from digitlab.errors import DigitlabError
+    from digitlab.models.cnn import CNNClassifier
+
+    if not isinstance(estimator, CNNClassifier):
+        raise DigitlabError(f"only the cnn model trains under torchrun, not {name!r}; run it without torchrun")

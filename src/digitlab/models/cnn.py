@@ -30,6 +30,8 @@ _META = ("classes", "image_shape")  # tensors saved beside the network's state d
 _N_FEATURES = "n_features_in"  # saved too, only when the images were padded to a square
 _HISTORY = "history"  # saved too: one row per epoch, columns _HISTORY_COLUMNS (NaN: not measured)
 _HISTORY_COLUMNS = ("epoch", "loss", "val_accuracy", "seconds", "lr")
+_WORLD_SIZE = "world_size"  # saved too, only when torchrun trained the model on several processes
+_STOP_REASONS = (None, "epochs", "time_budget", "target_accuracy")
 
 
 class CNNClassifier(ClassifierMixin, BaseEstimator):
@@ -92,6 +94,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     stop_reason_ : str
         ``"epochs"``, ``"time_budget"`` or ``"target_accuracy"`` (``"loaded"`` after
         :meth:`from_tensors`).
+    world_size_ : int
+        Processes that trained the model together: 1, or N under ``torchrun --nproc_per_node=N``
+        (then saved with the weights as ``world_size``).
 
     Notes
     -----
@@ -152,22 +157,20 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
 
     def fit(self, X, y) -> "CNNClassifier":
-        """Train on features ``X`` (N x D floats in [0, 1], best D = side²) and labels ``y``."""
+        """Train on features ``X`` (N x D floats in [0, 1], best D = side²) and labels ``y``.
+
+        Inside a ``torchrun`` process group (see :mod:`digitlab.models.ddp`) every rank must
+        call ``fit`` with the same data and parameters: they train one model together.
+        """
         from digitlab.models import cnn_torch as ct
+        from digitlab.models import ddp
         from digitlab.progress import TrainingBar
 
         start = time.perf_counter()
         self._check_params()
         device = ct.resolve_device(self.device)
-        X, y = check_X_y(X, y, dtype=np.float32)
-        check_classification_targets(y)
-        classes, y_index = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise InvalidValueError("the CNN needs at least 2 classes to learn, got 1 class")
-        side = _side_for(X.shape[1])
-        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        self.classes_, self.n_features_in_ = classes, X.shape[1]
-        self.image_shape_, self._device = (side, side), device
+        X, y_index, seed = self._check_data(X, y)
+        side, classes, self._device = self.image_shape_[0], self.classes_, device
 
         images = ct.as_images(X, side)
         train_idx, val_idx = _split(y_index, self.validation_fraction, seed)
@@ -178,27 +181,31 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         batch = min(self.batch_size, len(x_train))
         steps_per_epoch = len(x_train) // batch
         clock = ct.Clock(self.epochs * steps_per_epoch, self.time_budget, start)
+        trainee, clock, shard = ddp.prepare(net, clock, device, batch)  # under torchrun: DDP, one clock
+        main, shared = shard[0] == 0, shard[1] > 1  # rank 0 (or the only process) validates and shows progress
 
-        self.module_, self.history_, self.stop_reason_ = net, [], "epochs"
-        with TrainingBar(self.verbose, self.epochs, title="CNN") as bar:
+        self.module_, self.history_, self.stop_reason_, self.world_size_ = net, [], "epochs", shard[1]
+        with TrainingBar(self.verbose and main, self.epochs, title="CNN") as bar:
             for epoch in range(1, self.epochs + 1):
                 loss, steps = ct.train_one_epoch(
-                    net, optimizer, x_train, y_train, batch_size=batch, peak_lr=self.lr, clock=clock, gen=gen,
+                    trainee, optimizer, x_train, y_train, batch_size=batch, peak_lr=self.lr, clock=clock, gen=gen,
                     augment=self.augment, distort=self.distort, label_smoothing=self.label_smoothing,
-                    on_step=bar.step,
+                    on_step=bar.step, shard=shard,
                 )
                 if steps == 0:
                     break
                 val_accuracy = None
-                if len(val_idx):
+                if len(val_idx) and main:
                     proba = ct.predict_proba(net, images[val_idx], device, self.tta)
                     val_accuracy = float(np.mean(proba.argmax(axis=1) == y_index[val_idx]))
-                record = {"epoch": epoch, "loss": loss, "val_accuracy": val_accuracy,
-                          "seconds": round(time.perf_counter() - start, 3),
+                record = {"epoch": epoch, "loss": ddp.mean(loss, device) if shared else loss,
+                          "val_accuracy": val_accuracy, "seconds": round(time.perf_counter() - start, 3),
                           "lr": float(optimizer.param_groups[0]["lr"])}  # where the one-cycle schedule ended the epoch
                 self.history_.append(record)
                 bar.epoch(record)
                 reason = self._stop_reason(steps == steps_per_epoch, val_accuracy, clock)
+                if shared:
+                    reason = ddp.from_rank0(reason, _STOP_REASONS, device)  # one decision for all ranks
                 if reason is not None:
                     self.stop_reason_ = reason
                     break
@@ -207,13 +214,25 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self._inference_net = ct.fuse_bn(net)  # speed: BatchNorm folded into the convolutions
         return self
 
+    def _check_data(self, X, y) -> tuple[np.ndarray, np.ndarray, int]:
+        """Validate ``X``, ``y``; set ``classes_``, ``n_features_in_``, ``image_shape_``; return X, class indices, seed."""
+        X, y = check_X_y(X, y, dtype=np.float32)
+        check_classification_targets(y)
+        classes, y_index = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise InvalidValueError("the CNN needs at least 2 classes to learn, got 1 class")
+        side = _side_for(X.shape[1])
+        self.classes_, self.n_features_in_, self.image_shape_ = classes, X.shape[1], (side, side)
+        return X, y_index, int(check_random_state(self.random_state).randint(2**31 - 1))
+
     def _stop_reason(self, whole_epoch: bool, val_accuracy: float | None, clock) -> str | None:
         """Why training ends after this epoch, or None to go on."""
+        out_of_time = clock.progress() >= 1.0 and clock.step < clock.total_steps  # the clock ran out first
         if not whole_epoch:
             return "time_budget"
         if self.target_accuracy is not None and val_accuracy is not None and val_accuracy >= self.target_accuracy:
             return "target_accuracy"
-        if clock.progress() >= 1.0 and clock.step < clock.total_steps:  # the clock ran out before the steps
+        if out_of_time:
             return "time_budget"
         return None
 
@@ -270,6 +289,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         tensors["image_shape"] = np.asarray(self.image_shape_, dtype=np.int64)
         if self.n_features_in_ != self.image_shape_[0] * self.image_shape_[1]:
             tensors[_N_FEATURES] = np.asarray([self.n_features_in_], dtype=np.int64)
+        if getattr(self, "world_size_", 1) > 1:
+            tensors[_WORLD_SIZE] = np.asarray([self.world_size_], dtype=np.int64)
         if self.history_:
             tensors[_HISTORY] = np.asarray([[np.nan if r.get(c) is None else r[c] for c in _HISTORY_COLUMNS]
                                             for r in self.history_], dtype=np.float64)
@@ -296,7 +317,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         classes = np.asarray(tensors["classes"])
         if classes.ndim != 1 or len(classes) < 2:
             raise DigitlabError(f"CNN weights file has classes of shape {classes.shape}; expected a list of labels")
-        weights = {name: array for name, array in tensors.items() if name not in (*_META, _N_FEATURES, _HISTORY)}
+        extras = (*_META, _N_FEATURES, _HISTORY, _WORLD_SIZE)
+        weights = {name: array for name, array in tensors.items() if name not in extras}
         net = ct.load_net(weights, side, model.width, len(classes))
         model._device = ct.resolve_device(model.device)
         model.module_ = ct.place(net, model._device).eval()
@@ -304,6 +326,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         model.classes_, model.n_features_in_, model.image_shape_ = classes, n_features, (side, side)
         model.history_ = _history_from(tensors.get(_HISTORY))
         model.n_iter_, model.stop_reason_ = len(model.history_), "loaded"
+        model.world_size_ = int(np.asarray(tensors.get(_WORLD_SIZE, 1)).ravel()[0])
         return model
 
 

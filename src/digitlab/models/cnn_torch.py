@@ -147,13 +147,18 @@ class Clock:
 # ---------------------------------------------------------------- augmentation
 
 
-def warp(x: torch.Tensor, shift: float, distort: float, gen: torch.Generator) -> torch.Tensor:
+def warp(x: torch.Tensor, shift: float, distort: float, gen: torch.Generator, *,
+         shard: tuple[int, int] = (0, 1), batch: int | None = None) -> torch.Tensor:
     """Random affine warp of a batch N x 1 x H x W: shift up to ``shift`` px, rotate/scale by ``distort``.
 
     One ``affine_grid``/``grid_sample`` call for the whole batch, on its device: no per-image Python.
+    Under DistributedDataParallel ``x`` is rank ``shard = (rank, size)``'s share (every size-th
+    image) of a ``batch`` of images: the random numbers are drawn for the whole batch and shared
+    out the same way, so the images are warped as a single process would warp them.
     """
     n, side = x.shape[0], x.shape[-1]
-    r = torch.rand(n, 4, generator=gen) * 2 - 1  # uniform in [-1, 1]
+    rank, size = shard
+    r = (torch.rand(batch or n, 4, generator=gen) * 2 - 1)[rank::size]  # uniform in [-1, 1]
     angle = r[:, 0] * distort
     scale = 1.0 + r[:, 1] * distort
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
@@ -260,10 +265,13 @@ def train_one_epoch(
     distort: float = 0.0,
     label_smoothing: float = 0.0,
     on_step: Callable[[float], None] = lambda frac: None,
+    shard: tuple[int, int] = (0, 1),
 ) -> tuple[float, int]:
     """One shuffled pass over ``x``, ``y`` (on the device); stops early when the clock says training is over.
 
     Returns the mean loss and the number of steps taken (``len(x) // batch_size`` for a whole epoch).
+    Under DistributedDataParallel (``shard = (rank, size)``), every rank draws the same order and
+    takes its share of each batch of ``batch_size`` images: the steps are those of one process.
     """
     net.train()
     order = torch.randperm(len(x), generator=gen).to(x.device)  # shuffle an index, not the data
@@ -275,10 +283,10 @@ def train_one_epoch(
             break
         for group in optimizer.param_groups:  # one-cycle schedule, set every step
             group["lr"] = one_cycle(frac, peak_lr) * group["lr_scale"]
-        idx = order[b * batch_size : (b + 1) * batch_size]
+        idx = order[b * batch_size : (b + 1) * batch_size][shard[0] :: shard[1]]  # this rank's share
         xb, yb = x[idx], y[idx]
         if augment > 0 or distort > 0:
-            xb = warp(xb, augment, distort, gen)
+            xb = warp(xb, augment, distort, gen, shard=shard, batch=batch_size)
         with autocast(x.device):
             loss = F.cross_entropy(net(channels_last(xb)), yb, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,229 @@
+"""Training the CNN on several processes: PyTorch DistributedDataParallel under ``torchrun``.
+
+``torchrun --nproc_per_node=N -m digitlab run --model cnn ...`` starts N copies of the command
+and tells each, through the environment, who it is (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``).
+:func:`world` reads that; :func:`session` joins the process group (gloo on the CPU, NCCL on
+GPUs) for the length of the training and leaves it after. While a group is joined,
+:meth:`digitlab.models.cnn.CNNClassifier.fit` trains with the helpers below:
+
+- every rank draws the same shuffled order and the same augmentation numbers (one seed) and
+  keeps its share of each batch (:func:`shard`), so the total batch, the steps per epoch and
+  the learning-rate schedule are those of the single-process run;
+- :func:`wrap` puts the network in ``DistributedDataParallel``, which averages the gradients,
+  so every rank holds the same weights after each step;
+- the decisions that end training (time budget, target accuracy) are the same on every rank
+  (:class:`SharedClock`, :func:`from_rank0`), so no rank waits for a step that never comes.
+
+Without ``torchrun`` nothing here runs: :func:`world` is None and ``fit`` is unchanged.
+
+Examples
+--------
+>>> world({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"})
+World(rank=1, size=2, local_rank=1, local_size=2)
+>>> world({}) is None
+True
+>>> shard(list(range(8)), rank=1, size=2)
+[1, 3, 5, 7]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence, TypeVar
+
+if TYPE_CHECKING:
+    import torch
+
+    from digitlab.models.cnn_torch import Clock
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the ``torchrun`` processes.
+
+    Attributes
+    ----------
+    rank : int
+        0 to ``size - 1``; rank 0 writes the run folder and prints.
+    size : int
+        Processes in all, on every machine.
+    local_rank : int
+        Place among the processes on this machine (its GPU, when there are GPUs).
+    local_size : int
+        Processes on this machine (they share its CPU cores).
+    """
+
+    rank: int
+    size: int
+    local_rank: int
+    local_size: int
+
+
+def world(environ: Mapping[str, str] | None = None) -> World | None:
+    """Who this process is under ``torchrun``, or None when it runs alone (no ``WORLD_SIZE`` > 1).
+
+    Examples
+    --------
+    >>> world({"WORLD_SIZE": "1", "RANK": "0"}) is None
+    True
+    """
+    env = os.environ if environ is None else environ
+    size = int(env.get("WORLD_SIZE", "1") or 1)
+    if size <= 1:
+        return None
+    return World(rank=int(env.get("RANK", "0")), size=size, local_rank=int(env.get("LOCAL_RANK", "0")),
+                 local_size=int(env.get("LOCAL_WORLD_SIZE", str(size))))
+
+
+def threads_per_process(local_size: int, cores: int | None = None) -> int:
+    """CPU threads for each of ``local_size`` processes sharing ``cores`` cores (this machine's by default).
+
+    Examples
+    --------
+    >>> threads_per_process(2, cores=16), threads_per_process(4, cores=2)
+    (8, 1)
+    """
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, local_size))
+
+
+@contextlib.contextmanager
+def session(w: World | None) -> Iterator[World | None]:
+    """Join the process group for the block, then leave it; without ``torchrun`` (``w`` None), do nothing.
+
+    GPUs: each process takes the GPU of its local rank and NCCL carries its tensors (gloo its
+    CPU ones). CPU: gloo, and the machine's cores are split between its processes for the
+    block; after it, the process may use them all (the other ranks are done).
+    """
+    if w is None:
+        yield None
+        return
+    import torch
+    import torch.distributed as dist
+
+    if torch.cuda.is_available():
+        torch.cuda.set_device(w.local_rank % torch.cuda.device_count())
+        backend = "cpu:gloo,cuda:nccl"
+    else:
+        backend = "gloo"
+    torch.set_num_threads(threads_per_process(w.local_size))
+    dist.init_process_group(backend=backend)
+    try:
+        yield w
+    finally:
+        dist.destroy_process_group()
+        torch.set_num_threads(threads_per_process(1))  # rank 0 carries on alone: the cores are its own
+
+
+def active() -> World | None:
+    """The process group this process has joined (by :func:`session` or its own code), or None."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
+        return None
+    size = dist.get_world_size()
+    return World(rank=dist.get_rank(), size=size, local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+                 local_size=int(os.environ.get("LOCAL_WORLD_SIZE", str(size))))
+
+
+def prepare(net: torch.nn.Module, clock: Clock, device: torch.device,
+            batch: int) -> tuple[torch.nn.Module, Clock | SharedClock, tuple[int, int]]:
+    """What this rank trains with: ``(network, clock, (rank, size))``.
+
+    Outside a process group, ``(net, clock, (0, 1))`` unchanged. Inside, the network in
+    ``DistributedDataParallel`` (:func:`wrap`) and a clock all ranks agree on (:func:`shared_clock`).
+    """
+    group = active()
+    if group is None:
+        return net, clock, (0, 1)
+    if batch < 2 * group.size:
+        from digitlab.errors import InvalidValueError
+
+        raise InvalidValueError(f"batch_size {batch} is too small to share among {group.size} processes")
+    return wrap(net, device), shared_clock(clock, device), (group.rank, group.size)
+
+
+def shard(batch: Sequence[T], rank: int, size: int) -> Sequence[T]:
+    """Rank ``rank``'s share of a batch: every ``size``-th item from its own place; the shares are disjoint."""
+    return batch[rank::size]
+
+
+def wrap(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``net`` in ``DistributedDataParallel``: gradients averaged over the ranks after each backward pass."""
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+
+    if device.type == "cuda":
+        return DistributedDataParallel(net, device_ids=[torch.cuda.current_device()])
+    return DistributedDataParallel(net)
+
+
+def mean(value: float, device: torch.device) -> float:
+    """The mean of ``value`` over the ranks (every rank gets it)."""
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return float(t.item()) / dist.get_world_size()
+
+
+def from_rank0(choice: str | None, choices: Sequence[str | None], device: torch.device) -> str | None:
+    """Rank 0's ``choice`` (one of ``choices``) on every rank: one decision for all."""
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([choices.index(choice)], dtype=torch.int64, device=device)
+    dist.broadcast(t, src=0)
+    return choices[int(t.item())]
+
+
+def shared_clock(clock: Clock, device: torch.device) -> Clock | SharedClock:
+    """``clock``, made one for all ranks: counted in steps it already is; under a time budget each
+    rank's own clock differs, and a :class:`SharedClock` keeps one schedule (and equal weights)."""
+    if clock.budget is None:
+        return clock  # progress counts steps: the same on every rank, no need to talk
+    return SharedClock(clock, device)
+
+
+class SharedClock:
+    """A :class:`~digitlab.models.cnn_torch.Clock` whose :meth:`progress` is the maximum over the ranks.
+
+    Parameters
+    ----------
+    clock : Clock
+        This rank's own clock; it keeps counting steps and seconds.
+    device : torch.device
+        Where the one-number tensor of the all-reduce lives (a GPU under NCCL).
+    """
+
+    def __init__(self, clock: Clock, device: torch.device):
+        self.clock, self.device = clock, device
+
+    @property
+    def step(self) -> int:
+        """Steps finished (the same on every rank)."""
+        return self.clock.step
+
+    @property
+    def total_steps(self) -> int:
+        """Steps in all, when the time budget does not bind first."""
+        return self.clock.total_steps
+
+    def tick(self) -> None:
+        """Count one finished step on this rank's clock."""
+        self.clock.tick()
+
+    def progress(self) -> float:
+        """The furthest progress of any rank (an all-reduce: every rank must call it alike)."""
+        import torch
+        import torch.distributed as dist
+
+        t = torch.tensor([self.clock.progress()], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return float(t.item())
