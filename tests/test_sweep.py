@@ -186,3 +186,22 @@ def test_workers_without_the_data_get_it_scattered_once(tmp_path):
     assert len(clustered) == 2 and not any(r["error"] for r in clustered)
     assert [(r["cell_id"], r["accuracy"]) for r in clustered] == [(r["cell_id"], r["accuracy"]) for r in alone]
     assert not (tmp_path / "worker-data" / "handwriting").exists()  # the workers never had the set
+
+
+def test_a_sweep_file_holds_the_settings_and_the_command_line_wins(tmp_path):
+    spec = tmp_path / "sweep.toml"
+    spec.write_text('dataset = "digits"\nmodels = ["logreg", "knn"]\nseeds = [0, 1, 2]\nlimit = [150]\n'
+                    'name = "from-file"\nworkers = 1\n[params]\n"knn.n_neighbors" = [1, 3]\n')
+    done = run_cli("sweep", "--file", str(spec), "--seeds", "4", "--out", str(tmp_path / "out"), timeout=180)
+    assert done.returncode == 0, done.stderr
+    folder = _only(tmp_path / "out")
+    rows = _rows(folder)
+    assert folder.name.endswith("-from-file") and {r["seed"] for r in rows} == {"4"}  # --seeds won
+    assert sorted(r["config"] for r in rows) == ["knn n_neighbors=1 limit=150", "knn n_neighbors=3 limit=150",
+                                                  "logreg limit=150"]
+    spec.write_text('models = ["logreg"]\ncolour = "blue"\n')
+    bad = run_cli("sweep", "--file", str(spec), "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "unknown setting 'colour'" in bad.stderr and "Traceback" not in bad.stderr
+    spec.write_text('models = ["logreg"\n')
+    broken = run_cli("sweep", "--file", str(spec), "--out", str(tmp_path / "bad"))
+    assert broken.returncode == 2 and "not valid TOML" in broken.stderr

@@ -3,10 +3,25 @@
 The main CLI registers :func:`sweep` as a command and turns a :class:`~digitlab.errors.DigitlabError`
 into one line and exit code 2. The heavy imports stay inside the command.
 
+A sweep can also be written down once, in a TOML file (``--file``), with the options' names as keys::
+
+    dataset = "digits"
+    models = ["logreg", "svm"]
+    seeds = [0, 1, 2, 3, 4]
+    limit = [500, 1000]            # optional: training-set sizes
+    name = "svm-c"
+    [params]
+    "svm.C" = [1, 10]
+    "mlp.hidden_layer_sizes" = [[64], [128, 64]]   # lists are tuples
+
+Options given on the command line win over the file.
+
 Examples
 --------
 >>> parse_grid(["svm.C=1,10", "mlp.hidden_layer_sizes=(64,),(128, 64)"], ["svm", "mlp"])
 {'svm': {'C': [1, 10]}, 'mlp': {'hidden_layer_sizes': [(64,), (128, 64)]}}
+>>> options_from_toml('models = ["logreg", "svm"]', "s.toml"), options_from_toml('params = {"svm.C" = [1, 10]}', "s.toml")
+({'models': 'logreg,svm'}, {'param': ['svm.C=1,10']})
 """
 
 from __future__ import annotations
@@ -74,7 +89,43 @@ def _ints(text: str | None, option: str, minimum: int) -> list[int]:
     return list(dict.fromkeys(values))
 
 
+FILE_KEYS = {"dataset": str, "models": (str, list), "seeds": (str, list), "limit": (str, list, int),
+             "params": dict, "out": str, "name": str, "scheduler": str, "workers": int, "keep_models": bool}
+
+
+def options_from_toml(text: str, where: str) -> dict[str, Any]:
+    """A sweep file's settings as the values the command-line options would hold; one line for anything wrong."""
+    import tomllib
+
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DigitlabError(f"{where}: not valid TOML ({exc})") from None
+    options: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key not in FILE_KEYS:
+            raise DigitlabError(f"{where}: unknown setting {key!r}; the settings are: {', '.join(FILE_KEYS)}")
+        if isinstance(value, bool) != (FILE_KEYS[key] is bool) or not isinstance(value, FILE_KEYS[key]):
+            raise DigitlabError(f"{where}: {key} has the wrong type ({type(value).__name__})")
+        if key == "params":
+            options["param"] = [f"{name}={','.join(_literal(v) for v in (vs if isinstance(vs, list) else [vs]))}"
+                                for name, vs in value.items()]
+        elif isinstance(value, list):
+            options[key] = ",".join(str(v) for v in value)
+        else:
+            options[key] = Path(value) if key == "out" else str(value) if key == "limit" else value
+    return options
+
+
+def _literal(value: Any) -> str:
+    """A TOML value written as the Python literal ``--param`` would parse (arrays become tuples)."""
+    return repr(tuple(value)) if isinstance(value, list) else repr(value)
+
+
 def sweep(
+    ctx: typer.Context,
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="A TOML file holding the sweep's settings "
+                                                                   "(the options' names as keys); options given here win."),
     dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset name: digits (bundled 8x8), mnist, or a handwriting set."),
     models: str = typer.Option("logreg,knn", "--models", "-m", help="Comma-separated model names."),
     seeds: str = typer.Option("0,1,2,3,4", "--seeds", help="Comma-separated seeds (split, subset and model)."),
@@ -104,6 +155,17 @@ def sweep(
     from digitlab.sweep import SweepPlan, run_sweep
     from digitlab.sweep_report import load_results, prune_models, summarize, write_report
 
+    if file is not None:
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DigitlabError(f"--file {file}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+        given = {key: value for key, value in options_from_toml(text, str(file)).items()
+                 if getattr(ctx.get_parameter_source(key), "name", "") != "COMMANDLINE"}
+        dataset, models, seeds = given.get("dataset", dataset), given.get("models", models), given.get("seeds", seeds)
+        param, limit, out = given.get("param", param), given.get("limit", limit), given.get("out", out)
+        name, scheduler = given.get("name", name), given.get("scheduler", scheduler)
+        workers, keep_models = given.get("workers", workers), given.get("keep_models", keep_models)
     names, grid, cells, seed_list, limits = _plan(dataset, models, seeds, param, limit, scheduler)
     folder = _sweep_folder(dataset, names, grid, cells, seed_list, limits, out, name, resume)
     plan = SweepPlan(dataset, cells, folder)
