@@ -52,7 +52,8 @@ from digitlab.data.cache import data_root
 from digitlab.errors import DigitlabError
 from digitlab.fileio import atomic_path
 
-__all__ = ["HandwritingSet", "Sample", "SOURCES", "check_set_name", "check_writer", "handwriting_root", "list_sets"]
+__all__ = ["HandwritingSet", "Sample", "SampleNotFoundError", "SOURCES", "StoreWriteError", "check_set_name",
+           "check_writer", "handwriting_root", "list_sets"]
 
 SOURCES = ("drawn", "photo", "import")
 """Where a sample came from: the drawing page, a photo sent to the page, ``digitlab data import``."""
@@ -64,6 +65,14 @@ INDEX = "index.json"
 FORMAT = "digitlab-handwriting"
 _ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}")
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "BMP": "bmp", "GIF": "gif", "WEBP": "webp", "TIFF": "tif"}
+
+
+class SampleNotFoundError(DigitlabError):
+    """The set holds no sample with that id (HTTP 404 in the API)."""
+
+
+class StoreWriteError(DigitlabError):
+    """The disk refused a write (full, read-only, ...); nothing was changed (HTTP 507 in the API)."""
 
 
 def handwriting_root() -> Path:
@@ -237,7 +246,7 @@ class HandwritingSet:
             entries = self._read_index()
             found = next((s for s in entries if s.id == sample_id), None)
             if found is None:
-                raise DigitlabError(f"handwriting set {self.name!r} has no sample {str(sample_id)[:40]!r}")
+                raise SampleNotFoundError(f"handwriting set {self.name!r} has no sample {str(sample_id)[:40]!r}")
             try:
                 self._write_index([s for s in entries if s.id != sample_id])
                 self.problems = []
@@ -360,8 +369,8 @@ def _decode(picture: bytes, prepared: np.ndarray | None) -> tuple[Image.Image, n
     return image, prepared
 
 
-def _disk_error(exc: OSError, doing: str) -> DigitlabError:
+def _disk_error(exc: OSError, doing: str) -> StoreWriteError:
     import errno
 
     why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else (exc.strerror or str(exc))
-    return DigitlabError(f"{why} while {doing}; nothing was changed — free some space and try again")
+    return StoreWriteError(f"{why} while {doing}; nothing was changed — free some space and try again")

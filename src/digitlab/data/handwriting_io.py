@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from digitlab.data.dataset import Dataset
-from digitlab.data.handwriting import HandwritingSet, Sample, check_writer
+from digitlab.data.handwriting import HandwritingSet, Sample, StoreWriteError, check_writer
 from digitlab.errors import DigitlabError
 
 __all__ = ["ImportSummary", "export_idx", "import_pictures", "load_handwriting", "split_samples", "writer_of"]
@@ -143,9 +143,9 @@ def import_pictures(name: str, paths: Iterable[Path], *, writer: str | None = No
         except OSError as exc:
             summary.failures.append(f"{path}: cannot read it ({exc.strerror or exc})")
             continue
+        except StoreWriteError:  # the disk is full: every later picture would fail too
+            raise
         except DigitlabError as exc:
-            if "nothing was changed" in str(exc):  # the disk is full: every later picture would fail too
-                raise
             summary.failures.append(f"{path}: {exc}")
             continue
         summary.added += added
