@@ -292,11 +292,16 @@ def serve(
     workers: Optional[int] = typer.Option(
         None, "--workers", "-w", min=1, max=256,
         help="Server processes sharing the port (default: this machine's cores); each answers requests on its own core."),
+    collect: Optional[str] = typer.Option(
+        None, "--collect", metavar="[NAME]",
+        help="Let the page save labelled drawings into the handwriting set NAME (created if new; "
+             "'mine' when the name is left out), for training on your class's own handwriting."),
 ) -> None:
     """Serve the drawing page and the REST API (POST /api/predict, GET /api/models, /docs).
 
     The model runs on ONNX Runtime where it is installed (its model.onnx is exported beside it once, or
-    reused); set DIGITLAB_SERVE_ONNX=0 to serve the estimator itself.
+    reused); set DIGITLAB_SERVE_ONNX=0 to serve the estimator itself. With --collect, the page also saves
+    each drawing with its true digit (POST /api/samples) into a handwriting set under $DIGITLAB_DATA.
     """
     import socket
 
@@ -305,6 +310,10 @@ def serve(
     from digitlab.serve.connections import run_server
     from digitlab.serve.workers import default_workers, run_workers
 
+    if collect is not None:
+        from digitlab.data.handwriting import check_set_name
+
+        check_set_name(collect)  # a bad name is one line and exit 2, before the port or the model
     try:  # a bad address or a busy port is one clear line, before any model work
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -313,14 +322,19 @@ def serve(
         raise DigitlabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
                             "choose another --port or --host") from None
     limits = ServeLimits()  # how much it decodes, reads and keeps open at once: sized for a laptop
-    application = create_app(model, runs, limits)  # reads the model (and exports it to ONNX) once, here
+    application = create_app(model, runs, limits, collect=collect)  # reads the model (and exports it to ONNX) once
     workers = workers or default_workers()
     console.print(f"digitlab is serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)"
                   f"  with {workers} worker process{'es' if workers > 1 else ''}")
+    if application.state.collect is not None:
+        store = application.state.collect
+        console.print(f"collecting samples into handwriting set {escape(repr(store.name))} "
+                      f"({escape(str(store.folder))})", soft_wrap=True)
     if workers == 1:
         run_server(application, host, port, limits)
     else:
-        run_workers(application, application.state.served.loaded.path, runs, host, port, limits, workers)
+        run_workers(application, application.state.served.loaded.path, runs, host, port, limits, workers,
+                    collect=collect)
 
 
 @app.command()
@@ -355,6 +369,11 @@ _register_subcommands()
 
 def main() -> None:
     """Entry point of the ``digitlab`` console script."""
+    args = sys.argv[1:]
+    if args[:1] == ["serve"]:  # `--collect` takes an optional NAME: a bare one collects into the set 'mine'
+        sys.argv[1:] = [
+            "--collect=mine" if arg == "--collect" and (i + 1 == len(args) or args[i + 1].startswith("-")) else arg
+            for i, arg in enumerate(args)]
     try:
         app()
     except SystemExit as exc:

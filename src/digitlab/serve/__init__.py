@@ -11,5 +11,8 @@ decodes (:mod:`~digitlab.serve.budget`), request bodies (:mod:`~digitlab.serve.l
 connections (:mod:`~digitlab.serve.connections`); past a bound the answer is 503 with ``Retry-After``,
 408 or 431, never a growing queue. Those bounds hold per process: ``digitlab serve --workers N``
 (:mod:`~digitlab.serve.workers`, default one per core) runs N of them on one port. The model runs on
-ONNX Runtime where it is installed, the estimator where not (:mod:`~digitlab.serve.engine`).
+ONNX Runtime where it is installed, the estimator where not (:mod:`~digitlab.serve.engine`); a request
+may name another saved run to answer it (``?model=ID``, :mod:`~digitlab.serve.choice`). With
+``digitlab serve --collect NAME`` the page also saves labelled drawings into a handwriting set
+(:mod:`~digitlab.serve.collect`).
 """

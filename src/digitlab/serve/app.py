@@ -8,7 +8,11 @@ Routes
 ``POST /api/predict/image``   the image file itself as the body (``Content-Type: image/png``, ...)
 ``POST /api/read``            a whole number: the same pictures (multipart ``image`` or the file as the body);
                               the text and each digit's box, digit, probability, top 3 and kind
-``GET /api/models``           the model being served and the other saved models under ``runs_dir``
+``GET /api/models``           the model being served and the other saved models under ``runs_dir``; the
+                              predict and read routes take ``?model=ID`` to answer with one of them
+                              (:mod:`digitlab.serve.choice`)
+``GET|POST /api/samples``     with ``collect``: save the page's drawings, labelled, into a handwriting set;
+``DELETE /api/samples/{id}``  undo one (:mod:`digitlab.serve.collect`); without it, 403
 ``GET /healthz``              liveness, the model id and what runs it (``onnxruntime`` or ``estimator``)
 ``GET /docs``                 OpenAPI docs (``/openapi.json`` is the schema)
 
@@ -34,22 +38,22 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Body, FastAPI, File, Query, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from digitlab.card import CARD_NAME, ModelCard
 from digitlab.data.images import WORK_SIDE, read_image
 from digitlab.errors import DigitlabError
 from digitlab.predict import predict_images, prepare_for
 from digitlab.runs import find_latest_model
 from digitlab.serve.budget import DecodeGate, ServeLimits, pixels_to_decode
+from digitlab.serve.choice import ModelChoice, Served, list_models, tune_threads
+from digitlab.serve.collect import CollectingOff, collect_router, open_collecting
 from digitlab.serve.engine import serving_model
 from digitlab.serve.errors import ApiError, install_error_handlers
 from digitlab.serve.limits import FORM, IMAGE, MAX_BODY, PIXELS, READ, READ_IMAGE, PredictBodies
@@ -63,7 +67,7 @@ STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("digitlab.serve")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 408, 413, 415, 422, 503)
+    status: {"model": ErrorResponse} for status in (400, 404, 408, 413, 415, 422, 503)
 }
 TopK = Annotated[int, Query(ge=1, le=10, description="How many digits `top` lists.")]
 WithInput = Annotated[bool, Query(alias="input", description="Also answer the prepared image the model saw "
@@ -72,20 +76,13 @@ Explain = Annotated[bool, Query(description="Also answer what the model looks at
                                             "positive for the answer, negative against it), `saliency_method` and, "
                                             "for the CNN, `activations` (its first layer's maps, small 0..255 "
                                             "grids); left out by default.")]
-
-
-@dataclass
-class _Served:
-    """The model being served, and where the other saved models are."""
-
-    loaded: LoadedModel
-    runs_dir: Path
-    engine: str = "estimator"  # what runs the forward pass: "onnxruntime" or "estimator"
-    estimator: Any = None  # the fitted estimator itself, even when ONNX Runtime serves: ?explain=true needs it
+ModelId = Annotated[str | None, Query(max_length=200, description="The id of the saved model to answer (one that "
+                                      "`GET /api/models` lists); default: the model being served. Unknown: 404.")]
 
 
 def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
-               limits: ServeLimits | None = None, *, onnx: bool | None = None) -> FastAPI:
+               limits: ServeLimits | None = None, *, onnx: bool | None = None,
+               collect: str | None = None) -> FastAPI:
     """Build the app around one saved model.
 
     Parameters
@@ -102,20 +99,25 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
         Run the model on ONNX Runtime (its ``model.onnx``, reused or exported; the estimator, with a
         log line, where that cannot be); False: the estimator. Default: True unless
         ``$DIGITLAB_SERVE_ONNX`` is ``0`` (:func:`digitlab.serve.engine.serving_model`).
+    collect : str, optional
+        The name of a handwriting set (created if new) that ``POST /api/samples`` saves the page's
+        labelled drawings into; None (default): collecting is off and ``/api/samples`` answers 403.
 
     Raises
     ------
     DigitlabError
         ``model_path`` is missing, corrupt or not a digitlab model; or it is None and there is
-        no saved model under ``runs_dir`` (the message names the command that trains one).
+        no saved model under ``runs_dir`` (the message names the command that trains one); or
+        ``collect`` cannot name a handwriting set.
     """
     _ensure_logging()
     limits = limits or ServeLimits()
     tune_allocator()  # large decodes give their memory back when freed
+    collecting = open_collecting(collect)  # a bad set name fails before any model work
     original = _load(model_path, Path(runs_dir))
     loaded, engine = serving_model(original, onnx=onnx)
-    served = _Served(loaded, Path(runs_dir), engine, original.model)
-    _tune_threads(served.estimator)  # the estimator: ?explain=true runs the CNN in PyTorch even under ONNX Runtime
+    served = Served(loaded, Path(runs_dir), engine, original.model)
+    tune_threads(served.estimator)  # the estimator: ?explain=true runs the CNN in PyTorch even under ONNX Runtime
     from fastapi_offline import FastAPIOffline  # /docs with Swagger UI served locally: works offline
 
     app = FastAPIOffline(
@@ -124,10 +126,16 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
         version=_version(),
     )
     app.state.served = served
+    app.state.models = ModelChoice(served, onnx)
     app.state.gate = DecodeGate(limits)
+    app.state.collect = collecting
     app.add_middleware(PredictBodies, limits=limits)
+    if collecting is None:
+        app.add_middleware(CollectingOff)  # outermost: 403 before a body is read
     install_error_handlers(app)
     _add_routes(app)
+    if collecting is not None:
+        app.include_router(collect_router())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
@@ -135,10 +143,12 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory digitlab.serve.app:app_from_env`` (several workers).
 
-    Reads ``DIGITLAB_MODEL`` (optional) and ``DIGITLAB_RUNS`` (default ``runs``).
+    Reads ``DIGITLAB_MODEL`` (optional), ``DIGITLAB_RUNS`` (default ``runs``) and ``DIGITLAB_COLLECT``
+    (optional: the handwriting set to collect into).
     """
     model = os.environ.get("DIGITLAB_MODEL")
-    return create_app(Path(model) if model else None, Path(os.environ.get("DIGITLAB_RUNS", "runs")))
+    return create_app(Path(model) if model else None, Path(os.environ.get("DIGITLAB_RUNS", "runs")),
+                      collect=os.environ.get("DIGITLAB_COLLECT") or None)
 
 
 def _version() -> str:
@@ -174,22 +184,23 @@ def _load(model_path: Path | None, runs_dir: Path) -> LoadedModel:
     return loaded
 
 
-def _tune_threads(model: Any) -> None:
-    """One intra-op thread per request for the PyTorch CNN: requests already run side by side.
+def _page(collecting: Any) -> str:
+    """The drawing page; a collecting server names its set on ``<body data-collect>`` (collect.js shows its
+    controls then, and asks nothing of a server that does not collect)."""
+    import html
 
-    Only the CNN needs torch; for the scikit-learn models torch is never imported.
-    """
-    if not type(model).__module__.startswith("digitlab.models.cnn"):
-        return
-    import torch  # already imported: loading the CNN needed it
-
-    torch.set_num_threads(1)
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    if collecting is None:
+        return page
+    return page.replace("<body>", f'<body data-collect="{html.escape(collecting.name)}">', 1)
 
 
 def _add_routes(app: FastAPI) -> None:
+    page = _page(app.state.collect)
+
     @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
 
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> Response:
@@ -198,14 +209,15 @@ def _add_routes(app: FastAPI) -> None:
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict[str, str]:
         """``{"status": "ok", "model_id": ..., "engine": "onnxruntime" | "estimator"}`` while the server can answer."""
-        served: _Served = app.state.served
+        served: Served = app.state.served
         return {"status": "ok", "model_id": served.loaded.id, "engine": served.engine}
 
     @app.get("/api/models", summary="Models", response_model=ModelsResponse)
     async def models() -> dict[str, Any]:
-        """The model being served (``active``) and the other saved models under the runs folder."""
-        served: _Served = app.state.served
-        return {"active": served.loaded.id, "models": _list_models(served)}
+        """The model being served (``active``) and the other saved models under the runs folder; any of them
+        answers a predict or read request that names its id (``?model=ID``)."""
+        served: Served = app.state.served
+        return {"active": served.loaded.id, "models": await run_in_threadpool(list_models, served)}
 
     _add_predict_routes(app)
     _add_read_routes(app)
@@ -221,18 +233,19 @@ def _add_predict_routes(app: FastAPI) -> None:
         top_k: TopK = 3,
         with_input: WithInput = False,
         explain: Explain = False,
+        model: ModelId = None,
     ) -> JSONResponse:
         """What the drawing page sends: ``multipart/form-data`` with the picture in an ``image`` file
         field. It is prepared like MNIST (ink vs paper decided, cropped, scaled, centred) before the
         model sees it. A JSON or bare-image body posted here is answered as by ``/api/predict/pixels``
         or ``/api/predict/image``."""
-        return await _answer(app, await image.read(), top_k, with_input, explain)
+        return await _answer(app, await image.read(), top_k, with_input, explain, model)
 
     @app.post(PIXELS, summary="Predict the digit in a 28×28 grid of pixels", **predicts)
     async def predict_pixels(body: PixelsBody, top_k: TopK = 3, with_input: WithInput = False,
-                             explain: Explain = False) -> JSONResponse:
+                             explain: Explain = False, model: ModelId = None) -> JSONResponse:
         """``{"pixels": [[...28 numbers 0-255...] × 28]}``, prepared like MNIST before the model sees it."""
-        return await _answer(app, np.asarray(body.pixels, dtype=np.uint8), top_k, with_input, explain)
+        return await _answer(app, np.asarray(body.pixels, dtype=np.uint8), top_k, with_input, explain, model)
 
     @app.post(IMAGE, summary="Predict the digit in an image sent as the body", **predicts)
     async def predict_image(
@@ -241,10 +254,11 @@ def _add_predict_routes(app: FastAPI) -> None:
         top_k: TopK = 3,
         with_input: WithInput = False,
         explain: Explain = False,
+        model: ModelId = None,
     ) -> JSONResponse:
         """The file as the whole body, e.g. ``curl --data-binary @digit.png -H 'Content-Type: image/png'``
         (``application/octet-stream`` is read too)."""
-        return await _answer(app, image, top_k, with_input, explain)
+        return await _answer(app, image, top_k, with_input, explain, model)
 
 
 def _add_read_routes(app: FastAPI) -> None:
@@ -254,30 +268,39 @@ def _add_read_routes(app: FastAPI) -> None:
     async def read(
         image: Annotated[UploadFile, File(description="PNG, JPEG, BMP, GIF, WebP or TIFF; at most 5 MiB and "
                                                       "4096×4096 pixels")],
+        model: ModelId = None,
     ) -> JSONResponse:
         """Find the digits in a picture of a number (one or more lines), read each, in order.
         ``multipart/form-data`` with the picture in an ``image`` file field; the image file itself as
         the body (``Content-Type: image/png``, ...) is read too. Each digit's ``box`` is in the
         picture's own pixels; a digit the model is unsure of, or that is not a digit, shows as ``?``
         in ``text``. A blank picture, or one with more marks than a number has, is answered 422."""
-        return await _read_answer(app, await image.read())
+        return await _read_answer(app, await image.read(), model)
 
     @app.post(READ_IMAGE, summary="Read a whole number in an image sent as the body", **reads)
     async def read_image_body(
         image: Annotated[bytes, Body(media_type="image/*", description="The image file itself: PNG, JPEG, "
                                      "BMP, GIF, WebP or TIFF; at most 5 MiB and 4096×4096 pixels")],
+        model: ModelId = None,
     ) -> JSONResponse:
         """The file as the whole body, e.g. ``curl --data-binary @number.png -H 'Content-Type: image/png'``;
         what ``POST /api/read`` does with a bare-image body."""
-        return await _read_answer(app, image)
+        return await _read_answer(app, image, model)
 
 
-async def _read_answer(app: FastAPI, source: bytes) -> JSONResponse:
+async def _chosen(app: FastAPI, model_id: str | None) -> Served:
+    """The model a request names (``?model=ID``): the served one, a cached one, or one loaded now in a
+    worker thread (404 for an id no saved run has)."""
+    choice: ModelChoice = app.state.models
+    return choice.pick(model_id) or await run_in_threadpool(choice.load, model_id)
+
+
+async def _read_answer(app: FastAPI, source: bytes, model_id: str | None = None) -> JSONResponse:
     """Read the number once the decode gate gives a turn (503 when it does not), in a worker thread:
     finding and reading several digits is more work than one prediction."""
     start = time.perf_counter()
     gate: DecodeGate = app.state.gate
-    loaded = app.state.served.loaded
+    loaded = (await _chosen(app, model_id)).loaded
     async with gate.turn():
         result = await run_in_threadpool(_read_sync, loaded, source, gate)
     result["milliseconds"] = round((time.perf_counter() - start) * 1000, 3)
@@ -340,13 +363,13 @@ def _small(source: bytes | np.ndarray) -> bool:
 
 
 async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int, with_input: bool = False,
-                  explain: bool = False) -> JSONResponse:
+                  explain: bool = False, model_id: str | None = None) -> JSONResponse:
     """Predict once the decode gate gives a turn (503 when it does not): a small picture on the event loop,
     a larger one in a worker thread; with ``explain``, always in a worker thread (a saliency map is
     milliseconds of CPU work)."""
     start = time.perf_counter()
     gate: DecodeGate = app.state.gate
-    served: _Served = app.state.served
+    served = await _chosen(app, model_id)
     loaded = served.loaded
     async with gate.turn():
         if explain:
@@ -379,7 +402,7 @@ def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, g
     return out
 
 
-def _explained_sync(served: _Served, source: bytes | np.ndarray, top_k: int, gate: DecodeGate,
+def _explained_sync(served: Served, source: bytes | np.ndarray, top_k: int, gate: DecodeGate,
                     with_input: bool) -> dict[str, Any]:
     """The prediction, and what the estimator looks at for its answer (:func:`digitlab.explain.live.explain_one`)."""
     from digitlab.explain.live import explain_one
@@ -398,37 +421,3 @@ def _prepare(loaded: LoadedModel, image: Any) -> np.ndarray:
         return prepare_for(loaded.card, image)
     except DigitlabError as exc:
         raise ApiError(422, str(exc)) from None
-
-
-# ---------------------------------------------------------------------------------------------
-# The models listing
-
-
-def _summary(card: ModelCard, folder: Path, active: bool) -> dict[str, Any]:
-    return {
-        "id": card.id,
-        "model": card.model,
-        "dataset": card.dataset,
-        "image_shape": list(card.image_shape),
-        "pixel_max": card.pixel_max,
-        "accuracy": card.accuracy,
-        "path": str(folder),
-        "active": active,
-    }
-
-
-def _list_models(served: _Served) -> list[dict[str, Any]]:
-    """The served model first, then every other run folder whose card reads (hidden staging folders are not runs)."""
-    active = served.loaded
-    listed = [_summary(active.card, active.path.parent, True)]
-    seen = {active.path.parent.resolve()}
-    if served.runs_dir.is_dir():
-        for folder in sorted(served.runs_dir.iterdir(), reverse=True):
-            card_path = folder / CARD_NAME
-            if folder.name.startswith(".") or folder.resolve() in seen or not card_path.is_file():
-                continue
-            try:
-                listed.append(_summary(ModelCard.from_file(card_path), folder, False))
-            except DigitlabError:
-                continue  # a damaged card is not listed; loading it would refuse it too
-    return listed

@@ -51,7 +51,7 @@ def onnx_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def serving_model(loaded: LoadedModel, *, onnx: bool | None = None) -> tuple[LoadedModel, str]:
+def serving_model(loaded: LoadedModel, *, onnx: bool | None = None, export: bool = True) -> tuple[LoadedModel, str]:
     """The run to serve, with its model on ONNX Runtime where possible.
 
     Parameters
@@ -61,6 +61,10 @@ def serving_model(loaded: LoadedModel, *, onnx: bool | None = None) -> tuple[Loa
     onnx : bool, optional
         True: use ONNX Runtime (falling back, with a log line, where it cannot); False: the estimator;
         None (default): True unless ``$DIGITLAB_SERVE_ONNX`` is ``0``.
+    export : bool
+        Export ``model.onnx`` when the run has no reusable one (the served model, at start-up); False:
+        serve the estimator instead (a model the page chose while the server runs: an export checks the
+        whole test set, too long for a request).
 
     Returns
     -------
@@ -77,9 +81,10 @@ def serving_model(loaded: LoadedModel, *, onnx: bool | None = None) -> tuple[Loa
                  loaded.id)
         return loaded, "estimator"
     try:
-        model, how = _onnx_model(loaded)
-    except DigitlabError as exc:
-        log.warning("serving %s on the estimator: no ONNX export (%s)", loaded.id, str(exc).splitlines()[0])
+        model, how = _onnx_model(loaded, export)
+    except DigitlabError as exc:  # expected for a chosen model (export=False) without an export: not a warning
+        (log.warning if export else log.info)("serving %s on the estimator: no ONNX export (%s)", loaded.id,
+                                              str(exc).splitlines()[0])
         return loaded, "estimator"
     except OSError as exc:  # e.g. a read-only run folder
         log.warning("serving %s on the estimator: cannot write its ONNX export (%s)", loaded.id,
@@ -89,8 +94,9 @@ def serving_model(loaded: LoadedModel, *, onnx: bool | None = None) -> tuple[Loa
     return dataclasses.replace(loaded, model=model), "onnxruntime"
 
 
-def _onnx_model(loaded: LoadedModel):
-    """The run's ``model.onnx`` in ONNX Runtime (one intra-op thread): reused when valid, else exported."""
+def _onnx_model(loaded: LoadedModel, export: bool = True):
+    """The run's ``model.onnx`` in ONNX Runtime (one intra-op thread): reused when valid, else exported
+    (with ``export``; else a :class:`DigitlabError` saying there is none)."""
     from digitlab.onnx_model import load_onnx
 
     path = Path(loaded.path).parent / ONNX_NAME
@@ -101,6 +107,8 @@ def _onnx_model(loaded: LoadedModel):
                 return reused.model, "reusing"
         except DigitlabError as exc:
             log.info("%s: not reusable (%s); exporting it again", path, str(exc).splitlines()[0])
+    if not export:
+        raise DigitlabError(f"no reusable {ONNX_NAME} beside it; `digitlab export --model RUN` makes one")
     from digitlab.export import export_onnx
 
     export_onnx(loaded.path, path, threads=1)

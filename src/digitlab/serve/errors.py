@@ -99,6 +99,10 @@ def _explain(err: dict[str, Any], body: Any, path: str) -> tuple[int, str]:
         return 400, f"the request body is empty; send {WANTED.get(path, 'a body')}"
     if loc[:2] == ("body", "image"):
         return 400, NO_FILE
+    if loc[:2] == ("query", "label"):
+        return 422, "label must be the digit the picture shows, a whole number from 0 to 9 (e.g. ?label=3)"
+    if loc[:1] == ("body",) and path.startswith("/api/samples"):
+        return 422, f"send {WANTED.get(path, 'the picture')}"
     if loc[:2] == ("body", "pixels") and kind == "value_error":  # PixelsBody's check says what is wrong
         return 422, str(err.get("ctx", {}).get("error", err.get("msg", "invalid")))
     if loc[:1] == ("body",):

@@ -7,7 +7,8 @@ Three routes read three kinds of body (FastAPI parses and documents each one):
 - ``POST /api/predict/image``: the image file itself (``image/png``, ``image/jpeg``, ...).
 
 ``POST /api/read`` (a whole number) takes the same pictures: a multipart ``image`` file, or the
-image file itself as the body, which goes on to ``/api/read/image``.
+image file itself as the body, which goes on to ``/api/read/image``; so does ``POST /api/samples``
+(a labelled picture saved into a handwriting set), whose bare-image bodies go on to ``/api/samples/image``.
 
 :class:`PredictBodies`, a small ASGI middleware in front of them, makes sure no request holds
 more than :data:`MAX_BODY` in memory: a ``Content-Length`` over it is answered 413 at once, and a
@@ -37,8 +38,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from digitlab.data.images import MAX_BYTES
 from digitlab.serve.budget import Budget, Busy, ServeLimits
 
-__all__ = ["BodyReader", "FORM", "IMAGE", "MAX_BODY", "PIXELS", "PredictBodies", "READ", "READ_IMAGE", "WANTED",
-           "route_for"]
+__all__ = ["BodyReader", "FORM", "IMAGE", "MAX_BODY", "PIXELS", "PredictBodies", "READ", "READ_IMAGE", "SAMPLES",
+           "SAMPLES_IMAGE", "WANTED", "route_for"]
 
 MAX_BODY = MAX_BYTES + 64 * 1024
 """Largest request body read: a 5 MiB image plus room for the multipart envelope."""
@@ -54,10 +55,14 @@ WANTED = {
 READ, READ_IMAGE = "/api/read", "/api/read/image"
 WANTED[READ] = "multipart/form-data with an `image` file, or the image file itself (Content-Type image/png, ...)"
 WANTED[READ_IMAGE] = WANTED[IMAGE]
+SAMPLES, SAMPLES_IMAGE = "/api/samples", "/api/samples/image"
+WANTED[SAMPLES] = WANTED[READ]
+WANTED[SAMPLES_IMAGE] = WANTED[IMAGE]
 
-_ENTRIES = {FORM: {FORM: FORM, PIXELS: PIXELS, IMAGE: IMAGE}, READ: {FORM: READ, IMAGE: READ_IMAGE}}
+_ENTRIES = {FORM: {FORM: FORM, PIXELS: PIXELS, IMAGE: IMAGE}, READ: {FORM: READ, IMAGE: READ_IMAGE},
+            SAMPLES: {FORM: SAMPLES, IMAGE: SAMPLES_IMAGE}}
 """The URLs that take several kinds of body: the kind (as :func:`route_for` names it) → the route that reads it."""
-_KIND = {PIXELS: PIXELS, IMAGE: IMAGE, READ_IMAGE: IMAGE}
+_KIND = {PIXELS: PIXELS, IMAGE: IMAGE, READ_IMAGE: IMAGE, SAMPLES_IMAGE: IMAGE}
 """The URLs that take one kind of body, and that kind."""
 
 

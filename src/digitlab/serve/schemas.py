@@ -22,7 +22,7 @@ from digitlab.data.images import prepare_pixels
 from digitlab.errors import DigitlabError
 
 __all__ = ["ErrorResponse", "ModelInfo", "ModelsResponse", "PixelsBody", "PredictResponse", "ReadDigit",
-           "ReadResponse", "TopDigit"]
+           "ReadResponse", "SampleInfo", "SampleRemoved", "SampleSaved", "SamplesResponse", "TopDigit"]
 
 GreyLevel = Annotated[float, Field(ge=0, le=255)]
 Row = Annotated[list[GreyLevel], Field(min_length=28, max_length=28)]
@@ -144,3 +144,40 @@ class ModelsResponse(BaseModel):
 
     active: str = Field(description="The id of the model being served.")
     models: list[ModelInfo] = Field(description="The model being served first, then the others under the runs folder.")
+
+
+PerDigit = Annotated[list[int], Field(min_length=10, max_length=10)]
+
+
+class SampleInfo(BaseModel):
+    """One saved sample of a handwriting set."""
+
+    id: str = Field(description="The sample's id (`DELETE /api/samples/{id}` removes it).")
+    label: int = Field(ge=0, le=9, description="The digit the picture shows, as the person said.")
+    writer: str | None = Field(description="Who wrote it; null when no name was given.")
+    source: Literal["drawn", "photo", "import"] = Field(description="Where it came from.")
+    created: str = Field(description="When it was saved (UTC, ISO 8601).")
+
+
+class SamplesResponse(BaseModel):
+    """How many samples the handwriting set being collected holds."""
+
+    name: str = Field(description="The handwriting set's name (`digitlab serve --collect NAME`).")
+    total: int = Field(ge=0, description="Samples in the set.")
+    counts: PerDigit = Field(description="Samples of each digit; index d is digit d.")
+    writers: dict[str, int] = Field(description="Samples per writer; unnamed ones count as '(no name)'.")
+    writer: str | None = Field(description="The writer `writer_counts` counts; null when none was asked for.")
+    writer_counts: PerDigit | None = Field(description="That writer's samples of each digit; null without a writer.")
+
+
+class SampleSaved(SamplesResponse):
+    """A sample saved (201), or the same picture found already in the set (200, `added` false)."""
+
+    sample: SampleInfo
+    added: bool = Field(description="False when this exact picture was already in the set: nothing new was saved.")
+
+
+class SampleRemoved(SamplesResponse):
+    """The sample just removed, and the set's counts without it."""
+
+    sample: SampleInfo

@@ -43,7 +43,7 @@ def default_workers() -> int:
 
 
 def run_workers(application: Any, model: Path, runs: Path, host: str, port: int, limits: ServeLimits,
-                workers: int) -> None:
+                workers: int, collect: str | None = None) -> None:
     """Serve ``application`` here and in ``workers - 1`` more processes, all on ``host:port``.
 
     Parameters
@@ -55,6 +55,14 @@ def run_workers(application: Any, model: Path, runs: Path, host: str, port: int,
         The model file the app serves; every worker serves the same.
     runs : Path
         The runs folder (``GET /api/models``).
+    host, port : str, int
+        Where to listen.
+    limits : ServeLimits
+        This process's bounds (each worker has the same).
+    workers : int
+        Processes in all, this one included.
+    collect : str, optional
+        The handwriting set every worker saves the page's samples into (``--collect NAME``); None: off.
     """
     import uvicorn
 
@@ -66,7 +74,7 @@ def run_workers(application: Any, model: Path, runs: Path, host: str, port: int,
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
-    children = [_start_worker(sock, model, runs) for _ in range(workers - 1)]
+    children = [_start_worker(sock, model, runs, collect) for _ in range(workers - 1)]
     log.info("started %d worker process(es) beside this one: pids %s", len(children),
              ", ".join(str(c.pid) for c in children) or "none")
     raise_open_file_limit()
@@ -88,9 +96,9 @@ def run_workers(application: Any, model: Path, runs: Path, host: str, port: int,
         sock.close()
 
 
-def _start_worker(sock: socket.socket, model: Path, runs: Path) -> subprocess.Popen:
+def _start_worker(sock: socket.socket, model: Path, runs: Path, collect: str | None = None) -> subprocess.Popen:
     env = {**os.environ, _FD_ENV: str(sock.fileno()), _PARENT_ENV: str(os.getpid()),
-           "DIGITLAB_MODEL": str(Path(model).resolve()), "DIGITLAB_RUNS": str(runs)}
+           "DIGITLAB_MODEL": str(Path(model).resolve()), "DIGITLAB_RUNS": str(runs), "DIGITLAB_COLLECT": collect or ""}
     code = "from digitlab.serve.workers import _worker_main; _worker_main()"
     return subprocess.Popen([sys.executable, "-c", code], env=env, pass_fds=(sock.fileno(),))
 

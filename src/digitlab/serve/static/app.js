@@ -1,6 +1,8 @@
 // digitlab drawing page: pointer-event canvas, live prediction, ten probability bars; a "Number" mode
 // with a wider canvas that reads a whole number (POST /api/read) and boxes each digit found.
-// Plain JavaScript, no libraries, nothing fetched from outside this server.
+// Plain JavaScript, no libraries, nothing fetched from outside this server. models.js (loaded first)
+// chooses the model; collect.js (loaded after) saves labelled drawings: it listens for the
+// "digitlab:answer", "digitlab:reset" and "digitlab:mode" events sent here.
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -25,6 +27,7 @@ const smallCtx = small.getContext("2d");
 let strokes = []; // each: array of {x, y} in canvas pixels
 let current = null; // the stroke being drawn
 let picture = null; // an uploaded ImageBitmap shown under the strokes
+let pictureFile = null; // the uploaded file itself (collect.js saves it as the sample's original)
 let inFlight = false;
 let dirty = false;
 let lastSent = 0;
@@ -128,7 +131,7 @@ pad.addEventListener("pointercancel", endStroke);
 function undo() {
   if (current) return;
   if (strokes.length) strokes.pop();
-  else picture = null;
+  else picture = pictureFile = null;
   redraw();
   if (strokes.length || picture) schedule(true);
   else reset();
@@ -138,6 +141,7 @@ function clearAll() {
   strokes = [];
   current = null;
   picture = null;
+  pictureFile = null;
   redraw();
   reset();
 }
@@ -219,7 +223,7 @@ async function sendNumber(blob, name) {
     request = { method: "POST", body: form };
   }
   try {
-    const response = await fetch("/api/read", request);
+    const response = await fetch(`/api/read${modelQuery("?")}`, request);
     const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
     if (!response.ok) return { error: body.error || `HTTP ${response.status}` };
     return body;
@@ -241,7 +245,7 @@ async function send(blob, name) {
   }
   try {
     // explain=true only while the toggle is on: the map and the first layer cost the server a few ms
-    const query = explainOn() ? "?input=true&explain=true" : "?input=true";
+    const query = (explainOn() ? "?input=true&explain=true" : "?input=true") + modelQuery("&");
     const response = await fetch(`/api/predict${query}`, request);
     const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
     if (!response.ok) return { error: body.error || `HTTP ${response.status}` };
@@ -258,6 +262,7 @@ $("upload").addEventListener("change", async (event) => {
   generation++;
   strokes = [];
   current = null;
+  pictureFile = file;
   try {
     picture = await createImageBitmap(file);
   } catch {
@@ -312,6 +317,7 @@ function reset() {
   $("number-note").textContent = "Draw a number, digits side by side";
   $("boxes").replaceChildren();
   status("");
+  document.dispatchEvent(new CustomEvent("digitlab:reset"));
 }
 
 function show(answer, source) {
@@ -350,6 +356,7 @@ function show(answer, source) {
   if (answer.input) showInput(answer.input, answer.pixel_max);
   showExplanation(answer);
   status(`${source ? source + ": " : ""}answered in ${answer.milliseconds.toFixed(1)} ms by ${answer.model_id}`);
+  document.dispatchEvent(new CustomEvent("digitlab:answer", { detail: { answer, kind } }));
 }
 
 // Number mode: the number big, and on the canvas a box around each digit found with its confidence
@@ -422,6 +429,7 @@ function setMode(next) {
     : "Drawing canvas: draw one digit with the mouse, a finger or a pen");
   redraw();
   reset();
+  document.dispatchEvent(new CustomEvent("digitlab:mode", { detail: { mode } }));
 }
 
 $("mode-digit").addEventListener("change", () => setMode("digit"));
@@ -509,22 +517,6 @@ $("explain").addEventListener("change", () => {
   showExplanation({});
   if (mode === "digit" && (strokes.length || picture)) schedule(true); // ask again, with or without the map
 });
-
-// ---- the model ----------------------------------------------------------------------------
-
-async function loadModel() {
-  try {
-    const info = await (await fetch("/api/models")).json();
-    const active = info.models.find((m) => m.active) || info.models[0];
-    $("model-name").textContent = `${active.model} on ${active.dataset}`;
-    $("model-accuracy").textContent =
-      active.accuracy == null ? "unknown" : `${(100 * active.accuracy).toFixed(2)}%`;
-    $("model-id").textContent = active.id;
-    $("input-size").textContent = `${active.image_shape[0]}×${active.image_shape[1]}`;
-  } catch (err) {
-    status(`could not read the model list (${err.message})`, true);
-  }
-}
 
 redraw();
 reset();

@@ -1,0 +1,180 @@
+"""Which saved model answers a request: the one being served, or another run the page chose.
+
+The server stays stateless: there is no server-wide "current model" (with ``--workers N`` one would
+differ between the processes). A client that wants another model names it in each request
+(``?model=ID``, an id that ``GET /api/models`` lists); each worker process loads that run on first use
+and keeps the last :data:`CACHED` of them in memory. Only runs found under the runs folder can be
+chosen, by their card's id — never a path from the request.
+
+The served model runs on ONNX Runtime when it can (:mod:`digitlab.serve.engine`); a chosen one does
+when its run already holds a reusable ``model.onnx`` (``digitlab export`` makes one), else on its
+estimator: an export checks the run's whole test set, too long to do inside a request.
+
+Examples
+--------
+>>> choice = ModelChoice(served)          # doctest: +SKIP
+>>> choice.pick(None) is served           # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from digitlab.card import CARD_NAME, ModelCard
+from digitlab.errors import DigitlabError
+from digitlab.serve.engine import serving_model
+from digitlab.serve.errors import ApiError
+from digitlab.store import LoadedModel, load_model
+
+__all__ = ["CACHED", "ModelChoice", "Served", "list_models", "tune_threads"]
+
+CACHED = 4
+"""Chosen models (beside the served one) each worker process keeps loaded; the least recently used goes."""
+
+log = logging.getLogger("digitlab.serve")
+
+
+@dataclass
+class Served:
+    """A model ready to answer, and where the other saved models are.
+
+    Attributes
+    ----------
+    loaded : LoadedModel
+        The run's card, detector and the model that runs the forward pass.
+    runs_dir : Path
+        The runs folder (``GET /api/models`` lists it).
+    engine : str
+        What runs the forward pass: ``"onnxruntime"`` or ``"estimator"``.
+    estimator : Any
+        The fitted estimator itself, even when ONNX Runtime serves: ``?explain=true`` needs it.
+    """
+
+    loaded: LoadedModel
+    runs_dir: Path
+    engine: str = "estimator"
+    estimator: Any = None
+
+
+class ModelChoice:
+    """The served model, and the runs chosen by id, loaded on first use and cached (at most :data:`CACHED`).
+
+    Parameters
+    ----------
+    served : Served
+        The model the server was started with: the answer when no model is named.
+    onnx : bool, optional
+        As for :func:`~digitlab.serve.engine.serving_model`; chosen models never export.
+    """
+
+    def __init__(self, served: Served, onnx: bool | None = None) -> None:
+        self.served = served
+        self.onnx = onnx
+        self._cache: OrderedDict[str, Served] = OrderedDict()
+        self._lock = threading.Lock()  # guards the cache, briefly
+        self._loading = threading.Lock()  # one load at a time: two requests for one new model load it once
+
+    @property
+    def cached(self) -> list[str]:
+        """Ids of the chosen models held in memory, least recently used first."""
+        with self._lock:
+            return list(self._cache)
+
+    def pick(self, model_id: str | None) -> Served | None:
+        """The model for ``model_id`` when it needs no loading (None or the served id: the served one); else None."""
+        if model_id is None or model_id == self.served.loaded.id:
+            return self.served
+        with self._lock:
+            found = self._cache.get(model_id)
+            if found is not None:
+                self._cache.move_to_end(model_id)
+            return found
+
+    def load(self, model_id: str) -> Served:
+        """Load the run whose card id is ``model_id`` (blocking: call it in a worker thread) and cache it.
+
+        Raises
+        ------
+        ApiError
+            404 when no run under the runs folder has that id; 422 when its files do not load.
+        """
+        with self._loading:
+            found = self.pick(model_id)
+            if found is not None:
+                return found
+            folder = next((Path(m["path"]) for m in list_models(self.served) if m["id"] == model_id), None)
+            if folder is None:
+                raise ApiError(404, f"no saved model {model_id[:80]!r} under the runs folder; "
+                                    "GET /api/models lists the ones to choose")
+            try:
+                original = load_model(folder)
+            except DigitlabError as exc:
+                raise ApiError(422, f"model {model_id[:80]!r} cannot be loaded: {exc}") from None
+            loaded, engine = serving_model(original, onnx=self.onnx, export=False)
+            tune_threads(original.model)
+            chosen = Served(loaded, self.served.runs_dir, engine, original.model)
+            log.info("loaded %s from %s for requests that choose it (%s)", model_id, folder, engine)
+            with self._lock:
+                self._cache[model_id] = chosen
+                while len(self._cache) > CACHED:
+                    self._cache.popitem(last=False)
+            return chosen
+
+
+def tune_threads(model: Any) -> None:
+    """One intra-op thread per request for the PyTorch CNN: requests already run side by side.
+
+    Only the CNN needs torch; for the scikit-learn models torch is never imported.
+    """
+    if not type(model).__module__.startswith("digitlab.models.cnn"):
+        return
+    import torch  # already imported: loading the CNN needed it
+
+    torch.set_num_threads(1)
+
+
+def _summary(card: ModelCard, folder: Path, active: bool) -> dict[str, Any]:
+    return {
+        "id": card.id,
+        "model": card.model,
+        "dataset": card.dataset,
+        "image_shape": list(card.image_shape),
+        "pixel_max": card.pixel_max,
+        "accuracy": card.accuracy,
+        "path": str(folder),
+        "active": active,
+    }
+
+
+def list_models(served: Served) -> list[dict[str, Any]]:
+    """The served model first, then every other run folder whose card reads (hidden staging folders are not runs).
+
+    Parameters
+    ----------
+    served : Served
+        The model being served (listed first, ``active``) and the runs folder.
+
+    Returns
+    -------
+    list of dict
+        One summary per model: id, model, dataset, image_shape, pixel_max, accuracy, path, active.
+    """
+    active = served.loaded
+    listed = [_summary(active.card, active.path.parent, True)]
+    seen = {active.path.parent.resolve()}
+    if served.runs_dir.is_dir():
+        for folder in sorted(served.runs_dir.iterdir(), reverse=True):
+            card_path = folder / CARD_NAME
+            if folder.name.startswith(".") or folder.resolve() in seen or not card_path.is_file():
+                continue
+            try:
+                listed.append(_summary(ModelCard.from_file(card_path), folder, False))
+            except DigitlabError:
+                continue  # a damaged card is not listed; loading it would refuse it too
+    return listed

@@ -1,0 +1,209 @@
+"""Collecting a class's handwriting from the drawing page: ``digitlab serve --collect NAME``.
+
+Routes (only while the server collects; otherwise each answers 403 with how to turn it on)
+------
+``GET /api/samples``           the set's name, total, samples per digit and per writer (``?writer=`` counts one)
+``POST /api/samples``          save a picture with its true ``label`` (0-9), ``writer`` and ``source``, all in
+                               the query: a multipart ``image`` file, or the image file itself as the body
+                               (which goes on to ``/api/samples/image``); 201 when new, 200 when this exact
+                               picture is in the set already
+``DELETE /api/samples/{id}``   undo: remove one sample; 404 for an id the set does not hold
+
+The samples go into a :class:`~digitlab.data.handwriting.HandwritingSet`, which keeps them safe when
+several browsers (and several ``--workers`` processes) save at once. Bodies pass the same limits as the
+predict routes (:mod:`digitlab.serve.limits`) and pictures the same decode gate; saving is disk work,
+done in a worker thread.
+
+Examples
+--------
+>>> client.post("/api/samples?label=3&writer=Ada", content=png,      # doctest: +SKIP
+...             headers={"Content-Type": "image/png"}).json()["counts"][3]
+1
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, File, Path, Query, Request, UploadFile
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from digitlab.data.handwriting import HandwritingSet, Sample, SampleNotFoundError, StoreWriteError, check_writer
+from digitlab.data.images import ImageTooLargeError
+from digitlab.errors import DigitlabError
+from digitlab.serve.budget import DecodeGate
+from digitlab.serve.errors import ApiError, error_response
+from digitlab.serve.limits import SAMPLES, SAMPLES_IMAGE
+from digitlab.serve.schemas import ErrorResponse, SampleRemoved, SampleSaved, SamplesResponse
+
+__all__ = ["OFF", "CollectingOff", "collect_router", "open_collecting"]
+
+OFF = ("collecting samples is off; start the server with `digitlab serve --collect NAME` "
+       "to save drawings into the handwriting set NAME")
+NO_NAME = "(no name)"
+
+log = logging.getLogger("digitlab.serve")
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 403, 408, 413, 415, 422, 503, 507)
+}
+Label = Annotated[int, Query(ge=0, le=9, description="The digit the picture shows (what the person says it is).")]
+Writer = Annotated[str | None, Query(description="Who wrote it (optional): at most 64 characters, no '/', '\\\\' "
+                                                 "or control characters.")]
+Source = Annotated[Literal["drawn", "photo"], Query(description="'drawn' on the page (default) or 'photo' "
+                                                                "(a picture file the page sent).")]
+Picture = "PNG, JPEG, BMP, GIF, WebP or TIFF; at most 5 MiB and 4096×4096 pixels"
+
+
+def open_collecting(name: str | None) -> HandwritingSet | None:
+    """The handwriting set ``name`` (created when new) to collect into; None when ``name`` is None.
+
+    Raises
+    ------
+    DigitlabError
+        ``name`` cannot name a handwriting set.
+    """
+    if name is None:
+        return None
+    store = HandwritingSet.open(name, create=True)
+    log.info("collecting samples into handwriting set %r (%s)", store.name, store.folder)
+    return store
+
+
+class CollectingOff:
+    """ASGI middleware for a server that does not collect: every ``/api/samples`` request is answered 403.
+
+    It answers before a byte of the body is read, whatever the body or the query holds.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 403 on the collecting routes; pass everything else on."""
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == SAMPLES or path.startswith(SAMPLES + "/"):
+            await error_response(403, OFF)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def collect_router() -> APIRouter:
+    """The collecting routes, for an app whose ``state.collect`` is the set to collect into."""
+    router = APIRouter(tags=["collect"])
+    saves = {"response_model": SampleSaved, "status_code": 201, "responses": {
+        **_ERRORS, 200: {"model": SampleSaved, "description": "This exact picture is in the set already"}}}
+
+    @router.get(SAMPLES, summary="Count the samples collected", response_model=SamplesResponse, responses=_ERRORS)
+    async def samples(request: Request, writer: Writer = None) -> dict[str, Any]:
+        """The handwriting set being collected: its name, total, samples per digit and per writer; with
+        ``writer``, also that writer's samples per digit (for a student's progress)."""
+        store = _store(request)
+        return await run_in_threadpool(_counts, store, _writer(writer))
+
+    @router.post(SAMPLES, summary="Save a labelled picture (multipart)", **saves)
+    async def save(request: Request,
+                   image: Annotated[UploadFile, File(description=Picture)],
+                   label: Label, writer: Writer = None, source: Source = "drawn") -> JSONResponse:
+        """Save the picture in the ``image`` file field as a sample of the digit ``label``. The picture is
+        kept as it came (the original) beside its 28×28 MNIST form. A picture without ink is 422."""
+        return await _save(request, await image.read(), label, writer, source)
+
+    @router.post(SAMPLES_IMAGE, summary="Save a labelled picture sent as the body", **saves)
+    async def save_image(request: Request,
+                         image: Annotated[bytes, Body(media_type="image/*", description=f"The image file itself: "
+                                                                                       f"{Picture}")],
+                         label: Label, writer: Writer = None, source: Source = "drawn") -> JSONResponse:
+        """The picture file as the whole body (``Content-Type: image/png``, ...); what ``POST /api/samples``
+        does with a bare-image body."""
+        return await _save(request, image, label, writer, source)
+
+    @router.delete(SAMPLES + "/{sample_id}", summary="Remove a sample (undo)", response_model=SampleRemoved,
+                   responses={**_ERRORS, 404: {"model": ErrorResponse}})
+    async def remove(request: Request,
+                     sample_id: Annotated[str, Path(max_length=64, description="The id a save answered.")],
+                     ) -> dict[str, Any]:
+        """Remove one sample (its picture and its 28×28 form) from the set; the answer holds it and the
+        counts without it (its writer's too)."""
+        store = _store(request)
+        return await run_in_threadpool(_remove_sync, store, sample_id)
+
+    return router
+
+
+def _store(request: Request) -> HandwritingSet:
+    store = request.app.state.collect
+    if store is None:
+        raise ApiError(403, OFF)
+    return store
+
+
+def _writer(writer: str | None) -> str | None:
+    try:
+        return check_writer(writer)
+    except DigitlabError as exc:
+        raise ApiError(422, str(exc)) from None
+
+
+async def _save(request: Request, picture: bytes, label: int, writer: str | None, source: str) -> JSONResponse:
+    """Save once the decode gate gives a turn (503 when it does not), in a worker thread."""
+    store, writer = _store(request), _writer(writer)
+    gate: DecodeGate = request.app.state.gate
+    async with gate.turn():
+        sample, added, counts = await run_in_threadpool(_save_sync, store, gate, picture, label, writer, source)
+    return JSONResponse({**counts, "sample": _info(sample), "added": added}, status_code=201 if added else 200)
+
+
+def _save_sync(store: HandwritingSet, gate: DecodeGate, picture: bytes, label: int, writer: str | None,
+               source: str) -> tuple[Sample, bool, dict[str, Any]]:
+    """Decode within the pixel budget, prepare and save; then count the set."""
+    with gate.decoding(picture):
+        try:
+            sample, added = store.add(picture, label, writer=writer, source=source)
+        except ImageTooLargeError:
+            raise
+        except StoreWriteError as exc:  # a full disk: not the client's doing, nothing was saved
+            raise ApiError(507, str(exc)) from None
+        except DigitlabError as exc:  # not a picture, no ink: nothing was saved
+            raise ApiError(422, str(exc)) from None
+    if added:
+        log.info("saved sample %s (%d, %s) into %r", sample.id, sample.label, sample.writer or NO_NAME, store.name)
+    return sample, added, _counts(store, writer)
+
+
+def _remove_sync(store: HandwritingSet, sample_id: str) -> dict[str, Any]:
+    try:
+        sample = store.remove(sample_id)
+    except SampleNotFoundError as exc:
+        raise ApiError(404, f"{exc}; it may have been removed already") from None
+    except StoreWriteError as exc:  # a full disk: not the client's doing
+        raise ApiError(507, str(exc)) from None
+    except DigitlabError as exc:  # the set's folder was deleted while serving
+        raise ApiError(422, str(exc)) from None
+    log.info("removed sample %s (%d) from %r", sample.id, sample.label, store.name)
+    return {**_counts(store, sample.writer), "sample": _info(sample)}
+
+
+def _counts(store: HandwritingSet, writer: str | None) -> dict[str, Any]:
+    """The set's totals per digit and per writer, and ``writer``'s per digit."""
+    samples = store.samples()
+    for problem in store.problems:
+        log.warning("handwriting set %r: %s", store.name, problem)
+    per_digit, per_writer, mine = [0] * 10, Counter(), [0] * 10
+    for sample in samples:
+        per_digit[sample.label] += 1
+        per_writer[sample.writer or NO_NAME] += 1
+        if writer is not None and sample.writer == writer:
+            mine[sample.label] += 1
+    return {"name": store.name, "total": len(samples), "counts": per_digit, "writers": dict(per_writer),
+            "writer": writer, "writer_counts": mine if writer is not None else None}
+
+
+def _info(sample: Sample) -> dict[str, Any]:
+    doc = asdict(sample)
+    return {key: doc[key] for key in ("id", "label", "writer", "source", "created")}

@@ -1,0 +1,280 @@
+// Collecting handwriting on the page: only when the server runs with `digitlab serve --collect NAME`,
+// which names the set on <body data-collect="NAME"> (otherwise nothing here shows or asks the server).
+//
+// Free mode: after each answer, "Right ✓" or "It's a 0…9" saves the drawing with that label
+// (POST /api/samples), says "Saved as 3 — Undo" and clears the canvas for the next one.
+// Guided mode: "Draw a 3", the ten digits in a shuffled order for N rounds; one press of "Save" (or
+// Enter) saves the drawing as the prompted digit, Clear lets the student redo it first.
+// Undo removes this page's last saved sample (DELETE /api/samples/{id}), and in guided mode prompts
+// that digit again. The writer's name and the rounds are remembered by this browser.
+// Keys: 0-9 save as that digit (free mode), Enter saves ("Right" / the prompted digit).
+"use strict";
+
+(() => {
+  if (!document.body.dataset.collect) return; // the server does not collect: nothing here shows
+  const WRITER_KEY = "digitlab-writer";
+  const ROUNDS_KEY = "digitlab-rounds";
+  const el = (id) => document.getElementById(id);
+
+  let collecting = false;
+  let answer = null; // the model's answer for the drawing on the canvas, when there is one
+  let saving = false;
+  const undoStack = []; // this page's saves, newest last: {id, label, step}
+  let guided = null; // {order: digits to draw, step: how many are saved}
+
+  const digitButtons = [];
+  for (let d = 0; d < 10; d++) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = String(d);
+    b.dataset.digit = String(d);
+    b.title = `Save this drawing as a ${d} (key ${d})`;
+    b.addEventListener("click", () => save(d));
+    el("digit-buttons").appendChild(b);
+    digitButtons.push(b);
+  }
+  const countCells = [];
+  for (let d = 0; d < 10; d++) {
+    const li = document.createElement("li");
+    li.innerHTML = `<span class="d">${d}</span><span class="n">0</span>`;
+    el("digit-counts").appendChild(li);
+    countCells.push(li);
+  }
+
+  const writer = () => el("writer").value.trim() || null;
+  const hasDrawing = () => strokes.length > 0 || picture !== null;
+  const prompted = () => (guided && guided.step < guided.order.length ? guided.order[guided.step] : null);
+
+  // ---- the buttons and the prompt --------------------------------------------------------------
+
+  function update() {
+    const show = collecting && mode === "digit";
+    el("collect-bar").hidden = !collecting;
+    el("collect-panel").hidden = !show;
+    el("prompt").hidden = !show || !guided;
+    el("collect-note").hidden = !collecting || mode === "digit";
+    el("guided-options").hidden = mode !== "digit";
+    if (!show) return;
+    el("keys").textContent = guided ? "Keys: Enter saves · Esc clears"
+      : "Keys: 0–9 save as that digit · Enter: Right · Esc clears";
+    const target = prompted();
+    el("right").hidden = !!guided || !answer || answer.kind !== "digit";
+    el("right").textContent = answer && answer.kind === "digit" ? `Right ✓ it's a ${answer.answer.digit}` : "Right ✓";
+    el("save-guided").hidden = !guided || target === null;
+    el("save-guided").textContent = target === null ? "Save" : `Save as ${target} ✓`;
+    el("or-its").hidden = !!guided;
+    el("digit-buttons").hidden = !!guided;
+    el("right").disabled = saving || !hasDrawing();
+    el("save-guided").disabled = saving || !hasDrawing();
+    for (const b of digitButtons) b.disabled = saving || !hasDrawing();
+    const read = answer && answer.kind === "digit" ? answer.answer.digit : null;
+    el("or-its").textContent = read === null ? "It's a:" : "No — it's a:";
+    el("label-question").textContent = guided
+      ? (target === null ? "All done — thank you! Untick Guided, or tick it again for more."
+        : !hasDrawing() ? `Draw a ${target}, large, in the middle.`
+        : !answer ? "Happy with it? Save it, or Clear and draw it again."
+        : read === target ? `The model reads a ${target} too. Save it!`
+        : read === null ? "The model is not sure what it is. Save it, or Clear and draw it again."
+        : `The model reads a ${read}. Is it a good ${target}? Save it, or Clear and draw it again.`)
+      : !hasDrawing() ? "Draw a digit, then say which it is."
+      : !answer ? "Which digit did you draw?"
+      : answer.kind === "digit" ? "Is the model right?"
+      : "The model is not sure. Which digit is it?";
+    if (guided) {
+      const total = guided.order.length;
+      el("prompt-text").innerHTML = target === null ? `All <strong>${total}</strong> saved`
+        : `Draw a <strong id="prompt-digit">${target}</strong>`;
+      const rounds = total / 10;
+      const round = Math.min(rounds, Math.floor(guided.step / 10) + 1);
+      el("progress").textContent = `${guided.step} / ${total} saved · round ${round} of ${rounds}`;
+    }
+    countCells.forEach((li, d) => li.classList.toggle("target", d === target));
+  }
+
+  // One line under the buttons: what the last press did. kind: "ok" (green), "error" (red), "note" (plain).
+  function said(text, kind = "ok", canUndo = undoStack.length > 0) {
+    el("saved-text").textContent = text;
+    el("saved").classList.toggle("error", kind === "error");
+    el("saved").classList.toggle("note", kind === "note");
+    el("undo-save").hidden = !canUndo;
+  }
+
+  function showCounts(info) {
+    const mine = info.writer_counts;
+    const counts = mine || info.counts;
+    countCells.forEach((li, d) => { li.querySelector(".n").textContent = String(counts[d]); });
+    const yours = mine ? mine.reduce((a, b) => a + b, 0) : null;
+    el("counts-title").textContent = mine ? `${info.writer}'s samples per digit (${yours})`
+      : `All samples per digit in “${info.name}”`;
+    const named = Object.keys(info.writers).filter((w) => w !== "(no name)").length; // unnamed ones share a key
+    el("set-info").textContent = `Saving into handwriting set “${info.name}” · ${info.total} sample${info.total === 1 ? "" : "s"}`
+      + ` · ${named} named writer${named === 1 ? "" : "s"}`;
+  }
+
+  // ---- talking to the server -------------------------------------------------------------------
+
+  async function call(url, options) {
+    try {
+      const response = await fetch(url, options);
+      const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+      return { status: response.status, body: response.ok ? body : { error: body.error || `HTTP ${response.status}` } };
+    } catch (err) {
+      return { status: 0, body: { error: `the server did not answer (${err.message})` } };
+    }
+  }
+
+  async function refresh() {
+    const name = writer();
+    const { status: code, body } = await call(`/api/samples${name ? `?writer=${encodeURIComponent(name)}` : ""}`);
+    if (code === 403) return false; // the server does not collect: nothing here shows
+    if (code === 422 && name) { // the name is refused: say why, and count the whole set
+      el("writer-error").textContent = `Name not used: ${body.error}`;
+      const all = await call("/api/samples");
+      if (all.status === 200) {
+        collecting = true;
+        showCounts(all.body);
+      }
+      update();
+      return false;
+    }
+    if (code !== 200) {
+      if (collecting) el("writer-error").textContent = body.error;
+      return false;
+    }
+    collecting = true;
+    el("writer-error").textContent = "";
+    showCounts(body);
+    update();
+    return true;
+  }
+
+  // The drawing as it is on the canvas (full size, the original), or the uploaded file itself.
+  async function picturePart() {
+    if (pictureFile && !strokes.length) {
+      const form = new FormData();
+      form.append("image", pictureFile, pictureFile.name);
+      return { request: { method: "POST", body: form }, source: "photo" };
+    }
+    const blob = await new Promise((resolve) => pad.toBlob(resolve, "image/png"));
+    return { request: { method: "POST", body: blob, headers: { "Content-Type": "image/png" } },
+             source: picture ? "photo" : "drawn" };
+  }
+
+  async function save(label) {
+    if (saving || !collecting || mode !== "digit" || !hasDrawing() || label === null) return;
+    saving = true;
+    update();
+    const read = answer && answer.kind === "digit" ? answer.answer.digit : null;
+    const { request, source } = await picturePart();
+    const kept = { strokes, picture, pictureFile };
+    clearAll(); // at once: the next digit can be drawn while this one is saved
+    const query = new URLSearchParams({ label: String(label), source });
+    if (writer()) query.set("writer", writer());
+    const { body } = await call(`/api/samples?${query}`, request);
+    saving = false;
+    if (body.error) {
+      if (!hasDrawing() && !current) { // not saved: the drawing comes back, unless a new one was begun
+        ({ strokes, picture, pictureFile } = kept);
+        redraw();
+        schedule(true);
+      }
+      said(`Not saved: ${body.error}`, "error");
+      update();
+      return;
+    }
+    if (body.added) {
+      undoStack.push({ id: body.sample.id, label, step: guided ? guided.step : null });
+      if (guided) guided.step += 1;
+      const note = read === null ? " (the model was not sure)" : read !== label ? ` (the model read ${read})` : "";
+      said(`Saved as ${label} ✓${note}`);
+    } else {
+      said(`Not saved again: this exact picture is in the set already, as a ${body.sample.label}`, "note");
+    }
+    showCounts(body);
+    update();
+  }
+
+  async function undoSave() {
+    const last = undoStack.pop();
+    if (!last || saving) return;
+    saving = true;
+    const { status: code, body } = await call(`/api/samples/${encodeURIComponent(last.id)}`, { method: "DELETE" });
+    saving = false;
+    if (body.error && code !== 404) {
+      undoStack.push(last); // still saved: Undo can be tried again
+      said(`Not undone: ${body.error}`, "error");
+    } else {
+      if (guided && last.step !== null) guided.step = Math.min(guided.step, last.step);
+      said(code === 404 ? `That ${last.label} was removed already` : `Removed the ${last.label} you saved`);
+      if (!body.error) showCounts(body);
+      else refresh();
+    }
+    update();
+  }
+
+  // ---- guided mode -----------------------------------------------------------------------------
+
+  function shuffled() {
+    const digits = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+    for (let i = digits.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [digits[i], digits[j]] = [digits[j], digits[i]];
+    }
+    return digits;
+  }
+
+  function startGuided() {
+    const rounds = Math.max(1, Math.min(20, Math.round(Number(el("rounds").value) || 5)));
+    el("rounds").value = String(rounds);
+    remember(ROUNDS_KEY, String(rounds));
+    const order = [];
+    for (let r = 0; r < rounds; r++) order.push(...shuffled());
+    guided = { order, step: 0 };
+    clearAll();
+  }
+
+  el("guided").addEventListener("change", () => {
+    if (el("guided").checked) startGuided();
+    else guided = null;
+    update();
+  });
+  el("rounds").addEventListener("change", () => {
+    if (guided && guided.step === 0) startGuided(); // not started yet: the new length applies
+    else remember(ROUNDS_KEY, el("rounds").value);
+    update();
+  });
+  el("right").addEventListener("click", () => answer && answer.kind === "digit" && save(answer.answer.digit));
+  el("save-guided").addEventListener("click", () => save(prompted()));
+  el("undo-save").addEventListener("click", undoSave);
+  el("writer").addEventListener("change", async () => {
+    if (await refresh()) remember(WRITER_KEY, writer());
+  });
+
+  document.addEventListener("keydown", (event) => {
+    if (!collecting || mode !== "digit" || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest && event.target.closest("input, select, textarea, button")) return;
+    if (/^[0-9]$/.test(event.key) && !guided) {
+      event.preventDefault();
+      save(Number(event.key));
+    } else if (event.key === "Enter") {
+      event.preventDefault();
+      if (guided) save(prompted());
+      else if (answer && answer.kind === "digit") save(answer.answer.digit);
+    }
+  });
+
+  // ---- what the drawing page says --------------------------------------------------------------
+
+  document.addEventListener("digitlab:answer", (event) => { answer = event.detail; update(); });
+  document.addEventListener("digitlab:reset", () => { answer = null; update(); });
+  document.addEventListener("digitlab:mode", update);
+  pad.addEventListener("pointerup", () => setTimeout(update, 0)); // the drawing exists: the buttons wake up
+
+  el("writer").value = recalled(WRITER_KEY) || "";
+  el("rounds").value = recalled(ROUNDS_KEY) || "5";
+  refresh();
+  // the class's counts grow while others draw: look again now and then, while this page is on screen
+  setInterval(() => {
+    if (collecting && !saving && document.visibilityState === "visible") refresh();
+  }, 15000);
+})();

@@ -1,0 +1,76 @@
+// The model choice. GET /api/models lists the saved runs; the page sends the chosen one's id with each
+// prediction and reading (?model=ID), and the server loads that run on first use. The server keeps no
+// "current model" of its own: every page chooses for itself, remembered by this browser.
+"use strict";
+
+const MODEL_KEY = "digitlab-model";
+let models = []; // GET /api/models: the served model first, then the other runs
+let servedId = null; // the model the server was started with
+let chosenId = null; // this page's choice
+
+// "?model=ID" (or "&model=ID") when a model other than the served one is chosen, else "".
+function modelQuery(joiner) {
+  return chosenId && chosenId !== servedId ? `${joiner}model=${encodeURIComponent(chosenId)}` : "";
+}
+
+function chosenModel() {
+  return models.find((m) => m.id === chosenId) || models[0];
+}
+
+function accuracyText(m) {
+  return m.accuracy == null ? "unknown" : `${(100 * m.accuracy).toFixed(2)}%`;
+}
+
+function showModel(m) {
+  document.getElementById("model-name").textContent = `${m.model} on ${m.dataset}`;
+  document.getElementById("model-accuracy").textContent = accuracyText(m);
+  document.getElementById("model-id").textContent = m.id;
+  document.getElementById("input-size").textContent = `${m.image_shape[0]}×${m.image_shape[1]}`;
+}
+
+function remember(key, value) {
+  try {
+    if (value === null) localStorage.removeItem(key);
+    else localStorage.setItem(key, value);
+  } catch {
+    // storage switched off (a private window): the choice lasts until the page is reloaded
+  }
+}
+
+function recalled(key) {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+async function loadModel() {
+  try {
+    const info = await (await fetch("/api/models")).json();
+    models = info.models;
+    servedId = info.active;
+    const saved = recalled(MODEL_KEY);
+    chosenId = models.some((m) => m.id === saved) ? saved : servedId;
+    const select = document.getElementById("model-select");
+    select.replaceChildren(...models.map((m) => {
+      const folder = m.path.split(/[\\/]/).pop();
+      const option = new Option(`${m.model} on ${m.dataset} · ${accuracyText(m)} · ${folder}${m.active ? " (served)" : ""}`, m.id);
+      option.title = m.path;
+      return option;
+    }));
+    select.value = chosenId;
+    document.getElementById("model-choice").hidden = models.length < 2;
+    showModel(chosenModel());
+  } catch (err) {
+    status(`could not read the model list (${err.message})`, true);
+  }
+}
+
+document.getElementById("model-select").addEventListener("change", (event) => {
+  chosenId = event.target.value;
+  remember(MODEL_KEY, chosenId === servedId ? null : chosenId);
+  showModel(chosenModel());
+  reset(); // the old model's answer goes; the drawing stays and is asked again
+  if (strokes.length || picture) schedule(true);
+});

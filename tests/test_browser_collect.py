@@ -1,0 +1,218 @@
+"""Collecting on the page, in a real browser: ``digitlab serve --collect`` on loopback, Playwright + chromium.
+
+A student draws a digit with the mouse and presses the right digit's button: the sample is in the
+handwriting set on disk with that label and writer; Undo removes it. In guided mode the page prompts
+"Draw a N", the progress counter advances with each save, and the sample is saved as the prompted
+digit. A second run offers a model choice: choosing it sends ``?model=ID`` and the answer names it.
+Screenshots go to ``test-output/browser/``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+pytest.importorskip("playwright.sync_api")
+
+from test_browser import CHROMIUM_ARGS, OUTPUT, _chromium, _free_port, _stroke  # noqa: E402
+
+from digitlab.data.handwriting import HandwritingSet  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def collecting(tmp_path_factory):
+    """``digitlab serve --collect`` (a real process; the set 'mine') over two saved runs."""
+    from digitlab.data import load_dataset
+    from digitlab.store import save_model
+    from digitlab.train import train
+
+    runs = tmp_path_factory.mktemp("runs")
+    data = tmp_path_factory.mktemp("data")
+    digits = load_dataset("digits")
+    save_model(train("logreg", digits), digits, runs / "b-digits-logreg", metrics={"accuracy": 0.9667})  # as the page's tests
+    save_model(train("knn", digits), digits, runs / "a-digits-knn", metrics={"accuracy": 0.98})
+    port = _free_port()
+    env = {**os.environ, "DIGITLAB_DATA": str(data), "DIGITLAB_SERVE_ONNX": "0", "COLUMNS": "200"}
+    log = open(data / "serve.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "digitlab", "serve", "--model", str(runs / "b-digits-logreg"), "--runs", str(runs),
+         "--collect", "--port", str(port), "--workers", "1"],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    previous = os.environ.get("DIGITLAB_DATA")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail((data / "serve.log").read_text())
+                time.sleep(0.2)
+        assert "collecting samples into handwriting set 'mine'" in (data / "serve.log").read_text()
+        os.environ["DIGITLAB_DATA"] = str(data)  # where this test reads the set back
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+    if previous is None:
+        os.environ.pop("DIGITLAB_DATA", None)
+    else:
+        os.environ["DIGITLAB_DATA"] = previous
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, collecting):
+    """A fresh page (its own storage) on the collecting server."""
+    context = browser.new_context(viewport={"width": 1000, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # the 422s this module provokes on purpose (a refused writer's name) are logged by chromium; nothing else may be
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and "status of 422" not in msg.text
+            else None)
+    page.goto(collecting)
+    page.wait_for_function("!document.getElementById('collect-panel').hidden")
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def _four() -> bytes:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGB", (160, 200), "white")
+    ImageDraw.Draw(picture).line([(100, 20), (30, 130), (140, 130)], fill="black", width=14)
+    ImageDraw.Draw(picture).line([(100, 20), (100, 185)], fill="black", width=14)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+FOUR = _four()
+
+
+def _samples() -> list:
+    return HandwritingSet.open("mine").samples()
+
+
+def _answered(page) -> None:
+    page.wait_for_function("document.getElementById('prediction').textContent !== '?'")
+    page.wait_for_timeout(300)  # let a last in-flight answer land
+
+
+def test_draw_say_which_digit_save_and_undo(page):
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    before = len(_samples())
+    page.fill("#writer", "Ada")
+    page.press("#writer", "Tab")  # the name is checked and remembered when it changes
+    page.wait_for_function("document.getElementById('counts-title').textContent.startsWith('Ada')")
+    _stroke(page, [(0.25, 0.2), (0.75, 0.2), (0.4, 0.85)])  # a 7
+    _answered(page)
+    assert page.locator("#right").is_visible() or page.locator("#digit-buttons").is_visible()
+    page.screenshot(path=str(OUTPUT / "collect-answer.png"), full_page=True)
+    page.click("#digit-buttons button[data-digit='7']")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Saved as 7')")
+    samples = _samples()
+    assert len(samples) == before + 1
+    new = samples[-1]
+    assert (new.label, new.writer, new.source) == (7, "Ada", "drawn")
+    assert page.locator("#prediction").inner_text() == "?"  # the canvas is cleared for the next digit
+    assert page.locator("#digit-counts li").nth(7).locator(".n").inner_text() == "1"
+    assert page.evaluate("localStorage.getItem('digitlab-writer')") == "Ada"
+    page.screenshot(path=str(OUTPUT / "collect-saved.png"), full_page=True)
+
+    page.click("#undo-save")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Removed')")
+    assert [s.id for s in _samples()] == [s.id for s in samples[:-1]]
+    assert page.locator("#digit-counts li").nth(7).locator(".n").inner_text() == "0"
+
+    # a picture file sent to the page is saved as it came, as a photo; the key 4 saves it as a 4
+    page.set_input_files("#upload", files=[{"name": "four.png", "mimeType": "image/png", "buffer": FOUR}])
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('four.png')")
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("4")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Saved as 4')")
+    photo = _samples()[-1]
+    assert (photo.label, photo.source, photo.writer) == (4, "photo", "Ada")
+    assert HandwritingSet.open("mine").original_bytes(photo) == FOUR
+
+    page.reload()  # the name is remembered by the browser
+    page.wait_for_function("!document.getElementById('collect-panel').hidden")
+    assert page.input_value("#writer") == "Ada"
+
+    # a name the set refuses: said at once, and a save is refused in one line with the drawing kept
+    page.fill("#writer", "Ada/B")
+    page.press("#writer", "Tab")
+    page.wait_for_function("document.getElementById('writer-error').textContent.includes('cannot contain')")
+    count = len(_samples())
+    _stroke(page, [(0.5, 0.12), (0.5, 0.88)])
+    _answered(page)
+    page.click("#digit-buttons button[data-digit='1']")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Not saved')")
+    page.wait_for_function("document.getElementById('prediction').textContent !== '?'")  # the drawing is back
+    assert len(_samples()) == count and page.evaluate("strokes.length") == 1
+    assert page.evaluate("localStorage.getItem('digitlab-writer')") == "Ada"  # the refused name is not kept
+
+
+def test_guided_mode_prompts_and_counts(page):
+    page.fill("#rounds", "2")
+    page.check("#guided")
+    assert page.locator("#prompt").is_visible()
+    assert page.locator("#progress").inner_text().startswith("0 / 20")
+    target = int(page.locator("#prompt-digit").inner_text())
+    assert page.locator("#digit-buttons").is_hidden() and page.locator("#save-guided").is_disabled()
+    _stroke(page, [(0.5, 0.12), (0.5, 0.88)])  # whatever was asked: the label is the prompted digit
+    page.wait_for_function("!document.getElementById('save-guided').disabled")
+    page.screenshot(path=str(OUTPUT / "collect-guided.png"), full_page=True)
+    page.click("#save-guided")
+    page.wait_for_function("document.getElementById('progress').textContent.startsWith('1 / 20')")
+    last = _samples()[-1]
+    assert last.label == target
+    page.keyboard.press("Escape")  # nothing drawn: Enter must not save a blank canvas
+    _stroke(page, [(0.3, 0.3), (0.7, 0.7)])
+    page.keyboard.press("Enter")  # Enter saves too
+    page.wait_for_function("document.getElementById('progress').textContent.startsWith('2 / 20')")
+    page.click("#undo-save")  # undo steps the counter back
+    page.wait_for_function("document.getElementById('progress').textContent.startsWith('1 / 20')")
+    assert _samples()[-1].id == last.id
+
+
+def test_choosing_another_model_sends_its_id(page):
+    assert page.locator("#model-choice").is_visible()
+    options = page.eval_on_selector_all("#model-select option", "os => os.map(o => o.value)")
+    assert len(options) == 2
+    sent = []
+    page.on("request", lambda r: sent.append(r.url) if "/api/predict" in r.url else None)
+    page.select_option("#model-select", options[1])
+    assert page.locator("#model-name").inner_text() == "knn on digits"
+    _stroke(page, [(0.5, 0.12), (0.5, 0.88)])
+    page.wait_for_function("document.getElementById('status').textContent.includes('answered')")
+    assert sent and sent[-1].endswith(f"model={options[1]}")
+    assert page.locator("#status").inner_text().endswith(options[1])
+    page.select_option("#model-select", options[0])  # back to the served model: no ?model= at all
+    sent.clear()
+    _stroke(page, [(0.3, 0.5), (0.7, 0.5)])
+    page.wait_for_timeout(500)
+    assert sent and "model=" not in sent[-1]

@@ -1,0 +1,333 @@
+"""Collecting samples through the API (``digitlab serve --collect``), and choosing a model per request.
+
+FastAPI's TestClient against the real app, a handwriting set in a temporary ``$DIGITLAB_DATA``; two
+real server processes on loopback for the saves that arrive at once; the real ``digitlab`` command
+for the ``--collect`` option.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+pytest.importorskip("fastapi")
+pytest.importorskip("multipart")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from conftest import run_cli  # noqa: E402
+from digitlab.data.handwriting import HandwritingSet  # noqa: E402
+from digitlab.serve.app import create_app  # noqa: E402
+from digitlab.serve.collect import OFF  # noqa: E402
+from digitlab.serve.limits import MAX_BODY  # noqa: E402
+
+PNG = {"content-type": "image/png"}
+
+
+def _png(seed: int = 0, size: int = 112) -> bytes:
+    """A drawn "1", slightly different for each seed (the set keeps one copy of identical bytes)."""
+    picture = Image.new("L", (size, size), 255)
+    x = size // 2 + seed % 7 - 3
+    ImageDraw.Draw(picture).line([(x, size // 8), (x + seed % 5, size - size // 8)], fill=0, width=size // 12 + seed % 3)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _huge() -> bytes:
+    """A small file of more pixels than any picture may have (4097 px wide)."""
+    buffer = io.BytesIO()
+    Image.new("L", (4097, 8), 255).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _blank() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (60, 60), 255).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A private ``$DIGITLAB_DATA`` for the module (the handwriting sets live under it)."""
+    folder = tmp_path_factory.mktemp("digitlab-data")
+    previous = os.environ.get("DIGITLAB_DATA")
+    os.environ["DIGITLAB_DATA"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("DIGITLAB_DATA", None)
+    else:
+        os.environ["DIGITLAB_DATA"] = previous
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """Two runs on the 8×8 digits: k-nearest neighbours with k = 3 (served) and k = 1 (to choose); knn fits at once."""
+    from digitlab.data import load_dataset
+    from digitlab.store import save_model
+    from digitlab.train import train
+
+    root = tmp_path_factory.mktemp("runs")
+    digits = load_dataset("digits")
+    save_model(train("knn", digits, params={"n_neighbors": 3}), digits, root / "b-digits-knn3", metrics={"accuracy": 0.98})
+    save_model(train("knn", digits, params={"n_neighbors": 1}), digits, root / "a-digits-knn1", metrics={"accuracy": 0.98})
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(runs, data_dir):
+    """Collecting into the set ``class-7b``."""
+    with TestClient(create_app(runs / "b-digits-knn3", runs, onnx=False, collect="class-7b")) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def off(runs, data_dir):
+    """Not collecting."""
+    with TestClient(create_app(runs / "b-digits-knn3", runs, onnx=False)) as c:
+        yield c
+
+
+def _one_line(response, status: int) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"] and "\n" not in body["error"], body
+    return body["error"]
+
+
+def _files(store: HandwritingSet) -> set[str]:
+    return {p.name for sub in ("originals", "prepared") for p in (store.folder / sub).iterdir()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Collecting
+
+
+def test_without_collect_every_samples_route_answers_403(off):
+    for response in (off.get("/api/samples"), off.post("/api/samples?label=3", content=_png(), headers=PNG),
+                     off.post("/api/samples?label=x", content=b"junk", headers={"content-type": "text/plain"}),
+                     off.post("/api/samples/image?label=3", content=_png(), headers=PNG),
+                     off.delete("/api/samples/20260101T000000Z-00000000")):
+        assert _one_line(response, 403) == OFF
+    assert not any(path.startswith("/api/samples") for path in off.get("/openapi.json").json()["paths"])
+    assert "data-collect" not in off.get("/").text  # the page shows no collecting controls, asks nothing
+
+
+def test_the_page_names_the_set_it_collects_into(client):
+    assert '<body data-collect="class-7b">' in client.get("/").text
+
+
+def test_save_undo_and_counts(client):
+    picture = _png(1)
+    saved = client.post("/api/samples?label=1&writer=%20Ada%20", content=picture, headers=PNG)
+    assert saved.status_code == 201, saved.text
+    body = saved.json()
+    assert body["added"] is True and body["name"] == "class-7b"
+    assert (body["sample"]["label"], body["sample"]["writer"], body["sample"]["source"]) == (1, "Ada", "drawn")
+    assert body["writer"] == "Ada" and body["writer_counts"][1] >= 1 and body["counts"][1] >= 1
+    store = HandwritingSet.open("class-7b")
+    [sample] = [s for s in store.samples() if s.id == body["sample"]["id"]]
+    assert (sample.label, sample.writer, sample.source) == (1, "Ada", "drawn")
+    assert store.original_bytes(sample) == picture  # the page's own picture, as it was sent
+    assert store.images([sample])[0].shape == (1, 28, 28)
+
+    again = client.post("/api/samples?label=1&writer=Ada", content=picture, headers=PNG)
+    assert again.status_code == 200 and again.json()["added"] is False
+    assert again.json()["sample"]["id"] == sample.id
+
+    photo = client.post("/api/samples?label=7&source=photo", files={"image": ("seven.png", _png(2), "image/png")})
+    assert photo.status_code == 201 and photo.json()["sample"]["source"] == "photo"
+    assert photo.json()["writer"] is None and photo.json()["writer_counts"] is None
+
+    counts = client.get("/api/samples", params={"writer": "Ada"}).json()
+    assert counts["total"] == sum(counts["counts"]) == len(store.samples())
+    assert counts["writers"]["Ada"] == sum(counts["writer_counts"]) and counts["writers"]["(no name)"] >= 1
+
+    removed = client.delete(f"/api/samples/{sample.id}")
+    assert removed.status_code == 200 and removed.json()["sample"]["id"] == sample.id
+    assert removed.json()["total"] == counts["total"] - 1 and removed.json()["writer"] == "Ada"
+    assert sample.id not in [s.id for s in store.samples()]
+    assert not any(name.startswith(sample.id) for name in _files(store))
+    assert "no sample" in _one_line(client.delete(f"/api/samples/{sample.id}"), 404)
+    assert "no sample" in _one_line(client.delete("/api/samples/not-an-id"), 404)
+
+
+@pytest.mark.parametrize(("query", "body", "headers", "status", "says"), [
+    ("label=10", _png(3), PNG, 422, "label must be"),
+    ("label=x", _png(3), PNG, 422, "label must be"),
+    ("", _png(3), PNG, 422, "label must be"),
+    ("label=3&writer=a%2Fb", _png(3), PNG, 422, "writer's name"),
+    ("label=3&writer=" + "w" * 10_000, _png(3), PNG, 422, "at most 64"),
+    ("label=3&source=import", _png(3), PNG, 422, "source"),
+    ("label=3", _blank(), PNG, 422, "no ink"),
+    ("label=3", b"\x89PNG\r\n\x1a\nnot really", PNG, 422, ""),
+    ("label=3", b'{"pixels": []}', {"content-type": "application/json"}, 415, "image"),
+    ("label=3", b"", PNG, 400, "empty"),
+    ("label=3", b"x" * (MAX_BODY + 1), PNG, 413, "limit"),
+    ("label=3", _huge(), PNG, 413, "4097"),
+], ids=["label-10", "label-x", "no-label", "writer-slash", "writer-10kB", "source", "no-ink", "not-an-image",
+        "json", "empty", "too-large", "too-many-pixels"])
+def test_bad_saves_are_one_line_and_change_nothing(client, query, body, headers, status, says):
+    store = HandwritingSet.open("class-7b")
+    before, files = store.samples(), _files(store)
+    message = _one_line(client.post(f"/api/samples?{query}", content=body, headers=headers), status)
+    assert says in message
+    assert store.samples() == before and _files(store) == files
+
+
+def test_bad_writer_for_counts_is_422(client):
+    assert "writer's name" in _one_line(client.get("/api/samples", params={"writer": "x\ny"}), 422)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_server_processes_save_at_once_and_lose_nothing(runs, data_dir, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "DIGITLAB_SERVE_ONNX": "0"}
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "digitlab", "serve", "--model", str(runs / "b-digits-knn3"),
+                               "--runs", str(runs), "--port", str(port), "--workers", "2", "--collect", "class-9"],
+                              env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while (tmp_path / "serve.log").read_text().count("collecting samples into handwriting set 'class-9'") < 2 \
+                or "startup complete" not in (tmp_path / "serve.log").read_text():
+            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.2)
+
+        def save(i: int) -> dict:
+            request = urllib.request.Request(f"{url}/api/samples?label={i % 10}&writer=w{i % 3}", data=_png(100 + i),
+                                             headers=PNG)
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                assert answer.status == 201
+                return json.loads(answer.read())
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(save, range(24)))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    store = HandwritingSet.open("class-9")
+    samples = store.samples()
+    assert sorted(s.id for s in samples) == sorted(a["sample"]["id"] for a in answers)
+    assert not store.problems and len(samples) == 24
+    assert sorted(s.label for s in samples) == sorted(i % 10 for i in range(24))
+
+
+def test_collect_option_on_the_command_line(data_dir):
+    bad = run_cli("serve", "--collect", "../etc", env={"DIGITLAB_DATA": str(data_dir)})
+    assert bad.returncode == 2 and "cannot name a handwriting set" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    with socket.socket() as busy:  # a bare --collect (default set 'mine') parses: the busy port is what fails
+        busy.bind(("127.0.0.1", 0))  # (test_browser_collect.py starts a server with `--collect --port P`)
+        busy.listen(1)
+        bare = run_cli("serve", "--port", str(busy.getsockname()[1]), "--collect", env={"DIGITLAB_DATA": str(data_dir)})
+        assert bare.returncode == 2 and "cannot listen" in bare.stderr, bare.stderr
+
+
+def test_the_collecting_routes_are_in_the_schema(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert set(paths["/api/samples"]) == {"get", "post"} and "delete" in paths["/api/samples/{sample_id}"]
+    label = next(p for p in paths["/api/samples"]["post"]["parameters"] if p["name"] == "label")
+    assert label["required"] and label["schema"]["maximum"] == 9
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing a model per request
+
+
+def test_model_query_chooses_a_saved_run(client):
+    listed = client.get("/api/models").json()
+    served, other = listed["active"], next(m["id"] for m in listed["models"] if not m["active"])
+    assert client.post("/api/predict", content=_png(), headers=PNG).json()["model_id"] == served
+    for path in ("/api/predict", "/api/predict/image", "/api/read"):
+        answer = client.post(f"{path}?model={other}", content=_png(), headers=PNG)
+        assert answer.status_code == 200 and answer.json()["model_id"] == other, (path, answer.text)
+    grid = [[255 if 4 <= y < 24 and 13 <= x < 16 else 0 for x in range(28)] for y in range(28)]
+    assert client.post(f"/api/predict/pixels?model={other}", json={"pixels": grid}).json()["model_id"] == other
+    explained = client.post(f"/api/predict?model={other}&explain=true", content=_png(), headers=PNG)
+    assert explained.status_code == 200 and explained.json()["model_id"] == other
+    assert client.post(f"/api/predict?model={served}", content=_png(), headers=PNG).json()["model_id"] == served
+    assert "GET /api/models" in _one_line(client.post("/api/predict?model=nope", content=_png(), headers=PNG), 404)
+    assert _one_line(client.post("/api/read?model=../../etc", content=_png(), headers=PNG), 404)
+
+
+def test_a_chosen_run_that_does_not_load_is_422(runs, data_dir, tmp_path):
+    copy = tmp_path / "runs"
+    shutil.copytree(runs / "b-digits-knn3", copy / "b-digits-knn3")
+    shutil.copytree(runs / "a-digits-knn1", copy / "a-digits-knn1")
+    weights = next((copy / "a-digits-knn1").glob("model.*[!n]"))  # the weights file, not model.json
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    with TestClient(create_app(copy / "b-digits-knn3", copy, onnx=False)) as c:
+        other = next(m["id"] for m in c.get("/api/models").json()["models"] if not m["active"])
+        assert "cannot be loaded" in _one_line(c.post(f"/api/predict?model={other}", content=_png(), headers=PNG), 422)
+
+
+# ---------------------------------------------------------------------------------------------
+# Schemathesis on the collecting routes (tests/test_api_fuzz.py fuzzes a server that does not collect)
+
+COLLECT_OPERATIONS = [("GET", "/api/samples"), ("POST", "/api/samples"), ("POST", "/api/samples/image"),
+                      ("DELETE", "/api/samples/{sample_id}")]
+
+
+@pytest.mark.parametrize(("method", "path"), COLLECT_OPERATIONS, ids=[f"{m} {p}" for m, p in COLLECT_OPERATIONS])
+def test_collecting_routes_answer_every_generated_request_within_their_contract(client, method, path):
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, Phase, given, seed, settings
+    from hypothesis import strategies as st
+    from schemathesis import GenerationMode
+
+    schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
+    operation = schema[path][method]
+    cases = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
+
+    @seed(0)
+    @given(case=cases)
+    @settings(max_examples=int(os.environ.get("DIGITLAB_COLLECT_FUZZ_CASES", "25")), deadline=None, database=None,
+              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+    def one_request(case) -> None:
+        response = case.call()
+        assert response.status_code < 500, response.text[:300]
+        if response.status_code >= 400:
+            _one_line(response, response.status_code)
+        elif method != "DELETE":  # a generated id never names a sample
+            case.validate_response(response, checks=[schemathesis.checks.response_schema_conformance])
+
+    one_request()
+
+
+def test_at_most_a_few_chosen_models_stay_loaded(runs, data_dir, tmp_path):
+    from digitlab.data import load_dataset
+    from digitlab.serve.choice import CACHED
+    from digitlab.store import save_model
+    from digitlab.train import train
+
+    digits = load_dataset("digits")
+    folder = tmp_path / "runs"
+    shutil.copytree(runs / "b-digits-knn3", folder / "b-digits-knn3")
+    for k in range(5, 5 + CACHED + 1):  # one more than the cache holds
+        save_model(train("knn", digits, params={"n_neighbors": k}), digits, folder / f"knn{k}", metrics={"accuracy": 0.9})
+    with TestClient(create_app(folder / "b-digits-knn3", folder, onnx=False)) as c:
+        others = [m["id"] for m in c.get("/api/models").json()["models"] if not m["active"]]
+        assert len(others) == CACHED + 1
+        for model_id in others + others[-1:]:
+            assert c.post(f"/api/predict?model={model_id}", content=_png(), headers=PNG).json()["model_id"] == model_id
+        assert c.app.state.models.cached == others[1:]  # the least recently used went
