@@ -108,6 +108,11 @@ def test_finetune_writes_a_run_measured_on_writers_it_never_saw(env, tmp_path):
     again = run_cli("evaluate", "--model", str(folder), "--out", str(tmp_path / "eval"), env=variables)
     assert again.returncode == 0 and "never trained on" in " ".join(again.stdout.split()), again.stderr
     assert f"{doc['after']['accuracy']:.1%}" in again.stdout
+    # it exports to ONNX like any run (checked on MNIST's test digits), so the page can serve it on ONNX Runtime
+    pytest.importorskip("skl2onnx")
+    exported = run_cli("export", "--model", str(folder), env=variables)
+    assert exported.returncode == 0 and (folder / "model.onnx").is_file(), exported.stderr
+    assert "10,000" in exported.stdout
 
 
 def test_finetune_refuses_a_set_too_small(env, tmp_path):

@@ -39,10 +39,14 @@ def run_dataset(card: ModelCard, where: str = "model card") -> Dataset:
 
     Raises :class:`~digitlab.errors.DigitlabError` (naming ``where``) when the card does not say how.
     """
-    if card.dataset not in DATASETS:
-        raise DigitlabError(f"{where}: the model was trained on {card.dataset!r}, which this digitlab cannot "
-                            f"load; it knows {', '.join(DATASETS)}")
     split = card.split or {}
+    if card.dataset not in DATASETS:
+        from digitlab.data.handwriting import list_sets
+
+        if card.dataset in list_sets():  # a handwriting set: its split as recorded (samples added since move it)
+            return load_dataset(card.dataset, test_size=split.get("test_size"), seed=split.get("seed", 42))
+        raise DigitlabError(f"{where}: the model was trained on {card.dataset!r}, which this digitlab cannot "
+                            f"load; it knows {', '.join(DATASETS)} and the handwriting sets in its data folder")
     if split.get("kind") == "random":
         test_size, seed = split.get("test_size"), split.get("seed")
         if not isinstance(test_size, float) or type(seed) is not int:
