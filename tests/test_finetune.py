@@ -119,3 +119,16 @@ def test_bad_sets_are_refused_before_any_training():
         finetune_model(knn, images[:12], labels[:12])
     with pytest.raises(DigitlabError, match="labels must be the digits 0-9"):
         check_enough([1, 12])
+
+
+def test_a_cnn_trained_under_torchrun_fine_tunes_too(tiny_cnn, emma, mnist_part):
+    import copy
+
+    from digitlab.models.cnn import CNNClassifier
+
+    (train, _), (replay, _) = emma, mnist_part
+    distributed = copy.deepcopy(tiny_cnn)
+    distributed.world_size_ = 2  # as torchrun leaves it: its weights file carries a world_size tensor
+    assert "world_size" in distributed.export_tensors()
+    tuned = finetune_model(distributed, *train, replay=replay, seed=0, steps=5)
+    assert isinstance(tuned, CNNClassifier) and tuned.predict(to_features(train[0], 255)).shape == (50,)

@@ -19,7 +19,8 @@ from PIL import Image, ImageDraw
 
 from digitlab.data import load_dataset
 from digitlab.data.handwriting import HandwritingSet, check_set_name, list_sets
-from digitlab.data.handwriting_io import export_idx, import_pictures, load_handwriting, split_samples, writer_of
+from digitlab.data.handwriting_io import (export_idx, import_pictures, load_handwriting, split_as_recorded, split_samples,
+                                          writer_of)
 from digitlab.data.idx import read_images, read_labels
 from digitlab.errors import DigitlabError
 
@@ -124,7 +125,45 @@ def test_a_sample_with_missing_files_is_skipped_and_reported(data_dir):
     store.add(picture(2), 2)
     (data_dir / "handwriting" / "mine" / gone.original).unlink()
     assert [s.label for s in store.samples()] == [2]
-    assert "files are missing" in store.problems[0]
+    assert "original picture is missing" in store.problems[0]
+
+
+def test_a_damaged_prepared_picture_is_skipped_and_the_rest_load(data_dir):
+    store = HandwritingSet.open("mine", create=True)
+    bad, _ = store.add(picture(1), 1)
+    store.add(picture(2), 2)
+    (data_dir / "handwriting" / "mine" / "prepared" / f"{bad.id}.png").write_bytes(b"\x89PNG torn")
+    assert [s.label for s in store.samples()] == [2] and "damaged" in store.problems[0]
+    images, labels = store.images()
+    assert labels.tolist() == [2] and images.shape == (1, 28, 28)
+
+
+def test_a_bad_record_in_the_index_counts_as_damage_not_a_crash(data_dir):
+    store = HandwritingSet.open("mine", create=True)
+    for digit in range(3):
+        store.add(picture(digit), digit, writer="ada")
+    index = data_dir / "handwriting" / "mine" / "index.json"
+    doc = json.loads(index.read_text())
+    doc["samples"][0]["writer"] = 5
+    index.write_text(json.dumps(doc))
+    assert sorted(s.label for s in store.samples()) == [0, 1, 2] and "is damaged" in store.problems[0]
+    store.add(picture(7), 7)  # the damaged index is kept beside the new one
+    assert len(list(index.parent.glob("index.json.damaged-*"))) == 1 and len(store.samples()) == 4
+
+
+def test_an_index_the_system_cannot_read_is_an_error_not_a_rebuild(data_dir):
+    store = HandwritingSet.open("mine", create=True)
+    for digit in range(3):
+        store.add(picture(digit), digit)
+    index = data_dir / "handwriting" / "mine" / "index.json"
+    saved = index.read_bytes()
+    index.unlink()
+    index.mkdir()  # reading it fails with an OSError (EISDIR), as EIO or EMFILE would
+    with pytest.raises(DigitlabError, match="cannot read .*index.json"):
+        store.add(picture(5), 5)
+    index.rmdir()
+    index.write_bytes(saved)
+    assert len(store.samples()) == 3 and not store.problems
 
 
 def test_writer_split_never_puts_a_writer_on_both_sides(data_dir):
@@ -210,13 +249,14 @@ def test_kills_mid_save_never_tear_the_set(data_dir):
     saved_before = 0
     for attempt in range(4):
         child = _saver("mine", attempt * 100, 100)
-        time.sleep(random.Random(attempt).uniform(0.6, 1.5))  # after imports, somewhere in the saving
+        assert child.stdout.readline()  # one save done: the kill lands among the saves, not during imports
+        time.sleep(random.Random(attempt).uniform(0.0, 0.3))
         child.send_signal(signal.SIGKILL)
         child.wait()
         store = HandwritingSet.open("mine")
         samples = store.samples()
         assert not store.problems  # the index is whole and every sample it names has its files
-        assert len(samples) >= saved_before
+        assert len(samples) >= saved_before + 1
         images, labels = store.images()
         assert len(images) == len(samples) and images.any(axis=(1, 2)).all()
         saved_before = len(samples)
@@ -264,3 +304,69 @@ def test_disk_full_while_saving_changes_nothing(data_dir, limit):
     assert len(store.samples()) == 6 and not store.problems
     assert len(list((data_dir / "handwriting" / "mine" / "prepared").glob("*"))) == 6
     assert not [p for p in (data_dir / "handwriting" / "mine").rglob("*.part")]
+
+
+# ------------------------------------------------------------------- never scored on what it learned
+
+
+def test_a_recorded_split_keeps_trained_writers_and_samples_out_of_the_test_part(data_dir):
+    from digitlab.card import ModelCard
+    from digitlab.handwriting_eval import samples_to_score
+
+    store = HandwritingSet.open("class", create=True)
+    for w in range(5):
+        for digit in range(4):
+            store.add(picture(digit, variant=w), digit, writer=f"w{w}")
+    train, test, record = split_samples(store.samples(), test_size=0.4, seed=0)
+    card = ModelCard(model="logreg", dataset="class", image_shape=(28, 28), pixel_max=255, sha256="0" * 64, split=record)
+    for digit in range(4):  # the set grows: a new writer, and more by a writer the model trained on
+        store.add(picture(digit, variant=50), digit, writer="newcomer")
+        store.add(picture(digit, variant=60), digit, writer=record["train_writers"][0])
+    scored, part = samples_to_score(store, card)
+    assert {writer_of(s) for s in scored} == set(record["test_writers"]) | {"newcomer"}
+    assert not {writer_of(s) for s in scored} & set(record["train_writers"]) and "never trained on" in part
+    # a model fine-tuned from it on the same set holds out neither the base's writers nor its own
+    tuned = ModelCard(model="logreg", dataset="class", image_shape=(28, 28), pixel_max=255, sha256="0" * 64,
+                      finetuned_from={"set": "class", "trained_on": [s.id for s in train],
+                                      "train_writers": record["train_writers"] + ["newcomer"]})
+    assert {writer_of(s) for s in samples_to_score(store, tuned)[0]} == set(record["test_writers"])
+
+
+def test_one_writer_recorded_by_sample_ids(data_dir):
+    store = HandwritingSet.open("mine", create=True)
+    for digit in range(10):
+        for variant in range(3):
+            store.add(picture(digit, variant), digit)
+    train, test, record = split_samples(store.samples(), test_size=0.3, seed=0)
+    assert record["train_ids"] == sorted(s.id for s in train)
+    store.add(picture(3, 99), 3)
+    again_train, again_test = split_as_recorded(store.samples(), record)
+    assert again_train == train and len(again_test) == len(test) + 1
+
+
+@pytest.mark.parametrize(("writers", "test_size", "message"), [
+    (2, 0.6, "cannot split|leaves one side empty"),
+    (3, 0.9, "cannot split|leaves one side empty"),
+])
+def test_splits_that_leave_a_side_empty_are_one_line(data_dir, writers, test_size, message):
+    store = HandwritingSet.open("mine", create=True)
+    for w in range(writers):
+        for digit in range(10):
+            store.add(picture(digit, variant=w), digit, writer=f"w{w}")
+    with pytest.raises(DigitlabError, match=message):
+        split_samples(store.samples(), test_size=test_size, seed=0)
+
+
+def test_a_missing_low_digit_does_not_turn_stratification_off(data_dir):
+    store = HandwritingSet.open("mine", create=True)
+    for digit in range(1, 10):
+        for variant in range(4):
+            store.add(picture(digit, variant), digit)
+    assert split_samples(store.samples(), test_size=0.25, seed=0)[2]["kind"] == "stratified"
+
+
+def test_a_writer_name_with_dollars_draws(tmp_path):
+    from digitlab import plots
+
+    plots.plot_per_writer(["a$^$b", "c"], [[0.5, 0.9]], [[(0.3, 0.7), (0.8, 0.95)]], ["model"], tmp_path / "w.png")
+    assert (tmp_path / "w.png").stat().st_size > 1000

@@ -148,7 +148,7 @@ def import_(
     """
     from digitlab.data.handwriting_io import import_pictures
 
-    summary = import_pictures(name, paths, writer=writer, source="photo")
+    summary = import_pictures(name, paths, writer=writer, source="import")
     for line in summary.failures:
         typer.echo(f"skipped {line}", err=True)
     typer.echo(f"{name}: added {summary.added:,} pictures, skipped {summary.duplicates:,} already in the set, "
@@ -163,7 +163,7 @@ def export(
     folder: Path = typer.Argument(..., help="Where to write the four files."),
     format: str = typer.Option("idx", "--format", help="File format: idx (MNIST's own)."),
     test_size: Optional[float] = typer.Option(None, "--test-size", help="Share held out for testing (default 0.2)."),
-    seed: int = typer.Option(42, "--seed", min=0, help="Seed of the split."),
+    seed: int = typer.Option(42, "--seed", min=0, max=2**32 - 1, help="Seed of the split."),
     gzip: bool = typer.Option(False, "--gzip", help="Gzip the files, as MNIST is distributed."),
 ) -> None:
     """Write a handwriting set as the four MNIST-format IDX files (split by writer), loadable anywhere MNIST is."""

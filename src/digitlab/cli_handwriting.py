@@ -6,6 +6,7 @@ the fine-tuned model as a new run folder whose report shows before → after.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -32,7 +33,8 @@ def evaluate_on_handwriting(model: Path, name: str, out: Path) -> Path:
     _check_size(loaded, name)
     samples, part = samples_to_score(store, loaded.card)
     score = score_samples(loaded.model, loaded.temperature, store, samples, model_id=loaded.id, part=part)
-    with atomic_folder(out / f"{run_stamp(now_utc())}-{loaded.id}-on-{name}") as staged:
+    safe_id = re.sub(r"[^A-Za-z0-9._-]", "-", loaded.id)[:80]  # a card's id is text from a file: not a path
+    with atomic_folder(out / f"{run_stamp(now_utc())}-{safe_id}-on-{name}") as staged:
         write_evaluation(score, store, staged.path)
     print_score(score)
     for line in store.problems:

@@ -107,6 +107,8 @@ def options_from_toml(text: str, where: str) -> dict[str, Any]:
             raise DigitlabError(f"{where}: unknown setting {key!r}; the settings are: {', '.join(FILE_KEYS)}")
         if isinstance(value, bool) != (FILE_KEYS[key] is bool) or not isinstance(value, FILE_KEYS[key]):
             raise DigitlabError(f"{where}: {key} has the wrong type ({type(value).__name__})")
+        if key == "workers" and value < 1:
+            raise DigitlabError(f"{where}: workers must be at least 1, got {value}")
         if key == "params":
             options["param"] = [f"{name}={','.join(_literal(v) for v in (vs if isinstance(vs, list) else [vs]))}"
                                 for name, vs in value.items()]

@@ -40,7 +40,7 @@ __all__ = ["MIN_PER_DIGIT", "check_enough", "finetune_model"]
 MIN_PER_DIGIT = 3
 """Fewest samples of each digit :func:`finetune_model` accepts."""
 
-_CNN_META = ("classes", "image_shape", "n_features_in", "history")  # tensors beside the network's own
+_CNN_META = ("classes", "image_shape", "n_features_in", "history", "world_size")  # tensors beside the network's own
 
 
 def check_enough(labels: Any, min_per_digit: int = MIN_PER_DIGIT) -> None:

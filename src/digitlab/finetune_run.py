@@ -28,7 +28,7 @@ from digitlab.errors import DigitlabError
 from digitlab.evaluate import Metrics, evaluate_on_test
 from digitlab.fileio import atomic_folder, write_text_atomic
 from digitlab.finetune import finetune_model
-from digitlab.handwriting_eval import SetScore, score_samples
+from digitlab.handwriting_eval import SetScore, learned_from, score_samples
 from digitlab.runs import check_writable, now_utc, run_stamp
 from digitlab.store import load_model, save_model
 from digitlab.train import FittedModel
@@ -66,7 +66,13 @@ def finetune_run(model: Path, name: str, *, out: Path = Path("runs"), seed: int 
         raise DigitlabError(f"{base.id} takes {base.image_shape[0]}×{base.image_shape[1]} images; fine-tuning "
                             "needs a model of 28×28 digits (`digitlab run --dataset mnist --model cnn`)")
     store = HandwritingSet.open(name)
-    train, test, split = split_samples(store.samples(), test_size=test_size, seed=seed)
+    samples = store.samples()
+    train, test, split = split_samples(samples, test_size=test_size, seed=seed)
+    seen_ids, seen_writers = learned_from(base.card, samples, name)  # what the base model learned already
+    test = [s for s in test if s.id not in seen_ids and writer_of(s) not in seen_writers]
+    if not test:
+        raise DigitlabError(f"{base.id} already learned from every sample {name} would hold out; add samples by "
+                            "a new writer, or fine-tune the model it came from")
     images, labels = store.images(train)
     try:
         check_enough(labels)
@@ -91,9 +97,10 @@ def finetune_run(model: Path, name: str, *, out: Path = Path("runs"), seed: int 
                             seconds, len(train))
     fitted = FittedModel(base.card.model, tuned, dict(base.card.params), seed, seconds,
                          calibration=base.card.calibration, detector=base.detector)
+    writers = seen_writers | ({writer_of(s) for s in train} if split["kind"] == "by-writer" else set())
     provenance = {"base": base.id, "base_folder": str(base.path.parent), "set": name, "seconds": round(seconds, 3),
-                  "trained_on": [s.id for s in train], "replay": replay.n_train,
-                  "train_writers": sorted({writer_of(s) for s in train}) if split["kind"] == "by-writer" else None}
+                  "trained_on": sorted(seen_ids | {s.id for s in train}), "replay": replay.n_train,
+                  "train_writers": sorted(writers) or None}
     data = Dataset(name, images, labels, after.images, np.array([s.label for s in test], dtype=np.int64), 255, split)
     step("writing the run")
     result.folder = _write(result, fitted, data, provenance, store, out)

@@ -22,11 +22,11 @@ import numpy as np
 
 from digitlab.data.dataset import Dataset
 from digitlab.data.handwriting import HandwritingSet, Sample
-from digitlab.data.handwriting_io import split_samples, writer_of
+from digitlab.data.handwriting_io import split_as_recorded, writer_of
 from digitlab.errors import DigitlabError
 from digitlab.evaluate import Metrics, Predictions, evaluate_on_test, wilson_interval
 
-__all__ = ["SetScore", "WriterRow", "per_writer", "samples_to_score", "score_samples"]
+__all__ = ["SetScore", "WriterRow", "learned_from", "per_writer", "samples_to_score", "score_samples"]
 
 
 @dataclass(frozen=True)
@@ -82,23 +82,34 @@ def samples_to_score(store: HandwritingSet, card: Any) -> tuple[list[Sample], st
     if not samples:
         raise DigitlabError(f"handwriting set {store.name!r} has no samples yet; collect some with "
                             f"`digitlab serve --collect {store.name}`")
-    tuned = card.finetuned_from or {}
-    if tuned.get("set") == store.name:  # fine-tuned here: never a sample, nor a writer, it trained on
-        seen, writers = set(tuned.get("trained_on", [])), set(tuned.get("train_writers") or [])
-        test = [s for s in samples if s.id not in seen and writer_of(s) not in writers]
-        who = "by writers the model never trained on" if writers else "the model never trained on"
-        return _some(test, store), f"the held-out part: {len(test):,} samples {who}"
-    if card.dataset != store.name:
+    ids, writers = learned_from(card, samples, store.name)
+    if not ids and not writers:
         return samples, f"all {len(samples):,} samples"
-    split = card.split or {}  # trained from scratch on this set: its own test part
-    _, test, _ = split_samples(samples, test_size=split.get("test_size"), seed=split.get("seed", 42))
-    return test, f"the test part of the run's split: {len(test):,} samples"
+    test = [s for s in samples if s.id not in ids and writer_of(s) not in writers]
+    who = "by writers the model never trained on" if writers else "the model never trained on"
+    return _some(test, store), f"the held-out part: {len(test):,} samples {who}"
+
+
+def learned_from(card: Any, samples: list[Sample], name: str) -> tuple[set[str], set[str]]:
+    """The ids of the samples and the writers of set ``name`` a model learned from (both empty: none).
+
+    A fine-tuned model's card lists them (``finetuned_from``); a model trained from scratch on the set
+    has them in its recorded split (a split recorded before names were kept is made again).
+    """
+    tuned = card.finetuned_from or {}
+    if tuned.get("set") == name:
+        return set(tuned.get("trained_on") or []), set(tuned.get("train_writers") or [])
+    if card.dataset != name:
+        return set(), set()
+    record = card.split or {}
+    train, _ = split_as_recorded(samples, record)
+    return {s.id for s in train}, set(record.get("train_writers") or [])
 
 
 def _some(samples: list[Sample], store: HandwritingSet) -> list[Sample]:
     if not samples:
-        raise DigitlabError(f"every sample in {store.name!r} was used to fine-tune this model; add samples by "
-                            "a new writer to measure it, or evaluate the model it was fine-tuned from")
+        raise DigitlabError(f"the model learned from every sample in {store.name!r}; add samples by a new "
+                            "writer to measure it, or evaluate the model it was fine-tuned from")
     return samples
 
 

@@ -333,6 +333,11 @@ def plot_risk_coverage(coverage: np.ndarray, accuracy: np.ndarray,
     return _save(fig, path)
 
 
+def _plain(text: str) -> str:
+    """Text a person typed (a writer's name), shown as typed: ``$`` would start matplotlib's maths."""
+    return text.replace("$", r"\$")
+
+
 def plot_per_writer(writers: Sequence[str], accuracy: Sequence[Sequence[float]],
                     intervals: Sequence[Sequence[tuple[float, float]]], series: Sequence[str], path: Path) -> Path:
     """Accuracy per writer with 95% intervals, one colour per series (e.g. before / after fine-tuning)."""
@@ -347,7 +352,7 @@ def plot_per_writer(writers: Sequence[str], accuracy: Sequence[Sequence[float]],
         for y, value in zip(positions + offsets[k], acc):
             ax.annotate(f"{value:.0f}%", (value, y), xytext=(6, -3), textcoords="offset points", fontsize=8)
     ax.set_yticks(positions)
-    ax.set_yticklabels([w[:24] for w in writers])
+    ax.set_yticklabels([_plain(w[:24]) for w in writers])
     ax.set_xlim(0, 104)
     ax.set_xlabel("Accuracy (%), with 95% confidence interval")
     ax.set_title("Accuracy per writer")
@@ -386,7 +391,7 @@ def plot_sample_mistakes(originals: Sequence[np.ndarray], prepared: np.ndarray, 
         right = np.kron(np.asarray(seen, dtype=float), np.ones((2, 2)))
         tile = np.hstack([left, np.full((56, 6), np.nan), right])
         ax.imshow(tile, cmap=plt.get_cmap(INK).with_extremes(bad="#9aa5b1"), vmin=0, vmax=255, interpolation="nearest")
-        ax.set_title(text, fontsize=9, color="#b22222", linespacing=1.1)
+        ax.set_title(_plain(text), fontsize=9, color="#b22222", linespacing=1.1)
     fig.suptitle(f"Misclassified samples ({total} in all): as it arrived (left), what the model saw (right)",
                  fontsize=11)
     fig.tight_layout()

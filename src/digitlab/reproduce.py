@@ -43,8 +43,10 @@ def run_dataset(card: ModelCard, where: str = "model card") -> Dataset:
     if card.dataset not in DATASETS:
         from digitlab.data.handwriting import list_sets
 
-        if card.dataset in list_sets():  # a handwriting set: its split as recorded (samples added since move it)
-            return load_dataset(card.dataset, test_size=split.get("test_size"), seed=split.get("seed", 42))
+        if card.dataset in list_sets():  # a handwriting set: its split as recorded, whatever was added since
+            from digitlab.data.handwriting_io import load_handwriting
+
+            return load_handwriting(card.dataset, record=split)
         raise DigitlabError(f"{where}: the model was trained on {card.dataset!r}, which this digitlab cannot "
                             f"load; it knows {', '.join(DATASETS)} and the handwriting sets in its data folder")
     if split.get("kind") == "random":

@@ -32,6 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+from digitlab.data import DATASETS
 from digitlab.errors import DigitlabError
 from digitlab.fileio import write_text_atomic
 
@@ -130,8 +131,10 @@ def _dataset(name: str, seed: int, limit: int | None):
 
 def can_load(dataset: str) -> bool:
     """True when this process can load ``dataset`` from its own cache (run on each worker)."""
+    from digitlab.data import load_dataset
+
     try:
-        _dataset(dataset, 0, None)
+        _dataset(dataset, 0, None) if dataset in DATASETS else load_dataset(dataset)
     except DigitlabError:
         return False
     return True
@@ -173,7 +176,14 @@ def cell_result(cell: Cell, dataset: str, keep_model: Path | None = None, data: 
         from digitlab.evaluate import evaluate_on_test
         from digitlab.train import train
 
-        data = _dataset(dataset, cell.seed, cell.limit) if data is None else _from_shipped(data, cell)
+        if data is not None:
+            data = _from_shipped(data, cell)
+        elif dataset in DATASETS:
+            data = _dataset(dataset, cell.seed, cell.limit)
+        else:  # a handwriting set can grow between sweeps on a long-lived cluster: read it fresh
+            from digitlab.data import load_dataset
+
+            data = load_dataset(dataset, seed=cell.seed, limit=cell.limit)
         with warnings.catch_warnings(record=True) as caught:  # kept in the result, not printed by each worker
             warnings.simplefilter("always")
             fitted = train(cell.model, data, seed=cell.seed, params=cell.params)
@@ -334,6 +344,11 @@ def _ship_if_needed(client, dataset: str, todo: list[Cell], say: Callable[[str],
     """Scatter the dataset to every worker once (one copy per distinct split) unless all can load it themselves."""
     from digitlab.data import load_dataset
 
+    try:
+        client.wait_for_workers(1, timeout=60)
+    except TimeoutError:
+        raise DigitlabError("the Dask cluster has no workers (none joined in 60 s); start some with "
+                            "`dask worker tcp://SCHEDULER:8786`") from None
     able = client.run(can_load, dataset)  # {worker address: bool}, run once on each worker
     if all(able.values()):
         return {}

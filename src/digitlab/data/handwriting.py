@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import json
 import os
 import re
@@ -155,8 +156,11 @@ class Sample:
             raise ValueError("bad label")
         if sample.source not in SOURCES or not isinstance(sample.created, str) or not isinstance(sample.sha256, str):
             raise ValueError("bad source, time or checksum")
-        if sample.writer is not None and check_writer(sample.writer) != sample.writer:
-            raise ValueError("bad writer")
+        try:
+            if sample.writer is not None and check_writer(sample.writer) != sample.writer:
+                raise ValueError("bad writer")
+        except DigitlabError:
+            raise ValueError("bad writer") from None
         if not (isinstance(sample.original, str) and re.fullmatch(rf"originals/{sample.id}\.[a-z]+", sample.original)):
             raise ValueError("bad original path")
         return sample
@@ -172,6 +176,7 @@ class HandwritingSet:
     def __init__(self, name: str, folder: Path):
         self.name, self.folder = name, folder
         self.problems: list[str] = []
+        self._checked: dict[tuple, bool] = {}
 
     @classmethod
     def open(cls, name: str, *, create: bool = False) -> "HandwritingSet":
@@ -270,20 +275,29 @@ class HandwritingSet:
             os.close(fd)  # closing releases the lock
 
     def _read_index(self) -> list[Sample]:
-        """The index's samples; when it is damaged, the records kept in the prepared files instead."""
+        """The index's samples; when it is damaged, the records kept in the prepared files instead.
+
+        Only a malformed index counts as damaged; a file the system cannot read now (no permission, too
+        many open files) is an error, so that no save ever rewrites the index from a partial picture.
+        """
         self.problems = []
         path = self.folder / INDEX
-        if not path.exists():
-            return self._rebuild() if any((self.folder / "prepared").glob("*.png")) else []
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_bytes()
+        except FileNotFoundError:
+            return self._rebuild() if any((self.folder / "prepared").glob("*.png")) else []
+        except OSError as exc:
+            raise DigitlabError(f"cannot read {path} ({exc.strerror or exc}); nothing was changed") from None
+        try:
+            doc = json.loads(text.decode("utf-8"))
             if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("samples"), list):
                 raise ValueError("not a digitlab handwriting index")
             return [Sample.from_dict(entry) for entry in doc["samples"]]
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
             found = self._rebuild()
             self.problems.append(f"{path} is damaged ({str(exc)[:80] or type(exc).__name__}); read {len(found)} "
-                                 "samples from their prepared files instead (the next save rewrites the index)")
+                                 "samples from their prepared files instead (the next save keeps a copy of the "
+                                 "damaged index and writes a whole one)")
             return found
 
     def _rebuild(self) -> list[Sample]:
@@ -291,24 +305,47 @@ class HandwritingSet:
         found = []
         for path in sorted((self.folder / "prepared").glob("*.png")):
             try:
-                with Image.open(path, formats=["PNG"]) as image:
+                data = path.read_bytes()
+            except OSError as exc:  # unreadable now is not damaged: never rebuild from a partial picture
+                raise DigitlabError(f"cannot read {path} ({exc.strerror or exc}); nothing was changed") from None
+            try:
+                with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
                     sample = Sample.from_dict(json.loads(image.text["digitlab"]))
-            except Exception:  # a file we cannot read back is skipped, like a torn save
+            except Exception:  # a file that does not decode is skipped, like a torn save
                 continue
             if (self.folder / sample.original).is_file():
                 found.append(sample)
         return sorted(found, key=lambda s: s.id)
 
     def _intact(self, entries: list[Sample]) -> list[Sample]:
-        """``entries`` whose two files are present; each missing one becomes a problem line."""
+        """``entries`` whose original is present and whose prepared 28×28 reads back; each other one is a problem line."""
         intact = []
         for sample in entries:
-            if (self.folder / sample.original).is_file() and (self.folder / "prepared" / f"{sample.id}.png").is_file():
-                intact.append(sample)
+            if not (self.folder / sample.original).is_file():
+                self.problems.append(f"sample {sample.id} ({sample.label}) is in the index but its original picture "
+                                     "is missing; skipped")
+            elif not self._readable(sample):
+                self.problems.append(f"sample {sample.id} ({sample.label}): its prepared picture is missing or damaged; "
+                                     f"skipped (remove it with `digitlab data remove {self.name} {sample.id}`)")
             else:
-                self.problems.append(f"sample {sample.id} ({sample.label}) is in the index but its files are "
-                                     "missing; skipped")
+                intact.append(sample)
         return intact
+
+    def _readable(self, sample: Sample) -> bool:
+        """True when the prepared PNG decodes to 28×28; remembered per file version, so a set is decoded once."""
+        path = self.folder / "prepared" / f"{sample.id}.png"
+        try:
+            stat = path.stat()
+        except OSError:
+            return False
+        key = (sample.id, stat.st_mtime_ns, stat.st_size)
+        if key not in self._checked:
+            try:
+                self._prepared(sample)
+                self._checked[key] = True
+            except DigitlabError:
+                self._checked[key] = False
+        return self._checked[key]
 
     def _prepared(self, sample: Sample) -> np.ndarray:
         path = self.folder / "prepared" / f"{sample.id}.png"
@@ -323,14 +360,22 @@ class HandwritingSet:
         return array
 
     def _write_files(self, sample: Sample, picture: bytes, prepared: np.ndarray) -> None:
-        with atomic_path(self.folder / sample.original) as tmp:
-            tmp.write_bytes(picture)
         info = PngImagePlugin.PngInfo()
         info.add_text("digitlab", json.dumps(asdict(sample)))
-        with atomic_path(self.folder / "prepared" / f"{sample.id}.png") as tmp:
-            Image.fromarray(prepared, "L").save(tmp, "PNG", pnginfo=info)
+        buffer = io.BytesIO()
+        Image.fromarray(prepared, "L").save(buffer, "PNG", pnginfo=info)
+        for path, data in ((self.folder / sample.original, picture),
+                           (self.folder / "prepared" / f"{sample.id}.png", buffer.getvalue())):
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())  # on disk before the index names it, even if the power goes
 
     def _write_index(self, entries: list[Sample]) -> None:
+        if self.problems and "is damaged" in self.problems[0]:  # keep the damaged index for a person to inspect
+            damaged = self.folder / INDEX
+            os.replace(damaged, damaged.with_name(f"{INDEX}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"))
         doc = {"format": FORMAT, "version": 1, "name": self.name, "samples": [asdict(s) for s in entries]}
         with atomic_path(self.folder / INDEX) as tmp:
             with open(tmp, "w", encoding="utf-8") as handle:

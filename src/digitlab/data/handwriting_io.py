@@ -32,9 +32,11 @@ import numpy as np
 
 from digitlab.data.dataset import Dataset
 from digitlab.data.handwriting import HandwritingSet, Sample, StoreWriteError, check_writer
+from digitlab.data.images import MAX_BYTES
 from digitlab.errors import DigitlabError
 
-__all__ = ["ImportSummary", "export_idx", "import_pictures", "load_handwriting", "split_samples", "writer_of"]
+__all__ = ["ImportSummary", "export_idx", "import_pictures", "load_handwriting", "split_as_recorded", "split_samples",
+           "writer_of"]
 
 DEFAULT_TEST_SIZE = 0.2
 PICTURES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -53,7 +55,9 @@ def split_samples(samples: list[Sample], *, test_size: float | None = None,
 
     With two writers or more, whole writers go to one side (``GroupShuffleSplit``): the test writers
     are never seen in training. With one writer, a seeded split stratified by digit (plain random when
-    some digit has a single sample).
+    some digit has a single sample). The record names the training writers (or, with one writer, the
+    training samples' ids), so that a model is never scored on what it learned from, even after the set grows
+    (see :func:`split_as_recorded`).
     """
     from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
@@ -65,31 +69,65 @@ def split_samples(samples: list[Sample], *, test_size: float | None = None,
                             f"it has {len(samples)}")
     writers = np.array([writer_of(s) for s in samples])
     index = np.arange(len(samples))
-    if len(set(writers)) >= 2:
-        splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
-        train, test = next(splitter.split(index, groups=writers))
-        record = {"kind": "by-writer", "test_size": test_size, "seed": seed,
-                  "test_writers": sorted(set(writers[test].tolist()))}
-    else:
-        labels = np.array([s.label for s in samples])
-        stratify = labels if np.bincount(labels).min(initial=2) >= 2 and len(set(labels)) * 2 <= len(samples) else None
-        n_test = max(1, round(test_size * len(samples)))
-        if stratify is not None:
-            n_test = max(n_test, len(set(labels)))
-        train, test = train_test_split(index, test_size=n_test, stratify=stratify, random_state=seed)
-        record = {"kind": "stratified" if stratify is not None else "random-by-sample", "test_size": test_size,
-                  "seed": seed}
+    try:
+        if len(set(writers)) >= 2:
+            train, test = next(GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+                               .split(index, groups=writers))
+            record = {"kind": "by-writer", "test_size": test_size, "seed": seed,
+                      "train_writers": sorted(set(writers[train].tolist())),
+                      "test_writers": sorted(set(writers[test].tolist()))}
+        else:
+            labels = np.array([s.label for s in samples])
+            stratify = labels if np.unique(labels, return_counts=True)[1].min() >= 2 else None
+            n_test = max(1, round(test_size * len(samples)))
+            if stratify is not None:
+                n_test = max(n_test, len(set(labels)))
+            if n_test >= len(samples) or (stratify is not None and len(samples) - n_test < len(set(labels))):
+                stratify = None
+            train, test = train_test_split(index, test_size=min(n_test, len(samples) - 1), stratify=stratify,
+                                           random_state=seed)
+            record = {"kind": "stratified" if stratify is not None else "random-by-sample",
+                      "test_size": test_size, "seed": seed, "train_ids": sorted(samples[i].id for i in train)}
+    except ValueError as exc:  # scikit-learn: an empty side
+        raise DigitlabError(f"--test-size {test_size} cannot split {len(samples)} samples by "
+                            f"{len(set(writers))} writer(s) into two non-empty parts ({exc}); choose another "
+                            "--test-size or collect more") from None
+    if len(train) == 0 or len(test) == 0:
+        raise DigitlabError(f"--test-size {test_size} leaves one side empty for {len(set(writers))} writer(s); "
+                            "choose another --test-size or collect samples by more writers")
     return [samples[i] for i in sorted(train)], [samples[i] for i in sorted(test)], record
 
 
-def load_handwriting(name: str, *, test_size: float | None = None, seed: int = 42) -> Dataset:
+def split_as_recorded(samples: list[Sample], record: dict) -> tuple[list[Sample], list[Sample]]:
+    """Training and test parts as a recorded split made them: whatever was trained on stays in training.
+
+    Samples added since go to the test part unless their writer trained (a split by writer) — so a model
+    is never scored on samples, or writers, it learned from. A record without names is split again.
+    """
+    writers, ids = set(record.get("train_writers") or []), set(record.get("train_ids") or [])
+    if not writers and not ids:
+        train, test, _ = split_samples(samples, test_size=record.get("test_size"), seed=record.get("seed", 42))
+        return train, test
+    seen = [s.id in ids or writer_of(s) in writers for s in samples]
+    return [s for s, x in zip(samples, seen) if x], [s for s, x in zip(samples, seen) if not x]
+
+
+def load_handwriting(name: str, *, test_size: float | None = None, seed: int = 42,
+                     record: dict | None = None) -> Dataset:
     """The handwriting set ``name`` as a :class:`Dataset` of 28×28 images (see :func:`split_samples`).
 
+    With ``record`` (a run's recorded split), the parts are rebuilt as :func:`split_as_recorded` says.
     Problems found while reading (a damaged index, missing files) are in ``split["problems"]``.
     """
     store = HandwritingSet.open(name)
     samples = store.samples()
-    train, test, record = split_samples(samples, test_size=test_size, seed=seed)
+    if record is not None:
+        train, test = split_as_recorded(samples, record)
+        record = dict(record)
+    else:
+        train, test, record = split_samples(samples, test_size=test_size, seed=seed)
+    if not train or not test:
+        raise DigitlabError(f"handwriting set {name!r} has no samples left to test on: every one was trained on")
     train_images, train_labels = store.images(train)
     test_images, test_labels = store.images(test)
     if store.problems:
@@ -108,19 +146,22 @@ class ImportSummary:
 
 
 def label_from_path(path: Path) -> int | None:
-    """The digit a picture shows, from its folder (``3/abc.jpg``) or its file name's first digit.
+    """The digit a picture shows, from its folder (``3/abc.jpg``) or a file name starting with it (``7-ada.png``).
+
+    A name that starts with a longer number (``2041.jpg``) or with no digit (``IMG_2041.jpg``) gives None:
+    guessing would mislabel.
 
     Examples
     --------
-    >>> label_from_path(Path("photos/3/img_0042.jpg")), label_from_path(Path("7-ada.png"))
-    (3, 7)
-    >>> label_from_path(Path("scan.png")) is None
-    True
+    >>> label_from_path(Path("photos/3/img_0042.jpg")), label_from_path(Path("7-ada.png")), label_from_path(Path("5.png"))
+    (3, 7, 5)
+    >>> label_from_path(Path("IMG_2041.jpg")), label_from_path(Path("2041.jpg"))
+    (None, None)
     """
     if re.fullmatch(r"[0-9]", path.parent.name):
         return int(path.parent.name)
-    match = re.search(r"[0-9]", path.stem)
-    return int(match.group()) if match else None
+    match = re.match(r"([0-9])(?![0-9])", path.stem)
+    return int(match.group(1)) if match else None
 
 
 def import_pictures(name: str, paths: Iterable[Path], *, writer: str | None = None, source: str = "import",
@@ -136,9 +177,14 @@ def import_pictures(name: str, paths: Iterable[Path], *, writer: str | None = No
     for path in _pictures(paths, summary):
         label = label_from_path(path)
         if label is None:
-            summary.failures.append(f"{path}: no digit in its folder or file name to label it by (e.g. 3/abc.jpg)")
+            summary.failures.append(f"{path}: no digit to label it by: put it in a folder named by its digit "
+                                    "(3/abc.jpg) or start its name with the digit (3-abc.jpg)")
             continue
         try:
+            if path.stat().st_size > MAX_BYTES:  # refused before it is read into memory
+                summary.failures.append(f"{path}: {path.stat().st_size / 2**20:.1f} MiB; the limit is "
+                                        f"{MAX_BYTES // 2**20} MiB, send a smaller file")
+                continue
             _, added = store.add(path.read_bytes(), label, writer=writer, source=source)
         except OSError as exc:
             summary.failures.append(f"{path}: cannot read it ({exc.strerror or exc})")

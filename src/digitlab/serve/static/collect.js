@@ -195,8 +195,8 @@
   }
 
   async function undoSave() {
+    if (saving || !undoStack.length) return;  // a save in flight: keep the entry for the next press
     const last = undoStack.pop();
-    if (!last || saving) return;
     saving = true;
     const { status: code, body } = await call(`/api/samples/${encodeURIComponent(last.id)}`, { method: "DELETE" });
     saving = false;
