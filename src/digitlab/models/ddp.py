@@ -33,6 +33,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Mapping, Sequence, TypeVar
 
+from digitlab.errors import DigitlabError
+
 if TYPE_CHECKING:
     import torch
 
@@ -70,13 +72,21 @@ def world(environ: Mapping[str, str] | None = None) -> World | None:
     --------
     >>> world({"WORLD_SIZE": "1", "RANK": "0"}) is None
     True
+    >>> world({"WORLD_SIZE": "two"})
+    Traceback (most recent call last):
+    ...
+    digitlab.errors.DigitlabError: WORLD_SIZE, RANK, LOCAL_RANK and LOCAL_WORLD_SIZE must be whole numbers; start distributed training with `torchrun`, which sets them
     """
     env = os.environ if environ is None else environ
-    size = int(env.get("WORLD_SIZE", "1") or 1)
-    if size <= 1:
-        return None
-    return World(rank=int(env.get("RANK", "0")), size=size, local_rank=int(env.get("LOCAL_RANK", "0")),
-                 local_size=int(env.get("LOCAL_WORLD_SIZE", str(size))))
+    try:
+        size = int(env.get("WORLD_SIZE", "1") or 1)
+        if size <= 1:
+            return None
+        return World(rank=int(env.get("RANK", "0")), size=size, local_rank=int(env.get("LOCAL_RANK", "0")),
+                     local_size=int(env.get("LOCAL_WORLD_SIZE", str(size))))
+    except ValueError:
+        raise DigitlabError("WORLD_SIZE, RANK, LOCAL_RANK and LOCAL_WORLD_SIZE must be whole numbers; start "
+                            "distributed training with `torchrun`, which sets them") from None
 
 
 def threads_per_process(local_size: int, cores: int | None = None) -> int:
