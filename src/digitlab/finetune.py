@@ -26,7 +26,6 @@ digitlab.errors.DigitlabError: fine-tuning needs at least 3 samples of each digi
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import numpy as np
@@ -218,7 +217,9 @@ def _finetune_cnn(model, images, labels, replay, *, seed: int, steps: int, lr: f
         pools.append((_pool(*replay, classes), batch_size - n_person))
 
     net.eval()  # BatchNorm keeps MNIST's running statistics; its scale and shift still learn
-    with _one_thread():
+    # speed: one CPU thread (threads_for with a small count): batches of 64 small images are too little work
+    # to share, and on a busy machine two threads waiting for each other made each step ten times slower
+    with ct.threads_for(0, torch.device("cpu")):
         for step in range(steps):
             for group in optimizer.param_groups:  # one-cycle schedule, set every step
                 group["lr"] = ct.one_cycle(step / steps, lr) * group["lr_scale"]
@@ -239,20 +240,6 @@ def _blend(tuned: np.ndarray, original: np.ndarray, share: float) -> np.ndarray:
     if tuned.dtype.kind != "f":
         return tuned
     return (share * tuned + (1 - share) * original).astype(tuned.dtype)
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """Speed: train on one CPU thread. Batches of 64 small images are too little work to share, and on
-    a busy machine two threads waiting for each other made each step ten times slower (benchmark notes)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _check_cnn_recipe(steps: int, lr: float, batch_size: int, person_share: float, blend: float) -> None:
