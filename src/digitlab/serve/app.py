@@ -55,7 +55,7 @@ from digitlab.serve.budget import DecodeGate, ServeLimits, pixels_to_decode
 from digitlab.serve.choice import ModelChoice, Served, list_models, tune_threads
 from digitlab.serve.collect import CollectingOff, collect_router, open_collecting
 from digitlab.serve.engine import serving_model
-from digitlab.serve.errors import ApiError, install_error_handlers
+from digitlab.serve.errors import ApiError, FastJSONResponse, install_error_handlers
 from digitlab.serve.limits import FORM, IMAGE, MAX_BODY, PIXELS, READ, READ_IMAGE, PredictBodies
 from digitlab.serve.memory import tune_allocator
 from digitlab.serve.schemas import ErrorResponse, ModelsResponse, PixelsBody, PredictResponse, ReadResponse
@@ -304,7 +304,7 @@ async def _read_answer(app: FastAPI, source: bytes, model_id: str | None = None)
     async with gate.turn():
         result = await run_in_threadpool(_read_sync, loaded, source, gate)
     result["milliseconds"] = round((time.perf_counter() - start) * 1000, 3)
-    return JSONResponse(result)
+    return FastJSONResponse(result)
 
 
 def _read_sync(loaded: LoadedModel, source: bytes, gate: DecodeGate) -> dict[str, Any]:
@@ -379,7 +379,7 @@ async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int, with_inp
         else:
             result = await run_in_threadpool(_predict_sync, loaded, source, top_k, gate, with_input)
     result["milliseconds"] = round((time.perf_counter() - start) * 1000, 3)
-    return JSONResponse(result)
+    return FastJSONResponse(result)
 
 
 def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, gate: DecodeGate,

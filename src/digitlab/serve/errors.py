@@ -22,9 +22,25 @@ from digitlab.data.images import ImageTooLargeError
 from digitlab.errors import DigitlabError
 from digitlab.serve.limits import FORM, PIXELS, WANTED
 
-__all__ = ["ApiError", "error_response", "install_error_handlers"]
+__all__ = ["ApiError", "FastJSONResponse", "error_response", "install_error_handlers"]
 
 log = logging.getLogger("digitlab.serve")
+
+try:  # speed: orjson encodes an answer (with its 28×28 echo) about 10× faster than the json module
+    import orjson
+except ImportError:  # pragma: no cover - part of the serve extra; the json module does the same job
+    orjson = None
+
+
+class FastJSONResponse(JSONResponse):
+    """A JSON answer encoded by orjson when it is installed (the ``serve`` extra), else by the json module."""
+
+    def render(self, content: Any) -> bytes:
+        """The content as compact UTF-8 JSON."""
+        if orjson is None:
+            return super().render(content)
+        return orjson.dumps(content)
+
 
 NEEDS_PIXELS = 'the JSON body needs a "pixels" key holding 28 rows of 28 numbers from 0 to 255'
 NO_FILE = "no file in the form; send the picture in a file field named `image`"
