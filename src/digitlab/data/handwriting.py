@@ -352,6 +352,9 @@ class HandwritingSet:
         try:
             with Image.open(path, formats=["PNG"]) as image:
                 array = np.asarray(image.convert("L"))
+        except FileNotFoundError:  # removed (an Undo) between listing the samples and reading them
+            raise DigitlabError(f"sample {sample.id} was removed from {self.name!r} while it was being read; "
+                                "run the command again") from None
         except Exception:
             raise DigitlabError(f"{path} is damaged; remove the sample with "
                                 f"`digitlab data remove {self.name} {sample.id}`") from None
