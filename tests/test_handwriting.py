@@ -370,3 +370,11 @@ def test_a_writer_name_with_dollars_draws(tmp_path):
 
     plots.plot_per_writer(["a$^$b", "c"], [[0.5, 0.9]], [[(0.3, 0.7), (0.8, 0.95)]], ["model"], tmp_path / "w.png")
     assert (tmp_path / "w.png").stat().st_size > 1000
+
+
+def test_an_import_that_adds_nothing_leaves_no_empty_set(data_dir, tmp_path):
+    summary = import_pictures("typo", [tmp_path / "no-such-folder"])
+    assert summary.added == 0 and summary.failures and "typo" not in list_sets()
+    HandwritingSet.open("kept", create=True).add(picture(1), 1)
+    import_pictures("kept", [tmp_path / "no-such-folder"])  # a set that existed stays
+    assert "kept" in list_sets()

@@ -139,7 +139,9 @@ def evaluate(
     m = outcome.metrics
     console.print(f"{escape(outcome.model_id)} on {outcome.dataset}: accuracy [bold]{m.accuracy:.2%}[/], "
                   f"{m.n_errors} errors of {m.n_test:,}, 95% CI {m.ci_low:.2%} – {m.ci_high:.2%}")
-    if outcome.recorded is None:
+    if outcome.recorded is None and dataset is not None:
+        console.print(f"Measured on {escape(dataset)}, not the dataset the run recorded: nothing to compare with.")
+    elif outcome.recorded is None:
         console.print("No metrics.json beside the model to compare with.")
     elif outcome.matches:
         console.print("[green]Matches the run's metrics.json exactly.[/]")

@@ -119,20 +119,60 @@ def show(
     from digitlab.runs import check_writable
 
     check_writable(out)
-    dataset = load_dataset(name)
-    images, labels, title = dataset.train_images, dataset.train_labels, "Sample training images"
-    if name not in ("digits", "mnist"):  # a handwriting set: up to 10 samples of each digit, in order
-        images = np.concatenate([dataset.train_images, dataset.test_images])
-        labels = np.concatenate([dataset.train_labels, dataset.test_labels])
-        keep = np.concatenate([np.flatnonzero(labels == d)[:10] for d in range(10)])
-        images, labels, title = images[keep], labels[keep], f"Samples of {name} (up to 10 of each digit)"
-    written = [
-        plots.plot_samples(images, labels, out / f"{name}-samples.png", count=min(len(labels), 100), title=title),
-        plots.plot_class_distribution(dataset.train_labels, dataset.test_labels, out / f"{name}-class-distribution.png"),
-        plots.plot_mean_images(dataset.train_images, dataset.train_labels, out / f"{name}-mean-images.png"),
-    ]
+    if name not in ("digits", "mnist"):
+        written = _show_handwriting(name, out)
+    else:
+        dataset = load_dataset(name)
+        written = [
+            plots.plot_samples(dataset.train_images, dataset.train_labels, out / f"{name}-samples.png", count=32),
+            plots.plot_class_distribution(dataset.train_labels, dataset.test_labels,
+                                          out / f"{name}-class-distribution.png"),
+            plots.plot_mean_images(dataset.train_images, dataset.train_labels, out / f"{name}-mean-images.png"),
+        ]
     for path in written:
         typer.echo(f"wrote {path}")
+
+
+def _show_handwriting(name: str, out: Path) -> list[Path]:
+    """A handwriting set's figures from every sample (no split needed): up to 10 of each digit, taken
+    from the writers in turn, the samples per digit and the mean image per digit."""
+    from itertools import chain, zip_longest
+
+    from digitlab import plots
+    from digitlab.data.handwriting import HandwritingSet
+    from digitlab.data.handwriting_io import writer_of
+
+    store = HandwritingSet.open(name)
+    samples = store.samples()
+    if not samples:
+        raise DigitlabError(f"handwriting set {name!r} has no samples yet; collect some with "
+                            f"`digitlab serve --collect {name}` or `digitlab data import {name} PICTURES...`")
+    images, labels = store.images(samples)
+    keep = []
+    for digit in range(10):  # round-robin over the writers, so a class's grid shows the class
+        by_writer: dict[str, list[int]] = {}
+        for i in np.flatnonzero(labels == digit):
+            by_writer.setdefault(writer_of(samples[i]), []).append(int(i))
+        turns = chain.from_iterable(zip_longest(*by_writer.values()))
+        keep += [i for i in turns if i is not None][:10]
+    title = f"Samples of {name} (up to 10 of each digit, the writers in turn)"
+    return [
+        plots.plot_samples(images[keep], labels[keep], out / f"{name}-samples.png", count=len(keep), title=title),
+        plots.plot_class_distribution(*_split_labels(samples, labels), out / f"{name}-class-distribution.png"),
+        plots.plot_mean_images(images, labels, out / f"{name}-mean-images.png"),
+    ]
+
+
+def _split_labels(samples: list, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of the training and test parts of the default split (all in training when it cannot split)."""
+    from digitlab.data.handwriting_io import split_samples
+
+    try:
+        _, test, _ = split_samples(samples)
+    except DigitlabError:
+        return labels, labels[:0]
+    held = np.isin([s.id for s in samples], [s.id for s in test])
+    return labels[~held], labels[held]
 
 
 @data_app.command("import")
@@ -175,6 +215,12 @@ def export(
     check_writable(folder)
     for path in export_idx(name, folder, test_size=test_size, seed=seed, gzip=gzip):
         typer.echo(f"wrote {path}")
+    from digitlab.data import load_dataset
+
+    split = load_dataset(name, test_size=test_size, seed=seed).split
+    if split.get("kind") == "by-writer":
+        typer.echo(f"training writers: {', '.join(split['train_writers'])}; "
+                   f"test writers: {', '.join(split['test_writers'])}")
 
 
 @data_app.command("remove")

@@ -73,7 +73,8 @@ def finetune(
     model: Path = typer.Option(..., "--model", "-m", help="A run folder (or its model file) of a 28×28 model, e.g. the MNIST CNN."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="The handwriting set to fine-tune to (`digitlab data info`)."),
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Where the new run folder goes."),
-    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the split and the fine-tuning."),
+    seed: int = typer.Option(42, "--seed", min=0, max=2**32 - 1,
+                             help="Seed of the split (as `data export` and `run` take it) and of the fine-tuning."),
     test_size: Optional[float] = typer.Option(
         None, "--test-size", help="Share of the set (of its writers, when it has several) held out to measure (default 0.2)."),
 ) -> None:

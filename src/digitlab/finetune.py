@@ -63,14 +63,14 @@ def check_enough(labels: Any, min_per_digit: int = MIN_PER_DIGIT) -> None:
     >>> check_enough([0, 0, 1], min_per_digit=2)
     Traceback (most recent call last):
     ...
-    digitlab.errors.DigitlabError: fine-tuning needs at least 2 samples of each digit 0-9; this set has 1 of 1 and none of 2-9 — draw more with `digitlab serve --collect`
+    digitlab.errors.DigitlabError: fine-tuning needs at least 2 samples of each digit 0-9; this set has only 1 of the digit 1 and none of 2-9 — draw more with `digitlab serve --collect`
     """
     labels = np.asarray(labels).ravel()
     if labels.size and (labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() > 9):
         raise DigitlabError(f"labels must be the digits 0-9, got {sorted(set(labels.tolist()))[:10]}; "
                             "label each sample with the digit drawn")
     counts = np.bincount(labels.astype(np.int64), minlength=10)
-    few = [f"{counts[d]} of {d}" for d in range(10) if 0 < counts[d] < min_per_digit]
+    few = [f"only {counts[d]} of the digit {d}" for d in range(10) if 0 < counts[d] < min_per_digit]
     none = [d for d in range(10) if counts[d] == 0]
     if not few and not none:
         return

@@ -54,7 +54,7 @@ class FinetuneResult:
     n_train: int
 
 
-def finetune_run(model: Path, name: str, *, out: Path = Path("runs"), seed: int = 0, test_size: float | None = None,
+def finetune_run(model: Path, name: str, *, out: Path = Path("runs"), seed: int = 42, test_size: float | None = None,
                  step: Callable[[str], None] = lambda _: None) -> FinetuneResult:
     """Fine-tune the model at ``model`` to the handwriting set ``name`` and write the new run under ``out``."""
     from digitlab.finetune import check_enough
@@ -77,7 +77,9 @@ def finetune_run(model: Path, name: str, *, out: Path = Path("runs"), seed: int 
     try:
         check_enough(labels)
     except DigitlabError as exc:
-        raise DigitlabError(f"{name} (its training part, {len(train)} samples): {exc}") from None
+        message = str(exc).replace("serve --collect`", f"serve --collect {name}`")
+        raise DigitlabError(f"{name} (its training part, {len(train)} sample{'s' if len(train) != 1 else ''}): "
+                            f"{message}") from None
     step("loading MNIST to replay")
     mnist = load_dataset("mnist")
     size = min(base.card.n_train or mnist.n_train, mnist.n_train if base.card.model == "cnn" else CLASSIC_REPLAY)
@@ -129,9 +131,17 @@ def _write(result: FinetuneResult, fitted: FittedModel, data: Dataset, provenanc
         figures = draw_handwriting_figures([result.before, after], store, staged.path / "figures", series)
         page = render_handwriting([result.before, after], series, figures, mcnemar=result.mcnemar, mnist=mnist,
                                   title=f"{fitted.name} fine-tuned to {data.name}: before → after",
-                                  notes=store.problems, info=[_calibration_note(fitted)])
+                                  notes=store.problems, info=[_trained_on(provenance, data), _calibration_note(fitted)])
         write_text_atomic(staged.path / "report.html", page)
     return staged.final
+
+
+def _trained_on(provenance: dict[str, Any], data: Dataset) -> str:
+    writers = provenance.get("train_writers")
+    who = f" by {', '.join(writers)}" if writers else ""
+    return (f"Fine-tuned on {data.n_train:,} samples{who}, with {provenance['replay']:,} MNIST images replayed beside "
+            f"them; measured on the {data.n_test:,} samples below, none of which it trained on. Writers it did not "
+            "train on may gain little: fine-tuning adapts the model to the handwriting it sees.")
 
 
 def _calibration_note(fitted: FittedModel) -> str:

@@ -350,7 +350,8 @@ def plot_per_writer(writers: Sequence[str], accuracy: Sequence[Sequence[float]],
         err = [acc - np.array([lo for lo, _ in ci]) * 100, np.array([hi for _, hi in ci]) * 100 - acc]
         ax.errorbar(acc, positions + offsets[k], xerr=err, fmt="o", capsize=3, color=colors[k % 3], label=name)
         for y, value in zip(positions + offsets[k], acc):
-            ax.annotate(f"{value:.0f}%", (value, y), xytext=(6, -3), textcoords="offset points", fontsize=8)
+            ax.annotate(f"{value:.0f}%", (value, y), xytext=(0, 5), textcoords="offset points", fontsize=8,
+                        ha="center")
     ax.set_yticks(positions)
     ax.set_yticklabels([_plain(w[:24]) for w in writers])
     ax.set_xlim(0, 104)
@@ -392,7 +393,8 @@ def plot_sample_mistakes(originals: Sequence[np.ndarray], prepared: np.ndarray, 
         tile = np.hstack([left, np.full((56, 6), np.nan), right])
         ax.imshow(tile, cmap=plt.get_cmap(INK).with_extremes(bad="#9aa5b1"), vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(_plain(text), fontsize=9, color="#b22222", linespacing=1.1)
-    fig.suptitle(f"Misclassified samples ({total} in all): as it arrived (left), what the model saw (right)",
+    shown = f"the {len(titles)} most confident of {total}" if total > len(titles) else f"all {total}"
+    fig.suptitle(f"Misclassified samples ({shown}): as it arrived (left), what the model saw (right)",
                  fontsize=11)
     fig.tight_layout()
     return _save(fig, path)

@@ -73,7 +73,7 @@ def write_evaluation(score: SetScore, store: HandwritingSet, folder: Path) -> Pa
     """Write ``report.html``, ``metrics.json`` and ``figures/`` of one model on one set into ``folder``."""
     figures = draw_handwriting_figures([score], store, folder / "figures", ["this model"])
     write_text_atomic(folder / "metrics.json", json.dumps(score.to_dict(), indent=2) + "\n")
-    page = render_handwriting([score], [score.model_id], figures,
+    page = render_handwriting([score], ["model"], figures,
                               title=f"{score.model_id} on your handwriting: {score.set_name}",
                               notes=list(store.problems))
     write_text_atomic(folder / "report.html", page)

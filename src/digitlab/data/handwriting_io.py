@@ -172,8 +172,32 @@ def import_pictures(name: str, paths: Iterable[Path], *, writer: str | None = No
     duplicates of pictures already in the set are skipped and counted.
     """
     writer = check_writer(writer)
+    from digitlab.data.handwriting import list_sets
+
+    new = name not in list_sets()
     store = HandwritingSet.open(name, create=True)
     summary = ImportSummary()
+    try:
+        _import_into(store, paths, writer, source, log, summary)
+    finally:
+        if new and summary.added == 0:  # nothing went in: leave no empty set behind
+            _remove_if_empty(store.folder)
+    return summary
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove a set's folder only while nothing is in it: ``rmdir`` refuses a folder another writer has used."""
+    try:
+        for sub in ("originals", "prepared"):
+            (folder / sub).rmdir()
+        (folder / ".lock").unlink(missing_ok=True)
+        folder.rmdir()  # refused if an index appeared meanwhile
+    except OSError:
+        pass
+
+
+def _import_into(store: HandwritingSet, paths: Iterable[Path], writer: str | None, source: str,
+                 log: Callable[[str], None], summary: ImportSummary) -> None:
     for path in _pictures(paths, summary):
         label = label_from_path(path)
         if label is None:
@@ -197,7 +221,6 @@ def import_pictures(name: str, paths: Iterable[Path], *, writer: str | None = No
         summary.added += added
         summary.duplicates += not added
         log(f"{path} → {label}" if added else f"{path}: already in the set, skipped")
-    return summary
 
 
 def _pictures(paths: Iterable[Path], summary: ImportSummary) -> list[Path]:
