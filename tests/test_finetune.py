@@ -97,7 +97,7 @@ def test_too_few_samples_are_refused_in_one_line():
     message = str(caught.value)
     assert message == (f"fine-tuning needs at least {MIN_PER_DIGIT} samples of each digit 0-9; this set has only 1 of the digit 3 "
                        "and none of 0-2, 4-9 — draw more with `digitlab serve --collect`")
-    with pytest.raises(DigitlabError, match="this set has 2 of 0, 1 of 5 — draw more"):
+    with pytest.raises(DigitlabError, match="this set has only 2 of the digit 0, only 1 of the digit 5 — draw more"):
         check_enough(np.r_[0, 0, np.repeat([1, 2, 3, 4, 6, 7, 8, 9], 3), 5])
     check_enough(np.repeat(np.arange(10), MIN_PER_DIGIT))  # just enough
 

@@ -21,7 +21,7 @@ Examples
 >>> check_enough(np.array([3]))
 Traceback (most recent call last):
 ...
-digitlab.errors.DigitlabError: fine-tuning needs at least 3 samples of each digit 0-9; this set has 1 of 3 and none of 0-2, 4-9 — draw more with `digitlab serve --collect`
+digitlab.errors.DigitlabError: fine-tuning needs at least 3 samples of each digit 0-9; this set has only 1 of the digit 3 and none of 0-2, 4-9 — draw more with `digitlab serve --collect`
 """
 
 from __future__ import annotations
