@@ -218,17 +218,18 @@ class HandwritingSet:
 
         An exact copy (same SHA-256) of a picture already in the set is not saved again: the existing
         sample comes back with ``False``. ``prepared`` (the picture's 28×28 MNIST form) is computed
-        with :func:`~digitlab.data.images.prepare_digit` when not given. Nothing is written unless
+        with :func:`~digitlab.data.images.prepare_digit` when not given; given, the caller has decoded
+        the picture already (the server, within its decode budget) and only its header is read here. Nothing is written unless
         the whole sample is; a picture without ink is refused.
         """
         label, writer = _check_label(label), check_writer(writer)
         if source not in SOURCES:
             raise DigitlabError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
-        image, prepared = _decode(picture, prepared)
+        fmt, prepared = _decode(picture, prepared)
         sha = hashlib.sha256(picture).hexdigest()
         now = datetime.now(timezone.utc)
         sample_id = f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
-        ext = _EXTENSIONS.get(image.format or "", "bin")
+        ext = _EXTENSIONS.get(fmt, "bin")
         sample = Sample(sample_id, label, writer, source, now.isoformat(timespec="seconds"), sha,
                         f"originals/{sample_id}.{ext}")
         with self._lock():
@@ -400,21 +401,31 @@ def _check_label(label: object) -> int:
     return int(label)
 
 
-def _decode(picture: bytes, prepared: np.ndarray | None) -> tuple[Image.Image, np.ndarray]:
-    """The picture decoded (refusing anything unsafe) and its 28×28 form (refusing a picture without ink)."""
-    from digitlab.data.images import WORK_SIDE, prepare_digit, read_image
+def _decode(picture: bytes, prepared: np.ndarray | None) -> tuple[str, np.ndarray]:
+    """The picture's format and its 28×28 form (refusing a picture without ink).
+
+    Without ``prepared`` the picture is decoded here (refusing anything unsafe) and prepared; with it, the
+    caller has decoded it already and only its header is read, for the format.
+    """
+    from digitlab.data.images import FORMATS, WORK_SIDE, prepare_digit, read_image
 
     if not isinstance(picture, (bytes, bytearray)):
         raise DigitlabError("a sample's picture must be the bytes of an image file")
-    image = read_image(bytes(picture), draft=WORK_SIDE)
     if prepared is None:
-        prepared = prepare_digit(image, (28, 28), 255)
+        image = read_image(bytes(picture), draft=WORK_SIDE)
+        fmt, prepared = image.format or "", prepare_digit(image, (28, 28), 255)
+    else:
+        try:
+            with Image.open(io.BytesIO(picture), formats=FORMATS) as header:
+                fmt = header.format or ""
+        except Exception:
+            raise DigitlabError("not an image: send a PNG, JPEG, BMP, GIF, WebP or TIFF file") from None
     prepared = np.asarray(prepared)
     if prepared.shape != (28, 28) or prepared.dtype != np.uint8:
         raise DigitlabError(f"a prepared sample must be 28×28 uint8, got {prepared.dtype} {prepared.shape}")
     if not prepared.any():
         raise DigitlabError("no ink found: the picture is blank; draw or photograph one digit")
-    return image, prepared
+    return fmt, prepared
 
 
 def _disk_error(exc: OSError, doing: str) -> StoreWriteError:

@@ -28,13 +28,14 @@ from collections import Counter
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from fastapi import APIRouter, Body, File, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from digitlab.data.handwriting import HandwritingSet, Sample, SampleNotFoundError, StoreWriteError, check_writer
-from digitlab.data.images import ImageTooLargeError
+from digitlab.data.images import WORK_SIDE, ImageTooLargeError, prepare_digit, read_image
 from digitlab.errors import DigitlabError
 from digitlab.serve.budget import DecodeGate
 from digitlab.serve.errors import ApiError, error_response
@@ -154,23 +155,32 @@ async def _save(request: Request, picture: bytes, label: int, writer: str | None
     """Save once the decode gate gives a turn (503 when it does not), in a worker thread."""
     store, writer = _store(request), _writer(writer)
     gate: DecodeGate = request.app.state.gate
-    async with gate.turn():
-        sample, added, counts = await run_in_threadpool(_save_sync, store, gate, picture, label, writer, source)
+    async with gate.turn():  # decoding and preparing take a turn; waiting for the set's lock and the disk do not
+        prepared = await run_in_threadpool(_prepare_sync, gate, picture)
+    sample, added, counts = await run_in_threadpool(_save_sync, store, picture, label, writer, source, prepared)
     return JSONResponse({**counts, "sample": _info(sample), "added": added}, status_code=201 if added else 200)
 
 
-def _save_sync(store: HandwritingSet, gate: DecodeGate, picture: bytes, label: int, writer: str | None,
-               source: str) -> tuple[Sample, bool, dict[str, Any]]:
-    """Decode within the pixel budget, prepare and save; then count the set."""
+def _prepare_sync(gate: DecodeGate, picture: bytes) -> np.ndarray:
+    """Decode within the pixel budget and prepare the 28×28 MNIST form (422 for a picture it cannot use)."""
     with gate.decoding(picture):
         try:
-            sample, added = store.add(picture, label, writer=writer, source=source)
+            return prepare_digit(read_image(picture, draft=WORK_SIDE), (28, 28), 255)
         except ImageTooLargeError:
             raise
-        except StoreWriteError as exc:  # a full disk: not the client's doing, nothing was saved
-            raise ApiError(507, str(exc)) from None
-        except DigitlabError as exc:  # not a picture, no ink: nothing was saved
+        except DigitlabError as exc:  # not a picture, no ink: nothing is saved
             raise ApiError(422, str(exc)) from None
+
+
+def _save_sync(store: HandwritingSet, picture: bytes, label: int, writer: str | None, source: str,
+               prepared: np.ndarray) -> tuple[Sample, bool, dict[str, Any]]:
+    """Save the sample (the set's lock, the files, the index), then count the set."""
+    try:
+        sample, added = store.add(picture, label, writer=writer, source=source, prepared=prepared)
+    except StoreWriteError as exc:  # a full disk: not the client's doing, nothing was saved
+        raise ApiError(507, str(exc)) from None
+    except DigitlabError as exc:  # a label or writer the route did not catch: nothing was saved
+        raise ApiError(422, str(exc)) from None
     if added:
         log.info("saved sample %s (%d, %s) into %r", sample.id, sample.label, sample.writer or NO_NAME, store.name)
     return sample, added, _counts(store, writer)
