@@ -118,8 +118,10 @@ def show(
     from digitlab.data import load_dataset
     from digitlab.runs import check_writable
 
+    from digitlab.data.handwriting import list_sets
+
     check_writable(out)
-    if name not in ("digits", "mnist"):
+    if name not in ("digits", "mnist") and name in list_sets():
         written = _show_handwriting(name, out)
     else:
         dataset = load_dataset(name)
