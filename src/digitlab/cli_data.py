@@ -61,7 +61,7 @@ def info(
     from rich.markup import escape
     from rich.table import Table
 
-    from digitlab.data.mnist import dataset_status
+    from digitlab.data.status import dataset_status
 
     table = Table(title="digitlab datasets")
     for column in ("dataset", "present", "where", "size", "checksums", "summary"):

@@ -157,17 +157,11 @@ def sweep(
     from digitlab.sweep import SweepPlan, run_sweep
     from digitlab.sweep_report import load_results, prune_models, summarize, write_report
 
-    if file is not None:
-        try:
-            text = Path(file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DigitlabError(f"--file {file}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
-        given = {key: value for key, value in options_from_toml(text, str(file)).items()
-                 if getattr(ctx.get_parameter_source(key), "name", "") != "COMMANDLINE"}
-        dataset, models, seeds = given.get("dataset", dataset), given.get("models", models), given.get("seeds", seeds)
-        param, limit, out = given.get("param", param), given.get("limit", limit), given.get("out", out)
-        name, scheduler = given.get("name", name), given.get("scheduler", scheduler)
-        workers, keep_models = given.get("workers", workers), given.get("keep_models", keep_models)
+    if file is not None:  # the file's settings, where the command line did not give the option
+        s = {**dict(dataset=dataset, models=models, seeds=seeds, param=param, limit=limit, out=out, name=name,
+                    scheduler=scheduler, workers=workers, keep_models=keep_models), **_file_settings(ctx, file)}
+        dataset, models, seeds, param, limit = s["dataset"], s["models"], s["seeds"], s["param"], s["limit"]
+        out, name, scheduler, workers, keep_models = s["out"], s["name"], s["scheduler"], s["workers"], s["keep_models"]
     names, grid, cells, seed_list, limits = _plan(dataset, models, seeds, param, limit, scheduler)
     folder = _sweep_folder(dataset, names, grid, cells, seed_list, limits, out, name, resume)
     plan = SweepPlan(dataset, cells, folder)
@@ -186,6 +180,16 @@ def sweep(
     _print_table(dataset, len(cells), summary, summaries, rows)
     console.print(f"Results: {escape(str(paths['csv']))}")
     console.print(f"Sweep page: {escape(str(paths['html']))}")
+
+
+def _file_settings(ctx: typer.Context, file: Path) -> dict[str, Any]:
+    """The sweep file's settings, less those the command line gave (options given there win)."""
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DigitlabError(f"--file {file}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    return {key: value for key, value in options_from_toml(text, str(file)).items()
+            if getattr(ctx.get_parameter_source(key), "name", "") != "COMMANDLINE"}
 
 
 def _plan(dataset: str, models: str, seeds: str, param: list[str] | None, limit: str | None, scheduler: str):

@@ -22,6 +22,18 @@ Examples
 Traceback (most recent call last):
 ...
 digitlab.errors.DigitlabError: fine-tuning needs at least 3 samples of each digit 0-9; this set has only 1 of the digit 3 and none of 0-2, 4-9 — draw more with `digitlab serve --collect`
+
+A classic model is refitted (a new model; the original is left as it was):
+
+>>> from sklearn.neighbors import KNeighborsClassifier
+>>> from digitlab.preprocess import to_features
+>>> rng = np.random.default_rng(0)
+>>> images = rng.integers(0, 256, (30, 28, 28)).astype(np.uint8)
+>>> labels = np.tile(np.arange(10), 3)
+>>> knn = KNeighborsClassifier(1).fit(to_features(images, 255), labels[::-1])
+>>> tuned = finetune_model(knn, images, labels)
+>>> tuned is knn, bool((tuned.predict(to_features(images, 255)) == labels).all())
+(False, True)
 """
 
 from __future__ import annotations
@@ -137,16 +149,7 @@ def finetune_model(
     estimator
         A new fitted model of the same kind and parameters.
 
-    Examples
-    --------
-    >>> from sklearn.neighbors import KNeighborsClassifier
-    >>> rng = np.random.default_rng(0)
-    >>> images = rng.integers(0, 256, (30, 28, 28)).astype(np.uint8)
-    >>> labels = np.tile(np.arange(10), 3)
-    >>> knn = KNeighborsClassifier(1).fit(to_features(images, 255), labels[::-1])
-    >>> tuned = finetune_model(knn, images, labels)
-    >>> tuned is knn, bool((tuned.predict(to_features(images, 255)) == labels).all())
-    (False, True)
+    See the module's examples.
     """
     images, labels = _check_set(model, images, labels, "the person's samples")
     check_enough(labels)

@@ -37,3 +37,25 @@ def load_digits(test_size: float = 0.2, seed: int = 42) -> Dataset:
         pixel_max=16,
         split={"kind": "random", "test_size": test_size, "seed": seed},
     )
+
+
+def digits_status() -> dict:
+    """The bundled 8×8 digits' row of ``digitlab data info``: where scikit-learn keeps them, and their size."""
+    import importlib.util
+    from pathlib import Path
+
+    from digitlab.data import DATASETS
+
+    path = None
+    spec = importlib.util.find_spec("sklearn")
+    if spec is not None and spec.submodule_search_locations:
+        candidate = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+        path = candidate if candidate.is_file() else None
+    return {
+        "name": "digits",
+        "present": path is not None,
+        "path": str(path) if path else None,
+        "size_bytes": path.stat().st_size if path else None,
+        "checksums_ok": None,
+        "summary": DATASETS["digits"].summary + "; bundled with scikit-learn, nothing to fetch",
+    }

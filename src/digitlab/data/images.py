@@ -3,9 +3,9 @@
 Two steps, both used by every path that takes a picture (``digitlab predict``, the web page,
 the REST API):
 
-1. :func:`read_image` decodes bytes or a file with explicit limits (5 MiB, 4096×4096 pixels,
-   PNG / JPEG / BMP / GIF / WebP / TIFF only) and turns every failure into one
-   :class:`~digitlab.errors.DigitlabError` line.
+1. :func:`read_image` (in :mod:`digitlab.data.image_files`, re-exported here) decodes bytes or a file
+   with explicit limits (5 MiB, 4096×4096 pixels, PNG / JPEG / BMP / GIF / WebP / TIFF only) and turns
+   every failure into one :class:`~digitlab.errors.DigitlabError` line.
 2. :func:`prepare_digit` converts any picture of one digit into a model input:
 
    - grayscale (a transparent background counts as paper);
@@ -36,13 +36,12 @@ Examples
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageFilter
 
+from digitlab.data.image_files import FORMATS, MAX_BYTES, MAX_SIDE, WORK_SIDE, ImageTooLargeError, read_image
 from digitlab.errors import DigitlabError
 
 __all__ = [
@@ -56,133 +55,10 @@ __all__ = [
     "prepare_pixels",
 ]
 
-MAX_BYTES = 5 * 1024 * 1024
-"""Largest image file accepted, in bytes (5 MiB)."""
-
-MAX_SIDE = 4096
-"""Largest width or height accepted, in pixels."""
-
-WORK_SIDE = 1024
-"""Longest side :func:`prepare_digit` works at; pass it as ``read_image(..., draft=WORK_SIDE)``."""
-
-FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
-"""Pillow format names :func:`read_image` decodes; anything else is refused unread."""
-
-
-
-class ImageTooLargeError(DigitlabError):
-    """The file is over :data:`MAX_BYTES` or the picture over :data:`MAX_SIDE` (HTTP 413 in the API)."""
-
-
-# Decompression bombs: Pillow's own guard, set explicitly to our limit. Pillow warns above
-# it and refuses above twice it; read_image refuses anything over MAX_SIDE either way.
-Image.MAX_IMAGE_PIXELS = MAX_SIDE * MAX_SIDE
-
 _WORK_SIDE = WORK_SIDE  # larger pictures are box-averaged down to this before any float work
 _FAINT = 0.2  # ink fainter than this (after contrast stretch) is background
 _MIN_CONTRAST = 0.08  # ink must differ from paper by this much of the full range
 _EDGE_MASS = 0.01  # bounding box: drop border rows/columns holding < 1% of the busiest one's ink
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading
-
-
-# read_image runs past 60 lines by its docstring; its code is about 30 lines.
-def read_image(source: bytes | bytearray | str | Path, *, draft: int | None = None) -> Image.Image:
-    """Decode an image from bytes or a file, refusing anything unsafe or unreadable.
-
-    Parameters
-    ----------
-    source : bytes or path
-        The encoded file (PNG, JPEG, BMP, GIF, WebP or TIFF), or its path.
-    draft : int, optional
-        Let a large JPEG decode straight to grayscale at a reduced scale (libjpeg's DCT scaling),
-        keeping both sides at least ``draft`` pixels: much faster for phone photos.
-        :func:`prepare_digit` never needs more than 1024.
-
-    Returns
-    -------
-    PIL.Image.Image
-        Fully decoded (``load()`` has run), first frame of animations, EXIF rotation applied.
-
-    Raises
-    ------
-    DigitlabError
-        Empty, over :data:`MAX_BYTES`, not an image, another format, over
-        :data:`MAX_SIDE` in width or height, or truncated / corrupt.
-
-    Examples
-    --------
-    >>> import io
-    >>> from PIL import Image
-    >>> buffer = io.BytesIO()
-    >>> Image.new("L", (40, 30), 255).save(buffer, "PNG")
-    >>> read_image(buffer.getvalue()).size
-    (40, 30)
-    >>> read_image(b"hello")
-    Traceback (most recent call last):
-    ...
-    digitlab.errors.DigitlabError: not an image: send a PNG, JPEG, BMP, GIF, WebP or TIFF file
-    """
-    data = _read_bytes(source)
-    try:
-        image = Image.open(io.BytesIO(data), formats=FORMATS)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageTooLargeError(_too_large_message(None)) from None
-    except Exception:
-        raise DigitlabError("not an image: send a PNG, JPEG, BMP, GIF, WebP or TIFF file") from None
-    if image.width > MAX_SIDE or image.height > MAX_SIDE:
-        raise ImageTooLargeError(_too_large_message(image.size))
-    if image.width < 1 or image.height < 1:
-        raise DigitlabError(f"the image is {image.width}×{image.height} pixels; it has no pixels to read")
-    if draft and image.format == "JPEG":
-        image.draft("L", (draft, draft))
-    try:
-        image.load()
-    except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, EOFError, ...
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DigitlabError(
-            f"the {image.format} image is truncated or corrupt ({detail}); save it again and retry"
-        ) from None
-    try:
-        ImageOps.exif_transpose(image, in_place=True)  # not a copy: that would double a large picture's memory
-    except Exception:  # a broken EXIF block is no reason to refuse the picture
-        pass
-    return image
-
-
-def _read_bytes(source: bytes | bytearray | str | Path) -> bytes:
-    """The encoded bytes of ``source``, checked for emptiness and size."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    elif isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise DigitlabError(f"no image file at {path}; check the path")
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise ImageTooLargeError(_too_many_bytes_message(size))
-        data = path.read_bytes()
-    else:
-        raise DigitlabError(f"cannot read an image from a {type(source).__name__}; pass bytes or a path")
-    if not data:
-        raise DigitlabError("the image is empty (0 bytes); send a PNG, JPEG, BMP, GIF, WebP or TIFF file")
-    if len(data) > MAX_BYTES:
-        raise ImageTooLargeError(_too_many_bytes_message(len(data)))
-    return data
-
-
-def _too_many_bytes_message(size: int) -> str:
-    """Sizes in MiB; in bytes when, rounded, the two would look equal ("5.0 MiB; the limit is 5 MiB")."""
-    if f"{size / 2**20:.1f}" == f"{MAX_BYTES / 2**20:.1f}":
-        return f"the image is {size:,} bytes; the limit is 5 MiB ({MAX_BYTES:,} bytes), send a smaller file"
-    return f"the image is {size / 2**20:.1f} MiB; the limit is 5 MiB, send a smaller file"
-
-
-def _too_large_message(size: tuple[int, int] | None) -> str:
-    shown = f"{size[0]}×{size[1]} pixels" if size else "too large to decode safely"
-    return f"the image is {shown}; the limit is {MAX_SIDE}×{MAX_SIDE}, scale it down and retry"
 
 
 # ---------------------------------------------------------------------------------------------

