@@ -209,16 +209,8 @@ def predict(
     from digitlab.data.images import WORK_SIDE, read_image
     from digitlab.predict import predict_images, prepare_for
     from digitlab.read import count_marks
-    from digitlab.runs import model_or_newest
-    from digitlab.store import load_model
 
-    model = model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True))
-    loaded = load_model(model)
-    _say_if_uncalibrated(loaded)
-    if save_prepared is not None:
-        from digitlab.runs import check_writable
-
-        check_writable(save_prepared, "--save-prepared")
+    loaded = _model_for_pictures(model, runs, save_prepared)
     results, failed = [], 0
     for image in images:
         try:
@@ -252,6 +244,19 @@ def predict(
         typer.echo(json.dumps({"model": loaded.id, "predictions": results}, indent=2))
     if failed:
         raise typer.Exit(1)  # as issue 5 asks: one line per bad picture, the others answered, exit 1
+
+
+def _model_for_pictures(model: Optional[Path], runs: Path, save_prepared: Optional[Path]):
+    """The model that answers (the newest run when none is given: said), a line when it is uncalibrated,
+    and ``--save-prepared`` checked before any picture is read: what ``predict`` and ``read`` both start with."""
+    from digitlab.runs import check_writable, model_or_newest
+    from digitlab.store import load_model
+
+    loaded = load_model(model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True)))
+    _say_if_uncalibrated(loaded)
+    if save_prepared is not None:
+        check_writable(save_prepared, "--save-prepared")
+    return loaded
 
 
 def _say_if_uncalibrated(loaded) -> None:

@@ -32,19 +32,11 @@ def read(
     """
     from rich.markup import escape
 
-    from digitlab.cli import _save_prepared, _say_if_uncalibrated, console, err_console
+    from digitlab.cli import _model_for_pictures, _save_prepared, console, err_console
     from digitlab.data.images import WORK_SIDE, read_image
     from digitlab.read import read_number
-    from digitlab.runs import model_or_newest
-    from digitlab.store import load_model
 
-    model = model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True))
-    loaded = load_model(model)
-    _say_if_uncalibrated(loaded)
-    if save_prepared is not None:
-        from digitlab.runs import check_writable
-
-        check_writable(save_prepared, "--save-prepared")
+    loaded = _model_for_pictures(model, runs, save_prepared)
     results, failed = [], 0
     for n, image in enumerate(images, 1):
         try:

@@ -212,8 +212,9 @@ async function shrunkWide() {
   return new Promise((resolve) => wide.toBlob(resolve, "image/png"));
 }
 
-// POST /api/read: the drawing as the PNG body, an uploaded file as a multipart form.
-async function sendNumber(blob, name) {
+// A drawing goes as the PNG body itself; an uploaded file (any format) as a multipart form with its name.
+// The answer's JSON, or {error: "one line"} when the server refused or did not answer.
+async function post(url, blob, name) {
   let request;
   if (name === undefined) {
     request = { method: "POST", body: blob, headers: { "Content-Type": "image/png" } };
@@ -223,7 +224,7 @@ async function sendNumber(blob, name) {
     request = { method: "POST", body: form };
   }
   try {
-    const response = await fetch(`/api/read${modelQuery("?")}`, request);
+    const response = await fetch(url, request);
     const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
     if (!response.ok) return { error: body.error || `HTTP ${response.status}` };
     return body;
@@ -232,27 +233,16 @@ async function sendNumber(blob, name) {
   }
 }
 
-// A drawing goes as the PNG body itself; an uploaded file (any format) as a multipart form with its
-// name. `input=true`: the answer also holds the 28×28 picture the model saw, shown beside the bars.
-async function send(blob, name) {
-  let request;
-  if (name === undefined) {
-    request = { method: "POST", body: blob, headers: { "Content-Type": "image/png" } };
-  } else {
-    const form = new FormData();
-    form.append("image", blob, name);
-    request = { method: "POST", body: form };
-  }
-  try {
-    // explain=true only while the toggle is on: the map and the first layer cost the server a few ms
-    const query = (explainOn() ? "?input=true&explain=true" : "?input=true") + modelQuery("&");
-    const response = await fetch(`/api/predict${query}`, request);
-    const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
-    if (!response.ok) return { error: body.error || `HTTP ${response.status}` };
-    return body;
-  } catch (err) {
-    return { error: `the server did not answer (${err.message})` };
-  }
+// POST /api/read: a whole number.
+function sendNumber(blob, name) {
+  return post(`/api/read${modelQuery("?")}`, blob, name);
+}
+
+// POST /api/predict. `input=true`: the answer also holds the 28×28 picture the model saw, shown beside
+// the bars; explain=true only while the toggle is on: the map and the first layer cost the server a few ms.
+function send(blob, name) {
+  const query = (explainOn() ? "?input=true&explain=true" : "?input=true") + modelQuery("&");
+  return post(`/api/predict${query}`, blob, name);
 }
 
 $("upload").addEventListener("change", async (event) => {
