@@ -1,24 +1,27 @@
-"""The CNN against the PyTorch MNIST example, side by side, on this machine.
+"""Time to every accuracy: the CNN's recipes by time budget against the PyTorch MNIST example, on this machine.
 
-Prints, in one run:
+Prints, in one run, every MNIST figure as the mean ± standard deviation over ``--seeds`` (default 5):
 
 1. 8x8 digits, the lesson's split (360 test images): errors of the CNN's digits defaults.
-2. MNIST, official test set: our CNN (its MNIST defaults, trained under time budgets) and the
-   PyTorch example recipe (``pytorch/examples/mnist``: Conv32-Conv64-FC128 with dropout,
-   Adadelta lr 1.0, StepLR gamma 0.7, batch 64), re-expressed on our data pipeline, both
-   measured as test accuracy against cumulative training seconds, and the ratio of their
-   times to reach 99.0%.
-3. Inference of the MNIST CNN: images/s in batches, milliseconds for one image.
-4. With ``--long``: the 99.5% recipe under a 10-minute budget.
+2. Time to 99.0% on MNIST's official test set: for each seed, the shortest budget of ``--ladder`` whose
+   recipe (:func:`digitlab.models.cnn_recipes.for_budget`) reaches it; the mean of those training times.
+3. Test accuracy of the recipe for each of ``--budgets`` seconds, and of the default
+   ``digitlab run --dataset mnist --model cnn`` recipe (a fixed number of epochs), with its training time.
+4. The PyTorch example recipe (``pytorch/examples/mnist``: Conv32-Conv64-FC128 with dropout, Adadelta
+   lr 1.0, StepLR gamma 0.7, batch 64, fp32), re-expressed on our in-memory data, for ``--baseline-seeds``:
+   training seconds until its test accuracy first reaches 99.0% (evaluated ``--evals-per-epoch`` times an
+   epoch, evaluation not counted), and the ratio to ours.
+5. Inference of the default MNIST CNN: images/s in batches, milliseconds for one image.
+6. With ``--long``: the recipe for ``--long-budget`` seconds (default 600).
 
-Runs unchanged on a CUDA GPU (and prints its name). Timing on a shared CPU is noisy:
-rerun, and compare ratios from one run, not seconds across runs.
+Runs unchanged on a CUDA GPU (and prints its name). Timing on a shared CPU is noisy: the load average
+is printed before and after; compare ratios from one run, not seconds across runs.
 
 Examples
 --------
-    python benchmarks/bench_mnist_cpu.py              # about 7 minutes on 2 CPU cores
-    python benchmarks/bench_mnist_cpu.py --quick      # a smoke run, under a minute
-    python benchmarks/bench_mnist_cpu.py --long       # adds the 10-minute 99.5% run
+    python benchmarks/bench_mnist_cpu.py                       # about 20 minutes on 2 CPU cores
+    python benchmarks/bench_mnist_cpu.py --quick               # a smoke run, about a minute
+    python benchmarks/bench_mnist_cpu.py --long --skip-baseline --budgets 60 --seeds 0
 """
 
 from __future__ import annotations
@@ -41,7 +44,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_inference import time_model as inference  # noqa: E402  (images/s batched, ms for one image)
 
 TARGET = 0.99
-LONG_RECIPE = dict(width=32, augment=2.0, distort=0.1, lr=0.2, epochs=100)
 
 
 def load_mnist(source: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -161,30 +163,90 @@ def digits_errors(seeds: list[int]) -> list[int]:
     return errors
 
 
-def ours(X, y, X_test, y_test, budget: float, seed: int, **params):
-    model = make_model("cnn", dataset="mnist", seed=seed, params={"time_budget": budget, "epochs": 100, **params})
+def ours(X, y, X_test, y_test, seed: int, **params):
+    """Train the CNN with ``params`` (a recipe); return (model, training seconds, test accuracy as it predicts)."""
+    model = make_model("cnn", dataset="mnist", seed=seed, params=params)
     tick = time.perf_counter()
     model.fit(X, y)
     seconds = time.perf_counter() - tick
-    acc = model.score(X_test, y_test)
-    model.set_params(tta=True)
-    acc_tta = model.score(X_test, y_test)
-    model.set_params(tta=False)
-    return model, seconds, acc, acc_tta
+    return model, seconds, model.score(X_test, y_test)
+
+
+def mean_sd(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
+    """``mean ± sd`` (sd over the seeds; 0 for one)."""
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values) * scale:.{digits}f} ± {sd * scale:.{digits}f}"
+
+
+def time_to_target(data, seeds: list[int], ladder: list[float]) -> list[float | None]:
+    """Per seed, the training seconds of the shortest ladder budget whose recipe reaches ``TARGET``."""
+    times = []
+    for seed in seeds:
+        reached = None
+        for budget in ladder:
+            _, seconds, acc = ours(*data, seed, time_budget=budget)
+            print(f"    seed {seed}, budget {budget:5.1f} s: {acc:.4f} after {seconds:.2f} s", flush=True)
+            if acc >= TARGET:
+                reached = seconds
+                break
+        times.append(reached)
+    return times
+
+
+def by_budget(data, seeds: list[int], budgets: list[float]):
+    """The recipe of each budget, and the default recipe, over the seeds: accuracy mean ± sd; returns the last model."""
+    from digitlab.models import cnn_recipes
+
+    print(f"\n{'recipe':>16} {'train s':>14} {'test accuracy %':>16} {'≥ 99.0%':>8} {'≥ 99.5%':>8}  parameters")
+    rows = [(f"{b:g}-s budget", {"time_budget": b}) for b in budgets] + [("default (run)", {})]
+    for name, params in rows:
+        accs, secs = [], []
+        for seed in seeds:
+            model, seconds, acc = ours(*data, seed, **params)
+            accs.append(acc)
+            secs.append(seconds)
+        shown = cnn_recipes.for_budget(params["time_budget"], "auto") if params else cnn_recipes.DEFAULT
+        shown = {k: v for k, v in shown.items() if k not in ("epochs", "time_budget")} | (
+            {} if params else {"epochs": cnn_recipes.DEFAULT["epochs"]})
+        print(f"{name:>16} {mean_sd(secs, digits=1):>14} {mean_sd(accs, 100):>16} "
+              f"{sum(a >= 0.99 for a in accs):>6}/{len(accs)} {sum(a >= 0.995 for a in accs):>6}/{len(accs)}  {shown}",
+              flush=True)
+    return model
+
+
+def baseline(data, seeds: list[int], max_epochs: int, evals_per_epoch: int, device) -> list[float | None]:
+    """Per seed, the example recipe's training seconds until it first reaches ``TARGET`` (None: not reached)."""
+    times = []
+    for seed in seeds:
+        reached, last = None, None
+        for epoch, seconds, acc in example_recipe(*data, max_epochs=max_epochs, evals_per_epoch=evals_per_epoch,
+                                                  device=device, seed=seed):
+            print(f"    seed {seed}, epoch {epoch:4.2f}: {acc:.4f} after {seconds:.1f} s", flush=True)
+            last = seconds
+            if acc >= TARGET:
+                reached = seconds
+        times.append(reached)
+        if reached is None:
+            print(f"    seed {seed}: not reached in {last:.1f} s")
+    return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: small budgets, 1/6 of the baseline data")
-    parser.add_argument("--budgets", default="5,7.5,10,15,20", help="training budgets for our CNN, seconds")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 seeds, short budgets, 1/6 of the baseline data")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--ladder", default="2.5,3,3.5,4,5,6,8,10", help="budgets tried for the time to 99.0%%")
+    parser.add_argument("--budgets", default="4,60", help="budgets whose recipes are measured, seconds")
+    parser.add_argument("--skip-budgets", action="store_true", help="neither the budgets nor the default recipe")
+    parser.add_argument("--baseline-seeds", default=None, help="seeds of the example recipe (default: --seeds)")
     parser.add_argument("--baseline-epochs", type=int, default=4, help="most epochs of the example recipe")
-    parser.add_argument("--evals-per-epoch", type=int, default=2, help="test evaluations per baseline epoch")
+    parser.add_argument("--evals-per-epoch", type=int, default=4, help="test evaluations per baseline epoch")
     parser.add_argument("--skip-baseline", action="store_true")
-    parser.add_argument("--long", action="store_true", help="also train the 99.5%% recipe for --long-budget s")
-    parser.add_argument("--long-budget", type=float, default=540.0)
+    parser.add_argument("--skip-ladder", action="store_true")
+    parser.add_argument("--long", action="store_true", help="also train the recipe for --long-budget s")
+    parser.add_argument("--long-budget", type=float, default=600.0)
     parser.add_argument("--digits-seeds", default="42,0,1,2,3")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: PyTorch's)")
-    parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--mnist-dir",
         type=Path,
@@ -194,64 +256,60 @@ def main() -> None:
 
     import torch
 
+    from digitlab.models import cnn_torch as ct
+
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     where = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} torch threads"
-    print(f"device: {where}; torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"device: {where}; torch {torch.__version__}; bf16 training: {ct.use_bf16(device, 'auto')}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
-    seeds = [int(s) for s in args.digits_seeds.split(",")][: 2 if args.quick else None]
-    errors = digits_errors(seeds)
-    print(f"\n8x8 digits, lesson split (360 test images): errors per seed {dict(zip(seeds, errors))}; median {statistics.median(errors)}")
+    seeds = [int(s) for s in args.seeds.split(",")][: 2 if args.quick else None]
+    digits_seeds = [int(s) for s in args.digits_seeds.split(",")][: 2 if args.quick else None]
+    errors = digits_errors(digits_seeds)
+    print(f"\n8x8 digits, lesson split (360 test images): errors per seed {dict(zip(digits_seeds, errors))}; "
+          f"median {statistics.median(errors)}")
 
-    X, y, X_test, y_test = load_mnist(args.mnist_dir)
-    budgets = [float(b) for b in args.budgets.split(",")]
-    if args.quick:
-        budgets = [3.0, 6.0]
+    data = load_mnist(args.mnist_dir)
+    ours(*(a[:2000] for a in data), 0, time_budget=0.5)  # imports and first-call set-up, outside every figure
+    ladder = [3.0] if args.quick else [float(b) for b in args.ladder.split(",")]
+    budgets = [2.0] if args.quick else [float(b) for b in args.budgets.split(",")]
 
-    print(f"\nMNIST, official test set ({len(y_test)} images); our CNN, MNIST defaults, fitted to a time budget:")
-    print(f"{'budget s':>9} {'train s':>8} {'epochs':>7} {'test acc':>9} {'with TTA':>9}")
-    first_ours = None
-    model_20 = None
-    for budget in budgets:
-        model, seconds, acc, acc_tta = ours(X, y, X_test, y_test, budget, args.seed)
-        print(f"{budget:9.1f} {seconds:8.1f} {model.n_iter_:7d} {acc:9.4f} {acc_tta:9.4f}", flush=True)
-        if acc >= TARGET and first_ours is None:
-            first_ours = seconds
-        model_20 = model
+    ours_times = []
+    if not args.skip_ladder:
+        print(f"\ntime to {TARGET:.1%} (test set, {len(data[3]):,} images), the recipe of each budget in {ladder}:")
+        ours_times = time_to_target(data, seeds, ladder)
+        got = [t for t in ours_times if t is not None]
+        print(f"  ours: {mean_sd(got, digits=2) if got else '-'} s over {len(got)}/{len(seeds)} seeds that reached it")
+    model = None if args.skip_budgets else by_budget(data, seeds, budgets)
 
-    first_base = None
     if not args.skip_baseline:
-        Xb, yb = (X[:10000], y[:10000]) if args.quick else (X, y)
-        print("\nPyTorch example recipe (same net and optimizer, our in-memory batches):")
-        print(f"{'epoch':>9} {'train s':>8} {'test acc':>9}")
-        last = None
-        for epoch, seconds, acc in example_recipe(
-            Xb, yb, X_test, y_test, max_epochs=1 if args.quick else args.baseline_epochs,
-            evals_per_epoch=args.evals_per_epoch, device=device, seed=args.seed,
-        ):
-            print(f"{epoch:9.2f} {seconds:8.1f} {acc:9.4f}", flush=True)
-            last = seconds
-            if acc >= TARGET:
-                first_base = seconds
-        print("\ntime to 99.0% test accuracy:")
-        ours_txt = f"{first_ours:.1f} s" if first_ours else "not reached"
-        base_txt = f"{first_base:.1f} s" if first_base else f"not reached in {last:.1f} s"
-        print(f"  our CNN {ours_txt}; example recipe {base_txt}")
-        if first_ours and first_base:
-            print(f"  ratio (example / ours): {first_base / first_ours:.1f}x")
-        elif first_ours and last:
-            print(f"  ratio (example / ours): > {last / first_ours:.1f}x")
+        X, y, X_test, y_test = data
+        base_data = (X[:10000], y[:10000], X_test, y_test) if args.quick else data
+        base_seeds = [int(s) for s in (args.baseline_seeds or args.seeds).split(",")][: 1 if args.quick else None]
+        print("\nPyTorch example recipe (its net and optimizer, fp32, on our in-memory batches):")
+        base = baseline(base_data, base_seeds, 1 if args.quick else args.baseline_epochs, args.evals_per_epoch, device)
+        got_base = [t for t in base if t is not None]
+        got_ours = [t for t in ours_times if t is not None]
+        print(f"  example: {mean_sd(got_base, digits=1) if got_base else '-'} s to {TARGET:.1%} over "
+              f"{len(got_base)}/{len(base)} seeds")
+        if got_base and got_ours:
+            print(f"  ratio of the means (example / ours): {statistics.mean(got_base) / statistics.mean(got_ours):.1f}x")
 
-    rate, ms = inference(model_20, X_test, repeats=5)
-    print(f"\ninference (CNN of the last budget, no TTA): {rate:,.0f} images/s in batches; {ms:.2f} ms for one image")
+    if model is not None:
+        rate, ms = inference(model, data[2], repeats=5)
+        print(f"\ninference (the default MNIST CNN, as it predicts): {rate:,.0f} images/s in batches; {ms:.2f} ms for one image")
 
     if args.long:
-        print(f"\nthe 99.5% recipe {LONG_RECIPE} with time_budget={args.long_budget:.0f}:")
-        model, seconds, acc, acc_tta = ours(X, y, X_test, y_test, args.long_budget, args.seed, **LONG_RECIPE)
-        print(f"  train {seconds:.0f} s, {model.n_iter_} epochs: test acc {acc:.4f}, with TTA {acc_tta:.4f}")
-        rate, ms = inference(model, X_test, repeats=5)
-        print(f"  inference: {rate:,.0f} images/s in batches; {ms:.2f} ms for one image")
+        print(f"\nthe recipe for {args.long_budget:.0f} s:")
+        accs = []
+        for seed in seeds:
+            model, seconds, acc = ours(*data, seed, time_budget=args.long_budget)
+            accs.append(acc)
+            print(f"  seed {seed}: {acc:.4f} after {seconds:.0f} s, {model.n_iter_} epochs", flush=True)
+        print(f"  test accuracy {mean_sd(accs, 100)}% over {len(accs)} seeds")
+    print(f"\nload average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -229,3 +229,63 @@ def test_registry_defaults_per_dataset():
 def test_importing_the_zoo_does_not_import_torch():
     code = "import sys, digitlab.models; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_time_budget_picks_the_recipe_measured_for_it_on_mnist_only():
+    from digitlab.models import cnn_recipes
+
+    short = make_model("cnn", dataset="mnist", params={"time_budget": 4, "device": "cpu"})
+    assert (short.width, short.lr, short.augment, short.tta, short.time_budget) == (16, 0.8, 0.0, False, 4.0)
+    long = make_model("cnn", dataset="mnist", params={"time_budget": 600, "device": "cpu"})
+    assert long.width == 32 and long.augment > 0 and long.tta and long.epochs >= 100  # the budget ends training
+    assert make_model("cnn", dataset="mnist", params={"time_budget": 4, "width": 8, "device": "cpu"}).width == 8
+    assert make_model("cnn", dataset="digits", params={"time_budget": 4}).width == CNNClassifier().width
+    assert cnn_recipes.for_budget(1, "cuda")["batch_size"] == 512 != cnn_recipes.for_budget(1, "cpu")["batch_size"]
+    assert all(cnn_recipes.for_budget(b, "cpu") == cnn_recipes.for_budget(b, "cpu") for b in (0.5, 30, 1e5))
+    assert make_model("cnn", dataset="mnist").epochs == cnn_recipes.DEFAULT["epochs"]  # no budget: fixed epochs
+    for bad in (0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="positive"):
+            cnn_recipes.for_budget(bad, "cpu")
+    for bad in ("abc", float("inf"), True, [1]):  # no recipe; fit() refuses in one line
+        model = make_model("cnn", dataset="mnist", params={"time_budget": bad})
+        assert model.epochs == cnn_recipes.DEFAULT["epochs"]
+        with pytest.raises(DigitlabError, match="time_budget must be a positive number"):
+            model.fit(np.zeros((20, 64)), np.arange(20) % 2)
+
+
+def test_bf16_training_is_chosen_by_device_and_by_the_cpu(monkeypatch):
+    import torch
+
+    from digitlab.models import cnn_torch as ct
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert ct.use_bf16(cuda, "auto") and not ct.use_bf16(cuda, "fp32") and ct.use_bf16(cpu, "bf16")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    for native in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native, raising=False)
+        assert ct.use_bf16(cpu, "auto") is native and not ct.use_bf16(cpu, "fp32")
+
+
+def test_bf16_training_on_the_cpu_learns_and_repeats(digits):
+    X, y, X_test, y_test = digits
+    first = CNNClassifier(**SMALL, precision="bf16").fit(X, y)  # the autocast branch CUDA takes, run on the CPU
+    again = CNNClassifier(**SMALL, precision="bf16").fit(X, y)
+    assert first.score(X_test, y_test) > 0.9
+    np.testing.assert_array_equal(first.predict_proba(X_test), again.predict_proba(X_test))
+    fp32 = CNNClassifier(**SMALL, precision="fp32").fit(X, y)
+    assert not np.array_equal(first.predict_proba(X_test), fp32.predict_proba(X_test))  # bf16 did run
+    with pytest.raises(DigitlabError, match="precision must be"):
+        CNNClassifier(**SMALL, precision="fp16").fit(X, y)
+
+
+def test_relu_after_the_pool_computes_what_it_did_before_it():
+    import torch
+
+    from digitlab.models import cnn_torch as ct
+
+    net = ct.build_net(side=28, width=4, n_classes=10, seed=3).train()
+    x = torch.randn(5, 1, 28, 28)
+    h = x
+    for i in (1, 2, 3):  # the textbook order: conv, BatchNorm, ReLU, then pool
+        h = torch.nn.functional.max_pool2d(torch.relu(getattr(net, f"bn{i}")(getattr(net, f"conv{i}")(h))), 2)
+    torch.testing.assert_close(net(x), net.fc(h.flatten(1)))

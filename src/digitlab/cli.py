@@ -71,7 +71,8 @@ def run(
     param: Optional[List[str]] = ParamOpt,
     device: Optional[str] = typer.Option(None, "--device", help="cnn: auto, cpu or cuda."),
     time_budget: Optional[float] = typer.Option(
-        None, "--time-budget", min=0.1, help="cnn: seconds of training; the schedule is fitted to them."),
+        None, "--time-budget", min=0.1, help="cnn: seconds of training; the schedule is fitted to them. "
+                                              "On MNIST it also picks the recipe measured best for them."),
     target_accuracy: Optional[float] = typer.Option(
         None, "--target-accuracy", min=0.0, max=1.0, help="cnn: stop once validation accuracy reaches this."),
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder that receives the run folder."),

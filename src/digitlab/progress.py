@@ -25,15 +25,16 @@ class TrainingBar:
     ----------
     enabled : bool
         Draw the bar (a model's ``verbose``).
-    epochs : int
-        The most epochs the training may run, shown as "epoch 3/40".
+    epochs : int or None
+        The most epochs the training may run, shown as "epoch 3/40"; None (a time budget
+        ends training) shows "epoch 3".
     title : str
         The word in bold before the epoch, e.g. the model's name.
     """
 
     total = 1000  # progress is tracked as a fraction (steps, or the clock under a time budget)
 
-    def __init__(self, enabled: bool, epochs: int, title: str = "CNN"):
+    def __init__(self, enabled: bool, epochs: int | None, title: str = "CNN"):
         self.epochs = epochs
         self._bar = None
         if enabled:
@@ -69,7 +70,7 @@ class TrainingBar:
             val = "-" if record["val_accuracy"] is None else f"{record['val_accuracy']:.4f}"
             self._bar.update(
                 self._task,
-                description=f"epoch {record['epoch']}/{self.epochs}",
+                description=f"epoch {record['epoch']}" + (f"/{self.epochs}" if self.epochs else ""),
                 loss=f"{record['loss']:.4f}",
                 val=val,
             )

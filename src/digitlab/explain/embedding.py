@@ -150,8 +150,8 @@ def feature_maps(model: Explainable, image: np.ndarray) -> list[tuple[str, np.nd
         for name, layer in net.named_children():
             if name in ("flatten", "fc"):
                 break
+            if name.startswith("pool"):  # the block's ReLU follows its pool (the same function, cheaper): show it before
+                maps.append((f"block {name[4:]} (conv{name[4:]} → ReLU)",
+                             torch.relu(x)[0].float().cpu().numpy().astype(np.float64)))
             x = layer(x)
-            if name.startswith("relu"):
-                maps.append((f"block {name[4:]} ({name.replace('relu', 'conv')} → ReLU)",
-                             x[0].float().cpu().numpy().astype(np.float64)))
     return maps

@@ -124,7 +124,8 @@ def first_layer_activations(model: Explainable, image: np.ndarray, *, channels: 
 
     net = model.model.module_.eval()
     with torch.no_grad():
-        maps = net[:3](_cnn_input(model, np.asarray(image)).to(next(net.parameters()).device))  # conv1, bn1, relu1
+        x = _cnn_input(model, np.asarray(image)).to(next(net.parameters()).device)
+        maps = torch.relu(net.bn1(net.conv1(x)))  # the first block before its pool
         while maps.shape[-1] > max_side:
             maps = torch.nn.functional.max_pool2d(maps, 2)
         maps = maps[0].cpu().numpy()

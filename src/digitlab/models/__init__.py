@@ -28,26 +28,33 @@ from digitlab.errors import DigitlabError
 __all__ = ["MODELS", "ModelSpec", "register", "make_model", "parse_params"]
 
 Factory = Callable[[str, int], Any]
+Recipe = Callable[[str, dict], dict]  # (dataset, the parameters asked for) -> defaults that depend on them
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered model: its name, a one-line summary, and the factory ``(dataset, seed) -> estimator``."""
+    """A registered model: its name, a one-line summary, and the factory ``(dataset, seed) -> estimator``.
+
+    ``recipe``, when given, turns some asked-for parameters into better defaults for the others
+    (the CNN's time budget picks its width, batch size, learning rate and augmentation).
+    """
 
     name: str
     summary: str
     factory: Factory
     needs: str | None = None  # an optional extra the model needs, e.g. "torch"
+    recipe: Recipe | None = None
 
 
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register(name: str, summary: str, needs: str | None = None) -> Callable[[Factory], Factory]:
+def register(name: str, summary: str, needs: str | None = None,
+             recipe: Recipe | None = None) -> Callable[[Factory], Factory]:
     """Decorator that adds a factory to :data:`MODELS` under ``name``."""
 
     def decorate(factory: Factory) -> Factory:
-        MODELS[name] = ModelSpec(name, summary, factory, needs)
+        MODELS[name] = ModelSpec(name, summary, factory, needs, recipe)
         return factory
 
     return decorate
@@ -67,7 +74,8 @@ def make_model(
     seed : int
         Seed for any randomness in the model.
     params : dict, optional
-        Hyper-parameters that override the defaults (``set_params`` names).
+        Hyper-parameters that override the defaults (``set_params`` names); for a model with a
+        recipe, they may also change other defaults (the CNN on MNIST: ``time_budget``).
     """
     if name not in MODELS:
         raise DigitlabError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
@@ -92,7 +100,8 @@ def make_model(
                 f"model {name!r} has no parameter {', '.join(unknown)}; "
                 f"valid ones: {', '.join(sorted(k for k in valid if '__' not in k))}"
             )
-        model.set_params(**params)
+        tuned = spec.recipe(dataset, params) if spec.recipe else {}
+        model.set_params(**{**tuned, **params})  # what was asked for wins over the recipe
     return model
 
 

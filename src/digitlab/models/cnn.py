@@ -11,6 +11,7 @@ safetensors files: never pickle.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from typing import Any
 
@@ -68,11 +69,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         Share of the training data held out (stratified, seeded) to report validation
         accuracy per epoch; 0 trains on everything.
     device : {"auto", "cpu", "cuda"}
-        Where to train and predict; "auto" takes CUDA when present. On CUDA training uses
-        bf16 autocast and channels-last memory.
+        Where to train and predict; "auto" takes CUDA when present. Memory is channels-last.
+    precision : {"auto", "bf16", "fp32"}
+        Arithmetic of the training steps: "auto" trains in bf16 autocast on CUDA and on CPUs
+        that compute bf16 in hardware (AVX512-BF16, AMX), in fp32 elsewhere. Prediction is fp32
+        on the CPU and bf16 on CUDA, whatever the training precision.
     random_state : int or None
-        Seed of the weights, the shuffling and the augmentation. On CPU, one seed gives
-        the same model every time.
+        Seed of the weights, the shuffling and the augmentation. On one CPU, one seed gives
+        the same model every time (bf16 and fp32 training, or another machine's CPU, may differ).
     verbose : bool
         Show a progress bar with the loss and validation accuracy per epoch.
 
@@ -130,6 +134,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         target_accuracy: float | None = None,
         validation_fraction: float = 0.0,
         device: str = "auto",
+        precision: str = "auto",
         random_state: int | None = None,
         verbose: bool = False,
     ):
@@ -146,6 +151,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.target_accuracy = target_accuracy
         self.validation_fraction = validation_fraction
         self.device = device
+        self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
 
@@ -166,7 +172,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         from digitlab.models import ddp
         from digitlab.progress import TrainingBar
 
-        start = time.perf_counter()
+        ct.import_lazily_loaded()
+        start = time.perf_counter()  # the time budget counts from here
         self._check_params()
         device = ct.resolve_device(self.device)
         X, y_index, seed = self._check_data(X, y)
@@ -185,12 +192,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         main, shared = shard[0] == 0, shard[1] > 1  # rank 0 (or the only process) validates and shows progress
 
         self.module_, self.history_, self.stop_reason_, self.world_size_ = net, [], "epochs", shard[1]
-        with TrainingBar(self.verbose and main, self.epochs, title="CNN") as bar:
+        shown_epochs = None if self.time_budget else self.epochs  # the clock ends a budgeted run, not the count
+        with TrainingBar(self.verbose and main, shown_epochs, title="CNN") as bar:
             for epoch in range(1, self.epochs + 1):
                 loss, steps = ct.train_one_epoch(
                     trainee, optimizer, x_train, y_train, batch_size=batch, peak_lr=self.lr, clock=clock, gen=gen,
                     augment=self.augment, distort=self.distort, label_smoothing=self.label_smoothing,
-                    on_step=bar.step, shard=shard,
+                    on_step=bar.step, shard=shard, bf16=ct.use_bf16(device, self.precision),
                 )
                 if steps == 0:
                     break
@@ -243,12 +251,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 raise InvalidValueError(f"{name} must be an integer of at least {least}, got {value!r}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise InvalidValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
-        if self.time_budget is not None and not self.time_budget > 0:
+        if self.time_budget is not None and not _positive_seconds(self.time_budget):
             raise InvalidValueError(f"time_budget must be a positive number of seconds, got {self.time_budget!r}")
         if self.target_accuracy is not None and self.validation_fraction <= 0:
             raise InvalidValueError("target_accuracy needs a validation split; set validation_fraction, e.g. 0.1")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InvalidValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise InvalidValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
 
     # -------------------------------------------------------------- predict
 
@@ -330,6 +340,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return model
 
 
+def _positive_seconds(value: Any) -> bool:
+    """A real, finite, positive number of seconds (not a bool, a string or infinity)."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
 def _side_for(n_features: int) -> int:
     """The side of the square images that ``n_features`` pixels fill, zero-padded: at least 8."""
     return max(MIN_SIDE, math.isqrt(n_features - 1) + 1)
@@ -376,16 +392,28 @@ def _history_from(table: np.ndarray | None) -> list[dict[str, Any]]:
             for row in table]
 
 
-@register("cnn", "Convolutional network (PyTorch)", needs="torch")
+def _budget_recipe(dataset: str, params: dict) -> dict:
+    """On MNIST, a time budget picks the recipe measured best for it (:mod:`digitlab.models.cnn_recipes`)."""
+    budget = params.get("time_budget")
+    if dataset != "mnist" or not _positive_seconds(budget):
+        return {}  # no budget, or one that fit() refuses in one line
+    from digitlab.models import cnn_recipes
+
+    return cnn_recipes.for_budget(params["time_budget"], params.get("device", "auto"))
+
+
+@register("cnn", "Convolutional network (PyTorch)", needs="torch", recipe=_budget_recipe)
 def cnn(dataset: str, seed: int) -> CNNClassifier:
     """Defaults per dataset.
 
     The 8x8 digits (1,437 training images) take the class defaults: 40 augmented epochs of a
-    width-32 network, with test-time augmentation, a few seconds on a CPU. MNIST takes a fast
-    recipe: 2 plain epochs of a width-16 network (about 20 s on 2 CPU cores, 99.2% or so);
-    pass ``time_budget`` to fit it to the time you have. The 99.5% recipe is
-    ``width=32, augment=2, distort=0.1, time_budget=540`` (see benchmarks/bench_mnist_cpu.py).
+    width-32 network, with test-time augmentation, a few seconds on a CPU. MNIST takes
+    :data:`digitlab.models.cnn_recipes.DEFAULT`, the recipe measured best for about 30 s on 2 CPU
+    cores; a ``time_budget`` picks the recipe for that budget instead (see
+    :mod:`digitlab.models.cnn_recipes` and benchmarks/bench_mnist_cpu.py).
     """
     if dataset == "mnist":
-        return CNNClassifier(epochs=2, lr=0.4, width=16, augment=0.0, distort=0.0, tta=False, random_state=seed)
+        from digitlab.models import cnn_recipes
+
+        return CNNClassifier(**cnn_recipes.DEFAULT, random_state=seed)
     return CNNClassifier(random_state=seed)

@@ -1,6 +1,7 @@
 """The CNN's PyTorch side: the network, its augmentation, one training epoch, prediction.
 
-The network is three stages of ``conv 3x3 → BatchNorm → ReLU → max-pool 2x2`` with
+The network is three stages of ``conv 3x3 → BatchNorm → max-pool 2x2 → ReLU`` (the ReLU after the
+pool computes what it would before it, on a quarter of the values) with
 ``width``, ``2·width`` and ``4·width`` channels, then one linear layer. The same code
 serves the 8x8 digits (8 → 4 → 2 → 1 pixels) and MNIST (28 → 14 → 7 → 3).
 
@@ -46,7 +47,7 @@ PREDICT_BATCH = 2048  # images per forward pass when predicting
 
 
 def build_net(side: int, width: int, n_classes: int, seed: int = 0) -> nn.Sequential:
-    """conv-BN-ReLU-pool three times (width, 2·width, 4·width channels), then one linear layer.
+    """conv-BN-pool-ReLU three times (width, 2·width, 4·width channels), then one linear layer.
 
     The weights are drawn from ``seed`` without touching PyTorch's global random state.
     """
@@ -57,8 +58,8 @@ def build_net(side: int, width: int, n_classes: int, seed: int = 0) -> nn.Sequen
         for i, out in enumerate((width, 2 * width, 4 * width), start=1):
             layers[f"conv{i}"] = nn.Conv2d(channels, out, 3, padding=1, bias=False)
             layers[f"bn{i}"] = nn.BatchNorm2d(out)
+            layers[f"pool{i}"] = nn.MaxPool2d(2)  # before the ReLU: the same function, on a quarter of the values
             layers[f"relu{i}"] = nn.ReLU(inplace=True)
-            layers[f"pool{i}"] = nn.MaxPool2d(2)
             channels, size = out, size // 2
         layers["flatten"] = nn.Flatten()
         layers["fc"] = nn.Linear(channels * size * size, n_classes)
@@ -202,11 +203,34 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA (tensor cores); plain fp32 on the CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), where oneDNN's bf16 kernels pay."""
+    cpu = torch.cpu
+    return any(getattr(cpu, check, lambda: False)() for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def use_bf16(device: torch.device, precision: str) -> bool:
+    """Whether to train in bf16 autocast: ``"auto"`` on CUDA and on CPUs with native bf16; ``"bf16"``; never for ``"fp32"``.
+
+    On a CPU with AVX512-BF16 a training step of the MNIST CNN takes about two thirds of the fp32 time
+    (benchmarks/bench_cnn_step.py); elsewhere bf16 is emulated and slower, so ``"auto"`` keeps fp32.
+    """
+    if precision == "auto":
+        return device.type == "cuda" or native_bf16()
+    return precision == "bf16"
+
+
+def autocast(device: torch.device, bf16: bool | None = None):
+    """bf16 autocast when ``bf16`` (default: on CUDA only, as prediction uses it); plain fp32 otherwise."""
+    if bf16 if bf16 is not None else device.type == "cuda":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def import_lazily_loaded() -> None:
+    """Import what PyTorch loads on first use (the optimizers pull in torch._dynamo: 1.4 s), so a time
+    budget counts training, not a once-per-process import."""
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 
 
 _THREADS_LOCK = threading.Lock()
@@ -266,10 +290,12 @@ def train_one_epoch(
     label_smoothing: float = 0.0,
     on_step: Callable[[float], None] = lambda frac: None,
     shard: tuple[int, int] = (0, 1),
+    bf16: bool | None = None,
 ) -> tuple[float, int]:
     """One shuffled pass over ``x``, ``y`` (on the device); stops early when the clock says training is over.
 
     Returns the mean loss and the number of steps taken (``len(x) // batch_size`` for a whole epoch).
+    ``bf16``: the forward pass in bf16 autocast (see :func:`use_bf16`; default: on CUDA only).
     Under DistributedDataParallel (``shard = (rank, size)``), every rank draws the same order and
     takes its share of each batch of ``batch_size`` images: the steps are those of one process.
     """
@@ -287,7 +313,7 @@ def train_one_epoch(
         xb, yb = x[idx], y[idx]
         if augment > 0 or distort > 0:
             xb = warp(xb, augment, distort, gen, shard=shard, batch=batch_size)
-        with autocast(x.device):
+        with autocast(x.device, bf16):
             loss = F.cross_entropy(net(channels_last(xb)), yb, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,0 +1,56 @@
+"""The CNN's recipes for MNIST by time budget: what to train for the seconds you have.
+
+A recipe is the width, batch size, learning rate, augmentation and test-time augmentation that gave
+the best test accuracy we measured for a budget on a device. ``digitlab run --dataset mnist --model cnn
+--time-budget 4`` trains the shortest CPU recipe for 4 s; without a budget MNIST gets :data:`DEFAULT`,
+the ≈ 30-s CPU recipe as a fixed number of epochs (so one seed gives one model). ``--param`` values
+win over a recipe. Every row was measured (BENCHMARKS.md, "Recipes by time budget": means over 5 seeds
+on a 2-core CPU, `benchmarks/bench_mnist_cpu.py`; the CUDA rows over 3 seeds on an H200,
+`benchmarks/gpu_check.sh`).
+
+Examples
+--------
+>>> for_budget(4, "cpu")["width"], for_budget(600, "cpu")["width"]
+(16, 32)
+>>> for_budget(4, "cpu") == for_budget(4, "cpu")  # a budget and a device give one recipe
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+_NO_AUGMENT = {"augment": 0.0, "distort": 0.0}
+
+CPU: tuple[tuple[float, dict[str, Any]], ...] = (  # (the longest budget a row is for, seconds; parameters)
+    (10.0, {"width": 16, "batch_size": 128, "lr": 0.8, **_NO_AUGMENT, "tta": False}),
+    (90.0, {"width": 16, "batch_size": 128, "lr": 0.4, "augment": 2.0, "distort": 0.1, "tta": True}),
+    (math.inf, {"width": 32, "batch_size": 128, "lr": 0.2, "augment": 2.0, "distort": 0.1, "tta": True}),
+)
+CUDA: tuple[tuple[float, dict[str, Any]], ...] = (  # the H200 of 2026-11-28: ~5 ms a step, bound by launches
+    (3.0, {"width": 16, "batch_size": 512, "lr": 0.8, **_NO_AUGMENT, "tta": False}),
+    (math.inf, {"width": 32, "batch_size": 128, "lr": 0.2, "augment": 2.0, "distort": 0.1, "tta": True}),
+)
+DEFAULT: dict[str, Any] = {**CPU[1][1], "epochs": 5}
+"""``digitlab run --dataset mnist --model cnn``: the ≈ 30-s CPU recipe, 5 epochs."""
+
+
+def for_budget(budget: float, device: str = "auto") -> dict[str, Any]:
+    """The parameters for ``budget`` seconds of training on ``device`` (``"auto"``: CUDA when PyTorch sees one).
+
+    ``epochs`` is set high so that the budget, not the epoch count, ends training.
+    """
+    if not (math.isfinite(budget) and budget > 0):
+        raise ValueError(f"a time budget must be a positive, finite number of seconds, got {budget!r}")
+    table = CUDA if _is_cuda(device) else CPU
+    params = next(row for limit, row in table if budget <= limit)
+    return {**params, "epochs": 1000, "time_budget": float(budget)}
+
+
+def _is_cuda(device: str) -> bool:
+    if device == "auto":
+        import torch
+
+        return torch.cuda.is_available()
+    return device == "cuda"
