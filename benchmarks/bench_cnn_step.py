@@ -18,6 +18,7 @@ import contextlib
 import statistics
 import sys
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -42,7 +43,7 @@ def relu_first(net: nn.Sequential) -> nn.Sequential:
     for i in (1, 2, 3):
         p, r = names.index(f"pool{i}"), names.index(f"relu{i}")
         names[p], names[r] = names[r], names[p]
-    return nn.Sequential(*(net._modules[n] for n in names))
+    return nn.Sequential(OrderedDict((n, net._modules[n]) for n in names))
 
 
 def step_ms(width: int, batch: int, steps: int, relu_after: bool, cl: bool, bf16: bool) -> float:

@@ -35,6 +35,7 @@ from digitlab.models.cnn import CNNClassifier  # noqa: E402
 RECIPES = {  # name -> parameters over the recipe digitlab picks for the budget (digitlab.models.cnn_recipes)
     "by-budget": {},
     "batch512": {"width": 16, "batch_size": 512, "lr": 0.8, "augment": 0.0, "distort": 0.0, "tta": False},
+    "batch1024": {"width": 16, "batch_size": 1024, "lr": 1.2, "augment": 0.0, "distort": 0.0, "tta": False},  # fewer launches
     "wide-aug": {"width": 32, "batch_size": 128, "augment": 2.0, "distort": 0.1, "lr": 0.2, "tta": True},
 }
 
@@ -66,7 +67,7 @@ def main() -> None:
     parser.add_argument("--mnist-dir", type=Path, default=HERE.parents[1] / "shared/data/mnist")
     parser.add_argument("--budgets", default="0.5,1,2,5,30")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--recipes", default="by-budget,batch512,wide-aug")
+    parser.add_argument("--recipes", default="by-budget,batch512,batch1024,wide-aug")
     parser.add_argument("--long-recipe", default="by-budget", help="the only recipe run at budgets over 10 s")
     parser.add_argument("--baseline-epochs", type=int, default=3)
     parser.add_argument("--limit", type=int, default=None, help="train on the first N images (smoke runs)")

@@ -4,9 +4,9 @@ A recipe is the width, batch size, learning rate, augmentation and test-time aug
 the best test accuracy we measured for a budget on a device. ``digitlab run --dataset mnist --model cnn
 --time-budget 4`` trains the shortest CPU recipe for 4 s; without a budget MNIST gets :data:`DEFAULT`,
 the ≈ 30-s CPU recipe as a fixed number of epochs (so one seed gives one model). ``--param`` values
-win over a recipe. Every row was measured (BENCHMARKS.md, "Recipes by time budget": means over 5 seeds
-on a 2-core CPU, `benchmarks/bench_mnist_cpu.py`; the CUDA rows over 3 seeds on an H200,
-`benchmarks/gpu_check.sh`).
+win over a recipe. Every row was measured (BENCHMARKS.md, "Faster to every accuracy": means over 5 seeds
+on a 2-core CPU, 3 for the 600-s row, `benchmarks/bench_mnist_cpu.py`; the CUDA rows over 3 seeds on an
+H200, `benchmarks/gpu_check.sh`); the boundaries between rows are interpolations.
 
 Examples
 --------
