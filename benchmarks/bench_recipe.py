@@ -26,10 +26,8 @@ from digitlab.data import load_dataset  # noqa: E402
 from digitlab.models import make_model, parse_params  # noqa: E402
 from digitlab.preprocess import test_features, train_features  # noqa: E402
 
-
-def mean_sd(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2%} ± {sd:.2%}"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_mnist_cpu import mean_sd  # noqa: E402  (mean ± sd over the seeds)
 
 
 def main() -> None:
@@ -57,7 +55,7 @@ def main() -> None:
         print(line, flush=True)
     recipe = {k: v for k, v in model.get_params().items() if k in ("width", "batch_size", "lr", "augment", "distort",
                                                                    "epochs", "precision")}
-    print(f"{args.budget:g} s {recipe}: {mean_sd(plain)}" + (f"; with TTA {mean_sd(tta)}" if tta else "")
+    print(f"{args.budget:g} s {recipe}: {mean_sd(plain, 100)}%" + (f"; with TTA {mean_sd(tta, 100)}%" if tta else "")
           + f"; training {statistics.mean(seconds):.1f} s")
 
 

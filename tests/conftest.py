@@ -46,10 +46,6 @@ def real_mnist(tmp_path_factory):
 
     cache_root = tmp_path_factory.mktemp("digitlab-data")
     fetch_mnist(source, cache=cache_root / "mnist", log=lambda line: None)
-    previous = os.environ.get("DIGITLAB_DATA")
-    os.environ["DIGITLAB_DATA"] = str(cache_root)
-    yield cache_root
-    if previous is None:
-        os.environ.pop("DIGITLAB_DATA", None)
-    else:
-        os.environ["DIGITLAB_DATA"] = previous
+    with pytest.MonkeyPatch.context() as patch:  # set for the session, put back after it
+        patch.setenv("DIGITLAB_DATA", str(cache_root))
+        yield cache_root

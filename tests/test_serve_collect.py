@@ -63,13 +63,9 @@ def _blank() -> bytes:
 def data_dir(tmp_path_factory):
     """A private ``$DIGITLAB_DATA`` for the module (the handwriting sets live under it)."""
     folder = tmp_path_factory.mktemp("digitlab-data")
-    previous = os.environ.get("DIGITLAB_DATA")
-    os.environ["DIGITLAB_DATA"] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop("DIGITLAB_DATA", None)
-    else:
-        os.environ["DIGITLAB_DATA"] = previous
+    with pytest.MonkeyPatch.context() as patch:  # set for the module, put back after it
+        patch.setenv("DIGITLAB_DATA", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="module")

@@ -192,13 +192,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         main, shared = shard[0] == 0, shard[1] > 1  # rank 0 (or the only process) validates and shows progress
 
         self.module_, self.history_, self.stop_reason_, self.world_size_ = net, [], "epochs", shard[1]
+        bf16 = ct.use_bf16(device, self.precision)
         shown_epochs = None if self.time_budget else self.epochs  # the clock ends a budgeted run, not the count
         with TrainingBar(self.verbose and main, shown_epochs, title="CNN") as bar:
             for epoch in range(1, self.epochs + 1):
                 loss, steps = ct.train_one_epoch(
                     trainee, optimizer, x_train, y_train, batch_size=batch, peak_lr=self.lr, clock=clock, gen=gen,
                     augment=self.augment, distort=self.distort, label_smoothing=self.label_smoothing,
-                    on_step=bar.step, shard=shard, bf16=ct.use_bf16(device, self.precision),
+                    on_step=bar.step, shard=shard, bf16=bf16,
                 )
                 if steps == 0:
                     break
