@@ -22,6 +22,8 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import itertools
 import json
@@ -288,14 +290,13 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
                  say: Callable[[str], None], advance: Callable[[int], None], keep: bool) -> None:
     import logging
 
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, as_completed
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
     cluster = None
     try:
         if scheduler == "local":
-            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0", silence_logs=logging.ERROR)
+            cluster = _local_cluster(workers or os.cpu_count() or 1)
             client = Client(cluster)
         else:
             try:
@@ -328,9 +329,30 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
             client.cancel(futures)
             raise
     finally:
+        if cluster is not None:  # our own workers: skip the garbage collector's passes over PyTorch's objects
+            with contextlib.suppress(Exception):  # at exit, which would take 1.2 s of the close instead of 0.2 s
+                client.run(gc.freeze)
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _local_cluster(workers: int):
+    """A LocalCluster of single-threaded worker processes, without Dask's ``MALLOC_TRIM_THRESHOLD_=65536``.
+
+    Dask's nanny sets that variable in its workers so that they hand freed memory back to the operating
+    system sooner; with it a PyTorch cell trains ≈ 1.6× slower (0.62 s instead of 0.38 s for the CNN on the
+    8×8 digits), because glibc trims its heap after nearly every training step. A value already in the
+    environment is kept.
+    """
+    import logging
+
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                            silence_logs=logging.ERROR)
 
 
 def _split_key(dataset: str, seed: int) -> int | None:
