@@ -255,6 +255,17 @@ def plot_leaderboard(names: Sequence[str], accuracy: Sequence[float], intervals:
     return _save(fig, path)
 
 
+def short_count(n: int) -> str:
+    """A count in at most four characters, so that neighbouring bars' labels do not run together.
+
+    >>> short_count(753), short_count(4671), short_count(13867), short_count(60000)
+    ('753', '4.7k', '14k', '60k')
+    """
+    if n < 1000:
+        return f"{n}"
+    return f"{n / 1000:.1f}k" if n < 9950 else f"{n / 1000:.0f}k"
+
+
 def _reliability_panel(ax: "plt.Axes", bins: Sequence[dict], title: str) -> None:
     """One reliability diagram: accuracy per confidence bin, with the number of images written in each bar."""
     low = np.array([b["low"] for b in bins]) * 100
@@ -266,7 +277,7 @@ def _reliability_panel(ax: "plt.Axes", bins: Sequence[dict], title: str) -> None
            label="accuracy in the bin")
     ax.plot(confidence, accuracy, "o-", color="#4c72b0", markersize=5, lw=1.2, label="mean confidence → accuracy")
     for left, w, row in zip(low, width, bins):  # how many images each bar stands on
-        ax.text(left + w / 2, -3, f"{row['count']:,}", ha="center", va="top", fontsize=7, color="#c44e52")
+        ax.text(left + w / 2, -3, short_count(row["count"]), ha="center", va="top", fontsize=7, color="#c44e52")
     ax.set_xlim(0, 100)
     ax.set_ylim(-9, 102)
     ax.set_yticks(range(0, 101, 20))
