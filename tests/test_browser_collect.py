@@ -216,3 +216,38 @@ def test_choosing_another_model_sends_its_id(page):
     _stroke(page, [(0.3, 0.5), (0.7, 0.5)])
     page.wait_for_timeout(500)
     assert sent and "model=" not in sent[-1]
+
+
+def test_a_page_from_another_site_cannot_post_into_the_set(browser, collecting, tmp_path):
+    """The attack a collecting server invites: another site, open in a student's browser, posts a picture
+    (a form-style multipart request, which needs no permission) and tries to delete a sample. The server
+    refuses both; the set on disk is unchanged."""
+    import base64
+    import functools
+    import http.server
+    import threading
+
+    saved = [s.id for s in _samples()]
+    (tmp_path / "evil.html").write_text(f"""<!doctype html><script>
+    async function attack(target, victim) {{
+      const png = Uint8Array.from(atob("{base64.b64encode(FOUR).decode()}"), c => c.charCodeAt(0));
+      const form = new FormData();
+      form.append("image", new Blob([png], {{type: "image/png"}}), "x.png");
+      await fetch(target + "/api/samples?label=4&writer=Mallory", {{method: "POST", mode: "no-cors", body: form}});
+      try {{ await fetch(target + "/api/samples/" + victim, {{method: "DELETE", mode: "no-cors"}}); }} catch (e) {{}}
+      return "sent";
+    }}</script>""")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"http://localhost:{evil.server_address[1]}/evil.html")  # another origin than the server's
+        assert page.evaluate(f"attack({collecting!r}, {(saved or ['none'])[0]!r})") == "sent"
+        page.wait_for_timeout(300)
+    finally:
+        context.close()
+        evil.shutdown()
+    assert [s.id for s in _samples()] == saved
+    assert "Mallory" not in {s.writer for s in _samples()}

@@ -160,6 +160,28 @@ def test_save_undo_and_counts(client):
     assert "no sample" in _one_line(client.delete("/api/samples/not-an-id"), 404)
 
 
+@pytest.mark.parametrize("headers", [
+    {"origin": "http://evil.example", "sec-fetch-site": "cross-site"},
+    {"origin": "http://evil.example"},  # an older browser: no Sec-Fetch-Site, the Origin differs from the Host
+    {"origin": "http://localhost:9999", "sec-fetch-site": "same-site"},  # another port of the same machine
+    {"origin": "null"},  # a sandboxed frame or a file:// page
+], ids=["cross-site", "origin-only", "same-site", "null-origin"])
+def test_another_sites_page_cannot_change_the_set(client, headers):
+    store = HandwritingSet.open("class-7b")
+    kept = client.post("/api/samples?label=4", content=_png(40), headers=PNG)
+    assert kept.status_code == 201, kept.text
+    before, files = store.samples(), _files(store)
+    posted = client.post("/api/samples?label=1", files={"image": ("x.png", _png(41), "image/png")}, headers=headers)
+    assert "only from the drawing page" in _one_line(posted, 403)
+    assert "refused" in _one_line(client.post("/api/samples/image?label=1", content=_png(41), headers={**PNG, **headers}),
+                                  403)
+    assert "refused" in _one_line(client.delete(f"/api/samples/{kept.json()['sample']['id']}", headers=headers), 403)
+    assert store.samples() == before and _files(store) == files
+    assert client.get("/api/samples", headers=headers).status_code == 200  # reading the counts is harmless
+    same = {"origin": "http://testserver", "sec-fetch-site": "same-origin"}  # what the page itself sends
+    assert client.delete(f"/api/samples/{kept.json()['sample']['id']}", headers=same).status_code == 200
+
+
 @pytest.mark.parametrize(("query", "body", "headers", "status", "says"), [
     ("label=10", _png(3), PNG, 422, "label must be"),
     ("label=x", _png(3), PNG, 422, "label must be"),

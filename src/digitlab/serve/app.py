@@ -53,7 +53,7 @@ from digitlab.predict import predict_images, prepare_for
 from digitlab.runs import find_latest_model
 from digitlab.serve.budget import DecodeGate, ServeLimits, pixels_to_decode
 from digitlab.serve.choice import ModelChoice, Served, list_models, tune_threads
-from digitlab.serve.collect import CollectingOff, collect_router, open_collecting
+from digitlab.serve.collect import CollectingOff, SameOriginSamples, collect_router, open_collecting
 from digitlab.serve.engine import serving_model
 from digitlab.serve.errors import ApiError, FastJSONResponse, install_error_handlers
 from digitlab.serve.limits import FORM, IMAGE, MAX_BODY, PIXELS, READ, READ_IMAGE, PredictBodies
@@ -132,6 +132,8 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
     app.add_middleware(PredictBodies, limits=limits)
     if collecting is None:
         app.add_middleware(CollectingOff)  # outermost: 403 before a body is read
+    else:
+        app.add_middleware(SameOriginSamples)  # another site's page may not post into the class's set
     install_error_handlers(app)
     _add_routes(app)
     if collecting is not None:

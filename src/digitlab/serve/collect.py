@@ -32,6 +32,7 @@ import numpy as np
 from fastapi import APIRouter, Body, File, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from digitlab.data.handwriting import HandwritingSet, Sample, SampleNotFoundError, StoreWriteError, check_writer
@@ -42,7 +43,7 @@ from digitlab.serve.errors import ApiError, error_response
 from digitlab.serve.limits import SAMPLES, SAMPLES_IMAGE
 from digitlab.serve.schemas import ErrorResponse, SampleRemoved, SampleSaved, SamplesResponse
 
-__all__ = ["OFF", "CollectingOff", "collect_router", "open_collecting"]
+__all__ = ["OFF", "CollectingOff", "SameOriginSamples", "collect_router", "cross_site", "open_collecting"]
 
 OFF = ("collecting samples is off; start the server with `digitlab serve --collect NAME` "
        "to save drawings into the handwriting set NAME")
@@ -92,6 +93,53 @@ class CollectingOff:
             await error_response(403, OFF)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+class SameOriginSamples:
+    """ASGI middleware for a collecting server: a request that would change the set must come from its own page.
+
+    Another web site open in a student's browser could otherwise post pictures into (or delete samples
+    from) the class's set: a form post needs no permission from this server. A browser says where a
+    request comes from (``Sec-Fetch-Site``, ``Origin``); a POST or DELETE of ``/api/samples`` that another
+    site sent is answered 403 before its body is read. Requests without those headers (curl, scripts) pass.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 403 to a cross-site change of the set; pass everything else on."""
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS") and (
+                scope["path"] == SAMPLES or scope["path"].startswith(SAMPLES + "/")):
+            refusal = cross_site(Headers(scope=scope))
+            if refusal is not None:
+                await error_response(403, refusal)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def cross_site(headers: Headers) -> str | None:
+    """Why a request that says it comes from another site is refused, or None.
+
+    >>> cross_site(Headers({"origin": "http://evil.example", "host": "localhost:8000"}))[:45]
+    'samples are saved only from the drawing page '
+    >>> cross_site(Headers({"origin": "http://localhost:8000", "host": "localhost:8000"})) is None
+    True
+    >>> cross_site(Headers({"sec-fetch-site": "cross-site"})) is None, cross_site(Headers({})) is None
+    (False, True)
+    """
+    site = headers.get("sec-fetch-site")  # every current browser sends it; a proxy leaves it alone
+    origin = headers.get("origin")
+    if site is not None:
+        foreign = site not in ("same-origin", "none")
+    else:  # an older browser: compare the page's origin with the address it asked
+        host = headers.get("host")
+        foreign = origin is not None and (origin == "null" or host is None
+                                          or origin.split("://", 1)[-1].rstrip("/").lower() != host.lower())
+    if not foreign:
+        return None
+    return (f"samples are saved only from the drawing page this server sends; a request from "
+            f"{origin or 'another site'} was refused")
 
 
 def collect_router() -> APIRouter:
