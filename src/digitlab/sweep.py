@@ -328,10 +328,10 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
         except BaseException:
             client.cancel(futures)
             raise
+        if cluster is not None:  # our own idle workers: no garbage-collector passes over PyTorch's objects
+            with contextlib.suppress(Exception):  # as they exit (a close of 1.2 s instead of 0.2 s)
+                client.run(gc.freeze, wait=True)
     finally:
-        if cluster is not None:  # our own workers: skip the garbage collector's passes over PyTorch's objects
-            with contextlib.suppress(Exception):  # at exit, which would take 1.2 s of the close instead of 0.2 s
-                client.run(gc.freeze)
         client.close()
         if cluster is not None:
             cluster.close()

@@ -24,7 +24,7 @@ from typing import Any
 _NO_AUGMENT = {"augment": 0.0, "distort": 0.0}
 
 CPU: tuple[tuple[float, dict[str, Any]], ...] = (  # (the longest budget a row is for, seconds; parameters)
-    (10.0, {"width": 16, "batch_size": 128, "lr": 0.8, **_NO_AUGMENT, "tta": False}),
+    (10.0, {"width": 16, "batch_size": 64, "lr": 0.8, **_NO_AUGMENT, "tta": False}),
     (90.0, {"width": 16, "batch_size": 128, "lr": 0.4, "augment": 2.0, "distort": 0.1, "tta": True}),
     (math.inf, {"width": 32, "batch_size": 128, "lr": 0.2, "augment": 2.0, "distort": 0.1, "tta": True}),
 )
