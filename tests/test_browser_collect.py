@@ -220,8 +220,9 @@ def test_choosing_another_model_sends_its_id(page):
 
 def test_a_page_from_another_site_cannot_post_into_the_set(browser, collecting, tmp_path):
     """The attack a collecting server invites: another site, open in a student's browser, posts a picture
-    (a form-style multipart request, which needs no permission) and tries to delete a sample. The server
-    refuses both; the set on disk is unchanged."""
+    (a form-style multipart request, which needs no permission from the server; it saved a sample before
+    the server checked where saves come from). The set on disk is unchanged. (A cross-site DELETE never
+    leaves the browser without the server's CORS consent; the API tests check its refusal all the same.)"""
     import base64
     import functools
     import http.server
@@ -229,12 +230,11 @@ def test_a_page_from_another_site_cannot_post_into_the_set(browser, collecting, 
 
     saved = [s.id for s in _samples()]
     (tmp_path / "evil.html").write_text(f"""<!doctype html><script>
-    async function attack(target, victim) {{
+    async function attack(target) {{
       const png = Uint8Array.from(atob("{base64.b64encode(FOUR).decode()}"), c => c.charCodeAt(0));
       const form = new FormData();
       form.append("image", new Blob([png], {{type: "image/png"}}), "x.png");
       await fetch(target + "/api/samples?label=4&writer=Mallory", {{method: "POST", mode: "no-cors", body: form}});
-      try {{ await fetch(target + "/api/samples/" + victim, {{method: "DELETE", mode: "no-cors"}}); }} catch (e) {{}}
       return "sent";
     }}</script>""")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
@@ -244,7 +244,7 @@ def test_a_page_from_another_site_cannot_post_into_the_set(browser, collecting, 
     try:
         page = context.new_page()
         page.goto(f"http://localhost:{evil.server_address[1]}/evil.html")  # another origin than the server's
-        assert page.evaluate(f"attack({collecting!r}, {(saved or ['none'])[0]!r})") == "sent"
+        assert page.evaluate(f"attack({collecting!r})") == "sent"
         page.wait_for_timeout(300)
     finally:
         context.close()

@@ -182,6 +182,14 @@ def test_another_sites_page_cannot_change_the_set(client, headers):
     assert client.delete(f"/api/samples/{kept.json()['sample']['id']}", headers=same).status_code == 200
 
 
+def test_the_pages_own_saves_pass_with_or_without_sec_fetch_site(client):
+    """An older browser sends only Origin: the page's own origin (default port left out) is this server."""
+    for i, headers in enumerate(({"origin": "http://testserver", "sec-fetch-site": "same-origin"},
+                                 {"origin": "http://testserver"}, {"origin": "http://TestServer:80"}, {})):
+        saved = client.post(f"/api/samples?label=5&writer=own{i}", content=_png(50 + i), headers={**PNG, **headers})
+        assert saved.status_code == 201, (headers, saved.text)
+
+
 @pytest.mark.parametrize(("query", "body", "headers", "status", "says"), [
     ("label=10", _png(3), PNG, 422, "label must be"),
     ("label=x", _png(3), PNG, 422, "label must be"),

@@ -258,12 +258,13 @@ def plot_leaderboard(names: Sequence[str], accuracy: Sequence[float], intervals:
 def short_count(n: int) -> str:
     """A count in at most four characters, so that neighbouring bars' labels do not run together.
 
-    >>> short_count(753), short_count(4671), short_count(13867), short_count(60000)
-    ('753', '4.7k', '14k', '60k')
+    >>> short_count(753), short_count(4671), short_count(13867), short_count(999_999), short_count(12_345_678)
+    ('753', '4.7k', '14k', '1.0M', '12M')
     """
-    if n < 1000:
-        return f"{n}"
-    return f"{n / 1000:.1f}k" if n < 9950 else f"{n / 1000:.0f}k"
+    for scale, unit in ((1e6, "M"), (1e3, "k")):
+        if n >= scale * 0.9995:
+            return f"{n / scale:.1f}{unit}" if n < scale * 9.95 else f"{n / scale:.0f}{unit}"
+    return f"{n}"
 
 
 def _reliability_panel(ax: "plt.Axes", bins: Sequence[dict], title: str) -> None:

@@ -132,14 +132,31 @@ def cross_site(headers: Headers) -> str | None:
     origin = headers.get("origin")
     if site is not None:
         foreign = site not in ("same-origin", "none")
-    else:  # an older browser: compare the page's origin with the address it asked
-        host = headers.get("host")
-        foreign = origin is not None and (origin == "null" or host is None
-                                          or origin.split("://", 1)[-1].rstrip("/").lower() != host.lower())
+    else:  # an older browser: compare the page's origin with the address it asked for
+        foreign = origin is not None and not _same_host(origin, headers.get("host", ""))
     if not foreign:
         return None
     return (f"samples are saved only from the drawing page this server sends; a request from "
             f"{origin or 'another site'} was refused")
+
+
+def _same_host(origin: str, host: str) -> bool:
+    """Whether ``Origin`` names the host and port of the ``Host`` header (a default port may be left out).
+
+    >>> _same_host("https://school.example", "school.example:443"), _same_host("http://[::1]:8000", "[::1]:8000")
+    (True, True)
+    >>> _same_host("null", "localhost:8000"), _same_host("http://localhost:9000", "localhost:8000")
+    (False, False)
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        page, asked = urlsplit(origin), urlsplit("//" + host)
+        default = {"http": 80, "https": 443}.get(page.scheme)
+        return (page.hostname is not None and page.hostname == asked.hostname
+                and (page.port or default) == (asked.port or default))
+    except ValueError:  # a port that is not a number
+        return False
 
 
 def collect_router() -> APIRouter:
