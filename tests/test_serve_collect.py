@@ -357,3 +357,19 @@ def test_at_most_a_few_chosen_models_stay_loaded(runs, data_dir, tmp_path):
         for model_id in others + others[-1:]:
             assert c.post(f"/api/predict?model={model_id}", content=_png(), headers=PNG).json()["model_id"] == model_id
         assert c.app.state.models.cached == others[1:]  # the least recently used went
+
+
+def test_behind_a_root_path_the_limits_and_the_collecting_checks_still_hold(runs, data_dir):
+    """``uvicorn --root-path /digits`` (an app mounted under a proxy's prefix) puts the prefix in the path the
+    middlewares see; they check the route's own path, as the router does."""
+    huge = {"content-type": "image/png", "content-length": str(MAX_BODY + 1)}
+    with TestClient(create_app(runs / "b-digits-knn3", runs, onnx=False), root_path="/digits") as off:
+        assert "limit" in _one_line(off.post("/digits/api/predict", content=b"x" * (MAX_BODY + 1), headers=huge), 413)
+        assert off.post("/digits/api/predict", content=_png(60), headers=PNG).status_code == 200  # on to /image
+        assert _one_line(off.post("/digits/api/samples?label=3", content=_png(61), headers=PNG), 403) == OFF
+    with TestClient(create_app(runs / "b-digits-knn3", runs, onnx=False, collect="rooted"),
+                    root_path="/digits") as on:
+        evil = {**PNG, "origin": "http://evil.example", "sec-fetch-site": "cross-site"}
+        assert "refused" in _one_line(on.post("/digits/api/samples?label=3", content=_png(62), headers=evil), 403)
+        assert on.post("/digits/api/samples?label=3", content=_png(62), headers=PNG).status_code == 201
+    assert len(HandwritingSet.open("rooted").samples()) == 1

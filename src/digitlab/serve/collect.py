@@ -40,7 +40,7 @@ from digitlab.data.images import WORK_SIDE, ImageTooLargeError, prepare_digit, r
 from digitlab.errors import DigitlabError
 from digitlab.serve.budget import DecodeGate
 from digitlab.serve.errors import ApiError, error_response
-from digitlab.serve.limits import SAMPLES, SAMPLES_IMAGE
+from digitlab.serve.limits import SAMPLES, SAMPLES_IMAGE, route_path
 from digitlab.serve.schemas import ErrorResponse, SampleRemoved, SampleSaved, SamplesResponse
 
 __all__ = ["OFF", "CollectingOff", "SameOriginSamples", "collect_router", "cross_site", "open_collecting"]
@@ -88,7 +88,7 @@ class CollectingOff:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer 403 on the collecting routes; pass everything else on."""
-        path = scope.get("path", "") if scope["type"] == "http" else ""
+        path = route_path(scope) if scope["type"] == "http" else ""
         if path == SAMPLES or path.startswith(SAMPLES + "/"):
             await error_response(403, OFF)(scope, receive, send)
             return
@@ -109,8 +109,9 @@ class SameOriginSamples:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer 403 to a cross-site change of the set; pass everything else on."""
+        path = route_path(scope) if scope["type"] == "http" else ""
         if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS") and (
-                scope["path"] == SAMPLES or scope["path"].startswith(SAMPLES + "/")):
+                path == SAMPLES or path.startswith(SAMPLES + "/")):
             refusal = cross_site(Headers(scope=scope))
             if refusal is not None:
                 await error_response(403, refusal)(scope, receive, send)

@@ -39,7 +39,7 @@ from digitlab.data.images import MAX_BYTES
 from digitlab.serve.budget import Budget, Busy, ServeLimits
 
 __all__ = ["BodyReader", "FORM", "IMAGE", "MAX_BODY", "PIXELS", "PredictBodies", "READ", "READ_IMAGE", "SAMPLES",
-           "SAMPLES_IMAGE", "WANTED", "route_for"]
+           "SAMPLES_IMAGE", "WANTED", "route_for", "route_path"]
 
 MAX_BODY = MAX_BYTES + 64 * 1024
 """Largest request body read: a 5 MiB image plus room for the multipart envelope."""
@@ -100,25 +100,40 @@ class PredictBodies:
         self.bodies = Budget(self.limits.body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in WANTED:
+        path = route_path(scope)
+        if scope["type"] != "http" or scope["method"] != "POST" or path not in WANTED:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        refusal = _refusal(scope["path"], content_type, headers.get("content-length"))
+        refusal = _refusal(path, content_type, headers.get("content-length"))
         if refusal is not None:
             status, message = refusal
             close = {"Connection": "close"} if status == 413 else None  # do not read the rest of it
             await JSONResponse({"error": message}, status_code=status, headers=close)(scope, receive, send)
             return
-        target = destination(scope["path"], content_type)
-        if target is not None and target != scope["path"]:  # JSON or a bare image sent to a form's URL
-            scope = {**scope, "path": target, "raw_path": str(target).encode()}
+        target = destination(path, content_type)
+        if target is not None and target != path:  # JSON or a bare image sent to a form's URL
+            full = scope.get("root_path", "") + target if path != scope["path"] else target
+            scope = {**scope, "path": full, "raw_path": full.encode()}
         body = BodyReader(receive, self.limits, self.bodies)
         try:
             await self.app(scope, body.receive, send)
         finally:
             body.release()
+
+
+def route_path(scope: Scope) -> str:
+    """The path the app's routes match: ``scope["path"]`` without the ``root_path`` a proxy mounts the app under
+    (``uvicorn --root-path /digits`` puts ``/digits/api/predict`` in the path; the routes see ``/api/predict``).
+
+    >>> route_path({"path": "/digits/api/predict", "root_path": "/digits"}), route_path({"path": "/api/read"})
+    ('/api/predict', '/api/read')
+    """
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root):len(root) + 1] in ("/", ""):
+        return path[len(root):]
+    return path
 
 
 def _refusal(path: str, content_type: str, declared: str | None) -> tuple[int, str] | None:
