@@ -27,6 +27,7 @@ import gc
 import hashlib
 import itertools
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -288,8 +289,6 @@ def run_sweep(plan: SweepPlan, *, scheduler: str = "local", workers: int | None 
 
 def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int | None,
                  say: Callable[[str], None], advance: Callable[[int], None], keep: bool) -> None:
-    import logging
-
     from distributed import Client, as_completed
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
@@ -346,8 +345,6 @@ def _local_cluster(workers: int) -> Any:
     buffer above that is mapped and unmapped on every training step: a CNN cell trains ≈ 1.6× slower (0.62 s
     instead of 0.38 s on the 8×8 digits). A value already in this process's environment is kept.
     """
-    import logging
-
     import dask
     from distributed import LocalCluster
 

@@ -400,7 +400,7 @@ def _budget_recipe(dataset: str, params: dict) -> dict:
         return {}  # no budget, or one that fit() refuses in one line
     from digitlab.models import cnn_recipes
 
-    return cnn_recipes.for_budget(params["time_budget"], params.get("device", "auto"))
+    return cnn_recipes.for_budget(budget, params.get("device", "auto"))
 
 
 @register("cnn", "Convolutional network (PyTorch)", needs="torch", recipe=_budget_recipe)

@@ -27,6 +27,7 @@ import logging
 from collections import Counter
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import numpy as np
 from fastapi import APIRouter, Body, File, Path, Query, Request, UploadFile
@@ -88,8 +89,7 @@ class CollectingOff:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer 403 on the collecting routes; pass everything else on."""
-        path = route_path(scope) if scope["type"] == "http" else ""
-        if path == SAMPLES or path.startswith(SAMPLES + "/"):
+        if _collecting_route(scope):
             await error_response(403, OFF)(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -109,14 +109,18 @@ class SameOriginSamples:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer 403 to a cross-site change of the set; pass everything else on."""
-        path = route_path(scope) if scope["type"] == "http" else ""
-        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS") and (
-                path == SAMPLES or path.startswith(SAMPLES + "/")):
+        if _collecting_route(scope) and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
             refusal = cross_site(Headers(scope=scope))
             if refusal is not None:
                 await error_response(403, refusal)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _collecting_route(scope: Scope) -> bool:
+    """An HTTP request for ``/api/samples`` or a path under it (as the routes see it, without a root path)."""
+    path = route_path(scope) if scope["type"] == "http" else ""
+    return path == SAMPLES or path.startswith(SAMPLES + "/")
 
 
 def cross_site(headers: Headers) -> str | None:
@@ -149,8 +153,6 @@ def _same_host(origin: str, host: str) -> bool:
     >>> _same_host("null", "localhost:8000"), _same_host("http://localhost:9000", "localhost:8000")
     (False, False)
     """
-    from urllib.parse import urlsplit
-
     try:
         page, asked = urlsplit(origin), urlsplit("//" + host)
         default = {"http": 80, "https": 443}.get(page.scheme)
