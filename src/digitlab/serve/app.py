@@ -357,11 +357,11 @@ answering while they decode."""
 INLINE_BYTES = 256 * 1024
 
 
-def _small(source: bytes | np.ndarray) -> bool:
+def _small(source: bytes | np.ndarray, pixels: int) -> bool:
     """True for a 28×28 grid and for an encoded picture of at most :data:`INLINE_PIXELS` pixels."""
     if not isinstance(source, bytes):
         return True
-    return len(source) <= INLINE_BYTES and 0 < pixels_to_decode(source) <= INLINE_PIXELS
+    return len(source) <= INLINE_BYTES and 0 < pixels <= INLINE_PIXELS
 
 
 async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int, with_input: bool = False,
@@ -373,24 +373,26 @@ async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int, with_inp
     gate: DecodeGate = app.state.gate
     served = await _chosen(app, model_id)
     loaded = served.loaded
+    pixels = pixels_to_decode(source) if isinstance(source, bytes) else 0  # read from the header once
     async with gate.turn():
         if explain:
-            result = await run_in_threadpool(_explained_sync, served, source, top_k, gate, with_input)
-        elif _small(source):
-            result = _predict_sync(loaded, source, top_k, gate, with_input)
+            result = await run_in_threadpool(_explained_sync, served, source, top_k, gate, with_input, pixels)
+        elif _small(source, pixels):
+            result = _predict_sync(loaded, source, top_k, gate, with_input, pixels=pixels)
         else:
-            result = await run_in_threadpool(_predict_sync, loaded, source, top_k, gate, with_input)
+            result = await run_in_threadpool(_predict_sync, loaded, source, top_k, gate, with_input, None, pixels)
     result["milliseconds"] = round((time.perf_counter() - start) * 1000, 3)
     return FastJSONResponse(result)
 
 
 def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, gate: DecodeGate,
-                  with_input: bool = False, keep: list | None = None) -> dict[str, Any]:
+                  with_input: bool = False, keep: list | None = None, pixels: int | None = None) -> dict[str, Any]:
     """Decode (an encoded file, within the pixel budget), prepare and predict: CPU work, off the event loop.
 
-    ``keep``, when given, receives the prepared image (for :func:`_explained_sync`)."""
+    ``keep``, when given, receives the prepared image (for :func:`_explained_sync`); ``pixels``, the picture's
+    size from its header when already read."""
     if isinstance(source, bytes):
-        with gate.decoding(source):  # the decoded picture and its copies live only inside
+        with gate.decoding(source, pixels):  # the decoded picture and its copies live only inside
             prepared = _prepare(loaded, read_image(source, draft=WORK_SIDE))
     else:
         prepared = _prepare(loaded, source)
@@ -405,13 +407,13 @@ def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, g
 
 
 def _explained_sync(served: Served, source: bytes | np.ndarray, top_k: int, gate: DecodeGate,
-                    with_input: bool) -> dict[str, Any]:
+                    with_input: bool, pixels: int | None = None) -> dict[str, Any]:
     """The prediction, and what the estimator looks at for its answer (:func:`digitlab.explain.live.explain_one`)."""
     from digitlab.explain.live import explain_one
     from digitlab.explain.model import Explainable
 
     keep: list[np.ndarray] = []
-    out = _predict_sync(served.loaded, source, top_k, gate, with_input, keep)
+    out = _predict_sync(served.loaded, source, top_k, gate, with_input, keep, pixels)
     card = served.loaded.card
     model = Explainable(served.estimator, card.pixel_max, tuple(card.image_shape), card.id)
     out.update(explain_one(model, keep[0], int(out["digit"])).to_dict())

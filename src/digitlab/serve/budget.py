@@ -131,12 +131,13 @@ class DecodeGate:
             self.turns.release()
 
     @contextmanager
-    def decoding(self, data: bytes) -> Iterator[int]:
+    def decoding(self, data: bytes, pixels: int | None = None) -> Iterator[int]:
         """Hold the pixels of the picture in ``data`` while it is decoded and prepared (in a worker thread).
 
-        :class:`Busy` at once when they do not fit beside the decodes already running.
+        ``pixels``: :func:`pixels_to_decode` of ``data`` when the caller has it already. :class:`Busy` at once
+        when they do not fit beside the decodes already running.
         """
-        cost = pixels_to_decode(data)
+        cost = pixels_to_decode(data) if pixels is None else pixels
         if not self.pixels.take(cost):
             raise Busy(f"the server is decoding other large pictures ({self.pixels.in_use:,} of "
                        f"{self.pixels.total:,} pixels at once); retry in a moment or send a smaller picture",
