@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -79,3 +81,65 @@ def test_two_workers_share_the_port_and_stop_together(lesson_run, tmp_path):
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(pid) for pid in workers)
+
+
+def _sockets(port: int, state: str) -> list[str]:
+    """The inodes of the TCP sockets on local ``port`` in ``state`` (``01`` established, ``0A`` listening)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == state and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.append(fields[9])
+    return found
+
+
+def _established(pid: int, port: int, state: str = "01") -> int:
+    """How many of ``pid``'s sockets are connections to ``port`` in ``state`` (Linux /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            match = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(fd))
+        except OSError:
+            continue
+        if match:
+            inodes.add(match.group(1))
+    return sum(inode in inodes for inode in _sockets(port, state))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux deals connections out (SO_REUSEPORT)")
+def test_a_burst_of_keep_alive_connections_is_shared_by_the_workers(lesson_run, tmp_path):
+    """A class opening its pages at once: each worker gets a fair share of the 40 connections (one shared
+    socket used to let the first worker to wake accept nearly all of them, and keep them)."""
+    port = _free_port()
+    env = {**os.environ, "DIGITLAB_SERVE_ONNX": "0"}
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "digitlab", "serve", "--model", str(lesson_run.folder),
+                               "--port", str(port), "--workers", "2"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    connections = []
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # until both workers listen (each on its own socket, or the one they share) and have started
+            workers = [server.pid, *_children(server.pid)]
+            if len(workers) == 2 and all(_established(pid, port, "0A") for pid in workers) \
+                    and "startup complete" in (tmp_path / "serve.log").read_text():
+                break
+            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.3)
+        time.sleep(1)
+        for _ in range(40):  # all connected before any is answered: a burst
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.connect()
+            connections.append(connection)
+        for connection in connections:
+            connection.request("GET", "/healthz")
+            assert connection.getresponse().read()
+        shares = [_established(pid, port) for pid in workers]
+        assert sum(shares) == 40, shares
+        assert min(shares) >= 8, shares  # Binomial(40, 1/2) falls under 8 about once in 100,000 runs
+    finally:
+        for connection in connections:
+            connection.close()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()

@@ -2,10 +2,14 @@
 
 Python runs one request's CPU work at a time per process, so a machine with N cores answers up to N
 times as many predictions with N processes. The app is stateless (every request carries its whole
-picture), so the processes share nothing but the listening socket: this process binds it, serves on it
-itself, and starts N - 1 more Python processes that inherit it (the kernel hands each new connection to
-one of them). Each worker builds its own app with :func:`~digitlab.serve.app.create_app`; the first one,
-here, exports the ONNX file, so the others only reuse it.
+picture), so the processes share nothing but the port. On Linux each worker listens on its own socket,
+all of them in one ``SO_REUSEPORT`` group, and the kernel deals new connections out among them evenly;
+with one shared socket the first worker to wake accepted a whole burst (uvloop accepts until the queue is
+empty), so a class opening the page at once all landed on one worker and stayed there on keep-alive
+(40 of 40 connections in the test; 71 to 29 of the benchmark's 100 drawers), one core saturated while
+the other idled. Elsewhere the N - 1 workers inherit this process's socket. Each worker builds its own
+app with :func:`~digitlab.serve.app.create_app`, and listens once it has: the first one, here, exports the
+ONNX file, so the others only reuse it.
 
 A worker that finds its parent gone (killed, not stopped) stops too; stopping this process (Ctrl-C,
 SIGTERM) stops the others.
@@ -14,6 +18,7 @@ SIGTERM) stops the others.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import signal
@@ -31,7 +36,11 @@ __all__ = ["default_workers", "run_workers"]
 
 log = logging.getLogger("digitlab.serve")
 _FD_ENV = "DIGITLAB_SERVE_FD"
+_BIND_ENV = "DIGITLAB_SERVE_BIND"
 _PARENT_ENV = "DIGITLAB_SERVE_PARENT"
+REUSE_PORT = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+"""Each worker its own listening socket in one ``SO_REUSEPORT`` group (Linux balances connections among them;
+macOS and the BSDs would hand them all to one)."""
 
 
 def default_workers() -> int:
@@ -68,13 +77,8 @@ def run_workers(application: Any, model: Path, runs: Path, host: str, port: int,
 
     from digitlab.serve.connections import raise_open_file_limit, uvicorn_settings
 
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    children = [_start_worker(sock, model, runs, collect) for _ in range(workers - 1)]
+    sock = _listen(host, port)
+    children = [_start_worker(sock, host, port, model, runs, collect) for _ in range(workers - 1)]
     log.info("started %d worker process(es) beside this one: pids %s", len(children),
              ", ".join(str(c.pid) for c in children) or "none")
     raise_open_file_limit()
@@ -96,23 +100,48 @@ def run_workers(application: Any, model: Path, runs: Path, host: str, port: int,
         sock.close()
 
 
-def _start_worker(sock: socket.socket, model: Path, runs: Path, collect: str | None = None) -> subprocess.Popen:
-    env = {**os.environ, _FD_ENV: str(sock.fileno()), _PARENT_ENV: str(os.getpid()),
-           "DIGITLAB_MODEL": str(Path(model).resolve()), "DIGITLAB_RUNS": str(runs), "DIGITLAB_COLLECT": collect or ""}
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``: one of the port's ``SO_REUSEPORT`` group where :data:`REUSE_PORT`,
+    else one the workers inherit."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if REUSE_PORT:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(not REUSE_PORT)
+    return sock
+
+
+def _start_worker(sock: socket.socket, host: str, port: int, model: Path, runs: Path,
+                  collect: str | None = None) -> subprocess.Popen:
+    env = {**os.environ, _PARENT_ENV: str(os.getpid()), "DIGITLAB_MODEL": str(Path(model).resolve()),
+           "DIGITLAB_RUNS": str(runs), "DIGITLAB_COLLECT": collect or ""}
+    if REUSE_PORT:  # the worker opens its own socket once its model is read
+        env[_BIND_ENV] = json.dumps([host, port])
+        env.pop(_FD_ENV, None)
+    else:
+        env[_FD_ENV] = str(sock.fileno())
     code = "from digitlab.serve.workers import _worker_main; _worker_main()"
-    return subprocess.Popen([sys.executable, "-c", code], env=env, pass_fds=(sock.fileno(),))
+    return subprocess.Popen([sys.executable, "-c", code], env=env, pass_fds=() if REUSE_PORT else (sock.fileno(),))
 
 
 def _worker_main() -> None:
-    """A worker process: build the app from the environment and serve on the inherited socket."""
+    """A worker process: build the app from the environment, then serve on its own socket in the port's
+    ``SO_REUSEPORT`` group, or on the inherited one."""
     import uvicorn
 
     from digitlab.serve.app import app_from_env
     from digitlab.serve.connections import raise_open_file_limit, uvicorn_settings
 
-    sock = socket.socket(fileno=int(os.environ[_FD_ENV]))
     parent = int(os.environ[_PARENT_ENV])
     application = app_from_env()
+    if _BIND_ENV in os.environ:
+        host, port = json.loads(os.environ[_BIND_ENV])
+        sock = _listen(host, port)
+    else:
+        sock = socket.socket(fileno=int(os.environ[_FD_ENV]))
     raise_open_file_limit()
     gc.collect()
     gc.freeze()
