@@ -73,6 +73,8 @@ def test_two_workers_share_the_port_and_stop_together(lesson_run, tmp_path):
             assert json.loads(urllib.request.urlopen(request, timeout=10).read())["digit"] == 1
         health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).read())
         assert health["engine"] == "estimator"
+        time.sleep(0.5)
+        assert "HTTP/1.1\" 200" not in (tmp_path / "serve.log").read_text()  # no line per request by default
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -110,12 +112,14 @@ def _established(pid: int, port: int, state: str = "01") -> int:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux deals connections out (SO_REUSEPORT)")
 def test_a_burst_of_keep_alive_connections_is_shared_by_the_workers(lesson_run, tmp_path):
     """A class opening its pages at once: each worker gets a fair share of the 40 connections (one shared
-    socket used to let the first worker to wake accept nearly all of them, and keep them)."""
+    socket used to let the first worker to wake accept nearly all of them, and keep them); with
+    ``--access-log`` every worker logs each request it answers."""
     port = _free_port()
     env = {**os.environ, "DIGITLAB_SERVE_ONNX": "0"}
     log = open(tmp_path / "serve.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "digitlab", "serve", "--model", str(lesson_run.folder),
-                               "--port", str(port), "--workers", "2"], env=env, stdout=log, stderr=subprocess.STDOUT)
+                               "--port", str(port), "--workers", "2", "--access-log"], env=env, stdout=log,
+                              stderr=subprocess.STDOUT)
     connections = []
     try:
         deadline = time.monotonic() + 90
@@ -137,6 +141,8 @@ def test_a_burst_of_keep_alive_connections_is_shared_by_the_workers(lesson_run, 
         shares = [_established(pid, port) for pid in workers]
         assert sum(shares) == 40, shares
         assert min(shares) >= 8, shares  # Binomial(40, 1/2) falls under 8 about once in 100,000 runs
+        time.sleep(0.5)
+        assert (tmp_path / "serve.log").read_text().count('"GET /healthz HTTP/1.1" 200') == 40
     finally:
         for connection in connections:
             connection.close()

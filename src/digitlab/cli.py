@@ -304,6 +304,9 @@ def serve(
         None, "--collect", metavar="[NAME]",
         help="Let the page save labelled drawings into the handwriting set NAME (created if new; "
              "'mine' when the name is left out), for training on your class's own handwriting."),
+    access_log: bool = typer.Option(
+        False, "--access-log", help="Log a line for every request (off by default: a class drawing at once sends "
+                                    "over a thousand a second)."),
 ) -> None:
     """Serve the drawing page and the REST API (POST /api/predict, GET /api/models, /docs).
 
@@ -339,10 +342,10 @@ def serve(
         console.print(f"collecting samples into handwriting set {escape(repr(store.name))} "
                       f"({escape(str(store.folder))})", soft_wrap=True)
     if workers == 1:
-        run_server(application, host, port, limits)
+        run_server(application, host, port, limits, access_log)
     else:
         run_workers(application, application.state.served.loaded.path, runs, host, port, limits, workers,
-                    collect=collect)
+                    collect=collect, access_log=access_log)
 
 
 @app.command()

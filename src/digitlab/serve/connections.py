@@ -41,14 +41,15 @@ _WANTED_FILES = 16_384 + _RESERVED_FILES
 log = logging.getLogger("digitlab.serve")
 
 
-def run_server(application: Any, host: str, port: int, limits: ServeLimits) -> None:
-    """Serve ``application`` (from :func:`~digitlab.serve.app.create_app`) on uvicorn within ``limits``."""
+def run_server(application: Any, host: str, port: int, limits: ServeLimits, access_log: bool = False) -> None:
+    """Serve ``application`` (from :func:`~digitlab.serve.app.create_app`) on uvicorn within ``limits``;
+    ``access_log``: a line for every request."""
     import uvicorn
 
     raise_open_file_limit()
     gc.collect()
     gc.freeze()  # the model and the imports live as long as the server: the collector need not walk them again
-    uvicorn.run(application, host=host, port=port, log_level="info", **uvicorn_settings(limits))
+    uvicorn.run(application, host=host, port=port, log_level="info", **uvicorn_settings(limits, access_log))
 
 
 def raise_open_file_limit(wanted: int = _WANTED_FILES) -> int:
@@ -76,12 +77,15 @@ def connection_limit(limits: ServeLimits) -> int:
     return max(64, min(files, _WANTED_FILES) - _RESERVED_FILES)
 
 
-def uvicorn_settings(limits: ServeLimits) -> dict[str, Any]:
-    """Keyword arguments for ``uvicorn.run``/``uvicorn.Config``: the guarded protocol and uvicorn's own limits."""
+def uvicorn_settings(limits: ServeLimits, access_log: bool = False) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.run``/``uvicorn.Config``: the guarded protocol, uvicorn's own limits, and
+    whether every request is logged (off by default: a class drawing sends over a thousand requests a second,
+    and each line costs about a tenth of a prediction's CPU)."""
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
     cap = connection_limit(limits)
     return {
+        "access_log": access_log,
         "http": guarded(AutoHTTPProtocol, limits, cap),
         "timeout_keep_alive": limits.keep_alive_s,
         "h11_max_incomplete_event_size": HEADER_BYTES,

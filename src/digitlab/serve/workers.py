@@ -38,6 +38,7 @@ log = logging.getLogger("digitlab.serve")
 _FD_ENV = "DIGITLAB_SERVE_FD"
 _BIND_ENV = "DIGITLAB_SERVE_BIND"
 _PARENT_ENV = "DIGITLAB_SERVE_PARENT"
+_ACCESS_ENV = "DIGITLAB_SERVE_ACCESS_LOG"
 REUSE_PORT = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 """Each worker its own listening socket in one ``SO_REUSEPORT`` group (Linux balances connections among them;
 macOS and the BSDs would hand them all to one)."""
@@ -52,7 +53,7 @@ def default_workers() -> int:
 
 
 def run_workers(application: Any, model: Path, runs: Path, host: str, port: int, limits: ServeLimits,
-                workers: int, collect: str | None = None) -> None:
+                workers: int, collect: str | None = None, access_log: bool = False) -> None:
     """Serve ``application`` here and in ``workers - 1`` more processes, all on ``host:port``.
 
     Parameters
@@ -72,20 +73,22 @@ def run_workers(application: Any, model: Path, runs: Path, host: str, port: int,
         Processes in all, this one included.
     collect : str, optional
         The handwriting set every worker saves the page's samples into (``--collect NAME``); None: off.
+    access_log : bool
+        Every worker logs a line for each request it answers (``--access-log``).
     """
     import uvicorn
 
     from digitlab.serve.connections import raise_open_file_limit, uvicorn_settings
 
     sock = _listen(host, port)
-    children = [_start_worker(sock, host, port, model, runs, collect) for _ in range(workers - 1)]
+    children = [_start_worker(sock, host, port, model, runs, collect, access_log) for _ in range(workers - 1)]
     log.info("started %d worker process(es) beside this one: pids %s", len(children),
              ", ".join(str(c.pid) for c in children) or "none")
     raise_open_file_limit()
     gc.collect()
     gc.freeze()
     try:
-        config = uvicorn.Config(application, log_level="info", **uvicorn_settings(limits))
+        config = uvicorn.Config(application, log_level="info", **uvicorn_settings(limits, access_log))
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         for child in children:
@@ -115,9 +118,9 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _start_worker(sock: socket.socket, host: str, port: int, model: Path, runs: Path,
-                  collect: str | None = None) -> subprocess.Popen:
+                  collect: str | None = None, access_log: bool = False) -> subprocess.Popen:
     env = {**os.environ, _PARENT_ENV: str(os.getpid()), "DIGITLAB_MODEL": str(Path(model).resolve()),
-           "DIGITLAB_RUNS": str(runs), "DIGITLAB_COLLECT": collect or ""}
+           "DIGITLAB_RUNS": str(runs), "DIGITLAB_COLLECT": collect or "", _ACCESS_ENV: "1" if access_log else ""}
     if REUSE_PORT:  # the worker opens its own socket once its model is read
         env[_BIND_ENV] = json.dumps([host, port])
         env.pop(_FD_ENV, None)
@@ -145,7 +148,11 @@ def _worker_main() -> None:
     raise_open_file_limit()
     gc.collect()
     gc.freeze()
-    server = uvicorn.Server(uvicorn.Config(application, log_level="warning", **uvicorn_settings(ServeLimits())))
+    access_log = os.environ.get(_ACCESS_ENV) == "1"
+    config = uvicorn.Config(application, log_level="info" if access_log else "warning",
+                            **uvicorn_settings(ServeLimits(), access_log))
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # the first process alone says it started
+    server = uvicorn.Server(config)
 
     def watch_parent() -> None:
         while not server.should_exit:
