@@ -1,7 +1,7 @@
 """Stress figures of ``digitlab serve`` on loopback: big uploads, half-open connections, load (issue 9).
 
-The real command runs in its own process (``python -m digitlab serve``, default log level, access log
-on) on 127.0.0.1; the script measures three things against it, in this order:
+The real command runs in its own process (``python -m digitlab serve --access-log``: every request
+logged, the noisier case) on 127.0.0.1; the script measures three things against it, in this order:
 
 1. **Memory**: ``--uploads`` clients (32) each POST a 4096×4096 RGBA PNG (≈ 76 KB, inside the
    documented limits) at once. The server's resident memory (``/proc/PID/status``) before, its peak,
@@ -101,7 +101,7 @@ def _train(out: Path) -> Path:
 def _start(model: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "digitlab", "serve", "--model", str(model), "--port", str(port)]
+    command = [sys.executable, "-m", "digitlab", "serve", "--model", str(model), "--port", str(port), "--access-log"]
     server = subprocess.Popen(command, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
     url = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 120
