@@ -59,8 +59,8 @@ NONDIGIT_SEED = 0
 HELD_OUT = 0.2
 PATIENCE = 4
 """Epochs without a better validation score before the MLP stops (scikit-learn's default is 10). It keeps
-the epoch that scored best either way; on MNIST that epoch came well within 4, so the detector is the same
-and its fit about 30% shorter (``benchmarks/bench_notdigit.py``)."""
+the epoch that scored best either way: on MNIST the same detector as with 10 for seeds 42 and 0, and for
+seed 1 an earlier epoch that flags as many unseen non-digits (92.9% vs 92.8%) — in 30-35% less time."""
 
 
 @dataclass(frozen=True)
