@@ -12,12 +12,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the real ``digitlab`` command (``python -m digitlab``) and capture its output."""
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300,
+            input: str | None = None) -> subprocess.CompletedProcess:
+    """Run the real ``digitlab`` command (``python -m digitlab``) and capture its output; ``input``: its stdin."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "digitlab", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, input=input,
     )
 
 

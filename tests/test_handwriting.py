@@ -43,6 +43,34 @@ def data_dir(tmp_path, monkeypatch):
     return tmp_path / "data"
 
 
+def test_a_save_that_waited_for_the_lock_of_a_deleted_set_writes_nothing(data_dir):
+    """``delete`` renames the folder aside while it holds the lock: a save queued behind it must not write
+    into the old path (recreating half a set) but say, in one line, that the set is gone."""
+    import fcntl
+    import threading
+
+    store = HandwritingSet.open("class", create=True)
+    store.add(picture(1), 1)
+    lock = os.open(store.folder / ".lock", os.O_RDWR)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # what delete() holds
+    errors = []
+
+    def save():
+        try:
+            HandwritingSet.open("class").add(picture(2), 2)
+        except DigitlabError as exc:
+            errors.append(str(exc))
+
+    saver = threading.Thread(target=save)
+    saver.start()
+    time.sleep(0.3)  # the saver now waits for the lock
+    os.rename(store.folder, store.folder.with_name(".deleted-class-test"))
+    os.close(lock)  # releases it, as delete() does before removing the files
+    saver.join(10)
+    assert errors and "was deleted while in use" in errors[0], errors
+    assert not store.folder.exists() and list_sets() == []
+
+
 def test_add_read_remove(data_dir):
     store = HandwritingSet.open("mine", create=True)
     first, added = store.add(picture(3), 3, writer="Ada", source="drawn")

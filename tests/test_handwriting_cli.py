@@ -14,6 +14,7 @@ from digitlab.card import ModelCard
 from digitlab.data.handwriting import HandwritingSet
 from digitlab.data.idx import read_images, read_labels
 from digitlab.data.writers import WRITERS, writer_samples
+from digitlab.errors import DigitlabError
 
 pytestmark = pytest.mark.mnist
 
@@ -65,6 +66,36 @@ def test_import_info_show_export_remove(env, tmp_path):
     assert removed.returncode == 0 and f"removed sample {sample.id}" in removed.stdout
     assert len(HandwritingSet.open("class").samples()) == 119
     assert run_cli("data", "remove", "class", sample.id, env=variables).returncode == 2
+
+
+def test_remove_a_writers_samples_and_a_whole_set(env, tmp_path, monkeypatch):
+    variables, _, photos = env
+    variables = {**variables, "DIGITLAB_DATA": str(tmp_path / "data")}
+    for w in WRITERS[:2]:
+        assert run_cli("data", "import", "gone", str(photos / w.name), "--writer", w.name, env=variables).returncode == 0
+    monkeypatch.setenv("DIGITLAB_DATA", variables["DIGITLAB_DATA"])
+    store = HandwritingSet.open("gone")
+    first = [s for s in store.samples() if s.writer == WRITERS[0].name]
+    neither = run_cli("data", "remove", "gone", env=variables)
+    both = run_cli("data", "remove", "gone", first[0].id, "--all", env=variables)
+    for result in (neither, both):
+        assert result.returncode == 2 and "a SAMPLE id, --writer NAME or --all" in result.stderr, result.stderr
+    removed = run_cli("data", "remove", "gone", "--writer", WRITERS[0].name, env=variables)
+    assert removed.returncode == 0 and f"removed 40 samples by {WRITERS[0].name}" in removed.stdout, removed.stderr
+    assert {s.writer for s in store.samples()} == {WRITERS[1].name}
+    assert not any((store.folder / s.original).exists() or (store.folder / "prepared" / f"{s.id}.png").exists()
+                   for s in first)  # their files are gone too
+    again = run_cli("data", "remove", "gone", "--writer", WRITERS[0].name, env=variables)
+    assert again.returncode == 2 and "no samples by writer" in again.stderr
+    kept = run_cli("data", "remove", "gone", "--all", env=variables, input="n\n")
+    assert kept.returncode == 2 and "nothing was deleted" in kept.stderr and store.folder.is_dir()
+    deleted = run_cli("data", "remove", "gone", "--all", env=variables, input="y\n")
+    assert deleted.returncode == 0 and "deleted handwriting set gone (40 samples)" in deleted.stdout, deleted.stderr
+    assert not store.folder.exists() and list((tmp_path / "data" / "handwriting").iterdir()) == []
+    with pytest.raises(DigitlabError, match="deleted while in use"):
+        store.samples()  # someone still holding the set finds it gone, in one line
+    missing = run_cli("data", "remove", "gone", "--all", "--yes", env=variables)
+    assert missing.returncode == 2 and "no handwriting set called 'gone'" in missing.stderr
 
 
 def test_evaluate_on_a_handwriting_set(env, tmp_path):

@@ -228,10 +228,25 @@ def export(
 @data_app.command("remove")
 def remove(
     name: str = typer.Argument(..., help="The handwriting set."),
-    sample: str = typer.Argument(..., help="The sample's id (see the set's index.json or the page's Undo)."),
+    sample: Optional[str] = typer.Argument(None, help="The sample's id (see the set's index.json or the page's Undo)."),
+    writer: Optional[str] = typer.Option(None, "--writer", help="Remove every sample by this writer instead."),
+    whole: bool = typer.Option(False, "--all", help="Delete the whole set instead."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="With --all: do not ask first."),
 ) -> None:
-    """Delete one sample from a handwriting set."""
+    """Delete one sample, every sample by one writer (--writer), or the whole set (--all) from a handwriting set."""
     from digitlab.data.handwriting import HandwritingSet
 
-    removed = HandwritingSet.open(name).remove(sample)
-    typer.echo(f"removed sample {removed.id} (a {removed.label}) from {name}")
+    if (sample is not None) + (writer is not None) + whole != 1:
+        raise DigitlabError("say what to remove: a SAMPLE id, --writer NAME or --all (one of them)")
+    store = HandwritingSet.open(name)
+    if whole:
+        count = len(store.samples())
+        if not yes and not typer.confirm(f"Delete handwriting set {name!r} and its {count:,} samples?"):
+            raise DigitlabError("nothing was deleted")
+        typer.echo(f"deleted handwriting set {name} ({store.delete():,} samples)")
+    elif writer is not None:
+        removed = store.remove_writer(writer)
+        typer.echo(f"removed {len(removed):,} samples by {writer} from {name}")
+    else:
+        removed = store.remove(sample)
+        typer.echo(f"removed sample {removed.id} (a {removed.label}) from {name}")

@@ -40,11 +40,12 @@ import json
 import os
 import re
 import secrets
+import shutil
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image, PngImagePlugin
@@ -201,17 +202,38 @@ class HandwritingSet:
 
     def remove(self, sample_id: str) -> Sample:
         """Delete one sample (the index first, then its files); raise if the set has no such sample."""
+        return self._remove(lambda s: s.id == sample_id, f"no sample {str(sample_id)[:40]!r}")[0]
+
+    def remove_writer(self, writer: str) -> list[Sample]:
+        """Delete every sample by ``writer`` (a student who asks for theirs back), in one index write."""
+        return self._remove(lambda s: s.writer == writer, f"no samples by writer {str(writer)[:64]!r}")
+
+    def delete(self) -> int:
+        """Delete the whole set; how many samples it held. The folder is renamed aside under the lock (a save
+        waiting for it then finds the set gone), then its files are removed."""
+        with self._lock():
+            count = len(self._read_index())
+            trash = self.folder.with_name(f".deleted-{self.name}-{secrets.token_hex(4)}")  # no set name starts with '.'
+            try:
+                os.rename(self.folder, trash)
+            except OSError as exc:
+                raise _disk_error(exc, "deleting the set") from None
+        shutil.rmtree(trash, ignore_errors=True)
+        return count
+
+    def _remove(self, matches: Callable[[Sample], bool], none: str) -> list[Sample]:
         with self._lock():
             entries = self._read_index()
-            found = next((s for s in entries if s.id == sample_id), None)
-            if found is None:
-                raise SampleNotFoundError(f"handwriting set {self.name!r} has no sample {str(sample_id)[:40]!r}")
+            found = [s for s in entries if matches(s)]
+            if not found:
+                raise SampleNotFoundError(f"handwriting set {self.name!r} has {none}")
             try:
-                self._write_index([s for s in entries if s.id != sample_id])
+                self._write_index([s for s in entries if not matches(s)])
                 self.problems = []
             except OSError as exc:
-                raise _disk_error(exc, "removing the sample") from None
-            self._remove_files(found)
+                raise _disk_error(exc, "removing samples") from None
+            for sample in found:
+                self._remove_files(sample)
         return found
 
     # ------------------------------------------------------------------------------ internals
@@ -224,6 +246,8 @@ class HandwritingSet:
         fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            if not self.folder.is_dir():  # deleted (delete()) while this waited for the lock
+                raise DigitlabError(f"handwriting set {self.name!r} was deleted while in use ({self.folder})")
             yield
         finally:
             os.close(fd)  # closing releases the lock
