@@ -1,15 +1,13 @@
 // digitlab drawing page: pointer-event canvas, live prediction, ten probability bars; a "Number" mode
 // with a wider canvas that reads a whole number (POST /api/read) and boxes each digit found.
 // Plain JavaScript, no libraries, nothing fetched from outside this server. models.js (loaded first)
-// chooses the model; collect.js (loaded after) saves labelled drawings: it listens for the
+// chooses the model; seen.js (loaded before this) draws what the model saw and what it looks at, and
+// defines $; collect.js (loaded after) saves labelled drawings: it listens for the
 // "digitlab:answer", "digitlab:reset" and "digitlab:mode" events sent here.
 "use strict";
 
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d");
-const view = document.getElementById("input-view");
-const viewCtx = view.getContext("2d");
-const $ = (id) => document.getElementById(id);
 
 // MNIST strokes are about 2 px in a 20 px box, a tenth of the digit's height. A digit drawn
 // across ~70% of this 400 px canvas is ~280 px tall, so a 26 px round brush looks the part.
@@ -424,84 +422,6 @@ function setMode(next) {
 
 $("mode-digit").addEventListener("change", () => setMode("digit"));
 $("mode-number").addEventListener("change", () => setMode("number"));
-
-function showInput(rows, pixelMax) {
-  const h = rows.length;
-  const w = rows[0].length;
-  $("input-size").textContent = `${h}×${w}`;
-  const small = new ImageData(w, h);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const v = Math.round((255 * rows[y][x]) / pixelMax);
-      const i = 4 * (y * w + x);
-      small.data[i] = small.data[i + 1] = small.data[i + 2] = v;
-      small.data[i + 3] = 255;
-    }
-  }
-  const tmp = document.createElement("canvas");
-  tmp.width = w;
-  tmp.height = h;
-  tmp.getContext("2d").putImageData(small, 0, 0);
-  viewCtx.imageSmoothingEnabled = false;
-  viewCtx.drawImage(tmp, 0, 0, view.width, view.height);
-}
-
-// ---- what it looks at (issue 13) -----------------------------------------------------------
-// With the toggle on, each prediction also asks for `saliency` (H×W, −1..1) and, for a CNN, `activations`
-// (its first layer's maps, 0..255): the map is laid over "what the model saw", red where a pixel speaks
-// for the answer and blue where it speaks against it; the first layer is a strip of small squares.
-
-const overlay = $("saliency-view");
-const overlayCtx = overlay.getContext("2d");
-const explainOn = () => $("explain").checked;
-
-function showExplanation(answer) {
-  const map = explainOn() ? answer.saliency : null;
-  overlayCtx.clearRect(0, 0, overlay.width, overlay.height);
-  overlay.hidden = !map;
-  $("saliency-legend").hidden = !explainOn();
-  $("saliency-method").textContent = !explainOn() || answer.saliency_method === undefined ? ""
-    : answer.saliency_method ? ` (${answer.saliency_method})` : " (no fast map for this model)";
-  if (map) {
-    const h = map.length;
-    const w = map[0].length;
-    const img = new ImageData(w, h);
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) {
-        const v = map[y][x];
-        const i = 4 * (y * w + x);
-        const [r, g, b] = v >= 0 ? [239, 38, 38] : [37, 99, 235];
-        img.data[i] = r;
-        img.data[i + 1] = g;
-        img.data[i + 2] = b;
-        // faint values fade out; the strongest pixels are nearly opaque
-        img.data[i + 3] = Math.abs(v) < 0.05 ? 0 : Math.round(230 * Math.min(1, Math.sqrt(Math.abs(v))));
-      }
-    }
-    const tmp = document.createElement("canvas");
-    tmp.width = w;
-    tmp.height = h;
-    tmp.getContext("2d").putImageData(img, 0, 0);
-    overlayCtx.imageSmoothingEnabled = false;
-    overlayCtx.drawImage(tmp, 0, 0, overlay.width, overlay.height);
-  }
-  const maps = explainOn() && answer.activations ? answer.activations : [];
-  $("activations").hidden = !maps.length;
-  $("activation-strip").replaceChildren(...maps.map((grid, k) => {
-    const c = document.createElement("canvas");
-    c.width = grid[0].length;
-    c.height = grid.length;
-    c.title = `first-layer filter ${k + 1}`;
-    const img = new ImageData(c.width, c.height);
-    grid.forEach((row, y) => row.forEach((v, x) => {
-      const i = 4 * (y * c.width + x);
-      img.data[i] = img.data[i + 1] = img.data[i + 2] = v;
-      img.data[i + 3] = 255;
-    }));
-    c.getContext("2d").putImageData(img, 0, 0);
-    return c;
-  }));
-}
 
 $("explain").addEventListener("change", () => {
   showExplanation({});

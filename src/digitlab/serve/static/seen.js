@@ -1,0 +1,86 @@
+// What the model saw and what it looks at, drawn from an answer: the 28×28 input (`?input=true`) in the
+// "What the model saw" box, and with the "What it looks at" toggle the saliency map laid over it and the
+// first layer's maps. Loaded before app.js, which calls showInput() and showExplanation() with each answer;
+// the canvases are looked up here, the ids are the page's (index.html).
+
+const $ = (id) => document.getElementById(id);
+const view = $("input-view");
+const viewCtx = view.getContext("2d");
+
+function showInput(rows, pixelMax) {
+  const h = rows.length;
+  const w = rows[0].length;
+  $("input-size").textContent = `${h}×${w}`;
+  const small = new ImageData(w, h);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const v = Math.round((255 * rows[y][x]) / pixelMax);
+      const i = 4 * (y * w + x);
+      small.data[i] = small.data[i + 1] = small.data[i + 2] = v;
+      small.data[i + 3] = 255;
+    }
+  }
+  const tmp = document.createElement("canvas");
+  tmp.width = w;
+  tmp.height = h;
+  tmp.getContext("2d").putImageData(small, 0, 0);
+  viewCtx.imageSmoothingEnabled = false;
+  viewCtx.drawImage(tmp, 0, 0, view.width, view.height);
+}
+
+// ---- what it looks at (issue 13) -----------------------------------------------------------
+// With the toggle on, each prediction also asks for `saliency` (H×W, −1..1) and, for a CNN, `activations`
+// (its first layer's maps, 0..255): the map is laid over "what the model saw", red where a pixel speaks
+// for the answer and blue where it speaks against it; the first layer is a strip of small squares.
+
+const overlay = $("saliency-view");
+const overlayCtx = overlay.getContext("2d");
+const explainOn = () => $("explain").checked;
+
+function showExplanation(answer) {
+  const map = explainOn() ? answer.saliency : null;
+  overlayCtx.clearRect(0, 0, overlay.width, overlay.height);
+  overlay.hidden = !map;
+  $("saliency-legend").hidden = !explainOn();
+  $("saliency-method").textContent = !explainOn() || answer.saliency_method === undefined ? ""
+    : answer.saliency_method ? ` (${answer.saliency_method})` : " (no fast map for this model)";
+  if (map) {
+    const h = map.length;
+    const w = map[0].length;
+    const img = new ImageData(w, h);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const v = map[y][x];
+        const i = 4 * (y * w + x);
+        const [r, g, b] = v >= 0 ? [239, 38, 38] : [37, 99, 235];
+        img.data[i] = r;
+        img.data[i + 1] = g;
+        img.data[i + 2] = b;
+        // faint values fade out; the strongest pixels are nearly opaque
+        img.data[i + 3] = Math.abs(v) < 0.05 ? 0 : Math.round(230 * Math.min(1, Math.sqrt(Math.abs(v))));
+      }
+    }
+    const tmp = document.createElement("canvas");
+    tmp.width = w;
+    tmp.height = h;
+    tmp.getContext("2d").putImageData(img, 0, 0);
+    overlayCtx.imageSmoothingEnabled = false;
+    overlayCtx.drawImage(tmp, 0, 0, overlay.width, overlay.height);
+  }
+  const maps = explainOn() && answer.activations ? answer.activations : [];
+  $("activations").hidden = !maps.length;
+  $("activation-strip").replaceChildren(...maps.map((grid, k) => {
+    const c = document.createElement("canvas");
+    c.width = grid[0].length;
+    c.height = grid.length;
+    c.title = `first-layer filter ${k + 1}`;
+    const img = new ImageData(c.width, c.height);
+    grid.forEach((row, y) => row.forEach((v, x) => {
+      const i = 4 * (y * c.width + x);
+      img.data[i] = img.data[i + 1] = img.data[i + 2] = v;
+      img.data[i + 3] = 255;
+    }));
+    c.getContext("2d").putImageData(img, 0, 0);
+    return c;
+  }));
+}
