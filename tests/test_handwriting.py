@@ -43,9 +43,11 @@ def data_dir(tmp_path, monkeypatch):
     return tmp_path / "data"
 
 
-def test_a_save_that_waited_for_the_lock_of_a_deleted_set_writes_nothing(data_dir):
+@pytest.mark.parametrize("made_anew", [False, True], ids=["gone", "made-anew"])
+def test_a_save_that_waited_for_the_lock_of_a_deleted_set_writes_nothing(data_dir, made_anew):
     """``delete`` renames the folder aside while it holds the lock: a save queued behind it must not write
-    into the old path (recreating half a set) but say, in one line, that the set is gone."""
+    into the old path (recreating half a set), nor into a new set made at that path meanwhile (whose lock it
+    does not hold), but say in one line that the set is gone."""
     import fcntl
     import threading
 
@@ -65,10 +67,27 @@ def test_a_save_that_waited_for_the_lock_of_a_deleted_set_writes_nothing(data_di
     saver.start()
     time.sleep(0.3)  # the saver now waits for the lock
     os.rename(store.folder, store.folder.with_name(".deleted-class-test"))
+    if made_anew:
+        HandwritingSet.open("class", create=True).add(picture(3), 3)
     os.close(lock)  # releases it, as delete() does before removing the files
     saver.join(10)
     assert errors and "was deleted while in use" in errors[0], errors
-    assert not store.folder.exists() and list_sets() == []
+    if made_anew:
+        assert [s.label for s in HandwritingSet.open("class").samples()] == [3]
+    else:
+        assert not store.folder.exists() and list_sets() == []
+
+
+def test_delete_removes_what_an_interrupted_delete_left_behind(data_dir):
+    store = HandwritingSet.open("class", create=True)
+    store.add(picture(1), 1)
+    left = data_dir / "handwriting" / ".deleted-class-0badf00d"  # a delete killed between its rename and rmtree
+    (left / "originals").mkdir(parents=True)
+    (left / "originals" / "x.png").write_bytes(picture(2))
+    other = data_dir / "handwriting" / ".deleted-classic-0badf00d"  # another set's: not touched
+    other.mkdir()
+    store.delete()
+    assert sorted(p.name for p in (data_dir / "handwriting").iterdir()) == [other.name]
 
 
 def test_add_read_remove(data_dir):

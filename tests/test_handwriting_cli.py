@@ -80,13 +80,16 @@ def test_remove_a_writers_samples_and_a_whole_set(env, tmp_path, monkeypatch):
     both = run_cli("data", "remove", "gone", first[0].id, "--all", env=variables)
     for result in (neither, both):
         assert result.returncode == 2 and "a SAMPLE id, --writer NAME or --all" in result.stderr, result.stderr
-    removed = run_cli("data", "remove", "gone", "--writer", WRITERS[0].name, env=variables)
+    unasked = run_cli("data", "remove", "gone", "--writer", WRITERS[0].name, env=variables, input="")
+    assert unasked.returncode == 2 and "nothing was deleted" in unasked.stderr and "Traceback" not in unasked.stderr
+    assert len(store.samples()) == 80  # no terminal to answer on: nothing removed
+    removed = run_cli("data", "remove", "gone", "--writer", f" {WRITERS[0].name} ", env=variables, input="y\n")
     assert removed.returncode == 0 and f"removed 40 samples by {WRITERS[0].name}" in removed.stdout, removed.stderr
     assert {s.writer for s in store.samples()} == {WRITERS[1].name}
     assert not any((store.folder / s.original).exists() or (store.folder / "prepared" / f"{s.id}.png").exists()
                    for s in first)  # their files are gone too
-    again = run_cli("data", "remove", "gone", "--writer", WRITERS[0].name, env=variables)
-    assert again.returncode == 2 and "no samples by writer" in again.stderr
+    again = run_cli("data", "remove", "gone", "--writer", WRITERS[0].name, "--yes", env=variables)
+    assert again.returncode == 2 and "no samples by writer" in again.stderr and WRITERS[1].name in again.stderr
     kept = run_cli("data", "remove", "gone", "--all", env=variables, input="n\n")
     assert kept.returncode == 2 and "nothing was deleted" in kept.stderr and store.folder.is_dir()
     deleted = run_cli("data", "remove", "gone", "--all", env=variables, input="y\n")

@@ -213,6 +213,17 @@ def test_bad_saves_are_one_line_and_change_nothing(client, query, body, headers,
     assert store.samples() == before and _files(store) == files
 
 
+def test_a_set_deleted_while_collecting_is_409_with_what_to_do(runs, data_dir):
+    with TestClient(create_app(runs / "b-digits-knn3", runs, onnx=False, collect="short-lived")) as c:
+        assert c.post("/api/samples?label=1", content=_png(1), headers=PNG).status_code == 201
+        HandwritingSet.open("short-lived").delete()  # `digitlab data remove short-lived --all` meanwhile
+        for response in (c.post("/api/samples?label=2", content=_png(2), headers=PNG), c.get("/api/samples"),
+                         c.delete("/api/samples/20260101T000000Z-00000000")):
+            says = _one_line(response, 409)
+            assert "was deleted while in use" in says and "restart `digitlab serve --collect short-lived`" in says
+        assert not (data_dir / "handwriting" / "short-lived").exists()  # nothing was made anew
+
+
 def test_bad_writer_for_counts_is_422(client):
     assert "writer's name" in _one_line(client.get("/api/samples", params={"writer": "x\ny"}), 422)
 

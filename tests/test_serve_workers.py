@@ -149,3 +149,23 @@ def test_a_burst_of_keep_alive_connections_is_shared_by_the_workers(lesson_run, 
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
         log.close()
+
+
+def test_a_port_held_by_a_starting_server_is_refused_to_a_second_one(lesson_run, tmp_path):
+    """The first server holds its port from before it reads its model; a second one started meanwhile (one
+    worker or several) is refused in one line rather than joining the first one's SO_REUSEPORT group."""
+    from digitlab.serve.workers import listen
+
+    port = _free_port()
+    first = listen("127.0.0.1", port)
+    try:
+        for workers in ("2", "1"):
+            second = subprocess.run([sys.executable, "-m", "digitlab", "serve", "--model", str(lesson_run.folder),
+                                     "--port", str(port), "--workers", workers], capture_output=True, text=True,
+                                    timeout=60)
+            assert second.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in second.stderr, second.stderr
+            assert "Traceback" not in second.stderr
+        with pytest.raises(OSError):
+            listen("127.0.0.1", port)
+    finally:
+        first.close()

@@ -319,22 +319,25 @@ def serve(
     from digitlab.serve.app import create_app
     from digitlab.serve.budget import ServeLimits
     from digitlab.serve.connections import run_server
-    from digitlab.serve.workers import default_workers, run_workers
+    from digitlab.serve.workers import default_workers, listen, run_workers
 
     if collect is not None:
         from digitlab.data.handwriting import check_set_name
 
         check_set_name(collect)  # a bad name is one line and exit 2, before the port or the model
+    workers = workers or default_workers()
     try:  # a bad address or a busy port is one clear line, before any model work
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.bind((host, port))
+        if workers > 1:
+            listener = listen(host, port)  # held from now on: no other server can take the port meanwhile
+        else:  # uvicorn binds it itself
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.bind((host, port))
     except OSError as exc:
         raise DigitlabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
                             "choose another --port or --host") from None
     limits = ServeLimits()  # how much it decodes, reads and keeps open at once: sized for a laptop
     application = create_app(model, runs, limits, collect=collect)  # reads the model (and exports it to ONNX) once
-    workers = workers or default_workers()
     console.print(f"digitlab is serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)"
                   f"  with {workers} worker process{'es' if workers > 1 else ''}")
     if application.state.collect is not None:
@@ -344,7 +347,7 @@ def serve(
     if workers == 1:
         run_server(application, host, port, limits, access_log)
     else:
-        run_workers(application, application.state.served.loaded.path, runs, host, port, limits, workers,
+        run_workers(application, listener, application.state.served.loaded.path, runs, limits, workers,
                     collect=collect, access_log=access_log)
 
 

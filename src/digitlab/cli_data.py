@@ -231,22 +231,42 @@ def remove(
     sample: Optional[str] = typer.Argument(None, help="The sample's id (see the set's index.json or the page's Undo)."),
     writer: Optional[str] = typer.Option(None, "--writer", help="Remove every sample by this writer instead."),
     whole: bool = typer.Option(False, "--all", help="Delete the whole set instead."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="With --all: do not ask first."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="With --writer or --all: do not ask first."),
 ) -> None:
     """Delete one sample, every sample by one writer (--writer), or the whole set (--all) from a handwriting set."""
-    from digitlab.data.handwriting import HandwritingSet
+    from digitlab.data.handwriting import HandwritingSet, check_writer
 
     if (sample is not None) + (writer is not None) + whole != 1:
         raise DigitlabError("say what to remove: a SAMPLE id, --writer NAME or --all (one of them)")
     store = HandwritingSet.open(name)
-    if whole:
-        count = len(store.samples())
-        if not yes and not typer.confirm(f"Delete handwriting set {name!r} and its {count:,} samples?"):
-            raise DigitlabError("nothing was deleted")
-        typer.echo(f"deleted handwriting set {name} ({store.delete():,} samples)")
-    elif writer is not None:
-        removed = store.remove_writer(writer)
-        typer.echo(f"removed {len(removed):,} samples by {writer} from {name}")
-    else:
+    if sample is not None:
         removed = store.remove(sample)
         typer.echo(f"removed sample {removed.id} (a {removed.label}) from {name}")
+        return
+    samples = store.samples()
+    if whole:
+        _confirm(yes, f"Delete handwriting set {name!r} and its {len(samples):,} samples?")
+        store.delete()
+        typer.echo(f"deleted handwriting set {name} ({len(samples):,} samples)")
+        return
+    writer = check_writer(writer)
+    if writer is None:
+        raise DigitlabError("--writer needs the writer's name, as `digitlab data info` lists it")
+    theirs = [s for s in samples if s.writer == writer]
+    if not theirs:
+        present = sorted({s.writer for s in samples if s.writer}) or ["none named"]
+        raise DigitlabError(f"handwriting set {name!r} has no samples by writer {writer!r} "
+                            f"(writers: {', '.join(present)[:200]})")
+    _confirm(yes, f"Remove the {len(theirs):,} samples by {writer} from {name!r}?")
+    removed = store.remove_writer(writer)
+    typer.echo(f"removed {len(removed):,} samples by {writer} from {name}")
+
+
+def _confirm(yes: bool, question: str) -> None:
+    """Ask ``question`` unless ``yes``; no, or no terminal to answer on, deletes nothing (one line, exit 2)."""
+    try:
+        if yes or typer.confirm(question):
+            return
+    except typer.Abort:  # no input (a script, </dev/null)
+        typer.echo("")  # end the prompt's line
+    raise DigitlabError("nothing was deleted; answer y, or pass --yes to delete without asking")

@@ -55,7 +55,7 @@ from digitlab.data.handwriting_names import NAME, RESERVED, check_set_name, chec
 from digitlab.errors import DigitlabError
 from digitlab.fileio import atomic_path
 
-__all__ = ["HandwritingSet", "Sample", "SampleNotFoundError", "SOURCES", "StoreWriteError", "check_set_name",
+__all__ = ["HandwritingSet", "Sample", "SampleNotFoundError", "SOURCES", "SetDeletedError", "StoreWriteError", "check_set_name",
            "check_writer", "handwriting_root", "list_sets"]
 
 SOURCES = ("drawn", "photo", "import")
@@ -73,6 +73,10 @@ class SampleNotFoundError(DigitlabError):
 
 class StoreWriteError(DigitlabError):
     """The disk refused a write (full, read-only, ...); nothing was changed (HTTP 507 in the API)."""
+
+
+class SetDeletedError(DigitlabError):
+    """The set was deleted (``digitlab data remove NAME --all``) while this process held it (HTTP 409)."""
 
 
 def handwriting_root() -> Path:
@@ -206,20 +210,24 @@ class HandwritingSet:
 
     def remove_writer(self, writer: str) -> list[Sample]:
         """Delete every sample by ``writer`` (a student who asks for theirs back), in one index write."""
+        writer = check_writer(writer)
         return self._remove(lambda s: s.writer == writer, f"no samples by writer {str(writer)[:64]!r}")
 
-    def delete(self) -> int:
-        """Delete the whole set; how many samples it held. The folder is renamed aside under the lock (a save
-        waiting for it then finds the set gone), then its files are removed."""
+    def delete(self) -> None:
+        """Delete the whole set. The folder is renamed aside under the lock (a save waiting for it then finds
+        the set gone), then its files are removed, with any an interrupted delete left behind."""
         with self._lock():
-            count = len(self._read_index())
             trash = self.folder.with_name(f".deleted-{self.name}-{secrets.token_hex(4)}")  # no set name starts with '.'
             try:
                 os.rename(self.folder, trash)
             except OSError as exc:
                 raise _disk_error(exc, "deleting the set") from None
-        shutil.rmtree(trash, ignore_errors=True)
-        return count
+        for folder in self.folder.parent.glob(f".deleted-{self.name}-*"):
+            try:
+                shutil.rmtree(folder)
+            except OSError as exc:
+                raise StoreWriteError(f"the set is deleted, but {folder} could not all be removed "
+                                      f"({exc.strerror or exc}); delete that folder by hand") from None
 
     def _remove(self, matches: Callable[[Sample], bool], none: str) -> list[Sample]:
         with self._lock():
@@ -241,13 +249,20 @@ class HandwritingSet:
     @contextmanager
     def _lock(self, shared: bool = False) -> Iterator[None]:
         """An advisory lock on ``.lock``: exclusive for writers, shared for readers (released on exit or death)."""
-        if not self.folder.is_dir():
-            raise DigitlabError(f"handwriting set {self.name!r} was deleted while in use ({self.folder})")
-        fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+        gone = SetDeletedError(f"handwriting set {self.name!r} was deleted while in use ({self.folder})")
+        try:
+            fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+        except FileNotFoundError:
+            raise gone from None
         try:
             fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-            if not self.folder.is_dir():  # deleted (delete()) while this waited for the lock
-                raise DigitlabError(f"handwriting set {self.name!r} was deleted while in use ({self.folder})")
+            try:  # deleted while this waited (the lock file now lies in the renamed folder), perhaps made anew
+                now = os.stat(self.folder / ".lock")
+            except FileNotFoundError:
+                raise gone from None
+            held = os.fstat(fd)
+            if (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+                raise gone
             yield
         finally:
             os.close(fd)  # closing releases the lock

@@ -36,7 +36,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from digitlab.data.handwriting import HandwritingSet, Sample, SampleNotFoundError, StoreWriteError, check_writer
+from digitlab.data.handwriting import (HandwritingSet, Sample, SampleNotFoundError, SetDeletedError, StoreWriteError,
+                                      check_writer)
 from digitlab.data.images import WORK_SIDE, ImageTooLargeError, prepare_digit, read_image
 from digitlab.errors import DigitlabError
 from digitlab.serve.budget import DecodeGate
@@ -53,7 +54,7 @@ NO_NAME = "(no name)"
 log = logging.getLogger("digitlab.serve")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 403, 408, 413, 415, 422, 503, 507)
+    status: {"model": ErrorResponse} for status in (400, 403, 408, 409, 413, 415, 422, 503, 507)
 }
 Label = Annotated[int, Query(ge=0, le=9, description="The digit the picture shows (what the person says it is).")]
 Writer = Annotated[str | None, Query(description="Who wrote it (optional): at most 64 characters, no '/', '\\\\' "
@@ -245,6 +246,8 @@ def _save_sync(store: HandwritingSet, picture: bytes, label: int, writer: str | 
     """Save the sample (the set's lock, the files, the index), then count the set."""
     try:
         sample, added = store.add(picture, label, writer=writer, source=source, prepared=prepared)
+    except SetDeletedError as exc:
+        raise _gone(store, exc) from None
     except StoreWriteError as exc:  # a full disk: not the client's doing, nothing was saved
         raise ApiError(507, str(exc)) from None
     except DigitlabError as exc:  # a label or writer the route did not catch: nothing was saved
@@ -259,17 +262,25 @@ def _remove_sync(store: HandwritingSet, sample_id: str) -> dict[str, Any]:
         sample = store.remove(sample_id)
     except SampleNotFoundError as exc:
         raise ApiError(404, f"{exc}; it may have been removed already") from None
+    except SetDeletedError as exc:
+        raise _gone(store, exc) from None
     except StoreWriteError as exc:  # a full disk: not the client's doing
         raise ApiError(507, str(exc)) from None
-    except DigitlabError as exc:  # the set's folder was deleted while serving
-        raise ApiError(422, str(exc)) from None
     log.info("removed sample %s (%d) from %r", sample.id, sample.label, store.name)
     return {**_counts(store, sample.writer), "sample": _info(sample)}
 
 
+def _gone(store: HandwritingSet, exc: SetDeletedError) -> ApiError:
+    """409: the set was deleted (``digitlab data remove NAME --all``) while the server collected into it."""
+    return ApiError(409, f"{exc}; restart `digitlab serve --collect {store.name}` to collect into a new one")
+
+
 def _counts(store: HandwritingSet, writer: str | None) -> dict[str, Any]:
     """The set's totals per digit and per writer, and ``writer``'s per digit."""
-    samples = store.samples()
+    try:
+        samples = store.samples()
+    except SetDeletedError as exc:
+        raise _gone(store, exc) from None
     for problem in store.problems:
         log.warning("handwriting set %r: %s", store.name, problem)
     per_digit, per_writer, mine = [0] * 10, Counter(), [0] * 10

@@ -7,9 +7,12 @@ all of them in one ``SO_REUSEPORT`` group, and the kernel deals new connections 
 with one shared socket the first worker to wake accepted a whole burst (uvloop accepts until the queue is
 empty), so a class opening the page at once all landed on one worker and stayed there on keep-alive
 (40 of 40 connections in the test; 71 to 29 of the benchmark's 100 drawers), one core saturated while
-the other idled. Elsewhere the N - 1 workers inherit this process's socket. Each worker builds its own
-app with :func:`~digitlab.serve.app.create_app`, and listens once it has: the first one, here, exports the
-ONNX file, so the others only reuse it.
+the other idled. The kernel spreads connections by a hash of their addresses, not by load (100 drawers:
+42/58 to 59/41 measured), and each worker has its own queue: connections still queued at a worker that dies
+are reset, not taken over. Elsewhere the N - 1 workers inherit this process's socket. Each worker builds its
+own app with :func:`~digitlab.serve.app.create_app`, and listens once it has: the first one, here, exports
+the ONNX file, so the others only reuse it. This process's socket is opened before its model is read
+(:func:`listen`), so a second server started meanwhile is refused the port.
 
 A worker that finds its parent gone (killed, not stopped) stops too; stopping this process (Ctrl-C,
 SIGTERM) stops the others.
@@ -32,7 +35,7 @@ from typing import Any
 
 from digitlab.serve.budget import ServeLimits
 
-__all__ = ["default_workers", "run_workers"]
+__all__ = ["default_workers", "listen", "run_workers"]
 
 log = logging.getLogger("digitlab.serve")
 _FD_ENV = "DIGITLAB_SERVE_FD"
@@ -52,9 +55,9 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def run_workers(application: Any, model: Path, runs: Path, host: str, port: int, limits: ServeLimits,
+def run_workers(application: Any, sock: socket.socket, model: Path, runs: Path, limits: ServeLimits,
                 workers: int, collect: str | None = None, access_log: bool = False) -> None:
-    """Serve ``application`` here and in ``workers - 1`` more processes, all on ``host:port``.
+    """Serve ``application`` here and in ``workers - 1`` more processes, all on the address of ``sock``.
 
     Parameters
     ----------
@@ -65,8 +68,8 @@ def run_workers(application: Any, model: Path, runs: Path, host: str, port: int,
         The model file the app serves; every worker serves the same.
     runs : Path
         The runs folder (``GET /api/models``).
-    host, port : str, int
-        Where to listen.
+    sock : socket.socket
+        This process's listening socket, from :func:`listen`.
     limits : ServeLimits
         This process's bounds (each worker has the same).
     workers : int
@@ -80,8 +83,7 @@ def run_workers(application: Any, model: Path, runs: Path, host: str, port: int,
 
     from digitlab.serve.connections import raise_open_file_limit, uvicorn_settings
 
-    sock = _listen(host, port)
-    children = [_start_worker(sock, host, port, model, runs, collect, access_log) for _ in range(workers - 1)]
+    children = [_start_worker(sock, model, runs, collect, access_log) for _ in range(workers - 1)]
     log.info("started %d worker process(es) beside this one: pids %s", len(children),
              ", ".join(str(c.pid) for c in children) or "none")
     raise_open_file_limit()
@@ -103,26 +105,39 @@ def run_workers(application: Any, model: Path, runs: Path, host: str, port: int,
         sock.close()
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port``: one of the port's ``SO_REUSEPORT`` group where :data:`REUSE_PORT`,
-    else one the workers inherit."""
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``: the first of the port's ``SO_REUSEPORT`` group where
+    :data:`REUSE_PORT`, else one the workers inherit. ``OSError`` when the port is taken — also by another
+    server's ``SO_REUSEPORT`` group, which a plain bind, tried first, does not join."""
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if REUSE_PORT:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the group's own sockets: TIME_WAIT is fine
+            probe.bind((host, port))
+    return _listen_at(family, (host, port))
+
+
+def _listen_at(family: int, address: Any) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if REUSE_PORT:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
     sock.set_inheritable(not REUSE_PORT)
     return sock
 
 
-def _start_worker(sock: socket.socket, host: str, port: int, model: Path, runs: Path,
-                  collect: str | None = None, access_log: bool = False) -> subprocess.Popen:
+def _start_worker(sock: socket.socket, model: Path, runs: Path, collect: str | None = None,
+                  access_log: bool = False) -> subprocess.Popen:
     env = {**os.environ, _PARENT_ENV: str(os.getpid()), "DIGITLAB_MODEL": str(Path(model).resolve()),
            "DIGITLAB_RUNS": str(runs), "DIGITLAB_COLLECT": collect or "", _ACCESS_ENV: "1" if access_log else ""}
-    if REUSE_PORT:  # the worker opens its own socket once its model is read
-        env[_BIND_ENV] = json.dumps([host, port])
+    if REUSE_PORT:  # the worker opens its own socket, at the very address of this one, once its model is read
+        env[_BIND_ENV] = json.dumps([int(sock.family), list(sock.getsockname())])
         env.pop(_FD_ENV, None)
     else:
         env[_FD_ENV] = str(sock.fileno())
@@ -141,8 +156,15 @@ def _worker_main() -> None:
     parent = int(os.environ[_PARENT_ENV])
     application = app_from_env()
     if _BIND_ENV in os.environ:
-        host, port = json.loads(os.environ[_BIND_ENV])
-        sock = _listen(host, port)
+        if os.getppid() != parent:
+            return  # the server stopped while this worker read its model: no socket to join any more
+        family, address = json.loads(os.environ[_BIND_ENV])
+        try:
+            sock = _listen_at(family, tuple(address))
+        except OSError as exc:
+            log.error("worker %d cannot listen on %s (%s); the others serve without it", os.getpid(), address[:2],
+                      exc.strerror or exc)
+            sys.exit(1)
     else:
         sock = socket.socket(fileno=int(os.environ[_FD_ENV]))
     raise_open_file_limit()
