@@ -106,7 +106,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     -----
     Training on CPU uses PyTorch's intra-op threads (``torch.set_num_threads``). Prediction
     runs a copy of the network with BatchNorm folded into the convolutions, in batches of
-    2,048, under ``torch.inference_mode``; a call with a few images uses one thread. A model
+    256 on the CPU (2,048 on CUDA), under ``torch.inference_mode``; a call with a few images uses one thread. A model
     rebuilt by :meth:`from_tensors` predicts bit for bit what the fitted one did on CPU.
 
     Examples
