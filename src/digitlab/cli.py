@@ -292,66 +292,6 @@ def _save_prepared(prepared, pixel_max: int, path: Path) -> Path:
 
 
 @app.command()
-def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="A run folder or model file (default: newest in runs/)."),
-    runs: Path = typer.Option(Path("runs"), "--runs", help="Where the newest model is found."),
-    workers: Optional[int] = typer.Option(
-        None, "--workers", "-w", min=1, max=256,
-        help="Server processes sharing the port (default: this machine's cores); each answers requests on its own core."),
-    collect: Optional[str] = typer.Option(
-        None, "--collect", metavar="[NAME]",
-        help="Let the page save labelled drawings into the handwriting set NAME (created if new; "
-             "'mine' when the name is left out), for training on your class's own handwriting."),
-    access_log: bool = typer.Option(
-        False, "--access-log", help="Log a line for every request (off by default: a class drawing at once sends "
-                                    "over a thousand a second)."),
-) -> None:
-    """Serve the drawing page and the REST API (POST /api/predict, GET /api/models, /docs).
-
-    The model runs on ONNX Runtime where it is installed (its model.onnx is exported beside it once, or
-    reused); set DIGITLAB_SERVE_ONNX=0 to serve the estimator itself. With --collect, the page also saves
-    each drawing with its true digit (POST /api/samples) into a handwriting set under $DIGITLAB_DATA.
-    """
-    import socket
-
-    from digitlab.serve.app import create_app
-    from digitlab.serve.budget import ServeLimits
-    from digitlab.serve.connections import run_server
-    from digitlab.serve.workers import default_workers, listen, run_workers
-
-    if collect is not None:
-        from digitlab.data.handwriting import check_set_name
-
-        check_set_name(collect)  # a bad name is one line and exit 2, before the port or the model
-    workers = workers or default_workers()
-    try:  # a bad address or a busy port is one clear line, before any model work
-        if workers > 1:
-            listener = listen(host, port)  # held from now on: no other server can take the port meanwhile
-        else:  # uvicorn binds it itself
-            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-            with socket.socket(family, socket.SOCK_STREAM) as probe:
-                probe.bind((host, port))
-    except OSError as exc:
-        raise DigitlabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
-                            "choose another --port or --host") from None
-    limits = ServeLimits()  # how much it decodes, reads and keeps open at once: sized for a laptop
-    application = create_app(model, runs, limits, collect=collect)  # reads the model (and exports it to ONNX) once
-    console.print(f"digitlab is serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)"
-                  f"  with {workers} worker process{'es' if workers > 1 else ''}")
-    if application.state.collect is not None:
-        store = application.state.collect
-        console.print(f"collecting samples into handwriting set {escape(repr(store.name))} "
-                      f"({escape(str(store.folder))})", soft_wrap=True)
-    if workers == 1:
-        run_server(application, host, port, limits, access_log)
-    else:
-        run_workers(application, listener, application.state.served.loaded.path, runs, limits, workers,
-                    collect=collect, access_log=access_log)
-
-
-@app.command()
 def models() -> None:
     """List the models in the zoo."""
     from digitlab.models import MODELS
@@ -368,6 +308,7 @@ def _register_subcommands() -> None:
     from digitlab.cli_export import export
     from digitlab.cli_handwriting import finetune
     from digitlab.cli_read import read
+    from digitlab.cli_serve import serve
     from digitlab.cli_sweep import sweep
 
     app.add_typer(data_app, name="data")
@@ -375,6 +316,7 @@ def _register_subcommands() -> None:
     app.command("export")(export)
     app.command("finetune")(finetune)
     app.command("read")(read)
+    app.command("serve")(serve)
     app.command("sweep")(sweep)
 
 
