@@ -134,7 +134,6 @@ def test_workers_without_the_data_get_it_scattered_once(tmp_path):
     """A real cluster (``dask scheduler`` and ``dask worker`` processes) whose workers' data folder is empty:
     the client's handwriting set is scattered to them, and the numbers equal a serial run's."""
     import socket
-    import time
 
     from digitlab.data.handwriting import HandwritingSet
     from digitlab.data.writers import WRITERS, writer_samples
