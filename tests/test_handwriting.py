@@ -83,10 +83,11 @@ def test_delete_removes_what_an_interrupted_delete_left_behind(data_dir):
     left = data_dir / "handwriting" / ".deleted-class-0badf00d"  # a delete killed between its rename and rmtree
     (left / "originals").mkdir(parents=True)
     (left / "originals" / "x.png").write_bytes(picture(2))
-    other = data_dir / "handwriting" / ".deleted-classic-0badf00d"  # another set's: not touched
-    other.mkdir()
+    others = [data_dir / "handwriting" / f".deleted-{name}-0badf00d" for name in ("classic", "class-b")]
+    for other in others:  # other sets' leftovers ("class-b" starts with "class-"): not touched
+        other.mkdir()
     store.delete()
-    assert sorted(p.name for p in (data_dir / "handwriting").iterdir()) == [other.name]
+    assert sorted(p.name for p in (data_dir / "handwriting").iterdir()) == sorted(o.name for o in others)
 
 
 def test_add_read_remove(data_dir):

@@ -222,7 +222,8 @@ class HandwritingSet:
                 os.rename(self.folder, trash)
             except OSError as exc:
                 raise _disk_error(exc, "deleting the set") from None
-        for folder in self.folder.parent.glob(f".deleted-{self.name}-*"):
+        leftover = re.compile(re.escape(f".deleted-{self.name}-") + "[0-9a-f]{8}")  # not set 'a-b''s for set 'a'
+        for folder in [f for f in self.folder.parent.iterdir() if leftover.fullmatch(f.name)]:
             try:
                 shutil.rmtree(folder)
             except OSError as exc:
