@@ -422,6 +422,10 @@ def test_a_writer_name_with_dollars_draws(tmp_path):
 def test_an_import_that_adds_nothing_leaves_no_empty_set(data_dir, tmp_path):
     summary = import_pictures("typo", [tmp_path / "no-such-folder"])
     assert summary.added == 0 and summary.failures and "typo" not in list_sets()
+    assert list((data_dir / "handwriting").iterdir()) == []  # nothing at all left behind
     HandwritingSet.open("kept", create=True).add(picture(1), 1)
     import_pictures("kept", [tmp_path / "no-such-folder"])  # a set that existed stays
     assert "kept" in list_sets()
+    empty = HandwritingSet.open("empty", create=True)
+    assert empty.delete(only_if_empty=True) and "empty" not in list_sets()
+    assert not HandwritingSet.open("kept").delete(only_if_empty=True) and "kept" in list_sets()

@@ -243,7 +243,7 @@ def remove(
         removed = store.remove(sample)
         typer.echo(f"removed sample {removed.id} (a {removed.label}) from {name}")
         return
-    samples = store.samples()
+    samples = store.records()  # the index, damaged samples too: the count is what goes
     if whole:
         _confirm(yes, f"Delete handwriting set {name!r} and its {len(samples):,} samples?")
         store.delete()

@@ -57,6 +57,7 @@ def serve(
         else:  # uvicorn binds it itself
             family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
             with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a restart's TIME_WAIT is fine
                 probe.bind((host, port))
     except OSError as exc:
         raise DigitlabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "

@@ -213,10 +213,14 @@ class HandwritingSet:
         writer = check_writer(writer)
         return self._remove(lambda s: s.writer == writer, f"no samples by writer {str(writer)[:64]!r}")
 
-    def delete(self) -> None:
-        """Delete the whole set. The folder is renamed aside under the lock (a save waiting for it then finds
-        the set gone), then its files are removed, with any an interrupted delete left behind."""
+    def delete(self, *, only_if_empty: bool = False) -> bool:
+        """Delete the whole set (with ``only_if_empty``, only a set nothing was saved into); whether it did. The
+        folder is renamed aside under the lock (a save waiting for it then finds the set gone), then its files
+        are removed, with any an interrupted delete left behind."""
         with self._lock():
+            if only_if_empty and ((self.folder / INDEX).exists()
+                                  or any(any((self.folder / sub).iterdir()) for sub in ("originals", "prepared"))):
+                return False
             trash = self.folder.with_name(f".deleted-{self.name}-{secrets.token_hex(4)}")  # no set name starts with '.'
             try:
                 os.rename(self.folder, trash)
@@ -224,11 +228,24 @@ class HandwritingSet:
                 raise _disk_error(exc, "deleting the set") from None
         leftover = re.compile(re.escape(f".deleted-{self.name}-") + "[0-9a-f]{8}")  # not set 'a-b''s for set 'a'
         for folder in [f for f in self.folder.parent.iterdir() if leftover.fullmatch(f.name)]:
-            try:
-                shutil.rmtree(folder)
-            except OSError as exc:
-                raise StoreWriteError(f"the set is deleted, but {folder} could not all be removed "
-                                      f"({exc.strerror or exc}); delete that folder by hand") from None
+            for _ in range(3):  # another delete may be removing the same leftover: what it took is gone too
+                try:
+                    shutil.rmtree(folder)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise StoreWriteError(f"the set is deleted, but {folder} could not all be removed "
+                                          f"({exc.strerror or exc}); delete that folder by hand") from None
+                break
+            if folder.exists():
+                raise StoreWriteError(f"the set is deleted, but {folder} could not all be removed; "
+                                      "delete that folder by hand")
+        return True
+
+    def records(self) -> list[Sample]:
+        """Every sample the index names, its files present or not (what :meth:`remove_writer` matches)."""
+        with self._lock(shared=True):
+            return self._read_index()
 
     def _remove(self, matches: Callable[[Sample], bool], none: str) -> list[Sample]:
         with self._lock():

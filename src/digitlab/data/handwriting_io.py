@@ -181,19 +181,11 @@ def import_pictures(name: str, paths: Iterable[Path], *, writer: str | None = No
         _import_into(store, paths, writer, source, log, summary)
     finally:
         if new and summary.added == 0:  # nothing went in: leave no empty set behind
-            _remove_if_empty(store.folder)
+            try:
+                store.delete(only_if_empty=True)  # under the set's lock: not if another writer saved into it
+            except DigitlabError:
+                pass
     return summary
-
-
-def _remove_if_empty(folder: Path) -> None:
-    """Remove a set's folder only while nothing is in it: ``rmdir`` refuses a folder another writer has used."""
-    try:
-        for sub in ("originals", "prepared"):
-            (folder / sub).rmdir()
-        (folder / ".lock").unlink(missing_ok=True)
-        folder.rmdir()  # refused if an index appeared meanwhile
-    except OSError:
-        pass
 
 
 def _import_into(store: HandwritingSet, paths: Iterable[Path], writer: str | None, source: str,

@@ -266,6 +266,8 @@ def _remove_sync(store: HandwritingSet, sample_id: str) -> dict[str, Any]:
         raise _gone(store, exc) from None
     except StoreWriteError as exc:  # a full disk: not the client's doing
         raise ApiError(507, str(exc)) from None
+    except DigitlabError as exc:  # the index cannot be read now (permissions): nothing was changed
+        raise ApiError(422, str(exc)) from None
     log.info("removed sample %s (%d) from %r", sample.id, sample.label, store.name)
     return {**_counts(store, sample.writer), "sample": _info(sample)}
 
