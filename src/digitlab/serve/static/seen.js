@@ -20,12 +20,17 @@ function showInput(rows, pixelMax) {
       small.data[i + 3] = 255;
     }
   }
+  blowUp(small, viewCtx);
+}
+
+// Draw a small ImageData over the whole of a larger canvas, each pixel a sharp square.
+function blowUp(image, target) {
   const tmp = document.createElement("canvas");
-  tmp.width = w;
-  tmp.height = h;
-  tmp.getContext("2d").putImageData(small, 0, 0);
-  viewCtx.imageSmoothingEnabled = false;
-  viewCtx.drawImage(tmp, 0, 0, view.width, view.height);
+  tmp.width = image.width;
+  tmp.height = image.height;
+  tmp.getContext("2d").putImageData(image, 0, 0);
+  target.imageSmoothingEnabled = false;
+  target.drawImage(tmp, 0, 0, target.canvas.width, target.canvas.height);
 }
 
 // ---- what it looks at (issue 13) -----------------------------------------------------------
@@ -60,12 +65,7 @@ function showExplanation(answer) {
         img.data[i + 3] = Math.abs(v) < 0.05 ? 0 : Math.round(230 * Math.min(1, Math.sqrt(Math.abs(v))));
       }
     }
-    const tmp = document.createElement("canvas");
-    tmp.width = w;
-    tmp.height = h;
-    tmp.getContext("2d").putImageData(img, 0, 0);
-    overlayCtx.imageSmoothingEnabled = false;
-    overlayCtx.drawImage(tmp, 0, 0, overlay.width, overlay.height);
+    blowUp(img, overlayCtx);
   }
   const maps = explainOn() && answer.activations ? answer.activations : [];
   $("activations").hidden = !maps.length;
