@@ -3,8 +3,8 @@
 Python runs one request's CPU work at a time per process, so a machine with N cores answers up to N
 times as many predictions with N processes. The app is stateless (every request carries its whole
 picture), so the processes share nothing but the port. On Linux each worker listens on its own socket,
-all of them in one ``SO_REUSEPORT`` group, and the kernel deals new connections out among them evenly;
-with one shared socket the first worker to wake accepted a whole burst (uvloop accepts until the queue is
+all of them in one ``SO_REUSEPORT`` group, and the kernel spreads new connections among them; with one
+shared socket the first worker to wake accepted a whole burst (uvloop accepts until the queue is
 empty), so a class opening the page at once all landed on one worker and stayed there on keep-alive
 (40 of 40 connections in the test; 71 to 29 of the benchmark's 100 drawers), one core saturated while
 the other idled. The kernel spreads connections by a hash of their addresses, not by load (100 drawers:
