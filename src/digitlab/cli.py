@@ -273,8 +273,8 @@ def _answer_line(prediction) -> str:
     if prediction.kind == "not_a_digit":
         return f"[bold magenta]not a digit[/]  (it would guess {top})"
     if prediction.kind == "unsure":
-        guesses = " or a ".join(str(d) for d, _ in prediction.top[:2])
-        return f"[bold yellow]unsure[/] — is it a {guesses}?  ({top})"
+        guesses = " or ".join(("an " if d == 8 else "a ") + str(d) for d, _ in prediction.top[:2])
+        return f"[bold yellow]unsure[/] — is it {guesses}?  ({top})"
     return f"[bold]{prediction.digit}[/]  ({top})"
 
 

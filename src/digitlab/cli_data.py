@@ -247,7 +247,7 @@ def remove(
     if whole:
         _confirm(yes, f"Delete handwriting set {name!r} and its {len(samples):,} samples?")
         store.delete()
-        typer.echo(f"deleted handwriting set {name} ({len(samples):,} samples)")
+        typer.echo(f"deleted handwriting set {name} ({len(samples):,} sample{'' if len(samples) == 1 else 's'})")
         return
     writer = check_writer(writer)
     if writer is None:
@@ -259,7 +259,7 @@ def remove(
                             f"(writers: {', '.join(present)[:200]})")
     _confirm(yes, f"Remove the {len(theirs):,} samples by {writer} from {name!r}?")
     removed = store.remove_writer(writer)
-    typer.echo(f"removed {len(removed):,} samples by {writer} from {name}")
+    typer.echo(f"removed {len(removed):,} sample{'' if len(removed) == 1 else 's'} by {writer} from {name}")
 
 
 def _confirm(yes: bool, question: str) -> None:

@@ -46,7 +46,8 @@ MAX_BODY = MAX_BYTES + 64 * 1024
 
 FORM, PIXELS, IMAGE = "/api/predict", "/api/predict/pixels", "/api/predict/image"
 WANTED = {
-    FORM: 'multipart/form-data with an `image` file, or JSON {"pixels": 28×28 numbers}',
+    FORM: ('multipart/form-data with an `image` file, the image file itself with a Content-Type such as image/png '
+           '(curl: -H "Content-Type: image/png"), or JSON {"pixels": 28×28 numbers}'),
     PIXELS: 'JSON {"pixels": 28×28 numbers from 0 to 255}',
     IMAGE: "the image file itself, with a Content-Type such as image/png",
 }
@@ -146,7 +147,7 @@ def _refusal(path: str, content_type: str, declared: str | None) -> tuple[int, s
     if not content_type:
         return 415, f"no Content-Type; send {WANTED[path]}"
     if destination(path, content_type) is None:
-        return 415, f"cannot read a {content_type} body here; send {WANTED[path]}"
+        return 415, f"cannot read a body of type {content_type} here; send {WANTED[path]}"
     return None
 
 

@@ -326,7 +326,8 @@ function show(answer, source) {
   } else if (kind === "unsure") {
     const [first, second] = answer.top;
     $("prediction").textContent = "?";
-    $("confidence").textContent = second ? `Not sure — is it a ${first.digit} or a ${second.digit}?` : "Not sure";
+    const a = (d) => (d === 8 ? `an ${d}` : `a ${d}`);
+    $("confidence").textContent = second ? `Not sure — is it ${a(first.digit)} or ${a(second.digit)}?` : "Not sure";
     $("unsure").textContent = answer.top.slice(0, 2).map((t) => `${t.digit}: ${pct(t.probability)}`).join(" · ");
   } else {
     $("prediction").textContent = String(answer.digit);
