@@ -38,13 +38,11 @@ def serve(
     reused); set DIGITLAB_SERVE_ONNX=0 to serve the estimator itself. With --collect, the page also saves
     each drawing with its true digit (POST /api/samples) into a handwriting set under $DIGITLAB_DATA.
     """
-    import socket
-
     from digitlab.cli import console
     from digitlab.serve.app import create_app
     from digitlab.serve.budget import ServeLimits
     from digitlab.serve.connections import run_server
-    from digitlab.serve.workers import default_workers, listen, run_workers
+    from digitlab.serve.workers import default_workers, listen, probe_port, run_workers
 
     if collect is not None:
         from digitlab.data.handwriting import check_set_name
@@ -55,10 +53,7 @@ def serve(
         if workers > 1:
             listener = listen(host, port)  # held from now on: no other server can take the port meanwhile
         else:  # uvicorn binds it itself
-            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-            with socket.socket(family, socket.SOCK_STREAM) as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a restart's TIME_WAIT is fine
-                probe.bind((host, port))
+            probe_port(host, port)
     except OSError as exc:
         raise DigitlabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
                             "choose another --port or --host") from None

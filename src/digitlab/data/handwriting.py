@@ -228,15 +228,7 @@ class HandwritingSet:
                 raise _disk_error(exc, "deleting the set") from None
         leftover = re.compile(re.escape(f".deleted-{self.name}-") + "[0-9a-f]{8}")  # not set 'a-b''s for set 'a'
         for folder in [f for f in self.folder.parent.iterdir() if leftover.fullmatch(f.name)]:
-            for _ in range(3):  # another delete may be removing the same leftover: what it took is gone too
-                try:
-                    shutil.rmtree(folder)
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    raise StoreWriteError(f"the set is deleted, but {folder} could not all be removed "
-                                          f"({exc.strerror or exc}); delete that folder by hand") from None
-                break
+            shutil.rmtree(folder, ignore_errors=True)  # another delete may be removing it too: judged by what is left
             if folder.exists():
                 raise StoreWriteError(f"the set is deleted, but {folder} could not all be removed; "
                                       "delete that folder by hand")
@@ -267,23 +259,25 @@ class HandwritingSet:
     @contextmanager
     def _lock(self, shared: bool = False) -> Iterator[None]:
         """An advisory lock on ``.lock``: exclusive for writers, shared for readers (released on exit or death)."""
-        gone = SetDeletedError(f"handwriting set {self.name!r} was deleted while in use ({self.folder})")
         try:
             fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
         except FileNotFoundError:
-            raise gone from None
+            raise self._gone() from None
         try:
             fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             try:  # deleted while this waited (the lock file now lies in the renamed folder), perhaps made anew
                 now = os.stat(self.folder / ".lock")
             except FileNotFoundError:
-                raise gone from None
+                raise self._gone() from None
             held = os.fstat(fd)
             if (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
-                raise gone
+                raise self._gone()
             yield
         finally:
             os.close(fd)  # closing releases the lock
+
+    def _gone(self) -> SetDeletedError:
+        return SetDeletedError(f"handwriting set {self.name!r} was deleted while in use ({self.folder})")
 
     def _read_index(self) -> list[Sample]:
         """The index's samples; when it is damaged, the records kept in the prepared files instead.

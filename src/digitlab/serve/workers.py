@@ -35,7 +35,7 @@ from typing import Any
 
 from digitlab.serve.budget import ServeLimits
 
-__all__ = ["default_workers", "listen", "run_workers"]
+__all__ = ["default_workers", "listen", "probe_port", "run_workers"]
 
 log = logging.getLogger("digitlab.serve")
 _FD_ENV = "DIGITLAB_SERVE_FD"
@@ -109,12 +109,18 @@ def listen(host: str, port: int) -> socket.socket:
     """A socket listening on ``host:port``: the first of the port's ``SO_REUSEPORT`` group where
     :data:`REUSE_PORT`, else one the workers inherit. ``OSError`` when the port is taken — also by another
     server's ``SO_REUSEPORT`` group, which a plain bind, tried first, does not join."""
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    if REUSE_PORT:
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the group's own sockets: TIME_WAIT is fine
-            probe.bind((host, port))
+    family = probe_port(host, port) if REUSE_PORT else socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     return _listen_at(family, (host, port))
+
+
+def probe_port(host: str, port: int) -> int:
+    """Bind ``host:port`` once and let go (``OSError`` when another socket holds it, even in an ``SO_REUSEPORT``
+    group); the address family. ``SO_REUSEADDR`` as uvicorn and the workers' sockets: a restart's TIME_WAIT is fine."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    return family
 
 
 def _listen_at(family: int, address: Any) -> socket.socket:
