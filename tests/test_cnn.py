@@ -289,3 +289,34 @@ def test_relu_after_the_pool_computes_what_it_did_before_it():
     for i in (1, 2, 3):  # the textbook order: conv, BatchNorm, ReLU, then pool
         h = torch.nn.functional.max_pool2d(torch.relu(getattr(net, f"bn{i}")(getattr(net, f"conv{i}")(h))), 2)
     torch.testing.assert_close(net(x), net.fc(h.flatten(1)))
+
+
+
+_FAULTS_SCRIPT = """
+import resource, sys, torch
+from digitlab.models import cnn_torch as ct
+if sys.argv[1] == "keep":
+    assert ct.keep_freed_memory()
+gen = torch.Generator().manual_seed(0)
+x, y = torch.rand(3072, 1, 28, 28, generator=gen), torch.randint(0, 10, (3072,), generator=gen)
+net = ct.place(ct.build_net(28, 16, 10), torch.device("cpu"))
+optimizer = ct.make_optimizer(net, 0.4, 5e-4)
+def steps(n):
+    ct.train_one_epoch(net, optimizer, x[: 128 * n], y[: 128 * n], batch_size=128, peak_lr=0.4,
+                       clock=ct.Clock(n, None, 0.0), gen=gen, augment=2, distort=0.1)
+steps(3)  # the first steps allocate for good
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+steps(20)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator settings exist on Linux only")
+def test_training_steps_reuse_freed_memory_instead_of_faulting_it_in_again():
+    def page_faults(mode: str) -> int:
+        out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT, mode], check=True, capture_output=True, text=True)
+        return int(out.stdout)
+
+    # glibc's defaults hand megabytes back to the kernel every step (measured: 13,000-77,000 page faults in
+    # 10-20 steps); kept, the steps reuse them (600-3,000)
+    assert 5 * page_faults("keep") < page_faults("default")

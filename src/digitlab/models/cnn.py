@@ -173,6 +173,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         from digitlab.progress import TrainingBar
 
         ct.import_lazily_loaded()
+        ct.keep_freed_memory()
         start = time.perf_counter()  # the time budget counts from here
         self._check_params()
         device = ct.resolve_device(self.device)
