@@ -291,6 +291,16 @@ def test_relu_after_the_pool_computes_what_it_did_before_it():
     torch.testing.assert_close(net(x), net.fc(h.flatten(1)))
 
 
+@pytest.mark.parametrize("side", [8, 28])
+def test_the_augmentation_grid_is_pytorchs_affine_grid(side):
+    import torch
+
+    from digitlab.models import cnn_torch as ct
+
+    theta = torch.randn(9, 2, 3, generator=torch.Generator().manual_seed(side))
+    expected = torch.nn.functional.affine_grid(theta, [9, 1, side, side], align_corners=False)
+    torch.testing.assert_close(ct.affine_grid(theta, side), expected, rtol=0, atol=1e-6)
+
 
 _FAULTS_SCRIPT = """
 import resource, sys, torch
