@@ -9,11 +9,11 @@ Examples
 --------
     python benchmarks/bench_cnn_step.py                 # about a minute on 2 CPU cores
     python benchmarks/bench_cnn_step.py --batch 256 --width 32
-    python benchmarks/bench_cnn_step.py --malloc       # glibc's defaults against keep_freed_memory()
+    python benchmarks/bench_cnn_step.py --malloc       # glibc's defaults against digitlab's training policy
 
 ``--malloc`` compares whole training steps as ``fit`` takes them (augmentation included, 300 steps of a
 54,000-image set) with glibc's default allocator settings and with
-:func:`digitlab.models.cnn_torch.keep_freed_memory`. The setting is process-wide, so each run is a fresh
+:func:`digitlab.memory.tune_allocator` ``("training")``. The setting is process-wide, so each run is a fresh
 process, the two interleaved.
 """
 
@@ -35,6 +35,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from digitlab.memory import tune_allocator  # noqa: E402
 from digitlab.models import cnn_torch as ct  # noqa: E402
 
 VARIANTS = {  # name -> (ReLU after the pool, channels-last, bf16)
@@ -79,7 +80,7 @@ def step_ms(width: int, batch: int, steps: int, relu_after: bool, cl: bool, bf16
 def epoch_run(keep: bool, width: int, batch: int, steps: int = 300) -> tuple[float, float]:
     """Median ms a step and system seconds of ``steps`` training steps as ``fit`` takes them, in this process."""
     if keep:
-        ct.keep_freed_memory()
+        tune_allocator("training")
     gen = torch.Generator().manual_seed(0)
     x, y = torch.rand(54_000, 1, 28, 28, generator=gen), torch.randint(0, 10, (54_000,), generator=gen)
     net = ct.place(ct.build_net(28, width, 10), torch.device("cpu"))
@@ -96,7 +97,7 @@ def epoch_run(keep: bool, width: int, batch: int, steps: int = 300) -> tuple[flo
 
 
 def compare_malloc(args: argparse.Namespace) -> None:
-    """glibc's defaults against keep_freed_memory(), each in a fresh process, interleaved."""
+    """glibc's defaults against the training policy, each in a fresh process, interleaved."""
     results: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
     for _ in range(args.rounds):
         for keep in (False, True):
@@ -105,7 +106,7 @@ def compare_malloc(args: argparse.Namespace) -> None:
             ms, system = map(float, out.stdout.split())
             results[keep].append((ms, system))
     base = statistics.median(ms for ms, _ in results[False])
-    for keep, label in ((False, "glibc defaults"), (True, "keep_freed_memory() (now)")):
+    for keep, label in ((False, "glibc defaults"), (True, "training policy (now)")):
         ms = statistics.median(m for m, _ in results[keep])
         system = statistics.median(s for _, s in results[keep])
         print(f"{label:>28}: {ms:6.1f} ms a step, {system:4.1f} s system time per 300 steps "

@@ -304,9 +304,10 @@ def test_the_augmentation_grid_is_pytorchs_affine_grid(side):
 
 _FAULTS_SCRIPT = """
 import resource, sys, torch
+from digitlab.memory import tune_allocator
 from digitlab.models import cnn_torch as ct
 if sys.argv[1] == "keep":
-    assert ct.keep_freed_memory()
+    assert tune_allocator("training")
 gen = torch.Generator().manual_seed(0)
 x, y = torch.rand(3072, 1, 28, 28, generator=gen), torch.randint(0, 10, (3072,), generator=gen)
 net = ct.place(ct.build_net(28, 16, 10), torch.device("cpu"))
@@ -330,3 +331,11 @@ def test_training_steps_reuse_freed_memory_instead_of_faulting_it_in_again():
     # glibc's defaults hand megabytes back to the kernel every step (measured: 13,000-77,000 page faults in
     # 10-20 steps); kept, the steps reuse them (600-3,000)
     assert 5 * page_faults("keep") < page_faults("default")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator settings exist on Linux only")
+def test_a_server_keeps_its_allocator_policy_when_it_predicts_a_batch():
+    code = ("from digitlab.memory import tune_allocator as t; "
+            "print(t('serving'), t('training'), t('serving'))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+    assert out == ["True", "False", "True"]  # the first policy set stays

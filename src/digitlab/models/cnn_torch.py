@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
 import math
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -42,6 +40,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from digitlab.errors import DigitlabError
+from digitlab.memory import tune_allocator
 
 PREDICT_BATCH = 256  # images per forward pass when predicting on the CPU: each layer's output stays in cache
 PREDICT_BATCH_CUDA = 2048  # on a GPU, larger batches keep it busy
@@ -247,32 +246,6 @@ def import_lazily_loaded() -> None:
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 
 
-_MALLOC_TUNED = False
-
-
-def keep_freed_memory() -> bool:
-    """Let glibc keep freed memory for the next batch instead of handing it back to the kernel.
-
-    A training step allocates and frees tensors of a few megabytes. With glibc's defaults many of
-    them come fresh from the kernel every step (``mmap`` or a trimmed heap), and touching their
-    pages costs page faults: on 2 cores 2-3 s of system time per 300 steps and steps about a
-    quarter slower (``benchmarks/bench_cnn_step.py --malloc``). Blocks under 32 MB now come from
-    the heap, and up to 256 MB of free heap is kept. Process-wide, once; True where it applies
-    (Linux with glibc).
-    """
-    global _MALLOC_TUNED
-    if not _MALLOC_TUNED and sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL("libc.so.6")
-        except OSError:  # musl or another libc: keep its defaults
-            return False
-        m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
-        mmap_set = libc.mallopt(m_mmap_threshold, 32 << 20)
-        trim_set = libc.mallopt(m_trim_threshold, 256 << 20)
-        _MALLOC_TUNED = bool(mmap_set and trim_set)
-    return _MALLOC_TUNED
-
-
 _THREADS_LOCK = threading.Lock()
 
 
@@ -372,7 +345,7 @@ def predict_proba(net: nn.Module, images: np.ndarray, device: torch.device, tta:
     """
     net.eval()
     if len(images) > 16:
-        keep_freed_memory()
+        tune_allocator("training")  # batches of megabytes: keep freed memory (a server keeps its own policy)
     images = torch.from_numpy(images)
     out = []
     with threads_for(len(images), device), torch.inference_mode(), autocast(device):

@@ -57,7 +57,7 @@ from digitlab.serve.collect import CollectingOff, SameOriginSamples, collect_rou
 from digitlab.serve.engine import serving_model
 from digitlab.serve.errors import ApiError, FastJSONResponse, install_error_handlers
 from digitlab.serve.limits import FORM, IMAGE, MAX_BODY, PIXELS, READ, READ_IMAGE, PredictBodies
-from digitlab.serve.memory import tune_allocator
+from digitlab.memory import tune_allocator
 from digitlab.serve.schemas import ErrorResponse, ModelsResponse, PixelsBody, PredictResponse, ReadResponse
 from digitlab.store import LoadedModel, load_model
 
@@ -112,7 +112,7 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
     """
     _ensure_logging()
     limits = limits or ServeLimits()
-    tune_allocator()  # large decodes give their memory back when freed
+    tune_allocator("serving")  # large decodes give their memory back when freed
     collecting = open_collecting(collect)  # a bad set name fails before any model work
     original = _load(model_path, Path(runs_dir))
     loaded, engine = serving_model(original, onnx=onnx)

@@ -39,7 +39,7 @@ from PIL import Image
 from starlette.exceptions import HTTPException
 
 from digitlab.data.images import FORMATS, MAX_SIDE
-from digitlab.serve.memory import give_back_memory
+from digitlab.memory import give_back_memory
 
 __all__ = ["Budget", "Busy", "DecodeGate", "ServeLimits", "pixels_to_decode"]
 
