@@ -11,10 +11,11 @@ Examples
     python benchmarks/bench_cnn_step.py --batch 256 --width 32
     python benchmarks/bench_cnn_step.py --malloc       # glibc's defaults against digitlab's training policy
 
-``--malloc`` compares whole training steps as ``fit`` takes them (augmentation included, 300 steps of a
-54,000-image set) with glibc's default allocator settings and with
-:func:`digitlab.memory.tune_allocator` ``("training")``. The setting is process-wide, so each run is a fresh
-process, the two interleaved.
+``--malloc`` compares whole training steps as ``fit`` takes them (augmentation included, the first 300
+steps of a 54,000-image set) with glibc's default allocator settings and with
+:func:`digitlab.models.cnn_torch.ready_for_training` (``digitlab.memory``'s training policy). The setting
+is process-wide, so each run is a fresh process, the two interleaved. A fresh process's first steps show
+the most of it; in a whole run the gain is smaller (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from digitlab.memory import tune_allocator  # noqa: E402
 from digitlab.models import cnn_torch as ct  # noqa: E402
 
 VARIANTS = {  # name -> (ReLU after the pool, channels-last, bf16)
@@ -79,13 +79,14 @@ def step_ms(width: int, batch: int, steps: int, relu_after: bool, cl: bool, bf16
 
 def epoch_run(keep: bool, width: int, batch: int, steps: int = 300) -> tuple[float, float]:
     """Median ms a step and system seconds of ``steps`` training steps as ``fit`` takes them, in this process."""
-    if keep:
-        tune_allocator("training")
     gen = torch.Generator().manual_seed(0)
     x, y = torch.rand(54_000, 1, 28, 28, generator=gen), torch.randint(0, 10, (54_000,), generator=gen)
     net = ct.place(ct.build_net(28, width, 10), torch.device("cpu"))
     optimizer = ct.make_optimizer(net, 0.4, 5e-4)
-    ct.import_lazily_loaded()
+    if keep:
+        ct.ready_for_training()  # PyTorch's lazy imports and the training allocator policy
+    else:
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # the imports only: glibc's defaults
     ticks: list[float] = []
     clock = ct.Clock(steps, None, time.perf_counter())
     before = os.times()

@@ -168,13 +168,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         Inside a ``torchrun`` process group (see :mod:`digitlab.models.ddp`) every rank must
         call ``fit`` with the same data and parameters: they train one model together.
         """
-        from digitlab.memory import tune_allocator
         from digitlab.models import cnn_torch as ct
         from digitlab.models import ddp
         from digitlab.progress import TrainingBar
 
-        ct.import_lazily_loaded()
-        tune_allocator("training")  # each step's megabytes reused, not faulted in again (digitlab.memory)
+        ct.ready_for_training()
         start = time.perf_counter()  # the time budget counts from here
         self._check_params()
         device = ct.resolve_device(self.device)
