@@ -80,7 +80,8 @@ def step_ms(width: int, batch: int, steps: int, relu_after: bool, cl: bool, bf16
 def epoch_run(keep: bool, width: int, batch: int, steps: int = 300) -> tuple[float, float]:
     """Median ms a step and system seconds of ``steps`` training steps as ``fit`` takes them, in this process."""
     gen = torch.Generator().manual_seed(0)
-    x, y = torch.rand(54_000, 1, 28, 28, generator=gen), torch.randint(0, 10, (54_000,), generator=gen)
+    n = max(54_000, batch * steps)  # MNIST's training part, or enough for the steps
+    x, y = torch.rand(n, 1, 28, 28, generator=gen), torch.randint(0, 10, (n,), generator=gen)
     net = ct.place(ct.build_net(28, width, 10), torch.device("cpu"))
     optimizer = ct.make_optimizer(net, 0.4, 5e-4)
     if keep:
@@ -103,7 +104,9 @@ def compare_malloc(args: argparse.Namespace) -> None:
     for _ in range(args.rounds):
         for keep in (False, True):
             out = subprocess.run([sys.executable, __file__, "--one-epoch-run", str(int(keep)), "--width",
-                                  str(args.width), "--batch", str(args.batch)], check=True, capture_output=True, text=True)
+                                  str(args.width), "--batch", str(args.batch)], capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(f"bench_cnn_step: a timed process failed:\n{out.stderr}")
             ms, system = map(float, out.stdout.split())
             results[keep].append((ms, system))
     base = statistics.median(ms for ms, _ in results[False])

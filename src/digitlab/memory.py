@@ -1,7 +1,7 @@
 """glibc's allocator tuned for what the process does: a server hands large buffers back, training keeps them.
 
 glibc keeps freed memory for reuse, by rules of its own: its threshold for taking a buffer straight
-from the system (``mmap``) rises by itself up to 32 MB, and free memory at the top of a heap is
+from the system (``mmap``) rises by itself up to 32 MiB, and free memory at the top of a heap is
 handed back above a trim threshold. Neither default suits both of digitlab's kinds of process, so
 each sets the two thresholds for itself (:func:`tune_allocator`):
 
@@ -13,16 +13,18 @@ each sets the two thresholds for itself (:func:`tune_allocator`):
 - **training**: a CNN step allocates and frees tensors of a few megabytes, again and again. With
   glibc's defaults many come fresh from the system each step, and touching their pages costs page
   faults: in a default MNIST run 8-12 s of system time and 2-5 s of its 30-37 s of training
-  (more in a fresh process's first steps: ``benchmarks/bench_cnn_step.py --malloc``). Buffers under 32 MB now come from the heap, and up
-  to 256 MB of free heap is kept.
+  (more in a fresh process's first steps: ``benchmarks/bench_cnn_step.py --malloc``). Buffers under
+  32 MiB now come from the heap, and up to 256 MiB of free heap is kept.
 
-The first policy set in a process stays: a server that also predicts a large batch keeps serving's.
-Elsewhere (macOS, musl) nothing is changed.
+Serving's policy wins: once set it stays, and a server made in a process that has trained switches to
+it, so a server never keeps its largest request's memory. Training's applies where nothing was set; it
+overrides the environment's ``MALLOC_TRIM_THRESHOLD_`` or ``MALLOC_MMAP_THRESHOLD_`` (Dask's workers start
+with the first, which freezes the mmap threshold at 128 KiB). Elsewhere (macOS, musl) nothing is changed.
 
 Examples
 --------
->>> tune_allocator("serving") in (True, False)
-True
+>>> sorted(POLICIES)
+['serving', 'training']
 """
 
 from __future__ import annotations
@@ -33,19 +35,20 @@ import sys
 import threading
 from functools import cache
 
-__all__ = ["POLICIES", "give_back_memory", "tune_allocator"]
+__all__ = ["POLICIES", "give_back_memory", "glibc", "policy", "tune_allocator"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 POLICIES = {  # policy -> (mmap threshold, trim threshold), bytes
     "serving": (1 << 20, 4 << 20),  # buffers of 1 MiB or more mapped and unmapped; heaps trimmed above 4 MiB
-    "training": (32 << 20, 256 << 20),  # buffers under 32 MB from the heap; up to 256 MB of free heap kept
+    "training": (32 << 20, 256 << 20),  # buffers under 32 MiB from the heap; up to 256 MiB of free heap kept
 }
 _LOCK = threading.Lock()
 _policy: str | None = None
 
 
 @cache
-def _glibc() -> ctypes.CDLL | None:
+def glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (on Linux); None elsewhere."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -57,21 +60,27 @@ def _glibc() -> ctypes.CDLL | None:
 
 
 def tune_allocator(policy: str) -> bool:
-    """Set glibc's mmap and trim thresholds for ``policy`` ("serving" or "training"), unless this process
-    already set one; True when ``policy`` is the one in force."""
+    """Set glibc's mmap and trim thresholds for ``policy`` ("serving" or "training"); True when it is the one
+    in force. "training" is not set over "serving" (see the module's docstring)."""
     global _policy
     mmap, trim = POLICIES[policy]
-    libc = _glibc()
+    libc = glibc()
     if libc is None:
         return False
     with _LOCK:
-        if _policy is None and libc.mallopt(_M_MMAP_THRESHOLD, mmap) and libc.mallopt(_M_TRIM_THRESHOLD, trim):
-            _policy = policy
+        if _policy != policy and _policy != "serving":
+            if libc.mallopt(_M_MMAP_THRESHOLD, mmap) and libc.mallopt(_M_TRIM_THRESHOLD, trim):
+                _policy = policy
         return _policy == policy
+
+
+def policy() -> str | None:
+    """The policy this process set ("serving", "training"), or None."""
+    return _policy
 
 
 def give_back_memory() -> None:
     """Return the free memory glibc's heaps still hold to the system (``malloc_trim``); takes milliseconds."""
-    libc = _glibc()
+    libc = glibc()
     if libc is not None:
         libc.malloc_trim(0)

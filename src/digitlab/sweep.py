@@ -343,7 +343,8 @@ def _local_cluster(workers: int) -> Any:
     Dask's nanny sets that variable in its workers so that they hand freed memory back to the operating
     system sooner. Setting it (to any value) also freezes glibc's mmap threshold at 128 KiB, so every PyTorch
     buffer above that is mapped and unmapped on every training step: a CNN cell trains ≈ 1.6× slower (0.62 s
-    instead of 0.38 s on the 8×8 digits). A value already in this process's environment is kept.
+    instead of 0.38 s on the 8×8 digits). A value already in this process's environment is kept. (The CNN
+    now also sets glibc's thresholds itself when it trains, whatever the environment says: :mod:`digitlab.memory`.)
     """
     import dask
     from distributed import LocalCluster

@@ -160,6 +160,8 @@ def warp(x: torch.Tensor, shift: float, distort: float, gen: torch.Generator, *,
     out the same way, so the images are warped as a single process would warp them.
     """
     n, side = x.shape[0], x.shape[-1]
+    if x.shape[-2] != side:
+        raise ValueError(f"warp takes square images, got {tuple(x.shape[-2:])}")
     rank, size = shard
     r = (torch.rand(batch or n, 4, generator=gen) * 2 - 1)[rank::size]  # uniform in [-1, 1]
     angle = r[:, 0] * distort
@@ -175,7 +177,7 @@ def affine_grid(theta: torch.Tensor, side: int) -> torch.Tensor:
     """``F.affine_grid(theta, (N, 1, side, side), align_corners=False)`` by broadcasting: 4x faster on the CPU.
 
     PyTorch's version multiplies every pixel's coordinates by ``theta`` in a batched matrix product,
-    0.8 ms of a 12-ms training step at batch 128; the same sums, written out, take 0.2 ms.
+    1.04-1.08 ms at batch 128 (28x28) on 2 cores; the same sums, written out, take 0.26-0.27 ms.
     """
     coords = (torch.arange(side, device=theta.device, dtype=theta.dtype) * 2 + 1) / side - 1  # pixel centres
     xs, ys = coords[None, None, :], coords[None, :, None]

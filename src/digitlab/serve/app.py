@@ -49,6 +49,7 @@ from starlette.concurrency import run_in_threadpool
 
 from digitlab.data.images import WORK_SIDE, read_image
 from digitlab.errors import DigitlabError
+from digitlab.memory import tune_allocator
 from digitlab.predict import predict_images, prepare_for
 from digitlab.runs import find_latest_model
 from digitlab.serve.budget import DecodeGate, ServeLimits, pixels_to_decode
@@ -57,7 +58,6 @@ from digitlab.serve.collect import CollectingOff, SameOriginSamples, collect_rou
 from digitlab.serve.engine import serving_model
 from digitlab.serve.errors import ApiError, FastJSONResponse, install_error_handlers
 from digitlab.serve.limits import FORM, IMAGE, MAX_BODY, PIXELS, READ, READ_IMAGE, PredictBodies
-from digitlab.memory import tune_allocator
 from digitlab.serve.schemas import ErrorResponse, ModelsResponse, PixelsBody, PredictResponse, ReadResponse
 from digitlab.store import LoadedModel, load_model
 
