@@ -44,6 +44,7 @@ from digitlab.memory import tune_allocator
 
 PREDICT_BATCH = 256  # images per forward pass when predicting on the CPU: each layer's output stays in cache
 PREDICT_BATCH_CUDA = 2048  # on a GPU, larger batches keep it busy
+FEW_IMAGES = 16  # up to this many: one CPU thread, and the allocator left as the process has it
 
 # ---------------------------------------------------------------- the network
 
@@ -257,7 +258,7 @@ _THREADS_LOCK = threading.Lock()
 def threads_for(n_images: int, device: torch.device):
     """One CPU thread for a few images: waking a second thread costs more than it saves,
     and on a busy machine it can stall a single prediction for 100 ms."""
-    if device.type != "cpu" or n_images > 16:
+    if device.type != "cpu" or n_images > FEW_IMAGES:
         yield
         return
     with _THREADS_LOCK:
@@ -348,7 +349,7 @@ def predict_proba(net: nn.Module, images: np.ndarray, device: torch.device, tta:
     With ``tta``, the average over the image and its four one-pixel shifts.
     """
     net.eval()
-    if len(images) > 16:
+    if len(images) > FEW_IMAGES:
         tune_allocator("training")  # batches of megabytes: keep freed memory (a server keeps its own policy)
     images = torch.from_numpy(images)
     out = []
