@@ -56,6 +56,7 @@ from digitlab.serve.budget import DecodeGate, ServeLimits, pixels_to_decode
 from digitlab.serve.choice import ModelChoice, Served, list_models, tune_threads
 from digitlab.serve.collect import CollectingOff, SameOriginSamples, collect_router, open_collecting
 from digitlab.serve.engine import serving_model
+from digitlab.serve.lane import page_lane
 from digitlab.serve.errors import ApiError, FastJSONResponse, install_error_handlers
 from digitlab.serve.limits import FORM, IMAGE, MAX_BODY, PIXELS, READ, READ_IMAGE, PredictBodies
 from digitlab.serve.schemas import ErrorResponse, ModelsResponse, PixelsBody, PredictResponse, ReadResponse
@@ -135,6 +136,7 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
     else:
         app.add_middleware(SameOriginSamples)  # another site's page may not post into the class's set
     install_error_handlers(app)
+    app.router.routes.append(page_lane(_answer))  # the page's request, before the FastAPI route (digitlab.serve.lane)
     _add_routes(app)
     if collecting is not None:
         app.include_router(collect_router())

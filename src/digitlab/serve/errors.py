@@ -20,7 +20,7 @@ from starlette.requests import ClientDisconnect
 
 from digitlab.data.images import ImageTooLargeError
 from digitlab.errors import DigitlabError
-from digitlab.serve.limits import FORM, PIXELS, WANTED
+from digitlab.serve.limits import FORM, PIXELS, WANTED, empty_body
 
 __all__ = ["ApiError", "FastJSONResponse", "error_response", "install_error_handlers"]
 
@@ -112,7 +112,7 @@ def _explain(err: dict[str, Any], body: Any, path: str) -> tuple[int, str]:
     if kind == "json_invalid":  # FastAPI puts the character offset last in loc
         return 400, f"the body is not valid JSON{_position(body, loc[-1])}; send {{\"pixels\": 28×28 numbers}}"
     if loc == ("body",) and kind == "missing":  # a chunked body with no bytes in it
-        return 400, f"the request body is empty; send {WANTED.get(path, 'a body')}"
+        return 400, empty_body(path)
     if loc[:2] == ("body", "image"):
         return 400, NO_FILE
     if loc[:2] == ("query", "label"):

@@ -39,7 +39,7 @@ from digitlab.data.images import MAX_BYTES
 from digitlab.serve.budget import Budget, Busy, ServeLimits
 
 __all__ = ["BodyReader", "FORM", "IMAGE", "MAX_BODY", "PIXELS", "PredictBodies", "READ", "READ_IMAGE", "SAMPLES",
-           "SAMPLES_IMAGE", "WANTED", "route_for", "route_path"]
+           "SAMPLES_IMAGE", "WANTED", "empty_body", "route_for", "route_path"]
 
 MAX_BODY = MAX_BYTES + 64 * 1024
 """Largest request body read: a 5 MiB image plus room for the multipart envelope."""
@@ -143,12 +143,17 @@ def _refusal(path: str, content_type: str, declared: str | None) -> tuple[int, s
         return 413, (f"the request body is {int(declared) / 2**20:.1f} MiB; the limit is 5 MiB for an image, "
                      "send a smaller file")
     if declared == "0":
-        return 400, f"the request body is empty; send {WANTED[path]}"
+        return 400, empty_body(path)
     if not content_type:
         return 415, f"no Content-Type; send {WANTED[path]}"
     if destination(path, content_type) is None:
         return 415, f"cannot read a body of type {content_type} here; send {WANTED[path]}"
     return None
+
+
+def empty_body(path: str) -> str:
+    """The answer to a request to ``path`` with no body."""
+    return f"the request body is empty; send {WANTED.get(path, 'a body')}"
 
 
 class BodyReader:
