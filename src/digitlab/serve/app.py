@@ -16,15 +16,16 @@ Routes
 ``GET /healthz``              liveness, the model id and what runs it (``onnxruntime`` or ``estimator``)
 ``GET /docs``                 OpenAPI docs (``/openapi.json`` is the schema)
 
-FastAPI parses and documents each body; :mod:`digitlab.serve.limits` checks sizes and Content-Types
-before that, and also lets ``/api/predict`` take a JSON or bare-image body. Every mistake a client
-can make is answered 4xx with ``{"error": "one line"}`` (:mod:`digitlab.serve.errors`); the next
-request is served normally. The drawing page's own request takes a lane past FastAPI's parameter
-machinery (:mod:`digitlab.serve.lane`), to the same answer. Answers leave out the 28×28 ``input`` the model saw unless asked for
-(``?input=true``: the drawing page asks, since it shows it). The model runs on ONNX Runtime where it
-can (:mod:`digitlab.serve.engine`). What the server takes on at once is bounded (:mod:`digitlab.serve.budget`):
-a picture is decoded only when its pixels fit the decode budget, else the answer is 503 with
-``Retry-After``; ``digitlab serve`` adds the connection limits (:mod:`digitlab.serve.connections`).
+FastAPI parses and documents each body; :mod:`digitlab.serve.limits` checks sizes and Content-Types before
+that, and also lets ``/api/predict`` take a JSON or bare-image body. Every mistake a client can make is
+answered 4xx with ``{"error": "one line"}`` (:mod:`digitlab.serve.errors`); the next request is served
+normally. The drawing page's own request takes a lane past FastAPI's parameter machinery
+(:mod:`digitlab.serve.lane`), to the same answer. Answers leave out the 28×28 ``input`` the model saw unless
+asked for (``?input=true``: the drawing page asks, since it shows it). The model runs on ONNX Runtime where it
+can (:mod:`digitlab.serve.engine`). What the server takes on at once is bounded
+(:mod:`digitlab.serve.budget`): a picture is decoded only when its pixels fit the decode budget, else the
+answer is 503 with ``Retry-After``; ``digitlab serve`` adds the connection limits
+(:mod:`digitlab.serve.connections`).
 
 Examples
 --------
