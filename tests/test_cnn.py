@@ -216,6 +216,36 @@ def test_bad_inputs_give_one_clear_line(fitted, digits):
         CNNClassifier(**SMALL).fit(X[:5], np.ones(5, dtype=int))
     with pytest.raises(NotFittedError):
         CNNClassifier().predict(X[:1])
+    with pytest.raises(DigitlabError, match="tta must be True, False or the number of views, 1, 5 or 9, got 3"):
+        CNNClassifier(**{**SMALL, "tta": 3}).fit(X, y)
+
+
+def test_nine_view_tta_is_the_mean_over_the_image_and_its_eight_neighbours(fitted, digits):
+    """tta=9 adds the four diagonal one-pixel shifts to tta=True's four; True and 5 are the same, as are False
+    and 1; the estimator's answers change with it, not its weights."""
+    import torch
+
+    from digitlab.models import cnn_torch as ct
+
+    _, _, X_test, _ = digits
+    images = ct.as_images(X_test[:40], 8)
+    net = fitted._inference_net
+    with torch.inference_mode():
+        x = torch.from_numpy(images)
+        views = [x] + [ct.shift(x, dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+        expected = torch.stack([torch.softmax(net(v), dim=1) for v in views]).mean(0).numpy()
+    nine = ct.predict_proba(net, images, torch.device("cpu"), 9)
+    np.testing.assert_allclose(nine, expected, atol=1e-6)
+    five = ct.predict_proba(net, images, torch.device("cpu"), True)
+    np.testing.assert_array_equal(five, ct.predict_proba(net, images, torch.device("cpu"), 5))
+    assert np.abs(nine - five).max() > 1e-3  # the diagonals count
+    np.testing.assert_array_equal(ct.predict_proba(net, images, torch.device("cpu"), 1),
+                                  ct.predict_proba(net, images, torch.device("cpu"), False))
+    before = fitted.tta
+    try:
+        np.testing.assert_allclose(fitted.set_params(tta=9).predict_proba(X_test[:40]), nine, atol=1e-6)
+    finally:
+        fitted.set_params(tta=before)
 
 
 def test_registry_defaults_per_dataset():

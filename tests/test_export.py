@@ -301,6 +301,29 @@ def test_a_cnn_without_tta_exports_and_one_whose_probabilities_drift_is_refused(
     assert parity.n_disagree == 0 and parity.max_abs_diff <= 1e-4
 
 
+def test_a_cnn_with_nine_view_tta_exports_all_nine_views(saved, digits, tmp_path):
+    """tta=9 (the 10-minute recipe's): the graph averages the image and its eight one-pixel shifts, and matches."""
+    import onnx
+
+    from digitlab.export import check_parity
+    from digitlab.store import load_model
+
+    run = tmp_path / "run"
+    shutil.copytree(_run(saved, "cnn")[0], run, ignore=shutil.ignore_patterns("model.onnx*"))
+    card = json.loads((run / "model.json").read_text())
+    card["params"]["tta"] = 9
+    (run / "model.json").write_text(json.dumps(card))
+    exported = export_onnx(run, tmp_path / "cnn9.onnx")  # refuses a graph that disagrees with the estimator
+    props = {p.key: p.value for p in onnx.load(str(exported.path)).metadata_props}
+    assert "its 8 one-pixel shifts" in props["test_time_augmentation"]
+    estimator = load_model(run).model
+    X, _ = features_of_test_part(digits)
+    graph = OnnxModel(exported.path)
+    parity = check_parity(estimator, graph, X)
+    assert parity.n_disagree == 0 and parity.max_abs_diff <= 1e-4
+    assert np.abs(graph.predict_proba(X) - estimator.set_params(tta=5).predict_proba(X)).max() > 1e-4  # not 5 views
+
+
 def test_a_model_that_cannot_be_converted_says_which_and_why(digits):
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.semi_supervised import LabelPropagation

@@ -254,9 +254,12 @@ def _add_contract(proto: Any, model: Any, card: ModelCard) -> None:
                    "[batch, n_classes], columns in the order of classes, before the calibration temperature",
         "temperature_applied": "outside the graph: digitlab.calibrate.apply_temperature(probabilities, temperature)",
     }
-    if getattr(model, "tta", False):
-        props["test_time_augmentation"] = ("in the graph: the mean of the probabilities of the image and its four "
-                                           "one-pixel shifts")
+    if hasattr(model, "tta"):  # the CNN
+        from digitlab.models.cnn_torch import tta_shifts
+
+        if shifts := len(tta_shifts(model.tta)):
+            props["test_time_augmentation"] = (f"in the graph: the mean of the probabilities of the image and its "
+                                               f"{shifts} one-pixel shifts")
     if card.calibration is not None:
         props["temperature"] = repr(float(card.calibration.temperature))
         props["unsure_below"] = repr(float(card.calibration.unsure_below))

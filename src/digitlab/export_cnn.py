@@ -29,7 +29,7 @@ def cnn_to_onnx(model: Any, card: ModelCard) -> Any:
     side = model.image_shape_[0]
     n_features, n_classes = int(model.n_features_in_), len(model.classes_)
     net = ct.fuse_bn(model.module_).cpu().to(memory_format=torch.contiguous_format).eval()
-    tta = bool(model.tta)
+    shifts = ct.tta_shifts(model.tta)
 
     class Graph(nn.Module):
         """Features in, (label, probabilities) out: what ``CNNClassifier.predict_proba`` computes."""
@@ -43,9 +43,9 @@ def cnn_to_onnx(model: Any, card: ModelCard) -> Any:
             if n_features < side * side:  # rows zero-padded to a square, as cnn_torch.as_images does
                 features = F.pad(features, (0, side * side - n_features))
             x = features.reshape(-1, 1, side, side)
-            if tta:
-                views = torch.cat([x] + [ct.shift(x, dy, dx) for dy, dx in ct.TTA_SHIFTS])
-                proba = torch.softmax(self.net(views), dim=1).reshape(1 + len(ct.TTA_SHIFTS), -1, n_classes).mean(0)
+            if shifts:
+                views = torch.cat([x] + [ct.shift(x, dy, dx) for dy, dx in shifts])
+                proba = torch.softmax(self.net(views), dim=1).reshape(1 + len(shifts), -1, n_classes).mean(0)
             else:
                 proba = torch.softmax(self.net(x), dim=1)
             return self.classes[proba.argmax(dim=1)], proba

@@ -57,9 +57,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         Largest random shift, in pixels of the input image; 0 turns augmentation off.
     distort : float
         Largest random rotation (radians) and relative change of scale; 0 for shifts only.
-    tta : bool
+    tta : bool or int
         Test-time augmentation: average the probabilities of the image and its four
-        one-pixel shifts (5x the inference work).
+        one-pixel shifts (True or 5: 5x the inference work), or its eight (9); False or 1: off.
     time_budget : float or None
         Seconds of training; the learning-rate schedule is fitted to the budget.
     target_accuracy : float or None
@@ -129,7 +129,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         label_smoothing: float = 0.1,
         augment: float = 1.0,
         distort: float = 0.1,
-        tta: bool = True,
+        tta: bool | int = True,
         time_budget: float | None = None,
         target_accuracy: float | None = None,
         validation_fraction: float = 0.0,
@@ -260,6 +260,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             raise InvalidValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise InvalidValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
+        from digitlab.models import cnn_torch as ct
+
+        try:
+            ct.tta_shifts(self.tta)
+        except ValueError as exc:
+            raise InvalidValueError(str(exc)) from None
 
     # -------------------------------------------------------------- predict
 

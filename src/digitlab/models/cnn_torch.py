@@ -188,6 +188,21 @@ def affine_grid(theta: torch.Tensor, side: int) -> torch.Tensor:
 
 TTA_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
 """Test-time augmentation: the image and these four one-pixel shifts (rows, columns), probabilities averaged."""
+TTA_DIAGONALS = ((1, 1), (1, -1), (-1, 1), (-1, -1))
+"""The four diagonal one-pixel shifts that 9-view test-time augmentation adds."""
+
+
+def tta_shifts(tta: bool | int) -> tuple[tuple[int, int], ...]:
+    """The shifts averaged with the image itself for the estimator's ``tta``: False or 1 (the image alone),
+    True or 5 (:data:`TTA_SHIFTS`), 9 (those and :data:`TTA_DIAGONALS`).
+
+    >>> len(tta_shifts(False)), len(tta_shifts(True)), len(tta_shifts(5)), len(tta_shifts(9))
+    (0, 4, 4, 8)
+    """
+    views = (5 if tta else 1) if isinstance(tta, (bool, np.bool_)) else tta
+    if isinstance(views, (int, np.integer)) and views in (1, 5, 9):
+        return {1: (), 5: TTA_SHIFTS, 9: TTA_SHIFTS + TTA_DIAGONALS}[int(views)]
+    raise ValueError(f"tta must be True, False or the number of views, 1, 5 or 9, got {tta!r}")
 
 
 def shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -343,11 +358,12 @@ def train_one_epoch(
     return (float(loss_sum.item()) / done if done else float("nan")), done
 
 
-def predict_proba(net: nn.Module, images: np.ndarray, device: torch.device, tta: bool) -> np.ndarray:
+def predict_proba(net: nn.Module, images: np.ndarray, device: torch.device, tta: bool | int) -> np.ndarray:
     """Softmax probabilities for images N x 1 x H x W (numpy), in large batches, without autograd.
 
-    With ``tta``, the average over the image and its four one-pixel shifts.
+    With ``tta``, the average over the image and its one-pixel shifts (:func:`tta_shifts`).
     """
+    shifts = tta_shifts(tta)
     net.eval()
     if len(images) > FEW_IMAGES:
         tune_allocator("training")  # batches of megabytes: keep freed memory (a server keeps its own policy)
@@ -357,8 +373,8 @@ def predict_proba(net: nn.Module, images: np.ndarray, device: torch.device, tta:
         batch = PREDICT_BATCH if device.type == "cpu" else PREDICT_BATCH_CUDA
         for i in range(0, len(images), batch):
             xb = images[i : i + batch].to(device)
-            if tta:  # test-time augmentation: 5x the work for a steadier answer
-                views = [xb] + [shift(xb, dy, dx) for dy, dx in TTA_SHIFTS]
+            if shifts:  # test-time augmentation: 5x (or 9x) the work for a steadier answer
+                views = [xb] + [shift(xb, dy, dx) for dy, dx in shifts]
                 proba = sum(torch.softmax(net(channels_last(v)).float(), dim=1) for v in views) / len(views)
             else:
                 proba = torch.softmax(net(channels_last(xb)).float(), dim=1)
