@@ -90,8 +90,12 @@ def main() -> None:
     ms = latencies(paths, X, args.calls, args.warmup)
     eager, wrapped, bare = ms.values()
 
-    tta = getattr(estimator.model, "tta", None)
-    print(f"model: {card.id} ({card.model} on {card.dataset}, test-time augmentation {'on' if tta else 'off'})")
+    views = getattr(estimator.model, "tta", None)
+    if views is not None:
+        from digitlab.models.cnn_torch import tta_shifts
+
+        views = 1 + len(tta_shifts(views))
+    print(f"model: {card.id} ({card.model} on {card.dataset}, test-time views: {views or 'none'})")
     print(f"export: {export_s:.1f} s, {size:,} bytes; {parity.describe()}")
     print(f"single image, 1 thread, median of {args.calls:,} calls after {args.warmup} warm-up:")
     for name, value in ms.items():

@@ -176,37 +176,44 @@ def test_predict_raw_image_body(client):
     ("", True), ("input=true", True), ("top_k=5&input=false", True), ("input=1", False), ("top_k=05", False),
     ("explain=false", False), ("input=true&input=true", False),
 ])
-def test_the_page_lane_takes_only_the_pages_queries_and_answers_as_fastapi_does(client, query, lane):
+def test_the_page_lane_takes_only_the_pages_queries_and_answers_as_fastapi_does(client, query, lane, monkeypatch):
     """digitlab.serve.lane: the plain queries go to the lane, every other to the FastAPI route; same answers."""
-    from starlette.routing import Match
-
     from digitlab.serve.lane import plain_query
 
     image_routes = [r for r in client.app.router.routes if getattr(r, "path", None) == "/api/predict/image"]
     assert [type(r).__name__ for r in image_routes] == ["_Lane", "APIRoute"]  # the lane is tried first
-    scope = {"type": "http", "method": "POST", "path": "/api/predict/image", "root_path": "",
-             "query_string": query.encode()}
-    assert (image_routes[0].matches(scope)[0] is Match.FULL) is lane
     assert (plain_query(query.encode()) is not None) is lane
+    taken = []
+    through = image_routes[0].app
+
+    async def counted(scope, receive, send):
+        taken.append(scope["path"])
+        await through(scope, receive, send)
+
+    monkeypatch.setattr(image_routes[0], "app", counted)
     body = png(drawn_one())
     answer = client.post(f"/api/predict?{query}", content=body, headers={"content-type": "image/png"}).json()
     answer.pop("milliseconds")
+    assert taken == (["/api/predict/image"] if lane else [])  # the page's URL, its body sent on to the lane
     served = client.get("/healthz").json()["model_id"]  # naming it with ?model= always takes the FastAPI route
     fastapi_answer = client.post(f"/api/predict?{query.replace('input=true', 'input=1')}&model={served}",
                                  content=body, headers={"content-type": "image/png"}).json()
     fastapi_answer.pop("milliseconds")
-    assert answer == fastapi_answer
+    assert answer == fastapi_answer and len(taken) == int(lane)
 
 
 def test_the_page_lane_answers_an_empty_chunked_body_as_fastapi_does(client):
     def nothing():
         yield b""
 
+    proxied = TestClient(client.app, root_path="/digits")  # behind a proxy that mounts the app at /digits
     for query in ("input=true", "input=1"):  # the lane, then the FastAPI route
-        response = client.post(f"/api/predict/image?{query}", content=nothing(), headers={"content-type": "image/png"})
-        assert response.status_code == 400
-        assert response.json()["error"] == "the request body is empty; send " \
-            "the image file itself, with a Content-Type such as image/png"
+        for http, prefix in ((client, ""), (proxied, "/digits")):
+            response = http.post(f"{prefix}/api/predict/image?{query}", content=nothing(),
+                                 headers={"content-type": "image/png"})
+            assert response.status_code == 400
+            assert response.json()["error"] == "the request body is empty; send " \
+                "the image file itself, with a Content-Type such as image/png"
 
 
 def test_predict_json_pixels(client, mnist_like):

@@ -1,5 +1,5 @@
 """The CNN as an ONNX graph, through ``torch.onnx.export``: BatchNorm folded into the convolutions,
-test-time augmentation as one batch of five views, softmax and argmax, a dynamic batch axis.
+test-time augmentation as one batch of its five (or nine) views, softmax and argmax, a dynamic batch axis.
 :func:`digitlab.export.to_onnx` calls it for the ``cnn`` model.
 """
 

@@ -193,15 +193,16 @@ TTA_DIAGONALS = ((1, 1), (1, -1), (-1, 1), (-1, -1))
 
 
 def tta_shifts(tta: bool | int) -> tuple[tuple[int, int], ...]:
-    """The shifts averaged with the image itself for the estimator's ``tta``: False or 1 (the image alone),
-    True or 5 (:data:`TTA_SHIFTS`), 9 (those and :data:`TTA_DIAGONALS`).
+    """The shifts averaged with the image itself for the estimator's ``tta``: False or 1 (the image alone; 0
+    and None too, as before views could be counted), True or 5 (:data:`TTA_SHIFTS`), 9 (those and
+    :data:`TTA_DIAGONALS`). ``True == 1`` in Python, so booleans are told apart first.
 
-    >>> len(tta_shifts(False)), len(tta_shifts(True)), len(tta_shifts(5)), len(tta_shifts(9))
-    (0, 4, 4, 8)
+    >>> [len(tta_shifts(t)) for t in (False, True, 1, 5, 9, None, 0)]
+    [0, 4, 0, 4, 8, 0, 0]
     """
-    views = (5 if tta else 1) if isinstance(tta, (bool, np.bool_)) else tta
-    if isinstance(views, (int, np.integer)) and views in (1, 5, 9):
-        return {1: (), 5: TTA_SHIFTS, 9: TTA_SHIFTS + TTA_DIAGONALS}[int(views)]
+    views = (5 if tta else 1) if tta is None or isinstance(tta, (bool, np.bool_)) else tta
+    if isinstance(views, (int, np.integer)) and views in (0, 1, 5, 9):
+        return {0: (), 1: (), 5: TTA_SHIFTS, 9: TTA_SHIFTS + TTA_DIAGONALS}[int(views)]
     raise ValueError(f"tta must be True, False or the number of views, 1, 5 or 9, got {tta!r}")
 
 

@@ -58,8 +58,8 @@ from digitlab.serve.budget import DecodeGate, ServeLimits, pixels_to_decode
 from digitlab.serve.choice import ModelChoice, Served, list_models, tune_threads
 from digitlab.serve.collect import CollectingOff, SameOriginSamples, collect_router, open_collecting
 from digitlab.serve.engine import serving_model
-from digitlab.serve.lane import page_lane
 from digitlab.serve.errors import ApiError, FastJSONResponse, install_error_handlers
+from digitlab.serve.lane import TOP_K, TOP_K_MAX, page_lane
 from digitlab.serve.limits import FORM, IMAGE, MAX_BODY, PIXELS, READ, READ_IMAGE, PredictBodies
 from digitlab.serve.schemas import ErrorResponse, ModelsResponse, PixelsBody, PredictResponse, ReadResponse
 from digitlab.store import LoadedModel, load_model
@@ -72,7 +72,7 @@ log = logging.getLogger("digitlab.serve")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 404, 408, 413, 415, 422, 503)
 }
-TopK = Annotated[int, Query(ge=1, le=10, description="How many digits `top` lists.")]
+TopK = Annotated[int, Query(ge=1, le=TOP_K_MAX, description="How many digits `top` lists.")]
 WithInput = Annotated[bool, Query(alias="input", description="Also answer the prepared image the model saw "
                                                               "(`input`, H×W); left out by default.")]
 Explain = Annotated[bool, Query(description="Also answer what the model looks at: `saliency` (H×W, −1..1: "
@@ -236,7 +236,7 @@ def _add_predict_routes(app: FastAPI) -> None:
     async def predict(
         image: Annotated[UploadFile, File(description="PNG, JPEG, BMP, GIF, WebP or TIFF; at most 5 MiB and "
                                                       "4096×4096 pixels")],
-        top_k: TopK = 3,
+        top_k: TopK = TOP_K,
         with_input: WithInput = False,
         explain: Explain = False,
         model: ModelId = None,
@@ -248,7 +248,7 @@ def _add_predict_routes(app: FastAPI) -> None:
         return await _answer(app, await image.read(), top_k, with_input, explain, model)
 
     @app.post(PIXELS, summary="Predict the digit in a 28×28 grid of pixels", **predicts)
-    async def predict_pixels(body: PixelsBody, top_k: TopK = 3, with_input: WithInput = False,
+    async def predict_pixels(body: PixelsBody, top_k: TopK = TOP_K, with_input: WithInput = False,
                              explain: Explain = False, model: ModelId = None) -> JSONResponse:
         """``{"pixels": [[...28 numbers 0-255...] × 28]}``, prepared like MNIST before the model sees it."""
         return await _answer(app, np.asarray(body.pixels, dtype=np.uint8), top_k, with_input, explain, model)
@@ -257,7 +257,7 @@ def _add_predict_routes(app: FastAPI) -> None:
     async def predict_image(
         image: Annotated[bytes, Body(media_type="image/*", description="The image file itself: PNG, JPEG, "
                                      "BMP, GIF, WebP or TIFF; at most 5 MiB and 4096×4096 pixels")],
-        top_k: TopK = 3,
+        top_k: TopK = TOP_K,
         with_input: WithInput = False,
         explain: Explain = False,
         model: ModelId = None,

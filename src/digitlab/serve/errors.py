@@ -20,7 +20,7 @@ from starlette.requests import ClientDisconnect
 
 from digitlab.data.images import ImageTooLargeError
 from digitlab.errors import DigitlabError
-from digitlab.serve.limits import FORM, PIXELS, WANTED, empty_body
+from digitlab.serve.limits import FORM, PIXELS, WANTED, empty_body, route_path
 
 __all__ = ["ApiError", "FastJSONResponse", "error_response", "install_error_handlers"]
 
@@ -73,7 +73,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        answers = [_explain(err, exc.body, request.url.path) for err in exc.errors()]
+        answers = [_explain(err, exc.body, route_path(request.scope)) for err in exc.errors()]
         messages = list(dict.fromkeys(message for _, message in answers))  # unique, in order
         return error_response(answers[0][0] if answers else 422, "; ".join(messages) or "invalid request")
 
@@ -82,8 +82,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc.__cause__, ClientDisconnect):  # FastAPI wraps it while reading the body
             return _client_gone(request)
         message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
-        if exc.status_code == 400 and request.url.path in WANTED:  # the body could not be parsed
-            message = _unreadable(request.url.path, exc)
+        if exc.status_code == 400 and route_path(request.scope) in WANTED:  # the body could not be parsed
+            message = _unreadable(route_path(request.scope), exc)
         elif exc.status_code == 404:
             message = f"no such page: {request.url.path}; see /docs for the API"
         elif exc.status_code == 405:

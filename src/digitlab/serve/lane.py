@@ -30,16 +30,18 @@ from starlette.types import Scope
 from digitlab.serve.errors import ApiError
 from digitlab.serve.limits import IMAGE, empty_body
 
-__all__ = ["page_lane", "plain_query"]
+__all__ = ["TOP_K", "TOP_K_MAX", "page_lane", "plain_query"]
 
 Answer = Callable[..., Awaitable[Response]]
-_TOP_K = {str(k).encode(): k for k in range(1, 11)}  # the FastAPI route's bounds: 1 to 10
+TOP_K, TOP_K_MAX = 3, 10
+"""``top_k``'s default and largest value, on the lane and on the FastAPI routes (``app.TopK``)."""
+_TOP_K = {str(k).encode(): k for k in range(1, TOP_K_MAX + 1)}
 _INPUT = {b"true": True, b"false": False}
 
 
 def plain_query(query: bytes) -> tuple[int, bool] | None:
     """``(top_k, input)`` of a query string the lane answers; None for any other, which FastAPI answers."""
-    top_k, with_input, seen = 3, False, set()
+    top_k, with_input, seen = TOP_K, False, set()
     for pair in query.split(b"&") if query else ():
         key, _, value = pair.partition(b"=")
         if key in seen:
@@ -77,4 +79,4 @@ def page_lane(answer: Answer) -> Route:
             raise ApiError(400, empty_body(IMAGE))
         return await answer(request.app, body, top_k, with_input)
 
-    return _Lane(IMAGE, endpoint, methods=["POST"], include_in_schema=False)
+    return _Lane(IMAGE, endpoint, methods=["POST"], name="page_lane", include_in_schema=False)
