@@ -138,7 +138,6 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
     else:
         app.add_middleware(SameOriginSamples)  # another site's page may not post into the class's set
     install_error_handlers(app)
-    app.router.routes.append(page_lane(_answer))  # the page's request, before the FastAPI route (digitlab.serve.lane)
     _add_routes(app)
     if collecting is not None:
         app.include_router(collect_router())
@@ -230,6 +229,7 @@ def _add_routes(app: FastAPI) -> None:
 
 
 def _add_predict_routes(app: FastAPI) -> None:
+    app.router.routes.append(page_lane(_answer))  # the page's own request, tried before the FastAPI route below
     predicts = {"response_model": PredictResponse, "responses": _ERRORS}
 
     @app.post(FORM, summary="Predict the digit in an uploaded image", **predicts)
