@@ -82,8 +82,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc.__cause__, ClientDisconnect):  # FastAPI wraps it while reading the body
             return _client_gone(request)
         message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
-        if exc.status_code == 400 and route_path(request.scope) in WANTED:  # the body could not be parsed
-            message = _unreadable(route_path(request.scope), exc)
+        route = route_path(request.scope)  # without the root_path a proxy mounts the app under
+        if exc.status_code == 400 and route in WANTED:  # the body could not be parsed
+            message = _unreadable(route, exc)
         elif exc.status_code == 404:
             message = f"no such page: {request.url.path}; see /docs for the API"
         elif exc.status_code == 405:
