@@ -9,7 +9,9 @@ One run measures three loads on the same server, one after the other:
    for its answer before the next, as the page does, so a slow server shows as fewer requests.
 
 The page's request (``--payload page``, the default) is what ``static/app.js`` sends: the drawing shrunk
-to 112 px, a PNG as the raw body, ``?input=true``. ``--payload page400`` is the page before issue 14 (the
+to 112 px, a one-channel PNG as ``static/graypng.js`` writes it as the raw body, ``?input=true``.
+``--payload page-rgba`` is the same drawing as canvas.toBlob's RGBA PNG (the page before its grey PNGs, and
+browsers without CompressionStream); ``--payload page400`` is the page before issue 14 (the
 400×400 canvas as a multipart file, the 28×28 echo always on); ``--payload json`` a 28×28 pixel grid.
 The server is the real ``digitlab serve --workers N`` (ONNX Runtime where installed; ``--engine
 estimator`` sets ``DIGITLAB_SERVE_ONNX=0``), its log written to ``bench-output/bench_serve_server.log``.
@@ -50,7 +52,7 @@ def main() -> int:
     parser.add_argument("--model", type=Path, required=True, help="run folder (or model.json) to serve")
     parser.add_argument("--requests", "-n", type=int, default=10_000)
     parser.add_argument("--concurrency", "-c", type=int, default=50)
-    parser.add_argument("--payload", choices=["page", "page400", "json"], default="page")
+    parser.add_argument("--payload", choices=["page", "page-rgba", "page400", "json"], default="page")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="server processes")
     parser.add_argument("--engine", choices=["onnx", "estimator"], default="onnx")
     parser.add_argument("--drawers", type=int, default=100, help="simulated students drawing at once (0: skip)")
@@ -151,10 +153,14 @@ def _payload(kind: str, out: Path) -> tuple[Path, str, str]:
         path.write_text(json.dumps({"pixels": small.tolist()}))
         return path, "application/json", ""
     buffer = io.BytesIO()
-    if kind == "page":  # app.js: drawImage to 112 px (smoothed), toBlob("image/png"): an RGBA PNG
-        canvas.resize((PAGE_SIDE, PAGE_SIDE), Image.Resampling.BILINEAR).convert("RGBA").save(buffer, "PNG")
+    if kind in ("page", "page-rgba"):  # app.js: drawImage to 112 px (smoothed), then graypng.js or toBlob's RGBA
+        small = canvas.resize((PAGE_SIDE, PAGE_SIDE), Image.Resampling.BILINEAR)
         path = out / "bench_body.png"
-        path.write_bytes(buffer.getvalue())
+        if kind == "page":
+            path.write_bytes(_grey_png(small.convert("L")))
+        else:
+            small.convert("RGBA").save(buffer, "PNG")
+            path.write_bytes(buffer.getvalue())
         return path, "image/png", "?input=true"
     canvas.save(buffer, "PNG")  # the page before issue 14: the 400 px canvas, multipart, the echo always on
     body = (
@@ -164,6 +170,21 @@ def _payload(kind: str, out: Path) -> tuple[Path, str, str]:
     path = out / "bench_body.multipart"
     path.write_bytes(body)
     return path, f"multipart/form-data; boundary={BOUNDARY}", "?input=true"
+
+
+def _grey_png(image: "object") -> bytes:
+    """An 8-bit grey PNG written as ``static/graypng.js`` writes it: every row unfiltered, one zlib stream."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    width, height = image.size
+    pixels = image.tobytes()
+    rows = b"".join(b"\0" + pixels[y * width : (y + 1) * width] for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 def _free_port() -> int:

@@ -209,7 +209,28 @@ def test_drawing_a_one_shows_the_prediction_and_the_bars(page):
     kind, width, height = page.evaluate("""async () => {
         const b = await shrunk(); const m = await createImageBitmap(b); return [b.type, m.width, m.height]; }""")
     assert (kind, width, height) == ("image/png", 112, 112)
+    _assert_grey_png_matches_to_blob(page)
     page.screenshot(path=str(OUTPUT / "page-one.png"), full_page=True)
+
+
+def _assert_grey_png_matches_to_blob(page):
+    """The page's own one-channel PNG (graypng.js) holds exactly the grey Pillow reads from toBlob's RGBA PNG."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    grey, rgba = (bytes(b) for b in page.evaluate("""async () => {
+        const bytes = async (blob) => Array.from(new Uint8Array(await blob.arrayBuffer()));
+        const grey = await shrunk();
+        const rgba = await new Promise((resolve) => small.toBlob(resolve, "image/png"));
+        return [await bytes(grey), await bytes(rgba)]; }"""))
+    Image.open(io.BytesIO(grey)).verify()  # every chunk's CRC and the zlib stream
+    grey_image, rgba_image = Image.open(io.BytesIO(grey)), Image.open(io.BytesIO(rgba))
+    assert (grey_image.mode, rgba_image.mode) == ("L", "RGBA") and len(grey) < len(rgba)
+    seen = np.asarray(grey_image)
+    assert seen.min() < 64 and seen.max() == 255  # ink and paper
+    assert np.array_equal(seen, np.asarray(rgba_image.convert("L")))
 
 
 def test_a_seven_then_undo_and_clear(page):
