@@ -70,6 +70,32 @@ def test_a_picture_over_the_decode_budget_is_503_with_retry_after(lesson_run):
         assert c.app.state.gate.pixels.in_use == 0
 
 
+def test_a_png_header_gives_pillows_size_and_a_png_broken_later_is_still_one_line(lesson_run):
+    from PIL import Image
+
+    from digitlab.serve.budget import pixels_to_decode
+
+    def saved(image, **options) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG", **options)
+        return buffer.getvalue()
+
+    pictures = [saved(Image.new("L", (112, 90))), saved(Image.new("RGBA", (3, 700))),
+                saved(Image.new("P", (50, 40))), saved(Image.new("I;16", (33, 17))),
+                saved(Image.new("RGB", (64, 48)), optimize=True), png(300)]
+    for data in pictures:
+        width, height = Image.open(io.BytesIO(data)).size
+        assert pixels_to_decode(data) == width * height
+    wide = saved(Image.new("L", (5000, 10)))  # over MAX_SIDE: refused before any decode, as Pillow's path does
+    assert pixels_to_decode(wide) == 0 and pixels_to_decode(wide[:20]) == 0
+    broken = pictures[0][:40] + b"\0" * 16  # the header reads, the rest is not a PNG
+    assert pixels_to_decode(broken) == 112 * 90
+    with limited(lesson_run) as c:
+        refused = c.post("/api/predict", content=broken, headers={"content-type": "image/png"})
+        assert refused.status_code == 400 and refused.json()["error"].startswith("not an image: send a PNG")
+        assert c.app.state.gate.pixels.in_use == 0
+
+
 def test_no_turn_within_the_wait_is_503(lesson_run):
     with limited(lesson_run, decode_slots=1, slot_wait_s=0.05) as c:
         gate = c.app.state.gate

@@ -297,13 +297,17 @@ def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
 
 
 def _resize(ink: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Anti-aliased resize of a float map: area average when shrinking, bilinear when growing."""
+    """Anti-aliased resize of a map in [0, 1]: area average when shrinking, bilinear when growing.
+
+    Both average with weights that are never negative, so the result stays in [0, 1] with no clipping.
+    """
     if ink.shape == (height, width):
         return ink.copy()
     shrinking = height <= ink.shape[0] and width <= ink.shape[1]
     method = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
-    resized = Image.fromarray(np.ascontiguousarray(ink, dtype=np.float32), "F").resize((width, height), method)
-    return np.clip(np.asarray(resized), 0.0, 1.0)
+    ink = np.ascontiguousarray(ink, dtype=np.float32)
+    picture = Image.frombuffer("F", (ink.shape[1], ink.shape[0]), ink, "raw", "F", 0, 1)
+    return np.array(picture.resize((width, height), method))  # a copy the caller may change
 
 
 def _fit(shape: tuple[int, int], box: int) -> tuple[int, int]:

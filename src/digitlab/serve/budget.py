@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -157,6 +158,7 @@ class DecodeGate:
                 give_back_memory()
 
 
+_PNG = b"\x89PNG\r\n\x1a\n"
 _BIG = 1024 * 1024  # pixels: after a decode this large, hand the freed memory back to the system
 
 
@@ -164,7 +166,8 @@ def pixels_to_decode(data: bytes) -> int:
     """Width × height from the image header, without decoding.
 
     0 for bytes Pillow cannot open and for a size :func:`~digitlab.data.images.read_image` refuses
-    before decoding: neither decodes anything.
+    before decoding: neither decodes anything. A PNG's size is read from its first chunk directly (a tenth
+    of Pillow's ``open``); one broken further on is refused by ``read_image``, in one line, as before.
 
     Examples
     --------
@@ -173,11 +176,14 @@ def pixels_to_decode(data: bytes) -> int:
     >>> pixels_to_decode(buffer.getvalue()), pixels_to_decode(b"not an image")
     (60000, 0)
     """
-    try:
-        with Image.open(io.BytesIO(data), formats=FORMATS) as image:
-            width, height = image.size
-    except Exception:  # not an image, or Pillow's own decompression-bomb refusal
-        return 0
+    if data[:8] == _PNG and data[12:16] == b"IHDR" and len(data) >= 24:  # the page's PNGs: the size is at byte 16
+        width, height = struct.unpack(">II", data[16:24])
+    else:
+        try:
+            with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+                width, height = image.size
+        except Exception:  # not an image, or Pillow's own decompression-bomb refusal
+            return 0
     if width > MAX_SIDE or height > MAX_SIDE:
         return 0
     return width * height
