@@ -214,23 +214,36 @@ def test_drawing_a_one_shows_the_prediction_and_the_bars(page):
 
 
 def _assert_grey_png_matches_to_blob(page):
-    """The page's own one-channel PNG (graypng.js) holds exactly the grey Pillow reads from toBlob's RGBA PNG."""
+    """The page's own one-channel PNG (graypng.js) holds exactly the grey Pillow reads from toBlob's RGBA PNG:
+    for the drawing it sends, and for a coloured canvas (a browser that ignores the grayscale filter sends one)."""
     import io
 
     import numpy as np
     from PIL import Image
 
-    grey, rgba = (bytes(b) for b in page.evaluate("""async () => {
+    pairs = page.evaluate("""async () => {
         const bytes = async (blob) => Array.from(new Uint8Array(await blob.arrayBuffer()));
-        const grey = await shrunk();
-        const rgba = await new Promise((resolve) => small.toBlob(resolve, "image/png"));
-        return [await bytes(grey), await bytes(rgba)]; }"""))
-    Image.open(io.BytesIO(grey)).verify()  # every chunk's CRC and the zlib stream
-    grey_image, rgba_image = Image.open(io.BytesIO(grey)), Image.open(io.BytesIO(rgba))
-    assert (grey_image.mode, rgba_image.mode) == ("L", "RGBA") and len(grey) < len(rgba)
-    seen = np.asarray(grey_image)
-    assert seen.min() < 64 and seen.max() == 255  # ink and paper
-    assert np.array_equal(seen, np.asarray(rgba_image.convert("L")))
+        const both = async (canvas, grey) => [await bytes(await grey),
+            await bytes(await new Promise((resolve) => canvas.toBlob(resolve, "image/png")))];
+        const colour = document.createElement("canvas");
+        colour.width = 97; colour.height = 31;  // odd sizes: rows that are not a multiple of anything
+        const c = colour.getContext("2d", { willReadFrequently: true });
+        const gradient = c.createLinearGradient(0, 0, 97, 0);
+        gradient.addColorStop(0, "#ff0000"); gradient.addColorStop(0.5, "#00c853"); gradient.addColorStop(1, "#2962ff");
+        c.fillStyle = gradient; c.fillRect(0, 0, 97, 31);
+        c.fillStyle = "#ffeb3b"; c.fillRect(10, 5, 30, 12);
+        return [await both(small, shrunk()), await both(colour, grayPng(colour))]; }""")
+    for (grey, rgba), inked in zip(pairs, (True, False)):
+        grey, rgba = bytes(grey), bytes(rgba)
+        Image.open(io.BytesIO(grey)).verify()  # the chunks' CRCs (reading the pixels below inflates the stream)
+        grey_image, rgba_image = Image.open(io.BytesIO(grey)), Image.open(io.BytesIO(rgba))
+        assert (grey_image.mode, rgba_image.mode) == ("L", "RGBA") and len(grey) < len(rgba)
+        seen = np.asarray(grey_image)
+        assert np.array_equal(seen, np.asarray(rgba_image.convert("L")))
+        if inked:
+            assert seen.min() < 64 and seen.max() == 255  # the drawing's ink and paper
+        else:
+            assert len(np.unique(seen)) > 50  # the gradient's many greys, each from all three channels
 
 
 def test_a_seven_then_undo_and_clear(page):

@@ -238,7 +238,7 @@ def test_page_and_static_files_are_served_and_offline(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'id="pad"' in page.text and "/static/app.js" in page.text
-    for name in ("app.js", "seen.js", "style.css"):
+    for name in ("app.js", "seen.js", "graypng.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
     for path in STATIC.iterdir():  # nothing from a CDN: the page must work offline
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", path.read_text()), path.name

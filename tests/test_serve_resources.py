@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -80,19 +81,33 @@ def test_a_png_header_gives_pillows_size_and_a_png_broken_later_is_still_one_lin
         image.save(buffer, "PNG", **options)
         return buffer.getvalue()
 
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    def pillows_pixels(data: bytes) -> int:
+        try:
+            width, height = Image.open(io.BytesIO(data)).size
+        except Exception:
+            return 0
+        return width * height
+
     pictures = [saved(Image.new("L", (112, 90))), saved(Image.new("RGBA", (3, 700))),
                 saved(Image.new("P", (50, 40))), saved(Image.new("I;16", (33, 17))),
                 saved(Image.new("RGB", (64, 48)), optimize=True), png(300)]
+    big = png(4096)
+    tiny_header = chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0))
+    pictures += [big[:8] + tiny_header + big[8:],  # a 1×1 header before the real one: Pillow decodes 4096×4096
+                 big[:29] + b"\0\0\0\0" + big[33:]]  # the header's CRC broken: Pillow refuses it
     for data in pictures:
-        width, height = Image.open(io.BytesIO(data)).size
-        assert pixels_to_decode(data) == width * height
+        assert pixels_to_decode(data) == pillows_pixels(data)
+    assert pixels_to_decode(pictures[-2]) == 4096 * 4096 and pixels_to_decode(pictures[-1]) == 0
     wide = saved(Image.new("L", (5000, 10)))  # over MAX_SIDE: refused before any decode, as Pillow's path does
     assert pixels_to_decode(wide) == 0 and pixels_to_decode(wide[:20]) == 0
-    broken = pictures[0][:40] + b"\0" * 16  # the header reads, the rest is not a PNG
-    assert pixels_to_decode(broken) == 112 * 90
+    broken = pictures[0][:41] + b"\0" * 16  # the header and the pixels' chunk start; then no zlib stream
+    assert pixels_to_decode(broken) == pillows_pixels(broken) == 112 * 90
     with limited(lesson_run) as c:
         refused = c.post("/api/predict", content=broken, headers={"content-type": "image/png"})
-        assert refused.status_code == 400 and refused.json()["error"].startswith("not an image: send a PNG")
+        assert refused.status_code == 400 and refused.json()["error"].startswith("the PNG image is truncated or corrupt")
         assert c.app.state.gate.pixels.in_use == 0
 
 

@@ -31,6 +31,7 @@ import io
 import os
 import struct
 import threading
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -166,8 +167,9 @@ def pixels_to_decode(data: bytes) -> int:
     """Width × height from the image header, without decoding.
 
     0 for bytes Pillow cannot open and for a size :func:`~digitlab.data.images.read_image` refuses
-    before decoding: neither decodes anything. A PNG's size is read from its first chunk directly (a tenth
-    of Pillow's ``open``); one broken further on is refused by ``read_image``, in one line, as before.
+    before decoding: neither decodes anything. A PNG whose intact header chunk is followed by its pixels has
+    its size read from that chunk (a thirtieth of Pillow's ``open``); one broken further on is refused by
+    ``read_image``, in one line, as before.
 
     Examples
     --------
@@ -176,7 +178,7 @@ def pixels_to_decode(data: bytes) -> int:
     >>> pixels_to_decode(buffer.getvalue()), pixels_to_decode(b"not an image")
     (60000, 0)
     """
-    if data[:8] == _PNG and data[12:16] == b"IHDR" and len(data) >= 24:  # the page's PNGs: the size is at byte 16
+    if _plain_png(data):  # the page's PNGs: the size is at byte 16
         width, height = struct.unpack(">II", data[16:24])
     else:
         try:
@@ -187,3 +189,13 @@ def pixels_to_decode(data: bytes) -> int:
     if width > MAX_SIDE or height > MAX_SIDE:
         return 0
     return width * height
+
+
+def _plain_png(data: bytes) -> bool:
+    """A PNG whose header chunk is intact and followed straight by its pixels (IDAT), as the page writes them.
+
+    Then that header is the size Pillow decodes; with any other chunk between (a second IHDR, say, which
+    Pillow would take instead), Pillow reads the size.
+    """
+    return (data[:16] == _PNG + b"\0\0\0\rIHDR" and data[37:41] == b"IDAT"
+            and zlib.crc32(data[12:29]) == int.from_bytes(data[29:33], "big"))

@@ -16,7 +16,7 @@ const PAPER = "#ffffff";
 const INK = "#000000";
 const MIN_INTERVAL_MS = 80; // at most ~12 predictions a second while drawing
 // The drawing is shrunk here before it is sent: the server crops, scales and centres it to 28×28
-// anyway, so 112 px (4× that) loses nothing it uses and the PNG is ~0.6 KB instead of ~10 KB: one grey
+// anyway, so 112 px (4× that) loses nothing it uses and the PNG is ~0.5 KB instead of ~10 KB: one grey
 // channel (graypng.js, loaded before this), which the server reads in less than half the time of RGBA.
 const SEND_SIDE = 112;
 const small = document.createElement("canvas");

@@ -1,9 +1,9 @@
 // The page's drawings as one-channel (grey) PNGs. canvas.toBlob writes four channels (RGBA) even for a grey
 // picture; one channel is a quarter of the pixels to inflate and unfilter, so the server reads the page's
-// 112-px drawing in less than half the time (BENCHMARKS.md, "Serving on ONNX Runtime"). The canvases
-// sent are drawn through a grayscale(1) filter, so their red channel is the grey the server would
-// compute from all three. Without CompressionStream (before Chrome 80, Firefox 113, Safari 16.4),
-// toBlob's RGBA PNG goes instead: the server reads either.
+// 112-px drawing in less than half the time (BENCHMARKS.md, "Serving on ONNX Runtime"). Each pixel's grey
+// is Pillow's own RGB → L luma, so the server sees the numbers it would have computed from toBlob's PNG
+// (for a browser that ignores the canvas's grayscale filter, too). Without CompressionStream (before
+// Chrome 80, Firefox 113, Safari 16.4), toBlob's RGBA PNG goes instead: the server reads either.
 "use strict";
 
 const PNG_SIGNATURE = new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]);
@@ -34,7 +34,7 @@ function pngChunk(type, data) {
   return out;
 }
 
-// `canvas` (grey, from a context made with willReadFrequently) as an 8-bit greyscale PNG blob.
+// `canvas` (opaque; its context made with willReadFrequently) as an 8-bit greyscale PNG blob.
 async function grayPng(canvas) {
   if (typeof CompressionStream === "undefined") {
     return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
@@ -44,7 +44,9 @@ async function grayPng(canvas) {
   const rows = new Uint8Array((width + 1) * height); // each row: filter type 0 (none), then its grey values
   for (let y = 0, i = 0, o = 0; y < height; y++) {
     rows[o++] = 0;
-    for (let x = 0; x < width; x++, i += 4) rows[o++] = rgba[i];
+    for (let x = 0; x < width; x++, i += 4) {
+      rows[o++] = (rgba[i] * 19595 + rgba[i + 1] * 38470 + rgba[i + 2] * 7471 + 0x8000) >>> 16; // Pillow's L
+    }
   }
   const zlib = new Blob([rows]).stream().pipeThrough(new CompressionStream("deflate")); // "deflate" is zlib's format
   const idat = new Uint8Array(await new Response(zlib).arrayBuffer());
