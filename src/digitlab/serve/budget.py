@@ -168,7 +168,7 @@ def pixels_to_decode(data: bytes) -> int:
 
     0 for bytes Pillow cannot open and for a size :func:`~digitlab.data.images.read_image` refuses
     before decoding: neither decodes anything. A PNG whose intact header chunk is followed by its pixels has
-    its size read from that chunk (a thirtieth of Pillow's ``open``); one broken further on is refused by
+    its size read from that chunk (a fifteenth of the time of Pillow's ``open``); one broken further on is refused by
     ``read_image``, in one line, as before.
 
     Examples

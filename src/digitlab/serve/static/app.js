@@ -2,8 +2,9 @@
 // with a wider canvas that reads a whole number (POST /api/read) and boxes each digit found.
 // Plain JavaScript, no libraries, nothing fetched from outside this server. models.js (loaded first)
 // chooses the model; seen.js (loaded before this) draws what the model saw and what it looks at, and
-// defines $; graypng.js (loaded before this) encodes the drawings sent as grey PNGs; collect.js (loaded after) saves labelled drawings: it listens for the
-// "digitlab:answer", "digitlab:reset" and "digitlab:mode" events sent here.
+// defines $; graypng.js (loaded before this) encodes the drawings sent as grey PNGs; collect.js (loaded
+// after) saves labelled drawings: it listens for the "digitlab:answer", "digitlab:reset" and
+// "digitlab:mode" events sent here.
 "use strict";
 
 const pad = document.getElementById("pad");
