@@ -1,10 +1,11 @@
-"""Shared fixtures: a digitlab command runner and a fast trained run."""
+"""Shared fixtures: a digitlab command runner and a fast trained run; PNGs written chunk by chunk."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,18 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
         [sys.executable, "-m", "digitlab", *args],
         cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, input=input,
     )
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk: length, type, body and the CRC of type and body."""
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+
+def header_only_png(width: int, height: int, rows: bytes = b"\x00" * 64) -> bytes:
+    """A 1-bit grey PNG that claims ``width``×``height`` (a decompression bomb's header), with ``rows`` as its data."""
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([1, 0, 0, 0, 0])
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(rows))
+            + png_chunk(b"IEND", b""))
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+
+from conftest import header_only_png
 
 from digitlab.data.images import MAX_BYTES, MAX_SIDE, prepare_digit, prepare_pixels, read_image
 from digitlab.errors import DigitlabError
@@ -295,22 +296,11 @@ def test_too_many_bytes_on_disk(tmp_path):
         read_image(path)
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG that claims ``width``×``height`` (a decompression bomb's header) with tiny data."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
-
-    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([1, 0, 0, 0, 0])  # 1-bit gray
-    rows = zlib.compress(b"\x00" * ((width + 7) // 8 + 1) * 1, 9)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
-
-
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 @pytest.mark.parametrize("size", [(MAX_SIDE + 1, 10), (10, MAX_SIDE + 1), (5000, 5000), (100_000, 100_000)])
 def test_too_many_pixels_is_refused_before_decoding(size):
     with pytest.raises(DigitlabError, match="limit is 4096×4096"):
-        read_image(_png_header_only(*size))
+        read_image(header_only_png(*size, rows=b"\x00" * ((size[0] + 7) // 8 + 1)))
 
 
 def test_pillow_limit_is_set_explicitly():

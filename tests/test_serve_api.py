@@ -7,12 +7,13 @@ import json
 import re
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+
+from conftest import header_only_png
 
 pytest.importorskip("fastapi")
 pytest.importorskip("multipart")  # python-multipart
@@ -294,14 +295,6 @@ def test_a_route_refuses_another_routes_body(client, path, kwargs, expected):
 # Bad input: 4xx with {"error": ...}, never a 500, and the next request is fine
 
 
-def _header_only_png(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
-
-    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([1, 0, 0, 0, 0])
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
-
-
 def _truncated_png() -> bytes:
     rng = np.random.default_rng(0)
     data = png(Image.fromarray(rng.integers(0, 255, (300, 300), dtype=np.uint8)))
@@ -317,8 +310,8 @@ BAD_REQUESTS = {
     "text file": (_file(b"hello world", "x.txt", "text/plain"), 400, "not an image"),
     "empty file": (_file(b""), 400, "empty"),
     "truncated png": (_file(_truncated_png()), 400, "truncated"),
-    "over 4096x4096": (_file(_header_only_png(MAX_SIDE + 1, 64)), 413, "4096×4096"),
-    "decompression bomb": (_file(_header_only_png(60_000, 60_000)), 413, "4096×4096"),
+    "over 4096x4096": (_file(header_only_png(MAX_SIDE + 1, 64)), 413, "4096×4096"),
+    "decompression bomb": (_file(header_only_png(60_000, 60_000)), 413, "4096×4096"),
     "blank canvas": (_file(png(Image.new("RGBA", (400, 400), (0, 0, 0, 0)))), 422, "no ink found"),
     "blank white": (_file(png(Image.new("L", (400, 400), 255))), 422, "no ink found"),
     "form without a file": ({"content": b'--xyz\r\nContent-Disposition: form-data; name="image"\r\n\r\n'

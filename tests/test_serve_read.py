@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
-import zlib
 
 import pytest
 from PIL import Image, ImageDraw
+
+from conftest import header_only_png
 
 pytest.importorskip("fastapi")
 pytest.importorskip("multipart")  # python-multipart
@@ -106,14 +107,6 @@ def test_the_docs_describe_the_route(client):
     assert "ReadResponse" in schema["components"]["schemas"]
 
 
-def _header_only_png(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
-
-    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([1, 0, 0, 0, 0])
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
-
-
 def _confetti() -> bytes:
     """More separate marks than a number has."""
     image = Image.new("L", (900, 900), 255)
@@ -128,7 +121,7 @@ BAD_REQUESTS = {
     "non-image bytes": (_file(b"GIF89a but not really" * 10), 400, "not an image"),
     "text file": (_file(b"hello world", "x.txt", "text/plain"), 400, "not an image"),
     "empty file": (_file(b""), 400, "empty"),
-    "over 4096x4096": (_file(_header_only_png(MAX_SIDE + 1, 64)), 413, "4096×4096"),
+    "over 4096x4096": (_file(header_only_png(MAX_SIDE + 1, 64)), 413, "4096×4096"),
     "blank white": (_file(png(Image.new("L", (400, 200), 255))), 422, "no ink found"),
     "blank transparent": (_file(png(Image.new("RGBA", (400, 200), (0, 0, 0, 0)))), 422, "no ink found"),
     "too many marks": (_file(_confetti()), 422, "separate marks"),

@@ -23,11 +23,12 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from conftest import png_chunk
 
 pytest.importorskip("uvicorn")
 pytest.importorskip("multipart")
@@ -81,9 +82,6 @@ def test_a_png_header_gives_pillows_size_and_a_png_broken_later_is_still_one_lin
         image.save(buffer, "PNG", **options)
         return buffer.getvalue()
 
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
     def pillows_pixels(data: bytes) -> int:
         try:
             width, height = Image.open(io.BytesIO(data)).size
@@ -95,7 +93,7 @@ def test_a_png_header_gives_pillows_size_and_a_png_broken_later_is_still_one_lin
                 saved(Image.new("P", (50, 40))), saved(Image.new("I;16", (33, 17))),
                 saved(Image.new("RGB", (64, 48)), optimize=True), png(300)]
     big = png(4096)
-    tiny_header = chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0))
+    tiny_header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0))
     pictures += [big[:8] + tiny_header + big[8:],  # a 1×1 header before the real one: Pillow decodes 4096×4096
                  big[:29] + b"\0\0\0\0" + big[33:]]  # the header's CRC broken: Pillow refuses it
     for data in pictures:

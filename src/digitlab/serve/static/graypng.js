@@ -51,8 +51,9 @@ async function grayPng(canvas) {
   const zlib = new Blob([rows]).stream().pipeThrough(new CompressionStream("deflate")); // "deflate" is zlib's format
   const idat = new Uint8Array(await new Response(zlib).arrayBuffer());
   const header = new Uint8Array(13); // width, height, 8 bits, colour type 0 (grey), deflate, no filter, no interlace
-  new DataView(header.buffer).setUint32(0, width);
-  new DataView(header.buffer).setUint32(4, height);
+  const fields = new DataView(header.buffer);
+  fields.setUint32(0, width);
+  fields.setUint32(4, height);
   header[8] = 8;
   const parts = [PNG_SIGNATURE, pngChunk("IHDR", header), pngChunk("IDAT", idat), pngChunk("IEND", new Uint8Array(0))];
   return new Blob(parts, { type: "image/png" });
