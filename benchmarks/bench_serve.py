@@ -45,6 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BOUNDARY = "digitlabbenchboundary"
 PAGE_SIDE = 112  # app.js SEND_SIDE
+sys.path.insert(0, str(ROOT / "src"))
 
 
 def main() -> int:
@@ -157,7 +158,9 @@ def _payload(kind: str, out: Path) -> tuple[Path, str, str]:
         small = canvas.resize((PAGE_SIDE, PAGE_SIDE), Image.Resampling.BILINEAR)
         path = out / "bench_body.png"
         if kind == "page":
-            path.write_bytes(_grey_png(small.convert("L")))
+            from digitlab.data.plain_png import grey_png
+
+            path.write_bytes(grey_png(small.convert("L").tobytes(), PAGE_SIDE, PAGE_SIDE))
         else:
             small.convert("RGBA").save(buffer, "PNG")
             path.write_bytes(buffer.getvalue())
@@ -170,21 +173,6 @@ def _payload(kind: str, out: Path) -> tuple[Path, str, str]:
     path = out / "bench_body.multipart"
     path.write_bytes(body)
     return path, f"multipart/form-data; boundary={BOUNDARY}", "?input=true"
-
-
-def _grey_png(image: "object") -> bytes:
-    """An 8-bit grey PNG written as ``static/graypng.js`` writes it: every row unfiltered, one zlib stream."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    width, height = image.size
-    pixels = image.tobytes()
-    rows = b"".join(b"\0" + pixels[y * width : (y + 1) * width] for y in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 def _free_port() -> int:

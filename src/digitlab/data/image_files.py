@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from digitlab.data.plain_png import read_plain_grey
 from digitlab.errors import DigitlabError
 
 __all__ = ["FORMATS", "ImageTooLargeError", "MAX_BYTES", "MAX_SIDE", "WORK_SIDE", "read_image"]
@@ -74,6 +75,9 @@ def read_image(source: bytes | bytearray | str | Path, *, draft: int | None = No
     digitlab.errors.DigitlabError: not an image: send a PNG, JPEG, BMP, GIF, WebP or TIFF file
     """
     data = _read_bytes(source)
+    plain = read_plain_grey(data, MAX_SIDE)  # the drawing page's PNGs, without Pillow's general reader
+    if plain is not None:
+        return plain
     try:
         image = Image.open(io.BytesIO(data), formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

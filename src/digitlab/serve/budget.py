@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 import threading
-import zlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -41,6 +39,7 @@ from PIL import Image
 from starlette.exceptions import HTTPException
 
 from digitlab.data.images import FORMATS, MAX_SIDE
+from digitlab.data.plain_png import plain_png_size
 from digitlab.memory import give_back_memory
 
 __all__ = ["Budget", "Busy", "DecodeGate", "ServeLimits", "pixels_to_decode"]
@@ -159,7 +158,6 @@ class DecodeGate:
                 give_back_memory()
 
 
-_PNG = b"\x89PNG\r\n\x1a\n"
 _BIG = 1024 * 1024  # pixels: after a decode this large, hand the freed memory back to the system
 
 
@@ -178,8 +176,9 @@ def pixels_to_decode(data: bytes) -> int:
     >>> pixels_to_decode(buffer.getvalue()), pixels_to_decode(b"not an image")
     (60000, 0)
     """
-    if _plain_png(data):  # the page's PNGs: the size is at byte 16
-        width, height = struct.unpack(">II", data[16:24])
+    size = plain_png_size(data)  # the page's PNGs: the size is at byte 16
+    if size is not None:
+        width, height = size
     else:
         try:
             with Image.open(io.BytesIO(data), formats=FORMATS) as image:
@@ -189,13 +188,3 @@ def pixels_to_decode(data: bytes) -> int:
     if width > MAX_SIDE or height > MAX_SIDE:
         return 0
     return width * height
-
-
-def _plain_png(data: bytes) -> bool:
-    """A PNG whose header chunk is intact and followed straight by its pixels (IDAT), as the page writes them.
-
-    Then that header is the size Pillow decodes; with any other chunk between (a second IHDR, say, which
-    Pillow would take instead), Pillow reads the size.
-    """
-    return (data[:16] == _PNG + b"\0\0\0\rIHDR" and data[37:41] == b"IDAT"
-            and zlib.crc32(data[12:29]) == int.from_bytes(data[29:33], "big"))
