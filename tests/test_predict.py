@@ -133,3 +133,14 @@ def test_a_calibrated_card_applies_its_temperature_and_threshold(digits, logreg)
     assert [p.digit for p in predictions] == raw.argmax(axis=1).tolist()  # the temperature never changes the answer
     assert all(p.calibrated for p in predictions) and not any(p.calibrated for p in predict_images(model, card, images))
     assert [p.unsure for p in predictions] == (expected.max(axis=1) < 0.97).tolist()
+
+
+def test_a_confidence_at_the_threshold_up_to_rounding_is_sure(digits, logreg):
+    """The threshold is one of the held-out confidences; the same confidence recomputed in another batch can come
+    out a few units of the last digit lower (a k-NN's unanimous vote: ...452 against the threshold's ...454)."""
+    model, card = logreg
+    [prediction] = predict_images(model, card, digits.test_images[:1])
+    top = prediction.probability
+    for threshold, unsure in [(top, False), (top + 2e-16, False), (top + 1e-6, True), (top - 1e-6, False)]:
+        [p] = predict_images(model, card, digits.test_images[:1], min_confidence=threshold)
+        assert (p.unsure, p.kind) == (unsure, "unsure" if unsure else "digit"), threshold

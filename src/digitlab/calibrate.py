@@ -30,13 +30,18 @@ import numpy as np
 from digitlab.errors import DigitlabError
 
 __all__ = [
-    "Calibration", "apply_temperature", "brier_score", "choose_threshold", "expected_calibration_error",
+    "TIE", "Calibration", "apply_temperature", "brier_score", "choose_threshold", "expected_calibration_error",
     "fit_temperature", "log_loss", "reliability_bins", "risk_coverage",
 ]
 
 EPS = 1e-12  # as scikit-learn's temperature scaling turns probabilities into logits: log(p + 1e-12)
 BINS = 15
 TARGET_ACCURACY = 0.995
+TIE = 1e-9
+"""A confidence this close below the "unsure" threshold counts as at it, so is kept. The threshold is one of
+the held-out images' confidences, and the same confidence computed in another batch, or in ONNX Runtime, can
+differ in its last digits: a k-NN's unanimous vote came out 0.9953539725324452 against its threshold's ...454,
+and was called unsure."""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.calibrate import apply_temperature
+from digitlab.calibrate import TIE, apply_temperature
 from digitlab.card import ModelCard
 from digitlab.data.images import WORK_SIDE, prepare_digit, read_image
 from digitlab.errors import DigitlabError
@@ -68,7 +68,7 @@ class Prediction:
     probabilities : list of float
         All ten probabilities; index ``d`` is digit ``d`` (0 for digits the model never saw).
     unsure : bool
-        True when ``probability < min_confidence``.
+        True when ``probability < min_confidence`` (by more than rounding: :data:`digitlab.calibrate.TIE`).
     calibrated : bool
         True when the probabilities went through the card's temperature (False for models saved
         before digitlab calibrated: their percentages are the model's own, often over- or under-confident).
@@ -197,10 +197,10 @@ def _one(row: np.ndarray, top_k: int, min_confidence: float, model_id: str, cali
         probability=float(row[best]),
         top=[(int(d), float(row[d])) for d in order],
         probabilities=[float(p) for p in row],
-        unsure=bool(row[best] < min_confidence),
+        unsure=bool(row[best] < min_confidence - TIE),
         model_id=model_id,
         calibrated=calibrated,
-        kind="unsure" if row[best] < min_confidence else "digit",
+        kind="unsure" if row[best] < min_confidence - TIE else "digit",
     )
 
 
