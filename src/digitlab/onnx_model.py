@@ -103,26 +103,8 @@ class OnnxModel:
     """
 
     def __init__(self, source: str | Path | bytes, *, threads: int = 1, where: str = "ONNX model"):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise DigitlabError("ONNX models need onnxruntime, which is not installed; "
-                                "run `pip install 'digitlab[serve]'` (or 'digitlab[onnx]')") from None
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-            raise InvalidValueError(f"threads must be a non-negative integer, got {threads!r}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3  # errors only: no warnings on stderr for each session
         self.where = where
-        try:
-            self.session = ort.InferenceSession(
-                source if isinstance(source, bytes) else str(source), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # ONNX Runtime raises its own kinds for a malformed or unsupported graph
-            raise DigitlabError(f"{where}: not a model ONNX Runtime can run ({_first_line(exc)})") from None
+        self.session = _session(source, threads, where)
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         self._check_graph()
 
@@ -176,12 +158,7 @@ class OnnxModel:
         ndarray of float32, shape (n, n_classes)
             The model's own probabilities, before any calibration temperature.
         """
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise InvalidValueError(f"X has shape {X.shape}, but this ONNX model takes {self.n_features_in_} "
-                                    f"features per row ({self.image_shape[0]}x{self.image_shape[1]} images)")
-        if not np.isfinite(X).all():
-            raise InvalidValueError("X contains NaN or infinity; features are pixel values scaled to [0, 1]")
+        X = self._rows(X)
         if len(X) == 0:
             return np.zeros((0, len(self.classes_)), dtype=np.float32)
         if len(X) <= BATCH:  # the hot path: one image from the web page
@@ -193,8 +170,40 @@ class OnnxModel:
         """The most probable class of each row of ``X``."""
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
+    def _rows(self, X: Any) -> np.ndarray:
+        """``X`` as contiguous float32 rows of this model's width, all finite (else one-line errors)."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise InvalidValueError(f"X has shape {X.shape}, but this ONNX model takes {self.n_features_in_} "
+                                    f"features per row ({self.image_shape[0]}x{self.image_shape[1]} images)")
+        if not np.isfinite(X).all():
+            raise InvalidValueError("X contains NaN or infinity; features are pixel values scaled to [0, 1]")
+        return X
+
     def __repr__(self) -> str:
         return f"OnnxModel({self.metadata.get('model_card_id', self.where)!r})"
+
+
+def _session(source: str | Path | bytes, threads: int, where: str) -> Any:
+    """An ONNX Runtime session on the CPU: ``threads`` intra-op threads, every graph optimisation."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise DigitlabError("ONNX models need onnxruntime, which is not installed; "
+                            "run `pip install 'digitlab[serve]'` (or 'digitlab[onnx]')") from None
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise InvalidValueError(f"threads must be a non-negative integer, got {threads!r}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: no warnings on stderr for each session
+    try:
+        return ort.InferenceSession(source if isinstance(source, bytes) else str(source), options,
+                                    providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime raises its own kinds for a malformed or unsupported graph
+        raise DigitlabError(f"{where}: not a model ONNX Runtime can run ({_first_line(exc)})") from None
 
 
 def read_onnx_card(path: str | Path) -> ModelCard:
