@@ -167,14 +167,27 @@ def predict_images(
         )
     temperature = 1.0 if card.calibration is None else card.calibration.temperature
     features = features_of(prepared, card.pixel_max)
-    probabilities = _ten_probabilities(model, features, temperature)
+    probabilities, scores = _scored(model, features, temperature, detector)
     threshold = unsure_threshold(card) if min_confidence is None else min_confidence
     predictions = [_one(row, top_k, threshold, card.id, card.calibration is not None) for row in probabilities]
     if detector is None:
         return predictions
-    scores = detector.scores(features, probabilities).tolist()
     return [replace(p, nondigit_score=s, kind="not_a_digit" if s > detector.threshold else p.kind)
-            for p, s in zip(predictions, scores)]
+            for p, s in zip(predictions, scores.tolist())]
+
+
+def _scored(model: Any, features: np.ndarray, temperature: float,
+            detector: NotDigitDetector | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Ten calibrated probabilities per row, and the detector's scores (None without a detector).
+
+    A served ONNX model with both in its graph (:class:`digitlab.onnx_head.OnnxHeadModel`) answers in one call.
+    """
+    scored = getattr(model, "scored", None)
+    answer = scored(features, temperature, detector) if scored is not None else None
+    if answer is not None:
+        return answer
+    probabilities = _ten_probabilities(model, features, temperature)
+    return probabilities, None if detector is None else detector.scores(features, probabilities)
 
 
 def _ten_probabilities(model: Any, features: np.ndarray, temperature: float = 1.0) -> np.ndarray:

@@ -90,11 +90,28 @@ def serving_model(loaded: LoadedModel, *, onnx: bool | None = None, export: bool
         log.warning("serving %s on the estimator: cannot write its ONNX export (%s)", loaded.id,
                     exc.strerror or exc)
         return loaded, "estimator"
-    log.info("serving %s on ONNX Runtime (%s %s)", loaded.id, how, model.where)
+    headed = "; its calibration and not-a-digit detector in the graph" if hasattr(model, "scored") else ""
+    log.info("serving %s on ONNX Runtime (%s %s%s)", loaded.id, how, model.where, headed)
     return dataclasses.replace(loaded, model=model), "onnxruntime"
 
 
 def _onnx_model(loaded: LoadedModel, export: bool = True):
+    """The run's ``model.onnx`` in ONNX Runtime, with the card's calibration and the detector in its graph
+    where it can (:func:`digitlab.onnx_head.head_model`)."""
+    from digitlab.onnx_head import head_model
+
+    onnx, how = _onnx_file(loaded, export)
+    temperature = 1.0 if loaded.card.calibration is None else loaded.card.calibration.temperature
+    try:
+        headed = head_model(onnx, temperature, loaded.detector)
+    except Exception as exc:  # the head is only a shortcut: whatever stops it, the plain graph serves
+        log.info("%s: serving it without the calibration and detector in its graph (%s)", onnx.path,
+                 (str(exc).splitlines() or [type(exc).__name__])[0])
+        headed = None
+    return (onnx.model if headed is None else headed), how
+
+
+def _onnx_file(loaded: LoadedModel, export: bool = True):
     """The run's ``model.onnx`` in ONNX Runtime (one intra-op thread): reused when valid, else exported
     (with ``export``; else a :class:`DigitlabError` saying there is none)."""
     from digitlab.onnx_model import load_onnx
@@ -104,7 +121,7 @@ def _onnx_model(loaded: LoadedModel, export: bool = True):
         try:
             reused = load_onnx(path, threads=1)
             if _same_model(reused, loaded):
-                return reused.model, "reusing"
+                return reused, "reusing"
         except DigitlabError as exc:
             log.info("%s: not reusable (%s); exporting it again", path, str(exc).splitlines()[0])
     if not export:
@@ -112,7 +129,7 @@ def _onnx_model(loaded: LoadedModel, export: bool = True):
     from digitlab.export import export_onnx
 
     export_onnx(loaded.path, path, threads=1)
-    return load_onnx(path, threads=1).model, "exported"
+    return load_onnx(path, threads=1), "exported"
 
 
 def _same_model(onnx: LoadedModel, loaded: LoadedModel) -> bool:
