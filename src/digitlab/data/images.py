@@ -261,6 +261,9 @@ def _ink_map(gray: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
 
 def _median(values: np.ndarray) -> float:
     """``float(np.median(values))`` for a 1-D float array, without np.median's general-case overhead."""
+    low = values.min()
+    if low == values.max():  # one shade all round, as on a drawing's blank margin: no sorting needed
+        return float(low)
     half = len(values) // 2
     if len(values) % 2:
         return float(np.partition(values, half)[half])
