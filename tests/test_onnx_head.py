@@ -94,6 +94,12 @@ def test_no_head_where_it_cannot_have_one(run, monkeypatch):
     assert head_model(onnx, 1.0, None) is None  # no detector
     changed = dataclasses.replace(onnx, card=dataclasses.replace(onnx.card, sha256="0" * 64))
     assert head_model(changed, 1.0, loaded.detector) is None  # the file is not the one its card describes
+    import digitlab.onnx_head as onnx_head
+
+    monkeypatch.setattr(onnx_head, "MAX_BYTES", onnx.path.stat().st_size - 1)  # a graph too large to copy
+    assert head_model(onnx, 1.0, loaded.detector) is None
+    monkeypatch.undo()
+    assert isinstance(head_model(onnx, 1.0, loaded.detector), OnnxHeadModel)
     monkeypatch.setitem(sys.modules, "onnx", None)  # the package that writes the graph is missing
     assert head_model(onnx, 1.0, loaded.detector) is None
 

@@ -33,6 +33,9 @@ HEAD_OUTPUTS = ("head/probabilities", "head/nondigit")
 """The head's outputs: float64 calibrated probabilities ``[batch, 10]`` (column d is digit d) and float64
 not-a-digit scores ``[batch]``."""
 MIN_OPSET = 18  # ReduceMax takes its axes as an input from opset 18 on
+MAX_BYTES = 64 * 2**20
+"""Larger graphs (a k-NN holds its whole training set) get no head: they spend far longer than the head saves
+on each prediction, and rebuilding one would briefly hold it three times over."""
 
 
 class OnnxHeadModel(OnnxModel):
@@ -62,11 +65,12 @@ class OnnxHeadModel(OnnxModel):
 def head_model(onnx: LoadedModel, temperature: float, detector: NotDigitDetector | None) -> OnnxHeadModel | None:
     """``onnx``'s model with the head appended (:class:`OnnxHeadModel`), or None where it cannot have one.
 
-    None without a detector, for a model that does not know all ten digits, for a graph older than opset 18,
-    and when the package ``onnx`` (which writes the graph) is missing; the plain model serves then, as before.
+    None without a detector, for a model that does not know all ten digits, for a graph older than opset 18
+    or over :data:`MAX_BYTES`, and when the package ``onnx`` (which writes the graph) is missing; the plain model
+    serves then, as before.
     """
     model = onnx.model
-    if detector is None or model.classes_.tolist() != list(range(10)):
+    if detector is None or model.classes_.tolist() != list(range(10)) or onnx.path.stat().st_size > MAX_BYTES:
         return None
     try:
         import onnx as onnx_lib

@@ -4,7 +4,9 @@ ONNX Runtime runs a small model at batch 1 with a fraction of eager PyTorch's (o
 validation) per-call overhead. :func:`serving_model` swaps only the *model* of a loaded run for its
 ONNX export (:class:`~digitlab.onnx_model.OnnxModel`); the card (classes, calibration temperature,
 "unsure" threshold) and the not-a-digit detector stay the estimator's, so every answer goes through the
-same :func:`digitlab.predict.predict_images` as before.
+same :func:`digitlab.predict.predict_images` as before. Where it can, the served graph also computes the
+card's temperature and the detector's score (:mod:`digitlab.onnx_head`), with NumPy's arithmetic, so that
+one ONNX Runtime call answers a prediction whole.
 
 The ONNX file is ``model.onnx`` in the run folder. An existing one is reused when its card's checksum
 matches the file and the file was exported from this very model (the graph's ``source_sha256`` is the
