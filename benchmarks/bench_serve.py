@@ -22,7 +22,8 @@ Usage::
     python benchmarks/bench_serve.py --model runs/<mnist-cnn-run>                  # 2 workers on 2 cores
     python benchmarks/bench_serve.py --model runs/<run> --engine estimator --payload page400 --workers 1
 
-Prints requests/s, p50/p95/p99, the errors and the ratio to ``/healthz`` of each load; writes
+Prints requests/s, p50/p95/p99, the errors, the ratio to ``/healthz`` and the server's CPU time per request
+(the user + system time of its processes, from Linux's /proc) of each load; writes
 ``bench-output/bench_serve.json``. Exit code 1 when any request failed or the classroom's p99 is over
 ``--p99-limit-ms`` (100 ms).
 """
@@ -81,12 +82,13 @@ def main() -> int:
         # warm-up: first requests pay for lazy imports and allocator growth, in every worker
         _hey(hey, predict_url, 1000, min(args.concurrency, 10), body_path, content_type)
         results = {
-            "GET /healthz": _hey(hey, f"{url}/healthz", args.requests, args.concurrency),
-            "POST /api/predict": _hey(hey, predict_url, args.requests, args.concurrency, body_path, content_type),
+            "GET /healthz": _with_cpu(server.pid, _hey, hey, f"{url}/healthz", args.requests, args.concurrency),
+            "POST /api/predict": _with_cpu(server.pid, _hey, hey, predict_url, args.requests, args.concurrency,
+                                           body_path, content_type),
         }
         if args.drawers:
-            results["classroom"] = _hey(hey, predict_url, None, args.drawers, body_path, content_type,
-                                        qps=args.rate, seconds=args.seconds)
+            results["classroom"] = _with_cpu(server.pid, _hey, hey, predict_url, None, args.drawers, body_path,
+                                             content_type, qps=args.rate, seconds=args.seconds)
     finally:
         server.terminate()
         try:
@@ -99,12 +101,13 @@ def main() -> int:
           f"({body_path.stat().st_size:,} bytes, {content_type.split(';')[0]}{query}), {args.workers} worker(s), "
           f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"{'':20s} {'clients':>8s} {'req/s':>8s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}"
-          f" {'vs healthz':>10s}  status / errors")
+          f" {'vs healthz':>10s} {'CPU ms/req':>10s}  status / errors")
     base = results["GET /healthz"]["rps"]
     clients = {"GET /healthz": args.concurrency, "POST /api/predict": args.concurrency, "classroom": args.drawers}
     for name, r in results.items():
         print(f"{name:20s} {clients[name]:8d} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} "
-              f"{r['p99_ms']:8.2f} {r['slowest_ms']:8.2f} {r['rps'] / base:10.1%}  {r['status']} errors={r['errors']}")
+              f"{r['p99_ms']:8.2f} {r['slowest_ms']:8.2f} {r['rps'] / base:10.1%} {r['server_cpu_ms']:10.3f}  "
+              f"{r['status']} errors={r['errors']}")
     checks = []
     for name in results:
         r = results[name]
@@ -173,6 +176,33 @@ def _payload(kind: str, out: Path) -> tuple[Path, str, str]:
     path = out / "bench_body.multipart"
     path.write_bytes(body)
     return path, f"multipart/form-data; boundary={BOUNDARY}", "?input=true"
+
+
+def _with_cpu(pid: int, run, *args, **kwargs) -> dict:
+    """``run(*args, **kwargs)``'s hey results, with the server's CPU time per request (``server_cpu_ms``):
+    the user and system time of the server process and its workers over the run (Linux; NaN elsewhere)."""
+    before = _server_cpu_s(pid)
+    result = run(*args, **kwargs)
+    after = _server_cpu_s(pid)
+    result["server_cpu_ms"] = (after - before) * 1000 / max(result["total"], 1) if None not in (before, after) else float("nan")
+    return result
+
+
+def _server_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` and its children, read from /proc; None without /proc."""
+    total = 0
+    try:
+        stats = list(Path("/proc").glob("[0-9]*/stat"))
+    except OSError:
+        return None
+    for stat in stats:
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
+        except (OSError, IndexError):
+            continue  # a process that ended meanwhile
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK") if stats else None
 
 
 def _free_port() -> int:
