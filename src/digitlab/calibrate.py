@@ -38,10 +38,11 @@ EPS = 1e-12  # as scikit-learn's temperature scaling turns probabilities into lo
 BINS = 15
 TARGET_ACCURACY = 0.995
 TIE = 1e-9
-"""A confidence this close below the "unsure" threshold counts as at it, so is kept. The threshold is one of
-the held-out images' confidences, and the same confidence computed in another batch, or in ONNX Runtime, can
-differ in its last digits: a k-NN's unanimous vote came out 0.9953539725324452 against its threshold's ...454,
-and was called unsure."""
+"""A confidence this close below the "unsure" threshold counts as at it, so is kept, here and when the threshold
+is chosen. The threshold is one of the held-out images' confidences, and the same confidence computed in another
+batch can differ in its last digits: a k-NN's unanimous vote came out 0.9953539725324452 against its threshold's
+...454, and was called unsure. (It does not cover float32 against float64: an ONNX export's probabilities differ
+from the estimator's by up to ~1e-7.)"""
 
 
 @dataclass(frozen=True)
@@ -193,14 +194,19 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray,
                      target: float = TARGET_ACCURACY) -> tuple[float, float, float]:
     """The lowest threshold whose kept answers are at least ``target`` right: ``(threshold, coverage, accuracy)``.
 
-    Answers at or above the threshold are kept. When even the most confident answers miss the
-    target, the threshold is the highest confidence seen (the model answers almost nothing sure).
+    Answers at or above the threshold (less :data:`TIE`) are kept. When even the most confident answers miss
+    the target, the threshold is the highest confidence seen (the model answers almost nothing sure).
+
+    Examples
+    --------
+    >>> choose_threshold(np.array([1.0, 1.0 - 5e-10, 0.9]), np.array([True, False, True]), 0.995)
+    (1.0, 0.6666666666666666, 0.5)
     """
     if len(confidence) == 0:
         return 0.5, 0.0, 0.0
     thresholds, coverage, accuracy = risk_coverage(confidence, correct)
-    # ties: a threshold keeps every image of that confidence, so judge each distinct value at its last index
-    last_of_value = np.r_[thresholds[1:] != thresholds[:-1], True]
-    ok = np.flatnonzero((accuracy >= target) & last_of_value)
+    # a threshold keeps every confidence at or above it (less TIE): judge each by the last image it keeps
+    last = np.searchsorted(-thresholds, TIE - thresholds, side="right") - 1
+    ok = np.flatnonzero(accuracy[last] >= target)
     i = int(ok[-1]) if len(ok) else 0
-    return float(thresholds[i]), float(coverage[i]), float(accuracy[i])
+    return float(thresholds[i]), float(coverage[last[i]]), float(accuracy[last[i]])

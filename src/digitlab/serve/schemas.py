@@ -63,8 +63,9 @@ class PredictResponse(BaseModel):
     top: list[TopDigit] = Field(description="The top_k digits, most probable first.")
     probabilities: list[float] = Field(description="All ten probabilities; index d is digit d.")
     unsure: bool = Field(description="True when the top probability is below the model's 'unsure' threshold "
-                                     "(chosen on held-out images: the lowest at which its answers were ≥ 99.5% "
-                                     "right; 0.5 for a model saved without calibration).")
+                                     "by more than rounding (1e-9). The threshold is chosen on held-out images: "
+                                     "the lowest at which its answers were ≥ 99.5% right; 0.5 for a model saved "
+                                     "without calibration.")
     model_id: str = Field(description="The id of the model card that answered.")
     calibrated: bool = Field(description="True when the probabilities went through the model's fitted "
                                          "temperature; False for a model saved before digitlab calibrated.")
