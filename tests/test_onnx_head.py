@@ -118,3 +118,19 @@ def test_a_head_that_fails_leaves_the_plain_graph_serving(run, monkeypatch, capl
     assert engine == "onnxruntime" and not isinstance(served.model, OnnxHeadModel)
     assert "without the calibration and detector in its graph" in caplog.text
     assert predict_images(served.model, served.card, np.full((1, 8, 8), 16, np.uint8), detector=served.detector)
+
+
+def test_a_head_that_answers_otherwise_than_numpy_is_not_used(run, monkeypatch, caplog):
+    """The head is checked once at start-up against NumPy's answer; here it applies twice the temperature."""
+    import digitlab.onnx_head as onnx_head
+    from digitlab.errors import DigitlabError
+
+    real = onnx_head._append_head
+    monkeypatch.setattr(onnx_head, "_append_head", lambda proto, t, detector: real(proto, t * 2, detector))
+    loaded = load_model(run)
+    with pytest.raises(DigitlabError, match="do not answer as NumPy does"):
+        head_model(load_onnx(run / "model.onnx"), loaded.card.calibration.temperature, loaded.detector)
+    with caplog.at_level(logging.INFO, logger="digitlab.serve"):
+        served, engine = serving_model(loaded, onnx=True)
+    assert engine == "onnxruntime" and not isinstance(served.model, OnnxHeadModel)
+    assert "do not answer as NumPy does" in caplog.text

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from digitlab.calibrate import EPS
+from digitlab.calibrate import EPS, apply_temperature
+from digitlab.errors import DigitlabError
 from digitlab.onnx_model import BATCH, INPUT, OUTPUTS, OnnxModel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,7 +85,19 @@ def head_model(onnx: LoadedModel, temperature: float, detector: NotDigitDetector
     if opset < MIN_OPSET:
         return None
     _append_head(proto, temperature, detector)
-    return OnnxHeadModel(proto.SerializeToString(), temperature, detector, where=model.where)
+    headed = OnnxHeadModel(proto.SerializeToString(), temperature, detector, where=model.where)
+    _check(headed, temperature, detector)
+    return headed
+
+
+def _check(headed: OnnxHeadModel, temperature: float, detector: NotDigitDetector) -> None:
+    """Run the head once on a grey ramp and compare with NumPy's answer; a DigitlabError where they differ."""
+    ramp = np.linspace(0.0, 1.0, headed.n_features_in_, dtype=np.float32)[None]
+    probabilities, scores = headed.scored(ramp, temperature, detector)
+    want = apply_temperature(headed.predict_proba(ramp), temperature)
+    if not (np.allclose(probabilities, want, rtol=0, atol=1e-9)
+            and np.allclose(scores, detector.scores(ramp, want), rtol=0, atol=1e-6)):
+        raise DigitlabError(f"{headed.where}: the graph's calibration and detector do not answer as NumPy does")
 
 
 def _append_head(proto: Any, temperature: float, detector: NotDigitDetector) -> None:
