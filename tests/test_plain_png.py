@@ -109,9 +109,17 @@ def test_a_picture_over_the_side_limit_is_refused_by_read_image():
 
 def test_a_stream_that_inflates_past_the_picture_stops_there():
     """A small IDAT that would inflate to 100 MB is stopped a byte past the picture's 66 bytes."""
+    import tracemalloc
+
     data = png(10, 6, zlib.compress(bytes(100 * 1024 * 1024), 9))
     assert len(data) < 200_000
-    assert read_plain_grey(data) is None
+    tracemalloc.start()
+    try:
+        assert read_plain_grey(data) is None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * len(data) + 1_000_000  # the file's slices, not the 100 MB it would inflate to
 
 
 def test_header_size():
