@@ -190,7 +190,7 @@ def _with_cpu(pid: int, run, *args, **kwargs) -> dict:
 
 def _server_cpu_s(pid: int) -> float | None:
     """User + system CPU seconds of process ``pid`` and its children, read from /proc; None without /proc."""
-    total = 0
+    total, found = 0, False
     try:
         stats = list(Path("/proc").glob("[0-9]*/stat"))
     except OSError:
@@ -202,7 +202,8 @@ def _server_cpu_s(pid: int) -> float | None:
             continue  # a process that ended meanwhile
         if int(stat.parent.name) == pid or int(fields[1]) == pid:
             total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
-    return total / os.sysconf("SC_CLK_TCK") if stats else None
+            found = True
+    return total / os.sysconf("SC_CLK_TCK") if found else None
 
 
 def _free_port() -> int:
