@@ -76,8 +76,11 @@ def read_image(source: bytes | bytearray | str | Path, *, draft: int | None = No
     """
     data = _read_bytes(source)
     plain = read_plain_grey(data, MAX_SIDE)  # the drawing page's PNGs, without Pillow's general reader
-    if plain is not None:
-        return plain
+    return plain if plain is not None else _decode(data, draft)
+
+
+def _decode(data: bytes, draft: int | None) -> Image.Image:
+    """Pillow's decode of ``data``, within the limits, with one-line errors (see :func:`read_image`)."""
     try:
         image = Image.open(io.BytesIO(data), formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
