@@ -98,7 +98,12 @@ def test_no_head_where_it_cannot_have_one(run, monkeypatch):
 
     monkeypatch.setattr(onnx_head, "MAX_BYTES", onnx.path.stat().st_size - 1)  # a graph too large to copy
     assert head_model(onnx, 1.0, loaded.detector) is None
+    monkeypatch.setattr(onnx_head, "MIN_OPSET", 99)  # a graph older than the head's operators
+    assert head_model(onnx, 1.0, loaded.detector) is None
     monkeypatch.undo()
+    nine = load_onnx(run / "model.onnx")
+    nine.model.classes_ = nine.model.classes_[:9]  # a model that does not know every digit
+    assert head_model(nine, 1.0, loaded.detector) is None
     assert isinstance(head_model(onnx, 1.0, loaded.detector), OnnxHeadModel)
     monkeypatch.setitem(sys.modules, "onnx", None)  # the package that writes the graph is missing
     assert head_model(onnx, 1.0, loaded.detector) is None
