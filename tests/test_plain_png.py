@@ -1,4 +1,4 @@
-"""The page's plain grey PNGs are read without Pillow's PNG reader, to the same pixels; every other PNG goes to Pillow."""
+"""The page's plain grey PNGs are read without Pillow's PNG reader, to the same pixels; any other PNG goes to Pillow."""
 
 import io
 import zlib
@@ -20,7 +20,8 @@ def pillow_pixels(data: bytes) -> np.ndarray:
         return np.asarray(image.convert("L"))
 
 
-def png(width: int, height: int, stream: bytes, ihdr_tail: bytes = b"\x08\x00\x00\x00\x00", after: bytes = b"") -> bytes:
+def png(width: int, height: int, stream: bytes, ihdr_tail: bytes = b"\x08\x00\x00\x00\x00",
+        after: bytes = b"") -> bytes:
     """A PNG with the given zlib stream as its one IDAT; ``after`` goes between IDAT and IEND."""
     header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + ihdr_tail
     return (SIGNATURE + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", stream) + after

@@ -117,7 +117,8 @@ def _append_head(proto: Any, temperature: float, detector: NotDigitDetector) -> 
     axis1 = const("axis1", [1], np.int64)
     p = node("Cast", [OUTPUTS[1]], "p", to=TensorProto.DOUBLE)
     if temperature != 1.0:  # apply_temperature: softmax(log(p + EPS) / T), its max subtracted first
-        z = node("Div", [node("Log", [node("Add", [p, const("eps", EPS)], "p_eps")], "log_p"), const("t", temperature)], "z")
+        log_p = node("Log", [node("Add", [p, const("eps", EPS)], "p_eps")], "log_p")
+        z = node("Div", [log_p, const("t", temperature)], "z")
         z = node("Sub", [z, node("ReduceMax", [z, axis1], "z_max", keepdims=1)], "z_shifted")
         e = node("Exp", [z], "exp_z")
         p = node("Div", [e, node("ReduceSum", [e, axis1], "exp_sum", keepdims=1)], "calibrated")

@@ -204,7 +204,8 @@ def _ten_probabilities(model: Any, features: np.ndarray, temperature: float = 1.
 
 def _one(row: np.ndarray, top_k: int, min_confidence: float, model_id: str, calibrated: bool,
          score: float | None = None, flag_above: float = 0.0) -> Prediction:
-    """One row of ten probabilities as a Prediction; with the detector's ``score``, "not_a_digit" above ``flag_above``."""
+    """One row of ten probabilities as a Prediction; with the detector's ``score``, "not_a_digit" above
+    ``flag_above``."""
     order = np.argsort(-row, kind="stable")[: max(1, top_k)].tolist()
     probabilities = row.tolist()  # Python floats, in one call
     best = order[0]
