@@ -28,11 +28,17 @@ def png_chunk(kind: bytes, body: bytes) -> bytes:
     return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
 
 
+def png_file(width: int, height: int, stream: bytes, ihdr_tail: bytes = b"\x08\x00\x00\x00\x00",
+             after: bytes = b"") -> bytes:
+    """A PNG with ``stream`` as its one IDAT (``after`` between it and IEND); 8-bit grey unless ``ihdr_tail`` says."""
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + ihdr_tail
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", stream) + after
+            + png_chunk(b"IEND", b""))
+
+
 def header_only_png(width: int, height: int, rows: bytes = b"\x00" * 64) -> bytes:
     """A 1-bit grey PNG that claims ``width``×``height`` (a decompression bomb's header), with ``rows`` as its data."""
-    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([1, 0, 0, 0, 0])
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(rows))
-            + png_chunk(b"IEND", b""))
+    return png_file(width, height, zlib.compress(rows), bytes([1, 0, 0, 0, 0]))
 
 
 @pytest.fixture(scope="session")

@@ -5,27 +5,16 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import png_chunk
+from conftest import png_chunk, png_file as png
 from PIL import Image
 
 from digitlab.data.image_files import ImageTooLargeError, read_image
 from digitlab.data.plain_png import MAX_PLAIN_PIXELS, grey_png, plain_png_size, read_plain_grey
 from digitlab.errors import DigitlabError
 
-SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
 def pillow_pixels(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as image:
         return np.asarray(image.convert("L"))
-
-
-def png(width: int, height: int, stream: bytes, ihdr_tail: bytes = b"\x08\x00\x00\x00\x00",
-        after: bytes = b"") -> bytes:
-    """A PNG with the given zlib stream as its one IDAT; ``after`` goes between IDAT and IEND."""
-    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + ihdr_tail
-    return (SIGNATURE + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", stream) + after
-            + png_chunk(b"IEND", b""))
 
 
 def rows_of(pixels: np.ndarray, filters: bytes | None = None) -> bytes:

@@ -22,7 +22,7 @@ import numpy as np
 
 from digitlab.calibrate import EPS, apply_temperature
 from digitlab.errors import DigitlabError
-from digitlab.onnx_model import BATCH, INPUT, OUTPUTS, OnnxModel
+from digitlab.onnx_model import INPUT, OUTPUTS, OnnxModel
 
 if TYPE_CHECKING:  # pragma: no cover
     from digitlab.notdigit import NotDigitDetector
@@ -56,11 +56,8 @@ class OnnxHeadModel(OnnxModel):
         and ``detector`` are not the ones in the graph (the caller computes them itself then)."""
         if detector is not self.detector or temperature != self.head_temperature or len(features) == 0:
             return None
-        X = self._rows(features)
-        parts = [self.session.run(list(HEAD_OUTPUTS), {INPUT: X[i : i + BATCH]}) for i in range(0, len(X), BATCH)]
-        if len(parts) == 1:  # one picture from the page
-            return parts[0][0], parts[0][1]
-        return np.concatenate([p for p, _ in parts]), np.concatenate([s for _, s in parts])
+        probabilities, scores = self._run(list(HEAD_OUTPUTS), self._rows(features))
+        return probabilities, scores
 
 
 def head_model(onnx: LoadedModel, temperature: float, detector: NotDigitDetector | None) -> OnnxHeadModel | None:

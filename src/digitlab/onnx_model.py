@@ -161,10 +161,14 @@ class OnnxModel:
         X = self._rows(X)
         if len(X) == 0:
             return np.zeros((0, len(self.classes_)), dtype=np.float32)
+        return self._run([OUTPUTS[1]], X)[0]
+
+    def _run(self, outputs: list[str], X: np.ndarray) -> list[np.ndarray]:
+        """The named outputs for checked rows ``X`` (at least one), in batches of :data:`BATCH` rows."""
         if len(X) <= BATCH:  # the hot path: one image from the web page
-            return self.session.run([OUTPUTS[1]], {INPUT: X})[0]
-        parts = [self.session.run([OUTPUTS[1]], {INPUT: X[i : i + BATCH]})[0] for i in range(0, len(X), BATCH)]
-        return np.concatenate(parts)
+            return self.session.run(outputs, {INPUT: X})
+        parts = [self.session.run(outputs, {INPUT: X[i : i + BATCH]}) for i in range(0, len(X), BATCH)]
+        return [np.concatenate(column) for column in zip(*parts)]
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of each row of ``X``."""
