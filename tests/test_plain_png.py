@@ -118,4 +118,4 @@ def test_header_size():
     broken = data[:20] + b"\xff" + data[21:]  # the header's CRC no longer matches
     assert plain_png_size(broken) is None and read_plain_grey(broken) is None
     assert plain_png_size(b"GIF89a") is None
-    assert MAX_PLAIN_PIXELS >= 448 * 112  # the page's widest drawing (its number mode)
+    assert MAX_PLAIN_PIXELS >= 400 * 150  # the page's widest drawing: number mode's 800×300 canvas at half size

@@ -37,7 +37,7 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _GREY8 = b"\x08\x00\x00\x00\x00"  # IHDR after the size: bit depth 8, colour type 0 (grey), no interlacing
 _IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty end chunk and its CRC
 MAX_PLAIN_PIXELS = 1024 * 1024
-"""Largest picture read here (the page sends 112×112, its number mode up to 112 px high); larger go to Pillow."""
+"""Largest picture read here (the page sends 112×112, and 400×150 in its number mode); larger go to Pillow."""
 
 
 def plain_png_size(data: bytes) -> tuple[int, int] | None:
