@@ -50,6 +50,15 @@ def test_single_image_and_top_k_and_threshold(digits, logreg):
     assert len(p.top) == 5 and p.unsure
 
 
+def test_no_images_give_no_predictions(digits, logreg):
+    from digitlab.preprocess import to_features
+
+    model, card = logreg
+    assert to_features(digits.test_images[:0], 16).shape == (0, 64)
+    assert predict_images(model, card, digits.test_images[:0]) == []
+    assert predict_images(model, card, np.zeros((0, 8, 8), np.uint8), detector=None) == []
+
+
 def test_to_dict_is_json_ready(digits, logreg):
     import json
 

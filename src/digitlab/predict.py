@@ -165,6 +165,8 @@ def predict_images(
             f"the model takes {expected[0]}×{expected[1]} images, got {'×'.join(map(str, prepared.shape[1:]))}; "
             "prepare pictures with prepare_for(card, image)"
         )
+    if len(prepared) == 0:
+        return []  # no pictures, no answers (a model's own checks refuse an empty batch)
     temperature = 1.0 if card.calibration is None else card.calibration.temperature
     features = features_of(prepared, card.pixel_max)
     probabilities, scores = _scored(model, features, temperature, detector)

@@ -7,6 +7,8 @@ need the 2-D picture back (the CNN) reshape it themselves.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from digitlab.data.dataset import Dataset
@@ -22,7 +24,7 @@ def to_features(images: np.ndarray, pixel_max: int) -> np.ndarray:
     array([[0.  , 0.5 , 1.  , 0.25]], dtype=float32)
     """
     images = np.asarray(images)
-    flat = images.reshape(len(images), -1).astype(np.float32)
+    flat = images.reshape(len(images), math.prod(images.shape[1:])).astype(np.float32)  # -1 fails for 0 images
     flat /= np.float32(pixel_max)
     return flat
 
