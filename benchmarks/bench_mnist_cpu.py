@@ -20,7 +20,8 @@ is printed before and after; compare ratios from one run, not seconds across run
 
 Examples
 --------
-    python benchmarks/bench_mnist_cpu.py                       # about 26 minutes on 2 cores with bf16, 58 without
+    python benchmarks/bench_mnist_cpu.py                       # about 26 minutes on 2 CPU cores (Zen 4, bf16)
+    python benchmarks/bench_mnist_cpu.py --ladder 6,8,10,12,15,20   # 50 minutes on a 2-core Zen 3 (fp32)
     python benchmarks/bench_mnist_cpu.py --quick               # a smoke run, about a minute
     python benchmarks/bench_mnist_cpu.py --long --skip-baseline --budgets 60 --seeds 0
 """

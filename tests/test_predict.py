@@ -54,9 +54,10 @@ def test_no_images_give_no_predictions(digits, logreg):
     from digitlab.preprocess import to_features
 
     model, card = logreg
-    assert to_features(digits.test_images[:0], 16).shape == (0, 64)
+    assert to_features(digits.test_images[:0], digits.pixel_max).shape == (0, 64)
     assert predict_images(model, card, digits.test_images[:0]) == []
-    assert predict_images(model, card, np.zeros((0, 8, 8), np.uint8), detector=None) == []
+    with pytest.raises(DigitlabError, match="takes 8×8 images"):  # an empty batch of the wrong size is still refused
+        predict_images(model, card, np.zeros((0, 28, 28), np.uint8))
 
 
 def test_to_dict_is_json_ready(digits, logreg):
