@@ -92,7 +92,9 @@ def test_saliency_of_a_model_that_reads_one_region_stays_in_that_region(digits):
         mass = np.abs(m)
         near = region.copy()
         near[:, 4] = True  # a 2-pixel patch at the border covers one column beyond the region
-        assert mass[:, ~near].sum() <= 1e-9 * max(mass.sum(), 1)
+        # float32 probabilities: occlusion predicts the picture and its covered copies in batches of different
+        # sizes, whose BLAS kernels may round differently (1.2e-7 of the mass leaked so on an AVX2-only Zen 3)
+        assert mass[:, ~near].sum() <= 1e-6 * max(mass.sum(), 1)
         assert mass[:, region].sum() > 0
 
 
