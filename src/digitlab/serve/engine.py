@@ -103,9 +103,8 @@ def _onnx_model(loaded: LoadedModel, export: bool = True):
     from digitlab.onnx_head import head_model
 
     onnx, how = _onnx_file(loaded, export)
-    temperature = 1.0 if loaded.card.calibration is None else loaded.card.calibration.temperature
     try:
-        headed = head_model(onnx, temperature, loaded.detector)
+        headed = head_model(onnx, loaded.temperature, loaded.detector)
     except Exception as exc:  # the head is only a shortcut: whatever stops it, the plain graph serves
         log.info("%s: serving it without the calibration and detector in its graph (%s)", onnx.path,
                  (str(exc).splitlines() or [type(exc).__name__])[0])
