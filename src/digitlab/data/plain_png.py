@@ -20,7 +20,7 @@ Examples
 ((3, 2), None)
 >>> plain = grey_png(b"\\x00\\x80\\xff" * 2, 3, 2)
 >>> image = read_plain_grey(plain)
->>> image.mode, image.size, image.format, list(image.getdata())
+>>> image.mode, image.size, image.format, list(image.tobytes())
 ('L', (3, 2), 'PNG', [0, 128, 255, 0, 128, 255])
 """
 
