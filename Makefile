@@ -9,6 +9,8 @@ TORCH_SPEC ?= torch==2.13.0
 
 FUZZ_SECONDS ?= 60
 API_FUZZ_CASES ?= 400
+# make test runs the suite in this many processes (pytest-xdist), each test file whole in one of them
+TEST_JOBS ?= 2
 
 .PHONY: demo test install dev bench fuzz clean help
 
@@ -39,7 +41,7 @@ demo: $(VENV)/.installed
 	$(BIN)/digitlab run
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
 
 $(VENV)/.installed-fuzz: pyproject.toml $(VENV)/.installed-dev
 	$(BIN)/python -m pip install -q -e ".[cnn,serve,dev,fuzz]"
