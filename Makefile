@@ -9,8 +9,10 @@ TORCH_SPEC ?= torch==2.13.0
 
 FUZZ_SECONDS ?= 60
 API_FUZZ_CASES ?= 400
-# make test runs the suite in this many processes (pytest-xdist), each test file whole in one of them
+# make test runs the suite in TEST_JOBS processes (pytest-xdist), each test file whole in one of them, and
+# every process they start with TEST_THREADS OpenMP threads: 2 x 1 keeps two cores busy without oversubscribing
 TEST_JOBS ?= 2
+TEST_THREADS ?= 1
 
 .PHONY: demo test install dev bench fuzz clean help
 
@@ -41,7 +43,7 @@ demo: $(VENV)/.installed
 	$(BIN)/digitlab run
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
+	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
 
 $(VENV)/.installed-fuzz: pyproject.toml $(VENV)/.installed-dev
 	$(BIN)/python -m pip install -q -e ".[cnn,serve,dev,fuzz]"
