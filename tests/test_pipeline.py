@@ -208,3 +208,33 @@ def test_report_shows_the_not_a_digit_check(lesson_run):
 def test_report_points_to_explain(lesson_run):
     html = (lesson_run.folder / "report.html").read_text()
     assert f"digitlab explain --model {lesson_run.folder}" in html and 'href="explain.html"' in html
+
+
+def test_the_lbfgs_fits_run_on_one_openblas_thread_and_others_as_they_were(monkeypatch):
+    """scipy's L-BFGS-B beside NumPy's OpenBLAS, both threaded, fitted the lesson's model 18x slower on 2 cores:
+    its fits (the model and its out-of-fold calibration) take one OpenBLAS thread, other models the threads set."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from digitlab.train import calibrate, train
+
+    seen: dict[str, list[set[int]]] = {"logreg": [], "knn": []}
+
+    def spy(cls, name):
+        real = cls.fit
+
+        def fit(self, *args, **kwargs):
+            seen[name].append({pool["num_threads"] for pool in threadpool_info() if pool["internal_api"] == "openblas"})
+            return real(self, *args, **kwargs)
+        monkeypatch.setattr(cls, "fit", fit)
+
+    spy(LogisticRegression, "logreg")
+    spy(KNeighborsClassifier, "knn")
+    digits = load_dataset("digits")
+    with threadpool_limits(2, user_api="blas"):
+        calibrate(train("logreg", digits), digits)
+        train("knn", digits)
+        after = {pool["num_threads"] for pool in threadpool_info() if pool["internal_api"] == "openblas"}
+    assert len(seen["logreg"]) >= 4 and all(threads == {1} for threads in seen["logreg"]), seen  # the fit and 3 folds
+    assert seen["knn"] == [{2}] and after == {2}, (seen, after)

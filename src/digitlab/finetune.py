@@ -44,6 +44,7 @@ import numpy as np
 from sklearn.base import clone
 
 from digitlab.errors import DigitlabError
+from digitlab.models.classic import fit_threads
 from digitlab.preprocess import to_features
 
 __all__ = ["MIN_PER_DIGIT", "check_enough", "finetune_model"]
@@ -195,7 +196,8 @@ def _refit_classic(model, images, labels, replay, *, seed: int, repeat: int):
     if replay is not None:
         x.append(replay[0])
         y.append(replay[1])
-    return fresh.fit(to_features(np.concatenate(x), 255), np.concatenate(y))
+    with fit_threads(fresh):
+        return fresh.fit(to_features(np.concatenate(x), 255), np.concatenate(y))
 
 
 def _finetune_cnn(model, images, labels, replay, *, seed: int, steps: int, lr: float, batch_size: int,

@@ -13,6 +13,7 @@ from digitlab.calibrate import apply_temperature
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError, InvalidValueError
 from digitlab.models import make_model
+from digitlab.models.classic import fit_threads
 from digitlab.notdigit import NotDigitDetector
 from digitlab.preprocess import to_features, train_features
 
@@ -58,7 +59,8 @@ def train(
     features, labels = train_features(dataset)
     start = time.perf_counter()
     try:
-        model.fit(features, labels)
+        with fit_threads(model):
+            model.fit(features, labels)
     except (InvalidParameterError, InvalidValueError) as exc:  # parameter values checked when fitting
         raise DigitlabError(f"model {name!r}: {exc}") from None
     except ValueError as exc:  # a combination of parameters and data the model cannot fit
@@ -178,7 +180,8 @@ def _out_of_fold(fitted: FittedModel, dataset: Dataset) -> tuple[np.ndarray, np.
         model.set_params(verbose=False)  # one progress bar per fold would only confuse
     folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=fitted.seed)
     try:
-        proba = cross_val_predict(model, features, labels, cv=folds, method="predict_proba")
+        with fit_threads(model):
+            proba = cross_val_predict(model, features, labels, cv=folds, method="predict_proba")
     except ValueError as exc:  # a digit with fewer than three images
         raise DigitlabError(f"cannot calibrate {fitted.name!r}: {exc}") from None
     return np.asarray(proba), np.asarray(labels)

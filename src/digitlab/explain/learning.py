@@ -64,15 +64,17 @@ def learning_curve_of(model: Any, images: np.ndarray, labels: np.ndarray, pixel_
     from sklearn.model_selection import StratifiedKFold, learning_curve
 
     from digitlab.explain.robustness import stratified_indices
+    from digitlab.models.classic import fit_threads
     from digitlab.preprocess import to_features
 
     labels = np.asarray(labels)
     if len(labels) > max_images:
         keep = stratified_indices(labels, max_images, seed)
         images, labels = images[keep], labels[keep]
-    sizes, _, scores = learning_curve(
-        clone(model), to_features(images, pixel_max), labels, train_sizes=list(FRACTIONS),
-        cv=StratifiedKFold(folds, shuffle=True, random_state=seed), n_jobs=1)
+    with fit_threads(model):
+        sizes, _, scores = learning_curve(
+            clone(model), to_features(images, pixel_max), labels, train_sizes=list(FRACTIONS),
+            cv=StratifiedKFold(folds, shuffle=True, random_state=seed), n_jobs=1)
     return LearningCurve([int(s) for s in sizes], scores.mean(axis=1).tolist(), scores.min(axis=1).tolist(),
                          scores.max(axis=1).tolist(), int(len(labels)))
 
