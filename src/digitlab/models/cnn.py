@@ -2,7 +2,8 @@
 
 This module is the scikit-learn side: parameters, checks, the epoch loop, persistence. The
 PyTorch side (the network, augmentation, one epoch, prediction, and the speed tricks) is
-:mod:`digitlab.models.cnn_torch`, imported only when a model fits or predicts, so
+:mod:`digitlab.models.cnn_torch`; on one CUDA GPU each training step is one CUDA graph
+(:mod:`digitlab.models.cnn_graph`). Both are imported only when a model fits or predicts, so
 ``import digitlab.models`` works without PyTorch. Weights leave the estimator only as numpy
 arrays (:meth:`CNNClassifier.export_tensors`, :meth:`CNNClassifier.from_tensors`), for
 safetensors files: never pickle.
@@ -10,6 +11,7 @@ safetensors files: never pickle.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import time
@@ -104,7 +106,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     Notes
     -----
-    Training on CPU uses PyTorch's intra-op threads (``torch.set_num_threads``). Prediction
+    Training on CPU uses PyTorch's intra-op threads (``torch.set_num_threads``). On one CUDA GPU the
+    training step is captured once as a CUDA graph and replayed (3-5x faster a step on an H200;
+    ``DIGITLAB_CUDA_GRAPHS=0`` turns it off). Prediction
     runs a copy of the network with BatchNorm folded into the convolutions, in batches of
     256 on the CPU (2,048 on CUDA), under ``torch.inference_mode``; a call with a few images uses one thread. A model
     rebuilt by :meth:`from_tensors` predicts bit for bit what the fitted one did on CPU.
@@ -168,6 +172,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         Inside a ``torchrun`` process group (see :mod:`digitlab.models.ddp`) every rank must
         call ``fit`` with the same data and parameters: they train one model together.
         """
+        from digitlab.models import cnn_graph as cg
         from digitlab.models import cnn_torch as ct
         from digitlab.models import ddp
         from digitlab.progress import TrainingBar
@@ -181,32 +186,31 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
         images = ct.as_images(X, side)
         train_idx, val_idx = _split(y_index, self.validation_fraction, seed)
-        x_train, y_train = ct.to_tensors(images[train_idx], y_index[train_idx], device)
+        train = slice(None) if len(val_idx) == 0 else train_idx  # everything: no copy (0.05 s for MNIST)
+        x_train, y_train = ct.to_tensors(images[train], y_index[train], device)
         net = ct.place(ct.build_net(side, self.width, len(classes), seed=seed), device)
-        optimizer = ct.make_optimizer(net, self.lr, self.weight_decay)
-        gen = ct.seeded_generator(seed)
         batch = min(self.batch_size, len(x_train))
         steps_per_epoch = len(x_train) // batch
         clock = ct.Clock(self.epochs * steps_per_epoch, self.time_budget, start)
         trainee, clock, shard = ddp.prepare(net, clock, device, batch)  # under torchrun: DDP, one clock
         main, shared = shard[0] == 0, shard[1] > 1  # rank 0 (or the only process) validates and shows progress
+        graphed = cg.wanted(device, shard)  # on one GPU: each step one CUDA graph launch
+        optimizer = ct.make_optimizer(net, self.lr, self.weight_decay, graphable=graphed)
 
         self.module_, self.history_, self.stop_reason_, self.world_size_ = net, [], "epochs", shard[1]
-        bf16 = ct.use_bf16(device, self.precision)
         shown_epochs = None if self.time_budget else self.epochs  # the clock ends a budgeted run, not the count
         with TrainingBar(self.verbose and main, shown_epochs, title="CNN") as bar:
+            step_args = dict(batch_size=batch, peak_lr=self.lr, clock=clock, gen=ct.seeded_generator(seed),
+                             augment=self.augment, distort=self.distort, label_smoothing=self.label_smoothing,
+                             on_step=bar.step, bf16=ct.use_bf16(device, self.precision))
+            train_epoch = (cg.GraphedEpochs(trainee, optimizer, x_train, y_train, **step_args) if graphed else
+                           functools.partial(ct.train_one_epoch, trainee, optimizer, x_train, y_train,
+                                             shard=shard, **step_args))
             for epoch in range(1, self.epochs + 1):
-                loss, steps = ct.train_one_epoch(
-                    trainee, optimizer, x_train, y_train, batch_size=batch, peak_lr=self.lr, clock=clock, gen=gen,
-                    augment=self.augment, distort=self.distort, label_smoothing=self.label_smoothing,
-                    on_step=bar.step, shard=shard, bf16=bf16,
-                )
+                loss, steps = train_epoch()
                 if steps == 0:
                     break
-                val_accuracy = None
-                if len(val_idx) and main:
-                    proba = ct.predict_proba(net, images[val_idx], device, self.tta)
-                    val_accuracy = float(np.mean(proba.argmax(axis=1) == y_index[val_idx]))
+                val_accuracy = self._accuracy(net, images[val_idx], y_index[val_idx]) if len(val_idx) and main else None
                 record = {"epoch": epoch, "loss": ddp.mean(loss, device) if shared else loss,
                           "val_accuracy": val_accuracy, "seconds": round(time.perf_counter() - start, 3),
                           "lr": float(optimizer.param_groups[0]["lr"])}  # where the one-cycle schedule ended the epoch
@@ -222,6 +226,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         net.eval()
         self._inference_net = ct.fuse_bn(net)  # speed: BatchNorm folded into the convolutions
         return self
+
+    def _accuracy(self, net, images: np.ndarray, y_index: np.ndarray) -> float:
+        """The share of ``images`` that ``net`` (in training) labels with their class index (validation)."""
+        from digitlab.models import cnn_torch as ct
+
+        proba = ct.predict_proba(net, images, self._device, self.tta)
+        return float(np.mean(proba.argmax(axis=1) == y_index))
 
     def _check_data(self, X, y) -> tuple[np.ndarray, np.ndarray, int]:
         """Validate ``X``, ``y``; set ``classes_``, ``n_features_in_``, ``image_shape_``; return X, class indices, seed."""

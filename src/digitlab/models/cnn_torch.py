@@ -9,7 +9,8 @@ Training keeps the whole training set in one tensor on the device and works batc
 a shuffled index, a random affine warp of the batch (shift, rotation, scale), one
 forward/backward pass; no per-image Python. The learning rate follows a one-cycle schedule
 (warm up, then anneal to zero); under a time budget the schedule runs on the clock, so
-training ends on time *and* with the learning rate annealed.
+training ends on time *and* with the learning rate annealed. On one CUDA GPU the same step runs as
+one CUDA graph (:mod:`digitlab.models.cnn_graph`).
 
 :class:`digitlab.models.cnn.CNNClassifier` holds the scikit-learn side and imports this
 module only when it fits or predicts, so ``import digitlab.models`` works without PyTorch.
@@ -69,12 +70,14 @@ def build_net(side: int, width: int, n_classes: int, seed: int = 0) -> nn.Sequen
     return nn.Sequential(layers)
 
 
-def make_optimizer(net: nn.Module, lr: float, weight_decay: float) -> torch.optim.SGD:
+def make_optimizer(net: nn.Module, lr: float, weight_decay: float, *, graphable: bool = False) -> torch.optim.SGD:
     """SGD with Nesterov momentum 0.9; weight decay on conv/linear weights only; a slower linear head.
 
     The head's learning rate is scaled by 16 / fan-in: one SGD step moves a logit by about
     lr x |features|², so a wide head (576 inputs at 28x28) would otherwise blow up the first
-    steps. Each group keeps its ``lr_scale`` for :func:`train_one_epoch`.
+    steps. Each group keeps its ``lr_scale`` for :func:`train_one_epoch`. ``graphable``: the fused
+    kernel, each group's learning rate a tensor beside the weights (set with ``fill_``), as a CUDA
+    graph needs (:mod:`digitlab.models.cnn_graph`).
     """
     conv, head, no_decay = [], [], []
     for name, param in net.named_parameters():
@@ -87,7 +90,11 @@ def make_optimizer(net: nn.Module, lr: float, weight_decay: float) -> torch.opti
         {"params": head, "weight_decay": weight_decay, "lr_scale": min(1.0, 16.0 / net.fc.in_features)},
         {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
     ]
-    return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+    if graphable:
+        device = next(net.parameters()).device
+        for group in groups:
+            group["lr"] = torch.tensor(lr * group["lr_scale"], device=device)
+    return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, fused=graphable or None)
 
 
 def fuse_bn(net: nn.Module) -> nn.Module:
@@ -160,18 +167,23 @@ def warp(x: torch.Tensor, shift: float, distort: float, gen: torch.Generator, *,
     image) of a ``batch`` of images: the random numbers are drawn for the whole batch and shared
     out the same way, so the images are warped as a single process would warp them.
     """
-    n, side = x.shape[0], x.shape[-1]
+    rank, size = shard
+    r = (torch.rand(batch or x.shape[0], 4, generator=gen) * 2 - 1)[rank::size]  # uniform in [-1, 1]
+    return warp_by(x, r, shift, distort)
+
+
+def warp_by(x: torch.Tensor, r: torch.Tensor, shift: float, distort: float) -> torch.Tensor:
+    """The warp of :func:`warp`, from its random numbers ``r`` (N x 4, uniform in [-1, 1], any device)."""
+    side = x.shape[-1]
     if x.shape[-2] != side:
         raise ValueError(f"warp takes square images, got {tuple(x.shape[-2:])}")
-    rank, size = shard
-    r = (torch.rand(batch or n, 4, generator=gen) * 2 - 1)[rank::size]  # uniform in [-1, 1]
+    r = r.to(device=x.device, dtype=x.dtype)
     angle = r[:, 0] * distort
     scale = 1.0 + r[:, 1] * distort
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     t = r[:, 2:] * (2.0 * shift / side)  # shift in the [-1, 1] coordinates of affine_grid
     theta = torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
-    return F.grid_sample(x, affine_grid(theta.to(device=x.device, dtype=x.dtype), side),
-                         mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, affine_grid(theta, side), mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def affine_grid(theta: torch.Tensor, side: int) -> torch.Tensor:
@@ -252,10 +264,11 @@ def use_bf16(device: torch.device, precision: str) -> bool:
     return precision == "bf16"
 
 
-def autocast(device: torch.device, bf16: bool | None = None):
-    """bf16 autocast when ``bf16`` (default: on CUDA only, as prediction uses it); plain fp32 otherwise."""
+def autocast(device: torch.device, bf16: bool | None = None, cache: bool = True):
+    """bf16 autocast when ``bf16`` (default: on CUDA only, as prediction uses it); plain fp32 otherwise.
+    ``cache=False`` for a step captured in a CUDA graph (PyTorch's rule for autocast in graphs)."""
     if bf16 if bf16 is not None else device.type == "cuda":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+        return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()
 
 
