@@ -271,6 +271,7 @@ def test_a_time_budget_picks_the_recipe_measured_for_it_on_mnist_only():
     assert make_model("cnn", dataset="mnist", params={"time_budget": 4, "width": 8, "device": "cpu"}).width == 8
     assert make_model("cnn", dataset="digits", params={"time_budget": 4}).width == CNNClassifier().width
     assert cnn_recipes.for_budget(1, "cuda")["batch_size"] == 512 != cnn_recipes.for_budget(1, "cpu")["batch_size"]
+    assert [cnn_recipes.for_budget(b, "cuda")["width"] for b in (0.5, 2, 5, 30)] == [32, 32, 64, 128]
     assert all(cnn_recipes.for_budget(b, "cpu") == cnn_recipes.for_budget(b, "cpu") for b in (0.5, 30, 1e5))
     assert make_model("cnn", dataset="mnist").epochs == cnn_recipes.DEFAULT["epochs"]  # no budget: fixed epochs
     for bad in (0, float("inf"), float("nan")):
