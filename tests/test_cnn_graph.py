@@ -79,20 +79,26 @@ def test_a_time_budget_ends_the_fixed_tensor_epochs():
     assert float(optimizer.param_groups[0]["lr"]) < 0.4 * 0.05  # annealed by the end
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not CUDA, reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs it there)"))])
-def test_the_step_reads_the_learning_rate_each_time(device):
-    """A learning rate of 0 set between steps leaves the weights where they are: the graph has not baked it in."""
-    net, _, run = _train(True, 2.0, epochs=1, device=device)  # on CUDA: 3 warm-up steps, a capture, 5 replays
-    assert (run.graph is not None) == (device == "cuda")
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs it there)")
+def test_the_graph_reads_the_learning_rate_at_each_replay():
+    """A learning rate of 0 from the schedule leaves the weights where they are: the graph has not baked it in."""
+    net, _, run = _train(True, 2.0, epochs=1, device="cuda")  # 3 warm-up steps, a capture, 5 replays
+    assert run.graph is not None
     before = {k: v.clone() for k, v in net.state_dict().items() if k.endswith("weight")}
-    for group in run.optimizer.param_groups:
-        group["lr"].fill_(0.0)
-    run.peak_lr = 0.0
-    run.clock.total_steps *= 2  # one more epoch's steps, all at learning rate 0
-    run()
+    run.peak_lr = 0.0  # the schedule now writes 0 into the tensors the captured step reads
+    run.clock.total_steps *= 2  # one more epoch
+    assert run()[1] == 8
     for name, weight in before.items():
         torch.testing.assert_close(net.state_dict()[name], weight, rtol=0, atol=0, msg=name)
+
+
+def test_the_clock_times_steps_after_the_warm_up_and_the_capture():
+    x, y = _data()
+    net = ct.build_net(12, 8, 2)
+    clock = ct.Clock(8, 10.0, 0.0)
+    cg.GraphedEpochs(net, ct.make_optimizer(net, 0.4, 5e-4, graphable=True), x, y, batch_size=64, peak_lr=0.4,
+                     clock=clock, gen=ct.seeded_generator(0))
+    assert clock.warm_steps == cg.WARM_STEPS + 1
 
 
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs it there)")

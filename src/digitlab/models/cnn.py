@@ -107,7 +107,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     Notes
     -----
     Training on CPU uses PyTorch's intra-op threads (``torch.set_num_threads``). On one CUDA GPU the
-    training step is captured once as a CUDA graph and replayed (3-5x faster a step on an H200;
+    training step is captured once as a CUDA graph and replayed (2-5x faster a step on an H200;
     ``DIGITLAB_CUDA_GRAPHS=0`` turns it off). Prediction
     runs a copy of the network with BatchNorm folded into the convolutions, in batches of
     256 on the CPU (2,048 on CUDA), under ``torch.inference_mode``; a call with a few images uses one thread. A model

@@ -59,7 +59,8 @@ class GraphedEpochs:
         self.r = torch.zeros(batch_size, 4, device=x.device)
         self.loss_sum = torch.zeros((), device=x.device)
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.capture, self.steps_run = self.cuda, 0
+        self.capture, self.steps_run = self.cuda, 0  # capture: on CUDA, until a capture fails
+        clock.warm_steps = max(clock.warm_steps, WARM_STEPS + 1)  # the seconds a step: not from warm-up or capture
         self._events: collections.deque = collections.deque()
 
     def __call__(self) -> tuple[float, int]:
@@ -98,12 +99,12 @@ class GraphedEpochs:
         self.loss_sum += loss.detach()
 
     def _run(self) -> None:
-        """This step: replay the graph; or run it uncaptured (warming up, on the CPU), capturing when warm."""
+        """This step: replay the graph; or run it uncaptured (warming up, on the CPU, after a failed capture)."""
         if self.graph is not None:
             self.graph.replay()
         elif self.capture and self.steps_run >= WARM_STEPS:
             self._capture()
-        elif self.cuda:
+        elif self.capture:
             side = torch.cuda.Stream()  # warm-up on a side stream, as torch.cuda.graph's documentation asks
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):

@@ -6,7 +6,7 @@ test accuracy we measured for a budget on a device. ``digitlab run --dataset mni
 recipe as a fixed number of epochs (so one seed gives one model). ``--param`` values win over a recipe.
 Every row was measured (BENCHMARKS.md, "Faster to every accuracy": means over 5 seeds on a 2-core CPU,
 `benchmarks/bench_mnist_cpu.py`; the 600-s row predicts with 9 test-time views, which beat 5 on every seed;
-the CUDA rows over 3 seeds on an H200, `benchmarks/gpu_check.sh`, where each row beat 1-4 other recipes
+the CUDA rows over 3 seeds on an H200, `benchmarks/gpu_check.sh`, where each row beat 1-3 other recipes
 at its budget); the boundaries between rows are interpolations. The CPU rows were measured with bf16 training; on a CPU without it (a Zen 3 EPYC training in
 fp32: 32.8 ms a step, against 10.9 ms on the Zen 4 in bf16), the same 10-s boundary was checked and holds (at
 10 s the two rows tie, at 20 s the augmented one wins), so both kinds of CPU share the table (the 90-s
@@ -34,7 +34,7 @@ CPU: tuple[tuple[float, dict[str, Any]], ...] = (  # (the longest budget a row i
     (90.0, {"width": 16, "batch_size": 128, "lr": 0.4, **_AUGMENT, "tta": True}),
     (math.inf, {"width": 32, "batch_size": 128, "lr": 0.2, **_AUGMENT, "tta": 9}),
 )
-CUDA: tuple[tuple[float, dict[str, Any]], ...] = (  # the H200 of 2026-11-30, each step one CUDA graph (0.8-3.2 ms)
+CUDA: tuple[tuple[float, dict[str, Any]], ...] = (  # the H200 of 2026-11-30, each step one CUDA graph
     (0.7, {"width": 32, "batch_size": 512, "lr": 0.8, **_NO_AUGMENT, "tta": False}),  # 0.5 s: 99.27%
     (1.4, {"width": 32, "batch_size": 512, "lr": 0.8, **_AUGMENT, "tta": True}),  # 1 s: 99.56%
     (3.2, {"width": 32, "batch_size": 256, "lr": 0.4, **_AUGMENT, "tta": True}),  # 2 s: 99.63%

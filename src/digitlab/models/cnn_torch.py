@@ -131,6 +131,7 @@ class Clock:
         self.budget = time_budget
         self.start = start
         self.step = 0
+        self.warm_steps = 2  # the first steps warm PyTorch up: their seconds are not counted
         self._last = time.perf_counter()
         self._per_step: float | None = None
 
@@ -139,7 +140,7 @@ class Clock:
         now = time.perf_counter()
         seconds, self._last = now - self._last, now
         self.step += 1
-        if self.step > 2:  # skip the warm-up steps
+        if self.step > self.warm_steps:
             self._per_step = seconds if self._per_step is None else 0.9 * self._per_step + 0.1 * seconds
 
     def progress(self) -> float:
