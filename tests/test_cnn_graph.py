@@ -1,4 +1,4 @@
-"""The CNN's training step in fixed tensors (digitlab.models.cnn_graph): the arithmetic on the CPU, the graph on CUDA."""
+"""The CNN's training step in fixed tensors (digitlab.models.cnn_graph): arithmetic on CPU, graph on CUDA."""
 
 from __future__ import annotations
 
@@ -98,7 +98,18 @@ def test_the_clock_times_steps_after_the_warm_up_and_the_capture():
     clock = ct.Clock(8, 10.0, 0.0)
     cg.GraphedEpochs(net, ct.make_optimizer(net, 0.4, 5e-4, graphable=True), x, y, batch_size=64, peak_lr=0.4,
                      clock=clock, gen=ct.seeded_generator(0))
-    assert clock.warm_steps == cg.WARM_STEPS + 1
+    assert clock.warm_steps == cg.WARM_STEPS + 1 and clock.queued_steps == 0  # the CPU runs each step as it comes
+
+
+def test_a_budget_counts_the_steps_still_queued_as_spent():
+    import time
+
+    clock = ct.Clock(10_000, 1.0, time.perf_counter() - 0.5)  # half the budget gone
+    clock.warm_steps, clock._per_step = 0, 0.1
+    clock.step = 5
+    assert clock.progress() < 1.0
+    clock.queued_steps = 6  # 0.6 s of steps still on the GPU: the budget is spent
+    assert clock.progress() == 1.0
 
 
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs it there)")

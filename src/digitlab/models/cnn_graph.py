@@ -54,6 +54,7 @@ class GraphedEpochs:
         self.net, self.optimizer, self.x, self.y = net, optimizer, x, y
         self.batch, self.peak_lr, self.clock, self.gen, self.on_step = batch_size, peak_lr, clock, gen, on_step
         self.augment, self.distort, self.label_smoothing, self.bf16 = augment, distort, label_smoothing, bf16
+        self.warps = augment > 0 or distort > 0
         self.cuda = x.device.type == "cuda"
         self.idx = torch.zeros(batch_size, dtype=torch.int64, device=x.device)  # the fixed inputs of a step
         self.r = torch.zeros(batch_size, 4, device=x.device)
@@ -61,13 +62,14 @@ class GraphedEpochs:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.capture, self.steps_run = self.cuda, 0  # capture: on CUDA, until a capture fails
         clock.warm_steps = max(clock.warm_steps, WARM_STEPS + 1)  # the seconds a step: not from warm-up or capture
+        clock.queued_steps = IN_FLIGHT if self.cuda else 0  # a budget ends when the queued steps do
         self._events: collections.deque = collections.deque()
 
     def __call__(self) -> tuple[float, int]:
         self.net.train()
         n_steps = len(self.x) // self.batch
         order = torch.randperm(len(self.x), generator=self.gen).to(self.x.device)  # as train_one_epoch shuffles
-        if self.augment > 0 or self.distort > 0:  # one draw a batch, as warp() does, sent to the device once
+        if self.warps:  # one draw a batch, as warp() does, sent to the device once
             r = torch.stack([torch.rand(self.batch, 4, generator=self.gen) * 2 - 1 for _ in range(n_steps)])
             r = r.to(self.x.device)
         self.loss_sum.zero_()
@@ -79,7 +81,7 @@ class GraphedEpochs:
             for group in self.optimizer.param_groups:  # one-cycle schedule, into the tensors the graph reads
                 group["lr"].fill_(ct.one_cycle(frac, self.peak_lr) * group["lr_scale"])
             self.idx.copy_(order[b * self.batch : (b + 1) * self.batch])
-            if self.augment > 0 or self.distort > 0:
+            if self.warps:
                 self.r.copy_(r[b])
             self._run()
             done += 1
@@ -90,7 +92,7 @@ class GraphedEpochs:
     def _step(self) -> None:
         """One training step on the fixed inputs: what the graph records."""
         xb, yb = self.x.index_select(0, self.idx), self.y.index_select(0, self.idx)
-        if self.augment > 0 or self.distort > 0:
+        if self.warps:
             xb = ct.warp_by(xb, self.r, self.augment, self.distort)
         with ct.autocast(self.x.device, self.bf16, cache=not self.cuda):
             loss = F.cross_entropy(self.net(ct.channels_last(xb)), yb, label_smoothing=self.label_smoothing)

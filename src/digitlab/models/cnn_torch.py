@@ -132,6 +132,7 @@ class Clock:
         self.start = start
         self.step = 0
         self.warm_steps = 2  # the first steps warm PyTorch up: their seconds are not counted
+        self.queued_steps = 0  # steps ticked but still running (a GPU's queue): their time is spent already
         self._last = time.perf_counter()
         self._per_step: float | None = None
 
@@ -148,7 +149,7 @@ class Clock:
         frac = self.step / self.total_steps
         if self.budget is None:
             return frac
-        remaining = self.budget - (time.perf_counter() - self.start)
+        remaining = self.budget - (time.perf_counter() - self.start) - self.queued_steps * (self._per_step or 0.0)
         if remaining <= 0:
             return 1.0
         if self._per_step is None:
