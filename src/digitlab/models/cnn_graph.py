@@ -70,8 +70,7 @@ class GraphedEpochs:
         n_steps = len(self.x) // self.batch
         order = torch.randperm(len(self.x), generator=self.gen).to(self.x.device)  # as train_one_epoch shuffles
         if self.warps:  # one draw a batch, as warp() does, sent to the device once
-            r = torch.stack([torch.rand(self.batch, 4, generator=self.gen) * 2 - 1 for _ in range(n_steps)])
-            r = r.to(self.x.device)
+            r = torch.stack([ct.warp_numbers(self.batch, self.gen) for _ in range(n_steps)]).to(self.x.device)
         self.loss_sum.zero_()
         done = 0
         for b in range(n_steps):

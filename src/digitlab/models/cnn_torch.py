@@ -170,8 +170,12 @@ def warp(x: torch.Tensor, shift: float, distort: float, gen: torch.Generator, *,
     out the same way, so the images are warped as a single process would warp them.
     """
     rank, size = shard
-    r = (torch.rand(batch or x.shape[0], 4, generator=gen) * 2 - 1)[rank::size]  # uniform in [-1, 1]
-    return warp_by(x, r, shift, distort)
+    return warp_by(x, warp_numbers(batch or x.shape[0], gen)[rank::size], shift, distort)
+
+
+def warp_numbers(n: int, gen: torch.Generator) -> torch.Tensor:
+    """The random numbers of :func:`warp` for ``n`` images: N x 4, uniform in [-1, 1], on the CPU."""
+    return torch.rand(n, 4, generator=gen) * 2 - 1
 
 
 def warp_by(x: torch.Tensor, r: torch.Tensor, shift: float, distort: float) -> torch.Tensor:
