@@ -266,3 +266,28 @@ def test_a_zip_bomb_is_refused_at_once(skops_copy):
     assert time.perf_counter() - start < 1.0
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
     assert grown_kib < 200 * 1024
+
+
+def test_a_skops_model_saves_and_loads_without_importing_pytorch(knn_folder, tmp_path):
+    """skops' import walks every scikit-learn package, one of which imports PyTorch: digitlab steps around it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from digitlab.data import load_dataset\n"
+        "from digitlab.store import load_model, save_model\n"
+        "from digitlab.preprocess import test_features\n"
+        "from digitlab.train import train\n"
+        f"loaded = load_model({str(knn_folder)!r})\n"
+        "ds = load_dataset('digits', limit=300)\n"
+        f"save_model(train('svm', ds), ds, {str(tmp_path / 'svm')!r})\n"
+        f"again = load_model({str(tmp_path / 'svm')!r})\n"
+        "print(type(loaded.model).__name__, type(again.model).__name__, again.model.predict(test_features(ds)[0][:5]).tolist())\n"
+        "print('torch' in sys.modules, 'sklearn.externals.array_api_compat.torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.splitlines()[-2:]
+    assert first.startswith("KNeighborsClassifier CalibratedClassifierCV ["), out.stdout
+    assert second == "False False", out.stdout  # nothing imported PyTorch, and the block was lifted after
