@@ -10,6 +10,7 @@ Examples
     python benchmarks/bench_recipe.py 4 --seeds 0,1,2,3,4 lr=0.8
     python benchmarks/bench_recipe.py 28 --seeds 0,1,2 --tta augment=2.0 distort=0.1 lr=0.4
     python benchmarks/bench_recipe.py 1000 --seeds 0,1,2 epochs=6       # a fixed number of epochs
+    python benchmarks/bench_recipe.py 60 --seeds 0,1,2,3,4 --views 5,9    # each network scored with 5 and 9 views
 """
 
 from __future__ import annotations
@@ -35,13 +36,15 @@ def main() -> None:
     parser.add_argument("budget", type=float, help="seconds of training")
     parser.add_argument("params", nargs="*", help="NAME=VALUE over the budget's recipe")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--tta", action="store_true", help="also score with test-time augmentation")
+    parser.add_argument("--tta", action="store_true", help="also score with test-time augmentation (5 views)")
+    parser.add_argument("--views", default="", help="also score with each of these numbers of views, e.g. 5,9")
     args = parser.parse_args()
+    views = sorted({int(v) for v in args.views.split(",") if v} | ({5} if args.tta else set()))
     ds = load_dataset("mnist")
     (X, y), (X_test, y_test) = train_features(ds), test_features(ds)
     params = {"time_budget": args.budget, **parse_params(args.params)}
     make_model("cnn", dataset="mnist", params={"time_budget": 0.3}).fit(X[:2000], y[:2000])  # imports, first calls
-    plain, tta, seconds = [], [], []
+    plain, seconds, tta = [], [], {v: [] for v in views}
     for seed in [int(s) for s in args.seeds.split(",")]:
         model = make_model("cnn", dataset="mnist", seed=seed, params=params)
         tick = time.perf_counter()
@@ -49,13 +52,14 @@ def main() -> None:
         seconds.append(time.perf_counter() - tick)
         plain.append(model.set_params(tta=False).score(X_test, y_test))
         line = f"  seed {seed}: {plain[-1]:.2%} after {seconds[-1]:.1f} s, {model.n_iter_} epochs"
-        if args.tta:
-            tta.append(model.set_params(tta=True).score(X_test, y_test))
-            line += f"; with TTA {tta[-1]:.2%}"
+        for v in views:
+            tta[v].append(model.set_params(tta=v).score(X_test, y_test))
+            line += f"; {v} views {tta[v][-1]:.2%}"
         print(line, flush=True)
     recipe = {k: v for k, v in model.get_params().items() if k in ("width", "batch_size", "lr", "augment", "distort",
                                                                    "epochs", "precision")}
-    print(f"{args.budget:g} s {recipe}: {mean_sd(plain, 100)}%" + (f"; with TTA {mean_sd(tta, 100)}%" if tta else "")
+    print(f"{args.budget:g} s {recipe}: {mean_sd(plain, 100)}%"
+          + "".join(f"; {v} views {mean_sd(scores, 100)}%" for v, scores in tta.items())
           + f"; training {statistics.mean(seconds):.1f} s")
 
 
