@@ -7,7 +7,7 @@ A saved model is two files in one folder:
   regression): the card lists each attribute, and loading rebuilds the registry's estimator
   and sets them. This also spares the seconds skops spends importing all of scikit-learn.
 - ``model.skops`` for the other scikit-learn models (SVM, forest, k-NN, MLP), loaded with skops'
-  trusted types only;
+  trusted types only (:mod:`digitlab.skops_file`);
 - ``model.json``, the model card: what the model is, how its input was prepared, the data it
   saw, its test metrics, library versions, and the SHA-256 of the weights file.
 
@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import platform
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from digitlab import skops_file
 from digitlab.card import CARD_NAME, FORMATS, ModelCard
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
@@ -36,16 +36,6 @@ from digitlab.notdigit import DETECTOR_FILE, NotDigitCheck, NotDigitDetector
 from digitlab.train import FittedModel
 
 __all__ = ["LoadedModel", "ModelCard", "load_model", "read_card", "save_model"]
-
-# scikit-learn's own helper types that the zoo's models hold, beyond skops' default trusted set.
-# They are plain data holders; anything else a skops file names is refused.
-TRUSTED_SKLEARN_TYPES = frozenset({
-    "sklearn.calibration._CalibratedClassifier",  # svm: the calibrated SVC
-    "sklearn.calibration._SigmoidCalibration",
-    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",  # mlp
-    "sklearn.tree._tree.Tree",  # forest
-})
-
 
 @dataclass
 class LoadedModel:
@@ -221,7 +211,7 @@ def _write_weights(fitted: FittedModel, folder: Path) -> tuple[str, Path, dict[s
 
             save_file(tensors, str(tmp))
         else:
-            skops_io().dump(model, tmp)
+            skops_file.dump(model, tmp)
     return fmt, weights, state
 
 
@@ -302,7 +292,7 @@ def load_model(path: Path) -> LoadedModel:
             "the file was changed or damaged — retrain or restore it"
         )
     if card.format == "skops":
-        model = _load_skops(weights)
+        model = skops_file.load(weights)
     else:
         model = _load_safetensors(weights, card)
     _check_loaded(model, card, weights)
@@ -321,7 +311,7 @@ def _check_loaded(model: Any, card: ModelCard, weights: Path) -> None:
     if type(model) is not expected:
         raise DigitlabError(f"{weights}: holds a {type(model).__name__}, but its card says {card.model!r} "
                             f"({expected.__name__}); refusing it")
-    _check_trees(model, weights)
+    skops_file.check_trees(model, weights)
     try:
         proba = model.predict_proba(np.zeros((1, card.n_pixels), dtype=np.float32))
     except (ValueError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
@@ -329,102 +319,6 @@ def _check_loaded(model: Any, card: ModelCard, weights: Path) -> None:
                             f"{card.image_shape[1]} images as its card says ({type(exc).__name__})") from None
     if np.shape(proba) != (1, len(getattr(model, "classes_", []))):
         raise DigitlabError(f"{weights}: the model's output does not match its classes; the file is damaged")
-
-
-def _check_trees(model: Any, weights: Path) -> None:
-    """Bounds-check every decision tree's node arrays: scikit-learn follows them without checks at predict.
-
-    skops does not trust ``sklearn.tree._tree.Tree`` by default for exactly this reason; digitlab trusts it
-    only after this check.
-    """
-    import numpy as np
-
-    estimators = [model, *getattr(model, "estimators_", [])]
-    n_features = getattr(model, "n_features_in_", None)
-    for estimator in estimators:
-        tree = getattr(estimator, "tree_", None)
-        if tree is None:
-            continue
-        n = int(tree.node_count)
-        left, right = np.asarray(tree.children_left), np.asarray(tree.children_right)
-        feature = np.asarray(tree.feature)
-        leaf = left == -1
-        sound = (
-            len(left) == len(right) == len(feature) == n
-            and np.array_equal(leaf, right == -1)
-            and np.all((left[~leaf] > 0) & (left[~leaf] < n) & (right[~leaf] > 0) & (right[~leaf] < n))
-            and (n_features is None or np.all((feature[~leaf] >= 0) & (feature[~leaf] < n_features)))
-            and np.asarray(tree.value).shape[0] == n
-        )
-        if not sound:
-            raise DigitlabError(f"{weights}: a decision tree in the file has node indices out of range; refusing it")
-
-
-MAX_INFLATION = 100
-"""A skops member may unpack to at most this many times its packed size (plus 1 MiB): skops stores
-arrays uncompressed, so only a zip bomb comes near."""
-MAX_UNPACKED_BYTES = 4 << 30
-
-
-def skops_io() -> Any:
-    """``skops.io``, imported without importing PyTorch on the way.
-
-    At import skops lists scikit-learn's estimators (``all_estimators``), walking every scikit-learn package;
-    one, ``sklearn.externals.array_api_compat.torch``, imports PyTorch: 3 of the import's 8 s on a 2-core
-    Zen 3. The walk passes over a package that will not import, and no estimator lives there, so skops
-    trusts the same 208 types either way.
-    """
-    blocked = "sklearn.externals.array_api_compat.torch"
-    if "torch" in sys.modules or blocked in sys.modules:
-        import skops.io
-        return skops.io
-    sys.modules[blocked] = None  # type: ignore[assignment]  # None: "import fails" to the import system
-    try:
-        import skops.io
-    finally:
-        if blocked in sys.modules and sys.modules[blocked] is None:
-            del sys.modules[blocked]
-    return skops.io
-
-
-def _load_skops(weights: Path) -> Any:
-    sio = skops_io()
-    _check_zip_sizes(weights)
-    try:
-        untrusted = sio.get_untrusted_types(file=weights)
-    except Exception as exc:  # skops raises several kinds on a malformed archive
-        raise DigitlabError(f"{weights}: not a valid skops file ({exc.__class__.__name__})") from None
-    refused = [name for name in untrusted if name not in TRUSTED_SKLEARN_TYPES]
-    if refused:
-        raise DigitlabError(
-            f"{weights}: refusing to load types that are not trusted: {', '.join(refused)}"
-        )
-    try:
-        return sio.load(weights, trusted=list(untrusted))
-    except Exception as exc:
-        raise DigitlabError(f"{weights}: could not load the model ({exc.__class__.__name__}: {exc})") from None
-
-
-def _check_zip_sizes(weights: Path) -> None:
-    """Refuse a file that is not a zip, or whose members would unpack far beyond their packed size.
-
-    Reads only the zip's directory; Python's zipfile then stops any member at its declared size.
-    """
-    import zipfile
-
-    if not zipfile.is_zipfile(weights):
-        raise DigitlabError(f"{weights}: not a skops file (refusing to load it: it may be a pickle)")
-    try:
-        with zipfile.ZipFile(weights) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise DigitlabError(f"{weights}: not a valid skops file ({exc.__class__.__name__})") from None
-    for member in members:
-        if member.file_size > MAX_INFLATION * member.compress_size + (1 << 20):
-            raise DigitlabError(f"{weights}: member {member.filename!r} would unpack from "
-                                f"{member.compress_size:,} to {member.file_size:,} bytes; refusing a zip bomb")
-    if sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
-        raise DigitlabError(f"{weights}: unpacks to more than {MAX_UNPACKED_BYTES >> 30} GiB; refusing it")
 
 
 def _load_safetensors(weights: Path, card: ModelCard) -> Any:
