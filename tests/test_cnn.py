@@ -16,7 +16,7 @@ from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 
 from digitlab.data import load_dataset  # noqa: E402
-from digitlab.errors import DigitlabError  # noqa: E402
+from digitlab.errors import DigitlabError, InvalidValueError  # noqa: E402
 from digitlab.models import make_model  # noqa: E402
 from digitlab.models.cnn import CNNClassifier  # noqa: E402
 from digitlab import preprocess  # noqa: E402  (its test_features would look like a test)
@@ -125,6 +125,22 @@ def test_same_seed_same_model(digits):
     c = CNNClassifier(**dict(params, random_state=1)).fit(X, y).predict_proba(X_test)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_damaged_counts_in_a_weights_file_are_one_line(fitted):
+    for name, value in [("world_size", np.zeros(0, np.int64)), ("world_size", np.array([0])),
+                        ("n_features_in", np.array([64, 64])), ("n_features_in", np.array([np.nan])),
+                        ("image_shape", np.array([np.nan, np.nan])), ("image_shape", np.array([8.5, 8.5]))]:
+        tensors = {**fitted.export_tensors(), name: value}
+        assert "the file is damaged" in _one_line_error(fitted.get_params(), tensors), (name, value)
+    tensors = {**fitted.export_tensors(), "world_size": np.array([2])}
+    assert CNNClassifier.from_tensors(fitted.get_params(), tensors).world_size_ == 2
+
+
+def test_a_budget_that_ends_before_the_first_step_is_refused_in_one_line(digits):
+    X, y, _, _ = digits
+    with pytest.raises(InvalidValueError, match="ended before the first training step"):
+        CNNClassifier(epochs=3, width=4, time_budget=1e-9, device="cpu", random_state=0).fit(X, y)
 
 
 def test_time_budget_stops_training(digits):

@@ -52,9 +52,6 @@ __all__ = ["MIN_PER_DIGIT", "check_enough", "finetune_model"]
 MIN_PER_DIGIT = 3
 """Fewest samples of each digit :func:`finetune_model` accepts."""
 
-_CNN_META = ("classes", "image_shape", "n_features_in", "history", "world_size")  # tensors beside the network's own
-
-
 def check_enough(labels: Any, min_per_digit: int = MIN_PER_DIGIT) -> None:
     """Refuse, in one line, a set with fewer than ``min_per_digit`` samples of any digit 0-9.
 
@@ -207,12 +204,12 @@ def _finetune_cnn(model, images, labels, replay, *, seed: int, steps: int, lr: f
     import torch.nn.functional as F
 
     from digitlab.models import cnn_torch as ct
-    from digitlab.models.cnn import CNNClassifier
+    from digitlab.models.cnn import EXTRA_TENSORS, CNNClassifier
 
     _check_cnn_recipe(steps, lr, batch_size, person_share, blend)
     tensors = model.export_tensors()
     side, classes = model.image_shape_[0], np.asarray(model.classes_)
-    weights = {name: array for name, array in tensors.items() if name not in _CNN_META}
+    weights = {name: array for name, array in tensors.items() if name not in EXTRA_TENSORS}
     net = ct.place(ct.load_net(weights, side, model.width, len(classes)), torch.device("cpu"))  # a copy
     optimizer = ct.make_optimizer(net, lr, model.weight_decay)
     gen = ct.seeded_generator(seed)
@@ -236,7 +233,7 @@ def _finetune_cnn(model, images, labels, replay, *, seed: int, steps: int, lr: f
             optimizer.step()
 
     tuned = {name: _blend(array, weights[name], blend) for name, array in ct.state_arrays(net).items()}
-    tuned.update({name: tensors[name] for name in _CNN_META if name in tensors})
+    tuned.update({name: tensors[name] for name in EXTRA_TENSORS if name in tensors})
     return CNNClassifier.from_tensors(model.get_params(), tuned)
 
 

@@ -35,6 +35,7 @@ _HISTORY = "history"  # saved too: one row per epoch, columns _HISTORY_COLUMNS (
 _HISTORY_COLUMNS = ("epoch", "loss", "val_accuracy", "seconds", "lr")
 _WORLD_SIZE = "world_size"  # saved too, only when torchrun trained the model on several processes
 _STOP_REASONS = (None, "epochs", "time_budget", "target_accuracy")
+EXTRA_TENSORS = (*_META, _N_FEATURES, _HISTORY, _WORLD_SIZE)  # a weights file's tensors beyond the network's own
 
 
 class CNNClassifier(ClassifierMixin, BaseEstimator):
@@ -94,7 +95,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         The trained network, in eval mode.
     history_ : list of dict
         One record per epoch: ``epoch``, ``loss``, ``val_accuracy`` (None without a validation part),
-        ``seconds`` since fitting began, ``lr`` (the learning rate at the epoch's end). Saved with the weights, so a loaded model has it too.
+        ``seconds`` since fitting began, ``lr`` (the learning rate at the epoch's end). Saved with the
+        weights, so a loaded model has it too.
     n_iter_ : int
         Epochs run (the last may be partial when the time budget ended it).
     stop_reason_ : str
@@ -106,12 +108,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     Notes
     -----
-    Training on CPU uses PyTorch's intra-op threads (``torch.set_num_threads``). On one CUDA GPU the
-    training step is captured once as a CUDA graph and replayed (2-5x faster a step on an H200;
-    ``DIGITLAB_CUDA_GRAPHS=0`` turns it off). Prediction
-    runs a copy of the network with BatchNorm folded into the convolutions, in batches of
-    256 on the CPU (2,048 on CUDA), under ``torch.inference_mode``; a call with a few images uses one thread. A model
-    rebuilt by :meth:`from_tensors` predicts bit for bit what the fitted one did on CPU.
+    On one CUDA GPU each training step is one CUDA graph, replayed (2-5x faster on an H200;
+    ``DIGITLAB_CUDA_GRAPHS=0``: off). Prediction runs the network with BatchNorm folded into the convolutions,
+    in batches of 256 on the CPU (2,048 on CUDA); a model rebuilt by :meth:`from_tensors` predicts bit for
+    bit what the fitted one did on CPU.
 
     Examples
     --------
@@ -208,7 +208,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                                              shard=shard, **step_args))
             for epoch in range(1, self.epochs + 1):
                 loss, steps = train_epoch()
-                if steps == 0:
+                if steps == 0:  # the budget ran out before this epoch's first step
+                    self.stop_reason_ = "time_budget"
                     break
                 val_accuracy = self._accuracy(net, images[val_idx], y_index[val_idx]) if len(val_idx) and main else None
                 record = {"epoch": epoch, "loss": ddp.mean(loss, device) if shared else loss,
@@ -222,9 +223,16 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 if reason is not None:
                     self.stop_reason_ = reason
                     break
-        self.n_iter_ = len(self.history_)
-        net.eval()
-        self._inference_net = ct.fuse_bn(net)  # speed: BatchNorm folded into the convolutions
+        return self._finish(net)
+
+    def _finish(self, net) -> "CNNClassifier":
+        """Count the epochs and fold BatchNorm for prediction; refuse a budget that ended before any step."""
+        from digitlab.models import cnn_torch as ct
+
+        if not self.history_:
+            raise InvalidValueError(f"the time budget ({self.time_budget} s) ended before the first training step; "
+                                    "give it more seconds")
+        self.n_iter_, self._inference_net = len(self.history_), ct.fuse_bn(net.eval())  # BatchNorm folded: speed
         return self
 
     def _accuracy(self, net, images: np.ndarray, y_index: np.ndarray) -> float:
@@ -235,7 +243,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return float(np.mean(proba.argmax(axis=1) == y_index))
 
     def _check_data(self, X, y) -> tuple[np.ndarray, np.ndarray, int]:
-        """Validate ``X``, ``y``; set ``classes_``, ``n_features_in_``, ``image_shape_``; return X, class indices, seed."""
+        """Validate ``X``, ``y``; set ``classes_``, ``n_features_in_``, ``image_shape_``; return X, indices, seed."""
         X, y = check_X_y(X, y, dtype=np.float32)
         check_classification_targets(y)
         classes, y_index = np.unique(y, return_inverse=True)
@@ -247,6 +255,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _stop_reason(self, whole_epoch: bool, val_accuracy: float | None, clock) -> str | None:
         """Why training ends after this epoch, or None to go on."""
+        # under torchrun progress() is an all-reduce that every rank must call: keep it before any return
         out_of_time = clock.progress() >= 1.0 and clock.step < clock.total_steps  # the clock ran out first
         if not whole_epoch:
             return "time_budget"
@@ -345,8 +354,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         classes = np.asarray(tensors["classes"])
         if classes.ndim != 1 or len(classes) < 2:
             raise DigitlabError(f"CNN weights file has classes of shape {classes.shape}; expected a list of labels")
-        extras = (*_META, _N_FEATURES, _HISTORY, _WORLD_SIZE)
-        weights = {name: array for name, array in tensors.items() if name not in extras}
+        weights = {name: array for name, array in tensors.items() if name not in EXTRA_TENSORS}
         net = ct.load_net(weights, side, model.width, len(classes))
         model._device = ct.resolve_device(model.device)
         model.module_ = ct.place(net, model._device).eval()
@@ -354,7 +362,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         model.classes_, model.n_features_in_, model.image_shape_ = classes, n_features, (side, side)
         model.history_ = _history_from(tensors.get(_HISTORY))
         model.n_iter_, model.stop_reason_ = len(model.history_), "loaded"
-        model.world_size_ = int(np.asarray(tensors.get(_WORLD_SIZE, 1)).ravel()[0])
+        (model.world_size_,) = _saved_ints(tensors, _WORLD_SIZE, default=1)
         return model
 
 
@@ -371,14 +379,22 @@ def _side_for(n_features: int) -> int:
 
 def _saved_shape(tensors: dict[str, np.ndarray]) -> tuple[int, int]:
     """The image side and feature count of a saved model (files from before padding hold side² features)."""
-    shape = tuple(int(v) for v in np.asarray(tensors["image_shape"]).ravel())
-    if len(shape) != 2 or shape[0] != shape[1] or shape[0] < MIN_SIDE:
+    shape = _saved_ints(tensors, "image_shape", size=2)
+    if shape[0] != shape[1] or shape[0] < MIN_SIDE:
         raise DigitlabError(f"CNN weights file has image_shape {shape}; expected two equal sides of at least 8")
     side = shape[0]
-    n_features = int(np.asarray(tensors.get(_N_FEATURES, side * side)).ravel()[0])
-    if not 1 <= n_features <= side * side or _side_for(n_features) != side:
+    (n_features,) = _saved_ints(tensors, _N_FEATURES, default=side * side)
+    if n_features > side * side or _side_for(n_features) != side:
         raise DigitlabError(f"CNN weights file has {n_features} features, which do not make {side}x{side} images")
     return side, n_features
+
+
+def _saved_ints(tensors: dict[str, np.ndarray], name: str, default: Any = None, size: int = 1) -> tuple[int, ...]:
+    """``size`` positive whole numbers saved as a tensor (``default`` for files saved before it was)."""
+    values = np.asarray(tensors.get(name, default), dtype=np.float64).ravel()
+    if values.size != size or not np.all(np.isfinite(values) & (values >= 1) & (values == np.round(values))):
+        raise DigitlabError(f"CNN weights file has {name} = {values[:4].tolist()}; the file is damaged")
+    return tuple(int(v) for v in values)
 
 
 def _split(y_index: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -393,9 +409,6 @@ def _split(y_index: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray,
     except ValueError:  # a class too rare to stratify: fall back to a plain random split
         train_idx, val_idx = train_test_split(everything, test_size=fraction, random_state=seed)
     return np.sort(train_idx), np.sort(val_idx)
-
-
-# ------------------------------------------------------------- registry
 
 
 def _history_from(table: np.ndarray | None) -> list[dict[str, Any]]:
@@ -426,9 +439,9 @@ def cnn(dataset: str, seed: int) -> CNNClassifier:
 
     The 8x8 digits (1,437 training images) take the class defaults: 40 augmented epochs of a
     width-32 network, with test-time augmentation, a few seconds on a CPU. MNIST takes
-    :data:`digitlab.models.cnn_recipes.DEFAULT`, the recipe measured best for about 30 s on 2 CPU
-    cores; a ``time_budget`` picks the recipe for that budget instead (see
-    :mod:`digitlab.models.cnn_recipes` and benchmarks/bench_mnist_cpu.py).
+    :data:`digitlab.models.cnn_recipes.DEFAULT` (the ≤ 90-s CPU row for 5 epochs: 30 s of training
+    on a 2-core Zen 4 with bf16, 73 s on a Zen 3 in fp32); a ``time_budget`` picks the recipe for that
+    budget instead (see :mod:`digitlab.models.cnn_recipes` and benchmarks/bench_mnist_cpu.py).
     """
     if dataset == "mnist":
         from digitlab.models import cnn_recipes
