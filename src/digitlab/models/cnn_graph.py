@@ -1,6 +1,6 @@
 """The CNN's training step as one CUDA graph: on a big GPU, a small network's step is all launches.
 
-On an H200 an eager training step of the MNIST CNN took about 5 ms (BENCHMARKS.md), most of it
+On an H200 an eager training step of the MNIST CNN took 3.9-4.2 ms (BENCHMARKS.md), most of it
 Python launching some two hundred tiny kernels one by one; the arithmetic takes a fraction of that.
 :class:`GraphedEpochs` records one whole step (gather the batch, warp it, forward, backward, the
 fused SGD update, the running loss) as a CUDA graph (``torch.cuda.graph``) and then replays it: one
@@ -41,8 +41,9 @@ class GraphedEpochs:
     """Epochs of training with the step in fixed tensors: captured as a CUDA graph on CUDA, run as is elsewhere.
 
     Call it once per epoch; it returns the mean loss and the steps taken, like
-    :func:`digitlab.models.cnn_torch.train_one_epoch` (whose arguments it takes). The optimizer must come
-    from ``make_optimizer(..., graphable=True)``: fused SGD, each group's learning rate a tensor.
+    :func:`digitlab.models.cnn_torch.train_one_epoch`, whose arguments it takes but ``shard`` (one process
+    only). The optimizer must come from ``make_optimizer(..., graphable=True)``: fused SGD, each group's
+    learning rate a tensor.
     """
 
     def __init__(self, net: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,

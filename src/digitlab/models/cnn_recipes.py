@@ -2,8 +2,8 @@
 
 A recipe is the width, batch size, learning rate, augmentation and test-time augmentation that gave the best
 test accuracy we measured for a budget on a device. ``digitlab run --dataset mnist --model cnn --time-budget
-4`` trains the shortest CPU recipe for 4 s; without a budget MNIST gets :data:`DEFAULT`, the ≈ 30-s CPU
-recipe as a fixed number of epochs (so one seed gives one model). ``--param`` values win over a recipe.
+4`` trains the shortest CPU recipe for 4 s; without a budget MNIST gets :data:`DEFAULT`, the ≤ 90-s CPU
+row as a fixed 5 epochs (so one seed gives one model). ``--param`` values win over a recipe.
 Every row was measured (BENCHMARKS.md, "Faster to every accuracy": means over 5 seeds on a 2-core CPU,
 `benchmarks/bench_mnist_cpu.py`; the 600-s row predicts with 9 test-time views, which beat 5 on every seed;
 the CUDA rows over 3 seeds on an H200, `benchmarks/gpu_check.sh`, where each row beat 1-3 other recipes at its
@@ -43,7 +43,7 @@ CUDA: tuple[tuple[float, dict[str, Any]], ...] = (  # the H200 of 2026-11-30, ea
     (math.inf, {"width": 128, "batch_size": 512, "lr": 0.8, **_AUGMENT, "tta": 9}),  # 30 s: 99.72%
 )
 DEFAULT: dict[str, Any] = {**CPU[1][1], "epochs": 5}
-"""``digitlab run --dataset mnist --model cnn``: the ≈ 30-s CPU recipe, 5 epochs."""
+"""``digitlab run --dataset mnist --model cnn``: the ≤ 90-s CPU row for 5 epochs (≈ 30 s of training with bf16)."""
 
 
 def for_budget(budget: float, device: str = "auto") -> dict[str, Any]:
