@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--views", default="", help="also score with each of these numbers of views, e.g. 5,9")
     args = parser.parse_args()
     views = sorted({int(v) for v in args.views.split(",") if v} | ({5} if args.tta else set()))
+    if not set(views) <= {1, 5, 9}:
+        parser.error(f"--views takes 1, 5 and 9, got {args.views}")  # before any training, not after the first
     ds = load_dataset("mnist")
     (X, y), (X_test, y_test) = train_features(ds), test_features(ds)
     params = {"time_budget": args.budget, **parse_params(args.params)}

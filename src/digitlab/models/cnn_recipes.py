@@ -5,13 +5,13 @@ test accuracy we measured for a budget on a device. ``digitlab run --dataset mni
 4`` trains the shortest CPU recipe for 4 s; without a budget MNIST gets :data:`DEFAULT`, the ≤ 90-s CPU
 row as a fixed 5 epochs (so one seed gives one model). ``--param`` values win over a recipe.
 Every row was measured (BENCHMARKS.md, "Faster to every accuracy": means over 5 seeds on a 2-core CPU,
-`benchmarks/bench_mnist_cpu.py`; the 600-s row predicts with 9 test-time views, which beat 5 on every seed;
-the CUDA rows over 3 seeds on an H200, `benchmarks/gpu_check.sh`, where each row beat 1-3 other recipes at its
-budget); the boundaries between rows are interpolations. The CPU rows were measured with bf16 training; on a
-CPU without it (a Zen 3 EPYC training in fp32: 32.8 ms a step, against 10.9 ms on the Zen 4 in bf16), the same
-10-s boundary was checked and holds (at 10 s the two rows tie, at 20 s the augmented one wins), so both kinds
-of CPU share the table (the 90-s boundary was not re-checked there). Widths are multiples of 16: on the CPU a
-width of 24 or 40 trains a step as slowly as the next multiple of 16 up (the bf16 kernels' blocks;
+`benchmarks/bench_mnist_cpu.py`; the 600-s row predicts with 9 test-time views, at least as good as 5 on every
+seed in two runs; the CUDA rows over 3 seeds on an H200, `benchmarks/gpu_check.sh`, where each row beat 1-3 other
+recipes at its budget); the boundaries between rows are interpolations. The CPU rows were measured with bf16
+training; on a CPU without it (a Zen 3 EPYC training in fp32: 32.8 ms a step, against 10.9 ms on the Zen 4 in
+bf16), the same 10-s boundary was checked and holds (at 10 s the two rows tie, at 20 s the augmented one wins),
+so both kinds of CPU share the table (the 90-s boundary was not re-checked there). Widths are multiples of 16: on
+the CPU a width of 24 or 40 trains a step as slowly as the next multiple of 16 up (the bf16 kernels' blocks;
 `benchmarks/bench_cnn_step.py --width W`).
 
 Examples
