@@ -135,6 +135,8 @@ def test_damaged_counts_in_a_weights_file_are_one_line(fitted):
         assert "the file is damaged" in _one_line_error(fitted.get_params(), tensors), (name, value)
     tensors = {**fitted.export_tensors(), "world_size": np.array([2])}
     assert CNNClassifier.from_tensors(fitted.get_params(), tensors).world_size_ == 2
+    huge = {**fitted.export_tensors(), "image_shape": np.array([80_000, 80_000])}
+    assert "does not fit" in _one_line_error(fitted.get_params(), huge)  # refused before asking for 100 GB
 
 
 def test_a_budget_that_ends_before_the_first_step_is_refused_in_one_line(digits):
@@ -408,3 +410,29 @@ print(seen)
 def test_a_server_keeps_its_allocator_policy_when_it_predicts_a_batch():
     out = subprocess.run([sys.executable, "-c", _POLICY_SCRIPT], check=True, capture_output=True, text=True).stdout
     assert out.strip() == str([None, "training", "serving", "serving", False, "serving"])
+
+
+def test_any_saved_counts_and_labels_give_a_model_or_one_line(fitted):
+    """Hypothesis: whatever a weights file holds beside the network (any dtype, shape, NaN, huge), from_tensors
+    returns a model that predicts or refuses in one line: never another exception."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+
+    dtypes = st.sampled_from([np.int64, np.int32, np.uint8, np.float64, np.float32, np.bool_])
+    arrays = dtypes.flatmap(lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=12)))
+    names = st.sampled_from(["classes", "image_shape", "n_features_in", "world_size", "history"])
+    good = fitted.export_tensors()
+
+    @settings(max_examples=150, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(st.dictionaries(names, arrays, min_size=1, max_size=3))
+    def check(damage):
+        try:
+            model = CNNClassifier.from_tensors(fitted.get_params(), {**good, **damage})
+        except DigitlabError as exc:
+            assert str(exc) and "\n" not in str(exc)
+            return
+        assert model.predict_proba(np.zeros((2, model.n_features_in_), np.float32)).shape == (2, len(model.classes_))
+
+    check()

@@ -416,9 +416,12 @@ def load_net(tensors: dict[str, np.ndarray], side: int, width: int, n_classes: i
     Refuses, with a :class:`~digitlab.errors.DigitlabError`, a foreign or missing tensor, or
     one of the wrong shape or kind.
     """
-    first = np.shape(tensors.get("conv1.weight"))
-    if first[:1] != (width,):  # check before building: a lying width could ask for gigabytes
+    first, head = np.shape(tensors.get("conv1.weight")), np.shape(tensors.get("fc.weight"))
+    if first[:1] != (width,):  # check before building: a lying width, side or class count could ask for gigabytes
         raise DigitlabError(f"CNN tensor 'conv1.weight' has shape {first}, but the card says width={width}")
+    if head != (n_classes, 4 * width * (side // 8) ** 2):  # three 2x2 poolings: side // 8 pixels a side
+        raise DigitlabError(f"CNN tensor 'fc.weight' has shape {head}, which does not fit {n_classes} classes "
+                            f"of {side}x{side} images")
     net = build_net(side, width, n_classes)
     expected = net.state_dict()
     foreign = sorted(set(tensors) - set(expected))
