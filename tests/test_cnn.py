@@ -420,7 +420,8 @@ def test_any_saved_counts_and_labels_give_a_model_or_one_line(fitted):
     from hypothesis.extra import numpy as hnp
 
     dtypes = st.sampled_from([np.int64, np.int32, np.uint8, np.float64, np.float32, np.bool_])
-    arrays = dtypes.flatmap(lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=12)))
+    shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=12)
+    arrays = dtypes.flatmap(lambda dt: hnp.arrays(dt, shapes))
     names = st.sampled_from(["classes", "image_shape", "n_features_in", "world_size", "history"])
     good = fitted.export_tensors()
 

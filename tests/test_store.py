@@ -285,7 +285,8 @@ def test_a_skops_model_saves_and_loads_without_importing_pytorch(knn_folder, tmp
         "ds = load_dataset('digits', limit=300)\n"
         f"save_model(train('svm', ds), ds, {str(tmp_path / 'svm')!r})\n"
         f"again = load_model({str(tmp_path / 'svm')!r})\n"
-        "print(type(loaded.model).__name__, type(again.model).__name__, again.model.predict(test_features(ds)[0][:5]).tolist())\n"
+        "answers = again.model.predict(test_features(ds)[0][:5]).tolist()\n"
+        "print(type(loaded.model).__name__, type(again.model).__name__, answers)\n"
         "print('torch' in sys.modules, 'sklearn.externals.array_api_compat.torch' in sys.modules,\n"
         "      'dask' in sys.modules)\n"
     )
