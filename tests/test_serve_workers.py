@@ -97,9 +97,13 @@ def _sockets(port: int, state: str) -> list[str]:
 
 
 def _established(pid: int, port: int, state: str = "01") -> int:
-    """How many of ``pid``'s sockets are connections to ``port`` in ``state`` (Linux /proc)."""
+    """How many of ``pid``'s sockets are connections to ``port`` in ``state`` (Linux /proc); 0 once it has exited."""
     inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except FileNotFoundError:  # a child listed a moment ago may be gone (a short-lived helper during start-up)
+        return 0
+    for fd in fds:
         try:
             match = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(fd))
         except OSError:
