@@ -56,7 +56,7 @@ def build_net(side: int, width: int, n_classes: int, seed: int = 0) -> nn.Sequen
     The weights are drawn from ``seed`` without touching PyTorch's global random state.
     """
     layers: OrderedDict[str, nn.Module] = OrderedDict()
-    channels, size = 1, side
+    channels = 1
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for i, out in enumerate((width, 2 * width, 4 * width), start=1):
@@ -64,10 +64,15 @@ def build_net(side: int, width: int, n_classes: int, seed: int = 0) -> nn.Sequen
             layers[f"bn{i}"] = nn.BatchNorm2d(out)
             layers[f"pool{i}"] = nn.MaxPool2d(2)  # before the ReLU: the same function, on a quarter of the values
             layers[f"relu{i}"] = nn.ReLU(inplace=True)
-            channels, size = out, size // 2
+            channels = out
         layers["flatten"] = nn.Flatten()
-        layers["fc"] = nn.Linear(channels * size * size, n_classes)
+        layers["fc"] = nn.Linear(head_inputs(side, width), n_classes)
     return nn.Sequential(layers)
+
+
+def head_inputs(side: int, width: int) -> int:
+    """The linear head's inputs: 4·width channels of side // 8 pixels a side (three 2x2 poolings)."""
+    return 4 * width * (side // 8) ** 2
 
 
 def make_optimizer(net: nn.Module, lr: float, weight_decay: float, *, graphable: bool = False) -> torch.optim.SGD:
@@ -419,7 +424,7 @@ def load_net(tensors: dict[str, np.ndarray], side: int, width: int, n_classes: i
     first, head = np.shape(tensors.get("conv1.weight")), np.shape(tensors.get("fc.weight"))
     if first[:1] != (width,):  # check before building: a lying width, side or class count could ask for gigabytes
         raise DigitlabError(f"CNN tensor 'conv1.weight' has shape {first}, but the card says width={width}")
-    if head != (n_classes, 4 * width * (side // 8) ** 2):  # three 2x2 poolings: side // 8 pixels a side
+    if head != (n_classes, head_inputs(side, width)):
         raise DigitlabError(f"CNN tensor 'fc.weight' has shape {head}, which does not fit {n_classes} classes "
                             f"of {side}x{side} images")
     net = build_net(side, width, n_classes)
