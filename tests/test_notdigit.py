@@ -160,3 +160,51 @@ def test_too_few_training_digits_make_no_detector_and_the_report_says_so(tmp_pat
     assert not (result.folder / DETECTOR_FILE).exists() and load_model(result.folder).detector is None
     assert json.loads((result.folder / "metrics.json").read_text())["not_a_digit"] is None
     assert "This run has no" in (result.folder / "report.html").read_text()
+
+
+@pytest.fixture
+def detector_inputs(tmp_path, monkeypatch):
+    """A cache of its own, and a classifier of the bundled digits for the detector to sit beside."""
+    from digitlab.train import train
+
+    monkeypatch.setenv("DIGITLAB_DATA", str(tmp_path / "cache"))
+    digits = load_dataset("digits")
+    return digits, train("logreg", digits).model, tmp_path / "cache" / "detectors"
+
+
+def _weights(detector):
+    return [w.tobytes() for w in detector.weights + detector.biases]
+
+
+def test_the_detector_network_is_kept_in_the_cache_and_read_back(detector_inputs):
+    from digitlab.notdigit import fit_detector
+
+    digits, model, folder = detector_inputs
+    first = fit_detector(digits, model, seed=0, n_nondigits=600)
+    (cached,) = folder.glob("mlp-*.safetensors")
+    again = fit_detector(digits, model, seed=0, n_nondigits=600)
+    assert _weights(again) == _weights(first) and again.threshold == first.threshold
+    # it is read, not fitted again: a different (valid) network in its place comes back as the run's
+    other = NotDigitDetector(tuple(w + 1 for w in first.weights), first.biases, first.stack, 1.0)
+    from safetensors.numpy import save_file
+    save_file(other.to_tensors(), str(cached))
+    assert _weights(fit_detector(digits, model, seed=0, n_nondigits=600)) == _weights(other)
+    fit_detector(digits, model, seed=1, n_nondigits=600)  # another seed, another network, another file
+    assert len(list(folder.glob("mlp-*.safetensors"))) == 2
+
+
+def test_a_damaged_cached_network_is_fitted_again_and_a_cache_that_cannot_be_written_costs_nothing(detector_inputs):
+    from digitlab.notdigit import fit_detector
+
+    digits, model, folder = detector_inputs
+    first = fit_detector(digits, model, seed=0, n_nondigits=600)
+    (cached,) = folder.glob("mlp-*.safetensors")
+    whole = cached.read_bytes()
+    for damaged in (whole[: len(whole) // 2], whole.replace(b"weight1", b"weight7")):  # cut short; not a detector
+        cached.write_bytes(damaged)
+        assert _weights(fit_detector(digits, model, seed=0, n_nondigits=600)) == _weights(first)
+        assert cached.read_bytes() == whole  # written again, whole
+    shutil.rmtree(folder)
+    folder.write_text("not a folder")  # nowhere to keep it: the run goes on
+    assert _weights(fit_detector(digits, model, seed=0, n_nondigits=600)) == _weights(first)
+    assert [p.name for p in folder.parent.iterdir()] == ["detectors", "nondigits"]
