@@ -166,6 +166,21 @@ def test_damaged_index_is_one_line_and_intact_samples_still_load(data_dir):
     assert json.loads(index.read_text())["samples"][-1]["label"] == 7 and not store.problems
 
 
+@pytest.mark.parametrize("original", ["../../elsewhere.png", "originals/{other}.png", "originals/{id}.png.exe",
+                                      "originals/{id}", "originals/{id}.PNG", 7])
+def test_an_index_record_whose_picture_is_not_its_own_counts_as_damage(data_dir, original):
+    store = HandwritingSet.open("mine", create=True)
+    first, _ = store.add(picture(1), 1)
+    second, _ = store.add(picture(2), 2)
+    index = data_dir / "handwriting" / "mine" / "index.json"
+    doc = json.loads(index.read_text())
+    doc["samples"][0]["original"] = original if isinstance(original, int) else original.format(id=first.id,
+                                                                                              other=second.id)
+    index.write_text(json.dumps(doc))
+    assert sorted(s.label for s in store.samples()) == [1, 2] and "is damaged" in store.problems[0]  # from prepared/
+    assert {s.original for s in store.samples()} == {first.original, second.original}
+
+
 def test_a_sample_with_missing_files_is_skipped_and_reported(data_dir):
     store = HandwritingSet.open("mine", create=True)
     gone, _ = store.add(picture(1), 1)

@@ -42,7 +42,7 @@ import re
 import secrets
 import shutil
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
@@ -64,6 +64,7 @@ SOURCES = ("drawn", "photo", "import")
 INDEX = "index.json"
 FORMAT = "digitlab-handwriting"
 _ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}")
+_ORIGINAL = re.compile(r"originals/(.*)\.[a-z]+")  # one compiled pattern: a pattern per id recompiled on every read
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "BMP": "bmp", "GIF": "gif", "WEBP": "webp", "TIFF": "tif"}
 
 
@@ -119,9 +120,14 @@ class Sample:
                 raise ValueError("bad writer")
         except DigitlabError:
             raise ValueError("bad writer") from None
-        if not (isinstance(sample.original, str) and re.fullmatch(rf"originals/{sample.id}\.[a-z]+", sample.original)):
+        original = _ORIGINAL.fullmatch(sample.original) if isinstance(sample.original, str) else None
+        if original is None or original.group(1) != sample.id:
             raise ValueError("bad original path")
         return sample
+
+    def to_dict(self) -> dict:
+        """The record as the index keeps it (``dataclasses.asdict`` without its deep copy: plain fields)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 class HandwritingSet:
@@ -369,7 +375,7 @@ class HandwritingSet:
 
     def _write_files(self, sample: Sample, picture: bytes, prepared: np.ndarray) -> None:
         info = PngImagePlugin.PngInfo()
-        info.add_text("digitlab", json.dumps(asdict(sample)))
+        info.add_text("digitlab", json.dumps(sample.to_dict()))
         buffer = io.BytesIO()
         Image.fromarray(prepared, "L").save(buffer, "PNG", pnginfo=info)
         for path, data in ((self.folder / sample.original, picture),
@@ -384,10 +390,10 @@ class HandwritingSet:
         if self.problems and "is damaged" in self.problems[0]:  # keep the damaged index for a person to inspect
             damaged = self.folder / INDEX
             os.replace(damaged, damaged.with_name(f"{INDEX}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"))
-        doc = {"format": FORMAT, "version": 1, "name": self.name, "samples": [asdict(s) for s in entries]}
+        doc = {"format": FORMAT, "version": 1, "name": self.name, "samples": [s.to_dict() for s in entries]}
         with atomic_path(self.folder / INDEX) as tmp:
             with open(tmp, "w", encoding="utf-8") as handle:
-                json.dump(doc, handle, indent=1)
+                handle.write(json.dumps(doc))  # dumps: json's C encoder (dump and indent use the pure-Python one)
                 handle.flush()
                 os.fsync(handle.fileno())  # the new index is on disk before it replaces the old one
 
