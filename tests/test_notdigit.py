@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -207,4 +208,24 @@ def test_a_damaged_cached_network_is_fitted_again_and_a_cache_that_cannot_be_wri
     shutil.rmtree(folder)
     folder.write_text("not a folder")  # nowhere to keep it: the run goes on
     assert _weights(fit_detector(digits, model, seed=0, n_nondigits=600)) == _weights(first)
-    assert [p.name for p in folder.parent.iterdir()] == ["detectors", "nondigits"]
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["detectors", "nondigits"]
+
+
+def test_a_full_disk_while_keeping_the_network_costs_nothing_and_leaves_no_part_file(tmp_path):
+    """A real limit on file size (RLIMIT_FSIZE; Python ignores SIGXFSZ, so a write past it is an OSError)."""
+    import resource
+    import subprocess
+    import sys
+
+    code = ("from digitlab.data import load_dataset; from digitlab.train import train; "
+            "from digitlab.notdigit import fit_detector; d = load_dataset('digits'); "
+            "print(fit_detector(d, train('logreg', d).model, seed=0, n_nondigits=600).threshold)")
+    limit = 20_000  # bytes: the network's file is about 70 kB
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "DIGITLAB_DATA": str(tmp_path)},
+                          capture_output=True, text=True, timeout=120, preexec_fn=small_files)
+    assert done.returncode == 0 and 0.0 < float(done.stdout) < 1.0, done.stderr[-2000:]
+    assert list((tmp_path / "detectors").iterdir()) == []  # neither the file nor a piece of it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 
 import numpy as np
@@ -39,9 +40,12 @@ def test_dataset_matches_lesson_split():
 def test_run_folder_holds_everything(lesson_run):
     folder = lesson_run.folder
     assert re.fullmatch(r"\d{8}T\d{6}Z-digits-logreg", folder.name)
+    umask = os.umask(0o022)
+    os.umask(umask)
     for name in ("metrics.json", "predictions.csv", "model.json", "model.safetensors", "notdigit.safetensors",
                  "report.html"):
         assert (folder / name).is_file(), name
+        assert (folder / name).stat().st_mode & 0o777 == 0o666 & ~umask, name  # not safetensors' owner-only 0600
     figures = {p.name for p in (folder / "figures").iterdir()}
     assert figures == {"samples.png", "class_distribution.png", "confusion_matrix.png",
                        "per_class_errors.png", "misclassified.png", "weights.png",

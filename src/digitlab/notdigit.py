@@ -212,7 +212,7 @@ MIN_HELD_DIGITS = math.ceil(1 / FLAG_RATE)
 
 def fit_detector(dataset: Dataset, model: Any, held: "HeldOut | None" = None, *, temperature: float = 1.0,
                  seed: int = 42, n_nondigits: int | None = None) -> NotDigitDetector | None:
-    """Train a digit-or-not detector for ``model``, a classifier of ``dataset``'s images.
+    """Train a digit-or-not detector for ``model``, a classifier of ``dataset``'s images (MLP cached: :func:`_fit_mlp`).
 
     Parameters
     ----------
@@ -312,7 +312,8 @@ def mlp_cache_path(x: np.ndarray, y: np.ndarray, mlp: Any) -> Path:
     """Where the detector's MLP fitted on exactly ``x``, ``y`` with ``mlp``'s settings is kept.
 
     The name is a hash of the arrays (bytes, dtype, shape), every setting (``get_params``, the seed
-    included) and scikit-learn's version: a change to any of them is a new file, never a stale network.
+    included), scikit-learn's and NumPy's versions and :data:`MLP_CACHE_VERSION`: a change to any of them
+    is a new file, never a stale network.
     """
     import hashlib
 
@@ -324,31 +325,43 @@ def mlp_cache_path(x: np.ndarray, y: np.ndarray, mlp: Any) -> Path:
     for part in (np.ascontiguousarray(x), np.ascontiguousarray(y)):
         key.update(f"{part.dtype.str}{part.shape}".encode())
         key.update(part.data)
-    key.update(f"{sorted(mlp.get_params().items())} {sklearn.__version__}".encode())
+    settings = sorted(mlp.get_params().items())
+    key.update(f"{settings} {sklearn.__version__} {np.__version__} {MLP_CACHE_VERSION}".encode())
     return data_root() / "detectors" / f"mlp-{key.hexdigest()}.safetensors"
+
+
+MLP_CACHE_VERSION = 1
+"""Part of the cached MLP's name: raise it when :func:`_fit_mlp` changes what it makes of the same inputs."""
 
 
 def _read_mlp(path: Path, n_features: int) -> NotDigitDetector | None:
     """The cached MLP, or None when there is none or it does not read back whole (then it is fitted again)."""
-    from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     try:
-        return NotDigitDetector.from_tensors(load_file(str(path)), 1.0, n_features, str(path))
-    except (OSError, SafetensorError, DigitlabError):
+        tensors = load_file(str(path))
+        if any(t.dtype.kind != "f" for t in tensors.values()):
+            return None
+        return NotDigitDetector.from_tensors(tensors, 1.0, n_features, str(path))
+    except Exception:  # a cache: whatever does not read back (OSError, SafetensorError, TypeError...) is refitted
         return None
 
 
 def _write_mlp(path: Path, plain: NotDigitDetector) -> None:
-    """Keep the MLP for next time, atomically; a read-only or full cache only costs the next run the fit."""
-    from safetensors.numpy import save_file
+    """Keep the MLP for next time, atomically; a read-only or full cache only costs the next run the fit.
+
+    The file is made in memory and written by Python: every failure to write is an OSError (safetensors'
+    own ``save_file`` raises its own error type, and its rename would leave the file readable by its owner only).
+    """
+    from safetensors.numpy import save
 
     from digitlab.fileio import atomic_path
 
+    data = save(plain.to_tensors())
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            save_file(plain.to_tensors(), str(tmp))
+            tmp.write_bytes(data)
     except OSError:
         pass
 

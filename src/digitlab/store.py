@@ -207,9 +207,9 @@ def _write_weights(fitted: FittedModel, folder: Path) -> tuple[str, Path, dict[s
     weights = folder / FORMATS[fmt]
     with atomic_path(weights) as tmp:
         if fmt == "safetensors":
-            from safetensors.numpy import save_file
+            from safetensors.numpy import save
 
-            save_file(tensors, str(tmp))
+            tmp.write_bytes(save(tensors))  # written by Python: a full disk is an OSError, as everywhere else
         else:
             skops_file.dump(model, tmp)
     return fmt, weights, state
@@ -217,11 +217,11 @@ def _write_weights(fitted: FittedModel, folder: Path) -> tuple[str, Path, dict[s
 
 def _write_detector(detector: NotDigitDetector, folder: Path) -> NotDigitCheck:
     """Write the detector's weights atomically; return the card's entry for them."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     path = folder / DETECTOR_FILE
     with atomic_path(path) as tmp:
-        save_file(detector.to_tensors(), str(tmp))
+        tmp.write_bytes(save(detector.to_tensors()))
     return NotDigitCheck(
         file=DETECTOR_FILE, sha256=sha256_file(path), threshold=detector.threshold,
         digits_flagged=detector.digits_flagged, nondigits_flagged=detector.nondigits_flagged,

@@ -64,7 +64,7 @@ SOURCES = ("drawn", "photo", "import")
 INDEX = "index.json"
 FORMAT = "digitlab-handwriting"
 _ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}")
-_ORIGINAL = re.compile(r"originals/(.*)\.[a-z]+")  # one compiled pattern: a pattern per id recompiled on every read
+_ORIGINAL = re.compile(rf"originals/({_ID.pattern})\.[a-z]+")  # compiled once: a pattern per id overflowed re's cache
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "BMP": "bmp", "GIF": "gif", "WEBP": "webp", "TIFF": "tif"}
 
 
