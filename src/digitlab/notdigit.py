@@ -59,6 +59,8 @@ MAX_DIGITS = 20_000
 NONDIGIT_SEED = 0
 """Seed of the non-digit pictures: the same pictures for every run, so they are generated once and cached."""
 HELD_OUT = 0.2
+MLP_CACHE_VERSION = 1
+"""Part of the cached MLP's name: raise it when :func:`_fit_mlp` changes what it makes of the same inputs."""
 PATIENCE = 4
 """Epochs without a better validation score before the MLP stops (scikit-learn's default is 10). It keeps
 the epoch that scored best either way: on MNIST the same detector as with 10 for seeds 42 and 0, and for
@@ -328,10 +330,6 @@ def mlp_cache_path(x: np.ndarray, y: np.ndarray, mlp: Any) -> Path:
     settings = sorted(mlp.get_params().items())
     key.update(f"{settings} {sklearn.__version__} {np.__version__} {MLP_CACHE_VERSION}".encode())
     return data_root() / "detectors" / f"mlp-{key.hexdigest()}.safetensors"
-
-
-MLP_CACHE_VERSION = 1
-"""Part of the cached MLP's name: raise it when :func:`_fit_mlp` changes what it makes of the same inputs."""
 
 
 def _read_mlp(path: Path, n_features: int) -> NotDigitDetector | None:
