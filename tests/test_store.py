@@ -295,3 +295,14 @@ def test_a_skops_model_saves_and_loads_without_importing_pytorch(knn_folder, tmp
     first, second = out.stdout.splitlines()[-2:]
     assert first.startswith("KNeighborsClassifier CalibratedClassifierCV ["), out.stdout
     assert second == "False False False", out.stdout  # no PyTorch, the block lifted after, and no Dask
+
+
+@pytest.mark.parametrize("dtype, shape", [("BF16", [2]), ("F8_E4M3", [4])])  # valid safetensors, no NumPy type
+def test_a_weights_file_in_a_dtype_numpy_lacks_is_one_line(run_copy, dtype, shape):
+    import struct
+
+    header = json.dumps({"coef_": {"dtype": dtype, "shape": shape, "data_offsets": [0, 4]}}).encode()
+    (run_copy / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(4))
+    _reseal(run_copy)
+    with pytest.raises(DigitlabError, match="not a valid safetensors file"):
+        load_model(run_copy)

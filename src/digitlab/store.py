@@ -244,7 +244,7 @@ def _load_detector(card: ModelCard, folder: Path) -> NotDigitDetector | None:
 
     try:
         tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, TypeError, AttributeError) as exc:  # bf16, f8: numpy has none
         raise DigitlabError(f"{path}: not a valid safetensors file ({exc})") from None
     detector = NotDigitDetector.from_tensors(tensors, check.threshold, card.n_pixels, str(path))
     # with how it did when trained, as the card recorded: a model saved again (fine-tuned) keeps the figures
@@ -335,7 +335,7 @@ def _load_safetensors(weights: Path, card: ModelCard) -> Any:
 
     try:
         tensors = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, TypeError, AttributeError) as exc:  # bf16, f8: numpy has none
         raise DigitlabError(f"{weights}: not a valid safetensors file ({exc})") from None
     if hasattr(type(estimator), "from_tensors"):
         return type(estimator).from_tensors(params, tensors)
