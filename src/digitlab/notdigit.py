@@ -31,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from dataclasses import asdict, dataclass
@@ -306,7 +307,9 @@ def _fit_mlp(digits: np.ndarray, others: np.ndarray, seed: int) -> NotDigitDetec
         mlp.fit(x, y)
         plain = NotDigitDetector(tuple(w.astype(np.float32) for w in mlp.coefs_),
                                  tuple(b.astype(np.float32) for b in mlp.intercepts_), np.array([1.0, 0.0, 0.0]), 1.0)
-        _write_mlp(path, plain)
+        from safetensors.numpy import save
+
+        _keep_in_cache(path, save(plain.to_tensors()))
     return plain
 
 
@@ -345,17 +348,12 @@ def _read_mlp(path: Path, n_features: int) -> NotDigitDetector | None:
         return None
 
 
-def _write_mlp(path: Path, plain: NotDigitDetector) -> None:
-    """Keep the MLP for next time, atomically; a read-only or full cache only costs the next run the fit.
-
-    The file is made in memory and written by Python: every failure to write is an OSError (safetensors'
-    own ``save_file`` raises its own error type, and its rename would leave the file readable by its owner only).
-    """
-    from safetensors.numpy import save
-
+def _keep_in_cache(path: Path, data: bytes) -> None:
+    """Write a data-cache file atomically, by Python (every failure an OSError): a read-only or full cache
+    only costs the next run the work again. (safetensors' own ``save_file`` raises its own error type, and
+    its rename would leave the file readable by its owner only.)"""
     from digitlab.fileio import atomic_path
 
-    data = save(plain.to_tensors())
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
@@ -400,7 +398,6 @@ def nondigit_images(n: int, image_shape: tuple[int, int], pixel_max: int, *, spl
     """
     from digitlab.data.cache import data_root
     from digitlab.data.nondigits import make_nondigits
-    from digitlab.fileio import atomic_path
 
     name = f"{split}-{seed}-{n}-{image_shape[0]}x{image_shape[1]}-{pixel_max}.npy"
     path = data_root() / "nondigits" / name
@@ -412,13 +409,9 @@ def nondigit_images(n: int, image_shape: tuple[int, int], pixel_max: int, *, spl
         pass
     images, _ = make_nondigits(n, seed=seed, split=split, system_fonts=False,
                                image_shape=image_shape, pixel_max=pixel_max)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, images, allow_pickle=False)
-    except OSError:
-        pass  # a read-only or full cache costs only the time to draw them again next run
+    buffer = io.BytesIO()
+    np.save(buffer, images, allow_pickle=False)
+    _keep_in_cache(path, buffer.getvalue())
     return images
 
 
