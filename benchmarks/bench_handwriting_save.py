@@ -3,11 +3,13 @@
 Saves ``N`` small PNGs (random ink in the middle of a 28×28 picture, all different) one after another
 into a new set in a temporary data folder, with their prepared form given as the server gives it, and
 prints the total and the mean of the last 100 saves. Every save reads and rewrites the set's index
-under its lock, so the last saves show what a large set costs.
+under its lock, so the last saves show what a large set costs. With ``--import``, the same pictures are
+written to a folder and go in with one ``import_pictures`` call (``digitlab data import``), which saves
+them in batches, each with one index write.
 
 Usage::
 
-    python benchmarks/bench_handwriting_save.py [N]      # default 2,000
+    python benchmarks/bench_handwriting_save.py [N] [--import]     # default 2,000
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 
-def main(n: int) -> None:
+def main(n: int, whole_import: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-handwriting-save-") as folder:
         os.environ["DIGITLAB_DATA"] = folder
-        save_all(n)
+        if whole_import:
+            import_all(n, Path(folder) / "pictures")
+        else:
+            save_all(n)
 
 
-def save_all(n: int) -> None:
-    from digitlab.data.handwriting import HandwritingSet
-
+def make_pictures(n: int) -> list[tuple[bytes, np.ndarray]]:
+    """``n`` different small PNGs (random ink in the middle) and their 28×28 arrays."""
     rng = np.random.default_rng(0)
     pictures = []
     for _ in range(n):
@@ -42,6 +46,13 @@ def save_all(n: int) -> None:
         buffer = io.BytesIO()
         Image.fromarray(image).save(buffer, format="PNG")
         pictures.append((buffer.getvalue(), image))
+    return pictures
+
+
+def save_all(n: int) -> None:
+    from digitlab.data.handwriting import HandwritingSet
+
+    pictures = make_pictures(n)
     store = HandwritingSet.open("bench", create=True)
     start = last = time.perf_counter()
     for i, (png, image) in enumerate(pictures):
@@ -53,5 +64,19 @@ def save_all(n: int) -> None:
           f"{(end - last) / min(n, 100) * 1000:.1f} ms")
 
 
+def import_all(n: int, folder: Path) -> None:
+    from digitlab.data.handwriting_io import import_pictures
+
+    folder.mkdir()
+    for i, (png, _) in enumerate(make_pictures(n)):
+        (folder / f"{i % 10}-{i:06d}.png").write_bytes(png)
+    start = time.perf_counter()
+    summary = import_pictures("bench", [folder], writer="bench")
+    seconds = time.perf_counter() - start
+    assert summary.added == n, summary
+    print(f"import of {n:,} pictures: {seconds:.1f} s ({seconds / n * 1000:.1f} ms a picture)")
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)
+    numbers = [a for a in sys.argv[1:] if not a.startswith("--")]
+    main(int(numbers[0]) if numbers else 2000, "--import" in sys.argv)

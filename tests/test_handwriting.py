@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digitlab.data import load_dataset
-from digitlab.data.handwriting import HandwritingSet, check_set_name, list_sets
+from digitlab.data.handwriting import HandwritingSet, check_set_name, list_sets, new_sample
 from digitlab.data.handwriting_io import (export_idx, import_pictures, load_handwriting, split_as_recorded, split_samples,
                                           writer_of)
 from digitlab.data.idx import read_images, read_labels
@@ -338,8 +338,8 @@ def test_a_save_that_dies_before_the_index_leaves_nothing_visible(data_dir):
     assert [s.label for s in samples] == [1]  # …but not in the set
 
 
-@pytest.mark.parametrize("limit", [300, 1_200])  # the picture does not fit / the picture fits, the index does not
-def test_disk_full_while_saving_changes_nothing(data_dir, limit):
+@pytest.mark.parametrize("limit, count", [(300, 1), (1_200, 1), (1_200, 3)])  # the picture does not fit / the
+def test_disk_full_while_saving_changes_nothing(data_dir, limit, count):  # pictures fit, the index does not
     store = HandwritingSet.open("mine", create=True)
     for digit in range(6):
         store.add(picture(digit), digit, writer="a fairly long writer name to make the index grow")
@@ -347,25 +347,63 @@ def test_disk_full_while_saving_changes_nothing(data_dir, limit):
     before = index.read_bytes()
     script = textwrap.dedent(f"""
         import resource, signal, sys
-        from digitlab.data.handwriting import HandwritingSet
+        from digitlab.data.handwriting import HandwritingSet, new_sample
         from digitlab.errors import DigitlabError
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG, like a full disk
         resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
         try:
-            HandwritingSet.open("mine").add(open(sys.argv[1], "rb").read(), 8)
+            HandwritingSet.open("mine").save([new_sample(open(path, "rb").read(), 8) for path in sys.argv[1:]])
         except DigitlabError as exc:
             print(exc); sys.exit(2)
     """)
-    big = data_dir.parent / "big.png"
-    big.write_bytes(picture(8, size=400 if limit == 300 else 120))
-    assert len(big.read_bytes()) > 300 and (limit == 300 or len(big.read_bytes()) < 1_200 < len(before))
-    child = subprocess.run([sys.executable, "-c", script, str(big)], env=dict(os.environ), capture_output=True, text=True)
+    paths = [data_dir.parent / f"big{k}.png" for k in range(count)]
+    for k, path in enumerate(paths):
+        path.write_bytes(picture(8, variant=k, size=400 if limit == 300 else 120))
+        assert len(path.read_bytes()) > 300 and (limit == 300 or len(path.read_bytes()) < 1_200 < len(before))
+    child = subprocess.run([sys.executable, "-c", script, *map(str, paths)], env=dict(os.environ), capture_output=True,
+                           text=True)
     assert child.returncode == 2, child.stderr
-    assert "the disk is full while saving the sample; nothing was changed" in child.stdout
+    what = "the sample" if count == 1 else f"{count} samples"
+    assert f"the disk is full while saving {what}; nothing was changed" in child.stdout
     assert index.read_bytes() == before
     assert len(store.samples()) == 6 and not store.problems
     assert len(list((data_dir / "handwriting" / "mine" / "prepared").glob("*"))) == 6
+    assert len(list((data_dir / "handwriting" / "mine" / "originals").glob("*"))) == 6
     assert not [p for p in (data_dir / "handwriting" / "mine").rglob("*.part")]
+
+
+def test_saving_many_at_once_writes_the_index_once_and_saves_no_copy(data_dir, monkeypatch):
+    store = HandwritingSet.open("class", create=True)
+    first, _ = store.add(picture(1), 1)
+    writes = []
+    real_write = store._write_index
+    monkeypatch.setattr(store, "_write_index", lambda entries: (writes.append(len(entries)), real_write(entries)))
+    new = [new_sample(picture(d), d, writer="ada") for d in (2, 3, 2)] + [new_sample(picture(1), 1)]
+    results = store.save(new)
+    assert writes == [3]  # one index write for the two new pictures
+    assert [added for _, added in results] == [True, True, False, False]
+    assert results[2][0] == results[0][0] == new[0].sample and results[3][0] == first  # copies: the sample kept
+    assert [s.label for s in store.samples()] == [1, 2, 3] and not store.problems
+    assert len(list((data_dir / "handwriting" / "class" / "prepared").glob("*.png"))) == 3
+    assert store.save([new_sample(picture(3), 3)])[0] == (results[1][0], False) and writes == [3]  # nothing new
+
+
+def test_an_import_saves_its_pictures_in_batches(data_dir, tmp_path, monkeypatch):
+    from digitlab.data import handwriting_io
+
+    for k in range(10):
+        (tmp_path / f"{k % 10}-{k}.png").write_bytes(picture(k % 10, k))
+    (tmp_path / "3-copy.png").write_bytes(picture(3, 3))
+    monkeypatch.setattr(handwriting_io, "IMPORT_BATCH", 4)
+    writes = []
+    real_write = HandwritingSet._write_index
+    monkeypatch.setattr(HandwritingSet, "_write_index", lambda self, e: (writes.append(len(e)), real_write(self, e)))
+    lines = []
+    summary = import_pictures("class", [tmp_path], writer="ada", log=lines.append)
+    assert (summary.added, summary.duplicates, summary.failures) == (10, 1, [])
+    assert writes == [4, 7, 10]  # 11 pictures in batches of 4, 4 and 3 (one of them a copy)
+    assert sum("already in the set" in line for line in lines) == 1 and len(lines) == 11
+    assert sorted(s.label for s in HandwritingSet.open("class").samples()) == list(range(10))
 
 
 # ------------------------------------------------------------------- never scored on what it learned

@@ -9,7 +9,8 @@ One folder per set under the data cache (``$DIGITLAB_DATA/handwriting/<name>/``)
 How nothing is lost: a sample's two files are written (each to a temporary name, then renamed)
 before the index names it, and the index is only ever replaced whole, by a rename, under an
 exclusive lock on ``.lock`` — so two writers take turns, a kill leaves either the old index or the
-new one, and files of a save that never reached the index are ignored. A damaged index is reported
+new one, and files of a save that never reached the index are ignored. Many samples (an import) are
+saved under one lock with one index write (:meth:`HandwritingSet.save`). A damaged index is reported
 in one line and the samples are read back from the records in their prepared files.
 
 Examples
@@ -51,12 +52,12 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from digitlab.data.cache import data_root
-from digitlab.data.handwriting_names import NAME, RESERVED, check_set_name, check_writer
+from digitlab.data.handwriting_names import NAME, RESERVED, check_label, check_set_name, check_writer, decode_sample
 from digitlab.errors import DigitlabError
 from digitlab.fileio import atomic_path
 
-__all__ = ["HandwritingSet", "Sample", "SampleNotFoundError", "SOURCES", "SetDeletedError", "StoreWriteError", "check_set_name",
-           "check_writer", "handwriting_root", "list_sets"]
+__all__ = ["HandwritingSet", "NewSample", "Sample", "SampleNotFoundError", "SOURCES", "SetDeletedError", "StoreWriteError", "check_set_name",
+           "check_writer", "handwriting_root", "list_sets", "new_sample"]
 
 SOURCES = ("drawn", "photo", "import")
 """Where a sample came from: the drawing page, a photo sent to the page, ``digitlab data import``."""
@@ -130,6 +131,29 @@ class Sample:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
+@dataclass(frozen=True)
+class NewSample:
+    """A sample checked and prepared but not saved yet (:func:`new_sample`; :meth:`HandwritingSet.save` saves it)."""
+
+    sample: Sample
+    picture: bytes  # the picture as it arrived
+    prepared: np.ndarray  # its 28×28 MNIST form
+
+
+def new_sample(picture: bytes, label: int, *, writer: str | None = None, source: str = "import",
+               prepared: np.ndarray | None = None) -> NewSample:
+    """Check and prepare a picture of the digit ``label`` for saving (as :meth:`HandwritingSet.add`, writing nothing)."""
+    label, writer = check_label(label), check_writer(writer)
+    if source not in SOURCES:
+        raise DigitlabError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+    fmt, prepared = decode_sample(picture, prepared)
+    now = datetime.now(timezone.utc)
+    sample_id = f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+    sample = Sample(sample_id, label, writer, source, now.isoformat(timespec="seconds"),
+                    hashlib.sha256(picture).hexdigest(), f"originals/{sample_id}.{_EXTENSIONS.get(fmt, 'bin')}")
+    return NewSample(sample, bytes(picture), prepared)
+
+
 class HandwritingSet:
     """A handwriting set's folder: add, remove and read samples (see the module's notes on safety).
 
@@ -183,32 +207,40 @@ class HandwritingSet:
         An exact copy (same SHA-256) of a picture already in the set is not saved again: the existing
         sample comes back with ``False``. ``prepared`` (the picture's 28×28 MNIST form) is computed
         with :func:`~digitlab.data.images.prepare_digit` when not given; given, the caller has decoded
-        the picture already (the server, within its decode budget) and only its header is read here. Nothing is written unless
-        the whole sample is; a picture without ink is refused.
+        the picture already (the server, within its decode budget) and only its header is read here. Nothing is
+        written unless the whole sample is; a picture without ink is refused. Many pictures at once: :meth:`save`.
         """
-        label, writer = _check_label(label), check_writer(writer)
-        if source not in SOURCES:
-            raise DigitlabError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
-        fmt, prepared = _decode(picture, prepared)
-        sha = hashlib.sha256(picture).hexdigest()
-        now = datetime.now(timezone.utc)
-        sample_id = f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
-        ext = _EXTENSIONS.get(fmt, "bin")
-        sample = Sample(sample_id, label, writer, source, now.isoformat(timespec="seconds"), sha,
-                        f"originals/{sample_id}.{ext}")
+        return self.save([new_sample(picture, label, writer=writer, source=source, prepared=prepared)])[0]
+
+    def save(self, new: list[NewSample]) -> list[tuple[Sample, bool]]:
+        """Save samples made by :func:`new_sample` under one lock with one index write; as :meth:`add` for each.
+
+        A picture already in the set, or earlier in ``new``, is not saved again. Nothing of ``new`` is in the
+        set unless all of it is: a disk error removes the files written so far.
+        """
         with self._lock():
             entries = self._read_index()
-            existing = next((s for s in entries if s.sha256 == sha), None)
-            if existing is not None:
-                return existing, False
+            by_sha: dict[str, Sample] = {}
+            for sample in entries:
+                by_sha.setdefault(sample.sha256, sample)
+            results, fresh = [], []
+            for item in new:
+                known = by_sha.setdefault(item.sample.sha256, item.sample)
+                results.append((known, known is item.sample))
+                if known is item.sample:
+                    fresh.append(item)
+            if not fresh:
+                return results
             try:
-                self._write_files(sample, picture, prepared)
-                self._write_index([*entries, sample])
+                for item in fresh:
+                    self._write_files(item.sample, item.picture, item.prepared)
+                self._write_index([*entries, *(item.sample for item in fresh)])
                 self.problems = []  # a damaged index, if it was, is whole again
             except OSError as exc:
-                self._remove_files(sample)
-                raise _disk_error(exc, "saving the sample") from None
-        return sample, True
+                for item in fresh:
+                    self._remove_files(item.sample)
+                raise _disk_error(exc, "saving the sample" if len(fresh) == 1 else f"saving {len(fresh)} samples") from None
+        return results
 
     def remove(self, sample_id: str) -> Sample:
         """Delete one sample (the index first, then its files); raise if the set has no such sample."""
@@ -403,39 +435,6 @@ class HandwritingSet:
                 path.unlink(missing_ok=True)
             except OSError:
                 pass
-
-
-def _check_label(label: object) -> int:
-    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= int(label) <= 9:
-        raise DigitlabError(f"a label must be a digit from 0 to 9, got {str(label)[:20]!r}")
-    return int(label)
-
-
-def _decode(picture: bytes, prepared: np.ndarray | None) -> tuple[str, np.ndarray]:
-    """The picture's format and its 28×28 form (refusing a picture without ink).
-
-    Without ``prepared`` the picture is decoded here (refusing anything unsafe) and prepared; with it, the
-    caller has decoded it already and only its header is read, for the format.
-    """
-    from digitlab.data.images import FORMATS, WORK_SIDE, prepare_digit, read_image
-
-    if not isinstance(picture, (bytes, bytearray)):
-        raise DigitlabError("a sample's picture must be the bytes of an image file")
-    if prepared is None:
-        image = read_image(bytes(picture), draft=WORK_SIDE)
-        fmt, prepared = image.format or "", prepare_digit(image, (28, 28), 255)
-    else:
-        try:
-            with Image.open(io.BytesIO(picture), formats=FORMATS) as header:
-                fmt = header.format or ""
-        except Exception:
-            raise DigitlabError("not an image: send a PNG, JPEG, BMP, GIF, WebP or TIFF file") from None
-    prepared = np.asarray(prepared)
-    if prepared.shape != (28, 28) or prepared.dtype != np.uint8:
-        raise DigitlabError(f"a prepared sample must be 28×28 uint8, got {prepared.dtype} {prepared.shape}")
-    if not prepared.any():
-        raise DigitlabError("no ink found: the picture is blank; draw or photograph one digit")
-    return fmt, prepared
 
 
 def _disk_error(exc: OSError, doing: str) -> StoreWriteError:

@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from digitlab.data.dataset import Dataset
-from digitlab.data.handwriting import HandwritingSet, Sample, StoreWriteError, check_writer
+from digitlab.data.handwriting import HandwritingSet, NewSample, Sample, check_writer, new_sample
 from digitlab.data.images import MAX_BYTES
 from digitlab.errors import DigitlabError
 
@@ -42,6 +42,8 @@ DEFAULT_TEST_SIZE = 0.2
 PICTURES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 NO_NAME = "(no name)"
+IMPORT_BATCH, IMPORT_BATCH_BYTES = 256, 64 << 20
+"""An import saves its pictures this many (or this many bytes) at a time, each batch with one index write."""
 
 
 def writer_of(sample: Sample) -> str:
@@ -190,6 +192,7 @@ def import_pictures(name: str, paths: Iterable[Path], *, writer: str | None = No
 
 def _import_into(store: HandwritingSet, paths: Iterable[Path], writer: str | None, source: str,
                  log: Callable[[str], None], summary: ImportSummary) -> None:
+    batch: list[tuple[Path, NewSample]] = []
     for path in _pictures(paths, summary):
         label = label_from_path(path)
         if label is None:
@@ -201,18 +204,24 @@ def _import_into(store: HandwritingSet, paths: Iterable[Path], writer: str | Non
                 summary.failures.append(f"{path}: {path.stat().st_size / 2**20:.1f} MiB; the limit is "
                                         f"{MAX_BYTES // 2**20} MiB, send a smaller file")
                 continue
-            _, added = store.add(path.read_bytes(), label, writer=writer, source=source)
+            batch.append((path, new_sample(path.read_bytes(), label, writer=writer, source=source)))
         except OSError as exc:
             summary.failures.append(f"{path}: cannot read it ({exc.strerror or exc})")
-            continue
-        except StoreWriteError:  # the disk is full: every later picture would fail too
-            raise
         except DigitlabError as exc:
             summary.failures.append(f"{path}: {exc}")
-            continue
+        if len(batch) >= IMPORT_BATCH or sum(len(item.picture) for _, item in batch) >= IMPORT_BATCH_BYTES:
+            _save_batch(store, batch, log, summary)
+    _save_batch(store, batch, log, summary)
+
+
+def _save_batch(store: HandwritingSet, batch: list[tuple[Path, NewSample]], log: Callable[[str], None],
+                summary: ImportSummary) -> None:
+    """Save the pictures read so far in one index write (a full disk raises: every later one would fail too)."""
+    for (path, item), (_, added) in zip(batch, store.save([item for _, item in batch])):
         summary.added += added
         summary.duplicates += not added
-        log(f"{path} → {label}" if added else f"{path}: already in the set, skipped")
+        log(f"{path} → {item.sample.label}" if added else f"{path}: already in the set, skipped")
+    batch.clear()
 
 
 def _pictures(paths: Iterable[Path], summary: ImportSummary) -> list[Path]:
