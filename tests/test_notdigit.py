@@ -211,6 +211,30 @@ def test_a_damaged_cached_network_is_fitted_again_and_a_cache_that_cannot_be_wri
     assert sorted(p.name for p in folder.parent.iterdir()) == ["detectors", "nondigits"]
 
 
+def test_the_cache_keeps_its_most_recently_used_files_and_data_info_lists_them(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from digitlab.cli_data import data_app
+    from digitlab.data import cache
+
+    monkeypatch.setenv("DIGITLAB_DATA", str(tmp_path))
+    monkeypatch.setattr(cache, "CACHE_FILES", 2)
+    folder = tmp_path / "detectors"
+    for age, name in enumerate(["a", "b"]):
+        cache.keep_in_cache(folder / f"{name}.safetensors", b"x" * 1000)
+        os.utime(folder / f"{name}.safetensors", (1e9 + age, 1e9 + age))  # a is older than b
+    (folder / ".c.safetensors.123.part").write_bytes(b"a write under way")
+    (folder / "notes.txt").write_text("not of this kind")
+    cache.mark_used(folder / "a.safetensors")  # a run reads a: now b is the least recently used
+    cache.keep_in_cache(folder / "c.safetensors", b"x" * 1000)
+    assert sorted(p.name for p in folder.iterdir()) == [".c.safetensors.123.part", "a.safetensors", "c.safetensors",
+                                                        "notes.txt"]
+    out = CliRunner().invoke(data_app, ["info", "--no-verify"], env={"COLUMNS": "200"}).output
+    assert "keeps its 2 most recently used files" in out
+    assert f"not-a-digit detectors' networks: 3 files, 2.0 kB in {folder}" in out  # notes.txt counts: 3 files
+    assert "non-digit pictures" not in out  # no such folder yet
+
+
 def test_a_full_disk_while_keeping_the_network_costs_nothing_and_leaves_no_part_file(tmp_path):
     """A real limit on file size (RLIMIT_FSIZE; Python ignores SIGXFSZ, so a write past it is an OSError)."""
     import resource

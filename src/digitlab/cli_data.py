@@ -77,7 +77,25 @@ def info(
         )
         table.add_row(*(escape(cell) for cell in cells))
     Console(soft_wrap=False).print(table)
+    _made_files(Console(soft_wrap=False))
     _handwriting_table(Console(soft_wrap=False))
+
+
+def _made_files(console) -> None:
+    """One line per folder of files digitlab made for itself in the data cache: how many, how big, where."""
+    from rich import filesize
+    from rich.markup import escape
+
+    from digitlab.data.cache import CACHE_FILES
+    from digitlab.data.status import made_files
+
+    rows = made_files()
+    if rows:
+        console.print(f"Made by digitlab and safe to delete (made again when needed; each folder keeps its "
+                      f"{CACHE_FILES} most recently used files):")
+    for row in rows:
+        console.print(f"  {row['what']}: {row['files']} files, {filesize.decimal(row['size_bytes'])} in "
+                      f"{escape(row['path'])}", soft_wrap=True)
 
 
 def _handwriting_table(console) -> None:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from digitlab.data.cache import keep_in_cache, mark_used
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 
@@ -309,7 +310,7 @@ def _fit_mlp(digits: np.ndarray, others: np.ndarray, seed: int) -> NotDigitDetec
                                  tuple(b.astype(np.float32) for b in mlp.intercepts_), np.array([1.0, 0.0, 0.0]), 1.0)
         from safetensors.numpy import save
 
-        _keep_in_cache(path, save(plain.to_tensors()))
+        keep_in_cache(path, save(plain.to_tensors()))
     return plain
 
 
@@ -343,23 +344,11 @@ def _read_mlp(path: Path, n_features: int) -> NotDigitDetector | None:
         tensors = load_file(str(path))
         if any(t.dtype.kind != "f" for t in tensors.values()):
             return None
-        return NotDigitDetector.from_tensors(tensors, 1.0, n_features, str(path))
+        detector = NotDigitDetector.from_tensors(tensors, 1.0, n_features, str(path))
     except Exception:  # a cache: whatever does not read back (OSError, SafetensorError, TypeError...) is refitted
         return None
-
-
-def _keep_in_cache(path: Path, data: bytes) -> None:
-    """Write a data-cache file atomically, by Python (every failure an OSError): a read-only or full cache
-    only costs the next run the work again. (safetensors' own ``save_file`` raises its own error type, and
-    its rename would leave the file readable by its owner only.)"""
-    from digitlab.fileio import atomic_path
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(data)
-    except OSError:
-        pass
+    mark_used(path)
+    return detector
 
 
 def entropy(proba: np.ndarray) -> np.ndarray:
@@ -404,6 +393,7 @@ def nondigit_images(n: int, image_shape: tuple[int, int], pixel_max: int, *, spl
     try:
         images = np.load(path, allow_pickle=False)
         if images.shape == (n, *image_shape) and images.dtype == np.uint8:
+            mark_used(path)
             return images
     except (OSError, ValueError):
         pass
@@ -411,7 +401,7 @@ def nondigit_images(n: int, image_shape: tuple[int, int], pixel_max: int, *, spl
                                image_shape=image_shape, pixel_max=pixel_max)
     buffer = io.BytesIO()
     np.save(buffer, images, allow_pickle=False)
-    _keep_in_cache(path, buffer.getvalue())
+    keep_in_cache(path, buffer.getvalue())
     return images
 
 

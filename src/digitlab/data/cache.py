@@ -1,4 +1,5 @@
-"""Where downloaded and generated data is kept: ``$DIGITLAB_DATA``, else the user cache folder.
+"""Where downloaded and generated data is kept: ``$DIGITLAB_DATA``, else the user cache folder; and how
+what digitlab makes for itself there (non-digit pictures, detectors' networks) is written and pruned.
 
 Examples
 --------
@@ -14,7 +15,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["data_root"]
+from digitlab.fileio import atomic_path
+
+__all__ = ["CACHE_FILES", "data_root", "keep_in_cache", "mark_used", "prune"]
+
+CACHE_FILES = 32
+"""Each folder of files digitlab makes for itself (``nondigits/``, ``detectors/``) keeps this many, the most recently used."""
 
 
 def data_root() -> Path:
@@ -25,3 +31,41 @@ def data_root() -> Path:
 
         root = platformdirs.user_cache_dir("digitlab")
     return Path(root).expanduser()
+
+
+def keep_in_cache(path: Path, data: bytes) -> None:
+    """Write a data-cache file atomically, by Python (every failure an OSError): a read-only or full cache
+    only costs the next run the work again. (safetensors' own ``save_file`` raises its own error type, and
+    its rename would leave the file readable by its owner only.) Then remove all but the :data:`CACHE_FILES`
+    most recently used files of its kind in its folder."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+    except OSError:
+        return
+    prune(path.parent, f"*{path.suffix}")
+
+
+def prune(folder: Path, pattern: str) -> None:
+    """Remove all but the :data:`CACHE_FILES` most recently used files matching ``pattern`` (a file another
+    run removes meanwhile, or one that cannot be removed, is passed over)."""
+    used = {}
+    for file in folder.glob(pattern):  # not the temporary files of a write under way: *.part
+        try:
+            used[file] = file.stat().st_mtime
+        except OSError:
+            pass
+    for old in sorted(used, key=used.__getitem__, reverse=True)[CACHE_FILES:]:
+        try:
+            old.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def mark_used(path: Path) -> None:
+    """Mark a cache file as just used (its time), so that :func:`keep_in_cache` keeps it longest."""
+    try:
+        os.utime(path)
+    except OSError:  # a read-only cache: it is pruned by age, not by use
+        pass

@@ -1,8 +1,9 @@
-"""What ``digitlab data info`` shows of the built-in datasets: present or not, where, how big, checksums."""
+"""What ``digitlab data info`` shows of the built-in datasets (present or not, where, how big, checksums), and of the
+files digitlab makes for itself in the data cache."""
 
 from __future__ import annotations
 
-__all__ = ["dataset_status"]
+__all__ = ["dataset_status", "made_files"]
 
 
 def _mnist_status(verify: bool) -> dict:
@@ -45,3 +46,20 @@ def dataset_status(*, verify: bool = True) -> list[dict]:
     from digitlab.data.digits import digits_status
 
     return [digits_status(), _mnist_status(verify)]
+
+
+def made_files() -> list[dict]:
+    """The data cache's folders of files digitlab makes for itself, each safe to delete (made again when needed).
+
+    One dict per folder present, with keys ``what``, ``path``, ``files`` and ``size_bytes``; each folder keeps
+    at most :data:`~digitlab.data.cache.CACHE_FILES` files.
+    """
+    from digitlab.data.cache import data_root
+
+    rows = []
+    for name, what in (("nondigits", "non-digit pictures"), ("detectors", "not-a-digit detectors' networks")):
+        folder = data_root() / name
+        if folder.is_dir():
+            sizes = [f.stat().st_size for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")]
+            rows.append({"what": what, "path": str(folder), "files": len(sizes), "size_bytes": sum(sizes)})
+    return rows
