@@ -388,22 +388,53 @@ def test_saving_many_at_once_writes_the_index_once_and_saves_no_copy(data_dir, m
     assert store.save([new_sample(picture(3), 3)])[0] == (results[1][0], False) and writes == [3]  # nothing new
 
 
-def test_an_import_saves_its_pictures_in_batches(data_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("batch, limit, writes", [(5, 64 << 20, [4, 9, 10]), (256, 1, list(range(1, 11)))],
+                         ids=["by count", "by bytes"])
+def test_an_import_saves_its_pictures_in_batches(data_dir, tmp_path, monkeypatch, batch, limit, writes):
     from digitlab.data import handwriting_io
 
     for k in range(10):
         (tmp_path / f"{k % 10}-{k}.png").write_bytes(picture(k % 10, k))
-    (tmp_path / "3-copy.png").write_bytes(picture(3, 3))
-    monkeypatch.setattr(handwriting_io, "IMPORT_BATCH", 4)
-    writes = []
+    (tmp_path / "3-copy.png").write_bytes(picture(3, 3))  # sorted right after 3-3.png: in the same batch of 5
+    monkeypatch.setattr(handwriting_io, "IMPORT_BATCH", batch)
+    monkeypatch.setattr(handwriting_io, "IMPORT_BATCH_BYTES", limit)
+    seen = []
     real_write = HandwritingSet._write_index
-    monkeypatch.setattr(HandwritingSet, "_write_index", lambda self, e: (writes.append(len(e)), real_write(self, e)))
+    monkeypatch.setattr(HandwritingSet, "_write_index", lambda self, e: (seen.append(len(e)), real_write(self, e)))
     lines = []
     summary = import_pictures("class", [tmp_path], writer="ada", log=lines.append)
     assert (summary.added, summary.duplicates, summary.failures) == (10, 1, [])
-    assert writes == [4, 7, 10]  # 11 pictures in batches of 4, 4 and 3 (one of them a copy)
-    assert sum("already in the set" in line for line in lines) == 1 and len(lines) == 11
+    assert seen == writes  # by count: 11 pictures in batches of 5, 5 and 1, the copy not written
+    assert lines[4] == f"{tmp_path / '3-copy.png'}: already in the set, skipped" and len(lines) == 11
     assert sorted(s.label for s in HandwritingSet.open("class").samples()) == list(range(10))
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_save_stopped_by_ctrl_c_keeps_exactly_the_files_the_index_names(data_dir, monkeypatch, when):
+    store = HandwritingSet.open("class", create=True)
+    store.add(picture(1), 1)
+    real_write = store._write_index
+
+    def stopped(entries):
+        if when == "after":  # the index is replaced, then Ctrl-C lands before save returns
+            real_write(entries)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "_write_index", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        store.save([new_sample(picture(d), d) for d in (2, 3, 4)])
+    kept = 4 if when == "after" else 1
+    for sub in ("prepared", "originals"):
+        assert len(list((data_dir / "handwriting" / "class" / sub).iterdir())) == kept
+    samples = HandwritingSet.open("class").samples()
+    assert len(samples) == kept and not HandwritingSet.open("class").problems
+
+
+def test_the_same_new_sample_twice_is_saved_once(data_dir):
+    store = HandwritingSet.open("class", create=True)
+    item = new_sample(picture(2), 2)
+    assert store.save([item, item]) == [(item.sample, True), (item.sample, False)]
+    assert store.samples() == [item.sample]
 
 
 # ------------------------------------------------------------------- never scored on what it learned

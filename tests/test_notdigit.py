@@ -230,7 +230,7 @@ def test_the_cache_keeps_its_most_recently_used_files_and_data_info_lists_them(t
     assert sorted(p.name for p in folder.iterdir()) == [".c.safetensors.123.part", "a.safetensors", "c.safetensors",
                                                         "notes.txt"]
     out = CliRunner().invoke(data_app, ["info", "--no-verify"], env={"COLUMNS": "200"}).output
-    assert "keeps its 2 most recently used files" in out
+    assert "keeps the 2 most recently used files it makes" in out
     assert f"not-a-digit detectors' networks: 3 files, 2.0 kB in {folder}" in out  # notes.txt counts: 3 files
     assert "non-digit pictures" not in out  # no such folder yet
 

@@ -91,8 +91,8 @@ def _made_files(console) -> None:
 
     rows = made_files()
     if rows:
-        console.print(f"Made by digitlab and safe to delete (made again when needed; each folder keeps its "
-                      f"{CACHE_FILES} most recently used files):")
+        console.print(f"Made by digitlab and safe to delete (made again when needed; each folder keeps the "
+                      f"{CACHE_FILES} most recently used files it makes):")
     for row in rows:
         console.print(f"  {row['what']}: {row['files']} files, {filesize.decimal(row['size_bytes'])} in "
                       f"{escape(row['path'])}", soft_wrap=True)

@@ -44,16 +44,16 @@ def keep_in_cache(path: Path, data: bytes) -> None:
             tmp.write_bytes(data)
     except OSError:
         return
-    prune(path.parent, f"*{path.suffix}")
+    prune(path.parent, f"*{path.suffix}", keep=path)
 
 
-def prune(folder: Path, pattern: str) -> None:
-    """Remove all but the :data:`CACHE_FILES` most recently used files matching ``pattern`` (a file another
-    run removes meanwhile, or one that cannot be removed, is passed over)."""
+def prune(folder: Path, pattern: str, keep: Path | None = None) -> None:
+    """Remove all but the :data:`CACHE_FILES` most recently used files matching ``pattern``, never ``keep`` (a
+    file another run removes meanwhile, or one that cannot be removed, is passed over)."""
     used = {}
     for file in folder.glob(pattern):  # not the temporary files of a write under way: *.part
         try:
-            used[file] = file.stat().st_mtime
+            used[file] = float("inf") if file == keep else file.stat().st_mtime  # even if clocks disagree
         except OSError:
             pass
     for old in sorted(used, key=used.__getitem__, reverse=True)[CACHE_FILES:]:

@@ -9,8 +9,8 @@ One folder per set under the data cache (``$DIGITLAB_DATA/handwriting/<name>/``)
 How nothing is lost: a sample's two files are written (each to a temporary name, then renamed)
 before the index names it, and the index is only ever replaced whole, by a rename, under an
 exclusive lock on ``.lock`` — so two writers take turns, a kill leaves either the old index or the
-new one, and files of a save that never reached the index are ignored. Many samples (an import) are
-saved under one lock with one index write (:meth:`HandwritingSet.save`). A damaged index is reported
+new one, and files of a save that never reached the index are ignored. Many samples are saved under
+one lock with one index write (:meth:`HandwritingSet.save`; an import, 256 at a time). A damaged index is reported
 in one line and the samples are read back from the records in their prepared files.
 
 Examples
@@ -35,7 +35,6 @@ False
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import io
 import json
 import os
@@ -43,7 +42,6 @@ import re
 import secrets
 import shutil
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
@@ -52,21 +50,16 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from digitlab.data.cache import data_root
-from digitlab.data.handwriting_names import NAME, RESERVED, check_label, check_set_name, check_writer, decode_sample
+from digitlab.data.handwriting_names import NAME, RESERVED, check_set_name, check_writer
+from digitlab.data.handwriting_sample import SOURCES, NewSample, Sample, new_sample
 from digitlab.errors import DigitlabError
 from digitlab.fileio import atomic_path
 
 __all__ = ["HandwritingSet", "NewSample", "Sample", "SampleNotFoundError", "SOURCES", "SetDeletedError", "StoreWriteError", "check_set_name",
            "check_writer", "handwriting_root", "list_sets", "new_sample"]
 
-SOURCES = ("drawn", "photo", "import")
-"""Where a sample came from: the drawing page, a photo sent to the page, ``digitlab data import``."""
-
 INDEX = "index.json"
 FORMAT = "digitlab-handwriting"
-_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}")
-_ORIGINAL = re.compile(rf"originals/({_ID.pattern})\.[a-z]+")  # compiled once: a pattern per id overflowed re's cache
-_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "BMP": "bmp", "GIF": "gif", "WEBP": "webp", "TIFF": "tif"}
 
 
 class SampleNotFoundError(DigitlabError):
@@ -92,66 +85,6 @@ def list_sets() -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if p.is_dir() and NAME.fullmatch(p.name) and p.name not in RESERVED)
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One saved digit: its id, true label, writer, source, UTC time, and the original's SHA-256 and file."""
-
-    id: str
-    label: int
-    writer: str | None
-    source: str
-    created: str
-    sha256: str
-    original: str  # path of the original picture, relative to the set's folder
-
-    @classmethod
-    def from_dict(cls, doc: dict) -> "Sample":
-        """Read a record back, refusing anything malformed (``ValueError``)."""
-        sample = cls(**{key: doc[key] for key in cls.__dataclass_fields__})
-        if not (isinstance(sample.id, str) and _ID.fullmatch(sample.id)):
-            raise ValueError("bad id")
-        if type(sample.label) is not int or not 0 <= sample.label <= 9:
-            raise ValueError("bad label")
-        if sample.source not in SOURCES or not isinstance(sample.created, str) or not isinstance(sample.sha256, str):
-            raise ValueError("bad source, time or checksum")
-        try:
-            if sample.writer is not None and check_writer(sample.writer) != sample.writer:
-                raise ValueError("bad writer")
-        except DigitlabError:
-            raise ValueError("bad writer") from None
-        original = _ORIGINAL.fullmatch(sample.original) if isinstance(sample.original, str) else None
-        if original is None or original.group(1) != sample.id:
-            raise ValueError("bad original path")
-        return sample
-
-    def to_dict(self) -> dict:
-        """The record as the index keeps it (``dataclasses.asdict`` without its deep copy: plain fields)."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
-
-
-@dataclass(frozen=True)
-class NewSample:
-    """A sample checked and prepared but not saved yet (:func:`new_sample`; :meth:`HandwritingSet.save` saves it)."""
-
-    sample: Sample
-    picture: bytes  # the picture as it arrived
-    prepared: np.ndarray  # its 28×28 MNIST form
-
-
-def new_sample(picture: bytes, label: int, *, writer: str | None = None, source: str = "import",
-               prepared: np.ndarray | None = None) -> NewSample:
-    """Check and prepare a picture of the digit ``label`` for saving (as :meth:`HandwritingSet.add`, writing nothing)."""
-    label, writer = check_label(label), check_writer(writer)
-    if source not in SOURCES:
-        raise DigitlabError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
-    fmt, prepared = decode_sample(picture, prepared)
-    now = datetime.now(timezone.utc)
-    sample_id = f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
-    sample = Sample(sample_id, label, writer, source, now.isoformat(timespec="seconds"),
-                    hashlib.sha256(picture).hexdigest(), f"originals/{sample_id}.{_EXTENSIONS.get(fmt, 'bin')}")
-    return NewSample(sample, bytes(picture), prepared)
 
 
 class HandwritingSet:
@@ -225,21 +158,24 @@ class HandwritingSet:
                 by_sha.setdefault(sample.sha256, sample)
             results, fresh = [], []
             for item in new:
-                known = by_sha.setdefault(item.sample.sha256, item.sample)
-                results.append((known, known is item.sample))
-                if known is item.sample:
+                known = by_sha.get(item.sample.sha256)
+                results.append((known or item.sample, known is None))
+                if known is None:
+                    by_sha[item.sample.sha256] = item.sample
                     fresh.append(item)
-            if not fresh:
-                return results
+            if len({item.sample.id for item in fresh}) < len(fresh):
+                raise DigitlabError("two new samples have the same id; make each with new_sample")
             try:
                 for item in fresh:
                     self._write_files(item.sample, item.picture, item.prepared)
-                self._write_index([*entries, *(item.sample for item in fresh)])
-                self.problems = []  # a damaged index, if it was, is whole again
-            except OSError as exc:
-                for item in fresh:
-                    self._remove_files(item.sample)
-                raise _disk_error(exc, "saving the sample" if len(fresh) == 1 else f"saving {len(fresh)} samples") from None
+                if fresh:
+                    self._write_index([*entries, *(item.sample for item in fresh)])
+                    self.problems = []  # a damaged index, if it was, is whole again
+            except BaseException as exc:  # a full disk, or Ctrl-C in a long import
+                self._remove_unnamed([item.sample for item in fresh])
+                if isinstance(exc, OSError):
+                    raise _disk_error(exc, f"saving {'the sample' if len(fresh) == 1 else f'{len(fresh)} samples'}") from None
+                raise
         return results
 
     def remove(self, sample_id: str) -> Sample:
@@ -428,6 +364,16 @@ class HandwritingSet:
                 handle.write(json.dumps(doc))  # dumps: json's C encoder (dump and indent use the pure-Python one)
                 handle.flush()
                 os.fsync(handle.fileno())  # the new index is on disk before it replaces the old one
+
+    def _remove_unnamed(self, samples: list[Sample]) -> None:
+        """Remove the files of ``samples`` that the index on disk does not name (a save failed or was stopped)."""
+        try:
+            named = {s.id for s in self._read_index()}
+        except Exception:  # unsure what the index names: leave the files (unnamed ones are ignored anyway)
+            return
+        for sample in samples:
+            if sample.id not in named:
+                self._remove_files(sample)
 
     def _remove_files(self, sample: Sample) -> None:
         for path in (self.folder / "prepared" / f"{sample.id}.png", self.folder / sample.original):

@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from digitlab.data.dataset import Dataset
-from digitlab.data.handwriting import HandwritingSet, NewSample, Sample, check_writer, new_sample
+from digitlab.data.handwriting import HandwritingSet, NewSample, Sample, StoreWriteError, check_writer, new_sample
 from digitlab.data.images import MAX_BYTES
 from digitlab.errors import DigitlabError
 
@@ -217,7 +217,14 @@ def _import_into(store: HandwritingSet, paths: Iterable[Path], writer: str | Non
 def _save_batch(store: HandwritingSet, batch: list[tuple[Path, NewSample]], log: Callable[[str], None],
                 summary: ImportSummary) -> None:
     """Save the pictures read so far in one index write (a full disk raises: every later one would fail too)."""
-    for (path, item), (_, added) in zip(batch, store.save([item for _, item in batch])):
+    try:
+        saved = store.save([item for _, item in batch])
+    except StoreWriteError as exc:
+        if not summary.added:
+            raise
+        raise StoreWriteError(f"{exc} ({summary.added} pictures before these went in; run the import again for "
+                              "the rest: pictures already in the set are skipped)") from None
+    for (path, item), (_, added) in zip(batch, saved):
         summary.added += added
         summary.duplicates += not added
         log(f"{path} → {item.sample.label}" if added else f"{path}: already in the set, skipped")

@@ -60,6 +60,15 @@ def made_files() -> list[dict]:
     for name, what in (("nondigits", "non-digit pictures"), ("detectors", "not-a-digit detectors' networks")):
         folder = data_root() / name
         if folder.is_dir():
-            sizes = [f.stat().st_size for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")]
+            sizes = [_size(f) for f in folder.iterdir() if not f.name.startswith(".")]
+            sizes = [size for size in sizes if size is not None]
             rows.append({"what": what, "path": str(folder), "files": len(sizes), "size_bytes": sum(sizes)})
     return rows
+
+
+def _size(path) -> int | None:
+    """A file's size; None for a folder, or a file another run removed meanwhile."""
+    try:
+        return path.stat().st_size if path.is_file() else None
+    except OSError:
+        return None
