@@ -326,6 +326,37 @@ def test_kills_mid_save_never_tear_the_set(data_dir):
     store.add(picture(9), 9)  # and it takes the next sample
 
 
+IMPORT_KILLED_AT = textwrap.dedent("""
+    import os, signal, sys
+    from digitlab.data.handwriting import HandwritingSet
+    from digitlab.data.handwriting_io import import_pictures
+    real, written = HandwritingSet._write_files, []
+    def write_then_die(self, *args):  # a real SIGKILL while the second batch's files are being written
+        if len(written) == int(sys.argv[2]):
+            os.kill(os.getpid(), signal.SIGKILL)
+        written.append(real(self, *args))
+    HandwritingSet._write_files = write_then_die
+    import_pictures("class", [sys.argv[1]])
+""")
+
+
+def test_an_import_killed_midway_loses_nothing_and_running_it_again_finishes_it(data_dir, tmp_path):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for k in range(600):
+        (folder / f"{k % 10}-{k}.png").write_bytes(picture(k % 10, k, size=60))
+    child = subprocess.run([sys.executable, "-c", IMPORT_KILLED_AT, str(folder), "300"], env=dict(os.environ))
+    assert child.returncode == -signal.SIGKILL
+    store = HandwritingSet.open("class")
+    before = store.samples()
+    assert not store.problems and len(before) == 256  # the first batch; the 44 of the second written are not in it
+    assert len(list((store.folder / "prepared").glob("*.png"))) == 300
+    summary = import_pictures("class", [folder])
+    assert (summary.added, summary.duplicates, summary.failures) == (344, 256, [])
+    after = HandwritingSet.open("class").samples()
+    assert len(after) == len({s.sha256 for s in after}) == 600 and after[:256] == before
+
+
 def test_a_save_that_dies_before_the_index_leaves_nothing_visible(data_dir):
     HandwritingSet.open("mine", create=True).add(picture(1), 1)
     script = SAVER.replace("store.add(buffer.getvalue()",

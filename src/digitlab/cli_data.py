@@ -206,9 +206,18 @@ def import_(
     A picture that cannot be read or labelled is one line and the rest go in; exact copies of
     pictures already in the set are skipped and counted.
     """
+    from rich.console import Console
+
     from digitlab.data.handwriting_io import import_pictures
 
-    summary = import_pictures(name, paths, writer=writer, source="import")
+    done = [0]
+
+    def saved(line: str) -> None:  # one line per picture of each batch saved
+        done[0] += 1
+        status.update(f"importing into {name}: {done[0]:,} pictures saved or skipped…")
+
+    with Console(stderr=True).status(f"importing into {name}…", spinner="dots") as status:
+        summary = import_pictures(name, paths, writer=writer, source="import", log=saved)
     for line in summary.failures:
         typer.echo(f"skipped {line}", err=True)
     typer.echo(f"{name}: added {summary.added:,} pictures, skipped {summary.duplicates:,} already in the set, "
