@@ -36,6 +36,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from digitlab.models import cnn_optim as co  # noqa: E402
 from digitlab.models import cnn_torch as ct  # noqa: E402
 
 VARIANTS = {  # name -> (ReLU after the pool, channels-last, bf16)
@@ -59,7 +60,7 @@ def step_ms(width: int, batch: int, steps: int, relu_after: bool, cl: bool, bf16
     net = ct.build_net(28, width, 10)
     net = net if relu_after else relu_first(net)
     net = net.to(memory_format=torch.channels_last) if cl else net
-    optimizer = ct.make_optimizer(net, 0.1, 5e-4)
+    optimizer = co.make_optimizer(net, 0.1, 5e-4)
     gen = torch.Generator().manual_seed(0)
     x, y = torch.rand(8192, 1, 28, 28, generator=gen), torch.randint(0, 10, (8192,), generator=gen)
     times = []
@@ -83,7 +84,7 @@ def epoch_run(keep: bool, width: int, batch: int, steps: int = 300) -> tuple[flo
     n = max(54_000, batch * steps)  # MNIST's training part, or enough for the steps
     x, y = torch.rand(n, 1, 28, 28, generator=gen), torch.randint(0, 10, (n,), generator=gen)
     net = ct.place(ct.build_net(28, width, 10), torch.device("cpu"))
-    optimizer = ct.make_optimizer(net, 0.4, 5e-4)
+    optimizer = co.make_optimizer(net, 0.4, 5e-4)
     if keep:
         ct.ready_for_training()  # PyTorch's lazy imports and the training allocator policy
     else:

@@ -8,6 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from digitlab.models import cnn_graph as cg  # noqa: E402
+from digitlab.models import cnn_optim as co  # noqa: E402
 from digitlab.models import cnn_torch as ct  # noqa: E402
 from digitlab.models.cnn import CNNClassifier  # noqa: E402
 
@@ -26,7 +27,7 @@ def _data(n=512, side=12, seed=0):
 def _train(graphed: bool, augment: float, epochs: int = 2, device="cpu"):
     x, y = (t.to(device) for t in _data())
     net = ct.place(ct.build_net(12, 8, 2, seed=3), torch.device(device))
-    optimizer = ct.make_optimizer(net, 0.4, 5e-4, graphable=graphed)
+    optimizer = co.make_optimizer(net, 0.4, 5e-4, graphable=graphed)
     args = dict(batch_size=64, peak_lr=0.4, clock=ct.Clock(epochs * 8, None, 0.0), gen=ct.seeded_generator(5),
                 augment=augment, distort=0.1 if augment else 0.0, label_smoothing=0.1, bf16=False)
     run = cg.GraphedEpochs(net, optimizer, x, y, **args) if graphed else (
@@ -49,11 +50,11 @@ def test_the_fixed_tensor_step_trains_as_the_eager_loop_does(augment):
 
 def test_the_learning_rate_lives_in_tensors_the_step_reads():
     net = ct.build_net(12, 8, 2)
-    optimizer = ct.make_optimizer(net, 0.4, 5e-4, graphable=True)
+    optimizer = co.make_optimizer(net, 0.4, 5e-4, graphable=True)
     assert [float(g["lr"]) for g in optimizer.param_groups] == pytest.approx([0.4, 0.4 * 16 / 32, 0.4])
     assert optimizer.defaults["fused"] is True
     x, y = _data()
-    plain = ct.make_optimizer(net, 0.4, 5e-4)
+    plain = co.make_optimizer(net, 0.4, 5e-4)
     with pytest.raises(ValueError, match="graphable=True"):
         cg.GraphedEpochs(net, plain, x, y, batch_size=64, peak_lr=0.4, clock=ct.Clock(8, None, 0.0),
                          gen=ct.seeded_generator(0))
@@ -69,7 +70,7 @@ def test_the_graph_is_for_one_gpu_in_one_process(monkeypatch):
 def test_a_time_budget_ends_the_fixed_tensor_epochs():
     x, y = _data(n=4096)
     net = ct.build_net(12, 8, 2)
-    optimizer = ct.make_optimizer(net, 0.4, 5e-4, graphable=True)
+    optimizer = co.make_optimizer(net, 0.4, 5e-4, graphable=True)
     import time
 
     clock = ct.Clock(10_000, 0.2, time.perf_counter())
@@ -96,7 +97,7 @@ def test_the_clock_times_steps_after_the_warm_up_and_the_capture():
     x, y = _data()
     net = ct.build_net(12, 8, 2)
     clock = ct.Clock(8, 10.0, 0.0)
-    cg.GraphedEpochs(net, ct.make_optimizer(net, 0.4, 5e-4, graphable=True), x, y, batch_size=64, peak_lr=0.4,
+    cg.GraphedEpochs(net, co.make_optimizer(net, 0.4, 5e-4, graphable=True), x, y, batch_size=64, peak_lr=0.4,
                      clock=clock, gen=ct.seeded_generator(0))
     assert clock.warm_steps == cg.WARM_STEPS + 1 and clock.queued_steps == 0  # the CPU runs each step as it comes
 

@@ -203,6 +203,7 @@ def _finetune_cnn(model, images, labels, replay, *, seed: int, steps: int, lr: f
     import torch
     import torch.nn.functional as F
 
+    from digitlab.models import cnn_optim as co
     from digitlab.models import cnn_torch as ct
     from digitlab.models.cnn import EXTRA_TENSORS, CNNClassifier
 
@@ -211,7 +212,7 @@ def _finetune_cnn(model, images, labels, replay, *, seed: int, steps: int, lr: f
     side, classes = model.image_shape_[0], np.asarray(model.classes_)
     weights = {name: array for name, array in tensors.items() if name not in EXTRA_TENSORS}
     net = ct.place(ct.load_net(weights, side, model.width, len(classes)), torch.device("cpu"))  # a copy
-    optimizer = ct.make_optimizer(net, lr, model.weight_decay)
+    optimizer = co.make_optimizer(net, lr, model.weight_decay)
     gen = ct.seeded_generator(seed)
     n_person = batch_size if replay is None else max(1, round(batch_size * person_share))
     pools = [(_pool(images, labels, classes), n_person)]

@@ -172,9 +172,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         Inside a ``torchrun`` process group (see :mod:`digitlab.models.ddp`) every rank must
         call ``fit`` with the same data and parameters: they train one model together.
         """
-        from digitlab.models import cnn_graph as cg
-        from digitlab.models import cnn_torch as ct
-        from digitlab.models import ddp
+        from digitlab.models import cnn_graph as cg, cnn_optim as co, cnn_torch as ct, ddp
         from digitlab.progress import TrainingBar
 
         ct.ready_for_training()
@@ -195,7 +193,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         trainee, clock, shard = ddp.prepare(net, clock, device, batch)  # under torchrun: DDP, one clock
         main, shared = shard[0] == 0, shard[1] > 1  # rank 0 (or the only process) validates and shows progress
         graphed = cg.wanted(device, shard)  # on one GPU: each step one CUDA graph launch
-        optimizer = ct.make_optimizer(net, self.lr, self.weight_decay, graphable=graphed)
+        optimizer = co.make_optimizer(net, self.lr, self.weight_decay, graphable=graphed)
 
         self.module_, self.history_, self.stop_reason_, self.world_size_ = net, [], "epochs", shard[1]
         shown_epochs = None if self.time_budget else self.epochs  # the clock ends a budgeted run, not the count

@@ -32,7 +32,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -42,6 +42,9 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from digitlab.errors import DigitlabError
 from digitlab.memory import tune_allocator
+
+if TYPE_CHECKING:
+    from digitlab.models.cnn_optim import NesterovSGD
 
 PREDICT_BATCH = 256  # images per forward pass when predicting on the CPU: each layer's output stays in cache
 PREDICT_BATCH_CUDA = 2048  # on a GPU, larger batches keep it busy
@@ -73,33 +76,6 @@ def build_net(side: int, width: int, n_classes: int, seed: int = 0) -> nn.Sequen
 def head_inputs(side: int, width: int) -> int:
     """The linear head's inputs: 4·width channels of side // 8 pixels a side (three 2x2 poolings)."""
     return 4 * width * (side // 8) ** 2
-
-
-def make_optimizer(net: nn.Module, lr: float, weight_decay: float, *, graphable: bool = False) -> torch.optim.SGD:
-    """SGD with Nesterov momentum 0.9; weight decay on conv/linear weights only; a slower linear head.
-
-    The head's learning rate is scaled by 16 / fan-in: one SGD step moves a logit by about
-    lr x |features|², so a wide head (576 inputs at 28x28) would otherwise blow up the first
-    steps. Each group keeps its ``lr_scale`` for :func:`train_one_epoch`. ``graphable``: the fused
-    kernel, each group's learning rate a tensor beside the weights (set with ``fill_``), as a CUDA
-    graph needs (:mod:`digitlab.models.cnn_graph`).
-    """
-    conv, head, no_decay = [], [], []
-    for name, param in net.named_parameters():
-        if name.startswith("fc."):
-            (head if param.ndim > 1 else no_decay).append(param)
-        else:
-            (conv if param.ndim > 1 else no_decay).append(param)
-    groups = [
-        {"params": conv, "weight_decay": weight_decay, "lr_scale": 1.0},
-        {"params": head, "weight_decay": weight_decay, "lr_scale": min(1.0, 16.0 / net.fc.in_features)},
-        {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
-    ]
-    if graphable:
-        device = next(net.parameters()).device
-        for group in groups:
-            group["lr"] = torch.tensor(lr * group["lr_scale"], device=device)
-    return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, fused=graphable or None)
 
 
 def fuse_bn(net: nn.Module) -> nn.Module:
@@ -284,10 +260,11 @@ def autocast(device: torch.device, bf16: bool | None = None, cache: bool = True)
 
 
 def ready_for_training() -> None:
-    """Once per process, before the clock starts: import what PyTorch loads on first use (the optimizers
-    pull in torch._dynamo: 1.4 s), so a time budget counts training; and have glibc keep the memory a
-    step frees for the next one (:mod:`digitlab.memory`)."""
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    """Once per process, before the clock starts: where a CUDA graph may train, import what its
+    ``torch.optim.SGD`` loads on first use (torch._dynamo: 1.4-2.6 s), so a time budget counts training;
+    and have glibc keep the memory a step frees for the next one (:mod:`digitlab.memory`)."""
+    if torch.cuda.is_available():
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     tune_allocator("training")
 
 
@@ -335,7 +312,7 @@ def seeded_generator(seed: int) -> torch.Generator:
 
 def train_one_epoch(
     net: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: NesterovSGD | torch.optim.SGD,
     x: torch.Tensor,
     y: torch.Tensor,
     *,
