@@ -86,9 +86,7 @@ def epoch_run(keep: bool, width: int, batch: int, steps: int = 300) -> tuple[flo
     net = ct.place(ct.build_net(28, width, 10), torch.device("cpu"))
     optimizer = co.make_optimizer(net, 0.4, 5e-4)
     if keep:
-        ct.ready_for_training()  # PyTorch's lazy imports and the training allocator policy
-    else:
-        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # the imports only: glibc's defaults
+        ct.ready_for_training()  # the training allocator policy
     ticks: list[float] = []
     clock = ct.Clock(steps, None, time.perf_counter())
     before = os.times()

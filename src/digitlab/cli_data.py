@@ -207,6 +207,7 @@ def import_(
     pictures already in the set are skipped and counted.
     """
     from rich.console import Console
+    from rich.markup import escape
 
     from digitlab.data.handwriting_io import import_pictures
 
@@ -214,9 +215,9 @@ def import_(
 
     def saved(line: str) -> None:  # one line per picture of each batch saved
         done[0] += 1
-        status.update(f"importing into {name}: {done[0]:,} pictures saved or skipped…")
+        status.update(f"importing into {escape(name)}: {done[0]:,} pictures saved or skipped…")
 
-    with Console(stderr=True).status(f"importing into {name}…", spinner="dots") as status:
+    with Console(stderr=True).status(f"importing into {escape(name)}…", spinner="dots") as status:
         summary = import_pictures(name, paths, writer=writer, source="import", log=saved)
     for line in summary.failures:
         typer.echo(f"skipped {line}", err=True)

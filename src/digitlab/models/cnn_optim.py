@@ -48,8 +48,9 @@ class NesterovSGD:
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             buffers = [self.momentum_buffers.get(p) for p in params]
-            sgd(params, [p.grad for p in params], buffers, weight_decay=group["weight_decay"],
-                momentum=group["momentum"], lr=group["lr"], dampening=0.0, nesterov=True, maximize=False)
+            sgd(params, [p.grad for p in params], buffers, any(p.grad.is_sparse for p in params),
+                weight_decay=group["weight_decay"], momentum=group["momentum"], lr=group["lr"], dampening=0.0,
+                nesterov=True, maximize=False)
             self.momentum_buffers.update(zip(params, buffers))
 
 

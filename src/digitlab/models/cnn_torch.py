@@ -260,11 +260,16 @@ def autocast(device: torch.device, bf16: bool | None = None, cache: bool = True)
 
 
 def ready_for_training() -> None:
-    """Once per process, before the clock starts: where a CUDA graph may train, import what its
-    ``torch.optim.SGD`` loads on first use (torch._dynamo: 1.4-2.6 s), so a time budget counts training;
-    and have glibc keep the memory a step frees for the next one (:mod:`digitlab.memory`)."""
-    if torch.cuda.is_available():
-        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    """Once per process, before the clock starts: where a CUDA graph's ``torch.optim.SGD`` or
+    DistributedDataParallel may train, import the torch._dynamo they load on first use (1.4-2.6 s), so
+    a time budget counts training; and have glibc keep the memory a step frees for the next one
+    (:mod:`digitlab.memory`)."""
+    import importlib
+
+    import torch.distributed as dist
+
+    if torch.cuda.is_available() or (dist.is_available() and dist.is_initialized()):
+        importlib.import_module("torch._dynamo")
     tune_allocator("training")
 
 
