@@ -36,6 +36,7 @@ class NesterovSGD:
         self.momentum_buffers: dict[torch.Tensor, torch.Tensor] = {}
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop every parameter's gradient (or zero it in place), as ``torch.optim.SGD.zero_grad``."""
         for group in self.param_groups:
             for param in group["params"]:
                 if set_to_none:
@@ -45,6 +46,7 @@ class NesterovSGD:
 
     @torch.no_grad()
     def step(self) -> None:
+        """One SGD step with Nesterov momentum for each parameter that has a gradient, at its group's ``lr``."""
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             buffers = [self.momentum_buffers.get(p) for p in params]
