@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from digitlab.data.cache import keep_in_cache, mark_used
+from digitlab.data.cache import keep_in_cache, made_folder, mark_used
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 
@@ -325,15 +325,13 @@ def mlp_cache_path(x: np.ndarray, y: np.ndarray, mlp: Any) -> Path:
 
     import sklearn
 
-    from digitlab.data.cache import data_root
-
     key = hashlib.blake2b(digest_size=20)
     for part in (np.ascontiguousarray(x), np.ascontiguousarray(y)):
         key.update(f"{part.dtype.str}{part.shape}".encode())
         key.update(part.data)
     settings = sorted(mlp.get_params().items())
     key.update(f"{settings} {sklearn.__version__} {np.__version__} {MLP_CACHE_VERSION}".encode())
-    return data_root() / "detectors" / f"mlp-{key.hexdigest()}.safetensors"
+    return made_folder("detectors") / f"mlp-{key.hexdigest()}.safetensors"
 
 
 def _read_mlp(path: Path, n_features: int) -> NotDigitDetector | None:
@@ -385,11 +383,10 @@ def nondigit_images(n: int, image_shape: tuple[int, int], pixel_max: int, *, spl
     the same ones); the cache file is written atomically, so two runs drawing at once both end with
     a whole file. Their kinds are ``make_nondigits(n, seed=seed, split=split)[1]``.
     """
-    from digitlab.data.cache import data_root
     from digitlab.data.nondigits import make_nondigits
 
     name = f"{split}-{seed}-{n}-{image_shape[0]}x{image_shape[1]}-{pixel_max}.npy"
-    path = data_root() / "nondigits" / name
+    path = made_folder("nondigits") / name
     try:
         images = np.load(path, allow_pickle=False)
         if images.shape == (n, *image_shape) and images.dtype == np.uint8:

@@ -17,10 +17,12 @@ from pathlib import Path
 
 from digitlab.fileio import atomic_path
 
-__all__ = ["CACHE_FILES", "data_root", "keep_in_cache", "mark_used", "prune"]
+__all__ = ["CACHE_FILES", "MADE", "data_root", "keep_in_cache", "made_folder", "mark_used", "prune"]
 
 CACHE_FILES = 32
-"""Each folder of files digitlab makes for itself (``nondigits/``, ``detectors/``) keeps this many, the most recently used."""
+"""Each folder of files digitlab makes for itself (:data:`MADE`) keeps this many, the most recently used."""
+MADE = {"nondigits": "non-digit pictures", "detectors": "not-a-digit detectors' networks"}
+"""The data cache's folders of files digitlab makes for itself, and what they hold (``digitlab data info``)."""
 
 
 def data_root() -> Path:
@@ -31,6 +33,13 @@ def data_root() -> Path:
 
         root = platformdirs.user_cache_dir("digitlab")
     return Path(root).expanduser()
+
+
+def made_folder(name: str) -> Path:
+    """The data cache's folder ``name``, one of :data:`MADE`."""
+    if name not in MADE:
+        raise ValueError(f"{name!r} is not one of the data cache's made folders: {', '.join(MADE)}")
+    return data_root() / name
 
 
 def keep_in_cache(path: Path, data: bytes) -> None:

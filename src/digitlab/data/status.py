@@ -54,11 +54,11 @@ def made_files() -> list[dict]:
     One dict per folder present, with keys ``what``, ``path``, ``files`` and ``size_bytes``; each folder keeps
     at most :data:`~digitlab.data.cache.CACHE_FILES` files.
     """
-    from digitlab.data.cache import data_root
+    from digitlab.data.cache import MADE, made_folder
 
     rows = []
-    for name, what in (("nondigits", "non-digit pictures"), ("detectors", "not-a-digit detectors' networks")):
-        folder = data_root() / name
+    for name, what in MADE.items():
+        folder = made_folder(name)
         if folder.is_dir():
             sizes = [_size(f) for f in folder.iterdir() if not f.name.startswith(".")]
             sizes = [size for size in sizes if size is not None]
