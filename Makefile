@@ -4,6 +4,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# --compile-bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set, nothing else ever writes the .pyc files
+UV_INSTALL = $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python
 # This build of PyTorch is a CPU wheel already on disk on the project's machines; any torch>=2.2 works.
 TORCH_SPEC ?= torch==2.13.0
 
@@ -24,15 +26,19 @@ help:
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[cnn,serve]"
+# pip takes PyTorch (on the project's machines a CPU build on disk, where only pip looks) and uv; uv installs
+# the rest, a minute faster than pip from a fresh venv. Pinning TORCH_SPEC again keeps uv off the installed torch.
+$(VENV)/.torch: | $(BIN)/python
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" uv
+	@touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
+	$(UV_INSTALL) "$(TORCH_SPEC)" -e ".[cnn,serve]"
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install -q -e ".[cnn,serve,dev]"
+	$(UV_INSTALL) "$(TORCH_SPEC)" -e ".[cnn,serve,dev]"
 	@touch $@
 
 install: $(VENV)/.installed
@@ -46,7 +52,7 @@ test: $(VENV)/.installed-dev
 	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
 
 $(VENV)/.installed-fuzz: pyproject.toml $(VENV)/.installed-dev
-	$(BIN)/python -m pip install -q -e ".[cnn,serve,dev,fuzz]"
+	$(UV_INSTALL) "$(TORCH_SPEC)" -e ".[cnn,serve,dev,fuzz]"
 	@touch $@
 
 fuzz: $(VENV)/.installed-fuzz
