@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -44,6 +46,21 @@ def test_models_lists_the_zoo():
     assert result.returncode == 0
     for name in ("logreg", "svm", "knn", "forest", "mlp"):
         assert name in result.stdout
+
+
+@pytest.mark.parametrize("args", [["models"], ["run", "--dataset", "nope"], ["run", "--model", "lgoreg"],
+                                  ["compare", "--dataset", "nope"], ["data", "show", "nope"]])
+def test_the_zoo_and_a_mistyped_name_answer_without_importing_heavy_libraries(tmp_path, args):
+    """Listing the models or refusing a typo is instant: scikit-learn (2-3 s to import), Matplotlib and PyTorch
+    are imported only when a model is built or a figure drawn. ``python -X importtime`` names every import."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "digitlab", *args], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == (0 if args == ["models"] else 2), result.stderr[-2000:]
+    imported = {line.rpartition("|")[2].strip().split(".")[0] for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "digitlab" in imported and "typer" in imported  # the listing is read
+    assert not imported & {"sklearn", "scipy", "matplotlib", "torch"}, imported & {"sklearn", "matplotlib", "torch"}
+    assert list(tmp_path.iterdir()) == []  # nothing written
 
 
 @pytest.mark.parametrize(

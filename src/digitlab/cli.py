@@ -78,11 +78,14 @@ def run(
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder that receives the run folder."),
 ) -> None:
     """Run the whole lesson: load, preprocess, train, evaluate, draw, and write report.html."""
+    from digitlab.data import check_dataset
     from digitlab.models import parse_params
-    from digitlab.pipeline import run_pipeline
 
+    check_dataset(dataset)  # a mistyped name is refused before scikit-learn is imported
     params = parse_params(param or [])
     params.update(_training_options(model, device=device, time_budget=time_budget, target_accuracy=target_accuracy))
+    from digitlab.pipeline import run_pipeline
+
     live_bar = "verbose" in params  # the model draws its own progress bar; a spinner would fight it
     with (contextlib.nullcontext() if live_bar else _status("starting")) as status:
         result = run_pipeline(
@@ -163,9 +166,10 @@ def compare(
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder that receives the comparison folder."),
 ) -> None:
     """Train several models on the same split; print a leaderboard and write compare.html."""
-    from digitlab.compare import compare_models
+    from digitlab.data import check_dataset
     from digitlab.models import parse_params
 
+    check_dataset(dataset)  # before scikit-learn is imported
     names = [name.strip() for name in models.split(",") if name.strip()]
     if not names:
         raise DigitlabError("--models is empty; give names such as logreg,knn,svm")
@@ -175,6 +179,8 @@ def compare(
         if not dot or model not in names:
             raise DigitlabError(f"--param {key}=…: write MODEL.NAME=VALUE with MODEL one of {', '.join(names)}")
         per_model.setdefault(model, {})[name] = value
+    from digitlab.compare import compare_models
+
     with _status("starting") as status:
         board = compare_models(names, dataset, seed=seed, test_size=test_size, limit=limit, params=per_model,
                                out=out, step=lambda text: status.update(f"{text}…"))

@@ -132,14 +132,14 @@ def show(
     out: Path = typer.Option(Path("reports/figures"), "--out", "-o", help="Folder for the PNG files."),
 ) -> None:
     """Write a sample grid, the class distribution and the mean image per digit as PNG files."""
-    from digitlab import plots
-    from digitlab.data import load_dataset
+    from digitlab.data import DATASETS, check_dataset, load_dataset
     from digitlab.runs import check_writable
 
-    from digitlab.data.handwriting import list_sets
-
+    check_dataset(name)  # before Matplotlib is imported
     check_writable(out)
-    if name not in ("digits", "mnist") and name in list_sets():
+    from digitlab import plots
+
+    if name not in DATASETS:  # one of your handwriting sets
         written = _show_handwriting(name, out)
     else:
         dataset = load_dataset(name)

@@ -17,7 +17,8 @@ import numpy as np
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 
-__all__ = ["Dataset", "DATASETS", "DatasetInfo", "load_dataset", "split_validation", "stratified_subset"]
+__all__ = ["Dataset", "DATASETS", "DatasetInfo", "check_dataset", "load_dataset", "split_validation",
+           "stratified_subset"]
 
 
 @dataclass(frozen=True)
@@ -92,15 +93,26 @@ def load_dataset(
     return dataset
 
 
-def _handwriting(name: str, test_size: float | None, seed: int) -> Dataset:
-    """A handwriting set (see :mod:`digitlab.data.handwriting`), or the one-line error for an unknown name."""
-    from digitlab.data.handwriting import list_sets
-    from digitlab.data.handwriting_io import load_handwriting
+def check_dataset(name: str) -> None:
+    """Refuse, in one line, a name that is neither in :data:`DATASETS` nor one of your handwriting sets.
 
-    if name not in list_sets():
-        sets = list_sets()
+    Cheap (it reads no images), so a command can check its ``--dataset`` before it imports scikit-learn.
+    """
+    if name in DATASETS:
+        return
+    from digitlab.data.handwriting import list_sets
+
+    sets = list_sets()
+    if name not in sets:
         mine = f"; your handwriting sets: {', '.join(sets)}" if sets else ""
         raise DigitlabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}{mine}")
+
+
+def _handwriting(name: str, test_size: float | None, seed: int) -> Dataset:
+    """A handwriting set (see :mod:`digitlab.data.handwriting`), or the one-line error for an unknown name."""
+    from digitlab.data.handwriting_io import load_handwriting
+
+    check_dataset(name)
     return load_handwriting(name, test_size=test_size, seed=seed)
 
 

@@ -128,6 +128,7 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
-# Registering happens on import of the modules that define models.
+# Registering happens on import of the modules that name the models. They import scikit-learn and PyTorch
+# only when a model is built, so listing the zoo or refusing a mistyped name is instant.
 from digitlab.models import classic  # noqa: E402,F401
-from digitlab.models import cnn  # noqa: E402,F401
+from digitlab.models import cnn_recipes  # noqa: E402,F401

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 import time
 from typing import Any
 
@@ -24,7 +23,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from digitlab.errors import DigitlabError, InvalidValueError
-from digitlab.models import register
+from digitlab.models.cnn_recipes import positive_seconds
 
 __all__ = ["CNNClassifier"]
 
@@ -270,7 +269,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 raise InvalidValueError(f"{name} must be an integer of at least {least}, got {value!r}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise InvalidValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
-        if self.time_budget is not None and not _positive_seconds(self.time_budget):
+        if self.time_budget is not None and not positive_seconds(self.time_budget):
             raise InvalidValueError(f"time_budget must be a positive number of seconds, got {self.time_budget!r}")
         if self.target_accuracy is not None and self.validation_fraction <= 0:
             raise InvalidValueError("target_accuracy needs a validation split; set validation_fraction, e.g. 0.1")
@@ -364,12 +363,6 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return model
 
 
-def _positive_seconds(value: Any) -> bool:
-    """A real, finite, positive number of seconds (not a bool, a string or infinity)."""
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and math.isfinite(value) and value > 0)
-
-
 def _side_for(n_features: int) -> int:
     """The side of the square images that ``n_features`` pixels fill, zero-padded: at least 8."""
     return max(MIN_SIDE, math.isqrt(n_features - 1) + 1)
@@ -419,30 +412,3 @@ def _history_from(table: np.ndarray | None) -> list[dict[str, Any]]:
     columns = _HISTORY_COLUMNS[:table.shape[1]]  # four columns: saved before the learning rate was kept
     return [{c: (None if np.isnan(v) else (int(v) if c == "epoch" else float(v))) for c, v in zip(columns, row)}
             for row in table]
-
-
-def _budget_recipe(dataset: str, params: dict) -> dict:
-    """On MNIST, a time budget picks the recipe measured best for it (:mod:`digitlab.models.cnn_recipes`)."""
-    budget = params.get("time_budget")
-    if dataset != "mnist" or not _positive_seconds(budget):
-        return {}  # no budget, or one that fit() refuses in one line
-    from digitlab.models import cnn_recipes
-
-    return cnn_recipes.for_budget(budget, params.get("device", "auto"))
-
-
-@register("cnn", "Convolutional network (PyTorch)", needs="torch", recipe=_budget_recipe)
-def cnn(dataset: str, seed: int) -> CNNClassifier:
-    """Defaults per dataset.
-
-    The 8x8 digits (1,437 training images) take the class defaults: 40 augmented epochs of a
-    width-32 network, with test-time augmentation, a few seconds on a CPU. MNIST takes
-    :data:`digitlab.models.cnn_recipes.DEFAULT` (the ≤ 90-s CPU row for 5 epochs: 30 s of training
-    on a 2-core Zen 4 with bf16, 73 s on a Zen 3 in fp32); a ``time_budget`` picks the recipe for that
-    budget instead (see :mod:`digitlab.models.cnn_recipes` and benchmarks/bench_mnist_cpu.py).
-    """
-    if dataset == "mnist":
-        from digitlab.models import cnn_recipes
-
-        return CNNClassifier(**cnn_recipes.DEFAULT, random_state=seed)
-    return CNNClassifier(random_state=seed)
