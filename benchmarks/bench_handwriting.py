@@ -161,10 +161,6 @@ def main() -> int:
     parser.add_argument("--save-examples", type=int, default=40, help="pictures of each set kept for a look")
     args = parser.parse_args()
 
-    try:
-        import digitlab.models.cnn  # noqa: F401  (registers the CNN where models/__init__ does not yet)
-    except ImportError:
-        pass
     from digitlab.data import load_dataset
     from digitlab.store import load_model
 

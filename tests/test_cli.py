@@ -59,7 +59,7 @@ def test_the_zoo_and_a_mistyped_name_answer_without_importing_heavy_libraries(tm
     imported = {line.rpartition("|")[2].strip().split(".")[0] for line in result.stderr.splitlines()
                 if line.startswith("import time:")}
     assert "digitlab" in imported and "typer" in imported  # the listing is read
-    assert not imported & {"sklearn", "scipy", "matplotlib", "torch"}, imported & {"sklearn", "matplotlib", "torch"}
+    assert not imported & {"sklearn", "scipy", "matplotlib", "torch"}, imported & {"sklearn", "scipy", "matplotlib", "torch"}
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 

@@ -120,7 +120,7 @@ def evaluate(
     With --dataset naming a handwriting set (`digitlab data info` lists them): accuracy on every sample
     (on the held-out part for a model fine-tuned to it), per writer, and a report of the mistakes.
     """
-    from digitlab.data import DATASETS
+    from digitlab.data import DATASETS, check_dataset
     from digitlab.reproduce import reevaluate
 
     if dataset is None:  # a model trained or fine-tuned on a handwriting set is measured on it
@@ -130,11 +130,8 @@ def evaluate(
         dataset = None if dataset in DATASETS else dataset
     if dataset is not None and dataset not in DATASETS:
         from digitlab.cli_handwriting import evaluate_on_handwriting
-        from digitlab.data.handwriting import list_sets
 
-        if dataset not in list_sets():
-            mine = f"; your handwriting sets: {', '.join(list_sets())}" if list_sets() else ""
-            raise DigitlabError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}{mine}")
+        check_dataset(dataset)
         evaluate_on_handwriting(model, dataset, out)
         return
 

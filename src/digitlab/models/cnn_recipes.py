@@ -1,4 +1,4 @@
-"""The CNN's recipes for MNIST by time budget: what to train for the seconds you have.
+"""The zoo's ``cnn`` entry, and its recipes for MNIST by time budget: what to train for the seconds you have.
 
 A recipe is the width, batch size, learning rate, augmentation and test-time augmentation that gave the best
 test accuracy we measured for a budget on a device. ``digitlab run --dataset mnist --model cnn --time-budget
