@@ -11,6 +11,7 @@ own browser download is not used.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -348,6 +349,36 @@ def test_a_hash_is_not_a_digit_and_a_one_is(detector_page):
     assert page.locator("#boxes .box.doubtful .conf").inner_text() == "? · not a digit"
     assert "doubtful" in page.locator("#number-note").inner_text()
     page.screenshot(path=str(OUTPUT / "page-number-doubtful.png"), full_page=True)
+
+
+AMBIGUOUS = {  # strokes between two digits; for the calibrated logistic regression of the 8x8 digits, "3 or 5"
+    "3 or 5": [[(0.36, 0.2), (0.64, 0.2), (0.4, 0.48), (0.64, 0.66), (0.36, 0.85)]],  # was unsure (5: 58.9%)
+    "1 or 7": [[(0.4, 0.25), (0.58, 0.18), (0.5, 0.88)]],
+    "hook": [[(0.35, 0.3), (0.6, 0.2), (0.62, 0.55), (0.45, 0.85)]],
+}
+
+
+def test_an_unsure_answer_shows_the_confidence_it_needed(detector_page):
+    """Ambiguous drawings: an answer that is "Not sure" shows its top two and the bar it missed, the run's own
+    threshold from its model card; a sure one hides that line. At least one must be unsure, or nothing is checked."""
+    page = detector_page
+    [served] = page.evaluate("fetch('/api/models').then(r => r.json())")["models"]
+    threshold = json.loads((Path(served["path"]) / "model.json").read_text())["calibration"]["unsure_below"]
+    unsure = []
+    for name, strokes in AMBIGUOUS.items():
+        page.click("#clear")
+        for stroke in strokes:
+            _stroke(page, stroke)
+        page.wait_for_function("document.getElementById('confidence').textContent !== 'Draw a digit'")
+        page.wait_for_timeout(400)
+        confidence, line = page.locator("#confidence").inner_text(), page.locator("#unsure")
+        if confidence.startswith("Not sure"):
+            unsure.append(name)
+            assert line.is_visible() and line.inner_text().endswith(f" · sure from {100 * threshold:.4g}%"), name
+            page.screenshot(path=str(OUTPUT / "page-unsure-sure-from.png"), full_page=True)
+        else:
+            assert confidence.endswith("% sure") and not line.is_visible(), (name, confidence)
+    assert unsure, "none of the ambiguous drawings was unsure: the test checked nothing; draw another"
 
 
 OVERLAY_COLOURS = """() => {

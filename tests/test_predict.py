@@ -11,7 +11,8 @@ from PIL import Image, ImageDraw
 from digitlab.card import ModelCard
 from digitlab.data import load_dataset
 from digitlab.errors import DigitlabError
-from digitlab.predict import Prediction, features_of, predict_images, predict_source, prepare_for
+from digitlab.predict import (Prediction, features_of, predict_images, predict_source, prepare_for,
+                              unsure_threshold)
 from digitlab.train import train
 
 
@@ -66,7 +67,9 @@ def test_to_dict_is_json_ready(digits, logreg):
     model, card = logreg
     [p] = predict_images(model, card, digits.test_images[:1])
     data = json.loads(json.dumps(p.to_dict()))
-    assert set(data) == {"digit", "probability", "top", "probabilities", "unsure", "model_id", "calibrated", "kind", "nondigit_score"}
+    assert set(data) == {"digit", "probability", "top", "probabilities", "unsure", "sure_from", "model_id",
+                         "calibrated", "kind", "nondigit_score"}
+    assert data["sure_from"] == unsure_threshold(card)
     assert data["kind"] == ("unsure" if p.unsure else "digit")
     assert data["top"][0] == {"digit": p.digit, "probability": p.probability}
 

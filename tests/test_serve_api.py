@@ -105,7 +105,7 @@ def assert_prediction(body: dict, shape: tuple[int, int] | None) -> None:
     assert len(body["probabilities"]) == 10 and abs(sum(body["probabilities"]) - 1) < 1e-6
     assert body["top"][0] == {"digit": body["digit"], "probability": body["probability"]}
     assert len(body["top"]) == 3
-    assert body["unsure"] == (body["probability"] < 0.5)
+    assert body["unsure"] == (body["probability"] < 0.5) and body["sure_from"] == 0.5  # a model saved uncalibrated
     if shape is None:
         assert "input" not in body
     else:

@@ -211,11 +211,10 @@ def predict(
 ) -> None:
     """Predict the digit in your own pictures: top 3 with probabilities, and an unsure mark."""
     from digitlab.data.images import WORK_SIDE, read_image
-    from digitlab.predict import predict_images, prepare_for, unsure_threshold
+    from digitlab.predict import predict_images, prepare_for
     from digitlab.read import count_marks
 
     loaded = _model_for_pictures(model, runs, save_prepared)
-    sure_from = unsure_threshold(loaded.card) if min_confidence is None else min_confidence
     results, failed = [], 0
     for image in images:
         try:
@@ -241,7 +240,7 @@ def predict(
             entry["prepared"] = str(_save_prepared(prepared, loaded.pixel_max, save_prepared / name))
         results.append(entry)
         if not as_json:
-            console.print(f"{escape(str(image))}: {_answer_line(prediction, sure_from)}")
+            console.print(f"{escape(str(image))}: {_answer_line(prediction)}")
             if marks is None or marks > 1:
                 console.print(f"  [yellow]this picture holds {marks or 'many'} separate marks, so maybe several digits: "
                               f"`digitlab read {escape(str(image))}` reads whole numbers[/]", soft_wrap=True)
@@ -271,18 +270,18 @@ def _say_if_uncalibrated(loaded) -> None:
                           "are its own (often over- or under-confident) — retrain it for calibrated ones")
 
 
-def _answer_line(prediction, sure_from: float) -> str:
+def _answer_line(prediction) -> str:
     """One prediction as the terminal shows it: the digit and top 3, or why there is no sure digit.
 
-    An "unsure" line names the confidence the model needs (``sure_from``: the card's threshold or
-    --min-confidence), or "unsure" at 98% would puzzle anyone who has not read how it was chosen.
+    An "unsure" line names the confidence the model needs (the card's threshold or --min-confidence),
+    or "unsure" at 98% would puzzle anyone who has not read how that threshold was chosen.
     """
     top = "  ".join(f"{d}: {p:.1%}" for d, p in prediction.top)
     if prediction.kind == "not_a_digit":
         return f"[bold magenta]not a digit[/]  (it would guess {top})"
     if prediction.kind == "unsure":
         guesses = " or ".join(("an " if d == 8 else "a ") + str(d) for d, _ in prediction.top[:2])
-        return f"[bold yellow]unsure[/] — is it {guesses}?  ({top}; sure from {100 * sure_from:.4g}%)"
+        return f"[bold yellow]unsure[/] — is it {guesses}?  ({top}; sure from {100 * prediction.sure_from:.4g}%)"
     return f"[bold]{prediction.digit}[/]  ({top})"
 
 

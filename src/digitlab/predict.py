@@ -69,6 +69,9 @@ class Prediction:
         All ten probabilities; index ``d`` is digit ``d`` (0 for digits the model never saw).
     unsure : bool
         True when ``probability < min_confidence`` (by more than rounding: :data:`digitlab.calibrate.TIE`).
+    sure_from : float
+        That ``min_confidence``: the card's "unsure" threshold, or the one asked for. Shown beside an unsure
+        answer, so that "unsure" at 98% says why.
     calibrated : bool
         True when the probabilities went through the card's temperature (False for models saved
         before digitlab calibrated: their percentages are the model's own, often over- or under-confident).
@@ -91,6 +94,7 @@ class Prediction:
     calibrated: bool = False
     kind: str = "digit"
     nondigit_score: float | None = None
+    sure_from: float = MIN_CONFIDENCE
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict; ``top`` as ``[{"digit": d, "probability": p}, ...]``."""
@@ -218,7 +222,7 @@ def _one(row: np.ndarray, top_k: int, min_confidence: float, model_id: str, cali
         kind = "unsure" if unsure else "digit"
     return Prediction(digit=best, probability=probabilities[best], top=[(d, probabilities[d]) for d in order],
                       probabilities=probabilities, unsure=unsure, model_id=model_id, calibrated=calibrated,
-                      kind=kind, nondigit_score=score)
+                      kind=kind, nondigit_score=score, sure_from=min_confidence)
 
 
 def predict_source(

@@ -66,6 +66,8 @@ class PredictResponse(BaseModel):
                                      "by more than rounding (1e-9). The threshold is chosen on held-out images: "
                                      "the lowest at which its answers were ≥ 99.5% right; 0.5 for a model saved "
                                      "without calibration.")
+    sure_from: float = Field(ge=0, le=1, description="That threshold: the top probability this model needs to "
+                                                     "answer 'digit' (show it beside an 'unsure' answer).")
     model_id: str = Field(description="The id of the model card that answered.")
     calibrated: bool = Field(description="True when the probabilities went through the model's fitted "
                                          "temperature; False for a model saved before digitlab calibrated.")

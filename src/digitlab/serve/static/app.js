@@ -330,7 +330,9 @@ function show(answer, source) {
     $("prediction").textContent = "?";
     const a = (d) => (d === 8 ? `an ${d}` : `a ${d}`);
     $("confidence").textContent = second ? `Not sure — is it ${a(first.digit)} or ${a(second.digit)}?` : "Not sure";
-    $("unsure").textContent = answer.top.slice(0, 2).map((t) => `${t.digit}: ${pct(t.probability)}`).join(" · ");
+    // The bar it missed, or "Not sure" at 98% puzzles anyone who has not read how the threshold was chosen.
+    const bar = answer.sure_from === undefined ? "" : ` · sure from ${Number((100 * answer.sure_from).toPrecision(4))}%`;
+    $("unsure").textContent = answer.top.slice(0, 2).map((t) => `${t.digit}: ${pct(t.probability)}`).join(" · ") + bar;
   } else {
     $("prediction").textContent = String(answer.digit);
     $("confidence").textContent = `${pct(answer.probability)} sure`;
