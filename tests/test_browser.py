@@ -361,6 +361,8 @@ AMBIGUOUS = {  # strokes between two digits; for the calibrated logistic regress
 def test_an_unsure_answer_shows_the_confidence_it_needed(detector_page):
     """Ambiguous drawings: an answer that is "Not sure" shows its top two and the bar it missed, the run's own
     threshold from its model card; a sure one hides that line. At least one must be unsure, or nothing is checked."""
+    from digitlab.predict import percent_needed
+
     page = detector_page
     [served] = page.evaluate("fetch('/api/models').then(r => r.json())")["models"]
     threshold = json.loads((Path(served["path"]) / "model.json").read_text())["calibration"]["unsure_below"]
@@ -374,7 +376,7 @@ def test_an_unsure_answer_shows_the_confidence_it_needed(detector_page):
         confidence, line = page.locator("#confidence").inner_text(), page.locator("#unsure")
         if confidence.startswith("Not sure"):
             unsure.append(name)
-            assert line.is_visible() and line.inner_text().endswith(f" · sure from {100 * threshold:.4g}%"), name
+            assert line.is_visible() and line.inner_text().endswith(f" · sure from {percent_needed(threshold)}"), name
             page.screenshot(path=str(OUTPUT / "page-unsure-sure-from.png"), full_page=True)
         else:
             assert confidence.endswith("% sure") and not line.is_visible(), (name, confidence)

@@ -137,18 +137,20 @@ def test_predict_goes_on_after_a_bad_file(lesson_run, tmp_path):
 
 
 def test_an_unsure_answer_says_what_confidence_the_model_needs(lesson_run, tmp_path):
+    from digitlab.predict import percent_needed
+
     _draw_one(tmp_path / "one.png")
     sure = run_cli("predict", "--model", str(lesson_run.folder), str(tmp_path / "one.png"), "--json")
     probability = json.loads(sure.stdout)["predictions"][0]["probability"]
-    bar = round(min(probability + (1 - probability) / 2, 0.9999), 4)  # above this answer's confidence
+    bar = probability + (1 - probability) / 2  # above this answer's confidence
     result = run_cli("predict", "--model", str(lesson_run.folder), str(tmp_path / "one.png"),
-                     "--min-confidence", str(bar))
+                     "--min-confidence", repr(bar))
     assert result.returncode == 0, result.stderr
-    assert "unsure — is it a 1 or" in result.stdout and f"sure from {100 * bar:.4g}%" in result.stdout, result.stdout
+    assert "unsure — is it a 1 or" in result.stdout and f"sure from {percent_needed(bar)})" in result.stdout, result.stdout
     card = json.loads((lesson_run.folder / "model.json").read_text())
     result = run_cli("predict", "--model", str(lesson_run.folder), str(tmp_path / "one.png"))
     if probability < card["calibration"]["unsure_below"]:  # the card's own threshold, when it makes this unsure
-        assert f"sure from {100 * card['calibration']['unsure_below']:.4g}%" in result.stdout
+        assert f"sure from {percent_needed(card['calibration']['unsure_below'])})" in result.stdout
     else:
         assert "one.png: 1 " in result.stdout and "sure from" not in result.stdout
 

@@ -276,12 +276,14 @@ def _answer_line(prediction) -> str:
     An "unsure" line names the confidence the model needs (the card's threshold or --min-confidence),
     or "unsure" at 98% would puzzle anyone who has not read how that threshold was chosen.
     """
+    from digitlab.predict import percent_needed
+
     top = "  ".join(f"{d}: {p:.1%}" for d, p in prediction.top)
     if prediction.kind == "not_a_digit":
         return f"[bold magenta]not a digit[/]  (it would guess {top})"
     if prediction.kind == "unsure":
         guesses = " or ".join(("an " if d == 8 else "a ") + str(d) for d, _ in prediction.top[:2])
-        return f"[bold yellow]unsure[/] — is it {guesses}?  ({top}; sure from {100 * prediction.sure_from:.4g}%)"
+        return f"[bold yellow]unsure[/] — is it {guesses}?  ({top}; sure from {percent_needed(prediction.sure_from)})"
     return f"[bold]{prediction.digit}[/]  ({top})"
 
 

@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ __all__ = [
     "MIN_CONFIDENCE",
     "Prediction",
     "features_of",
+    "percent_needed",
     "predict_images",
     "prepare_for",
     "unsure_threshold",
@@ -51,6 +53,16 @@ A calibrated model's card holds its own threshold (:func:`unsure_threshold`)."""
 def unsure_threshold(card: ModelCard) -> float:
     """The card's "unsure" threshold, chosen on held-out images; :data:`MIN_CONFIDENCE` without one."""
     return MIN_CONFIDENCE if card.calibration is None else card.calibration.unsure_below
+
+
+def percent_needed(threshold: float) -> str:
+    """An "unsure" threshold as the terminal and the page show it: rounded up to 0.1%, so that a confidence
+    under it, shown rounded to 0.1%, never reads as more than it (the page's JavaScript rounds the same way).
+
+    >>> percent_needed(0.8929061828908649), percent_needed(0.893), percent_needed(0.5), percent_needed(0.99996)
+    ('89.3%', '89.3%', '50.0%', '100.0%')
+    """
+    return f"{math.ceil(threshold * 1000 - 1e-9) / 10:.1f}%"
 
 
 @dataclass(frozen=True)

@@ -330,8 +330,10 @@ function show(answer, source) {
     $("prediction").textContent = "?";
     const a = (d) => (d === 8 ? `an ${d}` : `a ${d}`);
     $("confidence").textContent = second ? `Not sure — is it ${a(first.digit)} or ${a(second.digit)}?` : "Not sure";
-    // The bar it missed, or "Not sure" at 98% puzzles anyone who has not read how the threshold was chosen.
-    const bar = answer.sure_from === undefined ? "" : ` · sure from ${Number((100 * answer.sure_from).toPrecision(4))}%`;
+    // The bar it missed, or "Not sure" at 98% puzzles anyone who has not read how the threshold was chosen;
+    // rounded up to 0.1% (as digitlab.predict.percent_needed), so the top percentage never reads as more than it.
+    const needed = (p) => `${(Math.ceil(1000 * p - 1e-9) / 10).toFixed(1)}%`;
+    const bar = answer.sure_from === undefined ? "" : ` · sure from ${needed(answer.sure_from)}`;
     $("unsure").textContent = answer.top.slice(0, 2).map((t) => `${t.digit}: ${pct(t.probability)}`).join(" · ") + bar;
   } else {
     $("prediction").textContent = String(answer.digit);
