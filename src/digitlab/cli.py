@@ -283,7 +283,8 @@ def _answer_line(prediction) -> str:
         return f"[bold magenta]not a digit[/]  (it would guess {top})"
     if prediction.kind == "unsure":
         guesses = " or ".join(("an " if d == 8 else "a ") + str(d) for d, _ in prediction.top[:2])
-        return f"[bold yellow]unsure[/] — is it {guesses}?  ({top}; sure from {percent_needed(prediction.sure_from)})"
+        needed = percent_needed(prediction.sure_from)
+        return f"[bold yellow]unsure[/] — is it {guesses}?  ({top}; sure from {needed})"
     return f"[bold]{prediction.digit}[/]  ({top})"
 
 
