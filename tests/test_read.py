@@ -16,6 +16,7 @@ from conftest import run_cli
 from digitlab.card import ModelCard
 from digitlab.data.numbers import drawn_number, mnist_number
 from digitlab.errors import DigitlabError
+from digitlab.predict import unsure_threshold
 from digitlab.read import count_marks, read_number
 from digitlab.segment import MAX_MARKS, find_marks, ink_of, split_candidates
 
@@ -168,6 +169,22 @@ def test_reading_gives_boxes_top_three_and_a_mark_for_doubtful_digits(digits_mod
         assert digit.prepared.shape == (8, 8)
     doc = reading.to_dict()
     assert json.loads(json.dumps(doc))["digits"][0]["box"] == list(truth[0])
+    assert doc["sure_from"] == unsure_threshold(digits_model[1])  # the bar a doubtful digit missed
+
+
+def test_a_reading_names_the_confidence_its_unsure_digits_missed(digits_model, tmp_path):
+    from dataclasses import replace
+
+    from digitlab.calibrate import Calibration
+
+    model, card = digits_model
+    picky = replace(card, calibration=Calibration(temperature=1.0, unsure_below=0.9999, kept_accuracy=1.0,
+                                                  coverage=0.1, ece_before=0.0, ece_after=0.0, held_out="test",
+                                                  n_held_out=100))
+    picture, _ = _picture((260, 100), [("1", 30, 20), ("7", 110, 20), ("0", 190, 20)])
+    reading = read_number(model, picky, picture)
+    assert reading.sure_from == 0.9999 and reading.text == "???"
+    assert {d.kind for d in reading.digits} == {"unsure"}
 
 
 def test_boxes_are_in_the_pictures_own_pixels_when_it_is_worked_on_smaller():
@@ -233,6 +250,23 @@ def test_cli_reads_good_pictures_and_gives_one_line_per_bad_one(saved_model, tmp
     [reading] = json.loads(result.stdout)["readings"]
     assert len(reading["text"]) == 3 and len(reading["digits"]) == 3
     assert all(len(d["box"]) == 4 and len(d["top"]) == 3 for d in reading["digits"])
+
+
+def test_cli_names_the_confidence_its_unsure_digits_missed(lesson_run, tmp_path):
+    import shutil
+
+    picky = tmp_path / "picky"  # the lesson's run, its card asking for 99.99% before a digit counts as sure
+    shutil.copytree(lesson_run.folder, picky)
+    card = json.loads((picky / "model.json").read_text())
+    card["calibration"]["unsure_below"] = 0.9999
+    (picky / "model.json").write_text(json.dumps(card))
+    picture, _ = _picture((260, 100), [("1", 30, 20), ("7", 110, 20), ("0", 190, 20)])
+    Image.fromarray(picture).save(tmp_path / "number.png")
+    result = run_cli("read", "--model", str(picky), str(tmp_path / "number.png"))
+    assert result.returncode == 0, result.stderr
+    assert "doubtful" in result.stdout and "(sure from 100.0%)" in result.stdout, result.stdout
+    result = run_cli("read", "--model", str(lesson_run.folder), str(tmp_path / "number.png"))
+    assert result.returncode == 0 and "sure from" not in result.stdout, result.stdout  # every digit sure
 
 
 def test_cli_bad_model_is_one_line_and_exit_code_2(tmp_path):

@@ -15,6 +15,7 @@ pytest.importorskip("multipart")  # python-multipart
 from fastapi.testclient import TestClient  # noqa: E402
 
 from digitlab.data.images import MAX_BYTES, MAX_SIDE  # noqa: E402
+from digitlab.predict import unsure_threshold  # noqa: E402
 from digitlab.segment import MAX_MARKS  # noqa: E402
 from digitlab.serve.app import create_app  # noqa: E402
 
@@ -56,7 +57,7 @@ def _file(data: bytes, name: str = "x.png", kind: str = "image/png") -> dict:
 
 
 def assert_reading(body: dict, count: int, size: tuple[int, int]) -> None:
-    assert set(body) == {"text", "digits", "width", "height", "model_id", "milliseconds"}
+    assert set(body) == {"text", "digits", "width", "height", "model_id", "sure_from", "milliseconds"}
     assert (body["width"], body["height"]) == size
     assert len(body["digits"]) == count and len(body["text"]) == count
     assert body["text"] == "".join(d["shown"] for d in body["digits"])
@@ -81,6 +82,7 @@ def test_three_digits_as_a_form_upload(client):
     for (x0, _, x1, _), centre in zip(boxes, (60, 160, 280)):  # each box holds its own digit
         assert x0 < centre < x1
     assert body["digits"][0]["digit"] == 1 and body["model_id"] == client.app.state.served.loaded.id
+    assert body["sure_from"] == unsure_threshold(client.app.state.served.loaded.card)
 
 
 @pytest.mark.parametrize("url", ["/api/read", "/api/read/image"])

@@ -34,6 +34,7 @@ def read(
 
     from digitlab.cli import _model_for_pictures, _save_prepared, console, err_console
     from digitlab.data.images import WORK_SIDE, read_image
+    from digitlab.predict import percent_needed
     from digitlab.read import read_number
 
     loaded = _model_for_pictures(model, runs, save_prepared)
@@ -57,12 +58,18 @@ def read(
         results.append(entry)
         if not as_json:
             console.print(f"{escape(str(image))}: [bold]{escape(reading.text)}[/]  ({_digits_line(reading)})"
-                          + (f"  [yellow]{reading.doubtful} doubtful[/]" if reading.doubtful else ""),
+                          + (f"  [yellow]{reading.doubtful} doubtful[/]" if reading.doubtful else "")
+                          + (f" (sure from {percent_needed(reading.sure_from)})" if _any_unsure(reading) else ""),
                           soft_wrap=True)
     if as_json:
         typer.echo(json.dumps({"model": loaded.id, "readings": results}, indent=2))
     if failed:
         raise typer.Exit(1)
+
+
+def _any_unsure(reading) -> bool:
+    """Whether a digit is doubtful for want of confidence (not for looking like no digit at all)."""
+    return any(digit.kind == "unsure" for digit in reading.digits)
 
 
 def _digits_line(reading) -> str:

@@ -43,7 +43,7 @@ import numpy as np
 
 from digitlab.card import ModelCard
 from digitlab.errors import DigitlabError
-from digitlab.predict import Prediction, predict_images, prepare_for
+from digitlab.predict import MIN_CONFIDENCE, Prediction, predict_images, prepare_for
 from digitlab.segment import MAX_MARKS, Box, Ink, Mark, digit_input, find_marks, ink_of, split_candidates
 
 __all__ = ["DigitReading", "NumberReading", "read_number", "count_marks", "WIDE", "TOO_WIDE"]
@@ -118,11 +118,14 @@ class NumberReading:
         Each digit, in the same order.
     model_id : str
         The ``id`` of the model card.
+    sure_from : float
+        The top probability a digit needed not to be "unsure" (:attr:`~digitlab.predict.Prediction.sure_from`).
     """
 
     text: str
     digits: tuple[DigitReading, ...]
     model_id: str
+    sure_from: float = MIN_CONFIDENCE
 
     @property
     def doubtful(self) -> int:
@@ -131,7 +134,8 @@ class NumberReading:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
-        return {"text": self.text, "model_id": self.model_id, "digits": [d.to_dict() for d in self.digits]}
+        return {"text": self.text, "model_id": self.model_id, "sure_from": self.sure_from,
+                "digits": [d.to_dict() for d in self.digits]}
 
 
 def count_marks(image: Any) -> int:
@@ -209,7 +213,7 @@ def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None
         for mark, p, prepared in found
     )
     text = " ".join("".join(d.shown for d in digits if d.line == n) for n in range(digits[-1].line + 1))
-    return NumberReading(text=text, digits=digits, model_id=card.id)
+    return NumberReading(text=text, digits=digits, model_id=card.id, sure_from=found[0][1].sure_from)
 
 
 @dataclass(frozen=True)

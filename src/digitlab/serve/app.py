@@ -331,7 +331,8 @@ def _read_sync(loaded: LoadedModel, source: bytes, gate: DecodeGate) -> dict[str
         x0, y0, x1, y1 = digit.box
         out["box"] = [int(x0 * sx), int(y0 * sy), min(width, round(x1 * sx)), min(height, round(y1 * sy))]
         digits.append(out)
-    return {"text": reading.text, "digits": digits, "width": width, "height": height, "model_id": reading.model_id}
+    return {"text": reading.text, "digits": digits, "width": width, "height": height, "model_id": reading.model_id,
+            "sure_from": reading.sure_from}
 
 
 def _full_size(source: bytes, decoded: tuple[int, int]) -> tuple[int, int]:

@@ -120,6 +120,7 @@ class ReadResponse(BaseModel):
     width: int = Field(description="The picture's width in pixels (the boxes' frame).")
     height: int = Field(description="The picture's height in pixels.")
     model_id: str = Field(description="The id of the model card that answered.")
+    sure_from: float = Field(ge=0, le=1, description="The top probability a digit needed not to be 'unsure'.")
     milliseconds: float = Field(description="Server time spent reading the picture.")
 
 

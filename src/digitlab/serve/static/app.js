@@ -310,6 +310,10 @@ function reset() {
   document.dispatchEvent(new CustomEvent("digitlab:reset"));
 }
 
+// An "unsure" threshold, rounded up to 0.1% as digitlab.predict.percent_needed does, so that a confidence under
+// it never reads as more than it.
+const needed = (p) => `${(Math.ceil(1000 * p - 1e-9) / 10).toFixed(1)}%`;
+
 function show(answer, source) {
   if (answer.error) {
     status(answer.error, true);
@@ -330,9 +334,7 @@ function show(answer, source) {
     $("prediction").textContent = "?";
     const a = (d) => (d === 8 ? `an ${d}` : `a ${d}`);
     $("confidence").textContent = second ? `Not sure — is it ${a(first.digit)} or ${a(second.digit)}?` : "Not sure";
-    // The bar it missed, or "Not sure" at 98% puzzles anyone who has not read how the threshold was chosen;
-    // rounded up to 0.1% (as digitlab.predict.percent_needed), so the top percentage never reads as more than it.
-    const needed = (p) => `${(Math.ceil(1000 * p - 1e-9) / 10).toFixed(1)}%`;
+    // The bar it missed, or "Not sure" at 98% puzzles anyone who has not read how the threshold was chosen.
     const bar = answer.sure_from === undefined ? "" : ` · sure from ${needed(answer.sure_from)}`;
     $("unsure").textContent = answer.top.slice(0, 2).map((t) => `${t.digit}: ${pct(t.probability)}`).join(" · ") + bar;
   } else {
@@ -376,8 +378,9 @@ function showNumber(answer, source) {
   }
   const doubtful = answer.digits.filter((d) => d.kind !== "digit").length;
   const count = answer.digits.length;
+  const unsure = answer.digits.some((d) => d.kind === "unsure") && answer.sure_from !== undefined;
   $("number-note").textContent = doubtful
-    ? `${count} mark${count === 1 ? "" : "s"} found · ${doubtful} doubtful (?)`
+    ? `${count} mark${count === 1 ? "" : "s"} found · ${doubtful} doubtful (?)${unsure ? ` · sure from ${needed(answer.sure_from)}` : ""}`
     : `${count} digit${count === 1 ? "" : "s"} found`;
   // the boxes are in the sent picture's pixels: a drawing fills the canvas, an upload lies fitted in it
   const at = picture && source ? placement(answer.width, answer.height) : { x: 0, y: 0, w: pad.width, h: pad.height };
