@@ -194,6 +194,27 @@ def test_the_detector_network_is_kept_in_the_cache_and_read_back(detector_inputs
     assert len(list(folder.glob("mlp-*.safetensors"))) == 2
 
 
+def test_a_network_fitted_with_another_number_of_blas_threads_is_another_file(detector_inputs):
+    """The fit's sums differ by a few ulps between one BLAS thread and two, so each thread count keeps its own
+    network: a run reads what it would have fitted itself, whichever process filled the cache first."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from digitlab.notdigit import fit_detector
+
+    if not any(pool["user_api"] == "blas" for pool in threadpool_info()):
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    digits, model, folder = detector_inputs
+    with threadpool_limits(1, user_api="blas"):
+        one = fit_detector(digits, model, seed=0, n_nondigits=600)
+    with threadpool_limits(2, user_api="blas"):
+        two = fit_detector(digits, model, seed=0, n_nondigits=600)
+    assert len(list(folder.glob("mlp-*.safetensors"))) == 2
+    with threadpool_limits(1, user_api="blas"):
+        assert _weights(fit_detector(digits, model, seed=0, n_nondigits=600)) == _weights(one)
+    with threadpool_limits(2, user_api="blas"):
+        assert _weights(fit_detector(digits, model, seed=0, n_nondigits=600)) == _weights(two)
+
+
 def test_a_damaged_cached_network_is_fitted_again_and_a_cache_that_cannot_be_written_costs_nothing(detector_inputs):
     from digitlab.notdigit import fit_detector
 

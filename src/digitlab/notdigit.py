@@ -318,19 +318,25 @@ def mlp_cache_path(x: np.ndarray, y: np.ndarray, mlp: Any) -> Path:
     """Where the detector's MLP fitted on exactly ``x``, ``y`` with ``mlp``'s settings is kept.
 
     The name is a hash of the arrays (bytes, dtype, shape), every setting (``get_params``, the seed
-    included), scikit-learn's and NumPy's versions and :data:`MLP_CACHE_VERSION`: a change to any of them
-    is a new file, never a stale network.
+    included), scikit-learn's and NumPy's versions, the BLAS libraries' thread counts and
+    :data:`MLP_CACHE_VERSION`: a change to any of them is a new file, never a stale network. The threads
+    count because the fit's sums come out a few ulps apart with one BLAS thread or two: without them, a
+    run read whatever network the first process to fit it wrote (1-thread test workers against a 2-thread
+    shell), and its threshold differed from a fresh fit's in the 8th digit.
     """
     import hashlib
 
     import sklearn
+    from threadpoolctl import threadpool_info
 
     key = hashlib.blake2b(digest_size=20)
     for part in (np.ascontiguousarray(x), np.ascontiguousarray(y)):
         key.update(f"{part.dtype.str}{part.shape}".encode())
         key.update(part.data)
     settings = sorted(mlp.get_params().items())
-    key.update(f"{settings} {sklearn.__version__} {np.__version__} {MLP_CACHE_VERSION}".encode())
+    threads = sorted((pool["internal_api"], pool["num_threads"]) for pool in threadpool_info()
+                     if pool["user_api"] == "blas")
+    key.update(f"{settings} {sklearn.__version__} {np.__version__} {threads} {MLP_CACHE_VERSION}".encode())
     return made_folder("detectors") / f"mlp-{key.hexdigest()}.safetensors"
 
 
