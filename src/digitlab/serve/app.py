@@ -325,14 +325,10 @@ def _read_sync(loaded: LoadedModel, source: bytes, gate: DecodeGate) -> dict[str
             raise ApiError(422, str(exc)) from None
     width, height = _full_size(source, picture.size)
     sx, sy = width / picture.size[0], height / picture.size[1]
-    digits = []
-    for digit in reading.digits:
-        out = digit.to_dict()
-        x0, y0, x1, y1 = digit.box
-        out["box"] = [int(x0 * sx), int(y0 * sy), min(width, round(x1 * sx)), min(height, round(y1 * sy))]
-        digits.append(out)
-    return {"text": reading.text, "digits": digits, "width": width, "height": height, "model_id": reading.model_id,
-            "sure_from": reading.sure_from}
+    out = reading.to_dict()
+    for found, (x0, y0, x1, y1) in zip(out["digits"], (digit.box for digit in reading.digits)):
+        found["box"] = [int(x0 * sx), int(y0 * sy), min(width, round(x1 * sx)), min(height, round(y1 * sy))]
+    return {**out, "width": width, "height": height}
 
 
 def _full_size(source: bytes, decoded: tuple[int, int]) -> tuple[int, int]:
