@@ -35,7 +35,8 @@ def _only(out: Path) -> Path:
 def swept(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweeps")
     done = run_cli(*SWEEP, "--workers", "2", "--out", str(out), "--name", "t", timeout=120)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # the two cells with n_neighbors=0 failed: reported, and exit 1
+    assert done.stderr.count("failed:") == 2 and "Traceback" not in done.stderr
     return out, done
 
 
@@ -68,13 +69,16 @@ def test_rerunning_resumes_and_skips_done_cells(swept):
     out, _ = swept
     folder = _only(out)
     before = {p.name: p.stat().st_mtime_ns for p in (folder / "cells").glob("*.json")}
-    (folder / "cells" / sorted(before)[0]).unlink()  # as if the sweep had been interrupted before this cell
+    first, second = sorted(before)[:2]
+    (folder / "cells" / first).unlink()  # as if the sweep had been interrupted before this cell
+    (folder / "cells" / second).write_text('{"accuracy": "x"}')  # damaged: computed again, not read
     again = run_cli(*SWEEP, "--workers", "2", "--out", str(out), "--name", "t", timeout=120)
-    assert again.returncode == 0, again.stderr
-    assert "1 run, 5 resumed" in again.stdout
+    assert again.returncode == 1 and "Traceback" not in again.stderr, again.stderr
+    assert "2 run, 4 resumed" in again.stdout
     after = {p.name: p.stat().st_mtime_ns for p in (folder / "cells").glob("*.json")}
     assert set(after) == set(before)
-    assert sum(after[k] != before[k] for k in before) == 1 and len(_rows(folder)) == 6
+    assert sum(after[k] != before[k] for k in before) == 2 and len(_rows(folder)) == 6
+    assert all(json.loads((folder / "cells" / name).read_text())["cell_id"] == name[:-5] for name in after)
 
 
 def test_without_dask_the_cells_run_serially_and_say_so(tmp_path):
@@ -82,7 +86,7 @@ def test_without_dask_the_cells_run_serially_and_say_so(tmp_path):
             f"sys.argv = ['digitlab', *{SWEEP!r}, '--seeds', '0', '--out', {str(tmp_path)!r}]; main()")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "COLUMNS": "200"})
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # the n_neighbors=0 cell failed
     assert "dask is not installed" in done.stderr and "digitlab[cluster]" in done.stderr
     rows = _rows(_only(tmp_path))
     assert len(rows) == 3 and sum(not r["error"] for r in rows) == 2
@@ -93,6 +97,15 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2 and "MODEL.NAME" in done.stderr and "Traceback" not in done.stderr
     done = run_cli("sweep", "--models", "logreg", "--seeds", "a,b", "--out", str(tmp_path))
     assert done.returncode == 2 and "--seeds" in done.stderr
+    done = run_cli("sweep", "--models", "logreg", "--seeds", "99999999999999999999", "--out", str(tmp_path))
+    assert done.returncode == 2 and "--seeds expects whole numbers from 0 to 4294967295" in done.stderr
+    for damaged in ("not json", "[1]", "\udcff"):
+        (tmp_path / "old").mkdir(exist_ok=True)
+        (tmp_path / "old" / "sweep.json").write_text(damaged, errors="surrogateescape")
+        done = run_cli("sweep", "--models", "logreg", "--resume", str(tmp_path / "old"))
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "cannot resume" in done.stderr and "sweep.json" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
 
 
 @pytest.mark.slow

@@ -33,6 +33,8 @@ import typer
 
 from digitlab.errors import DigitlabError
 
+MAX_SEED = 2**32 - 1  # NumPy's seeds; run and compare refuse a larger --seed (digitlab.data)
+
 
 def _split_top(text: str) -> list[str]:
     """Split at commas outside brackets and quotes: ``"(1, 2),3"`` → ``["(1, 2)", "3"]``."""
@@ -79,13 +81,14 @@ def parse_grid(pairs: list[str], models: list[str]) -> dict[str, dict[str, list[
     return grid
 
 
-def _ints(text: str | None, option: str, minimum: int) -> list[int]:
+def _ints(text: str | None, option: str, minimum: int, maximum: int = 2**63 - 1) -> list[int]:
     try:
         values = [int(p) for p in (text or "").split(",") if p.strip()]
     except ValueError:
         raise DigitlabError(f"{option} expects whole numbers separated by commas, got {text!r}") from None
-    if any(v < minimum for v in values) or (text is not None and not values):
-        raise DigitlabError(f"{option} expects whole numbers ≥ {minimum} separated by commas, got {text!r}")
+    if any(not minimum <= v <= maximum for v in values) or (text is not None and not values):
+        raise DigitlabError(f"{option} expects whole numbers from {minimum} to {maximum} separated by commas, "
+                            f"got {text!r}")
     return list(dict.fromkeys(values))
 
 
@@ -172,7 +175,7 @@ def sweep(
                             say=lambda text: progress.console.print(escape(text), soft_wrap=True),
                             advance=lambda n: progress.advance(task, n))
 
-    rows = load_results(folder, [c.cell_id for c in cells])
+    rows = load_results(folder, cells)
     summaries = summarize(rows)
     paths = write_report(folder, dataset, rows, summaries)
     if not keep_models:
@@ -180,6 +183,8 @@ def sweep(
     _print_table(dataset, len(cells), summary, summaries, rows)
     console.print(f"Results: {escape(str(paths['csv']))}")
     console.print(f"Sweep page: {escape(str(paths['html']))}")
+    if any(r.get("error") for r in rows):
+        raise typer.Exit(1)  # as predict does: every cell reported, and a script sees that some failed
 
 
 def _file_settings(ctx: typer.Context, file: Path) -> dict[str, Any]:
@@ -209,7 +214,7 @@ def _plan(dataset: str, models: str, seeds: str, param: list[str] | None, limit:
             raise DigitlabError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}{mine}")
     if not (scheduler == "local" or scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://"))):
         raise DigitlabError(f"--scheduler expects local or tcp://HOST:PORT, got {scheduler!r}")
-    seed_list = _ints(seeds, "--seeds", 0)
+    seed_list = _ints(seeds, "--seeds", 0, MAX_SEED)  # as run and compare check --seed
     limits: list[int | None] = _ints(limit, "--limit", 1) if limit is not None else [None]
     grid = parse_grid(param or [], names)
     for model in names:  # unknown models and parameter names fail now, in one line; bad values fail in their cell
@@ -237,7 +242,7 @@ def _sweep_folder(dataset: str, names: list[str], grid: dict, cells: list, seed_
         folder = out / f"{run_stamp(now_utc())}-{sweep_name}"
         folder.mkdir(parents=True)
     else:
-        previous = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
+        previous = _read_sweep_json(folder)
         if previous.get("dataset") != dataset:
             raise DigitlabError(f"{folder} is a sweep on {previous.get('dataset')!r}, not {dataset!r}")
     write_text_atomic(folder / "sweep.json", json.dumps(
@@ -245,6 +250,21 @@ def _sweep_folder(dataset: str, names: list[str], grid: dict, cells: list, seed_
                                                        for m, g in grid.items()},
          "seeds": seed_list, "limits": limits, "cells": [c.cell_id for c in cells]}, indent=1) + "\n")
     return folder
+
+
+def _read_sweep_json(folder: Path) -> dict[str, Any]:
+    """The sweep.json of a sweep to resume; one line if it is damaged (the cells' own files are not touched)."""
+    import json
+
+    try:
+        doc = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DigitlabError(f"cannot resume {folder}: its sweep.json is damaged ({getattr(exc, 'strerror', None) or exc}); "
+                            "move the folder away to start a new sweep") from None
+    if not isinstance(doc, dict):
+        raise DigitlabError(f"cannot resume {folder}: its sweep.json is not a sweep's; "
+                            "move the folder away to start a new sweep")
+    return doc
 
 
 def _print_table(dataset: str, n_cells: int, summary: dict, summaries: list, rows: list) -> None:

@@ -39,7 +39,8 @@ from digitlab.data import DATASETS
 from digitlab.errors import DigitlabError
 from digitlab.fileio import write_text_atomic
 
-__all__ = ["Cell", "SweepPlan", "cell_result", "find_sweep", "have_dask", "plan_cells", "run_cell", "run_sweep"]
+__all__ = ["Cell", "SweepPlan", "cell_result", "find_sweep", "have_dask", "plan_cells", "read_cell", "run_cell",
+           "run_sweep"]
 
 NO_DASK = ("dask is not installed: running the cells one at a time in this process; "
            "`pip install 'digitlab[cluster]'` runs them in parallel")
@@ -81,8 +82,30 @@ class SweepPlan:
     save_models: bool = True
 
     def done(self) -> set[str]:
-        """Ids of the cells whose result file already exists."""
-        return {c.cell_id for c in self.cells if (self.folder / "cells" / f"{c.cell_id}.json").exists()}
+        """Ids of the cells whose result file holds a result (:func:`read_cell`)."""
+        return {c.cell_id for c in self.cells if read_cell(c, self.folder) is not None}
+
+
+def read_cell(cell: Cell, folder: Path) -> dict[str, Any] | None:
+    """The result in ``folder/cells/<cell-id>.json``, or None where that file is missing or damaged.
+
+    A damaged file (not JSON, not an object, an accuracy that is not a number from 0 to 1) counts as a
+    cell not yet done: a rerun computes it again and replaces the file. The cell's own model, parameters,
+    seed and limit stand in for what the file says of them.
+    """
+    try:
+        result = json.loads((Path(folder) / "cells" / f"{cell.cell_id}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, unreadable, not UTF-8, not JSON
+        return None
+    if not isinstance(result, dict):
+        return None
+    error = result.get("error")
+    scores = [result.get(k) for k in ("accuracy", "ci_low", "ci_high")]
+    if not (isinstance(error, str) and error or error is None and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in scores)):
+        return None
+    return {**result, "cell_id": cell.cell_id, "config": cell.config, "model": cell.model, "params": cell.params,
+            "seed": cell.seed, "limit": cell.limit}
 
 
 def plan_cells(models: list[str], grid: dict[str, dict[str, list[Any]]] | None = None,

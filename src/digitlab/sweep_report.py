@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from digitlab.fileio import write_text_atomic
+from digitlab.sweep import Cell, read_cell
 
 __all__ = ["ConfigSummary", "load_results", "prune_models", "summarize", "write_report"]
 
@@ -48,14 +49,9 @@ class ConfigSummary:
     best_cell: str | None = None
 
 
-def load_results(folder: Path, cell_ids: list[str]) -> list[dict[str, Any]]:
-    """The results of the given cells that exist in ``folder/cells``, in the given order."""
-    rows = []
-    for cell_id in cell_ids:
-        path = Path(folder) / "cells" / f"{cell_id}.json"
-        if path.is_file():
-            rows.append(json.loads(path.read_text(encoding="utf-8")))
-    return rows
+def load_results(folder: Path, cells: list[Cell]) -> list[dict[str, Any]]:
+    """The results of the given cells found in ``folder/cells``, in the given order (see :func:`read_cell`)."""
+    return [row for row in (read_cell(cell, folder) for cell in cells) if row is not None]
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[ConfigSummary]:
