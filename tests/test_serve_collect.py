@@ -65,6 +65,7 @@ def data_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("digitlab-data")
     with pytest.MonkeyPatch.context() as patch:  # set for the module, put back after it
         patch.setenv("DIGITLAB_DATA", str(folder))
+        patch.setenv("DIGITLAB_ALLOW_HOSTS", "testserver")  # TestClient's Host, as `--allow-host testserver` sets
         yield folder
 
 
@@ -180,6 +181,26 @@ def test_another_sites_page_cannot_change_the_set(client, headers):
     assert client.get("/api/samples", headers=headers).status_code == 200  # reading the counts is harmless
     same = {"origin": "http://testserver", "sec-fetch-site": "same-origin"}  # what the page itself sends
     assert client.delete(f"/api/samples/{kept.json()['sample']['id']}", headers=same).status_code == 200
+
+
+def test_a_page_whose_name_was_pointed_at_this_server_cannot_change_the_set(client, monkeypatch):
+    """DNS rebinding: another site points its own name at this server, and its page then looks same-origin to
+    the browser. The Host header still carries that name: a change of the set is taken only when the request
+    is addressed to an IP address, localhost, this machine's name, or a name allowed with --allow-host."""
+    store = HandwritingSet.open("class-7b")
+    before = store.samples()
+    rebound = {**PNG, "host": "attacker.example:8000", "origin": "http://attacker.example:8000",
+               "sec-fetch-site": "same-origin"}
+    says = _one_line(client.post("/api/samples?label=3&writer=mallory", content=_png(70), headers=rebound), 403)
+    assert "'attacker.example' was refused" in says and "--allow-host attacker.example" in says
+    assert store.samples() == before
+    assert client.get("/api/samples", headers=rebound).status_code == 200  # reading the counts is harmless
+    for i, host in enumerate(("127.0.0.1:8000", "[::1]:8000", "localhost:8000", "192.168.1.20:8000", "a.localhost")):
+        own = {**PNG, "host": host, "origin": f"http://{host}", "sec-fetch-site": "same-origin"}
+        saved = client.post(f"/api/samples?label=3&writer=own-host{i}", content=_png(72 + i), headers=own)
+        assert saved.status_code == 201, (host, saved.text)
+    monkeypatch.setenv("DIGITLAB_ALLOW_HOSTS", "testserver, Attacker.Example")  # `--allow-host attacker.example`
+    assert client.post("/api/samples?label=3&writer=m", content=_png(70), headers=rebound).status_code == 201
 
 
 def test_the_pages_own_saves_pass_with_or_without_sec_fetch_site(client):

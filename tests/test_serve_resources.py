@@ -347,6 +347,20 @@ def test_clients_vanishing_mid_body_leave_the_log_quiet(server, linger):
     assert len(lines) <= 1 and not any("Traceback" in line for line in lines), lines[:5]
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/api/models", "/", "/docs"])
+def test_head_is_answered_as_get_without_the_body(server, path):
+    """Uptime monitors and link checkers send HEAD: the GET's status and headers, and no body."""
+    answers = {}
+    for method in ("GET", "HEAD"):
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        connection.request(method, path)
+        response = connection.getresponse()
+        answers[method] = (response.status, response.getheader("content-type"), response.read())
+        connection.close()
+    assert answers["GET"][0] == 200 and answers["GET"][2]
+    assert answers["HEAD"] == (200, answers["GET"][1], b"")
+
+
 def test_oversized_headers_are_431(server):
     sock = server.connect(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 100_000)
     answer = closed_by_server(sock, 5)

@@ -8,7 +8,7 @@ imports stay inside the command so that ``digitlab --help`` starts fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from rich.markup import escape
@@ -28,6 +28,10 @@ def serve(
         None, "--collect", metavar="[NAME]",
         help="Let the page save labelled drawings into the handwriting set NAME (created if new; "
              "'mine' when the name is left out), for training on your class's own handwriting."),
+    allow_host: Optional[List[str]] = typer.Option(
+        None, "--allow-host", metavar="NAME",
+        help="With --collect: also take saves addressed to this server as NAME (repeatable); an IP address, "
+             "localhost and this machine's own name are always taken."),
     access_log: bool = typer.Option(
         False, "--access-log", help="Log a line for every request (off by default: a class drawing at once sends "
                                     "over a thousand a second)."),
@@ -48,6 +52,7 @@ def serve(
         from digitlab.data.handwriting import check_set_name
 
         check_set_name(collect)  # a bad name is one line and exit 2, before the port or the model
+    _allow_hosts(allow_host or [])
     workers = workers or default_workers()
     try:  # a bad address or a busy port is one clear line, before any model work
         if workers > 1:
@@ -70,3 +75,13 @@ def serve(
     else:
         run_workers(application, listener, application.state.served.loaded.path, runs, limits, workers,
                     collect=collect, access_log=access_log)
+
+
+def _allow_hosts(names: list[str]) -> None:
+    """``--allow-host``: into the environment, which every worker's app reads (:func:`~digitlab.serve.collect.foreign_host`)."""
+    import os
+
+    from digitlab.serve.collect import ALLOW_HOSTS_ENV
+
+    if names:
+        os.environ[ALLOW_HOSTS_ENV] = ",".join(name.strip().lower() for name in names)

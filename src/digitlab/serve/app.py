@@ -132,17 +132,23 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
     app.state.models = ModelChoice(served, onnx)
     app.state.gate = DecodeGate(limits)
     app.state.collect = collecting
-    app.add_middleware(PredictBodies, limits=limits)
-    if collecting is None:
-        app.add_middleware(CollectingOff)  # outermost: 403 before a body is read
-    else:
-        app.add_middleware(SameOriginSamples)  # another site's page may not post into the class's set
+    _add_middleware(app, limits, collecting is not None)
     install_error_handlers(app)
     _add_routes(app)
     if collecting is not None:
         app.include_router(collect_router())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _add_middleware(app: FastAPI, limits: ServeLimits, collecting: bool) -> None:
+    """The ASGI layers in front of the routes, the last added outermost."""
+    app.add_middleware(PredictBodies, limits=limits)
+    if collecting:
+        app.add_middleware(SameOriginSamples)  # another site's page may not post into the class's set
+    else:
+        app.add_middleware(CollectingOff)  # 403 before a body is read
+    app.add_middleware(HeadAsGet)  # outermost: a HEAD request is answered as its GET, without the body
 
 
 def app_from_env() -> FastAPI:
@@ -426,3 +432,18 @@ def _prepare(loaded: LoadedModel, image: Any) -> np.ndarray:
         return prepare_for(loaded.card, image)
     except DigitlabError as exc:
         raise ApiError(422, str(exc)) from None
+
+
+class HeadAsGet:
+    """ASGI middleware: ``HEAD`` on any route is its ``GET`` (health checks and link checkers send it).
+
+    The app sees a GET; uvicorn, which knows the request was a HEAD, sends the headers without the body.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Pass the request on, a HEAD as a GET."""
+        head = scope["type"] == "http" and scope["method"] == "HEAD"
+        await self.app({**scope, "method": "GET"} if head else scope, receive, send)

@@ -23,7 +23,11 @@ Examples
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
+import os
+import socket
 from collections import Counter
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
@@ -45,7 +49,8 @@ from digitlab.serve.errors import ApiError, error_response
 from digitlab.serve.limits import SAMPLES, SAMPLES_IMAGE, route_path
 from digitlab.serve.schemas import ErrorResponse, SampleRemoved, SampleSaved, SamplesResponse
 
-__all__ = ["OFF", "CollectingOff", "SameOriginSamples", "collect_router", "cross_site", "open_collecting"]
+__all__ = ["ALLOW_HOSTS_ENV", "OFF", "CollectingOff", "SameOriginSamples", "collect_router", "cross_site",
+           "foreign_host", "open_collecting"]
 
 OFF = ("collecting samples is off; start the server with `digitlab serve --collect NAME` "
        "to save drawings into the handwriting set NAME")
@@ -103,6 +108,8 @@ class SameOriginSamples:
     from) the class's set: a form post needs no permission from this server. A browser says where a
     request comes from (``Sec-Fetch-Site``, ``Origin``); a POST or DELETE of ``/api/samples`` that another
     site sent is answered 403 before its body is read. Requests without those headers (curl, scripts) pass.
+    So that another site cannot pass as this one by pointing its name at this server, such a request must
+    also be addressed to this server by address or by one of its names (:func:`foreign_host`).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -111,7 +118,8 @@ class SameOriginSamples:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer 403 to a cross-site change of the set; pass everything else on."""
         if _collecting_route(scope) and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
-            refusal = cross_site(Headers(scope=scope))
+            headers = Headers(scope=scope)
+            refusal = foreign_host(headers.get("host", "")) or cross_site(headers)
             if refusal is not None:
                 await error_response(403, refusal)(scope, receive, send)
                 return
@@ -144,6 +152,50 @@ def cross_site(headers: Headers) -> str | None:
         return None
     return (f"samples are saved only from the drawing page this server sends; a request from "
             f"{origin or 'another site'} was refused")
+
+
+ALLOW_HOSTS_ENV = "DIGITLAB_ALLOW_HOSTS"  # `digitlab serve --allow-host NAME`, passed on to the workers
+
+
+def foreign_host(host: str) -> str | None:
+    """Why a request addressed to a name that is not this server's is refused (DNS rebinding), or None.
+
+    A page on another site can make its own name point at this server's address; the browser then
+    calls it the same origin as the page. The Host header still carries that name, so a change of the
+    set is taken only when it names an IP address, ``localhost``, this machine's own name, or a name
+    given with ``--allow-host`` (``$DIGITLAB_ALLOW_HOSTS``, comma-separated). No Host header: a script.
+
+    >>> foreign_host("127.0.0.1:8000"), foreign_host("[::1]:8000"), foreign_host("localhost:8000"), foreign_host("")
+    (None, None, None, None)
+    >>> foreign_host("attacker.example:8000")[:48]
+    'samples are saved only for requests addressed to'
+    """
+    try:
+        name = urlsplit("//" + host).hostname if host else None
+    except ValueError:  # a port that is not a number
+        name = "?"
+    if name is None or _is_address(name) or name == "localhost" or name.endswith(".localhost"):
+        return None
+    if name in _own_names() | {n.strip().lower() for n in os.environ.get(ALLOW_HOSTS_ENV, "").split(",")}:
+        return None
+    return (f"samples are saved only for requests addressed to this server by IP address, localhost or "
+            f"{socket.gethostname()}; the name {name!r} was refused (start the server with --allow-host {name} "
+            "to accept it)")
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
+@functools.cache  # the fully qualified name may ask a DNS server: once
+def _own_names() -> set[str]:
+    """This machine's own names, as a browser on the network might address it."""
+    short = socket.gethostname().lower()
+    return {short, f"{short}.local", socket.getfqdn().lower()}
 
 
 def _same_host(origin: str, host: str) -> bool:
