@@ -364,6 +364,8 @@ def test_cli_export_writes_the_file_and_prints_parity(logreg_copy):
 @pytest.mark.parametrize("args, says", [
     (["--format", "tflite"], "--format 'tflite': digitlab exports to onnx"),
     (["--out", "model.txt"], "an ONNX file's name ends in .onnx"),
+    (["--out", "."], "--out .: is a folder; give a file name ending in .onnx, e.g. model.onnx"),
+    (["--out", "exp/.onnx"], "choose e.g. model.onnx"),
     (["--runs", "no-such-folder"], "no trained model in no-such-folder/"),
     (["--model", "no-such-run"], "no-such-run: no such file or folder"),
 ])

@@ -410,11 +410,11 @@ def _check_out(out: Path) -> None:
     """Fail early, with one line, when ``out`` cannot be the ONNX file to write."""
     from digitlab.runs import check_writable
 
+    if out.is_dir() or not out.name:  # '.', '/', '' and folders: no file name to write
+        raise DigitlabError(f"--out {out}: is a folder; give a file name ending in .onnx, e.g. {out / 'model.onnx'}")
     if out.suffix != ".onnx":
-        raise DigitlabError(f"--out {out}: an ONNX file's name ends in .onnx; "
-                            f"choose e.g. {out.with_suffix('.onnx').name}")
-    if out.is_dir():
-        raise DigitlabError(f"--out {out}: is a folder; give a file name ending in .onnx")
+        stem = out.stem if out.stem not in ("", ".onnx") else "model"  # 'exp/.onnx' is a name without a suffix
+        raise DigitlabError(f"--out {out}: an ONNX file's name ends in .onnx; choose e.g. {stem}.onnx")
     if not out.parent.is_dir():
         raise DigitlabError(f"--out {out}: the folder {out.parent} does not exist; create it or choose another")
     check_writable(out.parent, "--out")
