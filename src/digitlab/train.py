@@ -183,5 +183,6 @@ def _out_of_fold(fitted: FittedModel, dataset: Dataset) -> tuple[np.ndarray, np.
         with fit_threads(model):
             proba = cross_val_predict(model, features, labels, cv=folds, method="predict_proba")
     except ValueError as exc:  # a digit with fewer than three images
-        raise DigitlabError(f"cannot calibrate {fitted.name!r}: {exc}") from None
+        raise DigitlabError(f"cannot calibrate {fitted.name!r}: it needs at least 3 training images of every digit "
+                            f"({exc}); train on more (a larger --limit or a smaller --test-size)") from None
     return np.asarray(proba), np.asarray(labels)

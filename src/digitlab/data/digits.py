@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from digitlab.data.dataset import Dataset
+from digitlab.errors import DigitlabError
 
 
 def load_digits(test_size: float = 0.2, seed: int = 42) -> Dataset:
@@ -25,9 +26,13 @@ def load_digits(test_size: float = 0.2, seed: int = 42) -> Dataset:
     bunch = sklearn_load_digits()
     images = bunch.images.astype(np.uint8)  # values are the integers 0..16
     labels = bunch.target.astype(np.int64)
-    train_x, test_x, train_y, test_y = train_test_split(
-        images, labels, test_size=test_size, random_state=seed
-    )
+    try:
+        train_x, test_x, train_y, test_y = train_test_split(
+            images, labels, test_size=test_size, random_state=seed
+        )
+    except ValueError:  # a test size that leaves one part empty
+        raise DigitlabError(f"--test-size {test_size} leaves no images on one side of the {len(labels):,} digits' "
+                            "split; choose a value such as 0.2") from None
     return Dataset(
         name="digits",
         train_images=train_x,
