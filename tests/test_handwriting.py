@@ -228,6 +228,30 @@ def test_an_index_the_system_cannot_read_is_an_error_not_a_rebuild(data_dir):
     assert len(store.samples()) == 3 and not store.problems
 
 
+@pytest.mark.parametrize("kind", ["device", "pipe"])
+def test_an_index_that_is_a_device_or_a_pipe_is_an_error_not_an_endless_read(data_dir, kind):
+    store = HandwritingSet.open("mine", create=True)
+    store.add(picture(1), 1)
+    index = data_dir / "handwriting" / "mine" / "index.json"
+    index.unlink()
+    index.symlink_to("/dev/zero") if kind == "device" else os.mkfifo(index)  # /dev/zero: bytes without end
+    with pytest.raises(DigitlabError, match="cannot read .*index.json .not a file of at most 256 MiB"):
+        store.samples()
+
+
+def test_a_sample_listed_twice_in_the_index_counts_once(data_dir):
+    store = HandwritingSet.open("mine", create=True)
+    for digit in range(3):
+        store.add(picture(digit), digit)
+    index = data_dir / "handwriting" / "mine" / "index.json"
+    doc = json.loads(index.read_text())
+    doc["samples"].append(doc["samples"][0])
+    index.write_text(json.dumps(doc))
+    assert sorted(s.label for s in store.samples()) == [0, 1, 2]
+    assert store.problems == [f"sample {doc['samples'][0]['id']} is listed more than once in the index; counted once"]
+    assert load_dataset("mine", test_size=0.5).n_train + load_dataset("mine", test_size=0.5).n_test == 3
+
+
 def test_writer_split_never_puts_a_writer_on_both_sides(data_dir):
     store = HandwritingSet.open("class", create=True)
     for w in range(6):

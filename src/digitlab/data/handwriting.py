@@ -41,6 +41,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -59,6 +60,7 @@ __all__ = ["HandwritingSet", "NewSample", "Sample", "SampleNotFoundError", "SOUR
            "check_writer", "handwriting_root", "list_sets", "new_sample"]
 
 INDEX = "index.json"
+MAX_INDEX_BYTES = 256 * 2**20  # an entry is a few hundred bytes: larger is no index digitlab wrote
 FORMAT = "digitlab-handwriting"
 
 
@@ -262,7 +264,11 @@ class HandwritingSet:
         self.problems = []
         path = self.folder / INDEX
         try:
-            text = path.read_bytes()
+            with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:  # a pipe would block the open
+                info = os.fstat(handle.fileno())
+                if not (stat.S_ISREG(info.st_mode) and info.st_size <= MAX_INDEX_BYTES):
+                    raise OSError(f"not a file of at most {MAX_INDEX_BYTES // 2**20} MiB")  # a device reads forever
+                text = handle.read()
         except FileNotFoundError:
             return self._rebuild() if any((self.folder / "prepared").glob("*.png")) else []
         except OSError as exc:
@@ -271,13 +277,23 @@ class HandwritingSet:
             doc = json.loads(text.decode("utf-8"))
             if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("samples"), list):
                 raise ValueError("not a digitlab handwriting index")
-            return [Sample.from_dict(entry) for entry in doc["samples"]]
+            return self._once([Sample.from_dict(entry) for entry in doc["samples"]])
         except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
             found = self._rebuild()
             self.problems.append(f"{path} is damaged ({str(exc)[:80] or type(exc).__name__}); read {len(found)} "
                                  "samples from their prepared files instead (the next save keeps a copy of the "
                                  "damaged index and writes a whole one)")
             return found
+
+    def _once(self, samples: list[Sample]) -> list[Sample]:
+        """``samples`` with each id once (the first entry); a repeated id is a problem line, not a second sample."""
+        seen: dict[str, Sample] = {}
+        for sample in samples:
+            if sample.id in seen:
+                self.problems.append(f"sample {sample.id} is listed more than once in the index; counted once")
+            else:
+                seen[sample.id] = sample
+        return list(seen.values())
 
     def _rebuild(self) -> list[Sample]:
         """Samples recovered from the records in ``prepared/*.png`` whose original is present."""
