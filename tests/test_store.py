@@ -152,6 +152,19 @@ def test_foreign_tensor_is_refused(run_copy):
         load_model(run_copy)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_weights_that_are_not_finite_are_refused(run_copy, bad):
+    """A resealed file with one NaN weight would answer "nan%" for every picture (and bare NaN in --json)."""
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(run_copy / "model.safetensors"))
+    tensors["coef_"][3, 5] = bad
+    save_file(tensors, str(run_copy / "model.safetensors"))
+    _reseal(run_copy)
+    with pytest.raises(DigitlabError, match="answers NaN .its weights are not all finite"):
+        load_model(run_copy)
+
+
 def test_a_bare_file_without_card_is_refused(tmp_path):
     stray = tmp_path / "model.skops"
     stray.write_bytes(b"anything")

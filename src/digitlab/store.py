@@ -319,6 +319,8 @@ def _check_loaded(model: Any, card: ModelCard, weights: Path) -> None:
                             f"{card.image_shape[1]} images as its card says ({type(exc).__name__})") from None
     if np.shape(proba) != (1, len(getattr(model, "classes_", []))):
         raise DigitlabError(f"{weights}: the model's output does not match its classes; the file is damaged")
+    if not np.all(np.isfinite(proba)):  # a NaN or infinite weight: every answer would be NaN
+        raise DigitlabError(f"{weights}: the model answers NaN (its weights are not all finite); the file is damaged")
 
 
 def _load_safetensors(weights: Path, card: ModelCard) -> Any:
