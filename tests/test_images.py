@@ -334,7 +334,8 @@ def test_prepare_pixels_accepts_ints_and_floats():
         ([0] * 784, "got shape 784"),
         (5, "a single number"),
         ([[0] * 28] * 27 + [[0] * 27], "rows differ"),
-        ([["a"] * 28] * 28, "str"),
+        ([["a"] * 28] * 28, "found text, not numbers$"),  # not NumPy's "str32"
+        ([[0] * 27 + ["x"]] + [[0] * 28] * 27, "found text, not numbers$"),
         ([[float("nan")] * 28] * 28, "finite"),
         ([[float("inf")] * 28] * 28, "finite"),
         ([[0] * 28] * 27 + [[0] * 27 + [256]], "found 256 at row 27, column 27"),

@@ -416,7 +416,9 @@ def prepare_pixels(pixels: Any, shape: tuple[int, int] = (28, 28)) -> np.ndarray
     except (ValueError, TypeError):
         raise DigitlabError(f"{wanted}; the rows differ in length") from None
     if array.dtype == object or array.dtype.kind not in "iuf":
-        kind = "rows differ in length or hold non-numbers" if array.dtype == object else f"got {array.dtype.name} values"
+        kind = ("rows differ in length or hold non-numbers" if array.dtype == object else
+                {"U": "found text, not numbers", "S": "found text, not numbers",
+                 "b": "found true or false, not numbers"}.get(array.dtype.kind, f"found {array.dtype.name} values"))
         raise DigitlabError(f"{wanted}; {kind}")
     if array.shape != (rows, cols):
         raise DigitlabError(f"{wanted}; got shape {'×'.join(map(str, array.shape)) or 'a single number'}")
