@@ -199,8 +199,17 @@ def test_a_page_whose_name_was_pointed_at_this_server_cannot_change_the_set(clie
         own = {**PNG, "host": host, "origin": f"http://{host}", "sec-fetch-site": "same-origin"}
         saved = client.post(f"/api/samples?label=3&writer=own-host{i}", content=_png(72 + i), headers=own)
         assert saved.status_code == 201, (host, saved.text)
-    monkeypatch.setenv("DIGITLAB_ALLOW_HOSTS", "testserver, Attacker.Example")  # `--allow-host attacker.example`
+    proxied = {**rebound, "host": "127.0.0.1:8000"}  # a proxy that rewrote Host: the page's Origin still tells
+    assert "'attacker.example' was refused" in _one_line(
+        client.post("/api/samples?label=3&writer=mallory", content=_png(70), headers=proxied), 403)
+    monkeypatch.setenv("DIGITLAB_ALLOW_HOSTS", "testserver, Attacker.Example.")  # `--allow-host attacker.example`
     assert client.post("/api/samples?label=3&writer=m", content=_png(70), headers=rebound).status_code == 201
+
+
+def test_allow_host_takes_bare_host_names_only(tmp_path):
+    done = run_cli("serve", "--collect", "c", "--allow-host", "https://school.example:8000", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "--allow-host 'https://school.example:8000': give a bare host name" in done.stderr
 
 
 def test_the_pages_own_saves_pass_with_or_without_sec_fetch_site(client):

@@ -78,10 +78,12 @@ def serve(
 
 
 def _allow_hosts(names: list[str]) -> None:
-    """``--allow-host``: into the environment, which every worker's app reads (:func:`~digitlab.serve.collect.foreign_host`)."""
+    """``--allow-host``: added to the environment, which every worker's app reads
+    (:func:`~digitlab.serve.collect.foreign_host`)."""
     import os
 
-    from digitlab.serve.collect import ALLOW_HOSTS_ENV
+    from digitlab.serve.collect import ALLOW_HOSTS_ENV, check_allowed_host
 
-    if names:
-        os.environ[ALLOW_HOSTS_ENV] = ",".join(name.strip().lower() for name in names)
+    allowed = [check_allowed_host(name) for name in names]  # a URL or a port is one line and exit 2
+    if allowed:
+        os.environ[ALLOW_HOSTS_ENV] = ",".join(filter(None, [os.environ.get(ALLOW_HOSTS_ENV, ""), *allowed]))

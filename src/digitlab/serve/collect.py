@@ -49,8 +49,8 @@ from digitlab.serve.errors import ApiError, error_response
 from digitlab.serve.limits import SAMPLES, SAMPLES_IMAGE, route_path
 from digitlab.serve.schemas import ErrorResponse, SampleRemoved, SampleSaved, SamplesResponse
 
-__all__ = ["ALLOW_HOSTS_ENV", "OFF", "CollectingOff", "SameOriginSamples", "collect_router", "cross_site",
-           "foreign_host", "open_collecting"]
+__all__ = ["ALLOW_HOSTS_ENV", "OFF", "CollectingOff", "SameOriginSamples", "check_allowed_host", "collect_router",
+           "cross_site", "foreign_host", "host_name", "open_collecting"]
 
 OFF = ("collecting samples is off; start the server with `digitlab serve --collect NAME` "
        "to save drawings into the handwriting set NAME")
@@ -107,19 +107,23 @@ class SameOriginSamples:
     Another web site open in a student's browser could otherwise post pictures into (or delete samples
     from) the class's set: a form post needs no permission from this server. A browser says where a
     request comes from (``Sec-Fetch-Site``, ``Origin``); a POST or DELETE of ``/api/samples`` that another
-    site sent is answered 403 before its body is read. Requests without those headers (curl, scripts) pass.
-    So that another site cannot pass as this one by pointing its name at this server, such a request must
-    also be addressed to this server by address or by one of its names (:func:`foreign_host`).
+    site sent is answered 403 before its body is read. Requests without those headers (curl, scripts) pass,
+    when they address the server as below. So that another site cannot pass as this one by pointing its
+    own name at this server, the Host a request is addressed to, and the Origin of the page that sent it,
+    must name this server by address or by one of its names (:func:`foreign_host`).
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        _own_names()  # now, not in the event loop: the fully qualified name may wait on a DNS server
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer 403 to a cross-site change of the set; pass everything else on."""
         if _collecting_route(scope) and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
             headers = Headers(scope=scope)
-            refusal = foreign_host(headers.get("host", "")) or cross_site(headers)
+            origin = headers.get("origin", "")  # a proxy may rewrite Host; the browser's Origin it passes on
+            refusal = (foreign_host(headers.get("host", "")) or cross_site(headers)
+                       or foreign_host(urlsplit(origin).netloc if origin.startswith(("http://", "https://")) else ""))
             if refusal is not None:
                 await error_response(403, refusal)(scope, receive, send)
                 return
@@ -174,13 +178,37 @@ def foreign_host(host: str) -> str | None:
         name = urlsplit("//" + host).hostname if host else None
     except ValueError:  # a port that is not a number
         name = "?"
-    if name is None or _is_address(name) or name == "localhost" or name.endswith(".localhost"):
+    if name is None or _is_address(name):
         return None
-    if name in _own_names() | {n.strip().lower() for n in os.environ.get(ALLOW_HOSTS_ENV, "").split(",")}:
+    name = host_name(name)
+    if name == "localhost" or name.endswith(".localhost"):
+        return None
+    if name in _own_names() | {host_name(n) for n in os.environ.get(ALLOW_HOSTS_ENV, "").split(",") if n.strip()}:
         return None
     return (f"samples are saved only for requests addressed to this server by IP address, localhost or "
             f"{socket.gethostname()}; the name {name!r} was refused (start the server with --allow-host {name} "
             "to accept it)")
+
+
+def host_name(name: str) -> str:
+    """A host name as a browser sends it: lower case, no trailing dot, international names in ASCII (IDNA).
+
+    >>> host_name("Schule.Example."), host_name("bücher.example")
+    ('schule.example', 'xn--bcher-kva.example')
+    """
+    name = name.strip().lower().rstrip(".")
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:  # not a name IDNA can write: compared as it is
+        return name
+
+
+def check_allowed_host(name: str) -> str:
+    """An ``--allow-host`` value as :func:`host_name` keeps it; one line for what is not a bare host name."""
+    if not name.strip() or any(ch in name.strip() for ch in ":/@ ,\\"):
+        raise DigitlabError(f"--allow-host {name!r}: give a bare host name such as school.example "
+                            "(no scheme, port or path)")
+    return host_name(name)
 
 
 def _is_address(name: str) -> bool:
@@ -194,8 +222,8 @@ def _is_address(name: str) -> bool:
 @functools.cache  # the fully qualified name may ask a DNS server: once
 def _own_names() -> set[str]:
     """This machine's own names, as a browser on the network might address it."""
-    short = socket.gethostname().lower()
-    return {short, f"{short}.local", socket.getfqdn().lower()}
+    short = host_name(socket.gethostname())
+    return {short, f"{short}.local", host_name(socket.getfqdn())}
 
 
 def _same_host(origin: str, host: str) -> bool:
