@@ -33,8 +33,6 @@ import typer
 
 from digitlab.errors import DigitlabError
 
-MAX_SEED = 2**32 - 1  # NumPy's seeds; run and compare refuse a larger --seed (digitlab.data)
-
 
 def _split_top(text: str) -> list[str]:
     """Split at commas outside brackets and quotes: ``"(1, 2),3"`` → ``["(1, 2)", "3"]``."""
@@ -81,14 +79,14 @@ def parse_grid(pairs: list[str], models: list[str]) -> dict[str, dict[str, list[
     return grid
 
 
-def _ints(text: str | None, option: str, minimum: int, maximum: int = 2**63 - 1) -> list[int]:
+def _ints(text: str | None, option: str, minimum: int, maximum: int | None = None) -> list[int]:
     try:
         values = [int(p) for p in (text or "").split(",") if p.strip()]
     except ValueError:
         raise DigitlabError(f"{option} expects whole numbers separated by commas, got {text!r}") from None
-    if any(not minimum <= v <= maximum for v in values) or (text is not None and not values):
-        raise DigitlabError(f"{option} expects whole numbers from {minimum} to {maximum} separated by commas, "
-                            f"got {text!r}")
+    if any(v < minimum or (maximum is not None and v > maximum) for v in values) or (text is not None and not values):
+        bounds = f"≥ {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise DigitlabError(f"{option} expects whole numbers {bounds} separated by commas, got {text!r}")
     return list(dict.fromkeys(values))
 
 
@@ -151,7 +149,8 @@ def sweep(
     """Train every model × parameter value × seed (× --limit size) as tasks on Dask; summarize over seeds.
 
     Writes cells/<id>.json per cell, results.csv and sweep.html; rerun with the same --name (or --resume DIR)
-    to finish an interrupted sweep: done cells are skipped.
+    to finish an interrupted sweep: done cells are skipped. Exits 1 when a cell failed (its error is listed;
+    delete its file in cells/ and rerun to try it again).
     """
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -199,7 +198,7 @@ def _file_settings(ctx: typer.Context, file: Path) -> dict[str, Any]:
 
 def _plan(dataset: str, models: str, seeds: str, param: list[str] | None, limit: str | None, scheduler: str):
     """The options checked and turned into the cells to run; one clear line for anything wrong."""
-    from digitlab.data import DATASETS
+    from digitlab.data import DATASETS, MAX_SEED
     from digitlab.models import make_model
     from digitlab.sweep import plan_cells
 
@@ -287,5 +286,5 @@ def _print_table(dataset: str, n_cells: int, summary: dict, summaries: list, row
     console.print(table)
     for r in rows:
         if r.get("error"):
-            err_console.print(f"[red]failed:[/] {escape(r['config'])} seed {r['seed']}: {escape(str(r['error']))}",
-                              soft_wrap=True)
+            err_console.print(f"[red]failed:[/] {escape(r['config'])} seed {r['seed']}: {escape(str(r['error']))} "
+                              f"(to try it again, delete cells/{r['cell_id']}.json and rerun)", soft_wrap=True)

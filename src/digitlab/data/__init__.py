@@ -17,8 +17,10 @@ import numpy as np
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 
-__all__ = ["Dataset", "DATASETS", "DatasetInfo", "check_dataset", "load_dataset", "split_validation",
+__all__ = ["Dataset", "DATASETS", "DatasetInfo", "MAX_SEED", "check_dataset", "load_dataset", "split_validation",
            "stratified_subset"]
+
+MAX_SEED = 2**32 - 1  # NumPy's seeds: the largest --seed a split, a subset or a model takes
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,8 @@ def load_dataset(
     >>> load_dataset("digits", test_size=0.5).n_test
     899
     """
-    if not 0 <= seed < 2**32:
-        raise DigitlabError(f"--seed must be from 0 to {2**32 - 1}, got {seed}")
+    if not 0 <= seed <= MAX_SEED:
+        raise DigitlabError(f"--seed must be from 0 to {MAX_SEED}, got {seed}")
     if name not in DATASETS:
         dataset = _handwriting(name, test_size, seed)
         return dataset if limit is None else stratified_subset(dataset, limit, seed=seed)
