@@ -201,7 +201,7 @@ def test_every_registry_name_works_through_run(model, tmp_path):
         (["--seed", "-1"], "--seed must be from 0"),
         (["--test-size", "0.999"], "cannot be trained on this data"),
         (["--test-size", "0.9999"], "--test-size 0.9999 leaves no images on one side"),
-        (["--limit", "10"], "needs at least 3 training images of every digit"),
+        (["--limit", "10"], "needs at least 3 training images of every digit, and one digit has"),
         (["--validation", "0.001"], "too few training images"),
         (["--model", "knn", "--param", "n_neighbors=5000"], "n_neighbors = 5000"),
         (["--param", "penalty=l1"], "cannot be trained on this data"),

@@ -179,10 +179,14 @@ def _out_of_fold(fitted: FittedModel, dataset: Dataset) -> tuple[np.ndarray, np.
     if "verbose" in model.get_params():
         model.set_params(verbose=False)  # one progress bar per fold would only confuse
     folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=fitted.seed)
+    fewest = int(np.unique(labels, return_counts=True)[1].min())
+    if fewest < folds.n_splits:  # each of the 3 folds holds out some of every digit
+        raise DigitlabError(f"cannot calibrate {fitted.name!r}: it needs at least {folds.n_splits} training images "
+                            f"of every digit, and one digit has {fewest}; train on more (a larger --limit or a "
+                            "smaller --test-size)")
     try:
         with fit_threads(model):
             proba = cross_val_predict(model, features, labels, cv=folds, method="predict_proba")
-    except ValueError as exc:  # a digit with fewer than three images
-        raise DigitlabError(f"cannot calibrate {fitted.name!r}: it needs at least 3 training images of every digit "
-                            f"({exc}); train on more (a larger --limit or a smaller --test-size)") from None
+    except ValueError as exc:  # e.g. more neighbours than a fold's images
+        raise DigitlabError(f"cannot calibrate {fitted.name!r}: {exc}") from None
     return np.asarray(proba), np.asarray(labels)
