@@ -51,6 +51,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from digitlab.data.cache import data_root
+from digitlab.data.image_files import MAX_BYTES
 from digitlab.data.handwriting_names import NAME, RESERVED, check_set_name, check_writer
 from digitlab.data.handwriting_sample import SOURCES, NewSample, Sample, new_sample
 from digitlab.errors import DigitlabError
@@ -87,6 +88,19 @@ def list_sets() -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if p.is_dir() and NAME.fullmatch(p.name) and p.name not in RESERVED)
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """A regular file's bytes; OSError for a folder, a device, a pipe or more than ``limit`` bytes.
+
+    A link to a device would read without end (``/dev/zero``), and opening a pipe would wait for a writer.
+    """
+    with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+        info = os.fstat(handle.fileno())
+        data = handle.read(limit + 1) if stat.S_ISREG(info.st_mode) else b""
+    if not stat.S_ISREG(info.st_mode) or len(data) > limit:
+        raise OSError(f"not a file of at most {limit / 2**20:g} MiB")
+    return data
 
 
 class HandwritingSet:
@@ -130,8 +144,8 @@ class HandwritingSet:
         return images, np.array([s.label for s in samples], dtype=np.int64)
 
     def original_bytes(self, sample: Sample) -> bytes:
-        """The picture as it arrived."""
-        return (self.folder / sample.original).read_bytes()
+        """The picture as it arrived (OSError if it is not a file of at most :data:`MAX_BYTES`)."""
+        return read_regular(self.folder / sample.original, MAX_BYTES)
 
     # ------------------------------------------------------------------------------ writing
 
@@ -264,11 +278,7 @@ class HandwritingSet:
         self.problems = []
         path = self.folder / INDEX
         try:
-            with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:  # a pipe would block the open
-                info = os.fstat(handle.fileno())
-                if not (stat.S_ISREG(info.st_mode) and info.st_size <= MAX_INDEX_BYTES):
-                    raise OSError(f"not a file of at most {MAX_INDEX_BYTES // 2**20} MiB")  # a device reads forever
-                text = handle.read()
+            text = read_regular(path, MAX_INDEX_BYTES)
         except FileNotFoundError:
             return self._rebuild() if any((self.folder / "prepared").glob("*.png")) else []
         except OSError as exc:
@@ -300,7 +310,7 @@ class HandwritingSet:
         found = []
         for path in sorted((self.folder / "prepared").glob("*.png")):
             try:
-                data = path.read_bytes()
+                data = read_regular(path, MAX_BYTES)
             except OSError as exc:  # unreadable now is not damaged: never rebuild from a partial picture
                 raise DigitlabError(f"cannot read {path} ({exc.strerror or exc}); nothing was changed") from None
             try:
