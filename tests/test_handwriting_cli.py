@@ -99,6 +99,25 @@ def test_remove_a_writers_samples_and_a_whole_set(env, tmp_path, monkeypatch):
     assert missing.returncode == 2 and "no handwriting set called 'gone'" in missing.stderr
 
 
+def test_one_unreadable_set_leaves_the_others_listed_and_can_be_deleted(env, tmp_path):
+    variables, _, photos = env
+    variables = {**variables, "DIGITLAB_DATA": str(tmp_path / "data")}
+    for name in ("broken", "fine"):
+        assert run_cli("data", "import", name, str(photos / WRITERS[0].name), "--writer", "anna",
+                       env=variables).returncode == 0
+    index = tmp_path / "data" / "handwriting" / "broken" / "index.json"
+    index.unlink()
+    index.mkdir()  # cannot be read now (as EIO would): an error, never a rebuild
+    info = run_cli("data", "info", "--no-verify", env={**variables, "COLUMNS": "300"})
+    assert info.returncode == 0 and "Traceback" not in info.stderr, info.stderr
+    assert "fine" in info.stdout and "anna 40" in info.stdout and "cannot read" in info.stdout
+    exported = run_cli("data", "export", "fine", str(tmp_path / "idx"), "--test-size", "2", env=variables)
+    assert exported.returncode == 2 and "--test-size" in exported.stderr and not (tmp_path / "idx").exists()
+    deleted = run_cli("data", "remove", "broken", "--all", "--yes", env=variables)
+    assert deleted.returncode == 0 and "its index could not be read" in deleted.stdout, deleted.stderr
+    assert sorted(p.name for p in (tmp_path / "data" / "handwriting").iterdir()) == ["fine"]
+
+
 def test_evaluate_on_a_handwriting_set(env, tmp_path):
     variables, run, photos = env
     run_cli("data", "import", "solo", str(photos / WRITERS[1].name), "--writer", "bruno", env=variables)

@@ -118,7 +118,11 @@ def _handwriting_table(console) -> None:
         table.add_column(column, overflow="fold")
     for name in names:
         store = HandwritingSet.open(name)
-        samples = store.samples()
+        try:
+            samples = store.samples()
+        except DigitlabError as exc:  # one set that cannot be read now: its row says why, the others are listed
+            table.add_row(escape(name), "?", *("?" * 10), "?", escape(str(exc)))
+            continue
         digits, writers = Counter(s.label for s in samples), Counter(writer_of(s) for s in samples)
         shown = ", ".join(f"{w} {n}" for w, n in sorted(writers.items())[:8]) + (" …" if len(writers) > 8 else "")
         table.add_row(escape(name), f"{len(samples):,}", *(str(digits[d]) for d in range(10)),
@@ -237,20 +241,31 @@ def export(
     gzip: bool = typer.Option(False, "--gzip", help="Gzip the files, as MNIST is distributed."),
 ) -> None:
     """Write a handwriting set as the four MNIST-format IDX files (split by writer), loadable anywhere MNIST is."""
+    from digitlab.data import load_dataset
     from digitlab.data.handwriting_io import export_idx
     from digitlab.runs import check_writable
 
     if format != "idx":
         raise DigitlabError(f"--format {format!r} is not known; the format is: idx")
-    check_writable(folder)
+    split = load_dataset(name, test_size=test_size, seed=seed).split  # a set or split that fails makes no folder
+    check_writable(folder, "FOLDER")
     for path in export_idx(name, folder, test_size=test_size, seed=seed, gzip=gzip):
         typer.echo(f"wrote {path}")
-    from digitlab.data import load_dataset
-
-    split = load_dataset(name, test_size=test_size, seed=seed).split
     if split.get("kind") == "by-writer":
         typer.echo(f"training writers: {', '.join(split['train_writers'])}; "
                    f"test writers: {', '.join(split['test_writers'])}")
+
+
+def _delete_set(store, name: str, yes: bool) -> None:
+    """``data remove NAME --all``: also a set whose index cannot be read now (the question says so)."""
+    try:
+        count = len(store.records())  # the index, damaged samples too: the count is what goes
+        what, done = f"and its {count:,} samples", f"{count:,} sample{'' if count == 1 else 's'}"
+    except DigitlabError as exc:
+        what, done = f"({exc})", "its index could not be read"
+    _confirm(yes, f"Delete handwriting set {name!r} {what}?")
+    store.delete()
+    typer.echo(f"deleted handwriting set {name} ({done})")
 
 
 @data_app.command("remove")
@@ -271,12 +286,10 @@ def remove(
         removed = store.remove(sample)
         typer.echo(f"removed sample {removed.id} (a {removed.label}) from {name}")
         return
-    samples = store.records()  # the index, damaged samples too: the count is what goes
     if whole:
-        _confirm(yes, f"Delete handwriting set {name!r} and its {len(samples):,} samples?")
-        store.delete()
-        typer.echo(f"deleted handwriting set {name} ({len(samples):,} sample{'' if len(samples) == 1 else 's'})")
+        _delete_set(store, name, yes)
         return
+    samples = store.records()  # the index, damaged samples too: the count is what goes
     writer = check_writer(writer)
     if writer is None:
         raise DigitlabError("--writer needs the writer's name, as `digitlab data info` lists it")
