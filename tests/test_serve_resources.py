@@ -369,6 +369,22 @@ def test_oversized_headers_are_431(server):
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"].startswith("the request headers are over")
 
 
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
+    b"POST /api/predict HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"FOO /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+], ids=["bad-length", "length-and-chunked", "unknown-method"])
+def test_bytes_the_http_parser_cannot_read_get_the_one_line_json_error(server, request_bytes):
+    sock = server.connect(request_bytes)
+    answer = closed_by_server(sock, 5)
+    sock.close()
+    assert answer is not None and answer.startswith(b"HTTP/1.1 400 "), answer
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body)["error"].startswith("the request is not valid HTTP (")
+    assert server.get()[0] == 200  # and the server answers the next client
+
+
 def test_past_the_connection_limit_the_idle_ones_make_room(server):
     since = len(server.lines())
     with Probe(server) as probe:

@@ -184,13 +184,18 @@ class _Guarded:
                 self.transport.close()  # idle: nothing to answer
         self.guard.waiting.pop(self, None)
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes its parser cannot read (a bad Content-Length, method or chunk), as the
+        one-line JSON error of every other 4xx instead of plain text."""
+        self._refuse(400, f"the request is not valid HTTP ({msg.rstrip('.')}); check its request line and headers")
+
     def _refuse(self, status: int, message: str) -> None:
         self.stop_waiting()
         self.transport.write(_plain_response(status, message))
         self.transport.close()
 
 
-_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
 def _plain_response(status: int, message: str) -> bytes:
