@@ -6,7 +6,7 @@ Routes (only while the server collects; otherwise each answers 403 with how to t
 ``POST /api/samples``          save a picture with its true ``label`` (0-9), ``writer`` and ``source``, all in
                                the query: a multipart ``image`` file, or the image file itself as the body
                                (which goes on to ``/api/samples/image``); 201 when new, 200 when this exact
-                               picture is in the set already
+                               picture is in the set already (409 if with another label or writer)
 ``DELETE /api/samples/{id}``   undo: remove one sample; 404 for an id the set does not hold
 
 The samples go into a :class:`~digitlab.data.handwriting.HandwritingSet`, which keeps them safe when
@@ -334,6 +334,9 @@ def _save_sync(store: HandwritingSet, picture: bytes, label: int, writer: str | 
         raise ApiError(422, str(exc)) from None
     if added:
         log.info("saved sample %s (%d, %s) into %r", sample.id, sample.label, sample.writer or NO_NAME, store.name)
+    elif sample.label != label or sample.writer != writer:  # someone else's sample: no id to undo it with
+        said = f" as a {sample.label}" if sample.label != label else " by another writer"
+        raise ApiError(409, f"this exact picture is in the set already{said}; nothing was saved")
     return sample, added, _counts(store, writer)
 
 
