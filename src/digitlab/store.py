@@ -313,7 +313,8 @@ def _check_loaded(model: Any, card: ModelCard, weights: Path) -> None:
                             f"({expected.__name__}); refusing it")
     skops_file.check_trees(model, weights)
     try:
-        proba = model.predict_proba(np.zeros((1, card.n_pixels), dtype=np.float32))
+        with np.errstate(all="ignore"):  # a NaN or infinite weight is refused below, in one line, not warned of
+            proba = model.predict_proba(np.zeros((1, card.n_pixels), dtype=np.float32))
     except (ValueError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
         raise DigitlabError(f"{weights}: the model does not work on {card.image_shape[0]}×"
                             f"{card.image_shape[1]} images as its card says ({type(exc).__name__})") from None
