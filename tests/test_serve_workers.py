@@ -29,8 +29,14 @@ def _free_port() -> int:
 
 
 def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
+    """The child processes of every thread of ``pid`` (a replaced worker is started from a thread of its own)."""
+    found = []
+    for path in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(p) for p in path.read_text().split()]
+        except OSError:  # the thread ended meanwhile
+            pass
+    return found
 
 
 def _alive(pid: int) -> bool:
@@ -75,10 +81,24 @@ def test_two_workers_share_the_port_and_stop_together(lesson_run, tmp_path):
         assert health["engine"] == "estimator"
         time.sleep(0.5)
         assert "HTTP/1.1\" 200" not in (tmp_path / "serve.log").read_text()  # no line per request by default
+        os.kill(workers[0], signal.SIGKILL)  # killed (out of memory, by hand): another takes its place
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # the replacement has built its app
+            after = (tmp_path / "serve.log").read_text().partition(f"worker process {workers[0]} exited")[2]
+            if "serving " in after.partition("in its place")[2]:
+                break
+            time.sleep(0.3)
+        text = (tmp_path / "serve.log").read_text()
+        assert f"worker process {workers[0]} exited (code -9); started" in text, text
+        (replacement,) = _children(server.pid)
+        assert replacement != workers[0] and _alive(replacement), text
+        workers.append(replacement)
+        assert json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).read())["status"]
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
         log.close()
+    assert "in its place" not in (tmp_path / "serve.log").read_text().split(f"started {workers[-1]} in its place")[-1]
     deadline = time.monotonic() + 15
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.2)

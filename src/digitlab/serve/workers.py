@@ -15,7 +15,7 @@ the ONNX file, so the others only reuse it. This process's socket is opened befo
 (:func:`listen`), so a second server started meanwhile is refused the port.
 
 A worker that finds its parent gone (killed, not stopped) stops too; stopping this process (Ctrl-C,
-SIGTERM) stops the others.
+SIGTERM) stops the others. A worker that dies while the server runs is replaced (:func:`_keep_workers`).
 """
 
 from __future__ import annotations
@@ -83,9 +83,15 @@ def run_workers(application: Any, sock: socket.socket, model: Path, runs: Path, 
 
     from digitlab.serve.connections import raise_open_file_limit, uvicorn_settings
 
-    children = [_start_worker(sock, model, runs, collect, access_log) for _ in range(workers - 1)]
+    def start() -> subprocess.Popen:
+        return _start_worker(sock, model, runs, collect, access_log)
+
+    children = [start() for _ in range(workers - 1)]
     log.info("started %d worker process(es) beside this one: pids %s", len(children),
              ", ".join(str(c.pid) for c in children) or "none")
+    stopping = threading.Event()
+    keeper = threading.Thread(target=_keep_workers, args=(children, start, stopping), daemon=True)
+    keeper.start()
     raise_open_file_limit()
     gc.collect()
     gc.freeze()
@@ -93,6 +99,8 @@ def run_workers(application: Any, sock: socket.socket, model: Path, runs: Path, 
         config = uvicorn.Config(application, log_level="info", **uvicorn_settings(limits, access_log))
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        stopping.set()  # no worker is replaced from here on
+        keeper.join(timeout=5)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -103,6 +111,31 @@ def run_workers(application: Any, sock: socket.socket, model: Path, runs: Path, 
             except subprocess.TimeoutExpired:
                 child.kill()
         sock.close()
+
+
+def _keep_workers(children: list[subprocess.Popen], start: Any, stopping: threading.Event,
+                  most: int = 5, within_s: float = 60.0) -> None:
+    """Replace a worker that dies while the server runs (killed, out of memory), with a log line each time.
+
+    A worker that was asked to stop (Ctrl-C reaches every process of the terminal's group; SIGTERM) exits
+    with 0 or by that signal, and is not replaced. After more than ``most`` deaths within ``within_s``
+    seconds something is wrong with every start: replacing stops, and the log says so.
+    """
+    asked = (0, -signal.SIGINT, -signal.SIGTERM)
+    deaths: list[float] = []
+    while not stopping.wait(0.5):
+        for i, child in enumerate(children):
+            code = child.poll()
+            if code is None or code in asked or stopping.is_set():
+                continue
+            now = time.monotonic()
+            deaths = [t for t in deaths if now - t < within_s] + [now]
+            if len(deaths) > most:
+                log.error("worker process %d exited (code %s): %d workers died within %g s, so no more are "
+                          "started", child.pid, code, len(deaths), within_s)
+                return
+            children[i] = start()
+            log.warning("worker process %d exited (code %s); started %d in its place", child.pid, code, children[i].pid)
 
 
 def listen(host: str, port: int) -> socket.socket:
