@@ -15,7 +15,7 @@ the ONNX file, so the others only reuse it. This process's socket is opened befo
 (:func:`listen`), so a second server started meanwhile is refused the port.
 
 A worker that finds its parent gone (killed, not stopped) stops too; stopping this process (Ctrl-C,
-SIGTERM) stops the others. A worker that dies while the server runs is replaced (:func:`_keep_workers`).
+SIGTERM) stops the others. A worker that dies while the server runs is replaced (:class:`_Keeper`).
 """
 
 from __future__ import annotations
@@ -86,21 +86,19 @@ def run_workers(application: Any, sock: socket.socket, model: Path, runs: Path, 
     def start() -> subprocess.Popen:
         return _start_worker(sock, model, runs, collect, access_log)
 
+    server = uvicorn.Server(uvicorn.Config(application, log_level="info", **uvicorn_settings(limits, access_log)))
     children = [start() for _ in range(workers - 1)]
     log.info("started %d worker process(es) beside this one: pids %s", len(children),
              ", ".join(str(c.pid) for c in children) or "none")
-    stopping = threading.Event()
-    keeper = threading.Thread(target=_keep_workers, args=(children, start, stopping), daemon=True)
+    keeper = _Keeper(children, start, lambda: server.should_exit)  # Ctrl-C reaches the workers too: not replaced
     keeper.start()
     raise_open_file_limit()
     gc.collect()
     gc.freeze()
     try:
-        config = uvicorn.Config(application, log_level="info", **uvicorn_settings(limits, access_log))
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
-        stopping.set()  # no worker is replaced from here on
-        keeper.join(timeout=5)
+        keeper.stop()  # from here on no worker is started, so each one gets its SIGTERM below
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -113,29 +111,49 @@ def run_workers(application: Any, sock: socket.socket, model: Path, runs: Path, 
         sock.close()
 
 
-def _keep_workers(children: list[subprocess.Popen], start: Any, stopping: threading.Event,
-                  most: int = 5, within_s: float = 60.0) -> None:
-    """Replace a worker that dies while the server runs (killed, out of memory), with a log line each time.
+class _Keeper(threading.Thread):
+    """Replaces a worker that dies while the server runs (killed, out of memory), with a log line each time.
 
-    A worker that was asked to stop (Ctrl-C reaches every process of the terminal's group; SIGTERM) exits
-    with 0 or by that signal, and is not replaced. After more than ``most`` deaths within ``within_s``
-    seconds something is wrong with every start: replacing stops, and the log says so.
+    Not while the server shuts down (``shutting_down()``, or after :meth:`stop`). After more than ``most``
+    deaths within ``within_s`` seconds something is wrong with every start: replacing stops, and the log says so.
     """
-    asked = (0, -signal.SIGINT, -signal.SIGTERM)
-    deaths: list[float] = []
-    while not stopping.wait(0.5):
-        for i, child in enumerate(children):
-            code = child.poll()
-            if code is None or code in asked or stopping.is_set():
-                continue
-            now = time.monotonic()
-            deaths = [t for t in deaths if now - t < within_s] + [now]
-            if len(deaths) > most:
-                log.error("worker process %d exited (code %s): %d workers died within %g s, so no more are "
-                          "started", child.pid, code, len(deaths), within_s)
-                return
-            children[i] = start()
-            log.warning("worker process %d exited (code %s); started %d in its place", child.pid, code, children[i].pid)
+
+    def __init__(self, children: list[subprocess.Popen], start: Any, shutting_down: Any,
+                 most: int = 5, within_s: float = 60.0) -> None:
+        super().__init__(daemon=True, name="digitlab-workers")
+        self.children, self.start_worker, self.shutting_down = children, start, shutting_down
+        self.most, self.within_s = most, within_s
+        self.lock, self.stopped = threading.Lock(), threading.Event()
+
+    def stop(self) -> None:
+        """No worker is started after this returns (one being started now is in ``children`` by then)."""
+        with self.lock:
+            self.stopped.set()
+
+    def run(self) -> None:
+        deaths: list[float] = []
+        while not self.stopped.wait(0.5):
+            for i, child in enumerate(self.children):
+                code = child.poll()
+                if code is None:
+                    continue
+                with self.lock:
+                    if self.stopped.is_set() or self.shutting_down():
+                        return
+                    now = time.monotonic()
+                    deaths = [t for t in deaths if now - t < self.within_s] + [now]
+                    if len(deaths) > self.most:
+                        log.error("worker process %d exited (code %s): %d workers died within %g s, so no more are "
+                                  "started", child.pid, code, len(deaths), self.within_s)
+                        return
+                    try:
+                        self.children[i] = self.start_worker()
+                    except OSError as exc:  # no memory or file descriptors for a process now: tried again later
+                        log.error("worker process %d exited (code %s); starting another failed (%s)", child.pid, code,
+                                  exc.strerror or exc)
+                        continue
+                log.warning("worker process %d exited (code %s); started %d in its place", child.pid, code,
+                            self.children[i].pid)
 
 
 def listen(host: str, port: int) -> socket.socket:
