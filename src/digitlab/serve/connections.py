@@ -187,6 +187,9 @@ class _Guarded:
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to bytes its parser cannot read (a bad Content-Length, method or chunk), as the
         one-line JSON error of every other 4xx instead of plain text."""
+        if self.cycle is not None and self.cycle.response_started and not self.cycle.response_complete:
+            self.transport.close()  # half an answer is out: a 400 spliced into it would only garble it
+            return
         self._refuse(400, f"the request is not valid HTTP ({msg.rstrip('.')}); check its request line and headers")
 
     def _refuse(self, status: int, message: str) -> None:
