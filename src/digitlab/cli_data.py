@@ -242,15 +242,16 @@ def export(
 ) -> None:
     """Write a handwriting set as the four MNIST-format IDX files (split by writer), loadable anywhere MNIST is."""
     from digitlab.data import load_dataset
-    from digitlab.data.handwriting_io import export_idx
+    from digitlab.data.handwriting_io import write_idx_files
     from digitlab.runs import check_writable
 
     if format != "idx":
         raise DigitlabError(f"--format {format!r} is not known; the format is: idx")
-    split = load_dataset(name, test_size=test_size, seed=seed).split  # a set or split that fails makes no folder
+    data = load_dataset(name, test_size=test_size, seed=seed)  # a set or split that fails makes no folder
     check_writable(folder, "FOLDER")
-    for path in export_idx(name, folder, test_size=test_size, seed=seed, gzip=gzip):
+    for path in write_idx_files(data, folder, gzip=gzip):
         typer.echo(f"wrote {path}")
+    split = data.split
     if split.get("kind") == "by-writer":
         typer.echo(f"training writers: {', '.join(split['train_writers'])}; "
                    f"test writers: {', '.join(split['test_writers'])}")

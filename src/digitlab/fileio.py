@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import os
 import shutil
+import stat
 import tempfile
 import time
 from contextlib import contextmanager
@@ -228,3 +229,16 @@ def save_figure(fig, path: str | os.PathLike[str], dpi: int = 100) -> Path:
         fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
     return path
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """A regular file's bytes; OSError for a folder, a device, a pipe or more than ``limit`` bytes.
+
+    A link to a device would read without end (``/dev/zero``), and opening a pipe would wait for a writer.
+    """
+    with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+        info = os.fstat(handle.fileno())
+        data = handle.read(limit + 1) if stat.S_ISREG(info.st_mode) else b""
+    if not stat.S_ISREG(info.st_mode) or len(data) > limit:
+        raise OSError(f"not a file of at most {limit / 2**20:g} MiB")
+    return data

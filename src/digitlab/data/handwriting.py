@@ -41,7 +41,6 @@ import os
 import re
 import secrets
 import shutil
-import stat
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,7 +54,7 @@ from digitlab.data.image_files import MAX_BYTES
 from digitlab.data.handwriting_names import NAME, RESERVED, check_set_name, check_writer
 from digitlab.data.handwriting_sample import SOURCES, NewSample, Sample, new_sample
 from digitlab.errors import DigitlabError
-from digitlab.fileio import atomic_path
+from digitlab.fileio import atomic_path, read_regular
 
 __all__ = ["HandwritingSet", "NewSample", "Sample", "SampleNotFoundError", "SOURCES", "SetDeletedError", "StoreWriteError", "check_set_name",
            "check_writer", "handwriting_root", "list_sets", "new_sample"]
@@ -88,19 +87,6 @@ def list_sets() -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if p.is_dir() and NAME.fullmatch(p.name) and p.name not in RESERVED)
-
-
-def read_regular(path: Path, limit: int) -> bytes:
-    """A regular file's bytes; OSError for a folder, a device, a pipe or more than ``limit`` bytes.
-
-    A link to a device would read without end (``/dev/zero``), and opening a pipe would wait for a writer.
-    """
-    with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
-        info = os.fstat(handle.fileno())
-        data = handle.read(limit + 1) if stat.S_ISREG(info.st_mode) else b""
-    if not stat.S_ISREG(info.st_mode) or len(data) > limit:
-        raise OSError(f"not a file of at most {limit / 2**20:g} MiB")
-    return data
 
 
 class HandwritingSet:

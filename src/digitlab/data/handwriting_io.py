@@ -35,7 +35,7 @@ from digitlab.data.handwriting import HandwritingSet, NewSample, Sample, StoreWr
 from digitlab.data.images import MAX_BYTES
 from digitlab.errors import DigitlabError
 
-__all__ = ["ImportSummary", "export_idx", "import_pictures", "load_handwriting", "split_as_recorded", "split_samples",
+__all__ = ["ImportSummary", "export_idx", "write_idx_files", "import_pictures", "load_handwriting", "split_as_recorded", "split_samples",
            "writer_of"]
 
 DEFAULT_TEST_SIZE = 0.2
@@ -246,9 +246,13 @@ def _pictures(paths: Iterable[Path], summary: ImportSummary) -> list[Path]:
 def export_idx(name: str, folder: Path, *, test_size: float | None = None, seed: int = 42,
                gzip: bool = False) -> list[Path]:
     """Write the set's split as the four MNIST-format IDX files (MNIST's file names) into ``folder``."""
+    return write_idx_files(load_handwriting(name, test_size=test_size, seed=seed), folder, gzip=gzip)
+
+
+def write_idx_files(data: Dataset, folder: Path, *, gzip: bool = False) -> list[Path]:
+    """Write ``data``'s split as the four MNIST-format IDX files (MNIST's file names) into ``folder``."""
     from digitlab.data.idx import write_idx
 
-    data = load_handwriting(name, test_size=test_size, seed=seed)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     arrays = (data.train_images, data.train_labels.astype(np.uint8), data.test_images, data.test_labels.astype(np.uint8))
