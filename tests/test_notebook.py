@@ -1,4 +1,4 @@
-"""The tutorial notebook runs headless from top to bottom."""
+"""The tutorial notebooks run headless from top to bottom, show what they claim and leave nothing behind."""
 
 from __future__ import annotations
 
@@ -11,29 +11,28 @@ from nbclient import NotebookClient
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01-lesson-walkthrough.ipynb"
 
 
-def test_walkthrough_notebook_executes(tmp_path):
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = "".join(
-        out.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
-    )
-    assert "Test accuracy: 96.67% (12 errors of 360)" in outputs
-    images = sum("image/png" in out.get("data", {}) for cell in notebook.cells
-                 if cell.cell_type == "code" for out in cell.get("outputs", []))
+def test_walkthrough_notebook_executes(tmp_path, monkeypatch):
+    text, images = _run(NOTEBOOK.name, tmp_path, monkeypatch)
+    assert "Test accuracy: 96.67% (12 errors of 360)" in text
     assert images >= 5
 
 
-def _run(name: str, tmp_path: Path):
+def _run(name: str, tmp_path: Path, monkeypatch):
+    """Execute a notebook in a fresh kernel; its printed text and how many pictures it showed."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # the kernel's temporary folders go here
     notebook = nbformat.read(NOTEBOOK.parent / name, as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert list(scratch.iterdir()) == []  # a learner who runs it ten times keeps nothing of it in /tmp
     outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.get("outputs", [])]
     return "".join(out.get("text", "") for out in outputs), sum("image/png" in out.get("data", {}) for out in outputs)
 
 
-def test_confidence_notebook_executes_and_shows_what_it_claims(tmp_path):
+def test_confidence_notebook_executes_and_shows_what_it_claims(tmp_path, monkeypatch):
     import re
 
-    text, images = _run("02-can-i-trust-the-confidence.ipynb", tmp_path)
+    text, images = _run("02-can-i-trust-the-confidence.ipynb", tmp_path, monkeypatch)
     assert images == 3, text  # reliability before/after, risk-coverage, non-digits
     before, after = (float(v) for v in re.search(r"calibration error: ([\d.]+)% before, ([\d.]+)% after", text).groups())
     assert after < before and after <= 2.0, text
@@ -42,10 +41,10 @@ def test_confidence_notebook_executes_and_shows_what_it_claims(tmp_path):
     assert unseen >= 80 and digits <= 3, text
 
 
-def test_why_notebook_shows_each_view_and_a_saliency_that_passes_its_check(tmp_path):
+def test_why_notebook_shows_each_view_and_a_saliency_that_passes_its_check(tmp_path, monkeypatch):
     import re
 
-    text, images = _run("04-why-the-model-decides.ipynb", tmp_path)
+    text, images = _run("04-why-the-model-decides.ipynb", tmp_path, monkeypatch)
     assert images == 6, text  # saliency, rotation, t-SNE, filters, feature maps, learning
     for method in ("Integrated Gradients", "occlusion"):
         salient, random_ink = (int(v) for v in re.search(
@@ -56,10 +55,10 @@ def test_why_notebook_shows_each_view_and_a_saliency_that_passes_its_check(tmp_p
 
 
 @pytest.mark.mnist
-def test_handwriting_notebook_collects_measures_and_fine_tunes(real_mnist, tmp_path):
+def test_handwriting_notebook_collects_measures_and_fine_tunes(real_mnist, tmp_path, monkeypatch):
     import re
 
-    text, images = _run("03-your-handwriting.ipynb", tmp_path)
+    text, images = _run("03-your-handwriting.ipynb", tmp_path, monkeypatch)
     assert images == 2, text  # the class's samples, the mistakes beside their originals
     assert "600 samples by 3 writers" in text, text
     name, before, after = re.search(r"(\w+): error on their held-out samples ([\d.]+)% before, ([\d.]+)% after", text).groups()
