@@ -13,14 +13,55 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+# Rich reads COLUMNS when a console is made, and digitlab makes its own at import: 200 columns for every command
+# a test runs, here or in a process of its own, so that a long line is never wrapped
+os.environ["COLUMNS"] = "200"
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300,
-            input: str | None = None) -> subprocess.CompletedProcess:
-    """Run the real ``digitlab`` command (``python -m digitlab``) and capture its output; ``input``: its stdin."""
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "digitlab", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, input=input,
-    )
+            input: str | None = None, process: bool = False) -> subprocess.CompletedProcess:
+    """Run the real ``digitlab`` command line and capture its exit code and output; ``input``: its stdin.
+
+    The command runs in this test's process, through the function the entry point calls
+    (``digitlab.cli.run_command_line``), its output captured by Click's ``CliRunner``; ``timeout`` is then unused.
+    A fresh Python that imports scikit-learn and Matplotlib costs 3-5 s a command: tests/test_cli.py took 183 s
+    with a process per command and takes 47 s so. ``process=True`` (``$DIGITLAB_TEST_PROCESSES=1``: every call)
+    starts ``python -m digitlab`` itself, for what only a real process shows: its exit code, start-up and imports.
+    """
+    if process or os.environ.get("DIGITLAB_TEST_PROCESSES") == "1":
+        return subprocess.run([sys.executable, "-m", "digitlab", *args], cwd=cwd, env={**os.environ, **(env or {})},
+                              capture_output=True, text=True, timeout=timeout, input=input)
+    return _run_here(list(args), cwd, env or {}, input)
+
+
+def _run_here(args: list[str], cwd: Path | None, env: dict, input: str | None) -> subprocess.CompletedProcess:
+    import traceback
+
+    from click.testing import CliRunner
+
+    from digitlab import cli
+
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with CliRunner().isolation(input=input, env=env) as (out, err, _):
+            try:
+                code = cli.run_command_line(args, prog_name="python -m digitlab")
+            except BaseException:  # what a real process would print before it dies with 1
+                traceback.print_exc()
+                code = 1
+            if isinstance(code, str):  # sys.exit("message")
+                print(code, file=sys.stderr)
+                code = 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess([sys.executable, "-m", "digitlab", *args], code or 0, stdout, stderr)
 
 
 def png_chunk(kind: bytes, body: bytes) -> bytes:

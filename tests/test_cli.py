@@ -1,4 +1,7 @@
-"""The real command line: one command runs the lesson; bad input gets one line and exit code 2."""
+"""The real command line: one command runs the lesson; bad input gets one line and exit code 2.
+
+Most commands run in the test's own process (``conftest.run_cli``); a few start ``python -m digitlab`` itself,
+so that the exit codes 0, 1 and 2 are each seen leaving a real process."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from conftest import run_cli
 
 
 def test_run_prints_summary_and_writes_report(tmp_path):
-    result = run_cli("run", "--out", str(tmp_path / "runs"))
+    result = run_cli("run", "--out", str(tmp_path / "runs"), process=True)  # the lesson's command, as typed
     assert result.returncode == 0, result.stderr
     assert "96.67%" in result.stdout
     assert "12 of 360" in result.stdout
@@ -99,13 +102,13 @@ def test_unwritable_out_is_refused(tmp_path):
 def test_a_file_that_is_not_a_model_is_refused(tmp_path):
     picture = tmp_path / "photo.png"
     picture.write_bytes(b"\x89PNG\r\n\x1a\n")
-    result = run_cli("evaluate", "--model", str(picture))
+    result = run_cli("evaluate", "--model", str(picture), process=True)  # a real process exits with 2
     assert result.returncode == 2
     assert "no model card" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_python_dash_m_and_help():
-    result = run_cli("--help")
+    result = run_cli("--help", process=True)
     assert result.returncode == 0
     for command in ("run", "evaluate", "models"):
         assert command in result.stdout
@@ -124,7 +127,7 @@ def test_predict_goes_on_after_a_bad_file(lesson_run, tmp_path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     prepared = tmp_path / "seen"
     result = run_cli("predict", "--model", str(lesson_run.folder), str(tmp_path / "broken.png"),
-                     str(tmp_path / "one.jpg"), "--json", "--save-prepared", str(prepared))
+                     str(tmp_path / "one.jpg"), "--json", "--save-prepared", str(prepared), process=True)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     doc = json.loads(result.stdout)

@@ -335,29 +335,30 @@ _register_subcommands()
 
 def main() -> None:
     """Entry point of the ``digitlab`` console script."""
-    args = sys.argv[1:]
+    _exit_now(run_command_line(sys.argv[1:]))
+
+
+def run_command_line(args: list[str], prog_name: str | None = None) -> int | str | None:
+    """Run one command line (the words after ``digitlab``) and return its exit code; errors become one line."""
     if args[:1] == ["serve"]:  # `--collect` takes an optional NAME: a bare one collects into the set 'mine'
-        sys.argv[1:] = [
-            "--collect=mine" if arg == "--collect" and (i + 1 == len(args) or args[i + 1].startswith("-")) else arg
-            for i, arg in enumerate(args)]
+        args = ["--collect=mine" if arg == "--collect" and (i + 1 == len(args) or args[i + 1].startswith("-"))
+                else arg for i, arg in enumerate(args)]
     try:
-        app()
+        app(args=args, prog_name=prog_name)
     except SystemExit as exc:
-        code = exc.code
+        return exc.code
     except DigitlabError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        code = 2
+        return 2
     except BrokenPipeError:  # the reader went away (`digitlab predict ... | head`): nothing to say
-        code = 141
+        return 141
     except OSError as exc:  # a full disk, a read-only folder, a file without permission: the person can fix it
         err_console.print(f"[bold red]error:[/] {escape(describe_os_error(exc))}", soft_wrap=True)
-        code = 2
+        return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")
-        code = 130
-    else:
-        code = 0
-    _exit_now(code)
+        return 130
+    return 0
 
 
 _OS_ADVICE = {
