@@ -13,22 +13,26 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-# Rich reads COLUMNS when a console is made, and digitlab makes its own at import: 200 columns for every command
-# a test runs, here or in a process of its own, so that a long line is never wrapped
+# Rich reads these when a console is made, and digitlab makes its own at import: 200 columns, so that no long line
+# wraps, and never a terminal's colours, for every command a test runs, here or in a process of its own
 os.environ["COLUMNS"] = "200"
+os.environ["TTY_COMPATIBLE"] = "0"
+# what serves, or starts worker processes whose output goes straight to the process's own stdout and stderr
+OWN_PROCESS = {"serve", "sweep"}
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300,
             input: str | None = None, process: bool = False) -> subprocess.CompletedProcess:
     """Run the real ``digitlab`` command line and capture its exit code and output; ``input``: its stdin.
 
-    The command runs in this test's process, through the function the entry point calls
-    (``digitlab.cli.run_command_line``), its output captured by Click's ``CliRunner``; ``timeout`` is then unused.
-    A fresh Python that imports scikit-learn and Matplotlib costs 3-5 s a command: tests/test_cli.py took 183 s
-    with a process per command and takes 47 s so. ``process=True`` (``$DIGITLAB_TEST_PROCESSES=1``: every call)
-    starts ``python -m digitlab`` itself, for what only a real process shows: its exit code, start-up and imports.
+    Most commands run in this test's process, through the function the entry point calls
+    (``digitlab.cli.run_command_line``), their output and warnings captured by Click's ``CliRunner``. A fresh
+    Python that imports scikit-learn and Matplotlib costs 3-5 s a command: tests/test_cli.py took 183 s with a
+    process per command and takes 47 s so. ``python -m digitlab`` itself runs, with ``timeout``, for ``serve``
+    and ``sweep``, for ``process=True`` (what only a real process shows: its exit code, start-up, imports), and
+    for every call when ``$DIGITLAB_TEST_PROCESSES=1``.
     """
-    if process or os.environ.get("DIGITLAB_TEST_PROCESSES") == "1":
+    if process or args[0] in OWN_PROCESS or os.environ.get("DIGITLAB_TEST_PROCESSES") == "1":
         return subprocess.run([sys.executable, "-m", "digitlab", *args], cwd=cwd, env={**os.environ, **(env or {})},
                               capture_output=True, text=True, timeout=timeout, input=input)
     return _run_here(list(args), cwd, env or {}, input)
@@ -36,6 +40,7 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
 
 def _run_here(args: list[str], cwd: Path | None, env: dict, input: str | None) -> subprocess.CompletedProcess:
     import traceback
+    import warnings
 
     from click.testing import CliRunner
 
@@ -45,7 +50,8 @@ def _run_here(args: list[str], cwd: Path | None, env: dict, input: str | None) -
     try:
         if cwd is not None:
             os.chdir(cwd)
-        with CliRunner().isolation(input=input, env=env) as (out, err, _):
+        with CliRunner().isolation(input=input, env=env) as (out, err, _), warnings.catch_warnings():
+            _python_warnings()
             try:
                 code = cli.run_command_line(args, prog_name="python -m digitlab")
             except BaseException:  # what a real process would print before it dies with 1
@@ -59,9 +65,24 @@ def _run_here(args: list[str], cwd: Path | None, env: dict, input: str | None) -
             stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
     finally:
         os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
+        for key in set(os.environ) - set(saved_env):  # only what changed: other threads may be reading it
+            del os.environ[key]
+        for key, value in saved_env.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
     return subprocess.CompletedProcess([sys.executable, "-m", "digitlab", *args], code or 0, stdout, stderr)
+
+
+def _python_warnings() -> None:
+    """Warnings as a new Python process has them: its default filters, each shown once on (captured) stderr."""
+    import warnings
+
+    warnings.resetwarnings()
+    warnings.filterwarnings("default", category=DeprecationWarning, module="__main__", append=True)
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.filterwarnings("ignore", category=category, append=True)
+    warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: sys.stderr.write(
+        warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def png_chunk(kind: bytes, body: bytes) -> bytes:

@@ -207,7 +207,7 @@ def test_every_registry_name_works_through_run(model, tmp_path):
         (["--limit", "10"], "needs at least 3 training images of every digit, and one digit has"),
         (["--validation", "0.001"], "too few training images"),
         (["--model", "knn", "--param", "n_neighbors=5000"], "n_neighbors = 5000"),
-        (["--param", "l1_ratio=1"], "cannot be trained on this data"),
+        (["--param", "dual=True"], "cannot be trained on this data"),
     ],
 )
 def test_values_the_model_rejects_are_one_line(tmp_path, args, message):
