@@ -231,3 +231,18 @@ def test_serve_without_a_trained_model_names_the_command_that_trains_one(tmp_pat
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "no trained model" in result.stderr and "digitlab run --dataset mnist --model cnn" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_solver_stopped_at_its_limit_is_one_line_of_advice_not_four_warnings(tmp_path):
+    """scikit-learn warns once per fit (the model and its three calibration folds), each with a path into
+    scikit-learn; digitlab says it once, with the option that trains longer."""
+    result = run_cli("run", "--model", "mlp", "--limit", "300", "--param", "max_iter=5", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "ConvergenceWarning" not in result.stderr and "warnings.warn" not in result.stderr, result.stderr
+    assert "no: stopped at max_iter=5 before it converged; --param max_iter=10 trains longer" in result.stdout
+    compared = run_cli("compare", "--models", "logreg,mlp", "--limit", "300", "--param", "mlp.max_iter=5",
+                       "--out", str(tmp_path / "compare"))
+    assert compared.returncode == 0 and "ConvergenceWarning" not in compared.stderr, compared.stderr
+    assert "mlp: stopped at max_iter=5 before it converged; --param mlp.max_iter=10 trains longer" in compared.stdout
+    assert "logreg: stopped" not in compared.stdout
+

@@ -101,6 +101,8 @@ def run(
     table.add_row("Errors", f"{m.n_errors} of {m.n_test:,}")
     table.add_row("95% CI (Wilson)", f"{m.ci_low:.2%} – {m.ci_high:.2%}")
     table.add_row("Train time", f"{result.record.fitted.train_seconds:.2f} s")
+    if result.record.fitted.convergence_note():
+        table.add_row("Converged", f"no: {result.record.fitted.convergence_note()}")
     if result.validation_accuracy is not None:
         table.add_row("Validation accuracy", f"{result.validation_accuracy:.2%}")
     table.add_row("Run folder", escape(str(result.folder)))
@@ -189,6 +191,9 @@ def compare(
         table.add_row(str(rank), r.model, f"{r.accuracy:.2%}", f"{r.ci_low:.2%} – {r.ci_high:.2%}", str(r.n_errors),
                       f"{r.train_seconds:.2f}", f"{r.predict_images_per_second:,.0f}", decimal(r.model_bytes))
     console.print(table)
+    for r in board.rows:
+        if r.convergence_note:
+            console.print(f"{r.model}: {r.convergence_note}")
     if board.mcnemar:
         t = board.mcnemar
         console.print(f"McNemar {t.first} vs {t.second}: {t.only_first_right} vs {t.only_second_right} "

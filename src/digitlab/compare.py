@@ -38,6 +38,7 @@ class Row:
     train_seconds: float
     predict_images_per_second: float
     model_bytes: int
+    convergence_note: str | None = None
 
 
 @dataclass
@@ -123,8 +124,8 @@ def compare_models(
             save_model(fitted, data, staging / name)
             size = sum(p.stat().st_size for p in (staging / name).iterdir())
             rows.append(Row(name, metrics.accuracy, metrics.ci_low, metrics.ci_high, metrics.n_errors,
-                            metrics.n_test, fitted.train_seconds,
-                            data.n_test / max(predictions.seconds, 1e-9), size))
+                            metrics.n_test, fitted.train_seconds, data.n_test / max(predictions.seconds, 1e-9), size,
+                            fitted.convergence_note(f"{name}.max_iter")))
             right[name] = predictions.labels == data.test_labels
         rows.sort(key=lambda r: (-r.accuracy, r.train_seconds))
         test = None

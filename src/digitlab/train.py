@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +37,18 @@ class FittedModel:
     overrides: dict[str, Any] = field(default_factory=dict)
     calibration: Calibration | None = None
     detector: NotDigitDetector | None = None
+    converged: bool = True
+
+    def convergence_note(self, param: str | None = "max_iter") -> str | None:
+        """One line when the solver stopped at its iteration limit, with how to train longer (``--param
+        PARAM=...``) unless ``param`` is None; None when it converged."""
+        if self.converged:
+            return None
+        limit = self.params.get("max_iter")
+        if isinstance(limit, int) and limit > 0:
+            note = f"stopped at max_iter={limit} before it converged"
+            return note if param is None else f"{note}; --param {param}={2 * limit} trains longer"
+        return "its solver stopped before it converged (scikit-learn's ConvergenceWarning)"
 
     @property
     def temperature(self) -> float:
@@ -59,7 +74,7 @@ def train(
     features, labels = train_features(dataset)
     start = time.perf_counter()
     try:
-        with fit_threads(model):
+        with fit_threads(model), held_back_convergence() as stopped:
             model.fit(features, labels)
     except (InvalidParameterError, InvalidValueError) as exc:  # parameter values checked when fitting
         raise DigitlabError(f"model {name!r}: {exc}") from None
@@ -79,7 +94,34 @@ def train(
         seed=seed,
         train_seconds=seconds,
         overrides=dict(params or {}),
+        converged=not stopped,
     )
+
+
+@contextlib.contextmanager
+def held_back_convergence() -> Iterator[list[str]]:
+    """Hold back scikit-learn's ConvergenceWarnings (a file path into scikit-learn each, one per fit) and
+    collect their messages in the list it yields; other warnings go on as they came.
+
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from digitlab.data import load_dataset
+    >>> ds = load_dataset("digits")
+    >>> with held_back_convergence() as stopped:
+    ...     _ = LogisticRegression(max_iter=2).fit(ds.train_images.reshape(len(ds.train_images), -1), ds.train_labels)
+    >>> stopped[0].startswith("lbfgs failed to converge")
+    True
+    """
+    from sklearn.exceptions import ConvergenceWarning
+
+    stopped: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        yield stopped
+    for w in caught:
+        if issubclass(w.category, ConvergenceWarning):
+            stopped.append(str(w.message).splitlines()[0])
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _plain_params(model: Any) -> dict[str, Any]:
@@ -185,7 +227,7 @@ def _out_of_fold(fitted: FittedModel, dataset: Dataset) -> tuple[np.ndarray, np.
                             f"of every digit, and one digit has {fewest}; train on more (a larger --limit or a "
                             "smaller --test-size)")
     try:
-        with fit_threads(model):
+        with fit_threads(model), held_back_convergence():  # the final fit's note says it once
             proba = cross_val_predict(model, features, labels, cv=folds, method="predict_proba")
     except ValueError as exc:  # e.g. more neighbours than a fold's images
         raise DigitlabError(f"cannot calibrate {fitted.name!r}: {exc}") from None
