@@ -203,14 +203,7 @@ def cell_result(cell: Cell, dataset: str, keep_model: Path | None = None, data: 
         from digitlab.evaluate import evaluate_on_test
         from digitlab.train import train
 
-        if data is not None:
-            data = _from_shipped(data, cell)
-        elif dataset in DATASETS:
-            data = _dataset(dataset, cell.seed, cell.limit)
-        else:  # a handwriting set can grow between sweeps on a long-lived cluster: read it fresh
-            from digitlab.data import load_dataset
-
-            data = load_dataset(dataset, seed=cell.seed, limit=cell.limit)
+        data = _cell_data(cell, dataset, data)
         with warnings.catch_warnings(record=True) as caught:  # kept in the result, not printed by each worker
             warnings.simplefilter("always")
             fitted = train(cell.model, data, seed=cell.seed, params=cell.params)
@@ -234,6 +227,17 @@ def cell_result(cell: Cell, dataset: str, keep_model: Path | None = None, data: 
                                                      for w in caught]))[:5]
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return result
+
+
+def _cell_data(cell: Cell, dataset: str, data: Any) -> Any:
+    """The cell's dataset: the one shipped by the client, else this process's cached copy."""
+    if data is not None:
+        return _from_shipped(data, cell)
+    if dataset in DATASETS:
+        return _dataset(dataset, cell.seed, cell.limit)
+    from digitlab.data import load_dataset  # a handwriting set can grow between sweeps on a long-lived cluster
+
+    return load_dataset(dataset, seed=cell.seed, limit=cell.limit)
 
 
 def run_cell(cell: Cell, dataset: str, folder: str, keep_models: bool = True, data: Any = None) -> dict[str, Any]:
