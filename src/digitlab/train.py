@@ -114,14 +114,17 @@ def held_back_convergence() -> Iterator[list[str]]:
     from sklearn.exceptions import ConvergenceWarning
 
     stopped: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        yield stopped
-    for w in caught:
-        if issubclass(w.category, ConvergenceWarning):
-            stopped.append(str(w.message).splitlines()[0])
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            yield stopped
+    finally:  # also when the fit fails: the other warnings are still shown
+        for w in caught:
+            if issubclass(w.category, ConvergenceWarning):
+                stopped.append(str(w.message).splitlines()[0])
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _plain_params(model: Any) -> dict[str, Any]:
