@@ -171,6 +171,23 @@ def test_report_shows_calibration(lesson_run):
                 f"is right on {right[kept].mean():.1%} of them")
     assert sentence in html
     assert html.count("data:image/png;base64,") == len(list((folder / "figures").iterdir()))
+    assert ("made the calibration error larger" in html) == (doc["ece"] > doc["ece_uncalibrated"])
+
+
+def test_a_temperature_that_raised_the_test_ece_is_said_so():
+    """MNIST's logistic regression: T fitted on held-out images lowered the NLL, but the test ECE went 0.50% -> 1.70%."""
+    from types import SimpleNamespace
+
+    from digitlab.report import calibration_caveat
+
+    worse = SimpleNamespace(ece=0.0170, ece_uncalibrated=0.0050, nll=0.2748, nll_uncalibrated=0.2774)
+    assert calibration_caveat(worse).startswith(
+        "On these test images the temperature made the calibration error larger, not smaller (0.50% → 1.70%), "
+        "though it lowered the negative log-likelihood")
+    assert "log-likelihood larger too" in calibration_caveat(SimpleNamespace(ece=0.02, ece_uncalibrated=0.01, nll=0.3,
+                                                              nll_uncalibrated=0.2))
+    assert calibration_caveat(SimpleNamespace(ece=0.004, ece_uncalibrated=0.02, nll=0.2, nll_uncalibrated=0.3)) is None
+    assert calibration_caveat(SimpleNamespace(ece=None, ece_uncalibrated=None, nll=None, nll_uncalibrated=None)) is None
 
 
 def test_report_without_probabilities_says_so_in_one_line(tmp_path, lesson_run):

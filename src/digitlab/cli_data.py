@@ -94,8 +94,9 @@ def _made_files(console) -> None:
         console.print(f"Made by digitlab and safe to delete (made again when needed; each folder keeps the "
                       f"{CACHE_FILES} most recently used files it makes):")
     for row in rows:
-        console.print(f"  {row['what']}: {row['files']} files, {filesize.decimal(row['size_bytes'])} in "
-                      f"{escape(row['path'])}", soft_wrap=True)
+        files = f"{row['files']} file{'' if row['files'] == 1 else 's'}"
+        console.print(f"  {row['what']}: {files}, {filesize.decimal(row['size_bytes'])} in {escape(row['path'])}",
+                      soft_wrap=True)
 
 
 def _handwriting_table(console) -> None:

@@ -151,4 +151,7 @@ def _write(board: Leaderboard, folder: Path, n_train: int) -> None:
     write_text_atomic(folder / "leaderboard.json", json.dumps(doc, indent=2) + "\n")
     chart = plots.plot_leaderboard([r.model for r in board.rows], [r.accuracy for r in board.rows],
                                    [(r.ci_low, r.ci_high) for r in board.rows], folder / "leaderboard.png")
-    write_text_atomic(folder / "compare.html", render("compare.html.j2", doc=doc, board=board, chart=embed_png(chart)))
+    from rich.filesize import decimal  # sizes as the terminal's leaderboard writes them: 418.7 kB, 20.2 MB
+
+    write_text_atomic(folder / "compare.html", render("compare.html.j2", doc=doc, board=board, chart=embed_png(chart),
+                                                      size=decimal))
