@@ -84,6 +84,7 @@ def test_report_is_self_contained_and_walks_the_phases(lesson_run):
     assert "96.67%" in html
     assert html.count("data:image/png;base64,") == 9
     assert not re.search(r"""(src|href)=["']https?://""", html), "report must open with no network"
+    assert "<code>max_iter</code>" in html and "deprecated" not in html  # scikit-learn's mark for a parameter leaving
 
 
 def test_same_seed_gives_identical_numbers(tmp_path, lesson_run):
