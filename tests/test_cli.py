@@ -20,6 +20,7 @@ def test_run_prints_summary_and_writes_report(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "96.67%" in result.stdout
     assert "12 of 360" in result.stdout
+    assert "Converged" not in result.stdout  # the lesson's model converges: no row for it
     assert "report.html" in result.stdout
     (folder,) = (tmp_path / "runs").iterdir()
     assert (folder / "report.html").is_file()
@@ -235,11 +236,13 @@ def test_serve_without_a_trained_model_names_the_command_that_trains_one(tmp_pat
 
 def test_a_solver_stopped_at_its_limit_is_one_line_of_advice_not_four_warnings(tmp_path):
     """scikit-learn warns once per fit (the model and its three calibration folds), each with a path into
-    scikit-learn; digitlab says it once, with the option that trains longer."""
+    scikit-learn; the command says it once, with the option that trains longer, and so does the report."""
     result = run_cli("run", "--model", "mlp", "--limit", "300", "--param", "max_iter=5", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "ConvergenceWarning" not in result.stderr and "warnings.warn" not in result.stderr, result.stderr
     assert "no: stopped at max_iter=5 before it converged; --param max_iter=10 trains longer" in result.stdout
+    (folder,) = tmp_path.iterdir()
+    assert "Its solver stopped at max_iter=5 before it converged" in (folder / "report.html").read_text()
     compared = run_cli("compare", "--models", "logreg,mlp", "--limit", "300", "--param", "mlp.max_iter=5",
                        "--out", str(tmp_path / "compare"))
     assert compared.returncode == 0 and "ConvergenceWarning" not in compared.stderr, compared.stderr

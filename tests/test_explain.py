@@ -190,6 +190,9 @@ def test_explain_page_for_logreg(logreg_run, tmp_path, digits):
     assert not any(p.name.endswith(".part") for p in tmp_path.rglob("*"))
     curve = doc["learning"]["learning_curve"]  # would more data help? the recipe refitted at growing sizes
     assert len(curve["sizes"]) == 5 and curve["sizes"] == sorted(curve["sizes"]) and curve["mean"][-1] > curve["mean"][0]
+    html = result.html.read_text(encoding="utf-8")
+    assert "120 test images (a stratified random subset, seed" in html and "100 test images (a stratified" in html
+    assert f"({curve['n_images']:,} in all, 3 folds)" in html and curve["n_images"] >= 1000
 
 
 def test_explain_page_for_the_cnn_with_a_comparison(cnn_run, logreg_run, tmp_path):
@@ -207,9 +210,10 @@ def test_explain_page_for_the_cnn_with_a_comparison(cnn_run, logreg_run, tmp_pat
 
 def test_cli_explain_writes_the_page(logreg_run, tmp_path):
     done = run_cli("explain", "--model", str(logreg_run), "--out", str(tmp_path),
-                   "--robustness-images", "100", "--map-images", "80")
+                   "--robustness-images", "1000", "--map-images", "80")
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout and (tmp_path / "explain.html").is_file()
+    assert "360 test images (all of them)" in (tmp_path / "explain.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("problem", ["missing", "old card", "other size"])

@@ -58,6 +58,20 @@ def _training_options(model: str, **options) -> dict:
     return given
 
 
+def _own_convergence_notes(names: list[str]) -> None:
+    """Leave out scikit-learn's ConvergenceWarning, one per fit (the model's and each calibration fold's) with a path
+    into scikit-learn: the command says in one line when the model's solver stopped at its limit. Only for models
+    in the zoo, so that a mistyped name is still refused without importing scikit-learn."""
+    import warnings
+
+    from digitlab.models import MODELS
+
+    if all(name in MODELS for name in names):
+        from sklearn.exceptions import ConvergenceWarning
+
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
+
+
 @app.command()
 def run(
     dataset: str = DatasetOpt,
@@ -86,6 +100,7 @@ def run(
     params.update(_training_options(model, device=device, time_budget=time_budget, target_accuracy=target_accuracy))
     from digitlab.pipeline import run_pipeline
 
+    _own_convergence_notes([model])
     live_bar = "verbose" in params  # the model draws its own progress bar; a spinner would fight it
     with (contextlib.nullcontext() if live_bar else _status("starting")) as status:
         result = run_pipeline(
@@ -180,6 +195,7 @@ def compare(
         per_model.setdefault(model, {})[name] = value
     from digitlab.compare import compare_models
 
+    _own_convergence_notes(names)
     with _status("starting") as status:
         board = compare_models(names, dataset, seed=seed, test_size=test_size, limit=limit, params=per_model,
                                out=out, step=lambda text: status.update(f"{text}…"))

@@ -192,7 +192,9 @@ def calibration_caveat(m: Any) -> str | None:
     the few answers that are confidently wrong, the ECE by the many ordinary ones, so softening the first can push
     the second away from the diagonal (MNIST's logistic regression: NLL 0.2774 -> 0.2748, ECE 0.50% -> 1.70%).
     """
-    if None in (m.ece, m.ece_uncalibrated, m.nll, m.nll_uncalibrated) or m.ece <= m.ece_uncalibrated:
+    if None in (m.ece, m.ece_uncalibrated, m.nll, m.nll_uncalibrated):
+        return None
+    if round(m.ece, 4) <= round(m.ece_uncalibrated, 4):  # larger as printed (0.50% -> 0.50% is not)
         return None
     change = f"made the calibration error larger, not smaller ({m.ece_uncalibrated:.2%} → {m.ece:.2%})"
     if m.nll < m.nll_uncalibrated:
@@ -217,6 +219,7 @@ def render_report(record: RunRecord, doc: dict[str, Any], figures: dict[str, Pat
         temperature_words=None if record.fitted.calibration is None
         else temperature_in_words(record.fitted.calibration.temperature),
         calibration_caveat=calibration_caveat(record.metrics),
+        convergence_note=record.fitted.convergence_note(),
     )
 
 

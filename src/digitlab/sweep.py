@@ -198,7 +198,6 @@ def cell_result(cell: Cell, dataset: str, keep_model: Path | None = None, data: 
     import warnings
 
     caught: list[warnings.WarningMessage] = []
-    fitted = None
     try:
         from digitlab.evaluate import evaluate_on_test
         from digitlab.train import train
@@ -222,9 +221,8 @@ def cell_result(cell: Cell, dataset: str, keep_model: Path | None = None, data: 
     except Exception as exc:  # noqa: BLE001 - one bad cell must not stop the sweep
         result.update(accuracy=None, error=f"{type(exc).__name__}: {exc}" if not isinstance(exc, DigitlabError)
                       else str(exc))
-    notes = [] if fitted is None or fitted.converged else [f"ConvergenceWarning: {fitted.convergence_note(None)}"]
-    result["warnings"] = list(dict.fromkeys(notes + [f"{w.category.__name__}: {str(w.message).splitlines()[0]}"
-                                                     for w in caught]))[:5]
+    result["warnings"] = list(dict.fromkeys(f"{w.category.__name__}: {str(w.message).splitlines()[0]}"
+                                            for w in caught))[:5]
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return result
 
