@@ -74,8 +74,13 @@ def forest(dataset: str, seed: int):
 
 @register("mlp", "Multi-layer perceptron")
 def mlp(dataset: str, seed: int):
-    """One hidden layer (128 units on the 8x8 digits, 256 on MNIST), Adam, up to 200 epochs."""
+    """One hidden layer (128 units on the 8x8 digits, 256 on MNIST), Adam, up to 400 epochs (200 on MNIST).
+
+    On the 8x8 digits 200 epochs stopped short of Adam's tolerance (scikit-learn's ConvergenceWarning); 400 let it
+    converge, with the same 98.06% for seed 42, in 2.8-2.9 s instead of 2.2-2.3 s.
+    """
     from sklearn.neural_network import MLPClassifier
 
-    hidden = (256,) if dataset == "mnist" else (128,)
-    return MLPClassifier(hidden_layer_sizes=hidden, alpha=1e-4, max_iter=200, early_stopping=False, random_state=seed)
+    hidden, epochs = ((256,), 200) if dataset == "mnist" else ((128,), 400)
+    return MLPClassifier(hidden_layer_sizes=hidden, alpha=1e-4, max_iter=epochs, early_stopping=False,
+                         random_state=seed)
