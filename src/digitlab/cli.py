@@ -116,8 +116,8 @@ def run(
     table.add_row("Errors", f"{m.n_errors} of {m.n_test:,}")
     table.add_row("95% CI (Wilson)", f"{m.ci_low:.2%} – {m.ci_high:.2%}")
     table.add_row("Train time", f"{result.record.fitted.train_seconds:.2f} s")
-    if result.record.fitted.convergence_note():
-        table.add_row("Converged", f"no: {result.record.fitted.convergence_note()}")
+    if note := result.record.fitted.convergence_note():
+        table.add_row("Converged", f"no: {note}")
     if result.validation_accuracy is not None:
         table.add_row("Validation accuracy", f"{result.validation_accuracy:.2%}")
     table.add_row("Run folder", escape(str(result.folder)))

@@ -34,16 +34,19 @@ class FittedModel:
     overrides: dict[str, Any] = field(default_factory=dict)
     calibration: Calibration | None = None
     detector: NotDigitDetector | None = None
-    converged: bool = True  # False when the solver stopped at its iteration limit (see reached_iteration_limit)
 
-    def convergence_note(self, param: str | None = "max_iter") -> str | None:
-        """One line when the solver stopped at ``max_iter``, with how to train longer (``--param PARAM=...``)
-        unless ``param`` is None; None when it converged."""
+    @property
+    def converged(self) -> bool:
+        """False when the model's solver stopped at its iteration limit (see :func:`reached_iteration_limit`)."""
+        return not reached_iteration_limit(self.model)
+
+    def convergence_note(self, param: str = "max_iter") -> str | None:
+        """One line when the solver stopped at ``max_iter``, with how to train longer (``--param PARAM=...``);
+        None when it converged."""
         if self.converged:
             return None
-        limit = self.params["max_iter"]
-        note = f"stopped at max_iter={limit} before it converged"
-        return note if param is None else f"{note}; --param {param}={2 * limit} trains longer"
+        limit = self.model.max_iter
+        return f"stopped at max_iter={limit} before it converged; --param {param}={2 * limit} trains longer"
 
     @property
     def temperature(self) -> float:
@@ -89,7 +92,6 @@ def train(
         seed=seed,
         train_seconds=seconds,
         overrides=dict(params or {}),
-        converged=not reached_iteration_limit(model),
     )
 
 
