@@ -248,4 +248,6 @@ def test_a_solver_stopped_at_its_limit_is_one_line_of_advice_not_four_warnings(t
     assert compared.returncode == 0 and "ConvergenceWarning" not in compared.stderr, compared.stderr
     assert "mlp: stopped at max_iter=5 before it converged; --param mlp.max_iter=10 trains longer" in compared.stdout
     assert "logreg: stopped" not in compared.stdout
+    (board,) = (tmp_path / "compare").iterdir()
+    assert "its solver stopped at max_iter=5 before it converged" in (board / "compare.html").read_text()
 

@@ -233,7 +233,8 @@ def plot_leaderboard(names: Sequence[str], accuracy: Sequence[float], intervals:
     """Test accuracy per model, best on top, as points with their 95% confidence intervals.
 
     Points, not bars: the axis starts near the lowest interval, and a bar's length would then exaggerate
-    the gaps; overlapping intervals show at a glance which differences may be chance.
+    the gaps. Overlapping intervals do not make a gap chance: the models answered the same images, and the
+    paired test beside the chart (McNemar's) is the one that says.
     """
     acc = np.asarray(accuracy) * 100
     low = acc - np.array([lo for lo, _ in intervals]) * 100
@@ -248,7 +249,7 @@ def plot_leaderboard(names: Sequence[str], accuracy: Sequence[float], intervals:
     ax.set_ylim(-0.6, len(names) - 0.4)
     ax.set_xlim(max(0.0, float((acc - low).min()) - 1), min(100.5, float((acc + high).max()) + 1))
     ax.set_xlabel("Test accuracy (%), with 95% confidence interval")
-    ax.set_title("Model comparison (overlapping intervals: the gap may be chance)")
+    ax.set_title("Test accuracy per model (whether a gap is real: McNemar's test, above)")
     ax.grid(axis="x", alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
