@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -411,7 +412,7 @@ def test_a_client_hanging_up_mid_body_is_no_error(client, caplog, content_type, 
     assert [m["status"] for m in sent if m["type"] == "http.response.start"][0] < 500
     noisy = [r for r in caplog.records if r.levelname != "DEBUG" or r.exc_info]
     assert not noisy, [r.getMessage() for r in noisy]
-    said = [r.getMessage() for r in caplog.records if r.name == "digitlab.serve"]
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("unexpected")]
     assert len(said) == 1 and "closed the connection" in said[0]
     assert_healthy(client)
 
@@ -426,7 +427,24 @@ def test_unknown_path_and_wrong_method_are_json(client):
     missing = client.get("/api/nothing")
     assert missing.status_code == 404 and "no such page" in missing.json()["error"]
     wrong = client.get("/api/predict")
-    assert wrong.status_code == 405 and "GET" in wrong.json()["error"]
+    assert wrong.status_code == 405 and wrong.json()["error"].startswith("GET is not allowed on /api/predict")
+    head = client.head("/api/predict")  # answered as its GET: the same status and headers, no body
+    assert head.status_code == 405 and head.headers["allow"] == "POST" and head.content == b""
+
+
+def test_the_log_names_the_method_the_client_sent(runs, caplog):
+    """A HEAD is answered as its GET, but a bug met on the way is logged as the HEAD it was."""
+    app = create_app(runs / "a-digits-logreg", runs)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as c, caplog.at_level(logging.ERROR, "digitlab.serve"):
+        answers = [c.request(method, "/boom").status_code for method in ("GET", "HEAD")]
+    assert answers == [500, 500]
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("unexpected")]
+    assert said == ["unexpected error on GET /boom", "unexpected error on HEAD /boom"]
 
 
 def test_many_bad_requests_in_a_row_never_give_500(client):
