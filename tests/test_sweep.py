@@ -81,6 +81,30 @@ def test_rerunning_resumes_and_skips_done_cells(swept):
     assert all(json.loads((folder / "cells" / name).read_text())["cell_id"] == name[:-5] for name in after)
 
 
+def test_a_sweep_is_only_finished_as_it_was_planned(swept):
+    """--resume alone takes the plan from sweep.json; a rerun asking for another plan is refused, and the sweep's
+    plan, results and kept models stay as they were."""
+    out, _ = swept
+    folder = _only(out)
+    kept = [p.relative_to(folder) for p in (folder / "models").rglob("*") if p.is_file()]
+    files = ["sweep.json", "results.csv", *kept]
+    before = {name: (folder / name).read_bytes() for name in files}
+    assert len(kept) >= 2
+    resumed = run_cli("sweep", "--resume", str(folder), "--workers", "2", timeout=120)
+    assert resumed.returncode == 1 and "0 run, 6 resumed" in resumed.stdout, resumed.stderr  # its failed cells stay
+    for args, said in [(["--resume", str(folder), "--models", "logreg"], ["models logreg,knn (this command: logreg)",
+                                                                       "grid knn.n_neighbors=0,3 (this command: none)"]),
+                       (["--out", str(out), "--name", "t", "--models", "knn", "--seeds", "0", "--limit", "150"],
+                        ["models logreg,knn (this command: knn)", "seeds 0,1 (this command: 0)"])]:
+        refused = run_cli("sweep", *args, timeout=120)
+        assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1, refused.stderr
+        assert "is a sweep of other settings" in refused.stderr and all(part in refused.stderr for part in said)
+        assert "limits" not in refused.stderr  # only what differs
+        assert f"--resume {folder}" in refused.stderr
+    assert {name: (folder / name).read_bytes() for name in files} == before
+    assert sorted(p.relative_to(folder) for p in (folder / "models").rglob("*") if p.is_file()) == sorted(kept)
+
+
 def test_without_dask_the_cells_run_serially_and_say_so(tmp_path):
     code = ("import sys; sys.modules['distributed'] = None; from digitlab.cli import main; "
             f"sys.argv = ['digitlab', *{SWEEP!r}, '--seeds', '0', '--out', {str(tmp_path)!r}]; main()")

@@ -139,7 +139,8 @@ def sweep(
     name: Optional[str] = typer.Option(
         None, "--name", help="Sweep name; given, rerunning resumes the newest <out>/<stamp>-NAME "
                     "(default: DATASET-sweep, a new folder each time)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="A sweep folder to finish: done cells are skipped."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="A sweep folder to finish as it was planned (its "
+                                                                 "sweep.json): done cells are skipped."),
     scheduler: str = typer.Option("local", "--scheduler", help="local (a LocalCluster) or tcp://HOST:PORT."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes of the local cluster "
                                                                          "(default: one per core)."),
@@ -149,7 +150,8 @@ def sweep(
     """Train every model × parameter value × seed (× --limit size) as tasks on Dask; summarize over seeds.
 
     Writes cells/<id>.json per cell, results.csv and sweep.html; rerun with the same --name (or --resume DIR)
-    to finish an interrupted sweep: done cells are skipped. Exits 1 when a cell failed (its error is listed;
+    to finish an interrupted sweep: done cells are skipped; a rerun that asks for other models, values, seeds or
+    sizes is refused, so the sweep's results stay whole. Exits 1 when a cell failed (its error is listed;
     delete its file in cells/ and rerun to try it again).
     """
     from rich.markup import escape
@@ -159,13 +161,12 @@ def sweep(
     from digitlab.sweep import SweepPlan, run_sweep
     from digitlab.sweep_report import load_results, prune_models, summarize, write_report
 
-    if file is not None:  # the file's settings, where the command line did not give the option
-        s = {**dict(dataset=dataset, models=models, seeds=seeds, param=param, limit=limit, out=out, name=name,
-                    scheduler=scheduler, workers=workers, keep_models=keep_models), **_file_settings(ctx, file)}
-        dataset, models, seeds, param, limit = s["dataset"], s["models"], s["seeds"], s["param"], s["limit"]
-        out, name, scheduler, workers, keep_models = s["out"], s["name"], s["scheduler"], s["workers"], s["keep_models"]
+    s = _settings(ctx, file, resume, dict(dataset=dataset, models=models, seeds=seeds, param=param, limit=limit, out=out,
+                                          name=name, scheduler=scheduler, workers=workers, keep_models=keep_models))
+    dataset, models, seeds, param, limit = s["dataset"], s["models"], s["seeds"], s["param"], s["limit"]
+    out, name, scheduler, workers, keep_models = s["out"], s["name"], s["scheduler"], s["workers"], s["keep_models"]
     names, grid, cells, seed_list, limits = _plan(dataset, models, seeds, param, limit, scheduler)
-    folder = _sweep_folder(dataset, names, grid, cells, seed_list, limits, out, name, resume)
+    folder = _sweep_folder(_plan_doc(dataset, names, grid, seed_list, limits, cells), out, name, resume)
     plan = SweepPlan(dataset, cells, folder)
     with Progress(TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True) as progress:
@@ -184,6 +185,20 @@ def sweep(
     console.print(f"Sweep page: {escape(str(paths['html']))}")
     if any(r.get("error") for r in rows):
         raise typer.Exit(1)  # as predict does: every cell reported, and a script sees that some failed
+
+
+def _settings(ctx: typer.Context, file: Path | None, resume: Path | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The options as the command line gives them, then a --file's where the command line is silent; with --resume,
+    the sweep's own plan (sweep.json) for whatever neither says."""
+    from_file = _file_settings(ctx, file) if file is not None else {}
+    given = set(from_file) | {key for key in options
+                              if getattr(ctx.get_parameter_source(key), "name", "") == "COMMANDLINE"}
+    saved = _saved_options(resume) if resume is not None else {}
+    settings = {**options, **{key: value for key, value in saved.items() if key not in given}, **from_file}
+    if "param" not in given and "models" in given and saved:  # the saved values of the models asked for
+        models = {m.strip() for m in settings["models"].split(",")}
+        settings["param"] = [pair for pair in saved["param"] if pair.partition(".")[0] in models]
+    return settings
 
 
 def _file_settings(ctx: typer.Context, file: Path) -> dict[str, Any]:
@@ -221,34 +236,73 @@ def _plan(dataset: str, models: str, seeds: str, param: list[str] | None, limit:
     return names, grid, plan_cells(names, grid, seed_list, limits), seed_list, limits
 
 
-def _sweep_folder(dataset: str, names: list[str], grid: dict, cells: list, seed_list: list[int], limits: list,
-                  out: Path, name: str | None, resume: Path | None) -> Path:
-    """The folder to (re)use: --resume, the newest one of --name, or a new one; its sweep.json (re)written."""
+PLAN_OPTIONS = ("dataset", "models", "seeds", "param", "limit")
+PLAN_KEYS = ("dataset", "models", "grid", "seeds", "limits")  # sweep.json's record of them
+
+
+def _plan_doc(dataset: str, names: list[str], grid: dict, seed_list: list[int], limits: list, cells: list) -> dict:
+    """What sweep.json records: the plan (values as their Python literals) and its cells."""
+    return {"dataset": dataset, "models": names,
+            "grid": {m: {k: [repr(v) for v in vs] for k, vs in g.items()} for m, g in grid.items()},
+            "seeds": seed_list, "limits": limits, "cells": [c.cell_id for c in cells]}
+
+
+def _saved_options(folder: Path) -> dict[str, Any]:
+    """The options that plan a saved sweep again (:data:`PLAN_OPTIONS`), from its sweep.json."""
+    if not (folder / "sweep.json").is_file():
+        raise DigitlabError(f"--resume {folder}: not a sweep folder (no sweep.json)")
+    doc = _read_sweep_json(folder)
+    try:
+        grid = [f"{m}.{k}={','.join(vs)}" for m, g in doc["grid"].items() for k, vs in g.items()]
+        limits = None if doc["limits"] == [None] else ",".join(str(n) for n in doc["limits"])
+        return {"dataset": doc["dataset"], "models": ",".join(doc["models"]),
+                "seeds": ",".join(str(n) for n in doc["seeds"]), "param": grid, "limit": limits}
+    except (KeyError, TypeError, AttributeError):
+        raise DigitlabError(f"cannot resume {folder}: its sweep.json is not a sweep's; "
+                            "move the folder away to start a new sweep") from None
+
+
+def _sweep_folder(plan: dict, out: Path, name: str | None, resume: Path | None) -> Path:
+    """The folder to (re)use: --resume, the newest one of --name, or a new one with its sweep.json.
+
+    An existing sweep is only finished as it was planned: a command that asks for other models, values, seeds
+    or sizes is refused in one line, so that its cells, results and kept models stay as they are."""
     import json
 
     from digitlab.fileio import write_text_atomic
     from digitlab.runs import check_writable, now_utc, run_stamp
     from digitlab.sweep import find_sweep
 
-    sweep_name = name or f"{dataset}-sweep"
+    sweep_name = name or f"{plan['dataset']}-sweep"
     if any(ch in sweep_name for ch in "/\\") or sweep_name.startswith("."):
         raise DigitlabError(f"--name must be a plain folder name, got {sweep_name!r}")
     folder = resume if resume is not None else (find_sweep(out, sweep_name) if name else None)
     if resume is not None and not (resume / "sweep.json").is_file():
         raise DigitlabError(f"--resume {resume}: not a sweep folder (no sweep.json)")
-    if folder is None:
-        check_writable(out)
-        folder = out / f"{run_stamp(now_utc())}-{sweep_name}"
-        folder.mkdir(parents=True)
-    else:
+    if folder is not None:
         previous = _read_sweep_json(folder)
-        if previous.get("dataset") != dataset:
-            raise DigitlabError(f"{folder} is a sweep on {previous.get('dataset')!r}, not {dataset!r}")
-    write_text_atomic(folder / "sweep.json", json.dumps(
-        {"dataset": dataset, "models": names, "grid": {m: {k: [repr(v) for v in vs] for k, vs in g.items()}
-                                                       for m, g in grid.items()},
-         "seeds": seed_list, "limits": limits, "cells": [c.cell_id for c in cells]}, indent=1) + "\n")
+        changed = [key for key in PLAN_KEYS if previous.get(key) != plan[key]]
+        if changed:
+            asked = "; ".join(f"{key} {_shown(previous.get(key))} (this command: {_shown(plan[key])})"
+                              for key in changed)
+            rerun = f"`digitlab sweep --resume {folder}` finishes it as planned"
+            raise DigitlabError(f"{folder} is a sweep of other settings: {asked}; {rerun}, "
+                                f"or give another --name{'' if resume is None else ' without --resume'} to start a new one")
+        return folder
+    check_writable(out)
+    folder = out / f"{run_stamp(now_utc())}-{sweep_name}"
+    folder.mkdir(parents=True)
+    write_text_atomic(folder / "sweep.json", json.dumps(plan, indent=1) + "\n")
     return folder
+
+
+def _shown(value: Any) -> str:
+    """A sweep.json value as the command line writes it: ``logreg,knn``, ``0,1,2``, ``svm.C=1,10``."""
+    if isinstance(value, dict):
+        return " ".join(f"{m}.{k}={','.join(vs)}" for m, g in value.items() for k, vs in g.items()) or "none"
+    if isinstance(value, list):
+        return ",".join("all" if v is None else str(v) for v in value)
+    return repr(value)
 
 
 def _read_sweep_json(folder: Path) -> dict[str, Any]:
