@@ -176,6 +176,39 @@ def test_draw_say_which_digit_save_and_undo(page):
     assert page.evaluate("localStorage.getItem('digitlab-writer')") == "Ada"  # the refused name is not kept
 
 
+def test_the_next_drawing_is_never_wiped_by_the_save_before_it(page):
+    """On a slow laptop the canvas's PNG takes a while: the pad is cleared when the button is pressed, not after,
+    so a next digit begun at once is kept (Chromium's CPU slowed 6x, as a school laptop)."""
+    page.fill("#writer", "Slow")
+    page.press("#writer", "Tab")
+    page.wait_for_function("document.getElementById('counts-title').textContent.startsWith('Slow')")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Emulation.setCPUThrottlingRate", {"rate": 6})
+    for i, digit in enumerate((7, 1)):  # drawings of their own: an exact copy of a saved one is refused (409)
+        _stroke(page, [(0.22 + 0.05 * i, 0.18), (0.7, 0.22), (0.45, 0.8 + 0.04 * i)])
+        page.wait_for_function("!document.querySelector('#digit-buttons button').disabled")
+        page.click(f"#digit-buttons button[data-digit='{digit}']")
+        assert page.evaluate("strokes.length") == 0  # cleared as the button was pressed
+        _stroke(page, [(0.48 + 0.06 * i, 0.14), (0.52, 0.86)])  # the next digit, begun while the last one is saved
+        page.wait_for_function(f"document.getElementById('saved-text').textContent.startsWith('Saved as {digit}')")
+        page.wait_for_timeout(500)
+        assert page.evaluate("strokes.length") == 1, f"the stroke drawn after saving a {digit} was wiped"
+        assert _samples()[-1].label == digit
+        page.keyboard.press("Escape")
+    cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
+
+
+def test_keys_save_after_drawing_even_with_the_name_box_last_clicked(page):
+    """Drawing takes the keyboard focus from the name box, so the digit key saves instead of typing into it."""
+    page.fill("#writer", "Gus")  # the cursor stays in the box
+    _stroke(page, [(0.3, 0.25), (0.7, 0.3), (0.35, 0.5), (0.7, 0.75), (0.3, 0.8)])
+    page.wait_for_function("!document.querySelector('#digit-buttons button').disabled")  # sure or not: it saves
+    page.keyboard.press("3")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Saved as 3')")
+    assert page.input_value("#writer") == "Gus"
+    assert (_samples()[-1].label, _samples()[-1].writer) == (3, "Gus")
+
+
 def test_guided_mode_prompts_and_counts(page):
     page.fill("#rounds", "2")
     page.check("#guided")

@@ -101,7 +101,9 @@ function position(event) {
 
 pad.addEventListener("pointerdown", (event) => {
   if (event.button !== 0 && event.pointerType === "mouse") return;
-  event.preventDefault();
+  event.preventDefault(); // which also keeps the focus where it was: hand it back to the page, so the keys
+  const focused = document.activeElement; // that save a digit are not typed into the name box last clicked
+  if (focused && focused !== document.body && focused.blur) focused.blur();
   pad.setPointerCapture(event.pointerId);
   current = [position(event)];
   redraw();

@@ -148,16 +148,21 @@
     return true;
   }
 
-  // The drawing as it is on the canvas (full size, the original), or the uploaded file itself.
-  async function picturePart() {
+  // The drawing as it is on the canvas (full size, the original), or the uploaded file itself. The canvas is
+  // copied now and encoded later (a PNG can take a second on a slow laptop), so the pad can be cleared at once.
+  function picturePart() {
     if (pictureFile && !strokes.length) {
       const form = new FormData();
       form.append("image", pictureFile, pictureFile.name);
-      return { request: { method: "POST", body: form }, source: "photo" };
+      return { request: Promise.resolve({ method: "POST", body: form }), source: "photo" };
     }
-    const blob = await new Promise((resolve) => pad.toBlob(resolve, "image/png"));
-    return { request: { method: "POST", body: blob, headers: { "Content-Type": "image/png" } },
-             source: picture ? "photo" : "drawn" };
+    const copy = document.createElement("canvas");
+    copy.width = pad.width;
+    copy.height = pad.height;
+    copy.getContext("2d").drawImage(pad, 0, 0);
+    const request = new Promise((resolve) => copy.toBlob(resolve, "image/png"))
+      .then((blob) => ({ method: "POST", body: blob, headers: { "Content-Type": "image/png" } }));
+    return { request, source: picture ? "photo" : "drawn" };
   }
 
   async function save(label) {
@@ -165,12 +170,12 @@
     saving = true;
     update();
     const read = answer && answer.kind === "digit" ? answer.answer.digit : null;
-    const { request, source } = await picturePart();
+    const { request, source } = picturePart();
     const kept = { strokes, picture, pictureFile };
-    clearAll(); // at once: the next digit can be drawn while this one is saved
+    clearAll(); // at once, before anything is awaited: the next digit can be drawn while this one is saved
     const query = new URLSearchParams({ label: String(label), source });
     if (writer()) query.set("writer", writer());
-    const { body } = await call(`/api/samples?${query}`, request);
+    const { body } = await call(`/api/samples?${query}`, await request);
     saving = false;
     if (body.error) {
       if (!hasDrawing() && !current) { // not saved: the drawing comes back, unless a new one was begun
