@@ -518,6 +518,37 @@ def test_a_recorded_split_keeps_trained_writers_and_samples_out_of_the_test_part
     assert {writer_of(s) for s in samples_to_score(store, tuned)[0]} == set(record["test_writers"])
 
 
+def test_a_writers_name_is_one_writer_whatever_its_case(data_dir):
+    """"ada" is saved as the "Ada" the set has (one writer in splits, counts and removal); a set that holds both
+    spellings from before reads as one; a split recorded under one spelling keeps the other out of the test part."""
+    store = HandwritingSet.open("class", create=True)
+    store.add(picture(1), 1, writer="Ada")
+    store.add(picture(2), 2, writer="ada")
+    store.add(picture(3), 3, writer="ADA ")
+    store.add(picture(4), 4, writer="Ben")
+    assert [s.writer for s in store.samples()] == ["Ada", "Ada", "Ada", "Ben"]
+    index = store.folder / "index.json"
+    doc = json.loads(index.read_text())
+    doc["samples"][1]["writer"] = "ada"  # as a set saved before names were compared regardless of case
+    index.write_text(json.dumps(doc))
+    samples = store.samples()
+    assert [s.writer for s in samples] == ["Ada", "Ada", "Ada", "Ben"] and not store.problems
+    train, test = split_as_recorded(samples, {"kind": "by-writer", "train_writers": ["ada"], "test_writers": ["Ben"]})
+    assert [s.label for s in train] == [1, 2, 3] and [s.label for s in test] == [4]
+    assert [s.label for s in store.remove_writer("aDA")] == [1, 2, 3]
+    assert [s.writer for s in store.samples()] == ["Ben"]
+
+
+def test_no_writer_may_be_called_no_name_which_removes_the_unnamed_samples(data_dir):
+    store = HandwritingSet.open("class", create=True)
+    with pytest.raises(DigitlabError, match="samples saved without a name; leave the name empty"):
+        store.add(picture(1), 1, writer="(No Name)")
+    store.add(picture(1), 1)
+    store.add(picture(2), 2, writer="Ada")
+    assert [s.label for s in store.remove_writer("(no name)")] == [1]
+    assert [s.writer for s in store.samples()] == ["Ada"]
+
+
 def test_one_writer_recorded_by_sample_ids(data_dir):
     store = HandwritingSet.open("mine", create=True)
     for digit in range(10):

@@ -66,6 +66,18 @@ def test_import_info_show_export_remove(env, tmp_path):
     assert run_cli("data", "remove", "class", sample.id, env=variables).returncode == 2
 
 
+def _seven() -> bytes:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("L", (100, 100), 255)
+    ImageDraw.Draw(picture).line([(20, 15), (80, 15), (40, 90)], fill=0, width=10)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def test_remove_a_writers_samples_and_a_whole_set(env, tmp_path, monkeypatch):
     variables, _, photos = env
     variables = {**variables, "DIGITLAB_DATA": str(tmp_path / "data")}
@@ -81,8 +93,13 @@ def test_remove_a_writers_samples_and_a_whole_set(env, tmp_path, monkeypatch):
     unasked = run_cli("data", "remove", "gone", "--writer", WRITERS[0].name, env=variables, input="")
     assert unasked.returncode == 2 and "nothing was deleted" in unasked.stderr and "Traceback" not in unasked.stderr
     assert len(store.samples()) == 80  # no terminal to answer on: nothing removed
-    removed = run_cli("data", "remove", "gone", "--writer", f" {WRITERS[0].name} ", env=variables, input="y\n")
-    assert removed.returncode == 0 and f"removed 40 samples by {WRITERS[0].name}" in removed.stdout, removed.stderr
+    nobody = run_cli("data", "remove", "gone", "--writer", "(no name)", "--yes", env=variables)
+    assert nobody.returncode == 2 and "no samples by writer '(no name)'" in nobody.stderr  # every sample has a name
+    store.add(_seven(), 7)  # one saved without a name: "(no name)", as `data info` lists it, removes it
+    unnamed = run_cli("data", "remove", "gone", "--writer", "(no name)", "--yes", env=variables)
+    assert unnamed.returncode == 0 and "removed 1 sample by (no name)" in unnamed.stdout, unnamed.stderr
+    removed = run_cli("data", "remove", "gone", "--writer", f" {WRITERS[0].name.upper()} ", env=variables, input="y\n")
+    assert removed.returncode == 0 and f"removed 40 samples by {WRITERS[0].name.upper()}" in removed.stdout, removed.stderr
     assert {s.writer for s in store.samples()} == {WRITERS[1].name}
     assert not any((store.folder / s.original).exists() or (store.folder / "prepared" / f"{s.id}.png").exists()
                    for s in first)  # their files are gone too

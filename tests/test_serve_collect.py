@@ -259,6 +259,20 @@ def test_a_set_deleted_while_collecting_is_409_with_what_to_do(runs, data_dir):
 
 def test_bad_writer_for_counts_is_422(client):
     assert "writer's name" in _one_line(client.get("/api/samples", params={"writer": "x\ny"}), 422)
+    for no_name in ("(no name)", " (No name)"):  # how the unnamed samples are listed: nobody may take it
+        assert "leave the name empty" in _one_line(client.get("/api/samples", params={"writer": no_name}), 422)
+        says = _one_line(client.post("/api/samples", params={"label": 1, "writer": no_name}, content=_png(401), headers=PNG), 422)
+        assert "leave the name empty" in says
+
+
+def test_a_writer_is_counted_whatever_the_case_of_the_name(client):
+    saved = client.post("/api/samples?label=4&writer=Zoe", content=_png(404), headers=PNG)
+    again = client.post("/api/samples?label=5&writer=zoe", content=_png(405), headers=PNG)
+    assert saved.status_code == again.status_code == 201
+    assert again.json()["sample"]["writer"] == "Zoe" and again.json()["writers"]["Zoe"] == 2
+    assert "zoe" not in again.json()["writers"] and again.json()["writer_counts"][4:6] == [1, 1]
+    same = client.post("/api/samples?label=5&writer=ZOE", content=_png(405), headers=PNG)  # her own picture again
+    assert same.status_code == 200 and same.json()["sample"]["id"] == again.json()["sample"]["id"]
 
 
 def _free_port() -> int:

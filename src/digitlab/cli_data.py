@@ -280,6 +280,7 @@ def remove(
 ) -> None:
     """Delete one sample, every sample by one writer (--writer), or the whole set (--all) from a handwriting set."""
     from digitlab.data.handwriting import HandwritingSet, check_writer
+    from digitlab.data.handwriting_io import writer_of, written_by
 
     if (sample is not None) + (writer is not None) + whole != 1:
         raise DigitlabError("say what to remove: a SAMPLE id, --writer NAME or --all (one of them)")
@@ -295,9 +296,10 @@ def remove(
     writer = check_writer(writer)
     if writer is None:
         raise DigitlabError("--writer needs the writer's name, as `digitlab data info` lists it")
-    theirs = [s for s in samples if s.writer == writer]
+    by_them = written_by([writer])  # regardless of case; "(no name)": the samples saved without a name
+    theirs = [s for s in samples if by_them(s)]
     if not theirs:
-        present = sorted({s.writer for s in samples if s.writer}) or ["none named"]
+        present = sorted({writer_of(s) for s in samples}) or ["none"]
         raise DigitlabError(f"handwriting set {name!r} has no samples by writer {writer!r} "
                             f"(writers: {', '.join(present)[:200]})")
     _confirm(yes, f"Remove the {len(theirs):,} samples by {writer} from {name!r}?")

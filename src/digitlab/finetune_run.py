@@ -23,7 +23,7 @@ from digitlab.compare import McNemar
 from digitlab.data import load_dataset, stratified_subset
 from digitlab.data.dataset import Dataset
 from digitlab.data.handwriting import HandwritingSet
-from digitlab.data.handwriting_io import split_samples, writer_of
+from digitlab.data.handwriting_io import split_samples, writer_of, written_by
 from digitlab.errors import DigitlabError
 from digitlab.evaluate import Metrics, evaluate_on_test
 from digitlab.fileio import atomic_folder, write_text_atomic
@@ -69,7 +69,8 @@ def finetune_run(model: Path, name: str, *, out: Path = Path("runs"), seed: int 
     samples = store.samples()
     train, test, split = split_samples(samples, test_size=test_size, seed=seed)
     seen_ids, seen_writers = learned_from(base.card, samples, name)  # what the base model learned already
-    test = [s for s in test if s.id not in seen_ids and writer_of(s) not in seen_writers]
+    learned = written_by(seen_writers)
+    test = [s for s in test if s.id not in seen_ids and not learned(s)]
     if not test:
         raise DigitlabError(f"{base.id} already learned from every sample {name} would hold out; add samples by "
                             "a new writer, or fine-tune the model it came from")

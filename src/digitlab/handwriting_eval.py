@@ -22,7 +22,7 @@ import numpy as np
 
 from digitlab.data.dataset import Dataset
 from digitlab.data.handwriting import HandwritingSet, Sample
-from digitlab.data.handwriting_io import split_as_recorded, writer_of
+from digitlab.data.handwriting_io import split_as_recorded, writer_of, written_by
 from digitlab.errors import DigitlabError
 from digitlab.evaluate import Metrics, Predictions, evaluate_on_test, wilson_interval
 
@@ -85,7 +85,8 @@ def samples_to_score(store: HandwritingSet, card: Any) -> tuple[list[Sample], st
     ids, writers = learned_from(card, samples, store.name)
     if not ids and not writers:
         return samples, f"all {len(samples):,} samples"
-    test = [s for s in samples if s.id not in ids and writer_of(s) not in writers]
+    learned = written_by(writers)
+    test = [s for s in samples if s.id not in ids and not learned(s)]
     who = "by writers the model never trained on" if writers else "the model never trained on"
     return _some(test, store), f"the held-out part: {len(test):,} samples {who}"
 

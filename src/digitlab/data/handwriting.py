@@ -42,6 +42,7 @@ import re
 import secrets
 import shutil
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
@@ -51,7 +52,8 @@ from PIL import Image, PngImagePlugin
 
 from digitlab.data.cache import data_root
 from digitlab.data.image_files import MAX_BYTES
-from digitlab.data.handwriting_names import NAME, RESERVED, check_set_name, check_writer
+from digitlab.data.handwriting_names import (NAME, NO_NAME, RESERVED, check_set_name, check_writer, one_spelling,
+                                             writer_key)
 from digitlab.data.handwriting_sample import SOURCES, NewSample, Sample, new_sample
 from digitlab.errors import DigitlabError
 from digitlab.fileio import atomic_path, read_regular
@@ -150,11 +152,14 @@ class HandwritingSet:
     def save(self, new: list[NewSample]) -> list[tuple[Sample, bool]]:
         """Save samples made by :func:`new_sample` under one lock with one index write; as :meth:`add` for each.
 
-        A picture already in the set, or earlier in ``new``, is not saved again. Nothing of ``new`` is in the
-        set unless all of it is: a disk error removes the files written so far.
+        A picture already in the set, or earlier in ``new``, is not saved again. A writer's name that differs only
+        in case from one in the set is saved as the set spells it. Nothing of ``new`` is in the set unless all of
+        it is: a disk error removes the files written so far.
         """
         with self._lock():
             entries = self._read_index()
+            spelled = one_spelling([*entries, *(item.sample for item in new)])[len(entries):]  # "ada" is saved as "Ada"
+            new = [replace(item, sample=sample) for item, sample in zip(new, spelled)]
             by_sha: dict[str, Sample] = {}
             for sample in entries:
                 by_sha.setdefault(sample.sha256, sample)
@@ -185,9 +190,11 @@ class HandwritingSet:
         return self._remove(lambda s: s.id == sample_id, f"no sample {str(sample_id)[:40]!r}")[0]
 
     def remove_writer(self, writer: str) -> list[Sample]:
-        """Delete every sample by ``writer`` (a student who asks for theirs back), in one index write."""
+        """Delete every sample by ``writer`` (a student who asks for theirs back), in one index write. Names are
+        compared regardless of case; :data:`NO_NAME` is the samples saved without a name."""
         writer = check_writer(writer)
-        return self._remove(lambda s: s.writer == writer, f"no samples by writer {str(writer)[:64]!r}")
+        key = writer_key(writer or NO_NAME)
+        return self._remove(lambda s: writer_key(s.writer or NO_NAME) == key, f"no samples by writer {str(writer)[:64]!r}")
 
     def delete(self, *, only_if_empty: bool = False) -> bool:
         """Delete the whole set (with ``only_if_empty``, only a set nothing was saved into); whether it did. The
@@ -256,7 +263,8 @@ class HandwritingSet:
         return SetDeletedError(f"handwriting set {self.name!r} was deleted while in use ({self.folder})")
 
     def _read_index(self) -> list[Sample]:
-        """The index's samples; when it is damaged, the records kept in the prepared files instead.
+        """The index's samples, each writer under one spelling (:func:`one_spelling`); when the index is damaged,
+        the records kept in the prepared files instead.
 
         Only a malformed index counts as damaged; a file the system cannot read now (no permission, too
         many open files) is an error, so that no save ever rewrites the index from a partial picture.
@@ -266,20 +274,20 @@ class HandwritingSet:
         try:
             text = read_regular(path, MAX_INDEX_BYTES)
         except FileNotFoundError:
-            return self._rebuild() if any((self.folder / "prepared").glob("*.png")) else []
+            return one_spelling(self._rebuild()) if any((self.folder / "prepared").glob("*.png")) else []
         except OSError as exc:
             raise DigitlabError(f"cannot read {path} ({exc.strerror or exc}); nothing was changed") from None
         try:
             doc = json.loads(text.decode("utf-8"))
             if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("samples"), list):
                 raise ValueError("not a digitlab handwriting index")
-            return self._once([Sample.from_dict(entry) for entry in doc["samples"]])
+            return one_spelling(self._once([Sample.from_dict(entry) for entry in doc["samples"]]))
         except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
             found = self._rebuild()
             self.problems.append(f"{path} is damaged ({str(exc)[:80] or type(exc).__name__}); read {len(found)} "
                                  "samples from their prepared files instead (the next save keeps a copy of the "
                                  "damaged index and writes a whole one)")
-            return found
+            return one_spelling(found)
 
     def _once(self, samples: list[Sample]) -> list[Sample]:
         """``samples`` with each id once (the first entry); a repeated id is a problem line, not a second sample."""

@@ -31,17 +31,17 @@ from typing import Callable, Iterable
 import numpy as np
 
 from digitlab.data.dataset import Dataset
-from digitlab.data.handwriting import HandwritingSet, NewSample, Sample, StoreWriteError, check_writer, new_sample
+from digitlab.data.handwriting import HandwritingSet, NewSample, Sample, StoreWriteError, new_sample
+from digitlab.data.handwriting_names import NO_NAME, check_new_writer, writer_key
 from digitlab.data.images import MAX_BYTES
 from digitlab.errors import DigitlabError
 
 __all__ = ["ImportSummary", "export_idx", "write_idx_files", "import_pictures", "load_handwriting", "split_as_recorded", "split_samples",
-           "writer_of"]
+           "writer_of", "written_by"]
 
 DEFAULT_TEST_SIZE = 0.2
 PICTURES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-NO_NAME = "(no name)"
 IMPORT_BATCH, IMPORT_BATCH_BYTES = 256, 64 << 20
 """An import saves its pictures this many (or this many bytes) at a time, each batch with one index write."""
 
@@ -49,6 +49,12 @@ IMPORT_BATCH, IMPORT_BATCH_BYTES = 256, 64 << 20
 def writer_of(sample: Sample) -> str:
     """The writer a sample counts for in splits and tables (unnamed samples share one)."""
     return sample.writer or NO_NAME
+
+
+def written_by(writers: Iterable[str]) -> Callable[[Sample], bool]:
+    """Whether a sample is by one of ``writers`` (as :func:`writer_of` names them; case does not matter)."""
+    keys = {writer_key(w) for w in writers}
+    return lambda sample: writer_key(writer_of(sample)) in keys
 
 
 def split_samples(samples: list[Sample], *, test_size: float | None = None,
@@ -110,7 +116,8 @@ def split_as_recorded(samples: list[Sample], record: dict) -> tuple[list[Sample]
     if not writers and not ids:
         train, test, _ = split_samples(samples, test_size=record.get("test_size"), seed=record.get("seed", 42))
         return train, test
-    seen = [s.id in ids or writer_of(s) in writers for s in samples]
+    by_them = written_by(writers)
+    seen = [s.id in ids or by_them(s) for s in samples]
     return [s for s, x in zip(samples, seen) if x], [s for s, x in zip(samples, seen) if not x]
 
 
@@ -173,7 +180,7 @@ def import_pictures(name: str, paths: Iterable[Path], *, writer: str | None = No
     A picture that cannot be read or labelled is one line in ``failures`` and the rest go in; exact
     duplicates of pictures already in the set are skipped and counted.
     """
-    writer = check_writer(writer)
+    writer = check_new_writer(writer)
     from digitlab.data.handwriting import list_sets
 
     new = name not in list_sets()

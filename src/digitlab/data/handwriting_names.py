@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from typing import TypeVar
 
 from digitlab.errors import DigitlabError
 
-__all__ = ["NAME", "RESERVED", "WRITER_MAX", "check_set_name", "check_writer"]
+__all__ = ["NAME", "NO_NAME", "RESERVED", "WRITER_MAX", "check_new_writer", "check_set_name", "check_writer",
+           "one_spelling", "writer_key"]
 
 RESERVED = ("digits", "mnist")
 """The built-in datasets' names: no handwriting set may take them."""
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 """A set's name: it is also its folder's name, so no path separators and no leading dot."""
 WRITER_MAX = 64
+T = TypeVar("T")
+NO_NAME = "(no name)"
+"""How samples saved without a writer's name are listed (they count as one writer); no writer may take it."""
 
 
 def check_set_name(name: str) -> str:
@@ -58,3 +64,40 @@ def check_writer(writer: str | None) -> str | None:
         raise DigitlabError("a writer's name cannot contain '/', '\\' or control characters; "
                             "use letters, digits and spaces")
     return writer or None
+
+
+def check_new_writer(writer: str | None) -> str | None:
+    """:func:`check_writer` for a name that samples will be saved under: it may not be :data:`NO_NAME`.
+
+    >>> check_new_writer("(No name)")
+    Traceback (most recent call last):
+    ...
+    digitlab.errors.DigitlabError: '(no name)' is how digitlab lists samples saved without a name; leave the name empty for those
+    """
+    writer = check_writer(writer)
+    if writer is not None and writer_key(writer) == writer_key(NO_NAME):
+        raise DigitlabError(f"{NO_NAME!r} is how digitlab lists samples saved without a name; "
+                            "leave the name empty for those")
+    return writer
+
+
+def writer_key(name: str) -> str:
+    """What two writers' names are compared by: "Ada" and "ada" are one writer (``str.casefold``)."""
+    return name.casefold()
+
+
+def one_spelling(samples: list[T]) -> list[T]:
+    """``samples`` (dataclasses with a ``writer``) with each writer under one spelling: the first in the list, for
+    every name that differs from it only in case (a set saved before names were compared so).
+
+    >>> from dataclasses import make_dataclass
+    >>> S = make_dataclass("S", ["writer"])
+    >>> [s.writer for s in one_spelling([S("Ada"), S(None), S("ada"), S("Ben")])]
+    ['Ada', None, 'Ada', 'Ben']
+    """
+    first: dict[str, str] = {}
+    out = []
+    for sample in samples:
+        name = sample.writer and first.setdefault(writer_key(sample.writer), sample.writer)
+        out.append(sample if name == sample.writer else replace(sample, writer=name))
+    return out

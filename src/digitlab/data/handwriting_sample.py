@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import numpy as np
 from PIL import Image
 
-from digitlab.data.handwriting_names import check_writer
+from digitlab.data.handwriting_names import check_new_writer, check_writer
 from digitlab.errors import DigitlabError
 
 __all__ = ["NewSample", "SOURCES", "Sample", "check_label", "decode_sample", "new_sample"]
@@ -75,7 +75,7 @@ class NewSample:
 def new_sample(picture: bytes, label: int, *, writer: str | None = None, source: str = "import",
                prepared: np.ndarray | None = None) -> NewSample:
     """Check and prepare a picture of the digit ``label`` for saving (as :meth:`HandwritingSet.add`, writing nothing)."""
-    label, writer = check_label(label), check_writer(writer)
+    label, writer = check_label(label), check_new_writer(writer)
     if source not in SOURCES:
         raise DigitlabError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
     fmt, prepared = decode_sample(picture, prepared)

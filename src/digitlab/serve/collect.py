@@ -40,8 +40,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from digitlab.data.handwriting import (HandwritingSet, Sample, SampleNotFoundError, SetDeletedError, StoreWriteError,
-                                      check_writer)
+from digitlab.data.handwriting import HandwritingSet, Sample, SampleNotFoundError, SetDeletedError, StoreWriteError
+from digitlab.data.handwriting_names import NO_NAME, check_new_writer, writer_key
 from digitlab.data.images import WORK_SIDE, ImageTooLargeError, prepare_digit, read_image
 from digitlab.errors import DigitlabError
 from digitlab.serve.budget import DecodeGate
@@ -54,7 +54,6 @@ __all__ = ["ALLOW_HOSTS_ENV", "OFF", "CollectingOff", "SameOriginSamples", "chec
 
 OFF = ("collecting samples is off; start the server with `digitlab serve --collect NAME` "
        "to save drawings into the handwriting set NAME")
-NO_NAME = "(no name)"
 
 log = logging.getLogger("digitlab.serve")
 
@@ -295,7 +294,7 @@ def _store(request: Request) -> HandwritingSet:
 
 def _writer(writer: str | None) -> str | None:
     try:
-        return check_writer(writer)
+        return check_new_writer(writer)
     except DigitlabError as exc:
         raise ApiError(422, str(exc)) from None
 
@@ -334,7 +333,8 @@ def _save_sync(store: HandwritingSet, picture: bytes, label: int, writer: str | 
         raise ApiError(422, str(exc)) from None
     if added:
         log.info("saved sample %s (%d, %s) into %r", sample.id, sample.label, sample.writer or NO_NAME, store.name)
-    elif sample.label != label or sample.writer != writer:  # someone else's sample: no id to undo it with
+    elif sample.label != label or writer_key(sample.writer or NO_NAME) != writer_key(writer or NO_NAME):
+        # someone else's sample: no id to undo it with
         said = (f" as {'an' if sample.label == 8 else 'a'} {sample.label}" if sample.label != label
                 else " by another writer" if sample.writer else " without a writer's name")
         raise ApiError(409, f"this exact picture is in the set already{said}; nothing was saved")
@@ -373,7 +373,7 @@ def _counts(store: HandwritingSet, writer: str | None) -> dict[str, Any]:
     for sample in samples:
         per_digit[sample.label] += 1
         per_writer[sample.writer or NO_NAME] += 1
-        if writer is not None and sample.writer == writer:
+        if writer is not None and writer_key(sample.writer or NO_NAME) == writer_key(writer):
             mine[sample.label] += 1
     return {"name": store.name, "total": len(samples), "counts": per_digit, "writers": dict(per_writer),
             "writer": writer, "writer_counts": mine if writer is not None else None}
