@@ -269,6 +269,18 @@ def test_cli_names_the_confidence_its_unsure_digits_missed(lesson_run, tmp_path)
     assert result.returncode == 0 and "sure from" not in result.stdout, result.stdout  # every digit sure
 
 
+def test_the_terminal_says_not_a_digit_instead_of_a_confident_looking_guess():
+    from types import SimpleNamespace as S
+
+    from digitlab.cli_read import _any_unsure, _digits_line
+
+    reading = S(digits=[S(kind="digit", digit=4, probability=0.992, top=[(4, 0.992)]),
+                        S(kind="not_a_digit", digit=7, probability=1.0, top=[(7, 1.0), (0, 0.0)]),
+                        S(kind="unsure", digit=1, probability=0.61, top=[(1, 0.61), (7, 0.3)])])
+    assert _digits_line(reading) == "4 99.2%, [yellow]?[/] not a digit, [yellow]?[/] 1 61% / 7 30%"
+    assert _any_unsure(reading) and not _any_unsure(S(digits=reading.digits[:2]))
+
+
 def test_cli_bad_model_is_one_line_and_exit_code_2(tmp_path):
     result = run_cli("read", "--model", str(tmp_path / "nowhere"), str(tmp_path / "x.png"))
     assert result.returncode == 2

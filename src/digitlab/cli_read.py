@@ -73,11 +73,14 @@ def _any_unsure(reading) -> bool:
 
 
 def _digits_line(reading) -> str:
-    """Each digit and its confidence: ``4 99.8%``, or ``? 7 61% / 1 30%`` for a doubtful one."""
+    """Each digit and its confidence: ``4 99.8%``; ``? 7 61% / 1 30%`` for one the model is unsure of; ``? not a
+    digit`` for a mark the detector says is none (its probabilities would look like a confident digit)."""
     parts = []
     for digit in reading.digits:
         if digit.kind == "digit":
             parts.append(f"{digit.digit} {digit.probability:.1%}")
+        elif digit.kind == "not_a_digit":
+            parts.append("[yellow]?[/] not a digit")
         else:
             parts.append("[yellow]?[/] " + " / ".join(f"{d} {p:.0%}" for d, p in digit.top[:2]))
     return ", ".join(parts)
