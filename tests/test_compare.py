@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 from sklearn.base import clone
 
 from conftest import run_cli
@@ -63,9 +64,18 @@ def test_compare_writes_a_ranked_leaderboard(tmp_path):
 
 
 def test_compare_cli_and_its_errors(tmp_path):
-    result = run_cli("compare", "--models", "logreg,knn", "--out", str(tmp_path))
+    result = run_cli("compare", "--models", "logreg,knn,logreg", "--out", str(tmp_path))  # a name twice: once
     assert result.returncode == 0, result.stderr
     assert "knn" in result.stdout and "McNemar" in result.stdout
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert len(json.loads((folder / "leaderboard.json").read_text())["rows"]) == 2
+    seven = tmp_path / "seven.png"
+    Image.new("L", (80, 80), 255).save(seven)
+    ImageDraw.Draw(img := Image.open(seven).convert("L")).line([(15, 12), (65, 12), (30, 70)], fill=0, width=8)
+    img.save(seven)
+    said = run_cli("predict", "--model", str(folder / "knn"), str(seven))
+    assert said.returncode == 0 and "not calibrated (`compare` saves its models so" in said.stderr, said.stderr
+    assert "`digitlab run --model knn` trains a calibrated one" in said.stderr
     bad = run_cli("compare", "--models", "logreg,nope", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "unknown model 'nope'" in bad.stderr
     bad = run_cli("compare", "--models", "logreg", "--param", "C=2", "--out", str(tmp_path / "x"))

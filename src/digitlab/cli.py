@@ -184,7 +184,7 @@ def compare(
     from digitlab.models import parse_params
 
     check_dataset(dataset)  # before scikit-learn is imported
-    names = [name.strip() for name in models.split(",") if name.strip()]
+    names = list(dict.fromkeys(name.strip() for name in models.split(",") if name.strip()))  # each once
     if not names:
         raise DigitlabError("--models is empty; give names such as logreg,knn,svm")
     per_model: dict[str, dict] = {}
@@ -285,10 +285,11 @@ def _model_for_pictures(model: Optional[Path], runs: Path, save_prepared: Option
 
 
 def _say_if_uncalibrated(loaded) -> None:
-    """One note on stderr when a model was saved before digitlab calibrated its models."""
+    """One note on stderr when a model was saved uncalibrated: by ``compare``, or before digitlab calibrated."""
     if loaded.card.calibration is None:
-        err_console.print("note: this model was saved before digitlab calibrated its models; its percentages "
-                          "are its own (often over- or under-confident) — retrain it for calibrated ones")
+        err_console.print(f"note: this model is not calibrated (`compare` saves its models so, and digitlab before "
+                          f"calibration did); its percentages are its own, often over- or under-confident — "
+                          f"`digitlab run --model {loaded.card.model}` trains a calibrated one", soft_wrap=True)
 
 
 def _answer_line(prediction) -> str:
