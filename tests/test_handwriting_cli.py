@@ -47,7 +47,12 @@ def test_import_info_show_export_remove(env, tmp_path):
     assert "added 0 pictures, skipped 40 already in the set" in again.stdout
     (tmp_path / "7-bad.png").write_bytes(b"not a picture")
     bad = run_cli("data", "import", "class", str(tmp_path / "7-bad.png"), env=variables)
-    assert bad.returncode == 2 and "7-bad.png: not an image" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 1 and "7-bad.png: not an image" in bad.stderr and "Traceback" not in bad.stderr
+    (tmp_path / "7-new.png").write_bytes(_seven())
+    some = run_cli("data", "import", "extra", str(tmp_path / "7-bad.png"), str(tmp_path / "7-new.png"),
+                   env=variables)  # the new picture goes in, and the exit code still says one could not be used
+    assert some.returncode == 1 and "added 1 picture," in some.stdout and "7-bad.png" in some.stderr, some.stdout
+    assert run_cli("data", "remove", "extra", "--all", "--yes", env=variables).returncode == 0
     info = run_cli("data", "info", "--no-verify", env=variables)
     assert "class" in info.stdout and "120" in info.stdout and "anna 40" in info.stdout
     shown = run_cli("data", "show", "class", "--out", str(tmp_path / "fig"), env=variables)

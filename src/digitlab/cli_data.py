@@ -208,8 +208,8 @@ def import_(
 ) -> None:
     """Add photos or scans of single digits to a handwriting set, each labelled by its folder or file name.
 
-    A picture that cannot be read or labelled is one line and the rest go in; exact copies of
-    pictures already in the set are skipped and counted.
+    A picture that cannot be read or labelled is one line and the rest go in (exit code 1 when any could not be
+    used); exact copies of pictures already in the set are skipped and counted.
     """
     from rich.console import Console
     from rich.markup import escape
@@ -226,10 +226,11 @@ def import_(
         summary = import_pictures(name, paths, writer=writer, source="import", log=saved)
     for line in summary.failures:
         typer.echo(f"skipped {line}", err=True)
-    typer.echo(f"{name}: added {summary.added:,} pictures, skipped {summary.duplicates:,} already in the set, "
+    typer.echo(f"{name}: added {summary.added:,} picture{'' if summary.added == 1 else 's'}, "
+               f"skipped {summary.duplicates:,} already in the set, "
                f"{len(summary.failures):,} could not be used")
-    if summary.added == 0 and summary.failures:
-        raise typer.Exit(2)
+    if summary.failures:  # as predict and read: every picture reported, the others in, and a script sees it
+        raise typer.Exit(1)
 
 
 @data_app.command("export")
