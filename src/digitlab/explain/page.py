@@ -104,6 +104,7 @@ def explain_run(
     ExplainResult
     """
     started = time.perf_counter()
+    again = _command(model_path, compare, out)
     job, loaded, out = _start(model_path, compare, out, seed, step)
     accuracy = float(np.mean(job.predicted == job.labels))
     job.seconds["load and predict"] = time.perf_counter() - started
@@ -113,7 +114,7 @@ def explain_run(
     how = _how_it_learned(job)
     step("writing explain.html")
     job.seconds["total"] = time.perf_counter() - started
-    _write_page(job, loaded, out, accuracy, looks, fails, learned, how, max_errors, per_digit)
+    _write_page(job, loaded, out, accuracy, looks, fails, learned, how, max_errors, per_digit, again)
     return ExplainResult(out / "explain.html", job.paths, job.seconds, job.notes)
 
 
@@ -279,8 +280,18 @@ def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: in
     job = _Job(model, others, data, images, labels, predicted, confidence, model.pixel_max, folder, seed, step)
     return job, loaded, out
 
+def _command(model_path: Path, compare: Sequence[Path], out: Path | None) -> str:
+    """The command that writes this page again: the model, the models compared and the folder, as given."""
+    import shlex
+
+    words = ["digitlab", "explain", "--model", str(model_path)]
+    words += [word for path in compare for word in ("--compare", str(path))]
+    words += ["--out", str(out)] if out is not None else []
+    return shlex.join(words)
+
+
 def _write_page(job: _Job, loaded: Any, out: Path, accuracy: float, looks: tuple, fails: tuple, learned: tuple,
-                how: tuple, max_errors: int, per_digit: int) -> None:
+                how: tuple, max_errors: int, per_digit: int, again: str) -> None:
     """``explain.json`` and ``explain.html`` from what each part found, both written atomically."""
     from digitlab.explain import embedding, robustness
     from digitlab.fileio import write_text_atomic
@@ -306,7 +317,7 @@ def _write_page(job: _Job, loaded: Any, out: Path, accuracy: float, looks: tuple
         perturbations=robustness.PERTURBATIONS, curves=curves, svg=svg, sprite=sprite, tile=model.image_shape[1],
         colours=embedding.DIGIT_COLOURS, layer_view=layer_view, notes=job.notes, is_cnn=model.is_cnn,
         methods=[name for name, _ in maps], n_wrong=n_wrong, n_shown_wrong=int(min(n_wrong, max_errors)),
-        per_digit=per_digit, folder=str(out), width=getattr(model.model, "width", None),
+        per_digit=per_digit, again=again, width=getattr(model.model, "width", None),
         curve=curve, history=history,
     )
     write_text_atomic(out / "explain.json", json.dumps(doc, indent=2) + "\n")
