@@ -502,3 +502,17 @@ def test_any_saved_counts_and_labels_give_a_model_or_one_line(fitted):
         assert model.predict_proba(np.zeros((2, model.n_features_in_), np.float32)).shape == (2, len(model.classes_))
 
     check()
+
+
+def test_the_report_says_how_many_epochs_ran_and_what_ended_them(fitted, digits):
+    """Under a time budget the recipe's epochs=1000 is only a ceiling; the report says what really ran."""
+    from digitlab.report import how_it_stopped
+
+    X, y, _, _ = digits
+    assert how_it_stopped(fitted) == f"It trained {fitted.epochs} epochs, as epochs={fitted.epochs} asks."
+    budgeted = CNNClassifier(**{**SMALL, "epochs": 1000, "time_budget": 0.5}).fit(X[:300], y[:300])
+    said = how_it_stopped(budgeted)
+    assert said.startswith(f"It trained {len(budgeted.history_):,} epoch") and len(budgeted.history_) < 1000
+    assert said.endswith("the time budget of 0.5 s ended it (epochs=1000 is an upper bound).")
+    loaded = CNNClassifier.from_tensors(fitted.get_params(), fitted.export_tensors())
+    assert how_it_stopped(loaded) is None  # a loaded model: its history, but not what ended it

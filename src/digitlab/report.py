@@ -185,6 +185,23 @@ def temperature_in_words(temperature: float) -> str:
     return "sharpened: the model was under-confident, so its top probability is pushed up"
 
 
+def how_it_stopped(model: Any) -> str | None:
+    """For a model trained epoch by epoch (the CNN): how many epochs it ran and what ended them; else None.
+
+    Under a time budget the recipe's ``epochs`` (1000) is only an upper bound, which the parameter table alone
+    would show as if it had trained that long.
+    """
+    reason, done = getattr(model, "stop_reason_", None), getattr(model, "history_", None)
+    if reason not in ("epochs", "time_budget", "target_accuracy") or not done:
+        return None
+    trained = f"It trained {len(done):,} epoch{'' if len(done) == 1 else 's'}"
+    if reason == "time_budget":
+        return f"{trained}: the time budget of {model.time_budget:g} s ended it (epochs={model.epochs} is an upper bound)."
+    if reason == "target_accuracy":
+        return f"{trained}, stopping once its validation accuracy reached {model.target_accuracy:.2%}."
+    return f"{trained}, as epochs={model.epochs} asks."
+
+
 def calibration_caveat(m: Any) -> str | None:
     """One honest sentence when the temperature made the test images' calibration error larger; else None.
 
@@ -219,7 +236,7 @@ def render_report(record: RunRecord, doc: dict[str, Any], figures: dict[str, Pat
         temperature_words=None if record.fitted.calibration is None
         else temperature_in_words(record.fitted.calibration.temperature),
         calibration_caveat=calibration_caveat(record.metrics),
-        convergence_note=record.fitted.convergence_note(),
+        convergence_note=record.fitted.convergence_note(), stopped=how_it_stopped(record.fitted.model),
     )
 
 
