@@ -75,6 +75,7 @@ def test_round_trip_gives_identical_predictions(lesson_run):
     np.testing.assert_array_equal(loaded.model.predict_proba(features),
                                   lesson_run.record.fitted.model.predict_proba(features))
     assert loaded.card.model == "logreg" and loaded.image_shape == (8, 8) and loaded.pixel_max == 16
+    assert repr(loaded) == f"LoadedModel(id={loaded.id!r}, path={str(loaded.path)!r})"  # not every weight
 
 
 def test_logistic_regression_is_stored_as_safetensors(lesson_run):

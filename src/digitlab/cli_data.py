@@ -288,7 +288,7 @@ def remove(
     store = HandwritingSet.open(name)
     if sample is not None:
         removed = store.remove(sample)
-        typer.echo(f"removed sample {removed.id} (a {removed.label}) from {name}")
+        typer.echo(f"removed sample {removed.id} ({'an' if removed.label == 8 else 'a'} {removed.label}) from {name}")
         return
     if whole:
         _delete_set(store, name, yes)

@@ -46,6 +46,10 @@ class LoadedModel:
     path: Path  # the weights file
     detector: NotDigitDetector | None = None  # None for a model saved before digitlab had one
 
+    def __repr__(self) -> str:
+        """``LoadedModel(id=..., path=...)``: which model, from where (the fields' own reprs list every weight)."""
+        return f"LoadedModel(id={self.id!r}, path={str(self.path)!r})"
+
     @property
     def id(self) -> str:
         """The card's id, ``<model>-<dataset>-<checksum prefix>``."""
