@@ -103,14 +103,18 @@ def test_a_valid_export_is_reused_and_a_changed_one_made_again(runs, caplog):
     create_app(folder, runs, onnx=True)
     onnx = folder / "model.onnx"
     stamp = onnx.stat().st_mtime_ns
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="digitlab.serve"):
         assert create_app(folder, runs, onnx=True).state.served.engine == "onnxruntime"
     assert onnx.stat().st_mtime_ns == stamp and "reusing" in caplog.text
+    assert not any(r.getMessage().startswith("exporting") for r in caplog.records)
     onnx.write_bytes(onnx.read_bytes()[:-10])  # truncated: its card's checksum no longer matches
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="digitlab.serve"):
         app = create_app(folder, runs, onnx=True)
     assert app.state.served.engine == "onnxruntime" and "exported" in caplog.text
+    said = [r.getMessage() for r in caplog.records]  # a line before the export's silent minute, one after
+    assert [m.split(" ")[0] for m in said if m.startswith(("exporting", "serving"))] == ["exporting", "serving"]
     with TestClient(app) as c:
         answer = c.post("/api/predict", content=pictures()[-3], headers={"content-type": "image/png"}).json()
         assert answer["digit"] == 1

@@ -129,6 +129,8 @@ def _onnx_file(loaded: LoadedModel, export: bool = True):
         raise DigitlabError(f"no reusable {ONNX_NAME} beside it; `digitlab export --model RUN` makes one")
     from digitlab.export import export_onnx
 
+    log.info("exporting %s to %s for ONNX Runtime, checked on its test images first (once; a minute or so for an "
+             "MNIST CNN)", loaded.id, path)  # otherwise the server says nothing while it works
     export_onnx(loaded.path, path, threads=1)
     return load_onnx(path, threads=1), "exported"
 
