@@ -136,10 +136,13 @@ def plot_confusion(metrics: Metrics, path: Path) -> Path:
     ax.set_xlabel("Predicted digit")
     ax.set_ylabel("True digit")
     ax.set_title(f"Confusion matrix — {metrics.n_errors:,} errors in {metrics.n_test:,}")
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="Images (log colour scale; blank cell = 0)")
+    steps = [m * 10**e for e in range(len(str(peak))) for m in (1, 2, 5)]  # 1, 2, 5, 10, 20, 50, ... up to the peak
+    bar.set_ticks([v for v in steps if v <= peak])  # plain counts: matplotlib's own labels a small range "6×10⁰"
     bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    bar.ax.yaxis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
     return _save(fig, path)
 
