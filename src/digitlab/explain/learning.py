@@ -122,6 +122,9 @@ def plot_history(history: Sequence[dict[str, Any]], path: Path) -> Path:
         axes[1].set_ylabel("learning rate")
         axes[1].grid(alpha=0.3)
         axes[1].set_title("the one-cycle schedule: warm up, then anneal", fontsize=9)
+    from matplotlib.ticker import MaxNLocator
+
     (axes[1] if with_lr else ax).set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, not 1.25, 1.5, ...
     fig.tight_layout()
     return save_figure(fig, path, 110)
