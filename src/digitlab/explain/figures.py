@@ -48,8 +48,11 @@ def overlay(image: np.ndarray, saliency: np.ndarray | None, pixel_max: float) ->
 
 
 def plot_saliency(images: np.ndarray, titles: Sequence[str], wrong: Sequence[bool],
-                  maps: Sequence[tuple[str, np.ndarray]], pixel_max: float, path: Path, groups_per_row: int = 4) -> Path:
-    """Groups of tiles — the picture, then each saliency map over it — titled with true → predicted."""
+                  maps: Sequence[tuple[str, np.ndarray]], pixel_max: float, path: Path, groups_per_row: int = 3) -> Path:
+    """Groups of tiles — the picture, then each saliency map over it — titled with true → predicted.
+
+    Three groups a row: at four, the page scaled the figure down until a tile's name was 7 pixels tall on a
+    1280-pixel screen."""
     n = len(images)
     tiles = 1 + len(maps)
     height, width = images.shape[1:3] if n else (8, 8)
@@ -79,11 +82,11 @@ def plot_saliency(images: np.ndarray, titles: Sequence[str], wrong: Sequence[boo
         r, c = divmod(i, groups_per_row)
         top, left = r * cell_h + caption, c * group_w
         centre = left + (tiles * (width + pad) - pad) / 2 - 0.5
-        ax.text(centre, top - 0.6, titles[i], ha="center", va="bottom", fontsize=10,
+        ax.text(centre, top - 0.6, titles[i], ha="center", va="bottom", fontsize=11,
                 color="#b42318" if wrong[i] else "black", fontweight="bold" if wrong[i] else "normal")
         for k, name in enumerate(names):
             ax.text(left + k * (width + pad) + width / 2 - 0.5, top + height - 0.3, name, ha="center", va="top",
-                    fontsize=7, color="#52606d")
+                    fontsize=9, color="#52606d")
     fig.suptitle("What the model looks at: red pixels speak for its answer, blue against it",
                  fontsize=13, y=1 - 0.12 / fig_h)
     return _save(fig, path)

@@ -135,6 +135,7 @@ class _Guarded:
     _timer: asyncio.TimerHandle | None = None
     _armed_for: Any = None  # the request (uvicorn's cycle) that was current when waiting began
     _header_bytes = 0
+    _tail = b""  # the last bytes of the headers so far: their blank line may arrive split
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
@@ -144,14 +145,19 @@ class _Guarded:
         self.await_headers()
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)  # type: ignore[misc]
-        if self.cycle is not self._armed_for:  # the headers are complete: a request has started
-            self.stop_waiting()
-        elif self in self.guard.waiting and not self.transport.is_closing():  # still in the headers
-            self._header_bytes += len(data)
+        if self in self.guard.waiting and self.cycle is self._armed_for and not self.transport.is_closing():
+            # counted before the parser sees them: headers that arrive whole in one read would pass it unmeasured
+            seen = self._tail + data
+            end = seen.find(b"\r\n\r\n")
+            self._header_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+            self._tail = seen[-3:]
             if self._header_bytes > HEADER_BYTES:
                 self._refuse(431, f"the request headers are over {HEADER_BYTES // 1024} KiB; "
                              "send fewer or shorter ones")
+                return
+        super().data_received(data)  # type: ignore[misc]
+        if self.cycle is not self._armed_for:  # the headers are complete: a request has started
+            self.stop_waiting()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]
@@ -165,7 +171,7 @@ class _Guarded:
     def await_headers(self) -> None:
         """Start the header deadline: the next request's headers must be complete within ``header_s``."""
         self.stop_waiting()
-        self._armed_for, self._header_bytes = self.cycle, 0
+        self._armed_for, self._header_bytes, self._tail = self.cycle, 0, b""
         self.guard.waiting[self] = None
         self._timer = self.loop.call_later(self.guard.limits.header_s, self._headers_overdue)
 
@@ -193,6 +199,10 @@ class _Guarded:
         self._refuse(400, f"the request is not valid HTTP ({msg.rstrip('.')}); check its request line and headers")
 
     def _refuse(self, status: int, message: str) -> None:
+        if getattr(self, "access_log", False):  # uvicorn's access log never sees an answer written here
+            client = getattr(self, "client", None)
+            self.access_logger.info('%s - "(refused before its request was read)" %d',
+                                    "%s:%d" % client if client else "-", status)
         self.stop_waiting()
         self.transport.write(_plain_response(status, message))
         self.transport.close()
