@@ -359,6 +359,11 @@ def test_cli_export_writes_the_file_and_prints_parity(logreg_copy):
     assert "parity on 360 test images: identical argmax on 100.00% (0 differ), max |Δp|" in result.stdout
     assert f"wrote {logreg_copy / 'model.onnx'}" in result.stdout
     assert load_onnx(logreg_copy).card.format == "onnx"
+    elsewhere = run_cli("export", "--model", str(logreg_copy), "--out", str(logreg_copy.parent / "lr.onnx"))
+    assert elsewhere.returncode == 0 and (logreg_copy.parent / "lr.onnx.json").is_file(), elsewhere.stderr
+    for export in ("lr.onnx", "lr.onnx.json"):  # digitlab's commands take the run: one line that says so
+        said = run_cli("predict", "--model", str(logreg_copy.parent / export), str(logreg_copy / "figures" / "samples.png"))
+        assert said.returncode == 2 and "is an ONNX export" in said.stderr and "give the run folder" in said.stderr
 
 
 @pytest.mark.parametrize("args, says", [

@@ -260,6 +260,10 @@ def _card_path(path: Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise DigitlabError(f"{path}: no such file or folder; give a run folder (e.g. runs/<name>) or a file in it")
+    if path.is_file() and path.name.endswith((".onnx", ".onnx.json")):
+        raise DigitlabError(f"{path} is an ONNX export, which digitlab writes for other programs (ONNX Runtime loads "
+                            "it); give the run folder it was exported from instead, which `digitlab serve` also "
+                            "runs on ONNX Runtime")
     if path.is_dir():
         card = path / CARD_NAME
         if not card.is_file():
