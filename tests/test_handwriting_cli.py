@@ -150,7 +150,13 @@ def test_evaluate_on_a_handwriting_set(env, tmp_path):
     doc = json.loads((page.parent / "metrics.json").read_text())
     assert doc["n_test"] == 40 and [row["writer"] for row in doc["per_writer"]] == ["bruno"]
     assert doc["per_writer"][0]["errors"] == doc["n_errors"]
+    sure = doc["answered"]  # what the page would answer rather than call "unsure", and how often right
+    card = json.loads((run / "model.json").read_text())
+    assert sure["threshold"] == card["calibration"]["unsure_below"] and 0 <= sure["n_kept"] <= 40
+    assert sure["n_right"] <= sure["n_kept"] and sure["coverage"] == sure["n_kept"] / 40
+    assert f"Sure of {sure['n_kept']} ({sure['coverage']:.1%}), right on {sure['accuracy']:.1%}" in result.stdout
     html = page.read_text()
+    assert f"sure from {sure['sure_from']}" in html and "Right when sure" in html
     assert "Per writer" in html and html.count("data:image/png;base64,") == 3
     assert (page.parent / "figures" / "mistakes.png").is_file()
     unknown = run_cli("evaluate", "--model", str(run), "--dataset", "nope", env=variables)

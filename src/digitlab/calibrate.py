@@ -30,7 +30,7 @@ import numpy as np
 from digitlab.errors import DigitlabError
 
 __all__ = [
-    "TIE", "Calibration", "apply_temperature", "brier_score", "choose_threshold", "expected_calibration_error",
+    "TIE", "Calibration", "answered", "apply_temperature", "brier_score", "choose_threshold", "expected_calibration_error",
     "fit_temperature", "log_loss", "reliability_bins", "risk_coverage",
 ]
 
@@ -210,3 +210,16 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray,
     ok = np.flatnonzero(accuracy[last] >= target)
     i = int(ok[-1]) if len(ok) else 0
     return float(thresholds[i]), float(coverage[last[i]]), float(accuracy[last[i]])
+
+
+def answered(confidence: np.ndarray, right: np.ndarray, threshold: float) -> dict[str, float]:
+    """The "unsure" threshold applied: the share of images answered (a confidence at or above ``threshold``)
+    and how often those answers are right.
+
+    >>> answered(np.array([0.99, 0.6, 0.95, 0.97]), np.array([True, False, True, False]), 0.95)
+    {'threshold': 0.95, 'coverage': 0.75, 'n_kept': 3, 'accuracy': 0.6666666666666666, 'n_right': 2}
+    """
+    kept = np.asarray(confidence) >= threshold - TIE
+    hits = np.asarray(right)[kept]
+    return {"threshold": threshold, "coverage": float(kept.mean()) if len(kept) else 0.0, "n_kept": int(kept.sum()),
+            "accuracy": float(hits.mean()) if kept.any() else 0.0, "n_right": int(hits.sum())}

@@ -23,6 +23,7 @@ def evaluate_on_handwriting(model: Path, name: str, out: Path) -> Path:
     from digitlab.data.handwriting import HandwritingSet
     from digitlab.fileio import atomic_folder
     from digitlab.handwriting_eval import samples_to_score, score_samples
+    from digitlab.predict import unsure_threshold
     from digitlab.report_handwriting import write_evaluation
     from digitlab.runs import check_writable, now_utc, run_stamp
     from digitlab.store import load_model
@@ -32,7 +33,8 @@ def evaluate_on_handwriting(model: Path, name: str, out: Path) -> Path:
     loaded = load_model(Path(model))
     _check_size(loaded, name)
     samples, part = samples_to_score(store, loaded.card)
-    score = score_samples(loaded.model, loaded.temperature, store, samples, model_id=loaded.id, part=part)
+    score = score_samples(loaded.model, loaded.temperature, store, samples, model_id=loaded.id, part=part,
+                          unsure_below=unsure_threshold(loaded.card))
     safe_id = re.sub(r"[^A-Za-z0-9._-]", "-", loaded.id)[:80]  # a card's id is text from a file: not a path
     with atomic_folder(out / f"{run_stamp(now_utc())}-{safe_id}-on-{name}") as staged:
         write_evaluation(score, store, staged.path)
@@ -50,6 +52,8 @@ def print_score(score, before=None) -> None:
     console.print(f"{escape(score.model_id)} on {escape(score.set_name)} ({escape(score.part)}): "
                   f"accuracy [bold]{m.accuracy:.1%}[/], {m.n_errors} errors of {m.n_test:,}, "
                   f"95% CI {m.ci_low:.1%} – {m.ci_high:.1%}")
+    if score.answered is not None:
+        console.print(sure_line(score.answered))
     table = Table("writer", "samples", *(["before"] if before else []), "accuracy" if not before else "after")
     earlier = {row.writer: row for row in before.writers} if before else {}
     for row in score.writers:
@@ -58,6 +62,13 @@ def print_score(score, before=None) -> None:
             cells.append(f"{earlier[row.writer].accuracy:.1%}")
         table.add_row(*cells, f"{row.accuracy:.1%} ({row.errors} wrong)")
     console.print(table)
+
+
+def sure_line(sure: dict) -> str:
+    """How often the model would answer (not "unsure") and how often those answers are right: accuracy alone
+    counts every guess, while the page and ``predict`` show a guess below the threshold as "unsure"."""
+    return (f"Sure of {sure['n_kept']:,} ({sure['coverage']:.1%}), right on {sure['accuracy']:.1%} of those; "
+            f"the rest it would call unsure (sure from {sure['sure_from']})")
 
 
 def _check_size(loaded, name: str) -> None:

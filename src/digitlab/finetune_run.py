@@ -29,6 +29,7 @@ from digitlab.evaluate import Metrics, evaluate_on_test
 from digitlab.fileio import atomic_folder, write_text_atomic
 from digitlab.finetune import finetune_model
 from digitlab.handwriting_eval import SetScore, learned_from, score_samples
+from digitlab.predict import unsure_threshold
 from digitlab.runs import check_writable, now_utc, run_stamp
 from digitlab.store import load_model, save_model
 from digitlab.train import FittedModel
@@ -92,8 +93,9 @@ def finetune_run(model: Path, name: str, *, out: Path = Path("runs"), seed: int 
     step("measuring before and after")
     part = f"the held-out part: {len(test):,} samples" + (" by writers the model never trained on"
                                                            if split["kind"] == "by-writer" else "")
-    before = score_samples(base.model, base.temperature, store, test, model_id=base.id, part=part)
-    after = score_samples(tuned, base.temperature, store, test, model_id="fine-tuned", part=part)
+    sure = unsure_threshold(base.card)  # the fine-tuned model keeps the base's calibration, and so its threshold
+    before = score_samples(base.model, base.temperature, store, test, model_id=base.id, part=part, unsure_below=sure)
+    after = score_samples(tuned, base.temperature, store, test, model_id="fine-tuned", part=part, unsure_below=sure)
     mnist_before = evaluate_on_test(base.model, mnist, base.temperature)[1]
     mnist_after = evaluate_on_test(tuned, mnist, base.temperature)[1]
     result = FinetuneResult(Path(), before, after, mnist_before, mnist_after, mcnemar_between(before, after),

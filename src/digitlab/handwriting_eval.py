@@ -23,6 +23,7 @@ import numpy as np
 from digitlab.data.dataset import Dataset
 from digitlab.data.handwriting import HandwritingSet, Sample
 from digitlab.data.handwriting_io import split_as_recorded, writer_of, written_by
+from digitlab.calibrate import answered
 from digitlab.errors import DigitlabError
 from digitlab.evaluate import Metrics, Predictions, evaluate_on_test, wilson_interval
 
@@ -53,11 +54,12 @@ class SetScore:
     predictions: Predictions
     metrics: Metrics
     writers: list[WriterRow]
+    answered: dict[str, float] | None = None  # the "unsure" threshold applied (:func:`~digitlab.calibrate.answered`)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no per-sample arrays)."""
         return {"model": self.model_id, "set": self.set_name, "part": self.part, **self.metrics.to_dict(),
-                "per_writer": [row.__dict__ for row in self.writers]}
+                "answered": self.answered, "per_writer": [row.__dict__ for row in self.writers]}
 
 
 def per_writer(samples: list[Sample], predicted: np.ndarray) -> list[WriterRow]:
@@ -115,10 +117,17 @@ def _some(samples: list[Sample], store: HandwritingSet) -> list[Sample]:
 
 
 def score_samples(model: Any, temperature: float, store: HandwritingSet, samples: list[Sample],
-                  *, model_id: str, part: str) -> SetScore:
-    """Predict ``samples`` with ``model`` (probabilities divided by ``temperature``) and score them."""
+                  *, model_id: str, part: str, unsure_below: float | None = None) -> SetScore:
+    """Predict ``samples`` with ``model`` (probabilities divided by ``temperature``) and score them; with
+    ``unsure_below`` (the card's threshold), also how many it would answer rather than call "unsure"."""
     images, labels = store.images(samples)
     as_test = Dataset(store.name, images[:0], labels[:0], images, labels, 255)
     predictions, metrics = evaluate_on_test(model, as_test, temperature)
+    sure = None
+    if unsure_below is not None and predictions.probabilities is not None:
+        from digitlab.predict import percent_needed
+
+        sure = answered(predictions.confidence, predictions.labels == labels, unsure_below)
+        sure["sure_from"] = percent_needed(unsure_below)  # as the page and predict write it
     return SetScore(model_id, store.name, part, samples, images, predictions, metrics,
-                    per_writer(samples, predictions.labels))
+                    per_writer(samples, predictions.labels), sure)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from digitlab.calibrate import TIE
+from digitlab.calibrate import answered
 from digitlab.data.dataset import Dataset
 from digitlab.evaluate import Metrics, NotDigitResult, Predictions
 from digitlab.fileio import atomic_folder, write_text_atomic
@@ -170,10 +170,7 @@ def unsure_on_test(record: RunRecord) -> dict[str, float] | None:
     calibration, pred = record.fitted.calibration, record.predictions
     if calibration is None or pred.probabilities is None or len(pred.labels) == 0:
         return None
-    kept = pred.confidence >= calibration.unsure_below - TIE
-    right = pred.labels[kept] == record.dataset.test_labels[kept]
-    return {"threshold": calibration.unsure_below, "coverage": float(kept.mean()), "n_kept": int(kept.sum()),
-            "accuracy": float(right.mean()) if kept.any() else 0.0, "n_right": int(right.sum())}
+    return answered(pred.confidence, pred.labels == record.dataset.test_labels, calibration.unsure_below)
 
 
 def temperature_in_words(temperature: float) -> str:
