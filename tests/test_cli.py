@@ -197,6 +197,10 @@ def test_every_registry_name_works_through_run(model, tmp_path):
     doc = json.loads((folder / "metrics.json").read_text())
     assert doc["model"] == model and doc["accuracy"] > 0.8
     assert run_cli("evaluate", "--model", str(folder)).returncode == 0
+    assert "--limit" not in result.stderr  # 500 of the 1,437: it was used
+    if model == "knn":  # a limit the data cannot meet is said, not passed over
+        over = run_cli("run", "--model", model, "--limit", "5000", "--out", str(tmp_path / "over"))
+        assert over.returncode == 0 and "note: --limit 5,000 is not fewer than the training images" in over.stderr
 
 
 @pytest.mark.parametrize(

@@ -122,6 +122,8 @@ def run(
         table.add_row("Validation accuracy", f"{result.validation_accuracy:.2%}")
     table.add_row("Run folder", escape(str(result.folder)))
     console.print(table)
+    if limit is not None and "limit" not in (result.record.dataset.split or {}):
+        err_console.print(f"note: --limit {limit:,} is not fewer than the training images, so all of them were used")
     console.print(f"Report: [link=file://{result.report.resolve()}]{escape(str(result.report))}[/link]")
 
 
