@@ -125,7 +125,7 @@ def _handwriting_table(console) -> None:
             table.add_row(escape(name), "?", *("?" * 10), "?", escape(str(exc)))
             continue
         digits, writers = Counter(s.label for s in samples), Counter(writer_of(s) for s in samples)
-        shown = ", ".join(f"{w} {n}" for w, n in sorted(writers.items())[:8]) + (" …" if len(writers) > 8 else "")
+        shown = ", ".join(f"{w} {n}" for w, n in sorted(writers.items()))  # every name: `data remove --writer` takes them
         table.add_row(escape(name), f"{len(samples):,}", *(str(digits[d]) for d in range(10)),
                       escape(shown or "-"), escape("; ".join(store.problems) or "-"))
     console.print(table)
