@@ -515,3 +515,12 @@ def test_deeply_nested_json_is_a_400(client):
     response = client.post("/api/predict", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400 and "nested too deeply" in response.json()["error"]
     assert_healthy(client)
+
+
+@pytest.mark.parametrize("asked", ["bytes=0-9", "bytes=99999999-", "bytes=abc", "bytes=0-1,3-4"])
+def test_the_pages_files_come_whole_whatever_range_is_asked(client, asked):
+    """A Range header on /static is ignored, as HTTP allows: never Starlette's plain-text 400 or 416."""
+    whole = client.get("/static/app.js")
+    ranged = client.get("/static/app.js", headers={"Range": asked})
+    assert whole.status_code == ranged.status_code == 200 and ranged.content == whole.content
+    assert ranged.headers["content-type"].startswith("text/javascript")

@@ -46,7 +46,6 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import Body, FastAPI, File, Query, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from digitlab.data.images import WORK_SIDE, read_image
@@ -59,6 +58,7 @@ from digitlab.serve.choice import ModelChoice, Served, list_models, tune_threads
 from digitlab.serve.collect import CollectingOff, SameOriginSamples, collect_router, open_collecting
 from digitlab.serve.engine import serving_model
 from digitlab.serve.errors import ApiError, FastJSONResponse, install_error_handlers
+from digitlab.serve.files import WholeFiles
 from digitlab.serve.lane import TOP_K, TOP_K_MAX, page_lane
 from digitlab.serve.limits import FORM, IMAGE, MAX_BODY, PIXELS, READ, READ_IMAGE, PredictBodies
 from digitlab.serve.schemas import ErrorResponse, ModelsResponse, PixelsBody, PredictResponse, ReadResponse
@@ -137,7 +137,7 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
     _add_routes(app)
     if collecting is not None:
         app.include_router(collect_router())
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/static", WholeFiles(directory=STATIC), name="static")
     return app
 
 
@@ -447,3 +447,4 @@ class HeadAsGet:
         """Pass the request on, a HEAD as a GET."""
         head = scope["type"] == "http" and scope["method"] == "HEAD"
         await self.app({**scope, "method": "GET"} if head else scope, receive, send)
+
