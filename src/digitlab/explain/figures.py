@@ -6,6 +6,8 @@ Figures that hold many small images draw them as one tiled canvas on one axes (a
 
 from __future__ import annotations
 
+import textwrap
+
 from pathlib import Path
 from typing import Sequence
 
@@ -57,8 +59,9 @@ def plot_saliency(images: np.ndarray, titles: Sequence[str], wrong: Sequence[boo
     tiles = 1 + len(maps)
     height, width = images.shape[1:3] if n else (8, 8)
     pad = max(1, width // 6)
+    inches_per_pixel = 0.95 / (width + pad)  # a tile is 0.95 inches wide, whatever the image size
     caption = max(3, int(round(height * 0.45)))
-    label = max(2, int(round(height * 0.3)))
+    label = int(np.ceil(0.34 / inches_per_pixel))  # room for a tile's name in two lines of 9 points
     group_w = tiles * (width + pad) + 2 * pad
     rows = max(1, int(np.ceil(n / groups_per_row)))
     cell_h = caption + height + label + pad
@@ -70,14 +73,13 @@ def plot_saliency(images: np.ndarray, titles: Sequence[str], wrong: Sequence[boo
         for k, picture in enumerate(pictures):
             x = left + k * (width + pad)
             canvas[top:top + height, x:x + width] = picture
-    inches_per_pixel = 0.95 / (width + pad)
     fig_w = canvas.shape[1] * inches_per_pixel
     fig_h = canvas.shape[0] * inches_per_pixel + 0.7
     fig = plt.figure(figsize=(fig_w, fig_h))
     ax = fig.add_axes((0, 0, 1, (fig_h - 0.7) / fig_h))
     ax.imshow(canvas, interpolation="nearest")
     ax.axis("off")
-    names = ["picture"] + [name for name, _ in maps]
+    names = [textwrap.fill(name, 12) for name in ["picture"] + [name for name, _ in maps]]  # "Integrated\nGradients"
     for i in range(n):
         r, c = divmod(i, groups_per_row)
         top, left = r * cell_h + caption, c * group_w
