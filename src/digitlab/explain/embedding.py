@@ -9,8 +9,8 @@ Examples
 --------
 >>> import numpy as np
 >>> svg = svg_map(np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([3, 5]), np.array([3, 8]), sprite_columns=2, tile=8)
->>> svg.count("<circle")
-2
+>>> svg.count("<circle"), svg.count(">3</text>"), svg.count(">5</text>")
+(2, 1, 1)
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ def sprite_png(images: np.ndarray, pixel_max: int, columns: int = 40) -> bytes:
 
 def svg_map(points: np.ndarray, labels: np.ndarray, predicted: np.ndarray, *, sprite_columns: int,
             tile: int, size: int = 640) -> str:
-    """The map as an inline SVG: one ``<circle>`` per image, coloured by its true digit, errors ringed in black.
+    """The map as an inline SVG: one ``<circle>`` per image, coloured by its true digit, errors ringed in black,
+    and each digit's name written large above where its points gather.
 
     Each circle carries ``data-i`` (its index in the hover sprite), ``data-t`` (true digit) and ``data-p``
     (prediction); the page's script shows the image when the pointer is over it. ``sprite_columns`` and
@@ -124,6 +125,12 @@ def svg_map(points: np.ndarray, labels: np.ndarray, predicted: np.ndarray, *, sp
         title = f"true {t}" + (f", read as {p}" if wrong else "")
         parts.append(f'<circle cx="{xy[i, 0]:.1f}" cy="{xy[i, 1]:.1f}" {style} data-i="{int(i)}" data-t="{t}" '
                      f'data-p="{p}"><title>{escape(title)}</title></circle>')
+    for digit in sorted(set(np.asarray(labels).tolist())):  # each digit's name over its points: colour alone
+        mine = xy[np.asarray(labels) == digit]  # does not tell them apart (above their middle, clear of them)
+        x, y = float(np.median(mine[:, 0])), max(22.0, float(np.percentile(mine[:, 1], 5)) - 16)
+        parts.append(f'<text x="{x:.1f}" y="{y:.1f}" font-size="26" font-weight="bold" text-anchor="middle" '
+                     f'dominant-baseline="central" fill="{DIGIT_COLOURS[int(digit) % 10]}" stroke="#fff" '
+                     f'stroke-width="4" paint-order="stroke" pointer-events="none">{int(digit)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
