@@ -96,9 +96,9 @@ def split_samples(samples: list[Sample], *, test_size: float | None = None,
                                            random_state=seed)
             record = {"kind": "stratified" if stratify is not None else "random-by-sample",
                       "test_size": test_size, "seed": seed, "train_ids": sorted(samples[i].id for i in train)}
-    except ValueError as exc:  # scikit-learn: an empty side
+    except ValueError:  # scikit-learn: an empty side (its message counts writers as "samples")
         raise DigitlabError(f"--test-size {test_size} cannot split {len(samples)} samples by "
-                            f"{len(set(writers))} writer(s) into two non-empty parts ({exc}); choose another "
+                            f"{len(set(writers))} writer(s) into two non-empty parts; choose another "
                             "--test-size or collect more") from None
     if len(train) == 0 or len(test) == 0:
         raise DigitlabError(f"--test-size {test_size} leaves one side empty for {len(set(writers))} writer(s); "
