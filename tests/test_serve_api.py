@@ -524,3 +524,12 @@ def test_the_pages_files_come_whole_whatever_range_is_asked(client, asked):
     ranged = client.get("/static/app.js", headers={"Range": asked})
     assert whole.status_code == ranged.status_code == 200 and ranged.content == whole.content
     assert ranged.headers["content-type"].startswith("text/javascript")
+
+
+def test_a_malformed_form_is_400_and_leaves_the_log_quiet(client, caplog):
+    """python-multipart logs a bad boundary as a warning of its own; the client's 400 is all there is to say."""
+    body = b'--XX\r\nContent-Disposition: form-data; name="image"\r\n\r\n\x89abc'
+    with caplog.at_level(logging.DEBUG):
+        answer = client.post("/api/predict", content=body, headers={"content-type": "multipart/form-data; boundary=ZZ"})
+    assert answer.status_code == 400 and "malformed multipart body" in answer.json()["error"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [r.getMessage() for r in caplog.records]
