@@ -55,7 +55,8 @@ async function loadModel() {
     const select = document.getElementById("model-select");
     select.replaceChildren(...models.map((m) => {
       const folder = m.path.split(/[\\/]/).pop();
-      const option = new Option(`${m.model} on ${m.dataset} · ${accuracyText(m)} · ${folder}${m.active ? " (served)" : ""}`, m.id);
+      // each accuracy is on its own dataset's test part: a fine-tuned model's is on your handwriting, not MNIST
+      const option = new Option(`${m.model} on ${m.dataset} · ${accuracyText(m)} on its ${m.dataset} test part · ${folder}${m.active ? " (served)" : ""}`, m.id);
       option.title = m.path;
       return option;
     }));
