@@ -361,17 +361,19 @@ def test_head_is_answered_as_get_without_the_body(server, path):
     assert answers["HEAD"] == (200, answers["GET"][1], b"")
 
 
-@pytest.mark.parametrize("whole", [False, True], ids=["still-coming", "complete"])
+@pytest.mark.parametrize("whole", [False, True, "after blank lines"], ids=["still-coming", "complete", "blank-first"])
 def test_oversized_headers_are_431(server, whole):
     """Over 64 KiB of headers is 431, whether they are still arriving or came complete (in one or two reads,
-    which the parser would otherwise take whole); headers just under the limit, with a body, are answered."""
+    which the parser would otherwise take whole), also after the blank lines HTTP allows before a request;
+    headers just under the limit, with a body, are answered."""
     end = b"\r\n\r\n" if whole else b""
-    sock = server.connect(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 100_000 + end)
+    start = b"\r\n\r\n" if whole == "after blank lines" else b""
+    sock = server.connect(start + b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 100_000 + end)
     answer = closed_by_server(sock, 5)
     sock.close()
     assert answer is not None and answer.startswith(b"HTTP/1.1 431 "), answer[:80] if answer else answer
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"].startswith("the request headers are over")
-    if whole:
+    if whole is True:
         body = json.dumps({"pixels": [[255 if 12 <= c <= 15 and 4 <= r <= 23 else 0 for c in range(28)]
                                       for r in range(28)]}).encode()  # a 1: a body in the same reads
         sock = server.connect(b"POST /api/predict/pixels HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"

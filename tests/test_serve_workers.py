@@ -165,8 +165,13 @@ def test_a_burst_of_keep_alive_connections_is_shared_by_the_workers(lesson_run, 
         shares = [_established(pid, port) for pid in workers]
         assert sum(shares) == 40, shares
         assert min(shares) >= 8, shares  # Binomial(40, 1/2) falls under 8 about once in 100,000 runs
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as big:  # refused before it is read:
+            big.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
+            assert big.recv(100).startswith(b"HTTP/1.1 431 ")
         time.sleep(0.5)
-        assert (tmp_path / "serve.log").read_text().count('"GET /healthz HTTP/1.1" 200') == 40
+        logged = (tmp_path / "serve.log").read_text()
+        assert logged.count('"GET /healthz HTTP/1.1" 200') == 40
+        assert '"- (refused before its request was read) HTTP/1.1" 431' in logged and "Logging error" not in logged
     finally:
         for connection in connections:
             connection.close()

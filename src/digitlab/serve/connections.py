@@ -136,6 +136,7 @@ class _Guarded:
     _armed_for: Any = None  # the request (uvicorn's cycle) that was current when waiting began
     _header_bytes = 0
     _tail = b""  # the last bytes of the headers so far: their blank line may arrive split
+    _started = False  # a byte of the request line has arrived (blank lines before it cannot end the headers)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
@@ -146,11 +147,7 @@ class _Guarded:
 
     def data_received(self, data: bytes) -> None:
         if self in self.guard.waiting and self.cycle is self._armed_for and not self.transport.is_closing():
-            # counted before the parser sees them: headers that arrive whole in one read would pass it unmeasured
-            seen = self._tail + data
-            end = seen.find(b"\r\n\r\n")
-            self._header_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
-            self._tail = seen[-3:]
+            self._count_header_bytes(data)  # before the parser: headers arriving whole would pass it unmeasured
             if self._header_bytes > HEADER_BYTES:
                 self._refuse(431, f"the request headers are over {HEADER_BYTES // 1024} KiB; "
                              "send fewer or shorter ones")
@@ -158,6 +155,19 @@ class _Guarded:
         super().data_received(data)  # type: ignore[misc]
         if self.cycle is not self._armed_for:  # the headers are complete: a request has started
             self.stop_waiting()
+
+    def _count_header_bytes(self, data: bytes) -> None:
+        """Add the bytes of ``data`` up to the blank line that ends the headers (which may arrive split)."""
+        if not self._started:  # blank lines before the request line are allowed, and count, but end nothing
+            rest = data.lstrip(b"\r\n")
+            self._header_bytes += len(data) - len(rest)
+            data, self._started = rest, bool(rest)
+            if not rest:
+                return
+        seen = self._tail + data
+        end = seen.find(b"\r\n\r\n")
+        self._header_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+        self._tail = seen[-3:]
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]
@@ -171,7 +181,7 @@ class _Guarded:
     def await_headers(self) -> None:
         """Start the header deadline: the next request's headers must be complete within ``header_s``."""
         self.stop_waiting()
-        self._armed_for, self._header_bytes, self._tail = self.cycle, 0, b""
+        self._armed_for, self._header_bytes, self._tail, self._started = self.cycle, 0, b"", False
         self.guard.waiting[self] = None
         self._timer = self.loop.call_later(self.guard.limits.header_s, self._headers_overdue)
 
@@ -201,8 +211,8 @@ class _Guarded:
     def _refuse(self, status: int, message: str) -> None:
         if getattr(self, "access_log", False):  # uvicorn's access log never sees an answer written here
             client = getattr(self, "client", None)
-            self.access_logger.info('%s - "(refused before its request was read)" %d',
-                                    "%s:%d" % client if client else "-", status)
+            self.access_logger.info('%s - "%s %s HTTP/%s" %d', "%s:%d" % client if client else "-", "-",
+                                    "(refused before its request was read)", "1.1", status)  # uvicorn's 5 fields
         self.stop_waiting()
         self.transport.write(_plain_response(status, message))
         self.transport.close()
