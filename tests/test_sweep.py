@@ -105,6 +105,17 @@ def test_a_sweep_is_only_finished_as_it_was_planned(swept):
     assert sorted(p.relative_to(folder) for p in (folder / "models").rglob("*") if p.is_file()) == sorted(kept)
 
 
+def test_a_sweep_that_keeps_every_model_keeps_them_when_resumed(tmp_path):
+    args = ["--models", "logreg", "--seeds", "0,1", "--limit", "150", "--workers", "1", "--out", str(tmp_path)]
+    assert run_cli("sweep", *args, "--keep-models", timeout=120).returncode == 0
+    folder = _only(tmp_path)
+    kept = sorted(p.name for p in (folder / "models").iterdir())
+    assert len(kept) == 2 and json.loads((folder / "sweep.json").read_text())["keep_models"] is True
+    resumed = run_cli("sweep", "--resume", str(folder), "--workers", "1", timeout=120)  # without --keep-models
+    assert resumed.returncode == 0 and "0 run, 2 resumed" in resumed.stdout, resumed.stderr
+    assert sorted(p.name for p in (folder / "models").iterdir()) == kept
+
+
 def test_without_dask_the_cells_run_serially_and_say_so(tmp_path):
     code = ("import sys; sys.modules['distributed'] = None; from digitlab.cli import main; "
             f"sys.argv = ['digitlab', *{SWEEP!r}, '--seeds', '0', '--out', {str(tmp_path)!r}]; main()")

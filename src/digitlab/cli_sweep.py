@@ -166,7 +166,8 @@ def sweep(
     dataset, models, seeds, param, limit = s["dataset"], s["models"], s["seeds"], s["param"], s["limit"]
     out, name, scheduler, workers, keep_models = s["out"], s["name"], s["scheduler"], s["workers"], s["keep_models"]
     names, grid, cells, seed_list, limits = _plan(dataset, models, seeds, param, limit, scheduler)
-    folder = _sweep_folder(_plan_doc(dataset, names, grid, seed_list, limits, cells), out, name, resume)
+    folder = _sweep_folder(_plan_doc(dataset, names, grid, seed_list, limits, cells, keep_models), out, name, resume)
+    keep_models = keep_models or _read_sweep_json(folder).get("keep_models") is True  # as it began: never pruned
     plan = SweepPlan(dataset, cells, folder)
     with Progress(TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True) as progress:
@@ -175,8 +176,7 @@ def sweep(
                             say=lambda text: progress.console.print(escape(text), soft_wrap=True),
                             advance=lambda n: progress.advance(task, n))
 
-    rows = load_results(folder, cells)
-    summaries = summarize(rows)
+    summaries = summarize(rows := load_results(folder, cells))
     paths = write_report(folder, dataset, rows, summaries)
     if not keep_models:
         prune_models(folder, summaries)
@@ -236,15 +236,16 @@ def _plan(dataset: str, models: str, seeds: str, param: list[str] | None, limit:
     return names, grid, plan_cells(names, grid, seed_list, limits), seed_list, limits
 
 
-PLAN_OPTIONS = ("dataset", "models", "seeds", "param", "limit")
 PLAN_KEYS = ("dataset", "models", "grid", "seeds", "limits")  # sweep.json's record of them
 
 
-def _plan_doc(dataset: str, names: list[str], grid: dict, seed_list: list[int], limits: list, cells: list) -> dict:
-    """What sweep.json records: the plan (values as their Python literals) and its cells."""
+def _plan_doc(dataset: str, names: list[str], grid: dict, seed_list: list[int], limits: list, cells: list,
+              keep_models: bool) -> dict:
+    """What sweep.json records: the plan (values as their Python literals), its cells, and whether every cell keeps
+    its model (a rerun without --keep-models then still deletes none)."""
     return {"dataset": dataset, "models": names,
             "grid": {m: {k: [repr(v) for v in vs] for k, vs in g.items()} for m, g in grid.items()},
-            "seeds": seed_list, "limits": limits, "cells": [c.cell_id for c in cells]}
+            "seeds": seed_list, "limits": limits, "cells": [c.cell_id for c in cells], "keep_models": keep_models}
 
 
 def _saved_options(folder: Path) -> dict[str, Any]:
