@@ -261,6 +261,8 @@ def _card_path(path: Path) -> Path:
     if not path.exists():
         raise DigitlabError(f"{path}: no such file or folder; give a run folder (e.g. runs/<name>) or a file in it")
     if path.is_file() and path.name.endswith((".onnx", ".onnx.json")):
+        if path.with_name(CARD_NAME).is_file():  # the run's own model.onnx: the run it sits in
+            return path.with_name(CARD_NAME)
         raise DigitlabError(f"{path} is an ONNX export, which digitlab writes for other programs (ONNX Runtime loads "
                             "it); give the run folder it was exported from instead, which `digitlab serve` also "
                             "runs on ONNX Runtime")
