@@ -201,7 +201,8 @@ def test_explain_page_for_the_cnn_with_a_comparison(cnn_run, logreg_run, tmp_pat
     assert {"filters", "feature_maps", "history"} <= set(result.figures)
     html = result.html.read_text(encoding="utf-8")
     assert "How it learned" in html and "digitlab sweep --models cnn" in html
-    assert f"Again: <code>digitlab explain --model {folder} --compare {logreg_run} --out {tmp_path}</code>" in html
+    again = f"digitlab explain --model {folder} --compare {logreg_run} --out {tmp_path} --robustness-images 100 --map-images 80"
+    assert f"Again: <code>{again}</code>" in html
     _check_page(html, len(result.figures), 80)
     assert "Integrated Gradients" in html
     doc = json.loads((tmp_path / "explain.json").read_text())

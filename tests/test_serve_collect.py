@@ -271,6 +271,7 @@ def test_a_writer_is_counted_whatever_the_case_of_the_name(client):
     assert saved.status_code == again.status_code == 201
     assert again.json()["sample"]["writer"] == "Zoe" and again.json()["writers"]["Zoe"] == 2
     assert "zoe" not in again.json()["writers"] and again.json()["writer_counts"][4:6] == [1, 1]
+    assert client.get("/api/samples", params={"writer": "zOE"}).json()["writer"] == "Zoe"  # as the set spells it
     same = client.post("/api/samples?label=5&writer=ZOE", content=_png(405), headers=PNG)  # her own picture again
     assert same.status_code == 200 and same.json()["sample"]["id"] == again.json()["sample"]["id"]
 

@@ -291,7 +291,8 @@ def _say_if_uncalibrated(loaded) -> None:
     if loaded.card.calibration is None:
         err_console.print(f"note: this model is not calibrated (`compare` saves its models so, and digitlab before "
                           f"calibration did); its percentages are its own, often over- or under-confident — "
-                          f"`digitlab run --model {loaded.card.model}` trains a calibrated one", soft_wrap=True)
+                          f"`digitlab run --dataset {loaded.card.dataset} --model {loaded.card.model}` trains a "
+                          "calibrated one", soft_wrap=True)
 
 
 def _answer_line(prediction) -> str:

@@ -67,7 +67,8 @@ def print_score(score, before=None) -> None:
 def sure_line(sure: dict) -> str:
     """How often the model would answer (not "unsure") and how often those answers are right: accuracy alone
     counts every guess, while the page and ``predict`` show a guess below the threshold as "unsure"."""
-    return (f"Sure of {sure['n_kept']:,} ({sure['coverage']:.1%}), right on {sure['accuracy']:.1%} of those; "
+    right = f"right on {sure['accuracy']:.1%} of those" if sure["n_kept"] else "so it would answer none"
+    return (f"Sure of {sure['n_kept']:,} ({sure['coverage']:.1%}), {right}; "
             f"the rest it would call unsure (sure from {sure['sure_from']})")
 
 

@@ -104,7 +104,8 @@ def explain_run(
     ExplainResult
     """
     started = time.perf_counter()
-    again = _command(model_path, compare, out)
+    again = _command(model_path, compare, out, {"--robustness-images": (n_robustness, 1000),
+                                                "--map-images": (n_map, 1500), "--seed": (seed, 0)})
     job, loaded, out = _start(model_path, compare, out, seed, step)
     accuracy = float(np.mean(job.predicted == job.labels))
     job.seconds["load and predict"] = time.perf_counter() - started
@@ -280,13 +281,15 @@ def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: in
     job = _Job(model, others, data, images, labels, predicted, confidence, model.pixel_max, folder, seed, step)
     return job, loaded, out
 
-def _command(model_path: Path, compare: Sequence[Path], out: Path | None) -> str:
-    """The command that writes this page again: the model, the models compared and the folder, as given."""
+def _command(model_path: Path, compare: Sequence[Path], out: Path | None, options: dict[str, tuple[int, int]]) -> str:
+    """The command that writes this page again: the model, the models compared and the folder, as given, and
+    each of ``options`` (flag: (value, the command's default)) whose value is not the default."""
     import shlex
 
     words = ["digitlab", "explain", "--model", str(model_path)]
     words += [word for path in compare for word in ("--compare", str(path))]
     words += ["--out", str(out)] if out is not None else []
+    words += [word for flag, (value, default) in options.items() if value != default for word in (flag, str(value))]
     return shlex.join(words)
 
 

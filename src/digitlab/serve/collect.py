@@ -375,6 +375,7 @@ def _counts(store: HandwritingSet, writer: str | None) -> dict[str, Any]:
         per_writer[sample.writer or NO_NAME] += 1
         if writer is not None and writer_key(sample.writer or NO_NAME) == writer_key(writer):
             mine[sample.label] += 1
+            writer = sample.writer or writer  # as the set spells it: "ada" is counted, and shown, as "Ada"
     return {"name": store.name, "total": len(samples), "counts": per_digit, "writers": dict(per_writer),
             "writer": writer, "writer_counts": mine if writer is not None else None}
 
