@@ -22,6 +22,9 @@ def read(
     model: Optional[Path] = typer.Option(
         None, "--model", "-m", help="A run folder or model file (default: newest in runs/)."),
     runs: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the newest model."),
+    min_confidence: Optional[float] = typer.Option(
+        None, "--min-confidence", min=0.0, max=1.0,
+        help="Show a digit as ? below this probability (default: the model's own threshold, as predict)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines: each digit's box and top 3 too."),
     save_prepared: Optional[Path] = typer.Option(
         None, "--save-prepared", help="Write each digit as the model saw it, as PNG, into this folder."),
@@ -42,7 +45,7 @@ def read(
     for n, image in enumerate(images, 1):
         try:
             reading = read_number(loaded.model, loaded.card, read_image(image, draft=WORK_SIDE),
-                                  detector=getattr(loaded, "detector", None))
+                                  detector=getattr(loaded, "detector", None), min_confidence=min_confidence)
         except DigitlabError as exc:
             failed += 1
             message = str(exc) if str(image) in str(exc) else f"{image}: {exc}"

@@ -170,7 +170,8 @@ def count_marks(image: Any) -> int:
     return len(find_marks(ink))
 
 
-def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None) -> NumberReading:
+def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None,
+                min_confidence: float | None = None) -> NumberReading:
     """Find the digits in a picture of a handwritten number and read them in order.
 
     Parameters
@@ -184,6 +185,8 @@ def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None
     detector : optional
         The run's not-a-digit detector (``LoadedModel.detector``), passed on to
         :func:`~digitlab.predict.predict_images`: a mark it flags shows as ``?``.
+    min_confidence : float, optional
+        The top probability a digit needs not to be "unsure" (``?``); default: the card's own threshold.
 
     Returns
     -------
@@ -200,7 +203,9 @@ def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None
     if not marks:
         raise DigitlabError("no ink found: the image is blank; write or photograph a number")
     lines = _line_sizes(marks)
-    predict = _Predictor(model, card, ink, {} if detector is None else {"detector": detector})
+    options = {key: value for key, value in (("detector", detector), ("min_confidence", min_confidence))
+               if value is not None}
+    predict = _Predictor(model, card, ink, options)
     found: list[tuple[Mark, Prediction, np.ndarray]] = []
     for mark, single in zip(marks, predict(marks)):
         found += _read_mark(predict, mark, single, lines[mark.line], depth=0)
