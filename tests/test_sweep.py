@@ -132,6 +132,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2 and "MODEL.NAME" in done.stderr and "Traceback" not in done.stderr
     done = run_cli("sweep", "--models", "logreg", "--seeds", "a,b", "--out", str(tmp_path))
     assert done.returncode == 2 and "--seeds" in done.stderr
+    done = run_cli("sweep", "--models", "logreg", "--limit", "5,100", "--out", str(tmp_path))  # not a cell each
+    assert done.returncode == 2 and "--limit expects whole numbers ≥ 10" in done.stderr, done.stderr
     done = run_cli("sweep", "--models", "logreg", "--seeds", "99999999999999999999", "--out", str(tmp_path))
     assert done.returncode == 2 and "--seeds expects whole numbers from 0 to 4294967295" in done.stderr
     for damaged in ("not json", "[1]", "\udcff"):

@@ -229,7 +229,8 @@ def _plan(dataset: str, models: str, seeds: str, param: list[str] | None, limit:
     if not (scheduler == "local" or scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://"))):
         raise DigitlabError(f"--scheduler expects local or tcp://HOST:PORT, got {scheduler!r}")
     seed_list = _ints(seeds, "--seeds", 0, MAX_SEED)  # as run and compare check --seed
-    limits: list[int | None] = _ints(limit, "--limit", 1) if limit is not None else [None]
+    least = 10 if dataset in DATASETS else 1  # one training image of every digit, as run's --limit asks
+    limits: list[int | None] = _ints(limit, "--limit", least) if limit is not None else [None]
     grid = parse_grid(param or [], names)
     for model in names:  # unknown models and parameter names fail now, in one line; bad values fail in their cell
         make_model(model, dataset=dataset, params={k: v[0] for k, v in grid.get(model, {}).items()})
