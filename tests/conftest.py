@@ -103,6 +103,19 @@ def header_only_png(width: int, height: int, rows: bytes = b"\x00" * 64) -> byte
     return png_file(width, height, zlib.compress(rows), bytes([1, 0, 0, 0, 0]))
 
 
+def seven_png() -> bytes:
+    """A drawn 7, black on white, as a PNG: a picture to predict, import or save."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("L", (80, 80), 255)
+    ImageDraw.Draw(picture).line([(15, 12), (65, 12), (30, 70)], fill=0, width=8)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 @pytest.fixture(scope="session")
 def lesson_run(tmp_path_factory):
     """One run of the lesson's pipeline (digits, logreg, seed 42), shared by the tests that only read it."""

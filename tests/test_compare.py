@@ -6,10 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 from sklearn.base import clone
 
-from conftest import run_cli
+from conftest import run_cli, seven_png
 from digitlab.compare import compare_models, mcnemar_exact
 from digitlab.data import load_dataset
 from digitlab.evaluate import evaluate_model
@@ -70,9 +69,7 @@ def test_compare_cli_and_its_errors(tmp_path):
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert len(json.loads((folder / "leaderboard.json").read_text())["rows"]) == 2
     seven = tmp_path / "seven.png"
-    Image.new("L", (80, 80), 255).save(seven)
-    ImageDraw.Draw(img := Image.open(seven).convert("L")).line([(15, 12), (65, 12), (30, 70)], fill=0, width=8)
-    img.save(seven)
+    seven.write_bytes(seven_png())
     said = run_cli("predict", "--model", str(folder / "knn"), str(seven))
     assert said.returncode == 0 and "not calibrated (`compare` saves its models so" in said.stderr, said.stderr
     assert "`digitlab run --dataset digits --model knn` trains a calibrated one" in said.stderr

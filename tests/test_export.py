@@ -361,11 +361,9 @@ def test_cli_export_writes_the_file_and_prints_parity(logreg_copy):
     assert load_onnx(logreg_copy).card.format == "onnx"
     elsewhere = run_cli("export", "--model", str(logreg_copy), "--out", str(logreg_copy.parent / "lr.onnx"))
     assert elsewhere.returncode == 0 and (logreg_copy.parent / "lr.onnx.json").is_file(), elsewhere.stderr
-    from PIL import Image, ImageDraw
+    from conftest import seven_png
 
-    seven = Image.new("L", (80, 80), 255)
-    ImageDraw.Draw(seven).line([(15, 12), (65, 12), (30, 70)], fill=0, width=8)
-    seven.save(picture := logreg_copy.parent / "seven.png")
+    (picture := logreg_copy.parent / "seven.png").write_bytes(seven_png())
     for export in ("lr.onnx", "lr.onnx.json"):  # digitlab's commands take the run: one line that says so
         said = run_cli("predict", "--model", str(logreg_copy.parent / export), str(picture))
         assert said.returncode == 2 and "is an ONNX export" in said.stderr and "give the run folder" in said.stderr

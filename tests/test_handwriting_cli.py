@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, seven_png
 from digitlab.card import ModelCard
 from digitlab.data.handwriting import HandwritingSet
 from digitlab.data.idx import read_images, read_labels
@@ -48,7 +48,7 @@ def test_import_info_show_export_remove(env, tmp_path):
     (tmp_path / "7-bad.png").write_bytes(b"not a picture")
     bad = run_cli("data", "import", "class", str(tmp_path / "7-bad.png"), env=variables)
     assert bad.returncode == 1 and "7-bad.png: not an image" in bad.stderr and "Traceback" not in bad.stderr
-    (tmp_path / "7-new.png").write_bytes(_seven())
+    (tmp_path / "7-new.png").write_bytes(seven_png())
     some = run_cli("data", "import", "extra", str(tmp_path / "7-bad.png"), str(tmp_path / "7-new.png"),
                    env=variables)  # the new picture goes in, and the exit code still says one could not be used
     assert some.returncode == 1 and "added 1 picture," in some.stdout and "7-bad.png" in some.stderr, some.stdout
@@ -71,18 +71,6 @@ def test_import_info_show_export_remove(env, tmp_path):
     assert run_cli("data", "remove", "class", sample.id, env=variables).returncode == 2
 
 
-def _seven() -> bytes:
-    import io
-
-    from PIL import Image, ImageDraw
-
-    picture = Image.new("L", (100, 100), 255)
-    ImageDraw.Draw(picture).line([(20, 15), (80, 15), (40, 90)], fill=0, width=10)
-    buffer = io.BytesIO()
-    picture.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def test_remove_a_writers_samples_and_a_whole_set(env, tmp_path, monkeypatch):
     variables, _, photos = env
     variables = {**variables, "DIGITLAB_DATA": str(tmp_path / "data")}
@@ -100,7 +88,7 @@ def test_remove_a_writers_samples_and_a_whole_set(env, tmp_path, monkeypatch):
     assert len(store.samples()) == 80  # no terminal to answer on: nothing removed
     nobody = run_cli("data", "remove", "gone", "--writer", "(no name)", "--yes", env=variables)
     assert nobody.returncode == 2 and "no samples by writer '(no name)'" in nobody.stderr  # every sample has a name
-    store.add(_seven(), 7)  # one saved without a name: "(no name)", as `data info` lists it, removes it
+    store.add(seven_png(), 7)  # one saved without a name: "(no name)", as `data info` lists it, removes it
     unnamed = run_cli("data", "remove", "gone", "--writer", "(no name)", "--yes", env=variables)
     assert unnamed.returncode == 0 and "removed 1 sample by (no name)" in unnamed.stdout, unnamed.stderr
     removed = run_cli("data", "remove", "gone", "--writer", f" {WRITERS[0].name.upper()} ", env=variables, input="y\n")

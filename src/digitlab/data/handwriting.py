@@ -53,7 +53,7 @@ from PIL import Image, PngImagePlugin
 from digitlab.data.cache import data_root
 from digitlab.data.image_files import MAX_BYTES
 from digitlab.data.handwriting_names import (NAME, NO_NAME, RESERVED, check_set_name, check_writer, one_spelling,
-                                             writer_key)
+                                             written_by)
 from digitlab.data.handwriting_sample import SOURCES, NewSample, Sample, new_sample
 from digitlab.errors import DigitlabError
 from digitlab.fileio import atomic_path, read_regular
@@ -193,8 +193,7 @@ class HandwritingSet:
         """Delete every sample by ``writer`` (a student who asks for theirs back), in one index write. Names are
         compared regardless of case; :data:`NO_NAME` is the samples saved without a name."""
         writer = check_writer(writer)
-        key = writer_key(writer or NO_NAME)
-        return self._remove(lambda s: writer_key(s.writer or NO_NAME) == key, f"no samples by writer {str(writer)[:64]!r}")
+        return self._remove(written_by([writer or NO_NAME]), f"no samples by writer {str(writer)[:64]!r}")
 
     def delete(self, *, only_if_empty: bool = False) -> bool:
         """Delete the whole set (with ``only_if_empty``, only a set nothing was saved into); whether it did. The

@@ -32,7 +32,7 @@ import numpy as np
 
 from digitlab.data.dataset import Dataset
 from digitlab.data.handwriting import HandwritingSet, NewSample, Sample, StoreWriteError, new_sample
-from digitlab.data.handwriting_names import NO_NAME, check_new_writer, writer_key
+from digitlab.data.handwriting_names import NO_NAME, check_new_writer, written_by
 from digitlab.data.images import MAX_BYTES
 from digitlab.errors import DigitlabError
 
@@ -49,12 +49,6 @@ IMPORT_BATCH, IMPORT_BATCH_BYTES = 256, 64 << 20
 def writer_of(sample: Sample) -> str:
     """The writer a sample counts for in splits and tables (unnamed samples share one)."""
     return sample.writer or NO_NAME
-
-
-def written_by(writers: Iterable[str]) -> Callable[[Sample], bool]:
-    """Whether a sample is by one of ``writers`` (as :func:`writer_of` names them; case does not matter)."""
-    keys = {writer_key(w) for w in writers}
-    return lambda sample: writer_key(writer_of(sample)) in keys
 
 
 def split_samples(samples: list[Sample], *, test_size: float | None = None,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 from digitlab.errors import DigitlabError
 
 __all__ = ["NAME", "NO_NAME", "RESERVED", "WRITER_MAX", "check_new_writer", "check_set_name", "check_writer",
-           "one_spelling", "writer_key"]
+           "one_spelling", "writer_key", "written_by"]
 
 RESERVED = ("digits", "mnist")
 """The built-in datasets' names: no handwriting set may take them."""
@@ -84,6 +84,13 @@ def check_new_writer(writer: str | None) -> str | None:
 def writer_key(name: str) -> str:
     """What two writers' names are compared by: "Ada" and "ada" are one writer (``str.casefold``)."""
     return name.casefold()
+
+
+def written_by(writers: Iterable[str]) -> Callable[[Any], bool]:
+    """Whether a sample (anything with a ``writer``) is by one of ``writers``: names compared regardless of case,
+    :data:`NO_NAME` for the samples saved without one."""
+    keys = {writer_key(w) for w in writers}
+    return lambda sample: writer_key(sample.writer or NO_NAME) in keys
 
 
 def one_spelling(samples: list[T]) -> list[T]:

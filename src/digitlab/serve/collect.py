@@ -41,7 +41,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from digitlab.data.handwriting import HandwritingSet, Sample, SampleNotFoundError, SetDeletedError, StoreWriteError
-from digitlab.data.handwriting_names import NO_NAME, check_new_writer, writer_key
+from digitlab.data.handwriting_names import NO_NAME, check_new_writer, written_by
 from digitlab.data.images import WORK_SIDE, ImageTooLargeError, prepare_digit, read_image
 from digitlab.errors import DigitlabError
 from digitlab.serve.budget import DecodeGate
@@ -333,7 +333,7 @@ def _save_sync(store: HandwritingSet, picture: bytes, label: int, writer: str | 
         raise ApiError(422, str(exc)) from None
     if added:
         log.info("saved sample %s (%d, %s) into %r", sample.id, sample.label, sample.writer or NO_NAME, store.name)
-    elif sample.label != label or writer_key(sample.writer or NO_NAME) != writer_key(writer or NO_NAME):
+    elif sample.label != label or not written_by([writer or NO_NAME])(sample):
         # someone else's sample: no id to undo it with
         said = (f" as {'an' if sample.label == 8 else 'a'} {sample.label}" if sample.label != label
                 else " by another writer" if sample.writer else " without a writer's name")
@@ -370,10 +370,11 @@ def _counts(store: HandwritingSet, writer: str | None) -> dict[str, Any]:
     for problem in store.problems:
         log.warning("handwriting set %r: %s", store.name, problem)
     per_digit, per_writer, mine = [0] * 10, Counter(), [0] * 10
+    theirs = written_by([] if writer is None else [writer])
     for sample in samples:
         per_digit[sample.label] += 1
         per_writer[sample.writer or NO_NAME] += 1
-        if writer is not None and writer_key(sample.writer or NO_NAME) == writer_key(writer):
+        if theirs(sample):
             mine[sample.label] += 1
             writer = sample.writer or writer  # as the set spells it: "ada" is counted, and shown, as "Ada"
     return {"name": store.name, "total": len(samples), "counts": per_digit, "writers": dict(per_writer),
