@@ -452,31 +452,6 @@ def test_a_server_keeps_its_allocator_policy_when_it_predicts_a_batch():
     assert out.strip() == str([None, "training", "serving", "serving", False, "serving"])
 
 
-def _torch_libgomp():
-    import importlib.util
-    from pathlib import Path
-
-    found = [Path(p) / "lib" / "libgomp.so.1" for p in importlib.util.find_spec("torch").submodule_search_locations]
-    return next((path for path in found if path.is_file()), None)
-
-
-@pytest.mark.skipif(_torch_libgomp() is None, reason="PyTorch's own GNU OpenMP runtime: Linux wheels only")
-@pytest.mark.parametrize(("code", "env", "spins"), [
-    ("import digitlab; load()", {}, "0"),  # digitlab first: the threads sleep at once while they wait
-    ("load(); import digitlab", {}, "300000"),  # torch first: OpenMP's default, spin then sleep
-    ("import digitlab; load()", {"OMP_WAIT_POLICY": "ACTIVE"}, "30000000000"),  # a setting of the person's own wins
-])
-def test_importing_digitlab_before_torch_makes_openmp_threads_wait_without_spinning(code, env, spins):
-    """A waiting thread that spins on a core another program needs slows every step (benchmarks/bench_busy_cpu.py).
-    The OpenMP runtime PyTorch loads reads its settings once, when it is loaded, and prints them on request."""
-    script = f"import ctypes\nload = lambda: ctypes.CDLL({str(_torch_libgomp())!r})\n{code}"
-    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    done = subprocess.run([sys.executable, "-c", script], env={**clean, **env, "OMP_DISPLAY_ENV": "VERBOSE"},
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert f"GOMP_SPINCOUNT = '{spins}'" in done.stderr, done.stderr
-
-
 def test_any_saved_counts_and_labels_give_a_model_or_one_line(fitted):
     """Hypothesis: whatever a weights file holds beside the network (any dtype, shape, NaN, huge), from_tensors
     returns a model that predicts or refuses in one line: never another exception."""

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from digitlab.cores import CoreShare
 from digitlab.errors import DigitlabError
 from digitlab.memory import tune_allocator
 
@@ -376,9 +377,11 @@ def predict_proba(net: nn.Module, images: np.ndarray, device: torch.device, tta:
         tune_allocator("training")  # batches of megabytes: keep freed memory (a server keeps its own policy)
     images = torch.from_numpy(images)
     out = []
-    with threads_for(len(images), device), torch.inference_mode(), autocast(device):
+    with threads_for(len(images), device), torch.inference_mode(), autocast(device), \
+            CoreShare(watch=device.type == "cpu" and len(images) > FEW_IMAGES) as share:
         batch = PREDICT_BATCH if device.type == "cpu" else PREDICT_BATCH_CUDA
         for i in range(0, len(images), batch):
+            share.tick()  # PyTorch's threads fitted to the cores other programs leave free
             xb = images[i : i + batch].to(device)
             if shifts:  # test-time augmentation: 5x (or 9x) the work for a steadier answer
                 views = [xb] + [shift(xb, dy, dx) for dy, dx in shifts]
