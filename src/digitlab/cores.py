@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Callable
 
 __all__ = ["CoreShare", "busy_seconds"]
 
@@ -90,6 +91,14 @@ class CoreShare:
         if threads != torch.get_num_threads():
             torch.set_num_threads(threads)
             self.changes += 1
+
+    def ticking(self, then: Callable[[float], None]) -> Callable[[float], None]:
+        """A step's callback that ticks, then calls ``then`` with the training's progress (a progress bar's)."""
+        def step(frac: float) -> None:
+            self.tick()
+            then(frac)
+
+        return step
 
     def close(self) -> None:
         """Set back the thread count this share started with."""

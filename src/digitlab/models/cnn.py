@@ -171,7 +171,6 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         Inside a ``torchrun`` process group (see :mod:`digitlab.models.ddp`) every rank must
         call ``fit`` with the same data and parameters: they train one model together.
         """
-        from digitlab.cores import CoreShare
         from digitlab.models import cnn_graph as cg, cnn_optim as co, cnn_torch as ct, ddp
         from digitlab.progress import TrainingBar
 
@@ -198,14 +197,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.module_, self.history_, self.stop_reason_, self.world_size_ = net, [], "epochs", shard[1]
         shown_epochs = None if self.time_budget else self.epochs  # the clock ends a budgeted run, not the count
         with TrainingBar(self.verbose and main, shown_epochs, title="CNN") as bar, \
-                CoreShare(watch=device.type == "cpu") as share:
-            def on_step(frac: float) -> None:
-                share.tick()  # PyTorch's threads fitted to the cores other programs leave free
-                bar.step(frac)
-
+                ct.CoreShare(watch=device.type == "cpu") as share:  # the threads fitted to the free cores
             step_args = dict(batch_size=batch, peak_lr=self.lr, clock=clock, gen=ct.seeded_generator(seed),
                              augment=self.augment, distort=self.distort, label_smoothing=self.label_smoothing,
-                             on_step=on_step, bf16=ct.use_bf16(device, self.precision))
+                             on_step=share.ticking(bar.step), bf16=ct.use_bf16(device, self.precision))
             train_epoch = (cg.GraphedEpochs(trainee, optimizer, x_train, y_train, **step_args) if graphed else
                            functools.partial(ct.train_one_epoch, trainee, optimizer, x_train, y_train,
                                              shard=shard, **step_args))
