@@ -4,7 +4,7 @@ PyTorch runs its CPU kernels on OpenMP threads, one per core. Between two parall
 thread that is done spins for a while before it sleeps: on an idle machine the fastest way to wait.
 When another program keeps a core busy, the thread being waited for shares its core with that program
 while the spinning one holds the other, at each of a step's many meeting points: a training step on
-2 cores beside one busy process took 1.8-2.8x as long as on one thread (``benchmarks/bench_busy_cpu.py``).
+2 cores beside one busy process took 2.4-2.6x as long as on one thread (``benchmarks/bench_busy_cpu.py``).
 Threads that sleep at once (``OMP_WAIT_POLICY=PASSIVE``, digitlab's setting before this module) lose
 less there, but cost 23-32% of every step on an idle machine.
 
@@ -12,9 +12,12 @@ So OpenMP waits as it does by default, and a :class:`CoreShare` watches a loop o
 ``every`` seconds it reads how much CPU time the machine's cores spent busy (Linux's ``/proc/stat``,
 the cores this process may run on) less this process's own, and sets PyTorch's thread count to the
 cores the other programs left free (at least one, at most the count it started with). Beside one busy
-core on 2 cores that is one thread; when the other program stops, two again. Elsewhere (macOS,
-Windows) nothing is watched. A fit whose thread count changed computes in a different order, so its
-last digits may differ from the same seed's fit on an idle machine.
+core on 2 cores that is one thread; when the other program stops, two again. Niced programs (``nice``)
+are not counted unless this process is niced too: they give way to it. Elsewhere (macOS, Windows), and
+where ``OMP_NUM_THREADS`` sets the count, nothing is watched. A fit whose thread count changed adds its
+numbers in another order: on the 8x8 digits a probability moved by up to 0.023, so a seed's fit on a busy
+machine can differ from its fit on an idle one, even in a prediction; set ``OMP_NUM_THREADS`` to keep a
+seed's fit the same to the bit. scikit-learn's own OpenMP loops (the k-NN's distances) are not watched.
 
 Examples
 --------
@@ -29,27 +32,34 @@ import os
 import time
 from typing import Callable
 
-__all__ = ["CoreShare", "busy_seconds"]
+__all__ = ["CoreShare", "busy_seconds", "fixed_threads"]
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-_BUSY_FIELDS = (0, 1, 2, 5, 6, 7)  # /proc/stat: user nice system [idle iowait] irq softirq steal
+_BUSY_FIELDS = (0, 2, 5, 6, 7)  # /proc/stat: user [nice] system [idle iowait] irq softirq steal
+_NICE = 1  # time of niced processes: they yield to a process that is not niced, so count it only when we are
 
 
-def busy_seconds(cpus: set[int], stat: str = "/proc/stat") -> float | None:
-    """Seconds the CPUs ``cpus`` have spent busy since boot (any process, the kernel, a hypervisor's
-    steal), from ``stat``; None where it cannot be read (not Linux)."""
+def busy_seconds(cpus: set[int], stat: str = "/proc/stat", *, niced: bool = False) -> float | None:
+    """Seconds the CPUs ``cpus`` have spent busy since boot (processes, the kernel, a hypervisor's steal;
+    niced processes only when ``niced``), from ``stat``; None where it cannot be read (not Linux)."""
+    fields = (*_BUSY_FIELDS, _NICE) if niced else _BUSY_FIELDS
+    ticks = 0
     try:
         with open(stat, encoding="ascii") as file:
-            lines = file.read().splitlines()
-    except OSError:
+            for line in file:
+                name, _, values = line.partition(" ")
+                if name[3:].isdigit() and name.startswith("cpu") and int(name[3:]) in cpus:
+                    columns = values.split()
+                    ticks += sum(int(columns[i]) for i in fields if i < len(columns))
+    except (OSError, ValueError):  # not Linux, or a file of another format (ValueError covers bad bytes too)
         return None
-    ticks = 0
-    for line in lines:
-        name, _, values = line.partition(" ")
-        if name[3:].isdigit() and name.startswith("cpu") and int(name[3:]) in cpus:
-            fields = values.split()
-            ticks += sum(int(fields[i]) for i in _BUSY_FIELDS if i < len(fields))
     return ticks / _TICKS
+
+
+def fixed_threads() -> bool:
+    """True where the environment sets the thread count (``OMP_NUM_THREADS``): a share then keeps it, so
+    a seed's fit repeats to the bit whatever else runs."""
+    return bool(os.environ.get("OMP_NUM_THREADS", "").strip())
 
 
 class CoreShare:
@@ -58,7 +68,8 @@ class CoreShare:
 
     ``cpus``, ``cap``: the cores to share and the most threads to use (default: this process's cores
     and PyTorch's thread count now, which torchrun's ranks or a person's ``torch.set_num_threads`` set).
-    ``watch=False``: change nothing (a GPU's loop). ``stat``: where the kernel's CPU times are read.
+    ``watch=False``, or ``OMP_NUM_THREADS`` set (:func:`fixed_threads`): change nothing.
+    ``stat``: where the kernel's CPU times are read.
     """
 
     def __init__(self, every: float = 0.5, *, watch: bool = True, cpus: set[int] | None = None,
@@ -68,10 +79,11 @@ class CoreShare:
                         else range(os.cpu_count() or 1))
         self.cap = cap if cap is not None else _torch().get_num_threads()
         self.changes = 0  # how many times the thread count was changed
-        self._mark = self._sample() if watch else None  # (wall, busy, own CPU) seconds; None: not watched
+        self.niced = hasattr(os, "getpriority") and os.getpriority(os.PRIO_PROCESS, 0) > 0
+        self._mark = self._sample() if watch and not fixed_threads() else None  # (wall, busy, own CPU) seconds
 
     def _sample(self) -> tuple[float, float, float] | None:
-        busy = busy_seconds(self.cpus, self.stat)
+        busy = busy_seconds(self.cpus, self.stat, niced=self.niced)
         return None if busy is None else (time.perf_counter(), busy, time.process_time())
 
     def threads_for(self, others: float) -> int:

@@ -160,7 +160,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.non_deterministic = self.device != "cpu"  # CUDA kernels and bf16 do not repeat bit for bit
+        # CUDA kernels and bf16 do not repeat bit for bit; the CPU does for one thread count (digitlab.cores)
+        tags.non_deterministic = self.device != "cpu"
         return tags
 
     # ------------------------------------------------------------------ fit
