@@ -20,6 +20,7 @@ from digitlab.evaluate import Metrics, evaluate_not_a_digit, evaluate_on_test
 from digitlab.notdigit import fit_detector
 from digitlab.report import RunRecord, write_run
 from digitlab.runs import check_writable, now_utc
+from digitlab.store import check_saveable
 from digitlab.train import calibrate, calibration_split, held_out_predictions, train
 
 
@@ -61,6 +62,7 @@ def run_pipeline(
     out = Path(out)
     check_writable(out)
     estimator = make_model(model, dataset=dataset, seed=seed, params=params)  # fail fast on a bad name or parameter
+    check_saveable(estimator)  # and on one its model card could not hold
     world = ddp.world()  # None without torchrun
     if world is not None:
         _check_distributed(model, estimator)

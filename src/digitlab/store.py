@@ -33,7 +33,7 @@ from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.fileio import atomic_path, sha256_file, write_text_atomic
 from digitlab.notdigit import DETECTOR_FILE, NotDigitCheck, NotDigitDetector
-from digitlab.train import FittedModel
+from digitlab.train import NOT_PLAIN, FittedModel, plain_value
 
 __all__ = ["LoadedModel", "ModelCard", "load_model", "read_card", "save_model"]
 
@@ -44,7 +44,7 @@ class LoadedModel:
     model: Any
     card: ModelCard
     path: Path  # the weights file
-    detector: NotDigitDetector | None = None  # None for a model saved before digitlab had one
+    detector: NotDigitDetector | None = None  # None: saved before digitlab had one, or an ONNX file away from its run
 
     def __repr__(self) -> str:
         """``LoadedModel(id=..., path=...)``: which model, from where (the fields' own reprs list every weight)."""
@@ -92,8 +92,8 @@ def split_array_state(model: Any, params: dict[str, Any]) -> tuple[dict[str, Any
     """
     import numpy as np
 
-    if any(not (v is None or isinstance(v, (bool, int, float, str, list))) for v in params.values()):
-        return None
+    if any(plain_value(v) is NOT_PLAIN for v in model.get_params(deep=False).values()):
+        return None  # a parameter the card cannot give back as it was (a dict, an object, inf): skops keeps it
     arrays: dict[str, Any] = {}
     state: dict[str, Any] = {}
     for name, value in vars(model).items():
@@ -163,6 +163,7 @@ def save_model(
     'logreg'
     """
     folder = Path(folder)
+    check_saveable(fitted.model)
     folder.mkdir(parents=True, exist_ok=True)
     fmt, weights, state = _write_weights(fitted, folder)
     digest = sha256_file(weights)
@@ -196,6 +197,17 @@ def save_model(
     card_path = folder / CARD_NAME
     write_text_atomic(card_path, card.to_json())
     return card_path
+
+
+def check_saveable(model: Any) -> None:
+    """Refuse, in one line, a model rebuilt from its card's parameters (the CNN) when the card cannot hold one
+    of them as it is (a dict, an object, an infinity): saved, it could never be loaded."""
+    if not hasattr(model, "export_tensors"):
+        return  # scikit-learn's models keep such parameters in their skops file
+    for key, value in model.get_params(deep=False).items():
+        if plain_value(value) is NOT_PLAIN:
+            raise DigitlabError(f"parameter {key}={value!r} cannot be saved with the model: its card holds "
+                                "finite numbers, strings, lists and None; give one of those")
 
 
 def _write_weights(fitted: FittedModel, folder: Path) -> tuple[str, Path, dict[str, Any] | None]:
@@ -324,7 +336,11 @@ def _check_loaded(model: Any, card: ModelCard, weights: Path) -> None:
     skops_file.check_trees(model, weights)
     try:
         with np.errstate(all="ignore"):  # a NaN or infinite weight is refused below, in one line, not warned of
-            proba = model.predict_proba(np.zeros((1, card.n_pixels), dtype=np.float32))
+            blank = np.zeros((1, card.n_pixels), dtype=np.float32)
+            if not hasattr(model, "predict_proba"):  # a predict-only model (one registered as the models' docs show)
+                model.predict(blank)
+                return
+            proba = model.predict_proba(blank)
     except (ValueError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
         raise DigitlabError(f"{weights}: the model does not work on {card.image_shape[0]}×"
                             f"{card.image_shape[1]} images as its card says ({type(exc).__name__})") from None

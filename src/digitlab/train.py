@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,16 +120,34 @@ def reached_iteration_limit(model: Any) -> bool:
 
 
 def _plain_params(model: Any) -> dict[str, Any]:
-    """``get_params(deep=False)`` with values made JSON-friendly."""
+    """``get_params(deep=False)`` with values made JSON-friendly (a value a card cannot hold: its ``repr``)."""
     out: dict[str, Any] = {}
     for key, value in model.get_params(deep=False).items():
-        if value is None or isinstance(value, (bool, int, float, str)):
-            out[key] = value
-        elif isinstance(value, (list, tuple)):
-            out[key] = list(value)
-        else:
-            out[key] = repr(value)
+        plain = plain_value(value)
+        out[key] = repr(value) if plain is NOT_PLAIN else plain
     return out
+
+
+NOT_PLAIN = object()
+
+
+def plain_value(value: Any) -> Any:
+    """``value`` as JSON gives it back (NumPy scalars as Python numbers, tuples as lists), or ``NOT_PLAIN``
+    for one a model card cannot hold and give back as it was: a dict, an object, an infinity or NaN.
+
+    >>> plain_value(np.int64(3)), plain_value((1, np.float32(0.5))), plain_value({0: 2.0}) is NOT_PLAIN
+    (3, [1, 0.5], True)
+    """
+    if isinstance(value, np.generic) and not isinstance(value, (np.str_, np.bytes_)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return NOT_PLAIN
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        items = [plain_value(v) for v in value]
+        return NOT_PLAIN if any(v is NOT_PLAIN for v in items) else items
+    return NOT_PLAIN
 
 
 def calibration_split(dataset: Dataset) -> float | None:

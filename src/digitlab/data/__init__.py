@@ -74,6 +74,7 @@ def load_dataset(
     >>> load_dataset("digits", test_size=0.5).n_test
     899
     """
+    seed, test_size, limit = _whole(seed, "--seed"), _fraction(test_size), _whole(limit, "--limit")
     if not 0 <= seed <= MAX_SEED:
         raise DigitlabError(f"--seed must be from 0 to {MAX_SEED}, got {seed}")
     if name not in DATASETS:
@@ -93,6 +94,24 @@ def load_dataset(
     if limit is not None:
         dataset = stratified_subset(dataset, limit, seed=seed)
     return dataset
+
+
+def _whole(value, option: str):
+    """``value`` as a Python int (None stays None); one line for anything but a whole number."""
+    if value is None and option == "--limit":
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise DigitlabError(f"{option} must be a whole number, got {value!r}")
+    return int(value)
+
+
+def _fraction(value):
+    """A test size as a Python float (None stays None); one line for anything but a number."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise DigitlabError(f"--test-size must be a number between 0 and 1, got {value!r}")
+    return float(value)
 
 
 def check_dataset(name: str) -> None:
