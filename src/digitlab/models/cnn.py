@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import time
 from typing import Any
 
@@ -35,6 +36,17 @@ _HISTORY_COLUMNS = ("epoch", "loss", "val_accuracy", "seconds", "lr")
 _WORLD_SIZE = "world_size"  # saved too, only when torchrun trained the model on several processes
 _STOP_REASONS = (None, "epochs", "time_budget", "target_accuracy")
 EXTRA_TENSORS = (*_META, _N_FEATURES, _HISTORY, _WORLD_SIZE)  # a weights file's tensors beyond the network's own
+
+
+_RANGES = (  # (parameter, lower test, upper test, in words): numbers that must be finite and in range
+    ("lr", lambda v: v > 0, math.isfinite, "a positive number"),
+    ("weight_decay", lambda v: v >= 0, math.isfinite, "a number of at least 0"),
+    ("label_smoothing", lambda v: v >= 0, lambda v: v <= 1, "a number from 0 to 1"),
+    ("augment", lambda v: v >= 0, lambda v: v <= 28, "a shift in pixels from 0 to 28"),
+    ("distort", lambda v: v >= 0, lambda v: v < 1, "a number in [0, 1)"),
+    ("validation_fraction", lambda v: v >= 0, lambda v: v < 1, "in [0, 1)"),
+    ("target_accuracy", lambda v: v > 0, lambda v: v <= 1, "in (0, 1]"),
+)
 
 
 class CNNClassifier(ClassifierMixin, BaseEstimator):
@@ -269,8 +281,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
                 raise InvalidValueError(f"{name} must be an integer of at least {least}, got {value!r}")
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise InvalidValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
+        for name, low, high, what in _RANGES:
+            value = getattr(self, name)
+            if value is None and name == "target_accuracy":
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low(value) or not high(value):
+                raise InvalidValueError(f"{name} must be {what}, got {value!r}")
         if self.time_budget is not None and not positive_seconds(self.time_budget):
             raise InvalidValueError(f"time_budget must be a positive number of seconds, got {self.time_budget!r}")
         if self.target_accuracy is not None and self.validation_fraction <= 0:
