@@ -106,10 +106,19 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[int] | 
         ci_high=high,
         confusion=confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         per_class=per_class,
-        macro_precision=float(np.mean(precision)),
-        macro_recall=float(np.mean(recall)),
-        macro_f1=float(np.mean(f1)),
+        **_macro(labels, y_true, y_pred, precision=precision, recall=recall, f1=f1),
     )
+
+
+def _macro(labels: list[int], y_true: np.ndarray, y_pred: np.ndarray, **scores: np.ndarray) -> dict[str, float]:
+    """Each score's mean over the labels that occur in ``y_true`` or ``y_pred``, as scikit-learn's macro average
+    takes it: a digit a set lacks and no answer gave is not a zero in the mean.
+
+    >>> _macro([0, 1, 2], np.array([0, 1]), np.array([0, 1]), f1=np.array([1.0, 1.0, 0.0]))
+    {'macro_f1': 1.0}
+    """
+    seen = np.isin(labels, np.concatenate([y_true, y_pred]))
+    return {f"macro_{name}": float(np.mean(values[seen])) if seen.any() else 0.0 for name, values in scores.items()}
 
 
 def _calibration_measures(y_true: np.ndarray, predictions: "Predictions | None") -> dict[str, float]:
