@@ -284,7 +284,8 @@ def load_onnx(path: str | Path, *, threads: int = 1) -> "LoadedModel":
     Returns
     -------
     digitlab.store.LoadedModel
-        ``model`` is an :class:`OnnxModel`; ``card`` the validated card; ``path`` the ONNX file.
+        ``model`` is an :class:`OnnxModel`; ``card`` the validated card; ``path`` the ONNX file; ``detector``
+        the run's not-a-digit detector when its card lists one and its file lies beside the ONNX file.
 
     Raises
     ------
@@ -294,7 +295,7 @@ def load_onnx(path: str | Path, *, threads: int = 1) -> "LoadedModel":
     """
     import hashlib
 
-    from digitlab.store import LoadedModel
+    from digitlab.store import LoadedModel, _load_detector
 
     onnx_path, card_path = _paths(Path(path))
     card = read_onnx_card(card_path)
@@ -318,7 +319,10 @@ def load_onnx(path: str | Path, *, threads: int = 1) -> "LoadedModel":
             or model.metadata.get("model_card_id") != card.id):
         raise DigitlabError(f"{onnx_path}: the graph's input contract (image shape, pixel scale, classes, card id) "
                             "does not match its card; refusing it")
-    return LoadedModel(model=model, card=card, path=onnx_path)
+    listed = card.not_a_digit
+    beside = listed is not None and (onnx_path.parent / listed.file).is_file()  # in its run folder
+    detector = _load_detector(card, onnx_path.parent) if beside else None
+    return LoadedModel(model=model, card=card, path=onnx_path, detector=detector)
 
 
 def _first_line(exc: BaseException) -> str:
