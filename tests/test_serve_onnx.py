@@ -176,3 +176,29 @@ def test_input_only_when_asked(runs):
         assert "input" not in form and form["digit"] == 1
         bad = c.post("/api/predict?input=maybe", content=body, headers={"content-type": "image/png"})
         assert bad.status_code == 422 and "error" in bad.json()
+
+
+def test_load_onnx_brings_the_runs_not_a_digit_detector(runs, tmp_path):
+    """An engineer's audit: `load_onnx(run)` gave detector=None, so ONNX answers never said "not a digit"."""
+    import shutil
+
+    from digitlab.export import export_onnx
+    from digitlab.onnx_model import load_onnx
+    from digitlab.predict import predict_images
+    from digitlab.store import load_model
+
+    run = next(f for f in _folders(runs) if "logreg" in f.name)
+    folder = tmp_path / "run"
+    shutil.copytree(run, folder, ignore=shutil.ignore_patterns("model.onnx*"))
+    export_onnx(folder)
+    estimator, onnx = load_model(folder), load_onnx(folder)
+    assert estimator.detector is not None and onnx.detector is not None
+    images = np.random.default_rng(0).integers(0, 17, (40, 8, 8)).astype(np.uint8)  # noise: some not digits
+    a = predict_images(estimator.model, estimator.card, images, detector=estimator.detector)
+    b = predict_images(onnx.model, onnx.card, images, detector=onnx.detector)
+    assert [p.kind for p in a] == [p.kind for p in b] and "not_a_digit" in {p.kind for p in a}
+    alone = tmp_path / "alone"  # the ONNX file and its card without the run around them: no detector to read
+    alone.mkdir()
+    for name in ("model.onnx", "model.onnx.json"):
+        shutil.copy(folder / name, alone / name)
+    assert load_onnx(alone / "model.onnx").detector is None

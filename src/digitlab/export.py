@@ -7,7 +7,8 @@ writes ``model.onnx`` beside the run's model (or where ``out`` says) and its car
 - the CNN through ``torch.onnx.export`` (the ``torch.export``-based exporter, which needs
   ``onnxscript``), in eval mode with BatchNorm folded into the convolutions
   (:func:`digitlab.models.cnn_torch.fuse_bn`) and the test-time augmentation its ``predict_proba``
-  applies (the image and its four one-pixel shifts, as one batch of five);
+  applies (the image and its one-pixel shifts as one batch: four with ``tta=True``, eight with
+  ``tta=9``, none with ``tta=False``);
 - k-nearest neighbours as a graph written here (distances in float64, ``TopK``, the same
   distance weights as scikit-learn): skl2onnx 1.20 turns ``weights="distance"`` into equal weights
   (onnx/sklearn-onnx#1214), which moves probabilities by up to 0.04 on the digits;
@@ -62,10 +63,10 @@ ML_OPSET = 3
 MIN_AGREEMENT = 0.9999
 """Least share of test images on which ONNX Runtime and the estimator pick the same class."""
 MAX_PROBABILITY_GAP = {"cnn": 1e-4}
-"""Largest |Δprobability| allowed between ONNX Runtime and the estimator, per model (others: 1e-3)."""
+"""Largest |Δprobability| allowed between ONNX Runtime and the estimator, per model (others:
+:data:`DEFAULT_PROBABILITY_GAP`)."""
 DEFAULT_PROBABILITY_GAP = 1e-3
-"""The CNN's test-time augmentation: the one-pixel shifts :func:`digitlab.models.cnn_torch.predict_proba`
-averages with the image itself."""
+"""Largest |Δprobability| allowed for a model :data:`MAX_PROBABILITY_GAP` does not list."""
 
 
 @dataclass(frozen=True)

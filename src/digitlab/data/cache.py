@@ -4,10 +4,12 @@ what digitlab makes for itself there (non-digit pictures, detectors' networks) i
 Examples
 --------
 >>> import os
->>> os.environ["DIGITLAB_DATA"] = "/tmp/dl-data"
+>>> from unittest import mock
+>>> scratch = mock.patch.dict(os.environ, DIGITLAB_DATA="/tmp/dl-data")  # yours comes back at the end
+>>> _ = scratch.start()
 >>> data_root()
 PosixPath('/tmp/dl-data')
->>> del os.environ["DIGITLAB_DATA"]
+>>> _ = scratch.stop()
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ Examples
 --------
 >>> import io, os, tempfile
 >>> from PIL import Image, ImageDraw
->>> os.environ["DIGITLAB_DATA"] = tempfile.mkdtemp()
+>>> from unittest import mock
+>>> scratch = mock.patch.dict(os.environ, DIGITLAB_DATA=tempfile.mkdtemp())  # yours comes back at the end
+>>> _ = scratch.start()
 >>> picture = Image.new("L", (100, 100), 255)
 >>> ImageDraw.Draw(picture).line([(50, 15), (50, 85)], fill=0, width=9)
 >>> buffer = io.BytesIO(); picture.save(buffer, "PNG")
@@ -29,7 +31,7 @@ Examples
 False
 >>> mine.images()[0].shape
 (1, 28, 28)
->>> del os.environ["DIGITLAB_DATA"]
+>>> _ = scratch.stop()
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ Examples
 --------
 >>> import io, os, tempfile
 >>> from PIL import Image, ImageDraw
->>> os.environ["DIGITLAB_DATA"] = tempfile.mkdtemp()
+>>> from unittest import mock
+>>> scratch = mock.patch.dict(os.environ, DIGITLAB_DATA=tempfile.mkdtemp())  # yours comes back at the end
+>>> _ = scratch.start()
 >>> folder = Path(tempfile.mkdtemp())
 >>> for digit in range(10):
 ...     for k in range(2):
@@ -17,7 +19,7 @@ Examples
 >>> data = load_handwriting("mine", test_size=0.5)
 >>> data.n_train, data.n_test, data.split["kind"]
 (10, 10, 'stratified')
->>> del os.environ["DIGITLAB_DATA"]
+>>> _ = scratch.stop()
 """
 
 from __future__ import annotations

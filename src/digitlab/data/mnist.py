@@ -86,10 +86,12 @@ def cache_dir() -> Path:
     Examples
     --------
     >>> import os
-    >>> os.environ["DIGITLAB_DATA"] = "/tmp/dl-data"
+    >>> from unittest import mock
+    >>> scratch = mock.patch.dict(os.environ, DIGITLAB_DATA="/tmp/dl-data")  # yours comes back at the end
+    >>> _ = scratch.start()
     >>> cache_dir()
     PosixPath('/tmp/dl-data/mnist')
-    >>> del os.environ["DIGITLAB_DATA"]
+    >>> _ = scratch.stop()
     """
     return data_root() / "mnist"
 

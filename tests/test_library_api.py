@@ -1,0 +1,121 @@
+"""The library as an engineer calls it (found by an audit of the Python API): NumPy values for parameters and
+options, models rebuilt from their card, a CNN's numeric parameters, macro scores, predict-only models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.metrics import f1_score, precision_score, recall_score
+
+from digitlab.data import load_dataset
+from digitlab.errors import DigitlabError
+from digitlab.evaluate import DIGITS, compute_metrics, evaluate_model
+from digitlab.preprocess import train_features
+from digitlab.store import load_model, save_model
+from digitlab.train import train
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.mark.parametrize(("name", "params", "kept"), [
+    ("logreg", {"max_iter": np.int64(500), "C": np.float32(0.5)}, {"max_iter": 500, "C": 0.5}),  # from np grids
+    ("logreg", {"class_weight": {0: 2.0}}, {"class_weight": {0: 2.0}}),  # a dict: kept by skops, as it was
+    ("logreg", {"C": float("inf")}, {"C": float("inf")}),  # valid in scikit-learn; JSON has no infinity
+])
+def test_a_saved_model_gives_back_its_parameters_as_they_were_and_refits(name, params, kept, digits, tmp_path):
+    fitted = train(name, digits, params=params)
+    save_model(fitted, digits, tmp_path)
+    loaded = load_model(tmp_path)
+    assert {k: loaded.model.get_params()[k] for k in kept} == kept
+    assert all(type(loaded.model.get_params()[k]) is type(v) for k, v in kept.items())  # 500, not '500'
+    clone(loaded.model).fit(*train_features(digits))  # a fine-tune refits a clone of it
+
+
+def test_a_cnn_saved_with_numpy_integers_loads(digits, tmp_path):
+    pytest.importorskip("torch")
+    fitted = train("cnn", digits, params={"epochs": np.int64(1), "width": np.int64(4)})
+    save_model(fitted, digits, tmp_path)
+    assert load_model(tmp_path).model.get_params()["epochs"] == 1
+
+
+def test_a_cnn_parameter_its_card_cannot_hold_is_refused_before_anything_is_written(digits, tmp_path):
+    """The CNN is rebuilt from its card's parameters; before, the weights were written and the card then failed,
+    which left a folder without a card, or a good model's card beside new weights."""
+    pytest.importorskip("torch")
+    good = train("cnn", digits, params={"epochs": 1, "width": 4})
+    save_model(good, digits, tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    bad = train("cnn", digits, params={"epochs": 1, "width": 4})
+    bad.model.set_params(tta={1: 2})
+    with pytest.raises(DigitlabError, match=r"^parameter tta=\{1: 2\} cannot be saved") as info:
+        save_model(bad, digits, tmp_path)
+    assert "\n" not in str(info.value)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert load_model(tmp_path).card.id.startswith("cnn-digits")
+
+
+@pytest.mark.parametrize(("params", "says"), [
+    ({"lr": float("nan")}, "lr must be a positive number, got nan"),
+    ({"lr": "0.1"}, "lr must be a positive number, got '0.1'"),
+    ({"lr": -1}, "lr must be a positive number"),
+    ({"weight_decay": -1e-4}, "weight_decay must be a number of at least 0"),
+    ({"label_smoothing": 2}, "label_smoothing must be a number from 0 to 1"),
+    ({"augment": -3}, "augment must be a shift in pixels from 0 to 28"),
+    ({"distort": 5}, r"distort must be a number in \[0, 1\)"),
+    ({"target_accuracy": 1.5, "validation_fraction": 0.2}, r"target_accuracy must be in \(0, 1\]"),
+])
+def test_the_cnn_refuses_numbers_out_of_range_in_one_line(params, says, digits):
+    """Before, lr=nan trained to NaN probabilities and label_smoothing=2 ended in PyTorch's traceback."""
+    pytest.importorskip("torch")
+    with pytest.raises(DigitlabError, match=says):
+        train("cnn", digits, params={"epochs": 1, "width": 2, **params})
+
+
+@pytest.mark.parametrize(("options", "says"), [
+    ({"seed": 1.5}, "--seed must be a whole number, got 1.5"),
+    ({"seed": "1"}, "--seed must be a whole number, got '1'"),
+    ({"limit": 10.5}, "--limit must be a whole number, got 10.5"),
+    ({"test_size": "0.3"}, "--test-size must be a number between 0 and 1, got '0.3'"),
+])
+def test_load_dataset_says_which_option_is_not_a_number(options, says):
+    with pytest.raises(DigitlabError, match=f"^{says}$"):
+        load_dataset("digits", **options)
+
+
+def test_load_dataset_takes_numpy_integers_and_the_card_can_hold_them(digits, tmp_path):
+    small = load_dataset("digits", seed=np.int64(3), limit=np.int64(500))
+    assert small.n_train == 500 and type(small.split["seed"]) is int
+    save_model(train("logreg", small), small, tmp_path)
+    assert load_model(tmp_path).card.n_train == 500
+
+
+def test_macro_scores_average_over_the_digits_that_occur_as_scikit_learn_does(digits):
+    """A handwriting set often holds a few digits: before, the macro F1 of a perfect model on 0-2 was 0.3."""
+    keep = digits.train_labels < 3
+    part = digits.__class__(**{**digits.__dict__, "train_images": digits.train_images[keep],
+                               "train_labels": digits.train_labels[keep],
+                               "test_images": digits.test_images[digits.test_labels < 3],
+                               "test_labels": digits.test_labels[digits.test_labels < 3]})
+    metrics = evaluate_model(train("logreg", part).model, part)
+    assert metrics.accuracy == 1.0 and metrics.macro_f1 == 1.0 and len(metrics.per_class) == 10
+    y_true, y_pred = np.array([0, 1, 2, 2, 3]), np.array([0, 1, 1, 2, 5])
+    m = compute_metrics(y_true, y_pred, DIGITS)
+    for mine, theirs in ((m.macro_f1, f1_score), (m.macro_precision, precision_score), (m.macro_recall, recall_score)):
+        assert mine == pytest.approx(theirs(y_true, y_pred, average="macro", zero_division=0))
+
+
+def test_a_predict_only_model_registered_as_the_docs_show_saves_and_loads(digits, tmp_path, monkeypatch):
+    from sklearn.linear_model import RidgeClassifier
+
+    from digitlab.models import MODELS, register
+    from digitlab.pipeline import run_pipeline
+
+    monkeypatch.setitem(MODELS, "ridge", None)  # set back after the test
+    register("ridge", "Ridge classifier")(lambda dataset, seed: RidgeClassifier())
+    result = run_pipeline("digits", "ridge", out=tmp_path)
+    loaded = load_model(result.folder)
+    assert loaded.card.model == "ridge" and loaded.model.score(*train_features(digits)) > 0.9
