@@ -162,6 +162,10 @@ def to_onnx(model: Any, card: ModelCard) -> Any:
     if n_features != card.n_pixels:
         raise DigitlabError(f"{card.model}: the model takes {n_features} features but its card says "
                             f"{card.image_shape[0]}×{card.image_shape[1]} images")
+    classes = tuple(int(c) for c in getattr(model, "classes_", card.classes))
+    if classes != tuple(card.classes):  # the graph's labels come from the card
+        raise DigitlabError(f"{card.model}: the model answers the classes {list(classes)} but its card says "
+                            f"{list(card.classes)}; give the card the model's classes")
     if isinstance(model, CNNClassifier):
         from digitlab.export_cnn import cnn_to_onnx
 

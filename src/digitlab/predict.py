@@ -172,15 +172,7 @@ def predict_images(
     list of Prediction
         One per image, in order.
     """
-    prepared = np.asarray(prepared)
-    if prepared.ndim == 2:
-        prepared = prepared[None]
-    expected = card.image_shape
-    if prepared.ndim != 3 or prepared.shape[1:] != expected:
-        raise DigitlabError(
-            f"the model takes {expected[0]}×{expected[1]} images, got {'×'.join(map(str, prepared.shape[1:]))}; "
-            "prepare pictures with prepare_for(card, image)"
-        )
+    prepared = _checked(np.asarray(prepared), card, top_k, min_confidence)
     if len(prepared) == 0:
         return []  # no pictures, no answers (a model's own checks refuse an empty batch)
     temperature = 1.0 if card.calibration is None else card.calibration.temperature
@@ -192,6 +184,26 @@ def predict_images(
         return [_one(row, top_k, threshold, card.id, calibrated) for row in probabilities]
     return [_one(row, top_k, threshold, card.id, calibrated, score, detector.threshold)
             for row, score in zip(probabilities, scores.tolist())]
+
+
+def _checked(prepared: np.ndarray, card: ModelCard, top_k: int, min_confidence: float | None) -> np.ndarray:
+    """``prepared`` as N×H×W, or one line on what is wrong: the shape, a type or range other than the card's
+    pixels (whole numbers from 0 to ``pixel_max``), ``top_k`` under 1, ``min_confidence`` outside [0, 1]."""
+    if prepared.ndim == 2:
+        prepared = prepared[None]
+    expected, shape = card.image_shape, "×".join(map(str, prepared.shape[1:] if prepared.ndim == 3 else prepared.shape))
+    if prepared.ndim != 3 or prepared.shape[1:] != expected:
+        raise DigitlabError(f"the model takes {expected[0]}×{expected[1]} images, got {shape or 'a single number'}; "
+                            "prepare pictures with prepare_for(card, image)")
+    if prepared.size and (prepared.dtype.kind not in "ui" or prepared.min() < 0 or prepared.max() > card.pixel_max):
+        raise DigitlabError(f"the model takes whole-number pixels from 0 to {card.pixel_max}, got {prepared.dtype} "
+                            f"values from {prepared.min()} to {prepared.max()}; prepare pictures with "
+                            "prepare_for(card, image)")
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise DigitlabError(f"top_k must be a whole number of at least 1, got {top_k!r}")
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:  # NaN too
+        raise DigitlabError(f"min_confidence must be from 0 to 1, got {min_confidence!r}")
+    return prepared
 
 
 def _scored(model: Any, features: np.ndarray, temperature: float,
