@@ -152,3 +152,19 @@ def test_to_onnx_refuses_a_card_whose_classes_are_not_the_models(digits):
     card = ModelCard(model="logreg", dataset="digits", image_shape=(8, 8), pixel_max=16)
     with pytest.raises(DigitlabError, match=r"answers the classes \[7, 8, 9\] but its card says \[0, 1, 2"):
         to_onnx(model, card)
+
+
+def test_saving_under_a_file_and_loading_nothing_are_one_line(digits, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(DigitlabError, match="a-file/run: cannot make the model's folder"):
+        save_model(train("logreg", digits), digits, tmp_path / "a-file" / "run")
+    with pytest.raises(DigitlabError, match="^give a run folder .* got None$"):
+        load_model(None)
+
+
+@pytest.mark.parametrize(("fraction", "advice"), [(0.001, "held out .* use a larger"), (0.999, "kept for .* smaller")])
+def test_a_validation_fraction_that_leaves_a_side_too_small_says_which_way_to_move(fraction, advice, digits):
+    from digitlab.data import split_validation
+
+    with pytest.raises(DigitlabError, match=f"too few images {advice} fraction"):
+        split_validation(digits, fraction)

@@ -21,6 +21,7 @@ type outside the trusted set, with one clear line, before anything in the file i
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -164,7 +165,10 @@ def save_model(
     """
     folder = Path(folder)
     check_saveable(fitted.model)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where a folder should be, no permission, a full disk
+        raise DigitlabError(f"{folder}: cannot make the model's folder ({exc.strerror or exc})") from None
     fmt, weights, state = _write_weights(fitted, folder)
     digest = sha256_file(weights)
     not_a_digit = None if fitted.detector is None else _write_detector(fitted.detector, folder)
@@ -269,6 +273,8 @@ def _load_detector(card: ModelCard, folder: Path) -> NotDigitDetector | None:
 
 
 def _card_path(path: Path) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise DigitlabError(f"give a run folder (e.g. runs/<name>) or a file in it, got {path!r}")
     path = Path(path)
     if not path.exists():
         raise DigitlabError(f"{path}: no such file or folder; give a run folder (e.g. runs/<name>) or a file in it")

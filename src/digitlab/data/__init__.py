@@ -195,7 +195,8 @@ def split_validation(dataset: Dataset, fraction: float, *, seed: int = 42) -> tu
             np.arange(dataset.n_train), test_size=fraction, stratify=dataset.train_labels, random_state=seed
         )
     except ValueError as exc:
-        raise DigitlabError(f"--validation {fraction}: too few training images for a stratified split ({exc}); "
-                            "use a larger fraction or more images") from None
+        side = "held out" if fraction < 0.5 else "kept for training"
+        raise DigitlabError(f"--validation {fraction}: too few images {side} for a stratified split ({exc}); "
+                            f"use a {'larger' if side == 'held out' else 'smaller'} fraction or more images") from None
     held = np.sort(held)
     return _keep_training(dataset, np.sort(keep), {"validation": fraction}), (dataset.train_images[held], dataset.train_labels[held])
