@@ -168,3 +168,27 @@ def test_a_validation_fraction_that_leaves_a_side_too_small_says_which_way_to_mo
 
     with pytest.raises(DigitlabError, match=f"too few images {advice} fraction"):
         split_validation(digits, fraction)
+
+
+@pytest.mark.parametrize(("y_true", "y_pred", "says"), [
+    ([1, 2, 3], [1, 2], "got 2 answers for 3 labels"),
+    ([], [], "got 0 answers for 0 labels"),
+    ([10, 11], [10, 11], r"the labels must be among \[0, 1, .*9\]; got \[10, 11\]"),
+])
+def test_scoring_mismatched_empty_or_foreign_labels_is_one_line(y_true, y_pred, says):
+    with pytest.raises(DigitlabError, match=says):
+        compute_metrics(np.array(y_true, dtype=int), np.array(y_pred, dtype=int), DIGITS)
+
+
+def test_a_dataset_of_the_wrong_kind_is_a_digitlab_error(digits):
+    with pytest.raises(DigitlabError, match="train_images must be uint8"):
+        digits.__class__(**{**digits.__dict__, "train_images": digits.train_images.astype(np.float32)})
+
+
+def test_compare_models_takes_each_model_once_and_refuses_none(tmp_path):
+    from digitlab.compare import compare_models
+
+    with pytest.raises(DigitlabError, match="no models to compare"):
+        compare_models([], "digits", out=tmp_path)
+    board = compare_models(["logreg", "logreg"], "digits", limit=300, out=tmp_path)
+    assert [row.model for row in board.rows] == ["logreg"]

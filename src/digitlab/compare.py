@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from digitlab.data import load_dataset
+from digitlab.errors import DigitlabError
 from digitlab.evaluate import evaluate_on_test
 from digitlab.fileio import atomic_folder, write_text_atomic
 from digitlab.pages import embed_png, render
@@ -106,6 +107,9 @@ def compare_models(
     from digitlab.models import make_model
     from digitlab.store import save_model
 
+    names = list(dict.fromkeys(names))  # each once: a model against itself says nothing
+    if not names:
+        raise DigitlabError("no models to compare; give names such as logreg, knn, svm")
     out = Path(out)
     check_writable(out)
     for name in names:

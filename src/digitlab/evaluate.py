@@ -10,7 +10,7 @@ import numpy as np
 
 from digitlab.calibrate import apply_temperature, brier_score, expected_calibration_error, log_loss
 from digitlab.data.dataset import Dataset
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, InvalidValueError
 from digitlab.preprocess import test_features
 
 DIGITS = list(range(10))
@@ -85,6 +85,12 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[int] | 
 
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
+    if y_true.ndim != 1 or y_true.shape != y_pred.shape or len(y_true) == 0:
+        raise InvalidValueError(f"scoring needs as many answers as labels, at least one: got {y_pred.shape[0]:,} "
+                                f"answers for {y_true.shape[0]:,} labels" if y_true.ndim == y_pred.ndim == 1 else
+                                "scoring needs one label and one answer per image (1-D arrays)")
+    if labels is not None and not np.isin(y_true, labels).all():
+        raise InvalidValueError(f"the labels must be among {list(labels)}; got {sorted(set(y_true.tolist()) - set(labels))}")
     if labels is None:
         labels = sorted(set(np.unique(y_true).tolist()) | set(np.unique(y_pred).tolist()))
     correct = int((y_true == y_pred).sum())

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from digitlab.errors import InvalidValueError
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -49,11 +51,11 @@ class Dataset:
             images = getattr(self, f"{part}_images")
             labels = getattr(self, f"{part}_labels")
             if images.dtype != np.uint8 or images.ndim != 3:
-                raise ValueError(f"{part}_images must be uint8 N×H×W, got {images.dtype} {images.shape}")
+                raise InvalidValueError(f"{part}_images must be uint8 N×H×W, got {images.dtype} {images.shape}")
             if labels.ndim != 1 or len(labels) != len(images):
-                raise ValueError(f"{part}_labels must be 1-D with one label per image")
+                raise InvalidValueError(f"{part}_labels must be 1-D with one label per image")
         if self.train_images.shape[1:] != self.test_images.shape[1:]:
-            raise ValueError("train and test images differ in size")
+            raise InvalidValueError("train and test images differ in size")
 
     @property
     def image_shape(self) -> tuple[int, int]:
