@@ -192,3 +192,14 @@ def test_compare_models_takes_each_model_once_and_refuses_none(tmp_path):
         compare_models([], "digits", out=tmp_path)
     board = compare_models(["logreg", "logreg"], "digits", limit=300, out=tmp_path)
     assert [row.model for row in board.rows] == ["logreg"]
+
+
+def test_the_cnn_refuses_images_that_are_not_square(digits):
+    """Before, 8×12 images were read as 10×10 with their rows wrapped, while the card said 8×12."""
+    wide = np.zeros((len(digits.train_images), 8, 12), np.uint8)
+    wide[:, :, :8] = digits.train_images
+    odd = digits.__class__(**{**digits.__dict__, "name": "wide", "train_images": wide,
+                              "test_images": np.zeros((len(digits.test_images), 8, 12), np.uint8)})
+    with pytest.raises(DigitlabError, match="^model 'cnn' takes square images; wide's are 8×12$"):
+        train("cnn", odd, params={"epochs": 1})
+    assert train("logreg", odd).model.n_features_in_ == 96  # the others take any shape

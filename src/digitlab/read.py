@@ -154,6 +154,12 @@ def count_marks(image: Any) -> int:
     int
         0 for a blank picture.
 
+    Raises
+    ------
+    DigitlabError
+        For more than :data:`~digitlab.segment.MAX_MARKS` marks (a page of text, a texture), as
+        :func:`~digitlab.segment.find_marks` does, and for a picture that cannot be read.
+
     Examples
     --------
     >>> paper = np.full((50, 120), 255, dtype=np.uint8)

@@ -15,6 +15,7 @@ from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError, InvalidValueError
 from digitlab.models import make_model
 from digitlab.models.classic import fit_threads
+from digitlab.models.cnn import CNNClassifier
 from digitlab.notdigit import NotDigitDetector
 from digitlab.preprocess import to_features, train_features
 
@@ -70,6 +71,9 @@ def train(
     from sklearn.utils._param_validation import InvalidParameterError
 
     model = make_model(name, dataset=dataset.name, seed=seed, params=params)
+    height, width = dataset.image_shape
+    if height != width and isinstance(model, CNNClassifier):  # it would read the rows wrapped into a square
+        raise DigitlabError(f"model {name!r} takes square images; {dataset.name}'s are {height}×{width}")
     features, labels = train_features(dataset)
     start = time.perf_counter()
     try:
