@@ -17,6 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 # wraps, and never a terminal's colours, for every command a test runs, here or in a process of its own
 os.environ["COLUMNS"] = "200"
 os.environ["TTY_COMPATIBLE"] = "0"
+# a fixed thread count (as `make test` sets it), so that a seed's CNN repeats to the bit whatever else runs:
+# without it digitlab.cores fits the threads to the free cores, and `pytest -n 2`'s other worker is a busy program
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # what serves, or starts worker processes whose output goes straight to the process's own stdout and stderr
 OWN_PROCESS = {"serve", "sweep"}
 

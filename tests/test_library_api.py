@@ -203,3 +203,33 @@ def test_the_cnn_refuses_images_that_are_not_square(digits):
     with pytest.raises(DigitlabError, match="^model 'cnn' takes square images; wide's are 8×12$"):
         train("cnn", odd, params={"epochs": 1})
     assert train("logreg", odd).model.n_features_in_ == 96  # the others take any shape
+
+
+def test_a_digit_with_one_training_image_is_named_instead_of_a_fraction_to_change():
+    from digitlab.data import split_validation
+
+    with pytest.raises(DigitlabError, match=r"the digits \[.*\] have one training image each.*a larger --limit"):
+        split_validation(load_dataset("digits", limit=15), 0.5)
+
+
+def test_predict_images_takes_whole_number_floats_as_scikit_learn_s_digits_come(digits, tmp_path):
+    from sklearn.datasets import load_digits
+
+    from digitlab.predict import predict_images
+
+    save_model(train("logreg", digits), digits, tmp_path)
+    loaded = load_model(tmp_path)
+    images = load_digits().images[:5]  # float64, 0-16
+    assert [p.digit for p in predict_images(loaded.model, loaded.card, images)] == load_digits().target[:5].tolist()
+    with pytest.raises(DigitlabError, match="got <U1; give the images as the dataset holds them"):
+        predict_images(loaded.model, loaded.card, np.full((1, 8, 8), "a"))
+
+
+def test_a_cnn_seeded_with_a_generator_saves_and_loads_without_it(digits, tmp_path):
+    pytest.importorskip("torch")
+    fitted = train("cnn", digits, params={"epochs": 1, "width": 4, "random_state": np.random.RandomState(0)})
+    save_model(fitted, digits, tmp_path)
+    loaded = load_model(tmp_path)
+    assert loaded.card.params["random_state"] is None and loaded.model.random_state is None
+    np.testing.assert_allclose(loaded.model.predict_proba(train_features(digits)[0][:5]),
+                               fitted.model.predict_proba(train_features(digits)[0][:5]), atol=1e-6)

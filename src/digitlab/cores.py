@@ -69,17 +69,20 @@ class CoreShare:
     ``cpus``, ``cap``: the cores to share and the most threads to use (default: this process's cores
     and PyTorch's thread count now, which torchrun's ranks or a person's ``torch.set_num_threads`` set).
     ``watch=False``, or ``OMP_NUM_THREADS`` set (:func:`fixed_threads`): change nothing.
-    ``stat``: where the kernel's CPU times are read.
+    ``stat``: where the kernel's CPU times are read. ``niced``: count niced programs (default: when this
+    process is niced itself).
     """
 
     def __init__(self, every: float = 0.5, *, watch: bool = True, cpus: set[int] | None = None,
-                 cap: int | None = None, stat: str = "/proc/stat"):
+                 cap: int | None = None, stat: str = "/proc/stat", niced: bool | None = None):
         self.every, self.stat = every, stat
         self.cpus = set(cpus if cpus is not None else os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity")
                         else range(os.cpu_count() or 1))
         self.cap = cap if cap is not None else _torch().get_num_threads()
         self.changes = 0  # how many times the thread count was changed
-        self.niced = hasattr(os, "getpriority") and os.getpriority(os.PRIO_PROCESS, 0) > 0
+        if niced is None:
+            niced = hasattr(os, "getpriority") and os.getpriority(os.PRIO_PROCESS, 0) > 0
+        self.niced = niced
         self._mark = self._sample() if watch and not fixed_threads() else None  # (wall, busy, own CPU) seconds
 
     def _sample(self) -> tuple[float, float, float] | None:

@@ -195,10 +195,13 @@ def _checked(prepared: np.ndarray, card: ModelCard, top_k: int, min_confidence: 
     if prepared.ndim != 3 or prepared.shape[1:] != expected:
         raise DigitlabError(f"the model takes {expected[0]}×{expected[1]} images, got {shape or 'a single number'}; "
                             "prepare pictures with prepare_for(card, image)")
-    if prepared.size and (prepared.dtype.kind not in "ui" or prepared.min() < 0 or prepared.max() > card.pixel_max):
-        raise DigitlabError(f"the model takes whole-number pixels from 0 to {card.pixel_max}, got {prepared.dtype} "
-                            f"values from {prepared.min()} to {prepared.max()}; prepare pictures with "
-                            "prepare_for(card, image)")
+    numeric = prepared.dtype.kind in "uif"
+    if prepared.size and (not numeric or not np.all(np.isfinite(prepared)) or prepared.min() < 0
+                          or prepared.max() > card.pixel_max or not np.array_equal(prepared, np.round(prepared))):
+        got = f"{prepared.dtype} values from {prepared.min()} to {prepared.max()}" if numeric else f"{prepared.dtype}"
+        raise DigitlabError(f"the model takes whole-number pixels from 0 to {card.pixel_max}, got {got}; give the "
+                            f"images as the dataset holds them (e.g. images.astype(np.uint8)), or prepare pictures "
+                            "with prepare_for(card, image)")
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise DigitlabError(f"top_k must be a whole number of at least 1, got {top_k!r}")
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:  # NaN too

@@ -209,7 +209,7 @@ def check_saveable(model: Any) -> None:
     if not hasattr(model, "export_tensors"):
         return  # scikit-learn's models keep such parameters in their skops file
     for key, value in model.get_params(deep=False).items():
-        if plain_value(value) is NOT_PLAIN:
+        if plain_value(value) is NOT_PLAIN and key != "random_state":  # a generator: the card keeps None
             raise DigitlabError(f"parameter {key}={value!r} cannot be saved with the model: its card holds "
                                 "finite numbers, strings, lists and None; give one of those")
 

@@ -128,7 +128,9 @@ def _plain_params(model: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in model.get_params(deep=False).items():
         plain = plain_value(value)
-        out[key] = repr(value) if plain is NOT_PLAIN else plain
+        if plain is NOT_PLAIN:  # a generator object: the seed that made it is not known, so none is kept
+            plain = None if key == "random_state" else repr(value)
+        out[key] = plain
     return out
 
 

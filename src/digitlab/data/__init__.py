@@ -96,6 +96,20 @@ def load_dataset(
     return dataset
 
 
+def _unsplittable(labels: np.ndarray, fraction: float) -> str:
+    """Why ``labels`` cannot be split stratified at ``fraction``, and what would help, in one line."""
+    digits, counts = np.unique(labels, return_counts=True)
+    alone = digits[counts < 2].tolist()
+    if alone:
+        return (f"--validation {fraction}: the digits {alone} have one training image each, and a stratified split "
+                "needs two of every digit; use more images (a larger --limit)")
+    held = int(np.ceil(fraction * len(labels)))
+    fix = "larger" if held < len(digits) else "smaller"
+    side = "held out" if fix == "larger" else "kept for training"
+    return (f"--validation {fraction}: too few images {side} to hold one of each of the {len(digits)} digits; "
+            f"use a {fix} fraction or more images")
+
+
 def _whole(value, option: str):
     """``value`` as a Python int (None stays None); one line for anything but a whole number."""
     if value is None and option == "--limit":
@@ -194,9 +208,7 @@ def split_validation(dataset: Dataset, fraction: float, *, seed: int = 42) -> tu
         keep, held = train_test_split(
             np.arange(dataset.n_train), test_size=fraction, stratify=dataset.train_labels, random_state=seed
         )
-    except ValueError as exc:
-        side = "held out" if fraction < 0.5 else "kept for training"
-        raise DigitlabError(f"--validation {fraction}: too few images {side} for a stratified split ({exc}); "
-                            f"use a {'larger' if side == 'held out' else 'smaller'} fraction or more images") from None
+    except ValueError:
+        raise DigitlabError(_unsplittable(dataset.train_labels, fraction)) from None
     held = np.sort(held)
     return _keep_training(dataset, np.sort(keep), {"validation": fraction}), (dataset.train_images[held], dataset.train_labels[held])

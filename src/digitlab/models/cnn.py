@@ -89,8 +89,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         that compute bf16 in hardware (AVX512-BF16, AMX), in fp32 elsewhere. Prediction is fp32
         on the CPU and bf16 on CUDA, whatever the training precision.
     random_state : int or None
-        Seed of the weights, the shuffling and the augmentation. On one CPU, one seed gives
-        the same model every time (bf16 and fp32 training, or another machine's CPU, may differ).
+        Seed of the weights, the shuffling and the augmentation. On one CPU with one thread count, one
+        seed gives the same model every time; the thread count follows the cores other programs leave
+        free unless ``OMP_NUM_THREADS`` fixes it (:mod:`digitlab.cores`), and bf16 and fp32 training, or
+        another machine's CPU, may differ.
     verbose : bool
         Show a progress bar with the loss and validation accuracy per epoch.
 

@@ -3,7 +3,8 @@
 A recipe is the width, batch size, learning rate, augmentation and test-time augmentation that gave the best
 test accuracy we measured for a budget on a device. ``digitlab run --dataset mnist --model cnn --time-budget
 4`` trains the shortest CPU recipe for 4 s; without a budget MNIST gets :data:`DEFAULT`, the ≤ 90-s CPU
-row as a fixed 5 epochs (so one seed gives one model). ``--param`` values win over a recipe.
+row as a fixed 5 epochs (so one seed gives one model, for one thread count: :mod:`digitlab.cores`). ``--param``
+values win over a recipe.
 Every row was measured (BENCHMARKS.md, "Faster to every accuracy": means over 5 seeds on a 2-core CPU,
 `benchmarks/bench_mnist_cpu.py`; the 600-s row predicts with 9 test-time views, at least as good as 5 on every
 seed in two runs; the CUDA rows over 3 seeds on an H200, `benchmarks/gpu_check.sh`, where each row beat 1-3 other
