@@ -369,3 +369,20 @@ def test_predict_on_a_picture_of_very_many_marks_still_answers(saved_model, tmp_
     assert result.returncode == 0, result.stderr
     [answer] = json.loads(result.stdout)["predictions"]
     assert answer["marks"] is None and "digit" in answer
+
+
+def test_cli_json_boxes_are_in_a_large_jpegs_own_pixels_as_the_api_gives_them(saved_model, tmp_path):
+    """A large JPEG is decoded at a reduced scale: `read --json` gave its boxes in that smaller picture (a user's
+    audit: [300, 664, ...] against the API's [600, 1328, ...] for a 4000×3000 photo) and no size to tell."""
+    from digitlab.data.images import WORK_SIDE, read_image
+
+    picture, truth = _picture((320, 240), [("1", 30, 90), ("0", 100, 90)])
+    big = Image.fromarray(picture).resize((3200, 2400), Image.Resampling.NEAREST)
+    big.save(tmp_path / "photo.jpg", quality=95)
+    assert read_image(tmp_path / "photo.jpg", draft=WORK_SIDE).size == (1600, 1200)  # decoded smaller, as read does
+    result = run_cli("read", "--model", str(saved_model), str(tmp_path / "photo.jpg"), "--json")
+    assert result.returncode == 0, result.stderr
+    [reading] = json.loads(result.stdout)["readings"]
+    assert (reading["width"], reading["height"]) == (3200, 2400)
+    for found, true in zip(reading["digits"], truth):
+        assert all(abs(a - 10 * b) <= 40 for a, b in zip(found["box"], true)), (found["box"], true)

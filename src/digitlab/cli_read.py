@@ -44,7 +44,8 @@ def read(
     results, failed = [], 0
     for n, image in enumerate(images, 1):
         try:
-            reading = read_number(loaded.model, loaded.card, read_image(image, draft=WORK_SIDE),
+            picture = read_image(image, draft=WORK_SIDE)
+            reading = read_number(loaded.model, loaded.card, picture,
                                   detector=getattr(loaded, "detector", None), min_confidence=min_confidence)
         except DigitlabError as exc:
             failed += 1
@@ -52,7 +53,7 @@ def read(
             err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
             results.append({"image": str(image), "error": message})
             continue
-        entry = {"image": str(image), **reading.to_dict()}
+        entry = {"image": str(image), **reading.in_picture(image, picture.size)}  # boxes in the file's pixels
         if save_prepared is not None:
             stem = image.stem if [i.stem for i in images].count(image.stem) == 1 else f"{n:03d}-{image.stem}"
             for k, (digit, data) in enumerate(zip(reading.digits, entry["digits"]), 1):

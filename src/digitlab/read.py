@@ -137,6 +137,35 @@ class NumberReading:
         return {"text": self.text, "model_id": self.model_id, "sure_from": self.sure_from,
                 "digits": [d.to_dict() for d in self.digits]}
 
+    def in_picture(self, source: Any, decoded: tuple[int, int]) -> dict[str, Any]:
+        """:meth:`to_dict` with each box in the pixels of the picture ``source`` (bytes or a path) and its
+        ``width`` and ``height``: a large JPEG is decoded at a reduced scale (``draft``) of ``decoded`` pixels."""
+        width, height = full_size(source, decoded)
+        sx, sy = width / decoded[0], height / decoded[1]
+        out = self.to_dict()
+        for found, (x0, y0, x1, y1) in zip(out["digits"], (digit.box for digit in self.digits)):
+            found["box"] = [int(x0 * sx), int(y0 * sy), min(width, round(x1 * sx)), min(height, round(y1 * sy))]
+        return {**out, "width": width, "height": height}
+
+
+def full_size(source: Any, decoded: tuple[int, int]) -> tuple[int, int]:
+    """The picture's own size (``source``: bytes or a path), EXIF rotation applied: larger than ``decoded`` when
+    a big JPEG was decoded at a reduced scale (``draft``), else ``decoded`` itself."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as header:
+            width, height = header.size
+            if header.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated a quarter turn
+                width, height = height, width
+    except Exception:  # noqa: BLE001 - it decoded once already; keep the decoded frame
+        return decoded
+    if (width, height) == decoded or width < decoded[0] or height < decoded[1]:
+        return decoded
+    return width, height
+
 
 def count_marks(image: Any) -> int:
     """How many separate marks a picture holds: cheap (no model), for "one digit, or several?".

@@ -329,31 +329,7 @@ def _read_sync(loaded: LoadedModel, source: bytes, gate: DecodeGate) -> dict[str
             reading = read_number(loaded.model, loaded.card, picture, detector=loaded.detector)
         except DigitlabError as exc:  # no ink, too many marks: the picture is readable, its content is not
             raise ApiError(422, str(exc)) from None
-    width, height = _full_size(source, picture.size)
-    sx, sy = width / picture.size[0], height / picture.size[1]
-    out = reading.to_dict()
-    for found, (x0, y0, x1, y1) in zip(out["digits"], (digit.box for digit in reading.digits)):
-        found["box"] = [int(x0 * sx), int(y0 * sy), min(width, round(x1 * sx)), min(height, round(y1 * sy))]
-    return {**out, "width": width, "height": height}
-
-
-def _full_size(source: bytes, decoded: tuple[int, int]) -> tuple[int, int]:
-    """The picture's own size, EXIF rotation applied: larger than ``decoded`` when a big JPEG was decoded at a
-    reduced scale (``draft``), else ``decoded`` itself."""
-    import io
-
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(source)) as header:
-            width, height = header.size
-            if header.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated a quarter turn
-                width, height = height, width
-    except Exception:  # noqa: BLE001 - it decoded once already; keep the decoded frame
-        return decoded
-    if (width, height) == decoded or width < decoded[0] or height < decoded[1]:
-        return decoded
-    return width, height
+    return reading.in_picture(source, picture.size)
 
 
 INLINE_PIXELS = 400 * 400
