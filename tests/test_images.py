@@ -303,6 +303,22 @@ def test_too_many_pixels_is_refused_before_decoding(size):
         read_image(header_only_png(*size, rows=b"\x00" * ((size[0] + 7) // 8 + 1)))
 
 
+def test_a_picture_over_the_limit_is_one_line_with_no_pillow_warning_before_it(tmp_path):
+    """Pillow warned in two lines on stderr (and in a server's log) above its pixel guard before the refusal."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    path = tmp_path / "big.png"
+    path.write_bytes(header_only_png(5000, 5000, rows=b"\x00" * 627))
+    code = (f"import sys; sys.path.insert(0, {str(REPO / 'src')!r})\n"
+            "from digitlab.data.images import read_image\n"
+            f"try:\n    read_image({str(path)!r})\nexcept Exception as exc:\n    print(exc)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "limit is 4096×4096" in done.stdout and done.stderr == ""
+
+
 def test_pillow_limit_is_set_explicitly():
     import digitlab.data.images  # noqa: F401
 
