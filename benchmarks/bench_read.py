@@ -49,7 +49,7 @@ from digitlab.predict import predict_images, predict_source, prepare_for  # noqa
 from digitlab.read import count_marks, read_number  # noqa: E402
 
 CONDITIONS = ["4 digits, gaps", "1-8 digits, gaps", "pairs, boxes overlap", "pairs, ink touching",
-              "drawn, pen templates", "drawn, redrawn MNIST"]
+              "drawn, pen templates", "drawn, redrawn MNIST", "underlined, 4 digits", "boxed, 4 digits"]
 TARGETS = {  # condition: (measure, target)
     "4 digits, gaps": ("guess_right", 0.96),
     "pairs, boxes overlap": ("guess_right", 0.85),
@@ -101,11 +101,34 @@ def _pictures(condition: str, n: int, rng: np.random.Generator, images: np.ndarr
             picture = mnist_number(images, labels, rng, n_digits=2, join="overlap")
         elif condition == "pairs, ink touching":
             picture = mnist_number(images, labels, rng, n_digits=2, join="touch")
+        elif condition in ("underlined, 4 digits", "boxed, 4 digits"):
+            picture = _ruled(mnist_number(images, labels, rng, n_digits=4), condition.startswith("boxed"), rng)
         else:
             draw = draw_template if condition == "drawn, pen templates" else redrawn
             picture = drawn_number(rng, draw, n_digits=int(rng.integers(2, 7)))
             photo = bool(rng.integers(2))
         yield (_as_photo(picture, rng) if photo else _png(picture.image)), picture, photo
+
+
+def _ruled(picture: NumberPicture, boxed: bool, rng: np.random.Generator) -> NumberPicture:
+    """The number underlined (0-25% of a digit's height below its lowest digit, touching it at 0) or boxed (a frame
+    10-40% of a digit's height around it), in the ink's own colour, 2-6 px thick, a little longer than the number."""
+    image = picture.image.copy()
+    x0, y0 = min(b[0] for b in picture.boxes), min(b[1] for b in picture.boxes)
+    x1, y1 = max(b[2] for b in picture.boxes), max(b[3] for b in picture.boxes)
+    height, pen = y1 - y0, int(rng.integers(2, 7))
+    ink = int(image.min()) if picture.dark_on_light else int(image.max())
+    margin = int(rng.uniform(0.1, 0.4) * height) if boxed else int(rng.uniform(0.0, 0.25) * height)
+    pad = int(np.ceil((margin + pen) * 1.2)) + 2
+    image = np.pad(image, pad, constant_values=int(np.median(image[0])))
+    x0, x1, y0, y1 = x0 + pad - margin, x1 + pad + margin, y0 + pad - margin, y1 + pad + margin
+    image[y1 : y1 + pen, x0 - pen : x1 + pen] = ink
+    if boxed:
+        image[y0 - pen : y0, x0 - pen : x1 + pen] = ink
+        image[y0 - pen : y1 + pen, x0 - pen : x0] = ink
+        image[y0 - pen : y1 + pen, x1 : x1 + pen] = ink
+    boxes = tuple((a + pad, b + pad, c + pad, d + pad) for a, b, c, d in picture.boxes)
+    return NumberPicture(image=image, text=picture.text, boxes=boxes, dark_on_light=picture.dark_on_light)
 
 
 def _read_true_boxes(model, card, image: Image.Image, picture: NumberPicture) -> str:
