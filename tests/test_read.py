@@ -415,3 +415,17 @@ def test_cli_json_boxes_are_in_a_large_jpegs_own_pixels_as_the_api_gives_them(sa
     assert (reading["width"], reading["height"]) == (3200, 2400)
     for found, true in zip(reading["digits"], truth):
         assert all(abs(a - 10 * b) <= 40 for a, b in zip(found["box"], true)), (found["box"], true)
+
+
+def test_a_decimal_point_left_out_is_counted_and_said(saved_model, digits_model, tmp_path):
+    """A user's audit: "3.14" read "314" at 99.8% and more a digit, with no word of the point (100× off)."""
+    picture, _ = _picture((220, 100), [("1", 30, 20), ("7", 110, 20)])
+    plain = read_number(*digits_model, picture)
+    dotted = picture.copy()
+    dotted[70:80, 88:98] = 0  # a pen's dot, low between the two digits
+    reading = read_number(*digits_model, dotted)
+    assert (plain.dots, reading.dots) == (0, 1) and reading.to_dict()["dots"] == 1
+    assert len(reading.digits) == 2  # left out of the digits, as before: it is not one
+    Image.fromarray(dotted).save(tmp_path / "dotted.png")
+    result = run_cli("read", "--model", str(saved_model), str(tmp_path / "dotted.png"))
+    assert result.returncode == 0 and "a small mark between digits left out (a decimal point" in result.stdout

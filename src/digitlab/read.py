@@ -45,6 +45,7 @@ from digitlab.card import ModelCard
 from digitlab.errors import DigitlabError
 from digitlab.predict import MIN_CONFIDENCE, Prediction, predict_images, prepare_for
 from digitlab.segment import MAX_MARKS, Box, Ink, Mark, digit_input, find_marks, ink_of, split_candidates
+from digitlab.segment import _INK, _SPECK  # what the marks are made of, and what is too small for one
 
 __all__ = ["DigitReading", "NumberReading", "read_number", "count_marks", "WIDE", "TOO_WIDE"]
 
@@ -59,6 +60,8 @@ _HALF_HEIGHT = 0.6  # each half of a cut must be at least 60% of a digit's heigh
 _EVIDENCE, _EVEN = 6.0, 1.2  # cut when the halves' log-odds beat the whole's by 6 × (1.2 - width/height)
 _MAX_DEPTH = 3  # a mark is cut at most three times deep: up to 8 digits run together
 _MAX_CUTS = 6  # candidate cuts tried per mark
+_DOT_SIDE = 0.08  # a dot between digits is at least 8% of the tallest mark's height (smaller: dust)...
+_DOT_SOLID = 0.5  # ...fills half its box or more, with ink half as strong as the strongest or more
 _MAX_HALVES = 4 * MAX_MARKS  # halves predicted per picture: splitting stops there, so no picture costs more
 
 
@@ -120,12 +123,16 @@ class NumberReading:
         The ``id`` of the model card.
     sure_from : float
         The top probability a digit needed not to be "unsure" (:attr:`~digitlab.predict.Prediction.sure_from`).
+    dots : int
+        Small marks left out of the reading that sit low between two digits of a line, as a decimal point or
+        a thousands dot does (:func:`dots_between`): ``3.14`` reads ``314`` with one dot.
     """
 
     text: str
     digits: tuple[DigitReading, ...]
     model_id: str
     sure_from: float = MIN_CONFIDENCE
+    dots: int = 0
 
     @property
     def doubtful(self) -> int:
@@ -134,7 +141,7 @@ class NumberReading:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
-        return {"text": self.text, "model_id": self.model_id, "sure_from": self.sure_from,
+        return {"text": self.text, "model_id": self.model_id, "sure_from": self.sure_from, "dots": self.dots,
                 "digits": [d.to_dict() for d in self.digits]}
 
     def in_picture(self, source: Any, decoded: tuple[int, int]) -> dict[str, Any]:
@@ -252,7 +259,41 @@ def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None
         for mark, p, prepared in found
     )
     text = " ".join("".join(d.shown for d in digits if d.line == n) for n in range(digits[-1].line + 1))
-    return NumberReading(text=text, digits=digits, model_id=card.id, sure_from=found[0][1].sure_from)
+    return NumberReading(text=text, digits=digits, model_id=card.id, sure_from=found[0][1].sure_from,
+                         dots=dots_between(ink, marks))
+
+
+def dots_between(ink: Ink, marks: list[Mark]) -> int:
+    """How many small marks, too small to be digits (specks) but not dust, sit in the lower half of a line
+    between two of its marks: the reading leaves them out, and a decimal point or a thousands dot is one.
+
+    >>> paper = np.zeros((60, 120), dtype=np.uint8)
+    >>> paper[10:50, 20:26] = paper[10:50, 80:86] = 255; paper[44:50, 50:56] = 255   # "1.1"
+    >>> ink = ink_of(paper)
+    >>> dots_between(ink, find_marks(ink))
+    1
+    """
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(ink.map > _INK, structure=np.ones((3, 3), dtype=bool))
+    tallest = max(m.height for m in marks)
+    lines = {n: [m for m in marks if m.line == n] for n in {m.line for m in marks}}
+    dots = 0
+    for n, (rows, cols) in enumerate(ndimage.find_objects(labels), 1):
+        x0, y0, x1, y1 = cols.start, rows.start, cols.stop, rows.stop
+        if not _DOT_SIDE * tallest <= max(x1 - x0, y1 - y0) < _SPECK * tallest:
+            continue  # dust, or a mark of its own
+        piece = labels[rows, cols] == n
+        if piece.mean() < _DOT_SOLID or ink.map[rows, cols][piece].mean() < _DOT_SOLID:
+            continue  # a dot is solid and dark, as a pen makes it: not a grain of noise or a faint smudge
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        for line in lines.values():
+            top, bottom = min(m.box[1] for m in line), max(m.box[3] for m in line)
+            if (top + (bottom - top) / 2 <= cy <= bottom + (bottom - top) / 10
+                    and any(m.box[2] <= cx for m in line) and any(m.box[0] >= cx for m in line)):
+                dots += 1
+                break
+    return dots
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,8 @@ class ReadResponse(BaseModel):
     height: int = Field(description="The picture's height in pixels.")
     model_id: str = Field(description="The id of the model card that answered.")
     sure_from: float = Field(ge=0, le=1, description="The top probability a digit needed not to be 'unsure'.")
+    dots: int = Field(ge=0, description="Small marks left out of the text that sit low between two digits of a "
+                                        "line, as a decimal point or a thousands dot does ('3.14' reads '314').")
     milliseconds: float = Field(description="Server time spent reading the picture.")
 
 
