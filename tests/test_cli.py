@@ -210,7 +210,7 @@ def test_every_registry_name_works_through_run(model, tmp_path):
         (["--test-size", "0.999"], "cannot be trained on this data"),
         (["--test-size", "0.9999"], "--test-size 0.9999 leaves no images on one side"),
         (["--limit", "10"], "needs at least 3 training images of every digit, and one digit has"),
-        (["--validation", "0.001"], "too few training images"),
+        (["--validation", "0.001"], "too few images held out"),
         (["--model", "knn", "--param", "n_neighbors=5000"], "n_neighbors = 5000"),
         (["--param", "dual=True"], "cannot be trained on this data"),
     ],

@@ -289,10 +289,21 @@ def test_too_many_bytes():
         read_image(b"\x89PNG" + b"\x00" * MAX_BYTES)
 
 
-def test_too_many_bytes_on_disk(tmp_path):
-    path = tmp_path / "big.png"
-    path.write_bytes(b"\x00" * (MAX_BYTES + 1))
+def test_a_photo_file_over_the_upload_limit_reads_from_disk_and_a_huge_file_does_not(tmp_path):
+    """A user's audit: a 12-megapixel phone photo at JPEG quality 95 (5.4 MiB) was refused by `digitlab read` on
+    the user's own machine, with the server's 5-MiB upload limit. Files on disk may be up to 32 MiB."""
+    from digitlab.data.image_files import MAX_FILE_BYTES
+
+    rng = np.random.default_rng(0)
+    noisy = Image.fromarray(rng.integers(0, 256, (1200, 1600, 3), dtype=np.uint8))  # colour noise: 5.5 MiB
+    path = tmp_path / "photo.png"
+    noisy.save(path)
+    assert path.stat().st_size > MAX_BYTES
+    assert read_image(path).size == (1600, 1200)
     with pytest.raises(DigitlabError, match="limit is 5 MiB"):
+        read_image(path.read_bytes())  # as bytes (an upload): the 5-MiB limit
+    path.write_bytes(b"\x00" * (MAX_FILE_BYTES + 1))
+    with pytest.raises(DigitlabError, match="limit is 32 MiB"):
         read_image(path)
 
 

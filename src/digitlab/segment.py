@@ -233,8 +233,8 @@ def _without_rules(on: np.ndarray) -> np.ndarray:
 
 
 def _too_many(count: int) -> DigitlabError:
-    return DigitlabError(f"found {count} separate marks; digitlab reads up to {MAX_MARKS} digits in one "
-                         "picture: crop the picture to the number")
+    return DigitlabError(f"found {count} separate marks (noise, a texture or a page of text, not a number); "
+                         f"digitlab reads up to {MAX_MARKS} digits in one picture: crop the picture to the number")
 
 
 def _box(slices: tuple[slice, slice]) -> Box:

@@ -18,7 +18,10 @@ from digitlab.errors import DigitlabError
 __all__ = ["FORMATS", "ImageTooLargeError", "MAX_BYTES", "MAX_SIDE", "WORK_SIDE", "read_image"]
 
 MAX_BYTES = 5 * 1024 * 1024
-"""Largest image file accepted, in bytes (5 MiB)."""
+"""Largest image accepted as bytes (an upload, a picture handed in), in bytes (5 MiB)."""
+MAX_FILE_BYTES = 32 * 1024 * 1024
+"""Largest image file read from a path on this machine (``digitlab predict`` or ``read`` on your own photo): a
+12-megapixel phone photo at high JPEG quality is 5-10 MiB. Its pixels are held to :data:`MAX_SIDE` either way."""
 
 MAX_SIDE = 4096
 """Largest width or height accepted, in pixels."""
@@ -111,7 +114,9 @@ def _decode(data: bytes, draft: int | None) -> Image.Image:
 
 
 def _read_bytes(source: bytes | bytearray | str | Path) -> bytes:
-    """The encoded bytes of ``source``, checked for emptiness and size."""
+    """The encoded bytes of ``source``, checked for emptiness and size (:data:`MAX_FILE_BYTES` for a path on this
+    machine, :data:`MAX_BYTES` for bytes)."""
+    limit = MAX_BYTES
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     elif isinstance(source, (str, Path)):
@@ -119,23 +124,25 @@ def _read_bytes(source: bytes | bytearray | str | Path) -> bytes:
         if not path.is_file():
             raise DigitlabError(f"no image file at {path}; check the path")
         size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise ImageTooLargeError(_too_many_bytes_message(size))
+        if size > MAX_FILE_BYTES:
+            raise ImageTooLargeError(_too_many_bytes_message(size, MAX_FILE_BYTES))
         data = path.read_bytes()
+        limit = MAX_FILE_BYTES
     else:
         raise DigitlabError(f"cannot read an image from a {type(source).__name__}; pass bytes or a path")
     if not data:
         raise DigitlabError("the image is empty (0 bytes); send a PNG, JPEG, BMP, GIF, WebP or TIFF file")
-    if len(data) > MAX_BYTES:
-        raise ImageTooLargeError(_too_many_bytes_message(len(data)))
+    if len(data) > limit:
+        raise ImageTooLargeError(_too_many_bytes_message(len(data), limit))
     return data
 
 
-def _too_many_bytes_message(size: int) -> str:
+def _too_many_bytes_message(size: int, limit: int = MAX_BYTES) -> str:
     """Sizes in MiB; in bytes when, rounded, the two would look equal ("5.0 MiB; the limit is 5 MiB")."""
-    if f"{size / 2**20:.1f}" == f"{MAX_BYTES / 2**20:.1f}":
-        return f"the image is {size:,} bytes; the limit is 5 MiB ({MAX_BYTES:,} bytes), send a smaller file"
-    return f"the image is {size / 2**20:.1f} MiB; the limit is 5 MiB, send a smaller file"
+    mib = limit // 2**20
+    if f"{size / 2**20:.1f}" == f"{limit / 2**20:.1f}":
+        return f"the image is {size:,} bytes; the limit is {mib} MiB ({limit:,} bytes), send a smaller file"
+    return f"the image is {size / 2**20:.1f} MiB; the limit is {mib} MiB, send a smaller file"
 
 
 def _too_large_message(size: tuple[int, int] | None) -> str:
