@@ -429,3 +429,15 @@ def test_a_decimal_point_left_out_is_counted_and_said(saved_model, digits_model,
     Image.fromarray(dotted).save(tmp_path / "dotted.png")
     result = run_cli("read", "--model", str(saved_model), str(tmp_path / "dotted.png"))
     assert result.returncode == 0 and "a small mark between digits left out (a decimal point" in result.stdout
+
+
+def test_a_minus_sign_does_not_make_the_digit_after_it_look_too_wide(digits_model):
+    """A user's audit: "-0" read "?01": the line's digit height was the median of the minus and the 0."""
+    picture, truth = _picture((200, 100), [("0", 100, 20)])
+    picture[47:53, 30:75] = 0  # a minus sign, half a digit's height long
+    from digitlab.read import _line_sizes
+
+    marks = find_marks(ink_of(picture))
+    assert len(marks) == 2 and _line_sizes(marks)[0].height == truth[0][3] - truth[0][1]  # the 0's, not 33 px
+    reading = read_number(*digits_model, picture)
+    assert len(reading.digits) == 2 and reading.digits[1].box == truth[0]

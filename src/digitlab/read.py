@@ -60,6 +60,7 @@ _HALF_HEIGHT = 0.6  # each half of a cut must be at least 60% of a digit's heigh
 _EVIDENCE, _EVEN = 6.0, 1.2  # cut when the halves' log-odds beat the whole's by 6 × (1.2 - width/height)
 _MAX_DEPTH = 3  # a mark is cut at most three times deep: up to 8 digits run together
 _MAX_CUTS = 6  # candidate cuts tried per mark
+_FULL_HEIGHT = 0.5  # a line's digit size is the median of its marks at least half as tall as its tallest
 _DOT_SIDE = 0.08  # a dot between digits is at least 8% of the tallest mark's height (smaller: dust)...
 _DOT_SOLID = 0.5  # ...fills half its box or more, with ink half as strong as the strongest or more
 _MAX_HALVES = 4 * MAX_MARKS  # halves predicted per picture: splitting stops there, so no picture costs more
@@ -309,8 +310,10 @@ def _line_sizes(marks: list[Mark]) -> dict[int, _Line]:
     sizes: dict[int, _Line] = {}
     for line in {m.line for m in marks}:
         on_line = [m for m in marks if m.line == line]
-        width = float(np.median([m.width for m in on_line])) if len(on_line) >= 3 else None
-        sizes[line] = _Line(height=float(np.median([m.height for m in on_line])), width=width)
+        tallest = max(m.height for m in on_line)
+        full = [m for m in on_line if m.height >= _FULL_HEIGHT * tallest]  # not a minus sign, a comma, a flag
+        width = float(np.median([m.width for m in full])) if len(full) >= 3 else None
+        sizes[line] = _Line(height=float(np.median([m.height for m in full])), width=width)
     return sizes
 
 
