@@ -160,6 +160,8 @@ def test_a_frame_around_the_number_is_not_a_mark():
     framed[10:14, 10:290] = framed[126:130, 10:290] = 0
     framed[10:130, 10:14] = framed[10:130, 286:290] = 0
     assert [m.box for m in find_marks(ink_of(framed))] == truth
+    away = np.pad(framed, ((0, 0), (100, 100)), constant_values=255)  # the frame's sides far from the picture's edges
+    assert [m.box for m in find_marks(ink_of(away))] == [(x0 + 100, y0, x1 + 100, y1) for x0, y0, x1, y1 in truth]
 
 
 def test_a_page_with_only_a_ruled_line_has_no_number(digits_model):
@@ -441,3 +443,20 @@ def test_a_minus_sign_does_not_make_the_digit_after_it_look_too_wide(digits_mode
     assert len(marks) == 2 and _line_sizes(marks)[0].height == truth[0][3] - truth[0][1]  # the 0's, not 33 px
     reading = read_number(*digits_model, picture)
     assert len(reading.digits) == 2 and reading.digits[1].box == truth[0]
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_a_tall_one_is_a_digit_not_a_rule(broken):
+    """A review: a "1" 1.6 times as tall as the 0s beside it (or beside 0s broken in two, which pull the typical
+    height down) was removed as a rule: "1000" read "000", with nothing to say a digit had gone."""
+    page = Image.new("L", (500, 280), 255)
+    draw = ImageDraw.Draw(page)
+    draw.line([(40, 48), (40, 240)], fill=0, width=PEN)  # the 1: 192 px against the 0s' 120
+    for x in (90, 180, 270):
+        if broken:  # each 0 in two pieces, a gap across its middle
+            draw.line([(x, 175), (x, 120), (x + 60, 120), (x + 60, 175)], fill=0, width=PEN)
+            draw.line([(x, 190), (x, 240), (x + 60, 240), (x + 60, 190)], fill=0, width=PEN)
+        else:
+            draw.rectangle([x, 120, x + 60, 240], outline=0, width=PEN)
+    marks = find_marks(ink_of(np.asarray(page)))
+    assert len(marks) == 4 and marks[0].box[3] - marks[0].box[1] >= 190  # the 1 is there, whole

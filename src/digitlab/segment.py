@@ -5,10 +5,11 @@ The geometry behind :func:`digitlab.read.read_number`; nothing here asks a model
 1. :func:`ink_of`: the picture as an ink map, exactly as :func:`~digitlab.data.images.prepare_digit`
    sees it (grayscale, ink vs paper decided from the border, faint background removed), at most
    1024 px on its longer side.
-2. :func:`find_marks`: the ink's connected pieces (:func:`scipy.ndimage.label`, 8-connected), dust
-   dropped; pieces that sit one above the other (a 5's detached flag, a 4 drawn in two strokes)
-   merged; specks far smaller than the digits dropped; short fragments of a broken stroke joined to
-   the digit next to them; marks grouped into lines, ordered left to right, lines top to bottom.
+2. :func:`find_marks`: the ink's connected pieces (:func:`scipy.ndimage.label`, 8-connected), rules
+   left out (:mod:`digitlab.rules`), dust dropped; pieces that sit one above the other (a 5's detached
+   flag, a 4 drawn in two strokes) merged; specks far smaller than the digits dropped; short fragments
+   of a broken stroke joined to the digit next to them; marks grouped into lines, ordered left to right,
+   lines top to bottom.
 3. :func:`split_candidates`: ways to cut a mark that may be two touching digits: where the column
    ink profile is lowest or changes most steeply, along the path down that crosses the least ink,
    and between its pieces. The caller keeps the cut whose halves a model reads most confidently.
@@ -35,6 +36,7 @@ from scipy import ndimage
 
 from digitlab.data.images import _FAINT, _ink_map, _to_gray
 from digitlab.errors import DigitlabError
+from digitlab.rules import without_rules
 
 __all__ = ["Box", "Ink", "Mark", "ink_of", "find_marks", "split_candidates", "digit_input", "MAX_MARKS"]
 
@@ -51,9 +53,6 @@ _OVERLAP = 0.5  # pieces overlapping horizontally by half the narrower one's wid
 _GAP = 0.3  # ...when the vertical gap between them is under 30% of a digit's height...
 _TALLEST = 1.4  # ...and together they are at most 1.4 digit heights tall
 _SAME_LINE = 0.5  # a mark is on a line when half its height lies within the line's rows
-_RULE_ACROSS = 2.0  # a straight run of ink across longer than 2 digit heights is a rule (an underline, a frame)...
-_RULE_DOWN = 1.5  # ...and one down longer than 1.5 (two touching digits can make a long run across, not down)
-_RULED_PAGE = 0.05  # ink left beside rules under 5% of all the ink is their ragged edges: no number
 _SPECK = 0.25  # a mark whose longer side is under 25% of the tallest mark's height is a speck
 _FRAGMENT = 0.5  # a mark under half a digit's height is a fragment of a digit...
 _NEAR = 0.2  # ...and belongs to the nearest digit closer than 20% of a digit's height
@@ -171,7 +170,7 @@ def find_marks(ink: Ink) -> list[Mark]:
     ------
     DigitlabError
         More than :data:`MAX_MARKS` marks: a page of text or a texture, not a number; or nothing but
-        straight lines (rules: :func:`_without_rules`).
+        straight lines (rules: :func:`digitlab.rules.without_rules`).
 
     Examples
     --------
@@ -182,7 +181,7 @@ def find_marks(ink: Ink) -> list[Mark]:
     [(0, 20), (0, 60), (1, 40)]
     """
     on = ink.map > _INK
-    left = _without_rules(on)
+    left = without_rules(on)
     if on.any() and not left.any():
         raise DigitlabError("no ink found but straight lines (a ruled line, an underline, a frame); "
                             "write or photograph a number")
@@ -204,32 +203,6 @@ def find_marks(ink: Ink) -> list[Mark]:
         raise _too_many(len(groups))
     marks = [Mark(box, np.isin(labels[box[1] : box[3], box[0] : box[2]], group), len(group)) for group, box in groups]
     return _reading_order(marks)
-
-
-def _without_rules(on: np.ndarray) -> np.ndarray:
-    """``on`` without its rules: straight runs of ink longer than :data:`_RULE_ACROSS` digit heights across or
-    :data:`_RULE_DOWN` down (an underline, a frame or box around the number, a ruled line, a scanner's dark edge). No digit has a stroke
-    that long; left in, a rule joins the digits it touches into one mark, or is cut into sure-looking "1"s.
-
-    >>> page = np.zeros((60, 200), dtype=bool)
-    >>> page[10:40, 20:24] = page[10:40, 60:64] = True     # two "1"s...
-    >>> page[44:47, 10:190] = True                          # ...underlined
-    >>> int(_without_rules(page).sum()) == 2 * 30 * 4
-    True
-    """
-    labels, count = ndimage.label(on, structure=np.ones((3, 3), dtype=bool))
-    if count == 0:
-        return on
-    heights = np.array([rows.stop - rows.start for rows, _ in ndimage.find_objects(labels)])
-    digit = float(np.median(heights[heights >= 0.3 * heights.max()]))  # a rule is seldom most of the pieces
-    ink = on.view(np.uint8)
-    rules = np.zeros_like(on)
-    for axis, longest in ((0, _RULE_DOWN), (1, _RULE_ACROSS)):  # a morphological opening with a line, each way
-        length = max(3, int(round(longest * digit))) | 1  # odd: the two filters centre alike, the opening is exact
-        kept = ndimage.maximum_filter1d(ndimage.minimum_filter1d(ink, length, axis=axis), length, axis=axis)
-        rules |= kept.astype(bool)
-    left = on & ~rules
-    return left if left.sum() >= _RULED_PAGE * on.sum() else np.zeros_like(on)  # a ruled page, no number
 
 
 def _too_many(count: int) -> DigitlabError:

@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 from digitlab.data.plain_png import read_plain_grey
 from digitlab.errors import DigitlabError
 
-__all__ = ["FORMATS", "ImageTooLargeError", "MAX_BYTES", "MAX_SIDE", "WORK_SIDE", "read_image"]
+__all__ = ["FORMATS", "ImageTooLargeError", "MAX_BYTES", "MAX_FILE_BYTES", "MAX_SIDE", "WORK_SIDE", "read_image"]
 
 MAX_BYTES = 5 * 1024 * 1024
 """Largest image accepted as bytes (an upload, a picture handed in), in bytes (5 MiB)."""
@@ -35,7 +35,8 @@ FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 
 
 class ImageTooLargeError(DigitlabError):
-    """The file is over :data:`MAX_BYTES` or the picture over :data:`MAX_SIDE` (HTTP 413 in the API)."""
+    """The image is over :data:`MAX_BYTES` (bytes) or :data:`MAX_FILE_BYTES` (a path), or the picture over
+    :data:`MAX_SIDE` (HTTP 413 in the API)."""
 
 
 # Decompression bombs: Pillow's own guard, set explicitly to our limit. Pillow refuses above twice it and warns
@@ -64,7 +65,7 @@ def read_image(source: bytes | bytearray | str | Path, *, draft: int | None = No
     Raises
     ------
     DigitlabError
-        Empty, over :data:`MAX_BYTES`, not an image, another format, over
+        Empty, over :data:`MAX_BYTES` (:data:`MAX_FILE_BYTES` for a path), not an image, another format, over
         :data:`MAX_SIDE` in width or height, or truncated / corrupt.
 
     Examples
@@ -89,7 +90,7 @@ def _decode(data: bytes, draft: int | None) -> Image.Image:
     """Pillow's decode of ``data``, within the limits, with one-line errors (see :func:`read_image`)."""
     try:
         image = Image.open(io.BytesIO(data), formats=FORMATS)
-    except Image.DecompressionBombError:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # the warning, where a filter raises it
         raise ImageTooLargeError(_too_large_message(None)) from None
     except Exception:
         raise DigitlabError("not an image: send a PNG, JPEG, BMP, GIF, WebP or TIFF file") from None
