@@ -50,6 +50,25 @@ def test_models_lists_the_zoo():
     assert result.returncode == 0
     for name in ("logreg", "svm", "knn", "forest", "mlp"):
         assert name in result.stdout
+    result = run_cli("models", "--json")
+    listed = json.loads(result.stdout)
+    assert [m["name"] for m in listed] == ["logreg", "svm", "knn", "forest", "mlp", "cnn"]
+    assert next(m for m in listed if m["name"] == "cnn")["needs"] == "torch"
+
+
+def test_evaluate_json_gives_the_metrics_and_whether_they_match(lesson_run, tmp_path):
+    """An engineer's ask: evaluate, models, compare had no --json for scripts (predict and read had)."""
+    result = run_cli("evaluate", "--model", str(lesson_run.folder), "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["matches"] is True and doc["differences"] == [] and doc["dataset"] == "digits"
+    assert doc["metrics"]["accuracy"] == pytest.approx(0.9667, abs=1e-4) and len(doc["metrics"]["confusion"]) == 10
+    copy = tmp_path / "run"
+    shutil.copytree(lesson_run.folder, copy)
+    metrics = json.loads((copy / "metrics.json").read_text())
+    (copy / "metrics.json").write_text(json.dumps({**metrics, "n_errors": 3}))
+    result = run_cli("evaluate", "--model", str(copy), "--json")
+    assert result.returncode == 1 and json.loads(result.stdout)["matches"] is False
 
 
 @pytest.mark.parametrize("args", [["models"], ["run", "--dataset", "nope"], ["run", "--model", "lgoreg"],

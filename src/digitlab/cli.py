@@ -133,6 +133,7 @@ def evaluate(
     dataset: Optional[str] = typer.Option(
         None, "--dataset", "-d", help="Evaluate on another dataset of the same image size, or on a handwriting set."),
     out: Path = typer.Option(Path("reports"), "--out", "-o", help="Where a handwriting set's report goes."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON for machines (test part only)."),
 ) -> None:
     """Reload a saved model and recompute its test metrics; say whether they match the run's.
 
@@ -151,12 +152,20 @@ def evaluate(
         from digitlab.cli_handwriting import evaluate_on_handwriting
 
         check_dataset(dataset)
+        if as_json:
+            raise DigitlabError("--json prints a test part's metrics; a handwriting set's are in its report's "
+                                "metrics.json")
         evaluate_on_handwriting(model, dataset, out)
         return
 
     with _status("evaluating…"):
         outcome = reevaluate(model, dataset=dataset)
     m = outcome.metrics
+    if as_json:
+        typer.echo(json.dumps({"model_id": outcome.model_id, "dataset": outcome.dataset, "metrics": m.to_dict(),
+                               "matches": outcome.matches if outcome.recorded is not None else None,
+                               "differences": outcome.differences}, indent=2))
+        raise typer.Exit(0 if outcome.recorded is None or outcome.matches else 1)
     console.print(f"{escape(outcome.model_id)} on {outcome.dataset}: accuracy [bold]{m.accuracy:.2%}[/], "
                   f"{m.n_errors} errors of {m.n_test:,}, 95% CI {m.ci_low:.2%} – {m.ci_high:.2%}")
     if outcome.recorded is None and dataset is not None:
@@ -327,10 +336,13 @@ def _save_prepared(prepared, pixel_max: int, path: Path) -> Path:
 
 
 @app.command()
-def models() -> None:
+def models(as_json: bool = typer.Option(False, "--json", help="Print JSON for machines.")) -> None:
     """List the models in the zoo."""
     from digitlab.models import MODELS
 
+    if as_json:
+        typer.echo(json.dumps([{"name": s.name, "model": s.summary, "needs": s.needs} for s in MODELS.values()]))
+        return
     table = Table("name", "model", "needs")
     for spec in MODELS.values():
         table.add_row(spec.name, spec.summary, spec.needs or "")
