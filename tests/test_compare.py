@@ -73,6 +73,9 @@ def test_compare_cli_and_its_errors(tmp_path):
     said = run_cli("predict", "--model", str(folder / "knn"), str(seven))
     assert said.returncode == 0 and "not calibrated (`compare` saves its models so" in said.stderr, said.stderr
     assert "`digitlab run --dataset digits --model knn` trains a calibrated one" in said.stderr
+    as_json = run_cli("compare", "--models", "logreg,knn", "--limit", "300", "--out", str(tmp_path / "j"), "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert [row["model"] for row in json.loads(as_json.stdout)["rows"]] in (["logreg", "knn"], ["knn", "logreg"])
     bad = run_cli("compare", "--models", "logreg,nope", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "unknown model 'nope'" in bad.stderr
     bad = run_cli("compare", "--models", "logreg", "--param", "C=2", "--out", str(tmp_path / "x"))

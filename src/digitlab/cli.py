@@ -189,6 +189,7 @@ def compare(
     param: Optional[List[str]] = typer.Option(
         None, "--param", "-p", help="MODEL.NAME=VALUE for one model, e.g. --param svm.C=5 (repeatable)."),
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder that receives the comparison folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the leaderboard (leaderboard.json) for machines."),
 ) -> None:
     """Train several models on the same split; print a leaderboard and write compare.html."""
     from digitlab.data import check_dataset
@@ -210,6 +211,9 @@ def compare(
     with _status("starting") as status:
         board = compare_models(names, dataset, seed=seed, test_size=test_size, limit=limit, params=per_model,
                                out=out, step=lambda text: status.update(f"{text}…"))
+    if as_json:
+        typer.echo((board.folder / "leaderboard.json").read_text(encoding="utf-8").rstrip())
+        return
     from rich.filesize import decimal
 
     table = Table("#", "model", "accuracy", "95% CI", "errors", "train s", "predict img/s", "size",
