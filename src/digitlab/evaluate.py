@@ -85,10 +85,11 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[int] | 
 
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
-    if y_true.ndim != 1 or y_true.shape != y_pred.shape or len(y_true) == 0:
-        raise InvalidValueError(f"scoring needs as many answers as labels, at least one: got {y_pred.shape[0]:,} "
-                                f"answers for {y_true.shape[0]:,} labels" if y_true.ndim == y_pred.ndim == 1 else
-                                "scoring needs one label and one answer per image (1-D arrays)")
+    if y_true.ndim != 1 or y_pred.ndim != 1:
+        raise InvalidValueError("scoring needs one label and one answer per image (1-D arrays)")
+    if len(y_true) != len(y_pred) or len(y_true) == 0:
+        raise InvalidValueError(f"scoring needs as many answers as labels, at least one: got {len(y_pred):,} "
+                                f"answers for {len(y_true):,} labels")
     if labels is not None and not np.isin(y_true, labels).all():
         raise InvalidValueError(f"the labels must be among {list(labels)}; got {sorted(set(y_true.tolist()) - set(labels))}")
     if labels is None:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from digitlab.card import ModelCard
 from digitlab.errors import DigitlabError
@@ -274,8 +275,6 @@ def dots_between(ink: Ink, marks: list[Mark]) -> int:
     >>> dots_between(ink, find_marks(ink))
     1
     """
-    from scipy import ndimage
-
     labels, _ = ndimage.label(ink.map > _INK, structure=np.ones((3, 3), dtype=bool))
     tallest = max(m.height for m in marks)
     lines = {n: [m for m in marks if m.line == n] for n in {m.line for m in marks}}

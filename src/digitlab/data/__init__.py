@@ -74,7 +74,8 @@ def load_dataset(
     >>> load_dataset("digits", test_size=0.5).n_test
     899
     """
-    seed, test_size, limit = _whole(seed, "--seed"), _fraction(test_size), _whole(limit, "--limit")
+    seed, test_size = _whole(seed, "--seed"), _fraction(test_size)
+    limit = None if limit is None else _whole(limit, "--limit")
     if not 0 <= seed <= MAX_SEED:
         raise DigitlabError(f"--seed must be from 0 to {MAX_SEED}, got {seed}")
     if name not in DATASETS:
@@ -111,9 +112,7 @@ def _unsplittable(labels: np.ndarray, fraction: float) -> str:
 
 
 def _whole(value, option: str):
-    """``value`` as a Python int (None stays None); one line for anything but a whole number."""
-    if value is None and option == "--limit":
-        return None
+    """``value`` as a Python int; one line for anything but a whole number."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise DigitlabError(f"{option} must be a whole number, got {value!r}")
     return int(value)
