@@ -2,7 +2,8 @@
 
 Each variant trains the width-16 network on random 28x28 batches for ``--steps`` steps after 10 warm-up
 steps and reports the median. The variants retrace issue 16's CPU changes: the ReLU before or after the
-max-pool (the same function), channels-last or contiguous memory, fp32 or bf16 autocast. Interleaved
+max-pool (the same function), channels-last or contiguous memory, fp32 or bf16 autocast, BatchNorm
+before or after the pool (a different network, as accurate: BENCHMARKS.md). Interleaved
 over ``--rounds`` so a noisy neighbour hits every variant alike.
 
 Examples
@@ -39,16 +40,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from digitlab.models import cnn_optim as co  # noqa: E402
 from digitlab.models import cnn_torch as ct  # noqa: E402
 
-VARIANTS = {  # name -> (ReLU after the pool, channels-last, bf16)
-    "before (ReLU → pool), fp32, channels-last": (False, True, False),
-    "ReLU after the pool, fp32, contiguous": (True, False, False),
-    "ReLU after the pool, fp32, channels-last": (True, True, False),
-    "ReLU after the pool, bf16, channels-last (now)": (True, True, True),
+VARIANTS = {  # name -> (ReLU after the pool, channels-last, bf16, BatchNorm after the pool)
+    "before (ReLU → pool), fp32, channels-last": (False, True, False, False),
+    "ReLU after the pool, fp32, contiguous": (True, False, False, False),
+    "ReLU after the pool, fp32, channels-last": (True, True, False, False),
+    "ReLU after the pool, bf16, channels-last": (True, True, True, False),
+    "BatchNorm after the pool too, bf16, channels-last (now)": (True, True, True, True),
 }
 
 
 def relu_first(net: nn.Sequential) -> nn.Sequential:
-    """The same layers in the older order: conv, BatchNorm, ReLU, pool."""
+    """The same layers in the older order: conv, BatchNorm, ReLU, pool (from conv, BatchNorm, pool, ReLU)."""
     names = list(net._modules)
     for i in (1, 2, 3):
         p, r = names.index(f"pool{i}"), names.index(f"relu{i}")
@@ -56,8 +58,8 @@ def relu_first(net: nn.Sequential) -> nn.Sequential:
     return nn.Sequential(OrderedDict((n, net._modules[n]) for n in names))
 
 
-def step_ms(width: int, batch: int, steps: int, relu_after: bool, cl: bool, bf16: bool) -> float:
-    net = ct.build_net(28, width, 10)
+def step_ms(width: int, batch: int, steps: int, relu_after: bool, cl: bool, bf16: bool, norm_after: bool) -> float:
+    net = ct.build_net(28, width, 10, norm_after_pool=norm_after)
     net = net if relu_after else relu_first(net)
     net = net.to(memory_format=torch.channels_last) if cl else net
     optimizer = co.make_optimizer(net, 0.1, 5e-4)
@@ -141,7 +143,7 @@ def main() -> None:
     base = statistics.median(results[next(iter(VARIANTS))])
     for name, values in results.items():
         ms = statistics.median(values)
-        print(f"{name:>48}: {ms:6.1f} ms a step (median of {args.rounds} rounds), {base / ms:4.2f}x")
+        print(f"{name:>56}: {ms:6.1f} ms a step (median of {args.rounds} rounds), {base / ms:4.2f}x")
 
 
 if __name__ == "__main__":

@@ -333,12 +333,63 @@ def test_relu_after_the_pool_computes_what_it_did_before_it():
 
     from digitlab.models import cnn_torch as ct
 
-    net = ct.build_net(side=28, width=4, n_classes=10, seed=3).train()
+    net = ct.build_net(side=28, width=4, n_classes=10, seed=3, norm_after_pool=False).train()
     x = torch.randn(5, 1, 28, 28)
     h = x
     for i in (1, 2, 3):  # the textbook order: conv, BatchNorm, ReLU, then pool
         h = torch.nn.functional.max_pool2d(torch.relu(getattr(net, f"bn{i}")(getattr(net, f"conv{i}")(h))), 2)
     torch.testing.assert_close(net(x), net.fc(h.flatten(1)))
+
+
+def test_batchnorm_after_the_pool_is_a_block_order_with_the_same_weights():
+    import torch
+
+    from digitlab.models import cnn_torch as ct
+
+    net = ct.build_net(side=28, width=4, n_classes=10, seed=3).train()
+    old = ct.build_net(side=28, width=4, n_classes=10, seed=3, norm_after_pool=False)
+    for (name, a), (same, b) in zip(net.state_dict().items(), old.state_dict().items()):
+        assert name == same and torch.equal(a, b)  # the same tensors, names and starting values
+    x = torch.randn(5, 1, 28, 28)
+    h = x
+    for i in (1, 2, 3):  # conv, pool, BatchNorm, ReLU
+        h = torch.relu(getattr(net, f"bn{i}")(torch.nn.functional.max_pool2d(getattr(net, f"conv{i}")(h), 2)))
+    torch.testing.assert_close(net(x), net.fc(h.flatten(1)))
+    assert not torch.allclose(net(x), old.train()(x))  # a different network
+
+
+@pytest.mark.parametrize("norm_after_pool", [True, False])
+def test_folding_batchnorm_keeps_what_the_network_computes(norm_after_pool):
+    import torch
+
+    from digitlab.models import cnn_torch as ct
+
+    net = ct.build_net(side=28, width=4, n_classes=10, seed=1, norm_after_pool=norm_after_pool)
+    with torch.no_grad():  # BatchNorm statistics and scales as training leaves them, some scales negative
+        for i in (1, 2, 3):
+            bn = getattr(net, f"bn{i}")
+            bn.weight.copy_(torch.randn(bn.num_features)), bn.bias.copy_(torch.randn(bn.num_features))
+            bn.running_mean.copy_(torch.randn(bn.num_features)), bn.running_var.uniform_(0.5, 2)
+    net.eval()
+    fused = ct.fuse_bn(net)
+    kept = sum(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert kept == (3 if norm_after_pool else 0)  # folded only where it follows a convolution
+    x = torch.randn(7, 1, 28, 28)
+    torch.testing.assert_close(fused(x), net(x), rtol=1e-4, atol=1e-4)
+
+
+def test_a_card_saved_before_the_block_order_was_a_parameter_loads_the_old_order(digits):
+    X, y, X_test, _ = digits
+    old = CNNClassifier(**{**SMALL, "epochs": 2}, norm_after_pool=False).fit(X, y)
+    params = old.get_params()
+    del params["norm_after_pool"]  # as such a card has it
+    again = CNNClassifier.from_tensors(params, old.export_tensors())
+    assert again.norm_after_pool is False
+    np.testing.assert_array_equal(again.predict_proba(X_test), old.predict_proba(X_test))
+    new = CNNClassifier.from_tensors({**params, "norm_after_pool": True}, old.export_tensors())
+    assert not np.array_equal(new.predict_proba(X_test), old.predict_proba(X_test))  # the order matters
+    with pytest.raises(InvalidValueError, match="norm_after_pool must be True or False"):
+        CNNClassifier(**SMALL, norm_after_pool="yes").fit(X, y)
 
 
 @pytest.mark.parametrize("side", [8, 28])

@@ -1,4 +1,4 @@
-"""The CNN as an ONNX graph, through ``torch.onnx.export``: BatchNorm folded into the convolutions,
+"""The CNN as an ONNX graph, through ``torch.onnx.export``: a BatchNorm before a pool folded into its convolution,
 test-time augmentation as one batch of its five (or nine) views, softmax and argmax, a dynamic batch axis.
 :func:`digitlab.export.to_onnx` calls it for the ``cnn`` model.
 """
@@ -18,7 +18,7 @@ __all__ = ["cnn_to_onnx"]
 
 
 def cnn_to_onnx(model: Any, card: ModelCard) -> Any:
-    """The CNN's ``predict_proba`` as a graph: BatchNorm folded, TTA as one batch, softmax, argmax."""
+    """The CNN's ``predict_proba`` as a graph: BatchNorm folded where it can be, TTA as one batch, softmax, argmax."""
     _need("torch", "onnxscript")
     import torch
     import torch.nn.functional as F

@@ -65,6 +65,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         L2 penalty on the convolution and linear weights (not on BatchNorm or biases).
     width : int
         Channels of the first convolution; the next two have 2x and 4x as many.
+    norm_after_pool : bool
+        Each block is conv → max-pool → BatchNorm → ReLU (True), or conv → BatchNorm → max-pool → ReLU
+        (False: the order of every model saved before 2026-12-01, which a model card without this
+        parameter gets). After the pool, BatchNorm works on a quarter of the values: on MNIST a training
+        step is 17% shorter, and 5 epochs gave 99.53% ± 0.03 against 99.49% ± 0.03 (5 seeds).
     label_smoothing : float
         Weight of the uniform distribution mixed into the one-hot targets.
     augment : float
@@ -122,9 +127,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     Notes
     -----
     On one CUDA GPU each training step is one CUDA graph, replayed (2-5x faster on an H200;
-    ``DIGITLAB_CUDA_GRAPHS=0``: off). Prediction runs the network with BatchNorm folded into the convolutions,
-    in batches of 256 on the CPU (2,048 on CUDA); a model rebuilt by :meth:`from_tensors` predicts bit for
-    bit what the fitted one did on CPU.
+    ``DIGITLAB_CUDA_GRAPHS=0``: off). Prediction runs the network with any BatchNorm before a pool folded
+    into its convolution, in batches of 256 on the CPU (2,048 on CUDA); a model rebuilt by
+    :meth:`from_tensors` predicts bit for bit what the fitted one did on CPU.
 
     Examples
     --------
@@ -143,6 +148,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         lr: float = 0.1,
         weight_decay: float = 5e-4,
         width: int = 32,
+        norm_after_pool: bool = True,
         label_smoothing: float = 0.1,
         augment: float = 1.0,
         distort: float = 0.1,
@@ -160,6 +166,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.lr = lr
         self.weight_decay = weight_decay
         self.width = width
+        self.norm_after_pool = norm_after_pool
         self.label_smoothing = label_smoothing
         self.augment = augment
         self.distort = distort
@@ -200,7 +207,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         train_idx, val_idx = _split(y_index, self.validation_fraction, seed)
         train = slice(None) if len(val_idx) == 0 else train_idx  # everything: no copy (0.05 s for MNIST)
         x_train, y_train = ct.to_tensors(images[train], y_index[train], device)
-        net = ct.place(ct.build_net(side, self.width, len(classes), seed=seed), device)
+        net = ct.place(ct.build_net(side, self.width, len(classes), seed=seed,
+                                    norm_after_pool=self.norm_after_pool), device)
         batch = min(self.batch_size, len(x_train))
         steps_per_epoch = len(x_train) // batch
         clock = ct.Clock(self.epochs * steps_per_epoch, self.time_budget, start)
@@ -245,7 +253,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         if not self.history_:
             raise InvalidValueError(f"the time budget ({self.time_budget} s) ended before the first training step; "
                                     "give it more seconds")
-        self.n_iter_, self._inference_net = len(self.history_), ct.fuse_bn(net.eval())  # BatchNorm folded: speed
+        self.n_iter_, self._inference_net = len(self.history_), ct.fuse_bn(net.eval())  # BatchNorm folded where it can be
         return self
 
     def _accuracy(self, net, images: np.ndarray, y_index: np.ndarray) -> float:
@@ -297,6 +305,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             raise InvalidValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise InvalidValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
+        if not isinstance(self.norm_after_pool, (bool, np.bool_)):
+            raise InvalidValueError(f"norm_after_pool must be True or False, got {self.norm_after_pool!r}")
         from digitlab.models import cnn_torch as ct
 
         try:
@@ -362,6 +372,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         unknown = sorted(set(params) - set(cls().get_params()))
         if unknown:
             raise DigitlabError(f"CNN model card has unknown parameter(s): {', '.join(unknown)}")
+        params = {"norm_after_pool": False, **params}  # a card saved before the parameter: the old order
         model = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
         model._check_params()
         for name in _META:
@@ -372,7 +383,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         if classes.ndim != 1 or len(classes) < 2:
             raise DigitlabError(f"CNN weights file has classes of shape {classes.shape}; expected a list of labels")
         weights = {name: array for name, array in tensors.items() if name not in EXTRA_TENSORS}
-        net = ct.load_net(weights, side, model.width, len(classes))
+        net = ct.load_net(weights, side, model.width, len(classes), norm_after_pool=model.norm_after_pool)
         model._device = ct.resolve_device(model.device)
         model.module_ = ct.place(net, model._device).eval()
         model._inference_net = ct.fuse_bn(model.module_)
