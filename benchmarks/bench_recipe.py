@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--tta", action="store_true", help="also score with test-time augmentation (5 views)")
     parser.add_argument("--views", default="", help="also score with each of these numbers of views, e.g. 5,9")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # NAME=VALUE pairs before or after --seeds
     views = sorted({int(v) for v in args.views.split(",") if v} | ({5} if args.tta else set()))
     for v in views:  # refused before any training, not after the first seed's
         try:
