@@ -58,8 +58,8 @@ FEW_IMAGES = 16  # up to this many: one CPU thread, and the allocator left as th
 def build_net(side: int, width: int, n_classes: int, seed: int = 0, *, norm_after_pool: bool = True) -> nn.Sequential:
     """conv-pool-BN-ReLU three times (width, 2·width, 4·width channels), then one linear layer.
 
-    ``norm_after_pool=False`` builds conv-BN-pool-ReLU, the order of the networks saved before
-    2026-12-01 (the ReLU after the pool computes what it would before it). Both orders have the same
+    ``norm_after_pool=False`` builds conv-BN-pool-ReLU, the order of the networks saved before the
+    parameter existed (the ReLU after the pool computes what it would before it). Both orders have the same
     tensors under the same names (``bn1.weight``, ...), and draw the same weights from ``seed``,
     without touching PyTorch's global random state.
     """
