@@ -67,6 +67,35 @@ def test_cnn_learns_the_writer_keeps_mnist_and_leaves_the_original_alone(tiny_cn
     assert accuracy(tiny_cnn, *test) == before
 
 
+def test_a_cnn_with_batchnorm_before_the_pool_is_fine_tuned_in_its_own_order(emma, mnist_part):
+    """Models saved before ``norm_after_pool`` (and the 600-s recipe's) have BatchNorm before the pool."""
+    torch = pytest.importorskip("torch")
+    from digitlab.models.cnn import CNNClassifier
+
+    (train, test), (replay, mnist_test) = emma, mnist_part
+    before_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        old = CNNClassifier(width=4, epochs=4, lr=0.2, augment=0.0, distort=0.0, tta=False, device="cpu",
+                            random_state=0, norm_after_pool=False).fit(to_features(replay[0], 255), replay[1])
+    finally:
+        torch.set_num_threads(before_threads)
+    before, mnist_before = accuracy(old, *test), accuracy(old, *mnist_test)
+    tuned = finetune_model(old, *train, replay=replay, seed=0, **FAST)
+    assert tuned.norm_after_pool is False
+    assert [name for name, _ in tuned.module_.named_children()][:4] == ["conv1", "bn1", "pool1", "relu1"]
+    assert accuracy(tuned, *test) >= before + 0.2, (before, accuracy(tuned, *test))
+    assert accuracy(tuned, *mnist_test) >= mnist_before - 0.02
+    # Fine-tuning runs BatchNorm in eval mode, where a positive scale commutes with the pool and both orders
+    # are one function. With a negative scale they differ, and so must the steps taken from the same weights.
+    tensors = old.export_tensors()
+    tensors["bn1.weight"][0] *= -1
+    params = old.get_params()
+    a, b = (finetune_model(CNNClassifier.from_tensors({**params, "norm_after_pool": order}, tensors),
+                           *train, replay=replay, seed=0, steps=3).export_tensors() for order in (False, True))
+    assert not np.array_equal(a["conv1.weight"], b["conv1.weight"])
+
+
 def test_cnn_fine_tuning_repeats_from_a_seed_and_saves_like_any_cnn(tiny_cnn, emma, mnist_part):
     from digitlab.models.cnn import CNNClassifier
 
