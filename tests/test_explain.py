@@ -165,7 +165,33 @@ def test_cnn_features_filters_and_feature_maps(digits, cnn_run):
     assert "penultimate" in name and feats.shape == (5, 4 * 8 * 1 * 1)
     assert embedding.first_layer_filters(model).shape == (8, 3, 3)
     maps = embedding.feature_maps(model, digits.test_images[0])
-    assert [m.shape for _, m in maps] == [(8, 8, 8), (16, 4, 4), (32, 2, 2)]
+    assert [m.shape for _, m in maps] == [(8, 4, 4), (16, 2, 2), (32, 1, 1)]  # BatchNorm after the pool: each block's output
+
+
+@pytest.mark.parametrize("norm_after_pool", [True, False])
+def test_the_maps_shown_are_what_each_block_computes(norm_after_pool):
+    torch = pytest.importorskip("torch")
+    from digitlab.models import cnn_torch as ct
+
+    net = ct.build_net(28, 4, 10, seed=0, norm_after_pool=norm_after_pool)
+    with torch.no_grad():  # trained-looking BatchNorm, some scales negative
+        for bn in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.weight.copy_(torch.randn(bn.num_features)), bn.running_mean.copy_(torch.randn(bn.num_features))
+    net.eval()
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        shown = list(embedding.block_activations(net, x))
+        outputs, h = [], x
+        for name, layer in net.named_children():
+            h = layer(h)
+            if name.startswith("relu"):
+                outputs.append(h)
+    assert len(shown) == 3
+    for map_, out in zip(shown, outputs):
+        if norm_after_pool:
+            torch.testing.assert_close(map_, out)
+        else:  # before the pool, at the convolution's resolution; pooled, the block's output
+            torch.testing.assert_close(torch.nn.functional.max_pool2d(map_, 2), out)
 
 
 # ------------------------------------------------------------------ the page and the CLI

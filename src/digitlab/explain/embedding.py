@@ -152,13 +152,23 @@ def feature_maps(model: Explainable, image: np.ndarray) -> list[tuple[str, np.nd
 
     net = model.model.module_.eval()
     x = _cnn_input(model, np.asarray(image)[None])
-    maps = []
     with torch.inference_mode():
-        for name, layer in net.named_children():
-            if name in ("flatten", "fc"):
-                break
-            if name.startswith("pool"):  # the block's ReLU follows its pool (the same function, cheaper): show it before
-                maps.append((f"block {name[4:]} (conv{name[4:]} → ReLU)",
-                             torch.relu(x)[0].float().cpu().numpy().astype(np.float64)))
-            x = layer(x)
-    return maps
+        return [(f"block {i} (conv{i} → ReLU)", maps[0].float().cpu().numpy().astype(np.float64))
+                for i, maps in enumerate(block_activations(net, x), start=1)]
+
+
+def block_activations(net, x):
+    """Each block's ReLU of its BatchNorm's output, as soon as it is normalised, for the batch ``x``.
+
+    With BatchNorm before the pool (models saved before ``norm_after_pool``) that is before the pool, at the
+    convolution's resolution (the network's ReLU comes after the pool, which gives the same values pooled);
+    with BatchNorm after the pool it is the block's output.
+    """
+    import torch
+
+    for layer in net.children():
+        if isinstance(layer, torch.nn.Linear):
+            return
+        x = layer(x)
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            yield torch.relu(x)

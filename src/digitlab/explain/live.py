@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from digitlab.explain.embedding import block_activations
 from digitlab.explain.model import Explainable
 
 __all__ = ["LIVE_STEPS", "LiveExplanation", "explain_one", "first_layer_activations", "normalise"]
@@ -125,7 +126,7 @@ def first_layer_activations(model: Explainable, image: np.ndarray, *, channels: 
     net = model.model.module_.eval()
     with torch.no_grad():
         x = _cnn_input(model, np.asarray(image)).to(next(net.parameters()).device)
-        maps = torch.relu(net.bn1(net.conv1(x)))  # the first block before its pool
+        maps = next(block_activations(net, x))  # the first block, as soon as BatchNorm has normalised it
         while maps.shape[-1] > max_side:
             maps = torch.nn.functional.max_pool2d(maps, 2)
         maps = maps[0].cpu().numpy()
