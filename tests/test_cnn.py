@@ -288,6 +288,7 @@ def test_a_time_budget_picks_the_recipe_measured_for_it_on_mnist_only():
     long = make_model("cnn", dataset="mnist", params={"time_budget": 600, "device": "cpu"})
     assert long.width == 32 and long.augment > 0 and long.tta and long.epochs >= 100  # the budget ends training
     assert long.norm_after_pool is False and short.norm_after_pool and make_model("cnn", dataset="mnist").norm_after_pool
+    assert all(row["norm_after_pool"] is False for _, row in cnn_recipes.CUDA)  # as they were measured
     assert make_model("cnn", dataset="mnist", params={"time_budget": 4, "width": 8, "device": "cpu"}).width == 8
     assert make_model("cnn", dataset="digits", params={"time_budget": 4}).width == CNNClassifier().width
     assert cnn_recipes.for_budget(1, "cuda")["batch_size"] == 512 != cnn_recipes.for_budget(1, "cpu")["batch_size"]
