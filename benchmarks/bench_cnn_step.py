@@ -44,6 +44,7 @@ VARIANTS = {  # name -> (ReLU after the pool, channels-last, bf16, BatchNorm aft
     "before (ReLU → pool), fp32, channels-last": (False, True, False, False),
     "ReLU after the pool, fp32, contiguous": (True, False, False, False),
     "ReLU after the pool, fp32, channels-last": (True, True, False, False),
+    "BatchNorm after the pool too, fp32, channels-last": (True, True, False, True),
     "ReLU after the pool, bf16, channels-last": (True, True, True, False),
     "BatchNorm after the pool too, bf16, channels-last (now)": (True, True, True, True),
 }

@@ -2,7 +2,7 @@
 
 The network is three stages of ``conv 3x3 → max-pool 2x2 → BatchNorm → ReLU`` with ``width``,
 ``2·width`` and ``4·width`` channels, then one linear layer: BatchNorm and ReLU work on the pooled quarter
-of the values (a training step 17% shorter than with BatchNorm before the pool, and as accurate; models
+of the values (a training step about 15% shorter than with BatchNorm before the pool, as accurate; models
 saved before have ``conv → BatchNorm → pool → ReLU``, see :func:`build_net`). The same code
 serves the 8x8 digits (8 → 4 → 2 → 1 pixels) and MNIST (28 → 14 → 7 → 3).
 
