@@ -253,7 +253,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         if not self.history_:
             raise InvalidValueError(f"the time budget ({self.time_budget} s) ended before the first training step; "
                                     "give it more seconds")
-        self.n_iter_, self._inference_net = len(self.history_), ct.fuse_bn(net.eval())  # BatchNorm folded where it can be
+        self.n_iter_, self._inference_net = len(self.history_), ct.fuse_bn(net.eval())  # BatchNorm folded: speed
         return self
 
     def _accuracy(self, net, images: np.ndarray, y_index: np.ndarray) -> float:

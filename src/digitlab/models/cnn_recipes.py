@@ -14,9 +14,9 @@ bf16), the same 10-s boundary was checked and holds (at 10 s the two rows tie, a
 so both kinds of CPU share the table (the 90-s boundary was not re-checked there). The rows were chosen with
 BatchNorm before the pool; since it moved after the pool (``norm_after_pool``), the rows were measured again
 on the Zen 4: at 3 s, at 60 s and for the default's 5 epochs it scored at least as well, at 600 s 0.02 points
-less, so that row keeps the old order, as do the CUDA rows until a GPU measures the new one. Widths are multiples of 16: on
-the CPU a width of 24 or 40 trains a step as slowly as the next multiple of 16 up (the bf16 kernels' blocks;
-`benchmarks/bench_cnn_step.py --width W`).
+less, so that row keeps the old order, as do the CUDA rows until a GPU measures the new one. Widths are
+multiples of 16: on the CPU a width of 24 or 40 trains a step as slowly as the next multiple of 16 up (the bf16
+kernels' blocks; `benchmarks/bench_cnn_step.py --width W`).
 
 Examples
 --------
@@ -96,8 +96,9 @@ def cnn(dataset: str, seed: int):
     The 8x8 digits (1,437 training images) take the class defaults: 40 augmented epochs of a
     width-32 network, with test-time augmentation, a few seconds on a CPU. MNIST takes :data:`DEFAULT`
     (the ≤ 90-s CPU row for 5 epochs: about 25 s of training on a 2-core Zen 4 with bf16; 73 s on a Zen 3 in
-    fp32 with BatchNorm before the pool); a ``time_budget`` picks the recipe for that budget instead (:func:`for_budget`). The estimator's
-    module (scikit-learn, NumPy) is imported here, not when the zoo is listed or a name checked.
+    fp32 with BatchNorm before the pool); a ``time_budget`` picks the recipe for that budget instead
+    (:func:`for_budget`). The estimator's module (scikit-learn, NumPy) is imported here, not when the zoo is
+    listed or a name checked.
     """
     from digitlab.models.cnn import CNNClassifier
 
