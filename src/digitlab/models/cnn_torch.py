@@ -409,9 +409,9 @@ def state_arrays(net: nn.Module) -> dict[str, np.ndarray]:
 
 
 def load_net(tensors: dict[str, np.ndarray], side: int, width: int, n_classes: int, *,
-             norm_after_pool: bool = True) -> nn.Module:
+             norm_after_pool: bool) -> nn.Module:
     """A network for ``side`` x ``side`` images with exactly the weights in ``tensors``, its blocks in the
-    order ``norm_after_pool`` says (:func:`build_net`).
+    order ``norm_after_pool`` says (:func:`build_net`; no default: the weights alone do not tell the order).
 
     Refuses, with a :class:`~digitlab.errors.DigitlabError`, a foreign or missing tensor, or
     one of the wrong shape or kind.
