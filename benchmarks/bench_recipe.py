@@ -48,7 +48,7 @@ def main() -> None:
     ds = load_dataset("mnist")
     (X, y), (X_test, y_test) = train_features(ds), test_features(ds)
     params = {"time_budget": args.budget, **parse_params(args.params)}
-    make_model("cnn", dataset="mnist", params={"time_budget": 0.3}).fit(X[:2000], y[:2000])  # imports, first calls
+    make_model("cnn", dataset="mnist", params={"time_budget": 1.0}).fit(X[:2000], y[:2000])  # imports, first calls
     plain, seconds, tta = [], [], {v: [] for v in views}
     for seed in [int(s) for s in args.seeds.split(",")]:
         model = make_model("cnn", dataset="mnist", seed=seed, params=params)
