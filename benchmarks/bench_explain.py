@@ -67,10 +67,12 @@ def main() -> None:
     name, _ = saliency.gradient_saliency(model, images[:1], y[:1])
     if name:
         methods[name] = lambda: saliency.gradient_saliency(model, images, y)[1]
-    if model.is_cnn:  # each convolution's map at its own resolution: after its BatchNorm where that comes first
-        at = "conv" if model.model.norm_after_pool else "bn"
-        methods["Grad-CAM, last convolution"] = lambda: grad_cam(model, images, y, f"{at}3")
-        methods["Grad-CAM, second convolution"] = lambda: grad_cam(model, images, y, f"{at}2")
+    if model.is_cnn:  # each convolution's map at its own resolution: after its BatchNorm where a pool follows that
+        def layer(conv: str) -> str:
+            return conv if model.model.norm_after_pool or conv.endswith("b") else "bn" + conv[4:]
+        convs = [name for name, m in model.model.module_.named_children() if name.startswith("conv")]
+        methods[f"Grad-CAM, last convolution ({convs[-1]})"] = lambda: grad_cam(model, images, y, layer(convs[-1]))
+        methods["Grad-CAM, conv2"] = lambda: grad_cam(model, images, y, layer("conv2"))
     print(f"deletion check on {len(check)} correctly classified test images (10% of the ink blanked):")
     for method, compute in methods.items():
         t = time.perf_counter()

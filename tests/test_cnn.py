@@ -287,8 +287,11 @@ def test_a_time_budget_picks_the_recipe_measured_for_it_on_mnist_only():
     assert (short.width, short.lr, short.augment, short.tta, short.time_budget) == (16, 0.8, 0.0, False, 4.0)
     long = make_model("cnn", dataset="mnist", params={"time_budget": 600, "device": "cpu"})
     assert long.width == 32 and long.augment > 0 and long.tta and long.epochs >= 100  # the budget ends training
-    assert long.norm_after_pool is False and short.norm_after_pool and make_model("cnn", dataset="mnist").norm_after_pool
-    assert all(row["norm_after_pool"] is False for _, row in cnn_recipes.CUDA)  # as they were measured
+    assert long.norm_after_pool and short.norm_after_pool and make_model("cnn", dataset="mnist").norm_after_pool
+    assert (short.extra_convs, long.extra_convs, make_model("cnn", dataset="mnist").extra_convs) == (0, 2, 2)
+    assert all(row["norm_after_pool"] is False and row["extra_convs"] == 0 for _, row in cnn_recipes.CUDA)  # as measured
+    rows = [row for _, row in cnn_recipes.CPU + cnn_recipes.CUDA]  # each the whole recipe, nothing left to DEFAULT's
+    assert all(row.keys() == rows[0].keys() == cnn_recipes.DEFAULT.keys() - {"epochs"} for row in rows)
     assert make_model("cnn", dataset="mnist", params={"time_budget": 4, "width": 8, "device": "cpu"}).width == 8
     assert make_model("cnn", dataset="digits", params={"time_budget": 4}).width == CNNClassifier().width
     assert cnn_recipes.for_budget(1, "cuda")["batch_size"] == 512 != cnn_recipes.for_budget(1, "cpu")["batch_size"]
@@ -360,22 +363,22 @@ def test_batchnorm_after_the_pool_is_a_block_order_with_the_same_weights():
     assert not torch.allclose(net(x), old.train()(x))  # a different network
 
 
-@pytest.mark.parametrize("norm_after_pool", [True, False])
-def test_folding_batchnorm_keeps_what_the_network_computes(norm_after_pool):
+@pytest.mark.parametrize(("norm_after_pool", "extra_convs"), [(True, 0), (False, 0), (True, 2), (False, 3)])
+def test_folding_batchnorm_keeps_what_the_network_computes(norm_after_pool, extra_convs):
     import torch
 
     from digitlab.models import cnn_torch as ct
 
-    net = ct.build_net(side=28, width=4, n_classes=10, seed=1, norm_after_pool=norm_after_pool)
+    net = ct.build_net(side=28, width=4, n_classes=10, seed=1, norm_after_pool=norm_after_pool,
+                       extra_convs=extra_convs)
     with torch.no_grad():  # BatchNorm statistics and scales as training leaves them, some scales negative
-        for i in (1, 2, 3):
-            bn = getattr(net, f"bn{i}")
+        for bn in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):
             bn.weight.copy_(torch.randn(bn.num_features)), bn.bias.copy_(torch.randn(bn.num_features))
             bn.running_mean.copy_(torch.randn(bn.num_features)), bn.running_var.uniform_(0.5, 2)
     net.eval()
     fused = ct.fuse_bn(net)
     kept = sum(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
-    assert kept == (3 if norm_after_pool else 0)  # folded only where it follows a convolution
+    assert kept == (3 if norm_after_pool else 0)  # folded only where it follows a convolution: not after a pool
     x = torch.randn(7, 1, 28, 28)
     torch.testing.assert_close(fused(x), net(x), rtol=1e-4, atol=1e-4)
 
@@ -392,6 +395,35 @@ def test_a_card_saved_before_the_block_order_was_a_parameter_loads_the_old_order
     assert not np.array_equal(new.predict_proba(X_test), old.predict_proba(X_test))  # the order matters
     with pytest.raises(InvalidValueError, match="norm_after_pool must be True or False"):
         CNNClassifier(**SMALL, norm_after_pool="yes").fit(X, y)
+
+
+def test_extra_convolutions_end_the_last_blocks_and_travel_with_the_card(digits):
+    import torch
+
+    from digitlab.models import cnn_torch as ct
+
+    net = ct.build_net(side=28, width=4, n_classes=10, seed=3, extra_convs=2).train()
+    convs = [name for name, m in net.named_children() if isinstance(m, torch.nn.Conv2d)]
+    assert convs == ["conv1", "conv2", "conv2b", "conv3", "conv3b"] and net.conv3b.in_channels == 16
+    x = torch.randn(5, 1, 28, 28)
+    h = x
+    for i in (1, 2, 3):  # conv, pool, BatchNorm, ReLU; then conv, BatchNorm, ReLU in blocks 2 and 3
+        h = torch.relu(getattr(net, f"bn{i}")(torch.nn.functional.max_pool2d(getattr(net, f"conv{i}")(h), 2)))
+        if i > 1:
+            h = torch.relu(getattr(net, f"bn{i}b")(getattr(net, f"conv{i}b")(h)))
+    torch.testing.assert_close(net(x), net.fc(h.flatten(1)))
+    X, y, X_test, _ = digits
+    deep = CNNClassifier(**{**SMALL, "epochs": 2}, extra_convs=1).fit(X, y)
+    assert "conv3b.weight" in deep.export_tensors() and "conv2b.weight" not in deep.export_tensors()
+    again = CNNClassifier.from_tensors(deep.get_params(), deep.export_tensors())
+    np.testing.assert_array_equal(again.predict_proba(X_test), deep.predict_proba(X_test))
+    params = deep.get_params()
+    del params["extra_convs"]  # a card saved before the parameter: no extra convolutions, so these weights are foreign
+    assert "foreign tensor(s): bn3b" in _one_line_error(params, deep.export_tensors())
+    assert "lacks tensor(s): bn2b" in _one_line_error({**params, "extra_convs": 2}, deep.export_tensors())
+    for bad in (4, -1, True, 1.5, "2"):
+        with pytest.raises(InvalidValueError, match="extra_convs must be an integer from 0 to 3"):
+            CNNClassifier(**SMALL, extra_convs=bad).fit(X, y)
 
 
 @pytest.mark.parametrize("side", [8, 28])

@@ -166,14 +166,15 @@ def test_cnn_features_filters_and_feature_maps(digits, cnn_run):
     assert embedding.first_layer_filters(model).shape == (8, 3, 3)
     maps = embedding.feature_maps(model, digits.test_images[0])
     assert [m.shape for _, m in maps] == [(8, 4, 4), (16, 2, 2), (32, 1, 1)]  # BatchNorm after the pool: each block's output
+    assert [name for name, _ in maps] == [f"block {i} (conv{i} → ReLU)" for i in (1, 2, 3)]
 
 
-@pytest.mark.parametrize("norm_after_pool", [True, False])
-def test_the_maps_shown_are_what_each_block_computes(norm_after_pool):
+@pytest.mark.parametrize(("norm_after_pool", "extra_convs"), [(True, 0), (False, 0), (True, 2), (False, 3)])
+def test_the_maps_shown_are_what_each_block_computes(norm_after_pool, extra_convs):
     torch = pytest.importorskip("torch")
     from digitlab.models import cnn_torch as ct
 
-    net = ct.build_net(28, 4, 10, seed=0, norm_after_pool=norm_after_pool)
+    net = ct.build_net(28, 4, 10, seed=0, norm_after_pool=norm_after_pool, extra_convs=extra_convs)
     with torch.no_grad():  # trained-looking BatchNorm, some scales negative
         for bn in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):
             bn.weight.copy_(torch.randn(bn.num_features)), bn.running_mean.copy_(torch.randn(bn.num_features))
@@ -186,9 +187,11 @@ def test_the_maps_shown_are_what_each_block_computes(norm_after_pool):
             h = layer(h)
             if name.startswith("relu"):
                 outputs.append(h)
-    assert len(shown) == 3
-    for map_, out in zip(shown, outputs):
-        if norm_after_pool:
+    assert len(outputs) == 3 + extra_convs
+    assert [name for name, _ in shown] == [f"bn{i}{b}" for i in (1, 2, 3) for b in ("", "b")
+                                           if not b or i > 3 - extra_convs]  # bn1, bn2, bn2b, bn3, bn3b for 2
+    for (name, map_), out in zip(shown, outputs):
+        if norm_after_pool or name.endswith("b"):  # a second convolution: no pool in its block
             torch.testing.assert_close(map_, out)
         else:  # before the pool, at the convolution's resolution; pooled, the block's output
             torch.testing.assert_close(torch.nn.functional.max_pool2d(map_, 2), out)

@@ -96,6 +96,23 @@ def test_a_cnn_with_batchnorm_before_the_pool_is_fine_tuned_in_its_own_order(emm
     assert not np.array_equal(a["conv1.weight"], b["conv1.weight"])
 
 
+def test_a_cnn_with_extra_convolutions_is_fine_tuned_with_them(emma, mnist_part):
+    torch = pytest.importorskip("torch")
+    from digitlab.models.cnn import CNNClassifier
+
+    (train, _), (replay, _) = emma, mnist_part
+    before_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        deep = CNNClassifier(width=4, epochs=1, extra_convs=2, augment=0.0, distort=0.0, tta=False, device="cpu",
+                             random_state=0).fit(to_features(replay[0], 255), replay[1])
+    finally:
+        torch.set_num_threads(before_threads)
+    tuned = finetune_model(deep, *train, replay=replay, seed=0, steps=3)
+    assert tuned.extra_convs == 2 and set(tuned.export_tensors()) == set(deep.export_tensors())
+    assert not np.array_equal(tuned.export_tensors()["conv3b.weight"], deep.export_tensors()["conv3b.weight"])
+
+
 def test_cnn_fine_tuning_repeats_from_a_seed_and_saves_like_any_cnn(tiny_cnn, emma, mnist_part):
     from digitlab.models.cnn import CNNClassifier
 

@@ -211,7 +211,8 @@ def _finetune_cnn(model, images, labels, replay, *, seed: int, steps: int, lr: f
     tensors = model.export_tensors()
     side, classes = model.image_shape_[0], np.asarray(model.classes_)
     weights = {name: array for name, array in tensors.items() if name not in EXTRA_TENSORS}
-    net = ct.load_net(weights, side, model.width, len(classes), norm_after_pool=model.norm_after_pool)
+    net = ct.load_net(weights, side, model.width, len(classes), norm_after_pool=model.norm_after_pool,
+                      extra_convs=model.extra_convs)
     net = ct.place(net, torch.device("cpu"))  # a copy, its blocks in the model's order
     optimizer = co.make_optimizer(net, lr, model.weight_decay)
     gen = ct.seeded_generator(seed)

@@ -147,28 +147,29 @@ def first_layer_filters(model: Explainable) -> np.ndarray:
 
 
 def feature_maps(model: Explainable, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    """The activations after each convolution block's ReLU for one image: ``[(layer name, C×H×W), ...]``."""
+    """The activations after each convolution's BatchNorm and ReLU for one image: ``[(layer name, C×H×W), ...]``."""
     import torch
 
     net = model.model.module_.eval()
     x = _cnn_input(model, np.asarray(image)[None])
-    with torch.inference_mode():
-        return [(f"block {i} (conv{i} → ReLU)", maps[0].float().cpu().numpy().astype(np.float64))
-                for i, maps in enumerate(block_activations(net, x), start=1)]
+    with torch.inference_mode():  # bn2 → "block 2 (conv2 → ReLU)", bn2b → "block 2 (conv2b → ReLU)"
+        return [(f"block {name[2]} (conv{name[2:]} → ReLU)", maps[0].float().cpu().numpy().astype(np.float64))
+                for name, maps in block_activations(net, x)]
 
 
 def block_activations(net, x):
-    """Each block's ReLU of its BatchNorm's output, as soon as it is normalised, for the batch ``x``.
+    """``(name, activations)`` for each BatchNorm of the network, its output's ReLU, for the batch ``x``.
 
-    With BatchNorm before the pool (models saved before ``norm_after_pool``) that is before the pool, at the
-    convolution's resolution (the network's ReLU comes after the pool, which gives the same values pooled);
-    with BatchNorm after the pool it is the block's output.
+    With BatchNorm before the pool (models saved before ``norm_after_pool``) a block's first is before the
+    pool, at the convolution's resolution (the network's ReLU comes after the pool, which gives the same
+    values pooled); with BatchNorm after the pool, and for a block's second convolution
+    (``extra_convs``), it is what the network's next ReLU outputs.
     """
     import torch
 
-    for layer in net.children():
+    for name, layer in net.named_children():
         if isinstance(layer, torch.nn.Linear):
             return
         x = layer(x)
         if isinstance(layer, torch.nn.BatchNorm2d):
-            yield torch.relu(x)
+            yield name, torch.relu(x)

@@ -126,7 +126,7 @@ def first_layer_activations(model: Explainable, image: np.ndarray, *, channels: 
     net = model.model.module_.eval()
     with torch.no_grad():
         x = _cnn_input(model, np.asarray(image)).to(next(net.parameters()).device)
-        maps = next(block_activations(net, x))  # the first block, as soon as BatchNorm has normalised it
+        _, maps = next(block_activations(net, x))  # the first convolution, as soon as BatchNorm has normalised it
         while maps.shape[-1] > max_side:
             maps = torch.nn.functional.max_pool2d(maps, 2)
         maps = maps[0].cpu().numpy()
