@@ -37,6 +37,7 @@ from digitlab.models.cnn import CNNClassifier  # noqa: E402
 
 NO_AUG = {"augment": 0.0, "distort": 0.0}
 AUG = {"augment": 2.0, "distort": 0.1}
+DEEPER = {"extra_convs": 2, "norm_after_pool": True}  # the CUDA rows have neither (cnn_recipes._H200)
 RECIPES = {  # name -> parameters over the recipe digitlab picks for the budget (digitlab.models.cnn_recipes)
     "by-budget": {},
     "w32-b128-aug": {"width": 32, "batch_size": 128, "lr": 0.2, **AUG, "tta": True},  # CUDA's long row until 2026-11-30
@@ -52,13 +53,16 @@ RECIPES = {  # name -> parameters over the recipe digitlab picks for the budget 
     "w128-b512-aug9": {"width": 128, "batch_size": 512, "lr": 0.8, **AUG, "tta": 9},
     "w128-b512-aug9-d15": {"width": 128, "batch_size": 512, "lr": 0.8, "augment": 2.0, "distort": 0.15, "tta": 9},
     "w192-b512-aug9": {"width": 192, "batch_size": 512, "lr": 0.8, **AUG, "tta": 9},
+    # the CPU's deeper network (2026-12-01): a second conv in the last two blocks, BatchNorm after the pool
+    "w32-b256-aug-x2": {"width": 32, "batch_size": 256, "lr": 0.4, **AUG, "tta": True, **DEEPER},
+    "w128-b512-aug9-x2": {"width": 128, "batch_size": 512, "lr": 0.8, **AUG, "tta": 9, **DEEPER},
 }
 PLAN = {  # budget (s) -> the recipes tried at it: digitlab's own (by-budget) against candidates not yet measured
     0.5: ["by-budget", "w16-b256"],
     1.0: ["by-budget", "w32-b512"],
     2.0: ["by-budget", "w32-b512-aug"],
-    5.0: ["by-budget", "w32-b256-aug"],
-    30.0: ["by-budget", "w192-b512-aug9", "w128-b512-aug9-d15"],
+    5.0: ["by-budget", "w32-b256-aug-x2"],
+    30.0: ["by-budget", "w192-b512-aug9", "w128-b512-aug9-x2"],
 }
 FIRST_PLAN = {  # the run of 2026-11-30 (BENCHMARKS.md) that chose cnn_recipes.CUDA; `--plan first` reruns it
     0.5: ["w16-b256", "w16-b512", "w16-b1024", "w32-b512"],
