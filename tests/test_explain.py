@@ -197,6 +197,21 @@ def test_the_maps_shown_are_what_each_block_computes(norm_after_pool, extra_conv
             torch.testing.assert_close(torch.nn.functional.max_pool2d(map_, 2), out)
 
 
+def test_a_second_convolution_is_drawn_below_its_block_so_the_figure_keeps_its_width(tmp_path):
+    from PIL import Image
+
+    from digitlab.explain import figures
+
+    rng = np.random.default_rng(0)
+    one = [(f"block {i} (conv{i} → ReLU)", rng.random((4 * i, 3, 3))) for i in (1, 2, 3)]
+    two = one[:2] + [("block 2 (conv2b → ReLU)", rng.random((8, 3, 3))), one[2],
+                     ("block 3 (conv3b → ReLU)", rng.random((12, 3, 3)))]
+    image = rng.random((28, 28))
+    sizes = [Image.open(figures.plot_feature_maps(image, maps, 1.0, "t", tmp_path / f"{len(maps)}.png")).size
+             for maps in (one, two)]
+    assert sizes[1][0] == sizes[0][0] and sizes[1][1] > 1.5 * sizes[0][1]  # as wide, a second row
+
+
 # ------------------------------------------------------------------ the page and the CLI
 
 

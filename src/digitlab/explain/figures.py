@@ -158,21 +158,29 @@ def plot_filters(filters: np.ndarray, path: Path) -> Path:
 
 def plot_feature_maps(image: np.ndarray, maps: Sequence[tuple[str, np.ndarray]], pixel_max: float,
                       title: str, path: Path) -> Path:
-    """The chosen image, then each block's activations (one small map per channel, brighter = stronger)."""
-    fig, axes = plt.subplots(1, 1 + len(maps), figsize=(3.0 + 4.0 * len(maps), 4.4),
-                             gridspec_kw={"width_ratios": [0.6] + [1.0] * len(maps)})
-    axes = np.atleast_1d(axes)
-    axes[0].imshow(np.clip(image / pixel_max, 0, 1), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    axes[0].set_title("input", fontsize=10)
-    axes[0].axis("off")
-    for ax, (name, activations) in zip(axes[1:], maps):
-        columns = int(np.ceil(np.sqrt(len(activations))))
-        canvas = _tile(activations / (float(activations.max()) or 1.0), columns)
-        ax.imshow(canvas, cmap=plt.get_cmap("magma").with_extremes(bad="white"), vmin=0, vmax=1,
-                  interpolation="nearest")
-        ax.set_title(f"{name}\n{activations.shape[0]} maps of {activations.shape[1]}×{activations.shape[2]}",
-                     fontsize=10)
+    """The chosen image, then each block's activations (one small map per channel, brighter = stronger).
+
+    One column a block (the label before " ("); a block's second convolution (``extra_convs``) goes below
+    its first, so the figure keeps the width of three blocks and its titles stay readable.
+    """
+    blocks: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for name, activations in maps:
+        blocks.setdefault(name.split(" (")[0], []).append((name, activations))
+    rows = max((len(group) for group in blocks.values()), default=1)
+    fig, axes = plt.subplots(rows, 1 + len(blocks), figsize=(3.0 + 4.0 * len(blocks), 0.4 + 4.0 * rows),
+                             gridspec_kw={"width_ratios": [0.6] + [1.0] * len(blocks)}, squeeze=False)
+    for ax in axes.flat:
         ax.axis("off")
+    axes[0, 0].imshow(np.clip(image / pixel_max, 0, 1), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    axes[0, 0].set_title("input", fontsize=10)
+    for column, group in enumerate(blocks.values(), start=1):
+        for row, (name, activations) in enumerate(group):
+            canvas = _tile(activations / (float(activations.max()) or 1.0), int(np.ceil(np.sqrt(len(activations)))))
+            ax = axes[row, column]
+            ax.imshow(canvas, cmap=plt.get_cmap("magma").with_extremes(bad="white"), vmin=0, vmax=1,
+                      interpolation="nearest")
+            ax.set_title(f"{name}\n{activations.shape[0]} maps of {activations.shape[1]}×{activations.shape[2]}",
+                         fontsize=10)
     fig.suptitle(title, fontsize=12)
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.07 / rows))
     return _save(fig, path)
