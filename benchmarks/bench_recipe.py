@@ -61,8 +61,8 @@ def main() -> None:
             tta[v].append(model.set_params(tta=v).score(X_test, y_test))
             line += f"; {v} views {tta[v][-1]:.2%}"
         print(line, flush=True)
-    recipe = {k: v for k, v in model.get_params().items() if k in ("width", "batch_size", "lr", "augment", "distort",
-                                                                   "epochs", "precision")}
+    recipe = {k: v for k, v in model.get_params().items() if k in ("width", "extra_convs", "norm_after_pool", "batch_size",
+                                                                   "lr", "augment", "distort", "epochs", "precision")}
     print(f"{args.budget:g} s {recipe}: {mean_sd(plain, 100)}%"
           + "".join(f"; {v} views {mean_sd(scores, 100)}%" for v, scores in tta.items())
           + f"; training {statistics.mean(seconds):.1f} s")

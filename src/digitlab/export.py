@@ -5,7 +5,7 @@ Java, JavaScript, ...) and, like safetensors, cannot run code when it is loaded.
 writes ``model.onnx`` beside the run's model (or where ``out`` says) and its card ``model.onnx.json``:
 
 - the CNN through ``torch.onnx.export`` (the ``torch.export``-based exporter, which needs
-  ``onnxscript``), in eval mode with any BatchNorm before a pool folded into its convolution
+  ``onnxscript``), in eval mode with each BatchNorm that follows a convolution folded into it
   (:func:`digitlab.models.cnn_torch.fuse_bn`) and the test-time augmentation its ``predict_proba``
   applies (the image and its one-pixel shifts as one batch: four with ``tta=True``, eight with
   ``tta=9``, none with ``tta=False``);

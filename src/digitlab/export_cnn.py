@@ -1,4 +1,4 @@
-"""The CNN as an ONNX graph, through ``torch.onnx.export``: a BatchNorm before a pool folded into its convolution,
+"""The CNN as an ONNX graph, through ``torch.onnx.export``: each BatchNorm that follows a convolution folded into it,
 test-time augmentation as one batch of its five (or nine) views, softmax and argmax, a dynamic batch axis.
 :func:`digitlab.export.to_onnx` calls it for the ``cnn`` model.
 """

@@ -17,7 +17,7 @@ on the Zen 4: at 3 s, at 60 s and for 5 epochs it scored at least as well, at 60
 CUDA rows keep the old order until a GPU measures the new one. A second convolution in the last two blocks
 (``extra_convs=2``) gave, on the Zen 4 over 5 seeds, 99.62% at 20 s (99.50% without, the same hour), 99.64% at
 60 s (99.55%), 99.71% at 600 s with 9 views (99.67%) and 99.62% in 3 epochs (99.53% in 5); at 3, 4 and 8 s it
-did not win, so the shortest row has none. Widths are
+made no clear difference (99.13/99.19, 99.22/99.16, 99.35/99.34%), so the shortest row has none. Widths are
 multiples of 16: on the CPU a width of 24 or 40 trains a step as slowly as the next multiple of 16 up (the bf16
 kernels' blocks; `benchmarks/bench_cnn_step.py --width W`).
 
