@@ -1,9 +1,9 @@
 """The zoo's ``cnn`` entry, and its recipes for MNIST by time budget: what to train for the seconds you have.
 
-A recipe is the width, depth, batch size, learning rate, augmentation and test-time augmentation that gave the best
-test accuracy we measured for a budget on a device. ``digitlab run --dataset mnist --model cnn --time-budget
-4`` trains the shortest CPU recipe for 4 s; without a budget MNIST gets :data:`DEFAULT`, the ≤ 90-s CPU
-row as a fixed 3 epochs (so one seed gives one model, for one thread count: :mod:`digitlab.cores`). ``--param``
+A recipe is the width, depth, batch size, learning rate, augmentation and test-time augmentation that gave
+the best test accuracy we measured for a budget on a device. ``digitlab run --dataset mnist --model cnn
+--time-budget 4`` trains the shortest CPU recipe for 4 s; without a budget MNIST gets :data:`DEFAULT`, the
+≤ 90-s CPU row as a fixed 3 epochs (so one seed gives one model, for one thread count: :mod:`digitlab.cores`). ``--param``
 values win over a recipe.
 Every row was measured (BENCHMARKS.md, "Faster to every accuracy": means over 5 seeds on a 2-core CPU,
 `benchmarks/bench_mnist_cpu.py`; the 600-s row predicts with 9 test-time views, at least as good as 5 on every
@@ -101,8 +101,8 @@ def cnn(dataset: str, seed: int):
     The 8x8 digits (1,437 training images) take the class defaults: 40 augmented epochs of a
     width-32 network, with test-time augmentation, a few seconds on a CPU. MNIST takes :data:`DEFAULT`
     (the ≤ 90-s CPU row for 3 epochs: about 22 s of training on a 2-core Zen 4 with bf16; a Zen 3 in fp32
-    took 73 s for the 5 epochs of the shallower net before it); a ``time_budget`` picks the recipe for that budget instead
-    (:func:`for_budget`). The estimator's module (scikit-learn, NumPy) is imported here, not when the zoo is
+    took 73 s for the 5 epochs of the shallower net before it); a ``time_budget`` picks the recipe for that
+    budget instead (:func:`for_budget`). The estimator's module (scikit-learn, NumPy) is imported here, not when the zoo is
     listed or a name checked.
     """
     from digitlab.models.cnn import CNNClassifier
