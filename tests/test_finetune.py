@@ -67,19 +67,26 @@ def test_cnn_learns_the_writer_keeps_mnist_and_leaves_the_original_alone(tiny_cn
     assert accuracy(tiny_cnn, *test) == before
 
 
-def test_a_cnn_with_batchnorm_before_the_pool_is_fine_tuned_in_its_own_order(emma, mnist_part):
-    """Models saved before ``norm_after_pool`` (and the 600-s recipe's) have BatchNorm before the pool."""
+def _small_cnn(replay, **params):
+    """A width-4 CNN fitted on the replay digits, on one thread (tiny batches: two threads wait on each other)."""
     torch = pytest.importorskip("torch")
     from digitlab.models.cnn import CNNClassifier
 
-    (train, test), (replay, mnist_test) = emma, mnist_part
     before_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        old = CNNClassifier(width=4, epochs=4, lr=0.2, augment=0.0, distort=0.0, tta=False, device="cpu",
-                            random_state=0, norm_after_pool=False).fit(to_features(replay[0], 255), replay[1])
+        return CNNClassifier(width=4, augment=0.0, distort=0.0, tta=False, device="cpu", random_state=0,
+                             **params).fit(to_features(replay[0], 255), replay[1])
     finally:
         torch.set_num_threads(before_threads)
+
+
+def test_a_cnn_with_batchnorm_before_the_pool_is_fine_tuned_in_its_own_order(emma, mnist_part):
+    """Models saved before ``norm_after_pool`` have BatchNorm before the pool."""
+    from digitlab.models.cnn import CNNClassifier
+
+    (train, test), (replay, mnist_test) = emma, mnist_part
+    old = _small_cnn(replay, epochs=4, lr=0.2, norm_after_pool=False)
     before, mnist_before = accuracy(old, *test), accuracy(old, *mnist_test)
     tuned = finetune_model(old, *train, replay=replay, seed=0, **FAST)
     assert tuned.norm_after_pool is False
@@ -97,17 +104,8 @@ def test_a_cnn_with_batchnorm_before_the_pool_is_fine_tuned_in_its_own_order(emm
 
 
 def test_a_cnn_with_extra_convolutions_is_fine_tuned_with_them(emma, mnist_part):
-    torch = pytest.importorskip("torch")
-    from digitlab.models.cnn import CNNClassifier
-
     (train, _), (replay, _) = emma, mnist_part
-    before_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        deep = CNNClassifier(width=4, epochs=1, extra_convs=2, augment=0.0, distort=0.0, tta=False, device="cpu",
-                             random_state=0).fit(to_features(replay[0], 255), replay[1])
-    finally:
-        torch.set_num_threads(before_threads)
+    deep = _small_cnn(replay, epochs=1, extra_convs=2)
     tuned = finetune_model(deep, *train, replay=replay, seed=0, steps=3)
     assert tuned.extra_convs == 2 and set(tuned.export_tensors()) == set(deep.export_tensors())
     assert not np.array_equal(tuned.export_tensors()["conv3b.weight"], deep.export_tensors()["conv3b.weight"])
