@@ -38,6 +38,7 @@ A classic model is refitted (a new model; the original is left as it was):
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -209,11 +210,9 @@ def _finetune_cnn(model, images, labels, replay, *, seed: int, steps: int, lr: f
 
     _check_cnn_recipe(steps, lr, batch_size, person_share, blend)
     tensors = model.export_tensors()
-    side, classes = model.image_shape_[0], np.asarray(model.classes_)
+    classes = np.asarray(model.classes_)
     weights = {name: array for name, array in tensors.items() if name not in EXTRA_TENSORS}
-    net = ct.load_net(weights, side, model.width, len(classes), norm_after_pool=model.norm_after_pool,
-                      extra_convs=model.extra_convs)
-    net = ct.place(net, torch.device("cpu"))  # a copy, its blocks in the model's order
+    net = ct.place(copy.deepcopy(model.module_), torch.device("cpu"))  # a copy: the model's own network, as built
     optimizer = co.make_optimizer(net, lr, model.weight_decay)
     gen = ct.seeded_generator(seed)
     n_person = batch_size if replay is None else max(1, round(batch_size * person_share))
