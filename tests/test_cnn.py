@@ -420,7 +420,11 @@ def test_extra_convolutions_end_the_last_blocks_and_travel_with_the_card(digits)
     params = deep.get_params()
     del params["extra_convs"]  # a card saved before the parameter: no extra convolutions, so these weights are foreign
     assert "foreign tensor(s): bn3b" in _one_line_error(params, deep.export_tensors())
+    assert "(the card says extra_convs=0; the weights have 1)" in _one_line_error(params, deep.export_tensors())
     assert "lacks tensor(s): bn2b" in _one_line_error({**params, "extra_convs": 2}, deep.export_tensors())
+    assert "extra_convs=2; the weights have 1" in _one_line_error({**params, "extra_convs": 2}, deep.export_tensors())
+    tensors = {**deep.export_tensors(), "stray.weight": np.zeros(1)}  # the depth agrees: no hint
+    assert _one_line_error({**params, "extra_convs": 1}, tensors).endswith("foreign tensor(s): stray.weight")
     for bad in (4, -1, True, 1.5, "2"):
         with pytest.raises(InvalidValueError, match="extra_convs must be an integer from 0 to 3"):
             CNNClassifier(**SMALL, extra_convs=bad).fit(X, y)

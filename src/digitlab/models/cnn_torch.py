@@ -429,12 +429,12 @@ def load_net(tensors: dict[str, np.ndarray], side: int, width: int, n_classes: i
                             f"of {side}x{side} images")
     net = build_net(side, width, n_classes, norm_after_pool=norm_after_pool, extra_convs=extra_convs)
     expected = net.state_dict()
-    foreign = sorted(set(tensors) - set(expected))
-    if foreign:
-        raise DigitlabError(f"CNN weights file has foreign tensor(s): {', '.join(foreign)}")
-    missing = sorted(set(expected) - set(tensors))
-    if missing:
-        raise DigitlabError(f"CNN weights file lacks tensor(s): {', '.join(missing)}")
+    foreign, missing = sorted(set(tensors) - set(expected)), sorted(set(expected) - set(tensors))
+    if foreign or missing:  # a second convolution in a block the card does not name (or the other way round)?
+        depth = sum(f"conv{i}b.weight" in tensors for i in (1, 2, 3))
+        hint = f" (the card says extra_convs={extra_convs}; the weights have {depth})" if depth != extra_convs else ""
+        what = f"has foreign tensor(s): {', '.join(foreign)}" if foreign else f"lacks tensor(s): {', '.join(missing)}"
+        raise DigitlabError(f"CNN weights file {what}{hint}")
     state = {}
     for name, ref in expected.items():
         array = np.asarray(tensors[name])
