@@ -288,7 +288,7 @@ def test_a_time_budget_picks_the_recipe_measured_for_it_on_mnist_only():
     long = make_model("cnn", dataset="mnist", params={"time_budget": 600, "device": "cpu"})
     assert long.width == 32 and long.augment > 0 and long.tta and long.epochs >= 100  # the budget ends training
     assert long.norm_after_pool and short.norm_after_pool and make_model("cnn", dataset="mnist").norm_after_pool
-    assert (short.extra_convs, long.extra_convs, make_model("cnn", dataset="mnist").extra_convs) == (0, 2, 2)
+    assert (short.extra_convs, long.extra_convs, make_model("cnn", dataset="mnist").extra_convs) == (0, 3, 2)
     assert all(row["norm_after_pool"] is False and row["extra_convs"] == 0 for _, row in cnn_recipes.CUDA)  # as measured
     rows = [row for _, row in cnn_recipes.CPU + cnn_recipes.CUDA]  # each the whole recipe, nothing left to DEFAULT's
     assert all(row.keys() == rows[0].keys() == cnn_recipes.DEFAULT.keys() - {"epochs"} for row in rows)
@@ -363,7 +363,7 @@ def test_batchnorm_after_the_pool_is_a_block_order_with_the_same_weights():
     assert not torch.allclose(net(x), old.train()(x))  # a different network
 
 
-@pytest.mark.parametrize(("norm_after_pool", "extra_convs"), [(True, 0), (False, 0), (True, 2), (False, 3)])
+@pytest.mark.parametrize(("norm_after_pool", "extra_convs"), [(True, 0), (False, 0), (True, 2), (True, 3), (False, 3)])
 def test_folding_batchnorm_keeps_what_the_network_computes(norm_after_pool, extra_convs):
     import torch
 
