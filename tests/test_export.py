@@ -305,7 +305,7 @@ def test_a_cnn_without_tta_exports_and_one_whose_probabilities_drift_is_refused(
 
 
 def test_a_cnn_with_nine_view_tta_exports_all_nine_views(saved, digits, tmp_path):
-    """tta=9 (the 10-minute recipe's): the graph averages the image and its eight one-pixel shifts, and matches."""
+    """tta=9 (the 30-s GPU recipe's): the graph averages the image and its eight one-pixel shifts, and matches."""
     import onnx
 
     from digitlab.export import check_parity

@@ -66,8 +66,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     width : int
         Channels of the first convolution; the next two have 2x and 4x as many.
     extra_convs : int
-        How many of the three blocks, from the last, end with a second 3x3 convolution (with BatchNorm and
-        ReLU) at their pooled size: 0 to 3. On MNIST, 2 gave 99.64% after 60 s against 99.55% (width 16, 5 seeds).
+        How many of the three blocks, from the last, end with a second 3x3 conv → BatchNorm → ReLU at their
+        pooled size (0 to 3). On MNIST, 2 gave 99.64% in 60 s (0: 99.55%), 3 gave 99.74% in 600 s (2: 99.70%).
     norm_after_pool : bool
         Each block is conv → max-pool → BatchNorm → ReLU (True), or conv → BatchNorm → max-pool → ReLU (False:
         the order of models saved before this parameter, which a card without it gets). After the pool,

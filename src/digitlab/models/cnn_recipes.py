@@ -19,7 +19,7 @@ CUDA rows keep the old order until a GPU measures the new one. A second convolut
 made no clear difference (99.13/99.19, 99.22/99.16, 99.35/99.34%), so the shortest row has none. A second
 convolution in the first block too (``extra_convs=3``) gave 99.74% at 600 s with 5 views (99.70% for 2, the same
 seeds; 9 views 99.73%, so the row went back to 5), and no clear difference at 20 s, 60 s or for 3 epochs
-(99.62, 99.64, 99.63%), so only the longest row has it. Widths are
+(99.62/99.62, 99.64/99.64, 99.63/99.62%), so only the longest row has it. Widths are
 multiples of 16: on the CPU a width of 24 or 40 trains a step as slowly as the next multiple of 16 up (the bf16
 kernels' blocks; `benchmarks/bench_cnn_step.py --width W`).
 
