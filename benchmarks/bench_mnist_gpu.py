@@ -38,6 +38,7 @@ from digitlab.models.cnn import CNNClassifier  # noqa: E402
 NO_AUG = {"augment": 0.0, "distort": 0.0}
 AUG = {"augment": 2.0, "distort": 0.1}
 DEEPER = {"extra_convs": 2, "norm_after_pool": True}  # the CUDA rows have neither (cnn_recipes._H200)
+DEEPEST = {"extra_convs": 3, "norm_after_pool": True}  # the CPU's 600-s row since 2026-12-01 (5 views)
 RECIPES = {  # name -> parameters over the recipe digitlab picks for the budget (digitlab.models.cnn_recipes)
     "by-budget": {},
     "w32-b128-aug": {"width": 32, "batch_size": 128, "lr": 0.2, **AUG, "tta": True},  # CUDA's long row until 2026-11-30
@@ -49,20 +50,21 @@ RECIPES = {  # name -> parameters over the recipe digitlab picks for the budget 
     "w32-b256-aug": {"width": 32, "batch_size": 256, "lr": 0.4, **AUG, "tta": True},
     "w32-b1024-aug": {"width": 32, "batch_size": 1024, "lr": 1.2, **AUG, "tta": True},
     "w64-b512-aug": {"width": 64, "batch_size": 512, "lr": 0.8, **AUG, "tta": True},
-        "w64-b512-aug9": {"width": 64, "batch_size": 512, "lr": 0.8, **AUG, "tta": 9},
+    "w64-b512-aug9": {"width": 64, "batch_size": 512, "lr": 0.8, **AUG, "tta": 9},
     "w128-b512-aug9": {"width": 128, "batch_size": 512, "lr": 0.8, **AUG, "tta": 9},
     "w128-b512-aug9-d15": {"width": 128, "batch_size": 512, "lr": 0.8, "augment": 2.0, "distort": 0.15, "tta": 9},
     "w192-b512-aug9": {"width": 192, "batch_size": 512, "lr": 0.8, **AUG, "tta": 9},
     # the CPU's deeper network (2026-12-01): a second conv in the last two blocks, BatchNorm after the pool
     "w32-b256-aug-x2": {"width": 32, "batch_size": 256, "lr": 0.4, **AUG, "tta": True, **DEEPER},
     "w128-b512-aug9-x2": {"width": 128, "batch_size": 512, "lr": 0.8, **AUG, "tta": 9, **DEEPER},
+    "w128-b512-aug-x3": {"width": 128, "batch_size": 512, "lr": 0.8, **AUG, "tta": True, **DEEPEST},
 }
 PLAN = {  # budget (s) -> the recipes tried at it: digitlab's own (by-budget) against candidates not yet measured
     0.5: ["by-budget", "w16-b256"],
     1.0: ["by-budget", "w32-b512"],
     2.0: ["by-budget", "w32-b512-aug"],
     5.0: ["by-budget", "w32-b256-aug-x2"],
-    30.0: ["by-budget", "w192-b512-aug9", "w128-b512-aug9-x2"],
+    30.0: ["by-budget", "w128-b512-aug9-x2", "w128-b512-aug-x3"],  # on the CPU depth won where width did not
 }
 FIRST_PLAN = {  # the run of 2026-11-30 (BENCHMARKS.md) that chose cnn_recipes.CUDA; `--plan first` reruns it
     0.5: ["w16-b256", "w16-b512", "w16-b1024", "w32-b512"],
@@ -138,6 +140,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="train on the first N images (smoke runs)")
     parser.add_argument("--json", type=Path, default=None, help="also write every result here")
     args = parser.parse_args()
+    plan = FIRST_PLAN if args.plan == "first" else {float(b): r for b, r in (args.plan or PLAN).items()}
+    budgets = list(plan) if args.plan else [float(b) for b in args.budgets.split(",")]
+    named = {n for names in plan.values() for n in names} | set(f"{args.recipes or ''},{args.step_configs}".split(","))
+    unknown, unplanned = sorted(named - RECIPES.keys() - {""}), [] if args.recipes else sorted(set(budgets) - plan.keys())
+    if unknown or unplanned:  # refused before the GPU's minutes are spent, not after them
+        parser.error(f"unknown recipe(s) {unknown}" if unknown else f"budget(s) {unplanned} not in the plan: add --recipes")
 
     import torch
 
@@ -161,8 +169,7 @@ def main() -> None:
     last = None
     print(f"\n{'recipe':>14} {'budget s':>9} {'train s (mean ± sd)':>20} {'test accuracy (mean ± sd)':>26} "
           f"{'≥99.0%':>7} {'epochs':>7}")
-    plan = FIRST_PLAN if args.plan == "first" else {float(b): r for b, r in (args.plan or PLAN).items()}
-    for budget in plan if args.plan else [float(b) for b in args.budgets.split(",")]:
+    for budget in budgets:
         if budget > 10 and args.baseline_epochs and "baseline" not in report:  # before the long runs
             report["baseline"] = baseline(X, y, X_test, y_test, args.baseline_epochs, args.seeds, cuda)
             save()
