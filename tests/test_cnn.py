@@ -286,7 +286,7 @@ def test_a_time_budget_picks_the_recipe_measured_for_it_on_mnist_only():
     short = make_model("cnn", dataset="mnist", params={"time_budget": 4, "device": "cpu"})
     assert (short.width, short.lr, short.augment, short.tta, short.time_budget) == (16, 0.8, 0.0, False, 4.0)
     long = make_model("cnn", dataset="mnist", params={"time_budget": 600, "device": "cpu"})
-    assert long.width == 32 and long.augment > 0 and long.tta and long.epochs >= 100  # the budget ends training
+    assert long.width == 32 and long.augment > 0 and long.tta is True and long.epochs >= 100  # the budget ends training
     assert long.norm_after_pool and short.norm_after_pool and make_model("cnn", dataset="mnist").norm_after_pool
     assert (short.extra_convs, long.extra_convs, make_model("cnn", dataset="mnist").extra_convs) == (0, 3, 2)
     assert all(row["norm_after_pool"] is False and row["extra_convs"] == 0 for _, row in cnn_recipes.CUDA)  # as measured

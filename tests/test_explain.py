@@ -169,7 +169,7 @@ def test_cnn_features_filters_and_feature_maps(digits, cnn_run):
     assert [name for name, _ in maps] == [f"block {i} (conv{i} → ReLU)" for i in (1, 2, 3)]
 
 
-@pytest.mark.parametrize(("norm_after_pool", "extra_convs"), [(True, 0), (False, 0), (True, 2), (False, 3)])
+@pytest.mark.parametrize(("norm_after_pool", "extra_convs"), [(True, 0), (False, 0), (True, 2), (True, 3), (False, 3)])
 def test_the_maps_shown_are_what_each_block_computes(norm_after_pool, extra_convs):
     torch = pytest.importorskip("torch")
     from digitlab.models import cnn_torch as ct

@@ -7,8 +7,8 @@ the best test accuracy we measured for a budget on a device. ``digitlab run --da
 values win over a recipe.
 Every row was measured (BENCHMARKS.md, "Faster to every accuracy": means over 5 seeds on a 2-core CPU,
 `benchmarks/bench_mnist_cpu.py`; the CUDA rows over 3 seeds on an H200, `benchmarks/gpu_check.sh`, where each
-row beat 1-3 other recipes at its budget); the boundaries between rows are interpolations. The CPU rows were measured with bf16
-training; on a CPU without it (a Zen 3 EPYC training in fp32: 32.8 ms a step, against 10.9 ms on the Zen 4 in
+row beat 1-3 other recipes at its budget); the boundaries between rows are interpolations. The CPU rows were
+measured with bf16 training; on a CPU without it (a Zen 3 EPYC training in fp32: 32.8 ms a step, against 10.9 ms on the Zen 4 in
 bf16), the same 10-s boundary was checked and holds (at 10 s the two rows tie, at 20 s the augmented one wins),
 so both kinds of CPU share the table (the 90-s boundary was not re-checked there). The rows were chosen with
 BatchNorm before the pool; since it moved after the pool (``norm_after_pool``), the rows were measured again
