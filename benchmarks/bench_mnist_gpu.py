@@ -34,6 +34,7 @@ from bench_mnist_cpu import example_recipe, load_mnist  # noqa: E402
 
 from digitlab.models import make_model  # noqa: E402
 from digitlab.models.cnn import CNNClassifier  # noqa: E402
+from digitlab.models.cnn_recipes import positive_seconds  # noqa: E402
 
 NO_AUG = {"augment": 0.0, "distort": 0.0}
 AUG = {"augment": 2.0, "distort": 0.1}
@@ -54,7 +55,7 @@ RECIPES = {  # name -> parameters over the recipe digitlab picks for the budget 
     "w128-b512-aug9": {"width": 128, "batch_size": 512, "lr": 0.8, **AUG, "tta": 9},
     "w128-b512-aug9-d15": {"width": 128, "batch_size": 512, "lr": 0.8, "augment": 2.0, "distort": 0.15, "tta": 9},
     "w192-b512-aug9": {"width": 192, "batch_size": 512, "lr": 0.8, **AUG, "tta": 9},
-    # the CPU's deeper network (2026-12-01): a second conv in the last two blocks, BatchNorm after the pool
+    # the CPU's deeper networks (2026-12-01): a second conv in the last two (x2) or all three blocks (x3), BN after the pool
     "w32-b256-aug-x2": {"width": 32, "batch_size": 256, "lr": 0.4, **AUG, "tta": True, **DEEPER},
     "w128-b512-aug9-x2": {"width": 128, "batch_size": 512, "lr": 0.8, **AUG, "tta": 9, **DEEPER},
     "w128-b512-aug-x3": {"width": 128, "batch_size": 512, "lr": 0.8, **AUG, "tta": True, **DEEPEST},
@@ -127,6 +128,33 @@ def step_times(X, y, configs, epochs: int = 3) -> list[dict]:
     return rows
 
 
+def checked_plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[dict, list[float]]:
+    """The plan and budgets the arguments ask for, or ``parser.error`` at once for a name or budget that would fail
+    only after minutes of GPU time (a typo in a recipe, a budget the plan has no recipes for)."""
+    plan = FIRST_PLAN if args.plan == "first" else PLAN if args.plan is None else args.plan
+    if not (isinstance(plan, dict) and plan and all(isinstance(r, list) for r in plan.values())):
+        parser.error('--plan must be "first" or a JSON object {"budget": [recipe names]}')
+    try:
+        plan = {float(b): r for b, r in plan.items()}
+        budgets = list(plan) if args.plan else [float(b) for b in args.budgets.split(",")]
+    except ValueError as exc:
+        parser.error(f"a budget must be a number of seconds: {exc}")
+    named = [n for names in plan.values() for n in names] + (args.recipes.split(",") if args.recipes else [])
+    steps = args.step_configs.split(",") if args.step_configs else []
+    unknown = sorted({str(n) for n in named + steps if n not in RECIPES})
+    unsized = [n for n in steps if n in RECIPES and "batch_size" not in RECIPES[n]]  # step_times needs one
+    unplanned = [] if args.recipes else sorted(set(budgets) - plan.keys())
+    if unknown:
+        parser.error(f"unknown recipe(s) {unknown}")
+    if unsized:
+        parser.error(f"--step-configs {unsized} name no batch size")
+    if unplanned:
+        parser.error(f"budget(s) {unplanned} not in the plan: add --recipes")
+    if not all(positive_seconds(b) for b in budgets):
+        parser.error(f"budgets must be positive seconds, got {budgets}")
+    return plan, budgets
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mnist-dir", type=Path, default=HERE.parents[1] / "shared/data/mnist")
@@ -140,12 +168,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="train on the first N images (smoke runs)")
     parser.add_argument("--json", type=Path, default=None, help="also write every result here")
     args = parser.parse_args()
-    plan = FIRST_PLAN if args.plan == "first" else {float(b): r for b, r in (args.plan or PLAN).items()}
-    budgets = list(plan) if args.plan else [float(b) for b in args.budgets.split(",")]
-    named = {n for names in plan.values() for n in names} | set(f"{args.recipes or ''},{args.step_configs}".split(","))
-    unknown, unplanned = sorted(named - RECIPES.keys() - {""}), [] if args.recipes else sorted(set(budgets) - plan.keys())
-    if unknown or unplanned:  # refused before the GPU's minutes are spent, not after them
-        parser.error(f"unknown recipe(s) {unknown}" if unknown else f"budget(s) {unplanned} not in the plan: add --recipes")
+    plan, budgets = checked_plan(parser, args)  # refused before the GPU's minutes are spent, not after them
 
     import torch
 
