@@ -1,27 +1,26 @@
 """The zoo's ``cnn`` entry, and its recipes for MNIST by time budget: what to train for the seconds you have.
 
-A recipe is the width, depth, batch size, learning rate, augmentation and test-time augmentation that gave
-the best test accuracy we measured for a budget on a device. ``digitlab run --dataset mnist --model cnn
---time-budget 4`` trains the shortest CPU recipe for 4 s; without a budget MNIST gets :data:`DEFAULT`, the
-≤ 90-s CPU row as a fixed 3 epochs (so one seed gives one model, for one thread count: :mod:`digitlab.cores`). ``--param``
-values win over a recipe.
+A recipe is the width, depth, batch size, learning rate, augmentation and test-time augmentation that gave the best
+test accuracy we measured for a budget on a device. ``digitlab run --dataset mnist --model cnn --time-budget 4``
+trains the shortest CPU recipe for 4 s; without a budget MNIST gets :data:`DEFAULT`, the ≤ 90-s CPU row as a fixed
+3 epochs (so one seed gives one model, for one thread count: :mod:`digitlab.cores`). ``--param`` values win over a
+recipe.
 Every row was measured (BENCHMARKS.md, "Faster to every accuracy": means over 5 seeds on a 2-core CPU,
-`benchmarks/bench_mnist_cpu.py`; the CUDA rows over 3 seeds on an H200, `benchmarks/gpu_check.sh`, where each
-row beat 1-3 other recipes at its budget); the boundaries between rows are interpolations. The CPU rows were
-measured with bf16 training; on a CPU without it (a Zen 3 EPYC training in fp32: 32.8 ms a step, against 10.9 ms on the Zen 4 in
-bf16), the same 10-s boundary was checked and holds (at 10 s the two rows tie, at 20 s the augmented one wins),
-so both kinds of CPU share the table (the 90-s boundary was not re-checked there). The rows were chosen with
-BatchNorm before the pool; since it moved after the pool (``norm_after_pool``), the rows were measured again
-on the Zen 4: at 3 s, at 60 s and for 5 epochs it scored at least as well, at 600 s 0.02 points less; the
-CUDA rows keep the old order until a GPU measures the new one. A second convolution in the last two blocks
-(``extra_convs=2``) gave, on the Zen 4 over 5 seeds, 99.62% at 20 s (99.50% without, the same hour), 99.64% at
-60 s (99.55%), 99.71% at 600 s with 9 views (99.67%) and 99.62% in 3 epochs (99.53% in 5); at 3, 4 and 8 s it
-made no clear difference (99.13/99.19, 99.22/99.16, 99.35/99.34%), so the shortest row has none. A second
-convolution in the first block too (``extra_convs=3``) gave 99.74% at 600 s with 5 views (99.70% for 2, the same
-seeds; 9 views 99.73%, so the row went back to 5), and no clear difference at 20 s, 60 s or for 3 epochs
-(99.62/99.62, 99.64/99.64, 99.63/99.62%), so only the longest row has it. Widths are
-multiples of 16: on the CPU a width of 24 or 40 trains a step as slowly as the next multiple of 16 up (the bf16
-kernels' blocks; `benchmarks/bench_cnn_step.py --width W`).
+`benchmarks/bench_mnist_cpu.py`; the CUDA rows over 3 seeds on an H200, `benchmarks/gpu_check.sh`, where each row
+beat 1-3 other recipes at its budget); the boundaries between rows are interpolations. The CPU rows were measured
+with bf16 training; on a CPU without it (a Zen 3 EPYC training in fp32: 32.8 ms a step, against 10.9 ms on the Zen
+4 in bf16), the same 10-s boundary was checked and holds (at 10 s the two rows tie, at 20 s the augmented one
+wins), so both kinds of CPU share the table (the 90-s boundary was not re-checked there). The rows were chosen with
+BatchNorm before the pool; since it moved after the pool (``norm_after_pool``), the rows were measured again on the
+Zen 4: at 3 s, at 60 s and for 5 epochs it scored at least as well, at 600 s 0.02 points less; the CUDA rows keep
+the old order until a GPU measures the new one. A second convolution in the last two blocks (``extra_convs=2``)
+gave, on the Zen 4 over 5 seeds, 99.62% at 20 s (99.50% without, the same hour), 99.64% at 60 s (99.55%), 99.71% at
+600 s with 9 views (99.67%) and 99.62% in 3 epochs (99.53% in 5); at 3, 4 and 8 s it made no clear difference
+(99.13/99.19, 99.22/99.16, 99.35/99.34%), so the shortest row has none. A second convolution in the first block too
+(``extra_convs=3``) gave 99.74% at 600 s with 5 views (99.70% for 2, the same seeds; 9 views 99.73%, so the row
+went back to 5), and no clear difference at 20 s, 60 s or for 3 epochs (99.62/99.62, 99.64/99.64, 99.63/99.62%), so
+only the longest row has it. Widths are multiples of 16: on the CPU a width of 24 or 40 trains a step as slowly as
+the next multiple of 16 up (the bf16 kernels' blocks; `benchmarks/bench_cnn_step.py --width W`).
 
 Examples
 --------
