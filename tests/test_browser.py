@@ -351,6 +351,25 @@ def test_a_hash_is_not_a_digit_and_a_one_is(detector_page):
     page.screenshot(path=str(OUTPUT / "page-number-doubtful.png"), full_page=True)
 
 
+def test_percentages_never_claim_certainty(page):
+    """The page rounds as the terminal does (digitlab.predict.shown_percent): ">99.9%", never "100.0%", and its
+    bars show the answer's own probabilities so."""
+    from digitlab.predict import shown_percent
+
+    values = [0.0, 1e-5, 0.0004, 0.0005, 0.0006, 0.5, 0.8929, 0.9994, 0.99949, 0.9995, 0.99951, 0.9999, 1.0]
+    for decimals in (0, 1):
+        shown = page.evaluate("([ps, d]) => ps.map((p) => pct(p, d))", [values, decimals])
+        assert shown == [shown_percent(v, decimals) for v in values], decimals
+    page.evaluate("""() => document.addEventListener('digitlab:answer',
+        (e) => { window.lastAnswer = e.detail.answer; })""")
+    _stroke(page, [(0.5, 0.12), (0.5, 0.88)])
+    page.wait_for_function("window.lastAnswer !== undefined")
+    page.wait_for_timeout(300)  # let a last in-flight answer land
+    answer = page.evaluate("window.lastAnswer")
+    assert page.locator("#bars .pct").all_inner_texts() == [shown_percent(p) for p in answer["probabilities"]]
+    assert "100.0%" not in page.locator("#confidence").inner_text()
+
+
 AMBIGUOUS = {  # strokes between two digits; for the calibrated logistic regression of the 8x8 digits, "3 or 5"
     "3 or 5": [[(0.36, 0.2), (0.64, 0.2), (0.4, 0.48), (0.64, 0.66), (0.36, 0.85)]],  # was unsure (5: 58.9%)
     "1 or 7": [[(0.4, 0.25), (0.58, 0.18), (0.5, 0.88)]],

@@ -178,6 +178,23 @@ def test_an_unsure_answer_says_what_confidence_the_model_needs(lesson_run, tmp_p
         assert "one.png: 1 " in result.stdout and "sure from" not in result.stdout
 
 
+def test_predict_shows_percentages_as_the_page_does(lesson_run, tmp_path):
+    """The terminal's top 3 are the JSON's probabilities through shown_percent: ">99.9%" rather than "100.0%"."""
+    from digitlab.predict import shown_percent
+
+    _draw_one(tmp_path / "one.png")
+    top = json.loads(run_cli("predict", "--model", str(lesson_run.folder), str(tmp_path / "one.png"),
+                             "--json").stdout)["predictions"][0]["top"]
+    result = run_cli("predict", "--model", str(lesson_run.folder), str(tmp_path / "one.png"))
+    assert "  ".join(f"{t['digit']}: {shown_percent(t['probability'])}" for t in top) in result.stdout, result.stdout
+    from digitlab.cli import _answer_line
+    from digitlab.predict import Prediction
+
+    sure = Prediction(digit=7, probability=0.99996, top=[(7, 0.99996), (1, 3e-5), (9, 0.0)],
+                      probabilities=[0.0] * 10, unsure=False, model_id="m", calibrated=True)
+    assert _answer_line(sure) == "[bold]7[/]  (7: >99.9%  1: <0.1%  9: <0.1%)"
+
+
 def test_predict_uses_the_newest_run_and_says_so(lesson_run, tmp_path):
     _draw_one(tmp_path / "one.png")
     result = run_cli("predict", "--runs", str(lesson_run.folder.parent), str(tmp_path / "one.png"))

@@ -314,9 +314,9 @@ def _answer_line(prediction) -> str:
     An "unsure" line names the confidence the model needs (the card's threshold or --min-confidence),
     or "unsure" at 98% would puzzle anyone who has not read how that threshold was chosen.
     """
-    from digitlab.predict import percent_needed
+    from digitlab.predict import percent_needed, shown_percent
 
-    top = "  ".join(f"{d}: {p:.1%}" for d, p in prediction.top)
+    top = "  ".join(f"{d}: {shown_percent(p)}" for d, p in prediction.top)
     if prediction.kind == "not_a_digit":
         return f"[bold magenta]not a digit[/]  (it would guess {top})"
     if prediction.kind == "unsure":

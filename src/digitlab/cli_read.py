@@ -84,13 +84,16 @@ def _any_unsure(reading) -> bool:
 
 def _digits_line(reading) -> str:
     """Each digit and its confidence: ``4 99.8%``; ``? 7 61% / 1 30%`` for one the model is unsure of; ``? not a
-    digit`` for a mark the detector says is none (its probabilities would look like a confident digit)."""
+    digit`` for a mark the detector says is none (its probabilities would look like a confident digit). A digit
+    that would read 100.0% reads ``>99.9%`` (:func:`digitlab.predict.shown_percent`)."""
+    from digitlab.predict import shown_percent
+
     parts = []
     for digit in reading.digits:
         if digit.kind == "digit":
-            parts.append(f"{digit.digit} {digit.probability:.1%}")
+            parts.append(f"{digit.digit} {shown_percent(digit.probability)}")
         elif digit.kind == "not_a_digit":
             parts.append("[yellow]?[/] not a digit")
         else:
-            parts.append("[yellow]?[/] " + " / ".join(f"{d} {p:.0%}" for d, p in digit.top[:2]))
+            parts.append("[yellow]?[/] " + " / ".join(f"{d} {shown_percent(p, 0)}" for d, p in digit.top[:2]))
     return ", ".join(parts)

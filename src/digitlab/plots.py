@@ -162,10 +162,12 @@ def plot_misclassified(
         ax.axis("off")
         ax.text(0.5, 0.5, "No misclassified test images", ha="center", va="center", fontsize=12)
         return _save(fig, path)
+    from digitlab.predict import shown_percent
+
     order = wrong[np.argsort(-np.nan_to_num(confidence[wrong], nan=0.0), kind="stable")][:count]
     titles = []
     for i in order:
-        conf = "" if np.isnan(confidence[i]) else f" ({confidence[i]:.1%})"
+        conf = "" if np.isnan(confidence[i]) else f" ({shown_percent(confidence[i])})"
         titles.append(f"true {true_labels[i]}\npred {predicted[i]}{conf}")
     fig = _image_grid(images[order], titles, f"Misclassified test images ({len(wrong)} in all)",
                       title_colors=["#b22222"] * len(order))
@@ -179,12 +181,14 @@ def plot_nondigits(images: np.ndarray, guesses: np.ndarray, probability: np.ndar
     Caught ones are captioned in green, missed ones in red; the missed ones come first so a reader
     sees the detector's failures, not only its successes.
     """
+    from digitlab.predict import shown_percent
+
     missed, caught = np.flatnonzero(~flagged), np.flatnonzero(flagged)
     take = min(len(missed), count // 2)
     order = np.r_[missed[:take], caught[:count - take]][:count]
     titles, colors = [], []
     for i in order:
-        guess = f"alone: {guesses[i]}" + ("" if np.isnan(probability[i]) else f" {probability[i]:.0%}")
+        guess = f"alone: {guesses[i]}" + ("" if np.isnan(probability[i]) else f" {shown_percent(probability[i], 0)}")
         titles.append(guess + ("\nnot a digit ✓" if flagged[i] else "\nmissed"))
         colors.append("#1b7837" if flagged[i] else "#b22222")
     fig = _image_grid(images[order], titles, f"Pictures that are not digits ({flagged.mean():.0%} of {len(flagged)} "

@@ -65,6 +65,26 @@ def percent_needed(threshold: float) -> str:
     return f"{math.ceil(threshold * 1000 - 1e-9) / 10:.1f}%"
 
 
+def shown_percent(probability: float, decimals: int = 1) -> str:
+    """A probability as the terminal, the page and the figures show it: never certainty the model does not have.
+
+    A model's probability that rounds to 100% (or to 0%) is shown as a bound, ">99.9%" ("<0.1%"), even when it
+    is exactly 1 or 0 in floating point: a calibrated model is not certain, and "100.0% sure" on a projector says
+    it is. The page's JavaScript shows percentages the same way.
+
+    >>> shown_percent(0.8929), shown_percent(0.99951), shown_percent(1.0), shown_percent(0.0004), shown_percent(0.0)
+    ('89.3%', '>99.9%', '>99.9%', '<0.1%', '<0.1%')
+    >>> shown_percent(0.996, 0), shown_percent(0.994, 0)
+    ('>99%', '99%')
+    """
+    text, step = f"{100 * probability:.{decimals}f}", 10 ** -decimals
+    if text == f"{100:.{decimals}f}":
+        return f">{100 - step:.{decimals}f}%"
+    if text == f"{0:.{decimals}f}":
+        return f"<{step:.{decimals}f}%"
+    return f"{text}%"
+
+
 @dataclass(frozen=True)
 class Prediction:
     """What a model says about one picture.

@@ -17,6 +17,7 @@ from digitlab.data.handwriting import HandwritingSet
 from digitlab.fileio import write_text_atomic
 from digitlab.handwriting_eval import SetScore
 from digitlab.pages import embed_png, render
+from digitlab.predict import shown_percent
 
 __all__ = ["draw_handwriting_figures", "mcnemar_between", "render_handwriting", "write_evaluation"]
 
@@ -51,7 +52,7 @@ def draw_handwriting_figures(scores: list[SetScore], store: HandwritingSet, fold
         sample = last.samples[i]
         originals.append(_ink_bright(store.original_bytes(sample)))
         confidence = last.predictions.confidence[i]
-        sure = "" if np.isnan(confidence) else f" ({confidence:.0%})"
+        sure = "" if np.isnan(confidence) else f" ({shown_percent(confidence, 0)})"
         titles.append(f"{sample.label} read as {last.predictions.labels[i]}{sure}\n{(sample.writer or '')[:14]}")
     figures["mistakes"] = plots.plot_sample_mistakes(originals, last.images[order], titles,
                                                      folder / "mistakes.png", total=len(wrong))

@@ -20,6 +20,7 @@ import numpy as np
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.explain.model import Explainable
+from digitlab.predict import shown_percent
 
 __all__ = ["ExplainResult", "explain_run", "load_explainable", "rebuild_test_split"]
 
@@ -159,8 +160,8 @@ def _what_it_looks_at(job: _Job, max_errors: int, per_digit: int, n_check: int):
             maps.append((method, gradient))
     maps.append(("occlusion", saliency.occlusion(model, images[chosen], targets)))
     sure = chosen_proba[np.arange(len(chosen)), predicted[chosen]]
-    titles = [f"{labels[i]} → {predicted[i]} ({p:.0%})" if labels[i] != predicted[i] else f"{labels[i]} ({p:.0%})"
-              for i, p in zip(chosen, sure)]
+    titles = [f"{labels[i]} → {predicted[i]} ({shown_percent(p, 0)})" if labels[i] != predicted[i]
+              else f"{labels[i]} ({shown_percent(p, 0)})" for i, p in zip(chosen, sure)]
     paths["saliency"] = figures.plot_saliency(images[chosen], titles, list(labels[chosen] != predicted[chosen]),
                                               maps, pmax, folder / "saliency.png")
     n_wrong = int(np.sum(labels != predicted))

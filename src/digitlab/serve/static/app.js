@@ -316,12 +316,20 @@ function reset() {
 // it never reads as more than it.
 const needed = (p) => `${(Math.ceil(1000 * p - 1e-9) / 10).toFixed(1)}%`;
 
+// A probability as a percentage that claims no certainty the model lacks: ">99.9%", not "100.0%" (and "<0.1%",
+// not "0.0%"), as digitlab.predict.shown_percent does for the terminal.
+function pct(p, decimals = 1) {
+  const text = (100 * p).toFixed(decimals);
+  if (text === (100).toFixed(decimals)) return `>${(100 - 10 ** -decimals).toFixed(decimals)}%`;
+  if (text === (0).toFixed(decimals)) return `<${(10 ** -decimals).toFixed(decimals)}%`;
+  return `${text}%`;
+}
+
 function show(answer, source) {
   if (answer.error) {
     status(answer.error, true);
     return;
   }
-  const pct = (p) => `${(100 * p).toFixed(1)}%`;
   const kind = answer.kind || (answer.unsure ? "unsure" : "digit");
   $("prediction").classList.toggle("is-unsure", kind === "unsure");
   $("prediction").classList.toggle("is-not-digit", kind === "not_a_digit");
@@ -350,7 +358,7 @@ function show(answer, source) {
     const li = bars[d];
     li.classList.toggle("top", d === answer.digit && kind !== "not_a_digit");
     li.querySelector(".bar").style.width = `${(100 * p).toFixed(1)}%`;
-    li.querySelector(".pct").textContent = `${(100 * p).toFixed(1)}%`;
+    li.querySelector(".pct").textContent = pct(p);
   });
   if (answer.input) showInput(answer.input, answer.pixel_max);
   showExplanation(answer);
@@ -369,7 +377,6 @@ function showNumber(answer, source) {
     status(answer.error, true);
     return;
   }
-  const pct = (p) => `${Math.round(100 * p)}%`;
   const number = $("number");
   number.replaceChildren();
   for (const ch of answer.text) {
@@ -399,9 +406,9 @@ function showNumber(answer, source) {
     const label = document.createElement("span");
     label.className = "conf";
     // a mark the detector rejects gets no digit at all, however sure the classifier would be
-    label.textContent = d.kind === "digit" ? `${d.digit} · ${pct(d.probability)}`
+    label.textContent = d.kind === "digit" ? `${d.digit} · ${pct(d.probability, 0)}`
       : d.kind === "not_a_digit" ? "? · not a digit"
-      : `? · ${d.top.slice(0, 2).map((t) => `${t.digit} ${pct(t.probability)}`).join(" or ")}`;
+      : `? · ${d.top.slice(0, 2).map((t) => `${t.digit} ${pct(t.probability, 0)}`).join(" or ")}`;
     div.title = d.kind === "not_a_digit" ? "does not look like a digit" : d.kind === "unsure" ? "not sure" : "";
     div.appendChild(label);
     return div;
