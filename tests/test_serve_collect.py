@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -255,6 +256,15 @@ def test_a_set_deleted_while_collecting_is_409_with_what_to_do(runs, data_dir):
             says = _one_line(response, 409)
             assert "was deleted while in use" in says and "restart `digitlab serve --collect short-lived`" in says
         assert not (data_dir / "handwriting" / "short-lived").exists()  # nothing was made anew
+        identity = c.app.state.collect.identity
+        HandwritingSet.open("short-lived", create=True).add(_png(3), 3, writer="teacher")  # made anew by an import
+        says = _one_line(c.post("/api/samples?label=4&writer=kid", content=_png(4), headers=PNG), 409)
+        assert "was deleted while in use" in says  # not saved into the new set
+    # a worker process started now (DIGITLAB_COLLECT_ID: the set its parent opened) does not take the new set either
+    app = create_app(runs / "b-digits-knn3", runs, onnx=False, collect="short-lived", collect_identity=identity)
+    with TestClient(app) as c:
+        assert "was deleted while in use" in _one_line(c.post("/api/samples?label=5", content=_png(5), headers=PNG), 409)
+    assert [s.writer for s in HandwritingSet.open("short-lived").samples()] == ["teacher"]
 
 
 def test_bad_writer_for_counts_is_422(client):
@@ -306,15 +316,26 @@ def test_two_server_processes_save_at_once_and_lose_nothing(runs, data_dir, tmp_
 
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(save, range(24)))
+        store = HandwritingSet.open("class-9")
+        samples = store.samples()
+        assert sorted(s.id for s in samples) == sorted(a["sample"]["id"] for a in answers)
+        assert not store.problems and len(samples) == 24
+        assert sorted(s.label for s in samples) == sorted(i % 10 for i in range(24))
+
+        store.delete()  # deleted and made anew by an import: neither process may save into the new set
+        HandwritingSet.open("class-9", create=True).add(_png(99), 9, writer="teacher")
+        refused = []
+        for i in range(16):  # new connections, spread over both processes
+            request = urllib.request.Request(f"{url}/api/samples?label=1", data=_png(200 + i), headers=PNG)
+            with pytest.raises(urllib.error.HTTPError) as answer:
+                urllib.request.urlopen(request, timeout=30)
+            refused.append(answer.value.code)
+        assert refused == [409] * 16
+        assert [s.writer for s in HandwritingSet.open("class-9").samples()] == ["teacher"]
     finally:
         server.terminate()
         server.wait(timeout=30)
         log.close()
-    store = HandwritingSet.open("class-9")
-    samples = store.samples()
-    assert sorted(s.id for s in samples) == sorted(a["sample"]["id"] for a in answers)
-    assert not store.problems and len(samples) == 24
-    assert sorted(s.label for s in samples) == sorted(i % 10 for i in range(24))
 
 
 def test_collect_option_on_the_command_line(data_dir):

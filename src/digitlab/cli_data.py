@@ -118,11 +118,12 @@ def _handwriting_table(console) -> None:
     for column in ("set", "samples", *map(str, range(10)), "writers", "problems"):
         table.add_column(column, overflow="fold")
     for name in names:
-        store = HandwritingSet.open(name)
         try:
+            store = HandwritingSet.open(name)
             samples = store.samples()
         except DigitlabError as exc:  # one set that cannot be read now: its row says why, the others are listed
-            table.add_row(escape(name), "?", *("?" * 10), "?", escape(str(exc)))
+            if (handwriting_root() / name).is_dir():  # not one deleted since the list was made
+                table.add_row(escape(name), "?", *("?" * 10), "?", escape(str(exc)))
             continue
         digits, writers = Counter(s.label for s in samples), Counter(writer_of(s) for s in samples)
         shown = ", ".join(f"{w} {n}" for w, n in sorted(writers.items()))  # every name: `data remove --writer` takes them

@@ -102,6 +102,8 @@ def options_from_toml(text: str, where: str) -> dict[str, Any]:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DigitlabError(f"{where}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise DigitlabError(f"{where}: not a sweep file (arrays or tables nested far too deeply)") from None
     options: dict[str, Any] = {}
     for key, value in doc.items():
         if key not in FILE_KEYS:
@@ -313,7 +315,7 @@ def _read_sweep_json(folder: Path) -> dict[str, Any]:
 
     try:
         doc = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested far too deeply
         raise DigitlabError(f"cannot resume {folder}: its sweep.json is damaged ({getattr(exc, 'strerror', None) or exc}); "
                             "move the folder away to start a new sweep") from None
     if not isinstance(doc, dict):

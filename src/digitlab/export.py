@@ -346,7 +346,7 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, threads: int 
         or ONNX Runtime disagrees with the estimator beyond :data:`MIN_AGREEMENT` /
         :data:`MAX_PROBABILITY_GAP`.
     """
-    from digitlab.fileio import atomic_path
+    from digitlab.fileio import atomic_path, remove_stale_parts
     from digitlab.preprocess import test_features
     from digitlab.store import load_model
 
@@ -373,6 +373,7 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, threads: int 
 
     card, doc = _onnx_card(source, out, data, parity)
     card_path = onnx_card_path(out)
+    remove_stale_parts(out.parent)  # a killed export's temporary files
     # the inner block is renamed first: the graph lands, then its card, which is the commit point (a kill
     # between the two leaves the old card beside a new graph, refused by its checksum and exported again)
     with atomic_path(card_path) as tmp_card, atomic_path(out) as tmp_onnx:

@@ -41,6 +41,22 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+STALE_PART_S = 600.0  # a temporary file written by atomic_path is whole or gone within seconds
+
+
+def remove_stale_parts(folder: str | os.PathLike[str], older_than_s: float = STALE_PART_S) -> None:
+    """Remove the temporary files (``.<name>.<random>.part``) that killed writers left in ``folder``, once they are
+    older than any live write's. For folders written in place (a run's export, its explain page); a set's own
+    writer removes its strays under its lock."""
+    now = time.time()
+    for path in Path(folder).glob(".*.part"):
+        try:
+            if path.is_file() and not path.is_symlink() and now - path.stat().st_mtime > older_than_s:
+                path.unlink()
+        except OSError:
+            continue  # gone already, or not ours to remove
+
+
 def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -79,7 +79,7 @@ def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
     if name == card.dataset and metrics_file.is_file():
         try:
             recorded = json.loads(metrics_file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested far too deeply
             recorded = {}
         if not isinstance(recorded, dict):
             recorded = {}

@@ -95,7 +95,7 @@ def read_cell(cell: Cell, folder: Path) -> dict[str, Any] | None:
     """
     try:
         result = json.loads((Path(folder) / "cells" / f"{cell.cell_id}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # missing, unreadable, not UTF-8, not JSON
+    except (OSError, ValueError, RecursionError):  # missing, unreadable, not UTF-8, not JSON, nested far too deeply
         return None
     if not isinstance(result, dict):
         return None

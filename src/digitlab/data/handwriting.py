@@ -9,9 +9,12 @@ One folder per set under the data cache (``$DIGITLAB_DATA/handwriting/<name>/``)
 How nothing is lost: a sample's two files are written (each to a temporary name, then renamed)
 before the index names it, and the index is only ever replaced whole, by a rename, under an
 exclusive lock on ``.lock`` — so two writers take turns, a kill leaves either the old index or the
-new one, and files of a save that never reached the index are ignored. Many samples are saved under
-one lock with one index write (:meth:`HandwritingSet.save`; an import, 256 at a time). A damaged index is reported
-in one line and the samples are read back from the records in their prepared files.
+new one, and files of a save that never reached the index (or of a removal killed before it deleted
+them) are ignored, and removed by the next writer. Many samples are saved under one lock with one
+index write (:meth:`HandwritingSet.save`; an import, 256 at a time). A damaged index is reported in
+one line and the samples are read back from the records in their prepared files, each picture once.
+``.lock`` holds the set's random identity, so a process holding a set that was deleted and made anew
+under the same name writes into neither (:class:`SetDeletedError`).
 
 Examples
 --------
@@ -36,8 +39,8 @@ False
 
 from __future__ import annotations
 
+import errno
 import fcntl
-import io
 import json
 import os
 import re
@@ -50,10 +53,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from digitlab.data.cache import data_root
 from digitlab.data.image_files import MAX_BYTES
+from digitlab.data.handwriting_files import (new_lock_file, records_in_prepared, remove_sample_files, remove_strays,
+                                             write_sample_files)
 from digitlab.data.handwriting_names import (NAME, NO_NAME, RESERVED, check_set_name, check_writer, one_spelling,
                                              written_by)
 from digitlab.data.handwriting_sample import SOURCES, NewSample, Sample, new_sample
@@ -100,19 +105,31 @@ class HandwritingSet:
     the samples that could be read are returned all the same.
     """
 
-    def __init__(self, name: str, folder: Path):
+    def __init__(self, name: str, folder: Path, identity: str | None = None):
         self.name, self.folder = name, folder
+        self.identity = identity  # what .lock holds; None: the first lock reads it
         self.problems: list[str] = []
         self._checked: dict[tuple, bool] = {}
+        self._indexed = False  # whether the last read came from a sound index file
 
     @classmethod
-    def open(cls, name: str, *, create: bool = False) -> "HandwritingSet":
-        """The set called ``name``; with ``create``, make its folder if it is new."""
+    def open(cls, name: str, *, create: bool = False, identity: str | None = None) -> "HandwritingSet":
+        """The set called ``name``; with ``create``, make its folder if it is new.
+
+        ``identity`` (another process's :attr:`identity`, e.g. a server's worker) pins the set that process
+        opened: if it was deleted since, even if made anew, every use raises :class:`SetDeletedError`.
+        """
         folder = handwriting_root() / check_set_name(name)
+        if identity is not None:
+            return cls(name, folder, identity)
         if create:
             for sub in ("originals", "prepared"):
                 (folder / sub).mkdir(parents=True, exist_ok=True)
-        elif not folder.is_dir():
+            new_lock_file(folder)
+            store = cls(name, folder)
+            with store._lock(shared=True):  # reads its identity
+                return store
+        if not folder.is_dir():
             known = ", ".join(list_sets()) or "none yet"
             raise DigitlabError(f"no handwriting set called {name!r} (sets present: {known}); collect one with "
                                 f"`digitlab serve --collect {name}` or `digitlab data import {name} PICTURES...`")
@@ -159,7 +176,7 @@ class HandwritingSet:
         it is: a disk error removes the files written so far.
         """
         with self._lock():
-            entries = self._read_index()
+            entries = self._read_for_writing()
             spelled = one_spelling([*entries, *(item.sample for item in new)])[len(entries):]  # "ada" is saved as "Ada"
             new = [replace(item, sample=sample) for item, sample in zip(new, spelled)]
             by_sha: dict[str, Sample] = {}
@@ -225,7 +242,7 @@ class HandwritingSet:
 
     def _remove(self, matches: Callable[[Sample], bool], none: str) -> list[Sample]:
         with self._lock():
-            entries = self._read_index()
+            entries = self._read_for_writing()
             found = [s for s in entries if matches(s)]
             if not found:
                 raise SampleNotFoundError(f"handwriting set {self.name!r} has {none}")
@@ -242,11 +259,22 @@ class HandwritingSet:
 
     @contextmanager
     def _lock(self, shared: bool = False) -> Iterator[None]:
-        """An advisory lock on ``.lock``: exclusive for writers, shared for readers (released on exit or death)."""
+        """An advisory lock on ``.lock``: exclusive for writers, shared for readers (released on exit or death).
+
+        A set on read-only storage is read under a lock on a read-only ``.lock``, or none if it has none.
+        """
         try:
             fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
         except FileNotFoundError:
             raise self._gone() from None
+        except OSError as exc:
+            if not shared or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            try:
+                fd = os.open(self.folder / ".lock", os.O_RDONLY)
+            except FileNotFoundError:  # nothing can write here, and nothing has
+                yield
+                return
         try:
             fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             try:  # deleted while this waited (the lock file now lies in the renamed folder), perhaps made anew
@@ -254,7 +282,10 @@ class HandwritingSet:
             except FileNotFoundError:
                 raise self._gone() from None
             held = os.fstat(fd)
-            if (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+            identity = os.pread(fd, 64, 0).decode("ascii", "replace")
+            if self.identity is None:
+                self.identity = identity
+            if (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino) or identity != self.identity:
                 raise self._gone()
             yield
         finally:
@@ -270,25 +301,35 @@ class HandwritingSet:
         Only a malformed index counts as damaged; a file the system cannot read now (no permission, too
         many open files) is an error, so that no save ever rewrites the index from a partial picture.
         """
-        self.problems = []
+        self.problems, self._indexed = [], False
         path = self.folder / INDEX
         try:
             text = read_regular(path, MAX_INDEX_BYTES)
         except FileNotFoundError:
-            return one_spelling(self._rebuild()) if any((self.folder / "prepared").glob("*.png")) else []
+            return one_spelling(records_in_prepared(self.folder)) if any((self.folder / "prepared").glob("*.png")) else []
         except OSError as exc:
             raise DigitlabError(f"cannot read {path} ({exc.strerror or exc}); nothing was changed") from None
         try:
             doc = json.loads(text.decode("utf-8"))
             if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("samples"), list):
                 raise ValueError("not a digitlab handwriting index")
-            return one_spelling(self._once([Sample.from_dict(entry) for entry in doc["samples"]]))
-        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-            found = self._rebuild()
+            entries = one_spelling(self._once([Sample.from_dict(entry) for entry in doc["samples"]]))
+            self._indexed = True
+            return entries
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            found = records_in_prepared(self.folder)
             self.problems.append(f"{path} is damaged ({str(exc)[:80] or type(exc).__name__}); read {len(found)} "
                                  "samples from their prepared files instead (the next save keeps a copy of the "
                                  "damaged index and writes a whole one)")
             return one_spelling(found)
+
+    def _read_for_writing(self) -> list[Sample]:
+        """The index, read under the exclusive lock; from a sound one, first remove the files it does not name
+        (:func:`~digitlab.data.handwriting_files.remove_strays`)."""
+        entries = self._read_index()
+        if self._indexed:
+            remove_strays(self.folder, entries)
+        return entries
 
     def _once(self, samples: list[Sample]) -> list[Sample]:
         """``samples`` with each id once (the first entry); a repeated id is a problem line, not a second sample."""
@@ -299,23 +340,6 @@ class HandwritingSet:
             else:
                 seen[sample.id] = sample
         return list(seen.values())
-
-    def _rebuild(self) -> list[Sample]:
-        """Samples recovered from the records in ``prepared/*.png`` whose original is present."""
-        found = []
-        for path in sorted((self.folder / "prepared").glob("*.png")):
-            try:
-                data = read_regular(path, MAX_BYTES)
-            except OSError as exc:  # unreadable now is not damaged: never rebuild from a partial picture
-                raise DigitlabError(f"cannot read {path} ({exc.strerror or exc}); nothing was changed") from None
-            try:
-                with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
-                    sample = Sample.from_dict(json.loads(image.text["digitlab"]))
-            except Exception:  # a file that does not decode is skipped, like a torn save
-                continue
-            if (self.folder / sample.original).is_file():
-                found.append(sample)
-        return sorted(found, key=lambda s: s.id)
 
     def _intact(self, entries: list[Sample]) -> list[Sample]:
         """``entries`` whose original is present and whose prepared 28×28 reads back; each other one is a problem line."""
@@ -363,49 +387,41 @@ class HandwritingSet:
         return array
 
     def _write_files(self, sample: Sample, picture: bytes, prepared: np.ndarray) -> None:
-        info = PngImagePlugin.PngInfo()
-        info.add_text("digitlab", json.dumps(sample.to_dict()))
-        buffer = io.BytesIO()
-        Image.fromarray(prepared, "L").save(buffer, "PNG", pnginfo=info)
-        for path, data in ((self.folder / sample.original, picture),
-                           (self.folder / "prepared" / f"{sample.id}.png", buffer.getvalue())):
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())  # on disk before the index names it, even if the power goes
+        write_sample_files(self.folder, sample, picture, prepared)
 
     def _write_index(self, entries: list[Sample]) -> None:
+        kept = None
         if self.problems and "is damaged" in self.problems[0]:  # keep the damaged index for a person to inspect
-            damaged = self.folder / INDEX
-            os.replace(damaged, damaged.with_name(f"{INDEX}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"))
+            kept = self.folder / f"{INDEX}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
+            os.link(self.folder / INDEX, kept)  # a second name: the index stays as it was if the write fails
         doc = {"format": FORMAT, "version": 1, "name": self.name, "samples": [s.to_dict() for s in entries]}
-        with atomic_path(self.folder / INDEX) as tmp:
-            with open(tmp, "w", encoding="utf-8") as handle:
-                handle.write(json.dumps(doc))  # dumps: json's C encoder (dump and indent use the pure-Python one)
-                handle.flush()
-                os.fsync(handle.fileno())  # the new index is on disk before it replaces the old one
+        try:
+            with atomic_path(self.folder / INDEX) as tmp:
+                with open(tmp, "w", encoding="utf-8") as handle:
+                    handle.write(json.dumps(doc))  # dumps: json's C encoder (dump and indent use the pure-Python one)
+                    handle.flush()
+                    os.fsync(handle.fileno())  # the new index is on disk before it replaces the old one
+        except BaseException:
+            if kept is not None:
+                kept.unlink(missing_ok=True)
+            raise
 
     def _remove_unnamed(self, samples: list[Sample]) -> None:
-        """Remove the files of ``samples`` that the index on disk does not name (a save failed or was stopped)."""
+        """Remove the files of ``samples`` that the index on disk does not name (a save failed or was stopped).
+        An index that is missing or damaged names none of them: a save that landed would have made it whole."""
         try:
-            named = {s.id for s in self._read_index()}
-        except Exception:  # unsure what the index names: leave the files (unnamed ones are ignored anyway)
+            entries = self._read_index()
+        except Exception:  # unsure what the index names: leave the files (the next writer removes them)
             return
+        named = {s.id for s in entries} if self._indexed else set()
         for sample in samples:
             if sample.id not in named:
                 self._remove_files(sample)
 
     def _remove_files(self, sample: Sample) -> None:
-        for path in (self.folder / "prepared" / f"{sample.id}.png", self.folder / sample.original):
-            try:
-                path.unlink(missing_ok=True)
-            except OSError:
-                pass
+        remove_sample_files(self.folder, sample)
 
 
 def _disk_error(exc: OSError, doing: str) -> StoreWriteError:
-    import errno
-
     why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else (exc.strerror or str(exc))
     return StoreWriteError(f"{why} while {doing}; nothing was changed — free some space and try again")

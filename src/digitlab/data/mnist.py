@@ -105,7 +105,7 @@ def _read_manifest(cache: Path) -> dict | None:
             entry = files[name]
             if entry["sha256"] != sha or (cache / name).stat().st_size != entry["size"]:
                 return None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):  # RecursionError: nested far too deeply
         return None
     return manifest
 

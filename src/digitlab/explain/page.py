@@ -20,6 +20,7 @@ import numpy as np
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.explain.model import Explainable
+from digitlab.fileio import remove_stale_parts
 from digitlab.predict import shown_percent
 
 __all__ = ["ExplainResult", "explain_run", "load_explainable", "rebuild_test_split"]
@@ -271,6 +272,8 @@ def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: in
     check_writable(out)
     folder = out / FIGURE_FOLDER
     folder.mkdir(exist_ok=True)
+    for place in (out, folder):
+        remove_stale_parts(place)  # a killed explain's temporary files
 
     step("rebuilding the test images")
     data = rebuild_test_split(loaded)

@@ -55,7 +55,7 @@ from digitlab.predict import predict_images, prepare_for
 from digitlab.runs import find_latest_model
 from digitlab.serve.budget import DecodeGate, ServeLimits, pixels_to_decode
 from digitlab.serve.choice import ModelChoice, Served, list_models, tune_threads
-from digitlab.serve.collect import CollectingOff, SameOriginSamples, collect_router, open_collecting
+from digitlab.serve.collect import COLLECT_ID_ENV, CollectingOff, SameOriginSamples, collect_router, open_collecting
 from digitlab.serve.engine import serving_model
 from digitlab.serve.errors import ApiError, FastJSONResponse, install_error_handlers
 from digitlab.serve.files import WholeFiles
@@ -85,7 +85,7 @@ ModelId = Annotated[str | None, Query(max_length=200, description="The id of the
 
 def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
                limits: ServeLimits | None = None, *, onnx: bool | None = None,
-               collect: str | None = None) -> FastAPI:
+               collect: str | None = None, collect_identity: str | None = None) -> FastAPI:
     """Build the app around one saved model.
 
     Parameters
@@ -105,6 +105,9 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
     collect : str, optional
         The name of a handwriting set (created if new) that ``POST /api/samples`` saves the page's
         labelled drawings into; None (default): collecting is off and ``/api/samples`` answers 403.
+    collect_identity : str, optional
+        For a worker process: the identity of the set its parent opened (``DIGITLAB_COLLECT_ID``); if that
+        set was deleted since, even if made anew, saves answer 409.
 
     Raises
     ------
@@ -116,7 +119,7 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
     _ensure_logging()
     limits = limits or ServeLimits()
     tune_allocator("serving")  # large decodes give their memory back when freed
-    collecting = open_collecting(collect)  # a bad set name fails before any model work
+    collecting = open_collecting(collect, collect_identity)  # a bad set name fails before any model work
     original = _load(model_path, Path(runs_dir))
     loaded, engine = serving_model(original, onnx=onnx)
     served = Served(loaded, Path(runs_dir), engine, original.model)
@@ -154,12 +157,14 @@ def _add_middleware(app: FastAPI, limits: ServeLimits, collecting: bool) -> None
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory digitlab.serve.app:app_from_env`` (several workers).
 
-    Reads ``DIGITLAB_MODEL`` (optional), ``DIGITLAB_RUNS`` (default ``runs``) and ``DIGITLAB_COLLECT``
-    (optional: the handwriting set to collect into).
+    Reads ``DIGITLAB_MODEL`` (optional), ``DIGITLAB_RUNS`` (default ``runs``), ``DIGITLAB_COLLECT``
+    (optional: the handwriting set to collect into) and ``DIGITLAB_COLLECT_ID`` (the identity of that set as
+    the first process opened it: :meth:`~digitlab.data.handwriting.HandwritingSet.open`).
     """
     model = os.environ.get("DIGITLAB_MODEL")
     return create_app(Path(model) if model else None, Path(os.environ.get("DIGITLAB_RUNS", "runs")),
-                      collect=os.environ.get("DIGITLAB_COLLECT") or None)
+                      collect=os.environ.get("DIGITLAB_COLLECT") or None,
+                      collect_identity=os.environ.get(COLLECT_ID_ENV))
 
 
 def _version() -> str:

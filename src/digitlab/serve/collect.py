@@ -50,7 +50,7 @@ from digitlab.serve.limits import SAMPLES, SAMPLES_IMAGE, route_path
 from digitlab.serve.schemas import ErrorResponse, SampleRemoved, SampleSaved, SamplesResponse
 
 __all__ = ["ALLOW_HOSTS_ENV", "OFF", "CollectingOff", "SameOriginSamples", "check_allowed_host", "collect_router",
-           "cross_site", "foreign_host", "host_name", "open_collecting"]
+           "cross_site", "foreign_host", "host_name", "open_collecting", "COLLECT_ID_ENV"]
 
 OFF = ("collecting samples is off; start the server with `digitlab serve --collect NAME` "
        "to save drawings into the handwriting set NAME")
@@ -68,8 +68,12 @@ Source = Annotated[Literal["drawn", "photo"], Query(description="'drawn' on the 
 Picture = "PNG, JPEG, BMP, GIF, WebP or TIFF; at most 5 MiB and 4096×4096 pixels"
 
 
-def open_collecting(name: str | None) -> HandwritingSet | None:
-    """The handwriting set ``name`` (created when new) to collect into; None when ``name`` is None.
+COLLECT_ID_ENV = "DIGITLAB_COLLECT_ID"  # a worker's pin on the set its parent opened (HandwritingSet.identity)
+
+
+def open_collecting(name: str | None, identity: str | None = None) -> HandwritingSet | None:
+    """The handwriting set ``name`` (created when new) to collect into; None when ``name`` is None. With
+    ``identity`` (a worker's: its parent's set), that very set, never one made anew under its name.
 
     Raises
     ------
@@ -78,7 +82,7 @@ def open_collecting(name: str | None) -> HandwritingSet | None:
     """
     if name is None:
         return None
-    store = HandwritingSet.open(name, create=True)
+    store = HandwritingSet.open(name, create=identity is None, identity=identity)
     log.info("collecting samples into handwriting set %r (%s)", store.name, store.folder)
     return store
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from digitlab.serve.budget import ServeLimits
+from digitlab.serve.collect import COLLECT_ID_ENV
 
 __all__ = ["default_workers", "listen", "probe_port", "run_workers"]
 
@@ -75,7 +76,8 @@ def run_workers(application: Any, sock: socket.socket, model: Path, runs: Path, 
     workers : int
         Processes in all, this one included.
     collect : str, optional
-        The handwriting set every worker saves the page's samples into (``--collect NAME``); None: off.
+        The handwriting set every worker saves the page's samples into (``--collect NAME``); None: off. Each
+        worker holds the very set this process opened: deleted and made anew, it is gone for all (409).
     access_log : bool
         Every worker logs a line for each request it answers (``--access-log``).
     """
@@ -83,8 +85,11 @@ def run_workers(application: Any, sock: socket.socket, model: Path, runs: Path, 
 
     from digitlab.serve.connections import raise_open_file_limit, uvicorn_settings
 
+    store = application.state.collect
+    identity = None if store is None else store.identity
+
     def start() -> subprocess.Popen:
-        return _start_worker(sock, model, runs, collect, access_log)
+        return _start_worker(sock, model, runs, collect, access_log, identity)
 
     server = uvicorn.Server(uvicorn.Config(application, log_level="info", **uvicorn_settings(limits, access_log)))
     children = [start() for _ in range(workers - 1)]
@@ -190,9 +195,12 @@ def _listen_at(family: int, address: Any) -> socket.socket:
 
 
 def _start_worker(sock: socket.socket, model: Path, runs: Path, collect: str | None = None,
-                  access_log: bool = False) -> subprocess.Popen:
+                  access_log: bool = False, identity: str | None = None) -> subprocess.Popen:
     env = {**os.environ, _PARENT_ENV: str(os.getpid()), "DIGITLAB_MODEL": str(Path(model).resolve()),
            "DIGITLAB_RUNS": str(runs), "DIGITLAB_COLLECT": collect or "", _ACCESS_ENV: "1" if access_log else ""}
+    env.pop(COLLECT_ID_ENV, None)
+    if identity is not None:
+        env[COLLECT_ID_ENV] = identity
     if REUSE_PORT:  # the worker opens its own socket, at the very address of this one, once its model is read
         env[_BIND_ENV] = json.dumps([int(sock.family), list(sock.getsockname())])
         env.pop(_FD_ENV, None)
