@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from digitlab.cli import describe_os_error
+from digitlab.errors import describe_os_error
 
 FAIL_WRITING = textwrap.dedent("""
     import errno, sys

@@ -119,3 +119,42 @@ def test_other_models_are_refused_under_torchrun(tmp_path, monkeypatch):
     with pytest.raises(DigitlabError, match="only the cnn model trains under torchrun"):
         run_pipeline("digits", "logreg", out=tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_refusal_under_torchrun_is_one_line_and_makes_no_folder(tmp_path):
+    """Every process is refused alike; the first on the machine says so, once (torchrun then reports the failed
+    processes its own way)."""
+    done = torchrun("--dataset", "digits", "--model", "logreg", out=tmp_path / "runs", timeout=120)
+    assert done.returncode != 0
+    assert done.stderr.count("error:") == 1 and "only the cnn model trains under torchrun" in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_half_set_torchrun_environment_is_one_line(tmp_path, no_torchrun):
+    from conftest import run_cli
+
+    result = run_cli("run", "--dataset", "digits", "--model", "cnn", "--out", str(tmp_path),
+                     env={"WORLD_SIZE": "2"}, process=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "WORLD_SIZE=2 is set but RANK is not" in result.stderr
+    result = run_cli("run", "--dataset", "digits", "--model", "cnn", "--out", str(tmp_path),
+                     env={"WORLD_SIZE": "2", "RANK": "0"}, process=True)  # no MASTER_ADDR: no group to join
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "cannot join the other torchrun processes" in result.stderr, result.stderr
+
+
+def test_a_process_group_error_during_training_is_one_line(monkeypatch):
+    """What rank 0 sees when another rank is killed mid-training (a real one: gloo's words, as PyTorch raises them)."""
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda **kwargs: None)
+    monkeypatch.setattr(torch.distributed, "destroy_process_group", lambda: None)
+    lost = RuntimeError("[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error "
+                        "[127.0.0.1]:2432: Connection reset by peer. This is typically caused by a remote worker "
+                        "hanging or bugs in the application. GLHF!")
+    with pytest.raises(DigitlabError, match=r"another torchrun process stopped during training \(Read error "
+                                            r"\[127.0.0.1\]:2432: Connection reset by peer\); nothing was written"):
+        with ddp.session(ddp.World(rank=0, size=2, local_rank=0, local_size=2)):
+            raise lost
+    with pytest.raises(RuntimeError, match="a bug"):  # any other error is not dressed up as a lost process
+        with ddp.session(ddp.World(rank=0, size=2, local_rank=0, local_size=2)):
+            raise RuntimeError("a bug")
+

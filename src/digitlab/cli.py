@@ -7,7 +7,6 @@ prints it as one line and exits with code 2.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, describe_os_error
 
 app = typer.Typer(
     help="digitlab: train, evaluate, explain and serve handwritten-digit classifiers.",
@@ -387,9 +386,16 @@ def run_command_line(args: list[str], prog_name: str | None = None) -> int | str
     try:
         app(args=args, prog_name=prog_name)
     except SystemExit as exc:
+        if exc.code == 130 and _from_interrupt(exc):  # Typer turns Ctrl-C into exit code 130, silently
+            err_console.print("interrupted")
         return exc.code
     except DigitlabError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        if _echo_of_another_process():
+            import time
+
+            time.sleep(3)  # torchrun stops every process once one exits: the first must have said it by then
+        else:
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
     except BrokenPipeError:  # the reader went away (`digitlab predict ... | head`): nothing to say
         return 141
@@ -402,29 +408,23 @@ def run_command_line(args: list[str], prog_name: str | None = None) -> int | str
     return 0
 
 
-_OS_ADVICE = {
-    errno.ENOSPC: "the disk is full; free some space or choose another folder (--out, $DIGITLAB_DATA)",
-    errno.EDQUOT: "the disk quota is used up; free some space or choose another folder (--out, $DIGITLAB_DATA)",
-    errno.EROFS: "the file system is read-only; choose another folder (--out, $DIGITLAB_DATA)",
-    errno.EACCES: "permission denied; check the permissions or choose another path",
-    errno.EPERM: "operation not permitted; check the permissions or choose another path",
-    errno.ENOENT: "no such file or folder",
-    errno.EISDIR: "is a folder, not a file",
-    errno.EMFILE: "too many open files; close some programs and try again",
-}
+def _echo_of_another_process() -> bool:
+    """Under ``torchrun``, whether this is not the first process on its machine: the processes of one machine share
+    their command, data and folders, so the first says what is wrong, once (one line, not one per process)."""
+    import os
+
+    return os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get("WORLD_SIZE", "1") not in ("", "1")
 
 
-def describe_os_error(exc: OSError) -> str:
-    """One line for an operating-system error a person can fix: where, what, and what to do.
-
-    Examples
-    --------
-    >>> describe_os_error(OSError(errno.ENOSPC, "No space left on device", "runs/x/report.html"))
-    'runs/x/report.html: the disk is full; free some space or choose another folder (--out, $DIGITLAB_DATA)'
-    """
-    what = _OS_ADVICE.get(exc.errno) or (exc.strerror or str(exc) or type(exc).__name__).rstrip(".").lower()
-    where = exc.filename if exc.filename is not None else None
-    return f"{where}: {what}" if where else what
+def _from_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while handling a KeyboardInterrupt (Ctrl-C)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _exit_now(code: int | str | None) -> None:

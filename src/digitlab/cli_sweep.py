@@ -26,8 +26,10 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import typer
 
@@ -112,9 +114,15 @@ def options_from_toml(text: str, where: str) -> dict[str, Any]:
             raise DigitlabError(f"{where}: {key} has the wrong type ({type(value).__name__})")
         if key == "workers" and value < 1:
             raise DigitlabError(f"{where}: workers must be at least 1, got {value}")
-        if key == "params":
+        if key in ("seeds", "limit") and not all(type(v) is int for v in (value if isinstance(value, list) else [value])):
+            raise DigitlabError(f"{where}: {key} must be whole numbers, got {value!r}")
+        if key == "params":  # "svm.C" = [1, 10], or svm.C = [1, 10], which TOML reads as the table svm = {C = [1, 10]}
+            flat = {}
+            for name, vs in value.items():
+                for k, v in (vs.items() if isinstance(vs, dict) else [(None, vs)]):
+                    flat[name if k is None else f"{name}.{k}"] = v
             options["param"] = [f"{name}={','.join(_literal(v) for v in (vs if isinstance(vs, list) else [vs]))}"
-                                for name, vs in value.items()]
+                                for name, vs in flat.items()]
         elif isinstance(value, list):
             options[key] = ",".join(str(v) for v in value)
         else:
@@ -157,36 +165,88 @@ def sweep(
     delete its file in cells/ and rerun to try it again).
     """
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from digitlab.cli import console, err_console
-    from digitlab.sweep import SweepPlan, run_sweep
-    from digitlab.sweep_report import load_results, prune_models, summarize, write_report
+    from digitlab.sweep import SweepPlan
+    from digitlab.sweep_report import limit_notes, load_results, prune_models, summarize, write_report
 
     s = _settings(ctx, file, resume, dict(dataset=dataset, models=models, seeds=seeds, param=param, limit=limit, out=out,
                                           name=name, scheduler=scheduler, workers=workers, keep_models=keep_models))
     dataset, models, seeds, param, limit = s["dataset"], s["models"], s["seeds"], s["param"], s["limit"]
     out, name, scheduler, workers, keep_models = s["out"], s["name"], s["scheduler"], s["workers"], s["keep_models"]
     names, grid, cells, seed_list, limits = _plan(dataset, models, seeds, param, limit, scheduler)
+    had = {p.name for p in out.iterdir()} if out.is_dir() else set()
     folder = _sweep_folder(_plan_doc(dataset, names, grid, seed_list, limits, cells, keep_models), out, name, resume)
     keep_models = keep_models or _read_sweep_json(folder).get("keep_models") is True  # as it began: never pruned
     plan = SweepPlan(dataset, cells, folder)
-    with Progress(TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as progress:
-        task = progress.add_task("cells", total=len(cells), completed=len(plan.done()))
-        summary = run_sweep(plan, scheduler=scheduler, workers=workers,
-                            say=lambda text: progress.console.print(escape(text), soft_wrap=True),
-                            advance=lambda n: progress.advance(task, n))
+    with _only_sweep_in(folder), _kept_if_begun(plan, new=folder.name not in had and resume is None):
+        summary = _run_with_progress(plan, scheduler, workers)
 
     summaries = summarize(rows := load_results(folder, cells))
     paths = write_report(folder, dataset, rows, summaries)
     if not keep_models:
         prune_models(folder, summaries)
     _print_table(dataset, len(cells), summary, summaries, rows)
+    for note in limit_notes(rows):
+        err_console.print(f"note: {escape(note)}", soft_wrap=True)
     console.print(f"Results: {escape(str(paths['csv']))}")
     console.print(f"Sweep page: {escape(str(paths['html']))}")
     if any(r.get("error") for r in rows):
         raise typer.Exit(1)  # as predict does: every cell reported, and a script sees that some failed
+
+
+def _run_with_progress(plan, scheduler: str, workers: int | None) -> dict[str, Any]:
+    """:func:`~digitlab.sweep.run_sweep` under a progress bar over the cells."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from digitlab.cli import err_console
+    from digitlab.sweep import run_sweep
+
+    with Progress(TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as progress:
+        task = progress.add_task("cells", total=len(plan.cells), completed=len(plan.done()))
+        return run_sweep(plan, scheduler=scheduler, workers=workers,
+                         say=lambda text: progress.console.print(escape(text), soft_wrap=True),
+                         advance=lambda n: progress.advance(task, n))
+
+
+@contextlib.contextmanager
+def _only_sweep_in(folder: Path) -> Iterator[None]:
+    """Hold the sweep folder's lock while its cells run: a second command for the same sweep (the same --name, or
+    --resume) is refused in one line instead of training every cell again beside it."""
+    import fcntl
+
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DigitlabError(f"another `digitlab sweep` is running {folder}; wait for it to finish (its results "
+                                "will be there), or give another --name") from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@contextlib.contextmanager
+def _kept_if_begun(plan, new: bool) -> Iterator[None]:
+    """A sweep that stops (Ctrl-C, an unreachable cluster) keeps its finished cells and says how to finish it; one
+    this command made that finished none is removed, rather than left as an empty folder."""
+    import shutil
+
+    from digitlab.cli import err_console
+
+    try:
+        yield
+    except BaseException as exc:
+        done = len(plan.done())
+        if new and not done:
+            shutil.rmtree(plan.folder, ignore_errors=True)
+        elif isinstance(exc, KeyboardInterrupt):
+            err_console.print(f"{done} of {len(plan.cells)} cells are done and kept; `digitlab sweep --resume "
+                              f"{plan.folder}` runs the rest", soft_wrap=True)
+        raise
 
 
 def _settings(ctx: typer.Context, file: Path | None, resume: Path | None, options: dict[str, Any]) -> dict[str, Any]:
@@ -266,12 +326,14 @@ def _saved_options(folder: Path) -> dict[str, Any]:
                             "move the folder away to start a new sweep") from None
 
 
-def _sweep_folder(plan: dict, out: Path, name: str | None, resume: Path | None) -> Path:
+def _sweep_folder(plan: dict, out: Path, name: str | None, resume: Path | None, waited: int = 0) -> Path:
     """The folder to (re)use: --resume, the newest one of --name, or a new one with its sweep.json.
 
     An existing sweep is only finished as it was planned: a command that asks for other models, values, seeds
     or sizes is refused in one line, so that its cells, results and kept models stay as they are."""
+    import itertools
     import json
+    import time
 
     from digitlab.fileio import write_text_atomic
     from digitlab.runs import check_writable, now_utc, run_stamp
@@ -280,12 +342,17 @@ def _sweep_folder(plan: dict, out: Path, name: str | None, resume: Path | None) 
     sweep_name = name or f"{plan['dataset']}-sweep"
     if any(ch in sweep_name for ch in "/\\") or sweep_name.startswith("."):
         raise DigitlabError(f"--name must be a plain folder name, got {sweep_name!r}")
+    if waited:  # another command of this --name made its folder this second and is writing its sweep.json
+        if waited > 50:
+            raise DigitlabError(f"a sweep folder for --name {name} exists in {out} without its sweep.json; "
+                                "move it away and run again")
+        time.sleep(0.1)
     folder = resume if resume is not None else (find_sweep(out, sweep_name) if name else None)
     if resume is not None and not (resume / "sweep.json").is_file():
         raise DigitlabError(f"--resume {resume}: not a sweep folder (no sweep.json)")
     if folder is not None:
         previous = _read_sweep_json(folder)
-        changed = [key for key in PLAN_KEYS if previous.get(key) != plan[key]]
+        changed = [key for key in PLAN_KEYS if _unordered(previous.get(key)) != _unordered(plan[key])]
         if changed:
             asked = "; ".join(f"{key} {_shown(previous.get(key))} (this command: {_shown(plan[key])})"
                               for key in changed)
@@ -294,10 +361,27 @@ def _sweep_folder(plan: dict, out: Path, name: str | None, resume: Path | None) 
                                 f"or give another --name{'' if resume is None else ' without --resume'} to start a new one")
         return folder
     check_writable(out)
-    folder = out / f"{run_stamp(now_utc())}-{sweep_name}"
-    folder.mkdir(parents=True)
+    stamp = run_stamp(now_utc())
+    for attempt in itertools.count(1):  # sweeps started in the same second: the next free name
+        folder = out / f"{stamp}-{sweep_name}{'' if attempt == 1 else f'-{attempt}'}"
+        try:
+            folder.mkdir(parents=True)
+            break
+        except FileExistsError:
+            if name:  # the same --name started at once: one sweep, in one folder
+                return _sweep_folder(plan, out, name, resume, waited=waited + 1)
     write_text_atomic(folder / "sweep.json", json.dumps(plan, indent=1) + "\n")
     return folder
+
+
+def _unordered(value: Any) -> Any:
+    """A plan value with its lists as sets: the same models, seeds, sizes or values in another order are the same
+    cells."""
+    if isinstance(value, dict):
+        return {k: _unordered(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return frozenset(repr(v) for v in value)
+    return value
 
 
 def _shown(value: Any) -> str:
@@ -333,7 +417,8 @@ def _print_table(dataset: str, n_cells: int, summary: dict, summaries: list, row
 
     from digitlab.cli import console, err_console
 
-    table = Table("", Column("configuration", no_wrap=True), "mean accuracy", "± sd", "95% interval", "n", "failed",
+    numbers = [Column(head, no_wrap=True) for head in ("mean", "± sd", "95% interval", "n", "failed")]
+    table = Table("", Column("configuration", overflow="fold"), *numbers,  # a narrow terminal wraps the names
                   title=f"Sweep on {dataset}: {n_cells} cells ({summary['ran']} run, {summary['skipped']} resumed)",
                   title_justify="left")
     for s in summaries:

@@ -1,4 +1,6 @@
-"""The exceptions for problems a person can fix."""
+"""The exceptions for problems a person can fix, and one line for an operating-system error."""
+
+import errno
 
 
 class DigitlabError(Exception):
@@ -27,3 +29,28 @@ class InvalidValueError(DigitlabError, ValueError):
     >>> isinstance(InvalidValueError("epochs must be a positive integer, got 0"), ValueError)
     True
     """
+
+
+_OS_ADVICE = {
+    errno.ENOSPC: "the disk is full; free some space or choose another folder (--out, $DIGITLAB_DATA)",
+    errno.EDQUOT: "the disk quota is used up; free some space or choose another folder (--out, $DIGITLAB_DATA)",
+    errno.EROFS: "the file system is read-only; choose another folder (--out, $DIGITLAB_DATA)",
+    errno.EACCES: "permission denied; check the permissions or choose another path",
+    errno.EPERM: "operation not permitted; check the permissions or choose another path",
+    errno.ENOENT: "no such file or folder",
+    errno.EISDIR: "is a folder, not a file",
+    errno.EMFILE: "too many open files; close some programs and try again",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an operating-system error a person can fix: where, what, and what to do.
+
+    Examples
+    --------
+    >>> describe_os_error(OSError(errno.ENOSPC, "No space left on device", "runs/x/report.html"))
+    'runs/x/report.html: the disk is full; free some space or choose another folder (--out, $DIGITLAB_DATA)'
+    """
+    what = _OS_ADVICE.get(exc.errno) or (exc.strerror or str(exc) or type(exc).__name__).rstrip(".").lower()
+    where = exc.filename if exc.filename is not None else None
+    return f"{where}: {what}" if where else what

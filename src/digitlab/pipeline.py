@@ -60,13 +60,13 @@ def run_pipeline(
     from digitlab.models import ddp, make_model
 
     out = Path(out)
-    check_writable(out)
     estimator = make_model(model, dataset=dataset, seed=seed, params=params)  # fail fast on a bad name or parameter
     check_saveable(estimator)  # and on one its model card could not hold
     world = ddp.world()  # None without torchrun
     if world is not None:
         _check_distributed(model, estimator)
         step = step if world.rank == 0 else (lambda _: None)
+    check_writable(out)  # after the refusals: a refused command makes no folder
     started = now_utc()
     step(f"loading {dataset}")
     data = load_dataset(dataset, test_size=test_size, seed=seed, limit=limit)

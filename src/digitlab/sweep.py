@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import glob
 import hashlib
 import itertools
 import json
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -266,7 +268,7 @@ def run_cell(cell: Cell, dataset: str, folder: str, keep_models: bool = True, da
 
 def find_sweep(out: Path, name: str) -> Path | None:
     """The newest sweep folder ``<out>/<stamp>-<name>``, or None."""
-    found = sorted(p for p in Path(out).glob(f"*-{name}") if (p / "sweep.json").is_file()
+    found = sorted(p for p in Path(out).glob(f"*-{glob.escape(name)}") if (p / "sweep.json").is_file()
                    and p.name.split("-", 1) == [p.name.split("-", 1)[0], name] and p.name[:8].isdigit())
     return found[-1] if found else None
 
@@ -318,7 +320,8 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
                  say: Callable[[str], None], advance: Callable[[int], None], keep: bool) -> None:
     from distributed import Client, as_completed
 
-    logging.getLogger("distributed").setLevel(logging.ERROR)
+    for name in ("distributed", "distributed.client"):  # Dask's config gives the client a level of its own
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # what goes wrong is said here, in one line
     cluster = None
     try:
         if scheduler == "local":
@@ -341,8 +344,10 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
         futures = [client.submit(run_cell, cell, plan.dataset, str(plan.folder.resolve()), keep,
                                  shipped.get(_split_key(plan.dataset, cell.seed)),
                                  key=f"cell-{cell.cell_id}", retries=2, pure=False) for cell in todo]
+        lost = 0
         try:
             for future in as_completed(futures):
+                lost += future.status not in ("finished", "error")  # cancelled: the scheduler went away
                 if future.status == "error":  # the task itself failed (a worker died too often)
                     cell = todo[futures.index(future)]
                     result = {"cell_id": cell.cell_id, "config": cell.config, "model": cell.model,
@@ -354,6 +359,10 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
         except BaseException:
             client.cancel(futures)
             raise
+        if lost:
+            where = "" if scheduler == "local" else f" at {scheduler}"
+            raise DigitlabError(f"the Dask scheduler{where} went away: {lost} of {len(todo)} cells did not finish; "
+                                f"`digitlab sweep --resume {plan.folder}` runs them once it is back")
         # our own idle workers exit without the garbage collector's passes over PyTorch's objects (0.2 s, not 1.2 s)
         if cluster is not None:
             with contextlib.suppress(Exception):
@@ -376,9 +385,15 @@ def _local_cluster(workers: int) -> Any:
     import dask
     from distributed import LocalCluster
 
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                            silence_logs=logging.ERROR)
+    # Ctrl-C reaches every process of the terminal's group: the workers ignore it (they inherit that), and this
+    # process cancels their tasks and closes the cluster, instead of each worker printing a traceback
+    interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                silence_logs=logging.ERROR)
+    finally:
+        signal.signal(signal.SIGINT, interrupt)
 
 
 def _split_key(dataset: str, seed: int) -> int | None:

@@ -25,9 +25,10 @@ from typing import Any
 from digitlab.fileio import write_text_atomic
 from digitlab.sweep import Cell, read_cell
 
-__all__ = ["ConfigSummary", "load_results", "prune_models", "summarize", "write_report"]
+__all__ = ["ConfigSummary", "load_results", "limit_notes", "prune_models", "summarize", "write_report"]
 
-CSV_COLUMNS = ["cell_id", "config", "model", "params", "seed", "limit", "accuracy", "n_errors", "n_test", "error"]
+CSV_COLUMNS = ["cell_id", "config", "model", "params", "seed", "limit", "n_train", "accuracy", "n_errors", "n_test",
+               "error"]
 
 
 @dataclass
@@ -84,6 +85,19 @@ def summarize(rows: list[dict[str, Any]]) -> list[ConfigSummary]:
     return out
 
 
+def limit_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per ``--limit`` that asked for more training images than the split has (those cells trained on
+    all of them, so their rows are the same training set under another name).
+
+    >>> limit_notes([{"limit": 5000, "n_train": 1437}, {"limit": 1000, "n_train": 1000}])
+    ['limit=5000 is more than the 1,437 training images: those cells trained on all of them']
+    """
+    over = {r["limit"]: r["n_train"] for r in rows
+            if r.get("limit") is not None and isinstance(r.get("n_train"), int) and r["n_train"] < r["limit"]}
+    return [f"limit={limit} is more than the {n:,} training images: those cells trained on all of them"
+            for limit, n in sorted(over.items())]
+
+
 def _csv(rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -91,6 +105,7 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         writer.writerow({**row, "params": json.dumps(row.get("params") or {}, sort_keys=True),
                          "limit": "" if row.get("limit") is None else row["limit"],
+                         "n_train": "" if row.get("n_train") is None else row["n_train"],
                          "accuracy": "" if row.get("accuracy") is None else repr(row["accuracy"]),
                          "error": row.get("error") or ""})
     return buffer.getvalue()
@@ -114,10 +129,11 @@ def _axes(rows: list[dict[str, Any]]) -> list[str]:
 def _figure(rows: list[dict[str, Any]], axis: str, path: Path) -> None:
     from matplotlib.figure import Figure
 
-    if axis == "model":
-        pick, xval, series = rows, (lambda r: r["model"]), (lambda r: "")
-    elif axis == "limit":
-        pick, xval = rows, (lambda r: r.get("limit"))
+    if axis == "model":  # each configuration its own place (a model's values are not pooled), each size its own line
+        pick, xval = rows, (lambda r: r["config"].split(" limit=")[0])
+        series = lambda r: "" if r.get("limit") is None else f"limit={r['limit']}"  # noqa: E731
+    elif axis == "limit":  # at the training images each cell had: a limit above the split's size gets them all
+        pick, xval = rows, (lambda r: r.get("n_train") or r.get("limit"))
         series = lambda r: " ".join(r["config"].split(" limit=")[:1])  # noqa: E731
     else:
         model, name = axis.split(".", 1)
@@ -142,13 +158,16 @@ def _figure(rows: list[dict[str, Any]], axis: str, path: Path) -> None:
                 means.append((position[s], 100 * sum(acc) / len(acc)))
         ax.plot(*zip(*means), "-_", markersize=16, color=line.get_color(), label=label or "mean over seeds")
     if not numeric:
-        ax.set_xticks(range(len(xs)), [s.strip("'") for s in xs])
+        labels = [s[1:-1] if len(s) > 1 and s[0] == s[-1] and s[0] in "'\"" else s for s in xs]  # a str's repr bare
+        slanted = sum(map(len, labels)) > 60
+        ax.set_xticks(range(len(xs)), labels, rotation=25 if slanted else 0, ha="right" if slanted else "center",
+                      fontsize=8 if slanted else None)
     else:
         if axis == "limit" or (len(xs) > 2 and float(xs[-1]) / max(float(xs[0]), 1e-12) >= 100):
             ax.set_xscale("log")
         ax.set_xticks([position[s] for s in xs], xs)
         ax.minorticks_off()
-    ax.set_xlabel("training images" if axis == "limit" else axis)
+    ax.set_xlabel({"limit": "training images", "model": "configuration"}.get(axis, axis))
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"Accuracy against {axis} (points: seeds, line: mean)")
     if any(not h.get_label().startswith("_") for h in ax.get_lines()):
@@ -179,7 +198,8 @@ def write_report(folder: Path, dataset: str, rows: list[dict[str, Any]],
         _figure(rows, axis, path)
         figures.append((axis, embed_png(path)))
     html = render("sweep.html.j2", dataset=dataset, folder=folder.name, summaries=summaries, figures=figures,
-                  n_cells=len(rows), failed=[r for r in rows if r.get("error")], when=now_utc().isoformat())
+                  n_cells=len(rows), failed=[r for r in rows if r.get("error")], when=now_utc().isoformat(),
+                  notes=limit_notes(rows))
     write_text_atomic(folder / "sweep.html", html)
     return {"csv": folder / "results.csv", "html": folder / "sweep.html"}
 

@@ -96,9 +96,10 @@ def make_model(
                   for key, value in params.items()}
         unknown = sorted(set(params) - set(valid))
         if unknown:
-            raise DigitlabError(
+            inner = sorted(k.split("__", 1)[1] for k in valid if k.startswith("estimator__") and k.count("__") == 1)
+            raise DigitlabError(  # a wrapped estimator: its own parameters, the ones a person means
                 f"model {name!r} has no parameter {', '.join(unknown)}; "
-                f"valid ones: {', '.join(sorted(k for k in valid if '__' not in k))}"
+                f"valid ones: {', '.join(inner or sorted(k for k in valid if '__' not in k))}"
             )
         tuned = spec.recipe(dataset, params) if spec.recipe else {}
         model.set_params(**{**tuned, **params})  # what was asked for wins over the recipe

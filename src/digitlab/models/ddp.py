@@ -82,6 +82,9 @@ def world(environ: Mapping[str, str] | None = None) -> World | None:
         size = int(env.get("WORLD_SIZE", "1") or 1)
         if size <= 1:
             return None
+        if "RANK" not in env:
+            raise DigitlabError(f"WORLD_SIZE={size} is set but RANK is not; start distributed training with "
+                                "`torchrun`, which sets them, or unset WORLD_SIZE")
         return World(rank=int(env.get("RANK", "0")), size=size, local_rank=int(env.get("LOCAL_RANK", "0")),
                      local_size=int(env.get("LOCAL_WORLD_SIZE", str(size))))
     except ValueError:
@@ -122,12 +125,41 @@ def session(w: World | None) -> Iterator[World | None]:
     else:
         backend = "gloo"
     torch.set_num_threads(threads_per_process(w.local_size))
-    dist.init_process_group(backend=backend)
+    try:
+        dist.init_process_group(backend=backend)
+    except (ValueError, RuntimeError) as exc:  # no MASTER_ADDR, a rendezvous that never came, ...
+        raise DigitlabError(f"cannot join the other torchrun processes ({_first_line(exc)}); start distributed "
+                            "training with `torchrun`") from None
     try:
         yield w
+    except RuntimeError as exc:
+        if not _lost_peer(exc):
+            raise
+        raise DigitlabError(f"another torchrun process stopped during training ({_first_line(exc)}); nothing "
+                            "was written") from None
     finally:
         dist.destroy_process_group()
         torch.set_num_threads(threads_per_process(1))  # rank 0 carries on alone: the cores are its own
+
+
+def _lost_peer(exc: RuntimeError) -> bool:
+    """Whether ``exc`` is the process group's report of a rank that went away (gloo, NCCL, the store)."""
+    import torch.distributed as dist
+
+    text = str(exc)
+    return isinstance(exc, dist.DistError) or any(word in text for word in ("gloo", "NCCL", "Connection reset"))
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's first sentence, without the C++ source location PyTorch puts in front, at most 160 characters.
+
+    >>> _first_line(RuntimeError("[/pytorch/gloo/pair.cc:537] Read error [::1]:23: Connection reset by peer. GLHF!"))
+    'Read error [::1]:23: Connection reset by peer'
+    """
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if line.startswith("[") and "] " in line:
+        line = line.split("] ", 1)[1]
+    return line.split(". ", 1)[0].rstrip(".")[:160]
 
 
 def active() -> World | None:
