@@ -356,7 +356,8 @@ def test_percentages_never_claim_certainty(page):
     bars show the answer's own probabilities so."""
     from digitlab.predict import shown_percent
 
-    values = [0.0, 1e-5, 0.0004, 0.0005, 0.0006, 0.5, 0.8929, 0.9994, 0.99949, 0.9995, 0.99951, 0.9999, 1.0]
+    values = [0.0, 1e-5, 0.0004, 0.0005, 0.0006, 0.5, 0.8929, 0.9994, 0.99949, 0.9995, 0.99951, 0.9999, 1.0,
+              0.125, 0.0625, 0.025, 0.0025, 0.985, 0.375]  # and exact ties, which both round up
     for decimals in (0, 1):
         shown = page.evaluate("([ps, d]) => ps.map((p) => pct(p, d))", [values, decimals])
         assert shown == [shown_percent(v, decimals) for v in values], decimals

@@ -4,7 +4,6 @@ findings): files no index names, a damaged index, a set deleted and made anew un
 from __future__ import annotations
 
 import errno
-import json
 import os
 import signal
 import subprocess
@@ -149,12 +148,15 @@ def test_a_set_on_read_only_storage_can_be_read(data_dir, monkeypatch):
 def test_leftover_part_files_go_once_old(tmp_path):
     from digitlab.fileio import STALE_PART_S, remove_stale_parts
 
-    old, young, other = tmp_path / ".model.onnx.abc123.part", tmp_path / ".model.onnx.def456.part", tmp_path / "x.part"
-    for path in (old, young, other):
+    old, young = tmp_path / ".model.onnx.abc12_yz.part", tmp_path / ".model.onnx.def45678.part"
+    others = [tmp_path / "x.part", tmp_path / ".notes.txt.abcdefgh.part", tmp_path / ".model.onnx.part"]
+    for path in (old, young, *others):
         path.write_bytes(b"half")
-    os.utime(old, (0, os.path.getmtime(old) - STALE_PART_S - 5))
-    remove_stale_parts(tmp_path)
-    assert not old.exists() and young.exists() and other.exists()  # a live write's is kept, and what is not ours
+        os.utime(path, (0, os.path.getmtime(path) - STALE_PART_S - 5))
+    os.utime(young, None)
+    remove_stale_parts(tmp_path, ("model.onnx", "model.onnx.json"))
+    assert not old.exists() and young.exists()  # a live write's is kept
+    assert all(path.exists() for path in others)  # and what is not a temporary file of ours
 
 
 def test_a_damaged_sweep_or_manifest_nested_too_deeply_is_one_line(tmp_path):
@@ -164,7 +166,52 @@ def test_a_damaged_sweep_or_manifest_nested_too_deeply_is_one_line(tmp_path):
 
     with pytest.raises(DigitlabError, match="nested far too deeply"):
         options_from_toml("seeds = " + "[" * 5000 + "]" * 5000, "sweep.toml")
-    (tmp_path / "manifest.json").write_text(json.dumps({"files": 1})[:1] + "[" * 5000)
-    assert _read_manifest(tmp_path) is None
     (tmp_path / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
     assert _read_manifest(tmp_path) is None  # not vouched for: the files are checked again
+
+
+def test_an_original_whose_prepared_picture_is_damaged_is_kept_for_a_person(data_dir):
+    """The sweep removes whole samples no index names; an original beside a prepared PNG that does not decode, or
+    with none, may be all that is left of a sample, and stays."""
+    store = HandwritingSet.open("class", create=True)
+    for digit in (1, 2, 3):
+        store.add(picture(digit), digit)
+    damaged, missing, whole = store.samples()
+    (store.folder / "prepared" / f"{damaged.id}.png").write_bytes(b"\x89PNG\r\n\x1a\n torn")
+    (store.folder / "prepared" / f"{missing.id}.png").unlink()
+    (store.folder / "index.json").write_text("nonsense{")  # rebuilt from the prepared files: only `whole` is read
+    store.add(picture(4), 4)  # a writer: it writes a whole index again, then the next one sweeps
+    store.add(picture(5), 5)
+    assert (store.folder / damaged.original).is_file() and (store.folder / missing.original).is_file()
+    assert sorted(s.label for s in store.samples()) == [3, 4, 5]
+
+
+def test_a_holder_never_makes_the_lock_of_a_set_made_anew(data_dir):
+    """A process that knows its set's identity treats a missing ``.lock`` as the set gone, and never makes an
+    empty one (which a set made anew would then keep, and the stale process would match)."""
+    held = HandwritingSet.open("class", create=True)
+    held.add(picture(1), 1)
+    HandwritingSet.open("class").delete()
+    for sub in ("originals", "prepared"):  # a folder of that name again, its .lock not yet there
+        (data_dir / "handwriting" / "class" / sub).mkdir(parents=True)
+    with pytest.raises(SetDeletedError):
+        held.add(picture(2), 2)
+    assert not (data_dir / "handwriting" / "class" / ".lock").exists()
+    legacy = HandwritingSet.open("class")  # a process opening it by name now (a set made by hand: no .lock)
+    assert legacy.samples() == [] and legacy.identity == ""
+    assert HandwritingSet.open("other", create=True).identity not in ("", None)  # made whole, identity and all
+
+
+def test_a_damaged_index_is_kept_aside_where_there_are_no_hard_links(data_dir, monkeypatch):
+    store = HandwritingSet.open("class", create=True)
+    store.add(picture(1), 1)
+    (store.folder / "index.json").write_text("nonsense{")
+
+    def no_links(*args):  # what a FAT-formatted USB stick answers
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    store.add(picture(2), 2)
+    kept = list(store.folder.glob("index.json.damaged-*"))
+    assert len(kept) == 1 and kept[0].read_text() == "nonsense{"
+    assert sorted(s.label for s in HandwritingSet.open("class").samples()) == [1, 2]

@@ -144,6 +144,7 @@ def test_a_sweep_file_may_write_params_as_tables_and_its_numbers_are_checked():
         "param": ["svm.C=1,10", "knn.n_neighbors=1,3"]}
     with pytest.raises(DigitlabError, match=r"s.toml: seeds must be whole numbers, got \[0, 1.5\]"):
         options_from_toml("seeds = [0, 1.5]", "s.toml")
+    assert options_from_toml('seeds = "0,1,2"\nlimit = "500,1000"', "s.toml") == {"seeds": "0,1,2", "limit": "500,1000"}
 
 
 def test_a_wrapped_models_unknown_parameter_lists_the_models_own():
@@ -154,3 +155,26 @@ def test_a_wrapped_models_unknown_parameter_lists_the_models_own():
         make_model("svm", dataset="digits", params={"nosuch": 1})
     assert "valid ones: C, " in str(refused.value) and "kernel" in str(refused.value)
     assert "ensemble" not in str(refused.value)  # the calibration wrapper's, not what a person means
+
+
+def test_a_sweep_that_stops_before_any_cell_says_to_run_it_again(tmp_path):
+    """A new sweep whose scheduler went away before any cell finished leaves no folder, so its message does not
+    point at one; with cells done, it names the folder that --resume finishes."""
+    from digitlab.cli_sweep import _kept_if_begun
+    from digitlab.errors import DigitlabError
+    from digitlab.sweep import SweepPlan, SweepStopped, plan_cells
+
+    cells = plan_cells(["logreg"], None, seeds=[0, 1])
+    plan = SweepPlan("digits", cells, tmp_path / "new")
+    (plan.folder / "cells").mkdir(parents=True)
+    with pytest.raises(DigitlabError, match="nothing was kept: run the same command again$"):
+        with _kept_if_begun(plan, new=True):
+            raise SweepStopped("the Dask scheduler went away before the cells were done")
+    assert not plan.folder.exists()
+    (plan.folder / "cells").mkdir(parents=True)
+    (plan.folder / "cells" / f"{cells[0].cell_id}.json").write_text(
+        '{"accuracy": 0.9, "ci_low": 0.85, "ci_high": 0.95, "error": null, "seed": 0}')
+    with pytest.raises(DigitlabError, match=r"1 of 2 cells are done and kept: `digitlab sweep --resume .*new` runs"):
+        with _kept_if_begun(plan, new=True):
+            raise SweepStopped("the Dask scheduler went away before the cells were done")
+    assert plan.folder.exists()

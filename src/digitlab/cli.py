@@ -390,17 +390,12 @@ def run_command_line(args: list[str], prog_name: str | None = None) -> int | str
             err_console.print("interrupted")
         return exc.code
     except DigitlabError as exc:
-        if _echo_of_another_process():
-            import time
-
-            time.sleep(3)  # torchrun stops every process once one exits: the first must have said it by then
-        else:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        _say_error(str(exc))
         return 2
     except BrokenPipeError:  # the reader went away (`digitlab predict ... | head`): nothing to say
         return 141
     except OSError as exc:  # a full disk, a read-only folder, a file without permission: the person can fix it
-        err_console.print(f"[bold red]error:[/] {escape(describe_os_error(exc))}", soft_wrap=True)
+        _say_error(describe_os_error(exc))
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -408,12 +403,17 @@ def run_command_line(args: list[str], prog_name: str | None = None) -> int | str
     return 0
 
 
-def _echo_of_another_process() -> bool:
-    """Under ``torchrun``, whether this is not the first process on its machine: the processes of one machine share
-    their command, data and folders, so the first says what is wrong, once (one line, not one per process)."""
+def _say_error(text: str) -> None:
+    """``error: TEXT`` on stderr. Under ``torchrun``, a process other than the first on its machine says it 3 s
+    later: torchrun stops every process once one exits, so an error they all met (a refused model) is said once,
+    by the first, and one only this process met (it lost the first process) is still said."""
     import os
 
-    return os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get("WORLD_SIZE", "1") not in ("", "1")
+    if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
+        import time
+
+        time.sleep(3)
+    err_console.print(f"[bold red]error:[/] {escape(text)}", soft_wrap=True)
 
 
 def _from_interrupt(exc: BaseException) -> bool:

@@ -114,8 +114,8 @@ def options_from_toml(text: str, where: str) -> dict[str, Any]:
             raise DigitlabError(f"{where}: {key} has the wrong type ({type(value).__name__})")
         if key == "workers" and value < 1:
             raise DigitlabError(f"{where}: workers must be at least 1, got {value}")
-        if key in ("seeds", "limit") and not all(type(v) is int for v in (value if isinstance(value, list) else [value])):
-            raise DigitlabError(f"{where}: {key} must be whole numbers, got {value!r}")
+        if key in ("seeds", "limit") and isinstance(value, list) and not all(type(v) is int for v in value):
+            raise DigitlabError(f"{where}: {key} must be whole numbers, got {value!r}")  # ("0,1,2" is read as given)
         if key == "params":  # "svm.C" = [1, 10], or svm.C = [1, 10], which TOML reads as the table svm = {C = [1, 10]}
             flat = {}
             for name, vs in value.items():
@@ -236,6 +236,7 @@ def _kept_if_begun(plan, new: bool) -> Iterator[None]:
     import shutil
 
     from digitlab.cli import err_console
+    from digitlab.sweep import SweepStopped
 
     try:
         yield
@@ -243,6 +244,11 @@ def _kept_if_begun(plan, new: bool) -> Iterator[None]:
         done = len(plan.done())
         if new and not done:
             shutil.rmtree(plan.folder, ignore_errors=True)
+            if isinstance(exc, SweepStopped):
+                raise DigitlabError(f"{exc}; none finished, so nothing was kept: run the same command again") from None
+        elif isinstance(exc, SweepStopped):
+            raise DigitlabError(f"{exc}; {done} of {len(plan.cells)} cells are done and kept: `digitlab sweep --resume "
+                                f"{plan.folder}` runs the rest") from None
         elif isinstance(exc, KeyboardInterrupt):
             err_console.print(f"{done} of {len(plan.cells)} cells are done and kept; `digitlab sweep --resume "
                               f"{plan.folder}` runs the rest", soft_wrap=True)

@@ -373,7 +373,7 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, threads: int 
 
     card, doc = _onnx_card(source, out, data, parity)
     card_path = onnx_card_path(out)
-    remove_stale_parts(out.parent)  # a killed export's temporary files
+    remove_stale_parts(out.parent, (out.name, card_path.name))  # a killed export's temporary files
     # the inner block is renamed first: the graph lands, then its card, which is the commit point (a kill
     # between the two leaves the old card beside a new graph, refused by its checksum and exported again)
     with atomic_path(card_path) as tmp_card, atomic_path(out) as tmp_onnx:

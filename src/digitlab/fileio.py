@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import fcntl
+import fnmatch
 import hashlib
 import itertools
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -44,12 +46,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 STALE_PART_S = 600.0  # a temporary file written by atomic_path is whole or gone within seconds
 
 
-def remove_stale_parts(folder: str | os.PathLike[str], older_than_s: float = STALE_PART_S) -> None:
-    """Remove the temporary files (``.<name>.<random>.part``) that killed writers left in ``folder``, once they are
-    older than any live write's. For folders written in place (a run's export, its explain page); a set's own
-    writer removes its strays under its lock."""
+_PART = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.part")  # atomic_path's temporary name for <name>: .<name>.<random>.part
+
+
+def remove_stale_parts(folder: str | os.PathLike[str], names: tuple[str, ...],
+                       older_than_s: float = STALE_PART_S) -> None:
+    """Remove the temporary files that killed writers of ``names`` (file names, or patterns such as ``*.png``) left
+    in ``folder``, once they are older than any live write's. For folders written in place (a run's export, its
+    explain page); a set's own writer removes its strays under its lock. Nothing else in the folder is touched."""
     now = time.time()
     for path in Path(folder).glob(".*.part"):
+        made_for = _PART.fullmatch(path.name)
+        if made_for is None or not any(fnmatch.fnmatchcase(made_for.group(1), name) for name in names):
+            continue
         try:
             if path.is_file() and not path.is_symlink() and now - path.stat().st_mtime > older_than_s:
                 path.unlink()

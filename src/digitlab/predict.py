@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import decimal
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,10 +75,11 @@ def shown_percent(probability: float, decimals: int = 1) -> str:
 
     >>> shown_percent(0.8929), shown_percent(0.99951), shown_percent(1.0), shown_percent(0.0004), shown_percent(0.0)
     ('89.3%', '>99.9%', '>99.9%', '<0.1%', '<0.1%')
-    >>> shown_percent(0.996, 0), shown_percent(0.994, 0)
-    ('>99%', '99%')
+    >>> shown_percent(0.996, 0), shown_percent(0.994, 0), shown_percent(0.125, 0)  # a tie rounds up, as the page's
+    ('>99%', '99%', '13%')
     """
-    text, step = f"{100 * probability:.{decimals}f}", 10 ** -decimals
+    exact = decimal.Decimal(100 * probability)  # the double's own value, rounded as JavaScript's toFixed rounds it
+    text, step = str(exact.quantize(decimal.Decimal(1).scaleb(-decimals), decimal.ROUND_HALF_UP)), 10 ** -decimals
     if text == f"{100:.{decimals}f}":
         return f">{100 - step:.{decimals}f}%"
     if text == f"{0:.{decimals}f}":

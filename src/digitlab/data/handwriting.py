@@ -57,8 +57,8 @@ from PIL import Image
 
 from digitlab.data.cache import data_root
 from digitlab.data.image_files import MAX_BYTES
-from digitlab.data.handwriting_files import (new_lock_file, records_in_prepared, remove_sample_files, remove_strays,
-                                             write_sample_files)
+from digitlab.data.handwriting_files import (make_set_folder, records_in_prepared, remove_sample_files, remove_strays,
+                                             threads_take_turns, write_sample_files)
 from digitlab.data.handwriting_names import (NAME, NO_NAME, RESERVED, check_set_name, check_writer, one_spelling,
                                              written_by)
 from digitlab.data.handwriting_sample import SOURCES, NewSample, Sample, new_sample
@@ -123,9 +123,7 @@ class HandwritingSet:
         if identity is not None:
             return cls(name, folder, identity)
         if create:
-            for sub in ("originals", "prepared"):
-                (folder / sub).mkdir(parents=True, exist_ok=True)
-            new_lock_file(folder)
+            make_set_folder(folder)
             store = cls(name, folder)
             with store._lock(shared=True):  # reads its identity
                 return store
@@ -261,10 +259,19 @@ class HandwritingSet:
     def _lock(self, shared: bool = False) -> Iterator[None]:
         """An advisory lock on ``.lock``: exclusive for writers, shared for readers (released on exit or death).
 
-        A set on read-only storage is read under a lock on a read-only ``.lock``, or none if it has none.
+        A set on read-only storage is read under a lock on a read-only ``.lock``, or none if it has none. Writers
+        in one process also take turns on a thread lock: on NFS, ``flock`` does not keep a process's threads apart.
         """
+        with self._lock_file(shared), threads_take_turns(self.folder, shared):  # on a local disk flock alone would do
+            yield
+
+    @contextmanager
+    def _lock_file(self, shared: bool) -> Iterator[None]:
+        """The ``flock`` on ``.lock``, checking it is still this set's (:attr:`identity`)."""
+        # once this process knows the set's identity, a missing .lock means the set is gone: it is never made here
+        flags = os.O_RDWR if self.identity is not None else os.O_RDWR | os.O_CREAT
         try:
-            fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(self.folder / ".lock", flags, 0o666)
         except FileNotFoundError:
             raise self._gone() from None
         except OSError as exc:
@@ -393,7 +400,12 @@ class HandwritingSet:
         kept = None
         if self.problems and "is damaged" in self.problems[0]:  # keep the damaged index for a person to inspect
             kept = self.folder / f"{INDEX}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
-            os.link(self.folder / INDEX, kept)  # a second name: the index stays as it was if the write fails
+            try:
+                os.link(self.folder / INDEX, kept)  # a second name: the index stays as it was if the write fails
+            except OSError as exc:
+                if exc.errno == errno.EEXIST:
+                    raise
+                shutil.copyfile(self.folder / INDEX, kept)  # storage without hard links (a USB stick's FAT)
         doc = {"format": FORMAT, "version": 1, "name": self.name, "samples": [s.to_dict() for s in entries]}
         try:
             with atomic_path(self.folder / INDEX) as tmp:

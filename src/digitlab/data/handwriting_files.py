@@ -1,16 +1,22 @@
 """The files in a handwriting set's folder (:mod:`digitlab.data.handwriting` decides when each is written).
 
 A sample is two files, ``originals/<id>.<ext>`` and ``prepared/<id>.png`` (its 28×28 form, with the sample's
-record in a text chunk, so that a damaged index can be rebuilt); ``.lock`` holds the set's random identity.
+record in a text chunk, so that a damaged index can be rebuilt); ``.lock`` holds the set's random identity, and a
+set's writers in one process take turns on a thread lock too (:func:`threads_take_turns`).
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
 import secrets
+import shutil
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, PngImagePlugin
@@ -22,12 +28,16 @@ from digitlab.fileio import atomic_path, read_regular
 
 
 def write_sample_files(folder: Path, sample: Sample, picture: bytes, prepared: np.ndarray) -> None:
-    """Write a sample's original and its prepared PNG, each whole and on disk (fsync) before an index names it."""
+    """Write a sample's prepared PNG, then its original, each whole and on disk (fsync) before an index names it.
+
+    In that order (and removed in the other), a file of a sample no index names is always a prepared PNG holding
+    its record, which :func:`remove_strays` can judge; an original alone is never a killed save's.
+    """
     info = PngImagePlugin.PngInfo()
     info.add_text("digitlab", json.dumps(sample.to_dict()))
     buffer = io.BytesIO()
     Image.fromarray(prepared, "L").save(buffer, "PNG", pnginfo=info)
-    for path, data in ((folder / sample.original, picture), (folder / "prepared" / f"{sample.id}.png", buffer.getvalue())):
+    for path, data in ((folder / "prepared" / f"{sample.id}.png", buffer.getvalue()), (folder / sample.original, picture)):
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
                 handle.write(data)
@@ -36,8 +46,9 @@ def write_sample_files(folder: Path, sample: Sample, picture: bytes, prepared: n
 
 
 def remove_sample_files(folder: Path, sample: Sample) -> None:
-    """Remove a sample's two files, as far as the system lets (what is left, the next writer removes)."""
-    for path in (folder / "prepared" / f"{sample.id}.png", folder / sample.original):
+    """Remove a sample's two files, its original first, as far as the system lets (a prepared PNG left behind, the
+    next writer removes: :func:`remove_strays`)."""
+    for path in (folder / sample.original, folder / "prepared" / f"{sample.id}.png"):
         try:
             path.unlink(missing_ok=True)
         except OSError:
@@ -49,16 +60,8 @@ def records_in_prepared(folder: Path) -> list[Sample]:
     oldest: a save stopped and run again wrote the same picture under another id), oldest first."""
     found = []
     for path in sorted((folder / "prepared").glob("*.png")):
-        try:
-            data = read_regular(path, MAX_BYTES)
-        except OSError as exc:  # unreadable now is not damaged: never rebuild from a partial picture
-            raise DigitlabError(f"cannot read {path} ({exc.strerror or exc}); nothing was changed") from None
-        try:
-            with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
-                sample = Sample.from_dict(json.loads(image.text["digitlab"]))
-        except Exception:  # a file that does not decode is skipped, like a torn save
-            continue
-        if (folder / sample.original).is_file():
+        sample = _record(path)
+        if sample is not None and (folder / sample.original).is_file():
             found.append(sample)
     once: dict[str, Sample] = {}
     for sample in sorted(found, key=lambda s: s.id):
@@ -66,33 +69,91 @@ def records_in_prepared(folder: Path) -> list[Sample]:
     return list(once.values())
 
 
-def remove_strays(folder: Path, entries: list[Sample]) -> None:
-    """Remove the sample files that a sound index (``entries``) does not name, and any ``.part`` file beside it.
-
-    Only under the set's exclusive lock, where no save is half-way: such files are a killed save's or a killed
-    removal's. Were they kept, a damaged index would bring them back as samples.
-    """
-    named = {folder / s.original for s in entries} | {folder / "prepared" / f"{s.id}.png" for s in entries}
-    for where in (folder / "originals", folder / "prepared", folder):
-        for entry in os.scandir(where):
-            stray = entry.name.endswith(".part") if where == folder else Path(entry.path) not in named
-            if stray and entry.is_file(follow_symlinks=False):
-                try:
-                    os.unlink(entry.path)
-                except OSError:
-                    pass
-
-
-def new_lock_file(folder: Path) -> None:
-    """Give a new set its ``.lock``, holding a random identity. One that exists is never changed: a process holding
-    the set compares it with what it read, and so learns that the set was deleted and made anew."""
-    if (folder / ".lock").exists():
-        return
-    tmp = folder / f".lock.{secrets.token_hex(4)}.part"
+def _record(path: Path) -> Sample | None:
+    """The sample record a prepared PNG holds, or None when the file does not decode (a torn or damaged one)."""
     try:
-        tmp.write_text(secrets.token_hex(16), encoding="ascii")
-        os.link(tmp, folder / ".lock")  # never over one another process made meanwhile
-    except (FileExistsError, FileNotFoundError):  # made by another process; or its temp removed by a writer
+        data = read_regular(path, MAX_BYTES)
+    except OSError as exc:  # unreadable now is not damaged: never rebuild from a partial picture
+        raise DigitlabError(f"cannot read {path} ({exc.strerror or exc}); nothing was changed") from None
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            return Sample.from_dict(json.loads(image.text["digitlab"]))
+    except Exception:  # noqa: BLE001 - whatever is wrong with it, it is no sample's
+        return None
+
+
+def remove_strays(folder: Path, entries: list[Sample]) -> None:
+    """Remove the samples a sound index (``entries``) does not name, and the ``.part`` files killed writes left.
+
+    Only under the set's exclusive lock, where no save is half-way: a whole prepared PNG no index names is a killed
+    save's or a killed removal's, and goes with its original (were they kept, a damaged index would bring them back).
+    An original without one, or beside a prepared PNG that does not decode, is left for a person to look at: it
+    is not a killed save's (:func:`write_sample_files`), and may be all that is left of a sample.
+    """
+    prepared, originals = folder / "prepared", folder / "originals"
+    named = {f"{s.id}.png" for s in entries}
+    left = [name for name in os.listdir(prepared) if name not in named]  # names only: quick for a large set
+    by_id: dict[str, list[str]] = {}
+    if left:
+        for name in os.listdir(originals):
+            by_id.setdefault(name.split(".", 1)[0], []).append(name)
+    for name in left:
+        try:
+            sample = None if name.startswith(".") else _record(prepared / name)
+        except DigitlabError:  # unreadable now: left as it is
+            sample = None
+        if sample is not None and f"{sample.id}.png" == name:
+            for original in by_id.get(sample.id, []):
+                _unlink(originals / original)
+            _unlink(prepared / name)
+    for where in (folder, originals, prepared):
+        for name in os.listdir(where):
+            if name.startswith(".") and name.endswith(".part"):
+                _unlink(where / name)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+    except OSError:
         pass
+
+
+def make_set_folder(folder: Path) -> None:
+    """Make a new set's folder whole at once: ``originals/``, ``prepared/`` and ``.lock`` with a random identity,
+    made aside and renamed into place, so no process ever sees the set without its identity. A set that exists
+    is left as it is (its ``.lock`` is never changed: a process holding the set compares it with what it read, and
+    so learns that the set was deleted and made anew)."""
+    if folder.is_dir():
+        for sub in ("originals", "prepared"):
+            (folder / sub).mkdir(exist_ok=True)
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    aside = folder.with_name(f".new-{folder.name}-{secrets.token_hex(4)}")  # no set name starts with '.'
+    try:
+        for sub in ("originals", "prepared"):
+            (aside / sub).mkdir(parents=True)
+        (aside / ".lock").write_text(secrets.token_hex(16), encoding="ascii")
+        os.rename(aside, folder)
+    except OSError as exc:
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not folder.is_dir():
+            raise  # anything but another process making the same set first
     finally:
-        tmp.unlink(missing_ok=True)
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+_TURNS: dict[str, threading.Lock] = {}
+_TURNS_GUARD = threading.Lock()
+
+
+@contextmanager
+def threads_take_turns(folder: Path, shared: bool) -> Iterator[None]:
+    """One writing thread at a time per set in this process (readers need none)."""
+    if shared:
+        yield
+        return
+    with _TURNS_GUARD:
+        turn = _TURNS.setdefault(str(folder), threading.Lock())
+    with turn:
+        yield

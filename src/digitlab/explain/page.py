@@ -272,8 +272,8 @@ def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: in
     check_writable(out)
     folder = out / FIGURE_FOLDER
     folder.mkdir(exist_ok=True)
-    for place in (out, folder):
-        remove_stale_parts(place)  # a killed explain's temporary files
+    remove_stale_parts(out, ("explain.html", "explain.json"))  # a killed explain's temporary files
+    remove_stale_parts(folder, ("*.png",))
 
     step("rebuilding the test images")
     data = rebuild_test_split(loaded)
