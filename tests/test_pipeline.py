@@ -266,3 +266,27 @@ def test_the_lbfgs_fits_run_on_one_openblas_thread_and_others_as_they_were(monke
         after = {pool["num_threads"] for pool in threadpool_info() if pool["internal_api"] == "openblas"}
     assert len(seen["logreg"]) >= 4 and all(threads == {1} for threads in seen["logreg"]), seen  # the fit and 3 folds
     assert seen["knn"] == [{2}] and after == {2}, (seen, after)
+
+
+def _unsure_paragraph(folder) -> str:
+    page = (folder / "report.html").read_text()
+    start = page.index("At the 'unsure' threshold")
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page[start:page.index("</p>", start)]))
+
+
+def test_the_report_states_the_unsure_bar_as_predict_does_and_for_which_digits(lesson_run):
+    from digitlab.predict import percent_needed
+
+    card = json.loads((lesson_run.folder / "model.json").read_text())
+    said = _unsure_paragraph(lesson_run.folder)
+    assert f"threshold of {percent_needed(card['calibration']['unsure_below'])} (the lowest at which" in said, said
+    assert "on other writing" in said and "digitlab evaluate --model RUN --dataset SET" in said
+
+
+def test_a_model_that_cannot_reach_the_target_says_so_in_its_report(tmp_path):
+    weak = run_pipeline("digits", "forest", params={"max_depth": 1, "n_estimators": 5}, out=tmp_path)
+    card = json.loads((weak.folder / "model.json").read_text())
+    assert card["calibration"]["kept_accuracy"] < 0.995
+    said = _unsure_paragraph(weak.folder)
+    assert "no threshold made the held-out answers 99.5% right" in said and "the lowest at which" not in said, said
+    assert "(0 of 0)" not in said

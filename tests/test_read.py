@@ -310,7 +310,9 @@ def test_the_terminal_says_not_a_digit_instead_of_a_confident_looking_guess():
     reading = S(digits=[S(kind="digit", digit=4, probability=0.992, top=[(4, 0.992)]),
                         S(kind="not_a_digit", digit=7, probability=1.0, top=[(7, 1.0), (0, 0.0)]),
                         S(kind="unsure", digit=1, probability=0.61, top=[(1, 0.61), (7, 0.3)])])
-    assert _digits_line(reading) == "4 99.2%, [yellow]?[/] not a digit, [yellow]?[/] 1 61% / 7 30%"
+    assert _digits_line(reading) == "4 99.2%, [yellow]?[/] not a digit, [yellow]?[/] 1 61.0% / 7 30.0%"
+    unsure = S(digits=[S(kind="unsure", digit=0, probability=0.98522, top=[(0, 0.98522), (2, 0.0147)])])
+    assert _digits_line(unsure) == "[yellow]?[/] 0 98.5% / 2 1.5%"  # under its bar, "sure from 98.7%", as it is
     assert _any_unsure(reading) and not _any_unsure(S(digits=reading.digits[:2]))
 
 

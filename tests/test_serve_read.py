@@ -57,7 +57,8 @@ def _file(data: bytes, name: str = "x.png", kind: str = "image/png") -> dict:
 
 
 def assert_reading(body: dict, count: int, size: tuple[int, int]) -> None:
-    assert set(body) == {"text", "digits", "width", "height", "model_id", "sure_from", "dots", "milliseconds"}
+    assert set(body) == {"text", "digits", "width", "height", "model_id", "sure_from", "dots", "calibrated",
+                         "milliseconds"}
     assert (body["width"], body["height"]) == size
     assert len(body["digits"]) == count and len(body["text"]) == count
     assert body["text"] == "".join(d["shown"] for d in body["digits"])
@@ -83,6 +84,7 @@ def test_three_digits_as_a_form_upload(client):
         assert x0 < centre < x1
     assert body["digits"][0]["digit"] == 1 and body["model_id"] == client.app.state.served.loaded.id
     assert body["sure_from"] == unsure_threshold(client.app.state.served.loaded.card)
+    assert body["calibrated"] is False  # this model was saved without calibration: its percentages are its own
 
 
 @pytest.mark.parametrize("url", ["/api/read", "/api/read/image"])

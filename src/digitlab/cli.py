@@ -299,12 +299,15 @@ def _model_for_pictures(model: Optional[Path], runs: Path, save_prepared: Option
 
 
 def _say_if_uncalibrated(loaded) -> None:
-    """One note on stderr when a model was saved uncalibrated: by ``compare``, or before digitlab calibrated."""
-    if loaded.card.calibration is None:
-        err_console.print(f"note: this model is not calibrated (`compare` saves its models so, and digitlab before "
-                          f"calibration did); its percentages are its own, often over- or under-confident — "
-                          f"`digitlab run --dataset {loaded.card.dataset} --model {loaded.card.model}` trains a "
-                          "calibrated one", soft_wrap=True)
+    """One note on stderr when a model was saved uncalibrated or without a not-a-digit detector: by ``compare``, or
+    before digitlab calibrated."""
+    missing = [what for what, absent in [("calibrated (its percentages are its own, often over- or under-confident)",
+            loaded.card.calibration is None), ("given a not-a-digit detector (any picture gets a digit)",
+            loaded.detector is None)] if absent]
+    if missing:
+        err_console.print(f"note: this model was not {' nor '.join(missing)}: `compare` saves its models so, and "
+                          f"digitlab did before — `digitlab run --dataset {loaded.card.dataset} --model "
+                          f"{loaded.card.model}` trains one that is", soft_wrap=True)
 
 
 def _answer_line(prediction) -> str:

@@ -83,7 +83,8 @@ def _any_unsure(reading) -> bool:
 
 
 def _digits_line(reading) -> str:
-    """Each digit and its confidence: ``4 99.8%``; ``? 7 61% / 1 30%`` for one the model is unsure of; ``? not a
+    """Each digit and its confidence: ``4 99.8%``; ``? 7 61.0% / 1 30.2%`` for one the model is unsure of (to 0.1%,
+    as the bar it missed, "sure from 98.7%", is written); ``? not a
     digit`` for a mark the detector says is none (its probabilities would look like a confident digit). A digit
     that would read 100.0% reads ``>99.9%`` (:func:`digitlab.predict.shown_percent`)."""
     from digitlab.predict import shown_percent
@@ -95,5 +96,5 @@ def _digits_line(reading) -> str:
         elif digit.kind == "not_a_digit":
             parts.append("[yellow]?[/] not a digit")
         else:
-            parts.append("[yellow]?[/] " + " / ".join(f"{d} {shown_percent(p, 0)}" for d, p in digit.top[:2]))
+            parts.append("[yellow]?[/] " + " / ".join(f"{d} {shown_percent(p)}" for d, p in digit.top[:2]))
     return ", ".join(parts)

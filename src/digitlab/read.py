@@ -128,6 +128,8 @@ class NumberReading:
     dots : int
         Small marks left out of the reading that sit low between two digits of a line, as a decimal point or
         a thousands dot does (:func:`dots_between`): ``3.14`` reads ``314`` with one dot.
+    calibrated : bool
+        Whether the probabilities went through the card's temperature (False for a model saved uncalibrated).
     """
 
     text: str
@@ -135,6 +137,7 @@ class NumberReading:
     model_id: str
     sure_from: float = MIN_CONFIDENCE
     dots: int = 0
+    calibrated: bool = False
 
     @property
     def doubtful(self) -> int:
@@ -144,7 +147,7 @@ class NumberReading:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
         return {"text": self.text, "model_id": self.model_id, "sure_from": self.sure_from, "dots": self.dots,
-                "digits": [d.to_dict() for d in self.digits]}
+                "calibrated": self.calibrated, "digits": [d.to_dict() for d in self.digits]}
 
     def in_picture(self, source: Any, decoded: tuple[int, int]) -> dict[str, Any]:
         """:meth:`to_dict` with each box in the pixels of the picture ``source`` (bytes or a path) and its
@@ -262,7 +265,7 @@ def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None
     )
     text = " ".join("".join(d.shown for d in digits if d.line == n) for n in range(digits[-1].line + 1))
     return NumberReading(text=text, digits=digits, model_id=card.id, sure_from=found[0][1].sure_from,
-                         dots=dots_between(ink, marks))
+                         dots=dots_between(ink, marks), calibrated=found[0][1].calibrated)
 
 
 def dots_between(ink: Ink, marks: list[Mark]) -> int:

@@ -161,7 +161,7 @@ def draw_figures(record: RunRecord, folder: Path, step: Callable[[str], None] = 
     return paths
 
 
-def unsure_on_test(record: RunRecord) -> dict[str, float] | None:
+def unsure_on_test(record: RunRecord) -> dict[str, Any] | None:
     """The calibration's "unsure" threshold applied to the test images: the share answered and how often right.
 
     Answers with a (calibrated) confidence at or above ``unsure_below`` are kept. None when the run has
@@ -170,7 +170,12 @@ def unsure_on_test(record: RunRecord) -> dict[str, float] | None:
     calibration, pred = record.fitted.calibration, record.predictions
     if calibration is None or pred.probabilities is None or len(pred.labels) == 0:
         return None
-    return answered(pred.confidence, pred.labels == record.dataset.test_labels, calibration.unsure_below)
+    from digitlab.calibrate import TARGET_ACCURACY
+    from digitlab.predict import percent_needed
+
+    return {**answered(pred.confidence, pred.labels == record.dataset.test_labels, calibration.unsure_below),
+            "needed": percent_needed(calibration.unsure_below),  # as predict and the page write it: rounded up
+            "target_met": calibration.kept_accuracy >= TARGET_ACCURACY}
 
 
 def temperature_in_words(temperature: float) -> str:

@@ -64,7 +64,8 @@ class PredictResponse(BaseModel):
     probabilities: list[float] = Field(description="All ten probabilities; index d is digit d.")
     unsure: bool = Field(description="True when the top probability is below the model's 'unsure' threshold "
                                      "by more than rounding (1e-9). The threshold is chosen on held-out images: "
-                                     "the lowest at which its answers were ≥ 99.5% right; 0.5 for a model saved "
+                                     "the lowest at which the answers there were ≥ 99.5% right (on writing unlike "
+                                     "the training data, sure answers are right less often); 0.5 for a model saved "
                                      "without calibration.")
     sure_from: float = Field(ge=0, le=1, description="That threshold: the top probability this model needs to "
                                                      "answer 'digit' (show it beside an 'unsure' answer).")
@@ -102,7 +103,7 @@ class ReadDigit(BaseModel):
                            description="[x0, y0, x1, y1] in the picture's own pixels (right and bottom excluded).")
     digit: int = Field(ge=0, le=9, description="The most probable digit.")
     shown: str = Field(description="How the number text shows it: the digit, or '?' when kind is not 'digit'.")
-    probability: float = Field(description="Its (calibrated) probability.")
+    probability: float = Field(description="Its probability (calibrated when the response's `calibrated` is true).")
     top: list[TopDigit] = Field(description="The three most probable digits, most probable first.")
     kind: Literal["digit", "unsure", "not_a_digit"] = Field(
         description="'digit'; 'unsure' (top probability under the model's threshold); 'not_a_digit' (the mark "
@@ -123,6 +124,8 @@ class ReadResponse(BaseModel):
     sure_from: float = Field(ge=0, le=1, description="The top probability a digit needed not to be 'unsure'.")
     dots: int = Field(ge=0, description="Small marks left out of the text that sit low between two digits of a "
                                         "line, as a decimal point or a thousands dot does ('3.14' reads '314').")
+    calibrated: bool = Field(description="True when the probabilities went through the model's fitted temperature; "
+                                         "False for a model saved uncalibrated (its percentages are its own).")
     milliseconds: float = Field(description="Server time spent reading the picture.")
 
 

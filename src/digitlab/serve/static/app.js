@@ -346,7 +346,8 @@ function show(answer, source) {
     $("confidence").textContent = second ? `Not sure — is it ${a(first.digit)} or ${a(second.digit)}?` : "Not sure";
     // The bar it missed, or "Not sure" at 98% puzzles anyone who has not read how the threshold was chosen.
     const bar = answer.sure_from === undefined ? "" : ` · sure from ${needed(answer.sure_from)}`;
-    $("unsure").textContent = answer.top.slice(0, 2).map((t) => `${t.digit}: ${pct(t.probability)}`).join(" · ") + bar;
+    const own = answer.calibrated ? "" : " · the model's own scores: saved without calibration";
+    $("unsure").textContent = answer.top.slice(0, 2).map((t) => `${t.digit}: ${pct(t.probability)}`).join(" · ") + bar + own;
   } else {
     $("prediction").textContent = String(answer.digit);
     $("confidence").textContent = `${pct(answer.probability)} sure`;
@@ -388,9 +389,10 @@ function showNumber(answer, source) {
   const doubtful = answer.digits.filter((d) => d.kind !== "digit").length;
   const count = answer.digits.length;
   const unsure = answer.digits.some((d) => d.kind === "unsure") && answer.sure_from !== undefined;
-  $("number-note").textContent = doubtful
+  $("number-note").textContent = (doubtful
     ? `${count} mark${count === 1 ? "" : "s"} found · ${doubtful} doubtful (?)${unsure ? ` · sure from ${needed(answer.sure_from)}` : ""}`
-    : `${count} digit${count === 1 ? "" : "s"} found`;
+    : `${count} digit${count === 1 ? "" : "s"} found`)
+    + (answer.calibrated === false ? " · the model's own scores: saved without calibration" : "");
   // the boxes are in the sent picture's pixels: a drawing fills the canvas, an upload lies fitted in it
   const at = picture && source ? placement(answer.width, answer.height) : { x: 0, y: 0, w: pad.width, h: pad.height };
   const sx = at.w / answer.width;
@@ -406,9 +408,9 @@ function showNumber(answer, source) {
     const label = document.createElement("span");
     label.className = "conf";
     // a mark the detector rejects gets no digit at all, however sure the classifier would be
-    label.textContent = d.kind === "digit" ? `${d.digit} · ${pct(d.probability, 0)}`
+    label.textContent = d.kind === "digit" ? `${d.digit} · ${pct(d.probability)}`
       : d.kind === "not_a_digit" ? "? · not a digit"
-      : `? · ${d.top.slice(0, 2).map((t) => `${t.digit} ${pct(t.probability, 0)}`).join(" or ")}`;
+      : `? · ${d.top.slice(0, 2).map((t) => `${t.digit} ${pct(t.probability)}`).join(" or ")}`;  // to 0.1%, as the bar
     div.title = d.kind === "not_a_digit" ? "does not look like a digit" : d.kind === "unsure" ? "not sure" : "";
     div.appendChild(label);
     return div;
