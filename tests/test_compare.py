@@ -67,7 +67,10 @@ def test_compare_cli_and_its_errors(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "knn" in result.stdout and "McNemar" in result.stdout
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    assert len(json.loads((folder / "leaderboard.json").read_text())["rows"]) == 2
+    rows = json.loads((folder / "leaderboard.json").read_text())["rows"]
+    assert len(rows) == 2
+    for row in rows:  # each saved model's card holds the accuracy the leaderboard measured (the page's menu shows it)
+        assert json.loads((folder / row["model"] / "model.json").read_text())["metrics"]["accuracy"] == row["accuracy"]
     seven = tmp_path / "seven.png"
     seven.write_bytes(seven_png())
     said = run_cli("predict", "--model", str(folder / "knn"), str(seven))
