@@ -75,7 +75,7 @@ def test_compare_cli_and_its_errors(tmp_path):
     seven.write_bytes(seven_png())
     said = run_cli("predict", "--model", str(folder / "knn"), str(seven))
     assert said.returncode == 0 and "note: this model was not calibrated (its percentages are its own" in said.stderr
-    assert "nor given a not-a-digit detector (any picture gets a digit): `compare` saves its models so" in said.stderr
+    assert "nor given a not-a-digit detector (any picture gets a digit): `compare` and `sweep` save" in said.stderr
     assert "`digitlab run --dataset digits --model knn` trains one that is" in said.stderr
     as_json = run_cli("compare", "--models", "logreg,knn", "--limit", "300", "--out", str(tmp_path / "j"), "--json")
     assert as_json.returncode == 0, as_json.stderr

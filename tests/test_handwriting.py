@@ -66,8 +66,11 @@ def test_a_save_that_waited_for_the_lock_of_a_deleted_set_writes_nothing(data_di
     saver.start()
     time.sleep(0.3)  # the saver now waits for the lock
     os.rename(store.folder, store.folder.with_name(".deleted-class-test"))
-    if made_anew:
-        HandwritingSet.open("class", create=True).add(picture(3), 3)
+    if made_anew:  # by another process (an import), as a set is
+        code = ("from digitlab.data.handwriting import HandwritingSet; from test_handwriting import picture; "
+                "HandwritingSet.open('class', create=True).add(picture(3), 3)")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])}
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
     os.close(lock)  # releases it, as delete() does before removing the files
     saver.join(10)
     assert errors and "was deleted while in use" in errors[0], errors

@@ -215,3 +215,29 @@ def test_a_damaged_index_is_kept_aside_where_there_are_no_hard_links(data_dir, m
     kept = list(store.folder.glob("index.json.damaged-*"))
     assert len(kept) == 1 and kept[0].read_text() == "nonsense{"
     assert sorted(s.label for s in HandwritingSet.open("class").samples()) == [1, 2]
+
+
+def test_threads_of_one_process_take_turns_where_flock_would_not_part_them(data_dir, monkeypatch):
+    """On NFS, ``flock`` may not keep one process's threads apart (a server saves from many threads): with it doing
+    nothing at all, two threads saving at once still lose no sample."""
+    import fcntl
+    import threading
+
+    monkeypatch.setattr(fcntl, "flock", lambda fd, how: None)
+    HandwritingSet.open("class", create=True)
+    errors = []
+
+    def save(start: int):
+        try:
+            store = HandwritingSet.open("class")
+            for k in range(start, start + 15):
+                store.add(picture(k % 10, k), k % 10)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(start,)) for start in (0, 100)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors and len(HandwritingSet.open("class").samples()) == 30

@@ -111,6 +111,9 @@ def test_a_sweep_that_keeps_every_model_keeps_them_when_resumed(tmp_path):
     folder = _only(tmp_path)
     kept = sorted(p.name for p in (folder / "models").iterdir())
     assert len(kept) == 2 and json.loads((folder / "sweep.json").read_text())["keep_models"] is True
+    for cell in kept:  # each kept model's card holds the accuracy its cell measured (the page's model menu shows it)
+        card = json.loads((folder / "models" / cell / "model.json").read_text())
+        assert card["metrics"]["accuracy"] == json.loads((folder / "cells" / f"{cell}.json").read_text())["accuracy"]
     resumed = run_cli("sweep", "--resume", str(folder), "--workers", "1", timeout=120)  # without --keep-models
     assert resumed.returncode == 0 and "0 run, 2 resumed" in resumed.stdout, resumed.stderr
     assert sorted(p.name for p in (folder / "models").iterdir()) == kept

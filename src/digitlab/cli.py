@@ -305,8 +305,8 @@ def _say_if_uncalibrated(loaded) -> None:
             loaded.card.calibration is None), ("given a not-a-digit detector (any picture gets a digit)",
             loaded.detector is None)] if absent]
     if missing:
-        err_console.print(f"note: this model was not {' nor '.join(missing)}: `compare` saves its models so, and "
-                          f"digitlab did before — `digitlab run --dataset {loaded.card.dataset} --model "
+        err_console.print(f"note: this model was not {' nor '.join(missing)}: `compare` and `sweep` save theirs so, "
+                          f"and digitlab did before — `digitlab run --dataset {loaded.card.dataset} --model "
                           f"{loaded.card.model}` trains one that is", soft_wrap=True)
 
 

@@ -78,7 +78,7 @@ def shown_percent(probability: float, decimals: int = 1) -> str:
     >>> shown_percent(0.996, 0), shown_percent(0.994, 0), shown_percent(0.125, 0)  # a tie rounds up, as the page's
     ('>99%', '99%', '13%')
     """
-    exact = decimal.Decimal(100 * probability)  # the double's own value, rounded as JavaScript's toFixed rounds it
+    exact = decimal.Decimal(100 * float(probability))  # the double's own value, rounded as JavaScript's toFixed rounds it
     text, step = str(exact.quantize(decimal.Decimal(1).scaleb(-decimals), decimal.ROUND_HALF_UP)), 10 ** -decimals
     if text == f"{100:.{decimals}f}":
         return f">{100 - step:.{decimals}f}%"

@@ -259,10 +259,10 @@ class HandwritingSet:
     def _lock(self, shared: bool = False) -> Iterator[None]:
         """An advisory lock on ``.lock``: exclusive for writers, shared for readers (released on exit or death).
 
-        A set on read-only storage is read under a lock on a read-only ``.lock``, or none if it has none. Writers
-        in one process also take turns on a thread lock: on NFS, ``flock`` does not keep a process's threads apart.
+        A set on read-only storage is read under a lock on a read-only ``.lock``, or none if it has none. The threads
+        of one process also take turns on a thread lock, first: on NFS, ``flock`` may not keep them apart.
         """
-        with self._lock_file(shared), threads_take_turns(self.folder, shared):  # on a local disk flock alone would do
+        with threads_take_turns(self.folder), self._lock_file(shared):  # on a local disk flock alone would do
             yield
 
     @contextmanager
@@ -398,16 +398,17 @@ class HandwritingSet:
 
     def _write_index(self, entries: list[Sample]) -> None:
         kept = None
-        if self.problems and "is damaged" in self.problems[0]:  # keep the damaged index for a person to inspect
-            kept = self.folder / f"{INDEX}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
-            try:
-                os.link(self.folder / INDEX, kept)  # a second name: the index stays as it was if the write fails
-            except OSError as exc:
-                if exc.errno == errno.EEXIST:
-                    raise
-                shutil.copyfile(self.folder / INDEX, kept)  # storage without hard links (a USB stick's FAT)
         doc = {"format": FORMAT, "version": 1, "name": self.name, "samples": [s.to_dict() for s in entries]}
         try:
+            if self.problems and "is damaged" in self.problems[0]:  # keep the damaged index for a person to inspect
+                kept = self.folder / f"{INDEX}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
+                try:
+                    os.link(self.folder / INDEX, kept)  # a second name: the index stays as it was if the write fails
+                except OSError as exc:
+                    if exc.errno == errno.EEXIST:
+                        kept = None  # not ours to remove
+                        raise
+                    shutil.copyfile(self.folder / INDEX, kept)  # storage without hard links (a USB stick's FAT)
             with atomic_path(self.folder / INDEX) as tmp:
                 with open(tmp, "w", encoding="utf-8") as handle:
                     handle.write(json.dumps(doc))  # dumps: json's C encoder (dump and indent use the pure-Python one)

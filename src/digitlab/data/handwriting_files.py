@@ -7,13 +7,16 @@ set's writers in one process take turns on a thread lock too (:func:`threads_tak
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import glob
 import io
 import json
 import os
 import secrets
 import shutil
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -126,10 +129,17 @@ def make_set_folder(folder: Path) -> None:
     is left as it is (its ``.lock`` is never changed: a process holding the set compares it with what it read, and
     so learns that the set was deleted and made anew)."""
     if folder.is_dir():
-        for sub in ("originals", "prepared"):
-            (folder / sub).mkdir(exist_ok=True)
-        return
+        try:
+            for sub in ("originals", "prepared"):
+                (folder / sub).mkdir(exist_ok=True)
+            return
+        except FileNotFoundError:  # deleted this instant: made anew, whole, below
+            pass
     folder.parent.mkdir(parents=True, exist_ok=True)
+    for left in folder.parent.glob(f".new-{glob.escape(folder.name)}-*"):  # a maker killed midway, a minute ago
+        with contextlib.suppress(OSError):
+            if time.time() - left.stat().st_mtime > 60:
+                shutil.rmtree(left, ignore_errors=True)
     aside = folder.with_name(f".new-{folder.name}-{secrets.token_hex(4)}")  # no set name starts with '.'
     try:
         for sub in ("originals", "prepared"):
@@ -148,11 +158,8 @@ _TURNS_GUARD = threading.Lock()
 
 
 @contextmanager
-def threads_take_turns(folder: Path, shared: bool) -> Iterator[None]:
-    """One writing thread at a time per set in this process (readers need none)."""
-    if shared:
-        yield
-        return
+def threads_take_turns(folder: Path) -> Iterator[None]:
+    """One thread at a time per set in this process, reading or writing (each is short)."""
     with _TURNS_GUARD:
         turn = _TURNS.setdefault(str(folder), threading.Lock())
     with turn:
