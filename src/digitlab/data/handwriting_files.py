@@ -1,8 +1,8 @@
 """The files in a handwriting set's folder (:mod:`digitlab.data.handwriting` decides when each is written).
 
 A sample is two files, ``originals/<id>.<ext>`` and ``prepared/<id>.png`` (its 28×28 form, with the sample's
-record in a text chunk, so that a damaged index can be rebuilt); ``.lock`` holds the set's random identity, and a
-set's writers in one process take turns on a thread lock too (:func:`threads_take_turns`).
+record in a text chunk, so that a damaged index can be rebuilt); ``.lock`` holds the set's random identity, and the
+threads of one process that use a set take turns on a thread lock too (:func:`threads_take_turns`).
 """
 
 from __future__ import annotations
