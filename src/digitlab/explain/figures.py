@@ -74,9 +74,12 @@ def plot_saliency(images: np.ndarray, titles: Sequence[str], wrong: Sequence[boo
             x = left + k * (width + pad)
             canvas[top:top + height, x:x + width] = picture
     fig_w = canvas.shape[1] * inches_per_pixel
-    fig_h = canvas.shape[0] * inches_per_pixel + 0.7
+    title = textwrap.wrap("What the model looks at: red pixels speak for its answer, blue against it",
+                          max(24, int(fig_w / 0.115)))  # one map a picture makes a narrow figure: two lines
+    top = 0.7 + 0.3 * (len(title) - 1)
+    fig_h = canvas.shape[0] * inches_per_pixel + top
     fig = plt.figure(figsize=(fig_w, fig_h))
-    ax = fig.add_axes((0, 0, 1, (fig_h - 0.7) / fig_h))
+    ax = fig.add_axes((0, 0, 1, (fig_h - top) / fig_h))
     ax.imshow(canvas, interpolation="nearest")
     ax.axis("off")
     names = [textwrap.fill(name, 12) for name in ["picture"] + [name for name, _ in maps]]  # "Integrated\nGradients"
@@ -89,8 +92,7 @@ def plot_saliency(images: np.ndarray, titles: Sequence[str], wrong: Sequence[boo
         for k, name in enumerate(names):
             ax.text(left + k * (width + pad) + width / 2 - 0.5, top + height - 0.3, name, ha="center", va="top",
                     fontsize=9, color="#52606d")
-    fig.suptitle("What the model looks at: red pixels speak for its answer, blue against it",
-                 fontsize=13, y=1 - 0.12 / fig_h)
+    fig.suptitle("\n".join(title), fontsize=13, y=1 - 0.12 / fig_h)
     return _save(fig, path)
 
 
@@ -172,7 +174,7 @@ def plot_feature_maps(image: np.ndarray, maps: Sequence[tuple[str, np.ndarray]],
     for ax in axes.flat:
         ax.axis("off")
     axes[0, 0].imshow(np.clip(image / pixel_max, 0, 1), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    axes[0, 0].set_title("input", fontsize=10)
+    axes[0, 0].set_title("input", fontsize=14)
     for column, group in enumerate(blocks.values(), start=1):
         for row, (name, activations) in enumerate(group):
             canvas = _tile(activations / (float(activations.max()) or 1.0), int(np.ceil(np.sqrt(len(activations)))))
@@ -180,7 +182,7 @@ def plot_feature_maps(image: np.ndarray, maps: Sequence[tuple[str, np.ndarray]],
             ax.imshow(canvas, cmap=plt.get_cmap("magma").with_extremes(bad="white"), vmin=0, vmax=1,
                       interpolation="nearest")
             ax.set_title(f"{name}\n{activations.shape[0]} maps of {activations.shape[1]}×{activations.shape[2]}",
-                         fontsize=10)
-    fig.suptitle(title, fontsize=12)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.07 / rows))
+                         fontsize=14)  # the page shows this figure at about 60%: readable on a projector
+    fig.suptitle(title, fontsize=16)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.07 / rows), h_pad=2.5)
     return _save(fig, path)

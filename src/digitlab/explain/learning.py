@@ -126,5 +126,8 @@ def plot_history(history: Sequence[dict[str, Any]], path: Path) -> Path:
 
     (axes[1] if with_lr else ax).set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, not 1.25, 1.5, ...
+    if len(epochs) == 1:  # one point: the locator would give up and show 0.95, 0.96, ...
+        ax.set_xticks(epochs)
+        ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
     fig.tight_layout()
     return save_figure(fig, path, 110)

@@ -10,6 +10,7 @@ file atomically.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,14 +263,15 @@ def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: in
     from digitlab.runs import check_writable
 
     model, loaded = load_explainable(model_path)
-    others = [load_explainable(p)[0] for p in compare]
-    for other in others:
-        if other.image_shape != model.image_shape:
-            raise DigitlabError(f"--compare {other.name}: it takes {other.image_shape[0]}×{other.image_shape[1]} "
-                                f"images but the explained model takes {model.image_shape[0]}×{model.image_shape[1]}; "
-                                "compare models of the same dataset")
+    others = []
+    for path in compare:
+        other, theirs = load_explainable(path)
+        _check_comparable(other, theirs, model, loaded, path)
+        if all(theirs.path.resolve() != seen.path.resolve() for _, seen in others):  # each run once
+            others.append((other, theirs))
+    others = [other for other, _ in others]
+    check_writable(Path(out) if out is not None else loaded.path.parent, "--out" if out is not None else "the run folder")
     out = Path(out) if out is not None else loaded.path.parent
-    check_writable(out)
     folder = out / FIGURE_FOLDER
     folder.mkdir(exist_ok=True)
     remove_stale_parts(out, ("explain.html", "explain.json"))  # a killed explain's temporary files
@@ -284,6 +286,38 @@ def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: in
     confidence[wrong] = model.proba(images[wrong])[np.arange(len(wrong)), predicted[wrong]]
     job = _Job(model, others, data, images, labels, predicted, confidence, model.pixel_max, folder, seed, step)
     return job, loaded, out
+
+def _check_comparable(other: Explainable, theirs: Any, model: Explainable, loaded: Any, path: Path) -> None:
+    """Refuse, in one line, a model that cannot be measured on the explained model's test images: another image
+    size, the explained model itself, or one trained on another random split (some test images were its training)."""
+    if other.image_shape != model.image_shape:
+        raise DigitlabError(f"--compare {other.name}: it takes {other.image_shape[0]}×{other.image_shape[1]} "
+                            f"images but the explained model takes {model.image_shape[0]}×{model.image_shape[1]}; "
+                            "compare models of the same dataset")
+    if theirs.path.resolve() == loaded.path.resolve():
+        raise DigitlabError(f"--compare {path}: that is the model explained itself; compare another run")
+    mine, split = loaded.card, theirs.card
+    if mine.dataset != split.dataset or ("official" not in (mine.split.get("kind"), split.split.get("kind"))
+                                         and mine.split != split.split):
+        raise DigitlabError(f"--compare {path}: it was trained on another split of its data ({split.split}) than "
+                            f"the model explained ({mine.split}), so some of these test images were its training "
+                            "images; compare runs made with the same --dataset, --seed and --test-size")
+
+
+def _augmentation_words(params: dict[str, Any]) -> str | None:
+    """What a model saw in training beyond the pictures themselves, in words (None: nothing).
+
+    >>> _augmentation_words({"augment": 2.0, "distort": 0.1, "tta": True})
+    'copies shifted up to 2 px, rotated up to 6° and rescaled up to 10%, and it answers by averaging 5 shifted views'
+    """
+    shift, distort, views = params.get("augment") or 0, params.get("distort") or 0, params.get("tta")
+    seen = ([f"shifted up to {shift:g} px"] if shift else []) + (
+        [f"rotated up to {math.degrees(distort):.0f}° and rescaled up to {100 * distort:.0f}%"] if distort else [])
+    views = 5 if views is True else views if isinstance(views, int) and not isinstance(views, bool) and views > 1 else 0
+    if not seen:
+        return None
+    return "copies " + ", ".join(seen) + (f", and it answers by averaging {views} shifted views" if views else "")
+
 
 def _command(model_path: Path, compare: Sequence[Path], out: Path | None, options: dict[str, tuple[int, int]]) -> str:
     """The command that writes this page again: the model, the models compared and the folder, as given, and
@@ -325,7 +359,7 @@ def _write_page(job: _Job, loaded: Any, out: Path, accuracy: float, looks: tuple
         colours=embedding.DIGIT_COLOURS, layer_view=layer_view, notes=job.notes, is_cnn=model.is_cnn,
         methods=[name for name, _ in maps], n_wrong=n_wrong, n_shown_wrong=int(min(n_wrong, max_errors)),
         per_digit=per_digit, again=again, width=getattr(model.model, "width", None),
-        curve=curve, history=history,
+        curve=curve, history=history, n_train=loaded.card.n_train, trained_on=_augmentation_words(loaded.card.params),
     )
     write_text_atomic(out / "explain.json", json.dumps(doc, indent=2) + "\n")
     write_text_atomic(out / "explain.html", html)
