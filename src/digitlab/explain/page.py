@@ -296,27 +296,35 @@ def _check_comparable(other: Explainable, theirs: Any, model: Explainable, loade
                             "compare models of the same dataset")
     if theirs.path.resolve() == loaded.path.resolve():
         raise DigitlabError(f"--compare {path}: that is the model explained itself; compare another run")
-    mine, split = loaded.card, theirs.card
-    if mine.dataset != split.dataset or ("official" not in (mine.split.get("kind"), split.split.get("kind"))
-                                         and mine.split != split.split):
-        raise DigitlabError(f"--compare {path}: it was trained on another split of its data ({split.split}) than "
-                            f"the model explained ({mine.split}), so some of these test images were its training "
-                            "images; compare runs made with the same --dataset, --seed and --test-size")
+    mine, theirs_split = _test_part(loaded.card), _test_part(theirs.card)
+    if loaded.card.dataset == theirs.card.dataset and mine.get("kind") != "official" and mine != theirs_split:
+        said = ", ".join(f"{k} {v}" for k, v in theirs_split.items() if not isinstance(v, list))
+        raise DigitlabError(f"--compare {path}: it was trained on another split of {loaded.card.dataset} ({said}) "
+                            "than the model explained, so some of these test images were its training images; "
+                            "compare runs made with the same --seed and --test-size")
+
+
+def _test_part(card: Any) -> dict[str, Any]:
+    """What in a card's split decides its test images: not ``--limit`` or ``--validation``, which only take from
+    the training part (an official split's test images are fixed)."""
+    return {k: v for k, v in card.split.items() if k not in ("limit", "limit_seed", "validation")}
 
 
 def _augmentation_words(params: dict[str, Any]) -> str | None:
-    """What a model saw in training beyond the pictures themselves, in words (None: nothing).
+    """What a model had beyond the pictures themselves, in words (None: nothing).
 
     >>> _augmentation_words({"augment": 2.0, "distort": 0.1, "tta": True})
-    'copies shifted up to 2 px, rotated up to 6° and rescaled up to 10%, and it answers by averaging 5 shifted views'
+    'trained on pictures moved at random (shifts up to 2 px, rotations up to 6°, rescaling up to 10%), and answers by averaging 5 shifted views'
+    >>> _augmentation_words({"tta": 9}), _augmentation_words({"C": 1.0})
+    ('answers by averaging 9 shifted views', None)
     """
     shift, distort, views = params.get("augment") or 0, params.get("distort") or 0, params.get("tta")
-    seen = ([f"shifted up to {shift:g} px"] if shift else []) + (
-        [f"rotated up to {math.degrees(distort):.0f}° and rescaled up to {100 * distort:.0f}%"] if distort else [])
+    moves = ([f"shifts up to {shift:g} px"] if shift else []) + (
+        [f"rotations up to {math.degrees(distort):.0f}°", f"rescaling up to {100 * distort:.0f}%"] if distort else [])
     views = 5 if views is True else views if isinstance(views, int) and not isinstance(views, bool) and views > 1 else 0
-    if not seen:
-        return None
-    return "copies " + ", ".join(seen) + (f", and it answers by averaging {views} shifted views" if views else "")
+    said = ([f"trained on pictures moved at random ({', '.join(moves)})"] if moves else []) + (
+        [f"answers by averaging {views} shifted views"] if views else [])
+    return ", and ".join(said) or None
 
 
 def _command(model_path: Path, compare: Sequence[Path], out: Path | None, options: dict[str, tuple[int, int]]) -> str:
