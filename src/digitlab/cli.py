@@ -301,9 +301,9 @@ def _model_for_pictures(model: Optional[Path], runs: Path, save_prepared: Option
 def _say_if_uncalibrated(loaded) -> None:
     """One note on stderr when a model was saved uncalibrated or without a not-a-digit detector: by ``compare``, or
     before digitlab calibrated."""
-    missing = [what for what, absent in [("calibrated (its percentages are its own, often over- or under-confident)",
-            loaded.card.calibration is None), ("given a not-a-digit detector (any picture gets a digit)",
-            loaded.detector is None)] if absent]
+    missing = [text for text, absent in (
+        ("calibrated (its percentages are its own, often over- or under-confident)", loaded.card.calibration is None),
+        ("given a not-a-digit detector (any picture gets a digit)", loaded.detector is None)) if absent]
     if missing:
         err_console.print(f"note: this model was not {' nor '.join(missing)}: `compare` and `sweep` save theirs so, "
                           f"and digitlab did before — `digitlab run --dataset {loaded.card.dataset} --model "

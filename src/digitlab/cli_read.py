@@ -84,9 +84,9 @@ def _any_unsure(reading) -> bool:
 
 def _digits_line(reading) -> str:
     """Each digit and its confidence: ``4 99.8%``; ``? 7 61.0% / 1 30.2%`` for one the model is unsure of (to 0.1%,
-    as the bar it missed, "sure from 98.7%", is written); ``? not a
-    digit`` for a mark the detector says is none (its probabilities would look like a confident digit). A digit
-    that would read 100.0% reads ``>99.9%`` (:func:`digitlab.predict.shown_percent`)."""
+    as the bar it missed, "sure from 98.7%", is written); ``? not a digit`` for a mark the detector says is none
+    (its probabilities would look like a confident digit). A digit that would read 100.0% reads ``>99.9%``
+    (:func:`digitlab.predict.shown_percent`)."""
     from digitlab.predict import shown_percent
 
     parts = []

@@ -242,16 +242,16 @@ def _kept_if_begun(plan, new: bool) -> Iterator[None]:
         yield
     except BaseException as exc:
         done = len(plan.done())
+        kept, rest = f"{done} of {len(plan.cells)} cells are done and kept", \
+            f"`digitlab sweep --resume {plan.folder}` runs the rest"
         if new and not done:
             shutil.rmtree(plan.folder, ignore_errors=True)
             if isinstance(exc, SweepStopped):
                 raise DigitlabError(f"{exc}; none finished, so nothing was kept: run the same command again") from None
         elif isinstance(exc, SweepStopped):
-            raise DigitlabError(f"{exc}; {done} of {len(plan.cells)} cells are done and kept: `digitlab sweep --resume "
-                                f"{plan.folder}` runs the rest") from None
+            raise DigitlabError(f"{exc}; {kept}: {rest}") from None
         elif isinstance(exc, KeyboardInterrupt):
-            err_console.print(f"{done} of {len(plan.cells)} cells are done and kept; `digitlab sweep --resume "
-                              f"{plan.folder}` runs the rest", soft_wrap=True)
+            err_console.print(f"{kept}; {rest}", soft_wrap=True)
         raise
 
 

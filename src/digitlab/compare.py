@@ -125,9 +125,7 @@ def compare_models(
             fitted = train(name, data, seed=seed, params=(params or {}).get(name))
             step(f"evaluating {name}")
             predictions, metrics = evaluate_on_test(fitted.model, data)
-            save_model(fitted, data, staging / name, metrics={  # the page's model menu shows its accuracy
-                "accuracy": metrics.accuracy, "n_errors": metrics.n_errors, "n_test": metrics.n_test,
-                "ci95": [metrics.ci_low, metrics.ci_high], "ece": metrics.ece})
+            save_model(fitted, data, staging / name, metrics=metrics.for_card())
             size = sum(p.stat().st_size for p in (staging / name).iterdir())
             rows.append(Row(name, metrics.accuracy, metrics.ci_low, metrics.ci_high, metrics.n_errors,
                             metrics.n_test, fitted.train_seconds, data.n_test / max(predictions.seconds, 1e-9), size,

@@ -52,6 +52,11 @@ class Metrics:
         """Plain JSON-ready dict."""
         return asdict(self)
 
+    def for_card(self) -> dict[str, Any]:
+        """The few a model card keeps (``digitlab serve``'s page and model menu show its accuracy)."""
+        return {"accuracy": self.accuracy, "n_errors": self.n_errors, "n_test": self.n_test,
+                "ci95": [self.ci_low, self.ci_high], "ece": self.ece}
+
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a proportion ``successes / n`` (SciPy's ``binomtest``).

@@ -278,10 +278,7 @@ def write_run(record: RunRecord, out: Path, step: Callable[[str], None] = lambda
         write_predictions_csv(staging / "predictions.csv", record)
         figures = draw_figures(record, staging / "figures", step)
         step("saving model")
-        m = record.metrics
-        card_metrics = {"accuracy": m.accuracy, "n_errors": m.n_errors, "n_test": m.n_test,
-                        "ci95": [m.ci_low, m.ci_high], "ece": m.ece}
-        save_model(record.fitted, record.dataset, staging, metrics=card_metrics)
+        save_model(record.fitted, record.dataset, staging, metrics=record.metrics.for_card())
         step("writing report")
         write_text_atomic(staging / "report.html", render_report(record, doc, figures, final))
     return staged.final

@@ -222,10 +222,8 @@ def cell_result(cell: Cell, dataset: str, keep_model: Path | None = None, data: 
 
             keep_model.parent.mkdir(parents=True, exist_ok=True)
             if not keep_model.exists():
-                with atomic_folder(keep_model) as staged:  # with its accuracy, as the page's model menu shows
-                    save_model(fitted, data, staged.path, metrics={
-                        "accuracy": metrics.accuracy, "n_errors": metrics.n_errors, "n_test": metrics.n_test,
-                        "ci95": [metrics.ci_low, metrics.ci_high], "ece": metrics.ece})
+                with atomic_folder(keep_model) as staged:
+                    save_model(fitted, data, staged.path, metrics=metrics.for_card())
     except Exception as exc:  # noqa: BLE001 - one bad cell must not stop the sweep
         result.update(accuracy=None, error=f"{type(exc).__name__}: {exc}" if not isinstance(exc, DigitlabError)
                       else str(exc))

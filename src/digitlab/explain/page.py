@@ -263,15 +263,16 @@ def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: in
     from digitlab.runs import check_writable
 
     model, loaded = load_explainable(model_path)
-    others = []
+    others, seen = [], set()
     for path in compare:
         other, theirs = load_explainable(path)
         _check_comparable(other, theirs, model, loaded, path)
-        if all(theirs.path.resolve() != seen.path.resolve() for _, seen in others):  # each run once
-            others.append((other, theirs))
-    others = [other for other, _ in others]
-    check_writable(Path(out) if out is not None else loaded.path.parent, "--out" if out is not None else "the run folder")
-    out = Path(out) if out is not None else loaded.path.parent
+        if theirs.path.resolve() not in seen:  # each run once
+            others.append(other)
+            seen.add(theirs.path.resolve())
+    given = out is not None
+    out = Path(out) if given else loaded.path.parent
+    check_writable(out, "--out" if given else "the run folder")
     folder = out / FIGURE_FOLDER
     folder.mkdir(exist_ok=True)
     remove_stale_parts(out, ("explain.html", "explain.json"))  # a killed explain's temporary files
