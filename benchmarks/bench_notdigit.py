@@ -8,6 +8,8 @@ MNIST *training* digits (the run's own calibration split, never seen in training
 - the MNIST test set (digits: should hardly ever be flagged);
 - drawn digits: the handwriting benchmark's pictures (pen-stroke templates and redrawn MNIST test
   digits, PNG and JPEG "photos", dark on light and light on dark), through ``read_image`` → ``prepare_digit``.
+- shaded pages: empty paper with a gradient or a hard shadow across it, at 36 angles (should be flagged),
+  and thick 1s: a 1 drawn with brushes up to 70 px wide on the page's canvas (should not be).
 
 Scores: the calibrated top probability (low = suspicious), the entropy of the calibrated
 probabilities (high = suspicious), and the run's not-a-digit detector (:mod:`digitlab.notdigit`,
@@ -60,6 +62,26 @@ def drawn_digits(n: int, mnist, rng: np.random.Generator) -> np.ndarray:
     return np.stack(out)
 
 
+def shaded_pages() -> list[np.ndarray]:
+    """Empty pages under uneven light, as a phone photographs them: a full-page gradient and a hard shadow
+    across half the page, each at 36 angles (prepared, both become a solid block: a gradient used to read as
+    a confident 1)."""
+    ys, xs = np.mgrid[0:280, 0:280] / 280 - 0.5
+    along = [xs * np.cos(a) + ys * np.sin(a) for a in np.linspace(0, 2 * np.pi, 36, endpoint=False)]
+    return [np.clip(t + 0.5, 0, 1) * 255 for t in along] + [np.where(t > 0, 235.0, 20.0) for t in along]
+
+
+def thick_ones() -> list[np.ndarray]:
+    """A 1 drawn on the page's 400 px canvas with brushes 12 to 70 px wide, upright and slanted both ways."""
+    pictures = []
+    for width in (12, 20, 28, 40, 50, 60, 70):
+        for slant in (0, 30, -30):
+            picture = Image.new("L", (400, 400), 255)
+            ImageDraw.Draw(picture).line([(200 + slant, 70), (200 - slant, 330)], fill=0, width=width)
+            pictures.append(np.asarray(picture))
+    return pictures
+
+
 def median_ms(calls: dict, repeat: int) -> dict[str, float]:
     """Median wall time of each call in milliseconds; the calls take turns, so a busy moment hits them all."""
     for call in calls.values():
@@ -92,7 +114,9 @@ def main() -> int:
     _, (held_images, _) = split_validation(mnist, 0.1, seed=card.seed)  # the run's calibration split
     others, kinds = make_nondigits(args.n, seed=args.seed, split="test")
     drawn = drawn_digits(args.drawn, mnist, np.random.default_rng(args.seed))
-    sets = {"held-out": held_images, "non-digits": others, "MNIST test": mnist.test_images, "drawn": drawn}
+    sets = {"held-out": held_images, "non-digits": others, "MNIST test": mnist.test_images, "drawn": drawn,
+            "shaded pages": np.stack([prepare_digit(p) for p in shaded_pages()]),
+            "thick 1s": np.stack([prepare_digit(p) for p in thick_ones()])}
 
     suspicion = {}  # score name -> set name -> higher-is-less-digit-like scores
     for name, images in sets.items():
@@ -104,15 +128,22 @@ def main() -> int:
     report = {"model_id": card.id, "flag_rate_on_held_out": FLAG_RATE, "scores": {}}
     print(f"model {card.id}; thresholds flag {FLAG_RATE:.2%} of {len(held_images):,} held-out training digits "
           f"(the detector: its card's threshold)")
-    print(f"{'score':16s} {'non-digits':>10s} {'MNIST test':>10s} {'drawn':>7s}   " + "  ".join(ALL_KINDS))
+    print(f"{'score':16s} {'non-digits':>10s} {'MNIST test':>10s} {'drawn':>7s} {'shaded pages':>12s} {'thick 1s':>8s}   "
+          + "  ".join(ALL_KINDS))
     for score, by_set in suspicion.items():
         threshold = detector.threshold if score == "detector" else float(np.quantile(by_set["held-out"], 1 - FLAG_RATE))
         flagged = {name: by_set[name] > threshold for name in sets}
         per_kind = {k: float(flagged["non-digits"][kinds == k].mean()) for k in ALL_KINDS}
         row = {name: float(f.mean()) for name, f in flagged.items()}
         report["scores"][score] = {**row, "per_kind": per_kind, "threshold": threshold}
-        print(f"{score:16s} {row['non-digits']:10.1%} {row['MNIST test']:10.2%} {row['drawn']:7.1%}   "
+        print(f"{score:16s} {row['non-digits']:10.1%} {row['MNIST test']:10.2%} {row['drawn']:7.1%} "
+              f"{row['shaded pages']:12.0%} {row['thick 1s']:8.0%}   "
               + "  ".join(f"{per_kind[k]:.0%}".rjust(len(k)) for k in ALL_KINDS))
+
+    by_digit = suspicion["detector"]["MNIST test"] > detector.threshold
+    report["detector_mnist_test_by_digit"] = [float(by_digit[mnist.test_labels == d].mean()) for d in range(10)]
+    print("detector, MNIST test digits flagged by digit: "
+          + "  ".join(f"{d}: {rate:.2%}" for d, rate in enumerate(report["detector_mnist_test_by_digit"])))
 
     picture = Image.new("L", (400, 400), 255)  # the page's canvas size, a drawn 3
     ImageDraw.Draw(picture).line([(130, 90), (270, 100), (190, 200), (280, 260), (150, 320)], fill=0, width=28)

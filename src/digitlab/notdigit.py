@@ -6,7 +6,7 @@ choose among digits and never saw anything else (``benchmarks/bench_notdigit.py`
 probability and entropy against this module's detector on the same pictures). So each run trains a
 second, small model on exactly the question "digit or not?": the run's own training digits against
 pictures that are not one digit (:func:`~digitlab.data.nondigits.make_nondigits`: letters, symbols,
-scribbles, shapes, near-blank noise, two digits side by side), prepared the same way.
+scribbles, shapes, near-blank noise, two digits side by side, shaded blank paper), prepared the same way.
 
 The detector is scikit-learn's :class:`~sklearn.neural_network.MLPClassifier` (one hidden layer) on
 the same pixel features the zoo's models take. Its logit and the entropy of the classifier's
@@ -62,6 +62,9 @@ NONDIGIT_SEED = 0
 """Seed of the non-digit pictures: the same pictures for every run, so they are generated once and cached."""
 HELD_OUT = 0.2
 MLP_CACHE_VERSION = 1
+NONDIGITS_VERSION = 2
+"""Part of the cached non-digits' file name: raise it when :func:`~digitlab.data.nondigits.make_nondigits`
+draws other pictures for the same arguments (2: the ``shade`` kind)."""
 """Part of the cached MLP's name: raise it when :func:`_fit_mlp` changes what it makes of the same inputs."""
 PATIENCE = 4
 """Epochs without a better validation score before the MLP stops (scikit-learn's default is 10). It keeps
@@ -391,7 +394,7 @@ def nondigit_images(n: int, image_shape: tuple[int, int], pixel_max: int, *, spl
     """
     from digitlab.data.nondigits import make_nondigits
 
-    name = f"{split}-{seed}-{n}-{image_shape[0]}x{image_shape[1]}-{pixel_max}.npy"
+    name = f"v{NONDIGITS_VERSION}-{split}-{seed}-{n}-{image_shape[0]}x{image_shape[1]}-{pixel_max}.npy"
     path = made_folder("nondigits") / name
     try:
         images = np.load(path, allow_pickle=False)

@@ -1,5 +1,6 @@
 """How each kind of non-digit is drawn: fonts found offline, typed letters and symbols, drawn faces,
-arrows, stars and hearts, scribbles, shapes, near-blank noise and digit pairs, on a 112×112 sheet.
+arrows, stars and hearts, scribbles, shapes and digit pairs, on a 112×112 sheet (pictures with no strokes,
+near-blank noise and shading, are drawn in :mod:`digitlab.data.paper`).
 
 :mod:`digitlab.data.nondigits` decides what to draw (kinds, splits, seeds) and prepares each picture;
 this module only draws. Every drawer takes ``(rng, split, system_fonts)`` and returns a PIL image of
@@ -356,36 +357,6 @@ _TRAIN_SHAPES = (_box, _triangle, _disc, _cross, _spiral, _grid, _hatching)
 _TEST_SHAPES = (_checkerboard, _nested, _zigzag, _blob, _wave)
 
 
-def _noise(rng: np.random.Generator, split: str, system: bool) -> Image.Image:
-    """Near-blank paper: salt, faint smudges, a few dots (and, in the test part, scratches)."""
-    recipes = ("salt", "smudge", "dots") + (("scratches",) if split == "test" else ())
-    chosen = {r for r in recipes if rng.random() < 0.5} or {recipes[rng.integers(len(recipes))]}
-    paper = np.full((CANVAS, CANVAS), 255.0) - rng.uniform(0, 20)
-    ys, xs = np.mgrid[0:CANVAS, 0:CANVAS]
-    if "smudge" in chosen:
-        for _ in range(int(rng.integers(1, 4))):
-            cy, cx = rng.uniform(15, CANVAS - 15, 2)
-            s = rng.uniform(6, 20)
-            paper -= rng.uniform(30, 90) * np.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * s * s))
-    if "salt" in chosen:
-        dark = rng.random((CANVAS, CANVAS)) < rng.uniform(0.002, 0.02)
-        paper[dark] -= rng.uniform(80, 220)
-    image = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8), "L")
-    draw = ImageDraw.Draw(image)
-    if "dots" in chosen:
-        for _ in range(int(rng.integers(4, 13))):
-            x, y = rng.uniform(8, CANVAS - 8, 2)
-            r = rng.uniform(1, 4)
-            draw.ellipse([x - r, y - r, x + r, y + r], fill=int(rng.integers(0, 120)))
-    if "scratches" in chosen:
-        for _ in range(int(rng.integers(4, 10))):
-            x, y = rng.uniform(8, CANVAS - 8, 2)
-            a = rng.uniform(0, 2 * math.pi)
-            d = rng.uniform(4, 12) * np.array([math.cos(a), math.sin(a)])
-            draw.line([(x, y), (x + d[0], y + d[1])], fill=int(rng.integers(40, 160)), width=1)
-    return image
-
-
 def _pair(rng: np.random.Generator, split: str, system: bool) -> Image.Image:
     """Two digits side by side: typed in one of the split's fonts, or two handwritten 8×8 digits."""
     if rng.random() < 0.6:
@@ -419,7 +390,6 @@ DRAWERS: dict[str, Callable[[np.random.Generator, str, bool], Image.Image]] = {
     "symbol": _symbol,
     "scribble": _scribble,
     "shape": _shape,
-    "noise": _noise,
     "pair": _pair,
 }
 

@@ -3,7 +3,7 @@
 :func:`make_nondigits` draws each picture as a person would draw it -- dark ink on white paper,
 112×112 -- and then sends it through :func:`~digitlab.data.images.prepare_digit`, the very step a
 person's drawing goes through, so the result is in MNIST form (light ink 0..255 on black, 28×28,
-the ink's longer side 20 px, its centre of mass at the centre). Six kinds:
+the ink's longer side 20 px, its centre of mass at the centre). Seven kinds:
 
 ``letter``
     A Latin letter rendered from a TrueType font, at a random size, weight (stroke width), slant
@@ -25,6 +25,11 @@ the ink's longer side 20 px, its centre of mass at the centre). Six kinds:
 ``pair``
     Two digits side by side, typed ("47") or two of scikit-learn's bundled 8×8 handwritten
     digits enlarged: a picture of two digits is not one digit.
+``shade``
+    Empty paper under uneven light (:mod:`digitlab.data.paper`): a shadow's edge, hard or spread
+    into a gradient, which the preparation stretches into a solid block (a gradient read as a
+    confident 1 before this kind was drawn). Train: straight edges; test: round shadows,
+    vignettes and out-of-focus photos.
 
 The ``"test"`` part is kept unseen by the ``"train"`` part in every kind, so that a threshold
 chosen on ``"train"`` is measured on pictures it has never met:
@@ -38,7 +43,8 @@ chosen on ``"train"`` is measured on pictures it has never met:
 - drawn symbols: train draws smiling faces, single arrows, five-pointed stars and hearts; test
   draws frowning, winking and surprised faces, double arrows, six- to eight-pointed stars and
   hearts;
-- shapes: disjoint sets of figures (listed above); noise: test adds scratches;
+- shapes: disjoint sets of figures (listed above); noise: test adds scratches; shade: straight
+  edges for train, curved edges and blurred photos for test;
 - pairs: typed in the split's own fonts; handwritten 8×8 digits from even indices of
   scikit-learn's set for train, odd for test;
 - every picture's random numbers come from ``(seed, split, kind, index)``, so the two parts
@@ -67,6 +73,7 @@ from typing import Callable
 
 import numpy as np
 
+from digitlab.data import paper
 from digitlab.data.doodles import CANVAS, DRAWERS, LETTERS, LOOKALIKE_LETTERS, SYMBOLS
 from digitlab.data.fonts import fonts
 from digitlab.data.images import prepare_digit
@@ -75,11 +82,12 @@ from digitlab.errors import DigitlabError, InvalidValueError
 __all__ = ["ALL_KINDS", "CANVAS", "SPLITS", "LOOKALIKE_LETTERS", "LETTERS", "SYMBOLS", "make_nondigits",
            "nondigit_kinds", "font_files"]
 
-ALL_KINDS: tuple[str, ...] = ("letter", "symbol", "scribble", "shape", "noise", "pair")
+ALL_KINDS: tuple[str, ...] = ("letter", "symbol", "scribble", "shape", "noise", "pair", "shade")
 """Every kind of non-digit :func:`make_nondigits` draws."""
 
 SPLITS: tuple[str, ...] = ("train", "test")
 _MAX_TRIES = 50
+_DRAWERS = {**DRAWERS, "noise": paper.noise, "shade": paper.shade}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,7 +145,7 @@ def make_nondigits(
     images = np.empty((n, *image_shape), dtype=np.uint8)
     at = 0
     for kind, count in zip(kinds, _counts(n, kinds)):
-        draw = DRAWERS[kind]
+        draw = _DRAWERS[kind]
         kind_id = ALL_KINDS.index(kind)
         for index in range(count):
             rng = np.random.default_rng([seed, split_id, kind_id, index])
