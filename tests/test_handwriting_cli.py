@@ -21,12 +21,14 @@ pytestmark = pytest.mark.mnist
 def env(real_mnist, tmp_path_factory):
     """$DIGITLAB_DATA with real MNIST, a handwriting set 'class' by three synthetic writers, and a small MNIST run."""
     from digitlab.data import load_dataset
+    from digitlab.notdigit import fit_detector
     from digitlab.store import save_model
     from digitlab.train import calibrate, train
 
     mnist = load_dataset("mnist", limit=1000)  # a small model, calibrated and saved as a run would save it
     fitted = train("logreg", mnist, params={"max_iter": 100})
     fitted.calibration = calibrate(fitted, mnist)
+    fitted.detector = fit_detector(mnist, fitted.model, temperature=fitted.calibration.temperature, seed=0)
     folder = tmp_path_factory.mktemp("hw-runs") / "mnist-logreg"
     save_model(fitted, mnist, folder)
     photos = tmp_path_factory.mktemp("photos")
@@ -143,12 +145,33 @@ def test_evaluate_on_a_handwriting_set(env, tmp_path):
     assert sure["threshold"] == card["calibration"]["unsure_below"] and 0 <= sure["n_kept"] <= 40
     assert sure["n_right"] <= sure["n_kept"] and sure["coverage"] == sure["n_kept"] / 40
     assert f"Sure of {sure['n_kept']} ({sure['coverage']:.1%}), right on {sure['accuracy']:.1%}" in result.stdout
+    assert 0 <= sure["flagged"] <= 40
+    assert f"its not-a-digit detector would turn away {sure['flagged']} of these digits" in " ".join(result.stdout.split())
     html = page.read_text()
+    assert '<th>Called "not a digit"</th>' in html
     assert f"sure from {sure['sure_from']}" in html and "Right when sure" in html
     assert "Per writer" in html and html.count("data:image/png;base64,") == 3
     assert (page.parent / "figures" / "mistakes.png").is_file()
     unknown = run_cli("evaluate", "--model", str(run), "--dataset", "nope", env=variables)
     assert unknown.returncode == 2 and "your handwriting sets: " in unknown.stderr and "solo" in unknown.stderr
+
+
+def test_the_digits_the_detector_would_turn_away_are_counted(env):
+    """score_samples counts what the run's own detector flags: all of them at a threshold below every score, none above."""
+    from dataclasses import replace
+
+    from digitlab.handwriting_eval import score_samples
+    from digitlab.store import load_model
+
+    variables, run, photos = env
+    run_cli("data", "import", "turned", str(photos / WRITERS[2].name), env=variables)
+    store, loaded = HandwritingSet.open("turned"), load_model(run)  # the session's $DIGITLAB_DATA (real_mnist)
+    for threshold, expected in ((-1.0, 40), (2.0, 0)):
+        score = score_samples(loaded.model, loaded.temperature, store, store.samples(), model_id="m", part="all",
+                              unsure_below=0.9, detector=replace(loaded.detector, threshold=threshold))
+        assert score.answered["flagged"] == expected
+    assert "flagged" not in score_samples(loaded.model, loaded.temperature, store, store.samples(), model_id="m",
+                                          part="all", unsure_below=0.9).answered
 
 
 def test_finetune_writes_a_run_measured_on_writers_it_never_saw(env, tmp_path):

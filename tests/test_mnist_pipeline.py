@@ -25,6 +25,14 @@ def test_run_on_a_stratified_mnist_subset(real_mnist, tmp_path):
     check = doc["not_a_digit"]
     assert check["unseen_nondigits_flagged"] >= 0.4 and check["test_digits_flagged"] <= 0.02, check
     assert "few training digits" in html
+    # the sure answers it turns away as "not a digit" are taken out of what a person is answered
+    from test_pipeline import turned_away_sentence
+
+    calibration = doc["calibration"]
+    kept = result.record.predictions.confidence >= calibration["unsure_below"] - 1e-9
+    right = result.record.predictions.labels == result.record.dataset.test_labels
+    assert turned_away_sentence(result, kept, right) in " ".join(html.split())
+    assert "so a person is answered a digit for" in html, "expected some sure answers turned away on 10,000 images"
 
 
 def test_a_rendered_letter_is_not_a_digit_and_mnist_digits_are(real_mnist, tmp_path):

@@ -174,8 +174,25 @@ def test_report_shows_calibration(lesson_run):
                 f"answers were at least 99.5% right),\nthe model answers {kept.mean():.1%} of the test images and "
                 f"is right on {right[kept].mean():.1%} of them")
     assert sentence in html
+    assert turned_away_sentence(lesson_run, kept, right) in html
     assert html.count("data:image/png;base64,") == len(list((folder / "figures").iterdir()))
     assert ("made the calibration error larger" in html) == (round(doc["ece"], 4) > round(doc["ece_uncalibrated"], 4))
+
+
+def turned_away_sentence(result, kept: np.ndarray, right: np.ndarray) -> str:
+    """What the report says of the sure answers on the test images its detector turns away as "not a digit"."""
+    from digitlab.predict import features_of
+    from digitlab.store import load_model
+
+    rows = list(csv.DictReader(open(result.folder / "predictions.csv", newline="")))
+    proba = np.array([[float(r[f"p{d}"]) for d in range(10)] for r in rows])
+    data = result.record.dataset
+    flagged = load_model(result.folder).detector.flags(features_of(data.test_images, data.pixel_max), proba)
+    given = kept & ~flagged
+    if not (kept & flagged).any():
+        return 'turns away none of those sure answers as "not a digit".'
+    return (f"turns away {(kept & flagged).sum()} of those sure answers as \"not a digit\", so a person is answered a "
+            f"digit for {given.mean():.1%} of the test images, {right[given].mean():.1%} of them right.")
 
 
 def test_a_temperature_that_raised_the_test_ece_is_said_so():

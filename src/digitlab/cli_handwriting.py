@@ -34,7 +34,7 @@ def evaluate_on_handwriting(model: Path, name: str, out: Path) -> Path:
     _check_size(loaded, name)
     samples, part = samples_to_score(store, loaded.card)
     score = score_samples(loaded.model, loaded.temperature, store, samples, model_id=loaded.id, part=part,
-                          unsure_below=unsure_threshold(loaded.card))
+                          unsure_below=unsure_threshold(loaded.card), detector=loaded.detector)
     safe_id = re.sub(r"[^A-Za-z0-9._-]", "-", loaded.id)[:80]  # a card's id is text from a file: not a path
     with atomic_folder(out / f"{run_stamp(now_utc())}-{safe_id}-on-{name}") as staged:
         write_evaluation(score, store, staged.path)
@@ -68,8 +68,10 @@ def sure_line(sure: dict) -> str:
     """How often the model would answer (not "unsure") and how often those answers are right: accuracy alone
     counts every guess, while the page and ``predict`` show a guess below the threshold as "unsure"."""
     right = f"right on {sure['accuracy']:.1%} of those" if sure["n_kept"] else "so it would answer none"
+    flagged = sure.get("flagged")
+    turned = "" if flagged is None else f"; its not-a-digit detector would turn away {flagged:,} of these digits"
     return (f"Sure of {sure['n_kept']:,} ({sure['coverage']:.1%}), {right}; "
-            f"the rest it would call unsure (sure from {sure['sure_from']})")
+            f"the rest it would call unsure (sure from {sure['sure_from']}){turned}")
 
 
 def _check_size(loaded, name: str) -> None:

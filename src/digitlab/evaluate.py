@@ -203,6 +203,8 @@ class NotDigitResult:
     images, kinds, guesses, guess_probability, flagged : ndarray
         The unseen non-digits themselves, their kinds, the classifier's digit and its (calibrated)
         probability for each, and the detector's flag: for the report's figure.
+    test_flagged : ndarray of bool
+        The detector's flag on each test digit: the report leaves them out of the answers a person gets.
     """
 
     test_digits_flagged: float
@@ -213,6 +215,7 @@ class NotDigitResult:
     guesses: np.ndarray
     guess_probability: np.ndarray
     flagged: np.ndarray
+    test_flagged: np.ndarray
 
     def to_dict(self) -> dict[str, Any]:
         """The figures for ``metrics.json`` (no pictures)."""
@@ -242,7 +245,7 @@ def evaluate_not_a_digit(detector: Any, model: Any, dataset: Dataset, prediction
     test_flagged = detector.flags(test_features(dataset)[0], test_proba)
     per_kind = {str(k): float(flagged[kinds == k].mean()) for k in dict.fromkeys(kinds.tolist())}
     return NotDigitResult(float(test_flagged.mean()), float(flagged.mean()), per_kind, images, kinds,
-                          guesses, probability, flagged)
+                          guesses, probability, flagged, test_flagged)
 
 
 def evaluate_model(model: Any, dataset: Dataset) -> Metrics:

@@ -94,8 +94,10 @@ def finetune_run(model: Path, name: str, *, out: Path = Path("runs"), seed: int 
     part = f"the held-out part: {len(test):,} samples" + (" by writers the model never trained on"
                                                            if split["kind"] == "by-writer" else "")
     sure = unsure_threshold(base.card)  # the fine-tuned model keeps the base's calibration, and so its threshold
-    before = score_samples(base.model, base.temperature, store, test, model_id=base.id, part=part, unsure_below=sure)
-    after = score_samples(tuned, base.temperature, store, test, model_id="fine-tuned", part=part, unsure_below=sure)
+    before = score_samples(base.model, base.temperature, store, test, model_id=base.id, part=part, unsure_below=sure,
+                           detector=base.detector)
+    after = score_samples(tuned, base.temperature, store, test, model_id="fine-tuned", part=part, unsure_below=sure,
+                          detector=base.detector)
     mnist_before = evaluate_on_test(base.model, mnist, base.temperature)[1]
     mnist_after = evaluate_on_test(tuned, mnist, base.temperature)[1]
     result = FinetuneResult(Path(), before, after, mnist_before, mnist_after, mcnemar_between(before, after),

@@ -117,9 +117,10 @@ def _some(samples: list[Sample], store: HandwritingSet) -> list[Sample]:
 
 
 def score_samples(model: Any, temperature: float, store: HandwritingSet, samples: list[Sample],
-                  *, model_id: str, part: str, unsure_below: float | None = None) -> SetScore:
+                  *, model_id: str, part: str, unsure_below: float | None = None, detector: Any = None) -> SetScore:
     """Predict ``samples`` with ``model`` (probabilities divided by ``temperature``) and score them; with
-    ``unsure_below`` (the card's threshold), also how many it would answer rather than call "unsure"."""
+    ``unsure_below`` (the card's threshold), also how many it would answer rather than call "unsure", and
+    with the run's not-a-digit ``detector`` how many of these digits it would turn away (``flagged``)."""
     images, labels = store.images(samples)
     as_test = Dataset(store.name, images[:0], labels[:0], images, labels, 255)
     predictions, metrics = evaluate_on_test(model, as_test, temperature)
@@ -129,5 +130,9 @@ def score_samples(model: Any, temperature: float, store: HandwritingSet, samples
 
         sure = answered(predictions.confidence, predictions.labels == labels, unsure_below)
         sure["sure_from"] = percent_needed(unsure_below)  # as the page and predict write it
+        if detector is not None:
+            from digitlab.preprocess import to_features
+
+            sure["flagged"] = int(detector.flags(to_features(images, 255), predictions.probabilities).sum())
     return SetScore(model_id, store.name, part, samples, images, predictions, metrics,
                     per_writer(samples, predictions.labels), sure)

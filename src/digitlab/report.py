@@ -164,8 +164,10 @@ def draw_figures(record: RunRecord, folder: Path, step: Callable[[str], None] = 
 def unsure_on_test(record: RunRecord) -> dict[str, Any] | None:
     """The calibration's "unsure" threshold applied to the test images: the share answered and how often right.
 
-    Answers with a (calibrated) confidence at or above ``unsure_below`` are kept. None when the run has
-    no calibration or no probabilities.
+    Answers with a (calibrated) confidence at or above ``unsure_below`` are kept. When the run has a
+    not-a-digit detector, ``digit`` is the same for the answers a person gets: kept and not flagged, and
+    ``n_sure_flagged`` counts the sure answers the detector turns away. None when the run has no
+    calibration or no probabilities.
     """
     calibration, pred = record.fitted.calibration, record.predictions
     if calibration is None or pred.probabilities is None or len(pred.labels) == 0:
@@ -173,8 +175,13 @@ def unsure_on_test(record: RunRecord) -> dict[str, Any] | None:
     from digitlab.calibrate import TARGET_ACCURACY
     from digitlab.predict import percent_needed
 
-    return {**answered(pred.confidence, pred.labels == record.dataset.test_labels, calibration.unsure_below),
-            "needed": percent_needed(calibration.unsure_below),  # as predict and the page write it: rounded up
+    right = pred.labels == record.dataset.test_labels
+    sure = answered(pred.confidence, right, calibration.unsure_below)
+    if record.not_a_digit is not None:
+        flagged = record.not_a_digit.test_flagged
+        sure["digit"] = answered(np.where(flagged, -np.inf, pred.confidence), right, calibration.unsure_below)
+        sure["n_sure_flagged"] = sure["n_kept"] - sure["digit"]["n_kept"]
+    return {**sure, "needed": percent_needed(calibration.unsure_below),  # as predict and the page write it: rounded up
             "target_met": calibration.kept_accuracy >= TARGET_ACCURACY}
 
 
