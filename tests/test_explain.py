@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -253,6 +254,7 @@ def test_explain_page_for_the_cnn_with_a_comparison(cnn_run, logreg_run, tmp_pat
     assert {"filters", "feature_maps", "history"} <= set(result.figures)
     html = result.html.read_text(encoding="utf-8")
     assert "How it learned" in html and "digitlab sweep --models cnn" in html
+    assert "label smoothing (0.1) trains the network towards about 91% for the right digit" in html
     again = f"digitlab explain --model {folder} --compare {logreg_run} --out {tmp_path} --robustness-images 100 --map-images 80"
     assert f"Again: <code>{again}</code>" in html
     _check_page(html, len(result.figures), 80)
@@ -260,6 +262,32 @@ def test_explain_page_for_the_cnn_with_a_comparison(cnn_run, logreg_run, tmp_pat
     doc = json.loads((tmp_path / "explain.json").read_text())
     assert len(doc["robustness"]["curves"]) == 2 * len(robustness.PERTURBATIONS)  # both models, same axes
     assert len(doc["learning"]["history"]) >= 1 and doc["learning"]["learning_curve"] is None
+
+
+def test_a_run_copied_without_its_not_a_digit_detector_can_be_explained(lesson_run, tmp_path):
+    """explain never asks "is it a digit?", so it neither reads nor needs notdigit.safetensors."""
+    from digitlab.explain.page import load_explainable
+    from digitlab.notdigit import DETECTOR_FILE
+
+    shutil.copytree(lesson_run.folder, tmp_path / "run")
+    (tmp_path / "run" / DETECTOR_FILE).unlink()
+    from digitlab.store import load_model
+
+    with pytest.raises(DigitlabError, match="not-a-digit detector its card lists is missing"):
+        load_model(tmp_path / "run")
+    model, loaded = load_explainable(tmp_path / "run")
+    assert loaded.detector is None and model.predict(load_dataset("digits").test_images[:3]).shape == (3,)
+
+
+def test_the_history_says_no_label_smoothing_when_there_was_none():
+    from digitlab.explain.learning import history_caption
+
+    history = [{"epoch": 1, "loss": 0.5, "val_accuracy": 0.9, "lr": 0.01}, {"epoch": 2, "loss": 0.1, "val_accuracy": 0.95, "lr": 0.001}]
+    assert "trained without label smoothing" in history_caption(history, 0.0)
+    assert "over-sure" not in history_caption(history, 0.0)
+    said = history_caption(history, 0.2)
+    assert "It levels off above zero on purpose: label smoothing (0.2) trains the network towards about 82%" in said
+    assert "held-out validation images" in said and "beneath, the learning rate" in said
 
 
 def test_cli_explain_writes_the_page(logreg_run, tmp_path):
@@ -349,6 +377,9 @@ def test_compare_refuses_a_model_of_another_split_or_the_model_itself(logreg_run
         explain_run(logreg_run, compare=[other], out=tmp_path / "page")
     with pytest.raises(DigitlabError, match="that is the model explained itself"):
         explain_run(logreg_run, compare=[logreg_run / "model.json"], out=tmp_path / "page")
+    shutil.copytree(logreg_run, tmp_path / "copy")  # cp -r of the same run: the same model, not another
+    with pytest.raises(DigitlabError, match="that is a copy of the model explained"):
+        explain_run(logreg_run, compare=[tmp_path / "copy"], out=tmp_path / "page")
     assert not (tmp_path / "page").exists()
     from digitlab.explain.page import _check_comparable, load_explainable
 

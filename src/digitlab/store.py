@@ -307,10 +307,11 @@ def read_card(path: Path) -> tuple[ModelCard, Path]:
     return card, weights
 
 
-def load_model(path: Path) -> LoadedModel:
+def load_model(path: Path, *, detector: bool = True) -> LoadedModel:
     """Load a model saved by :func:`save_model`, refusing anything that could run code.
 
-    ``path`` may be a run folder, its ``model.json``, or the weights file in it.
+    ``path`` may be a run folder, its ``model.json``, or the weights file in it. With ``detector=False``
+    the not-a-digit detector is not read (nor required): for work that never uses it, such as ``explain``.
     """
     card, weights = read_card(path)
     actual = sha256_file(weights)
@@ -324,7 +325,8 @@ def load_model(path: Path) -> LoadedModel:
     else:
         model = _load_safetensors(weights, card)
     _check_loaded(model, card, weights)
-    return LoadedModel(model=model, card=card, path=weights, detector=_load_detector(card, weights.parent))
+    return LoadedModel(model=model, card=card, path=weights,
+                       detector=_load_detector(card, weights.parent) if detector else None)
 
 
 def _check_loaded(model: Any, card: ModelCard, weights: Path) -> None:

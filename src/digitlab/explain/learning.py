@@ -96,8 +96,37 @@ def plot_learning_curve(curve: LearningCurve, name: str, path: Path) -> Path:
     return save_figure(fig, path, 110)
 
 
-def plot_history(history: Sequence[dict[str, Any]], path: Path) -> Path:
-    """The CNN's training loss per epoch (validation accuracy where measured), the learning rate beneath."""
+def history_caption(history: Sequence[dict[str, Any]], smoothing: float) -> str:
+    """The words under the training history: what is plotted, and why the loss stays above zero (or need not).
+
+    >>> history_caption([{"epoch": 1, "loss": 0.3, "val_accuracy": None}], 0.1)
+    'The training loss after its one epoch (one point: too few to show a trend). It stays above zero on purpose: label smoothing (0.1) trains the network towards about 91% for the right digit rather than 100%, so that it does not become over-sure.'
+    >>> history_caption([{"epoch": 1, "loss": 0.3}, {"epoch": 2, "loss": 0.1}], 0.0).split(". ")[1]
+    'This network trained without label smoothing, towards 100% for the right digit, so the loss can fall near zero.'
+    """
+    words = ["The training loss after "]
+    words.append("its one epoch (one point: too few to show a trend)" if len(history) == 1
+                 else f"each of the {len(history)} epochs")
+    if history[0].get("val_accuracy") is not None:
+        words.append(", and the accuracy on the held-out validation images")
+    if history[0].get("lr") is not None:
+        words.append("; beneath, the learning rate where each epoch ended: the schedule warms up over the first fifth "
+                     "of training, then decays to almost nothing (seen once an epoch, so with few epochs the warm-up "
+                     "may not show)")
+    if smoothing:
+        right = 100 * (1 - smoothing + smoothing / 10)
+        words.append(f". {'It levels off' if len(history) > 1 else 'It stays'} above zero on purpose: label smoothing "
+                     f"({smoothing:g}) trains the network towards about {right:.0f}% for the right digit rather than "
+                     "100%, so that it does not become over-sure.")
+    else:
+        words.append(". This network trained without label smoothing, towards 100% for the right digit, so the loss "
+                     "can fall near zero.")
+    return "".join(words)
+
+
+def plot_history(history: Sequence[dict[str, Any]], path: Path, smoothing: float = 0.0) -> Path:
+    """The CNN's training loss per epoch (validation accuracy where measured), the learning rate beneath;
+    ``smoothing`` is the label smoothing it trained with (the loss is then label-smoothed)."""
     import matplotlib.pyplot as plt
 
     epochs = [r["epoch"] for r in history]
@@ -107,7 +136,7 @@ def plot_history(history: Sequence[dict[str, Any]], path: Path) -> Path:
                              gridspec_kw={"height_ratios": [3, 1.3]} if with_lr else None)
     ax = axes[0] if with_lr else axes
     ax.plot(epochs, [r["loss"] for r in history], marker="o", color="#b45309", label="training loss")
-    ax.set_ylabel("training loss (label-smoothed)")
+    ax.set_ylabel("training loss (label-smoothed)" if smoothing else "training loss")
     ax.set_title("How the CNN learned, epoch by epoch")
     ax.grid(alpha=0.3)
     measured = [(r["epoch"], r["val_accuracy"]) for r in history if r.get("val_accuracy") is not None]

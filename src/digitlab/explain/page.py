@@ -54,7 +54,7 @@ def load_explainable(path: Path) -> tuple[Explainable, Any]:
     path = Path(path)
     if not path.exists():
         raise DigitlabError(f"--model {path}: no such run folder or model file")
-    loaded = load_model(path)
+    loaded = load_model(path, detector=False)  # explain never asks "is it a digit?": a run copied without it explains
     name = f"{loaded.card.model} ({loaded.path.parent.name})"
     return Explainable(loaded.model, loaded.pixel_max, tuple(loaded.image_shape), name, loaded.temperature), loaded
 
@@ -249,12 +249,17 @@ def _how_it_learned(job: _Job):
     history = list(getattr(model.model, "history_", []) or [])
     curve = None
     if history:
-        paths["history"] = learning.plot_history(history, folder / "history.png")
+        paths["history"] = learning.plot_history(history, folder / "history.png", _smoothing(model.model))
     if not model.is_cnn:
         curve = learning.learning_curve_of(model.model, data.train_images, data.train_labels, pmax, seed=seed)
         paths["learning_curve"] = learning.plot_learning_curve(curve, model.name, folder / "learning_curve.png")
     seconds["how it learned"] = time.perf_counter() - t
     return history, curve
+
+
+def _smoothing(net: Any) -> float:
+    """The label smoothing a CNN trained with (0 for none)."""
+    return float(getattr(net, "label_smoothing", 0.0) or 0.0)
 
 
 def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: int,
@@ -267,9 +272,9 @@ def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: in
     for path in compare:
         other, theirs = load_explainable(path)
         _check_comparable(other, theirs, model, loaded, path)
-        if theirs.path.resolve() not in seen:  # each run once
+        if theirs.card.sha256 not in seen:  # each model once, however many copies of its run are given
             others.append(other)
-            seen.add(theirs.path.resolve())
+            seen.add(theirs.card.sha256)
     given = out is not None
     out = Path(out) if given else loaded.path.parent
     check_writable(out, "--out" if given else "the run folder")
@@ -297,6 +302,9 @@ def _check_comparable(other: Explainable, theirs: Any, model: Explainable, loade
                             "compare models of the same dataset")
     if theirs.path.resolve() == loaded.path.resolve():
         raise DigitlabError(f"--compare {path}: that is the model explained itself; compare another run")
+    if theirs.card.sha256 == loaded.card.sha256:  # a checksum-verified copy: the very same weights
+        raise DigitlabError(f"--compare {path}: that is a copy of the model explained (the same weights); "
+                            "compare another run")
     mine, theirs_split = _test_part(loaded.card), _test_part(theirs.card)
     if loaded.card.dataset == theirs.card.dataset and mine.get("kind") != "official" and mine != theirs_split:
         said = ", ".join(f"{k} {v}" for k, v in theirs_split.items() if not isinstance(v, list))
@@ -343,7 +351,7 @@ def _command(model_path: Path, compare: Sequence[Path], out: Path | None, option
 def _write_page(job: _Job, loaded: Any, out: Path, accuracy: float, looks: tuple, fails: tuple, learned: tuple,
                 how: tuple, max_errors: int, per_digit: int, again: str) -> None:
     """``explain.json`` and ``explain.html`` from what each part found, both written atomically."""
-    from digitlab.explain import embedding, robustness
+    from digitlab.explain import embedding, learning, robustness
     from digitlab.fileio import write_text_atomic
     from digitlab.pages import embed_png, render
 
@@ -369,6 +377,7 @@ def _write_page(job: _Job, loaded: Any, out: Path, accuracy: float, looks: tuple
         methods=[name for name, _ in maps], n_wrong=n_wrong, n_shown_wrong=int(min(n_wrong, max_errors)),
         per_digit=per_digit, again=again, width=getattr(model.model, "width", None),
         curve=curve, history=history, n_train=loaded.card.n_train, trained_on=_augmentation_words(loaded.card.params),
+        history_caption=learning.history_caption(history, _smoothing(model.model)) if history else None,
     )
     write_text_atomic(out / "explain.json", json.dumps(doc, indent=2) + "\n")
     write_text_atomic(out / "explain.html", html)
