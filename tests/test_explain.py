@@ -145,6 +145,21 @@ def test_perturbations_are_seeded(digits):
         assert not np.array_equal(a, p.apply(images, p.levels[-1], pixel_max=16, seed=4))
 
 
+def test_a_thickness_step_is_a_pixel_of_a_28x28_image_on_any_size(digits):
+    """On MNIST one step is one grey dilation; on the 8×8 digits it is 0.29 of their pixels, so it adds far less
+    ink than dilating the 8×8 picture itself (which had wiped the digits out at −1)."""
+    from scipy import ndimage
+
+    thickness = robustness.PERTURBATIONS["thickness"]
+    cross = np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], dtype=bool)
+    big = np.zeros((1, 28, 28)); big[0, 6:22, 12:16] = 255
+    assert np.array_equal(thickness.apply(big, 1, pixel_max=255), ndimage.grey_dilation(big, footprint=cross))
+    small = digits.test_images[:50].astype(float)
+    ink, whole_pixel = small.sum(), ndimage.grey_dilation(small, footprint=cross).sum()
+    assert ink < thickness.apply(small, 1, pixel_max=16).sum() < ink + (whole_pixel - ink) / 2
+    assert thickness.apply(small, -1, pixel_max=16).sum() > ndimage.grey_erosion(small, footprint=cross).sum() * 2
+
+
 # ------------------------------------------------------------------ what it learned
 
 

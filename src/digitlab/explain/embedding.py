@@ -125,14 +125,29 @@ def svg_map(points: np.ndarray, labels: np.ndarray, predicted: np.ndarray, *, sp
         title = f"true {t}" + (f", read as {p}" if wrong else "")
         parts.append(f'<circle cx="{xy[i, 0]:.1f}" cy="{xy[i, 1]:.1f}" {style} data-i="{int(i)}" data-t="{t}" '
                      f'data-p="{p}"><title>{escape(title)}</title></circle>')
-    for digit in sorted(set(np.asarray(labels).tolist())):  # each digit's name over its points: colour alone
-        mine = xy[np.asarray(labels) == digit]  # does not tell them apart (above their middle, clear of them)
-        x, y = float(np.median(mine[:, 0])), max(22.0, float(np.percentile(mine[:, 1], 5)) - 16)
+    for digit in sorted(set(np.asarray(labels).tolist())):  # each digit's name by its points: colour alone
+        x, y = _label_spot(xy[np.asarray(labels) == digit], xy, size)  # does not tell them apart
         parts.append(f'<text x="{x:.1f}" y="{y:.1f}" font-size="26" font-weight="bold" text-anchor="middle" '
                      f'dominant-baseline="central" fill="{DIGIT_COLOURS[int(digit) % 10]}" stroke="#fff" '
                      f'stroke-width="4" paint-order="stroke" pointer-events="none">{int(digit)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _label_spot(mine: np.ndarray, every: np.ndarray, size: int) -> tuple[float, float]:
+    """Where to write a digit's name: just above, below, left or right of its points, whichever place
+    covers the fewest points of any digit (above on a tie), inside the map.
+
+    >>> cluster = np.array([[100.0, 100.0], [110.0, 105.0], [105.0, 110.0]])
+    >>> crowd = np.r_[cluster, [[105.0, 84.0], [106.0, 86.0]]]   # another digit's points just above it
+    >>> _label_spot(cluster, crowd, 640)
+    (105.0, 125.5)
+    """
+    (x_low, y_low), (x_mid, y_mid), (x_high, y_high) = np.percentile(mine, [5, 50, 95], axis=0)
+    spots = np.clip([(x_mid, y_low - 16), (x_mid, y_high + 16), (x_low - 18, y_mid), (x_high + 18, y_mid)], 16, size - 16)
+    covered = [int((np.hypot(*(every - spot).T) < 15).sum()) for spot in spots]
+    x, y = spots[int(np.argmin(covered))]
+    return float(x), float(y)
 
 
 def sprite_uri(images: np.ndarray, pixel_max: int, columns: int = 40) -> str:

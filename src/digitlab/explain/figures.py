@@ -109,15 +109,19 @@ def plot_robustness(perturbation: Perturbation, curves: Sequence[RobustnessCurve
     for k, curve in enumerate(curves):
         ax.plot(curve.levels, np.asarray(curve.accuracy) * 100, marker=markers[k % len(markers)], linewidth=2,
                 label=curve.model)
-    ax.set_ylim(0, 101)
+    ax.set_ylim(0, 104 + 12 * len(curves))  # a band above 100% for the legend: it never covers a point
+    ax.set_yticks(range(0, 101, 20))
     ax.set_ylabel("test accuracy (%)")
     ax.set_xlabel(perturbation.label, labelpad=52)
     ax.set_xticks(levels)
     ax.set_xticklabels([f"{v:g}" for v in levels])
     ax.axhline(10, color="#9aa5b1", linestyle=":", linewidth=1)
-    ax.text(levels[-1], 11, "chance", ha="right", va="bottom", fontsize=8, color="#7b8794")
+    ends = np.array([[c.accuracy[0], c.accuracy[-1]] for c in curves]) * 100  # the word goes where no curve ends near it
+    left = np.abs(ends[:, 0] - 13).min() >= np.abs(ends[:, 1] - 13).min() if len(curves) else True
+    ax.text(levels[0] if left else levels[-1], 11, " chance ", ha="left" if left else "right", va="bottom", fontsize=8,
+            color="#7b8794")
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=9)
+    ax.legend(loc="upper left", fontsize=9, ncol=1, frameon=False, borderaxespad=0.2, handlelength=2.5)
     ax.set_title(f"How it fails: {perturbation.name}", fontsize=13)
     side = examples.shape[-1]
     zoom = 34.0 / side

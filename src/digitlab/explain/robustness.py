@@ -54,13 +54,30 @@ def _zoom(images, factor, pixel_max, seed):
 
 
 def _thickness(images, steps, pixel_max, seed):
+    """``steps`` dilations (erosions when negative) of 1 pixel of a 28×28 image: other sizes are resampled to
+    28×28 and back (by area), so on the 8×8 digits a step is 0.29 of their pixels, not a whole one."""
     from scipy import ndimage
 
-    out = images
+    height, width = images.shape[1:]
+    down_y, down_x = _area_matrix(height, 28), _area_matrix(width, 28)
+    out = images if (height, width) == (28, 28) else np.einsum("yi,nij,xj->nyx", down_y.T * 28 / height, images,
+                                                               down_x.T * 28 / width)
     op = ndimage.grey_dilation if steps > 0 else ndimage.grey_erosion
     for _ in range(int(abs(steps))):
         out = op(out, footprint=np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], dtype=bool))
-    return out
+    return out if (height, width) == (28, 28) else np.einsum("yi,nij,xj->nyx", down_y, out, down_x)
+
+
+def _area_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """``A`` (n_out × n_in): ``A @ v`` averages ``v`` over each of ``n_out`` equal cells (each row sums to 1);
+    ``A.T * n_in / n_out`` spreads each cell back over the ``n_in`` pixels it covers.
+
+    >>> _area_matrix(2, 3).round(3).tolist()
+    [[0.667, 0.333, 0.0], [0.0, 0.333, 0.667]]
+    """
+    edges_out, edges_in = np.linspace(0, 1, n_out + 1), np.linspace(0, 1, n_in + 1)
+    overlap = (np.minimum(edges_out[1:, None], edges_in[None, 1:]) - np.maximum(edges_out[:-1, None], edges_in[None, :-1]))
+    return np.clip(overlap, 0, None) * n_out
 
 
 def _noise(images, sigma, pixel_max, seed):
@@ -132,7 +149,8 @@ PERTURBATIONS: dict[str, Perturbation] = {p.name: p for p in (
                  "expects them there."),
     Perturbation("scale", "scale (× size)", (1.0, 0.9, 0.8, 0.7, 0.6, 0.5), _zoom,
                  "Smaller digits than the model learned from: strokes move towards the middle and thin out."),
-    Perturbation("thickness", "stroke thickness (erosions −, dilations +, 1 px each)", (0, -2, -1, 1, 2, 3),
+    Perturbation("thickness", "stroke thickness (erosions −, dilations +, 1 px of a 28×28 image each)",
+                 (0, -2, -1, 1, 2, 3),
                  _thickness,
                  "A thin pen (erosion, left of 0) or a marker (dilation): thick strokes fill the loops that tell 8 from 0."),
     Perturbation("noise", "Gaussian noise (σ, share of the brightest pixel)", (0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
