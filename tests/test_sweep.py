@@ -221,6 +221,7 @@ def test_workers_without_the_data_get_it_scattered_once(tmp_path):
                        env={"DIGITLAB_DATA": str(mine)}, timeout=180)
         assert done.returncode == 0, done.stderr
         assert "2 of 2 Dask workers have no copy of class: sending it to the cluster once" in done.stdout + done.stderr
+        assert "Dask dashboard" not in done.stdout + done.stderr  # started with --no-dashboard: no link to nothing
         code = ("import sys; sys.modules['distributed'] = None; from digitlab.cli import main; "
                 f"sys.argv = ['digitlab', *{args!r}, '--out', {str(tmp_path / 'serial')!r}]; main()")
         serial = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,

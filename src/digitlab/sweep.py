@@ -342,7 +342,7 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
         raise
     try:
         link = getattr(client, "dashboard_link", None)
-        if link:
+        if link and _answers(link):  # made from a template: a scheduler without a dashboard answers 404 there
             say(f"Dask dashboard: {link}")
         shipped = _ship_if_needed(client, plan.dataset, todo, say)
         futures = [client.submit(run_cell, cell, plan.dataset, str(plan.folder.resolve()), keep,
@@ -404,6 +404,17 @@ def _split_key(dataset: str, seed: int) -> int | None:
     from digitlab.data import DATASETS
 
     return None if dataset in DATASETS and DATASETS[dataset].official_split else seed
+
+
+def _answers(url: str) -> bool:
+    """Whether ``url`` answers HTTP 200 within 2 s."""
+    from urllib.request import urlopen
+
+    try:
+        with urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (OSError, ValueError):  # URLError and HTTPError are OSErrors
+        return False
 
 
 def _ship_if_needed(client, dataset: str, todo: list[Cell], say: Callable[[str], None]) -> dict[int | None, Any]:
