@@ -176,6 +176,22 @@ def test_tsne_svg_has_one_point_per_image_and_errors_ringed(digits):
     assert svg.count('stroke="#000"') == int(np.sum(labels != predicted))
 
 
+def test_the_single_view_the_maps_explain_is_compared_with_the_averaged_answers(digits, cnn_run):
+    from digitlab.explain.page import _single_view_differs
+
+    net, images = cnn_run[1].model, digits.test_images
+    model = _explainable(net, digits)
+    alone = model.predict(images)
+    assert _single_view_differs(model, images, alone) is None  # trained with tta=False: one view, nothing to compare
+    net.tta = 9
+    try:
+        averaged = model.predict(images)
+        assert _single_view_differs(model, images, averaged) == (int(np.sum(alone != averaged)), 9)
+        assert net.tta == 9  # put back
+    finally:
+        net.tta = False
+
+
 def test_cnn_features_filters_and_feature_maps(digits, cnn_run):
     model = _explainable(cnn_run[1].model, digits)
     name, feats = embedding.model_features(model, digits.test_images[:5])

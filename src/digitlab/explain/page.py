@@ -181,7 +181,22 @@ def _what_it_looks_at(job: _Job, max_errors: int, per_digit: int, n_check: int):
         deletion.append({"method": name, "n_images": int(len(check)), "salient": after_salient,
                          "random": after_random})
     seconds["saliency"] = time.perf_counter() - t
-    return chosen, targets, maps, deletion, n_wrong
+    return chosen, targets, maps, deletion, n_wrong, _single_view_differs(model, images, predicted)
+
+
+def _single_view_differs(model: Explainable, images: np.ndarray, predicted: np.ndarray) -> tuple[int, int] | None:
+    """For a CNN that answers by averaging shifted views: on how many test images the picture alone, which the
+    gradient maps explain, gets another answer, and the number of views (None for any other model)."""
+    net = model.model
+    views = getattr(net, "tta", False)
+    if not model.is_cnn or not views:
+        return None
+    try:
+        net.tta = False
+        alone = model.predict(images)
+    finally:
+        net.tta = views
+    return int(np.sum(alone != predicted)), 5 if views is True else int(views)
 
 
 def _how_it_fails(job: _Job, n_robustness: int):
@@ -355,7 +370,7 @@ def _write_page(job: _Job, loaded: Any, out: Path, accuracy: float, looks: tuple
     from digitlab.fileio import write_text_atomic
     from digitlab.pages import embed_png, render
 
-    (chosen, targets, maps, deletion, n_wrong), (subset, curves) = looks, fails
+    (chosen, targets, maps, deletion, n_wrong, single_view), (subset, curves) = looks, fails
     (shown, feature_name, svg, sprite, layer_view), (history, curve) = learned, how
     model, others, data, labels, paths, seconds, seed = (job.model, job.others, job.data, job.labels, job.paths,
                                                           job.seconds, job.seed)
@@ -363,7 +378,8 @@ def _write_page(job: _Job, loaded: Any, out: Path, accuracy: float, looks: tuple
         "model": model.name, "model_id": loaded.id, "dataset": data.name, "n_test": int(len(labels)),
         "accuracy": accuracy, "n_errors": n_wrong, "compared": [m.name for m in others],
         "saliency": {"methods": [name for name, _ in maps], "images": [int(i) for i in chosen],
-                     "targets": [int(v) for v in targets], "deletion_check": deletion},
+                     "targets": [int(v) for v in targets], "deletion_check": deletion,
+                     "single_view_differs": None if single_view is None else single_view[0]},
         "robustness": {"n_images": int(len(subset)), "seed": seed,
                        "curves": [c.to_dict() for cs in curves.values() for c in cs]},
         "map": {"features": feature_name, "n_images": int(len(shown)), "method": "t-SNE (PCA to 50 first)"},
@@ -378,6 +394,7 @@ def _write_page(job: _Job, loaded: Any, out: Path, accuracy: float, looks: tuple
         per_digit=per_digit, again=again, width=getattr(model.model, "width", None),
         curve=curve, history=history, n_train=loaded.card.n_train, trained_on=_augmentation_words(loaded.card.params),
         history_caption=learning.history_caption(history, _smoothing(model.model)) if history else None,
+        single_view=single_view,
     )
     write_text_atomic(out / "explain.json", json.dumps(doc, indent=2) + "\n")
     write_text_atomic(out / "explain.html", html)
