@@ -333,12 +333,46 @@ def test_a_picture_over_the_limit_is_one_line_with_no_pillow_warning_before_it(t
 def test_pillow_limit_is_set_explicitly():
     import digitlab.data.images  # noqa: F401
 
-    assert Image.MAX_IMAGE_PIXELS == MAX_SIDE * MAX_SIDE
+    from digitlab.data.image_files import MAX_JPEG_SIDE
+
+    assert Image.MAX_IMAGE_PIXELS == MAX_JPEG_SIDE * MAX_JPEG_SIDE
+
+
+def test_a_24_megapixel_phone_photo_is_read_at_reduced_scale_and_a_long_strip_is_not():
+    """A JPEG over 4096 px is decoded by libjpeg at 1/2-1/8 scale when read for a prediction (draft): a
+    5712×4284 photo had been refused. One that would still be over 4096 px at 1/8 scale is refused in one line."""
+    from digitlab.data.image_files import WORK_SIDE
+
+    photo = draw_seven(size=(5712, 4284), scale=12)
+    buffer = io.BytesIO()
+    photo.convert("RGB").save(buffer, "JPEG", quality=80)
+    read = read_image(buffer.getvalue(), draft=WORK_SIDE)
+    assert read.size == (1428, 1071) and read.mode == "L"
+    assert prepare_digit(read).max() == 255
+    with pytest.raises(DigitlabError, match="5712×4284 pixels; the limit is 4096×4096"):
+        read_image(buffer.getvalue())  # without draft: decoded whole, so held to 4096
+    strip = io.BytesIO()
+    Image.new("L", (16000, 900), 255).save(strip, "JPEG")
+    with pytest.raises(DigitlabError, match="16000×900 pixels; the limit is 16384×16384 for a JPEG"):
+        read_image(strip.getvalue(), draft=WORK_SIDE)  # 900 px high: no reduced scale keeps 1024, so 16000 wide
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(DigitlabError, match="no image file"):
         read_image(tmp_path / "nope.png")
+    with pytest.raises(DigitlabError, match=f"{tmp_path} is a folder; give the pictures in it"):
+        read_image(tmp_path)
+
+
+@pytest.mark.parametrize("data, said", [
+    (b"\0\0\0\x18ftypheic\0\0\0\0mif1heic", "a HEIC photo is not read: export it as a PNG or JPEG"),
+    (b"\0\0\0\x1cftypavif\0\0\0\0", "an AVIF picture is not read"),
+    (b"%PDF-1.4\n", "a PDF is not read: export the page as a PNG or JPEG"),
+    (b"GIF87 but not really", "not an image: send a PNG, JPEG"),
+])
+def test_pictures_of_a_kind_not_read_are_named(data, said):
+    with pytest.raises(DigitlabError, match=said):
+        read_image(data)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -83,10 +83,11 @@ def write_evaluation(score: SetScore, store: HandwritingSet, folder: Path) -> Pa
 
 def _ink_bright(data: bytes) -> np.ndarray:
     """A picture as grayscale with the ink bright, whatever its polarity (light paper is the usual)."""
+    from digitlab.data.image_files import WORK_SIDE
     from digitlab.data.images import read_image
 
     try:
-        gray = np.asarray(read_image(data).convert("L"), dtype=np.uint8)
+        gray = np.asarray(read_image(data, draft=WORK_SIDE).convert("L"), dtype=np.uint8)
     except Exception:  # a picture that no longer decodes shows as blank, not as a crash
         return np.zeros((28, 28), dtype=np.uint8)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])

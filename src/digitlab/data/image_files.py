@@ -15,7 +15,8 @@ from PIL import Image, ImageOps
 from digitlab.data.plain_png import read_plain_grey
 from digitlab.errors import DigitlabError
 
-__all__ = ["FORMATS", "ImageTooLargeError", "MAX_BYTES", "MAX_FILE_BYTES", "MAX_SIDE", "WORK_SIDE", "read_image"]
+__all__ = ["FORMATS", "ImageTooLargeError", "MAX_BYTES", "MAX_FILE_BYTES", "MAX_JPEG_SIDE", "MAX_SIDE", "WORK_SIDE",
+           "read_image"]
 
 MAX_BYTES = 5 * 1024 * 1024
 """Largest image accepted as bytes (an upload, a picture handed in), in bytes (5 MiB)."""
@@ -24,7 +25,11 @@ MAX_FILE_BYTES = 32 * 1024 * 1024
 12-megapixel phone photo at high JPEG quality is 5-10 MiB. Its pixels are held to :data:`MAX_SIDE` either way."""
 
 MAX_SIDE = 4096
-"""Largest width or height accepted, in pixels."""
+"""Largest width or height decoded, in pixels."""
+
+MAX_JPEG_SIDE = 16384
+"""Largest width or height of a JPEG read with ``draft``: libjpeg decodes it at 1/2 to 1/8 scale, so it is held to
+:data:`MAX_SIDE` all the same (a 24- or 50-megapixel phone photo is 5712×4284 or 8160×6120)."""
 
 WORK_SIDE = 1024
 """Longest side :func:`~digitlab.data.images.prepare_digit` works at; pass it as ``read_image(..., draft=WORK_SIDE)``."""
@@ -39,10 +44,11 @@ class ImageTooLargeError(DigitlabError):
     :data:`MAX_SIDE` (HTTP 413 in the API)."""
 
 
-# Decompression bombs: Pillow's own guard, set explicitly to our limit. Pillow refuses above twice it and warns
-# above it; a picture over it has a side over MAX_SIDE, which read_image refuses in one line before decoding, so
-# the warning (two lines on stderr, in the server's log too) would only ever come before that refusal.
-Image.MAX_IMAGE_PIXELS = MAX_SIDE * MAX_SIDE
+# Decompression bombs: Pillow's own guard, set to the largest JPEG read at reduced scale. Pillow refuses above
+# twice it and warns above it; opening reads only the header, and read_image refuses a side over MAX_SIDE (over
+# MAX_JPEG_SIDE for a JPEG it decodes at reduced scale) in one line before decoding, so the warning (two lines on
+# stderr, in the server's log too) would only ever come before that refusal.
+Image.MAX_IMAGE_PIXELS = MAX_JPEG_SIDE * MAX_JPEG_SIDE
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
@@ -93,12 +99,13 @@ def _decode(data: bytes, draft: int | None) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # the warning, where a filter raises it
         raise ImageTooLargeError(_too_large_message(None)) from None
     except Exception:
-        raise DigitlabError("not an image: send a PNG, JPEG, BMP, GIF, WebP or TIFF file") from None
-    if image.width > MAX_SIDE or image.height > MAX_SIDE:
-        raise ImageTooLargeError(_too_large_message(image.size))
+        raise DigitlabError(_not_readable(data)) from None
+    scaled = bool(draft) and image.format == "JPEG"
+    if max(image.size) > (MAX_JPEG_SIDE if scaled else MAX_SIDE) or max(decoded_size(image, draft)) > MAX_SIDE:
+        raise ImageTooLargeError(_too_large_message(image.size, image.format if scaled else None))
     if image.width < 1 or image.height < 1:
         raise DigitlabError(f"the image is {image.width}×{image.height} pixels; it has no pixels to read")
-    if draft and image.format == "JPEG":
+    if scaled:
         image.draft("L", (draft, draft))
     try:
         image.load()
@@ -114,6 +121,36 @@ def _decode(data: bytes, draft: int | None) -> Image.Image:
     return image
 
 
+_KNOWN_OTHERS = {b"ftypheic": "a HEIC photo", b"ftypheix": "a HEIC photo", b"ftyphevc": "a HEIC photo",
+                 b"ftypmif1": "a HEIF photo", b"ftypavif": "an AVIF picture"}
+
+
+def _not_readable(data: bytes) -> str:
+    """Why ``data`` is refused: the formats read, and what it is when it is a picture of a kind not read.
+
+    >>> _not_readable(b"%PDF-1.7 ...")
+    'a PDF is not read: export the page as a PNG or JPEG and send that'
+    """
+    kind = "a PDF" if data.startswith(b"%PDF") else _KNOWN_OTHERS.get(data[4:12])
+    if kind:
+        return f"{kind} is not read: export {'the page' if kind == 'a PDF' else 'it'} as a PNG or JPEG and send that"
+    return "not an image: send a PNG, JPEG, BMP, GIF, WebP or TIFF file"
+
+
+def decoded_size(image: Image.Image, draft: int | None) -> tuple[int, int]:
+    """The size an opened (not yet loaded) picture decodes to: a JPEG with ``draft`` at the scale libjpeg takes,
+    1/2, 1/4 or 1/8, as :meth:`PIL.JpegImagePlugin.JpegImageFile.draft` picks it (both sides kept ≥ ``draft``).
+
+    >>> decoded_size(Image.new("L", (8160, 6120)), 1024)   # not a JPEG: decoded whole
+    (8160, 6120)
+    """
+    width, height = image.size
+    if not draft or image.format != "JPEG":
+        return width, height
+    scale = next((s for s in (8, 4, 2) if min(width // draft, height // draft) >= s), 1)
+    return -(-width // scale), -(-height // scale)
+
+
 def _read_bytes(source: bytes | bytearray | str | Path) -> bytes:
     """The encoded bytes of ``source``, checked for emptiness and size (:data:`MAX_FILE_BYTES` for a path on this
     machine, :data:`MAX_BYTES` for bytes)."""
@@ -122,6 +159,8 @@ def _read_bytes(source: bytes | bytearray | str | Path) -> bytes:
         data = bytes(source)
     elif isinstance(source, (str, Path)):
         path = Path(source)
+        if path.is_dir():
+            raise DigitlabError(f"{path} is a folder; give the pictures in it (e.g. {path / '*.png'})")
         if not path.is_file():
             raise DigitlabError(f"no image file at {path}; check the path")
         size = path.stat().st_size
@@ -146,6 +185,7 @@ def _too_many_bytes_message(size: int, limit: int = MAX_BYTES) -> str:
     return f"the image is {size / 2**20:.1f} MiB; the limit is {mib} MiB, send a smaller file"
 
 
-def _too_large_message(size: tuple[int, int] | None) -> str:
-    shown = f"{size[0]}×{size[1]} pixels" if size else "too large to decode safely"
-    return f"the image is {shown}; the limit is {MAX_SIDE}×{MAX_SIDE}, scale it down and retry"
+def _too_large_message(size: tuple[int, int] | None, scaled_format: str | None = None) -> str:
+    side = MAX_JPEG_SIDE if scaled_format else MAX_SIDE
+    shown = f"{size[0]}×{size[1]} pixels" if size else f"over {2 * MAX_JPEG_SIDE ** 2 / 1e6:,.0f} million pixels"
+    return f"the image is {shown}; the limit is {side}×{side}{' for a JPEG' if scaled_format else ''}, scale it down and retry"

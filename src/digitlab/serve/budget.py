@@ -38,6 +38,7 @@ import anyio
 from PIL import Image
 from starlette.exceptions import HTTPException
 
+from digitlab.data.image_files import WORK_SIDE, decoded_size
 from digitlab.data.images import FORMATS, MAX_SIDE
 from digitlab.data.plain_png import plain_png_size
 from digitlab.memory import give_back_memory
@@ -182,7 +183,7 @@ def pixels_to_decode(data: bytes) -> int:
     else:
         try:
             with Image.open(io.BytesIO(data), formats=FORMATS) as image:
-                width, height = image.size
+                width, height = decoded_size(image, WORK_SIDE)  # a large JPEG decodes at reduced scale
         except Exception:  # not an image, or Pillow's own decompression-bomb refusal
             return 0
     if width > MAX_SIDE or height > MAX_SIDE:
