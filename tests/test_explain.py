@@ -284,7 +284,7 @@ def test_explain_page_for_the_cnn_with_a_comparison(cnn_run, logreg_run, tmp_pat
     result = explain_run(folder, compare=[logreg_run], out=tmp_path, n_robustness=100, n_map=80)
     assert {"filters", "feature_maps", "history"} <= set(result.figures)
     html = result.html.read_text(encoding="utf-8")
-    assert "How it learned" in html and "digitlab sweep --models cnn" in html
+    assert "How it learned" in html and "digitlab sweep --dataset digits --models cnn" in html
     assert "label smoothing (0.1) trains the network towards about 91% for the right digit" in html
     again = f"digitlab explain --model {folder} --compare {logreg_run} --out {tmp_path} --robustness-images 100 --map-images 80"
     assert f"Again: <code>{again}</code>" in html

@@ -144,9 +144,11 @@ def test_save_undo_and_counts(client):
     again = client.post("/api/samples?label=1&writer=Ada", content=picture, headers=PNG)
     assert again.status_code == 200 and again.json()["added"] is False
     assert again.json()["sample"]["id"] == sample.id
-    for query, says in (("label=7&writer=Ada", "already as a 1"), ("label=1&writer=Bob", "already by another writer")):
+    for query, says in (("label=7&writer=Ada", "already as a 1"), ("label=1&writer=Bob", "already by another writer"),
+                        ("label=7&writer=Bob", "already by another writer")):  # another's label is theirs to know
         other = _one_line(client.post(f"/api/samples?{query}", content=picture, headers=PNG), 409)
         assert says in other and "nothing was saved" in other and sample.id not in other and "Ada" not in other
+        assert "Bob" not in query or "as a 1" not in other
 
     photo = client.post("/api/samples?label=7&source=photo", files={"image": ("seven.png", _png(2), "image/png")})
     assert photo.status_code == 201 and photo.json()["sample"]["source"] == "photo"

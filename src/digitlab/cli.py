@@ -166,7 +166,7 @@ def evaluate(
                                "differences": outcome.differences}, indent=2))
         raise typer.Exit(0 if outcome.recorded is None or outcome.matches else 1)
     console.print(f"{escape(outcome.model_id)} on {outcome.dataset}: accuracy [bold]{m.accuracy:.2%}[/], "
-                  f"{m.n_errors} errors of {m.n_test:,}, 95% CI {m.ci_low:.2%} – {m.ci_high:.2%}")
+                  f"{m.n_errors} error{'s' * (m.n_errors != 1)} of {m.n_test:,}, 95% CI {m.ci_low:.2%} – {m.ci_high:.2%}")
     if outcome.recorded is None and dataset is not None:
         console.print(f"Measured on {escape(dataset)}, not the dataset the run recorded: nothing to compare with.")
     elif outcome.recorded is None:

@@ -50,7 +50,7 @@ def print_score(score, before=None) -> None:
     """The accuracy and the per-writer table (with a before column when given)."""
     m = score.metrics
     console.print(f"{escape(score.model_id)} on {escape(score.set_name)} ({escape(score.part)}): "
-                  f"accuracy [bold]{m.accuracy:.1%}[/], {m.n_errors} errors of {m.n_test:,}, "
+                  f"accuracy [bold]{m.accuracy:.1%}[/], {m.n_errors} error{'s' * (m.n_errors != 1)} of {m.n_test:,}, "
                   f"95% CI {m.ci_low:.1%} – {m.ci_high:.1%}")
     if score.answered is not None:
         console.print(sure_line(score.answered))

@@ -187,7 +187,7 @@ def _need(*modules: str) -> None:
     missing = [name for name in modules if importlib.util.find_spec(name) is None]
     if missing:
         raise DigitlabError(f"ONNX export needs {', '.join(missing)}, which is not installed; "
-                            "run `pip install 'digitlab[onnx]'`")
+                            "run `pip install 'digitlab[onnx]'` (in a clone of digitlab: `make dev`)")
 
 
 @contextlib.contextmanager

@@ -135,7 +135,7 @@ def plot_confusion(metrics: Metrics, path: Path) -> Path:
     ax.set_yticks(ticks)
     ax.set_xlabel("Predicted digit")
     ax.set_ylabel("True digit")
-    ax.set_title(f"Confusion matrix — {metrics.n_errors:,} errors in {metrics.n_test:,}")
+    ax.set_title(f"Confusion matrix — {metrics.n_errors:,} error{'s' * (metrics.n_errors != 1)} in {metrics.n_test:,}")
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="Images (log colour scale; blank cell = 0)")
@@ -398,9 +398,15 @@ def plot_sample_mistakes(originals: Sequence[np.ndarray], prepared: np.ndarray, 
         return _save(fig, path)
     from PIL import Image
 
+    import textwrap
+
     columns = min(5, len(titles))
     rows = int(np.ceil(len(titles) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.0 * columns, 1.55 * rows + 0.5), squeeze=False)
+    shown = f"the {len(titles)} most confident of {total}" if total > len(titles) else f"all {total}"
+    title = textwrap.wrap(f"Misclassified samples ({shown}): as it arrived (left), what the model saw (right)",
+                          width=22 * columns)  # a one-picture figure is 2 in wide: about 22 characters of 11 pt
+    fig, axes = plt.subplots(rows, columns, figsize=(2.0 * columns, 1.55 * rows + 0.3 + 0.2 * len(title)),
+                             squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, original, seen, text in zip(axes.flat, originals, prepared, titles):
@@ -413,8 +419,6 @@ def plot_sample_mistakes(originals: Sequence[np.ndarray], prepared: np.ndarray, 
         tile = np.hstack([left, np.full((56, 6), np.nan), right])
         ax.imshow(tile, cmap=plt.get_cmap(INK).with_extremes(bad="#9aa5b1"), vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(_plain(text), fontsize=9, color="#b22222", linespacing=1.1)
-    shown = f"the {len(titles)} most confident of {total}" if total > len(titles) else f"all {total}"
-    fig.suptitle(f"Misclassified samples ({shown}): as it arrived (left), what the model saw (right)",
-                 fontsize=11)
+    fig.suptitle("\n".join(title), fontsize=11)
     fig.tight_layout()
     return _save(fig, path)

@@ -338,8 +338,9 @@ def _save_sync(store: HandwritingSet, picture: bytes, label: int, writer: str | 
     if added:
         log.info("saved sample %s (%d, %s) into %r", sample.id, sample.label, sample.writer or NO_NAME, store.name)
     elif sample.label != label or not written_by([writer or NO_NAME])(sample):
-        # someone else's sample: no id to undo it with
-        said = (f" as {'an' if sample.label == 8 else 'a'} {sample.label}" if sample.label != label
+        # someone else's sample: no id to undo it with, and neither its writer nor (theirs) its label is told
+        mine = written_by([writer or NO_NAME])(sample)
+        said = (f" as {'an' if sample.label == 8 else 'a'} {sample.label}" if mine
                 else " by another writer" if sample.writer else " without a writer's name")
         raise ApiError(409, f"this exact picture is in the set already{said}; nothing was saved")
     return sample, added, _counts(store, writer)
