@@ -71,6 +71,19 @@ def shaded_pages() -> list[np.ndarray]:
     return [np.clip(t + 0.5, 0, 1) * 255 for t in along] + [np.where(t > 0, 235.0, 20.0) for t in along]
 
 
+def prepared_or_refused(pictures: list[np.ndarray]) -> tuple[np.ndarray, int]:
+    """The pictures ``prepare_digit`` prepares (28×28), and how many it refuses as blank."""
+    from digitlab.errors import DigitlabError
+
+    out = []
+    for picture in pictures:
+        try:
+            out.append(prepare_digit(picture))
+        except DigitlabError:
+            pass
+    return np.stack(out) if out else np.zeros((0, 28, 28), np.uint8), len(pictures) - len(out)
+
+
 def thick_ones() -> list[np.ndarray]:
     """A 1 drawn on the page's 400 px canvas with brushes 12 to 70 px wide, upright and slanted both ways."""
     pictures = []
@@ -114,9 +127,11 @@ def main() -> int:
     _, (held_images, _) = split_validation(mnist, 0.1, seed=card.seed)  # the run's calibration split
     others, kinds = make_nondigits(args.n, seed=args.seed, split="test")
     drawn = drawn_digits(args.drawn, mnist, np.random.default_rng(args.seed))
+    shaded, blank = prepared_or_refused(shaded_pages())
+    print(f"shaded pages: {blank} of {blank + len(shaded)} found blank by the preparation (no ink once the light "
+          "is evened out); the rest are measured as 'shaded pages'")
     sets = {"held-out": held_images, "non-digits": others, "MNIST test": mnist.test_images, "drawn": drawn,
-            "shaded pages": np.stack([prepare_digit(p) for p in shaded_pages()]),
-            "thick 1s": np.stack([prepare_digit(p) for p in thick_ones()])}
+            "shaded pages": shaded, "thick 1s": prepared_or_refused(thick_ones())[0]}
 
     suspicion = {}  # score name -> set name -> higher-is-less-digit-like scores
     for name, images in sets.items():

@@ -426,3 +426,46 @@ def test_large_jpeg_can_decode_in_draft_mode():
     assert quick.mode == "L" and 1024 <= min(quick.size) < 2400
     assert similarity(prepare_digit(quick), prepare_digit(read_image(data))) > 0.98
     assert read_image(encode(photo.resize((300, 240)), "PNG"), draft=1024).mode == "RGB"  # only JPEGs
+
+
+# ---------------------------------------------------------------------------------------------
+# Photos: uneven light and ruled paper (an audit's phone-like pictures were "not a digit", or under a
+# shadow another digit at 91-96%)
+
+
+def _lit(picture: Image.Image, light: np.ndarray) -> np.ndarray:
+    return np.asarray(picture, dtype=np.float64) * light
+
+
+@pytest.mark.parametrize("lighting", ["gradient", "vignette", "shadow"])
+def test_a_digit_under_uneven_light_prepares_as_on_even_paper(lighting):
+    from scipy import ndimage
+
+    seven = draw_seven(size=(300, 400), scale=0.8)
+    ys, xs = np.mgrid[0:400, 0:300] / np.array([[[400.0]], [[300.0]]])
+    light = {"gradient": 0.45 + 0.55 * xs,
+             "vignette": 1 - 1.2 * ((xs - 0.5) ** 2 + (ys - 0.5) ** 2),
+             "shadow": ndimage.gaussian_filter(np.where(xs + 0.8 * ys < 0.55, 0.5, 1.0), 8)}[lighting]
+    even = prepare_digit(seven).astype(float)
+    uneven = prepare_digit(_lit(seven, light)).astype(float)
+    assert np.abs(uneven - even).mean() < 12, np.abs(uneven - even).mean()  # the same 7, within anti-aliasing
+    assert np.corrcoef(uneven.ravel(), even.ravel())[0, 1] > 0.9
+
+
+def test_evenly_lit_and_small_pictures_are_left_as_they_are():
+    from digitlab.data.ink import _even_light
+
+    page = np.asarray(draw_seven(), dtype=np.float32) / 255
+    assert _even_light(page) is page  # a drawing: nothing to even out, not a pixel changed
+    small = np.tile(np.linspace(0.4, 1.0, 100, dtype=np.float32), (100, 1))
+    assert _even_light(small) is small  # under 128 px a side: lit as it is
+
+
+def test_ruled_lines_are_left_out_of_one_digit():
+    seven = draw_seven(size=(400, 400), scale=0.7)
+    ruled = np.asarray(seven).copy()
+    ruled[20::50, :] = 150  # pale ruled lines across the whole page, one through the 7
+    assert np.abs(prepare_digit(ruled).astype(float) - prepare_digit(seven)).mean() < 12  # 0.5: the same 7
+    bar = np.full((300, 300), 255, dtype=np.uint8)
+    bar[140:160, 40:260] = 0  # a lone bar (the page mid-drawing, the first stroke of a 7): not left out
+    assert prepare_digit(bar).max() == 255

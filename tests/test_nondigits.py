@@ -149,7 +149,7 @@ def test_a_shade_is_a_block_of_light_never_a_solid_bar_that_would_be_a_1():
     images, _ = make_nondigits(70, seed=4, kinds=("shade",), split="train")
     for image in images:
         box = _ink_box(image)
-        assert (box > 25).mean() >= 0.4
+        assert (box > 25).mean() >= 0.25
         if min(box.shape) / max(box.shape) < 0.45:
             ink = box[box > 25]
             assert np.percentile(ink, 90) - np.percentile(ink, 10) >= 100

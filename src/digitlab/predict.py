@@ -152,8 +152,9 @@ def features_of(prepared: np.ndarray, pixel_max: int) -> np.ndarray:
     return to_features(prepared, pixel_max)
 
 
-def prepare_for(card: ModelCard, image: Any) -> np.ndarray:
-    """Prepare a PIL image or array for the model described by ``card`` (its shape and pixel maximum).
+def prepare_for(card: ModelCard, image: Any, *, rules: bool = True) -> np.ndarray:
+    """Prepare a PIL image or array for the model described by ``card`` (its shape and pixel maximum);
+    ``rules=False`` for a mark :mod:`digitlab.read` has already cut from its rules (a minus sign is not one).
 
     Examples
     --------
@@ -161,7 +162,7 @@ def prepare_for(card: ModelCard, image: Any) -> np.ndarray:
     >>> prepare_for(ModelCard(model="logreg", dataset="digits", image_shape=(8, 8), pixel_max=16), stroke).shape
     (8, 8)
     """
-    return prepare_digit(image, card.image_shape, card.pixel_max)
+    return prepare_digit(image, card.image_shape, card.pixel_max, rules=rules)
 
 
 def predict_images(

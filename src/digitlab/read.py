@@ -332,7 +332,7 @@ class _Predictor:
 
     def __call__(self, marks: list[Mark]) -> list[tuple[Prediction, np.ndarray]]:
         self.predicted += len(marks)
-        prepared = np.stack([prepare_for(self.card, digit_input(self.ink, m)) for m in marks])
+        prepared = np.stack([prepare_for(self.card, digit_input(self.ink, m), rules=False) for m in marks])
         return list(zip(predict_images(self.model, self.card, prepared, **self.options), prepared))
 
 

@@ -11,12 +11,30 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["without_rules"]
+__all__ = ["leave_out_rules", "without_rules"]
 
 _RULE_ACROSS = 2.0  # a straight run of ink across longer than 2 digit heights is a rule (an underline, a frame)...
 _RULE_DOWN = 1.5  # ...and one down longer than 1.5 that is a frame's side or along the picture's side edge...
 _EDGE = 0.05  # ...within 5% of its width (a tall "1" elsewhere stays)
 _RULED_PAGE = 0.05  # ink left beside rules under 5% of all the ink is their ragged edges: no number
+_ANY_INK = 0.02  # for one digit's picture, any ink this strong may be part of a rule (a faint blue ruled line)
+
+
+def leave_out_rules(ink: np.ndarray) -> np.ndarray:
+    """One digit's ink map (:func:`~digitlab.data.ink.ink_map`) with its rules left out, and with them the faint ink
+    away from what is left: a digit on ruled paper, or underlined, is cropped to the digit, not the page.
+
+    >>> page = np.zeros((80, 200), dtype=np.float32)
+    >>> page[10:60, 95:102] = 1.0; page[[30, 70], :] = 0.3      # a "1" on ruled paper
+    >>> left = leave_out_rules(page)
+    >>> float(left[70].max()), float(left[40, 98]), round(float(left[30, 98]), 2)   # the rule gone, the stroke kept
+    (0.0, 1.0, 0.3)
+    """
+    on = ink > _ANY_INK
+    left = without_rules(on)
+    if left is on or not left.any() or not (on & ~left).any():
+        return ink  # nothing was a rule, or all of it (a lone bar, half a 7 on the page): the ink as it was
+    return ink * ndimage.binary_dilation(left, iterations=2)
 
 
 def without_rules(on: np.ndarray) -> np.ndarray:
@@ -35,6 +53,10 @@ def without_rules(on: np.ndarray) -> np.ndarray:
     labels, count = ndimage.label(on, structure=np.ones((3, 3), dtype=bool))
     if count == 0:
         return on
+    if count == 1:
+        rows, columns = ndimage.find_objects(labels)[0]
+        if columns.stop - columns.start < _RULE_ACROSS * (rows.stop - rows.start):
+            return on  # one piece, not wide enough to hold a rule: the common case, answered quickly
     heights = np.array([rows.stop - rows.start for rows, _ in ndimage.find_objects(labels)])
     digit = float(np.median(heights[heights >= 0.3 * heights.max()]))  # a rule is seldom most of the pieces
     across, down = (_runs(on, axis, longest * digit) for axis, longest in ((1, _RULE_ACROSS), (0, _RULE_DOWN)))

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from digitlab.data.images import _FAINT, _ink_map, _to_gray
+from digitlab.data.images import _to_gray
+from digitlab.data.ink import FAINT as _FAINT, ink_map as _ink_map
 from digitlab.errors import DigitlabError
 from digitlab.rules import without_rules
 

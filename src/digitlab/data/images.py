@@ -10,8 +10,10 @@ the REST API):
 
    - grayscale (a transparent background counts as paper);
    - ink vs paper decided from the border, so dark-on-light is inverted to MNIST's
-     light-on-dark;
+     light-on-dark; uneven light (a shadow, a gradient, a vignette) evened out
+     (:func:`~digitlab.data.ink.ink_map`);
    - faint background removed, contrast stretched;
+   - ruled lines, frames and underlines left out (:func:`~digitlab.rules.leave_out_rules`);
    - cropped to the ink's bounding box;
    - for 28×28 (MNIST): the longer side scaled to 20 px, anti-aliased, keeping the aspect
      ratio, pasted into 28×28 so that the centre of mass sits at the centre;
@@ -42,7 +44,9 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from digitlab.data.image_files import FORMATS, MAX_BYTES, MAX_SIDE, WORK_SIDE, ImageTooLargeError, read_image
+from digitlab.data.ink import ink_map
 from digitlab.errors import DigitlabError
+from digitlab.rules import leave_out_rules
 
 __all__ = [
     "ImageTooLargeError",
@@ -56,8 +60,6 @@ __all__ = [
 ]
 
 _WORK_SIDE = WORK_SIDE  # larger pictures are box-averaged down to this before any float work
-_FAINT = 0.2  # ink fainter than this (after contrast stretch) is background
-_MIN_CONTRAST = 0.08  # ink must differ from paper by this much of the full range
 _EDGE_MASS = 0.01  # bounding box: drop border rows/columns holding < 1% of the busiest one's ink
 
 
@@ -69,6 +71,8 @@ def prepare_digit(
     image: Image.Image | np.ndarray,
     image_shape: tuple[int, int] = (28, 28),
     pixel_max: int = 255,
+    *,
+    rules: bool = True,
 ) -> np.ndarray:
     """Turn a picture of one digit into the model input its training data would have held.
 
@@ -82,6 +86,8 @@ def prepare_digit(
         The model's input size: ``(28, 28)`` for MNIST, ``(8, 8)`` for scikit-learn's digits.
     pixel_max : int
         The brightest ink value: 255 for MNIST, 16 for the 8×8 digits.
+    rules : bool
+        Leave out ruled lines, frames and underlines first (False for a mark already cut from them).
 
     Returns
     -------
@@ -110,8 +116,8 @@ def prepare_digit(
     if pixel_max < 1 or pixel_max > 255:
         raise DigitlabError(f"pixel_max must be between 1 and 255, got {pixel_max}")
     gray, alpha = _to_gray(image)
-    ink = _ink_map(gray, alpha)
-    ink = _crop_to_ink(ink)
+    ink = ink_map(gray, alpha)
+    ink = _crop_to_ink(leave_out_rules(ink) if rules else ink)
     if (height, width) == (8, 8):
         ink = _thicken(ink, box=32, min_width=4.5, target_width=6.0)
         out = _optdigits_style(ink)
@@ -238,55 +244,6 @@ def _shrink_array(data: np.ndarray) -> np.ndarray:
     channels = [data] if data.ndim == 2 else [data[..., c] for c in range(data.shape[2])]
     small = [np.asarray(Image.fromarray(np.ascontiguousarray(c), "F").reduce(factor)) for c in channels]
     return small[0] if data.ndim == 2 else np.stack(small, axis=-1)
-
-
-def _ink_map(gray: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
-    """Ink strength in [0, 1] on a 0 background: polarity decided, contrast stretched, faint removed."""
-    if alpha is not None:
-        gray = _flatten_alpha(gray, alpha)
-    paper = _median(_border(gray))
-    low, high = float(gray.min()), float(gray.max())
-    if paper - low > high - paper:  # paper is the light side: dark ink on light paper
-        gray, paper = 1.0 - gray, 1.0 - paper
-        high = float(np.float32(1.0 - low))  # the inverted picture's brightest pixel, without another pass
-    contrast = high - paper
-    if contrast < _MIN_CONTRAST:
-        raise DigitlabError("no ink found: the image is blank; draw or photograph one digit")
-    ink = gray - paper  # a new array: in place from here on
-    ink /= contrast
-    ink -= _FAINT
-    ink /= 1.0 - _FAINT
-    return np.clip(ink, 0.0, 1.0, out=ink)
-
-
-def _median(values: np.ndarray) -> float:
-    """``float(np.median(values))`` for a 1-D float array, without np.median's general-case overhead."""
-    low = values.min()
-    if low == values.max():  # one shade all round, as on a drawing's blank margin: no sorting needed
-        return float(low)
-    half = len(values) // 2
-    if len(values) % 2:
-        return float(np.partition(values, half)[half])
-    return float(np.partition(values, (half - 1, half))[half - 1 : half + 1].mean())
-
-
-def _flatten_alpha(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Lay a picture with transparency on paper of the opposite shade to its opaque strokes."""
-    weight = float(alpha.sum())
-    if weight <= 0.0:
-        raise DigitlabError("no ink found: the image is fully transparent; draw or photograph one digit")
-    ink_shade = float((gray * alpha).sum()) / weight
-    paper = 1.0 if ink_shade < 0.5 else 0.0
-    return alpha * gray + (1.0 - alpha) * paper
-
-
-def _border(gray: np.ndarray) -> np.ndarray:
-    """The outer ring of pixels, about 3% of the shorter side thick (at least one pixel)."""
-    h, w = gray.shape
-    t = max(1, round(0.03 * min(h, w)))
-    if 2 * t >= min(h, w):
-        return gray.ravel()
-    return np.concatenate([gray[:t].ravel(), gray[-t:].ravel(), gray[t:-t, :t].ravel(), gray[t:-t, -t:].ravel()])
 
 
 def _crop_to_ink(ink: np.ndarray) -> np.ndarray:

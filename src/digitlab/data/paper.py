@@ -90,7 +90,8 @@ def shade(rng: np.random.Generator, split: str, system: bool) -> Image.Image:
 
 def _ink_aspect(page: np.ndarray) -> float:
     """The box the preparation crops ``page``'s ink to: its shorter side over its longer side (0 for no ink)."""
-    from digitlab.data.images import _crop_to_ink, _ink_map  # the preparation's own steps: the box it will see
+    from digitlab.data.images import _crop_to_ink
+    from digitlab.data.ink import ink_map as _ink_map  # the preparation's own steps: the box it will see
 
     try:
         height, width = _crop_to_ink(_ink_map(page / 255.0, None)).shape

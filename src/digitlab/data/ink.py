@@ -1,0 +1,117 @@
+"""From a picture's gray levels to its ink: which side is paper, the light evened out, the contrast stretched.
+
+:func:`ink_map` is the first step of every preparation (:func:`~digitlab.data.images.prepare_digit` for one digit,
+:func:`~digitlab.segment.ink_of` for a whole number). Paper is the shade round the picture's edge; ink is what
+differs from it. A phone photo is seldom lit evenly, and one paper level for the whole picture turns a shadow, a
+gradient or a vignette into "ink" that swallows the digit: an audit's photos of digits on paper so lit were read as
+"not a digit" (or, under a shadow, as another digit at 91-96%). So where the edge of a dark-ink-on-light-paper
+picture is unevenly lit, the paper's own brightness is estimated everywhere (:func:`_paper_light`: a median over a
+window a quarter of the picture wide, at about 96 px, where a stroke is never most of the window) and the picture
+divided by it: paper becomes even, and ink keeps its contrast in the shadow.
+
+Examples
+--------
+>>> import numpy as np
+>>> page = np.tile(np.linspace(0.5, 1.0, 200, dtype=np.float32), (200, 1))   # light falling off to the left
+>>> page[60:140, 95:105] = 0.1                                             # a "1"
+>>> ink = ink_map(page, None)
+>>> round(float(ink[100, 100]), 2), float(ink[:, :40].max())               # the stroke, and no shadow left
+(0.99, 0.0)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from digitlab.errors import DigitlabError
+
+__all__ = ["ink_map"]
+
+FAINT = 0.2
+"""Ink fainter than this (after the contrast stretch) is background."""
+_MIN_CONTRAST = 0.08  # ink must differ from paper by this much of the full range
+_UNEVEN = 0.1  # light round the edge varying by more than this (10th to 90th percentile) is evened out...
+_LEAST_SIDE = 128  # ...in a picture at least this many pixels a side (a small crop is lit as it is)
+_COARSE = 96  # the paper's light is estimated at about this many pixels on the longer side...
+_WINDOW = 0.25  # ...as the median over a window this share of the shorter side
+_DARKEST_PAPER = 0.4  # paper is never estimated darker than 40% of the picture's bright paper: a thick stroke
+                      # that fills a window is not taken for a shadow
+
+
+def ink_map(gray: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """Ink strength in [0, 1] on a 0 background: polarity decided, uneven light evened out, contrast stretched,
+    faint removed. ``gray`` and ``alpha`` in [0, 1] (alpha None when opaque)."""
+    if alpha is not None:
+        gray = _flatten_alpha(gray, alpha)
+    paper = _median(_border(gray))
+    low, high = float(gray.min()), float(gray.max())
+    if paper - low > high - paper:  # paper is the light side: dark ink on light paper
+        evened = _even_light(gray)
+        if evened is not gray:
+            gray, paper, low = evened, _median(_border(evened)), float(evened.min())
+        gray, paper = 1.0 - gray, 1.0 - paper
+        high = float(np.float32(1.0 - low))  # the inverted picture's brightest pixel, without another pass
+    contrast = high - paper
+    if contrast < _MIN_CONTRAST:
+        raise DigitlabError("no ink found: the image is blank; draw or photograph one digit")
+    ink = gray - paper  # a new array: in place from here on
+    ink /= contrast
+    ink -= FAINT
+    ink /= 1.0 - FAINT
+    return np.clip(ink, 0.0, 1.0, out=ink)
+
+
+def _median(values: np.ndarray) -> float:
+    """``float(np.median(values))`` for a 1-D float array, without np.median's general-case overhead."""
+    low = values.min()
+    if low == values.max():  # one shade all round, as on a drawing's blank margin: no sorting needed
+        return float(low)
+    half = len(values) // 2
+    if len(values) % 2:
+        return float(np.partition(values, half)[half])
+    return float(np.partition(values, (half - 1, half))[half - 1 : half + 1].mean())
+
+
+def _flatten_alpha(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Lay a picture with transparency on paper of the opposite shade to its opaque strokes."""
+    weight = float(alpha.sum())
+    if weight <= 0.0:
+        raise DigitlabError("no ink found: the image is fully transparent; draw or photograph one digit")
+    ink_shade = float((gray * alpha).sum()) / weight
+    paper = 1.0 if ink_shade < 0.5 else 0.0
+    return alpha * gray + (1.0 - alpha) * paper
+
+
+def _border(gray: np.ndarray) -> np.ndarray:
+    """The outer ring of pixels, about 3% of the shorter side thick (at least one pixel)."""
+    h, w = gray.shape
+    t = max(1, round(0.03 * min(h, w)))
+    if 2 * t >= min(h, w):
+        return gray.ravel()
+    return np.concatenate([gray[:t].ravel(), gray[-t:].ravel(), gray[t:-t, :t].ravel(), gray[t:-t, -t:].ravel()])
+
+
+def _paper_light(gray: np.ndarray) -> np.ndarray:
+    """The paper's brightness at each pixel of a dark-ink-on-light-paper picture: the median of the picture,
+    box-averaged to about :data:`_COARSE` px, over a window :data:`_WINDOW` of its side, scaled back up."""
+    from scipy import ndimage
+
+    h, w = gray.shape
+    step = max(1, -(-max(h, w) // _COARSE))
+    small = gray[: h // step * step, : w // step * step].reshape(h // step, step, w // step, step).mean(axis=(1, 3))
+    light = ndimage.median_filter(small, size=max(3, round(min(small.shape) * _WINDOW)) | 1, mode="nearest")
+    light = ndimage.zoom(light, (h / light.shape[0], w / light.shape[1]), order=1, mode="nearest", grid_mode=True)
+    return np.maximum(light[:h, :w], _DARKEST_PAPER * float(np.percentile(gray, 95)))
+
+
+def _even_light(gray: np.ndarray) -> np.ndarray:
+    """``gray`` (dark ink on light paper) divided by the paper's light where the light round the edge is uneven;
+    ``gray`` itself where it is even (a drawing, a scan), the picture is small, or the estimate is even."""
+    edge = _border(gray)
+    if min(gray.shape) < _LEAST_SIDE or np.percentile(edge, 90) - np.percentile(edge, 10) < _UNEVEN:
+        return gray
+    light = _paper_light(gray)
+    ring = _border(light)
+    if np.percentile(ring, 90) - np.percentile(ring, 10) < _UNEVEN:
+        return gray
+    return np.clip(gray / light, 0.0, 1.0).astype(np.float32)
