@@ -183,6 +183,11 @@ def test_the_single_view_the_maps_explain_is_compared_with_the_averaged_answers(
     model = _explainable(net, digits)
     alone = model.predict(images)
     assert _single_view_differs(model, images, alone) is None  # trained with tta=False: one view, nothing to compare
+    net.tta = 1
+    try:
+        assert _single_view_differs(model, images, alone) is None  # one view too
+    finally:
+        net.tta = False
     net.tta = 9
     try:
         averaged = model.predict(images)

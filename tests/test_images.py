@@ -351,9 +351,12 @@ def test_a_24_megapixel_phone_photo_is_read_at_reduced_scale_and_a_long_strip_is
     assert prepare_digit(read).max() == 255
     with pytest.raises(DigitlabError, match="5712×4284 pixels; the limit is 4096×4096"):
         read_image(buffer.getvalue())  # without draft: decoded whole, so held to 4096
+    mpo = io.BytesIO()  # a phone's JPEG with a second picture in it (Pillow reads it as MPO): the same
+    photo.convert("RGB").save(mpo, "MPO", save_all=True, append_images=[Image.new("RGB", (64, 48))])
+    assert read_image(mpo.getvalue(), draft=WORK_SIDE).size == (1428, 1071)
     strip = io.BytesIO()
     Image.new("L", (16000, 900), 255).save(strip, "JPEG")
-    with pytest.raises(DigitlabError, match="16000×900 pixels; the limit is 16384×16384 for a JPEG"):
+    with pytest.raises(DigitlabError, match=r"16000×900 pixels; the limit is 4096×4096 \(a JPEG up to 16384×16384"):
         read_image(strip.getvalue(), draft=WORK_SIDE)  # 900 px high: no reduced scale keeps 1024, so 16000 wide
 
 
@@ -469,3 +472,20 @@ def test_ruled_lines_are_left_out_of_one_digit():
     bar = np.full((300, 300), 255, dtype=np.uint8)
     bar[140:160, 40:260] = 0  # a lone bar (the page mid-drawing, the first stroke of a 7): not left out
     assert prepare_digit(bar).max() == 255
+    small = np.full((600, 600), 255, dtype=np.uint8)  # a review: a small 7 on a ruled page became a 4×4 blob
+    small[255:315, 280:284] = small[255:259, 265:300] = 0  # a 7, 60 px tall, between two rules
+    alone = prepare_digit(small).astype(float)
+    small[30::60, :] = small[31::60, :] = 120  # rules 2 px thick: the 7 is under 5% of the ink
+    assert np.abs(prepare_digit(small) - alone).mean() < 12
+
+
+def test_a_stroke_along_the_edge_is_judged_the_same_with_a_speck_beside_it_or_not():
+    """A review: runs touching the edge were mirrored (twice as long), so a "1" along the left edge was a rule only
+    when a speck elsewhere made the picture take the slow path."""
+    one = np.full((200, 160), 255, dtype=np.uint8)
+    one[:, 6:18] = 0  # a "1" from top to bottom, at the left edge
+    specked = one.copy()
+    specked[100:103, 120:123] = 90
+    for picture in (one, specked):  # the speck had turned into a 20×20 block and the 1 was gone
+        prepared = prepare_digit(picture)
+        assert np.count_nonzero(prepared.max(axis=1) > 128) >= 19 and np.count_nonzero(prepared > 128) <= 60

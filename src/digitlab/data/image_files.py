@@ -100,7 +100,7 @@ def _decode(data: bytes, draft: int | None) -> Image.Image:
         raise ImageTooLargeError(_too_large_message(None)) from None
     except Exception:
         raise DigitlabError(_not_readable(data)) from None
-    scaled = bool(draft) and image.format == "JPEG"
+    scaled = bool(draft) and image.format in _SCALABLE
     if max(image.size) > (MAX_JPEG_SIDE if scaled else MAX_SIDE) or max(decoded_size(image, draft)) > MAX_SIDE:
         raise ImageTooLargeError(_too_large_message(image.size, image.format if scaled else None))
     if image.width < 1 or image.height < 1:
@@ -121,6 +121,7 @@ def _decode(data: bytes, draft: int | None) -> Image.Image:
     return image
 
 
+_SCALABLE = ("JPEG", "MPO")  # libjpeg decodes both at reduced scale (MPO: a phone's JPEG with a second picture)
 _KNOWN_OTHERS = {b"ftypheic": "a HEIC photo", b"ftypheix": "a HEIC photo", b"ftyphevc": "a HEIC photo",
                  b"ftypmif1": "a HEIF photo", b"ftypavif": "an AVIF picture"}
 
@@ -145,7 +146,7 @@ def decoded_size(image: Image.Image, draft: int | None) -> tuple[int, int]:
     (8160, 6120)
     """
     width, height = image.size
-    if not draft or image.format != "JPEG":
+    if not draft or image.format not in _SCALABLE:
         return width, height
     scale = next((s for s in (8, 4, 2) if min(width // draft, height // draft) >= s), 1)
     return -(-width // scale), -(-height // scale)
@@ -186,6 +187,7 @@ def _too_many_bytes_message(size: int, limit: int = MAX_BYTES) -> str:
 
 
 def _too_large_message(size: tuple[int, int] | None, scaled_format: str | None = None) -> str:
-    side = MAX_JPEG_SIDE if scaled_format else MAX_SIDE
     shown = f"{size[0]}×{size[1]} pixels" if size else f"over {2 * MAX_JPEG_SIDE ** 2 / 1e6:,.0f} million pixels"
-    return f"the image is {shown}; the limit is {side}×{side}{' for a JPEG' if scaled_format else ''}, scale it down and retry"
+    jpeg = (f" (a JPEG up to {MAX_JPEG_SIDE}×{MAX_JPEG_SIDE} is read at reduced scale, if that brings it within; "
+            f"a side under {WORK_SIDE:,} px stops that)") if scaled_format else ""
+    return f"the image is {shown}; the limit is {MAX_SIDE}×{MAX_SIDE}{jpeg}, scale it down and retry"

@@ -190,14 +190,15 @@ def _single_view_differs(model: Explainable, images: np.ndarray, predicted: np.n
     gradient maps explain, gets another answer, and the number of views (None for any other model)."""
     net = model.model
     views = getattr(net, "tta", False)
-    if not model.is_cnn or not views:
+    count = (5 if views else 0) if isinstance(views, (bool, np.bool_)) else int(views)  # True: the default 5 views
+    if not model.is_cnn or count <= 1:  # tta=1 is one view: nothing averaged
         return None
     try:
         net.tta = False
         alone = model.predict(images)
     finally:
         net.tta = views
-    return int(np.sum(alone != predicted)), 5 if views is True else int(views)
+    return int(np.sum(alone != predicted)), count
 
 
 def _how_it_fails(job: _Job, n_robustness: int):
