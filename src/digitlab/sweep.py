@@ -342,7 +342,7 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
         raise
     try:
         link = getattr(client, "dashboard_link", None)
-        if link and _answers(link):  # made from a template: a scheduler without a dashboard answers 404 there
+        if link and _serves_dashboard(link):  # made from a template: a scheduler may serve none
             say(f"Dask dashboard: {link}")
         shipped = _ship_if_needed(client, plan.dataset, todo, say)
         futures = [client.submit(run_cell, cell, plan.dataset, str(plan.folder.resolve()), keep,
@@ -406,14 +406,18 @@ def _split_key(dataset: str, seed: int) -> int | None:
     return None if dataset in DATASETS and DATASETS[dataset].official_split else seed
 
 
-def _answers(url: str) -> bool:
-    """Whether ``url`` answers HTTP 200 within 2 s."""
+def _serves_dashboard(link: str) -> bool:
+    """Whether the scheduler behind ``link`` (``http://HOST:PORT/status``) lists that page in its sitemap, within
+    2 s. Not the page itself: fetching it starts a Bokeh session in the scheduler, which with a local cluster is
+    this process, and its callbacks then swallowed Ctrl-C most times under load."""
+    import json
     from urllib.request import urlopen
 
+    base, _, page = link.rpartition("/")
     try:
-        with urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (OSError, ValueError):  # URLError and HTTPError are OSErrors
+        with urlopen(f"{base}/sitemap.json", timeout=2) as response:
+            return f"/{page}" in json.load(response).get("paths", [])
+    except (OSError, ValueError, AttributeError):  # URLError and HTTPError are OSErrors; JSON errors ValueErrors
         return False
 
 
