@@ -232,6 +232,22 @@ def test_guided_mode_prompts_and_counts(page):
     assert _samples()[-1].id == last.id
 
 
+def test_a_drawing_the_model_calls_no_digit_is_not_asked_for_as_one(page):
+    """A newcomer: a zig-zag the page called "not a digit" was met with "The model is not sure. Which digit is it?",
+    inviting a class to save scribbles as digits."""
+    _stroke(page, [(0.2, 0.3), (0.4, 0.7), (0.6, 0.3), (0.8, 0.7)])
+    _answered(page)
+    page.evaluate("document.dispatchEvent(new CustomEvent('digitlab:answer',"
+                  " {detail: {kind: 'not_a_digit', answer: {digit: 4, probability: 0.93}}}))")
+    question = page.locator("#label-question").inner_text()
+    assert question.startswith("To the model that is no digit at all. If it is one, which?") and "not sure" not in question
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "collect-not-a-digit.png"), full_page=True)
+    page.click("#digit-buttons button >> text=4")
+    page.wait_for_function("document.getElementById('saved').textContent.startsWith('Saved')")
+    assert page.locator("#saved").inner_text().startswith("Saved as 4 ✓ (the model did not take it for a digit)")
+
+
 def test_choosing_another_model_sends_its_id(page):
     assert page.locator("#model-choice").is_visible()
     options = page.eval_on_selector_all("#model-select option", "os => os.map(o => o.value)")

@@ -74,11 +74,13 @@
         : !hasDrawing() ? `Draw a ${target}, large, in the middle.`
         : !answer ? "Happy with it? Save it, or Clear and draw it again."
         : read === target ? `The model reads a ${target} too. Save it!`
+        : answer.kind === "not_a_digit" ? `To the model that is no digit at all. Clear and draw it again, or save it if it is a good ${target}.`
         : read === null ? "The model is not sure what it is. Save it, or Clear and draw it again."
         : `The model reads a ${read}. Is it a good ${target}? Save it, or Clear and draw it again.`)
       : !hasDrawing() ? "Draw a digit, then say which it is."
       : !answer ? "Which digit did you draw?"
       : answer.kind === "digit" ? "Is the model right?"
+      : answer.kind === "not_a_digit" ? "To the model that is no digit at all. If it is one, which? If not, Clear it: a scribble saved as a digit teaches the wrong thing."
       : "The model is not sure. Which digit is it?";
     if (guided) {
       const total = guided.order.length;
@@ -170,6 +172,7 @@
     saving = true;
     update();
     const read = answer && answer.kind === "digit" ? answer.answer.digit : null;
+    const refused = !!answer && answer.kind === "not_a_digit";
     const { request, source } = picturePart();
     const kept = { strokes, picture, pictureFile };
     clearAll(); // at once, before anything is awaited: the next digit can be drawn while this one is saved
@@ -190,7 +193,8 @@
     if (body.added) {
       undoStack.push({ id: body.sample.id, label, step: guided ? guided.step : null });
       if (guided) guided.step += 1;
-      const note = read === null ? " (the model was not sure)" : read !== label ? ` (the model read ${read})` : "";
+      const note = refused ? " (the model did not take it for a digit)"
+        : read === null ? " (the model was not sure)" : read !== label ? ` (the model read ${read})` : "";
       said(`Saved as ${label} ✓${note}`);
     } else {
       said(`Not saved again: this exact picture is in the set already, as a ${body.sample.label}`, "note");
