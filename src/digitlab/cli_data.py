@@ -304,9 +304,10 @@ def remove(
         present = sorted({writer_of(s) for s in samples}) or ["none"]
         raise DigitlabError(f"handwriting set {name!r} has no samples by writer {writer!r} "
                             f"(writers: {', '.join(present)[:200]})")
-    _confirm(yes, f"Remove the {len(theirs):,} sample{'' if len(theirs) == 1 else 's'} by {writer} from {name!r}?")
+    shown = ", ".join(sorted({writer_of(s) for s in theirs}))  # as the set stores the name: --writer ADA is ada
+    _confirm(yes, f"Remove the {len(theirs):,} sample{'' if len(theirs) == 1 else 's'} by {shown} from {name!r}?")
     removed = store.remove_writer(writer)
-    typer.echo(f"removed {len(removed):,} sample{'' if len(removed) == 1 else 's'} by {writer} from {name}")
+    typer.echo(f"removed {len(removed):,} sample{'' if len(removed) == 1 else 's'} by {shown} from {name}")
 
 
 def _confirm(yes: bool, question: str) -> None:
