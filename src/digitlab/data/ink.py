@@ -105,7 +105,7 @@ def _paper_light(gray: np.ndarray) -> np.ndarray:
     small = gray[: h // step * step, : w // step * step].reshape(h // step, step, w // step, step).mean(axis=(1, 3))
     light = ndimage.median_filter(small, size=max(3, round(min(small.shape) * _WINDOW)) | 1, mode="nearest")
     light = np.maximum(light, _DARKEST_PAPER * float(np.percentile(small, 95))).astype(np.float32)
-    return np.asarray(Image.fromarray(light, "F").resize((w, h), Image.Resampling.BILINEAR))  # 6x faster than zoom
+    return np.asarray(Image.fromarray(light, "F").resize((w, h), Image.Resampling.BILINEAR))  # 4 ms; ndimage.zoom 15
 
 
 def _even_light(gray: np.ndarray) -> np.ndarray:
