@@ -37,7 +37,7 @@ def leave_out_rules(ink: np.ndarray) -> np.ndarray:
     height, width = rows[-1] - rows[0] + 1, columns[-1] - columns[0] + 1
     if width < _RULE_ACROSS * height and ndimage.label(on[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1],
                                                        structure=np.ones((3, 3), dtype=bool))[1] == 1:
-        return ink  # one piece, not wide enough to hold a rule (without_rules' own first answer, found faster)
+        return ink  # one piece, not wide enough to hold a rule: without_rules would leave it all, so ask it nothing
     left = without_rules(on, ruled_page=False)
     if left is on or not left.any() or not (on & ~left).any():
         return ink  # nothing was a rule, or all of it (a lone bar, half a 7 on the page): the ink as it was
@@ -61,10 +61,6 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True) -> np.ndarray:
     labels, count = ndimage.label(on, structure=np.ones((3, 3), dtype=bool))
     if count == 0:
         return on
-    if count == 1:
-        rows, columns = ndimage.find_objects(labels)[0]
-        if columns.stop - columns.start < _RULE_ACROSS * (rows.stop - rows.start):
-            return on  # one piece, not wide enough to hold a rule: the common case, answered quickly
     heights = np.array([rows.stop - rows.start for rows, _ in ndimage.find_objects(labels)])
     digit = float(np.median(heights[heights >= 0.3 * heights.max()]))  # a rule is seldom most of the pieces
     across, down = (_runs(on, axis, longest * digit) for axis, longest in ((1, _RULE_ACROSS), (0, _RULE_DOWN)))

@@ -188,10 +188,14 @@ def _what_it_looks_at(job: _Job, max_errors: int, per_digit: int, n_check: int):
 def _single_view_differs(model: Explainable, images: np.ndarray, predicted: np.ndarray) -> tuple[int, int] | None:
     """For a CNN that answers by averaging shifted views: on how many test images the picture alone, which the
     gradient maps explain, gets another answer, and the number of views (None for any other model)."""
+    if not model.is_cnn:
+        return None
+    from digitlab.models.cnn_torch import tta_shifts
+
     net = model.model
-    views = getattr(net, "tta", False)
-    count = (5 if views else 0) if isinstance(views, (bool, np.bool_)) else int(views)  # True: the default 5 views
-    if not model.is_cnn or count <= 1:  # tta=1 is one view: nothing averaged
+    views = net.tta
+    count = len(tta_shifts(views)) + 1  # the picture itself and its shifts
+    if count == 1:  # tta False or 1: nothing averaged
         return None
     try:
         net.tta = False
