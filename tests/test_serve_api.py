@@ -318,6 +318,8 @@ BAD_REQUESTS = {
     "form without a file": ({"content": b'--xyz\r\nContent-Disposition: form-data; name="image"\r\n\r\n'
                                          b"not a file\r\n--xyz--\r\n",
                              "headers": {"content-type": "multipart/form-data; boundary=xyz"}}, 400, "no file"),
+    "two image files": ({"files": [("image", ("a.png", png(drawn_one()), "image/png")),
+                                   ("image", ("b.png", png(drawn_one()), "image/png"))]}, 400, "2 files"),
     "form urlencoded": ({"data": {"image": "not a file"}}, 415, "x-www-form-urlencoded"),
     "empty multipart body": ({"content": b"", "headers": {"content-type": "multipart/form-data; boundary=x"}},
                              400, "empty"),

@@ -167,6 +167,14 @@ def test_save_undo_and_counts(client):
     assert "no sample" in _one_line(client.delete("/api/samples/not-an-id"), 404)
 
 
+def test_two_pictures_in_one_form_save_neither(client):
+    store = HandwritingSet.open("class-7b")
+    before, files = store.samples(), _files(store)
+    both = [("image", ("a.png", _png(60), "image/png")), ("image", ("b.png", _png(61), "image/png"))]
+    assert "2 files" in _one_line(client.post("/api/samples?label=1", files=both), 400)
+    assert store.samples() == before and _files(store) == files
+
+
 @pytest.mark.parametrize("headers", [
     {"origin": "http://evil.example", "sec-fetch-site": "cross-site"},
     {"origin": "http://evil.example"},  # an older browser: no Sec-Fetch-Site, the Origin differs from the Host

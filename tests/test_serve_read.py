@@ -87,6 +87,12 @@ def test_three_digits_as_a_form_upload(client):
     assert body["calibrated"] is False  # this model was saved without calibration: its percentages are its own
 
 
+def test_two_pictures_in_one_form_are_refused_not_one_of_them_read(client):
+    both = [("image", ("a.png", png(three_digits()), "image/png")), ("image", ("b.png", png(three_digits()), "image/png"))]
+    response = client.post("/api/read", files=both)
+    assert response.status_code == 400 and "2 files" in response.json()["error"], response.text
+
+
 @pytest.mark.parametrize("url", ["/api/read", "/api/read/image"])
 @pytest.mark.parametrize("kind", ["image/png", "application/octet-stream"])
 def test_the_image_file_as_the_body(client, url, kind):

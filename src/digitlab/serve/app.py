@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Body, FastAPI, File, Query, UploadFile
+from fastapi import Body, Depends, FastAPI, File, Query, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -57,7 +57,7 @@ from digitlab.serve.budget import DecodeGate, ServeLimits, pixels_to_decode
 from digitlab.serve.choice import ModelChoice, Served, list_models, tune_threads
 from digitlab.serve.collect import COLLECT_ID_ENV, CollectingOff, SameOriginSamples, collect_router, open_collecting
 from digitlab.serve.engine import serving_model
-from digitlab.serve.errors import ApiError, FastJSONResponse, install_error_handlers
+from digitlab.serve.errors import ApiError, FastJSONResponse, install_error_handlers, one_image
 from digitlab.serve.files import WholeFiles
 from digitlab.serve.lane import TOP_K, TOP_K_MAX, page_lane
 from digitlab.serve.limits import FORM, IMAGE, MAX_BODY, PIXELS, READ, READ_IMAGE, PredictBodies
@@ -243,7 +243,7 @@ def _add_predict_routes(app: FastAPI) -> None:
     app.router.routes.append(page_lane(_answer))  # the page's own request, tried before the FastAPI route below
     predicts = {"response_model": PredictResponse, "responses": _ERRORS}
 
-    @app.post(FORM, summary="Predict the digit in an uploaded image", **predicts)
+    @app.post(FORM, summary="Predict the digit in an uploaded image", dependencies=[Depends(one_image)], **predicts)
     async def predict(
         image: Annotated[UploadFile, File(description="PNG, JPEG, BMP, GIF, WebP or TIFF; at most 5 MiB and "
                                                       "4096×4096 pixels")],
@@ -281,7 +281,8 @@ def _add_predict_routes(app: FastAPI) -> None:
 def _add_read_routes(app: FastAPI) -> None:
     reads = {"response_model": ReadResponse, "responses": _ERRORS}
 
-    @app.post(READ, summary="Read a whole handwritten number in an uploaded image", **reads)
+    @app.post(READ, summary="Read a whole handwritten number in an uploaded image", dependencies=[Depends(one_image)],
+              **reads)
     async def read(
         image: Annotated[UploadFile, File(description="PNG, JPEG, BMP, GIF, WebP or TIFF; at most 5 MiB and "
                                                       "4096×4096 pixels")],

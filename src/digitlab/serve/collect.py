@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import numpy as np
-from fastapi import APIRouter, Body, File, Path, Query, Request, UploadFile
+from fastapi import APIRouter, Body, Depends, File, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -45,7 +45,7 @@ from digitlab.data.handwriting_names import NO_NAME, check_new_writer, written_b
 from digitlab.data.images import WORK_SIDE, ImageTooLargeError, prepare_digit, read_image
 from digitlab.errors import DigitlabError
 from digitlab.serve.budget import DecodeGate
-from digitlab.serve.errors import ApiError, error_response
+from digitlab.serve.errors import ApiError, error_response, one_image
 from digitlab.serve.limits import SAMPLES, SAMPLES_IMAGE, route_path
 from digitlab.serve.schemas import ErrorResponse, SampleRemoved, SampleSaved, SamplesResponse
 
@@ -259,7 +259,7 @@ def collect_router() -> APIRouter:
         store = _store(request)
         return await run_in_threadpool(_counts, store, _writer(writer))
 
-    @router.post(SAMPLES, summary="Save a labelled picture (multipart)", **saves)
+    @router.post(SAMPLES, summary="Save a labelled picture (multipart)", dependencies=[Depends(one_image)], **saves)
     async def save(request: Request,
                    image: Annotated[UploadFile, File(description=Picture)],
                    label: Label, writer: Writer = None, source: Source = "drawn") -> JSONResponse:

@@ -22,7 +22,7 @@ from digitlab.data.images import ImageTooLargeError
 from digitlab.errors import DigitlabError
 from digitlab.serve.limits import FORM, PIXELS, WANTED, empty_body, route_path
 
-__all__ = ["ApiError", "FastJSONResponse", "error_response", "install_error_handlers"]
+__all__ = ["ApiError", "FastJSONResponse", "error_response", "install_error_handlers", "one_image"]
 
 log = logging.getLogger("digitlab.serve")
 
@@ -53,6 +53,15 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+async def one_image(request: Request) -> None:
+    """Refuse a form with more than one ``image`` file (400): FastAPI would quietly answer for the last one."""
+    form = await request.form()  # already parsed for the route's ``image`` parameter; Starlette keeps it
+    count = len(form.getlist("image"))
+    if count > 1:
+        raise ApiError(400, f"{count} files in the form's `image` field; send one picture per request "
+                            "(a number of several digits is one picture to /api/read)")
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
