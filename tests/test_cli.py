@@ -159,6 +159,19 @@ def test_predict_goes_on_after_a_bad_file(lesson_run, tmp_path):
     assert Image.open(good["prepared"]).size == (8, 8)
 
 
+def test_predict_in_a_pipe_prints_one_line_a_picture_however_long_its_name(lesson_run, tmp_path):
+    folder = tmp_path / ("pictures_of_my_own_handwriting_" * 3)
+    folder.mkdir()
+    _draw_one(folder / "the_first_one_i_drew_today.png")
+    bad = folder / "and_a_file_that_is_not_a_picture_at_all.png"
+    bad.write_bytes(b"not a picture")
+    result = run_cli("predict", "--model", str(lesson_run.folder), str(folder / "the_first_one_i_drew_today.png"),
+                     str(bad), env={"COLUMNS": ""}, process=True)  # Rich's own width out of a terminal: 80
+    assert result.returncode == 1, result.stderr
+    assert [line.split(": ")[0] for line in result.stdout.splitlines()] == [str(folder / "the_first_one_i_drew_today.png")]
+    assert str(bad) in result.stderr.splitlines()[0], result.stderr
+
+
 def test_an_unsure_answer_says_what_confidence_the_model_needs(lesson_run, tmp_path):
     from digitlab.predict import percent_needed
 

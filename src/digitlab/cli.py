@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from digitlab import terminal
 from digitlab.errors import DigitlabError, describe_os_error
 
 app = typer.Typer(
@@ -26,8 +26,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = terminal.console()
+err_console = terminal.console(stderr=True)
 
 DatasetOpt = typer.Option("digits", "--dataset", "-d", help="Dataset name: digits (bundled 8x8) or mnist.")
 ModelOpt = typer.Option("logreg", "--model", "-m", help="Model name from the zoo (see `digitlab models`).")

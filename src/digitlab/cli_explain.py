@@ -31,12 +31,12 @@ def explain(
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the subsets, noise, distortions and t-SNE."),
 ) -> None:
     """Explain a saved model: saliency maps, robustness curves, a t-SNE map, and the CNN's filters and feature maps."""
-    from rich.console import Console
+    from digitlab import terminal
     from rich.markup import escape
 
     from digitlab.runs import model_or_newest
 
-    console, err_console = Console(), Console(stderr=True)
+    console, err_console = terminal.console(), terminal.console(stderr=True)
     model = model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True))
     for path in [model, *(compare or [])]:
         if not Path(path).exists():

@@ -29,12 +29,12 @@ def export(
         None, "--out", "-o", help="The file to write (default: model.onnx in the run folder); its card is <out>.json."),
 ) -> None:
     """Export a saved model to ONNX; refuse to write it unless ONNX Runtime matches the model on the test set."""
-    from rich.console import Console
+    from digitlab import terminal
     from rich.markup import escape
 
     from digitlab.runs import model_or_newest
 
-    console, err_console = Console(), Console(stderr=True)
+    console, err_console = terminal.console(), terminal.console(stderr=True)
     if fmt not in FORMATS:
         raise DigitlabError(f"--format {fmt!r}: digitlab exports to {', '.join(FORMATS)}")
     model = model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True))

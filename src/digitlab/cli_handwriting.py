@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-console = Console()
+from digitlab import terminal
+
+console = terminal.console()
 
 
 def evaluate_on_handwriting(model: Path, name: str, out: Path) -> Path:
