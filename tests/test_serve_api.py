@@ -138,6 +138,15 @@ def test_models_lists_the_active_one_and_the_others(client):
     assert {m["model"] for m in body["models"]} == {"logreg", "knn"}
 
 
+def test_models_gives_every_path_in_one_form(runs, monkeypatch):
+    """``digitlab serve``'s workers get the model's absolute path and ``--runs`` as typed: the served run is
+    listed as runs/NAME like the others (it was listed absolute)."""
+    monkeypatch.chdir(runs.parent)
+    with TestClient(create_app(runs / "b-mnist-like-knn", Path(runs.name))) as served:
+        paths = {m["path"]: m["active"] for m in served.get("/api/models").json()["models"]}
+    assert paths == {str(Path(runs.name) / "b-mnist-like-knn"): True, str(Path(runs.name) / "a-digits-logreg"): False}
+
+
 def picture_of(image: np.ndarray) -> bytes:
     """A 28×28 light-on-dark digit as a 280×280 dark-on-light PNG, as a person might draw it."""
     big = Image.fromarray(255 - image).resize((280, 280), Image.Resampling.BILINEAR)

@@ -165,11 +165,12 @@ def list_models(served: Served) -> list[dict[str, Any]]:
     list of dict
         One summary per model: id, model, dataset, image_shape, pixel_max, accuracy, path, active.
     """
-    active = served.loaded
-    listed = [_summary(active.card, active.path.parent, True)]
+    active, runs = served.loaded, served.runs_dir
+    folder = active.path.parent  # shown as the others are when it is one of them: runs/NAME, not /abs/.../runs/NAME
+    listed = [_summary(active.card, runs / folder.name if folder.resolve().parent == runs.resolve() else folder, True)]
     seen = {active.path.parent.resolve()}
-    if served.runs_dir.is_dir():
-        for folder in sorted(served.runs_dir.iterdir(), reverse=True):
+    if runs.is_dir():
+        for folder in sorted(runs.iterdir(), reverse=True):
             card_path = folder / CARD_NAME
             if folder.name.startswith(".") or folder.resolve() in seen or not card_path.is_file():
                 continue
