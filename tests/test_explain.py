@@ -204,7 +204,7 @@ def test_cnn_features_filters_and_feature_maps(digits, cnn_run):
     assert embedding.first_layer_filters(model).shape == (8, 3, 3)
     maps = embedding.feature_maps(model, digits.test_images[0])
     assert [m.shape for _, m in maps] == [(8, 4, 4), (16, 2, 2), (32, 1, 1)]  # BatchNorm after the pool: each block's output
-    assert [name for name, _ in maps] == [f"block {i} (conv{i} → ReLU)" for i in (1, 2, 3)]
+    assert [name for name, _ in maps] == [f"block {i}: conv{i} → pool → BatchNorm → ReLU" for i in (1, 2, 3)]
 
 
 @pytest.mark.parametrize(("norm_after_pool", "extra_convs"), [(True, 0), (False, 0), (True, 2), (True, 3), (False, 3)])
@@ -241,9 +241,9 @@ def test_a_second_convolution_is_drawn_below_its_block_so_the_figure_keeps_its_w
     from digitlab.explain import figures
 
     rng = np.random.default_rng(0)
-    one = [(f"block {i} (conv{i} → ReLU)", rng.random((4 * i, 3, 3))) for i in (1, 2, 3)]
-    two = one[:2] + [("block 2 (conv2b → ReLU)", rng.random((8, 3, 3))), one[2],
-                     ("block 3 (conv3b → ReLU)", rng.random((12, 3, 3)))]
+    one = [(f"block {i}: conv{i} → pool → BatchNorm → ReLU", rng.random((4 * i, 3, 3))) for i in (1, 2, 3)]
+    two = one[:2] + [("block 2: conv2b → BatchNorm → ReLU", rng.random((8, 3, 3))), one[2],
+                     ("block 3: conv3b → BatchNorm → ReLU", rng.random((12, 3, 3)))]
     image = rng.random((28, 28))
     sizes = [Image.open(figures.plot_feature_maps(image, maps, 1.0, "t", tmp_path / f"{len(maps)}.png")).size
              for maps in (one, two)]

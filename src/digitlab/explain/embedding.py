@@ -162,13 +162,16 @@ def first_layer_filters(model: Explainable) -> np.ndarray:
 
 
 def feature_maps(model: Explainable, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    """The activations after each convolution's BatchNorm and ReLU for one image: ``[(layer name, C×H×W), ...]``."""
+    """The activations after each convolution's BatchNorm and ReLU for one image: ``[(title, C×H×W), ...]``; a
+    title names what the block does, in order."""
     import torch
 
     net = model.model.module_.eval()
     x = _cnn_input(model, np.asarray(image)[None])
-    with torch.inference_mode():  # bn2 → "block 2 (conv2 → ReLU)", bn2b → "block 2 (conv2b → ReLU)"
-        return [(f"block {name[2]} (conv{name[2:]} → ReLU)", maps[0].float().cpu().numpy().astype(np.float64))
+    before = dict(zip(list(net._modules)[1:], net.children()))  # each layer's name → the layer before it
+    with torch.inference_mode():  # bn2 → "block 2: conv2 → pool → BatchNorm → ReLU"; bn2b: no pool
+        return [(f"block {name[2]}: conv{name[2:]}{' → pool' * isinstance(before[name], torch.nn.MaxPool2d)} → "
+                 f"BatchNorm → ReLU", maps[0].float().cpu().numpy().astype(np.float64))
                 for name, maps in block_activations(net, x)]
 
 

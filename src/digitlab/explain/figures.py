@@ -166,12 +166,12 @@ def plot_feature_maps(image: np.ndarray, maps: Sequence[tuple[str, np.ndarray]],
                       title: str, path: Path) -> Path:
     """The chosen image, then each block's activations (one small map per channel, brighter = stronger).
 
-    One column a block (the label before " ("); a block's second convolution (``extra_convs``) goes below
+    One column a block (the title before ": ", the first of its lines); a block's second convolution (``extra_convs``) goes below
     its first, so the figure keeps the width of three blocks and its titles stay readable.
     """
     blocks: dict[str, list[tuple[str, np.ndarray]]] = {}
     for name, activations in maps:
-        blocks.setdefault(name.split(" (")[0], []).append((name, activations))
+        blocks.setdefault(name.split(": ")[0], []).append((name, activations))
     rows = max((len(group) for group in blocks.values()), default=1)
     fig, axes = plt.subplots(rows, 1 + len(blocks), figsize=(3.0 + 4.0 * len(blocks), 0.4 + 4.0 * rows),
                              gridspec_kw={"width_ratios": [0.6] + [1.0] * len(blocks)}, squeeze=False)
@@ -185,8 +185,9 @@ def plot_feature_maps(image: np.ndarray, maps: Sequence[tuple[str, np.ndarray]],
             ax = axes[row, column]
             ax.imshow(canvas, cmap=plt.get_cmap("magma").with_extremes(bad="white"), vmin=0, vmax=1,
                       interpolation="nearest")
-            ax.set_title(f"{name}\n{activations.shape[0]} maps of {activations.shape[1]}×{activations.shape[2]}",
-                         fontsize=14)  # the page shows this figure at about 60%: readable on a projector
+            what = f"{activations.shape[0]} maps of {activations.shape[1]}×{activations.shape[2]}"
+            # the page shows this figure at about 60%: readable on a projector
+            ax.set_title(name.replace(": ", "\n", 1) + "\n" + what, fontsize=14)
     fig.suptitle(title, fontsize=16)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.07 / rows), h_pad=2.5)
     return _save(fig, path)
