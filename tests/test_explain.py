@@ -426,3 +426,23 @@ def test_compare_refuses_a_model_of_another_split_or_the_model_itself(logreg_run
     other, theirs = load_explainable(fewer)
     assert "limit" in theirs.card.split
     _check_comparable(other, theirs, model, loaded, fewer)  # no refusal
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_the_robustness_legend_sits_above_every_point_in_a_band_that_grows_by_row(n, tmp_path, monkeypatch):
+    from digitlab.explain import figures
+    from digitlab.explain.robustness import PERTURBATIONS, RobustnessCurve
+
+    shown = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: shown.append(fig) or path)
+    rotation = PERTURBATIONS["rotation"]
+    levels = [float(v) for v in rotation.levels]
+    curves = [RobustnessCurve("rotation", f"model {k} (20261201T1200{k}Z-mnist-cnn)", levels,
+                              list(np.linspace(1.0 - 0.01 * k, 0.3, len(levels)))) for k in range(n)]
+    figures.plot_robustness(rotation, curves, np.zeros((len(levels), 28, 28)), 1.0, tmp_path / "r.png")
+    ax = shown[0].axes[0]
+    shown[0].canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    top_point = ax.transData.transform((0, 100))[1]
+    assert legend.y0 > top_point and legend.y1 <= ax.get_window_extent().y1 + 1  # above 100%, inside the axes
+    assert ax.get_ylim()[1] == 104 + 12 * -(-n // 2)  # two models a row: five need three rows, not five

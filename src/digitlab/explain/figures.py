@@ -6,6 +6,7 @@ Figures that hold many small images draw them as one tiled canvas on one axes (a
 
 from __future__ import annotations
 
+import math
 import textwrap
 
 from pathlib import Path
@@ -109,7 +110,8 @@ def plot_robustness(perturbation: Perturbation, curves: Sequence[RobustnessCurve
     for k, curve in enumerate(curves):
         ax.plot(curve.levels, np.asarray(curve.accuracy) * 100, marker=markers[k % len(markers)], linewidth=2,
                 label=curve.model)
-    ax.set_ylim(0, 104 + 12 * len(curves))  # a band above 100% for the legend: it never covers a point
+    columns = min(len(curves), 2) or 1  # the legend in two columns, in a band above 100%: it never covers a point
+    ax.set_ylim(0, 104 + 12 * math.ceil(len(curves) / columns))
     ax.set_yticks(range(0, 101, 20))
     ax.set_ylabel("test accuracy (%)")
     ax.set_xlabel(perturbation.label, labelpad=52)
@@ -121,7 +123,7 @@ def plot_robustness(perturbation: Perturbation, curves: Sequence[RobustnessCurve
     ax.text(levels[0] if left else levels[-1], 11, " chance ", ha="left" if left else "right", va="bottom", fontsize=8,
             color="#7b8794")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=9, ncol=1, frameon=False, borderaxespad=0.2, handlelength=2.5)
+    ax.legend(loc="upper left", fontsize=9, ncol=columns, frameon=False, borderaxespad=0.2, handlelength=2.5)
     ax.set_title(f"How it fails: {perturbation.name}", fontsize=13)
     side = examples.shape[-1]
     zoom = 34.0 / side
