@@ -105,3 +105,23 @@ def test_more_bad_commands_are_one_line(tmp_path, args, message):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("error:") and message in lines[-1], result.stderr
     assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["predict", "x.png", "--min-confidence", "nan"], "'--min-confidence': 'nan' is not a number from 0 to 1"),
+    (["read", "x.png", "--min-confidence", "inf"], "'--min-confidence': 'inf' is not a number from 0 to 1"),
+    (["predict", "x.png", "--min-confidence", "1.5"], "'1.5' is not a number from 0 to 1"),
+    (["run", "--model", "cnn", "--time-budget", "inf"], "'--time-budget': 'inf' is not a number of at least 0.1"),
+    (["run", "--model", "cnn", "--time-budget", "0.01"], "'0.01' is not a number of at least 0.1"),
+    (["run", "--model", "cnn", "--target-accuracy", "nan"], "'--target-accuracy': 'nan' is not a number from 0 to 1"),
+    (["data", "fetch", "mnist", "--timeout", "nan"], "'--timeout': 'nan' is not a number of at least 0.1"),
+])
+def test_a_number_option_refuses_what_is_not_a_finite_number_in_its_range(tmp_path, args, message):
+    """Click's ranges let nan and inf through: nan was refused as "should be less than or equal to 1", and
+    ``--time-budget inf`` reached the card's check after the data had loaded."""
+    from conftest import run_cli
+
+    result = run_cli(*args, env={"DIGITLAB_DATA": str(tmp_path / "data")}, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert message in result.stderr.splitlines()[-1], result.stderr
+    assert not (tmp_path / "runs").exists()

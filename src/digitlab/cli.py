@@ -26,8 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-console = terminal.console()
-err_console = terminal.console(stderr=True)
+console, err_console = terminal.console(), terminal.console(stderr=True)
 
 DatasetOpt = typer.Option("digits", "--dataset", "-d", help="Dataset name: digits (bundled 8x8) or mnist.")
 ModelOpt = typer.Option("logreg", "--model", "-m", help="Model name from the zoo (see `digitlab models`).")
@@ -84,10 +83,12 @@ def run(
     param: Optional[List[str]] = ParamOpt,
     device: Optional[str] = typer.Option(None, "--device", help="cnn: auto, cpu or cuda."),
     time_budget: Optional[float] = typer.Option(
-        None, "--time-budget", min=0.1, help="cnn: seconds of training; the schedule is fitted to them. "
-                                              "On MNIST it also picks the recipe measured best for them."),
+        None, "--time-budget", parser=terminal.number(0.1), metavar="<seconds>",
+        help="cnn: seconds of training (at least 0.1); the schedule is fitted to them. On MNIST it also picks the "
+             "recipe measured best for them."),
     target_accuracy: Optional[float] = typer.Option(
-        None, "--target-accuracy", min=0.0, max=1.0, help="cnn: stop once validation accuracy reaches this."),
+        None, "--target-accuracy", parser=terminal.number(0, 1), metavar="<0..1>",
+        help="cnn: stop once validation accuracy reaches this."),
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder that receives the run folder."),
 ) -> None:
     """Run the whole lesson: load, preprocess, train, evaluate, draw, and write report.html."""
@@ -237,7 +238,7 @@ def predict(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A run folder or model file (default: newest in runs/)."),
     runs: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the newest model."),
     min_confidence: Optional[float] = typer.Option(
-        None, "--min-confidence", min=0.0, max=1.0,
+        None, "--min-confidence", parser=terminal.number(0, 1), metavar="<0..1>",
         help="Mark a prediction unsure below this probability (default: the model's own threshold, "
              "chosen on held-out images; 0.5 for a model saved without calibration)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
@@ -299,8 +300,7 @@ def _model_for_pictures(model: Optional[Path], runs: Path, save_prepared: Option
 
 
 def _say_if_uncalibrated(loaded) -> None:
-    """One note on stderr when a model was saved uncalibrated or without a not-a-digit detector: by ``compare``, or
-    before digitlab calibrated."""
+    """A note on stderr for a model saved uncalibrated or with no not-a-digit detector (by compare, or an old run)."""
     missing = [text for text, absent in (
         ("calibrated (its percentages are its own, often over- or under-confident)", loaded.card.calibration is None),
         ("given a not-a-digit detector (any picture gets a digit)", loaded.detector is None)) if absent]

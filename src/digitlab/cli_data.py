@@ -13,6 +13,7 @@ from typing import List, Optional
 import numpy as np
 import typer
 
+from digitlab import terminal
 from digitlab.errors import DigitlabError
 
 data_app = typer.Typer(
@@ -28,7 +29,8 @@ def fetch(
     source: Optional[Path] = typer.Option(
         None, "--from", help="A folder holding the four MNIST IDX files (gzipped or raw); no download."
     ),
-    timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for a network answer."),
+    timeout: float = typer.Option(10.0, "--timeout", parser=terminal.number(0.1), metavar="<seconds>",
+                                  help="Seconds to wait for a network answer (at least 0.1)."),
 ) -> None:
     """Put a dataset in the cache folder ($DIGITLAB_DATA, else your user cache), checksum-verified.
 

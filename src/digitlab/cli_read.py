@@ -14,6 +14,7 @@ from typing import List, Optional
 
 import typer
 
+from digitlab import terminal
 from digitlab.errors import DigitlabError
 
 
@@ -23,7 +24,7 @@ def read(
         None, "--model", "-m", help="A run folder or model file (default: newest in runs/)."),
     runs: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the newest model."),
     min_confidence: Optional[float] = typer.Option(
-        None, "--min-confidence", min=0.0, max=1.0,
+        None, "--min-confidence", parser=terminal.number(0, 1), metavar="<0..1>",
         help="Show a digit as ? below this probability (default: the model's own threshold, as predict)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines: each digit's box and top 3 too."),
     save_prepared: Optional[Path] = typer.Option(

@@ -1,8 +1,11 @@
-"""The command line's Rich consoles: wrapped to the width in a terminal, a line per line in a pipe.
+"""What the command line's modules share: Rich consoles, and numbers read from options.
 
 Rich wraps text at 80 columns when its output is not a terminal, so ``digitlab predict *.png | grep 7``
 would cut a long file name in two. Out of a terminal, text is printed as one line (Rich's ``soft_wrap``);
 tables still take their width.
+
+Click's number ranges take ``nan`` and ``inf`` as numbers (``--min-confidence nan`` was refused as "should be
+less than or equal to 1"); :func:`number` reads an option that must be a finite number in a range.
 
 Examples
 --------
@@ -11,15 +14,24 @@ Examples
 >>> console(file=out).print("x" * 100)
 >>> out.getvalue().count("\\n")
 1
+>>> number(0, 1)("0.9"), number(0.1)("30")
+(0.9, 30.0)
+>>> try:
+...     number(0, 1)("nan")
+... except Exception as error:  # typer.BadParameter: click's usage error, exit code 2
+...     print(error)
+'nan' is not a number from 0 to 1
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Callable
 
+import typer
 from rich.console import Console
 
-__all__ = ["console"]
+__all__ = ["console", "number"]
 
 
 def console(stderr: bool = False, **kwargs: Any) -> Console:
@@ -27,3 +39,19 @@ def console(stderr: bool = False, **kwargs: Any) -> Console:
     made = Console(stderr=stderr, **kwargs)
     made.soft_wrap = not made.is_terminal
     return made
+
+
+def number(low: float, high: float = math.inf) -> Callable[[Any], float]:
+    """An option's parser (``typer.Option(parser=...)``): a finite number from ``low`` to ``high``."""
+    span = f"from {low:g} to {high:g}" if math.isfinite(high) else f"of at least {low:g}"
+
+    def parse(text: Any) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and low <= value <= high):
+            raise typer.BadParameter(f"{str(text)!r} is not a number {span}")
+        return value
+
+    return parse
