@@ -17,7 +17,7 @@ from digitlab.errors import DigitlabError
 from digitlab.notdigit import DETECTOR_FILE, FLAG_RATE, NotDigitDetector
 from digitlab.predict import features_of, predict_images
 from digitlab.store import load_model
-from tests.conftest import run_cli
+from conftest import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,15 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["leave_out_rules", "without_rules"]
+__all__ = ["leave_out_rules", "without_page_lines", "without_rules"]
 
 _RULE_ACROSS = 2.0  # a straight run of ink across longer than 2 digit heights is a rule (an underline, a frame)...
 _RULE_DOWN = 1.5  # ...and one down longer than 1.5 that is a frame's side or along the picture's side edge...
 _EDGE = 0.05  # ...within 5% of its width (a tall "1" elsewhere stays)
 _RULED_PAGE = 0.05  # ink left beside rules under 5% of all the ink is their ragged edges: no number
 _ANY_INK = 0.02  # for one digit's picture, any ink this strong may be part of a rule (a faint blue ruled line)
+_PAGE_LINE = 0.7  # a row (a column) inked across 70% of the picture is a printed line of the paper...
+_PAGE_LINES = 3  # ...when there are at least 3 of them: ruled or squared paper, whatever the digits' height
 
 
 def leave_out_rules(ink: np.ndarray) -> np.ndarray:
@@ -30,18 +32,52 @@ def leave_out_rules(ink: np.ndarray) -> np.ndarray:
     >>> float(left[70].max()), float(left[40, 98]), round(float(left[30, 98]), 2)   # the rule gone, the stroke kept
     (0.0, 1.0, 0.3)
     """
-    on = ink > _ANY_INK
+    every = ink > _ANY_INK
+    on = without_page_lines(every)
     rows, columns = np.flatnonzero(on.any(axis=1)), np.flatnonzero(on.any(axis=0))
     if len(rows) == 0:
         return ink
+    as_it_was = ink if on is every else ink * ndimage.binary_dilation(on, iterations=2)  # the paper's lines gone
     height, width = rows[-1] - rows[0] + 1, columns[-1] - columns[0] + 1
     if width < _RULE_ACROSS * height and ndimage.label(on[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1],
                                                        structure=np.ones((3, 3), dtype=bool))[1] == 1:
-        return ink  # one piece, not wide enough to hold a rule: without_rules would leave it all, so ask it nothing
+        return as_it_was  # one piece, not wide enough to hold a rule: without_rules would leave it all
     left = without_rules(on, ruled_page=False)
     if left is on or not left.any() or not (on & ~left).any():
-        return ink  # nothing was a rule, or all of it (a lone bar, half a 7 on the page): the ink as it was
+        return as_it_was  # nothing was a rule, or all of it (a lone bar, half a 7 on the page)
     return ink * ndimage.binary_dilation(left, iterations=2)
+
+
+def without_page_lines(on: np.ndarray) -> np.ndarray:
+    """``on`` without the printed lines of ruled or squared paper; ``on`` itself when it has none.
+
+    A printed line is a row inked across :data:`_PAGE_LINE` of the picture, when there are
+    :data:`_PAGE_LINES` or more (with the row on each side, blurred); and then a column so inked too
+    (squared paper; columns alone may be a number's tall 1s). A digit's own bar is one such row at most (the
+    top of a 7 drawn across the page). Where a stroke crosses a line, the line's pixels next to it stay, so
+    the digit stays one piece. The squares of squared paper join into one piece taller than any digit, which
+    :func:`without_rules`, judging a rule by the digits' height, cannot see.
+
+    >>> page = np.zeros((100, 100), dtype=bool)
+    >>> page[::20] = page[:, ::20] = True                   # squared paper...
+    >>> page[30:70, 48:53] = True                           # ...with a "1" on it
+    >>> left = without_page_lines(page)
+    >>> bool(left[30:70, 48:53].all()), int(left.sum() - left[30:70, 48:53].sum())   # the whole "1", no line
+    (True, 0)
+    """
+    lines, thickest = np.zeros(on.shape, dtype=bool), 0
+    for axis in (1, 0):  # rows, then columns
+        full = np.count_nonzero(on, axis=axis) >= _PAGE_LINE * on.shape[axis]
+        groups, count = ndimage.label(full)
+        if count < _PAGE_LINES:
+            break  # no ruled lines, so no squares either
+        full = ndimage.binary_dilation(full)
+        thickest = max(thickest, int(np.bincount(ndimage.label(full)[0])[1:].max()))
+        lines[full if axis == 1 else (slice(None), full)] = True
+    if not lines.any():
+        return on
+    left = on & ~lines
+    return left | (on & lines & ndimage.binary_dilation(left, iterations=thickest // 2 + 1))  # across the lines
 
 
 def without_rules(on: np.ndarray, *, ruled_page: bool = True) -> np.ndarray:
@@ -58,6 +94,7 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True) -> np.ndarray:
     >>> int(without_rules(page).sum()) == 2 * 30 * 4
     True
     """
+    on = without_page_lines(on)
     labels, count = ndimage.label(on, structure=np.ones((3, 3), dtype=bool))
     if count == 0:
         return on
