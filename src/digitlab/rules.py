@@ -20,6 +20,9 @@ _RULED_PAGE = 0.05  # ink left beside rules under 5% of all the ink is their rag
 _ANY_INK = 0.02  # for one digit's picture, any ink this strong may be part of a rule (a faint blue ruled line)
 _PAGE_LINE = 0.7  # a row (a column) inked across 70% of the picture is a printed line of the paper...
 _PAGE_LINES = 3  # ...when there are at least 3 of them: ruled or squared paper, whatever the digits' height
+_SPECK = 0.01  # for one digit: a piece under 1% of the ink is a speck...
+_BAR, _GAP = 4.0, 0.03  # ...a piece 4 times as wide as tall, 3% of the digit's height below the rest, underlines it...
+_HELD, _INSIDE = 0.9, 0.3  # ...and one holding 90% of the rest in its hole, at least 30% as tall as it, frames it
 
 
 def leave_out_rules(ink: np.ndarray) -> np.ndarray:
@@ -37,15 +40,50 @@ def leave_out_rules(ink: np.ndarray) -> np.ndarray:
     rows, columns = np.flatnonzero(on.any(axis=1)), np.flatnonzero(on.any(axis=0))
     if len(rows) == 0:
         return ink
+    box = (slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))
+    inked = on[box]
+    labels, count = ndimage.label(inked, structure=np.ones((3, 3), dtype=bool))
+    if count > 1:
+        inner = _without_surround(inked, labels)
+        if inner is not inked:  # a frame round the digit, or a line under it: what it held is the digit
+            on = np.zeros_like(on)
+            on[box] = inner
+            return ink * ndimage.binary_dilation(on, iterations=2)
     as_it_was = ink if on is every else ink * ndimage.binary_dilation(on, iterations=2)  # the paper's lines gone
-    height, width = rows[-1] - rows[0] + 1, columns[-1] - columns[0] + 1
-    if width < _RULE_ACROSS * height and ndimage.label(on[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1],
-                                                       structure=np.ones((3, 3), dtype=bool))[1] == 1:
+    if rows[-1] - rows[0] + 1 > (columns[-1] - columns[0] + 1) / _RULE_ACROSS and count == 1:
         return as_it_was  # one piece, not wide enough to hold a rule: without_rules would leave it all
     left = without_rules(on, ruled_page=False)
     if left is on or not left.any() or not (on & ~left).any():
         return as_it_was  # nothing was a rule, or all of it (a lone bar, half a 7 on the page)
     return ink * ndimage.binary_dilation(left, iterations=2)
+
+
+def _without_surround(on: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``on`` (one digit's ink, in pieces ``labels``) without a frame or a ring drawn round the rest, or a bar
+    drawn under it and apart from it, at least half as wide (an underline); ``on`` itself when it has neither.
+    Rules across longer than two digit heights are :func:`without_rules`' to find; these are as short as the
+    digit. A bar above is left: the top of a 5 or a 7 is often drawn apart."""
+    sizes = np.bincount(labels.ravel())
+    boxes = ndimage.find_objects(labels)
+    pieces = [k for k in range(1, len(sizes)) if sizes[k] >= _SPECK * sizes[1:].sum()]  # specks are neither
+    for k in pieces:
+        others = [boxes[j - 1] for j in pieces if j != k]
+        if not others:
+            return on
+        top, bottom = min(b[0].start for b in others), max(b[0].stop for b in others)
+        left, right = min(b[1].start for b in others), max(b[1].stop for b in others)
+        rows, columns = boxes[k - 1]
+        height, width = rows.stop - rows.start, columns.stop - columns.start
+        if (_BAR * height <= width and width >= (right - left) / 2
+                and rows.start >= bottom + max(2, _GAP * (bottom - top))):
+            return on & (labels != k)  # an underline
+        if rows.start < top and bottom < rows.stop and columns.start < left and right < columns.stop:
+            piece = labels[boxes[k - 1]] == k
+            hole = ndimage.binary_fill_holes(piece) & ~piece
+            rest = np.isin(labels, [j for j in pieces if j != k])
+            if rest[boxes[k - 1]][hole].sum() >= _HELD * rest.sum() and bottom - top >= _INSIDE * height:
+                return on & (labels != k)  # a frame or a ring round the digit
+    return on
 
 
 def without_page_lines(on: np.ndarray) -> np.ndarray:
