@@ -528,6 +528,15 @@ def test_what_looks_like_a_frame_or_an_underline_in_a_digit_stays():
         assert np.array_equal(leave_out_rules(ink), ink)
 
 
+def test_a_dithered_one_bit_scan_of_grey_paper_prepares_as_the_digit():
+    """An audit: a scanner's 1-bit picture of a digit on grey paper is black dots all over, "not a digit"."""
+    seven = draw_seven(size=(300, 400), scale=0.8)
+    grey = Image.fromarray(np.minimum(np.asarray(seven), 200)).convert("1")  # Floyd-Steinberg dithering
+    assert similarity(prepare_digit(grey), prepare_digit(seven)) > 0.95
+    small = Image.fromarray(np.asarray(draw_seven(size=(60, 80), scale=0.2))).convert("1")  # too small to blur
+    assert np.array_equal(prepare_digit(small), prepare_digit(small.convert("L")))
+
+
 def test_a_sheet_on_a_darker_desk_is_read_as_the_paper_not_as_ink():
     """The desk round the sheet was taken for the paper and the sheet for ink: 30 of 30 such photos were "not a
     digit". A light digit on a dark ground, and a shadowed corner, are not a sheet on a desk."""

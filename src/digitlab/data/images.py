@@ -61,6 +61,8 @@ __all__ = [
 
 _WORK_SIDE = WORK_SIDE  # larger pictures are box-averaged down to this before any float work
 _EDGE_MASS = 0.01  # bounding box: drop border rows/columns holding < 1% of the busiest one's ink
+_DITHER_BLUR = 1.5  # a 1-bit picture at least 128 px a side is blurred by this radius: a scanner's dithered grey
+                    # paper is black dots everywhere, "not a digit", until they are grey again
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,6 +159,8 @@ def _gray_from_pil(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
             f"cannot read a picture in Pillow mode {mode} ({detail}); save it as RGB or grayscale and retry"
         ) from None
     image = _shrink(image)
+    if mode == "1" and min(image.size) >= 128:
+        image = image.filter(ImageFilter.GaussianBlur(_DITHER_BLUR))
     if image.mode == "I" or image.mode == "F":
         return _gray_from_array(np.asarray(image))
     if image.mode in ("LA", "RGBA") and image.getchannel("A").getextrema()[0] == 255:
