@@ -247,6 +247,33 @@ def _assert_grey_png_matches_to_blob(page):
             assert len(np.unique(seen)) > 50  # the gradient's many greys, each from all three channels
 
 
+def test_a_photo_over_the_servers_limit_is_shrunk_by_the_page_and_read(page, tmp_path):
+    """A phone's 12-MP photo is often over the server's 5 MiB: the page draws it at 2048 px and sends that."""
+    import re
+
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from digitlab.data.images import MAX_BYTES
+
+    app_js = (Path(__file__).resolve().parent.parent / "src/digitlab/serve/static/app.js").read_text()
+    assert f"const MAX_UPLOAD = {MAX_BYTES // 2**20} * 1024 * 1024;" in app_js  # the page knows the server's limit
+    photo = Image.new("L", (4000, 3000), 235)
+    ImageDraw.Draw(photo).line([(2000, 700), (2000, 2300)], fill=20, width=160)
+    grain = np.random.default_rng(0).normal(0, 25, (3000, 4000))  # a phone's grain: a large file
+    path = tmp_path / "IMG_0001.jpeg"
+    Image.fromarray(np.clip(np.asarray(photo) + grain, 0, 255).astype(np.uint8)).save(path, quality=95)
+    assert path.stat().st_size > MAX_BYTES
+    sizes = []
+    page.on("request", lambda r: sizes.append(len(r.post_data_buffer or b"")) if "/api/predict" in r.url else None)
+    page.set_input_files("#upload", str(path))
+    page.wait_for_function("document.getElementById('status').textContent.includes('answered in')", timeout=30_000)
+    status = page.locator("#status").inner_text()
+    assert re.search(r"IMG_0001\.jpeg \(\d+\.\d MiB; the server takes 5: sent 2048 px long\)", status), status
+    assert page.locator("#prediction").inner_text() == "1"
+    assert sizes and max(sizes) < MAX_BYTES
+
+
 def test_a_seven_then_undo_and_clear(page):
     _stroke(page, [(0.25, 0.2), (0.75, 0.2), (0.4, 0.85)])
     page.wait_for_function("document.getElementById('prediction').textContent !== '?'")

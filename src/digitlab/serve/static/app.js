@@ -247,6 +247,25 @@ function send(blob, name) {
   return post(`/api/predict${query}`, blob, name);
 }
 
+// The server reads files of at most 5 MiB (digitlab.data.image_files.MAX_BYTES); a phone's photo is often more.
+const MAX_UPLOAD = 5 * 1024 * 1024;
+const SHRUNK_SIDE = 2048;
+
+// A picture over MAX_UPLOAD, drawn here at SHRUNK_SIDE px on its longer side and sent as a JPEG (a file the
+// browser cannot draw goes as it is, and the server says it is too large).
+async function shrunkFor(file, bitmap) {
+  if (file.size <= MAX_UPLOAD || !bitmap) return file;
+  const scale = Math.min(1, SHRUNK_SIDE / Math.max(bitmap.width, bitmap.height));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+  canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
+  if (!blob) return file;
+  const name = file.name.replace(/\.[^.]*$/, "") + ".jpg";
+  return new File([blob], name, { type: "image/jpeg" });
+}
+
 $("upload").addEventListener("change", async (event) => {
   const file = event.target.files[0];
   event.target.value = "";
@@ -254,21 +273,24 @@ $("upload").addEventListener("change", async (event) => {
   generation++;
   strokes = [];
   current = null;
-  pictureFile = file;
   try {
     picture = await createImageBitmap(file);
   } catch {
     picture = null; // the browser cannot show it; the server may still read it (e.g. TIFF)
   }
+  const sent = await shrunkFor(file, picture);
+  pictureFile = sent; // what the server read is what a collected sample keeps
+  const source = sent === file ? file.name
+    : `${file.name} (${(file.size / 2 ** 20).toFixed(1)} MiB; the server takes 5: sent ${SHRUNK_SIDE} px long)`;
   redraw();
-  status(`Reading ${file.name}…`);
+  status(`Reading ${source}…`);
   const sentFor = generation;
   if (mode === "number") {
-    const answer = await sendNumber(file, file.name);
-    if (sentFor === generation) showNumber(answer, file.name);
+    const answer = await sendNumber(sent, sent.name);
+    if (sentFor === generation) showNumber(answer, source);
   } else {
-    const answer = await send(file, file.name);
-    if (sentFor === generation) show(answer, file.name);
+    const answer = await send(sent, sent.name);
+    if (sentFor === generation) show(answer, source);
   }
 });
 
