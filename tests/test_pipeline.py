@@ -153,6 +153,27 @@ def test_stratified_limit_keeps_class_balance():
     assert counts.min() >= 45 and counts.max() <= 56
 
 
+def test_the_risk_coverage_curve_holds_only_the_answers_a_person_gets(lesson_run):
+    """The detector's turned-away images are never answered: the curve (and its red point) leaves them out."""
+    from dataclasses import replace
+
+    from digitlab.report import answers_curve, unsure_on_test
+
+    record = lesson_run.record
+    n = len(record.predictions.labels)
+    coverage, accuracy, point, away = answers_curve(record)
+    assert away == int(record.not_a_digit.test_flagged.sum()) and len(coverage) == n - away
+    flagged = np.zeros(n, dtype=bool)
+    flagged[np.argsort(-record.predictions.confidence, kind="stable")[:36]] = True  # the 36 surest turned away
+    turned = replace(record, not_a_digit=replace(record.not_a_digit, test_flagged=flagged))
+    coverage, accuracy, point, away = answers_curve(turned)
+    assert away == 36 and len(coverage) == n - 36 and coverage[-1] == pytest.approx((n - 36) / n)
+    digit = unsure_on_test(turned)["digit"]
+    assert point == (digit["threshold"], digit["coverage"], digit["accuracy"])
+    kept = digit["n_kept"]  # the surest first: the point lies on the curve
+    assert coverage[kept - 1] == pytest.approx(digit["coverage"]) and accuracy[kept - 1] == pytest.approx(digit["accuracy"])
+
+
 def test_report_shows_calibration(lesson_run):
     folder = lesson_run.folder
     doc = json.loads((folder / "metrics.json").read_text())

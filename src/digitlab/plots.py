@@ -316,17 +316,19 @@ def plot_reliability(before_bins: Sequence[dict], after_bins: Sequence[dict], pa
 
 def plot_risk_coverage(coverage: np.ndarray, accuracy: np.ndarray,
                        threshold_point: tuple[float, float, float] | None, path: Path,
-                       target: float | None = None) -> Path:
+                       target: float | None = None, turned_away: int = 0) -> Path:
     """Accuracy of the answers kept against the share kept, most confident first.
 
     ``coverage`` and ``accuracy`` come from :func:`digitlab.calibrate.risk_coverage`;
     ``threshold_point`` is ``(threshold, coverage, accuracy)`` of the chosen "unsure" threshold, marked;
-    ``target``, when given, is drawn as the accuracy the threshold was chosen to reach.
+    ``target``, when given, is drawn as the accuracy the threshold was chosen to reach; ``turned_away``, the
+    test images the not-a-digit detector turns away, left out of the curve (it ends short of 100%).
     """
     coverage = np.asarray(coverage, dtype=float) * 100
     accuracy = np.asarray(accuracy, dtype=float) * 100
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.plot(coverage, accuracy, color="#4c72b0", lw=1.8, label="kept answers, most confident first")
+    away = "" if not turned_away else f" ({turned_away:,} called not a digit, never answered)"
+    ax.plot(coverage, accuracy, color="#4c72b0", lw=1.8, label=f"kept answers, most confident first{away}")
     # the first few points rest on one or two images; start the axis where the curve settles
     settled = accuracy[coverage >= 5] if np.any(coverage >= 5) else accuracy
     bottom = float(settled.min()) if len(settled) else 0.0

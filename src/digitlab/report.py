@@ -139,7 +139,7 @@ def draw_figures(record: RunRecord, folder: Path, step: Callable[[str], None] = 
         paths["weights"] = plots.plot_weights(np.asarray(coef), ds.image_shape, folder / "weights.png")
     if pred.probabilities is not None:
         step("figures: calibration")
-        from digitlab.calibrate import TARGET_ACCURACY, reliability_bins, risk_coverage
+        from digitlab.calibrate import TARGET_ACCURACY, reliability_bins
 
         known = np.isin(ds.test_labels, pred.classes)
         y_index = np.searchsorted(pred.classes, ds.test_labels[known])
@@ -148,17 +148,30 @@ def draw_figures(record: RunRecord, folder: Path, step: Callable[[str], None] = 
         paths["reliability"] = plots.plot_reliability(
             reliability_bins(pred.uncalibrated[known], y_index), reliability_bins(pred.probabilities[known], y_index),
             folder / "reliability.png", ece=ece)
-        _, coverage, accuracy = risk_coverage(pred.confidence, pred.labels == ds.test_labels)
-        unsure = unsure_on_test(record)
-        point = None if unsure is None else (unsure["threshold"], unsure["coverage"], unsure["accuracy"])
+        coverage, accuracy, point, away = answers_curve(record)
         paths["risk_coverage"] = plots.plot_risk_coverage(
             coverage, accuracy, point, folder / "risk_coverage.png",
-            target=None if unsure is None else TARGET_ACCURACY)
+            target=None if point is None else TARGET_ACCURACY, turned_away=away)
     if record.not_a_digit is not None:
         r = record.not_a_digit
         paths["not_a_digit"] = plots.plot_nondigits(r.images, r.guesses, r.guess_probability, r.flagged,
                                                     folder / "not_a_digit.png")
     return paths
+
+
+def answers_curve(record: RunRecord) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float] | None, int]:
+    """The risk-coverage curve of the answers a person gets (the detector's turned-away ones are never answered,
+    so it ends short of 1): ``(coverage, accuracy, (threshold, coverage, accuracy) of "unsure", turned away)``."""
+    from digitlab.calibrate import risk_coverage
+
+    pred = record.predictions
+    flagged = np.zeros(len(pred.labels), dtype=bool) if record.not_a_digit is None else record.not_a_digit.test_flagged
+    right = pred.labels == record.dataset.test_labels
+    _, coverage, accuracy = risk_coverage(pred.confidence[~flagged], right[~flagged])
+    unsure = unsure_on_test(record)
+    shown = None if unsure is None else unsure.get("digit", unsure)
+    point = None if shown is None else (shown["threshold"], shown["coverage"], shown["accuracy"])
+    return coverage * float(np.mean(~flagged)), accuracy, point, int(flagged.sum())
 
 
 def unsure_on_test(record: RunRecord) -> dict[str, Any] | None:
