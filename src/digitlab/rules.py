@@ -20,6 +20,7 @@ _RULED_PAGE = 0.05  # ink left beside rules under 5% of all the ink is their rag
 _ANY_INK = 0.02  # for one digit's picture, any ink this strong may be part of a rule (a faint blue ruled line)
 _PAGE_LINE = 0.7  # a row (a column) inked across 70% of the picture is a printed line of the paper...
 _PAGE_LINES = 3  # ...when there are at least 3 of them: ruled or squared paper, whatever the digits' height
+_EDGE_SPECK = 0.05  # for one digit: a piece on the picture's edge under 5% of the ink is a fleck, left out
 _SPECK = 0.01  # for one digit: a piece under 1% of the ink is a speck...
 _BAR, _GAP = 4.0, 0.03  # ...a piece 4 times as wide as tall, 3% of the digit's height below the rest, underlines it...
 _HELD, _INSIDE = 0.9, 0.3  # ...and one holding 90% of the rest in its hole, at least 30% as tall as it, frames it
@@ -36,7 +37,7 @@ def leave_out_rules(ink: np.ndarray) -> np.ndarray:
     (0.0, 1.0, 0.3)
     """
     every = ink > _ANY_INK
-    on = without_page_lines(every)
+    on = _without_edge_specks(without_page_lines(every))
     rows, columns = np.flatnonzero(on.any(axis=1)), np.flatnonzero(on.any(axis=0))
     if len(rows) == 0:
         return ink
@@ -56,6 +57,19 @@ def leave_out_rules(ink: np.ndarray) -> np.ndarray:
     if left is on or not left.any() or not (on & ~left).any():
         return as_it_was  # nothing was a rule, or all of it (a lone bar, half a 7 on the page)
     return ink * ndimage.binary_dilation(left, iterations=2)
+
+
+def _without_edge_specks(on: np.ndarray) -> np.ndarray:
+    """``on`` without the small pieces that touch the picture's edge (under :data:`_EDGE_SPECK` of the ink, and not
+    the largest): where a shadow crosses the edge, evening out the light leaves a fleck there, and the digit was
+    cropped with it, small and off-centre. ``on`` itself when it has none (no ink on the edge, as on a drawing)."""
+    if not (on[0].any() or on[-1].any() or on[:, 0].any() or on[:, -1].any()):
+        return on
+    labels, count = ndimage.label(on, structure=np.ones((3, 3), dtype=bool))
+    sizes = np.bincount(labels.ravel())
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    specks = [k for k in edge[edge > 0] if sizes[k] < _EDGE_SPECK * sizes[1:].sum() and sizes[k] < sizes[1:].max()]
+    return on & ~np.isin(labels, specks) if specks else on
 
 
 def _without_surround(on: np.ndarray, labels: np.ndarray) -> np.ndarray:
