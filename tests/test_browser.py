@@ -254,10 +254,11 @@ def test_a_photo_over_the_servers_limit_is_shrunk_by_the_page_and_read(page, tmp
     import numpy as np
     from PIL import Image, ImageDraw
 
-    from digitlab.data.images import MAX_BYTES
+    from digitlab.data.images import MAX_BYTES, MAX_SIDE
 
     app_js = (Path(__file__).resolve().parent.parent / "src/digitlab/serve/static/app.js").read_text()
-    assert f"const MAX_UPLOAD = {MAX_BYTES // 2**20} * 1024 * 1024;" in app_js  # the page knows the server's limit
+    assert f"const MAX_UPLOAD = {MAX_BYTES // 2**20} * 1024 * 1024;" in app_js  # the page knows the server's limits
+    assert f"const MAX_UPLOAD_SIDE = {MAX_SIDE};" in app_js
     photo = Image.new("L", (4000, 3000), 235)
     ImageDraw.Draw(photo).line([(2000, 700), (2000, 2300)], fill=20, width=160)
     grain = np.random.default_rng(0).normal(0, 25, (3000, 4000))  # a phone's grain: a large file
@@ -269,9 +270,18 @@ def test_a_photo_over_the_servers_limit_is_shrunk_by_the_page_and_read(page, tmp
     page.set_input_files("#upload", str(path))
     page.wait_for_function("document.getElementById('status').textContent.includes('answered in')", timeout=30_000)
     status = page.locator("#status").inner_text()
-    assert re.search(r"IMG_0001\.jpeg \(\d+\.\d MiB; the server takes 5: sent 2048 px long\)", status), status
+    assert re.search(r"IMG_0001\.jpeg \(\d+\.\d MiB, 4000×3000: sent at 2048×1536, the server takes 5 MiB and "
+                     r"4096 px\)", status), status
     assert page.locator("#prediction").inner_text() == "1"
     assert sizes and max(sizes) < MAX_BYTES
+    wide = Image.new("RGBA", (4800, 2400), (0, 0, 0, 0))  # small, but over 4096 px: dark ink on see-through paper
+    ImageDraw.Draw(wide).line([(2400, 300), (2400, 2100)], fill=(20, 20, 20, 255), width=150)
+    wide.save(tmp_path / "scan.png")
+    assert (tmp_path / "scan.png").stat().st_size < MAX_BYTES
+    page.set_input_files("#upload", str(tmp_path / "scan.png"))
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('scan.png')", timeout=30_000)
+    assert "sent at 2048×1024" in page.locator("#status").inner_text()
+    assert page.locator("#prediction").inner_text() == "1"  # laid on white, not on a JPEG's black
 
 
 def test_a_seven_then_undo_and_clear(page):

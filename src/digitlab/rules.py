@@ -18,12 +18,14 @@ _RULE_DOWN = 1.5  # ...and one down longer than 1.5 that is a frame's side or al
 _EDGE = 0.05  # ...within 5% of its width (a tall "1" elsewhere stays)
 _RULED_PAGE = 0.05  # ink left beside rules under 5% of all the ink is their ragged edges: no number
 _ANY_INK = 0.02  # for one digit's picture, any ink this strong may be part of a rule (a faint blue ruled line)
-_PAGE_LINE = 0.7  # a row (a column) inked across 70% of the picture is a printed line of the paper...
-_PAGE_LINES = 3  # ...when there are at least 3 of them: ruled or squared paper, whatever the digits' height
+_PAGE_LINE, _REACH = 0.8, 0.02  # a row (column) inked across 80% of the picture, to 2% from both its ends...
+_LINE_THICK = 0.03  # ...at most 3% of the picture thick, is a printed line of the paper...
+_PAGE_LINES = 4  # ...when there are at least 4 of them: ruled or squared paper, whatever the digits' height
 _EDGE_SPECK = 0.05  # for one digit: a piece on the picture's edge under 5% of the ink is a fleck, left out
 _SPECK = 0.01  # for one digit: a piece under 1% of the ink is a speck...
-_BAR, _GAP = 4.0, 0.03  # ...a piece 4 times as wide as tall, 3% of the digit's height below the rest, underlines it...
-_HELD, _INSIDE = 0.9, 0.3  # ...and one holding 90% of the rest in its hole, at least 30% as tall as it, frames it
+_BAR, _GAP = 4.0, 0.03  # ...a piece 4 times as wide as tall, 3% of the digit's height below the rest, underlines it
+_FOOT = 0.08  # (unless the rest comes down to it within 8% of one of its ends: a 2's base drawn apart)...
+_HELD, _INSIDE = 0.9, 0.5  # ...and one holding 90% of the rest in its hole, half as tall or wide as it, frames it
 
 
 def leave_out_rules(ink: np.ndarray) -> np.ndarray:
@@ -67,8 +69,9 @@ def _without_edge_specks(on: np.ndarray) -> np.ndarray:
         return on
     labels, count = ndimage.label(on, structure=np.ones((3, 3), dtype=bool))
     sizes = np.bincount(labels.ravel())
+    small, largest = _EDGE_SPECK * sizes[1:].sum(), sizes[1:].max()
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    specks = [k for k in edge[edge > 0] if sizes[k] < _EDGE_SPECK * sizes[1:].sum() and sizes[k] < sizes[1:].max()]
+    specks = [k for k in edge[edge > 0] if sizes[k] < small and sizes[k] < largest]
     return on & ~np.isin(labels, specks) if specks else on
 
 
@@ -76,39 +79,59 @@ def _without_surround(on: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """``on`` (one digit's ink, in pieces ``labels``) without a frame or a ring drawn round the rest, or a bar
     drawn under it and apart from it, at least half as wide (an underline); ``on`` itself when it has neither.
     Rules across longer than two digit heights are :func:`without_rules`' to find; these are as short as the
-    digit. A bar above is left: the top of a 5 or a 7 is often drawn apart."""
+    digit. A bar above is left (the top of a 5 or a 7 is often drawn apart), and so is a bar the rest comes down
+    to at one end only (a 2's base)."""
     sizes = np.bincount(labels.ravel())
+    big = np.flatnonzero(sizes >= _SPECK * sizes[1:].sum())  # specks are neither: numbered 0 with the paper
+    big = big[big > 0]
+    if len(big) < 2:
+        return on
+    renumber = np.zeros(len(sizes), dtype=np.int32)
+    renumber[big] = np.arange(1, len(big) + 1)
+    labels = renumber[labels]  # find_objects on a speckled picture's 100,000s of pieces took seconds
     boxes = ndimage.find_objects(labels)
-    pieces = [k for k in range(1, len(sizes)) if sizes[k] >= _SPECK * sizes[1:].sum()]  # specks are neither
+    pieces = list(range(1, len(big) + 1))
     for k in pieces:
-        others = [boxes[j - 1] for j in pieces if j != k]
-        if not others:
-            return on
-        top, bottom = min(b[0].start for b in others), max(b[0].stop for b in others)
-        left, right = min(b[1].start for b in others), max(b[1].stop for b in others)
+        others = [j for j in pieces if j != k]
+        top, bottom = min(boxes[j - 1][0].start for j in others), max(boxes[j - 1][0].stop for j in others)
+        left, right = min(boxes[j - 1][1].start for j in others), max(boxes[j - 1][1].stop for j in others)
         rows, columns = boxes[k - 1]
         height, width = rows.stop - rows.start, columns.stop - columns.start
         if (_BAR * height <= width and width >= (right - left) / 2
                 and rows.start >= bottom + max(2, _GAP * (bottom - top))):
-            return on & (labels != k)  # an underline
+            if _under_the_middle(np.isin(labels, others), bottom - top, columns):
+                return on & (labels != k)  # an underline
+            continue
         if rows.start < top and bottom < rows.stop and columns.start < left and right < columns.stop:
             piece = labels[boxes[k - 1]] == k
             hole = ndimage.binary_fill_holes(piece) & ~piece
-            rest = np.isin(labels, [j for j in pieces if j != k])
-            if rest[boxes[k - 1]][hole].sum() >= _HELD * rest.sum() and bottom - top >= _INSIDE * height:
+            rest = np.isin(labels, others)
+            if (rest[boxes[k - 1]][hole].sum() >= _HELD * rest.sum()
+                    and max((bottom - top) / height, (right - left) / width) >= _INSIDE):
                 return on & (labels != k)  # a frame or a ring round the digit
     return on
+
+
+def _under_the_middle(rest: np.ndarray, height: int, bar: slice) -> bool:
+    """Whether ``rest``'s lowest ink (its bottom tenth) starts and ends away from the ``bar``'s ends (beyond
+    :data:`_FOOT` of its width): an underline runs on past the digit, where a 2's base drawn apart starts at
+    the digit's foot."""
+    rows = np.flatnonzero(rest.any(axis=1))
+    columns = np.flatnonzero(rest[max(rows[0], rows[-1] + 1 - max(1, height // 10)) : rows[-1] + 1].any(axis=0))
+    reach = _FOOT * (bar.stop - bar.start)
+    return bool(columns[0] > bar.start + reach and columns[-1] < bar.stop - 1 - reach)
 
 
 def without_page_lines(on: np.ndarray) -> np.ndarray:
     """``on`` without the printed lines of ruled or squared paper; ``on`` itself when it has none.
 
-    A printed line is a row inked across :data:`_PAGE_LINE` of the picture, when there are
-    :data:`_PAGE_LINES` or more (with the row on each side, blurred); and then a column so inked too
-    (squared paper; columns alone may be a number's tall 1s). A digit's own bar is one such row at most (the
-    top of a 7 drawn across the page). Where a stroke crosses a line, the line's pixels next to it stay, so
-    the digit stays one piece. The squares of squared paper join into one piece taller than any digit, which
-    :func:`without_rules`, judging a rule by the digits' height, cannot see.
+    A printed line is a row inked across :data:`_PAGE_LINE` of the picture and to both its ends, at most
+    :data:`_LINE_THICK` of it thick, when there are :data:`_PAGE_LINES` or more (with the row on each side,
+    blurred); and then a column so inked, besides the rows (squared paper; columns alone may be a number's
+    tall 1s). A digit has three bars at most (a block 3 or 8 drawn across the page). Where a stroke crosses a
+    line, the line's pixels next to it stay, so the digit stays one piece. The squares of squared paper join
+    into one piece taller than any digit, which :func:`without_rules`, judging a rule by the digits' height,
+    cannot see.
 
     >>> page = np.zeros((100, 100), dtype=bool)
     >>> page[::20] = page[:, ::20] = True                   # squared paper...
@@ -119,12 +142,18 @@ def without_page_lines(on: np.ndarray) -> np.ndarray:
     """
     lines, thickest = np.zeros(on.shape, dtype=bool), 0
     for axis in (1, 0):  # rows, then columns
-        full = on.view(np.uint8).sum(axis=axis, dtype=np.int32) >= _PAGE_LINE * on.shape[axis]  # count_nonzero: 2x
-        groups, count = ndimage.label(full)
-        if count < _PAGE_LINES:
+        ink = on if axis == 1 else on & ~lines  # a column is judged without the ruled lines across it
+        across, side = on.shape[axis], max(1, round(_REACH * on.shape[axis]))
+        ends = (on[:, :side].any(axis=1) & on[:, -side:].any(axis=1) if axis == 1
+                else on[:side].any(axis=0) & on[-side:].any(axis=0))
+        full = ends & (ink.view(np.uint8).sum(axis=axis, dtype=np.int32) >= _PAGE_LINE * across)  # count_nonzero: 2x
+        groups, _ = ndimage.label(full)
+        thick = np.bincount(groups)[1:]
+        thin = np.flatnonzero(thick <= max(2, _LINE_THICK * on.shape[1 - axis])) + 1  # a band is no line
+        if len(thin) < _PAGE_LINES:
             break  # no ruled lines, so no squares either
-        full = ndimage.binary_dilation(full)
-        thickest = max(thickest, int(np.bincount(ndimage.label(full)[0])[1:].max()))
+        full = ndimage.binary_dilation(np.isin(groups, thin))
+        thickest = max(thickest, int(thick[thin - 1].max()) + 2)
         lines[full if axis == 1 else (slice(None), full)] = True
     if not lines.any():
         return on

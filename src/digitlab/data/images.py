@@ -61,8 +61,9 @@ __all__ = [
 
 _WORK_SIDE = WORK_SIDE  # larger pictures are box-averaged down to this before any float work
 _EDGE_MASS = 0.01  # bounding box: drop border rows/columns holding < 1% of the busiest one's ink
-_DITHER_BLUR = 1.5  # a 1-bit picture at least 128 px a side is blurred by this radius: a scanner's dithered grey
-                    # paper is black dots everywhere, "not a digit", until they are grey again
+_DITHER_BLUR = 1.5  # a 1-bit picture at least 128 px a side, once shrunk to the work size, is blurred by this
+                    # radius: a scanner's dithered grey paper is black dots everywhere, "not a digit", until they
+                    # are grey again (shrinking a larger one averages them already)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -247,44 +247,54 @@ function send(blob, name) {
   return post(`/api/predict${query}`, blob, name);
 }
 
-// The server reads files of at most 5 MiB (digitlab.data.image_files.MAX_BYTES); a phone's photo is often more.
+// The server reads files of at most 5 MiB and pictures of at most 4096 px a side other than JPEGs
+// (digitlab.data.image_files.MAX_BYTES and MAX_SIDE); a phone's photo is often more.
 const MAX_UPLOAD = 5 * 1024 * 1024;
+const MAX_UPLOAD_SIDE = 4096;
 const SHRUNK_SIDE = 2048;
 
-// A picture over MAX_UPLOAD, drawn here at SHRUNK_SIDE px on its longer side and sent as a JPEG (a file the
-// browser cannot draw goes as it is, and the server says it is too large).
+// A picture over those limits, drawn here on white at SHRUNK_SIDE px on its longer side and sent as a JPEG,
+// with a note saying so; a file the browser cannot draw goes as it is (the server says what is wrong).
 async function shrunkFor(file, bitmap) {
-  if (file.size <= MAX_UPLOAD || !bitmap) return file;
+  if (!bitmap || (file.size <= MAX_UPLOAD && Math.max(bitmap.width, bitmap.height) <= MAX_UPLOAD_SIDE)) {
+    return [file, ""];
+  }
   const scale = Math.min(1, SHRUNK_SIDE / Math.max(bitmap.width, bitmap.height));
   const canvas = document.createElement("canvas");
   canvas.width = Math.max(1, Math.round(bitmap.width * scale));
   canvas.height = Math.max(1, Math.round(bitmap.height * scale));
-  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff"; // a JPEG has no transparency: see-through paper becomes white, not black
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
   const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
-  if (!blob) return file;
+  if (!blob) return [file, ""];
   const name = file.name.replace(/\.[^.]*$/, "") + ".jpg";
-  return new File([blob], name, { type: "image/jpeg" });
+  const note = ` (${(file.size / 2 ** 20).toFixed(1)} MiB, ${bitmap.width}×${bitmap.height}: sent at ` +
+    `${canvas.width}×${canvas.height}, the server takes 5 MiB and 4096 px)`;
+  return [new File([blob], name, { type: "image/jpeg" }), note];
 }
 
 $("upload").addEventListener("change", async (event) => {
   const file = event.target.files[0];
   event.target.value = "";
   if (!file) return;
-  generation++;
+  const sentFor = ++generation; // a Clear, or another picture, while this one is read makes it stale
   strokes = [];
   current = null;
+  let bitmap = null;
   try {
-    picture = await createImageBitmap(file);
+    bitmap = await createImageBitmap(file);
   } catch {
-    picture = null; // the browser cannot show it; the server may still read it (e.g. TIFF)
+    bitmap = null; // the browser cannot show it; the server may still read it (e.g. TIFF)
   }
-  const sent = await shrunkFor(file, picture);
+  const [sent, note] = await shrunkFor(file, bitmap);
+  if (sentFor !== generation) return;
+  picture = bitmap;
   pictureFile = sent; // what the server read is what a collected sample keeps
-  const source = sent === file ? file.name
-    : `${file.name} (${(file.size / 2 ** 20).toFixed(1)} MiB; the server takes 5: sent ${SHRUNK_SIDE} px long)`;
+  const source = file.name + note;
   redraw();
   status(`Reading ${source}…`);
-  const sentFor = generation;
   if (mode === "number") {
     const answer = await sendNumber(sent, sent.name);
     if (sentFor === generation) showNumber(answer, source);
