@@ -74,8 +74,9 @@ def ruled(page: np.ndarray, spacing: int, squared: bool = False) -> np.ndarray:
 def picture(condition: str, digit: np.ndarray, rng) -> bytes:
     """One photo-like JPEG (PNG for the drawn frame) of ``digit`` under ``condition``."""
     page = paper(rng, 600, 800)
-    if condition in ("lined", "squared"):
-        page = ruled(page, 70 if condition == "lined" else 40, squared=condition == "squared")
+    if condition.split(",")[0] in ("lined", "squared"):
+        squared = condition.startswith("squared")
+        page = ruled(page, 40 if squared else 70, squared=squared)
         put(page, glyph(digit, 300), 150, 250, colour=(20, 40, 140))
     elif condition == "desk":
         page = np.ones((800, 600, 3), np.float32) * np.array((90, 60, 40)) + rng.normal(0, 6, (800, 600, 3))
@@ -87,6 +88,8 @@ def picture(condition: str, digit: np.ndarray, rng) -> bytes:
         if condition.startswith(kind):
             page = light(page, kind, float(condition.split()[-1]))
     image = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
+    if condition.endswith("askew"):  # the phone held 4 degrees off level: the lines slant
+        image = image.rotate(4, resample=Image.Resampling.BICUBIC, fillcolor=(245, 243, 238))
     if condition in ("framed", "underlined"):
         draw = ImageDraw.Draw(image)
         if condition == "framed":
@@ -99,7 +102,7 @@ def picture(condition: str, digit: np.ndarray, rng) -> bytes:
 
 
 CONDITIONS = ("plain", "gradient 0.45", "gradient 0.6", "vignette 0.4", "shadow 0.45", "shadow 0.6", "shadow 0.8",
-              "lined", "squared", "framed", "underlined", "desk")
+              "lined", "squared", "framed", "underlined", "desk", "lined, askew", "squared, askew")
 
 
 def main() -> int:
@@ -112,7 +115,7 @@ def main() -> int:
     mnist = load_dataset("mnist")
     picks = [int(i) for d in range(10) for i in np.flatnonzero(mnist.test_labels == d)[:args.per_digit]]
     print(f"model {loaded.card.id}; {len(picks)} MNIST test digits under each condition")
-    print(f"{'condition':14s} {'right':>6s} {'wrong':>6s} {'unsure':>7s} {'not a digit':>12s} {'refused':>8s}")
+    print(f"{'condition':15s} {'right':>6s} {'wrong':>6s} {'unsure':>7s} {'not a digit':>12s} {'refused':>8s}")
     total = collections.Counter()
     for condition in CONDITIONS:
         rng = np.random.default_rng([args.seed, CONDITIONS.index(condition)])
@@ -127,9 +130,9 @@ def main() -> int:
             counts[{"not_a_digit": "not a digit", "unsure": "unsure"}.get(answer.kind, "right"
                    if answer.digit == mnist.test_labels[i] else "wrong")] += 1
         total.update(counts)
-        print(f"{condition:14s} {counts['right']:6d} {counts['wrong']:6d} {counts['unsure']:7d} "
+        print(f"{condition:15s} {counts['right']:6d} {counts['wrong']:6d} {counts['unsure']:7d} "
               f"{counts['not a digit']:12d} {counts['refused']:8d}")
-    print(f"{'all':14s} {total['right']:6d} {total['wrong']:6d} {total['unsure']:7d} {total['not a digit']:12d} "
+    print(f"{'all':15s} {total['right']:6d} {total['wrong']:6d} {total['unsure']:7d} {total['not a digit']:12d} "
           f"{total['refused']:8d}   (of {len(picks) * len(CONDITIONS)})")
     return 0
 

@@ -18,9 +18,10 @@ _RULE_DOWN = 1.5  # ...and one down longer than 1.5 that is a frame's side or al
 _EDGE = 0.05  # ...within 5% of its width (a tall "1" elsewhere stays)
 _RULED_PAGE = 0.05  # ink left beside rules under 5% of all the ink is their ragged edges: no number
 _ANY_INK = 0.02  # for one digit's picture, any ink this strong may be part of a rule (a faint blue ruled line)
-_PAGE_LINE, _REACH = 0.8, 0.02  # a row (column) inked across 80% of the picture, to 2% from both its ends...
+_PAGE_LINE, _REACH = 0.8, 0.1  # a row inked across 80% of the picture, to within 10% of both its ends...
 _LINE_THICK = 0.03  # ...at most 3% of the picture thick, is a printed line of the paper...
-_PAGE_LINES = 4  # ...when there are at least 4 of them: ruled or squared paper, whatever the digits' height
+_PAGE_LINES = 4  # ...when there are at least 4 of them: ruled or squared paper, whatever the digits' height;
+_SQUARES = 0.5  # then a column inked across half of it is one too (a squared paper's faint upright lines)
 _EDGE_SPECK = 0.05  # for one digit: a piece on the picture's edge under 5% of the ink is a fleck, left out
 _SPECK = 0.01  # for one digit: a piece under 1% of the ink is a speck...
 _BAR, _GAP = 4.0, 0.03  # ...a piece 4 times as wide as tall, 3% of the digit's height below the rest, underlines it
@@ -125,10 +126,11 @@ def _under_the_middle(rest: np.ndarray, height: int, bar: slice) -> bool:
 def without_page_lines(on: np.ndarray) -> np.ndarray:
     """``on`` without the printed lines of ruled or squared paper; ``on`` itself when it has none.
 
-    A printed line is a row inked across :data:`_PAGE_LINE` of the picture and to both its ends, at most
-    :data:`_LINE_THICK` of it thick, when there are :data:`_PAGE_LINES` or more (with the row on each side,
-    blurred); and then a column so inked, besides the rows (squared paper; columns alone may be a number's
-    tall 1s). A digit has three bars at most (a block 3 or 8 drawn across the page). Where a stroke crosses a
+    A printed line is a row inked across :data:`_PAGE_LINE` of the picture and to near both its ends
+    (:data:`_REACH`), at most :data:`_LINE_THICK` of it thick, when there are :data:`_PAGE_LINES` or more (with
+    the row on each side, blurred); and then a column inked across :data:`_SQUARES` of it, besides the rows
+    (squared paper; columns alone may be a number's tall 1s). Lines that slant (a photo taken askew) are not
+    found: squared paper turned 4 degrees is still "not a digit" (``bench_photos.py``, "squared, askew"). A digit has three bars at most (a block 3 or 8 drawn across the page). Where a stroke crosses a
     line, the line's pixels next to it stay, so the digit stays one piece. The squares of squared paper join
     into one piece taller than any digit, which :func:`without_rules`, judging a rule by the digits' height,
     cannot see.
@@ -140,13 +142,24 @@ def without_page_lines(on: np.ndarray) -> np.ndarray:
     >>> bool(left[30:70, 48:53].all()), int(left.sum() - left[30:70, 48:53].sum())   # the whole "1", no line
     (True, 0)
     """
+    found = _lines_across(on)
+    if found is None:
+        return on
+    lines, thickest = found
+    left = on & ~lines
+    return left | (on & lines & ndimage.binary_dilation(left, iterations=thickest // 2 + 1))  # across the lines
+
+
+def _lines_across(on: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """The printed lines of :func:`without_page_lines`, level: their pixels and their thickness; or None."""
     lines, thickest = np.zeros(on.shape, dtype=bool), 0
     for axis in (1, 0):  # rows, then columns
         ink = on if axis == 1 else on & ~lines  # a column is judged without the ruled lines across it
         across, side = on.shape[axis], max(1, round(_REACH * on.shape[axis]))
         ends = (on[:, :side].any(axis=1) & on[:, -side:].any(axis=1) if axis == 1
                 else on[:side].any(axis=0) & on[-side:].any(axis=0))
-        full = ends & (ink.view(np.uint8).sum(axis=axis, dtype=np.int32) >= _PAGE_LINE * across)  # count_nonzero: 2x
+        least = (_PAGE_LINE if axis == 1 else _SQUARES) * across
+        full = ends & (ink.view(np.uint8).sum(axis=axis, dtype=np.int32) >= least)  # count_nonzero: 2x as long
         groups, _ = ndimage.label(full)
         thick = np.bincount(groups)[1:]
         thin = np.flatnonzero(thick <= max(2, _LINE_THICK * on.shape[1 - axis])) + 1  # a band is no line
@@ -155,10 +168,7 @@ def without_page_lines(on: np.ndarray) -> np.ndarray:
         full = ndimage.binary_dilation(np.isin(groups, thin))
         thickest = max(thickest, int(thick[thin - 1].max()) + 2)
         lines[full if axis == 1 else (slice(None), full)] = True
-    if not lines.any():
-        return on
-    left = on & ~lines
-    return left | (on & lines & ndimage.binary_dilation(left, iterations=thickest // 2 + 1))  # across the lines
+    return (lines, thickest) if lines.any() else None
 
 
 def without_rules(on: np.ndarray, *, ruled_page: bool = True) -> np.ndarray:
