@@ -66,8 +66,9 @@ def ruled(page: np.ndarray, spacing: int, squared: bool = False) -> np.ndarray:
     rule = np.array((150, 180, 220), np.float32)
     page[spacing // 2::spacing] = page[spacing // 2::spacing] * 0.3 + rule * 0.7
     page[spacing // 2 + 1::spacing] = page[spacing // 2 + 1::spacing] * 0.3 + rule * 0.7
-    if squared:
+    if squared:  # the upright lines as the level ones (until 2026-12-01 afternoon: one pixel, and fainter)
         page[:, spacing // 2::spacing] = page[:, spacing // 2::spacing] * 0.3 + rule * 0.7
+        page[:, spacing // 2 + 1::spacing] = page[:, spacing // 2 + 1::spacing] * 0.3 + rule * 0.7
     return page
 
 

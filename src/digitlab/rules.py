@@ -21,8 +21,12 @@ _ANY_INK = 0.02  # for one digit's picture, any ink this strong may be part of a
 _PAGE_LINE, _REACH = 0.8, 0.1  # a row inked across 80% of the picture, to within 10% of both its ends...
 _LINE_THICK = 0.03  # ...at most 3% of the picture thick, is a printed line of the paper...
 _PAGE_LINES = 4  # ...when there are at least 4 of them: ruled or squared paper, whatever the digits' height;
-_SQUARES = 0.5  # then a column inked across half of it is one too (a squared paper's faint upright lines)
-_EDGE_SPECK = 0.05  # for one digit: a piece on the picture's edge under 5% of the ink is a fleck, left out
+_SQUARES, _FILLED = 0.5, 0.6  # then columns inked across half of it, at the rows' spacing, filling 60% of the
+                              # places at that spacing are too (squared paper's upright lines, often fainter)
+_ASKEW, _ASKEW_SIDE = 10, 128  # lines slanting up to 10 degrees are looked for in pictures 128 px or more a side,
+_SHARPER = 1.05  # when their rows are 5% more sharply peaked than level ones
+_EDGE_SPECK, _THIN = 0.05, 3  # for one digit: a piece on the picture's edge under 5% of the ink, or 3 px thick
+                              # on average, is a fleck or a thread, left out
 _SPECK = 0.01  # for one digit: a piece under 1% of the ink is a speck...
 _BAR, _GAP = 4.0, 0.03  # ...a piece 4 times as wide as tall, 3% of the digit's height below the rest, underlines it
 _FOOT = 0.08  # (unless the rest comes down to it within 8% of one of its ends: a 2's base drawn apart)...
@@ -63,16 +67,24 @@ def leave_out_rules(ink: np.ndarray) -> np.ndarray:
 
 
 def _without_edge_specks(on: np.ndarray) -> np.ndarray:
-    """``on`` without the small pieces that touch the picture's edge (under :data:`_EDGE_SPECK` of the ink, and not
-    the largest): where a shadow crosses the edge, evening out the light leaves a fleck there, and the digit was
-    cropped with it, small and off-centre. ``on`` itself when it has none (no ink on the edge, as on a drawing)."""
+    """``on`` without the small or thin pieces that touch the picture's edge (under :data:`_EDGE_SPECK` of the
+    ink, or in a picture :data:`_ASKEW_SIDE` px or more a side a line of :data:`_THIN` px on average; not the
+    largest): where a shadow crosses the edge, evening out the light leaves a fleck there, and a printed line's
+    end cut off by a slant is a thread; the digit was cropped with them, small and off-centre. ``on`` itself
+    when it has none (no ink on the edge, as on a drawing)."""
     if not (on[0].any() or on[-1].any() or on[:, 0].any() or on[:, -1].any()):
         return on
     labels, count = ndimage.label(on, structure=np.ones((3, 3), dtype=bool))
     sizes = np.bincount(labels.ravel())
     small, largest = _EDGE_SPECK * sizes[1:].sum(), sizes[1:].max()
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    specks = [k for k in edge[edge > 0] if sizes[k] < small and sizes[k] < largest]
+    edge = edge[(edge > 0) & (sizes[edge] < largest)]
+    renumber = np.zeros(len(sizes), dtype=np.int32)
+    renumber[edge] = np.arange(1, len(edge) + 1)
+    boxes = ndimage.find_objects(renumber[labels])  # the edge's pieces only: a speckled picture has 100,000s
+    length = [max(rows.stop - rows.start, columns.stop - columns.start) for rows, columns in boxes]
+    thread = _THIN if min(on.shape) >= _ASKEW_SIDE else 0  # in a small picture a stroke may be 3 px wide
+    specks = [k for k, long in zip(edge, length) if sizes[k] < small or sizes[k] <= thread * long]
     return on & ~np.isin(labels, specks) if specks else on
 
 
@@ -128,12 +140,13 @@ def without_page_lines(on: np.ndarray) -> np.ndarray:
 
     A printed line is a row inked across :data:`_PAGE_LINE` of the picture and to near both its ends
     (:data:`_REACH`), at most :data:`_LINE_THICK` of it thick, when there are :data:`_PAGE_LINES` or more (with
-    the row on each side, blurred); and then a column inked across :data:`_SQUARES` of it, besides the rows
-    (squared paper; columns alone may be a number's tall 1s). Lines that slant (a photo taken askew) are not
-    found: squared paper turned 4 degrees is still "not a digit" (``bench_photos.py``, "squared, askew"). A digit has three bars at most (a block 3 or 8 drawn across the page). Where a stroke crosses a
-    line, the line's pixels next to it stay, so the digit stays one piece. The squares of squared paper join
-    into one piece taller than any digit, which :func:`without_rules`, judging a rule by the digits' height,
-    cannot see.
+    the row on each side, blurred). Then a column inked across :data:`_SQUARES` of it is one too when the
+    columns so inked lie as far apart as the rows and fill most places at that spacing (:data:`_FILLED`):
+    squared paper, where a number's tall 1s on ruled paper fill few. A digit has three bars at most (a block
+    3 or 8 drawn across the page). In a picture :data:`_ASKEW_SIDE` px or more a side the lines may slant (a
+    photo taken askew, up to :data:`_ASKEW` degrees: :func:`_slant`). Where a stroke crosses a line, the
+    line's pixels next to it stay, so the digit stays one piece. The squares of squared paper join into one
+    piece taller than any digit, which :func:`without_rules`, judging a rule by the digits' height, cannot see.
 
     >>> page = np.zeros((100, 100), dtype=bool)
     >>> page[::20] = page[:, ::20] = True                   # squared paper...
@@ -142,33 +155,84 @@ def without_page_lines(on: np.ndarray) -> np.ndarray:
     >>> bool(left[30:70, 48:53].all()), int(left.sum() - left[30:70, 48:53].sum())   # the whole "1", no line
     (True, 0)
     """
-    found = _lines_across(on)
-    if found is None:
+    side = max(1, round(_REACH * on.shape[1]))
+    if not (on[:, :side].any() and on[:, -side:].any()):
+        return on  # no line runs across the picture (a drawing): nothing to count
+    ys, xs = np.nonzero(on)
+    slope = _slant(ys, xs) if min(on.shape) >= _ASKEW_SIDE else 0.0
+    window = 3 if slope else 1  # a thin slanting line's pixels fall into two neighbouring rows
+    rows = _printed(ys - slope * xs, xs, on.shape[1], _PAGE_LINE, window)
+    if rows is None:
         return on
-    lines, thickest = found
+    taken, thickest, spacing = rows
+    columns = _printed(xs + slope * ys, ys, on.shape[0], _SQUARES, window, skip=taken, spacing=spacing)
+    if columns is not None:
+        taken, thickest = taken | columns[0], max(thickest, columns[1])
+    lines = np.zeros(on.shape, dtype=bool)
+    lines[ys[taken], xs[taken]] = True
     left = on & ~lines
     return left | (on & lines & ndimage.binary_dilation(left, iterations=thickest // 2 + 1))  # across the lines
 
 
-def _lines_across(on: np.ndarray) -> tuple[np.ndarray, int] | None:
-    """The printed lines of :func:`without_page_lines`, level: their pixels and their thickness; or None."""
-    lines, thickest = np.zeros(on.shape, dtype=bool), 0
-    for axis in (1, 0):  # rows, then columns
-        ink = on if axis == 1 else on & ~lines  # a column is judged without the ruled lines across it
-        across, side = on.shape[axis], max(1, round(_REACH * on.shape[axis]))
-        ends = (on[:, :side].any(axis=1) & on[:, -side:].any(axis=1) if axis == 1
-                else on[:side].any(axis=0) & on[-side:].any(axis=0))
-        least = (_PAGE_LINE if axis == 1 else _SQUARES) * across
-        full = ends & (ink.view(np.uint8).sum(axis=axis, dtype=np.int32) >= least)  # count_nonzero: 2x as long
-        groups, _ = ndimage.label(full)
-        thick = np.bincount(groups)[1:]
-        thin = np.flatnonzero(thick <= max(2, _LINE_THICK * on.shape[1 - axis])) + 1  # a band is no line
-        if len(thin) < _PAGE_LINES:
-            break  # no ruled lines, so no squares either
-        full = ndimage.binary_dilation(np.isin(groups, thin))
-        thickest = max(thickest, int(thick[thin - 1].max()) + 2)
-        lines[full if axis == 1 else (slice(None), full)] = True
-    return (lines, thickest) if lines.any() else None
+def _printed(across: np.ndarray, along: np.ndarray, extent: int, least: float, window: int, *,
+             skip: np.ndarray | None = None, spacing: float | None = None) -> tuple[np.ndarray, int, float] | None:
+    """Which ink pixels lie on printed lines (:func:`without_page_lines`), their thickness and spacing; None when
+    too few lines. ``across``: each pixel's place across the lines (slanted or not); ``along``: along them, over
+    ``extent``. A line's ink is counted over ``window`` neighbouring places. Without ``spacing`` (rows) a line
+    reaches near both ends; with it (columns, the rows' pixels ``skip`` left out) the lines must lie that far
+    apart."""
+    index = np.round(across).astype(np.int64)
+    index -= index.min()
+    counts = np.bincount(index if skip is None else index[~skip], minlength=int(index.max()) + 1)
+    summed = np.convolve(counts, np.ones(window, dtype=np.int64), mode="same")
+    if window > 1:  # a line is a peak: not the rows of a thick stroke along it, which the sum would add up
+        summed = summed - window * ndimage.minimum_filter1d(counts, 2 * window + 5, mode="constant")
+    full = summed >= least * extent
+    if spacing is None:
+        reach = max(1, round(_REACH * extent))
+        full &= np.bincount(index, weights=along < reach, minlength=len(full)) > 0
+        full &= np.bincount(index, weights=along >= extent - reach, minlength=len(full)) > 0
+    groups, _ = ndimage.label(full)
+    thick = np.bincount(groups)[1:]
+    lines = np.flatnonzero(thick <= max(window, 2, _LINE_THICK * extent)) + 1  # a band is no line
+    centres = np.array([float(np.mean(np.flatnonzero(groups == k))) for k in lines])
+    if spacing is not None:
+        lines, centres = _at_spacing(lines, centres, spacing, len(full))
+    if len(lines) < _PAGE_LINES:
+        return None
+    taken = ndimage.binary_dilation(np.isin(groups, lines))[index]
+    return taken, int(thick[lines - 1].max()) + 2, float(np.median(np.diff(np.sort(centres))))
+
+
+def _at_spacing(lines: np.ndarray, centres: np.ndarray, spacing: float, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``lines`` whose ``centres`` lie on one grid of ``spacing`` (within 15% of it), when they fill
+    :data:`_FILLED` of its places over ``length``; none otherwise."""
+    best = np.zeros(len(lines), dtype=bool)
+    for origin in centres:
+        on_grid = np.abs((centres - origin + spacing / 2) % spacing - spacing / 2) <= max(2.0, 0.15 * spacing)
+        best = on_grid if on_grid.sum() > best.sum() else best
+    if best.sum() < _FILLED * length / spacing:
+        return lines[:0], centres[:0]
+    return lines[best], centres[best]
+
+
+def _slant(ys: np.ndarray, xs: np.ndarray) -> float:
+    """The slope, within :data:`_ASKEW` degrees of level, along which the ink's rows are most sharply peaked (the
+    sum of their squared counts): on lined or squared paper, the lines'. Half a degree at a time, then a
+    twentieth near the best (a tenth of a degree is a pixel's drift over a 600-px line); from at most 40,000 of
+    the ink's pixels."""
+    step = max(1, len(ys) // 40_000)
+    ys, xs = ys[::step].astype(np.float64), xs[::step].astype(np.float64)
+
+    def sharpness(degrees: float) -> float:
+        index = np.round(ys - np.tan(np.radians(degrees)) * xs).astype(np.int64)
+        counts = np.bincount(index - index.min()).astype(np.float64)
+        return float(counts @ counts)
+
+    best = max(np.arange(-_ASKEW, _ASKEW + 0.25, 0.5), key=sharpness)
+    best = max(np.arange(best - 0.5, best + 0.525, 0.05), key=sharpness)
+    level = sharpness(0.0)  # level, unless a slant is clearly sharper: a level grid is as sharp a hair off it
+    return float(np.tan(np.radians(best))) if sharpness(best) > _SHARPER * level else 0.0
 
 
 def without_rules(on: np.ndarray, *, ruled_page: bool = True) -> np.ndarray:
