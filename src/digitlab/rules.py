@@ -44,7 +44,8 @@ def leave_out_rules(ink: np.ndarray) -> np.ndarray:
     (0.0, 1.0, 0.3)
     """
     every = ink > _ANY_INK
-    on = _without_edge_specks(without_page_lines(every))
+    lined = without_page_lines(every)
+    on = _without_edge_specks(lined, threads=lined is not every)
     rows, columns = np.flatnonzero(on.any(axis=1)), np.flatnonzero(on.any(axis=0))
     if len(rows) == 0:
         return ink
@@ -66,10 +67,10 @@ def leave_out_rules(ink: np.ndarray) -> np.ndarray:
     return ink * ndimage.binary_dilation(left, iterations=2)
 
 
-def _without_edge_specks(on: np.ndarray) -> np.ndarray:
+def _without_edge_specks(on: np.ndarray, *, threads: bool = False) -> np.ndarray:
     """``on`` without the small or thin pieces that touch the picture's edge (under :data:`_EDGE_SPECK` of the
-    ink, or in a picture :data:`_ASKEW_SIDE` px or more a side a line of :data:`_THIN` px on average; not the
-    largest): where a shadow crosses the edge, evening out the light leaves a fleck there, and a printed line's
+    ink, or with ``threads``, the paper's lines having been left out, a line of :data:`_THIN` px on average; not
+    the largest): where a shadow crosses the edge, evening out the light leaves a fleck there, and a printed line's
     end cut off by a slant is a thread; the digit was cropped with them, small and off-centre. ``on`` itself
     when it has none (no ink on the edge, as on a drawing)."""
     if not (on[0].any() or on[-1].any() or on[:, 0].any() or on[:, -1].any()):
@@ -83,7 +84,7 @@ def _without_edge_specks(on: np.ndarray) -> np.ndarray:
     renumber[edge] = np.arange(1, len(edge) + 1)
     boxes = ndimage.find_objects(renumber[labels])  # the edge's pieces only: a speckled picture has 100,000s
     length = [max(rows.stop - rows.start, columns.stop - columns.start) for rows, columns in boxes]
-    thread = _THIN if min(on.shape) >= _ASKEW_SIDE else 0  # in a small picture a stroke may be 3 px wide
+    thread = _THIN if threads else 0  # a pen's thin stroke may touch the edge: only once printed lines were found
     specks = [k for k, long in zip(edge, length) if sizes[k] < small or sizes[k] <= thread * long]
     return on & ~np.isin(labels, specks) if specks else on
 
@@ -177,51 +178,59 @@ def without_page_lines(on: np.ndarray) -> np.ndarray:
 def _printed(across: np.ndarray, along: np.ndarray, extent: int, least: float, window: int, *,
              skip: np.ndarray | None = None, spacing: float | None = None) -> tuple[np.ndarray, int, float] | None:
     """Which ink pixels lie on printed lines (:func:`without_page_lines`), their thickness and spacing; None when
-    too few lines. ``across``: each pixel's place across the lines (slanted or not); ``along``: along them, over
-    ``extent``. A line's ink is counted over ``window`` neighbouring places. Without ``spacing`` (rows) a line
-    reaches near both ends; with it (columns, the rows' pixels ``skip`` left out) the lines must lie that far
-    apart."""
-    index = np.round(across).astype(np.int64)
-    index -= index.min()
-    counts = np.bincount(index if skip is None else index[~skip], minlength=int(index.max()) + 1)
-    summed = np.convolve(counts, np.ones(window, dtype=np.int64), mode="same")
-    if window > 1:  # a line is a peak: not the rows of a thick stroke along it, which the sum would add up
-        summed = summed - window * ndimage.minimum_filter1d(counts, 2 * window + 5, mode="constant")
-    full = summed >= least * extent
+    too few lines. ``across``: each pixel's place across the lines (slanted or not); ``along``: its place along
+    them, over ``extent``. A line's ink is the places along it inked in any of ``window`` neighbouring rows (a
+    thin slanting line falls into two), so that a thick stroke lying along it counts no more than once.
+    Without ``spacing`` (rows) a line reaches near both ends; with it (columns, the rows' pixels ``skip`` left
+    out) the lines lie about as far apart as the rows, and fill most places at their spacing."""
+    shift = window // 2
+    every = np.round(across).astype(np.int64)
+    every -= every.min() - shift  # room for the window on either side
+    size = int(every.max()) + shift + 1
+    index, places = (every, along) if skip is None else (every[~skip], along[~skip])
+    lines_of = (index[:, None] + np.arange(-shift, shift + 1)).ravel()
+    inked = np.unique(lines_of * extent + np.repeat(places.astype(np.int64), window))  # each (line, place) once
+    line, place = inked // extent, inked % extent
+    full = np.bincount(line, minlength=size) >= least * extent
     if spacing is None:
         reach = max(1, round(_REACH * extent))
-        full &= np.bincount(index, weights=along < reach, minlength=len(full)) > 0
-        full &= np.bincount(index, weights=along >= extent - reach, minlength=len(full)) > 0
+        full &= np.bincount(line, weights=place < reach, minlength=size) > 0
+        full &= np.bincount(line, weights=place >= extent - reach, minlength=size) > 0
     groups, _ = ndimage.label(full)
     thick = np.bincount(groups)[1:]
     lines = np.flatnonzero(thick <= max(window, 2, _LINE_THICK * extent)) + 1  # a band is no line
     centres = np.array([float(np.mean(np.flatnonzero(groups == k))) for k in lines])
     if spacing is not None:
-        lines, centres = _at_spacing(lines, centres, spacing, len(full))
+        lines, centres = _evenly_spaced(lines, centres, spacing, size)
     if len(lines) < _PAGE_LINES:
         return None
-    taken = ndimage.binary_dilation(np.isin(groups, lines))[index]
+    taken = ndimage.binary_dilation(np.isin(groups, lines))[every]
     return taken, int(thick[lines - 1].max()) + 2, float(np.median(np.diff(np.sort(centres))))
 
 
-def _at_spacing(lines: np.ndarray, centres: np.ndarray, spacing: float, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``lines`` whose ``centres`` lie on one grid of ``spacing`` (within 15% of it), when they fill
-    :data:`_FILLED` of its places over ``length``; none otherwise."""
-    best = np.zeros(len(lines), dtype=bool)
-    for origin in centres:
-        on_grid = np.abs((centres - origin + spacing / 2) % spacing - spacing / 2) <= max(2.0, 0.15 * spacing)
-        best = on_grid if on_grid.sum() > best.sum() else best
-    if best.sum() < _FILLED * length / spacing:
+def _evenly_spaced(lines: np.ndarray, centres: np.ndarray, spacing: float, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``lines`` a neighbour of which lies their usual distance away (within a quarter), when that distance
+    is within 15% of ``spacing`` (the rows') and they fill :data:`_FILLED` of its places over ``length``; none
+    otherwise. A number's tall 1s on ruled paper are few, and seldom a line's spacing apart."""
+    order = np.argsort(centres)
+    lines, centres = lines[order], centres[order]
+    if len(centres) < _PAGE_LINES:
         return lines[:0], centres[:0]
-    return lines[best], centres[best]
+    gaps = np.diff(centres)
+    own = float(np.median(gaps))
+    near = np.abs(gaps - own) <= 0.25 * own
+    regular = np.r_[near, False] | np.r_[False, near]
+    if abs(own - spacing) > 0.15 * spacing or regular.sum() < _FILLED * length / own:
+        return lines[:0], centres[:0]
+    return lines[regular], centres[regular]
 
 
 def _slant(ys: np.ndarray, xs: np.ndarray) -> float:
     """The slope, within :data:`_ASKEW` degrees of level, along which the ink's rows are most sharply peaked (the
     sum of their squared counts): on lined or squared paper, the lines'. Half a degree at a time, then a
     twentieth near the best (a tenth of a degree is a pixel's drift over a 600-px line); from at most 40,000 of
-    the ink's pixels."""
-    step = max(1, len(ys) // 40_000)
+    the ink's pixels (every second, third, ...)."""
+    step = -(-len(ys) // 40_000)
     ys, xs = ys[::step].astype(np.float64), xs[::step].astype(np.float64)
 
     def sharpness(degrees: float) -> float:
