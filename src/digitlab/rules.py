@@ -1,5 +1,7 @@
 """Rules are not digits: the straight lines around a handwritten number (an underline, a frame or box, a ruled
-line, a scanner's dark edge), found and left out before :func:`digitlab.segment.find_marks` looks for marks.
+line, a scanner's dark edge), found and left out before :func:`digitlab.segment.find_marks` looks for marks; and
+for one digit's picture (:func:`leave_out_rules`, before it is prepared) also the printed lines of ruled or
+squared paper, photographed level or askew, a frame or ring round the digit, a line under it, flecks on the edge.
 
 Left in, a rule joins the digits it touches into one mark, a frame becomes the tallest mark (and the digits its
 fragments), and a lone rule is cut into sure-looking "1"s: a user's audit found 0 of 33 underlined or framed
@@ -61,7 +63,7 @@ def leave_out_rules(ink: np.ndarray) -> np.ndarray:
     as_it_was = ink if on is every else ink * ndimage.binary_dilation(on, iterations=2)  # the paper's lines gone
     if rows[-1] - rows[0] + 1 > (columns[-1] - columns[0] + 1) / _RULE_ACROSS and count == 1:
         return as_it_was  # one piece, not wide enough to hold a rule: without_rules would leave it all
-    left = without_rules(on, ruled_page=False)
+    left = without_rules(on, ruled_page=False, page_lines=False)  # left out above
     if left is on or not left.any() or not (on & ~left).any():
         return as_it_was  # nothing was a rule, or all of it (a lone bar, half a 7 on the page)
     return ink * ndimage.binary_dilation(left, iterations=2)
@@ -188,14 +190,13 @@ def _printed(across: np.ndarray, along: np.ndarray, extent: int, least: float, w
     every -= every.min() - shift  # room for the window on either side
     size = int(every.max()) + shift + 1
     index, places = (every, along) if skip is None else (every[~skip], along[~skip])
-    lines_of = (index[:, None] + np.arange(-shift, shift + 1)).ravel()
-    inked = np.unique(lines_of * extent + np.repeat(places.astype(np.int64), window))  # each (line, place) once
-    line, place = inked // extent, inked % extent
-    full = np.bincount(line, minlength=size) >= least * extent
+    inked = np.zeros((size, extent), dtype=bool)  # each line's places with ink: a place counts once
+    for offset in range(-shift, shift + 1):
+        inked[index + offset, places] = True
+    full = inked.view(np.uint8).sum(axis=1, dtype=np.int32) >= least * extent
     if spacing is None:
         reach = max(1, round(_REACH * extent))
-        full &= np.bincount(line, weights=place < reach, minlength=size) > 0
-        full &= np.bincount(line, weights=place >= extent - reach, minlength=size) > 0
+        full &= inked[:, :reach].any(axis=1) & inked[:, -reach:].any(axis=1)
     groups, _ = ndimage.label(full)
     thick = np.bincount(groups)[1:]
     lines = np.flatnonzero(thick <= max(window, 2, _LINE_THICK * extent)) + 1  # a band is no line
@@ -227,10 +228,9 @@ def _evenly_spaced(lines: np.ndarray, centres: np.ndarray, spacing: float, lengt
 
 def _slant(ys: np.ndarray, xs: np.ndarray) -> float:
     """The slope, within :data:`_ASKEW` degrees of level, along which the ink's rows are most sharply peaked (the
-    sum of their squared counts): on lined or squared paper, the lines'. Half a degree at a time, then a
-    twentieth near the best (a tenth of a degree is a pixel's drift over a 600-px line); from at most 40,000 of
-    the ink's pixels (every second, third, ...)."""
-    step = -(-len(ys) // 40_000)
+    sum of their squared counts): on lined or squared paper, the lines'. A degree at a time, then a tenth near
+    the best (a pixel's drift over a 600-px line); from at most 20,000 of the ink's pixels (every second, ...)."""
+    step = -(-len(ys) // 20_000)
     ys, xs = ys[::step].astype(np.float64), xs[::step].astype(np.float64)
 
     def sharpness(degrees: float) -> float:
@@ -238,19 +238,20 @@ def _slant(ys: np.ndarray, xs: np.ndarray) -> float:
         counts = np.bincount(index - index.min()).astype(np.float64)
         return float(counts @ counts)
 
-    best = max(np.arange(-_ASKEW, _ASKEW + 0.25, 0.5), key=sharpness)
-    best = max(np.arange(best - 0.5, best + 0.525, 0.05), key=sharpness)
+    best = max(np.arange(-_ASKEW, _ASKEW + 0.5, 1.0), key=sharpness)
+    best = max(np.arange(best - 1.0, best + 1.05, 0.1), key=sharpness)
     level = sharpness(0.0)  # level, unless a slant is clearly sharper: a level grid is as sharp a hair off it
     return float(np.tan(np.radians(best))) if sharpness(best) > _SHARPER * level else 0.0
 
 
-def without_rules(on: np.ndarray, *, ruled_page: bool = True) -> np.ndarray:
+def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool = True) -> np.ndarray:
     """``on`` without its rules: straight runs of ink across longer than :data:`_RULE_ACROSS` digit heights (an
     underline, a ruled line, a frame's top and bottom), and runs down longer than :data:`_RULE_DOWN` that are a
     frame's sides (joined to a run across) or lie along the picture's left or right edge (a scanner's dark edge).
     A run down anywhere else may be a tall "1", so it stays. Left in, a rule joins the digits it touches into one
     mark, or is cut into sure-looking "1"s. With ``ruled_page`` (for a number), ink left beside rules under
     :data:`_RULED_PAGE` of all the ink is their ragged edges and goes too; one small digit may be all that is left.
+    The paper's printed lines go first (:func:`without_page_lines`), unless ``page_lines`` is False.
 
     >>> page = np.zeros((60, 200), dtype=bool)
     >>> page[10:40, 20:24] = page[10:40, 60:64] = True     # two "1"s...
@@ -258,7 +259,7 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True) -> np.ndarray:
     >>> int(without_rules(page).sum()) == 2 * 30 * 4
     True
     """
-    on = without_page_lines(on)
+    on = without_page_lines(on) if page_lines else on
     labels, count = ndimage.label(on, structure=np.ones((3, 3), dtype=bool))
     if count == 0:
         return on
