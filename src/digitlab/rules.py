@@ -82,13 +82,19 @@ def _without_edge_specks(on: np.ndarray, *, threads: bool = False) -> np.ndarray
     small, largest = _EDGE_SPECK * sizes[1:].sum(), sizes[1:].max()
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     edge = edge[(edge > 0) & (sizes[edge] < largest)]
-    renumber = np.zeros(len(sizes), dtype=np.int32)
-    renumber[edge] = np.arange(1, len(edge) + 1)
-    boxes = ndimage.find_objects(renumber[labels])  # the edge's pieces only: a speckled picture has 100,000s
+    boxes = ndimage.find_objects(_only(labels, edge, len(sizes)))
     length = [max(rows.stop - rows.start, columns.stop - columns.start) for rows, columns in boxes]
     thread = _THIN if threads else 0  # a pen's thin stroke may touch the edge: only once printed lines were found
     specks = [k for k, long in zip(edge, length) if sizes[k] < small or sizes[k] <= thread * long]
     return on & ~np.isin(labels, specks) if specks else on
+
+
+def _only(labels: np.ndarray, kept: np.ndarray, count: int) -> np.ndarray:
+    """``labels`` (``count`` of them, 0 included) with only the ``kept`` pieces, numbered 1, 2, ... in their order,
+    the rest 0: find_objects on a speckled picture's 100,000s of pieces took seconds."""
+    renumber = np.zeros(count, dtype=np.int32)
+    renumber[kept] = np.arange(1, len(kept) + 1)
+    return renumber[labels]
 
 
 def _without_surround(on: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -102,9 +108,7 @@ def _without_surround(on: np.ndarray, labels: np.ndarray) -> np.ndarray:
     big = big[big > 0]
     if len(big) < 2:
         return on
-    renumber = np.zeros(len(sizes), dtype=np.int32)
-    renumber[big] = np.arange(1, len(big) + 1)
-    labels = renumber[labels]  # find_objects on a speckled picture's 100,000s of pieces took seconds
+    labels = _only(labels, big, len(sizes))
     boxes = ndimage.find_objects(labels)
     pieces = list(range(1, len(big) + 1))
     for k in pieces:
@@ -209,7 +213,8 @@ def _printed(across: np.ndarray, along: np.ndarray, extent: int, least: float, w
     return taken, int(thick[lines - 1].max()) + 2, float(np.median(np.diff(np.sort(centres))))
 
 
-def _evenly_spaced(lines: np.ndarray, centres: np.ndarray, spacing: float, length: int) -> tuple[np.ndarray, np.ndarray]:
+def _evenly_spaced(lines: np.ndarray, centres: np.ndarray, spacing: float,
+                   length: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``lines`` a neighbour of which lies their usual distance away (within a quarter), when that distance
     is within 15% of ``spacing`` (the rows') and they fill :data:`_FILLED` of its places over ``length``; none
     otherwise. A number's tall 1s on ruled paper are few, and seldom a line's spacing apart."""

@@ -111,11 +111,18 @@ def _paper_light(gray: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
     h, w = gray.shape
-    step = max(1, -(-max(h, w) // _COARSE))
-    small = gray[: h // step * step, : w // step * step].reshape(h // step, step, w // step, step).mean(axis=(1, 3))
+    small = _blocks(gray, _COARSE).mean(axis=(1, 3))
     light = ndimage.median_filter(small, size=max(3, round(min(small.shape) * _WINDOW)) | 1, mode="nearest")
     light = np.maximum(light, _DARKEST_PAPER * float(np.percentile(small, 95))).astype(np.float32)
     return np.asarray(Image.fromarray(light, "F").resize((w, h), Image.Resampling.BILINEAR))  # 4 ms; ndimage.zoom 15
+
+
+def _blocks(gray: np.ndarray, side: int) -> np.ndarray:
+    """``gray`` cut into square blocks, about ``side`` of them along its longer side (a partial block at the bottom
+    or right is dropped): shape ``(rows, step, columns, step)``, to reduce over axes 1 and 3."""
+    h, w = gray.shape
+    step = max(1, -(-max(h, w) // side))
+    return gray[: h // step * step, : w // step * step].reshape(h // step, step, w // step, step)
 
 
 def _even_light(gray: np.ndarray) -> np.ndarray:
@@ -143,8 +150,7 @@ def _sheet_only(gray: np.ndarray) -> np.ndarray:
     desk = _median(_border(gray))
     if float(gray.max()) - desk < _DESK:  # paper round the edge (a drawing, a scan): no sorting needed
         return gray
-    step = max(1, -(-max(h, w) // 128))  # judged at about 128 px
-    blocks = gray[: h // step * step, : w // step * step].reshape(h // step, step, w // step, step)
+    blocks = _blocks(gray, 128)  # judged at about 128 px
     small = blocks.mean(axis=(1, 3))
     bright = float(np.percentile(small, 90))
     if bright - desk < _DESK:

@@ -168,8 +168,9 @@ def plot_feature_maps(image: np.ndarray, maps: Sequence[tuple[str, np.ndarray]],
                       title: str, path: Path) -> Path:
     """The chosen image, then each block's activations (one small map per channel, brighter = stronger).
 
-    One column a block (the title before ": ", the first of its lines); a block's second convolution (``extra_convs``) goes below
-    its first, so the figure keeps the width of three blocks and its titles stay readable.
+    One column a block (the title before ": ", the first of its lines); a block's second convolution
+    (``extra_convs``) goes below its first, so the figure keeps the width of three blocks and its titles stay
+    readable.
     """
     blocks: dict[str, list[tuple[str, np.ndarray]]] = {}
     for name, activations in maps:

@@ -271,7 +271,7 @@ async function shrunkFor(file, bitmap) {
   if (!blob) return [file, ""];
   const name = file.name.replace(/\.[^.]*$/, "") + ".jpg";
   const note = ` (${(file.size / 2 ** 20).toFixed(1)} MiB, ${bitmap.width}×${bitmap.height}: sent at ` +
-    `${canvas.width}×${canvas.height}, the server takes 5 MiB and 4096 px)`;
+    `${canvas.width}×${canvas.height}, the server takes ${MAX_UPLOAD / 2 ** 20} MiB and ${MAX_UPLOAD_SIDE} px)`;
   return [new File([blob], name, { type: "image/jpeg" }), note];
 }
 
