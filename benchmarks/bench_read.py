@@ -10,7 +10,10 @@ Pictures the model never saw, made reproducibly by :mod:`digitlab.data.numbers`,
   0-15% of a digit's width further;
 - ``drawn, pen templates``: 2-6 digits drawn with a thick pen from the stroke templates of
   ``bench_handwriting.py``, 80-300 px tall, dark on light and light on dark, half as JPEG photos;
-- ``drawn, redrawn MNIST``: the same with MNIST test digits blown up into pen strokes.
+- ``drawn, redrawn MNIST``: the same with MNIST test digits blown up into pen strokes;
+- ``underlined, 4 digits`` / ``boxed, 4 digits``: four MNIST test digits with a line under them or a frame round;
+- ``uphill 5-20°, 4 digits``: written 5-20° uphill or downhill, each digit upright;
+- ``turned 5-20°, 4 digits`` / ``2 digits``: the picture turned 5-20° either way, as a photo taken askew.
 
 For each: the whole number right (``?`` counts as wrong), the whole number right by the model's
 best guesses (``?`` replaced by the digit it stands for), per-digit accuracy (digits of the true
@@ -49,7 +52,8 @@ from digitlab.predict import predict_images, predict_source, prepare_for  # noqa
 from digitlab.read import count_marks, read_number  # noqa: E402
 
 CONDITIONS = ["4 digits, gaps", "1-8 digits, gaps", "pairs, boxes overlap", "pairs, ink touching",
-              "drawn, pen templates", "drawn, redrawn MNIST", "underlined, 4 digits", "boxed, 4 digits"]
+              "drawn, pen templates", "drawn, redrawn MNIST", "underlined, 4 digits", "boxed, 4 digits",
+              "uphill 5-20°, 4 digits", "turned 5-20°, 4 digits", "turned 5-20°, 2 digits"]
 TARGETS = {  # condition: (measure, target)
     "4 digits, gaps": ("guess_right", 0.96),
     "pairs, boxes overlap": ("guess_right", 0.85),
@@ -101,6 +105,12 @@ def _pictures(condition: str, n: int, rng: np.random.Generator, images: np.ndarr
             picture = mnist_number(images, labels, rng, n_digits=2, join="overlap")
         elif condition == "pairs, ink touching":
             picture = mnist_number(images, labels, rng, n_digits=2, join="touch")
+        elif condition.startswith("uphill"):  # written uphill or downhill, each digit upright
+            rise = float(np.tan(np.radians(rng.uniform(5, 20)))) * (1 if rng.integers(2) else -1)
+            picture = mnist_number(images, labels, rng, n_digits=4, rise=rise)
+        elif condition.startswith("turned"):  # photographed turned: the digits turned too
+            picture = mnist_number(images, labels, rng, n_digits=int(condition[-8]))
+            picture = _turned(picture, rng.uniform(5, 20) * (1 if rng.integers(2) else -1))
         elif condition in ("underlined, 4 digits", "boxed, 4 digits"):
             picture = _ruled(mnist_number(images, labels, rng, n_digits=4), condition.startswith("boxed"), rng)
         else:
@@ -129,6 +139,23 @@ def _ruled(picture: NumberPicture, boxed: bool, rng: np.random.Generator) -> Num
         image[y0 - pen : y1 + pen, x1 : x1 + pen] = ink
     boxes = tuple((a + pad, b + pad, c + pad, d + pad) for a, b, c, d in picture.boxes)
     return NumberPicture(image=image, text=picture.text, boxes=boxes, dark_on_light=picture.dark_on_light)
+
+
+def _turned(picture: NumberPicture, degrees: float) -> NumberPicture:
+    """The picture turned ``degrees`` counter-clockwise, enlarged to hold it all, on its own paper; each true box
+    the box of its turned corners."""
+    h, w = picture.image.shape
+    paper = int(np.median(picture.image[0]))
+    image = Image.fromarray(picture.image).rotate(degrees, Image.Resampling.BICUBIC, expand=True, fillcolor=paper)
+    a = np.radians(degrees)
+    boxes = []
+    for x0, y0, x1, y1 in picture.boxes:
+        dx, dy = np.array([x0, x1, x0, x1]) - w / 2, np.array([y0, y0, y1, y1]) - h / 2
+        xs = dx * np.cos(a) + dy * np.sin(a) + image.width / 2
+        ys = -dx * np.sin(a) + dy * np.cos(a) + image.height / 2
+        boxes.append((int(xs.min()), int(ys.min()), int(np.ceil(xs.max())), int(np.ceil(ys.max()))))
+    return NumberPicture(image=np.asarray(image), text=picture.text, boxes=tuple(boxes),
+                         dark_on_light=picture.dark_on_light)
 
 
 def _read_true_boxes(model, card, image: Image.Image, picture: NumberPicture) -> str:

@@ -7,6 +7,10 @@ The library behind ``digitlab read``::
                 faint removed)  merged,      the MNIST     one batch)       profile; the surest
                                 ordered)     way)                           halves win)
 
+On a line that rises or falls (written uphill, or photographed turned: the line through its marks' centres,
+3° or more; 8° for two marks), the marks are also read turned back level, and the line keeps whichever
+reading the model is surer of in all: a turned photo's digits are turned, an uphill number's upright.
+
 A mark may be two touching digits when it is wider than :data:`WIDE` times its line's digit height
 (and, on a line of three marks or more, 1.5 times their median width). Its cuts are read, and the
 one whose less sure half is surest wins; it is taken when the model is surer of the two halves than
@@ -64,6 +68,8 @@ _MAX_CUTS = 6  # candidate cuts tried per mark
 _FULL_HEIGHT = 0.5  # a line's digit size is the median of its marks at least half as tall as its tallest
 _DOT_SIDE = 0.08  # a dot between digits is at least 8% of the tallest mark's height (smaller: dust)...
 _DOT_SOLID = 0.5  # ...fills half its box or more, with ink half as strong as the strongest or more
+_TURNED = 3.0  # degrees: a line rising or falling more steeply has its digits read turned back too, if surer;
+_TURNED_PAIR = 8.0  # a line of two marks more steeply than this (two centres give a rough angle)
 _MAX_HALVES = 4 * MAX_MARKS  # halves predicted per picture: splitting stops there, so no picture costs more
 
 
@@ -251,9 +257,9 @@ def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None
     lines = _line_sizes(marks)
     options = {key: value for key, value in (("detector", detector), ("min_confidence", min_confidence))
                if value is not None}
-    predict = _Predictor(model, card, ink, options)
+    predict = _Predictor(model, card, ink, options, {n: line.angle for n, line in lines.items()})
     found: list[tuple[Mark, Prediction, np.ndarray]] = []
-    for mark, single in zip(marks, predict(marks)):
+    for mark, single in zip(marks, _upright_or_not(predict, marks)):
         found += _read_mark(predict, mark, single, lines[mark.line], depth=0)
     if len(found) > MAX_MARKS:
         raise DigitlabError(f"found {len(found)} digits once touching ones were cut apart; digitlab reads up to "
@@ -302,10 +308,12 @@ def dots_between(ink: Ink, marks: list[Mark]) -> int:
 @dataclass(frozen=True)
 class _Line:
     """The size of one digit on a line: the median height of its marks, and their median width
-    when the line has enough marks for a median to mean something (three or more)."""
+    when the line has enough marks for a median to mean something (three or more); and how many
+    degrees the line rises (:func:`_angle`)."""
 
     height: float
     width: float | None
+    angle: float = 0.0
 
 
 def _line_sizes(marks: list[Mark]) -> dict[int, _Line]:
@@ -315,8 +323,19 @@ def _line_sizes(marks: list[Mark]) -> dict[int, _Line]:
         tallest = max(m.height for m in on_line)
         full = [m for m in on_line if m.height >= _FULL_HEIGHT * tallest]  # not a minus sign, a comma, a flag
         width = float(np.median([m.width for m in full])) if len(full) >= 3 else None
-        sizes[line] = _Line(height=float(np.median([m.height for m in full])), width=width)
+        sizes[line] = _Line(height=float(np.median([m.height for m in full])), width=width, angle=_angle(full))
     return sizes
+
+
+def _angle(marks: list[Mark]) -> float:
+    """How many degrees a line of two marks or more rises, left to right: the line through their centres;
+    0 under :data:`_TURNED` degrees (:data:`_TURNED_PAIR` for two marks)."""
+    x = np.array([(m.box[0] + m.box[2]) / 2 for m in marks])
+    y = np.array([(m.box[1] + m.box[3]) / 2 for m in marks])
+    if np.ptp(x) < 1:  # one mark
+        return 0.0
+    angle = float(np.degrees(np.arctan(-np.polyfit(x, y, 1)[0])))
+    return angle if abs(angle) >= (_TURNED_PAIR if len(marks) == 2 else _TURNED) else 0.0
 
 
 @dataclass
@@ -328,12 +347,40 @@ class _Predictor:
     card: ModelCard
     ink: Ink
     options: dict
+    angles: dict[int, float]
     predicted: int = 0
 
     def __call__(self, marks: list[Mark]) -> list[tuple[Prediction, np.ndarray]]:
         self.predicted += len(marks)
-        prepared = np.stack([prepare_for(self.card, digit_input(self.ink, m), rules=False) for m in marks])
+        prepared = np.stack([prepare_for(self.card, self._upright(m), rules=False) for m in marks])
         return list(zip(predict_images(self.model, self.card, prepared, **self.options), prepared))
+
+    def _upright(self, mark: Mark) -> np.ndarray:
+        """The mark's ink, turned back by its line's angle."""
+        crop = digit_input(self.ink, mark)
+        angle = self.angles.get(mark.line, 0.0)
+        return np.clip(ndimage.rotate(crop, -angle, order=1), 0, None) if angle else crop
+
+
+def _upright_or_not(predict: _Predictor, marks: list[Mark]) -> list[tuple[Prediction, np.ndarray]]:
+    """Each mark read turned back by its line's angle, or as it is, whichever way its whole line reads surer:
+    a photo taken turned has its digits turned, a number written uphill has them upright. Sets
+    ``predict.angles`` to the choice, for the halves of any mark cut later."""
+    turned = predict(marks)
+    tilted = [i for i, mark in enumerate(marks) if predict.angles.get(mark.line)]
+    if not tilted:
+        return turned
+    angles = dict(predict.angles)
+    predict.angles = {}
+    level = dict(zip(tilted, predict([marks[i] for i in tilted])))
+    for line in {marks[i].line for i in tilted}:
+        on = [i for i in tilted if marks[i].line == line]
+        if sum(_log_odds(level[i][0]) for i in on) >= sum(_log_odds(turned[i][0]) for i in on):
+            del angles[line]
+            for i in on:
+                turned[i] = level[i]
+    predict.angles = angles
+    return turned
 
 
 def _read_mark(predict: _Predictor, mark: Mark, single: tuple[Prediction, np.ndarray], line: _Line,

@@ -8,8 +8,9 @@ The geometry behind :func:`digitlab.read.read_number`; nothing here asks a model
 2. :func:`find_marks`: the ink's connected pieces (:func:`scipy.ndimage.label`, 8-connected), rules
    left out (:mod:`digitlab.rules`), dust dropped; pieces that sit one above the other (a 5's detached
    flag, a 4 drawn in two strokes) merged; specks far smaller than the digits dropped; short fragments
-   of a broken stroke joined to the digit next to them; marks grouped into lines, ordered left to right,
-   lines top to bottom.
+   of a broken stroke joined to the digit next to them; marks grouped into lines (level, or rising or
+   falling up to 25°: a number written uphill or photographed turned), ordered left to right, lines top
+   to bottom.
 3. :func:`split_candidates`: ways to cut a mark that may be two touching digits: where the column
    ink profile is lowest or changes most steeply, along the path down that crosses the least ink,
    and between its pieces. The caller keeps the cut whose halves a model reads most confidently.
@@ -54,6 +55,8 @@ _OVERLAP = 0.5  # pieces overlapping horizontally by half the narrower one's wid
 _GAP = 0.3  # ...when the vertical gap between them is under 30% of a digit's height...
 _TALLEST = 1.4  # ...and together they are at most 1.4 digit heights tall
 _SAME_LINE = 0.5  # a mark is on a line when half its height lies within the line's rows
+_SLOPE = 25  # degrees: a line may rise or fall this steeply
+_SLOPES = sorted(np.tan(np.radians(np.arange(-_SLOPE, _SLOPE + 0.1, 2.5))), key=abs)  # level first
 _SPECK = 0.25  # a mark whose longer side is under 25% of the tallest mark's height is a speck
 _FRAGMENT = 0.5  # a mark under half a digit's height is a fragment of a digit...
 _NEAR = 0.2  # ...and belongs to the nearest digit closer than 20% of a digit's height
@@ -276,23 +279,41 @@ def _distance(a: Box, b: Box) -> float:
 
 
 def _reading_order(marks: list[Mark]) -> list[Mark]:
-    """Marks grouped into lines (by shared rows), lines top to bottom, each left to right.
+    """Marks grouped into lines, lines top to bottom, each left to right.
 
-    The tallest marks are placed first, so that whole digits, not a stray stroke, decide the lines.
+    A number written uphill or photographed turned is one line: the lines are looked for along slopes from
+    level to :data:`_SLOPE` degrees either way, and the slope that makes the fewest lines wins (the levelest
+    of those: a level number is grouped as it always was).
     """
-    lines: list[list[Mark]] = []
+    best: list[list[Mark]] | None = None
+    for slope in _SLOPES:
+        lines = _lines_along(marks, slope)
+        if best is None or len(lines) < len(best):
+            best, levelled = lines, slope
+    assert best is not None
+    best.sort(key=lambda line: float(np.mean([m.box[1] + m.box[3] + levelled * (m.box[0] + m.box[2]) for m in line])))
+    return [Mark(m.box, m.mask, m.pieces, n) for n, line in enumerate(best)
+            for m in sorted(line, key=lambda m: m.box[0] + m.box[2])]
+
+
+def _lines_along(marks: list[Mark], slope: float) -> list[list[Mark]]:
+    """Marks grouped into lines by shared rows once the picture is sheared by ``slope`` (rise over run) to
+    level them. The tallest marks are placed first, so that whole digits, not a stray stroke, decide the lines."""
+    def rows(mark: Mark) -> tuple[float, float]:
+        lift = slope * (mark.box[0] + mark.box[2]) / 2
+        return mark.box[1] + lift, mark.box[3] + lift
+
+    lines: list[list[tuple[Mark, float, float]]] = []
     for mark in sorted(marks, key=lambda m: -m.height):
+        top, bottom = rows(mark)
         for line in lines:
-            top, bottom = min(m.box[1] for m in line), max(m.box[3] for m in line)
-            shared = min(bottom, mark.box[3]) - max(top, mark.box[1])
+            shared = min(bottom, max(b for _, _, b in line)) - max(top, min(t for _, t, _ in line))
             if shared >= _SAME_LINE * mark.height:
-                line.append(mark)
+                line.append((mark, top, bottom))
                 break
         else:
-            lines.append([mark])
-    lines.sort(key=lambda line: float(np.mean([m.box[1] + m.box[3] for m in line])))
-    return [Mark(m.box, m.mask, m.pieces, n) for n, line in enumerate(lines)
-            for m in sorted(line, key=lambda m: m.box[0] + m.box[2])]
+            lines.append([(mark, top, bottom)])
+    return [[m for m, _, _ in line] for line in lines]
 
 
 def split_candidates(mark: Mark) -> list[tuple[Mark, Mark]]:
