@@ -13,7 +13,9 @@ Pictures the model never saw, made reproducibly by :mod:`digitlab.data.numbers`,
 - ``drawn, redrawn MNIST``: the same with MNIST test digits blown up into pen strokes;
 - ``underlined, 4 digits`` / ``boxed, 4 digits``: four MNIST test digits with a line under them or a frame round;
 - ``uphill 5-20°, 4 digits``: written 5-20° uphill or downhill, each digit upright;
-- ``turned 5-20°, 4 digits`` / ``2 digits``: the picture turned 5-20° either way, as a photo taken askew.
+- ``turned 5-20°, 4 digits`` / ``2 digits``: the picture turned 5-20° either way, as a photo taken askew;
+- ``point``, ``comma``, ``minus``, ``dash``, ``colon``, ``slash``: MNIST test digits with separators drawn by
+  :func:`digitlab.data.numbers.mnist_text` in the patterns named (``3.14``, ``7:30``, ``12/5``...).
 
 For each: the whole number right (``?`` counts as wrong), the whole number right by the model's
 best guesses (``?`` replaced by the digit it stands for), per-digit accuracy (digits of the true
@@ -47,13 +49,15 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_handwriting import draw_template, redraw_mnist, render  # noqa: E402
 from digitlab.data.images import WORK_SIDE, read_image  # noqa: E402
-from digitlab.data.numbers import NumberPicture, drawn_number, mnist_number  # noqa: E402
+from digitlab.data.numbers import NumberPicture, drawn_number, mnist_number, mnist_text  # noqa: E402
 from digitlab.predict import predict_images, predict_source, prepare_for  # noqa: E402
 from digitlab.read import count_marks, read_number  # noqa: E402
 
 CONDITIONS = ["4 digits, gaps", "1-8 digits, gaps", "pairs, boxes overlap", "pairs, ink touching",
               "drawn, pen templates", "drawn, redrawn MNIST", "underlined, 4 digits", "boxed, 4 digits",
-              "uphill 5-20°, 4 digits", "turned 5-20°, 4 digits", "turned 5-20°, 2 digits"]
+              "uphill 5-20°, 4 digits", "turned 5-20°, 4 digits", "turned 5-20°, 2 digits",
+              "point: dd.dd, d.ddd", "comma: d,ddd", "minus: -ddd", "dash: ddd-dddd", "colon: d:dd, dd:dd",
+              "slash: dd/dd, d/dd"]
 TARGETS = {  # condition: (measure, target)
     "4 digits, gaps": ("guess_right", 0.96),
     "pairs, boxes overlap": ("guess_right", 0.85),
@@ -73,6 +77,16 @@ def _lcs(a: str, b: str) -> int:
         for j, y in enumerate(b, 1):
             previous, row[j] = row[j], previous + 1 if x == y else max(row[j], row[j - 1])
     return row[-1]
+
+
+def _named(text: str) -> str:
+    """A text fit for a file name: a slash or colon spelled out."""
+    return text.replace("/", "slash").replace(":", "colon")
+
+
+def _symbols(text: str) -> str:
+    """The separators of a text, in order (none for a plain number)."""
+    return "".join(c for c in text if not c.isdigit() and c != "?")
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -105,6 +119,9 @@ def _pictures(condition: str, n: int, rng: np.random.Generator, images: np.ndarr
             picture = mnist_number(images, labels, rng, n_digits=2, join="overlap")
         elif condition == "pairs, ink touching":
             picture = mnist_number(images, labels, rng, n_digits=2, join="touch")
+        elif ":" in condition[:6]:  # separators: a pattern of the condition's
+            patterns = condition.split(": ")[1].split(", ")
+            picture = mnist_text(images, labels, rng, patterns[int(rng.integers(len(patterns)))])
         elif condition.startswith("uphill"):  # written uphill or downhill, each digit upright
             rise = float(np.tan(np.radians(rng.uniform(5, 20)))) * (1 if rng.integers(2) else -1)
             picture = mnist_number(images, labels, rng, n_digits=4, rise=rise)
@@ -162,11 +179,13 @@ def _read_true_boxes(model, card, image: Image.Image, picture: NumberPicture) ->
     """The baseline: each digit read alone from its true box (widened a little), as ``digitlab predict`` would."""
     scale = image.width / picture.image.shape[1]  # a large JPEG is decoded smaller (read_image's draft)
     crops = []
-    for box in picture.boxes:
+    for box, char in zip(picture.boxes, picture.text):
         x0, y0, x1, y1 = (round(v * scale) for v in box)
         m = 2 + (y1 - y0) // 20
-        crops.append(prepare_for(card, image.crop((max(0, x0 - m), max(0, y0 - m), x1 + m, y1 + m))))
-    return "".join(str(p.digit) for p in predict_images(model, card, np.stack(crops)))
+        if char.isdigit():
+            crops.append(prepare_for(card, image.crop((max(0, x0 - m), max(0, y0 - m), x1 + m, y1 + m))))
+    read = iter(str(p.digit) for p in predict_images(model, card, np.stack(crops)))
+    return "".join(next(read) if char.isdigit() else char for char in picture.text)  # a separator as it is
 
 
 def _measure(model, card, condition: str, n: int, rng, images, labels, examples: Path, keep: int,
@@ -176,12 +195,14 @@ def _measure(model, card, condition: str, n: int, rng, images, labels, examples:
         truth = picture.text
         image = read_image(data, draft=WORK_SIDE)
         reading = read_number(model, card, image, detector=detector)
-        guess = "".join(str(d.digit) for d in reading.digits)
-        rows.append((truth, reading.text.replace(" ", ""), guess, photo))
+        doubted = iter(str(d.digit) for d in reading.digits if d.shown == "?")
+        text = reading.text.replace(" ", "")
+        guess = "".join(next(doubted) if c == "?" else c for c in text)  # with separators, as the text has them
+        rows.append((truth, text, guess, photo))
         alone.append(_read_true_boxes(model, card, image, picture) == truth)
         if i < keep:
-            slug = condition.replace(", ", "-").replace(" ", "-")
-            name = f"{slug}-{i:03d}-{truth}-read-{reading.text.replace(' ', '_')}"
+            slug = _named(condition.replace(", ", "-").replace(" ", "-"))
+            name = _named(f"{slug}-{i:03d}-{truth}-read-{reading.text.replace(' ', '_')}")
             (examples / f"{name}.{'jpg' if photo else 'png'}").write_bytes(data)
     digits = sum(len(t) for t, *_ in rows)
     result = {
@@ -193,6 +214,7 @@ def _measure(model, card, condition: str, n: int, rng, images, labels, examples:
         "per_digit_guess": sum(_lcs(g, t) for t, _, g, _ in rows) / digits,
         "count_wrong": float(np.mean([len(t) != len(g) for t, _, g, _ in rows])),
         "doubtful_digits": sum(s.count("?") for _, s, _, _ in rows) / digits,
+        "separators_right": float(np.mean([_symbols(t) == _symbols(g) for t, _, g, _ in rows])),
     }
     photos = [r for r in rows if r[3]]
     if photos:
@@ -261,7 +283,7 @@ def main() -> int:
     report = {"model_id": card.id, "baseline_mnist_test": baseline, "conditions": {}}
     print(f"model {card.id}: MNIST test digits as they come {baseline:.2%} (so 4 digits at most ≈ {baseline**4:.2%})")
     print(f"{'condition':24s} {'n':>5s} {'number':>8s} {'by guess':>9s} {'boxes':>7s} {'ratio':>6s} {'digit':>7s} "
-          f"{'count!':>7s} {'?':>6s}  target")
+          f"{'count!':>7s} {'?':>6s} {'sep':>7s}  target")
     passed = True
     for condition in conditions:
         rng = np.random.default_rng([args.seed, CONDITIONS.index(condition)])  # a subset draws the same pictures
@@ -280,7 +302,7 @@ def main() -> int:
         ratio = r["guess_right"] / max(r["true_boxes_right"], 1e-9)
         print(f"{condition:24s} {r['n']:5d} {r['text_right']:8.2%} {r['guess_right']:9.2%} "
               f"{r['true_boxes_right']:7.2%} x{ratio:5.3f} {r['per_digit_guess']:7.2%} "
-              f"{r['count_wrong']:7.2%} {r['doubtful_digits']:6.2%}  {target}")
+              f"{r['count_wrong']:7.2%} {r['doubtful_digits']:6.2%} {r['separators_right']:7.2%}  {target}")
     latency = _latency(loaded.model, card, np.random.default_rng([args.seed, 99]), args.repeats, args.out,
                        detector=loaded.detector)
     report["latency"] = latency
@@ -294,8 +316,9 @@ def main() -> int:
     report["command"] = " ".join([Path(sys.executable).name, *sys.argv])
     (args.out / "bench_read.json").write_text(json.dumps(report, indent=2) + "\n")
     print("number: the whole number right (? counts wrong); by guess: right by the best guesses; boxes: the baseline, "
-          "each digit read alone from its true box; ratio: by guess / boxes; digit: per-digit accuracy by guess; "
-          "count!: digit count wrong; ?: digits shown as ?")
+          "each digit read alone from its true box; ratio: by guess / boxes; digit: per-character accuracy by guess; "
+          "count!: character count wrong; ?: digits shown as ?; sep: pictures whose separators (. , - : /) are all "
+          "found and no other (none for a plain number; a slash is not read)")
     return 0 if passed else 1
 
 

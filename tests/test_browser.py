@@ -352,6 +352,28 @@ def test_number_mode_reads_one_seven_and_boxes_each_digit(page):
     assert page.locator("#prediction").inner_text() == "1"
 
 
+def test_number_mode_shows_a_decimal_point_in_the_number_with_a_dotted_box(page):
+    """A tap low between two digits is a point: in the number, named in a dotted box, counted in the note."""
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.check("#mode-number")
+    _stroke(page, [(0.25, 0.15), (0.25, 0.85)])  # "1"
+    box = page.locator("#pad").bounding_box()
+    page.mouse.click(box["x"] + 0.4 * box["width"], box["y"] + 0.8 * box["height"])  # "."
+    _stroke(page, [(0.55, 0.18), (0.72, 0.18), (0.6, 0.85)])  # "7"
+    page.wait_for_function("document.querySelectorAll('#boxes .box.separator').length === 1"
+                           " && document.getElementById('number').textContent.length === 3")
+    page.wait_for_timeout(300)  # let a last in-flight answer land
+    number = page.locator("#number").inner_text()
+    assert number[1] == "." and all(ch.isdigit() or ch == "?" for ch in number[::2])
+    assert page.locator("#boxes .box.separator .conf").inner_text() == ". point"
+    assert page.locator("#boxes .box").count() == 3
+    assert "and 1 separator (point)" in page.locator("#number-note").inner_text()
+    dot = page.locator("#boxes .box.separator").bounding_box()
+    assert dot["x"] < box["x"] + 0.4 * box["width"] < dot["x"] + dot["width"]
+    assert dot["y"] < box["y"] + 0.8 * box["height"] < dot["y"] + dot["height"]
+    page.screenshot(path=str(OUTPUT / "page-number-point.png"), full_page=True)
+
+
 def test_a_hash_is_not_a_digit_and_a_one_is(detector_page):
     page = detector_page
     OUTPUT.mkdir(parents=True, exist_ok=True)

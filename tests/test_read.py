@@ -6,6 +6,7 @@ is the box of its own ink. Tests that need the real MNIST files are marked ``mni
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -421,7 +422,7 @@ def test_cli_json_boxes_are_in_a_large_jpegs_own_pixels_as_the_api_gives_them(sa
         assert all(abs(a - 10 * b) <= 40 for a, b in zip(found["box"], true)), (found["box"], true)
 
 
-def test_a_decimal_point_left_out_is_counted_and_said(saved_model, digits_model, tmp_path):
+def test_a_decimal_point_is_in_the_text_and_counted(saved_model, digits_model, tmp_path):
     """A user's audit: "3.14" read "314" at 99.8% and more a digit, with no word of the point (100× off)."""
     picture, _ = _picture((220, 100), [("1", 30, 20), ("7", 110, 20)])
     plain = read_number(*digits_model, picture)
@@ -429,14 +430,16 @@ def test_a_decimal_point_left_out_is_counted_and_said(saved_model, digits_model,
     dotted[70:80, 88:98] = 0  # a pen's dot, low between the two digits
     reading = read_number(*digits_model, dotted)
     assert (plain.dots, reading.dots) == (0, 1) and reading.to_dict()["dots"] == 1
-    assert len(reading.digits) == 2  # left out of the digits, as before: it is not one
+    assert len(reading.digits) == 2 and reading.text == plain.text[0] + "." + plain.text[1]
+    assert reading.to_dict()["separators"] == [{"symbol": ".", "box": [88, 70, 98, 80], "line": 0}]
     Image.fromarray(dotted).save(tmp_path / "dotted.png")
-    result = run_cli("read", "--model", str(saved_model), str(tmp_path / "dotted.png"))
-    assert result.returncode == 0 and "a small mark between digits left out (a decimal point" in result.stdout
+    result = run_cli("read", "--model", str(saved_model), str(tmp_path / "dotted.png"), "--json")
+    assert result.returncode == 0 and json.loads(result.stdout)["readings"][0]["text"] == reading.text
 
 
-def test_a_minus_sign_does_not_make_the_digit_after_it_look_too_wide(digits_model):
-    """A user's audit: "-0" read "?01": the line's digit height was the median of the minus and the 0."""
+def test_a_minus_sign_is_a_separator_and_does_not_make_the_digit_after_it_look_too_wide(digits_model):
+    """A user's audit: "-0" read "?01": the line's digit height was the median of the minus and the 0; then
+    "?0", the minus shown as not a digit."""
     picture, truth = _picture((200, 100), [("0", 100, 20)])
     picture[47:53, 30:75] = 0  # a minus sign, half a digit's height long
     from digitlab.read import _line_sizes
@@ -444,7 +447,8 @@ def test_a_minus_sign_does_not_make_the_digit_after_it_look_too_wide(digits_mode
     marks = find_marks(ink_of(picture))
     assert len(marks) == 2 and _line_sizes(marks)[0].height == truth[0][3] - truth[0][1]  # the 0's, not 33 px
     reading = read_number(*digits_model, picture)
-    assert len(reading.digits) == 2 and reading.digits[1].box == truth[0]
+    assert [d.box for d in reading.digits] == truth and reading.text == "-" + reading.digits[0].shown
+    assert [(s.symbol, s.box) for s in reading.separators] == [("-", (30, 47, 75, 53))]
 
 
 @pytest.mark.parametrize("broken", [False, True])
@@ -522,3 +526,81 @@ def test_digits_of_a_turned_photo_are_turned_back_and_upright_ones_are_not(mnist
     # measured: level 130, turned 125 (112 not turned back), uphill 135 (130 never turned)
     assert as_turned >= as_level - 10 and as_turned >= not_turned_back + 7, (as_level, as_turned, not_turned_back)
     assert as_uphill >= as_level - 10 and as_uphill >= right(uphill) - 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Separators: . , - :
+
+
+def _with(picture: np.ndarray, *shapes) -> np.ndarray:
+    """The picture with pen shapes added: ("dot", x, y, diameter), ("line", [(x, y), ...])."""
+    image = Image.fromarray(picture.copy())
+    draw = ImageDraw.Draw(image)
+    for shape in shapes:
+        if shape[0] == "dot":
+            _, x, y, d = shape
+            draw.ellipse([x, y, x + d, y + d], fill=0)
+        else:
+            draw.line(shape[1], fill=0, width=PEN)
+    return np.asarray(image)
+
+
+@pytest.mark.parametrize("shapes, symbols", [
+    ([("dot", 84, 70, 10)], "."),                                        # 1.7, a pen's dot on the line
+    ([("line", [(90, 72), (84, 92)]), ("dot", 86, 68, 10)], ","),        # 1,7 hanging below the line
+    ([("line", [(70, 48), (100, 50)])], "-"),                           # 1-7, a dash across the middle
+    ([("dot", 84, 34, 10), ("dot", 84, 68, 10)], ":"),                   # 1:7
+])
+def test_a_separator_between_two_digits_is_in_the_text_not_a_digit(digits_model, shapes, symbols):
+    picture, truth = _picture((220, 110), [("1", 30, 20), ("7", 120, 20)])
+    reading = read_number(*digits_model, _with(picture, *shapes))
+    assert [d.box for d in reading.digits] == truth
+    assert [s.symbol for s in reading.separators] == [symbols]
+    assert reading.text == reading.digits[0].shown + symbols + reading.digits[1].shown
+    assert reading.dots == (symbols == ".")
+
+
+def test_separators_are_found_on_a_turned_line_and_their_boxes_are_in_the_pictures_pixels(digits_model):
+    picture, _ = _picture((400, 140), [("1", 30, 40), ("7", 120, 40), ("2", 220, 40), ("0", 320, 40)])
+    picture = _with(picture, ("line", [(176, 68), (204, 70)]), ("dot", 282, 92, 12))   # 17-2.0
+    turned = np.asarray(Image.fromarray(picture).rotate(12, expand=True, fillcolor=255))
+    reading = read_number(*digits_model, turned)
+    assert [s.symbol for s in reading.separators] == ["-", "."] and len(reading.digits) == 4
+    assert "".join("d" if c.isdigit() or c == "?" else c for c in reading.text) == "dd-d.d"
+    big = io.BytesIO()  # a picture read at half its size: the separators' boxes scale as the digits' do
+    Image.fromarray(picture).resize((800, 280), Image.Resampling.NEAREST).save(big, "PNG")
+    small = read_number(*digits_model, picture)
+    scaled = small.in_picture(big.getvalue(), (400, 140))
+    assert [s["box"] for s in scaled["separators"]] == [[2 * v for v in s.box] for s in small.separators]
+
+
+def test_a_digits_own_pieces_and_a_plain_number_give_no_separators(digits_model):
+    """A 5's detached flag, a 4 drawn in two strokes: pieces inside the digit's box, never separators."""
+    picture, truth = _picture((300, 110), [("5 with a detached flag", 30, 20), ("4 in two strokes", 130, 20),
+                                           ("7", 220, 20)])
+    reading = read_number(*digits_model, picture)
+    assert reading.separators == () and [d.box for d in reading.digits] == truth
+
+
+def test_a_minus_before_a_lone_digit_is_one_and_a_dot_alone_is_no_separator(digits_model):
+    """Before a digit, a dash is a minus; a dot alone is the picture's one mark (its line's height is its own),
+    left to the model."""
+    one, _ = _picture((220, 110), [("1", 150, 20)])
+    reading = read_number(*digits_model, _with(one, ("line", [(60, 50), (110, 50)])))
+    assert reading.text == "-" + reading.digits[0].shown
+    alone = read_number(*digits_model, _with(np.full((100, 200), 255, dtype=np.uint8), ("dot", 90, 40, 12)))
+    assert alone.separators == () and alone.digits
+
+
+@pytest.mark.mnist
+def test_separators_in_numbers_of_mnist_digits_and_none_in_plain_ones(mnist_reader):
+    from digitlab.data.numbers import mnist_text
+
+    model, card, mnist = mnist_reader
+    rng = np.random.default_rng(5)
+    patterns = ["dd.dd", "d,ddd", "-ddd", "ddd-dddd", "d:dd"]
+    pictures = [mnist_text(mnist.test_images, mnist.test_labels, rng, patterns[k % 5]) for k in range(25)]
+    found = ["".join(s.symbol for s in read_number(model, card, p.image).separators) for p in pictures]
+    assert sum(f == "".join(c for c in p.text if not c.isdigit()) for f, p in zip(found, pictures)) >= 23
+    plain = [mnist_number(mnist.test_images, mnist.test_labels, rng, n_digits=5) for _ in range(30)]
+    assert sum(bool(read_number(model, card, p.image).separators) for p in plain) <= 1

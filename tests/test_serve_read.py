@@ -58,7 +58,7 @@ def _file(data: bytes, name: str = "x.png", kind: str = "image/png") -> dict:
 
 def assert_reading(body: dict, count: int, size: tuple[int, int]) -> None:
     assert set(body) == {"text", "digits", "width", "height", "model_id", "sure_from", "dots", "calibrated",
-                         "milliseconds"}
+                         "separators", "milliseconds"}
     assert (body["width"], body["height"]) == size
     assert len(body["digits"]) == count and len(body["text"]) == count
     assert body["text"] == "".join(d["shown"] for d in body["digits"])

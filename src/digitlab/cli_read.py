@@ -64,18 +64,12 @@ def read(
         if not as_json:
             console.print(f"{escape(str(image))}: [bold]{escape(reading.text)}[/]  ({_digits_line(reading)})"
                           + (f"  [yellow]{reading.doubtful} doubtful[/]" if reading.doubtful else "")
-                          + (f" (sure from {percent_needed(reading.sure_from)})" if _any_unsure(reading) else "")
-                          + (f"  [yellow]{_dots(reading.dots)}[/]" if reading.dots else ""), soft_wrap=True)
+                          + (f" (sure from {percent_needed(reading.sure_from)})" if _any_unsure(reading) else ""),
+                          soft_wrap=True)
     if as_json:
         typer.echo(json.dumps({"model": loaded.id, "readings": results}, indent=2))
     if failed:
         raise typer.Exit(1)
-
-
-def _dots(n: int) -> str:
-    """The note for small marks left out between digits: a decimal point reads as nothing, so say so."""
-    marks = "a small mark" if n == 1 else f"{n} small marks"
-    return f"{marks} between digits left out (a decimal point or a thousands dot?)"
 
 
 def _any_unsure(reading) -> bool:

@@ -2,10 +2,12 @@
 
 The library behind ``digitlab read``::
 
-    picture ──► ink_of ──► find_marks ──► prepare_for ──► predict_images ──► cut wide marks? ──► NumberReading
-               (ink vs paper,  (pieces      (each mark    (all marks in    (cuts from the ink's
-                faint removed)  merged,      the MNIST     one batch)       profile; the surest
-                                ordered)     way)                           halves win)
+    picture ──► ink_of ──► find_marks ──► find_separators ──► prepare_for ──► predict_images ──►
+               (ink vs paper,  (pieces      (. , - : by their   (each mark    (all marks in
+                faint removed)  merged,      shape and place,    the MNIST     one batch)
+                                ordered)     not the model)      way)
+    ──► cut wide marks? ──► NumberReading
+        (cuts from the ink's profile; the surest halves win)
 
 On a line that rises or falls (written uphill, or photographed turned: the line through its marks' centres,
 3° or more; 8° for two marks), the marks are also read turned back level, and the line keeps whichever
@@ -50,9 +52,9 @@ from digitlab.card import ModelCard
 from digitlab.errors import DigitlabError
 from digitlab.predict import MIN_CONFIDENCE, Prediction, predict_images, prepare_for
 from digitlab.segment import MAX_MARKS, Box, Ink, Mark, digit_input, find_marks, ink_of, split_candidates
-from digitlab.segment import _INK, _SPECK  # what the marks are made of, and what is too small for one
+from digitlab.separators import Separator, find_separators
 
-__all__ = ["DigitReading", "NumberReading", "read_number", "count_marks", "WIDE", "TOO_WIDE"]
+__all__ = ["DigitReading", "NumberReading", "Separator", "read_number", "count_marks", "WIDE", "TOO_WIDE"]
 
 WIDE = 0.8
 """A mark wider than this many times its line's digit height may be two touching digits: cuts are tried."""
@@ -66,8 +68,6 @@ _EVIDENCE, _EVEN = 6.0, 1.2  # cut when the halves' log-odds beat the whole's by
 _MAX_DEPTH = 3  # a mark is cut at most three times deep: up to 8 digits run together
 _MAX_CUTS = 6  # candidate cuts tried per mark
 _FULL_HEIGHT = 0.5  # a line's digit size is the median of its marks at least half as tall as its tallest
-_DOT_SIDE = 0.08  # a dot between digits is at least 8% of the tallest mark's height (smaller: dust)...
-_DOT_SOLID = 0.5  # ...fills half its box or more, with ink half as strong as the strongest or more
 _TURNED = 3.0  # degrees: a line rising or falling more steeply has its digits read turned back too, if surer;
 _TURNED_PAIR = 8.0  # a line of two marks more steeply than this (two centres give a rough angle)
 _MAX_HALVES = 4 * MAX_MARKS  # halves predicted per picture: splitting stops there, so no picture costs more
@@ -123,17 +123,19 @@ class NumberReading:
     Attributes
     ----------
     text : str
-        The digits in reading order, ``?`` for a doubtful one; lines separated by a space
-        (``"4071"``, ``"12 34"``).
+        The digits and separators in reading order, ``?`` for a doubtful digit; lines separated by a space
+        (``"4071"``, ``"12 34"``, ``"3.14"``, ``"7:30"``).
     digits : tuple of DigitReading
         Each digit, in the same order.
+    separators : tuple of Separator
+        The separators in the text (:mod:`digitlab.separators`: ``. , - :``), in the same order, each box in
+        the picture's own pixels.
     model_id : str
         The ``id`` of the model card.
     sure_from : float
         The top probability a digit needed not to be "unsure" (:attr:`~digitlab.predict.Prediction.sure_from`).
     dots : int
-        Small marks left out of the reading that sit low between two digits of a line, as a decimal point or
-        a thousands dot does (:func:`dots_between`): ``3.14`` reads ``314`` with one dot.
+        How many of the separators are points (``.``: a decimal point or a thousands dot).
     calibrated : bool
         Whether the probabilities went through the card's temperature (False for a model saved uncalibrated).
     """
@@ -144,6 +146,7 @@ class NumberReading:
     sure_from: float = MIN_CONFIDENCE
     dots: int = 0
     calibrated: bool = False
+    separators: tuple[Separator, ...] = ()
 
     @property
     def doubtful(self) -> int:
@@ -153,7 +156,8 @@ class NumberReading:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
         return {"text": self.text, "model_id": self.model_id, "sure_from": self.sure_from, "dots": self.dots,
-                "calibrated": self.calibrated, "digits": [d.to_dict() for d in self.digits]}
+                "calibrated": self.calibrated, "digits": [d.to_dict() for d in self.digits],
+                "separators": [{"symbol": s.symbol, "box": list(s.box), "line": s.line} for s in self.separators]}
 
     def in_picture(self, source: Any, decoded: tuple[int, int]) -> dict[str, Any]:
         """:meth:`to_dict` with each box in the pixels of the picture ``source`` (bytes or a path) and its
@@ -161,7 +165,8 @@ class NumberReading:
         width, height = full_size(source, decoded)
         sx, sy = width / decoded[0], height / decoded[1]
         out = self.to_dict()
-        for found, (x0, y0, x1, y1) in zip(out["digits"], (digit.box for digit in self.digits)):
+        for found, (x0, y0, x1, y1) in zip(out["digits"] + out["separators"],
+                                           [thing.box for thing in self.digits + self.separators]):
             found["box"] = [int(x0 * sx), int(y0 * sy), min(width, round(x1 * sx)), min(height, round(y1 * sy))]
         return {**out, "width": width, "height": height}
 
@@ -254,6 +259,10 @@ def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None
     marks = find_marks(ink)
     if not marks:
         raise DigitlabError("no ink found: the image is blank; write or photograph a number")
+    separators, marks = find_separators(ink, marks)
+    if not marks:
+        raise DigitlabError(f"no digits found, only {' '.join(sorted({s.symbol for s in separators}))}; "
+                            "write or photograph a number")
     lines = _line_sizes(marks)
     options = {key: value for key, value in (("detector", detector), ("min_confidence", min_confidence))
                if value is not None}
@@ -269,40 +278,13 @@ def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None
                      top=tuple(p.top), kind=p.kind, line=mark.line, prepared=prepared)
         for mark, p, prepared in found
     )
-    text = " ".join("".join(d.shown for d in digits if d.line == n) for n in range(digits[-1].line + 1))
+    separators = [Separator(s.symbol, ink.to_picture(s.box), s.line) for s in separators]
+    order = sorted([*digits, *separators], key=lambda thing: (thing.line, thing.box[0] + thing.box[2]))
+    text = " ".join("".join(t.shown if isinstance(t, DigitReading) else t.symbol for t in order if t.line == n)
+                    for n in sorted({t.line for t in order}))
     return NumberReading(text=text, digits=digits, model_id=card.id, sure_from=found[0][1].sure_from,
-                         dots=dots_between(ink, marks), calibrated=found[0][1].calibrated)
-
-
-def dots_between(ink: Ink, marks: list[Mark]) -> int:
-    """How many small marks, too small to be digits (specks) but not dust, sit in the lower half of a line
-    between two of its marks: the reading leaves them out, and a decimal point or a thousands dot is one.
-
-    >>> paper = np.zeros((60, 120), dtype=np.uint8)
-    >>> paper[10:50, 20:26] = paper[10:50, 80:86] = 255; paper[44:50, 50:56] = 255   # "1.1"
-    >>> ink = ink_of(paper)
-    >>> dots_between(ink, find_marks(ink))
-    1
-    """
-    labels, _ = ndimage.label(ink.map > _INK, structure=np.ones((3, 3), dtype=bool))
-    tallest = max(m.height for m in marks)
-    lines = {n: [m for m in marks if m.line == n] for n in {m.line for m in marks}}
-    dots = 0
-    for n, (rows, cols) in enumerate(ndimage.find_objects(labels), 1):
-        x0, y0, x1, y1 = cols.start, rows.start, cols.stop, rows.stop
-        if not _DOT_SIDE * tallest <= max(x1 - x0, y1 - y0) < _SPECK * tallest:
-            continue  # dust, or a mark of its own
-        piece = labels[rows, cols] == n
-        if piece.mean() < _DOT_SOLID or ink.map[rows, cols][piece].mean() < _DOT_SOLID:
-            continue  # a dot is solid and dark, as a pen makes it: not a grain of noise or a faint smudge
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        for line in lines.values():
-            top, bottom = min(m.box[1] for m in line), max(m.box[3] for m in line)
-            if (top + (bottom - top) / 2 <= cy <= bottom + (bottom - top) / 10
-                    and any(m.box[2] <= cx for m in line) and any(m.box[0] >= cx for m in line)):
-                dots += 1
-                break
-    return dots
+                         dots=sum(s.symbol == "." for s in separators), calibrated=found[0][1].calibrated,
+                         separators=tuple(t for t in order if isinstance(t, Separator)))
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,8 @@ _SLOPE = 25  # degrees: a line may rise or fall this steeply
 _SLOPES = sorted(np.tan(np.radians(np.arange(-_SLOPE, _SLOPE + 0.1, 2.5))), key=abs)  # level first
 _SPECK = 0.25  # a mark whose longer side is under 25% of the tallest mark's height is a speck
 _FRAGMENT = 0.5  # a mark under half a digit's height is a fragment of a digit...
-_NEAR = 0.2  # ...and belongs to the nearest digit closer than 20% of a digit's height
+_NEAR = 0.2  # ...and belongs to the nearest digit closer than 20% of a digit's height, unless it lies beside it
+_LOW, _MIDDLE = 0.55, (0.2, 0.8)  # ...low, or flat across the middle: a separator's place (digitlab.separators)
 _CENTRE = (0.2, 0.8)  # cuts at the thinnest ink, and cut paths, lie between 20% and 80% of a mark's width
 _THINNEST = 0.1  # cuts where the ink changes steeply leave a tenth of the mark's height on either side
 _CUTS = 4  # at most this many straight cuts, and as many path cuts, per mark
@@ -263,12 +264,22 @@ def _attach_fragments(groups: list[tuple[list[int], Box]]) -> list[tuple[list[in
             continue
         distances = [_distance(box, groups[m][1]) for m in whole]
         nearest = whole[int(np.argmin(distances))]
-        if min(distances) <= _NEAR * typical:
+        if min(distances) <= _NEAR * typical and not _beside(box, groups[nearest][1]):
             ids, other = joined[nearest]
             joined[nearest] = (ids + group, _union([other, box]))
         else:
             joined[n] = (group, box)
     return list(joined.values())
+
+
+def _beside(fragment: Box, digit: Box) -> bool:
+    """Whether a fragment lies beside a digit, not over or under any of it, low (a point, a comma) or flat across
+    its middle (a minus, a dash): a separator of :mod:`digitlab.separators`, not a piece of the digit."""
+    if fragment[0] < digit[2] and digit[0] < fragment[2]:
+        return False
+    tall, wide = fragment[3] - fragment[1], fragment[2] - fragment[0]
+    middle = ((fragment[1] + fragment[3]) / 2 - digit[1]) / max(digit[3] - digit[1], 1)
+    return middle >= _LOW or (wide >= 2 * tall and _MIDDLE[0] <= middle <= _MIDDLE[1])
 
 
 def _distance(a: Box, b: Box) -> float:

@@ -111,19 +111,31 @@ class ReadDigit(BaseModel):
     line: int = Field(ge=0, description="The line it is on, 0 for the top one.")
 
 
+class ReadSeparator(BaseModel):
+    """A separator found between (or before) the digits: not read by the model, known by its shape."""
+
+    symbol: Literal[".", ",", "-", ":"] = Field(description="A point, a comma, a minus or dash, a colon (a slash "
+                                                            "is read as the 1 it looks like).")
+    box: list[int] = Field(min_length=4, max_length=4,
+                           description="[x0, y0, x1, y1] in the picture's own pixels (right and bottom excluded).")
+    line: int = Field(ge=0, description="The line it is on, 0 for the top one.")
+
+
 class ReadResponse(BaseModel):
     """A whole number read from one picture."""
 
-    text: str = Field(description="The digits in reading order, '?' for a doubtful one; lines separated by a "
-                                  "space (e.g. '4071', '12 34').")
+    text: str = Field(description="The digits and separators in reading order, '?' for a doubtful digit; lines "
+                                  "separated by a space (e.g. '4071', '12 34', '3.14', '7:30', '-40').")
     digits: list[ReadDigit] = Field(description="Each digit found, in reading order: lines top to bottom, "
                                                 "each left to right.")
+    separators: list[ReadSeparator] = Field(description="Each separator in the text (. , - :), in reading "
+                                                        "order.")
     width: int = Field(description="The picture's width in pixels (the boxes' frame).")
     height: int = Field(description="The picture's height in pixels.")
     model_id: str = Field(description="The id of the model card that answered.")
     sure_from: float = Field(ge=0, le=1, description="The top probability a digit needed not to be 'unsure'.")
-    dots: int = Field(ge=0, description="Small marks left out of the text that sit low between two digits of a "
-                                        "line, as a decimal point or a thousands dot does ('3.14' reads '314').")
+    dots: int = Field(ge=0, description="How many separators are points ('.': a decimal point or a thousands "
+                                        "dot).")
     calibrated: bool = Field(description="True when the probabilities went through the model's fitted temperature; "
                                          "False for a model saved uncalibrated (its percentages are its own).")
     milliseconds: float = Field(description="Server time spent reading the picture.")

@@ -400,7 +400,9 @@ function show(answer, source) {
 }
 
 // Number mode: the number big, and on the canvas a box around each digit found with its confidence
-// under it; a doubtful digit (unsure, or not a digit) is a "?".
+// under it; a doubtful digit (unsure, or not a digit) is a "?". A separator (digitlab.separators: found
+// by its shape and place, not by the model) is in the number and has a dotted box named by what it is.
+const SEPARATORS = { ".": "point", ",": "comma", "-": "minus", ":": "colon" };
 function showNumber(answer, source) {
   const boxes = $("boxes");
   if (answer.error) {
@@ -420,33 +422,42 @@ function showNumber(answer, source) {
   }
   const doubtful = answer.digits.filter((d) => d.kind !== "digit").length;
   const count = answer.digits.length;
+  const separators = answer.separators || [];
   const unsure = answer.digits.some((d) => d.kind === "unsure") && answer.sure_from !== undefined;
+  const also = separators.length
+    ? ` and ${separators.length} separator${separators.length === 1 ? "" : "s"} (${separators.map((s) => SEPARATORS[s.symbol] || s.symbol).join(", ")})`
+    : "";
   $("number-note").textContent = (doubtful
-    ? `${count} mark${count === 1 ? "" : "s"} found · ${doubtful} doubtful (?)${unsure ? ` · sure from ${needed(answer.sure_from)}` : ""}`
-    : `${count} digit${count === 1 ? "" : "s"} found`)
+    ? `${count} mark${count === 1 ? "" : "s"}${also} found · ${doubtful} doubtful (?)${unsure ? ` · sure from ${needed(answer.sure_from)}` : ""}`
+    : `${count} digit${count === 1 ? "" : "s"}${also} found`)
     + (answer.calibrated === false ? " · the model's own scores: saved without calibration" : "");
   // the boxes are in the sent picture's pixels: a drawing fills the canvas, an upload lies fitted in it
   const at = picture && source ? placement(answer.width, answer.height) : { x: 0, y: 0, w: pad.width, h: pad.height };
-  const sx = at.w / answer.width;
-  const sy = at.h / answer.height;
-  boxes.replaceChildren(...answer.digits.map((d) => {
-    const [x0, y0, x1, y1] = d.box;
+  const frame = (box, className, text, title) => {
+    const [x0, y0, x1, y1] = box;
     const div = document.createElement("div");
-    div.className = d.kind === "digit" ? "box" : "box doubtful";
-    div.style.left = `${(100 * (at.x + x0 * sx)) / pad.width}%`;
-    div.style.top = `${(100 * (at.y + y0 * sy)) / pad.height}%`;
-    div.style.width = `${(100 * (x1 - x0) * sx) / pad.width}%`;
-    div.style.height = `${(100 * (y1 - y0) * sy) / pad.height}%`;
+    div.className = className;
+    div.style.left = `${(100 * (at.x + (x0 * at.w) / answer.width)) / pad.width}%`;
+    div.style.top = `${(100 * (at.y + (y0 * at.h) / answer.height)) / pad.height}%`;
+    div.style.width = `${(100 * (x1 - x0) * at.w) / answer.width / pad.width}%`;
+    div.style.height = `${(100 * (y1 - y0) * at.h) / answer.height / pad.height}%`;
     const label = document.createElement("span");
     label.className = "conf";
-    // a mark the detector rejects gets no digit at all, however sure the classifier would be
-    label.textContent = d.kind === "digit" ? `${d.digit} · ${pct(d.probability)}`
-      : d.kind === "not_a_digit" ? "? · not a digit"
-      : `? · ${d.top.slice(0, 2).map((t) => `${t.digit} ${pct(t.probability)}`).join(" or ")}`;  // to 0.1%, as the bar
-    div.title = d.kind === "not_a_digit" ? "does not look like a digit" : d.kind === "unsure" ? "not sure" : "";
+    label.textContent = text;
+    div.title = title;
     div.appendChild(label);
     return div;
-  }));
+  };
+  boxes.replaceChildren(...answer.digits.map((d) => frame(
+    d.box, d.kind === "digit" ? "box" : "box doubtful",
+    // a mark the detector rejects gets no digit at all, however sure the classifier would be
+    d.kind === "digit" ? `${d.digit} · ${pct(d.probability)}`
+      : d.kind === "not_a_digit" ? "? · not a digit"
+      : `? · ${d.top.slice(0, 2).map((t) => `${t.digit} ${pct(t.probability)}`).join(" or ")}`,  // to 0.1%, as the bar
+    d.kind === "not_a_digit" ? "does not look like a digit" : d.kind === "unsure" ? "not sure" : "",
+  )), ...separators.map((s) => frame(
+    s.box, "box separator", `${s.symbol} ${SEPARATORS[s.symbol] || ""}`, "a separator, known by its shape and place",
+  )));
   status(`${source ? source + ": " : ""}read in ${answer.milliseconds.toFixed(1)} ms by ${answer.model_id}`);
 }
 

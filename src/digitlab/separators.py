@@ -1,0 +1,229 @@
+"""The marks in a number that are not digits: a decimal point or comma, a minus or dash, a colon.
+
+Geometry only, from where a mark sits on its line of digits and what shape it is, so that ``3.14``, ``-40``,
+``7:30``, ``1,000`` and ``555-1234`` are read with their separators instead of losing them as specks or
+reading them as a ``?``. A line's *band* runs along the line through its digits' centres (a
+number written uphill, or photographed turned, has a tilted band), one digit height (the median of its
+full-height marks) tall:
+
+- ``.`` a solid dot, 8-30% of a height across, in the band's lower half, between two digits;
+- ``,`` a small mark hanging from the band's bottom, at most 45% of a height, between two digits;
+- ``:`` two such dots, one above the other, across the band's middle, between two digits;
+- ``-`` a flat bar (at most a third of a height tall, twice as wide as tall and a fifth of a height or more wide)
+  across the band's middle;
+
+A separator may be a mark of its own or a piece of ink too small to be one (a speck to
+:func:`~digitlab.segment.find_marks`); a piece of a digit's own is inside the digit's box and never one.
+
+Not a slash: ``12/5`` reads ``1215``. A slash is a straight stroke, as a ``1`` is, and by shape alone they did not
+part: on ``benchmarks/bench_read.py``'s numbers, thin straight 1s of MNIST's writers lean a median 26° (5% of them
+over 42°), slashes drawn 20-35° further than the digits a median 27°; a rule that found 61% of the slashes (leaning
+20° and 15° more than the line's digits) took 47% of such 1s for slashes, and 11 of 200 plain numbers gained one.
+
+Examples
+--------
+>>> import numpy as np
+>>> from digitlab.segment import find_marks, ink_of
+>>> paper = np.zeros((60, 170), dtype=np.uint8)
+>>> paper[10:50, 20:26] = paper[10:50, 140:146] = 255     # 1 ... 1
+>>> paper[28:33, 50:80] = 255                              # a dash between them
+>>> paper[44:50, 100:106] = 255                            # and a dot
+>>> ink = ink_of(paper)
+>>> found, digits = find_separators(ink, find_marks(ink))
+>>> [s.symbol for s in found], [m.box[0] for m in digits]
+(['-', '.'], [20, 140])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from digitlab.segment import _INK, Box, Ink, Mark
+
+__all__ = ["Separator", "find_separators"]
+
+_FULL = 0.5  # a line's digits: its marks at least half as tall as its tallest
+_DOT = (0.08, 0.3)  # a dot's longer side, in digit heights
+_SOLID = 0.5  # a dot fills half its box or more, with ink half as strong as the strongest
+_COMMA, _COMMA_LONG = 0.45, 0.15  # a comma is 15-45% of a digit height tall...
+_HANGS = (0.55, 0.9)  # ...its top in the band's lower part, its bottom at or below 90% of it
+_DASH_TALL, _DASH_WIDE, _DASH_LONG = 1 / 3, 2.0, 0.2  # a dash: flat, twice as wide as tall, a fifth of a height
+_MIDDLE = (0.2, 0.8)  # a dash's and a colon's centre lie in this part of the band
+
+
+@dataclass(frozen=True)
+class Separator:
+    """A symbol between (or before) the digits of a number.
+
+    Attributes
+    ----------
+    symbol : str
+        One of ``. , - :``.
+    box : Box
+        Its box, in ink-map pixels.
+    line : int
+        Its line, 0 for the top one.
+    """
+
+    symbol: str
+    box: Box
+    line: int
+
+
+@dataclass(frozen=True)
+class _Band:
+    """A line of digits: its centre ``y = a + b x`` and one digit's height."""
+
+    a: float
+    b: float
+    height: float
+    digits: list[Mark]
+
+    def at(self, x: float, y: float) -> float:
+        """Where ``y`` lies in the band at ``x``: 0 at its top, 1 at its bottom."""
+        return (y - (self.a + self.b * x)) / self.height + 0.5
+
+    def between(self, x: float) -> bool:
+        """Whether digits of the line lie to the left and to the right of ``x``."""
+        return any(m.box[2] <= x for m in self.digits) and any(m.box[0] >= x for m in self.digits)
+
+
+def find_separators(ink: Ink, marks: list[Mark]) -> tuple[list[Separator], list[Mark]]:
+    """The separators among ``marks`` and among the specks too small to be marks, and the marks left to read
+    as digits.
+
+    Parameters
+    ----------
+    ink : Ink
+        The picture's ink (:func:`~digitlab.segment.ink_of`).
+    marks : list of Mark
+        Its marks in reading order (:func:`~digitlab.segment.find_marks`).
+
+    Returns
+    -------
+    separators : list of Separator
+        In no particular order.
+    digits : list of Mark
+        ``marks`` less the separators, in the same order.
+    """
+    bands = {line: _band([m for m in marks if m.line == line]) for line in {m.line for m in marks}}
+    found: list[Separator] = []
+    digits: list[Mark] = []
+    for mark in marks:
+        symbol = _mark_symbol(ink, mark, bands[mark.line])
+        if symbol:
+            found.append(Separator(symbol, mark.box, mark.line))
+        else:
+            digits.append(mark)
+    taken = [s.box for s in found] + [m.box for m in marks]
+    return found + _speck_symbols(ink, bands, taken), digits
+
+
+def _band(line: list[Mark]) -> _Band:
+    tallest = max(m.height for m in line)
+    full = [m for m in line if m.height >= _FULL * tallest]
+    x = np.array([(m.box[0] + m.box[2]) / 2 for m in full])
+    y = np.array([(m.box[1] + m.box[3]) / 2 for m in full])
+    b = float(np.polyfit(x, y, 1)[0]) if np.ptp(x) >= 1 else 0.0
+    return _Band(a=float(np.mean(y - b * x)), b=b, height=float(np.median([m.height for m in full])), digits=full)
+
+
+def _mark_symbol(ink: Ink, mark: Mark, band: _Band) -> str | None:
+    """The symbol a mark is, or None for a digit (or anything else the model should see)."""
+    cx = (mark.box[0] + mark.box[2]) / 2
+    if mark.pieces == 2 and band.between(cx) and _colon(ink, mark, band):
+        return ":"
+    if mark.height <= _COMMA * band.height and band.between(cx) and band.at(cx, mark.box[1]) >= _HANGS[0] \
+            and band.at(cx, mark.box[3]) >= _HANGS[1]:
+        return "," if mark.height > 1.2 * mark.width else "."
+    return _small_symbol(mark.box, band)
+
+
+def _colon(ink: Ink, mark: Mark, band: _Band) -> bool:
+    """Whether a mark of two pieces is two dots, one above the other, across the band's middle."""
+    labels, count = ndimage.label(mark.mask, structure=np.ones((3, 3), dtype=bool))
+    dots = [s for n, s in enumerate(ndimage.find_objects(labels), 1) if _dot(ink, mark, labels, n, s, band)]
+    if len(dots) != 2:
+        return False
+    (upper, lower) = sorted(dots, key=lambda s: s[0].start)
+    cx = (mark.box[0] + mark.box[2]) / 2
+    return (band.at(cx, mark.box[1] + (upper[0].start + upper[0].stop) / 2) < 0.5
+            <= band.at(cx, mark.box[1] + (lower[0].start + lower[0].stop) / 2))
+
+
+def _dot(ink: Ink, mark: Mark, labels: np.ndarray, n: int, rows_cols: tuple[slice, slice], band: _Band) -> bool:
+    rows, cols = rows_cols
+    piece = labels[rows, cols] == n
+    side = max(piece.shape)
+    strength = ink.map[mark.box[1] + rows.start : mark.box[1] + rows.stop,
+                       mark.box[0] + cols.start : mark.box[0] + cols.stop][piece]
+    return (_DOT[0] * band.height <= side < _DOT[1] * band.height and piece.mean() >= _SOLID
+            and strength.mean() >= _SOLID)
+
+
+def _speck_symbols(ink: Ink, bands: dict[int, _Band], taken: list[Box]) -> list[Separator]:
+    """Points, commas, minus signs and colons among the pieces of ink too small to be marks (left out by
+    ``find_marks``): pieces of dark ink outside every mark."""
+    labels, _ = ndimage.label(ink.map > _INK, structure=np.ones((3, 3), dtype=bool))
+    tallest = max(band.height for band in bands.values())
+    found: list[Separator] = []
+    dots: list[tuple[int, Box, float]] = []  # (line, box, where in the band)
+    for n, (rows, cols) in enumerate(ndimage.find_objects(labels), 1):
+        box = (cols.start, rows.start, cols.stop, rows.stop)
+        side = max(box[2] - box[0], box[3] - box[1])
+        if side >= tallest or any(_inside(box, other) for other in taken):
+            continue
+        piece = labels[rows, cols] == n
+        if ink.map[rows, cols][piece].mean() < _SOLID:
+            continue  # a pen's mark is dark; a grain of noise or a faint smudge is not
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        for line, band in bands.items():
+            if side < _DOT[0] * band.height:
+                continue
+            if side < _DOT[1] * band.height and piece.mean() >= _SOLID and band.between(cx) \
+                    and -0.1 <= band.at(cx, cy) <= 1.1:
+                dots.append((line, box, band.at(cx, cy)))
+                break
+            symbol = _small_symbol(box, band)
+            if symbol:
+                found.append(Separator(symbol, box, line))
+                break
+    return found + _dots_and_colons(dots)
+
+
+def _small_symbol(box: Box, band: _Band) -> str | None:
+    """A comma or a minus among the specks: a comma hangs from the band's bottom between two digits, a minus lies
+    flat across its middle."""
+    cx, tall, wide = (box[0] + box[2]) / 2, box[3] - box[1], box[2] - box[0]
+    if _COMMA_LONG * band.height <= tall <= _COMMA * band.height and tall > 1.2 * wide and band.between(cx) \
+            and band.at(cx, box[1]) >= _HANGS[0] and band.at(cx, box[3]) >= _HANGS[1]:
+        return ","
+    if tall <= _DASH_TALL * band.height and wide >= max(_DASH_WIDE * tall, _DASH_LONG * band.height) \
+            and _MIDDLE[0] <= band.at(cx, (box[1] + box[3]) / 2) <= _MIDDLE[1]:
+        return "-"
+    return None
+
+
+def _dots_and_colons(dots: list[tuple[int, Box, float]]) -> list[Separator]:
+    """A dot in the band's upper half over one in its lower half is a colon; another dot in the lower half is a
+    point; a dot alone in the upper half is nothing of a number's."""
+    found, used = [], set()
+    for i, (line, upper, place) in enumerate(dots):
+        for j, (other_line, lower, other_place) in enumerate(dots):
+            across = min(upper[2], lower[2]) - max(upper[0], lower[0])
+            if (place < 0.5 <= other_place and line == other_line and j not in used
+                    and across >= 0.5 * min(upper[2] - upper[0], lower[2] - lower[0])):
+                found.append(Separator(":", (min(upper[0], lower[0]), upper[1], max(upper[2], lower[2]), lower[3]),
+                                       line))
+                used |= {i, j}
+                break
+    found += [Separator(".", box, line) for i, (line, box, place) in enumerate(dots)
+              if i not in used and 0.5 <= place <= 1.1]
+    return found
+
+
+def _inside(box: Box, other: Box) -> bool:
+    return box[0] >= other[0] and box[1] >= other[1] and box[2] <= other[2] and box[3] <= other[3]
