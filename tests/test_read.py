@@ -19,7 +19,8 @@ from digitlab.data.numbers import drawn_number, mnist_number
 from digitlab.errors import DigitlabError
 from digitlab.predict import unsure_threshold
 from digitlab.read import count_marks, read_number
-from digitlab.segment import MAX_MARKS, find_marks, ink_of, split_candidates
+from digitlab.cuts import split_candidates
+from digitlab.segment import MAX_MARKS, find_marks, ink_of
 
 PEN = 8
 

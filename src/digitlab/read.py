@@ -51,7 +51,8 @@ from scipy import ndimage
 from digitlab.card import ModelCard
 from digitlab.errors import DigitlabError
 from digitlab.predict import MIN_CONFIDENCE, Prediction, predict_images, prepare_for
-from digitlab.segment import MAX_MARKS, Box, Ink, Mark, digit_input, find_marks, ink_of, split_candidates
+from digitlab.cuts import split_candidates
+from digitlab.segment import MAX_MARKS, Box, Ink, Mark, digit_input, find_marks, ink_of
 from digitlab.separators import Separator, find_separators
 
 __all__ = ["DigitReading", "NumberReading", "Separator", "read_number", "count_marks", "WIDE", "TOO_WIDE"]

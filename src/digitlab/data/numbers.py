@@ -109,8 +109,7 @@ def mnist_number(
     dark_on_light : bool, optional
         Invert to dark ink on light paper; random when not given.
     rise : float
-        How far each digit sits higher than the one before, per pixel along: ``tan(10°)`` is a number written
-        10° uphill, its digits upright (negative: downhill).
+        How much higher each digit sits per pixel along: ``tan(10°)`` is written 10° uphill, digits upright.
 
     Returns
     -------
@@ -133,10 +132,7 @@ def mnist_number(
     slant = rng.uniform(-0.25, 0.25)
 
     def one_digit() -> tuple[int, np.ndarray]:
-        i = int(rng.integers(len(images)))
-        ink = _transform(images[i] / max(float(images[i].max()), 1.0), scale * rng.uniform(0.85, 1.15),
-                         slant + rng.uniform(-0.08, 0.08))
-        return int(labels[i]), _crop(ink)
+        return _mnist_digit(images, labels, rng, scale, slant)
 
     digits = [one_digit() for _ in range(n_digits)]
     height = float(np.median([ink.shape[0] for _, ink in digits]))
@@ -144,6 +140,15 @@ def mnist_number(
     lefts, tops = _place(digits, join, joined, height, one_digit, rng)
     tops = [int(round(top - rise * left)) for top, left in zip(tops, lefts)]
     return _compose([ink for _, ink in digits], [str(d) for d, _ in digits], lefts, tops, height, rng, dark_on_light)
+
+
+def _mnist_digit(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, scale: float, slant: float
+                 ) -> tuple[int, np.ndarray]:
+    """One MNIST digit at random, at the number's scale (±15%) and slant (±0.08), cropped to its ink."""
+    i = int(rng.integers(len(images)))
+    ink = _transform(images[i] / max(float(images[i].max()), 1.0), scale * rng.uniform(0.85, 1.15),
+                     slant + rng.uniform(-0.08, 0.08))
+    return int(labels[i]), _crop(ink)
 
 
 def _place(digits: list, join: str, joined: int, height: float, one_digit, rng: np.random.Generator
@@ -198,10 +203,8 @@ def mnist_text(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
     drawn: list[tuple[str, np.ndarray]] = []
     for char in pattern:
         if char == "d":
-            i = int(rng.integers(len(images)))
-            ink = _transform(images[i] / max(float(images[i].max()), 1.0), scale * rng.uniform(0.85, 1.15),
-                             slant + rng.uniform(-0.08, 0.08))
-            drawn.append((str(labels[i]), _crop(ink)))
+            digit, ink = _mnist_digit(images, labels, rng, scale, slant)
+            drawn.append((str(digit), ink))
         else:
             drawn.append((char, np.zeros((0, 0))))
     height = float(np.median([ink.shape[0] for char, ink in drawn if char.isdigit()]))
