@@ -11,7 +11,8 @@ Pictures the model never saw, made reproducibly by :mod:`digitlab.data.numbers`,
 - ``drawn, pen templates``: 2-6 digits drawn with a thick pen from the stroke templates of
   ``bench_handwriting.py``, 80-300 px tall, dark on light and light on dark, half as JPEG photos;
 - ``drawn, redrawn MNIST``: the same with MNIST test digits blown up into pen strokes;
-- ``underlined, 4 digits`` / ``boxed, 4 digits``: four MNIST test digits with a line under them or a frame round;
+- ``underlined`` / ``boxed``, ``4 digits`` or ``1-2 digits``: MNIST test digits with a line under them or a frame
+  round;
 - ``uphill 5-20°, 4 digits``: written 5-20° uphill or downhill, each digit upright;
 - ``turned 5-20°, 4 digits`` / ``2 digits``: the picture turned 5-20° either way, as a photo taken askew;
 - ``point``, ``comma``, ``minus``, ``dash``, ``colon``, ``slash``: MNIST test digits with separators drawn by
@@ -55,6 +56,7 @@ from digitlab.read import count_marks, read_number  # noqa: E402
 
 CONDITIONS = ["4 digits, gaps", "1-8 digits, gaps", "pairs, boxes overlap", "pairs, ink touching",
               "drawn, pen templates", "drawn, redrawn MNIST", "underlined, 4 digits", "boxed, 4 digits",
+              "boxed, 1-2 digits", "underlined, 1-2 digits",
               "uphill 5-20°, 4 digits", "turned 5-20°, 4 digits", "turned 5-20°, 2 digits",
               "point: dd.dd, d.ddd", "comma: d,ddd", "minus: -ddd", "dash: ddd-dddd", "colon: d:dd, dd:dd",
               "slash: dd/dd, d/dd"]
@@ -128,8 +130,9 @@ def _pictures(condition: str, n: int, rng: np.random.Generator, images: np.ndarr
         elif condition.startswith("turned"):  # photographed turned: the digits turned too
             picture = mnist_number(images, labels, rng, n_digits=int(condition[-8]))
             picture = _turned(picture, rng.uniform(5, 20) * (1 if rng.integers(2) else -1))
-        elif condition in ("underlined, 4 digits", "boxed, 4 digits"):
-            picture = _ruled(mnist_number(images, labels, rng, n_digits=4), condition.startswith("boxed"), rng)
+        elif condition.startswith(("underlined", "boxed")):
+            count = 4 if condition.endswith("4 digits") else int(rng.integers(1, 3))
+            picture = _ruled(mnist_number(images, labels, rng, n_digits=count), condition.startswith("boxed"), rng)
         else:
             draw = draw_template if condition == "drawn, pen templates" else redrawn
             picture = drawn_number(rng, draw, n_digits=int(rng.integers(2, 7)))

@@ -605,3 +605,56 @@ def test_separators_in_numbers_of_mnist_digits_and_none_in_plain_ones(mnist_read
     assert sum(f == "".join(c for c in p.text if not c.isdigit()) for f, p in zip(found, pictures)) >= 23
     plain = [mnist_number(mnist.test_images, mnist.test_labels, rng, n_digits=5) for _ in range(30)]
     assert sum(bool(read_number(model, card, p.image).separators) for p in plain) <= 1
+
+
+def _ones(width: int, xs: list[int]) -> np.ndarray:
+    """Light "1"s, 6×40 px, on a dark 60 px tall strip, at ``xs``."""
+    strip = np.zeros((60, width), dtype=np.uint8)
+    for x in xs:
+        strip[10:50, x : x + 6] = 255
+    return strip
+
+
+def _separators(picture: np.ndarray) -> tuple[list, list]:
+    from digitlab.separators import find_separators
+
+    ink = ink_of(picture)
+    found, digits = find_separators(ink, find_marks(ink))
+    return [(s.symbol, s.box) for s in found], [m.box for m in digits]
+
+
+def test_what_only_looks_like_a_separator_is_not_one():
+    """A review: pieces of digits, and a scratch far from them, had become points, commas and minus signs."""
+    leaning = _ones(160, [15, 130])
+    for y in [y for y in range(10, 50) if not 32 <= y < 36]:  # a leaning 1 broken low by 4 px: no comma
+        x = int(round(80 - 0.45 * (y - 10)))
+        leaning[y, x : x + 4] = 255
+    foot = _ones(160, [20, 70, 130])
+    foot[45:50, 78:84] = 255  # a 1's foot broken off, 2 px from it: no point
+    four = _ones(130, [95])
+    four[10:50, 40:46] = 255  # a 4: stem, diagonal, bar
+    for k in range(26):
+        four[10 + k : 13 + k, 38 - int(k * 0.7) : 42 - int(k * 0.7)] = 255
+    four[33:38, 20:38] = 255
+    four[33:38, 48:60] = 255  # its bar's end, broken off 2 px right of the stem: no minus
+    scratch = _ones(200, [20, 60])
+    scratch[28:32, 150:175] = 255  # a scratch two heights right of the last digit: no minus
+    for picture in (leaning, foot, four, scratch):
+        assert _separators(picture)[0] == []
+    short = _ones(120, [20, 90])
+    short[29:32, 50:59] = 255  # a short dash, speck-sized, 22% of a height: a dash, not a point
+    assert _separators(short) == ([("-", (50, 29, 59, 32))], [(20, 10, 26, 50), (90, 10, 96, 50)])
+
+
+def test_two_level_lines_close_together_stay_two_lines_in_order():
+    """A review: with four or five digits a line, a sloping grouping took both lines as one, read alternately."""
+    for per, gap, offset in ((5, 20, 0), (5, 20, 14), (4, 14, 0), (8, 10, 7)):
+        paper = np.zeros((120 + gap, 80 + 28 * per), dtype=np.uint8)
+        for line in range(2):
+            y = 40 + line * (20 + gap)
+            for k in range(per):
+                x = 40 + 28 * k + (offset if line else 0)
+                paper[y : y + 20, x : x + 14] = 255
+                paper[y + 4 : y + 16, x + 4 : x + 10] = 0
+        marks = find_marks(ink_of(paper))
+        assert [m.line for m in marks] == [0] * per + [1] * per, (per, gap, offset)

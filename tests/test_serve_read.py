@@ -87,6 +87,24 @@ def test_three_digits_as_a_form_upload(client):
     assert body["calibrated"] is False  # this model was saved without calibration: its percentages are its own
 
 
+def test_separators_are_in_the_text_and_listed_with_their_boxes(client):
+    """"1-7.0": a dash and a point, known by shape and place, in `text` and in `separators`, not among `digits`."""
+    image = three_digits()
+    draw = ImageDraw.Draw(image)
+    draw.line([(85, 70), (110, 70)], fill=0, width=PEN)  # a dash between the 1 and the 7
+    draw.ellipse([212, 106, 226, 120], fill=0)  # a point on the line between the 7 and the 0
+    big = image.resize((720, 280))  # sent twice as large: the boxes come back in its own pixels
+    body = client.post("/api/read", **_file(png(big))).json()
+    assert [d["shown"] for d in body["digits"]][0] == "1" and len(body["digits"]) == 3
+    assert [s["symbol"] for s in body["separators"]] == ["-", "."] and body["dots"] == 1
+    shown = [d["shown"] for d in body["digits"]]
+    assert body["text"] == f"{shown[0]}-{shown[1]}.{shown[2]}"
+    (dx0, dy0, dx1, dy1), (px0, py0, px1, py1) = (s["box"] for s in body["separators"])
+    assert abs(dx0 - 170) <= 14 and abs(dx1 - 220) <= 14 and dy0 < 140 < dy1
+    assert abs(px0 - 424) <= 8 and abs(px1 - 452) <= 8 and py0 < 226 < py1
+    assert all(s["line"] == 0 for s in body["separators"])
+
+
 def test_two_pictures_in_one_form_are_refused_not_one_of_them_read(client):
     both = [("image", ("a.png", png(three_digits()), "image/png")), ("image", ("b.png", png(three_digits()), "image/png"))]
     response = client.post("/api/read", files=both)

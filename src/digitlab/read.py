@@ -71,6 +71,7 @@ _MAX_CUTS = 6  # candidate cuts tried per mark
 _FULL_HEIGHT = 0.5  # a line's digit size is the median of its marks at least half as tall as its tallest
 _TURNED = 3.0  # degrees: a line rising or falling more steeply has its digits read turned back too, if surer;
 _TURNED_PAIR = 8.0  # a line of two marks more steeply than this (two centres give a rough angle)
+_STEEPEST = 25.0  # degrees: lines rise or fall at most this steeply (digitlab.segment)
 _MAX_HALVES = 4 * MAX_MARKS  # halves predicted per picture: splitting stops there, so no picture costs more
 
 
@@ -280,12 +281,26 @@ def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None
         for mark, p, prepared in found
     )
     separators = [Separator(s.symbol, ink.to_picture(s.box), s.line) for s in separators]
-    order = sorted([*digits, *separators], key=lambda thing: (thing.line, thing.box[0] + thing.box[2]))
+    order = _in_order(digits, separators)
     text = " ".join("".join(t.shown if isinstance(t, DigitReading) else t.symbol for t in order if t.line == n)
                     for n in sorted({t.line for t in order}))
     return NumberReading(text=text, digits=digits, model_id=card.id, sure_from=found[0][1].sure_from,
                          dots=sum(s.symbol == "." for s in separators), calibrated=found[0][1].calibrated,
                          separators=tuple(t for t in order if isinstance(t, Separator)))
+
+
+def _in_order(digits: tuple[DigitReading, ...], separators: list[Separator]) -> list[DigitReading | Separator]:
+    """The digits in their reading order, each separator placed before the first digit of its line whose centre
+    lies right of its own (after them all when none does), and the lines in order."""
+    order: list[DigitReading | Separator] = []
+    for line in sorted({t.line for t in [*digits, *separators]}):
+        rest = sorted((s for s in separators if s.line == line), key=lambda s: s.box[0] + s.box[2])
+        for digit in (d for d in digits if d.line == line):
+            while rest and rest[0].box[0] + rest[0].box[2] < digit.box[0] + digit.box[2]:
+                order.append(rest.pop(0))
+            order.append(digit)
+        order += rest
+    return order
 
 
 @dataclass(frozen=True)
@@ -318,6 +333,8 @@ def _angle(marks: list[Mark]) -> float:
     if np.ptp(x) < 1:  # one mark
         return 0.0
     angle = float(np.degrees(np.arctan(-np.polyfit(x, y, 1)[0])))
+    if abs(angle) > _STEEPEST:  # no line of digits is this steep (marks nearly one above the other)
+        return 0.0
     return angle if abs(angle) >= (_TURNED_PAIR if len(marks) == 2 else _TURNED) else 0.0
 
 

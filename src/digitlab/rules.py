@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["leave_out_rules", "without_page_lines", "without_rules"]
+__all__ = ["leave_out_rules", "without_page_lines", "without_rules", "without_surround"]
 
 _RULE_ACROSS = 2.0  # a straight run of ink across longer than 2 digit heights is a rule (an underline, a frame)...
 _RULE_DOWN = 1.5  # ...and one down longer than 1.5 that is a frame's side or along the picture's side edge...
@@ -109,27 +109,32 @@ def _without_surround(on: np.ndarray, labels: np.ndarray) -> np.ndarray:
     if len(big) < 2:
         return on
     labels = _only(labels, big, len(sizes))
-    boxes = ndimage.find_objects(labels)
-    pieces = list(range(1, len(big) + 1))
-    for k in pieces:
-        others = [j for j in pieces if j != k]
-        top, bottom = min(boxes[j - 1][0].start for j in others), max(boxes[j - 1][0].stop for j in others)
-        left, right = min(boxes[j - 1][1].start for j in others), max(boxes[j - 1][1].stop for j in others)
-        rows, columns = boxes[k - 1]
-        height, width = rows.stop - rows.start, columns.stop - columns.start
-        if (_BAR * height <= width and width >= (right - left) / 2
-                and rows.start >= bottom + max(2, _GAP * (bottom - top))):
-            if _under_the_middle(np.isin(labels, others), bottom - top, columns):
-                return on & (labels != k)  # an underline
+    boxes = np.array([(r.start, r.stop, c.start, c.stop) for r, c in ndimage.find_objects(labels)])
+    # only the piece that starts highest can be round the rest, and only the one that starts lowest under it
+    for k in sorted({int(np.argmin(boxes[:, 0])), int(np.argmax(boxes[:, 0]))}):
+        others = np.delete(boxes, k, axis=0)
+        top, bottom, left, right = others[:, 0].min(), others[:, 1].max(), others[:, 2].min(), others[:, 3].max()
+        start, stop, first, last = boxes[k]
+        height, width = stop - start, last - first
+        if _BAR * height <= width and width >= (right - left) / 2 and start >= bottom + max(2, _GAP * (bottom - top)):
+            if _under_the_middle((labels > 0) & (labels != k + 1), bottom - top, slice(first, last)):
+                return on & (labels != k + 1)  # an underline
             continue
-        if rows.start < top and bottom < rows.stop and columns.start < left and right < columns.stop:
-            piece = labels[boxes[k - 1]] == k
+        if start < top and bottom < stop and first < left and right < last:
+            piece = labels[start:stop, first:last] == k + 1
             hole = ndimage.binary_fill_holes(piece) & ~piece
-            rest = np.isin(labels, others)
-            if (rest[boxes[k - 1]][hole].sum() >= _HELD * rest.sum()
+            rest = (labels > 0) & (labels != k + 1)
+            if (rest[start:stop, first:last][hole].sum() >= _HELD * rest.sum()
                     and max((bottom - top) / height, (right - left) / width) >= _INSIDE):
-                return on & (labels != k)  # a frame or a ring round the digit
+                return on & (labels != k + 1)  # a frame or a ring round the digit
     return on
+
+
+def without_surround(on: np.ndarray) -> np.ndarray:
+    """``on`` without a frame or a ring drawn round all the rest of its ink, or a bar drawn apart under all of it
+    (:func:`_without_surround`): a frame round one digit, or a short underline, that :func:`without_rules`' runs
+    longer than two digit heights do not reach."""
+    return _without_surround(on, ndimage.label(on, structure=np.ones((3, 3), dtype=bool))[0])
 
 
 def _under_the_middle(rest: np.ndarray, height: int, bar: slice) -> bool:

@@ -5,10 +5,11 @@ The geometry behind :func:`digitlab.read.read_number`; nothing here asks a model
 1. :func:`ink_of`: the picture as an ink map, exactly as :func:`~digitlab.data.images.prepare_digit`
    sees it (grayscale, ink vs paper decided from the border, faint background removed), at most
    1024 px on its longer side.
-2. :func:`find_marks`: the ink's connected pieces (:func:`scipy.ndimage.label`, 8-connected), rules
-   left out (:mod:`digitlab.rules`), dust dropped; pieces that sit one above the other (a 5's detached
-   flag, a 4 drawn in two strokes) merged; specks far smaller than the digits dropped; short fragments
-   of a broken stroke joined to the digit next to them; marks grouped into lines (level, or rising or
+2. :func:`find_marks`: the ink's connected pieces (:func:`scipy.ndimage.label`, 8-connected), a frame
+   or ring round all the rest, a bar under it and rules left out (:mod:`digitlab.rules`), dust dropped;
+   pieces that sit one above the other (a 5's detached flag, a 4 drawn in two strokes) merged; specks far
+   smaller than the digits dropped; short fragments of a broken stroke joined to the digit next to them
+   (not a point, comma or dash beside it); marks grouped into lines (level, or rising or
    falling up to 25°: a number written uphill or photographed turned), ordered left to right, lines top
    to bottom.
 3. :func:`digit_input`: one mark's ink alone, ready for :func:`digitlab.predict.prepare_for`.
@@ -37,7 +38,7 @@ from scipy import ndimage
 from digitlab.data.images import _to_gray
 from digitlab.data.ink import FAINT as _FAINT, ink_map as _ink_map
 from digitlab.errors import DigitlabError
-from digitlab.rules import without_rules
+from digitlab.rules import without_rules, without_surround
 
 __all__ = ["Box", "Ink", "Mark", "ink_of", "find_marks", "digit_input", "MAX_MARKS"]
 
@@ -54,11 +55,13 @@ _OVERLAP = 0.5  # pieces overlapping horizontally by half the narrower one's wid
 _GAP = 0.3  # ...when the vertical gap between them is under 30% of a digit's height...
 _TALLEST = 1.4  # ...and together they are at most 1.4 digit heights tall
 _SAME_LINE = 0.5  # a mark is on a line when half its height lies within the line's rows
+_STRAIGHT = 0.6  # a sloping line's digits' centres lie within 60% of a digit's height of one another
 _SLOPES = sorted(np.tan(np.radians(np.arange(-25, 25.1, 2.5))), key=abs)  # a line rises or falls up to 25°; level first
 _SPECK = 0.25  # a mark whose longer side is under 25% of the tallest mark's height is a speck
 _FRAGMENT = 0.5  # a mark under half a digit's height is a fragment of a digit...
 _NEAR = 0.2  # ...and belongs to the nearest digit closer than 20% of a digit's height, unless it lies beside it
 _LOW, _MIDDLE = 0.55, (0.2, 0.8)  # ...low, or flat across the middle: a separator's place (digitlab.separators)
+_APART = 0.1  # ...a tenth of a digit's height apart from it or more
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,7 @@ def find_marks(ink: Ink) -> list[Mark]:
     [(0, 20), (0, 60), (1, 40)]
     """
     on = ink.map > _INK
-    left = without_rules(on)
+    left = without_rules(without_surround(on))  # a frame whole first: the runs would leave its corners
     if on.any() and not left.any():
         raise DigitlabError("no ink found but straight lines (a ruled line, an underline, a frame); "
                             "write or photograph a number")
@@ -257,7 +260,7 @@ def _attach_fragments(groups: list[tuple[list[int], Box]]) -> list[tuple[list[in
             continue
         distances = [_distance(box, groups[m][1]) for m in whole]
         nearest = whole[int(np.argmin(distances))]
-        if min(distances) <= _NEAR * typical and not _beside(box, groups[nearest][1]):
+        if min(distances) <= _NEAR * typical and not _beside(box, groups[nearest][1], typical):
             ids, other = joined[nearest]
             joined[nearest] = (ids + group, _union([other, box]))
         else:
@@ -265,10 +268,11 @@ def _attach_fragments(groups: list[tuple[list[int], Box]]) -> list[tuple[list[in
     return list(joined.values())
 
 
-def _beside(fragment: Box, digit: Box) -> bool:
-    """Whether a fragment lies beside a digit, not over or under any of it, low (a point, a comma) or flat across
-    its middle (a minus, a dash): a separator of :mod:`digitlab.separators`, not a piece of the digit."""
-    if fragment[0] < digit[2] and digit[0] < fragment[2]:
+def _beside(fragment: Box, digit: Box, typical: float) -> bool:
+    """Whether a fragment lies beside a digit, apart from it (a tenth of a digit's height, more than a pen's broken
+    stroke leaves) and not over or under any of it, low (a point, a comma) or flat across its middle (a minus, a
+    dash): a separator of :mod:`digitlab.separators`, not a piece of the digit."""
+    if max(fragment[0] - digit[2], digit[0] - fragment[2]) < _APART * typical:
         return False
     tall, wide = fragment[3] - fragment[1], fragment[2] - fragment[0]
     middle = ((fragment[1] + fragment[3]) / 2 - digit[1]) / max(digit[3] - digit[1], 1)
@@ -287,17 +291,27 @@ def _reading_order(marks: list[Mark]) -> list[Mark]:
 
     A number written uphill or photographed turned is one line: the lines are looked for along slopes from
     level to 25° either way, and the slope that makes the fewest lines wins (the levelest of those: a level
-    number is grouped as it always was).
+    number is grouped as it always was), if along it each line's digits lie straight (:func:`_straight`: two
+    level lines close together are not one line zigzagging down the slope).
     """
     best: list[list[Mark]] | None = None
     for slope in _SLOPES:
         lines = _lines_along(marks, slope)
-        if best is None or len(lines) < len(best):
+        if best is None or (len(lines) < len(best) and all(_straight(line, slope) for line in lines)):
             best, levelled = lines, slope
     assert best is not None
     best.sort(key=lambda line: float(np.mean([m.box[1] + m.box[3] + levelled * (m.box[0] + m.box[2]) for m in line])))
     return [Mark(m.box, m.mask, m.pieces, n) for n, line in enumerate(best)
             for m in sorted(line, key=lambda m: m.box[0] + m.box[2])]
+
+
+def _straight(line: list[Mark], slope: float) -> bool:
+    """Whether the full-height marks of a line (half as tall as its tallest or more) have their centres, levelled
+    by ``slope``, within :data:`_STRAIGHT` of their median height of one another."""
+    tallest = max(m.height for m in line)
+    full = [m for m in line if m.height >= 0.5 * tallest]
+    centres = [(m.box[1] + m.box[3]) / 2 + slope * (m.box[0] + m.box[2]) / 2 for m in full]
+    return max(centres) - min(centres) <= _STRAIGHT * float(np.median([m.height for m in full]))
 
 
 def _lines_along(marks: list[Mark], slope: float) -> list[list[Mark]]:

@@ -6,11 +6,13 @@ reading them as a ``?``. A line's *band* runs along the line through its digits'
 number written uphill, or photographed turned, has a tilted band), one digit height (the median of its
 full-height marks) tall:
 
-- ``.`` a solid dot, 8-30% of a height across, in the band's lower half, between two digits;
-- ``,`` a small mark hanging from the band's bottom, at most 45% of a height, between two digits;
+- ``.`` a solid dark dot, 8-30% of a height across and roughly round, in the band's lower half, between two digits;
+- ``,`` a small mark hanging from the band's bottom, 15-45% of a height tall, between two digits;
 - ``:`` two such dots, one above the other, across the band's middle, between two digits;
 - ``-`` a flat bar (at most a third of a height tall, twice as wide as tall and a fifth of a height or more wide)
-  across the band's middle;
+  across the band's middle, with a digit on its right within one height (a minus, or a dash between digits).
+
+Each stands a tenth of a digit's height or more apart from the digits (a pen's broken stroke leaves less).
 
 A separator may be a mark of its own or a piece of ink too small to be one (a speck to
 :func:`~digitlab.segment.find_marks`); a piece of a digit's own is inside the digit's box and never one.
@@ -24,14 +26,14 @@ Examples
 --------
 >>> import numpy as np
 >>> from digitlab.segment import find_marks, ink_of
->>> paper = np.zeros((60, 170), dtype=np.uint8)
->>> paper[10:50, 20:26] = paper[10:50, 140:146] = 255     # 1 ... 1
->>> paper[28:33, 50:80] = 255                              # a dash between them
->>> paper[44:50, 100:106] = 255                            # and a dot
+>>> paper = np.zeros((60, 140), dtype=np.uint8)
+>>> paper[10:50, 20:26] = paper[10:50, 75:81] = paper[10:50, 110:116] = 255     # 1 1 1
+>>> paper[28:33, 38:62] = 255                              # a dash after the first
+>>> paper[44:50, 92:98] = 255                              # a point after the second: 1-1.1
 >>> ink = ink_of(paper)
 >>> found, digits = find_separators(ink, find_marks(ink))
 >>> [s.symbol for s in found], [m.box[0] for m in digits]
-(['-', '.'], [20, 140])
+(['-', '.'], [20, 75, 110])
 """
 
 from __future__ import annotations
@@ -46,12 +48,17 @@ from digitlab.segment import _INK, Box, Ink, Mark
 __all__ = ["Separator", "find_separators"]
 
 _FULL = 0.5  # a line's digits: its marks at least half as tall as its tallest
-_DOT = (0.08, 0.3)  # a dot's longer side, in digit heights
+_APART = 0.1  # a separator stands a tenth of a digit's height or more apart from every digit (a broken stroke less)
+_DOT = (0.08, 0.3)  # a dot's longer side, in digit heights...
+_ROUND = 2.0  # ...at most twice its shorter side
 _SOLID = 0.5  # a dot fills half its box or more, with ink half as strong as the strongest
-_COMMA, _COMMA_LONG = 0.45, 0.15  # a comma is 15-45% of a digit height tall...
+_COMMA, _COMMA_LONG, _COMMA_TALL = 0.45, 0.15, 1.3  # a comma is 15-45% of a digit height tall, 1.3× as wide...
 _HANGS = (0.55, 0.9)  # ...its top in the band's lower part, its bottom at or below 90% of it
 _DASH_TALL, _DASH_WIDE, _DASH_LONG = 1 / 3, 2.0, 0.2  # a dash: flat, twice as wide as tall, a fifth of a height
 _MIDDLE = (0.2, 0.8)  # a dash's and a colon's centre lie in this part of the band
+_LEADS = 1.0  # a minus or a dash has a digit on its right within one digit height
+_STEEPEST = np.tan(np.radians(25))  # a band rises or falls at most 25° (the lines' own limit, digitlab.segment)
+_MAX_DOTS = 256  # more dot-like specks than this between digits is a texture: none is a point
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,8 @@ class Separator:
     symbol : str
         One of ``. , - :``.
     box : Box
-        Its box, in ink-map pixels.
+        Its box: in ink-map pixels from :func:`find_separators`, in the picture's own pixels in a
+        :class:`~digitlab.read.NumberReading`.
     line : int
         Its line, 0 for the top one.
     """
@@ -90,6 +98,16 @@ class _Band:
         """Whether digits of the line lie to the left and to the right of ``x``."""
         return any(m.box[2] <= x for m in self.digits) and any(m.box[0] >= x for m in self.digits)
 
+    def apart(self, box: Box) -> bool:
+        """Whether ``box`` lies :data:`_APART` or more from every digit of the line, across or up and down."""
+        gap = _APART * self.height
+        return all(max(box[0] - m.box[2], m.box[0] - box[2], box[1] - m.box[3], m.box[1] - box[3]) >= gap
+                   for m in self.digits if m.box != box)
+
+    def leads(self, box: Box) -> bool:
+        """Whether a digit of the line starts to the right of ``box`` within :data:`_LEADS` digit heights."""
+        return any(0 <= m.box[0] - box[2] <= _LEADS * self.height for m in self.digits)
+
 
 def find_separators(ink: Ink, marks: list[Mark]) -> tuple[list[Separator], list[Mark]]:
     """The separators among ``marks`` and among the specks too small to be marks, and the marks left to read
@@ -109,6 +127,8 @@ def find_separators(ink: Ink, marks: list[Mark]) -> tuple[list[Separator], list[
     digits : list of Mark
         ``marks`` less the separators, in the same order.
     """
+    if not marks:
+        return [], []
     bands = {line: _band([m for m in marks if m.line == line]) for line in {m.line for m in marks}}
     found: list[Separator] = []
     digits: list[Mark] = []
@@ -127,19 +147,30 @@ def _band(line: list[Mark]) -> _Band:
     full = [m for m in line if m.height >= _FULL * tallest]
     x = np.array([(m.box[0] + m.box[2]) / 2 for m in full])
     y = np.array([(m.box[1] + m.box[3]) / 2 for m in full])
-    b = float(np.polyfit(x, y, 1)[0]) if np.ptp(x) >= 1 else 0.0
+    b = float(np.clip(np.polyfit(x, y, 1)[0], -_STEEPEST, _STEEPEST)) if np.ptp(x) >= 1 else 0.0
     return _Band(a=float(np.mean(y - b * x)), b=b, height=float(np.median([m.height for m in full])), digits=full)
 
 
 def _mark_symbol(ink: Ink, mark: Mark, band: _Band) -> str | None:
     """The symbol a mark is, or None for a digit (or anything else the model should see)."""
     cx = (mark.box[0] + mark.box[2]) / 2
+    if not band.apart(mark.box):
+        return None
     if mark.pieces == 2 and band.between(cx) and _colon(ink, mark, band):
         return ":"
-    if mark.height <= _COMMA * band.height and band.between(cx) and band.at(cx, mark.box[1]) >= _HANGS[0] \
-            and band.at(cx, mark.box[3]) >= _HANGS[1]:
-        return "," if mark.height > 1.2 * mark.width else "."
-    return _small_symbol(mark.box, band)
+    x0, y0, x1, y1 = mark.box
+    if _comma(mark.box, band):
+        return ","
+    if _dot_like(mark.box, float(mark.mask.mean()), float(ink.map[y0:y1, x0:x1][mark.mask].mean()), band):
+        return "." if band.between(cx) and 0.5 <= band.at(cx, (y0 + y1) / 2) <= 1.1 else None
+    return _dash(mark.box, band)
+
+
+def _dot_like(box: Box, fill: float, strength: float, band: _Band) -> bool:
+    """A pen's dot: 8-30% of a digit's height, roughly round, solid and dark."""
+    tall, wide = box[3] - box[1], box[2] - box[0]
+    return (_DOT[0] * band.height <= max(tall, wide) < _DOT[1] * band.height and max(tall, wide) <= _ROUND * min(tall, wide)
+            and fill >= _SOLID and strength >= _SOLID)
 
 
 def _colon(ink: Ink, mark: Mark, band: _Band) -> bool:
@@ -166,56 +197,60 @@ def _dot(ink: Ink, mark: Mark, labels: np.ndarray, n: int, rows_cols: tuple[slic
 
 def _speck_symbols(ink: Ink, bands: dict[int, _Band], taken: list[Box]) -> list[Separator]:
     """Points, commas, minus signs and colons among the pieces of ink too small to be marks (left out by
-    ``find_marks``): pieces of dark ink outside every mark."""
+    ``find_marks``): pieces of dark ink not inside a mark's box, apart from the digits."""
     labels, _ = ndimage.label(ink.map > _INK, structure=np.ones((3, 3), dtype=bool))
     tallest = max(band.height for band in bands.values())
     found: list[Separator] = []
     dots: list[tuple[int, Box, float]] = []  # (line, box, where in the band)
     for n, (rows, cols) in enumerate(ndimage.find_objects(labels), 1):
         box = (cols.start, rows.start, cols.stop, rows.stop)
-        side = max(box[2] - box[0], box[3] - box[1])
-        if side >= tallest or any(_inside(box, other) for other in taken):
+        if max(box[2] - box[0], box[3] - box[1]) >= tallest or any(_inside(box, other) for other in taken):
             continue
         piece = labels[rows, cols] == n
-        if ink.map[rows, cols][piece].mean() < _SOLID:
+        strength = float(ink.map[rows, cols][piece].mean())
+        if strength < _SOLID:
             continue  # a pen's mark is dark; a grain of noise or a faint smudge is not
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         for line, band in bands.items():
-            if side < _DOT[0] * band.height:
+            if max(box[2] - box[0], box[3] - box[1]) < _DOT[0] * band.height or not band.apart(box):
                 continue
-            if side < _DOT[1] * band.height and piece.mean() >= _SOLID and band.between(cx) \
+            if _comma(box, band) or _dash(box, band):
+                found.append(Separator("," if _comma(box, band) else "-", box, line))
+                break
+            if _dot_like(box, float(piece.mean()), strength, band) and band.between(cx) \
                     and -0.1 <= band.at(cx, cy) <= 1.1:
                 dots.append((line, box, band.at(cx, cy)))
-                break
-            symbol = _small_symbol(box, band)
-            if symbol:
-                found.append(Separator(symbol, box, line))
                 break
     return found + _dots_and_colons(dots)
 
 
-def _small_symbol(box: Box, band: _Band) -> str | None:
-    """A comma or a minus among the specks: a comma hangs from the band's bottom between two digits, a minus lies
-    flat across its middle."""
+def _comma(box: Box, band: _Band) -> bool:
+    """A comma: a small mark, clearly taller than wide, hanging from the band's bottom between two digits."""
     cx, tall, wide = (box[0] + box[2]) / 2, box[3] - box[1], box[2] - box[0]
-    if _COMMA_LONG * band.height <= tall <= _COMMA * band.height and tall > 1.2 * wide and band.between(cx) \
-            and band.at(cx, box[1]) >= _HANGS[0] and band.at(cx, box[3]) >= _HANGS[1]:
-        return ","
-    if tall <= _DASH_TALL * band.height and wide >= max(_DASH_WIDE * tall, _DASH_LONG * band.height) \
-            and _MIDDLE[0] <= band.at(cx, (box[1] + box[3]) / 2) <= _MIDDLE[1]:
-        return "-"
-    return None
+    return (_COMMA_LONG * band.height <= tall <= _COMMA * band.height and tall >= _COMMA_TALL * wide
+            and band.between(cx) and band.at(cx, box[1]) >= _HANGS[0] and band.at(cx, box[3]) >= _HANGS[1])
+
+
+def _dash(box: Box, band: _Band) -> str | None:
+    """``"-"`` for a flat bar across the band's middle with a digit on its right (a minus, or a dash between)."""
+    cx, tall, wide = (box[0] + box[2]) / 2, box[3] - box[1], box[2] - box[0]
+    flat = tall <= _DASH_TALL * band.height and wide >= max(_DASH_WIDE * tall, _DASH_LONG * band.height)
+    return "-" if flat and _MIDDLE[0] <= band.at(cx, (box[1] + box[3]) / 2) <= _MIDDLE[1] and band.leads(box) else None
 
 
 def _dots_and_colons(dots: list[tuple[int, Box, float]]) -> list[Separator]:
     """A dot in the band's upper half over one in its lower half is a colon; another dot in the lower half is a
-    point; a dot alone in the upper half is nothing of a number's."""
+    point; a dot alone in the upper half is nothing of a number's. Dots by the hundred are a texture: none."""
+    if len(dots) > _MAX_DOTS:
+        return []
     found, used = [], set()
     for i, (line, upper, place) in enumerate(dots):
+        if place >= 0.5:
+            continue
         for j, (other_line, lower, other_place) in enumerate(dots):
-            across = min(upper[2], lower[2]) - max(upper[0], lower[0])
-            if (place < 0.5 <= other_place and line == other_line and j not in used
-                    and across >= 0.5 * min(upper[2] - upper[0], lower[2] - lower[0])):
+            if other_place < 0.5 or other_line != line or j in used:
+                continue
+            if min(upper[2], lower[2]) - max(upper[0], lower[0]) >= 0.5 * min(upper[2] - upper[0], lower[2] - lower[0]):
                 found.append(Separator(":", (min(upper[0], lower[0]), upper[1], max(upper[2], lower[2]), lower[3]),
                                        line))
                 used |= {i, j}
