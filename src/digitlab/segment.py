@@ -38,7 +38,7 @@ from scipy import ndimage
 from digitlab.data.images import _to_gray
 from digitlab.data.ink import FAINT as _FAINT, ink_map as _ink_map
 from digitlab.errors import DigitlabError
-from digitlab.rules import without_rules, without_surround
+from digitlab.rules import without_page_lines, without_rules, without_surround
 
 __all__ = ["Box", "Ink", "Mark", "ink_of", "find_marks", "digit_input", "MAX_MARKS"]
 
@@ -182,7 +182,8 @@ def find_marks(ink: Ink) -> list[Mark]:
     [(0, 20), (0, 60), (1, 40)]
     """
     on = ink.map > _INK
-    left = without_rules(without_surround(on))  # a frame whole first: the runs would leave its corners
+    # the paper's printed lines, then a frame whole (the runs would leave its corners), then the runs
+    left = without_rules(without_surround(without_page_lines(on)), page_lines=False)
     if on.any() and not left.any():
         raise DigitlabError("no ink found but straight lines (a ruled line, an underline, a frame); "
                             "write or photograph a number")
