@@ -56,7 +56,7 @@ _GAP = 0.3  # ...when the vertical gap between them is under 30% of a digit's he
 _TALLEST = 1.4  # ...and together they are at most 1.4 digit heights tall
 _SAME_LINE = 0.5  # a mark is on a line when half its height lies within the line's rows
 _STRAIGHT = 0.6  # a sloping line's digits' centres lie within 60% of a digit's height of one another
-_SLOPES = sorted(np.tan(np.radians(np.arange(-25, 25.1, 2.5))), key=abs)  # a line rises or falls up to 25°; level first
+_SLOPES = sorted(np.tan(np.radians(np.arange(-25, 25.1, 2.5))), key=abs)  # lines rise or fall up to 25°; level first
 _SPECK = 0.25  # a mark whose longer side is under 25% of the tallest mark's height is a speck
 _FRAGMENT = 0.5  # a mark under half a digit's height is a fragment of a digit...
 _NEAR = 0.2  # ...and belongs to the nearest digit closer than 20% of a digit's height, unless it lies beside it

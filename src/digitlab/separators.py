@@ -169,7 +169,8 @@ def _mark_symbol(ink: Ink, mark: Mark, band: _Band) -> str | None:
 def _dot_like(box: Box, fill: float, strength: float, band: _Band) -> bool:
     """A pen's dot: 8-30% of a digit's height, roughly round, solid and dark."""
     tall, wide = box[3] - box[1], box[2] - box[0]
-    return (_DOT[0] * band.height <= max(tall, wide) < _DOT[1] * band.height and max(tall, wide) <= _ROUND * min(tall, wide)
+    side = max(tall, wide)
+    return (_DOT[0] * band.height <= side < _DOT[1] * band.height and side <= _ROUND * min(tall, wide)
             and fill >= _SOLID and strength >= _SOLID)
 
 

@@ -21,8 +21,8 @@ from pydantic import BaseModel, Field, field_validator
 from digitlab.data.images import prepare_pixels
 from digitlab.errors import DigitlabError
 
-__all__ = ["ErrorResponse", "ModelInfo", "ModelsResponse", "PixelsBody", "PredictResponse", "ReadDigit", "ReadSeparator",
-           "ReadResponse", "SampleInfo", "SampleRemoved", "SampleSaved", "SamplesResponse", "TopDigit"]
+__all__ = ["ErrorResponse", "ModelInfo", "ModelsResponse", "PixelsBody", "PredictResponse", "ReadDigit",
+           "ReadSeparator", "ReadResponse", "SampleInfo", "SampleRemoved", "SampleSaved", "SamplesResponse", "TopDigit"]
 
 GreyLevel = Annotated[float, Field(ge=0, le=255)]
 Row = Annotated[list[GreyLevel], Field(min_length=28, max_length=28)]
