@@ -204,7 +204,7 @@ def _measure(model, card, condition: str, n: int, rng, images, labels, examples:
         rows.append((truth, text, guess, photo))
         alone.append(_read_true_boxes(model, card, image, picture) == truth)
         if i < keep:
-            slug = _named(condition.replace(", ", "-").replace(" ", "-"))
+            slug = condition.split(":")[0].replace(", ", "-").replace(" ", "-")  # "colon", "4-digits-gaps"
             name = _named(f"{slug}-{i:03d}-{truth}-read-{reading.text.replace(' ', '_')}")
             (examples / f"{name}.{'jpg' if photo else 'png'}").write_bytes(data)
     digits = sum(len(t) for t, *_ in rows)
