@@ -658,3 +658,51 @@ def test_two_level_lines_close_together_stay_two_lines_in_order():
                 paper[y + 4 : y + 16, x + 4 : x + 10] = 0
         marks = find_marks(ink_of(paper))
         assert [m.line for m in marks] == [0] * per + [1] * per, (per, gap, offset)
+
+
+def test_a_frame_goes_but_not_a_digit_written_against_it_nor_a_grid_of_cells_or_a_second_line():
+    """A second review: a frame was taken away whole, with any digit touching it; a grid of cells, and a second
+    line of joined digits under the first (taken for an underline), went the same way."""
+    def zero(picture, y, x, h=40, w=24, t=5):
+        picture[y : y + h, x : x + w] = True
+        picture[y + t : y + h - t, x + t : x + w - t] = False
+
+    framed = np.zeros((80, 120), dtype=bool)
+    framed[20:70, 35:41] = True  # a 1 down to the frame's bottom edge
+    zero(framed, 20, 60)
+    framed[8:11, 20:100] = framed[69:72, 20:100] = framed[8:72, 20:23] = framed[8:72, 97:100] = True
+    boxes = [m.box for m in find_marks(ink_of((framed * 255).astype(np.uint8)))]
+    assert boxes == [(35, 20, 41, 67), (60, 20, 84, 60)]  # the 1 less the frame's band, and the 0
+    cells = np.zeros((70, 190), dtype=bool)
+    cells[[2, 67], :] = True
+    cells[:, 2::40] = True
+    cells[12:57, 12:18] = cells[12:57, 52:58] = cells[3:58, 132:138] = True  # the last 1 touches the top line
+    zero(cells, 12, 92, h=45)
+    marks = find_marks(ink_of((cells * 255).astype(np.uint8)))
+    assert [m.box[0] for m in marks] == [12, 52, 92, 132]  # the cells' lines are no marks
+    two = np.zeros((120, 260), dtype=bool)
+    two[10:50, 110:116] = True
+    zero(two, 10, 140)
+    for k in range(9):  # nine 0s touching: one long piece under the first line
+        zero(two, 70, 20 + 24 * k, w=28)
+    assert {m.line for m in find_marks(ink_of((two * 255).astype(np.uint8)))} == {0, 1}
+
+
+def test_a_separator_is_apart_from_a_digits_ink_not_its_box_and_a_short_thick_dash_is_a_dash():
+    """A second review: beside a 1 leaning 26°, a dash 12 px from its ink but 2 px from its box was joined to it;
+    a 10×5 bar across the middle was a point; a dash 45 px (1.1 heights) before the next digit was read as one."""
+    leaning = _ones(130, [100])
+    leaning[10:50, 10:34] = 255
+    leaning[15:45, 15:29] = 0  # a 0
+    for y in range(10, 50):  # a 1 leaning 26°, its foot at x 60
+        x = int(60 + (50 - y) * 0.5)
+        leaning[y, x : x + 5] = 255
+    leaning[28:33, 38:58] = 255  # a dash ending 2 px before the 1's box, 12 px from its ink at mid-height
+    found, digits = _separators(leaning)
+    assert [s for s, _ in found] == ["-"] and len(digits) == 3
+    thick = _ones(130, [20, 100])
+    thick[28:33, 55:65] = 255
+    assert [s for s, _ in _separators(thick)[0]] == ["-"]
+    far = _ones(160, [20, 135])
+    far[28:33, 60:90] = 255  # 45 px before the next 1
+    assert _separators(far) == ([("-", (60, 28, 90, 33))], [(20, 10, 26, 50), (135, 10, 141, 50)])

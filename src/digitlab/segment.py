@@ -200,7 +200,7 @@ def find_marks(ink: Ink) -> list[Mark]:
     groups = [(group, _union([boxes[i] for i in group])) for group in _merge_stacked(boxes, typical)]
     tallest = max(box[3] - box[1] for _, box in groups)
     groups = [(group, box) for group, box in groups if max(box[2] - box[0], box[3] - box[1]) >= _SPECK * tallest]
-    groups = _attach_fragments(groups)
+    groups = _attach_fragments(groups, labels)
     if len(groups) > MAX_MARKS:
         raise _too_many(len(groups))
     marks = [Mark(box, np.isin(labels[box[1] : box[3], box[0] : box[2]], group), len(group)) for group, box in groups]
@@ -249,7 +249,7 @@ def _union(boxes: list[Box]) -> Box:
     return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
-def _attach_fragments(groups: list[tuple[list[int], Box]]) -> list[tuple[list[int], Box]]:
+def _attach_fragments(groups: list[tuple[list[int], Box]], labels: np.ndarray) -> list[tuple[list[int], Box]]:
     """Join each fragment (far shorter than a digit: a stroke left over from a broken digit) to the
     nearest full-height mark, when that one is close."""
     heights = np.array([box[3] - box[1] for _, box in groups])
@@ -261,7 +261,7 @@ def _attach_fragments(groups: list[tuple[list[int], Box]]) -> list[tuple[list[in
             continue
         distances = [_distance(box, groups[m][1]) for m in whole]
         nearest = whole[int(np.argmin(distances))]
-        if min(distances) <= _NEAR * typical and not _beside(box, groups[nearest][1], typical):
+        if min(distances) <= _NEAR * typical and not _beside(box, groups[nearest], labels):
             ids, other = joined[nearest]
             joined[nearest] = (ids + group, _union([other, box]))
         else:
@@ -269,14 +269,19 @@ def _attach_fragments(groups: list[tuple[list[int], Box]]) -> list[tuple[list[in
     return list(joined.values())
 
 
-def _beside(fragment: Box, digit: Box, typical: float) -> bool:
-    """Whether a fragment lies beside a digit, apart from it (a tenth of a digit's height, more than a pen's broken
+def _beside(fragment: Box, digit: tuple[list[int], Box], labels: np.ndarray) -> bool:
+    """Whether a fragment lies beside a digit, apart from its ink (a tenth of its height, more than a pen's broken
     stroke leaves) and not over or under any of it, low (a point, a comma) or flat across its middle (a minus, a
     dash): a separator of :mod:`digitlab.separators`, not a piece of the digit."""
-    if max(fragment[0] - digit[2], digit[0] - fragment[2]) < _APART * typical:
+    ids, (x0, y0, x1, y1) = digit
+    if fragment[0] < x1 and x0 < fragment[2]:
+        return False
+    gap = int(np.ceil(_APART * (y1 - y0)))
+    near = labels[max(0, fragment[1] - gap) : fragment[3] + gap, max(0, fragment[0] - gap) : fragment[2] + gap]
+    if np.isin(near, ids).any():
         return False
     tall, wide = fragment[3] - fragment[1], fragment[2] - fragment[0]
-    middle = ((fragment[1] + fragment[3]) / 2 - digit[1]) / max(digit[3] - digit[1], 1)
+    middle = ((fragment[1] + fragment[3]) / 2 - y0) / max(y1 - y0, 1)
     return middle >= _LOW or (wide >= 2 * tall and _MIDDLE[0] <= middle <= _MIDDLE[1])
 
 

@@ -6,13 +6,15 @@ reading them as a ``?``. A line's *band* runs along the line through its digits'
 number written uphill, or photographed turned, has a tilted band), one digit height (the median of its
 full-height marks) tall:
 
-- ``.`` a solid dark dot, 8-30% of a height across and roughly round, in the band's lower half, between two digits;
+- ``.`` a solid dark dot, 8-30% of a height across and roughly round, low in the band (its centre at 60% or
+  lower), between two digits;
 - ``,`` a small mark hanging from the band's bottom, 15-45% of a height tall, between two digits;
 - ``:`` two such dots, one above the other, across the band's middle, between two digits;
 - ``-`` a flat bar (at most a third of a height tall, twice as wide as tall and a fifth of a height or more wide)
-  across the band's middle, with a digit on its right within one height (a minus, or a dash between digits).
+  across the band's middle, with a digit on its right within 1.5 heights (a minus, or a dash between digits).
 
-Each stands a tenth of a digit's height or more apart from the digits (a pen's broken stroke leaves less).
+Each stands a tenth of a digit's height or more apart from the digits' ink (a pen's broken stroke leaves less;
+a point written nearer than that is taken for one).
 
 A separator may be a mark of its own or a piece of ink too small to be one (a speck to
 :func:`~digitlab.segment.find_marks`); a piece of a digit's own is inside the digit's box and never one.
@@ -52,11 +54,12 @@ _APART = 0.1  # a separator stands a tenth of a digit's height or more apart fro
 _DOT = (0.08, 0.3)  # a dot's longer side, in digit heights...
 _ROUND = 2.0  # ...at most twice its shorter side
 _SOLID = 0.5  # a dot fills half its box or more, with ink half as strong as the strongest
-_COMMA, _COMMA_LONG, _COMMA_TALL = 0.45, 0.15, 1.3  # a comma is 15-45% of a digit height tall, 1.3× as wide...
+_COMMA, _COMMA_LONG, _COMMA_TALL = 0.45, 0.15, 1.3  # a comma is 15-45% of a digit height, 1.3× as tall as wide...
 _HANGS = (0.55, 0.9)  # ...its top in the band's lower part, its bottom at or below 90% of it
 _DASH_TALL, _DASH_WIDE, _DASH_LONG = 1 / 3, 2.0, 0.2  # a dash: flat, twice as wide as tall, a fifth of a height
 _MIDDLE = (0.2, 0.8)  # a dash's and a colon's centre lie in this part of the band
-_LEADS = 1.0  # a minus or a dash has a digit on its right within one digit height
+_LEADS = 1.5  # a minus or a dash has a digit on its right within 1.5 digit heights
+_LOW = 0.6  # a point's centre lies this low in the band or lower (a colon's lower dot: below the middle)
 _STEEPEST = np.tan(np.radians(25))  # a band rises or falls at most 25° (the lines' own limit, digitlab.segment)
 _MAX_DOTS = 256  # more dot-like specks than this between digits is a texture: none is a point
 
@@ -99,10 +102,16 @@ class _Band:
         return any(m.box[2] <= x for m in self.digits) and any(m.box[0] >= x for m in self.digits)
 
     def apart(self, box: Box) -> bool:
-        """Whether ``box`` lies :data:`_APART` or more from every digit of the line, across or up and down."""
-        gap = _APART * self.height
-        return all(max(box[0] - m.box[2], m.box[0] - box[2], box[1] - m.box[3], m.box[1] - box[3]) >= gap
-                   for m in self.digits if m.box != box)
+        """Whether ``box`` lies :data:`_APART` or more from every digit's ink on the line, across or up and down
+        (from its ink, not its box: a slanting 7's or 1's box reaches far past its ink)."""
+        gap = int(np.ceil(_APART * self.height))
+        x0, y0, x1, y1 = box[0] - gap, box[1] - gap, box[2] + gap, box[3] + gap  # the box grown by the gap
+        for m in self.digits:
+            a0, b0, a1, b1 = max(x0, m.box[0]), max(y0, m.box[1]), min(x1, m.box[2]), min(y1, m.box[3])
+            if m.box != box and a0 < a1 and b0 < b1 and m.mask[b0 - m.box[1] : b1 - m.box[1],
+                                                                a0 - m.box[0] : a1 - m.box[0]].any():
+                return False
+        return True
 
     def leads(self, box: Box) -> bool:
         """Whether a digit of the line starts to the right of ``box`` within :data:`_LEADS` digit heights."""
@@ -159,11 +168,11 @@ def _mark_symbol(ink: Ink, mark: Mark, band: _Band) -> str | None:
     if mark.pieces == 2 and band.between(cx) and _colon(ink, mark, band):
         return ":"
     x0, y0, x1, y1 = mark.box
-    if _comma(mark.box, band):
-        return ","
+    if _comma(mark.box, band) or _dash(mark.box, band):
+        return "," if _comma(mark.box, band) else "-"
     if _dot_like(mark.box, float(mark.mask.mean()), float(ink.map[y0:y1, x0:x1][mark.mask].mean()), band):
-        return "." if band.between(cx) and 0.5 <= band.at(cx, (y0 + y1) / 2) <= 1.1 else None
-    return _dash(mark.box, band)
+        return "." if band.between(cx) and _LOW <= band.at(cx, (y0 + y1) / 2) <= 1.1 else None
+    return None
 
 
 def _dot_like(box: Box, fill: float, strength: float, band: _Band) -> bool:
@@ -257,7 +266,7 @@ def _dots_and_colons(dots: list[tuple[int, Box, float]]) -> list[Separator]:
                 used |= {i, j}
                 break
     found += [Separator(".", box, line) for i, (line, box, place) in enumerate(dots)
-              if i not in used and 0.5 <= place <= 1.1]
+              if i not in used and _LOW <= place <= 1.1]
     return found
 
 
