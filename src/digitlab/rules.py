@@ -31,7 +31,7 @@ _EDGE_SPECK, _THIN = 0.05, 3  # for one digit: a piece on the picture's edge und
                               # on average, is a fleck or a thread, left out
 _SPECK = 0.01  # for one digit: a piece under 1% of the ink is a speck...
 _BAR, _GAP = 4.0, 0.03  # ...a piece 4 times as wide as tall, 3% of the digit's height below the rest, underlines it
-_THIN_BAR = 0.3  # ...and at most 30% as tall as the rest: a thin line, not a second line of digits
+_THIN_BAR = 0.25  # ...its ink on average at most 25% as thick as the rest is tall: a line, not a line of digits
 _FOOT = 0.08  # (unless the rest comes down to it within 8% of one of its ends: a 2's base drawn apart)...
 _HELD, _INSIDE = 0.9, 0.5  # ...and one holding 90% of the rest in its hole, half as tall or wide as it, frames it
 
@@ -110,6 +110,7 @@ def _without_surround(on: np.ndarray, labels: np.ndarray, *, outline: bool = Fal
     if len(big) < 2:
         return on
     labels = _only(labels, big, len(sizes))
+    sizes_big = sizes[big]
     boxes = np.array([(r.start, r.stop, c.start, c.stop) for r, c in ndimage.find_objects(labels)])
     # only the piece that starts highest can be round the rest, and only the one that starts lowest under it
     for k in sorted({int(np.argmin(boxes[:, 0])), int(np.argmax(boxes[:, 0]))}):
@@ -117,8 +118,8 @@ def _without_surround(on: np.ndarray, labels: np.ndarray, *, outline: bool = Fal
         top, bottom, left, right = others[:, 0].min(), others[:, 1].max(), others[:, 2].min(), others[:, 3].max()
         start, stop, first, last = boxes[k]
         height, width = stop - start, last - first
-        if (_BAR * height <= width and width >= (right - left) / 2 and height <= _THIN_BAR * (bottom - top)
-                and start >= bottom + max(2, _GAP * (bottom - top))):
+        if (_BAR * height <= width and width >= (right - left) / 2 and start >= bottom + max(2, _GAP * (bottom - top))
+                and sizes_big[k] / width <= _THIN_BAR * (bottom - top)):  # its ink thin, though it may slant
             if _under_the_middle((labels > 0) & (labels != k + 1), bottom - top, slice(first, last)):
                 return on & (labels != k + 1)  # an underline
             continue
