@@ -31,7 +31,7 @@ _EDGE_SPECK, _THIN = 0.05, 3  # for one digit: a piece on the picture's edge und
                               # on average, is a fleck or a thread, left out
 _SPECK = 0.01  # for one digit: a piece under 1% of the ink is a speck...
 _BAR, _GAP = 4.0, 0.03  # ...a piece 4 times as wide as tall, 3% of the digit's height below the rest, underlines it
-_THIN_BAR = 0.25  # ...its ink on average at most 25% as thick as the rest is tall: a line, not a line of digits
+_THIN_BAR = 0.25  # ...(under a number: its ink on average at most 25% as thick as the rest is tall, not digits)
 _FOOT = 0.08  # (unless the rest comes down to it within 8% of one of its ends: a 2's base drawn apart)...
 _HELD, _INSIDE = 0.9, 0.5  # ...and one holding 90% of the rest in its hole, half as tall or wide as it, frames it
 
@@ -98,12 +98,14 @@ def _only(labels: np.ndarray, kept: np.ndarray, count: int) -> np.ndarray:
     return renumber[labels]
 
 
-def _without_surround(on: np.ndarray, labels: np.ndarray, *, outline: bool = False) -> np.ndarray:
+def _without_surround(on: np.ndarray, labels: np.ndarray, *, number: bool = False) -> np.ndarray:
     """``on`` (one digit's ink, in pieces ``labels``) without a frame or a ring drawn round the rest, or a bar
     drawn under it and apart from it, at least half as wide (an underline); ``on`` itself when it has neither.
     Rules across longer than two digit heights are :func:`without_rules`' to find; these are as short as the
     digit. A bar above is left (the top of a 5 or a 7 is often drawn apart), and so is a bar the rest comes down
-    to at one end only (a 2's base). With ``outline``, of a frame only its outer band goes (:func:`_outline`)."""
+    to at one end only (a 2's base). For a ``number`` (:func:`without_surround`), of a frame only its outer band
+    goes (:func:`_outline`), and a bar must be thin, its ink at most :data:`_THIN_BAR` of the rest's height thick
+    on average (not a second line of digits)."""
     sizes = np.bincount(labels.ravel())
     big = np.flatnonzero(sizes >= _SPECK * sizes[1:].sum())  # specks are neither: numbered 0 with the paper
     big = big[big > 0]
@@ -119,7 +121,7 @@ def _without_surround(on: np.ndarray, labels: np.ndarray, *, outline: bool = Fal
         start, stop, first, last = boxes[k]
         height, width = stop - start, last - first
         if (_BAR * height <= width and width >= (right - left) / 2 and start >= bottom + max(2, _GAP * (bottom - top))
-                and sizes_big[k] / width <= _THIN_BAR * (bottom - top)):  # its ink thin, though it may slant
+                and (not number or sizes_big[k] / width <= _THIN_BAR * (bottom - top))):  # thin, though it may slant
             if _under_the_middle((labels > 0) & (labels != k + 1), bottom - top, slice(first, last)):
                 return on & (labels != k + 1)  # an underline
             continue
@@ -130,7 +132,7 @@ def _without_surround(on: np.ndarray, labels: np.ndarray, *, outline: bool = Fal
             held = np.bincount(holes[rest[start:stop, first:last]], minlength=count + 1)[1:]  # the rest, by hole
             if (count and held.max() >= _HELD * rest.sum()  # in one hole: a frame, not a grid of cells
                     and max((bottom - top) / height, (right - left) / width) >= _INSIDE):
-                if outline:  # only the frame's own band: ink inside that touches it (a digit) stays
+                if number:  # only the frame's own band: ink inside that touches it (a digit) stays
                     return on & ~_outline(labels == k + 1, piece, (start, first))
                 return on & (labels != k + 1)  # a frame or a ring round the digit
     return on
@@ -141,7 +143,7 @@ def without_surround(on: np.ndarray) -> np.ndarray:
     it (:func:`_without_surround`): a frame round one digit, or a short underline, that :func:`without_rules`' runs
     longer than two digit heights do not reach. Of a frame only its band goes, as thick as its ink is on average:
     a digit written against it stays, less what lies in that band."""
-    return _without_surround(on, ndimage.label(on, structure=np.ones((3, 3), dtype=bool))[0], outline=True)
+    return _without_surround(on, ndimage.label(on, structure=np.ones((3, 3), dtype=bool))[0], number=True)
 
 
 def _outline(mask: np.ndarray, piece: np.ndarray, corner: tuple[int, int]) -> np.ndarray:
