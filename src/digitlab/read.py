@@ -52,7 +52,7 @@ from digitlab.card import ModelCard
 from digitlab.errors import DigitlabError
 from digitlab.predict import MIN_CONFIDENCE, Prediction, predict_images, prepare_for
 from digitlab.cuts import split_candidates
-from digitlab.segment import MAX_MARKS, Box, Ink, Mark, digit_input, find_marks, ink_of
+from digitlab.segment import MAX_MARKS, Box, Ink, Mark, centre_slope, digit_input, find_marks, full_height, ink_of
 from digitlab.separators import Separator, find_separators
 
 __all__ = ["DigitReading", "NumberReading", "Separator", "read_number", "count_marks", "WIDE", "TOO_WIDE"]
@@ -68,7 +68,6 @@ _HALF_HEIGHT = 0.6  # each half of a cut must be at least 60% of a digit's heigh
 _EVIDENCE, _EVEN = 6.0, 1.2  # cut when the halves' log-odds beat the whole's by 6 × (1.2 - width/height)
 _MAX_DEPTH = 3  # a mark is cut at most three times deep: up to 8 digits run together
 _MAX_CUTS = 6  # candidate cuts tried per mark
-_FULL_HEIGHT = 0.5  # a line's digit size is the median of its marks at least half as tall as its tallest
 _TURNED = 3.0  # degrees: a line rising or falling more steeply has its digits read turned back too, if surer;
 _TURNED_PAIR = 8.0  # a line of two marks more steeply than this (two centres give a rough angle)
 _STEEPEST = 25.0  # degrees: lines rise or fall at most this steeply (digitlab.segment)
@@ -317,9 +316,7 @@ class _Line:
 def _line_sizes(marks: list[Mark]) -> dict[int, _Line]:
     sizes: dict[int, _Line] = {}
     for line in {m.line for m in marks}:
-        on_line = [m for m in marks if m.line == line]
-        tallest = max(m.height for m in on_line)
-        full = [m for m in on_line if m.height >= _FULL_HEIGHT * tallest]  # not a minus sign, a comma, a flag
+        full = full_height([m for m in marks if m.line == line])  # its digits' size: not a minus sign, a flag
         width = float(np.median([m.width for m in full])) if len(full) >= 3 else None
         sizes[line] = _Line(height=float(np.median([m.height for m in full])), width=width, angle=_angle(full))
     return sizes
@@ -328,11 +325,7 @@ def _line_sizes(marks: list[Mark]) -> dict[int, _Line]:
 def _angle(marks: list[Mark]) -> float:
     """How many degrees a line of two marks or more rises, left to right: the line through their centres;
     0 under :data:`_TURNED` degrees (:data:`_TURNED_PAIR` for two marks)."""
-    x = np.array([(m.box[0] + m.box[2]) / 2 for m in marks])
-    y = np.array([(m.box[1] + m.box[3]) / 2 for m in marks])
-    if np.ptp(x) < 1:  # one mark
-        return 0.0
-    angle = float(np.degrees(np.arctan(-np.polyfit(x, y, 1)[0])))
+    angle = float(np.degrees(np.arctan(-centre_slope(marks))))  # 0 for one mark
     if abs(angle) > _STEEPEST:  # no line of digits is this steep (marks nearly one above the other)
         return 0.0
     return angle if abs(angle) >= (_TURNED_PAIR if len(marks) == 2 else _TURNED) else 0.0

@@ -127,13 +127,16 @@ def _without_surround(on: np.ndarray, labels: np.ndarray, *, number: bool = Fals
             continue
         if start < top and bottom < stop and first < left and right < last:
             piece = labels[start:stop, first:last] == k + 1
-            holes, count = ndimage.label(ndimage.binary_fill_holes(piece) & ~piece)
+            filled = ndimage.binary_fill_holes(piece)
+            holes, count = ndimage.label(filled & ~piece)
             rest = (labels > 0) & (labels != k + 1)
             held = np.bincount(holes[rest[start:stop, first:last]], minlength=count + 1)[1:]  # the rest, by hole
             if (count and held.max() >= _HELD * rest.sum()  # in one hole: a frame, not a grid of cells
                     and max((bottom - top) / height, (right - left) / width) >= _INSIDE):
                 if number:  # only the frame's own band: ink inside that touches it (a digit) stays
-                    return on & ~_outline(labels == k + 1, piece, (start, first))
+                    band = np.zeros_like(on)
+                    band[start:stop, first:last] = _outline(piece, filled)
+                    return on & ~band
                 return on & (labels != k + 1)  # a frame or a ring round the digit
     return on
 
@@ -146,16 +149,12 @@ def without_surround(on: np.ndarray) -> np.ndarray:
     return _without_surround(on, ndimage.label(on, structure=np.ones((3, 3), dtype=bool))[0], number=True)
 
 
-def _outline(mask: np.ndarray, piece: np.ndarray, corner: tuple[int, int]) -> np.ndarray:
-    """The band of a frame ``piece`` (its box, at ``corner`` in ``mask``) along its outer edge, as thick as the
-    piece's ink spread along its whole edge would be (one pixel more), as a mask the size of ``mask``."""
-    filled = ndimage.binary_fill_holes(piece)
+def _outline(piece: np.ndarray, filled: np.ndarray) -> np.ndarray:
+    """The band of a frame ``piece`` (``filled``: with its holes filled) along its outer edge, as thick as the
+    piece's ink spread along its whole edge would be (one pixel more)."""
     edge = filled & ~ndimage.binary_erosion(filled)
     thick = int(np.ceil(piece.sum() / max(int(edge.sum()), 1))) + 1
-    band = piece & ~ndimage.binary_erosion(filled, iterations=thick)
-    out = np.zeros_like(mask)
-    out[corner[0] : corner[0] + piece.shape[0], corner[1] : corner[1] + piece.shape[1]] = band
-    return out
+    return piece & ~ndimage.binary_erosion(filled, iterations=thick)
 
 
 def _under_the_middle(rest: np.ndarray, height: int, bar: slice) -> bool:

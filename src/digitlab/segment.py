@@ -40,7 +40,7 @@ from digitlab.data.ink import FAINT as _FAINT, ink_map as _ink_map
 from digitlab.errors import DigitlabError
 from digitlab.rules import without_page_lines, without_rules, without_surround
 
-__all__ = ["Box", "Ink", "Mark", "ink_of", "find_marks", "digit_input", "MAX_MARKS"]
+__all__ = ["Box", "Ink", "Mark", "ink_of", "find_marks", "digit_input", "full_height", "centre_slope", "MAX_MARKS"]
 
 Box = tuple[int, int, int, int]
 """``(x0, y0, x1, y1)``: left, top, right, bottom, the right and bottom ends excluded (as Pillow's crop)."""
@@ -55,6 +55,7 @@ _OVERLAP = 0.5  # pieces overlapping horizontally by half the narrower one's wid
 _GAP = 0.3  # ...when the vertical gap between them is under 30% of a digit's height...
 _TALLEST = 1.4  # ...and together they are at most 1.4 digit heights tall
 _SAME_LINE = 0.5  # a mark is on a line when half its height lies within the line's rows
+_FULL = 0.5  # a line's digits are its marks at least half as tall as its tallest
 _STRAIGHT = 0.6  # a sloping line's digits' centres lie within 60% of a digit's height of one another
 _SLOPES = sorted(np.tan(np.radians(np.arange(-25, 25.1, 2.5))), key=abs)  # lines rise or fall up to 25°; level first
 _SPECK = 0.25  # a mark whose longer side is under 25% of the tallest mark's height is a speck
@@ -312,12 +313,25 @@ def _reading_order(marks: list[Mark]) -> list[Mark]:
 
 
 def _straight(line: list[Mark], slope: float) -> bool:
-    """Whether the full-height marks of a line (half as tall as its tallest or more) have their centres, levelled
-    by ``slope``, within :data:`_STRAIGHT` of their median height of one another."""
-    tallest = max(m.height for m in line)
-    full = [m for m in line if m.height >= 0.5 * tallest]
+    """Whether the full-height marks of a line (:func:`full_height`) have their centres, levelled by ``slope``,
+    within :data:`_STRAIGHT` of their median height of one another."""
+    full = full_height(line)
     centres = [(m.box[1] + m.box[3]) / 2 + slope * (m.box[0] + m.box[2]) / 2 for m in full]
     return max(centres) - min(centres) <= _STRAIGHT * float(np.median([m.height for m in full]))
+
+
+def full_height(line: list[Mark]) -> list[Mark]:
+    """The marks of a line at least half as tall as its tallest: its digits, not a minus sign, a comma, a flag."""
+    tallest = max(m.height for m in line)
+    return [m for m in line if m.height >= _FULL * tallest]
+
+
+def centre_slope(marks: list[Mark]) -> float:
+    """The slope (down per pixel across, as the picture's rows run) of the line fitted through the marks' centres;
+    0 when they lie one above the other (or there is one)."""
+    x = np.array([(m.box[0] + m.box[2]) / 2 for m in marks])
+    y = np.array([(m.box[1] + m.box[3]) / 2 for m in marks])
+    return float(np.polyfit(x, y, 1)[0]) if np.ptp(x) >= 1 else 0.0
 
 
 def _lines_along(marks: list[Mark], slope: float) -> list[list[Mark]]:

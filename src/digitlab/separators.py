@@ -45,11 +45,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from digitlab.segment import _INK, Box, Ink, Mark
+from digitlab.segment import _INK, Box, Ink, Mark, centre_slope, full_height
 
 __all__ = ["Separator", "find_separators"]
 
-_FULL = 0.5  # a line's digits: its marks at least half as tall as its tallest
 _APART = 0.1  # a separator stands a tenth of a digit's height or more apart from every digit (a broken stroke less)
 _DOT = (0.08, 0.3)  # a dot's longer side, in digit heights...
 _ROUND = 2.0  # ...at most twice its shorter side
@@ -152,12 +151,10 @@ def find_separators(ink: Ink, marks: list[Mark]) -> tuple[list[Separator], list[
 
 
 def _band(line: list[Mark]) -> _Band:
-    tallest = max(m.height for m in line)
-    full = [m for m in line if m.height >= _FULL * tallest]
-    x = np.array([(m.box[0] + m.box[2]) / 2 for m in full])
-    y = np.array([(m.box[1] + m.box[3]) / 2 for m in full])
-    b = float(np.clip(np.polyfit(x, y, 1)[0], -_STEEPEST, _STEEPEST)) if np.ptp(x) >= 1 else 0.0
-    return _Band(a=float(np.mean(y - b * x)), b=b, height=float(np.median([m.height for m in full])), digits=full)
+    full = full_height(line)
+    b = float(np.clip(centre_slope(full), -_STEEPEST, _STEEPEST))
+    a = float(np.mean([(m.box[1] + m.box[3]) / 2 - b * (m.box[0] + m.box[2]) / 2 for m in full]))
+    return _Band(a=a, b=b, height=float(np.median([m.height for m in full])), digits=full)
 
 
 def _mark_symbol(ink: Ink, mark: Mark, band: _Band) -> str | None:
@@ -168,19 +165,22 @@ def _mark_symbol(ink: Ink, mark: Mark, band: _Band) -> str | None:
     if mark.pieces == 2 and band.between(cx) and _colon(ink, mark, band):
         return ":"
     x0, y0, x1, y1 = mark.box
-    if _comma(mark.box, band) or _dash(mark.box, band):
-        return "," if _comma(mark.box, band) else "-"
-    if _dot_like(mark.box, float(mark.mask.mean()), float(ink.map[y0:y1, x0:x1][mark.mask].mean()), band):
+    symbol = _comma_or_dash(mark.box, band)
+    if symbol is None and _dot_like(mark.box, float(mark.mask.mean()), float(ink.map[y0:y1, x0:x1][mark.mask].mean()),
+                                    band):
         return "." if band.between(cx) and _LOW <= band.at(cx, (y0 + y1) / 2) <= 1.1 else None
-    return None
+    return symbol
 
 
 def _dot_like(box: Box, fill: float, strength: float, band: _Band) -> bool:
     """A pen's dot: 8-30% of a digit's height, roughly round, solid and dark."""
     tall, wide = box[3] - box[1], box[2] - box[0]
-    side = max(tall, wide)
-    return (_DOT[0] * band.height <= side < _DOT[1] * band.height and side <= _ROUND * min(tall, wide)
-            and fill >= _SOLID and strength >= _SOLID)
+    return max(tall, wide) <= _ROUND * min(tall, wide) and _solid_spot(max(tall, wide), fill, strength, band)
+
+
+def _solid_spot(side: int, fill: float, strength: float, band: _Band) -> bool:
+    """A spot 8-30% of a digit's height on its longer ``side``, filling half its box, with dark ink."""
+    return _DOT[0] * band.height <= side < _DOT[1] * band.height and fill >= _SOLID and strength >= _SOLID
 
 
 def _colon(ink: Ink, mark: Mark, band: _Band) -> bool:
@@ -198,11 +198,9 @@ def _colon(ink: Ink, mark: Mark, band: _Band) -> bool:
 def _dot(ink: Ink, mark: Mark, labels: np.ndarray, n: int, rows_cols: tuple[slice, slice], band: _Band) -> bool:
     rows, cols = rows_cols
     piece = labels[rows, cols] == n
-    side = max(piece.shape)
     strength = ink.map[mark.box[1] + rows.start : mark.box[1] + rows.stop,
                        mark.box[0] + cols.start : mark.box[0] + cols.stop][piece]
-    return (_DOT[0] * band.height <= side < _DOT[1] * band.height and piece.mean() >= _SOLID
-            and strength.mean() >= _SOLID)
+    return _solid_spot(max(piece.shape), float(piece.mean()), float(strength.mean()), band)
 
 
 def _speck_symbols(ink: Ink, bands: dict[int, _Band], taken: list[Box]) -> list[Separator]:
@@ -224,8 +222,9 @@ def _speck_symbols(ink: Ink, bands: dict[int, _Band], taken: list[Box]) -> list[
         for line, band in bands.items():
             if max(box[2] - box[0], box[3] - box[1]) < _DOT[0] * band.height or not band.apart(box):
                 continue
-            if _comma(box, band) or _dash(box, band):
-                found.append(Separator("," if _comma(box, band) else "-", box, line))
+            symbol = _comma_or_dash(box, band)
+            if symbol:
+                found.append(Separator(symbol, box, line))
                 break
             if _dot_like(box, float(piece.mean()), strength, band) and band.between(cx) \
                     and -0.1 <= band.at(cx, cy) <= 1.1:
@@ -234,16 +233,13 @@ def _speck_symbols(ink: Ink, bands: dict[int, _Band], taken: list[Box]) -> list[
     return found + _dots_and_colons(dots)
 
 
-def _comma(box: Box, band: _Band) -> bool:
-    """A comma: a small mark, clearly taller than wide, hanging from the band's bottom between two digits."""
+def _comma_or_dash(box: Box, band: _Band) -> str | None:
+    """``","`` for a small mark, clearly taller than wide, hanging from the band's bottom between two digits;
+    ``"-"`` for a flat bar across the band's middle with a digit on its right (a minus, or a dash between)."""
     cx, tall, wide = (box[0] + box[2]) / 2, box[3] - box[1], box[2] - box[0]
-    return (_COMMA_LONG * band.height <= tall <= _COMMA * band.height and tall >= _COMMA_TALL * wide
-            and band.between(cx) and band.at(cx, box[1]) >= _HANGS[0] and band.at(cx, box[3]) >= _HANGS[1])
-
-
-def _dash(box: Box, band: _Band) -> str | None:
-    """``"-"`` for a flat bar across the band's middle with a digit on its right (a minus, or a dash between)."""
-    cx, tall, wide = (box[0] + box[2]) / 2, box[3] - box[1], box[2] - box[0]
+    if (_COMMA_LONG * band.height <= tall <= _COMMA * band.height and tall >= _COMMA_TALL * wide
+            and band.between(cx) and band.at(cx, box[1]) >= _HANGS[0] and band.at(cx, box[3]) >= _HANGS[1]):
+        return ","
     flat = tall <= _DASH_TALL * band.height and wide >= max(_DASH_WIDE * tall, _DASH_LONG * band.height)
     return "-" if flat and _MIDDLE[0] <= band.at(cx, (box[1] + box[3]) / 2) <= _MIDDLE[1] and band.leads(box) else None
 
