@@ -16,7 +16,11 @@ Pictures the model never saw, made reproducibly by :mod:`digitlab.data.numbers`,
 - ``uphill 5-20°, 4 digits``: written 5-20° uphill or downhill, each digit upright;
 - ``turned 5-20°, 4 digits`` / ``2 digits``: the picture turned 5-20° either way, as a photo taken askew;
 - ``point``, ``comma``, ``minus``, ``dash``, ``colon``, ``slash``: MNIST test digits with separators drawn by
-  :func:`digitlab.data.numbers.mnist_text` in the patterns named (``3.14``, ``7:30``, ``12/5``...).
+  :func:`digitlab.data.numbers.mnist_text` in the patterns named (``3.14``, ``7:30``, ``12/5``...);
+- ``lined paper`` / ``squared paper``, level or ``2-8° askew``: 4 MNIST test digits written in blue-black on a
+  notebook page, the lowest foot on a printed line, photographed (JPEG) level or turned 2-8° either way;
+- ``underlined 3-10° tilted``, ``4 digits`` or ``1-2 digits``: an underline drawn 3-10° off level, its higher end
+  0-25% of a digit's height under the lowest foot (touching it at 0).
 
 For each: the whole number right (``?`` counts as wrong), the whole number right by the model's
 best guesses (``?`` replaced by the digit it stands for), per-digit accuracy (digits of the true
@@ -42,13 +46,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_handwriting import draw_template, redraw_mnist, render  # noqa: E402
+from bench_photos import light, paper, put, ruled  # noqa: E402
 from digitlab.data.images import WORK_SIDE, read_image  # noqa: E402
 from digitlab.data.numbers import NumberPicture, drawn_number, mnist_number, mnist_text  # noqa: E402
 from digitlab.predict import predict_images, predict_source, prepare_for  # noqa: E402
@@ -59,7 +64,9 @@ CONDITIONS = ["4 digits, gaps", "1-8 digits, gaps", "pairs, boxes overlap", "pai
               "boxed, 1-2 digits", "underlined, 1-2 digits",
               "uphill 5-20°, 4 digits", "turned 5-20°, 4 digits", "turned 5-20°, 2 digits",
               "point: dd.dd, d.ddd", "comma: d,ddd", "minus: -ddd", "dash: ddd-dddd", "colon: d:dd, dd:dd",
-              "slash: dd/dd, d/dd"]
+              "slash: dd/dd, d/dd", "lined paper, 4 digits", "lined paper 2-8° askew, 4 digits",
+              "squared paper, 4 digits", "squared paper 2-8° askew, 4 digits",
+              "underlined 3-10° tilted, 4 digits", "underlined 3-10° tilted, 1-2 digits"]
 TARGETS = {  # condition: (measure, target)
     "4 digits, gaps": ("guess_right", 0.96),
     "pairs, boxes overlap": ("guess_right", 0.85),
@@ -130,9 +137,17 @@ def _pictures(condition: str, n: int, rng: np.random.Generator, images: np.ndarr
         elif condition.startswith("turned"):  # photographed turned: the digits turned too
             picture = mnist_number(images, labels, rng, n_digits=int(condition[-8]))
             picture = _turned(picture, rng.uniform(5, 20) * (1 if rng.integers(2) else -1))
+        elif "paper" in condition:  # a photo of a notebook page: the number written on its lines
+            askew = rng.uniform(2, 8) * (1 if rng.integers(2) else -1) if "askew" in condition else 0.0
+            data, picture = _on_paper(mnist_number(images, labels, rng, n_digits=4, dark_on_light=True),
+                                      condition.startswith("squared"), askew, rng)
+            yield data, picture, True
+            continue
         elif condition.startswith(("underlined", "boxed")):
             count = 4 if condition.endswith("4 digits") else int(rng.integers(1, 3))
-            picture = _ruled(mnist_number(images, labels, rng, n_digits=count), condition.startswith("boxed"), rng)
+            picture = mnist_number(images, labels, rng, n_digits=count)
+            tilt = rng.uniform(3, 10) * (1 if rng.integers(2) else -1) if "tilted" in condition else 0.0
+            picture = _ruled(picture, condition.startswith("boxed"), rng, tilt)
         else:
             draw = draw_template if condition == "drawn, pen templates" else redrawn
             picture = drawn_number(rng, draw, n_digits=int(rng.integers(2, 7)))
@@ -140,9 +155,11 @@ def _pictures(condition: str, n: int, rng: np.random.Generator, images: np.ndarr
         yield (_as_photo(picture, rng) if photo else _png(picture.image)), picture, photo
 
 
-def _ruled(picture: NumberPicture, boxed: bool, rng: np.random.Generator) -> NumberPicture:
+def _ruled(picture: NumberPicture, boxed: bool, rng: np.random.Generator, tilt: float = 0.0) -> NumberPicture:
     """The number underlined (0-25% of a digit's height below its lowest digit, touching it at 0) or boxed (a frame
-    10-40% of a digit's height around it), in the ink's own colour, 2-6 px thick, a little longer than the number."""
+    10-40% of a digit's height around it), in the ink's own colour, 2-6 px thick, a little longer than the number;
+    an underline ``tilt`` degrees off level (rising to the right when positive), its higher end where a level one
+    would be, the picture grown to hold it."""
     image = picture.image.copy()
     x0, y0 = min(b[0] for b in picture.boxes), min(b[1] for b in picture.boxes)
     x1, y1 = max(b[2] for b in picture.boxes), max(b[3] for b in picture.boxes)
@@ -152,13 +169,56 @@ def _ruled(picture: NumberPicture, boxed: bool, rng: np.random.Generator) -> Num
     pad = int(np.ceil((margin + pen) * 1.2)) + 2
     image = np.pad(image, pad, constant_values=int(np.median(image[0])))
     x0, x1, y0, y1 = x0 + pad - margin, x1 + pad + margin, y0 + pad - margin, y1 + pad + margin
-    image[y1 : y1 + pen, x0 - pen : x1 + pen] = ink
+    if tilt:  # its higher end where a level one would be, the rest further below
+        half = np.tan(np.radians(tilt)) * (x1 - x0 + 2 * pen) / 2
+        image = np.pad(image, ((0, int(np.ceil(2 * abs(half))) + 1), (0, 0)), constant_values=int(np.median(image[0])))
+        middle = y1 + pen / 2 + abs(half)
+        drawn = Image.fromarray(image)
+        ImageDraw.Draw(drawn).line([(x0 - pen, middle + half), (x1 + pen, middle - half)], fill=ink, width=pen)
+        image = np.asarray(drawn).copy()
+    else:
+        image[y1 : y1 + pen, x0 - pen : x1 + pen] = ink
     if boxed:
         image[y0 - pen : y0, x0 - pen : x1 + pen] = ink
         image[y0 - pen : y1 + pen, x0 - pen : x0] = ink
         image[y0 - pen : y1 + pen, x1 : x1 + pen] = ink
     boxes = tuple((a + pad, b + pad, c + pad, d + pad) for a, b, c, d in picture.boxes)
     return NumberPicture(image=image, text=picture.text, boxes=boxes, dark_on_light=picture.dark_on_light)
+
+
+def _on_paper(picture: NumberPicture, squared: bool, degrees: float,
+              rng: np.random.Generator) -> tuple[bytes, NumberPicture]:
+    """The number written in blue-black on a notebook page, its lowest foot on a printed line (lined paper: lines
+    1.2-1.8 digit heights apart; squared: 0.6-1.2), photographed ``degrees`` askew (the page turned, then cropped
+    so that the lines run to the picture's edges), as a JPEG; with the true boxes in the photo."""
+    ink = np.abs(picture.image.astype(np.float32) - float(np.median(picture.image[0])))
+    ink /= max(float(ink.max()), 1.0)
+    h, w = ink.shape
+    tall = float(np.median([b[3] - b[1] for b in picture.boxes]))
+    spacing = max(12, int(tall * (rng.uniform(0.6, 1.2) if squared else rng.uniform(1.2, 1.8))))
+    mx, my = int(rng.uniform(0.3, 1.0) * tall), int(max(rng.uniform(1.5, 2.5) * spacing, (4.5 * spacing - h) / 2))
+    fw, fh = w + 2 * mx, h + 2 * my  # the photo's size
+    extra = int(np.ceil(np.sin(np.radians(abs(degrees))) * max(fw, fh))) + 2
+    big = paper(rng, fw + 2 * extra, fh + 2 * extra)
+    big = ruled(big, spacing, squared=squared)
+    foot = extra + my + max(b[3] for b in picture.boxes)  # where the lowest foot would be...
+    line = spacing // 2 + round((foot - spacing // 2) / spacing) * spacing  # ...moved onto the nearest line
+    x, y = extra + mx, extra + my + line - foot + int(rng.integers(-1, 3))
+    put(big, ink, x, y, colour=(20, 30, 90) if rng.integers(2) else (25, 25, 30))
+    big = light(big, "gradient", rng.uniform(0.75, 0.95))
+    image = Image.fromarray(np.clip(big, 0, 255).astype(np.uint8)).rotate(degrees, Image.Resampling.BICUBIC)
+    image = image.crop((extra, extra, extra + fw, extra + fh)).filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.2)))
+    a, cx, cy = np.radians(degrees), (fw + 2 * extra) / 2, (fh + 2 * extra) / 2
+    boxes = []
+    for x0, y0, x1, y1 in picture.boxes:
+        dx, dy = np.array([x0, x1, x0, x1]) + x - cx, np.array([y0, y0, y1, y1]) + y - cy
+        xs = dx * np.cos(a) + dy * np.sin(a) + cx - extra
+        ys = -dx * np.sin(a) + dy * np.cos(a) + cy - extra
+        boxes.append((int(xs.min()), int(ys.min()), int(np.ceil(xs.max())), int(np.ceil(ys.max()))))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=int(rng.integers(60, 91)))
+    gray = np.asarray(image.convert("L"))
+    return buffer.getvalue(), NumberPicture(image=gray, text=picture.text, boxes=tuple(boxes), dark_on_light=True)
 
 
 def _turned(picture: NumberPicture, degrees: float) -> NumberPicture:
