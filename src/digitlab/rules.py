@@ -18,6 +18,8 @@ __all__ = ["leave_out_rules", "without_page_lines", "without_rules", "without_su
 _RULE_ACROSS = 2.0  # a straight run of ink across longer than 2 digit heights is a rule (an underline, a frame)...
 _RULE_DOWN = 1.5  # ...and one down longer than 1.5 that is a frame's side or along the picture's side edge...
 _EDGE = 0.05  # ...within 5% of its width (a tall "1" elsewhere stays)
+_TILT, _TILTED_ACROSS = 15, 3.0  # under a number, a run across may slant up to 15 degrees (an underline drawn
+                                 # freehand) when it is 3 digit heights long: a long 2's base slants too
 _RULED_PAGE = 0.05  # ink left beside rules under 5% of all the ink is their ragged edges: no number
 _ANY_INK = 0.02  # for one digit's picture, any ink this strong may be part of a rule (a faint blue ruled line)
 _PAGE_LINE, _REACH = 0.8, 0.1  # a row inked across 80% of the picture, to within 10% of both its ends...
@@ -32,6 +34,7 @@ _EDGE_SPECK, _THIN = 0.05, 3  # for one digit: a piece on the picture's edge und
 _SPECK = 0.01  # for one digit: a piece under 1% of the ink is a speck...
 _BAR, _GAP = 4.0, 0.03  # ...a piece 4 times as wide as tall, 3% of the digit's height below the rest, underlines it
 _THIN_BAR = 0.25  # ...(under a number: its ink on average at most 25% as thick as the rest is tall, not digits)
+_SEVERAL = 1.2  # ...(under a number 1.2 times as wide as tall, the bar's ends may be anywhere)
 _FOOT = 0.08  # (unless the rest comes down to it within 8% of one of its ends: a 2's base drawn apart)...
 _HELD, _INSIDE = 0.9, 0.5  # ...and one holding 90% of the rest in its hole, half as tall or wide as it, frames it
 
@@ -112,7 +115,6 @@ def _without_surround(on: np.ndarray, labels: np.ndarray, *, number: bool = Fals
     if len(big) < 2:
         return on
     labels = _only(labels, big, len(sizes))
-    sizes_big = sizes[big]
     boxes = np.array([(r.start, r.stop, c.start, c.stop) for r, c in ndimage.find_objects(labels)])
     # only the piece that starts highest can be round the rest, and only the one that starts lowest under it
     for k in sorted({int(np.argmin(boxes[:, 0])), int(np.argmax(boxes[:, 0]))}):
@@ -120,8 +122,11 @@ def _without_surround(on: np.ndarray, labels: np.ndarray, *, number: bool = Fals
         top, bottom, left, right = others[:, 0].min(), others[:, 1].max(), others[:, 2].min(), others[:, 3].max()
         start, stop, first, last = boxes[k]
         height, width = stop - start, last - first
-        if (_BAR * height <= width and width >= (right - left) / 2 and start >= bottom + max(2, _GAP * (bottom - top))
-                and (not number or sizes_big[k] / width <= _THIN_BAR * (bottom - top))):  # thin, though it may slant
+        if number:  # first what the boxes can tell, before the pixels are measured along the bar's slope
+            flat = height <= (np.tan(np.radians(_TILT)) + 1 / _BAR) * width and width >= (right - left) / 2
+            if k == int(np.argmax(boxes[:, 0])) and start > top and flat and _underlines(labels, k + 1):
+                return on & (labels != k + 1)  # an underline, level or not
+        elif _BAR * height <= width and width >= (right - left) / 2 and start >= bottom + max(2, _GAP * (bottom - top)):
             if _under_the_middle((labels > 0) & (labels != k + 1), bottom - top, slice(first, last)):
                 return on & (labels != k + 1)  # an underline
             continue
@@ -147,6 +152,35 @@ def without_surround(on: np.ndarray) -> np.ndarray:
     longer than two digit heights do not reach. Of a frame only its band goes, as thick as its ink is on average:
     a digit written against it stays, less what lies in that band."""
     return _without_surround(on, ndimage.label(on, structure=np.ones((3, 3), dtype=bool))[0], number=True)
+
+
+def _underlines(labels: np.ndarray, k: int) -> bool:
+    """Whether piece ``k`` of ``labels`` underlines all the rest, measured along its own slope (within
+    :data:`_TILT` degrees of level: a line drawn freehand slants): a bar :data:`_BAR` times as long as thick,
+    at least half as wide as the rest, apart below it, thin (its ink on average at most :data:`_THIN_BAR` of the
+    rest's height thick: not a second line of digits), running on past the rest's lowest ink at both ends
+    (:data:`_FOOT`: not a 2's base drawn apart), unless the rest is :data:`_SEVERAL` times as wide as tall
+    (digits side by side, whose last one may reach the bar's end; and then apart by a pixel is enough)."""
+    ys, xs = np.nonzero(labels == k)
+    if np.ptp(xs) < _BAR:
+        return False
+    slope = float(np.polyfit(xs, ys, 1)[0])
+    if abs(slope) > np.tan(np.radians(_TILT)):
+        return False
+    rest_ys, rest_xs = np.nonzero((labels > 0) & (labels != k))
+    along, rest = (np.round(y - slope * x, 6) for y, x in ((ys, xs), (rest_ys, rest_xs)))  # along the bar's slope
+                                                                      # (a level bar's slope is 1e-16, not 0)
+    top, bottom, width = float(rest.min()), float(rest.max()) + 1, int(np.ptp(xs)) + 1
+    several = np.ptp(rest_xs) + 1 >= _SEVERAL * (np.ptp(rest_ys) + 1)  # digits side by side: no 2 and its base
+    if not (_BAR * (np.ptp(along) + 1) <= width and width >= (np.ptp(rest_xs) + 1) / 2
+            and along.min() >= bottom + (0 if several else max(2, _GAP * (bottom - top)))
+            and len(ys) / width <= _THIN_BAR * (bottom - top)):
+        return False
+    if several:
+        return True
+    lowest = rest_xs[rest >= bottom - max(1, (bottom - top) // 10)]  # the rest's lowest tenth
+    reach = _FOOT * width
+    return bool(lowest.min() > xs.min() + reach and lowest.max() < xs.max() - reach)
 
 
 def _outline(piece: np.ndarray, filled: np.ndarray) -> np.ndarray:
@@ -274,14 +308,17 @@ def _slant(ys: np.ndarray, xs: np.ndarray) -> float:
     return float(np.tan(np.radians(best))) if sharpness(best) > _SHARPER * level else 0.0
 
 
-def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool = True) -> np.ndarray:
+def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool = True,
+                  tilted: bool = False) -> np.ndarray:
     """``on`` without its rules: straight runs of ink across longer than :data:`_RULE_ACROSS` digit heights (an
     underline, a ruled line, a frame's top and bottom), and runs down longer than :data:`_RULE_DOWN` that are a
     frame's sides (joined to a run across) or lie along the picture's left or right edge (a scanner's dark edge).
     A run down anywhere else may be a tall "1", so it stays. Left in, a rule joins the digits it touches into one
     mark, or is cut into sure-looking "1"s. With ``ruled_page`` (for a number), ink left beside rules under
     :data:`_RULED_PAGE` of all the ink is their ragged edges and goes too; one small digit may be all that is left.
-    The paper's printed lines go first (:func:`without_page_lines`), unless ``page_lines`` is False.
+    The paper's printed lines go first (:func:`without_page_lines`), unless ``page_lines`` is False. With
+    ``tilted`` (for a number), a run across :data:`_TILTED_ACROSS` heights of its tall pieces may slant up to
+    :data:`_TILT` degrees, as an underline drawn freehand does (:func:`_tilted_runs`).
 
     >>> page = np.zeros((60, 200), dtype=bool)
     >>> page[10:40, 20:24] = page[10:40, 60:64] = True     # two "1"s...
@@ -296,6 +333,8 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
     heights = np.array([rows.stop - rows.start for rows, _ in ndimage.find_objects(labels)])
     digit = float(np.median(heights[heights >= 0.3 * heights.max()]))  # a rule is seldom most of the pieces
     across, down = (_runs(on, axis, longest * digit) for axis, longest in ((1, _RULE_ACROSS), (0, _RULE_DOWN)))
+    if tilted:  # by the tall pieces only: a flat 2's base joined to a 5, beside the 5's flag, is no underline
+        across |= _tilted_runs(labels, _TILTED_ACROSS * float(np.median(heights[heights >= 0.5 * heights.max()])))
     framed = np.isin(labels, _nonzero(labels[across]))  # the pieces a run across belongs to
     strips, _ = ndimage.label(down)
     edge = max(1, int(_EDGE * on.shape[1]))
@@ -304,6 +343,52 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
     if ruled_page and left.sum() < _RULED_PAGE * on.sum():
         return np.zeros_like(on)  # a ruled page, no number
     return left
+
+
+def _tilted_runs(labels: np.ndarray, longest: float) -> np.ndarray:
+    """The pixels of the pieces ``labels`` in straight runs at least ``longest`` across that slant 1 to
+    :data:`_TILT` degrees: of each piece that wide, the slope along which most of its ink lies in one row
+    (:func:`_slope_of_longest`), its runs found with the piece sheared level along it, a pixel up or down
+    counting as in the row (a thin line drawn at a slant steps where the rounding does not)."""
+    found = np.zeros(labels.shape, dtype=bool)
+    for k, (rows, columns) in enumerate(ndimage.find_objects(labels), 1):
+        if rows is None or columns.stop - columns.start < longest:
+            continue
+        piece = labels[rows, columns] == k
+        ys, xs = np.nonzero(piece)
+        slope = _slope_of_longest(ys, xs, longest)
+        if slope:
+            shift = -np.round(slope * np.arange(piece.shape[1])).astype(np.int64)
+            shift -= shift.min()
+            level = np.zeros((piece.shape[0] + int(shift.max()), piece.shape[1]), dtype=bool)
+            level[ys + shift[xs], xs] = True  # the line along the slope is a row, give or take one (rounding)
+            level |= ndimage.binary_dilation(level, structure=np.ones((3, 1), dtype=bool))
+            found[rows, columns][ys, xs] = _runs(level, 1, longest)[ys + shift[xs], xs]
+    return found
+
+
+def _slope_of_longest(ys: np.ndarray, xs: np.ndarray, longest: float) -> float:
+    """The slope, 1 to :data:`_TILT` degrees off level either way, along which the rows of the pixels ``ys, xs``
+    (sheared level along it) peak most sharply (the sum of their squared counts, as :func:`_slant`: a thick line
+    lies in as many full rows over a degree or two, but most evenly along its own slope), when a row then holds
+    ``longest`` or more; 0.0 otherwise, or when level peaks as sharply. Half a degree at a time, then a tenth,
+    from at most 20,000 of the pixels."""
+    step = -(-len(ys) // 20_000)  # at most 20,000 of the pixels (every second, ...), as _slant
+    ys, xs = ys[::step], xs[::step]
+
+    def rows(degrees: float) -> np.ndarray:
+        index = np.round(ys - np.tan(np.radians(degrees)) * xs).astype(np.int64)
+        return np.bincount(index - index.min()).astype(np.float64) * step
+
+    def sharpness(degrees: float) -> float:
+        counts = rows(degrees)
+        return float(counts @ counts)
+
+    best = max(np.arange(-_TILT, _TILT + 0.25, 0.5), key=sharpness)
+    best = max(np.arange(best - 0.5, best + 0.55, 0.1), key=sharpness)
+    if abs(best) < 1 or rows(best).max() < longest or sharpness(best) <= sharpness(0.0):
+        return 0.0
+    return float(np.tan(np.radians(best)))
 
 
 def _nonzero(labels: np.ndarray) -> np.ndarray:
