@@ -774,3 +774,36 @@ def test_a_long_slanting_stroke_of_a_digit_is_not_an_underline():
     draw.line([(238, 32), (236, 50), (262, 52), (266, 70), (244, 82)], fill=0, width=PEN)  # ...and its body
     marks = find_marks(ink_of(np.asarray(image)))
     assert len(marks) == 3 and marks[0].box[2] >= 150, marks  # the 2 with all its base
+
+
+def test_what_a_slanting_underline_rule_took_away_in_review_stays_and_a_texture_stays_quick():
+    """A review: under digits side by side the bar had only to be apart and flat, so a 2's base drawn apart beside
+    a 1 went ("12" read "1?"), and so did a second line of six small joined 0s; and every piece of a texture of
+    short dashes had its slope searched (11.6 s for 400×400 px)."""
+    import time
+
+    twelve = Image.new("L", (170, 110), 255)
+    draw = ImageDraw.Draw(twelve)
+    draw.line([(40, 20), (40, 80)], fill=0, width=8)
+    draw.line([(72, 32), (90, 22), (108, 34), (74, 76)], fill=0, width=8, joint="curve")  # a 2 without its base...
+    draw.line([(74, 86), (118, 86)], fill=0, width=8)  # ...which is drawn apart
+    marks = find_marks(ink_of(np.asarray(twelve)))
+    assert len(marks) == 2 and marks[1].box[3] >= 88, marks
+    two_lines = Image.new("L", (320, 200), 255)
+    draw = ImageDraw.Draw(two_lines)
+    for i, x in enumerate(range(30, 270, 60)):
+        if i < 2:
+            draw.line([(x + 20, 20), (x + 20, 80)], fill=0, width=8)
+        else:
+            draw.ellipse([x, 20, x + 40, 80], outline=0, width=8)
+    for i in range(6):
+        draw.ellipse([40 + 28 * i, 110, 70 + 28 * i, 140], outline=0, width=3)
+    assert {m.line for m in find_marks(ink_of(np.asarray(two_lines)))} == {0, 1}
+    dashes = np.full((400, 400), 255, dtype=np.uint8)
+    for y in range(2, 398, 2):
+        for x in range(2, 396, 4):
+            dashes[y, x : x + 3] = 0
+    start = time.perf_counter()
+    with pytest.raises(DigitlabError):
+        find_marks(ink_of(dashes))
+    assert time.perf_counter() - start < 5

@@ -19,7 +19,8 @@ _RULE_ACROSS = 2.0  # a straight run of ink across longer than 2 digit heights i
 _RULE_DOWN = 1.5  # ...and one down longer than 1.5 that is a frame's side or along the picture's side edge...
 _EDGE = 0.05  # ...within 5% of its width (a tall "1" elsewhere stays)
 _TILT, _TILTED_ACROSS = 15, 3.0  # under a number, a run across may slant up to 15 degrees (an underline drawn
-                                 # freehand) when it is 3 digit heights long: a long 2's base slants too
+                                 # freehand) when it is 3 digit heights long: a long 2's base slants too;
+_TILTED_PIECES, _TILTED_LEAST = 8, 16  # looked for in the 8 widest pieces, at least 16 px long
 _RULED_PAGE = 0.05  # ink left beside rules under 5% of all the ink is their ragged edges: no number
 _ANY_INK = 0.02  # for one digit's picture, any ink this strong may be part of a rule (a faint blue ruled line)
 _PAGE_LINE, _REACH = 0.8, 0.1  # a row inked across 80% of the picture, to within 10% of both its ends...
@@ -34,7 +35,7 @@ _EDGE_SPECK, _THIN = 0.05, 3  # for one digit: a piece on the picture's edge und
 _SPECK = 0.01  # for one digit: a piece under 1% of the ink is a speck...
 _BAR, _GAP = 4.0, 0.03  # ...a piece 4 times as wide as tall, 3% of the digit's height below the rest, underlines it
 _THIN_BAR = 0.25  # ...(under a number: its ink on average at most 25% as thick as the rest is tall, not digits)
-_SEVERAL = 1.2  # ...(under a number 1.2 times as wide as tall, the bar's ends may be anywhere)
+_SOLID = 0.4  # ...(and filling 40% of its box along its slope: a row of small 0s joined is no bar)
 _FOOT = 0.08  # (unless the rest comes down to it within 8% of one of its ends: a 2's base drawn apart)...
 _HELD, _INSIDE = 0.9, 0.5  # ...and one holding 90% of the rest in its hole, half as tall or wide as it, frames it
 
@@ -124,7 +125,8 @@ def _without_surround(on: np.ndarray, labels: np.ndarray, *, number: bool = Fals
         height, width = stop - start, last - first
         if number:  # first what the boxes can tell, before the pixels are measured along the bar's slope
             flat = height <= (np.tan(np.radians(_TILT)) + 1 / _BAR) * width and width >= (right - left) / 2
-            if k == int(np.argmax(boxes[:, 0])) and start > top and flat and _underlines(labels, k + 1):
+            if (k == int(np.argmax(boxes[:, 0])) and start > top and flat
+                    and _underlines(labels, k + 1, several=_side_by_side(others))):
                 return on & (labels != k + 1)  # an underline, level or not
         elif _BAR * height <= width and width >= (right - left) / 2 and start >= bottom + max(2, _GAP * (bottom - top)):
             if _under_the_middle((labels > 0) & (labels != k + 1), bottom - top, slice(first, last)):
@@ -154,13 +156,15 @@ def without_surround(on: np.ndarray) -> np.ndarray:
     return _without_surround(on, ndimage.label(on, structure=np.ones((3, 3), dtype=bool))[0], number=True)
 
 
-def _underlines(labels: np.ndarray, k: int) -> bool:
+def _underlines(labels: np.ndarray, k: int, *, several: bool) -> bool:
     """Whether piece ``k`` of ``labels`` underlines all the rest, measured along its own slope (within
     :data:`_TILT` degrees of level: a line drawn freehand slants): a bar :data:`_BAR` times as long as thick,
     at least half as wide as the rest, apart below it, thin (its ink on average at most :data:`_THIN_BAR` of the
-    rest's height thick: not a second line of digits), running on past the rest's lowest ink at both ends
-    (:data:`_FOOT`: not a 2's base drawn apart), unless the rest is :data:`_SEVERAL` times as wide as tall
-    (digits side by side, whose last one may reach the bar's end; and then apart by a pixel is enough)."""
+    rest's height thick) and solid (filling :data:`_SOLID` of its box along the slope: not a second line of small
+    digits joined), running on past the rest's lowest ink at both ends (:data:`_FOOT`: not a 2's base drawn
+    apart). Under ``several`` pieces side by side (:func:`_side_by_side`: digits, whose last one may reach the
+    bar's end) it must instead reach to within :data:`_FOOT` of the ends of that lowest ink (a 2's base beside a
+    1 starts at the 2, right of the 1's foot), and a pixel apart is enough."""
     ys, xs = np.nonzero(labels == k)
     if np.ptp(xs) < _BAR:
         return False
@@ -171,16 +175,24 @@ def _underlines(labels: np.ndarray, k: int) -> bool:
     along, rest = (np.round(y - slope * x, 6) for y, x in ((ys, xs), (rest_ys, rest_xs)))  # along the bar's slope
                                                                       # (a level bar's slope is 1e-16, not 0)
     top, bottom, width = float(rest.min()), float(rest.max()) + 1, int(np.ptp(xs)) + 1
-    several = np.ptp(rest_xs) + 1 >= _SEVERAL * (np.ptp(rest_ys) + 1)  # digits side by side: no 2 and its base
-    if not (_BAR * (np.ptp(along) + 1) <= width and width >= (np.ptp(rest_xs) + 1) / 2
+    thick = np.ptp(along) + 1
+    if not (_BAR * thick <= width and width >= (np.ptp(rest_xs) + 1) / 2
             and along.min() >= bottom + (0 if several else max(2, _GAP * (bottom - top)))
-            and len(ys) / width <= _THIN_BAR * (bottom - top)):
+            and len(ys) / width <= _THIN_BAR * (bottom - top) and len(ys) >= _SOLID * width * thick):
         return False
-    if several:
-        return True
-    lowest = rest_xs[rest >= bottom - max(1, (bottom - top) // 10)]  # the rest's lowest tenth
     reach = _FOOT * width
+    lowest = rest_xs[rest >= bottom - max(1, (bottom - top) // 10)]  # the rest's lowest tenth
+    if several:  # under all the digits' feet, give or take
+        return bool(xs.min() <= lowest.min() + reach and xs.max() >= lowest.max() - reach)
     return bool(lowest.min() > xs.min() + reach and lowest.max() < xs.max() - reach)
+
+
+def _side_by_side(boxes: np.ndarray) -> bool:
+    """Whether some of the pieces of ``boxes`` (rows start, stop, columns start, stop) lie wholly right of all
+    those before them: digits side by side, not one digit in pieces."""
+    order = np.argsort(boxes[:, 2], kind="stable")
+    starts, stops = boxes[order, 2], np.maximum.accumulate(boxes[order, 3])
+    return bool((starts[1:] >= stops[:-1]).any())
 
 
 def _outline(piece: np.ndarray, filled: np.ndarray) -> np.ndarray:
@@ -347,13 +359,19 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
 
 def _tilted_runs(labels: np.ndarray, longest: float) -> np.ndarray:
     """The pixels of the pieces ``labels`` in straight runs at least ``longest`` across that slant 1 to
-    :data:`_TILT` degrees: of each piece that wide, the slope along which most of its ink lies in one row
-    (:func:`_slope_of_longest`), its runs found with the piece sheared level along it, a pixel up or down
-    counting as in the row (a thin line drawn at a slant steps where the rounding does not)."""
+    :data:`_TILT` degrees: of each piece that wide (and with that many pixels; the :data:`_TILTED_PIECES` widest,
+    and ``longest`` at least :data:`_TILTED_LEAST` px: a texture of short dashes is no page of underlines), the
+    slope along which its rows peak most sharply (:func:`_slope_of_longest`), its runs found with the piece
+    sheared level along it, a pixel up or down counting as in the row (a thin line drawn at a slant steps where
+    the rounding does not)."""
     found = np.zeros(labels.shape, dtype=bool)
-    for k, (rows, columns) in enumerate(ndimage.find_objects(labels), 1):
-        if rows is None or columns.stop - columns.start < longest:
-            continue
+    longest = max(longest, _TILTED_LEAST)
+    slices = ndimage.find_objects(labels)
+    sizes = np.bincount(labels.ravel())[1:]
+    wide = [k for k, (rows, columns) in enumerate(slices, 1)
+            if rows is not None and columns.stop - columns.start >= longest and sizes[k - 1] >= longest]
+    for k in sorted(wide, key=lambda k: slices[k - 1][1].start - slices[k - 1][1].stop)[:_TILTED_PIECES]:
+        rows, columns = slices[k - 1]
         piece = labels[rows, columns] == k
         ys, xs = np.nonzero(piece)
         slope = _slope_of_longest(ys, xs, longest)
@@ -386,7 +404,7 @@ def _slope_of_longest(ys: np.ndarray, xs: np.ndarray, longest: float) -> float:
 
     best = max(np.arange(-_TILT, _TILT + 0.25, 0.5), key=sharpness)
     best = max(np.arange(best - 0.5, best + 0.55, 0.1), key=sharpness)
-    if abs(best) < 1 or rows(best).max() < longest or sharpness(best) <= sharpness(0.0):
+    if not 1 <= abs(best) <= _TILT or rows(best).max() < longest or sharpness(best) <= sharpness(0.0):
         return 0.0
     return float(np.tan(np.radians(best)))
 
