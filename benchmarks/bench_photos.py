@@ -89,8 +89,9 @@ def picture(condition: str, digit: np.ndarray, rng) -> bytes:
         if condition.startswith(kind):
             page = light(page, kind, float(condition.split()[-1]))
     image = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
-    if condition.endswith("askew"):  # the phone held 4 degrees off level: the lines slant
-        image = image.rotate(4, resample=Image.Resampling.BICUBIC, fillcolor=(245, 243, 238))
+    if condition.endswith("askew"):  # the phone held 4 (or as named) degrees off level: the lines slant
+        degrees = float(condition.split()[-2].rstrip("°")) if "°" in condition else 4.0
+        image = image.rotate(degrees, resample=Image.Resampling.BICUBIC, fillcolor=(245, 243, 238))
     if condition in ("framed", "underlined"):
         draw = ImageDraw.Draw(image)
         if condition == "framed":
@@ -103,7 +104,8 @@ def picture(condition: str, digit: np.ndarray, rng) -> bytes:
 
 
 CONDITIONS = ("plain", "gradient 0.45", "gradient 0.6", "vignette 0.4", "shadow 0.45", "shadow 0.6", "shadow 0.8",
-              "lined", "squared", "framed", "underlined", "desk", "lined, askew", "squared, askew")
+              "lined", "squared", "framed", "underlined", "desk", "lined, askew", "squared, askew",
+              "lined, 8° askew", "squared, 8° askew", "lined, 12° askew", "squared, 12° askew")
 
 
 def main() -> int:

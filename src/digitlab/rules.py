@@ -26,9 +26,10 @@ _ANY_INK = 0.02  # for one digit's picture, any ink this strong may be part of a
 _PAGE_LINE, _REACH = 0.8, 0.1  # a row inked across 80% of the picture, to within 10% of both its ends...
 _LINE_THICK = 0.03  # ...at most 3% of the picture thick, is a printed line of the paper...
 _PAGE_LINES = 4  # ...when there are at least 4 of them: ruled or squared paper, whatever the digits' height;
+_CUT_SHORT = 0.5  # then a row inked across half of it, at their spacing and as thin, is one cut short by a corner
 _SQUARES, _FILLED = 0.5, 0.6  # then columns inked across half of it, at the rows' spacing, filling 60% of the
                               # places at that spacing are too (squared paper's upright lines, often fainter)
-_ASKEW, _ASKEW_SIDE = 10, 128  # lines slanting up to 10 degrees are looked for in pictures 128 px or more a side,
+_ASKEW, _ASKEW_SIDE = 15, 128  # lines slanting up to 15 degrees are looked for in pictures 128 px or more a side,
 _SHARPER = 1.05  # when their rows are 5% more sharply peaked than level ones
 _EDGE_SPECK, _THIN = 0.05, 3  # for one digit: a piece on the picture's edge under 5% of the ink, or 3 px thick
                               # on average, is a fleck or a thread, left out
@@ -280,8 +281,29 @@ def _printed(across: np.ndarray, along: np.ndarray, extent: int, least: float, w
         lines, centres = _evenly_spaced(lines, centres, spacing, size)
     if len(lines) < _PAGE_LINES:
         return None
-    taken = ndimage.binary_dilation(np.isin(groups, lines))[every]
+    chosen = np.isin(groups, lines)
+    if spacing is None:  # rows: and those the lines' spacing goes on to, cut short by a corner turned into view
+        chosen |= _continued(inked, chosen, centres, int(thick[lines - 1].max()))
+    taken = ndimage.binary_dilation(chosen)[every]
     return taken, int(thick[lines - 1].max()) + 2, float(np.median(np.diff(np.sort(centres))))
+
+
+def _continued(inked: np.ndarray, chosen: np.ndarray, centres: np.ndarray, thickest: int) -> np.ndarray:
+    """The rows of ``inked`` (each line's places with ink, :func:`_printed`) that are printed lines cut short: on
+    the lines' spacing (their ``centres``; within a quarter of it), no thicker than they are (``thickest``), and
+    inked across :data:`_CUT_SHORT` of the picture. A page photographed askew, turned in a frame with blank
+    corners, has its first and last lines end in the corners, short of :data:`_PAGE_LINE` and of the edges."""
+    own = float(np.median(np.diff(np.sort(centres))))
+    part = inked.view(np.uint8).sum(axis=1, dtype=np.int32) >= _CUT_SHORT * inked.shape[1]
+    groups, count = ndimage.label(part & ~ndimage.binary_dilation(chosen))
+    if count == 0:
+        return np.zeros_like(chosen)
+    numbers = np.arange(1, count + 1)
+    thick = np.bincount(groups)[1:]
+    middle = np.asarray(ndimage.mean(np.arange(len(part)), groups, numbers))
+    phase = (middle - centres.min()) / own
+    on_spacing = np.abs(phase - np.round(phase)) <= 0.25
+    return np.isin(groups, numbers[on_spacing & (thick <= thickest)])
 
 
 def _evenly_spaced(lines: np.ndarray, centres: np.ndarray, spacing: float,
