@@ -219,9 +219,11 @@ def without_page_lines(on: np.ndarray) -> np.ndarray:
 
     A printed line is a row inked across :data:`_PAGE_LINE` of the picture and to near both its ends
     (:data:`_REACH`), at most :data:`_LINE_THICK` of it thick, when there are :data:`_PAGE_LINES` or more (with
-    the row on each side, blurred). Then a column inked across :data:`_SQUARES` of it is one too when the
-    columns so inked lie as far apart as the rows and fill most places at that spacing (:data:`_FILLED`):
-    squared paper, where a number's tall 1s on ruled paper fill few. A digit has three bars at most (a block
+    the row on each side, blurred); beyond the first and the last of them, a row inked across :data:`_CUT_SHORT`
+    of it, on their spacing, is one cut short by a corner (:func:`_continued`). Then a column inked across
+    :data:`_SQUARES` of it is one too when the columns so inked lie as far apart as the rows and fill most
+    places at that spacing (:data:`_FILLED`): squared paper, where a number's tall 1s on ruled paper fill
+    few. A digit has three bars at most (a block
     3 or 8 drawn across the page). In a picture :data:`_ASKEW_SIDE` px or more a side the lines may slant (a
     photo taken askew, up to :data:`_ASKEW` degrees: :func:`_slant`). Where a stroke crosses a line, the
     line's pixels next to it stay, so the digit stays one piece. The squares of squared paper join into one
@@ -259,8 +261,9 @@ def _printed(across: np.ndarray, along: np.ndarray, extent: int, least: float, w
     too few lines. ``across``: each pixel's place across the lines (slanted or not); ``along``: its place along
     them, over ``extent``. A line's ink is the places along it inked in any of ``window`` neighbouring rows (a
     thin slanting line falls into two), so that a thick stroke lying along it counts no more than once.
-    Without ``spacing`` (rows) a line reaches near both ends; with it (columns, the rows' pixels ``skip`` left
-    out) the lines lie about as far apart as the rows, and fill most places at their spacing."""
+    Without ``spacing`` (rows) a line reaches near both ends, and beyond the first and last such lines those cut
+    short count too (:func:`_continued`); with it (columns, the rows' pixels ``skip`` left out) the lines lie
+    about as far apart as the rows, and fill most places at their spacing."""
     shift = window // 2
     every = np.round(across).astype(np.int64)
     every -= every.min() - shift  # room for the window on either side
@@ -289,10 +292,13 @@ def _printed(across: np.ndarray, along: np.ndarray, extent: int, least: float, w
 
 
 def _continued(inked: np.ndarray, chosen: np.ndarray, centres: np.ndarray, thickest: int) -> np.ndarray:
-    """The rows of ``inked`` (each line's places with ink, :func:`_printed`) that are printed lines cut short: on
-    the lines' spacing (their ``centres``; within a quarter of it), no thicker than they are (``thickest``), and
-    inked across :data:`_CUT_SHORT` of the picture. A page photographed askew, turned in a frame with blank
-    corners, has its first and last lines end in the corners, short of :data:`_PAGE_LINE` and of the edges."""
+    """The rows of ``inked`` (each line's places with ink, :func:`_printed`) that are printed lines cut short:
+    beyond the first or the last whole line (their ``centres``), on their spacing counted from it (within a
+    quarter of it), no thicker than they are (``thickest``), and inked across :data:`_CUT_SHORT` of the picture.
+    A page photographed askew, turned in a frame with blank corners, has its first and last lines end in the
+    corners, short of :data:`_PAGE_LINE` and of the edges. Between whole lines nothing is cut short: a digit's
+    bar or base lying along a line there stays (a first version took it, when its pen was a little thicker
+    than the line, for what stuck out of the line)."""
     own = float(np.median(np.diff(np.sort(centres))))
     part = inked.view(np.uint8).sum(axis=1, dtype=np.int32) >= _CUT_SHORT * inked.shape[1]
     groups, count = ndimage.label(part & ~ndimage.binary_dilation(chosen))
@@ -301,9 +307,11 @@ def _continued(inked: np.ndarray, chosen: np.ndarray, centres: np.ndarray, thick
     numbers = np.arange(1, count + 1)
     thick = np.bincount(groups)[1:]
     middle = np.asarray(ndimage.mean(np.arange(len(part)), groups, numbers))
-    phase = (middle - centres.min()) / own
+    first, last = float(centres.min()), float(centres.max())
+    beyond = (middle < first) | (middle > last)
+    phase = np.where(middle < first, first - middle, middle - last) / own  # from the nearest whole line
     on_spacing = np.abs(phase - np.round(phase)) <= 0.25
-    return np.isin(groups, numbers[on_spacing & (thick <= thickest)])
+    return np.isin(groups, numbers[beyond & on_spacing & (thick <= thickest)])
 
 
 def _evenly_spaced(lines: np.ndarray, centres: np.ndarray, spacing: float,
@@ -337,7 +345,7 @@ def _slant(ys: np.ndarray, xs: np.ndarray) -> float:
         return float(counts @ counts)
 
     best = max(np.arange(-_ASKEW, _ASKEW + 0.5, 1.0), key=sharpness)
-    best = max(np.arange(best - 1.0, best + 1.05, 0.1), key=sharpness)
+    best = max(np.arange(max(best - 1.0, -_ASKEW), min(best + 1.0, _ASKEW) + 0.05, 0.1), key=sharpness)
     level = sharpness(0.0)  # level, unless a slant is clearly sharper: a level grid is as sharp a hair off it
     return float(np.tan(np.radians(best))) if sharpness(best) > _SHARPER * level else 0.0
 
