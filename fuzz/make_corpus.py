@@ -238,12 +238,38 @@ def card_seeds() -> Seeds:
     yield "nested.json", b'{"params":' + b"[" * 64 + b"]" * 64 + b"}"
 
 
+def read_seeds() -> Seeds:
+    """Inputs for ``fuzz_read.py``: numbers of real digits, plain, underlined (level and slanting), framed, on
+    ruled paper, with a point and on two lines, as raw grids (first byte odd) and as PNG files (even)."""
+    images, _ = real_digits(4)
+    number = np.full((44, 132), 255, dtype=np.uint8)
+    for i, digit in enumerate(images[:3]):
+        number[8:36, 10 + 40 * i : 38 + 40 * i] = 255 - digit
+    variants = {"plain": Image.fromarray(number)}
+    for name, line in (("underlined", [(6, 39), (126, 39)]), ("slanting", [(6, 42), (126, 36)])):
+        variants[name] = Image.fromarray(number)
+        ImageDraw.Draw(variants[name]).line(line, fill=0, width=2)
+    variants["framed"] = Image.fromarray(number)
+    ImageDraw.Draw(variants["framed"]).rectangle([3, 3, 128, 40], outline=0, width=2)
+    ruled = number.copy()
+    ruled[::11] = np.minimum(ruled[::11], 170)
+    variants["ruled"] = Image.fromarray(ruled)
+    variants["point"] = Image.fromarray(number)
+    ImageDraw.Draw(variants["point"]).ellipse([44, 31, 49, 36], fill=0)
+    variants["two-lines"] = Image.fromarray(np.vstack([number, number[:, ::-1]]))
+    for name, image in variants.items():
+        pixels = np.asarray(image)
+        yield f"{name}.grid", bytes([1, pixels.shape[1] - 1, pixels.shape[0] - 1]) + pixels.tobytes()
+        yield f"{name}.png", b"\x00" + _save(image, "PNG")
+
+
 #: target name -> seed maker. A target without an entry starts from an empty corpus.
 SEEDS: dict[str, Callable[[], Seeds]] = {
     "idx": idx_seeds,
     "image": image_seeds,
     "pixels": pixels_seeds,
     "card": card_seeds,
+    "read": read_seeds,
 }
 
 
