@@ -8,7 +8,9 @@ Each property states the whole contract of one entry point that takes untrusted 
   and :func:`prepare_digit` on any small array or Pillow picture gives a ``uint8`` array of the
   requested shape within ``0..pixel_max``, or the clear error;
 - the pixel grid: :func:`prepare_pixels` on any JSON-like value gives a ``uint8`` grid or the clear
-  error (and never reads ``true`` as 1).
+  error (and never reads ``true`` as 1);
+- whole numbers: :func:`~digitlab.read.read_number` on any pen strokes (lines at any angle, dots, boxes)
+  gives a reading of digits and separators with boxes inside the picture, or the clear error.
 
 "The clear error" is a ``DigitlabError`` whose message is one line; anything else is a crash.
 Inputs that once crashed stay here as ``@example``. The coverage-guided fuzz targets in ``fuzz/``
@@ -453,3 +455,64 @@ def test_prepare_pixels_refuses_true_and_false_with_their_place():
     grid[3][7], grid[27][0] = 0, False
     with pytest.raises(DigitlabError, match="found false at row 27, column 0"):
         prepare_pixels(grid)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading whole numbers
+
+
+@st.composite
+def number_pictures(draw) -> np.ndarray:
+    """Pen strokes on paper (lines at any angle and thickness, dots, boxes), dark on light or light on dark: the
+    marks, rules, frames, underlines level or slanting, separators and cuts of ``read`` on what no number is."""
+    from PIL import ImageDraw
+
+    width, height = draw(st.integers(8, 220)), draw(st.integers(8, 140))
+    dark = draw(st.booleans())
+    picture = Image.new("L", (width, height), 255 if dark else 0)
+    pen = ImageDraw.Draw(picture)
+    for _ in range(draw(st.integers(1, 12))):
+        x0, x1 = draw(st.integers(-10, width + 10)), draw(st.integers(-10, width + 10))
+        y0, y1 = draw(st.integers(-10, height + 10)), draw(st.integers(-10, height + 10))
+        ink, thick = draw(st.integers(0, 255)), draw(st.integers(1, 9))
+        shape = draw(st.sampled_from(["line", "dot", "box"]))
+        if shape == "line":
+            pen.line([(x0, y0), (x1, y1)], fill=ink, width=thick)
+        elif shape == "dot":
+            pen.ellipse([x0, y0, x0 + thick, y0 + thick], fill=ink)
+        else:
+            pen.rectangle([min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)], outline=ink, width=thick)
+    return np.asarray(picture)
+
+
+_READER: list = []
+
+
+def _reader():
+    """The lesson's logistic regression on the bundled 8×8 digits and its card, fitted once (a second)."""
+    if not _READER:
+        from digitlab.card import ModelCard
+        from digitlab.data import load_dataset
+        from digitlab.train import train
+
+        _READER.append((train("logreg", load_dataset("digits")).model,
+                        ModelCard(id="logreg-digits", model="logreg", dataset="digits", image_shape=(8, 8),
+                                  pixel_max=16)))
+    return _READER[0]
+
+
+@_settings(60)
+@given(picture=number_pictures())
+def test_read_number_on_any_strokes(picture):
+    from digitlab.read import read_number
+
+    model, card = _reader()
+    try:
+        reading = read_number(model, card, picture)
+    except DigitlabError as error:
+        _clear(error)
+        return
+    assert set(reading.text) <= set("0123456789?.,-: ") and reading.digits
+    height, width = picture.shape
+    assert all(0 <= d.box[0] < d.box[2] <= width and 0 <= d.box[1] < d.box[3] <= height for d in reading.digits)
+    event("read")
