@@ -104,8 +104,8 @@ def _without_surround(on: np.ndarray, labels: np.ndarray, *, number: bool = Fals
     Rules across longer than two digit heights are :func:`without_rules`' to find; these are as short as the
     digit. A bar above is left (the top of a 5 or a 7 is often drawn apart), and so is a bar the rest comes down
     to at one end only (a 2's base). For a ``number`` (:func:`without_surround`), of a frame only its outer band
-    goes (:func:`_outline`), and a bar must be thin, its ink at most :data:`_THIN_BAR` of the rest's height thick
-    on average (not a second line of digits)."""
+    goes (:func:`_outline`), and a bar is measured along its own slope, and must be thin and solid
+    (:func:`_underlines`): an underline drawn freehand slants, a second line of digits is no bar."""
     sizes = np.bincount(labels.ravel())
     big = np.flatnonzero(sizes >= _SPECK * sizes[1:].sum())  # specks are neither: numbered 0 with the paper
     big = big[big > 0]
