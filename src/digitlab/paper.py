@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["without_page_lines"]
+__all__ = ["page_lines", "without_page_lines"]
 
 _PAGE_LINE, _REACH = 0.8, 0.1  # a row inked across 80% of the picture, to within 10% of both its ends...
 _LINE_THICK = 0.03  # ...at most 3% of the picture thick, is a printed line of the paper...
@@ -24,7 +24,8 @@ _SHARPER = 1.05  # when their rows are 5% more sharply peaked than level ones
 
 
 def without_page_lines(on: np.ndarray) -> np.ndarray:
-    """``on`` without the printed lines of ruled or squared paper; ``on`` itself when it has none.
+    """``on`` without the printed lines of ruled or squared paper; ``on`` itself when it has none
+    (:func:`page_lines`, without their slope).
 
     A printed line is a row inked across :data:`_PAGE_LINE` of the picture and to near both its ends
     (:data:`_REACH`), at most :data:`_LINE_THICK` of it thick, when there are :data:`_PAGE_LINES` or more (with
@@ -46,15 +47,22 @@ def without_page_lines(on: np.ndarray) -> np.ndarray:
     >>> bool(left[30:70, 48:53].all()), int(left.sum() - left[30:70, 48:53].sum())   # the whole "1", no line
     (True, 0)
     """
+    return page_lines(on)[0]
+
+
+def page_lines(on: np.ndarray) -> tuple[np.ndarray, float]:
+    """``on`` without the paper's printed lines (:func:`without_page_lines`), and their slope (rows down per
+    column along them: a page photographed turned clockwise slopes down to the right); ``(on, 0.0)`` when it
+    has none."""
     side = max(1, round(_REACH * on.shape[1]))
     if not (on[:, :side].any() and on[:, -side:].any()):
-        return on  # no line runs across the picture (a drawing): nothing to count
+        return on, 0.0  # no line runs across the picture (a drawing): nothing to count
     ys, xs = np.nonzero(on)
     slope = _slant(ys, xs) if min(on.shape) >= _ASKEW_SIDE else 0.0
     window = 3 if slope else 1  # a thin slanting line's pixels fall into two neighbouring rows
     rows = _printed(ys - slope * xs, xs, on.shape[1], _PAGE_LINE, window)
     if rows is None:
-        return on
+        return on, 0.0
     taken, thickest, spacing = rows
     columns = _printed(xs + slope * ys, ys, on.shape[0], _SQUARES, window, skip=taken, spacing=spacing)
     if columns is not None:
@@ -62,7 +70,7 @@ def without_page_lines(on: np.ndarray) -> np.ndarray:
     lines = np.zeros(on.shape, dtype=bool)
     lines[ys[taken], xs[taken]] = True
     left = on & ~lines
-    return left | (on & lines & ndimage.binary_dilation(left, iterations=thickest // 2 + 1))  # across the lines
+    return left | (on & lines & ndimage.binary_dilation(left, iterations=thickest // 2 + 1)), slope  # across them
 
 
 def _printed(across: np.ndarray, along: np.ndarray, extent: int, least: float, window: int, *,

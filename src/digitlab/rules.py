@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from digitlab.paper import without_page_lines
+from digitlab.paper import page_lines, without_page_lines
 
-__all__ = ["leave_out_rules", "without_page_lines", "without_rules", "without_surround"]
+__all__ = ["leave_out_rules", "leave_out_rules_and_slant", "without_page_lines", "without_rules", "without_surround"]
 
 _RULE_ACROSS = 2.0  # a straight run of ink across longer than 2 digit heights is a rule (an underline, a frame)...
 _RULE_DOWN = 1.5  # ...and one down longer than 1.5 that is a frame's side or along the picture's side edge...
@@ -26,6 +26,7 @@ _TILT, _TILTED_ACROSS = 15, 3.0  # under a number, a run across may slant up to 
 _TILTED_PIECES, _TILTED_LEAST = 8, 16  # looked for in the 8 widest pieces, at least 16 px long
 _RULED_PAGE = 0.05  # ink left beside rules under 5% of all the ink is their ragged edges: no number
 _ANY_INK = 0.02  # for one digit's picture, any ink this strong may be part of a rule (a faint blue ruled line)
+_LEVEL = 3.0  # a digit on paper whose lines slant 3 degrees or more is turned back level with them
 _EDGE_SPECK, _THIN = 0.05, 3  # for one digit: a piece on the picture's edge under 5% of the ink, or 3 px thick
                               # on average, is a fleck or a thread, left out
 _SPECK = 0.01  # for one digit: a piece under 1% of the ink is a speck...
@@ -38,7 +39,8 @@ _HELD, _INSIDE = 0.9, 0.5  # ...and one holding 90% of the rest in its hole, hal
 
 def leave_out_rules(ink: np.ndarray) -> np.ndarray:
     """One digit's ink map (:func:`~digitlab.data.ink.ink_map`) with its rules left out, and with them the faint ink
-    away from what is left: a digit on ruled paper, or underlined, is cropped to the digit, not the page.
+    away from what is left: a digit on ruled paper, or underlined, is cropped to the digit, not the page
+    (:func:`leave_out_rules_and_slant`, without the slant).
 
     >>> page = np.zeros((80, 200), dtype=np.float32)
     >>> page[10:60, 95:102] = 1.0; page[[30, 70], :] = 0.3      # a "1" on ruled paper
@@ -46,8 +48,22 @@ def leave_out_rules(ink: np.ndarray) -> np.ndarray:
     >>> float(left[70].max()), float(left[40, 98]), round(float(left[30, 98]), 2)   # the rule gone, the stroke kept
     (0.0, 1.0, 0.3)
     """
+    return leave_out_rules_and_slant(ink)[0]
+
+
+def leave_out_rules_and_slant(ink: np.ndarray) -> tuple[np.ndarray, float]:
+    """:func:`leave_out_rules`, and the angle in degrees by which :func:`scipy.ndimage.rotate` turns the digit
+    back level with the paper's printed lines, as it was written, when they slant :data:`_LEVEL` degrees or more
+    (a photo taken askew); else 0.0."""
     every = ink > _ANY_INK
-    lined = without_page_lines(every)
+    lined, slope = page_lines(every)
+    degrees = float(np.degrees(np.arctan(slope)))
+    return _left_out(ink, every, lined), degrees if abs(degrees) >= _LEVEL else 0.0
+
+
+def _left_out(ink: np.ndarray, every: np.ndarray, lined: np.ndarray) -> np.ndarray:
+    """:func:`leave_out_rules`' work: ``ink`` (above :data:`_ANY_INK`: ``every``; without the paper's lines:
+    ``lined``) with the rest of its rules, and the faint ink away from what is left, left out."""
     on = _without_edge_specks(lined, threads=lined is not every)
     rows, columns = np.flatnonzero(on.any(axis=1)), np.flatnonzero(on.any(axis=0))
     if len(rows) == 0:

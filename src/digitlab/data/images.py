@@ -13,7 +13,8 @@ the REST API):
      light-on-dark; uneven light (a shadow, a gradient, a vignette) evened out
      (:func:`~digitlab.data.ink.ink_map`);
    - faint background removed, contrast stretched;
-   - ruled lines, frames and underlines left out (:func:`~digitlab.rules.leave_out_rules`);
+   - ruled lines, frames and underlines left out (:func:`~digitlab.rules.leave_out_rules`), and a digit on
+     paper photographed askew turned back level with its lines;
    - cropped to the ink's bounding box;
    - for 28×28 (MNIST): the longer side scaled to 20 px, anti-aliased, keeping the aspect
      ratio, pasted into 28×28 so that the centre of mass sits at the centre;
@@ -42,11 +43,12 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
+from scipy import ndimage
 
 from digitlab.data.image_files import FORMATS, MAX_BYTES, MAX_SIDE, WORK_SIDE, ImageTooLargeError, read_image
 from digitlab.data.ink import ink_map
 from digitlab.errors import DigitlabError
-from digitlab.rules import leave_out_rules
+from digitlab.rules import leave_out_rules_and_slant
 
 __all__ = [
     "ImageTooLargeError",
@@ -120,7 +122,7 @@ def prepare_digit(
         raise DigitlabError(f"pixel_max must be between 1 and 255, got {pixel_max}")
     gray, alpha = _to_gray(image)
     ink = ink_map(gray, alpha)
-    ink = _crop_to_ink(leave_out_rules(ink) if rules else ink)
+    ink = _cropped_without_rules(ink) if rules else _crop_to_ink(ink)
     if (height, width) == (8, 8):
         ink = _thicken(ink, box=32, min_width=4.5, target_width=6.0)
         out = _optdigits_style(ink)
@@ -249,6 +251,15 @@ def _shrink_array(data: np.ndarray) -> np.ndarray:
     channels = [data] if data.ndim == 2 else [data[..., c] for c in range(data.shape[2])]
     small = [np.asarray(Image.fromarray(np.ascontiguousarray(c), "F").reduce(factor)) for c in channels]
     return small[0] if data.ndim == 2 else np.stack(small, axis=-1)
+
+
+def _cropped_without_rules(ink: np.ndarray) -> np.ndarray:
+    """``ink`` without its rules (:func:`~digitlab.rules.leave_out_rules_and_slant`), cropped to the digit; on
+    paper photographed askew, turned back level with the paper's lines, as it was written, and cropped again (after
+    the first crop: what is left of a line, thin and slanting, the first one leaves out, level it would not)."""
+    left, degrees = leave_out_rules_and_slant(ink)
+    ink = _crop_to_ink(left)
+    return _crop_to_ink(np.clip(ndimage.rotate(ink, degrees, order=1), 0.0, 1.0)) if degrees else ink
 
 
 def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
