@@ -650,6 +650,22 @@ def test_a_digit_on_paper_photographed_askew_is_turned_back_level_with_its_lines
     assert similarity(turned, upright) < 0.9  # on plain paper the 7 stays as photographed
 
 
+def test_a_thin_stroke_turned_back_keeps_its_ink_and_3_degrees_either_way_is_turned():
+    """A review: turned tight to its crop, a 1-px "1" lost its ink to the rotation's edge ("no ink found"); and a
+    page turned 3° one way was turned back, the other way not (2.999999999999999°, the slope search's steps)."""
+    page = np.full((400, 400), 240, dtype=np.uint8)
+    xs = np.arange(400)
+    for y0 in range(0, 400, 30):  # 1-px lines sloping 8°, each drawn where it crosses the whole picture
+        ys = np.round(y0 + np.tan(np.radians(8)) * xs).astype(int)
+        if ys.max() < 400:
+            page[ys, xs] = 150
+    page[150:270, 200] = 0  # a "1", 1 px wide
+    assert prepare_digit(page).max() > 0
+    upright = prepare_digit(_seven_on_paper(0, lines=False))
+    for turn in (3, -3):
+        assert similarity(prepare_digit(_seven_on_paper(turn, squared=False)), upright) > 0.95, turn
+
+
 @pytest.mark.parametrize(("pen", "turn"), [(4, 0), (5, 0), (4, 5)])
 def test_a_base_lying_on_a_line_between_whole_lines_stays(pen, turn):
     """A review: a row inked across half the picture, on the lines' spacing and as thin, was taken for a line cut

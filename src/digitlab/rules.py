@@ -1,8 +1,8 @@
 """Rules are not digits: the straight lines around a handwritten number (an underline, a frame or box, a ruled
 line, a scanner's dark edge), found and left out before :func:`digitlab.segment.find_marks` looks for marks; and
 for one digit's picture (:func:`leave_out_rules`, before it is prepared) also the printed lines of ruled or
-squared paper, photographed level or askew (:mod:`digitlab.paper`), a frame or ring round the digit, a line under
-it, flecks on the edge.
+squared paper, photographed level or askew (:mod:`digitlab.ruled_paper`, and their slant,
+:func:`leave_out_rules_and_slant`), a frame or ring round the digit, a line under it, flecks on the edge.
 
 Left in, a rule joins the digits it touches into one mark, a frame becomes the tallest mark (and the digits its
 fragments), and a lone rule is cut into sure-looking "1"s: a user's audit found 0 of 33 underlined or framed
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from digitlab.paper import page_lines, without_page_lines
+from digitlab.ruled_paper import page_lines as _page_lines_and_slope, without_page_lines
 
 __all__ = ["leave_out_rules", "leave_out_rules_and_slant", "without_page_lines", "without_rules", "without_surround"]
 
@@ -56,7 +56,7 @@ def leave_out_rules_and_slant(ink: np.ndarray) -> tuple[np.ndarray, float]:
     back level with the paper's printed lines, as it was written, when they slant :data:`_LEVEL` degrees or more
     (a photo taken askew); else 0.0."""
     every = ink > _ANY_INK
-    lined, slope = page_lines(every)
+    lined, slope = _page_lines_and_slope(every)
     degrees = float(np.degrees(np.arctan(slope)))
     return _left_out(ink, every, lined), degrees if abs(degrees) >= _LEVEL else 0.0
 
@@ -293,10 +293,10 @@ def _tilted_runs(labels: np.ndarray, longest: float) -> np.ndarray:
 def _slope_of_longest(ys: np.ndarray, xs: np.ndarray, longest: float) -> float:
     """The slope, 1 to :data:`_TILT` degrees off level either way, along which the rows of the pixels ``ys, xs``
     (sheared level along it) peak most sharply (the sum of their squared counts, as the paper's lines are found,
-    :mod:`digitlab.paper`: a thick line lies in as many full rows over a degree or two, but most evenly along its
+    :mod:`digitlab.ruled_paper`: a thick line lies in as many full rows over a degree or two, but most evenly along its
     own slope), when a row then holds ``longest`` or more; 0.0 otherwise, or when level peaks as sharply. Half a
     degree at a time, then a tenth, from at most 20,000 of the pixels."""
-    step = -(-len(ys) // 20_000)  # at most 20,000 of the pixels (every second, ...), as paper._slant
+    step = -(-len(ys) // 20_000)  # at most 20,000 of the pixels (every second, ...), as ruled_paper._slant
     ys, xs = ys[::step], xs[::step]
 
     def rows(degrees: float) -> np.ndarray:

@@ -6,7 +6,7 @@ The geometry behind :func:`digitlab.read.read_number`; nothing here asks a model
    sees it (grayscale, ink vs paper decided from the border, faint background removed), at most
    1024 px on its longer side.
 2. :func:`find_marks`: the ink's connected pieces (:func:`scipy.ndimage.label`, 8-connected), the paper's
-   printed lines (:mod:`digitlab.paper`), a frame or ring round all the rest, a bar under it and rules left
+   printed lines (:mod:`digitlab.ruled_paper`), a frame or ring round all the rest, a bar under it and rules left
    out (:mod:`digitlab.rules`), dust dropped;
    pieces that sit one above the other (a 5's detached flag, a 4 drawn in two strokes) merged; specks far
    smaller than the digits dropped; short fragments of a broken stroke joined to the digit next to them
@@ -39,7 +39,7 @@ from scipy import ndimage
 from digitlab.data.images import _to_gray
 from digitlab.data.ink import FAINT as _FAINT, ink_map as _ink_map
 from digitlab.errors import DigitlabError
-from digitlab.paper import without_page_lines
+from digitlab.ruled_paper import without_page_lines
 from digitlab.rules import without_rules, without_surround
 
 __all__ = ["Box", "Ink", "Mark", "ink_of", "find_marks", "digit_input", "full_height", "centre_slope", "MAX_MARKS"]

@@ -13,9 +13,9 @@ the REST API):
      light-on-dark; uneven light (a shadow, a gradient, a vignette) evened out
      (:func:`~digitlab.data.ink.ink_map`);
    - faint background removed, contrast stretched;
-   - ruled lines, frames and underlines left out (:func:`~digitlab.rules.leave_out_rules`), and a digit on
-     paper photographed askew turned back level with its lines;
-   - cropped to the ink's bounding box;
+   - ruled lines, frames and underlines left out (:func:`~digitlab.rules.leave_out_rules`);
+   - cropped to the ink's bounding box; on paper photographed askew, turned back level with its lines and
+     cropped again;
    - for 28×28 (MNIST): the longer side scaled to 20 px, anti-aliased, keeping the aspect
      ratio, pasted into 28×28 so that the centre of mass sits at the centre;
    - for 8×8 (scikit-learn's digits, made from 32×32 bitmaps by counting "on" pixels in 4×4
@@ -92,7 +92,8 @@ def prepare_digit(
     pixel_max : int
         The brightest ink value: 255 for MNIST, 16 for the 8×8 digits.
     rules : bool
-        Leave out ruled lines, frames and underlines first (False for a mark already cut from them).
+        Leave out ruled lines, frames and underlines first, and turn a digit on paper photographed askew back
+        level with its lines (False for a mark already cut from them: neither).
 
     Returns
     -------
@@ -259,7 +260,10 @@ def _cropped_without_rules(ink: np.ndarray) -> np.ndarray:
     the first crop: what is left of a line, thin and slanting, the first one leaves out, level it would not)."""
     left, degrees = leave_out_rules_and_slant(ink)
     ink = _crop_to_ink(left)
-    return _crop_to_ink(np.clip(ndimage.rotate(ink, degrees, order=1), 0.0, 1.0)) if degrees else ink
+    if not degrees:
+        return ink
+    turned = ndimage.rotate(np.pad(ink, 2), degrees, order=1)  # padded: the edge's ink is not dropped as outside
+    return _crop_to_ink(np.clip(turned, 0.0, 1.0))
 
 
 def _crop_to_ink(ink: np.ndarray) -> np.ndarray:

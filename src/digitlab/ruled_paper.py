@@ -1,5 +1,7 @@
 """The printed lines of ruled or squared paper, photographed level or askew, found and left out of the ink:
-:func:`without_page_lines`, which :mod:`digitlab.rules` runs first for one digit's picture and for a number.
+:func:`page_lines` (with their slope), which :func:`digitlab.rules.leave_out_rules_and_slant` runs first for one
+digit's picture, and :func:`without_page_lines`, which :func:`digitlab.segment.find_marks` runs first for a
+number. (Not :mod:`digitlab.data.paper`, which draws blank paper for the not-a-digit detector.)
 
 Left in, the squares of squared paper join into one piece taller than any digit, and a ruled line joins the
 digits it crosses; a photo of one digit on squared paper was "not a digit" (27 of 30, BENCHMARKS.md, "Phone-like
@@ -164,5 +166,6 @@ def _slant(ys: np.ndarray, xs: np.ndarray) -> float:
 
     best = max(np.arange(-_ASKEW, _ASKEW + 0.5, 1.0), key=sharpness)
     best = max(np.arange(max(best - 1.0, -_ASKEW), min(best + 1.0, _ASKEW) + 0.05, 0.1), key=sharpness)
+    best = round(float(best), 1)  # 3.0, not the 2.999999999999999 of the steps added up
     level = sharpness(0.0)  # level, unless a slant is clearly sharper: a level grid is as sharp a hair off it
     return float(np.tan(np.radians(best))) if sharpness(best) > _SHARPER * level else 0.0
