@@ -208,17 +208,12 @@ def _on_paper(picture: NumberPicture, squared: bool, degrees: float,
     big = light(big, "gradient", rng.uniform(0.75, 0.95))
     image = Image.fromarray(np.clip(big, 0, 255).astype(np.uint8)).rotate(degrees, Image.Resampling.BICUBIC)
     image = image.crop((extra, extra, extra + fw, extra + fh)).filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.2)))
-    a, cx, cy = np.radians(degrees), (fw + 2 * extra) / 2, (fh + 2 * extra) / 2
-    boxes = []
-    for x0, y0, x1, y1 in picture.boxes:
-        dx, dy = np.array([x0, x1, x0, x1]) + x - cx, np.array([y0, y0, y1, y1]) + y - cy
-        xs = dx * np.cos(a) + dy * np.sin(a) + cx - extra
-        ys = -dx * np.sin(a) + dy * np.cos(a) + cy - extra
-        boxes.append((int(xs.min()), int(ys.min()), int(np.ceil(xs.max())), int(np.ceil(ys.max()))))
+    cx, cy = (fw + 2 * extra) / 2, (fh + 2 * extra) / 2  # the page turned about its centre, then cropped
+    boxes = _turned_boxes(picture.boxes, degrees, (cx - x, cy - y), (cx - extra, cy - extra))
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=int(rng.integers(60, 91)))
     gray = np.asarray(image.convert("L"))
-    return buffer.getvalue(), NumberPicture(image=gray, text=picture.text, boxes=tuple(boxes), dark_on_light=True)
+    return buffer.getvalue(), NumberPicture(image=gray, text=picture.text, boxes=boxes, dark_on_light=True)
 
 
 def _turned(picture: NumberPicture, degrees: float) -> NumberPicture:
@@ -227,15 +222,21 @@ def _turned(picture: NumberPicture, degrees: float) -> NumberPicture:
     h, w = picture.image.shape
     paper = int(np.median(picture.image[0]))
     image = Image.fromarray(picture.image).rotate(degrees, Image.Resampling.BICUBIC, expand=True, fillcolor=paper)
+    boxes = _turned_boxes(picture.boxes, degrees, (w / 2, h / 2), (image.width / 2, image.height / 2))
+    return NumberPicture(image=np.asarray(image), text=picture.text, boxes=boxes, dark_on_light=picture.dark_on_light)
+
+
+def _turned_boxes(boxes, degrees: float, centre: tuple[float, float], to: tuple[float, float]) -> tuple:
+    """Each box's corners turned ``degrees`` counter-clockwise about ``centre``, which lands at ``to``, and the
+    box round them."""
     a = np.radians(degrees)
-    boxes = []
-    for x0, y0, x1, y1 in picture.boxes:
-        dx, dy = np.array([x0, x1, x0, x1]) - w / 2, np.array([y0, y0, y1, y1]) - h / 2
-        xs = dx * np.cos(a) + dy * np.sin(a) + image.width / 2
-        ys = -dx * np.sin(a) + dy * np.cos(a) + image.height / 2
-        boxes.append((int(xs.min()), int(ys.min()), int(np.ceil(xs.max())), int(np.ceil(ys.max()))))
-    return NumberPicture(image=np.asarray(image), text=picture.text, boxes=tuple(boxes),
-                         dark_on_light=picture.dark_on_light)
+    turned = []
+    for x0, y0, x1, y1 in boxes:
+        dx, dy = np.array([x0, x1, x0, x1]) - centre[0], np.array([y0, y0, y1, y1]) - centre[1]
+        xs = dx * np.cos(a) + dy * np.sin(a) + to[0]
+        ys = -dx * np.sin(a) + dy * np.cos(a) + to[1]
+        turned.append((int(xs.min()), int(ys.min()), int(np.ceil(xs.max())), int(np.ceil(ys.max()))))
+    return tuple(turned)
 
 
 def _read_true_boxes(model, card, image: Image.Image, picture: NumberPicture) -> str:

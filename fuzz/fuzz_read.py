@@ -60,7 +60,7 @@ def test_one_input(data: bytes) -> None:
     reading = harness.answers_or_refuses(read_number, _MODEL, _CARD, image)
     if reading is None:
         return
-    width, height = image.size if hasattr(image, "size") and not isinstance(image, np.ndarray) else image.shape[::-1]
+    width, height = (image.shape[1], image.shape[0]) if isinstance(image, np.ndarray) else image.size
     if not set(reading.text) <= _TEXT or not reading.digits:
         raise AssertionError(f"read_number answered the text {reading.text!r} with {len(reading.digits)} digits")
     for digit in reading.digits:

@@ -10,10 +10,12 @@ photos, part 2").
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["page_lines", "without_page_lines"]
+__all__ = ["page_lines", "sharpest_rows", "without_page_lines"]
 
 _PAGE_LINE, _REACH = 0.8, 0.1  # a row inked across 80% of the picture, to within 10% of both its ends...
 _LINE_THICK = 0.03  # ...at most 3% of the picture thick, is a printed line of the paper...
@@ -153,19 +155,32 @@ def _evenly_spaced(lines: np.ndarray, centres: np.ndarray, spacing: float,
 
 
 def _slant(ys: np.ndarray, xs: np.ndarray) -> float:
-    """The slope, within :data:`_ASKEW` degrees of level, along which the ink's rows are most sharply peaked (the
-    sum of their squared counts): on lined or squared paper, the lines'. A degree at a time, then a tenth near
-    the best (a pixel's drift over a 600-px line); from at most 20,000 of the ink's pixels (every second, ...)."""
-    step = -(-len(ys) // 20_000)
-    ys, xs = ys[::step].astype(np.float64), xs[::step].astype(np.float64)
+    """The slope, within :data:`_ASKEW` degrees of level, along which the ink's rows are most sharply peaked
+    (:func:`sharpest_rows`, a degree at a time, then a tenth: a pixel's drift over a 600-px line): on lined or
+    squared paper, the lines'."""
+    best, rows = sharpest_rows(ys, xs, _ASKEW, 1.0)
+    level = rows(0.0) @ rows(0.0)  # level, unless a slant is clearly sharper: a level grid is as sharp a hair off it
+    return float(np.tan(np.radians(best))) if rows(best) @ rows(best) > _SHARPER * level else 0.0
+
+
+def sharpest_rows(ys: np.ndarray, xs: np.ndarray, limit: float,
+                  step: float) -> tuple[float, Callable[[float], np.ndarray]]:
+    """The angle in degrees, within ``limit`` of level, along which the rows of the pixels ``ys, xs`` (sheared
+    level along it) peak most sharply, by the sum of their squared counts: every ``step`` degrees, then every
+    tenth within a step of the best, rounded to the tenth (3.0, not the 2.999999999999999 of the steps added up);
+    from at most 20,000 of the pixels (every second, ...). With it, the rows' counts along any angle, scaled to
+    all the pixels. Also :func:`digitlab.rules.without_rules`' search for an underline drawn at a slant."""
+    every = -(-len(ys) // 20_000)
+    ys, xs = ys[::every].astype(np.float64), xs[::every].astype(np.float64)
+
+    def rows(degrees: float) -> np.ndarray:
+        index = np.round(ys - np.tan(np.radians(degrees)) * xs).astype(np.int64)
+        return np.bincount(index - index.min()).astype(np.float64) * every
 
     def sharpness(degrees: float) -> float:
-        index = np.round(ys - np.tan(np.radians(degrees)) * xs).astype(np.int64)
-        counts = np.bincount(index - index.min()).astype(np.float64)
+        counts = rows(degrees)
         return float(counts @ counts)
 
-    best = max(np.arange(-_ASKEW, _ASKEW + 0.5, 1.0), key=sharpness)
-    best = max(np.arange(max(best - 1.0, -_ASKEW), min(best + 1.0, _ASKEW) + 0.05, 0.1), key=sharpness)
-    best = round(float(best), 1)  # 3.0, not the 2.999999999999999 of the steps added up
-    level = sharpness(0.0)  # level, unless a slant is clearly sharper: a level grid is as sharp a hair off it
-    return float(np.tan(np.radians(best))) if sharpness(best) > _SHARPER * level else 0.0
+    best = max(np.arange(-limit, limit + step / 2, step), key=sharpness)
+    best = max(np.arange(max(best - step, -limit), min(best + step, limit) + 0.05, 0.1), key=sharpness)
+    return round(float(best), 1), rows

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from digitlab.ruled_paper import page_lines as _page_lines_and_slope, without_page_lines
+from digitlab.ruled_paper import page_lines as _page_lines_and_slope, sharpest_rows, without_page_lines
 
 __all__ = ["leave_out_rules", "leave_out_rules_and_slant", "without_page_lines", "without_rules", "without_surround"]
 
@@ -292,24 +292,11 @@ def _tilted_runs(labels: np.ndarray, longest: float) -> np.ndarray:
 
 def _slope_of_longest(ys: np.ndarray, xs: np.ndarray, longest: float) -> float:
     """The slope, 1 to :data:`_TILT` degrees off level either way, along which the rows of the pixels ``ys, xs``
-    (sheared level along it) peak most sharply (the sum of their squared counts, as the paper's lines are found,
-    :mod:`digitlab.ruled_paper`: a thick line lies in as many full rows over a degree or two, but most evenly along its
-    own slope), when a row then holds ``longest`` or more; 0.0 otherwise, or when level peaks as sharply. Half a
-    degree at a time, then a tenth, from at most 20,000 of the pixels."""
-    step = -(-len(ys) // 20_000)  # at most 20,000 of the pixels (every second, ...), as ruled_paper._slant
-    ys, xs = ys[::step], xs[::step]
-
-    def rows(degrees: float) -> np.ndarray:
-        index = np.round(ys - np.tan(np.radians(degrees)) * xs).astype(np.int64)
-        return np.bincount(index - index.min()).astype(np.float64) * step
-
-    def sharpness(degrees: float) -> float:
-        counts = rows(degrees)
-        return float(counts @ counts)
-
-    best = max(np.arange(-_TILT, _TILT + 0.25, 0.5), key=sharpness)
-    best = max(np.arange(best - 0.5, best + 0.55, 0.1), key=sharpness)
-    if not 1 <= abs(best) <= _TILT or rows(best).max() < longest or sharpness(best) <= sharpness(0.0):
+    (sheared level along it) peak most sharply (:func:`~digitlab.ruled_paper.sharpest_rows`, half a degree at a
+    time, then a tenth: a thick line lies in as many full rows over a degree or two, but most evenly along its own
+    slope), when a row then holds ``longest`` or more; 0.0 otherwise, or when level peaks as sharply."""
+    best, rows = sharpest_rows(ys, xs, _TILT, 0.5)
+    if abs(best) < 1 or rows(best).max() < longest or rows(best) @ rows(best) <= rows(0.0) @ rows(0.0):
         return 0.0
     return float(np.tan(np.radians(best)))
 
