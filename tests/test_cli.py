@@ -228,6 +228,8 @@ def test_validation_split_is_reported(tmp_path):
     (folder,) = tmp_path.iterdir()
     doc = json.loads((folder / "metrics.json").read_text())
     assert doc["n_train"] == 1149 and doc["split"]["validation"] == 0.2 and 0.9 < doc["validation_accuracy"] <= 1
+    assert ("20% of the training images were held out, never trained on, to validate the model, calibrate its "
+            "confidence and judge its not-a-digit detector") in " ".join((folder / "report.html").read_text().split())
 
 
 def test_cnn_options_are_refused_for_other_models(tmp_path):

@@ -73,6 +73,23 @@ def test_import_info_show_export_remove(env, tmp_path):
     assert run_cli("data", "remove", "class", sample.id, env=variables).returncode == 2
 
 
+def test_a_run_on_a_set_by_several_writers_reports_its_split_by_writer(env, tmp_path):
+    variables, _, photos = env
+    for w in WRITERS[:3]:
+        assert run_cli("data", "import", "split-shown", str(photos / w.name), "--writer", w.name,
+                       env=variables).returncode == 0
+    result = run_cli("run", "--dataset", "split-shown", "--model", "logreg", "--out", str(tmp_path), env=variables)
+    assert result.returncode == 0, result.stderr
+    [folder] = tmp_path.iterdir()
+    split = json.loads((folder / "metrics.json").read_text())["split"]
+    assert split["kind"] == "by-writer" and len(split["test_writers"]) == 1
+    text = " ".join((folder / "report.html").read_text().split())
+    assert (f"split by writer (<code>test_size=0.2</code>, <code>random_state=42</code>), so the model is tested on "
+            f"handwriting it never saw: 40 images by {split['test_writers'][0]} for testing") in text
+    assert "split at random" not in text
+    assert run_cli("data", "remove", "split-shown", "--all", "--yes", env=variables).returncode == 0
+
+
 def test_remove_a_writers_samples_and_a_whole_set(env, tmp_path, monkeypatch):
     variables, _, photos = env
     variables = {**variables, "DIGITLAB_DATA": str(tmp_path / "data")}
