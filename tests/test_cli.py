@@ -189,6 +189,9 @@ def test_an_unsure_answer_says_what_confidence_the_model_needs(lesson_run, tmp_p
         assert f"sure from {percent_needed(card['calibration']['unsure_below'])})" in result.stdout
     else:
         assert "one.png: 1 " in result.stdout and "sure from" not in result.stdout
+    if probability < 0.9999:  # a bar over 99.9% is not shown as the "100.0%" no answer ever shows
+        high = run_cli("predict", "--model", str(lesson_run.folder), str(tmp_path / "one.png"), "--min-confidence", "0.9999")
+        assert "sure from 99.99%)" in high.stdout, high.stdout
 
 
 def test_predict_shows_percentages_as_the_page_does(lesson_run, tmp_path):

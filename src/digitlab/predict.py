@@ -59,11 +59,20 @@ def unsure_threshold(card: ModelCard) -> float:
 def percent_needed(threshold: float) -> str:
     """An "unsure" threshold as the terminal and the page show it: rounded up to 0.1%, so that a confidence
     under it, shown rounded to 0.1%, never reads as more than it (the page's JavaScript rounds the same way).
+    A threshold over 99.9% gets the decimals it needs not to read "100.0%", which no answer is shown as (a
+    confidence that would round to it shows as ">99.9%"); only a threshold of 1 itself is "100.0%".
 
-    >>> percent_needed(0.8929061828908649), percent_needed(0.893), percent_needed(0.5), percent_needed(0.99996)
-    ('89.3%', '89.3%', '50.0%', '100.0%')
+    >>> percent_needed(0.8929061828908649), percent_needed(0.893), percent_needed(0.5), percent_needed(0.9999)
+    ('89.3%', '89.3%', '50.0%', '99.99%')
+    >>> percent_needed(0.99996), percent_needed(0.9999999999), percent_needed(1.0)
+    ('99.996%', '99.999999%', '100.0%')
     """
-    return f"{math.ceil(threshold * 1000 - 1e-9) / 10:.1f}%"
+    for decimals in range(1, 7):
+        scale = 10**decimals
+        text = f"{math.ceil(threshold * (100 * scale) - 1e-9) / scale:.{decimals}f}"  # as the page computes it
+        if float(text) < 100:
+            return f"{text}%"
+    return "100.0%" if threshold >= 1 else "99.999999%"
 
 
 def shown_percent(probability: float, decimals: int = 1) -> str:
