@@ -169,6 +169,13 @@ def test_evaluate_on_a_handwriting_set(env, tmp_path):
     assert f"sure from {sure['sure_from']}" in html and "Right when sure" in html
     assert "Per writer" in html and html.count("data:image/png;base64,") == 3
     assert (page.parent / "figures" / "mistakes.png").is_file()
+    machine = run_cli("evaluate", "--model", str(run), "--dataset", "solo", "--out", str(tmp_path / "j"), "--json",
+                      env=variables)  # the same numbers for a script, and the page all the same
+    assert machine.returncode == 0, machine.stderr
+    printed = json.loads(machine.stdout)
+    assert {k: printed[k] for k in doc} == doc and printed["problems"] == []
+    assert printed["report"].endswith("-on-solo/report.html")
+    assert (tmp_path / "j" / printed["report"].split("/")[-2] / "report.html").is_file()
     unknown = run_cli("evaluate", "--model", str(run), "--dataset", "nope", env=variables)
     assert unknown.returncode == 2 and "your handwriting sets: " in unknown.stderr and "solo" in unknown.stderr
 
@@ -237,3 +244,10 @@ def test_finetune_refuses_an_8x8_model(env, lesson_run, tmp_path):
     variables, _, _ = env
     result = run_cli("finetune", "--model", str(lesson_run.folder), "--dataset", "class", env=variables)
     assert result.returncode == 2 and "takes 8×8 images" in result.stderr
+
+
+def test_finetune_to_a_built_in_dataset_is_refused_in_words_that_fit(env, tmp_path):
+    variables, run, _ = env
+    result = run_cli("finetune", "--model", str(run), "--dataset", "mnist", "--out", str(tmp_path), env=variables)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "'mnist' is a built-in dataset, not a handwriting set: name one of yours" in result.stderr, result.stderr

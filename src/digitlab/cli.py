@@ -133,7 +133,7 @@ def evaluate(
     dataset: Optional[str] = typer.Option(
         None, "--dataset", "-d", help="Evaluate on another dataset of the same image size, or on a handwriting set."),
     out: Path = typer.Option(Path("reports"), "--out", "-o", help="Where a handwriting set's report goes."),
-    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON for machines (test part only)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON for machines (a handwriting set's: its report's, and the report's path)."),
 ) -> None:
     """Reload a saved model and recompute its test metrics; say whether they match the run's.
 
@@ -152,10 +152,7 @@ def evaluate(
         from digitlab.cli_handwriting import evaluate_on_handwriting
 
         check_dataset(dataset)
-        if as_json:
-            raise DigitlabError("--json prints a test part's metrics; a handwriting set's are in its report's "
-                                "metrics.json")
-        evaluate_on_handwriting(model, dataset, out)
+        evaluate_on_handwriting(model, dataset, out, as_json=as_json)
         return
 
     with _status("evaluating…"):

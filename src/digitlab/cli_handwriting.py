@@ -6,6 +6,7 @@ the fine-tuned model as a new run folder whose report shows before → after.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Optional
@@ -19,8 +20,11 @@ from digitlab import terminal
 console = terminal.console()
 
 
-def evaluate_on_handwriting(model: Path, name: str, out: Path) -> Path:
-    """Score the model at ``model`` on the handwriting set ``name``, print it, write its page; return the page."""
+def evaluate_on_handwriting(model: Path, name: str, out: Path, *, as_json: bool = False) -> Path:
+    """Score the model at ``model`` on the handwriting set ``name``, print it, write its page; return the page.
+
+    With ``as_json`` the page is written all the same, and what its ``metrics.json`` holds is printed, with the
+    page's path, instead of the table."""
     from digitlab.data.handwriting import HandwritingSet
     from digitlab.fileio import atomic_folder
     from digitlab.handwriting_eval import samples_to_score, score_samples
@@ -39,10 +43,13 @@ def evaluate_on_handwriting(model: Path, name: str, out: Path) -> Path:
     safe_id = re.sub(r"[^A-Za-z0-9._-]", "-", loaded.id)[:80]  # a card's id is text from a file: not a path
     with atomic_folder(out / f"{run_stamp(now_utc())}-{safe_id}-on-{name}") as staged:
         write_evaluation(score, store, staged.path)
+    page = staged.final / "report.html"
+    if as_json:
+        typer.echo(json.dumps({**score.to_dict(), "report": str(page), "problems": list(store.problems)}, indent=2))
+        return page
     print_score(score)
     for line in store.problems:
         console.print(f"[yellow]{escape(line)}[/]")
-    page = staged.final / "report.html"
     console.print(f"Report: [link=file://{page.resolve()}]{escape(str(page))}[/link]")
     return page
 

@@ -37,7 +37,8 @@ def check_set_name(name: str) -> str:
         raise DigitlabError(f"{str(name)[:80]!r} cannot name a handwriting set: use 1-64 lowercase letters, digits, "
                             "'.', '_' or '-', starting with a letter or digit")
     if name in RESERVED:
-        raise DigitlabError(f"{name!r} is a built-in dataset; choose another name for your handwriting set")
+        raise DigitlabError(f"{name!r} is a built-in dataset, not a handwriting set: name one of yours (digitlab data "
+                            "info lists them), or another name for a new one")
     return name
 
 
