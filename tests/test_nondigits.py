@@ -17,9 +17,10 @@ from digitlab.data.nondigits import (
     font_files,
     make_nondigits,
 )
+from digitlab.data.written import HANDS
 from digitlab.errors import InvalidValueError
 
-N = 70  # ten of each kind
+N = 80  # ten of each kind
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +90,21 @@ def test_train_and_test_use_disjoint_fonts_letters_and_symbols():
     assert not set(SYMBOLS["train"]) & set(SYMBOLS["test"])
     assert not set(LOOKALIKE_LETTERS) & set(LETTERS["train"] + LETTERS["test"])
     assert set("OoIlZzSsBbgqGT") <= set(LOOKALIKE_LETTERS)
+
+
+def test_written_letters_every_letter_but_the_lookalikes_in_two_hands():
+    """Both hands write the same letters (every one a digit cannot be taken for), each in other strokes."""
+    letters = set(HANDS["train"])
+    assert letters == set(HANDS["test"]) and not letters & set(LOOKALIKE_LETTERS)
+    assert letters == set(LETTERS["train"] + LETTERS["test"])  # the typed letters of both parts
+    for letter in letters:
+        train, test = HANDS["train"][letter], HANDS["test"][letter]
+        same = len(train) == len(test) and all(
+            a[0] == b[0] and a[1].shape == b[1].shape and np.allclose(a[1], b[1]) for a, b in zip(train, test))
+        assert not same, letter
+    images, kinds = make_nondigits(16, seed=0, kinds=("written",), split="test")
+    again, _ = make_nondigits(16, seed=0, kinds=("written",), split="train")
+    assert set(kinds) == {"written"} and not {i.tobytes() for i in images} & {i.tobytes() for i in again}
 
 
 def test_test_part_uses_only_fonts_shipped_with_matplotlib():

@@ -256,7 +256,7 @@ def test_report_shows_the_not_a_digit_check(lesson_run):
     doc = json.loads((lesson_run.folder / "metrics.json").read_text())
     check = doc["not_a_digit"]
     assert check["n_unseen_nondigits"] == 600 and set(check["per_kind"]) == {
-        "letter", "symbol", "scribble", "shape", "noise", "pair", "shade"}
+        "letter", "symbol", "scribble", "shape", "noise", "pair", "shade", "written"}
     assert check["unseen_nondigits_flagged"] >= 0.8 and check["test_digits_flagged"] <= 0.03
     html = (lesson_run.folder / "report.html").read_text()
     assert "Is it a digit at all?" in html

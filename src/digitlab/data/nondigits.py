@@ -3,7 +3,7 @@
 :func:`make_nondigits` draws each picture as a person would draw it -- dark ink on white paper,
 112×112 -- and then sends it through :func:`~digitlab.data.images.prepare_digit`, the very step a
 person's drawing goes through, so the result is in MNIST form (light ink 0..255 on black, 28×28,
-the ink's longer side 20 px, its centre of mass at the centre). Seven kinds:
+the ink's longer side 20 px, its centre of mass at the centre). Eight kinds:
 
 ``letter``
     A Latin letter rendered from a TrueType font, at a random size, weight (stroke width), slant
@@ -30,6 +30,9 @@ the ink's longer side 20 px, its centre of mass at the centre). Seven kinds:
     into a gradient, which the preparation stretches into a solid block (a gradient read as a
     confident 1 before this kind was drawn). Train: straight edges; test: round shadows,
     vignettes and out-of-focus photos.
+``written``
+    A Latin letter written with a round pen (:mod:`digitlab.data.written`): a person trying the
+    page with a letter writes it. Every letter that is no digit's lookalike, in two hands.
 
 The ``"test"`` part is kept unseen by the ``"train"`` part in every kind, so that a threshold
 chosen on ``"train"`` is measured on pictures it has never met:
@@ -40,6 +43,7 @@ chosen on ``"train"`` is measured on pictures it has never met:
   (DejaVu Serif, STIX General, Computer Modern Roman / Italic / Bold), so the test part is the
   same on every machine and never shares a font file with train (:func:`font_files`);
 - letters: disjoint sets (:data:`LETTERS`); typed symbols: disjoint sets (:data:`SYMBOLS`);
+- written letters: the same letters in another hand (other shapes), not other letters;
 - drawn symbols: train draws smiling faces, single arrows, five-pointed stars and hearts; test
   draws frowning, winking and surprised faces, double arrows, six- to eight-pointed stars and
   hearts;
@@ -77,17 +81,18 @@ from digitlab.data import paper
 from digitlab.data.doodles import CANVAS, DRAWERS, LETTERS, LOOKALIKE_LETTERS, SYMBOLS
 from digitlab.data.fonts import fonts
 from digitlab.data.images import prepare_digit
+from digitlab.data.written import written_letter
 from digitlab.errors import DigitlabError, InvalidValueError
 
 __all__ = ["ALL_KINDS", "CANVAS", "SPLITS", "LOOKALIKE_LETTERS", "LETTERS", "SYMBOLS", "make_nondigits",
            "nondigit_kinds", "font_files"]
 
-ALL_KINDS: tuple[str, ...] = ("letter", "symbol", "scribble", "shape", "noise", "pair", "shade")
+ALL_KINDS: tuple[str, ...] = ("letter", "symbol", "scribble", "shape", "noise", "pair", "shade", "written")
 """Every kind of non-digit :func:`make_nondigits` draws."""
 
 SPLITS: tuple[str, ...] = ("train", "test")
 _MAX_TRIES = 50
-_DRAWERS = {**DRAWERS, "noise": paper.noise, "shade": paper.shade}
+_DRAWERS = {**DRAWERS, "noise": paper.noise, "shade": paper.shade, "written": written_letter}
 
 
 # ---------------------------------------------------------------------------------------------
