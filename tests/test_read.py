@@ -297,11 +297,11 @@ def test_cli_names_the_confidence_its_unsure_digits_missed(lesson_run, tmp_path)
     Image.fromarray(picture).save(tmp_path / "number.png")
     result = run_cli("read", "--model", str(picky), str(tmp_path / "number.png"))
     assert result.returncode == 0, result.stderr
-    assert "doubtful" in result.stdout and "(sure from 100.0%)" in result.stdout, result.stdout
+    assert "doubtful" in result.stdout and "(sure from 99.99%)" in result.stdout, result.stdout
     result = run_cli("read", "--model", str(lesson_run.folder), str(tmp_path / "number.png"))
     assert result.returncode == 0 and "sure from" not in result.stdout, result.stdout  # every digit sure
     asked = run_cli("read", "--model", str(lesson_run.folder), str(tmp_path / "number.png"), "--min-confidence", "0.9999")
-    assert asked.returncode == 0 and "doubtful" in asked.stdout and "(sure from 100.0%)" in asked.stdout, asked.stdout
+    assert asked.returncode == 0 and "doubtful" in asked.stdout and "(sure from 99.99%)" in asked.stdout, asked.stdout
 
 
 def test_the_terminal_says_not_a_digit_instead_of_a_confident_looking_guess():
