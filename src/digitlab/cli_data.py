@@ -208,11 +208,17 @@ def import_(
     name: str = typer.Argument(..., help="The handwriting set to add to (made if new), e.g. mine or class-7b."),
     paths: List[Path] = typer.Argument(..., help="Pictures, or folders of them (3/abc.jpg or 3-abc.png: labelled 3)."),
     writer: Optional[str] = typer.Option(None, "--writer", help="Whose handwriting these are."),
+    sheet: Optional[str] = typer.Option(
+        None, "--sheet", metavar="DIGITS",
+        help="Each picture is a sheet of handwriting, one digit to a line: the digit of each line, top first "
+             "(0123456789: a line of 0s, then of 1s, ...). Every digit on it becomes a sample."),
 ) -> None:
-    """Add photos or scans of single digits to a handwriting set, each labelled by its folder or file name.
+    """Add photos or scans of single digits to a handwriting set, each labelled by its folder or file name;
+    or, with --sheet, photos of sheets written a line of each digit, cut into one sample a digit.
 
     A picture that cannot be read or labelled is one line and the rest go in (exit code 1 when any could not be
-    used); exact copies of pictures already in the set are skipped and counted.
+    used); exact copies of pictures already in the set are skipped and counted. A sheet whose lines do not match
+    --sheet is one such line, and none of its digits go in.
     """
     from rich.console import Console
     from rich.markup import escape
@@ -226,9 +232,13 @@ def import_(
         status.update(f"importing into {escape(name)}: {done[0]:,} pictures saved or skipped…")
 
     with Console(stderr=True).status(f"importing into {escape(name)}…", spinner="dots") as status:
-        summary = import_pictures(name, paths, writer=writer, source="import", log=saved)
+        summary = import_pictures(name, paths, writer=writer, source="import", log=saved, sheet=sheet)
     for line in summary.failures:
         typer.echo(f"skipped {line}", err=True)
+    if sheet is not None:
+        typer.echo(f"{summary.sheets:,} sheet{'' if summary.sheets == 1 else 's'} cut into digits"
+                   + (f"; {summary.left_out:,} mark{'' if summary.left_out == 1 else 's'} left out as no one digit "
+                      "(under half a line's height, or two digits run together)" if summary.left_out else ""))
     typer.echo(f"{name}: added {summary.added:,} picture{'' if summary.added == 1 else 's'}, "
                f"skipped {summary.duplicates:,} already in the set, "
                f"{len(summary.failures):,} could not be used")

@@ -162,8 +162,11 @@ def ink_of(image: Any) -> Ink:
     return Ink(map=ink.astype(np.float32, copy=False), size=(int(size[0]), int(size[1])))
 
 
-def find_marks(ink: Ink) -> list[Mark]:
+def find_marks(ink: Ink, *, most: int = MAX_MARKS) -> list[Mark]:
     """The separate marks of ``ink``, in reading order: lines top to bottom, each left to right.
+
+    ``most`` is how many marks are looked at before the picture is refused: :data:`MAX_MARKS` for a number (a
+    sheet of digits, :mod:`digitlab.sheet`, allows more).
 
     Returns
     -------
@@ -173,7 +176,7 @@ def find_marks(ink: Ink) -> list[Mark]:
     Raises
     ------
     DigitlabError
-        More than :data:`MAX_MARKS` marks: a page of text or a texture, not a number; or nothing but
+        More than ``most`` marks: a page of text or a texture, not a number; or nothing but
         straight lines (rules: :func:`digitlab.rules.without_rules`).
 
     Examples
@@ -204,15 +207,15 @@ def find_marks(ink: Ink) -> list[Mark]:
     tallest = max(box[3] - box[1] for _, box in groups)
     groups = [(group, box) for group, box in groups if max(box[2] - box[0], box[3] - box[1]) >= _SPECK * tallest]
     groups = _attach_fragments(groups, labels)
-    if len(groups) > MAX_MARKS:
-        raise _too_many(len(groups))
+    if len(groups) > most:
+        raise _too_many(len(groups), most)
     marks = [Mark(box, np.isin(labels[box[1] : box[3], box[0] : box[2]], group), len(group)) for group, box in groups]
     return _reading_order(marks)
 
 
-def _too_many(count: int) -> DigitlabError:
+def _too_many(count: int, most: int = MAX_MARKS) -> DigitlabError:
     return DigitlabError(f"found {count} separate marks (noise, a texture or a page of text, not a number); "
-                         f"digitlab reads up to {MAX_MARKS} digits in one picture: crop the picture to the number")
+                         f"digitlab reads up to {most} digits in one picture: crop the picture to the number")
 
 
 def _box(slices: tuple[slice, slice]) -> Box:

@@ -143,11 +143,14 @@ def load_handwriting(name: str, *, test_size: float | None = None, seed: int = 4
 
 @dataclass
 class ImportSummary:
-    """What ``digitlab data import`` did: counts, and one line per picture that did not go in."""
+    """What ``digitlab data import`` did: counts, and one line per picture that did not go in (with ``sheet``:
+    the sheets cut, and the marks on them left out as no one digit)."""
 
     added: int = 0
     duplicates: int = 0
     failures: list[str] = field(default_factory=list)
+    sheets: int = 0
+    left_out: int = 0
 
 
 def label_from_path(path: Path) -> int | None:
@@ -170,20 +173,27 @@ def label_from_path(path: Path) -> int | None:
 
 
 def import_pictures(name: str, paths: Iterable[Path], *, writer: str | None = None, source: str = "import",
-                    log: Callable[[str], None] = lambda line: None) -> ImportSummary:
+                    log: Callable[[str], None] = lambda line: None, sheet: str | None = None) -> ImportSummary:
     """Add pictures (files, or folders searched recursively) to the set ``name``, creating it if new.
 
     A picture that cannot be read or labelled is one line in ``failures`` and the rest go in; exact
-    duplicates of pictures already in the set are skipped and counted.
+    duplicates of pictures already in the set are skipped and counted. With ``sheet`` (the digit each line
+    holds, top line first, e.g. ``"0123456789"``) every picture is a sheet of handwritten digits, cut into one
+    sample per digit by :func:`digitlab.sheet.cut_sheet` (source ``"sheet"``); a sheet whose lines do not match
+    is one line in ``failures``, and none of its digits go in.
     """
     writer = check_new_writer(writer)
+    if sheet is not None:
+        from digitlab.sheet import check_rows
+
+        sheet = check_rows(sheet)
     from digitlab.data.handwriting import list_sets
 
     new = name not in list_sets()
     store = HandwritingSet.open(name, create=True)
     summary = ImportSummary()
     try:
-        _import_into(store, paths, writer, source, log, summary)
+        _import_into(store, paths, writer, source, log, summary, sheet)
     finally:
         if new and summary.added == 0:  # nothing went in: leave no empty set behind
             try:
@@ -194,27 +204,48 @@ def import_pictures(name: str, paths: Iterable[Path], *, writer: str | None = No
 
 
 def _import_into(store: HandwritingSet, paths: Iterable[Path], writer: str | None, source: str,
-                 log: Callable[[str], None], summary: ImportSummary) -> None:
+                 log: Callable[[str], None], summary: ImportSummary, sheet: str | None) -> None:
     batch: list[tuple[Path, NewSample]] = []
     for path in _pictures(paths, summary):
-        label = label_from_path(path)
-        if label is None:
-            summary.failures.append(f"{path}: no digit to label it by: put it in a folder named by its digit "
-                                    "(3/abc.jpg) or start its name with the digit (3-abc.jpg)")
-            continue
         try:
-            if path.stat().st_size > MAX_BYTES:  # refused before it is read into memory
-                summary.failures.append(f"{path}: {path.stat().st_size / 2**20:.1f} MiB; the limit is "
-                                        f"{MAX_BYTES // 2**20} MiB, send a smaller file")
-                continue
-            batch.append((path, new_sample(path.read_bytes(), label, writer=writer, source=source)))
+            items = _sheet(path, sheet, writer, summary) if sheet else _picture(path, writer, source, summary)
         except OSError as exc:
             summary.failures.append(f"{path}: cannot read it ({exc.strerror or exc})")
+            continue
         except DigitlabError as exc:
             summary.failures.append(f"{path}: {exc}")
-        if len(batch) >= IMPORT_BATCH or sum(len(item.picture) for _, item in batch) >= IMPORT_BATCH_BYTES:
-            _save_batch(store, batch, log, summary)
+            continue
+        for item in items:
+            batch.append((path, item))
+            if len(batch) >= IMPORT_BATCH or sum(len(item.picture) for _, item in batch) >= IMPORT_BATCH_BYTES:
+                _save_batch(store, batch, log, summary)
     _save_batch(store, batch, log, summary)
+
+
+def _picture(path: Path, writer: str | None, source: str, summary: ImportSummary) -> list[NewSample]:
+    """One picture of one digit, labelled by its folder or name; none (and a line in ``summary``) if it cannot be."""
+    label = label_from_path(path)
+    if label is None:
+        summary.failures.append(f"{path}: no digit to label it by: put it in a folder named by its digit "
+                                "(3/abc.jpg) or start its name with the digit (3-abc.jpg)")
+        return []
+    if path.stat().st_size > MAX_BYTES:  # refused before it is read into memory
+        summary.failures.append(f"{path}: {path.stat().st_size / 2**20:.1f} MiB; the limit is "
+                                f"{MAX_BYTES // 2**20} MiB, send a smaller file")
+        return []
+    return [new_sample(path.read_bytes(), label, writer=writer, source=source)]
+
+
+def _sheet(path: Path, rows: str, writer: str | None, summary: ImportSummary) -> list[NewSample]:
+    """Every digit of the sheet at ``path``, labelled by its line (:func:`digitlab.sheet.cut_sheet`)."""
+    from digitlab.data.images import WORK_SIDE, read_image
+    from digitlab.sheet import cut_sheet
+
+    cut = cut_sheet(read_image(path, draft=WORK_SIDE), rows)
+    items = [new_sample(d.picture, d.label, writer=writer, source="sheet", prepared=d.prepared) for d in cut.digits]
+    summary.sheets += 1
+    summary.left_out += cut.left_out
+    return items
 
 
 def _save_batch(store: HandwritingSet, batch: list[tuple[Path, NewSample]], log: Callable[[str], None],

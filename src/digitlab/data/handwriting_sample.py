@@ -18,8 +18,9 @@ from digitlab.errors import DigitlabError
 
 __all__ = ["NewSample", "SOURCES", "Sample", "check_label", "decode_sample", "new_sample"]
 
-SOURCES = ("drawn", "photo", "import")
-"""Where a sample came from: the drawing page, a photo sent to the page, ``digitlab data import``."""
+SOURCES = ("drawn", "photo", "import", "sheet")
+"""Where a sample came from: the drawing page, a photo sent to the page, ``digitlab data import`` (of one digit's
+picture, or of a sheet of them cut into digits: ``--sheet``)."""
 
 _ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}")
 _ORIGINAL = re.compile(rf"originals/({_ID.pattern})\.[a-z]+")  # compiled once: a pattern per id overflowed re's cache

@@ -1,0 +1,171 @@
+"""A sheet of handwritten digits cut into labelled samples: a class's handwriting, collected on paper.
+
+A teacher hands out paper; each student writes a line of 0s, a line of 1s, ... (or any digits, one digit to
+a line, in an order agreed beforehand), and the sheets are photographed. ``digitlab data import SET
+sheet.jpg --sheet 0123456789`` finds the lines of digits as ``digitlab read`` does (:mod:`digitlab.segment`:
+specks dropped, pieces of one digit merged, the lines of ruled or squared paper left out, lines photographed
+turned) and labels every digit of the n-th line with the n-th digit of ``--sheet``::
+
+    picture ──► ink_of ──► find_marks ──► lines == --sheet? ──► each digit: its crop of the picture (the sample's
+                                           (else refused,        original) and its ink alone, prepared the
+                                            nothing saved)       MNIST way (the sample's 28×28)
+
+A sheet whose lines do not match ``--sheet`` in number is refused whole, so that no digit is saved under
+another line's label. On a line, a mark under half as tall as its tallest (a dot, a stray stroke) or wider than
+:data:`WIDEST` times its line's height (two digits run together) is left out and counted. A sheet photographed
+turned :data:`TURNED` degrees or more has its digits turned back level, as they were written.
+
+Examples
+--------
+>>> from PIL import Image, ImageDraw
+>>> page = Image.new("L", (400, 300), 255)
+>>> draw = ImageDraw.Draw(page)
+>>> for x in (60, 160, 260):                                    # a line of 1s ...
+...     draw.line([(x, 20), (x, 110)], fill=0, width=12)
+>>> for x in (60, 160, 260):                                    # ... and a line of 0s
+...     draw.ellipse([x - 30, 160, x + 30, 270], outline=0, width=12)
+>>> cut = cut_sheet(page, "10")
+>>> [d.label for d in cut.digits], [d.line for d in cut.digits], cut.left_out
+([1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1], 0)
+>>> cut.digits[0].prepared.shape, cut.digits[0].picture[:4]
+((28, 28), b'\\x89PNG')
+>>> cut_sheet(page, "012")
+Traceback (most recent call last):
+...
+digitlab.errors.DigitlabError: found 2 lines of digits, but --sheet names 3 (012): write one digit to a line, the lines apart, and give --sheet the lines' digits in order
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from digitlab.data.images import _to_gray, prepare_digit
+from digitlab.errors import DigitlabError
+from digitlab.segment import Box, Ink, Mark, centre_slope, digit_input, find_marks, full_height, ink_of
+
+__all__ = ["SheetDigit", "CutSheet", "cut_sheet", "check_rows", "MAX_DIGITS", "WIDEST", "TURNED"]
+
+MAX_DIGITS = 300
+"""Most marks on one sheet (30 lines of 10); more is refused, as a texture or a page of text."""
+WIDEST = 1.25
+"""A mark wider than this many times its line's digit height is left out: two digits run together."""
+TURNED = 3.0
+"""Lines rising or falling this many degrees or more (the sheet photographed turned): the digits are turned back."""
+_MARGIN = 0.15  # of the line's digit height, round each digit's crop of the picture
+
+
+@dataclass(frozen=True)
+class SheetDigit:
+    """One digit cut from a sheet.
+
+    Attributes
+    ----------
+    label : int
+        The digit its line holds.
+    line : int
+        Its line, 0 for the top one.
+    box : Box
+        Where it is, in the picture's pixels.
+    picture : bytes
+        Its crop of the picture, as a grey PNG: what a person would see of it.
+    prepared : ndarray of uint8, shape (28, 28)
+        Its own ink in MNIST form (:func:`~digitlab.data.images.prepare_digit`).
+    """
+
+    label: int
+    line: int
+    box: Box
+    picture: bytes = field(repr=False)
+    prepared: np.ndarray = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class CutSheet:
+    """A sheet's digits in reading order, how many marks were left out, and the lines' angle in degrees."""
+
+    digits: list[SheetDigit]
+    left_out: int
+    angle: float
+
+
+def check_rows(rows: str) -> str:
+    """``rows`` if it names a sheet's lines (1 to 30 digits 0-9), else a one-line error.
+
+    >>> check_rows("0123456789")
+    '0123456789'
+    >>> check_rows("0-9")
+    Traceback (most recent call last):
+    ...
+    digitlab.errors.DigitlabError: --sheet must be the digit of each line in order, e.g. 0123456789, got '0-9'
+    """
+    if not isinstance(rows, str) or not 1 <= len(rows) <= MAX_DIGITS // 10 or not rows.isascii() or not rows.isdigit():
+        raise DigitlabError(f"--sheet must be the digit of each line in order, e.g. 0123456789, got {str(rows)[:40]!r}")
+    return rows
+
+
+def cut_sheet(image: Any, rows: str) -> CutSheet:
+    """Cut the digits out of a sheet whose n-th line holds copies of the digit ``rows[n]``.
+
+    Parameters
+    ----------
+    image : PIL image or ndarray
+        The sheet: anything :func:`~digitlab.segment.ink_of` takes (dark ink on light paper, or light on dark).
+    rows : str
+        The digit each line holds, top line first (:func:`check_rows`).
+
+    Raises
+    ------
+    DigitlabError
+        A blank picture; more than :data:`MAX_DIGITS` marks; or another number of lines than ``rows`` names.
+    """
+    rows = check_rows(rows)
+    ink = ink_of(image)
+    gray = _to_gray(image)[0]  # the picture as the ink map sees it (its pixels, or fewer for a large one)
+    try:
+        marks = find_marks(ink, most=MAX_DIGITS)
+    except DigitlabError as exc:
+        if str(exc).startswith("found"):
+            raise DigitlabError(f"{str(exc).split(';')[0]}: more than a sheet of {MAX_DIGITS} digits; photograph "
+                                "the sheet alone, or in parts") from None
+        raise
+    lines = [[m for m in marks if m.line == n] for n in range(1 + max((m.line for m in marks), default=-1))]
+    if len(lines) != len(rows):
+        raise DigitlabError(f"found {len(lines)} line{'s' * (len(lines) != 1)} of digits, but --sheet names "
+                            f"{len(rows)} ({rows}): write one digit to a line, the lines apart, and give --sheet the "
+                            "lines' digits in order")
+    angle = _page_angle(lines)
+    digits, left_out = [], 0
+    for n, line in enumerate(lines):
+        height = float(np.median([m.height for m in full_height(line)]))
+        kept = [m for m in full_height(line) if m.width <= WIDEST * height]
+        left_out += len(line) - len(kept)
+        digits += [_digit(gray, ink, mark, int(rows[n]), height, angle) for mark in kept]
+    return CutSheet(digits, left_out, angle)
+
+
+def _page_angle(lines: list[list[Mark]]) -> float:
+    """How many degrees the sheet's lines rise, left to right (the median over lines of three digits or more);
+    0 under :data:`TURNED`."""
+    slopes = [centre_slope(full_height(line)) for line in lines if len(full_height(line)) >= 3]
+    angle = float(np.degrees(np.arctan(-np.median(slopes)))) if slopes else 0.0
+    return angle if abs(angle) >= TURNED else 0.0
+
+
+def _digit(gray: np.ndarray, ink: Ink, mark: Mark, label: int, height: float, angle: float) -> SheetDigit:
+    """One mark as a sample: its crop of the picture (PNG) and its own ink, turned back by ``angle``, prepared."""
+    x0, y0, x1, y1 = mark.box
+    pad = int(round(_MARGIN * height))
+    crop = gray[max(0, y0 - pad):y1 + pad, max(0, x0 - pad):x1 + pad]
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(crop * 255).astype(np.uint8), "L").save(buffer, "PNG")
+    own = digit_input(ink, mark)
+    if angle:
+        own = np.clip(ndimage.rotate(own, -angle, order=1), 0, None)
+    return SheetDigit(label, mark.line, ink.to_picture(mark.box), buffer.getvalue(),
+                      prepare_digit(own, (28, 28), 255, rules=False))

@@ -1,0 +1,123 @@
+"""A sheet of handwriting cut into labelled samples: digitlab.sheet and ``digitlab data import --sheet``."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from sklearn.datasets import load_digits
+
+from conftest import run_cli
+from digitlab.errors import DigitlabError
+from digitlab.sheet import MAX_DIGITS, cut_sheet
+
+DIGITS = load_digits()
+
+
+def glyph(index: int, height: int) -> np.ndarray:
+    """One of scikit-learn's 8×8 handwritten digits as dark ink on white, ``height`` px tall."""
+    small = Image.fromarray((DIGITS.images[index] * 255 / 16).astype(np.uint8))
+    big = np.asarray(small.resize((height, height), Image.Resampling.BICUBIC), np.float32)
+    return np.where(big > 100, 0, 255).astype(np.uint8)
+
+
+def sheet(rows: str, per_line: int = 6, height: int = 60, turned: float = 0.0, seed: int = 0,
+          extra=None) -> Image.Image:
+    """Lines of real handwritten digits, one class a line as ``rows`` names them, on white paper."""
+    rng = np.random.default_rng(seed)
+    pitch = int(height * 1.8)
+    page = np.full((pitch * (len(rows) + 1), int((per_line + 2) * height * 1.5 + 2 * height)), 255, np.uint8)
+    for n, digit in enumerate(rows):
+        picks = rng.choice(np.flatnonzero(DIGITS.target == int(digit)), per_line, replace=False)
+        for k, i in enumerate(picks):
+            x, y = int(height * (1 + 1.5 * k)), int(pitch * (n + 0.5))
+            page[y:y + height, x:x + height] = np.minimum(page[y:y + height, x:x + height], glyph(i, height))
+    picture = Image.fromarray(page)
+    if extra is not None:
+        extra(ImageDraw.Draw(picture), pitch, height)
+    return picture.rotate(turned, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255) if turned else picture
+
+
+def test_every_digit_is_cut_and_labelled_by_its_line():
+    cut = cut_sheet(sheet("0123456789"), "0123456789")
+    assert len(cut.digits) == 60 and cut.left_out == 0 and cut.angle == 0.0
+    assert [d.label for d in cut.digits] == [int(c) for c in "0123456789" for _ in range(6)]
+    assert [d.line for d in cut.digits] == [n for n in range(10) for _ in range(6)]
+    xs = [d.box[0] for d in cut.digits[:6]]
+    assert xs == sorted(xs)  # left to right
+    for d in cut.digits:
+        assert d.prepared.shape == (28, 28) and d.prepared.dtype == np.uint8 and d.prepared.max() == 255
+        crop = Image.open(io.BytesIO(d.picture))
+        assert crop.format == "PNG" and crop.mode == "L" and min(crop.size) >= 20  # the digit as it was written
+
+
+def test_a_sheet_photographed_turned_gives_its_digits_upright():
+    level = cut_sheet(sheet("147", seed=3), "147")
+    turned = cut_sheet(sheet("147", seed=3, turned=7.0), "147")
+    assert 6.0 <= turned.angle <= 8.0 and [d.label for d in turned.digits] == [d.label for d in level.digits]
+    def similarity(a, b):
+        a, b = a.astype(float).ravel(), b.astype(float).ravel()
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+    turned_back = np.mean([similarity(a.prepared, b.prepared) for a, b in zip(level.digits, turned.digits)])
+    not_turned = cut_sheet(sheet("147", seed=3, turned=2.5), "147")  # under TURNED degrees: left as it is
+    assert not_turned.angle == 0.0 and turned_back >= 0.95, turned_back  # 0.92 left turned, 0.98 turned back
+
+
+def test_a_dot_and_two_digits_run_together_are_left_out_and_counted():
+    def marks(draw, pitch, height):
+        y = int(pitch * 0.5)
+        draw.ellipse([8, y + height - 22, 30, y + height], fill=0)  # a blot before line 1, a third of a digit high
+        x, y = int(height * (1 + 1.5 * 6)), int(pitch * 1.5)  # after the last digit of line 2: two 1s joined at
+        draw.rectangle([x, y, x + 10, y + height], fill=0)  # their feet, as wide as 1.6 digits are tall
+        draw.rectangle([x + int(1.6 * height) - 10, y, x + int(1.6 * height), y + height], fill=0)
+        draw.rectangle([x, y + height - 8, x + int(1.6 * height), y + height], fill=0)
+    cut = cut_sheet(sheet("38", extra=marks), "38")
+    assert cut.left_out == 2 and len(cut.digits) == 12 and [d.label for d in cut.digits] == [3] * 6 + [8] * 6
+
+
+def test_another_number_of_lines_than_named_is_refused_in_one_line():
+    with pytest.raises(DigitlabError, match=r"^found 3 lines of digits, but --sheet names 2 \(01\): write one digit"):
+        cut_sheet(sheet("012"), "01")
+    with pytest.raises(DigitlabError, match="--sheet must be the digit of each line"):
+        cut_sheet(sheet("01"), "0 1")
+    with pytest.raises(DigitlabError, match="no ink found"):
+        cut_sheet(Image.new("L", (300, 200), 255), "0")
+
+
+def test_a_page_of_many_more_marks_than_a_sheet_is_refused():
+    page = np.full((700, 700), 255, np.uint8)
+    for y in range(5, 695, 20):
+        for x in range(5, 695, 20):
+            page[y:y + 8, x:x + 8] = 0  # 1,225 squares: a texture
+    with pytest.raises(DigitlabError, match=f"more than a sheet of {MAX_DIGITS} digits"):
+        cut_sheet(page, "0")
+    many = cut_sheet(sheet("0123456789", per_line=9, height=40), "0123456789")  # 90 digits: more than a number's 64
+    assert len(many.digits) == 90
+
+
+def test_import_sheets_into_a_set(tmp_path):
+    variables = {"DIGITLAB_DATA": str(tmp_path / "data")}
+    for name, picture in (("ana.png", sheet("0123456789", seed=1)), ("bo.jpg", sheet("0123456789", seed=2))):
+        picture.convert("RGB").save(tmp_path / name)
+    sheet("0123", seed=4).save(tmp_path / "short.png")
+    result = run_cli("data", "import", "class", str(tmp_path / "ana.png"), "--sheet", "0123456789", "--writer", "ana",
+                     env=variables)
+    assert result.returncode == 0, result.stderr
+    assert "1 sheet cut into digits" in result.stdout and "class: added 60 pictures, skipped 0" in result.stdout
+    again = run_cli("data", "import", "class", str(tmp_path / "ana.png"), str(tmp_path / "short.png"),
+                    str(tmp_path / "bo.jpg"), "--sheet", "0123456789", "--writer", "bo", env=variables)
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert "added 60 pictures, skipped 60 already in the set, 1 could not be used" in again.stdout, again.stdout
+    assert "short.png: found 4 lines of digits, but --sheet names 10" in again.stderr
+    index = json.loads((tmp_path / "data" / "handwriting" / "class" / "index.json").read_text())
+    samples = index["samples"]
+    assert len(samples) == 120 and {s["source"] for s in samples} == {"sheet"}
+    assert sorted({s["writer"] for s in samples}) == ["ana", "bo"]
+    assert [sum(s["label"] == d for s in samples) for d in range(10)] == [12] * 10
+    refused = run_cli("data", "import", "other", str(tmp_path / "short.png"), "--sheet", "0123456789", env=variables)
+    assert refused.returncode == 1 and not (tmp_path / "data" / "handwriting" / "other").exists()
+    bad = run_cli("data", "import", "class", str(tmp_path / "ana.png"), "--sheet", "zero", env=variables)
+    assert bad.returncode == 2 and "error: --sheet must be the digit of each line" in bad.stderr
