@@ -42,7 +42,7 @@ from digitlab.errors import DigitlabError
 from digitlab.ruled_paper import without_page_lines
 from digitlab.rules import without_rules, without_surround
 
-__all__ = ["Box", "Ink", "Mark", "ink_of", "find_marks", "digit_input", "full_height", "centre_slope", "MAX_MARKS"]
+__all__ = ["Box", "Ink", "Mark", "ink_of", "find_marks", "digit_input", "full_height", "centre_slope", "box_gap", "MAX_MARKS"]
 
 Box = tuple[int, int, int, int]
 """``(x0, y0, x1, y1)``: left, top, right, bottom, the right and bottom ends excluded (as Pillow's crop)."""
@@ -265,7 +265,7 @@ def _attach_fragments(groups: list[tuple[list[int], Box]], labels: np.ndarray) -
     for n, (group, box) in enumerate(groups):
         if n in joined:
             continue
-        distances = [_distance(box, groups[m][1]) for m in whole]
+        distances = [box_gap(box, groups[m][1]) for m in whole]
         nearest = whole[int(np.argmin(distances))]
         if min(distances) <= _NEAR * typical and not _beside(box, groups[nearest], labels):
             ids, other = joined[nearest]
@@ -291,7 +291,7 @@ def _beside(fragment: Box, digit: tuple[list[int], Box], labels: np.ndarray) -> 
     return middle >= _LOW or (wide >= 2 * tall and _MIDDLE[0] <= middle <= _MIDDLE[1])
 
 
-def _distance(a: Box, b: Box) -> float:
+def box_gap(a: Box, b: Box) -> float:
     """The gap between two boxes (0 when they touch or overlap)."""
     dx = max(0, max(a[0], b[0]) - min(a[2], b[2]))
     dy = max(0, max(a[1], b[1]) - min(a[3], b[3]))

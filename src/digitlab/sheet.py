@@ -11,8 +11,9 @@ turned) and labels every digit of the n-th line with the n-th digit of ``--sheet
                                             nothing saved)       MNIST way (the sample's 28×28)
 
 A sheet whose lines do not match ``--sheet`` in number is refused whole, so that no digit is saved under
-another line's label. On a line, a mark under half as tall as its tallest (a dot, a stray stroke) or wider than
-:data:`WIDEST` times its line's height (two digits run together) is left out and counted. A sheet photographed
+another line's label. On a line, a mark under half its digits' height both ways (a dot), with under 30% of
+their ink (a stray stroke) or :data:`WIDER` times as wide as they are (two digits run together) is left out and
+counted: a line holds one digit, so its digits are alike. A sheet photographed
 turned :data:`TURNED` degrees or more has its digits turned back level, as they were written.
 
 Examples
@@ -47,17 +48,24 @@ from scipy import ndimage
 
 from digitlab.data.images import _to_gray, prepare_digit
 from digitlab.errors import DigitlabError
-from digitlab.segment import Box, Ink, Mark, centre_slope, digit_input, find_marks, full_height, ink_of
+from digitlab.segment import Box, Ink, Mark, box_gap, centre_slope, digit_input, find_marks, full_height, ink_of
 
-__all__ = ["SheetDigit", "CutSheet", "cut_sheet", "check_rows", "MAX_DIGITS", "WIDEST", "TURNED"]
+__all__ = ["SheetDigit", "CutSheet", "cut_sheet", "check_rows", "MAX_DIGITS", "WIDER", "WIDEST", "TURNED"]
 
 MAX_DIGITS = 300
 """Most marks on one sheet (30 lines of 10); more is refused, as a texture or a page of text."""
+WIDER = 1.7
+"""A mark wider than this many times the median width of its line's digits is left out: two digits run together."""
 WIDEST = 1.25
-"""A mark wider than this many times its line's digit height is left out: two digits run together."""
+"""The same, on a line of one or two digits: a mark wider than this many times their height."""
 TURNED = 3.0
 """Lines rising or falling this many degrees or more (the sheet photographed turned): the digits are turned back."""
 _MARGIN = 0.15  # of the line's digit height, round each digit's crop of the picture
+_FULL = 0.5  # a line whose tallest mark is under half a digit's height is no line of digits...
+_NEAR = 0.5  # ...its marks join the nearest digit within half a digit's height
+_JOIN = 0.1  # pieces on a line closer side by side than a tenth of its digits' height are one digit
+_SLANTED = 1.0  # a 1 written slanted can be as wide as tall: no narrower mark is taken for two digits
+_SLIGHT = 0.3  # a mark with under 30% of the ink of its line's digits is a stray stroke
 
 
 @dataclass(frozen=True)
@@ -134,19 +142,76 @@ def cut_sheet(image: Any, rows: str) -> CutSheet:
             raise DigitlabError(f"{str(exc).split(';')[0]}: more than a sheet of {MAX_DIGITS} digits; photograph "
                                 "the sheet alone, or in parts") from None
         raise
-    lines = [[m for m in marks if m.line == n] for n in range(1 + max((m.line for m in marks), default=-1))]
+    lines, left_out = _digit_lines(marks)
     if len(lines) != len(rows):
         raise DigitlabError(f"found {len(lines)} line{'s' * (len(lines) != 1)} of digits, but --sheet names "
                             f"{len(rows)} ({rows}): write one digit to a line, the lines apart, and give --sheet the "
                             "lines' digits in order")
     angle = _page_angle(lines)
-    digits, left_out = [], 0
+    digits = []
     for n, line in enumerate(lines):
-        height = float(np.median([m.height for m in full_height(line)]))
-        kept = [m for m in full_height(line) if m.width <= WIDEST * height]
+        height, kept = _one_digit_each(ink, line)
         left_out += len(line) - len(kept)
-        digits += [_digit(gray, ink, mark, int(rows[n]), height, angle) for mark in kept]
+        digits += [_digit(gray, ink, mark, int(rows[n]), n, height, angle) for mark in kept]
     return CutSheet(digits, left_out, angle)
+
+
+def _one_digit_each(ink: Ink, line: list[Mark]) -> tuple[float, list[Mark]]:
+    """The line's digits' height, and its marks that are one digit each: as big (either way) as half that
+    height, with 30% of their usual ink, and not twice as wide as they usually are (:data:`WIDER`; on a line of
+    one or two marks, not wider than :data:`WIDEST` times the height), nor narrower than a 1 written slanted can
+be (:data:`_SLANTED`). A line holds one digit, so they are alike."""
+    full = full_height(line)
+    height = float(np.median([m.height for m in full]))
+    typical_ink = float(np.median([_ink(ink, m) for m in full]))
+    widest = max(WIDER * float(np.median([m.width for m in full])), _SLANTED * height) if len(full) >= 3 else WIDEST * height
+    return height, [m for m in line if max(m.width, m.height) >= _FULL * height and m.width <= widest
+                    and _ink(ink, m) >= _SLIGHT * typical_ink]
+
+
+def _digit_lines(marks: list[Mark]) -> tuple[list[list[Mark]], int]:
+    """The sheet's lines of digits, and how many marks belong to none.
+
+    A "line" of small marks only (a digit's loose flag, a blot between two lines) is no line: each of its marks
+    joins the nearest digit within :data:`_NEAR` of a digit's height, or is left out. On a line, pieces that lie
+    side by side closer than :data:`_JOIN` of its digits' height are one digit (a stroke broken along its length):
+    on a sheet, digits are written apart.
+    """
+    grouped = [[m for m in marks if m.line == n] for n in range(1 + max((m.line for m in marks), default=-1))]
+    typical = float(np.median([m.height for line in grouped for m in full_height(line)])) if marks else 0.0
+    lines = [line for line in grouped if max(m.height for m in line) >= _FULL * typical]
+    left_out = 0
+    for mark in (m for line in grouped if line not in lines for m in line):
+        gap, k, i = min((box_gap(mark.box, m.box), k, i) for k, line in enumerate(lines) for i, m in enumerate(line))
+        if gap <= _NEAR * typical:
+            lines[k][i] = _joined(lines[k][i], mark)
+        else:
+            left_out += 1
+    for k, line in enumerate(lines):
+        height = float(np.median([m.height for m in full_height(line)]))
+        joined = [line[0]]
+        for mark in line[1:]:
+            if mark.box[0] - joined[-1].box[2] < _JOIN * height:
+                joined[-1] = _joined(joined[-1], mark)
+            else:
+                joined.append(mark)
+        lines[k] = joined
+    return lines, left_out
+
+
+def _ink(ink: Ink, mark: Mark) -> float:
+    """How much ink a mark holds: its own pixels' ink strength, summed."""
+    x0, y0, x1, y1 = mark.box
+    return float(ink.map[y0:y1, x0:x1][mark.mask].sum())
+
+
+def _joined(a: Mark, b: Mark) -> Mark:
+    """Two marks as one (``a``'s line): the box round both, each one's own pixels in it."""
+    box = (min(a.box[0], b.box[0]), min(a.box[1], b.box[1]), max(a.box[2], b.box[2]), max(a.box[3], b.box[3]))
+    mask = np.zeros((box[3] - box[1], box[2] - box[0]), dtype=bool)
+    for m in (a, b):
+        mask[m.box[1] - box[1]:m.box[3] - box[1], m.box[0] - box[0]:m.box[2] - box[0]] |= m.mask
+    return Mark(box, mask, a.pieces + b.pieces, a.line)
 
 
 def _page_angle(lines: list[list[Mark]]) -> float:
@@ -157,7 +222,7 @@ def _page_angle(lines: list[list[Mark]]) -> float:
     return angle if abs(angle) >= TURNED else 0.0
 
 
-def _digit(gray: np.ndarray, ink: Ink, mark: Mark, label: int, height: float, angle: float) -> SheetDigit:
+def _digit(gray: np.ndarray, ink: Ink, mark: Mark, label: int, line: int, height: float, angle: float) -> SheetDigit:
     """One mark as a sample: its crop of the picture (PNG) and its own ink, turned back by ``angle``, prepared."""
     x0, y0, x1, y1 = mark.box
     pad = int(round(_MARGIN * height))
@@ -167,5 +232,5 @@ def _digit(gray: np.ndarray, ink: Ink, mark: Mark, label: int, height: float, an
     own = digit_input(ink, mark)
     if angle:
         own = np.clip(ndimage.rotate(own, -angle, order=1), 0, None)
-    return SheetDigit(label, mark.line, ink.to_picture(mark.box), buffer.getvalue(),
+    return SheetDigit(label, line, ink.to_picture(mark.box), buffer.getvalue(),
                       prepare_digit(own, (28, 28), 255, rules=False))
