@@ -3,8 +3,9 @@
 Each sheet is ten lines, a line of 0s, then 1s, ... 9s, each of 8-12 real MNIST *test* digits of that class
 (the last 5,000, which the model never trained on), blown up into smooth ink at one size per sheet (40-90 px
 tall, each digit ±10%), on its own baseline, and photographed as a JPEG (bench_photos' paper, ink and light),
-under each condition: plain paper, lined paper (each line of digits on a printed line), uneven light, and the
-sheet photographed turned 5° (plain and lined). Then :func:`digitlab.sheet.cut_sheet` cuts it, as the import
+under each condition: plain paper, lined paper (each line of digits on a printed line), uneven light, the
+sheet photographed turned 5° (plain and lined), and digits written close together ("tight": the gap between the
+boxes their MNIST images fill is 0-20% of a digit's height, so some touch). Then :func:`digitlab.sheet.cut_sheet` cuts it, as the import
 does, and we count:
 
 - sheets taken: the lines found match ``--sheet 0123456789`` (a sheet that does not is refused whole);
@@ -40,7 +41,7 @@ from digitlab.predict import predict_images  # noqa: E402
 from digitlab.sheet import cut_sheet  # noqa: E402
 from digitlab.store import load_model  # noqa: E402
 
-CONDITIONS = ("plain", "lined", "gradient 0.5", "plain, 5° askew", "lined, 5° askew")
+CONDITIONS = ("plain", "lined", "gradient 0.5", "plain, 5° askew", "lined, 5° askew", "tight")
 ROWS = "0123456789"
 
 
@@ -66,7 +67,8 @@ def sheet(condition: str, images: np.ndarray, labels: np.ndarray, rng: np.random
             ink = glyph(images[i], side)
             y = int(pitch * (n + 1) - 0.86 * side + rng.uniform(-0.08, 0.08) * height)  # the foot near the line
             put(page, ink, x, max(0, y), colour=(20, 40, 140) if condition.startswith("lined") else (30, 30, 40))
-            x += int(side * 0.75 + rng.uniform(0.25, 0.6) * height)
+            gap = rng.uniform(0.0, 0.2) if condition == "tight" else rng.uniform(0.25, 0.6)
+            x += int(side * 0.75 + gap * height)
     if condition.startswith("gradient"):
         page = light(page, "gradient", float(condition.split()[-1]))
     image = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
@@ -92,6 +94,7 @@ def main() -> int:
     print(f"model {loaded.card.id}; {args.sheets} sheets per condition, 10 lines of 8-12 digits each")
     print(f"{'condition':18s} {'sheets taken':>12s} {'digits cut':>14s} {'right, cut':>11s} "
           f"{'right, as they come':>20s} {'s a sheet':>9s}")
+    totals = {"sheets": 0, "taken": 0, "written": 0, "cut": 0, "right_cut": 0, "right_orig": 0, "n_orig": 0}
     for c, condition in enumerate(CONDITIONS):
         rng = np.random.default_rng([args.seed, c])
         taken = written = cut = 0
@@ -120,8 +123,16 @@ def main() -> int:
             right_cut = float(np.mean([a.digit for a in answers] == np.array(cut_labels)))
             answers = predict_images(loaded.model, loaded.card, images[originals])
             right_orig = float(np.mean([a.digit for a in answers] == labels[originals]))
+            totals["right_cut"] += right_cut * cut
+            totals["right_orig"] += right_orig * len(originals)
+            totals["n_orig"] += len(originals)
+        for key, value in (("sheets", args.sheets), ("taken", taken), ("written", written), ("cut", cut)):
+            totals[key] += value
         print(f"{condition:18s} {taken:>6d} of {args.sheets:<3d} {cut:>5d} of {written:<5d} {right_cut:>10.2%} "
               f"{right_orig:>20.2%} {np.median(seconds) if seconds else float('nan'):>9.2f}")
+    t = totals
+    print(f"{'all':18s} {t['taken']:>6d} of {t['sheets']:<3d} {t['cut']:>5d} of {t['written']:<5d} "
+          f"{t['right_cut'] / max(t['cut'], 1):>10.2%} {t['right_orig'] / max(t['n_orig'], 1):>20.2%}")
     return 0
 
 
