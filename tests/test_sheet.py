@@ -121,3 +121,16 @@ def test_import_sheets_into_a_set(tmp_path):
     assert refused.returncode == 1 and not (tmp_path / "data" / "handwriting" / "other").exists()
     bad = run_cli("data", "import", "class", str(tmp_path / "ana.png"), "--sheet", "zero", env=variables)
     assert bad.returncode == 2 and "error: --sheet must be the digit of each line" in bad.stderr
+
+
+def test_a_transparent_sheet_is_cut_and_its_crops_show_the_ink_on_paper():
+    picture = Image.new("LA", (400, 300), (0, 0))  # black strokes on nothing: the crops must not come out black
+    draw = ImageDraw.Draw(picture)
+    for x in (60, 160, 260):
+        draw.line([(x, 20), (x, 110)], fill=(0, 255), width=12)
+        draw.ellipse([x - 30, 160, x + 30, 270], outline=(0, 255), width=12)
+    cut = cut_sheet(picture, "10")
+    assert [d.label for d in cut.digits] == [1, 1, 1, 0, 0, 0]
+    for d in cut.digits:
+        crop = np.asarray(Image.open(io.BytesIO(d.picture)))
+        assert crop.max() == 255 and crop.min() == 0 and np.median(crop) == 255  # dark ink on light paper

@@ -47,6 +47,7 @@ from PIL import Image
 from scipy import ndimage
 
 from digitlab.data.images import _to_gray, prepare_digit
+from digitlab.data.ink import _flatten_alpha
 from digitlab.errors import DigitlabError
 from digitlab.segment import Box, Ink, Mark, box_gap, centre_slope, digit_input, find_marks, full_height, ink_of
 
@@ -134,7 +135,9 @@ def cut_sheet(image: Any, rows: str) -> CutSheet:
     """
     rows = check_rows(rows)
     ink = ink_of(image)
-    gray = _to_gray(image)[0]  # the picture as the ink map sees it (its pixels, or fewer for a large one)
+    gray, alpha = _to_gray(image)  # the picture as the ink map sees it (its pixels, or fewer for a large one)
+    if alpha is not None:  # transparent: on paper of the opposite shade to its strokes, as the ink map saw it
+        gray = _flatten_alpha(gray, alpha)
     try:
         marks = find_marks(ink, most=MAX_DIGITS)
     except DigitlabError as exc:
