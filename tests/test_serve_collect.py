@@ -167,6 +167,24 @@ def test_save_undo_and_counts(client):
     assert "no sample" in _one_line(client.delete("/api/samples/not-an-id"), 404)
 
 
+def test_a_sample_cut_from_a_sheet_is_listed_and_removed_like_any_other(client):
+    """``data import --sheet`` saves samples of source "sheet" into the set the server collects into."""
+    from digitlab.data.handwriting_io import import_pictures
+
+    page = Image.new("L", (300, 140), 255)
+    for k, x in enumerate((50, 140, 230)):  # three 1s, each its own (identical crops would be one sample)
+        ImageDraw.Draw(page).line([(x, 20), (x + 4 * k, 110)], fill=0, width=10 + k)
+    folder = Path(os.environ["DIGITLAB_DATA"]) / "sheets"
+    folder.mkdir(exist_ok=True)
+    page.save(folder / "ones.png")
+    summary = import_pictures("class-7b", [folder / "ones.png"], writer="Cy", sheet="1")
+    assert summary.added == 3 and summary.sheets == 1
+    sample = next(s for s in HandwritingSet.open("class-7b").samples() if s.source == "sheet")
+    removed = client.delete(f"/api/samples/{sample.id}")
+    assert removed.status_code == 200, removed.text
+    assert removed.json()["sample"]["source"] == "sheet" and removed.json()["writer"] == "Cy"
+
+
 def test_two_pictures_in_one_form_save_neither(client):
     store = HandwritingSet.open("class-7b")
     before, files = store.samples(), _files(store)

@@ -176,7 +176,9 @@ class SampleInfo(BaseModel):
     id: str = Field(description="The sample's id (`DELETE /api/samples/{id}` removes it).")
     label: int = Field(ge=0, le=9, description="The digit the picture shows, as the person said.")
     writer: str | None = Field(description="Who wrote it; null when no name was given.")
-    source: Literal["drawn", "photo", "import"] = Field(description="Where it came from.")
+    source: Literal["drawn", "photo", "import", "sheet"] = Field(
+        description="Where it came from: the page, a photo sent to it, or `digitlab data import` (one picture, or a "
+                    "sheet cut into digits).")
     created: str = Field(description="When it was saved (UTC, ISO 8601).")
 
 
