@@ -25,13 +25,15 @@ def glyph(index: int, height: int) -> np.ndarray:
 
 
 def sheet(rows: str, per_line: int = 6, height: int = 60, turned: float = 0.0, seed: int = 0,
-          extra=None) -> Image.Image:
-    """Lines of real handwritten digits, one class a line as ``rows`` names them, on white paper."""
+          extra=None, lines: list[str] | None = None) -> Image.Image:
+    """Lines of real handwritten digits, one class a line as ``rows`` names them (or the digits of ``lines``, one
+    string a line), on white paper."""
     rng = np.random.default_rng(seed)
+    lines = lines or [digit * per_line for digit in rows]
     pitch = int(height * 1.8)
-    page = np.full((pitch * (len(rows) + 1), int((per_line + 2) * height * 1.5 + 2 * height)), 255, np.uint8)
-    for n, digit in enumerate(rows):
-        picks = rng.choice(np.flatnonzero(DIGITS.target == int(digit)), per_line, replace=False)
+    page = np.full((pitch * (len(lines) + 1), int((max(map(len, lines)) + 2) * height * 1.5 + 2 * height)), 255, np.uint8)
+    for n, written in enumerate(lines):
+        picks = [rng.choice(np.flatnonzero(DIGITS.target == int(digit))) for digit in written]
         for k, i in enumerate(picks):
             x, y = int(height * (1 + 1.5 * k)), int(pitch * (n + 0.5))
             page[y:y + height, x:x + height] = np.minimum(page[y:y + height, x:x + height], glyph(i, height))
@@ -51,7 +53,7 @@ def test_every_digit_is_cut_and_labelled_by_its_line():
     for d in cut.digits:
         assert d.prepared.shape == (28, 28) and d.prepared.dtype == np.uint8 and d.prepared.max() == 255
         crop = Image.open(io.BytesIO(d.picture))
-        assert crop.format == "PNG" and crop.mode == "L" and min(crop.size) >= 20  # the digit as it was written
+        assert crop.format == "PNG" and crop.mode == "L" and max(crop.size) >= 30  # the digit as it was written
 
 
 def test_a_sheet_photographed_turned_gives_its_digits_upright():
@@ -64,6 +66,29 @@ def test_a_sheet_photographed_turned_gives_its_digits_upright():
     turned_back = np.mean([similarity(a.prepared, b.prepared) for a, b in zip(level.digits, turned.digits)])
     not_turned = cut_sheet(sheet("147", seed=3, turned=2.5), "147")  # under TURNED degrees: left as it is
     assert not_turned.angle == 0.0 and turned_back >= 0.95, turned_back  # 0.92 left turned, 0.98 turned back
+
+
+def test_a_sheet_upside_down_or_given_in_another_order_is_refused():
+    """Counting lines is not enough: each of these has as many lines as --sheet names."""
+    upright = sheet("0123456789", seed=5)
+    assert len(cut_sheet(upright, "0123456789").digits) == 60
+    with pytest.raises(DigitlabError, match="^the sheet looks upside down: turn the picture"):
+        cut_sheet(upright.transpose(Image.Transpose.ROTATE_180), "0123456789")
+    with pytest.raises(DigitlabError, match="^the lines look more like 0123456789 than like --sheet 1234567890"):
+        cut_sheet(upright, "1234567890")
+    with pytest.raises(DigitlabError, match="^the lines look more like 0123456789 than like --sheet 9876543210"):
+        cut_sheet(upright, "9876543210")
+
+
+def test_a_sheet_of_one_digit_or_with_lines_of_a_digit_twice_is_taken():
+    assert [d.label for d in cut_sheet(sheet("7777", seed=8), "7777").digits] == [7] * 24
+    assert [d.label for d in cut_sheet(sheet("3377", seed=9), "3377").digits] == [3] * 12 + [7] * 12
+
+
+def test_a_sheet_written_one_of_each_digit_to_a_line_is_refused():
+    every_digit = sheet("0123456789", seed=6, lines=["0123456789"] * 10)  # the task misread: 0-9 on every line
+    with pytest.raises(DigitlabError, match="^the digits on each line are not alike"):
+        cut_sheet(every_digit, "0123456789")
 
 
 def test_a_dot_and_two_digits_run_together_are_left_out_and_counted():
@@ -134,3 +159,19 @@ def test_a_transparent_sheet_is_cut_and_its_crops_show_the_ink_on_paper():
     for d in cut.digits:
         crop = np.asarray(Image.open(io.BytesIO(d.picture)))
         assert crop.max() == 255 and crop.min() == 0 and np.median(crop) == 255  # dark ink on light paper
+
+
+def test_each_sheet_goes_in_whole_in_one_save(tmp_path, monkeypatch):
+    """Saved in batches of 5 pictures, a sheet of 12 digits still goes in with one index write: never in part."""
+    from digitlab.data import handwriting_io
+    from digitlab.data.handwriting import HandwritingSet
+
+    monkeypatch.setenv("DIGITLAB_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(handwriting_io, "IMPORT_BATCH", 5)
+    for seed in (1, 2):
+        sheet("38", seed=seed).save(tmp_path / f"sheet-{seed}.png")
+    sizes = []
+    real_write = HandwritingSet._write_index
+    monkeypatch.setattr(HandwritingSet, "_write_index", lambda self, e: (sizes.append(len(e)), real_write(self, e)))
+    summary = handwriting_io.import_pictures("mine", [tmp_path / "sheet-1.png", tmp_path / "sheet-2.png"], sheet="38")
+    assert (summary.added, summary.sheets, summary.failures) == (24, 2, []) and sizes == [12, 24]

@@ -50,6 +50,7 @@ from digitlab.data.images import _to_gray, prepare_digit
 from digitlab.data.ink import _flatten_alpha
 from digitlab.errors import DigitlabError
 from digitlab.segment import Box, Ink, Mark, box_gap, centre_slope, digit_input, find_marks, full_height, ink_of
+from digitlab.sheet_check import check_labels
 
 __all__ = ["SheetDigit", "CutSheet", "cut_sheet", "check_rows", "MAX_DIGITS", "WIDER", "WIDEST", "TURNED"]
 
@@ -63,7 +64,7 @@ TURNED = 3.0
 """Lines rising or falling this many degrees or more (the sheet photographed turned): the digits are turned back."""
 _MARGIN = 0.15  # of the line's digit height, round each digit's crop of the picture
 _FULL = 0.5  # a line whose tallest mark is under half a digit's height is no line of digits...
-_NEAR = 0.5  # ...its marks join the nearest digit within half a digit's height
+_NEAR = 0.3  # ...its marks join the digit they lie over or under, closer than 0.3 of a digit's height
 _JOIN = 0.1  # pieces on a line closer side by side than a tenth of its digits' height are one digit
 _SLANTED = 1.0  # a 1 written slanted can be as wide as tall: no narrower mark is taken for two digits
 _SLIGHT = 0.3  # a mark with under 30% of the ink of its line's digits is a stray stroke
@@ -156,6 +157,8 @@ def cut_sheet(image: Any, rows: str) -> CutSheet:
         height, kept = _one_digit_each(ink, line)
         left_out += len(line) - len(kept)
         digits += [_digit(gray, ink, mark, int(rows[n]), n, height, angle) for mark in kept]
+    if digits:
+        check_labels([d.prepared for d in digits], [d.line for d in digits], rows)
     return CutSheet(digits, left_out, angle)
 
 
@@ -176,16 +179,18 @@ def _digit_lines(marks: list[Mark]) -> tuple[list[list[Mark]], int]:
     """The sheet's lines of digits, and how many marks belong to none.
 
     A "line" of small marks only (a digit's loose flag, a blot between two lines) is no line: each of its marks
-    joins the nearest digit within :data:`_NEAR` of a digit's height, or is left out. On a line, pieces that lie
-    side by side closer than :data:`_JOIN` of its digits' height are one digit (a stroke broken along its length):
-    on a sheet, digits are written apart.
+    joins the digit it lies over or under, closer than :data:`_NEAR` of a digit's height, or is left out. On a line,
+    pieces whose inks lie side by side closer than :data:`_JOIN` of its digits' height are one digit (a stroke
+    broken along its length): on a sheet, digits are written apart.
     """
     grouped = [[m for m in marks if m.line == n] for n in range(1 + max((m.line for m in marks), default=-1))]
     typical = float(np.median([m.height for line in grouped for m in full_height(line)])) if marks else 0.0
     lines = [line for line in grouped if max(m.height for m in line) >= _FULL * typical]
     left_out = 0
     for mark in (m for line in grouped if line not in lines for m in line):
-        gap, k, i = min((box_gap(mark.box, m.box), k, i) for k, line in enumerate(lines) for i, m in enumerate(line))
+        above_or_below = [(box_gap(mark.box, m.box), k, i) for k, line in enumerate(lines) for i, m in enumerate(line)
+                          if min(mark.box[2], m.box[2]) > max(mark.box[0], m.box[0])]
+        gap, k, i = min(above_or_below, default=(np.inf, 0, 0))
         if gap <= _NEAR * typical:
             lines[k][i] = _joined(lines[k][i], mark)
         else:
@@ -194,12 +199,27 @@ def _digit_lines(marks: list[Mark]) -> tuple[list[list[Mark]], int]:
         height = float(np.median([m.height for m in full_height(line)]))
         joined = [line[0]]
         for mark in line[1:]:
-            if mark.box[0] - joined[-1].box[2] < _JOIN * height:
+            if _ink_gap(joined[-1], mark) < _JOIN * height:
                 joined[-1] = _joined(joined[-1], mark)
             else:
                 joined.append(mark)
         lines[k] = joined
     return lines, left_out
+
+
+def _ink_gap(a: Mark, b: Mark) -> float:
+    """The narrowest gap from ``a``'s ink to ``b``'s on its right, over the rows where both have ink (infinite
+    where they share none): boxes of slanted digits overlap, their inks need not."""
+    top, bottom = max(a.box[1], b.box[1]), min(a.box[3], b.box[3])
+    if top >= bottom:
+        return np.inf
+    left, right = a.mask[top - a.box[1]:bottom - a.box[1]], b.mask[top - b.box[1]:bottom - b.box[1]]
+    both = left.any(axis=1) & right.any(axis=1)
+    if not both.any():
+        return np.inf
+    a_ends = a.box[0] + left.shape[1] - np.argmax(left[:, ::-1], axis=1)  # one past each row's last ink pixel
+    b_starts = b.box[0] + np.argmax(right, axis=1)
+    return float((b_starts - a_ends)[both].min())
 
 
 def _ink(ink: Ink, mark: Mark) -> float:

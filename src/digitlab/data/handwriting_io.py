@@ -215,10 +215,11 @@ def _import_into(store: HandwritingSet, paths: Iterable[Path], writer: str | Non
         except DigitlabError as exc:
             summary.failures.append(f"{path}: {exc}")
             continue
-        for item in items:
-            batch.append((path, item))
-            if len(batch) >= IMPORT_BATCH or sum(len(item.picture) for _, item in batch) >= IMPORT_BATCH_BYTES:
-                _save_batch(store, batch, log, summary)
+        size = sum(len(item.picture) for item in items)
+        if batch and (len(batch) + len(items) > IMPORT_BATCH
+                      or sum(len(item.picture) for _, item in batch) + size > IMPORT_BATCH_BYTES):
+            _save_batch(store, batch, log, summary)  # a sheet's digits go in together, in one batch
+        batch += [(path, item) for item in items]
     _save_batch(store, batch, log, summary)
 
 
