@@ -5,11 +5,15 @@ Each sheet is ten lines, a line of 0s, then 1s, ... 9s, each of 8-12 real MNIST 
 tall, each digit ±10%), on its own baseline, and photographed as a JPEG (bench_photos' paper, ink and light),
 under each condition: plain paper, lined paper (each line of digits on a printed line), uneven light, the
 sheet photographed turned 5° (plain and lined), and digits written close together ("tight": the gap between the
-boxes their MNIST images fill is 0-20% of a digit's height, so some touch). Then :func:`digitlab.sheet.cut_sheet` cuts it, as the import
+boxes their MNIST images fill is 0-20% of a digit's height, so some touch). A plain sheet scanned upside down
+must be refused (counted as not taken), not cut with each line under the label of the line opposite. Then :func:`digitlab.sheet.cut_sheet` cuts it, as the import
 does, and we count:
 
-- sheets taken: the lines found match ``--sheet 0123456789`` (a sheet that does not is refused whole);
-- digits cut: of the digits written on the sheets taken, how many came out as samples (one per digit);
+- sheets taken: the lines found match ``--sheet 0123456789`` and pass its checks (a sheet that does not is
+  refused whole);
+- digits cut: of the digits written on the sheets taken, how many came out as samples; and each sample matched
+  with the written digits whose ink centres lie in its box: one of its line's digit, one of another line's (a wrong
+  label), two or more (a pair kept as one), or none (a fragment);
 - right by the model: a CNN run's answers on the cut digits' 28×28 form against their lines' labels, beside
   its answers on the same MNIST digits as they come (28×28): what cutting and photographing cost a sample.
 
@@ -41,13 +45,14 @@ from digitlab.predict import predict_images  # noqa: E402
 from digitlab.sheet import cut_sheet  # noqa: E402
 from digitlab.store import load_model  # noqa: E402
 
-CONDITIONS = ("plain", "lined", "gradient 0.5", "plain, 5° askew", "lined, 5° askew", "tight")
+CONDITIONS = ("plain", "lined", "gradient 0.5", "plain, 5° askew", "lined, 5° askew", "tight", "plain, upside down")
 ROWS = "0123456789"
 
 
 def sheet(condition: str, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator
-          ) -> tuple[bytes, list[list[int]]]:
-    """One photographed sheet: the JPEG, and the MNIST indices written on each line."""
+          ) -> tuple[bytes, list[list[int]], list[tuple[float, float, int]]]:
+    """One photographed sheet: the JPEG, the MNIST indices written on each line, and where each digit's ink centre
+    lies in the JPEG's pixels, with its digit."""
     height = rng.uniform(40, 90)
     pitch = int(height * rng.uniform(1.7, 2.1))
     counts = rng.integers(8, 13, len(ROWS))
@@ -57,7 +62,7 @@ def sheet(condition: str, images: np.ndarray, labels: np.ndarray, rng: np.random
         rule = np.array((150, 180, 220), np.float32)
         for y in range(pitch, page.shape[0], pitch):
             page[y + int(0.05 * height):y + int(0.05 * height) + 2] = page[y:y + 2] * 0.3 + rule * 0.7
-    written = []
+    written, centres = [], []
     for n, digit in enumerate(ROWS):
         picks = rng.choice(np.flatnonzero(labels == int(digit)), counts[n], replace=False)
         written.append(picks.tolist())
@@ -67,16 +72,89 @@ def sheet(condition: str, images: np.ndarray, labels: np.ndarray, rng: np.random
             ink = glyph(images[i], side)
             y = int(pitch * (n + 1) - 0.86 * side + rng.uniform(-0.08, 0.08) * height)  # the foot near the line
             put(page, ink, x, max(0, y), colour=(20, 40, 140) if condition.startswith("lined") else (30, 30, 40))
+            ys, xs = np.indices(ink.shape)
+            centres.append((x + float((xs * ink).sum() / ink.sum()), max(0, y) + float((ys * ink).sum() / ink.sum()),
+                            int(digit)))
             gap = rng.uniform(0.0, 0.2) if condition == "tight" else rng.uniform(0.25, 0.6)
             x += int(side * 0.75 + gap * height)
     if condition.startswith("gradient"):
         page = light(page, "gradient", float(condition.split()[-1]))
     image = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
     if condition.endswith("askew"):
+        before = image.size
         image = image.rotate(5.0, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(245, 243, 238))
+        centres = [_turned(x, y, 5.0, before, image.size) + (d,) for x, y, d in centres]
+    if condition.endswith("upside down"):  # scanned the wrong way up: to be refused, not cut
+        image = image.transpose(Image.Transpose.ROTATE_180)
+        centres = [(image.width - x, image.height - y, d) for x, y, d in centres]
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=85)
-    return buffer.getvalue(), written
+    return buffer.getvalue(), written, centres
+
+
+def _turned(x: float, y: float, degrees: float, before: tuple[int, int], after: tuple[int, int]) -> tuple[float, float]:
+    """Where the point (x, y) goes when Pillow turns the picture ``degrees`` counter-clockwise, expanding it."""
+    t = np.radians(degrees)
+    dx, dy = x - before[0] / 2, y - before[1] / 2
+    return (float(dx * np.cos(t) + dy * np.sin(t) + after[0] / 2), float(-dx * np.sin(t) + dy * np.cos(t) + after[1] / 2))
+
+
+def placed(digits, centres, scale: float) -> dict[str, int]:
+    """Each cut digit matched with the written digits whose ink centres lie in its box: one of its own line's digit,
+    one of another's (a wrong label), two or more (a pair kept as one), or none (a fragment)."""
+    out = {"one": 0, "wrong label": 0, "pair": 0, "fragment": 0}
+    for d in digits:
+        x0, y0, x1, y1 = d.box
+        inside = [c for x, y, c in centres if x0 <= x * scale < x1 and y0 <= y * scale < y1]
+        if len(inside) > 1:
+            out["pair"] += 1
+        elif not inside:
+            out["fragment"] += 1
+        else:
+            out["one" if inside[0] == d.label else "wrong label"] += 1
+    return out
+
+
+def condition_figures(condition: str, c: int, args, loaded, images, labels) -> dict:
+    """Cut ``args.sheets`` sheets of one condition; count what was taken, cut, placed and read."""
+    rng = np.random.default_rng([args.seed, c])
+    f = {"sheets": args.sheets, "taken": 0, "written": 0, "cut": 0, "one": 0, "wrong label": 0, "pair": 0,
+         "fragment": 0, "seconds": []}
+    cut_prepared, cut_labels, originals = [], [], []
+    for s in range(args.sheets):
+        data, on_lines, centres = sheet(condition, images, labels, rng)
+        if s == 0:
+            (args.out / f"sheet-{condition.replace(' ', '_').replace(',', '').replace('°', '')}.jpg").write_bytes(data)
+        start = time.perf_counter()
+        try:
+            picture = read_image(data, draft=WORK_SIDE)
+            result = cut_sheet(picture, ROWS)
+        except DigitlabError as exc:
+            print(f"  {condition}, sheet {s}: refused: {exc}")
+            continue
+        f["seconds"].append(time.perf_counter() - start)
+        f["taken"] += 1
+        f["written"] += sum(map(len, on_lines))
+        f["cut"] += len(result.digits)
+        for key, value in placed(result.digits, centres, picture.size[0] / Image.open(io.BytesIO(data)).size[0]).items():
+            f[key] += value
+        cut_prepared += [d.prepared for d in result.digits]
+        cut_labels += [d.label for d in result.digits]
+        originals += [i for line in on_lines for i in line]
+    f["right cut"] = f["right orig"] = 0
+    if cut_prepared:
+        answers = predict_images(loaded.model, loaded.card, np.stack(cut_prepared))
+        f["right cut"] = int(np.sum([a.digit for a in answers] == np.array(cut_labels)))
+        answers = predict_images(loaded.model, loaded.card, images[originals])
+        f["right orig"] = int(np.sum([a.digit for a in answers] == labels[originals]))
+    return f
+
+
+def row(name: str, f: dict) -> str:
+    seconds = f"{np.median(f['seconds']):9.2f}" if f["seconds"] else ""
+    return (f"{name:18s} {f['taken']:>6d} of {f['sheets']:<3d} {f['cut']:>5d} of {f['written']:<5d} {f['one']:>5d} "
+            f"{f['wrong label']:>5d} {f['pair']:>5d} {f['fragment']:>5d} {f['right cut'] / max(f['cut'], 1):>10.2%} "
+            f"{f['right orig'] / max(f['written'], 1):>10.2%} {seconds}")
 
 
 def main() -> int:
@@ -92,47 +170,18 @@ def main() -> int:
     images, labels = mnist.test_images[5000:], mnist.test_labels[5000:]
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"model {loaded.card.id}; {args.sheets} sheets per condition, 10 lines of 8-12 digits each")
-    print(f"{'condition':18s} {'sheets taken':>12s} {'digits cut':>14s} {'right, cut':>11s} "
-          f"{'right, as they come':>20s} {'s a sheet':>9s}")
-    totals = {"sheets": 0, "taken": 0, "written": 0, "cut": 0, "right_cut": 0, "right_orig": 0, "n_orig": 0}
+    print(f"{'condition':18s} {'sheets taken':>12s} {'digits cut':>14s} {'one':>5s} {'wrong':>5s} {'pair':>5s} "
+          f"{'frag':>5s} {'right, cut':>10s} {'as written':>10s} {'s a sheet':>9s}")
+    totals: dict = {}
     for c, condition in enumerate(CONDITIONS):
-        rng = np.random.default_rng([args.seed, c])
-        taken = written = cut = 0
-        cut_prepared, cut_labels, originals = [], [], []
-        seconds = []
-        for s in range(args.sheets):
-            data, on_lines = sheet(condition, images, labels, rng)
-            if s == 0:
-                (args.out / f"sheet-{condition.replace(' ', '_').replace(',', '').replace('°', '')}.jpg").write_bytes(data)
-            start = time.perf_counter()
-            try:
-                result = cut_sheet(read_image(data, draft=WORK_SIDE), ROWS)
-            except DigitlabError as exc:
-                print(f"  {condition}, sheet {s}: refused: {exc}")
-                continue
-            seconds.append(time.perf_counter() - start)
-            taken += 1
-            written += sum(map(len, on_lines))
-            cut += len(result.digits)
-            cut_prepared += [d.prepared for d in result.digits]
-            cut_labels += [d.label for d in result.digits]
-            originals += [i for line in on_lines for i in line]
-        right_cut = right_orig = float("nan")
-        if cut_prepared:
-            answers = predict_images(loaded.model, loaded.card, np.stack(cut_prepared))
-            right_cut = float(np.mean([a.digit for a in answers] == np.array(cut_labels)))
-            answers = predict_images(loaded.model, loaded.card, images[originals])
-            right_orig = float(np.mean([a.digit for a in answers] == labels[originals]))
-            totals["right_cut"] += right_cut * cut
-            totals["right_orig"] += right_orig * len(originals)
-            totals["n_orig"] += len(originals)
-        for key, value in (("sheets", args.sheets), ("taken", taken), ("written", written), ("cut", cut)):
-            totals[key] += value
-        print(f"{condition:18s} {taken:>6d} of {args.sheets:<3d} {cut:>5d} of {written:<5d} {right_cut:>10.2%} "
-              f"{right_orig:>20.2%} {np.median(seconds) if seconds else float('nan'):>9.2f}")
-    t = totals
-    print(f"{'all':18s} {t['taken']:>6d} of {t['sheets']:<3d} {t['cut']:>5d} of {t['written']:<5d} "
-          f"{t['right_cut'] / max(t['cut'], 1):>10.2%} {t['right_orig'] / max(t['n_orig'], 1):>20.2%}")
+        f = condition_figures(condition, c, args, loaded, images, labels)
+        print(row(condition, f))
+        for key, value in f.items():
+            totals[key] = totals.get(key, [] if key == "seconds" else 0) + value
+    print(row("all", totals))
+    print("one: a cut digit holding one written digit of its line's; wrong: one of another line's (a wrong label); "
+          "pair: two or more kept as one; frag: none (a piece of one); right: the model's answers against the "
+          "labels, on the cut digits and on the same MNIST digits as they come")
     return 0
 
 

@@ -8,13 +8,14 @@ turned) and labels every digit of the n-th line with the n-th digit of ``--sheet
 
     picture ──► ink_of ──► find_marks ──► lines == --sheet? ──► each digit: its crop of the picture (the sample's
                                            (else refused,        original) and its ink alone, prepared the
-                                            nothing saved)       MNIST way (the sample's 28×28)
+                                            nothing saved)       MNIST way (the sample's 28×28) ──► check_labels
 
-A sheet whose lines do not match ``--sheet`` in number is refused whole, so that no digit is saved under
-another line's label. On a line, a mark under half its digits' height both ways (a dot), with under 30% of
-their ink (a stray stroke) or :data:`WIDER` times as wide as they are (two digits run together) is left out and
-counted: a line holds one digit, so its digits are alike. A sheet photographed
-turned :data:`TURNED` degrees or more has its digits turned back level, as they were written.
+A sheet whose lines do not match ``--sheet`` in number is refused whole, and so is one whose digits do not fit
+``--sheet``'s (:mod:`digitlab.sheet_check`: upside down, in another order, or not one digit to a line). On a
+line, a mark under half its digits' height both ways (a dot), with under 30% of their ink (a stray stroke), or
+:data:`WIDER` times as wide as they are and wider than tall (two digits run together) is left out and counted: a
+line holds one digit, so its digits are alike. A sheet photographed turned :data:`TURNED` degrees or more has its
+digits turned back level, as they were written.
 
 Examples
 --------
@@ -54,8 +55,9 @@ from digitlab.sheet_check import check_labels
 
 __all__ = ["SheetDigit", "CutSheet", "cut_sheet", "check_rows", "MAX_DIGITS", "WIDER", "WIDEST", "TURNED"]
 
-MAX_DIGITS = 300
-"""Most marks on one sheet (30 lines of 10); more is refused, as a texture or a page of text."""
+MAX_DIGITS = 200
+"""Most digits on one sheet (20 lines of 10); more is refused, as a texture or a page of text. Up to twice as many
+marks are looked at first (a digit of two strokes is two marks until its line is read)."""
 WIDER = 1.7
 """A mark wider than this many times the median width of its line's digits is left out: two digits run together."""
 WIDEST = 1.25
@@ -105,17 +107,18 @@ class CutSheet:
 
 
 def check_rows(rows: str) -> str:
-    """``rows`` if it names a sheet's lines (1 to 30 digits 0-9), else a one-line error.
+    """``rows`` if it names a sheet's lines (1 to 20 digits 0-9), else a one-line error.
 
     >>> check_rows("0123456789")
     '0123456789'
     >>> check_rows("0-9")
     Traceback (most recent call last):
     ...
-    digitlab.errors.DigitlabError: --sheet must be the digit of each line in order, e.g. 0123456789, got '0-9'
+    digitlab.errors.DigitlabError: --sheet must be the digit of each line in order, e.g. 0123456789, up to 20 lines, got '0-9'
     """
     if not isinstance(rows, str) or not 1 <= len(rows) <= MAX_DIGITS // 10 or not rows.isascii() or not rows.isdigit():
-        raise DigitlabError(f"--sheet must be the digit of each line in order, e.g. 0123456789, got {str(rows)[:40]!r}")
+        raise DigitlabError(f"--sheet must be the digit of each line in order, e.g. 0123456789, up to "
+                            f"{MAX_DIGITS // 10} lines, got {str(rows)[:40]!r}")
     return rows
 
 
@@ -140,13 +143,14 @@ def cut_sheet(image: Any, rows: str) -> CutSheet:
     if alpha is not None:  # transparent: on paper of the opposite shade to its strokes, as the ink map saw it
         gray = _flatten_alpha(gray, alpha)
     try:
-        marks = find_marks(ink, most=MAX_DIGITS)
+        marks = find_marks(ink, most=2 * MAX_DIGITS)
     except DigitlabError as exc:
         if str(exc).startswith("found"):
-            raise DigitlabError(f"{str(exc).split(';')[0]}: more than a sheet of {MAX_DIGITS} digits; photograph "
-                                "the sheet alone, or in parts") from None
+            raise _too_many(str(exc).split(" ")[1]) from None
         raise
     lines, left_out = _digit_lines(marks)
+    if sum(map(len, lines)) > MAX_DIGITS:
+        raise _too_many(str(sum(map(len, lines))))
     if len(lines) != len(rows):
         raise DigitlabError(f"found {len(lines)} line{'s' * (len(lines) != 1)} of digits, but --sheet names "
                             f"{len(rows)} ({rows}): write one digit to a line, the lines apart, and give --sheet the "
@@ -164,15 +168,20 @@ def cut_sheet(image: Any, rows: str) -> CutSheet:
 
 def _one_digit_each(ink: Ink, line: list[Mark]) -> tuple[float, list[Mark]]:
     """The line's digits' height, and its marks that are one digit each: as big (either way) as half that
-    height, with 30% of their usual ink, and not twice as wide as they usually are (:data:`WIDER`; on a line of
-    one or two marks, not wider than :data:`WIDEST` times the height), nor narrower than a 1 written slanted can
-be (:data:`_SLANTED`). A line holds one digit, so they are alike."""
+    height, with 30% of their usual ink, and not both :data:`WIDER` times as wide as they usually are and wider
+    than tall (a 1 written slanted can be as wide as tall: :data:`_SLANTED`); on a line of one or two marks, not
+    wider than :data:`WIDEST` times the height. A line holds one digit, so they are alike."""
     full = full_height(line)
     height = float(np.median([m.height for m in full]))
     typical_ink = float(np.median([_ink(ink, m) for m in full]))
     widest = max(WIDER * float(np.median([m.width for m in full])), _SLANTED * height) if len(full) >= 3 else WIDEST * height
     return height, [m for m in line if max(m.width, m.height) >= _FULL * height and m.width <= widest
                     and _ink(ink, m) >= _SLIGHT * typical_ink]
+
+
+def _too_many(count: str) -> DigitlabError:
+    return DigitlabError(f"found {count} separate marks: more than a sheet of {MAX_DIGITS} digits; photograph the "
+                         "sheet alone, or in parts")
 
 
 def _digit_lines(marks: list[Mark]) -> tuple[list[list[Mark]], int]:
