@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["crossings", "smooth"]
+__all__ = ["crossings", "pen_line", "smooth"]
 
 
 def smooth(points: np.ndarray, rounds: int = 3) -> np.ndarray:
@@ -23,6 +23,14 @@ def smooth(points: np.ndarray, rounds: int = 3) -> np.ndarray:
         r = 0.25 * points[:-1] + 0.75 * points[1:]
         points = np.vstack([points[:1], np.stack([q, r], axis=1).reshape(-1, 2), points[-1:]])
     return points
+
+
+def pen_line(draw, xy: list[tuple[float, float]], width: float, fill: int, *, dots=None) -> None:
+    """A polyline drawn with a round pen on a Pillow ``ImageDraw``: ``width`` px wide, round at its two ends (or at
+    every point of ``dots``, e.g. its corners too)."""
+    draw.line(xy, fill=fill, width=int(round(width)), joint="curve")
+    for x, y in (xy[0], xy[-1]) if dots is None else dots:
+        draw.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=fill)
 
 
 def crossings(strokes: list[np.ndarray]) -> int:

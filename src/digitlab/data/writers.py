@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from digitlab.data.images import prepare_digit, read_image
-from digitlab.data.strokes import smooth
+from digitlab.data.strokes import pen_line, smooth
 from digitlab.errors import DigitlabError
 
 __all__ = ["SHAPES", "WRITERS", "Writer", "WriterSamples", "draw_digit", "writer", "writer_samples"]
@@ -232,9 +232,7 @@ def draw_digit(w: Writer, digit: int, rng: np.random.Generator, *, supersample: 
         u = (curve[:, 0] - 0.5) * width + slant * (0.5 - curve[:, 1]) * height
         v = (curve[:, 1] - 0.5) * height
         xy = [(cx + cos * a - sin * b, cy + sin * a + cos * b) for a, b in zip(u, v)]
-        draw.line(xy, fill=255, width=int(round(pen)), joint="curve")
-        for x, y in (xy[0], xy[-1]):  # a round pen's ends
-            draw.ellipse([x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2], fill=255)
+        pen_line(draw, xy, pen, 255)
     ink = np.asarray(ink.reduce(supersample), dtype=np.float32) / 255
     paper, dark = rng.uniform(225, 252), rng.uniform(15, 70)
     return Image.fromarray(np.rint(paper + (dark - paper) * ink).astype(np.uint8), "L")

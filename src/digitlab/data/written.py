@@ -33,12 +33,10 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from digitlab.data.strokes import smooth
+from digitlab.data.doodles import CANVAS
+from digitlab.data.strokes import pen_line, smooth
 
 __all__ = ["HANDS", "written_letter"]
-
-CANVAS = 112  # the sheet of :mod:`digitlab.data.doodles`
-
 
 def _L(*xy: float) -> tuple[bool, np.ndarray]:
     return False, np.array(xy, dtype=float).reshape(-1, 2)
@@ -140,7 +138,6 @@ def written_letter(rng: np.random.Generator, split: str, system: bool) -> Image.
         u = (line[:, 0] - 0.5) * width + slant * (0.5 - line[:, 1]) * height
         v = (line[:, 1] - 0.5) * height
         xy = np.stack([cos * u - sin * v, sin * u + cos * v], axis=1) + centre
-        draw.line([(float(x), float(y)) for x, y in xy], fill=0, width=pen, joint="curve")
-        for x, y in xy[[0, -1]] if curved else xy:  # a round pen: round ends and corners
-            draw.ellipse([x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2], fill=0)
+        points = [(float(x), float(y)) for x, y in xy]
+        pen_line(draw, points, pen, 0, dots=None if curved else points)  # a round pen: round ends and corners
     return image
