@@ -420,6 +420,12 @@ def test_percentages_never_claim_certainty(page):
     for decimals in (0, 1):
         shown = page.evaluate("([ps, d]) => ps.map((p) => pct(p, d))", [values, decimals])
         assert shown == [shown_percent(v, decimals) for v in values], decimals
+    from digitlab.predict import percent_needed  # an "unsure" bar: rounded up, and over 99.9% with the decimals it needs
+
+    import numpy as np
+
+    bars = values + [0.6841966702142969, 0.893, 0.99996, 0.9999999999] + np.random.default_rng(0).random(500).tolist()
+    assert page.evaluate("(ps) => ps.map(needed)", bars) == [percent_needed(b) for b in bars]
     page.evaluate("""() => document.addEventListener('digitlab:answer',
         (e) => { window.lastAnswer = e.detail.answer; })""")
     _stroke(page, [(0.5, 0.12), (0.5, 0.88)])

@@ -344,26 +344,6 @@ function reset() {
   document.dispatchEvent(new CustomEvent("digitlab:reset"));
 }
 
-// An "unsure" threshold, rounded up to 0.1% as digitlab.predict.percent_needed does, so that a confidence under
-// it never reads as more than it.
-// A threshold over 99.9% gets the decimals it needs not to read "100.0%", as there.
-function needed(p) {
-  for (let decimals = 1; decimals <= 6; decimals++) {
-    const scale = 10 ** decimals, text = (Math.ceil(100 * scale * p - 1e-9) / scale).toFixed(decimals);
-    if (Number(text) < 100) return `${text}%`;
-  }
-  return p < 1 ? "99.999999%" : "100.0%";
-}
-
-// A probability as a percentage that claims no certainty the model lacks: ">99.9%", not "100.0%" (and "<0.1%",
-// not "0.0%"), as digitlab.predict.shown_percent does for the terminal.
-function pct(p, decimals = 1) {
-  const text = (100 * p).toFixed(decimals);
-  if (text === (100).toFixed(decimals)) return `>${(100 - 10 ** -decimals).toFixed(decimals)}%`;
-  if (text === (0).toFixed(decimals)) return `<${(10 ** -decimals).toFixed(decimals)}%`;
-  return `${text}%`;
-}
-
 function show(answer, source) {
   if (answer.error) {
     status(answer.error, true);
