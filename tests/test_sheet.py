@@ -104,8 +104,11 @@ def test_a_dot_and_two_digits_run_together_are_left_out_and_counted():
 
 
 def test_another_number_of_lines_than_named_is_refused_in_one_line():
-    with pytest.raises(DigitlabError, match=r"^found 3 lines of digits, but --sheet names 2 \(01\): write one digit"):
+    with pytest.raises(DigitlabError, match=r"^found 3 lines of digits, but --sheet names 2 \(01\) \(a name or a "
+                       r"title on the sheet is a line too: write it on the back\): write one digit"):
         cut_sheet(sheet("012"), "01")
+    with pytest.raises(DigitlabError, match=r"^found 2 lines of digits, but --sheet names 3 \(012\): write one digit"):
+        cut_sheet(sheet("01"), "012")
     with pytest.raises(DigitlabError, match="--sheet must be the digit of each line"):
         cut_sheet(sheet("01"), "0 1")
     with pytest.raises(DigitlabError, match="no ink found"):

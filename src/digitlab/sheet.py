@@ -152,9 +152,10 @@ def cut_sheet(image: Any, rows: str) -> CutSheet:
     if sum(map(len, lines)) > MAX_DIGITS:
         raise _too_many(str(sum(map(len, lines))))
     if len(lines) != len(rows):
+        extra = " (a name or a title on the sheet is a line too: write it on the back)" * (len(lines) == len(rows) + 1)
         raise DigitlabError(f"found {len(lines)} line{'s' * (len(lines) != 1)} of digits, but --sheet names "
-                            f"{len(rows)} ({rows}): write one digit to a line, the lines apart, and give --sheet the "
-                            "lines' digits in order")
+                            f"{len(rows)} ({rows}){extra}: write one digit to a line, the lines apart, and give --sheet "
+                            "the lines' digits in order")
     angle = _page_angle(lines)
     digits = []
     for n, line in enumerate(lines):
