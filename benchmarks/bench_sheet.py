@@ -56,7 +56,7 @@ def sheet(condition: str, images: np.ndarray, labels: np.ndarray, rng: np.random
     height = rng.uniform(40, 90)
     pitch = int(height * rng.uniform(1.7, 2.1))
     counts = rng.integers(8, 13, len(ROWS))
-    width = int(max(counts) * 1.45 * height + 2 * height)
+    width = int(max(counts) * 1.7 * height + 2 * height)  # room for the widest gaps
     page = paper(rng, width, pitch * (len(ROWS) + 1))
     if condition.startswith("lined"):
         rule = np.array((150, 180, 220), np.float32)
