@@ -120,7 +120,7 @@ def test_a_page_of_many_more_marks_than_a_sheet_is_refused():
     for y in range(5, 695, 20):
         for x in range(5, 695, 20):
             page[y:y + 8, x:x + 8] = 0  # 1,225 squares: a texture
-    with pytest.raises(DigitlabError, match=f"more than a sheet of {MAX_DIGITS} digits"):
+    with pytest.raises(DigitlabError, match=f"^found more separate marks than a sheet of {MAX_DIGITS} digits holds"):
         cut_sheet(page, "0")
     many = cut_sheet(sheet("0123456789", per_line=9, height=40), "0123456789")  # 90 digits: more than a number's 64
     assert len(many.digits) == 90
@@ -178,3 +178,45 @@ def test_each_sheet_goes_in_whole_in_one_save(tmp_path, monkeypatch):
     monkeypatch.setattr(HandwritingSet, "_write_index", lambda self, e: (sizes.append(len(e)), real_write(self, e)))
     summary = handwriting_io.import_pictures("mine", [tmp_path / "sheet-1.png", tmp_path / "sheet-2.png"], sheet="38")
     assert (summary.added, summary.sheets, summary.failures) == (24, 2, []) and sizes == [12, 24]
+
+
+def _bars(lines: int, per_line: int, lean: float = 0.0, extra=None, pitch: int = 60) -> Image.Image:
+    """Lines of 1s drawn as bars 100 px tall, ``pitch`` px from one to the next, leaning ``lean`` (run over rise)."""
+    page = Image.new("L", (per_line * pitch + 160, lines * 180 + 60), 255)
+    draw = ImageDraw.Draw(page)
+    for n in range(lines):
+        for k in range(per_line):
+            x, y = 60 + pitch * k + 3 * (k % 3), 60 + 180 * n
+            draw.line([(x + lean * 100, y), (x, y + 100)], fill=0, width=12 + k % 2)
+    if extra is not None:
+        extra(draw)
+    return page
+
+
+def test_slanted_writing_is_not_chained_into_one_mark():
+    """Boxes of slanted digits overlap; their inks do not: every 1 is its own sample (all 16 were lost before)."""
+    cut = cut_sheet(_bars(2, 8, lean=0.27, pitch=42), "11")  # 15°: each box reaches the next, the inks 30 px apart
+    assert len(cut.digits) == 16 and cut.left_out == 0
+
+
+def test_a_loose_flag_joins_its_digit_and_a_faint_stroke_is_left_out():
+    def marks(draw):
+        draw.line([(60 + 60 * 3, 40), (60 + 60 * 3 + 25, 40)], fill=0, width=6)  # a flag over the 4th bar of line 0
+        draw.line([(60 + 60 * 5 + 28, 260), (60 + 60 * 5 + 28, 320)], fill=140, width=2)  # faint, beside line 1's 6th
+    cut = cut_sheet(_bars(2, 8, extra=marks), "11")
+    assert len(cut.digits) == 16 and cut.left_out == 1
+    assert cut.digits[3].box[1] <= 45 and cut.digits[2].box[1] >= 55  # the flag (at 40) is part of the 4th digit
+
+
+def test_sheets_of_two_lines_are_checked_and_sheets_that_read_the_same_upside_down_are_taken():
+    two = sheet("47", seed=11)
+    assert len(cut_sheet(two, "47").digits) == 12
+    with pytest.raises(DigitlabError, match="^the lines look more like 47 than like --sheet 74"):
+        cut_sheet(two, "74")
+    with pytest.raises(DigitlabError, match="^the sheet looks upside down"):
+        cut_sheet(two.transpose(Image.Transpose.ROTATE_180), "47")
+    assert len(cut_sheet(sheet("619", seed=12), "619").digits) == 18  # upside down it would read 619 too
+
+
+def test_a_sheet_of_two_digits_a_line_photographed_turned_is_turned_back():
+    assert 13.5 <= cut_sheet(sheet("147", per_line=2, turned=15.0, seed=3), "147").angle <= 16.5

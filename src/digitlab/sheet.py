@@ -50,7 +50,7 @@ from scipy import ndimage
 from digitlab.data.images import _to_gray, prepare_digit
 from digitlab.data.ink import _flatten_alpha
 from digitlab.errors import DigitlabError
-from digitlab.segment import Box, Ink, Mark, box_gap, centre_slope, digit_input, find_marks, full_height, ink_of
+from digitlab.segment import Box, Ink, Mark, box_gap, digit_input, find_marks, full_height, ink_of
 from digitlab.sheet_check import check_labels
 
 __all__ = ["SheetDigit", "CutSheet", "cut_sheet", "check_rows", "MAX_DIGITS", "WIDER", "WIDEST", "TURNED"]
@@ -146,11 +146,11 @@ def cut_sheet(image: Any, rows: str) -> CutSheet:
         marks = find_marks(ink, most=2 * MAX_DIGITS)
     except DigitlabError as exc:
         if str(exc).startswith("found"):
-            raise _too_many(str(exc).split(" ")[1]) from None
+            raise _too_many() from None
         raise
     lines, left_out = _digit_lines(marks)
-    if sum(map(len, lines)) > MAX_DIGITS:
-        raise _too_many(str(sum(map(len, lines))))
+    if sum(map(len, lines)) > MAX_DIGITS or len(marks) >= 2 * MAX_DIGITS:  # at the cap: some pieces went unseen
+        raise _too_many()
     if len(lines) != len(rows):
         extra = " (a name or a title on the sheet is a line too: write it on the back)" * (len(lines) == len(rows) + 1)
         raise DigitlabError(f"found {len(lines)} line{'s' * (len(lines) != 1)} of digits, but --sheet names "
@@ -180,9 +180,9 @@ def _one_digit_each(ink: Ink, line: list[Mark]) -> tuple[float, list[Mark]]:
                     and _ink(ink, m) >= _SLIGHT * typical_ink]
 
 
-def _too_many(count: str) -> DigitlabError:
-    return DigitlabError(f"found {count} separate marks: more than a sheet of {MAX_DIGITS} digits; photograph the "
-                         "sheet alone, or in parts")
+def _too_many() -> DigitlabError:
+    return DigitlabError(f"found more separate marks than a sheet of {MAX_DIGITS} digits holds (noise, a texture or a "
+                         "page of text?): photograph the sheet alone, or in parts")
 
 
 def _digit_lines(marks: list[Mark]) -> tuple[list[list[Mark]], int]:
@@ -248,10 +248,16 @@ def _joined(a: Mark, b: Mark) -> Mark:
 
 
 def _page_angle(lines: list[list[Mark]]) -> float:
-    """How many degrees the sheet's lines rise, left to right (the median over lines of three digits or more);
-    0 under :data:`TURNED`."""
-    slopes = [centre_slope(full_height(line)) for line in lines if len(full_height(line)) >= 3]
-    angle = float(np.degrees(np.arctan(-np.median(slopes)))) if slopes else 0.0
+    """How many degrees the sheet's lines rise, left to right: one slope fitted through every line's digits'
+    centres at once, each line at its own height (so that lines of two digits count too); 0 under :data:`TURNED`."""
+    rise = run = 0.0
+    for line in lines:
+        full = full_height(line)
+        x = np.array([(m.box[0] + m.box[2]) / 2 for m in full])
+        y = np.array([(m.box[1] + m.box[3]) / 2 for m in full])
+        rise += float(((x - x.mean()) * (y - y.mean())).sum())
+        run += float(((x - x.mean()) ** 2).sum())
+    angle = float(np.degrees(np.arctan(-rise / run))) if run > 0 else 0.0
     return angle if abs(angle) >= TURNED else 0.0
 
 
