@@ -394,7 +394,8 @@ def _local_cluster(workers: int) -> Any:
     try:
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
             return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                silence_logs=logging.ERROR)
+                                silence_logs=logging.CRITICAL)  # a worker that lost the scheduler at Ctrl-C logs
+                                # an ERROR with a traceback (seen on a loaded machine); its cell's failure is said here
     finally:
         signal.signal(signal.SIGINT, interrupt)
 
