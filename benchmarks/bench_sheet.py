@@ -96,7 +96,8 @@ def _turned(x: float, y: float, degrees: float, before: tuple[int, int], after: 
     """Where the point (x, y) goes when Pillow turns the picture ``degrees`` counter-clockwise, expanding it."""
     t = np.radians(degrees)
     dx, dy = x - before[0] / 2, y - before[1] / 2
-    return (float(dx * np.cos(t) + dy * np.sin(t) + after[0] / 2), float(-dx * np.sin(t) + dy * np.cos(t) + after[1] / 2))
+    return (float(dx * np.cos(t) + dy * np.sin(t) + after[0] / 2),
+            float(-dx * np.sin(t) + dy * np.cos(t) + after[1] / 2))
 
 
 def placed(digits, centres, scale: float) -> dict[str, int]:
@@ -136,7 +137,8 @@ def condition_figures(condition: str, c: int, args, loaded, images, labels) -> d
         f["taken"] += 1
         f["written"] += sum(map(len, on_lines))
         f["cut"] += len(result.digits)
-        for key, value in placed(result.digits, centres, picture.size[0] / Image.open(io.BytesIO(data)).size[0]).items():
+        scale = picture.size[0] / Image.open(io.BytesIO(data)).size[0]  # a large JPEG is decoded smaller
+        for key, value in placed(result.digits, centres, scale).items():
             f[key] += value
         cut_prepared += [d.prepared for d in result.digits]
         cut_labels += [d.label for d in result.digits]

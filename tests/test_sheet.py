@@ -31,7 +31,8 @@ def sheet(rows: str, per_line: int = 6, height: int = 60, turned: float = 0.0, s
     rng = np.random.default_rng(seed)
     lines = lines or [digit * per_line for digit in rows]
     pitch = int(height * 1.8)
-    page = np.full((pitch * (len(lines) + 1), int((max(map(len, lines)) + 2) * height * 1.5 + 2 * height)), 255, np.uint8)
+    width = int((max(map(len, lines)) + 2) * height * 1.5 + 2 * height)
+    page = np.full((pitch * (len(lines) + 1), width), 255, np.uint8)
     for n, written in enumerate(lines):
         picks = [rng.choice(np.flatnonzero(DIGITS.target == int(digit))) for digit in written]
         for k, i in enumerate(picks):

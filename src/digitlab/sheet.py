@@ -135,7 +135,8 @@ def cut_sheet(image: Any, rows: str) -> CutSheet:
     Raises
     ------
     DigitlabError
-        A blank picture; more than :data:`MAX_DIGITS` marks; or another number of lines than ``rows`` names.
+        A blank picture; more than :data:`MAX_DIGITS` marks; another number of lines than ``rows`` names; or digits
+        that do not fit ``rows`` (:func:`~digitlab.sheet_check.check_labels`).
     """
     rows = check_rows(rows)
     ink = ink_of(image)
@@ -154,8 +155,8 @@ def cut_sheet(image: Any, rows: str) -> CutSheet:
     if len(lines) != len(rows):
         extra = " (a name or a title on the sheet is a line too: write it on the back)" * (len(lines) == len(rows) + 1)
         raise DigitlabError(f"found {len(lines)} line{'s' * (len(lines) != 1)} of digits, but --sheet names "
-                            f"{len(rows)} ({rows}){extra}: write one digit to a line, the lines apart, and give --sheet "
-                            "the lines' digits in order")
+                            f"{len(rows)} ({rows}){extra}: write one digit to a line, the lines apart, and give "
+                            "--sheet the lines' digits in order")
     angle = _page_angle(lines)
     digits = []
     for n, line in enumerate(lines):
@@ -175,7 +176,9 @@ def _one_digit_each(ink: Ink, line: list[Mark]) -> tuple[float, list[Mark]]:
     full = full_height(line)
     height = float(np.median([m.height for m in full]))
     typical_ink = float(np.median([_ink(ink, m) for m in full]))
-    widest = max(WIDER * float(np.median([m.width for m in full])), _SLANTED * height) if len(full) >= 3 else WIDEST * height
+    widest = WIDEST * height
+    if len(full) >= 3:
+        widest = max(WIDER * float(np.median([m.width for m in full])), _SLANTED * height)
     return height, [m for m in line if max(m.width, m.height) >= _FULL * height and m.width <= widest
                     and _ink(ink, m) >= _SLIGHT * typical_ink]
 
