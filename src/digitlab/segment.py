@@ -42,7 +42,8 @@ from digitlab.errors import DigitlabError
 from digitlab.ruled_paper import without_page_lines
 from digitlab.rules import without_rules, without_surround
 
-__all__ = ["Box", "Ink", "Mark", "ink_of", "find_marks", "digit_input", "full_height", "centre_slope", "box_gap", "MAX_MARKS"]
+__all__ = ["Box", "Ink", "Mark", "ink_of", "find_marks", "digit_input", "full_height", "centre_slope", "box_gap",
+           "ink_and_gray", "MAX_MARKS"]
 
 Box = tuple[int, int, int, int]
 """``(x0, y0, x1, y1)``: left, top, right, bottom, the right and bottom ends excluded (as Pillow's crop)."""
@@ -151,6 +152,12 @@ def ink_of(image: Any) -> Ink:
     >>> ink.size, float(ink.map.max()), float(ink.map[0, 0])
     ((90, 30), 1.0, 0.0)
     """
+    return ink_and_gray(image)[0]
+
+
+def ink_and_gray(image: Any) -> tuple[Ink, np.ndarray, np.ndarray | None]:
+    """:func:`ink_of`, with the grey picture (in [0, 1]) and alpha (None when opaque) it was found in, at the ink
+    map's size: for a caller that shows the picture too (:mod:`digitlab.sheet` crops each digit from it)."""
     size = image.size if hasattr(image, "size") and not isinstance(image, np.ndarray) else None
     gray, alpha = _to_gray(image)
     if size is None:
@@ -159,7 +166,7 @@ def ink_of(image: Any) -> Ink:
         ink = _ink_map(gray, alpha)
     except DigitlabError:
         raise DigitlabError("no ink found: the image is blank; write or photograph a number") from None
-    return Ink(map=ink.astype(np.float32, copy=False), size=(int(size[0]), int(size[1])))
+    return Ink(map=ink.astype(np.float32, copy=False), size=(int(size[0]), int(size[1]))), gray, alpha
 
 
 def find_marks(ink: Ink, *, most: int = MAX_MARKS) -> list[Mark]:

@@ -47,10 +47,10 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from digitlab.data.images import _to_gray, prepare_digit
+from digitlab.data.images import prepare_digit
 from digitlab.data.ink import _flatten_alpha
 from digitlab.errors import DigitlabError
-from digitlab.segment import Box, Ink, Mark, box_gap, digit_input, find_marks, full_height, ink_of
+from digitlab.segment import Box, Ink, Mark, box_gap, digit_input, find_marks, full_height, ink_and_gray
 from digitlab.sheet_check import check_labels
 
 __all__ = ["SheetDigit", "CutSheet", "cut_sheet", "check_rows", "MAX_DIGITS", "WIDER", "WIDEST", "TURNED"]
@@ -139,8 +139,7 @@ def cut_sheet(image: Any, rows: str) -> CutSheet:
         that do not fit ``rows`` (:func:`~digitlab.sheet_check.check_labels`).
     """
     rows = check_rows(rows)
-    ink = ink_of(image)
-    gray, alpha = _to_gray(image)  # the picture as the ink map sees it (its pixels, or fewer for a large one)
+    ink, gray, alpha = ink_and_gray(image)  # gray: the picture as the ink map sees it (at most 1024 px a side)
     if alpha is not None:  # transparent: on paper of the opposite shade to its strokes, as the ink map saw it
         gray = _flatten_alpha(gray, alpha)
     try:

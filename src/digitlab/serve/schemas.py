@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from digitlab.data.handwriting_sample import SOURCES
 from digitlab.data.images import prepare_pixels
 from digitlab.errors import DigitlabError
 
@@ -176,7 +177,7 @@ class SampleInfo(BaseModel):
     id: str = Field(description="The sample's id (`DELETE /api/samples/{id}` removes it).")
     label: int = Field(ge=0, le=9, description="The digit the picture shows, as the person said.")
     writer: str | None = Field(description="Who wrote it; null when no name was given.")
-    source: Literal["drawn", "photo", "import", "sheet"] = Field(
+    source: Literal[SOURCES] = Field(  # every source a sample can have, so that the two never part
         description="Where it came from: the page, a photo sent to it, or `digitlab data import` (one picture, or a "
                     "sheet cut into digits).")
     created: str = Field(description="When it was saved (UTC, ISO 8601).")
