@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -145,6 +146,20 @@ def test_models_gives_every_path_in_one_form(runs, monkeypatch):
     with TestClient(create_app(runs / "b-mnist-like-knn", Path(runs.name))) as served:
         paths = {m["path"]: m["active"] for m in served.get("/api/models").json()["models"]}
     assert paths == {str(Path(runs.name) / "b-mnist-like-knn"): True, str(Path(runs.name) / "a-digits-logreg"): False}
+
+
+def test_models_lists_two_identical_runs_once(runs, tmp_path):
+    """Two runs of one recipe and seed have one card id (the weights' checksum): the page's menu showed two
+    entries that could not be told apart. The newest is listed; the served one is never listed twice."""
+    copy = tmp_path / "runs"
+    for name in ("a-digits-logreg", "b-mnist-like-knn"):
+        shutil.copytree(runs / name, copy / name)
+    shutil.copytree(runs / "a-digits-logreg", copy / "c-digits-logreg")
+    shutil.copytree(runs / "b-mnist-like-knn", copy / "d-mnist-like-knn")
+    with TestClient(create_app(copy / "b-mnist-like-knn", copy)) as served:
+        models = served.get("/api/models").json()["models"]
+    assert [(Path(m["path"]).name, m["active"]) for m in models] == [("b-mnist-like-knn", True),
+                                                                    ("c-digits-logreg", False)]
 
 
 def picture_of(image: np.ndarray) -> bytes:

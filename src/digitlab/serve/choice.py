@@ -155,6 +155,9 @@ def _summary(card: ModelCard, folder: Path, active: bool) -> dict[str, Any]:
 def list_models(served: Served) -> list[dict[str, Any]]:
     """The served model first, then every other run folder whose card reads (hidden staging folders are not runs).
 
+    A run whose card has an id already listed is left out: the same id means the same weights (two runs of one
+    recipe and seed), and the page's menu would show two entries that cannot be told apart. The newest is listed.
+
     Parameters
     ----------
     served : Served
@@ -168,14 +171,17 @@ def list_models(served: Served) -> list[dict[str, Any]]:
     active, runs = served.loaded, served.runs_dir
     folder = active.path.parent  # shown as the others are when it is one of them: runs/NAME, not /abs/.../runs/NAME
     listed = [_summary(active.card, runs / folder.name if folder.resolve().parent == runs.resolve() else folder, True)]
-    seen = {active.path.parent.resolve()}
+    seen, ids = {active.path.parent.resolve()}, {active.card.id}
     if runs.is_dir():
         for folder in sorted(runs.iterdir(), reverse=True):
             card_path = folder / CARD_NAME
             if folder.name.startswith(".") or folder.resolve() in seen or not card_path.is_file():
                 continue
             try:
-                listed.append(_summary(ModelCard.from_file(card_path), folder, False))
+                card = ModelCard.from_file(card_path)
             except DigitlabError:
                 continue  # a damaged card is not listed; loading it would refuse it too
+            if card.id not in ids:
+                ids.add(card.id)
+                listed.append(_summary(card, folder, False))
     return listed
