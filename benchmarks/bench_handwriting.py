@@ -12,7 +12,12 @@ through exactly what the app does with an upload (``read_image`` → ``prepare_d
 Each is drawn dark-on-light and light-on-dark, and saved as PNG or as a JPEG "photo" (grey paper,
 uneven light, blur, sensor noise, quality 55-90). The baseline, in the same run, is the model's
 accuracy on the same MNIST test digits as they come (28×28): the ratio says what drawing, scaling,
-polarity and JPEG cost.
+polarity and JPEG cost. A model of scikit-learn's 8×8 digits (the lesson's) is measured too, each picture
+prepared into its 8×8 form; its baseline is its own dataset's test part.
+
+Beside accuracy, how far its confidence holds on drawings: the share of answers given as sure (neither "unsure" nor
+"not a digit", as the page shows them, with the run's detector), how many of those are right, and the mean
+probability they state.
 
 Usage::
 
@@ -154,7 +159,7 @@ def render(ink: np.ndarray, dark_on_light: bool, photo: bool, rng: np.random.Gen
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, required=True, help="run folder of an MNIST model (28×28)")
+    parser.add_argument("--model", type=Path, required=True, help="run folder of an MNIST or 8×8 digits model")
     parser.add_argument("--n", type=int, default=2000, help="pictures per set (strokes, redrawn)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-output")
@@ -166,8 +171,8 @@ def main() -> int:
 
     loaded = load_model(args.model)
     card = loaded.card
-    if card.image_shape != (28, 28):
-        sys.exit("bench_handwriting: give an MNIST (28×28) model")
+    if card.image_shape not in ((28, 28), (8, 8)):
+        sys.exit("bench_handwriting: give an MNIST (28×28) or 8×8 digits model")
     rng = np.random.default_rng(args.seed)
     mnist = load_dataset("mnist")
     held_out = slice(5000, 10000)
@@ -176,8 +181,11 @@ def main() -> int:
     examples.mkdir(parents=True, exist_ok=True)
 
     baseline_pick = rng.choice(len(test_labels), size=min(args.n, len(test_labels)), replace=False)
-    base = predict_images(loaded.model, card, test_images[baseline_pick])
-    baseline = float(np.mean([p.digit for p in base] == test_labels[baseline_pick]))
+    own = load_dataset("digits") if card.image_shape == (8, 8) else None  # its own test part is its baseline
+    base_images, base_labels = (own.test_images, own.test_labels) if own else (test_images[baseline_pick],
+                                                                               test_labels[baseline_pick])
+    base = predict_images(loaded.model, card, base_images)
+    baseline = float(np.mean([p.digit for p in base] == base_labels))
 
     rows = []
     start = time.perf_counter()
@@ -193,21 +201,31 @@ def main() -> int:
             data = render(ink, dark_on_light, photo, rng)
             if i < args.save_examples:
                 (examples / f"{set_name}-{i:03d}-{label}.{'jpg' if photo else 'png'}").write_bytes(data)
-            prepared = prepare_digit(read_image(data), (28, 28), 255)
+            prepared = prepare_digit(read_image(data), card.image_shape, card.pixel_max)
             rows.append((set_name, label, dark_on_light, photo, prepared))
     prepared = np.stack([r[4] for r in rows])
-    predictions = predict_images(loaded.model, card, prepared)
+    predictions = predict_images(loaded.model, card, prepared, detector=loaded.detector)
     seconds = time.perf_counter() - start
     correct = np.array([p.digit == r[1] for p, r in zip(predictions, rows)])
+    sure = np.array([p.kind == "digit" for p in predictions])
+    stated = np.array([p.probability for p in predictions])
 
     def accuracy(keep) -> tuple[float, int]:
         mask = np.array([keep(r) for r in rows])
         return float(correct[mask].mean()), int(mask.sum())
 
-    report = {"model_id": card.id, "baseline_mnist_test": baseline, "groups": {}}
+    def confidence(keep) -> dict:
+        group = np.array([keep(r) for r in rows])
+        mask = group & sure
+        return {"sure": float(mask.sum() / group.sum()), "sure_right": float(correct[mask].mean()) if mask.any() else None,
+                "sure_stated": float(stated[mask].mean()) if mask.any() else None}
+
+    baseline_name = "its 8×8 test part" if own else "MNIST test"
+    report = {"model_id": card.id, f"baseline_{'digits' if own else 'mnist'}_test": baseline, "groups": {}}
     print(f"model {card.id}: {len(rows):,} drawn pictures in {seconds:.1f} s "
           f"({1000 * seconds / len(rows):.1f} ms each to draw, encode, read and prepare)")
-    print(f"{'group':34s} {'accuracy':>9s} {'n':>6s}  ratio to MNIST test ({baseline:.2%})")
+    print(f"{'group':34s} {'accuracy':>9s} {'n':>6s}  ratio to {baseline_name} ({baseline:.2%}); "
+          "answered sure: share, right, stated")
     groups = {
         "all drawn": lambda r: True,
         "strokes (templates)": lambda r: r[0] == "strokes",
@@ -219,8 +237,10 @@ def main() -> int:
     }
     for name, keep in groups.items():
         acc, n = accuracy(keep)
-        report["groups"][name] = {"accuracy": acc, "n": n}
-        print(f"{name:34s} {acc:9.2%} {n:6d}  x{acc / baseline:.3f}")
+        c = confidence(keep)
+        report["groups"][name] = {"accuracy": acc, "n": n, **c}
+        held = f"{c['sure_right']:7.2%} {c['sure_stated']:7.2%}" if c["sure_right"] is not None else ""
+        print(f"{name:34s} {acc:9.2%} {n:6d}  x{acc / baseline:.3f} {c['sure']:6.1%} {held}")
     per_digit = {d: accuracy(lambda r, d=d: r[1] == d)[0] for d in range(10)}
     report["per_digit"] = per_digit
     print("per digit: " + "  ".join(f"{d}:{a:.0%}" for d, a in per_digit.items()))

@@ -214,6 +214,17 @@ def test_drawing_a_one_shows_the_prediction_and_the_bars(page):
     page.screenshot(path=str(OUTPUT / "page-one.png"), full_page=True)
 
 
+def test_an_8x8_model_is_noted_as_overstating_on_drawings(page):
+    """The lesson's 8×8 model states 99% on drawings it reads half right (benchmarks/bench_handwriting.py): the page
+    says so under the model's name, and not for a 28×28 model."""
+    note = page.locator("#model-note")
+    assert note.is_visible() and "8×8" in note.inner_text() and "digitlab run --dataset mnist --model cnn" in note.inner_text()
+    page.evaluate("showModel({...models[0], image_shape: [28, 28]})")  # as the menu shows a 28×28 run
+    assert not note.is_visible()
+    page.evaluate("showModel(models[0])")
+    assert note.is_visible()
+
+
 def _assert_grey_png_matches_to_blob(page):
     """The page's own one-channel PNG (graypng.js) holds exactly the grey Pillow reads from toBlob's RGBA PNG:
     for the drawing it sends, and for a coloured canvas (a browser that ignores the grayscale filter sends one)."""

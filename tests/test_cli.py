@@ -169,7 +169,29 @@ def test_predict_in_a_pipe_prints_one_line_a_picture_however_long_its_name(lesso
                      str(bad), env={"COLUMNS": ""}, process=True)  # Rich's own width out of a terminal: 80
     assert result.returncode == 1, result.stderr
     assert [line.split(": ")[0] for line in result.stdout.splitlines()] == [str(folder / "the_first_one_i_drew_today.png")]
-    assert str(bad) in result.stderr.splitlines()[0], result.stderr
+    note, failed = result.stderr.splitlines()  # the 8×8 model's note, then the bad picture: one line each
+    assert note.startswith("note: this is a model of scikit-learn's 8×8 digits") and str(bad) in failed, result.stderr
+
+
+def test_only_an_8x8_model_is_noted_as_reading_drawings_poorly(lesson_run, tmp_path):
+    """The lesson's 8×8 model states 99% on drawings it reads half right (benchmarks/bench_handwriting.py): predict
+    says so, pointing to the CNN; a 28×28 model gets no such note."""
+    import numpy as np
+
+    from digitlab.data import Dataset, load_dataset
+    from digitlab.store import save_model
+    from digitlab.train import train
+
+    _draw_one(tmp_path / "one.png")
+    small = load_dataset("digits")
+    grow = lambda images: np.kron(images * 15, np.ones((3, 3), np.uint8))[:, :24, :24]  # noqa: E731
+    big = Dataset("mnist-like", np.pad(grow(small.train_images), ((0, 0), (2, 2), (2, 2))), small.train_labels,
+                  np.pad(grow(small.test_images), ((0, 0), (2, 2), (2, 2))), small.test_labels, 255, {})
+    save_model(train("knn", big), big, tmp_path / "knn")
+    for folder, noted in ((lesson_run.folder, True), (tmp_path / "knn", False)):
+        result = run_cli("predict", "--model", str(folder), str(tmp_path / "one.png"))
+        assert result.returncode == 0, result.stderr
+        assert ("8×8 digits" in result.stderr and "--dataset mnist --model cnn" in result.stderr) is noted, result.stderr
 
 
 def test_an_unsure_answer_says_what_confidence_the_model_needs(lesson_run, tmp_path):

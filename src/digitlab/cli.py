@@ -284,13 +284,18 @@ def predict(
 
 
 def _model_for_pictures(model: Optional[Path], runs: Path, save_prepared: Optional[Path]):
-    """The model that answers (the newest run when none is given: said), a line when it is uncalibrated,
+    """The model that answers (the newest run when none is given: said), a line when it is uncalibrated or 8×8,
     and ``--save-prepared`` checked before any picture is read: what ``predict`` and ``read`` both start with."""
     from digitlab.runs import check_writable, model_or_newest
     from digitlab.store import load_model
 
     loaded = load_model(model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True)))
     _say_if_uncalibrated(loaded)
+    if loaded.image_shape == (8, 8):  # benchmarks/bench_handwriting.py: sure of drawings it gets wrong
+        err_console.print("note: this is a model of scikit-learn's 8×8 digits: each picture is shrunk to 8×8 pixels, "
+                          "and it reads drawings and photos far less well than its test accuracy says, its percentages "
+                          "overstating — `digitlab run --dataset mnist --model cnn` trains one for your own pictures",
+                          soft_wrap=True)
     if save_prepared is not None:
         check_writable(save_prepared, "--save-prepared")
     return loaded

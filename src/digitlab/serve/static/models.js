@@ -26,6 +26,8 @@ function showModel(m) {
   document.getElementById("model-accuracy").textContent = accuracyText(m);
   document.getElementById("model-id").textContent = m.id;
   document.getElementById("input-size").textContent = `${m.image_shape[0]}×${m.image_shape[1]}`;
+  // an 8×8 model is sure of drawings it gets wrong (benchmarks/bench_handwriting.py): the page says so
+  document.getElementById("model-note").hidden = !(m.image_shape[0] === 8 && m.image_shape[1] === 8);
 }
 
 function remember(key, value) {
