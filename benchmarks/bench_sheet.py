@@ -6,8 +6,10 @@ tall, each digit ±10%), on its own baseline, and photographed as a JPEG (bench_
 under each condition: plain paper, lined paper (each line of digits on a printed line), uneven light, the
 sheet photographed turned 5° (plain and lined), and digits written close together ("tight": the gap between the
 boxes their MNIST images fill is 0-20% of a digit's height, so some touch). A plain sheet scanned upside down
-must be refused (counted as not taken), not cut with each line under the label of the line opposite. Then :func:`digitlab.sheet.cut_sheet` cuts it, as the import
-does, and we count:
+must be refused (counted as not taken), not cut with each line under the label of the line opposite. Three
+conditions a teacher met: exercise paper's red margin line down the left; the sheet photographed on a darker desk
+turned 1° (slivers of its edge and of the desk in the picture's corners); and shaded to 60% towards one side, on the
+desk, turned 3°. Then :func:`digitlab.sheet.cut_sheet` cuts it, as the import does, and we count:
 
 - sheets taken: the lines found match ``--sheet 0123456789`` and pass its checks (a sheet that does not is
   refused whole);
@@ -45,7 +47,9 @@ from digitlab.predict import predict_images  # noqa: E402
 from digitlab.sheet import cut_sheet  # noqa: E402
 from digitlab.store import load_model  # noqa: E402
 
-CONDITIONS = ("plain", "lined", "gradient 0.5", "plain, 5° askew", "lined, 5° askew", "tight", "plain, upside down")
+CONDITIONS = ("plain", "lined", "gradient 0.5", "plain, 5° askew", "lined, 5° askew", "tight", "plain, upside down",
+              "margin line", "on a desk, 1° askew", "shaded, desk, 3° askew")
+DESK = (120, 105, 90)
 ROWS = "0123456789"
 
 
@@ -58,6 +62,9 @@ def sheet(condition: str, images: np.ndarray, labels: np.ndarray, rng: np.random
     counts = rng.integers(8, 13, len(ROWS))
     width = int(max(counts) * 1.7 * height + 2 * height)  # room for the widest gaps
     page = paper(rng, width, pitch * (len(ROWS) + 1))
+    if condition == "margin line":  # exercise paper's red line down the left, before the digits
+        x = int(height * rng.uniform(0.4, 0.8))
+        page[:, x:x + 2] = page[:, x:x + 2] * 0.3 + np.array((210, 70, 70), np.float32) * 0.7
     if condition.startswith("lined"):
         rule = np.array((150, 180, 220), np.float32)
         for y in range(pitch, page.shape[0], pitch):
@@ -79,11 +86,14 @@ def sheet(condition: str, images: np.ndarray, labels: np.ndarray, rng: np.random
             x += int(side * 0.75 + gap * height)
     if condition.startswith("gradient"):
         page = light(page, "gradient", float(condition.split()[-1]))
+    if condition.startswith("shaded"):  # light falling off across the sheet, to 60% at its left side
+        page = light(page, "gradient", 0.6)
     image = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
-    if condition.endswith("askew"):
-        before = image.size
-        image = image.rotate(5.0, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(245, 243, 238))
-        centres = [_turned(x, y, 5.0, before, image.size) + (d,) for x, y, d in centres]
+    if condition.endswith("askew"):  # on a desk: the sheet's edges and the desk's corners in the picture
+        before, degrees = image.size, float(condition.split("°")[0].split()[-1])
+        fill = DESK if "desk" in condition else (245, 243, 238)
+        image = image.rotate(degrees, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=fill)
+        centres = [_turned(x, y, degrees, before, image.size) + (d,) for x, y, d in centres]
     if condition.endswith("upside down"):  # scanned the wrong way up: to be refused, not cut
         image = image.transpose(Image.Transpose.ROTATE_180)
         centres = [(image.width - x, image.height - y, d) for x, y, d in centres]

@@ -221,3 +221,33 @@ def test_sheets_of_two_lines_are_checked_and_sheets_that_read_the_same_upside_do
 
 def test_a_sheet_of_two_digits_a_line_photographed_turned_is_turned_back():
     assert 13.5 <= cut_sheet(sheet("147", per_line=2, turned=15.0, seed=3), "147").angle <= 16.5
+
+
+def _on_a_desk(picture: Image.Image, turned: float, shade: float = 1.0) -> Image.Image:
+    """The sheet photographed on a darker desk, turned ``turned`` degrees (the desk fills the corners), its light
+    falling to ``shade`` at its left side."""
+    page = np.asarray(picture.convert("L"), np.float32) * 0.92
+    page *= shade + (1 - shade) * np.linspace(0, 1, page.shape[1])[None, :]
+    return Image.fromarray(page.astype(np.uint8)).rotate(turned, resample=Image.Resampling.BICUBIC, expand=True,
+                                                         fillcolor=105)
+
+
+@pytest.mark.parametrize("case", ["margin line", "pencil line down the middle", "on a desk, 1° turned",
+                                  "on a desk, shaded, 3° turned"])
+def test_a_margin_line_and_a_sheet_on_a_desk_are_cut_whole(case):
+    """A teacher: a red margin line, a pencil line, or the slivers of desk and page edge in the corners of a photo
+    turned 1° made every digit one line ("found 1 line of digits"): the line, as tall as the page, made every digit
+    too small to count; a sheet shaded towards one side on a desk lost its shaded side as desk."""
+    def line(x):
+        return lambda draw, pitch, height: draw.line([(x(draw), 0), (x(draw), 20 * pitch)], fill=90, width=2)
+
+    if case == "margin line":
+        picture = sheet("0123456789", seed=8, extra=line(lambda draw: 30))
+    elif case == "pencil line down the middle":
+        picture = sheet("0123456789", seed=8, extra=line(lambda draw: int(60 * (1 + 1.5 * 2.6))))
+    elif case == "on a desk, 1° turned":
+        picture = _on_a_desk(sheet("0123456789", seed=8), 1.0)
+    else:
+        picture = _on_a_desk(sheet("0123456789", seed=8), 3.0, shade=0.6)
+    cut = cut_sheet(picture, "0123456789")
+    assert [d.label for d in cut.digits] == [int(c) for c in "0123456789" for _ in range(6)], cut.left_out

@@ -16,11 +16,15 @@ from scipy import ndimage
 
 from digitlab.ruled_paper import page_lines as _page_lines_and_slope, sharpest_rows, without_page_lines
 
-__all__ = ["leave_out_rules", "leave_out_rules_and_slant", "without_page_lines", "without_rules", "without_surround"]
+__all__ = ["digit_height", "leave_out_rules", "leave_out_rules_and_slant", "without_page_lines", "without_rules",
+           "without_surround"]
 
 _RULE_ACROSS = 2.0  # a straight run of ink across longer than 2 digit heights is a rule (an underline, a frame)...
 _RULE_DOWN = 1.5  # ...and one down longer than 1.5 that is a frame's side or along the picture's side edge...
-_EDGE = 0.05  # ...within 5% of its width (a tall "1" elsewhere stays)
+_EDGE = 0.05  # ...within 5% of its width (a tall "1" elsewhere stays)...
+_RULE_DOWN_ANYWHERE = 5.0  # ...or longer than 5 anywhere (a margin line, the page's edge: no "1" is that tall,
+                           # even beside 0s broken in two)
+_OUTLIERS = 0.05  # a piece is as tall as a digit when it is 30% (50%) as tall as the tallest but 5% of the pieces
 _TILT, _TILTED_ACROSS = 15, 3.0  # under a number, a run across may slant up to 15 degrees (an underline drawn
                                  # freehand) when it is 3 digit heights long: a long 2's base slants too;
 _TILTED_PIECES, _TILTED_LEAST = 8, 16  # looked for in the 8 widest pieces, at least 16 px long
@@ -248,18 +252,30 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
     if count == 0:
         return on
     heights = np.array([rows.stop - rows.start for rows, _ in ndimage.find_objects(labels)])
-    digit = float(np.median(heights[heights >= 0.3 * heights.max()]))  # a rule is seldom most of the pieces
+    digit = digit_height(heights, 0.3)  # a rule is seldom most of the pieces
     across, down = (_runs(on, axis, longest * digit) for axis, longest in ((1, _RULE_ACROSS), (0, _RULE_DOWN)))
     if tilted:  # by the tall pieces only: a flat 2's base joined to a 5, beside the 5's flag, is no underline
-        across |= _tilted_runs(labels, _TILTED_ACROSS * float(np.median(heights[heights >= 0.5 * heights.max()])))
+        across |= _tilted_runs(labels, _TILTED_ACROSS * digit_height(heights, 0.5))
     framed = np.isin(labels, _nonzero(labels[across]))  # the pieces a run across belongs to
     strips, _ = ndimage.label(down)
     edge = max(1, int(_EDGE * on.shape[1]))
     at_edge = np.isin(strips, _nonzero(np.concatenate([strips[:, :edge], strips[:, -edge:]], axis=None)))
-    left = on & ~(across | (down & (framed | at_edge)))
+    left = on & ~(across | (down & (framed | at_edge)) | _runs(on, 0, _RULE_DOWN_ANYWHERE * digit))
     if ruled_page and left.sum() < _RULED_PAGE * on.sum():
         return np.zeros_like(on)  # a ruled page, no number
     return left
+
+
+def digit_height(heights: np.ndarray, share: float) -> float:
+    """The digits' height among pieces of these ``heights``: the median of those at least ``share`` as tall as the
+    tallest, or of a page of pieces (a sheet) the :data:`_OUTLIERS` share's tallest, so that a margin line or the
+    page's edge, as tall as the picture, does not make every digit too small to count.
+
+    >>> float(digit_height(np.array([40, 42, 38, 12, 20]), 0.5)), float(digit_height(np.array([40] * 40 + [700]), 0.5))
+    (40.0, 40.0)
+    """
+    tall = np.sort(heights)[-1 - int(_OUTLIERS * len(heights))]
+    return float(np.median(heights[heights >= share * tall]))
 
 
 def _tilted_runs(labels: np.ndarray, longest: float) -> np.ndarray:

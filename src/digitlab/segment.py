@@ -43,7 +43,7 @@ from digitlab.ruled_paper import without_page_lines
 from digitlab.rules import without_rules, without_surround
 
 __all__ = ["Box", "Ink", "Mark", "ink_of", "find_marks", "digit_input", "full_height", "centre_slope", "box_gap",
-           "ink_and_gray", "MAX_MARKS"]
+           "ink_and_gray", "reading_order", "MAX_MARKS"]
 
 Box = tuple[int, int, int, int]
 """``(x0, y0, x1, y1)``: left, top, right, bottom, the right and bottom ends excluded (as Pillow's crop)."""
@@ -217,7 +217,7 @@ def find_marks(ink: Ink, *, most: int = MAX_MARKS) -> list[Mark]:
     if len(groups) > most:
         raise _too_many(len(groups), most)
     marks = [Mark(box, np.isin(labels[box[1] : box[3], box[0] : box[2]], group), len(group)) for group, box in groups]
-    return _reading_order(marks)
+    return reading_order(marks)
 
 
 def _too_many(count: int, most: int = MAX_MARKS) -> DigitlabError:
@@ -305,7 +305,7 @@ def box_gap(a: Box, b: Box) -> float:
     return float(np.hypot(dx, dy))
 
 
-def _reading_order(marks: list[Mark]) -> list[Mark]:
+def reading_order(marks: list[Mark]) -> list[Mark]:
     """Marks grouped into lines, lines top to bottom, each left to right.
 
     A number written uphill or photographed turned is one line: the lines are looked for along slopes from

@@ -48,6 +48,8 @@ _SHEET_LIT = 0.85  # ...lit all over but for its ink...
 _DESK_SIDES, _DESK_SIDE = 2, 0.8  # ...and along 80% of at least two sides of the picture is a desk round a sheet...
 _STROKE = 0.2  # ...when the sheet holds ink, no stroke of it thicker than a fifth of the sheet's side...
 _RECTANGLE = 0.85  # ...and it fills 85% of the smallest rectangle round it, turned any way (a disc fills 79%)
+_LIT = ((0.5, _SHEET_LIT), (0.25, 0.8))  # lit: this share of the way from the desk to the bright paper; the sheet
+                                        # lit over this share (a shaded sheet's blocks of ink are more of it)
 
 
 def ink_map(gray: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
@@ -155,7 +157,11 @@ def _sheet_only(gray: np.ndarray) -> np.ndarray:
     bright = float(np.percentile(small, 90))
     if bright - desk < _DESK:
         return gray
-    sheet = _sheet(blocks.min(axis=(1, 3)) > (desk + bright) / 2)  # the darkest pixel of a block: thin ink shows
+    darkest = blocks.min(axis=(1, 3))  # the darkest pixel of a block: thin ink shows
+    # lit: lighter than halfway from the desk to the bright paper; or, the larger sheet, a quarter of the way (a sheet
+    # shaded towards one side, the side as dark as halfway: else it went as desk, the digits on it with it)
+    found = [_sheet(darkest > desk + share * (bright - desk), least_lit) for share, least_lit in _LIT]
+    sheet = max((s for s in found if s is not None), key=lambda s: int(s.sum()), default=None)
     if sheet is None:
         return gray
     nearest = ndimage.distance_transform_edt(~sheet, return_distances=False, return_indices=True)
@@ -165,10 +171,10 @@ def _sheet_only(gray: np.ndarray) -> np.ndarray:
     return np.where(inside, gray, outside).astype(np.float32)
 
 
-def _sheet(lit: np.ndarray) -> np.ndarray | None:
+def _sheet(lit: np.ndarray, least_lit: float = _SHEET_LIT) -> np.ndarray | None:
     """Where a sheet lies in ``lit`` (a coarse map of the lit pixels), less its blurred edge; None when there is
     none. The largest lit piece with its holes filled is a sheet when it covers :data:`_SHEET` of the picture, is
-    lit over :data:`_SHEET_LIT` of it, leaves the surround dark along :data:`_DESK_SIDE` of :data:`_DESK_SIDES`
+    lit over ``least_lit`` of it, leaves the surround dark along :data:`_DESK_SIDE` of :data:`_DESK_SIDES`
     sides (a shadow or a vignette darkens part of a side, or the corners), holds ink (holes, each at most
     :data:`_STROKE` of the sheet's side thick) and is about a rectangle (:data:`_RECTANGLE`). A light digit on a
     dark ground is one lit piece too; but a bar holds no ink, and a fat 0 is round."""
@@ -179,7 +185,7 @@ def _sheet(lit: np.ndarray) -> np.ndarray | None:
         return None
     sheet = ndimage.binary_fill_holes(pieces == 1 + int(np.argmax(np.bincount(pieces.ravel())[1:])))
     sides = (sheet[0], sheet[-1], sheet[:, 0], sheet[:, -1])
-    if (sheet.mean() < _SHEET or lit[sheet].mean() < _SHEET_LIT
+    if (sheet.mean() < _SHEET or lit[sheet].mean() < least_lit
             or sum(float(np.mean(~side)) >= _DESK_SIDE for side in sides) < _DESK_SIDES):
         return None
     ink = sheet & ~lit
