@@ -415,6 +415,21 @@ def test_a_chosen_run_that_does_not_load_is_422(runs, data_dir, tmp_path):
         assert "cannot be loaded" in _one_line(c.post(f"/api/predict?model={other}", content=_png(), headers=PNG), 422)
 
 
+def test_a_damaged_copy_of_a_run_hides_no_intact_one(runs, data_dir, tmp_path):
+    """A reviewer: /api/models lists one id once, the newest name first; a damaged copy that sorts first
+    ("zz-copy", "backup-...") made the id answer 422 though the intact run was there."""
+    copy = tmp_path / "runs"
+    shutil.copytree(runs / "b-digits-knn3", copy / "b-digits-knn3")
+    shutil.copytree(runs / "a-digits-knn1", copy / "a-digits-knn1")
+    shutil.copytree(runs / "a-digits-knn1", copy / "zz-copy")
+    weights = next((copy / "zz-copy").glob("model.*[!n]"))
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    with TestClient(create_app(copy / "b-digits-knn3", copy, onnx=False)) as c:
+        [other] = [m for m in c.get("/api/models").json()["models"] if not m["active"]]
+        answer = c.post(f"/api/predict?model={other['id']}", content=_png(), headers=PNG)
+        assert answer.status_code == 200 and answer.json()["model_id"] == other["id"], answer.text
+
+
 # ---------------------------------------------------------------------------------------------
 # Schemathesis on the collecting routes (tests/test_api_fuzz.py fuzzes a server that does not collect)
 

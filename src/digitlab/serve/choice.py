@@ -24,7 +24,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from digitlab.card import CARD_NAME, ModelCard
 from digitlab.errors import DigitlabError
@@ -108,14 +108,11 @@ class ModelChoice:
             found = self.pick(model_id)
             if found is not None:
                 return found
-            folder = next((Path(m["path"]) for m in list_models(self.served) if m["id"] == model_id), None)
-            if folder is None:
+            folders = _folders_of(self.served, model_id)
+            if not folders:
                 raise ApiError(404, f"no saved model {model_id[:80]!r} under the runs folder; "
                                     "GET /api/models lists the ones to choose")
-            try:
-                original = load_model(folder)
-            except DigitlabError as exc:
-                raise ApiError(422, f"model {model_id[:80]!r} cannot be loaded: {exc}") from None
+            original, folder = _first_that_loads(folders, model_id)
             loaded, engine = serving_model(original, onnx=self.onnx, export=False)
             tune_threads(original.model)
             chosen = Served(loaded, self.served.runs_dir, engine, original.model)
@@ -156,7 +153,8 @@ def list_models(served: Served) -> list[dict[str, Any]]:
     """The served model first, then every other run folder whose card reads (hidden staging folders are not runs).
 
     A run whose card has an id already listed is left out: the same id means the same weights (two runs of one
-    recipe and seed), and the page's menu would show two entries that cannot be told apart. The newest is listed.
+    recipe and seed, or a copy), and the page's menu would show two entries that cannot be told apart. Choosing that
+    id loads the first of its folders that loads (:meth:`ModelChoice.load`), so a damaged copy hides no good one.
 
     Parameters
     ----------
@@ -168,20 +166,41 @@ def list_models(served: Served) -> list[dict[str, Any]]:
     list of dict
         One summary per model: id, model, dataset, image_shape, pixel_max, accuracy, path, active.
     """
+    listed, ids = [], set()
+    for card, folder, active in _runs(served):
+        if card.id not in ids:
+            ids.add(card.id)
+            listed.append(_summary(card, folder, active))
+    return listed
+
+
+def _runs(served: Served) -> Iterator[tuple[ModelCard, Path, bool]]:
+    """The served model's card and folder, then every other run folder's whose card reads, newest name first."""
     active, runs = served.loaded, served.runs_dir
     folder = active.path.parent  # shown as the others are when it is one of them: runs/NAME, not /abs/.../runs/NAME
-    listed = [_summary(active.card, runs / folder.name if folder.resolve().parent == runs.resolve() else folder, True)]
-    seen, ids = {active.path.parent.resolve()}, {active.card.id}
+    yield active.card, runs / folder.name if folder.resolve().parent == runs.resolve() else folder, True
     if runs.is_dir():
         for folder in sorted(runs.iterdir(), reverse=True):
             card_path = folder / CARD_NAME
-            if folder.name.startswith(".") or folder.resolve() in seen or not card_path.is_file():
+            if folder.name.startswith(".") or folder.resolve() == active.path.parent.resolve() or not card_path.is_file():
                 continue
             try:
-                card = ModelCard.from_file(card_path)
+                yield ModelCard.from_file(card_path), folder, False
             except DigitlabError:
                 continue  # a damaged card is not listed; loading it would refuse it too
-            if card.id not in ids:
-                ids.add(card.id)
-                listed.append(_summary(card, folder, False))
-    return listed
+
+
+def _folders_of(served: Served, model_id: str) -> list[Path]:
+    """Every run folder (not the served one) whose card has ``model_id``, in :func:`_runs`' order."""
+    return [folder for card, folder, active in _runs(served) if card.id == model_id and not active]
+
+
+def _first_that_loads(folders: list[Path], model_id: str) -> tuple[LoadedModel, Path]:
+    """The first of ``folders`` whose model loads, and that folder; else 422 with the first one's reason."""
+    first: DigitlabError | None = None
+    for folder in folders:
+        try:
+            return load_model(folder), folder
+        except DigitlabError as exc:
+            first = first or exc
+    raise ApiError(422, f"model {model_id[:80]!r} cannot be loaded: {first}")
