@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from digitlab.ruled_paper import page_lines as _page_lines_and_slope, sharpest_rows, without_page_lines
 
-__all__ = ["digit_height", "leave_out_rules", "leave_out_rules_and_slant", "without_page_lines", "without_rules",
+__all__ = ["digit_height", "tallest", "leave_out_rules", "leave_out_rules_and_slant", "without_page_lines", "without_rules",
            "without_surround"]
 
 _RULE_ACROSS = 2.0  # a straight run of ink across longer than 2 digit heights is a rule (an underline, a frame)...
@@ -268,14 +268,18 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
 
 def digit_height(heights: np.ndarray, share: float) -> float:
     """The digits' height among pieces of these ``heights``: the median of those at least ``share`` as tall as the
-    tallest, or of a page of pieces (a sheet) the :data:`_OUTLIERS` share's tallest, so that a margin line or the
-    page's edge, as tall as the picture, does not make every digit too small to count.
+    tallest (:func:`tallest`).
 
     >>> float(digit_height(np.array([40, 42, 38, 12, 20]), 0.5)), float(digit_height(np.array([40] * 40 + [700]), 0.5))
     (40.0, 40.0)
     """
-    tall = np.sort(heights)[-1 - int(_OUTLIERS * len(heights))]
-    return float(np.median(heights[heights >= share * tall]))
+    return float(np.median(heights[heights >= share * tallest(heights)]))
+
+
+def tallest(heights: np.ndarray) -> float:
+    """The tallest of ``heights``, or of a page of pieces (a sheet) the :data:`_OUTLIERS` share's tallest: a margin
+    line or a sliver of the page's edge, as tall as the picture, is no measure of the digits."""
+    return float(np.sort(heights)[-1 - int(_OUTLIERS * len(heights))])
 
 
 def _tilted_runs(labels: np.ndarray, longest: float) -> np.ndarray:

@@ -40,7 +40,7 @@ from digitlab.data.images import _to_gray
 from digitlab.data.ink import FAINT as _FAINT, ink_map as _ink_map
 from digitlab.errors import DigitlabError
 from digitlab.ruled_paper import without_page_lines
-from digitlab.rules import without_rules, without_surround
+from digitlab.rules import digit_height, tallest, without_rules, without_surround
 
 __all__ = ["Box", "Ink", "Mark", "ink_of", "find_marks", "digit_input", "full_height", "centre_slope", "box_gap",
            "ink_and_gray", "reading_order", "MAX_MARKS"]
@@ -61,7 +61,7 @@ _SAME_LINE = 0.5  # a mark is on a line when half its height lies within the lin
 _FULL = 0.5  # a line's digits are its marks at least half as tall as its tallest
 _STRAIGHT = 0.6  # a sloping line's digits' centres lie within 60% of a digit's height of one another
 _SLOPES = sorted(np.tan(np.radians(np.arange(-25, 25.1, 2.5))), key=abs)  # lines rise or fall up to 25°; level first
-_SPECK = 0.25  # a mark whose longer side is under 25% of the tallest mark's height is a speck
+_SPECK = 0.25  # a mark whose longer side is under 25% of the tallest mark's height (rules.tallest) is a speck
 _FRAGMENT = 0.5  # a mark under half a digit's height is a fragment of a digit...
 _NEAR = 0.2  # ...and belongs to the nearest digit closer than 20% of a digit's height, unless it lies beside it
 _LOW, _MIDDLE = 0.55, (0.2, 0.8)  # ...low, or flat across the middle: a separator's place (digitlab.separators)
@@ -209,10 +209,10 @@ def find_marks(ink: Ink, *, most: int = MAX_MARKS) -> list[Mark]:
     slices = ndimage.find_objects(labels)
     boxes = {int(i): _box(slices[i - 1]) for i in keep}
     heights = np.array([box[3] - box[1] for box in boxes.values()])
-    typical = float(np.median(heights[heights >= 0.5 * heights.max()]))  # most digits are one piece
+    typical = digit_height(heights, 0.5)  # most digits are one piece; a sliver of the page's edge is no digit
     groups = [(group, _union([boxes[i] for i in group])) for group in _merge_stacked(boxes, typical)]
-    tallest = max(box[3] - box[1] for _, box in groups)
-    groups = [(group, box) for group, box in groups if max(box[2] - box[0], box[3] - box[1]) >= _SPECK * tallest]
+    tall = tallest(np.array([box[3] - box[1] for _, box in groups]))
+    groups = [(group, box) for group, box in groups if max(box[2] - box[0], box[3] - box[1]) >= _SPECK * tall]
     groups = _attach_fragments(groups, labels)
     if len(groups) > most:
         raise _too_many(len(groups), most)
@@ -266,7 +266,7 @@ def _attach_fragments(groups: list[tuple[list[int], Box]], labels: np.ndarray) -
     """Join each fragment (far shorter than a digit: a stroke left over from a broken digit) to the
     nearest full-height mark, when that one is close."""
     heights = np.array([box[3] - box[1] for _, box in groups])
-    typical = float(np.median(heights[heights >= 0.5 * heights.max()]))
+    typical = digit_height(heights, 0.5)
     whole = [n for n, h in enumerate(heights) if h >= _FRAGMENT * typical]
     joined = {n: (list(group), box) for n, (group, box) in enumerate(groups) if n in whole}
     for n, (group, box) in enumerate(groups):

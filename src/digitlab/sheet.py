@@ -50,6 +50,7 @@ from scipy import ndimage
 from digitlab.data.images import prepare_digit
 from digitlab.data.ink import _flatten_alpha
 from digitlab.errors import DigitlabError
+from digitlab.rules import digit_height
 from digitlab.segment import Box, Ink, Mark, box_gap, digit_input, find_marks, full_height, ink_and_gray, reading_order
 from digitlab.sheet_check import check_labels
 
@@ -67,7 +68,8 @@ TURNED = 3.0
 _MARGIN = 0.15  # of the line's digit height, round each digit's crop of the picture
 _FULL = 0.5  # a line whose tallest mark is under half a digit's height is no line of digits...
 _NEAR = 0.3  # ...its marks join the digit they lie over or under, closer than 0.3 of a digit's height
-_SLIVER = 0.15  # a mark on the picture's edge this thin (of a digit's height) is a sliver of the page's edge
+_SLIVER, _LONG = 0.15, 2.0  # a mark this thin (of a digit's height) on the picture's edge, or this thin and 2
+                            # digits long, is a sliver of the page's edge
 _JOIN = 0.1  # pieces on a line closer side by side than a tenth of its digits' height are one digit
 _SLANTED = 1.0  # a 1 written slanted can be as wide as tall: no narrower mark is taken for two digits
 _SLIGHT = 0.3  # a mark with under 30% of the ink of its line's digits is a stray stroke
@@ -223,18 +225,19 @@ def _digit_lines(marks: list[Mark]) -> tuple[list[list[Mark]], int]:
 
 
 def _without_slivers(marks: list[Mark], shape: tuple[int, int]) -> tuple[list[Mark], int]:
-    """``marks`` less those on the picture's edge (``shape``: the ink map's height and width) thinner than
-    :data:`_SLIVER` of a digit's height, the rest grouped into lines again; and how many went. They are strips of
-    the page's edge and of the desk, on a sheet photographed slightly turned: left in, one is a line of its own or
-    pulls a line of digits askew, and the sheet is refused for its count of lines."""
+    """``marks`` less those thinner than :data:`_SLIVER` of a digit's height on the picture's edge (``shape``: the
+    ink map's height and width) or :data:`_LONG` digits long, the rest grouped into lines again; and how many went.
+    They are strips of the page's edge and of the desk, on a sheet photographed slightly turned: left in, one is a
+    line of its own or joins two lines of digits, and the sheet is refused for its count of lines."""
     if not marks:
         return marks, 0
-    typical = float(np.median([m.height for m in full_height(marks)]))
+    typical = digit_height(np.array([m.height for m in marks]), 0.5)
 
     def sliver(mark: Mark) -> bool:
         x0, y0, x1, y1 = mark.box
         on_edge = min(x0, y0) == 0 or x1 == shape[1] or y1 == shape[0]
-        return on_edge and min(mark.width, mark.height) <= _SLIVER * typical
+        long = max(mark.width, mark.height) >= _LONG * typical
+        return (on_edge or long) and min(mark.width, mark.height) <= _SLIVER * typical
 
     kept = [m for m in marks if not sliver(m)]
     return (reading_order(kept) if len(kept) < len(marks) else marks), len(marks) - len(kept)
