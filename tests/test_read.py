@@ -376,6 +376,25 @@ def test_predict_on_a_picture_of_several_digits_points_to_read(saved_model, tmp_
     assert [p["marks"] for p in json.loads(result.stdout)["predictions"]] == [2, 1]
 
 
+def test_a_page_of_hatching_costs_little_memory(digits_model):
+    """A reviewer: 10 KB of diagonal hatching is one mark of 250 pieces; a cut between each two pieces was a mask the
+    page's size, and /api/read took 536 MB (RELIABILITY.md: about 300 MB of decoding at the worst)."""
+    import tracemalloc
+
+    model, card = digits_model
+    image = Image.new("L", (1024, 1024), 255)
+    draw = ImageDraw.Draw(image)
+    for y in range(0, 1024, 4):
+        draw.line([(0, y), (1023, y + 50)], fill=0, width=1)
+    tracemalloc.start()
+    try:
+        read_number(model, card, np.asarray(image))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100e6, peak  # 31 MB; 536 MB before
+
+
 def test_a_picture_built_to_make_splitting_expensive_is_refused_quickly(digits_model):
     """32 lines of long zigzags: each mark is far too wide, so every cut is tried; a budget bounds the work."""
     import time
