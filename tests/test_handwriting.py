@@ -303,6 +303,27 @@ def test_import_export_reload_identical(data_dir, tmp_path):
     again = import_pictures("mine", [photos])
     assert (again.added, again.duplicates) == (0, 31)  # copy.png too
 
+    # A reviewer: a full disk (or Ctrl-C) on the third file left this split's train files beside the last one's test
+    # files. Now the four go in together, or the folder keeps the last four whole.
+    import digitlab.data.idx as idx
+
+    before = {p.name: p.read_bytes() for p in written}
+    real, calls = idx.write_idx, []
+
+    def full_on_the_third(path, array):
+        calls.append(path)
+        if len(calls) == 3:
+            raise DigitlabError("the disk is full")
+        real(path, array)
+
+    idx.write_idx = full_on_the_third
+    try:
+        with pytest.raises(DigitlabError, match="disk is full"):
+            export_idx("mine", tmp_path / "idx", seed=1)
+    finally:
+        idx.write_idx = real
+    assert {p.name: p.read_bytes() for p in (tmp_path / "idx").iterdir()} == before  # no staging folder left either
+
 
 # ------------------------------------------------------------------- other processes
 

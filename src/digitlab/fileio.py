@@ -9,6 +9,7 @@ import itertools
 import os
 import re
 import shutil
+import signal
 import stat
 import tempfile
 import time
@@ -152,6 +153,35 @@ def scratch_folder(parent: str | os.PathLike[str], prefix: str) -> Iterator[Path
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         os.close(lock)
+
+
+def replace_together(staged: list[Path], folder: str | os.PathLike[str]) -> list[Path]:
+    """Move the files ``staged`` (written whole elsewhere on the same file system) into ``folder`` under their own
+    names, all of them or, when killed, each already whole: under an exclusive lock on ``folder``, so that two
+    writers' sets of files never mix, and with Ctrl-C and SIGTERM held until the last is in place.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> a, b = pathlib.Path(tempfile.mkdtemp()), pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (a / "x").write_text("1"); _ = (a / "y").write_text("2")
+    >>> [p.name for p in replace_together([a / "x", a / "y"], b)], sorted(p.name for p in a.iterdir())
+    (['x', 'y'], [])
+    """
+    folder = Path(folder)
+    held = {signal.SIGINT, signal.SIGTERM}
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            for path in staged:
+                os.replace(path, folder / path.name)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    finally:
+        os.close(descriptor)  # and with it the lock
+    return [folder / path.name for path in staged]
 
 
 def _reserve(final: Path) -> tuple[StagedFolder, int]:

@@ -285,18 +285,20 @@ def export_idx(name: str, folder: Path, *, test_size: float | None = None, seed:
 
 
 def write_idx_files(data: Dataset, folder: Path, *, gzip: bool = False) -> list[Path]:
-    """Write ``data``'s split as the four MNIST-format IDX files (MNIST's file names) into ``folder``."""
+    """Write ``data``'s split as the four MNIST-format IDX files (MNIST's file names) into ``folder``: all four or
+    none of them (written in a hidden folder there first: a full disk or Ctrl-C left a set's train files beside
+    another's test files), and two writers' four never mixed (:func:`~digitlab.fileio.replace_together`)."""
     from digitlab.data.idx import write_idx
+    from digitlab.fileio import replace_together, scratch_folder
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     arrays = (data.train_images, data.train_labels.astype(np.uint8), data.test_images, data.test_labels.astype(np.uint8))
-    written = []
-    for file_name, array in zip(IDX_NAMES, arrays):
-        path = folder / (file_name + (".gz" if gzip else ""))
-        write_idx(path, array)
-        written.append(path)
-    return written
+    with scratch_folder(folder, ".export-") as scratch:
+        staged = [scratch / (file_name + (".gz" if gzip else "")) for file_name in IDX_NAMES]
+        for path, array in zip(staged, arrays):
+            write_idx(path, array)
+        return replace_together(staged, folder)
 
 
 def _png(image) -> bytes:
