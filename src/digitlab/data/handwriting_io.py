@@ -266,11 +266,23 @@ def _save_batch(store: HandwritingSet, batch: list[tuple[Path, NewSample]], log:
     batch.clear()
 
 
+def _system_file(path: Path) -> bool:
+    """A file the system keeps beside pictures (``.DS_Store``, ``Thumbs.db``, ``desktop.ini``), or hidden."""
+    return path.name.startswith(".") or path.name.lower() in ("thumbs.db", "desktop.ini")
+
+
 def _pictures(paths: Iterable[Path], summary: ImportSummary) -> list[Path]:
+    """The pictures to import: files named, and in folders those with a picture's ending (:data:`PICTURES`). Other
+    files in a folder (a phone's HEIC photos, notes) are one line each: a folder of them imported nothing in silence."""
     found = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PICTURES)
+            files = sorted(p for p in path.rglob("*") if p.is_file() and not _system_file(p))
+            found += [p for p in files if p.suffix.lower() in PICTURES]
+            summary.failures += [f"{p}: not a kind of picture digitlab reads ({', '.join(PICTURES)}): save it as "
+                                 "PNG or JPEG" for p in files if p.suffix.lower() not in PICTURES]
+            if not files:
+                summary.failures.append(f"{path}: no pictures in this folder")
         elif path.is_file():
             found.append(path)
         else:
