@@ -284,6 +284,23 @@ def test_explain_page_for_logreg(logreg_run, tmp_path, digits):
         assert "Here the maps are about as faithful as each other." in html and "is the more faithful" not in html
 
 
+def test_an_explain_stopped_midway_leaves_the_last_figures_whole(logreg_run, tmp_path, monkeypatch):
+    """A reviewer: Ctrl-C (or a full disk) midway left 8 new figures beside the last run's in explain-figures/."""
+    from digitlab.explain import page
+
+    explain_run(logreg_run, out=tmp_path, n_robustness=120, n_map=100)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "explain-figures").iterdir()}
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(page, "_what_it_learned", stopped)  # after the saliency and robustness figures are drawn
+    with pytest.raises(KeyboardInterrupt):
+        explain_run(logreg_run, out=tmp_path, n_robustness=60, n_map=100, seed=1)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "explain-figures").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["explain-figures", "explain.html", "explain.json"]
+
+
 def test_explain_page_for_the_cnn_with_a_comparison(cnn_run, logreg_run, tmp_path):
     folder, _ = cnn_run
     result = explain_run(folder, compare=[logreg_run], out=tmp_path, n_robustness=100, n_map=80)

@@ -158,7 +158,9 @@ def scratch_folder(parent: str | os.PathLike[str], prefix: str) -> Iterator[Path
 def replace_together(staged: list[Path], folder: str | os.PathLike[str]) -> list[Path]:
     """Move the files ``staged`` (written whole elsewhere on the same file system) into ``folder`` under their own
     names, all of them or, when killed, each already whole: under an exclusive lock on ``folder``, so that two
-    writers' sets of files never mix, and with Ctrl-C and SIGTERM held until the last is in place.
+    writers' sets of files never mix, and with Ctrl-C and SIGTERM held until the last is in place. A staged folder
+    replaces one of its name, which goes beside it (``.old-<name>``, in the folder it was staged in: a
+    :func:`scratch_folder` removes it).
 
     Examples
     --------
@@ -176,6 +178,8 @@ def replace_together(staged: list[Path], folder: str | os.PathLike[str]) -> list
         before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
         try:
             for path in staged:
+                if path.is_dir() and (folder / path.name).is_dir():
+                    os.rename(folder / path.name, path.parent / f".old-{path.name}")
                 os.replace(path, folder / path.name)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, before)

@@ -2,9 +2,9 @@
 
 :func:`explain_run` loads a saved run, rebuilds its exact test split (as :mod:`digitlab.reproduce`
 does), computes the saliency maps, robustness curves and the map of what the model learned,
-draws the figures into ``explain-figures/`` and writes ``explain.html`` (figures embedded as
-``data:`` URIs, the map as inline SVG; no network) and ``explain.json`` (the numbers), each
-file atomically.
+draws the figures into ``explain-figures/`` (all of them, or a stopped run leaves the last ones: they are drawn in a
+hidden folder first) and writes ``explain.html`` (figures embedded as ``data:`` URIs, the map as inline SVG; no
+network) and ``explain.json`` (the numbers), each file atomically.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.explain.model import Explainable
-from digitlab.fileio import remove_stale_parts
+from digitlab.fileio import remove_stale_parts, replace_together, scratch_folder
 from digitlab.predict import shown_percent
 
 __all__ = ["ExplainResult", "explain_run", "load_explainable", "rebuild_test_split"]
@@ -112,13 +112,18 @@ def explain_run(
     job, loaded, out = _start(model_path, compare, out, seed, step)
     accuracy = float(np.mean(job.predicted == job.labels))
     job.seconds["load and predict"] = time.perf_counter() - started
-    looks = _what_it_looks_at(job, max_errors, per_digit, n_check)  # chosen images, targets, maps, ...
-    fails = _how_it_fails(job, n_robustness)
-    learned = _what_it_learned(job, n_map, chosen=looks[0])
-    how = _how_it_learned(job)
-    step("writing explain.html")
-    job.seconds["total"] = time.perf_counter() - started
-    _write_page(job, loaded, out, accuracy, looks, fails, learned, how, max_errors, per_digit, again)
+    with scratch_folder(out, ".explain-") as scratch:  # the figures go in whole, or the last ones stay
+        job.folder = scratch / FIGURE_FOLDER
+        job.folder.mkdir()
+        looks = _what_it_looks_at(job, max_errors, per_digit, n_check)  # chosen images, targets, maps, ...
+        fails = _how_it_fails(job, n_robustness)
+        learned = _what_it_learned(job, n_map, chosen=looks[0])
+        how = _how_it_learned(job)
+        step("writing explain.html")
+        [figures] = replace_together([job.folder], out)
+        job.paths = {name: figures / path.name for name, path in job.paths.items()}
+        job.seconds["total"] = time.perf_counter() - started
+        _write_page(job, loaded, out, accuracy, looks, fails, learned, how, max_errors, per_digit, again)
     return ExplainResult(out / "explain.html", job.paths, job.seconds, job.notes)
 
 
@@ -299,10 +304,7 @@ def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: in
     given = out is not None
     out = Path(out) if given else loaded.path.parent
     check_writable(out, "--out" if given else "the run folder")
-    folder = out / FIGURE_FOLDER
-    folder.mkdir(exist_ok=True)
     remove_stale_parts(out, ("explain.html", "explain.json"))  # a killed explain's temporary files
-    remove_stale_parts(folder, ("*.png",))
 
     step("rebuilding the test images")
     data = rebuild_test_split(loaded)
@@ -311,7 +313,8 @@ def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: in
     wrong = np.flatnonzero(predicted != labels)
     confidence = np.ones(len(labels))  # only the mistakes' confidence orders anything: the surest first
     confidence[wrong] = model.proba(images[wrong])[np.arange(len(wrong)), predicted[wrong]]
-    job = _Job(model, others, data, images, labels, predicted, confidence, model.pixel_max, folder, seed, step)
+    job = _Job(model, others, data, images, labels, predicted, confidence, model.pixel_max, out / FIGURE_FOLDER, seed,
+               step)  # the figures are drawn into a staging folder (explain_run), then moved here
     return job, loaded, out
 
 def _check_comparable(other: Explainable, theirs: Any, model: Explainable, loaded: Any, path: Path) -> None:
