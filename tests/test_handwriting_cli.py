@@ -218,6 +218,11 @@ def test_finetune_writes_a_run_measured_on_writers_it_never_saw(env, tmp_path):
     assert doc["before"]["n_test"] == doc["after"]["n_test"] == 40 and len(doc["mnist"]) == 2
     html = (folder / "report.html").read_text()
     assert "before → after" in html and "McNemar" in html and "Did it forget MNIST?" in html
+    # "made it worse" only when the test says the gap is real (a teacher read "may be chance (p = 1)", then in bold red
+    # "made it worse", for one sample either way)
+    worse, real = doc["mcnemar"]["only_first_right"] > doc["mcnemar"]["only_second_right"], doc["mcnemar"]["p_value"] < 0.05
+    assert ("Fine-tuning made it worse here" in html, "too few to tell from chance" in " ".join(html.split())) == (
+        worse and real, worse and not real)
     # the new run is measured on the writers it never saw, by default
     again = run_cli("evaluate", "--model", str(folder), "--out", str(tmp_path / "eval"), env=variables)
     assert again.returncode == 0 and "never trained on" in " ".join(again.stdout.split()), again.stderr

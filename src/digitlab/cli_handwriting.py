@@ -114,9 +114,11 @@ def finetune(
     console.print(f"Fine-tuned on {result.n_train:,} samples of {escape(dataset)} in {result.seconds:.1f} s.")
     console.print(f"On {escape(result.after.part)}: {b.accuracy:.1%} → [bold]{a.accuracy:.1%}[/] "
                   f"({b.n_errors} → {a.n_errors} errors); McNemar: {escape(result.mcnemar.verdict)}")
-    if result.mcnemar.only_first_right > result.mcnemar.only_second_right:
+    if result.mcnemar.only_first_right > result.mcnemar.only_second_right:  # worse: for sure, or perhaps by chance
         console.print("[bold yellow]Fine-tuning made it worse on the held-out samples[/]: keep the model you had, "
-                      "or collect more samples and try again")
+                      "or collect more samples and try again" if result.mcnemar.significant else
+                      "A few more held-out samples wrong than before, too few to tell from chance: collect more "
+                      "samples before you choose between the two")
     console.print(f"On MNIST's test set: {result.mnist_before.accuracy:.2%} → {result.mnist_after.accuracy:.2%}")
     print_score(result.after, before=result.before)
     page = result.folder / "report.html"
