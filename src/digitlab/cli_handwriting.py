@@ -78,8 +78,9 @@ def sure_line(sure: dict) -> str:
     right = f"right on {sure['accuracy']:.1%} of those" if sure["n_kept"] else "so it would answer none"
     flagged = sure.get("flagged")
     turned = "" if flagged is None else f"; its not-a-digit detector would turn away {flagged:,} of these digits"
+    rest = "the rest" if sure["coverage"] < 1 else "none"  # "Sure of 320 (100.0%), ...; the rest ..." said a teacher
     return (f"Sure of {sure['n_kept']:,} ({sure['coverage']:.1%}), {right}; "
-            f"the rest it would call unsure (sure from {sure['sure_from']}){turned}")
+            f"{rest} it would call unsure (sure from {sure['sure_from']}){turned}")
 
 
 def _check_size(loaded, name: str) -> None:
@@ -113,7 +114,7 @@ def finetune(
     b, a = result.before.metrics, result.after.metrics
     console.print(f"Fine-tuned on {result.n_train:,} samples of {escape(dataset)} in {result.seconds:.1f} s.")
     console.print(f"On {escape(result.after.part)}: {b.accuracy:.1%} → [bold]{a.accuracy:.1%}[/] "
-                  f"({b.n_errors} → {a.n_errors} errors); McNemar: {escape(result.mcnemar.verdict)}")
+                  f"({b.n_errors} → {a.n_errors} error{'' if a.n_errors == 1 else 's'}); McNemar: {escape(result.mcnemar.verdict)}")
     if result.mcnemar.only_first_right > result.mcnemar.only_second_right:  # worse: for sure, or perhaps by chance
         console.print("[bold yellow]Fine-tuning made it worse on the held-out samples[/]: keep the model you had, "
                       "or collect more samples and try again" if result.mcnemar.significant else

@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 
 from digitlab.evaluate import Metrics  # noqa: E402
 from digitlab.fileio import save_figure  # noqa: E402
+from digitlab.predict import percent_needed  # noqa: E402
 
 DPI = 100
 INK = "gray_r"  # ink dark on light paper, as a person writes
@@ -338,7 +339,7 @@ def plot_risk_coverage(coverage: np.ndarray, accuracy: np.ndarray,
     if threshold_point is not None:
         threshold, kept, right = threshold_point
         ax.plot([kept * 100], [right * 100], "o", color="#c44e52", markersize=8, zorder=3,
-                label=f"'unsure' below {threshold:.1%}")
+                label=f"'unsure' below {percent_needed(threshold)}")  # as the report's text and the page say it
         ax.annotate(f"keeps {kept:.1%}, {right:.1%} right", (kept * 100, right * 100), xytext=(-10, -18),
                     textcoords="offset points", ha="right", va="top", fontsize=9, color="#c44e52")
         bottom = min(bottom, right * 100)
@@ -376,7 +377,9 @@ def plot_per_writer(writers: Sequence[str], accuracy: Sequence[Sequence[float]],
                         ha="center")
     ax.set_yticks(positions)
     ax.set_yticklabels([_plain(w[:24]) for w in writers])
-    ax.set_xlim(0, 104)
+    # from a round ten under the lowest interval: on 0-100% a class at 97-100% sat in one corner (a teacher)
+    lowest = min((lo for ci in intervals for lo, _ in ci), default=0.0) * 100
+    ax.set_xlim(max(0.0, 10 * np.floor((lowest - 2) / 10)), 104)
     ax.set_xlabel("Accuracy (%), with 95% confidence interval")
     ax.set_title("Accuracy per writer")
     if len(series) > 1:
