@@ -24,7 +24,9 @@ _RULE_DOWN = 1.5  # ...and one down longer than 1.5 that is a frame's side or al
 _EDGE = 0.05  # ...within 5% of its width (a tall "1" elsewhere stays)...
 _RULE_DOWN_ANYWHERE = 5.0  # ...or longer than 5 anywhere (a margin line, the page's edge: no "1" is that tall,
                            # even beside 0s broken in two)
-_OUTLIERS = 0.05  # a piece is as tall as a digit when it is 30% (50%) as tall as the tallest but 5% of the pieces
+_OUTLIERS, _MOST_OUTLIERS = 0.05, 3  # a piece is as tall as a digit when it is 30% (50%) as tall as the tallest but
+                                     # 5% of the pieces, at most 3 (a margin line, the page's edges; not squared
+                                     # paper's many pieces of line)
 _TILT, _TILTED_ACROSS = 15, 3.0  # under a number, a run across may slant up to 15 degrees (an underline drawn
                                  # freehand) when it is 3 digit heights long: a long 2's base slants too;
 _TILTED_PIECES, _TILTED_LEAST = 8, 16  # looked for in the 8 widest pieces, at least 16 px long
@@ -277,9 +279,10 @@ def digit_height(heights: np.ndarray, share: float) -> float:
 
 
 def tallest(heights: np.ndarray) -> float:
-    """The tallest of ``heights``, or of a page of pieces (a sheet) the :data:`_OUTLIERS` share's tallest: a margin
-    line or a sliver of the page's edge, as tall as the picture, is no measure of the digits."""
-    return float(np.sort(heights)[-1 - int(_OUTLIERS * len(heights))])
+    """The tallest of ``heights``, or of a page of pieces (a sheet) the tallest but the :data:`_OUTLIERS` share (at
+    most :data:`_MOST_OUTLIERS`): a margin line or a sliver of the page's edge, as tall as the picture, is no measure
+    of the digits."""
+    return float(np.sort(heights)[-1 - min(_MOST_OUTLIERS, int(_OUTLIERS * len(heights)))])
 
 
 def _tilted_runs(labels: np.ndarray, longest: float) -> np.ndarray:
