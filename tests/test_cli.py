@@ -43,6 +43,13 @@ def test_evaluate_reports_a_changed_metrics_file(lesson_run, tmp_path):
     result = run_cli("evaluate", "--model", str(copy))
     assert result.returncode == 1
     assert "n_errors" in result.stdout
+    for damaged in ("", "not json", "[1]"):  # a reviewer: an emptied file read as "the model changed", every value
+        (copy / "metrics.json").write_text(damaged)
+        result = run_cli("evaluate", "--model", str(copy))
+        assert result.returncode == 1 and "metrics.json cannot be read" in result.stdout, result.stdout
+        assert "Differs" not in result.stdout
+        as_json = run_cli("evaluate", "--model", str(copy), "--json")
+        assert as_json.returncode == 1 and json.loads(as_json.stdout)["metrics_json_unreadable"] is True
 
 
 def test_models_lists_the_zoo():

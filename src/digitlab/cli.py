@@ -161,7 +161,8 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps({"model_id": outcome.model_id, "dataset": outcome.dataset, "metrics": m.to_dict(),
                                "matches": outcome.matches if outcome.recorded is not None else None,
-                               "differences": outcome.differences}, indent=2))
+                               "differences": outcome.differences, "metrics_json_unreadable": outcome.unreadable},
+                              indent=2))
         raise typer.Exit(0 if outcome.recorded is None or outcome.matches else 1)
     console.print(f"{escape(outcome.model_id)} on {outcome.dataset}: accuracy [bold]{m.accuracy:.2%}[/], "
                   f"{m.n_errors} error{'s' * (m.n_errors != 1)} of {m.n_test:,}, 95% CI {m.ci_low:.2%} – {m.ci_high:.2%}")
@@ -171,6 +172,10 @@ def evaluate(
         console.print("No metrics.json beside the model to compare with.")
     elif outcome.matches:
         console.print("[green]Matches the run's metrics.json exactly.[/]")
+    elif outcome.unreadable:  # not "differs in every value": a reviewer emptied the file and read that the model changed
+        console.print("[red]The run's metrics.json cannot be read (damaged, or not its JSON):[/] nothing it recorded can "
+                      "be confirmed; the figures above are this evaluation's")
+        raise typer.Exit(1)
     else:
         console.print(f"[red]Differs from the run's metrics.json:[/] {', '.join(outcome.differences)}")
         raise typer.Exit(1)

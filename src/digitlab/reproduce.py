@@ -27,6 +27,7 @@ class Reevaluation:
     metrics: Metrics
     recorded: dict[str, Any] | None
     differences: list[str] = field(default_factory=list)
+    unreadable: bool = False  # metrics.json is there but damaged (not JSON, not an object): every value "differs"
 
     @property
     def matches(self) -> bool:
@@ -74,22 +75,22 @@ def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
             f"{DATASETS[name].image_shape[0]}×{DATASETS[name].image_shape[1]}; choose a dataset of the same size")
     data = run_dataset(card, str(loaded.path.parent)) if name == card.dataset else load_dataset(name)
     metrics = evaluate_on_test(loaded.model, data, loaded.temperature)[1]
-    recorded = None
+    recorded, unreadable = None, False
     metrics_file = loaded.path.parent / "metrics.json"
     if name == card.dataset and metrics_file.is_file():
         try:
             recorded = json.loads(metrics_file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested far too deeply
             recorded = {}
-        if not isinstance(recorded, dict):
-            recorded = {}
+        if not isinstance(recorded, dict) or not recorded:
+            recorded, unreadable = {}, True
     differences = []
     if recorded is not None:
         now = _comparable(metrics)
         differences = [key for key in COMPARED if recorded.get(key) != now[key]]
         # calibration measures, where the run recorded them (runs before calibration did not)
         differences += [key for key in CALIBRATION if key in recorded and not _close(recorded[key], now[key])]
-    return Reevaluation(loaded.id, name, metrics, recorded, differences)
+    return Reevaluation(loaded.id, name, metrics, recorded, differences, unreadable)
 
 
 def _comparable(metrics: Metrics) -> dict[str, Any]:
