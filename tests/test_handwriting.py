@@ -596,6 +596,11 @@ def test_one_writer_recorded_by_sample_ids(data_dir):
     store.add(picture(3, 99), 3)
     again_train, again_test = split_as_recorded(store.samples(), record)
     assert again_train == train and len(again_test) == len(test) + 1
+    # a reviewer: with every sample it trained on removed since, `explain` said "no samples left to test on"
+    for sample in train:
+        store.remove(sample.id)
+    rebuilt = load_handwriting("mine", record=record)
+    assert rebuilt.n_train == 0 and rebuilt.n_test == len(test) + 1
 
 
 @pytest.mark.parametrize(("writers", "test_size", "message"), [

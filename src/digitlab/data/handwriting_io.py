@@ -121,7 +121,8 @@ def load_handwriting(name: str, *, test_size: float | None = None, seed: int = 4
                      record: dict | None = None) -> Dataset:
     """The handwriting set ``name`` as a :class:`Dataset` of 28×28 images (see :func:`split_samples`).
 
-    With ``record`` (a run's recorded split), the parts are rebuilt as :func:`split_as_recorded` says.
+    With ``record`` (a run's recorded split), the parts are rebuilt as :func:`split_as_recorded` says; the training
+    part may then be empty (the writers it was trained on removed since): its test part is what is measured.
     Problems found while reading (a damaged index, missing files) are in ``split["problems"]``.
     """
     store = HandwritingSet.open(name)
@@ -131,8 +132,10 @@ def load_handwriting(name: str, *, test_size: float | None = None, seed: int = 4
         record = dict(record)
     else:
         train, test, record = split_samples(samples, test_size=test_size, seed=seed)
-    if not train or not test:
+    if not test:
         raise DigitlabError(f"handwriting set {name!r} has no samples left to test on: every one was trained on")
+    if not train and record is None:  # a run's split rebuilt needs only its test part: its writers may have gone
+        raise DigitlabError(f"handwriting set {name!r} has too few samples to hold some out for testing")
     train_images, train_labels = store.images(train)
     test_images, test_labels = store.images(test)
     if store.problems:
