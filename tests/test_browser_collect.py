@@ -304,3 +304,24 @@ def test_a_page_from_another_site_cannot_post_into_the_set(browser, collecting, 
         evil.shutdown()
     assert [s.id for s in _samples()] == saved
     assert "Mallory" not in {s.writer for s in _samples()}
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 720), (1920, 1080)])
+def test_the_collecting_page_fits_a_projector(browser, collecting, width, height):
+    """A teacher: at 1280×720 the guided pad's foot and its Undo / Clear buttons fell below the screen; at 1920×1080
+    the page stayed its laptop size, its number labels 11 px. Now the pad shrinks to fit, and a full-HD screen gets
+    everything a quarter larger."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    try:
+        page.goto(collecting)
+        page.wait_for_function("!document.getElementById('collect-panel').hidden")
+        page.check("#guided")
+        clear = page.locator("#clear").bounding_box()
+        assert clear["y"] + clear["height"] <= height, clear
+        pad = page.locator("#pad").bounding_box()
+        assert pad["width"] >= (256 if height < 800 else 500), pad  # 322 at 720; the full 25rem of 20 px at 1080
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(OUTPUT / f"collect-guided-{width}x{height}.png"))
+    finally:
+        context.close()
