@@ -258,6 +258,7 @@ def test_the_pages_own_saves_pass_with_or_without_sec_fetch_site(client):
     ("", _png(3), PNG, 422, "label must be"),
     ("label=3&writer=a%2Fb", _png(3), PNG, 422, "writer's name"),
     ("label=3&writer=" + "w" * 10_000, _png(3), PNG, 422, "at most 64"),
+    ("label=3&writer=%ff%fe", _png(3), PNG, 422, "could not be read"),  # not UTF-8: it was saved as "��"
     ("label=3&source=import", _png(3), PNG, 422, "source"),
     ("label=3", _blank(), PNG, 422, "no ink"),
     ("label=3", b"\x89PNG\r\n\x1a\nnot really", PNG, 422, ""),

@@ -79,6 +79,8 @@ def check_new_writer(writer: str | None) -> str | None:
     if writer is not None and writer_key(writer) == writer_key(NO_NAME):
         raise DigitlabError(f"{NO_NAME!r} is how digitlab lists samples saved without a name; "
                             "leave the name empty for those")
+    if writer is not None and "\ufffd" in writer:  # bytes that were no UTF-8 (a request's %ff%fe), decoded as "�"
+        raise DigitlabError("the name holds characters that could not be read (not UTF-8 text); type it again")
     return writer
 
 
