@@ -266,8 +266,8 @@ def test_the_pages_own_saves_pass_with_or_without_sec_fetch_site(client):
     ("label=3", b"", PNG, 400, "empty"),
     ("label=3", b"x" * (MAX_BODY + 1), PNG, 413, "limit"),
     ("label=3", _huge(), PNG, 413, "4097"),
-], ids=["label-10", "label-x", "no-label", "writer-slash", "writer-10kB", "source", "no-ink", "not-an-image",
-        "json", "empty", "too-large", "too-many-pixels"])
+], ids=["label-10", "label-x", "no-label", "writer-slash", "writer-10kB", "writer-not-utf8", "source", "no-ink",
+        "not-an-image", "json", "empty", "too-large", "too-many-pixels"])
 def test_bad_saves_are_one_line_and_change_nothing(client, query, body, headers, status, says):
     store = HandwritingSet.open("class-7b")
     before, files = store.samples(), _files(store)
