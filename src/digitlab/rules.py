@@ -232,11 +232,12 @@ def _under_the_middle(rest: np.ndarray, height: int, bar: slice) -> bool:
 
 
 def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool = True,
-                  tilted: bool = False) -> np.ndarray:
+                  tilted: bool = False, page: bool = False) -> np.ndarray:
     """``on`` without its rules: straight runs of ink across longer than :data:`_RULE_ACROSS` digit heights (an
     underline, a ruled line, a frame's top and bottom), and runs down longer than :data:`_RULE_DOWN` that are a
     frame's sides (joined to a run across) or lie along the picture's left or right edge (a scanner's dark edge).
-    A run down anywhere else may be a tall "1", so it stays. Left in, a rule joins the digits it touches into one
+    A run down anywhere else may be a tall "1", so it stays; on a ``page`` of marks (a number, a sheet), unless it
+    is :data:`_RULE_DOWN_ANYWHERE` long (a margin line), and the digits' height is :func:`digit_height`'s there. Left in, a rule joins the digits it touches into one
     mark, or is cut into sure-looking "1"s. With ``ruled_page`` (for a number), ink left beside rules under
     :data:`_RULED_PAGE` of all the ink is their ragged edges and goes too; one small digit may be all that is left.
     The paper's printed lines go first (:func:`without_page_lines`), unless ``page_lines`` is False. With
@@ -254,28 +255,30 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
     if count == 0:
         return on
     heights = np.array([rows.stop - rows.start for rows, _ in ndimage.find_objects(labels)])
-    digit = digit_height(heights, 0.3)  # a rule is seldom most of the pieces
+    digit = digit_height(heights, 0.3, page=page)  # a rule is seldom most of the pieces
     across, down = (_runs(on, axis, longest * digit) for axis, longest in ((1, _RULE_ACROSS), (0, _RULE_DOWN)))
     if tilted:  # by the tall pieces only: a flat 2's base joined to a 5, beside the 5's flag, is no underline
-        across |= _tilted_runs(labels, _TILTED_ACROSS * digit_height(heights, 0.5))
+        across |= _tilted_runs(labels, _TILTED_ACROSS * digit_height(heights, 0.5, page=page))
     framed = np.isin(labels, _nonzero(labels[across]))  # the pieces a run across belongs to
     strips, _ = ndimage.label(down)
     edge = max(1, int(_EDGE * on.shape[1]))
     at_edge = np.isin(strips, _nonzero(np.concatenate([strips[:, :edge], strips[:, -edge:]], axis=None)))
-    left = on & ~(across | (down & (framed | at_edge)) | _runs(on, 0, _RULE_DOWN_ANYWHERE * digit))
+    anywhere = _runs(on, 0, _RULE_DOWN_ANYWHERE * digit) if page else False
+    left = on & ~(across | (down & (framed | at_edge)) | anywhere)
     if ruled_page and left.sum() < _RULED_PAGE * on.sum():
         return np.zeros_like(on)  # a ruled page, no number
     return left
 
 
-def digit_height(heights: np.ndarray, share: float) -> float:
+def digit_height(heights: np.ndarray, share: float, *, page: bool = True) -> float:
     """The digits' height among pieces of these ``heights``: the median of those at least ``share`` as tall as the
-    tallest (:func:`tallest`).
+    tallest (on a ``page`` of marks, a number or a sheet, :func:`tallest`; in one digit's picture, the tallest
+    piece is the digit, and a piece of squared paper's lines could be the 4th tallest).
 
     >>> float(digit_height(np.array([40, 42, 38, 12, 20]), 0.5)), float(digit_height(np.array([40] * 40 + [700]), 0.5))
     (40.0, 40.0)
     """
-    return float(np.median(heights[heights >= share * tallest(heights)]))
+    return float(np.median(heights[heights >= share * (tallest(heights) if page else float(heights.max()))]))
 
 
 def tallest(heights: np.ndarray) -> float:

@@ -196,7 +196,7 @@ def find_marks(ink: Ink, *, most: int = MAX_MARKS) -> list[Mark]:
     """
     on = ink.map > _INK
     # the paper's printed lines, then a frame whole (the runs would leave its corners), then the runs
-    left = without_rules(without_surround(without_page_lines(on)), page_lines=False, tilted=True)
+    left = without_rules(without_surround(without_page_lines(on)), page_lines=False, tilted=True, page=True)
     if on.any() and not left.any():
         raise DigitlabError("no ink found but straight lines (a ruled line, an underline, a frame); "
                             "write or photograph a number")
