@@ -376,6 +376,22 @@ def test_predict_on_a_picture_of_several_digits_points_to_read(saved_model, tmp_
     assert [p["marks"] for p in json.loads(result.stdout)["predictions"]] == [2, 1]
 
 
+def test_a_number_among_many_specks_keeps_its_digits():
+    """A reviewer: a 1 and a 7 among 38 specks of dust came out as 38 specks, the digits removed as rules: the
+    page's digit height (the tallest piece but up to 3, for a margin line) had counted the specks."""
+    rng = np.random.default_rng(0)
+    page = np.full((200, 400), 255, np.uint8)
+    page[50:150, 100:108] = 0  # a 1
+    page[50:58, 200:270] = 0  # a 7's bar...
+    for y in range(58, 150):
+        page[y, 262 - (y - 58) // 3:270 - (y - 58) // 3] = 0  # ...and its stem
+    for _ in range(60):
+        y, x = rng.integers(5, 190), rng.integers(5, 390)
+        if not (40 < y < 160 and 90 < x < 280):
+            page[y:y + 3, x:x + 3] = 0
+    assert [m.box for m in find_marks(ink_of(page))] == [(100, 50, 108, 150), (200, 50, 270, 150)]
+
+
 def test_a_page_of_hatching_costs_little_memory(digits_model):
     """A reviewer: 10 KB of diagonal hatching is one mark of 250 pieces; a cut between each two pieces was a mask the
     page's size, and /api/read took 536 MB (RELIABILITY.md: about 300 MB of decoding at the worst)."""

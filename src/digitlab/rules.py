@@ -24,6 +24,7 @@ _RULE_DOWN = 1.5  # ...and one down longer than 1.5 that is a frame's side or al
 _EDGE = 0.05  # ...within 5% of its width (a tall "1" elsewhere stays)...
 _RULE_DOWN_ANYWHERE = 5.0  # ...or longer than 5 anywhere (a margin line, the page's edge: no "1" is that tall,
                            # even beside 0s broken in two)
+_SPECKS = 0.02  # on a page, a piece with under 2% of the largest piece's pixels is a speck (find_marks' dust)
 _OUTLIERS, _MOST_OUTLIERS = 0.05, 3  # a piece is as tall as a digit when it is 30% (50%) as tall as the tallest but
                                      # 5% of the pieces, at most 3 (a margin line, the page's edges; not squared
                                      # paper's many pieces of line)
@@ -255,10 +256,14 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
     if count == 0:
         return on
     heights = np.array([rows.stop - rows.start for rows, _ in ndimage.find_objects(labels)])
-    digit = digit_height(heights, 0.3, page=page)  # a rule is seldom most of the pieces
+    skip = min(_MOST_OUTLIERS, int(_OUTLIERS * len(heights)))  # as many set aside as of all the pieces...
+    if page:  # ...but specks are no digits: 38 of them made the tallest but 3 a speck, and every digit a rule
+        sizes = np.bincount(labels.ravel())[1:]
+        heights = heights[sizes >= _SPECKS * sizes.max()]
+    digit = digit_height(heights, 0.3, page=page, skip=skip)  # a rule is seldom most of the pieces
     across, down = (_runs(on, axis, longest * digit) for axis, longest in ((1, _RULE_ACROSS), (0, _RULE_DOWN)))
     if tilted:  # by the tall pieces only: a flat 2's base joined to a 5, beside the 5's flag, is no underline
-        across |= _tilted_runs(labels, _TILTED_ACROSS * digit_height(heights, 0.5, page=page))
+        across |= _tilted_runs(labels, _TILTED_ACROSS * digit_height(heights, 0.5, page=page, skip=skip))
     framed = np.isin(labels, _nonzero(labels[across]))  # the pieces a run across belongs to
     strips, _ = ndimage.label(down)
     edge = max(1, int(_EDGE * on.shape[1]))
@@ -270,7 +275,7 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
     return left
 
 
-def digit_height(heights: np.ndarray, share: float, *, page: bool = True) -> float:
+def digit_height(heights: np.ndarray, share: float, *, page: bool = True, skip: int | None = None) -> float:
     """The digits' height among pieces of these ``heights``: the median of those at least ``share`` as tall as the
     tallest (on a ``page`` of marks, a number or a sheet, :func:`tallest`; in one digit's picture, the tallest
     piece is the digit, and a piece of squared paper's lines could be the 4th tallest).
@@ -278,14 +283,17 @@ def digit_height(heights: np.ndarray, share: float, *, page: bool = True) -> flo
     >>> float(digit_height(np.array([40, 42, 38, 12, 20]), 0.5)), float(digit_height(np.array([40] * 40 + [700]), 0.5))
     (40.0, 40.0)
     """
-    return float(np.median(heights[heights >= share * (tallest(heights) if page else float(heights.max()))]))
+    top = tallest(heights, skip) if page else float(heights.max())
+    return float(np.median(heights[heights >= share * top]))
 
 
-def tallest(heights: np.ndarray) -> float:
-    """The tallest of ``heights``, or of a page of pieces (a sheet) the tallest but the :data:`_OUTLIERS` share (at
-    most :data:`_MOST_OUTLIERS`): a margin line or a sliver of the page's edge, as tall as the picture, is no measure
-    of the digits."""
-    return float(np.sort(heights)[-1 - min(_MOST_OUTLIERS, int(_OUTLIERS * len(heights)))])
+def tallest(heights: np.ndarray, skip: int | None = None) -> float:
+    """The tallest of ``heights`` but ``skip`` (by default :data:`_OUTLIERS` of them, at most
+    :data:`_MOST_OUTLIERS`): a margin line or a sliver of the page's edge, as tall as the picture, is no measure of
+    the digits."""
+    if skip is None:
+        skip = min(_MOST_OUTLIERS, int(_OUTLIERS * len(heights)))
+    return float(np.sort(heights)[-1 - min(skip, len(heights) - 1)])
 
 
 def _tilted_runs(labels: np.ndarray, longest: float) -> np.ndarray:
@@ -344,3 +352,4 @@ def _runs(on: np.ndarray, axis: int, longest: float) -> np.ndarray:
     length = max(3, int(round(longest))) | 1
     shrunk = ndimage.minimum_filter1d(on.view(np.uint8), length, axis=axis, mode="constant", cval=0)
     return ndimage.maximum_filter1d(shrunk, length, axis=axis, mode="constant", cval=0).astype(bool)
+
