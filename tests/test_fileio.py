@@ -97,3 +97,39 @@ def test_two_runs_in_the_same_second_name_their_own_folders(tmp_path):
     for folder in folders:
         assert json.loads((folder / "metrics.json").read_text())["run"] == folder.name
         assert str(folder) in (folder / "report.html").read_text()
+
+
+@pytest.mark.parametrize("kind", ["SIGINT", "SIGTERM"])
+def test_files_moved_together_are_all_moved_before_a_signal_is_acted_on(tmp_path, kind):
+    """A reviewer: a signal mask held the main thread's signals only, and OpenBLAS's threads took Ctrl-C, so a
+    KeyboardInterrupt (or SIGTERM's end) came between the moves: one new file beside three old ones."""
+    script = f"""
+import os, signal, sys, pathlib
+import numpy as np  # OpenBLAS's threads, as in every digitlab command
+from digitlab import fileio
+a, b = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+real = os.replace
+def replace(src, dst):
+    real(src, dst)
+    if pathlib.Path(dst).name == "w":
+        os.kill(os.getpid(), signal.{kind})  # as the first file lands
+        sum(range(10**5))  # bytecodes enough for a handler to run
+fileio.os.replace = replace
+try:
+    fileio.replace_together([a / n for n in "wxyz"], b)
+except KeyboardInterrupt:
+    print("interrupted after", "".join((b / n).read_text() for n in "wxyz"))
+"""
+    staged, final = tmp_path / "staged", tmp_path / "final"
+    staged.mkdir(), final.mkdir()
+    for name in "wxyz":
+        (staged / name).write_text("n")
+        (final / name).write_text("o")
+    threads = {**os.environ, "OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "4"}  # make test sets 1: a mask then held
+    done = subprocess.run([sys.executable, "-c", script, str(staged), str(final)], capture_output=True, text=True,
+                          timeout=60, env=threads)
+    assert "".join((final / n).read_text() for n in "wxyz") == "nnnn", done.stderr
+    if kind == "SIGINT":
+        assert done.stdout.strip() == "interrupted after nnnn", done.stderr
+    else:
+        assert done.returncode == -15, done.stderr

@@ -12,6 +12,7 @@ import shutil
 import signal
 import stat
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -158,7 +159,8 @@ def scratch_folder(parent: str | os.PathLike[str], prefix: str) -> Iterator[Path
 def replace_together(staged: list[Path], folder: str | os.PathLike[str]) -> list[Path]:
     """Move the files ``staged`` (written whole elsewhere on the same file system) into ``folder`` under their own
     names, all of them or, when killed, each already whole: under an exclusive lock on ``folder``, so that two
-    writers' sets of files never mix, and with Ctrl-C and SIGTERM held until the last is in place. A staged folder
+    writers' sets of files never mix, and with Ctrl-C and SIGTERM held until the last is in place (SIGKILL cannot
+    be held: only the moves themselves, microseconds, are exposed to it). A staged folder
     replaces one of its name, which goes beside it (``.old-<name>``, in the folder it was staged in: a
     :func:`scratch_folder` removes it).
 
@@ -171,21 +173,37 @@ def replace_together(staged: list[Path], folder: str | os.PathLike[str]) -> list
     (['x', 'y'], [])
     """
     folder = Path(folder)
-    held = {signal.SIGINT, signal.SIGTERM}
     descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
-        before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-        try:
+        with _signals_held():
             for path in staged:
                 if path.is_dir() and (folder / path.name).is_dir():
                     os.rename(folder / path.name, path.parent / f".old-{path.name}")
                 os.replace(path, folder / path.name)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, before)
     finally:
         os.close(descriptor)  # and with it the lock
     return [folder / path.name for path in staged]
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM arriving during the block are acted on when it ends, as they would have been. Python
+    handlers, not a signal mask: a mask holds one thread's signals, and a process has others (BLAS, torch) that
+    take them. Off the main thread, where handlers cannot be set, the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    before = {kind: signal.signal(kind, lambda number, frame: caught.append(number)) for kind in kinds}
+    try:
+        yield
+    finally:
+        for kind, handler in before.items():
+            signal.signal(kind, handler)
+        for number in caught[:1]:
+            signal.raise_signal(number)  # as it came: KeyboardInterrupt, or the process ends
 
 
 def _reserve(final: Path) -> tuple[StagedFolder, int]:
