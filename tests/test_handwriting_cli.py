@@ -234,6 +234,24 @@ def test_finetune_writes_a_run_measured_on_writers_it_never_saw(env, tmp_path):
     assert "10,000" in exported.stdout
 
 
+def test_a_finetuned_run_is_explained_after_its_training_writers_are_removed(env, tmp_path):
+    """A reviewer: with the writers it trained on removed, explain on a fine-tuned run said there was nothing to
+    test on, and then (the split rebuilt with an empty training part) failed refitting its learning curve."""
+    variables, run, photos = env
+    for w in WRITERS[:3]:
+        run_cli("data", "import", "gone", str(photos / w.name), "--writer", w.name, env=variables)
+    tuned = run_cli("finetune", "--model", str(run), "--dataset", "gone", "--out", str(tmp_path), "--test-size", "0.3",
+                    env=variables)
+    assert tuned.returncode == 0, tuned.stderr
+    (folder,) = tmp_path.glob("*-gone-logreg-finetuned")
+    for writer in ModelCard.from_file(folder / "model.json").finetuned_from["train_writers"]:
+        assert run_cli("data", "remove", "gone", "--writer", writer, "--yes", env=variables).returncode == 0
+    explained = run_cli("explain", "--model", str(folder), "--robustness-images", "40", "--map-images", "40",
+                        env=variables)
+    assert explained.returncode == 0, explained.stderr
+    assert "No learning curve: the training part (0 samples now)" in (folder / "explain.html").read_text()
+
+
 def test_finetune_refuses_a_set_too_small(env, tmp_path):
     variables, run, photos = env
     one = next((photos / WRITERS[0].name / "3").iterdir())

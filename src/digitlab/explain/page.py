@@ -277,8 +277,12 @@ def _how_it_learned(job: _Job):
     if history:
         paths["history"] = learning.plot_history(history, folder / "history.png", _smoothing(model.model))
     if not model.is_cnn:
-        curve = learning.learning_curve_of(model.model, data.train_images, data.train_labels, pmax, seed=seed)
-        paths["learning_curve"] = learning.plot_learning_curve(curve, model.name, folder / "learning_curve.png")
+        try:  # refits on the training part: a fine-tuned run's writers may have been removed since (a reviewer)
+            curve = learning.learning_curve_of(model.model, data.train_images, data.train_labels, pmax, seed=seed)
+            paths["learning_curve"] = learning.plot_learning_curve(curve, model.name, folder / "learning_curve.png")
+        except ValueError:  # scikit-learn's word for too few samples, or of too few digits, to split in folds
+            job.notes.append(f"No learning curve: the training part ({data.n_train:,} samples now) is too small to "
+                             "refit the model on in folds.")
     seconds["how it learned"] = time.perf_counter() - t
     return history, curve
 
