@@ -151,10 +151,11 @@ def cut_sheet(image: Any, rows: str) -> CutSheet:
         if str(exc).startswith("found"):
             raise _too_many() from None
         raise
+    capped = len(marks) >= 2 * MAX_DIGITS  # at the cap: some pieces went unseen
     marks, slivers = _without_slivers(marks, ink.map.shape)
     lines, left_out = _digit_lines(marks)
     left_out += slivers
-    if sum(map(len, lines)) > MAX_DIGITS or len(marks) >= 2 * MAX_DIGITS:  # at the cap: some pieces went unseen
+    if sum(map(len, lines)) > MAX_DIGITS or capped:
         raise _too_many()
     if len(lines) != len(rows):
         extra = " (a name or a title on the sheet is a line too: write it on the back)" * (len(lines) == len(rows) + 1)
