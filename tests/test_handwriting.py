@@ -284,13 +284,15 @@ def test_a_folder_of_files_digitlab_does_not_read_is_said_so(data_dir, tmp_path)
     """A reviewer: a folder of a phone's HEIC photos imported nothing, and said "added 0 pictures" as a success."""
     (tmp_path / "class" / "3").mkdir(parents=True)
     (tmp_path / "class" / "3" / "a.png").write_bytes(picture(3))
-    for name in ("3/IMG_0001.HEIC", "notes.txt", ".DS_Store", "Thumbs.db"):
+    for name in ("3/IMG_0001.HEIC", "3/IMG_0001.AAE", "notes.txt", ".DS_Store", ".git/HEAD", "@eaDir/x.jpg"):
+        (tmp_path / "class" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "class" / name).write_bytes(b"not a picture")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no pictures here")
     summary = import_pictures("mine", [tmp_path / "class", tmp_path / "empty"])
-    assert summary.added == 1 and [line.split(": ", 1)[1][:39] for line in summary.failures] == [
-        "not a kind of picture digitlab reads (.", "not a kind of picture digitlab reads (.", "no pictures in this folder"]
-    assert summary.failures[0].startswith(str(tmp_path / "class" / "3" / "IMG_0001.HEIC"))
+    assert summary.added == 1 and summary.failures == [
+        f"{tmp_path / 'class' / '3' / 'IMG_0001.HEIC'}: a kind of picture digitlab does not read (HEIC): save it as "
+        "JPEG or PNG", f"{tmp_path / 'empty'}: no pictures in this folder"]
 
 
 def test_import_export_reload_identical(data_dir, tmp_path):

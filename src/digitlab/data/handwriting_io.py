@@ -43,6 +43,9 @@ __all__ = ["ImportSummary", "export_idx", "write_idx_files", "import_pictures", 
 
 DEFAULT_TEST_SIZE = 0.2
 PICTURES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+UNREAD = (".heic", ".heif", ".avif", ".jxl", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf")
+"""Photos digitlab does not read (a phone's HEIC, a camera's raw files): in a folder, each is named, not passed over.
+Any other file there (an iPhone's .AAE edits, notes) is passed over."""
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 IMPORT_BATCH, IMPORT_BATCH_BYTES = 256, 64 << 20
 """An import saves its pictures this many (or this many bytes) at a time, each batch with one index write."""
@@ -269,22 +272,24 @@ def _save_batch(store: HandwritingSet, batch: list[tuple[Path, NewSample]], log:
     batch.clear()
 
 
-def _system_file(path: Path) -> bool:
-    """A file the system keeps beside pictures (``.DS_Store``, ``Thumbs.db``, ``desktop.ini``), or hidden."""
-    return path.name.startswith(".") or path.name.lower() in ("thumbs.db", "desktop.ini")
+def _hidden(path: Path) -> bool:
+    """A file in a folder of pictures that no one put there to import: hidden (``.DS_Store``, ``.git/``), or a NAS's
+    own (``@eaDir/``)."""
+    return any(part.startswith((".", "@")) for part in path.parts)
 
 
 def _pictures(paths: Iterable[Path], summary: ImportSummary) -> list[Path]:
-    """The pictures to import: files named, and in folders those with a picture's ending (:data:`PICTURES`). Other
-    files in a folder (a phone's HEIC photos, notes) are one line each: a folder of them imported nothing in silence."""
+    """The pictures to import: files named, and in folders those with a picture's ending (:data:`PICTURES`). Photos
+    it does not read there (:data:`UNREAD`) are one line each, and so is a folder of no pictures: a folder of a
+    phone's HEIC photos imported nothing in silence."""
     found = []
     for path in map(Path, paths):
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and not _system_file(p))
+            files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
             found += [p for p in files if p.suffix.lower() in PICTURES]
-            summary.failures += [f"{p}: not a kind of picture digitlab reads ({', '.join(PICTURES)}): save it as "
-                                 "PNG or JPEG" for p in files if p.suffix.lower() not in PICTURES]
-            if not files:
+            summary.failures += [f"{p}: a kind of picture digitlab does not read ({p.suffix[1:].upper()}): save it as "
+                                 "JPEG or PNG" for p in files if p.suffix.lower() in UNREAD]
+            if not any(p.suffix.lower() in PICTURES + UNREAD for p in files):
                 summary.failures.append(f"{path}: no pictures in this folder")
         elif path.is_file():
             found.append(path)
