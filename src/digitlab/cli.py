@@ -172,12 +172,10 @@ def evaluate(
         console.print("No metrics.json beside the model to compare with.")
     elif outcome.matches:
         console.print("[green]Matches the run's metrics.json exactly.[/]")
-    elif outcome.unreadable:  # not "differs in every value": a reviewer emptied the file and read that the model changed
+    else:  # damaged, not "differs in every value" (a reviewer emptied the file and read that the model changed)
         console.print("[red]The run's metrics.json cannot be read (damaged, or not its JSON):[/] nothing it recorded can "
-                      "be confirmed; the figures above are this evaluation's")
-        raise typer.Exit(1)
-    else:
-        console.print(f"[red]Differs from the run's metrics.json:[/] {', '.join(outcome.differences)}")
+                      "be confirmed; the figures above are this evaluation's" if outcome.unreadable else
+                      f"[red]Differs from the run's metrics.json:[/] {', '.join(outcome.differences)}")
         raise typer.Exit(1)
 
 
@@ -291,30 +289,15 @@ def predict(
 def _model_for_pictures(model: Optional[Path], runs: Path, save_prepared: Optional[Path]):
     """The model that answers (the newest run when none is given: said), a line when it is uncalibrated or 8×8,
     and ``--save-prepared`` checked before any picture is read: what ``predict`` and ``read`` both start with."""
-    from digitlab.runs import check_writable, model_or_newest
+    from digitlab.runs import check_writable, model_notes, model_or_newest
     from digitlab.store import load_model
 
     loaded = load_model(model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True)))
-    _say_if_uncalibrated(loaded)
-    if loaded.image_shape == (8, 8):  # benchmarks/bench_handwriting.py: sure of drawings it gets wrong
-        err_console.print("note: this is a model of scikit-learn's 8×8 digits: each picture is shrunk to 8×8 pixels, "
-                          "and it reads drawings and photos far less well than its test accuracy says, its percentages "
-                          "overstating — `digitlab run --dataset mnist --model cnn` trains one for your own pictures",
-                          soft_wrap=True)
+    for note in model_notes(loaded):
+        err_console.print(f"note: {note}", soft_wrap=True)
     if save_prepared is not None:
         check_writable(save_prepared, "--save-prepared")
     return loaded
-
-
-def _say_if_uncalibrated(loaded) -> None:
-    """A note on stderr for a model saved uncalibrated or with no not-a-digit detector (by compare, or an old run)."""
-    missing = [text for text, absent in (
-        ("calibrated (its percentages are its own, often over- or under-confident)", loaded.card.calibration is None),
-        ("given a not-a-digit detector (any picture gets a digit)", loaded.detector is None)) if absent]
-    if missing:
-        err_console.print(f"note: this model was not {' nor '.join(missing)}: `compare` and `sweep` save theirs so, "
-                          f"and digitlab did before — `digitlab run --dataset {loaded.card.dataset} --model "
-                          f"{loaded.card.model}` trains one that is", soft_wrap=True)
 
 
 def _answer_line(prediction) -> str:

@@ -16,12 +16,12 @@ from __future__ import annotations
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from digitlab.card import CARD_NAME
 from digitlab.errors import DigitlabError
 
-__all__ = ["check_writable", "find_latest_model", "model_or_newest", "now_utc", "run_stamp"]
+__all__ = ["check_writable", "find_latest_model", "model_notes", "model_or_newest", "now_utc", "run_stamp"]
 
 
 def now_utc() -> datetime:
@@ -69,3 +69,22 @@ def model_or_newest(model: Path | None, runs_dir: Path, say: Callable[[str], Non
         raise DigitlabError(f"no trained model in {runs_dir}/; run `digitlab run` first or pass --model PATH")
     say(f"using the newest model: {newest}")
     return newest
+
+
+def model_notes(loaded: Any) -> list[str]:
+    """What a person should know before trusting a loaded model's answers on their own pictures: that it was saved
+    uncalibrated or with no not-a-digit detector (by ``compare``, or an old run), or is a model of the 8×8 digits,
+    sure of drawings it gets wrong (``benchmarks/bench_handwriting.py``)."""
+    notes = []
+    missing = [text for text, absent in (
+        ("calibrated (its percentages are its own, often over- or under-confident)", loaded.card.calibration is None),
+        ("given a not-a-digit detector (any picture gets a digit)", loaded.detector is None)) if absent]
+    if missing:
+        notes.append(f"this model was not {' nor '.join(missing)}: `compare` and `sweep` save theirs so, and digitlab "
+                     f"did before — `digitlab run --dataset {loaded.card.dataset} --model {loaded.card.model}` trains "
+                     "one that is")
+    if tuple(loaded.card.image_shape) == (8, 8):
+        notes.append("this is a model of scikit-learn's 8×8 digits: each picture is shrunk to 8×8 pixels, and it reads "
+                     "drawings and photos far less well than its test accuracy says, its percentages overstating — "
+                     "`digitlab run --dataset mnist --model cnn` trains one for your own pictures")
+    return notes
