@@ -200,7 +200,7 @@ def _signals_held() -> Iterator[None]:
     try:
         yield
     finally:
-        for kind, handler in before.items():
+        for kind, handler in reversed(before.items()):  # SIGINT last: a Ctrl-C after it cannot strand SIGTERM's
             signal.signal(kind, handler)
         for number in caught[:1]:
             signal.raise_signal(number)  # as it came: KeyboardInterrupt, or the process ends

@@ -24,7 +24,6 @@ _RULE_DOWN = 1.5  # ...and one down longer than 1.5 that is a frame's side or al
 _EDGE = 0.05  # ...within 5% of its width (a tall "1" elsewhere stays)...
 _RULE_DOWN_ANYWHERE = 5.0  # ...or longer than 5 anywhere (a margin line, the page's edge: no "1" is that tall,
                            # even beside 0s broken in two)
-_SPECKS = 0.02  # on a page, a piece with under 2% of the largest piece's pixels is a speck (find_marks' dust)
 _OUTLIERS, _MOST_OUTLIERS = 0.05, 3  # a piece is as tall as a digit when it is 30% (50%) as tall as the tallest but
                                      # 5% of the pieces, at most 3 (a margin line, the page's edges; not squared
                                      # paper's many pieces of line)
@@ -237,8 +236,8 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
     """``on`` without its rules: straight runs of ink across longer than :data:`_RULE_ACROSS` digit heights (an
     underline, a ruled line, a frame's top and bottom), and runs down longer than :data:`_RULE_DOWN` that are a
     frame's sides (joined to a run across) or lie along the picture's left or right edge (a scanner's dark edge).
-    A run down anywhere else may be a tall "1", so it stays; on a ``page`` of marks (a number, a sheet), unless it
-    is :data:`_RULE_DOWN_ANYWHERE` long (a margin line), and the digits' height is :func:`digit_height`'s there. Left in, a rule joins the digits it touches into one
+    A run down anywhere else may be a tall "1", so it stays; on a ``page`` of lines of digits (a sheet), unless it
+    is :data:`_RULE_DOWN_ANYWHERE` long (a margin line), and the digits' height is :func:`tallest`'s there. Left in, a rule joins the digits it touches into one
     mark, or is cut into sure-looking "1"s. With ``ruled_page`` (for a number), ink left beside rules under
     :data:`_RULED_PAGE` of all the ink is their ragged edges and goes too; one small digit may be all that is left.
     The paper's printed lines go first (:func:`without_page_lines`), unless ``page_lines`` is False. With
@@ -256,14 +255,10 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
     if count == 0:
         return on
     heights = np.array([rows.stop - rows.start for rows, _ in ndimage.find_objects(labels)])
-    skip = min(_MOST_OUTLIERS, int(_OUTLIERS * len(heights)))  # as many set aside as of all the pieces...
-    if page:  # ...but specks are no digits: 38 of them made the tallest but 3 a speck, and every digit a rule
-        sizes = np.bincount(labels.ravel())[1:]
-        heights = heights[sizes >= _SPECKS * sizes.max()]
-    digit = digit_height(heights, 0.3, page=page, skip=skip)  # a rule is seldom most of the pieces
+    digit = digit_height(heights, 0.3, page=page)  # a rule is seldom most of the pieces
     across, down = (_runs(on, axis, longest * digit) for axis, longest in ((1, _RULE_ACROSS), (0, _RULE_DOWN)))
     if tilted:  # by the tall pieces only: a flat 2's base joined to a 5, beside the 5's flag, is no underline
-        across |= _tilted_runs(labels, _TILTED_ACROSS * digit_height(heights, 0.5, page=page, skip=skip))
+        across |= _tilted_runs(labels, _TILTED_ACROSS * digit_height(heights, 0.5, page=page))
     framed = np.isin(labels, _nonzero(labels[across]))  # the pieces a run across belongs to
     strips, _ = ndimage.label(down)
     edge = max(1, int(_EDGE * on.shape[1]))
@@ -275,25 +270,24 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
     return left
 
 
-def digit_height(heights: np.ndarray, share: float, *, page: bool = True, skip: int | None = None) -> float:
+def digit_height(heights: np.ndarray, share: float, *, page: bool = False) -> float:
     """The digits' height among pieces of these ``heights``: the median of those at least ``share`` as tall as the
-    tallest (on a ``page`` of marks, a number or a sheet, :func:`tallest`; in one digit's picture, the tallest
-    piece is the digit, and a piece of squared paper's lines could be the 4th tallest).
+    tallest (on a ``page`` of lines of digits, a sheet, :func:`tallest`; in a number or one digit's picture, the
+    tallest piece is a digit: a piece of squared paper's lines could be the 4th tallest, a speck of dust the 3rd).
 
-    >>> float(digit_height(np.array([40, 42, 38, 12, 20]), 0.5)), float(digit_height(np.array([40] * 40 + [700]), 0.5))
-    (40.0, 40.0)
+    >>> float(digit_height(np.array([40, 42, 38, 12, 20]), 0.5, page=True))
+    40.0
+    >>> float(digit_height(np.array([40] * 40 + [700]), 0.5, page=True)), float(digit_height(np.array([40] * 40 + [700]), 0.5))
+    (40.0, 700.0)
     """
-    top = tallest(heights, skip) if page else float(heights.max())
+    top = tallest(heights) if page else float(heights.max())
     return float(np.median(heights[heights >= share * top]))
 
 
-def tallest(heights: np.ndarray, skip: int | None = None) -> float:
-    """The tallest of ``heights`` but ``skip`` (by default :data:`_OUTLIERS` of them, at most
-    :data:`_MOST_OUTLIERS`): a margin line or a sliver of the page's edge, as tall as the picture, is no measure of
-    the digits."""
-    if skip is None:
-        skip = min(_MOST_OUTLIERS, int(_OUTLIERS * len(heights)))
-    return float(np.sort(heights)[-1 - min(skip, len(heights) - 1)])
+def tallest(heights: np.ndarray) -> float:
+    """The tallest of ``heights`` but :data:`_OUTLIERS` of them, at most :data:`_MOST_OUTLIERS`: on a sheet of
+    lines of digits, a margin line or a sliver of the page's edge, as tall as the picture, is no measure of them."""
+    return float(np.sort(heights)[-1 - min(_MOST_OUTLIERS, int(_OUTLIERS * len(heights)))])
 
 
 def _tilted_runs(labels: np.ndarray, longest: float) -> np.ndarray:

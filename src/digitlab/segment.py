@@ -169,11 +169,12 @@ def ink_and_gray(image: Any) -> tuple[Ink, np.ndarray, np.ndarray | None]:
     return Ink(map=ink.astype(np.float32, copy=False), size=(int(size[0]), int(size[1]))), gray, alpha
 
 
-def find_marks(ink: Ink, *, most: int = MAX_MARKS) -> list[Mark]:
+def find_marks(ink: Ink, *, most: int = MAX_MARKS, page: bool = False) -> list[Mark]:
     """The separate marks of ``ink``, in reading order: lines top to bottom, each left to right.
 
     ``most`` is how many marks are looked at before the picture is refused: :data:`MAX_MARKS` for a number (a
-    sheet of digits, :mod:`digitlab.sheet`, allows more).
+    sheet of digits, :mod:`digitlab.sheet`, allows more). A ``page`` of lines of digits (a sheet) sets its few
+    tallest pieces aside when it measures them (:func:`digitlab.rules.tallest`: a margin line, the page's edge).
 
     Returns
     -------
@@ -196,7 +197,7 @@ def find_marks(ink: Ink, *, most: int = MAX_MARKS) -> list[Mark]:
     """
     on = ink.map > _INK
     # the paper's printed lines, then a frame whole (the runs would leave its corners), then the runs
-    left = without_rules(without_surround(without_page_lines(on)), page_lines=False, tilted=True, page=True)
+    left = without_rules(without_surround(without_page_lines(on)), page_lines=False, tilted=True, page=page)
     if on.any() and not left.any():
         raise DigitlabError("no ink found but straight lines (a ruled line, an underline, a frame); "
                             "write or photograph a number")
@@ -209,11 +210,12 @@ def find_marks(ink: Ink, *, most: int = MAX_MARKS) -> list[Mark]:
     slices = ndimage.find_objects(labels)
     boxes = {int(i): _box(slices[i - 1]) for i in keep}
     heights = np.array([box[3] - box[1] for box in boxes.values()])
-    typical = digit_height(heights, 0.5)  # most digits are one piece; a sliver of the page's edge is no digit
+    typical = digit_height(heights, 0.5, page=page)  # most digits are one piece; a page edge's sliver is no digit
     groups = [(group, _union([boxes[i] for i in group])) for group in _merge_stacked(boxes, typical)]
-    tall = tallest(np.array([box[3] - box[1] for _, box in groups]))
+    group_heights = np.array([box[3] - box[1] for _, box in groups])
+    tall = tallest(group_heights) if page else float(group_heights.max())
     groups = [(group, box) for group, box in groups if max(box[2] - box[0], box[3] - box[1]) >= _SPECK * tall]
-    groups = _attach_fragments(groups, labels)
+    groups = _attach_fragments(groups, labels, page)
     if len(groups) > most:
         raise _too_many(len(groups), most)
     marks = [Mark(box, np.isin(labels[box[1] : box[3], box[0] : box[2]], group), len(group)) for group, box in groups]
@@ -262,11 +264,12 @@ def _union(boxes: list[Box]) -> Box:
     return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
-def _attach_fragments(groups: list[tuple[list[int], Box]], labels: np.ndarray) -> list[tuple[list[int], Box]]:
+def _attach_fragments(groups: list[tuple[list[int], Box]], labels: np.ndarray,
+                      page: bool = False) -> list[tuple[list[int], Box]]:
     """Join each fragment (far shorter than a digit: a stroke left over from a broken digit) to the
     nearest full-height mark, when that one is close."""
     heights = np.array([box[3] - box[1] for _, box in groups])
-    typical = digit_height(heights, 0.5)
+    typical = digit_height(heights, 0.5, page=page)
     whole = [n for n, h in enumerate(heights) if h >= _FRAGMENT * typical]
     joined = {n: (list(group), box) for n, (group, box) in enumerate(groups) if n in whole}
     for n, (group, box) in enumerate(groups):

@@ -146,7 +146,7 @@ def cut_sheet(image: Any, rows: str) -> CutSheet:
     if alpha is not None:  # transparent: on paper of the opposite shade to its strokes, as the ink map saw it
         gray = _flatten_alpha(gray, alpha)
     try:
-        marks = find_marks(ink, most=2 * MAX_DIGITS)
+        marks = find_marks(ink, most=2 * MAX_DIGITS, page=True)
     except DigitlabError as exc:
         if str(exc).startswith("found"):
             raise _too_many() from None
@@ -232,7 +232,7 @@ def _without_slivers(marks: list[Mark], shape: tuple[int, int]) -> tuple[list[Ma
     line of its own or joins two lines of digits, and the sheet is refused for its count of lines."""
     if not marks:
         return marks, 0
-    typical = digit_height(np.array([m.height for m in marks]), 0.5)
+    typical = digit_height(np.array([m.height for m in marks]), 0.5, page=True)
 
     def sliver(mark: Mark) -> bool:
         x0, y0, x1, y1 = mark.box

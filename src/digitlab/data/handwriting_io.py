@@ -42,7 +42,7 @@ __all__ = ["ImportSummary", "export_idx", "write_idx_files", "import_pictures", 
            "writer_of", "written_by"]
 
 DEFAULT_TEST_SIZE = 0.2
-PICTURES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+PICTURES = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 UNREAD = (".heic", ".heif", ".avif", ".jxl", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf")
 """Photos digitlab does not read (a phone's HEIC, a camera's raw files): in a folder, each is named, not passed over.
 Any other file there (an iPhone's .AAE edits, notes) is passed over."""
