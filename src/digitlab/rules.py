@@ -237,8 +237,8 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
     underline, a ruled line, a frame's top and bottom), and runs down longer than :data:`_RULE_DOWN` that are a
     frame's sides (joined to a run across) or lie along the picture's left or right edge (a scanner's dark edge).
     A run down anywhere else may be a tall "1", so it stays; on a ``page`` of lines of digits (a sheet), unless it
-    is :data:`_RULE_DOWN_ANYWHERE` long (a margin line), and the digits' height is :func:`tallest`'s there. Left in, a rule joins the digits it touches into one
-    mark, or is cut into sure-looking "1"s. With ``ruled_page`` (for a number), ink left beside rules under
+    is :data:`_RULE_DOWN_ANYWHERE` long (a margin line), and the digits' height is :func:`tallest`'s there. Left
+    in, a rule joins the digits it touches into one mark, or is cut into sure-looking "1"s. With ``ruled_page`` (for a number), ink left beside rules under
     :data:`_RULED_PAGE` of all the ink is their ragged edges and goes too; one small digit may be all that is left.
     The paper's printed lines go first (:func:`without_page_lines`), unless ``page_lines`` is False. With
     ``tilted`` (for a number), a run across :data:`_TILTED_ACROSS` heights of its tall pieces may slant up to
@@ -277,7 +277,8 @@ def digit_height(heights: np.ndarray, share: float, *, page: bool = False) -> fl
 
     >>> float(digit_height(np.array([40, 42, 38, 12, 20]), 0.5, page=True))
     40.0
-    >>> float(digit_height(np.array([40] * 40 + [700]), 0.5, page=True)), float(digit_height(np.array([40] * 40 + [700]), 0.5))
+    >>> sheet = np.array([40] * 40 + [700])                 # 40 digits and a margin line
+    >>> float(digit_height(sheet, 0.5, page=True)), float(digit_height(sheet, 0.5))
     (40.0, 700.0)
     """
     top = tallest(heights) if page else float(heights.max())
