@@ -238,7 +238,8 @@ def import_(
     if sheet is not None:
         typer.echo(f"{summary.sheets:,} sheet{'' if summary.sheets == 1 else 's'} cut into digits"
                    + (f"; {summary.left_out:,} mark{'' if summary.left_out == 1 else 's'} left out as no one digit "
-                      "(a dot, a faint stray stroke, a sliver of the page's edge or two digits run together)" if summary.left_out else ""))
+                      "(a dot, a faint stray stroke, a sliver of the page's edge or two digits run together)"
+                      if summary.left_out else ""))
     typer.echo(f"{name}: added {summary.added:,} picture{'' if summary.added == 1 else 's'}, "
                f"skipped {summary.duplicates:,} already in the set, "
                f"{len(summary.failures):,} could not be used")

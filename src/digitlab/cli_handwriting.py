@@ -114,7 +114,8 @@ def finetune(
     b, a = result.before.metrics, result.after.metrics
     console.print(f"Fine-tuned on {result.n_train:,} samples of {escape(dataset)} in {result.seconds:.1f} s.")
     console.print(f"On {escape(result.after.part)}: {b.accuracy:.1%} → [bold]{a.accuracy:.1%}[/] "
-                  f"({b.n_errors} → {a.n_errors} error{'' if a.n_errors == 1 else 's'}); McNemar: {escape(result.mcnemar.verdict)}")
+                  f"({b.n_errors} → {a.n_errors} error{'' if a.n_errors == 1 else 's'}); "
+                  f"McNemar: {escape(result.mcnemar.verdict)}")
     if result.mcnemar.only_first_right > result.mcnemar.only_second_right:  # worse: for sure, or perhaps by chance
         console.print("[bold yellow]Fine-tuning made it worse on the held-out samples[/]: keep the model you had, "
                       "or collect more samples and try again" if result.mcnemar.significant else

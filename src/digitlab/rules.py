@@ -16,8 +16,8 @@ from scipy import ndimage
 
 from digitlab.ruled_paper import page_lines as _page_lines_and_slope, sharpest_rows, without_page_lines
 
-__all__ = ["digit_height", "tallest", "leave_out_rules", "leave_out_rules_and_slant", "without_page_lines", "without_rules",
-           "without_surround"]
+__all__ = ["digit_height", "tallest", "leave_out_rules", "leave_out_rules_and_slant", "without_page_lines",
+           "without_rules", "without_surround"]
 
 _RULE_ACROSS = 2.0  # a straight run of ink across longer than 2 digit heights is a rule (an underline, a frame)...
 _RULE_DOWN = 1.5  # ...and one down longer than 1.5 that is a frame's side or along the picture's side edge...
@@ -238,8 +238,9 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
     frame's sides (joined to a run across) or lie along the picture's left or right edge (a scanner's dark edge).
     A run down anywhere else may be a tall "1", so it stays; on a ``page`` of lines of digits (a sheet), unless it
     is :data:`_RULE_DOWN_ANYWHERE` long (a margin line), and the digits' height is :func:`tallest`'s there. Left
-    in, a rule joins the digits it touches into one mark, or is cut into sure-looking "1"s. With ``ruled_page`` (for a number), ink left beside rules under
-    :data:`_RULED_PAGE` of all the ink is their ragged edges and goes too; one small digit may be all that is left.
+    in, a rule joins the digits it touches into one mark, or is cut into sure-looking "1"s. With ``ruled_page`` (for
+    a number), ink left beside rules under :data:`_RULED_PAGE` of all the ink is their ragged edges and goes too; one
+    small digit may be all that is left.
     The paper's printed lines go first (:func:`without_page_lines`), unless ``page_lines`` is False. With
     ``tilted`` (for a number), a run across :data:`_TILTED_ACROSS` heights of its tall pieces may slant up to
     :data:`_TILT` degrees, as an underline drawn freehand does (:func:`_tilted_runs`).
@@ -281,14 +282,15 @@ def digit_height(heights: np.ndarray, share: float, *, page: bool = False) -> fl
     >>> float(digit_height(sheet, 0.5, page=True)), float(digit_height(sheet, 0.5))
     (40.0, 700.0)
     """
-    top = tallest(heights) if page else float(heights.max())
-    return float(np.median(heights[heights >= share * top]))
+    return float(np.median(heights[heights >= share * tallest(heights, page=page)]))
 
 
-def tallest(heights: np.ndarray) -> float:
-    """The tallest of ``heights`` but :data:`_OUTLIERS` of them, at most :data:`_MOST_OUTLIERS`: on a sheet of
-    lines of digits, a margin line or a sliver of the page's edge, as tall as the picture, is no measure of them."""
-    return float(np.sort(heights)[-1 - min(_MOST_OUTLIERS, int(_OUTLIERS * len(heights)))])
+def tallest(heights: np.ndarray, *, page: bool = False) -> float:
+    """The tallest of ``heights``; on a ``page`` of lines of digits (a sheet), the tallest but :data:`_OUTLIERS` of
+    them, at most :data:`_MOST_OUTLIERS`: a margin line or a sliver of the page's edge, as tall as the picture, is no
+    measure of them."""
+    skip = min(_MOST_OUTLIERS, int(_OUTLIERS * len(heights))) if page else 0
+    return float(np.sort(heights)[-1 - skip])
 
 
 def _tilted_runs(labels: np.ndarray, longest: float) -> np.ndarray:
@@ -347,4 +349,3 @@ def _runs(on: np.ndarray, axis: int, longest: float) -> np.ndarray:
     length = max(3, int(round(longest))) | 1
     shrunk = ndimage.minimum_filter1d(on.view(np.uint8), length, axis=axis, mode="constant", cval=0)
     return ndimage.maximum_filter1d(shrunk, length, axis=axis, mode="constant", cval=0).astype(bool)
-

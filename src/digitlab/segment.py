@@ -61,7 +61,7 @@ _SAME_LINE = 0.5  # a mark is on a line when half its height lies within the lin
 _FULL = 0.5  # a line's digits are its marks at least half as tall as its tallest
 _STRAIGHT = 0.6  # a sloping line's digits' centres lie within 60% of a digit's height of one another
 _SLOPES = sorted(np.tan(np.radians(np.arange(-25, 25.1, 2.5))), key=abs)  # lines rise or fall up to 25°; level first
-_SPECK = 0.25  # a mark whose longer side is under 25% of the tallest mark's height (rules.tallest) is a speck
+_SPECK = 0.25  # a mark whose longer side is under 25% of the tallest mark's height (on a sheet, rules.tallest's)
 _FRAGMENT = 0.5  # a mark under half a digit's height is a fragment of a digit...
 _NEAR = 0.2  # ...and belongs to the nearest digit closer than 20% of a digit's height, unless it lies beside it
 _LOW, _MIDDLE = 0.55, (0.2, 0.8)  # ...low, or flat across the middle: a separator's place (digitlab.separators)
@@ -212,8 +212,7 @@ def find_marks(ink: Ink, *, most: int = MAX_MARKS, page: bool = False) -> list[M
     heights = np.array([box[3] - box[1] for box in boxes.values()])
     typical = digit_height(heights, 0.5, page=page)  # most digits are one piece; a page edge's sliver is no digit
     groups = [(group, _union([boxes[i] for i in group])) for group in _merge_stacked(boxes, typical)]
-    group_heights = np.array([box[3] - box[1] for _, box in groups])
-    tall = tallest(group_heights) if page else float(group_heights.max())
+    tall = tallest(np.array([box[3] - box[1] for _, box in groups]), page=page)
     groups = [(group, box) for group, box in groups if max(box[2] - box[0], box[3] - box[1]) >= _SPECK * tall]
     groups = _attach_fragments(groups, labels, page)
     if len(groups) > most:

@@ -182,7 +182,8 @@ def _runs(served: Served) -> Iterator[tuple[ModelCard, Path, bool]]:
     if runs.is_dir():
         for folder in sorted(runs.iterdir(), reverse=True):
             card_path = folder / CARD_NAME
-            if folder.name.startswith(".") or folder.resolve() == active.path.parent.resolve() or not card_path.is_file():
+            hidden_or_served = folder.name.startswith(".") or folder.resolve() == active.path.parent.resolve()
+            if hidden_or_served or not card_path.is_file():
                 continue
             try:
                 yield ModelCard.from_file(card_path), folder, False
