@@ -147,3 +147,17 @@ def real_mnist(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:  # set for the session, put back after it
         patch.setenv("DIGITLAB_DATA", str(cache_root))
         yield cache_root
+
+
+@pytest.fixture(scope="session")
+def mnist_reader(real_mnist):
+    """A logistic regression on 3,000 real MNIST training images, its card, and the dataset (all 10,000 test
+    images): for reading numbers made of MNIST test digits."""
+    from digitlab.card import ModelCard
+    from digitlab.data import load_dataset
+    from digitlab.train import train
+
+    dataset = load_dataset("mnist", limit=3000)
+    model = train("logreg", dataset, params={"max_iter": 200}).model
+    card = ModelCard(id="logreg-mnist-read", model="logreg", dataset="mnist", image_shape=(28, 28), pixel_max=255)
+    return model, card, dataset

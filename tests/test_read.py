@@ -14,7 +14,6 @@ import pytest
 from PIL import Image, ImageDraw
 
 from conftest import run_cli
-from digitlab.card import ModelCard
 from digitlab.data.numbers import drawn_number, mnist_number
 from digitlab.errors import DigitlabError
 from digitlab.predict import unsure_threshold
@@ -326,17 +325,6 @@ def test_cli_bad_model_is_one_line_and_exit_code_2(tmp_path):
 
 # ---------------------------------------------------------------------------------------------
 # Real MNIST digits
-
-
-@pytest.fixture(scope="module")
-def mnist_reader(real_mnist):
-    from digitlab.data import load_dataset
-    from digitlab.train import train
-
-    dataset = load_dataset("mnist", limit=3000)  # 3,000 training images; all 10,000 test images
-    model = train("logreg", dataset, params={"max_iter": 200}).model
-    card = ModelCard(id="logreg-mnist-read", model="logreg", dataset="mnist", image_shape=(28, 28), pixel_max=255)
-    return model, card, dataset
 
 
 @pytest.mark.mnist
