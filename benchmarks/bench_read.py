@@ -20,7 +20,10 @@ Pictures the model never saw, made reproducibly by :mod:`digitlab.data.numbers`,
 - ``lined paper`` / ``squared paper``, level or ``2-8° askew``: 4 MNIST test digits written in blue-black on a
   notebook page, the lowest foot on a printed line, photographed (JPEG) level or turned 2-8° either way;
 - ``underlined 3-10° tilted``, ``4 digits`` or ``1-2 digits``: an underline drawn 3-10° off level, its higher end
-  0-25% of a digit's height under the lowest foot (touching it at 0).
+  0-25% of a digit's height under the lowest foot (touching it at 0);
+- ``form boxes``: 1-8 MNIST test digits written one to a box in a form's row of 3-8 printed boxes (apart, or a comb
+  sharing its walls), the boxes after the number left empty, a digit sometimes against a wall; level or
+  photographed ``turned 1-4°``, half as JPEG photos.
 
 For each: the whole number right (``?`` counts as wrong), the whole number right by the model's
 best guesses (``?`` replaced by the digit it stands for), per-digit accuracy (digits of the true
@@ -55,7 +58,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_handwriting import draw_template, redraw_mnist, render  # noqa: E402
 from bench_photos import light, paper, put, ruled  # noqa: E402
 from digitlab.data.images import WORK_SIDE, read_image  # noqa: E402
-from digitlab.data.numbers import NumberPicture, drawn_number, mnist_number, mnist_text  # noqa: E402
+from digitlab.data.numbers import NumberPicture, drawn_number, mnist_form, mnist_number, mnist_text  # noqa: E402
 from digitlab.predict import predict_images, predict_source, prepare_for  # noqa: E402
 from digitlab.read import count_marks, read_number  # noqa: E402
 
@@ -66,7 +69,8 @@ CONDITIONS = ["4 digits, gaps", "1-8 digits, gaps", "pairs, boxes overlap", "pai
               "point: dd.dd, d.ddd", "comma: d,ddd", "minus: -ddd", "dash: ddd-dddd", "colon: d:dd, dd:dd",
               "slash: dd/dd, d/dd", "lined paper, 4 digits", "lined paper 2-8° askew, 4 digits",
               "squared paper, 4 digits", "squared paper 2-8° askew, 4 digits",
-              "underlined 3-10° tilted, 4 digits", "underlined 3-10° tilted, 1-2 digits"]
+              "underlined 3-10° tilted, 4 digits", "underlined 3-10° tilted, 1-2 digits",
+              "form boxes, 1-8 digits", "form boxes turned 1-4°, 1-8 digits"]
 TARGETS = {  # condition: (measure, target)
     "4 digits, gaps": ("guess_right", 0.96),
     "pairs, boxes overlap": ("guess_right", 0.85),
@@ -137,6 +141,11 @@ def _pictures(condition: str, n: int, rng: np.random.Generator, images: np.ndarr
         elif condition.startswith("turned"):  # photographed turned: the digits turned too
             picture = mnist_number(images, labels, rng, n_digits=int(condition[-8]))
             picture = _turned(picture, rng.uniform(5, 20) * (1 if rng.integers(2) else -1))
+        elif condition.startswith("form boxes"):
+            picture = mnist_form(images, labels, rng)
+            if "turned" in condition:
+                picture = _turned(picture, rng.uniform(1, 4) * (1 if rng.integers(2) else -1))
+            photo = bool(rng.integers(2))
         elif "paper" in condition:  # a photo of a notebook page: the number written on its lines
             askew = rng.uniform(2, 8) * (1 if rng.integers(2) else -1) if "askew" in condition else 0.0
             data, picture = _on_paper(mnist_number(images, labels, rng, n_digits=4, dark_on_light=True),

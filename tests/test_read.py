@@ -695,7 +695,8 @@ def test_a_frame_goes_but_not_a_digit_written_against_it_nor_a_grid_of_cells_or_
     zero(framed, 20, 60)
     framed[8:11, 20:100] = framed[69:72, 20:100] = framed[8:72, 20:23] = framed[8:72, 97:100] = True
     boxes = [m.box for m in find_marks(ink_of((framed * 255).astype(np.uint8)))]
-    assert boxes == [(35, 20, 41, 67), (60, 20, 84, 60)]  # the 1 less the frame's band, and the 0
+    assert boxes[1] == (60, 20, 84, 60) and boxes[0][:3] == (35, 20, 41)  # the 0, and the 1 less the frame's band
+    assert 65 <= boxes[0][3] <= 67  # (a form box's walls, found in this frame, go with two pixels round them)
     cells = np.zeros((70, 190), dtype=bool)
     cells[[2, 67], :] = True
     cells[:, 2::40] = True

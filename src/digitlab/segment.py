@@ -39,6 +39,7 @@ from scipy import ndimage
 from digitlab.data.images import _to_gray
 from digitlab.data.ink import FAINT as _FAINT, ink_map as _ink_map
 from digitlab.errors import DigitlabError
+from digitlab.form_boxes import without_form_boxes
 from digitlab.ruled_paper import without_page_lines
 from digitlab.rules import digit_height, tallest, without_rules, without_surround
 
@@ -52,6 +53,7 @@ MAX_MARKS = 64
 """More marks than this is not a number; the picture is refused rather than read slowly."""
 
 _INK = 0.1  # an ink-map pixel above this belongs to a mark
+_FAINT_BOX = 0.02  # a form's boxes are looked for in ink this faint too: printed pale, their lines break
 _DUST = 0.02  # pieces with less ink than 2% of the heaviest piece are dust
 _MAX_PIECES = 400  # in a noisy photo only the heaviest pieces are looked at
 _OVERLAP = 0.5  # pieces overlapping horizontally by half the narrower one's width are one digit...
@@ -197,9 +199,11 @@ def find_marks(ink: Ink, *, most: int = MAX_MARKS, page: bool = False) -> list[M
     """
     on = ink.map > _INK
     # the paper's printed lines, then a frame whole (the runs would leave its corners), then the runs
-    left = without_rules(without_surround(without_page_lines(on)), page_lines=False, tilted=True, page=page)
+    lined = without_page_lines(on)
+    boxed = lined if page else without_form_boxes(lined, ink.map > _FAINT_BOX)
+    left = without_rules(without_surround(boxed), page_lines=False, tilted=True, page=page)
     if on.any() and not left.any():
-        raise DigitlabError("no ink found but straight lines (a ruled line, an underline, a frame); "
+        raise DigitlabError("no ink found but straight lines (a ruled line, an underline, a frame, empty form boxes); "
                             "write or photograph a number")
     labels, count = ndimage.label(left, structure=np.ones((3, 3), dtype=bool))
     if count == 0:

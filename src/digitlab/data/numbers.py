@@ -1,7 +1,7 @@
 """Pictures of whole handwritten numbers with known digits and boxes, made from a seed: the
 benchmark and test data for :func:`digitlab.read.read_number`.
 
-Two kinds of picture, each returned as a :class:`NumberPicture` (the grayscale picture, the true
+Three kinds of picture, each returned as a :class:`NumberPicture` (the grayscale picture, the true
 string, and each digit's true box):
 
 :func:`mnist_number`
@@ -11,6 +11,8 @@ string, and each digit's true box):
     between the digits' ink; or, for ``join="overlap"``, one pair whose ink boxes overlap by up to
     15% of a digit's width; or, for ``join="touch"``, one pair whose ink touches, their boxes
     overlapping by up to 15% of a digit's width. Light ink on dark as MNIST, or inverted.
+:func:`mnist_form`
+    MNIST digits written one to a box in a form's row of printed boxes, the boxes after the number empty.
 :func:`drawn_number`
     A number drawn with a thick pen on a large canvas (digits 80-300 px tall, gaps between them),
     dark on light or light on dark, each digit from a ``draw_digit(digit, rng)`` function: the
@@ -42,7 +44,8 @@ from PIL import Image
 
 from digitlab.errors import InvalidValueError
 
-__all__ = ["NumberPicture", "DigitDrawer", "mnist_number", "mnist_text", "drawn_number", "JOINS", "SYMBOLS"]
+__all__ = ["NumberPicture", "DigitDrawer", "mnist_number", "mnist_text", "mnist_form", "drawn_number", "JOINS",
+           "SYMBOLS"]
 
 Box = tuple[int, int, int, int]
 DigitDrawer = Callable[[int, np.random.Generator], np.ndarray]
@@ -256,6 +259,48 @@ def _symbol(char: str, height: float, pen: float, slant: float, rng: np.random.G
         draw.ellipse((x1 - end, y1 - end, x1 + end, y1 + end), fill=1.0)
     ink = _crop(_resize(np.asarray(canvas, dtype=np.float32), 1 / zoom))
     return ink, top
+
+
+def mnist_form(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> NumberPicture:
+    """A number of 1-8 MNIST digits written one to a box, left to right, in a form's row of 3-8 printed boxes
+    60-120 px square (apart by 10-50% of a box, or a comb sharing its walls; walls 2-4 px, black to mid grey), the
+    boxes after the number empty; dark on light. Each digit's ink is 55-95% of its box tall, anywhere inside it:
+    the tallest may touch a wall.
+
+    >>> from digitlab.data import load_dataset
+    >>> ds = load_dataset("digits")
+    >>> p = mnist_form(ds.test_images, ds.test_labels, np.random.default_rng(0))
+    >>> 1 <= len(p.text) == len(p.boxes) <= 8, p.dark_on_light
+    (True, True)
+    """
+    count = int(rng.integers(3, 9))
+    digits, side, wall = int(rng.integers(1, count + 1)), int(rng.integers(60, 121)), int(rng.integers(2, 5))
+    step = side - wall if rng.integers(2) else side + int(rng.uniform(0.1, 0.5) * side)  # a comb shares its walls
+    margin = side // 3
+    image = np.full((side + 2 * margin, margin * 2 + step * (count - 1) + side), 255, dtype=np.uint8)
+    gray = int(rng.integers(0, 130))
+    text, boxes = "", []
+    for n in range(count):
+        x = margin + n * step
+        image[margin : margin + side, x : x + side] = gray
+        image[margin + wall : margin + side - wall, x + wall : x + side - wall] = 255
+        if n >= digits:
+            continue
+        i = int(rng.integers(len(images)))
+        ink = images[i] if images.dtype == np.uint8 else (images[i] * (255 / max(float(images[i].max()), 1.0))
+                                                          ).astype(np.uint8)  # MNIST's bytes, or 8×8's 0-16
+        rows, cols = np.flatnonzero(ink.max(axis=1)), np.flatnonzero(ink.max(axis=0))
+        ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        tall = rng.uniform(0.55, 0.95) * (side - 2 * wall)
+        wide = min(side - 2 * wall, max(2, int(round(tall * ink.shape[1] / ink.shape[0]))))
+        ink = np.asarray(Image.fromarray(ink).resize((wide, int(round(tall))), Image.Resampling.BILINEAR))
+        top = margin + wall + int(rng.integers(0, side - 2 * wall - ink.shape[0] + 1))
+        left = x + wall + int(rng.integers(0, side - 2 * wall - ink.shape[1] + 1))
+        spot = image[top : top + ink.shape[0], left : left + ink.shape[1]]
+        spot[...] = np.minimum(spot, 255 - ink)
+        text += str(int(labels[i]))
+        boxes.append((left, top, left + ink.shape[1], top + ink.shape[0]))
+    return NumberPicture(image=image, text=text, boxes=tuple(boxes), dark_on_light=True)
 
 
 def drawn_number(
