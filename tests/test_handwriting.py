@@ -643,3 +643,21 @@ def test_an_import_that_adds_nothing_leaves_no_empty_set(data_dir, tmp_path):
     empty = HandwritingSet.open("empty", create=True)
     assert empty.delete(only_if_empty=True) and "empty" not in list_sets()
     assert not HandwritingSet.open("kept").delete(only_if_empty=True) and "kept" in list_sets()
+
+
+def test_a_picture_of_several_digits_is_not_imported_as_one(data_dir, tmp_path):
+    """A robustness hunt: a whole sheet imported without --sheet went in as one sample of its folder's digit."""
+    folder = tmp_path / "pictures" / "3"
+    folder.mkdir(parents=True)
+    row = Image.new("L", (520, 140), 255)
+    draw = ImageDraw.Draw(row)
+    for x in (40, 140, 240, 340, 440):  # a line of five 1s
+        draw.line([(x, 20), (x, 120)], fill=0, width=10)
+    row.save(folder / "a-line.png")
+    pair = row.crop((0, 0, 200, 140))  # two marks: a digit and a stroke apart (a 5's flag, drawn far) pass
+    pair.save(folder / "two-marks.png")
+    (folder / "one.png").write_bytes(picture(3))
+    summary = import_pictures("mine", [tmp_path / "pictures"])
+    assert summary.added == 2
+    [failure] = summary.failures
+    assert failure.startswith(f"{folder / 'a-line.png'}: holds 5 separate marks, not one digit: import a sheet")

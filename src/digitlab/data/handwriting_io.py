@@ -28,7 +28,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -48,6 +48,7 @@ UNREAD = (".heic", ".heif", ".avif", ".jxl", ".dng", ".cr2", ".cr3", ".nef", ".a
 Any other file there (an iPhone's .AAE edits, notes) is passed over."""
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 IMPORT_BATCH, IMPORT_BATCH_BYTES = 256, 64 << 20
+SEVERAL = 3  # separate marks: a picture holding this many is no one digit's
 """An import saves its pictures this many (or this many bytes) at a time, each batch with one index write."""
 
 
@@ -240,7 +241,28 @@ def _picture(path: Path, writer: str | None, source: str, summary: ImportSummary
         summary.failures.append(f"{path}: {path.stat().st_size / 2**20:.1f} MiB; the limit is "
                                 f"{MAX_BYTES // 2**20} MiB, send a smaller file")
         return []
-    return [new_sample(path.read_bytes(), label, writer=writer, source=source)]
+    from digitlab.data.images import WORK_SIDE, prepare_digit, read_image
+
+    data = path.read_bytes()
+    image = read_image(data, draft=WORK_SIDE)
+    _one_digit(image)
+    return [new_sample(data, label, writer=writer, source=source, prepared=prepare_digit(image, (28, 28), 255))]
+
+
+def _one_digit(image: Any) -> None:
+    """Refuse a picture of :data:`SEVERAL` separate marks or more (:func:`digitlab.read.count_marks`): a whole sheet
+    or a number imported as one digit's sample would teach the model its label for all of them (none of 540 photos
+    of one digit, nor of 2,000 MNIST digits, has more than 2)."""
+    from digitlab.read import count_marks
+
+    try:
+        marks: int | None = count_marks(image)
+    except DigitlabError:  # more marks than a number holds
+        marks = None
+    if marks is None or marks >= SEVERAL:
+        held = "very many" if marks is None else f"{marks:,}"
+        raise DigitlabError(f"holds {held} separate marks, not one digit: import a sheet of digits with --sheet "
+                            "DIGITS (one digit to a line), or crop each digit to a picture of its own")
 
 
 def _sheet(path: Path, rows: str, writer: str | None, summary: ImportSummary) -> list[NewSample]:
