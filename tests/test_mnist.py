@@ -216,9 +216,14 @@ def test_missing_file_in_folder(toy, data_root):
     assert _nothing_kept(data_root / "mnist")
 
 
-def test_from_a_folder_that_does_not_exist(data_root, tmp_path):
+def test_from_a_folder_that_does_not_exist(toy, data_root, tmp_path):
     with pytest.raises(DigitlabError, match="no such folder"):
         mnist.fetch_mnist(tmp_path / "nowhere", log=Lines())
+    source, _ = toy
+    mnist.fetch_mnist(source, log=Lines())
+    with pytest.raises(DigitlabError, match="no such folder"):  # said even when MNIST is cached (it said "ready")
+        mnist.fetch_mnist(tmp_path / "nowhere", log=Lines())
+    assert mnist.fetch_mnist(source, log=Lines()) == data_root / "mnist"  # the cache untouched
 
 
 def test_interrupted_fetch_leaves_nothing_that_passes(toy, data_root, monkeypatch):

@@ -142,8 +142,6 @@ def _stage_from_dir(source: Path, staging: Path, log: Callable[[str], None]) -> 
     """Source a: a folder holding the four files, gzipped or raw."""
     from digitlab.data.idx import read_idx_bytes
 
-    if not source.is_dir():
-        raise DigitlabError(f"--from {source}: no such folder; name the folder that holds the four MNIST IDX files")
     paths = {name: _find_in_dir(source, name) for name in FILES}
     for name, path in paths.items():
         _stage_bytes(read_idx_bytes(path), name, staging, str(path))
@@ -354,6 +352,9 @@ def fetch_mnist(
     PosixPath('/home/me/.cache/digitlab/mnist')
     """
     cache = Path(cache) if cache is not None else cache_dir()
+    if source_dir is not None and not Path(source_dir).expanduser().is_dir():  # said even when MNIST is cached
+        raise DigitlabError(f"--from {source_dir}: no such folder; name the folder that holds the four MNIST IDX "
+                            "files")
     if _read_manifest(cache) is not None and _checksums_hold(cache):
         log(f"MNIST is already in {cache} and its checksums hold")
         return cache
