@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -367,6 +368,9 @@ def test_missing_file(tmp_path):
         read_image(tmp_path / "nope.png")
     with pytest.raises(DigitlabError, match=f"{tmp_path} is a folder; give the pictures in it"):
         read_image(tmp_path)
+    os.mkfifo(tmp_path / "pipe.png")  # a robustness hunt: a pipe was "no image file at ...; check the path"
+    with pytest.raises(DigitlabError, match="pipe.png is not a file but a pipe or device; save the picture as a file"):
+        read_image(tmp_path / "pipe.png")
 
 
 @pytest.mark.parametrize("data, said", [

@@ -316,7 +316,8 @@ def _pictures(paths: Iterable[Path], summary: ImportSummary) -> list[Path]:
         elif path.is_file():
             found.append(path)
         else:
-            summary.failures.append(f"{path}: no such file or folder")
+            summary.failures.append(f"{path}: not a file but a pipe or device" if path.exists()
+                                    else f"{path}: no such file or folder")
     return found
 
 

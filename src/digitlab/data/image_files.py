@@ -163,7 +163,8 @@ def _read_bytes(source: bytes | bytearray | str | Path) -> bytes:
         if path.is_dir():
             raise DigitlabError(f"{path} is a folder; give the pictures in it (e.g. {path / '*.png'})")
         if not path.is_file():
-            raise DigitlabError(f"no image file at {path}; check the path")
+            raise DigitlabError(f"{path} is not a file but a pipe or device; save the picture as a file and give that"
+                                if path.exists() else f"no image file at {path}; check the path")
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise ImageTooLargeError(_too_many_bytes_message(size, MAX_FILE_BYTES))
