@@ -4,36 +4,69 @@ their walls), found and left out before :func:`digitlab.segment.find_marks` look
 Left in, a box round a digit makes the two one mark that is no digit ("?"), an empty box reads as a "0" or as
 nothing known, and an empty comb's walls as "1"s.
 
-A box is a piece of ink shaped as a rectangle (:func:`smallest_rectangle`: filling :data:`_SQUARE` of the smallest
-rectangle round it, turned or not), mostly hole, with a cell about as wide as tall that is a rectangle too (empty,
-or holding a digit apart from its walls) and walls thin beside it. A digit written against a wall makes its cell a
-rectangle no more: that box is taken when a box of its size was (a row of boxes). What goes is a box's walls: its
-straight runs along it and across it nearly as long as its side, no thicker than its walls (found with the box
-turned level). A digit written against them loses only what lies on them, and a "1" from wall to wall, thicker,
-stays. A frame round a whole number is such a box too (or :mod:`digitlab.rules`' frame, as before).
+A box might be one: a piece of ink shaped as a rectangle (:func:`~digitlab.data.ink.smallest_rectangle`: filling
+:data:`_SQUARE` of the smallest rectangle round it, turned or not), mostly hole, with a cell about as wide as tall
+that is a rectangle too and walls thin beside it. But a 0 drawn square is one too, and an 8 of two squares; so a
+box is taken only on evidence of a form: a digit written in one of its cells and another box like it in its row (a
+box alone round a digit is :mod:`digitlab.rules`' frame; a ticked box beside a number stays as it was), or three
+cells side by side (a comb), or a row of :data:`_ROW` such boxes alike with nothing else in the picture as tall as
+half of one (an empty form).
+Then, in its row, a box of its size (within :data:`_SAME`) goes too: empty, or one a digit was written against.
+
+What goes is a box's walls: its straight runs along it and across it nearly as long as its side, no thicker than
+its walls, on its outer edge or round a cell (found with the box turned level). A digit written against them loses
+only what lies on them; a "1" written from wall to wall, in the middle of a cell, stays.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage
-from scipy.spatial import ConvexHull, QhullError
 
+from digitlab.data.ink import rectangle_fill, smallest_rectangle
 from digitlab.rules import _only, _runs
 
-__all__ = ["without_form_boxes", "rectangle_fill", "smallest_rectangle"]
+__all__ = ["without_form_boxes"]
 
-_SQUARE = 0.9  # a box, and each of its empty cells, fills 90% of the smallest rectangle round it (a drawn 0: ~80%)
+_SQUARE = 0.9  # a box, and each of its empty cells, fills 90% of the smallest rectangle round it (a round 0: ~79%)
 _HOLLOW = 0.5  # a box is at least half hole
-_THIN = 0.15  # its walls are at most 15% of its cell's shorter side thick (a pen's 0 is thicker)
+_THIN = 0.15  # its walls are at most 15% of its cell's shorter side thick (a pen's narrow 0 is thicker)
 _SMALLEST = 12  # px: a box's cell is at least this wide and tall...
-_SQUAT = 0.65  # ...and its width between 0.65 and 1/0.65 times its height (a 0 drawn as a rectangle is narrower)
-_SAME = 0.15  # boxes of a row are the same size within 15%
+_SQUAT = 0.65  # ...and its width between 0.65 and 1/0.65 times its height (a narrow 0 is narrower)
+_WRITTEN = 0.3  # a cell holds a digit when a mark in it is 30% of its height or more
+_COMB = 3  # cells side by side in one piece: a comb (an 8 drawn as two squares has two)
+_ROW = 4  # empty boxes alike in a row: an empty form (a number of 0s drawn square seldom has that many)...
+_TALL = 0.5  # ...when nothing else is as tall as half of one (a digit written beside them is)
+_SAME = 0.08  # boxes of a row are the same size within 8% (printed; a pen's square 0 beside a box differs more)
+_WHOLE = 0.8  # the straight runs are 80% of the ink along a box's edges and cells, or it has no such walls
 _LINE = 0.9  # a wall runs straight from side to side (90% of a box's height or more: a 4's stroke against
              # its top wall does not)
+_TOUCHED = 0.1  # a pixel a turned mask covers a tenth of is in it
 _MORE = 0.05  # fainter ink is looked in when it is 5% more than the ink
-_MANY = 100  # pieces: more, and the specks are left out before the pieces are measured
+_MANY = 100  # pieces: more, and the specks are left out before the pieces are measured...
+_MOST = 64  # ...and only the largest 64 are looked at as boxes (a page of small squares took seconds)
 _EIGHT = np.ones((3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class _Box:
+    """A piece of ink that might be a form box: where it is, how it is turned, its cells and what they hold."""
+
+    n: int  # which ink it was found in (0: the ink; 1: with the fainter ink)
+    k: int  # its number among that ink's pieces
+    where: tuple[slice, slice]
+    degrees: float  # as smallest_rectangle turns it level
+    short: float  # its shorter side
+    wall: int  # how thick its walls are
+    cells: np.ndarray  # its cells (rectangular holes about as wide as tall), in its box
+    count: int  # how many
+    written: bool  # whether a mark as tall as a digit lies in one of them
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.where[0].stop - self.where[0].start, self.where[1].stop - self.where[1].start
 
 
 def without_form_boxes(on: np.ndarray, faint: np.ndarray | None = None) -> np.ndarray:
@@ -49,80 +82,152 @@ def without_form_boxes(on: np.ndarray, faint: np.ndarray | None = None) -> np.nd
     >>> left = without_form_boxes(on)
     >>> int(left.sum()) == 30 * 5, bool(left[15:45, 25:30].all())
     (True, True)
+    >>> without_form_boxes(on[:, 65:]) is on[:, 65:] or "an empty box alone is a square 0, perhaps: it stays"
+    'an empty box alone is a square 0, perhaps: it stays'
     """
     fainter = faint is not None and faint.sum() > (1 + _MORE) * on.sum()  # not a drawing's soft edges alone
     found = [_pieces(on)] + ([_pieces(faint)] if fainter else [])
-    sure = {(n, k): box for n, (labels, places) in enumerate(found) for k, where in places.items()
-            if (box := _sure_box(labels[where] == k)) is not None}
+    boxes = [box for n, (labels, places) in enumerate(found) for k, where in places.items()
+             if (box := _box(labels[where], k, n, where)) is not None]
+    sure = [box for box in boxes if box.count >= _COMB or box.written and _partnered(box, found)]
+    sure = sure or _empty_row(boxes, found[0][0])
     if not sure:
         return on
-    sizes = [tuple(side.stop - side.start for side in found[n][1][k]) for n, k in sure]
+    taken = {(box.n, box.k): box for box in sure}
     walls = np.zeros_like(on)
     for n, (labels, places) in enumerate(found):
         for k, where in places.items():
-            box = sure.get((n, k))
             piece = labels[where] == k
-            if box is None and any(_same_size(piece.shape, size) for size in sizes):
-                box = _rectangle(piece)  # a box a digit was written against, in a row of boxes of its size
+            box = taken.get((n, k))
+            if box is None and any(_in_row(where, other) for other in sure):
+                box = _box(labels[where], k, n, where, any_cells=True)  # empty, or a digit written against it
             if box is not None:
-                walls[where] |= _walls(piece, *box)
+                walls[where] |= _walls(piece, box)
     return on & ~walls if walls.any() else on
 
 
 def _pieces(on: np.ndarray) -> tuple[np.ndarray, dict[int, tuple[slice, slice]]]:
-    """The pieces of ``on``, numbered, and the place of each that could be a box (large enough)."""
+    """The pieces of ``on``, numbered, and the place of each that could be a box (large enough; the :data:`_MOST`
+    largest)."""
     labels, count = ndimage.label(on, structure=_EIGHT)
     if count > _MANY:  # a box's walls are more ink than a speck: find_objects on 100,000s of specks takes long
         sizes = np.bincount(labels.ravel())
         big = np.flatnonzero(sizes >= 4 * _SMALLEST)
         labels = _only(labels, big[big > 0], count + 1)
-    return labels, {k: where for k, where in enumerate(ndimage.find_objects(labels), start=1)
-                    if min(where[0].stop - where[0].start, where[1].stop - where[1].start) >= _SMALLEST + 2}
+    places = {k: where for k, where in enumerate(ndimage.find_objects(labels), start=1)
+              if min(where[0].stop - where[0].start, where[1].stop - where[1].start) >= _SMALLEST + 2}
+    largest = sorted(places, key=lambda k: -_area(places[k]))[:_MOST]
+    return labels, {k: places[k] for k in sorted(largest)}
 
 
-def _sure_box(piece: np.ndarray) -> tuple[float, float] | None:
-    """:func:`_rectangle` for a ``piece`` (cropped to its box) sure to be a form box: mostly hole, shaped as a
-    rectangle, with thin walls and a cell about as wide as tall that is a rectangle too (empty, or holding a digit
-    apart from its walls); else None."""
+def _box(crop: np.ndarray, k: int, n: int, where: tuple[slice, slice], *, any_cells: bool = False) -> _Box | None:
+    """Piece ``k`` of the pieces ``crop`` (cropped to its box) as a :class:`_Box` if it might be a form box: shaped
+    as a rectangle, mostly hole, with a cell (a rectangle about as wide as tall, its walls thin beside it); else
+    None. With ``any_cells``, one in a row of boxes: only shaped as a rectangle (a digit written against its wall
+    leaves its hole no rectangle)."""
+    piece = crop == k
     filled = ndimage.binary_fill_holes(piece)
     holes = filled & ~piece
-    if holes.sum() < _HOLLOW * filled.sum():
+    if not any_cells and holes.sum() < _HOLLOW * filled.sum():
         return None
-    box = _rectangle(piece, filled)
-    if box is None:
+    fill, degrees, short = smallest_rectangle(filled)
+    if fill < _SQUARE:
         return None
     wall = _wall(piece, filled)
-    cells, _ = ndimage.label(holes)
-    for k, where in enumerate(ndimage.find_objects(cells), start=1):
-        cell = ndimage.binary_fill_holes(cells[where] == k)  # specks in it, as holes
-        wide = cell.shape[1] / cell.shape[0]
-        if (min(cell.shape) >= _SMALLEST and max(cell.shape) >= box[1] / 2 and _SQUAT <= wide <= 1 / _SQUAT
-                and wall <= _THIN * min(cell.shape) and rectangle_fill(cell) >= _SQUARE):
-            return box
-    return None
+    labels, _ = ndimage.label(holes)
+    cells, count, written = np.zeros_like(piece), 0, False
+    for j, place in enumerate(ndimage.find_objects(labels), start=1):
+        cell = labels[place] == j  # a digit written apart from its walls is in it (another piece, not this one)
+        height, width = cell.shape
+        if (min(height, width) >= _SMALLEST and max(height, width) >= short / 2
+                and _SQUAT <= width / height <= 1 / _SQUAT and wall <= _THIN * min(height, width)
+                and rectangle_fill(cell) >= _SQUARE):
+            cells[place] |= cell
+            count += 1
+            rows = np.flatnonzero((cell & (crop[place] > 0) & (crop[place] != k)).any(axis=1))
+            written |= len(rows) > 0 and rows[-1] - rows[0] + 1 >= _WRITTEN * height
+    if count == 0 and not any_cells:
+        return None
+    return _Box(n, k, where, degrees, short, wall, cells, count, written)
 
 
-def _rectangle(piece: np.ndarray, filled: np.ndarray | None = None) -> tuple[float, float] | None:
-    """How ``piece`` (``filled``: with its holes filled) is turned (:func:`smallest_rectangle`'s degrees) and its
-    shorter side, if it is shaped as a rectangle; else None."""
-    fill, degrees, short = smallest_rectangle(ndimage.binary_fill_holes(piece) if filled is None else filled)
-    return (degrees, short) if fill >= _SQUARE else None
+def _partnered(box: _Box, found: list[tuple[np.ndarray, dict[int, tuple[slice, slice]]]]) -> bool:
+    """Whether another piece shaped as a rectangle lies in ``box``'s row, its size (a box alone round a digit is
+    :mod:`digitlab.rules`' frame; a ticked box beside a number, no form)."""
+    return any(where != box.where and _in_row(where, box) and _box(labels[where], k, n, where, any_cells=True)
+               for n, (labels, places) in enumerate(found) for k, where in places.items())
 
 
-def _walls(piece: np.ndarray, degrees: float, short: float) -> np.ndarray:
-    """The walls of a box ``piece`` turned ``degrees`` (as :func:`smallest_rectangle` gives it, its shorter side
-    ``short``): where it runs straight along the box or across it for :data:`_LINE` of ``short`` or more, no
-    thicker than its walls (:func:`_wall`; a "1" written from wall to wall is thicker). Looked for with the box
-    turned level, a pixel wider (a thin line's steps, turned, leave gaps), then turned back, two pixels wider
-    still (for the turns' rounding)."""
-    widest = _wall(piece, ndimage.binary_fill_holes(piece)) + 4
-    level = ndimage.rotate(piece.view(np.uint8), degrees, reshape=True, order=0).astype(bool)
-    level = ndimage.binary_dilation(level)
-    runs = _thin(_runs(level, 0, _LINE * short), 0, widest) | _thin(_runs(level, 1, _LINE * short), 1, widest)
-    back = ndimage.rotate(runs.view(np.uint8), -degrees, reshape=True, order=0).astype(bool)
+def _empty_row(boxes: list[_Box], labels: np.ndarray) -> list[_Box]:
+    """The boxes of an empty form: :data:`_ROW` or more alike (one cell each, the same size, in a row), with no
+    other piece of ``labels`` (the ink's) :data:`_TALL` of their height tall or taller but one of their size in
+    their row; else none."""
+    if sum(box.count == 1 for box in boxes) < _ROW:
+        return []
+    places = ndimage.find_objects(labels)
+    for box in boxes:
+        row = [other for other in boxes if other.count == 1 and _in_row(other.where, box)]
+        if len(row) >= _ROW and all(where[0].stop - where[0].start < _TALL * box.size[0] or _in_row(where, box)
+                                    for where in places):  # a box a digit was written against is in the row
+            return row
+    return []
+
+
+def _in_row(where: tuple[slice, slice], box: _Box) -> bool:
+    """Whether a piece at ``where`` is the size of ``box`` (within :data:`_SAME`) and beside it, in its row (their
+    heights overlapping by half)."""
+    size = (where[0].stop - where[0].start, where[1].stop - where[1].start)
+    if not all(abs(a - b) <= _SAME * max(a, b) for a, b in zip(size, box.size)):
+        return False
+    overlap = min(where[0].stop, box.where[0].stop) - max(where[0].start, box.where[0].start)
+    return overlap >= 0.5 * min(size[0], box.size[0])
+
+
+def _walls(piece: np.ndarray, box: _Box) -> np.ndarray:
+    """The walls of a box ``piece``: where it runs straight along the box or across it (turned level by
+    ``box.degrees``) for :data:`_LINE` of its shorter side or more, no thicker than its walls (a "1" from wall to
+    wall is often thicker); one down the box only where a wall is, a whole number of cells from its first
+    (:func:`_where_walls_are`: a thin "1" from wall to wall in a cell's middle is not). None unless they hold
+    :data:`_WHOLE` of the ink along its outer edge and round its cells (a box with rounded corners, or drawn by
+    hand, would leave pieces of its walls: as marks, they read as "1"s). Looked for with the box turned level
+    (:func:`_turned`), then turned back, two pixels wider (for the turns' rounding)."""
+    widest = box.wall + 5
+    level = ndimage.binary_dilation(_turned(piece, box.degrees))  # a 1-px wall's steps, level, are 2 px high
+    longest = _LINE * box.short
+    down = _thin(_runs(level, 0, longest), 0, widest)
+    runs = (down & _where_walls_are(level, _turned(box.cells, box.degrees), box.wall)
+            | _thin(_runs(level, 1, longest), 1, widest))
+    back = _turned(runs, -box.degrees)
     top, left = (back.shape[0] - piece.shape[0]) // 2, (back.shape[1] - piece.shape[1]) // 2
-    return piece & ndimage.binary_dilation(back[top : top + piece.shape[0], left : left + piece.shape[1]],
-                                           iterations=2)
+    walls = piece & ndimage.binary_dilation(back[top : top + piece.shape[0], left : left + piece.shape[1]],
+                                            iterations=2)
+    near = np.pad(box.cells | ~ndimage.binary_fill_holes(piece), 1, constant_values=True)  # cells and outside
+    edges = piece & ndimage.binary_dilation(near, iterations=box.wall + 3)[1:-1, 1:-1]
+    return walls if (walls & edges).sum() >= _WHOLE * edges.sum() else np.zeros_like(piece)  # else: no such walls
+
+
+def _where_walls_are(level: np.ndarray, cells: np.ndarray, wall: int) -> np.ndarray:
+    """The columns of a box turned level (``level``, its ``cells`` with it) where walls down it may be: its first
+    ink's, and a whole number of cells on (a cell as wide as its cells' median and a wall; with no cell known, as
+    the box), give or take a wall and 3 px, and 2% of the way."""
+    columns = np.flatnonzero(level.any(axis=0))
+    if len(columns) == 0:
+        return np.ones_like(level)
+    labels, count = ndimage.label(cells)
+    widths = [where[1].stop - where[1].start for where in ndimage.find_objects(labels)]
+    pitch = float(np.median(widths)) + wall if count else float(columns[-1] - columns[0] + 1 - wall)  # one cell
+    x = np.arange(level.shape[1]) - columns[0]
+    steps = np.round(x / pitch)
+    allowed = np.abs(x - steps * pitch) <= wall + 3 + 0.02 * np.abs(x)
+    return np.broadcast_to(allowed, level.shape)
+
+
+def _turned(mask: np.ndarray, degrees: float) -> np.ndarray:
+    """``mask`` turned ``degrees`` (enlarged to hold it all), every pixel it covers a tenth of: a thin line turned
+    pixel by pixel (nearest neighbour) falls apart into steps with gaps."""
+    if degrees == 0:
+        return mask
+    return ndimage.rotate(mask.astype(np.float32), degrees, reshape=True, order=1) > _TOUCHED
 
 
 def _thin(runs: np.ndarray, axis: int, widest: float) -> np.ndarray:
@@ -150,47 +255,5 @@ def _wall(piece: np.ndarray, filled: np.ndarray) -> int:
     return int(np.median(runs)) if runs else 1
 
 
-def _same_size(shape: tuple[int, int], other: tuple[int, int]) -> bool:
-    return all(abs(a - b) <= _SAME * max(a, b) for a, b in zip(shape, other))
-
-
-def rectangle_fill(shape: np.ndarray) -> float:
-    """How much of the smallest rectangle round ``shape`` (True pixels, turned at any angle) it fills: 1.0 for a
-    rectangle, π/4 for an ellipse.
-
-    >>> square = np.ones((20, 20), dtype=bool)
-    >>> rectangle_fill(square), round(rectangle_fill(ndimage.rotate(square, 30, order=0)), 2) >= 0.9
-    (1.0, True)
-    >>> yy, xx = np.mgrid[-20:21, -30:31]
-    >>> round(rectangle_fill((xx / 30) ** 2 + (yy / 20) ** 2 <= 1), 2)
-    0.76
-    """
-    return smallest_rectangle(shape)[0]
-
-
-def smallest_rectangle(shape: np.ndarray) -> tuple[float, float, float]:
-    """The smallest rectangle round ``shape`` (True pixels), turned at any angle: how much of it ``shape`` fills;
-    and, of the rectangle along the longest side of its convex hull, the angle in degrees (-45 to 45) that
-    :func:`scipy.ndimage.rotate` turns it level by and its shorter side.
-
-    >>> bar = np.zeros((60, 100), dtype=bool); bar[20:40, 10:90] = True
-    >>> fill, degrees, short = smallest_rectangle(ndimage.rotate(bar, 10, order=0))
-    >>> fill >= 0.9, round(degrees), round(short)
-    (True, -10, 21)
-    """
-    ys, xs = np.nonzero(shape & ~ndimage.binary_erosion(shape))
-    if len(ys) < 3:
-        return 1.0, 0.0, float(min(shape.shape))
-    points = np.stack([xs, ys], axis=1).astype(float)  # pixel centres; each side one pixel longer below
-    try:
-        hull = points[ConvexHull(points).vertices]
-    except QhullError:  # all in a line: a bar one pixel thin
-        return 1.0, 0.0, 1.0
-    edges = np.diff(np.vstack([hull, hull[:1]]), axis=0)  # the smallest rectangle round a convex hull has a
-    angles = np.arctan2(edges[:, 1], edges[:, 0])            # side along one of its edges
-    along = np.ptp(hull @ np.stack([np.cos(angles), np.sin(angles)]), axis=0) + 1
-    across = np.ptp(hull @ np.stack([-np.sin(angles), np.cos(angles)]), axis=0) + 1
-    area = float((along * across).min())
-    side = int(np.argmax(np.hypot(edges[:, 0], edges[:, 1])))  # a box's corners cut off may turn the smallest
-    degrees = (np.degrees(angles[side]) + 45) % 90 - 45          # rectangle: turned as the longest side is
-    return float(min(1.0, shape.sum() / area)), float(degrees), float(min(along[side], across[side]))
+def _area(where: tuple[slice, slice]) -> int:
+    return (where[0].stop - where[0].start) * (where[1].stop - where[1].start)

@@ -31,7 +31,7 @@ from PIL import Image
 
 from digitlab.errors import DigitlabError
 
-__all__ = ["ink_map"]
+__all__ = ["ink_map", "rectangle_fill", "smallest_rectangle"]
 
 FAINT = 0.2
 """Ink fainter than this (after the contrast stretch) is background."""
@@ -192,23 +192,54 @@ def _sheet(lit: np.ndarray, least_lit: float = _SHEET_LIT) -> np.ndarray | None:
     rows, columns = np.flatnonzero(sheet.any(axis=1)), np.flatnonzero(sheet.any(axis=0))
     if not ink.any() or 2 * ndimage.distance_transform_edt(ink).max() > _STROKE * min(len(rows), len(columns)):
         return None
-    if _fills_its_rectangle(sheet) < _RECTANGLE:
+    if rectangle_fill(sheet) < _RECTANGLE:
         return None
     sheet = ndimage.binary_erosion(sheet)  # the sheet's own edge, blurred into the desk, is left out too
     return sheet if sheet.any() else None
 
 
-def _fills_its_rectangle(mask: np.ndarray) -> float:
-    """The share of the smallest rectangle round ``mask``'s pixels, turned in steps of 3 degrees, that it fills.
+def rectangle_fill(shape: np.ndarray) -> float:
+    """How much of the smallest rectangle round ``shape`` (True pixels, turned at any angle) it fills: 1.0 for a
+    rectangle, π/4 for an ellipse.
 
+    >>> from scipy import ndimage
+    >>> square = np.ones((20, 20), dtype=bool)
+    >>> rectangle_fill(square), round(rectangle_fill(ndimage.rotate(square, 30, order=0)), 2) >= 0.9
+    (1.0, True)
     >>> disc = np.hypot(*np.mgrid[-50:51, -50:51]) <= 50
-    >>> square = np.zeros((101, 101), dtype=bool); square[20:80, 10:90] = True
-    >>> round(_fills_its_rectangle(disc), 2), round(_fills_its_rectangle(square), 2)
-    (0.78, 1.0)
+    >>> round(rectangle_fill(disc), 2)
+    0.78
     """
-    ys, xs = np.nonzero(mask)
-    angles = np.deg2rad(np.arange(0, 90, 3))
-    along = np.cos(angles)[:, None] * xs + np.sin(angles)[:, None] * ys
-    across = -np.sin(angles)[:, None] * xs + np.cos(angles)[:, None] * ys
-    areas = (np.ptp(along, axis=1) + 1) * (np.ptp(across, axis=1) + 1)
-    return float(len(xs) / areas.min())
+    return smallest_rectangle(shape)[0]
+
+
+def smallest_rectangle(shape: np.ndarray) -> tuple[float, float, float]:
+    """The smallest rectangle round ``shape`` (True pixels), turned at any angle: how much of it ``shape`` fills;
+    and, of the rectangle along the longest side of its convex hull, the angle in degrees (-45 to 45) that
+    :func:`scipy.ndimage.rotate` turns it level by and its shorter side.
+
+    >>> from scipy import ndimage
+    >>> bar = np.zeros((60, 100), dtype=bool); bar[20:40, 10:90] = True
+    >>> fill, degrees, short = smallest_rectangle(ndimage.rotate(bar, 10, order=0))
+    >>> fill >= 0.9, round(degrees), round(short)
+    (True, -10, 21)
+    """
+    from scipy import ndimage
+    from scipy.spatial import ConvexHull, QhullError
+
+    ys, xs = np.nonzero(shape & ~ndimage.binary_erosion(shape))
+    if len(ys) < 3:
+        return 1.0, 0.0, float(min(shape.shape))
+    points = np.stack([xs, ys], axis=1).astype(float)  # pixel centres; each side one pixel longer below
+    try:
+        hull = points[ConvexHull(points).vertices]
+    except QhullError:  # all in a line: a bar one pixel thin
+        return 1.0, 0.0, 1.0
+    edges = np.diff(np.vstack([hull, hull[:1]]), axis=0)  # the smallest rectangle round a convex hull has a
+    angles = np.arctan2(edges[:, 1], edges[:, 0])            # side along one of its edges
+    along = np.ptp(hull @ np.stack([np.cos(angles), np.sin(angles)]), axis=0) + 1
+    across = np.ptp(hull @ np.stack([-np.sin(angles), np.cos(angles)]), axis=0) + 1
+    area = float((along * across).min())
+    side = int(np.argmax(np.hypot(edges[:, 0], edges[:, 1])))  # a box's corners cut off may turn the smallest
+    degrees = (np.degrees(angles[side]) + 45) % 90 - 45          # rectangle: turned as the longest side is
+    return float(min(1.0, shape.sum() / area)), float(degrees), float(min(along[side], across[side]))
