@@ -191,3 +191,24 @@ def test_a_page_of_small_squares_is_looked_at_for_boxes_only_so_far(monkeypatch)
                                   for y in range(3, 1010, 18) for x in range(3, 1010, 18)])
     without_form_boxes(grid < 128)
     assert len(looked) <= 2 * form_boxes._MOST  # the 64 largest, and again those in a row of boxes found
+
+
+def test_a_comb_of_unequal_cells_and_a_turned_row_with_its_first_boxes_written():
+    """A second review: a comb whose cells differ in width kept walls as "1"s ("123456" read "123415161"), and in a
+    row of boxes turned 8-15° with only the first written, the far empty ones stayed ("61" read "610000")."""
+    widths, wall = [80, 80, 80, 110, 80, 80], 3
+    image = Image.new("L", (40 + sum(widths), 120), 255)
+    draw = ImageDraw.Draw(image)
+    x = 20
+    for n, width in enumerate(widths):
+        draw.rectangle((x, 20, x + width - 1, 99), outline=0, width=wall)
+        if n < 5:
+            left = x + (width - 40) // 2
+            for stroke in SHAPES["17271"[n]]:
+                draw.line([(left + a, 32 + b) for a, b in stroke], fill=0, width=PEN, joint="curve")
+        x += width - wall
+    marks = find_marks(ink_of(np.asarray(image)))
+    assert len(marks) == 5 and all(m.height <= 56 + PEN for m in marks)
+    for degrees in (-12.0, 15.0):
+        picture, _ = _form("17", count=7, degrees=degrees)
+        assert len(find_marks(ink_of(picture))) == 2

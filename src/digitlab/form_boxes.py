@@ -9,8 +9,9 @@ A box might be one: a piece of ink shaped as a rectangle (:func:`~digitlab.data.
 that is a rectangle too and walls thin beside it. But a 0 drawn square is one too, and an 8 of two squares; so a
 box is taken only on evidence of a form: a digit written in one of its cells and another box like it in its row (a
 box alone round a digit is :mod:`digitlab.rules`' frame; a ticked box beside a number stays as it was), or three
-cells side by side (a comb), or a row of :data:`_ROW` such boxes alike with nothing else in the picture as tall as
-half of one (an empty form).
+cells side by side (a comb), or a row of :data:`_ROW` such boxes alike and evenly spaced as printed ones, with
+nothing else in the picture as tall as half of one (an empty form: four 0s drawn as equal squares evenly spaced,
+and nothing else, are one too).
 Then, in its row, a box of its size (within :data:`_SAME`) goes too: empty, or one a digit was written against.
 
 What goes is a box's walls: its straight runs along it and across it nearly as long as its side, no thicker than
@@ -34,11 +35,13 @@ _SQUARE = 0.9  # a box, and each of its empty cells, fills 90% of the smallest r
 _HOLLOW = 0.5  # a box is at least half hole
 _THIN = 0.15  # its walls are at most 15% of its cell's shorter side thick (a pen's narrow 0 is thicker)
 _SMALLEST = 12  # px: a box's cell is at least this wide and tall...
-_SQUAT = 0.65  # ...and its width between 0.65 and 1/0.65 times its height (a narrow 0 is narrower)
+_SQUAT = 0.7  # ...and its width between 0.7 and 1/0.7 times its height (a narrow 0 is narrower; so is the
+              # wider part of a cell a "1" was written across, a third of the way in)
 _WRITTEN = 0.3  # a cell holds a digit when a mark in it is 30% of its height or more
 _COMB = 3  # cells side by side in one piece: a comb (an 8 drawn as two squares has two)
 _ROW = 4  # empty boxes alike in a row: an empty form (a number of 0s drawn square seldom has that many)...
-_TALL = 0.5  # ...when nothing else is as tall as half of one (a digit written beside them is)
+_TALL = 0.5  # ...when nothing else is as tall as half of one (a digit written beside them is)...
+_PRINTED = 0.04  # ...and they are the same size and evenly spaced within 4% of a box (printed, not drawn)
 _SAME = 0.08  # boxes of a row are the same size within 8% (printed; a pen's square 0 beside a box differs more)
 _WHOLE = 0.8  # the straight runs are 80% of the ink along a box's edges and cells, or it has no such walls
 _LINE = 0.9  # a wall runs straight from side to side (90% of a box's height or more: a 4's stroke against
@@ -159,57 +162,78 @@ def _partnered(box: _Box, found: list[tuple[np.ndarray, dict[int, tuple[slice, s
 
 
 def _empty_row(boxes: list[_Box], labels: np.ndarray) -> list[_Box]:
-    """The boxes of an empty form: :data:`_ROW` or more alike (one cell each, the same size, in a row), with no
+    """The boxes of an empty form: :data:`_ROW` or more alike (one cell each, the same size within :data:`_PRINTED`,
+    in a row, evenly spaced), with no
     other piece of ``labels`` (the ink's) :data:`_TALL` of their height tall or taller but one of their size in
     their row; else none."""
     if sum(box.count == 1 for box in boxes) < _ROW:
         return []
     places = ndimage.find_objects(labels)
     for box in boxes:
-        row = [other for other in boxes if other.count == 1 and _in_row(other.where, box)]
-        if len(row) >= _ROW and all(where[0].stop - where[0].start < _TALL * box.size[0] or _in_row(where, box)
-                                    for where in places):  # a box a digit was written against is in the row
+        row = [other for other in boxes if other.count == 1 and _in_row(other.where, box)
+               and all(abs(a - b) <= _PRINTED * max(a, b) for a, b in zip(other.size, box.size))]
+        if (len(row) >= _ROW and _evenly_spaced(row)
+                and all(where[0].stop - where[0].start < _TALL * box.size[0] or _in_row(where, box)
+                        for where in places)):  # a box a digit was written against is in the row
             return row
     return []
 
 
+def _evenly_spaced(row: list[_Box]) -> bool:
+    """Whether the boxes of ``row``, apart, are as evenly spaced as printed ones (the gaps within :data:`_PRINTED`
+    of a box's width and 2 px)."""
+    lefts = np.sort([box.where[1].start for box in row if box.n == row[0].n])
+    steps = np.diff(lefts)
+    return len(steps) > 0 and float(np.ptp(steps)) <= _PRINTED * row[0].size[1] + 2
+
+
 def _in_row(where: tuple[slice, slice], box: _Box) -> bool:
-    """Whether a piece at ``where`` is the size of ``box`` (within :data:`_SAME`) and beside it, in its row (their
-    heights overlapping by half)."""
+    """Whether a piece at ``where`` is the size of ``box`` (within :data:`_SAME`) and in its row: its centre off the
+    line through the box's centre, along the box (turned as it is), by under half its height."""
     size = (where[0].stop - where[0].start, where[1].stop - where[1].start)
     if not all(abs(a - b) <= _SAME * max(a, b) for a, b in zip(size, box.size)):
         return False
-    overlap = min(where[0].stop, box.where[0].stop) - max(where[0].start, box.where[0].start)
-    return overlap >= 0.5 * min(size[0], box.size[0])
+    dy = (where[0].start + where[0].stop - box.where[0].start - box.where[0].stop) / 2
+    dx = (where[1].start + where[1].stop - box.where[1].start - box.where[1].stop) / 2
+    angle = np.radians(box.degrees)
+    return abs(dy * np.cos(angle) - dx * np.sin(angle)) < 0.5 * min(size[0], box.size[0])
 
 
 def _walls(piece: np.ndarray, box: _Box) -> np.ndarray:
     """The walls of a box ``piece``: where it runs straight along the box or across it (turned level by
     ``box.degrees``) for :data:`_LINE` of its shorter side or more, no thicker than its walls (a "1" from wall to
-    wall is often thicker); one down the box only where a wall is, a whole number of cells from its first
-    (:func:`_where_walls_are`: a thin "1" from wall to wall in a cell's middle is not). None unless they hold
+    wall is often thicker); one down the box only beside a cell or its outside, or where a wall is, a whole number
+    of cells from its first (:func:`_where_walls_are`: a thin "1" from wall to wall in a cell's middle is
+    neither; a wall between two cells written against is the second). None unless they hold
     :data:`_WHOLE` of the ink along its outer edge and round its cells (a box with rounded corners, or drawn by
     hand, would leave pieces of its walls: as marks, they read as "1"s). Looked for with the box turned level
-    (:func:`_turned`), then turned back, two pixels wider (for the turns' rounding)."""
+    (:func:`_turned`), then turned back (:func:`_back`)."""
     widest = box.wall + 5
     level = ndimage.binary_dilation(_turned(piece, box.degrees))  # a 1-px wall's steps, level, are 2 px high
     longest = _LINE * box.short
-    down = _thin(_runs(level, 0, longest), 0, widest)
-    runs = (down & _where_walls_are(level, _turned(box.cells, box.degrees), box.wall)
-            | _thin(_runs(level, 1, longest), 1, widest))
-    back = _turned(runs, -box.degrees)
-    top, left = (back.shape[0] - piece.shape[0]) // 2, (back.shape[1] - piece.shape[1]) // 2
-    walls = piece & ndimage.binary_dilation(back[top : top + piece.shape[0], left : left + piece.shape[1]],
-                                            iterations=2)
     near = np.pad(box.cells | ~ndimage.binary_fill_holes(piece), 1, constant_values=True)  # cells and outside
     edges = piece & ndimage.binary_dilation(near, iterations=box.wall + 3)[1:-1, 1:-1]
+    down = _thin(_runs(level, 0, longest), 0, widest)
+    spaced = _where_walls_are(level, _turned(box.cells, box.degrees), box.wall)
+    across = _thin(_runs(level, 1, longest), 1, widest)
+    straight = (_back(down & spaced | across, box.degrees, piece.shape)
+                | _back(down, box.degrees, piece.shape) & edges)  # walls down: by a cell or where spaced
+    walls = piece & straight
     return walls if (walls & edges).sum() >= _WHOLE * edges.sum() else np.zeros_like(piece)  # else: no such walls
+
+
+def _back(level: np.ndarray, degrees: float, shape: tuple[int, ...]) -> np.ndarray:
+    """A mask of a box turned level (:func:`_turned`) turned back, cropped to the box's ``shape``, two pixels
+    wider (for the turns' rounding)."""
+    back = _turned(level, -degrees)
+    top, left = (back.shape[0] - shape[0]) // 2, (back.shape[1] - shape[1]) // 2
+    return ndimage.binary_dilation(back[top : top + shape[0], left : left + shape[1]], iterations=2)
 
 
 def _where_walls_are(level: np.ndarray, cells: np.ndarray, wall: int) -> np.ndarray:
     """The columns of a box turned level (``level``, its ``cells`` with it) where walls down it may be: its first
     ink's, and a whole number of cells on (a cell as wide as its cells' median and a wall; with no cell known, as
-    the box), give or take a wall and 3 px, and 2% of the way."""
+    the box), give or take a wall and 3 px, and 1% of the way."""
     columns = np.flatnonzero(level.any(axis=0))
     if len(columns) == 0:
         return np.ones_like(level)
@@ -218,7 +242,7 @@ def _where_walls_are(level: np.ndarray, cells: np.ndarray, wall: int) -> np.ndar
     pitch = float(np.median(widths)) + wall if count else float(columns[-1] - columns[0] + 1 - wall)  # one cell
     x = np.arange(level.shape[1]) - columns[0]
     steps = np.round(x / pitch)
-    allowed = np.abs(x - steps * pitch) <= wall + 3 + 0.02 * np.abs(x)
+    allowed = np.abs(x - steps * pitch) <= wall + 3 + 0.01 * np.abs(x)
     return np.broadcast_to(allowed, level.shape)
 
 
