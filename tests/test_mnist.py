@@ -224,6 +224,9 @@ def test_from_a_folder_that_does_not_exist(toy, data_root, tmp_path):
     with pytest.raises(DigitlabError, match="no such folder"):  # said even when MNIST is cached (it said "ready")
         mnist.fetch_mnist(tmp_path / "nowhere", log=Lines())
     assert mnist.fetch_mnist(source, log=Lines()) == data_root / "mnist"  # the cache untouched
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(DigitlabError, match="a-file: a file, not a folder; name the folder"):
+        mnist.fetch_mnist(tmp_path / "a-file", log=Lines())
 
 
 def test_interrupted_fetch_leaves_nothing_that_passes(toy, data_root, monkeypatch):

@@ -353,8 +353,8 @@ def fetch_mnist(
     """
     cache = Path(cache) if cache is not None else cache_dir()
     if source_dir is not None and not Path(source_dir).expanduser().is_dir():  # said even when MNIST is cached
-        raise DigitlabError(f"--from {source_dir}: no such folder; name the folder that holds the four MNIST IDX "
-                            "files")
+        what = "a file, not a folder" if Path(source_dir).expanduser().exists() else "no such folder"
+        raise DigitlabError(f"--from {source_dir}: {what}; name the folder that holds the four MNIST IDX files")
     if _read_manifest(cache) is not None and _checksums_hold(cache):
         log(f"MNIST is already in {cache} and its checksums hold")
         return cache
