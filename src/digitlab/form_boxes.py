@@ -11,12 +11,13 @@ box is taken only on evidence of a form: a digit written in one of its cells and
 box alone round a digit is :mod:`digitlab.rules`' frame; a ticked box beside a number stays as it was), or three
 cells side by side (a comb), or a row of :data:`_ROW` such boxes alike and evenly spaced as printed ones, with
 nothing else in the picture as tall as half of one (an empty form: four 0s drawn as equal squares evenly spaced,
-and nothing else, are one too).
-Then, in its row, a box of its size (within :data:`_SAME`) goes too: empty, or one a digit was written against.
+and nothing else, are one too). Then, in its row, a box of its size (within :data:`_SAME`) goes too: empty, or one
+a digit was written against.
 
 What goes is a box's walls: its straight runs along it and across it nearly as long as its side, no thicker than
-its walls, on its outer edge or round a cell (found with the box turned level). A digit written against them loses
-only what lies on them; a "1" written from wall to wall, in the middle of a cell, stays.
+its walls (found with the box turned level), those down it beside a cell or its outside or a whole number of cells
+from its first wall. A digit written against them loses only what lies on them; a "1" written from wall to wall,
+in the middle of a cell, stays.
 """
 
 from __future__ import annotations
@@ -100,12 +101,11 @@ def without_form_boxes(on: np.ndarray, faint: np.ndarray | None = None) -> np.nd
     walls = np.zeros_like(on)
     for n, (labels, places) in enumerate(found):
         for k, where in places.items():
-            piece = labels[where] == k
             box = taken.get((n, k))
             if box is None and any(_in_row(where, other) for other in sure):
                 box = _box(labels[where], k, n, where, any_cells=True)  # empty, or a digit written against it
             if box is not None:
-                walls[where] |= _walls(piece, box)
+                walls[where] |= _walls(labels[where] == k, box)
     return on & ~walls if walls.any() else on
 
 
@@ -163,9 +163,8 @@ def _partnered(box: _Box, found: list[tuple[np.ndarray, dict[int, tuple[slice, s
 
 def _empty_row(boxes: list[_Box], labels: np.ndarray) -> list[_Box]:
     """The boxes of an empty form: :data:`_ROW` or more alike (one cell each, the same size within :data:`_PRINTED`,
-    in a row, evenly spaced), with no
-    other piece of ``labels`` (the ink's) :data:`_TALL` of their height tall or taller but one of their size in
-    their row; else none."""
+    in a row, evenly spaced), with no other piece of ``labels`` (the ink's) :data:`_TALL` of their height tall or
+    taller but one of their size in their row; else none."""
     if sum(box.count == 1 for box in boxes) < _ROW:
         return []
     places = ndimage.find_objects(labels)

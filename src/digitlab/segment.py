@@ -6,8 +6,8 @@ The geometry behind :func:`digitlab.read.read_number`; nothing here asks a model
    sees it (grayscale, ink vs paper decided from the border, faint background removed), at most
    1024 px on its longer side.
 2. :func:`find_marks`: the ink's connected pieces (:func:`scipy.ndimage.label`, 8-connected), the paper's
-   printed lines (:mod:`digitlab.ruled_paper`), a frame or ring round all the rest, a bar under it and rules left
-   out (:mod:`digitlab.rules`), dust dropped;
+   printed lines (:mod:`digitlab.ruled_paper`), a form's printed boxes (:mod:`digitlab.form_boxes`), a frame or
+   ring round all the rest, a bar under it and rules left out (:mod:`digitlab.rules`), dust dropped;
    pieces that sit one above the other (a 5's detached flag, a 4 drawn in two strokes) merged; specks far
    smaller than the digits dropped; short fragments of a broken stroke joined to the digit next to them
    (not a point, comma or dash beside it); marks grouped into lines (level, or rising or
@@ -198,7 +198,8 @@ def find_marks(ink: Ink, *, most: int = MAX_MARKS, page: bool = False) -> list[M
     [(0, 20), (0, 60), (1, 40)]
     """
     on = ink.map > _INK
-    # the paper's printed lines, then a frame whole (the runs would leave its corners), then the runs
+    # the paper's printed lines, a form's boxes (a number's only), a frame whole (the runs would leave its corners),
+    # then the runs
     lined = without_page_lines(on)
     boxed = lined if page else without_form_boxes(lined, ink.map > _FAINT_BOX)
     left = without_rules(without_surround(boxed), page_lines=False, tilted=True, page=page)

@@ -48,8 +48,9 @@ UNREAD = (".heic", ".heif", ".avif", ".jxl", ".dng", ".cr2", ".cr3", ".nef", ".a
 Any other file there (an iPhone's .AAE edits, notes) is passed over."""
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 IMPORT_BATCH, IMPORT_BATCH_BYTES = 256, 64 << 20
-SEVERAL = 4  # separate marks: a picture holding this many is no one digit's
 """An import saves its pictures this many (or this many bytes) at a time, each batch with one index write."""
+SEVERAL = 4
+"""A picture of this many separate marks or more is no one digit's (:func:`_one_digit`)."""
 
 
 def writer_of(sample: Sample) -> str:
