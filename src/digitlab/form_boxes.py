@@ -7,12 +7,12 @@ nothing known, and an empty comb's walls as "1"s.
 A box might be one: a piece of ink shaped as a rectangle (:func:`~digitlab.data.ink.smallest_rectangle`: filling
 :data:`_SQUARE` of the smallest rectangle round it, turned or not), mostly hole, with a cell about as wide as tall
 that is a rectangle too and walls thin beside it. But a 0 drawn square is one too, and an 8 of two squares; so a
-box is taken only on evidence of a form: a digit written in one of its cells and another box like it in its row (a
-box alone round a digit is :mod:`digitlab.rules`' frame; a ticked box beside a number stays as it was), or three
-cells side by side (a comb), or a row of :data:`_ROW` such boxes alike and evenly spaced as printed ones, with
-nothing else in the picture as tall as half of one (an empty form: four 0s drawn as equal squares evenly spaced,
-and nothing else, are one too). Then, in its row, a box of its size (within :data:`_SAME`) goes too: empty, or one
-a digit was written against.
+box is taken only on evidence of a form: a digit written in one of its cells and another cell beside it, or another
+box like it in its row (a box alone round a digit is :mod:`digitlab.rules`' frame; a ticked box beside a number
+stays as it was), or three cells side by side (a comb), or a row of :data:`_ROW` such boxes alike and evenly
+spaced as printed ones, with nothing else in the picture as tall as half of one (an empty form: four 0s drawn as
+equal squares evenly spaced, and nothing else, are one too). Then, in its row, a box of its size (within
+:data:`_SAME`) goes too: empty, or one a digit was written against.
 
 What goes is a box's walls: its straight runs along it and across it nearly as long as its side, no thicker than
 its walls (found with the box turned level), those down it beside a cell or its outside or a whole number of cells
@@ -93,7 +93,7 @@ def without_form_boxes(on: np.ndarray, faint: np.ndarray | None = None) -> np.nd
     found = [_pieces(on)] + ([_pieces(faint)] if fainter else [])
     boxes = [box for n, (labels, places) in enumerate(found) for k, where in places.items()
              if (box := _box(labels[where], k, n, where)) is not None]
-    sure = [box for box in boxes if box.count >= _COMB or box.written and _partnered(box, found)]
+    sure = [box for box in boxes if box.count >= _COMB or box.written and (box.count > 1 or _partnered(box, found))]
     sure = sure or _empty_row(boxes, found[0][0])
     if not sure:
         return on
