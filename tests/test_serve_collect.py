@@ -231,6 +231,12 @@ def test_a_page_whose_name_was_pointed_at_this_server_cannot_change_the_set(clie
         own = {**PNG, "host": host, "origin": f"http://{host}", "sec-fetch-site": "same-origin"}
         saved = client.post(f"/api/samples?label=3&writer=own-host{i}", content=_png(72 + i), headers=own)
         assert saved.status_code == 201, (host, saved.text)
+    before = store.samples()
+    for empty in ("", " ", ":8000"):  # no browser sends a Host that names nothing; a script sends none at all
+        posted = client.post("/api/samples?label=3&writer=m", content=_png(70), headers={**PNG, "host": empty})
+        says = _one_line(posted, 403)
+        assert "an empty one was refused" in says, (empty, says)
+    assert store.samples() == before
     proxied = {**rebound, "host": "127.0.0.1:8000"}  # a proxy that rewrote Host: the page's Origin still tells
     assert "'attacker.example' was refused" in _one_line(
         client.post("/api/samples?label=3&writer=mallory", content=_png(70), headers=proxied), 403)

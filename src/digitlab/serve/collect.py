@@ -125,8 +125,8 @@ class SameOriginSamples:
         if _collecting_route(scope) and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
             headers = Headers(scope=scope)
             origin = headers.get("origin", "")  # a proxy may rewrite Host; the browser's Origin it passes on
-            refusal = (foreign_host(headers.get("host", "")) or cross_site(headers)
-                       or foreign_host(urlsplit(origin).netloc if origin.startswith(("http://", "https://")) else ""))
+            refusal = (foreign_host(headers.get("host")) or cross_site(headers)
+                       or foreign_host(urlsplit(origin).netloc if origin.startswith(("http://", "https://")) else None))
             if refusal is not None:
                 await error_response(403, refusal)(scope, receive, send)
                 return
@@ -164,24 +164,30 @@ def cross_site(headers: Headers) -> str | None:
 ALLOW_HOSTS_ENV = "DIGITLAB_ALLOW_HOSTS"  # `digitlab serve --allow-host NAME`, passed on to the workers
 
 
-def foreign_host(host: str) -> str | None:
+def foreign_host(host: str | None) -> str | None:
     """Why a request addressed to a name that is not this server's is refused (DNS rebinding), or None.
 
     A page on another site can make its own name point at this server's address; the browser then
     calls it the same origin as the page. The Host header still carries that name, so a change of the
     set is taken only when it names an IP address, ``localhost``, this machine's own name, or a name
-    given with ``--allow-host`` (``$DIGITLAB_ALLOW_HOSTS``, comma-separated). No Host header: a script.
+    given with ``--allow-host`` (``$DIGITLAB_ALLOW_HOSTS``, comma-separated). No Host header (None): a
+    script speaking HTTP/1.0. A Host header that names nothing is refused: no browser sends one.
 
-    >>> foreign_host("127.0.0.1:8000"), foreign_host("[::1]:8000"), foreign_host("localhost:8000"), foreign_host("")
+    >>> foreign_host("127.0.0.1:8000"), foreign_host("[::1]:8000"), foreign_host("localhost:8000"), foreign_host(None)
     (None, None, None, None)
-    >>> foreign_host("attacker.example:8000")[:48]
-    'samples are saved only for requests addressed to'
+    >>> foreign_host("attacker.example:8000")[:48], foreign_host(" ")[-24:]
+    ('samples are saved only for requests addressed to', 'an empty one was refused')
     """
+    if host is None:
+        return None
     try:
-        name = urlsplit("//" + host).hostname if host else None
+        name = urlsplit("//" + host.strip()).hostname or ""
     except ValueError:  # a port that is not a number
         name = "?"
-    if name is None or _is_address(name):
+    if not name:
+        return ("samples are saved only for requests that name this server in their Host header; "
+                "an empty one was refused")
+    if _is_address(name):
         return None
     name = host_name(name)
     if name == "localhost" or name.endswith(".localhost"):
