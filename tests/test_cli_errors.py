@@ -24,7 +24,7 @@ FAIL_WRITING = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("name, says", [
-    ("ENOSPC", "the disk is full; free some space or choose another folder (--out, $DIGITLAB_DATA)"),
+    ("ENOSPC", "the disk is full; free some space or choose another folder (--out)"),
     ("EROFS", "the file system is read-only"),
     ("EACCES", "permission denied"),
 ])
@@ -36,6 +36,44 @@ def test_an_os_error_during_a_run_is_one_line(tmp_path, name, says):
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and says in lines[0] and "report.html" in lines[0]
     assert [p.name for p in (tmp_path / "runs").iterdir()] == []  # nothing partial is left
+
+
+def test_a_full_disk_in_data_export_names_its_folder_argument(tmp_path):
+    """`data export NAME FOLDER` has no --out: the advice names FOLDER (it named --out and $DIGITLAB_DATA)."""
+    script = textwrap.dedent("""
+        import errno, sys
+        import digitlab.data, digitlab.data.handwriting_io as io
+        digitlab.data.load_dataset = lambda *args, **kwargs: None
+        def full_disk(data, folder, gzip=False):
+            raise OSError(errno.ENOSPC, "raw message", f"{folder}/train-images-idx3-ubyte")
+        io.write_idx_files = full_disk
+        from digitlab.cli import main
+        sys.argv = ["digitlab", "data", "export", "mine", sys.argv[1]]
+        main()
+    """)
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "out")], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().endswith("the disk is full; free some space or choose another folder (FOLDER)")
+
+
+@pytest.mark.parametrize("args, filename, named", [
+    (["run", "--dataset", "mnist"], "runs/x/report.html", "--out"),
+    (["data", "export", "mine", "out"], "out/train-labels-idx1-ubyte", "FOLDER"),
+    (["data", "show", "mine"], "reports/figures/x.png", "--out"),
+    (["data", "import", "mine", "a.png"], "{cache}/handwriting/mine/index.json", "$DIGITLAB_DATA"),
+    (["predict", "a.png"], "a.png", None),
+    (["nonsense"], "x", None),
+])
+def test_the_folder_a_command_writes_to_is_named_as_it_is_typed(tmp_path, monkeypatch, args, filename, named):
+    import typer
+
+    from digitlab.cli import app
+    from digitlab.terminal import folder_named
+
+    monkeypatch.setenv("DIGITLAB_DATA", str(tmp_path / "cache"))
+    filename = filename.format(cache=tmp_path / "cache")
+    assert folder_named(typer.main.get_command(app), args, filename) == named
 
 
 def test_an_impossible_network_size_is_one_line(tmp_path):

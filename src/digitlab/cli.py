@@ -388,7 +388,7 @@ def run_command_line(args: list[str], prog_name: str | None = None) -> int | str
     except BrokenPipeError:  # the reader went away (`digitlab predict ... | head`): nothing to say
         return 141
     except OSError as exc:  # a full disk, a read-only folder, a file without permission: the person can fix it
-        _say_error(describe_os_error(exc))
+        _say_error(describe_os_error(exc, terminal.folder_named(typer.main.get_command(app), args, exc.filename)))
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")

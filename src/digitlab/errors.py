@@ -32,25 +32,31 @@ class InvalidValueError(DigitlabError, ValueError):
 
 
 _OS_ADVICE = {
-    errno.ENOSPC: "the disk is full; free some space or choose another folder (--out, $DIGITLAB_DATA)",
-    errno.EDQUOT: "the disk quota is used up; free some space or choose another folder (--out, $DIGITLAB_DATA)",
-    errno.EROFS: "the file system is read-only; choose another folder (--out, $DIGITLAB_DATA)",
+    errno.ENOSPC: "the disk is full; free some space or choose another folder",
+    errno.EDQUOT: "the disk quota is used up; free some space or choose another folder",
+    errno.EROFS: "the file system is read-only; choose another folder",
     errno.EACCES: "permission denied; check the permissions or choose another path",
     errno.EPERM: "operation not permitted; check the permissions or choose another path",
     errno.ENOENT: "no such file or folder",
     errno.EISDIR: "is a folder, not a file",
     errno.EMFILE: "too many open files; close some programs and try again",
 }
+_ANOTHER_FOLDER = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
-def describe_os_error(exc: OSError) -> str:
+def describe_os_error(exc: OSError, folder: str | None = None) -> str:
     """One line for an operating-system error a person can fix: where, what, and what to do.
+
+    ``folder`` is how the command names the folder it writes to (``--out``, ``FOLDER``, ``$DIGITLAB_DATA``):
+    said where the advice is to choose another folder.
 
     Examples
     --------
-    >>> describe_os_error(OSError(errno.ENOSPC, "No space left on device", "runs/x/report.html"))
-    'runs/x/report.html: the disk is full; free some space or choose another folder (--out, $DIGITLAB_DATA)'
+    >>> describe_os_error(OSError(errno.ENOSPC, "No space left on device", "runs/x/report.html"), "--out")
+    'runs/x/report.html: the disk is full; free some space or choose another folder (--out)'
     """
     what = _OS_ADVICE.get(exc.errno) or (exc.strerror or str(exc) or type(exc).__name__).rstrip(".").lower()
+    if folder and exc.errno in _ANOTHER_FOLDER:
+        what = f"{what} ({folder})"
     where = exc.filename if exc.filename is not None else None
     return f"{where}: {what}" if where else what

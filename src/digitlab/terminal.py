@@ -26,12 +26,14 @@ Examples
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Callable
 
+import click
 import typer
 from rich.console import Console
 
-__all__ = ["console", "number"]
+__all__ = ["console", "folder_named", "number"]
 
 
 def console(stderr: bool = False, **kwargs: Any) -> Console:
@@ -55,3 +57,24 @@ def number(low: float, high: float = math.inf) -> Callable[[Any], float]:
         return value
 
     return parse
+
+
+def folder_named(command: click.Command, args: list[str], filename: Any) -> str | None:
+    """How the command line ``args`` names the folder where writing ``filename`` failed: ``$DIGITLAB_DATA`` for
+    the data cache, else the (sub)command's ``--out`` option or ``FOLDER`` argument; None when it has neither."""
+    from digitlab.data.cache import data_root
+
+    try:
+        if filename is not None and Path(filename).resolve().is_relative_to(data_root().resolve()):
+            return "$DIGITLAB_DATA"
+    except (OSError, ValueError, TypeError):  # a file name that is not a path
+        pass
+    for word in args:
+        sub = getattr(command, "commands", {}).get(word)
+        if sub is None:
+            break
+        command = sub
+    for param in command.params:
+        if "--out" in param.opts or param.name == "folder":
+            return "--out" if "--out" in param.opts else param.name.upper()
+    return None
