@@ -176,6 +176,13 @@ def test_evaluate_on_a_handwriting_set(env, tmp_path):
     assert {k: printed[k] for k in doc} == doc and printed["problems"] == []
     assert printed["report"].endswith("-on-solo/report.html")
     assert (tmp_path / "j" / printed["report"].split("/")[-2] / "report.html").is_file()
+    run_cli("data", "import", "yamada", str(photos / WRITERS[1].name), "--writer", "山田", env=variables)
+    named = run_cli("evaluate", "--model", str(run), "--dataset", "yamada", "--out", str(tmp_path / "c"), env=variables)
+    assert named.returncode == 0 and "missing from font" not in named.stderr, named.stderr
+    (page,) = (tmp_path / "c").glob("*-on-yamada/report.html")
+    from digitlab.figure_text import drawable
+
+    assert ("<small>(writer 1 in the figures" in page.read_text()) != drawable("山田")
     unknown = run_cli("evaluate", "--model", str(run), "--dataset", "nope", env=variables)
     assert unknown.returncode == 2 and "your handwriting sets: " in unknown.stderr and "solo" in unknown.stderr
 

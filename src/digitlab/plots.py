@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 
 from digitlab.evaluate import Metrics  # noqa: E402
 from digitlab.fileio import save_figure  # noqa: E402
+from digitlab.figure_text import fonts_for, plain, writer_labels  # noqa: E402
 from digitlab.predict import percent_needed  # noqa: E402
 
 DPI = 100
@@ -356,14 +357,18 @@ def plot_risk_coverage(coverage: np.ndarray, accuracy: np.ndarray,
     return _save(fig, path)
 
 
-def _plain(text: str) -> str:
-    """Text a person typed (a writer's name), shown as typed: ``$`` would start matplotlib's maths."""
-    return text.replace("$", r"\$")
-
-
 def plot_per_writer(writers: Sequence[str], accuracy: Sequence[Sequence[float]],
                     intervals: Sequence[Sequence[tuple[float, float]]], series: Sequence[str], path: Path) -> Path:
-    """Accuracy per writer with 95% intervals, one colour per series (e.g. before / after fine-tuning)."""
+    """Accuracy per writer with 95% intervals, one colour per series (e.g. before / after fine-tuning).
+
+    A name no installed font draws is ``writer N``, its row in the report's table (:func:`writer_labels`)."""
+    labels = writer_labels(writers)
+    with plt.rc_context(fonts_for(labels.values())):
+        return _plot_per_writer([labels[w] for w in writers], accuracy, intervals, series, path)
+
+
+def _plot_per_writer(writers: Sequence[str], accuracy: Sequence[Sequence[float]],
+                     intervals: Sequence[Sequence[tuple[float, float]]], series: Sequence[str], path: Path) -> Path:
     colors = ("#8c8c8c", "#4c72b0", "#55a868")
     fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(writers) * max(1, len(series)) + 1.5))
     positions = np.arange(len(writers))[::-1].astype(float)
@@ -376,7 +381,7 @@ def plot_per_writer(writers: Sequence[str], accuracy: Sequence[Sequence[float]],
             ax.annotate(f"{value:.0f}%", (value, y), xytext=(0, 5), textcoords="offset points", fontsize=8,
                         ha="center")
     ax.set_yticks(positions)
-    ax.set_yticklabels([_plain(w[:24]) for w in writers])
+    ax.set_yticklabels([plain(w) for w in writers])
     # from a round ten under the lowest interval: on 0-100% a class at 97-100% sat in one corner (a teacher)
     lowest = min((lo for ci in intervals for lo, _ in ci), default=0.0) * 100
     ax.set_xlim(max(0.0, 10 * np.floor((lowest - 2) / 10)), 104)
@@ -396,6 +401,12 @@ def plot_sample_mistakes(originals: Sequence[np.ndarray], prepared: np.ndarray, 
 
     ``originals`` are grayscale pictures with the ink bright (any size); ``prepared`` the 28×28 inputs.
     """
+    with plt.rc_context(fonts_for(titles)):  # a writer's name in a title (as :func:`writer_labels` gives it)
+        return _plot_sample_mistakes(originals, prepared, titles, path, total)
+
+
+def _plot_sample_mistakes(originals: Sequence[np.ndarray], prepared: np.ndarray, titles: Sequence[str],
+                          path: Path, total: int) -> Path:
     if len(titles) == 0:
         fig, ax = plt.subplots(figsize=(5, 1.2))
         ax.axis("off")
@@ -423,7 +434,7 @@ def plot_sample_mistakes(originals: Sequence[np.ndarray], prepared: np.ndarray, 
         right = np.kron(np.asarray(seen, dtype=float), np.ones((2, 2)))
         tile = np.hstack([left, np.full((56, 6), np.nan), right])
         ax.imshow(tile, cmap=plt.get_cmap(INK).with_extremes(bad="#9aa5b1"), vmin=0, vmax=255, interpolation="nearest")
-        ax.set_title(_plain(text), fontsize=9, color="#b22222", linespacing=1.1)
+        ax.set_title(plain(text), fontsize=9, color="#b22222", linespacing=1.1)
     fig.suptitle("\n".join(title), fontsize=11)
     fig.tight_layout()
     return _save(fig, path)

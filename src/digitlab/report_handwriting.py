@@ -15,6 +15,7 @@ from digitlab import plots
 from digitlab.compare import McNemar, mcnemar_exact
 from digitlab.data.handwriting import HandwritingSet
 from digitlab.fileio import write_text_atomic
+from digitlab.figure_text import drawable, writer_labels
 from digitlab.handwriting_eval import SetScore
 from digitlab.pages import embed_png, render
 from digitlab.predict import shown_percent
@@ -47,13 +48,14 @@ def draw_handwriting_figures(scores: list[SetScore], store: HandwritingSet, fold
     truth = np.array([s.label for s in last.samples])
     wrong = np.flatnonzero(last.predictions.labels != truth)
     order = wrong[np.argsort(-np.nan_to_num(last.predictions.confidence[wrong]), kind="stable")][:MISTAKES_SHOWN]
-    originals, titles = [], []
+    originals, titles, labels = [], [], writer_labels(writers, 14)
     for i in order:
         sample = last.samples[i]
         originals.append(_ink_bright(store.original_bytes(sample)))
         confidence = last.predictions.confidence[i]
         sure = "" if np.isnan(confidence) else f" ({shown_percent(confidence, 0)})"
-        titles.append(f"{sample.label} read as {last.predictions.labels[i]}{sure}\n{(sample.writer or '')[:14]}")
+        writer = labels.get(sample.writer or "", "")
+        titles.append(f"{sample.label} read as {last.predictions.labels[i]}{sure}\n{writer}")
     figures["mistakes"] = plots.plot_sample_mistakes(originals, last.images[order], titles,
                                                      folder / "mistakes.png", total=len(wrong))
     return figures
@@ -65,8 +67,9 @@ def render_handwriting(scores: list[SetScore], series: list[str], figures: dict[
     """The page's HTML (figures embedded, so it opens from disk)."""
     writers = [row.writer for row in scores[-1].writers]
     table = [[next(r for r in score.writers if r.writer == w) for score in scores] for w in writers]
+    undrawn = {name: label for name, label in writer_labels(writers).items() if not drawable(name)}
     return render("handwriting.html.j2", title=title, scores=list(zip(series, scores)), writers=list(zip(writers, table)),
-                  mcnemar=mcnemar, mnist=mnist or [], notes=notes or [], info=info or [],
+                  undrawn=undrawn, mcnemar=mcnemar, mnist=mnist or [], notes=notes or [], info=info or [],
                   figures={name: embed_png(path) for name, path in figures.items()})
 
 

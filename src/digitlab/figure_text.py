@@ -1,0 +1,97 @@
+"""Text a person typed (a writer's name), as a figure can draw it.
+
+Matplotlib draws text in its first font family that has each character. DejaVu Sans, which it brings,
+covers Latin, Greek and Cyrillic; a name written in Chinese, Japanese, Korean, Arabic, Hindi or Thai needs
+a font the machine may or may not have (Noto Sans CJK, WenQuanYi, ...). :func:`fonts_for` finds, among the
+fonts installed, those that draw the names, for ``matplotlib.rc_context``; :func:`writer_labels` shows a
+name that no installed font draws by its row in the report's table ("writer 3"), where before it was a
+row of empty boxes and a Matplotlib warning for every character.
+
+Examples
+--------
+>>> writer_labels(["ana", "a$b", "\\U00013080"])  # the last: an Egyptian hieroglyph, in few fonts
+{'ana': 'ana', 'a$b': 'a$b', '\\U00013080': 'writer 3'}
+>>> plain("a$b")
+'a\\\\$b'
+>>> fonts_for(["ana", "Łucja", "Δήμητρα"])
+{'font.family': ['DejaVu Sans']}
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Iterable
+
+from matplotlib import font_manager
+
+__all__ = ["drawable", "fonts_for", "plain", "writer_labels"]
+
+BASE = "DejaVu Sans"
+"""Matplotlib's own font: every figure's text is in it, where it has the characters."""
+_NOT_A_FONT = ("Last Resort",)  # draws a placeholder box for every character of Unicode
+
+
+def plain(text: str) -> str:
+    """Text a person typed, shown as typed: ``$`` would start Matplotlib's maths."""
+    return text.replace("$", r"\$")
+
+
+def drawable(text: str) -> bool:
+    """Whether the installed fonts draw every character of ``text`` (spaces, joiners and marks aside)."""
+    return _families(text) is not None
+
+
+def fonts_for(texts: Iterable[str]) -> dict[str, list[str]]:
+    """Matplotlib settings (``rc_context``) with the font families that draw ``texts``, Matplotlib's own first."""
+    families = [BASE]
+    for text in texts:
+        for family in _families(text) or ():
+            if family not in families:
+                families.append(family)
+    return {"font.family": families}
+
+
+def writer_labels(writers: Iterable[str], length: int = 24) -> dict[str, str]:
+    """Each writer's label in a figure: the name (its first ``length`` characters), or ``writer N`` for the
+    ``N``-th name when no installed font draws it (the report's table, in a browser, shows the name)."""
+    return {name: name[:length] if drawable(name) else f"writer {i}" for i, name in enumerate(writers, 1)}
+
+
+@functools.cache
+def _families(text: str) -> tuple[str, ...] | None:
+    """The installed font families, Matplotlib's own first, that between them draw ``text``; None if none do."""
+    missing = {ord(ch) for ch in text if ch.isprintable() and not ch.isspace() and ord(ch) not in _IGNORED}
+    missing -= _charmap(font_manager.findfont(BASE))
+    families: list[str] = [BASE]
+    for name, path in _regular_fonts():
+        if not missing:
+            break
+        found = missing & _charmap(path)
+        if found:
+            families.append(name)
+            missing -= found
+    return None if missing else tuple(families)
+
+
+_IGNORED = {0x200C, 0x200D, 0xFE0E, 0xFE0F}  # joiners and variation selectors: no glyph of their own
+
+
+@functools.cache
+def _regular_fonts() -> tuple[tuple[str, str], ...]:
+    """(family, file) of every installed upright font of normal weight, in a fixed order."""
+    return tuple(sorted({(entry.name, entry.fname) for entry in font_manager.fontManager.ttflist
+                         if entry.style == "normal" and entry.weight in (400, "normal")
+                         and not entry.name.startswith(_NOT_A_FONT)}))
+
+
+@functools.cache
+def _charmap(path: str) -> frozenset[int]:
+    """The characters a font file has outlines for (none for a file FreeType cannot open, or a font of
+    bitmaps only, such as colour emoji, which Matplotlib cannot draw at any size)."""
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        font = FT2Font(path)
+        return frozenset(font.get_charmap()) if font.scalable else frozenset()
+    except (OSError, RuntimeError, ValueError):
+        return frozenset()
