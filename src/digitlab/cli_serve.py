@@ -13,7 +13,7 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, require_extra
 
 
 def serve(
@@ -43,6 +43,8 @@ def serve(
     each drawing with its true digit (POST /api/samples) into a handwriting set under $DIGITLAB_DATA.
     """
     from digitlab.cli import console
+
+    require_extra("serve", ("fastapi", "uvicorn", "multipart"), "the drawing page and its API")
     from digitlab.serve.app import create_app
     from digitlab.serve.budget import ServeLimits
     from digitlab.serve.connections import run_server

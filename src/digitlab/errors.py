@@ -1,6 +1,7 @@
-"""The exceptions for problems a person can fix, and one line for an operating-system error."""
+"""The exceptions for problems a person can fix, and one line for an operating-system error or a missing extra."""
 
 import errno
+import importlib.util
 
 
 class DigitlabError(Exception):
@@ -60,3 +61,23 @@ def describe_os_error(exc: OSError, folder: str | None = None) -> str:
         what = f"{what} ({folder})"
     where = exc.filename if exc.filename is not None else None
     return f"{where}: {what}" if where else what
+
+
+def require_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
+    """Refuse in one line when ``what`` needs a module of digitlab's optional ``extra`` that is not installed.
+
+    Examples
+    --------
+    >>> require_extra("serve", ("json",), "the drawing page")  # installed: nothing to say
+    >>> try:
+    ...     require_extra("serve", ("no_such_module_here",), "the drawing page")
+    ... except DigitlabError as error:
+    ...     print(str(error).replace("; ", ";\\n"))
+    the drawing page needs no_such_module_here, which is not installed;
+    run `pip install 'digitlab[serve]'` (in a clone of digitlab: `make install`)
+    """
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise DigitlabError(f"{what} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+                            f"not installed; run `pip install 'digitlab[{extra}]'` (in a clone of digitlab: "
+                            "`make install`)")

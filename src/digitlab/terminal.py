@@ -29,7 +29,6 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-import click
 import typer
 from rich.console import Console
 
@@ -59,9 +58,10 @@ def number(low: float, high: float = math.inf) -> Callable[[Any], float]:
     return parse
 
 
-def folder_named(command: click.Command, args: list[str], filename: Any) -> str | None:
+def folder_named(command: Any, args: list[str], filename: Any) -> str | None:
     """How the command line ``args`` names the folder where writing ``filename`` failed: ``$DIGITLAB_DATA`` for
-    the data cache, else the (sub)command's ``--out`` option or ``FOLDER`` argument; None when it has neither."""
+    the data cache, else the (sub)command's ``--out`` option or ``FOLDER`` argument; None when it has neither.
+    ``command`` is the click command Typer makes of the app (``typer.main.get_command``)."""
     from digitlab.data.cache import data_root
 
     try:

@@ -23,7 +23,7 @@ import ast
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, require_extra
 
 __all__ = ["MODELS", "ModelSpec", "register", "make_model", "parse_params"]
 
@@ -81,13 +81,7 @@ def make_model(
         raise DigitlabError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
     spec = MODELS[name]
     if spec.needs:
-        import importlib.util
-
-        if importlib.util.find_spec(spec.needs) is None:
-            raise DigitlabError(
-                f"model {name!r} needs {spec.needs}, which is not installed; "
-                f"run `pip install 'digitlab[cnn]'` (or `make demo`)"
-            )
+        require_extra("cnn", (spec.needs,), f"model {name!r}")
     model = spec.factory(dataset, seed)
     if params:
         valid = model.get_params()
