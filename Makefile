@@ -1,5 +1,6 @@
 # digitlab — the verbs a newcomer types.
-#   make demo   create .venv, install digitlab, run the lesson's pipeline on the bundled digits
+#   make demo   create .venv, install digitlab (no extras), run the lesson's pipeline on the bundled digits
+#   make install  add the CNN (PyTorch) and the drawing page (FastAPI, ONNX Runtime) to .venv
 #   make test   install the dev extras too, run every test
 PYTHON ?= python3
 VENV ?= .venv
@@ -27,6 +28,7 @@ TEST_THREADS ?= 1
 
 help:
 	@echo "make demo   - set up .venv and run the whole pipeline on the bundled 8x8 digits"
+	@echo "make install - add the CNN (PyTorch) and the drawing page (digitlab serve) to .venv"
 	@echo "make test   - set up .venv with the dev extras and run the test suite"
 	@echo "make bench  - run the benchmarks in benchmarks/"
 	@echo "make fuzz   - run each fuzz target for FUZZ_SECONDS (default 60) s; crashes land in fuzz-output/"
@@ -36,6 +38,13 @@ $(BIN)/python:
 
 $(TORCH_STAMP): | $(BIN)/python
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" "uv>=0.4"
+	@touch $@
+
+# make demo needs none of the extras: digitlab and its own dependencies only (no PyTorch, web server or ONNX)
+$(VENV)/.installed-base: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q "uv>=0.4"
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e . \
+	|| { echo "make: uv could not install them (above); pip will, more slowly"; $(BIN)/python -m pip install -q -e .; }
 	@touch $@
 
 $(VENV)/.installed: pyproject.toml $(TORCH_STAMP)
@@ -50,8 +59,9 @@ install: $(VENV)/.installed
 
 dev: $(VENV)/.installed-dev
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed-base
 	$(BIN)/digitlab run
+	@echo "Next: make install adds the CNN (PyTorch) and the drawing page (digitlab serve)."
 
 test: $(VENV)/.installed-dev
 	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
