@@ -3,8 +3,8 @@
 Matplotlib draws text in its first font family that has each character. DejaVu Sans, which it brings,
 covers Latin, Greek and Cyrillic; a name written in Chinese, Japanese, Korean, Arabic, Hindi or Thai needs
 a font the machine may or may not have (Noto Sans CJK, WenQuanYi, ...). :func:`fonts_for` finds, among the
-fonts installed, those that draw the names, for ``matplotlib.rc_context``; :func:`writer_labels` shows a
-name that no installed font draws by its row in the report's table ("writer 3"), where before it was a
+fonts installed, those that draw the names; a figure made inside :func:`drawing` uses them. :func:`writer_labels`
+shows a name that no installed font draws by its row in the report's table ("writer 3"), where before it was a
 row of empty boxes and a Matplotlib warning for every character.
 
 Examples
@@ -19,12 +19,14 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Iterable
+import logging
+from typing import Iterable, Iterator
 
 from matplotlib import font_manager
 
-__all__ = ["drawable", "fonts_for", "plain", "writer_labels"]
+__all__ = ["drawable", "drawing", "fonts_for", "plain", "writer_labels"]
 
 BASE = "DejaVu Sans"
 """Matplotlib's own font: every figure's text is in it, where it has the characters."""
@@ -49,6 +51,24 @@ def fonts_for(texts: Iterable[str]) -> dict[str, list[str]]:
             if family not in families:
                 families.append(family)
     return {"font.family": families}
+
+
+@contextlib.contextmanager
+def drawing(texts: Iterable[str]) -> Iterator[None]:
+    """Make and save a figure in here to draw ``texts`` in the fonts that have them (:func:`fonts_for`).
+
+    A font of one weight only (most CJK fonts) is taken for the normal one; Matplotlib's log line saying so,
+    once per text drawn, is not shown."""
+    import matplotlib.pyplot as plt
+
+    logger = logging.getLogger("matplotlib.font_manager")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with plt.rc_context(fonts_for(texts)):
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def writer_labels(writers: Iterable[str], length: int = 24) -> dict[str, str]:
@@ -78,10 +98,14 @@ _IGNORED = {0x200C, 0x200D, 0xFE0E, 0xFE0F}  # joiners and variation selectors: 
 
 @functools.cache
 def _regular_fonts() -> tuple[tuple[str, str], ...]:
-    """(family, file) of every installed upright font of normal weight, in a fixed order."""
-    return tuple(sorted({(entry.name, entry.fname) for entry in font_manager.fontManager.ttflist
-                         if entry.style == "normal" and entry.weight in (400, "normal")
-                         and not entry.name.startswith(_NOT_A_FONT)}))
+    """(family, file) of every installed upright font, those nearest a normal weight first (a CJK font often
+    comes in one weight only: WenQuanYi Zen Hei's is 500), then by name."""
+    def weight(entry: font_manager.FontEntry) -> int:
+        return abs(entry.weight - 400) if isinstance(entry.weight, int) else 0 if entry.weight == "normal" else 300
+
+    upright = [entry for entry in font_manager.fontManager.ttflist
+               if entry.style == "normal" and not entry.name.startswith(_NOT_A_FONT)]
+    return tuple((entry.name, entry.fname) for entry in sorted(upright, key=lambda e: (weight(e), e.name, e.fname)))
 
 
 @functools.cache

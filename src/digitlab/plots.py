@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 from digitlab.evaluate import Metrics  # noqa: E402
 from digitlab.fileio import save_figure  # noqa: E402
-from digitlab.figure_text import fonts_for, plain, writer_labels  # noqa: E402
+from digitlab.figure_text import drawing, plain, writer_labels  # noqa: E402
 from digitlab.predict import percent_needed  # noqa: E402
 
 DPI = 100
@@ -363,7 +363,7 @@ def plot_per_writer(writers: Sequence[str], accuracy: Sequence[Sequence[float]],
 
     A name no installed font draws is ``writer N``, its row in the report's table (:func:`writer_labels`)."""
     labels = writer_labels(writers)
-    with plt.rc_context(fonts_for(labels.values())):
+    with drawing(labels.values()):
         return _plot_per_writer([labels[w] for w in writers], accuracy, intervals, series, path)
 
 
@@ -401,7 +401,7 @@ def plot_sample_mistakes(originals: Sequence[np.ndarray], prepared: np.ndarray, 
 
     ``originals`` are grayscale pictures with the ink bright (any size); ``prepared`` the 28×28 inputs.
     """
-    with plt.rc_context(fonts_for(titles)):  # a writer's name in a title (as :func:`writer_labels` gives it)
+    with drawing(titles):  # a writer's name in a title (as :func:`writer_labels` gives it)
         return _plot_sample_mistakes(originals, prepared, titles, path, total)
 
 
