@@ -640,18 +640,18 @@ def test_names_no_font_here_draws_are_numbered_in_the_figures_not_drawn_as_boxes
     from digitlab import plots
     from digitlab.figure_text import drawable
 
-    names = ["山田太郎", "김민준", "Ⓐnna", "ana"]  # Ⓐ: not in DejaVu Sans, in STIX (Matplotlib brings both)
+    names = ["山田太郎", "김민준", "Ⓐnna", "ana", "writer 1"]  # Ⓐ: not in DejaVu Sans, in STIX (Matplotlib brings both)
+    names += ["ana 🙃", "Ꚙlga"]  # in the system's DejaVu Sans files where they are installed, not in Matplotlib's
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "Glyph 23665 missing from font(s) DejaVu Sans" would raise
-        plots.plot_per_writer(names, [[0.5, 0.9, 0.7, 1.0]], [[(0.3, 0.7), (0.8, 0.95), (0.5, 0.8), (0.9, 1.0)]],
-                              ["model"], tmp_path / "w.png")
+        plots.plot_per_writer(names, [[0.9] * 7], [[(0.8, 0.95)] * 7], ["model"], tmp_path / "w.png")
         plots.plot_sample_mistakes([np.zeros((28, 28))] * 2, np.zeros((2, 28, 28)),
                                    ["3 read as 8\nⒶnna", "1 read as 7\nwriter 1"], tmp_path / "m.png", total=2)
     assert drawable("Ⓐnna") and drawable("ana") and (tmp_path / "w.png").stat().st_size > 1000
     if not drawable("山田太郎"):  # no CJK font on this machine: the figure shows "writer 1"
         from digitlab.figure_text import writer_labels
 
-        assert writer_labels(names)["山田太郎"] == "writer 1" and writer_labels(names)["Ⓐnna"] == "Ⓐnna"
+        assert writer_labels(names)["山田太郎"] == "writer 1'" and writer_labels(names)["Ⓐnna"] == "Ⓐnna"
 
 
 def test_an_import_that_adds_nothing_leaves_no_empty_set(data_dir, tmp_path):

@@ -55,38 +55,55 @@ def fonts_for(texts: Iterable[str]) -> dict[str, list[str]]:
 
 @contextlib.contextmanager
 def drawing(texts: Iterable[str]) -> Iterator[None]:
-    """Make and save a figure in here to draw ``texts`` in the fonts that have them (:func:`fonts_for`).
-
-    A font of one weight only (most CJK fonts) is taken for the normal one; Matplotlib's log line saying so,
-    once per text drawn, is not shown."""
+    """Make and save a figure in here to draw ``texts`` in the fonts that have them (:func:`fonts_for`)."""
     import matplotlib.pyplot as plt
 
-    logger = logging.getLogger("matplotlib.font_manager")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with plt.rc_context(fonts_for(texts)):
-            yield
-    finally:
-        logger.setLevel(level)
+    with _quiet(), plt.rc_context(fonts_for(texts)):
+        yield
 
 
 def writer_labels(writers: Iterable[str], length: int = 24) -> dict[str, str]:
     """Each writer's label in a figure: the name (its first ``length`` characters), or ``writer N`` for the
-    ``N``-th name when no installed font draws it (the report's table, in a browser, shows the name)."""
-    return {name: name[:length] if drawable(name) else f"writer {i}" for i, name in enumerate(writers, 1)}
+    ``N``-th name when no installed font draws it (the report's table, in a browser, shows the name); a prime
+    is added to ``writer N`` until it is nobody's name.
+
+    >>> writer_labels(["\\U00013080", "writer 1"])
+    {'\\U00013080': "writer 1'", 'writer 1': 'writer 1'}
+    """
+    writers = list(writers)
+    labels = {name: name[:length] for name in writers if drawable(name)}
+    for i, name in enumerate(writers, 1):
+        if name not in labels:
+            label = f"writer {i}"
+            while label in writers or label in labels.values():
+                label += "'"
+            labels[name] = label
+    return {name: labels[name] for name in writers}
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Matplotlib's log line for a font of one weight only (most CJK fonts; taken for the normal one), once
+    per text drawn, is not shown."""
+    logger = logging.getLogger("matplotlib.font_manager")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @functools.cache
 def _families(text: str) -> tuple[str, ...] | None:
     """The installed font families, Matplotlib's own first, that between them draw ``text``; None if none do."""
     missing = {ord(ch) for ch in text if ch.isprintable() and not ch.isspace() and ord(ch) not in _IGNORED}
-    missing -= _charmap(font_manager.findfont(BASE))
+    missing -= _charmap(BASE)
     families: list[str] = [BASE]
-    for name, path in _regular_fonts():
+    for name in _upright_families():
         if not missing:
             break
-        found = missing & _charmap(path)
+        found = missing & _charmap(name)
         if found:
             families.append(name)
             missing -= found
@@ -97,25 +114,26 @@ _IGNORED = {0x200C, 0x200D, 0xFE0E, 0xFE0F}  # joiners and variation selectors: 
 
 
 @functools.cache
-def _regular_fonts() -> tuple[tuple[str, str], ...]:
-    """(family, file) of every installed upright font, those nearest a normal weight first (a CJK font often
+def _upright_families() -> tuple[str, ...]:
+    """Every installed font family with an upright face, those nearest a normal weight first (a CJK font often
     comes in one weight only: WenQuanYi Zen Hei's is 500), then by name."""
     def weight(entry: font_manager.FontEntry) -> int:
         return abs(entry.weight - 400) if isinstance(entry.weight, int) else 0 if entry.weight == "normal" else 300
 
     upright = [entry for entry in font_manager.fontManager.ttflist
-               if entry.style == "normal" and not entry.name.startswith(_NOT_A_FONT)]
-    return tuple((entry.name, entry.fname) for entry in sorted(upright, key=lambda e: (weight(e), e.name, e.fname)))
+               if entry.style == "normal" and not entry.name.startswith(_NOT_A_FONT) and entry.name != BASE]
+    return tuple(dict.fromkeys(entry.name for entry in sorted(upright, key=lambda e: (weight(e), e.name))))
 
 
 @functools.cache
-def _charmap(path: str) -> frozenset[int]:
-    """The characters a font file has outlines for (none for a file FreeType cannot open, or a font of
-    bitmaps only, such as colour emoji, which Matplotlib cannot draw at any size)."""
-    from matplotlib.ft2font import FT2Font
-
+def _charmap(family: str) -> frozenset[int]:
+    """The characters that the file Matplotlib draws ``family`` with has outlines for: none for a file FreeType
+    cannot open, or a font of bitmaps only, such as colour emoji, which Matplotlib cannot draw at any size.
+    (Two files of one family can differ: this machine's DejaVu Sans has 12 characters Matplotlib's lacks.)"""
     try:
-        font = FT2Font(path)
+        with _quiet():
+            font = font_manager.get_font(font_manager.findfont(font_manager.FontProperties(family=family),
+                                                               fallback_to_default=False))
         return frozenset(font.get_charmap()) if font.scalable else frozenset()
     except (OSError, RuntimeError, ValueError):
         return frozenset()
