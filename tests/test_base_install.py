@@ -13,20 +13,47 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-EXTRAS_ONLY = {"torch", "torchgen", "functorch", "click", "fastapi", "starlette", "uvicorn", "multipart",
-               "python_multipart", "onnx", "onnxruntime", "skl2onnx", "onnxscript", "captum", "dask", "distributed",
-               "orjson", "seaborn"}
-"""Packages that only digitlab's extras (and the dev tools) bring."""
+def base_distributions() -> set[str]:
+    """digitlab and what it needs without extras, and what those need, as installed here (normalised names)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    needed, todo = set(), ["digitlab"]
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in needed:
+            continue
+        needed.add(name)
+        try:
+            requires = distribution(name).requires or []
+        except PackageNotFoundError:  # a dependency for another platform or Python
+            continue
+        for line in requires:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return needed
 
 
 @pytest.fixture(scope="module")
 def lean_site(tmp_path_factory) -> Path:
-    """This environment's packages without :data:`EXTRAS_ONLY`: links to the rest, in a folder of their own."""
-    site = Path(sysconfig.get_paths()["purelib"])
+    """This environment's packages as a fresh `pip install digitlab` would have them: links to the files of
+    :func:`base_distributions` only, in a folder of their own."""
+    from importlib.metadata import distributions
+
+    from packaging.utils import canonicalize_name
+
+    site = Path(sysconfig.get_paths()["purelib"]).resolve()
     lean = tmp_path_factory.mktemp("site-without-extras")
-    for entry in site.iterdir():  # torch/, torch-2.13.0.dist-info/, python_multipart-0.0.20.dist-info/ ...
-        if entry.name.split("-")[0].split(".")[0].lower() not in EXTRAS_ONLY and entry.suffix != ".pth":
-            (lean / entry.name).symlink_to(entry)
+    base = base_distributions()
+    for dist in distributions(path=[str(site)]):
+        if canonicalize_name(dist.metadata["Name"]) not in base:
+            continue
+        for top in {Path(str(file)).parts[0] for file in dist.files or []}:  # sklearn/, scikit_learn-1.x.dist-info/
+            if (site / top).exists() and not (lean / top).exists() and not top.endswith(".pth") and top != "..":
+                (lean / top).symlink_to(site / top)
     return lean
 
 
@@ -40,7 +67,8 @@ def _digitlab(*args: str, cwd: Path, site: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_the_lessons_run_needs_no_extra(tmp_path, lean_site):
-    assert not (lean_site / "torch").exists() and (lean_site / "sklearn").exists()
+    assert not (lean_site / "torch").exists() and not (lean_site / "fastapi").exists()
+    assert (lean_site / "sklearn").exists() and (lean_site / "typer").exists()
     done = _digitlab("run", "--out", "runs", cwd=tmp_path, site=lean_site)
     assert done.returncode == 0, done.stderr
     assert "96.67%" in done.stdout and "Traceback" not in done.stderr
@@ -49,7 +77,8 @@ def test_the_lessons_run_needs_no_extra(tmp_path, lean_site):
 
 
 @pytest.mark.parametrize("args, says", [
-    (["serve"], "the drawing page and its API needs fastapi, uvicorn, multipart, which are not installed; "
+    (["serve"], "the drawing page and its API needs fastapi, fastapi_offline, uvicorn, python_multipart, which are "
+                "not installed; "
                 "run `pip install 'digitlab[serve]'` (in a clone of digitlab: `make install`)"),
     (["run", "--model", "cnn"], "model 'cnn' needs torch, which is not installed; run `pip install 'digitlab[cnn]'`"),
 ])
