@@ -62,6 +62,7 @@ def test_a_full_disk_in_data_export_names_its_folder_argument(tmp_path):
     (["data", "export", "mine", "out"], "out/train-labels-idx1-ubyte", "FOLDER"),
     (["data", "show", "mine"], "reports/figures/x.png", "--out"),
     (["data", "import", "mine", "a.png"], "{cache}/handwriting/mine/index.json", "$DIGITLAB_DATA"),
+    (["run", "--out", "{cache}/runs"], "{cache}/runs/x/report.html", "--out"),  # the folder given, in the cache
     (["predict", "a.png"], "a.png", None),
     (["nonsense"], "x", None),
 ])

@@ -232,10 +232,13 @@ def test_a_page_whose_name_was_pointed_at_this_server_cannot_change_the_set(clie
         saved = client.post(f"/api/samples?label=3&writer=own-host{i}", content=_png(72 + i), headers=own)
         assert saved.status_code == 201, (host, saved.text)
     before = store.samples()
-    for empty in ("", " ", ":8000"):  # no browser sends a Host that names nothing; a script sends none at all
+    for empty in ("", " ", ":8000", ".", "[]"):  # no browser sends a Host that names nothing; a script sends none
         posted = client.post("/api/samples?label=3&writer=m", content=_png(70), headers={**PNG, "host": empty})
         says = _one_line(posted, 403)
-        assert "an empty one was refused" in says, (empty, says)
+        assert "names nothing and was refused" in says and "--allow-host" not in says, (empty, says)
+    posted = client.post("/api/samples?label=3&writer=m", content=_png(70),
+                         headers={**PNG, "origin": "http://", "sec-fetch-site": "same-origin"})
+    assert "'' names nothing and was refused" in _one_line(posted, 403)
     assert store.samples() == before
     proxied = {**rebound, "host": "127.0.0.1:8000"}  # a proxy that rewrote Host: the page's Origin still tells
     assert "'attacker.example' was refused" in _one_line(

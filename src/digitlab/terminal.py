@@ -59,16 +59,11 @@ def number(low: float, high: float = math.inf) -> Callable[[Any], float]:
 
 
 def folder_named(command: Any, args: list[str], filename: Any) -> str | None:
-    """How the command line ``args`` names the folder where writing ``filename`` failed: ``$DIGITLAB_DATA`` for
-    the data cache, else the (sub)command's ``--out`` option or ``FOLDER`` argument; None when it has neither.
-    ``command`` is the click command Typer makes of the app (``typer.main.get_command``)."""
+    """How the command line ``args`` names the folder where writing ``filename`` failed: the (sub)command's
+    ``--out`` option or ``FOLDER`` argument, else ``$DIGITLAB_DATA`` for a file in the data cache; None when
+    neither. ``command`` is the click command Typer makes of the app (``typer.main.get_command``)."""
     from digitlab.data.cache import data_root
 
-    try:
-        if filename is not None and Path(filename).resolve().is_relative_to(data_root().resolve()):
-            return "$DIGITLAB_DATA"
-    except (OSError, ValueError, TypeError):  # a file name that is not a path
-        pass
     for word in args:
         sub = getattr(command, "commands", {}).get(word)
         if sub is None:
@@ -77,4 +72,9 @@ def folder_named(command: Any, args: list[str], filename: Any) -> str | None:
     for param in command.params:
         if "--out" in param.opts or param.name == "folder":
             return "--out" if "--out" in param.opts else param.name.upper()
+    try:
+        if filename is not None and Path(filename).resolve().is_relative_to(data_root().resolve()):
+            return "$DIGITLAB_DATA"
+    except (OSError, ValueError, TypeError):  # a file name that is not a path
+        pass
     return None

@@ -175,21 +175,20 @@ def foreign_host(host: str | None) -> str | None:
 
     >>> foreign_host("127.0.0.1:8000"), foreign_host("[::1]:8000"), foreign_host("localhost:8000"), foreign_host(None)
     (None, None, None, None)
-    >>> foreign_host("attacker.example:8000")[:48], foreign_host(" ")[-24:]
-    ('samples are saved only for requests addressed to', 'an empty one was refused')
+    >>> foreign_host("attacker.example:8000")[:48], foreign_host(" ")[-33:]
+    ('samples are saved only for requests addressed to', "' ' names nothing and was refused")
     """
     if host is None:
         return None
     try:
-        name = urlsplit("//" + host.strip()).hostname or ""
-    except ValueError:  # a port that is not a number
-        name = "?"
+        name = host_name(urlsplit("//" + host.strip()).hostname or "")
+    except ValueError:  # a port that is not a number, brackets round nothing
+        name = ""
     if not name:
-        return ("samples are saved only for requests that name this server in their Host header; "
-                "an empty one was refused")
+        return (f"samples are saved only for requests addressed to this server by name or address; {host!r} "
+                "names nothing and was refused")
     if _is_address(name):
         return None
-    name = host_name(name)
     if name == "localhost" or name.endswith(".localhost"):
         return None
     if name in _own_names() | {host_name(n) for n in os.environ.get(ALLOW_HOSTS_ENV, "").split(",") if n.strip()}:
