@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import subprocess
 import sys
@@ -138,6 +139,23 @@ def test_without_onnxruntime_the_estimator_serves_with_one_log_line(runs):
     assert done.stdout.split() == ["estimator", "1"]
     lines = [line for line in done.stderr.splitlines() if "onnxruntime is not installed" in line]
     assert len(lines) == 1, done.stderr
+
+
+def test_without_the_exporters_the_estimator_serves_with_one_line_that_says_what_to_install(runs, tmp_path, caplog,
+                                                                                             monkeypatch):
+    """`make install` once brought ONNX Runtime but not the converters: the log said "exporting ... (once; a
+    minute or so)" and at once that it could not. Now the one line says what to install."""
+    import shutil
+
+    (folder,) = [f for f in _folders(runs) if json.loads((f / "model.json").read_text())["model"] == "logreg"]
+    fresh = tmp_path / folder.name
+    shutil.copytree(folder, fresh, ignore=shutil.ignore_patterns("model.onnx*"))
+    monkeypatch.setitem(sys.modules, "skl2onnx", None)  # as if not installed
+    with caplog.at_level(logging.INFO, logger="digitlab.serve"):
+        assert create_app(fresh, runs, onnx=True).state.served.engine == "estimator"
+    said = [r.getMessage() for r in caplog.records if "onnx" in r.getMessage().lower()]
+    assert not any(m.startswith("exporting") for m in said), said
+    assert [m for m in said if "needs skl2onnx, which is not installed" in m and "make install" in m], said
 
 
 def test_a_model_that_cannot_be_exported_falls_back(tmp_path, caplog):

@@ -48,7 +48,7 @@ import numpy as np
 
 from digitlab.card import ModelCard
 from digitlab.data.dataset import Dataset
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, require_extra
 from digitlab.onnx_model import INPUT, ONNX_FORMAT, OUTPUTS, OnnxModel, onnx_card_path
 
 __all__ = [
@@ -182,12 +182,12 @@ def to_onnx(model: Any, card: ModelCard) -> Any:
 
 
 def _need(*modules: str) -> None:
-    import importlib.util
+    require_extra("onnx", modules, "ONNX export")
 
-    missing = [name for name in modules if importlib.util.find_spec(name) is None]
-    if missing:
-        raise DigitlabError(f"ONNX export needs {', '.join(missing)}, which is not installed; "
-                            "run `pip install 'digitlab[onnx]'` (in a clone of digitlab: `make dev`)")
+
+def check_exporters(model: str) -> None:
+    """Refuse in one line, before any work, when the converters that export the zoo's ``model`` are missing."""
+    _need(*{"cnn": ("onnx", "onnxscript", "torch"), "knn": ("onnx",)}.get(model, ("onnx", "skl2onnx")))
 
 
 @contextlib.contextmanager

@@ -127,8 +127,9 @@ def _onnx_file(loaded: LoadedModel, export: bool = True):
             log.info("%s: not reusable (%s); exporting it again", path, str(exc).splitlines()[0])
     if not export:
         raise DigitlabError(f"no reusable {ONNX_NAME} beside it; `digitlab export --model RUN` makes one")
-    from digitlab.export import export_onnx
+    from digitlab.export import check_exporters, export_onnx
 
+    check_exporters(loaded.card.model)  # a missing converter is said once, without the line below first
     log.info("exporting %s to %s for ONNX Runtime, checked on its test images first (once; a minute or so for an "
              "MNIST CNN)", loaded.id, path)  # otherwise the server says nothing while it works
     export_onnx(loaded.path, path, threads=1)
