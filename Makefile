@@ -1,6 +1,6 @@
 # digitlab — the verbs a newcomer types.
 #   make demo   create .venv, install digitlab (no extras), run the lesson's pipeline on the bundled digits
-#   make install  add the CNN (PyTorch) and the drawing page (FastAPI, ONNX Runtime) to .venv
+#   make install  add every extra digitlab uses to .venv: the CNN (PyTorch), the drawing page, ONNX, Captum, Dask
 #   make test   install the dev extras too, run every test
 PYTHON ?= python3
 VENV ?= .venv
@@ -28,7 +28,7 @@ TEST_THREADS ?= 1
 
 help:
 	@echo "make demo   - set up .venv and run the whole pipeline on the bundled 8x8 digits"
-	@echo "make install - add the CNN (PyTorch) and the drawing page (digitlab serve) to .venv"
+	@echo "make install - add the CNN (PyTorch), the drawing page (digitlab serve), ONNX, Captum and Dask to .venv"
 	@echo "make test   - set up .venv with the dev extras and run the test suite"
 	@echo "make bench  - run the benchmarks in benchmarks/"
 	@echo "make fuzz   - run each fuzz target for FUZZ_SECONDS (default 60) s; crashes land in fuzz-output/"
@@ -47,15 +47,19 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	|| { echo "make: uv could not install them (above); pip will, more slowly"; $(BIN)/python -m pip install -q -e .; }
 	@touch $@
 
+# make install: every extra digitlab uses (the CNN, the drawing page and its ONNX export, explanations, Dask
+# sweeps), not the dev tools
 $(VENV)/.installed: pyproject.toml $(TORCH_STAMP)
-	$(call install_extras,cnn$(comma)serve)
+	$(call install_extras,cnn$(comma)serve$(comma)onnx$(comma)explain$(comma)cluster)
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(call install_extras,cnn$(comma)serve$(comma)dev)
+	$(call install_extras,cnn$(comma)serve$(comma)onnx$(comma)explain$(comma)cluster$(comma)dev)
 	@touch $@
 
 install: $(VENV)/.installed
+	@echo "Installed: the CNN, the drawing page (digitlab serve), ONNX export, explanations, Dask sweeps."
+	@echo "Next: $(BIN)/digitlab data fetch mnist, then $(BIN)/digitlab run --dataset mnist --model cnn"
 
 dev: $(VENV)/.installed-dev
 
@@ -67,7 +71,7 @@ test: $(VENV)/.installed-dev
 	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
 
 $(VENV)/.installed-fuzz: pyproject.toml $(VENV)/.installed-dev
-	$(call install_extras,cnn$(comma)serve$(comma)dev$(comma)fuzz)
+	$(call install_extras,cnn$(comma)serve$(comma)onnx$(comma)explain$(comma)cluster$(comma)dev$(comma)fuzz)
 	@touch $@
 
 fuzz: $(VENV)/.installed-fuzz

@@ -194,7 +194,7 @@ def _session(source: str | Path | bytes, threads: int, where: str) -> Any:
         import onnxruntime as ort
     except ImportError:
         raise DigitlabError("ONNX models need onnxruntime, which is not installed; "
-                            "run `pip install 'digitlab[serve]'` (or 'digitlab[onnx]')") from None
+                            "run `pip install 'digitlab[serve]'` (in a clone of digitlab: `make install`)") from None
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise InvalidValueError(f"threads must be a non-negative integer, got {threads!r}")
     options = ort.SessionOptions()

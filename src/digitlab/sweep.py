@@ -45,7 +45,7 @@ __all__ = ["Cell", "SweepPlan", "cell_result", "find_sweep", "have_dask", "plan_
            "run_sweep"]
 
 NO_DASK = ("dask is not installed: running the cells one at a time in this process; "
-           "`pip install 'digitlab[cluster]'` runs them in parallel")
+           "`pip install 'digitlab[cluster]'` (in a clone of digitlab: `make install`) runs them in parallel")
 
 
 @dataclass(frozen=True)

@@ -160,7 +160,7 @@ def _what_it_looks_at(job: _Job, max_errors: int, per_digit: int, n_check: int):
     targets = predicted[chosen]
     maps: list[tuple[str, np.ndarray]] = []
     if model.is_cnn and not _captum_available():
-        notes.append("Captum is not installed (pip install 'digitlab[explain]'; in a clone of digitlab: make dev), "
+        notes.append("Captum is not installed (pip install 'digitlab[explain]'; in a clone of digitlab: make install), "
                      "so the CNN is shown with occlusion only.")
     else:
         method, gradient = saliency.gradient_saliency(model, images[chosen], targets)
