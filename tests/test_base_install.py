@@ -66,7 +66,7 @@ def _digitlab(*args: str, cwd: Path, site: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_the_lessons_run_needs_no_extra(tmp_path, lean_site):
+def test_the_lessons_run_needs_no_extra(tmp_path, lean_site, monkeypatch):
     assert not (lean_site / "torch").exists() and not (lean_site / "fastapi").exists()
     assert (lean_site / "sklearn").exists() and (lean_site / "typer").exists()
     done = _digitlab("run", "--out", "runs", cwd=tmp_path, site=lean_site)
@@ -74,6 +74,17 @@ def test_the_lessons_run_needs_no_extra(tmp_path, lean_site):
     assert "96.67%" in done.stdout and "Traceback" not in done.stderr
     (run,) = (tmp_path / "runs").iterdir()
     assert (run / "report.html").is_file() and (run / "model.safetensors").is_file()
+    from PIL import Image, ImageDraw
+
+    seven = Image.new("L", (112, 112), 255)
+    ImageDraw.Draw(seven).line([(25, 25), (85, 25), (45, 95)], fill=0, width=9)
+    seven.save(tmp_path / "seven.png")
+    monkeypatch.setenv("DIGITLAB_DATA", str(tmp_path / "no-data-yet"))
+    answered = _digitlab("predict", "seven.png", cwd=tmp_path, site=lean_site)
+    assert answered.returncode == 0, answered.stderr
+    steps = ("`pip install 'digitlab[cnn]'` (in a clone: `make install`), then `digitlab data fetch mnist`, then "
+             "`digitlab run --dataset mnist --model cnn` trains one for your own pictures")
+    assert steps in " ".join(answered.stderr.split()), answered.stderr  # each step the 8×8 note's advice needs
 
 
 @pytest.mark.parametrize("args, says", [

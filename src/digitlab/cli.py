@@ -294,7 +294,7 @@ def _model_for_pictures(model: Optional[Path], runs: Path, save_prepared: Option
 
     loaded = load_model(model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True)))
     for note in model_notes(loaded):
-        err_console.print(f"note: {note}", soft_wrap=True)
+        err_console.print(f"note: {escape(note)}", soft_wrap=True)
     if save_prepared is not None:
         check_writable(save_prepared, "--save-prepared")
     return loaded

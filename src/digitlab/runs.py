@@ -86,5 +86,17 @@ def model_notes(loaded: Any) -> list[str]:
     if tuple(loaded.card.image_shape) == (8, 8):
         notes.append("this is a model of scikit-learn's 8×8 digits: each picture is shrunk to 8×8 pixels, and it reads "
                      "drawings and photos far less well than its test accuracy says, its percentages overstating — "
-                     "`digitlab run --dataset mnist --model cnn` trains one for your own pictures")
+                     f"{', then '.join(_steps_to_a_cnn())} trains one for your own pictures")
     return notes
+
+
+def _steps_to_a_cnn() -> list[str]:
+    """The commands that train an MNIST CNN here: installing PyTorch and fetching MNIST first where needed."""
+    import importlib.util
+
+    from digitlab.data.mnist import _read_manifest, cache_dir
+
+    steps = [] if importlib.util.find_spec("torch") else ["`pip install 'digitlab[cnn]'` (in a clone: `make install`)"]
+    if _read_manifest(cache_dir()) is None:
+        steps.append("`digitlab data fetch mnist`")
+    return [*steps, "`digitlab run --dataset mnist --model cnn`"]
