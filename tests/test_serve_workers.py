@@ -62,12 +62,13 @@ def test_two_workers_share_the_port_and_stop_together(lesson_run, tmp_path):
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             text = (tmp_path / "serve.log").read_text()
-            if text.count("serving ") >= 2 and "startup complete" in text:
+            if "is serving too" in text and "startup complete" in text:  # the worker: one line, not its model's
                 break
             assert server.poll() is None, text
             time.sleep(0.3)
         else:
             pytest.fail((tmp_path / "serve.log").read_text())
+        assert text.count("model.safetensors") == 1, text  # which model it serves: said once, not by each worker
         time.sleep(1)
         workers = _children(server.pid)
         assert len(workers) == 1, workers  # this process, and one more
@@ -85,7 +86,7 @@ def test_two_workers_share_the_port_and_stop_together(lesson_run, tmp_path):
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:  # the replacement has built its app
             after = (tmp_path / "serve.log").read_text().partition(f"worker process {workers[0]} exited")[2]
-            if "serving " in after.partition("in its place")[2]:
+            if "is serving too" in after.partition("in its place")[2]:
                 break
             time.sleep(0.3)
         text = (tmp_path / "serve.log").read_text()

@@ -67,7 +67,7 @@ def serve(
     limits = ServeLimits()  # how much it decodes, reads and keeps open at once: sized for a laptop
     application = create_app(model, runs, limits, collect=collect)  # reads the model (and exports it to ONNX) once
     console.print(f"digitlab is serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)"
-                  f"  with {workers} worker process{'es' if workers > 1 else ''}")
+                  f"  with {workers} worker process{'es (press Ctrl+C to stop)' if workers > 1 else ''}")
     if application.state.collect is not None:
         store = application.state.collect
         console.print(f"collecting samples into handwriting set {escape(repr(store.name))} "

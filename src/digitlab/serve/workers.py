@@ -219,7 +219,15 @@ def _worker_main() -> None:
     from digitlab.serve.connections import raise_open_file_limit, uvicorn_settings
 
     parent = int(os.environ[_PARENT_ENV])
-    application = app_from_env()
+    def warnings_only(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+    log.addFilter(warnings_only)  # the first process has said which model it serves, and how: once is enough
+    try:
+        application = app_from_env()
+    finally:
+        log.removeFilter(warnings_only)
+    log.info("worker process %d is serving too", os.getpid())
     if _BIND_ENV in os.environ:
         if os.getppid() != parent:
             return  # the server stopped while this worker read its model: no socket to join any more
