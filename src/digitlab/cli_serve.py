@@ -44,7 +44,8 @@ def serve(
     """
     from digitlab.cli import console
 
-    require_extra("serve", ("fastapi", "fastapi_offline", "uvicorn", "python_multipart"), "the drawing page and its API")
+    require_extra("serve", ("fastapi", "fastapi_offline", "uvicorn", "python_multipart"),
+                  "the drawing page and its API")
     from digitlab.serve.app import create_app
     from digitlab.serve.budget import ServeLimits
     from digitlab.serve.connections import run_server

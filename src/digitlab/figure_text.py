@@ -39,7 +39,8 @@ def plain(text: str) -> str:
 
 
 def drawable(text: str) -> bool:
-    """Whether the installed fonts draw every character of ``text`` (spaces, joiners and marks aside)."""
+    """Whether the installed fonts draw every character of ``text`` (spaces, joiners and variation selectors
+    aside)."""
     return _families(text) is not None
 
 

@@ -210,6 +210,10 @@ def _start_worker(sock: socket.socket, model: Path, runs: Path, collect: str | N
     return subprocess.Popen([sys.executable, "-c", code], env=env, pass_fds=() if REUSE_PORT else (sock.fileno(),))
 
 
+def _warnings_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING
+
+
 def _worker_main() -> None:
     """A worker process: build the app from the environment, then serve on its own socket in the port's
     ``SO_REUSEPORT`` group, or on the inherited one."""
@@ -219,14 +223,11 @@ def _worker_main() -> None:
     from digitlab.serve.connections import raise_open_file_limit, uvicorn_settings
 
     parent = int(os.environ[_PARENT_ENV])
-    def warnings_only(record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING
-
-    log.addFilter(warnings_only)  # the first process has said which model it serves, and how: once is enough
+    log.addFilter(_warnings_only)  # the first process has said which model it serves, and how: once is enough
     try:
         application = app_from_env()
     finally:
-        log.removeFilter(warnings_only)
+        log.removeFilter(_warnings_only)
     log.info("worker process %d is serving too", os.getpid())
     if _BIND_ENV in os.environ:
         if os.getppid() != parent:
