@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import replace
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -43,12 +44,15 @@ def check_set_name(name: str) -> str:
 
 
 def check_writer(writer: str | None) -> str | None:
-    """Return a writer's name stripped (None when empty), or raise a one-line error.
+    """Return a writer's name stripped, its spaces one apart and its accents composed (NFC: "e" + a combining
+    diaeresis, as some keyboards send "ë", is "ë"); None when empty; or raise a one-line error.
 
     Examples
     --------
-    >>> check_writer("  Ada L. ")
+    >>> check_writer("  Ada   L. ")
     'Ada L.'
+    >>> check_writer("Zoe\u0308") == "Zo\u00eb"
+    True
     >>> check_writer("a/b")
     Traceback (most recent call last):
     ...
@@ -58,13 +62,13 @@ def check_writer(writer: str | None) -> str | None:
         return None
     if not isinstance(writer, str):
         raise DigitlabError("a writer's name must be text")
-    writer = writer.strip()
+    writer = unicodedata.normalize("NFC", writer).strip()
     if len(writer) > WRITER_MAX:
         raise DigitlabError(f"a writer's name can be at most {WRITER_MAX} characters, got {len(writer):,}")
     if any(ch in "/\\" or not ch.isprintable() for ch in writer):
         raise DigitlabError("a writer's name cannot contain '/', '\\' or control characters; "
                             "use letters, digits and spaces")
-    return writer or None
+    return " ".join(writer.split()) or None
 
 
 def check_new_writer(writer: str | None) -> str | None:
@@ -85,8 +89,13 @@ def check_new_writer(writer: str | None) -> str | None:
 
 
 def writer_key(name: str) -> str:
-    """What two writers' names are compared by: "Ada" and "ada" are one writer (``str.casefold``)."""
-    return name.casefold()
+    """What two writers' names are compared by: "Ada", "ada", "ADA " and "Ａｄａ" are one writer, as are "Zoë"
+    typed with its accent composed or apart, and "Zoë  van Dijk" with two spaces (NFKC, ``str.casefold``, spaces).
+
+    >>> writer_key("Zoe\u0308  van Dijk") == writer_key("ZO\u00cb VAN DIJK") == "zo\u00eb van dijk"
+    True
+    """
+    return " ".join(unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold()).split())
 
 
 def written_by(writers: Iterable[str]) -> Callable[[Any], bool]:
@@ -98,7 +107,7 @@ def written_by(writers: Iterable[str]) -> Callable[[Any], bool]:
 
 def one_spelling(samples: list[T]) -> list[T]:
     """``samples`` (dataclasses with a ``writer``) with each writer under one spelling: the first in the list, for
-    every name that differs from it only in case (a set saved before names were compared so).
+    every name that differs from it only as :func:`writer_key` allows (a set saved before names were compared so).
 
     >>> from dataclasses import make_dataclass
     >>> S = make_dataclass("S", ["writer"])

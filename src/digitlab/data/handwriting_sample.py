@@ -7,7 +7,7 @@ import hashlib
 import io
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -49,15 +49,16 @@ class Sample:
             raise ValueError("bad label")
         if sample.source not in SOURCES or not isinstance(sample.created, str) or not isinstance(sample.sha256, str):
             raise ValueError("bad source, time or checksum")
-        try:
-            if sample.writer is not None and check_writer(sample.writer) != sample.writer:
-                raise ValueError("bad writer")
+        try:  # a name saved before names were composed (NFC) and spaced one apart reads as it is saved now
+            writer = check_writer(sample.writer)
         except DigitlabError:
             raise ValueError("bad writer") from None
+        if sample.writer is not None and (writer is None or sample.writer != sample.writer.strip()):
+            raise ValueError("bad writer")
         original = _ORIGINAL.fullmatch(sample.original) if isinstance(sample.original, str) else None
         if original is None or original.group(1) != sample.id:
             raise ValueError("bad original path")
-        return sample
+        return replace(sample, writer=writer)
 
     def to_dict(self) -> dict:
         """The record as the index keeps it (``dataclasses.asdict`` without its deep copy: plain fields)."""
