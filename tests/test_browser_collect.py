@@ -87,9 +87,10 @@ def page(browser, collecting):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    # the 422s this module provokes on purpose (a refused writer's name) are logged by chromium; nothing else may be
+    # the 422s and 409s this module provokes on purpose (a refused writer's name, a picture saved by another writer)
+    # are logged by chromium; nothing else may be
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and "status of 422" not in msg.text
-            else None)
+            and "status of 409" not in msg.text else None)
     page.goto(collecting)
     page.wait_for_function("!document.getElementById('collect-panel').hidden")
     yield page
@@ -174,6 +175,31 @@ def test_draw_say_which_digit_save_and_undo(page):
     page.wait_for_function("document.getElementById('prediction').textContent !== '?'")  # the drawing is back
     assert len(_samples()) == count and page.evaluate("strokes.length") == 1
     assert page.evaluate("localStorage.getItem('digitlab-writer')") == "Ada"  # the refused name is not kept
+
+
+def test_undo_never_takes_back_another_students_save(page):
+    """A teacher, one computer for the class: Ben's save was refused (the very picture Ada had saved), and Undo,
+    still shown beside the refusal, removed Ada's sample; pressed again, the one before it."""
+    seven = [(0.3, 0.25), (0.7, 0.25), (0.45, 0.8)]
+    page.fill("#writer", "Ada")
+    page.press("#writer", "Tab")
+    page.wait_for_function("document.getElementById('counts-title').textContent.startsWith('Ada')")
+    _stroke(page, seven)
+    _answered(page)
+    page.click("#digit-buttons button[data-digit='7']")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Saved as 7')")
+    ada = _samples()[-1]
+    assert ada.writer == "Ada" and page.locator("#undo-save").is_visible()
+    page.fill("#writer", "Ben")
+    page.press("#writer", "Tab")
+    page.wait_for_function("document.getElementById('counts-title').textContent.startsWith('Ben')")
+    assert not page.locator("#undo-save").is_visible()  # Ada's save is not Ben's to undo
+    _stroke(page, seven)  # the same strokes: the same picture, which the set already holds as Ada's
+    _answered(page)
+    page.click("#digit-buttons button[data-digit='7']")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Not saved')")
+    assert not page.locator("#undo-save").is_visible()
+    assert ada.id in [s.id for s in _samples()]
 
 
 def test_the_next_drawing_is_never_wiped_by_the_save_before_it(page):

@@ -6,7 +6,7 @@
 // Guided mode: "Draw a 3", the ten digits in a shuffled order for N rounds; one press of "Save" (or
 // Enter) saves the drawing as the prompted digit, Clear lets the student redo it first.
 // Undo removes this page's last saved sample (DELETE /api/samples/{id}), and in guided mode prompts
-// that digit again. The writer's name and the rounds are remembered by this browser.
+// that digit again; only the saves of the writer named now, and never after a save that was refused. The writer's name and the rounds are remembered by this browser.
 // Keys: 0-9 save as that digit (free mode), Enter saves ("Right" / the prompted digit).
 "use strict";
 
@@ -19,7 +19,7 @@
   let collecting = false;
   let answer = null; // the model's answer for the drawing on the canvas, when there is one
   let saving = false;
-  const undoStack = []; // this page's saves, newest last: {id, label, step}
+  const undoStack = []; // this page's saves by the writer named now, newest last: {id, label, step, writer}
   let guided = null; // {order: digits to draw, step: how many are saved}
 
   const digitButtons = [];
@@ -186,18 +186,18 @@
         redraw();
         schedule(true);
       }
-      said(`Not saved: ${body.error}`, "error");
+      said(`Not saved: ${body.error}`, "error", false); // Undo here would take back an earlier save, not this one
       update();
       return;
     }
     if (body.added) {
-      undoStack.push({ id: body.sample.id, label, step: guided ? guided.step : null });
+      undoStack.push({ id: body.sample.id, label, step: guided ? guided.step : null, writer: writer() });
       if (guided) guided.step += 1;
       const note = refused ? " (the model did not take it for a digit)"
         : read === null ? " (the model was not sure)" : read !== label ? ` (the model read ${read})` : "";
       said(`Saved as ${label} ✓${note}`);
     } else {
-      said(`Not saved again: this exact picture is in the set already, as a ${body.sample.label}`, "note");
+      said(`Not saved again: this exact picture is in the set already, as a ${body.sample.label}`, "note", false);
     }
     showCounts(body);
     update();
@@ -205,6 +205,11 @@
 
   async function undoSave() {
     if (saving || !undoStack.length) return;  // a save in flight: keep the entry for the next press
+    if (undoStack[undoStack.length - 1].writer !== writer()) { // the name was changed and not yet left
+      undoStack.length = 0;
+      said("Nothing of yours to undo", "note", false);
+      return;
+    }
     const last = undoStack.pop();
     saving = true;
     const { status: code, body } = await call(`/api/samples/${encodeURIComponent(last.id)}`, { method: "DELETE" });
@@ -256,6 +261,8 @@
   el("save-guided").addEventListener("click", () => save(prompted()));
   el("undo-save").addEventListener("click", undoSave);
   el("writer").addEventListener("change", async () => {
+    undoStack.length = 0; // another student at the same computer: Undo never takes back the one before's saves
+    said("", "note", false);
     if (await refresh()) remember(WRITER_KEY, writer());
   });
 
