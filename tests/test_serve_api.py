@@ -135,6 +135,7 @@ def test_models_lists_the_active_one_and_the_others(client):
     active = [m for m in body["models"] if m["active"]]
     assert len(active) == 1 and active[0]["id"] == body["active"]
     assert active[0]["image_shape"] == [28, 28] and active[0]["accuracy"] == 0.95
+    assert active[0]["n_test"] is None and active[0]["ci95"] is None  # not recorded on this card
     assert {m["dataset"] for m in body["models"]} == {"digits", "mnist-like"}
     assert {m["model"] for m in body["models"]} == {"logreg", "knn"}
 

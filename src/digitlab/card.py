@@ -119,6 +119,16 @@ class ModelCard:
         value = self.metrics.get("accuracy")
         return float(value) if _is_number(value) and 0.0 <= value <= 1.0 else None
 
+    @property
+    def accuracy_measured(self) -> tuple[int, float, float] | None:
+        """How many test images the accuracy was measured on, and its 95% interval, if recorded."""
+        n, ci = self.metrics.get("n_test"), self.metrics.get("ci95")
+        if type(n) is not int or n < 1 or not isinstance(ci, list) or len(ci) != 2:
+            return None
+        if not all(_is_number(v) and 0.0 <= v <= 1.0 for v in ci) or ci[0] > ci[1]:
+            return None
+        return n, float(ci[0]), float(ci[1])
+
     def to_json(self) -> str:
         """The card as indented JSON, the way ``model.json`` holds it."""
         doc = dataclasses.asdict(self)

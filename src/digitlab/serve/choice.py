@@ -144,6 +144,8 @@ def _summary(card: ModelCard, folder: Path, active: bool) -> dict[str, Any]:
         "image_shape": list(card.image_shape),
         "pixel_max": card.pixel_max,
         "accuracy": card.accuracy,
+        "n_test": (card.accuracy_measured or (None,))[0],  # a fine-tuned run's accuracy is on a few samples
+        "ci95": list(card.accuracy_measured[1:]) if card.accuracy_measured else None,
         "path": str(folder),
         "active": active,
     }
@@ -164,7 +166,8 @@ def list_models(served: Served) -> list[dict[str, Any]]:
     Returns
     -------
     list of dict
-        One summary per model: id, model, dataset, image_shape, pixel_max, accuracy, path, active.
+        One summary per model: id, model, dataset, image_shape, pixel_max, accuracy (with n_test and ci95, the
+        test images it was measured on and its 95% interval, where recorded), path, active.
     """
     listed, ids = [], set()
     for card, folder, active in _runs(served):

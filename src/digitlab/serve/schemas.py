@@ -156,7 +156,10 @@ class ModelInfo(BaseModel):
     dataset: str
     image_shape: list[int]
     pixel_max: int
-    accuracy: float | None
+    accuracy: float | None = Field(description="Test accuracy recorded when it was trained, on its own dataset.")
+    n_test: int | None = Field(description="How many test images that accuracy was measured on (a fine-tuned run's "
+                                           "held-out writers may be a few dozen).")
+    ci95: list[float] | None = Field(description="The accuracy's 95% confidence interval (Wilson).")
     path: str
     active: bool
 
