@@ -266,7 +266,8 @@ def test_finetune_refuses_a_set_too_small(env, tmp_path):
     run_cli("data", "import", "tiny", str(next((photos / WRITERS[1].name / "3").iterdir())), env=variables)
     result = run_cli("finetune", "--model", str(run), "--dataset", "tiny", "--out", str(tmp_path), env=variables)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "at least" in result.stderr and "of each digit" in result.stderr and "whole set has enough" not in result.stderr
+    assert "at least" in result.stderr and "of each digit" in result.stderr
+    assert "whole set has enough" not in result.stderr
     assert not list(tmp_path.iterdir())
     run_cli("data", "import", "halved", str(photos / WRITERS[0].name), env=variables)  # 4 of each digit
     halved = run_cli("finetune", "--model", str(run), "--dataset", "halved", "--test-size", "0.5", "--out",
