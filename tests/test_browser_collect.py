@@ -203,6 +203,27 @@ def test_undo_never_takes_back_another_students_save(page):
     assert ada.id in [s.id for s in _samples()]
 
 
+def test_a_saved_drawing_is_the_picture_the_page_had_answered_for(page, collecting):
+    """The page judged a 112-px copy and saved the 400-px canvas: a teacher's scribble, "not a digit" on the page,
+    was a sure 7 in the report made from the set. The set now holds the very picture the page sent."""
+    import io
+    import json
+
+    from PIL import Image
+
+    page.evaluate("document.addEventListener('digitlab:answer', (e) => { window.shown = e.detail; })")
+    _stroke(page, [(0.3, 0.3), (0.7, 0.35), (0.35, 0.6), (0.72, 0.7), (0.4, 0.85)])  # a scribble
+    _answered(page)
+    shown = page.evaluate("window.shown")
+    page.click("#digit-buttons button[data-digit='8']")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Saved as 8')")
+    original = HandwritingSet.open("mine").original_bytes(_samples()[-1])
+    assert Image.open(io.BytesIO(original)).size == (112, 112)
+    request = urllib.request.Request(collecting + "/api/predict", data=original, headers={"content-type": "image/png"})
+    again = json.loads(urllib.request.urlopen(request, timeout=10).read())
+    assert again["kind"] == shown["kind"] and again.get("digit") == shown["answer"].get("digit"), (again, shown)
+
+
 def test_the_next_drawing_is_never_wiped_by_the_save_before_it(page):
     """On a slow laptop the canvas's PNG takes a while: the pad is cleared when the button is pressed, not after,
     so a next digit begun at once is kept (Chromium's CPU slowed 6x, as a school laptop)."""

@@ -188,16 +188,19 @@ async function pump() {
   }
 }
 
-// The drawing at SEND_SIDE px, grey (black ink on white paper), as a PNG blob.
-async function shrunk() {
-  smallCtx.imageSmoothingEnabled = true;
-  smallCtx.imageSmoothingQuality = "high";
-  smallCtx.fillStyle = PAPER;
-  smallCtx.fillRect(0, 0, SEND_SIDE, SEND_SIDE);
-  smallCtx.filter = "grayscale(1)";
-  smallCtx.drawImage(pad, 0, 0, SEND_SIDE, SEND_SIDE);
-  smallCtx.filter = "none";
-  return grayPng(small);
+// The drawing at SEND_SIDE px, grey (black ink on white paper), as a PNG blob. Drawn at once into ``into``
+// (a save gives its own canvas, so that the next prediction cannot draw over it while it is encoded).
+async function shrunk(into = small) {
+  const ctx = into === small ? smallCtx : into.getContext("2d", { willReadFrequently: true });
+  into.width = into.height = SEND_SIDE;
+  ctx.imageSmoothingEnabled = true;
+  ctx.imageSmoothingQuality = "high";
+  ctx.fillStyle = PAPER;
+  ctx.fillRect(0, 0, SEND_SIDE, SEND_SIDE);
+  ctx.filter = "grayscale(1)";
+  ctx.drawImage(pad, 0, 0, SEND_SIDE, SEND_SIDE);
+  ctx.filter = "none";
+  return grayPng(into);
 }
 
 // Number mode: the wide drawing at half size, grey, as a PNG blob.

@@ -150,19 +150,17 @@
     return true;
   }
 
-  // The drawing as it is on the canvas (full size, the original), or the uploaded file itself. The canvas is
-  // copied now and encoded later (a PNG can take a second on a slow laptop), so the pad can be cleared at once.
+  // The drawing as the model judged it (the SEND_SIDE-px grey PNG the page sends to be read), or the uploaded
+  // file itself. Saved so, the set holds the very picture the page's answer was about: saved at 400 px, a
+  // scribble the page called "not a digit" came back from the set as a sure 7 (a teacher). The picture is drawn
+  // now and encoded later, so the pad can be cleared at once.
   function picturePart() {
     if (pictureFile && !strokes.length) {
       const form = new FormData();
       form.append("image", pictureFile, pictureFile.name);
       return { request: Promise.resolve({ method: "POST", body: form }), source: "photo" };
     }
-    const copy = document.createElement("canvas");
-    copy.width = pad.width;
-    copy.height = pad.height;
-    copy.getContext("2d").drawImage(pad, 0, 0);
-    const request = new Promise((resolve) => copy.toBlob(resolve, "image/png"))
+    const request = shrunk(document.createElement("canvas"))
       .then((blob) => ({ method: "POST", body: blob, headers: { "Content-Type": "image/png" } }));
     return { request, source: picture ? "photo" : "drawn" };
   }
