@@ -88,10 +88,10 @@ def page(browser, collecting):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    # the 422s and 409s this module provokes on purpose (a refused writer's name, a picture saved by another writer)
-    # are logged by chromium; nothing else may be
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and "status of 422" not in msg.text
-            and "status of 409" not in msg.text else None)
+    # the 422s, 409s and lost requests this module provokes on purpose (a refused writer's name, a picture saved
+    # by another writer, a server away) are logged by chromium; nothing else may be
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and not any(
+        said in msg.text for said in ("status of 422", "status of 409", "ERR_FAILED")) else None)
     page.goto(collecting)
     page.wait_for_function("!document.getElementById('collect-panel').hidden")
     yield page
@@ -222,6 +222,19 @@ def test_a_saved_drawing_is_the_picture_the_page_had_answered_for(page, collecti
     request = urllib.request.Request(collecting + "/api/predict", data=original, headers={"content-type": "image/png"})
     again = json.loads(urllib.request.urlopen(request, timeout=10).read())
     assert again["kind"] == shown["kind"] and again.get("digit") == shown["answer"].get("digit"), (again, shown)
+
+
+def test_a_server_that_does_not_answer_is_said_beside_the_answer_and_in_the_save(page):
+    """A teacher restarted the server mid-lesson: the page's only sign was a line below the fold, and the save
+    that followed said "(the model was not sure)" though no model had answered."""
+    page.route("**/api/predict**", lambda route: route.abort())  # the server is away while this is drawn
+    _stroke(page, [(0.45, 0.15), (0.55, 0.85)])  # a 1 of its own: the set refuses a picture it holds as another digit
+    page.wait_for_function("document.getElementById('confidence').textContent.startsWith('No answer')")
+    assert "did not answer" in page.locator("#confidence").inner_text()
+    page.click("#digit-buttons button[data-digit='1']")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Saved as 1')")
+    assert page.locator("#saved-text").inner_text() == "Saved as 1 ✓ (the model had not answered)"
+    page.unroute("**/api/predict**")
 
 
 def test_the_next_drawing_is_never_wiped_by_the_save_before_it(page):

@@ -330,6 +330,7 @@ function reset() {
   $("prediction").textContent = "?";
   $("prediction").classList.remove("is-unsure", "is-not-digit");
   $("confidence").textContent = "Draw a digit";
+  $("confidence").classList.remove("error");
   $("unsure").hidden = true;
   $("bars").classList.remove("faded");
   for (const li of bars) {
@@ -350,8 +351,14 @@ function reset() {
 function show(answer, source) {
   if (answer.error) {
     status(answer.error, true);
+    // beside the "?" too: the status line sits under the figures, below the fold on a laptop (a teacher
+    // restarting the server saw only "Draw a digit")
+    $("confidence").textContent = `No answer: ${answer.error}`;
+    $("confidence").classList.add("error");
+    document.dispatchEvent(new CustomEvent("digitlab:answer", { detail: null })); // an older answer is gone too
     return;
   }
+  $("confidence").classList.remove("error");
   const kind = answer.kind || (answer.unsure ? "unsure" : "digit");
   $("prediction").classList.toggle("is-unsure", kind === "unsure");
   $("prediction").classList.toggle("is-not-digit", kind === "not_a_digit");

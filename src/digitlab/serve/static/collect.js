@@ -171,6 +171,7 @@
     update();
     const read = answer && answer.kind === "digit" ? answer.answer.digit : null;
     const refused = !!answer && answer.kind === "not_a_digit";
+    const answered = !!answer; // a server that did not answer (restarting, say) left none
     const { request, source } = picturePart();
     const kept = { strokes, picture, pictureFile };
     clearAll(); // at once, before anything is awaited: the next digit can be drawn while this one is saved
@@ -191,7 +192,7 @@
     if (body.added) {
       undoStack.push({ id: body.sample.id, label, step: guided ? guided.step : null, writer: writer() });
       if (guided) guided.step += 1;
-      const note = refused ? " (the model did not take it for a digit)"
+      const note = !answered ? " (the model had not answered)" : refused ? " (the model did not take it for a digit)"
         : read === null ? " (the model was not sure)" : read !== label ? ` (the model read ${read})` : "";
       said(`Saved as ${label} ✓${note}`);
     } else {
