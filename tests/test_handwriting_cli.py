@@ -57,6 +57,8 @@ def test_import_info_show_export_remove(env, tmp_path):
     assert run_cli("data", "remove", "extra", "--all", "--yes", env=variables).returncode == 0
     info = run_cli("data", "info", "--no-verify", env=variables)
     assert "class" in info.stdout and "120" in info.stdout and "anna 40" in info.stdout
+    # a class's names on one line under the table (in it, at 80 columns, they wrapped a few letters to a line)
+    assert [line for line in info.stdout.splitlines() if line.startswith("class writers: ") and "anna 40, " in line]
     shown = run_cli("data", "show", "class", "--out", str(tmp_path / "fig"), env=variables)
     assert shown.returncode == 0 and (tmp_path / "fig" / "class-samples.png").stat().st_size > 10_000
     exported = run_cli("data", "export", "class", str(tmp_path / "idx"), "--format", "idx", "--test-size", "0.3",
