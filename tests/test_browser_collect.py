@@ -202,6 +202,21 @@ def test_undo_never_takes_back_another_students_save(page):
     assert not page.locator("#undo-save").is_visible()
     assert ada.id in [s.id for s in _samples()]
 
+    # a reviewer: Ada's save still on its way when Ben types his name was filed as Ben's, to undo
+    page.evaluate("""() => { const send = window.fetch; window.fetch = (url, options) =>
+        options && options.method === 'POST' && String(url).startsWith('/api/samples')
+          ? new Promise((wait) => setTimeout(wait, 1500)).then(() => send(url, options)) : send(url, options); }""")
+    page.fill("#writer", "Ada")
+    page.press("#writer", "Tab")
+    page.wait_for_function("document.getElementById('counts-title').textContent.startsWith('Ada')")
+    _stroke(page, [(0.3, 0.2), (0.3, 0.5), (0.7, 0.5), (0.7, 0.2), (0.7, 0.85)])  # a 4
+    _answered(page)
+    page.click("#digit-buttons button[data-digit='4']")
+    page.fill("#writer", "Ben")
+    page.press("#writer", "Tab")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Saved as 4')")
+    assert not page.locator("#undo-save").is_visible() and _samples()[-1].writer == "Ada"
+
 
 def test_a_saved_drawing_is_the_picture_the_page_had_answered_for(page, collecting):
     """The page judged a 112-px copy and saved the 400-px canvas: a teacher's scribble, "not a digit" on the page,
@@ -227,10 +242,13 @@ def test_a_saved_drawing_is_the_picture_the_page_had_answered_for(page, collecti
 def test_a_server_that_does_not_answer_is_said_beside_the_answer_and_in_the_save(page):
     """A teacher restarted the server mid-lesson: the page's only sign was a line below the fold, and the save
     that followed said "(the model was not sure)" though no model had answered."""
-    page.route("**/api/predict**", lambda route: route.abort())  # the server is away while this is drawn
     _stroke(page, [(0.45, 0.15), (0.55, 0.85)])  # a 1 of its own: the set refuses a picture it holds as another digit
+    _answered(page)
+    page.route("**/api/predict**", lambda route: route.abort())  # the server is away while the rest is drawn
+    _stroke(page, [(0.3, 0.45), (0.7, 0.45)])
     page.wait_for_function("document.getElementById('confidence').textContent.startsWith('No answer')")
     assert "did not answer" in page.locator("#confidence").inner_text()
+    assert page.locator("#prediction").inner_text() == "?"  # not the answer for the drawing before the bar
     page.click("#digit-buttons button[data-digit='1']")
     page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Saved as 1')")
     assert page.locator("#saved-text").inner_text() == "Saved as 1 ✓ (the model had not answered)"

@@ -327,6 +327,19 @@ function status(text, isError = false) {
 function reset() {
   generation++;
   dirty = false;
+  blankAnswer();
+  viewCtx.fillStyle = "#000";
+  viewCtx.fillRect(0, 0, view.width, view.height);
+  showExplanation({});
+  $("number").textContent = "…";
+  $("number-note").textContent = "Draw a number, digits side by side";
+  $("boxes").replaceChildren();
+  status("");
+  document.dispatchEvent(new CustomEvent("digitlab:reset"));
+}
+
+// The digit's answer area as before any answer: "?", no bars.
+function blankAnswer() {
   $("prediction").textContent = "?";
   $("prediction").classList.remove("is-unsure", "is-not-digit");
   $("confidence").textContent = "Draw a digit";
@@ -338,19 +351,12 @@ function reset() {
     li.querySelector(".bar").style.width = "0%";
     li.querySelector(".pct").textContent = "–";
   }
-  viewCtx.fillStyle = "#000";
-  viewCtx.fillRect(0, 0, view.width, view.height);
-  showExplanation({});
-  $("number").textContent = "…";
-  $("number-note").textContent = "Draw a number, digits side by side";
-  $("boxes").replaceChildren();
-  status("");
-  document.dispatchEvent(new CustomEvent("digitlab:reset"));
 }
 
 function show(answer, source) {
   if (answer.error) {
     status(answer.error, true);
+    blankAnswer(); // the last answer was for another drawing
     // beside the "?" too: the status line sits under the figures, below the fold on a laptop (a teacher
     // restarting the server saw only "Draw a digit")
     $("confidence").textContent = `No answer: ${answer.error}`;

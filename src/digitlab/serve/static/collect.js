@@ -176,7 +176,8 @@
     const kept = { strokes, picture, pictureFile };
     clearAll(); // at once, before anything is awaited: the next digit can be drawn while this one is saved
     const query = new URLSearchParams({ label: String(label), source });
-    if (writer()) query.set("writer", writer());
+    const who = writer(); // as sent: another student may type their name while this save is on its way
+    if (who) query.set("writer", who);
     const { body } = await call(`/api/samples?${query}`, await request);
     saving = false;
     if (body.error) {
@@ -190,11 +191,11 @@
       return;
     }
     if (body.added) {
-      undoStack.push({ id: body.sample.id, label, step: guided ? guided.step : null, writer: writer() });
+      if (who === writer()) undoStack.push({ id: body.sample.id, label, step: guided ? guided.step : null, writer: who });
       if (guided) guided.step += 1;
       const note = !answered ? " (the model had not answered)" : refused ? " (the model did not take it for a digit)"
         : read === null ? " (the model was not sure)" : read !== label ? ` (the model read ${read})` : "";
-      said(`Saved as ${label} ✓${note}`);
+      said(`Saved as ${label} ✓${note}`, "ok", undoStack.length > 0 && who === writer());
     } else {
       said(`Not saved again: this exact picture is in the set already, as a ${body.sample.label}`, "note", false);
     }
