@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import unicodedata
 
 import numpy as np
 import pytest
@@ -587,16 +588,21 @@ def test_a_name_typed_with_its_accent_apart_or_two_spaces_is_one_writer(data_dir
     store.add(picture(2), 2, writer="Zoe\u0308 van Dijk")
     store.add(picture(3), 3, writer="Zo\u00eb  van  Dijk")
     store.add(picture(4), 4, writer="Ben")
+    with pytest.raises(DigitlabError, match="at most 64 characters, got 66"):  # 33 as typed, 66 composed
+        store.add(picture(5), 5, writer="\u0958" * 33)
     by_label = lambda: [s.writer for s in sorted(store.samples(), key=lambda s: s.label)]  # noqa: E731
     assert by_label() == ["Zo\u00eb van Dijk"] * 3 + ["Ben"]
     index = store.folder / "index.json"
     doc = json.loads(index.read_text())
     for entry in doc["samples"]:  # as a set saved before names were compared so
         entry["writer"] = {2: "Zoe\u0308 van Dijk", 3: "ZO\u00cb  van Dijk"}.get(entry["label"], entry["writer"])
+    long = "\u0958" * 33  # 66 characters composed: saved so before, it made the index "damaged (bad writer)"
+    for entry in doc["samples"]:
+        entry["writer"] = long if entry["label"] == 4 else entry["writer"]
     index.write_text(json.dumps(doc))
     assert len(set(by_label()[:3])) == 1 and not store.problems
     assert sorted(s.label for s in store.remove_writer("zoe\u0308 van dijk")) == [1, 2, 3]
-    assert [s.writer for s in store.samples()] == ["Ben"]
+    assert [s.writer for s in store.samples()] == [unicodedata.normalize("NFC", long)]
 
 
 def test_no_writer_may_be_called_no_name_which_removes_the_unnamed_samples(data_dir):
@@ -703,3 +709,25 @@ def test_a_picture_of_several_digits_is_not_imported_as_one(data_dir, tmp_path):
     assert summary.added == 2
     [failure] = summary.failures
     assert failure.startswith(f"{folder / 'a-line.png'}: holds 5 separate marks, not one digit: import a sheet")
+
+
+def test_data_info_keeps_every_count_whole_in_a_narrow_terminal(data_dir):
+    """A teacher's 80 columns: the writers wrapped a few letters to a line in the table; a reviewer's, after
+    that: counts cut to "1…", and a long set name left no room for any count at all."""
+    import re
+
+    from rich.console import Console
+
+    from digitlab.cli_data import _handwriting_table
+    from digitlab.data.handwriting_sample import new_sample
+
+    long_name = "year7-autumn-term-2025-room-12-mr-jones-handwriting-collection1"
+    HandwritingSet.open("class-7b", create=True).save(
+        [new_sample(picture(i % 10, i, size=72), i % 10, writer=f"w{i % 3}") for i in range(1100)])
+    HandwritingSet.open(long_name, create=True).save([new_sample(picture(1, 0), 1, writer="Ada Lovelace")])
+    for width in (80, 60):
+        out = io.StringIO()
+        _handwriting_table(Console(file=out, width=width))
+        text = out.getvalue()
+        assert "…" not in text and "1,100" in text and len(re.findall(r"\b110\b", text)) == 10, text
+        assert f"{long_name} writers: Ada Lovelace 1" in text and "class-7b writers: w0 367, w1 367, w2 366" in text

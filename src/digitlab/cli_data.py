@@ -116,24 +116,27 @@ def _handwriting_table(console) -> None:
         console.print(f"No handwriting sets yet in {escape(str(handwriting_root()))}: collect one with "
                       "`digitlab serve --collect NAME` or `digitlab data import NAME PICTURES...`")
         return
-    table = Table(title="handwriting sets (load with --dataset NAME)")
-    for column in ("set", "samples", *map(str, range(10))):  # numbers only: readable in 80 columns
-        table.add_column(column, no_wrap=True, overflow="fold" if column == "set" else "ellipsis")
-    below = []  # each set's writers and problems, under the table: in it, a class's names wrapped 8 to a line
+    rows, below = [], []  # each set's writers and problems go under the table: in it, a class's names wrapped
     for name in names:
         try:
             store = HandwritingSet.open(name)
             samples = store.samples()
         except DigitlabError as exc:  # one set that cannot be read now: its row says why, the others are listed
             if (handwriting_root() / name).is_dir():  # not one deleted since the list was made
-                table.add_row(escape(name), "?", *("?" * 10))
+                rows.append([name, "?", *("?" * 10)])
                 below.append(f"{escape(name)}: [red]{escape(str(exc))}[/]")
             continue
         digits, writers = Counter(s.label for s in samples), Counter(writer_of(s) for s in samples)
         shown = ", ".join(f"{w} {n}" for w, n in sorted(writers.items()))  # every name: `data remove --writer` takes them
-        table.add_row(escape(name), f"{len(samples):,}", *(str(digits[d]) for d in range(10)))
+        rows.append([name, f"{len(samples):,}", *(str(digits[d]) for d in range(10))])
         below.append(f"{escape(name)} writers: {escape(shown or '-')}")
         below += [f"{escape(name)}: [red]{escape(problem)}[/]" for problem in store.problems]
+    table = Table(title="handwriting sets (load with --dataset NAME)", padding=(0, 0), pad_edge=False)
+    for i, column in enumerate(("set", "samples", *map(str, range(10)))):  # the counts whole; a long name folds
+        table.add_column(column, overflow="fold", justify="left" if i == 0 else "right",
+                         min_width=None if i == 0 else max(len(column), *(len(row[i]) for row in rows)))
+    for row in rows:
+        table.add_row(*map(escape, row))
     console.print(table)
     for line in below:
         console.print(line, soft_wrap=True)

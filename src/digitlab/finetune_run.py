@@ -82,8 +82,9 @@ def finetune_run(model: Path, name: str, *, out: Path = Path("runs"), seed: int 
         message = str(exc).replace("serve --collect`", f"serve --collect {name}`")
         try:  # the whole set has enough, the split held them out (a teacher's --test-size 0.5)
             check_enough([s.label for s in samples])
-            message += (f"; the whole set has enough, but {len(test):,} of its {len(samples):,} samples are held out "
-                        "to measure: a smaller --test-size or another --seed may leave enough to train on")
+            message += (f"; the whole set has enough, but {len(samples) - len(train):,} of its {len(samples):,} "
+                        "samples are held out to measure: a smaller --test-size or another --seed may leave enough "
+                        "to train on")
         except DigitlabError:
             pass
         raise DigitlabError(f"{name} (its training part, {len(train)} sample{'s' if len(train) != 1 else ''}): "

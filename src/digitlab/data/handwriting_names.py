@@ -43,9 +43,10 @@ def check_set_name(name: str) -> str:
     return name
 
 
-def check_writer(writer: str | None) -> str | None:
+def check_writer(writer: str | None, longest: int = WRITER_MAX) -> str | None:
     """Return a writer's name stripped, its spaces one apart and its accents composed (NFC: "e" + a combining
-    diaeresis, as some keyboards send "ë", is "ë"); None when empty; or raise a one-line error.
+    diaeresis, as some keyboards send "ë", is "ë"); None when empty; or raise a one-line error. ``longest``
+    counts the composed name's characters (composing can lengthen one: U+0958 becomes two).
 
     Examples
     --------
@@ -63,8 +64,8 @@ def check_writer(writer: str | None) -> str | None:
     if not isinstance(writer, str):
         raise DigitlabError("a writer's name must be text")
     writer = unicodedata.normalize("NFC", writer).strip()
-    if len(writer) > WRITER_MAX:
-        raise DigitlabError(f"a writer's name can be at most {WRITER_MAX} characters, got {len(writer):,}")
+    if len(writer) > longest:
+        raise DigitlabError(f"a writer's name can be at most {longest} characters, got {len(writer):,}")
     if any(ch in "/\\" or not ch.isprintable() for ch in writer):
         raise DigitlabError("a writer's name cannot contain '/', '\\' or control characters; "
                             "use letters, digits and spaces")

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import numpy as np
 from PIL import Image
 
-from digitlab.data.handwriting_names import check_new_writer, check_writer
+from digitlab.data.handwriting_names import WRITER_MAX, check_new_writer, check_writer
 from digitlab.errors import DigitlabError
 
 __all__ = ["NewSample", "SOURCES", "Sample", "check_label", "decode_sample", "new_sample"]
@@ -49,8 +49,8 @@ class Sample:
             raise ValueError("bad label")
         if sample.source not in SOURCES or not isinstance(sample.created, str) or not isinstance(sample.sha256, str):
             raise ValueError("bad source, time or checksum")
-        try:  # a name saved before names were composed (NFC) and spaced one apart reads as it is saved now
-            writer = check_writer(sample.writer)
+        try:  # a name saved before names were composed (NFC) and spaced one apart reads as it is saved now; it
+            writer = check_writer(sample.writer, longest=3 * WRITER_MAX)  # may be longer so (NFC triples at most)
         except DigitlabError:
             raise ValueError("bad writer") from None
         if sample.writer is not None and (writer is None or sample.writer != sample.writer.strip()):

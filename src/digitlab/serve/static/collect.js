@@ -191,7 +191,9 @@
       return;
     }
     if (body.added) {
-      if (who === writer()) undoStack.push({ id: body.sample.id, label, step: guided ? guided.step : null, writer: who });
+      if (who === writer()) { // still this student's turn: theirs to undo
+        undoStack.push({ id: body.sample.id, label, step: guided ? guided.step : null, writer: who });
+      }
       if (guided) guided.step += 1;
       const note = !answered ? " (the model had not answered)" : refused ? " (the model did not take it for a digit)"
         : read === null ? " (the model was not sure)" : read !== label ? ` (the model read ${read})` : "";
