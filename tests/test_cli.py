@@ -102,7 +102,9 @@ def test_the_zoo_and_a_mistyped_name_answer_without_importing_heavy_libraries(tm
         (["run", "--test-size", "0"], "--test-size must be between 0 and 1"),
         (["run", "--param", "C"], "--param expects NAME=VALUE"),
         (["run", "--param", "bogus=1"], "has no parameter bogus"),
-        (["run", "--param", "max_iter=-3"], "'max_iter' parameter of LogisticRegression must be an int"),
+        (["run", "--param", "max_iter=-3"], "model 'logreg': The 'max_iter' parameter must be an int"),
+        # scikit-learn named the function that checked it, not the model (an engineer)
+        (["run", "--model", "svm", "--param", "C=abc"], "model 'svm': The 'C' parameter must be a float"),
         (["evaluate", "--model", "/nonexistent/run"], "no such file or folder"),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,7 +81,9 @@ def train(
         with fit_threads(model):
             model.fit(features, labels)
     except (InvalidParameterError, InvalidValueError) as exc:  # parameter values checked when fitting
-        raise DigitlabError(f"model {name!r}: {exc}") from None
+        # scikit-learn names the function that checked it: "of cross_val_predict" for the calibrated SVM's C
+        said = re.sub(r"(The '[^']+' parameter) of \w+ (must)", r"\1 \2", str(exc))
+        raise DigitlabError(f"model {name!r}: {said}") from None
     except ValueError as exc:  # a combination of parameters and data the model cannot fit
         raise DigitlabError(f"model {name!r} cannot be trained on this data: {exc}") from None
     except (MemoryError, RuntimeError) as exc:
