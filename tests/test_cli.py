@@ -168,6 +168,24 @@ def test_predict_goes_on_after_a_bad_file(lesson_run, tmp_path):
     assert Image.open(good["prepared"]).size == (8, 8)
 
 
+def test_predict_and_read_take_a_folder_of_pictures(lesson_run, tmp_path):
+    """An engineer: 100,000 scans are too many for the shell's command line; `predict scans/` said "is a folder"."""
+    scans = tmp_path / "scans"
+    (scans / "b").mkdir(parents=True)
+    (scans / ".thumbs").mkdir()
+    for path in (scans / "one.png", scans / "b" / "two.jpg", scans / ".thumbs" / "one.png"):
+        _draw_one(path)
+    (scans / "notes.txt").write_text("not a picture")
+    (tmp_path / "empty").mkdir()
+    for command in ("predict", "read"):
+        result = run_cli(command, "--model", str(lesson_run.folder), str(scans), str(tmp_path / "empty"), "--json")
+        assert result.returncode == 1, result.stderr  # the empty folder is said; the pictures are answered
+        answered = json.loads(result.stdout)["predictions" if command == "predict" else "readings"]
+        assert [entry["image"] for entry in answered] == [str(scans / "b" / "two.jpg"), str(scans / "one.png"),
+                                                         str(tmp_path / "empty")]
+        assert "error" not in answered[0] and "is a folder with no pictures in it" in answered[2]["error"]
+
+
 def test_predict_in_a_pipe_prints_one_line_a_picture_however_long_its_name(lesson_run, tmp_path):
     folder = tmp_path / ("pictures_of_my_own_handwriting_" * 3)
     folder.mkdir()

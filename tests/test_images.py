@@ -366,8 +366,13 @@ def test_a_24_megapixel_phone_photo_is_read_at_reduced_scale_and_a_long_strip_is
 def test_missing_file(tmp_path):
     with pytest.raises(DigitlabError, match="no image file"):
         read_image(tmp_path / "nope.png")
+    with pytest.raises(DigitlabError, match=f"{tmp_path} is a folder with no pictures in it"):
+        read_image(tmp_path)
+    (tmp_path / "scans").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / "scans" / "a.png")
     with pytest.raises(DigitlabError, match=f"{tmp_path} is a folder; give the pictures in it"):
         read_image(tmp_path)
+    (tmp_path / "scans" / "a.png").unlink()
     os.mkfifo(tmp_path / "pipe.png")  # a robustness hunt: a pipe was "no image file at ...; check the path"
     with pytest.raises(DigitlabError, match="pipe.png is not a file but a pipe or device; save the picture as a file"):
         read_image(tmp_path / "pipe.png")

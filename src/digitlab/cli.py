@@ -234,7 +234,8 @@ def compare(
 
 @app.command()
 def predict(
-    images: List[Path] = typer.Argument(..., help="Picture files: PNG, JPEG, BMP, GIF, WebP or TIFF."),
+    images: List[Path] = typer.Argument(
+        ..., help="Picture files (PNG, JPEG, BMP, GIF, WebP or TIFF), or folders of them."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A run folder or model file (default: newest in runs/)."),
     runs: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the newest model."),
     min_confidence: Optional[float] = typer.Option(
@@ -246,11 +247,13 @@ def predict(
                                                  help="Write the input the model saw, as PNG, into this folder."),
 ) -> None:
     """Predict the digit in your own pictures: top 3 with probabilities, and an unsure mark."""
+    from digitlab.data.image_files import pictures_in
     from digitlab.data.images import WORK_SIDE, read_image
     from digitlab.predict import predict_images, prepare_for
     from digitlab.read import count_marks
 
     loaded = _model_for_pictures(model, runs, save_prepared)
+    images = pictures_in(images)  # a folder: the pictures in it (too many for the shell's command line, say)
     results, failed = [], 0
     for image in images:
         try:

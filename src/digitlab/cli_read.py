@@ -19,7 +19,8 @@ from digitlab.errors import DigitlabError
 
 
 def read(
-    images: List[Path] = typer.Argument(..., help="Pictures of numbers: PNG, JPEG, BMP, GIF, WebP or TIFF."),
+    images: List[Path] = typer.Argument(..., help="Pictures of numbers (PNG, JPEG, BMP, GIF, WebP or TIFF), or folders "
+                                                  "of them."),
     model: Optional[Path] = typer.Option(
         None, "--model", "-m", help="A run folder or model file (default: newest in runs/)."),
     runs: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the newest model."),
@@ -37,11 +38,13 @@ def read(
     from rich.markup import escape
 
     from digitlab.cli import _model_for_pictures, _save_prepared, console, err_console
+    from digitlab.data.image_files import pictures_in
     from digitlab.data.images import WORK_SIDE, read_image
     from digitlab.predict import percent_needed
     from digitlab.read import read_number
 
     loaded = _model_for_pictures(model, runs, save_prepared)
+    images = pictures_in(images)  # a folder: the pictures in it
     results, failed = [], 0
     for n, image in enumerate(images, 1):
         try:

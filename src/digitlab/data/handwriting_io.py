@@ -35,6 +35,7 @@ import numpy as np
 from digitlab.data.dataset import Dataset
 from digitlab.data.handwriting import HandwritingSet, NewSample, Sample, StoreWriteError, new_sample
 from digitlab.data.handwriting_names import NO_NAME, check_new_writer, written_by
+from digitlab.data.image_files import PICTURES, UNREAD, hidden
 from digitlab.data.images import MAX_BYTES
 from digitlab.errors import DigitlabError
 
@@ -42,10 +43,6 @@ __all__ = ["ImportSummary", "export_idx", "write_idx_files", "import_pictures", 
            "writer_of", "written_by"]
 
 DEFAULT_TEST_SIZE = 0.2
-PICTURES = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-UNREAD = (".heic", ".heif", ".avif", ".jxl", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf")
-"""Photos digitlab does not read (a phone's HEIC, a camera's raw files): in a folder, each is named, not passed over.
-Any other file there (an iPhone's .AAE edits, notes) is passed over."""
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 IMPORT_BATCH, IMPORT_BATCH_BYTES = 256, 64 << 20
 """An import saves its pictures this many (or this many bytes) at a time, each batch with one index write."""
@@ -295,12 +292,6 @@ def _save_batch(store: HandwritingSet, batch: list[tuple[Path, NewSample]], log:
     batch.clear()
 
 
-def _hidden(path: Path) -> bool:
-    """A file in a folder of pictures that no one put there to import: hidden (``.DS_Store``, ``.git/``), or a NAS's
-    own (``@eaDir/``)."""
-    return any(part.startswith((".", "@")) for part in path.parts)
-
-
 def _pictures(paths: Iterable[Path], summary: ImportSummary) -> list[Path]:
     """The pictures to import: files named, and in folders those with a picture's ending (:data:`PICTURES`). Photos
     it does not read there (:data:`UNREAD`) are one line each, and so is a folder of no pictures: a folder of a
@@ -308,7 +299,7 @@ def _pictures(paths: Iterable[Path], summary: ImportSummary) -> list[Path]:
     found = []
     for path in map(Path, paths):
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
+            files = sorted(p for p in path.rglob("*") if p.is_file() and not hidden(p.relative_to(path)))
             found += [p for p in files if p.suffix.lower() in PICTURES]
             summary.failures += [f"{p}: a kind of picture digitlab does not read ({p.suffix[1:].upper()}): save it as "
                                  "JPEG or PNG" for p in files if p.suffix.lower() in UNREAD]

@@ -9,14 +9,21 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import Iterable
 
 from PIL import Image, ImageOps
 
 from digitlab.data.plain_png import read_plain_grey
 from digitlab.errors import DigitlabError
 
-__all__ = ["FORMATS", "ImageTooLargeError", "MAX_BYTES", "MAX_FILE_BYTES", "MAX_JPEG_SIDE", "MAX_SIDE", "WORK_SIDE",
-           "read_image"]
+__all__ = ["FORMATS", "ImageTooLargeError", "MAX_BYTES", "MAX_FILE_BYTES", "MAX_JPEG_SIDE", "MAX_SIDE", "PICTURES",
+           "UNREAD", "WORK_SIDE", "hidden", "pictures_in", "read_image"]
+
+PICTURES = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+"""The endings of the pictures taken from a folder."""
+UNREAD = (".heic", ".heif", ".avif", ".jxl", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf")
+"""Photos digitlab does not read (a phone's HEIC, a camera's raw files): in a folder, each is named, not passed over.
+Any other file there (an iPhone's .AAE edits, notes) is passed over."""
 
 MAX_BYTES = 5 * 1024 * 1024
 """Largest image accepted as bytes (an upload, a picture handed in), in bytes (5 MiB)."""
@@ -152,6 +159,24 @@ def decoded_size(image: Image.Image, draft: int | None) -> tuple[int, int]:
     return -(-width // scale), -(-height // scale)
 
 
+def hidden(path: Path) -> bool:
+    """A file in a folder of pictures that no one put there to be read: hidden (``.DS_Store``, ``.git/``), or a NAS's
+    own (``@eaDir/``)."""
+    return any(part.startswith((".", "@")) for part in path.parts)
+
+
+def pictures_in(paths: Iterable[Path]) -> list[Path]:
+    """``paths`` with each folder replaced by the pictures in it and under it (:data:`PICTURES`' endings, sorted,
+    hidden files left out): ``digitlab predict scans/`` for a folder too big for the shell's command line. A folder
+    with none stays as it is, and reading it says so."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PICTURES
+                       and not hidden(p.relative_to(path))) if path.is_dir() else []
+        out += found or [path]
+    return out
+
+
 def _read_bytes(source: bytes | bytearray | str | Path) -> bytes:
     """The encoded bytes of ``source``, checked for emptiness and size (:data:`MAX_FILE_BYTES` for a path on this
     machine, :data:`MAX_BYTES` for bytes)."""
@@ -161,6 +186,8 @@ def _read_bytes(source: bytes | bytearray | str | Path) -> bytes:
     elif isinstance(source, (str, Path)):
         path = Path(source)
         if path.is_dir():
+            if pictures_in([path]) == [path]:
+                raise DigitlabError(f"{path} is a folder with no pictures in it ({', '.join(FORMATS)})")
             raise DigitlabError(f"{path} is a folder; give the pictures in it (e.g. {path / '*.png'})")
         if not path.is_file():
             raise DigitlabError(f"{path} is not a file but a pipe or device; save the picture as a file and give that"
