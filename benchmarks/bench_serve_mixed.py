@@ -1,7 +1,7 @@
 """Students' drawings while others upload large photos: the drawings' latency on ``digitlab serve`` (one worker).
 
 An engineer's load: `hey` (Debian package ``hey``) sends ``--big-clients`` (20) clients' uploads of a
-3000×3000 PNG for ``--seconds`` + 2 s, and, starting a second later, ``--small-clients`` (5) clients send the page's
+``--side`` (3000) px square PNG for ``--seconds`` + 2 s, and, starting a second later, ``--small-clients`` (5) clients send the page's
 112-px drawing for ``--seconds``. The server runs in its own process (``python -m digitlab serve --workers 1``)
 with ``--src`` first on ``PYTHONPATH``, so the same script measures another checkout's code
 (``git archive COMMIT src | tar -x -C /tmp/old``). Prints each load's requests per second, p50/p90/p99 and
@@ -31,16 +31,16 @@ sys.path.insert(0, str(HERE))
 from bench_serve import _free_port, _hey  # noqa: E402  (the same hey driver)
 
 
-def _pictures(folder: Path) -> tuple[Path, Path]:
-    """A 3000×3000 PNG of scribbles (about 0.1 MB, well inside the limits) and the page's 112-px drawing."""
+def _pictures(folder: Path, side: int) -> tuple[Path, Path]:
+    """A ``side``×``side`` PNG of scribbles (well inside the limits) and the page's 112-px drawing."""
     import numpy as np
     from PIL import Image, ImageDraw
 
     rng = np.random.default_rng(0)
-    big = Image.new("L", (3000, 3000), 255)
+    big = Image.new("L", (side, side), 255)
     draw = ImageDraw.Draw(big)
     for _ in range(40):
-        draw.line([tuple(rng.integers(0, 3000, 2)) for _ in range(4)], fill=0, width=12)
+        draw.line([tuple(rng.integers(0, side, 2)) for _ in range(4)], fill=0, width=12)
     small = Image.new("L", (112, 112), 255)
     ImageDraw.Draw(small).line([(56, 15), (56, 97)], fill=0, width=8)
     paths = folder / "big.png", folder / "small.png"
@@ -58,13 +58,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--big-clients", type=int, default=20)
     parser.add_argument("--small-clients", type=int, default=5)
+    parser.add_argument("--side", type=int, default=3000, help="the large photos' side (4096: the pixel budget's fill)")
     args = parser.parse_args()
     hey = shutil.which("hey")
     if hey is None:
         print("hey missing: apt-get install -y hey")
         return 1
     work = Path(tempfile.mkdtemp(prefix="bench-mixed-"))
-    big, small = _pictures(work)
+    big, small = _pictures(work, args.side)
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(args.src.resolve())}
     server = subprocess.Popen([sys.executable, "-m", "digitlab", "serve", "--model", str(args.model), "--port",

@@ -473,6 +473,23 @@ def test_collecting_routes_answer_every_generated_request_within_their_contract(
     one_request()
 
 
+def test_a_drawing_is_saved_while_large_photos_hold_every_decode_turn(client):
+    """A reviewer: the page's save took a turn of the decode gate, so with photos holding them all it was 503."""
+    gate = client.app.state.gate
+    taken = 0
+    while gate.turns.value:  # every turn, and every pixel
+        client.portal.call(gate.turns.acquire)
+        taken += 1
+    assert gate.pixels.take(gate.pixels.total)
+    try:
+        saved = client.post("/api/samples?label=1&writer=busy", content=_png(977, size=100), headers=PNG)
+    finally:
+        gate.pixels.give(gate.pixels.total)
+        for _ in range(taken):
+            client.portal.call(gate.turns.release)
+    assert saved.status_code == 201, saved.text
+
+
 def test_a_chosen_run_deleted_while_serving_answers_no_more(runs, data_dir, tmp_path):
     """An engineer: a run moved out of runs/ (a model fine-tuned on a student's writing, removed) still answered
     ?model= from memory until the server restarted."""

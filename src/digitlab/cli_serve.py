@@ -16,6 +16,10 @@ from rich.markup import escape
 from digitlab.errors import DigitlabError, require_extra
 
 
+SERVE_MODULES = ("fastapi", "fastapi_offline", "uvicorn", "python_multipart")
+"""What ``digitlab serve`` imports from its extra (``digitlab[serve]``)."""
+
+
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
@@ -44,8 +48,7 @@ def serve(
     """
     from digitlab.cli import console
 
-    require_extra("serve", ("fastapi", "fastapi_offline", "uvicorn", "python_multipart"),
-                  "the drawing page and its API")
+    require_extra("serve", SERVE_MODULES, "the drawing page and its API")
     from digitlab.serve.app import create_app
     from digitlab.serve.budget import ServeLimits
     from digitlab.serve.connections import run_server

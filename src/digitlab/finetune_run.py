@@ -55,10 +55,29 @@ class FinetuneResult:
     n_train: int
 
 
+def _check_training_part(name: str, labels: Any, samples: list, n_train: int) -> None:
+    """One line when the split's training part has too few of some digit; when the whole set has enough, the line
+    names --test-size and --seed (a teacher's --test-size 0.5)."""
+    from digitlab.finetune import check_enough
+
+    try:
+        check_enough(labels)
+    except DigitlabError as exc:
+        message = str(exc).replace("serve --collect`", f"serve --collect {name}`")
+        try:
+            check_enough([s.label for s in samples])
+            message += (f"; the whole set has enough, but {len(samples) - n_train:,} of its {len(samples):,} "
+                        "samples are held out to measure: a smaller --test-size or another --seed may leave enough "
+                        "to train on")
+        except DigitlabError:
+            pass
+        raise DigitlabError(f"{name} (its training part, {n_train} sample{'s' if n_train != 1 else ''}): "
+                            f"{message}") from None
+
+
 def finetune_run(model: Path, name: str, *, out: Path = Path("runs"), seed: int = 42, test_size: float | None = None,
                  step: Callable[[str], None] = lambda _: None) -> FinetuneResult:
     """Fine-tune the model at ``model`` to the handwriting set ``name`` and write the new run under ``out``."""
-    from digitlab.finetune import check_enough
     from digitlab.report_handwriting import mcnemar_between
 
     check_writable(out)
@@ -76,19 +95,7 @@ def finetune_run(model: Path, name: str, *, out: Path = Path("runs"), seed: int 
         raise DigitlabError(f"{base.id} already learned from every sample {name} would hold out; add samples by "
                             "a new writer, or fine-tune the model it came from")
     images, labels = store.images(train)
-    try:
-        check_enough(labels)
-    except DigitlabError as exc:
-        message = str(exc).replace("serve --collect`", f"serve --collect {name}`")
-        try:  # the whole set has enough, the split held them out (a teacher's --test-size 0.5)
-            check_enough([s.label for s in samples])
-            message += (f"; the whole set has enough, but {len(samples) - len(train):,} of its {len(samples):,} "
-                        "samples are held out to measure: a smaller --test-size or another --seed may leave enough "
-                        "to train on")
-        except DigitlabError:
-            pass
-        raise DigitlabError(f"{name} (its training part, {len(train)} sample{'s' if len(train) != 1 else ''}): "
-                            f"{message}") from None
+    _check_training_part(name, labels, samples, len(train))
     step("loading MNIST to replay")
     mnist = load_dataset("mnist")
     size = min(base.card.n_train or mnist.n_train, mnist.n_train if base.card.model == "cnn" else CLASSIC_REPLAY)

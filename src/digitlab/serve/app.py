@@ -37,6 +37,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -53,7 +54,7 @@ from digitlab.errors import DigitlabError
 from digitlab.memory import tune_allocator
 from digitlab.predict import predict_images, prepare_for
 from digitlab.runs import find_latest_model
-from digitlab.serve.budget import DecodeGate, ServeLimits, pixels_to_decode
+from digitlab.serve.budget import DecodeGate, ServeLimits, inline, pixels_to_decode
 from digitlab.serve.choice import ModelChoice, Served, list_models, tune_threads
 from digitlab.serve.collect import COLLECT_ID_ENV, CollectingOff, SameOriginSamples, collect_router, open_collecting
 from digitlab.serve.engine import serving_model
@@ -338,22 +339,6 @@ def _read_sync(loaded: LoadedModel, source: bytes, gate: DecodeGate) -> dict[str
     return reading.in_picture(source, picture.size)
 
 
-INLINE_PIXELS = 400 * 400
-"""A picture this small (the page's drawing is 112×112) is decoded and predicted on the event loop itself:
-about a millisecond of work, where handing it to a worker thread and back costs a fair part of that and
-makes the two threads take turns at the GIL. Larger ones go to a worker thread, so the loop keeps
-answering while they decode. The loop does one at a time, so a small one takes no turn of the decode gate:
-with every turn held by large photos, students' drawings waited for one (an engineer: p50 0.87 s)."""
-INLINE_BYTES = 256 * 1024
-
-
-def _small(source: bytes | np.ndarray, pixels: int) -> bool:
-    """True for a 28×28 grid and for an encoded picture of at most :data:`INLINE_PIXELS` pixels."""
-    if not isinstance(source, bytes):
-        return True
-    return len(source) <= INLINE_BYTES and 0 < pixels <= INLINE_PIXELS
-
-
 async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int, with_input: bool = False,
                   explain: bool = False, model_id: str | None = None) -> JSONResponse:
     """Predict once the decode gate gives a turn (503 when it does not): a small picture on the event loop,
@@ -364,8 +349,8 @@ async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int, with_inp
     served = await _chosen(app, model_id)
     loaded = served.loaded
     pixels = pixels_to_decode(source) if isinstance(source, bytes) else 0  # read from the header once
-    if not explain and _small(source, pixels):  # on the event loop, one at a time: it needs no turn, and so never
-        result = _predict_sync(loaded, source, top_k, gate, with_input, pixels=pixels)  # waits behind large photos
+    if not explain and inline(source, pixels):  # on the event loop, one at a time: no turn, no pixels taken
+        result = _predict_sync(loaded, source, top_k, None, with_input, pixels=pixels)
     else:
         async with gate.turn():
             if explain:
@@ -376,14 +361,15 @@ async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int, with_inp
     return FastJSONResponse(result)
 
 
-def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, gate: DecodeGate,
+def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, gate: DecodeGate | None,
                   with_input: bool = False, keep: list | None = None, pixels: int | None = None) -> dict[str, Any]:
     """Decode (an encoded file, within the pixel budget), prepare and predict: CPU work, off the event loop.
 
     ``keep``, when given, receives the prepared image (for :func:`_explained_sync`); ``pixels``, the picture's
     size from its header when already read."""
     if isinstance(source, bytes):
-        with gate.decoding(source, pixels):  # the decoded picture and its copies live only inside
+        # the decoded picture and its copies live only inside; gate None: a small one, inline (budget.inline)
+        with contextlib.nullcontext() if gate is None else gate.decoding(source, pixels):
             prepared = _prepare(loaded, read_image(source, draft=WORK_SIDE))
     else:
         prepared = _prepare(loaded, source)

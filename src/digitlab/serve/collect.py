@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import logging
@@ -44,7 +45,7 @@ from digitlab.data.handwriting import HandwritingSet, Sample, SampleNotFoundErro
 from digitlab.data.handwriting_names import NO_NAME, check_new_writer, written_by
 from digitlab.data.images import WORK_SIDE, ImageTooLargeError, prepare_digit, read_image
 from digitlab.errors import DigitlabError
-from digitlab.serve.budget import DecodeGate
+from digitlab.serve.budget import DecodeGate, inline, pixels_to_decode
 from digitlab.serve.errors import ApiError, error_response, one_image
 from digitlab.serve.limits import SAMPLES, SAMPLES_IMAGE, route_path
 from digitlab.serve.schemas import ErrorResponse, SampleRemoved, SampleSaved, SamplesResponse
@@ -309,18 +310,23 @@ def _writer(writer: str | None) -> str | None:
 
 
 async def _save(request: Request, picture: bytes, label: int, writer: str | None, source: str) -> JSONResponse:
-    """Save once the decode gate gives a turn (503 when it does not), in a worker thread."""
+    """Prepare a drawing on the event loop (:func:`~digitlab.serve.budget.inline`), a larger picture once the
+    decode gate gives a turn (503 when it does not) in a worker thread; then save it in a worker thread."""
     store, writer = _store(request), _writer(writer)
     gate: DecodeGate = request.app.state.gate
-    async with gate.turn():  # decoding and preparing take a turn; waiting for the set's lock and the disk do not
-        prepared = await run_in_threadpool(_prepare_sync, gate, picture)
+    if inline(picture, pixels_to_decode(picture)):
+        prepared = _prepare_sync(None, picture)
+    else:
+        async with gate.turn():  # decoding and preparing take a turn; waiting for the set's lock and the disk do not
+            prepared = await run_in_threadpool(_prepare_sync, gate, picture)
     sample, added, counts = await run_in_threadpool(_save_sync, store, picture, label, writer, source, prepared)
     return JSONResponse({**counts, "sample": _info(sample), "added": added}, status_code=201 if added else 200)
 
 
-def _prepare_sync(gate: DecodeGate, picture: bytes) -> np.ndarray:
-    """Decode within the pixel budget and prepare the 28×28 MNIST form (422 for a picture it cannot use)."""
-    with gate.decoding(picture):
+def _prepare_sync(gate: DecodeGate | None, picture: bytes) -> np.ndarray:
+    """Decode within the pixel budget (``gate`` None: a small picture, outside it) and prepare the 28×28 MNIST
+    form (422 for a picture it cannot use)."""
+    with contextlib.nullcontext() if gate is None else gate.decoding(picture):
         try:
             return prepare_digit(read_image(picture, draft=WORK_SIDE), (28, 28), 255)
         except ImageTooLargeError:
