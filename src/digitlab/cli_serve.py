@@ -46,9 +46,8 @@ def serve(
     reused); set DIGITLAB_SERVE_ONNX=0 to serve the estimator itself. With --collect, the page also saves
     each drawing with its true digit (POST /api/samples) into a handwriting set under $DIGITLAB_DATA.
     """
+    require_extra("serve", SERVE_MODULES, "the drawing page and its API")  # one line, before the imports need it
     from digitlab.cli import console
-
-    require_extra("serve", SERVE_MODULES, "the drawing page and its API")
     from digitlab.serve.app import create_app
     from digitlab.serve.budget import ServeLimits
     from digitlab.serve.connections import run_server
