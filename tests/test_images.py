@@ -368,6 +368,10 @@ def test_missing_file(tmp_path):
         read_image(tmp_path / "nope.png")
     with pytest.raises(DigitlabError, match=f"{tmp_path} is a folder with no pictures in it"):
         read_image(tmp_path)
+    (tmp_path / "IMG_0001.HEIC").write_bytes(b"not read")  # a phone's photos: named, as data import names them
+    with pytest.raises(DigitlabError, match="its HEIC photos digitlab does not read: save them as JPEG or PNG"):
+        read_image(tmp_path)
+    (tmp_path / "IMG_0001.HEIC").unlink()
     (tmp_path / "scans").mkdir()
     Image.new("L", (8, 8)).save(tmp_path / "scans" / "a.png")
     with pytest.raises(DigitlabError, match=f"{tmp_path} is a folder; give the pictures in it"):

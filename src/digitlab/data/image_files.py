@@ -187,7 +187,10 @@ def _read_bytes(source: bytes | bytearray | str | Path) -> bytes:
         path = Path(source)
         if path.is_dir():
             if pictures_in([path]) == [path]:
-                raise DigitlabError(f"{path} is a folder with no pictures in it ({', '.join(FORMATS)})")
+                unread = sorted({p.suffix[1:].upper() for p in path.rglob("*") if p.suffix.lower() in UNREAD})
+                raise DigitlabError(f"{path} is a folder with no pictures in it ({', '.join(FORMATS)})" + (
+                    f"; its {', '.join(unread)} photos digitlab does not read: save them as JPEG or PNG" if unread
+                    else ""))
             raise DigitlabError(f"{path} is a folder; give the pictures in it (e.g. {path / '*.png'})")
         if not path.is_file():
             raise DigitlabError(f"{path} is not a file but a pipe or device; save the picture as a file and give that"
