@@ -48,13 +48,14 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	@touch $@
 
 # make install: every extra digitlab uses (the CNN, the drawing page and its ONNX export, explanations, Dask
-# sweeps), not the dev tools
+# sweeps), not the dev tools; make test and make fuzz add theirs to these
+EXTRAS := cnn$(comma)serve$(comma)onnx$(comma)explain$(comma)cluster
 $(VENV)/.installed: pyproject.toml $(TORCH_STAMP)
-	$(call install_extras,cnn$(comma)serve$(comma)onnx$(comma)explain$(comma)cluster)
+	$(call install_extras,$(EXTRAS))
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(call install_extras,cnn$(comma)serve$(comma)onnx$(comma)explain$(comma)cluster$(comma)dev)
+	$(call install_extras,$(EXTRAS)$(comma)dev)
 	@touch $@
 
 install: $(VENV)/.installed
@@ -71,7 +72,7 @@ test: $(VENV)/.installed-dev
 	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
 
 $(VENV)/.installed-fuzz: pyproject.toml $(VENV)/.installed-dev
-	$(call install_extras,cnn$(comma)serve$(comma)onnx$(comma)explain$(comma)cluster$(comma)dev$(comma)fuzz)
+	$(call install_extras,$(EXTRAS)$(comma)dev$(comma)fuzz)
 	@touch $@
 
 fuzz: $(VENV)/.installed-fuzz

@@ -94,9 +94,9 @@ def _steps_to_a_cnn() -> list[str]:
     """The commands that train an MNIST CNN here: installing PyTorch and fetching MNIST first where needed."""
     import importlib.util
 
-    from digitlab.data.mnist import _read_manifest, cache_dir
+    from digitlab.data.mnist import is_cached
 
     steps = [] if importlib.util.find_spec("torch") else ["`pip install 'digitlab[cnn]'` (in a clone: `make install`)"]
-    if _read_manifest(cache_dir()) is None:
+    if not is_cached():
         steps.append("`digitlab data fetch mnist`")
     return [*steps, "`digitlab run --dataset mnist --model cnn`"]

@@ -39,6 +39,7 @@ __all__ = [
     "cache_dir",
     "dataset_status",
     "fetch_mnist",
+    "is_cached",
     "load_mnist",
 ]
 
@@ -94,6 +95,11 @@ def cache_dir() -> Path:
     >>> _ = scratch.stop()
     """
     return data_root() / "mnist"
+
+
+def is_cached(cache: Path | None = None) -> bool:
+    """Whether MNIST is in the cache (``cache``, default :func:`cache_dir`) as fetched: sizes checked, not hashes."""
+    return _read_manifest(Path(cache) if cache is not None else cache_dir()) is not None
 
 
 def _read_manifest(cache: Path) -> dict | None:

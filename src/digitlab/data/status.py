@@ -10,7 +10,7 @@ def _mnist_status(verify: bool) -> dict:
     from digitlab.data import DATASETS, mnist
 
     cache = mnist.cache_dir()
-    present = mnist._read_manifest(cache) is not None
+    present = mnist.is_cached(cache)
     summary = DATASETS["mnist"].summary
     if not present:
         summary += f"; not fetched: run `{mnist.FETCH_COMMAND}` (it goes to {cache})"

@@ -314,19 +314,20 @@ async def _save(request: Request, picture: bytes, label: int, writer: str | None
     decode gate gives a turn (503 when it does not) in a worker thread; then save it in a worker thread."""
     store, writer = _store(request), _writer(writer)
     gate: DecodeGate = request.app.state.gate
-    if inline(picture, pixels_to_decode(picture)):
-        prepared = _prepare_sync(None, picture)
+    pixels = pixels_to_decode(picture)  # read from the header once
+    if inline(picture, pixels):
+        prepared = _prepare_sync(None, picture, pixels)
     else:
         async with gate.turn():  # decoding and preparing take a turn; waiting for the set's lock and the disk do not
-            prepared = await run_in_threadpool(_prepare_sync, gate, picture)
+            prepared = await run_in_threadpool(_prepare_sync, gate, picture, pixels)
     sample, added, counts = await run_in_threadpool(_save_sync, store, picture, label, writer, source, prepared)
     return JSONResponse({**counts, "sample": _info(sample), "added": added}, status_code=201 if added else 200)
 
 
-def _prepare_sync(gate: DecodeGate | None, picture: bytes) -> np.ndarray:
+def _prepare_sync(gate: DecodeGate | None, picture: bytes, pixels: int) -> np.ndarray:
     """Decode within the pixel budget (``gate`` None: a small picture, outside it) and prepare the 28×28 MNIST
-    form (422 for a picture it cannot use)."""
-    with contextlib.nullcontext() if gate is None else gate.decoding(picture):
+    form (422 for a picture it cannot use); ``pixels``: :func:`pixels_to_decode` of it."""
+    with contextlib.nullcontext() if gate is None else gate.decoding(picture, pixels):
         try:
             return prepare_digit(read_image(picture, draft=WORK_SIDE), (28, 28), 255)
         except ImageTooLargeError:
