@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import matplotlib
@@ -9,6 +14,7 @@ import numpy as np
 import pytest
 
 from digitlab.data import fonts as font_files_module
+from digitlab.data import nondigits
 from digitlab.data.nondigits import (
     ALL_KINDS,
     LETTERS,
@@ -171,3 +177,41 @@ def test_a_shade_is_a_block_of_light_never_a_solid_bar_that_would_be_a_1():
             assert np.percentile(ink, 90) - np.percentile(ink, 10) >= 100
     tests, _ = make_nondigits(70, seed=4, kinds=("shade",), split="test")
     assert not any((a == b).all() for a in images for b in tests)
+
+
+def test_worker_processes_draw_the_same_pictures(monkeypatch, parts):
+    """Drawn by three worker processes (real `python -m digitlab.data.nondigits` ones), in the same order."""
+    monkeypatch.setattr(nondigits, "PER_WORKER", 20)
+    images, kinds = make_nondigits(N, seed=0, split="test", workers=3)
+    assert np.array_equal(images, parts["test"][0]) and np.array_equal(kinds, parts["test"][1])
+
+
+@pytest.mark.parametrize("python", ["/bin/false", "/no/such/python"])
+def test_workers_that_fail_or_cannot_start_leave_the_drawing_here(monkeypatch, parts, python):
+    monkeypatch.setattr(nondigits, "PER_WORKER", 20)
+    monkeypatch.setattr(sys, "executable", python)
+    assert nondigits._in_workers({"n": N}, 2) is None
+    images, _ = make_nondigits(N, seed=0, split="test", workers=2)
+    assert np.array_equal(images, parts["test"][0])
+
+
+def test_ctrl_c_stops_the_workers_without_a_traceback(tmp_path):
+    """Ctrl+C reaches the terminal's whole process group: the workers end quietly, the caller handles it."""
+    script = tmp_path / "draw.py"
+    script.write_text(
+        "import sys\nfrom digitlab.data.nondigits import make_nondigits\n"
+        "print('drawing', flush=True)\n"
+        "try:\n    make_nondigits(40_000, seed=0, workers=2)\nexcept KeyboardInterrupt:\n    print('stopped')\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    assert proc.stdout.readline() == "drawing\n"
+    time.sleep(3)  # the workers are drawing
+    workers = _children(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert (out, err, proc.returncode) == ("stopped\n", "", 0)
+    assert len(workers) == 2 and not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]

@@ -61,6 +61,8 @@ MAX_DIGITS = 20_000
 NONDIGIT_SEED = 0
 """Seed of the non-digit pictures: the same pictures for every run, so they are generated once and cached."""
 HELD_OUT = 0.2
+MAX_WORKERS = 8
+"""Processes that draw the non-digits at most (each holds some 150 MB)."""
 MLP_CACHE_VERSION = 1
 """Part of the cached MLP's name: raise it when :func:`_fit_mlp` changes what it makes of the same inputs."""
 NONDIGITS_VERSION = 7
@@ -394,7 +396,9 @@ def nondigit_images(n: int, image_shape: tuple[int, int], pixel_max: int, *, spl
 
     The pictures depend only on the arguments (system fonts are not used, so every machine draws
     the same ones); the cache file is written atomically, so two runs drawing at once both end with
-    a whole file. Their kinds are ``make_nondigits(n, seed=seed, split=split)[1]``.
+    a whole file. Their kinds are ``make_nondigits(n, seed=seed, split=split)[1]``. They are drawn in a
+    process per core this process may use (up to :data:`MAX_WORKERS`): 20,000 of them took 28.1 s in one on
+    2 cores, 16.1 s in two.
     """
     from digitlab.data.nondigits import make_nondigits
 
@@ -408,11 +412,19 @@ def nondigit_images(n: int, image_shape: tuple[int, int], pixel_max: int, *, spl
     except (OSError, ValueError):
         pass
     images, _ = make_nondigits(n, seed=seed, split=split, system_fonts=False,
-                               image_shape=image_shape, pixel_max=pixel_max)
+                               image_shape=image_shape, pixel_max=pixel_max, workers=_cores())
     buffer = io.BytesIO()
     np.save(buffer, images, allow_pickle=False)
     keep_in_cache(path, buffer.getvalue())
     return images
+
+
+def _cores() -> int:
+    """The cores this process may run on, at most :data:`MAX_WORKERS`."""
+    import os
+
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    return max(1, min(MAX_WORKERS, len(usable)))
 
 
 def detector_path(folder: Path) -> Path:

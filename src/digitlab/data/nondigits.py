@@ -72,6 +72,7 @@ True
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Callable
 
@@ -92,6 +93,9 @@ ALL_KINDS: tuple[str, ...] = ("letter", "symbol", "scribble", "shape", "noise", 
 
 SPLITS: tuple[str, ...] = ("train", "test")
 _MAX_TRIES = 50
+PER_WORKER = 1_000
+"""Pictures per worker process at least: a worker takes about a second to start (scikit-learn's import, for
+the pairs' handwritten digits), as long as some 600 pictures take to draw."""
 _DRAWERS = {**DRAWERS, "noise": paper.noise, "shade": paper.shade, "written": written_letter}
 
 
@@ -108,6 +112,7 @@ def make_nondigits(
     system_fonts: bool = True,
     image_shape: tuple[int, int] = (28, 28),
     pixel_max: int = 255,
+    workers: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``n`` pictures that are not one digit, in MNIST form (or another dataset's).
 
@@ -128,6 +133,9 @@ def make_nondigits(
     image_shape, pixel_max
         The form to prepare each picture in, as :func:`~digitlab.data.images.prepare_digit` takes
         them: ``(28, 28), 255`` for MNIST, ``(8, 8), 16`` for scikit-learn's 8×8 digits.
+    workers : int
+        Processes to draw in, at most one per :data:`PER_WORKER` pictures (:func:`_in_workers`). Each picture
+        has its own random stream, so the pictures are the same for any number.
 
     Returns
     -------
@@ -146,17 +154,12 @@ def make_nondigits(
     ((2, 8, 8), 16)
     """
     n, seed, kinds = _check(n, seed, kinds, split)
-    split_id = SPLITS.index(split)
-    images = np.empty((n, *image_shape), dtype=np.uint8)
-    at = 0
-    for kind, count in zip(kinds, _counts(n, kinds)):
-        draw = _DRAWERS[kind]
-        kind_id = ALL_KINDS.index(kind)
-        for index in range(count):
-            rng = np.random.default_rng([seed, split_id, kind_id, index])
-            images[at] = _prepared(draw, rng, split, system_fonts, image_shape, pixel_max)
-            at += 1
-    order = np.random.default_rng([seed, split_id]).permutation(n)
+    spec = {"n": n, "seed": seed, "kinds": list(kinds), "split": split, "system_fonts": system_fonts,
+            "image_shape": list(image_shape), "pixel_max": pixel_max}
+    images = _in_workers(spec, min(workers, n // PER_WORKER)) if workers > 1 else None
+    if images is None:
+        images = _draw(spec, part=0, parts=1)
+    order = np.random.default_rng([seed, SPLITS.index(split)]).permutation(n)
     return images[order], nondigit_kinds(n, seed=seed, kinds=kinds, split=split)
 
 
@@ -209,6 +212,61 @@ def _check(n: object, seed: object, kinds: object, split: object) -> tuple[int, 
     return int(n), int(seed), kinds
 
 
+def _draw(spec: dict, *, part: int, parts: int) -> np.ndarray:
+    """Every ``parts``-th of the pictures ``spec`` (:func:`make_nondigits`'s arguments) names, from ``part`` on,
+    in the order of the kinds, unshuffled."""
+    kinds, split = spec["kinds"], spec["split"]
+    jobs = [(kind, index) for kind, count in zip(kinds, _counts(spec["n"], kinds)) for index in range(count)]
+    jobs = jobs[part::parts]
+    images = np.empty((len(jobs), *spec["image_shape"]), dtype=np.uint8)
+    for at, (kind, index) in enumerate(jobs):
+        rng = np.random.default_rng([spec["seed"], SPLITS.index(split), ALL_KINDS.index(kind), index])
+        images[at] = _prepared(_DRAWERS[kind], rng, split, spec["system_fonts"], tuple(spec["image_shape"]),
+                               spec["pixel_max"])
+    return images
+
+
+def _in_workers(spec: dict, workers: int) -> np.ndarray | None:
+    """The pictures :func:`_draw` gives for ``spec``, drawn by ``workers`` Python processes at once, or None.
+
+    Each worker is ``python -m digitlab.data.nondigits SPEC PART PARTS`` and writes its part as a ``.npy`` to
+    its standard output. They are plain subprocesses rather than :mod:`multiprocessing`'s, which would run the
+    caller's own script again in each (a learner's script without ``if __name__ == "__main__"`` included), or
+    fork a process whose PyTorch threads may hold locks. None (draw them here, the same pictures) when a worker
+    cannot start or fails; its error output is not shown. Ctrl+C stops the workers quietly.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    if workers < 2:
+        return None
+    package_root = str(Path(__file__).resolve().parents[2])  # where this digitlab is imported from
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "digitlab.data.nondigits", json.dumps(spec)]
+    procs: list[subprocess.Popen] = []
+    try:
+        for part in range(workers):
+            procs.append(subprocess.Popen([*command, str(part), str(workers)], stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env))
+        outputs = [proc.communicate() for proc in procs]
+        if any(proc.returncode for proc in procs):
+            return None
+        parts = [np.load(io.BytesIO(out), allow_pickle=False) for out, _ in outputs]
+    except (OSError, ValueError):
+        return None
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    images = np.empty((spec["n"], *spec["image_shape"]), dtype=np.uint8)
+    for part, pictures in enumerate(parts):
+        images[part::workers] = pictures
+    return images
+
+
 def _prepared(draw: Callable, rng: np.random.Generator, split: str, system: bool,
               image_shape: tuple[int, int], pixel_max: int) -> np.ndarray:
     """Draw until the preparation finds ink (a near-blank noise page can be refused), then prepare."""
@@ -219,3 +277,24 @@ def _prepared(draw: Callable, rng: np.random.Generator, split: str, system: bool
         except DigitlabError:
             continue
     raise RuntimeError(f"{draw.__name__} drew {_MAX_TRIES} blank pictures in a row")  # a bug, not bad input
+
+
+def _worker(argv: list[str]) -> int:
+    """A worker of :func:`_in_workers`: draw its part, write it to standard output as a ``.npy``."""
+    import json
+    import sys
+
+    try:
+        spec, part, parts = json.loads(argv[0]), int(argv[1]), int(argv[2])
+        buffer = io.BytesIO()
+        np.save(buffer, _draw(spec, part=part, parts=parts), allow_pickle=False)
+        sys.stdout.buffer.write(buffer.getvalue())
+    except KeyboardInterrupt:  # Ctrl+C reaches the whole terminal's process group; the caller handles it
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_worker(sys.argv[1:]))
