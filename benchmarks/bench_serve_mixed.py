@@ -2,7 +2,7 @@
 
 An engineer's load: `hey` (Debian package ``hey``) sends ``--big-clients`` (20) clients' uploads of a
 ``--side`` (3000) px square PNG for ``--seconds`` + 2 s, and, starting a second later, ``--small-clients`` (5) clients send the page's
-112-px drawing for ``--seconds``. The server runs in its own process (``python -m digitlab serve --workers 1``)
+112-px drawing for ``--seconds`` (``--explain``: asking ``?explain=true``, as the page's toggle does). The server runs in its own process (``python -m digitlab serve --workers 1``)
 with ``--src`` first on ``PYTHONPATH``, so the same script measures another checkout's code
 (``git archive COMMIT src | tar -x -C /tmp/old``). Prints each load's requests per second, p50/p90/p99 and
 status codes.
@@ -59,6 +59,7 @@ def main() -> int:
     parser.add_argument("--big-clients", type=int, default=20)
     parser.add_argument("--small-clients", type=int, default=5)
     parser.add_argument("--side", type=int, default=3000, help="the large photos' side (4096: the pixel budget's fill)")
+    parser.add_argument("--explain", action="store_true", help="the drawings ask ?explain=true (the page's toggle)")
     args = parser.parse_args()
     hey = shutil.which("hey")
     if hey is None:
@@ -84,13 +85,14 @@ def main() -> int:
             hey, url, None, args.big_clients, big, "image/png", seconds=args.seconds + 2)))
         uploads.start()
         time.sleep(1)
-        results["drawings"] = _hey(hey, url, None, args.small_clients, small, "image/png", seconds=args.seconds)
+        results["drawings"] = _hey(hey, url + ("?explain=true" if args.explain else ""), None, args.small_clients,
+                                   small, "image/png", seconds=args.seconds)
         uploads.join()
     finally:
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"source: {args.src}")
+    print(f"source: {args.src}{'; drawings explained' if args.explain else ''}")
     for name in ("drawings", "large photos"):
         r = results[name]
         print(f"{name:>12}: {r['rps']:7.1f} req/s, p50 {r['p50_ms']:7.1f} ms, p90 {r['p90_ms']:7.1f} ms, "

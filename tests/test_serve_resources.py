@@ -114,7 +114,8 @@ def test_no_turn_within_the_wait_is_503_but_a_drawing_needs_none(lesson_run):
     """A large picture waits for a turn of the decode gate (503 after ``slot_wait_s``). A small one, the page's
     drawing, is predicted on the event loop, one at a time, and takes neither a turn nor pixels: with every turn
     held by large photos, an engineer measured the drawings at p50 0.87 s (735 ms in
-    benchmarks/bench_serve_mixed.py); with the pixels nearly all taken too, a reviewer saw them refused 503."""
+    benchmarks/bench_serve_mixed.py); with the pixels nearly all taken too, a reviewer saw them refused 503.
+    Explained (the page's toggle), a drawing takes a turn of the small pictures' own, in a worker thread."""
     large = png(1000)
     with limited(lesson_run, decode_slots=1, slot_wait_s=0.05) as c:
         gate = c.app.state.gate
@@ -124,11 +125,20 @@ def test_no_turn_within_the_wait_is_503_but_a_drawing_needs_none(lesson_run):
             busy = c.post("/api/predict", content=large, headers={"content-type": "image/png"})
             drawn = c.post("/api/predict", json={"pixels": one_pixels()})
             page = c.post("/api/predict", content=png(112), headers={"content-type": "image/png"})
+            explained = c.post("/api/predict?explain=true", content=png(112), headers={"content-type": "image/png"})
+            large_explained = c.post("/api/predict?explain=true", content=large, headers={"content-type": "image/png"})
+            c.portal.call(gate.small_turns.acquire)  # the small pictures' own turn taken: an explained drawing waits
+            try:
+                explained_busy = c.post("/api/predict?explain=true", json={"pixels": one_pixels()})
+            finally:
+                c.portal.call(gate.small_turns.release)
         finally:
             gate.pixels.give(gate.pixels.total)
             c.portal.call(gate.turns.release)
         assert busy.status_code == 503 and busy.headers["retry-after"] == "1" and "busy" in busy.json()["error"]
         assert drawn.status_code == 200 and page.status_code == 200, (drawn.text, page.text)
+        assert explained.status_code == 200 and "saliency" in explained.json(), explained.text  # the page's toggle
+        assert large_explained.status_code == 503 and explained_busy.status_code == 503
         assert c.post("/api/predict", content=large, headers={"content-type": "image/png"}).status_code == 200
 
 

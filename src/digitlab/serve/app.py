@@ -343,18 +343,20 @@ async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int, with_inp
                   explain: bool = False, model_id: str | None = None) -> JSONResponse:
     """Predict once the decode gate gives a turn (503 when it does not): a small picture on the event loop,
     a larger one in a worker thread; with ``explain``, always in a worker thread (a saliency map is
-    milliseconds of CPU work)."""
+    milliseconds of CPU work), a small picture then taking one of the small pictures' turns and no pixels."""
     start = time.perf_counter()
     gate: DecodeGate = app.state.gate
     served = await _chosen(app, model_id)
     loaded = served.loaded
     pixels = pixels_to_decode(source) if isinstance(source, bytes) else 0  # read from the header once
-    if not explain and inline(source, pixels):  # on the event loop, one at a time: no turn, no pixels taken
+    small = inline(source, pixels)
+    if not explain and small:  # on the event loop, one at a time: no turn, no pixels taken
         result = _predict_sync(loaded, source, top_k, None, with_input, pixels=pixels)
     else:
-        async with gate.turn():
+        async with gate.turn(small=small):
             if explain:
-                result = await run_in_threadpool(_explained_sync, served, source, top_k, gate, with_input, pixels)
+                result = await run_in_threadpool(_explained_sync, served, source, top_k, None if small else gate,
+                                                 with_input, pixels)
             else:
                 result = await run_in_threadpool(_predict_sync, loaded, source, top_k, gate, with_input, None, pixels)
     result["milliseconds"] = round((time.perf_counter() - start) * 1000, 3)
@@ -383,7 +385,7 @@ def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, g
     return out
 
 
-def _explained_sync(served: Served, source: bytes | np.ndarray, top_k: int, gate: DecodeGate,
+def _explained_sync(served: Served, source: bytes | np.ndarray, top_k: int, gate: DecodeGate | None,
                     with_input: bool, pixels: int | None = None) -> dict[str, Any]:
     """The prediction, and what the estimator looks at for its answer (:func:`digitlab.explain.live.explain_one`)."""
     from digitlab.explain.live import explain_one

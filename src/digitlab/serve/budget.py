@@ -111,31 +111,37 @@ class Budget:
 
 
 class DecodeGate:
-    """Turns (how many predictions work at once) and pixels (how much they decode at once)."""
+    """Turns (how many predictions work at once) and pixels (how much they decode at once).
+
+    Small pictures explained (``?explain=true`` on the page's drawing, :func:`inline`) take turns of their own, as
+    many, so that they never wait behind large photos; they decode too little to take pixels.
+    """
 
     def __init__(self, limits: ServeLimits) -> None:
         self.limits = limits
         self.turns = anyio.Semaphore(limits.decode_slots)
+        self.small_turns = anyio.Semaphore(limits.decode_slots)
         self.pixels = Budget(limits.decode_pixels)
 
     @asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
-        """Wait up to ``slot_wait_s`` for a turn; :class:`Busy` if none came.
+    async def turn(self, *, small: bool = False) -> AsyncIterator[None]:
+        """Wait up to ``slot_wait_s`` for a turn (``small``: one of the small pictures'); :class:`Busy` if none came.
 
         A free turn is taken at once: no timer, no trip round the event loop (a fiftieth of a prediction).
         """
+        turns = self.small_turns if small else self.turns
         try:
-            self.turns.acquire_nowait()  # a free turn means nobody is waiting (a release hands it to a waiter)
+            turns.acquire_nowait()  # a free turn means nobody is waiting (a release hands it to a waiter)
         except anyio.WouldBlock:
-            await self._wait_for_turn()
+            await self._wait_for_turn(turns)
         try:
             yield
         finally:
-            self.turns.release()
+            turns.release()
 
-    async def _wait_for_turn(self) -> None:
+    async def _wait_for_turn(self, turns: anyio.Semaphore) -> None:
         with anyio.move_on_after(self.limits.slot_wait_s):  # only the wait: never the work itself
-            await self.turns.acquire()
+            await turns.acquire()
             return
         raise Busy(f"the server is busy: {self.limits.decode_slots} predictions are running and more are "
                    "waiting; retry in a moment", self.limits.retry_after_s)
