@@ -1,10 +1,11 @@
 """Students' drawings while others upload large photos: the drawings' latency on ``digitlab serve`` (one worker).
 
 An engineer's load: `hey` (Debian package ``hey``) sends ``--big-clients`` (20) clients' uploads of a
-``--side`` (3000) px square PNG for ``--seconds`` + 2 s, and, starting a second later, ``--small-clients`` (5) clients send the page's
-112-px drawing for ``--seconds`` (``--explain``: asking ``?explain=true``, as the page's toggle does). The server runs in its own process (``python -m digitlab serve --workers 1``)
-with ``--src`` first on ``PYTHONPATH``, so the same script measures another checkout's code
-(``git archive COMMIT src | tar -x -C /tmp/old``). Prints each load's requests per second, p50/p90/p99 and
+``--side`` (3000) px square PNG for ``--seconds`` + 2 s, and, starting a second later, ``--small-clients`` (5)
+clients send the page's 112-px drawing for ``--seconds`` (``--explain``: asking ``?explain=true``, as the page's
+toggle does). The server runs in its own process (``python -m digitlab serve --workers 1``) with ``--src`` first
+on ``PYTHONPATH``, so the same script measures another checkout's code (``git archive COMMIT src | tar -x -C
+/tmp/old``). Prints each load's requests per second, p50/p90/p99 and
 status codes.
 
 Usage::
