@@ -298,13 +298,30 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def save_figure(fig, path: str | os.PathLike[str], dpi: int = 100) -> Path:
-    """Write a Matplotlib figure as PNG atomically, then close it; return the path."""
+    """Write a Matplotlib figure atomically, in the format its name ends in (PNG without one), its folder made if
+    new; then close it and return the path.
+
+    Raises
+    ------
+    InvalidValueError
+        A name ending in a format Matplotlib does not write (``.txt``); the figure is closed all the same.
+    """
     import matplotlib.pyplot as plt
 
+    from digitlab.errors import InvalidValueError
+
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
-    plt.close(fig)
+    try:
+        kind = path.suffix[1:].lower() or "png"
+        formats = fig.canvas.get_supported_filetypes()
+        if kind not in formats:
+            raise InvalidValueError(f"{path}: a figure is saved as {', '.join('.' + f for f in sorted(formats))}; "
+                                    f"give a name ending in one (.png is the usual)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=kind, dpi=dpi)
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -132,9 +132,9 @@ def plot_confusion(metrics: Metrics, path: Path) -> Path:
             continue  # an empty (white) cell: no image went there
         ax.text(col, row, f"{count}", ha="center", va="center", fontsize=fontsize,
                 color="white" if count > threshold else "black")
-    ticks = np.arange(matrix.shape[0])
-    ax.set_xticks(ticks)
-    ax.set_yticks(ticks)
+    ticks, digits = np.arange(matrix.shape[0]), [c.digit for c in metrics.per_class]  # the matrix's rows, in order
+    ax.set_xticks(ticks, digits)
+    ax.set_yticks(ticks, digits)
     ax.set_xlabel("Predicted digit")
     ax.set_ylabel("True digit")
     ax.set_title(f"Confusion matrix — {metrics.n_errors:,} error{'s' * (metrics.n_errors != 1)} in {metrics.n_test:,}")
@@ -219,7 +219,7 @@ def plot_per_class_errors(metrics: Metrics, path: Path) -> Path:
     for bar, count in zip(bars, errors):
         ax.annotate(f"{count}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                     ha="center", va="bottom", fontsize=9, xytext=(0, 2), textcoords="offset points")
-    ax.set_xticks(np.arange(len(rate)))
+    ax.set_xticks(np.arange(len(rate)), [c.digit for c in metrics.per_class])  # a subset's digits, not 0, 1, 2
     ax.set_xlabel("True digit")
     ax.set_ylabel("Error rate (%)")
     ax.set_title("Errors per digit (count on each bar)")

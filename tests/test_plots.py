@@ -1,0 +1,49 @@
+"""Figures drawn from the library as a learner calls it: the right digits on the axes, any folder, any format."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from digitlab import plots
+from digitlab.errors import InvalidValueError
+from digitlab.evaluate import compute_metrics
+from digitlab.fileio import save_figure
+
+
+@pytest.fixture
+def ticks(monkeypatch):
+    """The tick labels of each figure the plots save (the figures are still saved as they would be)."""
+    seen: list[dict[str, list[str]]] = []
+    real = plots._save
+
+    def spy(fig, path):
+        ax = fig.axes[0]
+        seen.append({"x": [t.get_text() for t in ax.get_xticklabels()],
+                     "y": [t.get_text() for t in ax.get_yticklabels()]})
+        return real(fig, path)
+
+    monkeypatch.setattr(plots, "_save", spy)
+    return seen
+
+
+def test_a_subsets_figures_name_its_own_digits(tmp_path, ticks):
+    """Scored on the 3s, 5s and 8s only, the matrix's rows are 3, 5, 8: a learner saw them drawn as 0, 1, 2."""
+    truth, answers = np.array([3, 3, 5, 8, 8, 8]), np.array([3, 5, 5, 8, 8, 3])
+    metrics = compute_metrics(truth, answers)
+    plots.plot_confusion(metrics, tmp_path / "confusion.png")
+    plots.plot_per_class_errors(metrics, tmp_path / "errors.png")
+    assert ticks[0] == {"x": ["3", "5", "8"], "y": ["3", "5", "8"]}
+    assert ticks[1]["x"] == ["3", "5", "8"]
+
+
+def test_a_figure_goes_into_a_new_folder_in_the_format_its_name_ends_in(tmp_path):
+    for name, magic in (("c.jpg", b"\xff\xd8"), ("c.png", b"\x89PNG"), ("c", b"\x89PNG"), ("c.PDF", b"%PDF")):
+        fig, _ = plt.subplots()
+        path = save_figure(fig, tmp_path / "new" / "sub" / name)
+        assert path.read_bytes().startswith(magic), name
+    fig, _ = plt.subplots()
+    with pytest.raises(InvalidValueError, match=r"c\.txt: a figure is saved as .*\.png"):
+        save_figure(fig, tmp_path / "c.txt")
+    assert not plt.fignum_exists(fig.number) and not (tmp_path / "c.txt").exists()
