@@ -61,6 +61,17 @@ def test_no_images_give_no_predictions(digits, logreg):
         predict_images(model, card, np.zeros((0, 28, 28), np.uint8))
 
 
+def test_an_array_with_no_ink_is_not_a_digit(digits, logreg):
+    """A learner's np.zeros((8, 8)) came back a sure 4 (96%): prepare_digit refuses a blank picture, predict_images
+    took it as it came. Blank among others, it alone is "not_a_digit"; the model's answer is kept beside."""
+    model, card = logreg
+    batch = np.stack([digits.test_images[0], np.zeros((8, 8), np.uint8), digits.test_images[1]])
+    first, blank, last = predict_images(model, card, batch)
+    assert blank.kind == "not_a_digit" and len(blank.probabilities) == 10
+    assert first.kind != "not_a_digit" and last.kind != "not_a_digit"
+    assert [first, last] == predict_images(model, card, batch[[0, 2]])
+
+
 def test_to_dict_is_json_ready(digits, logreg):
     import json
 
