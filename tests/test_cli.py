@@ -98,8 +98,8 @@ def test_the_zoo_and_a_mistyped_name_answer_without_importing_heavy_libraries(tm
     [
         (["run", "--dataset", "nope"], "unknown dataset 'nope'"),
         (["run", "--model", "lgoreg"], "unknown model 'lgoreg'"),
-        (["run", "--test-size", "1.5"], "--test-size must be between 0 and 1"),
-        (["run", "--test-size", "0"], "--test-size must be between 0 and 1"),
+        (["run", "--test-size", "1.5"], "test_size (--test-size) must be between 0 and 1"),
+        (["run", "--test-size", "0"], "test_size (--test-size) must be between 0 and 1"),
         (["run", "--param", "C"], "--param expects NAME=VALUE"),
         (["run", "--param", "bogus=1"], "has no parameter bogus"),
         (["run", "--param", "max_iter=-3"], "model 'logreg': The 'max_iter' parameter must be an int"),
@@ -309,9 +309,9 @@ def test_every_registry_name_works_through_run(model, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--seed", "-1"], "--seed must be from 0"),
+        (["--seed", "-1"], "seed (--seed) must be from 0"),
         (["--test-size", "0.999"], "cannot be trained on this data"),
-        (["--test-size", "0.9999"], "--test-size 0.9999 leaves no images on one side"),
+        (["--test-size", "0.9999"], "(--test-size) 0.9999 leaves no images on one side"),
         (["--limit", "10"], "needs at least 3 training images of every digit, and one digit has"),
         (["--validation", "0.001"], "too few images held out"),
         (["--model", "knn", "--param", "n_neighbors=5000"], "n_neighbors = 5000"),

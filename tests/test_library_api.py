@@ -76,10 +76,10 @@ def test_the_cnn_refuses_numbers_out_of_range_in_one_line(params, says, digits):
 
 
 @pytest.mark.parametrize(("options", "says"), [
-    ({"seed": 1.5}, "--seed must be a whole number, got 1.5"),
-    ({"seed": "1"}, "--seed must be a whole number, got '1'"),
-    ({"limit": 10.5}, "--limit must be a whole number, got 10.5"),
-    ({"test_size": "0.3"}, "--test-size must be a number between 0 and 1, got '0.3'"),
+    ({"seed": 1.5}, r"seed \(--seed\) must be a whole number, got 1.5"),
+    ({"seed": "1"}, r"seed \(--seed\) must be a whole number, got '1'"),
+    ({"limit": 10.5}, r"limit \(--limit\) must be a whole number, got 10.5"),
+    ({"test_size": "0.3"}, r"test_size \(--test-size\) must be a number between 0 and 1, got '0.3'"),
 ])
 def test_load_dataset_says_which_option_is_not_a_number(options, says):
     with pytest.raises(DigitlabError, match=f"^{says}$"):
@@ -233,3 +233,39 @@ def test_a_cnn_seeded_with_a_generator_saves_and_loads_without_it(digits, tmp_pa
     assert loaded.card.params["random_state"] is None and loaded.model.random_state is None
     np.testing.assert_allclose(loaded.model.predict_proba(train_features(digits)[0][:5]),
                                fitted.model.predict_proba(train_features(digits)[0][:5]), atol=1e-6)
+
+
+def test_train_and_load_model_answers_work_where_a_model_is_asked_for(digits, tmp_path):
+    """A learner passes on what train() or load_model() gave: evaluate_model(fitted, ds) ended in AttributeError,
+    predict_source(loaded, card, picture) too, plot_weights(fitted, ...) in a TypeError."""
+    from digitlab import plots
+    from digitlab.predict import predict_images, predict_source
+
+    fitted = train("logreg", digits)
+    assert evaluate_model(fitted, digits) == evaluate_model(fitted.model, digits)
+    save_model(fitted, digits, tmp_path / "run")
+    loaded = load_model(tmp_path / "run")
+    picture = tmp_path / "one.png"
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (100, 100), 255)
+    ImageDraw.Draw(image).line([(50, 10), (50, 90)], fill=0, width=10)
+    image.save(picture)
+    assert predict_source(loaded, loaded.card, picture)[0] == predict_source(loaded.model, loaded.card, picture)[0]
+    assert predict_images(fitted, loaded.card, digits.test_images[:3]) == predict_images(
+        fitted.model, loaded.card, digits.test_images[:3])
+    plots.plot_weights(fitted, (8, 8), tmp_path / "w.png")
+    assert (tmp_path / "w.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(("call", "says"), [
+    (lambda ds: evaluate_model("runs/latest", ds), "evaluate_model takes a fitted model .* got the str 'runs/latest'"),
+    (lambda ds: train("logreg", "digits"), r"train takes a Dataset, e.g. load_dataset\('digits'\); got the str"),
+    (lambda ds: train("knn", ds, params="n_neighbors=3"), r"params is a dict .*\{'n_neighbors': 3\}; got the str"),
+    (lambda ds: compute_metrics(np.array(["3", "5"]), np.array([3, 5])), "digits as whole numbers; got labels of <U1"),
+    (lambda ds: __import__("digitlab.plots").plots.plot_weights(train("knn", ds), (8, 8), "w.png"),
+     "plot_weights takes a linear model's weights"),
+])
+def test_a_learners_natural_mistakes_are_one_line(call, says, digits):
+    with pytest.raises(DigitlabError, match=says):
+        call(digits)

@@ -2,6 +2,7 @@
 
 import errno
 import importlib.util
+from typing import Any
 
 
 class DigitlabError(Exception):
@@ -81,3 +82,29 @@ def require_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
         raise DigitlabError(f"{what} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
                             f"not installed; run `pip install 'digitlab[{extra}]'` (in a clone of digitlab: "
                             "`make install`)")
+
+
+def estimator_of(model: Any, what: str) -> Any:
+    """The fitted estimator ``model`` is or holds: a :class:`~digitlab.train.FittedModel` (``train``'s answer) or a
+    :class:`~digitlab.store.LoadedModel` (``load_model``'s) gives its ``.model``, the first thing a learner passes on.
+
+    ``what`` names the call in the one line for anything else that is no estimator (a name, a path, None).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> estimator = SimpleNamespace(predict=len)
+    >>> estimator_of(SimpleNamespace(model=estimator, card=None), "evaluate_model") is estimator
+    True
+    >>> estimator_of("runs/latest", "evaluate_model")
+    Traceback (most recent call last):
+    ...
+    digitlab.errors.DigitlabError: evaluate_model takes a fitted model (train(...).model, or load_model(run).model), \
+got the str 'runs/latest'
+    """
+    if not hasattr(model, "predict") and hasattr(getattr(model, "model", None), "predict"):
+        return model.model
+    if not hasattr(model, "predict"):
+        raise DigitlabError(f"{what} takes a fitted model (train(...).model, or load_model(run).model), "
+                            f"got the {type(model).__name__} {model!r:.60}")
+    return model

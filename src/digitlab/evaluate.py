@@ -95,6 +95,9 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[int] | 
     if len(y_true) != len(y_pred) or len(y_true) == 0:
         raise InvalidValueError(f"scoring needs as many answers as labels, at least one: got {len(y_pred):,} "
                                 f"answers for {len(y_true):,} labels")
+    if y_true.dtype.kind not in "iu" or y_pred.dtype.kind not in "iu":  # "3" and 3 cannot be compared, nor sorted
+        raise InvalidValueError(f"scoring needs digits as whole numbers; got labels of {y_true.dtype} and answers of "
+                                f"{y_pred.dtype} (e.g. labels.astype(int))")
     if labels is not None and not np.isin(y_true, labels).all():
         raise InvalidValueError(f"the labels must be among {list(labels)}; got {sorted(set(y_true.tolist()) - set(labels))}")
     if labels is None:
@@ -259,4 +262,6 @@ def evaluate_model(model: Any, dataset: Dataset) -> Metrics:
     >>> evaluate_model(train("logreg", ds).model, ds).n_errors
     12
     """
-    return evaluate_on_test(model, dataset)[1]
+    from digitlab.errors import estimator_of
+
+    return evaluate_on_test(estimator_of(model, "evaluate_model"), dataset)[1]

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, estimator_of
 from digitlab.models.classic import fit_threads
 from digitlab.preprocess import to_features
 
@@ -150,6 +150,7 @@ def finetune_model(
 
     See the module's examples.
     """
+    model = estimator_of(model, "finetune_model")
     images, labels = _check_set(model, images, labels, "the person's samples")
     check_enough(labels)
     if replay is not None:
@@ -165,7 +166,7 @@ def finetune_model(
 def _check_set(model: Any, images: Any, labels: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
     """``images`` as uint8 N×H×W of the size ``model`` reads and ``labels`` as int64, or one clear line."""
     if not hasattr(model, "classes_"):
-        raise DigitlabError("the model is not fitted; fine-tune a model loaded from a run folder")
+        raise DigitlabError("the model is not fitted; fine-tune one trained by `digitlab run`: load_model(run).model")
     images, labels = np.asarray(images), np.asarray(labels).ravel()
     if images.ndim != 3 or images.dtype != np.uint8:
         raise DigitlabError(f"{what} must be uint8 images N×H×W in MNIST form, got {images.dtype} of shape "

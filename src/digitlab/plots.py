@@ -15,7 +15,7 @@ True
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib
 
@@ -198,10 +198,20 @@ def plot_nondigits(images: np.ndarray, guesses: np.ndarray, probability: np.ndar
     return _save(fig, path)
 
 
-def plot_weights(coef: np.ndarray, image_shape: tuple[int, int], path: Path) -> Path:
-    """For a linear model, each digit's weights as an image: red pixels vote for it, blue against."""
-    limit = float(np.percentile(np.abs(coef), 99.5)) or 1.0  # a few extreme pixels must not wash out the rest
-    weights = np.asarray(coef).reshape(-1, *image_shape)
+def plot_weights(coef: Any, image_shape: tuple[int, int], path: Path) -> Path:
+    """For a linear model, each digit's weights as an image: red pixels vote for it, blue against.
+
+    ``coef``: the weights (``model.coef_``, digits × pixels), or the linear model itself (or ``train``'s answer).
+    """
+    from digitlab.errors import InvalidValueError
+
+    coef = getattr(getattr(coef, "model", coef), "coef_", coef)
+    weights = np.asarray(coef)
+    if weights.dtype.kind not in "iuf" or weights.size % max(1, int(np.prod(image_shape))) or not weights.size:
+        raise InvalidValueError(f"plot_weights takes a linear model's weights (model.coef_, digits × "
+                                f"{int(np.prod(image_shape))} pixels), or the linear model; got {type(coef).__name__}")
+    limit = float(np.percentile(np.abs(weights), 99.5)) or 1.0  # a few extreme pixels must not wash out the rest
+    weights = weights.reshape(-1, *image_shape)
     fig = _image_grid(weights, [f"digit {d}" for d in range(len(weights))],
                       "What the model looks for: red pixels count for the digit, blue against",
                       columns=5, cmap="RdBu_r", limits=(-limit, limit), colorbar="Weight")

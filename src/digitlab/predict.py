@@ -31,7 +31,7 @@ import numpy as np
 from digitlab.calibrate import TIE, apply_temperature
 from digitlab.card import ModelCard
 from digitlab.data.images import WORK_SIDE, prepare_digit, read_image
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, estimator_of
 from digitlab.notdigit import NotDigitDetector
 from digitlab.preprocess import to_features
 
@@ -206,6 +206,7 @@ def predict_images(
         answers: ``prepare_digit`` refuses a blank picture, so only an array made by hand is one, and a model
         answered it with a sure digit (the 8×8 lesson's: a 4 at 96%).
     """
+    model = estimator_of(model, "predict_images")
     prepared = _checked(np.asarray(prepared), card, top_k, min_confidence)
     if len(prepared) == 0:
         return []  # no pictures, no answers (a model's own checks refuse an empty batch)

@@ -71,6 +71,9 @@ def train(
     """
     from sklearn.utils._param_validation import InvalidParameterError
 
+    if not isinstance(dataset, Dataset):
+        raise DigitlabError(f"train takes a Dataset, e.g. load_dataset({dataset!r:.40}); got the "
+                            f"{type(dataset).__name__} {dataset!r:.40}")
     model = make_model(name, dataset=dataset.name, seed=seed, params=params)
     height, width = dataset.image_shape
     if height != width and isinstance(model, CNNClassifier):  # it would read the rows wrapped into a square

@@ -74,20 +74,20 @@ def load_dataset(
     >>> load_dataset("digits", test_size=0.5).n_test
     899
     """
-    seed, test_size = _whole(seed, "--seed"), _fraction(test_size)
-    limit = None if limit is None else _whole(limit, "--limit")
+    seed, test_size = _whole(seed, "seed (--seed)"), _fraction(test_size)
+    limit = None if limit is None else _whole(limit, "limit (--limit)")
     if not 0 <= seed <= MAX_SEED:
-        raise DigitlabError(f"--seed must be from 0 to {MAX_SEED}, got {seed}")
+        raise DigitlabError(f"seed (--seed) must be from 0 to {MAX_SEED}, got {seed}")
     if name not in DATASETS:
         dataset = _handwriting(name, test_size, seed)
         return dataset if limit is None else stratified_subset(dataset, limit, seed=seed)
     info = DATASETS[name]
     if test_size is not None and not 0.0 < test_size < 1.0:
-        raise DigitlabError(f"--test-size must be between 0 and 1 (exclusive), got {test_size}")
+        raise DigitlabError(f"test_size (--test-size) must be between 0 and 1 (exclusive), got {test_size}")
     if info.official_split:
         if test_size is not None:
             raise DigitlabError(
-                f"{name} has an official train/test split; drop --test-size (it applies to digits only)"
+                f"{name} has an official train/test split; drop test_size (--test-size: it applies to digits only)"
             )
         dataset = _loader(name)()
     else:
@@ -123,7 +123,7 @@ def _fraction(value):
     if value is None:
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise DigitlabError(f"--test-size must be a number between 0 and 1, got {value!r}")
+        raise DigitlabError(f"test_size (--test-size) must be a number between 0 and 1, got {value!r}")
     return float(value)
 
 

@@ -36,6 +36,8 @@ class Dataset:
     >>> ds = Dataset("toy", images[:3], np.array([0, 1, 2]), images[3:], np.array([3]), 16)
     >>> ds.image_shape, ds.n_train, ds.n_test
     ((8, 8), 3, 1)
+    >>> ds
+    Dataset('toy': 3 training and 1 test images, 8×8, pixels 0-16, split {})
     """
 
     name: str
@@ -45,6 +47,10 @@ class Dataset:
     test_labels: np.ndarray
     pixel_max: int
     split: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # a learner's print(ds) showed every array, thousands of lines for MNIST
+        return (f"Dataset({self.name!r}: {self.n_train:,} training and {self.n_test:,} test images, "
+                f"{'×'.join(map(str, self.image_shape))}, pixels 0-{self.pixel_max}, split {self.split})")
 
     def __post_init__(self) -> None:
         for part in ("train", "test"):

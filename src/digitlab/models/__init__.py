@@ -79,6 +79,9 @@ def make_model(
     """
     if name not in MODELS:
         raise DigitlabError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    if params is not None and not isinstance(params, dict):  # a learner wrote the command line's n_neighbors=3
+        raise DigitlabError(f"params is a dict of hyper-parameters, e.g. {{'n_neighbors': 3}}; got the "
+                            f"{type(params).__name__} {params!r:.60}")
     spec = MODELS[name]
     if spec.needs:
         require_extra("cnn", (spec.needs,), f"model {name!r}")
