@@ -130,8 +130,8 @@ def _onnx_file(loaded: LoadedModel, export: bool = True):
     from digitlab.export import check_exporters, export_onnx
 
     check_exporters(loaded.card.model)  # a missing converter is said once, without the line below first
-    log.info("exporting %s to %s for ONNX Runtime, checked on its test images first (once; a minute or so for an "
-             "MNIST CNN)", loaded.id, path)  # otherwise the server says nothing while it works
+    log.info("exporting %s to %s for ONNX Runtime, checked on its test images first (once; 15-30 s for an "
+             "MNIST CNN on 2 cores)", loaded.id, path)  # otherwise the server says nothing while it works
     export_onnx(loaded.path, path, threads=1)
     return load_onnx(path, threads=1), "exported"
 
