@@ -231,7 +231,7 @@ def test_an_unsure_answer_says_what_confidence_the_model_needs(lesson_run, tmp_p
     result = run_cli("predict", "--model", str(lesson_run.folder), str(tmp_path / "one.png"),
                      "--min-confidence", repr(bar))
     assert result.returncode == 0, result.stderr
-    assert "unsure — is it a 1 or" in result.stdout and f"sure from {percent_needed(bar)})" in result.stdout, result.stdout
+    assert "unsure — " in result.stdout and f"sure from {percent_needed(bar)})" in result.stdout, result.stdout
     card = json.loads((lesson_run.folder / "model.json").read_text())
     result = run_cli("predict", "--model", str(lesson_run.folder), str(tmp_path / "one.png"))
     if probability < card["calibration"]["unsure_below"]:  # the card's own threshold, when it makes this unsure
@@ -258,6 +258,13 @@ def test_predict_shows_percentages_as_the_page_does(lesson_run, tmp_path):
     sure = Prediction(digit=7, probability=0.99996, top=[(7, 0.99996), (1, 3e-5), (9, 0.0)],
                       probabilities=[0.0] * 10, unsure=False, model_id="m", calibrated=True)
     assert _answer_line(sure) == "[bold]7[/]  (7: >99.9%  1: <0.1%  9: <0.1%)"
+    # unsure: the second digit is named only when it is a real candidate (a learner's "a 1 or an 8?", 8 at 0.3%)
+    lone = Prediction(digit=1, probability=0.988, top=[(1, 0.988), (8, 0.003), (7, 0.002)], probabilities=[0.0] * 10,
+                      unsure=True, model_id="m", calibrated=True, kind="unsure", sure_from=0.994)
+    assert _answer_line(lone).startswith("[bold yellow]unsure[/] — a 1?  (1: 98.8%  8: 0.3%  7: 0.2%; sure from 99.")
+    pair = Prediction(digit=4, probability=0.6, top=[(4, 0.6), (9, 0.35), (7, 0.05)], probabilities=[0.0] * 10,
+                      unsure=True, model_id="m", calibrated=True, kind="unsure", sure_from=0.9)
+    assert _answer_line(pair).startswith("[bold yellow]unsure[/] — is it a 4 or a 9?  (4: 60.0%  9: 35.0%")
 
 
 def test_predict_uses_the_newest_run_and_says_so(lesson_run, tmp_path):

@@ -307,17 +307,19 @@ def _answer_line(prediction) -> str:
     """One prediction as the terminal shows it: the digit and top 3, or why there is no sure digit.
 
     An "unsure" line names the confidence the model needs (the card's threshold or --min-confidence),
-    or "unsure" at 98% would puzzle anyone who has not read how that threshold was chosen.
+    or "unsure" at 98% would puzzle anyone who has not read how that threshold was chosen; it names the second
+    digit only from :data:`~digitlab.predict.RUNNER_UP` ("is it a 1 or an 8?" with the 8 at 0.3% misled a learner).
     """
-    from digitlab.predict import percent_needed, shown_percent
+    from digitlab.predict import RUNNER_UP, percent_needed, shown_percent
 
     top = "  ".join(f"{d}: {shown_percent(p)}" for d, p in prediction.top)
     if prediction.kind == "not_a_digit":
         return f"[bold magenta]not a digit[/]  (it would guess {top})"
     if prediction.kind == "unsure":
-        guesses = " or ".join(("an " if d == 8 else "a ") + str(d) for d, _ in prediction.top[:2])
+        named = [d for n, (d, p) in enumerate(prediction.top[:2]) if n == 0 or p >= RUNNER_UP]
+        guesses = " or ".join(("an " if d == 8 else "a ") + str(d) for d in named)
         needed = percent_needed(prediction.sure_from)
-        return f"[bold yellow]unsure[/] — is it {guesses}?  ({top}; sure from {needed})"
+        return f"[bold yellow]unsure[/] — {'is it ' * (len(named) > 1)}{guesses}?  ({top}; sure from {needed})"
     return f"[bold]{prediction.digit}[/]  ({top})"
 
 

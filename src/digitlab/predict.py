@@ -38,6 +38,7 @@ from digitlab.preprocess import to_features
 __all__ = [
     "MIN_CONFIDENCE",
     "Prediction",
+    "RUNNER_UP",
     "features_of",
     "percent_needed",
     "predict_images",
@@ -54,6 +55,11 @@ A calibrated model's card holds its own threshold (:func:`unsure_threshold`)."""
 def unsure_threshold(card: ModelCard) -> float:
     """The card's "unsure" threshold, chosen on held-out images; :data:`MIN_CONFIDENCE` without one."""
     return MIN_CONFIDENCE if card.calibration is None else card.calibration.unsure_below
+
+
+RUNNER_UP = 0.05
+"""An unsure answer names the second likeliest digit beside the first ("is it a 4 or a 9?") only from this
+probability; below, the first alone ("a 1?"). The page does the same (``serve/static/app.js``)."""
 
 
 def percent_needed(threshold: float) -> str:
