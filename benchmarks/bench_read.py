@@ -16,7 +16,8 @@ Pictures the model never saw, made reproducibly by :mod:`digitlab.data.numbers`,
 - ``uphill 5-20°, 4 digits``: written 5-20° uphill or downhill, each digit upright;
 - ``turned 5-20°, 4 digits`` / ``2 digits``: the picture turned 5-20° either way, as a photo taken askew;
 - ``point``, ``comma``, ``minus``, ``dash``, ``colon``, ``slash``: MNIST test digits with separators drawn by
-  :func:`digitlab.data.numbers.mnist_text` in the patterns named (``3.14``, ``7:30``, ``12/5``...);
+  :func:`digitlab.data.numbers.mnist_text` in the patterns named (``3.14``, ``7:30``, ``12/5``...); ``close``: a
+  point, comma or minus written 2-10% of a digit's height from the digits beside it (the others: 10-50%);
 - ``lined paper`` / ``squared paper``, level or ``2-8° askew``: 4 MNIST test digits written in blue-black on a
   notebook page, the lowest foot on a printed line, photographed (JPEG) level or turned 2-8° either way;
 - ``underlined 3-10° tilted``, ``4 digits`` or ``1-2 digits``: an underline drawn 3-10° off level, its higher end
@@ -70,7 +71,8 @@ CONDITIONS = ["4 digits, gaps", "1-8 digits, gaps", "pairs, boxes overlap", "pai
               "slash: dd/dd, d/dd", "lined paper, 4 digits", "lined paper 2-8° askew, 4 digits",
               "squared paper, 4 digits", "squared paper 2-8° askew, 4 digits",
               "underlined 3-10° tilted, 4 digits", "underlined 3-10° tilted, 1-2 digits",
-              "form boxes, 1-8 digits", "form boxes turned 1-4°, 1-8 digits"]
+              "form boxes, 1-8 digits", "form boxes turned 1-4°, 1-8 digits",
+              "close: dd.dd, d,ddd, dd.dd.dddd, -ddd"]  # new conditions go last: the others' pictures stay the same
 TARGETS = {  # condition: (measure, target)
     "4 digits, gaps": ("guess_right", 0.96),
     "pairs, boxes overlap": ("guess_right", 0.85),
@@ -134,7 +136,8 @@ def _pictures(condition: str, n: int, rng: np.random.Generator, images: np.ndarr
             picture = mnist_number(images, labels, rng, n_digits=2, join="touch")
         elif ":" in condition[:6]:  # separators: a pattern of the condition's
             patterns = condition.split(": ")[1].split(", ")
-            picture = mnist_text(images, labels, rng, patterns[int(rng.integers(len(patterns)))])
+            picture = mnist_text(images, labels, rng, patterns[int(rng.integers(len(patterns)))],
+                                 symbol_gap=(0.02, 0.1) if condition.startswith("close") else (0.1, 0.5))
         elif condition.startswith("uphill"):  # written uphill or downhill, each digit upright
             rise = float(np.tan(np.radians(rng.uniform(5, 20)))) * (1 if rng.integers(2) else -1)
             picture = mnist_number(images, labels, rng, n_digits=4, rise=rise)

@@ -584,6 +584,42 @@ def test_a_separator_between_two_digits_is_in_the_text_not_a_digit(digits_model,
     assert reading.dots == (symbols == ".")
 
 
+@pytest.mark.parametrize("shapes, symbols", [
+    ([("dot", 59, 72, 10)], "."),                                       # 5 px (7% of a height) from the 1's foot
+    ([("line", [(67, 80), (63, 94)]), ("dot", 62, 74, 10)], ","),       # a comma as close
+])
+def test_a_point_or_comma_written_close_to_a_digit_is_still_one(digits_model, shapes, symbols):
+    """A reader's "12.05.2024" read 12.052024, "1,000" 1000 and "12.50" turned 8° 1250: a point or comma written
+    within a tenth of a digit's height of the digit beside it was taken for part of it."""
+    picture, truth = _picture((220, 110), [("1", 30, 20), ("7", 120, 20)])
+    reading = read_number(*digits_model, _with(picture, *shapes))
+    assert [d.box for d in reading.digits] == truth and [s.symbol for s in reading.separators] == [symbols]
+
+
+def test_mnist_text_writes_its_symbols_as_close_as_asked_and_its_digits_as_before():
+    """bench_read.py's "close" numbers: a symbol 2-10% of a height from its neighbours instead of 10-50% (the same
+    random draws: the same digits and symbols, only nearer); the default draws the same pictures as before the
+    option, so the other conditions' figures stay comparable."""
+    from digitlab.data import load_dataset
+    from digitlab.data.numbers import mnist_text
+
+    ds = load_dataset("digits")
+    images = (ds.test_images * 15).astype(np.uint8)
+
+    def gaps(picture) -> list[int]:  # from the digit before the point to it, and from it to the digit after
+        (_, _, before, _), (x0, _, x1, _), (after, *_) = picture.boxes[1:4]
+        return [x0 - before, after - x1]
+
+    for seed in range(5):
+        near = mnist_text(images, ds.test_labels, np.random.default_rng(seed), "dd.dd", symbol_gap=(0.02, 0.1))
+        far = mnist_text(images, ds.test_labels, np.random.default_rng(seed), "dd.dd")
+        height = float(np.median([b[3] - b[1] for b, c in zip(far.boxes, far.text) if c.isdigit()]))
+        assert near.text == far.text and all(n <= f - 0.08 * height + 2 for n, f in zip(gaps(near), gaps(far)))
+    before = mnist_text(images, ds.test_labels, np.random.default_rng(7), "d,ddd")
+    again = mnist_text(images, ds.test_labels, np.random.default_rng(7), "d,ddd", symbol_gap=(0.1, 0.5))
+    assert np.array_equal(before.image, again.image) and before.boxes == again.boxes
+
+
 def test_separators_are_found_on_a_turned_line_and_their_boxes_are_in_the_pictures_pixels(digits_model):
     picture, _ = _picture((400, 140), [("1", 30, 40), ("7", 120, 40), ("2", 220, 40), ("0", 320, 40)])
     picture = _with(picture, ("line", [(176, 68), (204, 70)]), ("dot", 282, 92, 12))   # 17-2.0

@@ -67,7 +67,9 @@ _SPECK = 0.25  # a mark whose longer side is under 25% of the tallest mark's hei
 _FRAGMENT = 0.5  # a mark under half a digit's height is a fragment of a digit...
 _NEAR = 0.2  # ...and belongs to the nearest digit closer than 20% of a digit's height, unless it lies beside it
 _LOW, _MIDDLE = 0.55, (0.2, 0.8)  # ...low, or flat across the middle: a separator's place (digitlab.separators)
-_APART = 0.1  # ...a tenth of a digit's height apart from it or more
+_APART = 0.1  # ...a tenth of a digit's height apart from it or more...
+_CLOSE = 0.06  # ...or 6% when shaped as a point (round) or a comma (hanging to the line's foot)
+_FOOT = 0.9  # a comma reaches down to 90% of the digit's height or lower
 
 
 @dataclass(frozen=True)
@@ -290,19 +292,46 @@ def _attach_fragments(groups: list[tuple[list[int], Box]], labels: np.ndarray,
 
 
 def _beside(fragment: Box, digit: tuple[list[int], Box], labels: np.ndarray) -> bool:
-    """Whether a fragment lies beside a digit, apart from its ink (a tenth of its height, more than a pen's broken
-    stroke leaves) and not over or under any of it, low (a point, a comma) or flat across its middle (a minus, a
-    dash): a separator of :mod:`digitlab.separators`, not a piece of the digit."""
+    """Whether a fragment lies beside a digit, not over or under any of it, low (a point, a comma) or flat across
+    its middle (a minus, a dash), and apart from its ink: a separator of :mod:`digitlab.separators`, not a piece of
+    the digit. Apart is a tenth of the digit's height (more than a pen's broken stroke leaves), or 6% as the crow
+    flies for a fragment shaped as a point or a comma: written that close, one was taken for part of the digit
+    beside it (``1,000`` read ``1000``, ``12.05.2024`` read ``12.052024``). A dash keeps the tenth: a 4's bar broken
+    5% from its stem is no minus."""
     ids, (x0, y0, x1, y1) = digit
     if fragment[0] < x1 and x0 < fragment[2]:
         return False
-    gap = int(np.ceil(_APART * (y1 - y0)))
-    near = labels[max(0, fragment[1] - gap) : fragment[3] + gap, max(0, fragment[0] - gap) : fragment[2] + gap]
-    if np.isin(near, ids).any():
-        return False
+    height = max(y1 - y0, 1)
     tall, wide = fragment[3] - fragment[1], fragment[2] - fragment[0]
-    middle = ((fragment[1] + fragment[3]) / 2 - y0) / max(y1 - y0, 1)
-    return middle >= _LOW or (wide >= 2 * tall and _MIDDLE[0] <= middle <= _MIDDLE[1])
+    middle = ((fragment[1] + fragment[3]) / 2 - y0) / height
+    low, flat = middle >= _LOW, wide >= 2 * tall and _MIDDLE[0] <= middle <= _MIDDLE[1]
+    if not (low or flat):
+        return False
+    shaped = low and (max(tall, wide) <= 2 * min(tall, wide) or (fragment[3] - y0) / height >= _FOOT)
+    gap = (_CLOSE if shaped else _APART) * height
+    reach = int(np.ceil(gap))
+    left, top = max(0, fragment[0] - reach), max(0, fragment[1] - reach)
+    near = np.isin(labels[top : fragment[3] + reach, left : fragment[2] + reach], ids)
+    return not (ink_near(fragment, near, gap, (left, top)) if shaped else near.any())
+
+
+def ink_near(box: Box, ink: np.ndarray, gap: float, origin: tuple[int, int] = (0, 0)) -> bool:
+    """Whether a pixel of ``ink`` (a bool map whose top-left pixel is ``origin``, x and y, in ``box``'s pixels) lies
+    less than ``gap`` pixels of paper from ``box``, as the crow flies (a pixel touching it: none).
+
+    Examples
+    --------
+    >>> ink = np.zeros((10, 10), dtype=bool); ink[0, 0] = True
+    >>> ink_near((4, 4, 6, 6), ink, 4.2), ink_near((4, 4, 6, 6), ink, 4.3)   # 3 across, 3 down: 4.24 of paper
+    (False, True)
+    """
+    reach = int(np.ceil(gap))
+    left, top = max(0, box[0] - reach - origin[0]), max(0, box[1] - reach - origin[1])
+    ys, xs = np.nonzero(ink[top : max(0, box[3] + reach - origin[1]), left : max(0, box[2] + reach - origin[0])])
+    xs, ys = xs + left + origin[0], ys + top + origin[1]
+    dx = np.maximum(0, np.maximum(box[0] - xs, xs - (box[2] - 1)) - 1)  # paper between, across
+    dy = np.maximum(0, np.maximum(box[1] - ys, ys - (box[3] - 1)) - 1)  # and up or down
+    return bool((dx * dx + dy * dy < gap * gap).any())
 
 
 def box_gap(a: Box, b: Box) -> float:

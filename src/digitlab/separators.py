@@ -13,8 +13,11 @@ full-height marks) tall:
 - ``-`` a flat bar (at most a third of a height tall, twice as wide as tall and a fifth of a height or more wide)
   across the band's middle, with a digit on its right within 1.5 heights (a minus, or a dash between digits).
 
-Each stands a tenth of a digit's height or more apart from the digits' ink (a pen's broken stroke leaves less;
-a point written nearer than that is taken for one).
+Each stands a tenth of a digit's height or more apart from the digits' ink, as the crow flies; a point, a comma and a
+colon's dots 6% (written closer, one was taken for part of the digit beside it: ``1,000`` read ``1000``). Nearer
+than that, a piece of ink is taken for part of a digit: a pen's broken stroke leaves such gaps, and a 4's bar broken
+off its stem is a dash's shape. A piece of a digit's broken stroke that is no such shape stays part of its digit
+(:func:`digitlab.segment.find_marks`: apart from it by a tenth of its height or more to stand alone).
 
 A separator may be a mark of its own or a piece of ink too small to be one (a speck to
 :func:`~digitlab.segment.find_marks`); a piece of a digit's own is inside the digit's box and never one.
@@ -45,11 +48,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from digitlab.segment import _INK, Box, Ink, Mark, centre_slope, full_height
+from digitlab.segment import _INK, Box, Ink, Mark, centre_slope, full_height, ink_near
 
 __all__ = ["Separator", "find_separators"]
 
-_APART = 0.1  # a separator stands a tenth of a digit's height or more apart from every digit (a broken stroke less)
+_APART, _CLOSE = 0.1, 0.06  # a separator stands a tenth of a digit's height apart from every digit's ink (6%: a
+# point, a comma or a colon; a piece of a digit's broken stroke stays nearer, and a dash's shape is a broken bar's)
 _DOT = (0.08, 0.3)  # a dot's longer side, in digit heights...
 _ROUND = 2.0  # ...at most twice its shorter side
 _SOLID = 0.5  # a dot fills half its box or more, with ink half as strong as the strongest
@@ -100,17 +104,10 @@ class _Band:
         """Whether digits of the line lie to the left and to the right of ``x``."""
         return any(m.box[2] <= x for m in self.digits) and any(m.box[0] >= x for m in self.digits)
 
-    def apart(self, box: Box) -> bool:
-        """Whether ``box`` lies :data:`_APART` or more from every digit's ink on the line, across or up and down
+    def apart(self, box: Box, gap: float = _APART) -> bool:
+        """Whether ``box`` lies ``gap`` digit heights or more from every digit's ink on the line, as the crow flies
         (from its ink, not its box: a slanting 7's or 1's box reaches far past its ink)."""
-        gap = int(np.ceil(_APART * self.height))
-        x0, y0, x1, y1 = box[0] - gap, box[1] - gap, box[2] + gap, box[3] + gap  # the box grown by the gap
-        for m in self.digits:
-            a0, b0, a1, b1 = max(x0, m.box[0]), max(y0, m.box[1]), min(x1, m.box[2]), min(y1, m.box[3])
-            if m.box != box and a0 < a1 and b0 < b1 and m.mask[b0 - m.box[1] : b1 - m.box[1],
-                                                                a0 - m.box[0] : a1 - m.box[0]].any():
-                return False
-        return True
+        return not any(m.box != box and ink_near(box, m.mask, gap * self.height, m.box[:2]) for m in self.digits)
 
     def leads(self, box: Box) -> bool:
         """Whether a digit of the line starts to the right of ``box`` within :data:`_LEADS` digit heights."""
@@ -160,12 +157,14 @@ def _band(line: list[Mark]) -> _Band:
 def _mark_symbol(ink: Ink, mark: Mark, band: _Band) -> str | None:
     """The symbol a mark is, or None for a digit (or anything else the model should see)."""
     cx = (mark.box[0] + mark.box[2]) / 2
-    if not band.apart(mark.box):
+    if not band.apart(mark.box, _CLOSE):
         return None
     if mark.pieces == 2 and band.between(cx) and _colon(ink, mark, band):
         return ":"
     x0, y0, x1, y1 = mark.box
     symbol = _comma_or_dash(mark.box, band)
+    if symbol == "-" and not band.apart(mark.box):
+        return None  # a dash's shape nearer a digit than a tenth of its height: a 4's broken bar
     if symbol is None and _dot_like(mark.box, float(mark.mask.mean()), float(ink.map[y0:y1, x0:x1][mark.mask].mean()),
                                     band):
         return "." if band.between(cx) and _LOW <= band.at(cx, (y0 + y1) / 2) <= 1.1 else None
@@ -220,9 +219,11 @@ def _speck_symbols(ink: Ink, bands: dict[int, _Band], taken: list[Box]) -> list[
             continue  # a pen's mark is dark; a grain of noise or a faint smudge is not
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         for line, band in bands.items():
-            if max(box[2] - box[0], box[3] - box[1]) < _DOT[0] * band.height or not band.apart(box):
+            if max(box[2] - box[0], box[3] - box[1]) < _DOT[0] * band.height or not band.apart(box, _CLOSE):
                 continue
             symbol = _comma_or_dash(box, band)
+            if symbol == "-" and not band.apart(box):
+                continue  # a dash's shape nearer a digit than a tenth of its height: a 4's broken bar
             if symbol:
                 found.append(Separator(symbol, box, line))
                 break

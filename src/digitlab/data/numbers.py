@@ -183,15 +183,16 @@ def _place(digits: list, join: str, joined: int, height: float, one_digit, rng: 
 
 
 def mnist_text(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, pattern: str, *,
-               dark_on_light: bool | None = None) -> NumberPicture:
+               dark_on_light: bool | None = None, symbol_gap: tuple[float, float] = (0.1, 0.5)) -> NumberPicture:
     """A number with separators, from MNIST digits and pen-drawn :data:`SYMBOLS`: ``pattern`` is ``d`` for each
     digit and the symbols themselves (``"dd.dd"``, ``"-ddd"``, ``"dd/dd"``, ``"d:dd"``, ``"d,ddd"``).
 
     The digits are scaled, slanted and placed as :func:`mnist_number` places them (gaps of 10-50% of a digit's
     height); each symbol is drawn with a pen as thick as the digits' strokes (12% of their height, ±20%): a dot
     on the baseline, a comma hanging from it, a dash of 30-55% of a height across the middle (±6°), a colon's two
-    dots, a slash 90-120% of a height tall leaning 20-35° further than the digits. ``text`` and ``boxes`` hold
-    every character, symbols too.
+    dots, a slash 90-120% of a height tall leaning 20-35° further than the digits. ``symbol_gap``: the gaps beside a
+    symbol, in digit heights (``(0.02, 0.1)``: a point or comma written close). ``text`` and ``boxes`` hold every
+    character, symbols too.
 
     >>> from digitlab.data import load_dataset
     >>> ds = load_dataset("digits")
@@ -221,7 +222,8 @@ def mnist_text(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
             drawn[n] = (char, ink)
         lefts.append(x)
         tops.append(int(round(top)))
-        x += ink.shape[1] + int(round(rng.uniform(0.1, 0.5) * height))
+        beside = not char.isdigit() or (n + 1 < len(drawn) and not drawn[n + 1][0].isdigit())
+        x += ink.shape[1] + int(round(rng.uniform(*(symbol_gap if beside else (0.1, 0.5))) * height))
     return _compose([ink for _, ink in drawn], [char for char, _ in drawn], lefts, tops, height, rng, dark_on_light)
 
 
