@@ -195,6 +195,13 @@ def test_workers_that_fail_or_cannot_start_leave_the_drawing_here(monkeypatch, p
     assert np.array_equal(images, parts["test"][0])
 
 
+def test_a_bundled_app_starts_no_workers(monkeypatch, tmp_path):
+    """A PyInstaller app's sys.executable is the app itself: run with -m it would start the app again."""
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python-here"))  # would raise if it were started
+    assert nondigits._in_workers({"n": N}, 2) is None
+
+
 def test_ctrl_c_stops_the_workers_without_a_traceback(tmp_path):
     """Ctrl+C reaches the terminal's whole process group: the workers end quietly, the caller handles it."""
     script = tmp_path / "draw.py"

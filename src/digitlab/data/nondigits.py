@@ -233,15 +233,16 @@ def _in_workers(spec: dict, workers: int) -> np.ndarray | None:
     its standard output. They are plain subprocesses rather than :mod:`multiprocessing`'s, which would run the
     caller's own script again in each (a learner's script without ``if __name__ == "__main__"`` included), or
     fork a process whose PyTorch threads may hold locks. None (draw them here, the same pictures) when a worker
-    cannot start or fails; its error output is not shown. Ctrl+C stops the workers quietly.
+    cannot start or fails, or in an app bundled without a Python to start (PyInstaller's ``sys.frozen``); a worker's
+    error output is not shown. Ctrl+C stops the workers quietly.
     """
     import json
     import os
     import subprocess
     import sys
 
-    if workers < 2:
-        return None
+    if workers < 2 or getattr(sys, "frozen", False) or not sys.executable:
+        return None  # a bundled app's executable is no Python to run -m with
     package_root = str(Path(__file__).resolve().parents[2])  # where this digitlab is imported from
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "digitlab.data.nondigits", json.dumps(spec)]
