@@ -195,7 +195,7 @@ def test_workers_that_fail_or_cannot_start_leave_the_drawing_here(monkeypatch, p
     assert np.array_equal(images, parts["test"][0])
 
 
-def test_a_bundled_app_starts_no_workers(monkeypatch, tmp_path):
+def test_a_bundled_app_starts_no_workers(monkeypatch):
     """A PyInstaller app's sys.executable is the app itself: run with -m it would start the app again."""
     spec = {"n": 8, "seed": 0, "kinds": ["letter", "shape"], "split": "test", "system_fonts": False,
             "image_shape": [28, 28], "pixel_max": 255}
