@@ -179,33 +179,51 @@ def test_a_shade_is_a_block_of_light_never_a_solid_bar_that_would_be_a_1():
     assert not any((a == b).all() for a in images for b in tests)
 
 
+SPEC = {"n": 8, "seed": 0, "kinds": ["letter", "shape"], "split": "test", "system_fonts": False,
+        "image_shape": [28, 28], "pixel_max": 255}  # make_nondigits' arguments, as it gives them to its workers
+
+
 def test_worker_processes_draw_the_same_pictures(monkeypatch, parts):
-    """Drawn by three worker processes (real `python -m digitlab.data.nondigits` ones), in the same order."""
+    """Drawn by three worker processes (real Python ones), in the same order; a NumPy integer for the pixels'
+    maximum (a Dataset made from an array's max) is no JSON, and must not stop them."""
     monkeypatch.setattr(nondigits, "PER_WORKER", 20)
-    images, kinds = make_nondigits(N, seed=0, split="test", workers=3)
+    images, kinds = make_nondigits(N, seed=0, split="test", workers=3, pixel_max=np.int64(255))
     assert np.array_equal(images, parts["test"][0]) and np.array_equal(kinds, parts["test"][1])
+    assert nondigits._in_workers(SPEC, 2).shape == (8, 28, 28)  # they did run: here they give pictures
+    with pytest.raises(InvalidValueError, match="workers must be a whole number of at least 1, got 2.5"):
+        make_nondigits(N, seed=0, workers=2.5)
 
 
-@pytest.mark.parametrize("python", ["/bin/false", "/no/such/python"])
+@pytest.mark.parametrize("python", ["/bin/false", "/bin/true", "/no/such/python", ""])
 def test_workers_that_fail_or_cannot_start_leave_the_drawing_here(monkeypatch, parts, python):
+    """Failing (/bin/false), answering nothing (/bin/true: a reviewer's EOFError), not there, or no Python known."""
     monkeypatch.setattr(nondigits, "PER_WORKER", 20)
     monkeypatch.setattr(sys, "executable", python)
-    assert nondigits._in_workers({"n": N}, 2) is None
+    assert nondigits._in_workers(SPEC, 2) is None
     images, _ = make_nondigits(N, seed=0, split="test", workers=2)
     assert np.array_equal(images, parts["test"][0])
 
 
+def test_a_learners_own_modules_in_the_current_folder_are_not_imported_by_the_workers(monkeypatch, tmp_path):
+    """A reviewer: `python -m` puts the current folder first, so a json.py there ran in every worker."""
+    (tmp_path / "json.py").write_text("raise SystemExit('imported')\n")
+    (tmp_path / "numpy.py").write_text("raise SystemExit('imported')\n")
+    monkeypatch.chdir(tmp_path)
+    assert nondigits._in_workers(SPEC, 2).shape == (8, 28, 28)
+
+
 def test_a_bundled_app_starts_no_workers(monkeypatch):
     """A PyInstaller app's sys.executable is the app itself: run with -m it would start the app again."""
-    spec = {"n": 8, "seed": 0, "kinds": ["letter", "shape"], "split": "test", "system_fonts": False,
-            "image_shape": [28, 28], "pixel_max": 255}
-    assert nondigits._in_workers(spec, 2).shape == (8, 28, 28)  # this Python starts workers
+    assert nondigits._in_workers(SPEC, 2).shape == (8, 28, 28)  # this Python starts workers
     monkeypatch.setattr(sys, "frozen", True, raising=False)
-    assert nondigits._in_workers(spec, 2) is None
+    assert nondigits._in_workers(SPEC, 2) is None
 
 
-def test_ctrl_c_stops_the_workers_without_a_traceback(tmp_path):
-    """Ctrl+C reaches the terminal's whole process group: the workers end quietly, the caller handles it."""
+_LINUX_PROC = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc: Linux only")
+
+
+def _drawing(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
+    """A Python drawing 40,000 non-digits in two workers, in a session of its own; its workers' pids."""
     script = tmp_path / "draw.py"
     script.write_text(
         "import sys\nfrom digitlab.data.nondigits import make_nondigits\n"
@@ -214,8 +232,30 @@ def test_ctrl_c_stops_the_workers_without_a_traceback(tmp_path):
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     assert proc.stdout.readline() == "drawing\n"
-    time.sleep(3)  # the workers are drawing
-    workers = _children(proc.pid)
+    for _ in range(100):  # the workers start
+        if len(_children(proc.pid)) == 2:
+            break
+        time.sleep(0.1)
+    time.sleep(1)  # and draw
+    return proc, _children(proc.pid)
+
+
+@_LINUX_PROC
+def test_workers_of_a_caller_killed_outright_stop_within_a_second_or_so(tmp_path):
+    """A reviewer: SIGKILL (or SIGTERM) runs no `finally`, and the workers went on drawing for seconds."""
+    proc, workers = _drawing(tmp_path)
+    proc.kill()
+    proc.wait()
+    start = time.perf_counter()
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.perf_counter() - start < 10:
+        time.sleep(0.1)
+    assert len(workers) == 2 and time.perf_counter() - start < 3, time.perf_counter() - start
+
+
+@_LINUX_PROC
+def test_ctrl_c_stops_the_workers_without_a_traceback(tmp_path):
+    """Ctrl+C reaches the terminal's whole process group: the workers end quietly, the caller handles it."""
+    proc, workers = _drawing(tmp_path)
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert (out, err, proc.returncode) == ("stopped\n", "", 0)

@@ -397,8 +397,8 @@ def nondigit_images(n: int, image_shape: tuple[int, int], pixel_max: int, *, spl
     The pictures depend only on the arguments (system fonts are not used, so every machine draws
     the same ones); the cache file is written atomically, so two runs drawing at once both end with
     a whole file. Their kinds are ``make_nondigits(n, seed=seed, split=split)[1]``. They are drawn in a
-    process per core this process may use (up to :data:`MAX_WORKERS`): 20,000 of them took 28.1 s in one on
-    2 cores, 16.1 s in two.
+    process per core this process may use (up to :data:`MAX_WORKERS`): 20,000 of them took 25.7 s in one on
+    2 cores, 14.5 s in two (``benchmarks/bench_nondigits.py``, medians).
     """
     from digitlab.data.nondigits import make_nondigits
 

@@ -154,9 +154,11 @@ def make_nondigits(
     ((2, 8, 8), 16)
     """
     n, seed, kinds = _check(n, seed, kinds, split)
-    spec = {"n": n, "seed": seed, "kinds": list(kinds), "split": split, "system_fonts": system_fonts,
-            "image_shape": list(image_shape), "pixel_max": pixel_max}
-    images = _in_workers(spec, min(workers, n // PER_WORKER)) if workers > 1 else None
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise InvalidValueError(f"workers must be a whole number of at least 1, got {workers!r}")
+    spec = {"n": n, "seed": seed, "kinds": list(kinds), "split": split, "system_fonts": bool(system_fonts),
+            "image_shape": [int(side) for side in image_shape], "pixel_max": int(pixel_max)}  # JSON for the workers
+    images = _in_workers(spec, min(int(workers), n // PER_WORKER)) if workers > 1 else None
     if images is None:
         images = _draw(spec, part=0, parts=1)
     order = np.random.default_rng([seed, SPLITS.index(split)]).permutation(n)
@@ -229,43 +231,53 @@ def _draw(spec: dict, *, part: int, parts: int) -> np.ndarray:
 def _in_workers(spec: dict, workers: int) -> np.ndarray | None:
     """The pictures :func:`_draw` gives for ``spec``, drawn by ``workers`` Python processes at once, or None.
 
-    Each worker is ``python -m digitlab.data.nondigits SPEC PART PARTS`` and writes its part as a ``.npy`` to
-    its standard output. They are plain subprocesses rather than :mod:`multiprocessing`'s, which would run the
-    caller's own script again in each (a learner's script without ``if __name__ == "__main__"`` included), or
-    fork a process whose PyTorch threads may hold locks. None (draw them here, the same pictures) when a worker
-    cannot start or fails, or in an app bundled without a Python to start (PyInstaller's ``sys.frozen``); a worker's
-    error output is not shown. Ctrl+C stops the workers quietly.
+    Each worker is this Python running :data:`_WORKER` with ``SPEC PART PARTS``: it imports this very digitlab (the
+    files this process runs, wherever they lie; the current folder is not searched, ``-P``, so a learner's own
+    ``json.py`` is not imported) and writes its part as a ``.npy`` to its standard output. They are plain
+    subprocesses rather than :mod:`multiprocessing`'s, which would run the caller's own script again in each (a
+    learner's script without ``if __name__ == "__main__"`` included), or fork a process whose PyTorch threads may
+    hold locks. None (draw them here, the same pictures) when a worker cannot start or fails, or in an app bundled
+    without a Python to start (PyInstaller's ``sys.frozen``). Ctrl+C stops the workers quietly; a worker whose
+    caller is killed outright stops within a second (:func:`_worker`).
     """
     import json
-    import os
     import subprocess
     import sys
 
     if workers < 2 or getattr(sys, "frozen", False) or not sys.executable:
-        return None  # a bundled app's executable is no Python to run -m with
-    package_root = str(Path(__file__).resolve().parents[2])  # where this digitlab is imported from
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "digitlab.data.nondigits", json.dumps(spec)]
+        return None  # a bundled app's executable is no Python to start
+    package = str(Path(__file__).resolve().parents[1])  # this digitlab's folder
+    command = [sys.executable, "-P", "-c", _WORKER, package, json.dumps(spec)]
     procs: list[subprocess.Popen] = []
     try:
         for part in range(workers):
             procs.append(subprocess.Popen([*command, str(part), str(workers)], stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env))
-        outputs = [proc.communicate() for proc in procs]
+                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
+        outputs = [proc.communicate()[0] for proc in procs]
         if any(proc.returncode for proc in procs):
             return None
-        parts = [np.load(io.BytesIO(out), allow_pickle=False) for out, _ in outputs]
-    except (OSError, ValueError):
+        images = np.empty((spec["n"], *spec["image_shape"]), dtype=np.uint8)
+        for part, out in enumerate(outputs):
+            images[part::workers] = np.load(io.BytesIO(out), allow_pickle=False)
+        return images
+    except Exception:  # noqa: BLE001 -- whatever went wrong in the workers, the same pictures are drawn here
         return None
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    images = np.empty((spec["n"], *spec["image_shape"]), dtype=np.uint8)
-    for part, pictures in enumerate(parts):
-        images[part::workers] = pictures
-    return images
+
+
+_WORKER = """import importlib.util, sys
+folder = sys.argv[1]
+spec = importlib.util.spec_from_file_location("digitlab", folder + "/__init__.py", submodule_search_locations=[folder])
+sys.modules["digitlab"] = package = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(package)
+from digitlab.data.nondigits import _worker
+sys.exit(_worker(sys.argv[2:]))
+"""
+"""What a worker of :func:`_in_workers` runs (``python -P -c``): the caller's own digitlab, then :func:`_worker`."""
 
 
 def _prepared(draw: Callable, rng: np.random.Generator, split: str, system: bool,
@@ -281,10 +293,24 @@ def _prepared(draw: Callable, rng: np.random.Generator, split: str, system: bool
 
 
 def _worker(argv: list[str]) -> int:
-    """A worker of :func:`_in_workers`: draw its part, write it to standard output as a ``.npy``."""
-    import json
-    import sys
+    """A worker of :func:`_in_workers`: draw its part, write it to standard output as a ``.npy``.
 
+    It stops (exit 1) within a second of its caller's end, should the caller be killed before it can stop it.
+    """
+    import json
+    import os
+    import sys
+    import threading
+    import time
+
+    caller = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == caller:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
     try:
         spec, part, parts = json.loads(argv[0]), int(argv[1]), int(argv[2])
         buffer = io.BytesIO()
@@ -293,9 +319,3 @@ def _worker(argv: list[str]) -> int:
     except KeyboardInterrupt:  # Ctrl+C reaches the whole terminal's process group; the caller handles it
         return 130
     return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(_worker(sys.argv[1:]))
