@@ -690,6 +690,8 @@ def test_what_only_looks_like_a_separator_is_not_one():
         leaning[y, x : x + 4] = 255
     foot = _ones(160, [20, 70, 130])
     foot[45:50, 78:84] = 255  # a 1's foot broken off, 2 px from it: no point
+    bar = _ones(160, [20, 70, 130])
+    bar[44:50, 79:93] = 255  # a 1's base bar broken off 3 px (7.5%) away, flat: no comma, and no digit of its own
     four = _ones(130, [95])
     four[10:50, 40:46] = 255  # a 4: stem, diagonal, bar
     for k in range(26):
@@ -698,8 +700,9 @@ def test_what_only_looks_like_a_separator_is_not_one():
     four[33:38, 48:60] = 255  # its bar's end, broken off 2 px right of the stem: no minus
     scratch = _ones(200, [20, 60])
     scratch[28:32, 150:175] = 255  # a scratch two heights right of the last digit: no minus
-    for picture in (leaning, foot, four, scratch):
+    for picture in (leaning, foot, four, scratch, bar):
         assert _separators(picture)[0] == []
+    assert len(_separators(bar)[1]) == 3  # a reviewer: the bar had become a fourth "digit" (1141 for 1?1)
     short = _ones(120, [20, 90])
     short[29:32, 50:59] = 255  # a short dash, speck-sized, 22% of a height: a dash, not a point
     assert _separators(short) == ([("-", (50, 29, 59, 32))], [(20, 10, 26, 50), (90, 10, 96, 50)])

@@ -69,7 +69,7 @@ _NEAR = 0.2  # ...and belongs to the nearest digit closer than 20% of a digit's 
 _LOW, _MIDDLE = 0.55, (0.2, 0.8)  # ...low, or flat across the middle: a separator's place (digitlab.separators)
 _APART = 0.1  # ...a tenth of a digit's height apart from it or more...
 _CLOSE = 0.06  # ...or 6% when shaped as a point (round) or a comma (hanging to the line's foot)
-_FOOT = 0.9  # a comma reaches down to 90% of the digit's height or lower
+_FOOT, _UPRIGHT = 0.9, 1.3  # a comma reaches down to 90% of the digit's height or lower, 1.3 times as tall as wide
 
 
 @dataclass(frozen=True)
@@ -307,7 +307,8 @@ def _beside(fragment: Box, digit: tuple[list[int], Box], labels: np.ndarray) -> 
     low, flat = middle >= _LOW, wide >= 2 * tall and _MIDDLE[0] <= middle <= _MIDDLE[1]
     if not (low or flat):
         return False
-    shaped = low and (max(tall, wide) <= 2 * min(tall, wide) or (fragment[3] - y0) / height >= _FOOT)
+    comma = (fragment[3] - y0) / height >= _FOOT and tall >= _UPRIGHT * wide  # a flat piece there: a broken foot
+    shaped = low and (max(tall, wide) <= 2 * min(tall, wide) or comma)
     gap = (_CLOSE if shaped else _APART) * height
     reach = int(np.ceil(gap))
     left, top = max(0, fragment[0] - reach), max(0, fragment[1] - reach)
