@@ -263,8 +263,9 @@ def test_train_and_load_model_answers_work_where_a_model_is_asked_for(digits, tm
     (lambda ds: train("logreg", "digits"), r"train takes a Dataset, e.g. load_dataset\('digits'\); got the str"),
     (lambda ds: train("knn", ds, params="n_neighbors=3"), r"params is a dict .*\{'n_neighbors': 3\}; got the str"),
     (lambda ds: compute_metrics(np.array(["3", "5"]), np.array([3, 5])), "digits as whole numbers; got labels of <U1"),
+    (lambda ds: compute_metrics(np.array([3.5, 5]), np.array([3, 5])), "digits as whole numbers; got labels of float"),
     (lambda ds: __import__("digitlab.plots").plots.plot_weights(train("knn", ds), (8, 8), "w.png"),
-     "plot_weights takes a linear model's weights"),
+     "plot_weights takes a linear model or its weights"),
 ])
 def test_a_learners_natural_mistakes_are_one_line(call, says, digits):
     with pytest.raises(DigitlabError, match=says):

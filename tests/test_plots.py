@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from digitlab import plots
-from digitlab.errors import InvalidValueError
 from digitlab.evaluate import compute_metrics
 from digitlab.fileio import save_figure
 
@@ -21,7 +20,7 @@ def ticks(monkeypatch):
     def spy(fig, path):
         ax = fig.axes[0]
         seen.append({"x": [t.get_text() for t in ax.get_xticklabels()],
-                     "y": [t.get_text() for t in ax.get_yticklabels()]})
+                     "y": [t.get_text() for t in ax.get_yticklabels()], "texts": [t.get_text() for t in ax.texts]})
         return real(fig, path)
 
     monkeypatch.setattr(plots, "_save", spy)
@@ -34,16 +33,27 @@ def test_a_subsets_figures_name_its_own_digits(tmp_path, ticks):
     metrics = compute_metrics(truth, answers)
     plots.plot_confusion(metrics, tmp_path / "confusion.png")
     plots.plot_per_class_errors(metrics, tmp_path / "errors.png")
-    assert ticks[0] == {"x": ["3", "5", "8"], "y": ["3", "5", "8"]}
+    assert (ticks[0]["x"], ticks[0]["y"]) == (["3", "5", "8"], ["3", "5", "8"])
     assert ticks[1]["x"] == ["3", "5", "8"]
 
 
 def test_a_figure_goes_into_a_new_folder_in_the_format_its_name_ends_in(tmp_path):
-    for name, magic in (("c.jpg", b"\xff\xd8"), ("c.png", b"\x89PNG"), ("c", b"\x89PNG"), ("c.PDF", b"%PDF")):
+    for name, magic in (("c.jpg", b"\xff\xd8"), ("c.png", b"\x89PNG"), ("c", b"\x89PNG"), ("c.PDF", b"%PDF"),
+                        ("confusion.v2", b"\x89PNG")):  # a name that is no format's: PNG, as before
         fig, _ = plt.subplots()
         path = save_figure(fig, tmp_path / "new" / "sub" / name)
-        assert path.read_bytes().startswith(magic), name
-    fig, _ = plt.subplots()
-    with pytest.raises(InvalidValueError, match=r"c\.txt: a figure is saved as .*\.png"):
-        save_figure(fig, tmp_path / "c.txt")
-    assert not plt.fignum_exists(fig.number) and not (tmp_path / "c.txt").exists()
+        assert path.read_bytes().startswith(magic) and not plt.fignum_exists(fig.number), name
+
+
+def test_a_subsets_weights_are_named_by_its_own_digits(tmp_path, ticks):
+    """A reviewer: a model of the 3s, 5s and 8s had its weights named digit 0, 1, 2; of two digits, "digit 0"."""
+    from digitlab.data import load_dataset
+    from digitlab.train import train
+
+    ds = load_dataset("digits")
+    for digits, names in (([3, 5, 8], ["digit 3", "digit 5", "digit 8"]), ([3, 8], ["8 against 3"])):
+        keep = np.isin(ds.train_labels, digits)
+        part = ds.__class__(**{**ds.__dict__, "train_images": ds.train_images[keep],
+                               "train_labels": ds.train_labels[keep]})
+        plots.plot_weights(train("logreg", part), (8, 8), tmp_path / "w.png")
+        assert ticks[-1]["texts"] == names

@@ -6,6 +6,7 @@ is the box of its own ink. Tests that need the real MNIST files are marked ``mni
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 
@@ -615,9 +616,11 @@ def test_mnist_text_writes_its_symbols_as_close_as_asked_and_its_digits_as_befor
         far = mnist_text(images, ds.test_labels, np.random.default_rng(seed), "dd.dd")
         height = float(np.median([b[3] - b[1] for b, c in zip(far.boxes, far.text) if c.isdigit()]))
         assert near.text == far.text and all(n <= f - 0.08 * height + 2 for n, f in zip(gaps(near), gaps(far)))
-    before = mnist_text(images, ds.test_labels, np.random.default_rng(7), "d,ddd")
-    again = mnist_text(images, ds.test_labels, np.random.default_rng(7), "d,ddd", symbol_gap=(0.1, 0.5))
-    assert np.array_equal(before.image, again.image) and before.boxes == again.boxes
+    default = mnist_text(images, ds.test_labels, np.random.default_rng(7), "d,ddd")
+    # the picture the code before symbol_gap drew (9f274bb), pinned: a reviewer saw the default compared only with
+    # itself
+    assert hashlib.sha256(default.image.tobytes()).hexdigest()[:16] == "e89ffa518be5c2e0"
+    assert default.boxes[1] == (154, 165, 174, 199)
 
 
 def test_separators_are_found_on_a_turned_line_and_their_boxes_are_in_the_pictures_pixels(digits_model):

@@ -95,9 +95,11 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[int] | 
     if len(y_true) != len(y_pred) or len(y_true) == 0:
         raise InvalidValueError(f"scoring needs as many answers as labels, at least one: got {len(y_pred):,} "
                                 f"answers for {len(y_true):,} labels")
-    if y_true.dtype.kind not in "iu" or y_pred.dtype.kind not in "iu":  # "3" and 3 cannot be compared, nor sorted
+    whole = [a.dtype.kind in "iu" or (a.dtype.kind == "f" and np.array_equal(a, np.round(a))) for a in (y_true, y_pred)]
+    if not all(whole):  # "3" and 3 cannot be compared, nor sorted (3.0 and 3 can)
         raise InvalidValueError(f"scoring needs digits as whole numbers; got labels of {y_true.dtype} and answers of "
                                 f"{y_pred.dtype} (e.g. labels.astype(int))")
+    y_true, y_pred = y_true.astype(np.int64, copy=False), y_pred.astype(np.int64, copy=False)
     if labels is not None and not np.isin(y_true, labels).all():
         raise InvalidValueError(f"the labels must be among {list(labels)}; got {sorted(set(y_true.tolist()) - set(labels))}")
     if labels is None:

@@ -298,28 +298,16 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def save_figure(fig, path: str | os.PathLike[str], dpi: int = 100) -> Path:
-    """Write a Matplotlib figure atomically, in the format its name ends in (PNG without one), its folder made if
-    new; then close it and return the path.
-
-    Raises
-    ------
-    InvalidValueError
-        A name ending in a format Matplotlib does not write (``.txt``); the figure is closed all the same.
-    """
+    """Write a Matplotlib figure atomically, its folder made if new, in the format its name ends in (``.jpg``,
+    ``.svg``, ``.pdf``...; PNG for any other name, ``fig.v2`` too); then close it and return the path."""
     import matplotlib.pyplot as plt
-
-    from digitlab.errors import InvalidValueError
 
     path = Path(path)
     try:
-        kind = path.suffix[1:].lower() or "png"
-        formats = fig.canvas.get_supported_filetypes()
-        if kind not in formats:
-            raise InvalidValueError(f"{path}: a figure is saved as {', '.join('.' + f for f in sorted(formats))}; "
-                                    f"give a name ending in one (.png is the usual)")
+        kind = path.suffix[1:].lower()
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=kind, dpi=dpi)
+            fig.savefig(tmp, format=kind if kind in fig.canvas.get_supported_filetypes() else "png", dpi=dpi)
     finally:
         plt.close(fig)
     return path

@@ -1,6 +1,6 @@
 """Phase 5: figures from data and metrics. Nothing here computes a metric.
 
-Every function draws one figure and writes it as a PNG (atomically) to ``path``.
+Every function draws one figure and writes it (atomically) to ``path``: a PNG, or the format its name ends in.
 
 Examples
 --------
@@ -24,6 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from digitlab.errors import InvalidValueError  # noqa: E402
 from digitlab.evaluate import Metrics  # noqa: E402
 from digitlab.fileio import save_figure  # noqa: E402
 from digitlab.figure_text import drawing, plain, writer_labels  # noqa: E402
@@ -201,19 +202,18 @@ def plot_nondigits(images: np.ndarray, guesses: np.ndarray, probability: np.ndar
 def plot_weights(coef: Any, image_shape: tuple[int, int], path: Path) -> Path:
     """For a linear model, each digit's weights as an image: red pixels vote for it, blue against.
 
-    ``coef``: the weights (``model.coef_``, digits × pixels), or the linear model itself (or ``train``'s answer).
+    ``coef``: the weights (``model.coef_``, digits × pixels), or the linear model itself (or ``train``'s answer),
+    whose own digits then name the panels (a model of 3s, 5s and 8s; of two digits, one panel: "8 against 3").
     """
-    from digitlab.errors import InvalidValueError
-
-    coef = getattr(getattr(coef, "model", coef), "coef_", coef)
-    weights = np.asarray(coef)
-    if weights.dtype.kind not in "iuf" or weights.size % max(1, int(np.prod(image_shape))) or not weights.size:
-        raise InvalidValueError(f"plot_weights takes a linear model's weights (model.coef_, digits × "
-                                f"{int(np.prod(image_shape))} pixels), or the linear model; got {type(coef).__name__}")
+    model, pixels = getattr(coef, "model", coef), int(np.prod(image_shape))
+    weights = np.asarray(getattr(model, "coef_", coef))
+    if weights.dtype.kind not in "iuf" or not weights.size or weights.size % pixels:
+        raise InvalidValueError(f"plot_weights takes a linear model or its weights (coef_), got {type(coef).__name__}")
     limit = float(np.percentile(np.abs(weights), 99.5)) or 1.0  # a few extreme pixels must not wash out the rest
     weights = weights.reshape(-1, *image_shape)
-    fig = _image_grid(weights, [f"digit {d}" for d in range(len(weights))],
-                      "What the model looks for: red pixels count for the digit, blue against",
+    digits = list(getattr(model, "classes_", range(len(weights))))
+    names = [f"digit {d}" for d in digits] if len(digits) == len(weights) else [f"{digits[1]} against {digits[0]}"]
+    fig = _image_grid(weights, names, "What the model looks for: red pixels count for the digit, blue against",
                       columns=5, cmap="RdBu_r", limits=(-limit, limit), colorbar="Weight")
     return _save(fig, path)
 

@@ -71,7 +71,7 @@ def train(
     """
     from sklearn.utils._param_validation import InvalidParameterError
 
-    if not isinstance(dataset, Dataset):
+    if not hasattr(dataset, "train_images"):  # a Dataset (by its fields: one made before a module reload is one too)
         raise DigitlabError(f"train takes a Dataset, e.g. load_dataset({dataset!r:.40}); got the "
                             f"{type(dataset).__name__} {dataset!r:.40}")
     model = make_model(name, dataset=dataset.name, seed=seed, params=params)

@@ -31,8 +31,8 @@ def load_digits(test_size: float = 0.2, seed: int = 42) -> Dataset:
             images, labels, test_size=test_size, random_state=seed
         )
     except ValueError:  # a test size that leaves one part empty
-        raise DigitlabError(f"test_size (--test-size) {test_size} leaves no images on one side of the {len(labels):,} digits' "
-                            "split; choose a value such as 0.2") from None
+        raise DigitlabError(f"test_size (--test-size) {test_size} leaves no images on one side of the "
+                            f"{len(labels):,} digits' split; choose a value such as 0.2") from None
     return Dataset(
         name="digits",
         train_images=train_x,

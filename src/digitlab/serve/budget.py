@@ -5,7 +5,9 @@ A picture costs memory for its pixels, not its file size: a 76 KB PNG of 4096×4
 :class:`DecodeGate` before its picture is decoded:
 
 - a **turn**: at most ``decode_slots`` predictions work at once (they are CPU work); the others wait
-  up to ``slot_wait_s`` for one, holding only their encoded bytes (which the body budget bounds);
+  up to ``slot_wait_s`` for one, holding only their encoded bytes (which the body budget bounds). Small pictures
+  explained (:func:`inline`, ``?explain=true``) take turns of their own, as many again, and no pixels; a small
+  picture not explained is answered on the event loop, one at a time, with neither;
 - **pixels**: the image header is read first (Pillow's ``Image.open`` is lazy: it reads the size and
   nothing else), and the picture takes width × height from a budget of ``decode_pixels`` shared by
   every decode running; one that does not fit now is answered 503 with ``Retry-After`` at once,
@@ -56,7 +58,8 @@ class ServeLimits:
     """
 
     decode_slots: int = max(2, os.cpu_count() or 2)
-    """Predictions working at once (decoding, preparing, predicting): the CPU."""
+    """Predictions of large pictures working at once (decoding, preparing, predicting): the CPU. Small pictures
+    explained have as many turns again (:class:`DecodeGate`)."""
     decode_pixels: int = 2 * MAX_SIDE * MAX_SIDE
     """Pixels being decoded at once, all requests together: two 4096×4096 pictures (≈ 8 bytes each at the worst)."""
     slot_wait_s: float = 5.0

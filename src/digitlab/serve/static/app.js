@@ -380,7 +380,8 @@ function show(answer, source) {
     const a = (d) => (d === 8 ? `an ${d}` : `a ${d}`);
     // the second digit only from 5% (digitlab.predict.RUNNER_UP): "is it a 1 or an 8?" with the 8 at 0.3% misleads
     const named = second && second.probability >= 0.05;
-    $("confidence").textContent = named ? `Not sure — is it ${a(first.digit)} or ${a(second.digit)}?` : `Not sure — ${a(first.digit)}?`;
+    $("confidence").textContent = named ? `Not sure — is it ${a(first.digit)} or ${a(second.digit)}?`
+      : `Not sure — ${a(first.digit)}?`;
     // The bar it missed, or "Not sure" at 98% puzzles anyone who has not read how the threshold was chosen.
     const bar = answer.sure_from === undefined ? "" : ` · sure from ${needed(answer.sure_from)}`;
     const own = answer.calibrated ? "" : " · the model's own scores: saved without calibration";
