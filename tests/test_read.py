@@ -754,6 +754,17 @@ def test_a_frame_goes_but_not_a_digit_written_against_it_nor_a_grid_of_cells_or_
     assert {m.line for m in find_marks(ink_of((two * 255).astype(np.uint8)))} == {0, 1}
 
 
+def test_a_minus_written_close_before_the_number_is_one_but_a_bar_broken_after_a_digit_is_not():
+    """A reader's "-40", the minus 4% of a height from the 4, read 40. Before the number no digit's own bar can lie, so
+    a minus stands from 3%; between two digits a flat piece that close is a 4's broken bar (the test above)."""
+    minus = _ones(160, [52, 110])
+    minus[28:33, 30:50] = 255  # 2 px (5% of a height) before the first 1
+    assert _separators(minus) == ([("-", (30, 28, 50, 33))], [(52, 10, 58, 50), (110, 10, 116, 50)])
+    touching = _ones(160, [51, 110])
+    touching[28:33, 30:50] = 255  # 1 px (2.5%): too close, part of the digit
+    assert _separators(touching)[0] == []
+
+
 def test_a_separator_is_apart_from_a_digits_ink_not_its_box_and_a_short_thick_dash_is_a_dash():
     """A second review: beside a 1 leaning 26°, a dash 12 px from its ink but 2 px from its box was joined to it;
     a 10×5 bar across the middle was a point; a dash 45 px (1.1 heights) before the next digit was read as one."""

@@ -68,7 +68,8 @@ _FRAGMENT = 0.5  # a mark under half a digit's height is a fragment of a digit..
 _NEAR = 0.2  # ...and belongs to the nearest digit closer than 20% of a digit's height, unless it lies beside it
 _LOW, _MIDDLE = 0.55, (0.2, 0.8)  # ...low, or flat across the middle: a separator's place (digitlab.separators)
 _APART = 0.1  # ...a tenth of a digit's height apart from it or more...
-_CLOSE = 0.06  # ...or 6% when shaped as a point (round) or a comma (hanging to the line's foot)
+_CLOSE = 0.06  # ...or 6% when shaped as a point (round) or a comma (hanging to the line's foot)...
+_MINUS = 0.03  # ...or 3% for a minus: flat, with no digit before it on its line
 _FOOT, _UPRIGHT = 0.9, 1.3  # a comma reaches down to 90% of the digit's height or lower, 1.3 times as tall as wide
 
 
@@ -283,7 +284,9 @@ def _attach_fragments(groups: list[tuple[list[int], Box]], labels: np.ndarray,
             continue
         distances = [box_gap(box, groups[m][1]) for m in whole]
         nearest = whole[int(np.argmin(distances))]
-        if min(distances) <= _NEAR * typical and not _beside(box, groups[nearest], labels):
+        leading = not any(groups[m][1][2] <= box[0] and groups[m][1][1] < box[3] and box[1] < groups[m][1][3]
+                          for m in whole)  # no digit on its rows to its left: a minus's place
+        if min(distances) <= _NEAR * typical and not _beside(box, groups[nearest], labels, leading):
             ids, other = joined[nearest]
             joined[nearest] = (ids + group, _union([other, box]))
         else:
@@ -291,13 +294,14 @@ def _attach_fragments(groups: list[tuple[list[int], Box]], labels: np.ndarray,
     return list(joined.values())
 
 
-def _beside(fragment: Box, digit: tuple[list[int], Box], labels: np.ndarray) -> bool:
+def _beside(fragment: Box, digit: tuple[list[int], Box], labels: np.ndarray, leading: bool = False) -> bool:
     """Whether a fragment lies beside a digit, not over or under any of it, low (a point, a comma) or flat across
     its middle (a minus, a dash), and apart from its ink: a separator of :mod:`digitlab.separators`, not a piece of
     the digit. Apart is a tenth of the digit's height (more than a pen's broken stroke leaves), or 6% as the crow
     flies for a fragment shaped as a point or a comma: written that close, one was taken for part of the digit
     beside it (``1,000`` read ``1000``, ``12.05.2024`` read ``12.052024``). A dash keeps the tenth: a 4's bar broken
-    5% from its stem is no minus."""
+    5% from its stem is no minus. A flat piece ``leading`` its line (no digit to its left) is a minus from 3%: no
+    digit's own bar lies wholly before it ("-40" with the minus 4% from the 4 read ``40``)."""
     ids, (x0, y0, x1, y1) = digit
     if fragment[0] < x1 and x0 < fragment[2]:
         return False
@@ -309,11 +313,11 @@ def _beside(fragment: Box, digit: tuple[list[int], Box], labels: np.ndarray) -> 
         return False
     comma = (fragment[3] - y0) / height >= _FOOT and tall >= _UPRIGHT * wide  # a flat piece there: a broken foot
     shaped = low and (max(tall, wide) <= 2 * min(tall, wide) or comma)
-    gap = (_CLOSE if shaped else _APART) * height
+    gap = (_CLOSE if shaped else _MINUS if flat and leading else _APART) * height
     reach = int(np.ceil(gap))
     left, top = max(0, fragment[0] - reach), max(0, fragment[1] - reach)
     near = np.isin(labels[top : fragment[3] + reach, left : fragment[2] + reach], ids)
-    return not (ink_near(fragment, near, gap, (left, top)) if shaped else near.any())
+    return not (ink_near(fragment, near, gap, (left, top)) if shaped or flat and leading else near.any())
 
 
 def ink_near(box: Box, ink: np.ndarray, gap: float, origin: tuple[int, int] = (0, 0)) -> bool:

@@ -14,10 +14,11 @@ full-height marks) tall:
   across the band's middle, with a digit on its right within 1.5 heights (a minus, or a dash between digits).
 
 Each stands a tenth of a digit's height or more apart from the digits' ink, as the crow flies; a point, a comma and a
-colon's dots 6% (written closer, one was taken for part of the digit beside it: ``1,000`` read ``1000``). Nearer
-than that, a piece of ink is taken for part of a digit: a pen's broken stroke leaves such gaps, and a 4's bar broken
-off its stem is a dash's shape. A piece of a digit's broken stroke that is no such shape stays part of its digit
-(:func:`digitlab.segment.find_marks`: apart from it by a tenth of its height or more to stand alone).
+colon's dots 6% (written closer, one was taken for part of the digit beside it: ``1,000`` read ``1000``), a minus
+before the number 3%. Nearer than that, a piece of ink is taken for part of a digit: a pen's broken stroke leaves
+such gaps, and a 4's bar broken off its stem between two digits is a dash's shape. A piece of a digit's broken
+stroke that is no such shape stays part of its digit (:func:`digitlab.segment.find_marks`: apart from it by a
+tenth of its height or more to stand alone).
 
 A separator may be a mark of its own or a piece of ink too small to be one (a speck to
 :func:`~digitlab.segment.find_marks`); a piece of a digit's own is inside the digit's box and never one.
@@ -52,8 +53,9 @@ from digitlab.segment import _INK, Box, Ink, Mark, centre_slope, full_height, in
 
 __all__ = ["Separator", "find_separators"]
 
-_APART, _CLOSE = 0.1, 0.06  # a separator stands a tenth of a digit's height apart from every digit's ink (6%: a
-# point, a comma or a colon; a piece of a digit's broken stroke stays nearer, and a dash's shape is a broken bar's)
+_APART, _CLOSE, _MINUS = 0.1, 0.06, 0.03  # a separator stands a tenth of a digit's height apart from every digit's
+# ink (6%: a point, a comma or a colon; 3%: a minus, with no digit before it); a piece of a digit's broken stroke stays
+# nearer, and a dash between two digits has a broken bar's shape
 _DOT = (0.08, 0.3)  # a dot's longer side, in digit heights...
 _ROUND = 2.0  # ...at most twice its shorter side
 _SOLID = 0.5  # a dot fills half its box or more, with ink half as strong as the strongest
@@ -109,6 +111,10 @@ class _Band:
         (from its ink, not its box: a slanting 7's or 1's box reaches far past its ink)."""
         return not any(m.box != box and ink_near(box, m.mask, gap * self.height, m.box[:2]) for m in self.digits)
 
+    def first(self, box: Box) -> bool:
+        """Whether no digit of the line lies to the left of ``box``: a minus's place, before the number."""
+        return not any(m.box[2] <= box[0] for m in self.digits)
+
     def leads(self, box: Box) -> bool:
         """Whether a digit of the line starts to the right of ``box`` within :data:`_LEADS` digit heights."""
         return any(0 <= m.box[0] - box[2] <= _LEADS * self.height for m in self.digits)
@@ -157,18 +163,24 @@ def _band(line: list[Mark]) -> _Band:
 def _mark_symbol(ink: Ink, mark: Mark, band: _Band) -> str | None:
     """The symbol a mark is, or None for a digit (or anything else the model should see)."""
     cx = (mark.box[0] + mark.box[2]) / 2
-    if not band.apart(mark.box, _CLOSE):
+    if not band.apart(mark.box, _MINUS):  # nearer than any separator stands
         return None
-    if mark.pieces == 2 and band.between(cx) and _colon(ink, mark, band):
+    if mark.pieces == 2 and band.between(cx) and band.apart(mark.box, _CLOSE) and _colon(ink, mark, band):
         return ":"
     x0, y0, x1, y1 = mark.box
     symbol = _comma_or_dash(mark.box, band)
-    if symbol == "-" and not band.apart(mark.box):
-        return None  # a dash's shape nearer a digit than a tenth of its height: a 4's broken bar
     if symbol is None and _dot_like(mark.box, float(mark.mask.mean()), float(ink.map[y0:y1, x0:x1][mark.mask].mean()),
                                     band):
-        return "." if band.between(cx) and _LOW <= band.at(cx, (y0 + y1) / 2) <= 1.1 else None
-    return symbol
+        symbol = "." if band.between(cx) and _LOW <= band.at(cx, (y0 + y1) / 2) <= 1.1 else None
+    return symbol if symbol and band.apart(mark.box, _gap(symbol, mark.box, band)) else None
+
+
+def _gap(symbol: str, box: Box, band: _Band) -> float:
+    """How far (in digit heights) a ``symbol`` at ``box`` must stand from the digits' ink: a minus before the number
+    3%, a dash between digits a tenth (a 4's broken bar has its shape), a point, comma or colon 6%."""
+    if symbol == "-":
+        return _MINUS if band.first(box) else _APART
+    return _CLOSE
 
 
 def _dot_like(box: Box, fill: float, strength: float, band: _Band) -> bool:
@@ -219,16 +231,16 @@ def _speck_symbols(ink: Ink, bands: dict[int, _Band], taken: list[Box]) -> list[
             continue  # a pen's mark is dark; a grain of noise or a faint smudge is not
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         for line, band in bands.items():
-            if max(box[2] - box[0], box[3] - box[1]) < _DOT[0] * band.height or not band.apart(box, _CLOSE):
+            if max(box[2] - box[0], box[3] - box[1]) < _DOT[0] * band.height or not band.apart(box, _MINUS):
                 continue
             symbol = _comma_or_dash(box, band)
-            if symbol == "-" and not band.apart(box):
-                continue  # a dash's shape nearer a digit than a tenth of its height: a 4's broken bar
+            if symbol and not band.apart(box, _gap(symbol, box, band)):
+                continue  # nearer a digit than its shape allows: part of it (a 4's bar broken between two digits)
             if symbol:
                 found.append(Separator(symbol, box, line))
                 break
             if _dot_like(box, float(piece.mean()), strength, band) and band.between(cx) \
-                    and -0.1 <= band.at(cx, cy) <= 1.1:
+                    and -0.1 <= band.at(cx, cy) <= 1.1 and band.apart(box, _CLOSE):
                 dots.append((line, box, band.at(cx, cy)))
                 break
     return found + _dots_and_colons(dots)
