@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from digitlab.data.nondigits import make_nondigits
-from digitlab.notdigit import NONDIGIT_SEED, _cores
+from digitlab.notdigit import NONDIGIT_SEED, draw_workers
 
 
 def timed(n: int, workers: int) -> tuple[float, np.ndarray]:
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--n", type=int, default=20_000, help="pictures (an MNIST run's detector draws 20,000)")
     args = parser.parse_args()
-    workers = _cores()
+    workers = draw_workers()
     one, many = [], []
     for _ in range(args.repeats):
         seconds, alone = timed(args.n, 1)

@@ -32,11 +32,19 @@ import os
 import time
 from typing import Callable
 
-__all__ = ["CoreShare", "busy_seconds", "fixed_threads"]
+__all__ = ["CoreShare", "busy_seconds", "fixed_threads", "usable_cores"]
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _BUSY_FIELDS = (0, 2, 5, 6, 7)  # /proc/stat: user [nice] system [idle iowait] irq softirq steal
 _NICE = 1  # time of niced processes: they yield to a process that is not niced, so count it only when we are
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS tells it (Linux), else the core count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def busy_seconds(cpus: set[int], stat: str = "/proc/stat", *, niced: bool = False) -> float | None:

@@ -412,19 +412,19 @@ def nondigit_images(n: int, image_shape: tuple[int, int], pixel_max: int, *, spl
     except (OSError, ValueError):
         pass
     images, _ = make_nondigits(n, seed=seed, split=split, system_fonts=False,
-                               image_shape=image_shape, pixel_max=pixel_max, workers=_cores())
+                               image_shape=image_shape, pixel_max=pixel_max, workers=draw_workers())
     buffer = io.BytesIO()
     np.save(buffer, images, allow_pickle=False)
     keep_in_cache(path, buffer.getvalue())
     return images
 
 
-def _cores() -> int:
-    """The cores this process may run on, at most :data:`MAX_WORKERS`."""
-    import os
+def draw_workers() -> int:
+    """Processes that draw the non-digits: the cores this process may run on (:func:`digitlab.cores.usable_cores`),
+    at most :data:`MAX_WORKERS`."""
+    from digitlab.cores import usable_cores
 
-    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
-    return max(1, min(MAX_WORKERS, len(usable)))
+    return min(MAX_WORKERS, usable_cores())
 
 
 def detector_path(folder: Path) -> Path:

@@ -317,26 +317,28 @@ def _beside(fragment: Box, digit: tuple[list[int], Box], labels: np.ndarray, lea
     reach = int(np.ceil(gap))
     left, top = max(0, fragment[0] - reach), max(0, fragment[1] - reach)
     near = np.isin(labels[top : fragment[3] + reach, left : fragment[2] + reach], ids)
-    return not (ink_near(fragment, near, gap, (left, top)) if shaped or flat and leading else near.any())
+    if shaped or flat and leading:
+        return paper_squared(fragment, near, reach, (left, top)) >= gap * gap
+    return not near.any()
 
 
-def ink_near(box: Box, ink: np.ndarray, gap: float, origin: tuple[int, int] = (0, 0)) -> bool:
-    """Whether a pixel of ``ink`` (a bool map whose top-left pixel is ``origin``, x and y, in ``box``'s pixels) lies
-    less than ``gap`` pixels of paper from ``box``, as the crow flies (a pixel touching it: none).
+def paper_squared(box: Box, ink: np.ndarray, reach: int, origin: tuple[int, int] = (0, 0)) -> float:
+    """The square of the paper between ``box`` and the nearest pixel of ``ink`` (a bool map whose top-left pixel is
+    ``origin``, x and y, in ``box``'s pixels), as the crow flies (a pixel touching the box: 0), looking ``reach``
+    pixels round the box; infinity when no ink lies that near.
 
     Examples
     --------
     >>> ink = np.zeros((10, 10), dtype=bool); ink[0, 0] = True
-    >>> ink_near((4, 4, 6, 6), ink, 4.2), ink_near((4, 4, 6, 6), ink, 4.3)   # 3 across, 3 down: 4.24 of paper
-    (False, True)
+    >>> paper_squared((4, 4, 6, 6), ink, 5), paper_squared((4, 4, 6, 6), ink, 2)   # 3 across and 3 down
+    (18.0, inf)
     """
-    reach = int(np.ceil(gap))
     left, top = max(0, box[0] - reach - origin[0]), max(0, box[1] - reach - origin[1])
     ys, xs = np.nonzero(ink[top : max(0, box[3] + reach - origin[1]), left : max(0, box[2] + reach - origin[0])])
     xs, ys = xs + left + origin[0], ys + top + origin[1]
     dx = np.maximum(0, np.maximum(box[0] - xs, xs - (box[2] - 1)) - 1)  # paper between, across
     dy = np.maximum(0, np.maximum(box[1] - ys, ys - (box[3] - 1)) - 1)  # and up or down
-    return bool((dx * dx + dy * dy < gap * gap).any())
+    return float((dx * dx + dy * dy).min()) if len(xs) else float("inf")
 
 
 def box_gap(a: Box, b: Box) -> float:

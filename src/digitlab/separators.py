@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from digitlab.segment import _INK, Box, Ink, Mark, centre_slope, full_height, ink_near
+from digitlab.segment import _INK, Box, Ink, Mark, centre_slope, full_height, paper_squared
 
 __all__ = ["Separator", "find_separators"]
 
@@ -106,10 +106,17 @@ class _Band:
         """Whether digits of the line lie to the left and to the right of ``x``."""
         return any(m.box[2] <= x for m in self.digits) and any(m.box[0] >= x for m in self.digits)
 
-    def apart(self, box: Box, gap: float = _APART) -> bool:
-        """Whether ``box`` lies ``gap`` digit heights or more from every digit's ink on the line, as the crow flies
-        (from its ink, not its box: a slanting 7's or 1's box reaches far past its ink)."""
-        return not any(m.box != box and ink_near(box, m.mask, gap * self.height, m.box[:2]) for m in self.digits)
+    def clearance(self, box: Box) -> float:
+        """The square of the paper between ``box`` and the nearest digit's ink on the line, as the crow flies (from its
+        ink, not its box: a slanting 7's or 1's box reaches far past its ink); infinity beyond :data:`_APART`."""
+        reach = int(np.ceil(_APART * self.height))  # the farthest a separator must stand
+        return min((paper_squared(box, m.mask, reach, m.box[:2]) for m in self.digits if m.box != box),
+                   default=float("inf"))
+
+    def apart(self, clearance: float, gap: float) -> bool:
+        """Whether a ``clearance`` (:meth:`clearance`) is ``gap`` digit heights of paper or more."""
+        least = gap * self.height
+        return clearance >= least * least
 
     def first(self, box: Box) -> bool:
         """Whether no digit of the line lies to the left of ``box``: a minus's place, before the number."""
@@ -162,17 +169,17 @@ def _band(line: list[Mark]) -> _Band:
 
 def _mark_symbol(ink: Ink, mark: Mark, band: _Band) -> str | None:
     """The symbol a mark is, or None for a digit (or anything else the model should see)."""
-    cx = (mark.box[0] + mark.box[2]) / 2
-    if not band.apart(mark.box, _MINUS):  # nearer than any separator stands
+    cx, clearance = (mark.box[0] + mark.box[2]) / 2, band.clearance(mark.box)
+    if not band.apart(clearance, _MINUS):  # nearer than any separator stands
         return None
-    if mark.pieces == 2 and band.between(cx) and band.apart(mark.box, _CLOSE) and _colon(ink, mark, band):
+    if mark.pieces == 2 and band.between(cx) and band.apart(clearance, _CLOSE) and _colon(ink, mark, band):
         return ":"
     x0, y0, x1, y1 = mark.box
     symbol = _comma_or_dash(mark.box, band)
     if symbol is None and _dot_like(mark.box, float(mark.mask.mean()), float(ink.map[y0:y1, x0:x1][mark.mask].mean()),
                                     band):
         symbol = "." if band.between(cx) and _LOW <= band.at(cx, (y0 + y1) / 2) <= 1.1 else None
-    return symbol if symbol and band.apart(mark.box, _gap(symbol, mark.box, band)) else None
+    return symbol if symbol and band.apart(clearance, _gap(symbol, mark.box, band)) else None
 
 
 def _gap(symbol: str, box: Box, band: _Band) -> float:
@@ -231,16 +238,19 @@ def _speck_symbols(ink: Ink, bands: dict[int, _Band], taken: list[Box]) -> list[
             continue  # a pen's mark is dark; a grain of noise or a faint smudge is not
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         for line, band in bands.items():
-            if max(box[2] - box[0], box[3] - box[1]) < _DOT[0] * band.height or not band.apart(box, _MINUS):
+            if max(box[2] - box[0], box[3] - box[1]) < _DOT[0] * band.height:
+                continue
+            clearance = band.clearance(box)
+            if not band.apart(clearance, _MINUS):
                 continue
             symbol = _comma_or_dash(box, band)
-            if symbol and not band.apart(box, _gap(symbol, box, band)):
+            if symbol and not band.apart(clearance, _gap(symbol, box, band)):
                 continue  # nearer a digit than its shape allows: part of it (a 4's bar broken between two digits)
             if symbol:
                 found.append(Separator(symbol, box, line))
                 break
             if _dot_like(box, float(piece.mean()), strength, band) and band.between(cx) \
-                    and -0.1 <= band.at(cx, cy) <= 1.1 and band.apart(box, _CLOSE):
+                    and -0.1 <= band.at(cx, cy) <= 1.1 and band.apart(clearance, _CLOSE):
                 dots.append((line, box, band.at(cx, cy)))
                 break
     return found + _dots_and_colons(dots)

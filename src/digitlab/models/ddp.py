@@ -101,7 +101,9 @@ def threads_per_process(local_size: int, cores: int | None = None) -> int:
     (8, 1)
     """
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        from digitlab.cores import usable_cores
+
+        cores = usable_cores()
     return max(1, cores // max(1, local_size))
 
 

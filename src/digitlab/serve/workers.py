@@ -49,11 +49,10 @@ macOS and the BSDs would hand them all to one)."""
 
 
 def default_workers() -> int:
-    """The cores this process may use (its CPU affinity where the OS tells it, else the core count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+    """The cores this process may use (:func:`digitlab.cores.usable_cores`)."""
+    from digitlab.cores import usable_cores
+
+    return usable_cores()
 
 
 def run_workers(application: Any, sock: socket.socket, model: Path, runs: Path, limits: ServeLimits,
