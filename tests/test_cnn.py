@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -188,6 +189,8 @@ def test_the_training_history_is_saved_and_loaded_with_the_weights(fitted):
     tensors = fitted.export_tensors()
     del tensors["history"]  # a file saved before the history was kept
     assert CNNClassifier.from_tensors(fitted.get_params(), tensors).history_ == []
+    tensors["history"] = fitted.export_tensors()["history"][:, :5]  # saved before the epoch's share was kept
+    assert [r.get("share") for r in CNNClassifier.from_tensors(fitted.get_params(), tensors).history_] == [None] * 6
     tensors["history"] = np.zeros((2, 3))
     assert "training history" in _one_line_error(fitted.get_params(), tensors)
 
@@ -573,13 +576,17 @@ def test_any_saved_counts_and_labels_give_a_model_or_one_line(fitted):
 
 def test_the_report_says_how_many_epochs_ran_and_what_ended_them(fitted, digits):
     """Under a time budget the recipe's epochs=1000 is only a ceiling; the report says what really ran."""
-    from digitlab.report import how_it_stopped
+    from digitlab.report import epochs_words, how_it_stopped
 
     X, y, _, _ = digits
     assert how_it_stopped(fitted) == f"It trained {fitted.epochs} epochs, as epochs={fitted.epochs} asks."
     budgeted = CNNClassifier(**{**SMALL, "epochs": 1000, "time_budget": 0.5}).fit(X[:300], y[:300])
-    said = how_it_stopped(budgeted)
-    assert said.startswith(f"It trained {len(budgeted.history_):,} epoch") and len(budgeted.history_) < 1000
+    said, shares = how_it_stopped(budgeted), [r["share"] for r in budgeted.history_]
+    assert said.startswith(f"It trained {epochs_words(budgeted.history_)}") and len(budgeted.history_) < 1000
     assert said.endswith("the time budget of 0.5 s ended it (epochs=1000 is an upper bound).")
+    assert set(shares[:-1]) <= {1.0} and 0 < shares[-1] <= 1  # only the last epoch can be cut short
+    cut = SimpleNamespace(stop_reason_="time_budget", history_=[{"share": 1.0}, {"share": 0.4}], time_budget=5,
+                          epochs=1000)
+    assert how_it_stopped(cut).startswith("It trained 1.4 epochs: the time budget of 5 s ended it")
     loaded = CNNClassifier.from_tensors(fitted.get_params(), fitted.export_tensors())
     assert how_it_stopped(loaded) is None  # a loaded model: its history, but not what ended it

@@ -207,6 +207,19 @@ def temperature_in_words(temperature: float) -> str:
     return "sharpened: the model was under-confident, so its top probability is pushed up"
 
 
+def epochs_words(history: list[dict[str, Any]]) -> str:
+    """How much a CNN trained, in epochs, from its history (``share``: of an epoch the time budget let it finish).
+
+    >>> epochs_words([{"epoch": 1, "share": 1.0}, {"epoch": 2, "share": 0.4}])
+    '1.4 epochs'
+    >>> epochs_words([{"epoch": 1, "share": 0.25}]), epochs_words([{"epoch": 1}])
+    ('0.25 of an epoch', '1 epoch')
+    """
+    total = sum(1.0 if r.get("share") is None else r["share"] for r in history)
+    shown = f"{total:.2g}" if total < 1 else f"{total:,.2f}".rstrip("0").rstrip(".")
+    return f"{shown} of an epoch" if shown.startswith("0") else f"{shown} epoch{'' if shown == '1' else 's'}"
+
+
 def how_it_stopped(model: Any) -> str | None:
     """For a model trained epoch by epoch (the CNN): how many epochs it ran and what ended them; else None.
 
@@ -216,7 +229,7 @@ def how_it_stopped(model: Any) -> str | None:
     reason, done = getattr(model, "stop_reason_", None), getattr(model, "history_", None)
     if reason not in ("epochs", "time_budget", "target_accuracy") or not done:
         return None
-    trained = f"It trained {len(done):,} epoch{'' if len(done) == 1 else 's'}"
+    trained = f"It trained {epochs_words(done)}"
     if reason == "time_budget":
         return f"{trained}: the time budget of {model.time_budget:g} s ended it (epochs={model.epochs} is an upper bound)."
     if reason == "target_accuracy":

@@ -101,12 +101,21 @@ def history_caption(history: Sequence[dict[str, Any]], smoothing: float) -> str:
 
     >>> history_caption([{"epoch": 1, "loss": 0.3, "val_accuracy": None}], 0.1)
     'The training loss after its one epoch (one point: too few to show a trend). It stays above zero on purpose: label smoothing (0.1) trains the network towards about 91% for the right digit rather than 100%, so that it does not become over-sure.'
+    >>> history_caption([{"epoch": 1, "loss": 0.3, "share": 0.6}], 0.1).split(" (")[0]
+    'The training loss after the 0.6 of an epoch it had time for'
     >>> history_caption([{"epoch": 1, "loss": 0.3}, {"epoch": 2, "loss": 0.1}], 0.0).split(". ")[1]
     'This network trained without label smoothing, towards 100% for the right digit, so the loss can fall near zero.'
     """
+    from digitlab.report import epochs_words
+
     words = ["The training loss after "]
-    words.append("its one epoch (one point: too few to show a trend)" if len(history) == 1
-                 else f"each of the {len(history)} epochs")
+    cut = history[-1].get("share") is not None and history[-1]["share"] < 1
+    if len(history) == 1:
+        words.append(f"{'the ' + epochs_words(history) + ' it had time for' if cut else 'its one epoch'} "
+                     "(one point: too few to show a trend)")
+    else:
+        words.append(f"each of the {len(history)} epochs" + (f" (the last cut short by the time budget: "
+                                                              f"{epochs_words(history)} in all)" if cut else ""))
     if history[0].get("val_accuracy") is not None:
         words.append(", and the accuracy on the held-out validation images")
     if history[0].get("lr") is not None:

@@ -32,7 +32,7 @@ MIN_SIDE = 8  # three 2x2 poolings leave at least one pixel
 _META = ("classes", "image_shape")  # tensors saved beside the network's state dict
 _N_FEATURES = "n_features_in"  # saved too, only when the images were padded to a square
 _HISTORY = "history"  # saved too: one row per epoch, columns _HISTORY_COLUMNS (NaN: not measured)
-_HISTORY_COLUMNS = ("epoch", "loss", "val_accuracy", "seconds", "lr")
+_HISTORY_COLUMNS = ("epoch", "loss", "val_accuracy", "seconds", "lr", "share")  # share: of the epoch trained
 _WORLD_SIZE = "world_size"  # saved too, only when torchrun trained the model on several processes
 _STOP_REASONS = (None, "epochs", "time_budget", "target_accuracy")
 EXTRA_TENSORS = (*_META, _N_FEATURES, _HISTORY, _WORLD_SIZE)  # a weights file's tensors beyond the network's own
@@ -115,8 +115,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         The trained network, in eval mode.
     history_ : list of dict
         One record per epoch: ``epoch``, ``loss``, ``val_accuracy`` (None without a validation part),
-        ``seconds`` since fitting began, ``lr`` (the learning rate at the epoch's end). Saved with the
-        weights, so a loaded model has it too.
+        ``seconds`` since fitting began, ``lr`` (the learning rate at the epoch's end), ``share`` (of the
+        epoch trained: below 1 when the time budget ended it midway). Saved with the weights, so a loaded
+        model has it too.
     n_iter_ : int
         Epochs run (the last may be partial when the time budget ended it).
     stop_reason_ : str
@@ -238,7 +239,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 val_accuracy = self._accuracy(net, images[val_idx], y_index[val_idx]) if len(val_idx) and main else None
                 record = {"epoch": epoch, "loss": ddp.mean(loss, device) if shared else loss,
                           "val_accuracy": val_accuracy, "seconds": round(time.perf_counter() - start, 3),
-                          "lr": float(optimizer.param_groups[0]["lr"])}  # where the one-cycle schedule ended the epoch
+                          "lr": float(optimizer.param_groups[0]["lr"]),  # where the one-cycle schedule ended the epoch
+                          "share": steps / steps_per_epoch}  # below 1: the time budget cut this epoch short
                 self.history_.append(record)
                 bar.epoch(record)
                 reason = self._stop_reason(steps == steps_per_epoch, val_accuracy, clock)
@@ -443,8 +445,8 @@ def _history_from(table: np.ndarray | None) -> list[dict[str, Any]]:
     if table is None:
         return []
     table = np.asarray(table, dtype=np.float64)
-    if table.ndim != 2 or table.shape[1] not in (4, len(_HISTORY_COLUMNS)) or len(table) > 100_000:
+    if table.ndim != 2 or table.shape[1] not in (4, 5, len(_HISTORY_COLUMNS)) or len(table) > 100_000:
         raise DigitlabError(f"CNN weights file has a training history of shape {table.shape}; the file is damaged")
-    columns = _HISTORY_COLUMNS[:table.shape[1]]  # four columns: saved before the learning rate was kept
+    columns = _HISTORY_COLUMNS[:table.shape[1]]  # four or five: saved before the learning rate, the share were kept
     return [{c: (None if np.isnan(v) else (int(v) if c == "epoch" else float(v))) for c, v in zip(columns, row)}
             for row in table]
