@@ -245,6 +245,19 @@ def test_an_unsure_answer_says_what_confidence_the_model_needs(lesson_run, tmp_p
         assert "sure from 99.99%)" in high.stdout, high.stdout
 
 
+def test_predict_into_a_reader_that_stops_early_ends_quietly_with_141(lesson_run, tmp_path):
+    """An engineer: `digitlab predict many/ | head -2` exited 1, the code for "a picture failed", with no word."""
+    for i in range(300):
+        _draw_one(tmp_path / f"{i:03d}.png")
+    command = [sys.executable, "-m", "digitlab", "predict", "--model", str(lesson_run.folder), str(tmp_path)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stdout.readline().startswith(str(tmp_path / "000.png"))
+        process.stdout.close()  # `head -1` has what it wanted
+        stderr = process.stderr.read()
+        assert process.wait(timeout=120) == 141, stderr
+    assert stderr.startswith("note: this is a model of scikit-learn's 8×8 digits") and len(stderr.splitlines()) == 1
+
+
 def test_predict_shows_percentages_as_the_page_does(lesson_run, tmp_path):
     """The terminal's top 3 are the JSON's probabilities through shown_percent: ">99.9%" rather than "100.0%"."""
     from digitlab.predict import shown_percent

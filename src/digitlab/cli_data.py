@@ -59,7 +59,6 @@ def info(
 ) -> None:
     """Every dataset digitlab knows: present or not, where, its size, and whether its checksums hold."""
     from rich import filesize
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -78,9 +77,11 @@ def info(
             row["summary"],
         )
         table.add_row(*(escape(cell) for cell in cells))
-    Console(soft_wrap=False).print(table)
-    _made_files(Console(soft_wrap=False))
-    _handwriting_table(Console(soft_wrap=False))
+    out = terminal.console()
+    out.soft_wrap = False  # the tables' own folding, on a terminal or not
+    out.print(table)
+    _made_files(out)
+    _handwriting_table(out)
 
 
 def _made_files(console) -> None:
@@ -228,7 +229,6 @@ def import_(
     used); exact copies of pictures already in the set are skipped and counted. A sheet whose lines do not match
     --sheet is one such line, and none of its digits go in.
     """
-    from rich.console import Console
     from rich.markup import escape
 
     from digitlab.data.handwriting_io import import_pictures
@@ -239,7 +239,7 @@ def import_(
         done[0] += 1
         status.update(f"importing into {escape(name)}: {done[0]:,} pictures saved or skipped…")
 
-    with Console(stderr=True).status(f"importing into {escape(name)}…", spinner="dots") as status:
+    with terminal.console(stderr=True).status(f"importing into {escape(name)}…", spinner="dots") as status:
         summary = import_pictures(name, paths, writer=writer, source="import", log=saved, sheet=sheet)
     for line in summary.failures:
         typer.echo(f"skipped {line}", err=True)

@@ -26,6 +26,7 @@ Examples
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,9 +36,19 @@ from rich.console import Console
 __all__ = ["console", "folder_named", "number"]
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (``digitlab predict ... | head``): Rich's own answer is exit code 1, which means
+        "a picture failed" here; raise on, so the command ends quietly with 141, as a shell's commands do."""
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self.file.fileno())  # nothing more to write to the closed pipe, the flush at exit included
+        raise BrokenPipeError
+
+
 def console(stderr: bool = False, **kwargs: Any) -> Console:
     """A Rich console on stdout (or ``stderr``) that leaves line breaks to a terminal or to nobody."""
-    made = Console(stderr=stderr, **kwargs)
+    made = _Console(stderr=stderr, **kwargs)
     made.soft_wrap = not made.is_terminal
     return made
 
