@@ -384,8 +384,10 @@ def run_command_line(args: list[str], prog_name: str | None = None) -> int | str
     try:
         app(args=args, prog_name=prog_name)
     except SystemExit as exc:
-        if exc.code == 130 and _from_interrupt(exc):  # Typer turns Ctrl-C into exit code 130, silently
-            err_console.print("interrupted")
+        interrupt = _interrupt_of(exc) if exc.code == 130 else None  # Typer turns Ctrl-C into 130, silently
+        if interrupt is not None:
+            err_console.print(f"interrupted: {escape(str(interrupt))}" if str(interrupt) else "interrupted",
+                              soft_wrap=True)  # a command's own words on what it kept (a sweep's cells)
         return exc.code
     except DigitlabError as exc:
         _say_error(str(exc))
@@ -395,8 +397,8 @@ def run_command_line(args: list[str], prog_name: str | None = None) -> int | str
     except OSError as exc:  # a full disk, a read-only folder, a file without permission: the person can fix it
         _say_error(describe_os_error(exc, terminal.folder_named(typer.main.get_command(app), args, exc.filename)))
         return 2
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
+    except KeyboardInterrupt as exc:
+        err_console.print(f"interrupted: {escape(str(exc))}" if str(exc) else "interrupted", soft_wrap=True)
         return 130
     return 0
 
@@ -414,15 +416,15 @@ def _say_error(text: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(text)}", soft_wrap=True)
 
 
-def _from_interrupt(exc: BaseException) -> bool:
-    """Whether ``exc`` was raised while handling a KeyboardInterrupt (Ctrl-C)."""
+def _interrupt_of(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt (Ctrl-C) ``exc`` was raised while handling, if any."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, KeyboardInterrupt):
-            return True
+            return exc
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
-    return False
+    return None
 
 
 def _exit_now(code: int | str | None) -> None:

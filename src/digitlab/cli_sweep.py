@@ -235,7 +235,6 @@ def _kept_if_begun(plan, new: bool) -> Iterator[None]:
     this command made that finished none is removed, rather than left as an empty folder."""
     import shutil
 
-    from digitlab.cli import err_console
     from digitlab.sweep import SweepStopped
 
     try:
@@ -250,8 +249,8 @@ def _kept_if_begun(plan, new: bool) -> Iterator[None]:
                 raise DigitlabError(f"{exc}; none finished, so nothing was kept: run the same command again") from None
         elif isinstance(exc, SweepStopped):
             raise DigitlabError(f"{exc}; {kept}: {rest}") from None
-        elif isinstance(exc, KeyboardInterrupt):
-            err_console.print(f"{kept}; {rest}", soft_wrap=True)
+        elif isinstance(exc, KeyboardInterrupt):  # one line, "interrupted: ..." (digitlab.cli)
+            raise KeyboardInterrupt(f"{kept}; {rest}") from None
         raise
 
 
