@@ -258,6 +258,22 @@ def test_train_and_load_model_answers_work_where_a_model_is_asked_for(digits, tm
     assert (tmp_path / "w.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_a_loaded_model_brings_its_detector_to_predict_images_and_predict_source(lesson_run):
+    """An engineer: predict_source(loaded, card, photo) said "unsure" where the CLI said "not a digit"."""
+    from digitlab.predict import predict_images
+
+    loaded = load_model(lesson_run.folder)
+    pictures = np.zeros((3, 8, 8), np.uint8)
+    pictures[0], pictures[1, 2:6, 3:5] = 16, 16  # all ink; a bar, a 1 of sorts
+    pictures[2] = np.random.RandomState(0).randint(0, 17, (8, 8))
+    alone = [p.kind for p in predict_images(loaded.model, loaded.card, pictures)]
+    said = predict_images(loaded, loaded.card, pictures)
+    assert said == predict_images(loaded.model, loaded.card, pictures, detector=loaded.detector)
+    assert [p.kind for p in said] != alone and "not_a_digit" in [p.kind for p in said]
+    assert repr(loaded.detector).startswith("NotDigitDetector(mlp=64→256→1, threshold=0.")
+    assert len(repr(loaded.detector)) < 150  # not every weight
+
+
 @pytest.mark.parametrize(("call", "says"), [
     (lambda ds: evaluate_model("runs/latest", ds), "evaluate_model takes a fitted model .* got the str 'runs/latest'"),
     (lambda ds: train("logreg", "digits"), r"train takes a Dataset, e.g. load_dataset\('digits'\); got the str"),

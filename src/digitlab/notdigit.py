@@ -106,6 +106,12 @@ class NotDigitDetector:
     n_digits: int = 0
     n_nondigits: int = 0
 
+    def __repr__(self) -> str:
+        """What it does, in one line (the fields' own reprs print every weight)."""
+        sizes = "→".join(str(w.shape[0]) for w in self.weights) + "→1"
+        return (f"NotDigitDetector(mlp={sizes}, threshold={self.threshold:.3f}, flags {self.digits_flagged:.1%} of "
+                f"digits and {self.nondigits_flagged:.1%} of non-digits held out)")
+
     def scores(self, features: np.ndarray, proba: np.ndarray) -> np.ndarray:
         """Probability that each picture is not a digit.
 

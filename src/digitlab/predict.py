@@ -194,7 +194,8 @@ def predict_images(
     Parameters
     ----------
     model : estimator
-        Fitted, with ``predict_proba`` and ``classes_`` (or at least ``predict``).
+        Fitted, with ``predict_proba`` and ``classes_`` (or at least ``predict``); or ``load_model``'s answer,
+        whose detector is then used unless ``detector`` is given.
     card : ModelCard
         The model's card: ``image_shape``, ``pixel_max`` and ``id`` are used.
     prepared : ndarray of uint8, shape (N, H, W) or (H, W)
@@ -212,6 +213,8 @@ def predict_images(
         answers: ``prepare_digit`` refuses a blank picture, so only an array made by hand is one, and a model
         answered it with a sure digit (the 8×8 lesson's: a 4 at 96%).
     """
+    if detector is None and hasattr(model, "card"):  # a LoadedModel: its run's detector, as the CLI's predict uses
+        detector = getattr(model, "detector", None)
     model = estimator_of(model, "predict_images")
     prepared = _checked(np.asarray(prepared), card, top_k, min_confidence)
     if len(prepared) == 0:
@@ -306,6 +309,9 @@ def predict_source(
     detector: NotDigitDetector | None = None,
 ) -> tuple[Prediction, np.ndarray]:
     """Read, prepare and predict one picture file or its bytes; also return the prepared input.
+
+    ``model`` may be ``load_model``'s answer: its run's not-a-digit detector is then used unless ``detector`` is
+    given (:func:`predict_images`).
 
     Examples
     --------
