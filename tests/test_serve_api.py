@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import header_only_png
+from conftest import header_only_png, seven_png
 
 pytest.importorskip("fastapi")
 pytest.importorskip("multipart")  # python-multipart
@@ -342,7 +342,7 @@ BAD_REQUESTS = {
     "blank white": (_file(png(Image.new("L", (400, 400), 255))), 422, "no ink found"),
     "form without a file": ({"content": b'--xyz\r\nContent-Disposition: form-data; name="image"\r\n\r\n'
                                          b"not a file\r\n--xyz--\r\n",
-                             "headers": {"content-type": "multipart/form-data; boundary=xyz"}}, 400, "no file"),
+                             "headers": {"content-type": "multipart/form-data; boundary=xyz"}}, 400, "no whole file"),
     "two image files": ({"files": [("image", ("a.png", png(drawn_one()), "image/png")),
                                    ("image", ("b.png", png(drawn_one()), "image/png"))]}, 400, "2 files"),
     "form urlencoded": ({"data": {"image": "not a file"}}, 415, "x-www-form-urlencoded"),
@@ -356,6 +356,11 @@ BAD_REQUESTS = {
     "empty raw image": ({"content": b"", "headers": {"content-type": "image/png"}}, 400, "empty"),
     "empty json": ({"content": b"", "headers": {"content-type": "application/json"}}, 400, "empty"),
     "invalid json": ({"content": b"{pixels:", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+    "a picture as json": ({"content": seven_png(), "headers": {"content-type": "application/json"}}, 400,
+                          "not even UTF-8 text: a picture?"),
+    "multipart cut off": ({"content": b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"
+                                     b"Content-Type: image/png\r\n\r\n" + seven_png()[:100],
+                          "headers": {"content-type": "multipart/form-data; boundary=x"}}, 400, "upload was cut off"),
     "json not an object": ({"json": [1, 2, 3]}, 422, '"pixels"'),
     "json without pixels": ({"json": {"image": []}}, 422, '"pixels"'),
     "pixels wrong shape": ({"json": {"pixels": [[0] * 28] * 27}}, 422, "27×28"),
@@ -388,6 +393,16 @@ def test_over_5_mib_declared(client):
     data = b"\x89PNG\r\n\x1a\n" + bytes(MAX_BYTES + 100 * 1024)
     response = client.post("/api/predict", **_file(data))
     assert response.status_code == 413 and "5 MiB" in response.json()["error"]
+    assert_healthy(client)
+
+
+def test_over_5_mib_of_json_is_not_called_an_image(client):
+    """An engineer's 67 MiB of JSON to /api/predict/pixels was told "the limit is 5 MiB for an image"."""
+    body = b'{"pixels": [' + b"0, " * (3 * 2**20) + b"0]}"
+    response = client.post("/api/predict/pixels", content=body, headers={"content-type": "application/json"})
+    error = response.json()["error"]
+    assert response.status_code == 413 and "limit is 5 MiB" in error and "image" not in error, error
+    assert "28×28 numbers" in error
     assert_healthy(client)
 
 

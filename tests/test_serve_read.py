@@ -159,7 +159,7 @@ BAD_REQUESTS = {
                   "no ink found"),
     "form without a file": ({"content": b'--xyz\r\nContent-Disposition: form-data; name="image"\r\n\r\n'
                                          b"not a file\r\n--xyz--\r\n",
-                             "headers": {"content-type": "multipart/form-data; boundary=xyz"}}, 400, "no file"),
+                             "headers": {"content-type": "multipart/form-data; boundary=xyz"}}, 400, "no whole file"),
     "form urlencoded": ({"data": {"image": "not a file"}}, 415, "x-www-form-urlencoded"),
     "json": ({"json": {"pixels": [[0] * 28] * 28}}, 415, "application/json"),
     "empty body": ({"content": b"", "headers": {"content-type": "image/png"}}, 400, "empty"),

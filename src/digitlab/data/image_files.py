@@ -103,8 +103,8 @@ def _decode(data: bytes, draft: int | None) -> Image.Image:
     """Pillow's decode of ``data``, within the limits, with one-line errors (see :func:`read_image`)."""
     try:
         image = Image.open(io.BytesIO(data), formats=FORMATS)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # the warning, where a filter raises it
-        raise ImageTooLargeError(_too_large_message(None)) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # the warning, where a filter
+        raise ImageTooLargeError(_too_large_message(None, pixels=_pixels_in(exc))) from None  # raises it
     except Exception:
         raise DigitlabError(_not_readable(data)) from None
     scaled = bool(draft) and image.format in _SCALABLE
@@ -217,8 +217,20 @@ def _too_many_bytes_message(size: int, limit: int = MAX_BYTES) -> str:
     return f"the image is {size / 2**20:.1f} MiB; the limit is {mib} MiB, send a smaller file"
 
 
-def _too_large_message(size: tuple[int, int] | None, scaled_format: str | None = None) -> str:
-    shown = f"{size[0]}×{size[1]} pixels" if size else f"over {2 * MAX_JPEG_SIDE ** 2 / 1e6:,.0f} million pixels"
+def _pixels_in(bomb: Exception) -> int | None:
+    """The pixel count Pillow's DecompressionBombError names ("Image size (N pixels) exceeds limit ..."), if any."""
+    import re
+
+    found = re.search(r"\((\d+) pixels\)", str(bomb))
+    return int(found.group(1)) if found else None
+
+
+def _too_large_message(size: tuple[int, int] | None, scaled_format: str | None = None, *,
+                       pixels: int | None = None) -> str:
+    """The one line for a picture over the limits: its size as known (its header's pixel count when Pillow refused
+    it before saying its sides, e.g. 100,000×100,000: "10,000,000,000 pixels", not "over 537 million")."""
+    shown = (f"{size[0]}×{size[1]} pixels" if size else f"{pixels:,} pixels" if pixels
+             else f"over {2 * MAX_JPEG_SIDE ** 2 / 1e6:,.0f} million pixels")
     jpeg = (f" (a JPEG up to {MAX_JPEG_SIDE}×{MAX_JPEG_SIDE} is read at reduced scale, if that brings it within; "
             f"a side under {WORK_SIDE:,} px stops that)") if scaled_format else ""
     return f"the image is {shown}; the limit is {MAX_SIDE}×{MAX_SIDE}{jpeg}, scale it down and retry"

@@ -43,7 +43,8 @@ class FastJSONResponse(JSONResponse):
 
 
 NEEDS_PIXELS = 'the JSON body needs a "pixels" key holding 28 rows of 28 numbers from 0 to 255'
-NO_FILE = "no file in the form; send the picture in a file field named `image`"
+NO_FILE = ("no whole file in the form (none sent, or the upload was cut off); send the picture in a file field named "
+           "`image`")
 
 
 class ApiError(Exception):
@@ -155,6 +156,9 @@ def _unreadable(path: str, exc: HTTPException) -> str:
     reason = type(cause).__name__ if cause is not None else str(exc.detail).rstrip(".")
     if isinstance(cause, RecursionError):
         return 'the JSON body is nested too deeply; send {"pixels": 28×28 numbers}'
+    if path == PIXELS and isinstance(cause, UnicodeDecodeError):  # a PNG sent as JSON, say
+        return ('the body is not JSON (not even UTF-8 text: a picture?); send {"pixels": 28×28 numbers}, or a '
+                "picture to /api/predict with its own Content-Type (image/png, ...)")
     if path == PIXELS:
         return f'the body is not valid JSON ({reason}); send {{"pixels": 28×28 numbers}}'
     if path == FORM:
