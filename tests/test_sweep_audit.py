@@ -181,3 +181,22 @@ def test_a_sweep_that_stops_before_any_cell_says_to_run_it_again(tmp_path):
         with _kept_if_begun(plan, new=True):
             raise SweepStopped("the Dask scheduler went away before the cells were done")
     assert plan.folder.exists()
+
+
+def test_an_interval_cut_at_100_percent_is_marked_and_said(tmp_path):
+    """An engineer: three seeds at 96.02% ± 2.25 gave 90.44–100.00%, the t-interval's 101.60% cut off unsaid."""
+    from html import unescape
+
+    from digitlab.sweep_report import CLIPPED, summarize, write_report
+
+    rows = [{"cell_id": f"c{seed}", "config": "logreg", "model": "logreg", "params": {}, "limit": None, "seed": seed,
+             "accuracy": accuracy, "n_errors": 0, "n_test": 360, "error": None}
+            for seed, accuracy in enumerate((0.94, 0.955, 0.9856))]
+    rows += [{**row, "cell_id": f"d{row['seed']}", "config": "svm", "model": "svm",
+              "accuracy": 0.98 + row["seed"] / 1000} for row in rows]
+    wide, narrow = summarize(rows)
+    assert wide.clipped and wide.ci_high == 1.0 and wide.interval() == f"{wide.ci_low:.2%}–100.00%*"
+    assert not narrow.clipped and "*" not in narrow.interval()
+    html = unescape(write_report(tmp_path, "digits", rows, [wide, narrow])["html"].read_text())
+    assert "100.00%*" in html and CLIPPED in html
+    assert CLIPPED not in unescape(write_report(tmp_path, "digits", rows[3:], summarize(rows[3:]))["html"].read_text())

@@ -421,6 +421,7 @@ def _print_table(dataset: str, n_cells: int, summary: dict, summaries: list, row
     from rich.table import Column, Table
 
     from digitlab.cli import console, err_console
+    from digitlab.sweep_report import CLIPPED
 
     numbers = [Column(head, no_wrap=True) for head in ("mean", "± sd", "95% interval", "n", "failed")]
     table = Table("", Column("configuration", overflow="fold"), *numbers,  # a narrow terminal wraps the names
@@ -428,10 +429,12 @@ def _print_table(dataset: str, n_cells: int, summary: dict, summaries: list, row
                   title_justify="left")
     for s in summaries:
         spread = "—" if math.isnan(s.sd) else f"{s.sd:.2%}"
-        interval = "—" if math.isnan(s.ci_low) else f"{s.ci_low:.2%} – {s.ci_high:.2%}"
+        interval = "—" if math.isnan(s.ci_low) else s.interval(" – ")
         table.add_row("★" if s.best else "", escape(s.config), f"{s.mean:.2%}" if s.n else "—", spread, interval,
                       str(s.n), str(s.n_failed) if s.n_failed else "", style="bold green" if s.best else None)
     console.print(table)
+    if any(s.clipped for s in summaries):
+        console.print(escape(CLIPPED), soft_wrap=True)
     for r in rows:
         if r.get("error"):
             err_console.print(f"[red]failed:[/] {escape(r['config'])} seed {r['seed']}: {escape(str(r['error']))} "

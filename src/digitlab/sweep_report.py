@@ -27,6 +27,8 @@ from digitlab.sweep import Cell, read_cell
 
 __all__ = ["ConfigSummary", "load_results", "limit_notes", "prune_models", "summarize", "write_report"]
 
+CLIPPED = ("* the t-interval went past 100% (or 0%) and is cut there: with few seeds and a wide spread, the "
+           "mean's interval is wide; more seeds narrow it")
 CSV_COLUMNS = ["cell_id", "config", "model", "params", "seed", "limit", "n_train", "accuracy", "n_errors", "n_test",
                "error"]
 
@@ -48,6 +50,16 @@ class ConfigSummary:
     best: bool = False
     accuracies: list[float] = field(default_factory=list)
     best_cell: str | None = None
+
+    @property
+    def clipped(self) -> bool:
+        """Whether the t-interval went past 0% or 100% and was cut there (few seeds, a wide spread)."""
+        return self.n > 1 and (self.ci_high >= 1.0 or self.ci_low <= 0.0)
+
+    def interval(self, between: str = "–") -> str:
+        """The 95% interval in percent, ``*`` on an end cut at 0% or 100% (:data:`CLIPPED` says what it means)."""
+        low, high = (f"{v:.2%}" + ("*" if v in (0.0, 1.0) else "") for v in (self.ci_low, self.ci_high))
+        return f"{low}{between}{high}"
 
 
 def load_results(folder: Path, cells: list[Cell]) -> list[dict[str, Any]]:
@@ -197,9 +209,9 @@ def write_report(folder: Path, dataset: str, rows: list[dict[str, Any]],
         path = folder / "figures" / f"accuracy-vs-{axis.replace('.', '-')}.png"
         _figure(rows, axis, path)
         figures.append((axis, embed_png(path)))
-    html = render("sweep.html.j2", dataset=dataset, folder=folder.name, summaries=summaries, figures=figures,
-                  n_cells=len(rows), failed=[r for r in rows if r.get("error")], when=now_utc().isoformat(),
-                  notes=limit_notes(rows))
+    html = render("sweep.html.j2", clipped=CLIPPED, dataset=dataset, folder=folder.name, summaries=summaries,
+                  figures=figures, n_cells=len(rows), failed=[r for r in rows if r.get("error")],
+                  when=now_utc().isoformat(), notes=limit_notes(rows))
     write_text_atomic(folder / "sweep.html", html)
     return {"csv": folder / "results.csv", "html": folder / "sweep.html"}
 
