@@ -280,6 +280,10 @@ def test_predict_shows_percentages_as_the_page_does(lesson_run, tmp_path):
     pair = Prediction(digit=4, probability=0.6, top=[(4, 0.6), (9, 0.35), (7, 0.05)], probabilities=[0.0] * 10,
                       unsure=True, model_id="m", calibrated=True, kind="unsure", sure_from=0.9)
     assert _answer_line(pair).startswith("[bold yellow]unsure[/] — is it a 4 or a 9?  (4: 60.0%  9: 35.0%")
+    close = Prediction(digit=1, probability=0.5985, top=[(1, 0.5985), (7, 0.387), (9, 0.009)],
+                       probabilities=[0.0] * 10, unsure=True, model_id="m", calibrated=True, kind="unsure",
+                       sure_from=0.59852)  # a sceptic: "1: 59.9% ...; sure from 59.9%"
+    assert _answer_line(close).endswith("(1: 59.85%  7: 38.7%  9: 0.9%; sure from 59.9%)")
 
 
 def test_predict_uses_the_newest_run_and_says_so(lesson_run, tmp_path):

@@ -310,9 +310,12 @@ def _answer_line(prediction) -> str:
     or "unsure" at 98% would puzzle anyone who has not read how that threshold was chosen; it names the second
     digit only from :data:`~digitlab.predict.RUNNER_UP` ("is it a 1 or an 8?" with the 8 at 0.3% misled a learner).
     """
-    from digitlab.predict import RUNNER_UP, percent_needed, shown_percent
+    from digitlab.predict import RUNNER_UP, percent_needed, shown_below, shown_percent
 
-    top = "  ".join(f"{d}: {shown_percent(p)}" for d, p in prediction.top)
+    shown = [shown_percent(p) for _, p in prediction.top]
+    if prediction.kind == "unsure":  # not "59.9%; sure from 59.9%"
+        shown[0] = shown_below(prediction.top[0][1], prediction.sure_from)
+    top = "  ".join(f"{d}: {text}" for (d, _), text in zip(prediction.top, shown))
     if prediction.kind == "not_a_digit":
         return f"[bold magenta]not a digit[/]  (it would guess {top})"
     if prediction.kind == "unsure":

@@ -102,6 +102,21 @@ def shown_percent(probability: float, decimals: int = 1) -> str:
     return f"{text}%"
 
 
+def shown_below(probability: float, threshold: float) -> str:
+    """An unsure answer's confidence beside the bar it missed (:func:`percent_needed`): as :func:`shown_percent`,
+    with more decimals, rounded down, where the two would read the same ("59.9%; sure from 59.9%").
+
+    >>> shown_below(0.5985, 0.59852), shown_below(0.61, 0.8)
+    ('59.85%', '61.0%')
+    """
+    shown, needed = shown_percent(probability), percent_needed(threshold)
+    for decimals in range(2, 8):
+        if shown != needed or probability >= threshold:
+            break
+        shown = f"{math.floor(probability * 100 * 10**decimals) / 10**decimals:.{decimals}f}%"
+    return shown
+
+
 @dataclass(frozen=True)
 class Prediction:
     """What a model says about one picture.
