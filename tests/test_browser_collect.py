@@ -352,6 +352,24 @@ def test_choosing_another_model_sends_its_id(page):
     assert sent and "model=" not in sent[-1]
 
 
+def test_a_page_opened_after_its_set_was_deleted_says_so(browser, collecting):
+    """A teacher deleted the set (data remove --all) while the server ran: a reloaded page showed nothing at all,
+    though the server's 409 said what to do. The answer is fed by a route: deleting would end this module's set."""
+    import json
+
+    context = browser.new_context(viewport={"width": 1000, "height": 900})
+    page = context.new_page()
+    said = ("handwriting set 'mine' was deleted while in use (digitlab data remove); restart "
+            "`digitlab serve --collect mine` to collect into a new one")
+    page.route("**/api/samples*", lambda route: route.fulfill(
+        status=409, content_type="application/json", body=json.dumps({"error": said})))
+    page.goto(collecting)
+    page.wait_for_function("document.getElementById('writer-error').textContent !== ''")
+    assert page.locator("#writer-error").text_content() == said
+    assert page.locator("#collect-bar").is_visible() and not page.locator("#collect-panel").is_visible()
+    context.close()
+
+
 def test_a_page_from_another_site_cannot_post_into_the_set(browser, collecting, tmp_path):
     """The attack a collecting server invites: another site, open in a student's browser, posts a picture
     (a form-style multipart request, which needs no permission from the server; it saved a sample before

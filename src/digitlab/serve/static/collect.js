@@ -15,6 +15,7 @@
   const WRITER_KEY = "digitlab-writer";
   const ROUNDS_KEY = "digitlab-rounds";
   const el = (id) => document.getElementById(id);
+  const a = (d) => (Number(d) === 8 ? `an ${d}` : `a ${d}`); // "an 8", "a 3"
 
   let collecting = false;
   let answer = null; // the model's answer for the drawing on the canvas, when there is one
@@ -28,7 +29,7 @@
     b.type = "button";
     b.textContent = String(d);
     b.dataset.digit = String(d);
-    b.title = `Save this drawing as a ${d} (key ${d})`;
+    b.title = `Save this drawing as ${a(d)} (key ${d})`;
     b.addEventListener("click", () => save(d));
     el("digit-buttons").appendChild(b);
     digitButtons.push(b);
@@ -59,7 +60,7 @@
       : "Keys: 0–9 save as that digit · Enter: Right · Esc clears";
     const target = prompted();
     el("right").hidden = !!guided || !answer || answer.kind !== "digit";
-    el("right").textContent = answer && answer.kind === "digit" ? `Right ✓ it's a ${answer.answer.digit}` : "Right ✓";
+    el("right").textContent = answer && answer.kind === "digit" ? `Right ✓ it's ${a(answer.answer.digit)}` : "Right ✓";
     el("save-guided").hidden = !guided || target === null;
     el("save-guided").textContent = target === null ? "Save" : `Save as ${target} ✓`;
     el("or-its").hidden = !!guided;
@@ -71,12 +72,12 @@
     el("or-its").textContent = read === null ? "It's a:" : "No — it's a:";
     el("label-question").textContent = guided
       ? (target === null ? "All done — thank you! Untick Guided, or tick it again for more."
-        : !hasDrawing() ? `Draw a ${target}, large, in the middle.`
+        : !hasDrawing() ? `Draw ${a(target)}, large, in the middle.`
         : !answer ? "Happy with it? Save it, or Clear and draw it again."
-        : read === target ? `The model reads a ${target} too. Save it!`
+        : read === target ? `The model reads ${a(target)} too. Save it!`
         : answer.kind === "not_a_digit" ? `To the model that is no digit at all. Clear and draw it again, or save it if it is a good ${target}.`
         : read === null ? "The model is not sure what it is. Save it, or Clear and draw it again."
-        : `The model reads a ${read}. Is it a good ${target}? Save it, or Clear and draw it again.`)
+        : `The model reads ${a(read)}. Is it a good ${target}? Save it, or Clear and draw it again.`)
       : !hasDrawing() ? "Draw a digit, then say which it is."
       : !answer ? "Which digit did you draw?"
       : answer.kind === "digit" ? "Is the model right?"
@@ -85,7 +86,7 @@
     if (guided) {
       const total = guided.order.length;
       el("prompt-text").innerHTML = target === null ? `All <strong>${total}</strong> saved`
-        : `Draw a <strong id="prompt-digit">${target}</strong>`;
+        : `Draw ${target === 8 ? "an" : "a"} <strong id="prompt-digit">${target}</strong>`;
       const rounds = total / 10;
       const round = Math.min(rounds, Math.floor(guided.step / 10) + 1);
       el("progress").textContent = `${guided.step} / ${total} saved · round ${round} of ${rounds}`;
@@ -139,8 +140,9 @@
       update();
       return false;
     }
-    if (code !== 200) {
-      if (collecting) el("writer-error").textContent = body.error;
+    if (code !== 200) { // shown on a fresh page too: a set deleted while the server ran (409) says so and how to go on
+      el("writer-error").textContent = body.error;
+      el("collect-bar").hidden = false;
       return false;
     }
     collecting = true;
@@ -199,7 +201,7 @@
         : read === null ? " (the model was not sure)" : read !== label ? ` (the model read ${read})` : "";
       said(`Saved as ${label} ✓${note}`, "ok", undoStack.length > 0 && who === writer());
     } else {
-      said(`Not saved again: this exact picture is in the set already, as a ${body.sample.label}`, "note", false);
+      said(`Not saved again: this exact picture is in the set already, as ${a(body.sample.label)}`, "note", false);
     }
     showCounts(body);
     update();
