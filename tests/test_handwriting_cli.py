@@ -253,7 +253,11 @@ def test_a_finetuned_run_is_explained_after_its_training_writers_are_removed(env
                     env=variables)
     assert tuned.returncode == 0, tuned.stderr
     (folder,) = tmp_path.glob("*-gone-logreg-finetuned")
-    for writer in ModelCard.from_file(folder / "model.json").finetuned_from["train_writers"]:
+    tuned = ModelCard.from_file(folder / "model.json").finetuned_from
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert tuned["accuracy_before"] == metrics["before"]["accuracy"]  # the page shows them beside its own
+    assert tuned["mnist_accuracy"] == [row["accuracy"] for row in metrics["mnist"]]
+    for writer in tuned["train_writers"]:
         assert run_cli("data", "remove", "gone", "--writer", writer, "--yes", env=variables).returncode == 0
     explained = run_cli("explain", "--model", str(folder), "--robustness-images", "40", "--map-images", "40",
                         env=variables)

@@ -121,7 +121,9 @@ def finetune_run(model: Path, name: str, *, out: Path = Path("runs"), seed: int 
     writers = seen_writers | ({writer_of(s) for s in train} if split["kind"] == "by-writer" else set())
     provenance = {"base": base.id, "base_folder": str(base.path.parent), "set": name, "seconds": round(seconds, 3),
                   "trained_on": sorted(seen_ids | {s.id for s in train}), "replay": replay.n_train,
-                  "train_writers": sorted(writers) or None}
+                  "train_writers": sorted(writers) or None,
+                  "accuracy_before": result.before.metrics.accuracy,  # the base model on the same held-out samples
+                  "mnist_accuracy": [mnist_before.accuracy, mnist_after.accuracy]}  # before, after
     data = Dataset(name, images, labels, after.images, np.array([s.label for s in test], dtype=np.int64), 255, split)
     step("writing the run")
     result.folder = _write(result, fitted, data, provenance, store, out)

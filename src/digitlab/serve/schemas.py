@@ -160,6 +160,10 @@ class ModelInfo(BaseModel):
     n_test: int | None = Field(description="How many test images that accuracy was measured on (a fine-tuned run's "
                                            "held-out writers may be a few dozen).")
     ci95: list[float] | None = Field(description="The accuracy's 95% confidence interval (Wilson).")
+    set: str | None = Field(None, description="A fine-tuned run's handwriting set, whose held-out samples "
+                                              "`accuracy` was measured on.")
+    accuracy_before: float | None = Field(None, description="A fine-tuned run's base model on those same samples.")
+    mnist_accuracy: float | None = Field(None, description="A fine-tuned run's accuracy on MNIST's test set.")
     path: str
     active: bool
 
