@@ -243,6 +243,30 @@ def test_finetune_writes_a_run_measured_on_writers_it_never_saw(env, tmp_path):
     assert "10,000" in exported.stdout
 
 
+def test_finetune_holds_out_the_writers_a_teacher_names(env, tmp_path):
+    """A teacher: the seeded share held out the student the model read worst, who then got nothing from it."""
+    variables, run, photos = env
+    for w in WRITERS[:3]:
+        run_cli("data", "import", "chosen", str(photos / w.name), "--writer", w.name, env=variables)
+    named = WRITERS[1].name
+    result = run_cli("finetune", "--model", str(run), "--dataset", "chosen", "--out", str(tmp_path), "--hold-out",
+                     named.upper(), env=variables)  # names compared regardless of case, as `data remove --writer`
+    assert result.returncode == 0, result.stderr
+    (folder,) = tmp_path.glob("*-chosen-logreg-finetuned")
+    card = ModelCard.from_file(folder / "model.json")
+    assert card.split["test_writers"] == [named] and card.split["chosen"] is True
+    assert sorted(card.finetuned_from["train_writers"]) == sorted(w.name for w in (WRITERS[0], WRITERS[2]))
+    doc = json.loads((folder / "metrics.json").read_text())
+    assert {row["writer"] for row in doc["after"]["per_writer"]} == {named} and doc["after"]["n_test"] == 40
+    for args, says in ((["--hold-out", "nobody"], "--hold-out 'nobody': no samples by that writer; the set's writers"),
+                       (["--hold-out", named, "--test-size", "0.3"], "give --hold-out"),
+                       ([f"--hold-out={w.name}" for w in WRITERS[:3]], "leaves nothing to train on")):
+        refused = run_cli("finetune", "--model", str(run), "--dataset", "chosen", "--out", str(tmp_path), *args,
+                          env=variables)
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
+        assert len(refused.stderr.splitlines()) == 1, refused.stderr
+
+
 def test_a_finetuned_run_is_explained_after_its_training_writers_are_removed(env, tmp_path):
     """A reviewer: with the writers it trained on removed, explain on a fine-tuned run said there was nothing to
     test on, and then (the split rebuilt with an empty training part) failed refitting its learning curve."""

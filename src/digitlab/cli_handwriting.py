@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from rich.markup import escape
@@ -100,6 +100,9 @@ def finetune(
                              help="Seed of the split (as `data export` and `run` take it) and of the fine-tuning."),
     test_size: Optional[float] = typer.Option(
         None, "--test-size", help="Share of the set (of its writers, when it has several) held out to measure (default 0.2)."),
+    hold_out: Optional[List[str]] = typer.Option(
+        None, "--hold-out", metavar="WRITER",
+        help="A writer to hold out and measure on (repeatable), instead of --test-size; every other writer trains."),
 ) -> None:
     """Fine-tune a saved model to your handwriting; write a new run whose report shows before → after.
 
@@ -109,7 +112,7 @@ def finetune(
     from digitlab.finetune_run import finetune_run
 
     with console.status("fine-tuning…") as status:
-        result = finetune_run(model, dataset, out=out, seed=seed, test_size=test_size,
+        result = finetune_run(model, dataset, out=out, seed=seed, test_size=test_size, hold_out=hold_out,
                               step=lambda text: status.update(f"{text}…"))
     b, a = result.before.metrics, result.after.metrics
     console.print(f"Fine-tuned on {result.n_train:,} samples of {escape(dataset)} in {result.seconds:.1f} s.")

@@ -76,8 +76,9 @@ def _check_training_part(name: str, labels: Any, samples: list, n_train: int) ->
 
 
 def finetune_run(model: Path, name: str, *, out: Path = Path("runs"), seed: int = 42, test_size: float | None = None,
-                 step: Callable[[str], None] = lambda _: None) -> FinetuneResult:
-    """Fine-tune the model at ``model`` to the handwriting set ``name`` and write the new run under ``out``."""
+                 hold_out: list[str] | None = None, step: Callable[[str], None] = lambda _: None) -> FinetuneResult:
+    """Fine-tune the model at ``model`` to the handwriting set ``name`` and write the new run under ``out``;
+    ``hold_out``: the writers to measure on, instead of a share chosen by ``seed`` (:func:`split_samples`)."""
     from digitlab.report_handwriting import mcnemar_between
 
     check_writable(out)
@@ -87,7 +88,9 @@ def finetune_run(model: Path, name: str, *, out: Path = Path("runs"), seed: int 
                             "needs a model of 28×28 digits (`digitlab run --dataset mnist --model cnn`)")
     store = HandwritingSet.open(name)
     samples = store.samples()
-    train, test, split = split_samples(samples, test_size=test_size, seed=seed)
+    if hold_out and test_size is not None:
+        raise DigitlabError("give --hold-out (the writers to measure on) or --test-size (a share of them), not both")
+    train, test, split = split_samples(samples, test_size=test_size, seed=seed, hold_out=hold_out)
     seen_ids, seen_writers = learned_from(base.card, samples, name)  # what the base model learned already
     learned = written_by(seen_writers)
     test = [s for s in test if s.id not in seen_ids and not learned(s)]

@@ -55,18 +55,21 @@ def writer_of(sample: Sample) -> str:
     return sample.writer or NO_NAME
 
 
-def split_samples(samples: list[Sample], *, test_size: float | None = None,
-                  seed: int = 42) -> tuple[list[Sample], list[Sample], dict]:
+def split_samples(samples: list[Sample], *, test_size: float | None = None, seed: int = 42,
+                  hold_out: list[str] | None = None) -> tuple[list[Sample], list[Sample], dict]:
     """Split samples into training and test parts; return them and the split's record.
 
     With two writers or more, whole writers go to one side (``GroupShuffleSplit``): the test writers
     are never seen in training. With one writer, a seeded split stratified by digit (plain random when
     some digit has a single sample). The record names the training writers (or, with one writer, the
     training samples' ids), so that a model is never scored on what it learned from, even after the set grows
-    (see :func:`split_as_recorded`).
+    (see :func:`split_as_recorded`). ``hold_out`` names the test writers instead (names compared regardless of
+    case; every other writer trains): a teacher's class model that learns from the students it reads worst.
     """
     from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
+    if hold_out:
+        return _held_out(samples, hold_out, seed)
     test_size = DEFAULT_TEST_SIZE if test_size is None else test_size
     if not 0.0 < test_size < 1.0:
         raise DigitlabError(f"--test-size must be between 0 and 1 (exclusive), got {test_size}")
@@ -102,6 +105,24 @@ def split_samples(samples: list[Sample], *, test_size: float | None = None,
         raise DigitlabError(f"--test-size {test_size} leaves one side empty for {len(set(writers))} writer(s); "
                             "choose another --test-size or collect samples by more writers")
     return [samples[i] for i in sorted(train)], [samples[i] for i in sorted(test)], record
+
+
+def _held_out(samples: list[Sample], hold_out: list[str], seed: int) -> tuple[list[Sample], list[Sample], dict]:
+    """The split that holds out the writers named (:func:`split_samples`)."""
+    writers = sorted({writer_of(s) for s in samples})
+    for name in hold_out:
+        if not any(written_by([name])(s) for s in samples):
+            raise DigitlabError(f"--hold-out {name!r}: no samples by that writer; the set's writers are "
+                                + ", ".join(writers[:20]) + (", ..." if len(writers) > 20 else ""))
+    held = written_by(hold_out)
+    train, test = [s for s in samples if not held(s)], [s for s in samples if held(s)]
+    if not train:
+        raise DigitlabError("--hold-out names every writer of the set, which leaves nothing to train on; "
+                            "hold out fewer")
+    record = {"kind": "by-writer", "test_size": round(len(test) / len(samples), 4), "seed": seed, "chosen": True,
+              "train_writers": sorted({writer_of(s) for s in train}),
+              "test_writers": sorted({writer_of(s) for s in test})}
+    return train, test, record
 
 
 def split_as_recorded(samples: list[Sample], record: dict) -> tuple[list[Sample], list[Sample]]:
