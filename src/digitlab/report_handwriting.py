@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 from digitlab import plots
 from digitlab.compare import McNemar, mcnemar_exact
 from digitlab.data.handwriting import HandwritingSet
+from digitlab.data.handwriting_io import writer_of
 from digitlab.fileio import write_text_atomic
 from digitlab.figure_text import drawable, writer_labels
 from digitlab.handwriting_eval import SetScore
@@ -45,20 +48,37 @@ def draw_handwriting_figures(scores: list[SetScore], store: HandwritingSet, fold
             [[(r[w].ci_low, r[w].ci_high) for w in writers] for r in rows], series, folder / "per_writer.png"),
         "confusion": plots.plot_confusion(last.metrics, folder / "confusion.png"),
     }
-    truth = np.array([s.label for s in last.samples])
-    wrong = np.flatnonzero(last.predictions.labels != truth)
-    order = wrong[np.argsort(-np.nan_to_num(last.predictions.confidence[wrong]), kind="stable")][:MISTAKES_SHOWN]
+    order, total = _shown_mistakes(last)
     originals, titles, labels = [], [], writer_labels(writers, 14)
-    for i in order:
+    for number, i in enumerate(order, 1):
         sample = last.samples[i]
         originals.append(_ink_bright(store.original_bytes(sample)))
         confidence = last.predictions.confidence[i]
         sure = "" if np.isnan(confidence) else f" ({shown_percent(confidence, 0)})"
         writer = labels.get(sample.writer or "", "")
-        titles.append(f"{sample.label} read as {last.predictions.labels[i]}{sure}\n{writer}")
+        titles.append(f"{number}. {sample.label} read as {last.predictions.labels[i]}{sure}\n{writer}")
     figures["mistakes"] = plots.plot_sample_mistakes(originals, last.images[order], titles,
-                                                     folder / "mistakes.png", total=len(wrong))
+                                                     folder / "mistakes.png", total=total)
     return figures
+
+
+def _shown_mistakes(score: SetScore) -> tuple[np.ndarray, int]:
+    """The mistakes the figure shows (most confident first, at most :data:`MISTAKES_SHOWN`), and how many in all."""
+    truth = np.array([s.label for s in score.samples])
+    wrong = np.flatnonzero(score.predictions.labels != truth)
+    order = wrong[np.argsort(-np.nan_to_num(score.predictions.confidence[wrong]), kind="stable")][:MISTAKES_SHOWN]
+    return order, len(wrong)
+
+
+def mistake_rows(score: SetScore) -> list[dict[str, Any]]:
+    """The figure's mistakes, numbered as it numbers them, with each sample's writer and id: a sure "mistake" is
+    often a label pressed wrong (a teacher's five surest were), and `digitlab data remove SET ID` needs the id."""
+    rows = []
+    for number, i in enumerate(_shown_mistakes(score)[0], 1):
+        sample = score.samples[i]
+        rows.append({"number": number, "label": sample.label, "read": int(score.predictions.labels[i]),
+                     "writer": writer_of(sample), "id": sample.id})
+    return rows
 
 
 def render_handwriting(scores: list[SetScore], series: list[str], figures: dict[str, Path], *,
@@ -69,6 +89,7 @@ def render_handwriting(scores: list[SetScore], series: list[str], figures: dict[
     table = [[next(r for r in score.writers if r.writer == w) for score in scores] for w in writers]
     undrawn = {name: label for name, label in writer_labels(writers).items() if not drawable(name)}
     return render("handwriting.html.j2", title=title, scores=list(zip(series, scores)), writers=list(zip(writers, table)),
+                  mistakes=mistake_rows(scores[-1]), set_name=scores[-1].set_name,
                   undrawn=undrawn, mcnemar=mcnemar, mnist=mnist or [], notes=notes or [], info=info or [],
                   figures={name: embed_png(path) for name, path in figures.items()})
 
