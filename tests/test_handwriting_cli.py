@@ -131,6 +131,37 @@ def test_remove_a_writers_samples_and_a_whole_set(env, tmp_path, monkeypatch):
     assert missing.returncode == 2 and "no handwriting set called 'gone'" in missing.stderr
 
 
+def test_a_students_pictures_are_given_back_and_what_holds_them_still_is_named(env, tmp_path):
+    """A teacher: no way to export one student's drawings, and removing them said nothing of a run fine-tuned on them."""
+    from digitlab.data import load_dataset
+    from digitlab.data.handwriting import HandwritingSet
+    from digitlab.store import save_model
+    from digitlab.train import train
+
+    variables, _, photos = env
+    for w in WRITERS[:2]:
+        run_cli("data", "import", "giveback", str(photos / w.name), "--writer", w.name, env=variables)
+    theirs = [s for s in HandwritingSet.open("giveback").samples() if s.writer == WRITERS[0].name]
+    given = run_cli("data", "export", "giveback", str(tmp_path / "back"), "--format", "pictures", "--writer",
+                    WRITERS[0].name.upper(), env=variables)
+    assert given.returncode == 0 and f"wrote {len(theirs)} pictures into {tmp_path / 'back'}" in given.stdout
+    rows = (tmp_path / "back" / "samples.csv").read_text().splitlines()
+    assert rows[0] == "id,label,writer,file" and len(rows) == len(theirs) + 1
+    for sample in theirs:
+        kept = tmp_path / "back" / str(sample.label) / f"{sample.id}.png"
+        assert kept.read_bytes() == HandwritingSet.open("giveback").original_bytes(sample)
+    again = run_cli("data", "import", "returned", str(tmp_path / "back"), env=variables)  # the layout import reads
+    assert again.returncode == 0 and f"added {len(theirs)} pictures" in again.stdout, again.stdout + again.stderr
+    refused = run_cli("data", "export", "giveback", str(tmp_path / "idx"), "--writer", WRITERS[0].name, env=variables)
+    assert refused.returncode == 2 and "add --format pictures" in refused.stderr and not (tmp_path / "idx").exists()
+    digits = load_dataset("digits")
+    save_model(train("logreg", digits), digits, tmp_path / "runs" / "tuned", finetuned_from={
+        "set": "giveback", "trained_on": [theirs[0].id]})  # as a run fine-tuned on one of their samples records it
+    removed = run_cli("data", "remove", "giveback", "--writer", WRITERS[0].name, "--yes", env=variables, cwd=tmp_path)
+    assert removed.returncode == 0, removed.stderr
+    assert "note: what was made from them before stays: runs fine-tuned on them (runs/tuned: delete" in removed.stderr
+
+
 def test_one_unreadable_set_leaves_the_others_listed_and_can_be_deleted(env, tmp_path):
     variables, _, photos = env
     variables = {**variables, "DIGITLAB_DATA": str(tmp_path / "data")}

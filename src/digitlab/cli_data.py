@@ -259,18 +259,30 @@ def import_(
 def export(
     name: str = typer.Argument(..., help="The handwriting set to export."),
     folder: Path = typer.Argument(..., help="Where to write the four files."),
-    format: str = typer.Option("idx", "--format", help="File format: idx (MNIST's own)."),
+    format: str = typer.Option("idx", "--format", help="idx (MNIST's four files, split by writer), or pictures "
+                                                        "(each as it arrived, in a folder per digit)."),
     test_size: Optional[float] = typer.Option(None, "--test-size", help="Share held out for testing (default 0.2)."),
     seed: int = typer.Option(42, "--seed", min=0, max=2**32 - 1, help="Seed of the split."),
     gzip: bool = typer.Option(False, "--gzip", help="Gzip the files, as MNIST is distributed."),
+    writer: Optional[str] = typer.Option(None, "--writer", help="Only this writer's pictures (--format pictures): "
+                                                              "a student's drawings given back."),
 ) -> None:
-    """Write a handwriting set as the four MNIST-format IDX files (split by writer), loadable anywhere MNIST is."""
+    """Write a handwriting set as the four MNIST-format IDX files (split by writer), loadable anywhere MNIST is; or,
+    with --format pictures, its pictures as they arrived (one writer's with --writer)."""
     from digitlab.data import load_dataset
-    from digitlab.data.handwriting_io import write_idx_files
+    from digitlab.data.handwriting_io import export_pictures, write_idx_files
     from digitlab.runs import check_writable
 
-    if format != "idx":
-        raise DigitlabError(f"--format {format!r} is not known; the format is: idx")
+    if format not in ("idx", "pictures"):
+        raise DigitlabError(f"--format {format!r} is not known; the formats are: idx, pictures")
+    if format == "pictures" or writer is not None:
+        if format != "pictures":
+            raise DigitlabError("--writer exports one writer's pictures: add --format pictures")
+        check_writable(folder.parent if folder.parent != Path("") else Path("."), "FOLDER")
+        written, count = export_pictures(name, folder, writer=writer)
+        typer.echo(f"wrote {count:,} picture{'' if count == 1 else 's'} into {written} (a folder per digit; "
+                   f"samples.csv lists them; `digitlab data import SET {written}` takes them in)")
+        return
     data = load_dataset(name, test_size=test_size, seed=seed)  # a set or split that fails makes no folder
     check_writable(folder, "FOLDER")
     for path in write_idx_files(data, folder, gzip=gzip):
@@ -329,6 +341,27 @@ def remove(
     _confirm(yes, f"Remove the {len(theirs):,} sample{'' if len(theirs) == 1 else 's'} by {shown} from {name!r}?")
     removed = store.remove_writer(writer)
     typer.echo(f"removed {len(removed):,} sample{'' if len(removed) == 1 else 's'} by {shown} from {name}")
+    trained = _runs_trained_on({s.id for s in removed}, Path("runs"))
+    typer.echo("note: what was made from them before stays: " + (
+        f"runs fine-tuned on them ({', '.join(trained[:5])}{', ...' if len(trained) > 5 else ''}: delete those "
+        "folders), " if trained else "") + "reports from `evaluate` and `data show`, and files from `data export`",
+        err=True)
+
+
+def _runs_trained_on(ids: set[str], runs: Path) -> list[str]:
+    """The run folders in ``runs`` whose model was fine-tuned on any of the samples ``ids`` (a card's
+    ``finetuned_from.trained_on``): a student who asks for their drawings back is in those weights too."""
+    from digitlab.card import CARD_NAME, ModelCard
+
+    found = []
+    for card_file in sorted(runs.glob(f"*/{CARD_NAME}")) if runs.is_dir() else []:
+        try:
+            tuned = ModelCard.from_file(card_file).finetuned_from or {}
+        except DigitlabError:  # a damaged card: not this command's business
+            continue
+        if ids & set(tuned.get("trained_on") or []):
+            found.append(str(card_file.parent))
+    return found
 
 
 def _confirm(yes: bool, question: str) -> None:

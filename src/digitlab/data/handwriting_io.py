@@ -39,7 +39,7 @@ from digitlab.data.image_files import PICTURES, UNREAD, hidden
 from digitlab.data.images import MAX_BYTES
 from digitlab.errors import DigitlabError
 
-__all__ = ["ImportSummary", "export_idx", "write_idx_files", "import_pictures", "load_handwriting", "split_as_recorded", "split_samples",
+__all__ = ["ImportSummary", "export_idx", "export_pictures", "write_idx_files", "import_pictures", "load_handwriting", "split_as_recorded", "split_samples",
            "writer_of", "written_by"]
 
 DEFAULT_TEST_SIZE = 0.2
@@ -338,6 +338,39 @@ def export_idx(name: str, folder: Path, *, test_size: float | None = None, seed:
                gzip: bool = False) -> list[Path]:
     """Write the set's split as the four MNIST-format IDX files (MNIST's file names) into ``folder``."""
     return write_idx_files(load_handwriting(name, test_size=test_size, seed=seed), folder, gzip=gzip)
+
+
+def export_pictures(name: str, folder: Path, *, writer: str | None = None) -> tuple[Path, int]:
+    """Write the set's pictures as they arrived (every writer's, or one's) into a new ``folder``: ``<digit>/<id>.<ext>``,
+    the layout ``digitlab data import`` reads, and ``samples.csv`` (id, label, writer, file): a student's drawings
+    given back. All or nothing (:func:`~digitlab.fileio.atomic_folder`; ``folder-2`` when ``folder`` exists).
+    Returns the folder written and how many pictures it holds."""
+    import csv
+
+    from digitlab.fileio import atomic_folder
+
+    store = HandwritingSet.open(name)
+    samples = store.samples()
+    if writer is not None:
+        samples = [s for s in samples if written_by([writer])(s)]
+        if not samples:
+            present = ", ".join(sorted({writer_of(s) for s in store.samples()})) or "none"
+            raise DigitlabError(f"handwriting set {name!r} has no samples by writer {writer!r} (writers: "
+                                f"{present[:200]})")
+    if not samples:
+        raise DigitlabError(f"handwriting set {name!r} has no samples to export")
+    with atomic_folder(folder) as staged:
+        rows = []
+        for sample in samples:
+            file = Path(str(sample.label)) / f"{sample.id}{Path(sample.original).suffix.lower()}"
+            (staged.path / file.parent).mkdir(exist_ok=True)
+            (staged.path / file).write_bytes(store.original_bytes(sample))
+            rows.append({"id": sample.id, "label": sample.label, "writer": writer_of(sample), "file": file.as_posix()})
+        with open(staged.path / "samples.csv", "w", newline="", encoding="utf-8") as table:
+            out = csv.DictWriter(table, ["id", "label", "writer", "file"], lineterminator="\n")
+            out.writeheader()
+            out.writerows(rows)
+    return staged.final, len(samples)
 
 
 def write_idx_files(data: Dataset, folder: Path, *, gzip: bool = False) -> list[Path]:
