@@ -299,6 +299,14 @@ def test_finetune_holds_out_the_writers_a_teacher_names(env, tmp_path):
     assert sorted(card.finetuned_from["train_writers"]) == sorted(w.name for w in (WRITERS[0], WRITERS[2]))
     doc = json.loads((folder / "metrics.json").read_text())
     assert {row["writer"] for row in doc["after"]["per_writer"]} == {named} and doc["after"]["n_test"] == 40
+    again = run_cli("evaluate", "--model", str(folder), "--out", str(tmp_path / "e"), env=variables)  # as README says
+    assert "Matches the run's recorded figures exactly" in again.stdout, again.stdout + again.stderr
+    from digitlab.data.handwriting import HandwritingSet
+
+    one = next(s.id for s in HandwritingSet.open("chosen").samples() if s.writer == named)
+    assert run_cli("data", "remove", "chosen", one, env=variables).returncode == 0  # a held-out sample gone
+    grown = run_cli("evaluate", "--model", str(folder), "--out", str(tmp_path / "e"), env=variables)
+    assert "the set has changed since (samples added or removed)" in " ".join(grown.stdout.split()), grown.stdout
     for args, says in ((["--hold-out", "nobody"], "--hold-out 'nobody': no samples by that writer; the set's writers"),
                        (["--hold-out", named, "--test-size", "0.3"], "give --hold-out"),
                        ([f"--hold-out={w.name}" for w in WRITERS[:3]], "leaves nothing to train on")):

@@ -48,10 +48,26 @@ def evaluate_on_handwriting(model: Path, name: str, out: Path, *, as_json: bool 
         typer.echo(json.dumps({**score.to_dict(), "report": str(page), "problems": list(store.problems)}, indent=2))
         return page
     print_score(score)
+    said = _against_the_run(loaded.card, score)
+    if said:
+        console.print(said)
     for line in store.problems:
         console.print(f"[yellow]{escape(line)}[/]")
     console.print(f"Report: [link=file://{page.resolve()}]{escape(str(page))}[/link]")
     return page
+
+
+def _against_the_run(card, score) -> str | None:
+    """For a run trained or fine-tuned on this set: whether the figures match those it recorded (as `evaluate`
+    says of a run on MNIST), or why they may not; None for a model of another dataset."""
+    recorded = card.metrics if card.dataset == score.set_name else {}
+    if not isinstance(recorded.get("n_test"), int) or not isinstance(recorded.get("n_errors"), int):
+        return None
+    m = score.metrics
+    if (m.n_test, m.n_errors) == (recorded["n_test"], recorded["n_errors"]):
+        return "[green]Matches the run's recorded figures exactly[/] (the same held-out samples, as many wrong)."
+    return (f"The run recorded {recorded['n_errors']} error{'s' * (recorded['n_errors'] != 1)} of {recorded['n_test']:,}"
+            f"; the set has changed since (samples added or removed), so these figures differ.")
 
 
 def print_score(score, before=None) -> None:
