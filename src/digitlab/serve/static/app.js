@@ -373,7 +373,8 @@ function show(answer, source) {
     // The detector says this is not a digit: no big number, however sure the classifier would be.
     $("prediction").textContent = "✗";
     $("confidence").textContent = "That doesn't look like a digit";
-    $("unsure").textContent = "Draw one digit, large, in the middle (the faded bars: what a digit model alone would guess)";
+    $("unsure").textContent = "Draw one digit, large, in the middle, upright: one leaning or turned far can look " +
+      "like none (the faded bars: what a digit model alone would guess)"; // a teacher: a slanted class was told this
   } else if (kind === "unsure") {
     const [first, second] = answer.top;
     $("prediction").textContent = "?";
