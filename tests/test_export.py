@@ -415,3 +415,41 @@ def test_without_onnxruntime_each_entry_point_says_what_to_install(monkeypatch, 
     with pytest.raises(DigitlabError, match=r"needs onnxruntime.*pip install 'digitlab\[onnx\]'"):
         export_onnx(saved["logreg"][0], saved["logreg"][0] / "again.onnx")
     assert not (saved["logreg"][0] / "again.onnx").exists()
+
+
+def test_with_head_the_file_alone_gives_the_answers_predict_gives(lesson_run, tmp_path):
+    """An engineer: the detector could not be used without digitlab, and the calibration's 1e-12 and the unsure
+    bar's 1e-9 tolerance were written nowhere. `export --with-head` puts both in the graph and says how to answer."""
+    import onnxruntime as ort
+
+    from digitlab.data import load_dataset
+    from digitlab.predict import predict_images
+    from digitlab.store import load_model, save_model
+    from digitlab.train import train
+
+    run = tmp_path / "run"
+    shutil.copytree(lesson_run.folder, run, ignore=shutil.ignore_patterns("model.onnx*"))
+    with pytest.raises(DigitlabError, match="model.onnx is the plain graph `digitlab serve` reads"):
+        export_onnx(run, run / "model.onnx", head=True)
+    result = export_onnx(run, head=True)
+    assert result.path == run / "model-head.onnx" and not (run / "model.onnx").exists()
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert "log(probabilities + 1e-12)" in meta["temperature_applied"] and "unsure_below - 1e-09" in meta["answer"]
+    loaded, digits = load_model(run), load_dataset("digits")
+    images = np.concatenate([digits.test_images[:60], np.full((1, 8, 8), 16, np.uint8),  # all ink: no digit
+                             np.random.default_rng(0).integers(0, 17, (3, 8, 8)).astype(np.uint8)])
+    probabilities, scores = session.run(["head/probabilities", "head/nondigit"],
+                                        {"features": images.reshape(len(images), -1).astype(np.float32) / 16})
+    threshold, unsure = float(meta["not_a_digit_threshold"]), float(meta["unsure_below"])
+    kinds = ["not_a_digit" if s > threshold else "unsure" if p.max() < unsure - 1e-9 else "digit"
+             for p, s in zip(probabilities, scores)]
+    said = predict_images(loaded, loaded.card, images)
+    assert kinds == [p.kind for p in said] and {"digit", "not_a_digit"} <= set(kinds)
+    np.testing.assert_allclose(probabilities, [p.probabilities for p in said], atol=1e-6)
+    np.testing.assert_allclose(scores, [p.nondigit_score for p in said], atol=1e-6)
+    bare = tmp_path / "bare"
+    save_model(train("logreg", digits), digits, bare)  # saved by hand: no calibration, no detector
+    with pytest.raises(DigitlabError, match="has no calibration or no not-a-digit detector"):
+        export_onnx(bare, head=True)
+    assert not (bare / "model-head.onnx").exists()

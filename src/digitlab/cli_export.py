@@ -27,6 +27,9 @@ def export(
     fmt: str = typer.Option("onnx", "--format", "-f", help="Export format: onnx."),
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", help="The file to write (default: model.onnx in the run folder); its card is <out>.json."),
+    with_head: bool = typer.Option(
+        False, "--with-head", help="Append the calibration and the not-a-digit detector, for use without digitlab "
+                                   "(default file: model-head.onnx)."),
 ) -> None:
     """Export a saved model to ONNX; refuse to write it unless ONNX Runtime matches the model on the test set."""
     from digitlab import terminal
@@ -41,7 +44,10 @@ def export(
     from digitlab.export import export_onnx
 
     with console.status("exporting and checking on the test set…", spinner="dots"):
-        result = export_onnx(model, out)
+        result = export_onnx(model, out, head=with_head)
     console.print(escape(result.parity.describe()), soft_wrap=True)
     console.print(f"wrote {escape(str(result.path))} ({result.card.size_bytes:,} bytes) "
                   f"and its card {escape(str(result.card_path))}", soft_wrap=True)
+    if with_head:
+        console.print("its outputs head/probabilities (calibrated) and head/nondigit (the not-a-digit score) give "
+                      "the answer as its metadata_props 'answer' says", soft_wrap=True)

@@ -19,10 +19,9 @@ Every graph has the same contract, stated in the file's ``metadata_props``: inpu
 (float32 ``[batch, H·W]``, pixels / ``pixel_max`` flattened row by row: the graph takes the scaled
 features every digitlab model takes, not raw pixels); outputs ``label`` (int64 ``[batch]``) and
 ``probabilities`` (float32 ``[batch, n_classes]``, columns in the order of ``classes``). The
-probabilities are the model's own, before calibration: the card's temperature is recorded in the
-metadata and applied outside the graph (:func:`digitlab.calibrate.apply_temperature`, as
-:func:`digitlab.predict.predict_images` does), so the ONNX model answers exactly what the estimator's
-``predict_proba`` answers and one file serves both calibrated and raw use.
+probabilities are the model's own, before calibration: the card's temperature is recorded in the metadata and
+applied outside the graph (``softmax(log(p + 1e-12) / T)``, as :func:`digitlab.predict.predict_images` does), so
+the ONNX model answers exactly what the estimator's ``predict_proba`` answers and one file serves both.
 
 Before anything is written, the graph runs in ONNX Runtime on the run's whole test set beside the
 estimator. The export is refused (:class:`~digitlab.errors.DigitlabError`, nothing on disk) when the
@@ -49,6 +48,7 @@ import numpy as np
 from digitlab.card import ModelCard
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError, require_extra
+from digitlab.onnx_head import headed_graph
 from digitlab.onnx_model import INPUT, ONNX_FORMAT, OUTPUTS, OnnxModel, onnx_card_path
 
 __all__ = [
@@ -114,10 +114,8 @@ class ExportResult:
 
     Attributes
     ----------
-    path : Path
-        The ONNX file.
-    card_path : Path
-        Its card, ``<path>.json``.
+    path, card_path : Path
+        The ONNX file, and its card ``<path>.json``.
     card : ModelCard
         The card's contents.
     parity : Parity
@@ -257,7 +255,8 @@ def _add_contract(proto: Any, model: Any, card: ModelCard) -> None:
         "preprocessing": card.preprocessing,
         "outputs": f"{OUTPUTS[0]}: int64 [batch], the most probable class; {OUTPUTS[1]}: float32 "
                    "[batch, n_classes], columns in the order of classes, before the calibration temperature",
-        "temperature_applied": "outside the graph: digitlab.calibrate.apply_temperature(probabilities, temperature)",
+        "temperature_applied": "outside the graph: softmax(log(probabilities + 1e-12) / temperature), in float64 "
+                               "(digitlab.calibrate.apply_temperature); unsure when the top one < unsure_below - 1e-9",
     }
     if hasattr(model, "tta"):  # the CNN
         from digitlab.models.cnn_torch import tta_shifts
@@ -321,7 +320,8 @@ def run_dataset(card: ModelCard) -> Dataset:
 # --------------------------------------------------------------------- export
 
 
-def export_onnx(run: str | Path, out: str | Path | None = None, *, threads: int = 0) -> ExportResult:
+def export_onnx(run: str | Path, out: str | Path | None = None, *, threads: int = 0,
+                head: bool = False) -> ExportResult:
     """Export the model of a saved run to ONNX, after checking it against the estimator.
 
     Parameters
@@ -333,6 +333,8 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, threads: int 
         beside it as ``<out>.json``.
     threads : int
         ONNX Runtime's intra-op threads for the parity check (0: every core).
+    head : bool
+        Append calibration and detector (:func:`digitlab.onnx_head.headed_graph`); default ``model-head.onnx``.
 
     Returns
     -------
@@ -354,7 +356,7 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, threads: int 
         _check_out(Path(out))
     loaded = load_model(Path(run))
     source = loaded.card
-    out = loaded.path.parent / "model.onnx" if out is None else Path(out)
+    out = loaded.path.parent / ("model-head.onnx" if head else "model.onnx") if out is None else Path(out)
     _check_out(out)
     _need("onnxruntime")
 
@@ -370,6 +372,7 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, threads: int 
             f"{parity.agreement:.2%} ({parity.n_disagree:,} of {parity.n_images:,} differ; at least "
             f"{MIN_AGREEMENT:.2%} needed), max |Δp| {parity.max_abs_diff:.1e} (at most {bound:.0e}); "
             f"refusing to write {out}")
+    data = headed_graph(proto, loaded, out) if head else data  # the calibration and the detector appended
 
     card, doc = _onnx_card(source, out, data, parity)
     card_path = onnx_card_path(out)
