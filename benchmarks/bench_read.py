@@ -24,7 +24,9 @@ Pictures the model never saw, made reproducibly by :mod:`digitlab.data.numbers`,
   0-25% of a digit's height under the lowest foot (touching it at 0);
 - ``form boxes``: 1-8 MNIST test digits written one to a box in a form's row of 3-8 printed boxes (apart, or a comb
   sharing its walls), the boxes after the number left empty, a digit sometimes against a wall; level or
-  photographed ``turned 1-4°``, half as JPEG photos.
+  photographed ``turned 1-4°``, half as JPEG photos;
+- ``one digit, slanted 25-45°``: one MNIST test digit blown up into pen strokes and sheared to lean 25-45° right,
+  half as JPEG photos: one wide mark, which must not be cut into two digits.
 
 For each: the whole number right (``?`` counts as wrong), the whole number right by the model's
 best guesses (``?`` replaced by the digit it stands for), per-digit accuracy (digits of the true
@@ -72,7 +74,8 @@ CONDITIONS = ["4 digits, gaps", "1-8 digits, gaps", "pairs, boxes overlap", "pai
               "squared paper, 4 digits", "squared paper 2-8° askew, 4 digits",
               "underlined 3-10° tilted, 4 digits", "underlined 3-10° tilted, 1-2 digits",
               "form boxes, 1-8 digits", "form boxes turned 1-4°, 1-8 digits",
-              "close: dd.dd, d,ddd, dd.dd.dddd, -ddd"]  # new conditions go last: the others' pictures stay the same
+              "close: dd.dd, d,ddd, dd.dd.dddd, -ddd",
+              "one digit, slanted 25-45°"]  # new conditions go last: the others' pictures stay the same
 TARGETS = {  # condition: (measure, target)
     "4 digits, gaps": ("guess_right", 0.96),
     "pairs, boxes overlap": ("guess_right", 0.85),
@@ -144,6 +147,9 @@ def _pictures(condition: str, n: int, rng: np.random.Generator, images: np.ndarr
         elif condition.startswith("turned"):  # photographed turned: the digits turned too
             picture = mnist_number(images, labels, rng, n_digits=int(condition[-8]))
             picture = _turned(picture, rng.uniform(5, 20) * (1 if rng.integers(2) else -1))
+        elif condition.startswith("one digit, slanted"):  # one redrawn MNIST digit leaning far right: a wide mark
+            picture = _slanted(drawn_number(rng, redrawn, n_digits=1), rng.uniform(25, 45))
+            photo = bool(rng.integers(2))
         elif condition.startswith("form boxes"):
             picture = mnist_form(images, labels, rng)
             if "turned" in condition:
@@ -236,6 +242,21 @@ def _turned(picture: NumberPicture, degrees: float) -> NumberPicture:
     image = Image.fromarray(picture.image).rotate(degrees, Image.Resampling.BICUBIC, expand=True, fillcolor=paper)
     boxes = _turned_boxes(picture.boxes, degrees, (w / 2, h / 2), (image.width / 2, image.height / 2))
     return NumberPicture(image=np.asarray(image), text=picture.text, boxes=boxes, dark_on_light=picture.dark_on_light)
+
+
+def _slanted(picture: NumberPicture, degrees: float) -> NumberPicture:
+    """The picture sheared so that upright strokes lean ``degrees`` to the right, widened to hold it; the box round
+    the ink (one digit)."""
+    h, w = picture.image.shape
+    shear = float(np.tan(np.radians(degrees)))
+    paper = int(np.median(picture.image[0]))
+    width = w + int(np.ceil(shear * h))
+    image = np.asarray(Image.fromarray(picture.image).transform(
+        (width, h), Image.Transform.AFFINE, (1, shear, -shear * h, 0, 1, 0), Image.Resampling.BICUBIC, fillcolor=paper))
+    ink = np.abs(image.astype(np.int16) - paper) > 60
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    return NumberPicture(image=image, text=picture.text, boxes=(box,), dark_on_light=picture.dark_on_light)
 
 
 def _turned_boxes(boxes, degrees: float, centre: tuple[float, float], to: tuple[float, float]) -> tuple:

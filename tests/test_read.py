@@ -133,8 +133,24 @@ def test_two_lines_are_read_top_to_bottom_each_left_to_right(digits_model):
 def test_touching_digits_can_be_cut_where_they_meet():
     picture, truth = _picture((200, 100), [("1", 40, 20), ("0", 64, 20)])  # the 1 touches the 0
     [mark] = find_marks(ink_of(picture))
-    cuts = [(left.box, right.box) for left, right in split_candidates(mark)]
+    cuts = [(left.box, right.box) for left, right, _ in split_candidates(mark)]
     assert any(abs(left[2] - truth[0][2]) <= 2 and abs(right[0] - truth[1][0]) <= 2 for left, right in cuts)
+
+
+def test_a_cut_counts_the_strokes_it_goes_through():
+    """Two digits touch at one place; a cut through a loop (a 6 leaning far, read as "65") goes through two."""
+    from digitlab.cuts import crossings
+
+    ring = np.zeros((40, 40), dtype=bool)
+    yy, xx = np.mgrid[:40, :40]
+    ring[(np.hypot(yy - 20, xx - 20) < 15) & (np.hypot(yy - 20, xx - 20) > 10)] = True
+    left = xx < 20
+    assert crossings(ring & left, ring & ~left) == 2
+    blocks = np.zeros((30, 60), dtype=bool)
+    blocks[5:25, 5:25] = blocks[5:25, 35:55] = blocks[14:17, 25:35] = True  # two blocks joined by a bar
+    left = np.arange(60)[None, :] < 30
+    assert crossings(blocks & left, blocks & ~left) == 1
+    assert crossings(blocks & (np.arange(60)[None, :] < 5), blocks & (np.arange(60)[None, :] >= 55)) == 0
 
 
 def test_a_mark_far_too_wide_for_one_digit_is_always_cut(digits_model):
@@ -311,10 +327,14 @@ def test_the_terminal_says_not_a_digit_instead_of_a_confident_looking_guess():
 
     reading = S(digits=[S(kind="digit", digit=4, probability=0.992, top=[(4, 0.992)]),
                         S(kind="not_a_digit", digit=7, probability=1.0, top=[(7, 1.0), (0, 0.0)]),
-                        S(kind="unsure", digit=1, probability=0.61, top=[(1, 0.61), (7, 0.3)])])
+                        S(kind="unsure", digit=1, probability=0.61, top=[(1, 0.61), (7, 0.3)])], sure_from=0.9)
     assert _digits_line(reading) == "4 99.2%, [yellow]?[/] not a digit, [yellow]?[/] 1 61.0% / 7 30.0%"
-    unsure = S(digits=[S(kind="unsure", digit=0, probability=0.98522, top=[(0, 0.98522), (2, 0.0147)])])
+    unsure = S(digits=[S(kind="unsure", digit=0, probability=0.98522, top=[(0, 0.98522), (2, 0.0147)])],
+               sure_from=0.987)
     assert _digits_line(unsure) == "[yellow]?[/] 0 98.5% / 2 1.5%"  # under its bar, "sure from 98.7%", as it is
+    close = S(digits=[S(kind="unsure", digit=0, probability=0.9846, top=[(0, 0.9846), (2, 0.0147)])],
+              sure_from=0.9848)  # a sceptic: "98.5%" (rounded up) beside "sure from 98.5%"
+    assert _digits_line(close) == "[yellow]?[/] 0 98.46% / 2 1.5%"
     assert _any_unsure(reading) and not _any_unsure(S(digits=reading.digits[:2]))
 
 
@@ -548,8 +568,9 @@ def test_digits_of_a_turned_photo_are_turned_back_and_upright_ones_are_not(mnist
     monkeypatch.setattr(read, "_TURNED", 90.0)
     monkeypatch.setattr(read, "_TURNED_PAIR", 90.0)
     not_turned_back = right(turned)
-    # measured: level 130, turned 125 (112 not turned back), uphill 135 (130 never turned)
-    assert as_turned >= as_level - 10 and as_turned >= not_turned_back + 7, (as_level, as_turned, not_turned_back)
+    # measured: level 133, turned 125 (119 not turned back), uphill 135 (130 never turned); before a cut through
+    # two strokes paid for it (digitlab.read._THROUGH): level 130, turned 125, 112 not turned back
+    assert as_turned >= as_level - 10 and as_turned >= not_turned_back + 5, (as_level, as_turned, not_turned_back)
     assert as_uphill >= as_level - 10 and as_uphill >= right(uphill) - 3
 
 

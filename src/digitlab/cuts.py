@@ -23,8 +23,9 @@ _PIECES = 12  # a mark of more pieces than this (a page of hatching, not two dig
               # is a mask the mark's size, and 250 pieces of a 1024 px mark took 500 MB
 
 
-def split_candidates(mark: Mark) -> list[tuple[Mark, Mark]]:
-    """Ways to cut ``mark`` into a left and a right digit, each half trimmed to its own ink.
+def split_candidates(mark: Mark) -> list[tuple[Mark, Mark, int]]:
+    """Ways to cut ``mark`` into a left and a right digit, each half trimmed to its own ink, and how many strokes
+    each cut goes through (:func:`crossings`).
 
     Three kinds of cut:
 
@@ -43,9 +44,9 @@ def split_candidates(mark: Mark) -> list[tuple[Mark, Mark]]:
     >>> paper = np.zeros((40, 70), dtype=np.uint8)
     >>> paper[5:35, 10:30] = 255; paper[5:35, 40:60] = 255; paper[18:22, 30:40] = 255   # two blocks joined
     >>> [mark] = find_marks(ink_of(paper))
-    >>> left, right = split_candidates(mark)[0]
-    >>> left.box, right.box
-    ((10, 5, 35, 35), (35, 5, 60, 35))
+    >>> left, right, strokes = split_candidates(mark)[0]
+    >>> left.box, right.box, strokes
+    ((10, 5, 35, 35), (35, 5, 60, 35), 1)
     """
     edge = max(2, int(_THINNEST * mark.height))  # the widest zone: a "1" may be cut off either end
     lo, hi = max(edge, int(_CENTRE[0] * mark.width)), min(mark.width - edge, int(_CENTRE[1] * mark.width)) + 1
@@ -63,8 +64,15 @@ def split_candidates(mark: Mark) -> list[tuple[Mark, Mark]]:
     for left in halves:
         a, b = _trimmed(left, mark), _trimmed(mark.mask & ~left, mark)
         if a is not None and b is not None:
-            pairs.append((a, b))
+            pairs.append((a, b, crossings(mark.mask & left, mark.mask & ~left)))
     return pairs
+
+
+def crossings(left: np.ndarray, right: np.ndarray) -> int:
+    """Where a cut parts ``left`` from ``right`` (two masks of one mark): how many strokes it goes through (the
+    separate places where ink on one side touches ink on the other)."""
+    seam = left & ndimage.binary_dilation(right, structure=np.ones((3, 3), dtype=bool))
+    return int(ndimage.label(ndimage.binary_dilation(seam, structure=np.ones((3, 3), dtype=bool)))[1])
 
 
 def _distinct(order: np.ndarray, spacing: int) -> list[int]:

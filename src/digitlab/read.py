@@ -15,9 +15,11 @@ reading the model is surer of in all: a turned photo's digits are turned, an uph
 
 A mark may be two touching digits when it is wider than :data:`WIDE` times its line's digit height
 (and, on a line of three marks or more, 1.5 times their median width). Its cuts are read, and the
-one whose less sure half is surest wins; it is taken when the model is surer of the two halves than
-of the whole, by a margin that shrinks as the mark gets wider (in log-odds, ``6 × (1.2 - width /
-height)``, below zero past 1.2), and always for a mark wider than :data:`TOO_WIDE` heights. Each half is
+one whose less sure half is surest wins, a cut through more than one stroke paying 3 log-odds for each
+extra stroke (a 6 leaning far is a wide mark, and a cut through its loop leaves a "(" and a "5" the
+model reads surely; two digits touch at one place); it is taken when the model is surer of the two
+halves than of the whole, by a margin that shrinks as the mark gets wider (in log-odds, ``6 × (1.2 -
+width / height)``, below zero past 1.2), and always for a mark wider than :data:`TOO_WIDE` heights. Each half is
 looked at again, for three digits or more run together. A digit whose prediction is not a plain
 ``"digit"`` (unsure, or not a digit at all) shows as ``?`` in the text.
 
@@ -66,6 +68,7 @@ TOO_WIDE = 2.0
 _WIDER = 1.5  # on a line of three marks or more, a mark 1.5 times the median width may be two digits
 _HALF_HEIGHT = 0.6  # each half of a cut must be at least 60% of a digit's height
 _EVIDENCE, _EVEN = 6.0, 1.2  # cut when the halves' log-odds beat the whole's by 6 × (1.2 - width/height)
+_THROUGH = 3.0  # a cut through more strokes than one (a 6's loop, leaning far) pays 3 log-odds for each extra one
 _MAX_DEPTH = 3  # a mark is cut at most three times deep: up to 8 digits run together
 _MAX_CUTS = 6  # candidate cuts tried per mark
 _TURNED = 3.0  # degrees: a line rising or falling more steeply has its digits read turned back too, if surer;
@@ -383,12 +386,13 @@ def _read_mark(predict: _Predictor, mark: Mark, single: tuple[Prediction, np.nda
     wide = mark.width > WIDE * line.height and (line.width is None or mark.width > _WIDER * line.width)
     if not wide or depth >= _MAX_DEPTH:
         return keep
-    pairs = [(a, b) for a, b in split_candidates(mark) if min(a.height, b.height) >= _HALF_HEIGHT * line.height]
-    pairs = pairs[:_MAX_CUTS]
+    cuts = [(a, b, n) for a, b, n in split_candidates(mark)
+            if min(a.height, b.height) >= _HALF_HEIGHT * line.height][:_MAX_CUTS]
+    pairs, through = [(a, b) for a, b, _ in cuts], [_THROUGH * max(0, n - 1) for _, _, n in cuts]
     if not pairs or predict.predicted + 2 * len(pairs) > _MAX_HALVES:  # the picture's budget is spent
         return keep
     read = predict([half for pair in pairs for half in pair])
-    scores = [min(_log_odds(read[2 * k][0]), _log_odds(read[2 * k + 1][0])) for k in range(len(pairs))]
+    scores = [min(_log_odds(read[2 * k][0]), _log_odds(read[2 * k + 1][0])) - through[k] for k in range(len(pairs))]
     best = int(np.argmax(scores))
     evidence = scores[best] - _log_odds(single[0])
     if mark.width <= TOO_WIDE * line.height and evidence <= _EVIDENCE * (_EVEN - mark.width / line.height):
