@@ -725,9 +725,13 @@ def test_data_info_keeps_every_count_whole_in_a_narrow_terminal(data_dir):
     HandwritingSet.open("class-7b", create=True).save(
         [new_sample(picture(i % 10, i, size=72), i % 10, writer=f"w{i % 3}") for i in range(1100)])
     HandwritingSet.open(long_name, create=True).save([new_sample(picture(1, 0), 1, writer="Ada Lovelace")])
+    HandwritingSet.open("mixed", create=True).save([new_sample(picture(d, d), d, writer=w)
+                                                    for d, w in enumerate(("Zoë", "ben", "Ada"))])
     for width in (80, 60):
         out = io.StringIO()
         _handwriting_table(Console(file=out, width=width))
         text = out.getvalue()
         assert "…" not in text and "1,100" in text and len(re.findall(r"\b110\b", text)) == 10, text
         assert f"{long_name} writers: Ada Lovelace 1" in text and "class-7b writers: w0 367, w1 367, w2 366" in text
+        assert "mixed writers: Ada 1, ben 1, Zoë 1" in text  # a teacher: "Zoë, ben" sorted by case
+        assert "handwriting sets (load with --dataset NAME)\n" in text  # a title line, not wrapped to the table

@@ -128,11 +128,13 @@ def _handwriting_table(console) -> None:
                 below.append(f"{escape(name)}: [red]{escape(str(exc))}[/]")
             continue
         digits, writers = Counter(s.label for s in samples), Counter(writer_of(s) for s in samples)
-        shown = ", ".join(f"{w} {n}" for w, n in sorted(writers.items()))  # every name: `data remove --writer` takes them
+        by_name = sorted(writers.items(), key=lambda item: (item[0].casefold(), item[0]))  # "ben" by "Ada", not "Zoë"
+        shown = ", ".join(f"{w} {n}" for w, n in by_name)  # every name: `data remove --writer` takes them
         rows.append([name, f"{len(samples):,}", *(str(digits[d]) for d in range(10))])
         below.append(f"{escape(name)} writers: {escape(shown or '-')}")
         below += [f"{escape(name)}: [red]{escape(problem)}[/]" for problem in store.problems]
-    table = Table(title="handwriting sets (load with --dataset NAME)", padding=(0, 0), pad_edge=False)
+    console.print("handwriting sets (load with --dataset NAME)")  # as a title, wrapped to the narrow table's width
+    table = Table(padding=(0, 0), pad_edge=False)
     for i, column in enumerate(("set", "samples", *map(str, range(10)))):  # the counts whole; a long name folds
         table.add_column(column, overflow="fold", justify="left" if i == 0 else "right",
                          min_width=None if i == 0 else max(len(column), *(len(row[i]) for row in rows)))
