@@ -92,6 +92,9 @@ def picture(condition: str, digit: np.ndarray, rng) -> bytes:
     if condition.endswith("askew"):  # the phone held 4 (or as named) degrees off level: the lines slant
         degrees = float(condition.split()[-2].rstrip("°")) if "°" in condition else 4.0
         image = image.rotate(degrees, resample=Image.Resampling.BICUBIC, fillcolor=(245, 243, 238))
+    if condition.startswith("sheet filling"):  # the sheet fills the frame, turned: the desk shows in its corners
+        degrees = float(rng.uniform(2, 6)) * (1 if rng.integers(2) else -1)
+        image = image.rotate(degrees, resample=Image.Resampling.BICUBIC, fillcolor=(90, 60, 40))
     if condition in ("framed", "underlined"):
         draw = ImageDraw.Draw(image)
         if condition == "framed":
@@ -105,7 +108,8 @@ def picture(condition: str, digit: np.ndarray, rng) -> bytes:
 
 CONDITIONS = ("plain", "gradient 0.45", "gradient 0.6", "vignette 0.4", "shadow 0.45", "shadow 0.6", "shadow 0.8",
               "lined", "squared", "framed", "underlined", "desk", "lined, askew", "squared, askew",
-              "lined, 8° askew", "squared, 8° askew", "lined, 12° askew", "squared, 12° askew")
+              "lined, 8° askew", "squared, 8° askew", "lined, 12° askew", "squared, 12° askew",
+              "sheet filling the frame turned 2-6°, desk in the corners")  # new conditions last: the others unchanged
 
 
 def main() -> int:

@@ -149,9 +149,12 @@ def _sheet_only(gray: np.ndarray) -> np.ndarray:
     h, w = gray.shape
     if min(h, w) < _LEAST_SIDE:
         return gray
-    desk = _median(_border(gray))
-    if float(gray.max()) - desk < _DESK:  # paper round the edge (a drawing, a scan): no sorting needed
-        return gray
+    desk, corners = _median(_border(gray)), False
+    if float(gray.max()) - desk < _DESK:  # paper round the edge (a drawing, a scan): no sorting needed...
+        desk = _corner_desk(gray)
+        if desk is None:
+            return gray
+        corners = True  # ...unless a sheet fills the frame, turned: the desk shows in its four corners
     blocks = _blocks(gray, 128)  # judged at about 128 px
     small = blocks.mean(axis=(1, 3))
     bright = float(np.percentile(small, 90))
@@ -160,7 +163,7 @@ def _sheet_only(gray: np.ndarray) -> np.ndarray:
     darkest = blocks.min(axis=(1, 3))  # the darkest pixel of a block: thin ink shows
     # lit: lighter than halfway from the desk to the bright paper; or, the larger sheet, a quarter of the way (a sheet
     # shaded towards one side, the side as dark as halfway: else it went as desk, the digits on it with it)
-    found = [_sheet(darkest > desk + share * (bright - desk), least_lit) for share, least_lit in _LIT]
+    found = [_sheet(darkest > desk + share * (bright - desk), least_lit, corners) for share, least_lit in _LIT]
     sheet = max((s for s in found if s is not None), key=lambda s: int(s.sum()), default=None)
     if sheet is None:
         return gray
@@ -171,11 +174,25 @@ def _sheet_only(gray: np.ndarray) -> np.ndarray:
     return np.where(inside, gray, outside).astype(np.float32)
 
 
-def _sheet(lit: np.ndarray, least_lit: float = _SHEET_LIT) -> np.ndarray | None:
+def _corner_desk(gray: np.ndarray) -> float | None:
+    """The desk's light where a sheet fills the frame turned, so that the desk shows only in the picture's four
+    corners (an engineer's photo turned 4°: its desk wedges read as ink round a shrunken 4, or a 3 as a sure 8):
+    the corners' median when each corner is :data:`_DESK` darker than the bright paper, else None."""
+    h, w = gray.shape
+    t = max(2, round(0.03 * min(h, w)))
+    patches = [gray[:t, :t], gray[:t, -t:], gray[-t:, :t], gray[-t:, -t:]]
+    lightest = float(np.percentile(gray, 90))
+    if max(_median(patch.ravel()) for patch in patches) > lightest - _DESK:
+        return None
+    return _median(np.concatenate([patch.ravel() for patch in patches]))
+
+
+def _sheet(lit: np.ndarray, least_lit: float = _SHEET_LIT, corners: bool = False) -> np.ndarray | None:
     """Where a sheet lies in ``lit`` (a coarse map of the lit pixels), less its blurred edge; None when there is
     none. The largest lit piece with its holes filled is a sheet when it covers :data:`_SHEET` of the picture, is
     lit over ``least_lit`` of it, leaves the surround dark along :data:`_DESK_SIDE` of :data:`_DESK_SIDES`
-    sides (a shadow or a vignette darkens part of a side, or the corners), holds ink (holes, each at most
+    sides (a shadow or a vignette darkens part of a side, or the corners; with ``corners``, a sheet filling the
+    frame turned, its four corners dark do instead), holds ink (holes, each at most
     :data:`_STROKE` of the sheet's side thick) and is about a rectangle (:data:`_RECTANGLE`). A light digit on a
     dark ground is one lit piece too; but a bar holds no ink, and a fat 0 is round."""
     from scipy import ndimage
@@ -185,8 +202,9 @@ def _sheet(lit: np.ndarray, least_lit: float = _SHEET_LIT) -> np.ndarray | None:
         return None
     sheet = ndimage.binary_fill_holes(pieces == 1 + int(np.argmax(np.bincount(pieces.ravel())[1:])))
     sides = (sheet[0], sheet[-1], sheet[:, 0], sheet[:, -1])
-    if (sheet.mean() < _SHEET or lit[sheet].mean() < least_lit
-            or sum(float(np.mean(~side)) >= _DESK_SIDE for side in sides) < _DESK_SIDES):
+    framed = sum(float(np.mean(~side)) >= _DESK_SIDE for side in sides) >= _DESK_SIDES
+    turned = corners and not any(sheet[y, x] for y in (0, -1) for x in (0, -1))
+    if sheet.mean() < _SHEET or lit[sheet].mean() < least_lit or not (framed or turned):
         return None
     ink = sheet & ~lit
     rows, columns = np.flatnonzero(sheet.any(axis=1)), np.flatnonzero(sheet.any(axis=0))
