@@ -435,7 +435,10 @@ def test_with_head_the_file_alone_gives_the_answers_predict_gives(lesson_run, tm
     assert result.path == run / "model-head.onnx" and not (run / "model.onnx").exists()
     session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
-    assert "log(probabilities + 1e-12)" in meta["temperature_applied"] and "unsure_below - 1e-09" in meta["answer"]
+    assert meta["temperature_applied"].startswith("in the graph: head/probabilities")
+    assert "unsure_below - 1e-09" in meta["answer"] and "every input is 0" in meta["answer"]
+    described = json.loads(result.card_path.read_text())["onnx"]  # the card says what the file holds (a reviewer)
+    assert described["outputs"] == ["label", "probabilities", "head/probabilities", "head/nondigit"]
     loaded, digits = load_model(run), load_dataset("digits")
     images = np.concatenate([digits.test_images[:60], np.full((1, 8, 8), 16, np.uint8),  # all ink: no digit
                              np.random.default_rng(0).integers(0, 17, (3, 8, 8)).astype(np.uint8)])
@@ -453,3 +456,13 @@ def test_with_head_the_file_alone_gives_the_answers_predict_gives(lesson_run, tm
     with pytest.raises(DigitlabError, match="has no calibration or no not-a-digit detector"):
         export_onnx(bare, head=True)
     assert not (bare / "model-head.onnx").exists()
+
+
+def test_the_plain_export_states_the_calibrations_arithmetic(logreg_copy):
+    """An engineer matched predict's k-NN figures only with the 1e-12 and the 1e-9 that nothing stated."""
+    import onnxruntime as ort
+
+    result = export_onnx(logreg_copy)
+    meta = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"]).get_modelmeta()
+    said = meta.custom_metadata_map["temperature_applied"]
+    assert "softmax(log(probabilities + 1e-12) / temperature)" in said and "unsure_below - 1e-9" in said

@@ -48,7 +48,7 @@ import numpy as np
 from digitlab.card import ModelCard
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError, require_extra
-from digitlab.onnx_head import headed_graph
+from digitlab.onnx_head import HEAD_OUTPUTS, check_headable, headed_graph
 from digitlab.onnx_model import INPUT, ONNX_FORMAT, OUTPUTS, OnnxModel, onnx_card_path
 
 __all__ = [
@@ -344,9 +344,8 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, threads: int 
     Raises
     ------
     DigitlabError
-        One line, with nothing written, when the run cannot be read, the model cannot be converted,
-        or ONNX Runtime disagrees with the estimator beyond :data:`MIN_AGREEMENT` /
-        :data:`MAX_PROBABILITY_GAP`.
+        One line, nothing written: the run cannot be read, the model cannot be converted (or, ``head``, have
+        a head), or ONNX Runtime disagrees with it beyond :data:`MIN_AGREEMENT` / :data:`MAX_PROBABILITY_GAP`.
     """
     from digitlab.fileio import atomic_path, remove_stale_parts
     from digitlab.preprocess import test_features
@@ -359,22 +358,19 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, threads: int 
     out = loaded.path.parent / ("model-head.onnx" if head else "model.onnx") if out is None else Path(out)
     _check_out(out)
     _need("onnxruntime")
+    if head:
+        check_headable(loaded, out)  # before the test set's parity check, which takes a while
 
-    estimator = _on_cpu(loaded.model)
+    from digitlab.export_cnn import on_cpu
+
+    estimator = on_cpu(loaded.model)
     proto = to_onnx(estimator, source)
     data = proto.SerializeToString()
     features, _ = test_features(run_dataset(source))
     parity = check_parity(estimator, OnnxModel(data, threads=threads, where=f"{source.model} export"), features)
-    bound = MAX_PROBABILITY_GAP.get(source.model, DEFAULT_PROBABILITY_GAP)
-    if parity.agreement < MIN_AGREEMENT or not parity.max_abs_diff <= bound:
-        raise DigitlabError(
-            f"{source.model}: ONNX Runtime disagrees with the estimator on the test set — identical argmax on "
-            f"{parity.agreement:.2%} ({parity.n_disagree:,} of {parity.n_images:,} differ; at least "
-            f"{MIN_AGREEMENT:.2%} needed), max |Δp| {parity.max_abs_diff:.1e} (at most {bound:.0e}); "
-            f"refusing to write {out}")
-    data = headed_graph(proto, loaded, out) if head else data  # the calibration and the detector appended
-
-    card, doc = _onnx_card(source, out, data, parity)
+    _refuse_disagreement(source.model, parity, out)
+    data = headed_graph(proto, loaded) if head else data  # the calibration and the detector appended
+    card, doc = _onnx_card(source, out, data, parity, head)
     card_path = onnx_card_path(out)
     remove_stale_parts(out.parent, (out.name, card_path.name))  # a killed export's temporary files
     # the inner block is renamed first: the graph lands, then its card, which is the commit point (a kill
@@ -385,7 +381,19 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, threads: int 
     return ExportResult(path=out, card_path=card_path, card=card, parity=parity)
 
 
-def _onnx_card(source: ModelCard, out: Path, data: bytes, parity: Parity) -> tuple[ModelCard, dict[str, Any]]:
+def _refuse_disagreement(model: str, parity: Parity, out: Path) -> None:
+    """One line, nothing written, when ONNX Runtime and the estimator disagree beyond the bounds."""
+    bound = MAX_PROBABILITY_GAP.get(model, DEFAULT_PROBABILITY_GAP)
+    if parity.agreement < MIN_AGREEMENT or not parity.max_abs_diff <= bound:
+        raise DigitlabError(
+            f"{model}: ONNX Runtime disagrees with the estimator on the test set — identical argmax on "
+            f"{parity.agreement:.2%} ({parity.n_disagree:,} of {parity.n_images:,} differ; at least "
+            f"{MIN_AGREEMENT:.2%} needed), max |Δp| {parity.max_abs_diff:.1e} (at most {bound:.0e}); "
+            f"refusing to write {out}")
+
+
+def _onnx_card(source: ModelCard, out: Path, data: bytes, parity: Parity,
+               head: bool = False) -> tuple[ModelCard, dict[str, Any]]:
     """The exported file's card (the run's, with the ONNX file's name, checksum and size) and its JSON."""
     card = dataclasses.replace(
         source, format=ONNX_FORMAT, file=out.name, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
@@ -398,21 +406,9 @@ def _onnx_card(source: ModelCard, out: Path, data: bytes, parity: Parity) -> tup
         "opset": OPSET, "input": INPUT, "outputs": list(OUTPUTS), "parity": parity.to_dict(),
         "temperature": "applied outside the graph (digitlab.calibrate.apply_temperature)",
     }
+    if head:  # the calibration in the graph too: its metadata_props say how to call the answer
+        doc["onnx"].update(outputs=[*OUTPUTS, *HEAD_OUTPUTS], temperature=f"applied in the graph: {HEAD_OUTPUTS[0]}")
     return card, doc
-
-
-def _on_cpu(model: Any) -> Any:
-    """The estimator as it predicts on the CPU: a CNN loaded onto a GPU predicts there in bf16, which is
-    not what the float32 graph computes, so parity is checked against (and exported from) a CPU copy."""
-    from digitlab.models.cnn import CNNClassifier
-
-    if not isinstance(model, CNNClassifier) or model.device == "cpu":
-        return model
-    from digitlab.models import cnn_torch as ct
-
-    if ct.resolve_device(model.device).type == "cpu":
-        return model
-    return CNNClassifier.from_tensors({**model.get_params(), "device": "cpu"}, model.export_tensors())
 
 
 def _check_out(out: Path) -> None:

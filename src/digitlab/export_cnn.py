@@ -14,7 +14,7 @@ from digitlab.errors import DigitlabError
 from digitlab.export import OPSET, _first_line, _need, _quiet
 from digitlab.onnx_model import INPUT, OUTPUTS
 
-__all__ = ["cnn_to_onnx"]
+__all__ = ["cnn_to_onnx", "on_cpu"]
 
 
 def cnn_to_onnx(model: Any, card: ModelCard) -> Any:
@@ -60,3 +60,17 @@ def cnn_to_onnx(model: Any, card: ModelCard) -> Any:
         return program.model_proto
     except Exception as exc:  # the exporter raises many kinds; each means "cannot convert"
         raise DigitlabError(f"{card.model}: torch.onnx.export cannot convert the CNN ({_first_line(exc)})") from None
+
+
+def on_cpu(model: Any) -> Any:
+    """The estimator as it predicts on the CPU: a CNN loaded onto a GPU predicts there in bf16, which is
+    not what the float32 graph computes, so parity is checked against (and exported from) a CPU copy."""
+    from digitlab.models.cnn import CNNClassifier
+
+    if not isinstance(model, CNNClassifier) or model.device == "cpu":
+        return model
+    from digitlab.models import cnn_torch as ct
+
+    if ct.resolve_device(model.device).type == "cpu":
+        return model
+    return CNNClassifier.from_tensors({**model.get_params(), "device": "cpu"}, model.export_tensors())

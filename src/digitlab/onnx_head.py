@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from digitlab.notdigit import NotDigitDetector
     from digitlab.store import LoadedModel
 
-__all__ = ["HEAD_OUTPUTS", "OnnxHeadModel", "head_model", "headed_graph"]
+__all__ = ["HEAD_OUTPUTS", "OnnxHeadModel", "check_headable", "head_model", "headed_graph"]
 
 HEAD_OUTPUTS = ("head/probabilities", "head/nondigit")
 """The head's outputs: float64 calibrated probabilities ``[batch, 10]`` (column d is digit d) and float64
@@ -88,35 +88,39 @@ def head_model(onnx: LoadedModel, temperature: float, detector: NotDigitDetector
     return headed
 
 
-def headed_graph(proto: Any, loaded: LoadedModel, out: Path) -> bytes:
-    """``proto`` (a run's model as exported) with the head appended, as the bytes of a file of its own
-    (``digitlab export --with-head``): a deployment without digitlab gets the calibrated probabilities and the
-    not-a-digit score from ONNX Runtime alone, and its ``metadata_props`` say how to call the answer.
-
-    Raises a one-line DigitlabError for a run without calibration or detector, a model not of the ten digits, a
-    graph older than opset 18, or ``out`` the run's own ``model.onnx``, which ``digitlab serve`` reads plain.
-    """
-    from onnx import helper
-
-    card, detector = loaded.card, loaded.detector
+def check_headable(loaded: LoadedModel, out: Path) -> None:
+    """Refuse, in one line, a head (:func:`headed_graph`) for a run without calibration or detector, for a model
+    not of the ten digits, or into ``out`` the run's own ``model.onnx``, which ``digitlab serve`` reads plain."""
+    card = loaded.card
     if Path(out).resolve() == (loaded.path.parent / "model.onnx").resolve():
         raise DigitlabError("the run's model.onnx is the plain graph `digitlab serve` reads: give --with-head "
                             "another --out")
-    if card.calibration is None or detector is None:
+    if card.calibration is None or loaded.detector is None:
         raise DigitlabError(f"{card.id} has no calibration or no not-a-digit detector (saved by hand, or before "
                             "digitlab made them): export it without --with-head, or train it with `digitlab run`")
+    if list(card.classes) != list(range(10)):
+        raise DigitlabError(f"{card.id}: a head needs a model of the ten digits; export it without --with-head")
+
+
+def headed_graph(proto: Any, loaded: LoadedModel) -> bytes:
+    """``proto`` (a run's model as exported, :func:`check_headable`) with the head appended, as the bytes of a file
+    of its own (``digitlab export --with-head``): a deployment without digitlab gets the calibrated probabilities
+    and the not-a-digit score from ONNX Runtime alone, and its ``metadata_props`` say how to call the answer."""
+    from onnx import helper
+
+    card, detector = loaded.card, loaded.detector
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
-    if list(card.classes) != list(range(10)) or opset < MIN_OPSET:
-        raise DigitlabError(f"{card.id}: a head needs a model of the ten digits and an ONNX opset of at least "
-                            f"{MIN_OPSET}; export it without --with-head")
+    if opset < MIN_OPSET:
+        raise DigitlabError(f"{card.id}: a head needs an ONNX opset of at least {MIN_OPSET}, the graph has {opset}")
     temperature = float(card.calibration.temperature)
     _append_head(proto, temperature, detector)
     props = {p.key: p.value for p in proto.metadata_props}
     props.update({
         "head_outputs": f"{HEAD_OUTPUTS[0]}: float64 [batch, 10], the calibrated probabilities (column d is digit d); "
                         f"{HEAD_OUTPUTS[1]}: float64 [batch], the not-a-digit score",
-        "answer": f"not a digit when {HEAD_OUTPUTS[1]} > not_a_digit_threshold; else unsure when the top calibrated "
-                  f"probability < unsure_below - {TIE:g}; else that digit",
+        "answer": f"not a digit when {HEAD_OUTPUTS[1]} > not_a_digit_threshold, or when every input is 0 (no ink); "
+                  f"else unsure when the top calibrated probability < unsure_below - {TIE:g}; else that digit",
+        "temperature_applied": f"in the graph: {HEAD_OUTPUTS[0]} (the plain {OUTPUTS[1]} are before it)",
         "not_a_digit_threshold": repr(float(detector.threshold)),
     })
     helper.set_model_props(proto, props)

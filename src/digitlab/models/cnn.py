@@ -115,9 +115,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         The trained network, in eval mode.
     history_ : list of dict
         One record per epoch: ``epoch``, ``loss``, ``val_accuracy`` (None without a validation part),
-        ``seconds`` since fitting began, ``lr`` (the learning rate at the epoch's end), ``share`` (of the
-        epoch trained: below 1 when the time budget ended it midway). Saved with the weights, so a loaded
-        model has it too.
+        ``seconds`` since fitting began, ``lr`` (at the epoch's end), ``share`` (of the epoch trained: below 1
+        when the time budget ended it midway). Saved with the weights, so a loaded model has it too.
     n_iter_ : int
         Epochs run (the last may be partial when the time budget ended it).
     stop_reason_ : str
@@ -239,8 +238,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 val_accuracy = self._accuracy(net, images[val_idx], y_index[val_idx]) if len(val_idx) and main else None
                 record = {"epoch": epoch, "loss": ddp.mean(loss, device) if shared else loss,
                           "val_accuracy": val_accuracy, "seconds": round(time.perf_counter() - start, 3),
-                          "lr": float(optimizer.param_groups[0]["lr"]),  # where the one-cycle schedule ended the epoch
-                          "share": steps / steps_per_epoch}  # below 1: the time budget cut this epoch short
+                          "lr": float(optimizer.param_groups[0]["lr"]), "share": steps / steps_per_epoch}
                 self.history_.append(record)
                 bar.epoch(record)
                 reason = self._stop_reason(steps == steps_per_epoch, val_accuracy, clock)
