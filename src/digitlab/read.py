@@ -16,12 +16,13 @@ reading the model is surer of in all: a turned photo's digits are turned, an uph
 A mark may be two touching digits when it is wider than :data:`WIDE` times its line's digit height
 (and, on a line of three marks or more, 1.5 times their median width). Its cuts are read, and the
 one whose less sure half is surest wins, a cut through more than one stroke paying 3 log-odds for each
-extra stroke (a 6 leaning far is a wide mark, and a cut through its loop leaves a "(" and a "5" the
-model reads surely; two digits touch at one place); it is taken when the model is surer of the two
-halves than of the whole, by a margin that shrinks as the mark gets wider (in log-odds, ``6 × (1.2 -
-width / height)``, below zero past 1.2), and always for a mark wider than :data:`TOO_WIDE` heights. Each half is
-looked at again, for three digits or more run together. A digit whose prediction is not a plain
-``"digit"`` (unsure, or not a digit at all) shows as ``?`` in the text.
+extra stroke and leaving halves of at least 75% of the height (a 6 leaning far is a wide mark, and a cut
+through its loop leaves a short "(" and a "5" the model reads surely; two digits touch at one place); it
+is taken when the model is surer of the two halves than of the whole, by a margin that shrinks as the
+mark gets wider (in log-odds, ``6 × (1.2 - width / height)``, below zero past 1.2), and always for a mark
+wider than :data:`TOO_WIDE` heights. Each half is looked at again, for three digits or more run together.
+A digit whose prediction is not a plain ``"digit"`` (unsure, or not a digit at all) shows as ``?`` in the
+text.
 
 Examples
 --------
@@ -68,7 +69,8 @@ TOO_WIDE = 2.0
 _WIDER = 1.5  # on a line of three marks or more, a mark 1.5 times the median width may be two digits
 _HALF_HEIGHT = 0.6  # each half of a cut must be at least 60% of a digit's height
 _EVIDENCE, _EVEN = 6.0, 1.2  # cut when the halves' log-odds beat the whole's by 6 × (1.2 - width/height)
-_THROUGH = 3.0  # a cut through more strokes than one (a 6's loop, leaning far) pays 3 log-odds for each extra one
+_THROUGH = 3.0  # a cut through more strokes than one (a 6's loop, leaning far) pays 3 log-odds for each extra one,
+_THROUGH_HEIGHT = 0.75  # and leaves halves of at least 75% of a digit's height (a 6's loop cut off is a short "(")
 _MAX_DEPTH = 3  # a mark is cut at most three times deep: up to 8 digits run together
 _MAX_CUTS = 6  # candidate cuts tried per mark
 _TURNED = 3.0  # degrees: a line rising or falling more steeply has its digits read turned back too, if surer;
@@ -387,7 +389,7 @@ def _read_mark(predict: _Predictor, mark: Mark, single: tuple[Prediction, np.nda
     if not wide or depth >= _MAX_DEPTH:
         return keep
     cuts = [(a, b, n) for a, b, n in split_candidates(mark)
-            if min(a.height, b.height) >= _HALF_HEIGHT * line.height][:_MAX_CUTS]
+            if min(a.height, b.height) >= (_HALF_HEIGHT if n <= 1 else _THROUGH_HEIGHT) * line.height][:_MAX_CUTS]
     pairs, through = [(a, b) for a, b, _ in cuts], [_THROUGH * max(0, n - 1) for _, _, n in cuts]
     if not pairs or predict.predicted + 2 * len(pairs) > _MAX_HALVES:  # the picture's budget is spent
         return keep
