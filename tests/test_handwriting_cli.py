@@ -150,16 +150,25 @@ def test_a_students_pictures_are_given_back_and_what_holds_them_still_is_named(e
     for sample in theirs:
         kept = tmp_path / "back" / str(sample.label) / f"{sample.id}.png"
         assert kept.read_bytes() == HandwritingSet.open("giveback").original_bytes(sample)
-    again = run_cli("data", "import", "returned", str(tmp_path / "back"), env=variables)  # the layout import reads
+    assert f"`digitlab data import SET {tmp_path / 'back'} --writer {WRITERS[0].name.upper()}` takes them in" in \
+        " ".join(given.stdout.split())  # the folders give the labels; the writer is given again
+    again = run_cli("data", "import", "returned", str(tmp_path / "back"), "--writer", WRITERS[0].name, env=variables)
     assert again.returncode == 0 and f"added {len(theirs)} pictures" in again.stdout, again.stdout + again.stderr
+    second = run_cli("data", "export", "giveback", str(tmp_path / "back"), "--format", "pictures", env=variables)
+    assert second.returncode == 0 and f"into {tmp_path / 'back-2'}" in second.stdout  # a new folder, never mixed
+    here = run_cli("data", "export", "giveback", ".", "--format", "pictures", env=variables, cwd=tmp_path / "back")
+    assert here.returncode == 0 and f"into {tmp_path / 'back-3'}" in here.stdout, here.stderr  # "." is "back"
     refused = run_cli("data", "export", "giveback", str(tmp_path / "idx"), "--writer", WRITERS[0].name, env=variables)
     assert refused.returncode == 2 and "add --format pictures" in refused.stderr and not (tmp_path / "idx").exists()
-    digits = load_dataset("digits")
+    digits, theirs_too = load_dataset("digits"), load_dataset("giveback", test_size=0.5, seed=0)
     save_model(train("logreg", digits), digits, tmp_path / "runs" / "tuned", finetuned_from={
         "set": "giveback", "trained_on": [theirs[0].id]})  # as a run fine-tuned on one of their samples records it
+    save_model(train("logreg", theirs_too), theirs_too, tmp_path / "runs" / "own")  # a run on the set itself
+    assert theirs_too.split["train_writers"] == [WRITERS[0].name]  # (seed 0 trains on them: a reviewer's case)
     removed = run_cli("data", "remove", "giveback", "--writer", WRITERS[0].name, "--yes", env=variables, cwd=tmp_path)
     assert removed.returncode == 0, removed.stderr
-    assert "note: what was made from them before stays: runs fine-tuned on them (runs/tuned: delete" in removed.stderr
+    assert "note: what was made from them before stays: runs that learned from them (runs/own, runs/tuned: delete" in \
+        " ".join(removed.stderr.split())
 
 
 def test_one_unreadable_set_leaves_the_others_listed_and_can_be_deleted(env, tmp_path):

@@ -280,10 +280,14 @@ def export(
     if format == "pictures" or writer is not None:
         if format != "pictures":
             raise DigitlabError("--writer exports one writer's pictures: add --format pictures")
-        check_writable(folder.parent if folder.parent != Path("") else Path("."), "FOLDER")
+        check_writable(folder.resolve().parent, "FOLDER")
+        import shlex
+
         written, count = export_pictures(name, folder, writer=writer)
+        again = f"digitlab data import SET {shlex.quote(str(written))}" + (
+            f" --writer {shlex.quote(writer)}" if writer else "")  # the folders give the labels, not the writers
         typer.echo(f"wrote {count:,} picture{'' if count == 1 else 's'} into {written} (a folder per digit; "
-                   f"samples.csv lists them; `digitlab data import SET {written}` takes them in)")
+                   f"samples.csv lists them; `{again}` takes them in)")
         return
     data = load_dataset(name, test_size=test_size, seed=seed)  # a set or split that fails makes no folder
     check_writable(folder, "FOLDER")
@@ -343,25 +347,27 @@ def remove(
     _confirm(yes, f"Remove the {len(theirs):,} sample{'' if len(theirs) == 1 else 's'} by {shown} from {name!r}?")
     removed = store.remove_writer(writer)
     typer.echo(f"removed {len(removed):,} sample{'' if len(removed) == 1 else 's'} by {shown} from {name}")
-    trained = _runs_trained_on({s.id for s in removed}, Path("runs"))
+    trained = _runs_trained_on(name, removed, Path("runs"))
     typer.echo("note: what was made from them before stays: " + (
-        f"runs fine-tuned on them ({', '.join(trained[:5])}{', ...' if len(trained) > 5 else ''}: delete those "
+        f"runs that learned from them ({', '.join(trained[:5])}{', ...' if len(trained) > 5 else ''}: delete those "
         "folders), " if trained else "") + "reports from `evaluate` and `data show`, and files from `data export`",
         err=True)
 
 
-def _runs_trained_on(ids: set[str], runs: Path) -> list[str]:
-    """The run folders in ``runs`` whose model was fine-tuned on any of the samples ``ids`` (a card's
-    ``finetuned_from.trained_on``): a student who asks for their drawings back is in those weights too."""
+def _runs_trained_on(name: str, removed: list, runs: Path) -> list[str]:
+    """The run folders in ``runs`` whose model learned from any of the ``removed`` samples of set ``name``,
+    fine-tuned on them or trained on the set (:func:`~digitlab.handwriting_eval.learned_from`): a student who
+    asks for their drawings back is in those weights too."""
     from digitlab.card import CARD_NAME, ModelCard
+    from digitlab.handwriting_eval import learned_from
 
-    found = []
+    found, ids = [], {s.id for s in removed}
     for card_file in sorted(runs.glob(f"*/{CARD_NAME}")) if runs.is_dir() else []:
         try:
-            tuned = ModelCard.from_file(card_file).finetuned_from or {}
-        except DigitlabError:  # a damaged card: not this command's business
+            learned = learned_from(ModelCard.from_file(card_file), removed, name)[0]
+        except (DigitlabError, TypeError, ValueError, AttributeError):  # a damaged card: not this command's business
             continue
-        if ids & set(tuned.get("trained_on") or []):
+        if ids & learned:
             found.append(str(card_file.parent))
     return found
 

@@ -39,8 +39,8 @@ from digitlab.data.image_files import PICTURES, UNREAD, hidden
 from digitlab.data.images import MAX_BYTES
 from digitlab.errors import DigitlabError
 
-__all__ = ["ImportSummary", "export_idx", "export_pictures", "write_idx_files", "import_pictures", "load_handwriting", "split_as_recorded", "split_samples",
-           "writer_of", "written_by"]
+__all__ = ["ImportSummary", "export_idx", "export_pictures", "write_idx_files", "import_pictures", "load_handwriting",
+           "split_as_recorded", "split_samples", "writer_of", "written_by"]
 
 DEFAULT_TEST_SIZE = 0.2
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -341,9 +341,10 @@ def export_idx(name: str, folder: Path, *, test_size: float | None = None, seed:
 
 
 def export_pictures(name: str, folder: Path, *, writer: str | None = None) -> tuple[Path, int]:
-    """Write the set's pictures as they arrived (every writer's, or one's) into a new ``folder``: ``<digit>/<id>.<ext>``,
-    the layout ``digitlab data import`` reads, and ``samples.csv`` (id, label, writer, file): a student's drawings
-    given back. All or nothing (:func:`~digitlab.fileio.atomic_folder`; ``folder-2`` when ``folder`` exists).
+    """Write the set's pictures as they arrived (every writer's, or one's) into a new ``folder``:
+    ``<digit>/<id>.<ext>``, the layout ``digitlab data import`` reads (labels from the folders; the writer is
+    given to it again with ``--writer``), and ``samples.csv`` (id, label, writer, file): a student's drawings given
+    back. All or nothing (:func:`~digitlab.fileio.atomic_folder`; ``folder-2`` when ``folder`` exists).
     Returns the folder written and how many pictures it holds."""
     import csv
 
@@ -359,13 +360,18 @@ def export_pictures(name: str, folder: Path, *, writer: str | None = None) -> tu
                                 f"{present[:200]})")
     if not samples:
         raise DigitlabError(f"handwriting set {name!r} has no samples to export")
+    folder = Path(folder).resolve()  # "." or "..": a folder beside it, named as it is ("/": refused)
+    if not folder.name:
+        raise DigitlabError(f"{folder} has no name to write a folder beside: give a new folder's name")
     with atomic_folder(folder) as staged:
         rows = []
         for sample in samples:
             file = Path(str(sample.label)) / f"{sample.id}{Path(sample.original).suffix.lower()}"
             (staged.path / file.parent).mkdir(exist_ok=True)
             (staged.path / file).write_bytes(store.original_bytes(sample))
-            rows.append({"id": sample.id, "label": sample.label, "writer": writer_of(sample), "file": file.as_posix()})
+            writer = writer_of(sample)  # a name a spreadsheet would run as a formula ("=1+1") is kept as text
+            rows.append({"id": sample.id, "label": sample.label, "file": file.as_posix(),
+                         "writer": "'" + writer if writer[:1] in ("=", "+", "-", "@") else writer})
         with open(staged.path / "samples.csv", "w", newline="", encoding="utf-8") as table:
             out = csv.DictWriter(table, ["id", "label", "writer", "file"], lineterminator="\n")
             out.writeheader()
