@@ -197,6 +197,8 @@ def test_an_interval_cut_at_100_percent_is_marked_and_said(tmp_path):
     wide, narrow = summarize(rows)
     assert wide.clipped and wide.ci_high == 1.0 and wide.interval() == f"{wide.ci_low:.2%}–100.00%*"
     assert not narrow.clipped and "*" not in narrow.interval()
+    [perfect] = summarize([{**row, "config": "knn", "accuracy": 1.0} for row in rows[:3]])  # sd 0: nothing was cut
+    assert perfect.interval() == "100.00%–100.00%" and not perfect.clipped  # (a reviewer: it said "went past")
     html = unescape(write_report(tmp_path, "digits", rows, [wide, narrow])["html"].read_text())
     assert "100.00%*" in html and CLIPPED in html
     assert CLIPPED not in unescape(write_report(tmp_path, "digits", rows[3:], summarize(rows[3:]))["html"].read_text())

@@ -50,15 +50,17 @@ class ConfigSummary:
     best: bool = False
     accuracies: list[float] = field(default_factory=list)
     best_cell: str | None = None
+    cut: tuple[bool, bool] = (False, False)  # whether the t-interval went past 0%, past 100%, and was cut there
 
     @property
     def clipped(self) -> bool:
-        """Whether the t-interval went past 0% or 100% and was cut there (few seeds, a wide spread)."""
-        return self.n > 1 and (self.ci_high >= 1.0 or self.ci_low <= 0.0)
+        """Whether the t-interval went past 0% or 100% and was cut there (few seeds, a wide spread); not when it
+        only reaches 100% (every seed right: sd 0)."""
+        return any(self.cut)
 
     def interval(self, between: str = "–") -> str:
-        """The 95% interval in percent, ``*`` on an end cut at 0% or 100% (:data:`CLIPPED` says what it means)."""
-        low, high = (f"{v:.2%}" + ("*" if v in (0.0, 1.0) else "") for v in (self.ci_low, self.ci_high))
+        """The 95% interval in percent, ``*`` on an end that was cut (:data:`CLIPPED` says what it means)."""
+        low, high = (f"{v:.2%}" + ("*" if cut else "") for v, cut in zip((self.ci_low, self.ci_high), self.cut))
         return f"{low}{between}{high}"
 
 
@@ -90,7 +92,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[ConfigSummary]:
         first = members[0]
         out.append(ConfigSummary(config, first["model"], first.get("params") or {}, first.get("limit"), n, mean,
                                  sd, max(mean - half, 0.0), min(mean + half, 1.0), len(members) - n, accuracies=acc,
-                                 best_cell=best_cell))
+                                 best_cell=best_cell, cut=(mean - half < 0.0, mean + half > 1.0)))
     scored = [s for s in out if s.n]
     if scored:
         max(scored, key=lambda s: s.mean).best = True
