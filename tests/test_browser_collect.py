@@ -372,6 +372,10 @@ def test_a_page_opened_after_its_set_was_deleted_says_so(browser, collecting):
     page.wait_for_function("document.getElementById('writer-error').textContent !== ''")
     assert page.locator("#writer-error").text_content() == said
     assert page.locator("#collect-bar").is_visible() and not page.locator("#collect-panel").is_visible()
+    _stroke(page, [(0.5, 0.12), (0.5, 0.88)])  # a drawing answered: the line stays (a reviewer: it went)
+    page.wait_for_function("document.getElementById('prediction').textContent !== '?'")
+    page.wait_for_timeout(300)
+    assert page.locator("#collect-bar").is_visible() and page.locator("#writer-error").text_content() == said
     context.close()
 
 

@@ -18,6 +18,7 @@
   const a = (d) => (Number(d) === 8 ? `an ${d}` : `a ${d}`); // "an 8", "a 3"
 
   let collecting = false;
+  let refused = false; // the server refused the set on this page's first look (deleted meanwhile: 409): said in the bar
   let answer = null; // the model's answer for the drawing on the canvas, when there is one
   let saving = false;
   const undoStack = []; // this page's saves by the writer named now, newest last: {id, label, step, writer}
@@ -50,7 +51,7 @@
 
   function update() {
     const show = collecting && mode === "digit";
-    el("collect-bar").hidden = !collecting;
+    el("collect-bar").hidden = !collecting && !refused;
     el("collect-panel").hidden = !show;
     el("prompt").hidden = !show || !guided;
     el("collect-note").hidden = !collecting || mode === "digit";
@@ -142,10 +143,12 @@
     }
     if (code !== 200) { // shown on a fresh page too: a set deleted while the server ran (409) says so and how to go on
       el("writer-error").textContent = body.error;
-      el("collect-bar").hidden = false;
+      refused = !collecting;
+      update();
       return false;
     }
     collecting = true;
+    refused = false;
     el("writer-error").textContent = "";
     showCounts(body);
     update();
