@@ -437,6 +437,11 @@ def test_percentages_never_claim_certainty(page):
 
     bars = values + [0.6841966702142969, 0.893, 0.99996, 0.9999999999] + np.random.default_rng(0).random(500).tolist()
     assert page.evaluate("(ps) => ps.map(needed)", bars) == [percent_needed(b) for b in bars]
+    from digitlab.predict import shown_below  # an unsure answer beside its bar: never the same text (a sceptic)
+
+    pairs = [(0.5985, 0.59852), (0.9846, 0.9848), (0.61, 0.8), (0.99949, 0.9995)] + [
+        (float(p), float(p + d)) for p, d in zip(np.random.default_rng(1).random(300), np.linspace(1e-6, 1e-3, 300))]
+    assert page.evaluate("(pb) => pb.map(([p, b]) => below(p, b))", pairs) == [shown_below(p, b) for p, b in pairs]
     page.evaluate("""() => document.addEventListener('digitlab:answer',
         (e) => { window.lastAnswer = e.detail.answer; })""")
     _stroke(page, [(0.5, 0.12), (0.5, 0.88)])

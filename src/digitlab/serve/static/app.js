@@ -386,7 +386,10 @@ function show(answer, source) {
     // The bar it missed, or "Not sure" at 98% puzzles anyone who has not read how the threshold was chosen.
     const bar = answer.sure_from === undefined ? "" : ` · sure from ${needed(answer.sure_from)}`;
     const own = answer.calibrated ? "" : " · the model's own scores: saved without calibration";
-    $("unsure").textContent = answer.top.slice(0, 2).map((t) => `${t.digit}: ${pct(t.probability)}`).join(" · ") + bar + own;
+    const shown = (t, k) => (k === 0 && answer.sure_from !== undefined ? below(t.probability, answer.sure_from)
+      : pct(t.probability)); // not "1: 59.9% · sure from 59.9%" (a sceptic, in the terminal)
+    const top = answer.top.slice(0, 2).map((t, k) => `${t.digit}: ${shown(t, k)}`);
+    $("unsure").textContent = top.join(" · ") + bar + own;
   } else {
     $("prediction").textContent = String(answer.digit);
     $("confidence").textContent = `${pct(answer.probability)} sure`;

@@ -61,7 +61,8 @@
       : "Keys: 0–9 save as that digit · Enter: Right · Esc clears";
     const target = prompted();
     el("right").hidden = !!guided || !answer || answer.kind !== "digit";
-    el("right").textContent = answer && answer.kind === "digit" ? `Right ✓ it's ${a(answer.answer.digit)}` : "Right ✓";
+    el("right").textContent = answer && answer.kind === "digit"
+      ? `Right ✓ it's ${a(answer.answer.digit)}` : "Right ✓";
     el("save-guided").hidden = !guided || target === null;
     el("save-guided").textContent = target === null ? "Save" : `Save as ${target} ✓`;
     el("or-its").hidden = !!guided;

@@ -75,7 +75,8 @@ async function loadModel() {
         ? `${+(100 * m.accuracy).toFixed(1)}% on ${m.n_test} held-out ${m.set} samples, ` +
           `${(100 * m.mnist_accuracy).toFixed(2)}% on MNIST`
         : `${accuracyText(m)} on its ${m.dataset} test part`;
-      const option = new Option(`${m.model} on ${m.dataset} · ${short} · ${folder}${m.active ? " (served)" : ""}`, m.id);
+      const served = m.active ? " (served)" : "";
+      const option = new Option(`${m.model} on ${m.dataset} · ${short} · ${folder}${served}`, m.id);
       option.title = `${accuracyText(m)} · ${m.path}`;
       return option;
     }));

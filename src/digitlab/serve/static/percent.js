@@ -20,3 +20,13 @@ function pct(p, decimals = 1) {
   if (text === (0).toFixed(decimals)) return `<${(10 ** -decimals).toFixed(decimals)}%`;
   return `${text}%`;
 }
+
+// An unsure answer's confidence beside the bar it missed: as pct, with more decimals, rounded down, where the two
+// would read the same ("59.9% · sure from 59.9%"), as digitlab.predict.shown_below does for the terminal.
+function below(p, bar) {
+  let text = pct(p);
+  for (let decimals = 2; decimals <= 7 && text === needed(bar) && p < bar; decimals++) {
+    text = `${(Math.floor(100 * 10 ** decimals * p) / 10 ** decimals).toFixed(decimals)}%`;
+  }
+  return text;
+}
