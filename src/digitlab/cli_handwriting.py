@@ -63,11 +63,14 @@ def _against_the_run(card, score) -> str | None:
     recorded = card.metrics if card.dataset == score.set_name else {}
     if not isinstance(recorded.get("n_test"), int) or not isinstance(recorded.get("n_errors"), int):
         return None
-    m = score.metrics
+    m, wrong = score.metrics, f"{recorded['n_errors']} error{'s' * (recorded['n_errors'] != 1)}"
     if (m.n_test, m.n_errors) == (recorded["n_test"], recorded["n_errors"]):
-        return "[green]Matches the run's recorded figures exactly[/] (the same held-out samples, as many wrong)."
-    return (f"The run recorded {recorded['n_errors']} error{'s' * (recorded['n_errors'] != 1)} of {recorded['n_test']:,}"
-            f"; the set has changed since (samples added or removed), so these figures differ.")
+        return "[green]Matches the run's recorded figures exactly[/] (as many held-out samples, as many wrong)."
+    if m.n_test != recorded["n_test"]:
+        return (f"The run recorded {wrong} of {recorded['n_test']:,}; the set has changed since (samples added or "
+                "removed), so these figures differ.")
+    return (f"[yellow]The run recorded {wrong} of as many samples[/]: the model answers differently here (another "
+            "machine's arithmetic, say), or the set's samples changed.")
 
 
 def print_score(score, before=None) -> None:

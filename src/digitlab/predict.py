@@ -209,8 +209,8 @@ def predict_images(
     Parameters
     ----------
     model : estimator
-        Fitted, with ``predict_proba`` and ``classes_`` (or at least ``predict``); or ``load_model``'s answer,
-        whose detector is then used unless ``detector`` is given.
+        Fitted, with ``predict_proba`` and ``classes_`` (or at least ``predict``); or ``load_model``'s or
+        ``train``'s answer, whose detector (if it has one) is then used unless ``detector`` is given.
     card : ModelCard
         The model's card: ``image_shape``, ``pixel_max`` and ``id`` are used.
     prepared : ndarray of uint8, shape (N, H, W) or (H, W)
@@ -228,8 +228,8 @@ def predict_images(
         answers: ``prepare_digit`` refuses a blank picture, so only an array made by hand is one, and a model
         answered it with a sure digit (the 8×8 lesson's: a 4 at 96%).
     """
-    if detector is None and hasattr(model, "card"):  # a LoadedModel: its run's detector, as the CLI's predict uses
-        detector = getattr(model, "detector", None)
+    if detector is None and not hasattr(model, "predict"):  # load_model's or train's answer: its detector, as the
+        detector = getattr(model, "detector", None)          # CLI's predict uses it
     model = estimator_of(model, "predict_images")
     prepared = _checked(np.asarray(prepared), card, top_k, min_confidence)
     if len(prepared) == 0:
