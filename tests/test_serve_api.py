@@ -403,6 +403,9 @@ def test_over_5_mib_of_json_is_not_called_an_image(client):
     error = response.json()["error"]
     assert response.status_code == 413 and "limit is 5 MiB" in error and "image" not in error, error
     assert "28×28 numbers" in error
+    streamed = client.post("/api/predict/pixels", content=(body[i:i + 2**20] for i in range(0, len(body), 2**20)),
+                           headers={"content-type": "application/json"})  # chunked, no length declared (a reviewer)
+    assert streamed.status_code == 413 and "image" not in streamed.json()["error"], streamed.text
     assert_healthy(client)
 
 

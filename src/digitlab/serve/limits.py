@@ -117,7 +117,7 @@ class PredictBodies:
         if target is not None and target != path:  # JSON or a bare image sent to a form's URL
             full = scope.get("root_path", "") + target if path != scope["path"] else target
             scope = {**scope, "path": full, "raw_path": full.encode()}
-        body = BodyReader(receive, self.limits, self.bodies)
+        body = BodyReader(receive, self.limits, self.bodies, json="json" in content_type)
         try:
             await self.app(scope, body.receive, send)
         finally:
@@ -167,8 +167,9 @@ class BodyReader:
     connection, whose unread rest cannot carry another request.
     """
 
-    def __init__(self, receive: Receive, limits: ServeLimits, bodies: Budget) -> None:
+    def __init__(self, receive: Receive, limits: ServeLimits, bodies: Budget, *, json: bool = False) -> None:
         self._receive = receive
+        self.json = json  # a JSON body (pixels) is not told to send a smaller image
         self.limits = limits
         self.bodies = bodies
         self.size = 0  # bytes received, all held against ``bodies`` until release()
@@ -194,8 +195,8 @@ class BodyReader:
 
     def _hold(self, chunk: int) -> None:
         if self.size + chunk > MAX_BODY:
-            raise HTTPException(413, "the request body is over 5 MiB; send a smaller image",
-                                headers={"Connection": "close"})
+            wanted = f"{WANTED[PIXELS]} take a few KB" if self.json else "send a smaller image"
+            raise HTTPException(413, f"the request body is over 5 MiB; {wanted}", headers={"Connection": "close"})
         if not self.bodies.take(chunk):
             raise Busy(f"the server is reading many uploads at once ({self.bodies.total // 2**20} MiB of request "
                        "bodies); retry in a moment", self.limits.retry_after_s, close=True)
