@@ -316,6 +316,9 @@ def test_finetune_holds_out_the_writers_a_teacher_names(env, tmp_path):
     assert run_cli("data", "remove", "chosen", one, env=variables).returncode == 0  # a held-out sample gone
     grown = run_cli("evaluate", "--model", str(folder), "--out", str(tmp_path / "e"), env=variables)
     assert "the set has changed since (samples added or removed)" in " ".join(grown.stdout.split()), grown.stdout
+    again = run_cli("finetune", "--model", str(folder), "--dataset", "chosen", "--out", str(tmp_path / "again"),
+                    "--hold-out", WRITERS[0].name, env=variables)  # a writer the fine-tuned run learned from
+    assert again.returncode == 2 and "already learned from that writer's samples" in again.stderr, again.stderr
     for args, says in ((["--hold-out", "nobody"], "--hold-out 'nobody': no samples by that writer; the set's writers"),
                        (["--hold-out", named, "--test-size", "0.3"], "give --hold-out"),
                        ([f"--hold-out={w.name}" for w in WRITERS[:3]], "leaves nothing to train on")):

@@ -94,6 +94,10 @@ def finetune_run(model: Path, name: str, *, out: Path = Path("runs"), seed: int 
     seen_ids, seen_writers = learned_from(base.card, samples, name)  # what the base model learned already
     learned = written_by(seen_writers)
     test = [s for s in test if s.id not in seen_ids and not learned(s)]
+    for writer in hold_out or []:  # a held-out writer the base model learned from would be measured on nothing
+        if not any(written_by([writer])(s) for s in test):
+            raise DigitlabError(f"--hold-out {writer!r}: {base.id} already learned from that writer's samples; hold "
+                                "out a writer it never saw")
     if not test:
         raise DigitlabError(f"{base.id} already learned from every sample {name} would hold out; add samples by "
                             "a new writer, or fine-tune the model it came from")

@@ -23,14 +23,14 @@ function chosenModel() {
 // the base's "99.56%" (MNIST), read as if fine-tuning had made it worse (a teacher).
 function accuracyText(m) {
   if (m.accuracy == null) return "unknown";
-  if (m.n_test == null || m.ci95 == null || m.n_test >= 1000) return `${(100 * m.accuracy).toFixed(2)}%`;
   const pct = (x) => `${+(100 * x).toFixed(1)}`;
-  const interval = `95% interval ${pct(m.ci95[0])}–${pct(m.ci95[1])}%`;
-  if (m.set == null || m.accuracy_before == null || m.mnist_accuracy == null) {
-    return `${pct(m.accuracy)}% of ${m.n_test} (${interval})`;
+  const interval = m.ci95 == null ? null : `95% interval ${pct(m.ci95[0])}–${pct(m.ci95[1])}%`;
+  if (m.set != null && m.accuracy_before != null && m.mnist_accuracy != null && m.n_test != null) {
+    return `${pct(m.accuracy)}% of ${m.n_test} held-out ${m.set} samples (${interval ? `${interval}; ` : ""}` +
+      `before fine-tuning ${pct(m.accuracy_before)}%) · ${(100 * m.mnist_accuracy).toFixed(2)}% on MNIST`;
   }
-  return `${pct(m.accuracy)}% of ${m.n_test} held-out ${m.set} samples (${interval}; before fine-tuning ` +
-    `${pct(m.accuracy_before)}%) · ${(100 * m.mnist_accuracy).toFixed(2)}% on MNIST`;
+  if (m.n_test == null || interval == null || m.n_test >= 1000) return `${(100 * m.accuracy).toFixed(2)}%`;
+  return `${pct(m.accuracy)}% of ${m.n_test} (${interval})`;
 }
 
 function showModel(m) {
