@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -212,10 +213,12 @@ def epochs_words(history: list[dict[str, Any]]) -> str:
 
     >>> epochs_words([{"epoch": 1, "share": 1.0}, {"epoch": 2, "share": 0.4}])
     '1.4 epochs'
-    >>> epochs_words([{"epoch": 1, "share": 0.25}]), epochs_words([{"epoch": 1}])
-    ('0.25 of an epoch', '1 epoch')
+    >>> epochs_words([{"epoch": 1, "share": 0.29}]), epochs_words([{"epoch": 1}]), epochs_words([{}, {"share": 0.996}])
+    ('0.29 of an epoch', '1 epoch', '1.99 epochs')
     """
     total = sum(1.0 if r.get("share") is None else r["share"] for r in history)
+    if total >= 0.01:  # rounded down: 0.996 of an epoch is not "the 1 epoch", nor 1.996 "2 epochs"
+        total = math.floor(round(total * 100, 6)) / 100
     shown = f"{total:.2g}" if total < 1 else f"{total:,.2f}".rstrip("0").rstrip(".")
     return f"{shown} of an epoch" if shown.startswith("0") else f"{shown} epoch{'' if shown == '1' else 's'}"
 
