@@ -132,7 +132,7 @@ def test_remove_a_writers_samples_and_a_whole_set(env, tmp_path, monkeypatch):
 
 
 def test_a_students_pictures_are_given_back_and_what_holds_them_still_is_named(env, tmp_path):
-    """A teacher: no way to export one student's drawings, and removing them said nothing of a run fine-tuned on them."""
+    """A teacher: no way to export one student's drawings, and removing them said nothing of a run trained on them."""
     from digitlab.data import load_dataset
     from digitlab.data.handwriting import HandwritingSet
     from digitlab.store import save_model
