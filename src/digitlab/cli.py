@@ -292,10 +292,11 @@ def predict(
 def _model_for_pictures(model: Optional[Path], runs: Path, save_prepared: Optional[Path]):
     """The model that answers (the newest run when none is given: said), a line when it is uncalibrated or 8×8,
     and ``--save-prepared`` checked before any picture is read: what ``predict`` and ``read`` both start with."""
+    from digitlab.onnx_model import load_for_prediction
     from digitlab.runs import check_writable, model_notes, model_or_newest
-    from digitlab.store import load_model
 
-    loaded = load_model(model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True)))
+    loaded = load_for_prediction(  # through the run's model.onnx when it has one: no PyTorch to import
+        model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True)))
     for note in model_notes(loaded):
         err_console.print(f"note: {escape(note)}", soft_wrap=True)
     if save_prepared is not None:

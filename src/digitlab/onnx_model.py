@@ -36,7 +36,8 @@ from digitlab.errors import DigitlabError, InvalidValueError
 if TYPE_CHECKING:  # pragma: no cover
     from digitlab.store import LoadedModel
 
-__all__ = ["INPUT", "OUTPUTS", "ONNX_FORMAT", "OnnxModel", "load_onnx", "onnx_card_path", "read_onnx_card"]
+__all__ = ["INPUT", "OUTPUTS", "ONNX_FORMAT", "OnnxModel", "load_for_prediction", "load_onnx", "onnx_card_path",
+           "read_onnx_card"]
 
 INPUT = "features"
 """The graph's one input: float32 features ``[batch, H·W]`` in [0, 1]."""
@@ -323,6 +324,33 @@ def load_onnx(path: str | Path, *, threads: int = 1) -> "LoadedModel":
     beside = listed is not None and (onnx_path.parent / listed.file).is_file()  # in its run folder
     detector = _load_detector(card, onnx_path.parent) if beside else None
     return LoadedModel(model=model, card=card, path=onnx_path, detector=detector)
+
+
+def load_for_prediction(path: str | Path) -> "LoadedModel":
+    """What ``digitlab predict`` and ``read`` answer with: the run's own ``model.onnx`` in ONNX Runtime when one
+    was exported from this very model (``digitlab export``, or a first ``digitlab serve``), else the estimator
+    (:func:`digitlab.store.load_model`). The same answers, to about 1e-7 (the export's parity check), without
+    PyTorch: an MNIST CNN's one-picture ``predict`` in about half the time and memory.
+    ``$DIGITLAB_PREDICT_ONNX=0`` always loads the estimator."""
+    import importlib.util
+    import os
+
+    from digitlab.store import load_model, read_card
+
+    card, weights = read_card(Path(path))
+    onnx_path = weights.parent / "model.onnx"
+    if (os.environ.get("DIGITLAB_PREDICT_ONNX", "1") == "0" or not onnx_path.is_file()
+            or importlib.util.find_spec("onnxruntime") is None):
+        return load_model(Path(path))
+    try:
+        onnx = load_onnx(onnx_path, threads=0)
+    except (DigitlabError, OSError):  # damaged, or not a digitlab export: the estimator answers
+        return load_model(Path(path))
+    same = (onnx.card.id == card.id and onnx.model.metadata.get("source_sha256") == card.sha256
+            and onnx.card.image_shape == card.image_shape and onnx.card.classes == card.classes)
+    if not same or (card.not_a_digit is not None and onnx.detector is None):  # an older export, or no detector
+        return load_model(Path(path))
+    return dataclasses.replace(onnx, card=card)
 
 
 def _first_line(exc: BaseException) -> str:
