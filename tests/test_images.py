@@ -766,6 +766,14 @@ def test_a_sheet_filling_the_frame_turned_loses_the_desk_in_its_corners():
         ImageDraw.Draw(sheet).line([(190, 120), (190, 320)], fill=(35, 35, 45), width=14)
         return sheet.rotate(4, resample=Image.Resampling.BICUBIC, fillcolor=fill)
 
+    from digitlab.data import ink
+
+    gray = np.asarray(photo((90, 60, 40)).convert("L"), np.float32) / 255
+    assert ink._corner_desk(gray) is not None
+    ys, xs = np.mgrid[0:360, 0:900] / np.array([360, 900])[:, None, None]  # a vignette darkens the corners smoothly:
+    vignette = 0.93 * (1 - 0.35 * 2 * ((xs - 0.5) ** 2 + (ys - 0.5) ** 2))  # no sheet's edge (a reviewer's "721"
+    vignette[200:360, 300:320] = 0.15  # lost its 7, whose stroke reached the darker bottom edge)
+    assert ink._corner_desk(vignette.astype(np.float32)) is None
     on_desk, on_paper = prepare_digit(photo((90, 60, 40))), prepare_digit(photo((235, 232, 225)))
     assert np.abs(on_desk.astype(int) - on_paper.astype(int)).mean() < 3, np.abs(on_desk.astype(int) - on_paper).mean()
     assert on_desk[:3].max() == on_desk[-3:].max() == 0  # no wedge left at the top or the bottom
