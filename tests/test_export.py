@@ -486,9 +486,16 @@ def test_predict_answers_through_the_runs_own_onnx_export(lesson_run, tmp_path, 
     for a, b in zip(predict_images(lean, lean.card, images), predict_images(estimator, estimator.card, images)):
         assert (a.kind, a.digit) == (b.kind, b.digit)
         np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-6)
-    monkeypatch.setenv("DIGITLAB_PREDICT_ONNX", "0")
+    monkeypatch.setenv("DIGITLAB_PREDICT_ONNX", "off")
     assert not isinstance(load_for_prediction(run).model, OnnxModel)
     monkeypatch.delenv("DIGITLAB_PREDICT_ONNX")
+    weights = run / estimator.card.file
+    damaged = bytearray(weights.read_bytes())
+    damaged[-1] ^= 1
+    saved, _ = weights.read_bytes(), weights.write_bytes(bytes(damaged))  # a reviewer: predict answered on regardless
+    with pytest.raises(DigitlabError, match="does not match its model card"):
+        load_for_prediction(run)
+    weights.write_bytes(saved)
     card = json.loads((run / "model.onnx.json").read_text())
     other = dict(card, id="logreg-digits-000000000000")  # an export of another model, left in the folder
     (run / "model.onnx.json").write_text(json.dumps(other))

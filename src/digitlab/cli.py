@@ -290,13 +290,12 @@ def predict(
 
 
 def _model_for_pictures(model: Optional[Path], runs: Path, save_prepared: Optional[Path]):
-    """The model that answers (the newest run when none is given: said), a line when it is uncalibrated or 8×8,
-    and ``--save-prepared`` checked before any picture is read: what ``predict`` and ``read`` both start with."""
-    from digitlab.onnx_model import load_for_prediction
+    """The model that answers (the newest run when none is given: said; its model.onnx when it has one), a line
+    when it is uncalibrated or 8×8, ``--save-prepared`` checked: what ``predict`` and ``read`` start with."""
+    from digitlab.onnx_model import load_for_prediction as load
     from digitlab.runs import check_writable, model_notes, model_or_newest
 
-    loaded = load_for_prediction(  # through the run's model.onnx when it has one: no PyTorch to import
-        model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True)))
+    loaded = load(model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True)))
     for note in model_notes(loaded):
         err_console.print(f"note: {escape(note)}", soft_wrap=True)
     if save_prepared is not None:

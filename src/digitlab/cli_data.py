@@ -133,7 +133,7 @@ def _handwriting_table(console) -> None:
         rows.append([name, f"{len(samples):,}", *(str(digits[d]) for d in range(10))])
         below.append(f"{escape(name)} writers: {escape(shown or '-')}")
         below += [f"{escape(name)}: [red]{escape(problem)}[/]" for problem in store.problems]
-    console.print("handwriting sets (load with --dataset NAME)")  # as a title, wrapped to the narrow table's width
+    console.print("handwriting sets (load with --dataset NAME)")  # a line of its own: as a title, wrapped to the table
     table = Table(padding=(0, 0), pad_edge=False)
     for i, column in enumerate(("set", "samples", *map(str, range(10)))):  # the counts whole; a long name folds
         table.add_column(column, overflow="fold", justify="left" if i == 0 else "right",
@@ -273,6 +273,7 @@ def export(
     with --format pictures, its pictures as they arrived (one writer's with --writer)."""
     from digitlab.data import load_dataset
     from digitlab.data.handwriting_io import export_pictures, write_idx_files
+    from digitlab.data.handwriting_names import NO_NAME, writer_key
     from digitlab.runs import check_writable
 
     if format not in ("idx", "pictures"):
@@ -284,8 +285,9 @@ def export(
         import shlex
 
         written, count = export_pictures(name, folder, writer=writer)
+        named = writer and writer_key(writer) != writer_key(NO_NAME)  # "(no name)" is no name to import under
         again = f"digitlab data import SET {shlex.quote(str(written))}" + (
-            f" --writer {shlex.quote(writer)}" if writer else "")  # the folders give the labels, not the writers
+            f" --writer {shlex.quote(writer)}" if named else "")  # the folders give the labels, not the writers
         typer.echo(f"wrote {count:,} picture{'' if count == 1 else 's'} into {written} (a folder per digit; "
                    f"samples.csv lists them; `{again}` takes them in)")
         return
@@ -347,24 +349,25 @@ def remove(
     _confirm(yes, f"Remove the {len(theirs):,} sample{'' if len(theirs) == 1 else 's'} by {shown} from {name!r}?")
     removed = store.remove_writer(writer)
     typer.echo(f"removed {len(removed):,} sample{'' if len(removed) == 1 else 's'} by {shown} from {name}")
-    trained = _runs_trained_on(name, removed, Path("runs"))
+    trained = _runs_trained_on(name, samples, {s.id for s in removed}, Path("runs"))
     typer.echo("note: what was made from them before stays: " + (
         f"runs that learned from them ({', '.join(trained[:5])}{', ...' if len(trained) > 5 else ''}: delete those "
         "folders), " if trained else "") + "reports from `evaluate` and `data show`, and files from `data export`",
         err=True)
 
 
-def _runs_trained_on(name: str, removed: list, runs: Path) -> list[str]:
-    """The run folders in ``runs`` whose model learned from any of the ``removed`` samples of set ``name``,
-    fine-tuned on them or trained on the set (:func:`~digitlab.handwriting_eval.learned_from`): a student who
-    asks for their drawings back is in those weights too."""
+def _runs_trained_on(name: str, samples: list, ids: set[str], runs: Path) -> list[str]:
+    """The run folders in ``runs`` whose model learned from any of the samples ``ids`` of set ``name`` (whose
+    samples, before they went, were ``samples``), fine-tuned on them or trained on the set
+    (:func:`~digitlab.handwriting_eval.learned_from`): a student who asks for their drawings back is in those
+    weights too."""
     from digitlab.card import CARD_NAME, ModelCard
     from digitlab.handwriting_eval import learned_from
 
-    found, ids = [], {s.id for s in removed}
+    found = []
     for card_file in sorted(runs.glob(f"*/{CARD_NAME}")) if runs.is_dir() else []:
         try:
-            learned = learned_from(ModelCard.from_file(card_file), removed, name)[0]
+            learned = learned_from(ModelCard.from_file(card_file), samples, name)[0]
         except (DigitlabError, TypeError, ValueError, AttributeError):  # a damaged card: not this command's business
             continue
         if ids & learned:

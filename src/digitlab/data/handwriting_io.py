@@ -344,7 +344,8 @@ def export_pictures(name: str, folder: Path, *, writer: str | None = None) -> tu
     """Write the set's pictures as they arrived (every writer's, or one's) into a new ``folder``:
     ``<digit>/<id>.<ext>``, the layout ``digitlab data import`` reads (labels from the folders; the writer is
     given to it again with ``--writer``), and ``samples.csv`` (id, label, writer, file): a student's drawings given
-    back. All or nothing (:func:`~digitlab.fileio.atomic_folder`; ``folder-2`` when ``folder`` exists).
+    back (a name a spreadsheet would take for a formula, "=...", "-...", with "'" before it). All or nothing
+    (:func:`~digitlab.fileio.atomic_folder`; ``folder-2`` when ``folder`` exists).
     Returns the folder written and how many pictures it holds."""
     import csv
 
@@ -369,9 +370,9 @@ def export_pictures(name: str, folder: Path, *, writer: str | None = None) -> tu
             file = Path(str(sample.label)) / f"{sample.id}{Path(sample.original).suffix.lower()}"
             (staged.path / file.parent).mkdir(exist_ok=True)
             (staged.path / file).write_bytes(store.original_bytes(sample))
-            writer = writer_of(sample)  # a name a spreadsheet would run as a formula ("=1+1") is kept as text
+            writer = writer_of(sample)  # a name a spreadsheet would run as a formula ("=1+1"): "'" before it
             rows.append({"id": sample.id, "label": sample.label, "file": file.as_posix(),
-                         "writer": "'" + writer if writer[:1] in ("=", "+", "-", "@") else writer})
+                         "writer": "'" + writer if writer[:1] in ("=", "+", "-", "@", "\t", "\r") else writer})
         with open(staged.path / "samples.csv", "w", newline="", encoding="utf-8") as table:
             out = csv.DictWriter(table, ["id", "label", "writer", "file"], lineterminator="\n")
             out.writeheader()
