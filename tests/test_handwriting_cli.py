@@ -206,10 +206,15 @@ def test_evaluate_on_a_handwriting_set(env, tmp_path):
     assert sure["n_right"] <= sure["n_kept"] and sure["coverage"] == sure["n_kept"] / 40
     assert f"Sure of {sure['n_kept']} ({sure['coverage']:.1%}), right on {sure['accuracy']:.1%}" in result.stdout
     assert 0 <= sure["flagged"] <= 40
+    on_page = sure["page"]  # a teacher: the report's "sure" figures were not what the page had shown
+    assert on_page["digit"] + on_page["not_a_digit"] + on_page["unsure"] == 40
+    assert on_page["not_a_digit"] == sure["flagged"] and on_page["right"] <= on_page["digit"] <= sure["n_kept"]
+    assert "On the page: " in result.stdout
     assert f"its not-a-digit detector would turn away {sure['flagged']} of these digits" in " ".join(result.stdout.split())
     html = page.read_text()
     assert '<th>Called "not a digit"</th>' in html
     assert f"sure from {sure['sure_from']}" in html and "Right when sure" in html
+    assert f"{on_page['digit']} answered as a digit" in html and "What the page would answer" in html
     assert "Per writer" in html and html.count("data:image/png;base64,") == 3
     assert (page.parent / "figures" / "mistakes.png").is_file()
     # a teacher: the surest "mistakes" were labels pressed wrong, and `data remove SET ID` needs the ids, never shown

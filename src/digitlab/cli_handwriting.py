@@ -98,8 +98,13 @@ def sure_line(sure: dict) -> str:
     flagged = sure.get("flagged")
     turned = "" if flagged is None else f"; its not-a-digit detector would turn away {flagged:,} of these digits"
     rest = "the rest" if sure["coverage"] < 1 else "none"  # "Sure of 320 (100.0%), ...; the rest ..." said a teacher
+    page = sure.get("page")
+    shown = "" if page is None else (
+        f". On the page: {page['digit']:,} answered as a digit" + (f" (right on {page['right'] / page['digit']:.1%})"
+                                                                   if page["digit"] else "")
+        + f", {page['not_a_digit']:,} \"not a digit\", {page['unsure']:,} \"not sure\"")
     return (f"Sure of {sure['n_kept']:,} ({sure['coverage']:.1%}), {right}; "
-            f"{rest} it would call unsure (sure from {sure['sure_from']}){turned}")
+            f"{rest} it would call unsure (sure from {sure['sure_from']}){turned}{shown}")
 
 
 def _check_size(loaded, name: str) -> None:
