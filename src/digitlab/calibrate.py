@@ -31,7 +31,7 @@ from digitlab.errors import DigitlabError
 
 __all__ = [
     "TIE", "Calibration", "answered", "apply_temperature", "brier_score", "choose_threshold", "expected_calibration_error",
-    "fit_temperature", "log_loss", "reliability_bins", "risk_coverage",
+    "fit_temperature", "log_loss", "reliability_bins", "risk_coverage", "sure",
 ]
 
 EPS = 1e-12  # as scikit-learn's temperature scaling turns probabilities into logits: log(p + 1e-12)
@@ -212,6 +212,16 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray,
     return float(thresholds[i]), float(coverage[last[i]]), float(accuracy[last[i]])
 
 
+def sure(confidence, threshold: float):
+    """Whether a confidence (a float, or an array of them) is answered at ``threshold`` rather than called "unsure":
+    at or above it, less :data:`TIE` (the bar's own value in float32 is answered, as in float64).
+
+    >>> sure(0.95 - 1e-12, 0.95), sure(np.array([0.5, 0.96]), 0.95).tolist()
+    (True, [False, True])
+    """
+    return confidence >= threshold - TIE
+
+
 def answered(confidence: np.ndarray, right: np.ndarray, threshold: float) -> dict[str, float]:
     """The "unsure" threshold applied: the share of images answered (a confidence at or above ``threshold``)
     and how often those answers are right.
@@ -219,7 +229,7 @@ def answered(confidence: np.ndarray, right: np.ndarray, threshold: float) -> dic
     >>> answered(np.array([0.99, 0.6, 0.95, 0.97]), np.array([True, False, True, False]), 0.95)
     {'threshold': 0.95, 'coverage': 0.75, 'n_kept': 3, 'accuracy': 0.6666666666666666, 'n_right': 2}
     """
-    kept = np.asarray(confidence) >= threshold - TIE
+    kept = sure(np.asarray(confidence), threshold)
     hits = np.asarray(right)[kept]
     return {"threshold": threshold, "coverage": float(kept.mean()) if len(kept) else 0.0, "n_kept": int(kept.sum()),
             "accuracy": float(hits.mean()) if kept.any() else 0.0, "n_right": int(hits.sum())}

@@ -310,12 +310,10 @@ def _answer_line(prediction) -> str:
     or "unsure" at 98% would puzzle anyone who has not read how that threshold was chosen; it names the second
     digit only from :data:`~digitlab.predict.RUNNER_UP` ("is it a 1 or an 8?" with the 8 at 0.3% misled a learner).
     """
-    from digitlab.predict import RUNNER_UP, percent_needed, shown_below, shown_percent
+    from digitlab.predict import RUNNER_UP, percent_needed, shown_top
 
-    shown = [shown_percent(p) for _, p in prediction.top]
-    if prediction.kind == "unsure":  # not "59.9%; sure from 59.9%"
-        shown[0] = shown_below(prediction.top[0][1], prediction.sure_from)
-    top = "  ".join(f"{d}: {text}" for (d, _), text in zip(prediction.top, shown))
+    shown = shown_top(prediction.top, prediction.sure_from if prediction.kind == "unsure" else None)
+    top = "  ".join(f"{d}: {text}" for (d, _), text in zip(prediction.top, shown))  # not "59.9%; sure from 59.9%"
     if prediction.kind == "not_a_digit":
         return f"[bold magenta]not a digit[/]  (it would guess {top})"
     if prediction.kind == "unsure":
@@ -387,10 +385,8 @@ def run_command_line(args: list[str], prog_name: str | None = None) -> int | str
     try:
         app(args=args, prog_name=prog_name)
     except SystemExit as exc:
-        interrupt = _interrupt_of(exc) if exc.code == 130 else None  # Typer turns Ctrl-C into 130, silently
-        if interrupt is not None:
-            err_console.print(f"interrupted: {escape(str(interrupt))}" if str(interrupt) else "interrupted",
-                              soft_wrap=True)  # a command's own words on what it kept (a sweep's cells)
+        if exc.code == 130 and (interrupt := _interrupt_of(exc)) is not None:  # Typer turns Ctrl-C into 130, silently
+            _say_interrupted(interrupt)
         return exc.code
     except DigitlabError as exc:
         _say_error(str(exc))
@@ -401,7 +397,7 @@ def run_command_line(args: list[str], prog_name: str | None = None) -> int | str
         _say_error(describe_os_error(exc, terminal.folder_named(typer.main.get_command(app), args, exc.filename)))
         return 2
     except KeyboardInterrupt as exc:
-        err_console.print(f"interrupted: {escape(str(exc))}" if str(exc) else "interrupted", soft_wrap=True)
+        _say_interrupted(exc)
         return 130
     return 0
 
@@ -417,6 +413,10 @@ def _say_error(text: str) -> None:
 
         time.sleep(3)
     err_console.print(f"[bold red]error:[/] {escape(text)}", soft_wrap=True)
+
+
+def _say_interrupted(interrupt: KeyboardInterrupt) -> None:  # with a command's own words on what it kept (a sweep)
+    err_console.print(f"interrupted: {escape(str(interrupt))}" if str(interrupt) else "interrupted", soft_wrap=True)
 
 
 def _interrupt_of(exc: BaseException) -> KeyboardInterrupt | None:

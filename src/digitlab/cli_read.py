@@ -85,7 +85,7 @@ def _digits_line(reading) -> str:
     as the bar it missed, "sure from 98.7%", is written); ``? not a digit`` for a mark the detector says is none
     (its probabilities would look like a confident digit). A digit that would read 100.0% reads ``>99.9%``
     (:func:`digitlab.predict.shown_percent`)."""
-    from digitlab.predict import shown_below, shown_percent
+    from digitlab.predict import shown_percent, shown_top
 
     parts = []
     for digit in reading.digits:
@@ -94,7 +94,6 @@ def _digits_line(reading) -> str:
         elif digit.kind == "not_a_digit":
             parts.append("[yellow]?[/] not a digit")
         else:
-            (first, p), *rest = digit.top[:2]  # the first beside the bar it missed: not "59.9%; sure from 59.9%"
-            parts.append(f"[yellow]?[/] {first} {shown_below(p, reading.sure_from)}"
-                         + "".join(f" / {d} {shown_percent(q)}" for d, q in rest))
+            shown = shown_top(digit.top[:2], reading.sure_from)  # not "59.9%; sure from 59.9%"
+            parts.append("[yellow]?[/] " + " / ".join(f"{d} {text}" for (d, _), text in zip(digit.top, shown)))
     return ", ".join(parts)

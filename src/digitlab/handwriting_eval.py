@@ -23,7 +23,7 @@ import numpy as np
 from digitlab.data.dataset import Dataset
 from digitlab.data.handwriting import HandwritingSet, Sample
 from digitlab.data.handwriting_io import split_as_recorded, writer_of, written_by
-from digitlab.calibrate import TIE, answered
+from digitlab.calibrate import answered, sure as sure_of
 from digitlab.errors import DigitlabError
 from digitlab.evaluate import Metrics, Predictions, evaluate_on_test, wilson_interval
 
@@ -136,7 +136,7 @@ def score_samples(model: Any, temperature: float, store: HandwritingSet, samples
             flags = np.asarray(detector.flags(to_features(images, 255), predictions.probabilities), dtype=bool)
             sure["flagged"] = int(flags.sum())
             # what the page showed: the detector's "not a digit" first, then "not sure" under the bar (a teacher)
-            shown = ~flags & (predictions.confidence >= unsure_below - TIE)
+            shown = ~flags & sure_of(predictions.confidence, unsure_below)
             sure["page"] = {"digit": int(shown.sum()), "right": int((shown & (predictions.labels == labels)).sum()),
                             "not_a_digit": int(flags.sum()), "unsure": int((~flags & ~shown).sum())}
     return SetScore(model_id, store.name, part, samples, images, predictions, metrics,

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.calibrate import TIE, apply_temperature
+from digitlab.calibrate import apply_temperature, sure
 from digitlab.card import ModelCard
 from digitlab.data.images import WORK_SIDE, prepare_digit, read_image
 from digitlab.errors import DigitlabError, estimator_of
@@ -115,6 +115,16 @@ def shown_below(probability: float, threshold: float) -> str:
             break
         shown = f"{math.floor(probability * 100 * 10**decimals) / 10**decimals:.{decimals}f}%"
     return shown
+
+
+def shown_top(top: list[tuple[int, float]], bar: float | None = None) -> list[str]:
+    """Each (digit, probability) of ``top`` as :func:`shown_percent` shows it; the first, of an answer unsure under
+    ``bar``, as :func:`shown_below` (the terminal's ``predict`` and ``read`` lines, as the page's ``below``).
+
+    >>> shown_top([(1, 0.5985), (7, 0.387)], 0.59852), shown_top([(1, 0.5985), (7, 0.387)])
+    (['59.85%', '38.7%'], ['59.9%', '38.7%'])
+    """
+    return [shown_below(p, bar) if n == 0 and bar is not None else shown_percent(p) for n, (_, p) in enumerate(top)]
 
 
 @dataclass(frozen=True)
@@ -304,7 +314,7 @@ def _one(row: np.ndarray, top_k: int, min_confidence: float, model_id: str, cali
     order = np.argsort(-row, kind="stable")[: max(1, top_k)].tolist()
     probabilities = row.tolist()  # Python floats, in one call
     best = order[0]
-    unsure = probabilities[best] < min_confidence - TIE
+    unsure = not sure(probabilities[best], min_confidence)
     if score is not None and score > flag_above:
         kind = "not_a_digit"
     else:

@@ -181,8 +181,10 @@ def _corner_desk(gray: np.ndarray) -> float | None:
     h, w = gray.shape
     t = max(2, round(0.03 * min(h, w)))
     patches = [gray[:t, :t], gray[:t, -t:], gray[-t:, :t], gray[-t:, -t:]]
-    lightest = float(np.percentile(_blocks(gray, 128).mean(axis=(1, 3)), 90))  # coarse: cheap on a large photo
     desk = max(_median(patch.ravel()) for patch in patches)
+    if desk > float(gray.max()) - _DESK:  # a corner as light as paper (most pictures): no block map to make
+        return None
+    lightest = float(np.percentile(_blocks(gray, 128).mean(axis=(1, 3)), 90))  # coarse: cheap on a large photo
     if desk > lightest - _DESK or not all(_stepped(corner, desk, lightest, t) for corner in _diagonals(gray)):
         return None
     return _median(np.concatenate([patch.ravel() for patch in patches]))
