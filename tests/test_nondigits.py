@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -250,6 +251,19 @@ def test_workers_of_a_caller_killed_outright_stop_within_a_second_or_so(tmp_path
     while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.perf_counter() - start < 10:
         time.sleep(0.1)
     assert len(workers) == 2 and time.perf_counter() - start < 3, time.perf_counter() - start
+
+
+def test_a_worker_whose_caller_died_while_it_was_starting_stops_at_once():
+    """Its caller killed while it still imported, a worker took its new parent for its caller and drew on (under load,
+    a run killed in its first seconds left its two workers drawing 20,000 pictures)."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a caller that has ended: the worker's parent is this test instead
+    spec = {"n": 40_000, "seed": 0, "kinds": list(nondigits.ALL_KINDS), "split": "train", "system_fonts": False,
+            "image_shape": [28, 28], "pixel_max": 255}
+    package = str(Path(nondigits.__file__).resolve().parents[1])
+    worker = subprocess.run([sys.executable, "-P", "-c", nondigits._WORKER, package, json.dumps(spec), "0", "2",
+                             str(gone.pid)], capture_output=True, timeout=60)
+    assert (worker.returncode, worker.stdout) == (1, b"")
 
 
 @_LINUX_PROC

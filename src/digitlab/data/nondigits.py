@@ -231,7 +231,7 @@ def _draw(spec: dict, *, part: int, parts: int) -> np.ndarray:
 def _in_workers(spec: dict, workers: int) -> np.ndarray | None:
     """The pictures :func:`_draw` gives for ``spec``, drawn by ``workers`` Python processes at once, or None.
 
-    Each worker is this Python running :data:`_WORKER` with ``SPEC PART PARTS``: it imports this very digitlab (the
+    Each worker is this Python running :data:`_WORKER` with ``SPEC PART PARTS CALLER``: it imports this very digitlab (the
     files this process runs, wherever they lie; the current folder is not searched, ``-P``, so a learner's own
     ``json.py`` is not imported) and writes its part as a ``.npy`` to its standard output. They are plain
     subprocesses rather than :mod:`multiprocessing`'s, which would run the caller's own script again in each (a
@@ -241,6 +241,7 @@ def _in_workers(spec: dict, workers: int) -> np.ndarray | None:
     caller is killed outright stops within a second (:func:`_worker`).
     """
     import json
+    import os
     import subprocess
     import sys
 
@@ -251,7 +252,7 @@ def _in_workers(spec: dict, workers: int) -> np.ndarray | None:
     procs: list[subprocess.Popen] = []
     try:
         for part in range(workers):
-            procs.append(subprocess.Popen([*command, str(part), str(workers)], stdin=subprocess.DEVNULL,
+            procs.append(subprocess.Popen([*command, str(part), str(workers), str(os.getpid())], stdin=subprocess.DEVNULL,
                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
         outputs = [proc.communicate()[0] for proc in procs]
         if any(proc.returncode for proc in procs):
@@ -295,7 +296,9 @@ def _prepared(draw: Callable, rng: np.random.Generator, split: str, system: bool
 def _worker(argv: list[str]) -> int:
     """A worker of :func:`_in_workers`: draw its part, write it to standard output as a ``.npy``.
 
-    It stops (exit 1) within a second of its caller's end, should the caller be killed before it can stop it.
+    It stops (exit 1) within a second of its caller's end, should the caller be killed before it can stop it. The
+    caller names itself (``argv[3]``): a caller killed while the worker was still importing has already handed it
+    to another parent, which the worker must not take for its caller.
     """
     import json
     import os
@@ -303,7 +306,7 @@ def _worker(argv: list[str]) -> int:
     import threading
     import time
 
-    caller = os.getppid()
+    caller = int(argv[3]) if len(argv) > 3 else os.getppid()
 
     def watch() -> None:
         while os.getppid() == caller:
