@@ -46,9 +46,9 @@ def test_unseen_nondigits_are_flagged_and_test_digits_are_not(loaded):
 
 
 def test_a_rendered_letter_is_not_a_digit_and_a_digit_is(loaded):
-    letters, _ = make_nondigits(6, seed=0, kinds=("letter",), split="test", image_shape=(8, 8), pixel_max=16)
+    letters, _ = make_nondigits(60, seed=0, kinds=("letter",), split="test", image_shape=(8, 8), pixel_max=16)
     answers = predict_images(loaded.model, loaded.card, letters, detector=loaded.detector)
-    assert sum(a.kind == "not_a_digit" for a in answers) >= 5
+    assert sum(a.kind == "not_a_digit" for a in answers) >= 48  # 90% of 300 on the 8×8 digits (BENCHMARKS.md)
     assert all(0.0 <= a.nondigit_score <= 1.0 for a in answers)
     digit = predict_images(loaded.model, loaded.card, load_dataset("digits").test_images[:1], detector=loaded.detector)[0]
     assert digit.kind == "digit" and digit.nondigit_score < loaded.detector.threshold

@@ -42,7 +42,7 @@ chosen on ``"train"`` is measured on pictures it has never met:
   file name does not say serif or math); test uses only serif faces shipped inside matplotlib
   (DejaVu Serif, STIX General, Computer Modern Roman / Italic / Bold), so the test part is the
   same on every machine and never shares a font file with train (:func:`font_files`);
-- letters: disjoint sets (:data:`LETTERS`); typed symbols: disjoint sets (:data:`SYMBOLS`);
+- typed letters: the same letters (:data:`LETTERS`) in other fonts; typed symbols: disjoint sets (:data:`SYMBOLS`);
 - written letters: the same letters in another hand (other shapes), not other letters;
 - drawn symbols: train draws smiling faces, single arrows, five-pointed stars and hearts; test
   draws frowning, winking and surprised faces, double arrows, six- to eight-pointed stars and

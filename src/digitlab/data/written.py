@@ -8,9 +8,9 @@ or a smooth curve through its points (``_S``). Every letter that is not a digit'
 
 - the ``"train"`` hand: plain print, one stroke for each line of the letter;
 - the ``"test"`` hand: other shapes of the same letters (rounded points, one-stroke forms, a double-storey
-  a, a looped k, a curled y), so the test part measures a hand the detector never met. (Unlike typed
-  letters, whose two parts are disjoint sets of letters, the written letters differ by hand, not by
-  letter: a detector that never met a written R cannot be expected to know one.)
+  a, a looped k, a curled y), so the test part measures a hand the detector never met. (As typed
+  letters differ by font, the written letters differ by hand, not by letter: a detector that never met a
+  written R cannot be expected to know one.)
 
 Each letter is written 56-92 px tall on the 112 px sheet, 0.6-0.95 times as wide as tall (lowercase
 letters keep their own height in the box), slanted, turned a little and wobbled, with a round pen of
