@@ -250,6 +250,18 @@ def test_a_second_convolution_is_drawn_below_its_block_so_the_figure_keeps_its_w
     assert sizes[1][0] == sizes[0][0] and sizes[1][1] > 1.5 * sizes[0][1]  # as wide, a second row
 
 
+def test_a_robustness_caption_says_how_far_the_model_holds_on_each_side():
+    """A teacher: the rotation caption said "loses them somewhere past 20°" under a curve at 97.8% there."""
+    thickness = robustness.PERTURBATIONS["thickness"]
+    curve = robustness.RobustnessCurve("thickness", "cnn", [-2, -1, 0, 1, 2, 3], [0.97, 0.98, 0.99, 0.99, 0.9, 0.6])
+    assert curve.in_words(thickness) == ("cnn: 99.0% unchanged; within 5 points of that all the way to -2 px (97.0%); "
+                                         "within 5 points of that up to +1 px; 60.0% at +3 px.")
+    scale = robustness.RobustnessCurve("scale", "m", [0.5, 0.75, 1.0], [0.2, 0.97, 0.98])
+    assert scale.in_words(robustness.PERTURBATIONS["scale"]) == (
+        "m: 98.0% unchanged; within 5 points of that up to × 0.75; 20.0% at × 0.5.")
+    assert "past 20°" not in robustness.PERTURBATIONS["rotation"].caption
+
+
 # ------------------------------------------------------------------ the page and the CLI
 
 
@@ -277,6 +289,9 @@ def test_explain_page_for_logreg(logreg_run, tmp_path, digits):
     assert f"(drawn from {curve['n_images']:,} training images of digits, 3 folds)" in html and curve["n_images"] >= 1000
     card = json.loads((logreg_run / "model.json").read_text())
     assert f"The model above trained on {card['n_train']:,} images" in html
+    for curve in doc["robustness"]["curves"]:  # each caption says what this model did, from its own curve
+        said = robustness.RobustnessCurve(**curve).in_words(robustness.PERTURBATIONS[curve["perturbation"]])
+        assert said in html
     ranked = sorted(doc["saliency"]["deletion_check"], key=lambda d: d["salient"])
     if (ranked[1]["salient"] - ranked[0]["salient"]) * ranked[0]["n_images"] >= 2:  # two images or more apart
         assert f"Here <strong>{ranked[0]['method']}</strong> is the more faithful" in html

@@ -124,7 +124,10 @@ class Perturbation:
     function : callable
         ``function(images, level, pixel_max, seed)`` → images of the same shape.
     caption : str
-        One sentence for a learner: what to look for in the curve.
+        One sentence for a learner: what to look for in the curve (true of any model: what one model did is
+        :meth:`RobustnessCurve.in_words`).
+    amount : str
+        How one level is written in a sentence, a format such as ``"{:g}°"``.
     """
 
     name: str
@@ -132,6 +135,7 @@ class Perturbation:
     levels: tuple[float, ...]
     function: Callable[..., np.ndarray] = field(repr=False)
     caption: str = ""
+    amount: str = "{:g}"
 
     def apply(self, images: np.ndarray, level: float, *, pixel_max: int, seed: int = 0) -> np.ndarray:
         """``images`` (N×H×W) changed by ``level``; at the first level, the images themselves (a float copy)."""
@@ -143,24 +147,28 @@ class Perturbation:
 
 PERTURBATIONS: dict[str, Perturbation] = {p.name: p for p in (
     Perturbation("rotation", "rotation (degrees)", (0, 5, 10, 15, 20, 25, 30, 35, 40, 45), _rotate,
-                 "People tilt their digits; a model that only saw upright ones loses them somewhere past 20°."),
+                 "People tilt their digits: how far can the model follow them?", "{:g}°"),
     Perturbation("shift", "shift to the right (pixels of a 28×28 image)", (0, 1, 2, 3, 4, 5, 6), _shift,
-                 "MNIST digits are centred by their centre of mass; a model without shift augmentation "
-                 "expects them there."),
+                 "MNIST digits are centred by their centre of mass; a model that never saw them moved expects them "
+                 "there.", "{:g} px"),
     Perturbation("scale", "scale (× size)", (1.0, 0.9, 0.8, 0.7, 0.6, 0.5), _zoom,
-                 "Smaller digits than the model learned from: strokes move towards the middle and thin out."),
+                 "Smaller digits than the model learned from: strokes move towards the middle and thin out.", "× {:g}"),
     Perturbation("thickness", "stroke thickness (erosions −, dilations +, 1 px of a 28×28 image each)",
                  (0, -2, -1, 1, 2, 3),
                  _thickness,
-                 "A thin pen (erosion, left of 0) or a marker (dilation): thick strokes fill the loops that tell 8 from 0."),
+                 "A thin pen (erosion, left of 0) or a marker (dilation): thick strokes fill the loops that tell 8 from "
+                 "0.", "{:+g} px"),
     Perturbation("noise", "Gaussian noise (σ, share of the brightest pixel)", (0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
-                 _noise, "Grainy paper or a bad scan: how much noise before the strokes are lost in it?"),
+                 _noise, "Grainy paper or a bad scan: how much noise before the strokes are lost in it?", "σ {:g}"),
     Perturbation("blur", "Gaussian blur (σ, pixels of a 28×28 image)", (0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0), _blur,
-                 "An out-of-focus photo: edges soften, then neighbouring strokes merge."),
+                 "An out-of-focus photo: edges soften, then neighbouring strokes merge.", "σ {:g} px"),
     Perturbation("elastic", "elastic distortion (typical displacement, pixels of a 28×28 image)",
                  (0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0), _elastic,
-                 "Wobbly handwriting: a smooth random warp, as Simard et al. used to augment MNIST."),
+                 "Wobbly handwriting: a smooth random warp, as Simard et al. used to augment MNIST.", "{:g} px"),
 )}
+
+HOLDS = 0.05
+"""A model "holds" a level while its accuracy is at most this much (5 points) under its accuracy unchanged."""
 
 
 @dataclass
@@ -171,6 +179,32 @@ class RobustnessCurve:
     model: str
     levels: list[float]
     accuracy: list[float]
+
+    def in_words(self, perturbation: Perturbation) -> str:
+        """What this curve shows, in one sentence: how far the model holds (:data:`HOLDS`) and where it ends.
+
+        >>> p = PERTURBATIONS["rotation"]
+        >>> RobustnessCurve("rotation", "cnn", [0, 10, 20, 30], [0.99, 0.98, 0.95, 0.7]).in_words(p)
+        'cnn: 99.0% unchanged; within 5 points of that up to 20°; 70.0% at 30°.'
+        >>> RobustnessCurve("rotation", "logreg", [0, 10, 20], [0.92, 0.8, 0.5]).in_words(p)
+        'logreg: 92.0% unchanged; more than 5 points lower already at 10° (80.0%); 50.0% at 20°.'
+        """
+        start = perturbation.levels[0]
+        plain = self.accuracy[self.levels.index(start)]
+        said = [f"{self.model}: {plain:.1%} unchanged"]
+        for side in ([lv for lv in self.levels if lv < start][::-1], [lv for lv in self.levels if lv > start]):
+            if not side:
+                continue
+            accuracy = [self.accuracy[self.levels.index(lv)] for lv in side]
+            held = next((i for i, a in enumerate(accuracy) if a < plain - HOLDS), len(side))
+            if held == len(side):
+                said.append(f"within 5 points of that all the way to {perturbation.amount.format(side[-1])}"
+                            f" ({accuracy[-1]:.1%})")
+                continue
+            said.append(f"within 5 points of that up to {perturbation.amount.format(side[held - 1])}" if held else
+                        f"more than 5 points lower already at {perturbation.amount.format(side[0])} ({accuracy[0]:.1%})")
+            said.append(f"{accuracy[-1]:.1%} at {perturbation.amount.format(side[-1])}")
+        return "; ".join(said) + "."
 
     def to_dict(self) -> dict:
         """Plain values for JSON."""
