@@ -262,6 +262,21 @@ def test_a_robustness_caption_says_how_far_the_model_holds_on_each_side():
     assert "past 20°" not in robustness.PERTURBATIONS["rotation"].caption
 
 
+def test_occlusion_is_drawn_on_one_scale_so_a_tiny_drop_stays_pale():
+    """A teacher: at 99.9% one patch's 0.1-point drop was drawn full red, as if the model read the digit by one spot."""
+    from digitlab.explain.figures import FULL_COLOUR_AT, overlay
+
+    image = np.zeros((8, 8))
+    tiny = np.zeros((8, 8))
+    tiny[3, 3] = 0.001  # covering this patch lowered the answer's probability by 0.1 points
+    own_scale = overlay(image, tiny, 16)
+    one_scale = overlay(image, tiny, 16, FULL_COLOUR_AT["occlusion"])
+    assert np.allclose(own_scale[3, 3], [0.84, 0.15, 0.16])  # full red
+    assert np.abs(one_scale - 1).max() < 0.02  # hardly a tint: paper white
+    large = tiny * 300  # a 30-point drop is full red on either scale
+    assert np.allclose(overlay(image, large, 16, FULL_COLOUR_AT["occlusion"])[3, 3], [0.84, 0.15, 0.16])
+
+
 # ------------------------------------------------------------------ the page and the CLI
 
 
