@@ -501,6 +501,10 @@ OVERLAY_COLOURS = """() => {
 }"""
 
 
+def answer_digit(page) -> str:
+    return page.locator("#prediction").inner_text().strip("?✗") or "?"
+
+
 def test_show_what_it_looks_at_overlays_the_map_and_the_first_layer(cnn_page):
     page = cnn_page
     OUTPUT.mkdir(parents=True, exist_ok=True)
@@ -520,7 +524,20 @@ def test_show_what_it_looks_at_overlays_the_map_and_the_first_layer(cnn_page):
     assert page.locator("#activations").is_visible()
     strip = page.eval_on_selector_all("#activation-strip canvas", "cs => cs.map(c => [c.width, c.height])")
     assert 1 <= len(strip) <= 8 and all(w == h and w > 1 for w, h in strip)
+    assert page.locator("#saliency-for").inner_text() in ("for its answer", f"for {answer_digit(page)}, its best guess")
     page.screenshot(path=str(OUTPUT / "page-explain-cnn.png"), full_page=True)
+    # a teacher: under "That doesn't look like a digit" the legend said "for its answer", of a digit never named;
+    # and the strip showed 8 squares where the explain page says the CNN has 16 filters
+    grid = [[0.0] * 28 for _ in range(28)]
+    grid[10][10], grid[12][12] = 1.0, -0.5
+    page.evaluate("""(grid) => show({digit: 4, probability: 0.99, kind: 'not_a_digit', calibrated: true,
+        probabilities: [0, 0, 0, 0, 0.99, 0, 0, 0, 0, 0.01], top: [{digit: 4, probability: 0.99}], milliseconds: 1,
+        model_id: 'm', saliency: grid, saliency_method: 'Integrated Gradients', filters: 16,
+        activations: Array.from({length: 8}, () => [[0, 255], [255, 0]])}, '')""", grid)
+    assert page.locator("#confidence").inner_text() == "That doesn't look like a digit"
+    assert page.locator("#saliency-for").inner_text() == (
+        "for 4, the digit a digit model alone would pick (not an answer)")
+    assert page.locator("#activations-which").inner_text() == "the 8 of its 16 filters that answered most strongly"
 
     # off again: the overlay and the strip go, and the next request does not ask for them
     page.uncheck("#explain")

@@ -277,6 +277,17 @@ def test_occlusion_is_drawn_on_one_scale_so_a_tiny_drop_stays_pale():
     assert np.allclose(overlay(image, large, 16, FULL_COLOUR_AT["occlusion"])[3, 3], [0.84, 0.15, 0.16])
 
 
+def test_the_live_explanation_says_how_many_filters_the_first_layer_has(cnn_run, digits):
+    """The page's strip shows the 8 strongest; it says of how many (a teacher counted 8 where the page said 16)."""
+    from digitlab.explain.live import explain_one
+
+    _, fitted = cnn_run  # width 8
+    live = explain_one(_explainable(fitted.model, digits), digits.test_images[0], 0)
+    assert live.filters == 8 and len(live.activations) == 8 and live.to_dict()["filters"] == 8
+    wide = train("cnn", digits, params={"epochs": 1, "width": 12, "tta": False})
+    assert explain_one(_explainable(wide.model, digits), digits.test_images[0], 0).to_dict()["filters"] == 12
+
+
 # ------------------------------------------------------------------ the page and the CLI
 
 

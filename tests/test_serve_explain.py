@@ -64,7 +64,7 @@ def test_logreg_saliency_has_the_input_shape_lies_in_minus_one_one_and_is_on_the
     assert saliency.shape == seen.shape == (8, 8)
     assert saliency.min() >= -1 and saliency.max() <= 1 and np.abs(saliency).max() == pytest.approx(1)
     assert body["saliency_method"] == "weight × input"
-    assert body["activations"] is None  # not a CNN
+    assert body["activations"] is None and body["filters"] is None  # not a CNN
     ink = seen > 0
     assert np.abs(saliency[~ink]).sum() == pytest.approx(0)  # weight × input: blank paper says nothing
     assert np.abs(saliency[ink]).sum() > 0
@@ -75,7 +75,7 @@ def test_logreg_saliency_has_the_input_shape_lies_in_minus_one_one_and_is_on_the
 
 def test_without_explain_the_answer_has_no_explanation_keys(logreg_client):
     body = _post(logreg_client, "?input=true").json()
-    assert not {"saliency", "saliency_method", "activations"} & set(body)
+    assert not {"saliency", "saliency_method", "activations", "filters"} & set(body)
     assert not {"saliency", "activations"} & set(_post(logreg_client, "?explain=false").json())
 
 
@@ -122,5 +122,6 @@ def test_the_cnn_explains_with_a_map_and_its_first_layer(cnn_client):
     grids = [np.asarray(a) for a in activations]
     assert all(g.ndim == 2 and g.shape == grids[0].shape and g.min() >= 0 and g.max() <= 255 for g in grids)
     assert max(g.max() for g in grids) == 255
+    assert len(grids) == min(8, body["filters"])  # the strongest of the first layer's filters, and how many it has
     plain = _post(cnn_client).json()
     assert not {"saliency", "activations"} & set(plain) and plain["digit"] == body["digit"]

@@ -52,18 +52,22 @@ class LiveExplanation:
         H×W floats in −1..1, the shape of the picture; None when ``method`` is None.
     activations : list of ndarray
         The CNN's first-layer activations, each a small 2-D uint8 grid; empty for other models.
+    filters : int or None
+        How many filters the CNN's first layer has (``activations`` shows the most active of them).
     """
 
     method: str | None
     saliency: np.ndarray | None
     activations: list[np.ndarray] = field(default_factory=list)
+    filters: int | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready: ``saliency`` (rows of floats, 4 decimals, or None), ``activations`` (rows of ints
-        or None for a model without them) and ``saliency_method``."""
+        or None for a model without them), ``filters`` and ``saliency_method``."""
         return {
             "saliency": None if self.saliency is None else np.round(self.saliency, 4).tolist(),
             "activations": [a.tolist() for a in self.activations] if self.activations else None,
+            "filters": self.filters,
             "saliency_method": self.method,
         }
 
@@ -185,7 +189,11 @@ def explain_one(model: Explainable, image: np.ndarray, target: int) -> LiveExpla
     image = np.asarray(image)
     if model.is_cnn:
         saliency = _cnn_saliency(model, image, int(target))
-        return LiveExplanation("Integrated Gradients", normalise(saliency), first_layer_activations(model, image))
+        import torch
+
+        first = next(m for m in model.model.module_.modules() if isinstance(m, torch.nn.Conv2d))
+        return LiveExplanation("Integrated Gradients", normalise(saliency), first_layer_activations(model, image),
+                               first.out_channels)
     if model.linear_weights is not None:
         from digitlab.explain.saliency import weight_times_input
 

@@ -94,6 +94,9 @@ class PredictResponse(BaseModel):
         default=None, description="The CNN's first convolution layer for this picture (only with `?explain=true`; "
                                   "null for other models): its most active channels, each a small 2-D grid of "
                                   "0..255 (14×14 for 28×28 input).")
+    filters: int | None = Field(
+        default=None, description="How many filters the CNN's first layer has, of which `activations` shows the "
+                                  "most active (only with `?explain=true`; null for other models).")
     milliseconds: float = Field(description="Server time spent on this prediction.")
 
 

@@ -49,6 +49,11 @@ function showExplanation(answer) {
   $("saliency-legend").hidden = !explainOn();
   $("saliency-method").textContent = !explainOn() || answer.saliency_method === undefined ? ""
     : answer.saliency_method ? ` (${answer.saliency_method})` : " (no fast map for this model)";
+  // The map explains the digit the model would pick; when that is no answer, the legend says so (a teacher: under
+  // "That doesn't look like a digit" it still read "for its answer", of a 4 the page never named).
+  $("saliency-for").textContent = answer.kind === "not_a_digit"
+    ? `for ${answer.digit}, the digit a digit model alone would pick (not an answer)`
+    : answer.kind === "unsure" ? `for ${answer.digit}, its best guess` : "for its answer";
   if (map) {
     const h = map.length;
     const w = map[0].length;
@@ -69,6 +74,9 @@ function showExplanation(answer) {
   }
   const maps = explainOn() && answer.activations ? answer.activations : [];
   $("activations").hidden = !maps.length;
+  $("activations-which").textContent = answer.filters > maps.length
+    ? `the ${maps.length} of its ${answer.filters} filters that answered most strongly`
+    : "each square is one filter's answer";
   $("activation-strip").replaceChildren(...maps.map((grid, k) => {
     const c = document.createElement("canvas");
     c.width = grid[0].length;
