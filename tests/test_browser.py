@@ -463,6 +463,7 @@ def test_an_unsure_answer_shows_the_confidence_it_needed(detector_page):
     """Ambiguous drawings: an answer that is "Not sure" shows its top two and the bar it missed, the run's own
     threshold from its model card, and asks "is it a 4 or a 9?" only when the 9 is 5% or more; a sure one hides
     that line. At least one must be unsure, or nothing is checked."""
+    from digitlab.calibrate import TARGET_ACCURACY
     from digitlab.predict import percent_needed
 
     page = detector_page
@@ -478,7 +479,12 @@ def test_an_unsure_answer_shows_the_confidence_it_needed(detector_page):
         confidence, line = page.locator("#confidence").inner_text(), page.locator("#unsure")
         if confidence.startswith("Not sure"):
             unsure.append(name)
-            assert line.is_visible() and line.inner_text().endswith(f" · sure from {percent_needed(threshold)}"), name
+            said = line.inner_text()
+            assert line.is_visible() and f" · sure from {percent_needed(threshold)}, where it was right" in said, name
+            wrong_in = round(1 / (1 - TARGET_ACCURACY))  # the rule the threshold was chosen by, in words
+            assert said.endswith(f"right {wrong_in - 1} times in {wrong_in} on pictures it had not learned from")
+            colour = page.eval_on_selector("#bars li.top .bar", "b => getComputedStyle(b).backgroundColor")
+            assert colour == "rgb(180, 83, 9)", colour  # the "?"'s orange, not a sure answer's blue
             second = float(line.inner_text().split(" · ")[1].split(": ")[1].strip("<>%"))  # "9: 35.0%"
             if not 4.9 <= second <= 5.1:  # the second digit is named only as a real candidate (RUNNER_UP, 5%)
                 assert (" or " in confidence) == (second > 5), (name, confidence, line.inner_text())
