@@ -544,6 +544,18 @@ def test_show_what_it_looks_at_overlays_the_map_and_the_first_layer(cnn_page):
     assert page.locator("#saliency-for").inner_text() == (
         "for 4, the digit a digit model alone would pick (not an answer)")
     assert page.locator("#activations-which").inner_text() == "the 8 of its 16 filters that answered most strongly"
+    # a sure digit the detector finds unusual says it might not be one, in the terminal's words (a teacher: a
+    # triangle read "0 · 99.8% sure", the detector's score 0.73 against its threshold 0.77)
+    from digitlab.predict import UNLIKE_WORDS
+
+    sure = """(unlike) => show({digit: 0, probability: 0.998, kind: 'digit', calibrated: true, unlike_a_digit: unlike,
+        probabilities: [0.998, 0, 0, 0, 0.002, 0, 0, 0, 0, 0], top: [{digit: 0, probability: 0.998}],
+        milliseconds: 1, model_id: 'm'}, '')"""
+    page.evaluate(sure, True)
+    assert page.locator("#confidence").inner_text() == "99.8% sure"
+    assert page.locator("#unsure").is_visible() and page.locator("#unsure").inner_text() == UNLIKE_WORDS
+    page.evaluate(sure, False)
+    assert page.locator("#unsure").is_hidden()
 
     # off again: the overlay and the strip go, and the next request does not ask for them
     page.uncheck("#explain")

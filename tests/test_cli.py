@@ -284,6 +284,12 @@ def test_predict_shows_percentages_as_the_page_does(lesson_run, tmp_path):
                        probabilities=[0.0] * 10, unsure=True, model_id="m", calibrated=True, kind="unsure",
                        sure_from=0.59852)  # a sceptic: "1: 59.9% ...; sure from 59.9%"
     assert _answer_line(close).endswith("(1: 59.85%  7: 38.7%  9: 0.9%; sure from 59.9%)")
+    from dataclasses import replace
+
+    from digitlab.predict import UNLIKE_WORDS  # a teacher: a triangle read "0 99.8% sure", the detector doubting it
+    assert _answer_line(replace(sure, unlike_a_digit=True)) == (
+        f"[bold]7[/]  (7: >99.9%  1: <0.1%  9: <0.1%)  [magenta]{UNLIKE_WORDS}[/]")
+    assert _answer_line(replace(close, unlike_a_digit=True)).endswith(f"sure from 59.9%)  [magenta]{UNLIKE_WORDS}[/]")
 
 
 def test_predict_uses_the_newest_run_and_says_so(lesson_run, tmp_path):

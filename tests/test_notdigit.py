@@ -87,7 +87,39 @@ def test_a_changed_or_missing_detector_is_refused_in_one_line(lesson_run, tmp_pa
         load_model(folder)
 
 
+def test_a_digit_the_detector_finds_as_unusual_as_3_in_100_digits_is_marked_might_not_be_one(loaded, lesson_run,
+                                                                                              tmp_path):
+    """A teacher: a triangle read "0 · 99.8% sure" while the detector's score was 0.73 against its threshold 0.77."""
+    from digitlab.notdigit import UNLIKE_RATE
+    from digitlab.predict import _one
+
+    detector = loaded.detector
+    assert 0 < detector.unlike_from < detector.threshold and loaded.card.not_a_digit.unlike_from == detector.unlike_from
+    digits = load_dataset("digits")  # test digits the detector never saw: about 3% are marked, none flagged
+    marked = np.mean([a.unlike_a_digit for a in predict_images(loaded.model, loaded.card, digits.test_images,
+                                                                detector=detector)])
+    assert 0 < marked <= 3 * UNLIKE_RATE, marked
+    row = np.array([0.0] * 9 + [1.0])
+    between = (detector.unlike_from + detector.threshold) / 2
+    assert _one(row, 3, 0.5, "m", True, between, detector.threshold, detector.unlike_from).unlike_a_digit
+    assert not _one(row, 3, 0.5, "m", True, detector.unlike_from / 2, detector.threshold, detector.unlike_from
+                    ).unlike_a_digit
+    flagged = _one(row, 3, 0.5, "m", True, 0.999, detector.threshold, detector.unlike_from)
+    assert flagged.kind == "not_a_digit" and not flagged.unlike_a_digit  # "not a digit" is said already
+    folder = tmp_path / "run"  # a card written before the mark: it loads, and no answer is marked
+    shutil.copytree(lesson_run.folder, folder)
+    doc = json.loads((folder / "model.json").read_text())
+    del doc["not_a_digit"]["unlike_from"]
+    (folder / "model.json").write_text(json.dumps(doc))
+    old = load_model(folder)
+    assert old.detector.unlike_from is None
+    assert not any(a.unlike_a_digit for a in predict_images(old.model, old.card, digits.test_images,
+                                                            detector=old.detector))
+
+
 @pytest.mark.parametrize("field, value, message", [
+    ("unlike_from", 1.5, "a number from 0 to 1"),
+    ("unlike_from", "low", "a number from 0 to 1"),
     ("threshold", -0.1, "a number from 0 to 1"),
     ("threshold", "high", "a number from 0 to 1"),
     ("sha256", "abc", "64 lowercase hex"),

@@ -79,7 +79,7 @@ def test_to_dict_is_json_ready(digits, logreg):
     [p] = predict_images(model, card, digits.test_images[:1])
     data = json.loads(json.dumps(p.to_dict()))
     assert set(data) == {"digit", "probability", "top", "probabilities", "unsure", "sure_from", "model_id",
-                         "calibrated", "kind", "nondigit_score"}
+                         "calibrated", "kind", "nondigit_score", "unlike_a_digit"}
     assert data["sure_from"] == unsure_threshold(card)
     assert data["kind"] == ("unsure" if p.unsure else "digit")
     assert data["top"][0] == {"digit": p.digit, "probability": p.probability}

@@ -306,22 +306,22 @@ def _model_for_pictures(model: Optional[Path], runs: Path, save_prepared: Option
 def _answer_line(prediction) -> str:
     """One prediction as the terminal shows it: the digit and top 3, or why there is no sure digit.
 
-    An "unsure" line names the confidence the model needs (the card's threshold or --min-confidence),
-    or "unsure" at 98% would puzzle anyone who has not read how that threshold was chosen; it names the second
-    digit only from :data:`~digitlab.predict.RUNNER_UP` ("is it a 1 or an 8?" with the 8 at 0.3% misled a learner).
-    """
-    from digitlab.predict import RUNNER_UP, percent_needed, shown_top
+    An "unsure" line names the confidence the model needs (the card's threshold or --min-confidence), or "unsure" at
+    98% would puzzle anyone; it names the second digit only from :data:`~digitlab.predict.RUNNER_UP` ("is it a 1 or
+    an 8?" with the 8 at 0.3% misled a learner). A digit unlike most (``unlike_a_digit``) might not be one."""
+    from digitlab.predict import RUNNER_UP, UNLIKE_WORDS, percent_needed, shown_top
 
     shown = shown_top(prediction.top, prediction.sure_from if prediction.kind == "unsure" else None)
     top = "  ".join(f"{d}: {text}" for (d, _), text in zip(prediction.top, shown))  # not "59.9%; sure from 59.9%"
+    unlike = f"  [magenta]{UNLIKE_WORDS}[/]" if prediction.unlike_a_digit else ""
     if prediction.kind == "not_a_digit":
         return f"[bold magenta]not a digit[/]  (it would guess {top})"
     if prediction.kind == "unsure":
         named = [d for n, (d, p) in enumerate(prediction.top[:2]) if n == 0 or p >= RUNNER_UP]
         guesses = " or ".join(("an " if d == 8 else "a ") + str(d) for d in named)
-        needed = percent_needed(prediction.sure_from)
-        return f"[bold yellow]unsure[/] — {'is it ' * (len(named) > 1)}{guesses}?  ({top}; sure from {needed})"
-    return f"[bold]{prediction.digit}[/]  ({top})"
+        return (f"[bold yellow]unsure[/] — {'is it ' * (len(named) > 1)}{guesses}?  ({top}; sure from "
+                f"{percent_needed(prediction.sure_from)}){unlike}")
+    return f"[bold]{prediction.digit}[/]  ({top})" + unlike
 
 
 def _save_prepared(prepared, pixel_max: int, path: Path) -> Path:

@@ -119,10 +119,14 @@ def headed_graph(proto: Any, loaded: LoadedModel) -> bytes:
         "head_outputs": f"{HEAD_OUTPUTS[0]}: float64 [batch, 10], the calibrated probabilities (column d is digit d); "
                         f"{HEAD_OUTPUTS[1]}: float64 [batch], the not-a-digit score",
         "answer": f"not a digit when {HEAD_OUTPUTS[1]} > not_a_digit_threshold, or when every input is 0 (no ink); "
-                  f"else unsure when the top calibrated probability < unsure_below - {TIE:g}; else that digit",
+                  f"else unsure when the top calibrated probability < unsure_below - {TIE:g}; else that digit"
+                  + ("" if detector.unlike_from is None else
+                     f"; a digit or unsure answer with {HEAD_OUTPUTS[1]} >= might_not_be_a_digit_from might not be one"),
         "temperature_applied": f"in the graph: {HEAD_OUTPUTS[0]} (the plain {OUTPUTS[1]} are before it)",
         "not_a_digit_threshold": repr(float(detector.threshold)),
     })
+    if detector.unlike_from is not None:
+        props["might_not_be_a_digit_from"] = repr(float(detector.unlike_from))
     helper.set_model_props(proto, props)
     data = proto.SerializeToString()
     _check(OnnxHeadModel(data, temperature, detector, where=f"{card.model} export"), temperature, detector)

@@ -39,6 +39,7 @@ __all__ = [
     "MIN_CONFIDENCE",
     "Prediction",
     "RUNNER_UP",
+    "UNLIKE_WORDS",
     "features_of",
     "percent_needed",
     "predict_images",
@@ -126,6 +127,9 @@ def shown_top(top: list[tuple[int, float]], bar: float | None = None) -> list[st
     """
     return [shown_below(p, bar) if n == 0 and bar is not None else shown_percent(p) for n, (_, p) in enumerate(top)]
 
+UNLIKE_WORDS = "might not be a digit: only 3 in 100 digits look this unusual to it"
+"""What the terminal adds to an answer marked :attr:`Prediction.unlike_a_digit`."""
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -157,6 +161,9 @@ class Prediction:
     nondigit_score : float or None
         The not-a-digit detector's score (0..1; above the card's threshold means "not a digit");
         None when the model was saved without a detector or none was given.
+    unlike_a_digit : bool
+        A digit answer (sure or unsure) whose picture the detector finds as unusual as only 3% of real digits
+        (:data:`digitlab.notdigit.UNLIKE_RATE`): "might not be a digit". False without a detector that marks them.
     """
 
     digit: int
@@ -169,6 +176,7 @@ class Prediction:
     kind: str = "digit"
     nondigit_score: float | None = None
     sure_from: float = MIN_CONFIDENCE
+    unlike_a_digit: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict; ``top`` as ``[{"digit": d, "probability": p}, ...]``."""
@@ -252,7 +260,7 @@ def predict_images(
     if detector is None:
         answers = [_one(row, top_k, threshold, card.id, calibrated) for row in probabilities]
     else:
-        answers = [_one(row, top_k, threshold, card.id, calibrated, score, detector.threshold)
+        answers = [_one(row, top_k, threshold, card.id, calibrated, score, detector.threshold, detector.unlike_from)
                    for row, score in zip(probabilities, scores.tolist())]
     blank = ~prepared.reshape(len(prepared), -1).any(axis=1)
     return [replace(a, kind="not_a_digit") if empty else a for a, empty in zip(answers, blank.tolist())]
@@ -308,9 +316,9 @@ def _ten_probabilities(model: Any, features: np.ndarray, temperature: float = 1.
 
 
 def _one(row: np.ndarray, top_k: int, min_confidence: float, model_id: str, calibrated: bool,
-         score: float | None = None, flag_above: float = 0.0) -> Prediction:
+         score: float | None = None, flag_above: float = 0.0, unlike_from: float | None = None) -> Prediction:
     """One row of ten probabilities as a Prediction; with the detector's ``score``, "not_a_digit" above
-    ``flag_above``."""
+    ``flag_above``, and a digit answer "unlike a digit" from ``unlike_from``."""
     order = np.argsort(-row, kind="stable")[: max(1, top_k)].tolist()
     probabilities = row.tolist()  # Python floats, in one call
     best = order[0]
@@ -321,7 +329,8 @@ def _one(row: np.ndarray, top_k: int, min_confidence: float, model_id: str, cali
         kind = "unsure" if unsure else "digit"
     return Prediction(digit=best, probability=probabilities[best], top=[(d, probabilities[d]) for d in order],
                       probabilities=probabilities, unsure=unsure, model_id=model_id, calibrated=calibrated,
-                      kind=kind, nondigit_score=score, sure_from=min_confidence)
+                      kind=kind, nondigit_score=score, sure_from=min_confidence,
+                      unlike_a_digit=kind != "not_a_digit" and unlike_from is not None and score >= unlike_from)
 
 
 def predict_source(

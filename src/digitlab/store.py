@@ -245,7 +245,7 @@ def _write_detector(detector: NotDigitDetector, folder: Path) -> NotDigitCheck:
     return NotDigitCheck(
         file=DETECTOR_FILE, sha256=sha256_file(path), threshold=detector.threshold,
         digits_flagged=detector.digits_flagged, nondigits_flagged=detector.nondigits_flagged,
-        n_digits=detector.n_digits, n_nondigits=detector.n_nondigits,
+        n_digits=detector.n_digits, n_nondigits=detector.n_nondigits, unlike_from=detector.unlike_from,
     )
 
 
@@ -269,7 +269,7 @@ def _load_detector(card: ModelCard, folder: Path) -> NotDigitDetector | None:
     detector = NotDigitDetector.from_tensors(tensors, check.threshold, card.n_pixels, str(path))
     # with how it did when trained, as the card recorded: a model saved again (fine-tuned) keeps the figures
     return dataclasses.replace(detector, digits_flagged=check.digits_flagged, nondigits_flagged=check.nondigits_flagged,
-                               n_digits=check.n_digits, n_nondigits=check.n_nondigits)
+                               n_digits=check.n_digits, n_nondigits=check.n_nondigits, unlike_from=check.unlike_from)
 
 
 def _card_path(path: Path) -> Path:

@@ -79,6 +79,9 @@ class PredictResponse(BaseModel):
     nondigit_score: float | None = Field(
         description="The not-a-digit detector's score, 0..1 (above the model's threshold: 'not_a_digit'); "
                     "null for a model saved without a detector.")
+    unlike_a_digit: bool = Field(
+        default=False, description="True for a 'digit' or 'unsure' answer whose detector score only 3% of real "
+                                   "digits reach: it might not be a digit (say so beside the answer).")
     input: list[list[int]] | None = Field(
         default=None, description="The prepared image the model saw (H×W, 0..pixel_max); only when the request "
                                   "asks for it with `?input=true`, else absent.")

@@ -16,6 +16,7 @@ const BRUSH = 26;
 const PAPER = "#ffffff";
 const INK = "#000000";
 const MIN_INTERVAL_MS = 80; // at most ~12 predictions a second while drawing
+const UNLIKE = "might not be a digit: only 3 in 100 digits look this unusual to it"; // predict.UNLIKE_WORDS
 // The drawing is shrunk here before it is sent: the server crops, scales and centres it to 28×28
 // anyway, so 112 px (4× that) loses nothing it uses and the PNG is ~0.5 KB instead of ~10 KB: one grey
 // channel (graypng.js, loaded before this), which the server reads in less than half the time of RGBA.
@@ -397,6 +398,12 @@ function show(answer, source) {
     $("prediction").textContent = String(answer.digit);
     $("confidence").textContent = `${pct(answer.probability)} sure`;
     $("unsure").textContent = "the model's own score: this model was saved without calibration";
+  }
+  // The percentages assume the drawing is a digit; the detector's doubt short of "not a digit" is said too (a
+  // teacher: a triangle read "0 · 99.8% sure", the detector's score 0.73 against its 0.77)
+  if (answer.unlike_a_digit && kind !== "not_a_digit") {
+    $("unsure").hidden = false;
+    $("unsure").textContent = (kind === "unsure" ? $("unsure").textContent + " · " : "") + UNLIKE;
   }
   // Not a digit: the bars fade (they are only what the digit model alone would guess) and none stands out.
   $("bars").classList.toggle("faded", kind === "not_a_digit");
