@@ -22,6 +22,7 @@ def test_run_prints_summary_and_writes_report(tmp_path):
     assert "12 of 360" in result.stdout
     assert "Converged" not in result.stdout  # the lesson's model converges: no row for it
     assert "report.html" in result.stdout
+    assert "training logreg on 1,437 images…" in result.stdout  # off a terminal a line per step, not a blank spinner
     (folder,) = (tmp_path / "runs").iterdir()
     assert (folder / "report.html").is_file()
 

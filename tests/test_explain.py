@@ -390,7 +390,7 @@ def test_cli_explain_writes_the_page(logreg_run, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout and (tmp_path / "explain.html").is_file()
     assert "360 test images (all of them)" in (tmp_path / "explain.html").read_text(encoding="utf-8")
-    assert "explaining: robustness: rotation…" in done.stderr  # off a terminal, a line per step (no spinner to see)
+    assert "explaining: robustness: rotation…" in done.stdout  # off a terminal, a line per step (no spinner to see)
 
 
 @pytest.mark.parametrize("problem", ["missing", "old card", "other size"])

@@ -35,8 +35,8 @@ ParamOpt = typer.Option(None, "--param", "-p", help="Model parameter NAME=VALUE,
 LimitOpt = typer.Option(None, "--limit", min=1, help="Train on a stratified subset of N images.")
 
 
-def _status(message: str):
-    return console.status(message, spinner="dots")
+def _status(message: str, lines: bool = True):
+    return terminal.spinner(console, message, lines)
 
 
 def _training_options(model: str, **options) -> dict:
@@ -208,7 +208,7 @@ def compare(
     from digitlab.compare import compare_models
 
     _own_convergence_notes(names)
-    with _status("starting") as status:
+    with _status("starting", lines=not as_json) as status:
         board = compare_models(names, dataset, seed=seed, test_size=test_size, limit=limit, params=per_model,
                                out=out, step=lambda text: status.update(f"{text}…"))
     if as_json:

@@ -43,11 +43,9 @@ def explain(
             raise DigitlabError(f"{path}: no such run folder or model file")
     from digitlab.explain.page import explain_run
 
-    with console.status("explaining…", spinner="dots") as status:  # a spinner shows nothing off a terminal: lines
-        said = (lambda text: status.update(f"explaining: {text}…")) if console.is_terminal else (  # (a teacher's
-            lambda text: err_console.print(f"explaining: {escape(text)}…", soft_wrap=True))  # log: 60 s of nothing)
+    with terminal.spinner(console, "explaining…") as status:
         result = explain_run(model, compare or (), out, n_robustness=robustness_images, n_map=map_images,
-                             seed=seed, step=said)
+                             seed=seed, step=lambda text: status.update(f"explaining: {escape(text)}…"))
     for note in result.notes:
         err_console.print(f"note: {escape(note)}", soft_wrap=True)
     console.print(f"wrote {escape(str(result.html))} with {len(result.figures)} figures "

@@ -135,7 +135,7 @@ def finetune(
     """
     from digitlab.finetune_run import finetune_run
 
-    with console.status("fine-tuning…") as status:
+    with terminal.spinner(console, "fine-tuning…") as status:
         result = finetune_run(model, dataset, out=out, seed=seed, test_size=test_size, hold_out=hold_out,
                               step=lambda text: status.update(f"{text}…"))
     b, a = result.before.metrics, result.after.metrics

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 
-__all__ = ["console", "folder_named", "number"]
+__all__ = ["console", "folder_named", "number", "spinner"]
 
 
 class _Console(Console):
@@ -51,6 +51,31 @@ def console(stderr: bool = False, **kwargs: Any) -> Console:
     made = _Console(stderr=stderr, **kwargs)
     made.soft_wrap = not made.is_terminal
     return made
+
+
+class _Lines:
+    """A spinner off a terminal: each step it is told, a line on its console (a spinner there shows nothing). Not
+    on stderr, which keeps to the one line of an error."""
+
+    def __init__(self, on: Console | None) -> None:
+        self._on = on
+
+    def __enter__(self) -> "_Lines":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, text: str) -> None:
+        if self._on is not None:
+            self._on.print(text, soft_wrap=True)
+
+
+def spinner(on: Console, message: str, lines: bool = True) -> Any:
+    """A Rich status spinner on ``on`` when it is a terminal, with ``update(text)``; elsewhere (a log, a notebook's
+    ``!digitlab``) each update is a line on ``on`` instead (a teacher's log of ``explain`` had 60 s of nothing),
+    or nothing with ``lines=False`` (output for machines: ``--json``)."""
+    return on.status(message, spinner="dots") if on.is_terminal else _Lines(on if lines else None)
 
 
 def number(low: float, high: float = math.inf) -> Callable[[Any], float]:
