@@ -315,6 +315,8 @@ def test_explain_page_for_logreg(logreg_run, tmp_path, digits):
     assert f"(drawn from {curve['n_images']:,} training images of digits, 3 folds)" in html and curve["n_images"] >= 1000
     card = json.loads((logreg_run / "model.json").read_text())
     assert f"The model above trained on {card['n_train']:,} images" in html
+    assert "A map of the test images by their pixels" in html and "not of the model" in html  # no hidden layer
+    assert "as the model sees them" not in html  # (a teacher: "What it learned" over raw pictures misleads)
     for curve in doc["robustness"]["curves"]:  # each caption says what this model did, from its own curve
         said = robustness.RobustnessCurve(**curve).in_words(robustness.PERTURBATIONS[curve["perturbation"]])
         assert said in html
@@ -352,6 +354,8 @@ def test_explain_page_for_the_cnn_with_a_comparison(cnn_run, logreg_run, tmp_pat
     again = f"digitlab explain --model {folder} --compare {logreg_run} --out {tmp_path} --robustness-images 100 --map-images 80"
     assert f"Again: <code>{again}</code>" in html
     _check_page(html, len(result.figures), 80)
+    assert "A map of the test images as the model sees them" in html and "by their pixels" not in html
+    assert "Occlusion is drawn on one scale for every picture" in html
     assert "Integrated Gradients" in html
     doc = json.loads((tmp_path / "explain.json").read_text())
     assert len(doc["robustness"]["curves"]) == 2 * len(robustness.PERTURBATIONS)  # both models, same axes

@@ -259,7 +259,8 @@ def _what_it_learned(job: _Job, n_map: int, chosen: np.ndarray):
         layer_view = {"index": one, "label": int(labels[one])}
         paths["feature_maps"] = figures.plot_feature_maps(
             images[one].astype(np.float64), embedding.feature_maps(model, images[one]), pmax,
-            f"What each layer of the CNN computes for test image {one} (a {labels[one]})", folder / "feature_maps.png")
+            f"What each layer of the CNN computes for one test picture, {'an' if labels[one] == 8 else 'a'} "
+            f"{labels[one]}", folder / "feature_maps.png")
     seconds["filters and feature maps"] = time.perf_counter() - t
     return shown, feature_name, svg, sprite, layer_view
 
