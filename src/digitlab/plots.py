@@ -127,7 +127,7 @@ def plot_confusion(metrics: Metrics, path: Path) -> Path:
     shown = ax.imshow(np.ma.masked_equal(matrix, 0), cmap=plt.get_cmap("Blues").with_extremes(bad="white"),
                       norm=LogNorm(vmin=1, vmax=peak))
     threshold = np.sqrt(peak) * 2
-    fontsize = 9 if matrix.max() < 1000 else 8
+    fontsize = 12 if matrix.max() < 1000 else 11  # readable from the back of a class (9 and 8 were not: a teacher)
     for (row, col), count in np.ndenumerate(matrix):
         if count == 0:
             continue  # an empty (white) cell: no image went there
