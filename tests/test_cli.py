@@ -106,6 +106,10 @@ def test_the_zoo_and_a_mistyped_name_answer_without_importing_heavy_libraries(tm
         (["run", "--param", "max_iter=-3"], "model 'logreg': The 'max_iter' parameter must be an int"),
         # scikit-learn named the function that checked it, not the model (an engineer)
         (["run", "--model", "svm", "--param", "C=abc"], "model 'svm': The 'C' parameter must be a float"),
+        # a chaos tester: 5,000 minus signs raised RecursionError, 10,000 MemoryError (tracebacks)
+        (["run", "--param", "C=" + "-" * 5000 + "1"], "--param C=…: a value of 5,001 characters too deeply nested"),
+        (["run", "--model", "svm", "--param", "C=-inf"], "model 'svm': The 'C' parameter must be a float in the range "
+                                                          "(0.0, inf]. Got -inf"),  # inf: a float, not the word
         (["evaluate", "--model", "/nonexistent/run"], "no such file or folder"),
     ],
 )

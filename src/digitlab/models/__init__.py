@@ -106,22 +106,28 @@ def make_model(
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     """Parse ``["C=10", "kernel=rbf", "hidden_layer_sizes=(128, 64)"]`` into a dict.
 
-    Values are Python literals when they parse as one, else plain strings.
+    Values are Python literals when they parse as one, ``inf`` and ``-inf`` floats (``C=inf`` was refused as
+    "must be a float in the range (0.0, inf]"), else plain strings; a value too deeply nested or too long to parse
+    as a literal is refused in one line (it raised RecursionError or MemoryError, a traceback).
 
     Examples
     --------
-    >>> parse_params(["C=10", "kernel=rbf", "layers=(128, 64)", "flag=None"])
-    {'C': 10, 'kernel': 'rbf', 'layers': (128, 64), 'flag': None}
+    >>> parse_params(["C=10", "kernel=rbf", "layers=(128, 64)", "flag=None", "tol=-inf"])
+    {'C': 10, 'kernel': 'rbf', 'layers': (128, 64), 'flag': None, 'tol': -inf}
     """
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise DigitlabError(f"--param expects NAME=VALUE, got {pair!r}")
+        text = raw.strip()
         try:
-            value = ast.literal_eval(raw.strip())
+            value = float(text) if text.lower() in ("inf", "+inf", "-inf") else ast.literal_eval(text)
         except (ValueError, SyntaxError):
-            value = raw.strip()
+            value = text
+        except (RecursionError, MemoryError):
+            raise DigitlabError(f"--param {key.strip()}=…: a value of {len(text):,} characters too deeply nested "
+                                "to read; give a number, a word or a short tuple") from None
         params[key.strip()] = value
     return params
 
