@@ -111,6 +111,10 @@ def test_the_zoo_and_a_mistyped_name_answer_without_importing_heavy_libraries(tm
         (["run", "--model", "svm", "--param", "C=-inf"], "model 'svm': The 'C' parameter must be a float in the range "
                                                           "(0.0, inf]. Got -inf"),  # inf: a float, not the word
         (["evaluate", "--model", "/nonexistent/run"], "no such file or folder"),
+        # a chaos tester: an unset "$DIR" made `data import SET ''` take in every picture under the current folder
+        (["data", "import", "class", ""], "the command line's 4th word is empty (an unset shell variable?), after "
+                                          "'class'"),
+        (["predict", "--model=", "a.png"], "--model= gives --model an empty value"),
     ],
 )
 def test_bad_input_gets_one_line_and_exit_2(tmp_path, args, message):

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 
-__all__ = ["console", "folder_named", "number", "spinner"]
+__all__ = ["console", "folder_named", "no_empty", "number", "spinner"]
 
 
 class _Console(Console):
@@ -76,6 +76,34 @@ def spinner(on: Console, message: str, lines: bool = True) -> Any:
     ``!digitlab``) each update is a line on ``on`` instead (a teacher's log of ``explain`` had 60 s of nothing),
     or nothing with ``lines=False`` (output for machines: ``--json``)."""
     return on.status(message, spinner="dots") if on.is_terminal else _Lines(on if lines else None)
+
+
+def no_empty(args: list[str]) -> list[str]:
+    """``args``, when none is empty; else one line on the first. An empty word is most often an unset shell variable
+    (``digitlab data import class "$DIR"``), and taken as a path it meant the current folder: a chaos tester's
+    ``data import`` took in every picture under it, and ``data export SET ''`` wrote beside it.
+
+    >>> no_empty(["predict", "a.png", "--min-confidence=0.9"])
+    ['predict', 'a.png', '--min-confidence=0.9']
+    >>> try:
+    ...     no_empty(["data", "import", "class", ""])
+    ... except Exception as error:
+    ...     print(error)
+    the command line's 4th word is empty (an unset shell variable?), after 'class'; give it a value or leave it out
+    """
+    from digitlab.errors import DigitlabError
+
+    for i, arg in enumerate(args):
+        option, equals, value = arg.partition("=")
+        if arg.startswith("--") and equals and not value:
+            raise DigitlabError(f"{arg} gives {option} an empty value (an unset shell variable?); give it a value or "
+                                "leave it out")
+        if arg == "":
+            nth = {1: "st", 2: "nd", 3: "rd"}.get((i + 1) % 10 if (i + 1) % 100 not in (11, 12, 13) else 0, "th")
+            where = f", after {args[i - 1]!r}" if i else ""
+            raise DigitlabError(f"the command line's {i + 1}{nth} word is empty (an unset shell variable?){where}; "
+                                "give it a value or leave it out")
+    return args
 
 
 def number(low: float, high: float = math.inf) -> Callable[[Any], float]:
