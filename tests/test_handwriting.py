@@ -113,6 +113,30 @@ def test_add_read_remove(data_dir):
     assert list_sets() == ["mine"]
 
 
+def test_a_new_sample_whose_id_the_set_has_gets_another_and_nothing_is_overwritten(data_dir, monkeypatch):
+    """A chaos tester forced the id's 32 random bits to repeat within a second: the second sample overwrote the
+    first's picture, one sample was lost and the other's record pointed at a picture of another digit."""
+    from digitlab.data import handwriting_sample
+
+    from types import SimpleNamespace
+
+    draws = iter(["deadbeef", "deadbeef", "deadbeef", "0badc0de", "deadbeef", "0badc0de", "feedface", "c0ffee00"])
+    monkeypatch.setattr(handwriting_sample, "secrets", SimpleNamespace(token_hex=lambda n: next(draws)))
+    monkeypatch.setattr(handwriting_sample, "datetime", type("Frozen", (), {  # every sample in the same second
+        "now": staticmethod(lambda tz: __import__("datetime").datetime(2026, 12, 2, 8, 0, 0, tzinfo=tz))}))
+    store = HandwritingSet.open("col", create=True)
+    ann, _ = store.add(picture(3), 3, writer="ann")  # deadbeef
+    bob, added = store.add(picture(7), 7, writer="bob")  # deadbeef, the set's: deadbeef again, then 0badc0de
+    assert added and ann.id.endswith("-deadbeef") and bob.id.endswith("-0badc0de") and bob.original.endswith(".png")
+    both = store.save([new_sample(picture(1), 1, writer="cy"), new_sample(picture(2), 2, writer="di")])
+    assert [s.id[-8:] for s, _ in both] == ["feedface", "c0ffee00"]  # each the set had: drawn again
+    again = HandwritingSet.open("col")
+    assert [(s.label, s.writer) for s in again.samples()] == [(3, "ann"), (7, "bob"), (1, "cy"), (2, "di")]
+    assert again.problems == []
+    for sample, digit in zip(again.samples(), (3, 7, 1, 2)):
+        assert again.original_bytes(sample) == picture(digit)  # each record's own picture
+
+
 @pytest.mark.parametrize(("call", "message"), [
     (lambda s: s.add(_blank(), 3), "no ink found"),
     (lambda s: s.add(picture(1), 10), "a label must be a digit from 0 to 9"),

@@ -61,7 +61,7 @@ from digitlab.data.handwriting_files import (make_set_folder, records_in_prepare
                                              threads_take_turns, write_sample_files)
 from digitlab.data.handwriting_names import (NAME, NO_NAME, RESERVED, check_set_name, check_writer, one_spelling,
                                              written_by)
-from digitlab.data.handwriting_sample import SOURCES, NewSample, Sample, new_sample
+from digitlab.data.handwriting_sample import SOURCES, NewSample, Sample, new_sample, with_free_id
 from digitlab.errors import DigitlabError
 from digitlab.fileio import atomic_path, read_regular
 
@@ -180,15 +180,15 @@ class HandwritingSet:
             by_sha: dict[str, Sample] = {}
             for sample in entries:
                 by_sha.setdefault(sample.sha256, sample)
-            results, fresh = [], []
+            results, fresh, taken = [], [], {sample.id for sample in entries}
             for item in new:
                 known = by_sha.get(item.sample.sha256)
-                results.append((known or item.sample, known is None))
                 if known is None:
+                    item = with_free_id(item, taken)  # an id the set (or an earlier item) has: drawn again
+                    taken.add(item.sample.id)
                     by_sha[item.sample.sha256] = item.sample
                     fresh.append(item)
-            if len({item.sample.id for item in fresh}) < len(fresh):
-                raise DigitlabError("two new samples have the same id; make each with new_sample")
+                results.append((known or item.sample, known is None))
             try:
                 for item in fresh:
                     self._write_files(item.sample, item.picture, item.prepared)

@@ -9,6 +9,7 @@ import re
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from pathlib import PurePosixPath
 
 import numpy as np
 from PIL import Image
@@ -16,7 +17,7 @@ from PIL import Image
 from digitlab.data.handwriting_names import WRITER_MAX, check_new_writer, check_writer
 from digitlab.errors import DigitlabError
 
-__all__ = ["NewSample", "SOURCES", "Sample", "check_label", "decode_sample", "new_sample"]
+__all__ = ["NewSample", "SOURCES", "Sample", "check_label", "decode_sample", "new_sample", "with_free_id"]
 
 SOURCES = ("drawn", "photo", "import", "sheet")
 """Where a sample came from: the drawing page, a photo sent to the page, ``digitlab data import`` (of one digit's
@@ -86,6 +87,17 @@ def new_sample(picture: bytes, label: int, *, writer: str | None = None, source:
     sample = Sample(sample_id, label, writer, source, now.isoformat(timespec="seconds"),
                     hashlib.sha256(picture).hexdigest(), f"originals/{sample_id}.{_EXTENSIONS.get(fmt, 'bin')}")
     return NewSample(sample, bytes(picture), prepared)
+
+
+def with_free_id(item: NewSample, taken: set[str]) -> NewSample:
+    """``item``, its id's random part drawn again until no id in ``taken`` has it (nor its file name). An id is a
+    second's time and 32 random bits: two that met shared their files, the second overwriting the first's picture
+    (a chaos tester forced it: one sample lost, the other's record pointing at a picture of another digit)."""
+    sample = item.sample
+    while sample.id in taken:
+        sample_id = f"{sample.id.split('-')[0]}-{secrets.token_hex(4)}"
+        sample = replace(sample, id=sample_id, original=f"originals/{sample_id}{PurePosixPath(sample.original).suffix}")
+    return item if sample is item.sample else replace(item, sample=sample)
 
 
 def check_label(label: object) -> int:
