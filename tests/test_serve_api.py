@@ -475,6 +475,9 @@ def test_unknown_path_and_wrong_method_are_json(client):
     assert wrong.status_code == 405 and wrong.json()["error"].startswith("GET is not allowed on /api/predict")
     head = client.head("/api/predict")  # answered as its GET: the same status and headers, no body
     assert head.status_code == 405 and head.headers["allow"] == "POST" and head.content == b""
+    assert "it takes POST" in wrong.json()["error"]
+    models = client.post("/api/models")  # a GET route: HEAD is answered too, so the Allow header says so
+    assert models.status_code == 405 and models.headers["allow"] == "GET, HEAD"
 
 
 def test_the_log_names_the_method_the_client_sent(runs, caplog):

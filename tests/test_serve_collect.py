@@ -113,6 +113,13 @@ def _files(store: HandwritingSet) -> set[str]:
 # Collecting
 
 
+def test_a_wrong_method_on_the_samples_names_every_method_it_takes(client):
+    """A chaos tester (Schemathesis): PUT /api/samples answered 405 with Allow: GET, though POST saves a sample."""
+    wrong = client.put("/api/samples")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, HEAD, POST"
+    assert wrong.json()["error"] == "PUT is not allowed on /api/samples; it takes GET, HEAD, POST; see /docs"
+
+
 def test_without_collect_every_samples_route_answers_403(off):
     for response in (off.get("/api/samples"), off.post("/api/samples?label=3", content=_png(), headers=PNG),
                      off.post("/api/samples?label=x", content=b"junk", headers={"content-type": "text/plain"}),

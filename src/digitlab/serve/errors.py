@@ -100,9 +100,12 @@ def install_error_handlers(app: FastAPI) -> None:
             message = _unreadable(route, exc)
         elif exc.status_code == 404:
             message = f"no such page: {request.url.path}; see /docs for the API"
-        elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}; see /docs"
-        return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # Starlette's Allow names only the first route's methods (GET on /api/samples)
+            allowed = _methods_on(request) or [m.strip() for m in (headers or {}).get("Allow", "").split(",") if m]
+            message = f"{request.method} is not allowed on {request.url.path}; it takes {', '.join(allowed)}; see /docs"
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+        return error_response(exc.status_code, message, headers=headers)
 
     @app.exception_handler(ClientDisconnect)
     async def _disconnect(request: Request, exc: ClientDisconnect) -> JSONResponse:
@@ -112,6 +115,22 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:  # a bug, not bad input
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(500, "internal error; the server log has the details")
+
+
+def _methods_on(request: Request) -> list[str]:
+    """Every method the API documents for the request's path (HEAD wherever GET: both are answered), from its
+    OpenAPI schema: the same for routes of included routers, whose objects differ between FastAPI versions."""
+    import re
+
+    methods: set[str] = set()
+    path = route_path(request.scope)
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path):
+            methods |= {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    return sorted(methods, key=lambda m: (order.index(m) if m in order else len(order), m))
 
 
 def _client_gone(request: Request) -> JSONResponse:
