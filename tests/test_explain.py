@@ -254,8 +254,8 @@ def test_a_robustness_caption_says_how_far_the_model_holds_on_each_side():
     """A teacher: the rotation caption said "loses them somewhere past 20°" under a curve at 97.8% there."""
     thickness = robustness.PERTURBATIONS["thickness"]
     curve = robustness.RobustnessCurve("thickness", "cnn", [-2, -1, 0, 1, 2, 3], [0.97, 0.98, 0.99, 0.99, 0.9, 0.6])
-    assert curve.in_words(thickness) == ("cnn: 99.0% unchanged; within 5 points of that all the way to -2 px (97.0%); "
-                                         "within 5 points of that up to +1 px; 60.0% at +3 px.")
+    assert curve.in_words(thickness) == ("cnn: 99.0% unchanged; thinner, within 5 points of that all the way to -2 px "
+                                         "(97.0%); thicker, within 5 points of that up to +1 px; 60.0% at +3 px.")
     scale = robustness.RobustnessCurve("scale", "m", [0.5, 0.75, 1.0], [0.2, 0.97, 0.98])
     assert scale.in_words(robustness.PERTURBATIONS["scale"]) == (
         "m: 98.0% unchanged; within 5 points of that up to × 0.75; 20.0% at × 0.5.")
@@ -344,11 +344,21 @@ def test_an_explain_stopped_midway_leaves_the_last_figures_whole(logreg_run, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["explain-figures", "explain.html", "explain.json"]
 
 
+def test_two_runs_of_one_model_keep_their_run_folders_in_their_names(logreg_run, digits, tmp_path):
+    other = tmp_path / "other-run"
+    save_model(train("logreg", digits, params={"C": 0.01}), digits, other)
+    explain_run(logreg_run, compare=[other], out=tmp_path / "page", n_robustness=60, n_map=50)
+    doc = json.loads((tmp_path / "page" / "explain.json").read_text())
+    assert doc["model"] == f"logreg ({logreg_run.name})" and doc["compared"] == ["logreg (other-run)"]
+
+
 def test_explain_page_for_the_cnn_with_a_comparison(cnn_run, logreg_run, tmp_path):
     folder, _ = cnn_run
     result = explain_run(folder, compare=[logreg_run], out=tmp_path, n_robustness=100, n_map=80)
     assert {"filters", "feature_maps", "history"} <= set(result.figures)
     html = result.html.read_text(encoding="utf-8")
+    doc = json.loads((tmp_path / "explain.json").read_text())  # one cnn, one logreg: named so, not by their runs
+    assert (doc["model"], doc["compared"]) == ("cnn", ["logreg"]) and "cnn: " in html and "logreg: " in html
     assert "How it learned" in html and "digitlab sweep --dataset digits --models cnn" in html
     assert "label smoothing (0.1) trains the network towards about 91% for the right digit" in html
     again = f"digitlab explain --model {folder} --compare {logreg_run} --out {tmp_path} --robustness-images 100 --map-images 80"

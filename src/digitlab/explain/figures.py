@@ -186,7 +186,7 @@ def plot_feature_maps(image: np.ndarray, maps: Sequence[tuple[str, np.ndarray]],
     for ax in axes.flat:
         ax.axis("off")
     axes[0, 0].imshow(np.clip(image / pixel_max, 0, 1), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    axes[0, 0].set_title("input", fontsize=14)
+    axes[0, 0].set_title("input", fontsize=19)
     for column, group in enumerate(blocks.values(), start=1):
         for row, (name, activations) in enumerate(group):
             canvas = _tile(activations / (float(activations.max()) or 1.0), int(np.ceil(np.sqrt(len(activations)))))

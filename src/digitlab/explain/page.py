@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -306,6 +306,9 @@ def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: in
         if theirs.card.sha256 not in seen:  # each model once, however many copies of its run are given
             others.append(other)
             seen.add(theirs.card.sha256)
+    kinds = [m.name.split(" (")[0] for m in (model, *others)]
+    if len(set(kinds)) == len(kinds):  # "cnn", not "cnn (20261202T081907Z-mnist-cnn)", where no two are alike
+        model, others = replace(model, name=kinds[0]), [replace(m, name=k) for m, k in zip(others, kinds[1:])]
     given = out is not None
     out = Path(out) if given else loaded.path.parent
     check_writable(out, "--out" if given else "the run folder")

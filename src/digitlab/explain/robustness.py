@@ -128,6 +128,8 @@ class Perturbation:
         :meth:`RobustnessCurve.in_words`).
     amount : str
         How one level is written in a sentence, a format such as ``"{:g}°"``.
+    sides : tuple of str
+        For levels on both sides of "unchanged", a word for each side (``("thinner", "thicker")``).
     """
 
     name: str
@@ -136,6 +138,7 @@ class Perturbation:
     function: Callable[..., np.ndarray] = field(repr=False)
     caption: str = ""
     amount: str = "{:g}"
+    sides: tuple[str, str] = ("", "")
 
     def apply(self, images: np.ndarray, level: float, *, pixel_max: int, seed: int = 0) -> np.ndarray:
         """``images`` (N×H×W) changed by ``level``; at the first level, the images themselves (a float copy)."""
@@ -157,7 +160,7 @@ PERTURBATIONS: dict[str, Perturbation] = {p.name: p for p in (
                  (0, -2, -1, 1, 2, 3),
                  _thickness,
                  "A thin pen (erosion, left of 0) or a marker (dilation): thick strokes fill the loops that tell 8 from "
-                 "0.", "{:+g} px"),
+                 "0.", "{:+g} px", ("thinner", "thicker")),
     Perturbation("noise", "Gaussian noise (σ, share of the brightest pixel)", (0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
                  _noise, "Grainy paper or a bad scan: how much noise before the strokes are lost in it?", "σ {:g}"),
     Perturbation("blur", "Gaussian blur (σ, pixels of a 28×28 image)", (0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0), _blur,
@@ -192,18 +195,19 @@ class RobustnessCurve:
         start = perturbation.levels[0]
         plain = self.accuracy[self.levels.index(start)]
         said = [f"{self.model}: {plain:.1%} unchanged"]
-        for side in ([lv for lv in self.levels if lv < start][::-1], [lv for lv in self.levels if lv > start]):
+        sides = ([lv for lv in self.levels if lv < start][::-1], [lv for lv in self.levels if lv > start])
+        for side, word in zip(sides, perturbation.sides):
             if not side:
                 continue
-            accuracy = [self.accuracy[self.levels.index(lv)] for lv in side]
+            accuracy, at = [self.accuracy[self.levels.index(lv)] for lv in side], perturbation.amount.format
             held = next((i for i, a in enumerate(accuracy) if a < plain - HOLDS), len(side))
+            word = f"{word}, " if word else ""
             if held == len(side):
-                said.append(f"within 5 points of that all the way to {perturbation.amount.format(side[-1])}"
-                            f" ({accuracy[-1]:.1%})")
+                said.append(f"{word}within 5 points of that all the way to {at(side[-1])} ({accuracy[-1]:.1%})")
                 continue
-            said.append(f"within 5 points of that up to {perturbation.amount.format(side[held - 1])}" if held else
-                        f"more than 5 points lower already at {perturbation.amount.format(side[0])} ({accuracy[0]:.1%})")
-            said.append(f"{accuracy[-1]:.1%} at {perturbation.amount.format(side[-1])}")
+            said.append(f"{word}within 5 points of that up to {at(side[held - 1])}" if held else
+                        f"{word}more than 5 points lower already at {at(side[0])} ({accuracy[0]:.1%})")
+            said.append(f"{accuracy[-1]:.1%} at {at(side[-1])}")
         return "; ".join(said) + "."
 
     def to_dict(self) -> dict:
