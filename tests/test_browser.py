@@ -554,8 +554,11 @@ def test_show_what_it_looks_at_overlays_the_map_and_the_first_layer(cnn_page):
     page.evaluate(sure, True)
     assert page.locator("#confidence").inner_text() == "99.8% sure"
     assert page.locator("#unsure").is_visible() and page.locator("#unsure").inner_text() == UNLIKE_WORDS
+    top_bar = "b => getComputedStyle(b).backgroundColor"
+    assert page.eval_on_selector("#bars li.top .bar", top_bar) == "rgb(180, 83, 9)"  # the doubt's orange
     page.evaluate(sure, False)
     assert page.locator("#unsure").is_hidden()
+    assert page.eval_on_selector("#bars li.top .bar", top_bar) == "rgb(37, 99, 235)"  # a sure answer's blue
 
     # off again: the overlay and the strip go, and the next request does not ask for them
     page.uncheck("#explain")

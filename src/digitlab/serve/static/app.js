@@ -407,7 +407,8 @@ function show(answer, source) {
   }
   // Not a digit: the bars fade (they are only what the digit model alone would guess) and none stands out.
   $("bars").classList.toggle("faded", kind === "not_a_digit");
-  $("bars").classList.toggle("doubt", kind === "unsure"); // its top bar in the "?"'s colour, not a sure answer's
+  // its top bar in the doubt's orange, not a sure answer's blue: unsure, or a digit that might not be one
+  $("bars").classList.toggle("doubt", kind === "unsure" || (kind === "digit" && answer.unlike_a_digit === true));
   answer.probabilities.forEach((p, d) => {
     const li = bars[d];
     li.classList.toggle("top", d === answer.digit && kind !== "not_a_digit");
