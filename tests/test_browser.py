@@ -532,6 +532,20 @@ def test_show_what_it_looks_at_overlays_the_map_and_the_first_layer(cnn_page):
     assert 1 <= len(strip) <= 8 and all(w == h and w > 1 for w, h in strip)
     assert page.locator("#saliency-for").inner_text() in ("for its answer", f"for {answer_digit(page)}, its best guess")
     page.screenshot(path=str(OUTPUT / "page-explain-cnn.png"), full_page=True)
+    # "why not a 1?": a click on another digit's bar asks for that digit's map (a teacher's class asked)
+    shown = page.evaluate("document.querySelector('#bars li.top') ? +document.querySelector('#bars li.top')"
+                          ".dataset.digit : -1")
+    other = (max(shown, 0) + 1) % 10
+    sent.clear()
+    page.click(f"#bars li[data-digit='{other}']")
+    page.wait_for_function(f"document.querySelector(\"#bars li[data-digit='{other}']\").classList.contains('mapped')")
+    assert any(f"&explain_digit={other}" in url for url in sent), sent
+    chosen = f"for {other}, the digit you chose (its bar again: the answer's map)"
+    assert page.locator("#saliency-for").inner_text() == chosen
+    page.screenshot(path=str(OUTPUT / "page-explain-chosen-digit.png"), full_page=True)
+    page.click(f"#bars li[data-digit='{other}']")  # again: the answer's map
+    page.wait_for_function(f"!document.querySelector(\"#bars li[data-digit='{other}']\").classList.contains('mapped')")
+    assert not page.locator("#saliency-for").inner_text().startswith(f"for {other}, the digit you chose")
     # a teacher: under "That doesn't look like a digit" the legend said "for its answer", of a digit never named;
     # and the strip showed 8 squares where the explain page says the CNN has 16 filters
     grid = [[0.0] * 28 for _ in range(28)]

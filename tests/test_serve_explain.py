@@ -91,6 +91,22 @@ def test_explain_on_the_pixels_and_image_routes_too(logreg_client):
     assert form.status_code == 200 and np.asarray(form.json()["saliency"]).shape == (8, 8)
 
 
+def test_the_map_explains_a_digit_asked_for_why_not_that_one(logreg_client):
+    """A teacher: the map only ever explained the answer; a class asks "why 7 and not 1?"."""
+    answer = _post(logreg_client, "?explain=true").json()
+    other = (answer["digit"] + 1) % 10
+    asked = _post(logreg_client, f"?explain=true&explain_digit={other}").json()
+    assert answer["saliency_digit"] == answer["digit"] and asked["saliency_digit"] == other
+    assert asked["digit"] == answer["digit"] and asked["probabilities"] == answer["probabilities"]  # the same answer
+    assert not np.allclose(asked["saliency"], answer["saliency"])  # another digit's weights: another map
+    implied = _post(logreg_client, f"?explain_digit={other}").json()  # the digit alone asks for the map
+    assert implied["saliency_digit"] == other and implied["saliency"] == asked["saliency"]
+    for bad in ("10", "-1", "one"):
+        response = _post(logreg_client, f"?explain=true&explain_digit={bad}")
+        assert response.status_code == 422 and "explain_digit" in response.json()["error"], bad
+        assert "\n" not in response.json()["error"]
+
+
 @pytest.mark.parametrize("value", ["maybe", "2", ""])
 def test_a_bad_explain_value_is_one_line_of_json(logreg_client, value):
     response = _post(logreg_client, f"?explain={value}")

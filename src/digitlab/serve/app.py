@@ -80,6 +80,8 @@ Explain = Annotated[bool, Query(description="Also answer what the model looks at
                                             "positive for the answer, negative against it), `saliency_method` and, "
                                             "for the CNN, `activations` (its first layer's maps, small 0..255 "
                                             "grids); left out by default.")]
+ExplainDigit = Annotated[int | None, Query(ge=0, le=9, description="The digit the map explains (it implies `explain`): "
+                                         "another than the answer asks why not that one; default: the answer's.")]
 ModelId = Annotated[str | None, Query(max_length=200, description="The id of the saved model to answer (one that "
                                       "`GET /api/models` lists); default: the model being served. Unknown: 404.")]
 
@@ -251,19 +253,22 @@ def _add_predict_routes(app: FastAPI) -> None:
         top_k: TopK = TOP_K,
         with_input: WithInput = False,
         explain: Explain = False,
+        explain_digit: ExplainDigit = None,
         model: ModelId = None,
     ) -> JSONResponse:
         """What the drawing page sends: ``multipart/form-data`` with the picture in an ``image`` file
         field. It is prepared like MNIST (ink vs paper decided, cropped, scaled, centred) before the
         model sees it. A JSON or bare-image body posted here is answered as by ``/api/predict/pixels``
         or ``/api/predict/image``."""
-        return await _answer(app, await image.read(), top_k, with_input, explain, model)
+        return await _answer(app, await image.read(), top_k, with_input, explain, model, explain_digit)
 
     @app.post(PIXELS, summary="Predict the digit in a 28×28 grid of pixels", **predicts)
     async def predict_pixels(body: PixelsBody, top_k: TopK = TOP_K, with_input: WithInput = False,
-                             explain: Explain = False, model: ModelId = None) -> JSONResponse:
+                             explain: Explain = False, explain_digit: ExplainDigit = None,
+                             model: ModelId = None) -> JSONResponse:
         """``{"pixels": [[...28 numbers 0-255...] × 28]}``, prepared like MNIST before the model sees it."""
-        return await _answer(app, np.asarray(body.pixels, dtype=np.uint8), top_k, with_input, explain, model)
+        return await _answer(app, np.asarray(body.pixels, dtype=np.uint8), top_k, with_input, explain, model,
+                             explain_digit)
 
     @app.post(IMAGE, summary="Predict the digit in an image sent as the body", **predicts)
     async def predict_image(
@@ -272,11 +277,12 @@ def _add_predict_routes(app: FastAPI) -> None:
         top_k: TopK = TOP_K,
         with_input: WithInput = False,
         explain: Explain = False,
+        explain_digit: ExplainDigit = None,
         model: ModelId = None,
     ) -> JSONResponse:
         """The file as the whole body, e.g. ``curl --data-binary @digit.png -H 'Content-Type: image/png'``
         (``application/octet-stream`` is read too)."""
-        return await _answer(app, image, top_k, with_input, explain, model)
+        return await _answer(app, image, top_k, with_input, explain, model, explain_digit)
 
 
 def _add_read_routes(app: FastAPI) -> None:
@@ -340,11 +346,13 @@ def _read_sync(loaded: LoadedModel, source: bytes, gate: DecodeGate) -> dict[str
 
 
 async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int, with_input: bool = False,
-                  explain: bool = False, model_id: str | None = None) -> JSONResponse:
+                  explain: bool = False, model_id: str | None = None, explain_digit: int | None = None) -> JSONResponse:
     """Predict once the decode gate gives a turn (503 when it does not): a small picture on the event loop,
-    a larger one in a worker thread; with ``explain``, always in a worker thread (a saliency map is
-    milliseconds of CPU work), a small picture then taking one of the small pictures' turns and no pixels."""
+    a larger one in a worker thread; with ``explain`` (or ``explain_digit``, the digit the map explains), always
+    in a worker thread (a saliency map is milliseconds of CPU work), a small picture then taking one of the
+    small pictures' turns and no pixels."""
     start = time.perf_counter()
+    explain = explain or explain_digit is not None
     gate: DecodeGate = app.state.gate
     served = await _chosen(app, model_id)
     loaded = served.loaded
@@ -356,7 +364,7 @@ async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int, with_inp
         async with gate.turn(small=small):
             if explain:
                 result = await run_in_threadpool(_explained_sync, served, source, top_k, None if small else gate,
-                                                 with_input, pixels)
+                                                 with_input, pixels, explain_digit)
             else:
                 result = await run_in_threadpool(_predict_sync, loaded, source, top_k, gate, with_input, None, pixels)
     result["milliseconds"] = round((time.perf_counter() - start) * 1000, 3)
@@ -386,8 +394,9 @@ def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, g
 
 
 def _explained_sync(served: Served, source: bytes | np.ndarray, top_k: int, gate: DecodeGate | None,
-                    with_input: bool, pixels: int | None = None) -> dict[str, Any]:
-    """The prediction, and what the estimator looks at for its answer (:func:`digitlab.explain.live.explain_one`)."""
+                    with_input: bool, pixels: int | None = None, digit: int | None = None) -> dict[str, Any]:
+    """The prediction, and what the estimator looks at for its answer, or for ``digit``
+    (:func:`digitlab.explain.live.explain_one`)."""
     from digitlab.explain.live import explain_one
     from digitlab.explain.model import Explainable
 
@@ -395,7 +404,8 @@ def _explained_sync(served: Served, source: bytes | np.ndarray, top_k: int, gate
     out = _predict_sync(served.loaded, source, top_k, gate, with_input, keep, pixels)
     card = served.loaded.card
     model = Explainable(served.estimator, card.pixel_max, tuple(card.image_shape), card.id)
-    out.update(explain_one(model, keep[0], int(out["digit"])).to_dict())
+    target = int(out["digit"]) if digit is None else digit
+    out.update(explain_one(model, keep[0], target).to_dict(), saliency_digit=target)
     return out
 
 

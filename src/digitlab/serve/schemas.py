@@ -89,7 +89,11 @@ class PredictResponse(BaseModel):
     saliency: list[list[float]] | None = Field(
         default=None, description="What the model looks at (only with `?explain=true`, else absent): H×W, the "
                                   "prepared image's shape, signed and scaled to −1..1 — positive where a pixel "
-                                  "speaks for the answer, negative against it; null for a model without a fast map.")
+                                  "speaks for the answer (`saliency_digit`), negative against it; null for a model "
+                                  "without a fast map.")
+    saliency_digit: int | None = Field(
+        default=None, description="The digit `saliency` explains: the answer's, or `explain_digit`'s (only with "
+                                  "`?explain=true`).")
     saliency_method: str | None = Field(
         default=None, description="How `saliency` was made: 'Integrated Gradients' (the CNN), 'weight × input' "
                                   "(linear models), or null (no fast map for this model); only with `?explain=true`.")

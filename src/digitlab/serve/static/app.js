@@ -34,6 +34,7 @@ let dirty = false;
 let lastSent = 0;
 let generation = 0; // bumps on clear, so late answers for an old drawing are dropped
 let mode = "digit"; // "digit": one digit, live; "number": a whole number, read when the pen lifts
+let mapDigit = null; // the digit whose bar was clicked for the map (send()); null: the answer's
 
 // Number mode: an 800×300 canvas, sent at half size (400×150): digits drawn ~200 px tall arrive
 // ~100 px tall, plenty for the server to find and prepare each one.
@@ -246,8 +247,11 @@ function sendNumber(blob, name) {
 
 // POST /api/predict. `input=true`: the answer also holds the 28×28 picture the model saw, shown beside
 // the bars; explain=true only while the toggle is on: the map and the first layer cost the server a few ms.
+// With the map on, a digit chosen by clicking its bar (mapDigit) is the one the map explains: "why not a 1?"
+// (a teacher's class asked; the map had only ever explained the answer).
 function send(blob, name) {
-  const query = (explainOn() ? "?input=true&explain=true" : "?input=true") + modelQuery("&");
+  const chosen = explainOn() && mapDigit !== null ? `&explain_digit=${mapDigit}` : "";
+  const query = (explainOn() ? "?input=true&explain=true" + chosen : "?input=true") + modelQuery("&");
   return post(`/api/predict${query}`, blob, name);
 }
 
@@ -315,6 +319,11 @@ for (let d = 0; d < 10; d++) {
   const li = document.createElement("li");
   li.dataset.digit = String(d);
   li.innerHTML = `<span class="label">${d}</span><span class="track"><span class="bar" data-digit="${d}"></span></span><span class="pct">–</span>`;
+  li.addEventListener("click", () => { // the map for this digit; its bar again: the answer's map
+    if (!explainOn() || mode !== "digit") return;
+    mapDigit = mapDigit === d ? null : d;
+    if (strokes.length || picture) schedule(true);
+  });
   $("bars").appendChild(li);
   bars.push(li);
 }
@@ -328,6 +337,7 @@ function status(text, isError = false) {
 function reset() {
   generation++;
   dirty = false;
+  mapDigit = null; // a new drawing's map explains its answer again
   blankAnswer();
   viewCtx.fillStyle = "#000";
   viewCtx.fillRect(0, 0, view.width, view.height);
@@ -348,7 +358,7 @@ function blankAnswer() {
   $("unsure").hidden = true;
   $("bars").classList.remove("faded");
   for (const li of bars) {
-    li.classList.remove("top");
+    li.classList.remove("top", "mapped");
     li.querySelector(".bar").style.width = "0%";
     li.querySelector(".pct").textContent = "–";
   }
@@ -407,11 +417,13 @@ function show(answer, source) {
   }
   // Not a digit: the bars fade (they are only what the digit model alone would guess) and none stands out.
   $("bars").classList.toggle("faded", kind === "not_a_digit");
+  $("bars").classList.toggle("clickable", explainOn());
   // its top bar in the doubt's orange, not a sure answer's blue: unsure, or a digit that might not be one
   $("bars").classList.toggle("doubt", kind === "unsure" || (kind === "digit" && answer.unlike_a_digit === true));
   answer.probabilities.forEach((p, d) => {
     const li = bars[d];
     li.classList.toggle("top", d === answer.digit && kind !== "not_a_digit");
+    li.classList.toggle("mapped", answer.saliency_digit === d && d !== answer.digit);
     li.querySelector(".bar").style.width = `${(100 * p).toFixed(1)}%`;
     li.querySelector(".pct").textContent = pct(p);
   });

@@ -51,8 +51,10 @@ function showExplanation(answer) {
     : answer.saliency_method ? ` (${answer.saliency_method})` : " (no fast map for this model)";
   // The map explains the digit the model would pick; when that is no answer, the legend says so (a teacher: under
   // "That doesn't look like a digit" it still read "for its answer", of a 4 the page never named).
-  $("saliency-for").textContent = answer.kind === "not_a_digit"
-    ? `for ${answer.digit}, the digit a digit model alone would pick (not an answer)`
+  const chosen = answer.saliency_digit; // a digit whose bar was clicked: "why not a 1?"
+  $("saliency-for").textContent = chosen !== undefined && chosen !== null && chosen !== answer.digit
+    ? `for ${chosen}, the digit you chose (its bar again: the answer's map)`
+    : answer.kind === "not_a_digit" ? `for ${answer.digit}, the digit a digit model alone would pick (not an answer)`
     : answer.kind === "unsure" ? `for ${answer.digit}, its best guess` : "for its answer";
   if (map) {
     const h = map.length;
