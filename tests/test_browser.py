@@ -557,6 +557,8 @@ def test_show_what_it_looks_at_overlays_the_map_and_the_first_layer(cnn_page):
     assert page.locator("#confidence").inner_text() == "That doesn't look like a digit"
     assert page.locator("#saliency-for").inner_text() == (
         "for 4, the digit a digit model alone would pick (not an answer)")
+    bars_top = "document.getElementById('bars').getBoundingClientRect().top"
+    tops = [page.evaluate(bars_top)]  # a teacher: the bars jumped ~6 px as the notes came and went while drawing
     assert page.locator("#activations-which").inner_text() == "the 8 of its 16 filters that answered most strongly"
     # a sure digit the detector finds unusual says it might not be one, in the terminal's words (a teacher: a
     # triangle read "0 · 99.8% sure", the detector's score 0.73 against its threshold 0.77)
@@ -570,9 +572,17 @@ def test_show_what_it_looks_at_overlays_the_map_and_the_first_layer(cnn_page):
     assert page.locator("#unsure").is_visible() and page.locator("#unsure").inner_text() == UNLIKE_WORDS
     top_bar = "b => getComputedStyle(b).backgroundColor"
     assert page.eval_on_selector("#bars li.top .bar", top_bar) == "rgb(180, 83, 9)"  # the doubt's orange
+    tops.append(page.evaluate(bars_top))
     page.evaluate(sure, False)
     assert page.locator("#unsure").is_hidden()
     assert page.eval_on_selector("#bars li.top .bar", top_bar) == "rgb(37, 99, 235)"  # a sure answer's blue
+    tops.append(page.evaluate(bars_top))
+    page.evaluate("""() => show({digit: 3, probability: 0.991, kind: 'unsure', unsure: true, calibrated: true,
+        sure_from: 0.994, probabilities: [0, 0, 0.006, 0.991, 0, 0, 0, 0, 0.003, 0], milliseconds: 1, model_id: 'm',
+        top: [{digit: 3, probability: 0.991}, {digit: 2, probability: 0.006}]}, '')""")  # its longest note
+    assert "199 times in 200" in page.locator("#unsure").inner_text()
+    tops.append(page.evaluate(bars_top))
+    assert max(tops) - min(tops) < 1, tops  # 6 px with the not-a-digit note's four lines (1000 px wide)
 
     # off again: the overlay and the strip go, and the next request does not ask for them
     page.uncheck("#explain")

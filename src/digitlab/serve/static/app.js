@@ -384,8 +384,9 @@ function show(answer, source) {
     // The detector says this is not a digit: no big number, however sure the classifier would be.
     $("prediction").textContent = "✗";
     $("confidence").textContent = "That doesn't look like a digit";
-    $("unsure").textContent = "Draw one digit, large, in the middle, upright: one leaning or turned far can look " +
-      "like none (the faded bars: what a digit model alone would guess)"; // a teacher: a slanted class was told this
+    // a teacher: a slanted class was told this; short, as four lines moved the bars 6 px down and up while drawing
+    $("unsure").textContent = "Draw one digit, large and upright (one leaning far can look like none); the faded " +
+      "bars: what a digit model alone would guess";
   } else if (kind === "unsure") {
     const [first, second] = answer.top;
     $("prediction").textContent = "?";
