@@ -19,6 +19,8 @@ Examples
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -133,6 +135,17 @@ def history_caption(history: Sequence[dict[str, Any]], smoothing: float) -> str:
     return "".join(words)
 
 
+def least_loss(smoothing: float, classes: int = 10) -> float:
+    """The least a label-smoothed cross-entropy can be: the entropy of the smoothed target, reached when the
+    network answers it exactly.
+
+    >>> round(least_loss(0.1), 3), least_loss(0.0)
+    (0.5, 0.0)
+    """
+    right, rest = 1 - smoothing + smoothing / classes, smoothing / classes
+    return -(right * math.log(right) + (classes - 1) * rest * math.log(rest)) if smoothing else 0.0
+
+
 def plot_history(history: Sequence[dict[str, Any]], path: Path, smoothing: float = 0.0) -> Path:
     """The CNN's training loss per epoch (validation accuracy where measured), the learning rate beneath;
     ``smoothing`` is the label smoothing it trained with (the loss is then label-smoothed)."""
@@ -145,6 +158,10 @@ def plot_history(history: Sequence[dict[str, Any]], path: Path, smoothing: float
                              gridspec_kw={"height_ratios": [3, 1.3]} if with_lr else None)
     ax = axes[0] if with_lr else axes
     ax.plot(epochs, [r["loss"] for r in history], marker="o", color="#b45309", label="training loss")
+    if smoothing:
+        ax.axhline(least_loss(smoothing), color="#52606d", linestyle="--", linewidth=1,
+                   label="the least it can be (label smoothing)")
+    ax.set_ylim(0, 1.12 * max(r["loss"] for r in history))  # the whole scale: 0.53 to 0.63 looked steep (a teacher)
     ax.set_ylabel("training loss (label-smoothed)" if smoothing else "training loss")
     ax.set_title("How the CNN learned, epoch by epoch")
     ax.grid(alpha=0.3)
@@ -154,12 +171,12 @@ def plot_history(history: Sequence[dict[str, Any]], path: Path, smoothing: float
         right.plot(*zip(*[(e, a * 100) for e, a in measured]), marker="s", color="#2f6fb0", label="validation accuracy")
         right.set_ylabel("validation accuracy (%)")
         right.legend(loc="center right", fontsize=9)
-    ax.legend(loc="upper right", fontsize=9)
+    ax.legend(loc="lower right", fontsize=9)  # below the curves, which the scale from 0 keeps high
     if with_lr:
         axes[1].plot(epochs, rates, marker=".", color="#52606d")
         axes[1].set_ylabel("learning rate")
         axes[1].grid(alpha=0.3)
-        axes[1].set_title("the one-cycle schedule: warm up, then anneal", fontsize=9)
+        axes[1].set_title("the learning rate where each epoch ended (it warms up, then decays)", fontsize=9)
     from matplotlib.ticker import MaxNLocator
 
     (axes[1] if with_lr else ax).set_xlabel("epoch")
