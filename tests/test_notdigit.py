@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -106,6 +107,9 @@ def test_a_digit_the_detector_finds_as_unusual_as_3_in_100_digits_is_marked_migh
                     ).unlike_a_digit
     flagged = _one(row, 3, 0.5, "m", True, 0.999, detector.threshold, detector.unlike_from)
     assert flagged.kind == "not_a_digit" and not flagged.unlike_a_digit  # "not a digit" is said already
+    doubting = dataclasses.replace(detector, unlike_from=0.0)  # a reviewer: a blank page was both
+    [blank] = predict_images(loaded.model, loaded.card, np.zeros((1, 8, 8), np.uint8), detector=doubting)
+    assert blank.kind == "not_a_digit" and not blank.unlike_a_digit
     folder = tmp_path / "run"  # a card written before the mark: it loads, and no answer is marked
     shutil.copytree(lesson_run.folder, folder)
     doc = json.loads((folder / "model.json").read_text())
@@ -167,6 +171,11 @@ def test_the_api_answers_kind_and_score(lesson_run, tmp_path):
         padded = np.pad(pixels, 2).tolist()
         answer = client.post("/api/predict/pixels", json={"pixels": padded}).json()
         assert answer["kind"] in ("digit", "unsure") and answer["nondigit_score"] is not None
+        card = json.loads((lesson_run.folder / "model.json").read_text())  # how often it is right from sure_from on
+        assert answer["sure_right"] == card["calibration"]["kept_accuracy"] > 0.9
+    loaded = load_model(lesson_run.folder)  # fine-tuned, a model keeps its base's threshold: no figure of its own
+    tuned = dataclasses.replace(loaded, card=dataclasses.replace(loaded.card, finetuned_from={"id": "base"}))
+    assert loaded.sure_right == card["calibration"]["kept_accuracy"] and tuned.sure_right is None
 
 
 def test_predict_json_carries_kind_and_score(lesson_run, tmp_path):

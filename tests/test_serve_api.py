@@ -108,6 +108,7 @@ def assert_prediction(body: dict, shape: tuple[int, int] | None) -> None:
     assert body["top"][0] == {"digit": body["digit"], "probability": body["probability"]}
     assert len(body["top"]) == 3
     assert body["unsure"] == (body["probability"] < 0.5) and body["sure_from"] == 0.5  # a model saved uncalibrated
+    assert body["sure_right"] is None  # no figure of its own for how often its answers from there are right
     if shape is None:
         assert "input" not in body
     else:

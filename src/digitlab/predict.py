@@ -263,7 +263,8 @@ def predict_images(
         answers = [_one(row, top_k, threshold, card.id, calibrated, score, detector.threshold, detector.unlike_from)
                    for row, score in zip(probabilities, scores.tolist())]
     blank = ~prepared.reshape(len(prepared), -1).any(axis=1)
-    return [replace(a, kind="not_a_digit") if empty else a for a, empty in zip(answers, blank.tolist())]
+    return [replace(a, kind="not_a_digit", unlike_a_digit=False) if empty else a
+            for a, empty in zip(answers, blank.tolist())]  # "not a digit" says it all (a reviewer: both were said)
 
 
 def _checked(prepared: np.ndarray, card: ModelCard, top_k: int, min_confidence: float | None) -> np.ndarray:

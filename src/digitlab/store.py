@@ -71,6 +71,13 @@ class LoadedModel:
         """Brightest pixel value of the model's input."""
         return self.card.pixel_max
 
+    @property
+    def sure_right(self) -> float | None:
+        """How often this model's answers from its "unsure" threshold on were right on held-out images, or None
+        when no such figure is this model's: saved uncalibrated, or fine-tuned (it keeps its base's threshold)."""
+        calibration = self.card.calibration
+        return None if calibration is None or self.card.finetuned_from is not None else calibration.kept_accuracy
+
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape a model's numbers."""

@@ -388,6 +388,7 @@ def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, g
     if with_input:
         out["input"] = prepared.tolist()
     out["pixel_max"] = loaded.pixel_max
+    out["sure_right"] = loaded.sure_right
     if keep is not None:
         keep.append(prepared)
     return out

@@ -70,6 +70,9 @@ class PredictResponse(BaseModel):
                                      "without calibration.")
     sure_from: float = Field(ge=0, le=1, description="That threshold: the top probability this model needs to "
                                                      "answer 'digit' (show it beside an 'unsure' answer).")
+    sure_right: float | None = Field(default=None, description="How often the answers from `sure_from` on were "
+                                     "right on held-out images; null when no such figure is this model's "
+                                     "(uncalibrated, or fine-tuned: it keeps its base's threshold).")
     model_id: str = Field(description="The id of the model card that answered.")
     calibrated: bool = Field(description="True when the probabilities went through the model's fitted "
                                          "temperature; False for a model saved before digitlab calibrated.")

@@ -396,10 +396,11 @@ function show(answer, source) {
     $("confidence").textContent = named ? `Not sure — is it ${a(first.digit)} or ${a(second.digit)}?`
       : `Not sure — ${a(first.digit)}?`;
     // The bar it missed, or "Not sure" at 98% puzzles anyone who has not read how the threshold was chosen.
-    // and why there: a teacher's class saw "3: 99.1% · sure from 99.4%" and asked why 99.1% is not sure
-    // (digitlab.calibrate.TARGET_ACCURACY, 99.5%: the browser test holds the two together)
-    const bar = answer.sure_from === undefined ? "" : ` · sure from ${needed(answer.sure_from)}, where it was ` +
-      "right 199 times in 200 on pictures it had not learned from";
+    // and why there, where the model has its own figure for it: a teacher's class saw "3: 99.1% · sure from 99.4%"
+    // and asked why 99.1% is not sure
+    const why = typeof answer.sure_right === "number" && answer.calibrated
+      ? `, where it was right ${pct(answer.sure_right)} of the time on pictures it had not learned from` : "";
+    const bar = answer.sure_from === undefined ? "" : ` · sure from ${needed(answer.sure_from)}${why}`;
     const own = answer.calibrated ? "" : " · the model's own scores: saved without calibration";
     const shown = (t, k) => (k === 0 && answer.sure_from !== undefined ? below(t.probability, answer.sure_from)
       : pct(t.probability)); // not "1: 59.9% · sure from 59.9%" (a sceptic, in the terminal)
@@ -412,9 +413,9 @@ function show(answer, source) {
   }
   // The percentages assume the drawing is a digit; the detector's doubt short of "not a digit" is said too (a
   // teacher: a triangle read "0 · 99.8% sure", the detector's score 0.73 against its 0.77)
-  if (answer.unlike_a_digit && kind !== "not_a_digit") {
+  if (answer.unlike_a_digit && kind !== "not_a_digit") { // after any note already there (unsure, uncalibrated)
+    $("unsure").textContent = ($("unsure").hidden ? "" : $("unsure").textContent + " · ") + UNLIKE;
     $("unsure").hidden = false;
-    $("unsure").textContent = (kind === "unsure" ? $("unsure").textContent + " · " : "") + UNLIKE;
   }
   // Not a digit: the bars fade (they are only what the digit model alone would guess) and none stands out.
   $("bars").classList.toggle("faded", kind === "not_a_digit");
