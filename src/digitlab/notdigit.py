@@ -261,8 +261,7 @@ def fit_detector(dataset: Dataset, model: Any, held: "HeldOut | None" = None, *,
     seed : int
         Seed of the digit subset, the held-out split and the network's initial weights.
     n_nondigits : int, optional
-        How many non-digit pictures (default: as many as digits). They are the same for every run
-        (:data:`NONDIGIT_SEED`), cached after the first (:func:`nondigit_images`).
+        How many non-digit pictures (default: as many as digits), the same each run (:func:`nondigit_images`).
 
     Returns
     -------

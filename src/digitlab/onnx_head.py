@@ -121,7 +121,8 @@ def headed_graph(proto: Any, loaded: LoadedModel) -> bytes:
         "answer": f"not a digit when {HEAD_OUTPUTS[1]} > not_a_digit_threshold, or when every input is 0 (no ink); "
                   f"else unsure when the top calibrated probability < unsure_below - {TIE:g}; else that digit"
                   + ("" if detector.unlike_from is None else
-                     f"; a digit or unsure answer with {HEAD_OUTPUTS[1]} >= might_not_be_a_digit_from might not be one"),
+                     f"; a digit or unsure answer with {HEAD_OUTPUTS[1]} >= might_not_be_a_digit_from might not be "
+                     "one"),
         "temperature_applied": f"in the graph: {HEAD_OUTPUTS[0]} (the plain {OUTPUTS[1]} are before it)",
         "not_a_digit_threshold": repr(float(detector.threshold)),
     })

@@ -231,8 +231,8 @@ def _draw(spec: dict, *, part: int, parts: int) -> np.ndarray:
 def _in_workers(spec: dict, workers: int) -> np.ndarray | None:
     """The pictures :func:`_draw` gives for ``spec``, drawn by ``workers`` Python processes at once, or None.
 
-    Each worker is this Python running :data:`_WORKER` with ``SPEC PART PARTS CALLER``: it imports this very digitlab (the
-    files this process runs, wherever they lie; the current folder is not searched, ``-P``, so a learner's own
+    Each worker is this Python running :data:`_WORKER` with ``SPEC PART PARTS CALLER``: it imports this very digitlab
+    (the files this process runs, wherever they lie; the current folder is not searched, ``-P``, so a learner's own
     ``json.py`` is not imported) and writes its part as a ``.npy`` to its standard output. They are plain
     subprocesses rather than :mod:`multiprocessing`'s, which would run the caller's own script again in each (a
     learner's script without ``if __name__ == "__main__"`` included), or fork a process whose PyTorch threads may
@@ -252,8 +252,8 @@ def _in_workers(spec: dict, workers: int) -> np.ndarray | None:
     procs: list[subprocess.Popen] = []
     try:
         for part in range(workers):
-            procs.append(subprocess.Popen([*command, str(part), str(workers), str(os.getpid())], stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
+            procs.append(subprocess.Popen([*command, str(part), str(workers), str(os.getpid())],
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
         outputs = [proc.communicate()[0] for proc in procs]
         if any(proc.returncode for proc in procs):
             return None

@@ -155,12 +155,13 @@ PERTURBATIONS: dict[str, Perturbation] = {p.name: p for p in (
                  "MNIST digits are centred by their centre of mass; a model that never saw them moved expects them "
                  "there.", "{:g} px"),
     Perturbation("scale", "scale (× size)", (1.0, 0.9, 0.8, 0.7, 0.6, 0.5), _zoom,
-                 "Smaller digits than the model learned from: strokes move towards the middle and thin out.", "× {:g}"),
+                 "Smaller digits than the model learned from: strokes move towards the middle and thin out.",
+                 "× {:g}"),
     Perturbation("thickness", "stroke thickness (erosions −, dilations +, 1 px of a 28×28 image each)",
                  (0, -2, -1, 1, 2, 3),
                  _thickness,
-                 "A thin pen (erosion, left of 0) or a marker (dilation): thick strokes fill the loops that tell 8 from "
-                 "0.", "{:+g} px", ("thinner", "thicker")),
+                 "A thin pen (erosion, left of 0) or a marker (dilation): thick strokes fill the loops that tell 8 "
+                 "from 0.", "{:+g} px", ("thinner", "thicker")),
     Perturbation("noise", "Gaussian noise (σ, share of the brightest pixel)", (0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
                  _noise, "Grainy paper or a bad scan: how much noise before the strokes are lost in it?", "σ {:g}"),
     Perturbation("blur", "Gaussian blur (σ, pixels of a 28×28 image)", (0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0), _blur,

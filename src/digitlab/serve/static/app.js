@@ -364,6 +364,27 @@ function blankAnswer() {
   }
 }
 
+// An unsure answer's two lines: "Not sure — is it a 4 or a 9?", and its top two with the bar it missed.
+function unsureWords(answer) {
+  const [first, second] = answer.top;
+  const a = (d) => (d === 8 ? `an ${d}` : `a ${d}`);
+  // the second digit only from 5% (digitlab.predict.RUNNER_UP): "is it a 1 or an 8?" with the 8 at 0.3% misleads
+  const named = second && second.probability >= 0.05;
+  const question = named ? `Not sure — is it ${a(first.digit)} or ${a(second.digit)}?`
+    : `Not sure — ${a(first.digit)}?`;
+  // The bar it missed, or "Not sure" at 98% puzzles anyone who has not read how the threshold was chosen; and why
+  // there, where the model has its own figure for it: a teacher's class saw "3: 99.1% · sure from 99.4%" and asked
+  // why 99.1% is not sure
+  const why = typeof answer.sure_right === "number" && answer.calibrated
+    ? `, where it was right ${pct(answer.sure_right)} of the time on pictures it had not learned from` : "";
+  const bar = answer.sure_from === undefined ? "" : ` · sure from ${needed(answer.sure_from)}${why}`;
+  const own = answer.calibrated ? "" : " · the model's own scores: saved without calibration";
+  const shown = (t, k) => (k === 0 && answer.sure_from !== undefined ? below(t.probability, answer.sure_from)
+    : pct(t.probability)); // not "1: 59.9% · sure from 59.9%" (a sceptic, in the terminal)
+  const top = answer.top.slice(0, 2).map((t, k) => `${t.digit}: ${shown(t, k)}`);
+  return [question, top.join(" · ") + bar + own];
+}
+
 function show(answer, source) {
   if (answer.error) {
     status(answer.error, true);
@@ -388,24 +409,8 @@ function show(answer, source) {
     $("unsure").textContent = "Draw one digit, large and upright (one leaning far can look like none); the faded " +
       "bars: what a digit model alone would guess";
   } else if (kind === "unsure") {
-    const [first, second] = answer.top;
     $("prediction").textContent = "?";
-    const a = (d) => (d === 8 ? `an ${d}` : `a ${d}`);
-    // the second digit only from 5% (digitlab.predict.RUNNER_UP): "is it a 1 or an 8?" with the 8 at 0.3% misleads
-    const named = second && second.probability >= 0.05;
-    $("confidence").textContent = named ? `Not sure — is it ${a(first.digit)} or ${a(second.digit)}?`
-      : `Not sure — ${a(first.digit)}?`;
-    // The bar it missed, or "Not sure" at 98% puzzles anyone who has not read how the threshold was chosen.
-    // and why there, where the model has its own figure for it: a teacher's class saw "3: 99.1% · sure from 99.4%"
-    // and asked why 99.1% is not sure
-    const why = typeof answer.sure_right === "number" && answer.calibrated
-      ? `, where it was right ${pct(answer.sure_right)} of the time on pictures it had not learned from` : "";
-    const bar = answer.sure_from === undefined ? "" : ` · sure from ${needed(answer.sure_from)}${why}`;
-    const own = answer.calibrated ? "" : " · the model's own scores: saved without calibration";
-    const shown = (t, k) => (k === 0 && answer.sure_from !== undefined ? below(t.probability, answer.sure_from)
-      : pct(t.probability)); // not "1: 59.9% · sure from 59.9%" (a sceptic, in the terminal)
-    const top = answer.top.slice(0, 2).map((t, k) => `${t.digit}: ${shown(t, k)}`);
-    $("unsure").textContent = top.join(" · ") + bar + own;
+    [$("confidence").textContent, $("unsure").textContent] = unsureWords(answer);
   } else {
     $("prediction").textContent = String(answer.digit);
     $("confidence").textContent = `${pct(answer.probability)} sure`;
