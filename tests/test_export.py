@@ -450,7 +450,8 @@ def test_with_head_the_file_alone_gives_the_answers_predict_gives(lesson_run, tm
     said = predict_images(loaded, loaded.card, images)
     assert kinds == [p.kind for p in said] and {"digit", "not_a_digit"} <= set(kinds)
     unlike = float(meta["might_not_be_a_digit_from"])  # "might not be a digit", as predict marks it
-    assert [k != "not_a_digit" and s >= unlike for k, s in zip(kinds, scores)] == [p.unlike_a_digit for p in said]
+    marked = [k != "not_a_digit" and s >= unlike for k, s in zip(kinds, scores)]
+    assert marked == [p.unlike_a_digit for p in said] and any(marked) and not all(marked)  # (a reviewer: or vacuous)
     assert "might_not_be_a_digit_from might not be one" in meta["answer"]
     np.testing.assert_allclose(probabilities, [p.probabilities for p in said], atol=1e-6)
     np.testing.assert_allclose(scores, [p.nondigit_score for p in said], atol=1e-6)

@@ -309,7 +309,7 @@ def _answer_line(prediction) -> str:
     An "unsure" line names the confidence the model needs (the card's threshold or --min-confidence), or "unsure" at
     98% would puzzle anyone; it names the second digit only from :data:`~digitlab.predict.RUNNER_UP` ("is it a 1 or
     an 8?" with the 8 at 0.3% misled a learner). A digit unlike most (``unlike_a_digit``) might not be one."""
-    from digitlab.predict import RUNNER_UP, UNLIKE_WORDS, percent_needed, shown_top
+    from digitlab.predict import RUNNER_UP, UNLIKE_WORDS, a_digit, percent_needed, shown_top
 
     shown = shown_top(prediction.top, prediction.sure_from if prediction.kind == "unsure" else None)
     top = "  ".join(f"{d}: {text}" for (d, _), text in zip(prediction.top, shown))  # not "59.9%; sure from 59.9%"
@@ -318,7 +318,7 @@ def _answer_line(prediction) -> str:
         return f"[bold magenta]not a digit[/]  (it would guess {top})"
     if prediction.kind == "unsure":
         named = [d for n, (d, p) in enumerate(prediction.top[:2]) if n == 0 or p >= RUNNER_UP]
-        guesses = " or ".join(("an " if d == 8 else "a ") + str(d) for d in named)
+        guesses = " or ".join(a_digit(d) for d in named)
         return (f"[bold yellow]unsure[/] — {'is it ' * (len(named) > 1)}{guesses}?  ({top}; sure from "
                 f"{percent_needed(prediction.sure_from)}){unlike}")
     return f"[bold]{prediction.digit}[/]  ({top})" + unlike

@@ -324,13 +324,14 @@ def remove(
     """Delete one sample, every sample by one writer (--writer), or the whole set (--all) from a handwriting set."""
     from digitlab.data.handwriting import HandwritingSet, check_writer
     from digitlab.data.handwriting_io import writer_of, written_by
+    from digitlab.predict import a_digit
 
     if (sample is not None) + (writer is not None) + whole != 1:
         raise DigitlabError("say what to remove: a SAMPLE id, --writer NAME or --all (one of them)")
     store = HandwritingSet.open(name)
     if sample is not None:
         removed = store.remove(sample)
-        typer.echo(f"removed sample {removed.id} ({'an' if removed.label == 8 else 'a'} {removed.label}) from {name}")
+        typer.echo(f"removed sample {removed.id} ({a_digit(removed.label)}) from {name}")
         return
     if whole:
         _delete_set(store, name, yes)

@@ -32,7 +32,7 @@ from digitlab.calibrate import apply_temperature, sure
 from digitlab.card import ModelCard
 from digitlab.data.images import WORK_SIDE, prepare_digit, read_image
 from digitlab.errors import DigitlabError, estimator_of
-from digitlab.notdigit import NotDigitDetector
+from digitlab.notdigit import UNLIKE_RATE, NotDigitDetector
 from digitlab.preprocess import to_features
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "Prediction",
     "RUNNER_UP",
     "UNLIKE_WORDS",
+    "a_digit",
     "features_of",
     "percent_needed",
     "predict_images",
@@ -127,8 +128,17 @@ def shown_top(top: list[tuple[int, float]], bar: float | None = None) -> list[st
     """
     return [shown_below(p, bar) if n == 0 and bar is not None else shown_percent(p) for n, (_, p) in enumerate(top)]
 
-UNLIKE_WORDS = "might not be a digit: only 3 in 100 digits look this unusual to it"
-"""What the terminal adds to an answer marked :attr:`Prediction.unlike_a_digit`."""
+UNLIKE_WORDS = f"might not be a digit: only {round(100 * UNLIKE_RATE)} in 100 digits look this unusual to it"
+"""What the terminal adds to an answer marked :attr:`Prediction.unlike_a_digit` (the page says the same)."""
+
+
+def a_digit(digit: int) -> str:
+    """The digit with its article, as a sentence says it.
+
+    >>> a_digit(3), a_digit(8)
+    ('a 3', 'an 8')
+    """
+    return f"{'an' if digit == 8 else 'a'} {digit}"
 
 
 @dataclass(frozen=True)

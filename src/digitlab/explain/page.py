@@ -22,7 +22,7 @@ from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.explain.model import Explainable
 from digitlab.fileio import remove_stale_parts, replace_together, scratch_folder
-from digitlab.predict import shown_percent
+from digitlab.predict import a_digit, shown_percent
 
 __all__ = ["ExplainResult", "explain_run", "load_explainable", "rebuild_test_split"]
 
@@ -259,8 +259,8 @@ def _what_it_learned(job: _Job, n_map: int, chosen: np.ndarray):
         layer_view = {"index": one, "label": int(labels[one])}
         paths["feature_maps"] = figures.plot_feature_maps(
             images[one].astype(np.float64), embedding.feature_maps(model, images[one]), pmax,
-            f"What each layer of the CNN computes for one test picture, {'an' if labels[one] == 8 else 'a'} "
-            f"{labels[one]}", folder / "feature_maps.png")
+            f"What each layer of the CNN computes for one test picture, {a_digit(int(labels[one]))}",
+            folder / "feature_maps.png")
     seconds["filters and feature maps"] = time.perf_counter() - t
     return shown, feature_name, svg, sprite, layer_view
 

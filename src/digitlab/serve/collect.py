@@ -45,6 +45,7 @@ from digitlab.data.handwriting import HandwritingSet, Sample, SampleNotFoundErro
 from digitlab.data.handwriting_names import NO_NAME, check_new_writer, written_by
 from digitlab.data.images import WORK_SIDE, ImageTooLargeError, prepare_digit, read_image
 from digitlab.errors import DigitlabError
+from digitlab.predict import a_digit
 from digitlab.serve.budget import DecodeGate, inline, pixels_to_decode
 from digitlab.serve.errors import ApiError, error_response, one_image
 from digitlab.serve.limits import SAMPLES, SAMPLES_IMAGE, route_path
@@ -352,7 +353,7 @@ def _save_sync(store: HandwritingSet, picture: bytes, label: int, writer: str | 
     elif sample.label != label or not written_by([writer or NO_NAME])(sample):
         # someone else's sample: no id to undo it with, and neither its writer nor (theirs) its label is told
         mine = written_by([writer or NO_NAME])(sample)
-        said = (f" as {'an' if sample.label == 8 else 'a'} {sample.label}" if mine
+        said = (f" as {a_digit(sample.label)}" if mine
                 else " by another writer" if sample.writer else " without a writer's name")
         raise ApiError(409, f"this exact picture is in the set already{said}; nothing was saved")
     return sample, added, _counts(store, writer)

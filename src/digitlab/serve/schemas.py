@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, field_validator
 from digitlab.data.handwriting_sample import SOURCES
 from digitlab.data.images import prepare_pixels
 from digitlab.errors import DigitlabError
+from digitlab.notdigit import UNLIKE_RATE
 
 __all__ = ["ErrorResponse", "ModelInfo", "ModelsResponse", "PixelsBody", "PredictResponse", "ReadDigit",
            "ReadSeparator", "ReadResponse", "SampleInfo", "SampleRemoved", "SampleSaved", "SamplesResponse", "TopDigit"]
@@ -83,8 +84,9 @@ class PredictResponse(BaseModel):
         description="The not-a-digit detector's score, 0..1 (above the model's threshold: 'not_a_digit'); "
                     "null for a model saved without a detector.")
     unlike_a_digit: bool = Field(
-        default=False, description="True for a 'digit' or 'unsure' answer whose detector score only 3% of real "
-                                   "digits reach: it might not be a digit (say so beside the answer).")
+        default=False, description=f"True for a 'digit' or 'unsure' answer whose detector score only "
+                                   f"{round(100 * UNLIKE_RATE)}% of real digits reach: it might not be a digit (say "
+                                   "so beside the answer).")
     input: list[list[int]] | None = Field(
         default=None, description="The prepared image the model saw (H×W, 0..pixel_max); only when the request "
                                   "asks for it with `?input=true`, else absent.")
