@@ -140,7 +140,13 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     done = run_cli("sweep", "--models", "logreg", "--seeds", "99999999999999999999", "--out", str(tmp_path))
     assert done.returncode == 2 and "--seeds expects whole numbers from 0 to 4294967295" in done.stderr
     done = run_cli("sweep", "--models", "logreg", "--workers", "100000", "--out", str(tmp_path))  # it grew on, silently
-    assert done.returncode == 2 and "workers 100,000: this machine has" in done.stderr, done.stderr
+    assert done.returncode == 2 and "workers 100,000: more than" in done.stderr, done.stderr
+    from digitlab.errors import DigitlabError
+    from digitlab.sweep import SweepPlan, plan_cells, run_sweep
+
+    with pytest.raises(DigitlabError, match="workers 100,000: more than"):  # from Python too (a reviewer)
+        run_sweep(SweepPlan("digits", plan_cells(["logreg"], None, seeds=[0]), tmp_path / "lib"), workers=100_000)
+    assert not (tmp_path / "lib").exists()
     for damaged in ("not json", "[1]", "\udcff"):
         (tmp_path / "old").mkdir(exist_ok=True)
         (tmp_path / "old" / "sweep.json").write_text(damaged, errors="surrogateescape")

@@ -167,14 +167,14 @@ def sweep(
     from rich.markup import escape
 
     from digitlab.cli import console, err_console
-    from digitlab.sweep import SweepPlan
+    from digitlab.sweep import SweepPlan, check_workers
     from digitlab.sweep_report import limit_notes, load_results, prune_models, summarize, write_report
 
     s = _settings(ctx, file, resume, dict(dataset=dataset, models=models, seeds=seeds, param=param, limit=limit, out=out,
                                           name=name, scheduler=scheduler, workers=workers, keep_models=keep_models))
     dataset, models, seeds, param, limit = s["dataset"], s["models"], s["seeds"], s["param"], s["limit"]
     out, name, scheduler, workers, keep_models = s["out"], s["name"], s["scheduler"], s["workers"], s["keep_models"]
-    _check_workers(workers, scheduler)
+    check_workers(workers, scheduler)  # before a folder is made
     names, grid, cells, seed_list, limits = _plan(dataset, models, seeds, param, limit, scheduler)
     had = {p.name for p in out.iterdir()} if out.is_dir() else set()
     folder = _sweep_folder(_plan_doc(dataset, names, grid, seed_list, limits, cells, keep_models), out, name, resume)
@@ -277,14 +277,6 @@ def _file_settings(ctx: typer.Context, file: Path) -> dict[str, Any]:
         raise DigitlabError(f"--file {file}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
     return {key: value for key, value in options_from_toml(text, str(file)).items()
             if getattr(ctx.get_parameter_source(key), "name", "") != "COMMANDLINE"}
-
-
-def _check_workers(workers: int | None, scheduler: str) -> None:
-    """Over 4 local workers a core (8 at least) only compete for the cores (a chaos tester's 100000 grew on, silent)."""
-    most, cores = max(8, 4 * (os.cpu_count() or 1)), os.cpu_count() or 1
-    if scheduler == "local" and workers is not None and workers > most:
-        raise DigitlabError(f"workers {workers:,}: this machine has {cores} core{'s' * (cores > 1)}; more than {most} "
-                            "local workers only compete for them: give fewer, or start them elsewhere (--scheduler)")
 
 
 def _plan(dataset: str, models: str, seeds: str, param: list[str] | None, limit: str | None, scheduler: str):

@@ -37,12 +37,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+from digitlab.cores import usable_cores
 from digitlab.data import DATASETS
 from digitlab.errors import DigitlabError
 from digitlab.fileio import write_text_atomic
 
-__all__ = ["Cell", "SweepPlan", "cell_result", "find_sweep", "have_dask", "plan_cells", "read_cell", "run_cell",
-           "run_sweep"]
+__all__ = ["Cell", "SweepPlan", "cell_result", "check_workers", "find_sweep", "have_dask", "plan_cells", "read_cell",
+           "run_cell", "run_sweep"]
 
 NO_DASK = ("dask is not installed: running the cells one at a time in this process; "
            "`pip install 'digitlab[cluster]'` (in a clone of digitlab: `make install`) runs them in parallel")
@@ -60,17 +61,14 @@ class Cell:
     @property
     def cell_id(self) -> str:
         """A stable 12-character hash of model, parameters, seed and limit (the cell's file name)."""
-        text = json.dumps([self.model, sorted((k, repr(v)) for k, v in self.params.items()), self.seed,
-                           self.limit])
+        text = json.dumps([self.model, sorted((k, repr(v)) for k, v in self.params.items()), self.seed, self.limit])
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
     def config(self) -> str:
         """The configuration this cell belongs to: everything but the seed, e.g. ``svm C=10 limit=500``."""
         parts = [self.model] + [f"{k}={v!r}" for k, v in sorted(self.params.items())]
-        if self.limit is not None:
-            parts.append(f"limit={self.limit}")
-        return " ".join(parts)
+        return " ".join(parts + ([f"limit={self.limit}"] if self.limit is not None else []))
 
 
 @dataclass
@@ -277,6 +275,13 @@ def find_sweep(out: Path, name: str) -> Path | None:
     return found[-1] if found else None
 
 
+def check_workers(workers: int | None, scheduler: str = "local") -> None:
+    """Over 4 local workers a usable core (8 at least) compete for them: one line (100000 grew on, silently)."""
+    if scheduler == "local" and workers is not None and workers > (most := max(8, 4 * (cores := usable_cores()))):
+        raise DigitlabError(f"workers {workers:,}: more than {most} local workers only compete for the {cores} "
+                            "core(s) this process may use: give fewer, or start them elsewhere (--scheduler)")
+
+
 def run_sweep(plan: SweepPlan, *, scheduler: str = "local", workers: int | None = None,
               say: Callable[[str], None] = print,
               advance: Callable[[int], None] = lambda _: None) -> dict[str, Any]:
@@ -288,7 +293,7 @@ def run_sweep(plan: SweepPlan, *, scheduler: str = "local", workers: int | None 
     scheduler : str
         ``"local"`` for a new ``LocalCluster``, or a scheduler address such as ``tcp://host:8786``.
     workers : int, optional
-        Worker processes of the local cluster (default: one per core).
+        Worker processes of the local cluster (default: one per core; at most :func:`check_workers`').
     say : callable
         Receives one-line messages (the dashboard address, the serial fallback).
     advance : callable
@@ -299,6 +304,7 @@ def run_sweep(plan: SweepPlan, *, scheduler: str = "local", workers: int | None 
     dict
         ``{"ran": n, "skipped": n, "mode": "dask" | "serial" | "none"}``.
     """
+    check_workers(workers, scheduler)
     done = plan.done()
     todo = [c for c in plan.cells if c.cell_id not in done]
     (plan.folder / "cells").mkdir(parents=True, exist_ok=True)
