@@ -479,6 +479,10 @@ def test_unknown_path_and_wrong_method_are_json(client):
     assert "it takes POST" in wrong.json()["error"]
     models = client.post("/api/models")  # a GET route: HEAD is answered too, so the Allow header says so
     assert models.status_code == 405 and models.headers["allow"] == "GET, HEAD"
+    for path in ("/", "/favicon.ico", "/openapi.json"):  # routes outside the API's schema: the same, in one order
+        wrong = client.put(path)
+        assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, HEAD", (path, wrong.headers)
+        assert wrong.json()["error"] == f"PUT is not allowed on {path}; it takes GET, HEAD; see /docs"
 
 
 def test_the_log_names_the_method_the_client_sent(runs, caplog):

@@ -102,9 +102,10 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"no such page: {request.url.path}; see /docs for the API"
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:  # Starlette's Allow names only the first route's methods (GET on /api/samples)
-            allowed = _methods_on(request) or [m.strip() for m in (headers or {}).get("Allow", "").split(",") if m]
-            message = f"{request.method} is not allowed on {request.url.path}; it takes {', '.join(allowed)}; see /docs"
-            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            allowed = _methods_on(request, (headers or {}).get("Allow", ""))
+            takes = f"; it takes {', '.join(allowed)}" if allowed else ""
+            message = f"{request.method} is not allowed on {request.url.path}{takes}; see /docs"
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)} if allowed else headers
         return error_response(exc.status_code, message, headers=headers)
 
     @app.exception_handler(ClientDisconnect)
@@ -117,12 +118,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal error; the server log has the details")
 
 
-def _methods_on(request: Request) -> list[str]:
-    """Every method the API documents for the request's path (HEAD wherever GET: both are answered), from its
-    OpenAPI schema: the same for routes of included routers, whose objects differ between FastAPI versions."""
+def _methods_on(request: Request, starlette: str = "") -> list[str]:
+    """Every method the API documents for the request's path (from its OpenAPI schema: routes of included routers
+    too, whose objects differ between FastAPI versions), with those Starlette's own ``Allow`` names (routes left out
+    of the schema: the page, its files), HEAD wherever GET (both are answered), in a fixed order."""
     import re
 
-    methods: set[str] = set()
+    methods = {m.strip().upper() for m in starlette.split(",") if m.strip()}
     path = route_path(request.scope)
     for template, operations in request.app.openapi().get("paths", {}).items():
         if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path):
