@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 import unicodedata
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -318,6 +319,35 @@ def test_a_folder_of_files_digitlab_does_not_read_is_said_so(data_dir, tmp_path)
     assert summary.added == 1 and summary.failures == [
         f"{tmp_path / 'class' / '3' / 'IMG_0001.HEIC'}: a kind of picture digitlab does not read (HEIC): save it as "
         "JPEG or PNG", f"{tmp_path / 'empty'}: no pictures in this folder"]
+
+
+def test_a_phone_photo_over_5_mib_is_imported_kept_whole_and_shown(data_dir, tmp_path):
+    """A chaos tester: `data import` refused a 7 MiB phone photo (5 MiB, what a request may bring) that `predict`,
+    `read` and `--sheet` took (32 MiB); it is kept as it arrived, given back and shown in the report's mistakes."""
+    from PIL.PngImagePlugin import PngInfo
+
+    from digitlab.data.handwriting_io import export_pictures
+    from digitlab.report_handwriting import _ink_bright
+
+    info = PngInfo()
+    info.add_text("Comment", os.urandom(7 << 20).hex()[: 7 << 20])  # a camera's metadata: 7 MiB
+    big = tmp_path / "photos" / "7" / "phone.png"
+    big.parent.mkdir(parents=True)
+    Image.open(io.BytesIO(picture(7))).save(big, pnginfo=info)
+    assert big.stat().st_size > 7 << 20
+    summary = import_pictures("mine", [tmp_path / "photos"])
+    assert (summary.added, summary.failures) == (1, [])
+    store = HandwritingSet.open("mine")
+    [sample] = store.samples()
+    assert store.original_bytes(sample) == big.read_bytes() and sample.label == 7
+    out, count = export_pictures("mine", tmp_path / "back")
+    assert count == 1 and (out / "7" / Path(sample.original).name).read_bytes() == big.read_bytes()
+    assert _ink_bright(store.folder / sample.original).max() > 0  # not the blank a picture that cannot be read gives
+    huge = tmp_path / "huge" / "3" / "scan.png"  # over 32 MiB: one line, as before
+    huge.parent.mkdir(parents=True)
+    huge.write_bytes(b"\x89PNG" + b"\0" * (33 << 20))
+    refused = import_pictures("mine", [tmp_path / "huge"])
+    assert refused.added == 0 and "the limit is 32 MiB" in refused.failures[0]
 
 
 def test_import_export_reload_identical(data_dir, tmp_path):

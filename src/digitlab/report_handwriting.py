@@ -52,7 +52,7 @@ def draw_handwriting_figures(scores: list[SetScore], store: HandwritingSet, fold
     originals, titles, labels = [], [], writer_labels(writers, 14)
     for number, i in enumerate(order, 1):
         sample = last.samples[i]
-        originals.append(_ink_bright(store.original_bytes(sample)))
+        originals.append(_ink_bright(store.folder / sample.original))
         confidence = last.predictions.confidence[i]
         sure = "" if np.isnan(confidence) else f" ({shown_percent(confidence, 0)})"
         writer = labels.get(sample.writer or "", "")
@@ -105,13 +105,14 @@ def write_evaluation(score: SetScore, store: HandwritingSet, folder: Path) -> Pa
     return folder / "report.html"
 
 
-def _ink_bright(data: bytes) -> np.ndarray:
-    """A picture as grayscale with the ink bright, whatever its polarity (light paper is the usual)."""
+def _ink_bright(path: Path) -> np.ndarray:
+    """A picture file as grayscale with the ink bright, whatever its polarity (light paper is the usual); read as a
+    file, so a photo imported at up to 32 MiB shows too (as bytes, 5 MiB: what a request may bring)."""
     from digitlab.data.image_files import WORK_SIDE
     from digitlab.data.images import read_image
 
     try:
-        gray = np.asarray(read_image(data, draft=WORK_SIDE).convert("L"), dtype=np.uint8)
+        gray = np.asarray(read_image(path, draft=WORK_SIDE).convert("L"), dtype=np.uint8)
     except Exception:  # a picture that no longer decodes shows as blank, not as a crash
         return np.zeros((28, 28), dtype=np.uint8)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])

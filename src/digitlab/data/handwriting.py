@@ -56,7 +56,7 @@ import numpy as np
 from PIL import Image
 
 from digitlab.data.cache import data_root
-from digitlab.data.image_files import MAX_BYTES
+from digitlab.data.image_files import MAX_FILE_BYTES
 from digitlab.data.handwriting_files import (make_set_folder, records_in_prepared, remove_sample_files, remove_strays,
                                              threads_take_turns, write_sample_files)
 from digitlab.data.handwriting_names import (NAME, NO_NAME, RESERVED, check_set_name, check_writer, one_spelling,
@@ -149,8 +149,9 @@ class HandwritingSet:
         return images, np.array([s.label for s in samples], dtype=np.int64)
 
     def original_bytes(self, sample: Sample) -> bytes:
-        """The picture as it arrived (OSError if it is not a file of at most :data:`MAX_BYTES`)."""
-        return read_regular(self.folder / sample.original, MAX_BYTES)
+        """The picture as it arrived (OSError if it is not a file of at most :data:`MAX_FILE_BYTES`: an imported
+        photo can be more than the 5 MiB a request may bring)."""
+        return read_regular(self.folder / sample.original, MAX_FILE_BYTES)
 
     # ------------------------------------------------------------------------------ writing
 

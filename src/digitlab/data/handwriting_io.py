@@ -36,7 +36,7 @@ from digitlab.data.dataset import Dataset
 from digitlab.data.handwriting import HandwritingSet, NewSample, Sample, StoreWriteError, new_sample
 from digitlab.data.handwriting_names import NO_NAME, check_new_writer, written_by
 from digitlab.data.image_files import PICTURES, UNREAD, hidden
-from digitlab.data.images import MAX_BYTES
+from digitlab.data.image_files import MAX_FILE_BYTES
 from digitlab.errors import DigitlabError
 
 __all__ = ["ImportSummary", "export_idx", "export_pictures", "write_idx_files", "import_pictures", "load_handwriting",
@@ -256,14 +256,14 @@ def _picture(path: Path, writer: str | None, source: str, summary: ImportSummary
         summary.failures.append(f"{path}: no digit to label it by: put it in a folder named by its digit "
                                 "(3/abc.jpg) or start its name with the digit (3-abc.jpg)")
         return []
-    if path.stat().st_size > MAX_BYTES:  # refused before it is read into memory
-        summary.failures.append(f"{path}: {path.stat().st_size / 2**20:.1f} MiB; the limit is "
-                                f"{MAX_BYTES // 2**20} MiB, send a smaller file")
+    if path.stat().st_size > MAX_FILE_BYTES:  # refused before it is read into memory; a phone's photo is 5-10 MiB, as
+        summary.failures.append(f"{path}: {path.stat().st_size / 2**20:.1f} MiB; the limit is "  # `predict` takes
+                                f"{MAX_FILE_BYTES // 2**20} MiB, send a smaller file")  # (5 MiB refused them: a tester)
         return []
-    from digitlab.data.images import WORK_SIDE, prepare_digit, read_image
+    from digitlab.data.image_files import read_image_and_bytes
+    from digitlab.data.images import WORK_SIDE, prepare_digit
 
-    data = path.read_bytes()
-    image = read_image(data, draft=WORK_SIDE)
+    image, data = read_image_and_bytes(path, draft=WORK_SIDE)
     _one_digit(image)
     return [new_sample(data, label, writer=writer, source=source, prepared=prepare_digit(image, (28, 28), 255))]
 

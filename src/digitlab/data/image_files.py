@@ -17,7 +17,7 @@ from digitlab.data.plain_png import read_plain_grey
 from digitlab.errors import DigitlabError
 
 __all__ = ["FORMATS", "ImageTooLargeError", "MAX_BYTES", "MAX_FILE_BYTES", "MAX_JPEG_SIDE", "MAX_SIDE", "PICTURES",
-           "UNREAD", "WORK_SIDE", "hidden", "pictures_in", "read_image"]
+           "UNREAD", "WORK_SIDE", "hidden", "pictures_in", "read_image", "read_image_and_bytes"]
 
 PICTURES = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 """The endings of the pictures taken from a folder."""
@@ -94,9 +94,15 @@ def read_image(source: bytes | bytearray | str | Path, *, draft: int | None = No
     ...
     digitlab.errors.DigitlabError: not an image: send a PNG, JPEG, BMP, GIF, WebP or TIFF file
     """
+    return read_image_and_bytes(source, draft=draft)[0]
+
+
+def read_image_and_bytes(source: bytes | bytearray | str | Path, *, draft: int | None = None
+                         ) -> tuple[Image.Image, bytes]:
+    """:func:`read_image`, with the encoded bytes it read (once): for a picture kept as it arrived."""
     data = _read_bytes(source)
     plain = read_plain_grey(data, MAX_SIDE)  # the drawing page's PNGs, without Pillow's general reader
-    return plain if plain is not None else _decode(data, draft)
+    return (plain if plain is not None else _decode(data, draft)), data
 
 
 def _decode(data: bytes, draft: int | None) -> Image.Image:
