@@ -353,6 +353,17 @@ def test_number_mode_reads_one_seven_and_boxes_each_digit(page):
     assert reads and reads[-1] == (reads[-1][0], "image/png") and reads[-1][0].endswith("/api/read")
     assert not any("/api/predict" in url for url, _ in sent)
     page.screenshot(path=str(OUTPUT / "page-number-17.png"), full_page=True)
+    # a digit of the number the detector doubts is read, and its box says it might not be one (a reviewer)
+    from digitlab.predict import UNLIKE_WORDS
+
+    page.evaluate("""() => showNumber({text: '17', digits: [
+        {digit: 1, shown: '1', probability: 0.99, kind: 'digit', box: [10, 10, 60, 200], line: 0, top: []},
+        {digit: 7, shown: '7', probability: 0.98, kind: 'digit', box: [90, 10, 160, 200], line: 0, top: [],
+         unlike_a_digit: true}], separators: [], width: 800, height: 300, model_id: 'm', milliseconds: 1}, '')""")
+    assert page.locator("#number").inner_text() == "17"
+    assert page.locator("#boxes .box.doubtful").count() == 1
+    assert page.locator("#boxes .box.doubtful .conf").inner_text() == "7 · 98.0% · might not be a digit"
+    assert page.locator("#boxes .box.doubtful").get_attribute("title") == UNLIKE_WORDS
 
     page.click("#clear")
     assert page.locator("#boxes .box").count() == 0

@@ -325,7 +325,7 @@ def test_the_terminal_says_not_a_digit_instead_of_a_confident_looking_guess():
 
     from digitlab.cli_read import _any_unsure, _digits_line
 
-    reading = S(digits=[S(kind="digit", digit=4, probability=0.992, top=[(4, 0.992)]),
+    reading = S(digits=[S(kind="digit", digit=4, probability=0.992, top=[(4, 0.992)], unlike_a_digit=False),
                         S(kind="not_a_digit", digit=7, probability=1.0, top=[(7, 1.0), (0, 0.0)]),
                         S(kind="unsure", digit=1, probability=0.61, top=[(1, 0.61), (7, 0.3)])], sure_from=0.9)
     assert _digits_line(reading) == "4 99.2%, [yellow]?[/] not a digit, [yellow]?[/] 1 61.0% / 7 30.0%"
@@ -336,6 +336,9 @@ def test_the_terminal_says_not_a_digit_instead_of_a_confident_looking_guess():
               sure_from=0.9848)  # a sceptic: "98.5%" (rounded up) beside "sure from 98.5%"
     assert _digits_line(close) == "[yellow]?[/] 0 98.46% / 2 1.5%"
     assert _any_unsure(reading) and not _any_unsure(S(digits=reading.digits[:2]))
+    doubted = S(digits=[S(kind="digit", digit=4, probability=0.992, top=[(4, 0.992)], unlike_a_digit=True)],
+                sure_from=0.9)  # a reviewer: the number's digits lost the mark
+    assert _digits_line(doubted) == "4 99.2% [magenta]might not be a digit[/]"
 
 
 def test_cli_bad_model_is_one_line_and_exit_code_2(tmp_path):

@@ -69,6 +69,7 @@ def assert_reading(body: dict, count: int, size: tuple[int, int]) -> None:
         assert len(d["top"]) == 3 and d["top"][0] == {"digit": d["digit"], "probability": d["probability"]}
         assert d["kind"] in ("digit", "unsure", "not_a_digit")
         assert d["shown"] == (str(d["digit"]) if d["kind"] == "digit" else "?")
+        assert d["unlike_a_digit"] in (False, d["kind"] != "not_a_digit")  # said of a digit read, as predict's
     lefts = [d["box"][0] for d in body["digits"]]
     assert lefts == sorted(lefts)  # left to right
     assert body["milliseconds"] >= 0

@@ -100,6 +100,9 @@ class DigitReading:
         The line it is on, 0 for the top one.
     prepared : ndarray
         The model's input for it (28×28 for MNIST), as :func:`~digitlab.predict.prepare_for` made it.
+    unlike_a_digit : bool
+        A digit the detector finds as unusual as few real ones: "might not be a digit"
+        (:attr:`~digitlab.predict.Prediction.unlike_a_digit`); it is still read, and said so beside it.
     """
 
     box: Box
@@ -109,6 +112,7 @@ class DigitReading:
     kind: str
     line: int = 0
     prepared: np.ndarray | None = field(default=None, repr=False, compare=False)
+    unlike_a_digit: bool = False
 
     @property
     def shown(self) -> str:
@@ -118,7 +122,7 @@ class DigitReading:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (without the prepared input)."""
         return {"digit": self.digit, "shown": self.shown, "probability": self.probability, "kind": self.kind,
-                "box": list(self.box), "line": self.line,
+                "box": list(self.box), "line": self.line, "unlike_a_digit": self.unlike_a_digit,
                 "top": [{"digit": d, "probability": p} for d, p in self.top]}
 
 
@@ -281,7 +285,7 @@ def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None
                             f"{MAX_MARKS} digits in one picture: crop it to the number")
     digits = tuple(
         DigitReading(box=ink.to_picture(mark.box), digit=p.digit, probability=p.probability,
-                     top=tuple(p.top), kind=p.kind, line=mark.line, prepared=prepared)
+                     top=tuple(p.top), kind=p.kind, line=mark.line, prepared=prepared, unlike_a_digit=p.unlike_a_digit)
         for mark, p, prepared in found
     )
     separators = [Separator(s.symbol, ink.to_picture(s.box), s.line) for s in separators]

@@ -125,6 +125,8 @@ class ReadDigit(BaseModel):
         description="'digit'; 'unsure' (top probability under the model's threshold); 'not_a_digit' (the mark "
                     "does not look like a digit). Anything but 'digit' is shown as '?'.")
     line: int = Field(ge=0, description="The line it is on, 0 for the top one.")
+    unlike_a_digit: bool = Field(default=False, description="A digit the detector finds as unusual as few real "
+                                 "ones: it is read, but might not be a digit (say so beside it).")
 
 
 class ReadSeparator(BaseModel):

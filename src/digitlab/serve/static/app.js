@@ -489,13 +489,15 @@ function showNumber(answer, source) {
     div.appendChild(label);
     return div;
   };
+  const doubted = (d) => d.kind === "digit" && d.unlike_a_digit === true; // read, but it might not be a digit
   boxes.replaceChildren(...answer.digits.map((d) => frame(
-    d.box, d.kind === "digit" ? "box" : "box doubtful",
+    d.box, d.kind === "digit" && !doubted(d) ? "box" : "box doubtful",
     // a mark the detector rejects gets no digit at all, however sure the classifier would be
-    d.kind === "digit" ? `${d.digit} · ${pct(d.probability)}`
+    d.kind === "digit" ? `${d.digit} · ${pct(d.probability)}${doubted(d) ? " · might not be a digit" : ""}`
       : d.kind === "not_a_digit" ? "? · not a digit"
       : `? · ${d.top.slice(0, 2).map((t) => `${t.digit} ${pct(t.probability)}`).join(" or ")}`,  // to 0.1%, as the bar
-    d.kind === "not_a_digit" ? "does not look like a digit" : d.kind === "unsure" ? "not sure" : "",
+    d.kind === "not_a_digit" ? "does not look like a digit" : d.kind === "unsure" ? "not sure"
+      : doubted(d) ? UNLIKE : "",
   )), ...separators.map((s) => frame(
     s.box, "box separator", `${s.symbol} ${SEPARATORS[s.symbol] || ""}`, "a separator, known by its shape and place",
   )));
