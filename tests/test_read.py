@@ -386,6 +386,11 @@ def test_predict_on_a_picture_of_several_digits_points_to_read(saved_model, tmp_
     assert result.stdout.count("separate marks") == 1
     result = run_cli("predict", "--model", str(saved_model), str(tmp_path / "27.png"), str(tmp_path / "2.png"), "--json")
     assert [p["marks"] for p in json.loads(result.stdout)["predictions"]] == [2, 1]
+    grain = np.full((300, 300), 200, np.uint8)  # a learner's photo of blank paper: `read` refuses its 300 specks
+    grain[tuple(np.random.default_rng(0).integers(5, 295, (2, 400)))] = 40
+    Image.fromarray(grain).save(tmp_path / "grain.png")
+    result = run_cli("predict", "--model", str(saved_model), str(tmp_path / "grain.png"))
+    assert "more separate marks than a number has" in result.stdout and "digitlab read" not in result.stdout
 
 
 def test_a_number_among_many_specks_keeps_its_digits():

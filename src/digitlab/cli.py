@@ -280,9 +280,10 @@ def predict(
         results.append(entry)
         if not as_json:
             console.print(f"{escape(str(image))}: {_answer_line(prediction)}")
-            if marks is None or marks > 1:
-                console.print(f"  [yellow]this picture holds {marks or 'many'} separate marks, so maybe several digits: "
-                              f"`digitlab read {escape(str(image))}` reads whole numbers[/]", soft_wrap=True)
+            if marks is None or marks > 1:  # None: more than a number has, which `read` refuses (a learner)
+                said = (f"holds {marks} separate marks, so maybe several digits: `digitlab read {escape(str(image))}` "
+                        "reads whole numbers") if marks else "holds more separate marks than a number has (grain?)"
+                console.print(f"  [yellow]this picture {said}[/]", soft_wrap=True)
     if as_json:
         typer.echo(json.dumps({"model": loaded.id, "predictions": results}, indent=2))
     if failed:
@@ -306,9 +307,8 @@ def _model_for_pictures(model: Optional[Path], runs: Path, save_prepared: Option
 def _answer_line(prediction) -> str:
     """One prediction as the terminal shows it: the digit and top 3, or why there is no sure digit.
 
-    An "unsure" line names the confidence the model needs (the card's threshold or --min-confidence), or "unsure" at
-    98% would puzzle anyone; it names the second digit only from :data:`~digitlab.predict.RUNNER_UP` ("is it a 1 or
-    an 8?" with the 8 at 0.3% misled a learner). A digit unlike most (``unlike_a_digit``) might not be one."""
+    An "unsure" line names the confidence the model needs (the card's threshold or --min-confidence), and the second
+    digit only from :data:`~digitlab.predict.RUNNER_UP`; a digit unlike most (``unlike_a_digit``) might not be one."""
     from digitlab.predict import RUNNER_UP, UNLIKE_WORDS, a_digit, percent_needed, shown_top
 
     shown = shown_top(prediction.top, prediction.sure_from if prediction.kind == "unsure" else None)
