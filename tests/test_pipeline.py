@@ -184,6 +184,7 @@ def test_report_shows_calibration(lesson_run):
         assert (folder / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (folder / "report.html").read_text()
     assert "How sure is it, really?" in html
+    assert f"<td>{doc['brier_uncalibrated']:.4f}</td><td>{doc['brier']:.4f}</td>" in html  # before, as ECE and NLL
     assert f"T = {calibration['temperature']:.3f}" in html
     assert calibration["held_out"] in html
     # the sentence's numbers come from the test images at the held-out threshold

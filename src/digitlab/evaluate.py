@@ -45,8 +45,9 @@ class Metrics:
     ece: float | None = None  # expected calibration error of the (calibrated) probabilities, 15 bins
     nll: float | None = None  # mean negative log-likelihood of the true digit
     brier: float | None = None  # mean squared error of the probabilities against the one-hot truth
-    ece_uncalibrated: float | None = None  # the same two before the temperature, for comparison
+    ece_uncalibrated: float | None = None  # the same three before the temperature, for comparison
     nll_uncalibrated: float | None = None
+    brier_uncalibrated: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -146,7 +147,7 @@ def _calibration_measures(y_true: np.ndarray, predictions: "Predictions | None")
     after, before = predictions.probabilities[known], predictions.uncalibrated[known]
     return {"ece": expected_calibration_error(after, y_index), "nll": log_loss(after, y_index),
             "brier": brier_score(after, y_index), "ece_uncalibrated": expected_calibration_error(before, y_index),
-            "nll_uncalibrated": log_loss(before, y_index)}
+            "nll_uncalibrated": log_loss(before, y_index), "brier_uncalibrated": brier_score(before, y_index)}
 
 
 @dataclass

@@ -86,6 +86,7 @@ def metrics_document(record: RunRecord, run_id: str) -> dict[str, Any]:
         "brier": m.brier,
         "ece_uncalibrated": m.ece_uncalibrated,
         "nll_uncalibrated": m.nll_uncalibrated,
+        "brier_uncalibrated": m.brier_uncalibrated,
         "calibration": None if fitted.calibration is None else fitted.calibration.to_dict(),
         "not_a_digit": None if record.not_a_digit is None else {
             "threshold": fitted.detector.threshold, "held_out_digits_flagged": fitted.detector.digits_flagged,
