@@ -295,6 +295,9 @@ def test_openapi_documents_every_request_body(client):
         assert responses["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
     assert {"/api/models", "/healthz"} <= set(schema["paths"])
     assert "notice" not in schema["components"]["schemas"]["ModelsResponse"]["properties"]
+    answer = schema["components"]["schemas"]["PredictResponse"]["required"]  # always sent: required (an engineer)
+    assert {"kind", "sure_from", "sure_right", "unlike_a_digit", "nondigit_score"} <= set(answer)
+    assert "unlike_a_digit" in schema["components"]["schemas"]["ReadDigit"]["required"]
     assert client.get("/docs").status_code == 200
 
 

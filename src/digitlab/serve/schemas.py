@@ -71,7 +71,7 @@ class PredictResponse(BaseModel):
                                      "without calibration.")
     sure_from: float = Field(ge=0, le=1, description="That threshold: the top probability this model needs to "
                                                      "answer 'digit' (show it beside an 'unsure' answer).")
-    sure_right: float | None = Field(default=None, description="How often the answers from `sure_from` on were "
+    sure_right: float | None = Field(description="How often the answers from `sure_from` on were "
                                      "right on held-out images; null when no such figure is this model's "
                                      "(uncalibrated, or fine-tuned: it keeps its base's threshold).")
     model_id: str = Field(description="The id of the model card that answered.")
@@ -84,7 +84,7 @@ class PredictResponse(BaseModel):
         description="The not-a-digit detector's score, 0..1 (above the model's threshold: 'not_a_digit'); "
                     "null for a model saved without a detector.")
     unlike_a_digit: bool = Field(
-        default=False, description=f"True for a 'digit' or 'unsure' answer whose detector score only "
+        description=f"True for a 'digit' or 'unsure' answer whose detector score only "
                                    f"{round(100 * UNLIKE_RATE)}% of real digits reach: it might not be a digit (say "
                                    "so beside the answer).")
     input: list[list[int]] | None = Field(
@@ -125,7 +125,7 @@ class ReadDigit(BaseModel):
         description="'digit'; 'unsure' (top probability under the model's threshold); 'not_a_digit' (the mark "
                     "does not look like a digit). Anything but 'digit' is shown as '?'.")
     line: int = Field(ge=0, description="The line it is on, 0 for the top one.")
-    unlike_a_digit: bool = Field(default=False, description="A digit the detector finds as unusual as few real "
+    unlike_a_digit: bool = Field(description="A digit the detector finds as unusual as few real "
                                  "ones: it is read, but might not be a digit (say so beside it).")
 
 
