@@ -385,6 +385,8 @@ def prepare_pixels(pixels: Any, shape: tuple[int, int] = (28, 28)) -> np.ndarray
     Traceback (most recent call last):
     ...
     digitlab.errors.DigitlabError: pixels must be between 0 and 255; found 300 at row 1, column 1
+    >>> prepare_pixels([[-0.4, 1], [2, 255.3]], shape=(2, 2)).tolist()
+    [[0, 1], [2, 255]]
     """
     rows, cols = shape
     wanted = f"pixels must be {rows} rows of {cols} numbers from 0 to 255"
@@ -406,12 +408,13 @@ def prepare_pixels(pixels: Any, shape: tuple[int, int] = (28, 28)) -> np.ndarray
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise DigitlabError(f"pixels must be finite numbers; found {array[r, c]} at row {r}, column {c}")
-    outside = (values < 0) | (values > 255)
+    rounded = np.rint(values)  # rounded first, as documented: 255.3 is 255 (an engineer's was refused)
+    outside = (rounded < 0) | (rounded > 255)
     if outside.any():
         r, c = np.argwhere(outside)[0]
         shown = int(values[r, c]) if float(values[r, c]).is_integer() else float(values[r, c])
         raise DigitlabError(f"pixels must be between 0 and 255; found {shown} at row {r}, column {c}")
-    return np.rint(values).astype(np.uint8)
+    return rounded.astype(np.uint8)
 
 
 def _refuse_booleans(grid: Any) -> None:
