@@ -528,12 +528,12 @@ def test_dataset_status_with_mnist(toy):
     assert {row["name"]: row for row in mnist.dataset_status(verify=False)}["mnist"]["checksums_ok"] is None
 
 
-def _invoke(*args: str):
+def _invoke(*args: str, columns: int = 200):
     from typer.testing import CliRunner
 
     from digitlab.cli_data import data_app
 
-    return CliRunner().invoke(data_app, list(args), env={"COLUMNS": "200"})
+    return CliRunner().invoke(data_app, list(args), env={"COLUMNS": str(columns)})
 
 
 def test_cli_info_lists_every_dataset(toy):
@@ -545,6 +545,9 @@ def test_cli_info_lists_every_dataset(toy):
     result = _invoke("info")
     mnist_line = next(line for line in result.output.splitlines() if line.startswith("│ mnist"))
     assert "yes" in mnist_line and " ok " in mnist_line
+    narrow = _invoke("info", columns=80).output  # a learner's 80 columns: each
+    where = next(line for line in narrow.splitlines() if line.startswith("mnist is in "))  # path whole, on its line
+    assert Path(where.removeprefix("mnist is in ")).is_dir()
 
 
 def test_cli_fetch_digits_says_it_is_bundled():

@@ -65,13 +65,13 @@ def info(
     from digitlab.data.status import dataset_status
 
     table = Table(title="digitlab datasets")
-    for column in ("dataset", "present", "where", "size", "checksums", "summary"):
+    for column in ("dataset", "present", "size", "checksums", "summary"):
         table.add_column(column, overflow="fold")
-    for row in dataset_status(verify=verify):
+    rows = dataset_status(verify=verify)
+    for row in rows:
         cells = (
             row["name"],
             "yes" if row["present"] else "no",
-            row["path"] or "-",
             "-" if row["size_bytes"] is None else filesize.decimal(row["size_bytes"]),
             _checks(row["checksums_ok"], row["present"]),
             row["summary"],
@@ -80,6 +80,9 @@ def info(
     out = terminal.console()
     out.soft_wrap = False  # the tables' own folding, on a terminal or not
     out.print(table)
+    for row in rows:  # where each is, a line each: in the table, at 80 columns, a path came in 15-letter pieces
+        out.print(f"{escape(row['name'])} is in {escape(row['path'])}" if row["present"] and row["path"] else
+                  f"{escape(row['name'])} is not here yet", soft_wrap=True)
     _made_files(out)
     _handwriting_table(out)
 
