@@ -289,6 +289,10 @@ def test_openapi_documents_every_request_body(client):
     assert pixels["required"] == ["pixels"]
     assert pixels["properties"]["pixels"]["minItems"] == pixels["properties"]["pixels"]["maxItems"] == 28
     assert body_of("/api/predict/image")["image/*"]["schema"]["type"] == "string"
+    # what the form's URL takes besides (an engineer's generated client saw only multipart)
+    assert set(body_of("/api/predict")) == {"multipart/form-data", "image/*", "application/json"}
+    assert body_of("/api/predict")["application/json"]["schema"]["$ref"].endswith("/PixelsBody")
+    assert set(body_of("/api/read")) == {"multipart/form-data", "image/*"}
     for path in ("/api/predict", "/api/predict/pixels", "/api/predict/image"):
         responses = schema["paths"][path]["post"]["responses"]
         assert {"200", "400", "408", "413", "415", "422", "503"} <= set(responses)
@@ -371,7 +375,7 @@ BAD_REQUESTS = {
     "pixels flat": ({"json": {"pixels": [0] * 784}}, 422, "got shape 784"),
     "pixels ragged": ({"json": {"pixels": [[0] * 28] * 27 + [[0] * 3]}}, 422, "rows differ"),
     "pixels strings": ({"json": {"pixels": [["0"] * 28] * 28}}, 422, "28 rows of 28 numbers"),
-    "pixels null": ({"json": {"pixels": None}}, 422, "28 rows of 28 numbers"),
+    "pixels null": ({"json": {"pixels": None}}, 422, "28 rows of 28 numbers from 0 to 255; got null"),  # not "ragged"
     "pixels NaN": ({"content": json.dumps({"pixels": [[float("nan")] * 28] * 28}).encode(),
                     "headers": {"content-type": "application/json"}}, 422, "finite"),
     "pixels Infinity": ({"content": b'{"pixels": [' + b",".join([b"[" + b",".join([b"Infinity"] * 28) + b"]"] * 28) + b"]}",

@@ -387,9 +387,17 @@ def prepare_pixels(pixels: Any, shape: tuple[int, int] = (28, 28)) -> np.ndarray
     digitlab.errors.DigitlabError: pixels must be between 0 and 255; found 300 at row 1, column 1
     >>> prepare_pixels([[-0.4, 1], [2, 255.3]], shape=(2, 2)).tolist()
     [[0, 1], [2, 255]]
+    >>> prepare_pixels(None)
+    Traceback (most recent call last):
+    ...
+    digitlab.errors.DigitlabError: pixels must be 28 rows of 28 numbers from 0 to 255; got null
     """
     rows, cols = shape
     wanted = f"pixels must be {rows} rows of {cols} numbers from 0 to 255"
+    if not isinstance(pixels, (list, tuple, np.ndarray)):  # JSON's null was told "rows differ in length" (an engineer)
+        got = ("null" if pixels is None else "true or false" if isinstance(pixels, bool) else "a single number"
+               if isinstance(pixels, (int, float)) else "text" if isinstance(pixels, str) else "an object")
+        raise DigitlabError(f"{wanted}; got {got}")
     try:
         array = np.asarray(pixels)
     except (ValueError, TypeError):

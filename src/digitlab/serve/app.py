@@ -246,7 +246,8 @@ def _add_predict_routes(app: FastAPI) -> None:
     app.router.routes.append(page_lane(_answer))  # the page's own request, tried before the FastAPI route below
     predicts = {"response_model": PredictResponse, "responses": _ERRORS}
 
-    @app.post(FORM, summary="Predict the digit in an uploaded image", dependencies=[Depends(one_image)], **predicts)
+    @app.post(FORM, summary="Predict the digit in an uploaded image", dependencies=[Depends(one_image)], **predicts,
+              openapi_extra=_also_takes(pixels=True))
     async def predict(
         image: Annotated[UploadFile, File(description="PNG, JPEG, BMP, GIF, WebP or TIFF; at most 5 MiB and "
                                                       "4096×4096 pixels")],
@@ -285,11 +286,20 @@ def _add_predict_routes(app: FastAPI) -> None:
         return await _answer(app, image, top_k, with_input, explain, model, explain_digit)
 
 
+def _also_takes(*, pixels: bool) -> dict[str, Any]:
+    """What a form's URL takes besides multipart, for the schema (generated clients saw only multipart): the image
+    itself as the body, and for predict the JSON pixel grid; :mod:`digitlab.serve.limits` sends them on."""
+    content: dict[str, Any] = {"image/*": {"schema": {"type": "string", "format": "binary"}}}
+    if pixels:
+        content["application/json"] = {"schema": {"$ref": "#/components/schemas/PixelsBody"}}
+    return {"requestBody": {"content": content}}
+
+
 def _add_read_routes(app: FastAPI) -> None:
     reads = {"response_model": ReadResponse, "responses": _ERRORS}
 
     @app.post(READ, summary="Read a whole handwritten number in an uploaded image", dependencies=[Depends(one_image)],
-              **reads)
+              **reads, openapi_extra=_also_takes(pixels=False))
     async def read(
         image: Annotated[UploadFile, File(description="PNG, JPEG, BMP, GIF, WebP or TIFF; at most 5 MiB and "
                                                       "4096×4096 pixels")],
