@@ -379,14 +379,12 @@ def prepare_pixels(pixels: Any, shape: tuple[int, int] = (28, 28)) -> np.ndarray
 
     Examples
     --------
-    >>> prepare_pixels([[0] * 28] * 28).shape
-    (28, 28)
+    >>> prepare_pixels([[0] * 28] * 28).shape, prepare_pixels([[-0.4, 1], [2, 255.3]], shape=(2, 2)).tolist()
+    ((28, 28), [[0, 1], [2, 255]])
     >>> prepare_pixels([[0, 1], [2, 300]], shape=(2, 2))
     Traceback (most recent call last):
     ...
     digitlab.errors.DigitlabError: pixels must be between 0 and 255; found 300 at row 1, column 1
-    >>> prepare_pixels([[-0.4, 1], [2, 255.3]], shape=(2, 2)).tolist()
-    [[0, 1], [2, 255]]
     >>> prepare_pixels(None)
     Traceback (most recent call last):
     ...
