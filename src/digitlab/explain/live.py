@@ -189,11 +189,8 @@ def explain_one(model: Explainable, image: np.ndarray, target: int) -> LiveExpla
     image = np.asarray(image)
     if model.is_cnn:
         saliency = _cnn_saliency(model, image, int(target))
-        import torch
-
-        first = next(m for m in model.model.module_.modules() if isinstance(m, torch.nn.Conv2d))
         return LiveExplanation("Integrated Gradients", normalise(saliency), first_layer_activations(model, image),
-                               first.out_channels)
+                               model.model.width)  # the first layer's channels (cnn_torch.build_net)
     if model.linear_weights is not None:
         from digitlab.explain.saliency import weight_times_input
 
