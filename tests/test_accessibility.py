@@ -4,7 +4,7 @@ axe-core (Deque's engine, as browsers' own audits use it) comes bundled in the `
 Playwright drives Debian's chromium as in ``test_browser``. A learner with a screen reader reaches the report's
 content by its landmarks, a teacher's projector shows text at a contrast axe accepts, and every control is named.
 Each page kind is made small but real: the lesson's report, the explain page, the leaderboard, a sweep's page and
-a handwriting set's report; the drawing page before and after a drawing, and in number mode with a number read.
+a handwriting set's report; the drawing page before and after a drawing, with a non-digit (its faded bars) and in number mode.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def test_a_handwriting_sets_report_has_no_axe_violations(browser, real_mnist, tm
 
 
 def test_the_drawing_page_has_no_axe_violations_as_it_is_used(browser, lesson_run):
-    """Empty, after a drawing (bars, the input view, the collect panel), in number mode with a number read."""
+    """Empty, after a drawing (the bars, the input view), with a non-digit drawn, and in number mode with a number read."""
     from test_browser import _serve
 
     served = _serve(lesson_run.folder, lesson_run.folder.parent)
@@ -106,6 +106,12 @@ def test_the_drawing_page_has_no_axe_violations_as_it_is_used(browser, lesson_ru
     _stroke(page, [(0.3, 0.2), (0.7, 0.2), (0.45, 0.85)])
     page.wait_for_function("document.getElementById('prediction').textContent !== '?'")
     seen["a seven"] = axe_violations(page)
+    page.click("#clear")
+    for stroke in ([(0.38, 0.1), (0.38, 0.9)], [(0.62, 0.1), (0.62, 0.9)],
+                   [(0.1, 0.38), (0.9, 0.38)], [(0.1, 0.62), (0.9, 0.62)]):  # "#": faded bars, still readable
+        _stroke(page, stroke)
+    page.wait_for_function("document.getElementById('confidence').textContent === \"That doesn't look like a digit\"")
+    seen["not a digit"] = axe_violations(page)
     page.check("#mode-number")
     _stroke(page, [(0.2, 0.2), (0.2, 0.8)])
     _stroke(page, [(0.55, 0.2), (0.8, 0.2), (0.65, 0.8)])
@@ -113,4 +119,4 @@ def test_the_drawing_page_has_no_axe_violations_as_it_is_used(browser, lesson_ru
     seen["a number"] = axe_violations(page)
     page.close()
     next(served, None)
-    assert seen == {"empty": [], "a seven": [], "a number": []}
+    assert seen == {"empty": [], "a seven": [], "not a digit": [], "a number": []}
