@@ -312,6 +312,75 @@ def test_guided_mode_prompts_and_counts(page):
     assert _samples()[-1].id == last.id
 
 
+HOLD_SAVES = """() => {  // each POST /api/samples waits until the test lets it through, or answers 503 for it
+  const send = window.fetch;
+  window.held = [];
+  window.fetch = (url, options) => String(url).includes("/api/samples?") ? new Promise((resolve) => window.held.push({
+    pass: () => resolve(send(url, options)),
+    fail: () => resolve(new Response('{"error": "busy"}', {status: 503, headers: {"Content-Type": "application/json"}})),
+  })) : send(url, options);
+}"""
+
+
+def _prompt(page) -> int:
+    return int(page.locator("#prompt-digit").inner_text())
+
+
+def _save_guided(page, stroke) -> None:
+    _stroke(page, stroke)
+    page.wait_for_function("!document.getElementById('save-guided').disabled")
+    page.click("#save-guided")
+    page.wait_for_function("window.held.length === 1")
+
+
+def test_a_guided_drawing_begun_while_the_last_one_is_saved_is_saved_as_the_digit_it_was_asked_for(page):
+    """A teacher's class on a busy laptop: Save cleared the pad at once, but "Draw a 1" moved on only when the save
+    came back, so a student who drew the 1 still asked for had it saved as the next prompt's digit."""
+    page.fill("#writer", "Slow")
+    page.fill("#rounds", "1")
+    page.check("#guided")
+    page.evaluate(HOLD_SAVES)
+    first = _prompt(page)
+    _save_guided(page, [(0.35, 0.15), (0.6, 0.2), (0.45, 0.9)])  # drawings of their own: a copy is refused (409)
+    second = _prompt(page)  # the prompt moved on with the cleared pad, before the save came back
+    assert second != first and page.locator("#progress").inner_text().startswith("0 / 10")  # counted once saved
+    _stroke(page, [(0.25, 0.3), (0.75, 0.3), (0.5, 0.8)])  # the digit now asked for, drawn while the last is saved
+    page.evaluate("window.held.shift().pass()")
+    page.wait_for_function(f"document.getElementById('saved-text').textContent.startsWith('Saved as {first}')")
+    assert _prompt(page) == second and page.evaluate("strokes.length") == 1
+    assert page.locator("#progress").inner_text().startswith("1 / 10")
+    page.wait_for_function("!document.getElementById('save-guided').disabled")
+    page.click("#save-guided")
+    page.wait_for_function("window.held.length === 1")
+    page.evaluate("window.held.shift().pass()")
+    page.wait_for_function(f"document.getElementById('saved-text').textContent.startsWith('Saved as {second}')")
+    assert [s.label for s in _samples()[-2:]] == [first, second]
+
+
+def test_a_guided_save_that_fails_asks_for_its_digit_again(page):
+    """Not saved with the pad still blank: the drawing and its prompt come back. Not saved after the next digit was
+    begun: that prompt stays (its drawing is of it), and the failed digit is asked for again at the end."""
+    page.fill("#writer", "Busy")
+    page.fill("#rounds", "1")
+    page.check("#guided")
+    page.evaluate(HOLD_SAVES)
+    first = _prompt(page)
+    _save_guided(page, [(0.4, 0.1), (0.55, 0.9)])
+    page.evaluate("window.held.shift().fail()")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Not saved')")
+    assert _prompt(page) == first and page.evaluate("strokes.length") == 1  # back as it was
+    assert page.locator("#progress").inner_text().startswith("0 / 10")
+    page.click("#save-guided")
+    page.wait_for_function("window.held.length === 1")
+    second = _prompt(page)
+    assert second != first
+    _stroke(page, [(0.2, 0.5), (0.8, 0.55)])  # the next digit begun before the save failed
+    page.evaluate("window.held.shift().fail()")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Not saved')")
+    assert _prompt(page) == second and page.evaluate("strokes.length") == 1
+    assert page.locator("#progress").inner_text().startswith("0 / 10")  # the first digit not skipped: still to ask
+
+
 def test_a_drawing_the_model_calls_no_digit_is_not_asked_for_as_one(page):
     """A newcomer: a zig-zag the page called "not a digit" was met with "The model is not sure. Which digit is it?",
     inviting a class to save scribbles as digits."""

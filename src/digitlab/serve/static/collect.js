@@ -87,11 +87,13 @@
       : "The model is not sure. Which digit is it?";
     if (guided) {
       const total = guided.order.length;
-      el("prompt-text").innerHTML = target === null ? `All <strong>${total}</strong> saved`
-        : `Draw ${target === 8 ? "an" : "a"} <strong id="prompt-digit">${target}</strong>`;
+      const done = guided.step - (guided.pending ? 1 : 0); // the prompt moves on at once, the count once saved
+      el("prompt-text").innerHTML = target !== null
+        ? `Draw ${target === 8 ? "an" : "a"} <strong id="prompt-digit">${target}</strong>`
+        : done < total ? "Saving the last one…" : `All <strong>${total}</strong> saved`;
       const rounds = total / 10;
       const round = Math.min(rounds, Math.floor(guided.step / 10) + 1);
-      el("progress").textContent = `${guided.step} / ${total} saved · round ${round} of ${rounds}`;
+      el("progress").textContent = `${done} / ${total} saved · round ${round} of ${rounds}`;
     }
     countCells.forEach((li, d) => li.classList.toggle("target", d === target));
   }
@@ -180,14 +182,20 @@
     const answered = !!answer; // a server that did not answer (restarting, say) left none
     const { request, source } = picturePart();
     const kept = { strokes, picture, pictureFile };
-    clearAll(); // at once, before anything is awaited: the next digit can be drawn while this one is saved
+    clearAll(); // at once, before anything is awaited: the next digit can be drawn while this one is saved...
+    const run = guided, step = guided ? guided.step++ : null; // ...so the prompt moves on with it: "Draw a 2" still
+    if (run) run.pending = true; // shown on a cleared pad while a slow save was on its way, a 2 drawn then was saved
+    update(); // as the next digit
     const query = new URLSearchParams({ label: String(label), source });
     const who = writer(); // as sent: another student may type their name while this save is on its way
     if (who) query.set("writer", who);
     const { body } = await call(`/api/samples?${query}`, await request);
     saving = false;
+    if (run) run.pending = false;
     if (body.error) {
-      if (!hasDrawing() && !current) { // not saved: the drawing comes back, unless a new one was begun
+      const back = !hasDrawing() && !current; // not saved: the drawing comes back, unless a new one was begun
+      if (run && run === guided) unstep(step, back); // not if guided mode was left or begun again meanwhile
+      if (back) {
         ({ strokes, picture, pictureFile } = kept);
         redraw();
         schedule(true);
@@ -198,9 +206,8 @@
     }
     if (body.added) {
       if (who === writer()) { // still this student's turn: theirs to undo
-        undoStack.push({ id: body.sample.id, label, step: guided ? guided.step : null, writer: who });
+        undoStack.push({ id: body.sample.id, label, step, writer: who });
       }
-      if (guided) guided.step += 1;
       const note = !answered ? " (the model had not answered)" : refused ? " (the model did not take it for a digit)"
         : read === null ? " (the model was not sure)" : read !== label ? ` (the model read ${read})` : "";
       said(`Saved as ${label} ✓${note}`, "ok", undoStack.length > 0 && who === writer());
@@ -235,6 +242,13 @@
   }
 
   // ---- guided mode -----------------------------------------------------------------------------
+
+  // A guided save at ``step`` failed. With its drawing back on the pad, its prompt comes back too; with a new
+  // drawing begun (of the prompt now shown), that prompt stays and the failed digit is asked again at the end.
+  function unstep(step, back) {
+    if (!back) guided.order.push(...guided.order.splice(step, 1));
+    guided.step = step;
+  }
 
   function shuffled() {
     const digits = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
