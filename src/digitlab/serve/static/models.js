@@ -69,10 +69,13 @@ async function loadModel() {
     const select = document.getElementById("model-select");
     select.replaceChildren(...models.map((m) => {
       const folder = m.path.split(/[\\/]/).pop();
-      // each accuracy is on its own dataset's test part: a fine-tuned model's is on your handwriting, not MNIST;
-      // the menu's line stays short (the header and the option's tooltip say the rest)
+      // each accuracy is on its own dataset's test part: a fine-tuned model's is on your handwriting, not MNIST,
+      // with its base model's on the same samples (two fine-tuned runs' figures are on different students: a
+      // teacher took the higher one for the better fine-tuning, which had changed nothing); the menu's line stays
+      // short (the header and the option's tooltip say the rest)
+      const before = m.accuracy_before == null ? "" : ` (${+(100 * m.accuracy_before).toFixed(1)}% before)`;
       const short = m.set != null && m.mnist_accuracy != null
-        ? `${+(100 * m.accuracy).toFixed(1)}% on ${m.n_test} held-out ${m.set} samples, ` +
+        ? `${+(100 * m.accuracy).toFixed(1)}% on ${m.n_test} held-out ${m.set} samples${before}, ` +
           `${(100 * m.mnist_accuracy).toFixed(2)}% on MNIST`
         : `${accuracyText(m)} on its ${m.dataset} test part`;
       const served = m.active ? " (served)" : "";
