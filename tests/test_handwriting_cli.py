@@ -169,6 +169,13 @@ def test_a_students_pictures_are_given_back_and_what_holds_them_still_is_named(e
     assert removed.returncode == 0, removed.stderr
     assert "note: what was made from them before stays: runs that learned from them (runs/own, runs/tuned: delete" in \
         " ".join(removed.stderr.split())
+    run_cli("data", "import", "giveback", str(photos / WRITERS[0].name), "--writer", WRITERS[0].name, env=variables)
+    elsewhere = run_cli("data", "remove", "giveback", "--writer", WRITERS[0].name, "--yes", env=variables)
+    assert "; no run in runs learned from them (runs kept elsewhere: --runs FOLDER)" in " ".join(elsewhere.stderr.split())
+    run_cli("data", "import", "giveback", str(photos / WRITERS[0].name), "--writer", WRITERS[0].name, env=variables)
+    looked = run_cli("data", "remove", "giveback", "--writer", WRITERS[0].name, "--yes", "--runs", str(tmp_path / "runs"),
+                     env=variables)  # a teacher in another folder than the runs': the run on the set learned from them
+    assert f"runs that learned from them ({tmp_path / 'runs' / 'own'}" in " ".join(looked.stderr.split()), looked.stderr
 
 
 def test_one_unreadable_set_leaves_the_others_listed_and_can_be_deleted(env, tmp_path):

@@ -323,6 +323,8 @@ def remove(
     writer: Optional[str] = typer.Option(None, "--writer", help="Remove every sample by this writer instead."),
     whole: bool = typer.Option(False, "--all", help="Delete the whole set instead."),
     yes: bool = typer.Option(False, "--yes", "-y", help="With --writer or --all: do not ask first."),
+    runs: Path = typer.Option(Path("runs"), "--runs", help="With --writer: where to look for runs that learned from "
+                              "the writer's samples (named, to delete)."),
 ) -> None:
     """Delete one sample, every sample by one writer (--writer), or the whole set (--all) from a handwriting set."""
     from digitlab.data.handwriting import HandwritingSet, check_writer
@@ -353,11 +355,11 @@ def remove(
     _confirm(yes, f"Remove the {len(theirs):,} sample{'' if len(theirs) == 1 else 's'} by {shown} from {name!r}?")
     removed = store.remove_writer(writer)
     typer.echo(f"removed {len(removed):,} sample{'' if len(removed) == 1 else 's'} by {shown} from {name}")
-    trained = _runs_trained_on(name, samples, {s.id for s in removed}, Path("runs"))
+    trained = _runs_trained_on(name, samples, {s.id for s in removed}, runs)
     typer.echo("note: what was made from them before stays: " + (
         f"runs that learned from them ({', '.join(trained[:5])}{', ...' if len(trained) > 5 else ''}: delete those "
-        "folders), " if trained else "") + "reports from `evaluate` and `data show`, and files from `data export`",
-        err=True)
+        "folders), " if trained else "") + "reports from `evaluate` and `data show`, and files from `data export`" + (
+        "" if trained else f"; no run in {runs} learned from them (runs kept elsewhere: --runs FOLDER)"), err=True)
 
 
 def _runs_trained_on(name: str, samples: list, ids: set[str], runs: Path) -> list[str]:
