@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -193,6 +194,30 @@ def test_predict_and_read_take_a_folder_of_pictures(lesson_run, tmp_path):
         assert [entry["image"] for entry in answered] == [str(scans / "b" / "two.jpg"), str(scans / "one.png"),
                                                          str(tmp_path / "empty")]
         assert "error" not in answered[0] and "is a folder with no pictures in it" in answered[2]["error"]
+        assert f"note: left out 1 file that is not a picture (PNG, JPEG, BMP, GIF, WebP or TIFF): {scans / 'notes.txt'}" \
+            in " ".join(result.stderr.split())
+
+
+def test_a_folders_heic_photo_is_said_not_passed_over_and_prepared_pictures_never_overwrite_each_other(
+        lesson_run, tmp_path):
+    """An engineer scoring a folder of scans: its HEIC photo and its .pgm scan were passed over in silence and the
+    command ended well (exit 0); and of a/x.png, b/x.png and 001-x.png, the last one's --save-prepared file had
+    overwritten the first one's."""
+    folder = tmp_path / "scans"
+    for path in (folder / "a" / "x.png", folder / "b" / "x.png", folder / "001-x.png"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _draw_one(path)
+    (folder / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(100))  # how a phone's photo begins
+    (folder / "scan.pgm").write_bytes(b"P5 2 2 255 " + bytes(4))
+    result = run_cli("predict", "--model", str(lesson_run.folder), str(folder), "--json",
+                     "--save-prepared", str(tmp_path / "seen"), process=True)
+    assert result.returncode == 1, result.stderr
+    answered = {Path(e["image"]).relative_to(folder).as_posix(): e for e in json.loads(result.stdout)["predictions"]}
+    assert set(answered) == {"001-x.png", "IMG_0001.HEIC", "a/x.png", "b/x.png"}
+    assert answered["IMG_0001.HEIC"]["error"].endswith("a HEIC photo is not read: export it as a PNG or JPEG and send that")
+    assert "left out 1 file that is not a picture" in result.stderr and "scan.pgm" in result.stderr
+    prepared = [e["prepared"] for e in answered.values() if "prepared" in e]
+    assert len(set(prepared)) == 3 and all(Path(p).is_file() for p in prepared)
 
 
 def test_predict_in_a_pipe_prints_one_line_a_picture_however_long_its_name(lesson_run, tmp_path):

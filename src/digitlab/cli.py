@@ -247,15 +247,16 @@ def predict(
                                                  help="Write the input the model saw, as PNG, into this folder."),
 ) -> None:
     """Predict the digit in your own pictures: top 3 with probabilities, and an unsure mark."""
-    from digitlab.data.image_files import pictures_in
+    from digitlab.cli_read import pictures_to_read, prepared_stems
     from digitlab.data.images import WORK_SIDE, read_image
     from digitlab.predict import predict_images, prepare_for
     from digitlab.read import count_marks
 
     loaded = _model_for_pictures(model, runs, save_prepared)
-    images = pictures_in(images)  # a folder: the pictures in it (too many for the shell's command line, say)
+    images = pictures_to_read(images)  # a folder: the pictures in it (too many for the shell's command line, say)
+    stems = prepared_stems(images)
     results, failed = [], 0
-    for image in images:
+    for n, image in enumerate(images):
         try:
             picture = read_image(image, draft=WORK_SIDE)
             prepared = prepare_for(loaded.card, picture)
@@ -273,10 +274,7 @@ def predict(
             marks = None
         entry = {"image": str(image), **prediction.to_dict(), "marks": marks}
         if save_prepared is not None:
-            name = f"{image.stem}-prepared.png"
-            if images.count(image) > 1 or [i.stem for i in images].count(image.stem) > 1:
-                name = f"{len(results) + 1:03d}-{image.stem}-prepared.png"  # two pictures with one name
-            entry["prepared"] = str(_save_prepared(prepared, loaded.pixel_max, save_prepared / name))
+            entry["prepared"] = str(_save_prepared(prepared, loaded.pixel_max, save_prepared / f"{stems[n]}-prepared.png"))
         results.append(entry)
         if not as_json:
             console.print(f"{escape(str(image))}: {_answer_line(prediction)}")

@@ -38,15 +38,15 @@ def read(
     from rich.markup import escape
 
     from digitlab.cli import _model_for_pictures, _save_prepared, console, err_console
-    from digitlab.data.image_files import pictures_in
     from digitlab.data.images import WORK_SIDE, read_image
     from digitlab.predict import percent_needed
     from digitlab.read import read_number
 
     loaded = _model_for_pictures(model, runs, save_prepared)
-    images = pictures_in(images)  # a folder: the pictures in it
+    images = pictures_to_read(images)  # a folder: the pictures in it
+    stems = prepared_stems(images)
     results, failed = [], 0
-    for n, image in enumerate(images, 1):
+    for n, image in enumerate(images):
         try:
             picture = read_image(image, draft=WORK_SIDE)
             reading = read_number(loaded.model, loaded.card, picture,
@@ -59,9 +59,8 @@ def read(
             continue
         entry = {"image": str(image), **reading.in_picture(image, picture.size)}  # boxes in the file's pixels
         if save_prepared is not None:
-            stem = image.stem if [i.stem for i in images].count(image.stem) == 1 else f"{n:03d}-{image.stem}"
             for k, (digit, data) in enumerate(zip(reading.digits, entry["digits"]), 1):
-                path = save_prepared / f"{stem}-digit{k:02d}.png"
+                path = save_prepared / f"{stems[n]}-digit{k:02d}.png"
                 data["prepared"] = str(_save_prepared(digit.prepared, loaded.pixel_max, path))
         results.append(entry)
         if not as_json:
@@ -73,6 +72,38 @@ def read(
         typer.echo(json.dumps({"model": loaded.id, "readings": results}, indent=2))
     if failed:
         raise typer.Exit(1)
+
+
+def pictures_to_read(paths: List[Path]) -> List[Path]:
+    """The pictures named and those in the folders named (:func:`~digitlab.data.image_files.pictures_in`), with a
+    note naming the other files in those folders, left out: for ``predict`` and ``read`` (an engineer's folder of
+    scans answered for less than it held, and the command ended well)."""
+    from rich.markup import escape
+
+    from digitlab.cli import err_console
+    from digitlab.data.image_files import passed_over, pictures_in
+
+    left = passed_over(paths)
+    if left:
+        shown = ", ".join(str(p) for p in left[:5]) + (f" and {len(left) - 5:,} more" if len(left) > 5 else "")
+        what = "file that is not a picture" if len(left) == 1 else "files that are not pictures"
+        err_console.print(f"note: left out {len(left):,} {what} (PNG, JPEG, BMP, GIF, WebP or TIFF): {escape(shown)}",
+                          soft_wrap=True)
+    return pictures_in(paths)
+
+
+def prepared_stems(images: List[Path]) -> List[str]:
+    """A name for each picture's ``--save-prepared`` files, none the same: its own (its stem), or numbered by its
+    place when another picture has that stem, or when its numbered name is yet another's own (``a/x.png``,
+    ``b/x.png`` and ``001-x.png``: the last one's file had overwritten the first one's)."""
+    stems = [image.stem for image in images]
+    names: List[str] = []
+    for n, stem in enumerate(stems, 1):
+        name = stem if stems.count(stem) == 1 else f"{n:03d}-{stem}"
+        while name in names or (name != stem and name in stems):
+            name = f"{n:03d}-{name}"
+        names.append(name)
+    return names
 
 
 def _any_unsure(reading) -> bool:
