@@ -116,7 +116,7 @@ def test_fetch_from_folder_then_load(toy, data_root):
     log = Lines()
     cache = mnist.fetch_mnist(source, log=log)
     assert cache == data_root / "mnist"
-    assert sorted(p.name for p in cache.iterdir()) == sorted([*NAMES, mnist.MANIFEST])
+    assert sorted(p.name for p in cache.iterdir()) == sorted([*NAMES, mnist.MANIFEST, "verified.json"])
     manifest = json.loads((cache / mnist.MANIFEST).read_text())
     assert manifest["files"]["t10k-labels-idx1-ubyte"]["sha256"] == mnist.FILES["t10k-labels-idx1-ubyte"]
     assert any("verified and cached" in line for line in log)
@@ -171,6 +171,34 @@ def test_a_file_of_the_wrong_size_voids_the_cache(toy):
         mnist.load_mnist()
 
 
+def test_a_file_changed_in_the_cache_is_refused_and_a_copied_cache_is_hashed_once(toy, data_root, monkeypatch,
+                                                                                    tmp_path):
+    """An engineer's copy of MNIST, every training label shifted by one (the same size), trained a model to 1.07%
+    without a word: a load checked the files' sizes alone. Now a file whose size or time changed is hashed again."""
+    import shutil
+
+    from digitlab.data import verified
+
+    source, arrays = toy
+    cache = mnist.fetch_mnist(source, log=Lines())
+    hashed = []
+    monkeypatch.setattr(verified, "sha256_file", lambda path: hashed.append(path.name) or _sha(path.read_bytes()))
+    mnist.load_mnist()
+    assert hashed == []  # as fetched: trusted
+    copy = tmp_path / "copy"
+    shutil.copytree(cache, copy, copy_function=shutil.copy)  # new modification times
+    mnist.load_mnist(cache=copy)
+    mnist.load_mnist(cache=copy)
+    assert sorted(hashed) == sorted(NAMES)  # hashed once, then trusted again
+    shifted = (arrays["train-labels-idx1-ubyte"] + 1) % 10
+    write_idx(copy / "train-labels-idx1-ubyte", shifted)
+    with pytest.raises(DigitlabError) as caught:
+        mnist.load_mnist(cache=copy)
+    assert str(caught.value) == (
+        f"MNIST's train-labels-idx1-ubyte in {copy} changed since it was fetched (its SHA-256 is not the official "
+        "file's): fetch it again with `digitlab data fetch mnist`")
+
+
 def test_checksum_mismatch_names_file_and_digests_and_keeps_nothing(toy, data_root):
     source, arrays = toy
     labels = arrays["t10k-labels-idx1-ubyte"].copy()
@@ -202,8 +230,10 @@ def test_labels_outside_0_to_9_in_the_cache_are_rejected_on_load(toy, data_root)
     cache = mnist.fetch_mnist(source, log=Lines())
     path = cache / "t10k-labels-idx1-ubyte"
     data = bytearray(path.read_bytes())
-    data[-1] = 42  # same size, so the manifest still vouches for it
+    data[-1] = 42  # same size, so the manifest still vouches for it...
+    times = path.stat()
     path.write_bytes(bytes(data))
+    os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))  # ...and its time put back: its hash is trusted too
     with pytest.raises(DigitlabError, match="label 42 .* is outside 0-9"):
         mnist.load_mnist()
 
