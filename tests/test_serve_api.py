@@ -383,6 +383,8 @@ BAD_REQUESTS = {
     "pixels over 255": ({"json": {"pixels": [[0] * 28] * 27 + [[0] * 27 + [256]]}}, 422, "between 0 and 255"),
     "pixels negative": ({"json": {"pixels": [[-5] * 28] * 28}}, 422, "between 0 and 255"),
     "pixels blank": ({"json": {"pixels": [[0] * 28] * 28}}, 422, "no ink found"),
+    "pixels scaled to 0-1": ({"json": {"pixels": [[0.0] * 28] * 10 + [[0.0] * 12 + [0.9] * 4 + [0.0] * 12] * 8
+                                       + [[0.0] * 28] * 10}}, 422, "as if scaled to 0-1: multiply them by 255"),
 }
 
 

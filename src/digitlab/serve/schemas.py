@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
 from digitlab.data.handwriting_sample import SOURCES
@@ -45,9 +46,13 @@ class PixelsBody(BaseModel):
         """One line that says what is wrong (shape, ragged rows, non-numbers, NaN, range) first;
         the type above then only documents the grid in ``/openapi.json``."""
         try:
-            return prepare_pixels(value).tolist()
+            grid = prepare_pixels(value)
         except DigitlabError as exc:
             raise ValueError(str(exc)) from None
+        if 0 < np.max(np.asarray(value, dtype=np.float64)) <= 1:  # was told "no ink found: the image is blank"
+            raise ValueError("pixels must be between 0 and 255, and these all lie between 0 and 1, as if scaled to "
+                             "0-1: multiply them by 255")
+        return grid.tolist()
 
 
 class TopDigit(BaseModel):
