@@ -503,4 +503,8 @@ def test_predict_answers_through_the_runs_own_onnx_export(lesson_run, tmp_path, 
     card = json.loads((run / "model.onnx.json").read_text())
     other = dict(card, id="logreg-digits-000000000000")  # an export of another model, left in the folder
     (run / "model.onnx.json").write_text(json.dumps(other))
-    assert not isinstance(load_for_prediction(run).model, OnnxModel)
+    said = []
+    assert not isinstance(load_for_prediction(run, said.append).model, OnnxModel)
+    [line] = said  # the faster path was lost in silence (an engineer)
+    assert line.startswith(f"{run / 'model.onnx'} is not used, so the estimator answers (slower, more memory): "
+                           f"`digitlab export --model {run}` writes it again from this run's model (")

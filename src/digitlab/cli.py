@@ -294,7 +294,8 @@ def _model_for_pictures(model: Optional[Path], runs: Path, save_prepared: Option
     from digitlab.onnx_model import load_for_prediction as load
     from digitlab.runs import check_writable, model_notes, model_or_newest
 
-    loaded = load(model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True)))
+    loaded = load(model_or_newest(model, runs, lambda line: err_console.print(escape(line), soft_wrap=True)),
+                  lambda line: err_console.print(f"note: {escape(line)}", soft_wrap=True))
     for note in model_notes(loaded):
         err_console.print(f"note: {escape(note)}", soft_wrap=True)
     if save_prepared is not None:

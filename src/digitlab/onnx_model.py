@@ -26,7 +26,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -326,13 +326,15 @@ def load_onnx(path: str | Path, *, threads: int = 1) -> "LoadedModel":
     return LoadedModel(model=model, card=card, path=onnx_path, detector=detector)
 
 
-def load_for_prediction(path: str | Path) -> "LoadedModel":
+def load_for_prediction(path: str | Path, say: Callable[[str], None] = lambda line: None) -> "LoadedModel":
     """What ``digitlab predict`` and ``read`` answer with: the run's own ``model.onnx`` in ONNX Runtime when one
     was exported from this very model (``digitlab export``, or a first ``digitlab serve``), else the estimator
     (:func:`digitlab.store.load_model`). The answers the export's parity check allows (an MNIST CNN: the same
     digit and kind on 300 pictures, probabilities within 2e-7), without PyTorch: its one-picture ``predict`` in
     about half the time and memory. The run's own model file is still checked against its card, as load_model
-    does. ``$DIGITLAB_PREDICT_ONNX`` set to 0 (false, no, off) always loads the estimator."""
+    does. ``$DIGITLAB_PREDICT_ONNX`` set to 0 (false, no, off) always loads the estimator. A ``model.onnx`` there
+    that is not used (damaged, another run's, an older export) is said to ``say``: the faster path was lost in
+    silence (an engineer)."""
     import importlib.util
     import os
 
@@ -345,13 +347,17 @@ def load_for_prediction(path: str | Path) -> "LoadedModel":
             or not onnx_path.is_file() or importlib.util.find_spec("onnxruntime") is None
             or sha256_file(weights) != card.sha256):  # a damaged run: load_model says so in one line
         return load_model(Path(path))
+    again = (f"{onnx_path} is not used, so the estimator answers (slower, more memory): "
+             f"`digitlab export --model {Path(path)}` writes it again from this run's model")
     try:
         onnx = load_onnx(onnx_path, threads=0)
-    except (DigitlabError, OSError):  # damaged, or not a digitlab export: the estimator answers
+    except (DigitlabError, OSError) as exc:  # damaged, or not a digitlab export: the estimator answers
+        say(f"{again} ({exc})")
         return load_model(Path(path))
     same = (onnx.card.id == card.id and onnx.model.metadata.get("source_sha256") == card.sha256
             and onnx.card.image_shape == card.image_shape and onnx.card.classes == card.classes)
     if not same or (card.not_a_digit is not None and onnx.detector is None):  # an older export, or no detector
+        say(f"{again} (it was exported from {'another model' if not same else 'this one before it had its detector'})")
         return load_model(Path(path))
     return dataclasses.replace(onnx, card=card)
 
