@@ -54,6 +54,7 @@ def test_sweep_on_a_local_cluster_writes_the_table(swept):
     assert "knn n_neighbors=3 limit=150" in html and "★" in html and html.count("data:image/png;base64,") >= 2
     assert "Dask dashboard" in done.stderr or "Dask dashboard" in done.stdout
     assert "95% interval" in done.stdout and "★" in done.stdout
+    assert "cells: 6 of 6 done (" in done.stderr  # off a terminal, a line as cells finish: a log said nothing till the end
     # only the best cell of each configuration keeps its model
     assert len(list((folder / "models").iterdir())) == 2
 
@@ -189,6 +190,25 @@ def test_a_killed_worker_has_its_cell_retried_with_identical_results(tmp_path):
 
     disturbed = accuracies(tmp_path / "disturbed")
     assert len(disturbed) == 6 and disturbed == accuracies(tmp_path / "calm")
+
+
+def test_a_cluster_with_no_worker_yet_is_said_to_be_waited_for(tmp_path):
+    """An engineer's sweep on a scheduler no worker had joined printed nothing for 60 s. It says it waits, and goes
+    on when a worker joins."""
+    from distributed import LocalCluster
+
+    from digitlab.sweep import SweepPlan, plan_cells, run_sweep
+
+    said = []
+    with LocalCluster(n_workers=0, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        def say(line):
+            said.append(line)
+            if line.startswith("waiting"):
+                cluster.scale(1)
+
+        plan = SweepPlan("digits", plan_cells(["logreg"], None, seeds=[0], limits=[300]), tmp_path / "late")
+        summary = run_sweep(plan, scheduler=cluster.scheduler_address, say=say)
+    assert "waiting for the Dask cluster's first worker (up to 60 s)" in said and summary["ran"] == 1
 
 
 def test_workers_without_the_data_get_it_scattered_once(tmp_path):

@@ -33,6 +33,7 @@ from typing import Any, Iterator, List, Optional
 
 import typer
 
+from digitlab import terminal
 from digitlab.errors import DigitlabError
 
 
@@ -204,12 +205,17 @@ def _run_with_progress(plan, scheduler: str, workers: int | None) -> dict[str, A
     from digitlab.cli import err_console
     from digitlab.sweep import run_sweep
 
+    if not err_console.is_terminal:  # a log: a line a twentieth of the way (a bar is drawn on a terminal only)
+        return run_sweep(plan, scheduler=scheduler, workers=workers, say=lambda text: err_console.print(
+            escape(text), soft_wrap=True), advance=terminal.count_lines(err_console, "cells", len(plan.cells),
+                                                                         len(plan.done())))
     with Progress(TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True) as progress:
         task = progress.add_task("cells", total=len(plan.cells), completed=len(plan.done()))
         return run_sweep(plan, scheduler=scheduler, workers=workers,
                          say=lambda text: progress.console.print(escape(text), soft_wrap=True),
                          advance=lambda n: progress.advance(task, n))
+
 
 
 @contextlib.contextmanager

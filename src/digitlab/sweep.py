@@ -1,17 +1,16 @@
 """Sweeps: models × parameter grid × seeds (× training-set sizes), each cell one task on Dask.
 
-A sweep is a folder ``<out>/<UTC stamp>-<name>/`` holding ``sweep.json`` (the plan), one small JSON
-file per finished cell in ``cells/``, and, once the cells are done, ``results.csv`` and ``sweep.html``
-(see :mod:`digitlab.sweep_report`). Each cell trains one model and evaluates it on the test part; its
-JSON is written atomically, so an interrupted sweep leaves only finished cells and the next run with
-the same folder skips them.
+A sweep is a folder ``<out>/<UTC stamp>-<name>/`` holding ``sweep.json`` (the plan), one small JSON file per
+finished cell in ``cells/``, and, once the cells are done, ``results.csv`` and ``sweep.html`` (see
+:mod:`digitlab.sweep_report`). Each cell trains one model and evaluates it on the test part; its JSON is written
+atomically, so an interrupted sweep leaves only finished cells and the next run with the same folder skips them.
 
-Cells run on a :class:`distributed.Client`: a ``LocalCluster`` of worker processes by default, or an
-existing cluster at ``tcp://HOST:PORT``. Tasks carry only the cell's description; each worker loads the
-dataset from its own cache once (the 8×8 digits are bundled, MNIST is read from the local cache) and
-keeps it for later cells. When a worker has no copy (a cluster on other machines without MNIST or your
-handwriting set in their cache), the dataset is loaded here and scattered to every worker once, and the
-tasks refer to it. Without ``dask[distributed]`` installed the cells run one after another in this process.
+Cells run on a :class:`distributed.Client`: a ``LocalCluster`` of worker processes by default, or an existing
+cluster at ``tcp://HOST:PORT``. Tasks carry only the cell's description; each worker loads the dataset from its own
+cache once (the 8×8 digits are bundled, MNIST is read from the local cache) and keeps it for later cells. When a
+worker has no copy (a cluster on other machines without MNIST or your handwriting set in their cache), the dataset
+is loaded here and scattered to every worker once, and the tasks refer to it. Without ``dask[distributed]``
+installed the cells run one after another in this process.
 
 Examples
 --------
@@ -283,8 +282,7 @@ def check_workers(workers: int | None, scheduler: str = "local") -> None:
 
 
 def run_sweep(plan: SweepPlan, *, scheduler: str = "local", workers: int | None = None,
-              say: Callable[[str], None] = print,
-              advance: Callable[[int], None] = lambda _: None) -> dict[str, Any]:
+              say: Callable[[str], None] = print, advance: Callable[[int], None] = lambda _: None) -> dict[str, Any]:
     """Run the cells of ``plan`` not yet done, on Dask when installed, else one by one here.
 
     Parameters
@@ -295,7 +293,7 @@ def run_sweep(plan: SweepPlan, *, scheduler: str = "local", workers: int | None 
     workers : int, optional
         Worker processes of the local cluster (default: one per core; at most :func:`check_workers`').
     say : callable
-        Receives one-line messages (the dashboard address, the serial fallback).
+        Receives one-line messages (the dashboard address, the wait for a first worker, the serial fallback).
     advance : callable
         Called with 1 as each cell finishes (for a progress bar).
 
@@ -432,6 +430,8 @@ def _ship_if_needed(client, dataset: str, todo: list[Cell], say: Callable[[str],
     """Scatter the dataset to every worker once (one copy per distinct split) unless all can load it themselves."""
     from digitlab.data import load_dataset
 
+    if not client.scheduler_info().get("workers"):  # said before the wait: a log showed 60 s of nothing
+        say("waiting for the Dask cluster's first worker (up to 60 s)")
     try:
         client.wait_for_workers(1, timeout=60)
     except TimeoutError:
