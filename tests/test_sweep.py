@@ -293,13 +293,13 @@ def test_the_sweeps_own_workers_leave_out_dasks_malloc_trim_threshold(monkeypatc
     own LocalCluster leaves it out, and keeps a value the person set themselves."""
     from distributed import Client
 
-    from digitlab.sweep import _local_cluster
+    from digitlab.sweep_cluster import local_cluster
 
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
-    with _local_cluster(1) as cluster, Client(cluster) as client:
+    with local_cluster(1) as cluster, Client(cluster) as client:
         assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000000")
-    with _local_cluster(1) as cluster, Client(cluster) as client:
+    with local_cluster(1) as cluster, Client(cluster) as client:
         assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {"1000000"}
 
 

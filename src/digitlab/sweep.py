@@ -29,7 +29,6 @@ import itertools
 import json
 import logging
 import os
-import signal
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -40,6 +39,7 @@ from digitlab.cores import usable_cores
 from digitlab.data import DATASETS
 from digitlab.errors import DigitlabError
 from digitlab.fileio import write_text_atomic
+from digitlab.sweep_cluster import local_cluster, serves_dashboard
 
 __all__ = ["Cell", "SweepPlan", "cell_result", "check_workers", "find_sweep", "have_dask", "plan_cells", "read_cell",
            "run_cell", "run_sweep"]
@@ -333,7 +333,7 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
     cluster = None
     try:
         if scheduler == "local":
-            cluster = _local_cluster(workers or os.cpu_count() or 1)
+            cluster = local_cluster(workers or os.cpu_count() or 1)
             client = Client(cluster)
         else:
             try:
@@ -346,7 +346,7 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
         raise
     try:
         link = getattr(client, "dashboard_link", None)
-        if link and _serves_dashboard(link):  # made from a template: a scheduler may serve none
+        if link and serves_dashboard(link):  # made from a template: a scheduler may serve none
             say(f"Dask dashboard: {link}")
         shipped = _ship_if_needed(client, plan.dataset, todo, say)
         futures = [client.submit(run_cell, cell, plan.dataset, str(plan.folder.resolve()), keep,
@@ -380,50 +380,11 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
             cluster.close()
 
 
-def _local_cluster(workers: int) -> Any:
-    """A LocalCluster of single-threaded worker processes, without Dask's ``MALLOC_TRIM_THRESHOLD_=65536``.
-
-    Dask's nanny sets that variable in its workers so that they hand freed memory back to the operating
-    system sooner. Setting it (to any value) also freezes glibc's mmap threshold at 128 KiB, so every PyTorch
-    buffer above that is mapped and unmapped on every training step: a CNN cell trains ≈ 1.6× slower (0.62 s
-    instead of 0.38 s on the 8×8 digits). A value already in this process's environment is kept. (The CNN
-    now also sets glibc's thresholds itself when it trains, whatever the environment says: :mod:`digitlab.memory`.)
-    """
-    import dask
-    from distributed import LocalCluster
-
-    # Ctrl-C reaches every process of the terminal's group: the workers ignore it (they inherit that), and this
-    # process cancels their tasks and closes the cluster, instead of each worker printing a traceback
-    interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-            return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                silence_logs=logging.CRITICAL)  # a worker that lost the scheduler at Ctrl-C logs
-                                # an ERROR with a traceback (seen on a loaded machine); its cell's failure is said here
-    finally:
-        signal.signal(signal.SIGINT, interrupt)
-
-
 def _split_key(dataset: str, seed: int) -> int | None:
     """Seeds that give the same split share one copy: every seed for an official split."""
     from digitlab.data import DATASETS
 
     return None if dataset in DATASETS and DATASETS[dataset].official_split else seed
-
-
-def _serves_dashboard(link: str) -> bool:
-    """Whether the scheduler behind ``link`` (``http://HOST:PORT/status``) lists that page in its sitemap, within
-    2 s. Not the page itself: fetching it starts a Bokeh session in the scheduler, which with a local cluster is
-    this process, and its callbacks then swallowed Ctrl-C most times under load."""
-    import json
-    from urllib.request import urlopen
-
-    base, _, page = link.rpartition("/")
-    try:
-        with urlopen(f"{base}/sitemap.json", timeout=2) as response:
-            return f"/{page}" in json.load(response).get("paths", [])
-    except (OSError, ValueError, AttributeError):  # URLError and HTTPError are OSErrors; JSON errors ValueErrors
-        return False
 
 
 def _ship_if_needed(client, dataset: str, todo: list[Cell], say: Callable[[str], None]) -> dict[int | None, Any]:
