@@ -9,7 +9,9 @@ boxes their MNIST images fill is 0-20% of a digit's height, so some touch). A pl
 must be refused (counted as not taken), not cut with each line under the label of the line opposite. Three
 conditions a teacher met: exercise paper's red margin line down the left; the sheet photographed on a darker desk
 turned 1° (slivers of its edge and of the desk in the picture's corners); and shaded to 60% towards one side, on the
-desk, turned 3°. Then :func:`digitlab.sheet.cut_sheet` cuts it, as the import does, and we count:
+desk, turned 3°. Two more a teacher's class met: plain paper turned 1.5° (between the slopes lines were looked for
+along), and lined paper with a margin line turned 1.5° (the thin red line fades into pieces where it steps across a
+column). Then :func:`digitlab.sheet.cut_sheet` cuts it, as the import does, and we count:
 
 - sheets taken: the lines found match ``--sheet 0123456789`` and pass its checks (a sheet that does not is
   refused whole);
@@ -48,7 +50,8 @@ from digitlab.sheet import cut_sheet  # noqa: E402
 from digitlab.store import load_model  # noqa: E402
 
 CONDITIONS = ("plain", "lined", "gradient 0.5", "plain, 5° askew", "lined, 5° askew", "tight", "plain, upside down",
-              "margin line", "on a desk, 1° askew", "shaded, desk, 3° askew")
+              "margin line", "on a desk, 1° askew", "shaded, desk, 3° askew", "plain, 1.5° askew",
+              "lined, margin line, 1.5° askew")
 DESK = (120, 105, 90)
 ROWS = "0123456789"
 
@@ -62,7 +65,7 @@ def sheet(condition: str, images: np.ndarray, labels: np.ndarray, rng: np.random
     counts = rng.integers(8, 13, len(ROWS))
     width = int(max(counts) * 1.7 * height + 2 * height)  # room for the widest gaps
     page = paper(rng, width, pitch * (len(ROWS) + 1))
-    if condition == "margin line":  # exercise paper's red line down the left, before the digits
+    if "margin line" in condition:  # exercise paper's red line down the left, before the digits
         x = int(height * rng.uniform(0.4, 0.8))
         page[:, x:x + 2] = page[:, x:x + 2] * 0.3 + np.array((210, 70, 70), np.float32) * 0.7
     if condition.startswith("lined"):

@@ -251,3 +251,46 @@ def test_a_margin_line_and_a_sheet_on_a_desk_are_cut_whole(case):
         picture = _on_a_desk(sheet("0123456789", seed=8), 3.0, shade=0.6)
     cut = cut_sheet(picture, "0123456789")
     assert [d.label for d in cut.digits] == [int(c) for c in "0123456789" for _ in range(6)], cut.left_out
+
+
+def _marks_turned(seed: int, degrees: float = 1.5) -> list:
+    """The marks of a sheet of ten lines of ten digits photographed turned ``degrees``: boxes 8-24 px wide, 20-26
+    tall, each a little above or below its line (as the marks of a teacher's sheets measured)."""
+    from digitlab.segment import Mark
+
+    rng = np.random.default_rng(seed)
+    marks = []
+    for n in range(10):
+        for k in range(10):
+            w, h = int(rng.integers(8, 25)), int(rng.integers(20, 27))
+            x = 120 + 54 * k
+            y = int(125 + 75 * n - np.tan(np.radians(degrees)) * x + rng.uniform(-3, 3))
+            marks.append(Mark((x, y, x + w, y + h), np.ones((h, w), bool), 1, 0))
+    return marks
+
+
+@pytest.mark.parametrize("seed", [2, 10, 14, 28])
+def test_a_sheet_turned_between_the_slopes_looked_along_keeps_each_line_whole(seed):
+    """A teacher's sheet photographed turned 1.5°: lines were looked for along 0° and 2.5°, and along either the
+    last 1 of the line of 1s was a line of its own ("found 11 lines ... a name or a title on the sheet")."""
+    from digitlab.segment import reading_order
+
+    lines: dict[int, list] = {}
+    for mark in reading_order(_marks_turned(seed)):
+        lines.setdefault(mark.line, []).append(mark.box[0])
+    assert [len(xs) for xs in lines.values()] == [10] * 10
+
+
+def test_a_margin_line_photographed_turned_in_pieces_is_left_out():
+    """A margin line a pixel thin, photographed turned 1.5°, fades where it steps from one column to the next: its
+    pieces, each as tall as a digit, were counted as lines and digits ("found 20 lines of digits"). A thin digit
+    with no such chain under it stays."""
+    from digitlab.segment import Mark
+    from digitlab.sheet import _without_slivers
+
+    digits = _marks_turned(0, degrees=0.0)
+    margin = [Mark((90 + k, top, 91 + k, top + 22), np.ones((22, 1), bool), 1, 0)
+              for k, top in enumerate((73, 150, 188, 264, 302, 416, 493, 531, 646, 723, 761))]  # some faded away
+    thin_one = Mark((700, 130, 702, 152), np.ones((22, 2), bool), 1, 0)
+    kept, gone = _without_slivers(digits + margin + [thin_one], (900, 800))
+    assert gone == len(margin) and {m.box for m in kept} == {m.box for m in digits + [thin_one]}

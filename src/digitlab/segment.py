@@ -62,7 +62,9 @@ _TALLEST = 1.4  # ...and together they are at most 1.4 digit heights tall
 _SAME_LINE = 0.5  # a mark is on a line when half its height lies within the line's rows
 _FULL = 0.5  # a line's digits are its marks at least half as tall as its tallest
 _STRAIGHT = 0.6  # a sloping line's digits' centres lie within 60% of a digit's height of one another
-_SLOPES = sorted(np.tan(np.radians(np.arange(-25, 25.1, 2.5))), key=abs)  # lines rise or fall up to 25°; level first
+_SLOPES = sorted(np.tan(np.radians(np.union1d(np.arange(-25, 25.1, 2.5), np.arange(-5, 5.1, 0.5)))), key=abs)
+# lines rise or fall up to 25°, level first; within 5° (a photo held a little askew) in steps of 0.5°: a sheet
+# photographed turned 1.5° had one line of ten split in two along 0° and 2.5°
 _SPECK = 0.25  # a mark whose longer side is under 25% of the tallest mark's height (on a sheet, rules.tallest's)
 _FRAGMENT = 0.5  # a mark under half a digit's height is a fragment of a digit...
 _NEAR = 0.2  # ...and belongs to the nearest digit closer than 20% of a digit's height, unless it lies beside it

@@ -69,7 +69,10 @@ _MARGIN = 0.15  # of the line's digit height, round each digit's crop of the pic
 _FULL = 0.5  # a line whose tallest mark is under half a digit's height is no line of digits...
 _NEAR = 0.3  # ...its marks join the digit they lie over or under, closer than 0.3 of a digit's height
 _SLIVER, _LONG = 0.15, 2.0  # a mark this thin (of a digit's height) on the picture's edge, or this thin and 2
-                            # digits long, is a sliver of the page's edge
+                            # digits long, is a sliver of the page's edge...
+_CHAIN, _STEEP = 4.0, 0.2  # ...and so are 3 or more thin marks one below another, spanning 4 digits' heights, each
+                           # under 4 digits' heights below the last and at most a fifth of that aside (a margin
+                           # line photographed turned: a thin line across columns fades where it steps, in pieces)
 _JOIN = 0.1  # pieces on a line closer side by side than a tenth of its digits' height are one digit
 _SLANTED = 1.0  # a 1 written slanted can be as wide as tall: no narrower mark is taken for two digits
 _SLIGHT = 0.3  # a mark with under 30% of the ink of its line's digits is a stray stroke
@@ -240,8 +243,27 @@ def _without_slivers(marks: list[Mark], shape: tuple[int, int]) -> tuple[list[Ma
         long = max(mark.width, mark.height) >= _LONG * typical
         return (on_edge or long) and min(mark.width, mark.height) <= _SLIVER * typical
 
-    kept = [m for m in marks if not sliver(m)]
+    chained = _chained({m.box for m in marks if min(m.width, m.height) <= _SLIVER * typical}, typical)
+    kept = [m for m in marks if not sliver(m) and m.box not in chained]
     return (reading_order(kept) if len(kept) < len(marks) else marks), len(marks) - len(kept)
+
+
+def _chained(thin: set[tuple[int, int, int, int]], typical: float) -> set[tuple[int, int, int, int]]:
+    """Of the boxes of ``thin`` marks, those in chains running down the page (:data:`_CHAIN`): a margin line in
+    pieces. Each link goes down to the next thin mark starting under :data:`_CHAIN` digits' heights (``typical``)
+    below the last one's end, at most :data:`_STEEP` of the way down aside (plus two pixels); a digit's thin stroke
+    has no such chain under it."""
+    chains: list[list[tuple[int, int, int, int]]] = []
+    for box in sorted(thin, key=lambda b: b[1]):
+        for chain in chains:
+            x0, _, x1, y1 = chain[-1]
+            drop = box[1] - y1
+            if 0 <= drop < _CHAIN * typical and abs((box[0] + box[2]) - (x0 + x1)) / 2 <= _STEEP * (box[3] - y1) + 2:
+                chain.append(box)
+                break
+        else:
+            chains.append([box])
+    return {b for chain in chains if len(chain) >= 3 and chain[-1][3] - chain[0][1] >= _CHAIN * typical for b in chain}
 
 
 def _ink_gap(a: Mark, b: Mark) -> float:
