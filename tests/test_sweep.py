@@ -192,6 +192,22 @@ def test_a_killed_worker_has_its_cell_retried_with_identical_results(tmp_path):
     assert len(disturbed) == 6 and disturbed == accuracies(tmp_path / "calm")
 
 
+def test_a_cell_records_how_much_training_its_time_budget_bought():
+    """An engineer's sweep of time-budgeted CNN cells: ± sd over seeds mixed the seeds with how busy the machine
+    was, and nothing in results.csv showed it. Each cell records its epochs; unequal ones are said."""
+    pytest.importorskip("torch")
+    from digitlab.sweep import cell_result, plan_cells
+    from digitlab.sweep_report import CSV_COLUMNS, budget_notes
+
+    [cell] = plan_cells(["cnn"], {"cnn": {"time_budget": [0.5]}}, seeds=[0])
+    row = cell_result(cell, "digits")
+    assert row["error"] is None and row["epochs"] > 0 and row["train_seconds"] > 0
+    assert {"epochs", "train_seconds"} <= set(CSV_COLUMNS)
+    assert cell_result(plan_cells(["logreg"], None)[0], "digits")["epochs"] is None
+    slower = dict(row, epochs=row["epochs"] / 2)  # the same budget on a machine twice as busy
+    assert budget_notes([row, dict(row, seed=1)]) == [] and len(budget_notes([row, slower])) == 1
+
+
 def test_a_cluster_with_no_worker_yet_is_said_to_be_waited_for(tmp_path):
     """An engineer's sweep on a scheduler no worker had joined printed nothing for 60 s. It says it waits, and goes
     on when a worker joins."""

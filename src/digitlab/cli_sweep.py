@@ -169,7 +169,7 @@ def sweep(
 
     from digitlab.cli import console, err_console
     from digitlab.sweep import SweepPlan, check_workers
-    from digitlab.sweep_report import limit_notes, load_results, prune_models, summarize, write_report
+    from digitlab.sweep_report import budget_notes, limit_notes, load_results, prune_models, summarize, write_report
 
     s = _settings(ctx, file, resume, dict(dataset=dataset, models=models, seeds=seeds, param=param, limit=limit, out=out,
                                           name=name, scheduler=scheduler, workers=workers, keep_models=keep_models))
@@ -189,7 +189,7 @@ def sweep(
     if not keep_models:
         prune_models(folder, summaries)
     _print_table(dataset, len(cells), summary, summaries, rows)
-    for note in limit_notes(rows):
+    for note in limit_notes(rows) + budget_notes(rows):
         err_console.print(f"note: {escape(note)}", soft_wrap=True)
     console.print(f"Results: {escape(str(paths['csv']))}")
     console.print(f"Sweep page: {escape(str(paths['html']))}")

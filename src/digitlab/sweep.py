@@ -210,9 +210,11 @@ def cell_result(cell: Cell, dataset: str, keep_model: Path | None = None, data: 
             warnings.simplefilter("always")
             fitted = train(cell.model, data, seed=cell.seed, params=cell.params)
             _, metrics = evaluate_on_test(fitted.model, data)
+        history = getattr(fitted.model, "history_", None)  # a CNN's: how much training its time budget bought
         result.update(accuracy=metrics.accuracy, ci_low=metrics.ci_low, ci_high=metrics.ci_high,
                       n_errors=metrics.n_errors, n_test=metrics.n_test, n_train=data.n_train,
-                      train_seconds=round(fitted.train_seconds, 4), error=None)
+                      train_seconds=round(fitted.train_seconds, 4), error=None,
+                      epochs=round(sum(h.get("share", 1.0) for h in history), 3) if history else None)
         if keep_model is not None:
             from digitlab.fileio import atomic_folder
             from digitlab.store import save_model

@@ -25,12 +25,13 @@ from typing import Any
 from digitlab.fileio import write_text_atomic
 from digitlab.sweep import Cell, read_cell
 
-__all__ = ["ConfigSummary", "load_results", "limit_notes", "prune_models", "summarize", "write_report"]
+__all__ = ["ConfigSummary", "budget_notes", "load_results", "limit_notes", "prune_models", "summarize", "write_report"]
 
 CLIPPED = ("* the t-interval went past 100% (or 0%) and is cut there: with few seeds and a wide spread, the "
            "mean's interval is wide; more seeds narrow it")
 CSV_COLUMNS = ["cell_id", "config", "model", "params", "seed", "limit", "n_train", "accuracy", "n_errors", "n_test",
-               "error"]
+               "train_seconds", "epochs", "error"]
+UNEQUAL = 1.25  # a time budget's cells that trained this many times as many epochs as each other are said
 
 
 @dataclass
@@ -110,6 +111,23 @@ def limit_notes(rows: list[dict[str, Any]]) -> list[str]:
             if r.get("limit") is not None and isinstance(r.get("n_train"), int) and r["n_train"] < r["limit"]}
     return [f"limit={limit} is more than the {n:,} training images: those cells trained on all of them"
             for limit, n in sorted(over.items())]
+
+
+def budget_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per configuration with a time budget whose cells trained unequal amounts (:data:`UNEQUAL`): the
+    budget bought what the machine's load allowed, and an engineer's "± sd over seeds" mixed that with the seeds.
+
+    >>> budget_notes([{"config": "cnn time_budget=3", "params": {"time_budget": 3}, "epochs": e} for e in (0.6, 1.0)])
+    ['cnn time_budget=3: its cells trained 0.60-1.00 epochs in their time budget (as busy as the machine was): \
+part of its spread over seeds is that']
+    """
+    epochs: dict[str, list[float]] = {}
+    for row in rows:
+        if "time_budget" in (row.get("params") or {}) and isinstance(row.get("epochs"), (int, float)):
+            epochs.setdefault(row["config"], []).append(float(row["epochs"]))
+    return [f"{config}: its cells trained {min(e):.2f}-{max(e):.2f} epochs in their time budget (as busy as the "
+            "machine was): part of its spread over seeds is that" for config, e in epochs.items()
+            if min(e) > 0 and max(e) / min(e) >= UNEQUAL]
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:
@@ -213,7 +231,7 @@ def write_report(folder: Path, dataset: str, rows: list[dict[str, Any]],
         figures.append((axis, embed_png(path)))
     html = render("sweep.html.j2", clipped=CLIPPED, dataset=dataset, folder=folder.name, summaries=summaries,
                   figures=figures, n_cells=len(rows), failed=[r for r in rows if r.get("error")],
-                  when=now_utc().isoformat(), notes=limit_notes(rows))
+                  when=now_utc().isoformat(), notes=limit_notes(rows) + budget_notes(rows))
     write_text_atomic(folder / "sweep.html", html)
     return {"csv": folder / "results.csv", "html": folder / "sweep.html"}
 
