@@ -294,3 +294,20 @@ def test_a_margin_line_photographed_turned_in_pieces_is_left_out():
     thin_one = Mark((700, 130, 702, 152), np.ones((22, 2), bool), 1, 0)
     kept, gone = _without_slivers(digits + margin + [thin_one], (900, 800))
     assert gone == len(margin) and {m.box for m in kept} == {m.box for m in digits + [thin_one]}
+
+
+@pytest.mark.parametrize("rows", ["1111", "10101"])
+def test_a_column_of_thin_ones_is_no_margin_line(rows):
+    """A reviewer: thin 1s one below another on every line chained like a margin line's pieces, and the sheet lost
+    them ("found 0 lines of digits"). A margin line's pieces lie between the lines of digits too; 1s do not."""
+    picture = Image.new("L", (600, 150 * len(rows) + 100), 255)
+    draw = ImageDraw.Draw(picture)
+    for n, digit in enumerate(rows):
+        for k in range(3):
+            x, y = 100 + 150 * k, 80 + 150 * n
+            if digit == "1":
+                draw.line([(x, y), (x + 4, y + 60)], fill=0, width=3)
+            else:
+                draw.ellipse([x - 18, y, x + 18, y + 60], outline=0, width=5)
+    cut = cut_sheet(picture, rows)
+    assert [d.label for d in cut.digits] == [int(d) for d in rows for _ in range(3)]

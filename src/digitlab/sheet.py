@@ -70,9 +70,11 @@ _FULL = 0.5  # a line whose tallest mark is under half a digit's height is no li
 _NEAR = 0.3  # ...its marks join the digit they lie over or under, closer than 0.3 of a digit's height
 _SLIVER, _LONG = 0.15, 2.0  # a mark this thin (of a digit's height) on the picture's edge, or this thin and 2
                             # digits long, is a sliver of the page's edge...
-_CHAIN, _STEEP = 4.0, 0.2  # ...and so are 3 or more thin marks one below another, spanning 4 digits' heights, each
-                           # under 4 digits' heights below the last and at most a fifth of that aside (a margin
-                           # line photographed turned: a thin line across columns fades where it steps, in pieces)
+# ...and so are 3 or more thin marks one below another spanning 4 digits' heights, each under 8 heights below the last
+# and at most a tenth of that drop aside, 2 of them between the lines of digits or all of them a hairline (2 px wide):
+# a margin line photographed turned (a thin line across columns of pixels fades where it steps, in pieces), not a
+# column of 1s (one on each line, a pen's width)
+_CHAIN, _LINK, _STEEP, _HAIRLINE = 4.0, 8.0, 0.1, 2
 _JOIN = 0.1  # pieces on a line closer side by side than a tenth of its digits' height are one digit
 _SLANTED = 1.0  # a 1 written slanted can be as wide as tall: no narrower mark is taken for two digits
 _SLIGHT = 0.3  # a mark with under 30% of the ink of its line's digits is a stray stroke
@@ -243,27 +245,34 @@ def _without_slivers(marks: list[Mark], shape: tuple[int, int]) -> tuple[list[Ma
         long = max(mark.width, mark.height) >= _LONG * typical
         return (on_edge or long) and min(mark.width, mark.height) <= _SLIVER * typical
 
-    chained = _chained({m.box for m in marks if min(m.width, m.height) <= _SLIVER * typical}, typical)
+    chained = _chained({m.box for m in marks if min(m.width, m.height) <= _SLIVER * typical}, typical,
+                       [m.box for m in marks])
     kept = [m for m in marks if not sliver(m) and m.box not in chained]
     return (reading_order(kept) if len(kept) < len(marks) else marks), len(marks) - len(kept)
 
 
-def _chained(thin: set[tuple[int, int, int, int]], typical: float) -> set[tuple[int, int, int, int]]:
+def _chained(thin: set[Box], typical: float, boxes: list[Box]) -> set[Box]:
     """Of the boxes of ``thin`` marks, those in chains running down the page (:data:`_CHAIN`): a margin line in
-    pieces. Each link goes down to the next thin mark starting under :data:`_CHAIN` digits' heights (``typical``)
-    below the last one's end, at most :data:`_STEEP` of the way down aside (plus two pixels); a digit's thin stroke
-    has no such chain under it."""
+    pieces. Each link goes down to the next thin mark starting under :data:`_LINK` digits' heights (``typical``)
+    below the last one's end, at most :data:`_STEEP` of the way down aside (plus two pixels); and two of a chain's
+    marks share no row with any of the page's other marks (``boxes``: they lie between its lines of digits, as no
+    digit does), or all of them are :data:`_HAIRLINE` wide, as no pen's stroke is (a reviewer's column of thin 1s,
+    one on each line, was taken for a margin line)."""
     chains: list[list[tuple[int, int, int, int]]] = []
     for box in sorted(thin, key=lambda b: b[1]):
         for chain in chains:
             x0, _, x1, y1 = chain[-1]
             drop = box[1] - y1
-            if 0 <= drop < _CHAIN * typical and abs((box[0] + box[2]) - (x0 + x1)) / 2 <= _STEEP * (box[3] - y1) + 2:
+            if 0 <= drop < _LINK * typical and abs((box[0] + box[2]) - (x0 + x1)) / 2 <= _STEEP * (box[3] - y1) + 2:
                 chain.append(box)
                 break
         else:
             chains.append([box])
-    return {b for chain in chains if len(chain) >= 3 and chain[-1][3] - chain[0][1] >= _CHAIN * typical for b in chain}
+    def between(chain: list[Box]) -> int:
+        return sum(all(b[3] <= o[1] or o[3] <= b[1] for o in boxes if o not in chain) for b in chain)
+
+    return {b for chain in chains if len(chain) >= 3 and chain[-1][3] - chain[0][1] >= _CHAIN * typical
+            and (between(chain) >= 2 or all(b[2] - b[0] <= _HAIRLINE for b in chain)) for b in chain}
 
 
 def _ink_gap(a: Mark, b: Mark) -> float:
