@@ -379,6 +379,13 @@ def test_a_guided_save_that_fails_asks_for_its_digit_again(page):
     page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Not saved')")
     assert _prompt(page) == second and page.evaluate("strokes.length") == 1
     assert page.locator("#progress").inner_text().startswith("0 / 10")  # the first digit not skipped: still to ask
+    page.click("#save-guided")  # guided mode begun again while a save is on its way (a reviewer): when it fails,
+    page.wait_for_function("window.held.length === 1")  # its drawing must not come back under the new run's prompt
+    page.uncheck("#guided")
+    page.check("#guided")
+    page.evaluate("window.held.shift().fail()")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Not saved')")
+    assert page.evaluate("strokes.length") == 0 and page.locator("#save-guided").is_disabled()
 
 
 def test_a_drawing_the_model_calls_no_digit_is_not_asked_for_as_one(page):

@@ -73,7 +73,8 @@
     const read = answer && answer.kind === "digit" ? answer.answer.digit : null;
     el("or-its").textContent = read === null ? "It's a:" : "No — it's a:";
     el("label-question").textContent = guided
-      ? (target === null ? "All done — thank you! Untick Guided, or tick it again for more."
+      ? (target === null && guided.pending ? "Saving the last one…"
+        : target === null ? "All done — thank you! Untick Guided, or tick it again for more."
         : !hasDrawing() ? `Draw ${a(target)}, large, in the middle.`
         : !answer ? "Happy with it? Save it, or Clear and draw it again."
         : read === target ? `The model reads ${a(target)} too. Save it!`
@@ -193,8 +194,10 @@
     saving = false;
     if (run) run.pending = false;
     if (body.error) {
-      const back = !hasDrawing() && !current; // not saved: the drawing comes back, unless a new one was begun
-      if (run && run === guided) unstep(step, back); // not if guided mode was left or begun again meanwhile
+      // not saved: the drawing comes back, unless a new one was begun, or guided mode was begun, left or begun again
+      // meanwhile (under another prompt it would be saved as another digit: a reviewer)
+      const back = !hasDrawing() && !current && run === guided;
+      if (run && run === guided) unstep(step, back);
       if (back) {
         ({ strokes, picture, pictureFile } = kept);
         redraw();
@@ -211,7 +214,8 @@
       const note = !answered ? " (the model had not answered)" : refused ? " (the model did not take it for a digit)"
         : read === null ? " (the model was not sure)" : read !== label ? ` (the model read ${read})` : "";
       said(`Saved as ${label} ✓${note}`, "ok", undoStack.length > 0 && who === writer());
-    } else {
+    } else { // its digit is asked again at the end: its prompt had moved on (a reviewer)
+      if (run && run === guided) unstep(step, false);
       said(`Not saved again: this exact picture is in the set already, as ${a(body.sample.label)}`, "note", false);
     }
     showCounts(body);
