@@ -25,6 +25,7 @@ import pytest
 
 from digitlab.data import load_dataset
 from digitlab.data import mnist
+from digitlab.data import verified
 from digitlab.data.idx import read_idx_bytes, write_idx
 from digitlab.data.safe_pickle import load_numpy_pickle
 from digitlab.errors import DigitlabError
@@ -177,8 +178,6 @@ def test_a_file_changed_in_the_cache_is_refused_and_a_copied_cache_is_hashed_onc
     without a word: a load checked the files' sizes alone. Now a file whose size or time changed is hashed again."""
     import shutil
 
-    from digitlab.data import verified
-
     source, arrays = toy
     cache = mnist.fetch_mnist(source, log=Lines())
     hashed = []
@@ -186,7 +185,7 @@ def test_a_file_changed_in_the_cache_is_refused_and_a_copied_cache_is_hashed_onc
     mnist.load_mnist()
     assert hashed == []  # as fetched: trusted
     copy = tmp_path / "copy"
-    shutil.copytree(cache, copy, copy_function=shutil.copy)  # new modification times
+    shutil.copytree(cache, copy)  # its times kept (as `cp -a` keeps them), not its change times
     mnist.load_mnist(cache=copy)
     mnist.load_mnist(cache=copy)
     assert sorted(hashed) == sorted(NAMES)  # hashed once, then trusted again
@@ -195,8 +194,12 @@ def test_a_file_changed_in_the_cache_is_refused_and_a_copied_cache_is_hashed_onc
     with pytest.raises(DigitlabError) as caught:
         mnist.load_mnist(cache=copy)
     assert str(caught.value) == (
-        f"MNIST's train-labels-idx1-ubyte in {copy} changed since it was fetched (its SHA-256 is not the official "
-        "file's): fetch it again with `digitlab data fetch mnist`")
+        f"MNIST's train-labels-idx1-ubyte in {copy} changed since it was fetched (the SHA-256 is not the official "
+        "one): fetch it again with `digitlab data fetch mnist`")
+    times = (copy / "train-labels-idx1-ubyte").stat()  # its times put back (`touch -r`): its change time says it
+    os.utime(copy / "train-labels-idx1-ubyte", ns=(times.st_atime_ns, times.st_mtime_ns - 10**9))
+    with pytest.raises(DigitlabError, match="changed since it was fetched"):
+        mnist.load_mnist(cache=copy)
 
 
 def test_checksum_mismatch_names_file_and_digests_and_keeps_nothing(toy, data_root):
@@ -231,9 +234,8 @@ def test_labels_outside_0_to_9_in_the_cache_are_rejected_on_load(toy, data_root)
     path = cache / "t10k-labels-idx1-ubyte"
     data = bytearray(path.read_bytes())
     data[-1] = 42  # same size, so the manifest still vouches for it...
-    times = path.stat()
     path.write_bytes(bytes(data))
-    os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))  # ...and its time put back: its hash is trusted too
+    verified.stamp(cache, mnist.FILES)  # ...and so does the stamp (as if the file had been checked so): read, not hashed
     with pytest.raises(DigitlabError, match="label 42 .* is outside 0-9"):
         mnist.load_mnist()
 

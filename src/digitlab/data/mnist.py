@@ -433,8 +433,8 @@ def load_mnist(*, cache: Path | None = None) -> Dataset:
         raise _not_cached(cache)
     changed = changed_files(cache, FILES)
     if changed:
-        raise DigitlabError(f"MNIST's {', '.join(changed)} in {cache} changed since it was fetched (its SHA-256 is "
-                            "not the official file's): fetch it again with `digitlab data fetch mnist`")
+        raise DigitlabError(f"MNIST's {', '.join(changed)} in {cache} changed since it was fetched (the SHA-256 is "
+                            "not the official one): fetch it again with `digitlab data fetch mnist`")
     return Dataset(
         name="mnist",
         train_images=read_images(cache / "train-images-idx3-ubyte"),

@@ -3,8 +3,9 @@
 A fetch checks each file's hash before it is kept; after that a load trusted the files' sizes alone, and an
 engineer's copy of MNIST with every training label shifted by one (the same size) trained a model to 1.07%
 without a word, on a sweep worker too. Hashing the four MNIST files takes about 0.2 s, so it is done only when a
-file's size or modification time differs from what a small stamp (``verified.json``, beside the files) recorded
-when they last matched: a copied cache is hashed once, then trusted again until a file is touched.
+file's size, modification and change times or inode differ from what a small stamp (``verified.json``, beside the
+files) recorded when they last matched: a copied cache is hashed once (``cp -a`` keeps the times it can set, not the
+change time), then trusted again until a file is touched.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ STAMP = "verified.json"
 
 
 def _seen(path: Path) -> list[int]:
-    status = path.stat()
-    return [status.st_size, status.st_mtime_ns]
+    status = path.stat()  # the change time and inode too: no copy or `touch` sets those back
+    return [status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino]
 
 
 def changed_files(folder: Path, expected: dict[str, str]) -> list[str]:
@@ -33,17 +34,20 @@ def changed_files(folder: Path, expected: dict[str, str]) -> list[str]:
         stamped = json.loads((folder / STAMP).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         stamped = {}
-    stale = [name for name in expected if not isinstance(stamped, dict) or stamped.get(name) != _seen(folder / name)]
+    seen = {name: _seen(folder / name) for name in expected}  # before hashing: a file changed meanwhile is not
+    stale = [name for name in expected if not isinstance(stamped, dict) or stamped.get(name) != seen[name]]  # vouched
     bad = [name for name in stale if sha256_file(folder / name) != expected[name]]
-    if stale and not bad:
-        stamp(folder, expected)
+    if stale and not bad and seen == {name: _seen(folder / name) for name in expected}:
+        stamp(folder, expected, seen)
     return bad
 
 
-def stamp(folder: Path, expected: dict[str, str]) -> None:
-    """Record the files of ``expected`` in ``folder`` as they are now on disk, as checked (best effort)."""
+def stamp(folder: Path, expected: dict[str, str], seen: dict[str, list[int]] | None = None) -> None:
+    """Record the files of ``expected`` in ``folder`` as they are on disk (``seen``, else now), as checked (best
+    effort)."""
+    seen = seen or {name: _seen(folder / name) for name in expected}
     try:
-        write_text_atomic(folder / STAMP, json.dumps({name: _seen(folder / name) for name in expected}) + "\n")
+        write_text_atomic(folder / STAMP, json.dumps(seen) + "\n")
         os.chmod(folder / STAMP, 0o644)
     except OSError:  # a cache this user cannot write: checked again next time
         pass
