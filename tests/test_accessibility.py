@@ -4,7 +4,8 @@ axe-core (Deque's engine, as browsers' own audits use it) comes bundled in the `
 Playwright drives Debian's chromium as in ``test_browser``. A learner with a screen reader reaches the report's
 content by its landmarks, a teacher's projector shows text at a contrast axe accepts, and every control is named.
 Each page kind is made small but real: the lesson's report, the explain page, the leaderboard, a sweep's page and
-a handwriting set's report; the drawing page before and after a drawing, with a non-digit (its faded bars) and in number mode.
+a handwriting set's report; the drawing page before and after a drawing, with a non-digit (its faded bars) and in
+number mode.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def test_a_handwriting_sets_report_has_no_axe_violations(browser, real_mnist, tm
 
 
 def test_the_drawing_page_has_no_axe_violations_as_it_is_used(browser, lesson_run):
-    """Empty, after a drawing (the bars, the input view), with a non-digit drawn, and in number mode with a number read."""
+    """Empty, after a drawing (the bars, the input view), with a non-digit drawn, and in number mode with a number
+    read."""
     from test_browser import _serve
 
     served = _serve(lesson_run.folder, lesson_run.folder.parent)

@@ -317,7 +317,8 @@ HOLD_SAVES = """() => {  // each POST /api/samples waits until the test lets it 
   window.held = [];
   window.fetch = (url, options) => String(url).includes("/api/samples?") ? new Promise((resolve) => window.held.push({
     pass: () => resolve(send(url, options)),
-    fail: () => resolve(new Response('{"error": "busy"}', {status: 503, headers: {"Content-Type": "application/json"}})),
+    fail: () => resolve(new Response('{"error": "busy"}',
+                                     {status: 503, headers: {"Content-Type": "application/json"}})),
   })) : send(url, options);
 }"""
 

@@ -194,8 +194,8 @@ def test_predict_and_read_take_a_folder_of_pictures(lesson_run, tmp_path):
         assert [entry["image"] for entry in answered] == [str(scans / "b" / "two.jpg"), str(scans / "one.png"),
                                                          str(tmp_path / "empty")]
         assert "error" not in answered[0] and "is a folder with no pictures in it" in answered[2]["error"]
-        assert f"note: left out 1 file that is not a picture (PNG, JPEG, BMP, GIF, WebP or TIFF): {scans / 'notes.txt'}" \
-            in " ".join(result.stderr.split())
+        note = f"note: left out 1 file that is not a picture (PNG, JPEG, BMP, GIF, WebP or TIFF): {scans / 'notes.txt'}"
+        assert note in " ".join(result.stderr.split())
 
 
 def test_a_folders_heic_photo_is_said_not_passed_over_and_prepared_pictures_never_overwrite_each_other(
@@ -214,7 +214,8 @@ def test_a_folders_heic_photo_is_said_not_passed_over_and_prepared_pictures_neve
     assert result.returncode == 1, result.stderr
     answered = {Path(e["image"]).relative_to(folder).as_posix(): e for e in json.loads(result.stdout)["predictions"]}
     assert set(answered) == {"001-x.png", "IMG_0001.HEIC", "a/x.png", "b/x.png"}
-    assert answered["IMG_0001.HEIC"]["error"].endswith("a HEIC photo is not read: export it as a PNG or JPEG and send that")
+    assert answered["IMG_0001.HEIC"]["error"].endswith(
+        "a HEIC photo is not read: export it as a PNG or JPEG and send that")
     assert "left out 1 file that is not a picture" in result.stderr and "scan.pgm" in result.stderr
     prepared = [e["prepared"] for e in answered.values() if "prepared" in e]
     assert len(set(prepared)) == 3 and all(Path(p).is_file() for p in prepared)

@@ -171,10 +171,11 @@ def test_a_students_pictures_are_given_back_and_what_holds_them_still_is_named(e
         " ".join(removed.stderr.split())
     run_cli("data", "import", "giveback", str(photos / WRITERS[0].name), "--writer", WRITERS[0].name, env=variables)
     elsewhere = run_cli("data", "remove", "giveback", "--writer", WRITERS[0].name, "--yes", env=variables)
-    assert "; no run in runs learned from them (runs kept elsewhere: --runs FOLDER)" in " ".join(elsewhere.stderr.split())
+    said = " ".join(elsewhere.stderr.split())
+    assert "; no run in runs learned from them (runs kept elsewhere: --runs FOLDER)" in said
     run_cli("data", "import", "giveback", str(photos / WRITERS[0].name), "--writer", WRITERS[0].name, env=variables)
-    looked = run_cli("data", "remove", "giveback", "--writer", WRITERS[0].name, "--yes", "--runs", str(tmp_path / "runs"),
-                     env=variables)  # a teacher in another folder than the runs': the run on the set learned from them
+    looked = run_cli("data", "remove", "giveback", "--writer", WRITERS[0].name, "--yes", "--runs",
+                     str(tmp_path / "runs"), env=variables)  # a teacher elsewhere: the run on the set learned from them
     assert f"runs that learned from them ({tmp_path / 'runs' / 'own'}" in " ".join(looked.stderr.split()), looked.stderr
 
 

@@ -235,7 +235,7 @@ def test_labels_outside_0_to_9_in_the_cache_are_rejected_on_load(toy, data_root)
     data = bytearray(path.read_bytes())
     data[-1] = 42  # same size, so the manifest still vouches for it...
     path.write_bytes(bytes(data))
-    verified.stamp(cache, mnist.FILES)  # ...and so does the stamp (as if the file had been checked so): read, not hashed
+    verified.stamp(cache, mnist.FILES)  # ...and so does the stamp (as if it had been checked so): read, not hashed
     with pytest.raises(DigitlabError, match="label 42 .* is outside 0-9"):
         mnist.load_mnist()
 

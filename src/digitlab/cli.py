@@ -274,7 +274,8 @@ def predict(
             marks = None
         entry = {"image": str(image), **prediction.to_dict(), "marks": marks}
         if save_prepared is not None:
-            entry["prepared"] = str(_save_prepared(prepared, loaded.pixel_max, save_prepared / f"{stems[n]}-prepared.png"))
+            named = save_prepared / f"{stems[n]}-prepared.png"
+            entry["prepared"] = str(_save_prepared(prepared, loaded.pixel_max, named))
         results.append(entry)
         if not as_json:
             console.print(f"{escape(str(image))}: {_answer_line(prediction)}")

@@ -95,12 +95,17 @@ def pictures_to_read(paths: List[Path]) -> List[Path]:
 def prepared_stems(images: List[Path]) -> List[str]:
     """A name for each picture's ``--save-prepared`` files, none the same: its own (its stem), or numbered by its
     place when another picture has that stem, or when its numbered name is yet another's own (``a/x.png``,
-    ``b/x.png`` and ``001-x.png``: the last one's file had overwritten the first one's)."""
+    ``b/x.png`` and ``001-x.png``: the last one's file had overwritten the first one's), regardless of case.
+
+    >>> prepared_stems([Path("a/x.png"), Path("b/X.png"), Path("001-x.png"), Path("y.jpg")])
+    ['001-001-x', '002-X', '001-x', 'y']
+    """
     stems = [image.stem for image in images]
+    folded = [stem.casefold() for stem in stems]  # X.png and x.png are one file on macOS and Windows (a reviewer)
     names: List[str] = []
     for n, stem in enumerate(stems, 1):
-        name = stem if stems.count(stem) == 1 else f"{n:03d}-{stem}"
-        while name in names or (name != stem and name in stems):
+        name = stem if folded.count(stem.casefold()) == 1 else f"{n:03d}-{stem}"
+        while name.casefold() in {m.casefold() for m in names} or (name != stem and name.casefold() in folded):
             name = f"{n:03d}-{name}"
         names.append(name)
     return names

@@ -217,7 +217,6 @@ def _run_with_progress(plan, scheduler: str, workers: int | None) -> dict[str, A
                          advance=lambda n: progress.advance(task, n))
 
 
-
 @contextlib.contextmanager
 def _only_sweep_in(folder: Path) -> Iterator[None]:
     """Hold the sweep folder's lock while its cells run: a second command for the same sweep (the same --name, or

@@ -337,6 +337,7 @@ def load_for_prediction(path: str | Path, say: Callable[[str], None] = lambda li
     silence (an engineer)."""
     import importlib.util
     import os
+    import shlex
 
     from digitlab.fileio import sha256_file
     from digitlab.store import load_model, read_card
@@ -348,16 +349,18 @@ def load_for_prediction(path: str | Path, say: Callable[[str], None] = lambda li
             or sha256_file(weights) != card.sha256):  # a damaged run: load_model says so in one line
         return load_model(Path(path))
     again = (f"{onnx_path} is not used, so the estimator answers (slower, more memory): "
-             f"`digitlab export --model {Path(path)}` writes it again from this run's model")
+             f"`digitlab export --model {shlex.quote(str(path))}` writes it again from this run's model")
     try:
         onnx = load_onnx(onnx_path, threads=0)
     except (DigitlabError, OSError) as exc:  # damaged, or not a digitlab export: the estimator answers
-        say(f"{again} ({exc})")
+        say(f"{again} ({_first_line(exc) if not isinstance(exc, DigitlabError) else str(exc).splitlines()[0]})")
         return load_model(Path(path))
     same = (onnx.card.id == card.id and onnx.model.metadata.get("source_sha256") == card.sha256
             and onnx.card.image_shape == card.image_shape and onnx.card.classes == card.classes)
     if not same or (card.not_a_digit is not None and onnx.detector is None):  # an older export, or no detector
-        say(f"{again} (it was exported from {'another model' if not same else 'this one before it had its detector'})")
+        said = ("another model" if onnx.card.id != card.id else "an older version of this model" if not same
+                else "this model before it had its not-a-digit detector")
+        say(f"{again} (it was exported from {said})")
         return load_model(Path(path))
     return dataclasses.replace(onnx, card=card)
 

@@ -76,12 +76,13 @@ def count_lines(on: Console, what: str, total: int, done: int = 0) -> Callable[[
     "cells: 5 of 20 done (12 s)" (a sweep in a log said nothing until it ended)."""
     import time
 
-    start, step, count = time.monotonic(), max(1, total // 20), [done]
+    start, step, count = time.monotonic(), max(1, -(-total // 20)), done
 
     def advance(n: int) -> None:
-        count.append(count[-1] + n)
-        if count[-1] == total or count[-1] // step > count[-2] // step:
-            on.print(f"{what}: {count[-1]:,} of {total:,} done ({time.monotonic() - start:.0f} s)")
+        nonlocal count
+        before, count = count, count + n
+        if count == total or count // step > before // step:
+            on.print(f"{what}: {count:,} of {total:,} done ({time.monotonic() - start:.0f} s)")
     return advance
 
 

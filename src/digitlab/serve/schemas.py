@@ -37,7 +37,8 @@ class PixelsBody(BaseModel):
     pixels: Annotated[list[Row], Field(
         min_length=28, max_length=28,
         description="28 rows of 28 numbers from 0 to 255, either polarity (ink light or dark); "
-                    "fractions are rounded. Cropped, scaled and centred like MNIST before the model sees it.",
+                    "fractions are rounded; a grid scaled to 0-1 is refused. Cropped, scaled and centred like MNIST "
+                    "before the model sees it.",
     )]
 
     @field_validator("pixels", mode="before")
@@ -50,8 +51,8 @@ class PixelsBody(BaseModel):
         except DigitlabError as exc:
             raise ValueError(str(exc)) from None
         if 0 < np.max(np.asarray(value, dtype=np.float64)) <= 1:  # was told "no ink found: the image is blank"
-            raise ValueError("pixels must be between 0 and 255, and these all lie between 0 and 1, as if scaled to "
-                             "0-1: multiply them by 255")
+            raise ValueError("pixels are read on a 0-255 scale, and these all lie between 0 and 1, as if scaled "
+                             "to 0-1: multiply them by 255")
         return grid.tolist()
 
 
