@@ -296,6 +296,22 @@ def test_writer_split_never_puts_a_writer_on_both_sides(data_dir):
     assert data.split["kind"] == "by-writer" and data.n_train == data.n_test == 30
 
 
+def test_a_writer_named_without_their_accent_is_suggested(data_dir):
+    """A teacher typed `--hold-out zoe` for Zoë: refused, rightly (Zoe and Zoë may be two students), and now told
+    whom they may have meant; so are `data export` and `data remove --writer`."""
+    from digitlab.data.handwriting_io import export_pictures
+
+    store = HandwritingSet.open("class", create=True)
+    for w, name in enumerate(("Zoë", "Ben")):
+        for digit in range(3):
+            store.add(picture(digit, variant=w), digit, writer=name)
+    with pytest.raises(DigitlabError, match=r"^--hold-out 'zoe': no samples by that writer; the set's writers are "
+                                            r"Ben, Zoë; did you mean 'Zoë'\?$"):
+        split_samples(store.samples(), hold_out=["zoe"])
+    with pytest.raises(DigitlabError, match=r"did you mean 'Zoë'\?$"):
+        export_pictures("class", data_dir / "out", writer="ZOE")
+
+
 def test_one_writer_gets_a_seeded_stratified_split(data_dir):
     store = HandwritingSet.open("mine", create=True)
     for digit in range(10):

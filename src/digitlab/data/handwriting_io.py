@@ -34,7 +34,7 @@ import numpy as np
 
 from digitlab.data.dataset import Dataset
 from digitlab.data.handwriting import HandwritingSet, NewSample, Sample, StoreWriteError, new_sample
-from digitlab.data.handwriting_names import NO_NAME, check_new_writer, written_by
+from digitlab.data.handwriting_names import NO_NAME, check_new_writer, meant, written_by
 from digitlab.data.image_files import PICTURES, UNREAD, hidden
 from digitlab.data.image_files import MAX_FILE_BYTES
 from digitlab.errors import DigitlabError
@@ -113,7 +113,8 @@ def _held_out(samples: list[Sample], hold_out: list[str], seed: int) -> tuple[li
     for name in hold_out:
         if not any(written_by([name])(s) for s in samples):
             raise DigitlabError(f"--hold-out {name!r}: no samples by that writer; the set's writers are "
-                                + ", ".join(writers[:20]) + (", ..." if len(writers) > 20 else ""))
+                                + ", ".join(writers[:20]) + (", ..." if len(writers) > 20 else "")
+                                + meant(name, writers))
     held = written_by(hold_out)
     train, test = [s for s in samples if not held(s)], [s for s in samples if held(s)]
     if not train:
@@ -356,9 +357,9 @@ def export_pictures(name: str, folder: Path, *, writer: str | None = None) -> tu
     if writer is not None:
         samples = [s for s in samples if written_by([writer])(s)]
         if not samples:
-            present = ", ".join(sorted({writer_of(s) for s in store.samples()})) or "none"
+            named = sorted({writer_of(s) for s in store.samples()})
             raise DigitlabError(f"handwriting set {name!r} has no samples by writer {writer!r} (writers: "
-                                f"{present[:200]})")
+                                f"{(', '.join(named) or 'none')[:200]}){meant(writer, named)}")
     if not samples:
         raise DigitlabError(f"handwriting set {name!r} has no samples to export")
     folder = Path(folder).resolve()  # "." or "..": a folder beside it, named as it is ("/": refused)

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from digitlab.errors import DigitlabError
 
 __all__ = ["NAME", "NO_NAME", "RESERVED", "WRITER_MAX", "check_new_writer", "check_set_name", "check_writer",
-           "one_spelling", "writer_key", "written_by"]
+           "meant", "one_spelling", "writer_key", "written_by"]
 
 RESERVED = ("digits", "mnist")
 """The built-in datasets' names: no handwriting set may take them."""
@@ -97,6 +97,20 @@ def writer_key(name: str) -> str:
     True
     """
     return " ".join(unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold()).split())
+
+
+def meant(name: str, writers: Iterable[str]) -> str:
+    """``"; did you mean 'Zoë'?"`` when one of ``writers`` is ``name`` but for its accents (a teacher typed
+    ``--hold-out zoe`` for Zoë), else ``""``. Only a hint: "Zoe" and "Zoë" may be two students.
+
+    >>> meant("zoe", ["Ada", "Zoë"]), meant("zoe", ["Zoë", "Zöe"]), meant("ben", ["Ada"])
+    ("; did you mean 'Zoë'?", '', '')
+    """
+    def bare(text: str) -> str:
+        return "".join(c for c in unicodedata.normalize("NFKD", writer_key(text)) if not unicodedata.combining(c))
+
+    close = sorted({w for w in writers if bare(w) == bare(name)})
+    return f"; did you mean {close[0]!r}?" if len(close) == 1 else ""
 
 
 def written_by(writers: Iterable[str]) -> Callable[[Any], bool]:
