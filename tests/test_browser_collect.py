@@ -312,6 +312,19 @@ def test_guided_mode_prompts_and_counts(page):
     assert _samples()[-1].id == last.id
 
 
+def test_the_collecting_page_has_no_axe_violations(page):
+    """The name box, the guided prompt, the save buttons and the counts pass axe-core as the drawing page does
+    (test_accessibility): free mode with a drawing, then guided."""
+    pytest.importorskip("axe_playwright_python")
+    from test_accessibility import axe_violations
+
+    _stroke(page, [(0.3, 0.2), (0.7, 0.2), (0.45, 0.85)])
+    _answered(page)
+    free = axe_violations(page)
+    page.check("#guided")
+    assert (free, axe_violations(page)) == ([], [])
+
+
 HOLD_SAVES = """() => {  // each POST /api/samples waits until the test lets it through, or answers 503 for it
   const send = window.fetch;
   window.held = [];
