@@ -187,6 +187,7 @@
     const run = guided, step = guided ? guided.step++ : null; // ...so the prompt moves on with it: "Draw a 2" still
     if (run) run.pending = true; // shown on a cleared pad while a slow save was on its way, a 2 drawn then was saved
     update(); // as the next digit
+    said(`Saving as ${label}…`, "note", false); // the count moves when it is saved
     const query = new URLSearchParams({ label: String(label), source });
     const who = writer(); // as sent: another student may type their name while this save is on its way
     if (who) query.set("writer", who);
