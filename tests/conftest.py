@@ -161,3 +161,19 @@ def mnist_reader(real_mnist):
     model = train("logreg", dataset, params={"max_iter": 200}).model
     card = ModelCard(id="logreg-mnist-read", model="logreg", dataset="mnist", image_shape=(28, 28), pixel_max=255)
     return model, card, dataset
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright, one per module of browser tests (``test_browser._chromium`` installs
+    it with apt when missing; Playwright's own browser download is not used)."""
+    pytest.importorskip("playwright.sync_api")
+    from playwright.sync_api import sync_playwright
+
+    from test_browser import CHROMIUM_ARGS, _chromium
+
+    executable = _chromium()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()

@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("playwright.sync_api")
 pytest.importorskip("axe_playwright_python")
 
-from test_browser import CHROMIUM_ARGS, _chromium, _stroke  # noqa: E402
+from test_browser import _stroke  # noqa: E402
 
 
 def axe_violations(page) -> list[str]:
@@ -26,16 +26,6 @@ def axe_violations(page) -> list[str]:
 
     found = Axe().run(page).response["violations"]
     return [f"{v['id']} ({v['impact']}): {v['help']}; e.g. {v['nodes'][0]['html'][:160]}" for v in found]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

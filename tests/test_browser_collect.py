@@ -21,7 +21,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 pytest.importorskip("playwright.sync_api")
 
-from test_browser import CHROMIUM_ARGS, OUTPUT, _chromium, _free_port, _stroke  # noqa: E402
+from test_browser import OUTPUT, _free_port, _stroke  # noqa: E402
 
 from digitlab.data.handwriting import HandwritingSet  # noqa: E402
 
@@ -70,16 +70,6 @@ def collecting(tmp_path_factory):
         os.environ.pop("DIGITLAB_DATA", None)
     else:
         os.environ["DIGITLAB_DATA"] = previous
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
