@@ -182,6 +182,19 @@ def test_a_frame_around_the_number_is_not_a_mark():
     assert [m.box for m in find_marks(ink_of(away))] == [(x0 + 100, y0, x1 + 100, y1) for x0, y0, x1, y1 in truth]
 
 
+def test_an_answer_box_as_tall_as_the_digits_touching_it_is_not_read_as_ones():
+    """A reader's worksheets: a box only as tall as the writing, the digits touching its top and bottom, lost its top
+    and bottom as rules and kept its sides, read as two sure 1s round the number ("66" as "1661", 9 of 30 right)."""
+    picture, truth = _picture((300, 140), [("1", 60, 40), ("7", 120, 40), ("0", 180, 40)])
+    rows = [y for y0, y1 in ((b[1], b[3]) for b in truth) for y in (y0, y1)]
+    top, bottom = min(rows), max(rows)
+    boxed = picture.copy()
+    boxed[top - 2:top + 1, 20:280] = boxed[bottom - 1:bottom + 2, 20:280] = 0  # walls through the digits' ends
+    boxed[top - 2:bottom + 2, 20:23] = boxed[top - 2:bottom + 2, 277:280] = 0
+    found = _boxes(boxed)
+    assert [(b[0], b[2]) for b in found] == [(b[0], b[2]) for b in truth], (found, truth)  # no side as a mark
+
+
 def test_a_page_with_only_a_ruled_line_has_no_number(digits_model):
     ruled = np.full((200, 500), 255, dtype=np.uint8)
     ruled[100:104, 20:480] = 0

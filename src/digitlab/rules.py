@@ -41,6 +41,7 @@ _THIN_BAR = 0.25  # ...(under a number: its ink on average at most 25% as thick 
 _SOLID = 0.4  # ...(and filling 40% of its box along its slope: a row of small 0s joined is no bar)
 _FOOT = 0.08  # (unless the rest comes down to it within 8% of one of its ends: a 2's base drawn apart)...
 _HELD, _INSIDE = 0.9, 0.5  # ...and one holding 90% of the rest in its hole, half as tall or wide as it, frames it
+_SIDE = 0.5  # a run down half a digit's height or more, joining two runs across at the same end, is a box's side
 
 
 def leave_out_rules(ink: np.ndarray) -> np.ndarray:
@@ -265,10 +266,40 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
     edge = max(1, int(_EDGE * on.shape[1]))
     at_edge = np.isin(strips, _nonzero(np.concatenate([strips[:, :edge], strips[:, -edge:]], axis=None)))
     anywhere = _runs(on, 0, _RULE_DOWN_ANYWHERE * digit) if page else False
-    left = on & ~(across | (down & (framed | at_edge)) | anywhere)
+    left = on & ~(across | (down & (framed | at_edge)) | anywhere | _box_sides(on, across, digit))
     if ruled_page and left.sum() < _RULED_PAGE * on.sum():
         return np.zeros_like(on)  # a ruled page, no number
     return left
+
+
+def _box_sides(on: np.ndarray, across: np.ndarray, digit: float) -> np.ndarray:
+    """The runs down in ``on``, :data:`_SIDE` of a ``digit`` height or longer, that join two runs ``across`` at the
+    same end (the left ends of both, or the right ends): the sides of a box only as tall as the writing in it (an
+    answer box), shorter than :data:`_RULE_DOWN`. Left in, with the digits touching its top and bottom, they were
+    read as two sure 1s round them ("66" as "1661", a reader's worksheets). A digit touching the box between its
+    ends is no side.
+
+    >>> box = np.zeros((40, 100), dtype=bool)
+    >>> box[[5, 34], 10:90] = True; box[5:35, [10, 89]] = True; box[5:35, 40:44] = True   # a 1 touching both
+    >>> sides = _box_sides(box, _runs(box, 1, 60), 20)
+    >>> sorted({int(x) for x in np.nonzero(sides)[1]})
+    [10, 89]
+    """
+    sides = np.zeros_like(on)
+    rails = [(rows.start, rows.stop - 1, cols.start, cols.stop - 1) for rows, cols in
+             ndimage.find_objects(ndimage.label(across, structure=np.ones((3, 3), dtype=bool))[0])]
+    if len(rails) < 2:
+        return sides
+    near = max(3.0, 0.1 * digit)
+    strips, _ = ndimage.label(_runs(on & ~across, 0, _SIDE * digit - 2 * near))
+    for k, (rows, cols) in enumerate(ndimage.find_objects(strips), 1):
+        x = (cols.start + cols.stop - 1) / 2
+        for end in (2, 3):  # the rails' left ends, then their right ends
+            top = [r for r in rails if abs(x - r[end]) <= near and abs(rows.start - 1 - r[1]) <= near]
+            bottom = [r for r in rails if abs(x - r[end]) <= near and abs(rows.stop - r[0]) <= near]
+            if top and bottom and set(top) != set(bottom):
+                sides |= strips == k
+    return sides
 
 
 def digit_height(heights: np.ndarray, share: float, *, page: bool = False) -> float:
