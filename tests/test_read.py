@@ -807,6 +807,16 @@ def test_a_minus_written_close_before_the_number_is_one_but_a_bar_broken_after_a
     assert _separators(touching)[0] == []
 
 
+@pytest.mark.parametrize("rise", [12, 16])  # the second digit 0.3 and 0.4 of a height higher than the first
+def test_a_minus_before_two_digits_written_unevenly_is_one(rise):
+    """A reader's "-59", the 9 written higher than the 5: the band through the two digits' centres tilted, carried on
+    to the minus put it outside the band's middle, and it was a "?" (1 of 20 right at 0.3 of a height, 0 at 0.4)."""
+    strip = np.zeros((80, 140), dtype=np.uint8)
+    strip[30:70, 60:66] = strip[30 - rise:70 - rise, 100:106] = 255  # two 1s, the second higher
+    strip[44:49, 25:45] = 255  # a minus near the first digit's middle
+    assert _separators(strip)[0] == [("-", (25, 44, 45, 49))]
+
+
 def test_a_separator_is_apart_from_a_digits_ink_not_its_box_and_a_short_thick_dash_is_a_dash():
     """A second review: beside a 1 leaning 26°, a dash 12 px from its ink but 2 px from its box was joined to it;
     a 10×5 bar across the middle was a point; a dash 45 px (1.1 heights) before the next digit was read as one."""
