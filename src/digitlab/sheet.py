@@ -246,7 +246,7 @@ def _without_slivers(marks: list[Mark], shape: tuple[int, int]) -> tuple[list[Ma
         return (on_edge or long) and min(mark.width, mark.height) <= _SLIVER * typical
 
     chained = _chained({m.box for m in marks if min(m.width, m.height) <= _SLIVER * typical}, typical,
-                       [m.box for m in marks])
+                       [m.box for m in marks if not sliver(m) and m.width > _HAIRLINE and m.height < _LONG * typical])
     kept = [m for m in marks if not sliver(m) and m.box not in chained]
     return (reading_order(kept) if len(kept) < len(marks) else marks), len(marks) - len(kept)
 
@@ -255,9 +255,10 @@ def _chained(thin: set[Box], typical: float, boxes: list[Box]) -> set[Box]:
     """Of the boxes of ``thin`` marks, those in chains running down the page (:data:`_CHAIN`): a margin line in
     pieces. Each link goes down to the next thin mark starting under :data:`_LINK` digits' heights (``typical``)
     below the last one's end, at most :data:`_STEEP` of the way down aside (plus two pixels); and two of a chain's
-    marks share no row with any of the page's other marks (``boxes``: they lie between its lines of digits, as no
-    digit does), or all of them are :data:`_HAIRLINE` wide, as no pen's stroke is (a reviewer's column of thin 1s,
-    one on each line, was taken for a margin line)."""
+    marks share no row with any of the page's other marks (``boxes``: its digits' and strokes', not its slivers,
+    hairlines or lines, which would hide the gaps; they lie between its lines of digits, as no digit does), or all of
+    them are :data:`_HAIRLINE` wide, as no pen's stroke is (a reviewer's column of thin 1s, one on each line, was
+    taken for a margin line)."""
     chains: list[list[tuple[int, int, int, int]]] = []
     for box in sorted(thin, key=lambda b: b[1]):
         for chain in chains:
@@ -268,6 +269,7 @@ def _chained(thin: set[Box], typical: float, boxes: list[Box]) -> set[Box]:
                 break
         else:
             chains.append([box])
+
     def between(chain: list[Box]) -> int:
         return sum(all(b[3] <= o[1] or o[3] <= b[1] for o in boxes if o not in chain) for b in chain)
 
