@@ -349,9 +349,9 @@ def remove(
     by_them = written_by([writer])  # regardless of case; "(no name)": the samples saved without a name
     theirs = [s for s in samples if by_them(s)]
     if not theirs:
-        present = sorted({writer_of(s) for s in samples}) or ["none"]
+        present = sorted({writer_of(s) for s in samples})
         raise DigitlabError(f"handwriting set {name!r} has no samples by writer {writer!r} "
-                            f"(writers: {', '.join(present)[:200]}){meant(writer, present)}")
+                            f"(writers: {(', '.join(present) or 'none')[:200]}){meant(writer, present)}")
     shown = ", ".join(sorted({writer_of(s) for s in theirs}))  # as the set stores the name: --writer ADA is ada
     _confirm(yes, f"Remove the {len(theirs):,} sample{'' if len(theirs) == 1 else 's'} by {shown} from {name!r}?")
     removed = store.remove_writer(writer)

@@ -100,14 +100,18 @@ def prepared_stems(images: List[Path]) -> List[str]:
     >>> prepared_stems([Path("a/x.png"), Path("b/X.png"), Path("001-x.png"), Path("y.jpg")])
     ['001-001-x', '002-X', '001-x', 'y']
     """
+    from collections import Counter
+
     stems = [image.stem for image in images]
-    folded = [stem.casefold() for stem in stems]  # X.png and x.png are one file on macOS and Windows (a reviewer)
+    folded = Counter(stem.casefold() for stem in stems)  # X.png and x.png are one file on macOS and Windows
     names: List[str] = []
+    taken: set[str] = set()
     for n, stem in enumerate(stems, 1):
-        name = stem if folded.count(stem.casefold()) == 1 else f"{n:03d}-{stem}"
-        while name.casefold() in {m.casefold() for m in names} or (name != stem and name.casefold() in folded):
+        name = stem if folded[stem.casefold()] == 1 else f"{n:03d}-{stem}"
+        while name.casefold() in taken or (name != stem and name.casefold() in folded):
             name = f"{n:03d}-{name}"
         names.append(name)
+        taken.add(name.casefold())
     return names
 
 

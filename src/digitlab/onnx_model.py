@@ -353,7 +353,8 @@ def load_for_prediction(path: str | Path, say: Callable[[str], None] = lambda li
     try:
         onnx = load_onnx(onnx_path, threads=0)
     except (DigitlabError, OSError) as exc:  # damaged, or not a digitlab export: the estimator answers
-        say(f"{again} ({_first_line(exc) if not isinstance(exc, DigitlabError) else str(exc).splitlines()[0]})")
+        why = _first_line(exc) if not isinstance(exc, DigitlabError) else (str(exc).splitlines() or [""])[0]
+        say(f"{again} ({why})")
         return load_model(Path(path))
     same = (onnx.card.id == card.id and onnx.model.metadata.get("source_sha256") == card.sha256
             and onnx.card.image_shape == card.image_shape and onnx.card.classes == card.classes)

@@ -210,7 +210,7 @@
     }
     if (body.added) {
       if (who === writer()) { // still this student's turn: theirs to undo
-        undoStack.push({ id: body.sample.id, label, step, writer: who });
+        undoStack.push({ id: body.sample.id, label, step, run, writer: who });
       }
       const note = !answered ? " (the model had not answered)" : refused ? " (the model did not take it for a digit)"
         : read === null ? " (the model was not sure)" : read !== label ? ` (the model read ${read})` : "";
@@ -238,7 +238,8 @@
       undoStack.push(last); // still saved: Undo can be tried again
       said(`Not undone: ${body.error}`, "error");
     } else {
-      if (guided && last.step !== null) guided.step = Math.min(guided.step, last.step);
+      // its digit asked again, in the guided run it was saved in (not another begun since: a reviewer)
+      if (guided && last.run === guided && last.step !== null) guided.step = Math.min(guided.step, last.step);
       said(code === 404 ? `That ${last.label} was removed already` : `Removed the ${last.label} you saved`);
       if (!body.error) showCounts(body);
       else refresh();
