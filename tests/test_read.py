@@ -195,6 +195,18 @@ def test_an_answer_box_as_tall_as_the_digits_touching_it_is_not_read_as_ones():
     assert [(b[0], b[2]) for b in found] == [(b[0], b[2]) for b in truth], (found, truth)  # no side as a mark
 
 
+@pytest.mark.parametrize("clear", [0, 3])  # the 1 touching both lines, or 3 px from them
+def test_a_one_at_the_start_of_a_number_between_two_lines_stays(clear):
+    """A reviewer: a line over a number and a line under it, both starting at its first digit, a 1, made that 1 a
+    box's side ("170" read "70"). A box has two sides, at both ends of its lines."""
+    picture, truth = _picture((300, 140), [("1", 60, 40), ("7", 120, 40), ("0", 180, 40)])
+    top, bottom = min(b[1] for b in truth), max(b[3] for b in truth)
+    lined = picture.copy()
+    start = truth[0][0]
+    lined[top - 3 - clear:top - clear, start:280] = lined[bottom + clear:bottom + 3 + clear, start:280] = 0
+    assert len(_boxes(lined)) == 3, _boxes(lined)
+
+
 def test_a_page_with_only_a_ruled_line_has_no_number(digits_model):
     ruled = np.full((200, 500), 255, dtype=np.uint8)
     ruled[100:104, 20:480] = 0
@@ -807,7 +819,7 @@ def test_a_minus_written_close_before_the_number_is_one_but_a_bar_broken_after_a
     assert _separators(touching)[0] == []
 
 
-@pytest.mark.parametrize("rise", [12, 16])  # the second digit 0.3 and 0.4 of a height higher than the first
+@pytest.mark.parametrize("rise", [16, 20])  # the second digit 0.4 and 0.5 of a height higher than the first
 def test_a_minus_before_two_digits_written_unevenly_is_one(rise):
     """A reader's "-59", the 9 written higher than the 5: the band through the two digits' centres tilted, carried on
     to the minus put it outside the band's middle, and it was a "?" (1 of 20 right at 0.3 of a height, 0 at 0.4)."""
@@ -815,6 +827,19 @@ def test_a_minus_before_two_digits_written_unevenly_is_one(rise):
     strip[30:70, 60:66] = strip[30 - rise:70 - rise, 100:106] = 255  # two 1s, the second higher
     strip[44:49, 25:45] = 255  # a minus near the first digit's middle
     assert _separators(strip)[0] == [("-", (25, 44, 45, 49))]
+
+
+@pytest.mark.parametrize("degrees", [15, 20, 25])
+def test_a_minus_before_two_digits_written_uphill_is_one(degrees):
+    """A reviewer: the band through two digits taken at the first one's centre lost the minus of "-11" written uphill
+    from 15°, the minus on the number's own slope. Either place of the band's middle makes it a minus."""
+    rise = np.tan(np.radians(degrees))
+    strip = np.zeros((120, 160), dtype=np.uint8)
+    strip[50:90, 60:66] = 255
+    strip[50 - round(40 * rise):90 - round(40 * rise), 100:106] = 255  # the second 1 up the slope
+    y = round(70 + 28 * rise)  # the minus's centre, 28 px before the first 1's, down the slope
+    strip[y - 2:y + 3, 25:45] = 255
+    assert [s for s, _ in _separators(strip)[0]] == ["-"]
 
 
 def test_a_separator_is_apart_from_a_digits_ink_not_its_box_and_a_short_thick_dash_is_a_dash():

@@ -41,7 +41,7 @@ _THIN_BAR = 0.25  # ...(under a number: its ink on average at most 25% as thick 
 _SOLID = 0.4  # ...(and filling 40% of its box along its slope: a row of small 0s joined is no bar)
 _FOOT = 0.08  # (unless the rest comes down to it within 8% of one of its ends: a 2's base drawn apart)...
 _HELD, _INSIDE = 0.9, 0.5  # ...and one holding 90% of the rest in its hole, half as tall or wide as it, frames it
-_SIDE = 0.5  # a run down half a digit's height or more, joining two runs across at the same end, is a box's side
+_SIDE = 0.5  # a run down half a digit's height or more touching two runs across at both ends is a box's side
 
 
 def leave_out_rules(ink: np.ndarray) -> np.ndarray:
@@ -273,32 +273,39 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
 
 
 def _box_sides(on: np.ndarray, across: np.ndarray, digit: float) -> np.ndarray:
-    """The runs down in ``on``, :data:`_SIDE` of a ``digit`` height or longer, that join two runs ``across`` at the
-    same end (the left ends of both, or the right ends): the sides of a box only as tall as the writing in it (an
-    answer box), shorter than :data:`_RULE_DOWN`. Left in, with the digits touching its top and bottom, they were
-    read as two sure 1s round them ("66" as "1661", a reader's worksheets). A digit touching the box between its
-    ends is no side.
+    """The two sides of a box only as tall as the writing in it (an answer box), shorter than :data:`_RULE_DOWN`: two
+    runs ``across`` and, at their left ends and at their right ends, a run down in ``on`` of :data:`_SIDE` of a
+    ``digit`` height or longer touching both (a pixel apart at most, in the rails' end columns). Only the columns as
+    wide as the rails are thick go: a 1 written against a side stays. Left in, with the digits touching the box's top
+    and bottom, the sides were read as two sure 1s round them ("66" as "1661", a reader's worksheets); a digit
+    touching the box between its ends, or a 1 at the end of a number between two lines, is no side.
 
     >>> box = np.zeros((40, 100), dtype=bool)
     >>> box[[5, 34], 10:90] = True; box[5:35, [10, 89]] = True; box[5:35, 40:44] = True   # a 1 touching both
     >>> sides = _box_sides(box, _runs(box, 1, 60), 20)
     >>> sorted({int(x) for x in np.nonzero(sides)[1]})
     [10, 89]
+    >>> lines = box.copy(); lines[5:35, 89] = False          # no right side: two lines and a 1 at their start
+    >>> int(_box_sides(lines, _runs(lines, 1, 60), 20).sum())
+    0
     """
     sides = np.zeros_like(on)
     rails = [(rows.start, rows.stop - 1, cols.start, cols.stop - 1) for rows, cols in
              ndimage.find_objects(ndimage.label(across, structure=np.ones((3, 3), dtype=bool))[0])]
-    if len(rails) < 2:
+    if len(rails) < 2:  # no box (most pictures): nothing more to measure
         return sides
-    near = max(3.0, 0.1 * digit)
-    strips, _ = ndimage.label(_runs(on & ~across, 0, _SIDE * digit - 2 * near))
+    strips, _ = ndimage.label(_runs(on & ~across, 0, _SIDE * digit))
+    found: dict[tuple, int] = {}  # (top rail, bottom rail, 2 for the left ends or 3 for the right) -> a strip
     for k, (rows, cols) in enumerate(ndimage.find_objects(strips), 1):
-        x = (cols.start + cols.stop - 1) / 2
-        for end in (2, 3):  # the rails' left ends, then their right ends
-            top = [r for r in rails if abs(x - r[end]) <= near and abs(rows.start - 1 - r[1]) <= near]
-            bottom = [r for r in rails if abs(x - r[end]) <= near and abs(rows.stop - r[0]) <= near]
-            if top and bottom and set(top) != set(bottom):
-                sides |= strips == k
+        for end in (2, 3):
+            at = [r for r in rails if cols.start - 1 <= r[end] <= cols.stop]
+            found.update({(top, bottom, end): k for top in at if 0 <= rows.start - 1 - top[1] <= 1
+                          for bottom in at if bottom != top and 0 <= bottom[0] - rows.stop <= 1})
+    for (top, bottom, end), k in found.items():
+        if (top, bottom, 5 - end) in found:  # a box: both its sides
+            thick = max(top[1] - top[0], bottom[1] - bottom[0]) + 1
+            x = min(top[2], bottom[2]) if end == 2 else max(top[3], bottom[3]) - thick + 1
+            sides[:, max(0, x):x + thick] |= strips[:, max(0, x):x + thick] == k
     return sides
 
 

@@ -99,13 +99,16 @@ class _Band:
     digits: list[Mark]
 
     def at(self, x: float, y: float) -> float:
-        """Where ``y`` lies in the band at ``x``: 0 at its top, 1 at its bottom. A band through two digits is not
-        carried on past them: their centres give a rough slope (a 5 written higher than the 9 after it tilted the
-        band, and the minus before "-59" fell outside its middle: a reader's, 1 of 20 right); there ``x`` is taken
-        at the nearer digit's centre."""
-        if len(self.digits) == 2:
-            x = float(np.clip(x, *sorted((m.box[0] + m.box[2]) / 2 for m in self.digits)))
+        """Where ``y`` lies in the band at ``x``: 0 at its top, 1 at its bottom."""
         return (y - (self.a + self.b * x)) / self.height + 0.5
+
+    def middle(self, x: float, y: float) -> bool:
+        """Whether ``y`` lies in the band's middle (:data:`_MIDDLE`) at ``x``; for a band through two digits only,
+        also at the nearer digit's centre when ``x`` is past them: two centres give a rough slope (a 5 written higher
+        than the 9 after it tilted the band, and the minus before "-59" fell outside its middle: a reader's, 1 of
+        20 right), or the number's own (written uphill: its minus on the slope)."""
+        near = np.clip(x, *sorted((m.box[0] + m.box[2]) / 2 for m in self.digits)) if len(self.digits) == 2 else x
+        return any(_MIDDLE[0] <= self.at(float(at), y) <= _MIDDLE[1] for at in {x, float(near)})
 
     def between(self, x: float) -> bool:
         """Whether digits of the line lie to the left and to the right of ``x``."""
@@ -269,7 +272,7 @@ def _comma_or_dash(box: Box, band: _Band) -> str | None:
             and band.between(cx) and band.at(cx, box[1]) >= _HANGS[0] and band.at(cx, box[3]) >= _HANGS[1]):
         return ","
     flat = tall <= _DASH_TALL * band.height and wide >= max(_DASH_WIDE * tall, _DASH_LONG * band.height)
-    return "-" if flat and _MIDDLE[0] <= band.at(cx, (box[1] + box[3]) / 2) <= _MIDDLE[1] and band.leads(box) else None
+    return "-" if flat and band.middle(cx, (box[1] + box[3]) / 2) and band.leads(box) else None
 
 
 def _dots_and_colons(dots: list[tuple[int, Box, float]]) -> list[Separator]:
