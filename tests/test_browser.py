@@ -363,6 +363,27 @@ def test_number_mode_reads_one_seven_and_boxes_each_digit(page):
     assert page.locator("#prediction").inner_text() == "1"
 
 
+def _ink_across(page, row: float) -> int:
+    """How many of the canvas's pixels are dark along the row at ``row`` (a fraction of its height)."""
+    return page.evaluate("""(row) => {
+      const pad = document.getElementById("pad"), y = Math.round(row * pad.height);
+      const data = pad.getContext("2d").getImageData(0, y, pad.width, 1).data;
+      let n = 0; for (let i = 0; i < data.length; i += 4) n += data[i] < 128; return n; }""", row)
+
+
+def test_number_mode_draws_with_a_finer_pen_and_taps_as_large(page):
+    """A reader: in Number mode the 26 px brush joined the digits of a date or a phone number written 80-120 px tall
+    and filled their loops ("98765432" read "9?76?32"). Its strokes are 20 px there; a tap (a point) stays 26 px."""
+    _stroke(page, [(0.5, 0.2), (0.5, 0.8)])
+    assert 24 <= _ink_across(page, 0.5) <= 28  # one digit's pen
+    page.click("#clear")
+    page.check("#mode-number")
+    _stroke(page, [(0.3, 0.2), (0.3, 0.8)])
+    assert 18 <= _ink_across(page, 0.5) <= 22
+    _stroke(page, [(0.6, 0.5)], steps=1)  # a tap
+    assert 42 <= _ink_across(page, 0.5) <= 50
+
+
 def test_number_mode_shows_a_decimal_point_in_the_number_with_a_dotted_box(page):
     """A tap low between two digits is a point: in the number, named in a dotted box, counted in the note."""
     OUTPUT.mkdir(parents=True, exist_ok=True)

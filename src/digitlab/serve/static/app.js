@@ -13,6 +13,11 @@ const ctx = pad.getContext("2d");
 // MNIST strokes are about 2 px in a 20 px box, a tenth of the digit's height. A digit drawn
 // across ~70% of this 400 px canvas is ~280 px tall, so a 26 px round brush looks the part.
 const BRUSH = 26;
+// In Number mode the digits are smaller (a date or a phone number: 80-120 px tall on the 800 px canvas), and a
+// 26 px brush joined them and filled their loops (a reader: "98765432" read "9?76?32"; with 20 px, right). A tap
+// (a point, a colon's dot) stays 26 px across.
+const NUMBER_BRUSH = 20;
+const brush = () => (mode === "number" ? NUMBER_BRUSH : BRUSH);
 const PAPER = "#ffffff";
 const INK = "#000000";
 const MIN_INTERVAL_MS = 80; // at most ~12 predictions a second while drawing
@@ -66,12 +71,12 @@ function paper() {
 function drawStroke(points) {
   ctx.strokeStyle = INK;
   ctx.fillStyle = INK;
-  ctx.lineWidth = BRUSH;
+  ctx.lineWidth = brush();
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
   if (points.length === 1) {
     ctx.beginPath();
-    ctx.arc(points[0].x, points[0].y, BRUSH / 2, 0, 2 * Math.PI);
+    ctx.arc(points[0].x, points[0].y, BRUSH / 2, 0, 2 * Math.PI); // a tap: a point or a colon's dot, as large always
     ctx.fill();
     return;
   }
