@@ -81,15 +81,15 @@ def pictures_to_read(paths: List[Path]) -> List[Path]:
     from rich.markup import escape
 
     from digitlab.cli import err_console
-    from digitlab.data.image_files import passed_over, pictures_in
+    from digitlab.data.image_files import pictures_and_passed_over
 
-    left = passed_over(paths)
+    pictures, left = pictures_and_passed_over(paths)
     if left:
         shown = ", ".join(str(p) for p in left[:5]) + (f" and {len(left) - 5:,} more" if len(left) > 5 else "")
         what = "file that is not a picture" if len(left) == 1 else "files that are not pictures"
         err_console.print(f"note: left out {len(left):,} {what} (PNG, JPEG, BMP, GIF, WebP or TIFF): {escape(shown)}",
                           soft_wrap=True)
-    return pictures_in(paths)
+    return pictures
 
 
 def prepared_stems(images: List[Path]) -> List[str]:

@@ -17,7 +17,8 @@ from digitlab.data.plain_png import read_plain_grey
 from digitlab.errors import DigitlabError
 
 __all__ = ["FORMATS", "ImageTooLargeError", "MAX_BYTES", "MAX_FILE_BYTES", "MAX_JPEG_SIDE", "MAX_SIDE", "PICTURES",
-           "UNREAD", "WORK_SIDE", "hidden", "passed_over", "pictures_in", "read_image", "read_image_and_bytes"]
+           "UNREAD", "WORK_SIDE", "hidden", "pictures_and_passed_over", "pictures_in", "read_image",
+           "read_image_and_bytes"]
 
 PICTURES = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 """The endings of the pictures taken from a folder."""
@@ -177,23 +178,21 @@ def pictures_in(paths: Iterable[Path]) -> list[Path]:
     a kind digitlab does not read (:data:`UNREAD`: a phone's HEIC) are among them, so that reading each says so: a
     folder's HEIC photos were passed over in silence and the command ended well. A folder with no pictures stays as
     it is, and reading it says so."""
+    return pictures_and_passed_over(paths)[0]
+
+
+def pictures_and_passed_over(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
+    """:func:`pictures_in`, and the files in the folders of ``paths`` it leaves out (hidden ones aside: a note, an
+    iPhone's .AAE edits, a ``.pgm`` scan), from one walk of each folder: named, so that no one takes the answers for
+    all the folder held."""
     out: list[Path] = []
+    left: list[Path] = []
     for path in map(Path, paths):
-        found = sorted(p for p in _files_in(path) if p.suffix.lower() in PICTURES + UNREAD)
+        files = [p for p in path.rglob("*") if p.is_file() and not hidden(p.relative_to(path))] if path.is_dir() else []
+        found = sorted(p for p in files if p.suffix.lower() in PICTURES + UNREAD)
+        left += [p for p in files if p.suffix.lower() not in PICTURES + UNREAD]
         out += found if any(p.suffix.lower() in PICTURES for p in found) else [path]
-    return out
-
-
-def passed_over(paths: Iterable[Path]) -> list[Path]:
-    """The files in the folders of ``paths`` that :func:`pictures_in` leaves out (hidden ones aside): a note, an
-    iPhone's .AAE edits, a ``.pgm`` scan, named so that no one takes the answers for all the folder held."""
-    return sorted(p for path in map(Path, paths) for p in _files_in(path) if p.suffix.lower() not in PICTURES + UNREAD)
-
-
-def _files_in(path: Path) -> list[Path]:
-    """The files in and under the folder ``path`` that someone put there to be read (:func:`hidden`); none when it
-    is not a folder."""
-    return [p for p in path.rglob("*") if p.is_file() and not hidden(p.relative_to(path))] if path.is_dir() else []
+    return out, sorted(left)
 
 
 def _read_bytes(source: bytes | bytearray | str | Path) -> bytes:
