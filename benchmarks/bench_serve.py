@@ -23,7 +23,8 @@ Usage::
     python benchmarks/bench_serve.py --model runs/<run> --engine estimator --payload page400 --workers 1
 
 Prints requests/s, p50/p95/p99, the errors, the ratio to ``/healthz`` and the server's CPU time per request
-(the user + system time of its processes, from Linux's /proc) of each load; writes
+(the user + system time of its processes, from Linux's /proc) of each load, and each server process's resident
+memory after the loads (now and at its peak; "torch" where PyTorch is loaded in it); writes
 ``bench-output/bench_serve.json``. Exit code 1 when any request failed or the classroom's p99 is over
 ``--p99-limit-ms`` (100 ms).
 """
@@ -89,6 +90,7 @@ def main() -> int:
         if args.drawers:
             results["classroom"] = _with_cpu(server.pid, _hey, hey, predict_url, None, args.drawers, body_path,
                                              content_type, qps=args.rate, seconds=args.seconds)
+        memory = _server_memory(server.pid)
     finally:
         server.terminate()
         try:
@@ -108,6 +110,9 @@ def main() -> int:
         print(f"{name:20s} {clients[name]:8d} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} "
               f"{r['p99_ms']:8.2f} {r['slowest_ms']:8.2f} {r['rps'] / base:10.1%} {r['server_cpu_ms']:10.3f}  "
               f"{r['status']} errors={r['errors']}")
+    if memory:
+        print("server processes, resident MB now (peak): " + ", ".join(
+            f"{m['rss_mb']:.0f} ({m['peak_mb']:.0f}){' torch' if m['torch'] else ''}" for m in memory))
     checks = []
     for name in results:
         r = results[name]
@@ -127,7 +132,7 @@ def main() -> int:
         "model_id": health["model_id"], "engine": health.get("engine"), "payload": args.payload,
         "bytes": body_path.stat().st_size, "requests": args.requests, "concurrency": args.concurrency,
         "drawers": args.drawers, "rate": args.rate, "seconds": args.seconds, "workers": args.workers,
-        "cpus": os.cpu_count(), "load_average": load, "results": results, "passed": passed,
+        "cpus": os.cpu_count(), "load_average": load, "results": results, "memory": memory, "passed": passed,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
     (args.out / "bench_serve.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -206,6 +211,24 @@ def _server_cpu_s(pid: int) -> float | None:
     return total / os.sysconf("SC_CLK_TCK") if found else None
 
 
+def _server_memory(pid: int) -> list[dict]:
+    """Resident and peak resident memory (MB) of process ``pid`` and its children, and whether each has PyTorch
+    mapped, from /proc; [] without /proc."""
+    found = []
+    for status in sorted(Path("/proc").glob("[0-9]*/status")):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+            if int(status.parent.name) != pid and int(fields["PPid"]) != pid:
+                continue
+            torch = "/torch/" in (status.parent / "maps").read_text()
+        except (OSError, KeyError, ValueError):
+            continue  # a process that ended meanwhile, or no /proc
+        kb = lambda name: int(fields[name].split()[0])  # noqa: E731
+        found.append({"pid": int(status.parent.name), "rss_mb": kb("VmRSS") / 1024, "peak_mb": kb("VmHWM") / 1024,
+                      "torch": torch})
+    return found
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -223,12 +246,14 @@ def _start_server(model: Path, port: int, workers: int, engine: str, log_path: P
 
 
 def _wait_workers(log_path: Path, workers: int, server: subprocess.Popen, timeout: float = 120) -> None:
-    """Until every worker process has read its model (each logs ``serving <id> from <file>``)."""
+    """Until every worker process has read its model (the first logs ``serving <id> from <file>``, each other
+    ``worker process <pid> is serving too``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
             sys.exit(f"bench_serve: the server exited with code {server.returncode}; see {log_path}")
-        if len(re.findall(r"serving \S+ from ", log_path.read_text(errors="replace"))) >= workers:
+        text = log_path.read_text(errors="replace")
+        if len(re.findall(r"serving \S+ from |worker process \d+ is serving too", text)) >= workers:
             time.sleep(1)  # the last one's uvicorn starts accepting
             return
         time.sleep(0.2)

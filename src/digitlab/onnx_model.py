@@ -331,39 +331,59 @@ def load_for_prediction(path: str | Path, say: Callable[[str], None] = lambda li
     was exported from this very model (``digitlab export``, or a first ``digitlab serve``), else the estimator
     (:func:`digitlab.store.load_model`). The answers the export's parity check allows (an MNIST CNN: the same
     digit and kind on 300 pictures, probabilities within 2e-7), without PyTorch: its one-picture ``predict`` in
-    about half the time and memory. The run's own model file is still checked against its card, as load_model
-    does. ``$DIGITLAB_PREDICT_ONNX`` set to 0 (false, no, off) always loads the estimator. A ``model.onnx`` there
-    that is not used (damaged, another run's, an older export) is said to ``say``: the faster path was lost in
-    silence (an engineer)."""
-    import importlib.util
+    about half the time and memory. ``$DIGITLAB_PREDICT_ONNX`` set to 0 (false, no, off) always loads the
+    estimator. A ``model.onnx`` there that is not used (damaged, another run's, an older export) is said to ``say``:
+    the faster path was lost in silence (an engineer)."""
     import os
+
+    from digitlab.store import load_model
+
+    if os.environ.get("DIGITLAB_PREDICT_ONNX", "1").strip().lower() in ("0", "false", "no", "off"):
+        return load_model(Path(path))
+    found = reusable_onnx(path, say, threads=0)
+    return load_model(Path(path)) if found is None else dataclasses.replace(found[0], card=found[1])
+
+
+def reusable_onnx(path: str | Path, say: Callable[[str], None] = lambda line: None, *,
+                  threads: int = 0) -> "tuple[LoadedModel, ModelCard, Path] | None":
+    """The run's ``model.onnx`` in ONNX Runtime (:func:`load_onnx`), the run's card and its model file, when the
+    export was made from this very model and ONNX Runtime is installed; else None. The estimator's libraries
+    (PyTorch) are not imported. The run's own model file is still checked against its card, as load_model does: a
+    damaged one gives None, and loading the estimator then says what is wrong. A ``model.onnx`` there that is not used
+    is said to ``say``."""
+    import importlib.util
     import shlex
 
     from digitlab.fileio import sha256_file
-    from digitlab.store import load_model, read_card
+    from digitlab.store import read_card
 
     card, weights = read_card(Path(path))
     onnx_path = weights.parent / "model.onnx"
-    if (os.environ.get("DIGITLAB_PREDICT_ONNX", "1").strip().lower() in ("0", "false", "no", "off")
-            or not onnx_path.is_file() or importlib.util.find_spec("onnxruntime") is None
+    if (not onnx_path.is_file() or importlib.util.find_spec("onnxruntime") is None
             or sha256_file(weights) != card.sha256):  # a damaged run: load_model says so in one line
-        return load_model(Path(path))
+        return None
     again = (f"{onnx_path} is not used, so the estimator answers (slower, more memory): "
              f"`digitlab export --model {shlex.quote(str(path))}` writes it again from this run's model")
     try:
-        onnx = load_onnx(onnx_path, threads=0)
+        onnx = load_onnx(onnx_path, threads=threads)
     except (DigitlabError, OSError) as exc:  # damaged, or not a digitlab export: the estimator answers
         why = _first_line(exc) if not isinstance(exc, DigitlabError) else (str(exc).splitlines() or [""])[0]
         say(f"{again} ({why})")
-        return load_model(Path(path))
-    same = (onnx.card.id == card.id and onnx.model.metadata.get("source_sha256") == card.sha256
-            and onnx.card.image_shape == card.image_shape and onnx.card.classes == card.classes)
+        return None
+    same = exported_from(onnx, card)
     if not same or (card.not_a_digit is not None and onnx.detector is None):  # an older export, or no detector
         said = ("another model" if onnx.card.id != card.id else "an older version of this model" if not same
                 else "this model before it had its not-a-digit detector")
         say(f"{again} (it was exported from {said})")
-        return load_model(Path(path))
-    return dataclasses.replace(onnx, card=card)
+        return None
+    return onnx, card, weights
+
+
+def exported_from(onnx: "LoadedModel", card: ModelCard) -> bool:
+    """The ONNX file was exported from the very model ``card`` describes (not an older one trained in the same
+    folder, nor another run's)."""
+    return (onnx.card.id == card.id and onnx.model.metadata.get("source_sha256") == card.sha256
+            and onnx.card.image_shape == card.image_shape and onnx.card.classes == card.classes)
 
 
 def _first_line(exc: BaseException) -> str:

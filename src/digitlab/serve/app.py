@@ -57,7 +57,7 @@ from digitlab.runs import find_latest_model
 from digitlab.serve.budget import DecodeGate, ServeLimits, inline, pixels_to_decode
 from digitlab.serve.choice import ModelChoice, Served, list_models, tune_threads
 from digitlab.serve.collect import COLLECT_ID_ENV, CollectingOff, SameOriginSamples, collect_router, open_collecting
-from digitlab.serve.engine import serving_model
+from digitlab.serve.engine import serving_export, serving_model
 from digitlab.serve.errors import ApiError, FastJSONResponse, install_error_handlers, one_image
 from digitlab.serve.files import WholeFiles
 from digitlab.serve.lane import TOP_K, TOP_K_MAX, page_lane
@@ -123,10 +123,7 @@ def create_app(model_path: Path | None = None, runs_dir: Path = Path("runs"),
     limits = limits or ServeLimits()
     tune_allocator("serving")  # large decodes give their memory back when freed
     collecting = open_collecting(collect, collect_identity)  # a bad set name fails before any model work
-    original = _load(model_path, Path(runs_dir))
-    loaded, engine = serving_model(original, onnx=onnx)
-    served = Served(loaded, Path(runs_dir), engine, original.model)
-    tune_threads(served.estimator)  # the estimator: ?explain=true runs the CNN in PyTorch even under ONNX Runtime
+    served = _serve(model_path, Path(runs_dir), onnx)
     from fastapi_offline import FastAPIOffline  # /docs with Swagger UI served locally: works offline
 
     app = FastAPIOffline(
@@ -184,23 +181,32 @@ def _ensure_logging() -> None:
     log.setLevel(logging.INFO)
 
 
-def _load(model_path: Path | None, runs_dir: Path) -> LoadedModel:
-    """The model at ``model_path``, else the newest under ``runs_dir``; serving never trains one."""
-    if model_path is not None:
-        loaded = load_model(Path(model_path))
-        log.info("serving %s from %s", loaded.id, loaded.path)
-        return loaded
-    latest = find_latest_model(runs_dir)
-    if latest is None:
-        out = "" if runs_dir == Path("runs") else f" --out {runs_dir}"
-        raise DigitlabError(
-            f"no trained model under {runs_dir}/ to serve; train one first with `digitlab run{out}` "
-            f"(logistic regression on the 8×8 digits, seconds) or `digitlab run --dataset mnist --model cnn{out}` "
-            "(the better MNIST model), or pass --model RUN_FOLDER"
-        )
-    loaded = load_model(latest)
-    log.info("serving the newest run's model %s from %s", loaded.id, loaded.path)
-    return loaded
+def _serve(model_path: Path | None, runs_dir: Path, onnx: bool | None) -> Served:
+    """The model at ``model_path``, else the newest under ``runs_dir`` (serving never trains one): on its
+    ``model.onnx`` alone when the run holds a reusable one, else loaded whole and exported
+    (:mod:`digitlab.serve.engine`)."""
+    if model_path is None:
+        model_path = find_latest_model(runs_dir)
+        if model_path is None:
+            out = "" if runs_dir == Path("runs") else f" --out {runs_dir}"
+            raise DigitlabError(
+                f"no trained model under {runs_dir}/ to serve; train one first with `digitlab run{out}` "
+                f"(logistic regression on the 8×8 digits, seconds) or `digitlab run --dataset mnist --model cnn{out}` "
+                "(the better MNIST model), or pass --model RUN_FOLDER"
+            )
+        which = "the newest run's model "
+    else:
+        which = ""
+    light = serving_export(Path(model_path), onnx=onnx)
+    if light is not None:
+        loaded, engine = light
+        log.info("serving %s%s from %s", which, loaded.id, loaded.path)  # its estimator: on a first ?explain=true
+        return Served(loaded, runs_dir, engine)
+    original = load_model(Path(model_path))
+    log.info("serving %s%s from %s", which, original.id, original.path)
+    loaded, engine = serving_model(original, onnx=onnx)
+    tune_threads(original.model)  # the estimator: ?explain=true runs the CNN in PyTorch even under ONNX Runtime
+    return Served(loaded, runs_dir, engine, original.model)
 
 
 def _page(collecting: Any) -> str:
@@ -414,7 +420,7 @@ def _explained_sync(served: Served, source: bytes | np.ndarray, top_k: int, gate
     keep: list[np.ndarray] = []
     out = _predict_sync(served.loaded, source, top_k, gate, with_input, keep, pixels)
     card = served.loaded.card
-    model = Explainable(served.estimator, card.pixel_max, tuple(card.image_shape), card.id)
+    model = Explainable(served.explainable(), card.pixel_max, tuple(card.image_shape), card.id)
     target = int(out["digit"]) if digit is None else digit
     out.update(explain_one(model, keep[0], target).to_dict(), saliency_digit=target)
     return out

@@ -22,13 +22,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from digitlab.card import CARD_NAME, ModelCard
 from digitlab.errors import DigitlabError
-from digitlab.serve.engine import serving_model
+from digitlab.serve.engine import serving_export, serving_model
 from digitlab.serve.errors import ApiError
 from digitlab.store import LoadedModel, load_model
 
@@ -53,13 +53,34 @@ class Served:
     engine : str
         What runs the forward pass: ``"onnxruntime"`` or ``"estimator"``.
     estimator : Any
-        The fitted estimator itself, even when ONNX Runtime serves: ``?explain=true`` needs it.
+        The fitted estimator itself, even when ONNX Runtime serves: ``?explain=true`` needs it. None: loaded on
+        first use (:meth:`explainable`), for a model served on its ``model.onnx`` without it.
     """
 
     loaded: LoadedModel
     runs_dir: Path
     engine: str = "estimator"
     estimator: Any = None
+    _loading: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def explainable(self) -> Any:
+        """The fitted estimator, loaded from the run's model file the first time it is asked for (blocking: call it
+        in a worker thread). A served ONNX graph answers without it; only a saliency map needs it.
+
+        Raises
+        ------
+        ApiError
+            503 when the run's model file no longer loads (deleted or changed since the server started).
+        """
+        with self._loading:
+            if self.estimator is None:
+                try:
+                    self.estimator = load_model(self.loaded.path).model
+                except DigitlabError as exc:
+                    raise ApiError(503, f"cannot explain: {(str(exc).splitlines() or [''])[0]}") from None
+                tune_threads(self.estimator)
+                log.info("loaded %s's estimator to explain its answers", self.loaded.id)
+            return self.estimator
 
 
 class ModelChoice:
@@ -115,11 +136,8 @@ class ModelChoice:
             if not folders:
                 raise ApiError(404, f"no saved model {model_id[:80]!r} under the runs folder; "
                                     "GET /api/models lists the ones to choose")
-            original, folder = _first_that_loads(folders, model_id)
-            loaded, engine = serving_model(original, onnx=self.onnx, export=False)
-            tune_threads(original.model)
-            chosen = Served(loaded, self.served.runs_dir, engine, original.model)
-            log.info("loaded %s from %s for requests that choose it (%s)", model_id, folder, engine)
+            chosen, folder = _first_that_loads(folders, model_id, self.served.runs_dir, self.onnx)
+            log.info("loaded %s from %s for requests that choose it (%s)", model_id, folder, chosen.engine)
             with self._lock:
                 self._cache[model_id] = chosen
                 while len(self._cache) > CACHED:
@@ -225,12 +243,21 @@ def _folders_of(served: Served, model_id: str) -> list[Path]:
     return [folder for card, folder, active in _runs(served) if card.id == model_id and not active]
 
 
-def _first_that_loads(folders: list[Path], model_id: str) -> tuple[LoadedModel, Path]:
-    """The first of ``folders`` whose model loads, and that folder; else 422 with the first one's reason."""
+def _first_that_loads(folders: list[Path], model_id: str, runs_dir: Path,
+                      onnx: bool | None) -> tuple[Served, Path]:
+    """The first of ``folders`` whose model loads, ready to serve (on its ``model.onnx`` alone when it holds a
+    reusable one, else on its estimator), and that folder; else 422 with the first one's reason."""
     first: DigitlabError | None = None
     for folder in folders:
         try:
-            return load_model(folder), folder
+            light = serving_export(folder, onnx=onnx)
+            if light is not None:
+                return Served(light[0], runs_dir, light[1]), folder
+            original = load_model(folder)
         except DigitlabError as exc:
             first = first or exc
+            continue
+        loaded, engine = serving_model(original, onnx=onnx, export=False)
+        tune_threads(original.model)
+        return Served(loaded, runs_dir, engine, original.model), folder
     raise ApiError(422, f"model {model_id[:80]!r} cannot be loaded: {first}")

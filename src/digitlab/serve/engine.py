@@ -33,7 +33,7 @@ from pathlib import Path
 from digitlab.errors import DigitlabError
 from digitlab.store import LoadedModel
 
-__all__ = ["ENGINES", "ONNX_ENV", "onnx_available", "serving_model"]
+__all__ = ["ENGINES", "ONNX_ENV", "onnx_available", "serving_export", "serving_model"]
 
 ENGINES = ("onnxruntime", "estimator")
 """What :func:`serving_model` may answer: the model runs in ONNX Runtime, or as the estimator itself."""
@@ -74,9 +74,7 @@ def serving_model(loaded: LoadedModel, *, onnx: bool | None = None, export: bool
         ``loaded`` with ``model`` replaced by an :class:`~digitlab.onnx_model.OnnxModel` (card, path and
         detector unchanged), and ``"onnxruntime"``; or ``loaded`` itself and ``"estimator"``.
     """
-    if onnx is None:
-        onnx = os.environ.get(ONNX_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
-    if not onnx:
+    if not _wanted(onnx):
         return loaded, "estimator"
     if not onnx_available():
         log.info("serving %s on the estimator: onnxruntime is not installed (pip install 'digitlab[serve]')",
@@ -97,31 +95,66 @@ def serving_model(loaded: LoadedModel, *, onnx: bool | None = None, export: bool
     return dataclasses.replace(loaded, model=model), "onnxruntime"
 
 
+def serving_export(path: Path, *, onnx: bool | None = None) -> tuple[LoadedModel, str] | None:
+    """The run at ``path`` (a run folder, its card or its model file) served on its ``model.onnx`` without loading
+    its estimator, when the run already holds a reusable export; else None (:func:`serving_model` then loads the
+    estimator, and exports). ``path`` in the answer is the run's model file, as :func:`serving_model` gives it.
+
+    The estimator is loaded only if a request asks why (``?explain=true``): an MNIST CNN's worker process then never
+    imports PyTorch, about 225 MB against 420 MB (``benchmarks/bench_serve.py``)."""
+    if not _wanted(onnx) or not onnx_available():
+        return None
+    from digitlab.onnx_model import reusable_onnx
+
+    found = reusable_onnx(path, threads=1)  # not reusable: serving_model says why as it exports again
+    if found is None:
+        return None
+    onnx_loaded, card, weights = found
+    served = dataclasses.replace(onnx_loaded, card=card, path=weights)  # temperature and detector: the run's own
+    model = _with_head(onnx_loaded, served.temperature, served.detector)
+    what = "; its calibration and not-a-digit detector in the graph" if hasattr(model, "scored") else ""
+    log.info("serving %s on ONNX Runtime (reusing %s%s; its estimator is loaded only to explain)", card.id,
+             onnx_loaded.path, what)
+    return dataclasses.replace(served, model=model), "onnxruntime"
+
+
+def _wanted(onnx: bool | None) -> bool:
+    """``onnx`` itself, or when None, True unless ``$DIGITLAB_SERVE_ONNX`` is 0 (false, no, off)."""
+    if onnx is None:
+        return os.environ.get(ONNX_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    return onnx
+
+
 def _onnx_model(loaded: LoadedModel, export: bool = True):
     """The run's ``model.onnx`` in ONNX Runtime, with the card's calibration and the detector in its graph
     where it can (:func:`digitlab.onnx_head.head_model`)."""
+    onnx, how = _onnx_file(loaded, export)
+    return _with_head(onnx, loaded.temperature, loaded.detector), how
+
+
+def _with_head(onnx: LoadedModel, temperature: float, detector):
+    """``onnx``'s model with the calibration and detector appended to its graph, or its plain model where not."""
     from digitlab.onnx_head import head_model
 
-    onnx, how = _onnx_file(loaded, export)
     try:
-        headed = head_model(onnx, loaded.temperature, loaded.detector)
+        headed = head_model(onnx, temperature, detector)
     except Exception as exc:  # the head is only a shortcut: whatever stops it, the plain graph serves
         log.info("%s: serving it without the calibration and detector in its graph (%s)", onnx.path,
                  (str(exc).splitlines() or [type(exc).__name__])[0])
         headed = None
-    return (onnx.model if headed is None else headed), how
+    return onnx.model if headed is None else headed
 
 
 def _onnx_file(loaded: LoadedModel, export: bool = True):
     """The run's ``model.onnx`` in ONNX Runtime (one intra-op thread): reused when valid, else exported
     (with ``export``; else a :class:`DigitlabError` saying there is none)."""
-    from digitlab.onnx_model import load_onnx
+    from digitlab.onnx_model import exported_from, load_onnx
 
     path = Path(loaded.path).parent / ONNX_NAME
     if path.is_file():
         try:
             reused = load_onnx(path, threads=1)
-            if _same_model(reused, loaded):
+            if exported_from(reused, loaded.card):
                 return reused, "reusing"
         except DigitlabError as exc:
             log.info("%s: not reusable (%s); exporting it again", path, str(exc).splitlines()[0])
@@ -134,11 +167,3 @@ def _onnx_file(loaded: LoadedModel, export: bool = True):
              "MNIST CNN on 2 cores)", loaded.id, path)  # otherwise the server says nothing while it works
     export_onnx(loaded.path, path, threads=1)
     return load_onnx(path, threads=1), "exported"
-
-
-def _same_model(onnx: LoadedModel, loaded: LoadedModel) -> bool:
-    """The ONNX file was exported from this very model file (not an older one trained in the same folder)."""
-    return (onnx.card.id == loaded.card.id
-            and onnx.model.metadata.get("source_sha256") == loaded.card.sha256
-            and onnx.card.image_shape == loaded.card.image_shape
-            and onnx.card.classes == loaded.card.classes)

@@ -1,0 +1,100 @@
+"""A server whose run holds a reusable ``model.onnx`` answers on ONNX Runtime without loading its estimator:
+PyTorch is imported only when a request asks what the CNN looks at (``?explain=true``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("torch")
+pytest.importorskip("captum")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from digitlab.data import load_dataset  # noqa: E402
+from digitlab.serve.app import create_app  # noqa: E402
+from digitlab.store import save_model  # noqa: E402
+from digitlab.train import train  # noqa: E402
+
+from conftest import seven_png as drawn_seven  # noqa: E402
+
+SCRIPT = """
+import json, sys
+from pathlib import Path
+from fastapi.testclient import TestClient
+from digitlab.serve.app import create_app
+
+folder, runs, chosen = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+seven = Path(sys.argv[4]).read_bytes()
+steps = {}
+with TestClient(create_app(folder, runs)) as client:
+    post = lambda query: client.post("/api/predict" + query, content=seven, headers={"Content-Type": "image/png"})
+    steps["engine"] = client.get("/healthz").json()["engine"]
+    steps["started"] = "torch" in sys.modules
+    steps["plain"] = post("?input=true").json()
+    steps["chosen"] = post("?model=" + chosen).status_code
+    steps["answered"] = "torch" in sys.modules
+    steps["explained"] = post("?explain=true").json()
+    steps["after_explain"] = "torch" in sys.modules
+print(json.dumps(steps))
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """Two small CNN runs on the 8×8 digits, each with its ``model.onnx`` exported by a first start."""
+    digits = load_dataset("digits")
+    root = tmp_path_factory.mktemp("runs")
+    for seed in (0, 1):
+        save_model(train("cnn", digits, params={"epochs": 2, "width": 8, "tta": False}, seed=seed), digits,
+                   root / f"digits-cnn-{seed}", metrics={"accuracy": 0.9})
+        create_app(root / f"digits-cnn-{seed}", root)  # exports model.onnx, as a first `digitlab serve` does
+    return root
+
+
+def _card_id(folder: Path) -> str:
+    return json.loads((folder / "model.json").read_text())["id"]
+
+
+def test_onnx_serving_loads_the_estimator_only_to_explain(runs, tmp_path):
+    seven = tmp_path / "seven.png"
+    seven.write_bytes(drawn_seven())
+    folder, other = runs / "digits-cnn-0", runs / "digits-cnn-1"
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(folder), str(runs), _card_id(other), str(seven)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    steps = json.loads(out.stdout.splitlines()[-1])
+    assert steps["engine"] == "onnxruntime"
+    assert steps["started"] is False and steps["answered"] is False  # served and chosen on ONNX Runtime alone
+    assert steps["chosen"] == 200
+    explained = steps["explained"]
+    assert explained["saliency_method"] == "Integrated Gradients" and steps["after_explain"] is True
+    assert explained["digit"] == steps["plain"]["digit"]
+    with TestClient(create_app(folder, runs, onnx=False)) as estimator:  # the same answer as the estimator's
+        again = estimator.post("/api/predict?input=true", content=drawn_seven(),
+                               headers={"Content-Type": "image/png"}).json()
+    assert again["input"] == steps["plain"]["input"] and again["digit"] == steps["plain"]["digit"]
+    assert abs(again["probabilities"][again["digit"]] - steps["plain"]["probabilities"][again["digit"]]) < 1e-4
+
+
+def test_a_model_file_gone_since_the_start_cannot_explain_in_one_line(runs, tmp_path):
+    import shutil
+
+    folder = tmp_path / "digits-cnn"
+    shutil.copytree(runs / "digits-cnn-0", folder)
+    with TestClient(create_app(folder, tmp_path)) as client:
+        assert client.app.state.served.estimator is None  # not loaded at the start
+        (folder / "model.safetensors").unlink()
+        post = lambda query="": client.post(f"/api/predict{query}", content=drawn_seven(),  # noqa: E731
+                                            headers={"Content-Type": "image/png"})
+        assert post().status_code == 200  # the ONNX graph still answers
+        refused = post("?explain=true")
+        assert refused.status_code == 503
+        error = refused.json()["error"]
+        assert error.startswith("cannot explain:") and "\n" not in error
