@@ -1,0 +1,37 @@
+"""The README tour's example pictures (``docs/examples``) are what their script draws, and read as the README says
+with the lesson's toolchain: each holds the marks its digits make."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("make_examples", EXAMPLES / "make_examples.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_script_draws_the_shipped_pictures_again(tmp_path):
+    script = _script()
+    for text, name, seed in (("7", "seven.png", 7), ("4071", "4071.png", 4071)):
+        script._write(text, tmp_path / name, seed=seed)
+        again = np.asarray(Image.open(tmp_path / name))
+        shipped = np.asarray(Image.open(EXAMPLES / name))
+        assert again.shape == shipped.shape
+        assert np.abs(again.astype(int) - shipped.astype(int)).max() <= 1  # the same drawing, Pillow's rounding aside
+
+
+def test_the_number_has_four_marks_and_the_seven_one():
+    from digitlab.data.images import read_image
+    from digitlab.read import count_marks
+
+    assert count_marks(read_image(EXAMPLES / "4071.png")) == 4
+    assert count_marks(read_image(EXAMPLES / "seven.png")) == 1
