@@ -623,3 +623,22 @@ def test_show_what_it_looks_at_overlays_the_map_and_the_first_layer(cnn_page):
     page.wait_for_timeout(500)
     assert sent and all(url.endswith("/api/predict?input=true") for url in sent)
     assert page.locator("#saliency-view").is_hidden()
+
+
+def test_two_digits_side_by_side_in_digit_mode_point_to_number_mode(detector_page):
+    """A learner wrote "12" in Digit mode and was told only to draw one digit; the page now points to Number mode,
+    as `predict` points to `read` (a digit of two strokes is still one part: the "#" above gets no such line)."""
+    page = detector_page
+    _stroke(page, [(0.2, 0.3), (0.25, 0.2), (0.25, 0.8)])  # "1"
+    _stroke(page, [(0.5, 0.3), (0.65, 0.2), (0.8, 0.3), (0.5, 0.8), (0.85, 0.8)])  # "2"
+    page.wait_for_function("document.getElementById('confidence').textContent !== 'Draw a digit'")
+    page.wait_for_timeout(400)
+    assert page.locator("#prediction").inner_text() in ("?", "✗")  # one digit it is not sure of, or no digit
+    assert page.locator("#unsure").inner_text() == "Two digits or more? Choose Number above: it reads whole numbers"
+    page.screenshot(path=str(OUTPUT / "page-two-digits-in-digit-mode.png"), full_page=True)
+    page.click("#clear")
+    for stroke in ([(0.38, 0.1), (0.38, 0.9)], [(0.62, 0.1), (0.62, 0.9)],
+                   [(0.1, 0.38), (0.9, 0.38)], [(0.1, 0.62), (0.9, 0.62)]):  # "#": its strokes overlap side to side
+        _stroke(page, stroke)
+    page.wait_for_function("document.getElementById('prediction').textContent === '✗'")
+    assert "Number" not in page.locator("#unsure").inner_text()

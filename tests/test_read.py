@@ -363,7 +363,7 @@ def test_the_terminal_says_not_a_digit_instead_of_a_confident_looking_guess():
     assert _any_unsure(reading) and not _any_unsure(S(digits=reading.digits[:2]))
     doubted = S(digits=[S(kind="digit", digit=4, probability=0.992, top=[(4, 0.992)], unlike_a_digit=True)],
                 sure_from=0.9)  # a reviewer: the number's digits lost the mark
-    assert _digits_line(doubted) == "4 99.2% [magenta]might not be a digit[/]"
+    assert _digits_line(doubted) == "4 99.2% [magenta]but might not be a digit[/]"
 
 
 def test_cli_bad_model_is_one_line_and_exit_code_2(tmp_path):

@@ -31,7 +31,7 @@ console, err_console = terminal.console(), terminal.console(stderr=True)
 DatasetOpt = typer.Option("digits", "--dataset", "-d", help="Dataset name: digits (bundled 8x8) or mnist.")
 ModelOpt = typer.Option("logreg", "--model", "-m", help="Model name from the zoo (see `digitlab models`).")
 SeedOpt = typer.Option(42, "--seed", help="Seed for the split and the model; same seed, same numbers.")
-ParamOpt = typer.Option(None, "--param", "-p", help="Model parameter NAME=VALUE, e.g. --param C=10 (repeatable).")
+ParamOpt = typer.Option(None, "--param", "-p", metavar="NAME=VALUE", help="A model parameter, e.g. C=10 (repeatable).")
 LimitOpt = typer.Option(None, "--limit", min=1, help="Train on a stratified subset of N images.")
 
 
@@ -187,7 +187,7 @@ def compare(
     test_size: Optional[float] = typer.Option(None, "--test-size", help="Fraction held out (digits only)."),
     limit: Optional[int] = LimitOpt,
     param: Optional[List[str]] = typer.Option(
-        None, "--param", "-p", help="MODEL.NAME=VALUE for one model, e.g. --param svm.C=5 (repeatable)."),
+        None, "--param", "-p", metavar="MODEL.NAME=VALUE", help="One model's parameter, e.g. svm.C=5 (repeatable)."),
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder that receives the comparison folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the leaderboard (leaderboard.json) for machines."),
 ) -> None:

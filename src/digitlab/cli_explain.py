@@ -21,7 +21,7 @@ def explain(
     model: Optional[Path] = typer.Option(
         None, "--model", "-m", help="A run folder or model file (default: newest in runs/)."),
     compare: Optional[List[Path]] = typer.Option(
-        None, "--compare", "-c", help="Another run to draw on the same robustness axes (repeatable)."),
+        None, "--compare", "-c", metavar="RUN", help="Another run to draw on the same robustness axes (repeatable)."),
     runs: Path = typer.Option(Path("runs"), "--runs", help="Where to look for the newest model."),
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", help="Folder for explain.html and its figures (default: the model's run folder)."),

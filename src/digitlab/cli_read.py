@@ -131,7 +131,7 @@ def _digits_line(reading) -> str:
     for digit in reading.digits:
         if digit.kind == "digit":
             parts.append(f"{digit.digit} {shown_percent(digit.probability)}"
-                         + (" [magenta]might not be a digit[/]" if digit.unlike_a_digit else ""))
+                         + (" [magenta]but might not be a digit[/]" if digit.unlike_a_digit else ""))
         elif digit.kind == "not_a_digit":
             parts.append("[yellow]?[/] not a digit")
         else:

@@ -144,7 +144,7 @@ def sweep(
     models: str = typer.Option("logreg,knn", "--models", "-m", help="Comma-separated model names."),
     seeds: str = typer.Option("0,1,2,3,4", "--seeds", help="Comma-separated seeds (split, subset and model)."),
     param: Optional[List[str]] = typer.Option(
-        None, "--param", "-p", help="MODEL.NAME=V1,V2: values to sweep for one model, e.g. svm.C=1,10 (repeatable)."),
+        None, "--param", "-p", metavar="MODEL.NAME=V1,V2", help="One model's values to sweep, e.g. svm.C=1,10."),
     limit: Optional[str] = typer.Option(None, "--limit", help="Comma-separated training-set sizes (learning curve)."),
     out: Path = typer.Option(Path("sweeps"), "--out", "-o", help="Folder that receives the sweep folder."),
     name: Optional[str] = typer.Option(

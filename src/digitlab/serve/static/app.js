@@ -22,6 +22,8 @@ const PAPER = "#ffffff";
 const INK = "#000000";
 const MIN_INTERVAL_MS = 80; // at most ~12 predictions a second while drawing
 const UNLIKE = "might not be a digit: only 3 in 100 digits look this unusual to it"; // predict.UNLIKE_WORDS
+// A learner wrote "12" in Digit mode and was told only to draw one digit; `predict` points to `read` for such a picture
+const SEVERAL = "Two digits or more? Choose Number above: it reads whole numbers";
 // The drawing is shrunk here before it is sent: the server crops, scales and centres it to 28×28
 // anyway, so 112 px (4× that) loses nothing it uses and the PNG is ~0.5 KB instead of ~10 KB: one grey
 // channel (graypng.js, loaded before this), which the server reads in less than half the time of RGBA.
@@ -136,6 +138,21 @@ function endStroke(event) {
 }
 pad.addEventListener("pointerup", endStroke);
 pad.addEventListener("pointercancel", endStroke);
+
+// How many parts the pen's strokes make side by side, ink apart (a digit is one, even a 4 or a 5 of two strokes;
+// "12" is two); 0 for an uploaded picture, whose marks the page does not know.
+function sideBySide() {
+  if (picture || mode !== "digit") return 0;
+  const spans = strokes.map((s) => [Math.min(...s.map((p) => p.x)), Math.max(...s.map((p) => p.x))]);
+  spans.sort((a, b) => a[0] - b[0]);
+  let parts = 0;
+  let end = -Infinity;
+  for (const [left, right] of spans) {
+    if (left > end + brush()) parts += 1; // a gap of paper between the inks, each stroke brush() wide
+    end = Math.max(end, right);
+  }
+  return parts;
+}
 
 function undo() {
   if (current) return;
@@ -411,11 +428,13 @@ function show(answer, source) {
     $("prediction").textContent = "✗";
     $("confidence").textContent = "That doesn't look like a digit";
     // a teacher: a slanted class was told this; short, as four lines moved the bars 6 px down and up while drawing
-    $("unsure").textContent = "Draw one digit, large and upright (one leaning far can look like none); the faded " +
-      "bars: what a digit model alone would guess";
+    $("unsure").textContent = sideBySide() > 1 ? SEVERAL
+      : "Draw one digit, large and upright (one leaning far can look like none); the faded " +
+        "bars: what a digit model alone would guess";
   } else if (kind === "unsure") {
     $("prediction").textContent = "?";
     [$("confidence").textContent, $("unsure").textContent] = unsureWords(answer);
+    if (sideBySide() > 1) $("unsure").textContent = SEVERAL;
   } else {
     $("prediction").textContent = String(answer.digit);
     $("confidence").textContent = `${pct(answer.probability)} sure`;
