@@ -177,6 +177,9 @@ def test_a_students_pictures_are_given_back_and_what_holds_them_still_is_named(e
     looked = run_cli("data", "remove", "giveback", "--writer", WRITERS[0].name, "--yes", "--runs",
                      str(tmp_path / "runs"), env=variables)  # a teacher elsewhere: the run on the set learned from them
     assert f"runs that learned from them ({tmp_path / 'runs' / 'own'}" in " ".join(looked.stderr.split()), looked.stderr
+    alone = run_cli("data", "remove", "giveback", "--all", "--yes", "--runs", str(tmp_path / "runs"), env=variables)
+    assert alone.returncode == 2 and "--runs goes with --writer" in alone.stderr  # not silently ignored
+    assert run_cli("data", "info", env=variables).stdout.count("giveback") >= 1  # and nothing was deleted
 
 
 def test_one_unreadable_set_leaves_the_others_listed_and_can_be_deleted(env, tmp_path):

@@ -323,8 +323,8 @@ def remove(
     writer: Optional[str] = typer.Option(None, "--writer", help="Remove every sample by this writer instead."),
     whole: bool = typer.Option(False, "--all", help="Delete the whole set instead."),
     yes: bool = typer.Option(False, "--yes", "-y", help="With --writer or --all: do not ask first."),
-    runs: Path = typer.Option(Path("runs"), "--runs", help="With --writer: where to look for runs that learned from "
-                              "the writer's samples (named, to delete)."),
+    runs: Optional[Path] = typer.Option(None, "--runs", help="With --writer: where to look for runs that learned "
+                                        "from the writer's samples (named, to delete; default: runs)."),
 ) -> None:
     """Delete one sample, every sample by one writer (--writer), or the whole set (--all) from a handwriting set."""
     from digitlab.data.handwriting import HandwritingSet, check_writer
@@ -334,6 +334,9 @@ def remove(
 
     if (sample is not None) + (writer is not None) + whole != 1:
         raise DigitlabError("say what to remove: a SAMPLE id, --writer NAME or --all (one of them)")
+    if runs is not None and writer is None:  # silently ignored before (an engineer)
+        raise DigitlabError("--runs goes with --writer (where to look for the runs that learned from the writer)")
+    runs = runs or Path("runs")
     store = HandwritingSet.open(name)
     if sample is not None:
         removed = store.remove(sample)
