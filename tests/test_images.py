@@ -777,3 +777,41 @@ def test_a_sheet_filling_the_frame_turned_loses_the_desk_in_its_corners():
     on_desk, on_paper = prepare_digit(photo((90, 60, 40))), prepare_digit(photo((235, 232, 225)))
     assert np.abs(on_desk.astype(int) - on_paper.astype(int)).mean() < 3, np.abs(on_desk.astype(int) - on_paper).mean()
     assert on_desk[:3].max() == on_desk[-3:].max() == 0  # no wedge left at the top or the bottom
+
+
+def _stroke_px(prepared: np.ndarray) -> float:
+    """Mean stroke width of a prepared 28×28 digit, in its pixels."""
+    from digitlab.data.images import _stroke_width
+
+    return _stroke_width(prepared >= 0.3 * prepared.max())
+
+
+def test_a_bold_pen_is_narrowed_to_mnist_width_and_a_fine_one_left_alone(monkeypatch):
+    """A class's bold-pen writer: 80% read right and half turned away as not a digit, her strokes 5.2 px in the
+    20 px box where 99% of MNIST's are under 4 (benchmarks/bench_bold.py)."""
+    import math
+
+    from digitlab.data import images as preparation
+
+    def seven(width: int) -> Image.Image:
+        picture = Image.new("L", (400, 400), 255)
+        ImageDraw.Draw(picture).line([(100, 70), (300, 70), (160, 340)], fill=0, width=width, joint="curve")
+        return picture
+
+    fine, bold = prepare_digit(seven(16)), prepare_digit(seven(120))
+    original = preparation._even_strokes
+    monkeypatch.setattr(preparation, "_even_strokes",
+                        lambda ink, box, widths: original(ink, box, (*widths[:2], math.inf, math.inf)))
+    blob = prepare_digit(seven(120))  # what it was before
+    assert _stroke_px(bold) < _stroke_px(blob) - 0.5 and max(bbox(bold)) in (20, 21)
+    assert similarity(fine, bold) > similarity(fine, blob) + 0.03
+    assert np.array_equal(prepare_digit(seven(16)), fine)  # a pen of MNIST's width: the same picture as before
+
+
+def test_a_thin_tail_beside_bold_strokes_is_not_narrowed_away():
+    picture = Image.new("L", (400, 400), 255)
+    draw = ImageDraw.Draw(picture)
+    draw.ellipse([60, 40, 300, 280], outline=0, width=110)  # a bold loop, its strokes 4.7 px wide in the box
+    draw.line([(295, 160), (295, 340)], fill=0, width=6)  # and a short thin stem, as a 9's
+    out = prepare_digit(picture)
+    assert bbox(out) == (20, 16)  # the stem is still there: the digit as tall as the box, the loop not narrowed
