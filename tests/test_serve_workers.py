@@ -72,6 +72,8 @@ def test_two_workers_share_the_port_and_stop_together(lesson_run, tmp_path):
         time.sleep(1)
         workers = _children(server.pid)
         assert len(workers) == 1, workers  # this process, and one more
+        score = lambda pid: int(Path(f"/proc/{pid}/oom_score_adj").read_text())  # noqa: E731
+        assert score(workers[0]) == score(server.pid) + 500  # out of memory, a worker goes first, and is replaced
         grid = [[255 if 4 <= y < 24 and 13 <= x < 16 else 0 for x in range(28)] for y in range(28)]
         for _ in range(20):
             request = urllib.request.Request(f"http://127.0.0.1:{port}/api/predict",
@@ -199,3 +201,28 @@ def test_a_port_held_by_a_starting_server_is_refused_to_a_second_one(lesson_run,
             listen("127.0.0.1", port)
     finally:
         first.close()
+
+
+def test_workers_that_cannot_start_say_why_in_one_line_and_are_tried_again_after_a_pause(tmp_path):
+    """An engineer moved the run folder and killed a worker: five replacements printed tracebacks, and after six
+    deaths no worker was ever started again, the server serving on half its processes until restarted."""
+    from digitlab.serve.workers import _Keeper
+
+    env = {**os.environ, "DIGITLAB_MODEL": str(tmp_path / "gone"), "DIGITLAB_RUNS": str(tmp_path),
+           "DIGITLAB_SERVE_PARENT": str(os.getpid())}
+    code = "from digitlab.serve.workers import _worker_main; _worker_main()"
+    failed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr, failed.stderr
+    assert re.fullmatch(r"ERROR: +worker process \d+ cannot start: .*gone.*\n", failed.stderr), failed.stderr
+    starts: list[float] = []
+
+    def start() -> subprocess.Popen:
+        starts.append(time.monotonic())
+        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(2)"])
+
+    keeper = _Keeper([start()], start, lambda: False, most=2, within_s=2.0)
+    keeper.start()
+    time.sleep(7)
+    keeper.stop()
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert max(gaps) >= 1.9 and len(starts) >= 5, gaps  # a pause, then replacing again

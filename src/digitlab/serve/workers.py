@@ -119,7 +119,8 @@ class _Keeper(threading.Thread):
     """Replaces a worker that dies while the server runs (killed, out of memory), with a log line each time.
 
     Not while the server shuts down (``shutting_down()``, or after :meth:`stop`). After more than ``most``
-    deaths within ``within_s`` seconds something is wrong with every start: replacing stops, and the log says so.
+    deaths within ``within_s`` seconds something is wrong with every start (its run folder moved, say): none is
+    started for ``within_s`` seconds, the log says so, and then replacing starts again.
     """
 
     def __init__(self, children: list[subprocess.Popen], start: Any, shutting_down: Any,
@@ -136,10 +137,11 @@ class _Keeper(threading.Thread):
 
     def run(self) -> None:
         deaths: list[float] = []
+        paused_until = 0.0
         while not self.stopped.wait(0.5):
             for i, child in enumerate(self.children):
                 code = child.poll()
-                if code is None:
+                if code is None or time.monotonic() < paused_until:
                     continue
                 with self.lock:
                     if self.stopped.is_set() or self.shutting_down():
@@ -147,9 +149,10 @@ class _Keeper(threading.Thread):
                     now = time.monotonic()
                     deaths = [t for t in deaths if now - t < self.within_s] + [now]
                     if len(deaths) > self.most:
-                        log.error("worker process %d exited (code %s): %d workers died within %g s, so no more are "
-                                  "started", child.pid, code, len(deaths), self.within_s)
-                        return
+                        log.error("worker process %d exited (code %s): %d workers died within %g s, so none is "
+                                  "started for %g s", child.pid, code, len(deaths), self.within_s, self.within_s)
+                        deaths, paused_until = [], now + self.within_s
+                        continue
                     try:
                         self.children[i] = self.start_worker()
                     except OSError as exc:  # no memory or file descriptors for a process now: tried again later
@@ -209,6 +212,17 @@ def _start_worker(sock: socket.socket, model: Path, runs: Path, collect: str | N
     return subprocess.Popen([sys.executable, "-c", code], env=env, pass_fds=() if REUSE_PORT else (sock.fileno(),))
 
 
+def _first_for_the_oom_killer() -> None:
+    """Out of memory, Linux kills a worker before the first process, which replaces it (an engineer: the first
+    process, the larger, would have gone first, and the whole server with it). Raising one's own score needs no
+    privilege; elsewhere nothing is done."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as handle:
+            handle.write("500")
+    except OSError:
+        pass
+
+
 def _warnings_only(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.WARNING
 
@@ -221,10 +235,16 @@ def _worker_main() -> None:
     from digitlab.serve.app import app_from_env
     from digitlab.serve.connections import raise_open_file_limit, uvicorn_settings
 
+    from digitlab.errors import DigitlabError
+
     parent = int(os.environ[_PARENT_ENV])
+    _first_for_the_oom_killer()
     log.addFilter(_warnings_only)  # the first process has said which model it serves, and how: once is enough
     try:
         application = app_from_env()
+    except DigitlabError as exc:  # its run moved or deleted since the server started: one line, not a traceback
+        log.error("worker process %d cannot start: %s", os.getpid(), (str(exc).splitlines() or [""])[0])
+        sys.exit(2)
     finally:
         log.removeFilter(_warnings_only)
     log.info("worker process %d is serving too", os.getpid())
