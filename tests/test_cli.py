@@ -186,14 +186,16 @@ def test_predict_and_read_take_a_folder_of_pictures(lesson_run, tmp_path):
     for path in (scans / "one.png", scans / "b" / "two.jpg", scans / ".thumbs" / "one.png"):
         _draw_one(path)
     (scans / "notes.txt").write_text("not a picture")
+    (scans / "three.apng").write_bytes((scans / "one.png").read_bytes())  # an APNG, which the server reads too
     (tmp_path / "empty").mkdir()
     for command in ("predict", "read"):
         result = run_cli(command, "--model", str(lesson_run.folder), str(scans), str(tmp_path / "empty"), "--json")
         assert result.returncode == 1, result.stderr  # the empty folder is said; the pictures are answered
         answered = json.loads(result.stdout)["predictions" if command == "predict" else "readings"]
         assert [entry["image"] for entry in answered] == [str(scans / "b" / "two.jpg"), str(scans / "one.png"),
-                                                         str(tmp_path / "empty")]
-        assert "error" not in answered[0] and "is a folder with no pictures in it" in answered[2]["error"]
+                                                         str(scans / "three.apng"), str(tmp_path / "empty")]
+        assert "error" not in answered[0] and "error" not in answered[2]
+        assert "is a folder with no pictures in it" in answered[3]["error"]
         note = f"note: left out 1 file that is not a picture (PNG, JPEG, BMP, GIF, WebP or TIFF): {scans / 'notes.txt'}"
         assert note in " ".join(result.stderr.split())
 

@@ -329,7 +329,7 @@ def remove(
     """Delete one sample, every sample by one writer (--writer), or the whole set (--all) from a handwriting set."""
     from digitlab.data.handwriting import HandwritingSet, check_writer
     from digitlab.data.handwriting_io import writer_of, written_by
-    from digitlab.data.handwriting_names import meant
+    from digitlab.data.handwriting_names import listed, meant
     from digitlab.predict import a_digit
 
     if (sample is not None) + (writer is not None) + whole != 1:
@@ -354,7 +354,7 @@ def remove(
     if not theirs:
         present = sorted({writer_of(s) for s in samples})
         raise DigitlabError(f"handwriting set {name!r} has no samples by writer {writer!r} "
-                            f"(writers: {(', '.join(present) or 'none')[:200]}){meant(writer, present)}")
+                            f"(writers: {listed(present)}){meant(writer, present)}")
     shown = ", ".join(sorted({writer_of(s) for s in theirs}))  # as the set stores the name: --writer ADA is ada
     _confirm(yes, f"Remove the {len(theirs):,} sample{'' if len(theirs) == 1 else 's'} by {shown} from {name!r}?")
     removed = store.remove_writer(writer)

@@ -34,7 +34,7 @@ import numpy as np
 
 from digitlab.data.dataset import Dataset
 from digitlab.data.handwriting import HandwritingSet, NewSample, Sample, StoreWriteError, new_sample
-from digitlab.data.handwriting_names import NO_NAME, check_new_writer, meant, written_by
+from digitlab.data.handwriting_names import NO_NAME, check_new_writer, listed, meant, written_by
 from digitlab.data.image_files import PICTURES, UNREAD, hidden
 from digitlab.data.image_files import MAX_FILE_BYTES
 from digitlab.errors import DigitlabError
@@ -359,7 +359,7 @@ def export_pictures(name: str, folder: Path, *, writer: str | None = None) -> tu
         if not samples:
             named = sorted({writer_of(s) for s in store.samples()})
             raise DigitlabError(f"handwriting set {name!r} has no samples by writer {writer!r} (writers: "
-                                f"{(', '.join(named) or 'none')[:200]}){meant(writer, named)}")
+                                f"{listed(named)}){meant(writer, named)}")
     if not samples:
         raise DigitlabError(f"handwriting set {name!r} has no samples to export")
     folder = Path(folder).resolve()  # "." or "..": a folder beside it, named as it is ("/": refused)

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from digitlab.errors import DigitlabError
 
-__all__ = ["NAME", "NO_NAME", "RESERVED", "WRITER_MAX", "check_new_writer", "check_set_name", "check_writer",
+__all__ = ["NAME", "NO_NAME", "RESERVED", "WRITER_MAX", "check_new_writer", "check_set_name", "check_writer", "listed",
            "meant", "one_spelling", "writer_key", "written_by"]
 
 RESERVED = ("digits", "mnist")
@@ -111,6 +111,21 @@ def meant(name: str, writers: Iterable[str]) -> str:
 
     close = sorted({w for w in writers if bare(w) == bare(name)})
     return f"; did you mean {close[0]!r}?" if len(close) == 1 else ""
+
+
+def listed(writers: list[str], room: int = 200) -> str:
+    """``writers`` joined for a one-line message, whole names only, as many as fit in about ``room`` characters, and
+    how many more (an engineer: a class's list cut off mid-name, the last students not named at all).
+
+    >>> listed(["Ada", "Ben"]), listed([]), listed(["Ada", "Ben", "Cyd"], room=8)
+    ('Ada, Ben', 'none', 'Ada, Ben and 1 more')
+    """
+    shown: list[str] = []
+    for name in writers:
+        if shown and len(", ".join([*shown, name])) > room:
+            return f"{', '.join(shown)} and {len(writers) - len(shown)} more"
+        shown.append(name)
+    return ", ".join(shown) or "none"
 
 
 def written_by(writers: Iterable[str]) -> Callable[[Any], bool]:

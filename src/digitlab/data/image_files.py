@@ -20,7 +20,7 @@ __all__ = ["FORMATS", "ImageTooLargeError", "MAX_BYTES", "MAX_FILE_BYTES", "MAX_
            "UNREAD", "WORK_SIDE", "hidden", "pictures_and_passed_over", "pictures_in", "read_image",
            "read_image_and_bytes"]
 
-PICTURES = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+PICTURES = (".png", ".apng", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 """The endings of the pictures taken from a folder."""
 UNREAD = (".heic", ".heif", ".avif", ".jxl", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf")
 """Photos digitlab does not read (a phone's HEIC, a camera's raw files): in a folder, each is named, not passed over.
