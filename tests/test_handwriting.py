@@ -26,6 +26,13 @@ from digitlab.data.idx import read_images, read_labels
 from digitlab.errors import DigitlabError
 
 
+def snapshot(store: HandwritingSet) -> Path:
+    """The set's index written whole, its journal folded in (as a set saved before journals holds it); its path."""
+    with store._lock():
+        store._index.rewrite(store._read_index())
+    return store.folder / "index.json"
+
+
 def picture(digit: int, variant: int = 0, size: int = 120) -> bytes:
     """A PNG of a stroke drawing standing in for the digit (its shape varies with ``variant``)."""
     rng = random.Random(digit * 1000 + variant)
@@ -155,7 +162,8 @@ def test_bad_input_is_refused_and_nothing_is_written(data_dir, call, message):
     with pytest.raises(DigitlabError, match=message):
         call(store)
     assert store.samples() == []
-    assert not [p for p in (data_dir / "handwriting" / "mine").rglob("*") if p.is_file() and p.name != ".lock"]
+    made = (".lock", "index.json")  # a new set is made with its empty index
+    assert not [p for p in (data_dir / "handwriting" / "mine").rglob("*") if p.is_file() and p.name not in made]
 
 
 def _blank() -> bytes:
@@ -201,7 +209,7 @@ def test_an_index_record_whose_picture_is_not_its_own_counts_as_damage(data_dir,
     store = HandwritingSet.open("mine", create=True)
     first, _ = store.add(picture(1), 1)
     second, _ = store.add(picture(2), 2)
-    index = data_dir / "handwriting" / "mine" / "index.json"
+    index = snapshot(store)
     doc = json.loads(index.read_text())
     doc["samples"][0]["original"] = original if isinstance(original, int) else original.format(id=first.id,
                                                                                               other=second.id)
@@ -233,7 +241,7 @@ def test_a_bad_record_in_the_index_counts_as_damage_not_a_crash(data_dir):
     store = HandwritingSet.open("mine", create=True)
     for digit in range(3):
         store.add(picture(digit), digit, writer="ada")
-    index = data_dir / "handwriting" / "mine" / "index.json"
+    index = snapshot(store)
     doc = json.loads(index.read_text())
     doc["samples"][0]["writer"] = 5
     index.write_text(json.dumps(doc))
@@ -272,7 +280,7 @@ def test_a_sample_listed_twice_in_the_index_counts_once(data_dir):
     store = HandwritingSet.open("mine", create=True)
     for digit in range(3):
         store.add(picture(digit), digit)
-    index = data_dir / "handwriting" / "mine" / "index.json"
+    index = snapshot(store)
     doc = json.loads(index.read_text())
     doc["samples"].append(doc["samples"][0])
     index.write_text(json.dumps(doc))
@@ -494,7 +502,7 @@ def test_an_import_killed_midway_loses_nothing_and_running_it_again_finishes_it(
 def test_a_save_that_dies_before_the_index_leaves_nothing_visible(data_dir):
     HandwritingSet.open("mine", create=True).add(picture(1), 1)
     script = SAVER.replace("store.add(buffer.getvalue()",
-                           "import os; store._write_index = lambda entries: os._exit(9); store.add(buffer.getvalue()")
+                           "import os; store._write_index = lambda entries, **change: os._exit(9); store.add(buffer.getvalue()")
     child = subprocess.run([sys.executable, "-c", script, "mine", "0", "1"], env=dict(os.environ))
     assert child.returncode == 9
     folder = data_dir / "handwriting" / "mine"
@@ -508,8 +516,9 @@ def test_disk_full_while_saving_changes_nothing(data_dir, limit, count):  # pict
     store = HandwritingSet.open("mine", create=True)
     for digit in range(6):
         store.add(picture(digit), digit, writer="a fairly long writer name to make the index grow")
-    index = data_dir / "handwriting" / "mine" / "index.json"
-    before = index.read_bytes()
+    folder = data_dir / "handwriting" / "mine"
+    index = lambda: {p.name: p.read_bytes() for p in [folder / "index.json", *folder.glob("journal-*")]}  # noqa: E731
+    before = index()
     script = textwrap.dedent(f"""
         import resource, signal, sys
         from digitlab.data.handwriting import HandwritingSet, new_sample
@@ -524,13 +533,14 @@ def test_disk_full_while_saving_changes_nothing(data_dir, limit, count):  # pict
     paths = [data_dir.parent / f"big{k}.png" for k in range(count)]
     for k, path in enumerate(paths):
         path.write_bytes(picture(8, variant=k, size=400 if limit == 300 else 120))
-        assert len(path.read_bytes()) > 300 and (limit == 300 or len(path.read_bytes()) < 1_200 < len(before))
+        longest = max(map(len, before.values()))  # the journal: a line appended past the limit fails
+        assert len(path.read_bytes()) > 300 and (limit == 300 or len(path.read_bytes()) < 1_200 < longest)
     child = subprocess.run([sys.executable, "-c", script, *map(str, paths)], env=dict(os.environ), capture_output=True,
                            text=True)
     assert child.returncode == 2, child.stderr
     what = "the sample" if count == 1 else f"{count} samples"
     assert f"the disk is full while saving {what}; nothing was changed" in child.stdout
-    assert index.read_bytes() == before
+    assert index() == before  # the journal its line would have ended
     assert len(store.samples()) == 6 and not store.problems
     assert len(list((data_dir / "handwriting" / "mine" / "prepared").glob("*"))) == 6
     assert len(list((data_dir / "handwriting" / "mine" / "originals").glob("*"))) == 6
@@ -542,15 +552,16 @@ def test_saving_many_at_once_writes_the_index_once_and_saves_no_copy(data_dir, m
     first, _ = store.add(picture(1), 1)
     writes = []
     real_write = store._write_index
-    monkeypatch.setattr(store, "_write_index", lambda entries: (writes.append(len(entries)), real_write(entries)))
+    monkeypatch.setattr(store, "_write_index", lambda entries, **change: (writes.append(len(change["added"])),
+                                                                          real_write(entries, **change)))
     new = [new_sample(picture(d), d, writer="ada") for d in (2, 3, 2)] + [new_sample(picture(1), 1)]
     results = store.save(new)
-    assert writes == [3]  # one index write for the two new pictures
+    assert writes == [2]  # one index write for the two new pictures
     assert [added for _, added in results] == [True, True, False, False]
     assert results[2][0] == results[0][0] == new[0].sample and results[3][0] == first  # copies: the sample kept
     assert [s.label for s in store.samples()] == [1, 2, 3] and not store.problems
     assert len(list((data_dir / "handwriting" / "class" / "prepared").glob("*.png"))) == 3
-    assert store.save([new_sample(picture(3), 3)])[0] == (results[1][0], False) and writes == [3]  # nothing new
+    assert store.save([new_sample(picture(3), 3)])[0] == (results[1][0], False) and writes == [2]  # nothing new
 
 
 @pytest.mark.parametrize("batch, limit, writes", [(5, 64 << 20, [4, 9, 10]), (256, 1, list(range(1, 11)))],
@@ -565,7 +576,8 @@ def test_an_import_saves_its_pictures_in_batches(data_dir, tmp_path, monkeypatch
     monkeypatch.setattr(handwriting_io, "IMPORT_BATCH_BYTES", limit)
     seen = []
     real_write = HandwritingSet._write_index
-    monkeypatch.setattr(HandwritingSet, "_write_index", lambda self, e: (seen.append(len(e)), real_write(self, e)))
+    monkeypatch.setattr(HandwritingSet, "_write_index", lambda self, e, **change: (
+        seen.append(len(e) + len(change["added"])), real_write(self, e, **change)))
     lines = []
     summary = import_pictures("class", [tmp_path], writer="ada", log=lines.append)
     assert (summary.added, summary.duplicates, summary.failures) == (10, 1, [])
@@ -580,9 +592,9 @@ def test_a_save_stopped_by_ctrl_c_keeps_exactly_the_files_the_index_names(data_d
     store.add(picture(1), 1)
     real_write = store._write_index
 
-    def stopped(entries):
-        if when == "after":  # the index is replaced, then Ctrl-C lands before save returns
-            real_write(entries)
+    def stopped(entries, **change):
+        if when == "after":  # the index is written, then Ctrl-C lands before save returns
+            real_write(entries, **change)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(store, "_write_index", stopped)
@@ -637,7 +649,7 @@ def test_a_writers_name_is_one_writer_whatever_its_case(data_dir):
     store.add(picture(3), 3, writer="ADA ")
     store.add(picture(4), 4, writer="Ben")
     assert [s.writer for s in store.samples()] == ["Ada", "Ada", "Ada", "Ben"]
-    index = store.folder / "index.json"
+    index = snapshot(store)
     doc = json.loads(index.read_text())
     doc["samples"][1]["writer"] = "ada"  # as a set saved before names were compared regardless of case
     index.write_text(json.dumps(doc))
@@ -662,7 +674,7 @@ def test_a_name_typed_with_its_accent_apart_or_two_spaces_is_one_writer(data_dir
         store.add(picture(5), 5, writer="\u0958" * 33)
     by_label = lambda: [s.writer for s in sorted(store.samples(), key=lambda s: s.label)]  # noqa: E731
     assert by_label() == ["Zo\u00eb van Dijk"] * 3 + ["Ben"]
-    index = store.folder / "index.json"
+    index = snapshot(store)
     doc = json.loads(index.read_text())
     for entry in doc["samples"]:  # as a set saved before names were compared so
         entry["writer"] = {2: "Zoe\u0308 van Dijk", 3: "ZO\u00cb  van Dijk"}.get(entry["label"], entry["writer"])

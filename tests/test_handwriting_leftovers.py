@@ -33,7 +33,7 @@ KILLED_BEFORE_THE_INDEX = textwrap.dedent("""
     from digitlab.data.handwriting import HandwritingSet
     from test_handwriting import picture
     store = HandwritingSet.open("class", create=True)
-    store._write_index = lambda entries: os.kill(os.getpid(), signal.SIGKILL)  # a real kill: no finally runs
+    store._write_index = lambda entries, **change: os.kill(os.getpid(), signal.SIGKILL)  # a real kill: no finally
     store.add(picture(7, 70), 7, writer=sys.argv[1])
 """)
 
@@ -92,7 +92,7 @@ def test_a_save_that_fails_on_a_damaged_index_changes_nothing(data_dir, monkeypa
     def index_full(*args):  # now the index itself cannot be written
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("digitlab.data.handwriting.atomic_path", index_full)
+    monkeypatch.setattr("digitlab.data.handwriting_index.atomic_path", index_full)
     with pytest.raises(StoreWriteError, match="nothing was changed"):
         store.add(picture(6, 5), 6, writer="dan")
     assert (store.folder / "index.json").read_text() == "nonsense{"  # still there, damaged as it was

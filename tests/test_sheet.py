@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 
 import numpy as np
 import pytest
@@ -141,8 +140,9 @@ def test_import_sheets_into_a_set(tmp_path):
     assert again.returncode == 1 and "Traceback" not in again.stderr
     assert "added 60 pictures, skipped 60 already in the set, 1 could not be used" in again.stdout, again.stdout
     assert "short.png: found 4 lines of digits, but --sheet names 10" in again.stderr
-    index = json.loads((tmp_path / "data" / "handwriting" / "class" / "index.json").read_text())
-    samples = index["samples"]
+    from digitlab.data.handwriting_index import SetIndex
+
+    samples = [s.to_dict() for s in SetIndex(tmp_path / "data" / "handwriting" / "class", "class").read()]
     assert len(samples) == 120 and {s["source"] for s in samples} == {"sheet"}
     assert sorted({s["writer"] for s in samples}) == ["ana", "bo"]
     assert [sum(s["label"] == d for s in samples) for d in range(10)] == [12] * 10
@@ -176,7 +176,8 @@ def test_each_sheet_goes_in_whole_in_one_save(tmp_path, monkeypatch):
         sheet("38", seed=seed).save(tmp_path / f"sheet-{seed}.png")
     sizes = []
     real_write = HandwritingSet._write_index
-    monkeypatch.setattr(HandwritingSet, "_write_index", lambda self, e: (sizes.append(len(e)), real_write(self, e)))
+    monkeypatch.setattr(HandwritingSet, "_write_index", lambda self, e, **change: (
+        sizes.append(len(e) + len(change["added"])), real_write(self, e, **change)))
     summary = handwriting_io.import_pictures("mine", [tmp_path / "sheet-1.png", tmp_path / "sheet-2.png"], sheet="38")
     assert (summary.added, summary.sheets, summary.failures) == (24, 2, []) and sizes == [12, 24]
 

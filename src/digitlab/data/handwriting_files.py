@@ -95,10 +95,11 @@ def remove_strays(folder: Path, entries: list[Sample]) -> None:
     """
     prepared, originals = folder / "prepared", folder / "originals"
     named = {f"{s.id}.png" for s in entries}
-    left = [name for name in os.listdir(prepared) if name not in named]  # names only: quick for a large set
+    listed = {where: os.listdir(where) for where in (folder, originals, prepared)}  # names only: each folder once
+    left = [name for name in listed[prepared] if name not in named]
     by_id: dict[str, list[str]] = {}
     if left:
-        for name in os.listdir(originals):
+        for name in listed[originals]:
             by_id.setdefault(name.split(".", 1)[0], []).append(name)
     for name in left:
         try:
@@ -109,8 +110,8 @@ def remove_strays(folder: Path, entries: list[Sample]) -> None:
             for original in by_id.get(sample.id, []):
                 _unlink(originals / original)
             _unlink(prepared / name)
-    for where in (folder, originals, prepared):
-        for name in os.listdir(where):
+    for where, names in listed.items():
+        for name in names:
             if name.startswith(".") and name.endswith(".part"):
                 _unlink(where / name)
 
@@ -123,9 +124,10 @@ def _unlink(path: Path) -> None:
         pass
 
 
-def make_set_folder(folder: Path) -> None:
-    """Make a new set's folder whole at once: ``originals/``, ``prepared/`` and ``.lock`` with a random identity,
-    made aside and renamed into place, so no process ever sees the set without its identity. A set that exists
+def make_set_folder(folder: Path, index: bytes) -> None:
+    """Make a new set's folder whole at once: ``originals/``, ``prepared/``, ``.lock`` with a random identity and
+    ``index.json`` holding ``index`` (no samples: a first save killed midway leaves none), made aside and renamed
+    into place, so no process ever sees the set without its identity or its index. A set that exists
     is left as it is (its ``.lock`` is never changed: a process holding the set compares it with what it read, and
     so learns that the set was deleted and made anew)."""
     if folder.is_dir():
@@ -145,6 +147,7 @@ def make_set_folder(folder: Path) -> None:
         for sub in ("originals", "prepared"):
             (aside / sub).mkdir(parents=True)
         (aside / ".lock").write_text(secrets.token_hex(16), encoding="ascii")
+        (aside / "index.json").write_bytes(index)
         os.rename(aside, folder)
     except OSError as exc:
         if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not folder.is_dir():

@@ -1,0 +1,255 @@
+"""A handwriting set's index: a snapshot of its samples, and a journal of what was saved or removed since.
+
+::
+
+    index.json            {"format": "digitlab-handwriting-2", "name": ..., "samples": [...], "journal": JOURNAL}
+    journal-<hex>.jsonl   one line per save, {"add": [records]}, or removal, {"remove": [ids]}, each ended by "\\n"
+
+A save appends one line and syncs it to disk, so its cost does not grow with the set: an index rewritten whole for
+each save took 290-370 ms at 9,000 samples, and a class of 30 saving at once waited 7.6 s a save (an engineer's load
+test). Once the journal holds more records than a quarter of the snapshot (and at least :data:`COMPACT_AT`), the
+snapshot is written again whole, naming a new journal, by a rename; the old journal is removed after. A kill leaves
+the old snapshot or the new one, and a line cut short (no "\\n") is not read: the next writer cuts it off before
+it appends. Every reader keeps what it read and reads only the lines appended since, or everything when the
+snapshot was replaced. Readers and writers take turns on the set's lock (:mod:`digitlab.data.handwriting`).
+
+An index written before the journal (format ``digitlab-handwriting``) reads as a snapshot with an empty journal;
+the next save writes this format, which an older digitlab reads as a damaged index: it falls back on the records
+kept in the prepared files, and so loses nothing.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import secrets
+import shutil
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from digitlab.data.handwriting_files import records_in_prepared
+from digitlab.data.handwriting_names import one_spelling, writer_key
+from digitlab.data.handwriting_sample import Sample
+from digitlab.fileio import atomic_path, read_regular
+
+__all__ = ["COMPACT_AT", "FORMAT", "INDEX", "SetIndex", "empty_index"]
+
+INDEX = "index.json"
+FORMAT = "digitlab-handwriting-2"
+OLD_FORMAT = "digitlab-handwriting"  # a snapshot alone, every save rewriting it
+MAX_INDEX_BYTES = 256 * 2**20  # an entry is a few hundred bytes: larger is no index digitlab wrote
+COMPACT_AT = 256
+"""The journal is folded into the snapshot from this many records on (or a quarter of the snapshot, if more)."""
+
+
+def empty_index(name: str) -> bytes:
+    """A new set's index: no samples, and the name of the journal its first save starts."""
+    return json.dumps({"format": FORMAT, "name": name, "samples": [], "journal": _journal_name()}).encode()
+
+
+def _journal_name() -> str:
+    return f"journal-{secrets.token_hex(8)}.jsonl"
+
+
+class SetIndex:
+    """The index of the set in ``folder``, as this process last read it (call every method under the set's lock).
+
+    Attributes
+    ----------
+    sound : bool
+        Whether the last :meth:`read` came from a whole index (else from the records in the prepared files).
+    problems : list of str
+        What that read found wrong, one line each.
+    """
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder, self.name = folder, name
+        self.sound, self.problems = False, []
+        self._forget()
+
+    def _forget(self) -> None:
+        self._key: tuple | None = None  # the snapshot's file, as read
+        self._journal: str | None = None
+        self._offset = self._logged = 0  # bytes of the journal read, and the records in it
+        self._records: dict[str, Sample] = {}
+        self._spelled: list[Sample] = []  # the records, each writer under one spelling (one_spelling)
+        self._first: dict[str, str] = {}  # writer_key -> that spelling
+
+    @property
+    def journal(self) -> str | None:
+        """The journal's file name, as last read or written (None for an index written before journals)."""
+        return self._journal
+
+    # ------------------------------------------------------------------------------ reading
+
+    def read(self) -> list[Sample]:
+        """Every sample the index names, oldest first, each writer under one spelling (:func:`one_spelling`); when
+        there is no index or it is damaged, the records kept in the prepared files (:attr:`sound` False).
+
+        Only a malformed index counts as damaged; a file the system cannot read now (no permission, too many open
+        files) raises OSError, so that no save ever rewrites the index from a partial picture."""
+        path = self.folder / INDEX
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            self._forget()
+            self.sound, self.problems = False, []
+            return one_spelling(records_in_prepared(self.folder)) if any((self.folder / "prepared").glob("*.png")) else []
+        key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        try:
+            if key != self._key or not self.sound:
+                self._load(path, key)
+            self._read_journal()
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            where = path if self._key != key else self.folder / str(self._journal)
+            self._forget()
+            found = records_in_prepared(self.folder)
+            self.sound, self.problems = False, [
+                f"{where} is damaged ({str(exc)[:80] or type(exc).__name__}); read {len(found)} samples from their "
+                "prepared files instead (the next save keeps a copy of the damaged index and writes a whole one)"]
+            return one_spelling(found)
+        return list(self._spelled)
+
+    def spelled(self, samples: list[Sample]) -> list[Sample]:
+        """``samples`` (new ones, in order) each with its writer as the set spells that name, or as the first of
+        them does (:func:`one_spelling`, without going through the whole set)."""
+        first, out = dict(self._first), []
+        for sample in samples:
+            name = sample.writer and first.setdefault(writer_key(sample.writer), sample.writer)
+            out.append(sample if name == sample.writer else replace(sample, writer=name))
+        return out
+
+    def _load(self, path: Path, key: tuple) -> None:
+        self._forget()
+        self.sound, self.problems = False, []
+        doc = json.loads(read_regular(path, MAX_INDEX_BYTES).decode("utf-8"))
+        if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, OLD_FORMAT) or not isinstance(
+                doc.get("samples"), list):
+            raise ValueError("not a digitlab handwriting index")
+        journal = doc.get("journal")
+        if doc["format"] == FORMAT and not (isinstance(journal, str) and journal.startswith("journal-")
+                                            and journal.endswith(".jsonl") and "/" not in journal):
+            raise ValueError("no journal named")
+        self._add([Sample.from_dict(entry) for entry in doc["samples"]])
+        self._key, self._journal, self.sound = key, journal if doc["format"] == FORMAT else None, True
+
+    def _read_journal(self) -> None:
+        """Apply the whole lines appended to the journal since the last read."""
+        if self._journal is None:
+            return
+        try:
+            with open(self.folder / self._journal, "rb") as handle:
+                handle.seek(self._offset)
+                tail = handle.read()
+        except FileNotFoundError:  # no save since the snapshot
+            return
+        whole = tail[: tail.rfind(b"\n") + 1]  # a last line without its "\n": a killed append, not read
+        for line in whole.splitlines():
+            self._apply(json.loads(line.decode("utf-8")))
+        self._offset += len(whole)
+
+    def _apply(self, change: dict) -> None:
+        if not isinstance(change, dict) or len(change) != 1:
+            raise ValueError("a journal line is not one change")
+        if isinstance(change.get("add"), list):
+            self._add([Sample.from_dict(entry) for entry in change["add"]])
+            self._logged += len(change["add"])
+        elif isinstance(change.get("remove"), list) and all(isinstance(i, str) for i in change["remove"]):
+            self._drop(set(change["remove"]))
+            self._logged += len(change["remove"])
+        else:
+            raise ValueError("a journal line is neither an add nor a remove")
+
+    def _add(self, samples: list[Sample]) -> None:
+        for sample in samples:
+            if sample.id in self._records:
+                self.problems.append(f"sample {sample.id} is listed more than once in the index; counted once")
+                continue
+            self._records[sample.id] = sample
+            self._spell_in(sample)
+
+    def _drop(self, ids: set[str]) -> None:
+        for sample_id in ids:
+            self._records.pop(sample_id, None)
+        self._spelled, self._first = [], {}
+        for sample in self._records.values():  # the first spelling of a name may have gone with them
+            self._spell_in(sample)
+
+    def _spell_in(self, sample: Sample) -> None:
+        name = sample.writer and self._first.setdefault(writer_key(sample.writer), sample.writer)
+        self._spelled.append(sample if name == sample.writer else replace(sample, writer=name))
+
+    # ------------------------------------------------------------------------------ writing
+
+    def append(self, change: dict) -> None:
+        """Append one change (``{"add": [records]}`` or ``{"remove": [ids]}``) to the journal, synced to disk; the
+        snapshot is written again whole instead when the journal has grown to a quarter of it (:data:`COMPACT_AT`).
+        Call it only after :meth:`read` under the exclusive lock, with a sound index."""
+        self._apply(change)  # raises before anything is written if the change is malformed
+        if self._journal is None or self._logged > max(COMPACT_AT, len(self._records) // 4):
+            self.rewrite(list(self._records.values()))
+            return
+        path = self.folder / self._journal
+        line = json.dumps(change).encode("utf-8") + b"\n"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+        try:
+            if os.fstat(fd).st_size != self._offset:
+                os.ftruncate(fd, self._offset)  # a line a killed writer left half-written
+            os.pwrite(fd, line, self._offset)
+            os.fsync(fd)
+        except BaseException:
+            self._key = None  # read everything again next time
+            raise
+        finally:
+            os.close(fd)
+        self._offset += len(line)
+
+    def rewrite(self, entries: list[Sample]) -> None:
+        """Write the snapshot whole (``entries``, oldest first) with a new, empty journal, then remove the journals
+        no index names; a damaged index (and journal) is kept beside it for a person to inspect."""
+        journal = _journal_name()
+        doc = {"format": FORMAT, "name": self.name, "samples": [s.to_dict() for s in entries], "journal": journal}
+        kept = self._keep_damaged()
+        try:
+            with atomic_path(self.folder / INDEX) as tmp:
+                with open(tmp, "w", encoding="utf-8") as handle:
+                    handle.write(json.dumps(doc))  # dumps: json's C encoder (dump and indent use the pure-Python one)
+                    handle.flush()
+                    os.fsync(handle.fileno())  # the new index is on disk before it replaces the old one
+        except BaseException:
+            for path in kept:
+                path.unlink(missing_ok=True)
+            self._key = None
+            raise
+        for name in os.listdir(self.folder):
+            if name.startswith("journal-") and name.endswith(".jsonl") and name != journal:
+                (self.folder / name).unlink(missing_ok=True)
+        stat = os.stat(self.folder / INDEX)
+        self._forget()
+        self._add(entries)
+        self._key, self._journal, self.sound, self.problems = (
+            (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns), journal, True, [])
+
+    def _keep_damaged(self) -> list[Path]:
+        """Second names for a damaged index and its journals, so that the rewrite keeps them; [] for a sound one."""
+        if self.sound or not self.problems or "is damaged" not in self.problems[0] or not (self.folder / INDEX).exists():
+            return []
+        stamp = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
+        kept: list[Path] = []
+        try:
+            for name in [INDEX] + [n for n in os.listdir(self.folder) if n.startswith("journal-") and n.endswith(".jsonl")]:
+                kept.append(self.folder / f"{name}.damaged-{stamp}")
+                try:
+                    os.link(self.folder / name, kept[-1])  # a second name: the file stays as it was if the write fails
+                except OSError as exc:
+                    if exc.errno == errno.EEXIST:
+                        kept.pop()  # not ours to remove
+                        raise
+                    shutil.copyfile(self.folder / name, kept[-1])  # storage without hard links (a USB stick's FAT)
+        except BaseException:
+            for path in kept:
+                path.unlink(missing_ok=True)
+            raise
+        return kept
