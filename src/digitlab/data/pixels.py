@@ -1,0 +1,84 @@
+"""The JSON path: a grid of pixel values (the API's ``"pixels"``) checked into a uint8 image, each bad value named.
+
+:func:`~digitlab.data.images.prepare_digit` then prepares it as a picture (cropped, scaled, centred).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from digitlab.errors import DigitlabError
+
+__all__ = ["prepare_pixels"]
+
+
+def prepare_pixels(pixels: Any, shape: tuple[int, int] = (28, 28)) -> np.ndarray:
+    """Validate a grid of pixel values (e.g. the API's JSON ``"pixels"``) into a uint8 image.
+
+    Parameters
+    ----------
+    pixels : nested list or ndarray
+        ``shape`` rows of numbers from 0 to 255 (fractions are rounded).
+    shape : (int, int)
+        The size expected, 28×28 by default.
+
+    Returns
+    -------
+    ndarray of uint8, shape ``shape``
+        Ready for :func:`prepare_digit`, which centres it and decides ink vs paper.
+
+    Examples
+    --------
+    >>> prepare_pixels([[0] * 28] * 28).shape, prepare_pixels([[-0.4, 1], [2, 255.3]], shape=(2, 2)).tolist()
+    ((28, 28), [[0, 1], [2, 255]])
+    >>> prepare_pixels([[0, 1], [2, 300]], shape=(2, 2))
+    Traceback (most recent call last):
+    ...
+    digitlab.errors.DigitlabError: pixels must be between 0 and 255; found 300 at row 1, column 1
+    >>> prepare_pixels(None)
+    Traceback (most recent call last):
+    ...
+    digitlab.errors.DigitlabError: pixels must be 28 rows of 28 numbers from 0 to 255; got null
+    """
+    rows, cols = shape
+    wanted = f"pixels must be {rows} rows of {cols} numbers from 0 to 255"
+    if not isinstance(pixels, (list, tuple, np.ndarray)):  # JSON's null was told "rows differ in length" (an engineer)
+        got = ("null" if pixels is None else "true or false" if isinstance(pixels, bool) else "a single number"
+               if isinstance(pixels, (int, float)) else "text" if isinstance(pixels, str) else "an object")
+        raise DigitlabError(f"{wanted}; got {got}")
+    try:
+        array = np.asarray(pixels)
+    except (ValueError, TypeError):
+        raise DigitlabError(f"{wanted}; the rows differ in length") from None
+    if array.dtype == object or array.dtype.kind not in "iuf":
+        kind = ("rows differ in length or hold non-numbers" if array.dtype == object else
+                {"U": "found text, not numbers", "S": "found text, not numbers",
+                 "b": "found true or false, not numbers"}.get(array.dtype.kind, f"found {array.dtype.name} values"))
+        raise DigitlabError(f"{wanted}; {kind}")
+    if array.shape != (rows, cols):
+        raise DigitlabError(f"{wanted}; got shape {'×'.join(map(str, array.shape)) or 'a single number'}")
+    if isinstance(pixels, (list, tuple)):  # NumPy silently reads a JSON true or false as 1 or 0
+        _refuse_booleans(pixels)
+    values = array.astype(np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise DigitlabError(f"pixels must be finite numbers; found {array[r, c]} at row {r}, column {c}")
+    rounded = np.rint(values)  # rounded first, as documented: 255.3 is 255 (an engineer's was refused)
+    outside = (rounded < 0) | (rounded > 255)
+    if outside.any():
+        r, c = np.argwhere(outside)[0]
+        shown = int(values[r, c]) if float(values[r, c]).is_integer() else float(values[r, c])
+        raise DigitlabError(f"pixels must be between 0 and 255; found {shown} at row {r}, column {c}")
+    return rounded.astype(np.uint8)
+
+
+def _refuse_booleans(grid: Any) -> None:
+    """Refuse a true/false among the numbers of a list of rows that NumPy has read as rows×columns."""
+    for r, row in enumerate(grid):
+        for c, value in enumerate(row if isinstance(row, (list, tuple)) else np.asarray(row).ravel()):
+            if isinstance(value, (bool, np.bool_)):
+                shown = "true" if value else "false"
+                raise DigitlabError(f"pixels must be numbers, not true or false; found {shown} at row {r}, column {c}")
