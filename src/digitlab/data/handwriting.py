@@ -59,7 +59,7 @@ from PIL import Image
 from digitlab.data.cache import data_root
 from digitlab.data.image_files import MAX_FILE_BYTES
 from digitlab.data.handwriting_files import (make_set_folder, remove_sample_files, remove_strays, threads_take_turns,
-                                             write_sample_files)
+                                             write_prepared, write_sample_files)
 from digitlab.data.handwriting_index import INDEX, SetIndex, empty_index
 from digitlab.data.handwriting_names import NAME, NO_NAME, RESERVED, check_set_name, check_writer, written_by
 from digitlab.data.handwriting_sample import SOURCES, NewSample, Sample, new_sample, with_free_id
@@ -230,6 +230,39 @@ class HandwritingSet:
                 raise StoreWriteError(f"the set is deleted, but {folder} could not all be removed; "
                                       "delete that folder by hand")
         return True
+
+    def prepare_again(self, prepare: Callable[[Path, Sample, np.ndarray | None], np.ndarray],
+                      batch: int = 64) -> tuple[int, int]:
+        """Prepare every sample again (``prepare``: the original's path, the sample and its prepared form as saved,
+        None if damaged, to its 28×28 form), and replace the prepared pictures that change (a preparation improved
+        since they were saved); how many samples were looked at and how many changed. The work is done outside the
+        set's lock, the writes ``batch`` at a time under it, each sample still in the set then, so a collecting
+        server waits a moment at most."""
+        entries, looked, changed = self.samples(), 0, 0
+        for start in range(0, len(entries), batch):
+            fresh = {}
+            for sample in entries[start:start + batch]:
+                try:
+                    saved: np.ndarray | None = self._prepared(sample)
+                except DigitlabError:  # removed meanwhile (then not written below), or damaged: written again
+                    saved = None
+                try:
+                    again = prepare(self.folder / sample.original, sample, saved)
+                except (OSError, DigitlabError):  # removed meanwhile, or an original it cannot read: left as it is
+                    continue
+                looked += 1
+                if saved is None or not np.array_equal(again, saved):
+                    fresh[sample.id] = again
+            if fresh:
+                with self._lock():
+                    for entry in self._read_for_writing():
+                        if entry.id in fresh:
+                            try:
+                                write_prepared(self.folder, entry, fresh[entry.id])
+                            except OSError as exc:
+                                raise _disk_error(exc, f"writing {entry.id}'s prepared picture") from None
+                            changed += 1
+        return looked, changed
 
     def records(self) -> list[Sample]:
         """Every sample the index names, its files present or not (what :meth:`remove_writer` matches)."""

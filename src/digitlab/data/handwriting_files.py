@@ -36,16 +36,25 @@ def write_sample_files(folder: Path, sample: Sample, picture: bytes, prepared: n
     In that order (and removed in the other), a file of a sample no index names is always a prepared PNG holding
     its record, which :func:`remove_strays` can judge; an original alone is never a killed save's.
     """
+    write_prepared(folder, sample, prepared)
+    _write_whole(folder / sample.original, picture)
+
+
+def write_prepared(folder: Path, sample: Sample, prepared: np.ndarray) -> None:
+    """Write (or replace) a sample's prepared PNG, with its record, whole and on disk."""
     info = PngImagePlugin.PngInfo()
     info.add_text("digitlab", json.dumps(sample.to_dict()))
     buffer = io.BytesIO()
     Image.fromarray(prepared, "L").save(buffer, "PNG", pnginfo=info)
-    for path, data in ((folder / "prepared" / f"{sample.id}.png", buffer.getvalue()), (folder / sample.original, picture)):
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())  # on disk before the index names it, even if the power goes
+    _write_whole(folder / "prepared" / f"{sample.id}.png", buffer.getvalue())
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before the index names it, even if the power goes
 
 
 def remove_sample_files(folder: Path, sample: Sample) -> None:
