@@ -103,3 +103,68 @@ def test_a_damaged_journal_line_is_damage_kept_aside_and_nothing_is_lost(data_di
     assert len(list(store.folder.glob(f"{journal.name}.damaged-*"))) == 1
     assert len(list(store.folder.glob("index.json.damaged-*"))) == 1
     assert sorted(s.label for s in HandwritingSet.open("class").samples()) == [1, 2, 3]
+
+
+def test_a_line_the_disk_cut_short_is_a_failed_save_and_the_set_is_as_before(data_dir, monkeypatch):
+    """A reviewer: a nearly full disk wrote part of the line and said so; the save was acknowledged, the sample then
+    lost, and this process's next line followed NUL bytes."""
+    import os
+
+    from digitlab.data.handwriting import StoreWriteError
+
+    store = HandwritingSet.open("class", create=True)
+    store.add(picture(1), 1)
+    journal = _journal(store)
+    whole = journal.read_bytes()
+    real = os.pwrite
+    monkeypatch.setattr(handwriting_index.os, "pwrite", lambda fd, data, at: real(fd, data[: len(data) // 2], at))
+    with pytest.raises(StoreWriteError, match="nothing was changed"):
+        store.add(picture(2), 2)
+    monkeypatch.setattr(handwriting_index.os, "pwrite", real)
+    assert journal.read_bytes() == whole
+    assert [s.label for s in store.samples()] == [1] == [s.label for s in HandwritingSet.open("class").samples()]
+    assert store.add(picture(2), 2)[1] and b"\0" not in journal.read_bytes()
+    assert [s.label for s in HandwritingSet.open("class").samples()] == [1, 2]
+
+
+def test_a_journal_that_cannot_be_opened_leaves_no_stale_picture_of_the_set(data_dir, monkeypatch):
+    """A reviewer: with no file descriptor left, the save failed but this process kept the sample as saved, answered
+    "already in the set" when it was sent again, and another process's next save removed its files."""
+    import errno
+    import os
+
+    from digitlab.data.handwriting import StoreWriteError
+
+    store = HandwritingSet.open("class", create=True)
+    store.add(picture(1), 1)
+    real = os.open
+
+    def no_descriptors(path, *args, **kwargs):
+        if str(path).endswith(".jsonl"):
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(handwriting_index.os, "open", no_descriptors)
+    with pytest.raises(StoreWriteError):
+        store.add(picture(2), 2)
+    monkeypatch.setattr(handwriting_index.os, "open", real)
+    assert [s.label for s in store.samples()] == [1]
+    assert store.add(picture(2), 2)[1]  # saved now, not "already in the set"
+    HandwritingSet.open("class").add(picture(3), 3)  # another process's save keeps it
+    assert [s.label for s in store.samples()] == [1, 2, 3]
+
+
+def test_a_new_writers_name_is_spelt_as_the_set_spells_it_when_the_index_is_damaged(data_dir):
+    store = HandwritingSet.open("class", create=True)
+    store.add(picture(1), 1, writer="Ada")
+    (store.folder / INDEX).write_text("nonsense{")
+    assert HandwritingSet.open("class").add(picture(2), 2, writer="ADA")[0].writer == "Ada"
+
+
+def test_a_journal_gone_after_part_of_it_was_read_is_read_again_whole(data_dir):
+    store = HandwritingSet.open("class", create=True)
+    store.add(picture(1), 1)
+    store.add(picture(2), 2)
+    assert len(store.samples()) == 2
+    _journal(store).unlink()  # not the journal this process read: its picture of the set is not kept
+    assert store.samples() == HandwritingSet.open("class").samples() == []

@@ -61,7 +61,8 @@ from digitlab.data.image_files import MAX_FILE_BYTES
 from digitlab.data.handwriting_files import (make_set_folder, remove_sample_files, remove_strays, threads_take_turns,
                                              write_prepared, write_sample_files)
 from digitlab.data.handwriting_index import INDEX, SetIndex, empty_index
-from digitlab.data.handwriting_names import NAME, NO_NAME, RESERVED, check_set_name, check_writer, written_by
+from digitlab.data.handwriting_names import (NAME, NO_NAME, RESERVED, check_set_name, check_writer, one_spelling,
+                                             written_by)
 from digitlab.data.handwriting_sample import SOURCES, NewSample, Sample, new_sample, with_free_id
 from digitlab.errors import DigitlabError
 from digitlab.fileio import read_regular
@@ -173,7 +174,9 @@ class HandwritingSet:
         """
         with self._lock():
             entries = self._read_for_writing()
-            spelled = self._index.spelled([item.sample for item in new])  # "ada" is saved as "Ada"
+            samples = [item.sample for item in new]  # "ada" is saved as "Ada"; from a damaged index, as its records
+            spelled = (self._index.spelled(samples) if self._index.sound
+                       else one_spelling([*entries, *samples])[len(entries):])
             new = [replace(item, sample=sample) for item, sample in zip(new, spelled)]
             by_sha: dict[str, Sample] = {}
             for sample in entries:
