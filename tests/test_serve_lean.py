@@ -98,3 +98,16 @@ def test_a_model_file_gone_since_the_start_cannot_explain_in_one_line(runs, tmp_
         assert refused.status_code == 503
         error = refused.json()["error"]
         assert error.startswith("cannot explain:") and "\n" not in error
+
+
+def test_a_run_replaced_since_the_start_is_not_explained_with_another_model(runs, tmp_path):
+    """A reviewer: another run copied over the served one, the map came from that model under the served one's id."""
+    import shutil
+
+    folder = tmp_path / "digits-cnn"
+    shutil.copytree(runs / "digits-cnn-0", folder)
+    with TestClient(create_app(folder, tmp_path)) as client:
+        for name in ("model.safetensors", "model.json"):
+            shutil.copy(runs / "digits-cnn-1" / name, folder / name)
+        refused = client.post("/api/predict?explain=true", content=drawn_seven(), headers={"Content-Type": "image/png"})
+        assert refused.status_code == 503 and "not the one being served any more" in refused.json()["error"]

@@ -70,14 +70,19 @@ class Served:
         Raises
         ------
         ApiError
-            503 when the run's model file no longer loads (deleted or changed since the server started).
+            503 when the run's model file no longer loads, or is another model (deleted or replaced since the
+            server started).
         """
         with self._loading:
             if self.estimator is None:
                 try:
-                    self.estimator = load_model(self.loaded.path).model
+                    again = load_model(self.loaded.path, detector=False)  # the map needs the classifier only
                 except DigitlabError as exc:
                     raise ApiError(503, f"cannot explain: {(str(exc).splitlines() or [''])[0]}") from None
+                if (again.card.id, again.card.sha256) != (self.loaded.card.id, self.loaded.card.sha256):
+                    raise ApiError(503, f"cannot explain: the model in {Path(self.loaded.path).parent} is not the one "
+                                        "being served any more (replaced since the server started); restart it")
+                self.estimator = again.model
                 tune_threads(self.estimator)
                 log.info("loaded %s's estimator to explain its answers", self.loaded.id)
             return self.estimator
