@@ -217,9 +217,11 @@ def _first_for_the_oom_killer() -> None:
     process, the larger, would have gone first, and the whole server with it). Raising one's own score needs no
     privilege; elsewhere nothing is done."""
     try:
-        with open("/proc/self/oom_score_adj", "w") as handle:
-            handle.write("500")
-    except OSError:
+        with open("/proc/self/oom_score_adj", "r+") as handle:
+            score = int(handle.read().strip() or 0)  # a container may have set it high already: never lowered
+            handle.seek(0)
+            handle.write(str(max(score, min(1000, score + 500))))
+    except (OSError, ValueError):
         pass
 
 
