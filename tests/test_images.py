@@ -815,3 +815,21 @@ def test_a_thin_tail_beside_bold_strokes_is_not_narrowed_away():
     draw.line([(295, 160), (295, 340)], fill=0, width=6)  # and a short thin stem, as a 9's
     out = prepare_digit(picture)
     assert bbox(out) == (20, 16)  # the stem is still there: the digit as tall as the box, the loop not narrowed
+
+
+def test_a_thin_bar_between_bold_strokes_is_not_narrowed_away(monkeypatch):
+    """A reviewer's 4: two bold strokes and a thin crossbar, which the narrowing erased while the box stayed."""
+    import math
+
+    from digitlab.data import images as preparation
+
+    picture = Image.new("L", (200, 200), 255)
+    draw = ImageDraw.Draw(picture)
+    draw.line([(60, 30), (60, 110)], fill=0, width=50)
+    draw.line([(140, 30), (140, 180)], fill=0, width=50)
+    draw.line([(60, 110), (140, 110)], fill=0, width=10)
+    out = prepare_digit(picture)
+    original = preparation._even_strokes
+    monkeypatch.setattr(preparation, "_even_strokes",
+                        lambda ink, box, widths: original(ink, box, (*widths[:2], math.inf, math.inf)))
+    assert np.array_equal(out, prepare_digit(picture))  # left as it was, bar and all

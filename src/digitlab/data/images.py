@@ -317,7 +317,7 @@ def _even_strokes(ink: np.ndarray, box: int, widths: tuple[float, float, float, 
     MNIST's strokes are about 2 px wide in its 20 px box (99% of its test digits under 4 px), the 8×8 digits' 4-8
     px of 32. A fine pen on a large canvas would otherwise shrink to a faint hairline, and a marker to a blob (a
     class's bold-pen writer, 5.2 px: 80% read right, half turned away as "not a digit"; narrowed to 3 px, 92% and a
-    fifth). A narrowing that would lose a part of the digit (a thin tail beside bold strokes) is not made.
+    fifth). A narrowing that would lose a part of the digit (a thin tail or bar beside bold strokes) is not made.
     """
     zoom = 4  # measure and change at four times the final resolution
     detail, width = _detail(ink, box, zoom)
@@ -329,7 +329,7 @@ def _even_strokes(ink: np.ndarray, box: int, widths: tuple[float, float, float, 
     for _ in range(steps):
         picture = picture.filter(ImageFilter.MaxFilter(3) if wider else ImageFilter.MinFilter(3))
     changed = np.asarray(picture)
-    if not wider and not _keeps_extent(detail, changed, steps + 2 * zoom):
+    if not wider and not _keeps_shape(detail, changed, steps + 2 * zoom):
         return ink
     return _crop_to_ink(changed)
 
@@ -348,14 +348,23 @@ def _detail(ink: np.ndarray, box: int, zoom: int) -> tuple[np.ndarray, float]:
     return detail, _stroke_width(detail >= 0.3) / zoom
 
 
-def _keeps_extent(before: np.ndarray, after: np.ndarray, margin: int) -> bool:
-    """Whether ``after``'s ink (from 0.3) still reaches to within ``margin`` pixels of each side ``before``'s did."""
-    rows, cols = np.flatnonzero((after >= 0.3).any(axis=1)), np.flatnonzero((after >= 0.3).any(axis=0))
+def _keeps_shape(before: np.ndarray, after: np.ndarray, margin: int) -> bool:
+    """Whether ``after``'s ink (from 0.3) still reaches to within ``margin`` pixels of each side ``before``'s did (a
+    thin tail kept), in no more pieces (a thin bar between bold strokes kept: a reviewer's 4 lost its crossbar)."""
+    was, now = before >= 0.3, after >= 0.3
+    rows, cols = np.flatnonzero(now.any(axis=1)), np.flatnonzero(now.any(axis=0))
     if not len(rows):
         return False
-    was_rows, was_cols = np.flatnonzero((before >= 0.3).any(axis=1)), np.flatnonzero((before >= 0.3).any(axis=0))
-    return (rows[0] - was_rows[0] <= margin and was_rows[-1] - rows[-1] <= margin
-            and cols[0] - was_cols[0] <= margin and was_cols[-1] - cols[-1] <= margin)
+    was_rows, was_cols = np.flatnonzero(was.any(axis=1)), np.flatnonzero(was.any(axis=0))
+    reaches = (rows[0] - was_rows[0] <= margin and was_rows[-1] - rows[-1] <= margin
+               and cols[0] - was_cols[0] <= margin and was_cols[-1] - cols[-1] <= margin)
+    return reaches and _pieces(now) <= _pieces(was)
+
+
+def _pieces(mask: np.ndarray) -> int:
+    """Connected pieces of ``mask`` holding at least 1% of it (not specks)."""
+    sizes = np.bincount(ndimage.label(mask)[0].ravel())[1:]
+    return int((sizes >= 0.01 * mask.sum()).sum())
 
 
 def _mnist_style(ink: np.ndarray, box: int, height: int, width: int) -> np.ndarray:
