@@ -168,3 +168,20 @@ def test_a_journal_gone_after_part_of_it_was_read_is_read_again_whole(data_dir):
     assert len(store.samples()) == 2
     _journal(store).unlink()  # not the journal this process read: its picture of the set is not kept
     assert store.samples() == HandwritingSet.open("class").samples() == []
+
+
+def test_a_disk_with_no_room_for_the_snapshot_takes_the_line(data_dir, monkeypatch):
+    import errno
+
+    monkeypatch.setattr(handwriting_index, "COMPACT_AT", 2)
+    store = HandwritingSet.open("class", create=True)
+    for digit in (1, 2):
+        store.add(picture(digit), digit)
+
+    def full(*args):  # the whole snapshot does not fit any more
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(handwriting_index, "atomic_path", full)
+    assert store.add(picture(3), 3)[1]  # the third change would write the snapshot: the line is appended instead
+    assert [s.label for s in HandwritingSet.open("class").samples()] == [1, 2, 3]
+    assert len(_journal(store).read_text().splitlines()) == 3
