@@ -133,10 +133,11 @@ def _unlink(path: Path) -> None:
         pass
 
 
-def make_set_folder(folder: Path, index: bytes) -> None:
-    """Make a new set's folder whole at once: ``originals/``, ``prepared/``, ``.lock`` with a random identity and
-    ``index.json`` holding ``index`` (no samples: a first save killed midway leaves none), made aside and renamed
-    into place, so no process ever sees the set without its identity or its index. A set that exists
+def make_set_folder(folder: Path, index: tuple[bytes, str]) -> None:
+    """Make a new set's folder whole at once: ``originals/``, ``prepared/``, ``.lock`` with a random identity,
+    ``index.json`` holding ``index[0]`` (no samples: a first save killed midway leaves none) and its empty journal
+    ``index[1]``, made aside and renamed into place, so no process ever sees the set without its identity or its
+    index. A set that exists
     is left as it is (its ``.lock`` is never changed: a process holding the set compares it with what it read, and
     so learns that the set was deleted and made anew)."""
     if folder.is_dir():
@@ -156,7 +157,8 @@ def make_set_folder(folder: Path, index: bytes) -> None:
         for sub in ("originals", "prepared"):
             (aside / sub).mkdir(parents=True)
         (aside / ".lock").write_text(secrets.token_hex(16), encoding="ascii")
-        (aside / "index.json").write_bytes(index)
+        (aside / "index.json").write_bytes(index[0])
+        (aside / index[1]).touch()
         os.rename(aside, folder)
     except OSError as exc:
         if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not folder.is_dir():

@@ -23,7 +23,9 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import secrets
+import stat as stat_module
 import shutil
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -41,12 +43,38 @@ FORMAT = "digitlab-handwriting-2"
 OLD_FORMAT = "digitlab-handwriting"  # a snapshot alone, every save rewriting it
 MAX_INDEX_BYTES = 256 * 2**20  # an entry is a few hundred bytes: larger is no index digitlab wrote
 COMPACT_AT = 256
+HEAD = 160  # bytes of the snapshot holding its journal's name (the format, then the name: ~80)
+_HEAD_JOURNAL = re.compile(rb'"journal": "(journal-[0-9a-f]{16}\.jsonl)"')
 """The journal is folded into the snapshot from this many records on (or a quarter of the snapshot, if more)."""
 
 
-def empty_index(name: str) -> bytes:
-    """A new set's index: no samples, and the name of the journal its first save starts."""
-    return json.dumps({"format": FORMAT, "name": name, "samples": [], "journal": _journal_name()}).encode()
+def empty_index(name: str) -> tuple[bytes, str]:
+    """A new set's index (no samples) and the name of its journal, which is made with it, empty."""
+    journal = _journal_name()
+    return _snapshot(name, journal, []).encode(), journal
+
+
+def _snapshot(name: str, journal: str, entries: list[Sample]) -> str:
+    """The snapshot's text: the journal's name first, within :data:`HEAD` bytes, where a reader looks for it."""
+    return json.dumps({"format": FORMAT, "journal": journal, "name": name, "samples": [s.to_dict() for s in entries]})
+
+
+def _key(stat: os.stat_result, path: Path) -> tuple:
+    """What tells one snapshot from another: its file's identity, size and time, and the journal it names."""
+    named = _named_journal(path) if stat_module.S_ISREG(stat.st_mode) else None  # a pipe would never answer
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, named
+
+
+def _named_journal(path: Path) -> bytes | None:
+    """The journal's name in the snapshot's first bytes: two snapshots never share one, though a file system may
+    give the second the first one's inode, size and time (one-second times: a chaos tester's stale reader wrote into
+    a journal no index named, and its saves were lost)."""
+    try:
+        with open(path, "rb") as handle:
+            found = _HEAD_JOURNAL.search(handle.read(HEAD))
+    except OSError:
+        return None
+    return found.group(1) if found else None
 
 
 def _journal_name() -> str:
@@ -98,13 +126,13 @@ class SetIndex:
             self._forget()
             self.sound, self.problems = False, []
             return one_spelling(records_in_prepared(self.folder)) if any((self.folder / "prepared").glob("*.png")) else []
-        key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        key = _key(stat, path)
         try:
             if key != self._key or not self.sound or not self._read_journal():
                 self._load(path, key)
                 self._read_journal()
         except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
-            where = path if self._key != key else self.folder / str(self._journal)
+            where = path if self._key != key or "journal is missing" in str(exc) else self.folder / str(self._journal)
             self._forget()
             found = records_in_prepared(self.folder)
             self.sound, self.problems = False, [
@@ -149,8 +177,8 @@ class SetIndex:
                     return False
                 handle.seek(self._offset)
                 tail = handle.read()
-        except FileNotFoundError:  # no save since the snapshot, unless some of it was read
-            return self._offset == 0
+        except FileNotFoundError:  # made before its snapshot named it: gone since (a person, a sync tool)
+            raise ValueError("its journal is missing") from None
         whole = tail[: tail.rfind(b"\n") + 1]  # a last line without its "\n": a killed append, not read
         for line in whole.splitlines():
             self._apply(json.loads(line.decode("utf-8")))
@@ -221,7 +249,7 @@ class SetIndex:
     def _append_line(self, line: bytes) -> None:
         """``line`` written whole after the last whole line, and synced; a line cut short (a full disk writes part of
         it) is cut off again and an OSError raised."""
-        fd = os.open(self.folder / str(self._journal), os.O_WRONLY | os.O_CREAT, 0o666)
+        fd = os.open(self.folder / str(self._journal), os.O_WRONLY)  # made with its snapshot: never made here
         try:
             if os.fstat(fd).st_size != self._offset:
                 os.ftruncate(fd, self._offset)  # a line a killed writer left half-written
@@ -238,17 +266,20 @@ class SetIndex:
         """Write the snapshot whole (``entries``, oldest first) with a new, empty journal, then remove the journals
         no index names; a damaged index (and journal) is kept beside it for a person to inspect."""
         journal = _journal_name()
-        doc = {"format": FORMAT, "name": self.name, "samples": [s.to_dict() for s in entries], "journal": journal}
         kept = self._keep_damaged()
         try:
+            _make_empty(self.folder / journal)  # before the snapshot names it: a journal named is never missing
             with atomic_path(self.folder / INDEX) as tmp:
                 with open(tmp, "w", encoding="utf-8") as handle:
-                    handle.write(json.dumps(doc))  # dumps: json's C encoder (dump and indent use the pure-Python one)
+                    handle.write(_snapshot(self.name, journal, entries))  # dumps: json's C encoder
                     handle.flush()
                     os.fsync(handle.fileno())  # the new index is on disk before it replaces the old one
+            sync_folder(self.folder)
         except BaseException:
             for path in kept:
                 path.unlink(missing_ok=True)
+            if _named_journal(self.folder / INDEX) != journal.encode():
+                (self.folder / journal).unlink(missing_ok=True)
             self._key = None
             raise
         for name in os.listdir(self.folder):
@@ -258,7 +289,7 @@ class SetIndex:
         self._forget()
         self._add(entries)
         self._key, self._journal, self.sound, self.problems = (
-            (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns), journal, True, [])
+            (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, journal.encode()), journal, True, [])
 
     def _keep_damaged(self) -> list[Path]:
         """Second names for a damaged index and its journals, so that the rewrite keeps them; [] for a sound one."""
@@ -281,3 +312,25 @@ class SetIndex:
                 path.unlink(missing_ok=True)
             raise
         return kept
+
+
+def _make_empty(path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_folder(folder: Path) -> None:
+    """The folder's entries (a file renamed or made in it) on disk, where the system allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # a file system that cannot sync a folder (some network ones)
+        pass
+    finally:
+        os.close(fd)
