@@ -48,5 +48,5 @@ def test_samples_saved_before_the_narrowing_are_prepared_again_and_the_rest_kept
     assert stroke_width(prepared(sheet)) < stroke_width(saved[sheet.id]) - 0.5  # a sheet's bold digit: narrowed
     assert np.array_equal(prepared(kept), saved[kept.id])  # a sheet's other digits: as they were cut
     again = run_cli("data", "prepare", "class", env={"DIGITLAB_DATA": str(tmp_path / "data")})
-    assert "class: 0 of 4 samples prepared differently now" in again.stdout  # nothing left to do
+    assert "class: all 4 samples are prepared as today's preparation does; nothing changed" in again.stdout
     assert [s.id for s in HandwritingSet.open("class").samples()] == [bold.id, fine.id, sheet.id, kept.id]

@@ -332,7 +332,8 @@ def prepare(name: str = typer.Argument(..., help="The handwriting set.")) -> Non
     looked, changed = store.prepare_again(again)
     for problem in store.problems:
         typer.echo(f"note: {problem}", err=True)
-    typer.echo(f"{name}: {changed:,} of {looked:,} samples prepared differently now, and saved so; the rest as before")
+    typer.echo(f"{name}: {changed:,} of {looked:,} samples prepared differently now, and saved so; the rest as before"
+               if changed else f"{name}: all {looked:,} samples are prepared as today's preparation does; nothing changed")
 
 
 @data_app.command("remove")
