@@ -503,7 +503,8 @@ def test_an_import_killed_midway_loses_nothing_and_running_it_again_finishes_it(
 def test_a_save_that_dies_before_the_index_leaves_nothing_visible(data_dir):
     HandwritingSet.open("mine", create=True).add(picture(1), 1)
     script = SAVER.replace("store.add(buffer.getvalue()",
-                           "import os; store._write_index = lambda entries, **change: os._exit(9); store.add(buffer.getvalue()")
+                           "import os; store._write_index = lambda entries, **change: os._exit(9); "
+                           "store.add(buffer.getvalue()")
     child = subprocess.run([sys.executable, "-c", script, "mine", "0", "1"], env=dict(os.environ))
     assert child.returncode == 9
     folder = data_dir / "handwriting" / "mine"

@@ -325,15 +325,16 @@ def prepare(name: str = typer.Argument(..., help="The handwriting set.")) -> Non
 
     def again(path: Path, sample, saved: Optional[np.ndarray]) -> np.ndarray:
         if sample.source == "sheet" and saved is not None and stroke_width(saved) <= 4.0:
-            return saved  # a sheet's digit was prepared from its own ink, its crop shows a neighbour's: kept unless bold
+            return saved  # a sheet's digit was prepared from its own ink (its crop shows a neighbour's): kept
         return prepare_digit(read_image(path, draft=WORK_SIDE), (28, 28), 255, rules=sample.source != "sheet")
 
     store = HandwritingSet.open(name)
     looked, changed = store.prepare_again(again)
     for problem in store.problems:
         typer.echo(f"note: {problem}", err=True)
+    same = f"{name}: all {looked:,} samples are prepared as today's preparation does; nothing changed"
     typer.echo(f"{name}: {changed:,} of {looked:,} samples prepared differently now, and saved so; the rest as before"
-               if changed else f"{name}: all {looked:,} samples are prepared as today's preparation does; nothing changed")
+               if changed else same)
 
 
 @data_app.command("remove")

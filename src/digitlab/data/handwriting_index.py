@@ -125,7 +125,8 @@ class SetIndex:
         except FileNotFoundError:
             self._forget()
             self.sound, self.problems = False, []
-            return one_spelling(records_in_prepared(self.folder)) if any((self.folder / "prepared").glob("*.png")) else []
+            found = any((self.folder / "prepared").glob("*.png"))
+            return one_spelling(records_in_prepared(self.folder)) if found else []
         key = _key(stat, path)
         try:
             if key != self._key or not self.sound or not self._read_journal():
@@ -233,7 +234,8 @@ class SetIndex:
         try:
             added = [Sample.from_dict(entry) for entry in change.get("add", [])]  # a malformed change: before any write
             gone = set(change.get("remove", []))
-            if self._journal is None or self._logged + len(added) + len(gone) > max(COMPACT_AT, len(self._records) // 4):
+            grown = self._logged + len(added) + len(gone) > max(COMPACT_AT, len(self._records) // 4)
+            if self._journal is None or grown:
                 try:
                     self.rewrite([s for s in self._records.values() if s.id not in gone] + added)
                     return
@@ -293,12 +295,14 @@ class SetIndex:
 
     def _keep_damaged(self) -> list[Path]:
         """Second names for a damaged index and its journals, so that the rewrite keeps them; [] for a sound one."""
-        if self.sound or not self.problems or "is damaged" not in self.problems[0] or not (self.folder / INDEX).exists():
+        damaged = not self.sound and self.problems and "is damaged" in self.problems[0]
+        if not damaged or not (self.folder / INDEX).exists():
             return []
         stamp = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
         kept: list[Path] = []
         try:
-            for name in [INDEX] + [n for n in os.listdir(self.folder) if n.startswith("journal-") and n.endswith(".jsonl")]:
+            journals = [n for n in os.listdir(self.folder) if n.startswith("journal-") and n.endswith(".jsonl")]
+            for name in [INDEX] + journals:
                 kept.append(self.folder / f"{name}.damaged-{stamp}")
                 try:
                     os.link(self.folder / name, kept[-1])  # a second name: the file stays as it was if the write fails
