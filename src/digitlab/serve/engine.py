@@ -90,8 +90,7 @@ def serving_model(loaded: LoadedModel, *, onnx: bool | None = None, export: bool
         log.warning("serving %s on the estimator: cannot write its ONNX export (%s)", loaded.id,
                     exc.strerror or exc)
         return loaded, "estimator"
-    headed = "; its calibration and not-a-digit detector in the graph" if hasattr(model, "scored") else ""
-    log.info("serving %s on ONNX Runtime (%s %s%s)", loaded.id, how, model.where, headed)
+    log.info("serving %s on ONNX Runtime (%s %s%s)", loaded.id, how, model.where, _head_words(model))
     return dataclasses.replace(loaded, model=model), "onnxruntime"
 
 
@@ -112,10 +111,14 @@ def serving_export(path: Path, *, onnx: bool | None = None) -> tuple[LoadedModel
     onnx_loaded, card, weights = found
     served = dataclasses.replace(onnx_loaded, card=card, path=weights)  # temperature and detector: the run's own
     model = _with_head(onnx_loaded, served.temperature, served.detector)
-    what = "; its calibration and not-a-digit detector in the graph" if hasattr(model, "scored") else ""
     log.info("serving %s on ONNX Runtime (reusing %s%s; its estimator is loaded only to explain)", card.id,
-             onnx_loaded.path, what)
+             onnx_loaded.path, _head_words(model))
     return dataclasses.replace(served, model=model), "onnxruntime"
+
+
+def _head_words(model) -> str:
+    """What the log line adds for a graph that holds the calibration and detector too (:func:`_with_head`)."""
+    return "; its calibration and not-a-digit detector in the graph" if hasattr(model, "scored") else ""
 
 
 def _wanted(onnx: bool | None) -> bool:
