@@ -242,7 +242,7 @@ def test_a_server_that_does_not_answer_is_said_beside_the_answer_and_in_the_save
     assert page.locator("#prediction").inner_text() == "?"  # not the answer for the drawing before the bar
     page.click("#digit-buttons button[data-digit='1']")
     page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Saved as 1')")
-    assert page.locator("#saved-text").inner_text() == "Saved as 1 ✓ (the model had not answered)"
+    assert page.locator("#saved-text").inner_text() == "Saved as 1 ✓ with no name (the model had not answered)"
     page.unroute("**/api/predict**")
 
 
@@ -300,6 +300,47 @@ def test_guided_mode_prompts_and_counts(page):
     page.click("#undo-save")  # undo steps the counter back
     page.wait_for_function("document.getElementById('progress').textContent.startsWith('1 / 20')")
     assert _samples()[-1].id == last.id
+
+
+def test_a_guided_run_goes_on_after_a_reload(page):
+    """A teacher: a student's page reloaded mid-run began again at 0 of 20, and the class's counts came out uneven.
+    Now the browser keeps an unfinished run for its set and writer: the same prompts, from where it was."""
+    page.fill("#writer", "Cleo")
+    page.press("#writer", "Tab")
+    page.wait_for_function("document.getElementById('counts-title').textContent.startsWith('Cleo')")
+    page.fill("#rounds", "2")
+    page.check("#guided")
+    asked = []
+    for i, stroke in enumerate(([(0.5, 0.15), (0.45, 0.85)], [(0.3, 0.2), (0.7, 0.3), (0.35, 0.8)])):
+        asked.append(int(page.locator("#prompt-digit").inner_text()))
+        _stroke(page, stroke)
+        page.wait_for_function("!document.getElementById('save-guided').disabled")
+        page.click("#save-guided")
+        page.wait_for_function(f"document.getElementById('progress').textContent.startsWith('{i + 1} / 20')")
+    following = int(page.locator("#prompt-digit").inner_text())
+    assert [s.label for s in _samples() if s.writer == "Cleo"][-2:] == asked
+    page.reload()
+    page.wait_for_function("document.getElementById('progress').textContent.startsWith('2 / 20')")
+    assert page.is_checked("#guided") and int(page.locator("#prompt-digit").inner_text()) == following
+    assert page.locator("#saved-text").inner_text() == "Guided: going on where Cleo left off"
+    page.uncheck("#guided")  # left: a reload does not bring it back
+    page.reload()
+    page.wait_for_function("document.getElementById('counts-title').textContent.startsWith('Cleo')")
+    page.wait_for_timeout(300)
+    assert not page.is_checked("#guided") and page.locator("#prompt").is_hidden()
+
+
+def test_a_save_with_no_name_is_said_so(page):
+    """A teacher: drawings saved with the name box left empty went into the class's set with no writer, unsaid."""
+    assert page.input_value("#writer") == "" and page.locator("#no-name").is_visible()
+    _stroke(page, [(0.35, 0.2), (0.65, 0.2), (0.65, 0.8), (0.35, 0.8), (0.35, 0.2)])
+    _answered(page)
+    page.click("#digit-buttons button[data-digit='0']")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Saved as 0')")
+    assert page.locator("#saved-text").inner_text().startswith("Saved as 0 ✓ with no name")
+    assert _samples()[-1].writer is None
+    page.fill("#writer", "Dora")  # typing is enough to hide it
+    assert page.locator("#no-name").is_hidden()
 
 
 def test_the_collecting_page_has_no_axe_violations(page):
@@ -408,7 +449,7 @@ def test_a_drawing_the_model_calls_no_digit_is_not_asked_for_as_one(page):
     }""")
     assert question.startswith("To the model that is no digit at all. If it is one, which?") and "not sure" not in question
     page.wait_for_function("document.getElementById('saved').textContent.startsWith('Saved')")
-    assert page.locator("#saved").inner_text().startswith("Saved as 4 ✓ (the model did not take it for a digit)")
+    assert page.locator("#saved").inner_text().startswith("Saved as 4 ✓ with no name (the model did not take it for a digit)")
     OUTPUT.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(OUTPUT / "collect-not-a-digit.png"), full_page=True)
 

@@ -6,7 +6,9 @@
 // Guided mode: "Draw a 3", the ten digits in a shuffled order for N rounds; one press of "Save" (or
 // Enter) saves the drawing as the prompted digit, Clear lets the student redo it first.
 // Undo removes this page's last saved sample (DELETE /api/samples/{id}), and in guided mode prompts
-// that digit again; only the saves of the writer named now, and never after a save that was refused. The writer's name and the rounds are remembered by this browser.
+// that digit again; only the saves of the writer named now, and never after a save that was refused. The writer's name
+// and the rounds are remembered by this browser, and so is an unfinished guided run, for its set and writer: a reload
+// picks it up where it was. With no name typed, the bar says the saves go in with no name.
 // Keys: 0-9 save as that digit (free mode), Enter saves ("Right" / the prompted digit).
 "use strict";
 
@@ -14,6 +16,7 @@
   if (!document.body.dataset.collect) return; // the server does not collect: nothing here shows
   const WRITER_KEY = "digitlab-writer";
   const ROUNDS_KEY = "digitlab-rounds";
+  const GUIDED_KEY = "digitlab-guided"; // + ":" + set + ":" + writer: {order, step} of an unfinished guided run
   const el = (id) => document.getElementById(id);
   const a = (d) => (Number(d) === 8 ? `an ${d}` : `a ${d}`); // "an 8", "a 3"
 
@@ -23,6 +26,7 @@
   let saving = false;
   const undoStack = []; // this page's saves by the writer named now, newest last: {id, label, step, writer}
   let guided = null; // {order: digits to draw, step: how many are saved}
+  let setName = null; // the set's name, once the server has said it
 
   const digitButtons = [];
   for (let d = 0; d < 10; d++) {
@@ -56,6 +60,7 @@
     el("prompt").hidden = !show || !guided;
     el("collect-note").hidden = !collecting || mode === "digit";
     el("guided-options").hidden = mode !== "digit";
+    el("no-name").hidden = !collecting || writer() !== null || !!el("writer-error").textContent;
     if (!show) return;
     el("keys").textContent = guided ? "Keys: Enter saves · Esc clears"
       : "Keys: 0–9 save as that digit · Enter: Right · Esc clears";
@@ -111,6 +116,7 @@
     const mine = info.writer_counts;
     const counts = mine || info.counts;
     countCells.forEach((li, d) => { li.querySelector(".n").textContent = String(counts[d]); });
+    setName = info.name;
     const yours = mine ? mine.reduce((a, b) => a + b, 0) : null;
     el("counts-title").textContent = mine ? `${info.writer}'s samples per digit (${yours})`
       : `All samples per digit in “${info.name}”`;
@@ -194,6 +200,7 @@
     const { body } = await call(`/api/samples?${query}`, await request);
     saving = false;
     if (run) run.pending = false;
+    if (run && run === guided) keepGuided(); // saved or not: as the prompts stand now
     if (body.error) {
       // not saved: the drawing comes back, unless a new one was begun, or guided mode was begun, left or begun again
       // meanwhile (under another prompt it would be saved as another digit: a reviewer)
@@ -212,8 +219,9 @@
       if (who === writer()) { // still this student's turn: theirs to undo
         undoStack.push({ id: body.sample.id, label, step, run, writer: who });
       }
-      const note = !answered ? " (the model had not answered)" : refused ? " (the model did not take it for a digit)"
-        : read === null ? " (the model was not sure)" : read !== label ? ` (the model read ${read})` : "";
+      const note = (who ? "" : " with no name") + (!answered ? " (the model had not answered)"
+        : refused ? " (the model did not take it for a digit)" : read === null ? " (the model was not sure)"
+        : read !== label ? ` (the model read ${read})` : "");
       said(`Saved as ${label} ✓${note}`, "ok", undoStack.length > 0 && who === writer());
     } else { // its digit is asked again at the end: its prompt had moved on (a reviewer)
       if (run && run === guided) unstep(step, false);
@@ -239,7 +247,10 @@
       said(`Not undone: ${body.error}`, "error");
     } else {
       // its digit asked again, in the guided run it was saved in (not another begun since: a reviewer)
-      if (guided && last.run === guided && last.step !== null) guided.step = Math.min(guided.step, last.step);
+      if (guided && last.run === guided && last.step !== null) {
+        guided.step = Math.min(guided.step, last.step);
+        keepGuided();
+      }
       said(code === 404 ? `That ${last.label} was removed already` : `Removed the ${last.label} you saved`);
       if (!body.error) showCounts(body);
       else refresh();
@@ -272,12 +283,45 @@
     const order = [];
     for (let r = 0; r < rounds; r++) order.push(...shuffled());
     guided = { order, step: 0 };
+    keepGuided();
     clearAll();
+  }
+
+  // An unfinished guided run, kept by this browser for its set and writer. A teacher: a reload began again at 0 of 20,
+  // and the class's counts came out uneven. A run still saving its last drawing is kept without it.
+  const guidedKey = () => `${GUIDED_KEY}:${setName}:${writer() || ""}`;
+
+  function keepGuided() {
+    if (setName === null) return;
+    const done = guided ? guided.step - (guided.pending ? 1 : 0) : 0;
+    remember(guidedKey(), guided && done < guided.order.length
+      ? JSON.stringify({ order: guided.order, step: done }) : null);
+  }
+
+  function resumeGuided() {
+    let kept = null;
+    try {
+      kept = JSON.parse(recalled(guidedKey()));
+    } catch {
+      return false;
+    }
+    const fine = kept && Array.isArray(kept.order) && kept.order.length % 10 === 0 && kept.order.length <= 200
+      && kept.order.every((d) => Number.isInteger(d) && d >= 0 && d <= 9)
+      && Number.isInteger(kept.step) && kept.step >= 0 && kept.step < kept.order.length;
+    if (!fine) return false;
+    guided = { order: kept.order, step: kept.step };
+    el("guided").checked = true;
+    el("rounds").value = String(kept.order.length / 10);
+    said(`Guided: going on where ${writer() || "this page"} left off`, "note", false);
+    return true;
   }
 
   el("guided").addEventListener("change", () => {
     if (el("guided").checked) startGuided();
-    else guided = null;
+    else {
+      guided = null;
+      keepGuided();
+    }
     update();
   });
   el("rounds").addEventListener("change", () => {
@@ -288,10 +332,14 @@
   el("right").addEventListener("click", () => answer && answer.kind === "digit" && save(answer.answer.digit));
   el("save-guided").addEventListener("click", () => save(prompted()));
   el("undo-save").addEventListener("click", undoSave);
+  el("writer").addEventListener("input", () => { el("no-name").hidden = !collecting || writer() !== null; });
   el("writer").addEventListener("change", async () => {
     undoStack.length = 0; // another student at the same computer: Undo never takes back the one before's saves
     said("", "note", false);
-    if (await refresh()) remember(WRITER_KEY, writer());
+    if (await refresh()) {
+      remember(WRITER_KEY, writer());
+      if (resumeGuided()) update(); // this writer's own unfinished run; without one, the run on screen goes on
+    }
   });
 
   document.addEventListener("keydown", (event) => {
@@ -316,7 +364,7 @@
 
   el("writer").value = recalled(WRITER_KEY) || "";
   el("rounds").value = recalled(ROUNDS_KEY) || "5";
-  refresh();
+  refresh().then((fine) => fine && resumeGuided() && update());
   // the class's counts grow while others draw: look again now and then, while this page is on screen
   setInterval(() => {
     if (collecting && !saving && document.visibilityState === "visible") refresh();
