@@ -444,6 +444,45 @@ def _mnist_sized_run(tmp_path: Path) -> Path:
     return folder
 
 
+def _class_set(tmp_path: Path, monkeypatch) -> str:
+    """Handwriting set 'class' in a fresh $DIGITLAB_DATA: two synthetic writers, two of each digit."""
+    from digitlab.data.handwriting import HandwritingSet
+    from digitlab.data.writers import WRITERS, writer_samples
+
+    monkeypatch.setenv("DIGITLAB_DATA", str(tmp_path / "data"))
+    store = HandwritingSet.open("class", create=True)
+    for w in WRITERS[:2]:
+        samples = writer_samples(w, per_digit=2, seed=0)
+        for picture, label in zip(samples.pictures, samples.labels):
+            store.add(picture, int(label), writer=w.name)
+    return "class"
+
+
+def test_a_model_is_explained_on_a_class_handwriting_set(tmp_path, monkeypatch):
+    """A teacher: explain showed MNIST's test images, never the class's own digits the model got wrong."""
+    run = _mnist_sized_run(tmp_path)  # 28×28, pixels 0-16: the set's 0-255 samples are scaled to it
+    name = _class_set(tmp_path, monkeypatch)
+    result = explain_run(run, n_robustness=40, n_map=40, n_check=20, dataset=name)
+    assert result.html == run / "explain-class" / "explain.html" and not (run / "explain.html").exists()
+    doc = json.loads((run / "explain-class" / "explain.json").read_text())
+    assert (doc["dataset"], doc["n_test"], doc["part"]) == ("class", 40, "all 40 samples")
+    html = result.html.read_text(encoding="utf-8")
+    assert "on handwriting set “class”: all 40 samples" in html and "test images" not in html
+    assert f"digitlab explain --model {run} --dataset class" in html
+    assert f"digitlab finetune --model {run} --dataset class" in html
+    assert any("No learning curve" in note for note in result.notes)
+
+
+def test_cli_explain_on_a_set_refuses_a_builtin_name_an_unknown_set_and_an_8x8_model(logreg_run, tmp_path, monkeypatch):
+    _class_set(tmp_path, monkeypatch)
+    for model, name, said in [(logreg_run, "mnist", "name a handwriting set"), (logreg_run, "nope", "unknown dataset"),
+                              (logreg_run, "class", "samples are 28×28 and this model takes 8×8")]:
+        done = run_cli("explain", "--model", str(model), "--dataset", name, "--out", str(tmp_path / "out"))
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and said in lines[0], done.stderr
+    assert not (tmp_path / "out" / "explain.html").exists()
+
+
 # ------------------------------------------------------------------ documentation
 
 

@@ -29,6 +29,10 @@ def explain(
         1000, "--robustness-images", min=10, help="Test images (stratified, seeded) per robustness curve."),
     map_images: int = typer.Option(1500, "--map-images", min=10, help="Test images (stratified, seeded) in the t-SNE map."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the subsets, noise, distortions and t-SNE."),
+    dataset: Optional[str] = typer.Option(
+        None, "--dataset", "-d", metavar="SET",
+        help="Explain it on a handwriting set's samples (a class's), not its test images; the page goes to "
+             "explain-SET/ in the run folder."),
 ) -> None:
     """Explain a saved model: saliency maps, robustness curves, a t-SNE map, and the CNN's filters and feature maps."""
     from digitlab import terminal
@@ -45,7 +49,7 @@ def explain(
 
     with terminal.spinner(console, "explaining…") as status:
         result = explain_run(model, compare or (), out, n_robustness=robustness_images, n_map=map_images,
-                             seed=seed, step=lambda text: status.update(f"explaining: {escape(text)}…"))
+                             seed=seed, dataset=dataset, step=lambda text: status.update(f"explaining: {escape(text)}…"))
     for note in result.notes:
         err_console.print(f"note: {escape(note)}", soft_wrap=True)
     console.print(f"wrote {escape(str(result.html))} with {len(result.figures)} figures "

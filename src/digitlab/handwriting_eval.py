@@ -27,7 +27,8 @@ from digitlab.calibrate import answered, sure as sure_of
 from digitlab.errors import DigitlabError
 from digitlab.evaluate import Metrics, Predictions, evaluate_on_test, wilson_interval
 
-__all__ = ["SetScore", "WriterRow", "learned_from", "per_writer", "samples_to_score", "score_samples"]
+__all__ = ["SetScore", "WriterRow", "learned_from", "per_writer", "samples_to_score", "score_samples",
+           "set_as_test_part"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,20 @@ def samples_to_score(store: HandwritingSet, card: Any) -> tuple[list[Sample], st
     test = [s for s in samples if s.id not in ids and not learned(s)]
     who = "by writers the model never trained on" if writers else "the model never trained on"
     return _some(test, store), f"the held-out part: {len(test):,} samples {who}"
+
+
+def set_as_test_part(name: str, card: Any, image_shape: tuple[int, ...], pixel_max: float) -> tuple[Dataset, str]:
+    """The samples of handwriting set ``name`` a model with ``card`` should be scored on (:func:`samples_to_score`)
+    as a dataset's test part at the model's pixel scale, and which they are in words (``digitlab explain``)."""
+    if tuple(image_shape) != (28, 28):
+        raise DigitlabError(f"--dataset {name}: a handwriting set's samples are 28×28 and this model takes "
+                            f"{image_shape[0]}×{image_shape[1]} images; choose a model trained on MNIST")
+    store = HandwritingSet.open(name)
+    samples, part = samples_to_score(store, card)
+    images, labels = store.images(samples)
+    if pixel_max != 255:  # a model of another scale (the 8×8 digits' 0-16, padded): rounded as its own pixels were
+        images = np.rint(images * (pixel_max / 255)).astype(np.uint8)
+    return Dataset(name, images[:0], labels[:0], images, np.asarray(labels), pixel_max), part
 
 
 def learned_from(card: Any, samples: list[Sample], name: str) -> tuple[set[str], set[str]]:

@@ -76,6 +76,7 @@ def explain_run(
     per_digit: int = 2,
     n_check: int = 100,
     seed: int = 0,
+    dataset: str | None = None,
     step: Callable[[str], None] = lambda _: None,
 ) -> ExplainResult:
     """Explain the saved model at ``model_path``; write ``explain.html`` and its figures into ``out``.
@@ -99,6 +100,10 @@ def explain_run(
         of each saliency method (:func:`digitlab.explain.saliency.deletion_check`).
     seed : int
         Seed of the subsets, the noise, the distortions and t-SNE.
+    dataset : str, optional
+        A handwriting set to explain the model on instead of its test images: the samples
+        :func:`digitlab.handwriting_eval.samples_to_score` picks (a fine-tuned model's held-out part). The page
+        goes to ``explain-<set>/`` in the run folder by default, beside the one on its test images.
     step : callable
         Called with a short description as each part starts (for a progress line).
 
@@ -108,8 +113,8 @@ def explain_run(
     """
     started = time.perf_counter()
     again = _command(model_path, compare, out, {"--robustness-images": (n_robustness, 1000),
-                                                "--map-images": (n_map, 1500), "--seed": (seed, 0)})
-    job, loaded, out = _start(model_path, compare, out, seed, step)
+                                                "--map-images": (n_map, 1500), "--seed": (seed, 0)}, dataset)
+    job, loaded, out = _start(model_path, compare, out, seed, step, dataset)
     accuracy = float(np.mean(job.predicted == job.labels))
     job.seconds["load and predict"] = time.perf_counter() - started
     with scratch_folder(out, ".explain-") as scratch:  # the figures go in whole, or the last ones stay
@@ -123,7 +128,7 @@ def explain_run(
         [figures] = replace_together([job.folder], out)
         job.paths = {name: figures / path.name for name, path in job.paths.items()}
         job.seconds["total"] = time.perf_counter() - started
-        _write_page(job, loaded, out, accuracy, looks, fails, learned, how, max_errors, per_digit, again)
+        _write_page(job, loaded, out, accuracy, looks, fails, learned, how, max_errors, per_digit, again, model_path)
     return ExplainResult(out / "explain.html", job.paths, job.seconds, job.notes)
 
 
@@ -142,6 +147,7 @@ class _Job:
     folder: Path
     seed: int
     step: Callable[[str], None]
+    part: str | None = None  # which samples of a handwriting set, in words (None: the model's test images)
     paths: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
@@ -277,7 +283,10 @@ def _how_it_learned(job: _Job):
     curve = None
     if history:
         paths["history"] = learning.plot_history(history, folder / "history.png", _smoothing(model.model))
-    if not model.is_cnn:
+    if job.part is not None and not model.is_cnn:
+        job.notes.append(f"No learning curve: it is drawn from the training images; this page explains the model "
+                         f"on handwriting set {data.name!r}.")
+    elif not model.is_cnn:
         try:  # refits on the training part: a fine-tuned run's writers may have been removed since (a reviewer)
             curve = learning.learning_curve_of(model.model, data.train_images, data.train_labels, pmax, seed=seed)
             paths["learning_curve"] = learning.plot_learning_curve(curve, model.name, folder / "learning_curve.png")
@@ -294,7 +303,7 @@ def _smoothing(net: Any) -> float:
 
 
 def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: int,
-           step: Callable[[str], None]) -> tuple[_Job, Any, Path]:
+           step: Callable[[str], None], dataset: str | None = None) -> tuple[_Job, Any, Path]:
     """Load the model (and those compared), rebuild its test images, predict them; the folder to write."""
     from digitlab.runs import check_writable
 
@@ -309,21 +318,34 @@ def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: in
     kinds = [m.name.split(" (")[0] for m in (model, *others)]
     if len(set(kinds)) == len(kinds):  # "cnn", not "cnn (20261202T081907Z-mnist-cnn)", where no two are alike
         model, others = replace(model, name=kinds[0]), [replace(m, name=k) for m, k in zip(others, kinds[1:])]
+    if dataset is not None:  # before a folder is named after it
+        from digitlab.data import DATASETS, check_dataset
+
+        if dataset in DATASETS:
+            raise DigitlabError(f"--dataset {dataset}: name a handwriting set (`digitlab data info` lists them); "
+                                "without --dataset the page shows the model on its own test images")
+        check_dataset(dataset)
     given = out is not None
-    out = Path(out) if given else loaded.path.parent
+    out = Path(out) if given else loaded.path.parent / (f"explain-{dataset}" if dataset else "")
     check_writable(out, "--out" if given else "the run folder")
     remove_stale_parts(out, ("explain.html", "explain.json"))  # a killed explain's temporary files
 
-    step("rebuilding the test images")
-    data = rebuild_test_split(loaded)
+    step("rebuilding the test images" if dataset is None else f"reading handwriting set {dataset}")
+    if dataset is None:
+        data, part = rebuild_test_split(loaded), None
+    else:
+        from digitlab.handwriting_eval import set_as_test_part
+
+        data, part = set_as_test_part(dataset, loaded.card, model.image_shape, model.pixel_max)
     images, labels = data.test_images, np.asarray(data.test_labels).astype(int)
     predicted = model.predict(images)
     wrong = np.flatnonzero(predicted != labels)
     confidence = np.ones(len(labels))  # only the mistakes' confidence orders anything: the surest first
     confidence[wrong] = model.proba(images[wrong])[np.arange(len(wrong)), predicted[wrong]]
     job = _Job(model, others, data, images, labels, predicted, confidence, model.pixel_max, out / FIGURE_FOLDER, seed,
-               step)  # the figures are drawn into a staging folder (explain_run), then moved here
+               step, part)  # the figures are drawn into a staging folder (explain_run), then moved here
     return job, loaded, out
+
 
 def _check_comparable(other: Explainable, theirs: Any, model: Explainable, loaded: Any, path: Path) -> None:
     """Refuse, in one line, a model that cannot be measured on the explained model's test images: another image
@@ -368,12 +390,13 @@ def _augmentation_words(params: dict[str, Any]) -> str | None:
     return ", and ".join(said) or None
 
 
-def _command(model_path: Path, compare: Sequence[Path], out: Path | None, options: dict[str, tuple[int, int]]) -> str:
+def _command(model_path: Path, compare: Sequence[Path], out: Path | None, options: dict[str, tuple[int, int]],
+             dataset: str | None = None) -> str:
     """The command that writes this page again: the model, the models compared and the folder, as given, and
     each of ``options`` (flag: (value, the command's default)) whose value is not the default."""
     import shlex
 
-    words = ["digitlab", "explain", "--model", str(model_path)]
+    words = ["digitlab", "explain", "--model", str(model_path)] + (["--dataset", dataset] if dataset else [])
     words += [word for path in compare for word in ("--compare", str(path))]
     words += ["--out", str(out)] if out is not None else []
     words += [word for flag, (value, default) in options.items() if value != default for word in (flag, str(value))]
@@ -381,8 +404,10 @@ def _command(model_path: Path, compare: Sequence[Path], out: Path | None, option
 
 
 def _write_page(job: _Job, loaded: Any, out: Path, accuracy: float, looks: tuple, fails: tuple, learned: tuple,
-                how: tuple, max_errors: int, per_digit: int, again: str) -> None:
+                how: tuple, max_errors: int, per_digit: int, again: str, model_path: Path) -> None:
     """``explain.json`` and ``explain.html`` from what each part found, both written atomically."""
+    import shlex
+
     from digitlab.explain import embedding, learning, robustness
     from digitlab.fileio import write_text_atomic
     from digitlab.pages import embed_png, render
@@ -392,7 +417,7 @@ def _write_page(job: _Job, loaded: Any, out: Path, accuracy: float, looks: tuple
     model, others, data, labels, paths, seconds, seed = (job.model, job.others, job.data, job.labels, job.paths,
                                                           job.seconds, job.seed)
     doc = {
-        "model": model.name, "model_id": loaded.id, "dataset": data.name, "n_test": int(len(labels)),
+        "model": model.name, "model_id": loaded.id, "dataset": data.name, "part": job.part, "n_test": int(len(labels)),
         "accuracy": accuracy, "n_errors": n_wrong, "compared": [m.name for m in others],
         "saliency": {"methods": [name for name, _ in maps], "images": [int(i) for i in chosen],
                      "targets": [int(v) for v in targets], "deletion_check": deletion,
@@ -411,7 +436,8 @@ def _write_page(job: _Job, loaded: Any, out: Path, accuracy: float, looks: tuple
         per_digit=per_digit, again=again, width=getattr(model.model, "width", None),
         curve=curve, history=history, n_train=loaded.card.n_train, trained_on=_augmentation_words(loaded.card.params),
         history_caption=learning.history_caption(history, _smoothing(model.model)) if history else None,
-        single_view=single_view,
+        single_view=single_view, finetune_command=shlex.join(
+            ["digitlab", "finetune", "--model", str(model_path), "--dataset", data.name]),
     )
     write_text_atomic(out / "explain.json", json.dumps(doc, indent=2) + "\n")
     write_text_atomic(out / "explain.html", html)
