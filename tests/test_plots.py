@@ -37,6 +37,25 @@ def test_a_subsets_figures_name_its_own_digits(tmp_path, ticks):
     assert ticks[1]["x"] == ["3", "5", "8"]
 
 
+def test_every_count_in_the_confusion_matrix_is_readable_on_its_cell(tmp_path, monkeypatch):
+    """A teacher: a fine-tuned run's held-out writers, two samples of each digit all read right, gave a matrix of 2s
+    in black on the darkest blue. Now a count is white on a dark cell and black on a pale one."""
+    from matplotlib.colors import to_rgb
+
+    colours: list[dict[str, tuple]] = []
+    real = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: (colours.append(
+        {t.get_text(): to_rgb(t.get_color()) for t in fig.axes[0].texts}), real(fig, path))[1])
+    white, black = (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)
+    twos = np.repeat(np.arange(10), 2)
+    plots.plot_confusion(compute_metrics(twos, twos), tmp_path / "twos.png")
+    assert colours[-1] == {"2": white}
+    truth = np.concatenate([np.repeat(np.arange(10), 1000), [3]])
+    plots.plot_confusion(compute_metrics(truth, np.concatenate([np.repeat(np.arange(10), 1000), [5]])),
+                         tmp_path / "many.png")
+    assert colours[-1] == {"1000": white, "1": black}
+
+
 def test_a_figure_goes_into_a_new_folder_in_the_format_its_name_ends_in(tmp_path):
     for name, magic in (("c.jpg", b"\xff\xd8"), ("c.png", b"\x89PNG"), ("c", b"\x89PNG"), ("c.PDF", b"%PDF"),
                         ("confusion.v2", b"\x89PNG")):  # a name that is no format's: PNG, as before

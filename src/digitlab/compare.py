@@ -59,7 +59,14 @@ class McNemar:
 
     @property
     def verdict(self) -> str:
-        """One sentence saying whether the gap between the two is likely real."""
+        """One sentence saying whether the gap between the two is likely real.
+
+        >>> McNemar("a", "b", 0, 0, 1.0).verdict, McNemar("a", "b", 3, 3, 1.0).verdict
+        ('no gap: the two are right on the very same ones', 'no gap: each is right where the other is wrong as often')
+        """
+        if self.only_first_right == self.only_second_right:  # "the gap may be chance (p = 1)" of none (a teacher)
+            return "no gap: " + ("the two are right on the very same ones" if self.only_first_right == 0
+                                 else "each is right where the other is wrong as often")
         if self.significant:
             return f"the gap is real (p = {self.p_value:.3g} < 0.05)"
         return f"the gap may be chance (p = {self.p_value:.3g} ≥ 0.05)"

@@ -123,16 +123,16 @@ def plot_confusion(metrics: Metrics, path: Path) -> Path:
     matrix = np.asarray(metrics.confusion)
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
     # a log colour scale, so that a handful of mistakes shows beside a diagonal of thousands
-    peak = max(int(matrix.max()), 2)
-    shown = ax.imshow(np.ma.masked_equal(matrix, 0), cmap=plt.get_cmap("Blues").with_extremes(bad="white"),
-                      norm=LogNorm(vmin=1, vmax=peak))
-    threshold = np.sqrt(peak) * 2
+    peak, cmap = max(int(matrix.max()), 2), plt.get_cmap("Blues").with_extremes(bad="white")
+    norm = LogNorm(vmin=1, vmax=peak)
+    shown = ax.imshow(np.ma.masked_equal(matrix, 0), cmap=cmap, norm=norm)
     fontsize = 12 if matrix.max() < 1000 else 11  # readable from the back of a class (9 and 8 were not: a teacher)
     for (row, col), count in np.ndenumerate(matrix):
         if count == 0:
             continue  # an empty (white) cell: no image went there
+        red, green, blue, _ = cmap(norm(count))  # white on a dark cell: a teacher's 2s were black on dark blue
         ax.text(col, row, f"{count}", ha="center", va="center", fontsize=fontsize,
-                color="white" if count > threshold else "black")
+                color="white" if 0.299 * red + 0.587 * green + 0.114 * blue < 0.5 else "black")
     ticks, digits = np.arange(matrix.shape[0]), [c.digit for c in metrics.per_class]  # the matrix's rows, in order
     ax.set_xticks(ticks, digits)
     ax.set_yticks(ticks, digits)
