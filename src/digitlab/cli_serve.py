@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.markup import escape
 
 from digitlab.errors import DigitlabError, require_extra
 
@@ -71,10 +70,7 @@ def serve(
     application = create_app(model, runs, limits, collect=collect)  # reads the model (and exports it to ONNX) once
     console.print(f"digitlab is serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)"
                   f"  with {workers} worker process{'es (press Ctrl+C to stop)' if workers > 1 else ''}")
-    if application.state.collect is not None:
-        store = application.state.collect
-        console.print(f"collecting samples into handwriting set {escape(repr(store.name))} "
-                      f"({escape(str(store.folder))})", soft_wrap=True)
+    # "collecting samples into handwriting set ..." is logged as the set is opened: said once (a teacher saw it twice)
     if workers == 1:
         run_server(application, host, port, limits, access_log)
     else:
