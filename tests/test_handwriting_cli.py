@@ -150,8 +150,8 @@ def test_a_students_pictures_are_given_back_and_what_holds_them_still_is_named(e
     for sample in theirs:
         kept = tmp_path / "back" / str(sample.label) / f"{sample.id}.png"
         assert kept.read_bytes() == HandwritingSet.open("giveback").original_bytes(sample)
-    assert f"`digitlab data import SET {tmp_path / 'back'} --writer {WRITERS[0].name.upper()}` takes them in" in \
-        " ".join(given.stdout.split())  # the folders give the labels; the writer is given again
+    assert f"`digitlab data import SET {tmp_path / 'back'} --writer {WRITERS[0].name}` takes them in" in \
+        " ".join(given.stdout.split())  # the folders give the labels; the writer is given again, as the set spells it
     again = run_cli("data", "import", "returned", str(tmp_path / "back"), "--writer", WRITERS[0].name, env=variables)
     assert again.returncode == 0 and f"added {len(theirs)} pictures" in again.stdout, again.stdout + again.stderr
     second = run_cli("data", "export", "giveback", str(tmp_path / "back"), "--format", "pictures", env=variables)

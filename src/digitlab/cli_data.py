@@ -289,6 +289,11 @@ def export(
 
         written, count = export_pictures(name, folder, writer=writer)
         named = writer and writer_key(writer) != writer_key(NO_NAME)  # "(no name)" is no name to import under
+        if named:  # as the set spells it, not as typed ("--writer ada" for Ada's: a teacher)
+            from digitlab.data.handwriting import HandwritingSet
+            from digitlab.data.handwriting_io import writer_of, written_by
+
+            writer = writer_of(next(s for s in HandwritingSet.open(name).samples() if written_by([writer])(s)))
         again = f"digitlab data import SET {shlex.quote(str(written))}" + (
             f" --writer {shlex.quote(writer)}" if named else "")  # the folders give the labels, not the writers
         typer.echo(f"wrote {count:,} picture{'' if count == 1 else 's'} into {written} (a folder per digit; "
