@@ -739,6 +739,28 @@ def _separators(picture: np.ndarray) -> tuple[list, list]:
     return [(s.symbol, s.box) for s in found], [m.box for m in digits]
 
 
+def test_a_point_is_measured_from_the_solid_ink_not_its_soft_rim():
+    """A reader: "12.50" drawn on the drawing page read ``1250``, its point 7% of a height from the 5 but 4.8% from
+    the 5's anti-aliased rim. Here a point 4 px (6.5%) of solid paper from the 1 after it, blurred as a photo or the
+    page's pen blurs it: 3.2% from the rims, where a broken stroke stands; from the solid ink, a point's 6%."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    from digitlab.separators import _band
+
+    big = Image.new("L", (640, 320), 0)  # drawn 4× and shrunk: soft edges
+    draw = ImageDraw.Draw(big)
+    for x in (80, 244, 440):
+        draw.rectangle([x, 40, x + 40, 280], fill=255)  # three 1s
+    draw.ellipse([180, 232, 228, 280], fill=255)  # a point on the foot line, 16 px of paper before the second 1
+    picture = np.asarray(big.resize((160, 80), Image.LANCZOS).filter(ImageFilter.GaussianBlur(1.2)))
+    ink = ink_of(picture)
+    marks = find_marks(ink)
+    band = _band(marks)
+    point = (44, 57, 58, 71)
+    assert band.clearance(point) < (0.06 * band.height) ** 2 <= band.core_clearance(ink, point)
+    assert _separators(picture) == ([(".", point)], [(19, 9, 31, 71), (60, 9, 72, 71), (109, 9, 121, 71)])
+
+
 def test_what_only_looks_like_a_separator_is_not_one():
     """A review: pieces of digits, and a scratch far from them, had become points, commas and minus signs."""
     leaning = _ones(160, [15, 130])
