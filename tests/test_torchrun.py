@@ -143,6 +143,22 @@ def test_a_half_set_torchrun_environment_is_one_line(tmp_path, no_torchrun):
     assert "cannot join the other torchrun processes" in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize(("set_to", "after"), [("1", None), ("2", "2")])
+def test_rank_0_alone_after_training_watches_the_busy_cores_unless_a_person_fixed_its_threads(monkeypatch, set_to,
+                                                                                               after):
+    """An engineer: torchrun's own OMP_NUM_THREADS=1 for its ranks stayed set after training, which turned off the
+    watching of busy cores (digitlab.cores.fixed_threads), and rank 0's two threads evaluated 6-7 times slower."""
+    from digitlab.cores import fixed_threads
+
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda **kwargs: None)
+    monkeypatch.setattr(torch.distributed, "destroy_process_group", lambda: None)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    monkeypatch.setenv("OMP_NUM_THREADS", set_to)
+    with ddp.session(ddp.World(rank=0, size=2, local_rank=0, local_size=2)):
+        assert fixed_threads()
+    assert os.environ.get("OMP_NUM_THREADS") == after and fixed_threads() == (after is not None)
+
+
 def test_a_process_group_error_during_training_is_one_line(monkeypatch):
     """What rank 0 sees when another rank is killed mid-training (a real one: gloo's words, as PyTorch raises them)."""
     monkeypatch.setattr(torch.distributed, "init_process_group", lambda **kwargs: None)
