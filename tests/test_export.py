@@ -168,6 +168,7 @@ def test_metadata_and_card_carry_the_input_contract(logreg_copy):
     assert json.loads(meta["classes"]) == list(range(10)) and meta["model_card_id"] == source.id
     assert float(meta["temperature"]) == source.calibration.temperature and "outside" in meta["temperature_applied"]
     assert "pixel_max" in meta["input"] and meta["preprocessing"] == source.preprocessing
+    assert "ink light on dark paper" in meta["picture_preparation"] and "8×8 digits" in meta["picture_preparation"]
 
     assert result.card_path == logreg_copy / "exported.onnx.json"
     card = read_onnx_card(result.card_path)

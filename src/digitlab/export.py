@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.card import ModelCard
+from digitlab.card import ModelCard, picture_preparation
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError, require_extra
 from digitlab.onnx_head import HEAD_OUTPUTS, check_headable, headed_graph
@@ -253,6 +253,7 @@ def _add_contract(proto: Any, model: Any, card: ModelCard) -> None:
         "input": f"{INPUT}: float32 [batch, {card.n_pixels}]: raw pixels (0..{card.pixel_max}) divided by "
                  f"pixel_max={card.pixel_max}, flattened row by row; the graph does not scale pixels",
         "preprocessing": card.preprocessing,
+        "picture_preparation": picture_preparation(card.image_shape),
         "outputs": f"{OUTPUTS[0]}: int64 [batch], the most probable class; {OUTPUTS[1]}: float32 "
                    "[batch, n_classes], columns in the order of classes, before the calibration temperature",
         "temperature_applied": "outside the graph: softmax(log(probabilities + 1e-12) / temperature), in float64 "
