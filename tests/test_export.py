@@ -502,10 +502,12 @@ def test_predict_answers_through_the_runs_own_onnx_export(lesson_run, tmp_path, 
         load_for_prediction(run)
     weights.write_bytes(saved)
     card = json.loads((run / "model.onnx.json").read_text())
-    other = dict(card, id="logreg-digits-000000000000")  # an export of another model, left in the folder
+    other = dict(card, id="logreg-digits-000000000000",  # an export of another model, left in the folder, its card
+                 not_a_digit=dict(card["not_a_digit"], sha256="0" * 64))  # naming that run's detector file
     (run / "model.onnx.json").write_text(json.dumps(other))
     said = []
     assert not isinstance(load_for_prediction(run, said.append).model, OnnxModel)
     [line] = said  # the faster path was lost in silence (an engineer)
-    assert line.startswith(f"{run / 'model.onnx'} is not used, so the estimator answers (slower, more memory): "
-                           f"`digitlab export --model {run}` writes it again from this run's model (")
+    assert line == (f"{run / 'model.onnx'} is not used, so the estimator answers (slower, more memory): "
+                    f"`digitlab export --model {run}` writes it again from this run's model (it was exported from "
+                    "another model)")  # not "notdigit.safetensors: checksum does not match" of a file untouched

@@ -22,6 +22,7 @@ reads a byte of the graph.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -364,6 +365,10 @@ def reusable_onnx(path: str | Path, say: Callable[[str], None] = lambda line: No
         return None
     again = (f"{onnx_path} is not used, so the estimator answers (slower, more memory): "
              f"`digitlab export --model {shlex.quote(str(path))}` writes it again from this run's model")
+    with contextlib.suppress(DigitlabError):  # another run's export copied in: said so, before its card's checksums
+        if read_onnx_card(onnx_path.with_name("model.onnx.json")).id != card.id:  # of the detector file misled
+            say(f"{again} (it was exported from another model)")
+            return None
     try:
         onnx = load_onnx(onnx_path, threads=threads)
     except (DigitlabError, OSError) as exc:  # damaged, or not a digitlab export: the estimator answers
