@@ -100,6 +100,28 @@ def test_a_model_file_gone_since_the_start_cannot_explain_in_one_line(runs, tmp_
         assert error.startswith("cannot explain:") and "\n" not in error
 
 
+def test_a_folder_shipped_with_the_onnx_export_alone_is_served_and_predicted_on_it(runs, tmp_path):
+    """An engineer shipped model.onnx with the run's cards and detector, not model.safetensors: "model file is
+    missing", though ONNX Runtime needs nothing else. Now it answers, and only explaining says what it lacks."""
+    import shutil
+
+    from digitlab.onnx_model import OnnxModel, load_for_prediction
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for name in ("model.json", "model.onnx", "model.onnx.json"):  # (these runs have no detector to ship)
+        shutil.copy(runs / "digits-cnn-0" / name, shipped / name)
+    assert isinstance(load_for_prediction(shipped).model, OnnxModel)
+    with TestClient(create_app(shipped, tmp_path)) as client:
+        post = lambda query="": client.post(f"/api/predict{query}", content=drawn_seven(),  # noqa: E731
+                                            headers={"Content-Type": "image/png"})
+        assert client.get("/healthz").json()["engine"] == "onnxruntime" and post().status_code == 200
+        refused = post("?explain=true")
+        assert refused.status_code == 503 and refused.json()["error"] == (
+            f"cannot explain: {shipped} holds the model's ONNX export without its model file (model.safetensors), "
+            "which explaining needs")
+
+
 def test_a_run_replaced_since_the_start_is_not_explained_with_another_model(runs, tmp_path):
     """A reviewer: another run copied over the served one, the map came from that model under the served one's id."""
     import shutil

@@ -358,10 +358,10 @@ def reusable_onnx(path: str | Path, say: Callable[[str], None] = lambda line: No
     from digitlab.fileio import sha256_file
     from digitlab.store import read_card
 
-    card, weights = read_card(Path(path))
+    card, weights = read_card(Path(path), weights_needed=False)  # shipped with model.onnx alone: served on it
     onnx_path = weights.parent / "model.onnx"
     if (not onnx_path.is_file() or importlib.util.find_spec("onnxruntime") is None
-            or sha256_file(weights) != card.sha256):  # a damaged run: load_model says so in one line
+            or weights.is_file() and sha256_file(weights) != card.sha256):  # damaged: load_model says so in one line
         return None
     again = (f"{onnx_path} is not used, so the estimator answers (slower, more memory): "
              f"`digitlab export --model {shlex.quote(str(path))}` writes it again from this run's model")

@@ -304,12 +304,13 @@ def _card_path(path: Path) -> Path:
     return card
 
 
-def read_card(path: Path) -> tuple[ModelCard, Path]:
-    """Read and check a model card; return it and the path of its weights file."""
+def read_card(path: Path, *, weights_needed: bool = True) -> tuple[ModelCard, Path]:
+    """Read and check a model card; return it and the path of its weights file (which must be there, unless not
+    ``weights_needed``: a folder shipped with the run's ``model.onnx`` alone)."""
     card_path = _card_path(path)
     card = ModelCard.from_file(card_path)
     weights = card_path.with_name(card.file)
-    if not weights.is_file():
+    if weights_needed and not weights.is_file():
         raise DigitlabError(f"{weights}: model file is missing")
     return card, weights
 

@@ -75,6 +75,10 @@ class Served:
         """
         with self._loading:
             if self.estimator is None:
+                if not Path(self.loaded.path).is_file():  # a folder shipped with model.onnx alone
+                    raise ApiError(503, f"cannot explain: {Path(self.loaded.path).parent} holds the model's ONNX "
+                                        f"export without its model file ({Path(self.loaded.path).name}), which "
+                                        "explaining needs")
                 try:
                     again = load_model(self.loaded.path, detector=False)  # the map needs the classifier only
                 except DigitlabError as exc:
