@@ -127,7 +127,30 @@ def test_two_lines_are_read_top_to_bottom_each_left_to_right(digits_model):
     assert [m.box for m in marks] == [truth[1], truth[3], truth[2], truth[0]]
     reading = read_number(*digits_model, picture)
     assert [d.line for d in reading.digits] == [0, 0, 1, 1]
-    assert len(reading.text) == 5 and reading.text[2] == " "
+    assert len(reading.text) == 5 and reading.text[2] == "\n"  # a new line: a space parts two numbers on one line
+
+
+def test_two_numbers_on_a_line_are_parted_by_a_space_but_never_in_a_forms_boxes(mnist_reader):
+    """A reader: "87 128" read ``87128``; two columns of answers four digit heights apart, one number a line. Paper
+    1.4 digit heights wide between two marks of a line now parts them; digits one to a printed box never are."""
+    from digitlab.data.numbers import mnist_form
+
+    model, card, mnist = mnist_reader
+    rng = np.random.default_rng(3)
+    left = mnist_number(mnist.test_images, mnist.test_labels, rng, n_digits=2, dark_on_light=True)
+    right = mnist_number(mnist.test_images, mnist.test_labels, rng, n_digits=3, dark_on_light=True)
+    height = max(b[3] - b[1] for b in left.boxes + right.boxes)
+    for gap, joined in ((0.6, ""), (2.0, " ")):
+        paper = np.full((max(left.image.shape[0], right.image.shape[0]) + 20,
+                         left.image.shape[1] + right.image.shape[1] + int(gap * height) + 40), 255, np.uint8)
+        paper[10 : 10 + left.image.shape[0], 20 : 20 + left.image.shape[1]] = left.image
+        x = 20 + max(b[2] for b in left.boxes) + int(gap * height) - min(b[0] for b in right.boxes)
+        paper[10 : 10 + right.image.shape[0], x : x + right.image.shape[1]] = np.minimum(
+            paper[10 : 10 + right.image.shape[0], x : x + right.image.shape[1]], right.image)
+        text = read_number(model, card, paper).text
+        assert len(text) == 5 + len(joined) and text.find(" ") == (2 if joined else -1), (gap, text)
+    forms = [mnist_form(mnist.test_images, mnist.test_labels, rng) for _ in range(30)]
+    assert not any(" " in read_number(model, card, form.image).text for form in forms)
 
 
 def test_touching_digits_can_be_cut_where_they_meet():

@@ -64,7 +64,8 @@ def read(
                 data["prepared"] = str(_save_prepared(digit.prepared, loaded.pixel_max, path))
         results.append(entry)
         if not as_json:
-            console.print(f"{escape(str(image))}: [bold]{escape(reading.text)}[/]  ({_digits_line(reading)})"
+            shown = reading.text.replace("\n", " | ")  # a line each, on one line of the terminal
+            console.print(f"{escape(str(image))}: [bold]{escape(shown)}[/]  ({_digits_line(reading)})"
                           + (f"  [yellow]{reading.doubtful} doubtful[/]" if reading.doubtful else "")
                           + (f" (sure from {percent_needed(reading.sure_from)})" if _any_unsure(reading) else ""),
                           soft_wrap=True)

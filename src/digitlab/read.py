@@ -76,6 +76,8 @@ _MAX_CUTS = 6  # candidate cuts tried per mark
 _TURNED = 3.0  # degrees: a line rising or falling more steeply has its digits read turned back too, if surer;
 _TURNED_PAIR = 8.0  # a line of two marks more steeply than this (two centres give a rough angle)
 _STEEPEST = 25.0  # degrees: lines rise or fall at most this steeply (digitlab.segment)
+_SPACE = 1.4  # paper 1.4 digit heights wide parts two numbers on a line: within one, benchmarks/bench_read.py's
+# pictures leave at most 1.21 (8,100 pictures of its 27 conditions not in form boxes)
 _MAX_HALVES = 4 * MAX_MARKS  # halves predicted per picture: splitting stops there, so no picture costs more
 
 
@@ -133,8 +135,9 @@ class NumberReading:
     Attributes
     ----------
     text : str
-        The digits and separators in reading order, ``?`` for a doubtful digit; lines separated by a space
-        (``"4071"``, ``"12 34"``, ``"3.14"``, ``"7:30"``).
+        The digits and separators in reading order, ``?`` for a doubtful digit; two numbers on a line separated by
+        a space (paper :data:`_SPACE` digit heights wide between them), lines by a new line (``"4071"``,
+        ``"87 128"``, ``"12\n34"``, ``"3.14"``, ``"7:30"``).
     digits : tuple of DigitReading
         Each digit, in the same order.
     separators : tuple of Separator
@@ -290,11 +293,25 @@ def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None
     )
     separators = [Separator(s.symbol, ink.to_picture(s.box), s.line) for s in separators]
     order = _in_order(digits, separators)
-    text = " ".join("".join(t.shown if isinstance(t, DigitReading) else t.symbol for t in order if t.line == n)
-                    for n in sorted({t.line for t in order}))
+    boxed = {m.line for m in marks if m.boxed}
+    text = "\n".join(_line_text([t for t in order if t.line == n], None if n in boxed else
+                                lines[n].height * ink.size[1] / ink.map.shape[0]) for n in sorted({t.line for t in order}))
     return NumberReading(text=text, digits=digits, model_id=card.id, sure_from=found[0][1].sure_from,
                          dots=sum(s.symbol == "." for s in separators), calibrated=found[0][1].calibrated,
                          separators=tuple(t for t in order if isinstance(t, Separator)))
+
+
+def _line_text(tokens: list[DigitReading | Separator], height: float | None) -> str:
+    """One line's digits and separators as text, a space where the paper between two is :data:`_SPACE` digit
+    ``height`` s wide or more (in the picture's pixels; None, in a form's boxes: no space). A reader's "87 128" had
+    read ``87128``, and two columns of answers four heights apart one number a line."""
+    text, right = "", None
+    for t in tokens:
+        if right is not None and height is not None and t.box[0] - right >= _SPACE * height:
+            text += " "
+        text += t.shown if isinstance(t, DigitReading) else t.symbol
+        right = t.box[2] if right is None else max(right, t.box[2])
+    return text
 
 
 def _in_order(digits: tuple[DigitReading, ...], separators: list[Separator]) -> list[DigitReading | Separator]:

@@ -117,12 +117,16 @@ class Mark:
         How many connected pieces it is made of.
     line : int
         Its line, 0 for the top one.
+    boxed : bool
+        Written in a form's printed boxes (:func:`~digitlab.form_boxes.without_form_boxes` found them): one digit to a
+        box, so the paper between two digits says nothing of a space between numbers.
     """
 
     box: Box
     mask: np.ndarray = field(repr=False, compare=False)
     pieces: int = 1
     line: int = 0
+    boxed: bool = False
 
     @property
     def width(self) -> int:
@@ -227,7 +231,8 @@ def find_marks(ink: Ink, *, most: int = MAX_MARKS, page: bool = False) -> list[M
     groups = _attach_fragments(groups, labels, page)
     if len(groups) > most:
         raise _too_many(len(groups), most)
-    marks = [Mark(box, np.isin(labels[box[1] : box[3], box[0] : box[2]], group), len(group)) for group, box in groups]
+    marks = [Mark(box, np.isin(labels[box[1] : box[3], box[0] : box[2]], group), len(group), boxed=boxed is not lined)
+             for group, box in groups]
     return reading_order(marks)
 
 
@@ -365,7 +370,7 @@ def reading_order(marks: list[Mark]) -> list[Mark]:
             best, levelled = lines, slope
     assert best is not None
     best.sort(key=lambda line: float(np.mean([m.box[1] + m.box[3] + levelled * (m.box[0] + m.box[2]) for m in line])))
-    return [Mark(m.box, m.mask, m.pieces, n) for n, line in enumerate(best)
+    return [Mark(m.box, m.mask, m.pieces, n, m.boxed) for n, line in enumerate(best)
             for m in sorted(line, key=lambda m: m.box[0] + m.box[2])]
 
 

@@ -148,8 +148,9 @@ class ReadSeparator(BaseModel):
 class ReadResponse(BaseModel):
     """A whole number read from one picture."""
 
-    text: str = Field(description="The digits and separators in reading order, '?' for a doubtful digit; lines "
-                                  "separated by a space (e.g. '4071', '12 34', '3.14', '7:30', '-40').")
+    text: str = Field(description="The digits and separators in reading order, '?' for a doubtful digit; two "
+                                  "numbers on a line separated by a space, lines by a new line (e.g. '4071', '87 128', "
+                                  "'12\\n34', '3.14', '7:30', '-40').")
     digits: list[ReadDigit] = Field(description="Each digit found, in reading order: lines top to bottom, "
                                                 "each left to right.")
     separators: list[ReadSeparator] = Field(description="Each separator in the text (. , - :), in reading "

@@ -480,9 +480,14 @@ function showNumber(answer, source) {
   const number = $("number");
   number.replaceChildren();
   for (const ch of answer.text) {
+    if (ch === "\n") { // a line each
+      number.appendChild(document.createElement("br"));
+      continue;
+    }
     const span = document.createElement("span");
     span.textContent = ch;
     if (ch === "?") span.className = "doubtful";
+    else if (ch === " ") span.className = "space"; // two numbers on a line
     number.appendChild(span);
   }
   const doubtful = answer.digits.filter((d) => d.kind !== "digit").length;
