@@ -406,6 +406,22 @@ def test_number_mode_shows_a_decimal_point_in_the_number_with_a_dotted_box(page)
     page.screenshot(path=str(OUTPUT / "page-number-point.png"), full_page=True)
 
 
+def test_number_mode_parts_two_numbers_and_names_a_dash_between_digits(page):
+    """A reader: "87 128" showed as one number, and the "-" of 555-1234 was named a minus."""
+    page.check("#mode-number")
+    for stroke in ([(0.1, 0.15), (0.1, 0.85)], [(0.16, 0.5), (0.24, 0.5)], [(0.3, 0.15), (0.3, 0.85)],
+                   [(0.85, 0.15), (0.85, 0.85)]):  # 1-1, and a 1 far right: paper about 2 digit heights wide
+        _stroke(page, stroke)
+    page.wait_for_function("document.querySelectorAll('#boxes .box').length === 4"
+                           " && document.querySelectorAll('#number .space').length === 1")
+    page.wait_for_timeout(300)  # let a last in-flight answer land
+    number = page.evaluate("document.getElementById('number').textContent")
+    assert number[1] == "-" and number[3] == " " and len(number) == 5, number
+    assert "and 1 separator (dash)" in page.locator("#number-note").inner_text()
+    assert page.locator("#boxes .box.separator .conf").inner_text() == "- dash"
+    page.screenshot(path=str(OUTPUT / "page-number-two-numbers.png"), full_page=True)
+
+
 def test_a_hash_is_not_a_digit_and_a_one_is(detector_page):
     page = detector_page
     OUTPUT.mkdir(parents=True, exist_ok=True)

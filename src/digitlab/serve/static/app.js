@@ -468,6 +468,9 @@ function show(answer, source) {
 // under it; a doubtful digit (unsure, or not a digit) is a "?". A separator (digitlab.separators: found
 // by its shape and place, not by the model) is in the number and has a dotted box named by what it is.
 const SEPARATORS = { ".": "point", ",": "comma", "-": "minus", ":": "colon" };
+// a "-" after a digit of its line is a dash ("555-1234"), before them all a minus ("-40")
+const sepName = (s, digits) => (s.symbol === "-" && digits.some((d) => d.line === s.line && d.box[2] <= s.box[0])
+  ? "dash" : SEPARATORS[s.symbol] || s.symbol);
 function showNumber(answer, source) {
   const boxes = $("boxes");
   if (answer.error) {
@@ -495,7 +498,7 @@ function showNumber(answer, source) {
   const separators = answer.separators || [];
   const unsure = answer.digits.some((d) => d.kind === "unsure") && answer.sure_from !== undefined;
   const also = separators.length
-    ? ` and ${separators.length} separator${separators.length === 1 ? "" : "s"} (${separators.map((s) => SEPARATORS[s.symbol] || s.symbol).join(", ")})`
+    ? ` and ${separators.length} separator${separators.length === 1 ? "" : "s"} (${separators.map((s) => sepName(s, answer.digits)).join(", ")})`
     : "";
   $("number-note").textContent = (doubtful
     ? `${count} mark${count === 1 ? "" : "s"}${also} found · ${doubtful} doubtful (?)${unsure ? ` · sure from ${needed(answer.sure_from)}` : ""}`
@@ -528,7 +531,7 @@ function showNumber(answer, source) {
     d.kind === "not_a_digit" ? "does not look like a digit" : d.kind === "unsure" ? "not sure"
       : doubted(d) ? UNLIKE : "",
   )), ...separators.map((s) => frame(
-    s.box, "box separator", `${s.symbol} ${SEPARATORS[s.symbol] || ""}`, "a separator, known by its shape and place",
+    s.box, "box separator", `${s.symbol} ${sepName(s, answer.digits)}`, "a separator, known by its shape and place",
   )));
   status(`${source ? source + ": " : ""}read in ${answer.milliseconds.toFixed(1)} ms by ${answer.model_id}`);
 }
