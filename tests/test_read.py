@@ -130,6 +130,22 @@ def test_two_lines_are_read_top_to_bottom_each_left_to_right(digits_model):
     assert len(reading.text) == 5 and reading.text[2] == "\n"  # a new line: a space parts two numbers on one line
 
 
+def test_a_price_tag_photographed_on_a_desk_is_read_on_the_tag():
+    """A reader: a tag filling under a fifth of a photo of a desk was taken for the ink, the desk for the paper, and
+    "2.84" read ``24`` (the tag cut in two). A lit rectangle holding ink, 8% of the picture or more, is a sheet."""
+    from PIL import ImageFilter
+
+    desk = Image.new("L", (480, 320), 95)
+    draw = ImageDraw.Draw(desk)
+    draw.rectangle([150, 120, 330, 200], fill=238)  # the tag: 12% of the picture
+    for x in (175, 230, 285):  # "111" with a felt pen
+        draw.line([(x, 132), (x - 6, 188)], fill=30, width=9)
+    photo = np.asarray(desk.filter(ImageFilter.GaussianBlur(1.0))).astype(np.float32)
+    photo = np.clip(photo + np.random.default_rng(0).normal(0, 3, photo.shape), 0, 255).astype(np.uint8)
+    marks = find_marks(ink_of(photo))
+    assert [(m.box[0] // 10, m.box[2] // 10) for m in marks] == [(16, 18), (21, 23), (27, 29)]
+
+
 def test_two_numbers_on_a_line_are_parted_by_a_space_but_never_in_a_forms_boxes(mnist_reader):
     """A reader: "87 128" read ``87128``; two columns of answers four digit heights apart, one number a line. Paper
     1.4 digit heights wide between two marks of a line now parts them; digits one to a printed box never are."""
