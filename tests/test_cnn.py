@@ -590,3 +590,9 @@ def test_the_report_says_how_many_epochs_ran_and_what_ended_them(fitted, digits)
     assert how_it_stopped(cut).startswith("It trained 1.4 epochs: the time budget of 5 s ended it")
     loaded = CNNClassifier.from_tensors(fitted.get_params(), fitted.export_tensors())
     assert how_it_stopped(loaded) is None  # a loaded model: its history, but not what ended it
+    # an engineer: the accuracy it stopped at, and on what, were nowhere; nor that torchrun trained it
+    aimed = SimpleNamespace(stop_reason_="target_accuracy", history_=[{"share": 1.0, "val_accuracy": 0.9734}] * 3,
+                            target_accuracy=0.97, validation_fraction=0.1, world_size_=2)
+    assert how_it_stopped(aimed) == ("It trained 3 epochs in 2 torchrun processes, stopping once its validation "
+                                     "accuracy reached 97.00% (97.34% of the 10% of its training images it held out "
+                                     "to measure it).")

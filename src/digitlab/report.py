@@ -233,11 +233,15 @@ def how_it_stopped(model: Any) -> str | None:
     reason, done = getattr(model, "stop_reason_", None), getattr(model, "history_", None)
     if reason not in ("epochs", "time_budget", "target_accuracy") or not done:
         return None
-    trained = f"It trained {epochs_words(done)}"
+    world = getattr(model, "world_size_", 1) or 1  # an engineer: a torchrun run's report never said it was one
+    trained = f"It trained {epochs_words(done)}" + (f" in {world} torchrun processes" if world > 1 else "")
     if reason == "time_budget":
         return f"{trained}: the time budget of {model.time_budget:g} s ended it (epochs={model.epochs} is an upper bound)."
     if reason == "target_accuracy":
-        return f"{trained}, stopping once its validation accuracy reached {model.target_accuracy:.2%}."
+        last, held = done[-1].get("val_accuracy"), getattr(model, "validation_fraction", None)
+        where = f" of the {held:.0%} of its training images it held out to measure it" if held else ""
+        reached = f" ({last:.2%}{where})" if last is not None else ""
+        return f"{trained}, stopping once its validation accuracy reached {model.target_accuracy:.2%}{reached}."
     return f"{trained}, as epochs={model.epochs} asks."
 
 
