@@ -339,6 +339,25 @@ def test_predict_uses_the_newest_run_and_says_so(lesson_run, tmp_path):
     assert "one.png: 1" in result.stdout
 
 
+def test_the_newest_run_is_the_one_its_card_says_was_saved_last(lesson_run, tmp_path):
+    """A learner: runs copied with `cp -r` all took the copy's time, and an older run came up as the newest."""
+    import json
+    import os
+    import shutil
+
+    from digitlab.runs import find_latest_model
+
+    for name, created, mtime in (("b-older", "2026-11-01T10:00:00+00:00", 2_000_000_000),
+                                 ("a-newer", "2026-12-01T10:00:00+00:00", 1_000_000_000)):
+        shutil.copytree(lesson_run.folder, tmp_path / name)
+        card = tmp_path / name / "model.json"
+        card.write_text(json.dumps({**json.loads(card.read_text()), "created": created}))
+        os.utime(card, (mtime, mtime))  # the older run's card copied last
+    assert find_latest_model(tmp_path) == tmp_path / "a-newer"
+    (tmp_path / "a-newer" / "model.json").write_text("{damaged")  # no time of its own: a card that says one wins
+    assert find_latest_model(tmp_path) == tmp_path / "b-older"
+
+
 def test_predict_without_any_model_says_what_to_do(tmp_path):
     result = run_cli("predict", "--runs", str(tmp_path / "empty"), "x.png")
     assert result.returncode == 2 and "run `digitlab run` first" in result.stderr

@@ -56,7 +56,21 @@ def find_latest_model(runs_dir: Path = Path("runs")) -> Path | None:
                   if p.is_dir() and not p.name.startswith(".") and (p / CARD_NAME).is_file()]
     if not candidates:
         return None
-    return max(candidates, key=lambda p: ((p / CARD_NAME).stat().st_mtime, p.name))
+    return max(candidates, key=lambda p: (_created(p / CARD_NAME), (p / CARD_NAME).stat().st_mtime, p.name))
+
+
+def _created(card: Path) -> str:
+    """When the card says its model was saved (UTC, ISO 8601: they sort as text), or "" for a card that does not
+    say. Newest by the card's own time, not its file's: runs copied with ``cp -r`` took the copy's time, and an
+    older run came up as the newest (a learner)."""
+    import json
+
+    try:
+        with open(card, "rb") as handle:
+            created = json.loads(handle.read(1 << 20)).get("created", "")
+    except (OSError, ValueError, AttributeError, RecursionError):  # unreadable: the file's time decides
+        return ""
+    return created if isinstance(created, str) else ""
 
 
 def model_or_newest(model: Path | None, runs_dir: Path, say: Callable[[str], None] = lambda _: None) -> Path:
