@@ -79,10 +79,10 @@ def page(browser, collecting):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    # the 422s, 409s and lost requests this module provokes on purpose (a refused writer's name, a picture saved
-    # by another writer, a server away) are logged by chromium; nothing else may be
+    # the 422s, 409s, 503s and lost requests this module provokes on purpose (a refused writer's name, a picture
+    # saved by another writer, a server restarting or away) are logged by chromium; nothing else may be
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and not any(
-        said in msg.text for said in ("status of 422", "status of 409", "ERR_FAILED")) else None)
+        said in msg.text for said in ("status of 422", "status of 409", "status of 503", "ERR_FAILED")) else None)
     page.goto(collecting)
     page.wait_for_function("!document.getElementById('collect-panel').hidden")
     yield page
@@ -323,6 +323,18 @@ def test_a_guided_run_goes_on_after_a_reload(page):
     page.wait_for_function("document.getElementById('progress').textContent.startsWith('2 / 20')")
     assert page.is_checked("#guided") and int(page.locator("#prompt-digit").inner_text()) == following
     assert page.locator("#saved-text").inner_text() == "Guided: going on where Cleo left off"
+    # a reviewer: a save refused (the server restarting) put its prompt back, but the browser kept it as saved
+    page.route("**/api/samples?*", lambda route: route.fulfill(status=503, content_type="application/json",
+                                                                body='{"error": "the server is restarting"}')
+               if route.request.method == "POST" else route.continue_())
+    _stroke(page, [(0.3, 0.3), (0.7, 0.3), (0.5, 0.8)])
+    page.wait_for_function("!document.getElementById('save-guided').disabled")
+    page.click("#save-guided")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Not saved')")
+    page.unroute("**/api/samples?*")
+    page.reload()
+    page.wait_for_function("document.getElementById('progress').textContent.startsWith('2 / 20')")
+    assert int(page.locator("#prompt-digit").inner_text()) == following
     page.uncheck("#guided")  # left: a reload does not bring it back
     page.reload()
     page.wait_for_function("document.getElementById('counts-title').textContent.startsWith('Cleo')")

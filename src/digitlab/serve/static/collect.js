@@ -60,7 +60,7 @@
     el("prompt").hidden = !show || !guided;
     el("collect-note").hidden = !collecting || mode === "digit";
     el("guided-options").hidden = mode !== "digit";
-    el("no-name").hidden = !collecting || writer() !== null || !!el("writer-error").textContent;
+    el("no-name").hidden = !collecting || mode !== "digit" || writer() !== null || !!el("writer-error").textContent;
     if (!show) return;
     el("keys").textContent = guided ? "Keys: Enter saves · Esc clears"
       : "Keys: 0–9 save as that digit · Enter: Right · Esc clears";
@@ -200,7 +200,6 @@
     const { body } = await call(`/api/samples?${query}`, await request);
     saving = false;
     if (run) run.pending = false;
-    if (run && run === guided) keepGuided(); // saved or not: as the prompts stand now
     if (body.error) {
       // not saved: the drawing comes back, unless a new one was begun, or guided mode was begun, left or begun again
       // meanwhile (under another prompt it would be saved as another digit: a reviewer)
@@ -212,6 +211,7 @@
         schedule(true);
       }
       said(`Not saved: ${body.error}`, "error", false); // Undo here would take back an earlier save, not this one
+      if (run && run === guided) keepGuided(); // its prompt put back first: kept as saved, a reload skipped it (review)
       update();
       return;
     }
@@ -227,6 +227,7 @@
       if (run && run === guided) unstep(step, false);
       said(`Not saved again: this exact picture is in the set already, as ${a(body.sample.label)}`, "note", false);
     }
+    if (run && run === guided) keepGuided(); // as the prompts stand now, a refused duplicate's put back
     showCounts(body);
     update();
   }
@@ -289,7 +290,7 @@
 
   // An unfinished guided run, kept by this browser for its set and writer. A teacher: a reload began again at 0 of 20,
   // and the class's counts came out uneven. A run still saving its last drawing is kept without it.
-  const guidedKey = () => `${GUIDED_KEY}:${setName}:${writer() || ""}`;
+  const guidedKey = () => `${GUIDED_KEY}:${setName}:${(writer() || "").toLowerCase()}`; // "ada" is Ada, as the set has it
 
   function keepGuided() {
     if (setName === null) return;
@@ -310,6 +311,7 @@
       && Number.isInteger(kept.step) && kept.step >= 0 && kept.step < kept.order.length;
     if (!fine) return false;
     guided = { order: kept.order, step: kept.step };
+    clearAll(); // a drawing begun under the prompt before is not saved under this one
     el("guided").checked = true;
     el("rounds").value = String(kept.order.length / 10);
     said(`Guided: going on where ${writer() || "this page"} left off`, "note", false);
@@ -332,7 +334,9 @@
   el("right").addEventListener("click", () => answer && answer.kind === "digit" && save(answer.answer.digit));
   el("save-guided").addEventListener("click", () => save(prompted()));
   el("undo-save").addEventListener("click", undoSave);
-  el("writer").addEventListener("input", () => { el("no-name").hidden = !collecting || writer() !== null; });
+  el("writer").addEventListener("input", () => {
+    el("no-name").hidden = !collecting || mode !== "digit" || writer() !== null;
+  });
   el("writer").addEventListener("change", async () => {
     undoStack.length = 0; // another student at the same computer: Undo never takes back the one before's saves
     said("", "note", false);
