@@ -132,7 +132,8 @@ def test_two_lines_are_read_top_to_bottom_each_left_to_right(digits_model):
 
 def test_a_price_tag_photographed_on_a_desk_is_read_on_the_tag():
     """A reader: a tag filling under a fifth of a photo of a desk was taken for the ink, the desk for the paper, and
-    "2.84" read ``24`` (the tag cut in two). A lit rectangle holding ink, 8% of the picture or more, is a sheet."""
+    "2.84" read ``24`` (the tag cut in two); here "111" would be read on the desk. A lit rectangle holding a pen's ink
+    (darker than the desk), 8% of the picture or more, is a sheet."""
     from PIL import ImageFilter
 
     desk = Image.new("L", (480, 320), 95)
@@ -144,6 +145,10 @@ def test_a_price_tag_photographed_on_a_desk_is_read_on_the_tag():
     photo = np.clip(photo + np.random.default_rng(0).normal(0, 3, photo.shape), 0, 255).astype(np.uint8)
     marks = find_marks(ink_of(photo))
     assert [(m.box[0] // 10, m.box[2] // 10) for m in marks] == [(16, 18), (21, 23), (27, 29)]
+    block = Image.new("L", (400, 300), 15)  # a reviewer: a blocky light "0" on a dark ground is no tag with a "1"
+    ImageDraw.Draw(block).rectangle([150, 60, 250, 240], fill=240)
+    ImageDraw.Draw(block).rectangle([193, 95, 207, 205], fill=15)  # its hole: the ground seen through it
+    assert [m.box for m in find_marks(ink_of(np.asarray(block)))] == [(150, 60, 251, 241)]
 
 
 def test_two_numbers_on_a_line_are_parted_by_a_space_but_never_in_a_forms_boxes(mnist_reader):

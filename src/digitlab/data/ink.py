@@ -13,7 +13,7 @@ a 600-px photo lost one side in a review), and so can one that crosses the pictu
 
 Before any of that, a sheet photographed on a darker desk is found (:func:`_sheet_only`) and the desk given the
 sheet's own light, or the desk would be the "paper" and the whole sheet the "ink"; a price tag too, from 8% of the
-picture (a reader's tags filling a fifth of the photo were cut in two, their digits lost).
+picture when its ink is darker than the desk (a reader's tags filling a fifth of the photo were cut in two).
 
 Examples
 --------
@@ -44,11 +44,13 @@ _WINDOW = 0.25  # ...as the median over a window this share of the shorter side
 _DARKEST_PAPER = 0.4  # paper is never estimated darker than 40% of the picture's bright paper: a thick stroke
                       # that fills a window is not taken for a shadow
 _DESK = 0.25  # a surround this much darker than the bright paper...
-_SHEET = 0.08  # ...round one lit piece covering 8% of the picture or more (a price tag on a desk)...
-_SHEET_LIT = 0.8  # ...lit all over but for its ink (a tag's number is a fifth of it)...
+_SHEET = 0.25  # ...round one lit piece covering a quarter of the picture or more...
+_SHEET_LIT = 0.85  # ...lit all over but for its ink...
 _DESK_SIDES, _DESK_SIDE = 2, 0.8  # ...and along 80% of at least two sides of the picture is a desk round a sheet...
-_STROKE = 0.3  # ...when the sheet holds ink, no stroke of it thicker than 30% of the sheet's side...
+_STROKE = 0.2  # ...when the sheet holds ink, no stroke of it thicker than a fifth of the sheet's side...
 _RECTANGLE = 0.85  # ...and it fills 85% of the smallest rectangle round it, turned any way (a disc fills 79%)
+_TAG, _TAG_LIT, _TAG_STROKE = 0.08, 0.8, 0.3  # a price tag: 8% of the picture, lit over 80%, strokes 30% of its
+_PEN = 0.1  # side, when its ink is a pen's: this much darker than the desk (not the desk seen through a light "0")
 _LIT = ((0.5, _SHEET_LIT), (0.25, 0.8))  # lit: this share of the way from the desk to the bright paper; the sheet
                                         # lit over this share (a shaded sheet's blocks of ink are more of it)
 
@@ -158,13 +160,14 @@ def _sheet_only(gray: np.ndarray) -> np.ndarray:
         corners = True  # ...unless a sheet fills the frame, turned: the desk shows in its four corners
     blocks = _blocks(gray, 128)  # judged at about 128 px
     small = blocks.mean(axis=(1, 3))
-    bright = float(np.percentile(small, 100 - 50 * _SHEET))  # in the sheet, however little of the picture it is
+    bright = float(np.percentile(small, 100 - 50 * _TAG))  # in the sheet, however little of the picture it is
     if bright - desk < _DESK:
         return gray
     darkest = blocks.min(axis=(1, 3))  # the darkest pixel of a block: thin ink shows
     # lit: lighter than halfway from the desk to the bright paper; or, the larger sheet, a quarter of the way (a sheet
     # shaded towards one side, the side as dark as halfway: else it went as desk, the digits on it with it)
-    found = [_sheet(darkest > desk + share * (bright - desk), least_lit, corners) for share, least_lit in _LIT]
+    found = [_sheet(darkest > desk + share * (bright - desk), least_lit, corners, darkest < desk - _PEN)
+             for share, least_lit in _LIT]
     sheet = max((s for s in found if s is not None), key=lambda s: int(s.sum()), default=None)
     if sheet is None:
         return gray
@@ -204,14 +207,18 @@ def _stepped(line: np.ndarray, desk: float, paper: float, t: int) -> bool:
     return len(smooth) > t and float(np.max(smooth[t:] - smooth[:-t])) >= 0.6 * (paper - desk)
 
 
-def _sheet(lit: np.ndarray, least_lit: float = _SHEET_LIT, corners: bool = False) -> np.ndarray | None:
+def _sheet(lit: np.ndarray, least_lit: float = _SHEET_LIT, corners: bool = False,
+           pen: np.ndarray | None = None) -> np.ndarray | None:
     """Where a sheet lies in ``lit`` (a coarse map of the lit pixels), less its blurred edge; None when there is
     none. The largest lit piece with its holes filled is a sheet when it covers :data:`_SHEET` of the picture, is
     lit over ``least_lit`` of it, leaves the surround dark along :data:`_DESK_SIDE` of :data:`_DESK_SIDES`
     sides (a shadow or a vignette darkens part of a side, or the corners; with ``corners``, a sheet filling the
     frame turned, its four corners dark do instead), holds ink (holes, each at most
     :data:`_STROKE` of the sheet's side thick) and is about a rectangle (:data:`_RECTANGLE`). A light digit on a
-    dark ground is one lit piece too; but a bar holds no ink, and a fat 0 is round."""
+    dark ground is one lit piece too; but a bar holds no ink, and a fat 0 is round. A price tag is smaller, and its
+    number a larger part of it (:data:`_TAG`): so it is one only where most of its ink is ``pen`` (darker than the
+    desk). A blocky light "0" on a dark ground is a lit rectangle round a hole, but the desk shows through its hole
+    (a reviewer's read ``1``)."""
     from scipy import ndimage
 
     pieces, count = ndimage.label(lit)
@@ -221,11 +228,13 @@ def _sheet(lit: np.ndarray, least_lit: float = _SHEET_LIT, corners: bool = False
     sides = (sheet[0], sheet[-1], sheet[:, 0], sheet[:, -1])
     framed = sum(float(np.mean(~side)) >= _DESK_SIDE for side in sides) >= _DESK_SIDES
     turned = corners and not any(sheet[y, x] for y in (0, -1) for x in (0, -1))
-    if sheet.mean() < _SHEET or lit[sheet].mean() < least_lit or not (framed or turned):
-        return None
     ink = sheet & ~lit
+    tag = pen is not None and ink.any() and float(pen[ink].mean()) > 0.5
+    least, thickest = (_TAG, _TAG_STROKE) if tag else (_SHEET, _STROKE)
+    if sheet.mean() < least or lit[sheet].mean() < min(least_lit, _TAG_LIT if tag else 1) or not (framed or turned):
+        return None
     rows, columns = np.flatnonzero(sheet.any(axis=1)), np.flatnonzero(sheet.any(axis=0))
-    if not ink.any() or 2 * ndimage.distance_transform_edt(ink).max() > _STROKE * min(len(rows), len(columns)):
+    if not ink.any() or 2 * ndimage.distance_transform_edt(ink).max() > thickest * min(len(rows), len(columns)):
         return None
     if rectangle_fill(sheet) < _RECTANGLE:
         return None
