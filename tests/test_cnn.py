@@ -594,5 +594,5 @@ def test_the_report_says_how_many_epochs_ran_and_what_ended_them(fitted, digits)
     aimed = SimpleNamespace(stop_reason_="target_accuracy", history_=[{"share": 1.0, "val_accuracy": 0.9734}] * 3,
                             target_accuracy=0.97, validation_fraction=0.1, world_size_=2)
     assert how_it_stopped(aimed) == ("It trained 3 epochs in 2 torchrun processes, stopping once its validation "
-                                     "accuracy reached 97.00% (97.34% of the 10% of its training images it held out "
+                                     "accuracy reached 97.00% (97.34% on the 10% of its training images it held out "
                                      "to measure it).")

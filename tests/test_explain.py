@@ -432,15 +432,15 @@ def test_cli_explain_bad_input_is_one_line_and_exit_2(problem, logreg_run, tmp_p
     assert not (tmp_path / "out" / "explain.html").exists()
 
 
-def _mnist_sized_run(tmp_path: Path) -> Path:
+def _mnist_sized_run(tmp_path: Path, name: str = "big", params: dict | None = None) -> Path:
     """A real logreg saved with a 28×28 card: trained on the digits padded to 28×28."""
     from dataclasses import replace
 
     ds = load_dataset("digits")
     pad = lambda a: np.pad(a, ((0, 0), (10, 10), (10, 10)))  # noqa: E731
     big = replace(ds, train_images=pad(ds.train_images), test_images=pad(ds.test_images))
-    folder = tmp_path / "big"
-    save_model(train("logreg", big), big, folder)
+    folder = tmp_path / name
+    save_model(train("logreg", big, params=params), big, folder)
     return folder
 
 
@@ -467,7 +467,7 @@ def test_a_model_is_explained_on_a_class_handwriting_set(tmp_path, monkeypatch):
     doc = json.loads((run / "explain-class" / "explain.json").read_text())
     assert (doc["dataset"], doc["n_test"], doc["part"]) == ("class", 40, "all 40 samples")
     html = result.html.read_text(encoding="utf-8")
-    assert "on handwriting set “class”: all 40 samples" in html and "test images" not in html
+    assert "on handwriting set “class” (all 40 samples)" in html and "test images" not in html
     assert f"digitlab explain --model {run} --dataset class" in html
     assert f"digitlab finetune --model {run} --dataset class" in html
     assert any("No learning curve" in note for note in result.notes)
@@ -477,10 +477,23 @@ def test_cli_explain_on_a_set_refuses_a_builtin_name_an_unknown_set_and_an_8x8_m
     _class_set(tmp_path, monkeypatch)
     for model, name, said in [(logreg_run, "mnist", "name a handwriting set"), (logreg_run, "nope", "unknown dataset"),
                               (logreg_run, "class", "samples are 28×28 and this model takes 8×8")]:
-        done = run_cli("explain", "--model", str(model), "--dataset", name, "--out", str(tmp_path / "out"))
+        done = run_cli("explain", "--model", str(model), "--dataset", name)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and said in lines[0], done.stderr
-    assert not (tmp_path / "out" / "explain.html").exists()
+        assert not (logreg_run / f"explain-{name}").exists()  # a reviewer: refused, it had left its folder
+
+
+def test_a_model_that_learned_from_the_set_is_not_compared_on_it(tmp_path, monkeypatch):
+    """A reviewer: explaining the base model on a class's set, --compare with a run fine-tuned on that set drew the
+    fine-tuned one's curves on its own training samples, unsaid."""
+    run = _mnist_sized_run(tmp_path)
+    _class_set(tmp_path, monkeypatch)
+    tuned = _mnist_sized_run(tmp_path, "tuned", {"C": 0.5})  # as a run fine-tuned on the class's first writer
+    card = json.loads((tuned / "model.json").read_text())
+    card["finetuned_from"] = {"set": "class", "trained_on": [], "train_writers": ["anna"]}
+    (tuned / "model.json").write_text(json.dumps(card))
+    with pytest.raises(DigitlabError, match=r"^--compare .*tuned: it learned from handwriting set 'class'"):
+        explain_run(run, [tuned], n_robustness=40, n_map=40, n_check=20, dataset="class")
 
 
 # ------------------------------------------------------------------ documentation

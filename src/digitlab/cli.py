@@ -32,7 +32,7 @@ DatasetOpt = typer.Option("digits", "--dataset", "-d", help="Dataset name: digit
 ModelOpt = typer.Option("logreg", "--model", "-m", help="Model name from the zoo (see `digitlab models`).")
 SeedOpt = typer.Option(42, "--seed", help="Seed for the split and the model; same seed, same numbers.")
 ParamOpt = typer.Option(None, "--param", "-p", metavar="NAME=VALUE", help="A model parameter, e.g. C=10 (repeatable).")
-LimitOpt = typer.Option(None, "--limit", min=1, help="N stratified training images (some held out to calibrate).")
+LimitOpt = typer.Option(None, "--limit", min=1, help="N stratified training images (above 10,000, a tenth calibrates).")
 
 
 def _status(message: str, lines: bool = True):

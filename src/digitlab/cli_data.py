@@ -293,7 +293,8 @@ def export(
             from digitlab.data.handwriting import HandwritingSet
             from digitlab.data.handwriting_io import writer_of, written_by
 
-            writer = writer_of(next(s for s in HandwritingSet.open(name).samples() if written_by([writer])(s)))
+            writer = next((writer_of(s) for s in HandwritingSet.open(name).samples() if written_by([writer])(s)),
+                          writer)  # removed meanwhile (a server collecting): as typed
         again = f"digitlab data import SET {shlex.quote(str(written))}" + (
             f" --writer {shlex.quote(writer)}" if named else "")  # the folders give the labels, not the writers
         typer.echo(f"wrote {count:,} picture{'' if count == 1 else 's'} into {written} (a folder per digit; "

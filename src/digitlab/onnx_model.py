@@ -349,8 +349,9 @@ def reusable_onnx(path: str | Path, say: Callable[[str], None] = lambda line: No
                   threads: int = 0) -> "tuple[LoadedModel, ModelCard, Path] | None":
     """The run's ``model.onnx`` in ONNX Runtime (:func:`load_onnx`), the run's card and its model file, when the
     export was made from this very model and ONNX Runtime is installed; else None. The estimator's libraries
-    (PyTorch) are not imported. The run's own model file is still checked against its card, as load_model does: a
-    damaged one gives None, and loading the estimator then says what is wrong. A ``model.onnx`` there that is not used
+    (PyTorch) are not imported. The run's own model file, where it is there (a folder shipped with its export alone
+    has none), is still checked against its card, as load_model does: a damaged one gives None, and loading the
+    estimator then says what is wrong. A ``model.onnx`` there that is not used
     is said to ``say``."""
     import importlib.util
     import shlex

@@ -239,7 +239,7 @@ def how_it_stopped(model: Any) -> str | None:
         return f"{trained}: the time budget of {model.time_budget:g} s ended it (epochs={model.epochs} is an upper bound)."
     if reason == "target_accuracy":
         last, held = done[-1].get("val_accuracy"), getattr(model, "validation_fraction", None)
-        where = f" of the {held:.0%} of its training images it held out to measure it" if held else ""
+        where = f" on the {held:.0%} of its training images it held out to measure it" if held else ""
         reached = f" ({last:.2%}{where})" if last is not None else ""
         return f"{trained}, stopping once its validation accuracy reached {model.target_accuracy:.2%}{reached}."
     return f"{trained}, as epochs={model.epochs} asks."

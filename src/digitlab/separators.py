@@ -132,8 +132,8 @@ class _Band:
         rows, cols = np.flatnonzero(core.any(axis=1)), np.flatnonzero(core.any(axis=0))
         inner = (box[0] + int(cols[0]), box[1] + int(rows[0]), box[0] + int(cols[-1]) + 1, box[1] + int(rows[-1]) + 1)
         reach = int(np.ceil(_APART * self.height))
-        return min((paper_squared(inner, m.mask & (ink.map[m.box[1] : m.box[3], m.box[0] : m.box[2]] > _SOLID), reach,
-                                  m.box[:2]) for m in self.digits if m.box != box), default=float("inf"))
+        return min((paper_squared(inner, _core(ink, m), reach, m.box[:2]) for m in self.digits if m.box != box),
+                   default=float("inf"))
 
     def apart(self, clearance: float, gap: float) -> bool:
         """Whether a ``clearance`` (:meth:`clearance`) is ``gap`` digit heights of paper or more."""
@@ -308,6 +308,14 @@ def _dots_and_colons(dots: list[tuple[int, Box, float]]) -> list[Separator]:
     found += [Separator(".", box, line) for i, (line, box, place) in enumerate(dots)
               if i not in used and _LOW <= place <= 1.1]
     return found
+
+
+def _core(ink: Ink, mark: Mark) -> np.ndarray:
+    """A mark's ink stronger than :data:`_SOLID`; all of it where none is (a pencil's digit: else a point beside it
+    stood apart however close)."""
+    x0, y0, x1, y1 = mark.box
+    core = mark.mask & (ink.map[y0:y1, x0:x1] > _SOLID)
+    return core if core.any() else mark.mask
 
 
 def _inside(box: Box, other: Box) -> bool:

@@ -29,7 +29,7 @@ import numpy as np
 
 from digitlab.fileio import save_figure
 
-__all__ = ["LearningCurve", "learning_curve_of", "plot_history", "plot_learning_curve"]
+__all__ = ["LearningCurve", "augmentation_words", "learning_curve_of", "plot_history", "plot_learning_curve"]
 
 FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)
 
@@ -186,3 +186,20 @@ def plot_history(history: Sequence[dict[str, Any]], path: Path, smoothing: float
         ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
     fig.tight_layout()
     return save_figure(fig, path, 110)
+
+
+def augmentation_words(params: dict[str, Any]) -> str | None:
+    """What a model had beyond the pictures themselves, in words (None: nothing).
+
+    >>> augmentation_words({"augment": 2.0, "distort": 0.1, "tta": True})
+    'trained on pictures moved at random (shifts up to 2 px, rotations up to 6°, rescaling up to 10%), and answers by averaging 5 shifted views'
+    >>> augmentation_words({"tta": 9}), augmentation_words({"C": 1.0})
+    ('answers by averaging 9 shifted views', None)
+    """
+    shift, distort, views = params.get("augment") or 0, params.get("distort") or 0, params.get("tta")
+    moves = ([f"shifts up to {shift:g} px"] if shift else []) + (
+        [f"rotations up to {math.degrees(distort):.0f}°", f"rescaling up to {100 * distort:.0f}%"] if distort else [])
+    views = 5 if views is True else views if isinstance(views, int) and not isinstance(views, bool) and views > 1 else 0
+    said = ([f"trained on pictures moved at random ({', '.join(moves)})"] if moves else []) + (
+        [f"answers by averaging {views} shifted views"] if views else [])
+    return ", and ".join(said) or None

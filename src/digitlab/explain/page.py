@@ -10,7 +10,6 @@ network) and ``explain.json`` (the numbers), each file atomically.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -148,6 +147,7 @@ class _Job:
     seed: int
     step: Callable[[str], None]
     part: str | None = None  # which samples of a handwriting set, in words (None: the model's test images)
+    learned: bool = False  # the model learned from some of that set (fine-tuned on it): no "fine-tune it" hint
     paths: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
@@ -183,7 +183,7 @@ def _what_it_looks_at(job: _Job, max_errors: int, per_digit: int, n_check: int):
     check = robustness.stratified_indices(labels, n_check, seed)
     check = check[predicted[check] == labels[check]]
     deletion = []
-    for name, _ in maps:
+    for name, _ in maps if len(check) else ():  # none read right (a few samples): no check to make (a reviewer)
         if name == "occlusion":
             check_maps = saliency.occlusion(model, images[check], labels[check])
         else:
@@ -308,43 +308,56 @@ def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: in
     from digitlab.runs import check_writable
 
     model, loaded = load_explainable(model_path)
-    others, seen = [], set()
+    others, seen, compared = [], set(), []
     for path in compare:
         other, theirs = load_explainable(path)
         _check_comparable(other, theirs, model, loaded, path)
+        compared.append((path, theirs.card))
         if theirs.card.sha256 not in seen:  # each model once, however many copies of its run are given
             others.append(other)
             seen.add(theirs.card.sha256)
     kinds = [m.name.split(" (")[0] for m in (model, *others)]
     if len(set(kinds)) == len(kinds):  # "cnn", not "cnn (20261202T081907Z-mnist-cnn)", where no two are alike
         model, others = replace(model, name=kinds[0]), [replace(m, name=k) for m, k in zip(others, kinds[1:])]
-    if dataset is not None:  # before a folder is named after it
-        from digitlab.data import DATASETS, check_dataset
-
-        if dataset in DATASETS:
-            raise DigitlabError(f"--dataset {dataset}: name a handwriting set (`digitlab data info` lists them); "
-                                "without --dataset the page shows the model on its own test images")
-        check_dataset(dataset)
+    data, part, learned = _on_set(dataset, loaded.card, model, compared) if dataset else (None, None, False)
     given = out is not None
     out = Path(out) if given else loaded.path.parent / (f"explain-{dataset}" if dataset else "")
     check_writable(out, "--out" if given else "the run folder")
     remove_stale_parts(out, ("explain.html", "explain.json"))  # a killed explain's temporary files
 
-    step("rebuilding the test images" if dataset is None else f"reading handwriting set {dataset}")
-    if dataset is None:
-        data, part = rebuild_test_split(loaded), None
-    else:
-        from digitlab.handwriting_eval import set_as_test_part
-
-        data, part = set_as_test_part(dataset, loaded.card, model.image_shape, model.pixel_max)
+    if data is None:
+        step("rebuilding the test images")
+        data = rebuild_test_split(loaded)
     images, labels = data.test_images, np.asarray(data.test_labels).astype(int)
     predicted = model.predict(images)
     wrong = np.flatnonzero(predicted != labels)
     confidence = np.ones(len(labels))  # only the mistakes' confidence orders anything: the surest first
     confidence[wrong] = model.proba(images[wrong])[np.arange(len(wrong)), predicted[wrong]]
     job = _Job(model, others, data, images, labels, predicted, confidence, model.pixel_max, out / FIGURE_FOLDER, seed,
-               step, part)  # the figures are drawn into a staging folder (explain_run), then moved here
+               step, part, learned)  # the figures are drawn into a staging folder (explain_run), then moved here
     return job, loaded, out
+
+
+def _on_set(dataset: str, card: Any, model: Explainable, compared: list) -> tuple[Dataset, str, bool]:
+    """The samples of handwriting set ``dataset`` to explain the model on, which they are in words, and whether the
+    model learned from some of the set; before any folder is named after it. Refused in one line: a name that is no
+    set's, and a compared model that learned from these samples (``compared``: (path, card) pairs)."""
+    from digitlab.data import DATASETS, check_dataset
+    from digitlab.data.handwriting import HandwritingSet
+    from digitlab.handwriting_eval import learned_from, set_as_test_part
+
+    if dataset in DATASETS:
+        raise DigitlabError(f"--dataset {dataset}: name a handwriting set (`digitlab data info` lists them); "
+                            "without --dataset the page shows the model on its own test images")
+    check_dataset(dataset)
+    data, part = set_as_test_part(dataset, card, model.image_shape, model.pixel_max)
+    samples = HandwritingSet.open(dataset).samples()
+    for path, theirs in compared:  # a reviewer: a fine-tuned run's curves drawn on its own training samples
+        if any(learned_from(theirs, samples, dataset)):
+            raise DigitlabError(f"--compare {path}: it learned from handwriting set {dataset!r}, so some of these "
+                                "samples were its training; explain that run with --compare the other instead (its "
+                                "page shows only the samples it never learned from)")
+    return data, part, any(learned_from(card, samples, dataset))
 
 
 def _check_comparable(other: Explainable, theirs: Any, model: Explainable, loaded: Any, path: Path) -> None:
@@ -371,23 +384,6 @@ def _test_part(card: Any) -> dict[str, Any]:
     """What in a card's split decides its test images: not ``--limit`` or ``--validation``, which only take from
     the training part (an official split's test images are fixed)."""
     return {k: v for k, v in card.split.items() if k not in ("limit", "limit_seed", "validation")}
-
-
-def _augmentation_words(params: dict[str, Any]) -> str | None:
-    """What a model had beyond the pictures themselves, in words (None: nothing).
-
-    >>> _augmentation_words({"augment": 2.0, "distort": 0.1, "tta": True})
-    'trained on pictures moved at random (shifts up to 2 px, rotations up to 6°, rescaling up to 10%), and answers by averaging 5 shifted views'
-    >>> _augmentation_words({"tta": 9}), _augmentation_words({"C": 1.0})
-    ('answers by averaging 9 shifted views', None)
-    """
-    shift, distort, views = params.get("augment") or 0, params.get("distort") or 0, params.get("tta")
-    moves = ([f"shifts up to {shift:g} px"] if shift else []) + (
-        [f"rotations up to {math.degrees(distort):.0f}°", f"rescaling up to {100 * distort:.0f}%"] if distort else [])
-    views = 5 if views is True else views if isinstance(views, int) and not isinstance(views, bool) and views > 1 else 0
-    said = ([f"trained on pictures moved at random ({', '.join(moves)})"] if moves else []) + (
-        [f"answers by averaging {views} shifted views"] if views else [])
-    return ", and ".join(said) or None
 
 
 def _command(model_path: Path, compare: Sequence[Path], out: Path | None, options: dict[str, tuple[int, int]],
@@ -434,9 +430,9 @@ def _write_page(job: _Job, loaded: Any, out: Path, accuracy: float, looks: tuple
         colours=embedding.DIGIT_COLOURS, layer_view=layer_view, notes=job.notes, is_cnn=model.is_cnn,
         methods=[name for name, _ in maps], n_wrong=n_wrong, n_shown_wrong=int(min(n_wrong, max_errors)),
         per_digit=per_digit, again=again, width=getattr(model.model, "width", None),
-        curve=curve, history=history, n_train=loaded.card.n_train, trained_on=_augmentation_words(loaded.card.params),
+        curve=curve, history=history, n_train=loaded.card.n_train, trained_on=learning.augmentation_words(loaded.card.params),
         history_caption=learning.history_caption(history, _smoothing(model.model)) if history else None,
-        single_view=single_view, finetune_command=shlex.join(
+        single_view=single_view, finetune_command=None if job.learned else shlex.join(
             ["digitlab", "finetune", "--model", str(model_path), "--dataset", data.name]),
     )
     write_text_atomic(out / "explain.json", json.dumps(doc, indent=2) + "\n")

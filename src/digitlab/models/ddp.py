@@ -142,9 +142,9 @@ def session(w: World | None) -> Iterator[World | None]:
     finally:
         dist.destroy_process_group()
         if w.local_size > 1 and os.environ.get("OMP_NUM_THREADS", "").strip() == "1":
-            # torchrun's default for its ranks, not a person's choice: rank 0, alone now, fits its threads to the
-            # busy cores as any run does (:class:`digitlab.cores.CoreShare`). Kept, it turned that off, and two
-            # threads on a busy 2-core machine calibrated and evaluated 6-7 times slower (an engineer)
+            # torchrun's default for its ranks (a person's own 1 reads the same, and goes too): rank 0, alone now,
+            # fits its threads to the busy cores as any run does (:class:`digitlab.cores.CoreShare`). Kept, it turned
+            # that off, and two threads on a busy 2-core machine calibrated and evaluated 6-7 times slower (an engineer)
             os.environ.pop("OMP_NUM_THREADS")
         torch.set_num_threads(threads_per_process(1))  # rank 0 carries on alone: the cores are its own
 

@@ -468,9 +468,15 @@ function show(answer, source) {
 // under it; a doubtful digit (unsure, or not a digit) is a "?". A separator (digitlab.separators: found
 // by its shape and place, not by the model) is in the number and has a dotted box named by what it is.
 const SEPARATORS = { ".": "point", ",": "comma", "-": "minus", ":": "colon" };
-// a "-" after a digit of its line is a dash ("555-1234"), before them all a minus ("-40")
-const sepName = (s, digits) => (s.symbol === "-" && digits.some((d) => d.line === s.line && d.box[2] <= s.box[0])
-  ? "dash" : SEPARATORS[s.symbol] || s.symbol);
+// a "-" after a digit of its number is a dash ("555-1234"); before them all, or after a space (as digitlab.read
+// parts two numbers: 1.4 digit heights of paper), a minus ("-40", "12 -5")
+function sepName(s, digits) {
+  const line = digits.filter((d) => d.line === s.line);
+  const before = line.filter((d) => d.box[2] <= s.box[0]).map((d) => d.box[2]);
+  if (s.symbol !== "-" || !before.length) return SEPARATORS[s.symbol] || s.symbol;
+  const heights = line.map((d) => d.box[3] - d.box[1]).sort((a, b) => a - b);
+  return s.box[0] - Math.max(...before) >= 1.4 * heights[Math.floor(heights.length / 2)] ? "minus" : "dash";
+}
 function showNumber(answer, source) {
   const boxes = $("boxes");
   if (answer.error) {
