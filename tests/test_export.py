@@ -476,6 +476,7 @@ def test_the_plain_export_states_the_calibrations_arithmetic(logreg_copy):
 def test_predict_answers_through_the_runs_own_onnx_export(lesson_run, tmp_path, monkeypatch):
     """An engineer: predict imported PyTorch for one picture (2.2 s, 364 MB) though the run held a model.onnx.
     It now answers through the export when it was made from this very model, the same answers to 1e-6."""
+    from conftest import run_cli, seven_png
     from digitlab.data import load_dataset
     from digitlab.onnx_model import load_for_prediction
     from digitlab.predict import predict_images
@@ -487,6 +488,11 @@ def test_predict_answers_through_the_runs_own_onnx_export(lesson_run, tmp_path, 
     export_onnx(run)
     lean, estimator = load_for_prediction(run), load_model(run)
     assert isinstance(lean.model, OnnxModel) and lean.detector is not None and lean.card == estimator.card
+    picture = tmp_path / "seven.png"
+    picture.write_bytes(seven_png())
+    for command in ("predict", "read"):  # an engineer could tell which answered only by a note's absence
+        said = run_cli(command, "--model", str(run), str(picture), "--json")
+        assert said.returncode == 0 and json.loads(said.stdout)["engine"] == "onnxruntime", said.stderr
     images = load_dataset("digits").test_images[:50]
     for a, b in zip(predict_images(lean, lean.card, images), predict_images(estimator, estimator.card, images)):
         assert (a.kind, a.digit) == (b.kind, b.digit)

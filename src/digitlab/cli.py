@@ -247,7 +247,7 @@ def predict(
                                                  help="Write the input the model saw, as PNG, into this folder."),
 ) -> None:
     """Predict the digit in your own pictures: top 3 with probabilities, and an unsure mark."""
-    from digitlab.cli_read import pictures_to_read, prepared_stems
+    from digitlab.cli_read import engine_of, pictures_to_read, prepared_stems
     from digitlab.data.images import WORK_SIDE, read_image
     from digitlab.predict import predict_images, prepare_for
     from digitlab.read import count_marks
@@ -284,7 +284,7 @@ def predict(
                         "reads whole numbers") if marks else "holds more separate marks than a number has (grain?)"
                 console.print(f"  [yellow]this picture {said}[/]", soft_wrap=True)
     if as_json:
-        typer.echo(json.dumps({"model": loaded.id, "predictions": results}, indent=2))
+        typer.echo(json.dumps({"model": loaded.id, "engine": engine_of(loaded), "predictions": results}, indent=2))
     if failed:
         raise typer.Exit(1)  # as issue 5 asks: one line per bad picture, the others answered, exit 1
 

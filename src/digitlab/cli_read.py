@@ -16,6 +16,7 @@ import typer
 
 from digitlab import terminal
 from digitlab.errors import DigitlabError
+from digitlab.onnx_model import engine_of  # also predict's: "engine" in --json
 
 
 def read(
@@ -70,7 +71,7 @@ def read(
                           + (f" (sure from {percent_needed(reading.sure_from)})" if _any_unsure(reading) else ""),
                           soft_wrap=True)
     if as_json:
-        typer.echo(json.dumps({"model": loaded.id, "readings": results}, indent=2))
+        typer.echo(json.dumps({"model": loaded.id, "engine": engine_of(loaded), "readings": results}, indent=2))
     if failed:
         raise typer.Exit(1)
 

@@ -327,6 +327,12 @@ def load_onnx(path: str | Path, *, threads: int = 1) -> "LoadedModel":
     return LoadedModel(model=model, card=card, path=onnx_path, detector=detector)
 
 
+def engine_of(loaded: "LoadedModel") -> str:
+    """What answers for ``loaded``: ``"onnxruntime"`` (its ONNX export) or ``"estimator"``, as ``GET /healthz`` says
+    it; in ``predict --json`` and ``read --json`` (an engineer could tell only from a note's absence)."""
+    return "onnxruntime" if isinstance(loaded.model, OnnxModel) else "estimator"
+
+
 def load_for_prediction(path: str | Path, say: Callable[[str], None] = lambda line: None) -> "LoadedModel":
     """What ``digitlab predict`` and ``read`` answer with: the run's own ``model.onnx`` in ONNX Runtime when one
     was exported from this very model (``digitlab export``, or a first ``digitlab serve``), else the estimator
