@@ -326,13 +326,29 @@ def test_a_picture_over_the_limit_is_one_line_with_no_pillow_warning_before_it(t
 
     from conftest import REPO
 
-    path = tmp_path / "big.png"
-    path.write_bytes(header_only_png(5000, 5000, rows=b"\x00" * 627))
+    path = tmp_path / "big.png"  # from a path: up to 10,000 px a side (a page scanned at 600 dpi), not beyond
+    path.write_bytes(header_only_png(12000, 12000, rows=b"\x00" * 1502))
     code = (f"import sys; sys.path.insert(0, {str(REPO / 'src')!r})\n"
             "from digitlab.data.images import read_image\n"
             f"try:\n    read_image({str(path)!r})\nexcept Exception as exc:\n    print(exc)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert "limit is 4096×4096" in done.stdout and done.stderr == ""
+    assert "12000×12000 pixels; the limit is 10000×10000" in done.stdout and done.stderr == ""
+
+
+def test_a_page_scanned_at_600_dpi_is_read_from_its_file_and_refused_as_an_upload(tmp_path):
+    """An engineer: an A4 page scanned at 600 dpi (4960×7016) was refused, "the limit is 4096×4096". From a path
+    it is now decoded whole and reduced to 4096 at most (its EXIF turn kept); sent as bytes (the server's), refused."""
+    page = Image.new("L", (4960, 7016), 255)
+    ImageDraw.Draw(page).line([(2400, 3000), (2400, 4000)], fill=0, width=60)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the scanner's "turn 90°"
+    page.save(tmp_path / "scan.png", exif=exif)
+    page.convert("1").save(tmp_path / "scan.tif")  # a bilevel TIFF, as document scanners write
+    read = read_image(tmp_path / "scan.png")
+    assert read.size == (3508, 2480) and read.mode == "L"  # halved, then turned
+    assert read_image(tmp_path / "scan.tif").size == (2480, 3508)
+    with pytest.raises(DigitlabError, match="4960×7016 pixels; the limit is 4096×4096"):
+        read_image((tmp_path / "scan.png").read_bytes())
 
 
 def test_pillow_limit_is_set_explicitly():

@@ -16,8 +16,8 @@ from PIL import Image, ImageOps
 from digitlab.data.plain_png import read_plain_grey
 from digitlab.errors import DigitlabError
 
-__all__ = ["FORMATS", "ImageTooLargeError", "MAX_BYTES", "MAX_FILE_BYTES", "MAX_JPEG_SIDE", "MAX_SIDE", "PICTURES",
-           "UNREAD", "WORK_SIDE", "hidden", "pictures_and_passed_over", "pictures_in", "read_image",
+__all__ = ["FORMATS", "ImageTooLargeError", "MAX_BYTES", "MAX_FILE_BYTES", "MAX_FILE_SIDE", "MAX_JPEG_SIDE", "MAX_SIDE",
+           "PICTURES", "UNREAD", "WORK_SIDE", "hidden", "pictures_and_passed_over", "pictures_in", "read_image",
            "read_image_and_bytes"]
 
 PICTURES = (".png", ".apng", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -34,6 +34,10 @@ MAX_FILE_BYTES = 32 * 1024 * 1024
 
 MAX_SIDE = 4096
 """Largest width or height decoded, in pixels."""
+
+MAX_FILE_SIDE = 10_000
+"""Largest width or height of a picture read from a path on this machine: decoded whole, then reduced to
+:data:`MAX_SIDE` (a page scanned at 600 dpi is 4960×7016; the server's pictures keep :data:`MAX_SIDE`)."""
 
 MAX_JPEG_SIDE = 16384
 """Largest width or height of a JPEG read with ``draft``: libjpeg decodes it at 1/2 to 1/8 scale, so it is held to
@@ -103,11 +107,13 @@ def read_image_and_bytes(source: bytes | bytearray | str | Path, *, draft: int |
     """:func:`read_image`, with the encoded bytes it read (once): for a picture kept as it arrived."""
     data = _read_bytes(source)
     plain = read_plain_grey(data, MAX_SIDE)  # the drawing page's PNGs, without Pillow's general reader
-    return (plain if plain is not None else _decode(data, draft)), data
+    largest = MAX_FILE_SIDE if isinstance(source, (str, Path)) else MAX_SIDE
+    return (plain if plain is not None else _decode(data, draft, largest)), data
 
 
-def _decode(data: bytes, draft: int | None) -> Image.Image:
-    """Pillow's decode of ``data``, within the limits, with one-line errors (see :func:`read_image`)."""
+def _decode(data: bytes, draft: int | None, largest: int = MAX_SIDE) -> Image.Image:
+    """Pillow's decode of ``data``, within the limits (``largest`` a side: reduced to :data:`MAX_SIDE` once decoded),
+    with one-line errors (see :func:`read_image`)."""
     try:
         image = Image.open(io.BytesIO(data), formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # the warning, where a filter
@@ -115,8 +121,8 @@ def _decode(data: bytes, draft: int | None) -> Image.Image:
     except Exception:
         raise DigitlabError(_not_readable(data)) from None
     scaled = bool(draft) and image.format in _SCALABLE
-    if max(image.size) > (MAX_JPEG_SIDE if scaled else MAX_SIDE) or max(decoded_size(image, draft)) > MAX_SIDE:
-        raise ImageTooLargeError(_too_large_message(image.size, image.format if scaled else None))
+    if max(image.size) > (MAX_JPEG_SIDE if scaled else largest) or max(decoded_size(image, draft)) > largest:
+        raise ImageTooLargeError(_too_large_message(image.size, image.format if scaled else None, largest=largest))
     if image.width < 1 or image.height < 1:
         raise DigitlabError(f"the image is {image.width}×{image.height} pixels; it has no pixels to read")
     if scaled:
@@ -128,6 +134,11 @@ def _decode(data: bytes, draft: int | None) -> Image.Image:
         raise DigitlabError(
             f"the {image.format} image is truncated or corrupt ({detail}); save it again and retry"
         ) from None
+    if max(image.size) > MAX_SIDE:  # a page scanned at 600 dpi: every step after sees at most MAX_SIDE
+        exif = image.getexif()
+        image = image.convert("RGBA" if image.mode == "P" else "L") if image.mode in ("1", "P") else image
+        image = image.reduce(-(-max(image.size) // MAX_SIDE))
+        image.getexif().update(exif)  # its orientation, for the turn below
     try:
         ImageOps.exif_transpose(image, in_place=True)  # not a copy: that would double a large picture's memory
     except Exception:  # a broken EXIF block is no reason to refuse the picture
@@ -245,11 +256,11 @@ def _pixels_in(bomb: Exception) -> int | None:
 
 
 def _too_large_message(size: tuple[int, int] | None, scaled_format: str | None = None, *,
-                       pixels: int | None = None) -> str:
+                       pixels: int | None = None, largest: int = MAX_SIDE) -> str:
     """The one line for a picture over the limits: its size as known (its header's pixel count when Pillow refused
     it before saying its sides, e.g. 100,000×100,000: "10,000,000,000 pixels", not "over 537 million")."""
     shown = (f"{size[0]}×{size[1]} pixels" if size else f"{pixels:,} pixels" if pixels
              else f"over {2 * MAX_JPEG_SIDE ** 2 / 1e6:,.0f} million pixels")
     jpeg = (f" (a JPEG up to {MAX_JPEG_SIDE}×{MAX_JPEG_SIDE} is read at reduced scale, if that brings it within; "
             f"a side under {WORK_SIDE:,} px stops that)") if scaled_format else ""
-    return f"the image is {shown}; the limit is {MAX_SIDE}×{MAX_SIDE}{jpeg}, scale it down and retry"
+    return f"the image is {shown}; the limit is {largest}×{largest}{jpeg}, scale it down and retry"
