@@ -49,7 +49,8 @@ def explain(
 
     with terminal.spinner(console, "explaining…") as status:
         result = explain_run(model, compare or (), out, n_robustness=robustness_images, n_map=map_images,
-                             seed=seed, dataset=dataset, step=lambda text: status.update(f"explaining: {escape(text)}…"))
+                             seed=seed, dataset=dataset,
+                             step=lambda text: status.update(f"explaining: {escape(text)}…"))
     for note in result.notes:
         err_console.print(f"note: {escape(note)}", soft_wrap=True)
     console.print(f"wrote {escape(str(result.html))} with {len(result.figures)} figures "

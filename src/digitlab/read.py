@@ -294,8 +294,9 @@ def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None
     separators = [Separator(s.symbol, ink.to_picture(s.box), s.line) for s in separators]
     order = _in_order(digits, separators)
     boxed = {m.line for m in marks if m.boxed}
-    text = "\n".join(_line_text([t for t in order if t.line == n], None if n in boxed else
-                                lines[n].height * ink.size[1] / ink.map.shape[0]) for n in sorted({t.line for t in order}))
+    scale = ink.size[1] / ink.map.shape[0]  # the lines' digit heights in the picture's pixels, as the boxes are
+    text = "\n".join(_line_text([t for t in order if t.line == n], None if n in boxed else lines[n].height * scale)
+                     for n in sorted({t.line for t in order}))
     return NumberReading(text=text, digits=digits, model_id=card.id, sure_from=found[0][1].sure_from,
                          dots=sum(s.symbol == "." for s in separators), calibrated=found[0][1].calibrated,
                          separators=tuple(t for t in order if isinstance(t, Separator)))

@@ -115,7 +115,8 @@ def svg_map(points: np.ndarray, labels: np.ndarray, predicted: np.ndarray, *, sp
     else:
         xy = points
     parts = [f'<svg class="map" viewBox="0 0 {size} {size}" width="{size}" height="{size}" role="img" '
-             f'aria-label="t-SNE map of the pictures explained" data-columns="{int(sprite_columns)}" data-tile="{int(tile)}">',
+             f'aria-label="t-SNE map of the pictures explained" data-columns="{int(sprite_columns)}" '
+             f'data-tile="{int(tile)}">',
              f'<rect width="{size}" height="{size}" fill="#fff"/>']
     order = np.argsort(np.asarray(labels) != np.asarray(predicted), kind="stable")  # errors drawn last, on top
     for i in order:

@@ -88,21 +88,16 @@ def explain_run(
         Other saved models (same image size) drawn on the same robustness axes.
     out : Path, optional
         Where to write; by default the model's run folder.
-    n_robustness : int
-        Test images (a seeded, stratified subset) each perturbation is measured on.
-    n_map : int
-        Test images (a seeded, stratified subset) in the t-SNE map.
+    n_robustness, n_map : int
+        Test images (seeded, stratified subsets) each perturbation is measured on, and in the t-SNE map.
     max_errors, per_digit : int
         Saliency maps for at most ``max_errors`` misclassified images and ``per_digit`` correct ones per digit.
     n_check : int
-        Test images (stratified, seeded; the correctly classified ones are used) for the deletion check
-        of each saliency method (:func:`digitlab.explain.saliency.deletion_check`).
+        Test images (stratified, seeded; those read right) for :func:`~digitlab.explain.saliency.deletion_check`.
     seed : int
         Seed of the subsets, the noise, the distortions and t-SNE.
     dataset : str, optional
-        A handwriting set to explain the model on instead of its test images: the samples
-        :func:`digitlab.handwriting_eval.samples_to_score` picks (a fine-tuned model's held-out part). The page
-        goes to ``explain-<set>/`` in the run folder by default, beside the one on its test images.
+        A handwriting set to explain it on (the samples it never learned from), into ``explain-<set>/`` by default.
     step : callable
         Called with a short description as each part starts (for a progress line).
 
@@ -430,7 +425,8 @@ def _write_page(job: _Job, loaded: Any, out: Path, accuracy: float, looks: tuple
         colours=embedding.DIGIT_COLOURS, layer_view=layer_view, notes=job.notes, is_cnn=model.is_cnn,
         methods=[name for name, _ in maps], n_wrong=n_wrong, n_shown_wrong=int(min(n_wrong, max_errors)),
         per_digit=per_digit, again=again, width=getattr(model.model, "width", None),
-        curve=curve, history=history, n_train=loaded.card.n_train, trained_on=learning.augmentation_words(loaded.card.params),
+        curve=curve, history=history, n_train=loaded.card.n_train,
+        trained_on=learning.augmentation_words(loaded.card.params),
         history_caption=learning.history_caption(history, _smoothing(model.model)) if history else None,
         single_view=single_view, finetune_command=None if job.learned else shlex.join(
             ["digitlab", "finetune", "--model", str(model_path), "--dataset", data.name]),

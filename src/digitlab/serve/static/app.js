@@ -504,7 +504,8 @@ function showNumber(answer, source) {
   const separators = answer.separators || [];
   const unsure = answer.digits.some((d) => d.kind === "unsure") && answer.sure_from !== undefined;
   const also = separators.length
-    ? ` and ${separators.length} separator${separators.length === 1 ? "" : "s"} (${separators.map((s) => sepName(s, answer.digits)).join(", ")})`
+    ? ` and ${separators.length} separator${separators.length === 1 ? "" : "s"}`
+      + ` (${separators.map((s) => sepName(s, answer.digits)).join(", ")})`
     : "";
   $("number-note").textContent = (doubtful
     ? `${count} mark${count === 1 ? "" : "s"}${also} found · ${doubtful} doubtful (?)${unsure ? ` · sure from ${needed(answer.sure_from)}` : ""}`

@@ -290,7 +290,7 @@
 
   // An unfinished guided run, kept by this browser for its set and writer. A teacher: a reload began again at 0 of 20,
   // and the class's counts came out uneven. A run still saving its last drawing is kept without it.
-  const guidedKey = () => `${GUIDED_KEY}:${setName}:${(writer() || "").toLowerCase()}`; // "ada" is Ada, as the set has it
+  const guidedKey = () => `${GUIDED_KEY}:${setName}:${(writer() || "").toLowerCase()}`; // "ada" is Ada, as the set
 
   function keepGuided() {
     if (setName === null) return;
