@@ -130,6 +130,19 @@ def test_two_lines_are_read_top_to_bottom_each_left_to_right(digits_model):
     assert len(reading.text) == 5 and reading.text[2] == "\n"  # a new line: a space parts two numbers on one line
 
 
+def test_a_double_underline_drawn_a_degree_off_level_is_left_out():
+    """A reader: "98.67" double-underlined read ``?.6?7``. Each line fell 1 px in 62 (0.9°): too little slant for a
+    tilted rule (1° and more), too much for a level run of two digit heights; their steps joined the digits."""
+    paper = np.zeros((180, 370), dtype=np.uint8)
+    for x in (60, 120, 220, 280):
+        paper[50:120, x : x + 8] = 255  # four 1s, 70 px tall
+    for top in (141, 151):
+        for x in range(30, 340):
+            paper[top + (x - 30) // 62 : top + (x - 30) // 62 + 3, x] = 255  # a line 3 px thick, falling 0.9°
+    assert [m.box for m in find_marks(ink_of(paper))] == [(60, 50, 68, 120), (120, 50, 128, 120), (220, 50, 228, 120),
+                                                          (280, 50, 288, 120)]
+
+
 def test_a_price_tag_photographed_on_a_desk_is_read_on_the_tag():
     """A reader: a tag filling under a fifth of a photo of a desk was taken for the ink, the desk for the paper, and
     "2.84" read ``24`` (the tag cut in two); here "111" would be read on the desk. A lit rectangle holding a pen's ink

@@ -332,7 +332,7 @@ def tallest(heights: np.ndarray, *, page: bool = False) -> float:
 
 
 def _tilted_runs(labels: np.ndarray, longest: float) -> np.ndarray:
-    """The pixels of the pieces ``labels`` in straight runs at least ``longest`` across that slant 1 to
+    """The pixels of the pieces ``labels`` in straight runs at least ``longest`` across that slant half a degree to
     :data:`_TILT` degrees: of each piece that wide (and with that many pixels; the :data:`_TILTED_PIECES` widest,
     and ``longest`` at least :data:`_TILTED_LEAST` px: a texture of short dashes is no page of underlines), the
     slope along which its rows peak most sharply (:func:`_slope_of_longest`), its runs found with the piece
@@ -360,12 +360,13 @@ def _tilted_runs(labels: np.ndarray, longest: float) -> np.ndarray:
 
 
 def _slope_of_longest(ys: np.ndarray, xs: np.ndarray, longest: float) -> float:
-    """The slope, 1 to :data:`_TILT` degrees off level either way, along which the rows of the pixels ``ys, xs``
-    (sheared level along it) peak most sharply (:func:`~digitlab.ruled_paper.sharpest_rows`, half a degree at a
+    """The slope, half a degree to :data:`_TILT` degrees off level either way (a reader's double underline fell 0.9°:
+    level runs caught a third of it), along which the rows of the pixels ``ys, xs`` (sheared level along it) peak most
+    sharply (:func:`~digitlab.ruled_paper.sharpest_rows`, half a degree at a
     time, then a tenth: a thick line lies in as many full rows over a degree or two, but most evenly along its own
     slope), when a row then holds ``longest`` or more; 0.0 otherwise, or when level peaks as sharply."""
     best, rows = sharpest_rows(ys, xs, _TILT, 0.5)
-    if abs(best) < 1 or rows(best).max() < longest or rows(best) @ rows(best) <= rows(0.0) @ rows(0.0):
+    if abs(best) < 0.5 or rows(best).max() < longest or rows(best) @ rows(best) <= rows(0.0) @ rows(0.0):
         return 0.0
     return float(np.tan(np.radians(best)))
 
