@@ -335,11 +335,21 @@ def test_a_guided_run_goes_on_after_a_reload(page):
     page.reload()
     page.wait_for_function("document.getElementById('progress').textContent.startsWith('2 / 20')")
     assert int(page.locator("#prompt-digit").inner_text()) == following
-    page.uncheck("#guided")  # left: a reload does not bring it back
+    page.uncheck("#guided")  # paused: a reload does not bring it back...
     page.reload()
     page.wait_for_function("document.getElementById('counts-title').textContent.startsWith('Cleo')")
     page.wait_for_timeout(300)
     assert not page.is_checked("#guided") and page.locator("#prompt").is_hidden()
+    page.check("#guided")  # ...ticking it again does (a teacher: a new shuffle at 0 / 20)
+    assert page.locator("#progress").inner_text().startswith("2 / 20")
+    assert int(page.locator("#prompt-digit").inner_text()) == following
+    page.fill("#writer", "Dora")  # another student at this computer: a run of her own, not the rest of Cleo's
+    page.press("#writer", "Tab")
+    page.wait_for_function("document.getElementById('progress').textContent.startsWith('0 / 20')")
+    assert page.locator("#saved-text").inner_text() == "Guided: a new run for Dora"
+    page.fill("#writer", "cleo")  # Cleo back, as she types it: hers again
+    page.press("#writer", "Tab")
+    page.wait_for_function("document.getElementById('progress').textContent.startsWith('2 / 20')")
 
 
 def test_a_save_with_no_name_is_said_so(page):

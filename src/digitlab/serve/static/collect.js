@@ -8,7 +8,8 @@
 // Undo removes this page's last saved sample (DELETE /api/samples/{id}), and in guided mode prompts
 // that digit again; only the saves of the writer named now, and never after a save that was refused. The writer's name
 // and the rounds are remembered by this browser, and so is an unfinished guided run, for its set and writer: a reload
-// picks it up where it was. With no name typed, the bar says the saves go in with no name.
+// picks it up where it was, unticking Guided pauses it, and another name typed starts that writer's own (or goes on
+// with it). With no name typed, the bar says the saves go in with no name.
 // Keys: 0-9 save as that digit (free mode), Enter saves ("Right" / the prompted digit).
 "use strict";
 
@@ -216,6 +217,7 @@
       return;
     }
     if (body.added) {
+      el("writer-error").textContent = ""; // saved: "the server did not answer" of a minute ago is over (a teacher)
       if (who === writer()) { // still this student's turn: theirs to undo
         undoStack.push({ id: body.sample.id, label, step, run, writer: who });
       }
@@ -292,14 +294,15 @@
   // and the class's counts came out uneven. A run still saving its last drawing is kept without it.
   const guidedKey = () => `${GUIDED_KEY}:${setName}:${(writer() || "").toLowerCase()}`; // "ada" is Ada, as the set
 
-  function keepGuided() {
+  function keepGuided(run = guided, paused = false) {
     if (setName === null) return;
-    const done = guided ? guided.step - (guided.pending ? 1 : 0) : 0;
-    remember(guidedKey(), guided && done < guided.order.length
-      ? JSON.stringify({ order: guided.order, step: done }) : null);
+    const done = run ? run.step - (run.pending ? 1 : 0) : 0;
+    remember(guidedKey(), run && done < run.order.length
+      ? JSON.stringify({ order: run.order, step: done, paused }) : null);
   }
 
-  function resumeGuided() {
+  // This writer's unfinished run, if the browser keeps one (a paused one, unticked, only when ``paused`` too).
+  function resumeGuided(paused = false) {
     let kept = null;
     try {
       kept = JSON.parse(recalled(guidedKey()));
@@ -309,7 +312,7 @@
     const fine = kept && Array.isArray(kept.order) && kept.order.length % 10 === 0 && kept.order.length <= 200
       && kept.order.every((d) => Number.isInteger(d) && d >= 0 && d <= 9)
       && Number.isInteger(kept.step) && kept.step >= 0 && kept.step < kept.order.length;
-    if (!fine) return false;
+    if (!fine || (kept.paused && !paused)) return false;
     guided = { order: kept.order, step: kept.step };
     clearAll(); // a drawing begun under the prompt before is not saved under this one
     el("guided").checked = true;
@@ -319,10 +322,12 @@
   }
 
   el("guided").addEventListener("change", () => {
-    if (el("guided").checked) startGuided();
-    else {
+    if (el("guided").checked) {
+      if (!resumeGuided(true)) startGuided(); // ticked again: the run unticked goes on (a teacher's had restarted)
+    } else {
+      keepGuided(guided, true); // paused, not thrown away; a reload leaves it unticked
       guided = null;
-      keepGuided();
+      said("", "note", false);
     }
     update();
   });
@@ -342,7 +347,12 @@
     said("", "note", false);
     if (await refresh()) {
       remember(WRITER_KEY, writer());
-      if (resumeGuided()) update(); // this writer's own unfinished run; without one, the run on screen goes on
+      if (resumeGuided(!!guided)) update(); // this writer's own unfinished run (a paused one, in guided mode)
+      else if (guided && guided.step > 0) { // another student: a run of their own, not the rest of the one before's
+        startGuided(); // (a teacher: Ben went on at 10 / 20 beside "Ben's samples per digit (0)")
+        said(`Guided: a new run for ${writer() || "no name"}`, "note", false);
+        update();
+      }
     }
   });
 
