@@ -490,10 +490,18 @@ def test_a_model_that_learned_from_the_set_is_not_compared_on_it(tmp_path, monke
     _class_set(tmp_path, monkeypatch)
     tuned = _mnist_sized_run(tmp_path, "tuned", {"C": 0.5})  # as a run fine-tuned on the class's first writer
     card = json.loads((tuned / "model.json").read_text())
-    card["finetuned_from"] = {"set": "class", "trained_on": [], "train_writers": ["anna"]}
+    from digitlab.data.handwriting import HandwritingSet
+
+    annas = [s.id for s in HandwritingSet.open("class").samples() if s.writer == "anna"]
+    card["finetuned_from"] = {"set": "class", "trained_on": annas, "train_writers": ["anna"]}
     (tuned / "model.json").write_text(json.dumps(card))
     with pytest.raises(DigitlabError, match=r"^--compare .*tuned: it learned from handwriting set 'class'"):
         explain_run(run, [tuned], n_robustness=40, n_map=40, n_check=20, dataset="class")
+    # the other way round: the fine-tuned run on the samples it never learned from, and saying it was fine-tuned
+    html = explain_run(tuned, [run], n_robustness=40, n_map=40, n_check=20, dataset="class").html.read_text()
+    assert "(the held-out part: 20 samples by writers the model never trained on)" in html
+    assert "Fine-tuned on handwriting set “class”: 20 samples by anna, beside MNIST replayed." in html  # a teacher
+    assert "digitlab finetune" not in html  # it learned from the set already
 
 
 # ------------------------------------------------------------------ documentation

@@ -118,7 +118,7 @@ def plot_robustness(perturbation: Perturbation, curves: Sequence[RobustnessCurve
     columns = min(len(curves), 2) or 1  # the legend in two columns, in a band above 100%: it never covers a point
     ax.set_ylim(0, 104 + 12 * math.ceil(len(curves) / columns))
     ax.set_yticks(range(0, 101, 20))
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel("accuracy (%)")  # of the test images, or of a handwriting set's samples
     ax.set_xlabel(perturbation.label, labelpad=52)
     ax.set_xticks(levels)
     ax.set_xticklabels([f"{v:g}" for v in levels])

@@ -260,7 +260,8 @@ def _what_it_learned(job: _Job, n_map: int, chosen: np.ndarray):
         layer_view = {"index": one, "label": int(labels[one])}
         paths["feature_maps"] = figures.plot_feature_maps(
             images[one].astype(np.float64), embedding.feature_maps(model, images[one]), pmax,
-            f"What each layer of the CNN computes for one test picture, {a_digit(int(labels[one]))}",
+            f"What each layer of the CNN computes for one {'sample' if job.part else 'test picture'}, "
+            f"{a_digit(int(labels[one]))}",
             folder / "feature_maps.png")
     seconds["filters and feature maps"] = time.perf_counter() - t
     return shown, feature_name, svg, sprite, layer_view
@@ -428,7 +429,7 @@ def _write_page(job: _Job, loaded: Any, out: Path, accuracy: float, looks: tuple
         curve=curve, history=history, n_train=loaded.card.n_train,
         trained_on=learning.augmentation_words(loaded.card.params),
         history_caption=learning.history_caption(history, _smoothing(model.model)) if history else None,
-        single_view=single_view, finetune_command=None if job.learned else shlex.join(
+        single_view=single_view, tuned=loaded.card.finetuned_from, finetune_command=None if job.learned else shlex.join(
             ["digitlab", "finetune", "--model", str(model_path), "--dataset", data.name]),
     )
     write_text_atomic(out / "explain.json", json.dumps(doc, indent=2) + "\n")
