@@ -305,6 +305,19 @@ def test_writer_split_never_puts_a_writer_on_both_sides(data_dir):
     assert data.split["kind"] == "by-writer" and data.n_train == data.n_test == 30
 
 
+def test_drawings_saved_with_no_name_train_and_are_never_a_test_writer(data_dir):
+    """A teacher: the class's nameless drawings were held out as a writer and reported among "writers the model never
+    trained on", though any student, those it trained on too, may have drawn them."""
+    store = HandwritingSet.open("class", create=True)
+    for w in range(4):
+        for digit in range(10):
+            store.add(picture(digit, variant=w), digit, writer=f"student {w}" if w < 3 else None)
+    for seed in range(6):
+        train, test, record = split_samples(store.samples(), test_size=0.5, seed=seed)
+        assert all(s.writer is not None for s in test) and sum(s.writer is None for s in train) == 10
+        assert "(no name)" in record["train_writers"] and "(no name)" not in record["test_writers"]
+
+
 def test_a_writer_named_without_their_accent_is_suggested(data_dir):
     """A teacher typed `--hold-out zoe` for Zoë: refused, rightly (Zoe and Zoë may be two students), and now told
     whom they may have meant; so are `data export` and `data remove --writer`."""

@@ -60,7 +60,7 @@ def split_samples(samples: list[Sample], *, test_size: float | None = None, seed
     """Split samples into training and test parts; return them and the split's record.
 
     With two writers or more, whole writers go to one side (``GroupShuffleSplit``): the test writers
-    are never seen in training. With one writer, a seeded split stratified by digit (plain random when
+    are never seen in training; samples saved with no name train (they may be any writer's). With one writer, a seeded split stratified by digit (plain random when
     some digit has a single sample). The record names the training writers (or, with one writer, the
     training samples' ids), so that a model is never scored on what it learned from, even after the set grows
     (see :func:`split_as_recorded`). ``hold_out`` names the test writers instead (names compared regardless of
@@ -78,10 +78,12 @@ def split_samples(samples: list[Sample], *, test_size: float | None = None, seed
                             f"it has {len(samples)}")
     writers = np.array([writer_of(s) for s in samples])
     index = np.arange(len(samples))
+    named = writers != NO_NAME  # saved with no name: anyone's, so never held out as a writer "never trained on"
     try:
-        if len(set(writers)) >= 2:
+        if len(set(writers[named])) >= 2:  # (a teacher's class: its nameless drawings had been a test "writer")
             train, test = next(GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
-                               .split(index, groups=writers))
+                               .split(index[named], groups=writers[named]))
+            train, test = np.concatenate([index[named][train], index[~named]]), index[named][test]
             record = {"kind": "by-writer", "test_size": test_size, "seed": seed,
                       "train_writers": sorted(set(writers[train].tolist())),
                       "test_writers": sorted(set(writers[test].tolist()))}
