@@ -111,9 +111,10 @@ def plot_robustness(perturbation: Perturbation, curves: Sequence[RobustnessCurve
     levels = np.asarray(perturbation.levels, dtype=float)[order]
     fig, ax = plt.subplots(figsize=(8.0, 4.4))
     fig.subplots_adjust(left=0.1, right=0.97, top=0.9, bottom=0.33)
-    markers = "osD^v<>"
-    for k, curve in enumerate(curves):
-        ax.plot(curve.levels, np.asarray(curve.accuracy) * 100, marker=markers[k % len(markers)], linewidth=2,
+    markers, styles = "osD^v<>", ("-", "--", "-.", ":")
+    for k, curve in enumerate(curves):  # each wider than the next, dashed apart: one on another leaves it showing
+        ax.plot(curve.levels, np.asarray(curve.accuracy) * 100, marker=markers[k % len(markers)],  # (a teacher)
+                markersize=max(9 - 2 * k, 4), linewidth=max(3.2 - 0.8 * k, 1.2), linestyle=styles[k % len(styles)],
                 label=curve.model)
     columns = min(len(curves), 2) or 1  # the legend in two columns, in a band above 100%: it never covers a point
     ax.set_ylim(0, 104 + 12 * math.ceil(len(curves) / columns))
