@@ -94,13 +94,14 @@ def samples_to_score(store: HandwritingSet, card: Any) -> tuple[list[Sample], st
     return _some(test, store), f"the held-out part: {len(test):,} samples {who}"
 
 
-def set_as_test_part(name: str, card: Any, image_shape: tuple[int, ...], pixel_max: float) -> tuple[Dataset, str]:
-    """The samples of handwriting set ``name`` a model with ``card`` should be scored on (:func:`samples_to_score`)
+def set_as_test_part(store: HandwritingSet, card: Any, image_shape: tuple[int, ...], pixel_max: float
+                     ) -> tuple[Dataset, str]:
+    """The samples of handwriting set ``store`` a model with ``card`` should be scored on (:func:`samples_to_score`)
     as a dataset's test part at the model's pixel scale, and which they are in words (``digitlab explain``)."""
+    name = store.name
     if tuple(image_shape) != (28, 28):
         raise DigitlabError(f"--dataset {name}: a handwriting set's samples are 28×28 and this model takes "
                             f"{image_shape[0]}×{image_shape[1]} images; choose a model trained on MNIST")
-    store = HandwritingSet.open(name)
     samples, part = samples_to_score(store, card)
     images, labels = store.images(samples)
     if pixel_max != 255:  # a model of another scale (the 8×8 digits' 0-16, padded): rounded as its own pixels were

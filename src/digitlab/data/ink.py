@@ -166,8 +166,8 @@ def _sheet_only(gray: np.ndarray) -> np.ndarray:
     darkest = blocks.min(axis=(1, 3))  # the darkest pixel of a block: thin ink shows
     # lit: lighter than halfway from the desk to the bright paper; or, the larger sheet, a quarter of the way (a sheet
     # shaded towards one side, the side as dark as halfway: else it went as desk, the digits on it with it)
-    found = [_sheet(darkest > desk + share * (bright - desk), least_lit, corners, darkest < desk - _PEN)
-             for share, least_lit in _LIT]
+    pen = darkest < desk - _PEN  # ink darker than the desk: a pen's on a tag, not the desk seen through a hole
+    found = [_sheet(darkest > desk + share * (bright - desk), least_lit, corners, pen) for share, least_lit in _LIT]
     sheet = max((s for s in found if s is not None), key=lambda s: int(s.sum()), default=None)
     if sheet is None:
         return gray

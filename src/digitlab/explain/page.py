@@ -346,8 +346,9 @@ def _on_set(dataset: str, card: Any, model: Explainable, compared: list) -> tupl
         raise DigitlabError(f"--dataset {dataset}: name a handwriting set (`digitlab data info` lists them); "
                             "without --dataset the page shows the model on its own test images")
     check_dataset(dataset)
-    data, part = set_as_test_part(dataset, card, model.image_shape, model.pixel_max)
-    samples = HandwritingSet.open(dataset).samples()
+    store = HandwritingSet.open(dataset)  # opened once: its samples for the part scored and for what each learned
+    data, part = set_as_test_part(store, card, model.image_shape, model.pixel_max)
+    samples = store.samples()
     for path, theirs in compared:  # a reviewer: a fine-tuned run's curves drawn on its own training samples
         if any(learned_from(theirs, samples, dataset)):
             raise DigitlabError(f"--compare {path}: it learned from handwriting set {dataset!r}, so some of these "

@@ -339,9 +339,7 @@
   el("right").addEventListener("click", () => answer && answer.kind === "digit" && save(answer.answer.digit));
   el("save-guided").addEventListener("click", () => save(prompted()));
   el("undo-save").addEventListener("click", undoSave);
-  el("writer").addEventListener("input", () => {
-    el("no-name").hidden = !collecting || mode !== "digit" || writer() !== null;
-  });
+  el("writer").addEventListener("input", update); // typing is enough to hide "No name typed"
   el("writer").addEventListener("change", async () => {
     undoStack.length = 0; // another student at the same computer: Undo never takes back the one before's saves
     said("", "note", false);
