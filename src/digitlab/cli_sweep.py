@@ -90,7 +90,9 @@ def _ints(text: str | None, option: str, minimum: int, maximum: int | None = Non
     if any(v < minimum or (maximum is not None and v > maximum) for v in values) or (text is not None and not values):
         bounds = f"≥ {minimum}" if maximum is None else f"from {minimum} to {maximum}"
         raise DigitlabError(f"{option} expects whole numbers {bounds} separated by commas, got {text!r}")
-    return list(dict.fromkeys(values))
+    if twice := sorted({v for v in values if values.count(v) > 1}):  # a cell runs once: 1,1 would be one seed
+        raise DigitlabError(f"{option} {text!r} gives {', '.join(map(str, twice))} twice; give each value once")
+    return values
 
 
 FILE_KEYS = {"dataset": str, "models": (str, list), "seeds": (str, list), "limit": (str, list, int),
