@@ -409,9 +409,9 @@ def test_every_registry_name_works_through_run(model, tmp_path):
     ],
 )
 def test_values_the_model_rejects_are_one_line(tmp_path, args, message):
-    result = run_cli("run", *args, "--out", str(tmp_path))
+    result = run_cli("run", *args, "--out", str(tmp_path / "runs" / "mine"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert message in result.stderr and list(tmp_path.iterdir()) == []
+    assert message in result.stderr and list(tmp_path.iterdir()) == []  # not even the --out it had made
 
 
 def test_serve_refuses_an_address_it_cannot_use():

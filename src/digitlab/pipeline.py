@@ -19,7 +19,7 @@ from digitlab.preprocess import to_features
 from digitlab.evaluate import Metrics, evaluate_not_a_digit, evaluate_on_test
 from digitlab.notdigit import fit_detector
 from digitlab.report import RunRecord, write_run
-from digitlab.runs import check_writable, now_utc
+from digitlab.runs import made_for_run, now_utc
 from digitlab.store import check_saveable
 from digitlab.train import calibrate, calibration_split, held_out_predictions, train
 
@@ -66,37 +66,38 @@ def run_pipeline(
     if world is not None:
         _check_distributed(model, estimator)
         step = step if world.rank == 0 else (lambda _: None)
-    check_writable(out)  # after the refusals: a refused command makes no folder
-    started = now_utc()
-    step(f"loading {dataset}")
-    data = load_dataset(dataset, test_size=test_size, seed=seed, limit=limit)
-    held_out = None
-    fraction = validation if validation is not None else calibration_split(data)
-    if fraction is not None:  # asked for, or the training part is large: calibrate on a held-out share
-        data, held_out = split_validation(data, fraction, seed=seed)
-    step(f"training {model} on {data.n_train:,} images")
-    with ddp.session(world):  # without torchrun: nothing
-        fitted = train(model, data, seed=seed, params=params)
-    if world is not None and world.rank != 0:
-        return None  # rank 0 holds the same weights and does the rest, with no other rank to wait for
-    validation_accuracy = None
-    if validation is not None:
-        step("validating")
-        val_images, val_labels = held_out
-        validation_accuracy = float(fitted.model.score(to_features(val_images, data.pixel_max), val_labels))
-    step("calibrating")
-    held = held_out_predictions(fitted, data, held_out)
-    fitted.calibration = calibrate(fitted, data, predictions=held)
-    step("teaching the not-a-digit detector")
-    fitted.detector = fit_detector(data, fitted.model, held, temperature=fitted.temperature, seed=seed)
-    step("evaluating")
-    predictions, metrics = evaluate_on_test(fitted.model, data, fitted.temperature)
-    not_a_digit = None if fitted.detector is None else evaluate_not_a_digit(
-        fitted.detector, fitted.model, data, predictions, fitted.temperature)
-    record = RunRecord(dataset=data, fitted=fitted, predictions=predictions, metrics=metrics, started=started,
-                       validation_accuracy=validation_accuracy, not_a_digit=not_a_digit)
-    folder = write_run(record, out, step)
-    return RunResult(folder=folder, metrics=metrics, record=record, validation_accuracy=validation_accuracy)
+    writes = world is None or world.rank == 0  # rank 0 alone writes the run
+    with made_for_run(out, writes):  # after the refusals: a refused command makes no folder, a failed one leaves none
+        started = now_utc()
+        step(f"loading {dataset}")
+        data = load_dataset(dataset, test_size=test_size, seed=seed, limit=limit)
+        held_out = None
+        fraction = validation if validation is not None else calibration_split(data)
+        if fraction is not None:  # asked for, or the training part is large: calibrate on a held-out share
+            data, held_out = split_validation(data, fraction, seed=seed)
+        step(f"training {model} on {data.n_train:,} images")
+        with ddp.session(world):  # without torchrun: nothing
+            fitted = train(model, data, seed=seed, params=params)
+        if world is not None and world.rank != 0:
+            return None  # rank 0 holds the same weights and does the rest, with no other rank to wait for
+        validation_accuracy = None
+        if validation is not None:
+            step("validating")
+            val_images, val_labels = held_out
+            validation_accuracy = float(fitted.model.score(to_features(val_images, data.pixel_max), val_labels))
+        step("calibrating")
+        held = held_out_predictions(fitted, data, held_out)
+        fitted.calibration = calibrate(fitted, data, predictions=held)
+        step("teaching the not-a-digit detector")
+        fitted.detector = fit_detector(data, fitted.model, held, temperature=fitted.temperature, seed=seed)
+        step("evaluating")
+        predictions, metrics = evaluate_on_test(fitted.model, data, fitted.temperature)
+        not_a_digit = None if fitted.detector is None else evaluate_not_a_digit(
+            fitted.detector, fitted.model, data, predictions, fitted.temperature)
+        record = RunRecord(dataset=data, fitted=fitted, predictions=predictions, metrics=metrics, started=started,
+                           validation_accuracy=validation_accuracy, not_a_digit=not_a_digit)
+        folder = write_run(record, out, step)
+        return RunResult(folder=folder, metrics=metrics, record=record, validation_accuracy=validation_accuracy)
 
 
 def _check_distributed(name: str, estimator: Any) -> None:

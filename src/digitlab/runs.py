@@ -14,14 +14,15 @@ Examples
 from __future__ import annotations
 
 import tempfile
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from digitlab.card import CARD_NAME
 from digitlab.errors import DigitlabError
 
-__all__ = ["check_writable", "find_latest_model", "model_notes", "model_or_newest", "now_utc", "run_stamp"]
+__all__ = ["check_writable", "find_latest_model", "made_for_run", "model_notes", "model_or_newest", "now_utc", "run_stamp"]
 
 
 def now_utc() -> datetime:
@@ -45,6 +46,26 @@ def check_writable(out: Path, option: str = "--out") -> None:
         probe.close()
     except OSError as exc:
         raise DigitlabError(f"{option} {out}: cannot write there ({exc.strerror or exc}); choose a writable folder") from None
+
+
+@contextmanager
+def made_for_run(out: Path, writes: bool = True) -> Iterator[None]:
+    """:func:`check_writable` for a run's ``--out``; when the run then fails, the folders made for it are removed
+    again while they are empty: a failed run leaves nothing, not an empty ``--out`` (an engineer's torchrun run
+    killed mid-training). ``writes=False`` (a torchrun process other than rank 0, which writes no run): nothing."""
+    out = Path(out)
+    made = [p for p in (out, *out.parents) if not p.exists()] if writes else []  # deepest first
+    if writes:
+        check_writable(out)
+    try:
+        yield
+    except BaseException:
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:  # something is in it: keep it and those above
+                break
+        raise
 
 
 def find_latest_model(runs_dir: Path = Path("runs")) -> Path | None:
