@@ -414,6 +414,16 @@ def test_values_the_model_rejects_are_one_line(tmp_path, args, message):
     assert message in result.stderr and list(tmp_path.iterdir()) == []  # not even the --out it had made
 
 
+def test_a_refused_comparison_or_fine_tuning_leaves_no_folder(lesson_run, tmp_path):
+    refused = [(["compare", "--models", "logreg,nosuch"], "unknown model 'nosuch'"),
+               (["compare", "--models", "logreg", "--limit", "5"], "--limit must be at least 10"),
+               (["finetune", "--model", str(lesson_run.folder), "--dataset", "mine"], "needs a model of 28×28 digits")]
+    for args, message in refused:  # each had left an empty --out
+        result = run_cli(*args, "--out", str(tmp_path / "runs" / "mine"))
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert list(tmp_path.iterdir()) == []
+
+
 def test_serve_refuses_an_address_it_cannot_use():
     result = run_cli("serve", "--host", "999.1.1.1")
     assert result.returncode == 2 and "cannot listen on 999.1.1.1:8000" in result.stderr

@@ -22,7 +22,7 @@ from digitlab.errors import DigitlabError
 from digitlab.evaluate import evaluate_on_test
 from digitlab.fileio import atomic_folder, write_text_atomic
 from digitlab.pages import embed_png, render
-from digitlab.runs import check_writable, now_utc, run_stamp
+from digitlab.runs import made_for_run, now_utc, run_stamp
 from digitlab.train import train
 
 
@@ -118,13 +118,12 @@ def compare_models(
     if not names:
         raise DigitlabError("no models to compare; give names such as logreg, knn, svm")
     out = Path(out)
-    check_writable(out)
     for name in names:
         make_model(name, dataset=dataset, seed=seed, params=(params or {}).get(name))
     started = now_utc()
     data = load_dataset(dataset, test_size=test_size, seed=seed, limit=limit)
     final = out / f"{run_stamp(started)}-{dataset}-compare"
-    with atomic_folder(final) as staged:
+    with made_for_run(out), atomic_folder(final) as staged:  # a refused or failed comparison leaves no folder
         staging = staged.path
         rows, right = [], {}
         for name in names:

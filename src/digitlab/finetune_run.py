@@ -30,7 +30,7 @@ from digitlab.fileio import atomic_folder, write_text_atomic
 from digitlab.finetune import finetune_model
 from digitlab.handwriting_eval import SetScore, learned_from, score_samples
 from digitlab.predict import unsure_threshold
-from digitlab.runs import check_writable, now_utc, run_stamp
+from digitlab.runs import made_for_run, now_utc, run_stamp
 from digitlab.store import load_model, save_model
 from digitlab.train import FittedModel
 
@@ -78,10 +78,16 @@ def _check_training_part(name: str, labels: Any, samples: list, n_train: int) ->
 def finetune_run(model: Path, name: str, *, out: Path = Path("runs"), seed: int = 42, test_size: float | None = None,
                  hold_out: list[str] | None = None, step: Callable[[str], None] = lambda _: None) -> FinetuneResult:
     """Fine-tune the model at ``model`` to the handwriting set ``name`` and write the new run under ``out``;
-    ``hold_out``: the writers to measure on, instead of a share chosen by ``seed`` (:func:`split_samples`)."""
+    ``hold_out``: the writers to measure on, instead of a share chosen by ``seed`` (:func:`split_samples`).
+    Refused or failed, it leaves no folder (:func:`~digitlab.runs.made_for_run`)."""
+    with made_for_run(out):
+        return _finetune_run(Path(model), name, out, seed, test_size, hold_out, step)
+
+
+def _finetune_run(model: Path, name: str, out: Path, seed: int, test_size: float | None, hold_out: list[str] | None,
+                  step: Callable[[str], None]) -> FinetuneResult:
     from digitlab.report_handwriting import mcnemar_between
 
-    check_writable(out)
     base = load_model(Path(model))
     if tuple(base.image_shape) != (28, 28):
         raise DigitlabError(f"{base.id} takes {base.image_shape[0]}×{base.image_shape[1]} images; fine-tuning "
