@@ -304,6 +304,12 @@ def test_a_sweep_file_holds_the_settings_and_the_command_line_wins(tmp_path):
     spec.write_text('models = ["logreg"\n')
     broken = run_cli("sweep", "--file", str(spec), "--out", str(tmp_path / "bad"))
     assert broken.returncode == 2 and "not valid TOML" in broken.stderr
+    os.mkfifo(tmp_path / "pipe")  # had waited for a writer for ever; /dev/zero had ended in a MemoryError traceback
+    spec.write_text("# " + "x" * 2**20 + "\n")
+    for odd in (tmp_path / "pipe", "/dev/zero", spec):
+        refused = run_cli("sweep", "--file", str(odd), "--out", str(tmp_path / "bad"), timeout=60)
+        assert refused.returncode == 2 and refused.stderr.strip() == f"error: --file {odd}: cannot read it (not a " \
+            "file of at most 1 MiB)", refused.stderr
 
 
 def test_the_sweeps_own_workers_leave_out_dasks_malloc_trim_threshold(monkeypatch):

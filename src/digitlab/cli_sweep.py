@@ -35,6 +35,7 @@ import typer
 
 from digitlab import terminal
 from digitlab.errors import DigitlabError
+from digitlab.fileio import read_regular
 
 
 def _split_top(text: str) -> list[str]:
@@ -279,7 +280,7 @@ def _settings(ctx: typer.Context, file: Path | None, resume: Path | None, option
 def _file_settings(ctx: typer.Context, file: Path) -> dict[str, Any]:
     """The sweep file's settings, less those the command line gave (options given there win)."""
     try:
-        text = Path(file).read_text(encoding="utf-8")
+        text = read_regular(Path(file), 2**20).decode("utf-8")  # a pipe would wait, /dev/zero would never end
     except (OSError, UnicodeDecodeError) as exc:
         raise DigitlabError(f"--file {file}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
     return {key: value for key, value in options_from_toml(text, str(file)).items()
