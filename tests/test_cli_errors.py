@@ -55,6 +55,7 @@ def test_a_full_disk_in_data_export_names_its_folder_argument(tmp_path):
                             timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip().endswith("the disk is full; free some space or choose another folder (FOLDER)")
+    assert not (tmp_path / "out").exists()  # the folder the export made is not left behind, empty
 
 
 @pytest.mark.parametrize("args, filename, named", [

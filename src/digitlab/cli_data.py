@@ -277,7 +277,7 @@ def export(
     from digitlab.data import load_dataset
     from digitlab.data.handwriting_io import export_pictures, write_idx_files
     from digitlab.data.handwriting_names import NO_NAME, writer_key
-    from digitlab.runs import check_writable
+    from digitlab.runs import check_writable, made_for_run
 
     if format not in ("idx", "pictures"):
         raise DigitlabError(f"--format {format!r} is not known; the formats are: idx, pictures")
@@ -301,9 +301,9 @@ def export(
                    f"samples.csv lists them; `{again}` takes them in)")
         return
     data = load_dataset(name, test_size=test_size, seed=seed)  # a set or split that fails makes no folder
-    check_writable(folder, "FOLDER")
-    for path in write_idx_files(data, folder, gzip=gzip):
-        typer.echo(f"wrote {path}")
+    with made_for_run(folder, option="FOLDER"):  # a full disk leaves no empty folder it made
+        for path in write_idx_files(data, folder, gzip=gzip):
+            typer.echo(f"wrote {path}")
     split = data.split
     if split.get("kind") == "by-writer":
         typer.echo(f"training writers: {', '.join(split['train_writers'])}; "

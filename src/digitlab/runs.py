@@ -49,14 +49,14 @@ def check_writable(out: Path, option: str = "--out") -> None:
 
 
 @contextmanager
-def made_for_run(out: Path, writes: bool = True) -> Iterator[None]:
+def made_for_run(out: Path, writes: bool = True, option: str = "--out") -> Iterator[None]:
     """:func:`check_writable` for a run's ``--out``; when the run then fails, the folders made for it are removed
     again while they are empty: a failed run leaves nothing, not an empty ``--out`` (an engineer's torchrun run
     killed mid-training). ``writes=False`` (a torchrun process other than rank 0, which writes no run): nothing."""
     out = Path(out)
     made = [p for p in (out, *out.parents) if not p.exists()] if writes else []  # deepest first
     if writes:
-        check_writable(out)
+        check_writable(out, option)
     try:
         yield
     except BaseException:
