@@ -124,11 +124,13 @@ class SameOriginSamples:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer 403 to a cross-site change of the set; pass everything else on."""
-        if _collecting_route(scope) and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+        if _collecting_route(scope):
             headers = Headers(scope=scope)
             origin = headers.get("origin", "")  # a proxy may rewrite Host; the browser's Origin it passes on
-            refusal = (foreign_host(headers.get("host")) or cross_site(headers)
-                       or foreign_host(urlsplit(origin).netloc if origin.startswith(("http://", "https://")) else None))
+            refusal = foreign_host(headers.get("host"))  # a rebound page could read the writers' names, too
+            if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+                refusal = refusal or cross_site(headers) or foreign_host(
+                    urlsplit(origin).netloc if origin.startswith(("http://", "https://")) else None)
             if refusal is not None:
                 await error_response(403, refusal)(scope, receive, send)
                 return
@@ -170,15 +172,15 @@ def foreign_host(host: str | None) -> str | None:
     """Why a request addressed to a name that is not this server's is refused (DNS rebinding), or None.
 
     A page on another site can make its own name point at this server's address; the browser then
-    calls it the same origin as the page. The Host header still carries that name, so a change of the
-    set is taken only when it names an IP address, ``localhost``, this machine's own name, or a name
+    calls it the same origin as the page. The Host header still carries that name, so the set is
+    shown or changed only when it names an IP address, ``localhost``, this machine's own name, or a name
     given with ``--allow-host`` (``$DIGITLAB_ALLOW_HOSTS``, comma-separated). No Host header (None): a
     script speaking HTTP/1.0. A Host header that names nothing is refused: no browser sends one.
 
     >>> foreign_host("127.0.0.1:8000"), foreign_host("[::1]:8000"), foreign_host("localhost:8000"), foreign_host(None)
     (None, None, None, None)
     >>> foreign_host("attacker.example:8000")[:48], foreign_host(" ")[-33:]
-    ('samples are saved only for requests addressed to', "' ' names nothing and was refused")
+    ('the set is open only to requests addressed to th', "' ' names nothing and was refused")
     """
     if host is None:
         return None
@@ -187,7 +189,7 @@ def foreign_host(host: str | None) -> str | None:
     except ValueError:  # a port that is not a number, brackets round nothing
         name = ""
     if not name:
-        return (f"samples are saved only for requests addressed to this server by name or address; {host!r} "
+        return (f"the set is open only to requests addressed to this server by name or address; {host!r} "
                 "names nothing and was refused")
     if _is_address(name):
         return None
@@ -195,7 +197,7 @@ def foreign_host(host: str | None) -> str | None:
         return None
     if name in _own_names() | {host_name(n) for n in os.environ.get(ALLOW_HOSTS_ENV, "").split(",") if n.strip()}:
         return None
-    return (f"samples are saved only for requests addressed to this server by IP address, localhost or "
+    return (f"the set is open only to requests addressed to this server by IP address, localhost or "
             f"{socket.gethostname()}; the name {name!r} was refused (start the server with --allow-host {name} "
             "to accept it)")
 
