@@ -411,6 +411,18 @@ def test_pictures_of_a_kind_not_read_are_named(data, said):
         read_image(data)
 
 
+def test_a_png_whose_text_block_is_a_decompression_bomb_is_named_so():
+    """30 KB whose text chunk unpacks to 30 MiB: it had been called "not an image" (a robustness hunt)."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("note", "a" * (30 << 20), zip=True)
+    buffer = io.BytesIO()
+    Image.new("L", (28, 28)).save(buffer, "PNG", pnginfo=info)
+    with pytest.raises(DigitlabError, match=r"^the PNG's text block unpacks to more than Pillow reads \(a decompr"):
+        read_image(buffer.getvalue())
+
+
 # ---------------------------------------------------------------------------------------------
 # The JSON pixel grid
 

@@ -118,6 +118,11 @@ def _decode(data: bytes, draft: int | None, largest: int = MAX_SIDE) -> Image.Im
         image = Image.open(io.BytesIO(data), formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # the warning, where a filter
         raise ImageTooLargeError(_too_large_message(None, pixels=_pixels_in(exc))) from None  # raises it
+    except ValueError as exc:
+        if "MAX_TEXT" not in str(exc):  # a PNG text block that unpacks past Pillow's limit (a bomb): not "not an image"
+            raise DigitlabError(_not_readable(data)) from None
+        raise DigitlabError("the PNG's text block unpacks to more than Pillow reads (a decompression bomb); save the "
+                            "picture again without its text and retry") from None
     except Exception:
         raise DigitlabError(_not_readable(data)) from None
     scaled = bool(draft) and image.format in _SCALABLE
