@@ -359,6 +359,19 @@ def test_a_folder_of_files_digitlab_does_not_read_is_said_so(data_dir, tmp_path)
         "JPEG or PNG", f"{tmp_path / 'empty'}: no pictures in this folder"]
 
 
+def test_a_pipe_or_a_link_that_leads_nowhere_in_a_folder_is_named(data_dir, tmp_path):
+    """A robustness hunt: a pipe and looping links in an imported folder had been passed over in silence."""
+    (tmp_path / "class" / "3").mkdir(parents=True)
+    (tmp_path / "class" / "3" / "a.png").write_bytes(picture(3))
+    os.mkfifo(tmp_path / "class" / "3" / "pipe.png")
+    (tmp_path / "class" / "loop1").symlink_to("loop2")
+    (tmp_path / "class" / "loop2").symlink_to("loop1")
+    summary = import_pictures("mine", [tmp_path / "class"])
+    assert summary.added == 1 and summary.failures == [
+        f"{tmp_path / 'class' / name}: not a file but a pipe, a device or a link that leads nowhere"
+        for name in ("3/pipe.png", "loop1", "loop2")]
+
+
 def test_a_phone_photo_over_5_mib_is_imported_kept_whole_and_shown(data_dir, tmp_path):
     """A chaos tester: `data import` refused a 7 MiB phone photo (5 MiB, what a request may bring) that `predict`,
     `read` and `--sheet` took (32 MiB); it is kept as it arrived, given back and shown in the report's mistakes."""

@@ -323,7 +323,10 @@ def _pictures(paths: Iterable[Path], summary: ImportSummary) -> list[Path]:
     found = []
     for path in map(Path, paths):
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and not hidden(p.relative_to(path)))
+            entries = [p for p in path.rglob("*") if not p.is_dir() and not hidden(p.relative_to(path))]
+            files = sorted(p for p in entries if p.is_file())
+            summary.failures += [f"{p}: not a file but a pipe, a device or a link that leads nowhere" for p in
+                                 sorted(set(entries) - set(files))]  # had been passed over in silence
             found += [p for p in files if p.suffix.lower() in PICTURES]
             summary.failures += [f"{p}: a kind of picture digitlab does not read ({p.suffix[1:].upper()}): save it as "
                                  "JPEG or PNG" for p in files if p.suffix.lower() in UNREAD]
