@@ -18,6 +18,7 @@ pytest.importorskip("captum")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from digitlab.data import load_dataset  # noqa: E402
+from digitlab.errors import DigitlabError  # noqa: E402
 from digitlab.serve.app import create_app  # noqa: E402
 from digitlab.store import save_model  # noqa: E402
 from digitlab.train import train  # noqa: E402
@@ -120,6 +121,12 @@ def test_a_folder_shipped_with_the_onnx_export_alone_is_served_and_predicted_on_
         assert refused.status_code == 503 and refused.json()["error"] == (
             f"cannot explain: {shipped} holds the model's ONNX export without its model file (model.safetensors), "
             "which explaining needs")
+    damaged = bytearray((shipped / "model.onnx").read_bytes())  # a robustness hunt: the advice was `digitlab
+    damaged[-1] ^= 1  # export`, which has no model to export from, then "model.safetensors: model file is missing"
+    (shipped / "model.onnx").write_bytes(bytes(damaged))
+    with pytest.raises(DigitlabError, match=r"model.onnx cannot be used \(.*\) and model.safetensors is not in the "
+                                            "run to answer instead; copy the run's model.onnx and model.onnx.json again"):
+        load_for_prediction(shipped)
 
 
 def test_a_run_replaced_since_the_start_is_not_explained_with_another_model(runs, tmp_path):

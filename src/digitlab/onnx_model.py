@@ -358,7 +358,7 @@ def reusable_onnx(path: str | Path, say: Callable[[str], None] = lambda line: No
     (PyTorch) are not imported. The run's own model file, where it is there (a folder shipped with its export alone
     has none), is still checked against its card, as load_model does: a damaged one gives None, and loading the
     estimator then says what is wrong. A ``model.onnx`` there that is not used
-    is said to ``say``."""
+    is said to ``say``; in a folder with no model file to answer instead, one line (:class:`DigitlabError`)."""
     import importlib.util
     import shlex
 
@@ -370,24 +370,25 @@ def reusable_onnx(path: str | Path, say: Callable[[str], None] = lambda line: No
     if (not onnx_path.is_file() or importlib.util.find_spec("onnxruntime") is None
             or weights.is_file() and sha256_file(weights) != card.sha256):  # damaged: load_model says so in one line
         return None
-    again = (f"{onnx_path} is not used, so the estimator answers (slower, more memory): "
-             f"`digitlab export --model {shlex.quote(str(path))}` writes it again from this run's model")
+    def not_used(why: str) -> None:
+        if not weights.is_file():  # shipped with its export alone: no estimator to answer, nothing to export from
+            raise DigitlabError(f"{onnx_path} cannot be used ({why}) and {weights.name} is not in the run to answer "
+                                "instead; copy the run's model.onnx and model.onnx.json again from where it was made")
+        say(f"{onnx_path} is not used, so the estimator answers (slower, more memory): `digitlab export --model "
+            f"{shlex.quote(str(path))}` writes it again from this run's model ({why})")
+
     with contextlib.suppress(DigitlabError):  # another run's export copied in: said so, before its card's checksums
         if read_onnx_card(onnx_path.with_name("model.onnx.json")).id != card.id:  # of the detector file misled
-            say(f"{again} (it was exported from another model)")
-            return None
+            return not_used("it was exported from another model")
     try:
         onnx = load_onnx(onnx_path, threads=threads)
     except (DigitlabError, OSError) as exc:  # damaged, or not a digitlab export: the estimator answers
-        why = _first_line(exc) if not isinstance(exc, DigitlabError) else (str(exc).splitlines() or [""])[0]
-        say(f"{again} ({why})")
-        return None
+        return not_used(_first_line(exc) if not isinstance(exc, DigitlabError) else (str(exc).splitlines() or [""])[0])
     same = exported_from(onnx, card)
     if not same or (card.not_a_digit is not None and onnx.detector is None):  # an older export, or no detector
-        said = ("another model" if onnx.card.id != card.id else "an older version of this model" if not same
-                else "this model before it had its not-a-digit detector")
-        say(f"{again} (it was exported from {said})")
-        return None
+        return not_used("it was exported from " + ("another model" if onnx.card.id != card.id else
+                                                   "an older version of this model" if not same
+                                                   else "this model before it had its not-a-digit detector"))
     return onnx, card, weights
 
 
