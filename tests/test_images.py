@@ -448,6 +448,8 @@ def test_prepare_pixels_accepts_ints_and_floats():
         ([[float("nan")] * 28] * 28, "finite"),
         ([[float("inf")] * 28] * 28, "finite"),
         ([[0] * 28] * 27 + [[0] * 27 + [256]], "found 256 at row 27, column 27"),
+        ([[0] * 28] * 27 + [[0] * 27 + [1e308]], "found 1e[+]308 at row 27"),  # it had printed 309 digits
+        ([[0] * 28] * 27 + [[0] * 27 + [-2e6]], "found -2e[+]06 at row 27"),
         ([[-1] * 28] * 28, "found -1"),
         ([[None] * 28] * 28, "non-numbers"),
     ],

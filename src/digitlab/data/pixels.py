@@ -70,7 +70,8 @@ def prepare_pixels(pixels: Any, shape: tuple[int, int] = (28, 28)) -> np.ndarray
     outside = (rounded < 0) | (rounded > 255)
     if outside.any():
         r, c = np.argwhere(outside)[0]
-        shown = int(values[r, c]) if float(values[r, c]).is_integer() else float(values[r, c])
+        value = float(values[r, c])
+        shown = f"{value:g}" if abs(value) >= 1e6 else int(value) if value.is_integer() else value  # not 309 digits
         raise DigitlabError(f"pixels must be between 0 and 255; found {shown} at row {r}, column {c}")
     return rounded.astype(np.uint8)
 
