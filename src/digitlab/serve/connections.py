@@ -155,8 +155,8 @@ class _Guarded:
         if self in self.guard.waiting and self.cycle is self._armed_for and not self.transport.is_closing():
             self._count_header_bytes(data)  # before the parser: headers arriving whole would pass it unmeasured
             if self._header_bytes > HEADER_BYTES:
-                self._refuse(431, f"the request headers are over {HEADER_BYTES // 1024} KiB; "
-                             "send fewer or shorter ones")
+                self._refuse(431, f"the request's address and headers are over {HEADER_BYTES // 1024} KiB; "
+                             "send a shorter query (the picture goes in the body) and fewer or shorter headers")
                 return
         super().data_received(data)  # type: ignore[misc]
         if self.cycle is not self._armed_for:  # the headers are complete: a request has started
