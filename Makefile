@@ -2,6 +2,7 @@
 #   make demo   create .venv, install digitlab (no extras), run the lesson's pipeline on the bundled digits
 #   make install  add every extra digitlab uses to .venv: the CNN (PyTorch), the drawing page, ONNX, Captum, Dask
 #   make test   install the dev extras too, run every test
+#   make notebooks  add Jupyter to what make install adds, and open the notebooks in JupyterLab
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -24,12 +25,14 @@ API_FUZZ_CASES ?= 400
 TEST_JOBS ?= 2
 TEST_THREADS ?= 1
 
-.PHONY: demo test install dev bench fuzz clean help
+.PHONY: demo test install dev notebooks bench fuzz clean help
 
 help:
 	@echo "make demo   - set up .venv and run the whole pipeline on the bundled 8x8 digits"
 	@echo "make install - add the CNN (PyTorch), the drawing page (digitlab serve), ONNX, Captum and Dask to .venv"
-	@echo "make test   - set up .venv with the dev extras and run the test suite"
+	@echo "make notebooks - add Jupyter to what make install adds, and open notebooks/ in JupyterLab"
+	@echo "make dev    - set up .venv with every extra and the dev tools, without running the tests"
+	@echo "make test   - set up .venv with the dev extras and run the test suite (about 5 minutes on 2 cores)"
 	@echo "make bench  - run the benchmarks in benchmarks/"
 	@echo "make fuzz   - run each fuzz target for FUZZ_SECONDS (default 60) s; crashes land in fuzz-output/"
 
@@ -63,6 +66,14 @@ install: $(VENV)/.installed
 	@echo "Next: $(BIN)/digitlab data fetch mnist, then $(BIN)/digitlab run --dataset mnist --model cnn"
 
 dev: $(VENV)/.installed-dev
+
+$(VENV)/.installed-notebooks: pyproject.toml $(VENV)/.installed
+	$(call install_extras,$(EXTRAS)$(comma)notebooks)
+	@touch $@
+
+# as root (a container), Jupyter refuses to start without --allow-root
+notebooks: $(VENV)/.installed-notebooks
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 demo: $(VENV)/.installed-base
 	$(BIN)/digitlab run
