@@ -12,6 +12,7 @@ own browser download is not used.
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import socket
@@ -249,7 +250,6 @@ def _assert_grey_png_matches_to_blob(page):
 
 def test_a_photo_over_the_servers_limit_is_shrunk_by_the_page_and_read(page, tmp_path):
     """A phone's 12-MP photo is often over the server's 5 MiB: the page draws it at 2048 px and sends that."""
-    import re
 
     import numpy as np
     from PIL import Image, ImageDraw
@@ -282,6 +282,24 @@ def test_a_photo_over_the_servers_limit_is_shrunk_by_the_page_and_read(page, tmp
     page.wait_for_function("document.getElementById('status').textContent.startsWith('scan.png')", timeout=30_000)
     assert "sent at 2048×1024" in page.locator("#status").inner_text()
     assert page.locator("#prediction").inner_text() == "1"  # laid on white, not on a JPEG's black
+
+
+def test_a_number_uploaded_in_digit_mode_points_to_number_mode(page):
+    """A learner uploaded docs/examples/4071.png in Digit mode and got one unsure digit, with no word of Number mode
+    (`digitlab predict` points to `read`); a picture of one digit gets no such hint."""
+    examples = Path(__file__).resolve().parent.parent / "docs" / "examples"
+    page.set_input_files("#upload", str(examples / "4071.png"))
+    page.wait_for_function("document.getElementById('unsure').textContent.includes('it reads this picture as')",
+                           timeout=30_000)
+    said = page.locator("#unsure").inner_text()
+    assert page.locator("#unsure").is_visible() and re.fullmatch(
+        r"Two digits or more\? Choose Number above: it reads whole numbers \(it reads this picture as [0-9?]{4}\)",
+        said), said
+    page.screenshot(path=str(OUTPUT / "page-number-uploaded-in-digit-mode.png"), full_page=True)
+    page.set_input_files("#upload", str(examples / "seven.png"))
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('seven.png')", timeout=30_000)
+    page.wait_for_timeout(1000)  # its reading as a number, too, has come back
+    assert "Choose Number" not in page.locator("#unsure").inner_text()
 
 
 def test_a_seven_then_undo_and_clear(page):
@@ -351,8 +369,22 @@ def test_number_mode_reads_one_seven_and_boxes_each_digit(page):
          unlike_a_digit: true}], separators: [], width: 800, height: 300, model_id: 'm', milliseconds: 1}, '')""")
     assert page.locator("#number").inner_text() == "17"
     assert page.locator("#boxes .box.doubtful").count() == 1
-    assert page.locator("#boxes .box.doubtful .conf").inner_text() == "7 · 98.0% · might not be a digit"
+    assert page.locator("#boxes .box.doubtful .conf").inner_text() == "7 · 98.0% ?"
     assert page.locator("#boxes .box.doubtful").get_attribute("title") == UNLIKE_WORDS
+    # the number says so too (a teacher: orange boxes, and a plain black "17" over "2 digits found")
+    assert page.locator("#number .doubtful").all_inner_texts() == ["7"]
+    assert page.locator("#number .doubtful").get_attribute("title") == UNLIKE_WORDS
+    assert page.locator("#number-note").inner_text() == "2 digits found · 1 (orange) might not be a digit"
+    # labels of boxes side by side do not overlap (a teacher: "? · 4 51.2% or 9 40.1%" over its neighbour's)
+    unsure = "kind: 'unsure', top: [{digit: 4, probability: 0.512}, {digit: 9, probability: 0.401}]"
+    page.evaluate("() => showNumber({text: '???', digits: [" + ", ".join(
+        f"{{digit: 4, shown: '?', probability: 0.512, {unsure}, box: [{x}, 100, {x + 60}, 200], line: 0}}"
+        for x in (100, 180, 260)) + "], separators: [], width: 800, height: 300, model_id: 'm', milliseconds: 1}, '')")
+    rects = page.evaluate("[...document.querySelectorAll('#boxes .conf')].map((l) => l.getBoundingClientRect())"
+                          ".map((r) => [r.left, r.top, r.right, r.bottom])")
+    assert len(rects) == 3 and not any(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+                                       for i, a in enumerate(rects) for b in rects[i + 1:]), rects
+    page.screenshot(path=str(OUTPUT / "page-number-unsure-labels.png"), full_page=True)
 
     page.click("#clear")
     assert page.locator("#boxes .box").count() == 0

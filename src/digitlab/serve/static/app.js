@@ -36,6 +36,7 @@ let strokes = []; // each: array of {x, y} in canvas pixels
 let current = null; // the stroke being drawn
 let picture = null; // an uploaded ImageBitmap shown under the strokes
 let pictureFile = null; // the uploaded file itself (collect.js saves it as the sample's original)
+let pictureRead = null; // in Digit mode, an upload Number mode reads as several digits: that reading ("4071")
 let inFlight = false;
 let dirty = false;
 let lastSent = 0;
@@ -154,10 +155,15 @@ function sideBySide() {
   return parts;
 }
 
+// Several digits side by side: the strokes drawn, or an upload Number mode reads as several digits (a learner
+// uploaded "4071" in Digit mode and got one digit, unsure; `digitlab predict` pointed to `read`, the page did not)
+const several = () => sideBySide() > 1 || (mode === "digit" && pictureFile !== null && pictureRead !== null);
+const severalWords = () => (pictureRead === null ? SEVERAL : `${SEVERAL} (it reads this picture as ${pictureRead})`);
+
 function undo() {
   if (current) return;
   if (strokes.length) strokes.pop();
-  else picture = pictureFile = null;
+  else picture = pictureFile = pictureRead = null;
   redraw();
   if (strokes.length || picture) schedule(true);
   else reset();
@@ -167,7 +173,7 @@ function clearAll() {
   strokes = [];
   current = null;
   picture = null;
-  pictureFile = null;
+  pictureFile = pictureRead = null;
   redraw();
   reset();
 }
@@ -329,8 +335,15 @@ $("upload").addEventListener("change", async (event) => {
     const answer = await sendNumber(sent, sent.name);
     if (sentFor === generation) showNumber(answer, source);
   } else {
+    pictureRead = null;
     const answer = await send(sent, sent.name);
-    if (sentFor === generation) show(answer, source);
+    if (sentFor !== generation) return;
+    show(answer, source);
+    if (answer.error) return;
+    const number = await sendNumber(sent, sent.name); // one digit, or a whole number?
+    if (sentFor !== generation || mode !== "digit" || number.error || number.digits.length < 2) return;
+    pictureRead = number.text.replace(/\n/g, " ");
+    show(answer, source); // with the hint
   }
 });
 
@@ -428,17 +441,21 @@ function show(answer, source) {
     $("prediction").textContent = "✗";
     $("confidence").textContent = "That doesn't look like a digit";
     // a teacher: a slanted class was told this; short, as four lines moved the bars 6 px down and up while drawing
-    $("unsure").textContent = sideBySide() > 1 ? SEVERAL
+    $("unsure").textContent = several() ? severalWords()
       : "Draw one digit, large and upright (one leaning far can look like none); the faded " +
         "bars: what a digit model alone would guess";
   } else if (kind === "unsure") {
     $("prediction").textContent = "?";
     [$("confidence").textContent, $("unsure").textContent] = unsureWords(answer);
-    if (sideBySide() > 1) $("unsure").textContent = SEVERAL;
+    if (several()) $("unsure").textContent = severalWords();
   } else {
     $("prediction").textContent = String(answer.digit);
     $("confidence").textContent = `${pct(answer.probability)} sure`;
     $("unsure").textContent = "the model's own score: this model was saved without calibration";
+    if (several()) { // an uploaded "12" read as a sure 2
+      $("unsure").textContent = severalWords();
+      $("unsure").hidden = false;
+    }
   }
   // The percentages assume the drawing is a digit; the detector's doubt short of "not a digit" is said too (a
   // teacher: a triangle read "0 · 99.8% sure", the detector's score 0.73 against its 0.77)
@@ -488,6 +505,8 @@ function showNumber(answer, source) {
   }
   const number = $("number");
   number.replaceChildren();
+  const doubted = (d) => d.kind === "digit" && d.unlike_a_digit === true; // read, but it might not be a digit
+  let k = 0; // the text's digits and "?"s are answer.digits, in order
   for (const ch of answer.text) {
     if (ch === "\n") { // a line each
       number.appendChild(document.createElement("br"));
@@ -497,8 +516,13 @@ function showNumber(answer, source) {
     span.textContent = ch;
     if (ch === "?") span.className = "doubtful";
     else if (ch === " ") span.className = "space"; // two numbers on a line
+    if (/[0-9?]/.test(ch) && doubted(answer.digits[k++] || {})) { // a teacher: orange boxes, a plain black number
+      span.className = "doubtful";
+      span.title = UNLIKE;
+    }
     number.appendChild(span);
   }
+  const unlike = answer.digits.filter(doubted).length;
   const doubtful = answer.digits.filter((d) => d.kind !== "digit").length;
   const count = answer.digits.length;
   const separators = answer.separators || [];
@@ -510,6 +534,7 @@ function showNumber(answer, source) {
   $("number-note").textContent = (doubtful
     ? `${count} mark${count === 1 ? "" : "s"}${also} found · ${doubtful} doubtful (?)${unsure ? ` · sure from ${needed(answer.sure_from)}` : ""}`
     : `${count} digit${count === 1 ? "" : "s"}${also} found`)
+    + (unlike ? ` · ${unlike === 1 ? "1 (orange) might not be a digit" : `${unlike} (orange) might not be digits`}` : "")
     + (answer.calibrated === false ? " · the model's own scores: saved without calibration" : "");
   // the boxes are in the sent picture's pixels: a drawing fills the canvas, an upload lies fitted in it
   const at = picture && source ? placement(answer.width, answer.height) : { x: 0, y: 0, w: pad.width, h: pad.height };
@@ -528,11 +553,11 @@ function showNumber(answer, source) {
     div.appendChild(label);
     return div;
   };
-  const doubted = (d) => d.kind === "digit" && d.unlike_a_digit === true; // read, but it might not be a digit
   boxes.replaceChildren(...answer.digits.map((d) => frame(
     d.box, d.kind === "digit" && !doubted(d) ? "box" : "box doubtful",
-    // a mark the detector rejects gets no digit at all, however sure the classifier would be
-    d.kind === "digit" ? `${d.digit} · ${pct(d.probability)}${doubted(d) ? " · might not be a digit" : ""}`
+    // a mark the detector rejects gets no digit at all, however sure the classifier would be; a doubted digit's
+    // "might not be a digit" is in its title and the note (a label that long overlapped its neighbours')
+    d.kind === "digit" ? `${d.digit} · ${pct(d.probability)}${doubted(d) ? " ?" : ""}`
       : d.kind === "not_a_digit" ? "? · not a digit"
       : `? · ${d.top.slice(0, 2).map((t) => `${t.digit} ${pct(t.probability)}`).join(" or ")}`,  // to 0.1%, as the bar
     d.kind === "not_a_digit" ? "does not look like a digit" : d.kind === "unsure" ? "not sure"
@@ -540,7 +565,24 @@ function showNumber(answer, source) {
   )), ...separators.map((s) => frame(
     s.box, "box separator", `${s.symbol} ${sepName(s, answer.digits)}`, "a separator, known by its shape and place",
   )));
+  unoverlap([...boxes.querySelectorAll(".conf")]);
   status(`${source ? source + ": " : ""}read in ${answer.milliseconds.toFixed(1)} ms by ${answer.model_id}`);
+}
+
+// Labels under boxes side by side overlapped (a teacher: "? · 4 51.2% or 9 40.1%" over its neighbour's): each
+// that would goes above its box, or a row lower, whichever is free
+function unoverlap(labels) {
+  const taken = [[], [], []]; // below, above, a row lower: the labels' [left, right, top line] placed there
+  const spans = labels.map((label) => [label, label.getBoundingClientRect()]).sort((a, b) => a[1].left - b[1].left);
+  for (const [label, r] of spans) {
+    const line = Math.round(r.top / 8);
+    const slot = taken.findIndex((row) => !row.some(([l, right, t]) => Math.abs(t - line) < 3 && l < r.right + 4
+      && r.left - 4 < right));
+    const at = slot < 0 ? 0 : slot;
+    label.classList.toggle("above", at === 1);
+    label.classList.toggle("lower", at === 2);
+    taken[at].push([r.left, r.right, line]);
+  }
 }
 
 // ---- the mode -----------------------------------------------------------------------------
