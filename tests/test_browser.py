@@ -302,6 +302,30 @@ def test_a_number_uploaded_in_digit_mode_points_to_number_mode(page):
     assert "Choose Number" not in page.locator("#unsure").inner_text()
 
 
+def test_what_the_model_saw_is_above_a_laptops_fold_and_a_phone_never_scrolls_sideways(page):
+    """A teacher: the map of what the model looks at lay under the bars (and, collecting, the class's buttons), below
+    the fold even at 1920×1080: on a wide screen it is beside them; a learner's phone scrolled sideways, the model
+    menu's names 736 px wide."""
+    page.set_viewport_size({"width": 1280, "height": 720})
+    _stroke(page, [(0.25, 0.2), (0.75, 0.2), (0.4, 0.85)])
+    page.wait_for_function("document.getElementById('prediction').textContent !== '?'")
+    seen, bars = page.locator("#input-view").bounding_box(), page.locator("#bars").bounding_box()
+    assert seen["y"] + seen["height"] <= 720 and seen["x"] > bars["x"] + bars["width"], (seen, bars)  # beside them
+    assert page.evaluate("window.scrollY") == 0
+    page.set_viewport_size({"width": 1000, "height": 800})  # two columns: under the bars, as before
+    seen, bars = page.locator("#input-view").bounding_box(), page.locator("#bars").bounding_box()
+    assert seen["y"] > bars["y"] + bars["height"] and seen["y"] + seen["height"] <= 800, (seen, bars)
+    page.evaluate("""() => { const choice = document.getElementById('model-choice'); choice.hidden = false;
+        const option = document.createElement('option');
+        option.textContent = 'cnn on mnist · 99.56% on its mnist test part · 20261203T055349Z-mnist-cnn (served)';
+        document.getElementById('model-select').appendChild(option); }""")
+    for width in (390, 1000):
+        page.set_viewport_size({"width": width, "height": 844})
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(OUTPUT / "page-phone.png"), full_page=True)
+    assert page.locator("#input-view").bounding_box()["y"] > page.locator("#bars").bounding_box()["y"]  # answer first
+
+
 def test_a_seven_then_undo_and_clear(page):
     _stroke(page, [(0.25, 0.2), (0.75, 0.2), (0.4, 0.85)])
     page.wait_for_function("document.getElementById('prediction').textContent !== '?'")
