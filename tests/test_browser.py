@@ -213,6 +213,11 @@ def test_an_8x8_model_is_noted_as_overstating_on_drawings(page):
     assert not note.is_visible()
     page.evaluate("showModel(models[0])")
     assert note.is_visible()
+    # with a CNN in the menu already, the note names it rather than asking to train one (a learner)
+    page.evaluate("models.push({...models[0], id: 'cnn-x', model: 'cnn', dataset: 'mnist', image_shape: [28, 28]});"
+                  "showModel(models[0])")
+    assert note.inner_text().endswith("overstate on drawings. To draw, choose cnn on mnist in the menu below."), \
+        note.inner_text()
 
 
 def _assert_grey_png_matches_to_blob(page):

@@ -40,6 +40,13 @@ function showModel(m) {
   document.getElementById("input-size").textContent = `${m.image_shape[0]}×${m.image_shape[1]}`;
   // an 8×8 model is sure of drawings it gets wrong (benchmarks/bench_handwriting.py): the page says so
   document.getElementById("model-note").hidden = !(m.image_shape[0] === 8 && m.image_shape[1] === 8);
+  // a learner was told to train the CNN with one in the menu already: the menu's is named instead
+  const mnist = models.filter((o) => o.image_shape[0] === 28);
+  const better = mnist.find((o) => o.model === "cnn") || mnist[0];
+  document.getElementById("model-note-train").hidden = better !== undefined;
+  document.getElementById("model-note-pick").hidden = better === undefined;
+  if (better) document.getElementById("model-note-pick").textContent =
+    `To draw, choose ${better.model} on ${better.dataset} in the menu below.`;
 }
 
 function remember(key, value) {
