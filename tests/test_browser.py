@@ -578,9 +578,12 @@ def test_an_unsure_answer_shows_the_confidence_it_needed(detector_page):
         if confidence.startswith("Not sure"):
             unsure.append(name)
             said = line.inner_text()
-            assert line.is_visible() and f" · sure from {percent_needed(threshold)}, where it was right" in said, name
-            # why there: the model's own figure for its answers from there, as its card records it
-            assert said.endswith(f"right {shown_percent(kept)} of the time on pictures it had not learned from")
+            assert line.is_visible() and f" · sure from {percent_needed(threshold)} (right " in said, name
+            # why there: the model's own figure for its answers from there, as its card records it; short on the
+            # page (a teacher: four lines of jargon on a projector), the whole in its tooltip
+            assert said.endswith(f"(right {shown_percent(kept)} of the time from there)"), said
+            assert line.get_attribute("title") == (f"From {percent_needed(threshold)} on, its answers were right "
+                                                   f"{shown_percent(kept)} of the time on pictures it had not learned from")
             colour = page.eval_on_selector("#bars li.top .bar", "b => getComputedStyle(b).backgroundColor")
             assert colour == "rgb(180, 83, 9)", colour  # the "?"'s orange, not a sure answer's blue
             second = float(line.inner_text().split(" · ")[1].split(": ")[1].strip("<>%"))  # "9: 35.0%"

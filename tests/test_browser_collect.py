@@ -465,11 +465,14 @@ def test_a_drawing_the_model_calls_no_digit_is_not_asked_for_as_one(page):
     question = page.evaluate("""() => {
         document.dispatchEvent(new CustomEvent('digitlab:answer',
             {detail: {kind: 'not_a_digit', answer: {digit: 4, probability: 0.93}}}));
-        const asked = document.getElementById('label-question').textContent;
+        const asked = [document.getElementById('label-question').textContent,
+                       document.getElementById('keys').textContent];
         [...document.querySelectorAll('#digit-buttons button')].find((b) => b.textContent.trim() === '4').click();
         return asked;
     }""")
+    question, keys = question
     assert question.startswith("To the model that is no digit at all. If it is one, which?") and "not sure" not in question
+    assert keys == "Keys: 0–9 save as that digit · Esc clears"  # no "Enter: Right" without a Right button (a teacher)
     page.wait_for_function("document.getElementById('saved').textContent.startsWith('Saved')")
     assert page.locator("#saved").inner_text().startswith("Saved as 4 ✓ with no name (the model did not take it for a digit)")
     OUTPUT.mkdir(parents=True, exist_ok=True)

@@ -410,8 +410,12 @@ function unsureWords(answer) {
   // The bar it missed, or "Not sure" at 98% puzzles anyone who has not read how the threshold was chosen; and why
   // there, where the model has its own figure for it: a teacher's class saw "3: 99.1% · sure from 99.4%" and asked
   // why 99.1% is not sure
+  // (a teacher found "where it was right 99.5% of the time on pictures it had not learned from" four lines of jargon
+  // on a projector: the short form here, the whole in the line's tooltip)
   const why = typeof answer.sure_right === "number" && answer.calibrated
-    ? `, where it was right ${pct(answer.sure_right)} of the time on pictures it had not learned from` : "";
+    ? ` (right ${pct(answer.sure_right)} of the time from there)` : "";
+  $("unsure").title = why ? `From ${needed(answer.sure_from)} on, its answers were right ${pct(answer.sure_right)} ` +
+    "of the time on pictures it had not learned from" : "";
   const bar = answer.sure_from === undefined ? "" : ` · sure from ${needed(answer.sure_from)}${why}`;
   const own = answer.calibrated ? "" : " · the model's own scores: saved without calibration";
   const shown = (t, k) => (k === 0 && answer.sure_from !== undefined ? below(t.probability, answer.sure_from)
@@ -436,6 +440,7 @@ function show(answer, source) {
   $("prediction").classList.toggle("is-unsure", kind === "unsure");
   $("prediction").classList.toggle("is-not-digit", kind === "not_a_digit");
   $("unsure").hidden = kind === "digit" && answer.calibrated;
+  $("unsure").title = ""; // an unsure answer's sets it
   if (kind === "not_a_digit") {
     // The detector says this is not a digit: no big number, however sure the classifier would be.
     $("prediction").textContent = "✗";

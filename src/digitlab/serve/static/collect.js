@@ -63,10 +63,10 @@
     el("guided-options").hidden = mode !== "digit";
     el("no-name").hidden = !collecting || mode !== "digit" || writer() !== null || !!el("writer-error").textContent;
     if (!show) return;
-    el("keys").textContent = guided ? "Keys: Enter saves · Esc clears"
-      : "Keys: 0–9 save as that digit · Enter: Right · Esc clears";
     const target = prompted();
     el("right").hidden = !!guided || !answer || answer.kind !== "digit";
+    el("keys").textContent = guided ? "Keys: Enter saves · Esc clears"  // Enter only with a Right button (a teacher)
+      : `Keys: 0–9 save as that digit${el("right").hidden ? "" : " · Enter: Right"} · Esc clears`;
     el("right").textContent = answer && answer.kind === "digit"
       ? `Right ✓ it's ${a(answer.answer.digit)}` : "Right ✓";
     el("save-guided").hidden = !guided || target === null;
