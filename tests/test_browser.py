@@ -331,6 +331,31 @@ def test_what_the_model_saw_is_above_a_laptops_fold_and_a_phone_never_scrolls_si
     assert page.locator("#input-view").bounding_box()["y"] > page.locator("#bars").bounding_box()["y"]  # answer first
 
 
+def test_no_text_on_the_page_is_small_and_pale(page):
+    """A teacher: the grey notes (0.85rem, #66707a) could not be read on a projector. Every text the page shows
+    after a drawing is at least 0.85rem, and any grey text at least 0.95rem or with 7:1 contrast to its paper."""
+    _stroke(page, [(0.25, 0.2), (0.75, 0.2), (0.4, 0.85)])
+    page.wait_for_function("document.getElementById('prediction').textContent !== '?'")
+    found = page.evaluate(r"""() => {
+      const lum = (rgb) => { const c = rgb.match(/[\d.]+/g).slice(0, 3).map(Number).map((v) => v / 255)
+        .map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]; };
+      const paper = (el) => { for (; el; el = el.parentElement) { const b = getComputedStyle(el).backgroundColor;
+        if (!b.startsWith('rgba(0, 0, 0, 0)')) return b; } return getComputedStyle(document.body).backgroundColor; };
+      const root = parseFloat(getComputedStyle(document.documentElement).fontSize), out = [];
+      const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const el = node.parentElement, style = getComputedStyle(el);
+        if (!node.textContent.trim() || !el.getClientRects().length || style.visibility === 'hidden') continue;
+        const [a, b] = [lum(style.color), lum(paper(el))], contrast = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        const rem = parseFloat(style.fontSize) / root, code = el.closest('code') !== null;
+        if ((rem < 0.85 && !code) || (contrast < 7 && rem < 0.95 && !code))
+          out.push([node.textContent.trim().slice(0, 40), rem.toFixed(2), contrast.toFixed(1)]);
+      }
+      return out; }""")
+    assert found == [], found
+
+
 def test_a_seven_then_undo_and_clear(page):
     _stroke(page, [(0.25, 0.2), (0.75, 0.2), (0.4, 0.85)])
     page.wait_for_function("document.getElementById('prediction').textContent !== '?'")
@@ -582,8 +607,9 @@ def test_an_unsure_answer_shows_the_confidence_it_needed(detector_page):
             # why there: the model's own figure for its answers from there, as its card records it; short on the
             # page (a teacher: four lines of jargon on a projector), the whole in its tooltip
             assert said.endswith(f"(right {shown_percent(kept)} of the time from there)"), said
-            assert line.get_attribute("title") == (f"From {percent_needed(threshold)} on, its answers were right "
-                                                   f"{shown_percent(kept)} of the time on pictures it had not learned from")
+            assert line.get_attribute("title") == (
+                f"From {percent_needed(threshold)} on, its answers were right {shown_percent(kept)} of the time on "
+                "pictures it had not learned from")
             colour = page.eval_on_selector("#bars li.top .bar", "b => getComputedStyle(b).backgroundColor")
             assert colour == "rgb(180, 83, 9)", colour  # the "?"'s orange, not a sure answer's blue
             second = float(line.inner_text().split(" · ")[1].split(": ")[1].strip("<>%"))  # "9: 35.0%"
