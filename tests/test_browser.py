@@ -667,10 +667,12 @@ def test_show_what_it_looks_at_overlays_the_map_and_the_first_layer(cnn_page):
     page.click(f"#bars li[data-digit='{other}']")
     page.wait_for_function(f"document.querySelector(\"#bars li[data-digit='{other}']\").classList.contains('mapped')")
     assert any(f"&explain_digit={other}" in url for url in sent), sent
-    chosen = f"for {other}, the digit you chose (its bar again: the answer's map)"
+    chosen = f"for {other}, the digit you chose (marked red; choose it again for the answer's map)"
     assert page.locator("#saliency-for").inner_text() == chosen
     page.screenshot(path=str(OUTPUT / "page-explain-chosen-digit.png"), full_page=True)
-    page.click(f"#bars li[data-digit='{other}']")  # again: the answer's map
+    assert page.locator(f"#bars li[data-digit='{other}'] .label").get_attribute("aria-pressed") == "true"
+    page.focus(f"#bars li[data-digit='{other}'] .label")  # again, from the keyboard (a teacher): the answer's map
+    page.keyboard.press("Enter")
     page.wait_for_function(f"!document.querySelector(\"#bars li[data-digit='{other}']\").classList.contains('mapped')")
     assert not page.locator("#saliency-for").inner_text().startswith(f"for {other}, the digit you chose")
     # a teacher: under "That doesn't look like a digit" the legend said "for its answer", of a digit never named;

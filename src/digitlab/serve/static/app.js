@@ -353,7 +353,9 @@ const bars = [];
 for (let d = 0; d < 10; d++) {
   const li = document.createElement("li");
   li.dataset.digit = String(d);
-  li.innerHTML = `<span class="label">${d}</span><span class="track"><span class="bar" data-digit="${d}"></span></span><span class="pct">–</span>`;
+  // the digit is a button, enabled with the map on: a keyboard reaches "why not a 1?" too (a teacher)
+  li.innerHTML = `<button type="button" class="label" disabled aria-label="Show what the model looks at for ${d}">` +
+    `${d}</button><span class="track"><span class="bar" data-digit="${d}"></span></span><span class="pct">–</span>`;
   li.addEventListener("click", () => { // the map for this digit; its bar again: the answer's map
     if (!explainOn() || mode !== "digit") return;
     mapDigit = mapDigit === d ? null : d;
@@ -471,12 +473,14 @@ function show(answer, source) {
   // Not a digit: the bars fade (they are only what the digit model alone would guess) and none stands out.
   $("bars").classList.toggle("faded", kind === "not_a_digit");
   $("bars").classList.toggle("clickable", explainOn());
+  for (const li of bars) li.querySelector(".label").disabled = !explainOn();
   // its top bar in the doubt's orange, not a sure answer's blue: unsure, or a digit that might not be one
   $("bars").classList.toggle("doubt", kind === "unsure" || (kind === "digit" && answer.unlike_a_digit === true));
   answer.probabilities.forEach((p, d) => {
     const li = bars[d];
     li.classList.toggle("top", d === answer.digit && kind !== "not_a_digit");
     li.classList.toggle("mapped", answer.saliency_digit === d && d !== answer.digit);
+    li.querySelector(".label").setAttribute("aria-pressed", String(li.classList.contains("mapped")));
     li.querySelector(".bar").style.width = `${(100 * p).toFixed(1)}%`;
     li.querySelector(".pct").textContent = pct(p);
   });

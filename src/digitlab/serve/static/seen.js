@@ -53,7 +53,7 @@ function showExplanation(answer) {
   // "That doesn't look like a digit" it still read "for its answer", of a 4 the page never named).
   const chosen = answer.saliency_digit; // a digit whose bar was clicked: "why not a 1?"
   $("saliency-for").textContent = chosen !== undefined && chosen !== null && chosen !== answer.digit
-    ? `for ${chosen}, the digit you chose (its bar again: the answer's map)`
+    ? `for ${chosen}, the digit you chose (marked red; choose it again for the answer's map)`
     : answer.kind === "not_a_digit" ? `for ${answer.digit}, the digit a digit model alone would pick (not an answer)`
     : answer.kind === "unsure" ? `for ${answer.digit}, its best guess` : "for its answer";
   if (map) {
