@@ -373,8 +373,33 @@ def test_explain_page_for_the_cnn_with_a_comparison(cnn_run, logreg_run, tmp_pat
     assert len(doc["learning"]["history"]) >= 1 and doc["learning"]["learning_curve"] is None
 
 
+def test_a_mistake_the_detector_turns_away_is_titled_so(lesson_run, tmp_path, monkeypatch):
+    """A teacher: a scribble saved as a 5 was shown among the confident mistakes as "5 → 8 (89%)", where the page
+    and `predict` call it no digit. The run's detector names such mistakes; a run without one names none."""
+    from digitlab.explain import page as explain_page
+    from digitlab.notdigit import DETECTOR_FILE, nondigit_images
+    from digitlab.predict import predict_images
+    from digitlab.store import load_model
+
+    loaded = load_model(lesson_run.folder)
+    scribbles = nondigit_images(40, (8, 8), 16, split="test")
+    turned_away = {i for i, p in enumerate(predict_images(loaded, loaded.card, scribbles)) if p.kind == "not_a_digit"}
+    assert explain_page._rejected(loaded, scribbles, np.arange(40)) == turned_away and len(turned_away) >= 20
+    shutil.copytree(lesson_run.folder, tmp_path / "copy")
+    (tmp_path / "copy" / DETECTOR_FILE).unlink()
+    without = explain_page.load_explainable(tmp_path / "copy")[1]
+    assert explain_page._rejected(without, scribbles, np.arange(40)) == set()
+    asked = []  # the lesson's mistakes are all digits: the page's words for one turned away, as if it were
+    monkeypatch.setattr(explain_page, "_rejected", lambda loaded, images, wrong: asked.append(wrong) or {int(wrong[0])})
+    html = explain_run(lesson_run.folder, out=tmp_path / "page", n_robustness=40, n_map=40, n_check=20).html
+    text = re.sub(r"<span[^>]*>|</span>", "", html.read_text(encoding="utf-8"))
+    assert ("(titled true → answer; 1 of them true → not a digit, which the run's not-a-digit detector turns away, "
+            "so the page and <code>predict</code> give no digit for it)") in text
+    assert len(asked[0]) == 12  # every mistake of the lesson's model was asked about
+
+
 def test_a_run_copied_without_its_not_a_digit_detector_can_be_explained(lesson_run, tmp_path):
-    """explain never asks "is it a digit?", so it neither reads nor needs notdigit.safetensors."""
+    """explain does not need notdigit.safetensors (it only titles the mistakes the detector turns away)."""
     from digitlab.explain.page import load_explainable
     from digitlab.notdigit import DETECTOR_FILE
 

@@ -21,7 +21,7 @@ from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.explain.model import Explainable
 from digitlab.fileio import remove_stale_parts, replace_together, scratch_folder
-from digitlab.predict import a_digit, shown_percent
+from digitlab.predict import a_digit, predict_images, shown_percent
 
 __all__ = ["ExplainResult", "explain_run", "load_explainable", "rebuild_test_split"]
 
@@ -146,6 +146,7 @@ class _Job:
     paths: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    rejected: set = field(default_factory=set)  # mistakes the run's detector turns away (indices into images)
 
 
 def _what_it_looks_at(job: _Job, max_errors: int, per_digit: int, n_check: int):
@@ -169,7 +170,8 @@ def _what_it_looks_at(job: _Job, max_errors: int, per_digit: int, n_check: int):
             maps.append((method, gradient))
     maps.append(("occlusion", saliency.occlusion(model, images[chosen], targets)))
     sure = chosen_proba[np.arange(len(chosen)), predicted[chosen]]
-    titles = [f"{labels[i]} → {predicted[i]} ({shown_percent(p, 0)})" if labels[i] != predicted[i]
+    titles = [f"{labels[i]} → not a digit" if i in job.rejected
+              else f"{labels[i]} → {predicted[i]} ({shown_percent(p, 0)})" if labels[i] != predicted[i]
               else f"{labels[i]} ({shown_percent(p, 0)})" for i, p in zip(chosen, sure)]
     paths["saliency"] = figures.plot_saliency(images[chosen], titles, list(labels[chosen] != predicted[chosen]),
                                               maps, pmax, folder / "saliency.png")
@@ -320,7 +322,6 @@ def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: in
     out = Path(out) if given else loaded.path.parent / (f"explain-{dataset}" if dataset else "")
     check_writable(out, "--out" if given else "the run folder")
     remove_stale_parts(out, ("explain.html", "explain.json"))  # a killed explain's temporary files
-
     if data is None:
         step("rebuilding the test images")
         data = rebuild_test_split(loaded)
@@ -330,8 +331,19 @@ def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: in
     confidence = np.ones(len(labels))  # only the mistakes' confidence orders anything: the surest first
     confidence[wrong] = model.proba(images[wrong])[np.arange(len(wrong)), predicted[wrong]]
     job = _Job(model, others, data, images, labels, predicted, confidence, model.pixel_max, out / FIGURE_FOLDER, seed,
-               step, part, learned)  # the figures are drawn into a staging folder (explain_run), then moved here
+               step, part, learned, rejected=_rejected(loaded, images, wrong))  # figures: staged, then moved here
     return job, loaded, out
+
+
+def _rejected(loaded: Any, images: np.ndarray, wrong: np.ndarray) -> set[int]:
+    """The mistakes the run's detector turns away: titled so (a teacher saw a scribble as "5 → 8 (89%)", a mistake)"""
+    from digitlab.store import _load_detector
+    try:  # explain needs no detector: without one that loads, no mistake is turned away
+        detector = _load_detector(loaded.card, loaded.path.parent)
+    except DigitlabError:
+        return set()
+    answers = predict_images(loaded, loaded.card, images[wrong], detector=detector) if detector else []
+    return {int(i) for i, p in zip(wrong, answers) if p.kind == "not_a_digit"}
 
 
 def _on_set(dataset: str, card: Any, model: Explainable, compared: list) -> tuple[Dataset, str, bool]:
@@ -426,6 +438,7 @@ def _write_page(job: _Job, loaded: Any, out: Path, accuracy: float, looks: tuple
         perturbations=robustness.PERTURBATIONS, curves=curves, svg=svg, sprite=sprite, tile=model.image_shape[1],
         colours=embedding.DIGIT_COLOURS, layer_view=layer_view, notes=job.notes, is_cnn=model.is_cnn,
         methods=[name for name, _ in maps], n_wrong=n_wrong, n_shown_wrong=int(min(n_wrong, max_errors)),
+        n_rejected=len(job.rejected & {int(i) for i in chosen}),
         per_digit=per_digit, again=again, width=getattr(model.model, "width", None),
         curve=curve, history=history, n_train=loaded.card.n_train,
         trained_on=learning.augmentation_words(loaded.card.params),
