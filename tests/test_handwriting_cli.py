@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import os
+from pathlib import Path
 
 import pytest
 
@@ -201,6 +202,33 @@ def test_one_unreadable_set_leaves_the_others_listed_and_can_be_deleted(env, tmp
     assert sorted(p.name for p in (tmp_path / "data" / "handwriting").iterdir()) == ["fine"]
 
 
+def test_the_report_says_why_the_pages_right_when_sure_differs_from_the_tables(env, tmp_path):
+    """A teacher: scribbles saved as digits made the table's "right when sure" and the page's "right on" two
+    different figures, unsaid why: the sure answers the detector turns away count in the one and not the other."""
+    import io
+
+    from PIL import Image
+
+    from digitlab.notdigit import nondigit_images
+
+    variables, run, _ = env
+    for i, picture in enumerate(nondigit_images(30, (28, 28), 255, split="test")):
+        (tmp_path / "scribbles" / str(i % 10)).mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        Image.fromarray(255 - picture).save(buffer, "PNG")  # dark ink on paper, as photographed
+        (tmp_path / "scribbles" / str(i % 10) / f"{i}.png").write_bytes(buffer.getvalue())
+    run_cli("data", "import", "scrawl", str(tmp_path / "scribbles"), env=variables)
+    result = run_cli("evaluate", "--model", str(run), "--dataset", "scrawl", "--out", str(tmp_path), "--json",
+                     env=variables)
+    assert result.returncode == 0, result.stderr
+    sure = json.loads(result.stdout)["answered"]
+    turned_away = sure["n_kept"] - sure["page"]["digit"]
+    assert turned_away > 0, sure  # some sure answers the detector turns away: the two figures differ
+    html = " ".join(Path(json.loads(result.stdout)["report"]).read_text().split())
+    assert f"(the table's \"right when sure\" also counts the {turned_away} sure answers its detector turns away)" \
+        in html
+
+
 def test_evaluate_on_a_handwriting_set(env, tmp_path):
     variables, run, photos = env
     run_cli("data", "import", "solo", str(photos / WRITERS[1].name), "--writer", "bruno", env=variables)
@@ -226,6 +254,7 @@ def test_evaluate_on_a_handwriting_set(env, tmp_path):
     assert '<th>Called "not a digit"</th>' in html
     assert f"sure from {sure['sure_from']}" in html and "Right when sure" in html
     assert f"{on_page['digit']} answered as a digit" in html and "What the page would answer" in html
+    assert f"<h1>{card['model']} trained on {card['dataset']}, on your handwriting: solo</h1>" in html  # not a hash
     assert "Per writer" in html and html.count("data:image/png;base64,") == 3
     assert (page.parent / "figures" / "mistakes.png").is_file()
     # a teacher: the surest "mistakes" were labels pressed wrong, and `data remove SET ID` needs the ids, never shown

@@ -42,7 +42,7 @@ def evaluate_on_handwriting(model: Path, name: str, out: Path, *, as_json: bool 
                           unsure_below=unsure_threshold(loaded.card), detector=loaded.detector)
     safe_id = re.sub(r"[^A-Za-z0-9._-]", "-", loaded.id)[:80]  # a card's id is text from a file: not a path
     with atomic_folder(out / f"{run_stamp(now_utc())}-{safe_id}-on-{name}") as staged:
-        write_evaluation(score, store, staged.path)
+        write_evaluation(score, store, staged.path, f"{loaded.card.model} trained on {loaded.card.dataset}")
     page = staged.final / "report.html"
     if as_json:
         typer.echo(json.dumps({**score.to_dict(), "report": str(page), "problems": list(store.problems)}, indent=2))

@@ -94,12 +94,13 @@ def render_handwriting(scores: list[SetScore], series: list[str], figures: dict[
                   figures={name: embed_png(path) for name, path in figures.items()})
 
 
-def write_evaluation(score: SetScore, store: HandwritingSet, folder: Path) -> Path:
-    """Write ``report.html``, ``metrics.json`` and ``figures/`` of one model on one set into ``folder``."""
+def write_evaluation(score: SetScore, store: HandwritingSet, folder: Path, model: str | None = None) -> Path:
+    """Write ``report.html``, ``metrics.json`` and ``figures/`` of one model on one set into ``folder``; ``model``
+    names it in the title in words ("cnn trained on mnist"), the table keeps its id (a teacher: a title of a hash)."""
     figures = draw_handwriting_figures([score], store, folder / "figures", ["this model"])
     write_text_atomic(folder / "metrics.json", json.dumps(score.to_dict(), indent=2) + "\n")
     page = render_handwriting([score], ["model"], figures,
-                              title=f"{score.model_id} on your handwriting: {score.set_name}",
+                              title=f"{model + ',' if model else score.model_id} on your handwriting: {score.set_name}",
                               notes=list(store.problems))
     write_text_atomic(folder / "report.html", page)
     return folder / "report.html"
