@@ -472,11 +472,48 @@ def test_a_drawing_the_model_calls_no_digit_is_not_asked_for_as_one(page):
     }""")
     question, keys = question
     assert question.startswith("To the model that is no digit at all. If it is one, which?") and "not sure" not in question
-    assert keys == "Keys: 0–9 save as that digit · Esc clears"  # no "Enter: Right" without a Right button (a teacher)
+    # no "Enter: Right" without a Right button, and a key must be pressed twice for what the model calls no digit
+    assert keys == "Keys: 0–9 pressed twice save as that digit · Esc clears"  # (a teacher)
     page.wait_for_function("document.getElementById('saved').textContent.startsWith('Saved')")
     assert page.locator("#saved").inner_text().startswith("Saved as 4 ✓ with no name (the model did not take it for a digit)")
     OUTPUT.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(OUTPUT / "collect-not-a-digit.png"), full_page=True)
+
+def test_a_key_saves_what_the_model_calls_no_digit_only_pressed_twice(page):
+    """A teacher: one stray key press saved a scribble the model had turned away into the class's set."""
+    before = len(_samples())
+    _stroke(page, [(0.2, 0.7), (0.35, 0.25), (0.5, 0.7), (0.65, 0.25), (0.8, 0.7)])  # another scribble than above
+    _answered(page)
+    page.evaluate("""() => document.dispatchEvent(new CustomEvent('digitlab:answer',
+        {detail: {kind: 'not_a_digit', answer: {digit: 4, probability: 0.93}}}))""")
+    page.keyboard.press("4")
+    assert page.locator("#saved-text").inner_text() == ("Press 4 again to save this as a 4: the model did not take it "
+                                                        "for a digit")
+    page.wait_for_timeout(300)
+    assert len(_samples()) == before  # not saved at one press
+    page.keyboard.press("4")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Saved as 4')")
+    assert len(_samples()) == before + 1 and _samples()[-1].label == 4
+
+
+def test_undo_survives_a_reload_of_the_tab(page):
+    """A teacher: a student reloaded the page, and the wrong save they had just made could no longer be undone."""
+    before = [s.id for s in _samples()]
+    _stroke(page, [(0.25, 0.2), (0.75, 0.2), (0.4, 0.85)])
+    _answered(page)
+    page.click("#digit-buttons button[data-digit='1']")  # pressed wrong: it is a 7
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Saved as 1')")
+    page.reload()
+    page.wait_for_function("!document.getElementById('undo-save').hidden")
+    assert page.locator("#saved-text").inner_text() == "Your last save here was a 1: Undo takes it back"
+    page.click("#undo-save")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Removed the 1')")
+    assert [s.id for s in _samples()] == before
+    page.reload()  # taken back: nothing left to undo
+    page.wait_for_function("document.getElementById('set-info').textContent.startsWith('Saving into')")
+    page.wait_for_timeout(300)
+    assert page.locator("#undo-save").is_hidden()
+
 
 def test_choosing_another_model_sends_its_id(page):
     assert page.locator("#model-choice").is_visible()

@@ -10,7 +10,8 @@
 // and the rounds are remembered by this browser, and so is an unfinished guided run, for its set and writer: a reload
 // picks it up where it was, unticking Guided pauses it, and another name typed starts that writer's own (or goes on
 // with it). With no name typed, the bar says the saves go in with no name.
-// Keys: 0-9 save as that digit (free mode), Enter saves ("Right" / the prompted digit).
+// Undo lasts through a reload of the tab. Keys: 0-9 save as that digit (free mode; pressed twice for a drawing the
+// model calls no digit), Enter saves ("Right" / the prompted digit).
 "use strict";
 
 (() => {
@@ -18,6 +19,7 @@
   const WRITER_KEY = "digitlab-writer";
   const ROUNDS_KEY = "digitlab-rounds";
   const GUIDED_KEY = "digitlab-guided"; // + ":" + set + ":" + writer: {order, step} of an unfinished guided run
+  const UNDO_KEY = "digitlab-undo"; // + ":" + set, in this tab's sessionStorage: the saves Undo can take back
   const el = (id) => document.getElementById(id);
   const a = (d) => (Number(d) === 8 ? `an ${d}` : `a ${d}`); // "an 8", "a 3"
 
@@ -28,6 +30,7 @@
   const undoStack = []; // this page's saves by the writer named now, newest last: {id, label, step, writer}
   let guided = null; // {order: digits to draw, step: how many are saved}
   let setName = null; // the set's name, once the server has said it
+  let armed = null; // a digit key pressed once for a drawing the model calls no digit: pressed again, it saves
 
   const digitButtons = [];
   for (let d = 0; d < 10; d++) {
@@ -66,7 +69,8 @@
     const target = prompted();
     el("right").hidden = !!guided || !answer || answer.kind !== "digit";
     el("keys").textContent = guided ? "Keys: Enter saves · Esc clears"  // Enter only with a Right button (a teacher)
-      : `Keys: 0–9 save as that digit${el("right").hidden ? "" : " · Enter: Right"} · Esc clears`;
+      : `Keys: 0–9 ${answer && answer.kind === "not_a_digit" ? "pressed twice save" : "save"} as that digit` +
+        `${el("right").hidden ? "" : " · Enter: Right"} · Esc clears`;
     el("right").textContent = answer && answer.kind === "digit"
       ? `Right ✓ it's ${a(answer.answer.digit)}` : "Right ✓";
     el("save-guided").hidden = !guided || target === null;
@@ -111,6 +115,33 @@
     el("saved").classList.toggle("error", kind === "error");
     el("saved").classList.toggle("note", kind === "note");
     el("undo-save").hidden = !canUndo;
+  }
+
+  // Undo survives a reload of this tab (a teacher: a student reloaded and their wrong save could not be undone); the
+  // guided run it was saved in is not kept with it, so undone after a reload its digit is not asked again
+  function keepUndo() {
+    if (setName === null) return;
+    try {
+      sessionStorage.setItem(`${UNDO_KEY}:${setName}`, JSON.stringify(undoStack.map(({ id, label, writer: w }) =>
+        ({ id, label, writer: w }))));
+    } catch {
+      // storage switched off (a private window): Undo lasts until the page is reloaded
+    }
+  }
+
+  function recallUndo() {
+    let kept = [];
+    try {
+      kept = JSON.parse(sessionStorage.getItem(`${UNDO_KEY}:${setName}`) || "[]");
+    } catch {
+      kept = [];
+    }
+    const fine = Array.isArray(kept) ? kept.filter((e) => e && typeof e.id === "string" && e.writer === writer()) : [];
+    undoStack.push(...fine.map((e) => ({ ...e, step: null, run: null })));
+    if (undoStack.length) {
+      const last = undoStack[undoStack.length - 1];
+      said(`Your last save here was ${a(last.label)}: Undo takes it back`, "note", true);
+    }
   }
 
   function showCounts(info) {
@@ -220,6 +251,7 @@
       el("writer-error").textContent = ""; // saved: "the server did not answer" of a minute ago is over (a teacher)
       if (who === writer()) { // still this student's turn: theirs to undo
         undoStack.push({ id: body.sample.id, label, step, run, writer: who });
+        keepUndo();
       }
       const note = (who ? "" : " with no name") + (!answered ? " (the model had not answered)"
         : refused ? " (the model did not take it for a digit)" : read === null ? " (the model was not sure)"
@@ -238,15 +270,18 @@
     if (saving || !undoStack.length) return;  // a save in flight: keep the entry for the next press
     if (undoStack[undoStack.length - 1].writer !== writer()) { // the name was changed and not yet left
       undoStack.length = 0;
+      keepUndo();
       said("Nothing of yours to undo", "note", false);
       return;
     }
     const last = undoStack.pop();
+    keepUndo();
     saving = true;
     const { status: code, body } = await call(`/api/samples/${encodeURIComponent(last.id)}`, { method: "DELETE" });
     saving = false;
     if (body.error && code !== 404) {
       undoStack.push(last); // still saved: Undo can be tried again
+      keepUndo();
       said(`Not undone: ${body.error}`, "error");
     } else {
       // its digit asked again, in the guided run it was saved in (not another begun since: a reviewer)
@@ -342,6 +377,7 @@
   el("writer").addEventListener("input", update); // typing is enough to hide "No name typed"
   el("writer").addEventListener("change", async () => {
     undoStack.length = 0; // another student at the same computer: Undo never takes back the one before's saves
+    keepUndo();
     said("", "note", false);
     if (await refresh()) {
       remember(WRITER_KEY, writer());
@@ -359,7 +395,17 @@
     if (event.target.closest && event.target.closest("input, select, textarea, button")) return;
     if (/^[0-9]$/.test(event.key) && !guided) {
       event.preventDefault();
-      save(Number(event.key));
+      const digit = Number(event.key);
+      // a drawing the model calls no digit is saved by a key only when it is pressed twice (a teacher: scribbles went
+      // into the class's set at one stray press); its button saves at one click, as it says what it does
+      if (answer && answer.kind === "not_a_digit" && armed !== digit) {
+        armed = digit;
+        said(`Press ${digit} again to save this as ${a(digit)}: the model did not take it for a digit`, "note",
+          undoStack.length > 0);
+        return;
+      }
+      armed = null;
+      save(digit);
     } else if (event.key === "Enter") {
       event.preventDefault();
       if (guided) save(prompted());
@@ -369,14 +415,18 @@
 
   // ---- what the drawing page says --------------------------------------------------------------
 
-  document.addEventListener("digitlab:answer", (event) => { answer = event.detail; update(); });
-  document.addEventListener("digitlab:reset", () => { answer = null; update(); });
+  document.addEventListener("digitlab:answer", (event) => { answer = event.detail; armed = null; update(); });
+  document.addEventListener("digitlab:reset", () => { answer = null; armed = null; update(); });
   document.addEventListener("digitlab:mode", update);
   pad.addEventListener("pointerup", () => setTimeout(update, 0)); // the drawing exists: the buttons wake up
 
   el("writer").value = recalled(WRITER_KEY) || "";
   el("rounds").value = recalled(ROUNDS_KEY) || "5";
-  refresh().then((fine) => fine && resumeGuided() && update());
+  refresh().then((fine) => {
+    if (!fine) return;
+    recallUndo();
+    if (resumeGuided()) update();
+  });
   // the class's counts grow while others draw: look again now and then, while this page is on screen
   setInterval(() => {
     if (collecting && !saving && document.visibilityState === "visible") refresh();
