@@ -414,6 +414,10 @@ def test_number_mode_reads_one_seven_and_boxes_each_digit(page):
     assert reads and reads[-1] == (reads[-1][0], "image/png") and reads[-1][0].endswith("/api/read")
     assert not any("/api/predict" in url for url, _ in sent)
     page.screenshot(path=str(OUTPUT / "page-number-17.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 720})  # a wide screen: the number beside the pad (a teacher: a
+    number, pad = page.locator("#number").bounding_box(), page.locator("#pad").bounding_box()  # two-line one was
+    assert number["x"] > pad["x"] + pad["width"] and number["y"] + number["height"] <= 720, (number, pad)  # below)
+    page.set_viewport_size({"width": 1000, "height": 800})
     # a digit of the number the detector doubts is read, and its box says it might not be one (a reviewer)
     from digitlab.predict import UNLIKE_WORDS
 
