@@ -392,7 +392,7 @@ def test_a_mistake_the_detector_turns_away_is_titled_so(lesson_run, tmp_path, mo
     asked = []  # the lesson's mistakes are all digits: the page's words for one turned away, as if it were
     monkeypatch.setattr(explain_page, "_rejected", lambda loaded, images, wrong: asked.append(wrong) or {int(wrong[0])})
     html = explain_run(lesson_run.folder, out=tmp_path / "page", n_robustness=40, n_map=40, n_check=20).html
-    text = re.sub(r"<span[^>]*>|</span>", "", html.read_text(encoding="utf-8"))
+    text = " ".join(re.sub(r"<span[^>]*>|</span>", "", html.read_text(encoding="utf-8")).split())
     assert ("(titled true → answer; 1 of them true → not a digit, which the run's not-a-digit detector turns away, "
             "so the page and <code>predict</code> give no digit for it)") in text
     assert len(asked[0]) == 12  # every mistake of the lesson's model was asked about

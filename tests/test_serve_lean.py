@@ -124,8 +124,8 @@ def test_a_folder_shipped_with_the_onnx_export_alone_is_served_and_predicted_on_
     damaged = bytearray((shipped / "model.onnx").read_bytes())  # a robustness hunt: the advice was `digitlab
     damaged[-1] ^= 1  # export`, which has no model to export from, then "model.safetensors: model file is missing"
     (shipped / "model.onnx").write_bytes(bytes(damaged))
-    with pytest.raises(DigitlabError, match=r"model.onnx cannot be used \(.*\) and model.safetensors is not in the "
-                                            "run to answer instead; copy the run's model.onnx and model.onnx.json again"):
+    with pytest.raises(DigitlabError, match=r"model.onnx cannot be used \(.*\) and model.safetensors is not in "
+                                            "the run to answer instead; copy the run's model.onnx and model.onnx.json"):
         load_for_prediction(shipped)
 
 

@@ -22,7 +22,8 @@ from typing import Any, Callable, Iterator
 from digitlab.card import CARD_NAME
 from digitlab.errors import DigitlabError
 
-__all__ = ["check_writable", "find_latest_model", "made_for_run", "model_notes", "model_or_newest", "now_utc", "run_stamp"]
+__all__ = ["check_writable", "find_latest_model", "made_for_run", "model_notes", "model_or_newest", "now_utc",
+           "run_stamp"]
 
 
 def now_utc() -> datetime:

@@ -543,7 +543,8 @@ function showNumber(answer, source) {
   $("number-note").textContent = (doubtful
     ? `${count} mark${count === 1 ? "" : "s"}${also} found · ${doubtful} doubtful (?)${unsure ? ` · sure from ${needed(answer.sure_from)}` : ""}`
     : `${count} digit${count === 1 ? "" : "s"}${also} found`)
-    + (unlike ? ` · ${unlike === 1 ? "1 (orange) might not be a digit" : `${unlike} (orange) might not be digits`}` : "")
+    + (unlike === 1 ? " · 1 (orange) might not be a digit"
+      : unlike ? ` · ${unlike} (orange) might not be digits` : "")
     + (answer.calibrated === false ? " · the model's own scores: saved without calibration" : "");
   // the boxes are in the sent picture's pixels: a drawing fills the canvas, an upload lies fitted in it
   const at = picture && source ? placement(answer.width, answer.height) : { x: 0, y: 0, w: pad.width, h: pad.height };
