@@ -35,3 +35,24 @@ def test_the_number_has_four_marks_and_the_seven_one():
 
     assert count_marks(read_image(EXAMPLES / "4071.png")) == 4
     assert count_marks(read_image(EXAMPLES / "seven.png")) == 1
+
+
+def test_every_link_within_the_documents_leads_to_a_heading_or_a_file():
+    """The README's contents line for newcomers links its sections: each link must still lead somewhere (GitHub's
+    heading anchors: lower case, punctuation dropped, spaces as hyphens), and each link to a file must find it."""
+    import re
+
+    root = EXAMPLES.parents[1]
+    for doc in ("README.md", "RELIABILITY.md", "BENCHMARKS.md"):
+        text = (root / doc).read_text(encoding="utf-8")
+        text_only = re.sub(r"```.*?```", "", text, flags=re.S)
+        anchors = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+                   for h in re.findall(r"^#+ (.+)$", text_only, re.M)}
+        for target in re.findall(r"\]\(([^)\s]+)\)", text_only):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            if path:
+                assert (root / path).exists(), f"{doc}: {target} leads to no file"
+            elif anchor:
+                assert anchor in anchors, f"{doc}: #{anchor} is no heading's anchor"
