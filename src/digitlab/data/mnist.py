@@ -329,13 +329,8 @@ def _invalidate(cache: Path) -> None:
     (cache / MANIFEST).unlink(missing_ok=True)
 
 
-def fetch_mnist(
-    source_dir: Path | None = None,
-    *,
-    cache: Path | None = None,
-    log: Callable[[str], None] = print,
-    timeout: float = 10,
-) -> Path:
+def fetch_mnist(source_dir: Path | None = None, *, cache: Path | None = None,
+                log: Callable[[str], None] = print, timeout: float = 10) -> Path:
     """Put the official MNIST into the cache folder, verified, and return that folder.
 
     With ``source_dir`` only that folder is used (a fault in it is an error, so a teacher's broken copy is never
