@@ -317,6 +317,10 @@ def test_what_the_model_saw_is_above_a_laptops_fold_and_a_phone_never_scrolls_si
     seen, bars = page.locator("#input-view").bounding_box(), page.locator("#bars").bounding_box()
     assert seen["y"] + seen["height"] <= 720 and seen["x"] > bars["x"] + bars["width"], (seen, bars)  # beside them
     assert page.evaluate("window.scrollY") == 0
+    page.set_viewport_size({"width": 640, "height": 360})  # 1280×720 at 200% zoom: the pad and the answer side by
+    pad, answer = page.locator("#pad").bounding_box(), page.locator("#prediction").bounding_box()  # side (a teacher)
+    assert answer["x"] > pad["x"] + pad["width"] and answer["y"] + answer["height"] <= 360, (pad, answer)
+    assert pad["y"] + pad["height"] / 2 < 360 and page.evaluate("document.documentElement.scrollWidth") <= 640
     page.set_viewport_size({"width": 1000, "height": 800})  # two columns: under the bars, as before
     seen, bars = page.locator("#input-view").bounding_box(), page.locator("#bars").bounding_box()
     assert seen["y"] > bars["y"] + bars["height"] and seen["y"] + seen["height"] <= 800, (seen, bars)
