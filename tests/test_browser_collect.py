@@ -617,3 +617,25 @@ def test_the_collecting_page_fits_a_projector(browser, collecting, width, height
         page.screenshot(path=str(OUTPUT / f"collect-guided-{width}x{height}.png"))
     finally:
         context.close()
+
+
+def test_a_page_reached_by_a_name_the_server_does_not_take_says_what_to_do(collecting):
+    """A reviewer: with `GET /api/samples` refused for a name not the server's (DNS rebinding), a class reaching the
+    server by the school's DNS name saw the collecting controls vanish without a word; they now say why and how."""
+    from playwright.sync_api import sync_playwright
+
+    from test_browser import CHROMIUM_ARGS, _chromium
+
+    port = collecting.rstrip("/").rsplit(":", 1)[1]
+    with sync_playwright() as p:  # a browser whose DNS sends school.example to this machine
+        browser = p.chromium.launch(executable_path=_chromium(), headless=True,
+                                    args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP school.example 127.0.0.1"])
+        try:
+            page = browser.new_page()
+            page.goto(f"http://school.example:{port}/")
+            page.wait_for_function("document.getElementById('writer-error').textContent.length > 0")
+            assert page.locator("#collect-bar").is_visible()
+            said = page.locator("#writer-error").inner_text()
+            assert "the name 'school.example' was refused (start the server with --allow-host school.example" in said
+        finally:
+            browser.close()

@@ -172,7 +172,7 @@
   async function refresh() {
     const name = writer();
     const { status: code, body } = await call(`/api/samples${name ? `?writer=${encodeURIComponent(name)}` : ""}`);
-    if (code === 403) return false; // the server does not collect: nothing here shows
+    // (a 403 here is the page reached by a name the server does not take: said below with what to do, not hidden)
     if (code === 422 && name) { // the name is refused: say why, and count the whole set
       el("writer-error").textContent = `Name not used: ${body.error}`;
       const all = await call("/api/samples");
