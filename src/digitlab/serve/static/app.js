@@ -343,7 +343,10 @@ $("upload").addEventListener("change", async (event) => {
     const number = await sendNumber(sent, sent.name); // one digit, or a whole number?
     if (sentFor !== generation || mode !== "digit" || number.error || number.digits.length < 2) return;
     pictureRead = number.text.replace(/\n/g, " ");
-    show(answer, source); // with the hint
+    // the hint on the answer's line; not the answer shown again, which a newer one (its map) may have replaced
+    $("unsure").textContent = severalWords();
+    $("unsure").title = "";
+    $("unsure").hidden = false;
   }
 });
 
@@ -454,7 +457,7 @@ function show(answer, source) {
   } else if (kind === "unsure") {
     $("prediction").textContent = "?";
     [$("confidence").textContent, $("unsure").textContent] = unsureWords(answer);
-    if (several()) $("unsure").textContent = severalWords();
+    if (several()) [$("unsure").textContent, $("unsure").title] = [severalWords(), ""];
   } else {
     $("prediction").textContent = String(answer.digit);
     $("confidence").textContent = `${pct(answer.probability)} sure`;

@@ -117,13 +117,14 @@
     el("undo-save").hidden = !canUndo;
   }
 
-  // Undo survives a reload of this tab (a teacher: a student reloaded and their wrong save could not be undone); the
-  // guided run it was saved in is not kept with it, so undone after a reload its digit is not asked again
+  // Undo survives a reload of this tab (a teacher: a student reloaded and their wrong save could not be undone), in
+  // guided mode too: the run it was saved in is known again by its order of digits, and its digit asked again
   function keepUndo() {
     if (setName === null) return;
     try {
-      sessionStorage.setItem(`${UNDO_KEY}:${setName}`, JSON.stringify(undoStack.map(({ id, label, writer: w }) =>
-        ({ id, label, writer: w }))));
+      const kept = undoStack.map(({ id, label, writer: w, step, run }) =>
+        ({ id, label, writer: w, step, order: run ? run.order.join("") : null }));
+      sessionStorage.setItem(`${UNDO_KEY}:${setName}`, JSON.stringify(kept));
     } catch {
       // storage switched off (a private window): Undo lasts until the page is reloaded
     }
@@ -137,10 +138,13 @@
       kept = [];
     }
     const fine = Array.isArray(kept) ? kept.filter((e) => e && typeof e.id === "string" && e.writer === writer()) : [];
-    undoStack.push(...fine.map((e) => ({ ...e, step: null, run: null })));
+    const same = (e) => guided !== null && e.order === guided.order.join("") && Number.isInteger(e.step);
+    undoStack.push(...fine.map((e) => ({ id: e.id, label: e.label, writer: e.writer, step: same(e) ? e.step : null,
+      run: same(e) ? guided : null })));
     if (undoStack.length) {
       const last = undoStack[undoStack.length - 1];
-      said(`Your last save here was ${a(last.label)}: Undo takes it back`, "note", true);
+      const going = guided ? `Guided: going on where ${writer() || "this page"} left off · ` : "";
+      said(`${going}Your last save here was ${a(last.label)}: Undo takes it back`, "note", true);
     }
   }
 
@@ -424,8 +428,9 @@
   el("rounds").value = recalled(ROUNDS_KEY) || "5";
   refresh().then((fine) => {
     if (!fine) return;
-    recallUndo();
-    if (resumeGuided()) update();
+    const resumed = resumeGuided();
+    recallUndo(); // after the guided run is back: an undo there asks its digit again
+    if (resumed) update();
   });
   // the class's counts grow while others draw: look again now and then, while this page is on screen
   setInterval(() => {
