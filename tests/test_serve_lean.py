@@ -127,6 +127,12 @@ def test_a_folder_shipped_with_the_onnx_export_alone_is_served_and_predicted_on_
     with pytest.raises(DigitlabError, match=r"model.onnx cannot be used \(.*\) and model.safetensors is not in "
                                             "the run to answer instead; copy the run's model.onnx and model.onnx.json"):
         load_for_prediction(shipped)
+    # another run's export copied in beside no model file: said so, in one line too (a reviewer)
+    (shipped / "model.onnx").write_bytes((runs / "digits-cnn-0" / "model.onnx").read_bytes())
+    card = json.loads((shipped / "model.onnx.json").read_text())
+    (shipped / "model.onnx.json").write_text(json.dumps({**card, "id": "logreg-digits-000000000000"}))
+    with pytest.raises(DigitlabError, match=r"model.onnx cannot be used \(it was exported from another model\)"):
+        load_for_prediction(shipped)
 
 
 def test_a_run_replaced_since_the_start_is_not_explained_with_another_model(runs, tmp_path):

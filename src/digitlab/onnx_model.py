@@ -370,6 +370,7 @@ def reusable_onnx(path: str | Path, say: Callable[[str], None] = lambda line: No
     if (not onnx_path.is_file() or importlib.util.find_spec("onnxruntime") is None
             or weights.is_file() and sha256_file(weights) != card.sha256):  # damaged: load_model says so in one line
         return None
+
     def not_used(why: str) -> None:
         if not weights.is_file():  # shipped with its export alone: no estimator to answer, nothing to export from
             raise DigitlabError(f"{onnx_path} cannot be used ({why}) and {weights.name} is not in the run to answer "
@@ -377,9 +378,11 @@ def reusable_onnx(path: str | Path, say: Callable[[str], None] = lambda line: No
         say(f"{onnx_path} is not used, so the estimator answers (slower, more memory): `digitlab export --model "
             f"{shlex.quote(str(path))}` writes it again from this run's model ({why})")
 
+    other = False
     with contextlib.suppress(DigitlabError):  # another run's export copied in: said so, before its card's checksums
-        if read_onnx_card(onnx_path.with_name("model.onnx.json")).id != card.id:  # of the detector file misled
-            return not_used("it was exported from another model")
+        other = read_onnx_card(onnx_path.with_name("model.onnx.json")).id != card.id  # of the detector file misled
+    if other:  # (outside: not_used's own error is not to be suppressed; a reviewer)
+        return not_used("it was exported from another model")
     try:
         onnx = load_onnx(onnx_path, threads=threads)
     except (DigitlabError, OSError) as exc:  # damaged, or not a digitlab export: the estimator answers
