@@ -671,3 +671,19 @@ def test_a_page_reached_by_a_name_the_server_does_not_take_says_what_to_do(colle
     thread.join(60)
     assert seen.get("bar") is True, seen
     assert "the name 'school.example' was refused (start the server with --allow-host school.example" in seen["said"]
+
+
+def test_a_digit_key_still_saves_after_a_bars_digit_was_clicked_for_its_map(page):
+    """A reviewer: the bars' digits became buttons (for the keyboard), and a mouse click left the focus on one: the
+    0-9 keys then no longer saved, and Enter asked for the map again instead of "Right"."""
+    page.check("#explain")
+    _stroke(page, [(0.3, 0.15), (0.3, 0.5), (0.7, 0.5)])
+    _stroke(page, [(0.65, 0.15), (0.65, 0.9)])
+    _answered(page)
+    page.click("#bars li[data-digit='9'] .label")
+    page.wait_for_function("document.querySelector(\"#bars li[data-digit='9']\").classList.contains('mapped')"
+                           " || document.querySelector(\"#bars li[data-digit='9']\").classList.contains('top')")
+    assert page.evaluate("document.activeElement === document.body")
+    page.keyboard.press("4")
+    page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Saved as 4')")
+    assert _samples()[-1].label == 4

@@ -165,3 +165,19 @@ def test_a_number_option_refuses_what_is_not_a_finite_number_in_its_range(tmp_pa
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert message in result.stderr.splitlines()[-1], result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_probe_that_fails_after_the_out_folders_were_made_leaves_none(tmp_path, monkeypatch):
+    """A reviewer: check_writable makes --out, then its probe file fails (a full disk, a quota): the folders it made
+    for the run stayed behind, empty."""
+    import digitlab.runs as runs
+    from digitlab.errors import DigitlabError
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runs.tempfile, "NamedTemporaryFile", full_disk)
+    with pytest.raises(DigitlabError, match="cannot write there"):
+        with runs.made_for_run(tmp_path / "a" / "b" / "runs"):
+            pass
+    assert list(tmp_path.iterdir()) == []

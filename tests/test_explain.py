@@ -393,8 +393,8 @@ def test_a_mistake_the_detector_turns_away_is_titled_so(lesson_run, tmp_path, mo
     monkeypatch.setattr(explain_page, "_rejected", lambda loaded, images, wrong: asked.append(wrong) or {int(wrong[0])})
     html = explain_run(lesson_run.folder, out=tmp_path / "page", n_robustness=40, n_map=40, n_check=20).html
     text = " ".join(re.sub(r"<span[^>]*>|</span>", "", html.read_text(encoding="utf-8")).split())
-    assert ("(titled true → answer; 1 of them true → not a digit, which the run's not-a-digit detector turns away, "
-            "so the page and <code>predict</code> give no digit for it)") in text
+    assert ("(titled true → answer, or true → not a digit for the one the run's not-a-digit detector turns away: "
+            "the page and <code>predict</code> give no digit for it)") in text
     assert len(asked[0]) == 12  # every mistake of the lesson's model was asked about
 
 

@@ -225,8 +225,9 @@ def test_the_report_says_why_the_pages_right_when_sure_differs_from_the_tables(e
     turned_away = sure["n_kept"] - sure["page"]["digit"]
     assert turned_away > 0, sure  # some sure answers the detector turns away: the two figures differ
     html = " ".join(Path(json.loads(result.stdout)["report"]).read_text().split())
-    assert f"(the table's \"right when sure\" also counts the {turned_away} sure answers its detector turns away)" \
-        in html
+    plural = "s" if turned_away != 1 else ""
+    assert f"(the table's \"right when sure\" also counts the {turned_away} sure answer{plural} its detector turns " \
+        "away)" in html
 
 
 def test_evaluate_on_a_handwriting_set(env, tmp_path):

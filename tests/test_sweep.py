@@ -141,7 +141,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     done = run_cli("sweep", "--models", "logreg", "--seeds", "99999999999999999999", "--out", str(tmp_path))
     assert done.returncode == 2 and "--seeds expects whole numbers from 0 to 4294967295" in done.stderr
     done = run_cli("sweep", "--models", "logreg", "--seeds", "1,2,1", "--out", str(tmp_path))  # had run seed 1 once
-    assert done.returncode == 2 and "--seeds '1,2,1' gives 1 twice; give each value once" in done.stderr, done.stderr
+    assert done.returncode == 2 and "--seeds '1,2,1' gives 1 more than once; give each value once" in done.stderr, \
+        done.stderr
     done = run_cli("sweep", "--models", "logreg", "--workers", "100000", "--out", str(tmp_path))  # it grew on, silently
     assert done.returncode == 2 and "workers 100,000: more than" in done.stderr, done.stderr
     from digitlab.errors import DigitlabError

@@ -56,9 +56,9 @@ def made_for_run(out: Path, writes: bool = True, option: str = "--out") -> Itera
     killed mid-training). ``writes=False`` (a torchrun process other than rank 0, which writes no run): nothing."""
     out = Path(out)
     made = [p for p in (out, *out.parents) if not p.exists()] if writes else []  # deepest first
-    if writes:
-        check_writable(out, option)
     try:
+        if writes:  # in here: folders it made before its probe failed (a full disk) go too (a reviewer)
+            check_writable(out, option)
         yield
     except BaseException:
         for folder in made:

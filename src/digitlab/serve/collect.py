@@ -123,7 +123,8 @@ class SameOriginSamples:
         _own_names()  # now, not in the event loop: the fully qualified name may wait on a DNS server
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer 403 to a cross-site change of the set; pass everything else on."""
+        """Answer 403 to a cross-site change of the set, and to any request of it addressed by a name that is not
+        this server's; pass everything else on."""
         if _collecting_route(scope):
             headers = Headers(scope=scope)
             origin = headers.get("origin", "")  # a proxy may rewrite Host; the browser's Origin it passes on

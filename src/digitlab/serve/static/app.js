@@ -359,7 +359,9 @@ for (let d = 0; d < 10; d++) {
   // the digit is a button, enabled with the map on: a keyboard reaches "why not a 1?" too (a teacher)
   li.innerHTML = `<button type="button" class="label" disabled aria-label="Show what the model looks at for ${d}">` +
     `${d}</button><span class="track"><span class="bar" data-digit="${d}"></span></span><span class="pct">–</span>`;
-  li.addEventListener("click", () => { // the map for this digit; its bar again: the answer's map
+  li.addEventListener("click", (event) => { // the map for this digit; its bar again: the answer's map
+    // clicked with a mouse, the digit's button gives the focus back: the collecting keys (0-9, Enter) go on working
+    if (event.detail > 0) li.querySelector(".label").blur();
     if (!explainOn() || mode !== "digit") return;
     mapDigit = mapDigit === d ? null : d;
     if (strokes.length || picture) schedule(true);
@@ -399,6 +401,7 @@ function blankAnswer() {
   $("bars").classList.remove("faded");
   for (const li of bars) {
     li.classList.remove("top", "mapped");
+    li.querySelector(".label").setAttribute("aria-pressed", "false");
     li.querySelector(".bar").style.width = "0%";
     li.querySelector(".pct").textContent = "–";
   }
@@ -583,20 +586,24 @@ function showNumber(answer, source) {
 }
 
 // Labels under boxes side by side overlapped (a teacher: "? · 4 51.2% or 9 40.1%" over its neighbour's): each
-// that would goes above its box, or a row lower, whichever is free
+// that would goes above its box, or a row lower, whichever is free of every label placed (on either line of a
+// number); placed again when the window's size changes, as the boxes scale with the pad and the labels do not
 function unoverlap(labels) {
-  const taken = [[], [], []]; // below, above, a row lower: the labels' [left, right, top line] placed there
-  const spans = labels.map((label) => [label, label.getBoundingClientRect()]).sort((a, b) => a[1].left - b[1].left);
-  for (const [label, r] of spans) {
-    const line = Math.round(r.top / 8);
-    const slot = taken.findIndex((row) => !row.some(([l, right, t]) => Math.abs(t - line) < 3 && l < r.right + 4
-      && r.left - 4 < right));
-    const at = slot < 0 ? 0 : slot;
+  const rem = parseFloat(getComputedStyle(document.documentElement).fontSize);
+  for (const label of labels) label.classList.remove("above", "lower");
+  const placed = []; // [left, top, right, bottom] of each label placed
+  const free = (r) => !placed.some((p) => r[0] < p[2] + 4 && p[0] < r[2] + 4 && r[1] < p[3] && p[1] < r[3]);
+  const items = labels.map((l) => [l, l.getBoundingClientRect(), l.parentElement.getBoundingClientRect()]);
+  for (const [label, r, box] of items.sort((a, b) => a[1].left - b[1].left)) {
+    const spots = [[r.left, r.top, r.right, r.bottom], [r.left, box.top - 2 - r.height, r.right, box.top - 2],
+      [r.left, r.top + 1.5 * rem, r.right, r.bottom + 1.5 * rem]]; // below, above, a row lower
+    const at = Math.max(0, spots.findIndex(free));
     label.classList.toggle("above", at === 1);
     label.classList.toggle("lower", at === 2);
-    taken[at].push([r.left, r.right, line]);
+    placed.push(spots[at]);
   }
 }
+window.addEventListener("resize", () => unoverlap([...$("boxes").querySelectorAll(".conf")]));
 
 // ---- the mode -----------------------------------------------------------------------------
 
@@ -626,6 +633,7 @@ $("mode-number").addEventListener("change", () => setMode("number"));
 
 $("explain").addEventListener("change", () => {
   showExplanation({});
+  for (const li of bars) li.querySelector(".label").disabled = !explainOn(); // at once, not with the next answer
   if (mode === "digit" && (strokes.length || picture)) schedule(true); // ask again, with or without the map
 });
 
