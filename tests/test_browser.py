@@ -301,9 +301,10 @@ def test_a_number_uploaded_in_digit_mode_points_to_number_mode(page):
         r"Two digits or more\? Choose Number above: it reads whole numbers \(it reads this picture as [0-9?]{4}\)",
         said), said
     page.screenshot(path=str(OUTPUT / "page-number-uploaded-in-digit-mode.png"), full_page=True)
-    page.set_input_files("#upload", str(examples / "seven.png"))
-    page.wait_for_function("document.getElementById('status').textContent.startsWith('seven.png')", timeout=30_000)
-    page.wait_for_timeout(1000)  # its reading as a number, too, has come back
+    with page.expect_response(lambda r: "/api/read" in r.url, timeout=30_000):  # its reading as a number, too
+        page.set_input_files("#upload", str(examples / "seven.png"))
+    page.wait_for_timeout(200)
+    assert page.locator("#status").inner_text().startswith("seven.png")
     assert "Choose Number" not in page.locator("#unsure").inner_text()
 
 
