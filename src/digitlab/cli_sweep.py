@@ -91,9 +91,8 @@ def _ints(text: str | None, option: str, minimum: int, maximum: int | None = Non
     if any(v < minimum or (maximum is not None and v > maximum) for v in values) or (text is not None and not values):
         bounds = f"≥ {minimum}" if maximum is None else f"from {minimum} to {maximum}"
         raise DigitlabError(f"{option} expects whole numbers {bounds} separated by commas, got {text!r}")
-    if twice := sorted({v for v in values if values.count(v) > 1}):  # a cell runs once: 1,1 would be one seed
-        raise DigitlabError(f"{option} {text!r} gives {', '.join(map(str, twice))} more than once; give each value "
-                            "once")
+    if again := ", ".join(map(str, sorted({v for v in values if values.count(v) > 1}))):  # a cell runs once
+        raise DigitlabError(f"{option} {text!r} gives {again} more than once; give each value once")
     return values
 
 
