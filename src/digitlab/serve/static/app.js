@@ -157,8 +157,12 @@ function sideBySide() {
 
 // Several digits side by side: the strokes drawn, or an upload Number mode reads as several digits (a learner
 // uploaded "4071" in Digit mode and got one digit, unsure; `digitlab predict` pointed to `read`, the page did not)
-const several = () => sideBySide() > 1 || (mode === "digit" && pictureFile !== null && pictureRead !== null);
-const severalWords = () => (pictureRead === null ? SEVERAL : `${SEVERAL} (it reads this picture as ${pictureRead})`);
+const several = () => sideBySide() > 1 || (mode === "digit" && pictureRead !== null);
+function noteSeveral() { // on the answer's line, in place of what it said
+  $("unsure").textContent = pictureRead === null ? SEVERAL : `${SEVERAL} (it reads this picture as ${pictureRead})`;
+  $("unsure").title = "";
+  $("unsure").hidden = false;
+}
 
 function undo() {
   if (current) return;
@@ -328,6 +332,7 @@ $("upload").addEventListener("change", async (event) => {
   if (sentFor !== generation) return;
   picture = bitmap;
   pictureFile = sent; // what the server read is what a collected sample keeps
+  pictureRead = null; // a new picture: one digit or several, not known yet
   const source = file.name + note;
   redraw();
   status(`Reading ${source}…`);
@@ -335,7 +340,6 @@ $("upload").addEventListener("change", async (event) => {
     const answer = await sendNumber(sent, sent.name);
     if (sentFor === generation) showNumber(answer, source);
   } else {
-    pictureRead = null;
     const answer = await send(sent, sent.name);
     if (sentFor !== generation) return;
     show(answer, source);
@@ -343,10 +347,7 @@ $("upload").addEventListener("change", async (event) => {
     const number = await sendNumber(sent, sent.name); // one digit, or a whole number?
     if (sentFor !== generation || mode !== "digit" || number.error || number.digits.length < 2) return;
     pictureRead = number.text.replace(/\n/g, " ");
-    // the hint on the answer's line; not the answer shown again, which a newer one (its map) may have replaced
-    $("unsure").textContent = severalWords();
-    $("unsure").title = "";
-    $("unsure").hidden = false;
+    noteSeveral(); // not the answer shown again, which a newer one (its map) may have replaced
   }
 });
 
@@ -369,6 +370,9 @@ for (let d = 0; d < 10; d++) {
   $("bars").appendChild(li);
   bars.push(li);
 }
+
+// the bars' digits are buttons only with the map on
+const enableBarDigits = () => bars.forEach((li) => { li.querySelector(".label").disabled = !explainOn(); });
 
 function status(text, isError = false) {
   const line = $(mode === "number" ? "number-status" : "status");
@@ -454,22 +458,17 @@ function show(answer, source) {
     $("prediction").textContent = "✗";
     $("confidence").textContent = "That doesn't look like a digit";
     // a teacher: a slanted class was told this; short, as four lines moved the bars 6 px down and up while drawing
-    $("unsure").textContent = several() ? severalWords()
-      : "Draw one digit, large and upright (one leaning far can look like none); the faded " +
-        "bars: what a digit model alone would guess";
+    $("unsure").textContent = "Draw one digit, large and upright (one leaning far can look like none); the faded " +
+      "bars: what a digit model alone would guess";
   } else if (kind === "unsure") {
     $("prediction").textContent = "?";
     [$("confidence").textContent, $("unsure").textContent] = unsureWords(answer);
-    if (several()) [$("unsure").textContent, $("unsure").title] = [severalWords(), ""];
   } else {
     $("prediction").textContent = String(answer.digit);
     $("confidence").textContent = `${pct(answer.probability)} sure`;
     $("unsure").textContent = "the model's own score: this model was saved without calibration";
-    if (several()) { // an uploaded "12" read as a sure 2
-      $("unsure").textContent = severalWords();
-      $("unsure").hidden = false;
-    }
   }
+  if (several()) noteSeveral(); // two digits drawn, or an uploaded "12" (read as a sure 2, say)
   // The percentages assume the drawing is a digit; the detector's doubt short of "not a digit" is said too (a
   // teacher: a triangle read "0 · 99.8% sure", the detector's score 0.73 against its 0.77)
   if (answer.unlike_a_digit && kind !== "not_a_digit") { // after any note already there (unsure, uncalibrated)
@@ -479,7 +478,7 @@ function show(answer, source) {
   // Not a digit: the bars fade (they are only what the digit model alone would guess) and none stands out.
   $("bars").classList.toggle("faded", kind === "not_a_digit");
   $("bars").classList.toggle("clickable", explainOn());
-  for (const li of bars) li.querySelector(".label").disabled = !explainOn();
+  enableBarDigits();
   // its top bar in the doubt's orange, not a sure answer's blue: unsure, or a digit that might not be one
   $("bars").classList.toggle("doubt", kind === "unsure" || (kind === "digit" && answer.unlike_a_digit === true));
   answer.probabilities.forEach((p, d) => {
@@ -633,7 +632,7 @@ $("mode-number").addEventListener("change", () => setMode("number"));
 
 $("explain").addEventListener("change", () => {
   showExplanation({});
-  for (const li of bars) li.querySelector(".label").disabled = !explainOn(); // at once, not with the next answer
+  enableBarDigits(); // at once, not with the next answer
   if (mode === "digit" && (strokes.length || picture)) schedule(true); // ask again, with or without the map
 });
 
