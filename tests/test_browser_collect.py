@@ -649,6 +649,19 @@ def test_the_collecting_page_fits_a_projector(browser, collecting, width, height
         context.close()
 
 
+def test_what_the_model_saw_is_on_a_small_laptops_screen_while_collecting(page):
+    """At 1000×800 the map of what the model saw lay under the class's buttons and the bars, its top at y = 831 with
+    a CNN: below the screen. It now sits under the drawing: with a CNN at y = 651, 150 of its 170 px on screen; here,
+    under the 8×8 model's warning and the model menu, its top (it was at y = 920)."""
+    page.set_viewport_size({"width": 1000, "height": 800})
+    _stroke(page, [(0.25, 0.2), (0.75, 0.2), (0.4, 0.85)])
+    _answered(page)
+    page.evaluate("window.scrollTo(0, 0)")
+    seen, pad = page.locator("#input-view").bounding_box(), page.locator("#pad").bounding_box()
+    page.screenshot(path=str(OUTPUT / "collect-1000x800.png"))
+    assert seen["y"] > pad["y"] + pad["height"] and seen["y"] < 800, (seen, pad)
+
+
 def test_a_page_reached_by_a_name_the_server_does_not_take_says_what_to_do(collecting):
     """A reviewer: with `GET /api/samples` refused for a name not the server's (DNS rebinding), a class reaching the
     server by the school's DNS name saw the collecting controls vanish without a word; they now say why and how."""
