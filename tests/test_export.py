@@ -182,6 +182,25 @@ def test_metadata_and_card_carry_the_input_contract(logreg_copy):
     assert loaded.model.temperature == source.calibration.temperature
 
 
+def test_the_saved_prepared_png_gives_an_8x8_models_input_back_as_the_metadata_says(logreg_copy, tmp_path):
+    """An engineer fed an 8×8 model's ONNX file the PNGs `--save-prepared` writes, as the metadata's "0..16" read:
+    10 of 41 answers differed. The PNGs hold 0..255; the metadata and README now say how to get the input back."""
+    import onnx
+    from PIL import Image, ImageDraw
+
+    from digitlab.cli import _save_prepared
+    from digitlab.data.images import prepare_digit
+
+    meta = {p.key: p.value for p in onnx.load(str(export_onnx(logreg_copy, tmp_path / "m.onnx").path)).metadata_props}
+    assert "round(png × 16 / 255) gives its input back" in meta["picture_preparation"]
+    for n, points in enumerate([[(30, 20), (70, 20), (40, 110)], [(60, 15), (25, 80), (80, 80), (60, 15), (60, 115)]]):
+        picture = Image.new("L", (100, 130), 255)
+        ImageDraw.Draw(picture).line(points, fill=0, width=9 + 3 * n)
+        prepared = prepare_digit(picture, (8, 8), 16)
+        png = np.asarray(Image.open(_save_prepared(prepared, 16, tmp_path / f"{n}.png")), dtype=np.float64)
+        assert png.max() > 16 and np.array_equal(np.round(png * 16 / 255), prepared), (png, prepared)
+
+
 def _one_line(exc: pytest.ExceptionInfo) -> str:
     message = str(exc.value)
     assert "\n" not in message and "Traceback" not in message
