@@ -335,6 +335,15 @@ def test_a_picture_over_the_limit_is_one_line_with_no_pillow_warning_before_it(t
     assert "12000×12000 pixels; the limit is 10000×10000" in done.stdout and done.stderr == ""
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_a_bomb_on_disk_names_the_files_limit(tmp_path):
+    """An engineer: a 60000×60000 file was told "the limit is 4096×4096" (an upload's), a 12000×50 one 10000×10000."""
+    path = tmp_path / "bomb.png"
+    path.write_bytes(header_only_png(60_000, 60_000, rows=b"\x00" * 7502))
+    with pytest.raises(DigitlabError, match="3,600,000,000 pixels; the limit is 10000×10000"):
+        read_image(path)
+
+
 def test_a_page_scanned_at_600_dpi_is_read_from_its_file_and_refused_as_an_upload(tmp_path):
     """An engineer: an A4 page scanned at 600 dpi (4960×7016) was refused, "the limit is 4096×4096". From a path
     it is now decoded whole and reduced to 4096 at most (its EXIF turn kept); sent as bytes (the server's), refused."""

@@ -117,7 +117,7 @@ def _decode(data: bytes, draft: int | None, largest: int = MAX_SIDE) -> Image.Im
     try:
         image = Image.open(io.BytesIO(data), formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # the warning, where a filter
-        raise ImageTooLargeError(_too_large_message(None, pixels=_pixels_in(exc))) from None  # raises it
+        raise ImageTooLargeError(_too_large_message(None, pixels=_pixels_in(exc), largest=largest)) from None  # it
     except ValueError as exc:
         if "MAX_TEXT" not in str(exc):  # a PNG text block that unpacks past Pillow's limit (a bomb): not "not an image"
             raise DigitlabError(_not_readable(data)) from None
