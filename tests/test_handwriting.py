@@ -316,6 +316,9 @@ def test_drawings_saved_with_no_name_train_and_are_never_a_test_writer(data_dir)
         train, test, record = split_samples(store.samples(), test_size=0.5, seed=seed)
         assert all(s.writer is not None for s in test) and sum(s.writer is None for s in train) == 10
         assert "(no name)" in record["train_writers"] and "(no name)" not in record["test_writers"]
+    with pytest.raises(DigitlabError, match=r"^--hold-out '\(No Name\)': the drawings saved with no name may be any "
+                                            r"writer's, so they only ever train; hold out writers by their names$"):
+        split_samples(store.samples(), hold_out=["(No Name)"])  # named so, they had been held out all the same
 
 
 def test_a_writer_named_without_their_accent_is_suggested(data_dir):

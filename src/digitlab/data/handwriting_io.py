@@ -34,7 +34,7 @@ import numpy as np
 
 from digitlab.data.dataset import Dataset
 from digitlab.data.handwriting import HandwritingSet, NewSample, Sample, StoreWriteError, new_sample
-from digitlab.data.handwriting_names import NO_NAME, check_new_writer, listed, meant, written_by
+from digitlab.data.handwriting_names import NO_NAME, check_new_writer, listed, meant, writer_key, written_by
 from digitlab.data.image_files import PICTURES, UNREAD, hidden
 from digitlab.data.image_files import MAX_FILE_BYTES
 from digitlab.errors import DigitlabError
@@ -113,6 +113,9 @@ def _held_out(samples: list[Sample], hold_out: list[str], seed: int) -> tuple[li
     """The split that holds out the writers named (:func:`split_samples`)."""
     writers = sorted({writer_of(s) for s in samples})
     for name in hold_out:
+        if writer_key(name) == writer_key(NO_NAME):
+            raise DigitlabError(f"--hold-out {name!r}: the drawings saved with no name may be any writer's, so they "
+                                "only ever train; hold out writers by their names")
         if not any(written_by([name])(s) for s in samples):
             raise DigitlabError(f"--hold-out {name!r}: no samples by that writer; the set's writers are "
                                 + ", ".join(writers[:20]) + (", ..." if len(writers) > 20 else "")
