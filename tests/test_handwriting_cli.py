@@ -303,6 +303,29 @@ def test_the_digits_the_detector_would_turn_away_are_counted(env):
                                           part="all", unsure_below=0.9).answered
 
 
+def test_a_report_with_no_mistakes_says_so_and_points_to_no_ids(env):
+    """A teacher: a fine-tuned run that read every held-out sample right still explained its mistakes, "(the ids
+    below)", with no ids below."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from digitlab.handwriting_eval import score_samples
+    from digitlab.report_handwriting import render_handwriting
+    from digitlab.store import load_model
+
+    variables, run, photos = env
+    run_cli("data", "import", "all-right", str(photos / WRITERS[1].name), env=variables)
+    store, loaded = HandwritingSet.open("all-right"), load_model(run)
+    score = score_samples(loaded.model, loaded.temperature, store, store.samples(), model_id="m", part="all",
+                          unsure_below=0.9)
+    truth = np.array([sample.label for sample in score.samples])
+    for found, kept in ((score, 1), (replace(score, predictions=replace(score.predictions, labels=truth)), 0)):
+        html = render_handwriting([found], ["this model"], {}, title="t")
+        assert html.count("(the ids below)") == html.count('<table class="mistakes">') == kept, kept
+        assert ("No mistakes here" in html) != bool(kept)
+
+
 def test_finetune_writes_a_run_measured_on_writers_it_never_saw(env, tmp_path):
     variables, run, photos = env
     for w in WRITERS[:3]:
