@@ -699,10 +699,13 @@ def test_a_separator_between_two_digits_is_in_the_text_not_a_digit(digits_model,
 @pytest.mark.parametrize("shapes, symbols", [
     ([("dot", 59, 72, 10)], "."),                                       # 5 px (7% of a height) from the 1's foot
     ([("line", [(67, 80), (63, 94)]), ("dot", 62, 74, 10)], ","),       # a comma as close
+    ([("dot", 100, 40, 10), ("dot", 100, 56, 10)], ":"),                 # a colon 6 px (9%) from the 7
+    ([("dot", 60, 40, 10), ("dot", 60, 56, 10)], ":"),                   # and from the 1
 ])
 def test_a_point_or_comma_written_close_to_a_digit_is_still_one(digits_model, shapes, symbols):
     """A reader's "12.05.2024" read 12.052024, "1,000" 1000 and "12.50" turned 8° 1250: a point or comma written
-    within a tenth of a digit's height of the digit beside it was taken for part of it."""
+    within a tenth of a digit's height of the digit beside it was taken for part of it. Another's "7:30", its colon
+    8-20% of a height from the digits, read ``7?0``: the two dots, stacked into one piece, were joined to the 3."""
     picture, truth = _picture((220, 110), [("1", 30, 20), ("7", 120, 20)])
     reading = read_number(*digits_model, _with(picture, *shapes))
     assert [d.box for d in reading.digits] == truth and [s.symbol for s in reading.separators] == [symbols]
@@ -1072,3 +1075,23 @@ def test_a_digit_leaning_far_is_not_cut_through_its_loop(mnist_reader, monkeypat
                 for s in range(30)]
     monkeypatch.undo()
     assert sum(len(read_number(model, card, p.image).digits) == 2 for p in touching) >= 24  # still cut apart
+
+
+@pytest.mark.mnist
+@pytest.mark.parametrize("degrees", [20, -20])
+def test_a_minus_a_dash_and_a_colon_are_found_in_a_photo_turned_20_degrees(mnist_reader, degrees):
+    """A reader: in a photo turned 20° (a line is one line to 25°) "-54" read ``?54``, "165-4578" ``165?4578`` and
+    "4:30" ``4.30``: a turned bar's upright box is under twice as wide as tall, and a colon's dots no longer stand
+    one over the other. They are measured along the line now."""
+    from digitlab.data.numbers import mnist_text
+
+    model, card, mnist = mnist_reader
+    rng = np.random.default_rng(20 + degrees)
+    right = 0
+    for pattern in ["-dd", "ddd-dddd", "d:dd"] * 4:
+        picture = mnist_text(mnist.test_images, mnist.test_labels, rng, pattern, dark_on_light=True)
+        turned = np.asarray(Image.fromarray(picture.image).rotate(degrees, expand=True, fillcolor=255))
+        reading = read_number(model, card, turned)
+        shape = "".join("d" if c.isdigit() or c == "?" else c for c in reading.text)
+        right += shape == pattern
+    assert right >= 10, right

@@ -72,6 +72,8 @@ _LOW, _MIDDLE = 0.55, (0.2, 0.8)  # ...low, or flat across the middle: a separat
 _APART = 0.1  # ...a tenth of a digit's height apart from it or more...
 _CLOSE = 0.06  # ...or 6% when shaped as a point (round) or a comma (hanging to the line's foot)...
 _MINUS = 0.03  # ...or 3% for a minus: flat, with no digit before it on its line
+_ALONG = (0.3, 0.7)  # a bar flat only along its own axis (turned) crosses the digit's middle, followed to it (a 5's
+# flag broken off it, tilted, crossed 0.24: taken for a dash, "89.57" read 89.5-7; turned minuses 0.40-0.59)
 _FOOT, _UPRIGHT = 0.9, 1.3  # a comma reaches down to 90% of the digit's height or lower, 1.3 times as tall as wide
 
 
@@ -293,7 +295,7 @@ def _attach_fragments(groups: list[tuple[list[int], Box]], labels: np.ndarray,
         nearest = whole[int(np.argmin(distances))]
         leading = not any(groups[m][1][2] <= box[0] and groups[m][1][1] < box[3] and box[1] < groups[m][1][3]
                           for m in whole)  # no digit on its rows to its left: a minus's place
-        if min(distances) <= _NEAR * typical and not _beside(box, groups[nearest], labels, leading):
+        if min(distances) <= _NEAR * typical and not _beside(box, groups[nearest], labels, leading, group):
             ids, other = joined[nearest]
             joined[nearest] = (ids + group, _union([other, box]))
         else:
@@ -301,25 +303,31 @@ def _attach_fragments(groups: list[tuple[list[int], Box]], labels: np.ndarray,
     return list(joined.values())
 
 
-def _beside(fragment: Box, digit: tuple[list[int], Box], labels: np.ndarray, leading: bool = False) -> bool:
-    """Whether a fragment lies beside a digit, not over or under any of it, low (a point, a comma) or flat across
-    its middle (a minus, a dash), and apart from its ink: a separator of :mod:`digitlab.separators`, not a piece of
-    the digit. Apart is a tenth of the digit's height (more than a pen's broken stroke leaves), or 6% as the crow
-    flies for a fragment shaped as a point or a comma: written that close, one was taken for part of the digit
-    beside it (``1,000`` read ``1000``, ``12.05.2024`` read ``12.052024``). A dash keeps the tenth: a 4's bar broken
+def _beside(fragment: Box, digit: tuple[list[int], Box], labels: np.ndarray, leading: bool = False,
+            pieces: tuple[int, ...] | list[int] = ()) -> bool:
+    """Whether a fragment lies beside a digit, not over or under any of it, low (a point, a comma), flat across
+    its middle (a minus, a dash) or two round dots one over the other across it (a colon), and apart from its ink: a
+    separator of :mod:`digitlab.separators`, not a piece of the digit. Apart is a tenth of the digit's height (more
+    than a pen's broken stroke leaves), or 6% as the crow flies for a fragment shaped as a point, a comma or a colon:
+    written that close, one was taken for part of the digit beside it (``1,000`` read ``1000``, ``12.05.2024`` read
+    ``12.052024``, ``7:30`` with the colon 8-20% from the 3 read ``7?0``). A dash keeps the tenth: a 4's bar broken
     5% from its stem is no minus. A flat piece ``leading`` its line (no digit to its left) is a minus from 3%: no
-    digit's own bar lies wholly before it ("-40" with the minus 4% from the 4 read ``40``)."""
+    digit's own bar lies wholly before it ("-40" with the minus 4% from the 4 read ``40``). ``pieces`` are the
+    fragment's own labels."""
     ids, (x0, y0, x1, y1) = digit
     if fragment[0] < x1 and x0 < fragment[2]:
         return False
     height = max(y1 - y0, 1)
     tall, wide = fragment[3] - fragment[1], fragment[2] - fragment[0]
     middle = ((fragment[1] + fragment[3]) / 2 - y0) / height
-    low, flat = middle >= _LOW, wide >= 2 * tall and _MIDDLE[0] <= middle <= _MIDDLE[1]
-    if not (low or flat):
+    low, slope = middle >= _LOW, _level_bar(fragment, labels, pieces)
+    flat = wide >= 2 * tall and _MIDDLE[0] <= middle <= _MIDDLE[1] or slope is not None and _ALONG[0] <= (
+        middle + slope * ((x0 + x1) - (fragment[0] + fragment[2])) / 2 / height) <= _ALONG[1]  # its line at the digit
+    colon = _MIDDLE[0] <= middle <= _MIDDLE[1] and _two_dots(fragment, labels, pieces)
+    if not (low or flat or colon):
         return False
     comma = (fragment[3] - y0) / height >= _FOOT and tall >= _UPRIGHT * wide  # a flat piece there: a broken foot
-    shaped = low and (max(tall, wide) <= 2 * min(tall, wide) or comma)
+    shaped = colon or low and (max(tall, wide) <= 2 * min(tall, wide) or comma)
     gap = (_CLOSE if shaped else _MINUS if flat and leading else _APART) * height
     reach = int(np.ceil(gap))
     left, top = max(0, fragment[0] - reach), max(0, fragment[1] - reach)
@@ -327,6 +335,36 @@ def _beside(fragment: Box, digit: tuple[list[int], Box], labels: np.ndarray, lea
     if shaped or flat and leading:
         return paper_squared(fragment, near, reach, (left, top)) >= gap * gap
     return not near.any()
+
+
+def _level_bar(box: Box, labels: np.ndarray, pieces: tuple[int, ...] | list[int]) -> float | None:
+    """The slope of a fragment's ``pieces`` when they make a bar twice as long as thick along its own axis, lying
+    within 25° of level (the steepest line, :data:`_SLOPES`), else None: a minus in a photo turned 20°, its upright
+    box under twice as wide as tall, was taken for a piece of the digit beside it ("-54" read ``?54``)."""
+    ys, xs = np.nonzero(np.isin(labels[box[1] : box[3], box[0] : box[2]], pieces))
+    if len(xs) < 2:
+        return None
+    xs, ys = xs - xs.mean(), ys - ys.mean()
+    angle = 0.5 * np.arctan2(2 * np.mean(xs * ys), np.mean(xs * xs) - np.mean(ys * ys))  # its longer axis, from level
+    along, across = xs * np.cos(angle) + ys * np.sin(angle), ys * np.cos(angle) - xs * np.sin(angle)
+    bar = abs(angle) <= np.arctan(abs(_SLOPES[-1])) + 1e-9 and np.ptp(along) + 1 >= 2 * (np.ptp(across) + 1)
+    return float(np.tan(angle)) if bar else None
+
+
+def _two_dots(box: Box, labels: np.ndarray, pieces: tuple[int, ...] | list[int]) -> bool:
+    """Whether a fragment's ``pieces`` are two round dots (neither side over twice the other), one wholly above the
+    other: a colon's, stacked into one fragment by :func:`_merge_stacked`."""
+    if len(pieces) != 2:
+        return False
+    rows = []
+    for piece in pieces:
+        ys, xs = np.nonzero(labels[box[1] : box[3], box[0] : box[2]] == piece)
+        tall, wide = int(np.ptp(ys)) + 1, int(np.ptp(xs)) + 1
+        if max(tall, wide) > 2 * min(tall, wide):
+            return False
+        rows.append((int(ys.min()), int(ys.max())))
+    (_, upper_foot), (lower_top, _) = sorted(rows)
+    return lower_top > upper_foot
 
 
 def paper_squared(box: Box, ink: np.ndarray, reach: int, origin: tuple[int, int] = (0, 0)) -> float:

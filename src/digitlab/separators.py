@@ -140,6 +140,17 @@ class _Band:
         least = gap * self.height
         return clearance >= least * least
 
+    def level(self, mask: np.ndarray) -> tuple[int, int]:
+        """A piece's height and width across and along the band: a dash in a photo turned 20° lies flat along it,
+        though its upright box is under twice as wide as tall ("-54" read ``?54``)."""
+        ys, xs = np.nonzero(mask)
+        norm = float(np.hypot(1.0, self.b))
+        return int(np.ptp((ys - self.b * xs) / norm)) + 1, int(np.ptp((xs + self.b * ys) / norm)) + 1
+
+    def along(self, x: float, y: float) -> float:
+        """How far a point lies along the band (its distance from the y axis when the band is turned level)."""
+        return (x + self.b * y) / float(np.hypot(1.0, self.b))
+
     def first(self, box: Box) -> bool:
         """Whether no digit of the line lies to the left of ``box``: a minus's place, before the number."""
         return not any(m.box[2] <= box[0] for m in self.digits)
@@ -197,7 +208,7 @@ def _mark_symbol(ink: Ink, mark: Mark, band: _Band) -> str | None:
     if mark.pieces == 2 and band.between(cx) and band.apart(clearance, _CLOSE) and _colon(ink, mark, band):
         return ":"
     x0, y0, x1, y1 = mark.box
-    symbol = _comma_or_dash(mark.box, band)
+    symbol = _comma_or_dash(mark.box, band, mark.mask)
     if symbol is None and _dot_like(mark.box, float(mark.mask.mean()), float(ink.map[y0:y1, x0:x1][mark.mask].mean()),
                                     band):
         symbol = "." if band.between(cx) and _LOW <= band.at(cx, (y0 + y1) / 2) <= 1.1 else None
@@ -264,7 +275,7 @@ def _speck_symbols(ink: Ink, bands: dict[int, _Band], taken: list[Box]) -> list[
             if max(box[2] - box[0], box[3] - box[1]) < _DOT[0] * band.height:
                 continue
             clearance = band.clearance(box)
-            symbol = _comma_or_dash(box, band)
+            symbol = _comma_or_dash(box, band, piece)
             if symbol and not band.apart(clearance, _gap(symbol, box, band)):
                 continue  # nearer a digit than its shape allows: part of it (a 4's bar broken between two digits)
             if symbol:
@@ -272,40 +283,45 @@ def _speck_symbols(ink: Ink, bands: dict[int, _Band], taken: list[Box]) -> list[
                 break
             if _dot_like(box, float(piece.mean()), strength, band) and band.between(cx) \
                     and -0.1 <= band.at(cx, cy) <= 1.1 and band.apart(band.core_clearance(ink, box), _CLOSE):
-                dots.append((line, box, band.at(cx, cy)))
+                dots.append((line, box, band.at(cx, cy), band.along(cx, cy)))
                 break
     return found + _dots_and_colons(dots)
 
 
-def _comma_or_dash(box: Box, band: _Band) -> str | None:
+def _comma_or_dash(box: Box, band: _Band, mask: np.ndarray) -> str | None:
     """``","`` for a small mark, clearly taller than wide, hanging from the band's bottom between two digits;
-    ``"-"`` for a flat bar across the band's middle with a digit on its right (a minus, or a dash between)."""
-    cx, tall, wide = (box[0] + box[2]) / 2, box[3] - box[1], box[2] - box[0]
-    if (_COMMA_LONG * band.height <= tall <= _COMMA * band.height and tall >= _COMMA_TALL * wide
+    ``"-"`` for a flat bar across the band's middle with a digit on its right (a minus, or a dash between). Its
+    ``mask`` is measured upright and along the band (a number written uphill, or photographed turned), either will do."""
+    cx, sizes = (box[0] + box[2]) / 2, {(box[3] - box[1], box[2] - box[0]), band.level(mask)}
+    if (any(_COMMA_LONG * band.height <= tall <= _COMMA * band.height and tall >= _COMMA_TALL * wide
+            for tall, wide in sizes)
             and band.between(cx) and band.at(cx, box[1]) >= _HANGS[0] and band.at(cx, box[3]) >= _HANGS[1]):
         return ","
-    flat = tall <= _DASH_TALL * band.height and wide >= max(_DASH_WIDE * tall, _DASH_LONG * band.height)
+    flat = any(tall <= _DASH_TALL * band.height and wide >= max(_DASH_WIDE * tall, _DASH_LONG * band.height)
+               for tall, wide in sizes)
     return "-" if flat and band.middle(cx, (box[1] + box[3]) / 2) and band.leads(box) else None
 
 
-def _dots_and_colons(dots: list[tuple[int, Box, float]]) -> list[Separator]:
-    """A dot in the band's upper half over one in its lower half is a colon; another dot in the lower half is a
-    point; a dot alone in the upper half is nothing of a number's. Dots by the hundred are a texture: none."""
+def _dots_and_colons(dots: list[tuple[int, Box, float, float]]) -> list[Separator]:
+    """A dot in the band's upper half over one in its lower half (their centres along the band, turned level, closer
+    than their widths' mean less half the narrower's) is a colon; another dot in the lower half is a point; a dot
+    alone in the upper half is nothing of a number's. Dots by the hundred are a texture: none."""
     if len(dots) > _MAX_DOTS:
         return []
     found, used = [], set()
-    for i, (line, upper, place) in enumerate(dots):
+    for i, (line, upper, place, along) in enumerate(dots):
         if place >= 0.5:
             continue
-        for j, (other_line, lower, other_place) in enumerate(dots):
+        for j, (other_line, lower, other_place, other_along) in enumerate(dots):
             if other_place < 0.5 or other_line != line or j in used:
                 continue
-            if min(upper[2], lower[2]) - max(upper[0], lower[0]) >= 0.5 * min(upper[2] - upper[0], lower[2] - lower[0]):
+            widths = (upper[2] - upper[0], lower[2] - lower[0])
+            if abs(along - other_along) <= (widths[0] + widths[1]) / 2 - 0.5 * min(widths):
                 found.append(Separator(":", (min(upper[0], lower[0]), upper[1], max(upper[2], lower[2]), lower[3]),
                                        line))
                 used |= {i, j}
                 break
-    found += [Separator(".", box, line) for i, (line, box, place) in enumerate(dots)
+    found += [Separator(".", box, line) for i, (line, box, place, _) in enumerate(dots)
               if i not in used and _LOW <= place <= 1.1]
     return found
 
