@@ -10,7 +10,7 @@ The geometry behind :func:`digitlab.read.read_number`; nothing here asks a model
    ring round all the rest, a bar under it and rules left out (:mod:`digitlab.rules`), dust dropped;
    pieces that sit one above the other (a 5's detached flag, a 4 drawn in two strokes) merged; specks far
    smaller than the digits dropped; short fragments of a broken stroke joined to the digit next to them
-   (not a point, comma or dash beside it); marks grouped into lines (level, or rising or
+   (not a point, comma, colon or dash beside it); marks grouped into lines (level, or rising or
    falling up to 25°: a number written uphill or photographed turned), ordered left to right, lines top
    to bottom.
 3. :func:`digit_input`: one mark's ink alone, ready for :func:`digitlab.predict.prepare_for`.
@@ -72,6 +72,8 @@ _LOW, _MIDDLE = 0.55, (0.2, 0.8)  # ...low, or flat across the middle: a separat
 _APART = 0.1  # ...a tenth of a digit's height apart from it or more...
 _CLOSE = 0.06  # ...or 6% when shaped as a point (round) or a comma (hanging to the line's foot)...
 _MINUS = 0.03  # ...or 3% for a minus: flat, with no digit before it on its line
+_DOT = (0.08, 0.3)  # a colon's dot is 8-30% of a digit's height across (digitlab.separators)
+_FILLED = 0.7  # ...and fills 70% of its box or more
 _ALONG = (0.3, 0.7)  # a bar flat only along its own axis (turned) crosses the digit's middle, followed to it (a 5's
 # flag broken off it, tilted, crossed 0.24: taken for a dash, "89.57" read 89.5-7; turned minuses 0.40-0.59)
 _FOOT, _UPRIGHT = 0.9, 1.3  # a comma reaches down to 90% of the digit's height or lower, 1.3 times as tall as wide
@@ -310,7 +312,7 @@ def _beside(fragment: Box, digit: tuple[list[int], Box], labels: np.ndarray, lea
     separator of :mod:`digitlab.separators`, not a piece of the digit. Apart is a tenth of the digit's height (more
     than a pen's broken stroke leaves), or 6% as the crow flies for a fragment shaped as a point, a comma or a colon:
     written that close, one was taken for part of the digit beside it (``1,000`` read ``1000``, ``12.05.2024`` read
-    ``12.052024``, ``7:30`` with the colon 8-20% from the 3 read ``7?0``). A dash keeps the tenth: a 4's bar broken
+    ``12.052024``, ``7:30`` with the colon 6-20% from the 3 read ``7?0``). A dash keeps the tenth: a 4's bar broken
     5% from its stem is no minus. A flat piece ``leading`` its line (no digit to its left) is a minus from 3%: no
     digit's own bar lies wholly before it ("-40" with the minus 4% from the 4 read ``40``). ``pieces`` are the
     fragment's own labels."""
@@ -320,10 +322,11 @@ def _beside(fragment: Box, digit: tuple[list[int], Box], labels: np.ndarray, lea
     height = max(y1 - y0, 1)
     tall, wide = fragment[3] - fragment[1], fragment[2] - fragment[0]
     middle = ((fragment[1] + fragment[3]) / 2 - y0) / height
-    low, slope = middle >= _LOW, _level_bar(fragment, labels, pieces)
-    flat = wide >= 2 * tall and _MIDDLE[0] <= middle <= _MIDDLE[1] or slope is not None and _ALONG[0] <= (
-        middle + slope * ((x0 + x1) - (fragment[0] + fragment[2])) / 2 / height) <= _ALONG[1]  # its line at the digit
-    colon = _MIDDLE[0] <= middle <= _MIDDLE[1] and _two_dots(fragment, labels, pieces)
+    own = np.isin(labels[fragment[1] : fragment[3], fragment[0] : fragment[2]], pieces)
+    low, bar = middle >= _LOW, level_bar(own) if len(pieces) else None
+    flat = wide >= 2 * tall and _MIDDLE[0] <= middle <= _MIDDLE[1] or bar is not None and _ALONG[0] <= (
+        middle + bar[0] * ((x0 + x1) - (fragment[0] + fragment[2])) / 2 / height) <= _ALONG[1]  # followed to the digit
+    colon = _MIDDLE[0] <= middle <= _MIDDLE[1] and _two_dots(fragment, labels, pieces, height)
     if not (low or flat or colon):
         return False
     comma = (fragment[3] - y0) / height >= _FOOT and tall >= _UPRIGHT * wide  # a flat piece there: a broken foot
@@ -337,30 +340,34 @@ def _beside(fragment: Box, digit: tuple[list[int], Box], labels: np.ndarray, lea
     return not near.any()
 
 
-def _level_bar(box: Box, labels: np.ndarray, pieces: tuple[int, ...] | list[int]) -> float | None:
-    """The slope of a fragment's ``pieces`` when they make a bar twice as long as thick along its own axis, lying
-    within 25° of level (the steepest line, :data:`_SLOPES`), else None: a minus in a photo turned 20°, its upright
-    box under twice as wide as tall, was taken for a piece of the digit beside it ("-54" read ``?54``)."""
-    ys, xs = np.nonzero(np.isin(labels[box[1] : box[3], box[0] : box[2]], pieces))
+def level_bar(mask: np.ndarray) -> tuple[float, int, int] | None:
+    """A piece's slope, thickness and length along its own axis when it is a bar twice as long as thick lying within
+    25° of level (the steepest line, :data:`_SLOPES`), else None: a minus in a photo turned 20°, its upright box under
+    twice as wide as tall, was taken for a piece of the digit beside it ("-54" read ``?54``)."""
+    ys, xs = np.nonzero(mask)
     if len(xs) < 2:
         return None
     xs, ys = xs - xs.mean(), ys - ys.mean()
     angle = 0.5 * np.arctan2(2 * np.mean(xs * ys), np.mean(xs * xs) - np.mean(ys * ys))  # its longer axis, from level
-    along, across = xs * np.cos(angle) + ys * np.sin(angle), ys * np.cos(angle) - xs * np.sin(angle)
-    bar = abs(angle) <= np.arctan(abs(_SLOPES[-1])) + 1e-9 and np.ptp(along) + 1 >= 2 * (np.ptp(across) + 1)
-    return float(np.tan(angle)) if bar else None
+    along = int(np.ptp(xs * np.cos(angle) + ys * np.sin(angle))) + 1
+    across = int(np.ptp(ys * np.cos(angle) - xs * np.sin(angle))) + 1
+    bar = abs(angle) <= np.arctan(abs(_SLOPES[-1])) + 1e-9 and along >= 2 * across
+    return (float(np.tan(angle)), across, along) if bar else None
 
 
-def _two_dots(box: Box, labels: np.ndarray, pieces: tuple[int, ...] | list[int]) -> bool:
-    """Whether a fragment's ``pieces`` are two round dots (neither side over twice the other), one wholly above the
-    other: a colon's, stacked into one fragment by :func:`_merge_stacked`."""
+def _two_dots(box: Box, labels: np.ndarray, pieces: tuple[int, ...] | list[int], height: int) -> bool:
+    """Whether a fragment's ``pieces`` are a colon's two dots, stacked into one fragment by :func:`_merge_stacked`:
+    round (neither side over twice the other), 8-30% of the digit's ``height`` across as :mod:`digitlab.separators`
+    takes a dot, solid (a pen's dot fills π/4 of its box, a 9's small loop broken into two arcs 53-64%: its pieces
+    stay the 9's), one wholly above the other."""
     if len(pieces) != 2:
         return False
     rows = []
     for piece in pieces:
         ys, xs = np.nonzero(labels[box[1] : box[3], box[0] : box[2]] == piece)
         tall, wide = int(np.ptp(ys)) + 1, int(np.ptp(xs)) + 1
-        if max(tall, wide) > 2 * min(tall, wide):
+        if max(tall, wide) > 2 * min(tall, wide) or not _DOT[0] * height <= max(tall, wide) < _DOT[1] * height \
+                or len(xs) < _FILLED * tall * wide:
             return False
         rows.append((int(ys.min()), int(ys.max())))
     (_, upper_foot), (lower_top, _) = sorted(rows)

@@ -13,6 +13,9 @@ full-height marks) tall:
 - ``-`` a flat bar (at most a third of a height tall, twice as wide as tall and a fifth of a height or more wide)
   across the band's middle, with a digit on its right within 1.5 heights (a minus, or a dash between digits).
 
+A dash's and a comma's sides are measured upright, along the band and (a dash's) along its own axis, and a colon's
+dots are paired along the band: in a photo turned 20° they are found as level ones are.
+
 Each stands a tenth of a digit's height or more apart from the digits' ink, as the crow flies; a point, a comma and a
 colon's dots 6% (written closer, one was taken for part of the digit beside it: ``1,000`` read ``1000``; a point's
 from the solid ink, not the soft rim a pen's anti-aliasing or a photo's blur leaves round it), a minus
@@ -50,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from digitlab.segment import _INK, Box, Ink, Mark, centre_slope, full_height, paper_squared
+from digitlab.segment import _INK, Box, Ink, Mark, centre_slope, full_height, level_bar, paper_squared
 
 __all__ = ["Separator", "find_separators"]
 
@@ -144,6 +147,8 @@ class _Band:
         """A piece's height and width across and along the band: a dash in a photo turned 20° lies flat along it,
         though its upright box is under twice as wide as tall ("-54" read ``?54``)."""
         ys, xs = np.nonzero(mask)
+        if len(xs) == 0:
+            return mask.shape[0], mask.shape[1]
         norm = float(np.hypot(1.0, self.b))
         return int(np.ptp((ys - self.b * xs) / norm)) + 1, int(np.ptp((xs + self.b * ys) / norm)) + 1
 
@@ -261,7 +266,7 @@ def _speck_symbols(ink: Ink, bands: dict[int, _Band], taken: list[Box]) -> list[
     labels, _ = ndimage.label(ink.map > _INK, structure=np.ones((3, 3), dtype=bool))
     tallest = max(band.height for band in bands.values())
     found: list[Separator] = []
-    dots: list[tuple[int, Box, float]] = []  # (line, box, where in the band)
+    dots: list[tuple[int, Box, float, float]] = []  # (line, box, where across the band, how far along it)
     for n, (rows, cols) in enumerate(ndimage.find_objects(labels), 1):
         box = (cols.start, rows.start, cols.stop, rows.stop)
         if max(box[2] - box[0], box[3] - box[1]) >= tallest or any(_inside(box, other) for other in taken):
@@ -291,14 +296,16 @@ def _speck_symbols(ink: Ink, bands: dict[int, _Band], taken: list[Box]) -> list[
 def _comma_or_dash(box: Box, band: _Band, mask: np.ndarray) -> str | None:
     """``","`` for a small mark, clearly taller than wide, hanging from the band's bottom between two digits;
     ``"-"`` for a flat bar across the band's middle with a digit on its right (a minus, or a dash between). Its
-    ``mask`` is measured upright and along the band (a number written uphill, or photographed turned), either will do."""
-    cx, sizes = (box[0] + box[2]) / 2, {(box[3] - box[1], box[2] - box[0]), band.level(mask)}
+    ``mask`` is measured upright and along the band (a number written uphill, or photographed turned), and a bar along
+    its own axis too (as :func:`~digitlab.segment.find_marks` parts it from the digits): any of them will do."""
+    cx, bar = (box[0] + box[2]) / 2, level_bar(mask)
+    sizes = {(box[3] - box[1], box[2] - box[0]), band.level(mask)}
     if (any(_COMMA_LONG * band.height <= tall <= _COMMA * band.height and tall >= _COMMA_TALL * wide
             for tall, wide in sizes)
             and band.between(cx) and band.at(cx, box[1]) >= _HANGS[0] and band.at(cx, box[3]) >= _HANGS[1]):
         return ","
     flat = any(tall <= _DASH_TALL * band.height and wide >= max(_DASH_WIDE * tall, _DASH_LONG * band.height)
-               for tall, wide in sizes)
+               for tall, wide in sizes | ({bar[1:]} if bar else set()))
     return "-" if flat and band.middle(cx, (box[1] + box[3]) / 2) and band.leads(box) else None
 
 
