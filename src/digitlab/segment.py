@@ -40,6 +40,7 @@ from digitlab.data.images import _to_gray
 from digitlab.data.ink import FAINT as _FAINT, ink_map as _ink_map
 from digitlab.errors import DigitlabError
 from digitlab.form_boxes import without_form_boxes
+from digitlab.mark_shapes import level_bar, two_dots
 from digitlab.ruled_paper import without_page_lines
 from digitlab.rules import digit_height, tallest, without_rules, without_surround
 
@@ -72,8 +73,6 @@ _LOW, _MIDDLE = 0.55, (0.2, 0.8)  # ...low, or flat across the middle: a separat
 _APART = 0.1  # ...a tenth of a digit's height apart from it or more...
 _CLOSE = 0.06  # ...or 6% when shaped as a point (round) or a comma (hanging to the line's foot)...
 _MINUS = 0.03  # ...or 3% for a minus: flat, with no digit before it on its line
-_DOT = (0.08, 0.3)  # a colon's dot is 8-30% of a digit's height across (digitlab.separators)
-_FILLED = 0.7  # ...and fills 70% of its box or more
 _ALONG = (0.3, 0.7)  # a bar flat only along its own axis (turned) crosses the digit's middle, followed to it (a 5's
 # flag broken off it, tilted, crossed 0.24: taken for a dash, "89.57" read 89.5-7; turned minuses 0.40-0.59)
 _FOOT, _UPRIGHT = 0.9, 1.3  # a comma reaches down to 90% of the digit's height or lower, 1.3 times as tall as wide
@@ -326,7 +325,7 @@ def _beside(fragment: Box, digit: tuple[list[int], Box], labels: np.ndarray, lea
     low, bar = middle >= _LOW, level_bar(own) if len(pieces) else None
     flat = wide >= 2 * tall and _MIDDLE[0] <= middle <= _MIDDLE[1] or bar is not None and _ALONG[0] <= (
         middle + bar[0] * ((x0 + x1) - (fragment[0] + fragment[2])) / 2 / height) <= _ALONG[1]  # followed to the digit
-    colon = _MIDDLE[0] <= middle <= _MIDDLE[1] and _two_dots(fragment, labels, pieces, height)
+    colon = _MIDDLE[0] <= middle <= _MIDDLE[1] and two_dots(fragment, labels, pieces, height)
     if not (low or flat or colon):
         return False
     comma = (fragment[3] - y0) / height >= _FOOT and tall >= _UPRIGHT * wide  # a flat piece there: a broken foot
@@ -338,40 +337,6 @@ def _beside(fragment: Box, digit: tuple[list[int], Box], labels: np.ndarray, lea
     if shaped or flat and leading:
         return paper_squared(fragment, near, reach, (left, top)) >= gap * gap
     return not near.any()
-
-
-def level_bar(mask: np.ndarray) -> tuple[float, int, int] | None:
-    """A piece's slope, thickness and length along its own axis when it is a bar twice as long as thick lying within
-    25° of level (the steepest line, :data:`_SLOPES`), else None: a minus in a photo turned 20°, its upright box under
-    twice as wide as tall, was taken for a piece of the digit beside it ("-54" read ``?54``)."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) < 2:
-        return None
-    xs, ys = xs - xs.mean(), ys - ys.mean()
-    angle = 0.5 * np.arctan2(2 * np.mean(xs * ys), np.mean(xs * xs) - np.mean(ys * ys))  # its longer axis, from level
-    along = int(np.ptp(xs * np.cos(angle) + ys * np.sin(angle))) + 1
-    across = int(np.ptp(ys * np.cos(angle) - xs * np.sin(angle))) + 1
-    bar = abs(angle) <= np.arctan(abs(_SLOPES[-1])) + 1e-9 and along >= 2 * across
-    return (float(np.tan(angle)), across, along) if bar else None
-
-
-def _two_dots(box: Box, labels: np.ndarray, pieces: tuple[int, ...] | list[int], height: int) -> bool:
-    """Whether a fragment's ``pieces`` are a colon's two dots, stacked into one fragment by :func:`_merge_stacked`:
-    round (neither side over twice the other), 8-30% of the digit's ``height`` across as :mod:`digitlab.separators`
-    takes a dot, solid (a pen's dot fills π/4 of its box, a 9's small loop broken into two arcs 53-64%: its pieces
-    stay the 9's), one wholly above the other."""
-    if len(pieces) != 2:
-        return False
-    rows = []
-    for piece in pieces:
-        ys, xs = np.nonzero(labels[box[1] : box[3], box[0] : box[2]] == piece)
-        tall, wide = int(np.ptp(ys)) + 1, int(np.ptp(xs)) + 1
-        if max(tall, wide) > 2 * min(tall, wide) or not _DOT[0] * height <= max(tall, wide) < _DOT[1] * height \
-                or len(xs) < _FILLED * tall * wide:
-            return False
-        rows.append((int(ys.min()), int(ys.max())))
-    (_, upper_foot), (lower_top, _) = sorted(rows)
-    return lower_top > upper_foot
 
 
 def paper_squared(box: Box, ink: np.ndarray, reach: int, origin: tuple[int, int] = (0, 0)) -> float:

@@ -53,7 +53,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from digitlab.segment import _INK, Box, Ink, Mark, centre_slope, full_height, level_bar, paper_squared
+from digitlab.mark_shapes import level_bar
+from digitlab.segment import _INK, Box, Ink, Mark, centre_slope, full_height, paper_squared
 
 __all__ = ["Separator", "find_separators"]
 
