@@ -7,9 +7,18 @@ import numpy as np
 
 Box = tuple[int, int, int, int]
 
-_STEEPEST = np.radians(25)  # a line rises or falls at most 25° (digitlab.segment's steepest slope)
-_DOT = (0.08, 0.3)  # a colon's dot is 8-30% of a digit's height across (digitlab.separators)...
-_FILLED = 0.7  # ...and fills 70% of its box or more
+STEEPEST = 25  # degrees: a line of digits rises or falls at most this much (written uphill, photographed turned)
+DOT = (0.08, 0.3)  # a dot's longer side (a point's, a colon's), in digit heights...
+_FILLED = 0.7  # ...and a colon's dot fills 70% of its box or more
+
+
+def sides(mask: np.ndarray, slope: float) -> tuple[int, int]:
+    """A piece's thickness and length across and along a line of ``slope`` (its box's sides when it has no ink)."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return mask.shape[0], mask.shape[1]
+    norm = float(np.hypot(1.0, slope))
+    return int(np.ptp((ys - slope * xs) / norm)) + 1, int(np.ptp((xs + slope * ys) / norm)) + 1
 
 
 def level_bar(mask: np.ndarray) -> tuple[float, int, int] | None:
@@ -21,14 +30,14 @@ def level_bar(mask: np.ndarray) -> tuple[float, int, int] | None:
         return None
     xs, ys = xs - xs.mean(), ys - ys.mean()
     angle = 0.5 * np.arctan2(2 * np.mean(xs * ys), np.mean(xs * xs) - np.mean(ys * ys))  # its longer axis, from level
-    along = int(np.ptp(xs * np.cos(angle) + ys * np.sin(angle))) + 1
-    across = int(np.ptp(ys * np.cos(angle) - xs * np.sin(angle))) + 1
-    bar = abs(angle) <= _STEEPEST + 1e-9 and along >= 2 * across
-    return (float(np.tan(angle)), across, along) if bar else None
+    if abs(angle) > np.radians(STEEPEST) + 1e-9:
+        return None
+    across, along = sides(mask, float(np.tan(angle)))
+    return (float(np.tan(angle)), across, along) if along >= 2 * across else None
 
 
 def two_dots(box: Box, labels: np.ndarray, pieces: tuple[int, ...] | list[int], height: int) -> bool:
-    """Whether a fragment's ``pieces`` are a colon's two dots, stacked into one fragment by :func:`digitlab.segment._merge_stacked`:
+    """Whether a fragment's ``pieces`` are a colon's two dots, stacked into one piece by ``segment._merge_stacked``:
     round (neither side over twice the other), 8-30% of the digit's ``height`` across as :mod:`digitlab.separators`
     takes a dot, solid (a pen's dot fills π/4 of its box, a 9's small loop broken into two arcs 53-64%: its pieces
     stay the 9's), one wholly above the other."""
@@ -38,7 +47,7 @@ def two_dots(box: Box, labels: np.ndarray, pieces: tuple[int, ...] | list[int], 
     for piece in pieces:
         ys, xs = np.nonzero(labels[box[1] : box[3], box[0] : box[2]] == piece)
         tall, wide = int(np.ptp(ys)) + 1, int(np.ptp(xs)) + 1
-        if max(tall, wide) > 2 * min(tall, wide) or not _DOT[0] * height <= max(tall, wide) < _DOT[1] * height \
+        if max(tall, wide) > 2 * min(tall, wide) or not DOT[0] * height <= max(tall, wide) < DOT[1] * height \
                 or len(xs) < _FILLED * tall * wide:
             return False
         rows.append((int(ys.min()), int(ys.max())))

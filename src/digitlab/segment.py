@@ -40,7 +40,7 @@ from digitlab.data.images import _to_gray
 from digitlab.data.ink import FAINT as _FAINT, ink_map as _ink_map
 from digitlab.errors import DigitlabError
 from digitlab.form_boxes import without_form_boxes
-from digitlab.mark_shapes import level_bar, two_dots
+from digitlab.mark_shapes import STEEPEST, level_bar, two_dots
 from digitlab.ruled_paper import without_page_lines
 from digitlab.rules import digit_height, tallest, without_rules, without_surround
 
@@ -63,7 +63,8 @@ _TALLEST = 1.4  # ...and together they are at most 1.4 digit heights tall
 _SAME_LINE = 0.5  # a mark is on a line when half its height lies within the line's rows
 _FULL = 0.5  # a line's digits are its marks at least half as tall as its tallest
 _STRAIGHT = 0.6  # a sloping line's digits' centres lie within 60% of a digit's height of one another
-_SLOPES = sorted(np.tan(np.radians(np.union1d(np.arange(-25, 25.1, 2.5), np.arange(-5, 5.1, 0.5)))), key=abs)
+_SLOPES = sorted(np.tan(np.radians(np.union1d(np.arange(-STEEPEST, STEEPEST + 0.1, 2.5), np.arange(-5, 5.1, 0.5)))),
+                 key=abs)
 # lines rise or fall up to 25°, level first; within 5° (a photo held a little askew) in steps of 0.5°: a sheet
 # photographed turned 1.5° had one line of ten split in two along 0° and 2.5°
 _SPECK = 0.25  # a mark whose longer side is under 25% of the tallest mark's height (on a sheet, rules.tallest's)

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from digitlab.mark_shapes import level_bar
+from digitlab.mark_shapes import DOT as _DOT, STEEPEST, level_bar, sides
 from digitlab.segment import _INK, Box, Ink, Mark, centre_slope, full_height, paper_squared
 
 __all__ = ["Separator", "find_separators"]
@@ -61,8 +61,7 @@ __all__ = ["Separator", "find_separators"]
 _APART, _CLOSE, _MINUS = 0.1, 0.06, 0.03  # a separator stands a tenth of a digit's height apart from every digit's
 # ink (6%: a point, a comma or a colon; 3%: a minus, with no digit before it); a piece of a digit's broken stroke stays
 # nearer, and a dash between two digits has a broken bar's shape
-_DOT = (0.08, 0.3)  # a dot's longer side, in digit heights...
-_ROUND = 2.0  # ...at most twice its shorter side
+_ROUND = 2.0  # a dot (mark_shapes.DOT: 8-30% of a digit height across) is at most twice as long as wide
 _SOLID = 0.5  # a dot fills half its box or more, with ink half as strong as the strongest
 _COMMA, _COMMA_LONG, _COMMA_TALL = 0.45, 0.15, 1.3  # a comma is 15-45% of a digit height, 1.3× as tall as wide...
 _HANGS = (0.55, 0.9)  # ...its top in the band's lower part, its bottom at or below 90% of it
@@ -70,7 +69,7 @@ _DASH_TALL, _DASH_WIDE, _DASH_LONG = 1 / 3, 2.0, 0.2  # a dash: flat, twice as w
 _MIDDLE = (0.2, 0.8)  # a dash's and a colon's centre lie in this part of the band
 _LEADS = 1.5  # a minus or a dash has a digit on its right within 1.5 digit heights
 _LOW = 0.6  # a point's centre lies this low in the band or lower (a colon's lower dot: below the middle)
-_STEEPEST = np.tan(np.radians(25))  # a band rises or falls at most 25° (the lines' own limit, digitlab.segment)
+_STEEPEST = np.tan(np.radians(STEEPEST))  # a band rises or falls at most 25° (the lines' own limit)
 _MAX_DOTS = 256  # more dot-like specks than this between digits is a texture: none is a point
 
 
@@ -147,11 +146,7 @@ class _Band:
     def level(self, mask: np.ndarray) -> tuple[int, int]:
         """A piece's height and width across and along the band: a dash in a photo turned 20° lies flat along it,
         though its upright box is under twice as wide as tall ("-54" read ``?54``)."""
-        ys, xs = np.nonzero(mask)
-        if len(xs) == 0:
-            return mask.shape[0], mask.shape[1]
-        norm = float(np.hypot(1.0, self.b))
-        return int(np.ptp((ys - self.b * xs) / norm)) + 1, int(np.ptp((xs + self.b * ys) / norm)) + 1
+        return sides(mask, self.b)
 
     def along(self, x: float, y: float) -> float:
         """How far a point lies along the band (its distance from the y axis when the band is turned level)."""
