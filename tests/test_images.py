@@ -337,7 +337,8 @@ def test_a_picture_over_the_limit_is_one_line_with_no_pillow_warning_before_it(t
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_a_bomb_on_disk_names_the_files_limit(tmp_path):
-    """An engineer: a 60000×60000 file was told "the limit is 4096×4096" (an upload's), a 12000×50 one 10000×10000."""
+    """An engineer: a 60000×60000 file was told "the limit is 4096×4096" (an upload's), a 12000×50 one
+    10000×10000."""
     path = tmp_path / "bomb.png"
     path.write_bytes(header_only_png(60_000, 60_000, rows=b"\x00" * 7502))
     with pytest.raises(DigitlabError, match="3,600,000,000 pixels; the limit is 10000×10000"):
