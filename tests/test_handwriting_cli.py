@@ -379,12 +379,19 @@ def test_finetune_holds_out_the_writers_a_teacher_names(env, tmp_path):
     assert {row["writer"] for row in doc["after"]["per_writer"]} == {named} and doc["after"]["n_test"] == 40
     again = run_cli("evaluate", "--model", str(folder), "--out", str(tmp_path / "e"), env=variables)  # as README says
     assert "Matches the run's recorded figures exactly" in again.stdout, again.stdout + again.stderr
+    assert again.returncode == 0
+    said = run_cli("evaluate", "--model", str(folder), "--out", str(tmp_path / "e"), "--json", env=variables)
+    assert said.returncode == 0 and json.loads(said.stdout)["matches"] is True, said.stdout + said.stderr
     from digitlab.data.handwriting import HandwritingSet
 
     one = next(s.id for s in HandwritingSet.open("chosen").samples() if s.writer == named)
     assert run_cli("data", "remove", "chosen", one, env=variables).returncode == 0  # a held-out sample gone
     grown = run_cli("evaluate", "--model", str(folder), "--out", str(tmp_path / "e"), env=variables)
     assert "the set has changed since (samples added or removed)" in " ".join(grown.stdout.split()), grown.stdout
+    assert grown.returncode == 1 and "Report:" in grown.stdout  # as README says: exit 1 when they differ
+    said = run_cli("evaluate", "--model", str(folder), "--out", str(tmp_path / "e"), "--json", env=variables)
+    doc = json.loads(said.stdout)  # an engineer's script read no `matches` here, and exit 0 whatever the figures
+    assert said.returncode == 1 and doc["matches"] is False and "n_test" in doc["differences"], said.stdout
     again = run_cli("finetune", "--model", str(folder), "--dataset", "chosen", "--out", str(tmp_path / "again"),
                     "--hold-out", WRITERS[0].name, env=variables)  # a writer the fine-tuned run learned from
     assert again.returncode == 2 and "already learned from that writer's samples" in again.stderr, again.stderr

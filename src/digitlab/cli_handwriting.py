@@ -44,26 +44,36 @@ def evaluate_on_handwriting(model: Path, name: str, out: Path, *, as_json: bool 
     with atomic_folder(out / f"{run_stamp(now_utc())}-{safe_id}-on-{name}") as staged:
         write_evaluation(score, store, staged.path, f"{loaded.card.model} trained on {loaded.card.dataset}")
     page = staged.final / "report.html"
+    matches, differences = _against_the_run(loaded.card, score)
     if as_json:
-        typer.echo(json.dumps({**score.to_dict(), "report": str(page), "problems": list(store.problems)}, indent=2))
-        return page
-    print_score(score)
-    said = _against_the_run(loaded.card, score)
-    if said:
-        console.print(said)
-    for line in store.problems:
-        console.print(f"[yellow]{escape(line)}[/]")
-    console.print(f"Report: [link=file://{page.resolve()}]{escape(str(page))}[/link]")
+        typer.echo(json.dumps({**score.to_dict(), "matches": matches, "differences": differences, "report": str(page),
+                               "problems": list(store.problems)}, indent=2))
+    else:
+        print_score(score)
+        if matches is not None:
+            console.print(_said(loaded.card.metrics, score.metrics))
+        for line in store.problems:
+            console.print(f"[yellow]{escape(line)}[/]")
+        console.print(f"Report: [link=file://{page.resolve()}]{escape(str(page))}[/link]")
+    if matches is False:  # as for a run on MNIST: exit 1 when the figures differ from those the run recorded
+        raise typer.Exit(1)
     return page
 
 
-def _against_the_run(card, score) -> str | None:
-    """For a run trained or fine-tuned on this set: whether the figures match those it recorded (as `evaluate`
-    says of a run on MNIST), or why they may not; None for a model of another dataset."""
+def _against_the_run(card, score) -> tuple[bool | None, list[str]]:
+    """For a run trained or fine-tuned on this set: whether its samples and errors match those it recorded (as
+    `evaluate` says of a run on MNIST) and the keys that differ; ``(None, [])`` for a model of another dataset."""
     recorded = card.metrics if card.dataset == score.set_name else {}
     if not isinstance(recorded.get("n_test"), int) or not isinstance(recorded.get("n_errors"), int):
-        return None
-    m, wrong = score.metrics, f"{recorded['n_errors']} error{'s' * (recorded['n_errors'] != 1)}"
+        return None, []
+    now = {"n_test": score.metrics.n_test, "n_errors": score.metrics.n_errors}
+    differences = [key for key, value in now.items() if recorded[key] != value]
+    return not differences, differences
+
+
+def _said(recorded: dict, m) -> str:
+    """The line saying whether the figures match the run's, or why they may not."""
+    wrong = f"{recorded['n_errors']} error{'s' * (recorded['n_errors'] != 1)}"
     if (m.n_test, m.n_errors) == (recorded["n_test"], recorded["n_errors"]):
         return "[green]Matches the run's recorded figures exactly[/] (as many held-out samples, as many wrong)."
     if m.n_test != recorded["n_test"]:
