@@ -63,7 +63,7 @@ def test_logreg_saliency_has_the_input_shape_lies_in_minus_one_one_and_is_on_the
     saliency, seen = np.asarray(body["saliency"]), np.asarray(body["input"])
     assert saliency.shape == seen.shape == (8, 8)
     assert saliency.min() >= -1 and saliency.max() <= 1 and np.abs(saliency).max() == pytest.approx(1)
-    assert body["saliency_method"] == "weight × input"
+    assert body["saliency_method"] == "weight × input" and body["saliency_note"] is None
     assert body["activations"] is None and body["filters"] is None  # not a CNN
     ink = seen > 0
     assert np.abs(saliency[~ink]).sum() == pytest.approx(0)  # weight × input: blank paper says nothing
@@ -75,7 +75,7 @@ def test_logreg_saliency_has_the_input_shape_lies_in_minus_one_one_and_is_on_the
 
 def test_without_explain_the_answer_has_no_explanation_keys(logreg_client):
     body = _post(logreg_client, "?input=true").json()
-    assert not {"saliency", "saliency_method", "activations", "filters"} & set(body)
+    assert not {"saliency", "saliency_method", "saliency_note", "activations", "filters"} & set(body)
     assert not {"saliency", "activations"} & set(_post(logreg_client, "?explain=false").json())
 
 
@@ -122,6 +122,9 @@ def test_a_model_without_a_fast_map_says_so(tmp_path, digits):
     with TestClient(create_app(folder, tmp_path)) as client:
         body = _post(client, "?explain=true").json()
     assert body["saliency"] is None and body["saliency_method"] is None and body["activations"] is None
+    # an engineer read `saliency: null` and nothing said why, or where a kNN's maps are
+    note = body["saliency_note"]
+    assert note.startswith("no fast map for this model") and "digitlab explain" in note
 
 
 def test_the_cnn_explains_with_a_map_and_its_first_layer(cnn_client):

@@ -8,7 +8,8 @@ cost a few milliseconds, not the seconds of :mod:`digitlab.explain.saliency`'s c
   is about 1 ms but noisier) — plus its first convolution layer's activations (after batch norm and
   ReLU, max-pooled to at most 14×14), a few channels as 0..255 grids;
 - linear models: weight × input of the answer (exact, and free);
-- any other model: no map (occlusion needs dozens of predictions per picture); ``method`` says so.
+- any other model: no map (occlusion needs dozens of predictions per picture); ``note`` says so, and where
+  its maps are.
 
 Each map is signed and scaled to −1..1 by its largest magnitude: positive pixels speak *for* the answer,
 negative ones against it.
@@ -54,22 +55,30 @@ class LiveExplanation:
         The CNN's first-layer activations, each a small 2-D uint8 grid; empty for other models.
     filters : int or None
         How many filters the CNN's first layer has (``activations`` shows the most active of them).
+    note : str or None
+        Why there is no map, for a model without a fast one; None when there is a map.
     """
 
     method: str | None
     saliency: np.ndarray | None
     activations: list[np.ndarray] = field(default_factory=list)
     filters: int | None = None
+    note: str | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready: ``saliency`` (rows of floats, 4 decimals, or None), ``activations`` (rows of ints
-        or None for a model without them), ``filters`` and ``saliency_method``."""
+        or None for a model without them), ``filters``, ``saliency_method`` and ``saliency_note``."""
         return {
             "saliency": None if self.saliency is None else np.round(self.saliency, 4).tolist(),
             "activations": [a.tolist() for a in self.activations] if self.activations else None,
             "filters": self.filters,
             "saliency_method": self.method,
+            "saliency_note": self.note,
         }
+
+
+NO_FAST_MAP = ("no fast map for this model: only the CNN (Integrated Gradients) and linear models (weight × input) "
+               "have one; `digitlab explain --model RUN` draws occlusion maps for any model")
 
 
 def normalise(saliency: np.ndarray) -> np.ndarray:
@@ -196,4 +205,4 @@ def explain_one(model: Explainable, image: np.ndarray, target: int) -> LiveExpla
 
         saliency = weight_times_input(model, image[None], np.array([int(target)]))[0]
         return LiveExplanation("weight × input", normalise(saliency))
-    return LiveExplanation(None, None)
+    return LiveExplanation(None, None, note=NO_FAST_MAP)

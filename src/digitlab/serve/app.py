@@ -77,7 +77,8 @@ TopK = Annotated[int, Query(ge=1, le=TOP_K_MAX, description="How many digits `to
 WithInput = Annotated[bool, Query(alias="input", description="Also answer the prepared image the model saw "
                                                               "(`input`, H×W); left out by default.")]
 Explain = Annotated[bool, Query(description="Also answer what the model looks at: `saliency` (H×W, −1..1: "
-                                            "positive for the answer, negative against it), `saliency_method` and, "
+                                            "positive for the answer, negative against it), `saliency_method` "
+                                            "(or `saliency_note`: why none) and, "
                                             "for the CNN, `activations` (its first layer's maps, small 0..255 "
                                             "grids); left out by default.")]
 ExplainDigit = Annotated[int | None, Query(ge=0, le=9, description="The digit the map explains (it implies `explain`): "

@@ -108,6 +108,9 @@ class PredictResponse(BaseModel):
     saliency_method: str | None = Field(
         default=None, description="How `saliency` was made: 'Integrated Gradients' (the CNN), 'weight × input' "
                                   "(linear models), or null (no fast map for this model); only with `?explain=true`.")
+    saliency_note: str | None = Field(
+        default=None, description="Why `saliency` is null, for a model without a fast map (kNN, SVM, forest, MLP), "
+                                  "and where its maps are; null when there is a map. Only with `?explain=true`.")
     activations: list[list[list[int]]] | None = Field(
         default=None, description="The CNN's first convolution layer for this picture (only with `?explain=true`; "
                                   "null for other models): its most active channels, each a small 2-D grid of "
