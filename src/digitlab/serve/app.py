@@ -61,7 +61,7 @@ from digitlab.serve.engine import serving_export, serving_model
 from digitlab.serve.errors import ApiError, FastJSONResponse, install_error_handlers, one_image
 from digitlab.serve.files import WholeFiles
 from digitlab.serve.lane import TOP_K, TOP_K_MAX, page_lane
-from digitlab.serve.limits import FORM, IMAGE, MAX_BODY, PIXELS, READ, READ_IMAGE, PredictBodies
+from digitlab.serve.limits import FORM, IMAGE, MAX_BODY, PIXELS, READ, READ_IMAGE, HeadAsGet, PredictBodies
 from digitlab.serve.schemas import ErrorResponse, ModelsResponse, PixelsBody, PredictResponse, ReadResponse
 from digitlab.store import LoadedModel, load_model
 
@@ -432,19 +432,3 @@ def _prepare(loaded: LoadedModel, image: Any) -> np.ndarray:
         return prepare_for(loaded.card, image)
     except DigitlabError as exc:
         raise ApiError(422, str(exc)) from None
-
-
-class HeadAsGet:
-    """ASGI middleware: ``HEAD`` on any route is its ``GET`` (health checks and link checkers send it).
-
-    The app sees a GET; uvicorn, which knows the request was a HEAD, sends the headers without the body.
-    """
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        """Pass the request on, a HEAD as a GET."""
-        head = scope["type"] == "http" and scope["method"] == "HEAD"
-        await self.app({**scope, "method": "GET"} if head else scope, receive, send)
-

@@ -21,6 +21,8 @@ all requests together hold at most ``body_bytes`` of body (503 with ``Retry-Afte
 body that stops arriving for ``body_idle_s`` (or takes longer than ``body_total_s``) is answered
 408 and its connection closed. A client that hangs up mid-body is a normal event, not an error.
 
+:class:`HeadAsGet`, outermost, answers a ``HEAD`` request on any route as its ``GET``, without the body.
+
 Examples
 --------
 >>> route_for("application/json"), route_for("image/png"), route_for("text/plain")
@@ -213,3 +215,19 @@ class BodyReader:
         """Give the body's bytes back to the budget (the request is over)."""
         self.bodies.give(self.size)
         self.size = 0
+
+
+class HeadAsGet:
+    """ASGI middleware: ``HEAD`` on any route is its ``GET`` (health checks and link checkers send it).
+
+    The app sees a GET; uvicorn, which knows the request was a HEAD, sends the headers without the body.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Pass the request on, a HEAD as a GET."""
+        head = scope["type"] == "http" and scope["method"] == "HEAD"
+        await self.app({**scope, "method": "GET"} if head else scope, receive, send)
+
