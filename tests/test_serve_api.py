@@ -254,6 +254,25 @@ def test_predict_json_pixels(client, mnist_like):
     assert np.abs(np.asarray(body["input"]) - image).mean() < 10  # already prepared: nearly unchanged
 
 
+def test_the_models_own_input_sent_back_as_prepared_is_answered_as_it_was(client, client8, mnist_like):
+    """An engineer sent `input` back to /api/predict/pixels and it was prepared a second time: a letter A, "not a
+    digit" at first, came back a 4 at 99.8%. With "prepared": true the model sees the grid as it is."""
+    first = client.post("/api/predict?input=true", files={"image": ("1.png", png(drawn_one()), "image/png")}).json()
+    again = client.post("/api/predict/pixels?input=true", json={"pixels": first["input"], "prepared": True}).json()
+    assert again["input"] == first["input"]
+    assert (again["digit"], again["kind"], again["probabilities"]) == (first["digit"], first["kind"],
+                                                                       first["probabilities"])
+    image = mnist_like.test_images[7]  # a test digit, already in MNIST's form: the model's own answer to it
+    model = client.app.state.served.loaded.model
+    sent = client.post("/api/predict/pixels?input=true", json={"pixels": image.tolist(), "prepared": True}).json()
+    assert sent["input"] == image.tolist() and sent["digit"] == int(model.predict(image.reshape(1, -1) / 255.0)[0])
+    for bad, says in ((client8, "this model takes 8×8 images"), (client, "prepared")):
+        response = bad.post("/api/predict/pixels", json={"pixels": image.tolist(),
+                                                         "prepared": True if bad is client8 else "maybe"})
+        assert response.status_code == 422 and says in response.json()["error"], response.text
+        assert "\n" not in response.json()["error"]
+
+
 def test_predict_with_an_8x8_model(client8):
     response = client8.post("/api/predict?input=1", files={"image": ("one.png", png(drawn_one()), "image/png")})
     body = response.json()

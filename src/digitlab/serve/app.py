@@ -274,9 +274,10 @@ def _add_predict_routes(app: FastAPI) -> None:
     async def predict_pixels(body: PixelsBody, top_k: TopK = TOP_K, with_input: WithInput = False,
                              explain: Explain = False, explain_digit: ExplainDigit = None,
                              model: ModelId = None) -> JSONResponse:
-        """``{"pixels": [[...28 numbers 0-255...] × 28]}``, prepared like MNIST before the model sees it."""
+        """``{"pixels": [[...28 numbers 0-255...] × 28]}``, prepared like MNIST before the model sees it (with
+        ``"prepared": true``, a grid that already is the model's input, as ``?input=true`` answers it, is not)."""
         return await _answer(app, np.asarray(body.pixels, dtype=np.uint8), top_k, with_input, explain, model,
-                             explain_digit)
+                             explain_digit, as_is=body.prepared)
 
     @app.post(IMAGE, summary="Predict the digit in an image sent as the body", **predicts)
     async def predict_image(
@@ -363,11 +364,12 @@ def _read_sync(loaded: LoadedModel, source: bytes, gate: DecodeGate) -> dict[str
 
 
 async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int, with_input: bool = False,
-                  explain: bool = False, model_id: str | None = None, explain_digit: int | None = None) -> JSONResponse:
+                  explain: bool = False, model_id: str | None = None, explain_digit: int | None = None, *,
+                  as_is: bool = False) -> JSONResponse:
     """Predict once the decode gate gives a turn (503 when it does not): a small picture on the event loop,
     a larger one in a worker thread; with ``explain`` (or ``explain_digit``, the digit the map explains), always
     in a worker thread (a saliency map is milliseconds of CPU work), a small picture then taking one of the
-    small pictures' turns and no pixels."""
+    small pictures' turns and no pixels. ``as_is``: the grid is already the model's input (not prepared again)."""
     start = time.perf_counter()
     explain = explain or explain_digit is not None
     gate: DecodeGate = app.state.gate
@@ -376,20 +378,22 @@ async def _answer(app: FastAPI, source: bytes | np.ndarray, top_k: int, with_inp
     pixels = pixels_to_decode(source) if isinstance(source, bytes) else 0  # read from the header once
     small = inline(source, pixels)
     if not explain and small:  # on the event loop, one at a time: no turn, no pixels taken
-        result = _predict_sync(loaded, source, top_k, None, with_input, pixels=pixels)
+        result = _predict_sync(loaded, source, top_k, None, with_input, pixels=pixels, as_is=as_is)
     else:
         async with gate.turn(small=small):
             if explain:
                 result = await run_in_threadpool(_explained_sync, served, source, top_k, None if small else gate,
-                                                 with_input, pixels, explain_digit)
+                                                 with_input, pixels, explain_digit, as_is)
             else:
-                result = await run_in_threadpool(_predict_sync, loaded, source, top_k, gate, with_input, None, pixels)
+                result = await run_in_threadpool(_predict_sync, loaded, source, top_k, gate, with_input, None, pixels,
+                                                 as_is)
     result["milliseconds"] = round((time.perf_counter() - start) * 1000, 3)
     return FastJSONResponse(result)
 
 
 def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, gate: DecodeGate | None,
-                  with_input: bool = False, keep: list | None = None, pixels: int | None = None) -> dict[str, Any]:
+                  with_input: bool = False, keep: list | None = None, pixels: int | None = None,
+                  as_is: bool = False) -> dict[str, Any]:
     """Decode (an encoded file, within the pixel budget), prepare and predict: CPU work, off the event loop.
 
     ``keep``, when given, receives the prepared image (for :func:`_explained_sync`); ``pixels``, the picture's
@@ -399,7 +403,7 @@ def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, g
         with contextlib.nullcontext() if gate is None else gate.decoding(source, pixels):
             prepared = _prepare(loaded, read_image(source, draft=WORK_SIDE))
     else:
-        prepared = _prepare(loaded, source)
+        prepared = _as_is(loaded, source) if as_is else _prepare(loaded, source)
     [prediction] = predict_images(loaded.model, loaded.card, prepared, top_k=top_k, detector=loaded.detector)
     out = prediction.to_dict()
     if with_input:
@@ -412,14 +416,15 @@ def _predict_sync(loaded: LoadedModel, source: bytes | np.ndarray, top_k: int, g
 
 
 def _explained_sync(served: Served, source: bytes | np.ndarray, top_k: int, gate: DecodeGate | None,
-                    with_input: bool, pixels: int | None = None, digit: int | None = None) -> dict[str, Any]:
+                    with_input: bool, pixels: int | None = None, digit: int | None = None,
+                    as_is: bool = False) -> dict[str, Any]:
     """The prediction, and what the estimator looks at for its answer, or for ``digit``
     (:func:`digitlab.explain.live.explain_one`)."""
     from digitlab.explain.live import explain_one
     from digitlab.explain.model import Explainable
 
     keep: list[np.ndarray] = []
-    out = _predict_sync(served.loaded, source, top_k, gate, with_input, keep, pixels)
+    out = _predict_sync(served.loaded, source, top_k, gate, with_input, keep, pixels, as_is)
     card = served.loaded.card
     model = Explainable(served.explainable(), card.pixel_max, tuple(card.image_shape), card.id)
     target = int(out["digit"]) if digit is None else digit
@@ -432,3 +437,12 @@ def _prepare(loaded: LoadedModel, image: Any) -> np.ndarray:
         return prepare_for(loaded.card, image)
     except DigitlabError as exc:
         raise ApiError(422, str(exc)) from None
+
+
+def _as_is(loaded: LoadedModel, grid: np.ndarray) -> np.ndarray:
+    """A grid sent as the model's own input (``"prepared": true``): only a model of its size takes it as it is."""
+    if grid.shape != tuple(loaded.card.image_shape):
+        shape = "×".join(map(str, loaded.card.image_shape))
+        raise ApiError(422, f"\"prepared\": true sends the model's own input, and this model takes {shape} images, "
+                            "not 28×28: leave \"prepared\" out to have the grid prepared for it")
+    return grid

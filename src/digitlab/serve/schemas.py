@@ -55,6 +55,11 @@ class PixelsBody(BaseModel):
                              "to 0-1: multiply them by 255")
         return grid.tolist()
 
+    prepared: bool = Field(
+        default=False, description="True: `pixels` is already the model's input, as `?input=true` answers it (light "
+                                   "ink on dark, cropped, scaled and centred like MNIST), and the model sees it as it "
+                                   "is, not prepared a second time; for a model of 28×28 images (else 422).")
+
 
 class TopDigit(BaseModel):
     """One of the most probable digits."""
