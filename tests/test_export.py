@@ -536,3 +536,27 @@ def test_predict_answers_through_the_runs_own_onnx_export(lesson_run, tmp_path, 
     assert line == (f"{run / 'model.onnx'} is not used, so the estimator answers (slower, more memory): "
                     f"`digitlab export --model {run}` writes it again from this run's model (it was exported from "
                     "another model)")  # not "notdigit.safetensors: checksum does not match" of a file untouched
+
+
+def test_a_folder_shipped_with_the_export_says_what_it_lacks(lesson_run, tmp_path):
+    """An engineer shipped model.onnx without the detector's file: "exported from this model before it had its
+    not-a-digit detector", which it was not; and `evaluate` said only "model.safetensors: model file is missing"."""
+    from conftest import run_cli, seven_png
+
+    run, shipped = tmp_path / "run", tmp_path / "shipped"
+    shutil.copytree(lesson_run.folder, run, ignore=shutil.ignore_patterns("model.onnx*"))
+    export_onnx(run)
+    shipped.mkdir()
+    for name in ("model.json", "model.onnx", "model.onnx.json", "metrics.json"):
+        shutil.copy(run / name, shipped / name)
+    picture = tmp_path / "seven.png"
+    picture.write_bytes(seven_png())
+    said = run_cli("predict", "--model", str(shipped), str(picture))
+    assert said.returncode == 2 and said.stderr.strip() == (
+        f"error: {shipped / 'notdigit.safetensors'}: the not-a-digit detector its card lists is missing; copy it "
+        "from the run beside model.onnx"), said.stderr
+    shutil.copy(run / "notdigit.safetensors", shipped)
+    assert run_cli("predict", "--model", str(shipped), str(picture)).returncode == 0
+    said = run_cli("evaluate", "--model", str(shipped))
+    assert said.returncode == 2 and "this folder holds only the ONNX export, which `predict`, `read` and `serve` " \
+        "answer through: copy model.safetensors from the run it came from" in " ".join(said.stderr.split()), said.stderr

@@ -388,6 +388,10 @@ def reusable_onnx(path: str | Path, say: Callable[[str], None] = lambda line: No
     except (DigitlabError, OSError) as exc:  # damaged, or not a digitlab export: the estimator answers
         return not_used(_first_line(exc) if not isinstance(exc, DigitlabError) else (str(exc).splitlines() or [""])[0])
     same = exported_from(onnx, card)
+    lost = onnx.detector is None and onnx.card.not_a_digit is not None  # its detector's file is not beside it
+    if same and lost and not weights.is_file():  # a folder shipped with model.onnx but not the detector
+        raise DigitlabError(f"{onnx_path.parent / onnx.card.not_a_digit.file}: the not-a-digit detector its card "
+                            "lists is missing; copy it from the run beside model.onnx")
     if not same or (card.not_a_digit is not None and onnx.detector is None):  # an older export, or no detector
         return not_used("it was exported from " + ("another model" if onnx.card.id != card.id else
                                                    "an older version of this model" if not same

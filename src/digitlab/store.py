@@ -311,7 +311,11 @@ def read_card(path: Path, *, weights_needed: bool = True) -> tuple[ModelCard, Pa
     card = ModelCard.from_file(card_path)
     weights = card_path.with_name(card.file)
     if weights_needed and not weights.is_file():
-        raise DigitlabError(f"{weights}: model file is missing")
+        shipped = card_path.with_name("model.onnx").is_file()  # a folder shipped with the export alone
+        raise DigitlabError(f"{weights}: model file is missing; " + (
+            "this folder holds only the ONNX export, which `predict`, `read` and `serve` answer through: "
+            f"copy {card.file} from the run it came from for anything else" if shipped else
+            "copy it back from where the run was made, or train the run again"))
     return card, weights
 
 
