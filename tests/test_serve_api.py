@@ -164,6 +164,28 @@ def test_models_lists_two_identical_runs_once(runs, tmp_path):
                                                                     ("c-digits-logreg", False)]
 
 
+def test_models_leaves_out_a_run_whose_model_file_is_missing_or_damaged(runs, tmp_path):
+    """A teacher chose a run the menu listed and was told "model file is missing"; now only runs that load are
+    listed, and a damaged copy of a run leaves its good copy listed."""
+    copy = tmp_path / "runs"
+    for name in ("a-digits-logreg", "b-mnist-like-knn"):
+        shutil.copytree(runs / name, copy / name)
+    shutil.copytree(runs / "a-digits-logreg", copy / "c-digits-logreg")  # the newest copy: damaged
+    shutil.copytree(runs / "a-digits-logreg", copy / "d-half-copied")  # its model file never arrived
+    weights = copy / "c-digits-logreg" / "model.safetensors"
+    damaged = bytearray(weights.read_bytes())
+    damaged[-1] ^= 1
+    weights.write_bytes(bytes(damaged))
+    (copy / "d-half-copied" / "model.safetensors").unlink()
+    with TestClient(create_app(copy / "b-mnist-like-knn", copy)) as served:
+        models = served.get("/api/models").json()["models"]
+        assert [Path(m["path"]).name for m in models] == ["b-mnist-like-knn", "a-digits-logreg"]
+        chosen = served.post(f"/api/predict?model={models[1]['id']}", json={"pixels": one_pixels()})
+        assert chosen.status_code == 200 and chosen.json()["model_id"] == models[1]["id"]
+        weights.write_bytes((copy / "a-digits-logreg" / "model.safetensors").read_bytes())  # mended: listed again
+        assert [Path(m["path"]).name for m in served.get("/api/models").json()["models"]][1] == "c-digits-logreg"
+
+
 def picture_of(image: np.ndarray) -> bytes:
     """A 28×28 light-on-dark digit as a 280×280 dark-on-light PNG, as a person might draw it."""
     big = Image.fromarray(255 - image).resize((280, 280), Image.Resampling.BILINEAR)

@@ -428,10 +428,11 @@ def test_a_chosen_run_that_does_not_load_is_422(runs, data_dir, tmp_path):
     shutil.copytree(runs / "b-digits-knn3", copy / "b-digits-knn3")
     shutil.copytree(runs / "a-digits-knn1", copy / "a-digits-knn1")
     weights = next((copy / "a-digits-knn1").glob("model.*[!n]"))  # the weights file, not model.json
-    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
     with TestClient(create_app(copy / "b-digits-knn3", copy, onnx=False)) as c:
         other = next(m["id"] for m in c.get("/api/models").json()["models"] if not m["active"])
+        weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")  # damaged after the page listed it
         assert "cannot be loaded" in _one_line(c.post(f"/api/predict?model={other}", content=_png(), headers=PNG), 422)
+        assert len(c.get("/api/models").json()["models"]) == 1  # and no longer listed
 
 
 def test_a_damaged_copy_of_a_run_hides_no_intact_one(runs, data_dir, tmp_path):

@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import OrderedDict
@@ -205,7 +206,8 @@ def _finetuned(card: ModelCard) -> dict[str, Any]:
 
 
 def list_models(served: Served) -> list[dict[str, Any]]:
-    """The served model first, then every other run folder whose card reads (hidden staging folders are not runs).
+    """The served model first, then every other run folder whose card reads and whose model file is whole (hidden
+    staging folders are not runs).
 
     A run whose card has an id already listed is left out: the same id means the same weights (two runs of one
     recipe and seed, or a copy), and the page's menu would show two entries that cannot be told apart. Choosing that
@@ -224,7 +226,8 @@ def list_models(served: Served) -> list[dict[str, Any]]:
     """
     listed, ids = [], set()
     for card, folder, active in _runs(served):
-        if card.id not in ids:
+        # a teacher chose a listed run, and was told its model file is missing
+        if card.id not in ids and (active or _whole(card, folder)):
             ids.add(card.id)
             listed.append(_summary(card, folder, active))
     return listed
@@ -242,9 +245,31 @@ def _runs(served: Served) -> Iterator[tuple[ModelCard, Path, bool]]:
             if hidden_or_served or not card_path.is_file():
                 continue
             try:
-                yield ModelCard.from_file(card_path), folder, False
+                card = ModelCard.from_file(card_path)
             except DigitlabError:
                 continue  # a damaged card is not listed; loading it would refuse it too
+            yield card, folder, False
+
+
+def _whole(card: ModelCard, folder: Path) -> bool:
+    """The run's model file is there with its card's checksum (or, shipped without it, its ``model.onnx`` is)."""
+    weights = folder / card.file
+    try:
+        stat = weights.stat()
+    except OSError:
+        return (folder / "model.onnx").is_file()
+    return _checksum_matches(weights, stat.st_size, stat.st_mtime_ns, card.sha256)
+
+
+@functools.lru_cache(maxsize=512)
+def _checksum_matches(weights: Path, size: int, mtime_ns: int, sha256: str) -> bool:
+    """Hashed once per version of a file (its size and time are in the key): ``/api/models`` is asked often."""
+    from digitlab.fileio import sha256_file
+
+    try:
+        return sha256_file(weights) == sha256
+    except OSError:
+        return False
 
 
 def _folders_of(served: Served, model_id: str) -> list[Path]:
