@@ -1109,3 +1109,18 @@ def test_a_nines_loop_broken_in_two_arcs_beside_its_stem_stays_the_nines():
         draw.line(stroke, fill=0, width=6, joint="curve")
     found, digits = _separators(np.asarray(picture))
     assert found == [] and len(digits) == 2, (found, digits)
+
+
+@pytest.mark.parametrize("shape", ["rectangle", "ellipse"])
+def test_a_frame_or_ring_round_one_digit_of_a_number_is_not_a_mark(shape):
+    """A teacher's mark round one digit of a number, apart from it, was read as a digit (``2384`` as ``23804``), or
+    joined the digit into a ``?``: 0 of 8 numbers right with a ring round one digit, 7 of 8 without. A slashed 0 (its
+    slash apart from its ring) is no taller than the digit beside it, and stays."""
+    picture, truth = _picture((360, 160), [("1", 40, 50), ("7", 120, 50), ("0", 200, 50), ("2", 280, 50)])
+    marked = Image.fromarray(picture)
+    getattr(ImageDraw.Draw(marked), shape)([100, 22, 180, 138], outline=0, width=4)  # round the 7, 20-28 px away
+    assert _boxes(np.asarray(marked)) == truth
+    slashed, truth = _picture((200, 120), [("1", 40, 30), ("0", 100, 30)])  # a slashed 0, the slash apart, beside a 1
+    slashed = Image.fromarray(slashed)
+    ImageDraw.Draw(slashed).line([(125, 46), (115, 74)], fill=0, width=4)
+    assert [box[:2] for box in _boxes(np.asarray(slashed))] == [box[:2] for box in truth]

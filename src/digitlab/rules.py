@@ -41,6 +41,9 @@ _THIN_BAR = 0.25  # ...(under a number: its ink on average at most 25% as thick 
 _SOLID = 0.4  # ...(and filling 40% of its box along its slope: a row of small 0s joined is no bar)
 _FOOT = 0.08  # (unless the rest comes down to it within 8% of one of its ends: a 2's base drawn apart)...
 _HELD, _INSIDE = 0.9, 0.5  # ...and one holding 90% of the rest in its hole, half as tall or wide as it, frames it
+_RING, _INSIDE_RING, _OFF_EDGE = 1.25, 0.3, 0.1  # round one digit of a number: 1.25 times as tall as the digits
+                                                   # beside it, 30% as tall or wide as it, 90% of its ink along its
+                                                   # outer edge (a band as thick as its ink)
 _SIDE = 0.5  # a run down half a digit's height or more touching two runs across at both ends is a box's side
 
 
@@ -171,8 +174,50 @@ def without_surround(on: np.ndarray) -> np.ndarray:
     """``on`` without a frame or a ring drawn round all the rest of its ink, or a thin bar drawn apart under all of
     it (:func:`_without_surround`): a frame round one digit, or a short underline, that :func:`without_rules`' runs
     longer than two digit heights do not reach. Of a frame only its band goes, as thick as its ink is on average:
-    a digit written against it stays, less what lies in that band."""
-    return _without_surround(on, ndimage.label(on, structure=np.ones((3, 3), dtype=bool))[0], number=True)
+    a digit written against it stays, less what lies in that band. Then a frame or ring drawn round one digit of
+    the number, apart from it (:func:`_without_rings`)."""
+    return _without_rings(_without_surround(on, ndimage.label(on, structure=np.ones((3, 3), dtype=bool))[0],
+                                            number=True))
+
+
+def _without_rings(on: np.ndarray) -> np.ndarray:
+    """``on`` without each piece drawn round one digit of a number, apart from it, as a teacher marks it (``2384``
+    read ``23804``): its hole holds :data:`_HELD` of each piece inside, they are :data:`_INSIDE_RING` as tall or wide
+    as it, its ink lies along its own outer edge (:func:`_outline`), and it is :data:`_RING` times as tall as the digits
+    beside it. A slashed 0 or a digit's loop holding a speck is no taller than its neighbours and stays; a lone digit
+    has none (:func:`_without_surround` takes its frame). Specks (under :data:`_SPECK` of the ink) are not looked at:
+    a speckled picture's 10,000s of pieces would each be."""
+    labels, count = ndimage.label(on, structure=np.ones((3, 3), dtype=bool))
+    sizes = np.bincount(labels.ravel())
+    big = np.flatnonzero(sizes >= _SPECK * sizes[1:].sum())
+    big = big[big > 0]
+    if len(big) < 3:  # a ring, the digit in it, and a digit beside it at least
+        return on
+    labels, count = _only(labels, big, len(sizes)), len(big)
+    sizes = np.bincount(labels.ravel())
+    slices = ndimage.find_objects(labels)
+    boxes = np.array([(r.start, r.stop, c.start, c.stop) for r, c in slices])
+    rings = []
+    for k, (rows, columns) in enumerate(slices, start=1):
+        top, bottom, left, right = boxes[k - 1]
+        within = (boxes[:, 0] > top) & (boxes[:, 1] < bottom) & (boxes[:, 2] > left) & (boxes[:, 3] < right)
+        if not within.any():  # cheap first: no piece's box lies inside this one's
+            continue
+        piece = labels[rows, columns] == k
+        filled = ndimage.binary_fill_holes(piece)
+        inside = np.bincount(labels[rows, columns][filled & ~piece], minlength=count + 1)
+        held = np.flatnonzero(inside[1:] >= _HELD * sizes[1:]) + 1
+        beside = np.setdiff1d(np.arange(1, count + 1), np.append(held, k))
+        if not len(held) or not len(beside):
+            continue
+        height, width = bottom - top, right - left
+        tall = boxes[held - 1, 1].max() - boxes[held - 1, 0].min()
+        wide = boxes[held - 1, 3].max() - boxes[held - 1, 2].min()
+        digits = digit_height(boxes[beside - 1, 1] - boxes[beside - 1, 0], 0.5)
+        if (max(tall / height, wide / width) >= _INSIDE_RING and height >= _RING * digits
+                and (piece & ~_outline(piece, filled)).sum() <= _OFF_EDGE * piece.sum()):
+            rings.append(k)
+    return on & ~np.isin(labels, rings) if rings else on
 
 
 def _underlines(labels: np.ndarray, k: int, *, several: bool) -> bool:
