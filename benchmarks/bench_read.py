@@ -27,6 +27,8 @@ Pictures the model never saw, made reproducibly by :mod:`digitlab.data.numbers`,
   photographed ``turned 1-4°``, half as JPEG photos;
 - ``one digit, slanted 25-45°``: one MNIST test digit blown up into pen strokes and sheared to lean 25-45° right,
   half as JPEG photos: one wide mark, which must not be cut into two digits.
+- ``one of 3-5 digits ringed``: 3-5 MNIST test digits, one of them (not the first) ringed as a teacher marks it: a
+  frame or an ellipse apart from it and from its neighbours (a number with no room for one is drawn again).
 
 For each: the whole number right (``?`` counts as wrong), the whole number right by the model's
 best guesses (``?`` replaced by the digit it stands for), per-digit accuracy (digits of the true
@@ -75,7 +77,8 @@ CONDITIONS = ["4 digits, gaps", "1-8 digits, gaps", "pairs, boxes overlap", "pai
               "underlined 3-10° tilted, 4 digits", "underlined 3-10° tilted, 1-2 digits",
               "form boxes, 1-8 digits", "form boxes turned 1-4°, 1-8 digits",
               "close: dd.dd, d,ddd, dd.dd.dddd, -ddd",
-              "one digit, slanted 25-45°"]  # new conditions go last: the others' pictures stay the same
+              "one digit, slanted 25-45°", "one of 3-5 digits ringed"]
+# (new conditions go last: the others' pictures stay the same)
 TARGETS = {  # condition: (measure, target)
     "4 digits, gaps": ("guess_right", 0.96),
     "pairs, boxes overlap": ("guess_right", 0.85),
@@ -150,6 +153,10 @@ def _pictures(condition: str, n: int, rng: np.random.Generator, images: np.ndarr
         elif condition.startswith("one digit, slanted"):  # one redrawn MNIST digit leaning far right: a wide mark
             picture = _slanted(drawn_number(rng, redrawn, n_digits=1), rng.uniform(25, 45))
             photo = bool(rng.integers(2))
+        elif condition == "one of 3-5 digits ringed":
+            picture = None
+            while picture is None:  # a number with room round a digit for a ring
+                picture = _ringed(mnist_number(images, labels, rng, n_digits=int(rng.integers(3, 6))), rng)
         elif condition.startswith("form boxes"):
             picture = mnist_form(images, labels, rng)
             if "turned" in condition:
@@ -202,6 +209,33 @@ def _ruled(picture: NumberPicture, boxed: bool, rng: np.random.Generator, tilt: 
         image[y0 - pen : y1 + pen, x1 : x1 + pen] = ink
     boxes = tuple((a + pad, b + pad, c + pad, d + pad) for a, b, c, d in picture.boxes)
     return NumberPicture(image=image, text=picture.text, boxes=boxes, dark_on_light=picture.dark_on_light)
+
+
+def _ringed(picture: NumberPicture, rng: np.random.Generator) -> NumberPicture | None:
+    """One digit of the number (not the first) ringed, as a teacher marks it: a frame or an ellipse, 2-6 px thick, in
+    the ink's colour, 15-40% of a digit's height from the digit's box, but no nearer than half way to a neighbour's
+    box, so that it touches neither (None when no digit has the room: 2 pens and 4 px each side); the picture grown
+    to hold it."""
+    pen = int(rng.integers(2, 7))
+    ink = int(picture.image.min()) if picture.dark_on_light else int(picture.image.max())
+    pad = int(0.4 * max(b[3] - b[1] for b in picture.boxes) * np.sqrt(2)) + pen + 40
+    image = Image.fromarray(np.pad(picture.image, pad, constant_values=int(np.median(picture.image[0]))))
+    boxes = tuple((a + pad, b + pad, c + pad, d + pad) for a, b, c, d in picture.boxes)
+    room = [min(max(0, b[0] - boxes[k][2], boxes[k][0] - b[2]) for n, b in enumerate(boxes) if n != k)
+            for k in range(len(boxes))]
+    ringable = [k for k in range(1, len(boxes)) if room[k] >= 2 * pen + 4]
+    if not ringable:
+        return None
+    k = ringable[int(rng.integers(len(ringable)))]
+    x0, y0, x1, y1 = boxes[k]
+    margin = min(rng.uniform(0.15, 0.4) * (y1 - y0) + pen, room[k] / 2)  # the outer edge; the inner a pen nearer
+    half_w, half_h = ((x1 - x0) / 2 + margin) * np.sqrt(2), ((y1 - y0) / 2 + margin) * np.sqrt(2)
+    if rng.integers(2) or half_w - (x1 - x0) / 2 > room[k] / 2:  # a frame (or an ellipse with no room for it)
+        ImageDraw.Draw(image).rectangle([x0 - margin, y0 - margin, x1 + margin, y1 + margin], outline=ink, width=pen)
+    else:  # an ellipse through the corners of that frame: as far from the digit's box's corners
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        ImageDraw.Draw(image).ellipse([cx - half_w, cy - half_h, cx + half_w, cy + half_h], outline=ink, width=pen)
+    return NumberPicture(image=np.asarray(image), text=picture.text, boxes=boxes, dark_on_light=picture.dark_on_light)
 
 
 def _on_paper(picture: NumberPicture, squared: bool, degrees: float,
