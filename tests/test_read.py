@@ -270,6 +270,15 @@ def test_a_page_with_only_a_ruled_line_has_no_number(digits_model):
     with pytest.raises(DigitlabError, match=r"^no ink found but straight lines \(a ruled line"):
         read_number(*digits_model, ruled)
     assert count_marks(ruled) == 0
+    page = np.full((1200, 900), 250, dtype=np.uint8)  # an empty ruled page photographed sideways: a learner read
+    page[100::45] = page[101::45] = 150  # "1111111111111111111", each 1 at 99.9%
+    for lines in (page, page.T):
+        with pytest.raises(DigitlabError, match=r"^no ink found but straight lines \(a ruled line"):
+            read_number(*digits_model, lines)
+        assert count_marks(lines) == 0
+    ones = np.full((60, 200), 255, dtype=np.uint8)  # but thin 1s cropped to their ink, as tall as the picture, stay
+    ones[:, 20::40] = ones[:, 21::40] = 0
+    assert count_marks(ones) == 5
 
 
 def test_no_ink_is_one_clear_error(digits_model):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["page_lines", "sharpest_rows", "without_page_lines"]
+__all__ = ["page_lines", "sharpest_rows", "sideways_lines_only", "without_page_lines"]
 
 _PAGE_LINE, _REACH = 0.8, 0.1  # a row inked across 80% of the picture, to within 10% of both its ends...
 _LINE_THICK = 0.03  # ...at most 3% of the picture thick, is a printed line of the paper...
@@ -23,6 +23,7 @@ _PAGE_LINES = 4  # ...when there are at least 4 of them: ruled or squared paper,
 _CUT_SHORT = 0.5  # then a row inked across half of it, at their spacing and as thin, is one cut short by a corner
 _SQUARES, _FILLED = 0.5, 0.6  # then columns inked across half of it, at the rows' spacing, filling 60% of the
                               # places at that spacing are too (squared paper's upright lines, often fainter)
+_SIDEWAYS = 4  # lines down a page turned sideways run at least 4 times as long as they lie apart
 _ASKEW, _ASKEW_SIDE = 15, 128  # lines slanting up to 15 degrees are looked for in pictures 128 px or more a side,
 _SHARPER = 1.05  # when their rows are 5% more sharply peaked than level ones
 
@@ -52,6 +53,25 @@ def without_page_lines(on: np.ndarray) -> np.ndarray:
     (True, 0)
     """
     return page_lines(on)[0]
+
+
+def sideways_lines_only(on: np.ndarray) -> bool:
+    """Whether ``on`` holds nothing but a page's printed lines running down it (the page photographed sideways: a
+    learner's empty ruled page read as 19 sure 1s), each :data:`_SIDEWAYS` times as long as the lines lie apart: a
+    row of thin 1s cropped to their ink, as long as the picture is tall, lies closer than that.
+
+    >>> page = np.zeros((900, 1200), dtype=bool)
+    >>> page[:, 50::45] = True                              # an empty ruled page, turned
+    >>> ones = np.zeros((60, 200), dtype=bool)
+    >>> ones[:, 20::40] = True                              # "11111", the picture cropped to them
+    >>> sideways_lines_only(page), sideways_lines_only(ones)
+    (True, False)
+    """
+    if not on.any() or without_page_lines(on.T).any():
+        return False
+    columns = np.flatnonzero(on.any(axis=0))
+    lines = np.count_nonzero(np.diff(columns) > 1) + 1
+    return bool(on.shape[0] >= _SIDEWAYS * on.shape[1] / lines)
 
 
 def page_lines(on: np.ndarray) -> tuple[np.ndarray, float]:

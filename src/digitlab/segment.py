@@ -41,7 +41,7 @@ from digitlab.data.ink import FAINT as _FAINT, ink_map as _ink_map
 from digitlab.errors import DigitlabError
 from digitlab.form_boxes import without_form_boxes
 from digitlab.mark_shapes import STEEPEST, level_bar, two_dots
-from digitlab.ruled_paper import without_page_lines
+from digitlab.ruled_paper import sideways_lines_only, without_page_lines
 from digitlab.rules import digit_height, tallest, without_rules, without_surround
 
 __all__ = ["Box", "Ink", "Mark", "ink_of", "find_marks", "digit_input", "full_height", "centre_slope", "box_gap",
@@ -216,7 +216,7 @@ def find_marks(ink: Ink, *, most: int = MAX_MARKS, page: bool = False) -> list[M
     lined = without_page_lines(on)
     boxed = lined if page else without_form_boxes(lined, ink.map > _FAINT_BOX)
     left = without_rules(without_surround(boxed), page_lines=False, tilted=True, page=page)
-    if on.any() and not left.any():
+    if on.any() and (not left.any() or sideways_lines_only(left)):
         raise DigitlabError("no ink found but straight lines (a ruled line, an underline, a frame, empty form boxes); "
                             "write or photograph a number")
     labels, count = ndimage.label(left, structure=np.ones((3, 3), dtype=bool))
