@@ -71,11 +71,13 @@ class TopDigit(BaseModel):
 class PredictResponse(BaseModel):
     """What the model says about one picture."""
 
-    digit: int = Field(ge=0, le=9, description="The most probable digit.")
-    probability: float = Field(description="Its probability.")
+    digit: int = Field(ge=0, le=9, description="The most probable digit: the model's guess, there even when `kind` "
+                                               "is 'not_a_digit' or 'unsure'; read `kind` first.")
+    probability: float = Field(description="Its probability (among the ten digits: no answer for 'not a digit').")
     top: list[TopDigit] = Field(description="The top_k digits, most probable first.")
     probabilities: list[float] = Field(description="All ten probabilities; index d is digit d.")
     unsure: bool = Field(description="True when the top probability is below the model's 'unsure' threshold "
+                                     "(whatever `kind` says of the picture: a 'not_a_digit' may be a sure guess) "
                                      "by more than rounding (1e-9). The threshold is chosen on held-out images: "
                                      "the lowest at which the answers there were ≥ 99.5% right (on writing unlike "
                                      "the training data, sure answers are right less often); 0.5 for a model saved "
