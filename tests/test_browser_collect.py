@@ -352,6 +352,13 @@ def test_a_guided_run_goes_on_after_a_reload(page):
     page.fill("#writer", "cleo")  # Cleo back, as she types it: hers again
     page.press("#writer", "Tab")
     page.wait_for_function("document.getElementById('progress').textContent.startsWith('2 / 20')")
+    page.uncheck("#guided")
+    page.fill("#writer", "Zoe")  # a new student ticks Guided straight after typing her name (the name's change comes
+    page.click("#guided")  # first): a learner read "going on where Zoe left off" over "Zoe's samples per digit (0)"
+    page.wait_for_function("document.getElementById('counts-title').textContent.startsWith('Zoe')")
+    page.wait_for_timeout(500)
+    assert page.locator("#progress").inner_text().startswith("0 / 20")
+    assert "going on" not in page.locator("#saved-text").inner_text()
 
 
 def test_a_save_with_no_name_is_said_so(page):

@@ -143,7 +143,7 @@
       run: same(e) ? guided : null })));
     if (undoStack.length) {
       const last = undoStack[undoStack.length - 1];
-      const going = guided ? `Guided: going on where ${writer() || "this page"} left off · ` : "";
+      const going = guided && guided.step > 0 ? `Guided: going on where ${writer() || "this page"} left off · ` : "";
       said(`${going}Your last save here was ${a(last.label)}: Undo takes it back`, "note", true);
     }
   }
@@ -356,7 +356,8 @@
     clearAll(); // a drawing begun under the prompt before is not saved under this one
     el("guided").checked = true;
     el("rounds").value = String(kept.order.length / 10);
-    said(`Guided: going on where ${writer() || "this page"} left off`, "note", false);
+    // a run not begun is nothing to go on with (a learner: a new writer's name, then Guided ticked, read "going on")
+    said(kept.step > 0 ? `Guided: going on where ${writer() || "this page"} left off` : "", "note", false);
     return true;
   }
 
