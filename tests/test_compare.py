@@ -77,6 +77,9 @@ def test_compare_cli_and_its_errors(tmp_path):
     assert said.returncode == 0 and "note: this model was not calibrated (its percentages are its own" in said.stderr
     assert "nor given a not-a-digit detector (any picture gets a digit): `compare` and `sweep` save" in said.stderr
     assert "`digitlab run --dataset digits --model knn` trains one that is" in said.stderr
+    said = run_cli("predict", "--model", str(folder), str(seven))  # the compare folder itself: which run in it?
+    assert said.returncode == 2 and said.stderr.strip().endswith(
+        f"it holds runs in its folders: give one, e.g. {folder / 'knn'}"), said.stderr
     as_json = run_cli("compare", "--models", "logreg,knn", "--limit", "300", "--out", str(tmp_path / "j"), "--json")
     assert as_json.returncode == 0, as_json.stderr
     assert [row["model"] for row in json.loads(as_json.stdout)["rows"]] in (["logreg", "knn"], ["knn", "logreg"])
