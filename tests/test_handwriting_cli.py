@@ -455,3 +455,28 @@ def test_finetune_to_a_built_in_dataset_is_refused_in_words_that_fit(env, tmp_pa
     result = run_cli("finetune", "--model", str(run), "--dataset", "mnist", "--out", str(tmp_path), env=variables)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "'mnist' is a built-in dataset, not a handwriting set: name one of yours" in result.stderr, result.stderr
+
+
+def test_finetune_says_when_the_held_out_samples_cannot_show_a_gain(env, tmp_path):
+    """A learner: the default split held out the one writer the model already read without a mistake, "100.0% →
+    100.0%", and took it that fine-tuning does nothing. The summary now says why, and what to hold out instead."""
+    import shutil
+
+    variables, run, photos = env
+    pictures = sorted((photos / WRITERS[0].name).glob("*/*.png"))
+    said = json.loads(run_cli("predict", "--model", str(run), "--json", *map(str, pictures), env=variables).stdout)
+    right = [Path(p["image"]) for p in said["predictions"] if p["digit"] == int(Path(p["image"]).parent.name)]
+    sure = tmp_path / "sure"
+    for picture in right:  # a writer the model reads without a mistake
+        (sure / picture.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(picture, sure / picture.parent.name / picture.name)
+    assert len(right) >= 10
+    run_cli("data", "import", "gain", str(sure), "--writer", "sure", env=variables)
+    run_cli("data", "import", "gain", str(photos / WRITERS[1].name), "--writer", WRITERS[1].name, env=variables)
+    tuned = run_cli("finetune", "--model", str(run), "--dataset", "gain", "--out", str(tmp_path / "runs"),
+                    "--hold-out", "sure", env=variables)
+    assert tuned.returncode == 0, tuned.stderr
+    words = " ".join(tuned.stdout.split())
+    assert "100.0% →" in words and "The held-out samples were all read right before fine-tuning, so they cannot show " \
+        "a gain: hold out a writer it reads less well with --hold-out NAME" in words, words
+    assert f"digitlab evaluate --model {run} --dataset gain" in words

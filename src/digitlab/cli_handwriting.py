@@ -158,7 +158,19 @@ def finetune(
                       "or collect more samples and try again" if result.mcnemar.significant else
                       "A few more held-out samples wrong than before, too few to tell from chance: collect more "
                       "samples before you choose between the two")
+    if b.n_errors == 0:
+        console.print(nothing_to_gain(model, dataset))
     console.print(f"On MNIST's test set: {result.mnist_before.accuracy:.2%} → {result.mnist_after.accuracy:.2%}")
     print_score(result.after, before=result.before)
     page = result.folder / "report.html"
     console.print(f"New run: {escape(str(result.folder))}\nReport: [link=file://{page.resolve()}]{escape(str(page))}[/link]")
+
+
+def nothing_to_gain(model: Path, dataset: str) -> str:
+    """What to do when the held-out samples were all read right before fine-tuning: a learner read "100.0% →
+    100.0%" on the one writer the default split held out, and took it that fine-tuning does nothing."""
+    import shlex
+
+    return ("[yellow]The held-out samples were all read right before fine-tuning[/], so they cannot show a gain: "
+            "hold out a writer it reads less well with --hold-out NAME (each writer's accuracy: "
+            f"`digitlab evaluate --model {escape(shlex.quote(str(model)))} --dataset {escape(shlex.quote(dataset))}`)")
