@@ -91,6 +91,17 @@ def test_a_run_on_a_set_by_several_writers_reports_its_split_by_writer(env, tmp_
     assert (f"split by writer (<code>test_size=0.2</code>, <code>random_state=42</code>), so the model is tested on "
             f"handwriting it never saw: 40 images by {split['test_writers'][0]} for testing") in text
     assert "split at random" not in text
+    # 80 training images: too few to hold out for a temperature and an "unsure" bar (a learner's 64, all right, gave
+    # 0.022 and "sure from 100.0%"), and the note says so, not "`digitlab run ...` trains one that is" (the very run)
+    assert ModelCard.from_file(folder / "model.json").calibration is None
+    assert "Not calibrated: with only 80 training images too few could be held out (digitlab needs 134)" in text
+    assert 'call an answer under 50% "unsure"' in text
+    picture = tmp_path / "seven.png"
+    picture.write_bytes(seven_png())
+    said = run_cli("predict", "--model", str(folder), str(picture), env=variables)
+    assert said.returncode == 0 and "with only 80 training images too few could be held out to set them; train on " \
+        "more images for them" in " ".join(said.stderr.split()), said.stderr
+    assert "trains one that is" not in said.stderr
     assert run_cli("data", "remove", "split-shown", "--all", "--yes", env=variables).returncode == 0
 
 

@@ -21,6 +21,8 @@ from digitlab.calibrate import answered
 from digitlab.data.dataset import Dataset
 from digitlab.evaluate import Metrics, NotDigitResult, Predictions
 from digitlab.fileio import atomic_folder, write_text_atomic
+from digitlab.notdigit import MIN_HELD_DIGITS
+from digitlab.predict import MIN_CONFIDENCE
 from digitlab.pages import docstring_coverage, embed_png, render
 from digitlab.runs import check_writable, run_stamp
 from digitlab.train import FittedModel
@@ -278,7 +280,7 @@ def render_report(record: RunRecord, doc: dict[str, Any], figures: dict[str, Pat
         detector=record.fitted.detector, not_a_digit=record.not_a_digit,
         temperature_words=None if record.fitted.calibration is None
         else temperature_in_words(record.fitted.calibration.temperature),
-        calibration_caveat=calibration_caveat(record.metrics),
+        calibration_caveat=calibration_caveat(record.metrics), min_held=MIN_HELD_DIGITS, min_confidence=MIN_CONFIDENCE,
         convergence_note=record.fitted.convergence_note(), stopped=how_it_stopped(record.fitted.model),
     )
 

@@ -111,11 +111,17 @@ def model_notes(loaded: Any) -> list[str]:
     """What a person should know before trusting a loaded model's answers on their own pictures: that it was saved
     uncalibrated or with no not-a-digit detector (by ``compare``, or an old run), or is a model of the 8×8 digits,
     sure of drawings it gets wrong (``benchmarks/bench_handwriting.py``)."""
+    from digitlab.notdigit import MIN_HELD_DIGITS
+
     notes = []
     missing = [text for text, absent in (
         ("calibrated (its percentages are its own, often over- or under-confident)", loaded.card.calibration is None),
         ("given a not-a-digit detector (any picture gets a digit)", loaded.detector is None)) if absent]
-    if missing:
+    n_train = loaded.card.n_train if isinstance(loaded.card.n_train, int) else None
+    if missing and n_train is not None and n_train < MIN_HELD_DIGITS:  # `run` itself would leave them out again
+        notes.append(f"this model was not {' nor '.join(missing)}: with only {n_train:,} training images too few "
+                     "could be held out to set them; train on more images for them")
+    elif missing:
         notes.append(f"this model was not {' nor '.join(missing)}: `compare` and `sweep` save theirs so, and digitlab "
                      f"did before — `digitlab run --dataset {loaded.card.dataset} --model {loaded.card.model}` trains "
                      "one that is")
