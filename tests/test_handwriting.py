@@ -848,3 +848,14 @@ def test_data_info_keeps_every_count_whole_in_a_narrow_terminal(data_dir):
         assert f"{long_name} writers: Ada Lovelace 1" in text and "class-7b writers: w0 367, w1 367, w2 366" in text
         assert "mixed writers: Ada 1, ben 1, Zoë 1" in text  # a teacher: "Zoë, ben" sorted by case
         assert "handwriting sets (load with --dataset NAME)\n" in text  # a title line, not wrapped to the table
+
+
+def test_writers_are_listed_by_name_whatever_their_case():
+    """A learner's table and figure put "Eve" before "ada": capitals sorted first."""
+    from digitlab.data.handwriting_sample import Sample
+    from digitlab.handwriting_eval import per_writer
+
+    samples = [Sample(f"s{k}", k % 10, name, "upload", "2026-12-03T00:00:00Z", "0" * 64, f"originals/s{k}.png")
+               for k, name in enumerate(["Eve", "ada", "ben", "Cleo", None])]
+    rows = per_writer(samples, np.array([s.label for s in samples]))
+    assert [row.writer for row in rows] == ["(no name)", "ada", "ben", "Cleo", "Eve"]

@@ -64,11 +64,11 @@ class SetScore:
 
 
 def per_writer(samples: list[Sample], predicted: np.ndarray) -> list[WriterRow]:
-    """Accuracy of ``predicted`` per writer, writers sorted by name."""
+    """Accuracy of ``predicted`` per writer, writers sorted by name regardless of case ("ada" before "Eve")."""
     rows = []
     writers = np.array([writer_of(s) for s in samples])
     right = np.array([s.label for s in samples]) == np.asarray(predicted)
-    for writer in sorted(set(writers.tolist())):
+    for writer in sorted(set(writers.tolist()), key=lambda name: (name.casefold(), name)):
         mine = right[writers == writer]
         low, high = wilson_interval(int(mine.sum()), len(mine))
         rows.append(WriterRow(writer, len(mine), int((~mine).sum()), float(mine.mean()), low, high))
