@@ -143,6 +143,10 @@ def test_second_fetch_says_it_is_already_there(toy):
     mnist.fetch_mnist(source, log=Lines())
     log = Lines()
     mnist.fetch_mnist(source, log=log)
+    assert log == [f"MNIST is already in {mnist.cache_dir()} and its checksums hold; --from {source} was not needed, "
+                   "nor read"]  # a learner gave a folder with no IDX files in it, and took it as checked
+    log = Lines()
+    mnist.fetch_mnist(log=log)
     assert log == [f"MNIST is already in {mnist.cache_dir()} and its checksums hold"]
 
 

@@ -367,7 +367,8 @@ def fetch_mnist(source_dir: Path | None = None, *, cache: Path | None = None,
     cache = Path(cache) if cache is not None else cache_dir()
     folder = _source_folder(source_dir)  # checked even when MNIST is cached
     if _read_manifest(cache) is not None and _checksums_hold(cache):
-        log(f"MNIST is already in {cache} and its checksums hold")
+        unread = "" if folder is None else f"; --from {folder} was not needed, nor read"  # (a learner: "checked")
+        log(f"MNIST is already in {cache} and its checksums hold{unread}")
         return cache
     _invalidate(cache)
     downloads = cache / "downloads"
