@@ -176,25 +176,26 @@ def without_surround(on: np.ndarray) -> np.ndarray:
     longer than two digit heights do not reach. Of a frame only its band goes, as thick as its ink is on average:
     a digit written against it stays, less what lies in that band. Then a frame or ring drawn round one digit of
     the number, apart from it (:func:`_without_rings`)."""
-    return _without_rings(_without_surround(on, ndimage.label(on, structure=np.ones((3, 3), dtype=bool))[0],
-                                            number=True))
+    labels = ndimage.label(on, structure=np.ones((3, 3), dtype=bool))[0]
+    kept = _without_surround(on, labels, number=True)
+    return _without_rings(kept, labels if kept is on else None)
 
 
-def _without_rings(on: np.ndarray) -> np.ndarray:
+def _without_rings(on: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
     """``on`` without each piece drawn round one digit of a number, apart from it, as a teacher marks it (``2384``
     read ``23804``): its hole holds :data:`_HELD` of each piece inside, they are :data:`_INSIDE_RING` as tall or wide
     as it, its ink lies along its own outer edge (:func:`_outline`), and it is :data:`_RING` times as tall as the digits
     beside it. A slashed 0 or a digit's loop holding a speck is no taller than its neighbours and stays; a lone digit
     has none (:func:`_without_surround` takes its frame). Specks (under :data:`_SPECK` of the ink) are not looked at:
-    a speckled picture's 10,000s of pieces would each be."""
-    labels, count = ndimage.label(on, structure=np.ones((3, 3), dtype=bool))
+    a speckled picture's 10,000s of pieces would each be. ``labels``: ``on``'s pieces, when already numbered."""
+    if labels is None:
+        labels = ndimage.label(on, structure=np.ones((3, 3), dtype=bool))[0]
     sizes = np.bincount(labels.ravel())
     big = np.flatnonzero(sizes >= _SPECK * sizes[1:].sum())
     big = big[big > 0]
     if len(big) < 3:  # a ring, the digit in it, and a digit beside it at least
         return on
-    labels, count = _only(labels, big, len(sizes)), len(big)
-    sizes = np.bincount(labels.ravel())
+    labels, count, sizes = _only(labels, big, len(sizes)), len(big), np.append(0, sizes[big])
     slices = ndimage.find_objects(labels)
     boxes = np.array([(r.start, r.stop, c.start, c.stop) for r, c in slices])
     rings = []
