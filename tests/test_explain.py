@@ -394,11 +394,19 @@ def test_a_mistake_the_detector_turns_away_is_titled_so(lesson_run, tmp_path, mo
     assert explain_page._rejected(without, scribbles, np.arange(40)) == set()
     asked = []  # the lesson's mistakes are all digits: the page's words for one turned away, as if it were
     monkeypatch.setattr(explain_page, "_rejected", lambda loaded, images, wrong: asked.append(wrong) or {int(wrong[0])})
+    from digitlab.explain import figures
+
+    drawn, plot = [], figures.plot_saliency  # the figure's titles, the plot itself drawn as ever
+    monkeypatch.setattr(figures, "plot_saliency", lambda images, titles, *rest: drawn.append(titles) or plot(
+        images, titles, *rest))
     html = explain_run(lesson_run.folder, out=tmp_path / "page", n_robustness=40, n_map=40, n_check=20).html
     text = " ".join(re.sub(r"<span[^>]*>|</span>", "", html.read_text(encoding="utf-8")).split())
     assert ("(titled true → answer, or true → not a digit for the one the run's not-a-digit detector turns away: "
-            "the page and <code>predict</code> give no digit for it)") in text
+            "the page and <code>predict</code> give no digit for it, and its map is for the digit the model would "
+            "guess)") in text
     assert len(asked[0]) == 12  # every mistake of the lesson's model was asked about
+    # a learner could not tell which digit the map of a picture with no answer explained
+    assert len([t for t in drawn[0] if re.fullmatch(r"\d → not a digit \(map for \d\)", t)]) == 1, drawn[0]
 
 
 def test_a_run_copied_without_its_not_a_digit_detector_can_be_explained(lesson_run, tmp_path):

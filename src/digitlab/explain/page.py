@@ -170,7 +170,7 @@ def _what_it_looks_at(job: _Job, max_errors: int, per_digit: int, n_check: int):
             maps.append((method, gradient))
     maps.append(("occlusion", saliency.occlusion(model, images[chosen], targets)))
     sure = chosen_proba[np.arange(len(chosen)), predicted[chosen]]
-    titles = [f"{labels[i]} → not a digit" if i in job.rejected
+    titles = [f"{labels[i]} → not a digit (map for {predicted[i]})" if i in job.rejected
               else f"{labels[i]} → {predicted[i]} ({shown_percent(p, 0)})" if labels[i] != predicted[i]
               else f"{labels[i]} ({shown_percent(p, 0)})" for i, p in zip(chosen, sure)]
     paths["saliency"] = figures.plot_saliency(images[chosen], titles, list(labels[chosen] != predicted[chosen]),
