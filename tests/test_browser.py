@@ -678,14 +678,16 @@ def test_show_what_it_looks_at_overlays_the_map_and_the_first_layer(cnn_page):
     page.click(f"#bars li[data-digit='{other}']")
     page.wait_for_function(f"document.querySelector(\"#bars li[data-digit='{other}']\").classList.contains('mapped')")
     assert any(f"&explain_digit={other}" in url for url in sent), sent
-    chosen = f"for {other}, the digit you chose (marked red; choose it again for the answer's map)"
-    assert page.locator("#saliency-for").inner_text() == chosen
+    chosen = f"for {other}, the digit you chose (marked red), rather than {shown}; choose it again for the answer's map"
+    assert page.locator("#saliency-for").inner_text() == chosen  # weighed against the answer (a learner saw "for 9"
+    assert page.locator("#saliency-against").inner_text() == f"for {shown} rather than {other}"  # bright on a 7)
     page.screenshot(path=str(OUTPUT / "page-explain-chosen-digit.png"), full_page=True)
     assert page.locator(f"#bars li[data-digit='{other}'] .label").get_attribute("aria-pressed") == "true"
     page.focus(f"#bars li[data-digit='{other}'] .label")  # again, from the keyboard (a teacher): the answer's map
     page.keyboard.press("Enter")
     page.wait_for_function(f"!document.querySelector(\"#bars li[data-digit='{other}']\").classList.contains('mapped')")
     assert not page.locator("#saliency-for").inner_text().startswith(f"for {other}, the digit you chose")
+    assert page.locator("#saliency-against").inner_text() == "against"
     # a teacher: under "That doesn't look like a digit" the legend said "for its answer", of a digit never named;
     # and the strip showed 8 squares where the explain page says the CNN has 16 filters
     grid = [[0.0] * 28 for _ in range(28)]

@@ -14,6 +14,8 @@ pytest.importorskip("multipart")  # python-multipart
 from fastapi.testclient import TestClient  # noqa: E402
 
 from digitlab.data import load_dataset  # noqa: E402
+from digitlab.explain.model import Explainable  # noqa: E402
+from digitlab.explain.saliency import weight_times_input  # noqa: E402
 from digitlab.serve.app import create_app  # noqa: E402
 from digitlab.store import save_model  # noqa: E402
 from digitlab.train import train  # noqa: E402
@@ -99,6 +101,15 @@ def test_the_map_explains_a_digit_asked_for_why_not_that_one(logreg_client):
     assert answer["saliency_digit"] == answer["digit"] and asked["saliency_digit"] == other
     assert asked["digit"] == answer["digit"] and asked["probabilities"] == answer["probabilities"]  # the same answer
     assert not np.allclose(asked["saliency"], answer["saliency"])  # another digit's weights: another map
+    # weighed against the answer: (w_other - w_answer) · x, scaled to its strongest pixel (alone, a learner saw a 9's
+    # map, rescaled, as bright on a clear 7 as the 7's own)
+    assert asked["saliency_against"] == answer["digit"] and answer["saliency_against"] is None
+    loaded = logreg_client.app.state.served
+    model = Explainable(loaded.explainable(), 16, (8, 8), "logreg")
+    seen = np.asarray(_post(logreg_client, "?input=true").json()["input"])
+    contrast = weight_times_input(model, np.stack([seen, seen]), np.array([other, answer["digit"]]))
+    expected = contrast[0] - contrast[1]
+    np.testing.assert_allclose(asked["saliency"], np.round(expected / np.abs(expected).max(), 4), atol=2e-4)
     implied = _post(logreg_client, f"?explain_digit={other}").json()  # the digit alone asks for the map
     assert implied["saliency_digit"] == other and implied["saliency"] == asked["saliency"]
     for bad in ("10", "-1", "one"):

@@ -428,7 +428,8 @@ def _explained_sync(served: Served, source: bytes | np.ndarray, top_k: int, gate
     card = served.loaded.card
     model = Explainable(served.explainable(), card.pixel_max, tuple(card.image_shape), card.id)
     target = int(out["digit"]) if digit is None else digit
-    out.update(explain_one(model, keep[0], target).to_dict(), saliency_digit=target)
+    out.update(explain_one(model, keep[0], target, against=int(out["digit"])).to_dict(), saliency_digit=target,
+               saliency_against=None if target == int(out["digit"]) else int(out["digit"]))
     return out
 
 

@@ -112,6 +112,10 @@ class PredictResponse(BaseModel):
     saliency_digit: int | None = Field(
         default=None, description="The digit `saliency` explains: the answer's, or `explain_digit`'s (only with "
                                   "`?explain=true`).")
+    saliency_against: int | None = Field(
+        default=None, description="With `explain_digit` another than the answer: the answer, which the map weighs it "
+                                  "against (positive: for `saliency_digit` rather than the answer; negative: for the "
+                                  "answer rather than it); null for the answer's own map.")
     saliency_method: str | None = Field(
         default=None, description="How `saliency` was made: 'Integrated Gradients' (the CNN), 'weight × input' "
                                   "(linear models), or null (no fast map for this model); only with `?explain=true`.")

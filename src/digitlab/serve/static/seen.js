@@ -52,8 +52,12 @@ function showExplanation(answer) {
   // The map explains the digit the model would pick; when that is no answer, the legend says so (a teacher: under
   // "That doesn't look like a digit" it still read "for its answer", of a 4 the page never named).
   const chosen = answer.saliency_digit; // a digit whose bar was clicked: "why not a 1?"
-  $("saliency-for").textContent = chosen !== undefined && chosen !== null && chosen !== answer.digit
-    ? `for ${chosen}, the digit you chose (marked red; choose it again for the answer's map)`
+  const against = answer.saliency_against; // then the map weighs it against the answer (its own map alone, scaled to
+  // its strongest pixel, showed bright red "for 9" on a clear 7 whose 9 stood at 0.002%: a learner)
+  const versus = against !== undefined && against !== null;
+  $("saliency-against").textContent = versus ? `for ${against} rather than ${chosen}` : "against";
+  $("saliency-for").textContent = versus
+    ? `for ${chosen}, the digit you chose (marked red), rather than ${against}; choose it again for the answer's map`
     : answer.kind === "not_a_digit" ? `for ${answer.digit}, the digit a digit model alone would pick (not an answer)`
     : answer.kind === "unsure" ? `for ${answer.digit}, its best guess` : "for its answer";
   if (map) {
