@@ -276,9 +276,15 @@ def test_a_page_with_only_a_ruled_line_has_no_number(digits_model):
         with pytest.raises(DigitlabError, match=r"^no ink found but straight lines \(a ruled line"):
             read_number(*digits_model, lines)
         assert count_marks(lines) == 0
-    ones = np.full((60, 200), 255, dtype=np.uint8)  # but thin 1s cropped to their ink, as tall as the picture, stay
-    ones[:, 20::40] = ones[:, 21::40] = 0
-    assert count_marks(ones) == 5
+    askew = Image.new("L", (1200, 900), 250)  # turned sideways and 5° askew, as a hand holds a phone (a reviewer:
+    for x in range(100, 1200, 45):  # only a page turned within 2° of sideways was refused)
+        ImageDraw.Draw(askew).line([(x, -20), (x + 79, 920)], fill=150, width=2)
+    with pytest.raises(DigitlabError, match=r"^no ink found but straight lines"):
+        read_number(*digits_model, np.asarray(askew))
+    for gap in (40, 10):  # but thin 1s cropped to their ink, as tall as the picture, stay, written close together too
+        ones = np.full((60, 8 * gap), 255, dtype=np.uint8)
+        ones[:, gap // 2::gap] = ones[:, gap // 2 + 1::gap] = 0
+        assert count_marks(ones) == 8, gap
 
 
 def test_no_ink_is_one_clear_error(digits_model):

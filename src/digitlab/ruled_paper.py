@@ -23,7 +23,8 @@ _PAGE_LINES = 4  # ...when there are at least 4 of them: ruled or squared paper,
 _CUT_SHORT = 0.5  # then a row inked across half of it, at their spacing and as thin, is one cut short by a corner
 _SQUARES, _FILLED = 0.5, 0.6  # then columns inked across half of it, at the rows' spacing, filling 60% of the
                               # places at that spacing are too (squared paper's upright lines, often fainter)
-_SIDEWAYS = 4  # lines down a page turned sideways run at least 4 times as long as they lie apart
+_SIDEWAYS = 8  # lines down a page turned sideways run at least 8 times as long as they lie apart
+_RAGGED = 0.05  # (their ragged ends left beside them, under 5% of their ink, are no writing: rules._RULED_PAGE)
 _ASKEW, _ASKEW_SIDE = 15, 128  # lines slanting up to 15 degrees are looked for in pictures 128 px or more a side,
 _SHARPER = 1.05  # when their rows are 5% more sharply peaked than level ones
 
@@ -56,9 +57,10 @@ def without_page_lines(on: np.ndarray) -> np.ndarray:
 
 
 def sideways_lines_only(on: np.ndarray) -> bool:
-    """Whether ``on`` holds nothing but a page's printed lines running down it (the page photographed sideways: a
-    learner's empty ruled page read as 19 sure 1s), each :data:`_SIDEWAYS` times as long as the lines lie apart: a
-    row of thin 1s cropped to their ink, as long as the picture is tall, lies closer than that.
+    """Whether ``on`` holds nothing but a page's printed lines running down it (the page photographed sideways, level
+    or askew: a learner's empty ruled page read as 19 sure 1s), each :data:`_SIDEWAYS` times as long as the lines lie
+    apart. Thin 1s cropped to their ink, as long as the picture is tall, lie further apart than that: 1s written
+    an eighth of their height apart would be taken for lines.
 
     >>> page = np.zeros((900, 1200), dtype=bool)
     >>> page[:, 50::45] = True                              # an empty ruled page, turned
@@ -67,10 +69,9 @@ def sideways_lines_only(on: np.ndarray) -> bool:
     >>> sideways_lines_only(page), sideways_lines_only(ones)
     (True, False)
     """
-    if not on.any() or without_page_lines(on.T).any():
+    if not on.any() or without_page_lines(on.T).sum() > _RAGGED * on.sum():
         return False
-    columns = np.flatnonzero(on.any(axis=0))
-    lines = np.count_nonzero(np.diff(columns) > 1) + 1
+    lines = ndimage.label(on, structure=np.ones((3, 3), dtype=bool))[1]  # pieces: slanted lines share columns
     return bool(on.shape[0] >= _SIDEWAYS * on.shape[1] / lines)
 
 
