@@ -1139,3 +1139,7 @@ def test_a_frame_or_ring_round_one_digit_of_a_number_is_not_a_mark(shape):
     slashed = Image.fromarray(slashed)
     ImageDraw.Draw(slashed).line([(125, 46), (115, 74)], fill=0, width=4)
     assert [box[:2] for box in _boxes(np.asarray(slashed))] == [box[:2] for box in truth]
+    tall = Image.fromarray(_picture((260, 200), [("1", 40, 60)])[0])  # a slashed 0 written 30% taller than the 1
+    ImageDraw.Draw(tall).ellipse([110, 51, 165, 130], outline=0, width=5)  # (a reviewer: taken for a ring, and its
+    ImageDraw.Draw(tall).line([(145, 76), (129, 106)], fill=0, width=4)  # slash read as a digit)
+    assert [box[0] for box in _boxes(np.asarray(tall))] == [57, 110]

@@ -43,7 +43,9 @@ _FOOT = 0.08  # (unless the rest comes down to it within 8% of one of its ends: 
 _HELD, _INSIDE = 0.9, 0.5  # ...and one holding 90% of the rest in its hole, half as tall or wide as it, frames it
 _RING, _INSIDE_RING, _OFF_EDGE = 1.25, 0.3, 0.1  # round one digit of a number: 1.25 times as tall as the digits
                                                    # beside it, 30% as tall or wide as it, 90% of its ink along its
-                                                   # outer edge (a band as thick as its ink)
+                                                   # outer edge (a band as thick as its ink)...
+_HELD_DIGIT = 0.75  # ...round a digit 3/4 as tall as those beside it, at least (a slashed 0 written taller than the
+                    # 1 beside it holds a slash half its height)
 _SIDE = 0.5  # a run down half a digit's height or more touching two runs across at both ends is a box's side
 
 
@@ -184,8 +186,9 @@ def without_surround(on: np.ndarray) -> np.ndarray:
 def _without_rings(on: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
     """``on`` without each piece drawn round one digit of a number, apart from it, as a teacher marks it (``2384``
     read ``23804``): its hole holds :data:`_HELD` of each piece inside, they are :data:`_INSIDE_RING` as tall or wide
-    as it, its ink lies along its own outer edge (:func:`_outline`), and it is :data:`_RING` times as tall as the digits
-    beside it. A slashed 0 or a digit's loop holding a speck is no taller than its neighbours and stays; a lone digit
+    as it, its ink lies along its own outer edge (:func:`_outline`), it is :data:`_RING` times as tall as the digits
+    beside it, and what it holds :data:`_HELD_DIGIT` as tall as they are. A slashed 0 (its slash short of a digit's
+    height) or a digit's loop holding a speck stays; a lone digit
     has none (:func:`_without_surround` takes its frame). Specks (under :data:`_SPECK` of the ink) are not looked at:
     a speckled picture's 10,000s of pieces would each be. ``labels``: ``on``'s pieces, when already numbered."""
     if labels is None:
@@ -215,7 +218,8 @@ def _without_rings(on: np.ndarray, labels: np.ndarray | None = None) -> np.ndarr
         tall = boxes[held - 1, 1].max() - boxes[held - 1, 0].min()
         wide = boxes[held - 1, 3].max() - boxes[held - 1, 2].min()
         digits = digit_height(boxes[beside - 1, 1] - boxes[beside - 1, 0], 0.5)
-        if (max(tall / height, wide / width) >= _INSIDE_RING and height >= _RING * digits
+        round_a_digit = height >= _RING * digits and tall >= _HELD_DIGIT * digits
+        if (round_a_digit and max(tall / height, wide / width) >= _INSIDE_RING
                 and (piece & ~_outline(piece, filled)).sum() <= _OFF_EDGE * piece.sum()):
             rings.append(k)
     return on & ~np.isin(labels, rings) if rings else on
