@@ -241,3 +241,27 @@ def test_threads_of_one_process_take_turns_where_flock_would_not_part_them(data_
     for thread in threads:
         thread.join(60)
     assert not errors and len(HandwritingSet.open("class").samples()) == 30
+
+
+def test_a_set_on_a_read_only_file_system_refuses_a_save_in_one_line_and_still_reads(data_dir, monkeypatch):
+    """An audit: a collecting server whose set lay on a read-only mount answered every save and undo 500, with two
+    tracebacks logged; reading it went on. A save is now a StoreWriteError (the API's 507), saying where and why."""
+    import os
+
+    store = HandwritingSet.open("class", create=True)
+    store.add(picture(1), 1, writer="ada")
+    real = os.open
+
+    def read_only(path, flags, *args):
+        if str(path).endswith(".lock") and flags & (os.O_RDWR | os.O_WRONLY):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    again = HandwritingSet.open("class")
+    assert [s.label for s in again.samples()] == [1]  # reading takes a shared lock, read-only
+    with pytest.raises(StoreWriteError, match=r"^handwriting set 'class' cannot be written here \(Read-only file "
+                                              r"system: .*\); nothing was changed"):
+        again.add(picture(2), 2, writer="ada")
+    monkeypatch.setattr(os, "open", real)
+    assert [s.label for s in HandwritingSet.open("class").samples()] == [1]

@@ -309,8 +309,12 @@ class HandwritingSet:
         except FileNotFoundError:
             raise self._gone() from None
         except OSError as exc:
-            if not shared or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
                 raise
+            if not shared:  # a collecting server on a read-only set answered every save 500, a traceback logged
+                raise StoreWriteError(f"handwriting set {self.name!r} cannot be written here ({exc.strerror}: "
+                                      f"{self.folder}); nothing was changed — choose a writable folder "
+                                      "($DIGITLAB_DATA)") from None
             try:
                 fd = os.open(self.folder / ".lock", os.O_RDONLY)
             except FileNotFoundError:  # nothing can write here, and nothing has
