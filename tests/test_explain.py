@@ -470,6 +470,13 @@ def test_cli_explain_bad_input_is_one_line_and_exit_2(problem, logreg_run, tmp_p
     assert not (tmp_path / "out" / "explain.html").exists()
 
 
+def test_cli_explain_refuses_a_seed_scikit_learn_cannot_take(logreg_run, tmp_path):
+    """An audit: --seed 4294967296 crashed with a traceback after the first figures, exit 1, a folder left empty."""
+    done = run_cli("explain", "--model", str(logreg_run), "--out", str(tmp_path / "out"), "--seed", "4294967296")
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "4294967295" in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def _mnist_sized_run(tmp_path: Path, name: str = "big", params: dict | None = None) -> Path:
     """A real logreg saved with a 28×28 card: trained on the digits padded to 28×28."""
     from dataclasses import replace

@@ -28,7 +28,8 @@ def explain(
     robustness_images: int = typer.Option(
         1000, "--robustness-images", min=10, help="Test images (stratified, seeded) per robustness curve."),
     map_images: int = typer.Option(1500, "--map-images", min=10, help="Test images (stratified, seeded) in the t-SNE map."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the subsets, noise, distortions and t-SNE."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1,  # a larger one crashed in scikit-learn's split
+                             help="Seed of the subsets, noise, distortions and t-SNE."),
     dataset: Optional[str] = typer.Option(
         None, "--dataset", "-d", metavar="SET",
         help="Explain it on a handwriting set's samples (a class's), not its test images; the page goes to "
