@@ -288,9 +288,12 @@ def test_the_models_own_input_sent_back_as_prepared_is_answered_as_it_was(client
     model = client.app.state.served.loaded.model
     sent = client.post("/api/predict/pixels?input=true", json={"pixels": image.tolist(), "prepared": True}).json()
     assert sent["input"] == image.tolist() and sent["digit"] == int(model.predict(image.reshape(1, -1) / 255.0)[0])
-    for bad, says in ((client8, "this model takes 8×8 images"), (client, "prepared")):
-        response = bad.post("/api/predict/pixels", json={"pixels": image.tolist(),
-                                                         "prepared": True if bad is client8 else "maybe"})
+    for bad, extra, says in ((client8, {"prepared": True}, "this model takes 8×8 images"),
+                             (client, {"prepared": "maybe"}, '"prepared" is true or false'),
+                             (client, {"prepared": "yes"}, '"prepared" is true or false'),  # not taken for true (an
+                             (client, {"prepared": 1}, '"prepared" is true or false'),  # audit), nor a misspelt key
+                             (client, {"Prepared": True}, "unknown key 'Prepared': the JSON body holds \"pixels\"")):
+        response = bad.post("/api/predict/pixels", json={"pixels": image.tolist(), **extra})
         assert response.status_code == 422 and says in response.json()["error"], response.text
         assert "\n" not in response.json()["error"]
 

@@ -156,6 +156,8 @@ def _explain(err: dict[str, Any], body: Any, path: str) -> tuple[int, str]:
         return 422, f"send {WANTED.get(path, 'the picture')}"
     if loc[:2] == ("body", "pixels") and kind == "value_error":  # PixelsBody's check says what is wrong
         return 422, str(err.get("ctx", {}).get("error", err.get("msg", "invalid")))
+    if loc[:1] == ("body",) and kind == "extra_forbidden":
+        return 422, f'unknown key {str(loc[-1])[:40]!r}: the JSON body holds "pixels" and, if wanted, "prepared"'
     if loc[:2] == ("body", "prepared"):
         return 422, '"prepared" is true or false: true when "pixels" already is the model\'s input (`?input=true`)'
     if loc[:1] == ("body",):

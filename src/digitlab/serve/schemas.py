@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from digitlab.data.handwriting_sample import SOURCES
 from digitlab.data.images import prepare_pixels
@@ -33,6 +33,8 @@ Row = Annotated[list[GreyLevel], Field(min_length=28, max_length=28)]
 
 class PixelsBody(BaseModel):
     """The body of `POST /api/predict/pixels`."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt "Prepared" was dropped, and the grid prepared again
 
     pixels: Annotated[list[Row], Field(
         min_length=28, max_length=28,
@@ -55,7 +57,7 @@ class PixelsBody(BaseModel):
                              "to 0-1: multiply them by 255")
         return grid.tolist()
 
-    prepared: bool = Field(
+    prepared: StrictBool = Field(
         default=False, description="True: `pixels` is already the model's input, as `?input=true` answers it (light "
                                    "ink on dark, cropped, scaled and centred like MNIST), and the model sees it as it "
                                    "is, not prepared a second time; for a model of 28×28 images (else 422).")
