@@ -186,6 +186,34 @@ def test_models_leaves_out_a_run_whose_model_file_is_missing_or_damaged(runs, tm
         assert [Path(m["path"]).name for m in served.get("/api/models").json()["models"]][1] == "c-digits-logreg"
 
 
+def test_models_lists_a_run_shipped_with_its_export_only_when_onnx_runs_it_and_its_detector_must_be_whole(
+        tmp_path, lesson_run):
+    """A reviewer: a folder holding model.onnx alone was listed by a server not on ONNX Runtime, and a run whose
+    detector file was missing was listed; both answered 422 when chosen."""
+    from digitlab.data import load_dataset
+    from digitlab.export import export_onnx
+
+    copy, digits = tmp_path / "runs", load_dataset("digits")
+    shutil.copytree(lesson_run.folder, copy / "a-lesson")  # served, on ONNX Runtime when it may
+    save_model(train("logreg", digits, params={"C": 0.5}), digits, copy / "b-shipped")
+    export_onnx(copy / "b-shipped")
+    (copy / "b-shipped" / "model.safetensors").unlink()  # shipped with its export alone
+    save_model(train("logreg", digits, params={"C": 0.25}), digits, copy / "c-no-detector")
+    card = json.loads((copy / "a-lesson" / "model.json").read_text())  # a card listing a detector whose file is gone
+    other = json.loads((copy / "c-no-detector" / "model.json").read_text())
+    (copy / "c-no-detector" / "model.json").write_text(json.dumps({**other, "not_a_digit": card["not_a_digit"]}))
+    names = lambda client: [Path(m["path"]).name for m in client.get("/api/models").json()["models"]]  # noqa: E731
+    with TestClient(create_app(copy / "a-lesson", copy, onnx=False)) as served:
+        assert names(served) == ["a-lesson"]
+    with TestClient(create_app(copy / "a-lesson", copy)) as served:
+        assert served.app.state.served.engine == "onnxruntime" and names(served) == ["a-lesson", "b-shipped"]
+        shipped = served.get("/api/models").json()["models"][1]["id"]
+        assert served.post(f"/api/predict?model={shipped}", json={"pixels": one_pixels()}).status_code == 200
+    shutil.copy(copy / "a-lesson" / card["not_a_digit"]["file"], copy / "c-no-detector")  # its detector back
+    with TestClient(create_app(copy / "a-lesson", copy, onnx=False)) as served:
+        assert names(served) == ["a-lesson", "c-no-detector"]
+
+
 def picture_of(image: np.ndarray) -> bytes:
     """A 28×28 light-on-dark digit as a 280×280 dark-on-light PNG, as a person might draw it."""
     big = Image.fromarray(255 - image).resize((280, 280), Image.Resampling.BILINEAR)

@@ -227,7 +227,7 @@ def list_models(served: Served) -> list[dict[str, Any]]:
     listed, ids = [], set()
     for card, folder, active in _runs(served):
         # a teacher chose a listed run, and was told its model file is missing
-        if card.id not in ids and (active or _whole(card, folder)):
+        if card.id not in ids and (active or _whole(card, folder, onnx=served.engine == "onnxruntime")):
             ids.add(card.id)
             listed.append(_summary(card, folder, active))
     return listed
@@ -251,14 +251,24 @@ def _runs(served: Served) -> Iterator[tuple[ModelCard, Path, bool]]:
             yield card, folder, False
 
 
-def _whole(card: ModelCard, folder: Path) -> bool:
-    """The run's model file is there with its card's checksum (or, shipped without it, its ``model.onnx`` is)."""
+def _whole(card: ModelCard, folder: Path, *, onnx: bool) -> bool:
+    """The run's model file is there with its card's checksum (or, shipped without it, its ``model.onnx`` is, when
+    ``onnx``: this server answers on ONNX Runtime), and so is the not-a-digit detector its card lists."""
     weights = folder / card.file
     try:
         stat = weights.stat()
     except OSError:
-        return (folder / "model.onnx").is_file()
-    return _checksum_matches(weights, stat.st_size, stat.st_mtime_ns, card.sha256)
+        whole = onnx and (folder / "model.onnx").is_file()
+    else:
+        whole = _checksum_matches(weights, stat.st_size, stat.st_mtime_ns, card.sha256)
+    detector = card.not_a_digit
+    if whole and detector is not None:
+        try:
+            stat = (folder / detector.file).stat()
+        except OSError:
+            return False
+        return _checksum_matches(folder / detector.file, stat.st_size, stat.st_mtime_ns, detector.sha256)
+    return whole
 
 
 @functools.lru_cache(maxsize=512)
