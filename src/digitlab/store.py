@@ -316,7 +316,8 @@ def read_card(path: Path, *, weights_needed: bool = True) -> tuple[ModelCard, Pa
     if weights_needed and not weights.is_file():
         shipped = card_path.with_name("model.onnx").is_file()  # a folder shipped with the export alone
         raise DigitlabError(f"{weights}: model file is missing; " + (
-            "this folder holds only the ONNX export, which `predict`, `read` and `serve` answer through: "
+            "this folder holds only the ONNX export, which `predict`, `read` and `serve` answer through (with "
+            "onnxruntime installed, and DIGITLAB_PREDICT_ONNX or DIGITLAB_SERVE_ONNX not 0): "
             f"copy {card.file} from the run it came from for anything else" if shipped else
             "copy it back from where the run was made, or train the run again"))
     return card, weights
