@@ -559,4 +559,5 @@ def test_a_folder_shipped_with_the_export_says_what_it_lacks(lesson_run, tmp_pat
     assert run_cli("predict", "--model", str(shipped), str(picture)).returncode == 0
     said = run_cli("evaluate", "--model", str(shipped))
     assert said.returncode == 2 and "this folder holds only the ONNX export, which `predict`, `read` and `serve` " \
-        "answer through: copy model.safetensors from the run it came from" in " ".join(said.stderr.split()), said.stderr
+        "answer through (with onnxruntime installed, and DIGITLAB_PREDICT_ONNX or DIGITLAB_SERVE_ONNX not 0): copy " \
+        "model.safetensors from the run it came from" in " ".join(said.stderr.split()), said.stderr
