@@ -94,7 +94,7 @@ def test_a_run_on_a_set_by_several_writers_reports_its_split_by_writer(env, tmp_
     # 80 training images: too few to hold out for a temperature and an "unsure" bar (a learner's 64, all right, gave
     # 0.022 and "sure from 100.0%"), and the note says so, not "`digitlab run ...` trains one that is" (the very run)
     assert ModelCard.from_file(folder / "model.json").calibration is None
-    assert "Not calibrated: with only 80 training images too few could be held out (digitlab needs 134)" in text
+    assert "Not calibrated: too few of the 80 training images could be held out (digitlab needs 134)" in text
     assert 'call an answer under 50% "unsure"' in text
     picture = tmp_path / "seven.png"
     picture.write_bytes(seven_png())
