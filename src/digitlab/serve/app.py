@@ -428,8 +428,9 @@ def _explained_sync(served: Served, source: bytes | np.ndarray, top_k: int, gate
     card = served.loaded.card
     model = Explainable(served.explainable(), card.pixel_max, tuple(card.image_shape), card.id)
     target = int(out["digit"]) if digit is None else digit
-    out.update(explain_one(model, keep[0], target, against=int(out["digit"])).to_dict(), saliency_digit=target,
-               saliency_against=None if target == int(out["digit"]) else int(out["digit"]))
+    explained = explain_one(model, keep[0], target, against=int(out["digit"]))
+    out.update(explained.to_dict(), saliency_digit=target,  # weighed against the answer, when there is a map
+               saliency_against=None if target == out["digit"] or explained.saliency is None else int(out["digit"]))
     return out
 
 

@@ -230,4 +230,3 @@ class HeadAsGet:
         """Pass the request on, a HEAD as a GET."""
         head = scope["type"] == "http" and scope["method"] == "HEAD"
         await self.app({**scope, "method": "GET"} if head else scope, receive, send)
-
