@@ -313,9 +313,9 @@ def test_explain_page_for_logreg(logreg_run, tmp_path, digits):
     html = result.html.read_text(encoding="utf-8")
     assert "120 test images (a stratified random subset, seed" in html and "100 test images (a stratified" in html
     assert f"(drawn from {curve['n_images']:,} training images of digits, 3 folds)" in html and curve["n_images"] >= 1000
-    gain = curve["mean"][-1] - curve["mean"][-2]  # a learner: "flat or falling" under a curve rising 96.0 → 96.5%
-    said = "still rising at" if gain > 0.005 else "about flat between" if gain >= -0.005 else "falling between"
-    assert f"{said} " in html and f"({100 * gain:+.1f} points" in html
+    gain = round(100 * (curve["mean"][-1] - curve["mean"][-2]), 1)  # a learner: "flat or falling" under a curve
+    said = "still rising at" if gain > 0.5 else "about flat between" if gain >= -0.5 else "falling between"  # rising
+    assert f"{said} " in html and f"({gain:+.1f} points" in html  # 96.0 → 96.5%; judged on the points it shows
     card = json.loads((logreg_run / "model.json").read_text())
     assert f"The model above trained on {card['n_train']:,} images" in html
     assert "A map of the test images by their pixels" in html and "not of the model" in html  # no hidden layer

@@ -172,5 +172,6 @@ def nothing_to_gain(model: Path, dataset: str) -> str:
     import shlex
 
     return ("[yellow]The held-out samples were all read right before fine-tuning[/], so they cannot show a gain: "
-            "hold out a writer it reads less well with --hold-out NAME (each writer's accuracy: "
+            "hold out a writer it reads less well with --hold-out NAME, or collect more samples (each writer's "
+            "accuracy: "
             f"`digitlab evaluate --model {escape(shlex.quote(str(model)))} --dataset {escape(shlex.quote(dataset))}`)")

@@ -294,7 +294,7 @@ def _card_path(path: Path) -> Path:
     if path.is_dir():
         card = path / CARD_NAME
         if not card.is_file():
-            inner = sorted(found.parent for found in path.glob(f"*/{CARD_NAME}"))  # a compare folder: a run a model
+            inner = sorted(found.parent for found in path.glob(f"[!.]*/{CARD_NAME}"))  # a compare folder: a run a model
             runs = f"; it holds runs in its folders: give one, e.g. {inner[0]}" if inner else ""
             raise DigitlabError(f"{path}: no {CARD_NAME} in this folder; give a run folder made by `digitlab run`"
                                 + runs)
