@@ -859,3 +859,16 @@ def test_writers_are_listed_by_name_whatever_their_case():
                for k, name in enumerate(["Eve", "ada", "ben", "Cleo", None])]
     rows = per_writer(samples, np.array([s.label for s in samples]))
     assert [row.writer for row in rows] == ["(no name)", "ada", "ben", "Cleo", "Eve"]
+
+
+@pytest.mark.parametrize("name, kept", [("Ana\u00a0B", "Ana B"), ("Ana\u202fB", "Ana B"),
+                                        ("\u0646\u06cc\u06a9\u200c\u0646\u0627\u0645", None),
+                                        ("\u0915\u094d\u200d\u0937", None), ("\U0001f468\u200d\U0001f469", None)])
+def test_real_names_with_joiners_and_no_break_spaces_are_taken(name, kept):
+    """An audit: a Persian name (a zero-width non-joiner), a Devanagari conjunct and an emoji family (joiners), and
+    "Ana B" typed with a no-break space were refused as holding control characters."""
+    from digitlab.data.handwriting_names import check_writer
+
+    assert check_writer(name) == (kept or name)
+    with pytest.raises(DigitlabError, match="control characters"):
+        check_writer("Ana\tB")  # a tab still is one

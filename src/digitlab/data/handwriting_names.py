@@ -43,6 +43,9 @@ def check_set_name(name: str) -> str:
     return name
 
 
+_JOINERS = "\u200c\u200d"  # zero-width non-joiner and joiner
+
+
 def check_writer(writer: str | None, longest: int = WRITER_MAX) -> str | None:
     """Return a writer's name stripped, its spaces one apart and its accents composed (NFC: "e" + a combining
     diaeresis, as some keyboards send "ë", is "ë"); None when empty; or raise a one-line error. ``longest``
@@ -54,6 +57,9 @@ def check_writer(writer: str | None, longest: int = WRITER_MAX) -> str | None:
     'Ada L.'
     >>> check_writer("Zoe\u0308") == "Zo\u00eb"
     True
+    >>> persian = "\u0646\u06cc\u06a9\u200c\u0646\u0627\u0645"  # with a zero-width non-joiner
+    >>> check_writer("Ana\u00a0B"), check_writer(persian) == persian
+    ('Ana B', True)
     >>> check_writer("a/b")
     Traceback (most recent call last):
     ...
@@ -63,10 +69,14 @@ def check_writer(writer: str | None, longest: int = WRITER_MAX) -> str | None:
         return None
     if not isinstance(writer, str):
         raise DigitlabError("a writer's name must be text")
-    writer = unicodedata.normalize("NFC", writer).strip()
+    # a no-break space (U+00A0, U+202F...) is a space; the joiners of Persian and Devanagari names, and of emoji, are
+    # letters' part (an audit: "Ana B" typed with a no-break space, and a Persian name, were refused as control
+    # characters)
+    writer = "".join(" " if unicodedata.category(ch) == "Zs" else ch for ch in unicodedata.normalize("NFC", writer))
+    writer = writer.strip()
     if len(writer) > longest:
         raise DigitlabError(f"a writer's name can be at most {longest} characters, got {len(writer):,}")
-    if any(ch in "/\\" or not ch.isprintable() for ch in writer):
+    if any(ch in "/\\" or not (ch.isprintable() or ch in _JOINERS) for ch in writer):
         raise DigitlabError("a writer's name cannot contain '/', '\\' or control characters; "
                             "use letters, digits and spaces")
     return " ".join(writer.split()) or None
