@@ -336,3 +336,20 @@ def test_a_sweep_cell_keeps_scikit_learns_convergence_warning():
         w.startswith("ConvergenceWarning: Stochastic Optimizer: Maximum iterations (3) reached")
         for w in stopped["warnings"]), stopped["warnings"]
     assert not any("Convergence" in w for w in cell_result(Cell("logreg", limit=300), "digits")["warnings"])
+
+
+def test_a_sweep_refused_for_a_full_disk_leaves_no_folder(tmp_path, monkeypatch):
+    """An audit: each try on a full disk left an empty sweep folder (no sweep.json), which --resume then refused."""
+    import errno
+
+    import digitlab.fileio
+    from digitlab.cli_sweep import _sweep_folder
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(digitlab.fileio, "write_text_atomic", full)
+    plan = {"dataset": "digits"}
+    with pytest.raises(OSError):
+        _sweep_folder(plan, tmp_path, "s2", None)
+    assert list(tmp_path.iterdir()) == []

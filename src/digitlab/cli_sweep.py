@@ -240,8 +240,7 @@ def _only_sweep_in(folder: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _kept_if_begun(plan, new: bool) -> Iterator[None]:
-    """A sweep that stops (Ctrl-C, an unreachable cluster) keeps its finished cells and says how to finish it; one
-    this command made that finished none is removed, rather than left as an empty folder."""
+    """A stopped sweep (Ctrl-C, a lost cluster) keeps its done cells and says how to finish; an empty new one goes."""
     import shutil
 
     from digitlab.sweep import SweepStopped
@@ -341,10 +340,8 @@ def _saved_options(folder: Path) -> dict[str, Any]:
 
 
 def _sweep_folder(plan: dict, out: Path, name: str | None, resume: Path | None, waited: int = 0) -> Path:
-    """The folder to (re)use: --resume, the newest one of --name, or a new one with its sweep.json.
-
-    An existing sweep is only finished as it was planned: a command that asks for other models, values, seeds
-    or sizes is refused in one line, so that its cells, results and kept models stay as they are."""
+    """The folder to (re)use: --resume, the newest one of --name, or a new one with its sweep.json. An existing
+    sweep is finished only as planned (other models, values, seeds or sizes: one line), its cells left as they are."""
     import itertools
     import json
     import time
@@ -384,13 +381,16 @@ def _sweep_folder(plan: dict, out: Path, name: str | None, resume: Path | None, 
         except FileExistsError:
             if name:  # the same --name started at once: one sweep, in one folder
                 return _sweep_folder(plan, out, name, resume, waited=waited + 1)
-    write_text_atomic(folder / "sweep.json", json.dumps(plan, indent=1) + "\n")
+    try:
+        write_text_atomic(folder / "sweep.json", json.dumps(plan, indent=1) + "\n")
+    except BaseException:  # a full disk: no empty folder left at each try (an audit), which --resume would refuse
+        folder.rmdir()
+        raise
     return folder
 
 
 def _unordered(value: Any) -> Any:
-    """A plan value with its lists as sets: the same models, seeds, sizes or values in another order are the same
-    cells."""
+    """A plan value with its lists as sets: the same models, seeds, sizes or values in another order: same cells."""
     if isinstance(value, dict):
         return {k: _unordered(v) for k, v in value.items()}
     if isinstance(value, list):
