@@ -488,6 +488,6 @@ def test_finetune_says_when_the_held_out_samples_cannot_show_a_gain(env, tmp_pat
                     "--hold-out", "sure", env=variables)
     assert tuned.returncode == 0, tuned.stderr
     words = " ".join(tuned.stdout.split())
-    assert "100.0% →" in words and "The held-out samples were all read right before fine-tuning, so they cannot show " \
-        "a gain: hold out a writer it reads less well with --hold-out NAME" in words, words
+    assert "100.0% →" in words and "The held-out samples were all read right before fine-tuning, so they cannot " \
+        "show a gain: hold out a writer it reads less well with --hold-out NAME" in words, words
     assert f"digitlab evaluate --model {run} --dataset gain" in words
