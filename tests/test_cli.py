@@ -6,6 +6,7 @@ so that the exit codes 0, 1 and 2 are each seen leaving a real process."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -212,12 +213,16 @@ def test_a_folders_heic_photo_is_said_not_passed_over_and_prepared_pictures_neve
     (folder / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(100))  # how a phone's photo begins
     (folder / "scan.pgm").write_bytes(b"P5 2 2 255 " + bytes(4))
     (folder / "moved.png").symlink_to(tmp_path / "gone.png")  # a link to a picture moved away: said too
+    os.mkfifo(folder / "fifo.png")  # a pipe and a link to a device, passed over in silence (an audit)
+    (folder / "zero.png").symlink_to("/dev/zero")
     result = run_cli("predict", "--model", str(lesson_run.folder), str(folder), "--json",
                      "--save-prepared", str(tmp_path / "seen"), process=True)
     assert result.returncode == 1, result.stderr
     answered = {Path(e["image"]).relative_to(folder).as_posix(): e for e in json.loads(result.stdout)["predictions"]}
-    assert set(answered) == {"001-x.png", "IMG_0001.HEIC", "a/x.png", "b/x.png", "moved.png"}
+    assert set(answered) == {"001-x.png", "IMG_0001.HEIC", "a/x.png", "b/x.png", "moved.png", "fifo.png", "zero.png"}
     assert answered["moved.png"]["error"] == f"no image file at {folder / 'moved.png'}; check the path"
+    for name in ("fifo.png", "zero.png"):
+        assert answered[name]["error"].startswith(f"{folder / name} is not a file but a pipe or device"), answered
     assert answered["IMG_0001.HEIC"]["error"].endswith(
         "a HEIC photo is not read: export it as a PNG or JPEG and send that")
     assert "left out 1 file that is not a picture" in result.stderr and "scan.pgm" in result.stderr

@@ -204,8 +204,8 @@ def pictures_and_passed_over(paths: Iterable[Path]) -> tuple[list[Path], list[Pa
     out: list[Path] = []
     left: list[Path] = []
     for path in map(Path, paths):
-        files = [p for p in path.rglob("*") if (p.is_file() or p.is_symlink() and not p.exists())  # a broken link:
-                 and not hidden(p.relative_to(path))] if path.is_dir() else []  # read and said, not passed over
+        files = [p for p in path.rglob("*") if not p.is_dir()  # a broken link, a pipe, a link to a device: read and
+                 and not hidden(p.relative_to(path))] if path.is_dir() else []  # said, not passed over (an audit)
         found = sorted(p for p in files if p.suffix.lower() in PICTURES + UNREAD)
         left += [p for p in files if p.suffix.lower() not in PICTURES + UNREAD]
         out += found if any(p.suffix.lower() in PICTURES for p in found) else [path]
