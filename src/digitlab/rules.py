@@ -188,9 +188,10 @@ def _without_rings(on: np.ndarray, labels: np.ndarray | None = None) -> np.ndarr
     read ``23804``): its hole holds :data:`_HELD` of each piece inside, they are :data:`_INSIDE_RING` as tall or wide
     as it, its ink lies along its own outer edge (:func:`_outline`), it is :data:`_RING` times as tall as the digits
     beside it, and what it holds :data:`_HELD_DIGIT` as tall as they are. A slashed 0 (its slash short of a digit's
-    height) or a digit's loop holding a speck stays; a lone digit
-    has none (:func:`_without_surround` takes its frame). Specks (under :data:`_SPECK` of the ink) are not looked at:
-    a speckled picture's 10,000s of pieces would each be. ``labels``: ``on``'s pieces, when already numbered."""
+    height) or a digit's loop holding a speck stays; a lone digit has none beside it (:func:`_without_surround` takes
+    its frame). Specks (under :data:`_SPECK` of the ink) are not looked at: a speckled picture's 10,000s of pieces
+    would each be; nor, so, is a long number's or a sheet's each digit under 1% of the ink. ``labels``: ``on``'s
+    pieces, when already numbered."""
     if labels is None:
         labels = ndimage.label(on, structure=np.ones((3, 3), dtype=bool))[0]
     sizes = np.bincount(labels.ravel())

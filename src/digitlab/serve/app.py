@@ -82,7 +82,7 @@ Explain = Annotated[bool, Query(description="Also answer what the model looks at
                                             "for the CNN, `activations` (its first layer's maps, small 0..255 "
                                             "grids); left out by default.")]
 ExplainDigit = Annotated[int | None, Query(ge=0, le=9, description="The digit the map explains (it implies `explain`): "
-                                         "another than the answer asks why not that one; default: the answer's.")]
+                                         "another asks why not it, against the answer (`saliency_against`).")]
 ModelId = Annotated[str | None, Query(max_length=200, description="The id of the saved model to answer (one that "
                                       "`GET /api/models` lists); default: the model being served. Unknown: 404.")]
 
@@ -428,9 +428,9 @@ def _explained_sync(served: Served, source: bytes | np.ndarray, top_k: int, gate
     card = served.loaded.card
     model = Explainable(served.explainable(), card.pixel_max, tuple(card.image_shape), card.id)
     target = int(out["digit"]) if digit is None else digit
-    explained = explain_one(model, keep[0], target, against=int(out["digit"]))
-    out.update(explained.to_dict(), saliency_digit=target,  # weighed against the answer, when there is a map
-               saliency_against=None if target == out["digit"] or explained.saliency is None else int(out["digit"]))
+    explained = explain_one(model, keep[0], target, against=int(out["digit"]))  # weighed against the answer
+    against = None if target == out["digit"] or explained.saliency is None else int(out["digit"])  # (with a map)
+    out.update(explained.to_dict(), saliency_digit=target, saliency_against=against)
     return out
 
 
