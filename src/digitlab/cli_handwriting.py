@@ -51,7 +51,7 @@ def evaluate_on_handwriting(model: Path, name: str, out: Path, *, as_json: bool 
     else:
         print_score(score)
         if matches is not None:
-            console.print(_said(loaded.card.metrics, score.metrics))
+            console.print(_said(loaded.card.metrics, differences))
         for line in store.problems:
             console.print(f"[yellow]{escape(line)}[/]")
         console.print(f"Report: [link=file://{page.resolve()}]{escape(str(page))}[/link]")
@@ -71,12 +71,12 @@ def _against_the_run(card, score) -> tuple[bool | None, list[str]]:
     return not differences, differences
 
 
-def _said(recorded: dict, m) -> str:
-    """The line saying whether the figures match the run's, or why they may not."""
+def _said(recorded: dict, differences: list[str]) -> str:
+    """The line saying whether the figures match the run's, or why they may not (:func:`_against_the_run`)."""
     wrong = f"{recorded['n_errors']} error{'s' * (recorded['n_errors'] != 1)}"
-    if (m.n_test, m.n_errors) == (recorded["n_test"], recorded["n_errors"]):
+    if not differences:
         return "[green]Matches the run's recorded figures exactly[/] (as many held-out samples, as many wrong)."
-    if m.n_test != recorded["n_test"]:
+    if "n_test" in differences:
         return (f"The run recorded {wrong} of {recorded['n_test']:,}; the set has changed since (samples added or "
                 "removed), so these figures differ.")
     return (f"[yellow]The run recorded {wrong} of as many samples[/]: the model answers differently here (another "

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["page_lines", "sharpest_rows", "sideways_lines_only", "without_page_lines"]
+__all__ = ["RAGGED", "page_lines", "sharpest_rows", "sideways_lines_only", "without_page_lines"]
 
 _PAGE_LINE, _REACH = 0.8, 0.1  # a row inked across 80% of the picture, to within 10% of both its ends...
 _LINE_THICK = 0.03  # ...at most 3% of the picture thick, is a printed line of the paper...
@@ -24,7 +24,7 @@ _CUT_SHORT = 0.5  # then a row inked across half of it, at their spacing and as 
 _SQUARES, _FILLED = 0.5, 0.6  # then columns inked across half of it, at the rows' spacing, filling 60% of the
                               # places at that spacing are too (squared paper's upright lines, often fainter)
 _SIDEWAYS = 8  # lines down a page turned sideways run at least 8 times as long as they lie apart
-_RAGGED = 0.05  # (their ragged ends left beside them, under 5% of their ink, are no writing: rules._RULED_PAGE)
+RAGGED = 0.05  # ink left beside the lines or rules, under 5% of all the ink, is their ragged edges: no writing
 _ASKEW, _ASKEW_SIDE = 15, 128  # lines slanting up to 15 degrees are looked for in pictures 128 px or more a side,
 _SHARPER = 1.05  # when their rows are 5% more sharply peaked than level ones
 
@@ -69,7 +69,7 @@ def sideways_lines_only(on: np.ndarray) -> bool:
     >>> sideways_lines_only(page), sideways_lines_only(ones)
     (True, False)
     """
-    if not on.any() or without_page_lines(on.T).sum() > _RAGGED * on.sum():
+    if not on.any() or without_page_lines(on.T).sum() > RAGGED * on.sum():
         return False
     lines = ndimage.label(on, structure=np.ones((3, 3), dtype=bool))[1]  # pieces: slanted lines share columns
     return bool(on.shape[0] >= _SIDEWAYS * on.shape[1] / lines)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from digitlab.ruled_paper import page_lines as _page_lines_and_slope, sharpest_rows, without_page_lines
+from digitlab.ruled_paper import RAGGED, page_lines as _page_lines_and_slope, sharpest_rows, without_page_lines
 
 __all__ = ["digit_height", "tallest", "leave_out_rules", "leave_out_rules_and_slant", "without_page_lines",
            "without_rules", "without_surround"]
@@ -30,7 +30,6 @@ _OUTLIERS, _MOST_OUTLIERS = 0.05, 3  # a piece is as tall as a digit when it is 
 _TILT, _TILTED_ACROSS = 15, 3.0  # under a number, a run across may slant up to 15 degrees (an underline drawn
                                  # freehand) when it is 3 digit heights long: a long 2's base slants too;
 _TILTED_PIECES, _TILTED_LEAST = 8, 16  # looked for in the 8 widest pieces, at least 16 px long
-_RULED_PAGE = 0.05  # ink left beside rules under 5% of all the ink is their ragged edges: no number
 _ANY_INK = 0.02  # for one digit's picture, any ink this strong may be part of a rule (a faint blue ruled line)
 _LEVEL = 3.0  # a digit on paper whose lines slant 3 degrees or more is turned back level with them
 _EDGE_SPECK, _THIN = 0.05, 3  # for one digit: a piece on the picture's edge under 5% of the ink, or 3 px thick
@@ -291,8 +290,8 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
     A run down anywhere else may be a tall "1", so it stays; on a ``page`` of lines of digits (a sheet), unless it
     is :data:`_RULE_DOWN_ANYWHERE` long (a margin line), and the digits' height is :func:`tallest`'s there. Left
     in, a rule joins the digits it touches into one mark, or is cut into sure-looking "1"s. With ``ruled_page`` (for
-    a number), ink left beside rules under :data:`_RULED_PAGE` of all the ink is their ragged edges and goes too; one
-    small digit may be all that is left.
+    a number), ink left beside rules under :data:`~digitlab.ruled_paper.RAGGED` of all the ink is their ragged edges
+    and goes too; one small digit may be all that is left.
     The paper's printed lines go first (:func:`without_page_lines`), unless ``page_lines`` is False. With
     ``tilted`` (for a number), a run across :data:`_TILTED_ACROSS` heights of its tall pieces may slant up to
     :data:`_TILT` degrees, as an underline drawn freehand does (:func:`_tilted_runs`).
@@ -318,7 +317,7 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
     at_edge = np.isin(strips, _nonzero(np.concatenate([strips[:, :edge], strips[:, -edge:]], axis=None)))
     anywhere = _runs(on, 0, _RULE_DOWN_ANYWHERE * digit) if page else False
     left = on & ~(across | (down & (framed | at_edge)) | anywhere | _box_sides(on, across, digit))
-    if ruled_page and left.sum() < _RULED_PAGE * on.sum():
+    if ruled_page and left.sum() < RAGGED * on.sum():
         return np.zeros_like(on)  # a ruled page, no number
     return left
 

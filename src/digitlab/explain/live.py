@@ -168,6 +168,11 @@ def _cnn_saliency(model: Explainable, image: np.ndarray, targets: list[int]) -> 
                                 steps=LIVE_STEPS)
 
 
+def _weighed(maps: np.ndarray) -> np.ndarray:
+    """The first map, less the second when there is one (the answer's: "why this digit rather than the answer")."""
+    return maps[0] - maps[1] if len(maps) > 1 else maps[0]
+
+
 def explain_one(model: Explainable, image: np.ndarray, target: int, against: int | None = None) -> LiveExplanation:
     """The live explanation of one prepared picture: a saliency map and, for the CNN, its first layer.
 
@@ -207,14 +212,12 @@ def explain_one(model: Explainable, image: np.ndarray, target: int, against: int
     image = np.asarray(image)
     targets = [int(target)] + ([] if against is None or int(against) == int(target) else [int(against)])
     if model.is_cnn:
-        maps = _cnn_saliency(model, image, targets)
-        saliency = maps[0] - maps[1] if len(maps) > 1 else maps[0]
+        saliency = _weighed(_cnn_saliency(model, image, targets))
         return LiveExplanation("Integrated Gradients", normalise(saliency), first_layer_activations(model, image),
                                model.model.width)  # the first layer's channels (cnn_torch.build_net)
     if model.linear_weights is not None:
         from digitlab.explain.saliency import weight_times_input
 
-        maps = weight_times_input(model, np.repeat(image[None], len(targets), axis=0), np.array(targets))
-        saliency = maps[0] - maps[1] if len(maps) > 1 else maps[0]
+        saliency = _weighed(weight_times_input(model, np.repeat(image[None], len(targets), axis=0), np.array(targets)))
         return LiveExplanation("weight × input", normalise(saliency))
     return LiveExplanation(None, None, note=NO_FAST_MAP)

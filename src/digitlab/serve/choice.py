@@ -255,29 +255,27 @@ def _whole(card: ModelCard, folder: Path, *, onnx: bool) -> bool:
     """The run's model file is there with its card's checksum (or, shipped without it, its ``model.onnx`` is, when
     ``onnx``: this server answers on ONNX Runtime), and so is the not-a-digit detector its card lists."""
     weights = folder / card.file
-    try:
-        stat = weights.stat()
-    except OSError:
-        whole = onnx and (folder / "model.onnx").is_file()
-    else:
-        whole = _checksum_matches(weights, stat.st_size, stat.st_mtime_ns, card.sha256)
+    whole = _intact(weights, card.sha256) if weights.exists() else onnx and (folder / "model.onnx").is_file()
     detector = card.not_a_digit
-    if whole and detector is not None:
-        try:
-            stat = (folder / detector.file).stat()
-        except OSError:
-            return False
-        return _checksum_matches(folder / detector.file, stat.st_size, stat.st_mtime_ns, detector.sha256)
-    return whole
+    return whole and (detector is None or _intact(folder / detector.file, detector.sha256))
+
+
+def _intact(path: Path, sha256: str) -> bool:
+    """``path`` is there with this checksum."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    return _checksum_matches(path, stat.st_size, stat.st_mtime_ns, sha256)
 
 
 @functools.lru_cache(maxsize=512)
-def _checksum_matches(weights: Path, size: int, mtime_ns: int, sha256: str) -> bool:
+def _checksum_matches(path: Path, size: int, mtime_ns: int, sha256: str) -> bool:
     """Hashed once per version of a file (its size and time are in the key): ``/api/models`` is asked often."""
     from digitlab.fileio import sha256_file
 
     try:
-        return sha256_file(weights) == sha256
+        return sha256_file(path) == sha256
     except OSError:
         return False
 
