@@ -96,6 +96,9 @@ def test_a_run_on_a_set_by_several_writers_reports_its_split_by_writer(env, tmp_
     assert ModelCard.from_file(folder / "model.json").calibration is None
     assert "Not calibrated: too few of the 80 training images could be held out (digitlab needs 134)" in text
     assert 'call an answer under 50% "unsure"' in text
+    from PIL import Image  # one panel, the model's own: no "after the temperature" of a temperature never fitted
+
+    assert Image.open(folder / "figures" / "reliability.png").size == (660, 460)
     picture = tmp_path / "seven.png"
     picture.write_bytes(seven_png())
     said = run_cli("predict", "--model", str(folder), str(picture), env=variables)

@@ -310,19 +310,19 @@ def _reliability_panel(ax: "plt.Axes", bins: Sequence[dict], title: str) -> None
     ax.spines[["top", "right"]].set_visible(False)
 
 
-def plot_reliability(before_bins: Sequence[dict], after_bins: Sequence[dict], path: Path,
+def plot_reliability(before_bins: Sequence[dict], after_bins: Sequence[dict] | None, path: Path,
                      ece: tuple[float, float] | None = None) -> Path:
     """Reliability diagrams before and after the temperature, side by side, images per bin in red below the bars.
 
-    ``before_bins`` and ``after_bins`` are :func:`digitlab.calibrate.reliability_bins` tables; ``ece``
-    (before, after), when given, goes into the panel titles. A calibrated model's points lie on the diagonal.
-    """
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))  # two axes, not four: drawing cost grows with axes
-    names = ("Before the temperature", "After the temperature")
-    for col, (bins, name) in enumerate(zip((before_bins, after_bins), names)):
-        _reliability_panel(axes[col], bins, name if ece is None else f"{name} (ECE {ece[col]:.1%})")
+    ``before_bins``, ``after_bins``: :func:`~digitlab.calibrate.reliability_bins` (None: no temperature, one panel).
+    ``ece`` (before, after), when given, goes into the panel titles."""
+    panels = [(before_bins, "Before the temperature"), (after_bins, "After the temperature")] if after_bins \
+        is not None else [(before_bins, "The model's own probabilities: no temperature")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(10 if len(panels) == 2 else 6.6, 4.6), squeeze=False)
+    for col, (bins, name) in enumerate(panels):
+        _reliability_panel(axes[0, col], bins, name if ece is None else f"{name} (ECE {ece[col]:.1%})")
     fig.suptitle("Reliability: is the model right as often as it says it is sure?", fontsize=12)
-    fig.subplots_adjust(left=0.07, right=0.98, top=0.85, bottom=0.11, wspace=0.2)  # fixed: no extra layout pass
+    fig.subplots_adjust(left=0.07 if len(panels) == 2 else 0.11, right=0.98, top=0.85, bottom=0.11, wspace=0.2)
     return _save(fig, path)
 
 

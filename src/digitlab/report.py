@@ -150,8 +150,8 @@ def draw_figures(record: RunRecord, folder: Path, step: Callable[[str], None] = 
         m = record.metrics
         ece = None if m.ece is None or m.ece_uncalibrated is None else (m.ece_uncalibrated, m.ece)
         paths["reliability"] = plots.plot_reliability(
-            reliability_bins(pred.uncalibrated[known], y_index), reliability_bins(pred.probabilities[known], y_index),
-            folder / "reliability.png", ece=ece)
+            reliability_bins(pred.uncalibrated[known], y_index), None if record.fitted.calibration is None  # no
+            else reliability_bins(pred.probabilities[known], y_index), folder / "reliability.png", ece=ece)  # "after"
         coverage, accuracy, point, away = answers_curve(record)
         paths["risk_coverage"] = plots.plot_risk_coverage(
             coverage, accuracy, point, folder / "risk_coverage.png",
