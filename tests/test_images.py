@@ -462,6 +462,8 @@ def test_prepare_pixels_accepts_ints_and_floats():
         ([[0] * 28] * 27 + [[0] * 27 + [-2e6]], "found -2e[+]06 at row 27"),
         ([[-1] * 28] * 28, "found -1"),
         ([[None] * 28] * 28, "non-numbers"),
+        ([[0] * 28] * 27 + [[0] * 27 + [10**30]], "between 0 and 255; found 1e[+]30 at row 27"),  # was "non-numbers"
+        ([[0] * 28] * 27 + [[0] * 27 + [-(10**70)]], "found -1e[+]70 at row 27"),
     ],
 )
 def test_prepare_pixels_refuses_bad_grids(pixels, message):

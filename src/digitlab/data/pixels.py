@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,10 @@ def prepare_pixels(pixels: Any, shape: tuple[int, int] = (28, 28)) -> np.ndarray
         array = np.asarray(pixels)
     except (ValueError, TypeError):
         raise DigitlabError(f"{wanted}; the rows differ in length") from None
+    if array.dtype == object and array.shape == (rows, cols):  # NumPy keeps a whole number past 64 bits as an object
+        for (r, c), value in np.ndenumerate(array):  # 10**30 is a number out of range, not "non-numbers"
+            if type(value) is int and not 0 <= value <= 255:
+                raise DigitlabError(f"pixels must be between 0 and 255; found {_shown(value)} at row {r}, column {c}")
     if array.dtype == object or array.dtype.kind not in "iuf":
         kind = ("rows differ in length or hold non-numbers" if array.dtype == object else
                 {"U": "found text, not numbers", "S": "found text, not numbers",
@@ -70,10 +75,18 @@ def prepare_pixels(pixels: Any, shape: tuple[int, int] = (28, 28)) -> np.ndarray
     outside = (rounded < 0) | (rounded > 255)
     if outside.any():
         r, c = np.argwhere(outside)[0]
-        value = float(values[r, c])
-        shown = f"{value:g}" if abs(value) >= 1e6 else int(value) if value.is_integer() else value  # not 309 digits
-        raise DigitlabError(f"pixels must be between 0 and 255; found {shown} at row {r}, column {c}")
+        raise DigitlabError(f"pixels must be between 0 and 255; found {_shown(float(values[r, c]))} at row {r}, "
+                            f"column {c}")
     return rounded.astype(np.uint8)
+
+
+def _shown(value: float | int) -> str:
+    """``1e+308``, not 309 digits; ``-1``, not ``-1.0``."""
+    if isinstance(value, int) and abs(value) > 1e308:  # past a float's range (10**400): Decimal writes it
+        return f"{Decimal(value).normalize():.6g}"
+    if abs(value) >= 1e6:
+        return f"{float(value):g}"
+    return str(int(value) if float(value).is_integer() else value)
 
 
 def _refuse_booleans(grid: Any) -> None:
