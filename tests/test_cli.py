@@ -405,11 +405,12 @@ def test_every_registry_name_works_through_run(model, tmp_path):
     "args, message",
     [
         (["--seed", "-1"], "seed (--seed) must be from 0"),
-        (["--test-size", "0.999"], "cannot be trained on this data"),
+        (["--test-size", "0.999"], "(--test-size) 0.999 leaves 1 training image, and not every digit is among them"),
         (["--test-size", "0.9999"], "(--test-size) 0.9999 leaves no images on one side"),
         (["--limit", "10"], "needs at least 3 training images of every digit, and one digit has"),
         (["--validation", "0.001"], "too few images held out"),
-        (["--model", "knn", "--param", "n_neighbors=5000"], "n_neighbors = 5000"),
+        (["--model", "knn", "--param", "n_neighbors=5000"], "n_neighbors=5000 is more than the 1,437 images it trains on"),
+        (["--model", "knn", "--param", "n_neighbors=1000"], "n_neighbors=1000 is more than the 958 images each of its 3"),
         (["--param", "dual=True"], "cannot be trained on this data"),
     ],
 )

@@ -79,6 +79,8 @@ def train(
     if height != width and isinstance(model, CNNClassifier):  # it would read the rows wrapped into a square
         raise DigitlabError(f"model {name!r} takes square images; {dataset.name}'s are {height}×{width}")
     features, labels = train_features(dataset)
+    if why := too_many_neighbours(model, len(labels), "it trains on"):  # scikit-learn says so only when predicting
+        raise DigitlabError(f"model {name!r}: {why}")
     start = time.perf_counter()
     try:
         with fit_threads(model):
@@ -104,6 +106,14 @@ def train(
         train_seconds=seconds,
         overrides=dict(params or {}),
     )
+
+
+def too_many_neighbours(model: Any, images: int, where: str) -> str | None:
+    """Why a k-nearest-neighbours model cannot answer when it learns from ``images`` images; None when it can."""
+    k = model.get_params().get("n_neighbors") if hasattr(model, "get_params") else None
+    if isinstance(k, int) and k > images:
+        return f"n_neighbors={k} is more than the {images:,} images {where}; choose at most {images:,}"
+    return None
 
 
 def reached_iteration_limit(model: Any) -> bool:
@@ -253,6 +263,9 @@ def _out_of_fold(fitted: FittedModel, dataset: Dataset) -> tuple[np.ndarray, np.
         raise DigitlabError(f"cannot calibrate {fitted.name!r}: it needs at least {folds.n_splits} training images "
                             f"of every digit, and one digit has {fewest}; train on more (a larger --limit or a "
                             "smaller --test-size)")
+    fold = min(len(kept) for kept, _ in folds.split(features, labels))
+    if why := too_many_neighbours(model, fold, "each of its 3 folds trains on"):
+        raise DigitlabError(f"cannot calibrate {fitted.name!r}: {why}")
     try:
         with fit_threads(model):
             proba = cross_val_predict(model, features, labels, cv=folds, method="predict_proba")

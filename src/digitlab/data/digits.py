@@ -33,6 +33,10 @@ def load_digits(test_size: float = 0.2, seed: int = 42) -> Dataset:
     except ValueError:  # a test size that leaves one part empty
         raise DigitlabError(f"test_size (--test-size) {test_size} leaves no images on one side of the "
                             f"{len(labels):,} digits' split; choose a value such as 0.2") from None
+    if len(np.unique(train_y)) < 10:  # a model that never saw a digit cannot answer it (scikit-learn's own words)
+        raise DigitlabError(f"test_size (--test-size) {test_size} leaves {len(train_y)} training "
+                            f"image{'s' * (len(train_y) != 1)}, and not every digit is among them; choose a "
+                            "value such as 0.2")
     return Dataset(
         name="digits",
         train_images=train_x,
