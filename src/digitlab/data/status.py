@@ -12,7 +12,9 @@ def _mnist_status(verify: bool) -> dict:
     cache = mnist.cache_dir()
     present = mnist.is_cached(cache)
     summary = DATASETS["mnist"].summary
-    if not present:
+    if not present and (hurt := mnist.damage(cache)):
+        summary += f"; damaged: {hurt}; fetch it again: `{mnist.FETCH_COMMAND}`"
+    elif not present:
         summary += f"; not fetched: run `{mnist.FETCH_COMMAND}` (it goes to {cache})"
     return {
         "name": "mnist",

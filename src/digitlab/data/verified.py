@@ -16,7 +16,7 @@ from pathlib import Path
 
 from digitlab.fileio import sha256_file, write_text_atomic
 
-__all__ = ["STAMP", "changed_files", "stamp"]
+__all__ = ["STAMP", "changed_files", "resized", "stamp"]
 
 STAMP = "verified.json"
 
@@ -40,6 +40,20 @@ def changed_files(folder: Path, expected: dict[str, str]) -> list[str]:
     if stale and not bad and seen == {name: _seen(folder / name) for name in expected}:
         stamp(folder, expected, seen)
     return bad
+
+
+def resized(folder: Path, sizes: dict[str, int]) -> list[str]:
+    """Each file of ``sizes`` (name → bytes) in ``folder`` that is missing or another size, in words."""
+    found = []
+    for name, size in sizes.items():
+        try:
+            now = (folder / name).stat().st_size
+        except OSError:
+            found.append(f"{name} is missing")
+            continue
+        if now != size:
+            found.append(f"{name} is {now:,} bytes, not {size:,}")
+    return found
 
 
 def stamp(folder: Path, expected: dict[str, str], seen: dict[str, list[int]] | None = None) -> None:
