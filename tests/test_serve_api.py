@@ -471,6 +471,22 @@ def test_bad_input_is_a_4xx_json_error_and_the_service_goes_on(client, case):
     assert_healthy(client)
 
 
+@pytest.mark.parametrize("path", ["/api/predict", "/api/predict/pixels", "/api/predict/image", "/api/read"])
+def test_a_compressed_body_is_415_saying_send_it_uncompressed(client, path):
+    """A gzipped picture was told "not an image: send a PNG, ...", gzipped JSON "not JSON (a picture?)": a 400 that
+    blamed the file, not the Content-Encoding the server does not read."""
+    import gzip
+
+    body, kind = ((json.dumps({"pixels": one_pixels()}).encode(), "application/json") if path.endswith("pixels")
+                  else (png(drawn_one()), "image/png"))
+    response = client.post(path, content=gzip.compress(body), headers={"content-type": kind, "content-encoding": "gzip"})
+    assert response.status_code == 415 and response.headers["accept-encoding"] == "identity"
+    assert response.json()["error"].startswith("cannot read a body sent with Content-Encoding: gzip; send it uncompressed")
+    plain = client.post(path, content=body, headers={"content-type": kind, "content-encoding": "identity"})
+    assert plain.status_code == 200, plain.text
+    assert_healthy(client)
+
+
 def test_over_5_mib_declared(client):
     data = b"\x89PNG\r\n\x1a\n" + bytes(MAX_BYTES + 100 * 1024)
     response = client.post("/api/predict", **_file(data))

@@ -62,7 +62,7 @@ from digitlab.serve.errors import ApiError, FastJSONResponse, install_error_hand
 from digitlab.serve.files import WholeFiles
 from digitlab.serve.lane import TOP_K, TOP_K_MAX, page_lane
 from digitlab.serve.limits import FORM, IMAGE, MAX_BODY, PIXELS, READ, READ_IMAGE, HeadAsGet, PredictBodies
-from digitlab.serve.schemas import ErrorResponse, ModelsResponse, PixelsBody, PredictResponse, ReadResponse
+from digitlab.serve.schemas import PICTURE, ErrorResponse, ModelsResponse, PixelsBody, PredictResponse, ReadResponse
 from digitlab.store import LoadedModel, load_model
 
 __all__ = ["create_app", "app_from_env", "MAX_BODY"]
@@ -256,8 +256,7 @@ def _add_predict_routes(app: FastAPI) -> None:
     @app.post(FORM, summary="Predict the digit in an uploaded image", dependencies=[Depends(one_image)], **predicts,
               openapi_extra=_also_takes(pixels=True))
     async def predict(
-        image: Annotated[UploadFile, File(description="PNG, JPEG, BMP, GIF, WebP or TIFF; at most 5 MiB and "
-                                                      "4096×4096 pixels")],
+        image: Annotated[UploadFile, File(description=PICTURE)],
         top_k: TopK = TOP_K,
         with_input: WithInput = False,
         explain: Explain = False,
@@ -281,8 +280,7 @@ def _add_predict_routes(app: FastAPI) -> None:
 
     @app.post(IMAGE, summary="Predict the digit in an image sent as the body", **predicts)
     async def predict_image(
-        image: Annotated[bytes, Body(media_type="image/*", description="The image file itself: PNG, JPEG, "
-                                     "BMP, GIF, WebP or TIFF; at most 5 MiB and 4096×4096 pixels")],
+        image: Annotated[bytes, Body(media_type="image/*", description=f"The image file itself: {PICTURE}")],
         top_k: TopK = TOP_K,
         with_input: WithInput = False,
         explain: Explain = False,
@@ -309,8 +307,7 @@ def _add_read_routes(app: FastAPI) -> None:
     @app.post(READ, summary="Read a whole handwritten number in an uploaded image", dependencies=[Depends(one_image)],
               **reads, openapi_extra=_also_takes(pixels=False))
     async def read(
-        image: Annotated[UploadFile, File(description="PNG, JPEG, BMP, GIF, WebP or TIFF; at most 5 MiB and "
-                                                      "4096×4096 pixels")],
+        image: Annotated[UploadFile, File(description=PICTURE)],
         model: ModelId = None,
     ) -> JSONResponse:
         """Find the digits in a picture of a number (one or more lines), read each, in order.
@@ -322,8 +319,7 @@ def _add_read_routes(app: FastAPI) -> None:
 
     @app.post(READ_IMAGE, summary="Read a whole number in an image sent as the body", **reads)
     async def read_image_body(
-        image: Annotated[bytes, Body(media_type="image/*", description="The image file itself: PNG, JPEG, "
-                                     "BMP, GIF, WebP or TIFF; at most 5 MiB and 4096×4096 pixels")],
+        image: Annotated[bytes, Body(media_type="image/*", description=f"The image file itself: {PICTURE}")],
         model: ModelId = None,
     ) -> JSONResponse:
         """The file as the whole body, e.g. ``curl --data-binary @number.png -H 'Content-Type: image/png'``;

@@ -49,7 +49,7 @@ from digitlab.predict import a_digit
 from digitlab.serve.budget import DecodeGate, inline, pixels_to_decode
 from digitlab.serve.errors import ApiError, error_response, one_image
 from digitlab.serve.limits import SAMPLES, SAMPLES_IMAGE, route_path
-from digitlab.serve.schemas import ErrorResponse, SampleRemoved, SampleSaved, SamplesResponse
+from digitlab.serve.schemas import PICTURE, ErrorResponse, SampleRemoved, SampleSaved, SamplesResponse
 
 __all__ = ["ALLOW_HOSTS_ENV", "OFF", "CollectingOff", "SameOriginSamples", "check_allowed_host", "collect_router",
            "cross_site", "foreign_host", "host_name", "open_collecting", "COLLECT_ID_ENV"]
@@ -67,7 +67,6 @@ Writer = Annotated[str | None, Query(description="Who wrote it (optional): at mo
                                                  "or control characters.")]
 Source = Annotated[Literal["drawn", "photo"], Query(description="'drawn' on the page (default) or 'photo' "
                                                                 "(a picture file the page sent).")]
-Picture = "PNG, JPEG, BMP, GIF, WebP or TIFF; at most 5 MiB and 4096×4096 pixels"
 
 
 COLLECT_ID_ENV = "DIGITLAB_COLLECT_ID"  # a worker's pin on the set its parent opened (HandwritingSet.identity)
@@ -271,7 +270,7 @@ def collect_router() -> APIRouter:
 
     @router.post(SAMPLES, summary="Save a labelled picture (multipart)", dependencies=[Depends(one_image)], **saves)
     async def save(request: Request,
-                   image: Annotated[UploadFile, File(description=Picture)],
+                   image: Annotated[UploadFile, File(description=PICTURE)],
                    label: Label, writer: Writer = None, source: Source = "drawn") -> JSONResponse:
         """Save the picture in the ``image`` file field as a sample of the digit ``label``. The picture is
         kept as it came (the original) beside its 28×28 MNIST form. A picture without ink is 422."""
@@ -279,8 +278,8 @@ def collect_router() -> APIRouter:
 
     @router.post(SAMPLES_IMAGE, summary="Save a labelled picture sent as the body", **saves)
     async def save_image(request: Request,
-                         image: Annotated[bytes, Body(media_type="image/*", description=f"The image file itself: "
-                                                                                       f"{Picture}")],
+                         image: Annotated[bytes, Body(media_type="image/*",
+                                                               description=f"The image file itself: {PICTURE}")],
                          label: Label, writer: Writer = None, source: Source = "drawn") -> JSONResponse:
         """The picture file as the whole body (``Content-Type: image/png``, ...); what ``POST /api/samples``
         does with a bare-image body."""

@@ -13,8 +13,9 @@ image file itself as the body, which goes on to ``/api/read/image``; so does ``P
 :class:`PredictBodies`, a small ASGI middleware in front of them, makes sure no request holds
 more than :data:`MAX_BODY` in memory: a ``Content-Length`` over it is answered 413 at once, and a
 body sent without one (chunked) is cut off with 413 as soon as it passes it. It answers an empty
-body 400 and a Content-Type the route cannot read 415. And it lets one URL take all three
-kinds: a JSON or bare-image body posted to ``/api/predict`` goes on to the route that reads it.
+body 400, and a Content-Type the route cannot read or a compressed body (``Content-Encoding: gzip``) 415.
+And it lets one URL take all three kinds: a JSON or bare-image body posted to ``/api/predict`` goes on to
+the route that reads it.
 
 It also bounds what bodies cost the server as a whole (:class:`~digitlab.serve.budget.ServeLimits`):
 all requests together hold at most ``body_bytes`` of body (503 with ``Retry-After`` beyond), and a
@@ -109,10 +110,13 @@ class PredictBodies:
             return
         headers = Headers(scope=scope)
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        refusal = _refusal(path, content_type, headers.get("content-length"))
+        coding = headers.get("content-encoding", "identity").strip().lower() or "identity"
+        refusal = _refusal(path, content_type, headers.get("content-length"), coding)
         if refusal is not None:
             status, message = refusal
-            close = {"Connection": "close"} if status == 413 else None  # do not read the rest of it
+            close = {"Connection": "close"} if status == 413 else {}  # do not read the rest of it
+            if coding != "identity":  # RFC 7694: the codings this server reads
+                close["Accept-Encoding"] = "identity"
             await JSONResponse({"error": message}, status_code=status, headers=close)(scope, receive, send)
             return
         target = destination(path, content_type)
@@ -139,7 +143,7 @@ def route_path(scope: Scope) -> str:
     return path
 
 
-def _refusal(path: str, content_type: str, declared: str | None) -> tuple[int, str] | None:
+def _refusal(path: str, content_type: str, declared: str | None, coding: str = "identity") -> tuple[int, str] | None:
     """Status and message for a request refused on its headers alone, or None."""
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
         size = f"the request body is {int(declared) / 2**20:.1f} MiB; the limit is 5 MiB"
@@ -148,6 +152,8 @@ def _refusal(path: str, content_type: str, declared: str | None) -> tuple[int, s
         return 413, f"{size} for an image, send a smaller file"
     if declared == "0":
         return 400, empty_body(path)
+    if coding != "identity":  # a gzipped picture was told "not an image", gzipped JSON "not JSON"
+        return 415, f"cannot read a body sent with Content-Encoding: {coding}; send it uncompressed: {WANTED[path]}"
     if not content_type:
         return 415, f"no Content-Type; send {WANTED[path]}"
     if destination(path, content_type) is None:
