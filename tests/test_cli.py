@@ -433,6 +433,16 @@ def test_a_refused_comparison_or_fine_tuning_leaves_no_folder(lesson_run, tmp_pa
 def test_serve_refuses_an_address_it_cannot_use():
     result = run_cli("serve", "--host", "999.1.1.1")
     assert result.returncode == 2 and "cannot listen on 999.1.1.1:8000" in result.stderr
+    assert "--allow-host" not in result.stderr
+
+
+def test_serve_says_allow_host_changes_nothing_without_collect():
+    """A teacher's --allow-host without --collect was taken in silence, as if it let the class reach the page."""
+    alone = run_cli("serve", "--host", "999.1.1.1", "--allow-host", "school.example")
+    assert alone.returncode == 2 and "note: --allow-host admits saves of drawings" in alone.stderr
+    assert "without it, --allow-host changes nothing" in alone.stderr
+    collecting = run_cli("serve", "--host", "999.1.1.1", "--allow-host", "school.example", "--collect")
+    assert collecting.returncode == 2 and "note:" not in collecting.stderr
 
 
 def test_serve_without_a_trained_model_names_the_command_that_trains_one(tmp_path):

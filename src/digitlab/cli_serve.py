@@ -57,6 +57,10 @@ def serve(
 
         check_set_name(collect)  # a bad name is one line and exit 2, before the port or the model
     _allow_hosts(allow_host or [])
+    if allow_host and collect is None:  # it had been taken in silence: a teacher thought it let the class in
+        typer.echo("note: --allow-host admits saves of drawings addressed to that name, and only --collect turns "
+                   "saving on: without it, --allow-host changes nothing (the page and predictions answer any name)",
+                   err=True)
     workers = workers or default_workers()
     try:  # a bad address or a busy port is one clear line, before any model work
         if workers > 1:
