@@ -12,6 +12,7 @@ import pytest
 from conftest import run_cli, seven_png
 from digitlab.card import ModelCard
 from digitlab.data.handwriting import HandwritingSet
+from digitlab.data.handwriting_io import tested_digest
 from digitlab.data.idx import read_images, read_labels
 from digitlab.data.writers import WRITERS, writer_samples
 from digitlab.errors import DigitlabError
@@ -105,6 +106,8 @@ def test_a_run_on_a_set_by_several_writers_reports_its_split_by_writer(env, tmp_
     assert said.returncode == 0 and "with only 80 training images too few could be held out to set them; train on " \
         "more images for them" in " ".join(said.stderr.split()), said.stderr
     assert "trains one that is" not in said.stderr
+    tested = [s for s in HandwritingSet.open("split-shown").samples() if s.writer == split["test_writers"][0]]
+    assert split["tested"] == tested_digest(tested)  # which 40 it was measured on, for `evaluate` to check
     assert run_cli("data", "remove", "split-shown", "--all", "--yes", env=variables).returncode == 0
 
 
@@ -416,6 +419,15 @@ def test_finetune_holds_out_the_writers_a_teacher_names(env, tmp_path):
                           env=variables)
         assert refused.returncode == 2 and says in refused.stderr, refused.stderr
         assert len(refused.stderr.splitlines()) == 1, refused.stderr
+    fresh = tmp_path / "fresh"  # one held-out sample removed above, another added: as many as the run was measured on
+    fresh.mkdir()
+    (fresh / "7-fresh.png").write_bytes(seven_png())
+    assert run_cli("data", "import", "chosen", str(fresh), "--writer", named, env=variables).returncode == 0
+    swapped = run_cli("evaluate", "--model", str(folder), "--out", str(tmp_path / "e"), "--json", env=variables)
+    doc = json.loads(swapped.stdout)  # counts alone had said "matches" where the samples were not the run's
+    assert swapped.returncode == 1 and doc["n_test"] == 40 and doc["differences"][0] == "samples", swapped.stdout
+    said = run_cli("evaluate", "--model", str(folder), "--out", str(tmp_path / "e"), env=variables)
+    assert "as many are held out now, but not the same samples" in " ".join(said.stdout.split()), said.stdout
 
 
 def test_a_finetuned_run_is_explained_after_its_training_writers_are_removed(env, tmp_path):

@@ -63,11 +63,16 @@ def evaluate_on_handwriting(model: Path, name: str, out: Path, *, as_json: bool 
 def _against_the_run(card, score) -> tuple[bool | None, list[str]]:
     """For a run trained or fine-tuned on this set: whether its samples and errors match those it recorded (as
     `evaluate` says of a run on MNIST) and the keys that differ; ``(None, [])`` for a model of another dataset."""
+    from digitlab.data.handwriting_io import tested_digest
+
     recorded = card.metrics if card.dataset == score.set_name else {}
     if not isinstance(recorded.get("n_test"), int) or not isinstance(recorded.get("n_errors"), int):
         return None, []
     now = {"n_test": score.metrics.n_test, "n_errors": score.metrics.n_errors}
     differences = [key for key, value in now.items() if recorded[key] != value]
+    tested = (card.split or {}).get("tested")  # as many samples, but not the same ones (one removed, one added)
+    if "n_test" not in differences and isinstance(tested, str) and tested != tested_digest(score.samples):
+        differences.insert(0, "samples")
     return not differences, differences
 
 
@@ -79,6 +84,9 @@ def _said(recorded: dict, differences: list[str]) -> str:
     if "n_test" in differences:
         return (f"The run recorded {wrong} of {recorded['n_test']:,}; the set has changed since (samples added or "
                 "removed), so these figures differ.")
+    if "samples" in differences:
+        return (f"The run recorded {wrong} of {recorded['n_test']:,}; as many are held out now, but not the same "
+                "samples (some removed, others added since), so these figures are not the run's.")
     return (f"[yellow]The run recorded {wrong} of as many samples[/]: the model answers differently here (another "
             "machine's arithmetic, say), or the set's samples changed.")
 
