@@ -12,7 +12,7 @@ import pytest
 from conftest import run_cli, seven_png
 from digitlab.card import ModelCard
 from digitlab.data.handwriting import HandwritingSet
-from digitlab.data.handwriting_io import tested_digest
+from digitlab.data.handwriting_io import held_out_digest
 from digitlab.data.idx import read_images, read_labels
 from digitlab.data.writers import WRITERS, writer_samples
 from digitlab.errors import DigitlabError
@@ -107,7 +107,7 @@ def test_a_run_on_a_set_by_several_writers_reports_its_split_by_writer(env, tmp_
         "more images for them" in " ".join(said.stderr.split()), said.stderr
     assert "trains one that is" not in said.stderr
     tested = [s for s in HandwritingSet.open("split-shown").samples() if s.writer == split["test_writers"][0]]
-    assert split["tested"] == tested_digest(tested)  # which 40 it was measured on, for `evaluate` to check
+    assert split["tested"] == held_out_digest(tested)  # which 40 it was measured on, for `evaluate` to check
     assert run_cli("data", "remove", "split-shown", "--all", "--yes", env=variables).returncode == 0
 
 

@@ -63,7 +63,7 @@ def evaluate_on_handwriting(model: Path, name: str, out: Path, *, as_json: bool 
 def _against_the_run(card, score) -> tuple[bool | None, list[str]]:
     """For a run trained or fine-tuned on this set: whether its samples and errors match those it recorded (as
     `evaluate` says of a run on MNIST) and the keys that differ; ``(None, [])`` for a model of another dataset."""
-    from digitlab.data.handwriting_io import tested_digest
+    from digitlab.data.handwriting_io import held_out_digest
 
     recorded = card.metrics if card.dataset == score.set_name else {}
     if not isinstance(recorded.get("n_test"), int) or not isinstance(recorded.get("n_errors"), int):
@@ -71,7 +71,7 @@ def _against_the_run(card, score) -> tuple[bool | None, list[str]]:
     now = {"n_test": score.metrics.n_test, "n_errors": score.metrics.n_errors}
     differences = [key for key, value in now.items() if recorded[key] != value]
     tested = (card.split or {}).get("tested")  # as many samples, but not the same ones (one removed, one added)
-    if "n_test" not in differences and isinstance(tested, str) and tested != tested_digest(score.samples):
+    if "n_test" not in differences and isinstance(tested, str) and tested != held_out_digest(score.samples):
         differences.insert(0, "samples")
     return not differences, differences
 

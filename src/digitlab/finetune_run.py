@@ -23,7 +23,7 @@ from digitlab.compare import McNemar
 from digitlab.data import load_dataset, stratified_subset
 from digitlab.data.dataset import Dataset
 from digitlab.data.handwriting import HandwritingSet
-from digitlab.data.handwriting_io import split_samples, tested_digest, writer_of, written_by
+from digitlab.data.handwriting_io import split_samples, held_out_digest, writer_of, written_by
 from digitlab.errors import DigitlabError
 from digitlab.evaluate import Metrics, evaluate_on_test
 from digitlab.fileio import atomic_folder, write_text_atomic
@@ -137,7 +137,7 @@ def _finetune_run(model: Path, name: str, out: Path, seed: int, test_size: float
                   "train_writers": sorted(writers) or None,
                   "accuracy_before": result.before.metrics.accuracy,  # the base model on the same held-out samples
                   "mnist_accuracy": [mnist_before.accuracy, mnist_after.accuracy]}  # before, after
-    split = {**split, "tested": tested_digest(test)}  # which samples it was measured on: `evaluate` checks them
+    split = {**split, "tested": held_out_digest(test)}  # which samples it was measured on: `evaluate` checks them
     data = Dataset(name, images, labels, after.images, np.array([s.label for s in test], dtype=np.int64), 255, split)
     step("writing the run")
     result.folder = _write(result, fitted, data, provenance, store, out)

@@ -40,7 +40,7 @@ from digitlab.data.image_files import MAX_FILE_BYTES
 from digitlab.errors import DigitlabError
 
 __all__ = ["ImportSummary", "export_idx", "export_pictures", "write_idx_files", "import_pictures", "load_handwriting",
-           "split_as_recorded", "split_samples", "tested_digest", "writer_of", "written_by"]
+           "split_as_recorded", "split_samples", "held_out_digest", "writer_of", "written_by"]
 
 DEFAULT_TEST_SIZE = 0.2
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -146,7 +146,7 @@ def split_as_recorded(samples: list[Sample], record: dict) -> tuple[list[Sample]
     return [s for s, x in zip(samples, seen) if x], [s for s, x in zip(samples, seen) if not x]
 
 
-def tested_digest(samples: Iterable[Sample]) -> str:
+def held_out_digest(samples: Iterable[Sample]) -> str:
     """A short fingerprint of which samples a model was measured on (their ids, in any order): ``evaluate`` tells a
     held-out part that changed since from the same one, where counting them could not (one removed, one added)."""
     import hashlib
@@ -169,7 +169,7 @@ def load_handwriting(name: str, *, test_size: float | None = None, seed: int = 4
         record = dict(record)
     else:
         train, test, record = split_samples(samples, test_size=test_size, seed=seed)
-        record["tested"] = tested_digest(test)
+        record["tested"] = held_out_digest(test)
     if not test:
         raise DigitlabError(f"handwriting set {name!r} has no samples left to test on: every one was trained on")
     if not train and record is None:  # a run's split rebuilt needs only its test part: its writers may have gone
