@@ -13,6 +13,7 @@ import io
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -185,6 +186,22 @@ def test_a_file_of_the_wrong_size_voids_the_cache_and_is_named(toy):
                                  "`digitlab data fetch mnist`")
     row = next(row for row in dataset_status() if row["name"] == "mnist")
     assert not row["present"] and f"damaged: {hurt}; fetch it again" in row["summary"]
+    lines = _invoke("info", columns=80).output.splitlines()  # the line under the table said "not here yet"
+    assert f"mnist is damaged in {cache}" in lines and not any("mnist is not here" in line for line in lines)
+
+
+def test_a_manifest_size_past_float_range_is_an_unfetched_cache(toy):
+    """A size of 1e400 in the manifest (JSON's infinity) crashed `data info`, `run` and even an 8x8 `predict`."""
+    from digitlab.data.status import dataset_status
+
+    cache = mnist.fetch_mnist(toy[0], log=Lines())
+    text = (cache / mnist.MANIFEST).read_text(encoding="utf-8")
+    (cache / mnist.MANIFEST).write_text(re.sub(r'"size": \d+', '"size": 1e400', text, count=1), encoding="utf-8")
+    assert '"size": 1e400' in (cache / mnist.MANIFEST).read_text(encoding="utf-8")
+    assert not mnist.is_cached(cache) and mnist.damage(cache) is None
+    with pytest.raises(DigitlabError, match="not in the cache"):
+        mnist.load_mnist()
+    assert "not fetched" in next(row for row in dataset_status() if row["name"] == "mnist")["summary"]
 
 
 def test_a_file_changed_in_the_cache_is_refused_and_a_copied_cache_is_hashed_once(toy, data_root, monkeypatch,
@@ -574,7 +591,7 @@ def test_dataset_status_without_mnist(data_root):
     assert rows["digits"]["present"] and rows["digits"]["checksums_ok"] is None
     assert rows["mnist"] == {
         "name": "mnist", "present": False, "path": None, "size_bytes": None, "checksums_ok": None,
-        "summary": rows["mnist"]["summary"],
+        "summary": rows["mnist"]["summary"], "damaged": None,
     }
     assert "digitlab data fetch mnist" in rows["mnist"]["summary"]
 

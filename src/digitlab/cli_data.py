@@ -81,8 +81,9 @@ def info(
     out.soft_wrap = False  # the tables' own folding, on a terminal or not
     out.print(table)
     for row in rows:  # where each is, a line each: in the table, at 80 columns, a path came in 15-letter pieces
-        out.print(f"{escape(row['name'])} is in {escape(row['path'])}" if row["present"] and row["path"] else
-                  f"{escape(row['name'])} is not here yet", soft_wrap=True)
+        where = (f"is in {row['path']}" if row["present"] and row["path"] else
+                 f"is damaged in {row['damaged']}" if row.get("damaged") else "is not here yet")
+        out.print(escape(f"{row['name']} {where}"), soft_wrap=True)
     _made_files(out)
     _handwriting_table(out)
 

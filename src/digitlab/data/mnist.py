@@ -115,7 +115,7 @@ def _manifest(cache: Path) -> tuple[dict | None, dict[str, int]]:
         if any(files[name]["sha256"] != sha for name, sha in FILES.items()):
             return None, {}
         return manifest, {name: int(files[name]["size"]) for name in FILES}
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):  # RecursionError: nested far too deeply
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, OverflowError):  # nested far too deeply; 1e400
         return None, {}
 
 

@@ -11,8 +11,8 @@ def _mnist_status(verify: bool) -> dict:
 
     cache = mnist.cache_dir()
     present = mnist.is_cached(cache)
-    summary = DATASETS["mnist"].summary
-    if not present and (hurt := mnist.damage(cache)):
+    summary, hurt = DATASETS["mnist"].summary, None if present else mnist.damage(cache)
+    if hurt:
         summary += f"; damaged: {hurt}; fetch it again: `{mnist.FETCH_COMMAND}`"
     elif not present:
         summary += f"; not fetched: run `{mnist.FETCH_COMMAND}` (it goes to {cache})"
@@ -23,6 +23,7 @@ def _mnist_status(verify: bool) -> dict:
         "size_bytes": sum((cache / name).stat().st_size for name in mnist.FILES) if present else None,
         "checksums_ok": mnist._checksums_hold(cache) if present and verify else None,
         "summary": summary,
+        "damaged": str(cache) if hurt else None,
     }
 
 
@@ -38,7 +39,8 @@ def dataset_status(*, verify: bool = True) -> list[dict]:
     -------
     list of dict
         One per dataset with keys ``name``, ``present``, ``path``, ``size_bytes``,
-        ``checksums_ok`` (None when there is nothing to check) and ``summary``.
+        ``checksums_ok`` (None when there is nothing to check), ``summary`` and ``damaged`` (MNIST's cache folder
+        when a file was cut short or deleted since the fetch, else None).
 
     Examples
     --------
