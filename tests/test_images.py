@@ -464,6 +464,8 @@ def test_prepare_pixels_accepts_ints_and_floats():
         ([[None] * 28] * 28, "non-numbers"),
         ([[0] * 28] * 27 + [[0] * 27 + [10**30]], "between 0 and 255; found 1e[+]30 at row 27"),  # was "non-numbers"
         ([[0] * 28] * 27 + [[0] * 27 + [-(10**70)]], "found -1e[+]70 at row 27"),
+        ([[0] * 28] * 26 + [[0] * 27 + [10**30]], "got shape 27×28$"),  # a reviewer: was "non-numbers"
+        ([0] * 783 + [10**30], "got shape 784$"),
     ],
 )
 def test_prepare_pixels_refuses_bad_grids(pixels, message):

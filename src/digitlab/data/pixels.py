@@ -57,6 +57,8 @@ def prepare_pixels(pixels: Any, shape: tuple[int, int] = (28, 28)) -> np.ndarray
         for (r, c), value in np.ndenumerate(array):  # 10**30 is a number out of range, not "non-numbers"
             if type(value) is int and not 0 <= value <= 255:
                 raise DigitlabError(f"pixels must be between 0 and 255; found {_shown(value)} at row {r}, column {c}")
+    if array.dtype == object and array.shape != (rows, cols) and all(type(v) in (int, float) for v in array.flat):
+        raise DigitlabError(f"{wanted}; got shape {'×'.join(map(str, array.shape))}")  # 27 rows, one of them 10**30
     if array.dtype == object or array.dtype.kind not in "iuf":
         kind = ("rows differ in length or hold non-numbers" if array.dtype == object else
                 {"U": "found text, not numbers", "S": "found text, not numbers",
