@@ -409,8 +409,12 @@ def test_every_registry_name_works_through_run(model, tmp_path):
         (["--test-size", "0.9999"], "(--test-size) 0.9999 leaves no images on one side"),
         (["--limit", "10"], "needs at least 3 training images of every digit, and one digit has"),
         (["--validation", "0.001"], "too few images held out"),
-        (["--model", "knn", "--param", "n_neighbors=5000"], "n_neighbors=5000 is more than the 1,437 images it trains on"),
+        # the bound said is the one that calibrating on 3 folds takes: "at most 1,437" led to a second refusal
+        (["--model", "knn", "--param", "n_neighbors=1438"], "n_neighbors=1438 is more than the 958 images each of its 3 "
+                                                            "folds trains on; choose at most 958"),
         (["--model", "knn", "--param", "n_neighbors=1000"], "n_neighbors=1000 is more than the 958 images each of its 3"),
+        (["--model", "knn", "--param", "n_neighbors=5000", "--validation", "0.2"],  # no folds: the training bound
+         "n_neighbors=5000 is more than the 1,149 images it trains on; choose at most 1,149"),
         (["--param", "dual=True"], "cannot be trained on this data"),
     ],
 )

@@ -21,7 +21,7 @@ from digitlab.notdigit import fit_detector
 from digitlab.report import RunRecord, write_run
 from digitlab.runs import made_for_run, now_utc
 from digitlab.store import check_saveable
-from digitlab.train import calibrate, calibration_split, held_out_predictions, train
+from digitlab.train import calibrate, calibration_split, check_folds, held_out_predictions, train
 
 
 @dataclass
@@ -75,6 +75,8 @@ def run_pipeline(
         fraction = validation if validation is not None else calibration_split(data)
         if fraction is not None:  # asked for, or the training part is large: calibrate on a held-out share
             data, held_out = split_validation(data, fraction, seed=seed)
+        if held_out is None and hasattr(estimator, "predict_proba"):  # calibrated on 3 folds: their bounds now
+            check_folds(model, estimator, data, seed)
         step(f"training {model} on {data.n_train:,} images")
         with ddp.session(world):  # without torchrun: nothing
             fitted = train(model, data, seed=seed, params=params)
