@@ -872,3 +872,21 @@ def test_real_names_with_joiners_and_no_break_spaces_are_taken(name, kept):
     assert check_writer(name) == (kept or name)
     with pytest.raises(DigitlabError, match="control characters"):
         check_writer("Ana\tB")  # a tab still is one
+
+
+def test_a_training_part_of_one_digit_is_refused_in_one_line(data_dir, tmp_path):
+    """A reviewer: `run --dataset solo --test-size 0.999` left one training sample and got scikit-learn's "This solver
+    needs samples of at least 2 classes in the data"; calibrating's "3 training images of every digit" is no
+    better. The words say what a model needs and what to do."""
+    from digitlab.pipeline import run_pipeline
+
+    store = HandwritingSet.open("solo", create=True)
+    for digit in range(10):
+        store.add(picture(digit), digit, writer="anna")
+    with pytest.raises(DigitlabError) as caught:
+        run_pipeline("solo", "logreg", test_size=0.999, out=tmp_path / "runs")
+    (taken,) = load_dataset("solo", test_size=0.999).train_labels
+    assert str(caught.value) == (f"model 'logreg' needs training images of two digits or more; solo's training part "
+                                 f"holds 1 image, all {taken}s: hold fewer out (a smaller --test-size, such as 0.2) or "
+                                 "collect other digits too")
+    assert not (tmp_path / "runs").exists()

@@ -79,6 +79,7 @@ def train(
     if height != width and isinstance(model, CNNClassifier):  # it would read the rows wrapped into a square
         raise DigitlabError(f"model {name!r} takes square images; {dataset.name}'s are {height}×{width}")
     features, labels = train_features(dataset)
+    two_digits_at_least(name, dataset)
     if why := too_many_neighbours(model, len(labels), "it trains on"):  # scikit-learn says so only when predicting
         raise DigitlabError(f"model {name!r}: {why}")
     start = time.perf_counter()
@@ -106,6 +107,17 @@ def train(
         train_seconds=seconds,
         overrides=dict(params or {}),
     )
+
+
+def two_digits_at_least(name: str, dataset: Dataset) -> None:
+    """Refuse a training part of one digit in one line (a handwriting set's ``--test-size 0.999``): scikit-learn's
+    was "This solver needs samples of at least 2 classes in the data, but the data contains only one class"."""
+    labels = dataset.train_labels
+    if len(digits := np.unique(labels)) < 2:
+        raise DigitlabError(f"model {name!r} needs training images of two digits or more; {dataset.name}'s training "
+                            f"part holds {len(labels):,} image{'s' * (len(labels) != 1)}, all "
+                            f"{digits[0] if len(digits) else '-'}s: hold fewer out (a smaller --test-size, such as 0.2) "
+                            "or collect other digits too")
 
 
 def too_many_neighbours(model: Any, images: int, where: str) -> str | None:
@@ -256,6 +268,7 @@ def check_folds(name: str, model: Any, dataset: Dataset, seed: int) -> Any:
     training alone would."""
     from sklearn.model_selection import StratifiedKFold
 
+    two_digits_at_least(name, dataset)
     features, labels = train_features(dataset)
     folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
     fewest = int(np.unique(labels, return_counts=True)[1].min())
