@@ -226,3 +226,54 @@ def test_workers_that_cannot_start_say_why_in_one_line_and_are_tried_again_after
     keeper.stop()
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert max(gaps) >= 1.9 and len(starts) >= 5, gaps  # a pause, then replacing again
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+def test_a_folder_shipped_with_the_onnx_export_alone_is_served_by_every_worker(lesson_run, tmp_path):
+    """An engineer: the README's four files served by 2 workers; each worker was given the model file the folder
+    lacks (model.safetensors or .skops), refused it, and was started again, six times, then paused."""
+    import shutil
+
+    pytest.importorskip("onnxruntime")
+    run = tmp_path / "run"
+    shutil.copytree(lesson_run.folder, run)
+    exported = subprocess.run([sys.executable, "-m", "digitlab", "export", "--model", str(run)], capture_output=True,
+                              text=True, timeout=120)
+    assert exported.returncode == 0, exported.stderr
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for name in ("model.json", "model.onnx", "model.onnx.json", "notdigit.safetensors"):
+        if (run / name).exists():
+            shutil.copy(run / name, shipped / name)
+    port = _free_port()
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "digitlab", "serve", "--model", str(shipped),
+                               "--port", str(port), "--workers", "2"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            text = (tmp_path / "serve.log").read_text()
+            if "is serving too" in text and text.count("startup complete") >= 1:
+                break
+            assert server.poll() is None, text
+            time.sleep(0.3)
+        else:
+            pytest.fail((tmp_path / "serve.log").read_text())
+        time.sleep(2)  # a refused worker says so, and is started again, within this
+        text = (tmp_path / "serve.log").read_text()
+        assert "cannot start" not in text and "in its place" not in text, text
+        assert f"from {shipped}\n" in text, text  # the folder it serves, not a model file it lacks
+        (worker,) = _children(server.pid)
+        assert _alive(worker)
+        grid = [[255 if 4 <= y < 24 and 13 <= x < 16 else 0 for x in range(28)] for y in range(28)]
+        for _ in range(10):
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/api/predict/pixels",
+                                             data=json.dumps({"pixels": grid}).encode(),
+                                             headers={"content-type": "application/json"})
+            assert urllib.request.urlopen(request, timeout=10).status == 200
+        health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).read())
+        assert health["engine"] == "onnxruntime"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()

@@ -78,8 +78,9 @@ def serve(
     if workers == 1:
         run_server(application, host, port, limits, access_log)
     else:
-        run_workers(application, listener, application.state.served.loaded.path, runs, limits, workers,
-                    collect=collect, access_log=access_log)
+        served = application.state.served.loaded.path  # a folder shipped with model.onnx alone has no model file:
+        run_workers(application, listener, served if served.exists() else served.parent, runs, limits, workers,
+                    collect=collect, access_log=access_log)  # each worker had refused it, started again and again
 
 
 def _allow_hosts(names: list[str]) -> None:

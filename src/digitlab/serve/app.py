@@ -201,7 +201,8 @@ def _serve(model_path: Path | None, runs_dir: Path, onnx: bool | None) -> Served
     light = serving_export(Path(model_path), onnx=onnx)
     if light is not None:
         loaded, engine = light
-        log.info("serving %s%s from %s", which, loaded.id, loaded.path)  # its estimator: on a first ?explain=true
+        where = loaded.path if loaded.path.exists() else loaded.path.parent  # shipped with model.onnx alone
+        log.info("serving %s%s from %s", which, loaded.id, where)  # its estimator: on a first ?explain=true
         return Served(loaded, runs_dir, engine)
     original = load_model(Path(model_path))
     log.info("serving %s%s from %s", which, original.id, original.path)
