@@ -17,6 +17,7 @@ from digitlab import plots
 from digitlab.compare import McNemar, mcnemar_exact
 from digitlab.data.handwriting import HandwritingSet
 from digitlab.data.handwriting_io import writer_of
+from digitlab.data.handwriting_names import NO_NAME
 from digitlab.fileio import write_text_atomic
 from digitlab.figure_text import drawable, writer_labels
 from digitlab.handwriting_eval import SetScore
@@ -48,7 +49,8 @@ def draw_handwriting_figures(scores: list[SetScore], store: HandwritingSet, fold
             [[(r[w].ci_low, r[w].ci_high) for w in writers] for r in rows], series, folder / "per_writer.png"),
         "confusion": plots.plot_confusion(last.metrics, folder / "confusion.png"),
     }
-    order, total = _shown_mistakes(last)
+    every = _mistakes(last)
+    order = every[:MISTAKES_SHOWN]
     originals, titles, labels = [], [], writer_labels(writers, 14)
     for number, i in enumerate(order, 1):
         sample = last.samples[i]
@@ -58,23 +60,23 @@ def draw_handwriting_figures(scores: list[SetScore], store: HandwritingSet, fold
         writer = labels.get(sample.writer or "", "")
         titles.append(f"{number}. {sample.label} read as {last.predictions.labels[i]}{sure}\n{writer}")
     figures["mistakes"] = plots.plot_sample_mistakes(originals, last.images[order], titles,
-                                                     folder / "mistakes.png", total=total)
+                                                     folder / "mistakes.png", total=len(every))
     return figures
 
 
-def _shown_mistakes(score: SetScore) -> tuple[np.ndarray, int]:
-    """The mistakes the figure shows (most confident first, at most :data:`MISTAKES_SHOWN`), and how many in all."""
+def _mistakes(score: SetScore) -> np.ndarray:
+    """Every mistake's index, most confident first; the figure shows the first :data:`MISTAKES_SHOWN`."""
     truth = np.array([s.label for s in score.samples])
     wrong = np.flatnonzero(score.predictions.labels != truth)
-    order = wrong[np.argsort(-np.nan_to_num(score.predictions.confidence[wrong]), kind="stable")][:MISTAKES_SHOWN]
-    return order, len(wrong)
+    return wrong[np.argsort(-np.nan_to_num(score.predictions.confidence[wrong]), kind="stable")]
 
 
 def mistake_rows(score: SetScore) -> list[dict[str, Any]]:
-    """The figure's mistakes, numbered as it numbers them, with each sample's writer and id: a sure "mistake" is
-    often a label pressed wrong (a teacher's five surest were), and `digitlab data remove SET ID` needs the id."""
+    """Every mistake, numbered as the figure numbers its first ones, with each sample's writer and id: a sure
+    "mistake" is often a label pressed wrong (a teacher's five surest were), and `digitlab data remove SET ID` needs
+    the id; a 21st had been in neither the figure nor the table."""
     rows = []
-    for number, i in enumerate(_shown_mistakes(score)[0], 1):
+    for number, i in enumerate(_mistakes(score), 1):
         sample = score.samples[i]
         rows.append({"number": number, "label": sample.label, "read": int(score.predictions.labels[i]),
                      "writer": writer_of(sample), "id": sample.id})
@@ -88,7 +90,9 @@ def render_handwriting(scores: list[SetScore], series: list[str], figures: dict[
     writers = [row.writer for row in scores[-1].writers]
     table = [[next(r for r in score.writers if r.writer == w) for score in scores] for w in writers]
     undrawn = {name: label for name, label in writer_labels(writers).items() if not drawable(name)}
+    nameless = sum(row[0].n for name, row in zip(writers, table) if name == NO_NAME)  # anyone's: not a writer
     return render("handwriting.html.j2", title=title, scores=list(zip(series, scores)), writers=list(zip(writers, table)),
+                  named=len(writers) - (NO_NAME in writers), nameless=nameless, shown=MISTAKES_SHOWN,
                   mistakes=mistake_rows(scores[-1]), set_name=scores[-1].set_name,
                   undrawn=undrawn, mcnemar=mcnemar, mnist=mnist or [], notes=notes or [], info=info or [],
                   figures={name: embed_png(path) for name, path in figures.items()})
