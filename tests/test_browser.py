@@ -573,9 +573,13 @@ def test_percentages_never_claim_certainty(page):
     assert page.evaluate("(ps) => ps.map(needed)", bars) == [percent_needed(b) for b in bars]
     from digitlab.predict import shown_below  # an unsure answer beside its bar: never the same text (a sceptic)
 
-    pairs = [(0.5985, 0.59852), (0.9846, 0.9848), (0.61, 0.8), (0.99949, 0.9995)] + [
+    pairs = [(0.5985, 0.59852), (0.9846, 0.9848), (0.61, 0.8), (0.99949, 0.9995),
+             (0.7046, 0.705), (0.6896, 0.69)] + [  # an engineer: 70.46% on the page, 70.45% in the terminal
         (float(p), float(p + d)) for p, d in zip(np.random.default_rng(1).random(300), np.linspace(1e-6, 1e-3, 300))]
     assert page.evaluate("(pb) => pb.map(([p, b]) => below(p, b))", pairs) == [shown_below(p, b) for p, b in pairs]
+    # an accuracy as the reports and the terminal write it (f"{x:.1%}"): a teacher saw 96.3% on the page, 96.2% there
+    ratios = [[100 * k / n, d] for n in (8, 40, 80, 400, 10_000) for k in range(n + 1) for d in (0, 1, 2)]
+    assert page.evaluate("(xs) => xs.map(([x, d]) => fixed(x, d))", ratios) == [f"{x:.{d}f}" for x, d in ratios]
     page.evaluate("""() => document.addEventListener('digitlab:answer',
         (e) => { window.lastAnswer = e.detail.answer; })""")
     _stroke(page, [(0.5, 0.12), (0.5, 0.88)])

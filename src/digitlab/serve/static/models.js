@@ -23,13 +23,13 @@ function chosenModel() {
 // the base's "99.56%" (MNIST), read as if fine-tuning had made it worse (a teacher).
 function accuracyText(m) {
   if (m.accuracy == null) return "unknown";
-  const pct = (x) => `${+(100 * x).toFixed(1)}`;
+  const pct = (x) => `${+fixed(100 * x, 1)}`;
   const interval = m.ci95 == null ? null : `95% interval ${pct(m.ci95[0])}–${pct(m.ci95[1])}%`;
   if (m.set != null && m.accuracy_before != null && m.mnist_accuracy != null && m.n_test != null) {
     return `${pct(m.accuracy)}% of ${m.n_test} held-out ${m.set} samples (${interval ? `${interval}; ` : ""}` +
-      `before fine-tuning ${pct(m.accuracy_before)}%) · ${(100 * m.mnist_accuracy).toFixed(2)}% on MNIST`;
+      `before fine-tuning ${pct(m.accuracy_before)}%) · ${fixed(100 * m.mnist_accuracy, 2)}% on MNIST`;
   }
-  if (m.n_test == null || interval == null || m.n_test >= 1000) return `${(100 * m.accuracy).toFixed(2)}%`;
+  if (m.n_test == null || interval == null || m.n_test >= 1000) return `${fixed(100 * m.accuracy, 2)}%`;
   return `${pct(m.accuracy)}% of ${m.n_test} (${interval})`;
 }
 
@@ -80,10 +80,10 @@ async function loadModel() {
       // with its base model's on the same samples (two fine-tuned runs' figures are on different students: a
       // teacher took the higher one for the better fine-tuning, which had changed nothing); the menu's line stays
       // short (the header and the option's tooltip say the rest)
-      const before = m.accuracy_before == null ? "" : ` (${+(100 * m.accuracy_before).toFixed(1)}% before)`;
+      const before = m.accuracy_before == null ? "" : ` (${+fixed(100 * m.accuracy_before, 1)}% before)`;
       const short = m.set != null && m.mnist_accuracy != null
-        ? `${+(100 * m.accuracy).toFixed(1)}% on ${m.n_test} held-out ${m.set} samples${before}, ` +
-          `${(100 * m.mnist_accuracy).toFixed(2)}% on MNIST`
+        ? `${+fixed(100 * m.accuracy, 1)}% on ${m.n_test} held-out ${m.set} samples${before}, ` +
+          `${fixed(100 * m.mnist_accuracy, 2)}% on MNIST`
         : `${accuracyText(m)} on its ${m.dataset} test part`;
       const served = m.active ? " (served)" : "";
       const option = new Option(`${m.model} on ${m.dataset} · ${short} · ${folder}${served}`, m.id);
