@@ -913,3 +913,20 @@ def test_the_report_lists_every_mistake_and_counts_named_writers(data_dir, tmp_p
     assert [int(n) for n, _ in ids] == list(range(1, 29)) and {i for _, i in ids} == {s.id for s in store.samples()}
     assert f"The figure shows the {MISTAKES_SHOWN} most confident mistakes; the table lists all 28." in html
     assert "3 writers and 7 samples saved with no name." in html
+
+
+def test_writers_cut_to_the_same_start_keep_labels_apart():
+    """A teacher: "Maximilian Weber" and "Maximilian Webster" were both "Maximilian Web" under the mistakes, and a
+    name cut at 24 characters ("Maximilian Alexander von") read as whole."""
+    from digitlab.figure_text import writer_labels
+
+    names = ["Maximilian Weber", "Maximilian Webster", "Ada", "Maximilian Alexander von Hohenberg-Schwarzenstein",
+             "Maximilian Alexander von Hohenberg-Schwarzenberg", "Maximilian Alexander and Ben", "Maximilian Alfred and Ben"]
+    labels = writer_labels(names, 14)
+    assert len(set(labels.values())) == len(names) and all(len(label) <= 14 for label in labels.values())
+    assert labels["Ada"] == "Ada" and labels["Maximilian Weber"] == "Maximi…n Weber"
+    assert all("…" in labels[name] or labels[name].startswith("writer ") for name in names if len(name) > 14)
+    assert {labels["Maximilian Alexander and Ben"], labels["Maximilian Alfred and Ben"]} == {"writer 6", "writer 7"}
+    alone = "Maximilian Alexander von Hohenberg-Schwarzenstein"
+    assert writer_labels([alone]) == {alone: "Maximilian Alexander vo…"}  # the figures' 24 characters, cut visibly
+    assert writer_labels(names)[alone] == "Maximilian …hwarzenstein"  # beside a name that starts the same

@@ -64,15 +64,22 @@ def drawing(texts: Iterable[str]) -> Iterator[None]:
 
 
 def writer_labels(writers: Iterable[str], length: int = 24) -> dict[str, str]:
-    """Each writer's label in a figure: the name (its first ``length`` characters), or ``writer N`` for the
-    ``N``-th name when no installed font draws it (the report's table, in a browser, shows the name); a prime
-    is added to ``writer N`` until it is nobody's name.
+    """Each writer's label in a figure: the name, a longer one cut to ``length`` characters with "…" (its start and
+    end where two would read the same: a teacher's "Maximilian Weber" and "Maximilian Webster" were both "Maximilian
+    Web"), or ``writer N`` for the ``N``-th name when no installed font draws it or cutting cannot tell it apart
+    (the report's table, in a browser, shows the name); a prime is added to ``writer N`` until it is nobody's name.
 
     >>> writer_labels(["\\U00013080", "writer 1"])
     {'\\U00013080': "writer 1'", 'writer 1': 'writer 1'}
+    >>> list(writer_labels(["Maximilian Weber", "Maximilian Webster", "Ada Lovelace"], 14).values())
+    ['Maximi…n Weber', 'Maximi…Webster', 'Ada Lovelace']
     """
     writers = list(writers)
-    labels = {name: name[:length] for name in writers if drawable(name)}
+    head = {name: name if len(name) <= length else name[:length - 1] + "…" for name in writers if drawable(name)}
+    ends = {name: name if len(name) <= length else name[:(length - 1) // 2] + "…" + name[(length - 1) // 2 - length + 1:]
+            for name in head}
+    labels = {name: label if list(head.values()).count(label) == 1 else ends[name] for name, label in head.items()}
+    labels = {name: label for name, label in labels.items() if list(labels.values()).count(label) == 1}
     for i, name in enumerate(writers, 1):
         if name not in labels:
             label = f"writer {i}"
