@@ -387,7 +387,9 @@ def test_a_24_megapixel_phone_photo_is_read_at_reduced_scale_and_a_long_strip_is
     assert read_image(mpo.getvalue(), draft=WORK_SIDE).size == (1428, 1071)
     strip = io.BytesIO()
     Image.new("L", (16000, 900), 255).save(strip, "JPEG")
-    with pytest.raises(DigitlabError, match=r"16000×900 pixels; the limit is 4096×4096 \(a JPEG up to 16384×16384"):
+    with pytest.raises(DigitlabError, match=r"16000×900 pixels; the limit is 4096×4096 \(a JPEG up to 16384×16384 is "
+                                            r"read at 1/2 to 1/8 scale where that brings it within, each side kept "
+                                            r"at least 1,024 px\)"):  # a reviewer: "a side under 1,024 px stops that"
         read_image(strip.getvalue(), draft=WORK_SIDE)  # 900 px high: no reduced scale keeps 1024, so 16000 wide
 
 

@@ -266,6 +266,6 @@ def _too_large_message(size: tuple[int, int] | None, scaled_format: str | None =
     it before saying its sides, e.g. 100,000×100,000: "10,000,000,000 pixels", not "over 537 million")."""
     shown = (f"{size[0]}×{size[1]} pixels" if size else f"{pixels:,} pixels" if pixels
              else f"over {2 * MAX_JPEG_SIDE ** 2 / 1e6:,.0f} million pixels")
-    jpeg = (f" (a JPEG up to {MAX_JPEG_SIDE}×{MAX_JPEG_SIDE} is read at reduced scale, if that brings it within; "
-            f"a side under {WORK_SIDE:,} px stops that)") if scaled_format else ""
+    jpeg = (f" (a JPEG up to {MAX_JPEG_SIDE}×{MAX_JPEG_SIDE} is read at 1/2 to 1/8 scale where that brings it "
+            f"within, each side kept at least {WORK_SIDE:,} px)") if scaled_format else ""
     return f"the image is {shown}; the limit is {largest}×{largest}{jpeg}, scale it down and retry"

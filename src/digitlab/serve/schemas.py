@@ -25,7 +25,7 @@ from digitlab.errors import DigitlabError
 from digitlab.notdigit import UNLIKE_RATE
 
 PICTURE = ("PNG, JPEG, BMP, GIF, WebP or TIFF; at most 5 MiB and 4096×4096 pixels (a JPEG up to 16384 a side is "
-           "read at 1/2 to 1/8 of its size, within 4096)")
+           "read at 1/2 to 1/8 of its size where that brings it within 4096 with each side kept at least 1024)")
 """What a picture sent to the API may be, for the schema's descriptions."""
 
 __all__ = ["ErrorResponse", "ModelInfo", "ModelsResponse", "PixelsBody", "PredictResponse", "ReadDigit",
