@@ -29,6 +29,9 @@ Pictures the model never saw, made reproducibly by :mod:`digitlab.data.numbers`,
   half as JPEG photos: one wide mark, which must not be cut into two digits.
 - ``one of 3-5 digits ringed``: 3-5 MNIST test digits, one of them (not the first) ringed as a teacher marks it: a
   frame or an ellipse apart from it and from its neighbours (a number with no room for one is drawn again).
+- ``a ruled line through 2-6 digits``: 2-6 MNIST test digits, dark on light, on 1-3 grey ruled lines across the
+  picture (too few to be taken for ruled paper), one of them through the digits at 30-70% of their height: a strip
+  of notebook paper cut to the number, or a number written across a line.
 
 For each: the whole number right (``?`` counts as wrong), the whole number right by the model's
 best guesses (``?`` replaced by the digit it stands for), per-digit accuracy (digits of the true
@@ -77,7 +80,7 @@ CONDITIONS = ["4 digits, gaps", "1-8 digits, gaps", "pairs, boxes overlap", "pai
               "underlined 3-10° tilted, 4 digits", "underlined 3-10° tilted, 1-2 digits",
               "form boxes, 1-8 digits", "form boxes turned 1-4°, 1-8 digits",
               "close: dd.dd, d,ddd, dd.dd.dddd, -ddd",
-              "one digit, slanted 25-45°", "one of 3-5 digits ringed"]
+              "one digit, slanted 25-45°", "one of 3-5 digits ringed", "a ruled line through 2-6 digits"]
 # (new conditions go last: the others' pictures stay the same)
 TARGETS = {  # condition: (measure, target)
     "4 digits, gaps": ("guess_right", 0.96),
@@ -157,6 +160,9 @@ def _pictures(condition: str, n: int, rng: np.random.Generator, images: np.ndarr
             picture = None
             while picture is None:  # a number with room round a digit for a ring
                 picture = _ringed(mnist_number(images, labels, rng, n_digits=int(rng.integers(3, 6))), rng)
+        elif condition == "a ruled line through 2-6 digits":
+            picture = _crossed(mnist_number(images, labels, rng, n_digits=int(rng.integers(2, 7)), dark_on_light=True),
+                               rng)
         elif condition.startswith("form boxes"):
             picture = mnist_form(images, labels, rng)
             if "turned" in condition:
@@ -209,6 +215,23 @@ def _ruled(picture: NumberPicture, boxed: bool, rng: np.random.Generator, tilt: 
         image[y0 - pen : y1 + pen, x1 : x1 + pen] = ink
     boxes = tuple((a + pad, b + pad, c + pad, d + pad) for a, b, c, d in picture.boxes)
     return NumberPicture(image=image, text=picture.text, boxes=boxes, dark_on_light=picture.dark_on_light)
+
+
+def _crossed(picture: NumberPicture, rng: np.random.Generator) -> NumberPicture:
+    """1-3 grey ruled lines across the whole picture, 1-3 px thick, 0.6-1.1 digit heights apart, one of them through
+    the digits at 30-70% of their height, the picture grown to hold them; the ink stays as dark where it crosses."""
+    y0, y1 = min(b[1] for b in picture.boxes), max(b[3] for b in picture.boxes)
+    height, pen, count = y1 - y0, int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    spacing = int(rng.uniform(0.6, 1.1) * height)
+    paper_value = int(np.median(picture.image[0]))
+    image = np.pad(picture.image, ((2 * spacing + pen, 2 * spacing + pen), (0, 0)), constant_values=paper_value)
+    through, first = 2 * spacing + pen + y0 + int(rng.uniform(0.3, 0.7) * height), int(rng.integers(count))
+    grey = int(paper_value - rng.uniform(0.3, 0.6) * (paper_value - int(picture.image.min())))
+    for row in (through + (k - first) * spacing for k in range(count)):
+        image[row : row + pen] = np.minimum(image[row : row + pen], grey)
+    shift = 2 * spacing + pen
+    boxes = tuple((a, b + shift, c, d + shift) for a, b, c, d in picture.boxes)
+    return NumberPicture(image=image, text=picture.text, boxes=boxes, dark_on_light=True)
 
 
 def _ringed(picture: NumberPicture, rng: np.random.Generator) -> NumberPicture | None:

@@ -228,6 +228,38 @@ def test_an_underline_is_not_a_digit_nor_joins_the_digits(gap):
     assert all(a[:3] == b[:3] and 0 <= b[3] - a[3] <= PEN for a, b in zip(found, truth)), (found, truth)
 
 
+@pytest.mark.parametrize("lines", [1, 3])
+def test_a_ruled_line_through_the_digits_leaves_them_whole(lines):
+    """A teacher: "305" written across the middle line of a strip of ruled paper (1-3 lines: too few to be the
+    paper's) read "7?? | 0?0": the line was left out with the strokes that cross it, each digit cut in two."""
+    digits = [("1", 30, 40), ("7", 90, 40), ("0", 150, 40), ("2", 210, 40)]
+    picture, truth = _picture((300, 160), digits)
+    ruled = picture.copy()
+    for row in [80, 30, 130][:lines]:  # the first through the digits' middle
+        ruled[row : row + 2] = np.minimum(ruled[row : row + 2], 150)  # grey, 2 px, across the whole picture
+    found = [m.box for m in find_marks(ink_of(ruled))]
+    assert len(found) == 4 and all(np.abs(np.subtract(a, b)).max() <= 1 for a, b in zip(found, truth)), found
+    touching = picture.copy()  # a line the digits only touch still goes: no stubs of it beside them
+    touching[truth[0][3] : truth[0][3] + 2] = np.minimum(touching[truth[0][3] : truth[0][3] + 2], 150)
+    found = [m.box for m in find_marks(ink_of(touching))]  # (its bottom rows with it, as an underline's)
+    assert [(a[0], a[2]) for a in found] == [(b[0], b[2]) for b in truth]
+    assert all(0 <= b[3] - a[3] <= 2 for a, b in zip(found, truth)), found
+
+
+def test_numbers_of_mnist_digits_with_a_ruled_line_through_them_are_found_whole(mnist_reader):
+    _, _, mnist = mnist_reader
+    rng = np.random.default_rng(7)
+    found = []
+    for _ in range(20):
+        p = mnist_number(mnist.test_images, mnist.test_labels, rng, n_digits=4, dark_on_light=True)
+        image = p.image.copy()
+        y0, y1 = min(b[1] for b in p.boxes), max(b[3] for b in p.boxes)
+        row = y0 + int(rng.uniform(0.3, 0.7) * (y1 - y0))
+        image[row : row + 2] = np.minimum(image[row : row + 2], 160)
+        found.append(len(find_marks(ink_of(image))))
+    assert sum(n == 4 for n in found) >= 18, found
+
+
 def test_a_frame_around_the_number_is_not_a_mark():
     """A box drawn around a number was its tallest mark, and the digits became its fragments ("153??" for 5594)."""
     picture, truth = _picture((300, 140), [("1", 40, 40), ("7", 100, 40), ("0", 160, 40), ("2", 220, 40)])

@@ -319,7 +319,23 @@ def without_rules(on: np.ndarray, *, ruled_page: bool = True, page_lines: bool =
     left = on & ~(across | (down & (framed | at_edge)) | anywhere | _box_sides(on, across, digit))
     if ruled_page and left.sum() < RAGGED * on.sum():
         return np.zeros_like(on)  # a ruled page, no number
-    return left
+    return left | _crossings(on & ~left & across, left)
+
+
+def _crossings(rule: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """The pixels of a ``rule`` left out where a stroke of ``left`` crosses it, its ink above and below within the
+    rule's thickness (a pixel to either side): a line through the middle of a number had cut each digit in two, read
+    as two lines of halves ("305" as "7?? | 0?0"); with 4 lines or more the paper's lines are left out so already. A
+    stroke that only touches the rule (a digit against a form box's wall) gets nothing back."""
+    columns = rule.sum(axis=0)
+    if not columns.any():
+        return rule
+    above, below = np.zeros_like(left), np.zeros_like(left)
+    for step in range(1, int(np.median(columns[columns > 0])) + 2):
+        above[step:] |= left[:-step]
+        below[:-step] |= left[step:]
+    wide = np.ones((1, 3), dtype=bool)
+    return rule & ndimage.binary_dilation(above, structure=wide) & ndimage.binary_dilation(below, structure=wide)
 
 
 def _box_sides(on: np.ndarray, across: np.ndarray, digit: float) -> np.ndarray:
