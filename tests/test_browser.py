@@ -416,7 +416,20 @@ def test_number_mode_reads_one_seven_and_boxes_each_digit(page):
     boxes = [b.bounding_box() for b in page.locator("#boxes .box").all()]
     assert boxes[0]["x"] < box["x"] + 0.25 * box["width"] < boxes[0]["x"] + boxes[0]["width"]
     assert boxes[1]["x"] < box["x"] + 0.62 * box["width"] < boxes[1]["x"] + boxes[1]["width"]
-    assert all(box["y"] - 2 <= b["y"] and b["y"] + b["height"] <= box["y"] + box["height"] + 2 for b in boxes)
+    assert all(box["y"] - 6 <= b["y"] and b["y"] + b["height"] <= box["y"] + box["height"] + 6 for b in boxes)
+    ink = page.evaluate("""() => {  // the 1's ink on the canvas (its left 40%), in canvas pixels
+        const c = document.getElementById('pad'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let x0 = c.width, y0 = c.height, x1 = 0, y1 = 0;
+        for (let y = 0; y < c.height; y++) for (let x = 0; x < 0.4 * c.width; x++) {
+          if (d[4 * (y * c.width + x)] < 128) { x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x + 1);
+                                                y1 = Math.max(y1, y + 1); } }
+        return [x0, y0, x1, y1]; }""")
+    scale, (x0, y0, x1, y1), one = (box["width"] - 2) / 800, ink, boxes[0]  # (the pad's 1 px border round it)
+    inside = (one["x"] + 2, one["y"] + 2, one["x"] + one["width"] - 2, one["y"] + one["height"] - 2)  # its border
+    drawn = (box["x"] + 1 + x0 * scale, box["y"] + 1 + y0 * scale, box["x"] + 1 + x1 * scale, box["y"] + 1 + y1 * scale)
+    assert inside[0] <= drawn[0] and inside[1] <= drawn[1] and inside[2] >= drawn[2] and inside[3] >= drawn[3], \
+        (inside, drawn)  # the ink within the box's border, not under it (a teacher: the 2's curve stuck out)
+    assert drawn[0] - inside[0] <= 4 and inside[2] - drawn[2] <= 4  # and the box close round it
     reads = [(url, kind) for url, kind in sent if "/api/read" in url]
     assert reads and reads[-1] == (reads[-1][0], "image/png") and reads[-1][0].endswith("/api/read")
     assert not any("/api/predict" in url for url, _ in sent)
