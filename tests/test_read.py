@@ -246,6 +246,7 @@ def test_a_ruled_line_through_the_digits_leaves_them_whole(lines):
     assert all(0 <= b[3] - a[3] <= 2 for a, b in zip(found, truth)), found
 
 
+@pytest.mark.mnist
 def test_numbers_of_mnist_digits_with_a_ruled_line_through_them_are_found_whole(mnist_reader):
     _, _, mnist = mnist_reader
     rng = np.random.default_rng(7)
