@@ -56,11 +56,7 @@ def serve(
         from digitlab.data.handwriting import check_set_name
 
         check_set_name(collect)  # a bad name is one line and exit 2, before the port or the model
-    _allow_hosts(allow_host or [])
-    if allow_host and collect is None:  # it had been taken in silence: a teacher thought it let the class in
-        typer.echo("note: --allow-host admits saves of drawings addressed to that name, and only --collect turns "
-                   "saving on: without it, --allow-host changes nothing (the page and predictions answer any name)",
-                   err=True)
+    _allow_hosts(allow_host or [], collect)
     workers = workers or default_workers()
     try:  # a bad address or a busy port is one clear line, before any model work
         if workers > 1:
@@ -78,12 +74,18 @@ def serve(
     if workers == 1:
         run_server(application, host, port, limits, access_log)
     else:
-        served = application.state.served.loaded.path  # a folder shipped with model.onnx alone has no model file:
-        run_workers(application, listener, served if served.exists() else served.parent, runs, limits, workers,
-                    collect=collect, access_log=access_log)  # each worker had refused it, started again and again
+        run_workers(application, listener, _served_path(application), runs, limits, workers,
+                    collect=collect, access_log=access_log)
 
 
-def _allow_hosts(names: list[str]) -> None:
+def _served_path(application) -> Path:
+    """What each worker serves: the model file, or the folder when shipped with model.onnx alone (each worker had
+    been handed the model file the folder lacks, refused it, and been started again and again)."""
+    served = application.state.served.loaded.path
+    return served if served.exists() else served.parent
+
+
+def _allow_hosts(names: list[str], collect: str | None) -> None:
     """``--allow-host``: added to the environment, which every worker's app reads
     (:func:`~digitlab.serve.collect.foreign_host`)."""
     import os
@@ -91,5 +93,9 @@ def _allow_hosts(names: list[str]) -> None:
     from digitlab.serve.collect import ALLOW_HOSTS_ENV, check_allowed_host
 
     allowed = [check_allowed_host(name) for name in names]  # a URL or a port is one line and exit 2
+    if names and collect is None:  # it had been taken in silence: a teacher thought it let the class in
+        typer.echo("note: --allow-host admits saves of drawings addressed to that name, and only --collect turns "
+                   "saving on: without it, --allow-host changes nothing (the page and predictions answer any name)",
+                   err=True)
     if allowed:
         os.environ[ALLOW_HOSTS_ENV] = ",".join(filter(None, [os.environ.get(ALLOW_HOSTS_ENV, ""), *allowed]))

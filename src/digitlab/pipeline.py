@@ -75,8 +75,7 @@ def run_pipeline(
         fraction = validation if validation is not None else calibration_split(data)
         if fraction is not None:  # asked for, or the training part is large: calibrate on a held-out share
             data, held_out = split_validation(data, fraction, seed=seed)
-        if held_out is None and hasattr(estimator, "predict_proba"):  # calibrated on 3 folds: their bounds now
-            check_folds(model, estimator, data, seed)
+        check_folds(model, estimator, data, seed, held_out)  # calibrated on 3 folds: their bounds before training
         step(f"training {model} on {data.n_train:,} images")
         with ddp.session(world):  # without torchrun: nothing
             fitted = train(model, data, seed=seed, params=params)

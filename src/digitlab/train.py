@@ -261,12 +261,15 @@ def calibrate(fitted: FittedModel, dataset: Dataset, held_out: tuple[np.ndarray,
     )
 
 
-def check_folds(name: str, model: Any, dataset: Dataset, seed: int) -> Any:
+def check_folds(name: str, model: Any, dataset: Dataset, seed: int, held_out: Any = None) -> Any:
     """The 3 folds that calibrate ``model`` when no images were held out, or one line on why they cannot: too few
     of a digit, or more neighbours than a fold's images. ``run`` asks before training, so that its advice for
     n_neighbors is the bound that calibrating will take (958 of the 8x8 digits' 1,437), not the bound that
-    training alone would."""
+    training alone would. Nothing to check (None) with images ``held_out`` or a model without probabilities."""
     from sklearn.model_selection import StratifiedKFold
+
+    if held_out is not None or not hasattr(model, "predict_proba"):
+        return None
 
     two_digits_at_least(name, dataset)
     features, labels = train_features(dataset)

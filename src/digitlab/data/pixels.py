@@ -53,12 +53,7 @@ def prepare_pixels(pixels: Any, shape: tuple[int, int] = (28, 28)) -> np.ndarray
         array = np.asarray(pixels)
     except (ValueError, TypeError):
         raise DigitlabError(f"{wanted}; the rows differ in length") from None
-    if array.dtype == object and array.shape == (rows, cols):  # NumPy keeps a whole number past 64 bits as an object
-        for (r, c), value in np.ndenumerate(array):  # 10**30 is a number out of range, not "non-numbers"
-            if type(value) is int and not 0 <= value <= 255:
-                raise DigitlabError(f"pixels must be between 0 and 255; found {_shown(value)} at row {r}, column {c}")
-    if array.dtype == object and array.shape != (rows, cols) and all(type(v) in (int, float) for v in array.flat):
-        raise DigitlabError(f"{wanted}; got shape {'×'.join(map(str, array.shape))}")  # 27 rows, one of them 10**30
+    _refuse_big_numbers(array, shape, wanted)
     if array.dtype == object or array.dtype.kind not in "iuf":
         kind = ("rows differ in length or hold non-numbers" if array.dtype == object else
                 {"U": "found text, not numbers", "S": "found text, not numbers",
@@ -80,6 +75,19 @@ def prepare_pixels(pixels: Any, shape: tuple[int, int] = (28, 28)) -> np.ndarray
         raise DigitlabError(f"pixels must be between 0 and 255; found {_shown(float(values[r, c]))} at row {r}, "
                             f"column {c}")
     return rounded.astype(np.uint8)
+
+
+def _refuse_big_numbers(array: np.ndarray, shape: tuple[int, int], wanted: str) -> None:
+    """NumPy keeps a whole number past 64 bits as an object: 10**30 is a number out of range (or in a grid of the
+    wrong shape, that shape), not "non-numbers"."""
+    if array.dtype != object:
+        return
+    if array.shape == shape:
+        for (r, c), value in np.ndenumerate(array):
+            if type(value) is int and not 0 <= value <= 255:
+                raise DigitlabError(f"pixels must be between 0 and 255; found {_shown(value)} at row {r}, column {c}")
+    elif all(type(v) in (int, float) for v in array.flat):  # 27 rows, one of them 10**30
+        raise DigitlabError(f"{wanted}; got shape {'×'.join(map(str, array.shape))}")
 
 
 def _shown(value: float | int) -> str:
