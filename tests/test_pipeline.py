@@ -324,3 +324,19 @@ def test_a_model_that_cannot_reach_the_target_says_so_in_its_report(tmp_path):
     said = _unsure_paragraph(weak.folder)
     assert "no threshold made the held-out answers 99.5% right" in said and "the lowest at which" not in said, said
     assert "(0 of 0)" not in said
+
+
+def test_knn_sure_answers_read_at_or_over_its_bar_and_its_report_says_what_it_reached(tmp_path):
+    """k-NN's few confidences sat on its bar (0.99535): its sure answers read "99.5%" beside "sure from 99.6%",
+    and its report said the most confident were "99.5% right" of 99.49% that missed 99.5%."""
+    from digitlab.predict import percent_needed, shown_percent
+
+    run = run_pipeline("digits", "knn", out=tmp_path)
+    card = json.loads((run.folder / "model.json").read_text())["calibration"]
+    bar = float(percent_needed(card["unsure_below"]).rstrip("%"))
+    kept = [float(p) for p in run.record.predictions.confidence if p >= card["unsure_below"] - 1e-9]
+    assert kept and all(float(shown_percent(p).lstrip(">").rstrip("%")) >= bar for p in kept), (bar, kept[:3])
+    said = _unsure_paragraph(run.folder)
+    if card["kept_accuracy"] < 0.995:
+        reached = re.search(r"most confident were ([\d.]+)% right", said)
+        assert reached and float(reached.group(1)) < 99.5, said

@@ -521,3 +521,21 @@ def test_read_number_on_any_strokes(picture):
     height, width = picture.shape
     assert all(0 <= d.box[0] < d.box[2] <= width and 0 <= d.box[1] < d.box[3] <= height for d in reading.digits)
     event("read")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.1, 1.0), st.booleans()), min_size=1, max_size=60))
+def test_the_unsure_bar_keeps_the_same_answers_and_reads_as_its_sure_answers_do(pairs):
+    """The bar is rounded down to a short value between the confidences it keeps and the next one let go: the
+    same answers are kept, and none of them is shown under the bar as predict and the page write it."""
+    from digitlab.calibrate import TIE, choose_threshold, sure
+    from digitlab.predict import percent_needed, shown_percent
+
+    confidence, right = np.array([c for c, _ in pairs]), np.array([r for _, r in pairs])
+    bar, coverage, accuracy = choose_threshold(confidence, right, 0.9)
+    kept = sure(confidence, bar)  # as many as the confidence chosen keeps (kept sets are the top confidences)
+    assert math.isclose(kept.mean(), coverage) and math.isclose(right[kept].mean(), accuracy)
+    assert bar <= confidence.max() + TIE
+    for p in confidence[kept]:
+        shown = shown_percent(float(p))
+        assert shown.startswith(">") or float(shown.rstrip("%")) >= float(percent_needed(bar).rstrip("%")), (p, bar)

@@ -209,7 +209,23 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray,
     last = np.searchsorted(-thresholds, TIE - thresholds, side="right") - 1
     ok = np.flatnonzero(accuracy[last] >= target)
     i = int(ok[-1]) if len(ok) else 0
-    return float(thresholds[i]), float(coverage[last[i]]), float(accuracy[last[i]])
+    below = float(thresholds[last[i] + 1]) if last[i] + 1 < len(thresholds) else 0.0  # the next confidence let go
+    return _round_down(float(thresholds[i]), below), float(coverage[last[i]]), float(accuracy[last[i]])
+
+
+def _round_down(threshold: float, below: float) -> float:
+    """The shortest threshold (0.1%, then 0.01%, …) at or under ``threshold`` that still lets go of ``below``:
+    it keeps and lets go of the same answers, and reads as it is, so that an answer at the bar is never shown
+    under it (k-NN's sure answers were all "99.5%" beside a bar of 0.99535, shown rounded up as "99.6%").
+
+    >>> _round_down(0.9953539725, 0.8), _round_down(0.98712345, 0.98712), _round_down(0.5, 0.4)
+    (0.995, 0.987123, 0.5)
+    """
+    for decimals in range(3, 9):
+        short = math.floor(threshold * 10**decimals + 1e-6) / 10**decimals
+        if short > below + TIE:
+            return short
+    return threshold
 
 
 def sure(confidence, threshold: float):

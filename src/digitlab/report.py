@@ -190,7 +190,7 @@ def unsure_on_test(record: RunRecord) -> dict[str, Any] | None:
     if calibration is None or pred.probabilities is None or len(pred.labels) == 0:
         return None
     from digitlab.calibrate import TARGET_ACCURACY
-    from digitlab.predict import percent_needed
+    from digitlab.predict import percent_needed, shown_below
 
     right = pred.labels == record.dataset.test_labels
     sure = answered(pred.confidence, right, calibration.unsure_below)
@@ -199,7 +199,8 @@ def unsure_on_test(record: RunRecord) -> dict[str, Any] | None:
         sure["digit"] = answered(np.where(flagged, -np.inf, pred.confidence), right, calibration.unsure_below)
         sure["n_sure_flagged"] = sure["n_kept"] - sure["digit"]["n_kept"]
     return {**sure, "needed": percent_needed(calibration.unsure_below),  # as predict and the page write it: rounded up
-            "target_met": calibration.kept_accuracy >= TARGET_ACCURACY}
+            "target_met": calibration.kept_accuracy >= TARGET_ACCURACY,
+            "kept": shown_below(calibration.kept_accuracy, TARGET_ACCURACY)}  # 99.49% is not "99.5% right"
 
 
 def temperature_in_words(temperature: float) -> str:
