@@ -625,3 +625,17 @@ def test_the_robustness_legend_sits_above_every_point_in_a_band_that_grows_by_ro
     top_point = ax.transData.transform((0, 100))[1]
     assert legend.y0 > top_point and legend.y1 <= ax.get_window_extent().y1 + 1  # above 100%, inside the axes
     assert ax.get_ylim()[1] == 104 + 12 * -(-n // 2)  # two models a row: five need three rows, not five
+
+
+def test_a_learning_curve_says_how_many_refits_stopped_short_instead_of_printing_scikit_learns_warning(digits, recwarn):
+    """An MLP explained printed scikit-learn's ConvergenceWarning (a path into its source) from the curve's refits;
+    the count is now on the page's caption."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    from digitlab.explain.learning import learning_curve_of
+
+    short = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    curve = learning_curve_of(short, digits.train_images, digits.train_labels, digits.pixel_max, max_images=300)
+    assert not [w for w in recwarn if issubclass(w.category, ConvergenceWarning)]
+    assert curve.unconverged == 3 * len(curve.sizes) and curve.to_dict()["unconverged"] == curve.unconverged

@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import math
+import warnings
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,9 @@ class LearningCurve:
         Mean, lowest and highest accuracy over the folds at each size.
     n_images : int
         Training images the curve was drawn from (a stratified subset when the set is large).
+    unconverged : int
+        Refits that stopped at the recipe's iteration limit before converging (scikit-learn's
+        ConvergenceWarning, said on the page rather than printed once per fit).
     """
 
     sizes: list[int]
@@ -53,16 +57,19 @@ class LearningCurve:
     low: list[float]
     high: list[float]
     n_images: int
+    unconverged: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values."""
-        return {"sizes": self.sizes, "mean": self.mean, "low": self.low, "high": self.high, "n_images": self.n_images}
+        return {"sizes": self.sizes, "mean": self.mean, "low": self.low, "high": self.high, "n_images": self.n_images,
+                "unconverged": self.unconverged}
 
 
 def learning_curve_of(model: Any, images: np.ndarray, labels: np.ndarray, pixel_max: int, *,
                       max_images: int = 3000, folds: int = 3, seed: int = 0) -> LearningCurve:
     """The learning curve of ``model``'s recipe (a fresh clone per fit) on up to ``max_images`` training images."""
     from sklearn.base import clone
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import StratifiedKFold, learning_curve
 
     from digitlab.explain.robustness import stratified_indices
@@ -73,12 +80,16 @@ def learning_curve_of(model: Any, images: np.ndarray, labels: np.ndarray, pixel_
     if len(labels) > max_images:
         keep = stratified_indices(labels, max_images, seed)
         images, labels = images[keep], labels[keep]
-    with fit_threads(model):
+    with fit_threads(model), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
         sizes, _, scores = learning_curve(
             clone(model), to_features(images, pixel_max), labels, train_sizes=list(FRACTIONS),
             cv=StratifiedKFold(folds, shuffle=True, random_state=seed), n_jobs=1)
+    for other in (w for w in caught if not issubclass(w.category, ConvergenceWarning)):
+        warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)  # only those are ours
     return LearningCurve([int(s) for s in sizes], scores.mean(axis=1).tolist(), scores.min(axis=1).tolist(),
-                         scores.max(axis=1).tolist(), int(len(labels)))
+                         scores.max(axis=1).tolist(), int(len(labels)),
+                         sum(issubclass(w.category, ConvergenceWarning) for w in caught))
 
 
 def plot_learning_curve(curve: LearningCurve, name: str, path: Path) -> Path:
