@@ -340,3 +340,11 @@ def test_knn_sure_answers_read_at_or_over_its_bar_and_its_report_says_what_it_re
     if card["kept_accuracy"] < 0.995:
         reached = re.search(r"most confident were ([\d.]+)% right", said)
         assert reached and float(reached.group(1)) < 99.5, said
+
+
+def test_the_risk_caption_says_the_curve_ends_short_only_when_the_detector_turned_images_away(lesson_run):
+    page = re.sub(r"\s+", " ", (lesson_run.folder / "report.html").read_text())
+    caption = page[page.index("Keep only the most confident answers"):][:600]
+    away = int(lesson_run.record.not_a_digit.test_flagged.sum())
+    assert ("ends short of 100%" in caption) == (away > 0), (away, caption)
+    assert away == 0 or f"The {away:,} test image" in caption, caption

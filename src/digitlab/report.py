@@ -198,6 +198,7 @@ def unsure_on_test(record: RunRecord) -> dict[str, Any] | None:
         flagged = record.not_a_digit.test_flagged
         sure["digit"] = answered(np.where(flagged, -np.inf, pred.confidence), right, calibration.unsure_below)
         sure["n_sure_flagged"] = sure["n_kept"] - sure["digit"]["n_kept"]
+        sure["n_flagged"] = int(flagged.sum())  # sure or not: the risk curve ends short of 100% by these
     return {**sure, "needed": percent_needed(calibration.unsure_below),  # as predict and the page write it: rounded up
             "target_met": calibration.kept_accuracy >= TARGET_ACCURACY,
             "kept": shown_below(calibration.kept_accuracy, TARGET_ACCURACY)}  # 99.49% is not "99.5% right"
