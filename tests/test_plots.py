@@ -76,3 +76,53 @@ def test_a_subsets_weights_are_named_by_its_own_digits(tmp_path, ticks):
                                "train_labels": ds.train_labels[keep]})
         plots.plot_weights(train("logreg", part), (8, 8), tmp_path / "w.png")
         assert ticks[-1]["texts"] == names
+
+
+def _drawn(module, monkeypatch):
+    """Each figure ``module`` saves, drawn, kept for a look at where its parts landed."""
+    from digitlab.fileio import save_figure
+
+    figures = []
+
+    def keep(fig, path, *args):
+        fig.canvas.draw()
+        figures.append(fig)
+        return save_figure(fig, path, *args)
+
+    monkeypatch.setattr(module, "save_figure", keep)
+    return figures
+
+
+def _overlaps(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_the_reliability_legend_covers_no_bar(tmp_path, monkeypatch):
+    """An MLP unsure from 45% has bars up to 100% in the panel's top-left corner, where the legend was."""
+    from digitlab import plots_confidence
+    from digitlab.calibrate import reliability_bins
+
+    figures = _drawn(plots_confidence, monkeypatch)
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.full(10, 0.3), size=400)
+    bins = reliability_bins(proba, proba.argmax(axis=1))  # always right: every bar reaches 100%
+    plots_confidence.plot_reliability(bins, bins, tmp_path / "reliability.png")
+    fig = figures[0]
+    legends = [legend.get_window_extent() for legend in [*fig.legends, *(ax.get_legend() for ax in fig.axes)]
+               if legend is not None]
+    bars = [patch.get_window_extent() for ax in fig.axes for patch in ax.patches]
+    assert legends and bars and not any(_overlaps(legend, bar) for legend in legends for bar in bars)
+
+
+def test_the_risk_label_is_not_struck_through_by_the_target_line(tmp_path, monkeypatch):
+    """k-NN's point at 99.7% over the 99.5% line: the label under the point sat on the dotted line."""
+    from digitlab import plots_confidence
+
+    figures = _drawn(plots_confidence, monkeypatch)
+    coverage = np.linspace(0.01, 1, 100)
+    accuracy = np.where(coverage < 0.9, 1.0, 0.997 - (coverage - 0.9) * 0.15)
+    plots_confidence.plot_risk_coverage(coverage, accuracy, (0.995, 0.961, 0.997), tmp_path / "r.png", target=0.995)
+    ax = figures[0].axes[0]
+    label = next(text for text in ax.texts if text.get_text().startswith("keeps")).get_window_extent()
+    line_y = ax.transData.transform((50, 99.5))[1]
+    assert not label.y0 <= line_y <= label.y1, (label, line_y)

@@ -60,7 +60,6 @@ def _reliability_panel(ax: "plt.Axes", bins: Sequence[dict], title: str) -> None
     ax.set_xlabel("Confidence: the top probability (%)   (red: images in each bin)", labelpad=2)
     ax.set_ylabel("Accuracy (%)")
     ax.set_title(title, fontsize=11)
-    ax.legend(frameon=False, loc="upper left", fontsize=8.5)
     ax.grid(alpha=0.25)
     ax.spines[["top", "right"]].set_visible(False)
 
@@ -76,8 +75,11 @@ def plot_reliability(before_bins: Sequence[dict], after_bins: Sequence[dict] | N
     fig, axes = plt.subplots(1, len(panels), figsize=(10 if len(panels) == 2 else 6.6, 4.6), squeeze=False)
     for col, (bins, name) in enumerate(panels):
         _reliability_panel(axes[0, col], bins, name if ece is None else f"{name} (ECE {ece[col]:.1%})")
-    fig.suptitle("Reliability: is the model right as often as it says it is sure?", fontsize=12)
-    fig.subplots_adjust(left=0.07 if len(panels) == 2 else 0.11, right=0.98, top=0.85, bottom=0.11, wspace=0.2)
+    fig.suptitle("Reliability: is the model right as often as it says it is sure?", fontsize=12, y=0.985)
+    # one legend for both panels, under the title: in a panel's corner it covered the bars of a model unsure there
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.935), ncol=3,
+               frameon=False, fontsize=8.5)
+    fig.subplots_adjust(left=0.07 if len(panels) == 2 else 0.11, right=0.98, top=0.8, bottom=0.11, wspace=0.2)
     return save_figure(fig, path)  # at 100 dpi, as digitlab.plots
 
 
