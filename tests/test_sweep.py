@@ -353,3 +353,125 @@ def test_a_sweep_refused_for_a_full_disk_leaves_no_folder(tmp_path, monkeypatch)
     with pytest.raises(OSError):
         _sweep_folder(plan, tmp_path, "s2", None)
     assert list(tmp_path.iterdir()) == []
+
+
+def _class_set(data: Path, writers: int = 2) -> None:
+    """A small handwriting set "class" in ``data`` (only this machine has it: the workers' caches are empty)."""
+    from digitlab.data.handwriting import HandwritingSet
+    from digitlab.data.writers import WRITERS, writer_samples
+
+    os.environ["DIGITLAB_DATA"] = str(data)
+    try:
+        store = HandwritingSet.open("class", create=True)
+        for w in WRITERS[:writers]:
+            samples = writer_samples(w, per_digit=6, seed=0)
+            for picture, label, image in zip(samples.pictures, samples.labels, samples.images):
+                store.add(picture, int(label), writer=w.name, prepared=image)
+    finally:
+        del os.environ["DIGITLAB_DATA"]
+
+
+def _cells(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((folder / "cells").glob("*.json"))]
+
+
+@pytest.mark.slow
+def test_a_worker_that_joins_later_without_the_data_gets_it_too(tmp_path, monkeypatch):
+    """A cluster whose first worker had the set: nothing was sent, and a worker that joined later without it failed
+    every cell it took (5 of 6, an engineer). On a scheduler's address the set is sent, and the late worker uses it."""
+    pytest.importorskip("torch")
+    from distributed import Client, LocalCluster
+
+    from digitlab.sweep import SweepPlan, plan_cells, run_sweep
+
+    _class_set(tmp_path / "mine")
+    monkeypatch.setenv("DIGITLAB_DATA", str(tmp_path / "mine"))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as watcher:
+        def a_worker_joins_and_the_first_leaves(_):
+            if len(cluster.workers) == 1:
+                [first] = watcher.scheduler_info()["workers"]
+                os.environ["DIGITLAB_DATA"] = str(tmp_path / "empty")  # the new worker's cache (monkeypatch restores)
+                cluster.scale(2)
+                watcher.wait_for_workers(2, timeout=60)
+                watcher.retire_workers([first])  # the cells left are the late worker's
+
+        budget = {"cnn": {"time_budget": [1.0]}}  # a second each however busy the machine: the first can't do all
+        plan = SweepPlan("class", plan_cells(["cnn"], budget, seeds=list(range(8))), tmp_path / "late",
+                         save_models=False)
+        run_sweep(plan, scheduler=cluster.scheduler_address, say=lambda _: None,
+                  advance=a_worker_joins_and_the_first_leaves)
+    cells = _cells(tmp_path / "late")
+    assert len(cells) == 8 and [c["error"] for c in cells] == [None] * 8, [c["error"] for c in cells]
+    assert len({c["pid"] for c in cells}) == 2  # the late worker did take cells
+
+
+@pytest.mark.slow
+def test_results_written_on_another_machines_disk_are_written_here_too(tmp_path):
+    """Workers whose --out is not this machine's (no shared disk): their cell files landed there, and the sweep left
+    those cells out of results.csv without a word, exit 0. The client writes each result it gets back."""
+    from distributed import Client, LocalCluster
+
+    from digitlab.sweep import SweepPlan, plan_cells, run_sweep
+
+    def elsewhere(root):  # run on each worker: its writes land under another root, as on its own machine's disk
+        import digitlab.sweep
+        from digitlab.fileio import write_text_atomic
+
+        def write(path, text):
+            Path(root + str(path)).parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(root + str(path), text)
+
+        digitlab.sweep.write_text_atomic = write
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as watcher:
+        watcher.run(elsewhere, str(tmp_path / "other-disk"))
+        plan = SweepPlan("digits", plan_cells(["logreg"], None, seeds=[0, 1, 2], limits=[300]), tmp_path / "here",
+                         save_models=False)
+        run_sweep(plan, scheduler=cluster.scheduler_address, say=lambda _: None)
+    assert len(list((tmp_path / "other-disk").rglob("*.json"))) == 3
+    assert [c["error"] for c in _cells(tmp_path / "here")] == [None] * 3
+
+
+@pytest.mark.slow
+def test_a_worker_killed_with_the_only_copy_of_the_data_is_not_a_lost_scheduler(tmp_path, monkeypatch):
+    """The one worker holding the scattered set was killed: the sweep ended "the Dask scheduler went away", which it
+    had not. The set is sent again to the worker that replaces it, and every cell is done."""
+    from distributed import Client, LocalCluster
+
+    from digitlab.sweep import SweepPlan, plan_cells, run_sweep
+
+    _class_set(tmp_path / "mine")
+    monkeypatch.setenv("DIGITLAB_DATA", str(tmp_path / "mine"))  # this process's own cache
+    empty = {"DIGITLAB_DATA": str(tmp_path / "empty")}  # the worker's, and its successor's: it is sent a copy
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0", env=empty) \
+            as cluster, Client(cluster) as watcher:
+        killed = []
+
+        def kill_the_worker(_):
+            if not killed:
+                killed.append(next(iter(watcher.run(os.getpid).values())))
+                os.kill(killed[0], signal.SIGKILL)  # its nanny starts another, with no copy either
+
+        plan = SweepPlan("class", plan_cells(["logreg"], None, seeds=list(range(8))), tmp_path / "killed")
+        summary = run_sweep(plan, scheduler=cluster.scheduler_address, say=lambda _: None, advance=kill_the_worker)
+    cells = _cells(tmp_path / "killed")
+    assert killed and summary["ran"] == 8 and [c["error"] for c in cells] == [None] * 8, [c["error"] for c in cells]
+
+
+def test_the_star_goes_to_a_configuration_whose_seeds_all_ran(tmp_path):
+    """★ went to the highest mean even when it stood on the one seed of three that did not fail."""
+    from digitlab.sweep_report import summarize, write_report
+
+    def row(config, seed, accuracy):
+        return {"cell_id": f"{config}-{seed}", "config": config, "model": "logreg", "params": {}, "seed": seed,
+                "limit": None, "accuracy": accuracy, "error": None if accuracy is not None else "ValueError: no"}
+
+    rows = [row("whole", s, a) for s, a in enumerate([0.95, 0.96, 0.955])]
+    rows += [row("broken", 0, 0.99), row("broken", 1, None), row("broken", 2, None)]
+    summaries = summarize(rows)
+    assert [s.config for s in summaries if s.best] == ["whole"]
+    page = write_report(tmp_path, "digits", rows, summaries)["html"].read_text()
+    assert "the best of those none of whose seeds failed" in page
+    assert [s.config for s in summarize(rows[3:]) if s.best] == ["broken"]  # none whole: the best there is

@@ -118,8 +118,9 @@ def plot_risk_coverage(coverage: np.ndarray, accuracy: np.ndarray,
         low, high = ax.get_ylim()
         gap = 0.0 if target is None else (right - target) * 100 / (high - low) * 4.2 * (0.91 - 0.13) * 72  # in points
         above = 12 < gap < 34  # the text under the point spans 18 to about 30 points down
-        ax.annotate(f"keeps {kept:.1%}, {right:.1%} right", (kept * 100, right * 100), xytext=(-10, 10 if above else -18),
-                    textcoords="offset points", ha="right", va="bottom" if above else "top", fontsize=9, color="#c44e52")
+        ax.annotate(f"keeps {kept:.1%}, {right:.1%} right", (kept * 100, right * 100),
+                    xytext=(-10, 10 if above else -18), textcoords="offset points", ha="right",
+                    va="bottom" if above else "top", fontsize=9, color="#c44e52")
     ax.set_xlabel("Share of test images answered (%)")
     ax.set_ylabel("Accuracy of those answers (%)")
     ax.set_title("Risk–coverage: answer fewer, be right more often")

@@ -8,8 +8,10 @@ atomically, so an interrupted sweep leaves only finished cells and the next run 
 Cells run on a :class:`distributed.Client`: a ``LocalCluster`` of worker processes by default, or an existing
 cluster at ``tcp://HOST:PORT``. Tasks carry only the cell's description; each worker loads the dataset from its own
 cache once (the 8×8 digits are bundled, MNIST is read from the local cache) and keeps it for later cells. When a
-worker has no copy (a cluster on other machines without MNIST or your handwriting set in their cache), the dataset
-is loaded here and scattered to every worker once, and the tasks refer to it. Without ``dask[distributed]``
+worker has no copy (a cluster on other machines without MNIST or your handwriting set in their cache), and on any
+cluster of other machines (a worker may join later without one), the dataset is loaded here and scattered to every
+worker once, and the tasks refer to it. Each result is written here too, as it comes back: a worker's own file may
+be on another machine's disk. Without ``dask[distributed]``
 installed the cells run one after another in this process.
 
 Examples
@@ -328,7 +330,7 @@ def run_sweep(plan: SweepPlan, *, scheduler: str = "local", workers: int | None 
 
 def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int | None,
                  say: Callable[[str], None], advance: Callable[[int], None], keep: bool) -> None:
-    from distributed import Client, as_completed
+    from distributed import Client
 
     for name in ("distributed", "distributed.client"):  # Dask's config gives the client a level of its own
         logging.getLogger(name).setLevel(logging.CRITICAL)  # what goes wrong is said here, in one line
@@ -350,30 +352,15 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
         link = getattr(client, "dashboard_link", None)
         if link and serves_dashboard(link):  # made from a template: a scheduler may serve none
             say(f"Dask dashboard: {link}")
-        shipped = _ship_if_needed(client, plan.dataset, todo, say)
-        futures = [client.submit(run_cell, cell, plan.dataset, str(plan.folder.resolve()), keep,
-                                 shipped.get(_split_key(plan.dataset, cell.seed)),
-                                 key=f"cell-{cell.cell_id}", retries=2, pure=False) for cell in todo]
-        lost = 0
-        try:
-            for future in as_completed(futures):
-                if future.status not in ("finished", "error"):  # cancelled: the scheduler went away
-                    lost += 1  # not counted as done: "6 of 6 done" had stood above "2 of 6 are done" (an engineer)
-                    continue
-                if future.status == "error":  # the task itself failed (a worker died too often)
-                    cell = todo[futures.index(future)]
-                    result = {"cell_id": cell.cell_id, "config": cell.config, "model": cell.model,
-                              "params": cell.params, "seed": cell.seed, "limit": cell.limit,
-                              "dataset": plan.dataset, "accuracy": None, "error": repr(future.exception())}
-                    write_text_atomic(plan.folder / "cells" / f"{cell.cell_id}.json",
-                                      json.dumps(result, indent=1) + "\n")
-                advance(1)
-        except BaseException:
-            client.cancel(futures)
-            raise
-        if lost:
+        for _ in range(3):  # a cell lost with a worker that held the only copy of its data is sent again
+            todo = _gather(client, plan, todo, _ship_if_needed(client, plan.dataset, todo, say, scheduler), keep,
+                           advance)
+            if not todo or client.status != "running":
+                break
+        if todo:
             where = "" if scheduler == "local" else f" at {scheduler}"
-            raise SweepStopped(f"the Dask scheduler{where} went away before the cells were done")
+            raise SweepStopped(f"the Dask scheduler{where} went away before the cells were done"
+                               if client.status != "running" else "Dask lost cells with the workers that held them")
         # our own idle workers exit without the garbage collector's passes over PyTorch's objects (0.2 s, not 1.2 s)
         if cluster is not None:
             with contextlib.suppress(Exception):
@@ -384,6 +371,38 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
             cluster.close()
 
 
+def _gather(client, plan: SweepPlan, todo: list[Cell], shipped: dict[int | None, Any], keep: bool,
+            advance: Callable[[int], None]) -> list[Cell]:
+    """Submit ``todo``, write each result here as it comes (a worker's own file may be on another machine's disk),
+    and return the cells lost with their worker or scheduler. Each future is let go once written: Dask would
+    compute a finished cell again when the worker holding its result dies."""
+    from distributed import as_completed
+
+    futures = {client.submit(run_cell, cell, plan.dataset, str(plan.folder.resolve()), keep,
+                             shipped.get(_split_key(plan.dataset, cell.seed)),
+                             key=f"cell-{cell.cell_id}", retries=2, pure=False): cell for cell in todo}
+    lost: list[Cell] = []
+    try:
+        for future in as_completed(list(futures)):
+            cell = futures.pop(future)
+            if future.status not in ("finished", "error"):  # cancelled: its scheduler, or its data's worker, went
+                lost.append(cell)  # not counted as done: "6 of 6 done" had stood above "2 of 6 are done" (an engineer)
+                continue
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 - the task itself failed (a worker died too often)
+                result = {"cell_id": cell.cell_id, "config": cell.config, "model": cell.model, "params": cell.params,
+                          "seed": cell.seed, "limit": cell.limit, "dataset": plan.dataset, "accuracy": None,
+                          "error": repr(exc)}
+            write_text_atomic(plan.folder / "cells" / f"{cell.cell_id}.json", json.dumps(result, indent=1) + "\n")
+            future.release()
+            advance(1)
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+    return lost
+
+
 def _split_key(dataset: str, seed: int) -> int | None:
     """Seeds that give the same split share one copy: every seed for an official split."""
     from digitlab.data import DATASETS
@@ -391,8 +410,11 @@ def _split_key(dataset: str, seed: int) -> int | None:
     return None if dataset in DATASETS and DATASETS[dataset].official_split else seed
 
 
-def _ship_if_needed(client, dataset: str, todo: list[Cell], say: Callable[[str], None]) -> dict[int | None, Any]:
-    """Scatter the dataset to every worker once (one copy per distinct split) unless all can load it themselves."""
+def _ship_if_needed(client, dataset: str, todo: list[Cell], say: Callable[[str], None],
+                    scheduler: str = "local") -> dict[int | None, Any]:
+    """Scatter the dataset to every worker once (one copy per distinct split) unless all can load it themselves
+    from this machine's cache (our own local cluster): a worker that joins a remote cluster later may have no copy,
+    and fetches the scattered one from the others."""
     from digitlab.data import load_dataset
 
     if not client.scheduler_info().get("workers"):  # said before the wait: a log showed 60 s of nothing
@@ -403,10 +425,12 @@ def _ship_if_needed(client, dataset: str, todo: list[Cell], say: Callable[[str],
         raise DigitlabError("the Dask cluster has no workers (none joined in 60 s); start some with "
                             "`dask worker tcp://SCHEDULER:8786`") from None
     able = client.run(can_load, dataset)  # {worker address: bool}, run once on each worker
-    if all(able.values()):
+    # our own local cluster shares this cache; a remote one's later workers need the copy sent, if there is one here
+    if all(able.values()) and (scheduler == "local" or not can_load(dataset)):
         return {}
-    say(f"{sum(not ok for ok in able.values())} of {len(able)} Dask workers have no copy of {dataset}: "
-        "sending it to the cluster once")
+    if not all(able.values()):
+        say(f"{sum(not ok for ok in able.values())} of {len(able)} Dask workers have no copy of {dataset}: "
+            "sending it to the cluster once")
     shipped: dict[int | None, Any] = {}
     for seed in sorted({cell.seed for cell in todo}):
         key = _split_key(dataset, seed)

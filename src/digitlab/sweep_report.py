@@ -71,7 +71,8 @@ def load_results(folder: Path, cells: list[Cell]) -> list[dict[str, Any]]:
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[ConfigSummary]:
-    """One :class:`ConfigSummary` per configuration, in first-seen order; the best mean is marked.
+    """One :class:`ConfigSummary` per configuration, in first-seen order; the best mean is marked (of those with
+    no failed seed, when there are some).
 
     The 95% interval is the mean ± t(0.975, n − 1) · sd / √n, clipped to [0, 1] (NaN with fewer than two
     seeds).
@@ -95,8 +96,8 @@ def summarize(rows: list[dict[str, Any]]) -> list[ConfigSummary]:
                                  sd, max(mean - half, 0.0), min(mean + half, 1.0), len(members) - n, accuracies=acc,
                                  best_cell=best_cell, cut=(mean - half < 0.0, mean + half > 1.0)))
     scored = [s for s in out if s.n]
-    if scored:
-        max(scored, key=lambda s: s.mean).best = True
+    if scored:  # a mean over the seeds that did not fail is no match for one over them all: whole ones first
+        max([s for s in scored if not s.n_failed] or scored, key=lambda s: s.mean).best = True
     return out
 
 
