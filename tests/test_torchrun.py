@@ -174,3 +174,64 @@ def test_a_process_group_error_during_training_is_one_line(monkeypatch):
         with ddp.session(ddp.World(rank=0, size=2, local_rank=0, local_size=2)):
             raise RuntimeError("a bug")
 
+
+
+def _two_machines(tmp_path, data: list, *args: str, timeout: float = 240) -> list[subprocess.CompletedProcess]:
+    """README's two-machine command on loopback: one ``torchrun --nnodes=2 --node_rank=R --master_addr=...`` per
+    "machine", each with its own data cache (``data[R]``) and ``--out`` (``tmp_path/node-R``)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV}
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={rank}", "--master_addr=127.0.0.1",
+         f"--master_port={port}", "--nproc_per_node=1", "-m", "digitlab", "run", *args,
+         "--out", str(tmp_path / f"node-{rank}")],
+        env={**env, "COLUMNS": "200", "DIGITLAB_DATA": str(data[rank])}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    try:
+        return [subprocess.CompletedProcess(node.args, node.wait(timeout), *node.communicate()) for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+
+
+def _class(data, writers: int) -> None:
+    from digitlab.data.handwriting import HandwritingSet
+    from digitlab.data.writers import WRITERS, writer_samples
+
+    os.environ["DIGITLAB_DATA"] = str(data)
+    try:
+        store = HandwritingSet.open("class", create=True)
+        for w in WRITERS[:writers]:
+            samples = writer_samples(w, per_digit=4, seed=0)
+            for picture, label, image in zip(samples.pictures, samples.labels, samples.images):
+                store.add(picture, int(label), writer=w.name, prepared=image)
+    finally:
+        del os.environ["DIGITLAB_DATA"]
+
+
+@pytest.mark.slow
+def test_machines_with_different_data_are_refused_in_one_line_instead_of_waiting_forever(tmp_path, no_torchrun):
+    """Two machines whose handwriting sets differed shared out batches of different lengths and hung."""
+    _class(tmp_path / "a", 2)
+    _class(tmp_path / "b", 3)
+    args = ("--dataset", "class", "--model", "cnn", "--param", "epochs=2", "--param", "width=8")
+    done = _two_machines(tmp_path, [tmp_path / "a", tmp_path / "b"], *args, timeout=180)
+    said = done[0].stderr + done[1].stderr
+    assert all(d.returncode != 0 for d in done), said[-3000:]
+    assert "error: the torchrun processes hold different training sets" in said, said[-3000:]
+    assert "site-packages/digitlab" not in said and "src/digitlab" not in said, said[-3000:]  # torchrun's own report only
+    assert not (tmp_path / "node-0").exists() or not any((tmp_path / "node-0").iterdir())
+
+
+@pytest.mark.slow
+def test_the_readmes_two_machine_command_puts_the_run_on_node_rank_0(tmp_path, no_torchrun):
+    _class(tmp_path / "a", 2)
+    _class(tmp_path / "b", 2)
+    args = ("--dataset", "class", "--model", "cnn", "--param", "epochs=2", "--param", "width=8")
+    done = _two_machines(tmp_path, [tmp_path / "a", tmp_path / "b"], *args)
+    assert [d.returncode for d in done] == [0, 0], (done[0].stderr + done[1].stderr)[-3000:]
+    assert len(list((tmp_path / "node-0").iterdir())) == 1 and not (tmp_path / "node-1").exists()

@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence, TypeVar
 
 from digitlab.errors import DigitlabError
 
@@ -180,12 +180,13 @@ def active() -> World | None:
                  local_size=int(os.environ.get("LOCAL_WORLD_SIZE", str(size))))
 
 
-def prepare(net: torch.nn.Module, clock: Clock, device: torch.device,
-            batch: int) -> tuple[torch.nn.Module, Clock | SharedClock, tuple[int, int]]:
+def prepare(net: torch.nn.Module, clock: Clock, device: torch.device, batch: int,
+            data: tuple[Any, Any] | None = None) -> tuple[torch.nn.Module, Clock | SharedClock, tuple[int, int]]:
     """What this rank trains with: ``(network, clock, (rank, size))``.
 
     Outside a process group, ``(net, clock, (0, 1))`` unchanged. Inside, the network in
-    ``DistributedDataParallel`` (:func:`wrap`) and a clock all ranks agree on (:func:`shared_clock`).
+    ``DistributedDataParallel`` (:func:`wrap`) and a clock all ranks agree on (:func:`shared_clock`), once
+    every rank is known to hold the same training ``data`` (images, labels) (:func:`same_data`).
     """
     group = active()
     if group is None:
@@ -194,7 +195,42 @@ def prepare(net: torch.nn.Module, clock: Clock, device: torch.device,
         from digitlab.errors import InvalidValueError
 
         raise InvalidValueError(f"batch_size {batch} is too small to share among {group.size} processes")
+    if data is not None:
+        same_data(*data, device)
     return wrap(net, device), shared_clock(clock, device), (group.rank, group.size)
+
+
+def fingerprint(images: Any, labels: Any) -> int:
+    """A 63-bit digest of the training set: its size, every label and every 97th image.
+
+    >>> import numpy as np
+    >>> x, y = np.zeros((4, 8, 8)), np.array([0, 1, 2, 3])
+    >>> fingerprint(x, y) == fingerprint(x.copy(), y.copy()), fingerprint(x, y) == fingerprint(x, y[::-1])
+    (True, False)
+    """
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.blake2b(repr(np.shape(images)).encode(), digest_size=8)
+    digest.update(np.ascontiguousarray(labels).tobytes())
+    digest.update(np.ascontiguousarray(np.asarray(images)[::97]).tobytes())
+    return int.from_bytes(digest.digest(), "big") >> 1
+
+
+def same_data(images: Any, labels: Any, device: torch.device) -> None:
+    """Refuse, on every rank, training sets that differ between ranks (another machine's MNIST cache or handwriting
+    set): they would share out batches of different lengths, and the processes waited for each other forever."""
+    import torch
+    import torch.distributed as dist
+
+    mine = torch.tensor([fingerprint(images, labels), len(labels)], dtype=torch.int64, device=device)
+    every = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(every, mine)
+    if any(not torch.equal(other, every[0]) for other in every):
+        sizes = ", ".join(f"{int(t[1]):,}" for t in every)
+        raise DigitlabError(f"the torchrun processes hold different training sets ({sizes} images, by rank): give "
+                            "every machine the same dataset (the same MNIST cache or handwriting set) and command line")
 
 
 def shard(batch: Sequence[T], rank: int, size: int) -> Sequence[T]:
