@@ -561,3 +561,25 @@ def test_a_folder_shipped_with_the_export_says_what_it_lacks(lesson_run, tmp_pat
     assert said.returncode == 2 and "this folder holds only the ONNX export, which `predict`, `read` and `serve` " \
         "answer through (with onnxruntime installed, and DIGITLAB_PREDICT_ONNX or DIGITLAB_SERVE_ONNX not 0): copy " \
         "model.safetensors from the run it came from" in " ".join(said.stderr.split()), said.stderr
+
+
+def test_an_mlp_gets_its_head_too(tmp_path):
+    """`export --with-head` refused every MLP run: skl2onnx writes its graph at opset 16, the lowest its operators
+    need, and the head needs 18. The graph is converted, and the head answers as predict does."""
+    import onnxruntime as ort
+
+    from digitlab.data import load_dataset
+    from digitlab.pipeline import run_pipeline
+    from digitlab.predict import predict_images
+    from digitlab.store import load_model
+
+    run = run_pipeline("digits", "mlp", params={"hidden_layer_sizes": [32], "max_iter": 200}, out=tmp_path).folder
+    result = export_onnx(run, head=True)
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    images = load_dataset("digits").test_images[:80]
+    probabilities, _ = session.run(["head/probabilities", "head/nondigit"],
+                                   {"features": images.reshape(len(images), -1).astype(np.float32) / 16})
+    loaded = load_model(run)
+    said = predict_images(loaded, loaded.card, images)
+    assert np.abs(probabilities.max(axis=1) - [p.probability for p in said]).max() < 1e-5
+    assert probabilities.argmax(axis=1).tolist() == [p.top[0][0] for p in said]

@@ -78,14 +78,32 @@ def head_model(onnx: LoadedModel, temperature: float, detector: NotDigitDetector
     data = onnx.path.read_bytes()
     if hashlib.sha256(data).hexdigest() != onnx.card.sha256:  # changed since it was loaded: leave it alone
         return None
-    proto = onnx_lib.load_model_from_string(data)
-    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
-    if opset < MIN_OPSET:
+    proto = _at_head_opset(onnx_lib.load_model_from_string(data))
+    if proto is None:
         return None
     _append_head(proto, temperature, detector)
     headed = OnnxHeadModel(proto.SerializeToString(), temperature, detector, where=model.where)
     _check(headed, temperature, detector)
     return headed
+
+
+def _opset(proto: Any) -> int:
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _at_head_opset(proto: Any) -> Any | None:
+    """``proto`` at opset :data:`MIN_OPSET` or later: as it is, or converted by ONNX's version converter (skl2onnx
+    writes an MLP at opset 16, the lowest its operators need); None where the converter cannot."""
+    if _opset(proto) >= MIN_OPSET:
+        return proto
+    from onnx import checker, version_converter
+
+    try:
+        converted = version_converter.convert_version(proto, MIN_OPSET)
+        checker.check_model(converted)
+    except Exception:  # noqa: BLE001 - the converter's many ways to refuse an operator it cannot carry forward
+        return None
+    return converted
 
 
 def check_headable(loaded: LoadedModel, out: Path) -> None:
@@ -109,9 +127,9 @@ def headed_graph(proto: Any, loaded: LoadedModel) -> bytes:
     from onnx import helper
 
     card, detector = loaded.card, loaded.detector
-    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
-    if opset < MIN_OPSET:
-        raise DigitlabError(f"{card.id}: a head needs an ONNX opset of at least {MIN_OPSET}, the graph has {opset}")
+    if (proto := _at_head_opset(old := proto)) is None:
+        raise DigitlabError(f"{card.id}: a head needs an ONNX opset of at least {MIN_OPSET}, and the graph's "
+                            f"{_opset(old)} could not be converted to it")
     temperature = float(card.calibration.temperature)
     _append_head(proto, temperature, detector)
     props = {p.key: p.value for p in proto.metadata_props}
