@@ -1176,3 +1176,14 @@ def test_a_frame_or_ring_round_one_digit_of_a_number_is_not_a_mark(shape):
     ImageDraw.Draw(tall).ellipse([110, 51, 165, 130], outline=0, width=5)  # (a reviewer: taken for a ring, and its
     ImageDraw.Draw(tall).line([(145, 76), (129, 106)], fill=0, width=4)  # slash read as a digit)
     assert [box[0] for box in _boxes(np.asarray(tall))] == [57, 110]
+
+
+def test_a_comma_stays_on_its_own_line(digits_model):
+    """A teacher's worksheet "3.14 / -12 / 7:30 / 1,000" read ``3.,14 | ... | 1000``: a comma below the top line
+    still "hung from its bottom", any distance under it, and went to the first line tried."""
+    picture, _ = _picture((220, 300), [("1", 30, 20), ("7", 120, 20), ("1", 30, 200), ("7", 120, 200)])
+    big = np.asarray(Image.fromarray(picture).resize((440, 600), Image.Resampling.BILINEAR))  # digits 120 px tall
+    comma = [("line", [(180, 520), (172, 540)]), ("dot", 172, 512, 12)]  # a speck hanging from the lower line's foot
+    reading = read_number(*digits_model, _with(big, *comma))
+    assert [(s.symbol, s.line) for s in reading.separators] == [(",", 1)]
+    assert reading.text.split("\n")[1] == reading.digits[2].shown + "," + reading.digits[3].shown

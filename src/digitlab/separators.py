@@ -64,7 +64,8 @@ _APART, _CLOSE, _MINUS = 0.1, 0.06, 0.03  # a separator stands a tenth of a digi
 _ROUND = 2.0  # a dot (mark_shapes.DOT: 8-30% of a digit height across) is at most twice as long as wide
 _SOLID = 0.5  # a dot fills half its box or more, with ink half as strong as the strongest
 _COMMA, _COMMA_LONG, _COMMA_TALL = 0.45, 0.15, 1.3  # a comma is 15-45% of a digit height, 1.3× as tall as wide...
-_HANGS = (0.55, 0.9)  # ...its top in the band's lower part, its bottom at or below 90% of it
+_HANGS = (0.55, 0.9, 1.2)  # ...its top in the band's lower part, not far under it (the line below's comma went to
+                           # the line above: "3.,14" of "3.14 ... 1,000"), its bottom at or below 90% of it
 _DASH_TALL, _DASH_WIDE, _DASH_LONG = 1 / 3, 2.0, 0.2  # a dash: flat, twice as wide as tall, a fifth of a height
 _MIDDLE = (0.2, 0.8)  # a dash's and a colon's centre lie in this part of the band
 _LEADS = 1.5  # a minus or a dash has a digit on its right within 1.5 digit heights
@@ -298,7 +299,8 @@ def _comma_or_dash(box: Box, band: _Band, mask: np.ndarray) -> str | None:
     sizes = {(box[3] - box[1], box[2] - box[0]), band.level(mask)}
     if (any(_COMMA_LONG * band.height <= tall <= _COMMA * band.height and tall >= _COMMA_TALL * wide
             for tall, wide in sizes)
-            and band.between(cx) and band.at(cx, box[1]) >= _HANGS[0] and band.at(cx, box[3]) >= _HANGS[1]):
+            and band.between(cx) and _HANGS[0] <= band.at(cx, box[1]) <= _HANGS[2]
+            and band.at(cx, box[3]) >= _HANGS[1]):
         return ","
     flat = any(tall <= _DASH_TALL * band.height and wide >= max(_DASH_WIDE * tall, _DASH_LONG * band.height)
                for tall, wide in sizes | ({bar[1:]} if bar else set()))
