@@ -70,6 +70,7 @@ _FULL = 0.5  # a line whose tallest mark is under half a digit's height is no li
 _NEAR = 0.3  # ...its marks join the digit they lie over or under, closer than 0.3 of a digit's height
 _SLIVER, _LONG = 0.15, 2.0  # a mark this thin (of a digit's height) on the picture's edge, or this thin and 2
                             # digits long, is a sliver of the page's edge...
+_FAINT_EDGE = 0.4  # ...as is a mark on the picture's edge whose ink is under 40% as strong as the usual mark's...
 # ...and so are 3 or more thin marks one below another spanning 4 digits' heights, each under 8 heights below the last
 # and at most a tenth of that drop aside, 2 of them between the lines of digits or all of them a hairline (2 px wide):
 # a margin line photographed turned (a thin line across columns of pixels fades where it steps, in pieces), not a
@@ -157,7 +158,7 @@ def cut_sheet(image: Any, rows: str) -> CutSheet:
             raise _too_many() from None
         raise
     capped = len(marks) >= 2 * MAX_DIGITS  # at the cap: some pieces went unseen
-    marks, slivers = _without_slivers(marks, ink.map.shape)
+    marks, slivers = _without_slivers(marks, ink.map)
     lines, left_out = _digit_lines(marks)
     left_out += slivers
     if sum(map(len, lines)) > MAX_DIGITS or capped:
@@ -230,20 +231,24 @@ def _digit_lines(marks: list[Mark]) -> tuple[list[list[Mark]], int]:
     return lines, left_out
 
 
-def _without_slivers(marks: list[Mark], shape: tuple[int, int]) -> tuple[list[Mark], int]:
-    """``marks`` less those thinner than :data:`_SLIVER` of a digit's height on the picture's edge (``shape``: the
-    ink map's height and width) or :data:`_LONG` digits long, the rest grouped into lines again; and how many went.
-    They are strips of the page's edge and of the desk, on a sheet photographed slightly turned: left in, one is a
-    line of its own or joins two lines of digits, and the sheet is refused for its count of lines."""
+def _without_slivers(marks: list[Mark], ink_map: np.ndarray) -> tuple[list[Mark], int]:
+    """``marks`` less those thinner than :data:`_SLIVER` of a digit's height on the picture's edge (of ``ink_map``)
+    or :data:`_LONG` digits long, or on its edge and fainter than :data:`_FAINT_EDGE` of the usual mark at their
+    strongest, the rest grouped into lines again; and how many went. They are strips of the page's edge and of the
+    desk, on a sheet photographed slightly turned or lying on a desk: left in, one is a line of its own or joins two
+    lines of digits, and the sheet is refused for its count of lines."""
     if not marks:
         return marks, 0
     typical = digit_height(np.array([m.height for m in marks]), 0.5, page=True)
+    strongest = {m.box: float(ink_map[m.box[1]:m.box[3], m.box[0]:m.box[2]][m.mask].max(initial=0)) for m in marks}
+    usual = float(np.median(list(strongest.values())))
 
     def sliver(mark: Mark) -> bool:
         x0, y0, x1, y1 = mark.box
-        on_edge = min(x0, y0) == 0 or x1 == shape[1] or y1 == shape[0]
+        on_edge = min(x0, y0) == 0 or x1 == ink_map.shape[1] or y1 == ink_map.shape[0]
         long = max(mark.width, mark.height) >= _LONG * typical
-        return (on_edge or long) and min(mark.width, mark.height) <= _SLIVER * typical
+        faint = on_edge and strongest[mark.box] < _FAINT_EDGE * usual  # the page's shaded edge by a desk
+        return faint or (on_edge or long) and min(mark.width, mark.height) <= _SLIVER * typical
 
     chained = _chained({m.box for m in marks if min(m.width, m.height) <= _SLIVER * typical}, typical,
                        [m.box for m in marks if not sliver(m) and m.width > _HAIRLINE and m.height < _LONG * typical])
