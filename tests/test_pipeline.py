@@ -348,3 +348,12 @@ def test_the_risk_caption_says_the_curve_ends_short_only_when_the_detector_turne
     away = int(lesson_run.record.not_a_digit.test_flagged.sum())
     assert ("ends short of 100%" in caption) == (away > 0), (away, caption)
     assert away == 0 or f"The {away:,} test image" in caption, caption
+
+
+def test_a_run_into_a_folder_named_in_another_encoding_writes_its_report(tmp_path):
+    """--out a folder whose name is not UTF-8 (Latin-1, from an old USB stick) ended in a UnicodeEncodeError
+    traceback as the report, which names the folder, was written."""
+    out = os.fsdecode(bytes(tmp_path) + b"/caf\xe9")
+    run = run_pipeline("digits", "logreg", out=out)
+    assert "caf\\udce9" in run.report.read_text()  # the name's escape, as Python spells it
+    assert json.loads((run.folder / "metrics.json").read_text())["accuracy"] > 0.9

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -683,3 +684,15 @@ def test_a_malformed_form_is_400_and_leaves_the_log_quiet(client, caplog):
         answer = client.post("/api/predict", content=body, headers={"content-type": "multipart/form-data; boundary=ZZ"})
     assert answer.status_code == 400 and "malformed multipart body" in answer.json()["error"]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [r.getMessage() for r in caplog.records]
+
+
+def test_a_run_folder_named_in_another_encoding_is_listed_not_a_500(runs, tmp_path):
+    """A run folder whose name is not UTF-8 (Latin-1, from an old USB stick) made GET /api/models a 500 for every
+    client, and the page's menu lost every run. It is listed, its name's odd byte shown as �."""
+    copy = tmp_path / "runs"
+    shutil.copytree(runs / "b-mnist-like-knn", copy / "b-mnist-like-knn")
+    shutil.copytree(runs / "a-digits-logreg", os.fsdecode(bytes(copy) + b"/caf\xe9-digits-logreg"))
+    with TestClient(create_app(copy / "b-mnist-like-knn", copy)) as served:
+        listed = served.get("/api/models")
+    assert listed.status_code == 200, listed.text
+    assert [Path(m["path"]).name for m in listed.json()["models"]] == ["b-mnist-like-knn", "caf\ufffd-digits-logreg"]

@@ -86,8 +86,10 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs) -> Iter
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_open(path, "w", encoding="utf-8") as handle:
+    """Write ``text`` (UTF-8) to ``path`` atomically. A file name that is not UTF-8 (a folder from an old USB stick,
+    read by Python as "lone surrogates") is written as its escape, ``\\udce9``: in a JSON string that escape reads
+    back as the same name; a page shows it as it is (a run whose --out was such a folder had ended in a traceback)."""
+    with atomic_open(path, "w", encoding="utf-8", errors="backslashreplace") as handle:
         handle.write(text)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -187,7 +188,7 @@ def _summary(card: ModelCard, folder: Path, active: bool) -> dict[str, Any]:
         "n_test": (card.accuracy_measured or (None,))[0],  # a fine-tuned run's accuracy is on a few samples
         "ci95": list(card.accuracy_measured[1:]) if card.accuracy_measured else None,
         **_finetuned(card),
-        "path": str(folder),
+        "path": os.fsencode(folder).decode("utf-8", "replace"),  # a folder named in Latin-1 had made the list a 500
         "active": active,
     }
 
