@@ -583,3 +583,12 @@ def test_an_mlp_gets_its_head_too(tmp_path):
     said = predict_images(loaded, loaded.card, images)
     assert np.abs(probabilities.max(axis=1) - [p.probability for p in said]).max() < 1e-5
     assert probabilities.argmax(axis=1).tolist() == [p.top[0][0] for p in said]
+
+
+def test_a_folder_where_the_card_goes_is_refused_before_anything_is_written(lesson_run, tmp_path):
+    """An engineer: a folder named like the card (a.onnx.json) left a.onnx written without its card, and the error
+    named a temporary file that no longer existed."""
+    (tmp_path / "a.onnx.json").mkdir()
+    with pytest.raises(DigitlabError, match=r"a.onnx.json, is a folder"):
+        export_onnx(lesson_run.folder, tmp_path / "a.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx.json"]

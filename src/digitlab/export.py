@@ -423,6 +423,9 @@ def _check_out(out: Path) -> None:
         raise DigitlabError(f"--out {out}: an ONNX file's name ends in .onnx; choose e.g. {stem}.onnx")
     if not out.parent.is_dir():
         raise DigitlabError(f"--out {out}: the folder {out.parent} does not exist; create it or choose another")
+    if onnx_card_path(out).is_dir():  # else the graph landed without its card, the error naming a temporary file
+        raise DigitlabError(f"--out {out}: its card's place, {onnx_card_path(out)}, is a folder; move it away or "
+                            "choose another name")
     check_writable(out.parent, "--out")
 
 
