@@ -181,3 +181,17 @@ def test_a_probe_that_fails_after_the_out_folders_were_made_leaves_none(tmp_path
         with runs.made_for_run(tmp_path / "a" / "b" / "runs"):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_data_info_lists_every_set_beside_one_it_cannot_read(tmp_path):
+    """A folder where a set's lock file goes (made by hand, or by a copy tool) stopped `data info` at that set:
+    exit 2, no set listed. The others are listed, and that one's row says why."""
+    from conftest import run_cli, seven_png
+
+    env = {"DIGITLAB_DATA": str(tmp_path / "data")}
+    (tmp_path / "7-a.png").write_bytes(seven_png())
+    assert run_cli("data", "import", "good", str(tmp_path / "7-a.png"), "--writer", "a", env=env).returncode == 0
+    (tmp_path / "data" / "handwriting" / "zz" / ".lock").mkdir(parents=True)
+    listed = run_cli("data", "info", "--no-verify", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "good writers: a 1" in listed.stdout and "zz: cannot read" in listed.stdout and ".lock" in listed.stdout

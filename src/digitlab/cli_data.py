@@ -126,10 +126,11 @@ def _handwriting_table(console) -> None:
         try:
             store = HandwritingSet.open(name)
             samples = store.samples()
-        except DigitlabError as exc:  # one set that cannot be read now: its row says why, the others are listed
-            if (handwriting_root() / name).is_dir():  # not one deleted since the list was made
+        except (DigitlabError, OSError) as exc:  # one set that cannot be read now: its row says why, the others are
+            if (handwriting_root() / name).is_dir():  # listed (a folder where its lock file goes stopped the listing)
+                why = exc if isinstance(exc, DigitlabError) else f"cannot read {exc.filename or 'it'} ({exc.strerror})"
                 rows.append([name, "?", *("?" * 10)])
-                below.append(f"{escape(name)}: [red]{escape(str(exc))}[/]")
+                below.append(f"{escape(name)}: [red]{escape(str(why))}[/]")
             continue
         digits, writers = Counter(s.label for s in samples), Counter(writer_of(s) for s in samples)
         by_name = sorted(writers.items(), key=lambda item: (item[0].casefold(), item[0]))  # "ben" by "Ada", not "Zoë"
