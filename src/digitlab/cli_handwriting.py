@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from digitlab import terminal
 
@@ -99,13 +99,16 @@ def print_score(score, before=None) -> None:
                   f"95% CI {m.ci_low:.1%} – {m.ci_high:.1%}")
     if score.answered is not None:
         console.print(sure_line(score.answered))
-    table = Table("writer", "samples", *(["before"] if before else []), "accuracy" if not before else "after")
+    page = [kind for kind in ("not_a_digit", "unsure") if any(row.page and row.page[kind] for row in score.writers)]
+    words = {"not_a_digit": 'page: "not a digit"', "unsure": 'page: "not sure"'}  # what each pupil would be told
+    table = Table("writer", "samples", *(["before"] if before else []),
+                  Column("accuracy" if not before else "after", no_wrap=True), *(words[kind] for kind in page))
     earlier = {row.writer: row for row in before.writers} if before else {}
     for row in score.writers:
         cells = [escape(row.writer), str(row.n)]
         if before:
             cells.append(f"{earlier[row.writer].accuracy:.1%}")
-        table.add_row(*cells, f"{row.accuracy:.1%} ({row.errors} wrong)")
+        table.add_row(*cells, f"{row.accuracy:.1%} ({row.errors} wrong)", *(str(row.page[kind]) for kind in page))
     console.print(table)
 
 
