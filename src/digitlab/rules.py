@@ -32,19 +32,16 @@ _TILT, _TILTED_ACROSS = 15, 3.0  # under a number, a run across may slant up to 
 _TILTED_PIECES, _TILTED_LEAST = 8, 16  # looked for in the 8 widest pieces, at least 16 px long
 _ANY_INK = 0.02  # for one digit's picture, any ink this strong may be part of a rule (a faint blue ruled line)
 _LEVEL = 3.0  # a digit on paper whose lines slant 3 degrees or more is turned back level with them
-_EDGE_SPECK, _THIN = 0.05, 3  # for one digit: a piece on the picture's edge under 5% of the ink, or 3 px thick
-                              # on average, is a fleck or a thread, left out
+_EDGE_SPECK, _THIN, _FAINT_EDGE = 0.05, 3, 0.35  # one digit's edge pieces: under 5% of its ink, 3 px thick, 35% as dark
 _SPECK = 0.01  # for one digit: a piece under 1% of the ink is a speck...
 _BAR, _GAP = 4.0, 0.03  # ...a piece 4 times as wide as tall, 3% of the digit's height below the rest, underlines it
 _THIN_BAR = 0.25  # ...(under a number: its ink on average at most 25% as thick as the rest is tall, not digits)
 _SOLID = 0.4  # ...(and filling 40% of its box along its slope: a row of small 0s joined is no bar)
 _FOOT = 0.08  # (unless the rest comes down to it within 8% of one of its ends: a 2's base drawn apart)...
 _HELD, _INSIDE = 0.9, 0.5  # ...and one holding 90% of the rest in its hole, half as tall or wide as it, frames it
-_RING, _INSIDE_RING, _OFF_EDGE = 1.25, 0.3, 0.1  # round one digit of a number: 1.25 times as tall as the digits
-                                                   # beside it, 30% as tall or wide as it, 90% of its ink along its
-                                                   # outer edge (a band as thick as its ink)...
-_HELD_DIGIT = 0.75  # ...round a digit 3/4 as tall as those beside it, at least (a slashed 0 written taller than the
-                    # 1 beside it holds a slash half its height)
+# round one digit of a number: 1.25 times as tall as the digits beside it, 30% as tall or wide as it, 90% of its ink
+_RING, _INSIDE_RING, _OFF_EDGE = 1.25, 0.3, 0.1  # along its outer edge (a band as thick as its ink)...
+_HELD_DIGIT = 0.75  # ...round a digit 3/4 as tall as those beside it, at least (a slashed 0 holds a slash half as tall)
 _SIDE = 0.5  # a run down half a digit's height or more touching two runs across at both ends is a box's side
 
 
@@ -75,7 +72,7 @@ def leave_out_rules_and_slant(ink: np.ndarray) -> tuple[np.ndarray, float]:
 def _left_out(ink: np.ndarray, every: np.ndarray, lined: np.ndarray) -> np.ndarray:
     """:func:`leave_out_rules`' work: ``ink`` (above :data:`_ANY_INK`: ``every``; without the paper's lines:
     ``lined``) with the rest of its rules, and the faint ink away from what is left, left out."""
-    on = _without_edge_specks(lined, threads=lined is not every)
+    on = _without_edge_specks(lined, ink, threads=lined is not every)
     rows, columns = np.flatnonzero(on.any(axis=1)), np.flatnonzero(on.any(axis=0))
     if len(rows) == 0:
         return ink
@@ -97,12 +94,12 @@ def _left_out(ink: np.ndarray, every: np.ndarray, lined: np.ndarray) -> np.ndarr
     return ink * ndimage.binary_dilation(left, iterations=2)
 
 
-def _without_edge_specks(on: np.ndarray, *, threads: bool = False) -> np.ndarray:
-    """``on`` without the small or thin pieces that touch the picture's edge (under :data:`_EDGE_SPECK` of the
-    ink, or with ``threads``, the paper's lines having been left out, a line of :data:`_THIN` px on average; not
-    the largest): where a shadow crosses the edge, evening out the light leaves a fleck there, and a printed line's
-    end cut off by a slant is a thread; the digit was cropped with them, small and off-centre. ``on`` itself
-    when it has none (no ink on the edge, as on a drawing)."""
+def _without_edge_specks(on: np.ndarray, ink: np.ndarray, *, threads: bool = False) -> np.ndarray:
+    """``on`` without the pieces on the picture's edge (not the largest) under :data:`_EDGE_SPECK` of the ink, or
+    under :data:`_FAINT_EDGE` as strong as the largest (``ink``), or, with ``threads`` (the paper's lines left out),
+    a line of :data:`_THIN` px on average: a fleck where a shadow crosses the edge, a printed line's end cut off by
+    a slant, a grid line's faint remnant along the top (a teacher's photos on squared paper, "not a digit"): the
+    digit was cropped with them, small and off-centre. ``on`` itself when it has none (no ink on the edge)."""
     if not (on[0].any() or on[-1].any() or on[:, 0].any() or on[:, -1].any()):
         return on
     labels, count = ndimage.label(on, structure=np.ones((3, 3), dtype=bool))
@@ -113,7 +110,10 @@ def _without_edge_specks(on: np.ndarray, *, threads: bool = False) -> np.ndarray
     boxes = ndimage.find_objects(_only(labels, edge, len(sizes)))
     length = [max(rows.stop - rows.start, columns.stop - columns.start) for rows, columns in boxes]
     thread = _THIN if threads else 0  # a pen's thin stroke may touch the edge: only once printed lines were found
-    specks = [k for k, long in zip(edge, length) if sizes[k] < small or sizes[k] <= thread * long]
+    strongest = ndimage.maximum(ink, labels, np.arange(len(sizes)))
+    faint = _FAINT_EDGE * strongest[np.argmax(sizes[1:]) + 1]
+    specks = [k for k, long in zip(edge, length)
+              if sizes[k] < small or sizes[k] <= thread * long or strongest[k] < faint]
     return on & ~np.isin(labels, specks) if specks else on
 
 
