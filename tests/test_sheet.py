@@ -339,3 +339,14 @@ def test_a_faint_strip_on_the_pictures_edge_is_no_line_of_digits():
     page[:60, 300:316] = 170  # the streak: 16 px wide, a third as dark as the pen
     cut = cut_sheet(Image.fromarray(page), "0123456789")
     assert [d.label for d in cut.digits] == [int(c) for c in "0123456789" for _ in range(10)], cut.left_out
+
+
+def test_import_names_a_line_that_gave_fewer_digits_than_the_others(tmp_path):
+    """A teacher: "5 marks left out" where 14 digits were missing (a mark left out may be several digits run
+    together). The lines that gave fewer digits than the others are named."""
+    sheet("0123", lines=["000000", "11", "222222", "333333"], seed=5).save(tmp_path / "pupil.png")
+    result = run_cli("data", "import", "class", str(tmp_path / "pupil.png"), "--sheet", "0123",
+                     env={"DIGITLAB_DATA": str(tmp_path / "data")})
+    assert result.returncode == 0, result.stderr
+    assert "note: pupil.png: the line of 1s gave 2 digits, the others about 6" in result.stderr, result.stderr
+    assert result.stderr.count("note:") == 1

@@ -255,6 +255,8 @@ def import_(
                    + (f"; {summary.left_out:,} mark{'' if summary.left_out == 1 else 's'} left out as no one digit "
                       "(a dot, a faint stray stroke, a sliver of the page's edge or two digits run together)"
                       if summary.left_out else ""))
+        for line in summary.short_lines:  # "5 marks left out" where 14 digits were: the lines that lost them
+            typer.echo(f"note: {line} (digits written touching, or as one stroke, are left out)", err=True)
     typer.echo(f"{name}: added {summary.added:,} picture{'' if summary.added == 1 else 's'}, "
                f"skipped {summary.duplicates:,} already in the set, "
                f"{len(summary.failures):,} could not be used")

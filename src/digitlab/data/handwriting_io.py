@@ -192,6 +192,7 @@ class ImportSummary:
     failures: list[str] = field(default_factory=list)
     sheets: int = 0
     left_out: int = 0
+    short_lines: list[str] = field(default_factory=list)  # a sheet's lines that gave fewer digits than its others
 
 
 def label_from_path(path: Path) -> int | None:
@@ -308,6 +309,10 @@ def _sheet(path: Path, rows: str, writer: str | None, summary: ImportSummary) ->
     items = [new_sample(d.picture, d.label, writer=writer, source="sheet", prepared=d.prepared) for d in cut.digits]
     summary.sheets += 1
     summary.left_out += cut.left_out
+    counts = [sum(d.line == n for d in cut.digits) for n in range(len(rows))]
+    usual = sorted(counts)[len(counts) // 2]  # a mark left out may hold several digits run together (a teacher's
+    summary.short_lines += [f"{path.name}: the line of {rows[n]}s gave {count} digit{'s' * (count != 1)}, the "
+                            f"others about {usual}" for n, count in enumerate(counts) if count <= usual - 2]  # 5 of 14)
     return items
 
 
