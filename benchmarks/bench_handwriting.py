@@ -184,7 +184,7 @@ def main() -> int:
     own = load_dataset("digits") if card.image_shape == (8, 8) else None  # its own test part is its baseline
     base_images, base_labels = (own.test_images, own.test_labels) if own else (test_images[baseline_pick],
                                                                                test_labels[baseline_pick])
-    base = predict_images(loaded.model, card, base_images)
+    base = predict_images(loaded.model, card, base_images, detector=None)
     baseline = float(np.mean([p.digit for p in base] == base_labels))
 
     rows = []

@@ -167,7 +167,7 @@ def main() -> int:
     data = buffer.getvalue()
     one = features_of(prepare_digit(read_image(data), (28, 28), 255), 255)
     timings = median_ms({
-        "predict_source, no detector": lambda: predict_source(loaded.model, card, data),
+        "predict_source, no detector": lambda: predict_source(loaded.model, card, data, detector=None),
         "predict_source, with detector": lambda: predict_source(loaded.model, card, data, detector=detector),
         "model call alone": lambda: _ten_probabilities(loaded.model, one),
         "detector call alone": lambda: detector.scores(one, np.full((1, 10), 0.1)),

@@ -338,7 +338,7 @@ def _read_true_boxes(model, card, image: Image.Image, picture: NumberPicture) ->
         m = 2 + (y1 - y0) // 20
         if char.isdigit():
             crops.append(prepare_for(card, image.crop((max(0, x0 - m), max(0, y0 - m), x1 + m, y1 + m))))
-    read = iter(str(p.digit) for p in predict_images(model, card, np.stack(crops)))
+    read = iter(str(p.digit) for p in predict_images(model, card, np.stack(crops), detector=None))
     return "".join(next(read) if char.isdigit() else char for char in picture.text)  # a separator as it is
 
 
@@ -398,7 +398,7 @@ def _latency(model, card, rng, repeats: int, out: Path, detector=None) -> dict:
         return 1000 * float(np.median(times))
 
     read_ms = median_ms(lambda: read_number(model, card, read_image(number, draft=WORK_SIDE), detector=detector))
-    predict_ms = median_ms(lambda: predict_source(model, card, one))
+    predict_ms = median_ms(lambda: predict_source(model, card, one, detector=None))
     decoded = read_image(number)
     count_ms = median_ms(lambda: count_marks(decoded))
     text = read_number(model, card, decoded, detector=detector).text
@@ -429,7 +429,7 @@ def main() -> int:
     examples = args.out / "read-examples"
     examples.mkdir(parents=True, exist_ok=True)
 
-    base = predict_images(loaded.model, card, images)
+    base = predict_images(loaded.model, card, images, detector=None)  # the model's digits alone
     baseline = float(np.mean([p.digit for p in base] == labels))
     conditions = CONDITIONS
     if args.conditions:

@@ -563,6 +563,7 @@ def test_a_folder_shipped_with_the_export_says_what_it_lacks(lesson_run, tmp_pat
         "model.safetensors from the run it came from" in " ".join(said.stderr.split()), said.stderr
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # a small MLP, stopped early
 def test_an_mlp_gets_its_head_too(tmp_path):
     """`export --with-head` refused every MLP run: skl2onnx writes its graph at opset 16, the lowest its operators
     need, and the head needs 18. The graph is converted, and the head answers as predict does."""

@@ -266,7 +266,8 @@ def test_a_loaded_model_brings_its_detector_to_predict_images_and_predict_source
     pictures = np.zeros((3, 8, 8), np.uint8)
     pictures[0], pictures[1, 2:6, 3:5] = 16, 16  # all ink; a bar, a 1 of sorts
     pictures[2] = np.random.RandomState(0).randint(0, 17, (8, 8))
-    alone = [p.kind for p in predict_images(loaded.model, loaded.card, pictures)]
+    with pytest.warns(UserWarning, match="names a not-a-digit detector, but none was given"):
+        alone = [p.kind for p in predict_images(loaded.model, loaded.card, pictures)]
     said = predict_images(loaded, loaded.card, pictures)
     assert said == predict_images(loaded.model, loaded.card, pictures, detector=loaded.detector)
     assert [p.kind for p in said] != alone and "not_a_digit" in [p.kind for p in said]

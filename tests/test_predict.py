@@ -168,3 +168,21 @@ def test_a_confidence_at_the_threshold_up_to_rounding_is_sure(digits, logreg):
     for threshold, unsure in [(top, False), (top + 2e-16, False), (top + 1e-6, True), (top - 1e-6, False)]:
         [p] = predict_images(model, card, digits.test_images[:1], min_confidence=threshold)
         assert (p.unsure, p.kind) == (unsure, "unsure" if unsure else "digit"), threshold
+
+
+def test_a_bare_estimator_whose_card_names_a_detector_gets_a_warning(lesson_run):
+    """An engineer passed ``loaded.model``: a checkerboard was a sure 8, no word that the run's detector went unused."""
+    import warnings
+
+    from digitlab.store import load_model
+
+    loaded = load_model(lesson_run.folder)
+    checkerboard = (np.indices((8, 8)).sum(axis=0) % 2 * 16).astype(np.uint8)[None]
+    with pytest.warns(UserWarning, match="names a not-a-digit detector, but none was given"):
+        predict_images(loaded.model, loaded.card, checkerboard)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        said = predict_images(loaded, loaded.card, checkerboard)  # its detector used: no warning
+        predict_images(loaded.model, loaded.card, checkerboard, detector=None)  # none, on purpose
+        predict_images(loaded.model, loaded.card, checkerboard, detector=loaded.detector)
+    assert said[0].kind == "not_a_digit"

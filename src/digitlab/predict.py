@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import decimal
 import math
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,9 @@ def prepare_for(card: ModelCard, image: Any, *, rules: bool = True) -> np.ndarra
     return prepare_digit(image, card.image_shape, card.pixel_max, rules=rules)
 
 
+_UNSET: Any = object()  # predict_images' detector when not given
+
+
 def predict_images(
     model: Any,
     card: ModelCard,
@@ -230,7 +234,7 @@ def predict_images(
     *,
     top_k: int = 3,
     min_confidence: float | None = None,
-    detector: NotDigitDetector | None = None,
+    detector: NotDigitDetector | None = _UNSET,  # type: ignore[assignment]
 ) -> list[Prediction]:
     """Predict prepared images (N×H×W uint8, from :func:`~digitlab.data.images.prepare_digit`).
 
@@ -247,7 +251,9 @@ def predict_images(
     min_confidence : float, optional
         A top probability below this marks the prediction ``unsure``; default: the card's threshold.
     detector : NotDigitDetector, optional
-        The run's digit-or-not detector (``LoadedModel.detector``); its flag makes the kind "not_a_digit".
+        The run's digit-or-not detector (``LoadedModel.detector``); its flag makes the kind "not_a_digit". Not
+        given, with a bare estimator whose card names a detector, a warning says none is used (an engineer passed
+        ``loaded.model``: a checkerboard was a sure 8, the card still saying the run had a detector).
 
     Returns
     -------
@@ -256,8 +262,12 @@ def predict_images(
         answers: ``prepare_digit`` refuses a blank picture, so only an array made by hand is one, and a model
         answered it with a sure digit (the 8×8 lesson's: a 4 at 96%).
     """
-    if detector is None and not hasattr(model, "predict"):  # load_model's or train's answer: its detector, as the
-        detector = getattr(model, "detector", None)          # CLI's predict uses it
+    if detector is _UNSET and hasattr(model, "predict") and card.not_a_digit is not None:
+        warnings.warn("predict_images: the card names a not-a-digit detector, but none was given, so no picture is "
+                      "called 'not a digit': pass load_model's answer itself, or detector=loaded.detector (None: "
+                      "none, on purpose)", UserWarning, stacklevel=2)
+    if detector is _UNSET or (detector is None and not hasattr(model, "predict")):  # load_model's or train's
+        detector = getattr(model, "detector", None)  # answer: its detector, as the CLI's predict uses it
     model = estimator_of(model, "predict_images")
     prepared = _checked(np.asarray(prepared), card, top_k, min_confidence)
     if len(prepared) == 0:
@@ -351,7 +361,7 @@ def predict_source(
     *,
     top_k: int = 3,
     min_confidence: float | None = None,
-    detector: NotDigitDetector | None = None,
+    detector: NotDigitDetector | None = _UNSET,  # type: ignore[assignment]
 ) -> tuple[Prediction, np.ndarray]:
     """Read, prepare and predict one picture file or its bytes; also return the prepared input.
 

@@ -277,8 +277,7 @@ def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None
         raise DigitlabError(f"no digits found, only {' '.join(sorted({s.symbol for s in separators}))}; "
                             "write or photograph a number")
     lines = _line_sizes(marks)
-    options = {key: value for key, value in (("detector", detector), ("min_confidence", min_confidence))
-               if value is not None}
+    options = {"detector": detector, **({} if min_confidence is None else {"min_confidence": min_confidence})}
     predict = _Predictor(model, card, ink, options, {n: line.angle for n, line in lines.items()})
     found: list[tuple[Mark, Prediction, np.ndarray]] = []
     for mark, single in zip(marks, _upright_or_not(predict, marks)):
