@@ -564,7 +564,7 @@ function showNumber(answer, source) {
     const label = document.createElement("span");
     label.className = "conf";
     label.textContent = text;
-    div.title = title;
+    div.title = div.dataset.why = title;
     div.appendChild(label);
     return div;
   };
@@ -586,21 +586,35 @@ function showNumber(answer, source) {
 
 // Labels under boxes side by side overlapped (a teacher: "? · 4 51.2% or 9 40.1%" over its neighbour's): each
 // that would goes above its box, or a row lower, whichever is free of every label placed (on either line of a
-// number); placed again when the window's size changes, as the boxes scale with the pad and the labels do not
+// number); where none is (a worksheet's four lines, shrunk to fit: a teacher's projector showed a heap of labels),
+// it is left out, its figures in its box's title, and the note says so. Digits are placed before separators;
+// placed again when the window's size changes, as the boxes scale with the pad and the labels do not
 function unoverlap(labels) {
   const rem = parseFloat(getComputedStyle(document.documentElement).fontSize);
-  for (const label of labels) label.classList.remove("above", "lower");
+  for (const label of labels) label.classList.remove("above", "lower", "crowded");
   const placed = []; // [left, top, right, bottom] of each label placed
-  const free = (r) => !placed.some((p) => r[0] < p[2] + 4 && p[0] < r[2] + 4 && r[1] < p[3] && p[1] < r[3]);
-  const items = labels.map((l) => [l, l.getBoundingClientRect(), l.parentElement.getBoundingClientRect()]);
-  for (const [label, r, box] of items.sort((a, b) => a[1].left - b[1].left)) {
+  const items = labels.map((l) => [l, l.getBoundingClientRect(), l.parentElement.getBoundingClientRect(),
+    l.parentElement.classList.contains("separator")]);
+  const boxes = items.map(([, , b]) => [b.left, b.top, b.right, b.bottom]);
+  const meet = (r, p, gap) => r[0] < p[2] + gap && p[0] < r[2] + gap && r[1] < p[3] && p[1] < r[3];
+  let left = 0;
+  for (const [label, r, box] of items.sort((a, b) => a[3] - b[3] || a[1].left - b[1].left)) {
     const spots = [[r.left, r.top, r.right, r.bottom], [r.left, box.top - 2 - r.height, r.right, box.top - 2],
       [r.left, r.top + 1.5 * rem, r.right, r.bottom + 1.5 * rem]]; // below, above, a row lower
-    const at = Math.max(0, spots.findIndex(free));
+    const own = [box.left, box.top, box.right, box.bottom];  // nor over another's box: whose label would it be?
+    const free = (s) => !placed.some((p) => meet(s, p, 4))
+      && !boxes.some((b) => b.join() !== own.join() && meet(s, b, 0));
+    const at = spots.findIndex(free);
     label.classList.toggle("above", at === 1);
     label.classList.toggle("lower", at === 2);
-    placed.push(spots[at]);
+    label.classList.toggle("crowded", at < 0);
+    const why = label.parentElement.dataset.why || "";
+    label.parentElement.title = at < 0 ? label.textContent + (why ? ` — ${why}` : "") : why;
+    if (at >= 0) placed.push(spots[at]);
+    else left += 1;
   }
+  const note = $("number-note"), said = " · labels too close to show: point at a box for its figures";
+  note.textContent = note.textContent.replace(said, "") + (left ? said : "");
 }
 window.addEventListener("resize", () => unoverlap([...$("boxes").querySelectorAll(".conf")]));
 
