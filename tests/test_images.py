@@ -174,6 +174,9 @@ def test_a_thin_digit_whose_white_paper_was_made_transparent_keeps_its_dark_stro
     white = int(np.argmax(np.asarray(palette.getpalette()[:48]).reshape(16, 3).sum(axis=1)))
     png = read_image(encode(palette, "PNG", transparency=white))
     assert similarity(prepare_digit(png), prepare_digit(smooth)) > 0.97
+    g = np.asarray(smooth)  # the same keyed out as RGBA, the clear pixels stored black, as many tools store them
+    rgba = np.dstack([np.where(g < 250, g, 0)] * 3 + [np.where(g < 250, 255, 0)]).astype(np.uint8)
+    assert similarity(prepare_digit(Image.fromarray(rgba, "RGBA")), prepare_digit(smooth)) > 0.97
 
 
 @pytest.mark.parametrize("shape", [(3, 3), (5, 4), (1, 2)])
