@@ -239,15 +239,13 @@ def test_workers_without_the_data_get_it_scattered_once(tmp_path):
     from digitlab.data.writers import WRITERS, writer_samples
 
     mine = tmp_path / "client-data"
-    os.environ["DIGITLAB_DATA"] = str(mine)
-    try:
+    with pytest.MonkeyPatch.context() as env:  # put back after (a del took the session's MNIST cache)
+        env.setenv("DIGITLAB_DATA", str(mine))
         store = HandwritingSet.open("class", create=True)
         for w in WRITERS[:2]:
             samples = writer_samples(w, per_digit=6, seed=0)
             for picture, label, image in zip(samples.pictures, samples.labels, samples.images):
                 store.add(picture, int(label), writer=w.name, prepared=image)
-    finally:
-        del os.environ["DIGITLAB_DATA"]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -360,15 +358,13 @@ def _class_set(data: Path, writers: int = 2) -> None:
     from digitlab.data.handwriting import HandwritingSet
     from digitlab.data.writers import WRITERS, writer_samples
 
-    os.environ["DIGITLAB_DATA"] = str(data)
-    try:
+    with pytest.MonkeyPatch.context() as env:  # put back after (a del took the session's MNIST cache)
+        env.setenv("DIGITLAB_DATA", str(data))
         store = HandwritingSet.open("class", create=True)
         for w in WRITERS[:writers]:
             samples = writer_samples(w, per_digit=6, seed=0)
             for picture, label, image in zip(samples.pictures, samples.labels, samples.images):
                 store.add(picture, int(label), writer=w.name, prepared=image)
-    finally:
-        del os.environ["DIGITLAB_DATA"]
 
 
 def _cells(folder: Path) -> list[dict]:

@@ -202,15 +202,13 @@ def _class(data, writers: int) -> None:
     from digitlab.data.handwriting import HandwritingSet
     from digitlab.data.writers import WRITERS, writer_samples
 
-    os.environ["DIGITLAB_DATA"] = str(data)
-    try:
+    with pytest.MonkeyPatch.context() as env:  # put back after (a del took the session's MNIST cache)
+        env.setenv("DIGITLAB_DATA", str(data))
         store = HandwritingSet.open("class", create=True)
         for w in WRITERS[:writers]:
             samples = writer_samples(w, per_digit=4, seed=0)
             for picture, label, image in zip(samples.pictures, samples.labels, samples.images):
                 store.add(picture, int(label), writer=w.name, prepared=image)
-    finally:
-        del os.environ["DIGITLAB_DATA"]
 
 
 @pytest.mark.slow
@@ -223,7 +221,7 @@ def test_machines_with_different_data_are_refused_in_one_line_instead_of_waiting
     said = done[0].stderr + done[1].stderr
     assert all(d.returncode != 0 for d in done), said[-3000:]
     assert "error: the torchrun processes hold different training sets" in said, said[-3000:]
-    assert "site-packages/digitlab" not in said and "src/digitlab" not in said, said[-3000:]  # torchrun's own report only
+    assert "site-packages/digitlab" not in said and "src/digitlab" not in said, said[-3000:]  # torchrun's report only
     assert not (tmp_path / "node-0").exists() or not any((tmp_path / "node-0").iterdir())
 
 

@@ -195,7 +195,8 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray,
     """The lowest threshold whose kept answers are at least ``target`` right: ``(threshold, coverage, accuracy)``.
 
     Answers at or above the threshold (less :data:`TIE`) are kept. When even the most confident answers miss
-    the target, the threshold is the highest confidence seen (the model answers almost nothing sure).
+    the target, the threshold is the highest confidence seen (the model answers almost nothing sure). The
+    threshold is then made a figure of 0.1% (:func:`_round_bar`), as the terminal and the page show it.
 
     Examples
     --------
@@ -210,13 +211,36 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray,
     ok = np.flatnonzero(accuracy[last] >= target)
     i = int(ok[-1]) if len(ok) else 0
     below = float(thresholds[last[i] + 1]) if last[i] + 1 < len(thresholds) else 0.0  # the next confidence let go
-    return _round_down(float(thresholds[i]), below), float(coverage[last[i]]), float(accuracy[last[i]])
+    confidence, correct = np.asarray(confidence), np.asarray(correct)
+    bar = _round_bar(float(thresholds[i]), below, confidence, correct, target)
+    kept = sure(confidence, bar)
+    return bar, float(kept.mean()), float(correct[kept].mean()) if kept.any() else 0.0
+
+
+def _round_bar(threshold: float, below: float, confidence: np.ndarray, correct: np.ndarray, target: float) -> float:
+    """``threshold`` as a figure of 0.1%, so that the answers at or over it never read under it, nor those under it
+    over it, as the terminal and the page show both (k-NN's sure answers read "99.5%" beside a bar of 0.99535 shown
+    "99.6%"; a logistic regression's, "99.3%" beside 0.99315 shown "99.4%"): rounded down where that keeps the
+    same answers (no confidence between), else up where the answers still kept are ``target`` right (a few more
+    called "unsure"), else rounded down as finely as keeps the same answers (:func:`_round_down`).
+
+    >>> c, right = np.array([0.999, 0.9932, 0.99315, 0.9]), np.array([True, True, False, True])
+    >>> _round_bar(0.99535, 0.8, c, right, 0.9), _round_bar(0.9932, 0.99315, c, right, 0.9)
+    (0.995, 0.994)
+    """
+    down = math.floor(threshold * 1000 + 1e-6) / 1000
+    if down > below + TIE:
+        return down
+    up = math.ceil(threshold * 1000 - 1e-6) / 1000
+    kept = sure(confidence, up)
+    if up <= 1.0 and kept.any() and correct[kept].mean() >= target:
+        return up
+    return _round_down(threshold, below)
 
 
 def _round_down(threshold: float, below: float) -> float:
     """The shortest threshold (0.1%, then 0.01%, …) at or under ``threshold`` that still lets go of ``below``:
-    it keeps and lets go of the same answers, and reads as it is, so that an answer at the bar is never shown
-    under it (k-NN's sure answers were all "99.5%" beside a bar of 0.99535, shown rounded up as "99.6%").
+    it keeps and lets go of the same answers.
 
     >>> _round_down(0.9953539725, 0.8), _round_down(0.98712345, 0.98712), _round_down(0.5, 0.4)
     (0.995, 0.987123, 0.5)

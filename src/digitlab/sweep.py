@@ -31,6 +31,7 @@ import itertools
 import json
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -179,24 +180,10 @@ def _from_shipped(data, cell: Cell):
 
 
 def cell_result(cell: Cell, dataset: str, keep_model: Path | None = None, data: Any = None) -> dict[str, Any]:
-    """Train and evaluate one cell; a failure becomes ``{"error": "..."}`` in the result, not an exception.
-
-    Parameters
-    ----------
-    cell : Cell
-    dataset : str
-        Registry name of the dataset, loaded from this process's cache.
-    keep_model : Path, optional
-        Save the fitted model into this folder.
-    data : Dataset, optional
-        The dataset as split for ``cell.seed``, scattered by the client; None loads it from this
-        process's cache.
-
-    Returns
-    -------
-    dict
-        The JSON-ready result: the cell, accuracy and its interval, errors, timings, the process id.
-    """
+    """Train and evaluate one cell on ``dataset`` (a registry name, loaded from this process's cache, unless
+    ``data``, the dataset as split for ``cell.seed``, was scattered by the client); save the model into
+    ``keep_model`` if given. Returns the JSON-ready result: the cell, accuracy and its interval, errors, timings,
+    the process id; a failure becomes ``{"error": "..."}`` in it, not an exception."""
     result: dict[str, Any] = {"cell_id": cell.cell_id, "config": cell.config, "model": cell.model,
                               "params": cell.params, "seed": cell.seed, "limit": cell.limit, "dataset": dataset,
                               "pid": os.getpid()}
@@ -218,13 +205,7 @@ def cell_result(cell: Cell, dataset: str, keep_model: Path | None = None, data: 
                       train_seconds=round(fitted.train_seconds, 4), error=None,
                       epochs=round(sum(h.get("share", 1.0) for h in history), 3) if history else None)
         if keep_model is not None:
-            from digitlab.fileio import atomic_folder
-            from digitlab.store import save_model
-
-            keep_model.parent.mkdir(parents=True, exist_ok=True)
-            if not keep_model.exists():
-                with atomic_folder(keep_model) as staged:
-                    save_model(fitted, data, staged.path, metrics=metrics.for_card())
+            _keep(fitted, data, metrics, keep_model, result)
     except Exception as exc:  # noqa: BLE001 - one bad cell must not stop the sweep
         result.update(accuracy=None, error=f"{type(exc).__name__}: {exc}" if not isinstance(exc, DigitlabError)
                       else str(exc))
@@ -232,6 +213,21 @@ def cell_result(cell: Cell, dataset: str, keep_model: Path | None = None, data: 
                                             for w in caught))[:5]
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return result
+
+
+def _keep(fitted: Any, data: Any, metrics: Any, folder: Path, result: dict[str, Any]) -> None:
+    """Save the cell's model into ``folder``; where this worker cannot (no such folder on its machine, no right to
+    write there), the result stands and says so (a reviewer: every cell of such a worker was counted as failed)."""
+    from digitlab.fileio import atomic_folder
+    from digitlab.store import save_model
+
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        if not folder.exists():
+            with atomic_folder(folder) as staged:
+                save_model(fitted, data, staged.path, metrics=metrics.for_card())
+    except OSError as exc:
+        result["model_not_kept"] = f"{folder} on {socket.gethostname()}: {exc.strerror or exc}"
 
 
 def _cell_data(cell: Cell, dataset: str, data: Any) -> Any:
@@ -245,7 +241,8 @@ def _cell_data(cell: Cell, dataset: str, data: Any) -> Any:
     return load_dataset(dataset, seed=cell.seed, limit=cell.limit)
 
 
-def run_cell(cell: Cell, dataset: str, folder: str, keep_models: bool = True, data: Any = None) -> dict[str, Any]:
+def run_cell(cell: Cell, dataset: str, folder: str, keep_models: bool = True, data: Any = None, *,
+             here: bool = True) -> dict[str, Any]:
     """The task sent to a worker: compute one cell and write ``cells/<cell-id>.json`` atomically.
 
     Parameters
@@ -258,6 +255,9 @@ def run_cell(cell: Cell, dataset: str, folder: str, keep_models: bool = True, da
         Save the fitted model under ``models/<cell-id>/``.
     data : Dataset, optional
         See :func:`cell_result`.
+    here : bool
+        False on a Dask worker, whose client writes the result too: a worker that cannot write the file (the folder
+        not on its machine, or not its to write) still returns the result.
 
     Returns
     -------
@@ -266,8 +266,12 @@ def run_cell(cell: Cell, dataset: str, folder: str, keep_models: bool = True, da
     """
     folder = Path(folder)
     result = cell_result(cell, dataset, folder / "models" / cell.cell_id if keep_models else None, data)
-    (folder / "cells").mkdir(parents=True, exist_ok=True)
-    write_text_atomic(folder / "cells" / f"{cell.cell_id}.json", json.dumps(result, indent=1) + "\n")
+    try:
+        (folder / "cells").mkdir(parents=True, exist_ok=True)
+        write_text_atomic(folder / "cells" / f"{cell.cell_id}.json", json.dumps(result, indent=1) + "\n")
+    except OSError:
+        if here:
+            raise
     return result
 
 
@@ -352,9 +356,11 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
         link = getattr(client, "dashboard_link", None)
         if link and serves_dashboard(link):  # made from a template: a scheduler may serve none
             say(f"Dask dashboard: {link}")
-        for _ in range(3):  # a cell lost with a worker that held the only copy of its data is sent again
-            todo = _gather(client, plan, todo, _ship_if_needed(client, plan.dataset, todo, say, scheduler), keep,
-                           advance)
+        said: set[str] = set()  # each line once, however often the data is sent again
+        once = lambda line: None if line in said else (said.add(line), say(line))  # noqa: E731
+        for attempt in range(3):  # a cell lost with a worker that held the only copy of its data is sent again
+            todo = _gather(client, plan, todo, _ship_if_needed(client, plan.dataset, todo, once, scheduler), keep,
+                           advance, attempt)
             if not todo or client.status != "running":
                 break
         if todo:
@@ -372,28 +378,31 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
 
 
 def _gather(client, plan: SweepPlan, todo: list[Cell], shipped: dict[int | None, Any], keep: bool,
-            advance: Callable[[int], None]) -> list[Cell]:
+            advance: Callable[[int], None], attempt: int = 0) -> list[Cell]:
     """Submit ``todo``, write each result here as it comes (a worker's own file may be on another machine's disk),
     and return the cells lost with their worker or scheduler. Each future is let go once written: Dask would
     compute a finished cell again when the worker holding its result dies."""
     from distributed import as_completed
 
     futures = {client.submit(run_cell, cell, plan.dataset, str(plan.folder.resolve()), keep,
-                             shipped.get(_split_key(plan.dataset, cell.seed)),
-                             key=f"cell-{cell.cell_id}", retries=2, pure=False): cell for cell in todo}
+                             shipped.get(_split_key(plan.dataset, cell.seed)), here=False,
+                             key=f"cell-{cell.cell_id}" + f"-again-{attempt}" * (attempt > 0),  # not the lost one
+                             retries=2, pure=False): cell for cell in todo}
     lost: list[Cell] = []
     try:
-        for future in as_completed(list(futures)):
+        # the results fetched on the client's own loop: Future.result() here, as a worker died, once raised "Event
+        # bound to a different event loop" for a cell that had finished
+        for future, outcome in as_completed(list(futures), with_results=True, raise_errors=False):
             cell = futures.pop(future)
-            if future.status not in ("finished", "error"):  # cancelled: its scheduler, or its data's worker, went
-                lost.append(cell)  # not counted as done: "6 of 6 done" had stood above "2 of 6 are done" (an engineer)
-                continue
-            try:
-                result = future.result()
-            except Exception as exc:  # noqa: BLE001 - the task itself failed (a worker died too often)
+            if isinstance(outcome, dict):
+                result = outcome
+            elif future.status == "error":  # the task itself failed (a worker died too often): (type, error, trace)
                 result = {"cell_id": cell.cell_id, "config": cell.config, "model": cell.model, "params": cell.params,
                           "seed": cell.seed, "limit": cell.limit, "dataset": plan.dataset, "accuracy": None,
-                          "error": repr(exc)}
+                          "error": repr(outcome[1])}
+            else:  # cancelled: its scheduler, or its data's worker, went away
+                lost.append(cell)  # not counted as done: "6 of 6 done" had stood above "2 of 6 are done" (an engineer)
+                continue
             write_text_atomic(plan.folder / "cells" / f"{cell.cell_id}.json", json.dumps(result, indent=1) + "\n")
             future.release()
             advance(1)
