@@ -471,3 +471,33 @@ def test_the_star_goes_to_a_configuration_whose_seeds_all_ran(tmp_path):
     page = write_report(tmp_path, "digits", rows, summaries)["html"].read_text()
     assert "the best of those none of whose seeds failed" in page
     assert [s.config for s in summarize(rows[3:]) if s.best] == ["broken"]  # none whole: the best there is
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_write_under_out_still_gives_its_results(tmp_path):
+    """A worker on a machine where --out is read-only (or not its to write): every cell it trained was counted as
+    failed, OSError(30, 'Read-only file system'). The results come back; the models it could not keep are said."""
+    from distributed import Client, LocalCluster
+
+    from digitlab.sweep import SweepPlan, plan_cells, run_sweep
+
+    def read_only():  # run on each worker: nothing it writes under --out lands
+        import errno
+
+        import digitlab.fileio
+        import digitlab.sweep
+
+        def refuse(*args, **kwargs):
+            raise OSError(errno.EROFS, "Read-only file system")
+
+        digitlab.sweep.write_text_atomic = refuse
+        digitlab.fileio.atomic_folder = refuse
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as watcher:
+        watcher.run(read_only)
+        plan = SweepPlan("digits", plan_cells(["logreg"], None, seeds=[0, 1], limits=[300]), tmp_path / "sw")
+        run_sweep(plan, scheduler=cluster.scheduler_address, say=lambda _: None)
+    cells = _cells(tmp_path / "sw")
+    assert [c["error"] for c in cells] == [None, None] and all(c["accuracy"] > 0.5 for c in cells), cells
+    assert all("Read-only file system" in c["model_not_kept"] for c in cells)
