@@ -350,3 +350,17 @@ def test_import_names_a_line_that_gave_fewer_digits_than_the_others(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "note: pupil.png: the line of 1s gave 2 digits, the others about 6" in result.stderr, result.stderr
     assert result.stderr.count("note:") == 1
+
+
+@pytest.mark.parametrize("shade", [125, 130, 135])
+def test_a_lighter_digit_touching_the_pictures_edge_stays(shade):
+    """A reviewer: a digit written lighter than the rest (a pencil) and touching the picture's edge was taken for
+    the desk's faint streak (18 -> 17 digits); only ink under 30% as strong as the usual mark's is one."""
+    ink = np.asarray(sheet("147", per_line=6, seed=3)) < 128
+    first = int(np.flatnonzero(ink[54:114].any(axis=0))[0])
+    page = np.where(ink, 30, 235).astype(np.uint8)[:, first:]
+    light = np.zeros(page.shape, bool)
+    light[54:114, :65] = True
+    page[ink[:, first:] & light] = shade
+    cut = cut_sheet(Image.fromarray(page), "147")
+    assert [d.label for d in cut.digits] == [1] * 6 + [4] * 6 + [7] * 6, cut.left_out

@@ -471,6 +471,9 @@ def test_the_star_goes_to_a_configuration_whose_seeds_all_ran(tmp_path):
     page = write_report(tmp_path, "digits", rows, summaries)["html"].read_text()
     assert "the best of those none of whose seeds failed" in page
     assert [s.config for s in summarize(rows[3:]) if s.best] == ["broken"]  # none whole: the best there is
+    from digitlab.sweep_report import star_note
+
+    assert star_note(summaries) and star_note(summarize(rows[:3])) is None  # the terminal's table says why too
 
 
 @pytest.mark.slow

@@ -430,12 +430,12 @@ def _print_table(dataset: str, n_cells: int, summary: dict, summaries: list, row
     from rich.table import Column, Table
 
     from digitlab.cli import console, err_console
-    from digitlab.sweep_report import CLIPPED
+    from digitlab.sweep_report import CLIPPED, star_note
 
     numbers = [Column(head, no_wrap=True) for head in ("mean", "± sd", "95% interval", "n", "failed")]
     table = Table("", Column("configuration", overflow="fold"), *numbers,  # a narrow terminal wraps the names
                   title=f"Sweep on {dataset}: {n_cells} cells ({summary['ran']} run, {summary['skipped']} resumed)",
-                  title_justify="left")
+                  title_justify="left", caption=star_note(summaries), caption_justify="left")
     for s in summaries:
         spread = "—" if math.isnan(s.sd) else f"{s.sd:.2%}"
         interval = "—" if math.isnan(s.ci_low) else s.interval(" – ")

@@ -25,7 +25,8 @@ from typing import Any
 from digitlab.fileio import write_text_atomic
 from digitlab.sweep import Cell, read_cell
 
-__all__ = ["ConfigSummary", "budget_notes", "load_results", "limit_notes", "prune_models", "summarize", "write_report"]
+__all__ = ["ConfigSummary", "budget_notes", "load_results", "limit_notes", "prune_models", "star_note", "summarize",
+           "write_report"]
 
 CLIPPED = ("* the t-interval went past 100% (or 0%) and is cut there: with few seeds and a wide spread, the "
            "mean's interval is wide; more seeds narrow it")
@@ -99,6 +100,14 @@ def summarize(rows: list[dict[str, Any]]) -> list[ConfigSummary]:
     if scored:  # a mean over the seeds that did not fail is no match for one over them all: whole ones first
         max([s for s in scored if not s.n_failed] or scored, key=lambda s: s.mean).best = True
     return out
+
+
+def star_note(summaries: list[ConfigSummary]) -> str | None:
+    """Why ★ is not on the highest mean, when it is not: a configuration some of whose seeds failed was passed over."""
+    best = next((s for s in summaries if s.best), None)
+    if best is not None and any(s.n and s.n_failed and s.mean > best.mean for s in summaries):
+        return "★ marks the best of the configurations none of whose seeds failed"
+    return None
 
 
 def limit_notes(rows: list[dict[str, Any]]) -> list[str]:

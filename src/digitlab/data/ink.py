@@ -243,8 +243,9 @@ def _sheet(lit: np.ndarray, least_lit: float = _SHEET_LIT, corners: bool = False
     ink = sheet & ~lit
     tag = pen is not None and ink.any() and float(pen[ink].mean()) > 0.5
     least, thickest = (_TAG, _TAG_STROKE) if tag else (_SHEET, _STROKE)
-    strokes_lit = ndimage.binary_closing(lit, np.ones((3, 3), dtype=bool))  # a stroke's blocks count as lit: a sheet
-    # of 100 digits on a mid-grey desk, its pen about as dark, was lit over 70% of it, and refused
+    # a stroke's blocks count as lit: a sheet of 100 digits on a mid-grey desk, its pen about as dark, was lit over
+    # 70% of it, and refused (the closing alone unlit the blocks along the picture's edge)
+    strokes_lit = lit | ndimage.binary_closing(lit, np.ones((3, 3), dtype=bool))
     if sheet.mean() < least or strokes_lit[sheet].mean() < min(least_lit, _TAG_LIT if tag else 1) \
             or not (framed or turned):
         return None

@@ -48,8 +48,8 @@ class LearningCurve:
     n_images : int
         Training images the curve was drawn from (a stratified subset when the set is large).
     unconverged : int
-        Refits that stopped at the recipe's iteration limit before converging (scikit-learn's
-        ConvergenceWarning, said on the page rather than printed once per fit).
+        scikit-learn's ConvergenceWarnings from the refits, said on the page rather than printed: one per fit that
+        stopped at the recipe's iteration limit, an SVM's inner calibration fits counted too.
     """
 
     sizes: list[int]
