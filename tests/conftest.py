@@ -177,3 +177,18 @@ def browser():
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         yield browser
         browser.close()
+
+
+def class_set(data: Path, writers: int = 2, per_digit: int = 6) -> None:
+    """A small handwriting set "class" by the first ``writers`` synthetic writers, in the data folder ``data`` (a
+    cache of its own: a sweep's or torchrun's other "machines" may lack it); $DIGITLAB_DATA put back after."""
+    from digitlab.data.handwriting import HandwritingSet
+    from digitlab.data.writers import WRITERS, writer_samples
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DIGITLAB_DATA", str(data))
+        store = HandwritingSet.open("class", create=True)
+        for w in WRITERS[:writers]:
+            samples = writer_samples(w, per_digit=per_digit, seed=0)
+            for picture, label, image in zip(samples.pictures, samples.labels, samples.images):
+                store.add(picture, int(label), writer=w.name, prepared=image)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import class_set, run_cli
 
 pytest.importorskip("distributed")
 
@@ -235,17 +235,8 @@ def test_workers_without_the_data_get_it_scattered_once(tmp_path):
     the client's handwriting set is scattered to them, and the numbers equal a serial run's."""
     import socket
 
-    from digitlab.data.handwriting import HandwritingSet
-    from digitlab.data.writers import WRITERS, writer_samples
-
     mine = tmp_path / "client-data"
-    with pytest.MonkeyPatch.context() as env:  # put back after (a del took the session's MNIST cache)
-        env.setenv("DIGITLAB_DATA", str(mine))
-        store = HandwritingSet.open("class", create=True)
-        for w in WRITERS[:2]:
-            samples = writer_samples(w, per_digit=6, seed=0)
-            for picture, label, image in zip(samples.pictures, samples.labels, samples.images):
-                store.add(picture, int(label), writer=w.name, prepared=image)
+    class_set(mine)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -353,20 +344,6 @@ def test_a_sweep_refused_for_a_full_disk_leaves_no_folder(tmp_path, monkeypatch)
     assert list(tmp_path.iterdir()) == []
 
 
-def _class_set(data: Path, writers: int = 2) -> None:
-    """A small handwriting set "class" in ``data`` (only this machine has it: the workers' caches are empty)."""
-    from digitlab.data.handwriting import HandwritingSet
-    from digitlab.data.writers import WRITERS, writer_samples
-
-    with pytest.MonkeyPatch.context() as env:  # put back after (a del took the session's MNIST cache)
-        env.setenv("DIGITLAB_DATA", str(data))
-        store = HandwritingSet.open("class", create=True)
-        for w in WRITERS[:writers]:
-            samples = writer_samples(w, per_digit=6, seed=0)
-            for picture, label, image in zip(samples.pictures, samples.labels, samples.images):
-                store.add(picture, int(label), writer=w.name, prepared=image)
-
-
 def _cells(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((folder / "cells").glob("*.json"))]
 
@@ -380,7 +357,7 @@ def test_a_worker_that_joins_later_without_the_data_gets_it_too(tmp_path, monkey
 
     from digitlab.sweep import SweepPlan, plan_cells, run_sweep
 
-    _class_set(tmp_path / "mine")
+    class_set(tmp_path / "mine")
     monkeypatch.setenv("DIGITLAB_DATA", str(tmp_path / "mine"))
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as watcher:
@@ -438,7 +415,7 @@ def test_a_worker_killed_with_the_only_copy_of_the_data_is_not_a_lost_scheduler(
 
     from digitlab.sweep import SweepPlan, plan_cells, run_sweep
 
-    _class_set(tmp_path / "mine")
+    class_set(tmp_path / "mine")
     monkeypatch.setenv("DIGITLAB_DATA", str(tmp_path / "mine"))  # this process's own cache
     empty = {"DIGITLAB_DATA": str(tmp_path / "empty")}  # the worker's, and its successor's: it is sent a copy
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0", env=empty) \

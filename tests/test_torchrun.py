@@ -12,6 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import class_set  # noqa: E402
 from digitlab.data import load_dataset, split_validation  # noqa: E402
 from digitlab.errors import DigitlabError  # noqa: E402
 from digitlab.models import ddp  # noqa: E402
@@ -198,24 +199,11 @@ def _two_machines(tmp_path, data: list, *args: str, timeout: float = 240) -> lis
             node.kill()
 
 
-def _class(data, writers: int) -> None:
-    from digitlab.data.handwriting import HandwritingSet
-    from digitlab.data.writers import WRITERS, writer_samples
-
-    with pytest.MonkeyPatch.context() as env:  # put back after (a del took the session's MNIST cache)
-        env.setenv("DIGITLAB_DATA", str(data))
-        store = HandwritingSet.open("class", create=True)
-        for w in WRITERS[:writers]:
-            samples = writer_samples(w, per_digit=4, seed=0)
-            for picture, label, image in zip(samples.pictures, samples.labels, samples.images):
-                store.add(picture, int(label), writer=w.name, prepared=image)
-
-
 @pytest.mark.slow
 def test_machines_with_different_data_are_refused_in_one_line_instead_of_waiting_forever(tmp_path, no_torchrun):
     """Two machines whose handwriting sets differed shared out batches of different lengths and hung."""
-    _class(tmp_path / "a", 2)
-    _class(tmp_path / "b", 3)
+    class_set(tmp_path / "a", 2, per_digit=4)
+    class_set(tmp_path / "b", 3, per_digit=4)
     args = ("--dataset", "class", "--model", "cnn", "--param", "epochs=2", "--param", "width=8")
     done = _two_machines(tmp_path, [tmp_path / "a", tmp_path / "b"], *args, timeout=180)
     said = done[0].stderr + done[1].stderr
@@ -227,8 +215,8 @@ def test_machines_with_different_data_are_refused_in_one_line_instead_of_waiting
 
 @pytest.mark.slow
 def test_the_readmes_two_machine_command_puts_the_run_on_node_rank_0(tmp_path, no_torchrun):
-    _class(tmp_path / "a", 2)
-    _class(tmp_path / "b", 2)
+    class_set(tmp_path / "a", 2, per_digit=4)
+    class_set(tmp_path / "b", 2, per_digit=4)
     args = ("--dataset", "class", "--model", "cnn", "--param", "epochs=2", "--param", "width=8")
     done = _two_machines(tmp_path, [tmp_path / "a", tmp_path / "b"], *args)
     assert [d.returncode for d in done] == [0, 0], (done[0].stderr + done[1].stderr)[-3000:]
