@@ -103,7 +103,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[ConfigSummary]:
 
 
 def star_note(summaries: list[ConfigSummary]) -> str | None:
-    """Why ★ is not on the highest mean, when it is not: a configuration some of whose seeds failed was passed over."""
+    """Why ★ is not on the highest mean, when it is not: a configuration with failed seeds was passed over."""
     best = next((s for s in summaries if s.best), None)
     if best is not None and any(s.n and s.n_failed and s.mean > best.mean for s in summaries):
         return "★ marks the best of the configurations none of whose seeds failed"
