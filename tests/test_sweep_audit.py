@@ -59,6 +59,7 @@ def test_losing_the_scheduler_midway_is_an_error_with_how_to_finish(tmp_path):
             process.wait(20)
     assert sweep.returncode == 2, (out, err)
     assert "the Dask scheduler at tcp://" in err and "went away" in err and "digitlab sweep --resume" in err, err
+    assert f"--scheduler tcp://127.0.0.1:{port}` runs the rest" in err, err  # on the cluster, not on this machine
     assert "Traceback" not in err and "cells (24 run" not in out  # not reported as a finished sweep
     assert "24 of 24 done" not in out + err  # the cells the scheduler took away are not counted done (an engineer)
 

@@ -184,7 +184,7 @@ def sweep(
     folder = _sweep_folder(_plan_doc(dataset, names, grid, seed_list, limits, cells, keep_models), out, name, resume)
     keep_models = keep_models or _read_sweep_json(folder).get("keep_models") is True  # as it began: never pruned
     plan = SweepPlan(dataset, cells, folder)
-    with _only_sweep_in(folder), _kept_if_begun(plan, new=folder.name not in had and resume is None):
+    with _only_sweep_in(folder), _kept_if_begun(plan, folder.name not in had and resume is None, scheduler):
         summary = _run_with_progress(plan, scheduler, workers)
 
     summaries = summarize(rows := load_results(folder, cells))
@@ -239,8 +239,8 @@ def _only_sweep_in(folder: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _kept_if_begun(plan, new: bool) -> Iterator[None]:
-    """A stopped sweep (Ctrl-C, a lost cluster) keeps its done cells and says how to finish; an empty new one goes."""
+def _kept_if_begun(plan, new: bool, scheduler: str = "local") -> Iterator[None]:
+    """A stopped sweep keeps its done cells and says how to finish, on its cluster; an empty new one goes."""
     import shutil
 
     from digitlab.sweep import SweepStopped
@@ -248,9 +248,9 @@ def _kept_if_begun(plan, new: bool) -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
-        done = len(plan.done())
+        done, where = len(plan.done()), "" if scheduler == "local" else f" --scheduler {scheduler}"
         kept, rest = f"{done} of {len(plan.cells)} cells are done and kept", \
-            f"`digitlab sweep --resume {plan.folder}` runs the rest"
+            f"`digitlab sweep --resume {plan.folder}{where}` runs the rest"
         if new and not done:
             shutil.rmtree(plan.folder, ignore_errors=True)
             if isinstance(exc, SweepStopped):
