@@ -186,7 +186,7 @@ def cell_result(cell: Cell, dataset: str, keep_model: Path | None = None, data: 
     the process id; a failure becomes ``{"error": "..."}`` in it, not an exception."""
     result: dict[str, Any] = {"cell_id": cell.cell_id, "config": cell.config, "model": cell.model,
                               "params": cell.params, "seed": cell.seed, "limit": cell.limit, "dataset": dataset,
-                              "pid": os.getpid()}
+                              "pid": os.getpid(), "host": socket.gethostname()}  # where its model is kept
     import warnings
 
     caught: list[warnings.WarningMessage] = []

@@ -31,7 +31,7 @@ __all__ = ["ConfigSummary", "budget_notes", "load_results", "limit_notes", "prun
 CLIPPED = ("* the t-interval went past 100% (or 0%) and is cut there: with few seeds and a wide spread, the "
            "mean's interval is wide; more seeds narrow it")
 CSV_COLUMNS = ["cell_id", "config", "model", "params", "seed", "limit", "n_train", "accuracy", "n_errors", "n_test",
-               "train_seconds", "epochs", "error"]
+               "train_seconds", "epochs", "host", "error"]
 UNEQUAL = 1.25  # a time budget's cells that trained this many times as many epochs as each other are said
 
 
