@@ -177,9 +177,11 @@ def test_a_process_group_error_during_training_is_one_line(monkeypatch):
 
 
 
-def _two_machines(tmp_path, data: list, *args: str, timeout: float = 240) -> list[subprocess.CompletedProcess]:
+def _two_machines(tmp_path, data: list, *args: str, timeout: float = 240, second: tuple = (),
+                  wait: int | None = None) -> list[subprocess.CompletedProcess]:
     """README's two-machine command on loopback: one ``torchrun --nnodes=2 --node_rank=R --master_addr=...`` per
-    "machine", each with its own data cache (``data[R]``) and ``--out`` (``tmp_path/node-R``)."""
+    "machine", each with its own data cache (``data[R]``) and ``--out`` (``tmp_path/node-R``); ``second``: more
+    arguments for node 1 alone; ``wait``: $DIGITLAB_TORCHRUN_WAIT."""
     import socket
 
     with socket.socket() as probe:
@@ -188,9 +190,10 @@ def _two_machines(tmp_path, data: list, *args: str, timeout: float = 240) -> lis
     env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV}
     nodes = [subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={rank}", "--master_addr=127.0.0.1",
-         f"--master_port={port}", "--nproc_per_node=1", "-m", "digitlab", "run", *args,
+         f"--master_port={port}", "--nproc_per_node=1", "-m", "digitlab", "run", *args, *(second * rank),
          "--out", str(tmp_path / f"node-{rank}")],
-        env={**env, "COLUMNS": "200", "DIGITLAB_DATA": str(data[rank])}, stdout=subprocess.PIPE,
+        env={**env, "COLUMNS": "200", "DIGITLAB_DATA": str(data[rank]),
+             **({} if wait is None else {"DIGITLAB_TORCHRUN_WAIT": str(wait)})}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
     try:
         return [subprocess.CompletedProcess(node.args, node.wait(timeout), *node.communicate()) for node in nodes]
@@ -221,3 +224,29 @@ def test_the_readmes_two_machine_command_puts_the_run_on_node_rank_0(tmp_path, n
     done = _two_machines(tmp_path, [tmp_path / "a", tmp_path / "b"], *args)
     assert [d.returncode for d in done] == [0, 0], (done[0].stderr + done[1].stderr)[-3000:]
     assert len(list((tmp_path / "node-0").iterdir())) == 1 and not (tmp_path / "node-1").exists()
+
+
+@pytest.mark.slow
+def test_machines_given_different_settings_are_refused_before_training(tmp_path, no_torchrun):
+    """An engineer: another --param on one machine trained silently on rank 0's recipe (or, a learning rate that
+    diverged there, crashed the other side with a traceback); --time-budget on one side only deadlocked both."""
+    class_set(tmp_path / "a", 2, per_digit=4)
+    args = ("--dataset", "class", "--model", "cnn", "--param", "epochs=2", "--param", "width=8")
+    for second in (("--param", "lr=0.5"), ("--time-budget", "5")):
+        done = _two_machines(tmp_path, [tmp_path / "a", tmp_path / "a"], *args, second=second, timeout=180)
+        said = done[0].stderr + done[1].stderr
+        assert all(d.returncode != 0 for d in done), said[-3000:]
+        assert "error: the torchrun processes were given different settings" in said, said[-3000:]
+        assert not (tmp_path / "node-0").exists() or not any((tmp_path / "node-0").iterdir())
+
+
+@pytest.mark.slow
+def test_a_machine_whose_command_is_refused_before_it_joins_does_not_leave_the_other_waiting(tmp_path, no_torchrun):
+    """An engineer: node 1 refused its command (no MNIST there, another model) before joining, and node 0 waited,
+    silent, for PyTorch's 30 minutes. It waits a set time (2 minutes; 15 s here) and says why it stops."""
+    class_set(tmp_path / "a", 2, per_digit=4)
+    args = ("--dataset", "class", "--model", "cnn", "--param", "epochs=2", "--param", "width=8")
+    done = _two_machines(tmp_path, [tmp_path / "a", tmp_path / "empty"], *args, wait=15, timeout=120)
+    assert [d.returncode != 0 for d in done] == [True, True]
+    assert "cannot join the other torchrun processes" in done[0].stderr, done[0].stderr[-3000:]
+    assert "unknown dataset 'class'" in done[1].stderr, done[1].stderr[-3000:]

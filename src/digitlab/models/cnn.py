@@ -215,7 +215,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         batch = min(self.batch_size, len(x_train))
         steps_per_epoch = len(x_train) // batch
         clock = ct.Clock(self.epochs * steps_per_epoch, self.time_budget, start)
-        trainee, clock, shard = ddp.prepare(net, clock, device, batch, (X, y_index))  # torchrun: DDP, one clock
+        trainee, clock, shard = ddp.prepare(net, clock, device, batch, (X, y_index, self))  # torchrun: DDP, one clock
         main, shared = shard[0] == 0, shard[1] > 1  # rank 0 (or the only process) validates and shows progress
         graphed = cg.wanted(device, shard)  # on one GPU: each step one CUDA graph launch
         optimizer = co.make_optimizer(net, self.lr, self.weight_decay, graphable=graphed)

@@ -29,6 +29,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence, TypeVar
@@ -63,6 +64,11 @@ class World:
     size: int
     local_rank: int
     local_size: int
+
+
+WAIT = 120
+"""Seconds a process waits for the others to join, and for each exchange with them: one that stopped before it
+joined (its command refused) had left the others waiting PyTorch's default 30 minutes, saying nothing."""
 
 
 def world(environ: Mapping[str, str] | None = None) -> World | None:
@@ -128,7 +134,8 @@ def session(w: World | None) -> Iterator[World | None]:
         backend = "gloo"
     torch.set_num_threads(threads_per_process(w.local_size))
     try:
-        dist.init_process_group(backend=backend)
+        wait = float(os.environ.get("DIGITLAB_TORCHRUN_WAIT", WAIT))  # a test waits less
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=wait))
     except (ValueError, RuntimeError) as exc:  # no MASTER_ADDR, a rendezvous that never came, ...
         raise DigitlabError(f"cannot join the other torchrun processes ({_first_line(exc)}); start distributed "
                             "training with `torchrun`") from None
@@ -181,7 +188,7 @@ def active() -> World | None:
 
 
 def prepare(net: torch.nn.Module, clock: Clock, device: torch.device, batch: int,
-            data: tuple[Any, Any] | None = None) -> tuple[torch.nn.Module, Clock | SharedClock, tuple[int, int]]:
+            data: tuple[Any, ...] | None = None) -> tuple[torch.nn.Module, Clock | SharedClock, tuple[int, int]]:
     """What this rank trains with: ``(network, clock, (rank, size))``.
 
     Outside a process group, ``(net, clock, (0, 1))`` unchanged. Inside, the network in
@@ -196,7 +203,7 @@ def prepare(net: torch.nn.Module, clock: Clock, device: torch.device, batch: int
 
         raise InvalidValueError(f"batch_size {batch} is too small to share among {group.size} processes")
     if data is not None:
-        same_data(*data, device)
+        same_data(data[0], data[1], device, *data[2:])  # images, labels (, the estimator)
     return wrap(net, device), shared_clock(clock, device), (group.rank, group.size)
 
 
@@ -218,19 +225,32 @@ def fingerprint(images: Any, labels: Any) -> int:
     return int.from_bytes(digest.digest(), "big") >> 1
 
 
-def same_data(images: Any, labels: Any, device: torch.device) -> None:
+def same_data(images: Any, labels: Any, device: torch.device, estimator: Any = None) -> None:
     """Refuse, on every rank, training sets that differ between ranks (another machine's MNIST cache or handwriting
-    set): they would share out batches of different lengths, and the processes waited for each other forever."""
+    set, another --seed), or ``estimator``'s parameters that do: batches of different lengths, or one
+    rank's clock against another's steps, left the processes waiting for each other forever; another --param
+    trained silently on one rank's recipe, and a learning rate that diverged on one side crashed the other."""
+    import hashlib
+
     import torch
     import torch.distributed as dist
 
-    mine = torch.tensor([fingerprint(images, labels), len(labels)], dtype=torch.int64, device=device)
+    settings = {k: v for k, v in (estimator.get_params() if estimator is not None else {}).items()
+                if k not in ("verbose", "device")}  # how each shows its progress, and its own GPU, may differ
+    recipe = hashlib.blake2b(repr(sorted(settings.items())).encode(), digest_size=7).digest()
+    mine = torch.tensor([fingerprint(images, labels), len(labels), int.from_bytes(recipe, "big")], dtype=torch.int64,
+                        device=device)
     every = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
     dist.all_gather(every, mine)
-    if any(not torch.equal(other, every[0]) for other in every):
-        sizes = ", ".join(f"{int(t[1]):,}" for t in every)
-        raise DigitlabError(f"the torchrun processes hold different training sets ({sizes} images, by rank): give "
-                            "every machine the same dataset (the same MNIST cache or handwriting set) and command line")
+    sizes = [int(t[1]) for t in every]
+    if len({int(t[0]) for t in every}) > 1:
+        held = (f"the same number of images, {sizes[0]:,}, but not the same ones" if len(set(sizes)) == 1
+                else f"{', '.join(f'{n:,}' for n in sizes)} images, by rank")
+        raise DigitlabError(f"the torchrun processes hold different training sets ({held}): give every machine "
+                            "the same dataset (the same MNIST cache or handwriting set) and command line")
+    if len({int(t[2]) for t in every}) > 1:
+        raise DigitlabError("the torchrun processes were given different settings (--param, --time-budget, "
+                            "--target-accuracy): give every machine the same command line")
 
 
 def shard(batch: Sequence[T], rank: int, size: int) -> Sequence[T]:
