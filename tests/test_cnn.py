@@ -596,3 +596,13 @@ def test_the_report_says_how_many_epochs_ran_and_what_ended_them(fitted, digits)
     assert how_it_stopped(aimed) == ("It trained 3 epochs in 2 torchrun processes, stopping once its validation "
                                      "accuracy reached 97.00% (97.34% on the 10% of its training images it held out "
                                      "to measure it).")
+
+
+def test_a_cnn_whose_training_diverged_is_one_line_not_a_traceback(tmp_path):
+    """An engineer's --param lr=1000: NaN probabilities reached the 'unsure' threshold and ended in a traceback."""
+    from conftest import run_cli
+
+    done = run_cli("run", "--dataset", "digits", "--model", "cnn", "--time-budget", "2", "--param", "lr=1000",
+                   "--out", str(tmp_path / "runs"))
+    assert done.returncode == 2 and "training diverged" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "runs").exists()

@@ -251,6 +251,9 @@ def calibrate(fitted: FittedModel, dataset: Dataset, held_out: tuple[np.ndarray,
     proba, y_index = predictions.proba[known], np.searchsorted(classes, predictions.labels[known])
     if len(y_index) < MIN_HELD_DIGITS:  # a learner's 64 images, all right: a temperature of 0.022 and "sure from
         return None                     # 100.0%", a >99.9% answer called unsure beside another called sure
+    if not np.isfinite(proba).all():  # an engineer's --param lr=1000: a traceback from the threshold's NaN
+        raise DigitlabError(f"{fitted.name}'s probabilities are not numbers (NaN) on the held-out images: its training "
+                            "diverged; train it again with a smaller learning rate (--param lr=...)")
     temperature = fit_temperature(proba, y_index)
     scaled = apply_temperature(proba, temperature)
     threshold, coverage, accuracy = choose_threshold(scaled.max(axis=1), scaled.argmax(axis=1) == y_index)
