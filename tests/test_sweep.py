@@ -481,3 +481,18 @@ def test_a_worker_that_cannot_write_under_out_still_gives_its_results(tmp_path):
     cells = _cells(tmp_path / "sw")
     assert [c["error"] for c in cells] == [None, None] and all(c["accuracy"] > 0.5 for c in cells), cells
     assert all("Read-only file system" in c["model_not_kept"] for c in cells)
+
+
+def test_a_cluster_left_without_workers_stops_the_sweep_naming_its_scheduler(tmp_path, monkeypatch):
+    """An engineer lost every worker midway: after the wait the error named `tcp://SCHEDULER:8786`, not the
+    scheduler, and, not a stopped sweep, gave no "cells kept, --resume" line. It is a stopped sweep now."""
+    from distributed import LocalCluster
+
+    import digitlab.sweep
+    from digitlab.sweep import SweepPlan, SweepStopped, plan_cells, run_sweep
+
+    monkeypatch.setattr(digitlab.sweep, "WORKER_WAIT", 2)
+    with LocalCluster(n_workers=0, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        plan = SweepPlan("digits", plan_cells(["logreg"], None, seeds=[0], limits=[300]), tmp_path / "none")
+        with pytest.raises(SweepStopped, match=f"none joined in 2 s.*`dask worker {cluster.scheduler_address}`"):
+            run_sweep(plan, scheduler=cluster.scheduler_address, say=lambda _: None)

@@ -47,6 +47,8 @@ from digitlab.sweep_cluster import local_cluster, serves_dashboard
 __all__ = ["Cell", "SweepPlan", "cell_result", "check_workers", "find_sweep", "have_dask", "plan_cells", "read_cell",
            "run_cell", "run_sweep"]
 
+WORKER_WAIT = 60  # seconds a sweep waits for a cluster's first worker
+
 NO_DASK = ("dask is not installed: running the cells one at a time in this process; "
            "`pip install 'digitlab[cluster]'` (in a clone of digitlab: `make install`) runs them in parallel")
 
@@ -427,12 +429,12 @@ def _ship_if_needed(client, dataset: str, todo: list[Cell], say: Callable[[str],
     from digitlab.data import load_dataset
 
     if not client.scheduler_info().get("workers"):  # said before the wait: a log showed 60 s of nothing
-        say("waiting for the Dask cluster's first worker (up to 60 s)")
+        say(f"waiting for the Dask cluster's first worker (up to {WORKER_WAIT} s)")
     try:
-        client.wait_for_workers(1, timeout=60)
-    except TimeoutError:
-        raise DigitlabError("the Dask cluster has no workers (none joined in 60 s); start some with "
-                            "`dask worker tcp://SCHEDULER:8786`") from None
+        client.wait_for_workers(1, timeout=WORKER_WAIT)
+    except TimeoutError:  # stopped: the cells done are kept, and the resume line said (every worker lost midway)
+        raise SweepStopped(f"the Dask cluster has no workers (none joined in {WORKER_WAIT} s); start some with "
+                           f"`dask worker {'tcp://SCHEDULER:8786' if scheduler == 'local' else scheduler}`") from None
     able = client.run(can_load, dataset)  # {worker address: bool}, run once on each worker
     # our own local cluster shares this cache; a remote one's later workers need the copy sent, if there is one here
     if all(able.values()) and (scheduler == "local" or not can_load(dataset)):
