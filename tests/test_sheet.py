@@ -288,7 +288,7 @@ def test_a_margin_line_photographed_turned_in_pieces_is_left_out(wide, edge):
     pieces, each as tall as a digit, were counted as lines and digits ("found 20 lines of digits"). A thin digit
     with no such chain under it stays. Pieces 3 px wide go as well, by lying between the lines of digits, with a
     sliver of the page's edge in the picture too (a reviewer: its rows hid the gaps)."""
-    from digitlab.segment import Mark
+    from digitlab.segment import Ink, Mark
     from digitlab.sheet import _without_slivers
 
     digits = _marks_turned(0, degrees=0.0)
@@ -296,7 +296,8 @@ def test_a_margin_line_photographed_turned_in_pieces_is_left_out(wide, edge):
               for k, top in enumerate((73, 150, 188, 264, 302, 416, 493, 531, 646, 723, 761))]  # some faded away
     thin_one = Mark((700, 130, 702, 152), np.ones((22, 2), bool), 1, 0)
     strip = [Mark((797, 0, 800, 900), np.ones((900, 3), bool), 1, 0)] if edge else []
-    kept, gone = _without_slivers(digits + margin + [thin_one] + strip, np.ones((900, 800), np.float32))
+    even = Ink(np.ones((900, 800), np.float32), (800, 900))  # every mark as strong
+    kept, gone = _without_slivers(digits + margin + [thin_one] + strip, even)
     assert gone == len(margin) + len(strip) and {m.box for m in kept} == {m.box for m in digits + [thin_one]}
 
 

@@ -228,14 +228,12 @@ def _round_bar(threshold: float, below: float, confidence: np.ndarray, correct: 
     >>> _round_bar(0.99535, 0.8, c, right, 0.9), _round_bar(0.9932, 0.99315, c, right, 0.9)
     (0.995, 0.994)
     """
-    down = math.floor(threshold * 1000 + 1e-6) / 1000
-    if down > below + TIE:
+    down = _round_down(threshold, below)
+    if down == round(down, 3):
         return down
     up = math.ceil(threshold * 1000 - 1e-6) / 1000
     kept = sure(confidence, up)
-    if up <= 1.0 and kept.any() and correct[kept].mean() >= target:
-        return up
-    return _round_down(threshold, below)
+    return up if up <= 1.0 and kept.any() and correct[kept].mean() >= target else down
 
 
 def _round_down(threshold: float, below: float) -> float:

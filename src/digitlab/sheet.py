@@ -158,7 +158,7 @@ def cut_sheet(image: Any, rows: str) -> CutSheet:
             raise _too_many() from None
         raise
     capped = len(marks) >= 2 * MAX_DIGITS  # at the cap: some pieces went unseen
-    marks, slivers = _without_slivers(marks, ink.map)
+    marks, slivers = _without_slivers(marks, ink)
     lines, left_out = _digit_lines(marks)
     left_out += slivers
     if sum(map(len, lines)) > MAX_DIGITS or capped:
@@ -231,8 +231,8 @@ def _digit_lines(marks: list[Mark]) -> tuple[list[list[Mark]], int]:
     return lines, left_out
 
 
-def _without_slivers(marks: list[Mark], ink_map: np.ndarray) -> tuple[list[Mark], int]:
-    """``marks`` less those thinner than :data:`_SLIVER` of a digit's height on the picture's edge (of ``ink_map``)
+def _without_slivers(marks: list[Mark], ink: Ink) -> tuple[list[Mark], int]:
+    """``marks`` less those thinner than :data:`_SLIVER` of a digit's height on the picture's edge (of ``ink``'s map)
     or :data:`_LONG` digits long, or on its edge and fainter than :data:`_FAINT_EDGE` of the usual mark at their
     strongest, the rest grouped into lines again; and how many went. They are strips of the page's edge and of the
     desk, on a sheet photographed slightly turned or lying on a desk: left in, one is a line of its own or joins two
@@ -240,12 +240,12 @@ def _without_slivers(marks: list[Mark], ink_map: np.ndarray) -> tuple[list[Mark]
     if not marks:
         return marks, 0
     typical = digit_height(np.array([m.height for m in marks]), 0.5, page=True)
-    strongest = {m.box: float(ink_map[m.box[1]:m.box[3], m.box[0]:m.box[2]][m.mask].max(initial=0)) for m in marks}
+    strongest = {m.box: float(_own(ink, m).max(initial=0)) for m in marks}
     usual = float(np.median(list(strongest.values())))
 
     def sliver(mark: Mark) -> bool:
         x0, y0, x1, y1 = mark.box
-        on_edge = min(x0, y0) == 0 or x1 == ink_map.shape[1] or y1 == ink_map.shape[0]
+        on_edge = min(x0, y0) == 0 or x1 == ink.map.shape[1] or y1 == ink.map.shape[0]
         long = max(mark.width, mark.height) >= _LONG * typical
         faint = on_edge and strongest[mark.box] < _FAINT_EDGE * usual  # the page's shaded edge by a desk
         return faint or (on_edge or long) and min(mark.width, mark.height) <= _SLIVER * typical
@@ -299,8 +299,13 @@ def _ink_gap(a: Mark, b: Mark) -> float:
 
 def _ink(ink: Ink, mark: Mark) -> float:
     """How much ink a mark holds: its own pixels' ink strength, summed."""
+    return float(_own(ink, mark).sum())
+
+
+def _own(ink: Ink, mark: Mark) -> np.ndarray:
+    """The ink strength of a mark's own pixels."""
     x0, y0, x1, y1 = mark.box
-    return float(ink.map[y0:y1, x0:x1][mark.mask].sum())
+    return ink.map[y0:y1, x0:x1][mark.mask]
 
 
 def _joined(a: Mark, b: Mark) -> Mark:

@@ -229,7 +229,7 @@ def _keep(fitted: Any, data: Any, metrics: Any, folder: Path, result: dict[str, 
             with atomic_folder(folder) as staged:
                 save_model(fitted, data, staged.path, metrics=metrics.for_card())
     except OSError as exc:
-        result["model_not_kept"] = f"{folder} on {socket.gethostname()}: {exc.strerror or exc}"
+        result["model_not_kept"] = f"{folder} on {result['host']}: {exc.strerror or exc}"
 
 
 def _cell_data(cell: Cell, dataset: str, data: Any) -> Any:

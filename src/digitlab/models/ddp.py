@@ -188,7 +188,7 @@ def active() -> World | None:
 
 
 def prepare(net: torch.nn.Module, clock: Clock, device: torch.device, batch: int,
-            data: tuple[Any, ...] | None = None) -> tuple[torch.nn.Module, Clock | SharedClock, tuple[int, int]]:
+            data: tuple[Any, Any, Any] | None = None) -> tuple[torch.nn.Module, Clock | SharedClock, tuple[int, int]]:
     """What this rank trains with: ``(network, clock, (rank, size))``.
 
     Outside a process group, ``(net, clock, (0, 1))`` unchanged. Inside, the network in
@@ -203,7 +203,7 @@ def prepare(net: torch.nn.Module, clock: Clock, device: torch.device, batch: int
 
         raise InvalidValueError(f"batch_size {batch} is too small to share among {group.size} processes")
     if data is not None:
-        same_data(data[0], data[1], device, *data[2:])  # images, labels (, the estimator)
+        same_data(*data, device)  # images, labels, the estimator
     return wrap(net, device), shared_clock(clock, device), (group.rank, group.size)
 
 
@@ -225,7 +225,7 @@ def fingerprint(images: Any, labels: Any) -> int:
     return int.from_bytes(digest.digest(), "big") >> 1
 
 
-def same_data(images: Any, labels: Any, device: torch.device, estimator: Any = None) -> None:
+def same_data(images: Any, labels: Any, estimator: Any, device: torch.device) -> None:
     """Refuse, on every rank, training sets that differ between ranks (another machine's MNIST cache or handwriting
     set, another --seed), or ``estimator``'s parameters that do: batches of different lengths, or one
     rank's clock against another's steps, left the processes waiting for each other forever; another --param
@@ -235,8 +235,8 @@ def same_data(images: Any, labels: Any, device: torch.device, estimator: Any = N
     import torch
     import torch.distributed as dist
 
-    settings = {k: v for k, v in (estimator.get_params() if estimator is not None else {}).items()
-                if k not in ("verbose", "device")}  # how each shows its progress, and its own GPU, may differ
+    # how each shows its progress, and its own GPU, may differ
+    settings = {k: v for k, v in estimator.get_params().items() if k not in ("verbose", "device")}
     recipe = hashlib.blake2b(repr(sorted(settings.items())).encode(), digest_size=7).digest()
     mine = torch.tensor([fingerprint(images, labels), len(labels), int.from_bytes(recipe, "big")], dtype=torch.int64,
                         device=device)

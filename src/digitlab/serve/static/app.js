@@ -594,16 +594,16 @@ function unoverlap(labels) {
   for (const label of labels) label.classList.remove("above", "lower", "crowded");
   const placed = []; // [left, top, right, bottom] of each label placed
   const items = labels.map((l) => [l, l.getBoundingClientRect(), l.parentElement.getBoundingClientRect(),
-    l.parentElement.classList.contains("separator")]);
-  const boxes = items.map(([, , b]) => [b.left, b.top, b.right, b.bottom]);
+    l.parentElement.classList.contains("separator")]).map((it) => [...it, [it[2].left, it[2].top, it[2].right,
+    it[2].bottom]]);
+  const boxes = items.map((it) => it[4]);
   const meet = (r, p, gap) => r[0] < p[2] + gap && p[0] < r[2] + gap && r[1] < p[3] && p[1] < r[3];
   let left = 0;
-  for (const [label, r, box] of items.sort((a, b) => a[3] - b[3] || a[1].left - b[1].left)) {
+  for (const [label, r, box, , own] of items.sort((a, b) => a[3] - b[3] || a[1].left - b[1].left)) {
     const spots = [[r.left, r.top, r.right, r.bottom], [r.left, box.top - 2 - r.height, r.right, box.top - 2],
       [r.left, r.top + 1.5 * rem, r.right, r.bottom + 1.5 * rem]]; // below, above, a row lower
-    const own = [box.left, box.top, box.right, box.bottom];  // nor over another's box: whose label would it be?
-    const free = (s) => !placed.some((p) => meet(s, p, 4))
-      && !boxes.some((b) => b.join() !== own.join() && meet(s, b, 0));
+    const free = (s) => !placed.some((p) => meet(s, p, 4))  // nor over another's box: whose label would it be?
+      && !boxes.some((b) => b !== own && meet(s, b, 0));
     const at = spots.findIndex(free);
     label.classList.toggle("above", at === 1);
     label.classList.toggle("lower", at === 2);
