@@ -1187,3 +1187,24 @@ def test_a_comma_stays_on_its_own_line(digits_model):
     reading = read_number(*digits_model, _with(big, *comma))
     assert [(s.symbol, s.line) for s in reading.separators] == [(",", 1)]
     assert reading.text.split("\n")[1] == reading.digits[2].shown + "," + reading.digits[3].shown
+
+
+def test_a_colon_of_a_thin_pen_is_one_but_a_lone_speck_as_small_is_no_point(digits_model):
+    """A pupil's thin pen: "7:30" read ``730``, the colon's dots 6% of a digit's height across (a point's are 8% or
+    more). Two such dots one over the other are a colon; one alone, low between the digits, is a speck, not a point."""
+    picture, truth = _picture((220, 110), [("1", 30, 20), ("7", 120, 20)])
+    colon = read_number(*digits_model, _with(picture, ("dot", 85, 36, 3), ("dot", 85, 68, 3)))  # 4 px of 60
+    assert [d.box for d in colon.digits] == truth and [s.symbol for s in colon.separators] == [":"]
+    speck = read_number(*digits_model, _with(picture, ("dot", 85, 70, 3)))
+    assert [d.box for d in speck.digits] == truth and speck.separators == ()
+
+
+def test_a_colon_whose_dot_sits_on_a_ruled_line_is_one(digits_model):
+    """A pupil's "7:30" on a strip of ruled paper read ``730``: the line through the digits' lower half ran through the
+    colon's lower dot too, and the dot, joined to it, was no dot (the digits were found without the line)."""
+    picture, _ = _picture((220, 110), [("1", 30, 20), ("7", 120, 20)])
+    ruled = _with(picture, ("dot", 84, 34, 10), ("dot", 84, 66, 10)).copy()
+    for row in (8, 70, 102):  # three grey lines: too few for ruled paper, one through the lower dot
+        ruled[row : row + 2] = np.minimum(ruled[row : row + 2], 150)
+    reading = read_number(*digits_model, ruled)  # the line's pixels beside a stroke stay: boxes a pixel wider
+    assert len(reading.digits) == 2 and [s.symbol for s in reading.separators] == [":"]

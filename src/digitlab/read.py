@@ -55,7 +55,8 @@ from digitlab.card import ModelCard
 from digitlab.errors import DigitlabError
 from digitlab.predict import MIN_CONFIDENCE, Prediction, predict_images, prepare_for
 from digitlab.cuts import split_candidates
-from digitlab.segment import MAX_MARKS, Box, Ink, Mark, centre_slope, digit_input, find_marks, full_height, ink_of
+from digitlab.segment import (MAX_MARKS, Box, Ink, Mark, centre_slope, digit_input, find_marks, full_height, ink_of,
+                              writing)
 from digitlab.separators import Separator, find_separators
 
 __all__ = ["DigitReading", "NumberReading", "Separator", "read_number", "count_marks", "WIDE", "TOO_WIDE"]
@@ -269,10 +270,11 @@ def read_number(model: Any, card: ModelCard, image: Any, *, detector: Any = None
         :data:`~digitlab.segment.MAX_MARKS` marks.
     """
     ink = ink_of(image)
-    marks = find_marks(ink)
+    written = writing(ink)  # once, for the digits and the specks that may be points
+    marks = find_marks(ink, written=written)
     if not marks:
         raise DigitlabError("no ink found: the image is blank; write or photograph a number")
-    separators, marks = find_separators(ink, marks)
+    separators, marks = find_separators(ink, marks, written[0])
     if not marks:
         raise DigitlabError(f"no digits found, only {' '.join(sorted({s.symbol for s in separators}))}; "
                             "write or photograph a number")

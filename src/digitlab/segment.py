@@ -5,17 +5,15 @@ The geometry behind :func:`digitlab.read.read_number`; nothing here asks a model
 1. :func:`ink_of`: the picture as an ink map, exactly as :func:`~digitlab.data.images.prepare_digit`
    sees it (grayscale, ink vs paper decided from the border, faint background removed), at most
    1024 px on its longer side.
-2. :func:`find_marks`: the ink's connected pieces (:func:`scipy.ndimage.label`, 8-connected), the paper's
-   printed lines (:mod:`digitlab.ruled_paper`), a form's printed boxes (:mod:`digitlab.form_boxes`), a frame or
-   ring round all the rest, a bar under it and rules left out (:mod:`digitlab.rules`), dust dropped;
+2. :func:`find_marks`: the connected pieces (:func:`scipy.ndimage.label`, 8-connected) of the ink
+   :func:`writing` leaves (no printed lines, form boxes, frame, ring, bar under it or rules), dust dropped;
    pieces that sit one above the other (a 5's detached flag, a 4 drawn in two strokes) merged; specks far
    smaller than the digits dropped; short fragments of a broken stroke joined to the digit next to them
    (not a point, comma, colon or dash beside it); marks grouped into lines (level, or rising or
    falling up to 25°: a number written uphill or photographed turned), ordered left to right, lines top
    to bottom.
-3. :func:`digit_input`: one mark's ink alone, ready for :func:`digitlab.predict.prepare_for`.
-
-Ways to cut a mark that may be two touching digits are :mod:`digitlab.cuts`'.
+3. :func:`digit_input`: one mark's ink alone, ready for :func:`digitlab.predict.prepare_for` (ways to cut a mark
+   that may be two touching digits are :mod:`digitlab.cuts`').
 
 Examples
 --------
@@ -44,8 +42,8 @@ from digitlab.mark_shapes import STEEPEST, level_bar, two_dots
 from digitlab.ruled_paper import sideways_lines_only, without_page_lines
 from digitlab.rules import digit_height, tallest, without_rules, without_surround
 
-__all__ = ["Box", "Ink", "Mark", "ink_of", "find_marks", "digit_input", "full_height", "centre_slope", "box_gap",
-           "ink_and_gray", "reading_order", "MAX_MARKS"]
+__all__ = ["Box", "Ink", "Mark", "ink_of", "find_marks", "writing", "digit_input", "full_height", "centre_slope",
+           "box_gap", "ink_and_gray", "reading_order", "MAX_MARKS"]
 
 Box = tuple[int, int, int, int]
 """``(x0, y0, x1, y1)``: left, top, right, bottom, the right and bottom ends excluded (as Pillow's crop)."""
@@ -184,12 +182,14 @@ def ink_and_gray(image: Any) -> tuple[Ink, np.ndarray, np.ndarray | None]:
     return Ink(map=ink.astype(np.float32, copy=False), size=(int(size[0]), int(size[1]))), gray, alpha
 
 
-def find_marks(ink: Ink, *, most: int = MAX_MARKS, page: bool = False) -> list[Mark]:
+def find_marks(ink: Ink, *, most: int = MAX_MARKS, page: bool = False,
+               written: tuple[np.ndarray, bool] | None = None) -> list[Mark]:
     """The separate marks of ``ink``, in reading order: lines top to bottom, each left to right.
 
     ``most`` is how many marks are looked at before the picture is refused: :data:`MAX_MARKS` for a number (a
     sheet of digits, :mod:`digitlab.sheet`, allows more). A ``page`` of lines of digits (a sheet) sets its few
     tallest pieces aside when it measures them (:func:`digitlab.rules.tallest`: a margin line, the page's edge).
+    ``written`` is :func:`writing`'s answer for ``ink`` when the caller has it.
 
     Returns
     -------
@@ -210,13 +210,8 @@ def find_marks(ink: Ink, *, most: int = MAX_MARKS, page: bool = False) -> list[M
     >>> [(m.line, m.box[0]) for m in find_marks(ink_of(paper))]
     [(0, 20), (0, 60), (1, 40)]
     """
-    on = ink.map > _INK
-    # the paper's printed lines, a form's boxes (a number's only), a frame whole (the runs would leave its corners),
-    # then the runs
-    lined = without_page_lines(on)
-    boxed = lined if page else without_form_boxes(lined, ink.map > _FAINT_BOX)
-    left = without_rules(without_surround(boxed), page_lines=False, tilted=True, page=page)
-    if on.any() and (not left.any() or sideways_lines_only(left)):
+    left, in_boxes = written or writing(ink, page=page)
+    if (ink.map > _INK).any() and (not left.any() or sideways_lines_only(left)):
         raise DigitlabError("no ink found but straight lines (a ruled line, an underline, a frame, empty form boxes); "
                             "write or photograph a number")
     labels, count = ndimage.label(left, structure=np.ones((3, 3), dtype=bool))
@@ -235,9 +230,17 @@ def find_marks(ink: Ink, *, most: int = MAX_MARKS, page: bool = False) -> list[M
     groups = _attach_fragments(groups, labels, page)
     if len(groups) > most:
         raise _too_many(len(groups), most)
-    marks = [Mark(box, np.isin(labels[box[1] : box[3], box[0] : box[2]], group), len(group), boxed=boxed is not lined)
+    marks = [Mark(box, np.isin(labels[box[1] : box[3], box[0] : box[2]], group), len(group), boxed=in_boxes)
              for group, box in groups]
     return reading_order(marks)
+
+
+def writing(ink: Ink, *, page: bool = False) -> tuple[np.ndarray, bool]:
+    """Where ``ink`` may be writing (the paper's printed lines, a form's boxes unless on a ``page``, a frame whole, then
+    the rules left out: :func:`~digitlab.rules.without_rules`), and whether a form's boxes were found."""
+    lined = without_page_lines(ink.map > _INK)
+    boxed = lined if page else without_form_boxes(lined, ink.map > _FAINT_BOX)
+    return without_rules(without_surround(boxed), page_lines=False, tilted=True, page=page), boxed is not lined
 
 
 def _too_many(count: int, most: int = MAX_MARKS) -> DigitlabError:
@@ -246,8 +249,7 @@ def _too_many(count: int, most: int = MAX_MARKS) -> DigitlabError:
 
 
 def _box(slices: tuple[slice, slice]) -> Box:
-    rows, cols = slices
-    return (cols.start, rows.start, cols.stop, rows.stop)
+    return (slices[1].start, slices[0].start, slices[1].stop, slices[0].stop)
 
 
 def _merge_stacked(boxes: dict[int, Box], typical: float) -> list[list[int]]:

@@ -9,7 +9,8 @@ full-height marks) tall:
 - ``.`` a solid dark dot, 8-30% of a height across and roughly round, low in the band (its centre at 60% or
   lower), between two digits;
 - ``,`` a small mark hanging from the band's bottom, 15-45% of a height tall, between two digits;
-- ``:`` two such dots, one above the other, across the band's middle, between two digits;
+- ``:`` two such dots (or smaller, to 5% of a height: a thin pen's), one above the other, across the band's
+  middle, between two digits;
 - ``-`` a flat bar (at most a third of a height tall, twice as wide as tall and a fifth of a height or more wide)
   across the band's middle, with a digit on its right within 1.5 heights (a minus, or a dash between digits).
 
@@ -54,7 +55,7 @@ import numpy as np
 from scipy import ndimage
 
 from digitlab.mark_shapes import DOT as _DOT, STEEPEST, level_bar, sides
-from digitlab.segment import _INK, Box, Ink, Mark, centre_slope, full_height, paper_squared
+from digitlab.segment import Box, Ink, Mark, centre_slope, full_height, paper_squared, writing
 
 __all__ = ["Separator", "find_separators"]
 
@@ -72,6 +73,8 @@ _LEADS = 1.5  # a minus or a dash has a digit on its right within 1.5 digit heig
 _LOW = 0.6  # a point's centre lies this low in the band or lower (a colon's lower dot: below the middle)
 _STEEPEST = np.tan(np.radians(STEEPEST))  # a band rises or falls at most 25° (the lines' own limit)
 _MAX_DOTS = 256  # more dot-like specks than this between digits is a texture: none is a point
+_COLON_DOT = 0.05  # a colon's dots may be smaller than a point, 5% of a digit height across: a thin pen's two dots,
+# one over the other, are a colon (its "7:30" read 730 at 6%); a lone speck that small is no point
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ class _Band:
         return any(0 <= m.box[0] - box[2] <= _LEADS * self.height for m in self.digits)
 
 
-def find_separators(ink: Ink, marks: list[Mark]) -> tuple[list[Separator], list[Mark]]:
+def find_separators(ink: Ink, marks: list[Mark], left: np.ndarray | None = None) -> tuple[list[Separator], list[Mark]]:
     """The separators among ``marks`` and among the specks too small to be marks, and the marks left to read
     as digits.
 
@@ -172,6 +175,8 @@ def find_separators(ink: Ink, marks: list[Mark]) -> tuple[list[Separator], list[
         The picture's ink (:func:`~digitlab.segment.ink_of`).
     marks : list of Mark
         Its marks in reading order (:func:`~digitlab.segment.find_marks`).
+    left : ndarray of bool, optional
+        Its writing (:func:`~digitlab.segment.writing`), when the caller has it.
 
     Returns
     -------
@@ -192,7 +197,8 @@ def find_separators(ink: Ink, marks: list[Mark]) -> tuple[list[Separator], list[
         else:
             digits.append(mark)
     taken = [s.box for s in found] + [m.box for m in marks]
-    return found + _speck_symbols(ink, bands, taken), digits
+    left = writing(ink)[0] if left is None else left
+    return found + _speck_symbols(ink, left, bands, taken), digits
 
 
 def _band(line: list[Mark]) -> _Band:
@@ -226,15 +232,15 @@ def _gap(symbol: str, box: Box, band: _Band) -> float:
     return _CLOSE
 
 
-def _dot_like(box: Box, fill: float, strength: float, band: _Band) -> bool:
-    """A pen's dot: 8-30% of a digit's height, roughly round, solid and dark."""
+def _dot_like(box: Box, fill: float, strength: float, band: _Band, least: float = _DOT[0]) -> bool:
+    """A pen's dot: 8% (or ``least``) to 30% of a digit's height, roughly round, solid and dark."""
     tall, wide = box[3] - box[1], box[2] - box[0]
-    return max(tall, wide) <= _ROUND * min(tall, wide) and _solid_spot(max(tall, wide), fill, strength, band)
+    return max(tall, wide) <= _ROUND * min(tall, wide) and _solid_spot(max(tall, wide), fill, strength, band, least)
 
 
-def _solid_spot(side: int, fill: float, strength: float, band: _Band) -> bool:
-    """A spot 8-30% of a digit's height on its longer ``side``, filling half its box, with dark ink."""
-    return _DOT[0] * band.height <= side < _DOT[1] * band.height and fill >= _SOLID and strength >= _SOLID
+def _solid_spot(side: int, fill: float, strength: float, band: _Band, least: float = _DOT[0]) -> bool:
+    """A spot 8% (or ``least``) to 30% of a digit's height on its longer ``side``, filling half its box, dark."""
+    return least * band.height <= side < _DOT[1] * band.height and fill >= _SOLID and strength >= _SOLID
 
 
 def _colon(ink: Ink, mark: Mark, band: _Band) -> bool:
@@ -257,13 +263,15 @@ def _dot(ink: Ink, mark: Mark, labels: np.ndarray, n: int, rows_cols: tuple[slic
     return _solid_spot(max(piece.shape), float(piece.mean()), float(strength.mean()), band)
 
 
-def _speck_symbols(ink: Ink, bands: dict[int, _Band], taken: list[Box]) -> list[Separator]:
+def _speck_symbols(ink: Ink, left: np.ndarray, bands: dict[int, _Band], taken: list[Box]) -> list[Separator]:
     """Points, commas, minus signs and colons among the pieces of ink too small to be marks (left out by
-    ``find_marks``): pieces of dark ink not inside a mark's box, apart from the digits."""
-    labels, _ = ndimage.label(ink.map > _INK, structure=np.ones((3, 3), dtype=bool))
+    ``find_marks``): pieces of dark ink not inside a mark's box, apart from the digits, in the ink ``left`` as writing
+    (:func:`~digitlab.segment.writing`: the paper's lines left out; a colon's dot on a ruled line was one with it)."""
+    labels, _ = ndimage.label(left, structure=np.ones((3, 3), dtype=bool))
     tallest = max(band.height for band in bands.values())
     found: list[Separator] = []
-    dots: list[tuple[int, Box, float, float]] = []  # (line, box, where across the band, how far along it)
+    dots: list[tuple[int, Box, float, float, bool]] = []  # (line, box, where across the band, how far along it,
+    # whether only a colon's dot: smaller than a point)
     for n, (rows, cols) in enumerate(ndimage.find_objects(labels), 1):
         box = (cols.start, rows.start, cols.stop, rows.stop)
         if max(box[2] - box[0], box[3] - box[1]) >= tallest or any(_inside(box, other) for other in taken):
@@ -274,7 +282,8 @@ def _speck_symbols(ink: Ink, bands: dict[int, _Band], taken: list[Box]) -> list[
             continue  # a pen's mark is dark; a grain of noise or a faint smudge is not
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         for line, band in bands.items():
-            if max(box[2] - box[0], box[3] - box[1]) < _DOT[0] * band.height:
+            side = max(box[2] - box[0], box[3] - box[1])
+            if side < _COLON_DOT * band.height:
                 continue
             clearance = band.clearance(box)
             symbol = _comma_or_dash(box, band, piece)
@@ -283,9 +292,9 @@ def _speck_symbols(ink: Ink, bands: dict[int, _Band], taken: list[Box]) -> list[
             if symbol:
                 found.append(Separator(symbol, box, line))
                 break
-            if _dot_like(box, float(piece.mean()), strength, band) and band.between(cx) \
+            if _dot_like(box, float(piece.mean()), strength, band, _COLON_DOT) and band.between(cx) \
                     and -0.1 <= band.at(cx, cy) <= 1.1 and band.apart(band.core_clearance(ink, box), _CLOSE):
-                dots.append((line, box, band.at(cx, cy), band.along(cx, cy)))
+                dots.append((line, box, band.at(cx, cy), band.along(cx, cy), side < _DOT[0] * band.height))
                 break
     return found + _dots_and_colons(dots)
 
@@ -307,17 +316,18 @@ def _comma_or_dash(box: Box, band: _Band, mask: np.ndarray) -> str | None:
     return "-" if flat and band.middle(cx, (box[1] + box[3]) / 2) and band.leads(box) else None
 
 
-def _dots_and_colons(dots: list[tuple[int, Box, float, float]]) -> list[Separator]:
+def _dots_and_colons(dots: list[tuple[int, Box, float, float, bool]]) -> list[Separator]:
     """A dot in the band's upper half over one in its lower half (their centres along the band, turned level, closer
-    than their widths' mean less half the narrower's) is a colon; another dot in the lower half is a point; a dot
-    alone in the upper half is nothing of a number's. Dots by the hundred are a texture: none."""
+    than their widths' mean less half the narrower's) is a colon; another dot in the lower half is a point unless it
+    is smaller than a point; a dot alone in the upper half is nothing of a number's. Dots by the hundred are a
+    texture: none."""
     if len(dots) > _MAX_DOTS:
         return []
     found, used = [], set()
-    for i, (line, upper, place, along) in enumerate(dots):
+    for i, (line, upper, place, along, _) in enumerate(dots):
         if place >= 0.5:
             continue
-        for j, (other_line, lower, other_place, other_along) in enumerate(dots):
+        for j, (other_line, lower, other_place, other_along, _) in enumerate(dots):
             if other_place < 0.5 or other_line != line or j in used:
                 continue
             widths = (upper[2] - upper[0], lower[2] - lower[0])
@@ -326,8 +336,8 @@ def _dots_and_colons(dots: list[tuple[int, Box, float, float]]) -> list[Separato
                                        line))
                 used |= {i, j}
                 break
-    found += [Separator(".", box, line) for i, (line, box, place, _) in enumerate(dots)
-              if i not in used and _LOW <= place <= 1.1]
+    found += [Separator(".", box, line) for i, (line, box, place, _, small) in enumerate(dots)
+              if i not in used and not small and _LOW <= place <= 1.1]
     return found
 
 
