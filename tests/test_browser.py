@@ -139,7 +139,9 @@ def _open(browser, url):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    # a request the test itself aborts (route.abort: the server away) is logged by the browser as failed to load
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and "ERR_FAILED" not in msg.text
+            else None)
     page.goto(url)
     page.wait_for_function("document.getElementById('model-name').textContent !== '…'")
     yield page
@@ -380,6 +382,75 @@ def test_a_seven_then_undo_and_clear(page):
     page.wait_for_timeout(300)  # the bars shrink with a short transition
     assert page.locator("#prediction").inner_text() == "?"
     assert max(_bars(page)) < 0.5
+
+
+def _spoken(page) -> list[str]:
+    """The texts of the page's live regions: what a screen reader says as they change."""
+    return page.eval_on_selector_all("[aria-live], [role=status], [role=alert]",
+                                     "els => els.filter(e => e.textContent.trim()).map(e => e.textContent.trim())")
+
+
+def test_a_stalled_server_is_said_and_given_up_on_and_a_screen_reader_hears_the_answer(page):
+    """A teacher's server stalled mid-lesson: the page said "Draw a digit" beside a drawing for as long as it stalled,
+    deaf to Clear and to new drawings, and a pupil's screen reader heard only "7" (never how sure) and "answered in
+    3.0 ms by ..." after each answer."""
+    page.clock.install()  # time flows as usual until the test moves it on
+    _stroke(page, [(0.45, 0.15), (0.55, 0.85)])
+    page.wait_for_function("document.getElementById('confidence').textContent !== 'Draw a digit'")
+    page.wait_for_timeout(300)
+    confidence = page.locator("#confidence").inner_text()
+    said = _spoken(page)
+    assert [t for t in said if confidence in t] and not [t for t in said if "answered in" in t], said
+    stalled = []
+    page.route("**/api/predict**", lambda route: stalled.append(route))  # taken, never answered
+    page.click("#clear")
+    _stroke(page, [(0.3, 0.45), (0.7, 0.45)])
+    page.wait_for_function("document.getElementById('confidence').textContent === 'Waiting for the server…'")
+    assert page.locator("#prediction").inner_text() == "?" and len(stalled) == 1
+    page.clock.fast_forward("00:21")  # past the page's 20 s
+    page.wait_for_function("document.getElementById('confidence').textContent.startsWith('No answer')")
+    assert "has not answered in 20 s" in page.locator("#confidence").inner_text()
+    assert [t for t in _spoken(page) if "has not answered" in t]
+    page.unroute("**/api/predict**")
+    page.route("**/api/predict**", lambda route: route.abort())  # the server stopped: the page says what to do
+    _stroke(page, [(0.5, 0.2), (0.5, 0.8)])
+    page.wait_for_function("document.getElementById('confidence').textContent.includes('still running')")
+    assert "Failed to fetch" not in page.locator("#confidence").inner_text()
+    page.unroute("**/api/predict**")
+    _stroke(page, [(0.55, 0.2), (0.55, 0.8)])  # back: the next drawing is answered
+    page.wait_for_function("!document.getElementById('confidence').textContent.startsWith('No answer')")
+
+
+def test_the_bars_and_the_maps_colours_stay_in_high_contrast_mode(page):
+    """A pupil with Windows' contrast theme (forced colours) saw the percentages but no bars, and a legend whose "red"
+    and "blue" had lost their colours."""
+    page.emulate_media(forced_colors="active")
+    _stroke(page, [(0.45, 0.15), (0.55, 0.85)])
+    page.wait_for_function("document.getElementById('confidence').textContent !== 'Draw a digit'")
+    page.wait_for_timeout(300)
+    painted = page.eval_on_selector_all("#bars .bar", "bars => bars.map(b => getComputedStyle(b).backgroundColor)")
+    assert all(colour not in ("rgba(0, 0, 0, 0)", "transparent") for colour in painted), painted
+    legend = page.eval_on_selector_all(".legend .for, .legend .against", "els => els.map(e => getComputedStyle(e).color)")
+    assert legend == ["rgb(220, 38, 38)", "rgb(37, 99, 235)"], legend
+    page.screenshot(path=str(OUTPUT / "page-forced-colours.png"), full_page=True)
+
+
+def test_typing_a_name_never_undoes_or_clears_the_drawing(page):
+    """A pupil typed a name, pressed Ctrl+Z to undo a typo and lost a stroke; Esc in the box wiped the drawing."""
+    _stroke(page, [(0.25, 0.2), (0.75, 0.2), (0.4, 0.85)])
+    _stroke(page, [(0.3, 0.55), (0.7, 0.55)])
+    page.evaluate("""() => { const box = document.createElement('input'); box.id = 'typed';
+                             document.body.prepend(box); }""")  # as the page's "Your name" box, when collecting
+    page.click("#typed")
+    page.keyboard.type("Ann")
+    page.keyboard.press("Control+z")
+    page.keyboard.press("Escape")
+    assert page.evaluate("strokes.length") == 2
+    page.click("#pad", position={"x": 5, "y": 5})  # out of the box: the keys act on the drawing again
+    page.keyboard.press("Control+z")
+    assert page.evaluate("strokes.length") == 2  # the click was a dot: a stroke of its own, undone
+    page.keyboard.press("Escape")
+    assert page.evaluate("strokes.length") == 0
 
 
 def test_touch_like_pointer_and_blank_canvas_never_errors(page):

@@ -21,6 +21,8 @@ const brush = () => (mode === "number" ? NUMBER_BRUSH : BRUSH);
 const PAPER = "#ffffff";
 const INK = "#000000";
 const MIN_INTERVAL_MS = 80; // at most ~12 predictions a second while drawing
+const WAIT_NOTE_MS = 1000; // an answer not back in a second: "Waiting for the server…"
+const ANSWER_TIMEOUT_MS = 20000; // not back in 20 s: given up, said, and the next drawing sent
 const UNLIKE = "might not be a digit: only 3 in 100 digits look this unusual to it"; // predict.UNLIKE_WORDS
 // A learner wrote "12" in Digit mode and was told only to draw one digit; `predict` points to `read` for such a picture
 const SEVERAL = "Two digits or more? Choose Number above: it reads whole numbers";
@@ -185,6 +187,8 @@ function clearAll() {
 $("undo").addEventListener("click", undo);
 $("clear").addEventListener("click", clearAll);
 document.addEventListener("keydown", (event) => {
+  // typing a name, Ctrl+Z undoes the typing and Esc leaves the box: neither touches the drawing (a pupil lost strokes)
+  if (event.target.closest && event.target.closest("input, select, textarea")) return;
   if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
     event.preventDefault();
     undo();
@@ -208,6 +212,8 @@ async function pump() {
   inFlight = true;
   lastSent = performance.now();
   const sentFor = generation;
+  // a slow server: "Waiting for the server…" after a second, not "Draw a digit" beside a drawing (a teacher's projector)
+  const waiting = setTimeout(() => { if (sentFor === generation) waitingNote(); }, WAIT_NOTE_MS);
   try {
     if (mode === "number") {
       const answer = await sendNumber(await shrunkWide());
@@ -217,9 +223,17 @@ async function pump() {
       if (sentFor === generation) show(answer);
     }
   } finally {
+    clearTimeout(waiting);
     inFlight = false;
     if (dirty) schedule();
   }
+}
+
+// A drawing waiting for its answer for a second or more: said where the answer goes.
+function waitingNote() {
+  const where = mode === "number" ? $("number-note") : $("confidence");
+  if (mode !== "number") blankAnswer(); // the bars of a drawing since changed are not this one's
+  where.textContent = "Waiting for the server…";
 }
 
 // The drawing at SEND_SIDE px, grey (black ink on white paper), as a PNG blob. Drawn at once into ``into``
@@ -262,13 +276,21 @@ async function post(url, blob, name) {
     form.append("image", blob, name);
     request = { method: "POST", body: form };
   }
+  // no answer in ANSWER_TIMEOUT_MS: given up, so that the drawings since are sent (a stalled server had held the page
+  // on one request, deaf to Clear and to new drawings, for as long as it stalled)
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), ANSWER_TIMEOUT_MS);
   try {
-    const response = await fetch(url, request);
+    const response = await fetch(url, { ...request, signal: timeout.signal });
     const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
     if (!response.ok) return { error: body.error || `HTTP ${response.status}` };
     return body;
   } catch (err) {
-    return { error: `the server did not answer (${err.message})` };
+    return { error: timeout.signal.aborted
+      ? `the server has not answered in ${ANSWER_TIMEOUT_MS / 1000} s (busy, or stopped): draw again to retry`
+      : "the server did not answer: is digitlab serve still running? Draw again once it is" };
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -374,6 +396,13 @@ for (let d = 0; d < 10; d++) {
 // the bars' digits are buttons only with the map on
 const enableBarDigits = () => bars.forEach((li) => { li.querySelector(".label").disabled = !explainOn(); });
 
+// What a screen reader says of an answer, once: the digit and how sure ("7, 99.2% sure"), "Not sure — is it a 4 or a
+// 9?", "That doesn't look like a digit", or why there is no answer. The answer's own boxes are not read out (a pupil's
+// reader said only "7", or "?", and "answered in 3.0 ms by cnn-…" after each of the 26 answers while one 7 was drawn).
+function speak(text) {
+  if ($("spoken").textContent !== text) $("spoken").textContent = text;
+}
+
 function status(text, isError = false) {
   const line = $(mode === "number" ? "number-status" : "status");
   line.textContent = text;
@@ -444,6 +473,7 @@ function show(answer, source) {
     // restarting the server saw only "Draw a digit")
     $("confidence").textContent = `No answer: ${answer.error}`;
     $("confidence").classList.add("error");
+    speak($("confidence").textContent);
     document.dispatchEvent(new CustomEvent("digitlab:answer", { detail: null })); // an older answer is gone too
     return;
   }
@@ -492,6 +522,7 @@ function show(answer, source) {
   if (answer.input) showInput(answer.input, answer.pixel_max);
   showExplanation(answer);
   status(`${source ? source + ": " : ""}answered in ${answer.milliseconds.toFixed(1)} ms by ${answer.model_id}`);
+  speak(kind === "digit" ? `${answer.digit}, ${$("confidence").textContent}` : $("confidence").textContent);
   document.dispatchEvent(new CustomEvent("digitlab:answer", { detail: { answer, kind } }));
 }
 
@@ -515,6 +546,7 @@ function showNumber(answer, source) {
     $("number").textContent = "…";
     $("number-note").textContent = "Draw a number, digits side by side";
     status(answer.error, true);
+    speak(`No answer: ${answer.error}`);
     return;
   }
   const number = $("number");

@@ -82,7 +82,7 @@
     for (const b of digitButtons) b.disabled = saving || !hasDrawing();
     const read = answer && answer.kind === "digit" ? answer.answer.digit : null;
     el("or-its").textContent = read === null ? "It's a:" : "No — it's a:";
-    el("label-question").textContent = guided
+    const question = guided
       ? (target === null && guided.pending ? "Saving the last one…"
         : target === null ? "All done — thank you! Untick Guided, or tick it again for more."
         : !hasDrawing() ? `Draw ${a(target)}, large, in the middle.`
@@ -96,6 +96,8 @@
       : answer.kind === "digit" ? "Is the model right?"
       : answer.kind === "not_a_digit" ? "To the model that is no digit at all. If it is one, which? If not, Clear it: a scribble saved as a digit teaches the wrong thing."
       : "The model is not sure. Which digit is it?";
+    // said by a screen reader when it changes (aria-live), not at each of the answers while one digit is drawn
+    if (el("label-question").textContent !== question) el("label-question").textContent = question;
     if (guided) {
       const total = guided.order.length;
       const done = guided.step - (guided.pending ? 1 : 0); // the prompt moves on at once, the count once saved
