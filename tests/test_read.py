@@ -1208,3 +1208,32 @@ def test_a_colon_whose_dot_sits_on_a_ruled_line_is_one(digits_model):
         ruled[row : row + 2] = np.minimum(ruled[row : row + 2], 150)
     reading = read_number(*digits_model, ruled)  # the line's pixels beside a stroke stay: boxes a pixel wider
     assert len(reading.digits) == 2 and [s.symbol for s in reading.separators] == [":"]
+
+
+def test_a_hooked_comma_and_a_small_colon_beside_a_digit_are_separators(digits_model):
+    """A bookkeeper's "3,75" read ``3175`` with a sure 1: a comma drawn slanting, as wide as tall, hanging under the
+    line, was taken for a digit. And "04.12.2026 7:30" read ``... 730``: the colon's dots, a few pixels each, joined to
+    the 3 beside them, filled 60% of their boxes, under a colon's 70%."""
+    picture, truth = _picture((220, 110), [("1", 30, 20), ("7", 120, 20)])
+    hooked = _with(picture, ("line", [(94, 80), (94, 86), (80, 100)]))  # a stub, then down to the left, under the line
+    reading = read_number(*digits_model, hooked)
+    assert [d.box for d in reading.digits] == truth and [s.symbol for s in reading.separators] == [","]
+    small = np.asarray(Image.fromarray(picture).resize((110, 55), Image.Resampling.BILINEAR)).copy()  # digits 30 px
+    for top in (17, 26):  # two 5×6 diamonds 3 px apart, across the middle, 4 px from the 7
+        for row, half in enumerate((0, 1, 2, 2, 1, 0)):
+            small[top + row, 54 - half : 55 + half] = 0
+    reading = read_number(*digits_model, small)
+    assert len(reading.digits) == 2 and [s.symbol for s in reading.separators] == [":"], reading.separators
+
+
+def test_a_thin_pens_point_is_one_though_under_a_points_usual_size(digits_model):
+    """A bookkeeper's "12.50" with a fine pen read ``1250``, the price a hundred times over: the point, a tap of that
+    pen 5.5% of a digit's height across, was under the 8% a point had to be. A dot as wide as the pen is a point; one
+    thinner than the pen that wrote the digits is a speck (the first test above)."""
+    image = Image.new("L", (220, 110), 255)
+    draw = ImageDraw.Draw(image)
+    for stroke in STROKES["1"] + [[(120 + x, 20 + y) for x, y in STROKES["7"][0]]]:
+        draw.line([(30 + x, 20 + y) for x, y in stroke] if len(stroke) == 2 else stroke, fill=0, width=3)
+    draw.ellipse([84, 74, 87, 77], fill=0)  # 4 px across: 8% of 60 is 4.8
+    reading = read_number(*digits_model, np.asarray(image))
+    assert len(reading.digits) == 2 and [s.symbol for s in reading.separators] == ["."], reading.separators

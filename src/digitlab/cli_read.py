@@ -34,7 +34,9 @@ def read(
 ) -> None:
     """Read whole handwritten numbers: find the digits in each picture and read them left to right.
 
-    A digit the model is not sure of shows as ? in the number, with its two most likely readings.
+    A digit the model is not sure of shows as ? in the number, with its two most likely readings. Points, commas,
+    minus signs, dashes and colons are read by their shape and place (3.14, 1,000, -40, 555-1234, 7:30); a slash is
+    not: 12/5 reads 1215.
     """
     from rich.markup import escape
 

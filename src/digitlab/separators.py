@@ -6,7 +6,7 @@ reading them as a ``?``. A line's *band* runs along the line through its digits'
 number written uphill, or photographed turned, has a tilted band), one digit height (the median of its
 full-height marks) tall:
 
-- ``.`` a solid dark dot, 8-30% of a height across and roughly round, low in the band (its centre at 60% or
+- ``.`` a solid dark dot, 8-30% of a height across (from 5% when as wide as the pen) and roughly round, low in the band (its centre at 60% or
   lower), between two digits;
 - ``,`` a small mark hanging from the band's bottom, 15-45% of a height tall, between two digits;
 - ``:`` two such dots (or smaller, to 5% of a height: a thin pen's), one above the other, across the band's
@@ -50,6 +50,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import ndimage
@@ -67,14 +68,17 @@ _SOLID = 0.5  # a dot fills half its box or more, with ink half as strong as the
 _COMMA, _COMMA_LONG, _COMMA_TALL = 0.45, 0.15, 1.3  # a comma is 15-45% of a digit height, 1.3× as tall as wide...
 _HANGS = (0.55, 0.9, 1.2)  # ...its top in the band's lower part, not far under it (the line below's comma went to
                            # the line above: "3.,14" of "3.14 ... 1,000"), its bottom at or below 90% of it
+_SLANTED = (0.8, 1.1, 0.65)  # or a comma drawn slanting, 0.8× as tall as wide, reaching 10% of a height under the
+# band, no solid dot (filling under 65% of its box): a pupil's hooked comma, "3,75", read 3175 with a sure 1
 _DASH_TALL, _DASH_WIDE, _DASH_LONG = 1 / 3, 2.0, 0.2  # a dash: flat, twice as wide as tall, a fifth of a height
 _MIDDLE = (0.2, 0.8)  # a dash's and a colon's centre lie in this part of the band
 _LEADS = 1.5  # a minus or a dash has a digit on its right within 1.5 digit heights
 _LOW = 0.6  # a point's centre lies this low in the band or lower (a colon's lower dot: below the middle)
 _STEEPEST = np.tan(np.radians(STEEPEST))  # a band rises or falls at most 25° (the lines' own limit)
 _MAX_DOTS = 256  # more dot-like specks than this between digits is a texture: none is a point
-_COLON_DOT = 0.05  # a colon's dots may be smaller than a point, 5% of a digit height across: a thin pen's two dots,
-# one over the other, are a colon (its "7:30" read 730 at 6%); a lone speck that small is no point
+_COLON_DOT = 0.05  # a colon's dots and a point may be smaller than 8%, to 5% of a digit height across: a thin pen's
+# two dots, one over the other, are a colon (its "7:30" read 730 at 6%), and one alone as wide as the pen or wider a
+# point ("12.50" read 1250 at 5.5%); a lone speck thinner than the pen is none
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,16 @@ class _Band:
         """A piece's height and width across and along the band: a dash in a photo turned 20° lies flat along it,
         though its upright box is under twice as wide as tall ("-54" read ``?54``)."""
         return sides(mask, self.b)
+
+    @cached_property
+    def pen(self) -> float:
+        """How wide the line's strokes are, in pixels: twice the median distance from a stroke's middle (where the
+        distance to the paper peaks) to its edge, less the middle pixel itself."""
+        middles = []
+        for mark in self.digits:
+            distance = ndimage.distance_transform_edt(np.pad(mark.mask, 1))
+            middles.append(distance[(distance == ndimage.maximum_filter(distance, size=3)) & (distance > 0)])
+        return 2 * float(np.median(np.concatenate(middles))) - 1
 
     def along(self, x: float, y: float) -> float:
         """How far a point lies along the band (its distance from the y axis when the band is turned level)."""
@@ -271,7 +285,7 @@ def _speck_symbols(ink: Ink, left: np.ndarray, bands: dict[int, _Band], taken: l
     tallest = max(band.height for band in bands.values())
     found: list[Separator] = []
     dots: list[tuple[int, Box, float, float, bool]] = []  # (line, box, where across the band, how far along it,
-    # whether only a colon's dot: smaller than a point)
+    # whether only a colon's dot: under 8% of a height and thinner than the pen)
     for n, (rows, cols) in enumerate(ndimage.find_objects(labels), 1):
         box = (cols.start, rows.start, cols.stop, rows.stop)
         if max(box[2] - box[0], box[3] - box[1]) >= tallest or any(_inside(box, other) for other in taken):
@@ -294,7 +308,8 @@ def _speck_symbols(ink: Ink, left: np.ndarray, bands: dict[int, _Band], taken: l
                 break
             if _dot_like(box, float(piece.mean()), strength, band, _COLON_DOT) and band.between(cx) \
                     and -0.1 <= band.at(cx, cy) <= 1.1 and band.apart(band.core_clearance(ink, box), _CLOSE):
-                dots.append((line, box, band.at(cx, cy), band.along(cx, cy), side < _DOT[0] * band.height))
+                dots.append((line, box, band.at(cx, cy), band.along(cx, cy),
+                             side < _DOT[0] * band.height and min(box[2] - box[0], box[3] - box[1]) < band.pen))
                 break
     return found + _dots_and_colons(dots)
 
@@ -306,8 +321,9 @@ def _comma_or_dash(box: Box, band: _Band, mask: np.ndarray) -> str | None:
     its own axis too (as :func:`~digitlab.segment.find_marks` parts it from the digits): any of them will do."""
     cx, bar = (box[0] + box[2]) / 2, level_bar(mask)
     sizes = {(box[3] - box[1], box[2] - box[0]), band.level(mask)}
-    if (any(_COMMA_LONG * band.height <= tall <= _COMMA * band.height and tall >= _COMMA_TALL * wide
-            for tall, wide in sizes)
+    slanted = band.at(cx, box[3]) >= _SLANTED[1] and float(mask.mean()) < _SLANTED[2]
+    if (any(_COMMA_LONG * band.height <= tall <= _COMMA * band.height
+            and tall >= (_SLANTED[0] if slanted else _COMMA_TALL) * wide for tall, wide in sizes)
             and band.between(cx) and _HANGS[0] <= band.at(cx, box[1]) <= _HANGS[2]
             and band.at(cx, box[3]) >= _HANGS[1]):
         return ","
@@ -319,7 +335,7 @@ def _comma_or_dash(box: Box, band: _Band, mask: np.ndarray) -> str | None:
 def _dots_and_colons(dots: list[tuple[int, Box, float, float, bool]]) -> list[Separator]:
     """A dot in the band's upper half over one in its lower half (their centres along the band, turned level, closer
     than their widths' mean less half the narrower's) is a colon; another dot in the lower half is a point unless it
-    is smaller than a point; a dot alone in the upper half is nothing of a number's. Dots by the hundred are a
+    is too small for one; a dot alone in the upper half is nothing of a number's. Dots by the hundred are a
     texture: none."""
     if len(dots) > _MAX_DOTS:
         return []
