@@ -435,6 +435,20 @@ def test_the_bars_and_the_maps_colours_stay_in_high_contrast_mode(page):
     page.screenshot(path=str(OUTPUT / "page-forced-colours.png"), full_page=True)
 
 
+def test_on_a_phone_what_the_model_looks_at_is_on_screen_with_the_drawing(cnn_page):
+    """A pupil on a phone ticked "Show what it looks at": the map lay under the answer and the ten bars, 560 px below
+    the drawing, never on screen with it."""
+    page = cnn_page
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.check("#explain")
+    page.evaluate("window.scrollTo(0, document.getElementById('pad').getBoundingClientRect().top + scrollY - 8)")
+    _stroke(page, [(0.25, 0.2), (0.75, 0.2), (0.4, 0.85)])
+    page.wait_for_function("!document.getElementById('saliency-view').hidden")
+    pad, seen = page.locator("#pad").bounding_box(), page.locator("#saliency-view").bounding_box()
+    assert pad["y"] >= 0 and seen["y"] + seen["height"] <= 740, (pad, seen)
+    page.screenshot(path=str(OUTPUT / "page-phone-explain.png"))
+
+
 def test_typing_a_name_never_undoes_or_clears_the_drawing(page):
     """A pupil typed a name, pressed Ctrl+Z to undo a typo and lost a stroke; Esc in the box wiped the drawing."""
     _stroke(page, [(0.25, 0.2), (0.75, 0.2), (0.4, 0.85)])

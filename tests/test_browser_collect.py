@@ -656,6 +656,31 @@ def test_the_collecting_page_fits_a_projector(browser, collecting, width, height
         context.close()
 
 
+@pytest.mark.parametrize("guided", [False, True])
+def test_on_a_phone_the_save_buttons_are_on_screen_with_the_whole_pad(browser, collecting, guided):
+    """A class on phones (360×740): the buttons to save each drawing lay 300 px under the screen's foot, below the
+    answer, so each of fifty drawings meant scrolling down to save and back up to draw."""
+    context = browser.new_context(viewport={"width": 360, "height": 740}, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(collecting)
+        page.wait_for_function("!document.getElementById('collect-panel').hidden")
+        if guided:
+            page.check("#guided")
+        page.evaluate("window.scrollTo(0, document.getElementById('pad').getBoundingClientRect().top + scrollY - 8)")
+        _stroke(page, [(0.25, 0.2 + 0.05 * guided), (0.75, 0.2), (0.4, 0.85)])  # a 7 each: the set takes a picture once
+        _answered(page)
+        pad = page.locator("#pad").bounding_box()
+        button = page.locator("#save-guided" if guided else "#right").bounding_box()
+        assert pad["y"] >= 0 and pad["y"] + pad["height"] <= button["y"], (pad, button)
+        assert button["y"] + button["height"] <= 740, button
+        page.screenshot(path=str(OUTPUT / f"collect-phone{'-guided' if guided else ''}.png"))
+        page.click("#save-guided" if guided else "#right")  # guided: saved as the digit asked for
+        page.wait_for_function("document.getElementById('saved-text').textContent.startsWith('Saved as')")
+    finally:
+        context.close()
+
+
 def test_what_the_model_saw_is_on_a_small_laptops_screen_while_collecting(page):
     """At 1000×800 the map of what the model saw lay under the class's buttons and the bars, its top at y = 831 with
     a CNN: below the screen. It now sits under the drawing: with a CNN at y = 651, 150 of its 170 px on screen; here,
