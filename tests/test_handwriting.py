@@ -822,7 +822,7 @@ def test_a_picture_of_several_digits_is_not_imported_as_one(data_dir, tmp_path):
     summary = import_pictures("mine", [tmp_path / "pictures"])
     assert summary.added == 2
     [failure] = summary.failures
-    assert failure.startswith(f"{folder / 'a-line.png'}: holds 5 separate marks, not one digit: import a sheet")
+    assert failure.startswith(f"{folder / 'a-line.png'}: holds 5 separate marks, not one digit: crop each digit")
 
 
 def test_data_info_keeps_every_count_whole_in_a_narrow_terminal(data_dir):

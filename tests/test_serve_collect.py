@@ -54,6 +54,16 @@ def _huge() -> bytes:
     return buffer.getvalue()
 
 
+def _row() -> bytes:
+    """A row of five 1s: several digits, not one."""
+    picture = Image.new("L", (400, 100), 255)
+    for x in range(40, 400, 80):
+        ImageDraw.Draw(picture).line([(x, 15), (x, 85)], fill=0, width=8)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def _blank() -> bytes:
     buffer = io.BytesIO()
     Image.new("L", (60, 60), 255).save(buffer, "PNG")
@@ -278,13 +288,14 @@ def test_the_pages_own_saves_pass_with_or_without_sec_fetch_site(client):
     ("label=3&writer=%ff%fe", _png(3), PNG, 422, "could not be read"),  # not UTF-8: it was saved as "��"
     ("label=3&source=import", _png(3), PNG, 422, "source"),
     ("label=3", _blank(), PNG, 422, "no ink"),
+    ("label=1", _row(), PNG, 422, "holds 5 separate marks, not one digit"),  # as data import refuses it
     ("label=3", b"\x89PNG\r\n\x1a\nnot really", PNG, 422, ""),
     ("label=3", b'{"pixels": []}', {"content-type": "application/json"}, 415, "image"),
     ("label=3", b"", PNG, 400, "empty"),
     ("label=3", b"x" * (MAX_BODY + 1), PNG, 413, "limit"),
     ("label=3", _huge(), PNG, 413, "4097"),
 ], ids=["label-10", "label-x", "no-label", "writer-slash", "writer-10kB", "writer-not-utf8", "source", "no-ink",
-        "not-an-image", "json", "empty", "too-large", "too-many-pixels"])
+        "a-row-of-digits", "not-an-image", "json", "empty", "too-large", "too-many-pixels"])
 def test_bad_saves_are_one_line_and_change_nothing(client, query, body, headers, status, says):
     store = HandwritingSet.open("class-7b")
     before, files = store.samples(), _files(store)

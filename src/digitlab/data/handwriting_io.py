@@ -47,7 +47,7 @@ IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-
 IMPORT_BATCH, IMPORT_BATCH_BYTES = 256, 64 << 20
 """An import saves its pictures this many (or this many bytes) at a time, each batch with one index write."""
 SEVERAL = 4
-"""A picture of this many separate marks or more is no one digit's (:func:`_one_digit`)."""
+"""A picture of this many separate marks or more is no one digit's (:func:`one_digit`)."""
 
 
 def writer_of(sample: Sample) -> str:
@@ -280,14 +280,15 @@ def _picture(path: Path, writer: str | None, source: str, summary: ImportSummary
     from digitlab.data.images import WORK_SIDE, prepare_digit
 
     image, data = read_image_and_bytes(path, draft=WORK_SIDE)
-    _one_digit(image)
+    one_digit(image)
     return [new_sample(data, label, writer=writer, source=source, prepared=prepare_digit(image, (28, 28), 255))]
 
 
-def _one_digit(image: Any) -> None:
+def one_digit(image: Any) -> None:
     """Refuse a picture of :data:`SEVERAL` separate marks or more (:func:`digitlab.read.count_marks`): a whole sheet
-    imported as one digit's sample would teach the model its label for all its digits. Each of 540 photos of one
-    digit is one mark; of the 10,000 MNIST test digits, 35 are 2 (a broken stroke), 3 are 3 and 1 is 5."""
+    imported as one digit's sample (or a row of digits saved on the collecting page) would teach the model its label
+    for all its digits. Each of 540 photos of one digit is one mark; of the 10,000 MNIST test digits, 35 are 2 (a
+    broken stroke), 3 are 3 and 1 is 5."""
     from digitlab.read import count_marks
 
     try:
@@ -296,8 +297,8 @@ def _one_digit(image: Any) -> None:
         marks = None
     if marks is None or marks >= SEVERAL:
         held = "very many" if marks is None else f"{marks:,}"
-        raise DigitlabError(f"holds {held} separate marks, not one digit: import a sheet of digits with --sheet "
-                            "DIGITS (one digit to a line), or crop each digit to a picture of its own")
+        raise DigitlabError(f"holds {held} separate marks, not one digit: crop each digit to a picture of its own, or "
+                            "import a sheet of digits with `digitlab data import --sheet DIGITS` (one digit to a line)")
 
 
 def _sheet(path: Path, rows: str, writer: str | None, summary: ImportSummary) -> list[NewSample]:

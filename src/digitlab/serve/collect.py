@@ -42,6 +42,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from digitlab.data.handwriting import HandwritingSet, Sample, SampleNotFoundError, SetDeletedError, StoreWriteError
+from digitlab.data.handwriting_io import one_digit
 from digitlab.data.handwriting_names import NO_NAME, check_new_writer, written_by
 from digitlab.data.images import WORK_SIDE, ImageTooLargeError, prepare_digit, read_image
 from digitlab.errors import DigitlabError
@@ -329,10 +330,13 @@ async def _save(request: Request, picture: bytes, label: int, writer: str | None
 
 def _prepare_sync(gate: DecodeGate | None, picture: bytes, pixels: int) -> np.ndarray:
     """Decode within the pixel budget (``gate`` None: a small picture, outside it) and prepare the 28×28 MNIST
-    form (422 for a picture it cannot use); ``pixels``: :func:`pixels_to_decode` of it."""
+    form (422 for a picture it cannot use, or of several digits, as ``data import`` refuses it: a row of ten went into
+    a class's set as one sample); ``pixels``: :func:`pixels_to_decode` of it."""
     with contextlib.nullcontext() if gate is None else gate.decoding(picture, pixels):
         try:
-            return prepare_digit(read_image(picture, draft=WORK_SIDE), (28, 28), 255)
+            image = read_image(picture, draft=WORK_SIDE)
+            one_digit(image)
+            return prepare_digit(image, (28, 28), 255)
         except ImageTooLargeError:
             raise
         except DigitlabError as exc:  # not a picture, no ink: nothing is saved
