@@ -469,6 +469,12 @@ def test_finetune_refuses_a_set_too_small(env, tmp_path):
                      str(tmp_path), env=variables)
     assert halved.returncode == 2 and "the whole set has enough, but 20 of its 40 samples are held out" in " ".join(
         halved.stderr.split()), halved.stderr  # a teacher's --test-size 0.5: what to change is said
+    three = [str(f) for d in range(10) for f in sorted((photos / WRITERS[0].name / str(d)).iterdir())[:3]]
+    run_cli("data", "import", "three", *three, env=variables)  # one writer, 3 of each: one of each is held out
+    short = run_cli("finetune", "--model", str(run), "--dataset", "three", "--test-size", "0.01", "--out",
+                    str(tmp_path), env=variables)
+    said = " ".join(short.stderr.split())
+    assert short.returncode == 2 and "so it needs 4 of each digit" in said and "--test-size" not in said, said
     assert not list(tmp_path.iterdir())
 
 

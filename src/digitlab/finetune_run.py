@@ -55,22 +55,26 @@ class FinetuneResult:
     n_train: int
 
 
-def _check_training_part(name: str, labels: Any, samples: list, n_train: int) -> None:
+def _check_training_part(name: str, labels: Any, samples: list, n_train: int, split: dict) -> None:
     """One line when the split's training part has too few of some digit; when the whole set has enough, the line
-    names --test-size and --seed (a teacher's --test-size 0.5)."""
-    from digitlab.finetune import check_enough
+    names --test-size and --seed (a teacher's --test-size 0.5), unless none can help: one writer's split holds out one
+    of each digit or more, so that set needs one more of each than training does (with 3 of each, an engineer was sent
+    round --test-size and --seed for ever)."""
+    from digitlab.finetune import MIN_PER_DIGIT, check_enough
 
     try:
         check_enough(labels)
     except DigitlabError as exc:
         message = str(exc).replace("serve --collect`", f"serve --collect {name}`")
-        try:
-            check_enough([s.label for s in samples])
+        counts = np.bincount([s.label for s in samples], minlength=10)
+        needed = MIN_PER_DIGIT + (split.get("kind") == "stratified")  # one of each digit or more held out
+        if counts.min() >= needed:
             message += (f"; the whole set has enough, but {len(samples) - n_train:,} of its {len(samples):,} "
                         "samples are held out to measure: a smaller --test-size or another --seed may leave enough "
                         "to train on")
-        except DigitlabError:
-            pass
+        elif counts.min() >= MIN_PER_DIGIT:
+            message += (f"; one writer's set holds out one of each digit or more to measure, so it needs {needed} of "
+                        "each digit to fine-tune")
         raise DigitlabError(f"{name} (its training part, {n_train} sample{'s' if n_train != 1 else ''}): "
                             f"{message}") from None
 
@@ -108,7 +112,7 @@ def _finetune_run(model: Path, name: str, out: Path, seed: int, test_size: float
         raise DigitlabError(f"{base.id} already learned from every sample {name} would hold out; add samples by "
                             "a new writer, or fine-tune the model it came from")
     images, labels = store.images(train)
-    _check_training_part(name, labels, samples, len(train))
+    _check_training_part(name, labels, samples, len(train), split)
     step("loading MNIST to replay")
     mnist = load_dataset("mnist")
     size = min(base.card.n_train or mnist.n_train, mnist.n_train if base.card.model == "cnn" else CLASSIC_REPLAY)
