@@ -374,6 +374,13 @@ def test_finetune_writes_a_run_measured_on_writers_it_never_saw(env, tmp_path):
     again = run_cli("evaluate", "--model", str(folder), "--out", str(tmp_path / "eval"), env=variables)
     assert again.returncode == 0 and "never trained on" in " ".join(again.stdout.split()), again.stderr
     assert f"{doc['after']['accuracy']:.1%}" in again.stdout
+    # the same pictures in another set (a student's copy, a re-import) are still ones it learned from: an engineer's
+    # 240 training pictures were scored as new
+    for w in WRITERS[:3]:
+        run_cli("data", "import", "trio-copy", str(photos / w.name), "--writer", w.name, env=variables)
+    copy = run_cli("evaluate", "--model", str(folder), "--dataset", "trio-copy", "--out", str(tmp_path / "eval"),
+                   env=variables)
+    assert copy.returncode == 0 and "the held-out part: 40 samples" in " ".join(copy.stdout.split()), copy.stdout
     # it exports to ONNX like any run (checked on MNIST's test digits), so the page can serve it on ONNX Runtime
     pytest.importorskip("skl2onnx")
     exported = run_cli("export", "--model", str(folder), env=variables)

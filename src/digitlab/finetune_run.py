@@ -138,6 +138,7 @@ def _finetune_run(model: Path, name: str, out: Path, seed: int, test_size: float
     writers = seen_writers | ({writer_of(s) for s in train} if split["kind"] == "by-writer" else set())
     provenance = {"base": base.id, "base_folder": str(base.path.parent), "set": name, "seconds": round(seconds, 3),
                   "trained_on": sorted(seen_ids | {s.id for s in train}), "replay": replay.n_train,
+                  "pictures": _pictures(base.card, samples, seen_ids, train),
                   "train_writers": sorted(writers) or None,
                   "accuracy_before": result.before.metrics.accuracy,  # the base model on the same held-out samples
                   "mnist_accuracy": [mnist_before.accuracy, mnist_after.accuracy]}  # before, after
@@ -164,7 +165,7 @@ def _write(result: FinetuneResult, fitted: FittedModel, data: Dataset, provenanc
         doc = {"run": staged.final.name, "before": result.before.to_dict(), "after": after.to_dict(),
                "mcnemar": result.mcnemar.__dict__, "mnist": [{k: row[k] for k in ("name", "accuracy", "n_errors", "n_test")}
                                                              for row in mnist],
-               "finetune": {k: v for k, v in provenance.items() if k != "trained_on"}}
+               "finetune": {k: v for k, v in provenance.items() if k not in ("trained_on", "pictures")}}
         write_text_atomic(staged.path / "metrics.json", json.dumps(doc, indent=2) + "\n")
         series = ["before", "after"]
         figures = draw_handwriting_figures([result.before, after], store, staged.path / "figures", series)
@@ -173,6 +174,14 @@ def _write(result: FinetuneResult, fitted: FittedModel, data: Dataset, provenanc
                                   notes=store.problems, info=[_trained_on(provenance, data), _calibration_note(fitted)])
         write_text_atomic(staged.path / "report.html", page)
     return staged.final
+
+
+def _pictures(card: Any, samples: list, seen_ids: set[str], train: list) -> list[str]:
+    """The pictures a fine-tuned model learned from, in any set (the first 16 hex digits of each SHA-256): the base
+    model's, the set's samples it had learned from, and the training part's (:func:`~digitlab.handwriting_eval.
+    learned_from` finds them in another set)."""
+    earlier = set((card.finetuned_from or {}).get("pictures") or [])
+    return sorted(earlier | {s.sha256[:16] for s in samples if s.id in seen_ids} | {s.sha256[:16] for s in train})
 
 
 def _trained_on(provenance: dict[str, Any], data: Dataset) -> str:
