@@ -6,10 +6,11 @@ differs from it. A phone photo is seldom lit evenly, and one paper level for the
 gradient or a vignette into "ink" that swallows the digit: an audit's photos of digits on paper so lit were read as
 "not a digit" (or, under a shadow, as another digit at 91-96%). So where the edge of a dark-ink-on-light-paper
 picture is unevenly lit, the paper's own brightness is estimated everywhere (:func:`_paper_light`: a median over a
-window a quarter of the picture wide, at about 64 px, where a stroke is seldom most of the window) and the picture
-divided by it: paper becomes even, and ink keeps its contrast in the shadow. Its limits: a stroke wider than about
-a tenth of the picture, grey rather than black, can be thinned where the light is evened (a felt pen's 70-px "0" on
-a 600-px photo lost one side in a review), and so can one that crosses the picture's edge.
+window two fifths of the picture wide, at about 64 px, where a stroke is seldom most of the window) and the picture
+divided by it: paper becomes even, and ink keeps its contrast in the shadow. Its limits: grey strokes that fill
+much of that window where they cross can still be thinned where the light is evened (a quarter of the picture was
+too little: an audit's felt-pen 4s, strokes 12% wide, came out hollow), and so can a stroke that crosses the picture's
+edge; a sharp shadow's edge can be left as a faint line (one of 570 photos, ``benchmarks/bench_photos.py``).
 
 Before any of that, a sheet photographed on a darker desk is found (:func:`_sheet_only`) and the desk given the
 sheet's own light, or the desk would be the "paper" and the whole sheet the "ink"; a price tag too, from 8% of the
@@ -40,7 +41,8 @@ _MIN_CONTRAST = 0.08  # ink must differ from paper by this much of the full rang
 _UNEVEN = 0.1  # light round the edge varying by more than this (10th to 90th percentile) is evened out...
 _LEAST_SIDE = 128  # ...in a picture at least this many pixels a side (a small crop is lit as it is)
 _COARSE = 64  # the paper's light is estimated at about this many pixels on the longer side...
-_WINDOW = 0.25  # ...as the median over a window this share of the shorter side
+_WINDOW = 0.4  # ...as the median over a window this share of the shorter side (a quarter: a felt pen's grey strokes
+# filled it where they crossed, and were hollowed, 278 of an audit's 300 read right, 292 at 0.4; one of 570 photos lost)
 _DARKEST_PAPER = 0.4  # paper is never estimated darker than 40% of the picture's bright paper: a thick stroke
                       # that fills a window is not taken for a shadow
 _DESK = 0.25  # a surround this much darker than the bright paper...
