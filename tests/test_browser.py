@@ -421,6 +421,23 @@ def test_a_stalled_server_is_said_and_given_up_on_and_a_screen_reader_hears_the_
     page.wait_for_function("!document.getElementById('confidence').textContent.startsWith('No answer')")
 
 
+def test_while_the_first_map_is_worked_out_its_legend_fits_the_answer_on_show(detector_page):
+    """The first map takes seconds on a fresh server: meanwhile the legend under "That doesn't look like a digit" read
+    "red: for its answer"."""
+    page = detector_page
+    for stroke in ([(0.38, 0.1), (0.38, 0.9)], [(0.62, 0.1), (0.62, 0.9)],
+                   [(0.1, 0.38), (0.9, 0.38)], [(0.1, 0.62), (0.9, 0.62)]):  # "#"
+        _stroke(page, stroke)
+    page.wait_for_function("document.getElementById('confidence').textContent === \"That doesn't look like a digit\"")
+    held = []
+    page.route("**/api/predict?*explain=true*", lambda route: held.append(route))  # the map is being worked out
+    page.check("#explain")
+    page.wait_for_function("() => document.getElementById('saliency-legend').hidden === false")
+    assert "not an answer" in page.locator("#saliency-for").inner_text()
+    assert page.locator("#saliency-view").is_hidden()  # no map yet, none of another drawing's
+    page.unroute("**/api/predict?*explain=true*")
+
+
 def test_the_bars_and_the_maps_colours_stay_in_high_contrast_mode(page):
     """A pupil with Windows' contrast theme (forced colours) saw the percentages but no bars, and a legend whose "red"
     and "blue" had lost their colours."""

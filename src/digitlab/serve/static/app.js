@@ -45,6 +45,7 @@ let lastSent = 0;
 let generation = 0; // bumps on clear, so late answers for an old drawing are dropped
 let mode = "digit"; // "digit": one digit, live; "number": a whole number, read when the pen lifts
 let mapDigit = null; // the digit whose bar was clicked for the map (send()); null: the answer's
+let shownKind = {}; // the answer on show: its kind and digit, for the map's legend until its map comes
 
 // Number mode: an 800×300 canvas, sent at half size (400×150): digits drawn ~200 px tall arrive
 // ~100 px tall, plenty for the server to find and prepare each one.
@@ -426,6 +427,7 @@ function reset() {
 
 // The digit's answer area as before any answer: "?", no bars.
 function blankAnswer() {
+  shownKind = {};
   $("prediction").textContent = "?";
   $("prediction").classList.remove("is-unsure", "is-not-digit");
   $("confidence").textContent = "Draw a digit";
@@ -479,6 +481,7 @@ function show(answer, source) {
   }
   $("confidence").classList.remove("error");
   const kind = answer.kind || (answer.unsure ? "unsure" : "digit");
+  shownKind = { kind, digit: answer.digit };
   $("prediction").classList.toggle("is-unsure", kind === "unsure");
   $("prediction").classList.toggle("is-not-digit", kind === "not_a_digit");
   $("unsure").hidden = kind === "digit" && answer.calibrated;
@@ -677,7 +680,9 @@ $("mode-digit").addEventListener("change", () => setMode("digit"));
 $("mode-number").addEventListener("change", () => setMode("number"));
 
 $("explain").addEventListener("change", () => {
-  showExplanation({});
+  // the legend fits the answer on show while its map is worked out (the first takes seconds: "for its answer" stood
+  // under "That doesn't look like a digit")
+  showExplanation(shownKind);
   enableBarDigits(); // at once, not with the next answer
   if (mode === "digit" && (strokes.length || picture)) schedule(true); // ask again, with or without the map
 });
