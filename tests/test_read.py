@@ -1237,3 +1237,18 @@ def test_a_thin_pens_point_is_one_though_under_a_points_usual_size(digits_model)
     draw.ellipse([84, 74, 87, 77], fill=0)  # 4 px across: 8% of 60 is 4.8
     reading = read_number(*digits_model, np.asarray(image))
     assert len(reading.digits) == 2 and [s.symbol for s in reading.separators] == ["."], reading.separators
+
+
+def test_cli_says_what_to_do_when_the_digits_are_tiny_or_none_is_read_surely(saved_model, tmp_path):
+    """A bookkeeper's number 15 px high read as a row of ``?`` (once a sure wrong digit), and a texture as ``?``, exit
+    0, with nothing said of why or what to do."""
+    picture, _ = _picture((260, 100), [("1", 30, 20), ("7", 110, 20), ("0", 190, 20)])  # digits 60 px tall
+    Image.fromarray(picture).resize((52, 20), Image.Resampling.LANCZOS).save(tmp_path / "tiny.png")  # 12 px
+    Image.fromarray(picture).save(tmp_path / "number.png")
+    tiny = run_cli("read", "--model", str(saved_model), str(tmp_path / "tiny.png"))
+    assert tiny.returncode == 0 and "px tall: photograph or scan the number closer" in tiny.stdout, tiny.stdout
+    asked = run_cli("read", "--model", str(saved_model), str(tmp_path / "number.png"), "--min-confidence", "0.99999")
+    said = " ".join(asked.stdout.split())
+    assert "???" in said and "no digit read surely: crop the picture to the number" in said, said
+    sure = run_cli("read", "--model", str(saved_model), str(tmp_path / "number.png"), "--min-confidence", "0.01")
+    assert "note:" not in sure.stdout, sure.stdout

@@ -72,6 +72,9 @@ def read(
                           + (f"  [yellow]{reading.doubtful} doubtful[/]" if reading.doubtful else "")
                           + (f" (sure from {percent_needed(reading.sure_from)})" if _any_unsure(reading) else ""),
                           soft_wrap=True)
+            advice = _advice(reading, entry)
+            if advice:
+                console.print(f"  [yellow]note:[/] {advice}", soft_wrap=True)
     if as_json:
         typer.echo(json.dumps({"model": loaded.id, "engine": engine_of(loaded), "readings": results}, indent=2))
     if failed:
@@ -117,6 +120,22 @@ def prepared_stems(images: List[Path]) -> List[str]:
         names.append(name)
         taken.add(name.casefold())
     return names
+
+
+SMALL = 16
+"""Digits under this many pixels tall (the median, in the picture) are too small to read well: MNIST's are 20."""
+
+
+def _advice(reading, entry: dict) -> str | None:
+    """What to do when a picture was read badly: its digits too small (a number 15 px tall read as a row of ?, or a
+    sure wrong digit), or none read surely (a texture read as ``?``, exit 0, with nothing said)."""
+    heights = sorted(d["box"][3] - d["box"][1] for d in entry["digits"])
+    if heights and heights[len(heights) // 2] < SMALL:
+        return (f"its digits are only {heights[len(heights) // 2]} px tall: photograph or scan the number closer "
+                "(MNIST's, which models learn from, are 20 px tall)")
+    if reading.digits and reading.doubtful == len(reading.digits):
+        return "no digit read surely: crop the picture to the number, or write or photograph it larger"
+    return None
 
 
 def _any_unsure(reading) -> bool:
