@@ -381,6 +381,15 @@ def test_finetune_writes_a_run_measured_on_writers_it_never_saw(env, tmp_path):
     copy = run_cli("evaluate", "--model", str(folder), "--dataset", "trio-copy", "--out", str(tmp_path / "eval"),
                    env=variables)
     assert copy.returncode == 0 and "the held-out part: 40 samples" in " ".join(copy.stdout.split()), copy.stdout
+    # on MNIST it is checked against what it recorded there after fine-tuning (it said "nothing to compare with")
+    on_mnist = run_cli("evaluate", "--model", str(folder), "--dataset", "mnist", env=variables)
+    assert on_mnist.returncode == 0 and "Matches the run's metrics.json exactly" in on_mnist.stdout, on_mnist.stdout
+    doc["mnist"][-1]["n_errors"] += 1
+    (folder / "metrics.json").write_text(json.dumps(doc))
+    changed = run_cli("evaluate", "--model", str(folder), "--dataset", "mnist", env=variables)
+    assert changed.returncode == 1 and "Differs from the run's metrics.json: n_errors" in changed.stdout, changed.stdout
+    doc["mnist"][-1]["n_errors"] -= 1
+    (folder / "metrics.json").write_text(json.dumps(doc))
     # it exports to ONNX like any run (checked on MNIST's test digits), so the page can serve it on ONNX Runtime
     pytest.importorskip("skl2onnx")
     exported = run_cli("export", "--model", str(folder), env=variables)
