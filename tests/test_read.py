@@ -1252,3 +1252,16 @@ def test_cli_says_what_to_do_when_the_digits_are_tiny_or_none_is_read_surely(sav
     assert "???" in said and "no digit read surely: crop the picture to the number" in said, said
     sure = run_cli("read", "--model", str(saved_model), str(tmp_path / "number.png"), "--min-confidence", "0.01")
     assert "note:" not in sure.stdout, sure.stdout
+
+
+def test_a_short_minus_before_the_number_is_one_but_not_a_short_dash_between_digits(digits_model):
+    """A reader's "-42", its minus 18% of a digit's height long, read ``42``: the sign lost. Before the number a minus
+    may be 15% long; between two digits a dash is still a fifth (a 4's bar broken off is that shape)."""
+    picture, truth = _picture((220, 110), [("1", 30, 20), ("7", 120, 20)])
+    minus = picture.copy()
+    minus[48:52, 26:36] = 0  # 10 px of a 60-px height: 17%, 10 px before the 1
+    reading = read_number(*digits_model, minus)
+    assert [d.box for d in reading.digits] == truth and [s.symbol for s in reading.separators] == ["-"]
+    dash = picture.copy()
+    dash[48:52, 80:90] = 0  # the same bar between the 1 and the 7
+    assert [s.symbol for s in read_number(*digits_model, dash).separators] == []

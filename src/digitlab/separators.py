@@ -11,8 +11,9 @@ full-height marks) tall:
 - ``,`` a small mark hanging from the band's bottom, 15-45% of a height tall, between two digits;
 - ``:`` two such dots (or smaller, to 5% of a height: a thin pen's), one above the other, across the band's
   middle, between two digits;
-- ``-`` a flat bar (at most a third of a height tall, twice as wide as tall and a fifth of a height or more wide)
-  across the band's middle, with a digit on its right within 1.5 heights (a minus, or a dash between digits).
+- ``-`` a flat bar (at most a third of a height tall, twice as wide as tall and a fifth of a height or more wide, a
+  minus before the number 15%) across the band's middle, with a digit on its right within 1.5 heights (a minus, or a
+  dash between digits).
 
 A dash's and a comma's sides are measured upright, along the band and (a dash's) along its own axis, and a colon's
 dots are paired along the band: in a photo turned 20° they are found as level ones are.
@@ -71,6 +72,7 @@ _HANGS = (0.55, 0.9, 1.2)  # ...its top in the band's lower part, not far under 
 _SLANTED = (0.8, 1.1, 0.65)  # or a comma drawn slanting, 0.8× as tall as wide, reaching 10% of a height under the
 # band, no solid dot (filling under 65% of its box): a pupil's hooked comma, "3,75", read 3175 with a sure 1
 _DASH_TALL, _DASH_WIDE, _DASH_LONG = 1 / 3, 2.0, 0.2  # a dash: flat, twice as wide as tall, a fifth of a height
+_MINUS_LONG = 0.15  # a minus before the number: 15% of a height long will do (a reader's "-42", its minus 18%, read 42)
 _MIDDLE = (0.2, 0.8)  # a dash's and a colon's centre lie in this part of the band
 _LEADS = 1.5  # a minus or a dash has a digit on its right within 1.5 digit heights
 _LOW = 0.6  # a point's centre lies this low in the band or lower (a colon's lower dot: below the middle)
@@ -327,7 +329,8 @@ def _comma_or_dash(box: Box, band: _Band, mask: np.ndarray) -> str | None:
             and band.between(cx) and _HANGS[0] <= band.at(cx, box[1]) <= _HANGS[2]
             and band.at(cx, box[3]) >= _HANGS[1]):
         return ","
-    flat = any(tall <= _DASH_TALL * band.height and wide >= max(_DASH_WIDE * tall, _DASH_LONG * band.height)
+    long = _MINUS_LONG if band.first(box) else _DASH_LONG  # a minus before the number may be shorter than a dash
+    flat = any(tall <= _DASH_TALL * band.height and wide >= max(_DASH_WIDE * tall, long * band.height)
                for tall, wide in sizes | ({bar[1:]} if bar else set()))
     return "-" if flat and band.middle(cx, (box[1] + box[3]) / 2) and band.leads(box) else None
 
