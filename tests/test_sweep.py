@@ -376,7 +376,8 @@ def test_a_worker_that_joins_later_without_the_data_gets_it_too(tmp_path, monkey
                   advance=a_worker_joins_and_the_first_leaves)
     cells = _cells(tmp_path / "late")
     assert len(cells) == 8 and [c["error"] for c in cells] == [None] * 8, [c["error"] for c in cells]
-    assert len({c["pid"] for c in cells}) == 2  # the late worker did take cells
+    # the late worker did take cells (3 processes in CI: a worker retired under load was restarted by its nanny)
+    assert len({c["pid"] for c in cells}) >= 2
 
 
 @pytest.mark.slow
