@@ -6,11 +6,10 @@ differs from it. A phone photo is seldom lit evenly, and one paper level for the
 gradient or a vignette into "ink" that swallows the digit: an audit's photos of digits on paper so lit were read as
 "not a digit" (or, under a shadow, as another digit at 91-96%). So where the edge of a dark-ink-on-light-paper
 picture is unevenly lit, the paper's own brightness is estimated everywhere (:func:`_paper_light`: a median over a
-window two fifths of the picture wide, at about 64 px, where a stroke is seldom most of the window) and the picture
-divided by it: paper becomes even, and ink keeps its contrast in the shadow. Its limits: grey strokes that fill
-much of that window where they cross can still be thinned where the light is evened (a quarter of the picture was
-too little: an audit's felt-pen 4s, strokes 12% wide, came out hollow), and so can a stroke that crosses the picture's
-edge; a sharp shadow's edge can be left as a faint line (one of 570 photos, ``benchmarks/bench_photos.py``).
+window a quarter of the picture wide, at about 64 px, where a stroke is seldom most of the window; two fifths wide
+in a small dip darker than that: a bold grey pen's strokes where they cross) and the picture divided by it: paper
+becomes even, and ink keeps its contrast in the shadow. Its limits: grey strokes wider still can be thinned where
+the light is evened, and so can a stroke that crosses the picture's edge.
 
 Before any of that, a sheet photographed on a darker desk is found (:func:`_sheet_only`) and the desk given the
 sheet's own light, or the desk would be the "paper" and the whole sheet the "ink"; a price tag too, from 8% of the
@@ -41,8 +40,10 @@ _MIN_CONTRAST = 0.08  # ink must differ from paper by this much of the full rang
 _UNEVEN = 0.1  # light round the edge varying by more than this (10th to 90th percentile) is evened out...
 _LEAST_SIDE = 128  # ...in a picture at least this many pixels a side (a small crop is lit as it is)
 _COARSE = 64  # the paper's light is estimated at about this many pixels on the longer side...
-_WINDOW = 0.4  # ...as the median over a window this share of the shorter side (a quarter: a felt pen's grey strokes
-# filled it where they crossed, and were hollowed, 278 of an audit's 300 read right, 292 at 0.4; one of 570 photos lost)
+_WINDOW = 0.25  # ...as the median over a window this share of the shorter side...
+_WIDE, _DIP = 0.4, 0.8  # ...or over two fifths of it where the window's is under 80% of that, in a dip of at most twice
+# the window's area: a felt pen's grey strokes filled the window where they crossed and were evened away (an audit's
+# bold 4 read a sure 3); two fifths everywhere left a class's thin pens unevenly lit (3 of 200 more "not a digit")
 _DARKEST_PAPER = 0.4  # paper is never estimated darker than 40% of the picture's bright paper: a thick stroke
                       # that fills a window is not taken for a shadow
 _DESK = 0.25  # a surround this much darker than the bright paper...
@@ -125,13 +126,20 @@ def _border(gray: np.ndarray) -> np.ndarray:
 
 def _paper_light(gray: np.ndarray) -> np.ndarray:
     """The paper's brightness at each pixel of a dark-ink-on-light-paper picture: the median of the picture,
-    box-averaged to about :data:`_COARSE` px, over a window :data:`_WINDOW` of its side, floored at
-    :data:`_DARKEST_PAPER` of its bright paper, scaled back up."""
+    box-averaged to about :data:`_COARSE` px, over a window :data:`_WINDOW` of its side (over :data:`_WIDE` of it
+    where that is under :data:`_DIP` of this, in a dip of at most twice the window's area: a grey stroke's crossing,
+    not a shadow), floored at :data:`_DARKEST_PAPER` of its bright paper, scaled back up."""
     from scipy import ndimage
 
     h, w = gray.shape
     small = _blocks(gray, _COARSE).mean(axis=(1, 3))
-    light = ndimage.median_filter(small, size=max(3, round(min(small.shape) * _WINDOW)) | 1, mode="nearest")
+    side = max(3, round(min(small.shape) * _WINDOW)) | 1
+    light = ndimage.median_filter(small, size=side, mode="nearest")
+    wide = ndimage.median_filter(small, size=max(3, round(min(small.shape) * _WIDE)) | 1, mode="nearest")
+    dips, count = ndimage.label(light < _DIP * wide)
+    if count:  # a small dip is a grey stroke's crossing, not a shadow: the wider window's paper there
+        area = ndimage.sum_labels(np.ones_like(small), dips, np.arange(1, count + 1))
+        light = np.where(np.isin(dips, 1 + np.flatnonzero(area <= 2 * side * side)), wide, light)
     light = np.maximum(light, _DARKEST_PAPER * float(np.percentile(small, 95))).astype(np.float32)
     return np.asarray(Image.fromarray(light, "F").resize((w, h), Image.Resampling.BILINEAR))  # 4 ms; ndimage.zoom 15
 
