@@ -385,9 +385,10 @@ def test_a_seven_then_undo_and_clear(page):
 
 
 def _spoken(page) -> list[str]:
-    """The texts of the page's live regions: what a screen reader says as they change."""
-    return page.eval_on_selector_all("[aria-live], [role=status], [role=alert]",
-                                     "els => els.filter(e => e.textContent.trim()).map(e => e.textContent.trim())")
+    """The texts of the page's live regions a screen reader hears (none inside a hidden part of the page)."""
+    return page.eval_on_selector_all(
+        "[aria-live], [role=status], [role=alert]",
+        "els => els.filter(e => !e.closest('[hidden]') && e.textContent.trim()).map(e => e.textContent.trim())")
 
 
 def test_a_stalled_server_is_said_and_given_up_on_and_a_screen_reader_hears_the_answer(page):
@@ -419,6 +420,12 @@ def test_a_stalled_server_is_said_and_given_up_on_and_a_screen_reader_hears_the_
     page.unroute("**/api/predict**")
     _stroke(page, [(0.55, 0.2), (0.55, 0.8)])  # back: the next drawing is answered
     page.wait_for_function("!document.getElementById('confidence').textContent.startsWith('No answer')")
+    page.check("#mode-number")  # Number mode's answers and errors are heard too (its digit part is hidden then)
+    page.route("**/api/read**", lambda route: route.abort())
+    _stroke(page, [(0.2, 0.2), (0.2, 0.8)])
+    page.wait_for_function("document.getElementById('number-status').textContent.includes('still running')")
+    assert [t for t in _spoken(page) if "still running" in t], _spoken(page)
+    page.unroute("**/api/read**")
 
 
 def test_while_the_first_map_is_worked_out_its_legend_fits_the_answer_on_show(detector_page):
@@ -445,8 +452,9 @@ def test_the_bars_and_the_maps_colours_stay_in_high_contrast_mode(page):
     _stroke(page, [(0.45, 0.15), (0.55, 0.85)])
     page.wait_for_function("document.getElementById('confidence').textContent !== 'Draw a digit'")
     page.wait_for_timeout(300)
-    painted = page.eval_on_selector_all("#bars .bar", "bars => bars.map(b => getComputedStyle(b).backgroundColor)")
-    assert all(colour not in ("rgba(0, 0, 0, 0)", "transparent") for colour in painted), painted
+    painted = page.eval_on_selector_all("#bars .bar", "bars => bars.map(b => [getComputedStyle(b).backgroundColor, "
+                                        "getComputedStyle(b.parentElement).backgroundColor])")
+    assert all(bar != track and bar not in ("rgba(0, 0, 0, 0)", "transparent") for bar, track in painted), painted
     legend = page.eval_on_selector_all(".legend .for, .legend .against", "els => els.map(e => getComputedStyle(e).color)")
     assert legend == ["rgb(220, 38, 38)", "rgb(37, 99, 235)"], legend
     page.screenshot(path=str(OUTPUT / "page-forced-colours.png"), full_page=True)
@@ -480,6 +488,10 @@ def test_typing_a_name_never_undoes_or_clears_the_drawing(page):
     page.click("#pad", position={"x": 5, "y": 5})  # out of the box: the keys act on the drawing again
     page.keyboard.press("Control+z")
     assert page.evaluate("strokes.length") == 2  # the click was a dot: a stroke of its own, undone
+    page.keyboard.press("Escape")
+    assert page.evaluate("strokes.length") == 0
+    _stroke(page, [(0.5, 0.2), (0.5, 0.8)])
+    page.focus("#upload")  # on the upload button (or a radio, a checkbox) Esc still clears
     page.keyboard.press("Escape")
     assert page.evaluate("strokes.length") == 0
 

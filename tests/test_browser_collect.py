@@ -246,6 +246,20 @@ def test_a_server_that_does_not_answer_is_said_beside_the_answer_and_in_the_save
     page.unroute("**/api/predict**")
 
 
+def test_while_waiting_for_the_server_the_answer_before_is_not_offered_to_save(page):
+    """A reviewer: a 7 answered, then a stroke added while the server stalled; the page said "Waiting for the
+    server…" and still offered "Right ✓ it's a 7", which saved the changed drawing as a 7."""
+    _stroke(page, [(0.25, 0.2), (0.75, 0.2), (0.4, 0.85)])
+    _answered(page)
+    held = []
+    page.route("**/api/predict**", lambda route: held.append(route))
+    _stroke(page, [(0.3, 0.5), (0.7, 0.5)])
+    page.wait_for_function("document.getElementById('confidence').textContent === 'Waiting for the server…'")
+    assert page.locator("#label-question").inner_text() == "Which digit did you draw?"
+    assert "it's a 7" not in page.locator("#right").inner_text()
+    page.unroute("**/api/predict**")
+
+
 def test_the_next_drawing_is_never_wiped_by_the_save_before_it(page):
     """On a slow laptop the canvas's PNG takes a while: the pad is cleared when the button is pressed, not after,
     so a next digit begun at once is kept (Chromium's CPU slowed 6x, as a school laptop)."""

@@ -21,6 +21,7 @@ const brush = () => (mode === "number" ? NUMBER_BRUSH : BRUSH);
 const PAPER = "#ffffff";
 const INK = "#000000";
 const MIN_INTERVAL_MS = 80; // at most ~12 predictions a second while drawing
+const TYPING = "textarea, select, input:not([type=file]):not([type=radio]):not([type=checkbox]):not([type=button])";
 const WAIT_NOTE_MS = 1000; // an answer not back in a second: "Waiting for the server…"
 const ANSWER_TIMEOUT_MS = 20000; // not back in 20 s: given up, said, and the next drawing sent
 const UNLIKE = "might not be a digit: only 3 in 100 digits look this unusual to it"; // predict.UNLIKE_WORDS
@@ -188,8 +189,9 @@ function clearAll() {
 $("undo").addEventListener("click", undo);
 $("clear").addEventListener("click", clearAll);
 document.addEventListener("keydown", (event) => {
-  // typing a name, Ctrl+Z undoes the typing and Esc leaves the box: neither touches the drawing (a pupil lost strokes)
-  if (event.target.closest && event.target.closest("input, select, textarea")) return;
+  // typing a name, Ctrl+Z undoes the typing and Esc leaves the box: neither touches the drawing (a pupil lost strokes);
+  // on a button, a radio, a checkbox or the upload they act on the drawing as ever
+  if (event.target.closest && event.target.closest(TYPING)) return;
   if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
     event.preventDefault();
     undo();
@@ -233,7 +235,10 @@ async function pump() {
 // A drawing waiting for its answer for a second or more: said where the answer goes.
 function waitingNote() {
   const where = mode === "number" ? $("number-note") : $("confidence");
-  if (mode !== "number") blankAnswer(); // the bars of a drawing since changed are not this one's
+  if (mode !== "number") {
+    blankAnswer(); // the bars of a drawing since changed are not this one's
+    document.dispatchEvent(new CustomEvent("digitlab:answer", { detail: null })); // nor is its answer, to save by
+  }
   where.textContent = "Waiting for the server…";
 }
 
@@ -277,10 +282,11 @@ async function post(url, blob, name) {
     form.append("image", blob, name);
     request = { method: "POST", body: form };
   }
-  // no answer in ANSWER_TIMEOUT_MS: given up, so that the drawings since are sent (a stalled server had held the page
-  // on one request, deaf to Clear and to new drawings, for as long as it stalled)
+  // a drawing (half a kilobyte) not answered in ANSWER_TIMEOUT_MS: given up, so that the drawings since are sent (a
+  // stalled server had held the page on one request, deaf to Clear and to new drawings, for as long as it stalled);
+  // not an upload, whose megabytes may take longer than that on a slow link however quick the server
   const timeout = new AbortController();
-  const timer = setTimeout(() => timeout.abort(), ANSWER_TIMEOUT_MS);
+  const timer = name === undefined ? setTimeout(() => timeout.abort(), ANSWER_TIMEOUT_MS) : null;
   try {
     const response = await fetch(url, { ...request, signal: timeout.signal });
     const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
