@@ -1234,9 +1234,12 @@ def test_a_thin_pens_point_is_one_though_under_a_points_usual_size(digits_model)
     draw = ImageDraw.Draw(image)
     for stroke in STROKES["1"] + [[(120 + x, 20 + y) for x, y in STROKES["7"][0]]]:
         draw.line([(30 + x, 20 + y) for x, y in stroke] if len(stroke) == 2 else stroke, fill=0, width=3)
+    plain = np.asarray(image).copy()
     draw.ellipse([84, 74, 87, 77], fill=0)  # 4 px across: 8% of 60 is 4.8
     reading = read_number(*digits_model, np.asarray(image))
     assert len(reading.digits) == 2 and [s.symbol for s in reading.separators] == ["."], reading.separators
+    plain[74:78, 56:60] = 0  # as small, 4 px (7%) from the 1: a piece of its stroke broken off, as a pencil's was
+    assert read_number(*digits_model, plain).separators == ()
 
 
 def test_cli_says_what_to_do_when_the_digits_are_tiny_or_none_is_read_surely(saved_model, tmp_path):

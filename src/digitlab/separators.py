@@ -6,8 +6,8 @@ reading them as a ``?``. A line's *band* runs along the line through its digits'
 number written uphill, or photographed turned, has a tilted band), one digit height (the median of its
 full-height marks) tall:
 
-- ``.`` a solid dark dot, 8-30% of a height across (from 5% when as wide as the pen) and roughly round, low in the band (its centre at 60% or
-  lower), between two digits;
+- ``.`` a solid dark dot, 8-30% of a height across (from 5% when as wide as the pen and a tenth of a height
+  from the digits) and roughly round, low in the band (its centre at 60% or lower), between two digits;
 - ``,`` a small mark hanging from the band's bottom, 15-45% of a height tall, between two digits;
 - ``:`` two such dots (or smaller, to 5% of a height: a thin pen's), one above the other, across the band's
   middle, between two digits;
@@ -78,9 +78,11 @@ _LEADS = 1.5  # a minus or a dash has a digit on its right within 1.5 digit heig
 _LOW = 0.6  # a point's centre lies this low in the band or lower (a colon's lower dot: below the middle)
 _STEEPEST = np.tan(np.radians(STEEPEST))  # a band rises or falls at most 25° (the lines' own limit)
 _MAX_DOTS = 256  # more dot-like specks than this between digits is a texture: none is a point
+_LEAST_PX = 3  # and no thinner than 3 px, beside strokes 3 px wide or more (a pencil's grains of a pixel or two, beside
+# its strokes broken into 1-px pieces, were points and colons)
 _COLON_DOT = 0.05  # a colon's dots and a point may be smaller than 8%, to 5% of a digit height across: a thin pen's
-# two dots, one over the other, are a colon (its "7:30" read 730 at 6%), and one alone as wide as the pen or wider a
-# point ("12.50" read 1250 at 5.5%); a lone speck thinner than the pen is none
+# two dots, one over the other, are a colon (its "7:30" read 730 at 6%), and one alone as wide as the pen or wider and
+# a tenth of a height from the digits a point ("12.50" read 1250 at 5.5%: _small_point)
 
 
 @dataclass(frozen=True)
@@ -299,7 +301,8 @@ def _speck_symbols(ink: Ink, left: np.ndarray, bands: dict[int, _Band], taken: l
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         for line, band in bands.items():
             side = max(box[2] - box[0], box[3] - box[1])
-            if side < _COLON_DOT * band.height:
+            if side < _COLON_DOT * band.height or side < _DOT[0] * band.height and min(
+                    box[2] - box[0], box[3] - box[1], band.pen) < _LEAST_PX:
                 continue
             clearance = band.clearance(box)
             symbol = _comma_or_dash(box, band, piece)
@@ -311,9 +314,15 @@ def _speck_symbols(ink: Ink, left: np.ndarray, bands: dict[int, _Band], taken: l
             if _dot_like(box, float(piece.mean()), strength, band, _COLON_DOT) and band.between(cx) \
                     and -0.1 <= band.at(cx, cy) <= 1.1 and band.apart(band.core_clearance(ink, box), _CLOSE):
                 dots.append((line, box, band.at(cx, cy), band.along(cx, cy),
-                             side < _DOT[0] * band.height and min(box[2] - box[0], box[3] - box[1]) < band.pen))
+                             side < _DOT[0] * band.height and not _small_point(ink, box, band)))
                 break
     return found + _dots_and_colons(dots)
+
+
+def _small_point(ink: Ink, box: Box, band: _Band) -> bool:
+    """Whether a dot under 8% of a digit's height may be a point alone: as wide as the pen or wider, and a tenth of a
+    height apart from the digits (a piece broken off the end of a pencil's stroke, 6.6% from it, read ``423.3``)."""
+    return min(box[2] - box[0], box[3] - box[1]) >= band.pen and band.apart(band.core_clearance(ink, box), _APART)
 
 
 def _comma_or_dash(box: Box, band: _Band, mask: np.ndarray) -> str | None:
