@@ -455,7 +455,8 @@ def test_the_bars_and_the_maps_colours_stay_in_high_contrast_mode(page):
     painted = page.eval_on_selector_all("#bars .bar", "bars => bars.map(b => [getComputedStyle(b).backgroundColor, "
                                         "getComputedStyle(b.parentElement).backgroundColor])")
     assert all(bar != track and bar not in ("rgba(0, 0, 0, 0)", "transparent") for bar, track in painted), painted
-    legend = page.eval_on_selector_all(".legend .for, .legend .against", "els => els.map(e => getComputedStyle(e).color)")
+    legend = page.eval_on_selector_all(".legend .for, .legend .against",
+                                       "els => els.map(e => getComputedStyle(e).color)")
     assert legend == ["rgb(220, 38, 38)", "rgb(37, 99, 235)"], legend
     page.screenshot(path=str(OUTPUT / "page-forced-colours.png"), full_page=True)
 

@@ -10,7 +10,7 @@ Box = tuple[int, int, int, int]
 
 STEEPEST = 25  # degrees: a line of digits rises or falls at most this much (written uphill, photographed turned)
 DOT = (0.08, 0.3)  # a dot's longer side (a point's, a colon's), in digit heights...
-_FILLED, _THICK = 0.7, 0.3  # ...and a colon's dot fills 70% of its box or more, or is as thick as 30% of its longer side
+_FILLED, _THICK = 0.7, 0.3  # ...and a colon's dot fills 70% of its box or more, or is as thick as 30% of its long side
 # (a small dot's pixels: a 5×6 diamond fills 60%, its middle 2.2 px from its edge, 37%; a 9's broken arc 14%)
 
 

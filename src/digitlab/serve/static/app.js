@@ -215,7 +215,7 @@ async function pump() {
   inFlight = true;
   lastSent = performance.now();
   const sentFor = generation;
-  // a slow server: "Waiting for the server…" after a second, not "Draw a digit" beside a drawing (a teacher's projector)
+  // a slow server: "Waiting for the server…" after a second, not "Draw a digit" beside a drawing (a class's projector)
   const waiting = setTimeout(() => { if (sentFor === generation) waitingNote(); }, WAIT_NOTE_MS);
   try {
     if (mode === "number") {
