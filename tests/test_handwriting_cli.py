@@ -390,6 +390,13 @@ def test_finetune_writes_a_run_measured_on_writers_it_never_saw(env, tmp_path):
     assert changed.returncode == 1 and "Differs from the run's metrics.json: n_errors" in changed.stdout, changed.stdout
     doc["mnist"][-1]["n_errors"] -= 1
     (folder / "metrics.json").write_text(json.dumps(doc))
+    # fine-tuned again, it replays as many MNIST images as its base learned from (its card's n_train counts the set's
+    # samples: a logistic regression fine-tuned twice was refitted on 48 MNIST images, 89.6% → 70.6% on MNIST)
+    again_tuned = run_cli("finetune", "--model", str(folder), "--dataset", "trio", "--test-size", "0.3", "--out",
+                          str(tmp_path / "twice"), env=variables)
+    assert again_tuned.returncode == 0, again_tuned.stderr
+    (twice,) = (tmp_path / "twice").glob("*-trio-logreg-finetuned")
+    assert ModelCard.from_file(twice / "model.json").finetuned_from["replay"] == tuned["replay"] == 1000
     # it exports to ONNX like any run (checked on MNIST's test digits), so the page can serve it on ONNX Runtime
     pytest.importorskip("skl2onnx")
     exported = run_cli("export", "--model", str(folder), env=variables)

@@ -115,7 +115,10 @@ def _finetune_run(model: Path, name: str, out: Path, seed: int, test_size: float
     _check_training_part(name, labels, samples, len(train), split)
     step("loading MNIST to replay")
     mnist = load_dataset("mnist")
-    size = min(base.card.n_train or mnist.n_train, mnist.n_train if base.card.model == "cnn" else CLASSIC_REPLAY)
+    # as many MNIST images as the base model learned from: a fine-tuned base's card counts its set's samples (48), so
+    # its replay (a logistic regression fine-tuned twice was refitted on 48 MNIST images: 89.6% → 70.6% on MNIST)
+    learned = (base.card.finetuned_from or {}).get("replay") or base.card.n_train or mnist.n_train
+    size = min(learned, mnist.n_train if base.card.model == "cnn" else CLASSIC_REPLAY)
     replay = stratified_subset(mnist, size, seed=base.card.seed or 0)
     step(f"fine-tuning {base.card.model} on {len(train):,} samples of {name}")
     start = time.perf_counter()
