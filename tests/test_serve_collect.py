@@ -279,6 +279,18 @@ def test_the_pages_own_saves_pass_with_or_without_sec_fetch_site(client):
         assert saved.status_code == 201, (headers, saved.text)
 
 
+def test_a_seven_drawn_in_taps_is_saved(client):
+    """A reviewer's 7 drawn as ten taps on the page is ten marks: a drawing is not counted as a photo is (a photo of
+    several marks is refused as a row of digits)."""
+    picture = Image.new("L", (112, 112), 255)
+    for x, y in [(20, 15), (35, 15), (50, 15), (65, 15), (80, 15), (75, 35), (68, 52), (60, 70), (52, 88), (45, 102)]:
+        ImageDraw.Draw(picture).ellipse([x - 5, y - 5, x + 5, y + 5], fill=0)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    response = client.post("/api/samples?label=7&writer=taps", content=buffer.getvalue(), headers=PNG)
+    assert response.status_code == 201, response.text
+
+
 @pytest.mark.parametrize(("query", "body", "headers", "status", "says"), [
     ("label=10", _png(3), PNG, 422, "label must be"),
     ("label=x", _png(3), PNG, 422, "label must be"),
@@ -288,7 +300,7 @@ def test_the_pages_own_saves_pass_with_or_without_sec_fetch_site(client):
     ("label=3&writer=%ff%fe", _png(3), PNG, 422, "could not be read"),  # not UTF-8: it was saved as "��"
     ("label=3&source=import", _png(3), PNG, 422, "source"),
     ("label=3", _blank(), PNG, 422, "no ink"),
-    ("label=1", _row(), PNG, 422, "holds 5 separate marks, not one digit"),  # as data import refuses it
+    ("label=1&source=photo", _row(), PNG, 422, "holds 5 separate marks, not one digit"),  # as data import refuses it
     ("label=3", b"\x89PNG\r\n\x1a\nnot really", PNG, 422, ""),
     ("label=3", b'{"pixels": []}', {"content-type": "application/json"}, 415, "image"),
     ("label=3", b"", PNG, 400, "empty"),

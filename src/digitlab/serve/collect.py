@@ -319,23 +319,25 @@ async def _save(request: Request, picture: bytes, label: int, writer: str | None
     store, writer = _store(request), _writer(writer)
     gate: DecodeGate = request.app.state.gate
     pixels = pixels_to_decode(picture)  # read from the header once
+    drawn = source == "drawn"  # a digit drawn in taps is many marks: only a photo is counted (a row of ten went in)
     if inline(picture, pixels):
-        prepared = _prepare_sync(None, picture, pixels)
+        prepared = _prepare_sync(None, picture, pixels, drawn)
     else:
         async with gate.turn():  # decoding and preparing take a turn; waiting for the set's lock and the disk do not
-            prepared = await run_in_threadpool(_prepare_sync, gate, picture, pixels)
+            prepared = await run_in_threadpool(_prepare_sync, gate, picture, pixels, drawn)
     sample, added, counts = await run_in_threadpool(_save_sync, store, picture, label, writer, source, prepared)
     return JSONResponse({**counts, "sample": _info(sample), "added": added}, status_code=201 if added else 200)
 
 
-def _prepare_sync(gate: DecodeGate | None, picture: bytes, pixels: int) -> np.ndarray:
+def _prepare_sync(gate: DecodeGate | None, picture: bytes, pixels: int, drawn: bool = True) -> np.ndarray:
     """Decode within the pixel budget (``gate`` None: a small picture, outside it) and prepare the 28×28 MNIST
-    form (422 for a picture it cannot use, or of several digits, as ``data import`` refuses it: a row of ten went into
-    a class's set as one sample); ``pixels``: :func:`pixels_to_decode` of it."""
+    form (422 for a picture it cannot use, or a photo of several digits, as ``data import`` refuses it: a row of ten
+    went into a class's set as one sample); ``pixels``: :func:`pixels_to_decode` of it."""
     with contextlib.nullcontext() if gate is None else gate.decoding(picture, pixels):
         try:
             image = read_image(picture, draft=WORK_SIDE)
-            one_digit(image)
+            if not drawn:
+                one_digit(image)
             return prepare_digit(image, (28, 28), 255)
         except ImageTooLargeError:
             raise
