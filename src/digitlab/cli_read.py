@@ -127,14 +127,20 @@ SMALL = 16
 
 
 def _advice(reading, entry: dict) -> str | None:
-    """What to do when a picture was read badly: its digits too small (a number 15 px tall read as a row of ?, or a
-    sure wrong digit), or none read surely (a texture read as ``?``, exit 0, with nothing said)."""
+    """What to do when a picture was read badly: a digit doubtful and the digits too small (a number 15 px tall read
+    as a row of ?), or none read surely (a texture read as ``?``, exit 0, with nothing said): a mark no digit, or
+    a model unsure of them all (the lesson's logistic regression is unsure of most digits cut from a number)."""
+    if not reading.doubtful:
+        return None
     heights = sorted(d["box"][3] - d["box"][1] for d in entry["digits"])
-    if heights and heights[len(heights) // 2] < SMALL:
+    if heights[len(heights) // 2] < SMALL:
         return (f"its digits are only {heights[len(heights) // 2]} px tall: photograph or scan the number closer "
                 "(MNIST's, which models learn from, are 20 px tall)")
-    if reading.digits and reading.doubtful == len(reading.digits):
-        return "no digit read surely: crop the picture to the number, or write or photograph it larger"
+    if reading.doubtful == len(reading.digits):
+        weak = all(d.kind == "unsure" for d in reading.digits)
+        return ("no digit read surely: " + ("this model is unsure of them all; a stronger one (a CNN run) may read "
+                                            "them, or " if weak else "") + "crop the picture to the number, or write "
+                "or photograph it larger")
     return None
 
 
