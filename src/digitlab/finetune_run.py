@@ -115,11 +115,7 @@ def _finetune_run(model: Path, name: str, out: Path, seed: int, test_size: float
     _check_training_part(name, labels, samples, len(train), split)
     step("loading MNIST to replay")
     mnist = load_dataset("mnist")
-    # as many MNIST images as the base model learned from: a fine-tuned base's card counts its set's samples (48), so
-    # its replay (a logistic regression fine-tuned twice was refitted on 48 MNIST images: 89.6% → 70.6% on MNIST)
-    learned = (base.card.finetuned_from or {}).get("replay") or base.card.n_train or mnist.n_train
-    size = min(learned, mnist.n_train if base.card.model == "cnn" else CLASSIC_REPLAY)
-    replay = stratified_subset(mnist, size, seed=base.card.seed or 0)
+    replay = stratified_subset(mnist, _replay_size(base.card, mnist.n_train), seed=base.card.seed or 0)
     step(f"fine-tuning {base.card.model} on {len(train):,} samples of {name}")
     start = time.perf_counter()
     tuned = finetune_model(base.model, images, labels, replay=(replay.train_images, replay.train_labels), seed=seed)
@@ -177,6 +173,14 @@ def _write(result: FinetuneResult, fitted: FittedModel, data: Dataset, provenanc
                                   notes=store.problems, info=[_trained_on(provenance, data), _calibration_note(fitted)])
         write_text_atomic(staged.path / "report.html", page)
     return staged.final
+
+
+def _replay_size(card: Any, mnist_train: int) -> int:
+    """How many MNIST images to replay: as many as the base model learned from (a fine-tuned base's card counts its
+    set's samples: a logistic regression fine-tuned twice was refitted on 48 MNIST images, 89.6% → 70.6% on MNIST),
+    at most :data:`CLASSIC_REPLAY` for a classic model."""
+    learned = (card.finetuned_from or {}).get("replay") or card.n_train or mnist_train
+    return min(learned, mnist_train if card.model == "cnn" else CLASSIC_REPLAY)
 
 
 def _pictures(card: Any, samples: list, seen_ids: set[str], train: list) -> list[str]:
