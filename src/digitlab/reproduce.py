@@ -77,7 +77,7 @@ def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
             f"{DATASETS[name].image_shape[0]}×{DATASETS[name].image_shape[1]}; choose a dataset of the same size")
     data = run_dataset(card, str(loaded.path.parent)) if name == card.dataset else load_dataset(name)
     metrics = evaluate_on_test(loaded.model, data, loaded.temperature)[1]
-    recorded, unreadable = None, False
+    recorded, unreadable, compared = None, False, COMPARED
     metrics_file = loaded.path.parent / "metrics.json"
     if name == card.dataset and metrics_file.is_file():
         try:
@@ -87,13 +87,11 @@ def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
         if not isinstance(recorded, dict) or not recorded:
             recorded, unreadable = {}, True
     elif card.finetuned_from is not None and name == "mnist" and metrics_file.is_file():
-        recorded, unreadable = _mnist_after(metrics_file)
-        return Reevaluation(loaded.id, name, metrics, recorded, [key for key in _TUNED if recorded.get(key) !=
-                                                                 _comparable(metrics)[key]], unreadable)
+        (recorded, unreadable), compared = _mnist_after(metrics_file), _TUNED
     differences = []
     if recorded is not None:
         now = _comparable(metrics)
-        differences = [key for key in COMPARED if recorded.get(key) != now[key]]
+        differences = [key for key in compared if recorded.get(key) != now[key]]
         # calibration measures, where the run recorded them (runs before calibration did not)
         differences += [key for key in CALIBRATION if key in recorded and not _close(recorded[key], now[key])]
     return Reevaluation(loaded.id, name, metrics, recorded, differences, unreadable)

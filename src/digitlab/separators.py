@@ -289,7 +289,7 @@ def _speck_symbols(ink: Ink, left: np.ndarray, bands: dict[int, _Band], taken: l
     tallest = max(band.height for band in bands.values())
     found: list[Separator] = []
     dots: list[tuple[int, Box, float, float, bool]] = []  # (line, box, where across the band, how far along it,
-    # whether only a colon's dot: under 8% of a height and thinner than the pen)
+    # whether only a colon's dot: under 8% of a height and no point alone, _small_point)
     for n, (rows, cols) in enumerate(ndimage.find_objects(labels), 1):
         box = (cols.start, rows.start, cols.stop, rows.stop)
         if max(box[2] - box[0], box[3] - box[1]) >= tallest or any(_inside(box, other) for other in taken):
@@ -311,18 +311,22 @@ def _speck_symbols(ink: Ink, left: np.ndarray, bands: dict[int, _Band], taken: l
             if symbol:
                 found.append(Separator(symbol, box, line))
                 break
-            if _dot_like(box, float(piece.mean()), strength, band, _COLON_DOT) and band.between(cx) \
-                    and -0.1 <= band.at(cx, cy) <= 1.1 and band.apart(band.core_clearance(ink, box), _CLOSE):
+            if not (_dot_like(box, float(piece.mean()), strength, band, _COLON_DOT) and band.between(cx)
+                    and -0.1 <= band.at(cx, cy) <= 1.1):
+                continue
+            core = band.core_clearance(ink, box)
+            if band.apart(core, _CLOSE):
                 dots.append((line, box, band.at(cx, cy), band.along(cx, cy),
-                             side < _DOT[0] * band.height and not _small_point(ink, box, band)))
+                             side < _DOT[0] * band.height and not _small_point(box, band, core)))
                 break
     return found + _dots_and_colons(dots)
 
 
-def _small_point(ink: Ink, box: Box, band: _Band) -> bool:
+def _small_point(box: Box, band: _Band, core: float) -> bool:
     """Whether a dot under 8% of a digit's height may be a point alone: as wide as the pen or wider, and a tenth of a
-    height apart from the digits (a piece broken off the end of a pencil's stroke, 6.6% from it, read ``423.3``)."""
-    return min(box[2] - box[0], box[3] - box[1]) >= band.pen and band.apart(band.core_clearance(ink, box), _APART)
+    height apart from the digits (``core``: :meth:`_Band.core_clearance`; a piece broken off the end of a pencil's
+    stroke, 6.6% from it, read ``423.3``)."""
+    return min(box[2] - box[0], box[3] - box[1]) >= band.pen and band.apart(core, _APART)
 
 
 def _comma_or_dash(box: Box, band: _Band, mask: np.ndarray) -> str | None:
