@@ -42,7 +42,7 @@ from digitlab.cores import usable_cores
 from digitlab.data import DATASETS
 from digitlab.errors import DigitlabError
 from digitlab.fileio import write_text_atomic
-from digitlab.sweep_cluster import local_cluster, serves_dashboard
+from digitlab.sweep_cluster import as_finished, local_cluster, serves_dashboard
 
 __all__ = ["Cell", "SweepPlan", "cell_result", "check_workers", "find_sweep", "have_dask", "plan_cells", "read_cell",
            "run_cell", "run_sweep"]
@@ -384,8 +384,6 @@ def _gather(client, plan: SweepPlan, todo: list[Cell], shipped: dict[int | None,
     """Submit ``todo``, write each result here as it comes (a worker's own file may be on another machine's disk),
     and return the cells lost with their worker or scheduler. Each future is let go once written: Dask would
     compute a finished cell again when the worker holding its result dies."""
-    from distributed import as_completed
-
     futures = {client.submit(run_cell, cell, plan.dataset, str(plan.folder.resolve()), keep,
                              shipped.get(_split_key(plan.dataset, cell.seed)), here=False,
                              key=f"cell-{cell.cell_id}" + f"-again-{attempt}" * (attempt > 0),  # not the lost one
@@ -394,7 +392,7 @@ def _gather(client, plan: SweepPlan, todo: list[Cell], shipped: dict[int | None,
     try:
         # the results fetched on the client's own loop: Future.result() here, as a worker died, once raised "Event
         # bound to a different event loop" for a cell that had finished
-        for future, outcome in as_completed(list(futures), with_results=True, raise_errors=False):
+        for future, outcome in as_finished(client, list(futures)):
             cell = futures.pop(future)
             if isinstance(outcome, dict):
                 result = outcome
@@ -411,7 +409,7 @@ def _gather(client, plan: SweepPlan, todo: list[Cell], shipped: dict[int | None,
     except BaseException:
         client.cancel(list(futures))
         raise
-    return lost
+    return lost + list(futures.values())  # those not finished when the scheduler went away
 
 
 def _split_key(dataset: str, seed: int) -> int | None:
