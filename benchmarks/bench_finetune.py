@@ -4,6 +4,9 @@ For each synthetic writer (:data:`digitlab.data.writers.WRITERS`): 40 pictures o
 their hand, prepared as the app prepares an upload; the MNIST CNN of ``--model`` is fine-tuned
 (:func:`digitlab.finetune.finetune_model`, MNIST training images as replay) on 20 of each digit
 and tested on the other 20. The baseline, in the same run, is the same model before fine-tuning.
+Beside it: how many of the writer's test digits the run's not-a-digit detector turns away, before, after with the
+base's detector and after with the one taught the writer's digits (:mod:`digitlab.notdigit_tune`), and how many of
+1,000 non-digits (their test split) each turns away.
 
 Targets (issue 11):
 
@@ -33,7 +36,10 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from digitlab.data import load_dataset  # noqa: E402
 from digitlab.data.writers import WRITERS, writer, writer_samples  # noqa: E402
+from digitlab.calibrate import apply_temperature  # noqa: E402
 from digitlab.finetune import finetune_model  # noqa: E402
+from digitlab.notdigit import nondigit_images  # noqa: E402
+from digitlab.notdigit_tune import tune_detector  # noqa: E402
 from digitlab.preprocess import to_features  # noqa: E402
 from digitlab.store import load_model  # noqa: E402
 
@@ -43,6 +49,12 @@ TRAIN_PER_DIGIT = 20  # of the writer's 40 per digit; the other 20 test
 def error(model, images: np.ndarray, labels: np.ndarray) -> float:
     """Share of ``images`` the model gets wrong."""
     return float(np.mean(model.predict(to_features(images, 255)) != labels))
+
+
+def turned_away(detector, model, temperature: float, images: np.ndarray) -> float:
+    """Share of ``images`` the detector calls "not a digit", beside ``model``'s calibrated probabilities."""
+    x = to_features(images, 255)
+    return float(np.mean(detector.flags(x, apply_temperature(model.predict_proba(x), temperature))))
 
 
 def verdicts(rows: list[dict]) -> list[tuple[bool, str]]:
@@ -75,7 +87,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
 
-    model = load_model(args.model).model
+    base = load_model(args.model)
+    model, temperature = base.model, base.temperature
+    others = nondigit_images(1000, (28, 28), 255, split="test")
     mnist = load_dataset("mnist")
     replay = (mnist.train_images, mnist.train_labels)
     mnist_before = 1 - error(model, mnist.test_images, mnist.test_labels)
@@ -84,7 +98,8 @@ def main() -> int:
     print(f"model {args.model.name}: MNIST test accuracy {mnist_before:.2%}; recipe {recipe}")
     print(f"load average at start: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     print(f"{'writer':8s} {'error before':>12s} {'after':>7s} {'ratio':>6s} {'MNIST test':>11s} "
-          f"{'drop (pt)':>9s} {'seconds':>8s} {'load':>5s}")
+          f"{'drop (pt)':>9s} {'seconds':>8s} {'load':>5s}   turned away: writer before / after / after, "
+          "taught; non-digits base / taught")
     rows = []
     for name in args.writers.split(","):
         samples = writer_samples(writer(name.strip()), per_digit=40, seed=args.seed)
@@ -97,12 +112,19 @@ def main() -> int:
         seconds = time.perf_counter() - start
         after = error(tuned, *test)
         mnist_after = 1 - error(tuned, mnist.test_images, mnist.test_labels)
+        taught = tune_detector(base.detector, *train[:1], replay[0], base_model=model, model=tuned,
+                               temperature=temperature, pixel_max=255, seed=args.seed)
+        away = [turned_away(base.detector, model, temperature, test[0]),
+                turned_away(base.detector, tuned, temperature, test[0]),
+                turned_away(taught, tuned, temperature, test[0]),
+                turned_away(base.detector, tuned, temperature, others), turned_away(taught, tuned, temperature, others)]
         row = dict(writer=name, before=before, after=after, ratio=after / max(before, 1e-9),
                    mnist_after=mnist_after, drop_points=100 * (mnist_before - mnist_after), seconds=seconds,
-                   load=os.getloadavg()[0])
+                   load=os.getloadavg()[0], turned_away=away)
         rows.append(row)
         print(f"{name:8s} {before:12.2%} {after:7.2%} {row['ratio']:6.2f} {mnist_after:11.2%} "
-              f"{row['drop_points']:9.2f} {seconds:8.1f} {row['load']:5.2f}", flush=True)
+              f"{row['drop_points']:9.2f} {seconds:8.1f} {row['load']:5.2f}   "
+              f"{away[0]:.1%} / {away[1]:.1%} / {away[2]:.1%}; {away[3]:.1%} / {away[4]:.1%}", flush=True)
 
     checks = verdicts(rows)
     for ok, line in checks:

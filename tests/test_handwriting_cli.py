@@ -359,6 +359,9 @@ def test_finetune_writes_a_run_measured_on_writers_it_never_saw(env, tmp_path):
     tuned = card.finetuned_from
     assert card.dataset == "trio" and tuned["set"] == "trio" and len(tuned["trained_on"]) == 80
     assert len(tuned["train_writers"]) == 2 and card.calibration is not None
+    # its not-a-digit detector was taught the set's digits too (the base's had turned away a writer's even after)
+    base_check = ModelCard.from_file(run / "model.json").not_a_digit
+    assert card.not_a_digit.sha256 != base_check.sha256 and card.not_a_digit.n_digits == base_check.n_digits + 80
     doc = json.loads((folder / "metrics.json").read_text())
     held_out = {row["writer"] for row in doc["after"]["per_writer"]}
     assert len(held_out) == 1 and not held_out & set(tuned["train_writers"])

@@ -120,6 +120,8 @@ def _finetune_run(model: Path, name: str, out: Path, seed: int, test_size: float
     start = time.perf_counter()
     tuned = finetune_model(base.model, images, labels, replay=(replay.train_images, replay.train_labels), seed=seed)
     seconds = time.perf_counter() - start
+    step("teaching the not-a-digit detector the set's digits")
+    detector = _tuned_detector(base, tuned, images, replay, seed)
     step("measuring before and after")
     part = f"the held-out part: {len(test):,} samples" + (" by writers the model never trained on"
                                                            if split["kind"] == "by-writer" else "")
@@ -127,13 +129,13 @@ def _finetune_run(model: Path, name: str, out: Path, seed: int, test_size: float
     before = score_samples(base.model, base.temperature, store, test, model_id=base.id, part=part, unsure_below=sure,
                            detector=base.detector)
     after = score_samples(tuned, base.temperature, store, test, model_id="fine-tuned", part=part, unsure_below=sure,
-                          detector=base.detector)
+                          detector=detector)
     mnist_before = evaluate_on_test(base.model, mnist, base.temperature)[1]
     mnist_after = evaluate_on_test(tuned, mnist, base.temperature)[1]
     result = FinetuneResult(Path(), before, after, mnist_before, mnist_after, mcnemar_between(before, after),
                             seconds, len(train))
     fitted = FittedModel(base.card.model, tuned, dict(base.card.params), seed, seconds,
-                         calibration=base.card.calibration, detector=base.detector)
+                         calibration=base.card.calibration, detector=detector)
     writers = seen_writers | ({writer_of(s) for s in train} if split["kind"] == "by-writer" else set())
     provenance = {"base": base.id, "base_folder": str(base.path.parent), "set": name, "seconds": round(seconds, 3),
                   "trained_on": sorted(seen_ids | {s.id for s in train}), "replay": replay.n_train,
@@ -173,6 +175,16 @@ def _write(result: FinetuneResult, fitted: FittedModel, data: Dataset, provenanc
                                   notes=store.problems, info=[_trained_on(provenance, data), _calibration_note(fitted)])
         write_text_atomic(staged.path / "report.html", page)
     return staged.final
+
+
+def _tuned_detector(base: Any, tuned: Any, images: np.ndarray, replay: Dataset, seed: int) -> Any:
+    """The base's not-a-digit detector, taught the set's training samples too (:mod:`digitlab.notdigit_tune`)."""
+    from digitlab.notdigit_tune import tune_detector
+
+    if base.detector is None:
+        return None
+    return tune_detector(base.detector, images, replay.train_images, base_model=base.model, model=tuned,
+                         temperature=base.temperature, pixel_max=replay.pixel_max, seed=seed)
 
 
 def _replay_size(card: Any, mnist_train: int) -> int:
