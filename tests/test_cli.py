@@ -55,6 +55,31 @@ def test_evaluate_reports_a_changed_metrics_file(lesson_run, tmp_path):
         assert as_json.returncode == 1 and json.loads(as_json.stdout)["metrics_json_unreadable"] is True
 
 
+@pytest.mark.parametrize("edit, said", [
+    (lambda m, c: m.pop("ece"), "ece"),  # a calibrated run recorded it: deleted is not "nothing to compare"
+    (lambda m, c: m.update(n_test=1000), "n_test"),
+    (lambda m, c: m.update(ece_uncalibrated=0.5), "ece_uncalibrated"),
+    (lambda m, c: m["calibration"].update(temperature=9.0), "calibration (model.json says otherwise)"),
+    (lambda m, c: m.update(seed=7), "seed (model.json says otherwise)"),
+    (lambda m, c: m["params"].update(C=1234), "params (model.json says otherwise)"),
+    (lambda m, c: c["metrics"].update(accuracy=0.999), "model.json's accuracy"),
+])
+def test_evaluate_checks_every_figure_the_run_recorded(lesson_run, tmp_path, edit, said):
+    """A reproducibility audit edited metrics.json's n_test, calibration, seed and parameters, deleted its ECE, and
+    set the card's accuracy to 99.9%: each time `evaluate` said "Matches the run's metrics.json exactly"."""
+    from digitlab.reproduce import reevaluate
+
+    copy = tmp_path / "run"
+    shutil.copytree(lesson_run.folder, copy)
+    assert reevaluate(copy).matches
+    metrics, card = (json.loads((copy / name).read_text()) for name in ("metrics.json", "model.json"))
+    edit(metrics, card)
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    (copy / "model.json").write_text(json.dumps(card))
+    outcome = reevaluate(copy)
+    assert not outcome.matches and outcome.differences == [said], outcome.differences
+
+
 def test_models_lists_the_zoo():
     result = run_cli("models")
     assert result.returncode == 0

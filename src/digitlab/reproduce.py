@@ -14,8 +14,10 @@ from digitlab.errors import DigitlabError
 from digitlab.evaluate import Metrics, evaluate_on_test
 from digitlab.store import load_model
 
-CALIBRATION = ("ece", "nll", "brier")
-COMPARED = ("accuracy", "n_errors", "ci95", "confusion", "per_class", "macro_precision", "macro_recall", "macro_f1")
+CALIBRATION = ("ece", "nll", "brier", "ece_uncalibrated", "nll_uncalibrated", "brier_uncalibrated")
+COMPARED = ("accuracy", "n_errors", "n_test", "ci95", "confusion", "per_class", "macro_precision", "macro_recall",
+            "macro_f1")
+AGREED = ("seed", "split", "params", "calibration")  # written to both model.json and metrics.json by the run
 
 
 @dataclass
@@ -92,9 +94,23 @@ def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
     if recorded is not None:
         now = _comparable(metrics)
         differences = [key for key in compared if recorded.get(key) != now[key]]
-        # calibration measures, where the run recorded them (runs before calibration did not)
-        differences += [key for key in CALIBRATION if key in recorded and not _close(recorded[key], now[key])]
+        if compared is COMPARED and not unreadable:
+            differences += _against_the_card(card, recorded, now)
     return Reevaluation(loaded.id, name, metrics, recorded, differences, unreadable)
+
+
+def _against_the_card(card: ModelCard, recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The calibration measures (a calibrated run recorded them all: one deleted is a difference, not a pass), the
+    card's own figures against today's, and what the run wrote to both files against each other (an audit edited
+    metrics.json's temperature, n_test and seed, and the card's accuracy, and read "Matches … exactly")."""
+    differences = [key for key in CALIBRATION if (key in recorded or card.calibration is not None and now[key]
+                                                  is not None) and not _close(recorded.get(key), now[key])]
+    differences += [f"model.json's {key}" for key, value in card.metrics.items()
+                    if key in now and not _close(value, now[key])]
+    ours = {"seed": card.seed, "split": card.split, "params": card.params,
+            "calibration": None if card.calibration is None else json.loads(json.dumps(card.calibration.to_dict()))}
+    return differences + [f"{key} (model.json says otherwise)" for key in AGREED
+                          if key in recorded and recorded[key] != ours[key]]
 
 
 _TUNED = ("accuracy", "n_errors", "n_test")  # what a fine-tuned run records of itself on MNIST's test set
@@ -123,4 +139,6 @@ def _close(recorded: Any, now: Any) -> bool:
 
     if isinstance(recorded, (int, float)) and isinstance(now, (int, float)):
         return math.isclose(recorded, now, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(recorded, list) and isinstance(now, list) and len(recorded) == len(now):
+        return all(_close(a, b) for a, b in zip(recorded, now))  # a card's ci95
     return recorded == now
