@@ -216,9 +216,11 @@ def test_workers_that_cannot_start_say_why_in_one_line_and_are_tried_again_after
     assert re.fullmatch(r"ERROR: +worker process \d+ cannot start: .*gone.*\n", failed.stderr), failed.stderr
     starts: list[float] = []
 
-    def start() -> subprocess.Popen:
-        starts.append(time.monotonic())
-        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(2)"])
+    def start() -> subprocess.Popen:  # a worker that has died by the time it is handed over, as a refused one
+        starts.append(time.monotonic())  # would on a calm machine (one alive at the next look, 0.5 s on, was seen
+        worker = subprocess.Popen([sys.executable, "-c", "raise SystemExit(2)"])  # dying 1 s after the last)
+        worker.wait(60)
+        return worker
 
     keeper = _Keeper([start()], start, lambda: False, most=2, within_s=2.0)
     keeper.start()

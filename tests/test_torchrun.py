@@ -188,15 +188,21 @@ def _two_machines(tmp_path, data: list, *args: str, timeout: float = 240, second
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV}
-    nodes = [subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={rank}", "--master_addr=127.0.0.1",
-         f"--master_port={port}", "--nproc_per_node=1", "-m", "digitlab", "run", *args, *(second * rank),
-         "--out", str(tmp_path / f"node-{rank}")],
-        env={**env, "COLUMNS": "200", "DIGITLAB_DATA": str(data[rank]),
-             **({} if wait is None else {"DIGITLAB_TORCHRUN_WAIT": str(wait)})}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    logs = [(tmp_path / f"node-{rank}.stdout", tmp_path / f"node-{rank}.stderr") for rank in (0, 1)]
+    nodes = []
+    for rank, (out, err) in enumerate(logs):  # to files, not pipes: a node writing 64 KiB would block unread
+        with open(out, "w") as stdout, open(err, "w") as stderr:
+            nodes.append(subprocess.Popen(
+                [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={rank}",
+                 "--master_addr=127.0.0.1", f"--master_port={port}", "--nproc_per_node=1", "-m", "digitlab", "run",
+                 *args, *(second * rank), "--out", str(tmp_path / f"node-{rank}")],
+                env={**env, "COLUMNS": "200", "DIGITLAB_DATA": str(data[rank]),
+                     **({} if wait is None else {"DIGITLAB_TORCHRUN_WAIT": str(wait)})},
+                stdout=stdout, stderr=stderr, text=True))
     try:
-        return [subprocess.CompletedProcess(node.args, node.wait(timeout), *node.communicate()) for node in nodes]
+        codes = [node.wait(timeout) for node in nodes]
+        return [subprocess.CompletedProcess(node.args, code, out.read_text(), err.read_text())
+                for node, code, (out, err) in zip(nodes, codes, logs)]
     finally:
         for node in nodes:
             node.kill()
