@@ -155,7 +155,7 @@ def evaluate(
         evaluate_on_handwriting(model, dataset, out, as_json=as_json)
         return
 
-    with _status("evaluating…"):
+    with _status("evaluating…", lines=not as_json):
         outcome = reevaluate(model, dataset=dataset)
     m = outcome.metrics
     if as_json:
@@ -374,6 +374,7 @@ _register_subcommands()
 
 def main() -> None:
     """Entry point of the ``digitlab`` console script."""
+    terminal.steady_streams()
     _exit_now(run_command_line(sys.argv[1:]))
 
 

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 
-__all__ = ["console", "folder_named", "no_empty", "number", "spinner"]
+__all__ = ["console", "folder_named", "no_empty", "number", "spinner", "steady_streams"]
 
 
 class _Console(Console):
@@ -47,10 +47,34 @@ class _Console(Console):
 
 
 def console(stderr: bool = False, **kwargs: Any) -> Console:
-    """A Rich console on stdout (or ``stderr``) that leaves line breaks to a terminal or to nobody."""
+    """A Rich console on stdout (or ``stderr``) that leaves line breaks to a terminal or to nobody. ``COLUMNS=0``
+    (Emacs' shell, some CI runners) made Rich's width 0, and every line it printed vanished: the terminal's own
+    width then, as :func:`shutil.get_terminal_size` gives it."""
+    import shutil
+
     made = _Console(stderr=stderr, **kwargs)
     made.soft_wrap = not made.is_terminal
+    if made.width <= 0:
+        made.width = shutil.get_terminal_size().columns
     return made
+
+
+def steady_streams() -> None:
+    """Standard output and error that any text can be written to: a closed one (``>&-``, a daemon's) is
+    ``os.devnull`` (Python leaves it None: the first print was a traceback, after the work was done), and one whose
+    encoding cannot write "…" or "José" (``PYTHONIOENCODING=ascii``) writes them as ``\\u2026`` escapes, as
+    Python's own standard error does, instead of ending in UnicodeEncodeError."""
+    import sys
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 - for the process's life
+        elif "utf" not in (getattr(stream, "encoding", None) or "utf").lower().replace("-", ""):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (AttributeError, ValueError):  # not a text file of io's (a test's capture): left as it is
+                pass
 
 
 class _Lines:
@@ -90,7 +114,9 @@ def spinner(on: Console, message: str, lines: bool = True) -> Any:
     """A Rich status spinner on ``on`` when it is a terminal, with ``update(text)``; elsewhere (a log, a notebook's
     ``!digitlab``) each update is a line on ``on`` instead (a teacher's log of ``explain`` had 60 s of nothing),
     or nothing with ``lines=False`` (output for machines: ``--json``)."""
-    return on.status(message, spinner="dots") if on.is_terminal else _Lines(on if lines else None)
+    if not lines:  # nothing on stdout but the JSON: FORCE_COLOR=1 made a pipe a "terminal", its spinner's frames too
+        return _Lines(None)
+    return on.status(message, spinner="dots") if on.is_terminal else _Lines(on)
 
 
 def no_empty(args: list[str]) -> list[str]:
