@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -407,8 +408,6 @@ def _say_error(text: str) -> None:
     """``error: TEXT`` on stderr. Under ``torchrun``, a process other than the first on its machine says it 3 s
     later: torchrun stops every process once one exits, so an error they all met (a refused model) is said once,
     by the first, and one only this process met (it lost the first process) is still said."""
-    import os
-
     if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
         import time
 
@@ -438,8 +437,6 @@ def _exit_now(code: int | str | None) -> None:
     after the work is done. Every file digitlab writes is closed (and renamed into place) before a
     command returns, so once standard output and error are flushed nothing is left to do.
     """
-    import os
-
     if isinstance(code, str):  # sys.exit("message") prints the message and means failure
         print(code, file=sys.stderr)
         code = 1
