@@ -70,6 +70,16 @@ def test_import_info_show_export_remove(env, tmp_path):
     train, test = read_labels(tmp_path / "idx" / "train-labels-idx1-ubyte"), read_labels(tmp_path / "idx" / "t10k-labels-idx1-ubyte")
     assert (len(train), len(test)) == (80, 40)  # whole writers: two train, one test
     assert read_images(tmp_path / "idx" / "t10k-images-idx3-ubyte").shape == (40, 28, 28)
+    # a folder holding MNIST-format files already (a copy of MNIST, the data cache's own, an earlier export) keeps
+    # them: the export goes beside it (it had left 470 KB where MNIST's 47 MB had been)
+    mnist = tmp_path / "usb" / "mnist"
+    mnist.mkdir(parents=True)
+    (mnist / "train-images-idx3-ubyte.gz").write_bytes(b"MNIST's own")
+    again = run_cli("data", "export", "class", str(mnist), "--test-size", "0.3", env=variables)
+    assert again.returncode == 0 and f"{mnist} already holds MNIST-format files" in again.stdout, again.stdout
+    assert [path.name for path in mnist.iterdir()] == ["train-images-idx3-ubyte.gz"]
+    assert (mnist / "train-images-idx3-ubyte.gz").read_bytes() == b"MNIST's own"
+    assert len(read_labels(mnist.with_name("mnist-2") / "train-labels-idx1-ubyte")) == 80
     os.environ["DIGITLAB_DATA"] = variables["DIGITLAB_DATA"]
     sample = HandwritingSet.open("class").samples()[0]
     removed = run_cli("data", "remove", "class", sample.id, env=variables)

@@ -279,7 +279,7 @@ def export(
     """Write a handwriting set as the four MNIST-format IDX files (split by writer), loadable anywhere MNIST is; or,
     with --format pictures, its pictures as they arrived (one writer's with --writer)."""
     from digitlab.data import load_dataset
-    from digitlab.data.handwriting_io import export_pictures, write_idx_files
+    from digitlab.data.handwriting_io import export_pictures, unused_idx_folder, write_idx_files
     from digitlab.data.handwriting_names import NO_NAME, writer_key
     from digitlab.runs import check_writable, made_for_run
 
@@ -305,9 +305,12 @@ def export(
                    f"samples.csv lists them; `{again}` takes them in)")
         return
     data = load_dataset(name, test_size=test_size, seed=seed)  # a set or split that fails makes no folder
-    with made_for_run(folder, option="FOLDER"):  # a full disk leaves no empty folder it made
-        for path in write_idx_files(data, folder, gzip=gzip):
+    target = unused_idx_folder(folder)
+    with made_for_run(target, option="FOLDER"):  # a full disk leaves no empty folder it made
+        for path in write_idx_files(data, target, gzip=gzip):
             typer.echo(f"wrote {path}")
+    if target != folder:
+        typer.echo(f"({folder} already holds MNIST-format files, left as they were: written into {target})")
     split = data.split
     if split.get("kind") == "by-writer":
         typer.echo(f"training writers: {', '.join(split['train_writers'])}; "

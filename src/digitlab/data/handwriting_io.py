@@ -25,6 +25,7 @@ Examples
 from __future__ import annotations
 
 import io
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -402,6 +403,17 @@ def export_pictures(name: str, folder: Path, *, writer: str | None = None) -> tu
             out.writeheader()
             out.writerows(rows)
     return staged.final, len(samples)
+
+
+def unused_idx_folder(folder: Path) -> Path:
+    """``folder``, or ``folder-2``, ``folder-3``… the first holding none of MNIST's four file names (gzipped or not):
+    an export never replaces files it did not write (an audit's export into a copy of MNIST, or into the data cache's
+    own ``mnist`` folder, had left 470 KB where MNIST's 47 MB had been)."""
+    for n in itertools.count(1):
+        candidate = Path(folder) if n == 1 else Path(folder).with_name(f"{Path(folder).name}-{n}")
+        if not any((candidate / (name + end)).exists() for name in IDX_NAMES for end in ("", ".gz")):
+            return candidate
+    raise AssertionError("unreachable")
 
 
 def write_idx_files(data: Dataset, folder: Path, *, gzip: bool = False) -> list[Path]:
