@@ -42,3 +42,22 @@ def test_json_stays_json_when_colour_is_forced(lesson_run):
     forced = {"FORCE_COLOR": "1", "TERM": "xterm", "TTY_COMPATIBLE": ""}  # conftest's TTY_COMPATIBLE=0 hid it
     done = run_cli("evaluate", "--model", str(lesson_run.folder), "--json", env=forced, process=True)
     assert done.returncode == 0 and json.loads(done.stdout)["matches"] is True, done.stdout[:200]  # spinner frames
+
+
+def test_a_long_legal_picture_name_is_saved_prepared_and_the_batch_goes_on(lesson_run, tmp_path):
+    """A 246-character name (a file system takes 255) stopped `predict --save-prepared`'s whole batch: its temporary
+    file's name, 28 characters longer, was too long."""
+    from PIL import Image
+
+    picture = Image.new("L", (64, 64), 255)
+    picture.paste(0, (28, 8, 36, 56))
+    long_name, short = tmp_path / ("a" * 246 + ".png"), tmp_path / "one.png"
+    for path in (long_name, short):
+        picture.save(path)
+    done = run_cli("predict", "--model", str(lesson_run.folder), "--save-prepared", str(tmp_path / "prep"),
+                   str(short), str(long_name), str(short), "--json")
+    assert done.returncode == 0, done.stderr
+    answers = json.loads(done.stdout)
+    assert len(answers) == 3 and all("error" not in answer for answer in answers)
+    saved = sorted(path.name for path in (tmp_path / "prep").iterdir())
+    assert len(saved) == 3 and max(len(name.encode()) for name in saved) <= 255 and saved[-1].endswith("-prepared.png")

@@ -109,7 +109,9 @@ def prepared_stems(images: List[Path]) -> List[str]:
     """
     from collections import Counter
 
-    stems = [image.stem for image in images]
+    from digitlab.fileio import short_name
+
+    stems = [short_name(image.stem) for image in images]  # a 246-character name's "-prepared.png" would not fit
     folded = Counter(stem.casefold() for stem in stems)  # X.png and x.png are one file on macOS and Windows
     names: List[str] = []
     taken: set[str] = set()

@@ -34,7 +34,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     'hi'
     """
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{short_name(path.name)}.", suffix=".part", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
@@ -43,6 +43,25 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def short_name(name: str, most: int = 200) -> str:
+    """``name``, or for one over ``most`` bytes (a temporary name adds 15 to it, and a file system takes 255: a
+    picture's legal 246-character name had stopped a batch) its start and a hash, its extension kept.
+
+    >>> short_name("x.png"), len(short_name("a" * 300 + ".png").encode()) <= 200, short_name("a" * 300 + ".png")[-4:]
+    ('x.png', True, '.png')
+    """
+    if len(os.fsencode(name)) <= most:
+        return name
+    import hashlib
+
+    stem, extension = os.path.splitext(name)
+    extension = extension if len(os.fsencode(extension)) <= 20 else ""
+    keep = stem
+    while len(os.fsencode(keep)) > most - 17 - len(os.fsencode(extension)):  # whole characters
+        keep = keep[:-1]
+    return f"{keep}-{hashlib.blake2b(os.fsencode(name), digest_size=8).hexdigest()}{extension}"
 
 
 STALE_PART_S = 600.0  # a temporary file written by atomic_path is whole or gone within seconds
