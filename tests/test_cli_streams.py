@@ -1,4 +1,5 @@
-"""The command line in the shells people have: closed streams, an ASCII terminal, ``COLUMNS=0``, ``FORCE_COLOR``
+"""The command line in the shells people have: closed streams, an ASCII terminal, ``COLUMNS=0``, ``FORCE_COLOR``, a
+quoted ``~``, a deleted working folder, a long file name
 (a shell-environment audit found each ending in a traceback, in silence, or in JSON no parser could read)."""
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import pytest
 from conftest import run_cli
 
 
-def _shell(command: str, **env: str) -> subprocess.CompletedProcess:
+def _shell(command: str, cwd=None, **env: str) -> subprocess.CompletedProcess:
     """``python -m digitlab`` in a shell line (``>&-`` closes a stream as a daemon's wrapper does)."""
-    return subprocess.run(["bash", "-c", command.replace("digitlab", f"{sys.executable} -m digitlab", 1)],
+    return subprocess.run(["bash", "-c", command.replace("digitlab", f"{sys.executable} -m digitlab", 1)], cwd=cwd,
                           capture_output=True, text=True, timeout=300, env={**os.environ, **env})
 
 
@@ -61,3 +62,29 @@ def test_a_long_legal_picture_name_is_saved_prepared_and_the_batch_goes_on(lesso
     assert len(answers) == 3 and all("error" not in answer for answer in answers)
     saved = sorted(path.name for path in (tmp_path / "prep").iterdir())
     assert len(saved) == 3 and max(len(name.encode()) for name in saved) <= 255 and saved[-1].endswith("-prepared.png")
+
+
+def test_a_delete_with_stdin_closed_deletes_nothing_in_one_line(tmp_path):
+    from conftest import class_set
+
+    class_set(tmp_path / "data", writers=1, per_digit=1)
+    done = _shell("digitlab data remove class --all <&-", DIGITLAB_DATA=str(tmp_path / "data"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr  # RuntimeError: lost sys.stdin
+    assert "nothing was deleted" in done.stderr and (tmp_path / "data" / "handwriting" / "class").is_dir()
+
+
+@pytest.mark.slow
+def test_a_sweep_from_a_deleted_folder_says_so_in_one_line(tmp_path):
+    pytest.importorskip("distributed")
+    done = _shell(f"mkdir gone && cd gone && rmdir ../gone && digitlab sweep --models logreg --seeds 0 --workers 1 "
+                  f"--out '{tmp_path / 'sweeps'}'", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-600:]  # 138 lines of Dask's
+    assert "the current folder no longer exists" in done.stderr
+
+
+def test_a_home_folder_typed_quoted_or_after_an_equals_sign_is_the_home_folder(lesson_run, tmp_path):
+    home, here = tmp_path / "home", tmp_path / "here"
+    here.mkdir()
+    done = run_cli("data", "show", "digits", "--out=~/figures", cwd=here, env={"HOME": str(home)}, process=True)
+    assert done.returncode == 0, done.stderr
+    assert not (here / "~").exists() and any((home / "figures").iterdir())  # it made a folder named "~" here

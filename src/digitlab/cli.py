@@ -385,7 +385,7 @@ def run_command_line(args: list[str], prog_name: str | None = None) -> int | str
         args = ["--collect=mine" if arg == "--collect" and (i + 1 == len(args) or args[i + 1].startswith("-"))
                 else arg for i, arg in enumerate(args)]
     try:
-        app(args=terminal.no_empty(args), prog_name=prog_name)
+        app(args=terminal.home_expanded(terminal.no_empty(args)), prog_name=prog_name)
     except SystemExit as exc:
         if exc.code == 130 and (interrupt := _interrupt_of(exc)) is not None:  # Typer turns Ctrl-C into 130, silently
             _say_interrupted(interrupt)

@@ -424,6 +424,6 @@ def _confirm(yes: bool, question: str) -> None:
     try:
         if yes or typer.confirm(question):
             return
-    except typer.Abort:  # no input (a script, </dev/null)
+    except (typer.Abort, RuntimeError):  # no input (a script, </dev/null); RuntimeError: stdin closed (<&-)
         typer.echo("")  # end the prompt's line
     raise DigitlabError("nothing was deleted; answer y, or pass --yes to delete without asking")

@@ -21,8 +21,18 @@ def local_cluster(workers: int) -> Any:
     instead of 0.38 s on the 8×8 digits). A value already in this process's environment is kept. (The CNN
     now also sets glibc's thresholds itself when it trains, whatever the environment says: :mod:`digitlab.memory`.)
     """
+    import os
+
     import dask
     from distributed import LocalCluster
+
+    from digitlab.errors import DigitlabError
+
+    try:
+        os.getcwd()  # a worker process starts in it: from a deleted one, 138 lines of Dask's traceback
+    except FileNotFoundError:
+        raise DigitlabError("the current folder no longer exists (removed while this shell was in it); `cd` into "
+                            "one that does and run the sweep again") from None
 
     # Ctrl-C reaches every process of the terminal's group: the workers ignore it (they inherit that), and this
     # process cancels their tasks and closes the cluster, instead of each worker printing a traceback

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 
-__all__ = ["console", "folder_named", "no_empty", "number", "spinner", "steady_streams"]
+__all__ = ["console", "folder_named", "home_expanded", "no_empty", "number", "spinner", "steady_streams"]
 
 
 class _Console(Console):
@@ -145,6 +145,21 @@ def no_empty(args: list[str]) -> list[str]:
             raise DigitlabError(f"the command line's {i + 1}{nth} word is empty (an unset shell variable?){where}; "
                                 "give it a value or leave it out")
     return args
+
+
+def home_expanded(args: list[str]) -> list[str]:
+    """``args`` with a leading ``~/`` (or a lone ``~``) expanded, in a word or after an option's ``=``, as the shell
+    would have: quoted, or in ``--out=~/runs``, it had made a folder named ``~`` here and printed ``~/runs/...``.
+
+    >>> home_expanded(["run", "--out=~/runs", "~", "a~b"]) == ["run", f"--out={Path.home()}/runs", str(Path.home()),
+    ...                                                       "a~b"]
+    True
+    """
+    def expanded(word: str) -> str:
+        return os.path.expanduser(word) if word == "~" or word.startswith("~/") else word
+
+    return [f"{option}={expanded(value)}" if word.startswith("--") and equals else expanded(word)
+            for word in args for option, equals, value in [word.partition("=")]]
 
 
 def number(low: float, high: float = math.inf) -> Callable[[Any], float]:
