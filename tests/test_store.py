@@ -143,6 +143,19 @@ def test_card_cannot_set_dunder_attributes(run_copy):
         load_model(run_copy)
 
 
+def test_a_card_from_an_older_scikit_learn_loads(run_copy):
+    """scikit-learn 1.6 wrote LogisticRegression's multi_class as "deprecated"; 1.8 removed it, and a run made with
+    1.6 (which digitlab accepts) could not be loaded: "the card's parameters do not fit the model"."""
+    card = json.loads((run_copy / "model.json").read_text())
+    card["params"]["multi_class"] = "deprecated"
+    (run_copy / "model.json").write_text(json.dumps(card))
+    assert load_model(run_copy).model.predict(np.zeros((1, 64))).shape == (1,)
+    card["params"]["multi_class"] = "ovr"  # set on purpose, and gone: said, with the likely reason
+    (run_copy / "model.json").write_text(json.dumps(card))
+    with pytest.raises(DigitlabError, match="multi_class.*another version of scikit-learn"):
+        load_model(run_copy)
+
+
 def test_foreign_tensor_is_refused(run_copy):
     from safetensors.numpy import load_file, save_file
 

@@ -126,10 +126,14 @@ def _restore_array_state(estimator: Any, params: dict[str, Any], state: dict[str
     """Rebuild a fitted estimator from its card's params and state and the file's arrays."""
     import numpy as np
 
+    known = estimator.get_params()  # a parameter scikit-learn was removing, left at its default, it writes "deprecated":
+    params = {k: v for k, v in params.items() if k in known or v != "deprecated"}  # 1.6's multi_class, gone in 1.8
     try:
         estimator.set_params(**params)
     except (ValueError, TypeError) as exc:
-        raise DigitlabError(f"{weights}: the card's parameters do not fit the model ({exc})") from None
+        raise DigitlabError(f"{weights}: the card's parameters do not fit this scikit-learn's "
+                            f"{type(estimator).__name__} ({exc}); a model saved by another version of scikit-learn "
+                            "may need that version") from None
     if set(tensors) != {n for n, s in state.items() if s.get("kind") == "array"}:
         raise DigitlabError(f"{weights}: the tensors in the file do not match the state listed in its card")
     for name, entry in state.items():
