@@ -126,7 +126,7 @@ def _restore_array_state(estimator: Any, params: dict[str, Any], state: dict[str
     """Rebuild a fitted estimator from its card's params and state and the file's arrays."""
     import numpy as np
 
-    known = estimator.get_params()  # a parameter scikit-learn was removing, left at its default, it writes "deprecated":
+    known = estimator.get_params()  # a parameter scikit-learn was removing, left at its default, is "deprecated":
     params = {k: v for k, v in params.items() if k in known or v != "deprecated"}  # 1.6's multi_class, gone in 1.8
     try:
         estimator.set_params(**params)
