@@ -31,7 +31,8 @@ console, err_console = terminal.console(), terminal.console(stderr=True)
 
 DatasetOpt = typer.Option("digits", "--dataset", "-d", help="Dataset name: digits (bundled 8x8) or mnist.")
 ModelOpt = typer.Option("logreg", "--model", "-m", help="Model name from the zoo (see `digitlab models`).")
-SeedOpt = typer.Option(42, "--seed", help="Seed for the split and the model; same seed, same numbers.")
+SeedOpt = typer.Option(42, "--seed", help="Seed for the split and the model; same seed, same numbers (a CNN's: with "
+                                           "no --time-budget and OMP_NUM_THREADS set, see the README).")
 ParamOpt = typer.Option(None, "--param", "-p", metavar="NAME=VALUE", help="A model parameter, e.g. C=10 (repeatable).")
 LimitOpt = typer.Option(None, "--limit", min=1, help="N stratified training images (above 10,000, a tenth calibrates).")
 
