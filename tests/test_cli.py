@@ -80,6 +80,21 @@ def test_evaluate_checks_every_figure_the_run_recorded(lesson_run, tmp_path, edi
     assert not outcome.matches and outcome.differences == [said], outcome.differences
 
 
+def test_a_model_with_only_its_card_is_checked_against_the_card(lesson_run, tmp_path):
+    """A compare's or a sweep's model has no metrics.json: `evaluate` said "nothing to compare with" (exit 0), though
+    its card holds its accuracy, errors, interval and ECE."""
+    copy = tmp_path / "run"
+    shutil.copytree(lesson_run.folder, copy)
+    (copy / "metrics.json").unlink()
+    result = run_cli("evaluate", "--model", str(copy))
+    assert result.returncode == 0 and "Matches the run's model.json exactly" in result.stdout, result.stdout
+    card = json.loads((copy / "model.json").read_text())
+    card["metrics"]["n_errors"] += 1
+    (copy / "model.json").write_text(json.dumps(card))
+    result = run_cli("evaluate", "--model", str(copy))
+    assert result.returncode == 1 and "Differs from the run's model.json: n_errors" in result.stdout, result.stdout
+
+
 def test_models_lists_the_zoo():
     result = run_cli("models")
     assert result.returncode == 0

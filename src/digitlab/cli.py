@@ -173,11 +173,11 @@ def evaluate(
     elif outcome.recorded is None:
         console.print("No metrics.json beside the model to compare with.")
     elif outcome.matches:
-        console.print("[green]Matches the run's metrics.json exactly.[/]")
+        console.print(f"[green]Matches the run's {outcome.source} exactly.[/]")
     else:  # damaged, not "differs in every value" (a reviewer emptied the file and read that the model changed)
         console.print("[red]The run's metrics.json cannot be read (damaged, or not its JSON):[/] nothing it recorded can "
                       "be confirmed; the figures above are this evaluation's" if outcome.unreadable else
-                      f"[red]Differs from the run's metrics.json:[/] {', '.join(outcome.differences)}")
+                      f"[red]Differs from the run's {outcome.source}:[/] {', '.join(outcome.differences)}")
         raise typer.Exit(1)
 
 

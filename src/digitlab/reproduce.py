@@ -17,6 +17,7 @@ from digitlab.store import load_model
 CALIBRATION = ("ece", "nll", "brier", "ece_uncalibrated", "nll_uncalibrated", "brier_uncalibrated")
 COMPARED = ("accuracy", "n_errors", "n_test", "ci95", "confusion", "per_class", "macro_precision", "macro_recall",
             "macro_f1")
+CARD = ("accuracy", "n_errors", "n_test", "ci95", "ece")  # what a model card holds of its test figures
 AGREED = ("seed", "split", "params", "calibration")  # written to both model.json and metrics.json by the run
 
 
@@ -30,6 +31,7 @@ class Reevaluation:
     recorded: dict[str, Any] | None
     differences: list[str] = field(default_factory=list)
     unreadable: bool = False  # metrics.json is there but damaged (not JSON, not an object): every value "differs"
+    source: str = "metrics.json"  # or "model.json": a compare's or sweep's model has only its card's figures
 
     @property
     def matches(self) -> bool:
@@ -90,13 +92,17 @@ def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
             recorded, unreadable = {}, True
     elif card.finetuned_from is not None and name == "mnist" and metrics_file.is_file():
         (recorded, unreadable), compared = _mnist_after(metrics_file), _TUNED
+    elif name == card.dataset and card.metrics:  # a compare's or sweep's model (it had said "nothing to compare")
+        recorded, compared = card.metrics, tuple(key for key in CARD if key in card.metrics)
     differences = []
     if recorded is not None:
         now = _comparable(metrics)
-        differences = [key for key in compared if recorded.get(key) != now[key]]
+        same = _close if recorded is card.metrics else (lambda a, b: a == b)  # a card's ECE: to 1e-9, as below
+        differences = [key for key in compared if not same(recorded.get(key), now[key])]
         if compared is COMPARED and not unreadable:
             differences += _against_the_card(card, recorded, now)
-    return Reevaluation(loaded.id, name, metrics, recorded, differences, unreadable)
+    source = "model.json" if recorded is card.metrics else "metrics.json"
+    return Reevaluation(loaded.id, name, metrics, recorded, differences, unreadable, source)
 
 
 def _against_the_card(card: ModelCard, recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
