@@ -123,6 +123,7 @@ def run(
     if result.validation_accuracy is not None:
         table.add_row("Validation accuracy", f"{result.validation_accuracy:.2%}")
     table.add_row("Run folder", escape(str(result.folder)))
+    table.columns[1].overflow = "fold"  # a narrow pane had "c40/20261204T0757…": the folder whole, over lines
     console.print(table)
     if limit is not None and "limit" not in (result.record.dataset.split or {}):
         err_console.print(f"note: --limit {limit:,} is not fewer than the training images, so all of them were used")
@@ -218,12 +219,11 @@ def compare(
         return
     from rich.filesize import decimal
 
-    table = Table("#", "model", "accuracy", "95% CI", "errors", "train s", "predict img/s", "size",
-                  title=f"Leaderboard on {dataset}", title_justify="left")
-    for rank, r in enumerate(board.rows, 1):
-        table.add_row(str(rank), r.model, f"{r.accuracy:.2%}", f"{r.ci_low:.2%} – {r.ci_high:.2%}", str(r.n_errors),
-                      f"{r.train_seconds:.2f}", f"{r.predict_images_per_second:,.0f}", decimal(r.model_bytes))
-    console.print(table)
+    rows = [(str(rank), r.model, f"{r.accuracy:.2%}", f"{r.ci_low:.2%} – {r.ci_high:.2%}", str(r.n_errors),
+             f"{r.train_seconds:.2f}", f"{r.predict_images_per_second:,.0f}", decimal(r.model_bytes))
+            for rank, r in enumerate(board.rows, 1)]
+    console.print(terminal.uncut_table(("#", "model", "accuracy", "95% CI", "errors", "train s", "predict img/s",
+                                        "size"), rows, title=f"Leaderboard on {dataset}"))
     for r in board.rows:
         if r.convergence_note:
             console.print(f"{r.model}: {r.convergence_note}")
