@@ -63,10 +63,12 @@ def test_evaluate_reports_a_changed_metrics_file(lesson_run, tmp_path):
     (lambda m, c: m.update(seed=7), "seed (model.json says otherwise)"),
     (lambda m, c: m["params"].update(C=1234), "params (model.json says otherwise)"),
     (lambda m, c: c["metrics"].update(accuracy=0.999), "model.json's accuracy"),
+    (lambda m, c: c["not_a_digit"].update(threshold=1.0), "not_a_digit threshold (model.json says otherwise)"),
 ])
 def test_evaluate_checks_every_figure_the_run_recorded(lesson_run, tmp_path, edit, said):
     """A reproducibility audit edited metrics.json's n_test, calibration, seed and parameters, deleted its ECE, and
-    set the card's accuracy to 99.9%: each time `evaluate` said "Matches the run's metrics.json exactly"."""
+    set the card's accuracy to 99.9% and its not-a-digit threshold to 1 (nothing turned away): each time `evaluate`
+    said "Matches the run's metrics.json exactly"."""
     from digitlab.reproduce import reevaluate
 
     copy = tmp_path / "run"

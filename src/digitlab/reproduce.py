@@ -115,8 +115,12 @@ def _against_the_card(card: ModelCard, recorded: dict[str, Any], now: dict[str, 
                     if key in now and not _close(value, now[key])]
     ours = {"seed": card.seed, "split": card.split, "params": card.params,
             "calibration": None if card.calibration is None else json.loads(json.dumps(card.calibration.to_dict()))}
-    return differences + [f"{key} (model.json says otherwise)" for key in AGREED
-                          if key in recorded and recorded[key] != ours[key]]
+    theirs = {key: recorded[key] for key in AGREED if key in recorded}
+    detector = recorded.get("not_a_digit")
+    if isinstance(detector, dict) and "threshold" in detector:  # the card's threshold is the one every answer uses
+        theirs["not_a_digit threshold"] = detector["threshold"]
+        ours["not_a_digit threshold"] = None if card.not_a_digit is None else card.not_a_digit.threshold
+    return differences + [f"{key} (model.json says otherwise)" for key, value in theirs.items() if value != ours[key]]
 
 
 _TUNED = ("accuracy", "n_errors", "n_test")  # what a fine-tuned run records of itself on MNIST's test set
