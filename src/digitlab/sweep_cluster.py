@@ -63,23 +63,23 @@ def serves_dashboard(link: str) -> bool:
 
 def as_finished(client: Any, futures: list[Any], grace: float = 1.0) -> Iterator[tuple[Any, Any]]:
     """``(future, result)`` as each of ``futures`` finishes (an error's ``(type, error, traceback)``, a cancelled
-    one's ``CancelledError``), until all have, or ``client`` has lost its scheduler for ``grace`` seconds: those
-    not yielded then are lost with it.
+    one's ``CancelledError``), until all have, or ``grace`` seconds after ``client`` first lost its scheduler: those
+    not yielded then are lost with it (Dask cancels every future when the connection goes, even if it comes back).
 
     Dask's own ``as_completed(with_results=True)`` waits for ever on a future that had finished and whose result
     was being fetched as the scheduler went away (the fetch's ``CommClosedError`` is dropped on the client's loop):
-    a sweep whose scheduler was killed hung in 2 of 7 tries on a loaded machine."""
+    a sweep whose scheduler was killed hung in 2 of 7 tries on a loaded machine; and so did one whose scheduler came
+    back at the same address (a reviewer's)."""
     from distributed import as_completed
 
     finished = as_completed(futures, with_results=True, raise_errors=False)
-    gone_since = None
+    lost_at = None
     while not finished.is_empty():
         if finished.has_ready():
             yield next(finished)
-        elif client.status == "running":
-            gone_since = None
-            time.sleep(0.05)
-        elif time.monotonic() - (gone_since := gone_since or time.monotonic()) > grace:
+            continue
+        if lost_at is None and client.status != "running":
+            lost_at = time.monotonic()
+        if lost_at is not None and time.monotonic() - lost_at > grace:
             return
-        else:
-            time.sleep(0.05)
+        time.sleep(0.05)
