@@ -42,7 +42,7 @@ def test_a_full_disk_in_data_export_names_its_folder_argument(tmp_path):
     """`data export NAME FOLDER` has no --out: the advice names FOLDER (it named --out and $DIGITLAB_DATA)."""
     script = textwrap.dedent("""
         import errno, sys
-        import digitlab.data, digitlab.data.handwriting_io as io
+        import digitlab.data, digitlab.data.idx_export as io
         digitlab.data.load_dataset = lambda *args, **kwargs: None
         def full_disk(data, folder, gzip=False):
             raise OSError(errno.ENOSPC, "raw message", f"{folder}/train-images-idx3-ubyte")

@@ -432,7 +432,8 @@ def test_import_export_reload_identical(data_dir, tmp_path):
     # files. Now the four go in together, or the folder keeps the last four whole.
     import digitlab.data.idx as idx
 
-    before = {p.name: p.read_bytes() for p in written}
+    before = {p.name: p.read_bytes() for p in (tmp_path / "idx").iterdir()}  # the four and their sums
+    assert len(before) == 5
     real, calls = idx.write_idx, []
 
     def full_on_the_third(path, array):

@@ -80,6 +80,17 @@ def test_import_info_show_export_remove(env, tmp_path):
     assert [path.name for path in mnist.iterdir()] == ["train-images-idx3-ubyte.gz"]
     assert (mnist / "train-images-idx3-ubyte.gz").read_bytes() == b"MNIST's own"
     assert len(read_labels(mnist.with_name("mnist-2") / "train-labels-idx1-ubyte")) == 80
+    # exported again to the same folder, the set refreshes its own files there (a script reading DIR read a stale
+    # copy while each export went to DIR-2, DIR-3…); once a person changed one, they are not ours to replace
+    refreshed = run_cli("data", "export", "class", str(tmp_path / "idx"), "--test-size", "0.5", env=variables)
+    assert refreshed.returncode == 0 and "already holds" not in refreshed.stdout, refreshed.stdout
+    assert len(read_labels(tmp_path / "idx" / "t10k-labels-idx1-ubyte")) == 80 and not (tmp_path / "idx-2").exists()
+    (tmp_path / "idx" / "t10k-labels-idx1-ubyte").write_bytes(b"edited by hand")
+    kept = run_cli("data", "export", "class", str(tmp_path / "idx"), env=variables)
+    assert kept.returncode == 0 and (tmp_path / "idx-2" / "t10k-labels-idx1-ubyte").is_file(), kept.stdout
+    assert (tmp_path / "idx" / "t10k-labels-idx1-ubyte").read_bytes() == b"edited by hand"
+    here = run_cli("data", "export", "class", ".", cwd=tmp_path / "idx", env=variables)  # "." has no name to add to
+    assert here.returncode == 0 and f"written into {tmp_path / 'idx-2'}" in here.stdout, here  # its own export there
     os.environ["DIGITLAB_DATA"] = variables["DIGITLAB_DATA"]
     sample = HandwritingSet.open("class").samples()[0]
     removed = run_cli("data", "remove", "class", sample.id, env=variables)

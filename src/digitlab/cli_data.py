@@ -279,7 +279,8 @@ def export(
     """Write a handwriting set as the four MNIST-format IDX files (split by writer), loadable anywhere MNIST is; or,
     with --format pictures, its pictures as they arrived (one writer's with --writer)."""
     from digitlab.data import load_dataset
-    from digitlab.data.handwriting_io import export_pictures, unused_idx_folder, write_idx_files
+    from digitlab.data.handwriting_io import export_pictures
+    from digitlab.data.idx_export import unused_idx_folder, write_idx_files
     from digitlab.data.handwriting_names import NO_NAME, writer_key
     from digitlab.runs import check_writable, made_for_run
 

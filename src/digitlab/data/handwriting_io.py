@@ -25,7 +25,6 @@ Examples
 from __future__ import annotations
 
 import io
-import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +39,10 @@ from digitlab.data.image_files import PICTURES, UNREAD, hidden
 from digitlab.data.image_files import MAX_FILE_BYTES
 from digitlab.errors import DigitlabError
 
-__all__ = ["ImportSummary", "export_idx", "export_pictures", "write_idx_files", "import_pictures", "load_handwriting",
+__all__ = ["ImportSummary", "export_idx", "export_pictures", "import_pictures", "load_handwriting",
            "split_as_recorded", "split_samples", "held_out_digest", "writer_of", "written_by"]
 
 DEFAULT_TEST_SIZE = 0.2
-IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 IMPORT_BATCH, IMPORT_BATCH_BYTES = 256, 64 << 20
 """An import saves its pictures this many (or this many bytes) at a time, each batch with one index write."""
 SEVERAL = 4
@@ -361,7 +359,10 @@ def _pictures(paths: Iterable[Path], summary: ImportSummary) -> list[Path]:
 
 def export_idx(name: str, folder: Path, *, test_size: float | None = None, seed: int = 42,
                gzip: bool = False) -> list[Path]:
-    """Write the set's split as the four MNIST-format IDX files (MNIST's file names) into ``folder``."""
+    """Write the set's split as the four MNIST-format IDX files (MNIST's file names) into ``folder``
+    (:func:`digitlab.data.idx_export.write_idx_files`)."""
+    from digitlab.data.idx_export import write_idx_files
+
     return write_idx_files(load_handwriting(name, test_size=test_size, seed=seed), folder, gzip=gzip)
 
 
@@ -403,34 +404,6 @@ def export_pictures(name: str, folder: Path, *, writer: str | None = None) -> tu
             out.writeheader()
             out.writerows(rows)
     return staged.final, len(samples)
-
-
-def unused_idx_folder(folder: Path) -> Path:
-    """``folder``, or ``folder-2``, ``folder-3``… the first holding none of MNIST's four file names (gzipped or not):
-    an export never replaces files it did not write (an audit's export into a copy of MNIST, or into the data cache's
-    own ``mnist`` folder, had left 470 KB where MNIST's 47 MB had been)."""
-    for n in itertools.count(1):
-        candidate = Path(folder) if n == 1 else Path(folder).with_name(f"{Path(folder).name}-{n}")
-        if not any((candidate / (name + end)).exists() for name in IDX_NAMES for end in ("", ".gz")):
-            return candidate
-    raise AssertionError("unreachable")
-
-
-def write_idx_files(data: Dataset, folder: Path, *, gzip: bool = False) -> list[Path]:
-    """Write ``data``'s split as the four MNIST-format IDX files (MNIST's file names) into ``folder``: all four or
-    none of them (written in a hidden folder there first: a full disk or Ctrl-C left a set's train files beside
-    another's test files), and two writers' four never mixed (:func:`~digitlab.fileio.replace_together`)."""
-    from digitlab.data.idx import write_idx
-    from digitlab.fileio import replace_together, scratch_folder
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = (data.train_images, data.train_labels.astype(np.uint8), data.test_images, data.test_labels.astype(np.uint8))
-    with scratch_folder(folder, ".export-") as scratch:
-        staged = [scratch / (file_name + (".gz" if gzip else "")) for file_name in IDX_NAMES]
-        for path, array in zip(staged, arrays):
-            write_idx(path, array)
-        return replace_together(staged, folder)
 
 
 def _png(image) -> bytes:
