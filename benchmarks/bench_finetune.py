@@ -5,8 +5,9 @@ their hand, prepared as the app prepares an upload; the MNIST CNN of ``--model``
 (:func:`digitlab.finetune.finetune_model`, MNIST training images as replay) on 20 of each digit
 and tested on the other 20. The baseline, in the same run, is the same model before fine-tuning.
 Beside it: how many of the writer's test digits the run's not-a-digit detector turns away, before, after with the
-base's detector and after with the one taught the writer's digits (:mod:`digitlab.notdigit_tune`), and how many of
-1,000 non-digits (their test split) each turns away.
+base's detector and after with the one taught the writer's digits (:mod:`digitlab.notdigit_tune`); how many of
+1,000 non-digits (their test split) and of 52 kinds of letters and symbols in the writer's own pen (``pen_letters.py``,
+10 each) each turns away; and how many of MNIST's 10,000 test digits.
 
 Targets (issue 11):
 
@@ -33,13 +34,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from digitlab.data import load_dataset  # noqa: E402
 from digitlab.data.writers import WRITERS, writer, writer_samples  # noqa: E402
 from digitlab.calibrate import apply_temperature  # noqa: E402
 from digitlab.finetune import finetune_model  # noqa: E402
 from digitlab.notdigit import nondigit_images  # noqa: E402
-from digitlab.notdigit_tune import tune_detector  # noqa: E402
+from digitlab.notdigit_tune import held_digits, tune_detector  # noqa: E402
+from pen_letters import LOOKALIKE, OTHER, letters  # noqa: E402
 from digitlab.preprocess import to_features  # noqa: E402
 from digitlab.store import load_model  # noqa: E402
 
@@ -99,7 +102,7 @@ def main() -> int:
     print(f"load average at start: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     print(f"{'writer':8s} {'error before':>12s} {'after':>7s} {'ratio':>6s} {'MNIST test':>11s} "
           f"{'drop (pt)':>9s} {'seconds':>8s} {'load':>5s}   turned away: writer before / after / after, "
-          "taught; non-digits base / taught")
+          "taught; non-digits, letters in their pen, MNIST: base's / taught")
     rows = []
     for name in args.writers.split(","):
         samples = writer_samples(writer(name.strip()), per_digit=40, seed=args.seed)
@@ -112,19 +115,24 @@ def main() -> int:
         seconds = time.perf_counter() - start
         after = error(tuned, *test)
         mnist_after = 1 - error(tuned, mnist.test_images, mnist.test_labels)
-        taught = tune_detector(base.detector, *train[:1], replay[0], base_model=model, model=tuned,
-                               temperature=temperature, pixel_max=255, seed=args.seed)
+        taught = tune_detector(base.detector, *train, replay[0], held_digits(replay[0], args.seed), base_model=model,
+                               model=tuned, temperature=temperature, pixel_max=255, seed=args.seed)
+        pen = letters(writer(name.strip()), OTHER + LOOKALIKE, 10, args.seed)
         away = [turned_away(base.detector, model, temperature, test[0]),
                 turned_away(base.detector, tuned, temperature, test[0]),
                 turned_away(taught, tuned, temperature, test[0]),
-                turned_away(base.detector, tuned, temperature, others), turned_away(taught, tuned, temperature, others)]
+                turned_away(base.detector, tuned, temperature, others), turned_away(taught, tuned, temperature, others),
+                turned_away(base.detector, tuned, temperature, pen), turned_away(taught, tuned, temperature, pen),
+                turned_away(base.detector, tuned, temperature, mnist.test_images),
+                turned_away(taught, tuned, temperature, mnist.test_images)]
         row = dict(writer=name, before=before, after=after, ratio=after / max(before, 1e-9),
                    mnist_after=mnist_after, drop_points=100 * (mnist_before - mnist_after), seconds=seconds,
                    load=os.getloadavg()[0], turned_away=away)
         rows.append(row)
         print(f"{name:8s} {before:12.2%} {after:7.2%} {row['ratio']:6.2f} {mnist_after:11.2%} "
               f"{row['drop_points']:9.2f} {seconds:8.1f} {row['load']:5.2f}   "
-              f"{away[0]:.1%} / {away[1]:.1%} / {away[2]:.1%}; {away[3]:.1%} / {away[4]:.1%}", flush=True)
+              f"{away[0]:.1%} / {away[1]:.1%} / {away[2]:.1%}; {away[3]:.1%} / {away[4]:.1%}, "
+              f"{away[5]:.1%} / {away[6]:.1%}, {away[7]:.2%} / {away[8]:.2%}", flush=True)
 
     checks = verdicts(rows)
     for ok, line in checks:

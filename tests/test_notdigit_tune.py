@@ -15,7 +15,7 @@ from digitlab.preprocess import to_features
 def test_the_detector_learns_a_writer_mnist_rarely_shows_and_keeps_the_rest(real_mnist):
     from digitlab.data import load_dataset
     from digitlab.notdigit import fit_detector
-    from digitlab.notdigit_tune import tune_detector
+    from digitlab.notdigit_tune import held_digits, tune_detector
     from digitlab.train import train
 
     mnist = load_dataset("mnist", limit=3000)
@@ -25,8 +25,9 @@ def test_the_detector_learns_a_writer_mnist_rarely_shows_and_keeps_the_rest(real
     taught = np.arange(len(emma.labels)) % 20 < 10  # ten of each digit taught, ten held out
     weights = [w.copy() for w in base.weights]
 
-    tuned = tune_detector(base, emma.images[taught], mnist.train_images, base_model=model, model=model,
-                          temperature=1.0, pixel_max=255, seed=0)
+    held = held_digits(load_dataset("mnist").train_images)  # from all of MNIST's 60,000, as finetune draws them
+    tuned = tune_detector(base, emma.images[taught], emma.labels[taught], mnist.train_images, held, base_model=model,
+                          model=model, temperature=1.0, pixel_max=255, seed=0)
 
     def turned_away(detector, images) -> float:
         x = to_features(images, 255)
@@ -48,5 +49,5 @@ def test_too_small_a_replay_keeps_the_base_detector():
 
     sentinel = object()
     few = np.zeros((200, 28, 28), np.uint8)
-    assert tune_detector(sentinel, few[:10], few, base_model=None, model=None, temperature=1.0, pixel_max=255) \
-        is sentinel
+    assert tune_detector(sentinel, few[:10], np.arange(10), few, few, base_model=None, model=None, temperature=1.0,
+                         pixel_max=255) is sentinel

@@ -121,7 +121,7 @@ def _finetune_run(model: Path, name: str, out: Path, seed: int, test_size: float
     tuned = finetune_model(base.model, images, labels, replay=(replay.train_images, replay.train_labels), seed=seed)
     seconds = time.perf_counter() - start
     step("teaching the not-a-digit detector the set's digits")
-    detector = _tuned_detector(base, tuned, images, replay, seed)
+    detector = _tuned_detector(base, tuned, (images, labels), replay, mnist, seed)
     step("measuring before and after")
     part = f"the held-out part: {len(test):,} samples" + (" by writers the model never trained on"
                                                            if split["kind"] == "by-writer" else "")
@@ -177,13 +177,16 @@ def _write(result: FinetuneResult, fitted: FittedModel, data: Dataset, provenanc
     return staged.final
 
 
-def _tuned_detector(base: Any, tuned: Any, images: np.ndarray, replay: Dataset, seed: int) -> Any:
+def _tuned_detector(base: Any, tuned: Any, samples: tuple[np.ndarray, Any], replay: Dataset, mnist: Dataset,
+                    seed: int) -> Any:
     """The base's not-a-digit detector, taught the set's training samples too (:mod:`digitlab.notdigit_tune`)."""
-    from digitlab.notdigit_tune import tune_detector
+    from digitlab.notdigit_tune import held_digits, tune_detector
 
     if base.detector is None:
         return None
-    return tune_detector(base.detector, images, replay.train_images, base_model=base.model, model=tuned,
+    images, labels = samples
+    return tune_detector(base.detector, images, np.asarray(labels), replay.train_images,
+                         held_digits(mnist.train_images, seed), base_model=base.model, model=tuned,
                          temperature=base.temperature, pixel_max=replay.pixel_max, seed=seed)
 
 

@@ -54,7 +54,8 @@ def write_idx_files(data: Dataset, folder: Path, *, gzip: bool = False) -> list[
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = (data.train_images, data.train_labels.astype(np.uint8), data.test_images, data.test_labels.astype(np.uint8))
+    arrays = (data.train_images, data.train_labels.astype(np.uint8), data.test_images,
+              data.test_labels.astype(np.uint8))
     with scratch_folder(folder, ".export-") as scratch:
         staged = [scratch / (file_name + (".gz" if gzip else "")) for file_name in IDX_NAMES]
         for path, array in zip(staged, arrays):
