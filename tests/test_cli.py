@@ -90,6 +90,7 @@ def test_a_model_with_only_its_card_is_checked_against_the_card(lesson_run, tmp_
     (copy / "metrics.json").unlink()
     result = run_cli("evaluate", "--model", str(copy))
     assert result.returncode == 0 and "Matches the run's model.json exactly" in result.stdout, result.stdout
+    assert json.loads(run_cli("evaluate", "--model", str(copy), "--json").stdout)["compared_with"] == "model.json"
     card = json.loads((copy / "model.json").read_text())
     card["metrics"]["n_errors"] += 1
     (copy / "model.json").write_text(json.dumps(card))

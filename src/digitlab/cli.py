@@ -164,7 +164,8 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps({"model_id": outcome.model_id, "dataset": outcome.dataset, "metrics": m.to_dict(),
                                "matches": outcome.matches if outcome.recorded is not None else None,
-                               "differences": outcome.differences, "metrics_json_unreadable": outcome.unreadable},
+                               "differences": outcome.differences, "metrics_json_unreadable": outcome.unreadable,
+                               "compared_with": outcome.source if outcome.recorded is not None else None},
                               indent=2))
         raise typer.Exit(0 if outcome.recorded is None or outcome.matches else 1)
     console.print(f"{escape(outcome.model_id)} on {outcome.dataset}: accuracy [bold]{m.accuracy:.2%}[/], "

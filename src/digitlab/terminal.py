@@ -161,15 +161,15 @@ def no_empty(args: list[str]) -> list[str]:
 
 
 def home_expanded(args: list[str]) -> list[str]:
-    """``args`` with a leading ``~/`` (or a lone ``~``) expanded, in a word or after an option's ``=``, as the shell
-    would have: quoted, or in ``--out=~/runs``, it had made a folder named ``~`` here and printed ``~/runs/...``.
+    """``args`` with a leading ``~/`` expanded, in a word or after an option's ``=``, as the shell would have:
+    quoted, or in ``--out=~/runs``, it had made a folder named ``~`` here and printed ``~/runs/...``. A lone ``~`` is
+    left as it is (a writer's or a sweep's name, say): no name with a ``/`` in it is taken.
 
-    >>> home_expanded(["run", "--out=~/runs", "~", "a~b"]) == ["run", f"--out={Path.home()}/runs", str(Path.home()),
-    ...                                                       "a~b"]
+    >>> home_expanded(["run", "--out=~/runs", "~", "a~b"]) == ["run", f"--out={Path.home()}/runs", "~", "a~b"]
     True
     """
     def expanded(word: str) -> str:
-        return os.path.expanduser(word) if word == "~" or word.startswith("~/") else word
+        return os.path.expanduser(word) if word.startswith("~/") else word
 
     return [f"{option}={expanded(value)}" if word.startswith("--") and equals else expanded(word)
             for word in args for option, equals, value in [word.partition("=")]]
