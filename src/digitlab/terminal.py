@@ -102,7 +102,8 @@ def uncut_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], title: st
 
     table = Table(title=title, title_justify="left")
     for i, header in enumerate(headers):
-        table.add_column(header, min_width=max(len(word) for row in rows for word in row[i].split()), overflow="fold")
+        table.add_column(header, min_width=max((len(word) for row in rows for word in row[i].split()), default=0),
+                         overflow="fold")
     for row in rows:
         table.add_row(*row)
     return table
