@@ -497,3 +497,24 @@ def test_a_cluster_left_without_workers_stops_the_sweep_naming_its_scheduler(tmp
         plan = SweepPlan("digits", plan_cells(["logreg"], None, seeds=[0], limits=[300]), tmp_path / "none")
         with pytest.raises(SweepStopped, match=f"none joined in 2 s.*`dask worker {cluster.scheduler_address}`"):
             run_sweep(plan, scheduler=cluster.scheduler_address, say=lambda _: None)
+
+
+def test_a_send_to_the_workers_that_breaks_is_tried_again_then_said_in_one_line():
+    """CI once saw tornado's AssertionError from a scatter, a worker having just been killed: a traceback for the
+    person. The send is tried again; one that keeps failing is one line."""
+    from digitlab.errors import DigitlabError
+    from digitlab.sweep_cluster import scatter_to_all
+
+    class Breaking:  # a client whose sends fail as a broken stream's did, the first ``times`` times
+        def __init__(self, times):
+            self.times, self.calls = times, 0
+
+        def scatter(self, data, broadcast, hash):
+            self.calls += 1
+            if self.calls <= self.times:
+                raise AssertionError()
+            return ("sent", data, broadcast)
+
+    assert scatter_to_all(Breaking(1), "digits") == ("sent", "digits", True)
+    with pytest.raises(DigitlabError, match="could not send the dataset to the Dask workers .AssertionError"):
+        scatter_to_all(Breaking(5), "digits", tries=2)

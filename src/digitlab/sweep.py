@@ -42,7 +42,7 @@ from digitlab.cores import usable_cores
 from digitlab.data import DATASETS
 from digitlab.errors import DigitlabError
 from digitlab.fileio import write_text_atomic
-from digitlab.sweep_cluster import as_finished, local_cluster, serves_dashboard
+from digitlab.sweep_cluster import as_finished, local_cluster, scatter_to_all, serves_dashboard
 
 __all__ = ["Cell", "SweepPlan", "cell_result", "check_workers", "find_sweep", "have_dask", "plan_cells", "read_cell",
            "run_cell", "run_sweep"]
@@ -338,7 +338,8 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
                  say: Callable[[str], None], advance: Callable[[int], None], keep: bool) -> None:
     from distributed import Client
 
-    for name in ("distributed", "distributed.client"):  # Dask's config gives the client a level of its own
+    # Dask's config gives the client a level of its own; tornado logs a result's fetch cut off by a lost scheduler
+    for name in ("distributed", "distributed.client", "tornado.application"):
         logging.getLogger(name).setLevel(logging.CRITICAL)  # what goes wrong is said here, in one line
     cluster = None
     try:
@@ -444,5 +445,5 @@ def _ship_if_needed(client, dataset: str, todo: list[Cell], say: Callable[[str],
     for seed in sorted({cell.seed for cell in todo}):
         key = _split_key(dataset, seed)
         if key not in shipped:
-            shipped[key] = client.scatter(load_dataset(dataset, seed=seed), broadcast=True, hash=False)
+            shipped[key] = scatter_to_all(client, load_dataset(dataset, seed=seed), SweepStopped)
     return shipped

@@ -9,7 +9,7 @@ import signal
 import time
 from typing import Any, Iterator
 
-__all__ = ["as_finished", "local_cluster", "serves_dashboard"]
+__all__ = ["as_finished", "local_cluster", "scatter_to_all", "serves_dashboard"]
 
 
 def local_cluster(workers: int) -> Any:
@@ -83,3 +83,22 @@ def as_finished(client: Any, futures: list[Any], grace: float = 1.0) -> Iterator
         if lost_at is not None and time.monotonic() - lost_at > grace:
             return
         time.sleep(0.05)
+
+
+def scatter_to_all(client: Any, data: Any, stopped: type[Exception] | None = None, tries: int = 3) -> Any:
+    """``client.scatter(data, broadcast=True)``, tried again when it fails: a worker killed while the data went out
+    broke the send on the client's loop (tornado's own ``AssertionError`` in its write buffer, seen once in CI after a
+    sweep's worker was killed), and the cluster's other workers, or the killed one's replacement, take it a moment
+    later. Raises the last failure as ``stopped`` (a :class:`~digitlab.errors.DigitlabError` by default): one line.
+    """
+    from digitlab.errors import DigitlabError
+
+    for attempt in range(tries):
+        try:
+            return client.scatter(data, broadcast=True, hash=False)
+        except Exception as exc:  # noqa: BLE001 - whatever Dask or tornado raise on a broken send
+            if attempt == tries - 1:
+                said = f"could not send the dataset to the Dask workers ({type(exc).__name__}: {exc})"
+                raise (stopped or DigitlabError)(said) from None
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
