@@ -224,7 +224,7 @@ def compare(
              f"{r.train_seconds:.2f}", f"{r.predict_images_per_second:,.0f}", decimal(r.model_bytes))
             for rank, r in enumerate(board.rows, 1)]
     console.print(terminal.uncut_table(("#", "model", "accuracy", "95% CI", "errors", "train s", "predict img/s",
-                                        "size"), rows, title=f"Leaderboard on {dataset}"))
+                                        "size"), rows, title=f"Leaderboard on {dataset}", width=console.width))
     for r in board.rows:
         if r.convergence_note:
             console.print(f"{r.model}: {r.convergence_note}")

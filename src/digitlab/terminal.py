@@ -95,15 +95,23 @@ class _Lines:
             self._on.print(text, soft_wrap=True)
 
 
-def uncut_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], title: str) -> Any:
-    """A Rich table whose values are never cut short: each column at least as wide as its longest word, the rest
-    folded over lines (a 60-column pane cut the leaderboard's "98.61%" to "98.6…" and "logreg" to "logr…")."""
+def uncut_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], title: str, width: int) -> Any:
+    """A Rich table for a terminal ``width`` wide whose values are never cut short (a 60-column pane cut the
+    leaderboard's "98.61%" to "98.6…" and "logreg" to "logr…"): each column as wide as its longest word, the rest of a
+    value on the next line; in a narrow terminal without the columns' side lines; in one narrower still, values folded
+    over lines. No column is ever wider than the terminal allows: Rich cut each line at the edge, and a column was
+    lost (a reviewer)."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
-    for i, header in enumerate(headers):
-        table.add_column(header, min_width=max((len(word) for row in rows for word in row[i].split()), default=0),
-                         overflow="fold")
+    words = [max((len(word) for row in rows for word in row[i].split()), default=0) for i in range(len(headers))]
+    if sum(words) + 3 * len(words) + 1 <= width:  # side lines and a space each side of every value
+        table, fits = Table(title=title, title_justify="left"), True
+    else:  # one space between columns
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 0))
+        fits = sum(words) + len(words) - 1 <= width
+    for header, longest in zip(headers, words):
+        table.add_column(header, min_width=longest if fits else None, overflow="fold")
     for row in rows:
         table.add_row(*row)
     return table
