@@ -170,17 +170,19 @@ def no_empty(args: list[str]) -> list[str]:
 
 
 def home_expanded(args: list[str]) -> list[str]:
-    """``args`` with a leading ``~/`` expanded, in a word or after an option's ``=``, as the shell would have:
-    quoted, or in ``--out=~/runs``, it had made a folder named ``~`` here and printed ``~/runs/...``. A lone ``~`` is
-    left as it is (a writer's or a sweep's name, say): no name with a ``/`` in it is taken.
+    """``args`` with a leading ``~/`` expanded, in a word or after an option's ``=``, and a lone ``~`` after an
+    option's ``=``, as the shell would have: quoted, or in ``--out=~/runs``, it had made a folder named ``~`` here
+    and printed ``~/runs/...``. A lone quoted ``~`` word is left as it is (a writer's or a sweep's name, say).
 
-    >>> home_expanded(["run", "--out=~/runs", "~", "a~b"]) == ["run", f"--out={Path.home()}/runs", "~", "a~b"]
+    >>> home = str(Path.home())
+    >>> home_expanded(["run", "--out=~/runs", "--out=~", "~", "a~b"]) == ["run", f"--out={home}/runs", f"--out={home}",
+    ...                                                                  "~", "a~b"]
     True
     """
-    def expanded(word: str) -> str:
-        return os.path.expanduser(word) if word.startswith("~/") else word
+    def expanded(word: str, lone: bool = False) -> str:
+        return os.path.expanduser(word) if word.startswith("~/") or (lone and word == "~") else word
 
-    return [f"{option}={expanded(value)}" if word.startswith("--") and equals else expanded(word)
+    return [f"{option}={expanded(value, lone=True)}" if word.startswith("--") and equals else expanded(word)
             for word in args for option, equals, value in [word.partition("=")]]
 
 
