@@ -8,9 +8,9 @@ for a few epochs (scikit-learn's own MLP, warm-started from its weights) on the 
 many MNIST digits replayed and as many non-digits as both, some of them drawn in the writer's own pen; then its
 thresholds are set so that it turns away as large a share of other MNIST digits, with the fine-tuned model, as the
 base detector did with the base model. ``benchmarks/bench_finetune.py`` on six synthetic writers (``BENCHMARKS.md``):
-emma's digits turned away 17.5% → 5.5%, letters in each writer's pen turned away as often or more (but emma's:
-75.6% → 65.6%), MNIST's test digits as often or less (0.68-0.87%), the test split's non-digits 1-6 points less often
-(86.6-91.5%, from 92.1-92.9%).
+emma's digits turned away 17.5% → 5.5%, letters in each writer's pen about as often or more (but emma's: 75.6% →
+66.8%), MNIST's test digits 0.64-0.91% (0.81-0.85% before), the test split's non-digits up to 6 points less often
+(86.2-92.3%, from 92.1-92.9%).
 """
 
 from __future__ import annotations
