@@ -43,6 +43,9 @@ def env(real_mnist, tmp_path_factory):
     return {"DIGITLAB_DATA": str(real_mnist)}, folder, photos
 
 
+IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
 def test_import_info_show_export_remove(env, tmp_path):
     variables, _, photos = env
     for w in WRITERS[:3]:
@@ -89,6 +92,9 @@ def test_import_info_show_export_remove(env, tmp_path):
     kept = run_cli("data", "export", "class", str(tmp_path / "idx"), env=variables)
     assert kept.returncode == 0 and (tmp_path / "idx-2" / "t10k-labels-idx1-ubyte").is_file(), kept.stdout
     assert (tmp_path / "idx" / "t10k-labels-idx1-ubyte").read_bytes() == b"edited by hand"
+    gzipped = run_cli("data", "export", "class", str(tmp_path / "idx-2"), "--gzip", env=variables)
+    assert gzipped.returncode == 0 and sorted(path.name for path in (tmp_path / "idx-2").iterdir()) == sorted(
+        [".digitlab-export.json", *(name + ".gz" for name in IDX)]), gzipped  # not the plain four left beside them
     here = run_cli("data", "export", "class", ".", cwd=tmp_path / "idx", env=variables)  # "." has no name to add to
     assert here.returncode == 0 and f"written into {tmp_path / 'idx-2'}" in here.stdout, here  # its own export there
     os.environ["DIGITLAB_DATA"] = variables["DIGITLAB_DATA"]

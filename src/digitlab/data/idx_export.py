@@ -56,10 +56,16 @@ def write_idx_files(data: Dataset, folder: Path, *, gzip: bool = False) -> list[
     folder.mkdir(parents=True, exist_ok=True)
     arrays = (data.train_images, data.train_labels.astype(np.uint8), data.test_images,
               data.test_labels.astype(np.uint8))
+    # an earlier export's files of the other ending (gzipped or not), unchanged: replaced too, not left beside these
+    stale = [folder / (name + ("" if gzip else ".gz")) for name in IDX_NAMES]
+    stale = [path for path in stale if path.exists() and _exported_unchanged(path)]
     with scratch_folder(folder, ".export-") as scratch:
         staged = [scratch / (file_name + (".gz" if gzip else "")) for file_name in IDX_NAMES]
         for path, array in zip(staged, arrays):
             write_idx(path, array)
         sums = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in staged}
         (scratch / EXPORTED).write_text(json.dumps(sums, indent=1) + "\n", encoding="utf-8")
-        return replace_together([*staged, scratch / EXPORTED], folder)[:4]
+        written = replace_together([*staged, scratch / EXPORTED], folder)[:4]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return written
