@@ -97,21 +97,29 @@ class _Lines:
 
 def uncut_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], title: str, width: int) -> Any:
     """A Rich table for a terminal ``width`` wide whose values are never cut short (a 60-column pane cut the
-    leaderboard's "98.61%" to "98.6…" and "logreg" to "logr…"): each column as wide as its longest word, the rest of a
-    value on the next line; in a narrow terminal without the columns' side lines; in one narrower still, values folded
-    over lines. No column is ever wider than the terminal allows: Rich cut each line at the edge, and a column was
-    lost (a reviewer)."""
+    leaderboard's "98.61%" to "98.6…" and "logreg" to "logr…"). Where it fits, Rich's own boxed table; else one space
+    between columns, each given its longest word and the room left shared out to the columns needing least more, the
+    rest of a value on the next line; narrower still, values folded over lines. Never wider than ``width``: Rich's
+    own widths overshot it by a character or more, and a table wider than the terminal lost its last column."""
     from rich import box
     from rich.table import Table
 
-    words = [max((len(word) for row in rows for word in row[i].split()), default=0) for i in range(len(headers))]
-    if sum(words) + 3 * len(words) + 1 <= width:  # side lines and a space each side of every value
-        table, fits = Table(title=title, title_justify="left"), True
-    else:  # one space between columns
-        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 0))
-        fits = sum(words) + len(words) - 1 <= width
-    for header, longest in zip(headers, words):
-        table.add_column(header, min_width=longest if fits else None, overflow="fold")
+    columns = [[header, *(row[i] for row in rows)] for i, header in enumerate(headers)]
+    whole = [max(len(cell) for cell in column) for column in columns]
+    if sum(whole) + 3 * len(whole) + 1 <= width:  # side lines and a space each side of every value
+        table, widths = Table(title=title, title_justify="left"), [None] * len(whole)
+    else:
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 0),
+                      width=width)
+        widths = [max((len(word) for cell in column[1:] for word in cell.split()), default=1) for column in columns]
+        spare = width - (len(widths) - 1) - sum(widths)
+        if spare < 0:  # not even the longest words fit: Rich folds them
+            widths = [None] * len(whole)
+        for i in sorted(range(len(widths)), key=lambda i: whole[i] - widths[i]) if spare >= 0 else ():
+            more = min(spare, whole[i] - widths[i])
+            widths[i], spare = widths[i] + more, spare - more
+    for header, fixed in zip(headers, widths):
+        table.add_column(header, width=fixed, overflow="fold")
     for row in rows:
         table.add_row(*row)
     return table
