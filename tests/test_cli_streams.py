@@ -97,3 +97,21 @@ def test_a_narrow_pane_shows_the_leaderboards_numbers_whole(tmp_path):
     assert "…" not in board, board  # "96.6…", "logr…"
     assert max(len(line) for line in board.splitlines()) <= 60, board  # no column cut off at the edge (a reviewer)
     assert "96.67%" in board and "logreg" in board and "kB" in board, board  # every column, the last one too
+
+
+@pytest.mark.parametrize("width", [40, 50, 60, 61, 70, 89, 120])
+def test_a_leaderboard_is_never_wider_than_its_terminal(width):
+    """CI's machine predicted 1,037,111 images a second: Rich's widths then overshot 60 columns by one."""
+    import io
+
+    from digitlab.terminal import console, uncut_table
+
+    out = io.StringIO()
+    rows = [("1", "knn", "98.33%", "96.41% – 99.23%", "6", "0.00", "42,786", "389.9 kB"),
+            ("2", "logreg", "96.67%", "94.26% – 98.08%", "12", "0.04", "1,037,111", "4.7 kB")]
+    console(file=out, width=width).print(uncut_table(("#", "model", "accuracy", "95% CI", "errors", "train s",
+                                                      "predict img/s", "size"), rows, "Leaderboard", width))
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= width and "…" not in out.getvalue()
+    if width >= 50:  # room for every column's longest word: each value on its lines, whole
+        assert all(any(word in line for line in lines) for row in rows for cell in row for word in cell.split())
