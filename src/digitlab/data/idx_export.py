@@ -17,6 +17,7 @@ __all__ = ["EXPORTED", "IDX_NAMES", "unused_idx_folder", "write_idx_files"]
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
+_ALL_NAMES = {name + end for name in IDX_NAMES for end in ("", ".gz")}
 EXPORTED = ".digitlab-export.json"
 """Beside an export's four files, their SHA-256s: a later export may replace files that are still those."""
 
@@ -28,20 +29,26 @@ def unused_idx_folder(folder: Path) -> Path:
     47 MB had been), and a set exported again to the same folder refreshes it."""
     for n in itertools.count(1):
         candidate = Path(folder) if n == 1 else Path(os.path.abspath(folder) + f"-{n}")  # "." or "..": its name
-        there = [candidate / (name + end) for name in IDX_NAMES for end in ("", ".gz")]
-        if all(_exported_unchanged(path) for path in there if path.exists()):
+        there = {name for name in _ALL_NAMES if (candidate / name).exists()}
+        if not there or there <= _exported_unchanged(candidate):
             return candidate
     raise AssertionError("unreachable")
 
 
-def _exported_unchanged(path: Path) -> bool:
-    """Whether ``path`` is a file an export wrote, as it wrote it (its SHA-256 in the folder's :data:`EXPORTED`)."""
+def _exported_unchanged(folder: Path) -> set[str]:
+    """The names of the files in ``folder`` an export wrote, as it wrote them (their SHA-256s in its
+    :data:`EXPORTED`); none when there is no record, or it is damaged."""
     try:
-        recorded = json.loads((path.parent / EXPORTED).read_text(encoding="utf-8"))
-        with open(path, "rb") as handle:
-            return recorded.get(path.name) == hashlib.file_digest(handle, "sha256").hexdigest()
+        recorded = json.loads((folder / EXPORTED).read_text(encoding="utf-8"))
+        return {name for name, digest in recorded.items() if name in _ALL_NAMES and (folder / name).is_file()
+                and _sha256(folder / name) == digest}  # only MNIST's names: a record naming "../x" deletes nothing
     except (OSError, ValueError, AttributeError):  # no record, damaged, not an object: not known to be ours
-        return False
+        return set()
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def write_idx_files(data: Dataset, folder: Path, *, gzip: bool = False) -> list[Path]:
@@ -57,13 +64,12 @@ def write_idx_files(data: Dataset, folder: Path, *, gzip: bool = False) -> list[
     arrays = (data.train_images, data.train_labels.astype(np.uint8), data.test_images,
               data.test_labels.astype(np.uint8))
     # an earlier export's files of the other ending (gzipped or not), unchanged: replaced too, not left beside these
-    stale = [folder / (name + ("" if gzip else ".gz")) for name in IDX_NAMES]
-    stale = [path for path in stale if path.exists() and _exported_unchanged(path)]
+    stale = [folder / name for name in _exported_unchanged(folder) if name.endswith(".gz") != gzip]
     with scratch_folder(folder, ".export-") as scratch:
         staged = [scratch / (file_name + (".gz" if gzip else "")) for file_name in IDX_NAMES]
         for path, array in zip(staged, arrays):
             write_idx(path, array)
-        sums = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in staged}
+        sums = {path.name: _sha256(path) for path in staged}
         (scratch / EXPORTED).write_text(json.dumps(sums, indent=1) + "\n", encoding="utf-8")
         written = replace_together([*staged, scratch / EXPORTED], folder)[:4]
     for path in stale:
