@@ -92,8 +92,8 @@ def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
             recorded, unreadable = {}, True
     elif card.finetuned_from is not None and name == "mnist" and metrics_file.is_file():
         (recorded, unreadable), compared = _mnist_after(metrics_file), _TUNED
-    elif name == card.dataset and card.metrics:  # a compare's or sweep's model (it had said "nothing to compare")
-        recorded, compared = card.metrics, tuple(key for key in CARD if key in card.metrics)
+    elif name == card.dataset and any(key in card.metrics for key in CARD):  # a compare's or sweep's model (it had
+        recorded, compared = card.metrics, tuple(key for key in CARD if key in card.metrics)  # said "nothing to compare")
     differences = []
     if recorded is not None:
         now = _comparable(metrics)
