@@ -393,6 +393,7 @@ def test_finetune_writes_a_run_measured_on_writers_it_never_saw(env, tmp_path):
     held_out = {row["writer"] for row in doc["after"]["per_writer"]}
     assert len(held_out) == 1 and not held_out & set(tuned["train_writers"])
     assert doc["before"]["n_test"] == doc["after"]["n_test"] == 40 and len(doc["mnist"]) == 2
+    assert "digitlab finetune --model" in doc["provenance"]["command"] and len(doc["provenance"]["data_sha256"]) == 2
     html = (folder / "report.html").read_text()
     assert "before → after" in html and "McNemar" in html and "Did it forget MNIST?" in html
     # "made it worse" only when the test says the gap is real (a teacher read "may be chance (p = 1)", then in bold red

@@ -65,6 +65,9 @@ def test_metrics_json_has_the_numbers(lesson_run):
     assert np.trace(np.array(doc["confusion"])) == 348
     assert doc["train_seconds"] > 0 and doc["predict_seconds"] > 0
     assert {"numpy", "scikit-learn", "python"} <= set(doc["versions"])
+    data = load_dataset("digits")  # what a paper citing the run needs: the data's digests, the command, the cores
+    assert doc["provenance"]["data_sha256"] == {"train": data.sha256("train"), "test": data.sha256("test")}
+    assert doc["provenance"]["usable_cores"] >= 1 and doc["provenance"]["command"]
 
 
 def test_predictions_csv_agrees_with_metrics(lesson_run):

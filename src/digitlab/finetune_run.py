@@ -31,7 +31,7 @@ from digitlab.finetune import finetune_model
 from digitlab.handwriting_eval import SetScore, learned_from, score_samples
 from digitlab.predict import unsure_threshold
 from digitlab.runs import made_for_run, now_utc, run_stamp
-from digitlab.store import load_model, save_model
+from digitlab.store import load_model, provenance as run_provenance, save_model
 from digitlab.train import FittedModel
 
 __all__ = ["CLASSIC_REPLAY", "FinetuneResult", "finetune_run"]
@@ -166,7 +166,8 @@ def _write(result: FinetuneResult, fitted: FittedModel, data: Dataset, provenanc
         doc = {"run": staged.final.name, "before": result.before.to_dict(), "after": after.to_dict(),
                "mcnemar": result.mcnemar.__dict__, "mnist": [{k: row[k] for k in ("name", "accuracy", "n_errors", "n_test")}
                                                              for row in mnist],
-               "finetune": {k: v for k, v in provenance.items() if k not in ("trained_on", "pictures")}}
+               "finetune": {k: v for k, v in provenance.items() if k not in ("trained_on", "pictures")},
+               "provenance": run_provenance(data)}
         write_text_atomic(staged.path / "metrics.json", json.dumps(doc, indent=2) + "\n")
         series = ["before", "after"]
         figures = draw_handwriting_figures([result.before, after], store, staged.path / "figures", series)

@@ -60,7 +60,7 @@ def run_name(record: RunRecord) -> str:
 
 def metrics_document(record: RunRecord, run_id: str) -> dict[str, Any]:
     """The content of ``metrics.json``."""
-    from digitlab.store import library_versions
+    from digitlab.store import library_versions, provenance
 
     ds, fitted, m = record.dataset, record.fitted, record.metrics
     return {
@@ -99,6 +99,7 @@ def metrics_document(record: RunRecord, run_id: str) -> dict[str, Any]:
         "train_seconds": fitted.train_seconds,
         "predict_seconds": record.predictions.seconds,
         "versions": library_versions(),
+        "provenance": provenance(record.dataset),
     }
 
 

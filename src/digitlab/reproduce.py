@@ -100,7 +100,7 @@ def reevaluate(path: Path, dataset: str | None = None) -> Reevaluation:
         same = _close if recorded is card.metrics else (lambda a, b: a == b)  # a card's ECE: to 1e-9, as below
         differences = [key for key in compared if not same(recorded.get(key), now[key])]
         if compared is COMPARED and not unreadable:
-            differences += _against_the_card(card, recorded, now)
+            differences += _against_the_card(card, recorded, now) + _changed_data(recorded, data)
     source = "model.json" if recorded is card.metrics else "metrics.json"
     return Reevaluation(loaded.id, name, metrics, recorded, differences, unreadable, source)
 
@@ -121,6 +121,15 @@ def _against_the_card(card: ModelCard, recorded: dict[str, Any], now: dict[str, 
         theirs["not_a_digit threshold"] = detector["threshold"]
         ours["not_a_digit threshold"] = None if card.not_a_digit is None else card.not_a_digit.threshold
     return differences + [f"{key} (model.json says otherwise)" for key, value in theirs.items() if value != ours[key]]
+
+
+def _changed_data(recorded: dict[str, Any], data: Dataset) -> list[str]:
+    """The test images or labels, when the run recorded their SHA-256 (:func:`~digitlab.store.provenance`) and
+    today's differ: a difference in the figures then comes from the data, not the model."""
+    provenance = recorded.get("provenance")
+    digests = provenance.get("data_sha256") if isinstance(provenance, dict) else None
+    then = digests.get("test") if isinstance(digests, dict) else None
+    return ["test data (its SHA-256 differs from the run's)"] if then is not None and then != data.sha256("test") else []
 
 
 _TUNED = ("accuracy", "n_errors", "n_test")  # what a fine-tuned run records of itself on MNIST's test set
