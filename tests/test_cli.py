@@ -64,7 +64,8 @@ def test_evaluate_reports_a_changed_metrics_file(lesson_run, tmp_path):
     (lambda m, c: m["params"].update(C=1234), "params (model.json says otherwise)"),
     (lambda m, c: c["metrics"].update(accuracy=0.999), "model.json's accuracy"),
     (lambda m, c: c["not_a_digit"].update(threshold=1.0), "not_a_digit threshold (model.json says otherwise)"),
-    (lambda m, c: m["provenance"]["data_sha256"].update(test="0" * 64), "test data (its SHA-256 differs from the run's)"),
+    (lambda m, c: m["provenance"]["data_sha256"].update(test="0" * 64),
+     "test data (its SHA-256 differs from the run's)"),
 ])
 def test_evaluate_checks_every_figure_the_run_recorded(lesson_run, tmp_path, edit, said):
     """A reproducibility audit edited metrics.json's n_test, calibration, seed and parameters, deleted its ECE, and

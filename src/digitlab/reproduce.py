@@ -129,7 +129,8 @@ def _changed_data(recorded: dict[str, Any], data: Dataset) -> list[str]:
     provenance = recorded.get("provenance")
     digests = provenance.get("data_sha256") if isinstance(provenance, dict) else None
     then = digests.get("test") if isinstance(digests, dict) else None
-    return ["test data (its SHA-256 differs from the run's)"] if then is not None and then != data.sha256("test") else []
+    changed = then is not None and then != data.sha256("test")
+    return ["test data (its SHA-256 differs from the run's)"] if changed else []
 
 
 _TUNED = ("accuracy", "n_errors", "n_test")  # what a fine-tuned run records of itself on MNIST's test set
