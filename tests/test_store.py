@@ -93,6 +93,23 @@ def test_skops_round_trip(knn_folder):
     assert loaded.model.score(features, labels) > 0.9
 
 
+@pytest.mark.parametrize("name", ["knn", "mlp"])
+def test_the_same_model_saved_twice_is_the_same_file(name, tmp_path):
+    """skops named each object by its id() and dated each member: a reproducibility audit saved one model twice and
+    got two SHA-256s, so two model ids."""
+    from digitlab.data import load_dataset
+    from digitlab.store import save_model
+    from digitlab.train import train
+
+    ds = load_dataset("digits", limit=300)
+    cards = []
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        save_model(train(name, ds, params={"max_iter": 20} if name == "mlp" else None), ds, folder)
+        cards.append(json.loads((folder / "model.json").read_text()))
+    assert cards[0]["sha256"] == cards[1]["sha256"]
+    assert load_model(tmp_path / "a").model.score(*features_of_test_part(ds)) > 0.5
+
+
 @pytest.mark.parametrize("target", ["folder", "model.json", "model.safetensors"])
 def test_any_path_into_the_run_loads(lesson_run, target):
     path = lesson_run.folder if target == "folder" else lesson_run.folder / target

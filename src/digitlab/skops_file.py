@@ -30,8 +30,54 @@ MAX_UNPACKED_BYTES = 4 << 30
 
 
 def dump(model: Any, path: Path) -> None:
-    """Write ``model`` to ``path`` as a skops file."""
-    skops_io().dump(model, path)
+    """Write ``model`` to ``path`` as a skops file, the same bytes for the same model (:func:`canonical`)."""
+    Path(path).write_bytes(canonical(skops_io().dumps(model)))
+
+
+def canonical(packed: bytes) -> bytes:
+    """A skops file's bytes with what changes from one save to the next taken out: skops names each object by its
+    Python ``id()`` (members ``140657884205904.npy``, ``"__id__"`` in ``schema.json``), and stamps each member with
+    the time; a reproducibility audit found two identical models with two SHA-256s, so two model ids. Here the ids
+    are numbered in order of first appearance (one object keeps one number, so skops' shared references hold) and
+    every member dated 1980-01-01, zip's earliest.
+
+    >>> import io, zipfile
+    >>> def made(id_, when):
+    ...     buffer = io.BytesIO()
+    ...     with zipfile.ZipFile(buffer, "w") as archive:
+    ...         archive.writestr(zipfile.ZipInfo("schema.json", when), f'{{"file": "{id_}.npy", "__id__": {id_}}}')
+    ...         archive.writestr(zipfile.ZipInfo(f"{id_}.npy", when), b"array")
+    ...     return buffer.getvalue()
+    >>> first = canonical(made(140657884205904, (2026, 1, 2, 3, 4, 6)))
+    >>> first == canonical(made(140657868121424, (2026, 5, 6, 0, 0, 0)))
+    True
+    >>> zipfile.ZipFile(io.BytesIO(first)).namelist()
+    ['schema.json', '1.npy']
+    """
+    import io
+    import re
+    import zipfile
+
+    numbers: dict[str, str] = {}
+
+    def renumber(match: re.Match[str]) -> str:
+        number = numbers.setdefault(match.group(2), str(len(numbers) + 1))
+        return match.group(1) + number + match.group(3)
+
+    pattern = re.compile(r'("__id__": |"file": ")(\d+)(\.npy"|\b)')
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(packed)) as source, zipfile.ZipFile(out, "w") as target:
+        schema = pattern.sub(renumber, source.read("schema.json").decode("utf-8"))
+        for member in source.infolist():
+            name = member.filename
+            stem = name.removesuffix(".npy")
+            if name != "schema.json" and stem.isdigit():
+                name = numbers.setdefault(stem, str(len(numbers) + 1)) + ".npy"
+            data = schema.encode("utf-8") if member.filename == "schema.json" else source.read(member)
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type, info.external_attr = member.compress_type, 0o644 << 16
+            target.writestr(info, data)
+    return out.getvalue()
 
 
 def skops_io() -> Any:
