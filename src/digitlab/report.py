@@ -97,6 +97,7 @@ def metrics_document(record: RunRecord, run_id: str) -> dict[str, Any]:
         "confusion": m.confusion,
         "validation_accuracy": record.validation_accuracy,
         "train_seconds": fitted.train_seconds,
+        "epochs": getattr(fitted.model, "history_", None),  # the CNN's, with each epoch's seconds (not in its file)
         "predict_seconds": record.predictions.seconds,
         "versions": library_versions(),
         "provenance": provenance(record.dataset),

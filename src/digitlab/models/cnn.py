@@ -359,9 +359,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             tensors[_N_FEATURES] = np.asarray([self.n_features_in_], dtype=np.int64)
         if getattr(self, "world_size_", 1) > 1:
             tensors[_WORLD_SIZE] = np.asarray([self.world_size_], dtype=np.int64)
-        if self.history_:
-            tensors[_HISTORY] = np.asarray([[np.nan if r.get(c) is None else r[c] for c in _HISTORY_COLUMNS]
-                                            for r in self.history_], dtype=np.float64)
+        if self.history_:  # its clock column left unmeasured: identical weights, identical file (and model id)
+            tensors[_HISTORY] = np.asarray([[np.nan if r.get(c) is None or c == "seconds" else r[c]
+                                             for c in _HISTORY_COLUMNS] for r in self.history_], dtype=np.float64)
         return tensors
 
     @classmethod
