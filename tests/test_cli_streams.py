@@ -115,3 +115,19 @@ def test_a_leaderboard_is_never_wider_than_its_terminal(width):
     assert max(len(line) for line in lines) <= width and "…" not in out.getvalue()
     if width >= 50:  # room for every column's longest word: each value on its lines, whole
         assert all(any(word in line for line in lines) for row in rows for cell in row for word in cell.split())
+
+
+def test_control_characters_in_a_file_name_are_shown_as_escapes(lesson_run, tmp_path):
+    """A picture named with an ESC sequence turned the terminal red for every later line, and one with a newline
+    printed its answer as two lines; a missing one's error too."""
+    from PIL import Image, ImageDraw
+
+    picture, image = tmp_path / "a\x1b[31mRED\nb.png", Image.new("L", (28, 28), 255)
+    ImageDraw.Draw(image).line([(14, 4), (14, 24)], fill=0, width=3)
+    image.save(picture)
+    for command in ("predict", "read"):
+        said = run_cli(command, "--model", str(lesson_run.folder), str(picture))
+        assert "\x1b" not in said.stdout and "a\\x1b[31mRED\\nb.png: " in said.stdout, said.stdout
+        assert len(said.stdout.splitlines()) == 1, said.stdout  # one line for the one picture
+    missing = run_cli("predict", "--model", str(lesson_run.folder), str(tmp_path / "x\x1b[2Jy.png"))
+    assert missing.returncode == 1 and "\x1b" not in missing.stderr and "x\\x1b[2Jy.png" in missing.stderr

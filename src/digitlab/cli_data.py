@@ -59,7 +59,7 @@ def info(
 ) -> None:
     """Every dataset digitlab knows: present or not, where, its size, and whether its checksums hold."""
     from rich import filesize
-    from rich.markup import escape
+    from digitlab.terminal import escape
     from rich.table import Table
 
     from digitlab.data.status import dataset_status
@@ -91,7 +91,7 @@ def info(
 def _made_files(console) -> None:
     """One line per folder of files digitlab made for itself in the data cache: how many, how big, where."""
     from rich import filesize
-    from rich.markup import escape
+    from digitlab.terminal import escape
 
     from digitlab.data.cache import CACHE_FILES
     from digitlab.data.status import made_files
@@ -110,7 +110,7 @@ def _handwriting_table(console) -> None:
     """One row per handwriting set: counts per digit and per writer, and what is wrong with it."""
     from collections import Counter
 
-    from rich.markup import escape
+    from digitlab.terminal import escape
     from rich.table import Table
 
     from digitlab.data.handwriting import HandwritingSet, handwriting_root, list_sets
@@ -236,7 +236,7 @@ def import_(
     used); exact copies of pictures already in the set are skipped and counted. A sheet whose lines do not match
     --sheet is one such line, and none of its digits go in.
     """
-    from rich.markup import escape
+    from digitlab.terminal import escape
 
     from digitlab.data.handwriting_io import import_pictures
 

@@ -37,7 +37,7 @@ def explain(
 ) -> None:
     """Explain a saved model: saliency maps, robustness curves, a t-SNE map, and the CNN's filters and feature maps."""
     from digitlab import terminal
-    from rich.markup import escape
+    from digitlab.terminal import escape
 
     from digitlab.runs import model_or_newest
 

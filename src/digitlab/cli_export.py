@@ -33,7 +33,7 @@ def export(
 ) -> None:
     """Export a saved model to ONNX; refuse to write it unless ONNX Runtime matches the model on the test set."""
     from digitlab import terminal
-    from rich.markup import escape
+    from digitlab.terminal import escape
 
     from digitlab.runs import model_or_newest
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.markup import escape
+from digitlab.terminal import escape
 from rich.table import Column, Table
 
 from digitlab import terminal

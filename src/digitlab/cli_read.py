@@ -38,7 +38,7 @@ def read(
     minus signs, dashes and colons are read by their shape and place (3.14, 1,000, -40, 555-1234, 7:30); a slash is
     not: 12/5 reads 1215.
     """
-    from rich.markup import escape
+    from digitlab.terminal import escape
 
     from digitlab.cli import _model_for_pictures, _save_prepared, console, err_console
     from digitlab.data.images import WORK_SIDE, read_image
@@ -85,7 +85,7 @@ def pictures_to_read(paths: List[Path]) -> List[Path]:
     """The pictures named and those in the folders named (:func:`~digitlab.data.image_files.pictures_in`), with a
     note naming the other files in those folders, left out: for ``predict`` and ``read`` (an engineer's folder of
     scans answered for less than it held, and the command ended well)."""
-    from rich.markup import escape
+    from digitlab.terminal import escape
 
     from digitlab.cli import err_console
     from digitlab.data.image_files import pictures_and_passed_over

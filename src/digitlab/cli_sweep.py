@@ -168,7 +168,7 @@ def sweep(
     sizes is refused, so the sweep's results stay whole. Exits 1 when a cell failed (its error is listed;
     delete its file in cells/ and rerun to try it again).
     """
-    from rich.markup import escape
+    from digitlab.terminal import escape
 
     from digitlab.cli import console, err_console
     from digitlab.sweep import SweepPlan, check_workers
@@ -202,7 +202,7 @@ def sweep(
 
 def _run_with_progress(plan, scheduler: str, workers: int | None) -> dict[str, Any]:
     """:func:`~digitlab.sweep.run_sweep` under a progress bar over the cells."""
-    from rich.markup import escape
+    from digitlab.terminal import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from digitlab.cli import err_console
@@ -426,7 +426,7 @@ def _print_table(dataset: str, n_cells: int, summary: dict, summaries: list, row
     """Mean ± sd and the 95% interval per configuration, the best starred; then each failed cell."""
     import math
 
-    from rich.markup import escape
+    from digitlab.terminal import escape
     from rich.table import Column, Table
 
     from digitlab.cli import console, err_console

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 
-__all__ = ["console", "folder_named", "home_expanded", "no_empty", "number", "spinner", "steady_streams", "uncut_table"]
+__all__ = ["console", "escape", "folder_named", "home_expanded", "no_empty", "number", "spinner", "steady_streams", "uncut_table"]
 
 
 class _Console(Console):
@@ -44,6 +44,22 @@ class _Console(Console):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, self.file.fileno())  # nothing more to write to the closed pipe, the flush at exit included
         raise BrokenPipeError
+
+
+_CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]} | {0x0A: "\\n", 0x09: "\\t"}
+
+
+def escape(text: str) -> str:
+    r"""``text`` (a file name, a set's name, a message naming them) ready for a Rich console: its markup escaped, and
+    its control characters shown as escapes — a picture named with an ESC sequence recoloured or hid the lines after
+    it, and one with a newline printed as two lines.
+
+    >>> print(escape("a[b]\x1b[31mRED\nc.png"))
+    a\[b]\x1b[31mRED\nc.png
+    """
+    from rich.markup import escape as markup_escape
+
+    return markup_escape(text.translate(_CONTROL))
 
 
 def console(stderr: bool = False, **kwargs: Any) -> Console:
