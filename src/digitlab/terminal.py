@@ -33,7 +33,8 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 
-__all__ = ["console", "escape", "folder_named", "home_expanded", "no_empty", "number", "spinner", "steady_streams", "uncut_table"]
+__all__ = ["console", "escape", "folder_named", "home_expanded", "no_empty", "number", "spinner", "steady_streams",
+           "uncut_table"]
 
 
 class _Console(Console):
