@@ -140,6 +140,24 @@ def test_predict_images_takes_the_onnx_model_unchanged(saved, exported, digits):
     np.testing.assert_allclose([p.probabilities for p in a], [p.probabilities for p in b], atol=1e-5)
 
 
+def test_onnx_runtime_writes_and_sends_no_telemetry(saved, exported, tmp_path):
+    """ONNX Runtime 1.32 wrote a device id and an event database under ~/.cache/Microsoft on every ONNX-answered
+    command, to upload them, and printed a warning where HOME could not be written (a school's audit)."""
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    Image.new("L", (8, 8), 0).save(tmp_path / "blank.png")
+    env = {key: value for key, value in os.environ.items() if key != "ORT_DISABLE_TELEMETRY"}
+    answered = subprocess.run([sys.executable, "-m", "digitlab", "predict", "--model", str(exported["logreg"].path),
+                               str(tmp_path / "blank.png")], env={**env, "HOME": str(tmp_path / "home")},
+                              capture_output=True, text=True, timeout=120)
+    assert "no ink found" in answered.stderr, answered.stderr  # ONNX Runtime was loaded and ran
+    assert not (tmp_path / "home").exists() and "telemetry" not in answered.stderr
+
+
 def test_cnn_graph_folds_only_a_batchnorm_before_a_pool_and_has_a_dynamic_batch_axis(cnn_export):
     import onnx
 

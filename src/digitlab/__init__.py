@@ -15,6 +15,14 @@ Figures (5. visualize) live in :mod:`digitlab.plots`; :mod:`digitlab.report` wri
 
 On the CPU, PyTorch's threads are fitted to the cores that other programs leave free while a CNN
 trains or predicts (:mod:`digitlab.cores`).
+
+ONNX Runtime's telemetry is turned off (``ORT_DISABLE_TELEMETRY=1``, unless set otherwise): since 1.25 it writes a
+device id and an event database under ``~/.cache/Microsoft`` and uploads them, and prints a warning where that
+folder cannot be written. A classroom tool sends nothing.
 """
+
+import os
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # read once, when ONNX Runtime starts: before any import of it
 
 __version__ = "0.1.0"
