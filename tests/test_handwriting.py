@@ -101,6 +101,10 @@ def test_delete_removes_what_an_interrupted_delete_left_behind(data_dir):
         other.mkdir()
     store.delete()
     assert sorted(p.name for p in (data_dir / "handwriting").iterdir()) == sorted(o.name for o in others)
+    # the set's name gone, nothing else ever removed them (an audit's Ctrl-C left 1,747 pictures out of sight):
+    # the next look at the sets (`data info`, any command naming a set) does, and never a set's own folder
+    (data_dir / "handwriting" / ".deleted-x-0badf00").mkdir()  # not a delete's name (seven hex digits)
+    assert list_sets() == [] and [p.name for p in (data_dir / "handwriting").iterdir()] == [".deleted-x-0badf00"]
 
 
 def test_add_read_remove(data_dir):
@@ -237,6 +241,30 @@ def test_a_damaged_prepared_picture_is_skipped_and_the_rest_load(data_dir):
     assert [s.label for s in store.samples()] == [2] and "damaged" in store.problems[0]
     images, labels = store.images()
     assert labels.tolist() == [2] and images.shape == (1, 28, 28)
+
+
+def test_a_prepared_picture_this_user_may_not_read_is_one_line_not_damage(data_dir, monkeypatch):
+    """A teacher's import under umask 077: to a student every such sample was "missing or damaged; remove it", and
+    the set measured without them ("all 200 samples" of 400). The permission is the OS's answer to open(); as root
+    (CI) no mode refuses a read, so open() is made to give that answer for the one file."""
+    from digitlab.data import handwriting
+
+    store = HandwritingSet.open("mine", create=True)
+    theirs, _ = store.add(picture(1), 1)
+    store.add(picture(2), 2)
+    refused = data_dir / "handwriting" / "mine" / "prepared" / f"{theirs.id}.png"
+    real_open = handwriting.Image.open
+
+    def open_as_a_student(path, *args, **kwargs):
+        if Path(path) == refused:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(handwriting.Image, "open", open_as_a_student)
+    said = r"permission denied, so the set 'mine' cannot be read whole; .*chmod -R a\+rX"
+    with pytest.raises(DigitlabError, match=said):
+        HandwritingSet.open("mine").samples()
+    assert refused.is_file() and len(json.loads(snapshot(store).read_text())["samples"]) == 2  # nothing removed
 
 
 def test_a_bad_record_in_the_index_counts_as_damage_not_a_crash(data_dir):

@@ -45,9 +45,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import re
 import secrets
-import shutil
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -58,8 +56,8 @@ from PIL import Image
 
 from digitlab.data.cache import data_root
 from digitlab.data.image_files import MAX_FILE_BYTES
-from digitlab.data.handwriting_files import (make_set_folder, remove_sample_files, remove_strays, threads_take_turns,
-                                             write_prepared, write_sample_files)
+from digitlab.data.handwriting_files import (make_set_folder, remove_deleted, remove_sample_files, remove_strays,
+                                             threads_take_turns, write_prepared, write_sample_files)
 from digitlab.data.handwriting_index import INDEX, SetIndex, empty_index
 from digitlab.data.handwriting_names import (NAME, NO_NAME, RESERVED, check_set_name, check_writer, one_spelling,
                                              written_by)
@@ -93,6 +91,7 @@ def list_sets() -> list[str]:
     root = handwriting_root()
     if not root.is_dir():
         return []
+    remove_deleted(root)
     return sorted(p.name for p in root.iterdir() if p.is_dir() and NAME.fullmatch(p.name) and p.name not in RESERVED)
 
 
@@ -226,12 +225,8 @@ class HandwritingSet:
                 os.rename(self.folder, trash)
             except OSError as exc:
                 raise _disk_error(exc, "deleting the set") from None
-        leftover = re.compile(re.escape(f".deleted-{self.name}-") + "[0-9a-f]{8}")  # not set 'a-b''s for set 'a'
-        for folder in [f for f in self.folder.parent.iterdir() if leftover.fullmatch(f.name)]:
-            shutil.rmtree(folder, ignore_errors=True)  # another delete may be removing it too: judged by what is left
-            if folder.exists():
-                raise StoreWriteError(f"the set is deleted, but {folder} could not all be removed; "
-                                      "delete that folder by hand")
+        for folder in remove_deleted(self.folder.parent, self.name):
+            raise StoreWriteError(f"the set is deleted, but {folder} could not all be removed; delete it by hand")
         return True
 
     def prepare_again(self, prepare: Callable[[Path, Sample, np.ndarray | None], np.ndarray],
@@ -392,6 +387,8 @@ class HandwritingSet:
             try:
                 self._prepared(sample)
                 self._checked[key] = True
+            except _NotYours:  # whole, but not this user's to read: the set's owner can fix it, not a removal
+                raise
             except DigitlabError:
                 self._checked[key] = False
         return self._checked[key]
@@ -404,6 +401,9 @@ class HandwritingSet:
         except FileNotFoundError:  # removed (an Undo) between listing the samples and reading them
             raise DigitlabError(f"sample {sample.id} was removed from {self.name!r} while it was being read; "
                                 "run the command again") from None
+        except PermissionError:  # saved under umask 077 by its owner: it was "missing or damaged, remove it"
+            raise _NotYours(f"{path}: permission denied, so the set {self.name!r} cannot be read whole; its owner can "
+                            f"let others read it (`chmod -R a+rX {self.folder}`); nothing was changed") from None
         except Exception:
             raise DigitlabError(f"{path} is damaged; remove the sample with "
                                 f"`digitlab data remove {self.name} {sample.id}`") from None
@@ -442,3 +442,7 @@ class HandwritingSet:
 def _disk_error(exc: OSError, doing: str) -> StoreWriteError:
     why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else (exc.strerror or str(exc))
     return StoreWriteError(f"{why} while {doing}; nothing was changed — free some space and try again")
+
+
+class _NotYours(DigitlabError):
+    """A sample's file that this user may not read: said in one line, never taken for a damaged one."""

@@ -13,6 +13,7 @@ import glob
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -178,3 +179,15 @@ def threads_take_turns(folder: Path) -> Iterator[None]:
         turn = _TURNS.setdefault(str(folder), threading.Lock())
     with turn:
         yield
+
+
+def remove_deleted(root: Path, name: str | None = None) -> list[Path]:
+    """Remove what deletes of sets (of the set ``name``; of any) left: ``.deleted-<set>-<hex>``, where a delete
+    interrupted after its rename left every picture of the set, out of sight (an audit's Ctrl-C in a big set's
+    delete; only a later delete of a set of that name removed them). The folders that could not all be removed."""
+    leftover = re.compile((re.escape(f".deleted-{name}-") if name else r"\.deleted-.+-") + "[0-9a-f]{8}")  # 'a-b''s
+    left = []  # are not set 'a''s
+    for folder in [f for f in root.iterdir() if leftover.fullmatch(f.name)]:
+        shutil.rmtree(folder, ignore_errors=True)  # another delete may be removing it too: judged by what is left
+        left += [folder] if folder.exists() else []
+    return left
