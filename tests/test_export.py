@@ -493,6 +493,15 @@ def test_with_head_the_file_alone_gives_the_answers_predict_gives(lesson_run, tm
     assert "might_not_be_a_digit_from might not be one" in meta["answer"]
     np.testing.assert_allclose(probabilities, [p.probabilities for p in said], atol=1e-6)
     np.testing.assert_allclose(scores, [p.nondigit_score for p in said], atol=1e-6)
+    # an input no prepared picture gives (one NaN, pixels at -1..1 or 0..16): "not a digit", never a sure digit (a
+    # NaN was answered "digit 0"; -1..1 a sure digit 81% of the time, its score near 0) and the other rows as they were
+    good = images[:4].reshape(4, -1).astype(np.float32) / 16
+    nan, scaled, raw = good[0].copy(), good[1] * 2 - 1, good[2] * 16
+    nan[10] = np.nan
+    _, odd_scores = session.run(["head/probabilities", "head/nondigit"], {"features": np.stack([nan, scaled, raw,
+                                                                                                 good[3]])})
+    assert odd_scores[:3].tolist() == [1.0, 1.0, 1.0] and odd_scores[3] == pytest.approx(scores[3], abs=1e-12)
+    assert "outside 0..1" in meta["answer"] and "each finite and in 0..1" in meta["input"]
     bare = tmp_path / "bare"
     save_model(train("logreg", digits), digits, bare)  # saved by hand: no calibration, no detector
     with pytest.raises(DigitlabError, match="has no calibration or no not-a-digit detector"):

@@ -56,8 +56,11 @@ def picture_preparation(image_shape: tuple[int, ...]) -> str:
             else "cropped to the ink, fitted into 32×32, made binary and counted per 4×4 block (0..16), as "
                  "scikit-learn's 8×8 digits were made")
     return (f"a photo or scan of one digit becomes the input as digitlab.data.images.prepare_digit makes it: grey; "
-            f"ink light on dark paper (paper 0); {made}. A photo merely resized is not this input (dark ink on white "
-            "reads as noise); `digitlab predict --save-prepared DIR` writes the prepared inputs of your pictures, as "
+            f"ink light on dark paper (paper 0); {made}; besides, uneven light is flattened, specks at the border and "
+            "ruled lines removed, strokes thickened or thinned towards MNIST's and the brightest ink set to the "
+            "maximum, so only pictures digitlab prepared get digitlab's answers exactly. A photo merely resized is "
+            "not this input (dark ink on white reads as noise); `digitlab predict --save-prepared DIR` writes the "
+            "prepared inputs of your pictures, as "
             "PNGs of 0..255 (an 8×8 model's 0..16 scaled by 255/16: round(png × 16 / 255) gives its input back)")
 
 

@@ -33,7 +33,7 @@ __all__ = ["HEAD_OUTPUTS", "OnnxHeadModel", "check_headable", "head_model", "hea
 
 HEAD_OUTPUTS = ("head/probabilities", "head/nondigit")
 """The head's outputs: float64 calibrated probabilities ``[batch, 10]`` (column d is digit d) and float64
-not-a-digit scores ``[batch]``."""
+not-a-digit scores ``[batch]`` (1 for a row holding a value that is not finite or outside 0..1: no prepared picture)."""
 MIN_OPSET = 18  # ReduceMax takes its axes as an input from opset 18 on
 MAX_BYTES = 64 * 2**20
 """Larger graphs (a k-NN holds its whole training set) get no head: they spend far longer than the head saves
@@ -136,7 +136,8 @@ def headed_graph(proto: Any, loaded: LoadedModel) -> bytes:
     props.update({
         "head_outputs": f"{HEAD_OUTPUTS[0]}: float64 [batch, 10], the calibrated probabilities (column d is digit d); "
                         f"{HEAD_OUTPUTS[1]}: float64 [batch], the not-a-digit score",
-        "answer": f"not a digit when {HEAD_OUTPUTS[1]} > not_a_digit_threshold, or when every input is 0 (no ink); "
+        "answer": f"not a digit when {HEAD_OUTPUTS[1]} > not_a_digit_threshold (it is 1 for a row with a value not "
+                  f"finite or outside 0..1), or when every input is 0 (no ink); "
                   f"else unsure when the top calibrated probability < unsure_below - {TIE:g}; else that digit"
                   + ("" if detector.unlike_from is None else
                      f"; a digit or unsure answer with {HEAD_OUTPUTS[1]} >= might_not_be_a_digit_from might not be "
@@ -201,8 +202,16 @@ def _append_head(proto: Any, temperature: float, detector: NotDigitDetector) -> 
     x = node("Add", [node("Add", [node("Mul", [const("a", a), logit], "a_logit"),
                                   node("Mul", [const("b", b), entropy], "b_entropy")], "sum"), const("c", c)], "x")
     exp = node("Exp", [node("Neg", [x], "minus_x")], "exp_minus_x")
-    nodes.append(helper.make_node("Div", [const("one", 1.0), node("Add", [const("one", 1.0), exp], "one_plus")],
-                                  [HEAD_OUTPUTS[1]], name=HEAD_OUTPUTS[1]))
+    score = node("Div", [const("one", 1.0), node("Add", [const("one", 1.0), exp], "one_plus")], "score")
+    # a row that is no prepared picture (NaN, infinite, outside 0..1) scores 1, "not a digit": an engineer's NaN pixel
+    # was answered "digit 0", and pixels scaled to -1..1 a sure digit, the score near 0 vouching for it
+    outside = node("Or", [node("Less", [INPUT, const("zero32", 0.0, np.float32)], "below_0"),
+                          node("Greater", [INPUT, const("one32", 1.0, np.float32)], "above_1")], "outside")
+    bad = node("Cast", [node("Or", [node("IsNaN", [INPUT], "nan"), outside], "bad_pixel")], "bad_pixel32",
+               to=TensorProto.FLOAT)
+    bad_row = node("Cast", [node("ReduceMax", [bad, axis1], "bad_row32", keepdims=0)], "bad_row", to=TensorProto.BOOL)
+    nodes.append(helper.make_node("Where", [bad_row, const("one", 1.0), score], [HEAD_OUTPUTS[1]],
+                                  name=HEAD_OUTPUTS[1]))
     graph.node.extend(nodes)
     graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in constants.items())
     graph.output.extend([helper.make_tensor_value_info(HEAD_OUTPUTS[0], TensorProto.DOUBLE, ["batch", 10]),
