@@ -250,10 +250,9 @@ def _add_contract(proto: Any, model: Any, card: ModelCard) -> None:
         "image_shape": json.dumps(list(card.image_shape)),
         "pixel_max": str(card.pixel_max),
         "classes": json.dumps([int(c) for c in card.classes]),
-        "input": f"{INPUT}: float32 [batch, {card.n_pixels}]: raw pixels (0..{card.pixel_max}) divided by "
-                 f"pixel_max={card.pixel_max}, flattened row by row, each finite and in 0..1; the graph neither scales "
-                 "nor checks them (a NaN gives NaN probabilities and label 0; pixels scaled to -1..1 or left at "
-                 "0..255 get confident answers); a graph exported --with-head scores such a row 1, not a digit",
+        "input": f"{INPUT}: float32 [batch, {card.n_pixels}]: raw pixels (0..{card.pixel_max}) / pixel_max, row by "
+                 "row, each finite and in 0..1; unchecked (NaN gives NaN and label 0; -1..1 or 0..255 confident "
+                 "answers), but a graph exported --with-head scores such a row 1, not a digit",
         "preprocessing": card.preprocessing,
         "picture_preparation": picture_preparation(card.image_shape),
         "outputs": f"{OUTPUTS[0]}: int64 [batch], the most probable class; {OUTPUTS[1]}: float32 "
