@@ -586,3 +586,19 @@ def test_behind_a_root_path_the_limits_and_the_collecting_checks_still_hold(runs
         assert "refused" in _one_line(on.post("/digits/api/samples?label=3", content=_png(62), headers=evil), 403)
         assert on.post("/digits/api/samples?label=3", content=_png(62), headers=PNG).status_code == 201
     assert len(HandwritingSet.open("rooted").samples()) == 1
+
+
+def test_a_set_that_cannot_be_written_is_refused_at_start(runs, data_dir):
+    """A teacher's `serve --collect emma` with the set on a read-only share started in silence; each student's
+    drawing was then refused (HTTP 507), the teacher's terminal silent (a school's audit). A new set was refused."""
+    from conftest import run_read_only
+
+    store = HandwritingSet.open("on-a-share", create=True)
+    store.add(_png(1), 1, writer="emma")
+    said = run_read_only(store.folder, "serve", "--model", str(runs / "b-digits-knn3"), "--port", str(_free_port()),
+                         "--collect", "on-a-share", env={"DIGITLAB_DATA": str(data_dir)})
+    assert said.returncode == 2 and said.stderr.strip().splitlines()[-1].startswith("error: handwriting set "
+                                                                                    "'on-a-share': no sample could "
+                                                                                    "be saved in"), said.stderr
+    assert "Read-only file system" in said.stderr or "Permission denied" in said.stderr
+    assert len(HandwritingSet.open("on-a-share").samples()) == 1

@@ -85,8 +85,22 @@ def open_collecting(name: str | None, identity: str | None = None) -> Handwritin
     if name is None:
         return None
     store = HandwritingSet.open(name, create=identity is None, identity=identity)
+    if identity is None:  # a set on a read-only share started in silence, then refused every student's drawing
+        _check_saves_land(store)
     log.info("collecting samples into handwriting set %r (%s)", store.name, store.folder)
     return store
+
+
+def _check_saves_land(store: HandwritingSet) -> None:
+    """Refuse, in one line, a set whose folders this server could not save a sample into."""
+    import tempfile
+
+    for folder in (store.folder, store.folder / "originals", store.folder / "prepared"):
+        try:
+            tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-").close()
+        except OSError as exc:
+            raise DigitlabError(f"handwriting set {store.name!r}: no sample could be saved in {folder} "
+                                f"({exc.strerror or exc}); collect into a writable data folder ($DIGITLAB_DATA)") from None
 
 
 class CollectingOff:
