@@ -41,7 +41,8 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     return _run_here(list(args), cwd, env or {}, input)
 
 
-def run_read_only(folder: Path, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_read_only(folder: Path, *args: str, env: dict | None = None,
+                  timeout: float = 120) -> subprocess.CompletedProcess:
     """``python -m digitlab ARGS`` with ``folder`` truly read-only, as on a school's share: as root (whom no file mode
     stops) through a read-only bind mount in a mount namespace of the command's own (it goes with the process);
     otherwise by taking away the write permission, put back after."""
