@@ -99,8 +99,9 @@ def _check_saves_land(store: HandwritingSet) -> None:
         try:
             tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-").close()
         except OSError as exc:
-            raise DigitlabError(f"handwriting set {store.name!r}: no sample could be saved in {folder} ({exc.strerror or "
-                                f"exc}); collect into a writable data folder ($DIGITLAB_DATA)") from None
+            why = exc.strerror or exc
+            raise DigitlabError(f"handwriting set {store.name!r}: no sample could be saved in {folder} ({why}); "
+                                "collect into a writable data folder ($DIGITLAB_DATA)") from None
 
 
 class CollectingOff:
