@@ -107,6 +107,30 @@ def test_delete_removes_what_an_interrupted_delete_left_behind(data_dir):
     assert list_sets() == [] and [p.name for p in (data_dir / "handwriting").iterdir()] == [".deleted-x-0badf00"]
 
 
+def test_ctrl_c_while_a_writers_files_are_removed_removes_them_all(data_dir, monkeypatch):
+    """Ctrl-C after the index was written left 442 of a writer's pictures on disk (an audit): the removal asked for
+    "by a student who wants theirs back" said no such writer, and only the next save removed them."""
+    from digitlab.data import handwriting
+
+    store = HandwritingSet.open("mine", create=True)
+    for digit in range(4):
+        store.add(picture(digit), digit, writer="kid")
+    store.add(picture(9), 9, writer="keep")
+    real_remove, removed = handwriting.HandwritingSet._remove_files, []
+
+    def remove_then_interrupted(self, sample):
+        if not removed:
+            os.kill(os.getpid(), signal.SIGINT)  # as a person's Ctrl-C, arriving after the first file went
+        removed.append(sample.id)
+        real_remove(self, sample)
+
+    monkeypatch.setattr(handwriting.HandwritingSet, "_remove_files", remove_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.remove_writer("kid")
+    assert len(removed) == 4 and len(os.listdir(store.folder / "prepared")) == 1
+    assert len(os.listdir(store.folder / "originals")) == 1 and [s.writer for s in store.samples()] == ["keep"]
+
+
 def test_add_read_remove(data_dir):
     store = HandwritingSet.open("mine", create=True)
     first, added = store.add(picture(3), 3, writer="Ada", source="drawn")

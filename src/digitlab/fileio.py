@@ -197,7 +197,7 @@ def replace_together(staged: list[Path], folder: str | os.PathLike[str]) -> list
     descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
-        with _signals_held():
+        with signals_held():
             for path in staged:
                 if path.is_dir() and (folder / path.name).is_dir():
                     os.rename(folder / path.name, path.parent / f".old-{path.name}")
@@ -208,7 +208,7 @@ def replace_together(staged: list[Path], folder: str | os.PathLike[str]) -> list
 
 
 @contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     """Ctrl-C and SIGTERM arriving during the block are acted on when it ends, as they would have been. Python
     handlers, not a signal mask: a mask holds one thread's signals, and a process has others (BLAS, torch) that
     take them. Off the main thread, where handlers cannot be set, the block runs as it is."""

@@ -63,7 +63,7 @@ from digitlab.data.handwriting_names import (NAME, NO_NAME, RESERVED, check_set_
                                              written_by)
 from digitlab.data.handwriting_sample import SOURCES, NewSample, Sample, new_sample, with_free_id
 from digitlab.errors import DigitlabError
-from digitlab.fileio import read_regular
+from digitlab.fileio import read_regular, signals_held
 
 __all__ = ["HandwritingSet", "NewSample", "Sample", "SampleNotFoundError", "SOURCES", "SetDeletedError", "StoreWriteError", "check_set_name",
            "check_writer", "handwriting_root", "list_sets", "new_sample"]
@@ -278,8 +278,9 @@ class HandwritingSet:
                 self.problems = []
             except OSError as exc:
                 raise _disk_error(exc, "removing samples") from None
-            for sample in found:
-                self._remove_files(sample)
+            with signals_held():  # Ctrl-C once the index is written: the files go too (an audit's left 442 of a
+                for sample in found:  # writer's pictures, which the next save alone removed)
+                    self._remove_files(sample)
         return found
 
     # ------------------------------------------------------------------------------ internals
