@@ -97,3 +97,21 @@ def test_killed_fetches_leave_a_whole_cache_or_none(tmp_path):
     assert result.returncode == 0, result.stderr
     assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []
     assert load_mnist(cache=cache).n_test == 10_000
+
+
+def test_sigterm_while_a_run_is_written_leaves_no_staging_folder(tmp_path):
+    """SIGTERM (`kill`, a scheduler's stop) ended the process on the spot: a run's, a fine-tune's or a pictures
+    export's `.tmp-<name>` staging folder stayed, a student's pictures in it (a crash audit). It unwinds as Ctrl-C
+    does now: "terminated", exit 143, nothing left."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    child = subprocess.Popen([sys.executable, "-m", "digitlab", "run", "--out", str(runs)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while child.poll() is None and not any(p.name.startswith(".tmp-") for p in runs.iterdir()):
+        assert time.monotonic() < deadline, "the run never began writing"
+        time.sleep(0.002)
+    child.send_signal(signal.SIGTERM)
+    stderr = child.communicate(timeout=120)[1]
+    assert child.returncode == 143 and stderr.strip().splitlines()[-1] == "terminated", stderr
+    assert list(runs.iterdir()) == []

@@ -378,6 +378,7 @@ _register_subcommands()
 def main() -> None:
     """Entry point of the ``digitlab`` console script."""
     terminal.steady_streams()
+    terminal.unwind_on_sigterm()
     _exit_now(run_command_line(sys.argv[1:]))
 
 
@@ -389,8 +390,8 @@ def run_command_line(args: list[str], prog_name: str | None = None) -> int | str
     try:
         app(args=terminal.home_expanded(terminal.no_empty(args)), prog_name=prog_name)
     except SystemExit as exc:
-        if exc.code == 130 and (interrupt := _interrupt_of(exc)) is not None:  # Typer turns Ctrl-C into 130, silently
-            _say_interrupted(interrupt)
+        if exc.code == 130 and (interrupt := terminal.interrupt_of(exc)) is not None:  # Typer: Ctrl-C is 130, silently
+            return terminal.say_stopped(err_console, interrupt)
         return exc.code
     except DigitlabError as exc:
         _say_error(str(exc))
@@ -401,8 +402,7 @@ def run_command_line(args: list[str], prog_name: str | None = None) -> int | str
         _say_error(describe_os_error(exc, terminal.folder_named(typer.main.get_command(app), args, exc.filename)))
         return 2
     except KeyboardInterrupt as exc:
-        _say_interrupted(exc)
-        return 130
+        return terminal.say_stopped(err_console, exc)
     return 0
 
 
@@ -415,21 +415,6 @@ def _say_error(text: str) -> None:
 
         time.sleep(3)
     err_console.print(f"[bold red]error:[/] {escape(text)}", soft_wrap=True)
-
-
-def _say_interrupted(interrupt: KeyboardInterrupt) -> None:  # with a command's own words on what it kept (a sweep)
-    err_console.print(f"interrupted: {escape(str(interrupt))}" if str(interrupt) else "interrupted", soft_wrap=True)
-
-
-def _interrupt_of(exc: BaseException) -> KeyboardInterrupt | None:
-    """The KeyboardInterrupt (Ctrl-C) ``exc`` was raised while handling, if any."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
 
 
 def _exit_now(code: int | str | None) -> None:

@@ -258,7 +258,7 @@ def _kept_if_begun(plan, new: bool, scheduler: str = "local") -> Iterator[None]:
         elif isinstance(exc, SweepStopped):
             raise DigitlabError(f"{exc}; {kept}: {rest}") from None
         elif isinstance(exc, KeyboardInterrupt):  # one line, "interrupted: ..." (digitlab.cli)
-            raise KeyboardInterrupt(f"{kept}; {rest}") from None
+            raise type(exc)(f"{kept}; {rest}") from None  # Ctrl-C, or SIGTERM (terminal.Terminated)
         raise
 
 

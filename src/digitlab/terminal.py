@@ -33,8 +33,8 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 
-__all__ = ["console", "escape", "folder_named", "home_expanded", "no_empty", "number", "spinner", "steady_streams",
-           "uncut_table"]
+__all__ = ["Terminated", "console", "escape", "folder_named", "home_expanded", "interrupt_of", "no_empty", "number",
+           "say_stopped", "spinner", "steady_streams", "uncut_table", "unwind_on_sigterm"]
 
 
 class _Console(Console):
@@ -74,6 +74,43 @@ def console(stderr: bool = False, **kwargs: Any) -> Console:
     if made.width <= 0:
         made.width = shutil.get_terminal_size().columns
     return made
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, as :func:`unwind_on_sigterm` raises it: every clean-up that Ctrl-C runs runs for it too."""
+
+
+def unwind_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a scheduler's or a service manager's stop) unwind the command as Ctrl-C does, as
+    :class:`Terminated`: Python's default ended the process on the spot, and a run's, a fine-tune's or a pictures
+    export's staging folder (``.tmp-<name>``, with a student's pictures in it) stayed (a crash audit). Not in a
+    process of torchrun's, whose agent stops with SIGTERM ranks that may wait in a collective, not in Python."""
+    import signal
+
+    def stop(number: int, frame: object) -> None:
+        raise Terminated()
+
+    if "LOCAL_RANK" not in os.environ:
+        signal.signal(signal.SIGTERM, stop)
+
+
+def interrupt_of(exc: BaseException | None) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt (Ctrl-C, or SIGTERM: :class:`Terminated`) ``exc`` was raised while handling, if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def say_stopped(on: Console, interrupt: KeyboardInterrupt) -> int:
+    """Say on ``on`` that Ctrl-C or SIGTERM stopped the command, with its own words on what it kept (a sweep's);
+    the exit code a shell gives for it (130, 143)."""
+    said = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
+    on.print(f"{said}: {escape(str(interrupt))}" if str(interrupt) else said, soft_wrap=True)
+    return 143 if said == "terminated" else 130
 
 
 def steady_streams() -> None:
