@@ -408,8 +408,14 @@ def test_the_newest_run_is_the_one_its_card_says_was_saved_last(lesson_run, tmp_
         card.write_text(json.dumps({**json.loads(card.read_text()), "created": created}))
         os.utime(card, (mtime, mtime))  # the older run's card copied last
     assert find_latest_model(tmp_path) == tmp_path / "a-newer"
-    (tmp_path / "a-newer" / "model.json").write_text("{damaged")  # no time of its own: a card that says one wins
-    assert find_latest_model(tmp_path) == tmp_path / "b-older"
+    (tmp_path / "a-newer" / "model.json").write_text("{damaged")  # no time of its own, none in its name either:
+    assert find_latest_model(tmp_path) == tmp_path / "b-older"  # a card that says one wins
+    # a newer run whose card cannot be read (a teacher's umask 077; damaged here, as root reads any file) is still the
+    # newest by its folder's name, and says why it cannot be used: a student was given the lesson's 8x8 model instead
+    shutil.copytree(tmp_path / "a-newer", tmp_path / "20261202T090000Z-mnist-logreg")
+    assert find_latest_model(tmp_path) == tmp_path / "20261202T090000Z-mnist-logreg"
+    said = run_cli("predict", "--runs", str(tmp_path), "x.png")
+    assert said.returncode == 2 and "20261202T090000Z-mnist-logreg" in said.stderr.splitlines()[-1], said.stderr
 
 
 def test_predict_without_any_model_says_what_to_do(tmp_path):

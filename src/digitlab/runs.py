@@ -82,17 +82,25 @@ def find_latest_model(runs_dir: Path = Path("runs")) -> Path | None:
 
 
 def _created(card: Path) -> str:
-    """When the card says its model was saved (UTC, ISO 8601: they sort as text), or "" for a card that does not
-    say. Newest by the card's own time, not its file's: runs copied with ``cp -r`` took the copy's time, and an
-    older run came up as the newest (a learner)."""
+    """When the card says its model was saved (UTC, ISO 8601: they sort as text); for a card that cannot say (not
+    this user's to read, damaged), the time its run folder's name begins with, else "". Newest by the card's own
+    time, not its file's: runs copied with ``cp -r`` took the copy's time, and an older run came up as the newest (a
+    learner); a newer run whose card a student could not read was passed over for the lesson's 8×8 model (a school's
+    audit), where its load now says why it cannot be used.
+
+    >>> _created(Path("runs/20261204T103755Z-mnist-logreg/model.json"))  # no such file here: the name's time
+    '2026-12-04T10:37:55+00:00'
+    """
     import json
+    import re
 
     try:
         with open(card, "rb") as handle:
             created = json.loads(handle.read(1 << 20)).get("created", "")
-    except (OSError, ValueError, AttributeError, RecursionError):  # unreadable: the file's time decides
-        return ""
-    return created if isinstance(created, str) else ""
+            return created if isinstance(created, str) else ""
+    except (OSError, ValueError, AttributeError, RecursionError):
+        stamp = re.match(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z", card.parent.name)
+        return "{}-{}-{}T{}:{}:{}+00:00".format(*stamp.groups()) if stamp else ""
 
 
 def model_or_newest(model: Path | None, runs_dir: Path, say: Callable[[str], None] = lambda _: None) -> Path:
