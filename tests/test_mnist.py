@@ -161,6 +161,26 @@ def test_load_without_fetch_names_the_command(data_root):
     )
 
 
+def test_a_cache_this_user_may_not_read_is_said_so_not_never_fetched(toy, data_root, monkeypatch):
+    """A teacher's copy made under umask 077: a student was told "MNIST is not in the cache; run `digitlab data fetch
+    mnist`", which then failed on the manifest's permission. As root (CI) no mode refuses a read, so open() is made
+    to give the OS's answer for the manifest."""
+    import pathlib
+
+    source, _ = toy
+    cache = mnist.fetch_mnist(source, log=Lines())
+    real_open = pathlib.Path.open
+
+    def open_as_a_student(self, *args, **kwargs):
+        if self == cache / mnist.MANIFEST:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", open_as_a_student)
+    with pytest.raises(DigitlabError, match=r"MNIST in .* cannot be read by this user \(permission denied\)"):
+        load_dataset("mnist")
+
+
 def test_files_without_manifest_do_not_count(toy, data_root):
     source, arrays = toy
     cache = data_root / "mnist"

@@ -207,6 +207,17 @@ def replace_together(staged: list[Path], folder: str | os.PathLike[str]) -> list
     return [folder / path.name for path in staged]
 
 
+def unreadable(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is there but this user may not read it (a file saved under another's ``umask 077``)."""
+    try:
+        Path(path).open("rb").close()
+    except PermissionError:
+        return True
+    except OSError:  # not there, a folder...: not a question of permission
+        pass
+    return False
+
+
 @contextmanager
 def signals_held() -> Iterator[None]:
     """Ctrl-C and SIGTERM arriving during the block are acted on when it ends, as they would have been. Python

@@ -31,7 +31,7 @@ from digitlab.data.cache import data_root
 from digitlab.data.dataset import Dataset
 from digitlab.data.verified import changed_files, resized, stamp
 from digitlab.errors import DigitlabError
-from digitlab.fileio import scratch_folder, sha256_file, write_text_atomic
+from digitlab.fileio import scratch_folder, sha256_file, unreadable, write_text_atomic
 
 __all__ = [
     "FILES",
@@ -395,10 +395,11 @@ def fetch_mnist(source_dir: Path | None = None, *, cache: Path | None = None,
 def _not_cached(cache: Path) -> DigitlabError:
     if hurt := damage(cache):  # a cache cut short was told "not in the cache", as if never fetched
         return DigitlabError(f"MNIST in the cache ({cache}) is damaged: {hurt}; fetch it again with `{FETCH_COMMAND}`")
-    return DigitlabError(
-        f"MNIST is not in the cache ({cache}); run `{FETCH_COMMAND}` "
-        f"(or `{FETCH_COMMAND} --from DIR` with the four IDX files)"
-    )
+    if unreadable(cache / MANIFEST):  # a copy made under umask 077 was "not in the cache; fetch it" (which failed)
+        return DigitlabError(f"MNIST in {cache} cannot be read by this user (permission denied): its owner can let "
+                             f"others read it (`chmod -R a+rX {cache}`), or point $DIGITLAB_DATA at a copy")
+    return DigitlabError(f"MNIST is not in the cache ({cache}); run `{FETCH_COMMAND}` (or `{FETCH_COMMAND} --from DIR` "
+                         "with the four IDX files)")
 
 
 def load_mnist(*, cache: Path | None = None) -> Dataset:
