@@ -131,3 +131,16 @@ def test_control_characters_in_a_file_name_are_shown_as_escapes(lesson_run, tmp_
         assert len(said.stdout.splitlines()) == 1, said.stdout  # one line for the one picture
     missing = run_cli("predict", "--model", str(lesson_run.folder), str(tmp_path / "x\x1b[2Jy.png"))
     assert missing.returncode == 1 and "\x1b" not in missing.stderr and "x\\x1b[2Jy.png" in missing.stderr
+
+
+def test_no_matplotlib_folder_is_left_in_tmp_without_a_writable_home(tmp_path):
+    """With no writable home Matplotlib keeps its cache in a /tmp/matplotlib-* folder it removes at exit, which the
+    command's quick exit skipped: a school's audit found one left by every command that drew a figure."""
+    (tmp_path / "home").write_text("a file, not a folder: no ~/.config can be made")
+    (tmp_path / "tmp").mkdir()
+    env = {key: value for key, value in os.environ.items() if key not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME")}
+    env.update(HOME=str(tmp_path / "home"), TMPDIR=str(tmp_path / "tmp"))
+    done = subprocess.run([sys.executable, "-m", "digitlab", "run", "--out", str(tmp_path / "runs")],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0 and "Matplotlib created a temporary cache directory" in done.stderr, done.stderr
+    assert list((tmp_path / "tmp").iterdir()) == []

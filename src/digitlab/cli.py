@@ -432,4 +432,11 @@ def _exit_now(code: int | str | None) -> None:
             stream.flush()
         except (BrokenPipeError, ValueError):  # the reader is gone or the stream closed: nothing to flush to
             pass
+    if "matplotlib" in sys.modules:  # with no writable home, Matplotlib's cache is a /tmp/matplotlib-* folder removed
+        import shutil  # at exit, which this skips: a school's audit found one left by every command that drew
+        import tempfile
+
+        made = Path(sys.modules["matplotlib"].get_configdir())
+        if made.parent == Path(tempfile.gettempdir()) and made.name.startswith("matplotlib-"):
+            shutil.rmtree(made, ignore_errors=True)
     os._exit(code or 0)
