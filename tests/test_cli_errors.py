@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -195,3 +196,20 @@ def test_data_info_lists_every_set_beside_one_it_cannot_read(tmp_path):
     listed = run_cli("data", "info", "--no-verify", env=env)
     assert listed.returncode == 0, listed.stderr
     assert "good writers: a 1" in listed.stdout and "zz: cannot read" in listed.stdout and ".lock" in listed.stdout
+
+
+@pytest.mark.parametrize("command, said", [
+    ("explain", ": cannot write there (Read-only file system); choose a writable one with --out DIR"),
+    ("export", "--out's folder {run}: cannot write there (Read-only file system); choose a writable place with --out "
+               "FILE.onnx"),
+])
+def test_a_run_on_a_read_only_share_names_the_option_that_writes_elsewhere(lesson_run, tmp_path, command, said):
+    """A school's audit: `explain` and `export` of a run on a read-only share said "choose a writable folder" without
+    the option that chooses one (export's takes a file name)."""
+    from conftest import run_read_only
+
+    run = tmp_path / "run"
+    shutil.copytree(lesson_run.folder, run)
+    done = run_read_only(run, command, "--model", str(run))
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 2 and last.startswith("error: ") and last.endswith(said.format(run=run)), done.stderr

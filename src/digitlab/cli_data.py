@@ -289,7 +289,7 @@ def export(
     if format == "pictures" or writer is not None:
         if format != "pictures":
             raise DigitlabError("--writer exports one writer's pictures: add --format pictures")
-        check_writable(folder.resolve().parent, "FOLDER")
+        check_writable(folder.resolve().parent, f"FOLDER {folder}'s folder")
         import shlex
 
         written, count = export_pictures(name, folder, writer=writer)

@@ -427,7 +427,7 @@ def _check_out(out: Path) -> None:
     if onnx_card_path(out).is_dir():  # else the graph landed without its card, the error naming a temporary file
         raise DigitlabError(f"--out {out}: its card's place, {onnx_card_path(out)}, is a folder; move it away or "
                             "choose another name")
-    check_writable(out.parent, "--out")
+    check_writable(out.parent, "--out's folder", "choose a writable place with --out FILE.onnx")
 
 
 def _onnx_versions(model: str) -> dict[str, str]:

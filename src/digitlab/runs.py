@@ -36,8 +36,8 @@ def run_stamp(when: datetime) -> str:
     return when.strftime("%Y%m%dT%H%M%SZ")
 
 
-def check_writable(out: Path, option: str = "--out") -> None:
-    """Fail early, with one line, when ``out`` cannot hold a run folder."""
+def check_writable(out: Path, option: str = "--out", fix: str = "choose a writable folder") -> None:
+    """Fail early, with one line (``fix``: what to do), when ``out`` cannot hold a run folder."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DigitlabError(f"{option} {out}: exists and is not a folder; choose a folder")
@@ -46,7 +46,7 @@ def check_writable(out: Path, option: str = "--out") -> None:
         probe = tempfile.NamedTemporaryFile(dir=out, prefix=".probe-", delete=True)
         probe.close()
     except OSError as exc:
-        raise DigitlabError(f"{option} {out}: cannot write there ({exc.strerror or exc}); choose a writable folder") from None
+        raise DigitlabError(f"{option} {out}: cannot write there ({exc.strerror or exc}); {fix}") from None
 
 
 @contextmanager

@@ -320,7 +320,7 @@ def _start(model_path: Path, compare: Sequence[Path], out: Path | None, seed: in
     data, part, learned = _on_set(dataset, loaded.card, model, compared) if dataset else (None, None, False)
     given = out is not None
     out = Path(out) if given else loaded.path.parent / (f"explain-{dataset}" if dataset else "")
-    check_writable(out, "--out" if given else "the run folder")
+    check_writable(out, *(("--out",) if given else ("the run folder", "choose a writable one with --out DIR")))
     remove_stale_parts(out, ("explain.html", "explain.json"))  # a killed explain's temporary files
     if data is None:
         step("rebuilding the test images")
