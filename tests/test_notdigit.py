@@ -176,6 +176,11 @@ def test_the_api_answers_kind_and_score(lesson_run, tmp_path):
     loaded = load_model(lesson_run.folder)  # fine-tuned, a model keeps its base's threshold: no figure of its own
     tuned = dataclasses.replace(loaded, card=dataclasses.replace(loaded.card, finetuned_from={"id": "base"}))
     assert loaded.sure_right == card["calibration"]["kept_accuracy"] and tuned.sure_right is None
+    # sure of 3 held-out images of 5,000 (an SVM's flat probabilities): "right 100% of the time" was no figure
+    few = dataclasses.replace(loaded.card.calibration, coverage=3 / 5000, kept_accuracy=1.0, n_held_out=5000)
+    assert dataclasses.replace(loaded, card=dataclasses.replace(loaded.card, calibration=few)).sure_right is None
+    enough = dataclasses.replace(few, coverage=100 / 5000)
+    assert dataclasses.replace(loaded, card=dataclasses.replace(loaded.card, calibration=enough)).sure_right == 1.0
 
 
 def test_predict_json_carries_kind_and_score(lesson_run, tmp_path):

@@ -74,9 +74,17 @@ class LoadedModel:
     @property
     def sure_right(self) -> float | None:
         """How often this model's answers from its "unsure" threshold on were right on held-out images, or None
-        when no such figure is this model's: saved uncalibrated, or fine-tuned (it keeps its base's threshold)."""
+        when no such figure is this model's: saved uncalibrated, fine-tuned (it keeps its base's threshold), or sure
+        of fewer than :data:`MIN_SURE` held-out images (an SVM sure of 3 of 5,000 was "right 100% of the time")."""
         calibration = self.card.calibration
-        return None if calibration is None or self.card.finetuned_from is not None else calibration.kept_accuracy
+        if calibration is None or self.card.finetuned_from is not None:
+            return None
+        return calibration.kept_accuracy if calibration.coverage * calibration.n_held_out >= MIN_SURE - 0.5 else None
+
+
+MIN_SURE = 100
+"""Held-out answers a "right X% of the time from its threshold on" figure needs (all 100 right: at least 96% by
+Wilson's 95% interval); fewer give no figure."""
 
 
 def library_versions() -> dict[str, str]:

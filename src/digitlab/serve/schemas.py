@@ -92,7 +92,8 @@ class PredictResponse(BaseModel):
                                                      "answer 'digit' (show it beside an 'unsure' answer).")
     sure_right: float | None = Field(description="How often the answers from `sure_from` on were "
                                      "right on held-out images; null when no such figure is this model's "
-                                     "(uncalibrated, or fine-tuned: it keeps its base's threshold).")
+                                     "(uncalibrated; fine-tuned: it keeps its base's threshold; sure of fewer than "
+                                     "100 held-out images).")
     model_id: str = Field(description="The id of the model card that answered.")
     calibrated: bool = Field(description="True when the probabilities went through the model's fitted "
                                          "temperature; False for a model saved before digitlab calibrated.")
