@@ -213,3 +213,14 @@ def test_a_run_on_a_read_only_share_names_the_option_that_writes_elsewhere(lesso
     done = run_read_only(run, command, "--model", str(run))
     last = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 2 and last.startswith("error: ") and last.endswith(said.format(run=run)), done.stderr
+
+
+def test_an_out_that_is_a_dangling_link_says_where_it_points(tmp_path):
+    """A shell audit: `--out` a link to a folder that is gone said "cannot write there (File exists)"."""
+    from conftest import run_cli
+
+    (tmp_path / "runs").symlink_to(tmp_path / "gone" / "runs")
+    done = run_cli("run", "--out", str(tmp_path / "runs"))
+    assert done.returncode == 2 and done.stderr.strip() == (f"error: --out {tmp_path / 'runs'}: a link to "
+                                                            f"{tmp_path / 'gone' / 'runs'}, which does not exist; "
+                                                            "create that folder or choose another"), done.stderr

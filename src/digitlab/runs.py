@@ -13,6 +13,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -41,6 +42,9 @@ def check_writable(out: Path, option: str = "--out", fix: str = "choose a writab
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DigitlabError(f"{option} {out}: exists and is not a folder; choose a folder")
+    if out.is_symlink() and not out.exists():  # it said "cannot write there (File exists)"
+        raise DigitlabError(f"{option} {out}: a link to {os.readlink(out)}, which does not exist; create that folder "
+                            "or choose another")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=out, prefix=".probe-", delete=True)
