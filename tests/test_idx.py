@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 import tracemalloc
 from pathlib import Path
@@ -286,3 +287,19 @@ def test_read_idx_bytes_checks_too(tmp_path, suffix):
     path = _write(tmp_path / f"f{suffix}", _header(0x08, 4) + bytes(3))
     with pytest.raises(DigitlabError, match="truncated"):
         read_idx_bytes(path)
+
+
+@pytest.mark.parametrize("odd", ["folder", "pipe"])
+def test_an_odd_file_where_the_export_record_goes_is_left_and_the_export_goes_beside(tmp_path, odd):
+    """An audit: a pipe named .digitlab-export.json in the folder hung `data export` (its read waits for a writer);
+    a folder of that name ended it in an error after the four files were written. Neither is an export's record:
+    the folder is not one an export made, and the export goes to DIR-2, as beside MNIST's own files."""
+    from digitlab.data.idx_export import EXPORTED, unused_idx_folder
+
+    target = tmp_path / "idx"
+    target.mkdir()
+    (target / "train-images-idx3-ubyte").write_bytes(b"someone's")
+    (target / EXPORTED).mkdir() if odd == "folder" else os.mkfifo(target / EXPORTED)
+    assert unused_idx_folder(target) == tmp_path / "idx-2"
+    (target / "train-images-idx3-ubyte").unlink()
+    assert unused_idx_folder(target) == tmp_path / "idx-2"

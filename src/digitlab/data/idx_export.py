@@ -30,7 +30,8 @@ def unused_idx_folder(folder: Path) -> Path:
     for n in itertools.count(1):
         candidate = Path(folder) if n == 1 else Path(os.path.abspath(folder) + f"-{n}")  # "." or "..": its name
         there = {name for name in _ALL_NAMES if (candidate / name).exists()}
-        if not there or there <= _exported_unchanged(candidate):
+        marker = candidate / EXPORTED  # a folder or a pipe of that name (a pipe's read hung): a folder not ours
+        if (marker.is_file() or not os.path.lexists(marker)) and (not there or there <= _exported_unchanged(candidate)):
             return candidate
     raise AssertionError("unreachable")
 
@@ -38,6 +39,8 @@ def unused_idx_folder(folder: Path) -> Path:
 def _exported_unchanged(folder: Path) -> set[str]:
     """The names of the files in ``folder`` an export wrote, as it wrote them (their SHA-256s in its
     :data:`EXPORTED`); none when there is no record, or it is damaged."""
+    if not (folder / EXPORTED).is_file():
+        return set()
     try:
         recorded = json.loads((folder / EXPORTED).read_text(encoding="utf-8"))
         return {name for name, digest in recorded.items() if name in _ALL_NAMES and (folder / name).is_file()
