@@ -41,12 +41,12 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     return _run_here(list(args), cwd, env or {}, input)
 
 
-def run_read_only(folder: Path, *args: str, env: dict | None = None,
-                  timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m digitlab ARGS`` with ``folder`` truly read-only, as on a school's share: as root (whom no file mode
-    stops) through a read-only bind mount in a mount namespace of the command's own (it goes with the process);
-    otherwise by taking away the write permission, put back after."""
-    command = [sys.executable, "-m", "digitlab", *args]
+def run_read_only(folder: Path, *args: str, env: dict | None = None, timeout: float = 120,
+                  code: str | None = None) -> subprocess.CompletedProcess:
+    """``python -m digitlab ARGS`` (or ``python -c CODE ARGS``) with ``folder`` truly read-only, as on a school's
+    share: as root (whom no file mode stops) through a read-only bind mount in a mount namespace of the command's
+    own (it goes with the process); otherwise by taking away the write permission, put back after."""
+    command = [sys.executable, *(["-c", code] if code else ["-m", "digitlab"]), *args]
     if os.geteuid() == 0:
         mount = f'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && exec "$@"'
         command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount, str(folder), *command]

@@ -220,3 +220,23 @@ def test_load_onnx_brings_the_runs_not_a_digit_detector(runs, tmp_path):
     for name in ("model.onnx", "model.onnx.json"):
         shutil.copy(folder / name, alone / name)
     assert load_onnx(alone / "model.onnx").detector is None
+
+
+def test_a_run_on_a_read_only_share_is_served_on_its_estimator_with_a_line_that_fits_serve(runs, tmp_path):
+    """A school's audit: a run on a read-only share, with no model.onnx yet, was served on its estimator with a log
+    line telling `serve` to choose another `--out`, an option it does not have."""
+    import shutil
+
+    (folder,) = [f for f in _folders(runs) if json.loads((f / "model.json").read_text())["model"] == "logreg"]
+    fresh = tmp_path / folder.name
+    shutil.copytree(folder, fresh, ignore=shutil.ignore_patterns("model.onnx*"))
+    code = ("import logging, sys; from pathlib import Path; logging.basicConfig(level=logging.INFO)\n"
+            "from digitlab.serve.app import create_app\n"
+            "print(create_app(Path(sys.argv[1]), Path(sys.argv[1]).parent).state.served.engine)\n")
+    from conftest import run_read_only
+
+    done = run_read_only(fresh, str(fresh), code=code)
+    assert done.returncode == 0 and done.stdout.split() == ["estimator"], done.stderr
+    said = [line for line in done.stderr.splitlines() if "on the estimator" in line]
+    assert len(said) == 1 and f"its run folder {fresh} cannot be written; `digitlab export" in said[0], done.stderr
+    assert "--out" not in said[0]

@@ -166,6 +166,9 @@ def _onnx_file(loaded: LoadedModel, export: bool = True):
     from digitlab.export import check_exporters, export_onnx
 
     check_exporters(loaded.card.model)  # a missing converter is said once, without the line below first
+    if not os.access(path.parent, os.W_OK):  # on a read-only share: said as such, not as an `--out` serve lacks
+        raise DigitlabError(f"its run folder {path.parent} cannot be written; `digitlab export --model RUN` where it "
+                            "can be (or a copy of the run) makes the model.onnx it would use")
     log.info("exporting %s to %s for ONNX Runtime, checked on its test images first (once; 15-30 s for an "
              "MNIST CNN on 2 cores)", loaded.id, path)  # otherwise the server says nothing while it works
     export_onnx(loaded.path, path, threads=1)
