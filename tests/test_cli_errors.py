@@ -224,3 +224,19 @@ def test_an_out_that_is_a_dangling_link_says_where_it_points(tmp_path):
     assert done.returncode == 2 and done.stderr.strip() == (f"error: --out {tmp_path / 'runs'}: a link to "
                                                             f"{tmp_path / 'gone' / 'runs'}, which does not exist; "
                                                             "create that folder or choose another"), done.stderr
+
+
+def test_a_data_cache_whose_folder_cannot_be_made_names_digitlab_data(tmp_path):
+    """A school's audit: with a read-only home, the first `data import` said "~/.cache: the file system is read-only;
+    choose another folder", naming no way to choose one."""
+    from conftest import run_read_only
+    from PIL import Image, ImageDraw
+
+    home, picture = tmp_path / "home", tmp_path / "3-a.png"
+    home.mkdir()
+    image = Image.new("L", (28, 28), 255)
+    ImageDraw.Draw(image).line([(8, 6), (20, 14), (8, 22)], fill=0, width=3)
+    image.save(picture)
+    done = run_read_only(home, "data", "import", "class", str(picture), "--writer", "ada",
+                         env={"HOME": str(home), "DIGITLAB_DATA": str(home / ".cache" / "digitlab")})
+    assert done.returncode == 2 and done.stderr.strip().endswith("($DIGITLAB_DATA)"), done.stderr

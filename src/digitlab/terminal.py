@@ -279,8 +279,9 @@ def folder_named(command: Any, args: list[str], filename: Any) -> str | None:
         if "--out" in param.opts or param.name == "folder":
             return "--out" if "--out" in param.opts else param.name.upper()
     try:
-        if filename is not None and Path(filename).resolve().is_relative_to(data_root().resolve()):
-            return "$DIGITLAB_DATA"
+        failed, root = Path(filename).resolve() if filename is not None else None, data_root().resolve()
+        if failed is not None and (failed.is_relative_to(root) or root.is_relative_to(failed)):  # or a folder above
+            return "$DIGITLAB_DATA"  # it, which the first import into a new cache makes (a read-only home: no hint)
     except (OSError, ValueError, TypeError):  # a file name that is not a path
         pass
     return None
