@@ -602,3 +602,27 @@ def test_a_set_that_cannot_be_written_is_refused_at_start(runs, data_dir):
                                                                                     "be saved in"), said.stderr
     assert "Read-only file system" in said.stderr or "Permission denied" in said.stderr
     assert len(HandwritingSet.open("on-a-share").samples()) == 1
+
+
+def test_a_sample_the_server_may_not_read_does_not_turn_saves_into_errors(runs, data_dir, monkeypatch):
+    """A reviewer: with one sample the server could not read (a teacher's import under umask 077), every save landed
+    and was then answered 400 "... nothing was changed" (the counts after it read every sample), an undo too. As
+    root no mode refuses a read, so open() gives the OS's answer for that one file."""
+    from digitlab.data import handwriting
+
+    store = HandwritingSet.open("umask-077", create=True)
+    theirs, _ = store.add(_png(1), 1, writer="teacher")
+    refused, real_open = store.folder / "prepared" / f"{theirs.id}.png", handwriting.Image.open
+
+    def open_as_the_server(path, *args, **kwargs):
+        if isinstance(path, (str, Path)) and Path(path) == refused:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(handwriting.Image, "open", open_as_the_server)
+    with TestClient(create_app(runs / "b-digits-knn3", runs, onnx=False, collect="umask-077")) as c:
+        saved = c.post("/api/samples?label=2&writer=kid", content=_png(2), headers=PNG)
+        assert saved.status_code == 201 and saved.json()["total"] == 2, saved.text
+        assert c.get("/api/samples").status_code == 200
+        assert c.delete(f"/api/samples/{saved.json()['sample']['id']}").status_code == 200
+    assert [s.writer for s in HandwritingSet.open("umask-077").records()] == ["teacher"]
