@@ -102,7 +102,8 @@ def test_killed_fetches_leave_a_whole_cache_or_none(tmp_path):
 def test_sigterm_while_a_run_is_written_leaves_no_staging_folder(tmp_path):
     """SIGTERM (`kill`, a scheduler's stop) ended the process on the spot: a run's, a fine-tune's or a pictures
     export's `.tmp-<name>` staging folder stayed, a student's pictures in it (a crash audit). It unwinds as Ctrl-C
-    does now: "terminated", exit 143, nothing left."""
+    does now: "terminated", nothing left, and then it dies by the signal, as a service manager expects (systemd
+    counts an exit status of 143 a failure)."""
     runs = tmp_path / "runs"
     runs.mkdir()
     child = subprocess.Popen([sys.executable, "-m", "digitlab", "run", "--out", str(runs)], stdout=subprocess.DEVNULL,
@@ -113,5 +114,5 @@ def test_sigterm_while_a_run_is_written_leaves_no_staging_folder(tmp_path):
         time.sleep(0.002)
     child.send_signal(signal.SIGTERM)
     stderr = child.communicate(timeout=120)[1]
-    assert child.returncode == 143 and stderr.strip().splitlines()[-1] == "terminated", stderr
+    assert child.returncode == -signal.SIGTERM and stderr.strip().splitlines()[-1] == "terminated", stderr
     assert list(runs.iterdir()) == []

@@ -101,6 +101,7 @@ def test_two_workers_share_the_port_and_stop_together(lesson_run, tmp_path):
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
         log.close()
+    assert server.returncode == -signal.SIGTERM  # a service manager's clean stop: not exit 143, "failed" to systemd
     assert "in its place" not in (tmp_path / "serve.log").read_text().split(f"started {workers[-1]} in its place")[-1]
     deadline = time.monotonic() + 15
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
@@ -279,3 +280,23 @@ def test_a_folder_shipped_with_the_onnx_export_alone_is_served_by_every_worker(l
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
         log.close()
+
+
+def test_sigterm_stops_a_one_worker_server_by_the_signal(lesson_run, tmp_path):
+    """A reviewer: with SIGTERM unwinding commands as Ctrl-C does, a `--workers 1` server swallowed it and exited 0
+    (uvicorn stops on an interrupt), and two workers exited 143, a failure to systemd; it dies by the signal again."""
+    port = _free_port()
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "digitlab", "serve", "--model", str(lesson_run.folder),
+                               "--port", str(port), "--workers", "1"], env={**os.environ, "DIGITLAB_SERVE_ONNX": "0"},
+                              stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while "startup complete" not in (tmp_path / "serve.log").read_text():
+            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.2)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()
+    assert server.returncode == -signal.SIGTERM, (tmp_path / "serve.log").read_text()

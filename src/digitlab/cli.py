@@ -439,4 +439,9 @@ def _exit_now(code: int | str | None) -> None:
         made = Path(sys.modules["matplotlib"].get_configdir())
         if made.parent == Path(tempfile.gettempdir()) and made.name.startswith("matplotlib-"):
             shutil.rmtree(made, ignore_errors=True)
+    if code == 143:  # SIGTERM, unwound (terminal.Terminated): now the death by it that a service manager or a shell
+        import signal  # expects (exit status 143 is a failure to systemd)
+
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
     os._exit(code or 0)
