@@ -144,3 +144,13 @@ def test_no_matplotlib_folder_is_left_in_tmp_without_a_writable_home(tmp_path):
                           capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0 and "Matplotlib created a temporary cache directory" in done.stderr, done.stderr
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_control_characters_in_an_imported_file_name_are_shown_as_escapes(tmp_path):
+    """A reviewer: `data import`'s "skipped" line printed a file's name raw: an ESC sequence recoloured the terminal
+    and a newline split the line."""
+    (tmp_path / "imp" / "1").mkdir(parents=True)
+    (tmp_path / "imp" / "1" / "bad\x1b[31mRED\nx.png").write_bytes(b"not a picture")
+    said = run_cli("data", "import", "esc", str(tmp_path / "imp"), env={"DIGITLAB_DATA": str(tmp_path / "data")})
+    skipped = [line for line in said.stderr.splitlines() if line.startswith("skipped ")]
+    assert len(skipped) == 1 and "bad\\x1b[31mRED\\nx.png: " in skipped[0] and "\x1b" not in said.stderr, said.stderr

@@ -174,7 +174,7 @@ def show(
             plots.plot_mean_images(dataset.train_images, dataset.train_labels, out / f"{name}-mean-images.png"),
         ]
     for path in written:
-        typer.echo(f"wrote {path}")
+        typer.echo(terminal.printable(f"wrote {path}"))
 
 
 def _show_handwriting(name: str, out: Path) -> list[Path]:
@@ -249,14 +249,15 @@ def import_(
     with terminal.console(stderr=True).status(f"importing into {escape(name)}…", spinner="dots") as status:
         summary = import_pictures(name, paths, writer=writer, source="import", log=saved, sheet=sheet)
     for line in summary.failures:
-        typer.echo(f"skipped {line}", err=True)
+        typer.echo(terminal.printable(f"skipped {line}"), err=True)
     if sheet is not None:
         typer.echo(f"{summary.sheets:,} sheet{'' if summary.sheets == 1 else 's'} cut into digits"
                    + (f"; {summary.left_out:,} mark{'' if summary.left_out == 1 else 's'} left out as no one digit "
                       "(a dot, a faint stray stroke, a sliver of the page's edge or two digits run together)"
                       if summary.left_out else ""))
         for line in summary.short_lines:  # "5 marks left out" where 14 digits were: the lines that lost them
-            typer.echo(f"note: {line} (digits written touching, or as one stroke, are left out)", err=True)
+            typer.echo(terminal.printable(f"note: {line} (digits written touching, or as one stroke, are left out)"),
+                       err=True)
     typer.echo(f"{name}: added {summary.added:,} picture{'' if summary.added == 1 else 's'}, "
                f"skipped {summary.duplicates:,} already in the set, "
                f"{len(summary.failures):,} could not be used")
@@ -309,9 +310,10 @@ def export(
     target = unused_idx_folder(folder)
     with made_for_run(target, option="FOLDER"):  # a full disk leaves no empty folder it made
         for path in write_idx_files(data, target, gzip=gzip):
-            typer.echo(f"wrote {path}")
+            typer.echo(terminal.printable(f"wrote {path}"))
     if target != folder:
-        typer.echo(f"({folder} already holds MNIST-format files, left as they were: written into {target})")
+        typer.echo(terminal.printable(f"({folder} already holds MNIST-format files, left as they were: written into "
+                                      f"{target})"))
     split = data.split
     if split.get("kind") == "by-writer":
         typer.echo(f"training writers: {', '.join(split['train_writers'])}; "
@@ -345,7 +347,7 @@ def prepare(name: str = typer.Argument(..., help="The handwriting set.")) -> Non
     store = HandwritingSet.open(name)
     looked, changed = store.prepare_again(again)
     for problem in store.problems:
-        typer.echo(f"note: {problem}", err=True)
+        typer.echo(terminal.printable(f"note: {problem}"), err=True)
     same = f"{name}: all {looked:,} samples are prepared as today's preparation does; nothing changed"
     typer.echo(f"{name}: {changed:,} of {looked:,} samples prepared differently now, and saved so; the rest as before"
                if changed else same)

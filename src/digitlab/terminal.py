@@ -34,7 +34,7 @@ import typer
 from rich.console import Console
 
 __all__ = ["Terminated", "console", "escape", "folder_named", "home_expanded", "interrupt_of", "no_empty", "number",
-           "say_stopped", "spinner", "steady_streams", "uncut_table", "unwind_on_sigterm"]
+           "printable", "say_stopped", "spinner", "steady_streams", "uncut_table", "unwind_on_sigterm"]
 
 
 class _Console(Console):
@@ -60,7 +60,16 @@ def escape(text: str) -> str:
     """
     from rich.markup import escape as markup_escape
 
-    return markup_escape(text.translate(_CONTROL))
+    return markup_escape(printable(text))
+
+
+def printable(text: str) -> str:
+    r"""``text`` with its control characters shown as escapes, for a line printed without Rich (``typer.echo``).
+
+    >>> print(printable("skipped bad\x1b[31m\n.png"))
+    skipped bad\x1b[31m\n.png
+    """
+    return text.translate(_CONTROL)
 
 
 def console(stderr: bool = False, **kwargs: Any) -> Console:
