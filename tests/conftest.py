@@ -75,9 +75,8 @@ def _run_here(args: list[str], cwd: Path | None, env: dict, input: str | None) -
 
     from digitlab import cli
 
-    saved_env, saved_cwd, saved_argv = dict(os.environ), os.getcwd(), sys.argv
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
     try:
-        sys.argv = [str(Path(cli.__file__).with_name("__main__.py")), *args]  # as `python -m digitlab` has it
         if cwd is not None:
             os.chdir(cwd)
         with CliRunner().isolation(input=input, env=env) as (out, err, _), warnings.catch_warnings():
@@ -95,7 +94,6 @@ def _run_here(args: list[str], cwd: Path | None, env: dict, input: str | None) -
             stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
     finally:
         os.chdir(saved_cwd)
-        sys.argv = saved_argv
         for key in set(os.environ) - set(saved_env):  # only what changed: other threads may be reading it
             del os.environ[key]
         for key, value in saved_env.items():

@@ -449,6 +449,8 @@ def test_every_registry_name_works_through_run(model, tmp_path):
     (folder,) = tmp_path.iterdir()
     doc = json.loads((folder / "metrics.json").read_text())
     assert doc["model"] == model and doc["accuracy"] > 0.8
+    assert doc["provenance"]["command"] == f"digitlab run --model {model} --limit 500 " + " ".join(
+        [*FAST_PARAMS.get(model, []), "--out", str(tmp_path)])
     assert doc["epochs"] is None if model != "cnn" else [row["epoch"] for row in doc["epochs"]] == list(range(1, 16))
     assert model != "cnn" or all(row["seconds"] > 0 for row in doc["epochs"])  # each epoch's time: not in its file
     assert run_cli("evaluate", "--model", str(folder)).returncode == 0

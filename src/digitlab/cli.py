@@ -387,6 +387,9 @@ def run_command_line(args: list[str], prog_name: str | None = None) -> int | str
     if args[:1] == ["serve"]:  # `--collect` takes an optional NAME: a bare one collects into the set 'mine'
         args = ["--collect=mine" if arg == "--collect" and (i + 1 == len(args) or args[i + 1].startswith("-"))
                 else arg for i, arg in enumerate(args)]
+    from digitlab import runs
+
+    runs.COMMAND[:] = ["digitlab", *args]  # a run records it (its provenance)
     try:
         app(args=terminal.home_expanded(terminal.no_empty(args)), prog_name=prog_name)
     except SystemExit as exc:

@@ -37,6 +37,11 @@ def run_stamp(when: datetime) -> str:
     return when.strftime("%Y%m%dT%H%M%SZ")
 
 
+COMMAND: list[str] = []
+"""The command line being run (``digitlab run …``), set by :func:`digitlab.cli.run_command_line`; empty when the
+library is called from a program of one's own (its ``sys.argv`` is not the run's: a notebook's kernel, a script)."""
+
+
 def check_writable(out: Path, option: str = "--out", fix: str = "choose a writable folder") -> None:
     """Fail early, with one line (``fix``: what to do), when ``out`` cannot hold a run folder."""
     out = Path(out)

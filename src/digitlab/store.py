@@ -102,16 +102,15 @@ def library_versions() -> dict[str, str]:
 
 def provenance(data: Dataset) -> dict[str, Any]:
     """What a reader citing a run needs besides its versions (an audit found none of it recorded): the command that
-    made it, the data's SHA-256s (:meth:`~digitlab.data.dataset.Dataset.sha256`, after any validation share was
-    held out), the cores it could use and whether ``OMP_NUM_THREADS`` fixed the thread count, the platform."""
+    made it (:data:`digitlab.runs.COMMAND`; None from the library), the data's SHA-256s (:meth:`~digitlab.data.dataset.Dataset
+    .sha256`, after any validation share was held out), the cores it could use and whether ``OMP_NUM_THREADS`` fixed
+    the thread count, the platform."""
     import shlex
-    import sys
 
     from digitlab.cores import usable_cores
+    from digitlab.runs import COMMAND
 
-    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
-    command = ["python", "-m", "digitlab"] if program == "__main__.py" else [program]
-    return {"command": shlex.join(command + sys.argv[1:]),
+    return {"command": shlex.join(COMMAND) if COMMAND else None,
             "data_sha256": {part: data.sha256(part) for part in ("train", "test")},
             "usable_cores": usable_cores(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS") or None,
             "platform": platform.platform(), "machine": platform.machine()}
