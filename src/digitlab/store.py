@@ -102,9 +102,9 @@ def library_versions() -> dict[str, str]:
 
 def provenance(data: Dataset) -> dict[str, Any]:
     """What a reader citing a run needs besides its versions (an audit found none of it recorded): the command that
-    made it (:data:`digitlab.runs.COMMAND`; None from the library), the data's SHA-256s (:meth:`~digitlab.data.dataset.Dataset
-    .sha256`, after any validation share was held out), the cores it could use and whether ``OMP_NUM_THREADS`` fixed
-    the thread count, the platform."""
+    made it (:data:`digitlab.runs.COMMAND`; None from the library), the data's SHA-256s
+    (:meth:`~digitlab.data.dataset.Dataset.sha256`, after any validation share was held out), the cores it could use
+    and whether ``OMP_NUM_THREADS`` fixed the thread count, the platform."""
     import shlex
 
     from digitlab.cores import usable_cores
