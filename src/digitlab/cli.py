@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from digitlab.terminal import escape
 from rich.table import Table
 
 from digitlab import terminal
+from digitlab.terminal import escape
 from digitlab.errors import DigitlabError, describe_os_error
 
 app = typer.Typer(

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from digitlab.terminal import escape
 from rich.table import Column, Table
 
 from digitlab import terminal
+from digitlab.terminal import escape
 
 console = terminal.console()
 
