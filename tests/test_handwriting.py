@@ -131,6 +131,21 @@ def test_ctrl_c_while_a_writers_files_are_removed_removes_them_all(data_dir, mon
     assert len(os.listdir(store.folder / "originals")) == 1 and [s.writer for s in store.samples()] == ["keep"]
 
 
+def test_a_removed_writer_leaves_no_trace_in_the_sets_files(data_dir):
+    """A privacy audit: after `data remove SET --writer "Zoe Quenby"`, her name, ids and pictures' SHA-256s stayed in
+    the set's journal (or its snapshot, once folded in), the removal only a line of ids after them."""
+    store = HandwritingSet.open("mine", create=True)
+    for digit in range(3):
+        store.add(picture(digit), digit, writer="Zoe Quenby")
+    snapshot(store)  # her records in the snapshot too, as in a set whose journal was folded in
+    theirs = store.add(picture(7), 7, writer="Zoe Quenby")[0]  # and one in the journal
+    store.add(picture(8), 8, writer="ada")
+    store.remove_writer("zoe quenby")
+    left = b"".join(path.read_bytes() for path in store.folder.rglob("*") if path.is_file())
+    assert b"Zoe" not in left and theirs.sha256.encode() not in left and theirs.id.encode() not in left
+    assert [s.writer for s in HandwritingSet.open("mine").samples()] == ["ada"]
+
+
 def test_add_read_remove(data_dir):
     store = HandwritingSet.open("mine", create=True)
     first, added = store.add(picture(3), 3, writer="Ada", source="drawn")

@@ -416,13 +416,14 @@ class HandwritingSet:
         write_sample_files(self.folder, sample, picture, prepared)
 
     def _write_index(self, entries: list[Sample], *, added: list[Sample] = (), removed: list[Sample] = ()) -> None:
-        """One line in a sound index's journal: the samples ``added`` or ``removed``; a damaged (or missing) index
-        is written whole instead, ``entries`` so changed."""
-        if not self._index.sound:
+        """One line in a sound index's journal: the samples ``added``; a damaged (or missing) index, or one losing
+        the samples ``removed``, is written whole instead, ``entries`` so changed (a removed writer's name and
+        pictures' SHA-256s had stayed in the journal, or the snapshot, for a privacy audit to find)."""
+        if removed or not self._index.sound:
             gone = {s.id for s in removed}
             self._index.rewrite([s for s in entries if s.id not in gone] + list(added))
         else:
-            self._index.append({"add": [s.to_dict() for s in added]} if added else {"remove": [s.id for s in removed]})
+            self._index.append({"add": [s.to_dict() for s in added]})
 
     def _remove_unnamed(self, samples: list[Sample]) -> None:
         """Remove the files of ``samples`` that the index on disk does not name (a save failed or was stopped).
