@@ -210,18 +210,27 @@ def test_a_students_pictures_are_given_back_and_what_holds_them_still_is_named(e
         "set": "giveback", "trained_on": [theirs[0].id]})  # as a run fine-tuned on one of their samples records it
     save_model(train("logreg", theirs_too), theirs_too, tmp_path / "runs" / "own")  # a run on the set itself
     assert theirs_too.split["train_writers"] == [WRITERS[0].name]  # (seed 0 trains on them: a reviewer's case)
+    # a privacy audit: a compare's models (a folder down) and a run only measured on them (its report shows their
+    # pictures) were not named
+    save_model(train("logreg", theirs_too), theirs_too, tmp_path / "runs" / "cmp" / "logreg")
+    measured = next(d for d in (load_dataset("giveback", test_size=0.5, seed=k) for k in range(1, 20))
+                    if d.split["test_writers"] == [WRITERS[0].name])
+    save_model(train("logreg", measured), measured, tmp_path / "runs" / "seen")
+    save_model(train("logreg", digits), digits, tmp_path / "runs" / "other")  # nothing of theirs: not named
     removed = run_cli("data", "remove", "giveback", "--writer", WRITERS[0].name, "--yes", env=variables, cwd=tmp_path)
     assert removed.returncode == 0, removed.stderr
-    assert "note: what was made from them before stays: runs that learned from them (runs/own, runs/tuned: delete" in \
-        " ".join(removed.stderr.split())
+    assert ("note: what was made from them before stays: runs that learned from them or were measured on them "
+            "(runs/cmp/logreg, runs/own, runs/seen, runs/tuned: delete") in " ".join(removed.stderr.split())
     run_cli("data", "import", "giveback", str(photos / WRITERS[0].name), "--writer", WRITERS[0].name, env=variables)
     elsewhere = run_cli("data", "remove", "giveback", "--writer", WRITERS[0].name, "--yes", env=variables)
     said = " ".join(elsewhere.stderr.split())
-    assert "; no run in runs learned from them (runs kept elsewhere: --runs FOLDER)" in said
+    assert "; no run in runs learned from them or was measured on them (runs kept elsewhere, a sweep's: --runs " \
+           "FOLDER)" in said
     run_cli("data", "import", "giveback", str(photos / WRITERS[0].name), "--writer", WRITERS[0].name, env=variables)
     looked = run_cli("data", "remove", "giveback", "--writer", WRITERS[0].name, "--yes", "--runs",
                      str(tmp_path / "runs"), env=variables)  # a teacher elsewhere: the run on the set learned from them
-    assert f"runs that learned from them ({tmp_path / 'runs' / 'own'}" in " ".join(looked.stderr.split()), looked.stderr
+    assert f"measured on them ({tmp_path / 'runs' / 'cmp' / 'logreg'}, {tmp_path / 'runs' / 'own'}" in \
+        " ".join(looked.stderr.split()), looked.stderr
     alone = run_cli("data", "remove", "giveback", "--all", "--yes", "--runs", str(tmp_path / "runs"), env=variables)
     assert alone.returncode == 2 and "--runs goes with --writer" in alone.stderr  # not silently ignored
     assert run_cli("data", "info", env=variables).stdout.count("giveback") >= 1  # and nothing was deleted

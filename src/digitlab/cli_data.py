@@ -398,26 +398,33 @@ def remove(
     typer.echo(f"removed {len(removed):,} sample{'' if len(removed) == 1 else 's'} by {shown} from {name}")
     trained = _runs_trained_on(name, samples, {s.id for s in removed}, runs)
     typer.echo("note: what was made from them before stays: " + (
-        f"runs that learned from them ({', '.join(trained[:5])}{', ...' if len(trained) > 5 else ''}: delete those "
-        "folders), " if trained else "") + "reports from `evaluate` and `data show`, and files from `data export`" + (
-        "" if trained else f"; no run in {runs} learned from them (runs kept elsewhere: --runs FOLDER)"), err=True)
+        f"runs that learned from them or were measured on them ({', '.join(trained[:5])}"
+        f"{', ...' if len(trained) > 5 else ''}: delete those folders), " if trained else "") +
+        "reports from `evaluate` and `data show`, and files from `data export`" + (
+        "" if trained else f"; no run in {runs} learned from them or was measured on them (runs kept elsewhere, a "
+        "sweep's: --runs FOLDER)"), err=True)
 
 
 def _runs_trained_on(name: str, samples: list, ids: set[str], runs: Path) -> list[str]:
-    """The run folders in ``runs`` whose model learned from any of the samples ``ids`` of set ``name`` (whose
-    samples, before they went, were ``samples``), fine-tuned on them or trained on the set
-    (:func:`~digitlab.handwriting_eval.learned_from`): a student who asks for their drawings back is in those
-    weights too."""
+    """The run folders in ``runs`` (a compare's models and a sweep's kept ones too, a level or two down) whose model
+    learned from any of the samples ``ids`` of set ``name`` (whose samples, before they went, were ``samples``),
+    fine-tuned on them or trained on the set (:func:`~digitlab.handwriting_eval.learned_from`), or was measured on
+    them (its report shows them): a student who asks for their drawings back is in those too (a privacy audit found
+    a held-out writer's every picture in a run's explain page, and a compare's k-NN holding them, not named)."""
     from digitlab.card import CARD_NAME, ModelCard
+    from digitlab.data.handwriting_io import split_as_recorded
     from digitlab.handwriting_eval import learned_from
 
     found = []
-    for card_file in sorted(runs.glob(f"*/{CARD_NAME}")) if runs.is_dir() else []:
+    cards = sorted(path for depth in ("*", "*/*", "*/*/*") for path in runs.glob(f"{depth}/{CARD_NAME}"))
+    for card_file in cards if runs.is_dir() else []:
         try:
-            learned = learned_from(ModelCard.from_file(card_file), samples, name)[0]
+            card = ModelCard.from_file(card_file)
+            measured = split_as_recorded(samples, card.split or {})[1] if card.dataset == name else []
+            made = learned_from(card, samples, name)[0] | {s.id for s in measured}
         except (DigitlabError, TypeError, ValueError, AttributeError):  # a damaged card: not this command's business
             continue
-        if ids & learned:
+        if ids & made:
             found.append(str(card_file.parent))
     return found
 
