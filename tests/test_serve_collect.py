@@ -626,3 +626,14 @@ def test_a_sample_the_server_may_not_read_does_not_turn_saves_into_errors(runs, 
         assert c.get("/api/samples").status_code == 200
         assert c.delete(f"/api/samples/{saved.json()['sample']['id']}").status_code == 200
     assert [s.writer for s in HandwritingSet.open("umask-077").records()] == ["teacher"]
+
+
+def test_the_log_of_a_save_names_no_student(client, caplog):
+    """A privacy audit: without --access-log, each save was logged with the writer's name, a service manager keeping
+    every student's in its journal (the README says a line per request needs --access-log)."""
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        saved = client.post("/api/samples?label=4&writer=Zoe%20Quenby", content=_png(44), headers=PNG)
+    assert saved.status_code == 201 and f"saved sample {saved.json()['sample']['id']} (4)" in caplog.text
+    assert "Zoe" not in caplog.text
