@@ -176,6 +176,23 @@ def test_remove_a_writers_samples_and_a_whole_set(env, tmp_path, monkeypatch):
     assert missing.returncode == 2 and "no handwriting set called 'gone'" in missing.stderr
 
 
+def test_removing_a_writer_the_index_no_longer_names_removes_what_a_killed_import_left(env, monkeypatch):
+    """A privacy audit killed `data import --writer "Zoe Quenby"` after 3 s: no index named her, so `data remove
+    --writer` answered "no samples by writer" and left 105 of her pictures (her name in each PNG's record)."""
+    variables, _, photos = env
+    run_cli("data", "import", "killed", str(photos / WRITERS[0].name), "--writer", "Zoe Quenby", env=variables)
+    run_cli("data", "import", "killed", str(photos / WRITERS[1].name), "--writer", "ada", env=variables)
+    monkeypatch.setenv("DIGITLAB_DATA", variables["DIGITLAB_DATA"])
+    store = HandwritingSet.open("killed")
+    kept = [s for s in store.samples() if s.writer == "ada"]
+    with store._lock():  # the index as the killed import left it: her files written, no record of them
+        store._index.rewrite(kept)
+    said = run_cli("data", "remove", "killed", "--writer", "Zoe Quenby", "--yes", env=variables)
+    assert said.returncode == 2 and "has no samples by writer 'Zoe Quenby'" in said.stderr, said.stderr
+    left = [path.name for path in (store.folder / "prepared").iterdir()] + os.listdir(store.folder / "originals")
+    assert len(left) == 2 * len(kept) and all(f"{s.id}.png" in left for s in kept)
+
+
 def test_a_students_pictures_are_given_back_and_what_holds_them_still_is_named(env, tmp_path):
     """A teacher: no way to export one student's drawings, and removing them said nothing of a run trained on them."""
     from digitlab.data import load_dataset
