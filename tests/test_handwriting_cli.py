@@ -193,6 +193,23 @@ def test_removing_a_writer_the_index_no_longer_names_removes_what_a_killed_impor
     assert len(left) == 2 * len(kept) and all(f"{s.id}.png" in left for s in kept)
 
 
+def test_removing_a_writer_names_other_spellings_and_explain_pages_of_the_set(env, lesson_run, tmp_path):
+    """A privacy audit removed "Zoe Quenby": "Zoë Q." stayed unmentioned, and so did a run whose explain page of the
+    set shows every picture in it."""
+    import shutil
+
+    variables, _, photos = env
+    for writer, name in ((WRITERS[0], "Zoe Quenby"), (WRITERS[1], "Zoë Q."), (WRITERS[2], "Ada")):
+        run_cli("data", "import", "spelt", str(photos / writer.name), "--writer", name, env=variables)
+    shutil.copytree(lesson_run.folder, tmp_path / "runs" / "base")
+    (tmp_path / "runs" / "base" / "explain-spelt").mkdir()  # as `digitlab explain --dataset spelt` leaves it
+    said = run_cli("data", "remove", "spelt", "--writer", "Zoe Quenby", "--yes", "--runs", str(tmp_path / "runs"),
+                   env=variables)
+    text = " ".join(said.stderr.split())
+    assert said.returncode == 0 and f"measured on them ({tmp_path / 'runs' / 'base'}: delete" in text, text
+    assert "note: writers whose names begin as theirs do stay: Zoë Q.; if one is the same student" in text, text
+
+
 def test_a_students_pictures_are_given_back_and_what_holds_them_still_is_named(env, tmp_path):
     """A teacher: no way to export one student's drawings, and removing them said nothing of a run trained on them."""
     from digitlab.data import load_dataset

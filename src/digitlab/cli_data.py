@@ -367,7 +367,7 @@ def remove(
     """Delete one sample, every sample by one writer (--writer), or the whole set (--all) from a handwriting set."""
     from digitlab.data.handwriting import HandwritingSet, check_writer
     from digitlab.data.handwriting_io import writer_of, written_by
-    from digitlab.data.handwriting_names import listed, meant
+    from digitlab.data.handwriting_names import alike, listed, meant
     from digitlab.predict import a_digit
 
     if (sample is not None) + (writer is not None) + whole != 1:
@@ -406,6 +406,9 @@ def remove(
         "reports from `evaluate` and `data show`, and files from `data export`" + (
         "" if trained else f"; no run in {runs} learned from them or was measured on them (runs kept elsewhere, a "
         "sweep's: --runs FOLDER)"), err=True)
+    if others := alike(shown, {writer_of(s) for s in samples} - {shown}):
+        typer.echo(terminal.printable(f"note: writers whose names begin as theirs do stay: {listed(others)}; if one is "
+                                      "the same student, remove them too with --writer"), err=True)
 
 
 def _runs_trained_on(name: str, samples: list, ids: set[str], runs: Path) -> list[str]:
@@ -427,7 +430,7 @@ def _runs_trained_on(name: str, samples: list, ids: set[str], runs: Path) -> lis
             made = learned_from(card, samples, name)[0] | {s.id for s in measured}
         except (DigitlabError, TypeError, ValueError, AttributeError):  # a damaged card: not this command's business
             continue
-        if ids & made:
+        if ids & made or (card_file.parent / f"explain-{name}").is_dir():  # an explain page of the set: its pictures
             found.append(str(card_file.parent))
     return found
 

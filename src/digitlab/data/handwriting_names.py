@@ -123,6 +123,21 @@ def meant(name: str, writers: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if len(close) == 1 else ""
 
 
+def alike(name: str, writers: Iterable[str]) -> list[str]:
+    """The ``writers`` other than ``name`` whose first word is its first word but for case and accents: after one
+    student's samples go, those that may be theirs under another spelling (a privacy audit removed "Zoe Quenby"
+    and "Zoe", "Zoe Q." and "Zoë Quenby" stayed, unmentioned).
+
+    >>> alike("Zoe Quenby", ["zoe quenby", "Zoe", "Zoë Quenby", "Zoe Q.", "Zoey", "Ada"])
+    ['Zoe', 'Zoe Q.', 'Zoë Quenby']
+    """
+    def first(text: str) -> str:
+        word = (writer_key(text).split() or [""])[0]
+        return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+
+    return sorted({w for w in writers if first(w) == first(name) and writer_key(w) != writer_key(name)})
+
+
 def listed(writers: list[str], room: int = 200) -> str:
     """``writers`` joined for a one-line message, whole names only, as many as fit in about ``room`` characters, and
     how many more (an engineer: a class's list cut off mid-name, the last students not named at all).
