@@ -258,8 +258,8 @@ def test_a_students_pictures_are_given_back_and_what_holds_them_still_is_named(e
     run_cli("data", "import", "giveback", str(photos / WRITERS[0].name), "--writer", WRITERS[0].name, env=variables)
     elsewhere = run_cli("data", "remove", "giveback", "--writer", WRITERS[0].name, "--yes", env=variables)
     said = " ".join(elsewhere.stderr.split())
-    assert "; no run in runs learned from them or was measured on them (runs kept elsewhere, a sweep's: --runs " \
-           "FOLDER)" in said
+    assert "; no run in runs learned from them or was measured on them; runs kept elsewhere, a sweep's: --runs " \
+           "FOLDER" in said and "ONNX files exported out of a run (their cards name the writers)" in said
     run_cli("data", "import", "giveback", str(photos / WRITERS[0].name), "--writer", WRITERS[0].name, env=variables)
     looked = run_cli("data", "remove", "giveback", "--writer", WRITERS[0].name, "--yes", "--runs",
                      str(tmp_path / "runs"), env=variables)  # a teacher elsewhere: the run on the set learned from them

@@ -403,9 +403,10 @@ def remove(
     typer.echo("note: what was made from them before stays: " + (
         f"runs that learned from them or were measured on them ({', '.join(trained[:5])}"
         f"{', ...' if len(trained) > 5 else ''}: delete those folders), " if trained else "") +
-        "reports from `evaluate` and `data show`, and files from `data export`" + (
-        "" if trained else f"; no run in {runs} learned from them or was measured on them (runs kept elsewhere, a "
-        "sweep's: --runs FOLDER)"), err=True)
+        "reports from `evaluate` and `data show`, files from `data export`, and ONNX files exported out of a run "
+        "(their cards name the writers)" + ("" if trained else f"; no run in {runs} learned from them or was "
+                                             "measured on them") + "; runs kept elsewhere, a sweep's: --runs FOLDER",
+        err=True)
     if others := alike(shown, {writer_of(s) for s in samples} - {shown}):
         typer.echo(terminal.printable(f"note: writers whose names begin as theirs do stay: {listed(others)}; if one is "
                                       "the same student, remove them too with --writer"), err=True)
