@@ -406,6 +406,8 @@ def run_command_line(args: list[str], prog_name: str | None = None) -> int | str
         return 2
     except KeyboardInterrupt as exc:
         return terminal.say_stopped(err_console, exc)
+    finally:
+        runs.COMMAND.clear()  # a library call after it (in this process) records no command of its
     return 0
 
 
@@ -435,13 +437,7 @@ def _exit_now(code: int | str | None) -> None:
             stream.flush()
         except (BrokenPipeError, ValueError):  # the reader is gone or the stream closed: nothing to flush to
             pass
-    if "matplotlib" in sys.modules:  # with no writable home, Matplotlib's cache is a /tmp/matplotlib-* folder removed
-        import shutil  # at exit, which this skips: a school's audit found one left by every command that drew
-        import tempfile
-
-        made = Path(sys.modules["matplotlib"].get_configdir())
-        if made.parent == Path(tempfile.gettempdir()) and made.name.startswith("matplotlib-"):
-            shutil.rmtree(made, ignore_errors=True)
+    terminal.matplotlib_cache_removed()  # as Matplotlib does at exit, which this skips
     if code == 143:  # SIGTERM, unwound (terminal.Terminated): now the death by it that a service manager or a shell
         import signal  # expects (exit status 143 is a failure to systemd)
 

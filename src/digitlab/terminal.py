@@ -33,8 +33,9 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 
-__all__ = ["Terminated", "console", "escape", "folder_named", "home_expanded", "interrupt_of", "no_empty", "number",
-           "printable", "say_stopped", "spinner", "steady_streams", "uncut_table", "unwind_on_sigterm"]
+__all__ = ["Terminated", "console", "escape", "folder_named", "home_expanded", "interrupt_of",
+           "matplotlib_cache_removed", "no_empty", "number", "printable", "say_stopped", "spinner", "steady_streams",
+           "uncut_table", "unwind_on_sigterm"]
 
 
 class _Console(Console):
@@ -83,6 +84,20 @@ def console(stderr: bool = False, **kwargs: Any) -> Console:
     if made.width <= 0:
         made.width = shutil.get_terminal_size().columns
     return made
+
+
+def matplotlib_cache_removed() -> None:
+    """With no writable home, Matplotlib keeps its cache in a ``/tmp/matplotlib-*`` folder that it removes at exit,
+    which a command's quick exit (``os._exit``) skips: remove it then (a school's audit found one left by every
+    command that drew a figure)."""
+    import shutil
+    import sys
+    import tempfile
+
+    if "matplotlib" in sys.modules:
+        made = Path(sys.modules["matplotlib"].get_configdir())
+        if made.parent == Path(tempfile.gettempdir()) and made.name.startswith("matplotlib-"):
+            shutil.rmtree(made, ignore_errors=True)
 
 
 class Terminated(KeyboardInterrupt):
