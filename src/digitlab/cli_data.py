@@ -368,6 +368,7 @@ def remove(
     from digitlab.data.handwriting import HandwritingSet, check_writer
     from digitlab.data.handwriting_io import writer_of, written_by
     from digitlab.data.handwriting_names import alike, listed, meant
+    from digitlab.handwriting_eval import runs_made_from
     from digitlab.predict import a_digit
 
     if (sample is not None) + (writer is not None) + whole != 1:
@@ -399,7 +400,7 @@ def remove(
     _confirm(yes, f"Remove the {len(theirs):,} sample{'' if len(theirs) == 1 else 's'} by {shown} from {name!r}?")
     removed = store.remove_writer(writer)
     typer.echo(f"removed {len(removed):,} sample{'' if len(removed) == 1 else 's'} by {shown} from {name}")
-    trained = _runs_trained_on(name, samples, {s.id for s in removed}, runs)
+    trained = runs_made_from(name, samples, {s.id for s in removed}, runs)
     typer.echo("note: what was made from them before stays: " + (
         f"runs that learned from them or were measured on them ({', '.join(trained[:5])}"
         f"{', ...' if len(trained) > 5 else ''}: delete those folders), " if trained else "") +
@@ -410,30 +411,6 @@ def remove(
     if others := alike(shown, {writer_of(s) for s in samples} - {shown}):
         typer.echo(terminal.printable(f"note: writers whose names begin as theirs do stay: {listed(others)}; if one is "
                                       "the same student, remove them too with --writer"), err=True)
-
-
-def _runs_trained_on(name: str, samples: list, ids: set[str], runs: Path) -> list[str]:
-    """The run folders in ``runs`` (a compare's models and a sweep's kept ones too, a level or two down) whose model
-    learned from any of the samples ``ids`` of set ``name`` (whose samples, before they went, were ``samples``),
-    fine-tuned on them or trained on the set (:func:`~digitlab.handwriting_eval.learned_from`), or was measured on
-    them (its report shows them): a student who asks for their drawings back is in those too (a privacy audit found
-    a held-out writer's every picture in a run's explain page, and a compare's k-NN holding them, not named)."""
-    from digitlab.card import CARD_NAME, ModelCard
-    from digitlab.data.handwriting_io import split_as_recorded
-    from digitlab.handwriting_eval import learned_from
-
-    found = []
-    cards = sorted(path for depth in ("*", "*/*", "*/*/*") for path in runs.glob(f"{depth}/{CARD_NAME}"))
-    for card_file in cards if runs.is_dir() else []:
-        try:
-            card = ModelCard.from_file(card_file)
-            measured = split_as_recorded(samples, card.split or {})[1] if card.dataset == name else []
-            made = learned_from(card, samples, name)[0] | {s.id for s in measured}
-        except (DigitlabError, TypeError, ValueError, AttributeError):  # a damaged card: not this command's business
-            continue
-        if ids & made or (card_file.parent / f"explain-{name}").is_dir():  # an explain page of the set: its pictures
-            found.append(str(card_file.parent))
-    return found
 
 
 def _confirm(yes: bool, question: str) -> None:

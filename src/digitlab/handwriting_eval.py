@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from digitlab.calibrate import answered, sure as sure_of
 from digitlab.errors import DigitlabError
 from digitlab.evaluate import Metrics, Predictions, evaluate_on_test, wilson_interval
 
-__all__ = ["SetScore", "WriterRow", "learned_from", "per_writer", "samples_to_score", "score_samples",
+__all__ = ["SetScore", "WriterRow", "learned_from", "per_writer", "runs_made_from", "samples_to_score", "score_samples",
            "set_as_test_part"]
 
 
@@ -169,3 +170,33 @@ def score_samples(model: Any, temperature: float, store: HandwritingSet, samples
             kinds = np.where(flags, "not_a_digit", kinds)
     return SetScore(model_id, store.name, part, samples, images, predictions, metrics,
                     per_writer(samples, predictions.labels, kinds), sure)
+
+
+def runs_made_from(name: str, samples: list, ids: set[str], runs: Path) -> list[str]:
+    """The run folders in ``runs`` (a compare's models and a sweep's kept ones too, a level or two down) whose model
+    learned from any of the samples ``ids`` of set ``name`` (whose samples, before they went, were ``samples``),
+    fine-tuned on them or trained on the set (:func:`~digitlab.handwriting_eval.learned_from`), or was measured on
+    them (its report shows them): a student who asks for their drawings back is in those too (a privacy audit found
+    a held-out writer's every picture in a run's explain page, and a compare's k-NN holding them, not named)."""
+    from digitlab.card import CARD_NAME, ModelCard
+
+    found, first = [], min((s.created for s in samples if s.id in ids), default="")  # theirs: none made before it
+    cards = sorted(path for depth in ("*", "*/*", "*/*/*") for path in runs.glob(f"{depth}/{CARD_NAME}"))
+    for card_file in cards if runs.is_dir() else []:
+        try:
+            card = ModelCard.from_file(card_file)
+            measured = split_as_recorded(samples, card.split or {})[1] if card.dataset == name else []
+            made = learned_from(card, samples, name)[0] | {s.id for s in measured if s.created <= card.created}
+            page = card_file.parent / f"explain-{name}"  # an explain page of the set shows its pictures
+            made |= ids if page.is_dir() and _iso(page.stat().st_mtime) >= first else set()
+        except (DigitlabError, TypeError, ValueError, AttributeError, OSError):  # a damaged card: not our business
+            continue
+        if ids & made:  # the held-out part rebuilt today takes in writers added since: those the run never saw
+            found.append(str(card_file.parent))  # are left out (an upgrade audit was told to delete such a run)
+    return found
+
+
+def _iso(seconds: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
