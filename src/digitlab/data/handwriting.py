@@ -7,15 +7,14 @@ One folder per set under the data cache (``$DIGITLAB_DATA/handwriting/<name>/``)
     originals/<id>.<ext>  the picture as it arrived (the page's PNG, a photo, an imported file)
     prepared/<id>.png     its 28×28 MNIST form (ink bright), with the sample's record in a text chunk
 
-How nothing is lost: a sample's two files are written (each to a temporary name, then renamed)
-before the index names it, and the index only ever changes by a whole line appended to its journal
-or a whole snapshot renamed into place (:mod:`digitlab.data.handwriting_index`), under an exclusive
-lock on ``.lock`` — so two writers take turns, a kill leaves either the old index or the new one, and
-files of a save that never reached the index (or of a removal killed before it deleted them) are
-ignored, and removed when the snapshot is next written whole. Many samples are saved under one lock
-with one journal line (:meth:`HandwritingSet.save`; an import, 256 at a time). A new set is made with
-an empty index, so a first import killed midway leaves no samples behind. A damaged index is reported
-in one line and the samples are read back from the records in their prepared files, each picture once.
+How nothing is lost: a sample's two files are written (each to a temporary name, then renamed) before the index
+names it, and the index only ever changes by a whole line appended to its journal or a whole snapshot renamed into
+place (:mod:`digitlab.data.handwriting_index`; a writer's removal: the snapshot, so none of theirs stays), under an
+exclusive lock on ``.lock`` — so two writers take turns, a kill leaves either the old index or the new one, and files
+of a save that never reached the index (or of a removal killed before it deleted them) are ignored, and removed by
+the next writer. Many samples are saved under one lock with one journal line (:meth:`HandwritingSet.save`; an
+import, 256 at a time). A new set is made with an empty index, so a first import killed midway leaves no samples
+behind. A damaged index is one line and the samples are read back from the records in their prepared files.
 ``.lock`` holds the set's random identity, so a process holding a set that was deleted and made anew
 under the same name writes into neither (:class:`SetDeletedError`).
 
@@ -210,7 +209,7 @@ class HandwritingSet:
         """Delete every sample by ``writer`` (a student who asks for theirs back), in one index write. Names are
         compared regardless of case; :data:`NO_NAME` is the samples saved without a name."""
         writer = check_writer(writer)
-        return self._remove(written_by([writer or NO_NAME]), f"no samples by writer {str(writer)[:64]!r}")
+        return self._remove(written_by([writer or NO_NAME]), f"no samples by writer {str(writer)[:64]!r}", whole=True)
 
     def delete(self, *, only_if_empty: bool = False) -> bool:
         """Delete the whole set (with ``only_if_empty``, only a set nothing was saved into); whether it did. The
@@ -267,14 +266,14 @@ class HandwritingSet:
         with self._lock(shared=True):
             return self._read_index()
 
-    def _remove(self, matches: Callable[[Sample], bool], none: str) -> list[Sample]:
+    def _remove(self, matches: Callable[[Sample], bool], none: str, whole: bool = False) -> list[Sample]:
         with self._lock():
             entries = self._read_for_writing()
             found = [s for s in entries if matches(s)]
             if not found:
                 raise SampleNotFoundError(f"handwriting set {self.name!r} has {none}")
             try:
-                self._write_index(entries, removed=found)
+                self._write_index(entries, removed=found, whole=whole)
                 self.problems = []
             except OSError as exc:
                 raise _disk_error(exc, "removing samples") from None
@@ -415,15 +414,16 @@ class HandwritingSet:
     def _write_files(self, sample: Sample, picture: bytes, prepared: np.ndarray) -> None:
         write_sample_files(self.folder, sample, picture, prepared)
 
-    def _write_index(self, entries: list[Sample], *, added: list[Sample] = (), removed: list[Sample] = ()) -> None:
-        """One line in a sound index's journal: the samples ``added``; a damaged (or missing) index, or one losing
-        the samples ``removed``, is written whole instead, ``entries`` so changed (a removed writer's name and
-        pictures' SHA-256s had stayed in the journal, or the snapshot, for a privacy audit to find)."""
-        if removed or not self._index.sound:
+    def _write_index(self, entries: list[Sample], *, added: list[Sample] = (), removed: list[Sample] = (),
+                     whole: bool = False) -> None:
+        """One line in a sound index's journal: the samples ``added`` or ``removed``; a damaged (or missing) index,
+        or ``whole`` (a writer's removal: their name and pictures' SHA-256s had stayed in the journal, or the
+        snapshot, for a privacy audit to find), is written whole instead, ``entries`` so changed."""
+        if whole or not self._index.sound:
             gone = {s.id for s in removed}
             self._index.rewrite([s for s in entries if s.id not in gone] + list(added))
         else:
-            self._index.append({"add": [s.to_dict() for s in added]})
+            self._index.append({"add": [s.to_dict() for s in added]} if added else {"remove": [s.id for s in removed]})
 
     def _remove_unnamed(self, samples: list[Sample]) -> None:
         """Remove the files of ``samples`` that the index on disk does not name (a save failed or was stopped).
