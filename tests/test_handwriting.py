@@ -647,6 +647,27 @@ def test_disk_full_while_saving_changes_nothing(data_dir, limit, count):  # pict
     assert not [p for p in (data_dir / "handwriting" / "mine").rglob("*.part")]
 
 
+def test_a_writers_removal_on_a_full_disk_still_removes_them(data_dir):
+    """A reviewer: with a writer's removal writing the index whole (so that no record of theirs stays), a full disk
+    refused it, where one journal line had fitted: removing samples is what frees the disk."""
+    store = HandwritingSet.open("mine", create=True)
+    for digit in range(8):
+        store.add(picture(digit), digit, writer="Zoe" if digit < 4 else "ada")
+    snapshot(store)
+    script = textwrap.dedent("""
+        import resource, signal
+        from digitlab.data.handwriting import HandwritingSet
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG, like a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (600, 600))  # a whole index: no; the line of four ids: yes
+        print(len(HandwritingSet.open("mine").remove_writer("zoe")))
+    """)
+    assert (store.folder / "index.json").stat().st_size > 1_200
+    child = subprocess.run([sys.executable, "-c", script], env=dict(os.environ), capture_output=True, text=True)
+    assert child.returncode == 0 and child.stdout.split() == ["4"], child.stderr
+    assert [s.writer for s in HandwritingSet.open("mine").samples()] == ["ada"] * 4
+    assert len(list((store.folder / "prepared").glob("*.png"))) == 4
+
+
 def test_saving_many_at_once_writes_the_index_once_and_saves_no_copy(data_dir, monkeypatch):
     store = HandwritingSet.open("class", create=True)
     first, _ = store.add(picture(1), 1)

@@ -416,14 +416,8 @@ class HandwritingSet:
 
     def _write_index(self, entries: list[Sample], *, added: list[Sample] = (), removed: list[Sample] = (),
                      whole: bool = False) -> None:
-        """One line in a sound index's journal: the samples ``added`` or ``removed``; a damaged (or missing) index,
-        or ``whole`` (a writer's removal: their name and pictures' SHA-256s had stayed in the journal, or the
-        snapshot, for a privacy audit to find), is written whole instead, ``entries`` so changed."""
-        if whole or not self._index.sound:
-            gone = {s.id for s in removed}
-            self._index.rewrite([s for s in entries if s.id not in gone] + list(added))
-        else:
-            self._index.append({"add": [s.to_dict() for s in added]} if added else {"remove": [s.id for s in removed]})
+        """``entries`` with the samples ``added`` or ``removed``: one journal line (:meth:`SetIndex.change`)."""
+        self._index.change(entries, list(added), list(removed), whole)
 
     def _remove_unnamed(self, samples: list[Sample]) -> None:
         """Remove the files of ``samples`` that the index on disk does not name (a save failed or was stopped).

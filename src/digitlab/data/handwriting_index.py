@@ -225,6 +225,20 @@ class SetIndex:
 
     # ------------------------------------------------------------------------------ writing
 
+    def change(self, entries: list[Sample], added: list[Sample], removed: list[Sample], whole: bool) -> None:
+        """``entries`` (as read) with the samples ``added`` or ``removed``: one line in a sound index's journal
+        (:meth:`append`); a damaged (or missing) index is written whole instead, and so is the index when ``whole``
+        (a writer's removal: their name and pictures' SHA-256s had stayed in the journal, or the snapshot, for a
+        privacy audit to find) unless the disk is full, where the line, which fits, still lets them go."""
+        gone = {s.id for s in removed}
+        if not self.sound or whole:
+            try:
+                return self.rewrite([s for s in entries if s.id not in gone] + added)
+            except OSError as exc:
+                if not self.sound or exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                    raise
+        self.append({"add": [s.to_dict() for s in added]} if added else {"remove": [s.id for s in removed]})
+
     def append(self, change: dict) -> None:
         """Append one change (``{"add": [records]}`` or ``{"remove": [ids]}``) to the journal, synced to disk; the
         snapshot is written again whole instead when the journal has grown to a quarter of it (:data:`COMPACT_AT`),
