@@ -208,6 +208,13 @@ def test_removing_a_writer_names_other_spellings_and_explain_pages_of_the_set(en
     text = " ".join(said.stderr.split())
     assert said.returncode == 0 and f"measured on them ({tmp_path / 'runs' / 'base'}: delete" in text, text
     assert "note: writers whose names begin as theirs do stay: Zoë Q.; if one is the same student" in text, text
+    assert "copies of a damaged index" not in text
+    # a set whose index was once damaged keeps the damaged copies to look at; they may hold the writer's records
+    folder = Path(variables["DIGITLAB_DATA"]) / "handwriting" / "spelt"
+    (folder / "index.json.damaged-20261204T000000Z").write_text('{"samples": [{"writer": "Ada"')
+    ada = run_cli("data", "remove", "spelt", "--writer", "Ada", "--yes", env=variables)
+    assert ("note: index.json.damaged-20261204T000000Z in " in ada.stderr and "may still hold their records: delete "
+            "them once looked at" in " ".join(ada.stderr.split())), ada.stderr
     # a run on the set made before a writer's first sample neither learned from them nor was measured on them, though
     # its held-out part rebuilt today takes them in (an upgrade audit was told to delete such a run)
     import time

@@ -408,6 +408,9 @@ def remove(
         "(their cards name the writers)" + ("" if trained else f"; no run in {runs} learned from them or was "
                                              "measured on them") + "; runs kept elsewhere, a sweep's: --runs FOLDER",
         err=True)
+    if damaged := sorted(path.name for path in store.folder.glob("*.damaged-*")):  # kept for a person to look at
+        typer.echo(f"note: {listed(damaged)} in {store.folder}, copies of a damaged index kept to look at, may still "
+                   "hold their records: delete them once looked at", err=True)
     if others := alike(shown, {writer_of(s) for s in samples} - {shown}):
         typer.echo(terminal.printable(f"note: writers whose names begin as theirs do stay: {listed(others)}; if one is "
                                       "the same student, remove them too with --writer"), err=True)
