@@ -479,6 +479,18 @@ def test_finetune_writes_a_run_measured_on_writers_it_never_saw(env, tmp_path):
     copy = run_cli("evaluate", "--model", str(folder), "--dataset", "trio-copy", "--out", str(tmp_path / "eval"),
                    env=variables)
     assert copy.returncode == 0 and "the held-out part: 40 samples" in " ".join(copy.stdout.split()), copy.stdout
+    # a card from before fine-tuned runs recorded their pictures: found from the set it names (an upgrade audit's old
+    # run was scored on a copy of its set, 90 of 150 pictures its own, with no word)
+    import shutil
+
+    old = tmp_path / "old-run"
+    shutil.copytree(folder, old)
+    card_doc = json.loads((old / "model.json").read_text())
+    del card_doc["finetuned_from"]["pictures"]
+    (old / "model.json").write_text(json.dumps(card_doc))
+    old_copy = run_cli("evaluate", "--model", str(old), "--dataset", "trio-copy", "--out", str(tmp_path / "eval"),
+                       env=variables)
+    assert "the held-out part: 40 samples" in " ".join(old_copy.stdout.split()), old_copy.stdout
     # on MNIST it is checked against what it recorded there after fine-tuning (it said "nothing to compare with")
     on_mnist = run_cli("evaluate", "--model", str(folder), "--dataset", "mnist", env=variables)
     assert on_mnist.returncode == 0 and "Matches the run's metrics.json exactly" in on_mnist.stdout, on_mnist.stdout
