@@ -563,6 +563,13 @@ def test_finetune_holds_out_the_writers_a_teacher_names(env, tmp_path):
     assert swapped.returncode == 1 and doc["n_test"] == 40 and doc["differences"][0] == "samples", swapped.stdout
     said = run_cli("evaluate", "--model", str(folder), "--out", str(tmp_path / "e"), env=variables)
     assert "as many are held out now, but not the same samples" in " ".join(said.stdout.split()), said.stdout
+    # a card from before runs recorded which samples they were measured on: the one added since the run tells
+    card_doc = json.loads((folder / "model.json").read_text())
+    del card_doc["split"]["tested"]
+    (folder / "model.json").write_text(json.dumps(card_doc))
+    old = json.loads(run_cli("evaluate", "--model", str(folder), "--out", str(tmp_path / "e"), "--json",
+                             env=variables).stdout)
+    assert old["matches"] is False and old["differences"][0] == "samples", old
 
 
 def test_a_finetuned_run_is_explained_after_its_training_writers_are_removed(env, tmp_path):
