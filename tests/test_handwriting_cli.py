@@ -586,6 +586,19 @@ def test_a_finetuned_run_is_explained_after_its_training_writers_are_removed(env
     metrics = json.loads((folder / "metrics.json").read_text())
     assert tuned["accuracy_before"] == metrics["before"]["accuracy"]  # the page shows them beside its own
     assert tuned["mnist_accuracy"] == [row["accuracy"] for row in metrics["mnist"]]
+    # a card from before they were kept: the page still shows them, from the run's metrics.json (an upgrade audit)
+    from fastapi.testclient import TestClient
+
+    from digitlab.serve.app import create_app
+
+    card_doc = json.loads((folder / "model.json").read_text())
+    for key in ("accuracy_before", "mnist_accuracy"):
+        del card_doc["finetuned_from"][key]
+    (folder / "model.json").write_text(json.dumps(card_doc))
+    with TestClient(create_app(folder, tmp_path, onnx=False)) as client:
+        (listed,) = [m for m in client.get("/api/models").json()["models"] if m["id"] == card_doc["id"]]
+    assert (listed["accuracy_before"], listed["mnist_accuracy"]) == (metrics["before"]["accuracy"],
+                                                                     metrics["mnist"][-1]["accuracy"]), listed
     for writer in tuned["train_writers"]:
         assert run_cli("data", "remove", "gone", "--writer", writer, "--yes", env=variables).returncode == 0
     explained = run_cli("explain", "--model", str(folder), "--robustness-images", "40", "--map-images", "40",
