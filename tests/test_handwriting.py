@@ -131,6 +131,27 @@ def test_ctrl_c_while_a_writers_files_are_removed_removes_them_all(data_dir, mon
     assert len(os.listdir(store.folder / "originals")) == 1 and [s.writer for s in store.samples()] == ["keep"]
 
 
+def test_ctrl_c_as_a_writers_removal_rewrites_the_index_leaves_nothing_of_them(data_dir, monkeypatch):
+    """A reviewer's Ctrl-C between the new index's rename and the old journal's removal left the journal, the
+    removed writer's name in it, and their pictures (the files were to go after the index)."""
+    from digitlab.data import handwriting_index
+
+    store = HandwritingSet.open("mine", create=True)
+    for digit in range(3):
+        store.add(picture(digit), digit, writer="Zoe" if digit else "ada")
+    real_sync = handwriting_index.sync_folder
+
+    def synced_then_ctrl_c(folder):
+        real_sync(folder)
+        os.kill(os.getpid(), signal.SIGINT)  # as a person's Ctrl-C, the new index just in place
+
+    monkeypatch.setattr(handwriting_index, "sync_folder", synced_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        store.remove_writer("zoe")
+    left = b"".join(path.read_bytes() for path in store.folder.rglob("*") if path.is_file())
+    assert b"Zoe" not in left and [s.writer for s in HandwritingSet.open("mine").samples()] == ["ada"]
+
+
 def test_a_removed_writer_leaves_no_trace_in_the_sets_files(data_dir):
     """A privacy audit: after `data remove SET --writer "Zoe Quenby"`, her name, ids and pictures' SHA-256s stayed in
     the set's journal (or its snapshot, once folded in), the removal only a line of ids after them."""

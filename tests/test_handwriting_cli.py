@@ -203,10 +203,13 @@ def test_removing_a_writer_names_other_spellings_and_explain_pages_of_the_set(en
         run_cli("data", "import", "spelt", str(photos / writer.name), "--writer", name, env=variables)
     shutil.copytree(lesson_run.folder, tmp_path / "runs" / "base")
     (tmp_path / "runs" / "base" / "explain-spelt").mkdir()  # as `digitlab explain --dataset spelt` leaves it
+    (tmp_path / "runs" / "broken" / "explain-spelt").mkdir(parents=True)  # its card damaged: the page still there
+    (tmp_path / "runs" / "broken" / "model.json").write_text("{")
     said = run_cli("data", "remove", "spelt", "--writer", "Zoe Quenby", "--yes", "--runs", str(tmp_path / "runs"),
                    env=variables)
     text = " ".join(said.stderr.split())
-    assert said.returncode == 0 and f"measured on them ({tmp_path / 'runs' / 'base'}: delete" in text, text
+    assert said.returncode == 0 and f"measured on them ({tmp_path / 'runs' / 'base'}, {tmp_path / 'runs' / 'broken'}" \
+        ": delete" in text, text
     assert "note: writers whose names begin as theirs do stay: Zoë Q.; if one is the same student" in text, text
     assert "copies of a damaged index" not in text
     # a set whose index was once damaged keeps the damaged copies to look at; they may hold the writer's records
@@ -226,7 +229,7 @@ def test_removing_a_writer_names_other_spellings_and_explain_pages_of_the_set(en
     monkeypatch.setenv("DIGITLAB_DATA", variables["DIGITLAB_DATA"])
     before = load_dataset("spelt", test_size=0.5, seed=0)
     save_model(train("logreg", before), before, tmp_path / "runs" / "before", metrics={"accuracy": 0.5})
-    shutil.rmtree(tmp_path / "runs" / "base")
+    shutil.rmtree(tmp_path / "runs" / "base"), shutil.rmtree(tmp_path / "runs" / "broken")
     time.sleep(1.1)  # times are to the second
     run_cli("data", "import", "spelt", str(photos / WRITERS[0].name), "--writer", "Gus", env=variables)  # Zoe's gone
     later = run_cli("data", "remove", "spelt", "--writer", "Gus", "--yes", "--runs", str(tmp_path / "runs"),

@@ -194,14 +194,14 @@ def runs_made_from(name: str, samples: list, ids: set[str], runs: Path) -> list[
     found, first = [], min((s.created for s in samples if s.id in ids), default="")  # theirs: none made before it
     cards = sorted(path for depth in ("*", "*/*", "*/*/*") for path in runs.glob(f"{depth}/{CARD_NAME}"))
     for card_file in cards if runs.is_dir() else []:
-        try:
+        page, made = card_file.parent / f"explain-{name}", set()  # an explain page of the set shows its pictures
+        try:  # (looked at whatever the card: a reviewer's damaged card hid one)
+            made |= ids if page.is_dir() and _iso(page.stat().st_mtime) >= first else set()
             card = ModelCard.from_file(card_file)
             measured = split_as_recorded(samples, card.split or {})[1] if card.dataset == name else []
-            made = learned_from(card, samples, name)[0] | {s.id for s in measured if s.created <= card.created}
-            page = card_file.parent / f"explain-{name}"  # an explain page of the set shows its pictures
-            made |= ids if page.is_dir() and _iso(page.stat().st_mtime) >= first else set()
+            made |= learned_from(card, samples, name)[0] | {s.id for s in measured if s.created <= card.created}
         except (DigitlabError, TypeError, ValueError, AttributeError, OSError):  # a damaged card: not our business
-            continue
+            pass
         if ids & made:  # the held-out part rebuilt today takes in writers added since: those the run never saw
             found.append(str(card_file.parent))  # are left out (an upgrade audit was told to delete such a run)
     return found

@@ -272,13 +272,13 @@ class HandwritingSet:
             found = [s for s in entries if matches(s)]
             if not found:
                 raise SampleNotFoundError(f"handwriting set {self.name!r} has {none}")
-            try:
-                self._write_index(entries, removed=found, whole=whole)
-                self.problems = []
-            except OSError as exc:
-                raise _disk_error(exc, "removing samples") from None
-            with signals_held():  # Ctrl-C once the index is written: the files go too (an audit's left 442 of a
-                for sample in found:  # writer's pictures, which the next save alone removed)
+            with signals_held():  # Ctrl-C from the index's write on: the files go too (an audit's left 442 of a
+                try:  # writer's pictures, which the next save alone removed)
+                    self._write_index(entries, removed=found, whole=whole)
+                    self.problems = []
+                except OSError as exc:
+                    raise _disk_error(exc, "removing samples") from None
+                for sample in found:
                     self._remove_files(sample)
         return found
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from digitlab.data.handwriting_files import records_in_prepared
 from digitlab.data.handwriting_names import one_spelling, writer_key
 from digitlab.data.handwriting_sample import Sample
-from digitlab.fileio import atomic_path, read_regular
+from digitlab.fileio import atomic_path, read_regular, signals_held
 
 __all__ = ["COMPACT_AT", "FORMAT", "INDEX", "SetIndex", "empty_index"]
 
@@ -281,6 +281,10 @@ class SetIndex:
     def rewrite(self, entries: list[Sample]) -> None:
         """Write the snapshot whole (``entries``, oldest first) with a new, empty journal, then remove the journals
         no index names; a damaged index (and journal) is kept beside it for a person to inspect."""
+        with signals_held():  # Ctrl-C between the rename and the old journal's removal left it, a removed writer's
+            self._rewrite(entries)  # name in it (a reviewer)
+
+    def _rewrite(self, entries: list[Sample]) -> None:
         journal = _journal_name()
         kept = self._keep_damaged()
         try:
