@@ -189,6 +189,8 @@ def test_removing_a_writer_the_index_no_longer_names_removes_what_a_killed_impor
         store._index.rewrite(kept)
     said = run_cli("data", "remove", "killed", "--writer", "Zoe Quenby", "--yes", env=variables)
     assert said.returncode == 2 and "has no samples by writer 'Zoe Quenby'" in said.stderr, said.stderr
+    n = len(list(photos.glob(f"{WRITERS[0].name}/*/*")))  # a reviewer: they went in silence, "none" said
+    assert f"; {n} pictures a stopped save left, which no index named, were deleted" in said.stderr, said.stderr
     left = [path.name for path in (store.folder / "prepared").iterdir()] + os.listdir(store.folder / "originals")
     assert len(left) == 2 * len(kept) and all(f"{s.id}.png" in left for s in kept)
 

@@ -391,11 +391,15 @@ def remove(
     by_them = written_by([writer])  # regardless of case; "(no name)": the samples saved without a name
     theirs = [s for s in samples if by_them(s)]
     if not theirs:
+        count = lambda: len(list((store.folder / "prepared").glob("*.png")))  # noqa: E731
+        before = count()
         with contextlib.suppress(DigitlabError):  # under the set's lock, what a killed import of theirs left, which no
             store.remove_writer(writer)  # index names, goes (a privacy audit: 105 of a child's pictures stayed)
-        present = sorted({writer_of(s) for s in samples})
+        present, gone = sorted({writer_of(s) for s in samples}), before - count()
         raise DigitlabError(f"handwriting set {name!r} has no samples by writer {writer!r} "
-                            f"(writers: {listed(present)}){meant(writer, present)}")
+                            f"(writers: {listed(present)}){meant(writer, present)}" + (
+                                f"; {gone:,} picture{'s' * (gone != 1)} a stopped save left, which no index named, "
+                                "were deleted" if gone > 0 else ""))
     shown = ", ".join(sorted({writer_of(s) for s in theirs}))  # as the set stores the name: --writer ADA is ada
     _confirm(yes, f"Remove the {len(theirs):,} sample{'' if len(theirs) == 1 else 's'} by {shown} from {name!r}?")
     removed = store.remove_writer(writer)
