@@ -367,7 +367,7 @@ def remove(
     """Delete one sample, every sample by one writer (--writer), or the whole set (--all) from a handwriting set."""
     from digitlab.data.handwriting import HandwritingSet, check_writer
     from digitlab.data.handwriting_io import writer_of, written_by
-    from digitlab.data.handwriting_names import alike, listed, meant
+    from digitlab.data.handwriting_names import alike, listed
     from digitlab.handwriting_eval import runs_made_from
     from digitlab.predict import a_digit
 
