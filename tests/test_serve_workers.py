@@ -102,6 +102,7 @@ def test_two_workers_share_the_port_and_stop_together(lesson_run, tmp_path):
         server.wait(timeout=30)
         log.close()
     assert server.returncode == -signal.SIGTERM  # a service manager's clean stop: not exit 143, "failed" to systemd
+    assert not [pid for pid in workers if _alive(pid)]  # stopped by the server before it ended (a reviewer: orphaned)
     assert "in its place" not in (tmp_path / "serve.log").read_text().split(f"started {workers[-1]} in its place")[-1]
     deadline = time.monotonic() + 15
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:

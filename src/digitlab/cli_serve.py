@@ -45,10 +45,7 @@ def serve(
     reused); set DIGITLAB_SERVE_ONNX=0 to serve the estimator itself. With --collect, the page also saves
     each drawing with its true digit (POST /api/samples) into a handwriting set under $DIGITLAB_DATA.
     """
-    import signal
-
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the server's own stop, then its death by SIGTERM (a service
-    require_extra("serve", SERVE_MODULES, "the drawing page and its API")  # manager's clean stop), not exit 0 or 143
+    require_extra("serve", SERVE_MODULES, "the drawing page and its API")  # one line, before the imports need it
     from digitlab.cli import console
     from digitlab.serve.app import create_app
     from digitlab.serve.budget import ServeLimits

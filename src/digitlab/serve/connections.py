@@ -26,11 +26,13 @@ import gc
 import json
 import logging
 import resource
+import sys
 import time
 from collections import OrderedDict
 from typing import Any
 
 from digitlab.serve.budget import ServeLimits
+from digitlab.terminal import Terminated
 
 __all__ = ["HEADER_BYTES", "connection_limit", "guarded", "raise_open_file_limit", "run_server", "uvicorn_settings"]
 
@@ -49,7 +51,15 @@ def run_server(application: Any, host: str, port: int, limits: ServeLimits, acce
     raise_open_file_limit()
     gc.collect()
     gc.freeze()  # the model and the imports live as long as the server: the collector need not walk them again
-    uvicorn.run(application, host=host, port=port, log_level="info", **uvicorn_settings(limits, access_log))
+    server = uvicorn.Server(uvicorn.Config(application, host=host, port=port, log_level="info",
+                                           **uvicorn_settings(limits, access_log)))
+    try:  # as uvicorn.run, but for SIGTERM (terminal.Terminated), which goes on to end the command by that signal
+        server.run()  # (uvicorn.run took it for Ctrl-C: exit 0, "failed" or restarted by a service manager)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):
+            raise
+    if not server.started:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE
 
 
 def raise_open_file_limit(wanted: int = _WANTED_FILES) -> int:
