@@ -101,15 +101,17 @@ def _created(card: Path) -> str:
     '2026-12-04T10:37:55+00:00'
     """
     import json
-    import re
 
     try:
         with open(card, "rb") as handle:
             created = json.loads(handle.read(1 << 20)).get("created", "")
             return created if isinstance(created, str) else ""
     except (OSError, ValueError, AttributeError, RecursionError):
-        stamp = re.match(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z", card.parent.name)
-        return "{}-{}-{}T{}:{}:{}+00:00".format(*stamp.groups()) if stamp else ""
+        pass
+    try:  # the folder's name begins with run_stamp's time
+        return datetime.strptime(card.parent.name[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).isoformat()
+    except ValueError:
+        return ""
 
 
 def model_or_newest(model: Path | None, runs_dir: Path, say: Callable[[str], None] = lambda _: None) -> Path:

@@ -60,19 +60,17 @@ def canonical(packed: bytes) -> bytes:
 
     numbers: dict[str, str] = {}
 
-    def renumber(match: re.Match[str]) -> str:
-        number = numbers.setdefault(match.group(2), str(len(numbers) + 1))
-        return match.group(1) + number + match.group(3)
+    def number(old: str) -> str:  # an object's id(), as its first appearance's place
+        return numbers.setdefault(old, str(len(numbers) + 1))
 
     pattern = re.compile(r'("__id__": |"file": ")(\d+)(\.npy"|\b)')
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(packed)) as source, zipfile.ZipFile(out, "w") as target:
-        schema = pattern.sub(renumber, source.read("schema.json").decode("utf-8"))
+        schema = pattern.sub(lambda m: m.group(1) + number(m.group(2)) + m.group(3),
+                             source.read("schema.json").decode("utf-8"))
         for member in source.infolist():
-            name = member.filename
-            stem = name.removesuffix(".npy")
-            if name != "schema.json" and stem.isdigit():
-                name = numbers.setdefault(stem, str(len(numbers) + 1)) + ".npy"
+            stem = member.filename.removesuffix(".npy")
+            name = number(stem) + ".npy" if stem.isdigit() else member.filename
             data = schema.encode("utf-8") if member.filename == "schema.json" else source.read(member)
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type, info.external_attr = member.compress_type, 0o644 << 16

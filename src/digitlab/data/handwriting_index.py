@@ -233,7 +233,8 @@ class SetIndex:
         gone = {s.id for s in removed}
         if not self.sound or whole:
             try:
-                return self.rewrite([s for s in entries if s.id not in gone] + added)
+                self.rewrite([s for s in entries if s.id not in gone] + added)
+                return
             except OSError as exc:
                 if not self.sound or exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
                     raise
