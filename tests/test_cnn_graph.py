@@ -139,3 +139,20 @@ def test_cuda_fit_with_graphs_learns_and_reloads_on_the_cpu():
     assert model.score(X, labels) > 0.95
     cpu = CNNClassifier.from_tensors({**model.get_params(), "device": "cpu"}, model.export_tensors())
     assert np.mean(cpu.predict(X) == model.predict(X)) > 0.99
+
+
+def test_the_gpu_benchmark_names_only_recipes_it_has(monkeypatch):
+    """A typo in benchmarks/bench_mnist_gpu.py's plan would cost minutes of a lent GPU before failing."""
+    import argparse
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+    import bench_mnist_gpu as bench
+
+    parser = argparse.ArgumentParser()
+    parser.error = lambda message: pytest.fail(message)  # what the script would print before touching the GPU
+    for plan in (None, "first"):
+        args = argparse.Namespace(plan=plan, budgets=",".join(map(str, bench.PLAN)), recipes=None,
+                                  step_configs=",".join(bench.STEP_CONFIGS))
+        chosen, budgets = bench.checked_plan(parser, args)
+        assert budgets and all(chosen[b] for b in budgets)
