@@ -3,6 +3,8 @@ options, models rebuilt from their card, a CNN's numeric parameters, macro score
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -242,7 +244,7 @@ def test_train_and_load_model_answers_work_where_a_model_is_asked_for(digits, tm
     from digitlab.predict import predict_images, predict_source
 
     fitted = train("logreg", digits)
-    assert evaluate_model(fitted, digits) == evaluate_model(fitted.model, digits)
+    assert evaluate_model(fitted, digits).n_errors == evaluate_model(fitted.model, digits).n_errors
     save_model(fitted, digits, tmp_path / "run")
     loaded = load_model(tmp_path / "run")
     picture = tmp_path / "one.png"
@@ -287,3 +289,17 @@ def test_a_loaded_model_brings_its_detector_to_predict_images_and_predict_source
 def test_a_learners_natural_mistakes_are_one_line(call, says, digits):
     with pytest.raises(DigitlabError, match=says):
         call(digits)
+
+
+def test_evaluate_model_scores_train_s_or_load_model_s_answer_with_its_calibration(lesson_run):
+    """evaluate_model(load_model(run), ds) gave the uncalibrated ECE, NLL and Brier under the calibrated names
+    (0.064 against the run's 0.015): the temperature was left behind with the card (a statistician's audit)."""
+    from digitlab.data import load_dataset
+    from digitlab.store import load_model
+
+    loaded, ds = load_model(lesson_run.folder), load_dataset("digits")
+    saved = json.loads((lesson_run.folder / "metrics.json").read_text())
+    metrics = evaluate_model(loaded, ds)
+    assert loaded.temperature != 1.0 and metrics.ece == pytest.approx(saved["ece"], abs=1e-12)
+    assert (metrics.brier, metrics.nll) == pytest.approx((saved["brier"], saved["nll"]), abs=1e-12)
+    assert evaluate_model(loaded.model, ds).ece == pytest.approx(saved["ece_uncalibrated"], abs=1e-12)  # bare: as is

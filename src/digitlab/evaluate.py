@@ -257,14 +257,24 @@ def evaluate_not_a_digit(detector: Any, model: Any, dataset: Dataset, prediction
 def evaluate_model(model: Any, dataset: Dataset) -> Metrics:
     """Predict the test part and compute :class:`Metrics`.
 
+    ``model`` is what :func:`~digitlab.train.train` or :func:`~digitlab.store.load_model` gave (its calibration is
+    applied, so ``ece``, ``nll`` and ``brier`` are the run's own), or a bare fitted estimator (none is).
+
     Examples
     --------
+    >>> from dataclasses import replace
     >>> from digitlab.data import load_dataset
-    >>> from digitlab.train import train
+    >>> from digitlab.train import calibrate, train
     >>> ds = load_dataset("digits")
-    >>> evaluate_model(train("logreg", ds).model, ds).n_errors
+    >>> fitted = train("logreg", ds)
+    >>> evaluate_model(fitted, ds).n_errors
     12
+    >>> calibrated = replace(fitted, calibration=calibrate(fitted, ds))  # as `digitlab run` does
+    >>> round(evaluate_model(calibrated, ds).ece, 3), round(evaluate_model(calibrated.model, ds).ece, 3)
+    (0.015, 0.064)
     """
     from digitlab.errors import estimator_of
 
-    return evaluate_on_test(estimator_of(model, "evaluate_model"), dataset)[1]
+    estimator = estimator_of(model, "evaluate_model")
+    temperature = 1.0 if estimator is model else model.temperature  # train's or load_model's answer: its calibration
+    return evaluate_on_test(estimator, dataset, temperature)[1]
