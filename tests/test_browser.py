@@ -12,6 +12,7 @@ own browser download is not used.
 from __future__ import annotations
 
 import json
+import math
 import re
 import os
 import shutil
@@ -699,6 +700,11 @@ def test_a_hash_is_not_a_digit_and_a_one_is(detector_page):
     page.screenshot(path=str(OUTPUT / "page-number-doubtful.png"), full_page=True)
 
 
+def _right_share(x: float) -> str:
+    """How often answers were right as the page says it: rounded down to 0.1% (percent.js, rightShare)."""
+    return f"{math.floor(round(1000 * x, 6)) / 10:.1f}%"
+
+
 def test_percentages_never_claim_certainty(page):
     """The page rounds as the terminal does (digitlab.predict.shown_percent): ">99.9%", never "100.0%", and its
     bars show the answer's own probabilities so."""
@@ -724,6 +730,10 @@ def test_percentages_never_claim_certainty(page):
     # an accuracy as the reports and the terminal write it (f"{x:.1%}"): a teacher saw 96.3% on the page, 96.2% there
     ratios = [[100 * k / n, d] for n in (8, 40, 80, 400, 10_000) for k in range(n + 1) for d in (0, 1, 2)]
     assert page.evaluate("(xs) => xs.map(([x, d]) => fixed(x, d))", ratios) == [f"{x:.{d}f}" for x, d in ratios]
+    # how often answers were right, rounded down: a k-NN right 99.492% of the time read 99.5%, the bar it missed
+    shares = [0.99492, 0.995, 0.9949999, 0.4999, 1.0, 0.0, 0.125] + [k / 400 for k in range(401)]
+    assert page.evaluate("(xs) => xs.map(rightShare)", shares) == [_right_share(x) for x in shares]
+    assert page.evaluate("(xs) => xs.map(rightShare)", [0.99492, 0.995, 1.0]) == ["99.4%", "99.5%", "100.0%"]
     page.evaluate("""() => document.addEventListener('digitlab:answer',
         (e) => { window.lastAnswer = e.detail.answer; })""")
     _stroke(page, [(0.5, 0.12), (0.5, 0.88)])
@@ -745,7 +755,7 @@ def test_an_unsure_answer_shows_the_confidence_it_needed(detector_page):
     """Ambiguous drawings: an answer that is "Not sure" shows its top two and the bar it missed, the run's own
     threshold from its model card, and asks "is it a 4 or a 9?" only when the 9 is 5% or more; a sure one hides
     that line. At least one must be unsure, or nothing is checked."""
-    from digitlab.predict import percent_needed, shown_percent
+    from digitlab.predict import percent_needed
 
     page = detector_page
     [served] = page.evaluate("fetch('/api/models').then(r => r.json())")["models"]
@@ -765,9 +775,9 @@ def test_an_unsure_answer_shows_the_confidence_it_needed(detector_page):
             assert line.is_visible() and f" · sure from {percent_needed(threshold)} (right " in said, name
             # why there: the model's own figure for its answers from there, as its card records it; short on the
             # page (a teacher: four lines of jargon on a projector), the whole in its tooltip
-            assert said.endswith(f"(right {shown_percent(kept)} of the time from there)"), said
+            assert said.endswith(f"(right {_right_share(kept)} of the time from there)"), said
             assert line.get_attribute("title") == (
-                f"From {percent_needed(threshold)} on, its answers were right {shown_percent(kept)} of the time on "
+                f"From {percent_needed(threshold)} on, its answers were right {_right_share(kept)} of the time on "
                 "pictures it had not learned from")
             colour = page.eval_on_selector("#bars li.top .bar", "b => getComputedStyle(b).backgroundColor")
             assert colour == "rgb(180, 83, 9)", colour  # the "?"'s orange, not a sure answer's blue

@@ -462,9 +462,9 @@ function unsureWords(answer) {
   // (a teacher found "where it was right 99.5% of the time on pictures it had not learned from" four lines of jargon
   // on a projector: the short form here, the whole in the line's tooltip)
   const why = typeof answer.sure_right === "number" && answer.calibrated
-    ? ` (right ${pct(answer.sure_right)} of the time from there)` : "";
-  $("unsure").title = why ? `From ${needed(answer.sure_from)} on, its answers were right ${pct(answer.sure_right)} ` +
-    "of the time on pictures it had not learned from" : "";
+    ? ` (right ${rightShare(answer.sure_right)} of the time from there)` : "";
+  $("unsure").title = why ? `From ${needed(answer.sure_from)} on, its answers were right ` +
+    `${rightShare(answer.sure_right)} of the time on pictures it had not learned from` : "";
   const bar = answer.sure_from === undefined ? "" : ` · sure from ${needed(answer.sure_from)}${why}`;
   const own = answer.calibrated ? "" : " · the model's own scores: saved without calibration";
   const shown = (t, k) => (k === 0 && answer.sure_from !== undefined ? below(t.probability, answer.sure_from)
