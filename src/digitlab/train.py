@@ -13,7 +13,7 @@ import numpy as np
 from digitlab.calibrate import Calibration, choose_threshold, expected_calibration_error, fit_temperature
 from digitlab.calibrate import apply_temperature
 from digitlab.data.dataset import Dataset
-from digitlab.errors import DigitlabError, InvalidValueError
+from digitlab.errors import DigitlabError, InvalidValueError, require_dataset
 from digitlab.models import make_model
 from digitlab.models.classic import fit_threads
 from digitlab.models.cnn import CNNClassifier
@@ -71,9 +71,7 @@ def train(
     """
     from sklearn.utils._param_validation import InvalidParameterError
 
-    if not hasattr(dataset, "train_images"):  # a Dataset (by its fields: one made before a module reload is one too)
-        raise DigitlabError(f"train takes a Dataset, e.g. load_dataset({dataset!r:.40}); got the "
-                            f"{type(dataset).__name__} {dataset!r:.40}")
+    require_dataset(dataset, "train")
     model = make_model(name, dataset=dataset.name, seed=seed, params=params)
     height, width = dataset.image_shape
     if height != width and isinstance(model, CNNClassifier):  # it would read the rows wrapped into a square
@@ -102,7 +100,7 @@ def train(
     return FittedModel(
         name=name,
         model=model,
-        params=_plain_params(model),
+        params=plain_params(model),
         seed=seed,
         train_seconds=seconds,
         overrides=dict(params or {}),
@@ -151,7 +149,7 @@ def reached_iteration_limit(model: Any) -> bool:
     return int(np.max(done)) >= limit
 
 
-def _plain_params(model: Any) -> dict[str, Any]:
+def plain_params(model: Any) -> dict[str, Any]:
     """``get_params(deep=False)`` with values made JSON-friendly (a value a card cannot hold: its ``repr``)."""
     out: dict[str, Any] = {}
     for key, value in model.get_params(deep=False).items():
