@@ -303,3 +303,73 @@ def test_evaluate_model_scores_train_s_or_load_model_s_answer_with_its_calibrati
     assert loaded.temperature != 1.0 and metrics.ece == pytest.approx(saved["ece"], abs=1e-12)
     assert (metrics.brier, metrics.nll) == pytest.approx((saved["brier"], saved["nll"]), abs=1e-12)
     assert evaluate_model(loaded.model, ds).ece == pytest.approx(saved["ece_uncalibrated"], abs=1e-12)  # bare: as is
+
+
+def test_save_model_refuses_before_writing_what_could_not_be_loaded(digits, tmp_path):
+    """A notebook's audit: string labels left a folder with weights and no card (a ValueError); labels 10/20/30, a
+    Pipeline named 'logreg' and a digits model saved as MNIST's were saved, to be refused only when loaded; a bare
+    estimator was an AttributeError."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from digitlab.data import Dataset
+    from digitlab.models import make_model
+    from digitlab.train import FittedModel
+
+    X, y = train_features(digits)
+    fitted = lambda model: FittedModel("logreg", model, {}, 42, 0.1)  # noqa: E731 - as a notebook would build one
+    small = Dataset("small", np.zeros((10, 5, 5), np.uint8), np.arange(10), np.zeros((1, 5, 5), np.uint8),
+                    np.array([1]), 16)
+    cases = [
+        (lambda: fitted(make_model("logreg").fit(X, np.array(list("zabcdefghi"))[y])), digits, "the digits 0-9"),
+        (lambda: fitted(make_model("logreg").fit(X, y * 10)), digits, r"labels \[0, 10, 20"),
+        (lambda: make_model("logreg").fit(X, y), digits, "save_model takes what train\\(\\) gave"),
+        (lambda: fitted(make_pipeline(StandardScaler(), make_model("logreg")).fit(X, y)), digits, "a Pipeline as"),
+        (lambda: train("logreg", digits), small, "takes 64 pixels a picture, but small's pictures are 5×5"),
+    ]
+    for i, (make, dataset, said) in enumerate(cases):
+        with pytest.raises(DigitlabError, match=said):
+            save_model(make(), dataset, tmp_path / str(i))
+        assert not (tmp_path / str(i)).exists()  # nothing written
+
+
+def test_save_model_keeps_the_parameters_the_model_has_now(digits, tmp_path):
+    """Changed and fitted again after train(): the card had kept train()'s width, so the CNN never loaded again,
+    and a logistic regression's card said C=1.0 for a model fitted with C=0.001."""
+    X, y = train_features(digits)
+    cnn = train("cnn", digits, params={"epochs": 1, "width": 4})
+    cnn.model.set_params(width=8).fit(X, y)
+    save_model(cnn, digits, tmp_path / "cnn")
+    assert load_model(tmp_path / "cnn").model.width == 8
+    logreg = train("logreg", digits)
+    logreg.model.set_params(C=0.001).fit(X, y)
+    save_model(logreg, digits, tmp_path / "logreg")
+    assert load_model(tmp_path / "logreg").card.params["C"] == 0.001
+
+
+def test_a_dataset_of_one_s_own_is_checked_and_can_be_compared_and_hashed(digits):
+    """pixel_max=0 ended in a NaN error advising another model; pixels over pixel_max and string labels were taken;
+    two Datasets could not be compared (==) nor used as a dict key (the run_pipeline of one: unhashable)."""
+    from dataclasses import replace
+
+    for change, said in [({"pixel_max": 0}, "pixel_max must be a whole number from 1 to 255, got 0"),
+                         ({"pixel_max": 8}, "pixels go up to 16, over pixel_max=8"),
+                         ({"train_labels": digits.train_labels.astype(str)}, "train_labels must be the digits 0-9"),
+                         ({"test_labels": digits.test_labels + 1}, r"test_labels must be the digits 0-9 .* 10\]")]:
+        with pytest.raises(ValueError, match=said):
+            replace(digits, **change)
+    assert digits == digits and digits != load_dataset("digits") and {digits: 1}[digits] == 1
+
+
+def test_library_slips_get_one_line(digits, tmp_path):
+    """evaluate_model(model, "digits") was an AttributeError six frames deep; run_pipeline(ds) a TypeError
+    (unhashable); compare_models("logreg,knn") said "unknown model 'l'"."""
+    from digitlab.compare import compare_models
+    from digitlab.pipeline import run_pipeline
+
+    with pytest.raises(DigitlabError, match=r"evaluate_model takes a Dataset, e.g. load_dataset\('digits'\)"):
+        evaluate_model(train("logreg", digits), "digits")
+    with pytest.raises(DigitlabError, match="run_pipeline takes a dataset's name, e.g. 'digits'; for a Dataset"):
+        run_pipeline(digits, "logreg", out=tmp_path)
+    board = compare_models("logreg, knn", limit=300, out=tmp_path)
+    assert sorted(row.model for row in board.rows) == ["knn", "logreg"]

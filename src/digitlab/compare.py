@@ -114,6 +114,8 @@ def compare_models(
     from digitlab.models import make_model
     from digitlab.store import save_model
 
+    if isinstance(names, str):  # "logreg,knn" as the CLI's --models writes it: each letter was a model ('l')
+        names = [name.strip() for name in names.split(",") if name.strip()]
     names = list(dict.fromkeys(names))  # each once: a model against itself says nothing
     if not names:
         raise DigitlabError("no models to compare; give names such as logreg, knn, svm")

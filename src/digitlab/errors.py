@@ -84,6 +84,19 @@ def require_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
                             "`make install`)")
 
 
+def require_dataset(dataset: Any, what: str) -> None:
+    """Refuse in one line a ``dataset`` that is not a :class:`~digitlab.data.Dataset` (a learner's name, ``"digits"``).
+
+    >>> require_dataset("digits", "evaluate_model")
+    Traceback (most recent call last):
+    ...
+    digitlab.errors.DigitlabError: evaluate_model takes a Dataset, e.g. load_dataset('digits'); got the str 'digits'
+    """
+    if not hasattr(dataset, "train_images"):  # a Dataset by its fields: one made before a module reload is one too
+        raise DigitlabError(f"{what} takes a Dataset, e.g. load_dataset({dataset!r:.40}); got the "
+                            f"{type(dataset).__name__} {dataset!r:.40}")
+
+
 def estimator_of(model: Any, what: str) -> Any:
     """The fitted estimator ``model`` is or holds: a :class:`~digitlab.train.FittedModel` (``train``'s answer) or a
     :class:`~digitlab.store.LoadedModel` (``load_model``'s) gives its ``.model``, the first thing a learner passes on.

@@ -273,8 +273,9 @@ def evaluate_model(model: Any, dataset: Dataset) -> Metrics:
     >>> round(evaluate_model(calibrated, ds).ece, 3), round(evaluate_model(calibrated.model, ds).ece, 3)
     (0.015, 0.064)
     """
-    from digitlab.errors import estimator_of
+    from digitlab.errors import estimator_of, require_dataset
 
+    require_dataset(dataset, "evaluate_model")
     estimator = estimator_of(model, "evaluate_model")
     temperature = 1.0 if estimator is model else model.temperature  # train's or load_model's answer: its calibration
     return evaluate_on_test(estimator, dataset, temperature)[1]

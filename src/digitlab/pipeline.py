@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from digitlab.data import load_dataset, split_validation
+from digitlab.errors import DigitlabError
 from digitlab.preprocess import to_features
 from digitlab.evaluate import Metrics, evaluate_not_a_digit, evaluate_on_test
 from digitlab.notdigit import fit_detector
@@ -59,7 +60,7 @@ def run_pipeline(
     """
     from digitlab.models import ddp, make_model
 
-    out = Path(out)
+    _check_named(dataset)
     estimator = make_model(model, dataset=dataset, seed=seed, params=params)  # fail fast on a bad name or parameter
     check_saveable(estimator)  # and on one its model card could not hold
     world = ddp.world()  # None without torchrun
@@ -67,7 +68,7 @@ def run_pipeline(
         _check_distributed(model, estimator)
         step = step if world.rank == 0 else (lambda _: None)
     writes = world is None or world.rank == 0  # rank 0 alone writes the run
-    with made_for_run(out, writes):  # after the refusals: a refused command makes no folder, a failed one leaves none
+    with made_for_run(Path(out), writes):  # after the refusals: a refused command makes no folder, a failed one none
         started = now_utc()
         step(f"loading {dataset}")
         data = load_dataset(dataset, test_size=test_size, seed=seed, limit=limit)
@@ -97,13 +98,19 @@ def run_pipeline(
             fitted.detector, fitted.model, data, predictions, fitted.temperature)
         record = RunRecord(dataset=data, fitted=fitted, predictions=predictions, metrics=metrics, started=started,
                            validation_accuracy=validation_accuracy, not_a_digit=not_a_digit)
-        folder = write_run(record, out, step)
+        folder = write_run(record, Path(out), step)
         return RunResult(folder=folder, metrics=metrics, record=record, validation_accuracy=validation_accuracy)
+
+
+def _check_named(dataset: Any) -> None:
+    """Refuse in one line a Dataset of one's own, where a name is wanted (a TypeError: unhashable)."""
+    if not isinstance(dataset, str):
+        raise DigitlabError(f"run_pipeline takes a dataset's name, e.g. 'digits'; for a Dataset of your own use train, "
+                            f"evaluate_model and save_model (got the {type(dataset).__name__} {dataset!r:.40})")
 
 
 def _check_distributed(name: str, estimator: Any) -> None:
     """Refuse, in one line, a model that cannot train under ``torchrun`` (all but the CNN)."""
-    from digitlab.errors import DigitlabError
     from digitlab.models.cnn import CNNClassifier
 
     if not isinstance(estimator, CNNClassifier):

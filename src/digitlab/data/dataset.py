@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -9,7 +10,7 @@ import numpy as np
 from digitlab.errors import InvalidValueError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: equal by identity, hashable
 class Dataset:
     """Digit images split into a training and a test part.
 
@@ -62,6 +63,18 @@ class Dataset:
                 raise InvalidValueError(f"{part}_labels must be 1-D with one label per image")
         if self.train_images.shape[1:] != self.test_images.shape[1:]:
             raise InvalidValueError("train and test images differ in size")
+        # a notebook's own Dataset (an audit): pixel_max=0 ended in a NaN error advising HistGradientBoosting, pixels
+        # over it gave features over 1, string labels failed only when saved
+        if isinstance(self.pixel_max, bool) or not isinstance(self.pixel_max, numbers.Integral) or \
+                not 1 <= self.pixel_max <= 255:
+            raise InvalidValueError(f"pixel_max must be a whole number from 1 to 255, got {self.pixel_max!r}")
+        brightest = max((int(i.max()) for i in (self.train_images, self.test_images) if i.size), default=0)
+        if brightest > self.pixel_max:
+            raise InvalidValueError(f"pixels go up to {brightest}, over pixel_max={self.pixel_max}")
+        for part, labels in (("train", self.train_labels), ("test", self.test_labels)):
+            if labels.size and (labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() > 9):
+                raise InvalidValueError(f"{part}_labels must be the digits 0-9 as integers, got {labels.dtype} "
+                                        f"{np.unique(labels)[:10].tolist()}")
 
     def sha256(self, part: str) -> str:
         """SHA-256 of the ``"train"`` or ``"test"`` part's images and labels (their shapes, then their bytes as uint8
