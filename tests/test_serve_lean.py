@@ -146,3 +146,17 @@ def test_a_run_replaced_since_the_start_is_not_explained_with_another_model(runs
             shutil.copy(runs / "digits-cnn-1" / name, folder / name)
         refused = client.post("/api/predict?explain=true", content=drawn_seven(), headers={"Content-Type": "image/png"})
         assert refused.status_code == 503 and "not the one being served any more" in refused.json()["error"]
+
+
+def test_predict_on_a_run_with_its_onnx_export_imports_neither_scikit_learn_nor_torch(runs, tmp_path):
+    """The lean path: train's import of the CNN had brought scikit-learn into digitlab.store, so every ONNX-answered
+    `predict` and serve worker paid for it (one picture 1.39 s and 194 MB, 0.48 s and 105 MB without; an audit)."""
+    (tmp_path / "seven.png").write_bytes(drawn_seven())
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "digitlab", "predict", "--model",
+                             str(runs / "digits-cnn-0"), "seven.png"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("seven.png: "), result.stderr[-2000:]
+    imported = {line.rpartition("|")[2].strip().split(".")[0] for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    heavy = imported & {"sklearn", "torch", "matplotlib", "pandas"}
+    assert "onnxruntime" in imported and not heavy, heavy

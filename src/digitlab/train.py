@@ -16,7 +16,6 @@ from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError, InvalidValueError, require_dataset
 from digitlab.models import make_model
 from digitlab.models.classic import fit_threads
-from digitlab.models.cnn import CNNClassifier
 from digitlab.notdigit import MIN_HELD_DIGITS, NotDigitDetector
 from digitlab.preprocess import to_features, train_features
 
@@ -72,6 +71,8 @@ def train(
     from sklearn.utils._param_validation import InvalidParameterError
 
     require_dataset(dataset, "train")
+    from digitlab.models.cnn import CNNClassifier  # here: scikit-learn stays out of the lean path (predict, serve)
+
     model = make_model(name, dataset=dataset.name, seed=seed, params=params)
     height, width = dataset.image_shape
     if height != width and isinstance(model, CNNClassifier):  # it would read the rows wrapped into a square
