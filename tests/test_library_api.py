@@ -373,3 +373,22 @@ def test_library_slips_get_one_line(digits, tmp_path):
         run_pipeline(digits, "logreg", out=tmp_path)
     board = compare_models("logreg, knn", limit=300, out=tmp_path)
     assert sorted(row.model for row in board.rows) == ["knn", "logreg"]
+
+
+def test_predict_images_uses_the_calibration_of_train_s_answer_beside_a_card_made_by_hand(digits):
+    """A notebook's card (ModelCard(model=..., dataset=..., ...)) has no calibration: the calibrated answer of
+    train() was then scored uncalibrated, 0.68 where the saved and reloaded run said 0.9958."""
+    from dataclasses import replace
+
+    from digitlab.card import ModelCard
+    from digitlab.predict import predict_images
+    from digitlab.train import calibrate
+
+    fitted = train("logreg", digits)
+    fitted = replace(fitted, calibration=calibrate(fitted, digits))
+    card = ModelCard(model="logreg", dataset="digits", image_shape=(8, 8), pixel_max=16)
+    images = digits.test_images[:20]
+    ours = predict_images(fitted, card, images, detector=None)
+    calibrated = predict_images(fitted.model, replace(card, calibration=fitted.calibration), images, detector=None)
+    assert [a.probabilities for a in ours] == [a.probabilities for a in calibrated]
+    assert [a.probabilities for a in ours] != [a.probabilities for a in predict_images(fitted.model, card, images)]
