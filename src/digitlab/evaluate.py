@@ -262,6 +262,7 @@ def evaluate_model(model: Any, dataset: Dataset) -> Metrics:
 
     Examples
     --------
+    >>> from digitlab.evaluate import evaluate_model
     >>> from dataclasses import replace
     >>> from digitlab.data import load_dataset
     >>> from digitlab.train import calibrate, train

@@ -217,6 +217,7 @@ def prepare_for(card: ModelCard, image: Any, *, rules: bool = True) -> np.ndarra
 
     Examples
     --------
+    >>> from digitlab.predict import prepare_for
     >>> stroke = np.zeros((100, 100), dtype=np.uint8); stroke[10:90, 45:55] = 255
     >>> prepare_for(ModelCard(model="logreg", dataset="digits", image_shape=(8, 8), pixel_max=16), stroke).shape
     (8, 8)
@@ -372,6 +373,7 @@ def predict_source(
 
     Examples
     --------
+    >>> from digitlab.predict import predict_source
     >>> import io
     >>> from PIL import Image, ImageDraw
     >>> from digitlab.data import load_dataset

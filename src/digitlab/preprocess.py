@@ -19,6 +19,7 @@ def to_features(images: np.ndarray, pixel_max: int) -> np.ndarray:
 
     Examples
     --------
+    >>> from digitlab.preprocess import to_features
     >>> import numpy as np
     >>> to_features(np.array([[[0, 8], [16, 4]]], dtype=np.uint8), 16)
     array([[0.  , 0.5 , 1.  , 0.25]], dtype=float32)

@@ -191,11 +191,12 @@ def save_model(
 
     Examples
     --------
-    >>> import tempfile, pathlib
+    >>> import tempfile
     >>> from digitlab.data import load_dataset
+    >>> from digitlab.store import load_model, save_model
     >>> from digitlab.train import train
     >>> ds = load_dataset("digits")
-    >>> card = save_model(train("logreg", ds), ds, pathlib.Path(tempfile.mkdtemp()))
+    >>> card = save_model(train("logreg", ds), ds, tempfile.mkdtemp())
     >>> load_model(card).card.model
     'logreg'
     """
@@ -251,8 +252,7 @@ def _as_it_is_now(fitted: Any, dataset: Dataset) -> FittedModel:
                             f"{type(fitted).__name__} {fitted!r:.40}")
     model, (height, width) = fitted.model, dataset.image_shape
     if fitted.name in MODELS and type(model) is not (kind := type(make_model(fitted.name, dataset=dataset.name))):
-        raise DigitlabError(f"cannot save a {type(model).__name__} as {fitted.name!r}, a {kind.__name__}: "
-                            "loading it would refuse it")
+        raise DigitlabError(f"cannot save a {type(model).__name__} as {fitted.name!r}, which is a {kind.__name__}")
     classes = getattr(model, "classes_", range(10))
     if not all(isinstance(c, numbers.Real) and not isinstance(c, bool) and c in range(10) for c in classes):
         raise DigitlabError(f"digitlab saves models that answer the digits 0-9; this one was fitted on the labels "

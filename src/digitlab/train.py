@@ -63,6 +63,7 @@ def train(
 
     Examples
     --------
+    >>> from digitlab.train import train
     >>> from digitlab.data import load_dataset
     >>> fitted = train("logreg", load_dataset("digits"))
     >>> fitted.model.classes_.tolist()

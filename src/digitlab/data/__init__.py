@@ -71,6 +71,7 @@ def load_dataset(
 
     Examples
     --------
+    >>> from digitlab.data import load_dataset
     >>> load_dataset("digits", test_size=0.5).n_test
     899
     """

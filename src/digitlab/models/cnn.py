@@ -79,13 +79,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     distort : float
         Largest random rotation (radians) and relative change of scale; 0 for shifts only.
     tta : bool or int
-        Test-time augmentation: average the probabilities of the image and its four
-        one-pixel shifts (True or 5: 5x the inference work), or its eight (9); False or 1: off.
+        Test-time augmentation: average the probabilities of the image and its four one-pixel shifts (True or 5: 5x
+        the inference work), or its eight (9); False or 1: off.
     time_budget : float or None
         Seconds of training; the learning-rate schedule is fitted to the budget.
     target_accuracy : float or None
-        Stop at the end of the first epoch whose validation accuracy reaches this value
-        (needs ``validation_fraction > 0``).
+        Stop after the first epoch whose validation accuracy reaches this value (needs ``validation_fraction > 0``).
     validation_fraction : float
         Share of the training data held out (stratified, seeded) to report validation
         accuracy per epoch; 0 trains on everything.
@@ -135,6 +134,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     Examples
     --------
     >>> from digitlab.data import load_dataset
+    >>> from digitlab.models.cnn import CNNClassifier
     >>> from digitlab.preprocess import test_features, train_features
     >>> ds = load_dataset("digits")
     >>> model = CNNClassifier(epochs=5, width=8, random_state=0).fit(*train_features(ds))
