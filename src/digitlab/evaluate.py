@@ -278,5 +278,5 @@ def evaluate_model(model: Any, dataset: Dataset) -> Metrics:
 
     require_dataset(dataset, "evaluate_model")
     estimator = estimator_of(model, "evaluate_model")
-    temperature = 1.0 if estimator is model else model.temperature  # train's or load_model's answer: its calibration
+    temperature = getattr(model, "temperature", 1.0) if estimator is not model else 1.0  # train's, load_model's
     return evaluate_on_test(estimator, dataset, temperature)[1]
