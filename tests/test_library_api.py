@@ -329,6 +329,8 @@ def test_save_model_refuses_before_writing_what_could_not_be_loaded(digits, tmp_
         (lambda: make_model("logreg").fit(X, y), digits, "save_model takes what train\\(\\) gave"),
         (lambda: fitted(make_pipeline(StandardScaler(), make_model("logreg")).fit(X, y)), digits, "a Pipeline as"),
         (lambda: train("logreg", digits), small, "takes 64 pixels a picture, but small's pictures are 5×5"),
+        (lambda: FittedModel("mine", make_model("logreg").fit(X, y), {}, 42, 0.1), digits, "a model named 'mine'"),
+        (lambda: train("logreg", digits), "digits", r"save_model takes a Dataset, e.g. load_dataset\('digits'\)"),
     ]
     for i, (make, dataset, said) in enumerate(cases):
         with pytest.raises(DigitlabError, match=said):
@@ -362,6 +364,8 @@ def test_a_dataset_of_one_s_own_is_checked_and_can_be_compared_and_hashed(digits
         with pytest.raises(ValueError, match=said):
             replace(digits, **change)
     assert digits == digits and digits != load_dataset("digits") and {digits: 1}[digits] == 1
+    read = replace(digits, train_labels=digits.train_labels.astype(float))  # np.loadtxt's floats: whole, so taken
+    assert read.train_labels.dtype == np.int64 and (read.train_labels == digits.train_labels).all()  # (a reviewer)
 
 
 def test_library_slips_get_one_line(digits, tmp_path):
@@ -374,6 +378,17 @@ def test_library_slips_get_one_line(digits, tmp_path):
         evaluate_model(train("logreg", digits), "digits")
     with pytest.raises(DigitlabError, match="run_pipeline takes a dataset's name, e.g. 'digits'; for a Dataset"):
         run_pipeline(digits, "logreg", out=tmp_path)
+    from digitlab.data import split_validation
+    from digitlab.evaluate import evaluate_on_test
+    from digitlab.train import calibrate
+
+    fitted = train("logreg", digits)
+    for slip, what in [(lambda: calibrate(fitted, "digits"), "calibrate takes a Dataset"),  # (a reviewer)
+                       (lambda: split_validation("digits", 0.2), "split_validation takes a Dataset"),
+                       (lambda: evaluate_on_test(fitted.model, "digits"), "evaluate_on_test takes a Dataset"),
+                       (lambda: compare_models(["logreg"], digits, out=tmp_path), "compare_models takes a dataset's")]:
+        with pytest.raises(DigitlabError, match=what):
+            slip()
     board = compare_models("logreg, knn", limit=300, out=tmp_path)
     assert sorted(row.model for row in board.rows) == ["knn", "logreg"]
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from digitlab.data import load_dataset
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, require_name
 from digitlab.evaluate import evaluate_on_test
 from digitlab.fileio import atomic_folder, write_text_atomic
 from digitlab.pages import embed_png, render
@@ -116,6 +116,7 @@ def compare_models(
 
     if isinstance(names, str):  # "logreg,knn" as the CLI's --models writes it: each letter was a model ('l')
         names = [name.strip() for name in names.split(",") if name.strip()]
+    require_name(dataset, "compare_models")
     names = list(dict.fromkeys(names))  # each once: a model against itself says nothing
     if not names:
         raise DigitlabError("no models to compare; give names such as logreg, knn, svm")

@@ -97,6 +97,13 @@ def require_dataset(dataset: Any, what: str) -> None:
                             f"{type(dataset).__name__} {dataset!r:.40}")
 
 
+def require_name(dataset: Any, what: str) -> None:
+    """Refuse in one line a Dataset of one's own where a dataset's name is wanted (a TypeError: unhashable)."""
+    if not isinstance(dataset, str):
+        raise DigitlabError(f"{what} takes a dataset's name, e.g. 'digits'; for a Dataset of your own use train, "
+                            f"evaluate_model and save_model (got the {type(dataset).__name__} {dataset!r:.40})")
+
+
 def estimator_of(model: Any, what: str) -> Any:
     """The fitted estimator ``model`` is or holds: a :class:`~digitlab.train.FittedModel` (``train``'s answer) or a
     :class:`~digitlab.store.LoadedModel` (``load_model``'s) gives its ``.model``, the first thing a learner passes on.

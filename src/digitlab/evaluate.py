@@ -10,7 +10,7 @@ import numpy as np
 
 from digitlab.calibrate import apply_temperature, brier_score, expected_calibration_error, log_loss
 from digitlab.data.dataset import Dataset
-from digitlab.errors import DigitlabError, InvalidValueError
+from digitlab.errors import DigitlabError, InvalidValueError, require_dataset
 from digitlab.preprocess import test_features
 
 DIGITS = list(range(10))
@@ -185,6 +185,7 @@ def predict_test(model: Any, dataset: Dataset, temperature: float = 1.0) -> Pred
 
 def evaluate_on_test(model: Any, dataset: Dataset, temperature: float = 1.0) -> tuple[Predictions, Metrics]:
     """Predict the test part and score it over the ten digits: the predictions and their :class:`Metrics`."""
+    require_dataset(dataset, "evaluate_on_test")
     predictions = predict_test(model, dataset, temperature)
     return predictions, compute_metrics(dataset.test_labels, predictions.labels, DIGITS, predictions)
 
@@ -274,7 +275,7 @@ def evaluate_model(model: Any, dataset: Dataset) -> Metrics:
     >>> round(evaluate_model(calibrated, ds).ece, 3), round(evaluate_model(calibrated.model, ds).ece, 3)
     (0.015, 0.064)
     """
-    from digitlab.errors import estimator_of, require_dataset
+    from digitlab.errors import estimator_of
 
     require_dataset(dataset, "evaluate_model")
     estimator = estimator_of(model, "evaluate_model")

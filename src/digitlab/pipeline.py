@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from digitlab.data import load_dataset, split_validation
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, require_name
 from digitlab.preprocess import to_features
 from digitlab.evaluate import Metrics, evaluate_not_a_digit, evaluate_on_test
 from digitlab.notdigit import fit_detector
 from digitlab.report import RunRecord, write_run
 from digitlab.runs import made_for_run, now_utc
-from digitlab.store import check_saveable
+from digitlab.saveable import check_saveable
 from digitlab.train import calibrate, calibration_split, check_folds, held_out_predictions, train
 
 
@@ -60,7 +60,7 @@ def run_pipeline(
     """
     from digitlab.models import ddp, make_model
 
-    _check_named(dataset)
+    require_name(dataset, "run_pipeline")
     estimator = make_model(model, dataset=dataset, seed=seed, params=params)  # fail fast on a bad name or parameter
     check_saveable(estimator)  # and on one its model card could not hold
     world = ddp.world()  # None without torchrun
@@ -100,13 +100,6 @@ def run_pipeline(
                            validation_accuracy=validation_accuracy, not_a_digit=not_a_digit)
         folder = write_run(record, Path(out), step)
         return RunResult(folder=folder, metrics=metrics, record=record, validation_accuracy=validation_accuracy)
-
-
-def _check_named(dataset: Any) -> None:
-    """Refuse in one line a Dataset of one's own, where a name is wanted (a TypeError: unhashable)."""
-    if not isinstance(dataset, str):
-        raise DigitlabError(f"run_pipeline takes a dataset's name, e.g. 'digits'; for a Dataset of your own use train, "
-                            f"evaluate_model and save_model (got the {type(dataset).__name__} {dataset!r:.40})")
 
 
 def _check_distributed(name: str, estimator: Any) -> None:

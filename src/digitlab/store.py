@@ -21,7 +21,6 @@ type outside the trusted set, with one clear line, before anything in the file i
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import os
 import platform
 from dataclasses import dataclass
@@ -35,7 +34,8 @@ from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.fileio import atomic_path, sha256_file, write_text_atomic
 from digitlab.notdigit import DETECTOR_FILE, NotDigitCheck, NotDigitDetector
-from digitlab.train import NOT_PLAIN, FittedModel, plain_params, plain_value
+from digitlab.saveable import as_it_is_now, check_saveable
+from digitlab.train import NOT_PLAIN, FittedModel, plain_value
 
 __all__ = ["LoadedModel", "ModelCard", "load_model", "read_card", "save_model"]
 
@@ -201,7 +201,7 @@ def save_model(
     'logreg'
     """
     folder = Path(folder)
-    fitted = _as_it_is_now(fitted, dataset)
+    fitted = as_it_is_now(fitted, dataset)
     check_saveable(fitted.model)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -239,39 +239,6 @@ def save_model(
     card_path = folder / CARD_NAME
     write_text_atomic(card_path, card.to_json())
     return card_path
-
-
-def _as_it_is_now(fitted: Any, dataset: Dataset) -> FittedModel:
-    """``fitted`` with its estimator's parameters as they are now (a CNN refitted wider after train() had been saved
-    with train()'s width, never to load), or one line, before anything is written, on what could not be loaded: a
-    bare estimator, one of another kind than its name, labels other than 0-9, another image size than ``dataset``'s."""
-    from digitlab.models import MODELS, make_model
-
-    if not isinstance(getattr(fitted, "name", None), str) or not hasattr(getattr(fitted, "model", None), "predict"):
-        raise DigitlabError(f"save_model takes what train() gave (train(name, dataset)); got the "
-                            f"{type(fitted).__name__} {fitted!r:.40}")
-    model, (height, width) = fitted.model, dataset.image_shape
-    if fitted.name in MODELS and type(model) is not (kind := type(make_model(fitted.name, dataset=dataset.name))):
-        raise DigitlabError(f"cannot save a {type(model).__name__} as {fitted.name!r}, which is a {kind.__name__}")
-    classes = getattr(model, "classes_", range(10))
-    if not all(isinstance(c, numbers.Real) and not isinstance(c, bool) and c in range(10) for c in classes):
-        raise DigitlabError(f"digitlab saves models that answer the digits 0-9; this one was fitted on the labels "
-                            f"{[c.item() if hasattr(c, 'item') else c for c in classes][:12]}")
-    if getattr(model, "n_features_in_", height * width) != height * width:
-        raise DigitlabError(f"the model takes {model.n_features_in_} pixels a picture, but {dataset.name}'s pictures "
-                            f"are {height}×{width}: save it with the dataset it was trained on")
-    return dataclasses.replace(fitted, params=plain_params(model))
-
-
-def check_saveable(model: Any) -> None:
-    """Refuse, in one line, a model rebuilt from its card's parameters (the CNN) when the card cannot hold one
-    of them as it is (a dict, an object, an infinity): saved, it could never be loaded."""
-    if not hasattr(model, "export_tensors"):
-        return  # scikit-learn's models keep such parameters in their skops file
-    for key, value in model.get_params(deep=False).items():
-        if plain_value(value) is NOT_PLAIN and key != "random_state":  # a generator: the card keeps None
-            raise DigitlabError(f"parameter {key}={value!r} cannot be saved with the model: its card holds "
-                                "finite numbers, strings, lists and None; give one of those")
 
 
 def _write_weights(fitted: FittedModel, folder: Path) -> tuple[str, Path, dict[str, Any] | None]:

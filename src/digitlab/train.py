@@ -242,6 +242,7 @@ def calibrate(fitted: FittedModel, dataset: Dataset, held_out: tuple[np.ndarray,
     held-out images than :data:`~digitlab.notdigit.MIN_HELD_DIGITS` (as for the not-a-digit detector): too few
     to say how often a percentage is right.
     """
+    require_dataset(dataset, "calibrate")
     if predictions is None:
         predictions = held_out_predictions(fitted, dataset, held_out)
     if predictions is None:

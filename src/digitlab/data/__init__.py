@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from digitlab.data.dataset import Dataset
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, require_dataset
 
 __all__ = ["Dataset", "DATASETS", "DatasetInfo", "MAX_SEED", "check_dataset", "load_dataset", "split_validation",
            "stratified_subset"]
@@ -200,6 +200,7 @@ def split_validation(dataset: Dataset, fraction: float, *, seed: int = 42) -> tu
     >>> train_part.n_train, len(val_labels)
     (1077, 360)
     """
+    require_dataset(dataset, "split_validation")
     if not 0.0 < fraction < 1.0:
         raise DigitlabError(f"--validation must be between 0 and 1 (exclusive), got {fraction}")
     from sklearn.model_selection import train_test_split

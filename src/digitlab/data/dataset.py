@@ -71,10 +71,19 @@ class Dataset:
         brightest = max((int(i.max()) for i in (self.train_images, self.test_images) if i.size), default=0)
         if brightest > self.pixel_max:
             raise InvalidValueError(f"pixels go up to {brightest}, over pixel_max={self.pixel_max}")
-        for part, labels in (("train", self.train_labels), ("test", self.test_labels)):
-            if labels.size and (labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() > 9):
-                raise InvalidValueError(f"{part}_labels must be the digits 0-9 as integers, got {labels.dtype} "
-                                        f"{np.unique(labels)[:10].tolist()}")
+        for part in ("train", "test"):  # whole numbers in floats (np.loadtxt's) become integers; strings are refused
+            labels = getattr(self, f"{part}_labels")
+            try:
+                with np.errstate(invalid="ignore"):
+                    whole = labels.astype(np.int64) if labels.dtype.kind in "iufO" else None
+            except (TypeError, ValueError, OverflowError):  # objects that are no numbers ("a", None)
+                whole = None
+            digits = whole is not None and np.array_equal(whole, labels)
+            if not digits or (whole.size and not 0 <= whole.min() <= whole.max() <= 9):
+                seen = np.unique(labels.astype(str) if labels.dtype.kind == "O" else labels)[:10].tolist()
+                raise InvalidValueError(f"{part}_labels must be the digits 0-9 as numbers (labels.astype(int)), got "
+                                        f"{labels.dtype} {seen}")
+            object.__setattr__(self, f"{part}_labels", whole if labels.dtype.kind not in "iu" else labels)
 
     def sha256(self, part: str) -> str:
         """SHA-256 of the ``"train"`` or ``"test"`` part's images and labels (their shapes, then their bytes as uint8
