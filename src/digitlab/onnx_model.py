@@ -33,6 +33,7 @@ import numpy as np
 
 from digitlab.card import MAX_CARD_BYTES, ModelCard
 from digitlab.errors import DigitlabError, InvalidValueError
+from digitlab.onnx_safety import check_graph
 
 if TYPE_CHECKING:  # pragma: no cover
     from digitlab.store import LoadedModel
@@ -205,9 +206,10 @@ def _session(source: str | Path | bytes, threads: int, where: str) -> Any:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: no warnings on stderr for each session
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    check_graph(data, where)  # a handed-in run's file: no external data, no loops (a security audit)
     try:
-        return ort.InferenceSession(source if isinstance(source, bytes) else str(source), options,
-                                    providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ONNX Runtime raises its own kinds for a malformed or unsupported graph
         raise DigitlabError(f"{where}: not a model ONNX Runtime can run ({_first_line(exc)})") from None
 
