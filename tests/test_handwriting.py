@@ -464,6 +464,21 @@ def test_a_pipe_or_a_link_that_leads_nowhere_in_a_folder_is_named(data_dir, tmp_
         for name in ("3/pipe.png", "loop1", "loop2")]
 
 
+def test_a_link_out_of_an_imported_folder_is_not_followed(data_dir, tmp_path):
+    """A security audit: a handed-in folder's link to a teacher's own picture brought it in as the student's sample,
+    and `data export --writer` gave it to the student. A link within the folder still counts."""
+    (tmp_path / "class" / "3").mkdir(parents=True)
+    (tmp_path / "class" / "3" / "a.png").write_bytes(picture(3))
+    (tmp_path / "class" / "4").mkdir()
+    (tmp_path / "class" / "4" / "same.png").symlink_to("../3/a.png")  # inside: imported (a duplicate of a.png)
+    (tmp_path / "private.png").write_bytes(picture(4))
+    (tmp_path / "class" / "4" / "link.png").symlink_to(tmp_path / "private.png")
+    summary = import_pictures("mine", [tmp_path / "class"])
+    assert summary.added == 1 and summary.failures == [
+        f"{tmp_path / 'class' / '4' / 'link.png'}: a link to a file outside {tmp_path / 'class'}; copy the picture "
+        "itself in"]
+
+
 def test_a_phone_photo_over_5_mib_is_imported_kept_whole_and_shown(data_dir, tmp_path):
     """A chaos tester: `data import` refused a 7 MiB phone photo (5 MiB, what a request may bring) that `predict`,
     `read` and `--sheet` took (32 MiB); it is kept as it arrived, given back and shown in the report's mistakes."""

@@ -341,9 +341,12 @@ def _pictures(paths: Iterable[Path], summary: ImportSummary) -> list[Path]:
     for path in map(Path, paths):
         if path.is_dir():
             entries = [p for p in path.rglob("*") if not p.is_dir() and not hidden(p.relative_to(path))]
-            files = sorted(p for p in entries if p.is_file())
+            root = path.resolve()  # a link out of a handed-in folder had brought a teacher's own file in as a sample
+            outside = sorted(p for p in entries if p.is_symlink() and not _leads_into(p, root))
+            summary.failures += [f"{p}: a link to a file outside {path}; copy the picture itself in" for p in outside]
+            files = sorted(p for p in entries if p.is_file() and p not in outside)
             summary.failures += [f"{p}: not a file but a pipe, a device or a link that leads nowhere" for p in
-                                 sorted(set(entries) - set(files))]  # had been passed over in silence
+                                 sorted(set(entries) - set(files) - set(outside))]  # had been passed over in silence
             found += [p for p in files if p.suffix.lower() in PICTURES]
             summary.failures += [f"{p}: a kind of picture digitlab does not read ({p.suffix[1:].upper()}): save it as "
                                  "JPEG or PNG" for p in files if p.suffix.lower() in UNREAD]
@@ -355,6 +358,14 @@ def _pictures(paths: Iterable[Path], summary: ImportSummary) -> list[Path]:
             summary.failures.append(f"{path}: not a file but a pipe or device" if path.exists()
                                     else f"{path}: no such file or folder")
     return found
+
+
+def _leads_into(link: Path, root: Path) -> bool:
+    """Whether ``link`` leads to a place under ``root`` (a loop leads nowhere: it is named so by the caller)."""
+    try:
+        return link.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a loop of links (Python 3.11 raises RuntimeError)
+        return True
 
 
 def export_idx(name: str, folder: Path, *, test_size: float | None = None, seed: int = 42,
