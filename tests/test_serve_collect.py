@@ -638,3 +638,24 @@ def test_the_log_of_a_save_names_no_student(client, caplog):
     said = [r.getMessage() for r in caplog.records if r.name.startswith("digitlab")]  # not the test client's own
     assert saved.status_code == 201 and f"saved sample {saved.json()['sample']['id']} (4) into 'class-7b'" in said
     assert not [line for line in said if "Zoe" in line], said
+
+
+def test_bytes_after_a_drawing_s_end_are_not_kept_and_a_nearly_full_disk_takes_no_more(client, monkeypatch):
+    """A security audit: a 600-byte drawing padded with 5 MiB was kept "as it arrived", 5 MiB a save every 35 ms,
+    until the class's disk was full. Now only the picture is kept, and below MIN_FREE nothing is saved."""
+    import collections
+
+    from digitlab.serve import collect
+
+    picture = _png(77)
+    saved = client.post("/api/samples?label=7&writer=Mallory", content=picture + os.urandom(1 << 20), headers=PNG)
+    assert saved.status_code == 201, saved.text
+    store = HandwritingSet.open("class-7b")
+    [sample] = [s for s in store.samples() if s.id == saved.json()["sample"]["id"]]
+    assert store.original_bytes(sample) == picture
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(collect.shutil, "disk_usage", lambda folder: usage(1 << 40, 1 << 40, collect.MIN_FREE - 1))
+    said = _one_line(client.post("/api/samples?label=3&writer=Ada", content=_png(78), headers=PNG), 507)
+    assert "under 256 MiB free; nothing was saved" in said
+    assert not [s for s in HandwritingSet.open("class-7b").samples() if s.label == 3 and s.writer == "Ada"
+                and store.original_bytes(s) == _png(78)]

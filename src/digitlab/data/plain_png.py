@@ -53,6 +53,28 @@ def plain_png_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def without_trailer(data: bytes) -> bytes:
+    """A PNG's bytes up to the end of its IEND chunk, without what follows (which decoders ignore); any other file,
+    or a PNG whose chunks do not lead to IEND, as it is. A security audit padded a 600-byte drawing with 5 MiB that
+    a collecting server kept "as it arrived": a class's disk filled at 150 MB/s.
+
+    >>> from io import BytesIO
+    >>> buffer = BytesIO()
+    >>> Image.new("L", (4, 4)).save(buffer, "PNG")
+    >>> without_trailer(buffer.getvalue() + b"x" * 1000) == buffer.getvalue(), without_trailer(b"GIF89a") == b"GIF89a"
+    (True, True)
+    """
+    at = len(SIGNATURE)
+    if not data.startswith(SIGNATURE):
+        return data
+    while at + 12 <= len(data):
+        length, kind = int.from_bytes(data[at:at + 4], "big"), data[at + 4:at + 8]
+        at += 12 + length
+        if kind == b"IEND":
+            return data[:at] if at <= len(data) else data
+    return data
+
+
 def read_plain_grey(data: bytes, max_side: int = 4096) -> Image.Image | None:
     """The picture of a plain 8-bit grey PNG (as the page writes them); None for any other file.
 

@@ -28,6 +28,7 @@ import functools
 import ipaddress
 import logging
 import os
+import shutil
 import socket
 from collections import Counter
 from dataclasses import asdict
@@ -45,6 +46,7 @@ from digitlab.data.handwriting import HandwritingSet, Sample, SampleNotFoundErro
 from digitlab.data.handwriting_io import one_digit
 from digitlab.data.handwriting_names import NO_NAME, check_new_writer, written_by
 from digitlab.data.images import WORK_SIDE, ImageTooLargeError, prepare_digit, read_image
+from digitlab.data.plain_png import without_trailer
 from digitlab.errors import DigitlabError
 from digitlab.predict import a_digit
 from digitlab.serve.budget import DecodeGate, inline, pixels_to_decode
@@ -70,6 +72,8 @@ Source = Annotated[Literal["drawn", "photo"], Query(description="'drawn' on the 
                                                                 "(a picture file the page sent).")]
 
 
+MIN_FREE = 256 << 20
+"""Free bytes a save leaves on the set's disk at least (507 below it)."""
 COLLECT_ID_ENV = "DIGITLAB_COLLECT_ID"  # a worker's pin on the set its parent opened (HandwritingSet.identity)
 
 
@@ -332,6 +336,7 @@ async def _save(request: Request, picture: bytes, label: int, writer: str | None
     """Prepare a drawing on the event loop (:func:`~digitlab.serve.budget.inline`), a larger picture once the
     decode gate gives a turn (503 when it does not) in a worker thread; then save it in a worker thread."""
     store, writer = _store(request), _writer(writer)
+    picture = without_trailer(picture)  # bytes after a PNG's end are not kept (5 MiB behind a drawing filled a disk)
     gate: DecodeGate = request.app.state.gate
     pixels = pixels_to_decode(picture)  # read from the header once
     drawn = source == "drawn"  # a digit drawn in taps is many marks: only a photo is counted (a row of ten went in)
@@ -362,7 +367,15 @@ def _prepare_sync(gate: DecodeGate | None, picture: bytes, pixels: int, drawn: b
 
 def _save_sync(store: HandwritingSet, picture: bytes, label: int, writer: str | None, source: str,
                prepared: np.ndarray) -> tuple[Sample, bool, dict[str, Any]]:
-    """Save the sample (the set's lock, the files, the index), then count the set."""
+    """Save the sample (the set's lock, the files, the index), then count the set: none while the set's disk has
+    under :data:`MIN_FREE` left, so that a flood of saves cannot take the machine's last space (a security audit)."""
+    try:
+        free = shutil.disk_usage(store.folder).free
+    except OSError:  # the set deleted meanwhile: store.add says so
+        free = MIN_FREE
+    if free < MIN_FREE:
+        raise ApiError(507, f"the disk holding the set has under {MIN_FREE >> 20} MiB free; nothing was saved: "
+                            "ask your teacher to free some space")
     try:
         sample, added = store.add(picture, label, writer=writer, source=source, prepared=prepared)
     except SetDeletedError as exc:
