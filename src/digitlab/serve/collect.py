@@ -439,7 +439,8 @@ def _counts(store: HandwritingSet, writer: str | None) -> dict[str, Any]:
         if by_them:
             mine[sample.label] += 1
             writer = sample.writer or writer  # as the set spells it: "ada" is counted, and shown, as "Ada"
-    return {"name": store.name, "total": len(samples), "counts": per_digit, "writers": dict(per_writer),
+    named = len(per_writer) - (NO_NAME in per_writer)  # how many, not who: any device on the network may ask
+    return {"name": store.name, "total": len(samples), "counts": per_digit, "named_writers": named,
             "writer": writer, "writer_counts": mine if writer is not None else None}
 
 

@@ -241,7 +241,8 @@ class SamplesResponse(BaseModel):
     name: str = Field(description="The handwriting set's name (`digitlab serve --collect NAME`).")
     total: int = Field(ge=0, description="Samples in the set.")
     counts: PerDigit = Field(description="Samples of each digit; index d is digit d.")
-    writers: dict[str, int] = Field(description="Samples per writer; unnamed ones count as '(no name)'.")
+    named_writers: int = Field(ge=0, description="How many writers with a name the set holds (not who: their names "
+                                                 "are not given to every device on the network).")
     writer: str | None = Field(description="The writer `writer_counts` counts; null when none was asked for.")
     writer_counts: PerDigit | None = Field(description="That writer's samples of each digit; null without a writer.")
 

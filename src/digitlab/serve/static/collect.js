@@ -158,7 +158,7 @@
     const yours = mine ? mine.reduce((a, b) => a + b, 0) : null;
     el("counts-title").textContent = mine ? `${info.writer}'s samples per digit (${yours})`
       : `All samples per digit in “${info.name}”`;
-    const named = Object.keys(info.writers).filter((w) => w !== "(no name)").length; // unnamed ones share a key
+    const named = info.named_writers; // how many, not who (a security audit: the class list went to any device)
     el("set-info").textContent = `Saving into handwriting set “${info.name}” · ${info.total} sample${info.total === 1 ? "" : "s"}`
       + ` · ${named} named writer${named === 1 ? "" : "s"}`;
   }
