@@ -1055,3 +1055,18 @@ def test_writers_cut_to_the_same_start_keep_labels_apart():
     alone = "Maximilian Alexander von Hohenberg-Schwarzenstein"
     assert writer_labels([alone]) == {alone: "Maximilian Alexander vo…"}  # the figures' 24 characters, cut visibly
     assert writer_labels(names)[alone] == "Maximilian …hwarzenstein"  # beside a name that starts the same
+
+
+@pytest.mark.parametrize("name", ["Ad\u034f\u034fa", "A\u200dda", "\u0410da", "Ada \u0440ark"])
+def test_a_new_writer_s_name_that_would_look_like_another_s_is_refused(data_dir, name):
+    """A security audit: "Ada" with invisible marks or a joiner in it, and with a Cyrillic А, were three more writers
+    who looked like Ada in every report, and `data remove --writer Ada` left all three. A name saved so before
+    still reads and can be removed; names of one script, joiners in Persian and emoji, stay welcome."""
+    from digitlab.data.handwriting_names import check_new_writer, check_writer
+
+    with pytest.raises(DigitlabError, match="it would look like another's"):
+        check_new_writer(name)
+    assert check_writer(name) == name  # read back from an older set, and removable by it
+    for welcome in ("Олена Коваль", "Αλέξης", "\u0646\u06cc\u06a9\u200c\u0646\u0627\u0645", "👩\u200d🎓 Mia",
+                    "José-María", "李小龙", "Zoë van Dijk"):
+        assert check_new_writer(welcome) == welcome

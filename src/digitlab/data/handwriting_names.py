@@ -82,6 +82,30 @@ def check_writer(writer: str | None, longest: int = WRITER_MAX) -> str | None:
     return " ".join(writer.split()) or None
 
 
+_UNSEEN = {"\u034f", "\u115f", "\u1160", "\u180e", "\u3164", "\uffa0", *map(chr, range(0xFE00, 0xFE10))}
+
+
+def _look_alike(name: str) -> str | None:
+    """Why ``name`` could pass for another writer's (a security audit: "Ada" with a joiner or invisible marks in it,
+    and "Аda" with a Cyrillic А, were three more writers who looked like Ada, and `data remove --writer Ada` left
+    them), or None. A joiner is a letter's part in Persian or Devanagari (and in emoji), not beside a Latin letter."""
+    if any(ch in _UNSEEN for ch in name):
+        return "hold invisible characters"
+    if any(ch in _JOINERS and any(_script(n) == "LATIN" for n in name[max(i - 1, 0):i + 2])
+           for i, ch in enumerate(name)):
+        return "join Latin letters with an invisible joiner"
+    for word in name.split():
+        scripts = {_script(ch) for ch in word if ch.isalpha()}
+        if len(scripts & {"LATIN", "CYRILLIC", "GREEK"}) > 1:
+            return f"mix Latin, Cyrillic or Greek letters in one word ({word!r})"
+    return None
+
+
+def _script(ch: str) -> str:
+    """The first word of a character's Unicode name: its script for letters ("LATIN", "CYRILLIC", "GREEK")."""
+    return unicodedata.name(ch, "").split(" ")[0]
+
+
 def check_new_writer(writer: str | None) -> str | None:
     """:func:`check_writer` for a name that samples will be saved under: it may not be :data:`NO_NAME`.
 
@@ -96,6 +120,8 @@ def check_new_writer(writer: str | None) -> str | None:
                             "leave the name empty for those")
     if writer is not None and "\ufffd" in writer:  # bytes that were no UTF-8 (a request's %ff%fe), decoded as "�"
         raise DigitlabError("the name holds characters that could not be read (not UTF-8 text); type it again")
+    if writer is not None and (why := _look_alike(writer)):  # a new name only: one saved before stays readable, and
+        raise DigitlabError(f"a writer's name cannot {why}: it would look like another's; type it again")  # removable
     return writer
 
 
