@@ -82,14 +82,16 @@ def check_writer(writer: str | None, longest: int = WRITER_MAX) -> str | None:
     return " ".join(writer.split()) or None
 
 
-_UNSEEN = {"\u034f", "\u115f", "\u1160", "\u180e", "\u3164", "\uffa0", *map(chr, range(0xFE00, 0xFE10))}
+_UNSEEN = {"\u034f", "\u115f", "\u1160", "\u180e", "\u3164", "\uffa0"}
+_VARIATIONS = set(map(chr, range(0xFE00, 0xFE10)))  # after a symbol they choose its look ("❤️"); after a letter, none
 
 
 def _look_alike(name: str) -> str | None:
     """Why ``name`` could pass for another writer's (a security audit: "Ada" with a joiner or invisible marks in it,
     and "Аda" with a Cyrillic А, were three more writers who looked like Ada, and `data remove --writer Ada` left
     them), or None. A joiner is a letter's part in Persian or Devanagari (and in emoji), not beside a Latin letter."""
-    if any(ch in _UNSEEN for ch in name):
+    if any(ch in _UNSEEN or ch in _VARIATIONS and (i == 0 or unicodedata.category(name[i - 1]) != "So")
+           for i, ch in enumerate(name)):
         return "hold invisible characters"
     if any(ch in _JOINERS and any(_script(n) == "LATIN" for n in name[max(i - 1, 0):i + 2])
            for i, ch in enumerate(name)):
