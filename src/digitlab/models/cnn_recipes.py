@@ -13,8 +13,8 @@ with bf16 training; on a CPU without it (a Zen 3 EPYC training in fp32: 32.8 ms 
 wins), so both kinds of CPU share the table (the 90-s boundary was not re-checked there). The rows were chosen with
 BatchNorm before the pool; since it moved after the pool (``norm_after_pool``), the rows were measured again on the
 Zen 4: at 3 s, at 60 s and for 5 epochs it scored at least as well, at 600 s 0.02 points less; on an H200 it scored
-0.02 to 0.10 points more at 0.5, 1 and 2 s (the same run, 3 seeds), so the CUDA rows have it too, and there the deeper
-networks won at 5 s (99.72% against 99.67%) and at 30 s (99.74% against 99.72% on 2026-11-30). A second
+0.10 points more at 0.5 s and tied at 1 and 2 s (the same run, 3 seeds), so the CUDA rows have it too, and there the
+deeper networks won at 5 s (99.72% against 99.67%) and tied at 30 s (99.74% against 99.72% on 2026-11-30). A second
 convolution in the last two blocks (``extra_convs=2``) gave, on the Zen 4 over 5 seeds, 99.62% at 20 s (99.50%
 without, the same hour), 99.64% at 60 s (99.55%), 99.71% at 600 s with 9 views (99.67%) and 99.62% in 3 epochs (99.53%
 in 5); at 3, 4 and 8 s it made no clear difference (99.13/99.19, 99.22/99.16, 99.35/99.34%), so the shortest row
