@@ -301,3 +301,20 @@ def test_sigterm_stops_a_one_worker_server_by_the_signal(lesson_run, tmp_path):
         server.wait(timeout=30)
         log.close()
     assert server.returncode == -signal.SIGTERM, (tmp_path / "serve.log").read_text()
+
+
+def test_a_server_on_every_address_says_the_address_to_open_and_that_the_network_can(monkeypatch):
+    """A security audit: `--host 0.0.0.0` printed "http://0.0.0.0:8853/", which opened nothing on a student's laptop,
+    and nothing said the page was open to every device on the network, with no password."""
+    from rich.console import Console
+
+    from digitlab import cli, cli_serve
+
+    monkeypatch.setattr(cli, "console", Console(record=True, width=200))
+    cli_serve._say_where("0.0.0.0", 8853, 1)
+    said = cli.console.export_text()
+    assert "http://0.0.0.0" not in said and "anyone on this network can open it" in said, said
+    assert f"http://{cli_serve._address_for_others('0.0.0.0')}:8853/" in said
+    monkeypatch.setattr(cli, "console", Console(record=True, width=200))
+    cli_serve._say_where("127.0.0.1", 8853, 1)
+    assert "http://127.0.0.1:8853/" in (said := cli.console.export_text()) and "anyone" not in said

@@ -46,7 +46,6 @@ def serve(
     each drawing with its true digit (POST /api/samples) into a handwriting set under $DIGITLAB_DATA.
     """
     require_extra("serve", SERVE_MODULES, "the drawing page and its API")  # one line, before the imports need it
-    from digitlab.cli import console
     from digitlab.serve.app import create_app
     from digitlab.serve.budget import ServeLimits
     from digitlab.serve.connections import run_server
@@ -68,14 +67,41 @@ def serve(
                             "choose another --port or --host") from None
     limits = ServeLimits()  # how much it decodes, reads and keeps open at once: sized for a laptop
     application = create_app(model, runs, limits, collect=collect)  # reads the model (and exports it to ONNX) once
-    console.print(f"digitlab is serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)"
-                  f"  with {workers} worker process{'es (press Ctrl+C to stop)' if workers > 1 else ''}")
+    _say_where(host, port, workers)
     # "collecting samples into handwriting set ..." is logged as the set is opened: said once (a teacher saw it twice)
     if workers == 1:
         run_server(application, host, port, limits, access_log)
     else:
         run_workers(application, listener, _served_path(application), runs, limits, workers,
                     collect=collect, access_log=access_log)
+
+
+def _say_where(host: str, port: int, workers: int) -> None:
+    """The address to open, and, listening on every address, that the whole network can open it."""
+    from digitlab.cli import console
+
+    shown = _address_for_others(host)
+    console.print(f"digitlab is serving on http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs)"
+                  f"  with {workers} worker process{'es (press Ctrl+C to stop)' if workers > 1 else ''}")
+    if shown != host:  # every address: the network sees it, and a student cannot open "http://0.0.0.0:8000/"
+        console.print("anyone on this network can open it: digitlab asks for no password (--host 127.0.0.1 keeps it "
+                      "to this machine)")
+
+
+def _address_for_others(host: str) -> str:
+    """The address others reach a server listening on every address by (``0.0.0.0``, ``::``): this machine's own on
+    its network, else its name; any other ``host`` as it is (a security audit: "http://0.0.0.0:8853/" opened nothing
+    on a student's laptop, and nothing said the page was open to the whole network)."""
+    import socket
+
+    if host not in ("0.0.0.0", "::", ""):
+        return host
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # a UDP "connection" sends nothing: it only picks the outgoing address
+            return probe.getsockname()[0]
+    except OSError:  # no network route at all
+        return socket.gethostname()
 
 
 def _served_path(application) -> Path:
