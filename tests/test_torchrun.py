@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,6 +132,43 @@ def test_a_batch_too_small_to_share_is_refused_under_torchrun_before_training(tm
                                             r"--param batch_size=32 or more"):
         run_pipeline("digits", "cnn", params={"batch_size": 16}, out=tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's parent-death signal is Linux's")
+def test_a_rank_dies_with_its_killed_launcher(tmp_path):
+    """A scale-out audit killed torchrun's launcher (SIGKILL): its ranks stayed 3-4 minutes as orphans waiting for
+    its store, then blamed the user for not using torchrun. Here a stand-in launcher starts a rank and is killed."""
+    import signal
+    import time
+
+    rank = ("import os, sys, time; from digitlab.models import ddp; ddp.die_with_launcher(); "
+            "open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(120)")
+    launcher = (f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {rank!r}, sys.argv[1]]); "
+                "time.sleep(120)")
+    mark = tmp_path / "rank.pid"
+    env = {**os.environ, "TORCHELASTIC_RUN_ID": "test"}  # as torchrun sets it for its ranks
+    parent = subprocess.Popen([sys.executable, "-c", launcher, str(mark)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (mark.exists() and mark.read_text()) and time.monotonic() < deadline:
+            assert parent.poll() is None
+            time.sleep(0.1)
+        child = int(mark.read_text())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child}").exists() and "zombie" not in _state(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{child}").exists() or "zombie" in _state(child), "the rank outlived its launcher"
+    finally:
+        parent.kill()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0].lower()
+    except (OSError, IndexError):
+        return "gone"
 
 
 def test_a_refusal_under_torchrun_is_one_line_and_makes_no_folder(tmp_path):

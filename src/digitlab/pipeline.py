@@ -65,7 +65,7 @@ def run_pipeline(
     check_saveable(estimator)  # and on one its model card could not hold
     world = ddp.world()  # None without torchrun
     if world is not None:
-        _check_distributed(model, estimator, world.size)
+        _ready_distributed(model, estimator, world.size)
         step = step if world.rank == 0 else (lambda _: None)
     writes = world is None or world.rank == 0  # rank 0 alone writes the run
     with made_for_run(Path(out), writes):  # after the refusals: a refused command makes no folder, a failed one none
@@ -102,9 +102,9 @@ def run_pipeline(
         return RunResult(folder=folder, metrics=metrics, record=record, validation_accuracy=validation_accuracy)
 
 
-def _check_distributed(name: str, estimator: Any, size: int) -> None:
+def _ready_distributed(name: str, estimator: Any, size: int) -> None:
     """Refuse, in one line, a model that cannot train under ``torchrun`` (all but the CNN), or a batch too small to
-    share among ``size`` processes."""
+    share among ``size`` processes; then tie this process's life to its launcher's (no orphans)."""
     from digitlab.models import ddp
     from digitlab.models.cnn import CNNClassifier
 
@@ -112,3 +112,4 @@ def _check_distributed(name: str, estimator: Any, size: int) -> None:
         raise DigitlabError(f"only the cnn model trains under torchrun, not {name!r}; run it without torchrun")
     if why := ddp.too_small(estimator.batch_size, size):
         raise DigitlabError(why)
+    ddp.die_with_launcher()

@@ -221,6 +221,28 @@ def too_small(batch: int, size: int) -> str | None:
             f"its own (BatchNorm): give --param batch_size={MIN_SHARE * size} or more")
 
 
+def die_with_launcher() -> None:
+    """Have the kernel kill this process when its parent (torchrun's launcher) dies, on Linux.
+
+    A scale-out audit killed the launcher (SIGKILL, as an out-of-memory kill does): its ranks, waiting for the
+    launcher's store in C, were orphans for 3-4 minutes, holding memory and the port, and then blamed the user for
+    not starting them with torchrun. A signal they could handle would wait for that C call to return, so it is
+    SIGKILL: a rank writes nothing that another does not wait for, and rank 0 writes its run by renaming."""
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux") or "TORCHELASTIC_RUN_ID" not in os.environ:  # started by torchrun only
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # no prctl to be had: as before
+        return
+    if os.getppid() == 1:  # the launcher died before the line above: the kernel will not say so now
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def fingerprint(images: Any, labels: Any) -> int:
     """A 63-bit digest of the training set: its size, every label and every 97th image.
 
