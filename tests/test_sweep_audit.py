@@ -181,6 +181,22 @@ def test_a_limit_above_the_training_images_is_said_and_recorded(tmp_path):
     assert sum(line.count("%") for line in table) == 4 * 4  # each configuration: mean, sd, the interval's two ends
 
 
+def test_a_port_that_is_no_dask_scheduler_is_one_line_not_a_hang(tmp_path):
+    """A scale-out audit gave the dashboard's port: the sweep hung in silence until killed at 290 s."""
+    import socket
+    import time
+
+    with socket.socket() as silent:  # accepts connections and says nothing, as an HTTP server does
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        start = time.monotonic()
+        done = run_cli("sweep", "--models", "logreg", "--seeds", "0", "--scheduler",
+                       f"tcp://127.0.0.1:{silent.getsockname()[1]}", "--out", str(tmp_path), timeout=120)
+    assert done.returncode == 2 and "is not a Dask scheduler (it said nothing in 5 s)" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and time.monotonic() - start < 60
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 def test_an_unreachable_scheduler_leaves_no_folder(tmp_path):
     done = run_cli("sweep", "--models", "logreg", "--seeds", "0", "--scheduler", "tcp://127.0.0.1:1",

@@ -42,7 +42,7 @@ from digitlab.cores import usable_cores
 from digitlab.data import DATASETS
 from digitlab.errors import DigitlabError
 from digitlab.fileio import write_text_atomic
-from digitlab.sweep_cluster import as_finished, local_cluster, scatter_to_all, serves_dashboard
+from digitlab.sweep_cluster import as_finished, check_speaks_dask, local_cluster, scatter_to_all, serves_dashboard
 
 __all__ = ["Cell", "SweepPlan", "cell_result", "check_workers", "find_sweep", "have_dask", "plan_cells", "read_cell",
            "run_cell", "run_sweep"]
@@ -347,6 +347,7 @@ def _run_on_dask(plan: SweepPlan, todo: list[Cell], scheduler: str, workers: int
             cluster = local_cluster(workers or os.cpu_count() or 1)
             client = Client(cluster)
         else:
+            check_speaks_dask(scheduler)  # a dashboard's port answers nothing: the client had waited for ever
             try:
                 client = Client(scheduler, timeout="10s")
             except (OSError, TimeoutError, ValueError) as exc:

@@ -102,3 +102,33 @@ def scatter_to_all(client: Any, data: Any, stopped: type[Exception] | None = Non
                 raise (stopped or DigitlabError)(said) from None
             time.sleep(1.0)
     raise AssertionError("unreachable")
+
+
+def check_speaks_dask(address: str, wait: float = 5.0) -> None:
+    """Refuse in one line a ``tcp://`` address whose server says nothing on connecting, as a Dask scheduler does at
+    once (its handshake): a scale-out audit gave its dashboard's port, and the sweep hung in silence for minutes,
+    the client's 10-s timeout notwithstanding. Other schemes, and an address that cannot be reached, are left to
+    Dask, which says so in time."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from digitlab.errors import DigitlabError
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is no number: Dask's own parsing says so
+        return
+    if parts.scheme != "tcp" or host is None or port is None:
+        return
+    try:
+        with socket.create_connection((host, port), timeout=wait) as probe:
+            if probe.recv(1):
+                return
+            why = "it closed the connection at once"
+    except TimeoutError:  # socket.timeout
+        why = f"it said nothing in {wait:g} s"
+    except OSError:  # refused, unreachable: the client's own timeout says so
+        return
+    raise DigitlabError(f"{address} is not a Dask scheduler ({why}); give the scheduler's own address, "
+                        "tcp://HOST:8786 by default, not its dashboard's")
