@@ -37,12 +37,19 @@ def _model(nodes, initializers=(), functions=()) -> bytes:
     return model.SerializeToString()
 
 
-def _reads(secret_name: str, length: int) -> bytes:
-    """The audit's model: probabilities made of the bytes of a file named as its weights' external data."""
+def _reads(secret_name: str, length: int, sparse: bool = False) -> bytes:
+    """The audit's model: probabilities made of the bytes of a file named as its weights' external data (``sparse``:
+    as the values of a sparse Constant, which a reviewer found a list of places to look had missed)."""
     weights = TensorProto(name="W", data_type=TensorProto.UINT8, dims=[length], data_location=TensorProto.EXTERNAL)
     for key, value in (("location", secret_name), ("offset", "0"), ("length", str(length))):
         weights.external_data.add(key=key, value=value)
-    nodes = [helper.make_node("Cast", ["W"], ["w"], to=TensorProto.FLOAT),
+    held = []
+    if sparse:
+        weights.name = ""
+        indices = numpy_helper.from_array(np.arange(length, dtype=np.int64))
+        held = [helper.make_node("Constant", [], ["W"], sparse_value=onnx.SparseTensorProto(
+            values=weights, indices=indices, dims=[length]))]
+    nodes = held + [helper.make_node("Cast", ["W"], ["w"], to=TensorProto.FLOAT),
              helper.make_node("Slice", ["w", "start", "end"], ["ten"]),
              helper.make_node("Mul", ["features", "zero"], ["nothing"]),
              helper.make_node("ReduceSum", ["nothing"], ["z"], keepdims=1),
@@ -51,7 +58,7 @@ def _reads(secret_name: str, length: int) -> bytes:
     constants = [numpy_helper.from_array(np.array([0], np.int64), "start"),
                  numpy_helper.from_array(np.array([10], np.int64), "end"),
                  numpy_helper.from_array(np.float32(0), "zero")]
-    return _model(nodes, [weights, *constants])
+    return _model(nodes, ([] if sparse else [weights]) + constants)
 
 
 def _loops() -> bytes:
@@ -74,7 +81,8 @@ def test_an_onnx_file_with_external_data_a_loop_or_a_foreign_operator_is_refused
     foreign = _model([helper.make_node("Steal", ["features"], ["probabilities"], domain="com.example"),
                       helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0)])
     for data, said in [(_reads("grades.csv", 40), "weights are stored outside the file"),
-                       (_loops(), "its Loop holds a subgraph"),
+                       (_reads("grades.csv", 40, sparse=True), "weights are stored outside the file"),  # a reviewer
+                       (_loops(), "it holds a subgraph"),
                        (foreign, "operator Steal is from the domain 'com.example'"),
                        (b"\x00not onnx at all", "not an ONNX file")]:
         with pytest.raises(DigitlabError, match=said):

@@ -6,9 +6,12 @@ probabilities gave away one byte of a class's grades), and one whose ``Loop`` ne
 one again). digitlab's exports have neither, so :func:`check_graph` refuses, in one line and before any session
 is made:
 
-- a tensor stored outside the file (external data), anywhere: initializers, sparse ones, constants in attributes;
-- a subgraph (the bodies of ``Loop``, ``Scan`` and ``If``) or a model-local function;
+- a tensor stored outside the file (external data), wherever it sits;
+- a subgraph (the bodies of ``Loop``, ``Scan`` and ``If``, a training graph) or a model-local function;
 - an operator outside ONNX's own domains (``ai.onnx``, ``ai.onnx.ml``).
+
+What a graph of plain operators costs is not bounded: a chain of large matrix products still takes as long as its
+author likes, each answer holding a worker. Serve only runs you trust, or export them again yourself.
 
 The file is read with ONNX's generated protobuf module alone (25 ms), not the whole ``onnx`` package (0.6 s), so
 the lean prediction path stays lean.
@@ -24,7 +27,6 @@ from digitlab.errors import DigitlabError
 
 DOMAINS = {"", "ai.onnx", "ai.onnx.ml"}
 _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
-_GRAPH_ATTRIBUTES = {5, 10}  # AttributeProto.GRAPH, GRAPHS
 
 
 @functools.lru_cache(maxsize=1)
@@ -50,22 +52,30 @@ def check_graph(data: bytes, where: str) -> None:
         model.ParseFromString(data)
     except Exception:  # noqa: BLE001 - protobuf's DecodeError and kin
         raise DigitlabError(f"{where}: not an ONNX file (it cannot be parsed)") from None
-    why = ("it defines its own functions" if len(model.functions) else _refused(model.graph))
+    why = "it defines its own functions" if len(model.functions) else _refused(model)
     if why:
         raise DigitlabError(f"{where}: refused: {why}, which digitlab's exports never do; export the run again with "
                             "`digitlab export` (do not run ONNX files from others)")
 
 
-def _refused(graph: Any) -> str | None:
-    """Why ``graph`` is refused, or None."""
-    tensors = list(graph.initializer) + [s.values for s in graph.sparse_initializer]
-    for node in graph.node:
-        if node.domain not in DOMAINS:
-            return f"its operator {node.op_type} is from the domain {node.domain!r}"
-        for attribute in node.attribute:
-            if attribute.type in _GRAPH_ATTRIBUTES:
-                return f"its {node.op_type} holds a subgraph"
-            tensors += [attribute.t, *attribute.tensors]
-    if any(t.data_location == _EXTERNAL or len(t.external_data) for t in tensors):
-        return "its weights are stored outside the file (external data)"
+def _refused(model: Any) -> str | None:
+    """Why ``model`` is refused, or None: every message in it is looked at, wherever it sits (a reviewer found
+    external data in a sparse constant's values and a sparse initializer's indices that a list of places missed)."""
+    for message in _every_message(model):
+        kind = message.DESCRIPTOR.name
+        if kind == "TensorProto" and (message.data_location == _EXTERNAL or len(message.external_data)):
+            return "its weights are stored outside the file (external data)"
+        if kind == "GraphProto" and message is not model.graph:
+            return "it holds a subgraph (a Loop's, a Scan's or an If's body, or a training graph)"
+        if kind == "NodeProto" and message.domain not in DOMAINS:
+            return f"its operator {message.op_type} is from the domain {message.domain!r}"
     return None
+
+
+def _every_message(message: Any) -> Any:
+    """``message`` and every message inside it, depth first."""
+    yield message
+    for field, value in message.ListFields():
+        if field.type == field.TYPE_MESSAGE:
+            for item in ([value] if hasattr(value, "DESCRIPTOR") else value):  # one message, or a repeated field
+                yield from _every_message(item)
