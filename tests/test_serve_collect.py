@@ -653,6 +653,14 @@ def test_bytes_after_a_drawing_s_end_are_not_kept_and_a_nearly_full_disk_takes_n
     store = HandwritingSet.open("class-7b")
     [sample] = [s for s in store.samples() if s.id == saved.json()["sample"]["id"]]
     assert store.original_bytes(sample) == picture
+    import struct
+    import zlib
+
+    padding = os.urandom(1 << 20)  # in a private chunk before IEND, which Pillow skips (a reviewer)
+    chunk = struct.pack(">I", len(padding)) + b"prVt" + padding + struct.pack(">I", zlib.crc32(b"prVt" + padding))
+    padded = picture[:-12] + chunk + picture[-12:]
+    said = _one_line(client.post("/api/samples?label=7&writer=Mallory", content=padded, headers=PNG), 413)
+    assert "far more than its 12,544 pixels need" in said
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(collect.shutil, "disk_usage", lambda folder: usage(1 << 40, 1 << 40, collect.MIN_FREE - 1))
     said = _one_line(client.post("/api/samples?label=3&writer=Ada", content=_png(78), headers=PNG), 507)

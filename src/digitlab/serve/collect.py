@@ -72,8 +72,7 @@ Source = Annotated[Literal["drawn", "photo"], Query(description="'drawn' on the 
                                                                 "(a picture file the page sent).")]
 
 
-MIN_FREE = 256 << 20
-"""Free bytes a save leaves on the set's disk at least (507 below it)."""
+MIN_FREE = 256 << 20  # free bytes a save leaves on the set's disk at least (507 below it)
 COLLECT_ID_ENV = "DIGITLAB_COLLECT_ID"  # a worker's pin on the set its parent opened (HandwritingSet.identity)
 
 
@@ -339,6 +338,9 @@ async def _save(request: Request, picture: bytes, label: int, writer: str | None
     picture = without_trailer(picture)  # bytes after a PNG's end are not kept (5 MiB behind a drawing filled a disk)
     gate: DecodeGate = request.app.state.gate
     pixels = pixels_to_decode(picture)  # read from the header once
+    if pixels and len(picture) > 8 * pixels + (64 << 10):  # 8 bytes a pixel: 16-bit RGBA, stored uncompressed
+        raise ApiError(413, f"the file is {len(picture):,} bytes, far more than its {pixels:,} pixels need; save the "
+                            "picture again as a plain PNG or JPEG")  # padding in a chunk or after a JPEG (a reviewer)
     drawn = source == "drawn"  # a digit drawn in taps is many marks: only a photo is counted (a row of ten went in)
     if inline(picture, pixels):
         prepared = _prepare_sync(None, picture, pixels, drawn)
@@ -367,8 +369,7 @@ def _prepare_sync(gate: DecodeGate | None, picture: bytes, pixels: int, drawn: b
 
 def _save_sync(store: HandwritingSet, picture: bytes, label: int, writer: str | None, source: str,
                prepared: np.ndarray) -> tuple[Sample, bool, dict[str, Any]]:
-    """Save the sample (the set's lock, the files, the index), then count the set: none while the set's disk has
-    under :data:`MIN_FREE` left, so that a flood of saves cannot take the machine's last space (a security audit)."""
+    """Save the sample (the set's lock, the files, the index), then count the set; none under MIN_FREE (a flood)."""
     try:
         free = shutil.disk_usage(store.folder).free
     except OSError:  # the set deleted meanwhile: store.add says so
