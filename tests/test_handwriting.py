@@ -1068,5 +1068,6 @@ def test_a_new_writer_s_name_that_would_look_like_another_s_is_refused(data_dir,
         check_new_writer(name)
     assert check_writer(name) == name  # read back from an older set, and removable by it
     for welcome in ("Олена Коваль", "Αλέξης", "\u0646\u06cc\u06a9\u200c\u0646\u0627\u0645", "👩\u200d🎓 Mia",
-                    "José-María", "李小龙", "Zoë van Dijk", "Mia \u2764\ufe0f"):
+                    "José-María", "李小龙", "Zoë van Dijk", "Mia \u2764\ufe0f", "Mia 1\ufe0f\u20e3", "Max \u2139\ufe0f",
+                    "Max \u203c\ufe0f", "Anna-Мария", "Γ.Smith"):  # (a reviewer: keycaps, ℹ️, ‼️, double names)
         assert check_new_writer(welcome) == welcome

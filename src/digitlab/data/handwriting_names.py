@@ -84,21 +84,21 @@ def check_writer(writer: str | None, longest: int = WRITER_MAX) -> str | None:
 
 _UNSEEN = {"\u034f", "\u115f", "\u1160", "\u180e", "\u3164", "\uffa0"}
 _VARIATIONS = set(map(chr, range(0xFE00, 0xFE10)))  # after a symbol they choose its look ("❤️"); after a letter, none
+_ALIKE = {"LATIN", "CYRILLIC", "GREEK"}  # scripts whose letters pass for each other's
 
 
 def _look_alike(name: str) -> str | None:
     """Why ``name`` could pass for another writer's (a security audit: "Ada" with a joiner or invisible marks in it,
     and "Аda" with a Cyrillic А, were three more writers who looked like Ada, and `data remove --writer Ada` left
     them), or None. A joiner is a letter's part in Persian or Devanagari (and in emoji), not beside a Latin letter."""
-    if any(ch in _UNSEEN or ch in _VARIATIONS and (i == 0 or unicodedata.category(name[i - 1]) != "So")
-           for i, ch in enumerate(name)):
+    if any(ch in _UNSEEN or ch in _VARIATIONS and (i == 0 or _script(name[i - 1]) in _ALIKE)
+           for i, ch in enumerate(name)):  # after an emoji or a keycap's digit ("1️⃣", "ℹ️") it chooses a look
         return "hold invisible characters"
     if any(ch in _JOINERS and any(_script(n) == "LATIN" for n in name[max(i - 1, 0):i + 2])
            for i, ch in enumerate(name)):
         return "join Latin letters with an invisible joiner"
-    for word in name.split():
-        scripts = {_script(ch) for ch in word if ch.isalpha()}
-        if len(scripts & {"LATIN", "CYRILLIC", "GREEK"}) > 1:
+    for word in re.findall(r"[^\W\d_]+", name):  # runs of letters: "Anna-Мария" and "Γ.Smith" are two each
+        if len({_script(ch) for ch in word} & _ALIKE) > 1:
             return f"mix Latin, Cyrillic or Greek letters in one word ({word!r})"
     return None
 
