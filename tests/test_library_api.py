@@ -393,7 +393,7 @@ def test_library_slips_get_one_line(digits, tmp_path):
     assert sorted(row.model for row in board.rows) == ["knn", "logreg"]
 
 
-def test_predict_images_uses_the_calibration_of_train_s_answer_beside_a_card_made_by_hand(digits):
+def test_predict_images_uses_the_calibration_of_train_s_answer_beside_a_card_made_by_hand(digits, tmp_path):
     """A notebook's card (ModelCard(model=..., dataset=..., ...)) has no calibration: the calibrated answer of
     train() was then scored uncalibrated, 0.68 where the saved and reloaded run said 0.9958."""
     from dataclasses import replace
@@ -410,3 +410,6 @@ def test_predict_images_uses_the_calibration_of_train_s_answer_beside_a_card_mad
     calibrated = predict_images(fitted.model, replace(card, calibration=fitted.calibration), images, detector=None)
     assert [a.probabilities for a in ours] == [a.probabilities for a in calibrated]
     assert [a.probabilities for a in ours] != [a.probabilities for a in predict_images(fitted.model, card, images)]
+    save_model(fitted, digits, tmp_path / "run")  # load_model's answer too: its calibration is on its card (a reviewer)
+    assert [a.probabilities for a in predict_images(load_model(tmp_path / "run"), card, images, detector=None)] == [
+        a.probabilities for a in ours]

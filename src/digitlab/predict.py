@@ -269,8 +269,9 @@ def predict_images(
                       "none, on purpose)", UserWarning, stacklevel=2)
     if detector is _UNSET or (detector is None and not hasattr(model, "predict")):  # load_model's or train's
         detector = getattr(model, "detector", None)  # answer: its detector, as the CLI's predict uses it
-    if card.calibration is None and getattr(model, "calibration", None) is not None:  # train()'s answer, calibrated,
-        card = replace(card, calibration=model.calibration)  # with a card made by hand: its own (0.68 for 0.9958)
+    own = getattr(model, "calibration", None) or getattr(getattr(model, "card", None), "calibration", None)
+    if card.calibration is None and own is not None:  # train()'s or load_model()'s answer, calibrated, with a card
+        card = replace(card, calibration=own)  # made by hand: its own calibration (0.68 where it said 0.9958)
     model = estimator_of(model, "predict_images")
     prepared = _checked(np.asarray(prepared), card, top_k, min_confidence)
     if len(prepared) == 0:
