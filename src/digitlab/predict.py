@@ -269,9 +269,7 @@ def predict_images(
                       "none, on purpose)", UserWarning, stacklevel=2)
     if detector is _UNSET or (detector is None and not hasattr(model, "predict")):  # load_model's or train's
         detector = getattr(model, "detector", None)  # answer: its detector, as the CLI's predict uses it
-    own = getattr(model, "calibration", None) or getattr(getattr(model, "card", None), "calibration", None)
-    if card.calibration is None and own is not None:  # train()'s or load_model()'s answer, calibrated, with a card
-        card = replace(card, calibration=own)  # made by hand: its own calibration (0.68 where it said 0.9958)
+    card = _with_its_calibration(model, card)
     model = estimator_of(model, "predict_images")
     prepared = _checked(np.asarray(prepared), card, top_k, min_confidence)
     if len(prepared) == 0:
@@ -289,6 +287,13 @@ def predict_images(
     blank = ~prepared.reshape(len(prepared), -1).any(axis=1)
     return [replace(a, kind="not_a_digit", unlike_a_digit=False) if empty else a
             for a, empty in zip(answers, blank.tolist())]  # "not a digit" says it all (a reviewer: both were said)
+
+
+def _with_its_calibration(model: Any, card: ModelCard) -> ModelCard:
+    """``card`` with the calibration of train()'s or load_model()'s answer when ``card`` has none (one made by hand:
+    the answer was scored uncalibrated, 0.68 where it said 0.9958)."""
+    own = getattr(model, "calibration", None) or getattr(getattr(model, "card", None), "calibration", None)
+    return replace(card, calibration=own) if card.calibration is None and own is not None else card
 
 
 def _checked(prepared: np.ndarray, card: ModelCard, top_k: int, min_confidence: float | None) -> np.ndarray:
