@@ -477,6 +477,9 @@ def test_a_link_out_of_an_imported_folder_is_not_followed(data_dir, tmp_path):
     assert summary.added == 1 and summary.failures == [
         f"{tmp_path / 'class' / '4' / 'link.png'}: a link to a file outside {tmp_path / 'class'}; copy the picture "
         "itself in"]
+    named = import_pictures("mine", [tmp_path / "class" / "4" / "link.png"])  # named one by one, as a loop does
+    assert named.added == 0 and named.failures == [  # (a reviewer)
+        f"{tmp_path / 'class' / '4' / 'link.png'}: a link to a file outside its folder; copy the picture itself in"]
 
 
 def test_a_phone_photo_over_5_mib_is_imported_kept_whole_and_shown(data_dir, tmp_path):

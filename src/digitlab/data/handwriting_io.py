@@ -352,6 +352,8 @@ def _pictures(paths: Iterable[Path], summary: ImportSummary) -> list[Path]:
                                  "JPEG or PNG" for p in files if p.suffix.lower() in UNREAD]
             if not any(p.suffix.lower() in PICTURES + UNREAD for p in files):
                 summary.failures.append(f"{path}: no pictures in this folder")
+        elif path.is_symlink() and path.is_file() and not _leads_into(path, path.parent.resolve()):
+            summary.failures.append(f"{path}: a link to a file outside its folder; copy the picture itself in")
         elif path.is_file():
             found.append(path)
         else:
