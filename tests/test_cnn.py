@@ -619,3 +619,16 @@ def test_a_cnn_whose_training_diverged_is_one_line_not_a_traceback(tmp_path):
                    "--out", str(tmp_path / "runs"))
     assert done.returncode == 2 and "training diverged" in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_pixels_not_scaled_to_0_1_get_a_warning_at_fit(digits):
+    # Trained on 0..16 it learns, but predict_images, `digitlab predict` and ONNX give it [0, 1] pixels: 15% right
+    X, y, _, _ = digits
+    quick = dict(SMALL, epochs=1)
+    with pytest.warns(UserWarning, match=r"features up to 16.*scaled to \[0, 1\].*to_features"):
+        CNNClassifier(**quick).fit(X[:200] * 16, y[:200])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scaled pixels, and a little above 1 (augmented or noisy), say nothing
+        CNNClassifier(**quick).fit(np.minimum(X[:200] * 1.2, 1.5), y[:200])

@@ -8,6 +8,7 @@ need the 2-D picture back (the CNN) reshape it themselves.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -38,3 +39,16 @@ def train_features(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
 def test_features(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Features and labels of the test part."""
     return to_features(dataset.test_images, dataset.pixel_max), dataset.test_labels
+
+
+def warn_if_unscaled(X: np.ndarray, model: str) -> None:
+    """Warn when features go far above 1: pixels of 0..16 or 0..255 not yet divided by their maximum.
+
+    A model trained on them learns well, but :func:`digitlab.predict_images`, ``digitlab predict`` and its ONNX
+    export give it pixels in [0, 1], and it then answers at random: say so at ``fit``, when it can still change.
+    """
+    top = float(np.max(X, initial=0.0))
+    if top >= 2.0:  # 1 is white; a little above it is noise or augmentation, not a whole other scale
+        warnings.warn(f"{model} was given features up to {top:g}, but takes pixels scaled to [0, 1]: divide by the "
+                      "pixel maximum first (digitlab.preprocess.to_features), or what it learns will not match the "
+                      "pictures digitlab gives it when it predicts", UserWarning, stacklevel=3)

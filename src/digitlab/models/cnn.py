@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from digitlab.errors import DigitlabError, InvalidValueError
 from digitlab.models.cnn_recipes import positive_seconds
+from digitlab.preprocess import warn_if_unscaled
 
 __all__ = ["CNNClassifier"]
 
@@ -270,6 +271,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         """Validate ``X``, ``y``; set ``classes_``, ``n_features_in_``, ``image_shape_``; return X, indices, seed."""
         X, y = check_X_y(X, y, dtype=np.float32)
         check_classification_targets(y)
+        warn_if_unscaled(X, "CNNClassifier")
         classes, y_index = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise InvalidValueError("the CNN needs at least 2 classes to learn, got 1 class")
@@ -353,8 +355,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         if classes.dtype.kind not in "iub":
             raise DigitlabError(f"only integer class labels can be saved with the CNN, got {classes.dtype}")
         tensors = ct.state_arrays(self.module_)
-        tensors["classes"] = classes.astype(np.int64)
-        tensors["image_shape"] = np.asarray(self.image_shape_, dtype=np.int64)
+        tensors["classes"], tensors["image_shape"] = classes.astype(np.int64), np.asarray(self.image_shape_, np.int64)
         if self.n_features_in_ != self.image_shape_[0] * self.image_shape_[1]:
             tensors[_N_FEATURES] = np.asarray([self.n_features_in_], dtype=np.int64)
         if getattr(self, "world_size_", 1) > 1:
@@ -409,8 +410,7 @@ def _saved_shape(tensors: dict[str, np.ndarray]) -> tuple[int, int]:
     shape = _saved_ints(tensors, "image_shape", size=2)
     if shape[0] != shape[1] or shape[0] < MIN_SIDE:
         raise DigitlabError(f"CNN weights file has image_shape {shape}; expected two equal sides of at least 8")
-    side = shape[0]
-    (n_features,) = _saved_ints(tensors, _N_FEATURES, default=side * side)
+    side, (n_features,) = shape[0], _saved_ints(tensors, _N_FEATURES, default=shape[0] * shape[0])
     if n_features > side * side or _side_for(n_features) != side:
         raise DigitlabError(f"CNN weights file has {n_features} features, which do not make {side}x{side} images")
     return side, n_features
