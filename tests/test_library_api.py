@@ -411,5 +411,7 @@ def test_predict_images_uses_the_calibration_of_train_s_answer_beside_a_card_mad
     assert [a.probabilities for a in ours] == [a.probabilities for a in calibrated]
     assert [a.probabilities for a in ours] != [a.probabilities for a in predict_images(fitted.model, card, images)]
     save_model(fitted, digits, tmp_path / "run")  # load_model's answer too: its calibration is on its card (a reviewer)
-    assert [a.probabilities for a in predict_images(load_model(tmp_path / "run"), card, images, detector=None)] == [
-        a.probabilities for a in ours]
+    reloaded = predict_images(load_model(tmp_path / "run"), card, images, detector=None)
+    # the same up to float32 rounding: the reloaded coefficients are laid out in C order, train()'s in Fortran's,
+    # and BLAS adds them up in another order (exactly equal on the AMD machines it was written on, not on an Intel Xeon)
+    np.testing.assert_allclose([a.probabilities for a in reloaded], [a.probabilities for a in ours], rtol=1e-4)

@@ -272,8 +272,10 @@ def evaluate_model(model: Any, dataset: Dataset) -> Metrics:
     >>> evaluate_model(fitted, ds).n_errors
     12
     >>> calibrated = replace(fitted, calibration=calibrate(fitted, ds))  # as `digitlab run` does
-    >>> round(evaluate_model(calibrated, ds).ece, 3), round(evaluate_model(calibrated.model, ds).ece, 3)
-    (0.015, 0.064)
+    >>> ece_calibrated = evaluate_model(calibrated, ds).ece  # about 0.02 (0.015 on AMD, 0.017 on Intel)
+    >>> ece_bare = evaluate_model(calibrated.model, ds).ece  # about 0.06: the model alone, not calibrated
+    >>> ece_calibrated < ece_bare / 2
+    True
     """
     from digitlab.errors import estimator_of
 
