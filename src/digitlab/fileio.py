@@ -147,34 +147,38 @@ def atomic_folder(final: str | os.PathLike[str]) -> Iterator[StagedFolder]:
     """
     final = Path(final)
     remove_stale_staging(final.parent)
-    staged, lock = _reserve(final)
+    staged = lock = None
     try:
+        with signals_held():  # a Ctrl-C or SIGTERM between making the folder and holding its name: acted on below
+            staged, lock = _reserve(final)
         yield staged
         os.chmod(staged.path, 0o777 & ~_UMASK)
         (staged.path / _LOCK).unlink()  # the open handle keeps the lock; the finished folder has no .lock
         os.rename(staged.path, staged.final)  # no one else can take this name: we hold its staging folder
     except BaseException:
-        shutil.rmtree(staged.path, ignore_errors=True)
+        if staged is not None:
+            shutil.rmtree(staged.path, ignore_errors=True)
         raise
     finally:
-        os.close(lock)
+        if lock is not None:
+            os.close(lock)
 
 
 @contextmanager
 def scratch_folder(parent: str | os.PathLike[str], prefix: str) -> Iterator[Path]:
     """A hidden, locked working folder in ``parent``, removed on exit (or by the next call after a kill)."""
     remove_stale_staging(parent, prefix)
-    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    folder = lock = None
     try:
-        lock = _lock_new(folder)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    try:
+        with signals_held():  # as in atomic_folder: no signal between making the folder and the try
+            folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+            lock = _lock_new(folder)
         yield folder
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
-        os.close(lock)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        if lock is not None:
+            os.close(lock)
 
 
 def replace_together(staged: list[Path], folder: str | os.PathLike[str]) -> list[Path]:
