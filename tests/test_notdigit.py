@@ -46,6 +46,26 @@ def test_unseen_nondigits_are_flagged_and_test_digits_are_not(loaded):
     assert flagged_digits.mean() <= 0.02
 
 
+def test_the_score_it_answers_with_is_the_one_its_threshold_was_set_on(loaded):
+    """fit_detector sets the threshold on a scikit-learn LogisticRegression's probabilities over (the MLP's logit,
+    the answer's entropy); every answer's score is NotDigitDetector.scores. Dropping the entropy from scores passed
+    every test (a test auditor): flags then no longer meant what the card's figures say."""
+    from sklearn.linear_model import LogisticRegression
+
+    from digitlab.notdigit import entropy
+
+    images = np.r_[load_dataset("digits").test_images[:60],
+                   make_nondigits(60, seed=4, split="test", image_shape=(8, 8), pixel_max=16)[0]]
+    features = features_of(images, 16)
+    proba = apply_temperature(loaded.model.predict_proba(features), loaded.temperature)
+    stacker = LogisticRegression()
+    stacker.classes_, stacker.coef_, stacker.intercept_ = np.array([0, 1]), loaded.detector.stack[None, :2], \
+        loaded.detector.stack[2:]
+    fit_time = stacker.predict_proba(np.c_[loaded.detector.logits(features), entropy(proba)])[:, 1]
+    assert np.ptp(entropy(proba)) > 0.1 and abs(loaded.detector.stack[1]) > 0.01  # both inputs weigh
+    np.testing.assert_allclose(loaded.detector.scores(features, proba), fit_time, rtol=1e-9)
+
+
 def test_a_rendered_letter_is_not_a_digit_and_a_digit_is(loaded):
     letters, _ = make_nondigits(60, seed=0, kinds=("letter",), split="test", image_shape=(8, 8), pixel_max=16)
     answers = predict_images(loaded.model, loaded.card, letters, detector=loaded.detector)
