@@ -243,6 +243,10 @@ def test_a_page_whose_name_was_pointed_at_this_server_cannot_change_the_set(clie
     says = _one_line(client.post("/api/samples?label=3&writer=mallory", content=_png(70), headers=rebound), 403)
     assert "'attacker.example' was refused" in says and "--allow-host attacker.example" in says
     assert store.samples() == before
+    for lookalike in ("evillocalhost", "localhost.attacker.example"):  # only localhost and *.localhost are own
+        said = _one_line(client.post("/api/samples?label=3&writer=mallory", content=_png(70),
+                                     headers={**rebound, "host": f"{lookalike}:8000"}), 403)
+        assert f"{lookalike!r} was refused" in said
     listed = client.get("/api/samples", headers=rebound)  # had listed the writers' names to the rebound page
     assert "'attacker.example' was refused" in _one_line(listed, 403)
     for i, host in enumerate(("127.0.0.1:8000", "[::1]:8000", "localhost:8000", "192.168.1.20:8000", "a.localhost")):
@@ -661,6 +665,17 @@ def test_bytes_after_a_drawing_s_end_are_not_kept_and_a_nearly_full_disk_takes_n
     padded = picture[:-12] + chunk + picture[-12:]
     said = _one_line(client.post("/api/samples?label=7&writer=Mallory", content=padded, headers=PNG), 413)
     assert "far more than its 12,544 pixels need" in said
+
+    def padded_to(total):  # the bound is 8 bytes a pixel and 64 KiB: 165,888 bytes for 112x112 (a test auditor)
+        fill = total - len(picture) - 12
+        return picture[:-12] + struct.pack(">I", fill) + b"prVt" + bytes(fill) + struct.pack(
+            ">I", zlib.crc32(b"prVt" + bytes(fill))) + picture[-12:]
+
+    bound = 8 * 12_544 + (64 << 10)
+    assert client.post("/api/samples?label=7&writer=Mallory", content=padded_to(bound + 1), headers=PNG
+                       ).status_code == 413
+    assert client.post("/api/samples?label=7&writer=Mallory", content=padded_to(bound), headers=PNG
+                       ).status_code == 201
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(collect.shutil, "disk_usage", lambda folder: usage(1 << 40, 1 << 40, collect.MIN_FREE - 1))
     said = _one_line(client.post("/api/samples?label=3&writer=Ada", content=_png(78), headers=PNG), 507)
