@@ -158,3 +158,20 @@ def test_the_cnn_explains_with_a_map_and_its_first_layer(cnn_client):
     assert len(grids) == min(8, body["filters"])  # the strongest of the first layer's filters, and how many it has
     plain = _post(cnn_client).json()
     assert not {"saliency", "activations"} & set(plain) and plain["digit"] == body["digit"]
+
+
+def test_a_cnn_served_without_captum_answers_without_a_map_and_says_why(cnn_client, monkeypatch):
+    """Installed with digitlab[cnn,serve] but not [explain], ticking the page's "Show what it looks at" made every
+    drawing a 500, its answer lost with the map (a packaging audit)."""
+    import sys
+
+    plain = _post(cnn_client).json()
+    monkeypatch.setitem(sys.modules, "captum", None)  # as if not installed: importing it raises ImportError
+    monkeypatch.setitem(sys.modules, "captum.attr", None)
+    response = _post(cnn_client, "?explain=true")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["digit"] == plain["digit"] and body["probabilities"] == plain["probabilities"]
+    assert body["saliency"] is None and body["saliency_method"] is None
+    assert body["saliency_note"].startswith("Captum is not installed (pip install 'digitlab[explain]'")
+    assert body["filters"] > 0 and len(body["activations"]) > 0  # the first layer needs only torch

@@ -212,9 +212,13 @@ def explain_one(model: Explainable, image: np.ndarray, target: int, against: int
     image = np.asarray(image)
     targets = [int(target)] + ([] if against is None or int(against) == int(target) else [int(against)])
     if model.is_cnn:
-        saliency = _weighed(_cnn_saliency(model, image, targets))
-        return LiveExplanation("Integrated Gradients", normalise(saliency), first_layer_activations(model, image),
-                               model.model.width)  # the first layer's channels (cnn_torch.build_net)
+        from digitlab.explain.saliency import NO_CAPTUM, captum_available
+
+        activations, width = first_layer_activations(model, image), model.model.width  # its first layer's channels
+        if not captum_available():  # installed without the explain extra: the answer stands, without a map
+            return LiveExplanation(None, None, activations, width, note=NO_CAPTUM)
+        return LiveExplanation("Integrated Gradients", normalise(_weighed(_cnn_saliency(model, image, targets))),
+                               activations, width)
     if model.linear_weights is not None:
         from digitlab.explain.saliency import weight_times_input
 

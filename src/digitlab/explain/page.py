@@ -58,12 +58,6 @@ def load_explainable(path: Path) -> tuple[Explainable, Any]:
     return Explainable(loaded.model, loaded.pixel_max, tuple(loaded.image_shape), name, loaded.temperature), loaded
 
 
-def _captum_available() -> bool:
-    from importlib.util import find_spec
-
-    return find_spec("captum") is not None
-
-
 def explain_run(
     model_path: Path,
     compare: Sequence[Path] = (),
@@ -161,9 +155,8 @@ def _what_it_looks_at(job: _Job, max_errors: int, per_digit: int, n_check: int):
     chosen_proba = model.proba(images[chosen])
     targets = predicted[chosen]
     maps: list[tuple[str, np.ndarray]] = []
-    if model.is_cnn and not _captum_available():
-        notes.append("Captum is not installed (pip install 'digitlab[explain]'; in a clone of digitlab: make install), "
-                     "so the CNN is shown with occlusion only.")
+    if model.is_cnn and not saliency.captum_available():
+        notes.append(f"{saliency.NO_CAPTUM}: it is shown with occlusion only.")
     else:
         method, gradient = saliency.gradient_saliency(model, images[chosen], targets)
         if gradient is not None:

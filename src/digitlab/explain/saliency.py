@@ -129,6 +129,19 @@ def weight_times_input(model: Explainable, images: np.ndarray, targets: np.ndarr
     return (weights[rows] * features).reshape(np.shape(images))
 
 
+NO_CAPTUM = ("Captum is not installed (pip install 'digitlab[explain]'; in a clone of digitlab: make install), so the "
+             "CNN has no Integrated Gradients map")
+
+
+def captum_available() -> bool:
+    """Whether Captum (the ``explain`` extra) can be imported: the CNN's Integrated Gradients need it."""
+    try:
+        import captum.attr  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def integrated_gradients(model: Explainable, images: np.ndarray, targets: np.ndarray, *,
                          steps: int = 32) -> np.ndarray:
     """Integrated Gradients (Captum) of the CNN's score for ``targets``, from a blank picture.
