@@ -921,3 +921,23 @@ def test_two_digits_side_by_side_in_digit_mode_point_to_number_mode(detector_pag
         _stroke(page, stroke)
     page.wait_for_function("document.getElementById('prediction').textContent === '✗'")
     assert "Number" not in page.locator("#unsure").inner_text()
+
+
+def test_a_model_without_a_map_offers_no_bar_to_tap_and_says_why(page):
+    """A k-NN has no fast map: with the map on, its legend still read "red: for 9 · blue: against · click or tap a
+    digit's bar", and a tapped bar was outlined as "the digit you chose" with nothing drawn (an audit)."""
+    page.check("#explain")
+    mapless = """(note) => show({digit: 3, probability: 0.9, kind: 'digit', calibrated: true, milliseconds: 1,
+        probabilities: [0, 0, 0.1, 0.9, 0, 0, 0, 0, 0, 0], top: [{digit: 3, probability: 0.9}], model_id: 'knn',
+        saliency: null, saliency_method: null, saliency_note: note, saliency_digit: null, saliency_against: null,
+        activations: null, filters: null}, '')"""
+    page.evaluate(mapless, "no fast map for this model: only the CNN and linear models have one")
+    assert page.locator("#saliency-legend").inner_text() == (
+        "no map: no fast map for this model: only the CNN and linear models have one")
+    assert page.locator("#saliency-key").is_hidden() and page.locator("#saliency-tap").is_hidden()
+    assert page.eval_on_selector_all("#bars .label", "ls => ls.every(l => l.disabled)")
+    assert page.locator("#bars li.mapped").count() == 0 and page.locator("#saliency-view").is_hidden()
+    _stroke(page, [(0.5, 0.15), (0.5, 0.85)])  # then logistic regression's own answer, which has a map
+    page.wait_for_function("!document.getElementById('saliency-view').hidden")
+    assert page.locator("#saliency-key").is_visible() and page.locator("#saliency-tap").is_visible()
+    assert page.eval_on_selector_all("#bars .label", "ls => ls.every(l => !l.disabled)")

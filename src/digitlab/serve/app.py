@@ -427,7 +427,8 @@ def _explained_sync(served: Served, source: bytes | np.ndarray, top_k: int, gate
     target = int(out["digit"]) if digit is None else digit
     explained = explain_one(model, keep[0], target, against=int(out["digit"]))  # weighed against the answer
     against = None if target == out["digit"] or explained.saliency is None else int(out["digit"])  # (with a map)
-    out.update(explained.to_dict(), saliency_digit=target, saliency_against=against)
+    mapped = None if explained.saliency is None else target  # no map explains no digit (the page marked one)
+    out.update(explained.to_dict(), saliency_digit=mapped, saliency_against=against)
     return out
 
 

@@ -118,7 +118,7 @@ class PredictResponse(BaseModel):
                                   "without a fast map.")
     saliency_digit: int | None = Field(
         default=None, description="The digit `saliency` explains: the answer's, or `explain_digit`'s (only with "
-                                  "`?explain=true`).")
+                                  "`?explain=true`); null when there is no map.")
     saliency_against: int | None = Field(
         default=None, description="With `explain_digit` another than the answer: the answer, which the map weighs it "
                                   "against (positive: for `saliency_digit` rather than the answer; negative: for the "

@@ -400,8 +400,10 @@ for (let d = 0; d < 10; d++) {
   bars.push(li);
 }
 
-// the bars' digits are buttons only with the map on
-const enableBarDigits = () => bars.forEach((li) => { li.querySelector(".label").disabled = !explainOn(); });
+// the bars' digits are buttons only with the map on, and a map to show (a k-NN has none: its bars were marked "the
+// digit you chose" with nothing drawn; an audit)
+let mapless = false; // the last answer asked for a map and came without one
+const enableBarDigits = () => bars.forEach((li) => { li.querySelector(".label").disabled = !explainOn() || mapless; });
 
 // What a screen reader says of an answer, once: the digit and how sure ("7, 99.2% sure"), "Not sure — is it a 4 or a
 // 9?", "That doesn't look like a digit", or why there is no answer. The answer's own boxes are not read out (a pupil's
@@ -516,7 +518,8 @@ function show(answer, source) {
   }
   // Not a digit: the bars fade (they are only what the digit model alone would guess) and none stands out.
   $("bars").classList.toggle("faded", kind === "not_a_digit");
-  $("bars").classList.toggle("clickable", explainOn());
+  mapless = explainOn() && !answer.saliency;
+  $("bars").classList.toggle("clickable", explainOn() && !mapless);
   enableBarDigits();
   // its top bar in the doubt's orange, not a sure answer's blue: unsure, or a digit that might not be one
   $("bars").classList.toggle("doubt", kind === "unsure" || (kind === "digit" && answer.unlike_a_digit === true));
