@@ -50,7 +50,8 @@ function showExplanation(answer) {
   // no map (a k-NN; a CNN without Captum): no colours to explain, no bar to tap, and the server's reason instead
   $("saliency-key").hidden = $("saliency-tap").hidden = !map;
   $("saliency-method").textContent = !explainOn() || answer.saliency_method === undefined ? ""
-    : answer.saliency_method ? ` (${answer.saliency_method})` : `no map: ${answer.saliency_note || "none for this model"}`;
+    : answer.saliency_method ? ` (${answer.saliency_method})`
+    : `no map: ${answer.saliency_note || "none for this model"}`;
   // The map explains the digit the model would pick; when that is no answer, the legend says so (a teacher: under
   // "That doesn't look like a digit" it still read "for its answer", of a 4 the page never named).
   const chosen = answer.saliency_digit; // a digit whose bar was clicked: "why not a 1?"
