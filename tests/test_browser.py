@@ -826,6 +826,9 @@ def test_show_what_it_looks_at_overlays_the_map_and_the_first_layer(cnn_page):
     assert page.locator("#activations").is_visible()
     strip = page.eval_on_selector_all("#activation-strip canvas", "cs => cs.map(c => [c.width, c.height])")
     assert 1 <= len(strip) <= 8 and all(w == h and w > 1 for w, h in strip)
+    titles = page.eval_on_selector_all("#activation-strip canvas", "cs => cs.map(c => c.title)")
+    assert titles[:3] == ["its most active filter", "its 2nd most active filter", "its 3rd most active filter"][
+        :len(titles)] and all(t.endswith("most active filter") for t in titles)  # not "filter 1": its rank
     assert page.locator("#saliency-for").inner_text() in ("for its answer", f"for {answer_digit(page)}, its best guess")
     page.screenshot(path=str(OUTPUT / "page-explain-cnn.png"), full_page=True)
     # "why not a 1?": a click on another digit's bar asks for that digit's map (a teacher's class asked)

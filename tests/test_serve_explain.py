@@ -157,6 +157,8 @@ def test_the_cnn_explains_with_a_map_and_its_first_layer(cnn_client):
     assert all(g.ndim == 2 and g.shape == grids[0].shape and g.min() >= 0 and g.max() <= 255 for g in grids)
     assert max(g.max() for g in grids) == 255
     assert len(grids) == min(8, body["filters"])  # the strongest of the first layer's filters, and how many it has
+    means = [g.mean() for g in grids]  # the strongest first: the page's tooltips name each square by its rank (they
+    assert all(a >= b - 0.5 for a, b in zip(means, means[1:])), means  # had numbered the squares as the filters)
     plain = _post(cnn_client).json()
     assert not {"saliency", "activations"} & set(plain) and plain["digit"] == body["digit"]
 

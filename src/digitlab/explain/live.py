@@ -122,7 +122,7 @@ def first_layer_activations(model: Explainable, image: np.ndarray, *, channels: 
     image : ndarray
         One H×W picture, 0..pixel_max, as the model takes it.
     channels : int
-        How many channels: the most active ones for this picture, in the network's order.
+        How many channels: the most active ones for this picture, the most active first.
     max_side : int
         Maps larger than this are max-pooled 2×2 (28×28 → 14×14) until they fit.
 
@@ -147,9 +147,9 @@ def first_layer_activations(model: Explainable, image: np.ndarray, *, channels: 
 
 
 def _as_grids(maps: np.ndarray, channels: int) -> list[np.ndarray]:
-    """The ``channels`` strongest of C×h×w maps (kept in order), as uint8 scaled by their joint maximum."""
+    """The ``channels`` strongest of C×h×w maps, the strongest first, as uint8 scaled by their joint maximum."""
     strength = maps.reshape(len(maps), -1).mean(axis=1)
-    keep = np.sort(np.argsort(-strength, kind="stable")[:channels])
+    keep = np.argsort(-strength, kind="stable")[:channels]
     chosen = maps[keep]
     top = float(chosen.max()) if chosen.size else 0.0
     scaled = chosen / top * 255 if top > 0 else np.zeros_like(chosen)

@@ -90,7 +90,8 @@ function showExplanation(answer) {
     const c = document.createElement("canvas");
     c.width = grid[0].length;
     c.height = grid.length;
-    c.title = `first-layer filter ${k + 1}`;
+    // the strongest first: a square's place is its rank for this drawing, not the filter's number in the network
+    c.title = k === 0 ? "its most active filter" : `its ${["", "2nd", "3rd"][k] || `${k + 1}th`} most active filter`;
     const img = new ImageData(c.width, c.height);
     grid.forEach((row, y) => row.forEach((v, x) => {
       const i = 4 * (y * c.width + x);
