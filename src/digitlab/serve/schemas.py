@@ -127,12 +127,13 @@ class PredictResponse(BaseModel):
         default=None, description="How `saliency` was made: 'Integrated Gradients' (the CNN), 'weight × input' "
                                   "(linear models), or null (no fast map for this model); only with `?explain=true`.")
     saliency_note: str | None = Field(
-        default=None, description="Why `saliency` is null: a model without a fast map (kNN, SVM, forest, MLP), or a CNN without Captum, "
-                                  "and where its maps are; null when there is a map. Only with `?explain=true`.")
+        default=None, description="Why `saliency` is null: a model without a fast map (kNN, SVM, forest, MLP), "
+                                  "and where its maps are, or a CNN without Captum; null when there is a map. Only "
+                                  "with `?explain=true`.")
     activations: list[list[list[int]]] | None = Field(
         default=None, description="The CNN's first convolution layer for this picture (only with `?explain=true`; "
-                                  "null for other models): its most active channels, the most active first, each a small 2-D grid of "
-                                  "0..255 (14×14 for 28×28 input).")
+                                  "null for other models): its most active channels, the most active first, each "
+                                  "a small 2-D grid of 0..255 (14×14 for 28×28 input).")
     filters: int | None = Field(
         default=None, description="How many filters the CNN's first layer has, of which `activations` shows the "
                                   "most active (only with `?explain=true`; null for other models).")
