@@ -47,17 +47,18 @@ def local_cluster(workers: int) -> Any:
 
 
 def serves_dashboard(link: str) -> bool:
-    """Whether the scheduler behind ``link`` (``http://HOST:PORT/status``) lists that page in its sitemap, within
-    2 s. Not the page itself: fetching it starts a Bokeh session in the scheduler, which with a local cluster is
-    this process, and its callbacks then swallowed Ctrl-C most times under load."""
-    import json
-    from urllib.request import urlopen
+    """Whether the scheduler behind ``link`` (``http://HOST:PORT/status``) serves Bokeh's dashboard, within 2 s: asks
+    for Bokeh's own script (a HEAD), not the page. Without Bokeh a scheduler serves a ``/status`` saying that it
+    needs Bokeh (a packaging audit: the link the sweep printed led there), and its sitemap, read before, lists that
+    page too (with Bokeh 3.9 the sitemap fails). Fetching the page itself starts a Bokeh session in the scheduler,
+    which with a local cluster is this process, and its callbacks then swallowed Ctrl-C most times under load."""
+    from urllib.request import Request, urlopen
 
-    base, _, page = link.rpartition("/")
+    base = link.rpartition("/")[0]
     try:
-        with urlopen(f"{base}/sitemap.json", timeout=2) as response:
-            return f"/{page}" in json.load(response).get("paths", [])
-    except (OSError, ValueError, AttributeError):  # URLError and HTTPError are OSErrors; JSON errors ValueErrors
+        with urlopen(Request(f"{base}/static/js/bokeh.min.js", method="HEAD"), timeout=2) as response:
+            return response.status == 200
+    except (OSError, ValueError):  # URLError and HTTPError (404: no Bokeh) are OSErrors; a malformed link
         return False
 
 
