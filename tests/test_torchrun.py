@@ -226,11 +226,50 @@ def test_a_process_group_error_during_training_is_one_line(monkeypatch):
 
 
 
+@pytest.mark.slow
+def test_a_rank_killed_mid_training_stops_the_other_machine_with_one_line_and_nothing_is_written(tmp_path,
+                                                                                                  no_torchrun):
+    """README's promise, kept by real processes: one machine's rank killed (SIGKILL) while two machines train; the
+    other machine's says one line and nothing is written (a test auditor: only a stub of gloo's error had been
+    tested). On one machine torchrun itself stops the other ranks first, most times, and says so in its words."""
+    import signal
+    import time
+
+    def kill_node_1s_rank(nodes, logs):
+        deadline = time.monotonic() + 120
+        while "training cnn on" not in logs[0][0].read_text():  # rank 0's words: training begins
+            assert time.monotonic() < deadline and nodes[0].poll() is None, logs[0][1].read_text()
+            time.sleep(0.1)
+        time.sleep(2)
+        os.kill(_rank_pid(nodes[1].pid, local_rank=0), signal.SIGKILL)
+
+    args = ("--dataset", "digits", "--model", "cnn", "--param", "epochs=500", "--param", "width=8")
+    done = _two_machines(tmp_path, [tmp_path / "data-0", tmp_path / "data-1"], *args, meanwhile=kill_node_1s_rank)
+    said = [line for line in done[0].stderr.splitlines() if line.startswith("error:")]
+    assert len(said) == 1 and said[0].startswith("error: another torchrun process stopped during training ("), \
+        done[0].stderr[-3000:]
+    assert said[0].endswith("; nothing was written") and all(d.returncode != 0 for d in done)
+    assert not (tmp_path / "node-0").exists() and not (tmp_path / "node-1").exists()
+
+
+def _rank_pid(launcher: int, local_rank: int) -> int:
+    """The process id of ``launcher``'s child with ``LOCAL_RANK=local_rank`` in its environment (Linux's /proc)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == launcher \
+                    and f"LOCAL_RANK={local_rank}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                return int(entry.name)
+        except OSError:  # gone, or not ours to read
+            continue
+    raise AssertionError(f"no rank {local_rank} under torchrun's pid {launcher}")
+
+
 def _two_machines(tmp_path, data: list, *args: str, timeout: float = 240, second: tuple = (),
-                  wait: int | None = None) -> list[subprocess.CompletedProcess]:
+                  wait: int | None = None, meanwhile=None) -> list[subprocess.CompletedProcess]:
     """README's two-machine command on loopback: one ``torchrun --nnodes=2 --node_rank=R --master_addr=...`` per
     "machine", each with its own data cache (``data[R]``) and ``--out`` (``tmp_path/node-R``); ``second``: more
-    arguments for node 1 alone; ``wait``: $DIGITLAB_TORCHRUN_WAIT."""
+    arguments for node 1 alone; ``wait``: $DIGITLAB_TORCHRUN_WAIT; ``meanwhile(nodes, logs)``: called once both
+    have started."""
     import socket
 
     with socket.socket() as probe:
@@ -249,6 +288,8 @@ def _two_machines(tmp_path, data: list, *args: str, timeout: float = 240, second
                      **({} if wait is None else {"DIGITLAB_TORCHRUN_WAIT": str(wait)})},
                 stdout=stdout, stderr=stderr, text=True))
     try:
+        if meanwhile is not None:
+            meanwhile(nodes, logs)
         codes = [node.wait(timeout) for node in nodes]
         return [subprocess.CompletedProcess(node.args, code, out.read_text(), err.read_text())
                 for node, code, (out, err) in zip(nodes, codes, logs)]
