@@ -930,6 +930,7 @@ def test_a_model_without_a_map_offers_no_bar_to_tap_and_says_why(page):
     """A k-NN has no fast map: with the map on, its legend still read "red: for 9 · blue: against · click or tap a
     digit's bar", and a tapped bar was outlined as "the digit you chose" with nothing drawn (an audit)."""
     page.check("#explain")
+    assert page.locator("#saliency-key").is_visible()  # before any answer: the key, as ever (a reviewer)
     mapless = """(note) => show({digit: 3, probability: 0.9, kind: 'digit', calibrated: true, milliseconds: 1,
         probabilities: [0, 0, 0.1, 0.9, 0, 0, 0, 0, 0, 0], top: [{digit: 3, probability: 0.9}], model_id: 'knn',
         saliency: null, saliency_method: null, saliency_note: note, saliency_digit: null, saliency_against: null,
@@ -941,6 +942,15 @@ def test_a_model_without_a_map_offers_no_bar_to_tap_and_says_why(page):
     assert page.eval_on_selector_all("#bars .label", "ls => ls.every(l => l.disabled)")
     assert page.locator("#bars li.mapped").count() == 0 and page.locator("#saliency-view").is_hidden()
     _stroke(page, [(0.5, 0.15), (0.5, 0.85)])  # then logistic regression's own answer, which has a map
+    page.wait_for_function("!document.getElementById('saliency-view').hidden")
+    page.wait_for_timeout(400)  # let a last in-flight answer land
+    page.evaluate(mapless, "no fast map for this model")
+    sent = []
+    page.on("request", lambda r: sent.append(r.url) if "explain_digit" in r.url else None)
+    page.click("#bars li[data-digit='5'] .track")  # the bar's track, not its button: no map to ask for (a reviewer)
+    page.wait_for_timeout(300)
+    assert sent == [] and page.locator("#bars li.mapped").count() == 0
+    _stroke(page, [(0.45, 0.15), (0.45, 0.85)])
     page.wait_for_function("!document.getElementById('saliency-view').hidden")
     assert page.locator("#saliency-key").is_visible() and page.locator("#saliency-tap").is_visible()
     assert page.eval_on_selector_all("#bars .label", "ls => ls.every(l => !l.disabled)")

@@ -625,10 +625,15 @@ def test_pixels_not_scaled_to_0_1_get_a_warning_at_fit(digits):
     # Trained on 0..16 it learns, but predict_images, `digitlab predict` and ONNX give it [0, 1] pixels: 15% right
     X, y, _, _ = digits
     quick = dict(SMALL, epochs=1)
-    with pytest.warns(UserWarning, match=r"features up to 16.*scaled to \[0, 1\].*to_features"):
+    with pytest.warns(UserWarning, match=r"features up to 16.*scaled to \[0, 1\].*to_features") as said:
         CNNClassifier(**quick).fit(X[:200] * 16, y[:200])
+    assert said[0].filename == __file__  # at the caller's fit, not inside digitlab (a reviewer)
     import warnings
 
+    from sklearn.preprocessing import StandardScaler
+
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # scaled pixels, and a little above 1 (augmented or noisy), say nothing
+        warnings.simplefilter("error")  # scaled pixels, a little above 1 (augmented or noisy), say nothing
         CNNClassifier(**quick).fit(np.minimum(X[:200] * 1.2, 1.5), y[:200])
+        standardised = StandardScaler().fit_transform(X[:200] * 16)  # a pipeline's scaler, up to 14: not pixels
+        CNNClassifier(**quick).fit(standardised, y[:200])

@@ -70,6 +70,7 @@ def one_torch_thread():
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore:CNNClassifier was given features up to:UserWarning")  # the checks' random data
 @parametrize_with_checks(MODELS, expected_failed_checks=expected_failed_checks, **strict)
 def test_sklearn_compatible(estimator, check):
     check(estimator)

@@ -143,13 +143,14 @@ def test_sigterm_just_after_the_staging_folder_is_made_leaves_nothing(tmp_path, 
         import sys, time
         from digitlab import fileio, terminal
         terminal.unwind_on_sigterm()
-        slow = fileio._reserve if {maker!r} == "atomic_folder" else fileio._lock_new
-        def reserve_slowly(*args):
-            made = slow(*args)
+        owner = fileio if {maker!r} == "atomic_folder" else fileio.tempfile
+        slow = owner._reserve if {maker!r} == "atomic_folder" else owner.mkdtemp
+        def reserve_slowly(*args, **kwargs):
+            made = slow(*args, **kwargs)
             print("made", flush=True)
             time.sleep(5)
             return made
-        setattr(fileio, slow.__name__, reserve_slowly)
+        setattr(owner, slow.__name__, reserve_slowly)
         try:
             with (fileio.atomic_folder(sys.argv[1] + "/run") if {maker!r} == "atomic_folder"
                   else fileio.scratch_folder(sys.argv[1], ".scratch-")):

@@ -47,8 +47,8 @@ def warn_if_unscaled(X: np.ndarray, model: str) -> None:
     A model trained on them learns well, but :func:`digitlab.predict_images`, ``digitlab predict`` and its ONNX
     export give it pixels in [0, 1], and it then answers at random: say so at ``fit``, when it can still change.
     """
-    top = float(np.max(X, initial=0.0))
-    if top >= 2.0:  # 1 is white; a little above it is noise or augmentation, not a whole other scale
+    top, bottom = float(np.max(X, initial=0.0)), float(np.min(X, initial=0.0))
+    if top >= 2.0 and bottom >= 0.0:  # 1 is white; a little above is noise; below 0: standardised, not pixels
         warnings.warn(f"{model} was given features up to {top:g}, but takes pixels scaled to [0, 1]: divide by the "
                       "pixel maximum first (digitlab.preprocess.to_features), or what it learns will not match the "
-                      "pictures digitlab gives it when it predicts", UserWarning, stacklevel=3)
+                      "pictures digitlab gives it when it predicts", UserWarning, stacklevel=4)  # the caller of fit

@@ -392,7 +392,7 @@ for (let d = 0; d < 10; d++) {
   li.addEventListener("click", (event) => { // the map for this digit; its bar again: the answer's map
     // clicked with a mouse, the digit's button gives the focus back: the collecting keys (0-9, Enter) go on working
     if (event.detail > 0) li.querySelector(".label").blur();
-    if (!explainOn() || mode !== "digit") return;
+    if (!explainOn() || mapless || mode !== "digit") return; // the track and the percentage too (a reviewer)
     mapDigit = mapDigit === d ? null : d;
     if (strokes.length || picture) schedule(true);
   });
@@ -402,7 +402,7 @@ for (let d = 0; d < 10; d++) {
 
 // the bars' digits are buttons only with the map on, and a map to show (a k-NN has none: its bars were marked "the
 // digit you chose" with nothing drawn; an audit)
-let mapless = false; // the last answer asked for a map and came without one
+let mapless = false; // the last answer that asked for a map came without one
 const enableBarDigits = () => bars.forEach((li) => { li.querySelector(".label").disabled = !explainOn() || mapless; });
 
 // What a screen reader says of an answer, once: the digit and how sure ("7, 99.2% sure"), "Not sure — is it a 4 or a
@@ -518,7 +518,7 @@ function show(answer, source) {
   }
   // Not a digit: the bars fade (they are only what the digit model alone would guess) and none stands out.
   $("bars").classList.toggle("faded", kind === "not_a_digit");
-  mapless = explainOn() && !answer.saliency;
+  if (explainOn()) mapless = answer.saliency === null; // an answer with the map off says nothing of it
   $("bars").classList.toggle("clickable", explainOn() && !mapless);
   enableBarDigits();
   // its top bar in the doubt's orange, not a sure answer's blue: unsure, or a digit that might not be one

@@ -48,7 +48,7 @@ function showExplanation(answer) {
   overlay.hidden = !map;
   $("saliency-legend").hidden = !explainOn();
   // no map (a k-NN; a CNN without Captum): no colours to explain, no bar to tap, and the server's reason instead
-  $("saliency-key").hidden = $("saliency-tap").hidden = !map;
+  $("saliency-key").hidden = $("saliency-tap").hidden = explainOn() && answer.saliency === null; // (none yet: shown)
   $("saliency-method").textContent = !explainOn() || answer.saliency_method === undefined ? ""
     : answer.saliency_method ? ` (${answer.saliency_method})`
     : `no map: ${answer.saliency_note || "none for this model"}`;
