@@ -682,3 +682,20 @@ def test_bytes_after_a_drawing_s_end_are_not_kept_and_a_nearly_full_disk_takes_n
     assert "under 256 MiB free; nothing was saved" in said
     assert not [s for s in HandwritingSet.open("class-7b").samples() if s.label == 3 and s.writer == "Ada"
                 and store.original_bytes(s) == _png(78)]
+
+
+def test_a_damaged_sample_is_logged_once_not_at_every_count(client, data_dir, caplog):
+    """A soak test: every GET of the counts (two as the page loads, one with each save) warned of every broken
+    sample again, 200 lines for 10 GETs with 20 pictures gone: about 60,000 a lesson for a class."""
+    import logging
+
+    saved = [client.post(f"/api/samples?label=5&writer=Soak{i}", content=_png(i, size=93 + i), headers=PNG).json()
+             for i in range(2)]
+    for answer in saved:
+        (original,) = (data_dir / "handwriting" / "class-7b" / "originals").glob(f"{answer['sample']['id']}.*")
+        original.unlink()
+    with caplog.at_level(logging.WARNING, logger="digitlab.serve"):
+        for _ in range(5):
+            assert client.get("/api/samples").status_code == 200
+    said = [r.getMessage() for r in caplog.records if "original picture is missing" in r.getMessage()]
+    assert len(said) == 2 and {a["sample"]["id"] for a in saved} == {m.split()[4] for m in said}, said

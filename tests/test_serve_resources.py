@@ -451,3 +451,27 @@ def test_past_the_connection_limit_the_idle_ones_make_room(server):
         sock.close()
     lines = new_lines(server, since)
     assert len(lines) <= 1 and all("connection limit (600) reached" in line for line in lines), lines
+
+
+def test_connections_that_are_not_http_or_upgrade_cost_one_log_line_a_minute(server):
+    """A soak test: with the access log off, each https:// visit or scanner's probe logged "Invalid HTTP request
+    received." and each WebSocket upgrade two lines and a 403; a school's server ran for weeks."""
+    since = len(server.lines())
+    for _ in range(60):
+        sock = server.connect(b"\x16\x03\x01\x02\x00\x01" + bytes(60) + b"\r\n\r\n")  # a TLS hello, as https:// sends
+        sock.recv(100)
+        sock.close()
+    upgrade = ("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode()
+    answers = []
+    for _ in range(20):
+        sock = server.connect(upgrade)
+        answers.append(sock.recv(200).split(b"\r\n")[0])
+        sock.close()
+    time.sleep(0.3)
+    lines = new_lines(server, since)
+    # one line each a minute at most (none when an earlier test of this server said it within the minute)
+    assert sum("Invalid HTTP request received." in line for line in lines) <= 1, lines[:5]
+    assert sum("Unsupported upgrade request." in line for line in lines) <= 1 and len(lines) <= 2, lines[:5]
+    assert set(answers) == {b"HTTP/1.1 200 OK"}, answers  # an upgrade is a plain request: /healthz answers
+    assert server.get()[0] == 200

@@ -278,7 +278,7 @@ def _intact(path: Path, sha256: str) -> bool:
     return _checksum_matches(path, stat.st_size, stat.st_mtime_ns, sha256)
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=8192)  # two files a run (model, detector): 512 hashed every file again past 256 runs
 def _checksum_matches(path: Path, size: int, mtime_ns: int, sha256: str) -> bool:
     """Hashed once per version of a file (its size and time are in the key): ``/api/models`` is asked often."""
     from digitlab.fileio import sha256_file

@@ -1,7 +1,6 @@
 """Collecting a class's handwriting from the drawing page: ``digitlab serve --collect NAME``.
 
-Routes (only while the server collects; otherwise each answers 403 with how to turn it on)
-------
+Routes (only while the server collects; otherwise each answers 403 with how to turn it on):
 ``GET /api/samples``           the set's name, total, samples per digit and per writer (``?writer=`` counts one)
 ``POST /api/samples``          save a picture with its true ``label`` (0-9), ``writer`` and ``source``, all in
                                the query: a multipart ``image`` file, or the image file itself as the body
@@ -52,6 +51,7 @@ from digitlab.predict import a_digit
 from digitlab.serve.budget import DecodeGate, inline, pixels_to_decode
 from digitlab.serve.errors import ApiError, error_response, one_image
 from digitlab.serve.limits import SAMPLES, SAMPLES_IMAGE, route_path
+from digitlab.serve.quiet import say_once
 from digitlab.serve.schemas import PICTURE, ErrorResponse, SampleRemoved, SampleSaved, SamplesResponse
 
 __all__ = ["ALLOW_HOSTS_ENV", "OFF", "CollectingOff", "SameOriginSamples", "check_allowed_host", "collect_router",
@@ -424,10 +424,10 @@ def _counts(store: HandwritingSet, writer: str | None) -> dict[str, Any]:
     except SetDeletedError as exc:
         raise _gone(store, exc) from None
     except DigitlabError as exc:  # a sample this server may not read (its owner's umask 077): counted from the index,
-        log.warning("handwriting set %r: %s", store.name, exc)  # not a 400 "nothing was changed" after a save landed
+        say_once(log, f"handwriting set {store.name!r}", exc)  # not a 400 "nothing was changed" after a save landed
         samples = store.records()
-    for problem in store.problems:
-        log.warning("handwriting set %r: %s", store.name, problem)
+    for problem in store.problems:  # once each: every count said them all again (a soak: 200 lines for 10 GETs)
+        say_once(log, f"handwriting set {store.name!r}", problem)
     per_digit, per_writer, mine = [0] * 10, Counter(), [0] * 10
     theirs = written_by([] if writer is None else [writer])
     is_theirs: dict[str | None, bool] = {}  # by name: comparing names costs more than counting (0.03 s at 10,000)

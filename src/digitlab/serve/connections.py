@@ -93,10 +93,14 @@ def uvicorn_settings(limits: ServeLimits, access_log: bool = False) -> dict[str,
     and each line costs about a tenth of a prediction's CPU)."""
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+    from digitlab.serve.quiet import quiet_logs
+
+    quiet_logs()  # a scanner's "Invalid HTTP request" once a minute, not once a connection; a model's loading once
     cap = connection_limit(limits)
     return {
         "access_log": access_log,
         "http": guarded(AutoHTTPProtocol, limits, cap),
+        "ws": "none",  # no route speaks WebSocket: an upgrade is a plain request, not two log lines and a 403
         "timeout_keep_alive": limits.keep_alive_s,
         "h11_max_incomplete_event_size": HEADER_BYTES,
         # uvicorn answers 503 to every request once connections or running requests reach this; above
