@@ -36,6 +36,7 @@ class OncePerMinute(logging.Filter):
         self.held: dict[str, int] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Whether ``record`` is logged: always, unless one of ``messages`` already passed within ``every`` s."""
         message = record.msg
         if isinstance(message, str) and message.startswith(NOT_FOR_US):
             return False
@@ -59,6 +60,7 @@ class OncePerModel(logging.Filter):
         self.seen: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Whether ``record`` is logged: always, unless it is a loading line this process has logged already."""
         if not (isinstance(record.msg, str) and record.msg.startswith(LOADING_WORDS) and record.args):
             return True
         key = record.getMessage()  # the same model loaded the same way again: another way (an export) is said
