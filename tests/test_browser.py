@@ -942,14 +942,15 @@ def test_a_model_without_a_map_offers_no_bar_to_tap_and_says_why(page):
     assert page.eval_on_selector_all("#bars .label", "ls => ls.every(l => l.disabled)")
     assert page.locator("#bars li.mapped").count() == 0 and page.locator("#saliency-view").is_hidden()
     _stroke(page, [(0.5, 0.15), (0.5, 0.85)])  # then logistic regression's own answer, which has a map
-    page.wait_for_function("!document.getElementById('saliency-view').hidden")
-    page.wait_for_timeout(400)  # let a last in-flight answer land
+    page.wait_for_function("!document.getElementById('saliency-view').hidden && !inFlight && !dirty")  # all landed
     page.evaluate(mapless, "no fast map for this model")
     sent = []
     page.on("request", lambda r: sent.append(r.url) if "explain_digit" in r.url else None)
     page.click("#bars li[data-digit='5'] .track")  # the bar's track, not its button: no map to ask for (a reviewer)
     page.wait_for_timeout(300)
     assert sent == [] and page.locator("#bars li.mapped").count() == 0
+    page.click("#clear")  # a cleared pad keeps the model's lack of a map: no key, no tap hint (a reviewer)
+    assert page.locator("#saliency-key").is_hidden() and page.locator("#saliency-tap").is_hidden()
     _stroke(page, [(0.45, 0.15), (0.45, 0.85)])
     page.wait_for_function("!document.getElementById('saliency-view').hidden")
     assert page.locator("#saliency-key").is_visible() and page.locator("#saliency-tap").is_visible()

@@ -628,6 +628,9 @@ def test_pixels_not_scaled_to_0_1_get_a_warning_at_fit(digits):
     with pytest.warns(UserWarning, match=r"features up to 16.*scaled to \[0, 1\].*to_features") as said:
         CNNClassifier(**quick).fit(X[:200] * 16, y[:200])
     assert said[0].filename == __file__  # at the caller's fit, not inside digitlab (a reviewer)
+    noisy = X[:200] * 255 + np.random.default_rng(0).normal(0, 3, X[:200].shape)  # below 0 here and there
+    with pytest.warns(UserWarning, match="features up to"):
+        CNNClassifier(**quick).fit(noisy, y[:200])
     import warnings
 
     from sklearn.preprocessing import StandardScaler

@@ -77,8 +77,8 @@ def run_pipeline(
         if fraction is not None:  # asked for, or the training part is large: calibrate on a held-out share
             data, held_out = split_validation(data, fraction, seed=seed)
         check_folds(model, estimator, data, seed, held_out)  # calibrated on 3 folds: their bounds before training
-        step(f"training {model} on {data.n_train:,} images")
-        with ddp.session(world):  # without torchrun: nothing
+        with ddp.session(world):  # without torchrun: nothing; with it, "training" once every process has joined
+            step(f"training {model} on {data.n_train:,} images")
             fitted = train(model, data, seed=seed, params=params)
         if world is not None and world.rank != 0:
             return None  # rank 0 holds the same weights and does the rest, with no other rank to wait for

@@ -48,7 +48,9 @@ def warn_if_unscaled(X: np.ndarray, model: str) -> None:
     export give it pixels in [0, 1], and it then answers at random: say so at ``fit``, when it can still change.
     """
     top, bottom = float(np.max(X, initial=0.0)), float(np.min(X, initial=0.0))
-    if top >= 2.0 and bottom >= 0.0:  # 1 is white; a little above is noise; below 0: standardised, not pixels
+    # 1 is white: a little above is noise; far below 0 as well, standardised features (a pipeline's scaler), not
+    # pixels; raw pixels with noise added go a little below 0 (a reviewer: -9 with noise of sd 3 on 0..255)
+    if top >= 2.0 and bottom >= -0.1 * top:
         warnings.warn(f"{model} was given features up to {top:g}, but takes pixels scaled to [0, 1]: divide by the "
                       "pixel maximum first (digitlab.preprocess.to_features), or what it learns will not match the "
                       "pictures digitlab gives it when it predicts", UserWarning, stacklevel=4)  # the caller of fit

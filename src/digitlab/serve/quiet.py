@@ -7,7 +7,7 @@ With the access log off, a request costs no log line. Two kinds still did, witho
   speak): :class:`OncePerMinute` passes each at most once a minute, with how many it held back;
 - a model chosen on the page beyond the few a process keeps loaded (:data:`~digitlab.serve.choice.CACHED`) is loaded
   again at each turn, and said so in two lines: 4,361 times in two minutes with nine runs chosen at random.
-  :class:`OncePerModel` lets each such line through once (a model id names its files' content);
+  :class:`OncePerModel` lets each such line through once a minute, with how often it was held back;
 - a class's set with a damaged or missing sample: each GET of its counts warned of every one, 200 lines for 10 GETs
   with 20 files gone. :func:`say_once` says each problem once per process.
 """
@@ -26,8 +26,8 @@ _SAID_AT_MOST = 10_000  # distinct problems remembered; past it, nothing more is
 
 
 class OncePerMinute(logging.Filter):
-    """Pass a record whose message is one of ``messages`` at most once a minute, saying how many were held back;
-    none that advises installing a WebSocket library (:data:`NOT_FOR_US`)."""
+    """Pass a record whose message is one of ``messages`` at most once a minute, saying how many were held back
+    since the last; none that advises installing a WebSocket library (:data:`NOT_FOR_US`)."""
 
     def __init__(self, messages: frozenset[str] = UVICORN_REPEATS, every: float = 60.0):
         super().__init__()
@@ -35,40 +35,35 @@ class OncePerMinute(logging.Filter):
         self.last: dict[str, float] = {}
         self.held: dict[str, int] = {}
 
+    def key(self, record: logging.LogRecord) -> str | None:
+        """What ``record`` is counted under, or None for a record always logged."""
+        return record.msg if record.msg in self.messages else None
+
     def filter(self, record: logging.LogRecord) -> bool:
-        """Whether ``record`` is logged: always, unless one of ``messages`` already passed within ``every`` s."""
-        message = record.msg
-        if isinstance(message, str) and message.startswith(NOT_FOR_US):
+        """Whether ``record`` is logged: always, unless one like it (:meth:`key`) passed within ``every`` s."""
+        if isinstance(record.msg, str) and record.msg.startswith(NOT_FOR_US):
             return False
-        if message not in self.messages:
+        key = self.key(record)
+        if key is None or (key not in self.last and len(self.last) >= _SAID_AT_MOST):
             return True
         now = time.monotonic()
-        if now - self.last.get(message, -self.every) < self.every:
-            self.held[message] = self.held.get(message, 0) + 1
+        if now - self.last.get(key, -self.every) < self.every:
+            self.held[key] = self.held.get(key, 0) + 1
             return False
-        self.last[message], held = now, self.held.pop(message, 0)
+        self.last[key], held = now, self.held.pop(key, 0)
         if held:
-            record.msg = f"{message} ({held:,} more like it in the last minute or so, not logged)"
+            record.msg = f"{record.msg} (and {held:,} more like it since the last such line, not logged)"
         return True
 
 
-class OncePerModel(logging.Filter):
-    """Pass each of a model's loading lines (:data:`LOADING_WORDS`) once, as it reads; every other record."""
+class OncePerModel(OncePerMinute):
+    """Pass each of a model's loading lines (:data:`LOADING_WORDS`) once a minute, as it reads, with how many times
+    it was held back: a model loaded again and again, its cache too small for the models chosen, still shows."""
 
-    def __init__(self):
-        super().__init__()
-        self.seen: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Whether ``record`` is logged: always, unless it is a loading line this process has logged already."""
-        if not (isinstance(record.msg, str) and record.msg.startswith(LOADING_WORDS) and record.args):
-            return True
-        key = record.getMessage()  # the same model loaded the same way again: another way (an export) is said
-        if key in self.seen:
-            return False
-        if len(self.seen) < _SAID_AT_MOST:
-            self.seen.add(key)
-        return True
+    def key(self, record: logging.LogRecord) -> str | None:
+        """The loading line as it reads; None for any other record."""
+        loading = isinstance(record.msg, str) and record.msg.startswith(LOADING_WORDS) and record.args
+        return record.getMessage() if loading else None
 
 
 def quiet_logs() -> None:

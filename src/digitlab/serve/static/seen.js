@@ -48,7 +48,9 @@ function showExplanation(answer) {
   overlay.hidden = !map;
   $("saliency-legend").hidden = !explainOn();
   // no map (a k-NN; a CNN without Captum): no colours to explain, no bar to tap, and the server's reason instead
-  $("saliency-key").hidden = $("saliency-tap").hidden = explainOn() && answer.saliency === null; // (none yet: shown)
+  // (before any answer: shown, unless the model's last answer came without one: a cleared pad kept no bar to tap)
+  $("saliency-key").hidden = $("saliency-tap").hidden = explainOn()
+    && (answer.saliency === null || (answer.saliency === undefined && mapless));
   $("saliency-method").textContent = !explainOn() || answer.saliency_method === undefined ? ""
     : answer.saliency_method ? ` (${answer.saliency_method})`
     : `no map: ${answer.saliency_note || "none for this model"}`;
