@@ -292,7 +292,7 @@ def predict_images(
 def _with_its_calibration(model: Any, card: ModelCard) -> ModelCard:
     """``card`` with the calibration of train()'s or load_model()'s answer when ``card`` has none (one made by hand:
     the answer was scored uncalibrated, 0.68 where it said 0.9958)."""
-    own = getattr(model, "calibration", None) or getattr(getattr(model, "card", None), "calibration", None)
+    own = getattr(model, "calibration", None)  # a FittedModel's own, a LoadedModel's card's
     return replace(card, calibration=own) if card.calibration is None and own is not None else card
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from digitlab import skops_file
+from digitlab.calibrate import Calibration
 from digitlab.card import CARD_NAME, FORMATS, ModelCard
 from digitlab.data.dataset import Dataset
 from digitlab.errors import DigitlabError
@@ -61,6 +62,11 @@ class LoadedModel:
     def image_shape(self) -> tuple[int, int]:
         """Height and width of the images the model takes."""
         return self.card.image_shape
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The card's calibration (temperature, "unsure" threshold), or None for a model saved uncalibrated."""
+        return self.card.calibration
 
     @property
     def temperature(self) -> float:

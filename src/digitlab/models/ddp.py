@@ -198,10 +198,10 @@ def prepare(net: torch.nn.Module, clock: Clock, device: torch.device, batch: int
     group = active()
     if group is None:
         return net, clock, (0, 1)
-    if batch < MIN_SHARE * group.size:
+    if why := too_small(batch, group.size):
         from digitlab.errors import InvalidValueError
 
-        raise InvalidValueError(too_small(batch, group.size))
+        raise InvalidValueError(why)
     if data is not None:
         same_data(*data, device)  # images, labels, the estimator
     return wrap(net, device), shared_clock(clock, device), (group.rank, group.size)
